@@ -1,0 +1,145 @@
+// Package config reads the bundle's environment contract (DESIGN §5): plain
+// variables, and secrets that may also come from a file named by <NAME>_FILE.
+// It remembers every secret value it handed out so logs can redact them.
+package config
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Env is a view of the environment. The zero value is not usable; use FromOS
+// or FromMap.
+type Env struct {
+	lookup func(string) (string, bool)
+
+	mu      sync.Mutex
+	secrets map[string]struct{}
+}
+
+// FromOS reads the process environment.
+func FromOS() *Env { return &Env{lookup: os.LookupEnv} }
+
+// FromMap reads a fixed map (tests, the emulator).
+func FromMap(m map[string]string) *Env {
+	return &Env{lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+}
+
+// Get returns the variable, or def when it is unset or empty.
+func (e *Env) Get(name, def string) string {
+	if v, ok := e.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+// Bool reads "true/1/yes/on" as true.
+func (e *Env) Bool(name string, def bool) bool {
+	switch strings.ToLower(e.Get(name, "")) {
+	case "true", "1", "yes", "on":
+		return true
+	case "false", "0", "no", "off":
+		return false
+	}
+	return def
+}
+
+// Int reads an integer, or def when unset; a malformed value is an error that
+// names the variable.
+func (e *Env) Int(name string, def int) (int, error) {
+	v := e.Get(name, "")
+	if v == "" {
+		return def, nil
+	}
+	var n int
+	if _, err := fmt.Sscan(v, &n); err != nil {
+		return 0, fmt.Errorf("%s=%q: expected an integer", name, v)
+	}
+	return n, nil
+}
+
+// Duration reads a Go duration ("750ms", "5s"), or def when unset.
+func (e *Env) Duration(name string, def time.Duration) (time.Duration, error) {
+	v := e.Get(name, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: expected a duration such as 5s", name, v)
+	}
+	return d, nil
+}
+
+// Secret returns the secret NAME, or the contents of the file NAME_FILE names
+// (trailing newline trimmed). Empty means not configured. The value is
+// remembered for redaction.
+func (e *Env) Secret(name string) (string, error) {
+	v := e.Get(name, "")
+	if v == "" {
+		if path := e.Get(name+"_FILE", ""); path != "" {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return "", fmt.Errorf("%s_FILE: %w", name, err)
+			}
+			v = strings.TrimRight(string(b), "\r\n")
+		}
+	}
+	if v != "" {
+		e.remember(v)
+	}
+	return v, nil
+}
+
+// RequireSecrets reads several secrets and names every one that is missing.
+func (e *Env) RequireSecrets(names ...string) (map[string]string, error) {
+	out := make(map[string]string, len(names))
+	var missing []string
+	for _, n := range names {
+		v, err := e.Secret(n)
+		if err != nil {
+			return nil, err
+		}
+		if v == "" {
+			missing = append(missing, n)
+		}
+		out[n] = v
+	}
+	if len(missing) > 0 {
+		return out, fmt.Errorf("set %s (or %s_FILE)", strings.Join(missing, ", "), strings.Join(missing, "_FILE, "))
+	}
+	return out, nil
+}
+
+// Remember marks a value obtained elsewhere (a token, an STS secret) as secret.
+func (e *Env) Remember(v string) {
+	if v != "" {
+		e.remember(v)
+	}
+}
+
+func (e *Env) remember(v string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.secrets == nil {
+		e.secrets = map[string]struct{}{}
+	}
+	e.secrets[v] = struct{}{}
+}
+
+// Secrets lists every secret value handed out so far, longest first (so a
+// redactor replaces a secret before any shorter secret inside it).
+func (e *Env) Secrets() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.secrets))
+	for s := range e.secrets {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}

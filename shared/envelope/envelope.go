@@ -1,0 +1,164 @@
+package envelope
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+)
+
+// Trigger says how an invocation arrived.
+type Trigger string
+
+const (
+	TriggerDirect Trigger = "direct" // InvokeFunction / Lambda Invoke: the platform authenticated the caller
+	TriggerHTTP   Trigger = "http"   // a public HTTP trigger: the bundle authenticates the caller
+	TriggerTimer  Trigger = "timer"  // FC timer, EventBridge schedule
+)
+
+// Credentials are per-invocation cloud credentials the platform hands over
+// (FC passes the function role's STS credentials in the invocation context).
+type Credentials struct {
+	AccessKeyID     string
+	AccessKeySecret string
+	SecurityToken   string
+}
+
+// Input is one invocation as the operation sees it, whatever the platform.
+type Input struct {
+	Body      []byte      // the envelope input: a JSON object
+	Trigger   Trigger     // how it arrived
+	Header    http.Header // HTTP triggers only (canonical keys)
+	Method    string      // HTTP triggers only
+	Path      string      // HTTP triggers only
+	RawQuery  string      // HTTP triggers only
+	SourceIP  string      // HTTP triggers only
+	RequestID string      // the platform's request id
+	Function  string      // the function's name
+	// Credentials from the platform context, when it passes any (FC does).
+	Credentials *Credentials
+}
+
+// Op is one cloud-call operation: the errMsg prefix and the handler. The
+// handler returns the success payload (a struct or map that marshals to a JSON
+// object of lowerCamelCase fields) or an error (an *Error for handled failures).
+type Op struct {
+	API    string
+	Handle func(ctx context.Context, in *Input) (any, error)
+}
+
+// Response is the envelope as bytes plus the HTTP status that goes with it.
+type Response struct {
+	Status int
+	Body   []byte
+	Err    *Error // nil on success; kept for logs and metrics
+}
+
+// Invoke runs the operation and always produces an envelope: a panic in the
+// handler becomes CodeInternal, never a crash.
+func (o Op) Invoke(ctx context.Context, in *Input) (resp Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			e := &Error{Code: CodeInternal, Reason: "internal error", Err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
+			resp = Failure(o.API, e)
+		}
+	}()
+	out, err := o.Handle(ctx, in)
+	if err != nil {
+		return Failure(o.API, As(err))
+	}
+	return Success(o.API, out)
+}
+
+// Success encodes {"errCode":0,"errMsg":"<api>:ok", ...fields of out}.
+func Success(api string, out any) Response {
+	var fields []byte
+	if out != nil {
+		b, err := json.Marshal(out)
+		if err != nil {
+			return Failure(api, &Error{Code: CodeInternal, Reason: "internal error", Err: fmt.Errorf("encode result: %w", err)})
+		}
+		b = bytes.TrimSpace(b)
+		if len(b) < 2 || b[0] != '{' {
+			return Failure(api, &Error{Code: CodeInternal, Reason: "internal error", Err: fmt.Errorf("result of %s is not a JSON object", api)})
+		}
+		fields = b[1 : len(b)-1]
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(fields) + len(api) + 32)
+	buf.WriteString(`{"errCode":0,"errMsg":`)
+	writeString(&buf, api+":ok")
+	if len(bytes.TrimSpace(fields)) > 0 {
+		buf.WriteByte(',')
+		buf.Write(fields)
+	}
+	buf.WriteByte('}')
+	return Response{Status: http.StatusOK, Body: buf.Bytes()}
+}
+
+// failureBody is the wire shape of a failure.
+type failureBody struct {
+	ErrCode    int       `json:"errCode"`
+	ErrMsg     string    `json:"errMsg"`
+	Field      string    `json:"field,omitempty"`
+	RetryAfter int       `json:"retryAfter,omitempty"`
+	Upstream   *Upstream `json:"upstream,omitempty"`
+}
+
+// Failure encodes {"errCode":N,"errMsg":"<api>:fail <reason>", ...}.
+func Failure(api string, e *Error) Response {
+	b, err := json.Marshal(failureBody{
+		ErrCode:    e.Code,
+		ErrMsg:     api + ":fail " + e.Reason,
+		Field:      e.Field,
+		RetryAfter: e.RetryAfter,
+		Upstream:   e.Upstream,
+	})
+	if err != nil { // only an unencodable Upstream.Extra can get here
+		b, _ = json.Marshal(failureBody{ErrCode: e.Code, ErrMsg: api + ":fail " + e.Reason})
+	}
+	return Response{Status: e.HTTPStatus(), Body: b, Err: e}
+}
+
+func writeString(buf *bytes.Buffer, s string) {
+	b, _ := json.Marshal(s)
+	buf.Write(b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func sortedFieldNames[V any](m map[string]V) []string {
+	keys := sortedKeys(m)
+	for i, k := range keys {
+		keys[i] = fmt.Sprintf("%q", k)
+	}
+	return keys
+}
+
+// Header returns the first value of an HTTP header, case-insensitively; empty
+// for non-HTTP invocations.
+func (in *Input) HeaderValue(name string) string {
+	if in == nil || in.Header == nil {
+		return ""
+	}
+	if v := in.Header.Get(name); v != "" {
+		return v
+	}
+	for k, vs := range in.Header {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}

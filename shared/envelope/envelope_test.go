@@ -1,0 +1,152 @@
+package envelope
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type quotaIn struct {
+	DeliveryID string `json:"deliveryId"`
+	BizID      string `json:"bizId"`
+}
+
+func (q *quotaIn) Validate() error {
+	if q.DeliveryID == "" {
+		return Invalid("deliveryId", "required, a non-empty string")
+	}
+	return nil
+}
+
+type nestedIn struct {
+	Param struct {
+		OrderID string `json:"wdsCoordinationOrderId"`
+		Price   int64  `json:"price"`
+	} `json:"omsLaunchExtraChargeParameter"`
+	Extra json.RawMessage `json:"extra"`
+}
+
+func TestDecode(t *testing.T) {
+	cases := []struct {
+		name, body, field, contains string
+	}{
+		{"ok", `{"deliveryId":"YTO","bizId":"x"}`, "", ""},
+		{"vendor spelling suggested", `{"delivery_id":"YTO"}`, "delivery_id", `did you mean "deliveryId"?`},
+		{"pascal suggested", `{"DeliveryId":"YTO"}`, "DeliveryId", `did you mean "deliveryId"?`},
+		{"unknown listed", `{"deliveryId":"YTO","zzz":1}`, "zzz", `expected one of "bizId", "deliveryId"`},
+		{"wrong type", `{"deliveryId":12}`, "deliveryId", "expected a string, got number"},
+		{"validator", `{"bizId":"x"}`, "deliveryId", "required, a non-empty string"},
+		{"empty object", `{}`, "deliveryId", "required"},
+		{"array", `[1]`, "", "must be a JSON object, got an array"},
+		{"string", `"x"`, "", "got a string"},
+		{"empty", ``, "", "empty"},
+		{"invalid json", `{"deliveryId":`, "", "not valid JSON"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var in quotaIn
+			err := Decode([]byte(c.body), &in)
+			if c.contains == "" {
+				require.NoError(t, err)
+				require.Equal(t, "YTO", in.DeliveryID)
+				return
+			}
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, CodeInvalidInput, e.Code)
+			require.Equal(t, c.field, e.Field)
+			require.Contains(t, e.Reason, c.contains)
+			require.Equal(t, http.StatusBadRequest, e.HTTPStatus())
+		})
+	}
+}
+
+func TestDecodeNested(t *testing.T) {
+	var in nestedIn
+	err := Decode([]byte(`{"omsLaunchExtraChargeParameter":{"wds_coordination_order_id":"B"}}`), &in)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "omsLaunchExtraChargeParameter.wds_coordination_order_id", e.Field)
+	require.Contains(t, e.Reason, `did you mean "omsLaunchExtraChargeParameter.wdsCoordinationOrderId"?`)
+
+	err = Decode([]byte(`{"omsLaunchExtraChargeParameter":{"price":12.5}}`), &in)
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "omsLaunchExtraChargeParameter.price", e.Field)
+	require.Contains(t, e.Reason, "expected an integer, got number 12.5")
+
+	// Raw JSON fields take any keys.
+	require.NoError(t, Decode([]byte(`{"extra":{"anything":{"goes":1}}}`), &in))
+	require.JSONEq(t, `{"anything":{"goes":1}}`, string(in.Extra))
+}
+
+func TestDecodeDepth(t *testing.T) {
+	body := `{"extra":` + string(repeat('[', MaxDepth+1)) + string(repeat(']', MaxDepth+1)) + `}`
+	var in nestedIn
+	err := Decode([]byte(body), &in)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Contains(t, e.Reason, "nests")
+}
+
+func repeat(c byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = c
+	}
+	return b
+}
+
+func TestLowerCamel(t *testing.T) {
+	for in, want := range map[string]string{
+		"delivery_id":                       "deliveryId",
+		"quota_num":                         "quotaNum",
+		"delivery_resultcode":               "deliveryResultcode",
+		"WarehouseId":                       "warehouseId",
+		"oms_launch_extra_charge_parameter": "omsLaunchExtraChargeParameter",
+		"IsOnBizApp":                        "isOnBizApp",
+		"ID":                                "id",
+		"openid":                            "openid",
+	} {
+		require.Equal(t, want, LowerCamel(in), in)
+	}
+}
+
+func TestSuccessKeepsZeroAndOrder(t *testing.T) {
+	type out struct {
+		QuotaNum int64 `json:"quotaNum"`
+	}
+	r := Success("openapi.logistics.getQuota", out{QuotaNum: 0})
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Equal(t, `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":0}`, string(r.Body))
+}
+
+func TestFailureShape(t *testing.T) {
+	op := Op{API: "cams.queryChatappBindWaba", Handle: func(context.Context, *Input) (any, error) {
+		return nil, &Error{Code: CodeUpstream, Reason: "Ram.PermissionDeny: You are not authorized to perform the operation.",
+			Upstream: &Upstream{Vendor: "cams", HTTPStatus: 400, Code: "Ram.PermissionDeny", RequestID: "R1"}}
+	}}
+	r := op.Invoke(context.Background(), &Input{})
+	require.Equal(t, http.StatusBadGateway, r.Status)
+	require.JSONEq(t, `{"errCode":-1305,"errMsg":"cams.queryChatappBindWaba:fail Ram.PermissionDeny: You are not authorized to perform the operation.",
+		"upstream":{"vendor":"cams","httpStatus":400,"code":"Ram.PermissionDeny","requestId":"R1"}}`, string(r.Body))
+}
+
+func TestPanicBecomesInternal(t *testing.T) {
+	op := Op{API: "x.y", Handle: func(context.Context, *Input) (any, error) { panic("boom") }}
+	r := op.Invoke(context.Background(), &Input{})
+	require.Equal(t, http.StatusInternalServerError, r.Status)
+	require.JSONEq(t, `{"errCode":-1999,"errMsg":"x.y:fail internal error"}`, string(r.Body))
+	require.ErrorContains(t, r.Err, "panic: boom")
+}
+
+func TestWrappedErrorKeepsCode(t *testing.T) {
+	base := &Error{Code: CodeThrottled, Reason: "throttled", RetryAfter: 7}
+	op := Op{API: "x.y", Handle: func(context.Context, *Input) (any, error) { return nil, errors.Join(errors.New("ctx"), base) }}
+	r := op.Invoke(context.Background(), &Input{})
+	require.Equal(t, http.StatusTooManyRequests, r.Status)
+	require.JSONEq(t, `{"errCode":-1201,"errMsg":"x.y:fail throttled","retryAfter":7}`, string(r.Body))
+}

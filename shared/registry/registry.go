@@ -1,0 +1,129 @@
+// Package registry is the one list of the bundle's functions. The emulator,
+// the descriptor generator (s.yaml, template.yaml), packaging and the tests all
+// read it; nothing else names the functions.
+package registry
+
+import "slices"
+
+// Var is an environment variable a function reads.
+type Var struct {
+	Name        string
+	Secret      bool   // never logged; a NoEcho parameter / ${env()} in descriptors
+	Default     string // empty: no default
+	Description string
+}
+
+// Schedule is a timer, defined once and rendered into each platform's dialect.
+type Schedule struct {
+	Name string
+	// Cron is a standard 5-field expression (minute hour day-of-month month
+	// day-of-week) evaluated in TimeZone.
+	Cron     string
+	TimeZone string
+	// Payload is the JSON object the timer delivers as the envelope input.
+	Payload string
+}
+
+// Function is one deployable.
+type Function struct {
+	Name        string // folder under functions/ and the FC functionName
+	API         string // the errMsg prefix
+	Description string
+	Vendor      string // wechat, ck1, alicloud, top: whose sandbox and secrets it uses
+	MemoryMB    int
+	TimeoutSec  int
+	HTTPMethods []string // empty: no HTTP trigger
+	Schedule    *Schedule
+	Env         []Var
+}
+
+// Common variables every function reads.
+func commonVars() []Var {
+	return []Var{
+		{Name: "CLOUDCALL_STORE", Default: "memory", Description: "shared state: memory or a redis:// / rediss:// URL"},
+		{Name: "CLOUDCALL_CALLER_KEYS", Secret: true, Description: "HTTP-trigger caller keys id:secret,..."},
+		{Name: "CLOUDCALL_ALLOW_ANONYMOUS", Default: "false", Description: "true lets HTTP triggers through without caller auth (local use only)"},
+	}
+}
+
+func wechatVars() []Var {
+	return []Var{
+		{Name: "WECHAT_APPID", Description: "mini program AppID"},
+		{Name: "WECHAT_APPSECRET", Secret: true, Description: "mini program AppSecret"},
+		{Name: "WECHAT_API_BASE", Default: "https://api.weixin.qq.com", Description: "WeChat API origin"},
+	}
+}
+
+// All returns the functions, in a stable order. It builds a fresh slice each
+// call so no caller can change another's view.
+func All() []Function {
+	return []Function{
+		{
+			Name: "logistics-get-quota", API: "openapi.logistics.getQuota", Vendor: "wechat",
+			Description: "WeChat logistics.getQuota: electronic-waybill balance of a courier account",
+			MemoryMB:    128, TimeoutSec: 10, HTTPMethods: []string{"POST"},
+			Env: append(wechatVars(), commonVars()...),
+		},
+		{
+			Name: "ck1-pricing-inbound-box", API: "ck1.pricing.inboundBox", Vendor: "ck1",
+			Description: "CK1 POST /v1/pricing/inbound/box: first-leg freight quote for a list of boxes",
+			MemoryMB:    128, TimeoutSec: 15, HTTPMethods: []string{"POST"},
+			Env: append([]Var{
+				{Name: "CK1_API_BASE", Default: "https://openapi.chukou1.cn", Description: "CK1 origin"},
+				{Name: "CK1_ACCESS_TOKEN", Secret: true, Description: "fixed CK1 bearer token (or use OAuth below)"},
+				{Name: "CK1_CLIENT_ID", Description: "CK1 OAuth client id"},
+				{Name: "CK1_CLIENT_SECRET", Secret: true, Description: "CK1 OAuth client secret"},
+				{Name: "CK1_REFRESH_TOKEN", Secret: true, Description: "CK1 OAuth refresh token (seed; rotated copies live in the store)"},
+			}, commonVars()...),
+		},
+		{
+			Name: "cams-query-chatapp-bind-waba", API: "cams.queryChatappBindWaba", Vendor: "alicloud",
+			Description: "Alibaba Cloud CAMS QueryChatappBindWaba: the WhatsApp Business Account bound to a customer",
+			MemoryMB:    128, TimeoutSec: 10, HTTPMethods: []string{"POST"},
+			Env: append([]Var{
+				{Name: "ALIBABA_CLOUD_ACCESS_KEY_ID", Description: "AccessKey id (FC passes role credentials per invocation instead)"},
+				{Name: "ALIBABA_CLOUD_ACCESS_KEY_SECRET", Secret: true, Description: "AccessKey secret"},
+				{Name: "ALIBABA_CLOUD_SECURITY_TOKEN", Secret: true, Description: "STS token, with STS credentials"},
+				{Name: "CAMS_API_BASE", Default: "https://cams.ap-southeast-1.aliyuncs.com", Description: "CAMS origin"},
+			}, commonVars()...),
+		},
+		{
+			Name: "top-launch-extra-charge", API: "top.ascp.launchExtraCharge", Vendor: "top",
+			Description: "Taobao Open Platform alibaba.ascp.industry.launch.extra.charge: charge extra on a service order (moves money)",
+			MemoryMB:    128, TimeoutSec: 15, HTTPMethods: []string{"POST"},
+			Env: append([]Var{
+				{Name: "TOP_APP_KEY", Description: "TOP app key"},
+				{Name: "TOP_APP_SECRET", Secret: true, Description: "TOP app secret"},
+				{Name: "TOP_SESSION", Secret: true, Description: "default seller session (a call may pass its own)"},
+				{Name: "TOP_SIGN_METHOD", Default: "hmac-sha256", Description: "md5, hmac or hmac-sha256"},
+				{Name: "TOP_GATEWAY_URL", Default: "https://gw.api.taobao.com/router/rest", Description: "TOP router"},
+			}, commonVars()...),
+		},
+		{
+			Name: "quota-alert", API: "cloudcall.quotaAlert", Vendor: "wechat",
+			Description: "Scheduled: checks watched courier accounts' waybill balance and warns before it runs out",
+			MemoryMB:    128, TimeoutSec: 60,
+			Schedule: &Schedule{Name: "quota-alert-hourly", Cron: "0 * * * *", TimeZone: "Asia/Shanghai", Payload: `{}`},
+			Env:      append(wechatVars(), commonVars()...),
+		},
+	}
+}
+
+// Lookup finds a function by name.
+func Lookup(name string) (Function, bool) {
+	fs := All()
+	i := slices.IndexFunc(fs, func(f Function) bool { return f.Name == name })
+	if i < 0 {
+		return Function{}, false
+	}
+	return fs[i], true
+}
+
+// Names lists the function names in registry order.
+func Names() []string {
+	var out []string
+	for _, f := range All() {
+		out = append(out, f.Name)
+	}
+	return out
+}

@@ -1,0 +1,225 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+)
+
+// Shape is the kind of payload a platform delivered.
+type Shape string
+
+const (
+	ShapeDirect       Shape = "direct"      // the envelope input itself
+	ShapeFCHTTP       Shape = "fc-http"     // FC 3.0 HTTP trigger event (version "v1")
+	ShapeAPIGatewayV2 Shape = "apigw-v2"    // API Gateway HTTP API v2 / Lambda function URL (version "2.0")
+	ShapeFCTimer      Shape = "fc-timer"    // FC timer trigger {triggerTime, triggerName, payload}
+	ShapeEventBridge  Shape = "eventbridge" // EventBridge "Scheduled Event"
+	ShapeSchedule     Shape = "schedule"    // the bundle's own ScheduleV2 input {"source":"cloudcall.schedule",...}
+)
+
+// ScheduleSource marks the Input the descriptors give EventBridge Scheduler
+// (SAM ScheduleV2), which delivers it verbatim: {"source":"cloudcall.schedule",
+// "schedule":"<name>","payload":{...}}.
+const ScheduleSource = "cloudcall.schedule"
+
+// FCHTTPEvent is the FC 3.0 HTTP trigger event for built-in runtimes.
+type FCHTTPEvent struct {
+	Version         string            `json:"version"`
+	RawPath         string            `json:"rawPath"`
+	Body            string            `json:"body"`
+	IsBase64Encoded bool              `json:"isBase64Encoded"`
+	Headers         map[string]string `json:"headers"`
+	QueryParameters map[string]string `json:"queryParameters"`
+	RequestContext  struct {
+		AccountID  string `json:"accountId"`
+		DomainName string `json:"domainName"`
+		RequestID  string `json:"requestId"`
+		HTTP       struct {
+			Method    string `json:"method"`
+			Path      string `json:"path"`
+			Protocol  string `json:"protocol"`
+			SourceIP  string `json:"sourceIp"`
+			UserAgent string `json:"userAgent"`
+		} `json:"http"`
+		Time      string `json:"time"`
+		TimeEpoch string `json:"timeEpoch"`
+	} `json:"requestContext"`
+}
+
+// APIGatewayV2Event is the HTTP API payload 2.0 (also Lambda function URLs).
+type APIGatewayV2Event struct {
+	Version         string            `json:"version"`
+	RouteKey        string            `json:"routeKey"`
+	RawPath         string            `json:"rawPath"`
+	RawQueryString  string            `json:"rawQueryString"`
+	Cookies         []string          `json:"cookies,omitempty"`
+	Headers         map[string]string `json:"headers"`
+	Body            string            `json:"body"`
+	IsBase64Encoded bool              `json:"isBase64Encoded"`
+	RequestContext  struct {
+		AccountID string `json:"accountId"`
+		APIID     string `json:"apiId"`
+		RequestID string `json:"requestId"`
+		HTTP      struct {
+			Method    string `json:"method"`
+			Path      string `json:"path"`
+			Protocol  string `json:"protocol"`
+			SourceIP  string `json:"sourceIp"`
+			UserAgent string `json:"userAgent"`
+		} `json:"http"`
+		TimeEpoch int64 `json:"timeEpoch"`
+	} `json:"requestContext"`
+}
+
+// HTTPResponse is what both FC HTTP triggers and API Gateway v2 take back.
+type HTTPResponse struct {
+	StatusCode      int               `json:"statusCode"`
+	Headers         map[string]string `json:"headers"`
+	IsBase64Encoded bool              `json:"isBase64Encoded"`
+	Body            string            `json:"body"`
+}
+
+// FCTimerEvent is the FC timer trigger event.
+type FCTimerEvent struct {
+	TriggerTime string `json:"triggerTime"`
+	TriggerName string `json:"triggerName"`
+	Payload     string `json:"payload"`
+}
+
+// EventBridgeEvent is the scheduled event of an EventBridge rule (SAM Schedule).
+type EventBridgeEvent struct {
+	Version    string          `json:"version"`
+	ID         string          `json:"id"`
+	DetailType string          `json:"detail-type"`
+	Source     string          `json:"source"`
+	Account    string          `json:"account"`
+	Time       string          `json:"time"`
+	Region     string          `json:"region"`
+	Resources  []string        `json:"resources"`
+	Detail     json.RawMessage `json:"detail"`
+}
+
+// probe holds the keys that tell the shapes apart.
+type probe struct {
+	Version        *string         `json:"version"`
+	RawPath        *string         `json:"rawPath"`
+	RequestContext json.RawMessage `json:"requestContext"`
+	TriggerTime    *string         `json:"triggerTime"`
+	TriggerName    *string         `json:"triggerName"`
+	DetailType     *string         `json:"detail-type"`
+	Source         *string         `json:"source"`
+	Payload        json.RawMessage `json:"payload"`
+}
+
+// Detect reads a platform payload into the envelope input. A payload that is
+// none of the known event shapes is a direct invocation whose body is the
+// payload itself (the envelope decoder then judges it). An event that is
+// recognised but broken is an *envelope.Error (400).
+func Detect(payload []byte) (*envelope.Input, Shape, error) {
+	trimmed := bytes.TrimSpace(payload)
+	direct := &envelope.Input{Body: trimmed, Trigger: envelope.TriggerDirect}
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return direct, ShapeDirect, nil
+	}
+	var p probe
+	if err := json.Unmarshal(trimmed, &p); err != nil {
+		return direct, ShapeDirect, nil
+	}
+	switch {
+	case p.RawPath != nil && len(p.RequestContext) > 0 && p.Version != nil && *p.Version == "2.0":
+		var ev APIGatewayV2Event
+		if err := json.Unmarshal(trimmed, &ev); err != nil {
+			return nil, ShapeAPIGatewayV2, badEvent("API Gateway v2", err)
+		}
+		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, ev.RequestContext.HTTP.Method, ev.RawPath, ev.RawQueryString, ev.RequestContext.HTTP.SourceIP)
+		if err != nil {
+			return nil, ShapeAPIGatewayV2, err
+		}
+		in.RequestID = ev.RequestContext.RequestID
+		return in, ShapeAPIGatewayV2, nil
+	case p.RawPath != nil && len(p.RequestContext) > 0:
+		var ev FCHTTPEvent
+		if err := json.Unmarshal(trimmed, &ev); err != nil {
+			return nil, ShapeFCHTTP, badEvent("FC HTTP trigger", err)
+		}
+		q := url.Values{}
+		for k, v := range ev.QueryParameters {
+			q.Set(k, v)
+		}
+		method := ev.RequestContext.HTTP.Method
+		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, method, ev.RawPath, q.Encode(), ev.RequestContext.HTTP.SourceIP)
+		if err != nil {
+			return nil, ShapeFCHTTP, err
+		}
+		in.RequestID = ev.RequestContext.RequestID
+		return in, ShapeFCHTTP, nil
+	case p.TriggerTime != nil && p.TriggerName != nil:
+		var ev FCTimerEvent
+		if err := json.Unmarshal(trimmed, &ev); err != nil {
+			return nil, ShapeFCTimer, badEvent("FC timer", err)
+		}
+		return &envelope.Input{Body: objectOrEmpty([]byte(ev.Payload)), Trigger: envelope.TriggerTimer}, ShapeFCTimer, nil
+	case p.DetailType != nil && p.Source != nil && *p.DetailType == "Scheduled Event":
+		var ev EventBridgeEvent
+		if err := json.Unmarshal(trimmed, &ev); err != nil {
+			return nil, ShapeEventBridge, badEvent("EventBridge", err)
+		}
+		return &envelope.Input{Body: objectOrEmpty(ev.Detail), Trigger: envelope.TriggerTimer}, ShapeEventBridge, nil
+	case p.Source != nil && *p.Source == ScheduleSource:
+		return &envelope.Input{Body: objectOrEmpty(p.Payload), Trigger: envelope.TriggerTimer}, ShapeSchedule, nil
+	}
+	return direct, ShapeDirect, nil
+}
+
+func httpInput(body string, b64 bool, headers map[string]string, method, path, rawQuery, sourceIP string) (*envelope.Input, error) {
+	raw := []byte(body)
+	if b64 {
+		dec, err := base64.StdEncoding.DecodeString(body)
+		if err != nil {
+			return nil, &envelope.Error{Code: envelope.CodeInvalidInput, Reason: "invalid input: isBase64Encoded is true but the body is not base64"}
+		}
+		raw = dec
+	}
+	h := make(http.Header, len(headers))
+	for k, v := range headers {
+		h.Set(k, v)
+	}
+	return &envelope.Input{
+		Body:     raw,
+		Trigger:  envelope.TriggerHTTP,
+		Header:   h,
+		Method:   strings.ToUpper(method),
+		Path:     path,
+		RawQuery: rawQuery,
+		SourceIP: sourceIP,
+	}, nil
+}
+
+func objectOrEmpty(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '{' {
+		return b
+	}
+	return []byte("{}")
+}
+
+func badEvent(kind string, err error) error {
+	return &envelope.Error{Code: envelope.CodeInvalidInput, Reason: fmt.Sprintf("invalid input: malformed %s event", kind), Err: err}
+}
+
+// encodeHTTP wraps an envelope as the HTTP trigger response both platforms take.
+func encodeHTTP(resp envelope.Response, extra map[string]string) []byte {
+	h := map[string]string{"Content-Type": "application/json; charset=utf-8"}
+	for k, v := range extra {
+		h[k] = v
+	}
+	b, _ := json.Marshal(HTTPResponse{StatusCode: resp.Status, Headers: h, Body: string(resp.Body)})
+	return b
+}

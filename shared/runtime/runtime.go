@@ -1,0 +1,237 @@
+// Package runtime runs one cloud-call operation on whichever platform started
+// the process: the FC go1 runtime API, the Lambda runtime API, or a plain HTTP
+// server (FC custom runtime, local use). It knows nothing about vendors.
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+// Deps is what an operation is built from, once per instance (cold start).
+type Deps struct {
+	Env      *config.Env
+	Store    store.Store
+	Log      *slog.Logger
+	HTTP     *http.Client // one pooled client for every upstream call
+	Function string       // the platform's function name, when it says
+}
+
+// Factory builds the operation at cold start. When it fails (say a secret is
+// missing) the function still starts and every invocation answers with the
+// error, so the caller learns what to configure instead of seeing a crash loop.
+// The returned Op must carry its API even when err is not nil.
+type Factory func(ctx context.Context, d Deps) (envelope.Op, error)
+
+// Platform is where the process runs.
+type Platform string
+
+const (
+	PlatformFC     Platform = "fc"
+	PlatformLambda Platform = "lambda"
+	PlatformHTTP   Platform = "http"
+)
+
+// Pick chooses the platform from the environment (DESIGN §4).
+func Pick(env *config.Env) (Platform, error) {
+	switch {
+	case env.Get("FC_RUNTIME_API", "") != "":
+		return PlatformFC, nil
+	case env.Get("AWS_LAMBDA_RUNTIME_API", "") != "":
+		return PlatformLambda, nil
+	case listenAddr(env) != "":
+		return PlatformHTTP, nil
+	}
+	return "", fmt.Errorf("no platform: set FC_RUNTIME_API (Function Compute go1), AWS_LAMBDA_RUNTIME_API (Lambda), or FC_CUSTOM_LISTEN_PORT / CLOUDCALL_PORT (HTTP server); or run it under `cloudcall local`")
+}
+
+func listenAddr(env *config.Env) string {
+	if p := env.Get("CLOUDCALL_PORT", ""); p != "" {
+		return net.JoinHostPort(env.Get("CLOUDCALL_HOST", "127.0.0.1"), p)
+	}
+	if p := env.Get("FC_CUSTOM_LISTEN_PORT", ""); p != "" {
+		return net.JoinHostPort("0.0.0.0", p) // FC custom runtimes must listen on all interfaces
+	}
+	return ""
+}
+
+// Main builds the operation and serves it until the platform stops the
+// process. It is all a function's main needs to call.
+func Main(f Factory) {
+	env := config.FromOS()
+	log := NewLogger(os.Stderr, env)
+	platform, err := Pick(env)
+	if err != nil {
+		log.Error("cannot start", "error", err.Error())
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	h, err := New(ctx, env, log, f)
+	if err != nil {
+		log.Error("cannot start", "error", err.Error())
+		os.Exit(2)
+	}
+	switch platform {
+	case PlatformFC:
+		startFC(h)
+	case PlatformLambda:
+		startLambda(h)
+	case PlatformHTTP:
+		if err := ServeHTTP(ctx, listenAddr(env), h); err != nil {
+			log.Error("http server stopped", "error", err.Error())
+			os.Exit(1)
+		}
+	}
+}
+
+// Handler is a built operation plus everything around it: event detection,
+// caller checks, deadlines and logs.
+type Handler struct {
+	Op      envelope.Op
+	Deps    Deps
+	Guard   Guard
+	Timeout time.Duration // used when the platform gives no deadline
+	initErr error
+}
+
+// New builds the handler: store, HTTP client, the operation, the guard.
+func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Handler, error) {
+	st, err := OpenStore(ctx, env, log)
+	if err != nil {
+		return nil, err
+	}
+	deps := Deps{
+		Env:      env,
+		Store:    st,
+		Log:      log,
+		HTTP:     NewHTTPClient(),
+		Function: env.Get("FC_FUNCTION_NAME", env.Get("AWS_LAMBDA_FUNCTION_NAME", env.Get("CLOUDCALL_FUNCTION", ""))),
+	}
+	op, initErr := f(ctx, deps)
+	if op.API == "" {
+		op.API = deps.Function
+	}
+	guard, err := NewGuard(env, st)
+	if err != nil {
+		return nil, err
+	}
+	timeout, err := env.Duration("CLOUDCALL_TIMEOUT", 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: timeout, initErr: initErr}
+	if initErr != nil {
+		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
+	}
+	return h, nil
+}
+
+// NewHTTPClient is the one pooled client per instance. Deadlines come from each
+// invocation's context, so the client itself has no timeout.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 64
+	t.MaxIdleConnsPerHost = 32
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = 0
+	return &http.Client{Transport: t}
+}
+
+// Invoke handles one platform payload and returns the platform's answer: the
+// envelope for events, an HTTP response object for HTTP trigger events. It
+// never fails at the platform level: handled errors are data (DESIGN §3).
+func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte {
+	start := time.Now()
+	in, shape, err := Detect(payload)
+	var resp envelope.Response
+	switch {
+	case err != nil:
+		resp = envelope.Failure(h.Op.API, envelope.As(err))
+	default:
+		resp = h.serve(ctx, in, meta)
+	}
+	h.logInvocation(ctx, in, shape, meta, resp, time.Since(start))
+	if shape == ShapeFCHTTP || shape == ShapeAPIGatewayV2 {
+		return encodeHTTP(resp, retryAfterHeader(resp))
+	}
+	return resp.Body
+}
+
+// Serve runs an already-decoded input (the local HTTP server uses it).
+func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) envelope.Response {
+	if in.RequestID == "" {
+		in.RequestID = meta.RequestID
+	}
+	in.Function = h.Deps.Function
+	in.Credentials = meta.Credentials
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
+		defer cancel()
+	}
+	if in.Trigger == envelope.TriggerHTTP {
+		if len(in.Body) > MaxBodyBytes {
+			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
+				Reason: fmt.Sprintf("request body is %d bytes; at most %d are accepted", len(in.Body), MaxBodyBytes)})
+		}
+		if e := h.Guard.Check(ctx, in); e != nil {
+			return envelope.Failure(h.Op.API, e)
+		}
+	}
+	if h.initErr != nil {
+		return envelope.Failure(h.Op.API, envelope.ConfigError("%v", h.initErr))
+	}
+	return h.Op.Invoke(ctx, in)
+}
+
+func retryAfterHeader(resp envelope.Response) map[string]string {
+	if resp.Err != nil && resp.Err.RetryAfter > 0 {
+		return map[string]string{"Retry-After": strconv.Itoa(resp.Err.RetryAfter)}
+	}
+	return nil
+}
+
+// Meta is what the platform says about an invocation besides its payload.
+type Meta struct {
+	RequestID   string
+	Credentials *envelope.Credentials
+}
+
+func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape Shape, meta Meta, resp envelope.Response, d time.Duration) {
+	attrs := []any{
+		"requestId", meta.RequestID,
+		"function", h.Deps.Function,
+		"api", h.Op.API,
+		"event", string(shape),
+		"status", resp.Status,
+		"latencyMs", float64(d.Microseconds()) / 1000,
+	}
+	var code int
+	if resp.Err != nil {
+		code = resp.Err.Code
+		attrs = append(attrs, "errCode", code, "reason", resp.Err.Reason)
+		if resp.Err.Upstream != nil {
+			attrs = append(attrs, "upstreamStatus", resp.Err.Upstream.HTTPStatus, "upstreamCode", resp.Err.Upstream.Code)
+		}
+		if resp.Err.Err != nil {
+			attrs = append(attrs, "cause", resp.Err.Err.Error())
+		}
+	} else {
+		attrs = append(attrs, "errCode", 0)
+	}
+	level := slog.LevelInfo
+	if code == envelope.CodeInternal {
+		level = slog.LevelError
+	}
+	h.Deps.Log.Log(ctx, level, "invocation", attrs...)
+}

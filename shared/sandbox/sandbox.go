@@ -1,0 +1,263 @@
+// Package sandbox holds what every vendor sandbox shares: a controllable
+// clock, fault injection, call counting and the /__sandbox/ admin endpoints.
+// The vendor sandboxes (sandbox/wechatsbx, ...) are product: users run them to
+// develop against, and the tests count on them behaving like the vendor.
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Clock is the sandbox's notion of now: real time plus an offset the tests
+// (or a user, through /__sandbox/clock) can move forward.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+	base   func() time.Time
+}
+
+// NewClock starts at real time.
+func NewClock() *Clock { return &Clock{base: time.Now} }
+
+// Now is the sandbox time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base().Add(c.offset)
+}
+
+// Advance moves the clock forward (or back, with a negative d).
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// FaultKind is what goes wrong.
+type FaultKind string
+
+const (
+	FaultLatency   FaultKind = "latency"   // wait Delay, then answer normally
+	FaultStatus    FaultKind = "status"    // answer Status with Body instead of handling
+	FaultReset     FaultKind = "reset"     // close the connection without answering, request not handled
+	FaultMalformed FaultKind = "malformed" // answer 200 with a body that is not JSON
+	// FaultDropAfter handles the request (a charge is recorded) and then
+	// closes the connection without answering: the ambiguous outcome.
+	FaultDropAfter FaultKind = "drop-after"
+	// FaultHang handles nothing and holds the connection for Delay (a timeout).
+	FaultHang FaultKind = "hang"
+)
+
+// Fault is one injected failure. It matches requests whose path starts with
+// Path (empty: every path) and fires Times times (0: until cleared).
+type Fault struct {
+	Path   string        `json:"path"`
+	Kind   FaultKind     `json:"kind"`
+	Status int           `json:"status,omitempty"`
+	Body   string        `json:"body,omitempty"`
+	Delay  time.Duration `json:"delay,omitempty"`
+	Times  int           `json:"times,omitempty"`
+
+	fired int
+}
+
+// Sandbox is the shared machinery one vendor sandbox embeds.
+type Sandbox struct {
+	Name  string
+	Clock *Clock
+
+	mu     sync.Mutex
+	faults []*Fault
+	calls  map[string]int
+}
+
+// New returns a sandbox with a real-time clock and no faults.
+func New(name string) *Sandbox {
+	return &Sandbox{Name: name, Clock: NewClock(), calls: map[string]int{}}
+}
+
+// Inject adds a fault.
+func (s *Sandbox) Inject(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fc := f
+	s.faults = append(s.faults, &fc)
+}
+
+// ClearFaults removes every fault.
+func (s *Sandbox) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// Count adds one call under key (the vendor handler names keys, e.g. the API
+// path or "token").
+func (s *Sandbox) Count(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[key]++
+}
+
+// Calls returns how many times key was counted.
+func (s *Sandbox) Calls(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[key]
+}
+
+// AllCalls copies every counter.
+func (s *Sandbox) AllCalls() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.calls))
+	for k, v := range s.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCalls zeroes the counters.
+func (s *Sandbox) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = map[string]int{}
+}
+
+func (s *Sandbox) take(path string) *Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults {
+		if f.Path != "" && !strings.HasPrefix(path, f.Path) {
+			continue
+		}
+		f.fired++
+		if f.Times > 0 && f.fired >= f.Times {
+			s.faults = append(s.faults[:i], s.faults[i+1:]...)
+		}
+		cp := *f
+		return &cp
+	}
+	return nil
+}
+
+// Wrap puts fault injection and the admin endpoints in front of the vendor
+// handler. Every request is counted under "http:<path>" before any fault.
+func (s *Sandbox) Wrap(vendor http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/__sandbox/") {
+			s.admin(w, r)
+			return
+		}
+		s.Count("http:" + r.URL.Path)
+		f := s.take(r.URL.Path)
+		if f == nil {
+			vendor.ServeHTTP(w, r)
+			return
+		}
+		switch f.Kind {
+		case FaultLatency:
+			select {
+			case <-time.After(f.Delay):
+			case <-r.Context().Done():
+				return
+			}
+			vendor.ServeHTTP(w, r)
+		case FaultStatus:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(f.Status)
+			_, _ = w.Write([]byte(f.Body))
+		case FaultMalformed:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"this is": not json`))
+		case FaultReset:
+			hangUp(w)
+		case FaultDropAfter:
+			vendor.ServeHTTP(httptest.NewRecorder(), r)
+			hangUp(w)
+		case FaultHang:
+			select {
+			case <-time.After(f.Delay):
+			case <-r.Context().Done():
+			}
+			hangUp(w)
+		default:
+			vendor.ServeHTTP(w, r)
+		}
+	})
+}
+
+// hangUp closes the connection without a response.
+func hangUp(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			_ = c.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// admin serves:
+//
+//	GET  /__sandbox/calls            the counters
+//	POST /__sandbox/calls/reset      zero them
+//	POST /__sandbox/faults           add a Fault (JSON; delay as "250ms")
+//	POST /__sandbox/faults/clear     remove every fault
+//	POST /__sandbox/clock            {"advance":"2h"}
+func (s *Sandbox) admin(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/__sandbox/calls":
+		_ = json.NewEncoder(w).Encode(s.AllCalls())
+	case r.Method == http.MethodPost && r.URL.Path == "/__sandbox/calls/reset":
+		s.ResetCalls()
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	case r.Method == http.MethodPost && r.URL.Path == "/__sandbox/faults":
+		var in struct {
+			Fault
+			Delay string `json:"delay"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, `{"error":"body must be a fault object"}`, http.StatusBadRequest)
+			return
+		}
+		f := in.Fault
+		if in.Delay != "" {
+			d, err := time.ParseDuration(in.Delay)
+			if err != nil {
+				http.Error(w, `{"error":"delay must be a duration such as 250ms"}`, http.StatusBadRequest)
+				return
+			}
+			f.Delay = d
+		}
+		s.Inject(f)
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	case r.Method == http.MethodPost && r.URL.Path == "/__sandbox/faults/clear":
+		s.ClearFaults()
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	case r.Method == http.MethodPost && r.URL.Path == "/__sandbox/clock":
+		var in struct {
+			Advance string `json:"advance"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, `{"error":"body must be {\"advance\":\"1h\"}"}`, http.StatusBadRequest)
+			return
+		}
+		d, err := time.ParseDuration(in.Advance)
+		if err != nil {
+			http.Error(w, `{"error":"advance must be a duration such as 1h"}`, http.StatusBadRequest)
+			return
+		}
+		s.Clock.Advance(d)
+		fmt.Fprintf(w, `{"now":%q}`, s.Clock.Now().UTC().Format(time.RFC3339))
+	default:
+		http.Error(w, `{"error":"unknown sandbox admin endpoint"}`, http.StatusNotFound)
+	}
+}
