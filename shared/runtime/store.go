@@ -8,16 +8,27 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore"
 )
 
-// OpenStore opens CLOUDCALL_STORE: "memory" (the default) or a redis:// URL.
+// OpenStore opens CLOUDCALL_STORE: "memory" (the default, one instance) or a
+// redis:// / rediss:// URL (many instances), wrapped so an outage degrades
+// to per-instance memory instead of failing calls. It does not dial: a cold
+// start never waits on Redis.
 func OpenStore(ctx context.Context, env *config.Env, log *slog.Logger) (store.Store, error) {
-	url := env.Get("CLOUDCALL_STORE", "memory")
+	url, err := env.Secret("CLOUDCALL_STORE") // the URL may carry a password
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case url == "memory":
+	case url == "" || url == "memory":
 		return store.NewMemory(store.MemoryOptions{}), nil
 	case strings.HasPrefix(url, "redis://"), strings.HasPrefix(url, "rediss://"):
-		return nil, fmt.Errorf("CLOUDCALL_STORE: redis is not wired in yet")
+		rs, err := redisstore.Open(redisstore.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:")})
+		if err != nil {
+			return nil, err
+		}
+		return store.NewFallback(rs, store.FallbackOptions{Log: log}), nil
 	}
-	return nil, fmt.Errorf("CLOUDCALL_STORE=%q: expected memory or a redis:// / rediss:// URL", url)
+	return nil, fmt.Errorf("CLOUDCALL_STORE: expected memory or a redis:// / rediss:// URL")
 }

@@ -1,0 +1,187 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
+	"github.com/cloudcall/cloudcall/shared/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	url := redistest.URL(t)
+	s, err := redisstore.Open(redisstore.Options{URL: url, Prefix: redistest.Prefix()})
+	require.NoError(t, err)
+	defer s.Close()
+	storetest.Run(t, s, "")
+}
+
+// Two clients are two instances: a compare-and-expire by one is seen by the
+// other, and the limiter counts both.
+func TestSharedAcrossClients(t *testing.T) {
+	url := redistest.URL(t)
+	prefix := redistest.Prefix()
+	a, err := redisstore.Open(redisstore.Options{URL: url, Prefix: prefix})
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := redisstore.Open(redisstore.Options{URL: url, Prefix: prefix})
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+
+	require.NoError(t, a.Set(ctx, "token", []byte("t1"), time.Minute))
+	ok, err := b.CompareAndDelete(ctx, "token", []byte("t1"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = a.Get(ctx, "token")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	granted := 0
+	for i := 0; i < 12; i++ {
+		c := a
+		if i%2 == 1 {
+			c = b
+		}
+		w, err := c.Reserve(ctx, "cams:AK", 10, time.Second)
+		require.NoError(t, err)
+		if w == 0 {
+			granted++
+		}
+	}
+	require.Equal(t, 10, granted, "ten slots per second across both instances")
+}
+
+func TestSubMillisecondTTLIsNotZero(t *testing.T) {
+	url := redistest.URL(t)
+	s, err := redisstore.Open(redisstore.Options{URL: url, Prefix: redistest.Prefix()})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Set(context.Background(), "k", []byte("v"), time.Microsecond))
+}
+
+func TestUnreachableIsUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there now
+	s, err := redisstore.Open(redisstore.Options{URL: "redis://" + addr + "/0"})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Get(context.Background(), "k")
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.False(t, errors.Is(err, store.ErrNotFound))
+}
+
+func TestBadURLHidesPassword(t *testing.T) {
+	_, err := redisstore.Open(redisstore.Options{URL: "redis://user:s3cr3t-pw@[::1:6379/x"})
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cr3t-pw")
+}
+
+// TestOutageAndRecovery cuts Redis away mid-run through a proxy: the fallback
+// keeps reads answering from memory, Durable writes refuse, and service comes
+// back by itself when Redis does.
+func TestOutageAndRecovery(t *testing.T) {
+	url := redistest.URL(t)
+	target := mustHostPort(t, url)
+	p := newProxy(t, target)
+	s, err := redisstore.Open(redisstore.Options{URL: "redis://" + p.addr() + dbPath(url), Prefix: redistest.Prefix()})
+	require.NoError(t, err)
+	defer s.Close()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	f := store.NewFallback(s, store.FallbackOptions{ProbeEvery: time.Second, Now: clock})
+	ctx := context.Background()
+
+	require.NoError(t, f.Set(ctx, "k", []byte("shared"), time.Minute))
+	require.False(t, f.Degraded())
+
+	p.cut()
+	_, err = f.Get(ctx, "k")
+	require.ErrorIs(t, err, store.ErrNotFound, "degraded reads come from the (empty) instance memory")
+	require.True(t, f.Degraded())
+	require.NoError(t, f.Set(ctx, "k", []byte("local"), time.Minute), "degraded writes land in memory")
+	v, err := f.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "local", string(v))
+	_, err = store.Durable(f).SetNX(ctx, "idem", []byte("x"), time.Minute)
+	require.ErrorIs(t, err, store.ErrUnavailable, "a durable write refuses rather than pretend")
+
+	p.restore()
+	now = now.Add(2 * time.Second) // past the probe interval
+	v, err = f.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "shared", string(v), "back on Redis without a restart")
+	require.False(t, f.Degraded())
+}
+
+// proxy forwards TCP to Redis and can drop every connection on demand.
+type proxy struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{t: t, ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { _ = ln.Close(); p.cut() })
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+	}
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
