@@ -1,4 +1,5 @@
 # cloudcall — `make run` is the main job, `make test` the test suite.
+SHELL     := /bin/bash
 GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
