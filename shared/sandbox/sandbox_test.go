@@ -1,0 +1,74 @@
+package sandbox
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestFaultsAndCounters(t *testing.T) {
+	s := New("test")
+	var handled atomic.Int32
+	srv := httptest.NewServer(s.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handled.Add(1)
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})))
+	defer srv.Close()
+	get := func(path string) (*http.Response, error) { return http.Get(srv.URL + path) }
+
+	s.Inject(Fault{Path: "/a", Kind: FaultStatus, Status: 503, Body: `{"err":1}`, Times: 1})
+	r, err := get("/a")
+	require.NoError(t, err)
+	require.Equal(t, 503, r.StatusCode)
+	r, err = get("/a")
+	require.NoError(t, err)
+	require.Equal(t, 200, r.StatusCode, "a Times:1 fault fires once")
+	require.Equal(t, int32(1), handled.Load())
+
+	s.Inject(Fault{Path: "/b", Kind: FaultDropAfter, Times: 1})
+	_, err = get("/b")
+	require.Error(t, err, "the connection closes without an answer")
+	require.Equal(t, int32(2), handled.Load(), "drop-after still handles the request: the ambiguous outcome")
+
+	s.Inject(Fault{Kind: FaultReset, Times: 1})
+	_, err = get("/c")
+	require.Error(t, err)
+	require.Equal(t, int32(2), handled.Load(), "reset does not handle the request")
+
+	s.Inject(Fault{Path: "/m", Kind: FaultMalformed, Times: 1})
+	r, err = get("/m")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(r.Body)
+	require.NotContains(t, string(b), `"ok"`)
+
+	require.Equal(t, 2, s.Calls("http:/a"))
+	require.Equal(t, 1, s.Calls("http:/b"))
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	s := New("test")
+	srv := httptest.NewServer(s.Wrap(http.NotFoundHandler()))
+	defer srv.Close()
+	before := s.Clock.Now()
+	r, err := http.Post(srv.URL+"/__sandbox/clock", "application/json", strings.NewReader(`{"advance":"2h"}`))
+	require.NoError(t, err)
+	require.Equal(t, 200, r.StatusCode)
+	require.GreaterOrEqual(t, s.Clock.Now().Sub(before), 2*time.Hour)
+
+	r, err = http.Post(srv.URL+"/__sandbox/faults", "application/json", strings.NewReader(`{"path":"/x","kind":"status","status":500,"times":1}`))
+	require.NoError(t, err)
+	require.Equal(t, 200, r.StatusCode)
+	r, err = http.Get(srv.URL + "/x")
+	require.NoError(t, err)
+	require.Equal(t, 500, r.StatusCode)
+
+	r, err = http.Post(srv.URL+"/__sandbox/clock", "application/json", strings.NewReader(`{"advance":"soon"}`))
+	require.NoError(t, err)
+	require.Equal(t, 400, r.StatusCode)
+}
