@@ -1,0 +1,80 @@
+// Package upstream holds what every vendor client does around the call:
+// backoff that respects the invocation deadline, and turning transport
+// failures into envelope errors without leaking the URL (which may carry an
+// access_token) into messages.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+)
+
+// ErrNoTime is returned by Sleep when the deadline would pass first.
+var ErrNoTime = errors.New("no time left before the deadline")
+
+// Backoff is the wait before retry number attempt (0-based): base·2^attempt,
+// capped, with ±25% jitter so instances do not retry in lockstep.
+func Backoff(attempt int, base, max time.Duration) time.Duration {
+	d := base << attempt
+	if d > max || d <= 0 {
+		d = max
+	}
+	j := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
+	return d + j
+}
+
+// Sleep waits d unless ctx ends first or its deadline is closer than d plus
+// margin (the time the retried call itself needs).
+func Sleep(ctx context.Context, d, margin time.Duration) error {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d+margin {
+		return ErrNoTime
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Clean strips the request URL from a net/http error: *url.Error prints the
+// URL, and WeChat's carries the access_token.
+func Clean(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// Timeout reports whether err is a deadline or a network timeout.
+func Timeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// TransportError maps a failure to get any answer from the vendor. For a
+// read it is a timeout (-1301) or unreachable (-1302); the caller decides
+// whether a write's failure is ambiguous instead.
+func TransportError(vendor string, err error) *envelope.Error {
+	err = Clean(err)
+	if Timeout(err) {
+		return &envelope.Error{Code: envelope.CodeUpstreamTimeout, Reason: vendor + " did not answer before the deadline", Err: err}
+	}
+	return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: vendor + " could not be reached", Err: err}
+}
+
+// Malformed is an answer that could not be read.
+func Malformed(vendor string, status int, err error) *envelope.Error {
+	return &envelope.Error{Code: envelope.CodeUpstreamMalformed, Reason: fmt.Sprintf("%s answered HTTP %d with a body that could not be read", vendor, status),
+		Err: err, Upstream: &envelope.Upstream{Vendor: vendor, HTTPStatus: status}}
+}

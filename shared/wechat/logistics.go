@@ -1,0 +1,158 @@
+package wechat
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/upstream"
+)
+
+// APIGetQuota is the errMsg prefix of logistics.getQuota, as in cloud calls.
+const APIGetQuota = "openapi.logistics.getQuota"
+
+// Field limits. WeChat documents none; delivery ids are short codes (YTO,
+// JTSD, SF_CASH) and customer codes are courier account numbers, so these
+// bounds refuse nonsense without refusing any real account.
+const (
+	maxDeliveryID = 32
+	maxBizID      = 128
+)
+
+var deliveryIDPattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
+// GetQuota asks the courier, through WeChat, for the account's balance of
+// electronic waybills. Zero is a real balance.
+func (c *Client) GetQuota(ctx context.Context, deliveryID, bizID string) (int64, error) {
+	var out struct {
+		QuotaNum *int64 `json:"quota_num"`
+	}
+	err := c.Call(ctx, "POST", "/cgi-bin/express/business/quota/get", map[string]string{"delivery_id": deliveryID, "biz_id": bizID}, &out)
+	if err != nil {
+		return 0, err
+	}
+	if out.QuotaNum == nil {
+		return 0, upstream.Malformed("wechat", 200, fmt.Errorf("quota/get: no quota_num in a success answer"))
+	}
+	return *out.QuotaNum, nil
+}
+
+// Courier is one entry of getAllDelivery.
+type Courier struct {
+	DeliveryID   string `json:"delivery_id"`
+	DeliveryName string `json:"delivery_name"`
+	CanUseCash   int    `json:"can_use_cash"`
+	CanGetQuota  int    `json:"can_get_quota"`
+}
+
+// GetAllDelivery lists the couriers; CanGetQuota == 1 marks those whose
+// balance getQuota can read.
+func (c *Client) GetAllDelivery(ctx context.Context) ([]Courier, error) {
+	var out struct {
+		Data []Courier `json:"data"`
+	}
+	if err := c.Call(ctx, "GET", "/cgi-bin/express/business/delivery/getall", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// Account is one bound courier account of getAllAccount.
+type Account struct {
+	BizID           string `json:"biz_id"`
+	DeliveryID      string `json:"delivery_id"`
+	StatusCode      int    `json:"status_code"`
+	Alias           string `json:"alias"`
+	QuotaNum        *int64 `json:"quota_num"`
+	QuotaUpdateTime int64  `json:"quota_update_time"`
+}
+
+// GetAllAccount lists the app's bound courier accounts.
+func (c *Client) GetAllAccount(ctx context.Context) ([]Account, error) {
+	var out struct {
+		List []Account `json:"list"`
+	}
+	if err := c.Call(ctx, "GET", "/cgi-bin/express/business/account/getall", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.List, nil
+}
+
+// QuotaInput is the cloud-call input of logistics.getQuota.
+type QuotaInput struct {
+	DeliveryID string `json:"deliveryId"`
+	BizID      string `json:"bizId"`
+}
+
+// Validate applies the field rules before anything is sent.
+func (in *QuotaInput) Validate() error {
+	switch {
+	case strings.TrimSpace(in.DeliveryID) == "":
+		return envelope.Invalid("deliveryId", "required: the courier's delivery id, e.g. \"YTO\" (see getAllDelivery)")
+	case len(in.DeliveryID) > maxDeliveryID:
+		return envelope.Invalid("deliveryId", "at most %d characters, got %d", maxDeliveryID, len(in.DeliveryID))
+	case !deliveryIDPattern.MatchString(in.DeliveryID):
+		return envelope.Invalid("deliveryId", "letters, digits and _ only, e.g. \"YTO\"")
+	case strings.TrimSpace(in.BizID) == "":
+		return envelope.Invalid("bizId", "required: the customer code of the courier account")
+	case len(in.BizID) > maxBizID:
+		return envelope.Invalid("bizId", "at most %d characters, got %d", maxBizID, len(in.BizID))
+	}
+	return nil
+}
+
+// QuotaOutput is the cloud-call result: quotaNum is always present.
+type QuotaOutput struct {
+	QuotaNum int64 `json:"quotaNum"`
+}
+
+// GetQuotaOp is the logistics.getQuota operation on a client.
+func GetQuotaOp(c *Client) envelope.Op {
+	return envelope.Op{API: APIGetQuota, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
+		var q QuotaInput
+		if err := envelope.Decode(in.Body, &q); err != nil {
+			return nil, err
+		}
+		n, err := c.GetQuota(ctx, q.DeliveryID, q.BizID)
+		if err != nil {
+			return nil, Envelope(err)
+		}
+		return QuotaOutput{QuotaNum: n}, nil
+	}}
+}
+
+// ClientFromDeps builds the client from the environment (DESIGN §5):
+// WECHAT_APPID, WECHAT_APPSECRET, WECHAT_API_BASE, and WECHAT_TOKEN_MODE
+// (stable, the default, or classic).
+func ClientFromDeps(d runtime.Deps) (*Client, error) {
+	secrets, err := d.Env.RequireSecrets("WECHAT_APPSECRET")
+	appid := d.Env.Get("WECHAT_APPID", "")
+	if appid == "" {
+		return nil, fmt.Errorf("set WECHAT_APPID (the mini program's AppID)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	mode := d.Env.Get("WECHAT_TOKEN_MODE", ModeStable)
+	if mode != ModeStable && mode != ModeClassic {
+		return nil, fmt.Errorf("WECHAT_TOKEN_MODE=%q: expected stable or classic", mode)
+	}
+	tm := NewTokenManager(TokenOptions{
+		AppID: appid, Secret: secrets["WECHAT_APPSECRET"],
+		Base: d.Env.Get("WECHAT_API_BASE", "https://api.weixin.qq.com"), Mode: mode,
+		HTTP: d.HTTP, KV: d.Store, Log: d.Log, Remember: d.Env.Remember,
+	})
+	return NewClient(tm), nil
+}
+
+// GetQuotaFactory builds the logistics-get-quota function.
+func GetQuotaFactory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
+	c, err := ClientFromDeps(d)
+	if err != nil {
+		return envelope.Op{API: APIGetQuota}, err
+	}
+	return GetQuotaOp(c), nil
+}

@@ -1,0 +1,292 @@
+package wechat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/upstream"
+)
+
+// Token modes.
+const (
+	ModeStable  = "stable"  // POST cgi-bin/stable_token, normal mode: every instance gets the same token
+	ModeClassic = "classic" // GET cgi-bin/token: each fetch invalidates the previous token after 5 minutes
+)
+
+const (
+	// margin is how long before WeChat's expiry a token is refreshed. It
+	// must stay under 300 s: stable_token may answer expires_in 300.
+	margin = 60 * time.Second
+	// floor keeps a cache TTL positive whatever expires_in says.
+	floor = 30 * time.Second
+	// lockTTL bounds how long a dead refresher blocks the others.
+	lockTTL = 10 * time.Second
+	// maxBusyRetries bounds the -1 ("system busy") retries.
+	maxBusyRetries = 3
+)
+
+// TokenOptions configures a TokenManager.
+type TokenOptions struct {
+	AppID, Secret string
+	Base          string // API origin
+	Mode          string // ModeStable (default) or ModeClassic
+	HTTP          *http.Client
+	KV            store.KV
+	Log           *slog.Logger
+	// Remember is told every token fetched, so logs can redact it.
+	Remember func(string)
+	Now      func() time.Time
+}
+
+// TokenManager hands out the app's access token: from the instance's copy,
+// else the shared store, else one fetch for all waiters in the instance and,
+// through a lease in the store, for all instances.
+type TokenManager struct {
+	o        TokenOptions
+	key      string
+	lockKey  string
+	flightMu sync.Mutex
+	flight   *call
+
+	mu    sync.Mutex
+	local *cached
+}
+
+type call struct {
+	done chan struct{}
+	tok  *cached
+	err  error
+}
+
+// cached is what the store holds: the token and when to stop using it.
+type cached struct {
+	Token    string `json:"t"`
+	UseUntil int64  `json:"u"` // unix ms: WeChat's expiry minus the margin
+	raw      []byte
+}
+
+// NewTokenManager builds the manager; it fetches nothing until asked.
+func NewTokenManager(o TokenOptions) *TokenManager {
+	if o.Mode == "" {
+		o.Mode = ModeStable
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Remember == nil {
+		o.Remember = func(string) {}
+	}
+	o.Base = strings.TrimRight(o.Base, "/")
+	// Classic and stable tokens are separate pools at WeChat: keep them apart.
+	key := "wechat:token:" + o.Mode + ":" + o.AppID
+	return &TokenManager{o: o, key: key, lockKey: key + ":lock"}
+}
+
+func (c *cached) valid(now time.Time) bool { return c != nil && now.UnixMilli() < c.UseUntil }
+
+// Token returns a token good for at least the margin.
+func (m *TokenManager) Token(ctx context.Context) (string, error) {
+	now := m.o.Now()
+	m.mu.Lock()
+	local := m.local
+	m.mu.Unlock()
+	if local.valid(now) {
+		return local.Token, nil
+	}
+	if c := m.fromStore(ctx); c.valid(now) {
+		m.keep(c)
+		return c.Token, nil
+	}
+	c, err := m.refresh(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.Token, nil
+}
+
+// Expire drops the token that just failed — only if it is still the cached
+// one, so N callers seeing the same stale token cause one refetch, and a
+// token someone already replaced is left alone.
+func (m *TokenManager) Expire(ctx context.Context, stale string) {
+	m.mu.Lock()
+	if m.local != nil && m.local.Token == stale {
+		m.local = nil
+	}
+	m.mu.Unlock()
+	if c := m.fromStore(ctx); c != nil && c.Token == stale {
+		if _, err := m.o.KV.CompareAndDelete(ctx, m.key, c.raw); err != nil {
+			m.o.Log.Warn("wechat: could not expire the stale token in the store", "error", err.Error())
+		}
+	}
+}
+
+func (m *TokenManager) keep(c *cached) {
+	m.mu.Lock()
+	m.local = c
+	m.mu.Unlock()
+}
+
+// fromStore reads the shared copy; a store failure is a miss.
+func (m *TokenManager) fromStore(ctx context.Context) *cached {
+	raw, err := m.o.KV.Get(ctx, m.key)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			m.o.Log.Warn("wechat: token cache unreadable, treating as a miss", "error", err.Error())
+		}
+		return nil
+	}
+	var c cached
+	if json.Unmarshal(raw, &c) != nil || c.Token == "" {
+		return nil
+	}
+	c.raw = raw
+	return &c
+}
+
+// refresh gets a fresh token once per instance at a time (single-flight).
+func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
+	m.flightMu.Lock()
+	if f := m.flight; f != nil {
+		m.flightMu.Unlock()
+		select {
+		case <-f.done:
+			return f.tok, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &call{done: make(chan struct{})}
+	m.flight = f
+	m.flightMu.Unlock()
+
+	f.tok, f.err = m.refreshShared(ctx)
+	if f.err == nil {
+		m.keep(f.tok)
+	}
+	m.flightMu.Lock()
+	m.flight = nil
+	m.flightMu.Unlock()
+	close(f.done)
+	return f.tok, f.err
+}
+
+// refreshShared takes the store lease and fetches, or waits for the instance
+// holding it and reads what it stored.
+func (m *TokenManager) refreshShared(ctx context.Context) (*cached, error) {
+	for attempt := 0; ; attempt++ {
+		if c := m.fromStore(ctx); c.valid(m.o.Now()) {
+			return c, nil
+		}
+		lock, ok, err := store.TryLock(ctx, m.o.KV, m.lockKey, lockTTL)
+		if err != nil {
+			// No shared state: fetch for this instance alone.
+			m.o.Log.Warn("wechat: token lock unavailable, fetching for this instance only", "error", err.Error())
+			return m.fetchAndStore(ctx)
+		}
+		if ok {
+			c, err := m.fetchAndStore(ctx)
+			_ = lock.Unlock(context.WithoutCancel(ctx))
+			return c, err
+		}
+		// Another instance is fetching: wait for its token rather than fetch.
+		if err := upstream.Sleep(ctx, time.Duration(20+10*min(attempt, 8))*time.Millisecond, 0); err != nil {
+			return nil, fmt.Errorf("waiting for another instance's token fetch: %w", err)
+		}
+	}
+}
+
+func (m *TokenManager) fetchAndStore(ctx context.Context) (*cached, error) {
+	tok, expiresIn, err := m.fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.o.Remember(tok)
+	life := time.Duration(expiresIn) * time.Second
+	use := life - margin
+	if use < floor {
+		use = floor
+	}
+	if use > life && life > 0 {
+		use = life
+	}
+	c := &cached{Token: tok, UseUntil: m.o.Now().Add(use).UnixMilli()}
+	raw, _ := json.Marshal(c)
+	c.raw = raw
+	if err := m.o.KV.Set(ctx, m.key, raw, use); err != nil {
+		m.o.Log.Warn("wechat: token not shared (store write failed); this instance keeps its copy", "error", err.Error())
+	}
+	return c, nil
+}
+
+// fetch calls the token endpoint, retrying only "system busy".
+func (m *TokenManager) fetch(ctx context.Context) (string, int, error) {
+	for attempt := 0; ; attempt++ {
+		tok, exp, err := m.fetchOnce(ctx)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Code == -1 && attempt < maxBusyRetries {
+			if upstream.Sleep(ctx, upstream.Backoff(attempt, 100*time.Millisecond, time.Second), 200*time.Millisecond) == nil {
+				continue
+			}
+		}
+		return tok, exp, err
+	}
+}
+
+type tokenReply struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int    `json:"expires_in"`
+	Errcode     int    `json:"errcode"`
+	Errmsg      string `json:"errmsg"`
+}
+
+func (m *TokenManager) fetchOnce(ctx context.Context) (string, int, error) {
+	var req *http.Request
+	var err error
+	if m.o.Mode == ModeClassic {
+		q := url.Values{"grant_type": {"client_credential"}, "appid": {m.o.AppID}, "secret": {m.o.Secret}}
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, m.o.Base+"/cgi-bin/token?"+q.Encode(), nil)
+	} else {
+		body, _ := json.Marshal(map[string]any{"grant_type": "client_credential", "appid": m.o.AppID, "secret": m.o.Secret, "force_refresh": false})
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, m.o.Base+"/cgi-bin/stable_token", bytes.NewReader(body))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("wechat token request: %w", err)
+	}
+	resp, err := m.o.HTTP.Do(req)
+	if err != nil {
+		return "", 0, upstream.TransportError("wechat", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", 0, upstream.TransportError("wechat", err)
+	}
+	var r tokenReply
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil {
+		return "", 0, upstream.Malformed("wechat", resp.StatusCode, fmt.Errorf("token endpoint: unexpected answer"))
+	}
+	if r.Errcode != 0 {
+		return "", 0, &APIError{Code: r.Errcode, Msg: r.Errmsg, Token: true}
+	}
+	if r.AccessToken == "" {
+		return "", 0, upstream.Malformed("wechat", resp.StatusCode, fmt.Errorf("token endpoint: no access_token"))
+	}
+	return r.AccessToken, r.ExpiresIn, nil
+}
