@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+)
+
+// binary is the real function, built once for the whole run.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lgq-e2e")
+	if err != nil {
+		panic(err)
+	}
+	root, err := emulator.ModuleRoot(".")
+	if err == nil {
+		binary, err = emulator.Build(context.Background(), root, "./functions/logistics-get-quota", dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// lockedBuffer collects a process's output from two pipes at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type rig struct {
+	sbx  *wechatsbx.Server
+	inst *emulator.Instance
+	logs *lockedBuffer
+}
+
+func start(t *testing.T, p runtimeapi.Platform, env map[string]string) *rig {
+	t.Helper()
+	sbx := wechatsbx.New(wechatsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	vars := sbx.Env(srv.URL)
+	vars["CLOUDCALL_ALLOW_ANONYMOUS"] = "true"
+	for k, v := range env {
+		vars[k] = v
+	}
+	logs := &lockedBuffer{}
+	inst, err := emulator.StartInstance(emulator.InstanceConfig{Binary: binary, Platform: p, Env: vars, Stdout: logs, Stderr: logs})
+	require.NoError(t, err)
+	t.Cleanup(inst.Stop)
+	return &rig{sbx: sbx, inst: inst, logs: logs}
+}
+
+func (r *rig) invoke(t *testing.T, payload string) map[string]any {
+	t.Helper()
+	res, err := r.inst.Invoke(context.Background(), runtimeapi.Invocation{Payload: []byte(payload), Timeout: 10 * time.Second, Function: "logistics-get-quota"})
+	require.NoError(t, err)
+	require.False(t, res.TimedOut)
+	require.Nil(t, res.Error, "handled failures are data, never platform errors")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(res.Body, &m), string(res.Body))
+	return m
+}
+
+func platforms() []runtimeapi.Platform { return []runtimeapi.Platform{runtimeapi.FC, runtimeapi.Lambda} }
+
+func TestEndToEnd(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			r := start(t, p, nil)
+			quota := "/cgi-bin/express/business/quota/get"
+
+			m := r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)
+			require.Equal(t, map[string]any{"errCode": 0.0, "errMsg": "openapi.logistics.getQuota:ok", "quotaNum": 210.0}, m)
+
+			m = r.invoke(t, `{"deliveryId":"ZTO","bizId":"zero-balance"}`)
+			require.Contains(t, m, "quotaNum", "a zero balance is present, not omitted")
+			require.Equal(t, 0.0, m["quotaNum"])
+
+			m = r.invoke(t, `{"deliveryId":"YTO","bizId":"wrong-password"}`)
+			require.Equal(t, 9300531.0, m["errCode"])
+			require.True(t, strings.HasPrefix(m["errMsg"].(string), "openapi.logistics.getQuota:fail invalid biz_id or password"), m["errMsg"])
+
+			// A token made stale once: still a success, with one extra fetch.
+			tokens := r.sbx.Calls("token")
+			r.sbx.Rotate(wechatsbx.DemoAppID)
+			m = r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)
+			require.Equal(t, 0.0, m["errCode"])
+			require.Equal(t, tokens+1, r.sbx.Calls("token"))
+
+			// errcode -1 once: success within the same invocation.
+			before := r.sbx.Calls("http:" + quota)
+			r.sbx.Inject(sandbox.Fault{Path: quota, Kind: sandbox.FaultStatus, Status: 200, Body: `{"errcode":-1,"errmsg":"system error rid: x"}`, Times: 1})
+			m = r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)
+			require.Equal(t, 0.0, m["errCode"])
+			require.Equal(t, before+2, r.sbx.Calls("http:"+quota))
+
+			// Bad inputs: clear errors, nothing sent upstream.
+			before = r.sbx.Calls("http:" + quota)
+			tokens = r.sbx.Calls("token")
+			for body, want := range map[string]string{
+				`{"deliveryId":"YTO"}`:              "bizId: required",
+				`{"deliveryId":"YTO","bizId":true}`: "bizId: expected a string, got bool",
+				`{}`:                                "deliveryId: required",
+				`"YTO"`:                             "must be a JSON object, got a string",
+			} {
+				m = r.invoke(t, body)
+				require.Equal(t, -1001.0, m["errCode"], body)
+				require.Contains(t, m["errMsg"], want, body)
+			}
+			require.Equal(t, before, r.sbx.Calls("http:"+quota))
+			require.Equal(t, tokens, r.sbx.Calls("token"))
+
+			// An HTTP trigger event of this platform: 200, and 400 for a bad body.
+			ok := httpEvent(p, `{"deliveryId":"YTO","bizId":"xyz"}`)
+			m = r.invoke(t, ok)
+			require.Equal(t, 200.0, m["statusCode"])
+			require.JSONEq(t, `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":210}`, m["body"].(string))
+			m = r.invoke(t, httpEvent(p, `{"deliveryId":`))
+			require.Equal(t, 400.0, m["statusCode"])
+			require.Contains(t, m["body"], `"errCode":-1001`)
+
+			require.NotContains(t, r.logs.String(), wechatsbx.DemoSecret)
+		})
+	}
+}
+
+func httpEvent(p runtimeapi.Platform, body string) string {
+	var ev map[string]any
+	if p == runtimeapi.FC {
+		ev = map[string]any{"version": "v1", "rawPath": "/logistics-get-quota", "body": body, "isBase64Encoded": false,
+			"headers":        map[string]string{"Content-Type": "application/json"},
+			"requestContext": map[string]any{"requestId": "r1", "http": map[string]string{"method": "POST", "path": "/logistics-get-quota", "sourceIp": "127.0.0.1"}}}
+	} else {
+		ev = map[string]any{"version": "2.0", "routeKey": "$default", "rawPath": "/logistics-get-quota", "rawQueryString": "", "body": body, "isBase64Encoded": false,
+			"headers":        map[string]string{"content-type": "application/json"},
+			"requestContext": map[string]any{"requestId": "r1", "http": map[string]string{"method": "POST", "path": "/logistics-get-quota", "sourceIp": "127.0.0.1"}}}
+	}
+	b, _ := json.Marshal(ev)
+	return string(b)
+}
+
+func TestFiftyConcurrentColdInvocationsFetchOneToken(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			r := start(t, p, nil)
+			var wg sync.WaitGroup
+			codes := make([]any, 50)
+			for i := range codes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := r.inst.Invoke(context.Background(), runtimeapi.Invocation{Payload: []byte(`{"deliveryId":"YTO","bizId":"xyz"}`), Timeout: 20 * time.Second})
+					if err == nil {
+						var m map[string]any
+						_ = json.Unmarshal(res.Body, &m)
+						codes[i] = m["errCode"]
+					}
+				}()
+			}
+			wg.Wait()
+			for _, c := range codes {
+				require.Equal(t, 0.0, c)
+			}
+			require.Equal(t, 1, r.sbx.Calls("token"))
+			require.Equal(t, 50, r.sbx.Calls("quota"))
+			if p == runtimeapi.FC {
+				require.Greater(t, r.inst.API.Polls(), 1, "the FC SDK keeps several next polls open")
+			}
+		})
+	}
+}
+
+func TestWrongSecret(t *testing.T) {
+	r := start(t, runtimeapi.FC, map[string]string{"WECHAT_APPSECRET": "definitely-wrong-secret-42"})
+	m := r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)
+	require.Equal(t, 40125.0, m["errCode"])
+	require.Equal(t, 1, r.sbx.Calls("token"), "no retry loop on a configuration error")
+	out, _ := json.Marshal(m)
+	require.NotContains(t, string(out), "definitely-wrong-secret-42")
+	require.NotContains(t, r.logs.String(), "definitely-wrong-secret-42")
+}
