@@ -93,7 +93,9 @@ func (r *rig) invoke(t *testing.T, payload string) map[string]any {
 	return m
 }
 
-func platforms() []runtimeapi.Platform { return []runtimeapi.Platform{runtimeapi.FC, runtimeapi.Lambda} }
+func platforms() []runtimeapi.Platform {
+	return []runtimeapi.Platform{runtimeapi.FC, runtimeapi.Lambda}
+}
 
 func TestEndToEnd(t *testing.T) {
 	for _, p := range platforms() {

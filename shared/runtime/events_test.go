@@ -1,0 +1,69 @@
+package runtime
+
+import (
+	"encoding/base64"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+)
+
+func TestDetect(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString([]byte(`{"a":1}`))
+	cases := []struct {
+		name, payload string
+		shape         Shape
+		trigger       envelope.Trigger
+		body, method  string
+		path, query   string
+	}{
+		{"direct", `{"deliveryId":"YTO"}`, ShapeDirect, envelope.TriggerDirect, `{"deliveryId":"YTO"}`, "", "", ""},
+		{"direct non-object", `[1]`, ShapeDirect, envelope.TriggerDirect, `[1]`, "", "", ""},
+		{"fc http", `{"version":"v1","rawPath":"/f/x","body":"{\"a\":1}","isBase64Encoded":false,"headers":{"X-Key":"k"},"queryParameters":{"q":"1"},"requestContext":{"requestId":"r","http":{"method":"post","sourceIp":"1.2.3.4"}}}`,
+			ShapeFCHTTP, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f/x", "q=1"},
+		{"fc http base64", `{"version":"v1","rawPath":"/f","body":"` + b64 + `","isBase64Encoded":true,"headers":{},"requestContext":{"http":{"method":"POST"}}}`,
+			ShapeFCHTTP, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f", ""},
+		{"apigw v2", `{"version":"2.0","routeKey":"$default","rawPath":"/f","rawQueryString":"a=b&c=d","headers":{"content-type":"application/json"},"body":"` + b64 + `","isBase64Encoded":true,"requestContext":{"requestId":"r2","http":{"method":"POST","sourceIp":"5.6.7.8"}}}`,
+			ShapeAPIGatewayV2, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f", "a=b&c=d"},
+		{"fc timer", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{\"x\":1}"}`, ShapeFCTimer, envelope.TriggerTimer, `{"x":1}`, "", "", ""},
+		{"fc timer non-json payload", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"hello"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
+		{"eventbridge", `{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2023-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}`, ShapeEventBridge, envelope.TriggerTimer, `{}`, "", "", ""},
+		{"schedule v2 input", `{"source":"cloudcall.schedule","schedule":"quota-alert-hourly","payload":{"y":2}}`, ShapeSchedule, envelope.TriggerTimer, `{"y":2}`, "", "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in, shape, err := Detect([]byte(c.payload))
+			require.NoError(t, err)
+			require.Equal(t, c.shape, shape)
+			require.Equal(t, c.trigger, in.Trigger)
+			require.Equal(t, c.body, string(in.Body))
+			require.Equal(t, c.method, in.Method)
+			require.Equal(t, c.path, in.Path)
+			require.Equal(t, c.query, in.RawQuery)
+		})
+	}
+}
+
+func TestDetectHeadersAndSource(t *testing.T) {
+	in, _, err := Detect([]byte(`{"version":"2.0","rawPath":"/f","headers":{"idempotency-key":"k1","x-cloudcall-key":"id"},"requestContext":{"requestId":"r9","http":{"method":"POST","sourceIp":"9.9.9.9"}}}`))
+	require.NoError(t, err)
+	require.Equal(t, "k1", in.HeaderValue("Idempotency-Key"))
+	require.Equal(t, "9.9.9.9", in.SourceIP)
+	require.Equal(t, "r9", in.RequestID)
+}
+
+func TestDetectMalformedEvents(t *testing.T) {
+	for name, p := range map[string]string{
+		"bad base64":   `{"version":"v1","rawPath":"/f","body":"%%%","isBase64Encoded":true,"requestContext":{"http":{"method":"POST"}}}`,
+		"headers type": `{"version":"2.0","rawPath":"/f","headers":[1],"requestContext":{}}`,
+		"timer type":   `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":5}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := Detect([]byte(p))
+			var e *envelope.Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, envelope.CodeInvalidInput, e.Code)
+		})
+	}
+}

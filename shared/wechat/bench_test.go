@@ -1,0 +1,72 @@
+package wechat_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/wechat"
+)
+
+// BenchmarkWarmInvocation is the whole function in-process (event
+// detection, strict decoding, validation, cached token, upstream call,
+// envelope) against the sandbox.
+func BenchmarkWarmInvocation(b *testing.B) {
+	sbx := wechatsbx.New(wechatsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	env := config.FromMap(sbx.Env(srv.URL))
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(io.Discard, env), wechat.GetQuotaFactory)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Deps.HTTP = srv.Client()
+	payload := []byte(`{"deliveryId":"YTO","bizId":"xyz"}`)
+	ctx := context.Background()
+	if out := h.Invoke(ctx, payload, runtime.Meta{}); !bytes.Contains(out, []byte(`"quotaNum":210`)) {
+		b.Fatalf("warm-up: %s", out)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.Invoke(ctx, payload, runtime.Meta{})
+	}
+}
+
+// BenchmarkBareHTTP is the floor: one net/http POST of the same body to the
+// same sandbox endpoint with a valid token.
+func BenchmarkBareHTTP(b *testing.B) {
+	sbx := wechatsbx.New(wechatsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	tm := wechat.NewTokenManager(wechat.TokenOptions{AppID: wechatsbx.DemoAppID, Secret: wechatsbx.DemoSecret, Base: srv.URL, HTTP: srv.Client(), KV: store.NewMemory(store.MemoryOptions{})})
+	tok, err := tm.Token(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	url := srv.URL + "/cgi-bin/express/business/quota/get?access_token=" + tok
+	body := `{"delivery_id":"YTO","biz_id":"xyz"}`
+	c := srv.Client()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp, err := c.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatal(resp.Status)
+		}
+	}
+}
+
