@@ -69,4 +69,3 @@ func BenchmarkBareHTTP(b *testing.B) {
 		}
 	}
 }
-
