@@ -2,11 +2,88 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
-// runInvoke is built under issue 3.
 func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("not built yet (issue 3)")
+	fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	event := fs.String("event", "", "event file, or - for standard input (default: the function's example input)")
+	platform := fs.String("platform", "fc", "fc or aws")
+	upstream := fs.String("upstream", "sandbox", "sandbox or real")
+	binDir := fs.String("bin", "bin", "where to build the function binary")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	// The function name may come before or after the flags.
+	var name string
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	f, ok := registry.Lookup(name)
+	if !ok {
+		fmt.Fprintf(stderr, "cloudcall invoke: name a function: %v\n", registry.Names())
+		return errUsage
+	}
+	p, err := parsePlatform(*platform)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
+	payload := []byte(f.Example)
+	switch *event {
+	case "":
+	case "-":
+		if payload, err = io.ReadAll(os.Stdin); err != nil {
+			return err
+		}
+	default:
+		if payload, err = os.ReadFile(*event); err != nil {
+			return err
+		}
+	}
+	bins, err := buildFunctions(ctx, stderr, *binDir, f.Name)
+	if err != nil {
+		return err
+	}
+	real := *upstream == "real"
+	var sbs []*servedSandbox
+	if !real {
+		if sbs, err = serveSandboxes("127.0.0.1:0"); err != nil {
+			return err
+		}
+		defer closeSandboxes(sbs)
+	}
+	emu := emulator.New(emulator.Options{Platform: p, Log: stderr, Functions: []emulator.FunctionConfig{{
+		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real),
+		Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Stdout: stderr,
+	}}})
+	defer emu.Close()
+	res, _, err := emu.Invoke(ctx, f.Name, payload)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(res.Body))
+	if res.Error != nil {
+		return fmt.Errorf("function error %s: %s", res.Error.Type, res.Error.Message)
+	}
+	return nil
 }

@@ -2,11 +2,159 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
-// runLocal is built under issue 3.
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("not built yet (issue 3)")
+	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:9000", "front door address (HTTP triggers and invoke APIs)")
+	platform := fs.String("platform", "fc", "runtime API to emulate: fc (Function Compute go1) or aws (Lambda provided.al2023)")
+	upstream := fs.String("upstream", "sandbox", "sandbox: the built-in vendor sandboxes with demo credentials; real: the real vendors with your environment")
+	timers := fs.String("timers", "on", "on: fire timers on their schedules; off: only by hand (POST /__timers/<function>)")
+	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:9100", "first port of the vendor sandboxes (one port per vendor)")
+	maxInst := fs.Int("max-instances", 4, "instances per function when all are busy")
+	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
+	binDir := fs.String("bin", "bin", "where to build the function binaries")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	p, err := parsePlatform(*platform)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
+	if *upstream != "sandbox" && *upstream != "real" {
+		fmt.Fprintf(stderr, "--upstream %q: expected sandbox or real\n", *upstream)
+		return errUsage
+	}
+	if *timers != "on" && *timers != "off" {
+		fmt.Fprintf(stderr, "--timers %q: expected on or off\n", *timers)
+		return errUsage
+	}
+	real := *upstream == "real"
+
+	fmt.Fprintln(stdout, "cloudcall local: building functions")
+	bins, err := buildFunctions(ctx, stdout, *binDir, "")
+	if err != nil {
+		return err
+	}
+	var sbs []*servedSandbox
+	if !real {
+		if sbs, err = serveSandboxes(*sandboxAddr); err != nil {
+			return err
+		}
+		defer closeSandboxes(sbs)
+	}
+	var fns []emulator.FunctionConfig
+	var tms []emulator.Timer
+	for _, f := range registry.All() {
+		bin, ok := bins[f.Name]
+		if !ok {
+			continue
+		}
+		fns = append(fns, emulator.FunctionConfig{
+			Name: f.Name, Binary: bin, Platform: p, Env: functionEnv(f, p, sbs, real),
+			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB,
+			MaxInstances: *maxInst, Idle: *idle, Stdout: prefixWriter(stdout, f.Name),
+		})
+		if f.Schedule != nil {
+			c, err := emulator.ParseCron(f.Schedule.Cron, f.Schedule.TimeZone)
+			if err != nil {
+				return fmt.Errorf("%s schedule: %w", f.Name, err)
+			}
+			tms = append(tms, emulator.Timer{Function: f.Name, Name: f.Schedule.Name, Cron: c, Payload: f.Schedule.Payload})
+		}
+	}
+	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: stdout})
+	defer emu.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another cloudcall local running? use --addr)", *addr, err)
+	}
+	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	if *timers == "on" {
+		emu.RunTimers(ctx)
+	}
+	banner(stdout, "http://"+ln.Addr().String(), string(p), *upstream, bins, sbs, tms, *timers)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")
+	shut, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shut)
+	return nil
+}
+
+func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string) {
+	fmt.Fprintf(w, "\ncloudcall local on %s — platform %s, upstream %s\n", base, platform, upstream)
+	fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform).")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nFUNCTION\tHTTP TRIGGER\tINVOKE (FC / Lambda style)")
+	for _, f := range registry.All() {
+		if bins[f.Name] == "" {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s/2023-03-30/functions/%s/invocations\n", f.Name, base, f.Name, base, f.Name)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\nTry:")
+	for _, f := range registry.All() {
+		if f.Example == "" || len(f.HTTPMethods) == 0 || bins[f.Name] == "" {
+			continue
+		}
+		fmt.Fprintf(w, "  curl -s -X POST %s/%s -H 'Content-Type: application/json' -d '%s'\n", base, f.Name, f.Example)
+	}
+	for _, t := range tms {
+		fmt.Fprintf(w, "  curl -s -X POST %s/__timers/%s      # fire %s now (timers %s)\n", base, t.Function, t.Name, timers)
+	}
+	fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name logistics-get-quota --cli-binary-format raw-in-base64-out --payload '{\"deliveryId\":\"YTO\",\"bizId\":\"xyz\"}' out.json\n", base)
+	for _, s := range sbs {
+		fmt.Fprintf(w, "sandbox %-8s %s   (admin: %s/__sandbox/calls)\n", s.vendor, s.url, s.url)
+	}
+	fmt.Fprintln(w, "\nCtrl-C stops everything.")
+}
+
+// prefixWriter labels each line a function prints with its name.
+func prefixWriter(w io.Writer, name string) io.Writer {
+	return &linePrefixer{w: w, prefix: name + " | "}
+}
+
+type linePrefixer struct {
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (l *linePrefixer) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		if _, err := fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.buf[:i]); err != nil {
+			return len(p), err
+		}
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
 }

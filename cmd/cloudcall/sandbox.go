@@ -2,11 +2,44 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"sort"
 )
 
-// runSandbox is built under issue 3.
 func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("not built yet (issue 3)")
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:9100", "address of the first sandbox; the others take the next ports")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: cloudcall sandbox [--addr host:port]\n\nServes the vendor sandboxes on loopback and prints the environment that points a function at them.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	sbs, err := serveSandboxes(*addr)
+	if err != nil {
+		return err
+	}
+	defer closeSandboxes(sbs)
+	for _, s := range sbs {
+		fmt.Fprintf(stdout, "sandbox %s on %s\n", s.vendor, s.url)
+		keys := make([]string, 0, len(s.env))
+		for k := range s.env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(stdout, "  export %s=%q\n", k, s.env[k])
+		}
+	}
+	fmt.Fprintln(stdout, "Admin: GET /__sandbox/calls, POST /__sandbox/faults, POST /__sandbox/clock. Ctrl-C stops.")
+	<-ctx.Done()
+	return nil
 }

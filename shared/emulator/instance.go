@@ -106,7 +106,7 @@ func (in *Instance) Invoke(ctx context.Context, inv runtimeapi.Invocation) (runt
 	if err != nil {
 		select {
 		case <-in.exited:
-			return res, fmt.Errorf("%w (%v): %s", ErrExited, in.exitErr, in.StderrTail())
+			return res, fmt.Errorf("%w (%v): %w: %s", ErrExited, in.exitErr, err, in.StderrTail())
 		default:
 		}
 	}

@@ -35,6 +35,9 @@ type Function struct {
 	HTTPMethods []string // empty: no HTTP trigger
 	Schedule    *Schedule
 	Env         []Var
+	// Example is an input that works against the sandbox (start-up curl
+	// lines, docs, smoke tests).
+	Example string
 }
 
 // Common variables every function reads.
@@ -62,7 +65,8 @@ func All() []Function {
 			Name: "logistics-get-quota", API: "openapi.logistics.getQuota", Vendor: "wechat",
 			Description: "WeChat logistics.getQuota: electronic-waybill balance of a courier account",
 			MemoryMB:    128, TimeoutSec: 10, HTTPMethods: []string{"POST"},
-			Env: append(wechatVars(), commonVars()...),
+			Env:     append(wechatVars(), commonVars()...),
+			Example: `{"deliveryId":"YTO","bizId":"xyz"}`,
 		},
 		{
 			Name: "ck1-pricing-inbound-box", API: "ck1.pricing.inboundBox", Vendor: "ck1",
@@ -75,6 +79,7 @@ func All() []Function {
 				{Name: "CK1_CLIENT_SECRET", Secret: true, Description: "CK1 OAuth client secret"},
 				{Name: "CK1_REFRESH_TOKEN", Secret: true, Description: "CK1 OAuth refresh token (seed; rotated copies live in the store)"},
 			}, commonVars()...),
+			Example: `{"warehouseId":"US","boxes":[{"weight":1200,"length":30,"width":20,"height":15,"quantity":2}]}`,
 		},
 		{
 			Name: "cams-query-chatapp-bind-waba", API: "cams.queryChatappBindWaba", Vendor: "alicloud",
@@ -86,6 +91,7 @@ func All() []Function {
 				{Name: "ALIBABA_CLOUD_SECURITY_TOKEN", Secret: true, Description: "STS token, with STS credentials"},
 				{Name: "CAMS_API_BASE", Default: "https://cams.ap-southeast-1.aliyuncs.com", Description: "CAMS origin"},
 			}, commonVars()...),
+			Example: `{"custSpaceId":"293483949493"}`,
 		},
 		{
 			Name: "top-launch-extra-charge", API: "top.ascp.launchExtraCharge", Vendor: "top",
@@ -98,6 +104,7 @@ func All() []Function {
 				{Name: "TOP_SIGN_METHOD", Default: "hmac-sha256", Description: "md5, hmac or hmac-sha256"},
 				{Name: "TOP_GATEWAY_URL", Default: "https://gw.api.taobao.com/router/rest", Description: "TOP router"},
 			}, commonVars()...),
+			Example: `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":1,"desc":"second visit"},"idempotencyKey":"demo-1"}`,
 		},
 		{
 			Name: "quota-alert", API: "cloudcall.quotaAlert", Vendor: "wechat",
@@ -105,6 +112,7 @@ func All() []Function {
 			MemoryMB:    128, TimeoutSec: 60,
 			Schedule: &Schedule{Name: "quota-alert-hourly", Cron: "0 * * * *", TimeZone: "Asia/Shanghai", Payload: `{}`},
 			Env:      append(wechatVars(), commonVars()...),
+			Example:  `{}`,
 		},
 	}
 }

@@ -70,6 +70,10 @@ type Result struct {
 	TimedOut  bool           // the deadline passed with no answer
 }
 
+// ErrNotDelivered says no poll took the invocation before ctx ended: the
+// binary never saw it, so it is safe to run elsewhere.
+var ErrNotDelivered = errors.New("runtimeapi: invocation not delivered")
+
 // ErrClosed is returned for invocations pending when the server closes.
 var ErrClosed = errors.New("runtimeapi: server closed")
 
@@ -92,10 +96,11 @@ type Server struct {
 	closed   chan struct{}
 	once     sync.Once
 
-	mu       sync.Mutex
-	inflight map[string]*pending
-	initErr  *InitError
-	polls    int
+	mu        sync.Mutex
+	inflight  map[string]*pending
+	initErr   *InitError
+	polls     int
+	firstPoll time.Time
 }
 
 // New listens on a loopback port and serves the platform's runtime API.
@@ -124,6 +129,13 @@ func (s *Server) Polls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.polls
+}
+
+// FirstPoll is when the binary first asked for work: the end of its init.
+func (s *Server) FirstPoll() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstPoll
 }
 
 // InitErr returns what the binary reported through init/error, if anything.
@@ -172,9 +184,9 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
 	case <-timer.C:
 		return Result{RequestID: inv.RequestID, TimedOut: true}, nil
 	case <-ctx.Done():
-		return Result{}, ctx.Err()
+		return Result{}, fmt.Errorf("%w: %w", ErrNotDelivered, ctx.Err())
 	case <-s.closed:
-		return Result{}, ErrClosed
+		return Result{}, fmt.Errorf("%w: %w", ErrNotDelivered, ErrClosed)
 	}
 	select {
 	case r := <-p.done:
@@ -223,6 +235,9 @@ func (s *Server) routes() http.Handler {
 func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.polls++
+	if s.firstPoll.IsZero() {
+		s.firstPoll = time.Now()
+	}
 	s.mu.Unlock()
 	var p *pending
 	select {

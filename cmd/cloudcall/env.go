@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/registry"
+)
+
+// servedSandbox is a sandbox listening on loopback.
+type servedSandbox struct {
+	vendor string
+	url    string
+	env    map[string]string
+	srv    *http.Server
+}
+
+// serveSandboxes starts every vendor sandbox on loopback. base is
+// "host:port" for the first one (port 0: any free ports).
+func serveSandboxes(base string) ([]*servedSandbox, error) {
+	host, portStr, err := net.SplitHostPort(base)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox address %q: %w", base, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	sbs := sandboxes()
+	vendors := make([]string, 0, len(sbs))
+	for v := range sbs {
+		vendors = append(vendors, v)
+	}
+	sort.Strings(vendors)
+	var out []*servedSandbox
+	for i, v := range vendors {
+		p := 0
+		if port != 0 {
+			p = port + i
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err != nil {
+			closeSandboxes(out)
+			return nil, fmt.Errorf("sandbox %s: %w", v, err)
+		}
+		srv := &http.Server{Handler: sbs[v].Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		url := "http://" + ln.Addr().String()
+		out = append(out, &servedSandbox{vendor: v, url: url, env: sbs[v].Env(url), srv: srv})
+	}
+	return out, nil
+}
+
+func closeSandboxes(sbs []*servedSandbox) {
+	for _, s := range sbs {
+		_ = s.srv.Close()
+	}
+}
+
+// functionEnv is what the platform would give the function: its registry
+// defaults, the platform's own variables, and either the sandbox (demo
+// credentials) or, with real upstreams, the caller's environment.
+func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*servedSandbox, real bool) map[string]string {
+	env := map[string]string{}
+	for _, v := range f.Env {
+		if v.Default != "" {
+			env[v.Name] = v.Default
+		}
+		if real {
+			if val, ok := os.LookupEnv(v.Name); ok {
+				env[v.Name] = val
+			}
+			if val, ok := os.LookupEnv(v.Name + "_FILE"); ok {
+				env[v.Name+"_FILE"] = val
+			}
+		}
+	}
+	if !real {
+		for _, s := range sbs {
+			if s.vendor == f.Vendor {
+				for k, v := range s.env {
+					env[k] = v
+				}
+			}
+		}
+	}
+	// Locally nobody else can call the trigger; on a platform this stays off.
+	env["CLOUDCALL_ALLOW_ANONYMOUS"] = "true"
+	if v, ok := os.LookupEnv("CLOUDCALL_STORE"); ok {
+		env["CLOUDCALL_STORE"] = v
+	}
+	if platform == runtimeapi.Lambda {
+		env["AWS_LAMBDA_FUNCTION_NAME"] = f.Name
+		env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = strconv.Itoa(f.MemoryMB)
+		env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST"
+		env["AWS_REGION"] = "us-east-1"
+		env["_HANDLER"] = "bootstrap"
+	} else {
+		env["FC_FUNCTION_NAME"] = f.Name
+		env["FC_FUNCTION_MEMORY_SIZE"] = strconv.Itoa(f.MemoryMB)
+		env["FC_FUNCTION_HANDLER"] = "main"
+		env["FC_REGION"] = "cn-hangzhou"
+		env["FC_ACCOUNT_ID"] = "123456789012"
+	}
+	return env
+}
+
+// buildFunctions compiles every registry function that has a folder,
+// showing progress; it returns the binaries by name.
+func buildFunctions(ctx context.Context, out io.Writer, binDir string, only string) (map[string]string, error) {
+	root, err := emulator.ModuleRoot(".")
+	if err != nil {
+		return nil, fmt.Errorf("run cloudcall from inside the cloudcall checkout: %w", err)
+	}
+	if !filepath.IsAbs(binDir) {
+		binDir = filepath.Join(root, binDir)
+	}
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return nil, err
+	}
+	bins := map[string]string{}
+	for _, f := range registry.All() {
+		if only != "" && f.Name != only {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(root, "functions", f.Name, "main.go")); err != nil {
+			fmt.Fprintf(out, "  skip  %-30s (no functions/%s yet)\n", f.Name, f.Name)
+			continue
+		}
+		start := time.Now()
+		bin, err := emulator.Build(ctx, root, "./functions/"+f.Name, binDir)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "  built %-30s %s\n", f.Name, time.Since(start).Round(10*time.Millisecond))
+		bins[f.Name] = bin
+	}
+	if only != "" && len(bins) == 0 {
+		return nil, fmt.Errorf("unknown function %q; known: %s", only, strings.Join(registry.Names(), ", "))
+	}
+	return bins, nil
+}
+
+func parsePlatform(s string) (runtimeapi.Platform, error) {
+	switch s {
+	case "fc":
+		return runtimeapi.FC, nil
+	case "aws", "lambda":
+		return runtimeapi.Lambda, nil
+	}
+	return "", fmt.Errorf("--platform %q: expected fc or aws", s)
+}

@@ -1,0 +1,21 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+)
+
+// vendorSandbox is what the emulator needs of a vendor sandbox.
+type vendorSandbox interface {
+	Handler() http.Handler
+	Env(baseURL string) map[string]string
+}
+
+// sandboxes builds one fresh sandbox per vendor, keyed by the registry's
+// Vendor names. Adding a vendor is one line here.
+func sandboxes() map[string]vendorSandbox {
+	return map[string]vendorSandbox{
+		"wechat": wechatsbx.New(wechatsbx.Options{}),
+	}
+}
