@@ -78,7 +78,9 @@ func post(t *testing.T, url string, body string, hdr map[string]string) (*http.R
 	return resp, b
 }
 
-func platforms() []runtimeapi.Platform { return []runtimeapi.Platform{runtimeapi.FC, runtimeapi.Lambda} }
+func platforms() []runtimeapi.Platform {
+	return []runtimeapi.Platform{runtimeapi.FC, runtimeapi.Lambda}
+}
 
 func TestDirectAndFrontDoors(t *testing.T) {
 	for _, p := range platforms() {
