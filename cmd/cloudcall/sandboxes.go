@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 
+	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 )
 
@@ -17,5 +18,6 @@ type vendorSandbox interface {
 func sandboxes() map[string]vendorSandbox {
 	return map[string]vendorSandbox{
 		"wechat": wechatsbx.New(wechatsbx.Options{}),
+		"top":    topsbx.New(topsbx.Options{}),
 	}
 }

@@ -58,7 +58,11 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 	} else {
 		env = append(env, "AWS_LAMBDA_RUNTIME_API="+api.Addr())
 	}
-	env = append(env, "PATH="+os.Getenv("PATH"), "TZ="+os.Getenv("TZ"))
+	for _, k := range []string{"PATH", "TZ"} {
+		if _, set := cfg.Env[k]; !set {
+			env = append(env, k+"="+os.Getenv(k))
+		}
+	}
 	cmd := exec.Command(cfg.Binary)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

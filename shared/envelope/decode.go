@@ -56,7 +56,11 @@ func Decode(body []byte, v any) error {
 			if field == "" {
 				field = "(body)"
 			}
-			return Invalid(field, "expected %s, got %s", describeType(te.Type), te.Value)
+			want := describeType(te.Type)
+			if h := hintFor(reflect.TypeOf(v), field); h != "" {
+				want = h
+			}
+			return Invalid(field, "expected %s, got %s", want, te.Value)
 		}
 		return Invalid("", "%v", err)
 	}
@@ -101,6 +105,40 @@ func checkKeys(doc any, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// hintFor finds the `hint` tag of the field at a dotted JSON path: a field
+// can say what it expects in the caller's terms ("an integer number of fen").
+func hintFor(t reflect.Type, path string) string {
+	var hint string
+	for _, name := range strings.Split(path, ".") {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+		f, ok := fieldByJSONName(t, name)
+		if !ok {
+			return ""
+		}
+		hint, t = f.Tag.Get("hint"), f.Type
+	}
+	return hint
+}
+
+func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		n, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if n == "" {
+			n = f.Name
+		}
+		if n == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 func jsonFields(t reflect.Type) map[string]reflect.Type {

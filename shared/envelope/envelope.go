@@ -58,6 +58,11 @@ type Response struct {
 	Err    *Error // nil on success; kept for logs and metrics
 }
 
+// Prepared is an envelope that is already finished (an idempotent replay of
+// a first call's answer): a handler returns it and Invoke passes it through
+// byte for byte.
+type Prepared Response
+
 // Invoke runs the operation and always produces an envelope: a panic in the
 // handler becomes CodeInternal, never a crash.
 func (o Op) Invoke(ctx context.Context, in *Input) (resp Response) {
@@ -70,6 +75,9 @@ func (o Op) Invoke(ctx context.Context, in *Input) (resp Response) {
 	out, err := o.Handle(ctx, in)
 	if err != nil {
 		return Failure(o.API, As(err))
+	}
+	if p, ok := out.(Prepared); ok {
+		return Response(p)
 	}
 	return Success(o.API, out)
 }

@@ -104,7 +104,7 @@ func All() []Function {
 				{Name: "TOP_SIGN_METHOD", Default: "hmac-sha256", Description: "md5, hmac or hmac-sha256"},
 				{Name: "TOP_GATEWAY_URL", Default: "https://gw.api.taobao.com/router/rest", Description: "TOP router"},
 			}, commonVars()...),
-			Example: `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":1,"desc":"second visit"},"idempotencyKey":"demo-1"}`,
+			Example: `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":2,"desc":"second visit"},"idempotencyKey":"demo-1"}`,
 		},
 		{
 			Name: "quota-alert", API: "cloudcall.quotaAlert", Vendor: "wechat",

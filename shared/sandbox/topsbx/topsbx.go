@@ -1,0 +1,282 @@
+// Package topsbx is a stateful sandbox of the Taobao Open Platform router for
+// alibaba.ascp.industry.launch.extra.charge: it checks the app key, the
+// session, the 10-minute GMT+8 timestamp window and the signature (md5, hmac,
+// hmac-sha256) the way TOP does, records every accepted charge in a ledger,
+// and answers with TOP's real error_response codes.
+package topsbx
+
+import (
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/sandbox"
+)
+
+// Demo credentials.
+const (
+	DemoAppKey  = "12345678"
+	DemoSecret  = "top-demo-secret-0123456789"
+	DemoSession = "top-demo-session-6101a2b3c4d5"
+)
+
+// Seeded order ids that make the sandbox answer with a specific failure.
+const (
+	OrderNoPermission = "BFC-ERR-11"    // code 11 Insufficient ISV Permissions
+	OrderRemoteISP    = "BFC-ERR-15ISP" // code 15 isp.top-remote-service-unavailable (ambiguous)
+	OrderRemoteISV    = "BFC-ERR-15ISV" // code 15 isv.invalid-parameter
+	OrderThrottled    = "BFC-ERR-7"     // code 7 App Call Limited, ban 42 s
+	OrderBadArgs      = "BFC-ERR-41"    // code 41 Invalid Arguments
+	OrderRefused      = "BFC-REFUSED"   // result.success=false (business layer)
+)
+
+const method = "alibaba.ascp.industry.launch.extra.charge"
+
+// Charge is one accepted extra charge.
+type Charge struct {
+	ID      string
+	OrderID string
+	Price   int64
+	Type    int64
+	At      time.Time
+}
+
+// Options seeds the sandbox; the zero value has the demo app and session.
+type Options struct {
+	Apps     map[string]string // app key → secret
+	Sessions []string
+}
+
+// Server is the TOP sandbox.
+type Server struct {
+	*sandbox.Sandbox
+	apps     map[string]string
+	sessions map[string]bool
+
+	mu     sync.Mutex
+	ledger []Charge
+	seq    int
+}
+
+// New builds a sandbox.
+func New(opts Options) *Server {
+	if opts.Apps == nil {
+		opts.Apps = map[string]string{DemoAppKey: DemoSecret}
+	}
+	if opts.Sessions == nil {
+		opts.Sessions = []string{DemoSession}
+	}
+	s := &Server{Sandbox: sandbox.New("top"), apps: opts.Apps, sessions: map[string]bool{}}
+	for _, x := range opts.Sessions {
+		s.sessions[x] = true
+	}
+	return s
+}
+
+// Env points a function at this sandbox with the demo credentials.
+func (s *Server) Env(baseURL string) map[string]string {
+	return map[string]string{"TOP_GATEWAY_URL": baseURL + "/router/rest", "TOP_APP_KEY": DemoAppKey, "TOP_APP_SECRET": DemoSecret, "TOP_SESSION": DemoSession}
+}
+
+// Charges returns the ledger entries of an order (all orders when empty).
+func (s *Server) Charges(orderID string) []Charge {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Charge
+	for _, c := range s.ledger {
+		if orderID == "" || c.OrderID == orderID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Handler serves the router behind fault injection and the admin endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/router/rest", s.rest)
+	mux.HandleFunc("GET /__sandbox/top/charges", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{"charges": s.Charges(r.URL.Query().Get("order"))})
+	})
+	return s.Wrap(mux)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func requestID() string {
+	b := make([]byte, 7)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func fail(w http.ResponseWriter, code int, msg, subCode, subMsg string) {
+	e := map[string]any{"code": code, "msg": msg, "request_id": requestID()}
+	if subCode != "" {
+		e["sub_code"], e["sub_msg"] = subCode, subMsg
+	}
+	writeJSON(w, map[string]any{"error_response": e})
+}
+
+var gmt8 = time.FixedZone("GMT+8", 8*3600)
+
+// signature recomputes TOP's sign independently of the client package.
+func signature(secret, method string, params map[string]string) string {
+	keys := make([]string, 0, len(params))
+	for k, v := range params {
+		if k != "sign" && v != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + params[k])
+	}
+	var h hash.Hash
+	switch method {
+	case "hmac":
+		h = hmac.New(md5.New, []byte(secret))
+	case "hmac-sha256":
+		h = hmac.New(sha256.New, []byte(secret))
+	default:
+		sum := md5.Sum([]byte(secret + b.String() + secret))
+		return strings.ToUpper(hex.EncodeToString(sum[:]))
+	}
+	h.Write([]byte(b.String()))
+	return strings.ToUpper(hex.EncodeToString(h.Sum(nil)))
+}
+
+func (s *Server) rest(w http.ResponseWriter, r *http.Request) {
+	s.Count("rest")
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		fail(w, 9, "Http Action Not Allowed", "", "")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		fail(w, 41, "Invalid Arguments", "isv.invalid-parameter", "表单无法解析")
+		return
+	}
+	p := map[string]string{}
+	for k := range r.Form {
+		p[k] = r.Form.Get(k)
+	}
+	secret, ok := s.apps[p["app_key"]]
+	switch {
+	case p["method"] == "":
+		fail(w, 21, "Missing Method", "", "")
+		return
+	case p["method"] != method:
+		fail(w, 22, "Invalid Method", "", "")
+		return
+	case p["app_key"] == "":
+		fail(w, 28, "Missing App Key", "", "")
+		return
+	case !ok:
+		fail(w, 29, "Invalid App Key", "", "")
+		return
+	case p["timestamp"] == "":
+		fail(w, 30, "Missing Timestamp", "", "")
+		return
+	case p["v"] != "2.0":
+		fail(w, 32, "Missing Version", "", "")
+		return
+	case p["sign"] == "":
+		fail(w, 24, "Missing Signature", "", "")
+		return
+	}
+	ts, err := time.ParseInLocation("2006-01-02 15:04:05", p["timestamp"], gmt8)
+	if err != nil || absDur(s.Clock.Now().Sub(ts)) > 10*time.Minute {
+		fail(w, 31, "Invalid Timestamp", "isv.timestamp-limit-error", "时间戳超出允许范围 (GMT+8, ±10 分钟)")
+		return
+	}
+	if sm := p["sign_method"]; sm != "" && sm != "md5" && sm != "hmac" && sm != "hmac-sha256" {
+		fail(w, 25, "Invalid Signature", "", "")
+		return
+	}
+	if !hmac.Equal([]byte(signature(secret, p["sign_method"], p)), []byte(p["sign"])) {
+		fail(w, 25, "Invalid Signature", "", "")
+		return
+	}
+	if p["session"] == "" {
+		fail(w, 26, "Missing Session", "", "")
+		return
+	}
+	if !s.sessions[p["session"]] {
+		fail(w, 27, "Invalid Session", "invalid-sessionkey", "SessionKey非法")
+		return
+	}
+	raw := p["oms_launch_extra_charge_parameter"]
+	if raw == "" {
+		fail(w, 40, "Missing Required Arguments", "isv.missing-parameter:oms_launch_extra_charge_parameter", "缺少必选参数")
+		return
+	}
+	var in struct {
+		OrderID *string `json:"wds_coordination_order_id"`
+		Price   *int64  `json:"price"`
+		Type    *int64  `json:"type"`
+		Desc    string  `json:"desc"`
+		Feature string  `json:"feature"`
+	}
+	if err := json.Unmarshal([]byte(raw), &in); err != nil || in.OrderID == nil || in.Price == nil || in.Type == nil {
+		fail(w, 41, "Invalid Arguments", "isv.invalid-parameter", "非法参数")
+		return
+	}
+	switch *in.OrderID {
+	case OrderNoPermission:
+		fail(w, 11, "Insufficient ISV Permissions", "isv.permission-api-package-limit", "请申请权限包")
+		return
+	case OrderRemoteISP:
+		fail(w, 15, "Remote service error", "isp.top-remote-service-unavailable", "远程服务不可用")
+		return
+	case OrderRemoteISV:
+		fail(w, 15, "Remote service error", "isv.invalid-parameter", "非法参数")
+		return
+	case OrderThrottled:
+		fail(w, 7, "App Call Limited", "accesscontrol.limited-by-app-access-count", "This ban will last for 42 more seconds")
+		return
+	case OrderBadArgs:
+		fail(w, 41, "Invalid Arguments", "isv.invalid-parameter:price", "非法参数")
+		return
+	case OrderRefused:
+		writeJSON(w, map[string]any{"alibaba_ascp_industry_launch_extra_charge_response": map[string]any{
+			"result":     map[string]any{"success": false, "error_code": "15", "error_message": "服务异常: 服务单已完结，不能发起增加费用"},
+			"request_id": requestID(),
+		}})
+		return
+	}
+	if *in.Price <= 0 || *in.Type < 1 || *in.Type > 8 {
+		fail(w, 41, "Invalid Arguments", "isv.invalid-parameter", "非法参数")
+		return
+	}
+	s.mu.Lock()
+	s.seq++
+	c := Charge{ID: fmt.Sprintf("ECS%010d", 7000000000+s.seq), OrderID: *in.OrderID, Price: *in.Price, Type: *in.Type, At: s.Clock.Now()}
+	s.ledger = append(s.ledger, c)
+	s.mu.Unlock()
+	s.Count("charge")
+	feature := in.Feature
+	writeJSON(w, map[string]any{"alibaba_ascp_industry_launch_extra_charge_response": map[string]any{
+		"result":     map[string]any{"success": true, "data": map[string]any{"extra_charge_service_order_id": c.ID, "feature": feature}},
+		"request_id": requestID(),
+	}})
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}

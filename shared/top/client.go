@@ -1,0 +1,216 @@
+package top
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/upstream"
+)
+
+// Options configures a Client.
+type Options struct {
+	AppKey, Secret string
+	Session        string // default session when a call passes none
+	SignMethod     string // default hmac-sha256
+	Gateway        string
+	HTTP           *http.Client
+	Now            func() time.Time
+}
+
+// Client calls the TOP router.
+type Client struct{ o Options }
+
+// NewClient checks the options.
+func NewClient(o Options) (*Client, error) {
+	if o.SignMethod == "" {
+		o.SignMethod = SignHMACSHA256
+	}
+	if !ValidSignMethod(o.SignMethod) {
+		return nil, fmt.Errorf("TOP_SIGN_METHOD=%q: expected md5, hmac or hmac-sha256", o.SignMethod)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTP == nil {
+		o.HTTP = http.DefaultClient
+	}
+	return &Client{o: o}, nil
+}
+
+// ErrorResponse is TOP's platform failure layer.
+type ErrorResponse struct {
+	Code      int    `json:"code"`
+	Msg       string `json:"msg"`
+	SubCode   string `json:"sub_code"`
+	SubMsg    string `json:"sub_msg"`
+	RequestID string `json:"request_id"`
+}
+
+func (e *ErrorResponse) Error() string {
+	s := fmt.Sprintf("top error %d %s", e.Code, e.Msg)
+	if e.SubCode != "" {
+		s += fmt.Sprintf(" (%s: %s)", e.SubCode, e.SubMsg)
+	}
+	return s
+}
+
+// Params builds the signed parameter set for one call. Empty values are
+// dropped (TOP neither sends nor signs them).
+func (c *Client) Params(method, session string, api map[string]string) (map[string]string, error) {
+	if session == "" {
+		session = c.o.Session
+	}
+	p := map[string]string{
+		"method": method, "app_key": c.o.AppKey, "session": session,
+		"timestamp": Timestamp(c.o.Now()), "v": "2.0", "sign_method": c.o.SignMethod, "format": "json",
+	}
+	for k, v := range api {
+		p[k] = v
+	}
+	for k, v := range p {
+		if v == "" {
+			delete(p, k)
+		}
+	}
+	sig, err := Sign(c.o.Secret, p)
+	if err != nil {
+		return nil, err
+	}
+	p["sign"] = sig
+	return p, nil
+}
+
+// Outcome of a call as far as the caller can know it.
+type Outcome int
+
+const (
+	// NotSent: the request never reached TOP (safe to retry, nothing done).
+	NotSent Outcome = iota
+	// Answered: TOP answered; the body says what happened.
+	Answered
+	// Unknown: the request may have reached TOP and nobody knows what it did.
+	Unknown
+)
+
+// Reply is TOP's answer to one call.
+type Reply struct {
+	Outcome  Outcome
+	Status   int
+	Body     json.RawMessage // the method's response object (inside <name>_response)
+	Error    *ErrorResponse  // the error_response layer, when present
+	TransErr error           // what went wrong when Outcome != Answered
+}
+
+// Do sends one call once. It never retries: the caller knows whether the
+// method is a read or a write.
+func (c *Client) Do(ctx context.Context, method, session string, api map[string]string) Reply {
+	params, err := c.Params(method, session, api)
+	if err != nil {
+		return Reply{Outcome: NotSent, TransErr: err}
+	}
+	form := url.Values{}
+	for k, v := range params {
+		form.Set(k, v)
+	}
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, c.o.Gateway, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Reply{Outcome: NotSent, TransErr: upstream.Clean(err)}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		out := NotSent
+		if wrote.Load() {
+			out = Unknown // the request left: TOP may have acted on it
+		}
+		return Reply{Outcome: out, TransErr: upstream.Clean(err)}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: upstream.Clean(err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: fmt.Errorf("gateway answered HTTP %d", resp.StatusCode)}
+	}
+	var root map[string]json.RawMessage
+	if err := json.Unmarshal(b, &root); err != nil {
+		return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: fmt.Errorf("unreadable answer: %w", err)}
+	}
+	if er, ok := root["error_response"]; ok {
+		var e ErrorResponse
+		if err := json.Unmarshal(er, &e); err != nil {
+			return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: fmt.Errorf("unreadable error_response: %w", err)}
+		}
+		return Reply{Outcome: Answered, Status: resp.StatusCode, Error: &e}
+	}
+	// The response object sits under <name>_response; take the first object
+	// member rather than trust the name.
+	for _, v := range root {
+		if t := bytes.TrimSpace(v); len(t) > 0 && t[0] == '{' {
+			return Reply{Outcome: Answered, Status: resp.StatusCode, Body: t}
+		}
+	}
+	return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: errors.New("answer has no response object")}
+}
+
+var banSeconds = regexp.MustCompile(`ban will last for (\d+) more seconds`)
+
+// RetryAfter reads "This ban will last for N more seconds" (code 7).
+func (e *ErrorResponse) RetryAfter() int {
+	for _, s := range []string{e.Msg, e.SubMsg} {
+		if m := banSeconds.FindStringSubmatch(s); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return n
+		}
+	}
+	return 0
+}
+
+// Ambiguous reports an error_response after which nobody knows whether a
+// write happened: the gateway reached the backend and lost it (isp.*).
+func (e *ErrorResponse) Ambiguous() bool {
+	return strings.HasPrefix(e.SubCode, "isp.")
+}
+
+var hints = map[int]string{
+	11: "the app lacks the permission package for this API: apply for it in the TOP console",
+	25: "TOP refused the signature: check TOP_APP_SECRET and TOP_SIGN_METHOD",
+	27: "the seller session is invalid or expired: the seller must authorize the app again (TOP_SESSION or session)",
+	29: "TOP does not know this app key: check TOP_APP_KEY",
+	31: "TOP refused the timestamp: check the host clock",
+}
+
+// EnvelopeError maps a platform error_response onto the envelope.
+func EnvelopeError(e *ErrorResponse) *envelope.Error {
+	up := &envelope.Upstream{Vendor: "top", Code: strconv.Itoa(e.Code), Message: e.Msg, SubCode: e.SubCode, SubMessage: e.SubMsg, RequestID: e.RequestID}
+	reason := fmt.Sprintf("%d %s", e.Code, e.Msg)
+	if e.SubCode != "" {
+		reason += fmt.Sprintf(": %s %s", e.SubCode, e.SubMsg)
+	}
+	if h, ok := hints[e.Code]; ok {
+		reason += " (" + h + ")"
+	}
+	switch {
+	case e.Code == 7 || e.Code == 8 || (e.Code >= 4 && e.Code <= 6):
+		return &envelope.Error{Code: envelope.CodeThrottled, Reason: "throttled by TOP: " + reason, RetryAfter: e.RetryAfter(), Upstream: up, Err: e}
+	case e.Ambiguous():
+		return &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "outcome unknown — reconcile before retrying: " + reason, Upstream: up, Err: e}
+	}
+	return &envelope.Error{Code: envelope.CodeUpstream, Reason: reason, Upstream: up, Err: e}
+}

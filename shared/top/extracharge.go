@@ -1,0 +1,283 @@
+package top
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/upstream"
+)
+
+// APILaunchExtraCharge is the errMsg prefix of the function.
+const (
+	APILaunchExtraCharge = "top.ascp.launchExtraCharge"
+	MethodLaunchExtra    = "alibaba.ascp.industry.launch.extra.charge"
+)
+
+// Field limits. TOP publishes none for this API; these refuse what cannot be
+// a real BFC order or description while leaving room for every real one.
+const (
+	maxOrderID         = 64
+	maxDesc            = 512
+	maxFeature         = 2048
+	maxSession         = 256
+	maxIdemKey         = 128
+	defaultMaxPriceFen = 1_000_000 // 10,000 CNY: an extra charge above this is almost surely a unit mistake
+)
+
+var (
+	orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)
+	idemKeyPattern = regexp.MustCompile(`^[\x21-\x7e]+$`)
+)
+
+// ExtraChargeParam is OmsLaunchExtraChargeParameter in the envelope's spelling.
+type ExtraChargeParam struct {
+	WdsCoordinationOrderID string  `json:"wdsCoordinationOrderId"`
+	Price                  *int64  `json:"price" hint:"an integer number of fen (1/100 CNY), e.g. 12345 for 123.45 CNY"`
+	Type                   *int64  `json:"type" hint:"an integer from 1 to 8"`
+	Desc                   string  `json:"desc"`
+	Feature                *string `json:"feature" hint:"a string holding a JSON object, e.g. \"{\\\"k\\\":\\\"v\\\"}\""`
+}
+
+// ExtraChargeInput is the function's input.
+type ExtraChargeInput struct {
+	Param          *ExtraChargeParam `json:"omsLaunchExtraChargeParameter"`
+	Session        string            `json:"session"`
+	IdempotencyKey string            `json:"idempotencyKey"`
+
+	maxPrice int64
+}
+
+// Validate applies every rule before anything is sent.
+func (in *ExtraChargeInput) Validate() error {
+	const p = "omsLaunchExtraChargeParameter."
+	switch {
+	case in.Param == nil:
+		return envelope.Invalid("omsLaunchExtraChargeParameter", "required: {wdsCoordinationOrderId, price, type, desc?, feature?}")
+	case in.Param.WdsCoordinationOrderID == "":
+		return envelope.Invalid(p+"wdsCoordinationOrderId", "required: the BFC order number, e.g. \"BFC123\"")
+	case len(in.Param.WdsCoordinationOrderID) > maxOrderID:
+		return envelope.Invalid(p+"wdsCoordinationOrderId", "at most %d characters", maxOrderID)
+	case !orderIDPattern.MatchString(in.Param.WdsCoordinationOrderID):
+		return envelope.Invalid(p+"wdsCoordinationOrderId", "letters, digits, _ and - only")
+	case in.Param.Price == nil:
+		return envelope.Invalid(p+"price", "required: an integer number of fen (1/100 CNY)")
+	case *in.Param.Price <= 0:
+		return envelope.Invalid(p+"price", "must be greater than 0 fen, got %d", *in.Param.Price)
+	case *in.Param.Price > in.maxPrice:
+		return envelope.Invalid(p+"price", "%d fen is over the safety cap of %d fen (TOP_MAX_PRICE_FEN); price is in fen, not yuan", *in.Param.Price, in.maxPrice)
+	case in.Param.Type == nil:
+		return envelope.Invalid(p+"type", "required: 1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal, 6 repair, 7 wasted trip, 8 other")
+	case *in.Param.Type < 1 || *in.Param.Type > 8:
+		return envelope.Invalid(p+"type", "must be 1..8 (1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal, 6 repair, 7 wasted trip, 8 other), got %d", *in.Param.Type)
+	case utf8.RuneCountInString(in.Param.Desc) > maxDesc:
+		return envelope.Invalid(p+"desc", "at most %d characters", maxDesc)
+	case in.Session != "" && len(in.Session) > maxSession:
+		return envelope.Invalid("session", "at most %d characters", maxSession)
+	case in.IdempotencyKey != "" && (len(in.IdempotencyKey) > maxIdemKey || !idemKeyPattern.MatchString(in.IdempotencyKey)):
+		return envelope.Invalid("idempotencyKey", "1..%d printable ASCII characters without spaces", maxIdemKey)
+	}
+	if f := in.Param.Feature; f != nil {
+		if len(*f) > maxFeature {
+			return envelope.Invalid(p+"feature", "at most %d characters", maxFeature)
+		}
+		var obj map[string]any
+		if t := strings.TrimSpace(*f); !strings.HasPrefix(t, "{") || json.Unmarshal([]byte(t), &obj) != nil {
+			return envelope.Invalid(p+"feature", "must be a string holding a JSON object, e.g. \"{\\\"k\\\":\\\"v\\\"}\"")
+		}
+	}
+	return nil
+}
+
+// wireParam is the object TOP takes, in the documented field order.
+type wireParam struct {
+	WdsCoordinationOrderID string `json:"wds_coordination_order_id"`
+	Price                  int64  `json:"price"`
+	Type                   int64  `json:"type"`
+	Desc                   string `json:"desc,omitempty"`
+	Feature                string `json:"feature,omitempty"`
+}
+
+// encodeParam is the exact JSON string that is signed and sent.
+func encodeParam(p *ExtraChargeParam) string {
+	w := wireParam{WdsCoordinationOrderID: p.WdsCoordinationOrderID, Price: *p.Price, Type: *p.Type, Desc: p.Desc}
+	if p.Feature != nil {
+		w.Feature = *p.Feature
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // TOP's own SDKs do not escape <>&
+	_ = enc.Encode(w)
+	return strings.TrimRight(buf.String(), "\n")
+}
+
+// ExtraChargeOutput is the success payload.
+type ExtraChargeOutput struct {
+	Result    ExtraChargeResult `json:"result"`
+	RequestID string            `json:"requestId"`
+}
+
+// ExtraChargeResult mirrors TOP's ResultWrapper.
+type ExtraChargeResult struct {
+	Success bool            `json:"success"`
+	Data    ExtraChargeData `json:"data"`
+}
+
+// ExtraChargeData is the new adjustment order.
+type ExtraChargeData struct {
+	ExtraChargeServiceOrderID string `json:"extraChargeServiceOrderId"`
+	Feature                   string `json:"feature"`
+}
+
+type wireResponse struct {
+	Result struct {
+		Success bool `json:"success"`
+		Data    struct {
+			ExtraChargeServiceOrderID string `json:"extra_charge_service_order_id"`
+			Feature                   string `json:"feature"`
+		} `json:"data"`
+		ErrorMessage string `json:"error_message"`
+		ErrorCode    string `json:"error_code"`
+	} `json:"result"`
+	RequestID string `json:"request_id"`
+}
+
+// Charger launches extra charges at most once per idempotency key.
+type Charger struct {
+	client   *Client
+	guard    *idempotency.Guard
+	maxPrice int64
+}
+
+// NewCharger builds the operation's engine.
+func NewCharger(c *Client, g *idempotency.Guard, maxPrice int64) *Charger {
+	return &Charger{client: c, guard: g, maxPrice: maxPrice}
+}
+
+// Op is the function's operation.
+func (ch *Charger) Op() envelope.Op {
+	return envelope.Op{API: APILaunchExtraCharge, Handle: ch.handle}
+}
+
+func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) {
+	q := ExtraChargeInput{maxPrice: ch.maxPrice}
+	if err := envelope.Decode(in.Body, &q); err != nil {
+		return nil, err
+	}
+	param := encodeParam(q.Param)
+	session := q.Session
+	if session == "" {
+		session = ch.client.o.Session
+	}
+	if session == "" {
+		return nil, envelope.ConfigError("no seller session: pass session or set TOP_SESSION")
+	}
+	canon, _ := json.Marshal([]string{MethodLaunchExtra, ch.client.o.AppKey, session, param})
+	fp := idempotency.Fingerprint(canon)
+	key := q.IdempotencyKey
+	if key == "" {
+		key = in.HeaderValue("Idempotency-Key")
+	}
+	if key == "" {
+		key = "auto:" + fp
+	}
+	resp, _, e := ch.guard.Run(ctx, key, fp, func(ctx context.Context) (envelope.Response, idempotency.Verdict) {
+		out, err := ch.charge(ctx, session, param)
+		if err != nil {
+			ee := envelope.As(err)
+			return envelope.Failure(APILaunchExtraCharge, ee), verdict(ee)
+		}
+		return envelope.Success(APILaunchExtraCharge, out), idempotency.Keep
+	})
+	if e != nil {
+		return nil, e
+	}
+	return envelope.Prepared(resp), nil
+}
+
+// verdict keeps every answer after which TOP may have acted, and forgets
+// those after which it certainly did not, so a retry with the key can run.
+func verdict(e *envelope.Error) idempotency.Verdict {
+	switch e.Code {
+	case envelope.CodeThrottled, envelope.CodeUpstreamUnreachable, envelope.CodeConfig:
+		return idempotency.Release
+	case envelope.CodeUpstream:
+		// An error_response is a definite refusal (ambiguous isp.* ones map
+		// to CodeOutcomeUnknown); a business refusal (result.success=false)
+		// is the backend's answer to this charge and is replayed.
+		if e.Upstream == nil || e.Upstream.Extra["layer"] != "result" {
+			return idempotency.Release
+		}
+	}
+	return idempotency.Keep
+}
+
+// charge makes the one call. It never retries: a write whose answer was lost
+// may have happened.
+func (ch *Charger) charge(ctx context.Context, session, param string) (*ExtraChargeOutput, error) {
+	r := ch.client.Do(ctx, MethodLaunchExtra, session, map[string]string{"oms_launch_extra_charge_parameter": param})
+	switch r.Outcome {
+	case NotSent:
+		return nil, upstream.TransportError("top", r.TransErr)
+	case Unknown:
+		up := &envelope.Upstream{Vendor: "top", HTTPStatus: r.Status}
+		return nil, &envelope.Error{Code: envelope.CodeOutcomeUnknown, Upstream: up, Err: r.TransErr,
+			Reason: "outcome unknown — reconcile before retrying: the charge was sent but no readable answer came back (" + upstream.Clean(r.TransErr).Error() + ")"}
+	}
+	if r.Error != nil {
+		return nil, EnvelopeError(r.Error)
+	}
+	var w wireResponse
+	if err := json.Unmarshal(r.Body, &w); err != nil {
+		return nil, &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "outcome unknown — reconcile before retrying: TOP's answer could not be read",
+			Err: err, Upstream: &envelope.Upstream{Vendor: "top", HTTPStatus: r.Status}}
+	}
+	if !w.Result.Success {
+		return nil, &envelope.Error{Code: envelope.CodeUpstream,
+			Reason: fmt.Sprintf("TOP refused the charge: %s %s", w.Result.ErrorCode, w.Result.ErrorMessage),
+			Upstream: &envelope.Upstream{Vendor: "top", HTTPStatus: r.Status, Code: w.Result.ErrorCode, Message: w.Result.ErrorMessage,
+				RequestID: w.RequestID, Extra: map[string]any{"layer": "result"}}}
+	}
+	return &ExtraChargeOutput{
+		Result:    ExtraChargeResult{Success: true, Data: ExtraChargeData{ExtraChargeServiceOrderID: w.Result.Data.ExtraChargeServiceOrderID, Feature: w.Result.Data.Feature}},
+		RequestID: w.RequestID,
+	}, nil
+}
+
+// Factory builds the top-launch-extra-charge function from the environment.
+func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
+	fail := envelope.Op{API: APILaunchExtraCharge}
+	secrets, err := d.Env.RequireSecrets("TOP_APP_SECRET")
+	if err != nil {
+		return fail, err
+	}
+	appKey := d.Env.Get("TOP_APP_KEY", "")
+	if appKey == "" {
+		return fail, fmt.Errorf("set TOP_APP_KEY (the TOP app key)")
+	}
+	session, err := d.Env.Secret("TOP_SESSION")
+	if err != nil {
+		return fail, err
+	}
+	maxPrice, err := d.Env.Int("TOP_MAX_PRICE_FEN", defaultMaxPriceFen)
+	if err != nil {
+		return fail, err
+	}
+	c, err := NewClient(Options{AppKey: appKey, Secret: secrets["TOP_APP_SECRET"], Session: session,
+		SignMethod: d.Env.Get("TOP_SIGN_METHOD", SignHMACSHA256),
+		Gateway:    d.Env.Get("TOP_GATEWAY_URL", "https://gw.api.taobao.com/router/rest"), HTTP: d.HTTP})
+	if err != nil {
+		return fail, err
+	}
+	timeout, _ := d.Env.Duration("CLOUDCALL_TIMEOUT", 15*time.Second)
+	g := idempotency.New(idempotency.Options{KV: d.Store, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute})
+	return NewCharger(c, g, int64(maxPrice)).Op(), nil
+}

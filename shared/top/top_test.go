@@ -1,0 +1,286 @@
+package top_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
+	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/top"
+)
+
+func officialParams(method string) map[string]string {
+	return map[string]string{"method": "taobao.item.seller.get", "app_key": "12345678", "session": "test",
+		"timestamp": "2016-01-01 12:00:00", "format": "json", "v": "2.0", "sign_method": method,
+		"fields": "num_iid,title,nick,price,num", "num_iid": "11223344"}
+}
+
+func TestSignVectors(t *testing.T) {
+	for method, want := range map[string]string{
+		"md5":         "66987CB115214E59E6EC978214934FB8", // official
+		"hmac":        "D56D7858309C31B6251083A874D48273",
+		"hmac-sha256": "04DB15AD0774D5CFCE2C837DE43E3FCEA9011ED74F3038FB6AB5F3C4CEA119E8",
+	} {
+		got, err := top.Sign("helloworld", officialParams(method))
+		require.NoError(t, err)
+		require.Equal(t, want, got, method)
+	}
+	// RFC 2202 / 4231 case 1 through TOP's concatenation ("Hi" + " There").
+	hm, err := top.SignWith("hmac", strings.Repeat("\x0b", 16), map[string]string{"Hi": " There"})
+	require.NoError(t, err)
+	require.Equal(t, "9294727A3638BB1C13F48EF8158BFC9D", hm)
+	hs, err := top.SignWith("hmac-sha256", strings.Repeat("\x0b", 20), map[string]string{"Hi": " There"})
+	require.NoError(t, err)
+	require.Equal(t, "B0344C61D8DB38535CA8AFCEAF0BF12B881DC200C9833DA726E9376C2E32CFF7", hs)
+}
+
+func TestLaunchExtraChargeRequestVector(t *testing.T) {
+	param := `{"wds_coordination_order_id":"BFC123","price":12345,"type":1,"desc":"1","feature":"{\"test\":\"xx\"}"}`
+	for method, want := range map[string]string{
+		"md5":         "4557A506539B2DD55360C8B7AAFCC54C",
+		"hmac":        "D4FCD9774E64346AF338A6AA65FB9B76",
+		"hmac-sha256": "E03B7B5F8A70EABEFDAED53D917EF3324DE2E8FF8642CF289D33B1EA69E7658B",
+	} {
+		c, err := top.NewClient(top.Options{AppKey: "12345678", Secret: "helloworld", Session: "test", SignMethod: method,
+			Now: func() time.Time { return time.Date(2016, 1, 1, 4, 0, 0, 0, time.UTC) }})
+		require.NoError(t, err)
+		p, err := c.Params(top.MethodLaunchExtra, "", map[string]string{"oms_launch_extra_charge_parameter": param})
+		require.NoError(t, err)
+		require.Equal(t, "2016-01-01 12:00:00", p["timestamp"], "04:00 UTC is 12:00 in GMT+8")
+		require.Equal(t, want, p["sign"], method)
+	}
+}
+
+type rig struct {
+	sbx *topsbx.Server
+	op  envelope.Op
+	kv  store.Store
+}
+
+func newRig(t *testing.T, env map[string]string) *rig {
+	t.Helper()
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	vars := sbx.Env(srv.URL)
+	for k, v := range env {
+		vars[k] = v
+	}
+	kv := store.NewMemory(store.MemoryOptions{})
+	op, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: kv, HTTP: srv.Client()})
+	require.NoError(t, err)
+	return &rig{sbx: sbx, op: op, kv: kv}
+}
+
+func (r *rig) call(t *testing.T, body string, hdr map[string]string) (int, map[string]any) {
+	t.Helper()
+	in := &envelope.Input{Body: []byte(body), Trigger: envelope.TriggerDirect}
+	if hdr != nil {
+		in.Header = map[string][]string{}
+		for k, v := range hdr {
+			in.Header.Set(k, v)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp := r.op.Invoke(ctx, in)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(resp.Body, &m), string(resp.Body))
+	return resp.Status, m
+}
+
+func charge(order string, price any, key string) string {
+	b, _ := json.Marshal(map[string]any{"omsLaunchExtraChargeParameter": map[string]any{"wdsCoordinationOrderId": order, "price": price, "type": 2, "desc": "二次上门", "feature": `{"visit":"2"}`}, "idempotencyKey": key})
+	return string(b)
+}
+
+func TestChargeOnceAndReplay(t *testing.T) {
+	for _, method := range []string{"md5", "hmac", "hmac-sha256"} {
+		t.Run(method, func(t *testing.T) {
+			r := newRig(t, map[string]string{"TOP_SIGN_METHOD": method})
+			st, first := r.call(t, charge("BFC123", 12345, "k1"), nil)
+			require.Equal(t, 200, st, first)
+			require.Equal(t, 0.0, first["errCode"])
+			require.Equal(t, "top.ascp.launchExtraCharge:ok", first["errMsg"])
+			res := first["result"].(map[string]any)
+			require.Equal(t, true, res["success"])
+			require.NotEmpty(t, res["data"].(map[string]any)["extraChargeServiceOrderId"])
+			require.Equal(t, `{"visit":"2"}`, res["data"].(map[string]any)["feature"])
+			require.NotEmpty(t, first["requestId"])
+
+			_, second := r.call(t, charge("BFC123", 12345, "k1"), nil)
+			require.Equal(t, first, second, "the repeat answers the first result")
+			require.Len(t, r.sbx.Charges("BFC123"), 1, "one charge")
+			require.Equal(t, 1, r.sbx.Calls("http:/router/rest"), "the repeat never reached TOP")
+		})
+	}
+}
+
+func TestHeaderKeyAndHashKey(t *testing.T) {
+	r := newRig(t, nil)
+	body := charge("BFC9", 500, "")
+	r.call(t, body, map[string]string{"Idempotency-Key": "hdr-1"})
+	r.call(t, body, map[string]string{"Idempotency-Key": "hdr-1"})
+	require.Len(t, r.sbx.Charges("BFC9"), 1)
+	// Without any key, the hash of the canonical request is the key.
+	r.call(t, charge("BFC10", 500, ""), nil)
+	r.call(t, charge("BFC10", 500, ""), nil)
+	require.Len(t, r.sbx.Charges("BFC10"), 1)
+	// The same key for another request is a conflict, not a charge.
+	st, m := r.call(t, charge("BFC10", 600, "hdr-1"), nil)
+	require.Equal(t, 409, st)
+	require.Equal(t, -1401.0, m["errCode"])
+	require.Contains(t, m["errMsg"], "different request")
+}
+
+func TestTwentyConcurrentIdenticalRequests(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultLatency, Delay: 100 * time.Millisecond, Times: 1})
+	var wg sync.WaitGroup
+	codes := make([]float64, 20)
+	ids := make([]any, 20)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, m := r.call(t, charge("BFC777", 999, "same"), nil)
+			codes[i] = m["errCode"].(float64)
+			if res, ok := m["result"].(map[string]any); ok {
+				ids[i] = res["data"].(map[string]any)["extraChargeServiceOrderId"]
+			}
+		}()
+	}
+	wg.Wait()
+	require.Len(t, r.sbx.Charges("BFC777"), 1, "one charge")
+	okCount := 0
+	for i, c := range codes {
+		require.Contains(t, []float64{0, -1401}, c)
+		if c == 0 {
+			okCount++
+			require.Equal(t, r.sbx.Charges("BFC777")[0].ID, ids[i], "every success is the first result")
+		}
+	}
+	require.GreaterOrEqual(t, okCount, 1)
+}
+
+func TestChargeRecordedResponseLost(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultDropAfter, Times: 1})
+	st, m := r.call(t, charge("BFC555", 100, "lost-1"), nil)
+	require.Equal(t, 504, st)
+	require.Equal(t, -1304.0, m["errCode"])
+	require.Contains(t, m["errMsg"], "outcome unknown — reconcile before retrying")
+	require.Len(t, r.sbx.Charges("BFC555"), 1, "the charge happened")
+
+	_, again := r.call(t, charge("BFC555", 100, "lost-1"), nil)
+	require.Equal(t, -1304.0, again["errCode"], "the repeat is told the same, not charged again")
+	require.Len(t, r.sbx.Charges("BFC555"), 1)
+	require.Equal(t, 1, r.sbx.Calls("http:/router/rest"))
+}
+
+func TestErrorCodes(t *testing.T) {
+	cases := []struct {
+		name, order string
+		env         map[string]string
+		status      int
+		errCode     float64
+		code, sub   string
+		retryAfter  float64
+		releasesKey bool
+	}{
+		{"7 throttled", topsbx.OrderThrottled, nil, 429, -1201, "7", "accesscontrol.limited-by-app-access-count", 42, true},
+		{"11 permissions", topsbx.OrderNoPermission, nil, 502, -1305, "11", "isv.permission-api-package-limit", 0, true},
+		{"15 isp ambiguous", topsbx.OrderRemoteISP, nil, 504, -1304, "15", "isp.top-remote-service-unavailable", 0, false},
+		{"15 isv", topsbx.OrderRemoteISV, nil, 502, -1305, "15", "isv.invalid-parameter", 0, true},
+		{"25 signature", "BFC1", map[string]string{"TOP_APP_SECRET": "wrong-secret"}, 502, -1305, "25", "", 0, true},
+		{"27 session", "BFC1", map[string]string{"TOP_SESSION": "expired-session"}, 502, -1305, "27", "invalid-sessionkey", 0, true},
+		{"29 app key", "BFC1", map[string]string{"TOP_APP_KEY": "99999999"}, 502, -1305, "29", "", 0, true},
+		{"41 arguments", topsbx.OrderBadArgs, nil, 502, -1305, "41", "isv.invalid-parameter:price", 0, true},
+		{"result layer", topsbx.OrderRefused, nil, 502, -1305, "15", "", 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, c.env)
+			st, m := r.call(t, charge(c.order, 100, "e-"+c.order), nil)
+			require.Equal(t, c.status, st, m)
+			require.Equal(t, c.errCode, m["errCode"], m)
+			up := m["upstream"].(map[string]any)
+			require.Equal(t, "top", up["vendor"])
+			require.Equal(t, c.code, up["code"])
+			if c.sub != "" {
+				require.Equal(t, c.sub, up["subCode"])
+			}
+			require.NotEmpty(t, up["requestId"])
+			if c.retryAfter > 0 {
+				require.Equal(t, c.retryAfter, m["retryAfter"])
+			}
+			require.Empty(t, r.sbx.Charges(c.order))
+			r.call(t, charge(c.order, 100, "e-"+c.order), nil)
+			want := 1
+			if c.releasesKey {
+				want = 2 // TOP certainly did nothing: a retry with the key runs again
+			}
+			require.Equal(t, want, r.sbx.Calls("http:/router/rest"))
+		})
+	}
+}
+
+func TestTimestampWindow(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.Clock.Advance(11 * time.Minute)
+	_, m := r.call(t, charge("BFC1", 100, "ts"), nil)
+	require.Equal(t, "31", m["upstream"].(map[string]any)["code"])
+}
+
+func TestBadInputNeverReachesTOP(t *testing.T) {
+	r := newRig(t, nil)
+	cases := map[string]string{
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":12.5,"type":1}}`:                     "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":"12","type":1}}`:                     "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":0,"type":1}}`:                        "price: must be greater than 0",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":9}}`:                      "type: must be 1..8",
+		`{"omsLaunchExtraChargeParameter":{"price":100,"type":1}}`:                                                   "wdsCoordinationOrderId: required",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":"not json"}}`: "feature: must be a string holding a JSON object",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":"[1]"}}`:      "feature: must be a string holding a JSON object",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":{"a":1}}}`:    "feature: expected a string holding a JSON object",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100000001,"type":1}}`:                "over the safety cap",
+		`{"oms_launch_extra_charge_parameter":{}}`:                                                                   `did you mean "omsLaunchExtraChargeParameter"?`,
+		`{}`: "omsLaunchExtraChargeParameter: required",
+	}
+	for body, want := range cases {
+		st, m := r.call(t, body, nil)
+		require.Equal(t, 400, st, body)
+		require.Equal(t, -1001.0, m["errCode"], body)
+		require.Contains(t, m["errMsg"], want, body)
+	}
+	require.Equal(t, 0, r.sbx.Calls("http:/router/rest"))
+}
+
+func TestStoreDownRefusesTheCharge(t *testing.T) {
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	op, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: downStore{store.NewMemory(store.MemoryOptions{})}, HTTP: srv.Client()})
+	require.NoError(t, err)
+	resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(charge("BFC1", 100, "x"))})
+	require.Equal(t, 503, resp.Status)
+	require.Contains(t, string(resp.Body), `"errCode":-1501`)
+	require.Empty(t, sbx.Charges(""))
+}
+
+type downStore struct{ *store.Memory }
+
+func (downStore) SetNX(context.Context, string, []byte, time.Duration) (bool, error) {
+	return false, store.ErrUnavailable
+}
