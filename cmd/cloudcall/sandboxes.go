@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 
+	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 )
@@ -19,5 +20,6 @@ func sandboxes() map[string]vendorSandbox {
 	return map[string]vendorSandbox{
 		"wechat": wechatsbx.New(wechatsbx.Options{}),
 		"top":    topsbx.New(topsbx.Options{}),
+		"ck1":    ck1sbx.New(ck1sbx.Options{}),
 	}
 }

@@ -55,6 +55,8 @@ func Decode(body []byte, v any) error {
 			field := te.Field
 			if field == "" {
 				field = "(body)"
+			} else if exact := locate(raw, strings.Split(te.Field, "."), te.Value, ""); exact != "" {
+				field = exact // encoding/json leaves array indices out of the path
 			}
 			want := describeType(te.Type)
 			if h := hintFor(reflect.TypeOf(v), field); h != "" {
@@ -105,6 +107,51 @@ func checkKeys(doc any, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// locate walks the document along a dotted path and returns the full path,
+// array indices included, of the first value whose JSON kind matches what
+// encoding/json reported ("number 12.5", "string", "bool", ...).
+func locate(doc any, segs []string, value, path string) string {
+	if arr, ok := doc.([]any); ok {
+		for i, e := range arr {
+			if p := locate(e, segs, value, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+		return ""
+	}
+	if len(segs) == 0 {
+		if kindOf(doc) == value {
+			return path
+		}
+		return ""
+	}
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return ""
+	}
+	v, ok := m[segs[0]]
+	if !ok {
+		return ""
+	}
+	return locate(v, segs[1:], value, join(path, segs[0]))
+}
+
+func kindOf(v any) string {
+	switch x := v.(type) {
+	case json.Number:
+		return "number " + x.String()
+	case string:
+		return "string"
+	case bool:
+		return "bool"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return ""
 }
 
 // hintFor finds the `hint` tag of the field at a dotted JSON path: a field

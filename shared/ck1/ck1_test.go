@@ -1,0 +1,239 @@
+package ck1_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/ck1"
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
+	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+type rig struct {
+	sbx *ck1sbx.Server
+	op  envelope.Op
+	kv  store.Store
+	url string
+}
+
+func newRig(t *testing.T, env map[string]string) *rig {
+	t.Helper()
+	sbx := ck1sbx.New(ck1sbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	vars := sbx.Env(srv.URL)
+	for k, v := range env {
+		vars[k] = v
+	}
+	kv := store.NewMemory(store.MemoryOptions{})
+	op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: kv, HTTP: srv.Client()})
+	require.NoError(t, err)
+	return &rig{sbx: sbx, op: op, kv: kv, url: srv.URL}
+}
+
+// call returns the raw envelope and its decoding.
+func (r *rig) call(t *testing.T, body string) (string, map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp := r.op.Invoke(ctx, &envelope.Input{Body: []byte(body)})
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(resp.Body, &m), string(resp.Body))
+	return string(resp.Body), m
+}
+
+func box(weight, l, w, h string, qty int) string {
+	return fmt.Sprintf(`{"weight":%s,"length":%s,"width":%s,"height":%s,"quantity":%d}`, weight, l, w, h, qty)
+}
+
+func TestFieldRules(t *testing.T) {
+	ok := box("1200", "30", "20", "15", 1)
+	s30, s31 := strings.Repeat("A", 30), strings.Repeat("A", 31)
+	cases := []struct {
+		name, body, field string // field "" = valid
+	}{
+		{"serviceCode 30", `{"serviceCode":"` + s30 + `","warehouseId":"US","boxes":[` + ok + `]}`, ""},
+		{"serviceCode 31", `{"serviceCode":"` + s31 + `","warehouseId":"US","boxes":[` + ok + `]}`, "serviceCode"},
+		{"serviceCode pattern", `{"serviceCode":"US SEA","warehouseId":"US","boxes":[` + ok + `]}`, "serviceCode"},
+		{"warehouseId missing", `{"boxes":[` + ok + `]}`, "warehouseId"},
+		{"warehouseId 10", `{"warehouseId":"` + strings.Repeat("W", 10) + `","boxes":[` + ok + `]}`, ""},
+		{"warehouseId 11", `{"warehouseId":"` + strings.Repeat("W", 11) + `","boxes":[` + ok + `]}`, "warehouseId"},
+		{"warehouseId pattern", `{"warehouseId":"U.S","boxes":[` + ok + `]}`, "warehouseId"},
+		{"locationId 30", `{"warehouseId":"US","locationId":"` + strings.Repeat("处", 30) + `","boxes":[` + ok + `]}`, ""},
+		{"locationId 31", `{"warehouseId":"US","locationId":"` + strings.Repeat("处", 31) + `","boxes":[` + ok + `]}`, "locationId"},
+		{"boxes missing", `{"warehouseId":"US"}`, "boxes"},
+		{"boxes empty", `{"warehouseId":"US","boxes":[]}`, "boxes"},
+		{"weight 1", `{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`, ""},
+		{"weight 0", `{"warehouseId":"US","boxes":[` + box("0", "1", "1", "1", 1) + `]}`, "boxes[0].weight"},
+		{"weight max", `{"warehouseId":"US","boxes":[` + box("2147483647", "1", "1", "1", 1) + `]}`, ""},
+		{"weight max+1", `{"warehouseId":"US","boxes":[` + box("2147483648", "1", "1", "1", 1) + `]}`, "boxes[0].weight"},
+		{"weight decimal", `{"warehouseId":"US","boxes":[` + box("12.5", "1", "1", "1", 1) + `]}`, "boxes[0].weight"},
+		{"length 2 decimals", `{"warehouseId":"US","boxes":[` + box("100", "10.25", "1", "1", 1) + `]}`, ""},
+		{"length 3 decimals", `{"warehouseId":"US","boxes":[` + box("100", "10.255", "1", "1", 1) + `]}`, "boxes[0].length"},
+		{"width 0.01", `{"warehouseId":"US","boxes":[` + box("100", "1", "0.01", "1", 1) + `]}`, ""},
+		{"width 0", `{"warehouseId":"US","boxes":[` + box("100", "1", "0", "1", 1) + `]}`, "boxes[0].width"},
+		{"height negative", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "-1", 1) + `]}`, "boxes[0].height"},
+		{"height string", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", `"5"`, 1) + `]}`, "boxes[0].height"},
+		{"height 7 int digits", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1000000", 1) + `]}`, "boxes[0].height"},
+		{"quantity 0", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", 0) + `]}`, "boxes[0].quantity"},
+		{"boolean type", `{"warehouseId":"US","includeUnsuccessful":"yes","boxes":[` + ok + `]}`, "includeUnsuccessful"},
+		{"vendor spelling", `{"WarehouseId":"US","boxes":[` + ok + `]}`, "WarehouseId"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			_, m := r.call(t, c.body)
+			if c.field == "" {
+				require.NotEqual(t, -1001.0, m["errCode"], m)
+				require.Equal(t, 1, r.sbx.Calls("http:/v1/pricing/inbound/box"), "valid input goes to CK1")
+				return
+			}
+			require.Equal(t, -1001.0, m["errCode"], m)
+			require.Equal(t, c.field, m["field"], m)
+			require.Contains(t, m["errMsg"], c.field)
+			require.Equal(t, 0, r.sbx.Calls("http:/v1/pricing/inbound/box"), "invalid input is never sent")
+			require.Equal(t, 0, r.sbx.Calls("oauth2/token"), "nor is a token fetched for it")
+		})
+	}
+}
+
+// The expected figures are worked out by hand from the rate card in
+// shared/sandbox/ck1sbx/ratecard.go (see the README), not by calling it.
+func TestQuotesMatchTheRateCard(t *testing.T) {
+	r := newRig(t, nil)
+
+	// A: 2 × 1200 g, 30×20×15 cm. Sea: vol 9000×1000/6000 = 1500 g → 3000 g;
+	// 58.00 + 4 × 9.50 = 96.00 CNY. Air: vol 1800 g → 3600 g; 9.80 + 6 × 3.15
+	// = 28.70, fuel 2.87, total 31.57 USD.
+	raw, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1200", "30", "20", "15", 2)+`]}`)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Contains(t, raw, `"summary":[{"currency":"CNY","amount":96.00}]`)
+	require.Contains(t, raw, `"summary":[{"currency":"USD","amount":31.57}]`)
+	require.Contains(t, raw, `{"currency":"USD","amount":2.87,"chargeName":"燃油附加费 Fuel surcharge","remark":"10%"}`)
+	require.Contains(t, raw, `"logisticsTimes":{"min":168,"max":240}`)
+
+	// B: 1 × 5000 g 40×30×20 + 3 × 800 g 10×10×10, customs clearance.
+	// Sea: 5000 + 3×800 = 7400 g; 58.00 + 13 × 9.50 = 181.50 + 45.00 = 226.50 CNY.
+	// Air: 7400 g; 9.80 + 13 × 3.15 = 50.75, fuel 5.08 (half-up of 5.075) =
+	// 55.83 USD, plus the CNY 45.00 customs line.
+	raw, m = r.call(t, `{"warehouseId":"US","isCustomsClearance":true,"boxes":[`+box("5000", "40", "30", "20", 1)+`,`+box("800", "10", "10", "10", 3)+`]}`)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Contains(t, raw, `"summary":[{"currency":"CNY","amount":226.50}]`)
+	require.Contains(t, raw, `"summary":[{"currency":"USD","amount":55.83},{"currency":"CNY","amount":45.00}]`)
+
+	// C: 1 × 2000 g 130×40×40: sea vol 34667 g; 58.00 + 68 × 9.50 = 704.00
+	// CNY; air refuses a 130 cm side (max 120), shown only with
+	// includeUnsuccessful.
+	_, m = r.call(t, `{"warehouseId":"US","boxes":[`+box("2000", "130", "40", "40", 1)+`]}`)
+	services := m["services"].([]any)
+	require.Len(t, services, 1)
+	require.Equal(t, "USSEA", services[0].(map[string]any)["serviceCode"])
+	raw, m = r.call(t, `{"warehouseId":"US","includeUnsuccessful":true,"boxes":[`+box("2000", "130", "40", "40", 1)+`]}`)
+	services = m["services"].([]any)
+	require.Len(t, services, 2)
+	require.Contains(t, raw, `"summary":[{"currency":"CNY","amount":704.00}]`)
+	air := services[1].(map[string]any)
+	require.Equal(t, false, air["success"])
+	require.Contains(t, air["message"], "oversize")
+
+	// D: UK, 1000 g 25.5×20.25×10: air vol 1032.75 → 1033 g; 7.40 + 2.25 =
+	// 9.65, fuel 0.97 (half-up of 0.965) = 10.62 GBP.
+	raw, m = r.call(t, `{"warehouseId":"UK","serviceCode":"UKAIR","boxes":[`+box("1000", "25.5", "20.25", "10", 1)+`]}`)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Contains(t, raw, `"summary":[{"currency":"GBP","amount":10.62}]`)
+	require.Len(t, m["services"].([]any), 1)
+}
+
+func TestDecimalFidelity(t *testing.T) {
+	r := newRig(t, nil)
+	body := `[{"ServiceCode":"X","ServiceName":"x","Success":true,"Message":"","ChargeInfo":{"Summary":[{"Currency":"CNY","Amount":12.30},{"Currency":"USD","Amount":0.1}],"Detail":[{"Currency":"CNY","Amount":12.30,"ChargeName":"a","Remark":""}]},"TotalCharge":{"Currency":"CNY","Amount":1234567890.123456789},"LogisticsTimes":{"Min":1,"Max":2}}]`
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 200, Body: body, Times: 1})
+	raw, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, 0.0, m["errCode"], raw)
+	require.Contains(t, raw, `{"currency":"CNY","amount":12.30}`)
+	require.Contains(t, raw, `{"currency":"USD","amount":0.1}`)
+	require.Contains(t, raw, `"totalCharge":{"currency":"CNY","amount":1234567890.123456789}`)
+}
+
+func TestVendorErrorKeptVerbatim(t *testing.T) {
+	r := newRig(t, nil)
+	_, m := r.call(t, `{"warehouseId":"NOPE","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, -1305.0, m["errCode"])
+	up := m["upstream"].(map[string]any)
+	require.Equal(t, "ck1", up["vendor"])
+	require.Equal(t, 400.0, up["httpStatus"])
+	require.Equal(t, "800F0420", up["code"])
+	require.NotEmpty(t, up["requestId"], "CK1's TicketId")
+	extra := up["extra"].(map[string]any)
+	require.Contains(t, extra, "UtcDateTime")
+	require.Contains(t, extra, "RequestUri")
+}
+
+func TestTwentyConcurrentCallsOnAnExpiredTokenRefreshOnce(t *testing.T) {
+	r := newRig(t, nil)
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, 0.0, m["errCode"])
+	require.Equal(t, 1, r.sbx.Calls("refresh"))
+	r.sbx.ExpireAccessTokens()
+	var wg sync.WaitGroup
+	codes := make([]any, 20)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+			codes[i] = m["errCode"]
+		}()
+	}
+	wg.Wait()
+	for _, c := range codes {
+		require.Equal(t, 0.0, c)
+	}
+	require.Equal(t, 2, r.sbx.Calls("refresh"), "exactly one refresh for the twenty")
+	// Later calls use the rotated tokens: no more refreshes, no 401s.
+	unauth := r.sbx.Calls("unauthorized")
+	r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, 2, r.sbx.Calls("refresh"))
+	require.Equal(t, unauth, r.sbx.Calls("unauthorized"))
+	// The stored refresh token is the rotated one, never the spent seed.
+	raw, err := r.kv.Get(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID)
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), ck1sbx.DemoRefreshToken)
+}
+
+func TestRevokedRefreshTokenFailsClearlyWithoutLooping(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.RevokeRefreshTokens()
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, -1601.0, m["errCode"])
+	require.Contains(t, m["errMsg"], "CK1 refused the refresh token")
+	require.Equal(t, 1, r.sbx.Calls("refresh"), "one attempt, no loop")
+	require.Equal(t, 0, r.sbx.Calls("pricing"))
+}
+
+func TestFixedToken(t *testing.T) {
+	r := newRig(t, map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken})
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, 0.0, m["errCode"])
+	require.Equal(t, 0, r.sbx.Calls("oauth2/token"))
+}
+
+func TestServerErrorsAreRetried(t *testing.T) {
+	r := newRig(t, map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken})
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 503, Body: `{"Errors":[{"Code":"500","Message":"busy"}]}`, Times: 2})
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, 0.0, m["errCode"])
+	require.Equal(t, 3, r.sbx.Calls("http:/v1/pricing/inbound/box"))
+}

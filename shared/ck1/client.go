@@ -1,0 +1,136 @@
+package ck1
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/upstream"
+)
+
+// Client calls CK1 OpenAPI reads.
+type Client struct {
+	base   string
+	http   *http.Client
+	tokens Tokens
+}
+
+// NewClient builds a client.
+func NewClient(base string, hc *http.Client, t Tokens) *Client {
+	return &Client{base: strings.TrimRight(base, "/"), http: hc, tokens: t}
+}
+
+// ErrorBody is CK1's error answer, kept verbatim.
+type ErrorBody struct {
+	Errors []struct {
+		Code    string `json:"Code"`
+		Message string `json:"Message"`
+	} `json:"Errors"`
+	TicketID    string `json:"TicketId"`
+	DateTime    string `json:"DateTime"`
+	UtcDateTime string `json:"UtcDateTime"`
+	RequestURI  string `json:"RequestUri"`
+}
+
+const maxRetries = 2
+
+// Post sends a JSON read. 401 refreshes the token once; 5xx and connection
+// failures are retried with backoff inside the deadline.
+func (c *Client) Post(ctx context.Context, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("ck1: encode %s: %w", path, err)
+	}
+	refreshed := false
+	for attempt := 0; ; attempt++ {
+		tok, err := c.tokens.Token(ctx)
+		if err != nil {
+			return err
+		}
+		status, b, err := c.send(ctx, path, tok, body)
+		retry := err != nil || status >= 500
+		switch {
+		case retry && attempt < maxRetries:
+			if upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, 2*time.Second), 300*time.Millisecond) == nil {
+				continue
+			}
+		case status == http.StatusUnauthorized && !refreshed:
+			refreshed = true
+			c.tokens.Invalidate(ctx, tok)
+			continue
+		}
+		if err != nil {
+			return upstream.TransportError("ck1", err)
+		}
+		if status != http.StatusOK && status != http.StatusCreated {
+			return errorFrom(status, b)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber() // amounts keep their exact digits
+		if err := dec.Decode(out); err != nil {
+			return upstream.Malformed("ck1", status, err)
+		}
+		return nil
+	}
+}
+
+func (c *Client) send(ctx context.Context, path, tok string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, b, nil
+}
+
+// errorFrom maps a CK1 error answer onto the envelope, keeping the body.
+func errorFrom(status int, b []byte) error {
+	var eb ErrorBody
+	up := &envelope.Upstream{Vendor: "ck1", HTTPStatus: status}
+	if json.Unmarshal(b, &eb) == nil && (len(eb.Errors) > 0 || eb.TicketID != "") {
+		if len(eb.Errors) > 0 {
+			up.Code, up.Message = eb.Errors[0].Code, eb.Errors[0].Message
+		}
+		up.RequestID = eb.TicketID
+		var extra map[string]any
+		_ = json.Unmarshal(b, &extra)
+		up.Extra = extra
+	} else {
+		up.Message = strings.TrimSpace(string(b))
+	}
+	reason := fmt.Sprintf("CK1 answered HTTP %d", status)
+	if up.Code != "" {
+		reason = fmt.Sprintf("%s: %s", up.Code, up.Message)
+	}
+	e := &envelope.Error{Code: envelope.CodeUpstream, Reason: reason, Upstream: up}
+	if status == http.StatusUnauthorized {
+		e.Reason += " (CK1 refused the access token even after a refresh: check CK1_ACCESS_TOKEN or the OAuth settings)"
+	}
+	if status >= 500 {
+		e.Code = envelope.CodeUpstreamUnreachable
+	}
+	return e
+}
+
+// IsUnauthorized reports a 401 from CK1.
+func IsUnauthorized(err error) bool {
+	var e *envelope.Error
+	return errors.As(err, &e) && e.Upstream != nil && e.Upstream.HTTPStatus == http.StatusUnauthorized
+}

@@ -1,0 +1,261 @@
+package ck1
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+)
+
+// APIInboundBox is the errMsg prefix of the function.
+const APIInboundBox = "ck1.pricing.inboundBox"
+
+// MaxBoxes bounds the box list: CK1 documents no limit; a first-leg
+// shipment of more than 500 distinct box sizes is a mistake, not a quote.
+const MaxBoxes = 500
+
+var (
+	codePattern = regexp.MustCompile(`^[a-zA-Z0-9\-_]*$`)
+	// Decimal "8,2": up to 6 integer digits and 2 decimals.
+	dimPattern = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`)
+)
+
+// Box is InboundBox.
+type Box struct {
+	Weight   *int64  `json:"weight" hint:"an integer number of grams from 1 to 2147483647"`
+	Length   Decimal `json:"length" hint:"a positive number of cm with at most 2 decimals"`
+	Width    Decimal `json:"width" hint:"a positive number of cm with at most 2 decimals"`
+	Height   Decimal `json:"height" hint:"a positive number of cm with at most 2 decimals"`
+	Quantity *int64  `json:"quantity" hint:"an integer of at least 1"`
+}
+
+// BoxInput is the function's input.
+type BoxInput struct {
+	ServiceCode         string `json:"serviceCode"`
+	WarehouseID         string `json:"warehouseId"`
+	LocationID          string `json:"locationId"`
+	Boxes               []Box  `json:"boxes"`
+	IncludeUnsuccessful bool   `json:"includeUnsuccessful"`
+	IsCustomsClearance  bool   `json:"isCustomsClearance"`
+	IsBorrowTaxNo       bool   `json:"isBorrowTaxNo"`
+}
+
+// Validate applies the documented rules.
+func (in *BoxInput) Validate() error {
+	switch {
+	case len(in.ServiceCode) > 30:
+		return envelope.Invalid("serviceCode", "at most 30 characters, got %d", len(in.ServiceCode))
+	case !codePattern.MatchString(in.ServiceCode):
+		return envelope.Invalid("serviceCode", "letters, digits, - and _ only (^[a-zA-Z0-9\\-_]*$)")
+	case in.WarehouseID == "":
+		return envelope.Invalid("warehouseId", "required: the warehouse code, 1 to 10 characters")
+	case len(in.WarehouseID) > 10:
+		return envelope.Invalid("warehouseId", "at most 10 characters, got %d", len(in.WarehouseID))
+	case !codePattern.MatchString(in.WarehouseID):
+		return envelope.Invalid("warehouseId", "letters, digits, - and _ only (^[a-zA-Z0-9\\-_]*$)")
+	case utf8.RuneCountInString(in.LocationID) > 30:
+		return envelope.Invalid("locationId", "at most 30 characters")
+	case len(in.Boxes) == 0:
+		return envelope.Invalid("boxes", "required: at least one box {weight, length, width, height, quantity}")
+	case len(in.Boxes) > MaxBoxes:
+		return envelope.Invalid("boxes", "at most %d boxes, got %d", MaxBoxes, len(in.Boxes))
+	}
+	for i, b := range in.Boxes {
+		f := fmt.Sprintf("boxes[%d].", i)
+		switch {
+		case b.Weight == nil:
+			return envelope.Invalid(f+"weight", "required: an integer number of grams")
+		case *b.Weight < 1 || *b.Weight > 2147483647:
+			return envelope.Invalid(f+"weight", "must be 1..2147483647 grams, got %d", *b.Weight)
+		case b.Quantity == nil:
+			return envelope.Invalid(f+"quantity", "required: an integer of at least 1")
+		case *b.Quantity < 1:
+			return envelope.Invalid(f+"quantity", "must be at least 1, got %d", *b.Quantity)
+		}
+		for _, d := range []struct {
+			name string
+			v    Decimal
+		}{{"length", b.Length}, {"width", b.Width}, {"height", b.Height}} {
+			if err := dimension(f+d.name, d.v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func dimension(field string, v Decimal) error {
+	s := string(v)
+	if s == "" {
+		return envelope.Invalid(field, "required: a positive number of cm with at most 2 decimals")
+	}
+	if !dimPattern.MatchString(s) {
+		return envelope.Invalid(field, "a positive number of cm with at most 6 digits before the point and 2 after, got %s", s)
+	}
+	if f, _ := strconv.ParseFloat(s, 64); f <= 0 { // only compared with zero: digits are never changed
+		return envelope.Invalid(field, "must be greater than 0 cm, got %s", s)
+	}
+	return nil
+}
+
+// wire types in CK1's spelling.
+type wireBox struct {
+	Weight   int64   `json:"Weight"`
+	Length   Decimal `json:"Length"`
+	Width    Decimal `json:"Width"`
+	Height   Decimal `json:"Height"`
+	Quantity int64   `json:"Quantity"`
+}
+
+type wireRequest struct {
+	ServiceCode         string    `json:"ServiceCode,omitempty"`
+	WarehouseID         string    `json:"WarehouseId"`
+	LocationID          string    `json:"LocationId,omitempty"`
+	Boxes               []wireBox `json:"Boxes"`
+	IncludeUnsuccessful bool      `json:"IncludeUnsuccessful"`
+	IsCustomsClearance  bool      `json:"IsCustomsClearance"`
+	IsBorrowTaxNo       bool      `json:"IsBorrowTaxNo"`
+}
+
+type wireMoney struct {
+	Currency string      `json:"Currency"`
+	Amount   json.Number `json:"Amount"`
+}
+
+type wireDetail struct {
+	Currency   string      `json:"Currency"`
+	Amount     json.Number `json:"Amount"`
+	ChargeName string      `json:"ChargeName"`
+	Remark     string      `json:"Remark"`
+}
+
+type wireService struct {
+	ServiceCode string `json:"ServiceCode"`
+	ServiceName string `json:"ServiceName"`
+	Success     bool   `json:"Success"`
+	Message     string `json:"Message"`
+	ChargeInfo  *struct {
+		Summary []wireMoney  `json:"Summary"`
+		Detail  []wireDetail `json:"Detail"`
+	} `json:"ChargeInfo"`
+	TotalCharge    *wireMoney `json:"TotalCharge"`
+	LogisticsTimes *struct {
+		Min json.Number `json:"Min"`
+		Max json.Number `json:"Max"`
+	} `json:"LogisticsTimes"`
+}
+
+// Money is an amount with its exact decimal digits.
+type Money struct {
+	Currency string      `json:"currency"`
+	Amount   json.Number `json:"amount"`
+}
+
+// ChargeDetail is one line of a quote.
+type ChargeDetail struct {
+	Currency   string      `json:"currency"`
+	Amount     json.Number `json:"amount"`
+	ChargeName string      `json:"chargeName"`
+	Remark     string      `json:"remark"`
+}
+
+// ChargeInfo is a quote's totals per currency and its lines.
+type ChargeInfo struct {
+	Summary []Money        `json:"summary"`
+	Detail  []ChargeDetail `json:"detail"`
+}
+
+// LogisticsTimes is the delivery time range in hours.
+type LogisticsTimes struct {
+	Min json.Number `json:"min"`
+	Max json.Number `json:"max"`
+}
+
+// Service is one shipping service's quote.
+type Service struct {
+	ServiceCode    string          `json:"serviceCode"`
+	ServiceName    string          `json:"serviceName"`
+	Success        bool            `json:"success"`
+	Message        string          `json:"message"`
+	ChargeInfo     ChargeInfo      `json:"chargeInfo"`
+	TotalCharge    *Money          `json:"totalCharge,omitempty"`
+	LogisticsTimes *LogisticsTimes `json:"logisticsTimes,omitempty"`
+}
+
+// BoxOutput is the success payload.
+type BoxOutput struct {
+	Services []Service `json:"services"`
+}
+
+// InboundBox quotes a list of boxes.
+func (c *Client) InboundBox(ctx context.Context, in *BoxInput) (*BoxOutput, error) {
+	req := wireRequest{ServiceCode: in.ServiceCode, WarehouseID: in.WarehouseID, LocationID: in.LocationID,
+		IncludeUnsuccessful: in.IncludeUnsuccessful, IsCustomsClearance: in.IsCustomsClearance, IsBorrowTaxNo: in.IsBorrowTaxNo}
+	for _, b := range in.Boxes {
+		req.Boxes = append(req.Boxes, wireBox{Weight: *b.Weight, Length: b.Length, Width: b.Width, Height: b.Height, Quantity: *b.Quantity})
+	}
+	var ws []wireService
+	if err := c.Post(ctx, "/v1/pricing/inbound/box", req, &ws); err != nil {
+		return nil, err
+	}
+	out := &BoxOutput{Services: make([]Service, 0, len(ws))}
+	for _, w := range ws {
+		s := Service{ServiceCode: w.ServiceCode, ServiceName: w.ServiceName, Success: w.Success, Message: w.Message,
+			ChargeInfo: ChargeInfo{Summary: []Money{}, Detail: []ChargeDetail{}}}
+		if w.ChargeInfo != nil {
+			for _, m := range w.ChargeInfo.Summary {
+				s.ChargeInfo.Summary = append(s.ChargeInfo.Summary, Money{Currency: m.Currency, Amount: m.Amount})
+			}
+			for _, d := range w.ChargeInfo.Detail {
+				s.ChargeInfo.Detail = append(s.ChargeInfo.Detail, ChargeDetail{Currency: d.Currency, Amount: d.Amount, ChargeName: d.ChargeName, Remark: d.Remark})
+			}
+		}
+		if w.TotalCharge != nil {
+			s.TotalCharge = &Money{Currency: w.TotalCharge.Currency, Amount: w.TotalCharge.Amount}
+		}
+		if w.LogisticsTimes != nil {
+			s.LogisticsTimes = &LogisticsTimes{Min: w.LogisticsTimes.Min, Max: w.LogisticsTimes.Max}
+		}
+		out.Services = append(out.Services, s)
+	}
+	return out, nil
+}
+
+// BoxOp is the operation on a client.
+func BoxOp(c *Client) envelope.Op {
+	return envelope.Op{API: APIInboundBox, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
+		var q BoxInput
+		if err := envelope.Decode(in.Body, &q); err != nil {
+			return nil, err
+		}
+		return c.InboundBox(ctx, &q)
+	}}
+}
+
+// Factory builds ck1-pricing-inbound-box from the environment: a fixed
+// CK1_ACCESS_TOKEN, or OAuth with CK1_CLIENT_ID, CK1_CLIENT_SECRET and
+// CK1_REFRESH_TOKEN.
+func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
+	fail := envelope.Op{API: APIInboundBox}
+	base := d.Env.Get("CK1_API_BASE", "https://openapi.chukou1.cn")
+	fixed, err := d.Env.Secret("CK1_ACCESS_TOKEN")
+	if err != nil {
+		return fail, err
+	}
+	if fixed != "" {
+		return BoxOp(NewClient(base, d.HTTP, Fixed(fixed))), nil
+	}
+	sec, err := d.Env.RequireSecrets("CK1_CLIENT_SECRET", "CK1_REFRESH_TOKEN")
+	id := d.Env.Get("CK1_CLIENT_ID", "")
+	if err != nil || id == "" {
+		return fail, fmt.Errorf("set CK1_ACCESS_TOKEN (a fixed token), or CK1_CLIENT_ID, CK1_CLIENT_SECRET and CK1_REFRESH_TOKEN (OAuth)")
+	}
+	tokens := NewOAuth(OAuthOptions{Base: base, ClientID: id, ClientSecret: sec["CK1_CLIENT_SECRET"], SeedRefreshToken: sec["CK1_REFRESH_TOKEN"],
+		HTTP: d.HTTP, KV: d.Store, Log: d.Log, Remember: d.Env.Remember})
+	return BoxOp(NewClient(base, d.HTTP, tokens)), nil
+}

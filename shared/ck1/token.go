@@ -1,0 +1,290 @@
+// Package ck1 calls the CK1 (Chukou1) OpenAPI: bearer credentials from a
+// fixed token or OAuth refresh (rotated refresh tokens persisted before use,
+// one refresher at a time across instances), CK1's error body kept verbatim,
+// and the inbound box pricing operation with its documented field rules.
+package ck1
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/upstream"
+)
+
+// Tokens hands out bearer tokens.
+type Tokens interface {
+	Token(ctx context.Context) (string, error)
+	// Invalidate says tok was refused (401): the next Token must not return it.
+	Invalidate(ctx context.Context, tok string)
+}
+
+// Fixed is a long-lived token CK1 issues to in-house systems.
+type Fixed string
+
+func (f Fixed) Token(context.Context) (string, error) { return string(f), nil }
+func (f Fixed) Invalidate(context.Context, string)    {}
+
+// OAuthOptions configures OAuth refresh.
+type OAuthOptions struct {
+	Base                   string
+	ClientID, ClientSecret string
+	SeedRefreshToken       string // CK1_REFRESH_TOKEN: used only while the store holds no state
+	HTTP                   *http.Client
+	KV                     store.KV
+	Log                    *slog.Logger
+	Remember               func(string)
+	Now                    func() time.Time
+}
+
+// OAuth refreshes the access token with the refresh token, and persists the
+// rotated pair in the shared store before using it: a consumed refresh token
+// is never forgotten, whichever instance consumed it.
+type OAuth struct {
+	o       OAuthOptions
+	key     string
+	lockKey string
+	// durable never degrades to instance memory: a refresh token is
+	// single-use, so it is spent only when its successor can be shared.
+	durable store.KV
+
+	flightMu sync.Mutex
+	flight   *flight
+
+	mu    sync.Mutex
+	local *state
+}
+
+type flight struct {
+	done chan struct{}
+	tok  string
+	err  error
+}
+
+// state is what the store keeps per client id.
+type state struct {
+	AccessToken  string `json:"accessToken"`
+	AccessUntil  int64  `json:"accessUntil"` // unix ms; refresh before this
+	RefreshToken string `json:"refreshToken"`
+	raw          []byte
+}
+
+const (
+	accessMargin = 2 * time.Minute
+	stateTTL     = 90 * 24 * time.Hour // outlives any refresh token CK1 issues
+	refreshLease = 15 * time.Second
+)
+
+// NewOAuth builds the token source; nothing is fetched until asked.
+func NewOAuth(o OAuthOptions) *OAuth {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Remember == nil {
+		o.Remember = func(string) {}
+	}
+	o.Base = strings.TrimRight(o.Base, "/")
+	k := "ck1:oauth:" + o.ClientID
+	return &OAuth{o: o, key: k, lockKey: k + ":lock", durable: store.Durable(o.KV)}
+}
+
+func (s *state) usable(now time.Time) bool {
+	return s != nil && s.AccessToken != "" && now.UnixMilli() < s.AccessUntil
+}
+
+func (a *OAuth) read(ctx context.Context) *state {
+	raw, err := a.o.KV.Get(ctx, a.key)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			a.o.Log.Warn("ck1: token state unreadable; using this instance's copy", "error", err.Error())
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.local
+		}
+		return nil
+	}
+	var st state
+	if json.Unmarshal(raw, &st) != nil {
+		return nil
+	}
+	st.raw = raw
+	return &st
+}
+
+// Token returns a usable access token, refreshing once for everyone when
+// it has expired.
+func (a *OAuth) Token(ctx context.Context) (string, error) {
+	now := a.o.Now()
+	a.mu.Lock()
+	local := a.local
+	a.mu.Unlock()
+	if local.usable(now) {
+		return local.AccessToken, nil
+	}
+	if st := a.read(ctx); st.usable(now) {
+		a.keep(st)
+		return st.AccessToken, nil
+	}
+	return a.refresh(ctx)
+}
+
+func (a *OAuth) keep(st *state) {
+	a.mu.Lock()
+	a.local = st
+	a.mu.Unlock()
+}
+
+// Invalidate marks tok expired, keeping the refresh token.
+func (a *OAuth) Invalidate(ctx context.Context, tok string) {
+	a.mu.Lock()
+	if a.local != nil && a.local.AccessToken == tok {
+		cp := *a.local
+		cp.AccessUntil = 0
+		a.local = &cp
+	}
+	a.mu.Unlock()
+	st := a.read(ctx)
+	if st == nil || st.AccessToken != tok || st.raw == nil {
+		return
+	}
+	next := *st
+	next.AccessUntil = 0
+	b, _ := json.Marshal(&next)
+	if _, err := a.o.KV.CompareAndSwap(ctx, a.key, st.raw, b, stateTTL); err != nil {
+		a.o.Log.Warn("ck1: could not mark the refused token expired", "error", err.Error())
+	}
+}
+
+func (a *OAuth) refresh(ctx context.Context) (string, error) {
+	a.flightMu.Lock()
+	if f := a.flight; f != nil {
+		a.flightMu.Unlock()
+		select {
+		case <-f.done:
+			return f.tok, f.err
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	a.flight = f
+	a.flightMu.Unlock()
+	f.tok, f.err = a.refreshShared(ctx)
+	a.flightMu.Lock()
+	a.flight = nil
+	a.flightMu.Unlock()
+	close(f.done)
+	return f.tok, f.err
+}
+
+func (a *OAuth) refreshShared(ctx context.Context) (string, error) {
+	for attempt := 0; ; attempt++ {
+		st := a.read(ctx)
+		if st.usable(a.o.Now()) {
+			a.keep(st)
+			return st.AccessToken, nil
+		}
+		lock, ok, err := store.TryLock(ctx, a.durable, a.lockKey, refreshLease)
+		if err != nil {
+			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
+				Reason: "the CK1 token cannot be refreshed safely without the shared store (a refresh token is single-use); retry when it is back", Err: err}
+		}
+		if ok {
+			tok, err := a.refreshLocked(ctx)
+			_ = lock.Unlock(context.WithoutCancel(ctx))
+			return tok, err
+		}
+		if err := upstream.Sleep(ctx, time.Duration(25+10*min(attempt, 10))*time.Millisecond, 0); err != nil {
+			return "", fmt.Errorf("waiting for another instance's CK1 token refresh: %w", err)
+		}
+	}
+}
+
+// tokenReply is CK1's PascalCase token answer.
+type tokenReply struct {
+	AccessToken           string `json:"AccessToken"`
+	AccessTokenExpiresIn  int64  `json:"AccessTokenExpiresIn"`
+	RefreshToken          string `json:"RefreshToken"`
+	RefreshTokenExpiresIn int64  `json:"RefreshTokenExpiresIn"`
+	Message               string `json:"Message"`
+}
+
+// refreshLocked holds the lease: it spends the current refresh token and
+// persists the rotated pair before handing the access token out.
+func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
+	st := a.read(ctx) // re-read under the lease: someone may have just finished
+	if st.usable(a.o.Now()) {
+		a.keep(st)
+		return st.AccessToken, nil
+	}
+	refreshTok := a.o.SeedRefreshToken
+	if st != nil && st.RefreshToken != "" {
+		refreshTok = st.RefreshToken
+	}
+	if refreshTok == "" {
+		return "", envelope.ConfigError("no CK1 refresh token: set CK1_REFRESH_TOKEN (or CK1_ACCESS_TOKEN for a fixed token)")
+	}
+	q := url.Values{"client_id": {a.o.ClientID}, "client_secret": {a.o.ClientSecret}, "grant_type": {"refresh_token"}, "refresh_token": {refreshTok}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.o.Base+"/oauth2/token?"+q.Encode(), strings.NewReader(q.Encode()))
+	if err != nil {
+		return "", upstream.Clean(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := a.o.HTTP.Do(req)
+	if err != nil {
+		return "", upstream.TransportError("ck1", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var r tokenReply
+	_ = json.Unmarshal(b, &r)
+	if resp.StatusCode != http.StatusOK || r.AccessToken == "" || r.RefreshToken == "" {
+		msg := r.Message
+		if msg == "" {
+			msg = strings.TrimSpace(string(b))
+		}
+		return "", &envelope.Error{Code: envelope.CodeConfig,
+			Reason:   "configuration: CK1 refused the refresh token (revoked, expired or already used): authorize the app again and set CK1_REFRESH_TOKEN",
+			Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
+	}
+	a.o.Remember(r.AccessToken)
+	a.o.Remember(r.RefreshToken)
+	life := time.Duration(r.AccessTokenExpiresIn) * time.Second
+	use := life - accessMargin
+	if use < life/2 {
+		use = life / 2
+	}
+	next := &state{AccessToken: r.AccessToken, AccessUntil: a.o.Now().Add(use).UnixMilli(), RefreshToken: r.RefreshToken}
+	raw, _ := json.Marshal(next)
+	next.raw = raw
+	// The old refresh token is spent: the new pair must reach the store
+	// before anyone uses it, or a restart would come back with a dead token.
+	var werr error
+	if st != nil && st.raw != nil {
+		var ok bool
+		ok, werr = a.durable.CompareAndSwap(ctx, a.key, st.raw, raw, stateTTL)
+		if werr == nil && !ok {
+			werr = a.durable.Set(ctx, a.key, raw, stateTTL) // we hold the lease: ours is the newest pair
+		}
+	} else {
+		werr = a.durable.Set(ctx, a.key, raw, stateTTL)
+	}
+	if werr != nil {
+		a.o.Log.Error("ck1: rotated refresh token could not be persisted; this instance keeps it in memory", "error", werr.Error())
+	}
+	a.keep(next)
+	return next.AccessToken, nil
+}

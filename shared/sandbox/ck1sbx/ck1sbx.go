@@ -1,0 +1,281 @@
+// Package ck1sbx is a stateful sandbox of the CK1 OpenAPI: OAuth with
+// single-use rotating refresh tokens, bearer checks, the warehouse list, and
+// inbound box pricing computed from a documented demo rate card, with CK1's
+// own error body.
+package ck1sbx
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/sandbox"
+)
+
+// Demo credentials.
+const (
+	DemoClientID     = "ck1-demo-client"
+	DemoClientSecret = "ck1-demo-client-secret"
+	DemoRefreshToken = "ck1-demo-refresh-token-0"
+	DemoCode         = "ck1-demo-authorization-code"
+	DemoFixedToken   = "ck1-demo-fixed-token"
+)
+
+// Options seeds the sandbox.
+type Options struct {
+	// AccessLifetime is how long an issued access token lives (default 1h).
+	AccessLifetime time.Duration
+}
+
+// Server is the CK1 sandbox.
+type Server struct {
+	*sandbox.Sandbox
+	life       time.Duration
+	warehouses []Warehouse
+
+	mu      sync.Mutex
+	access  map[string]time.Time // token → expiry
+	refresh map[string]bool      // live refresh tokens
+	codes   map[string]bool
+}
+
+// New builds a sandbox with the demo client, one live refresh token and the
+// demo authorization code.
+func New(opts Options) *Server {
+	if opts.AccessLifetime <= 0 {
+		opts.AccessLifetime = time.Hour
+	}
+	return &Server{Sandbox: sandbox.New("ck1"), life: opts.AccessLifetime, warehouses: DemoWarehouses(),
+		access:  map[string]time.Time{DemoFixedToken: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)},
+		refresh: map[string]bool{DemoRefreshToken: true}, codes: map[string]bool{DemoCode: true}}
+}
+
+// Env points a function at this sandbox with OAuth demo credentials.
+func (s *Server) Env(baseURL string) map[string]string {
+	return map[string]string{"CK1_API_BASE": baseURL, "CK1_CLIENT_ID": DemoClientID, "CK1_CLIENT_SECRET": DemoClientSecret, "CK1_REFRESH_TOKEN": DemoRefreshToken}
+}
+
+// ExpireAccessTokens ends every OAuth access token now (the fixed one lives).
+func (s *Server) ExpireAccessTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.access {
+		if t != DemoFixedToken {
+			s.access[t] = s.Clock.Now()
+		}
+	}
+}
+
+// RevokeRefreshTokens kills every refresh token (the user withdrew consent).
+func (s *Server) RevokeRefreshTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refresh = map[string]bool{}
+}
+
+// Handler serves the API behind fault injection and the admin endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /oauth2/token", s.token)
+	mux.HandleFunc("GET /v1/warehouses", s.bearer(s.listWarehouses))
+	mux.HandleFunc("POST /v1/pricing/inbound/box", s.bearer(s.inboundBox))
+	return s.Wrap(mux)
+}
+
+func newToken(prefix string) string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+func ticket() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type ck1Error struct {
+	Code    string `json:"Code"`
+	Message string `json:"Message"`
+}
+
+// fail answers in CK1's error shape.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, errs ...ck1Error) {
+	writeJSON(w, status, map[string]any{"Errors": errs, "TicketId": ticket(),
+		"UtcDateTime": s.Clock.Now().UTC().Format("2006-01-02T15:04:05Z"), "RequestUri": "http://" + r.Host + r.URL.RequestURI()})
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	s.Count("oauth2/token")
+	_ = r.ParseForm() // query and form both count, as CK1's SDKs send both
+	get := func(k string) string { return r.Form.Get(k) }
+	if get("client_id") != DemoClientID || get("client_secret") != DemoClientSecret {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"Message": "client_id 或 client_secret 无效"})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch get("grant_type") {
+	case "authorization_code":
+		if !s.codes[get("code")] {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"Message": "授权码无效或已使用"})
+			return
+		}
+		delete(s.codes, get("code"))
+	case "refresh_token":
+		s.Count("refresh")
+		rt := get("refresh_token")
+		if !s.refresh[rt] {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"Message": "RefreshToken 无效、已过期或已被使用"})
+			return
+		}
+		delete(s.refresh, rt) // single use: the answer carries its successor
+	default:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"Message": "grant_type 无效"})
+		return
+	}
+	at, rt := newToken("ck1at_"), newToken("ck1rt_")
+	s.access[at] = s.Clock.Now().Add(s.life)
+	s.refresh[rt] = true
+	writeJSON(w, http.StatusOK, map[string]any{"AccessToken": at, "AccessTokenExpiresIn": int(s.life.Seconds()),
+		"RefreshToken": rt, "RefreshTokenExpiresIn": 30 * 24 * 3600, "CustomerId": "DEMO"})
+}
+
+func (s *Server) bearer(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		s.mu.Lock()
+		exp, known := s.access[tok]
+		s.mu.Unlock()
+		if !ok || !known || !s.Clock.Now().Before(exp) {
+			s.Count("unauthorized")
+			s.fail(w, r, http.StatusUnauthorized, ck1Error{"800F0401", "AccessToken无效或已过期 (invalid or expired access token)"})
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (s *Server) listWarehouses(w http.ResponseWriter, r *http.Request) {
+	var out []map[string]string
+	for _, wh := range s.warehouses {
+		out = append(out, map[string]string{"WarehouseId": wh.ID, "WarehouseName": wh.Name})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+var codeRe = regexp.MustCompile(`^[a-zA-Z0-9\-_]*$`)
+var dimRe = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`)
+
+func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
+	s.Count("pricing")
+	var in struct {
+		ServiceCode string `json:"ServiceCode"`
+		WarehouseID string `json:"WarehouseId"`
+		LocationID  string `json:"LocationId"`
+		Boxes       []struct {
+			Weight   *int64       `json:"Weight"`
+			Length   *json.Number `json:"Length"`
+			Width    *json.Number `json:"Width"`
+			Height   *json.Number `json:"Height"`
+			Quantity *int64       `json:"Quantity"`
+		} `json:"Boxes"`
+		IncludeUnsuccessful bool `json:"IncludeUnsuccessful"`
+		IsCustomsClearance  bool `json:"IsCustomsClearance"`
+		IsBorrowTaxNo       bool `json:"IsBorrowTaxNo"`
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&in); err != nil {
+		s.fail(w, r, http.StatusBadRequest, ck1Error{"800F0400", "请求体无法解析 (malformed body)"})
+		return
+	}
+	var errs []ck1Error
+	if in.WarehouseID == "" || len(in.WarehouseID) > 10 || !codeRe.MatchString(in.WarehouseID) {
+		errs = append(errs, ck1Error{"800F0410", "WarehouseId 必须满足正则 ^[a-zA-Z0-9\\-_]*$ 且长度 1~10"})
+	}
+	if len(in.ServiceCode) > 30 || !codeRe.MatchString(in.ServiceCode) {
+		errs = append(errs, ck1Error{"800F0411", "ServiceCode 必须满足正则 ^[a-zA-Z0-9\\-_]*$ 且长度 0~30"})
+	}
+	if len([]rune(in.LocationID)) > 30 {
+		errs = append(errs, ck1Error{"800F0412", "LocationId 长度 0~30"})
+	}
+	if len(in.Boxes) == 0 {
+		errs = append(errs, ck1Error{"800F0413", "Boxes 必须"})
+	}
+	var boxes []box
+	for _, b := range in.Boxes {
+		if b.Weight == nil || *b.Weight < 1 || b.Quantity == nil || *b.Quantity < 1 || b.Length == nil || b.Width == nil || b.Height == nil {
+			errs = append(errs, ck1Error{"800F0414", "箱子的 Weight(1~2147483647 g)、Length、Width、Height、Quantity 必须"})
+			break
+		}
+		var bx box
+		bx.weight, bx.quantity = *b.Weight, *b.Quantity
+		for i, d := range []*json.Number{b.Length, b.Width, b.Height} {
+			rat, ok := new(big.Rat).SetString(string(*d))
+			if !dimRe.MatchString(string(*d)) || !ok || rat.Sign() <= 0 {
+				errs = append(errs, ck1Error{"800F0415", "Length/Width/Height 必须为正数且最多两位小数 (decimal 8,2)"})
+				break
+			}
+			bx.dims[i] = rat
+		}
+		boxes = append(boxes, bx)
+	}
+	var wh *Warehouse
+	for i := range s.warehouses {
+		if s.warehouses[i].ID == in.WarehouseID {
+			wh = &s.warehouses[i]
+		}
+	}
+	if len(errs) == 0 && wh == nil {
+		errs = append(errs, ck1Error{"800F0420", "仓库 " + in.WarehouseID + " 不存在"})
+	}
+	if len(errs) > 0 {
+		s.fail(w, r, http.StatusBadRequest, errs...)
+		return
+	}
+	out := []any{}
+	for _, svc := range wh.Services {
+		if in.ServiceCode != "" && !strings.EqualFold(in.ServiceCode, svc.Code) {
+			continue
+		}
+		lines, ok, reason := svc.quote(boxes, in.IsCustomsClearance, in.IsBorrowTaxNo)
+		if !ok {
+			if in.IncludeUnsuccessful {
+				out = append(out, map[string]any{"ServiceCode": svc.Code, "ServiceName": svc.Name, "Success": false, "Message": reason,
+					"ChargeInfo": nil, "LogisticsTimes": nil})
+			}
+			continue
+		}
+		var detail []map[string]any
+		sums := map[string]int64{}
+		var order []string
+		for _, l := range lines {
+			detail = append(detail, map[string]any{"Currency": l.currency, "Amount": json.Number(cents(l.cents)), "ChargeName": l.name, "Remark": l.remark})
+			if _, seen := sums[l.currency]; !seen {
+				order = append(order, l.currency)
+			}
+			sums[l.currency] += l.cents
+		}
+		var summary []map[string]any
+		for _, c := range order {
+			summary = append(summary, map[string]any{"Currency": c, "Amount": json.Number(cents(sums[c]))})
+		}
+		out = append(out, map[string]any{"ServiceCode": svc.Code, "ServiceName": svc.Name, "Success": true, "Message": "",
+			"ChargeInfo": map[string]any{"Summary": summary, "Detail": detail}, "LogisticsTimes": map[string]int{"Min": svc.MinH, "Max": svc.MaxH}})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
