@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 
+	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
@@ -18,8 +19,9 @@ type vendorSandbox interface {
 // Vendor names. Adding a vendor is one line here.
 func sandboxes() map[string]vendorSandbox {
 	return map[string]vendorSandbox{
-		"wechat": wechatsbx.New(wechatsbx.Options{}),
-		"top":    topsbx.New(topsbx.Options{}),
-		"ck1":    ck1sbx.New(ck1sbx.Options{}),
+		"wechat":   wechatsbx.New(wechatsbx.Options{}),
+		"top":      topsbx.New(topsbx.Options{}),
+		"ck1":      ck1sbx.New(ck1sbx.Options{}),
+		"alicloud": camssbx.New(),
 	}
 }

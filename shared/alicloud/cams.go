@@ -1,0 +1,148 @@
+package alicloud
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+)
+
+// CAMS QueryChatappBindWaba.
+const (
+	APIQueryChatappBindWaba = "cams.queryChatappBindWaba"
+	CAMSVersion             = "2020-06-06"
+	actionBindWaba          = "QueryChatappBindWaba"
+)
+
+// Field limits: CAMS documents none. Space ids and ISV codes are short
+// tokens (the doc shows masked examples with '*'), so bound them and keep to
+// the characters they use.
+const maxIDLen = 64
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_\-*.]+$`)
+
+// BindWabaInput is the function's input; both fields are optional.
+type BindWabaInput struct {
+	CustSpaceID *string `json:"custSpaceId"`
+	IsvCode     *string `json:"isvCode"`
+}
+
+// Validate applies the field rules.
+func (in *BindWabaInput) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"custSpaceId", in.CustSpaceID}, {"isvCode", in.IsvCode}} {
+		switch {
+		case f.v == nil:
+		case *f.v == "":
+			return envelope.Invalid(f.name, "must not be empty; leave it out instead")
+		case len(*f.v) > maxIDLen:
+			return envelope.Invalid(f.name, "at most %d characters, got %d", maxIDLen, len(*f.v))
+		case !idPattern.MatchString(*f.v):
+			return envelope.Invalid(f.name, "letters, digits and _ - * . only")
+		}
+	}
+	return nil
+}
+
+// bindWabaReply is the CAMS answer. Data stays raw so fields CAMS adds later
+// pass through instead of being dropped.
+type bindWabaReply struct {
+	RequestID          string          `json:"RequestId"`
+	Code               string          `json:"Code"`
+	Message            string          `json:"Message"`
+	Success            *bool           `json:"Success"`
+	AccessDeniedDetail any             `json:"AccessDeniedDetail"`
+	Data               json.RawMessage `json:"Data"`
+}
+
+// BindWabaOutput is the success payload: data holds every field CAMS sent,
+// lowerCamel'd, with AuthInternationalRateEligibility passed through as is.
+type BindWabaOutput struct {
+	RequestID string         `json:"requestId"`
+	Data      map[string]any `json:"data"`
+}
+
+// camelKeys renames the top-level keys mechanically; values (including the
+// free-form AuthInternationalRateEligibility object) stay untouched.
+func camelKeys(raw json.RawMessage) (map[string]any, error) {
+	var m map[string]json.RawMessage
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return map[string]any{}, nil
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[envelope.LowerCamel(k)] = v
+	}
+	return out, nil
+}
+
+// CAMS is the QueryChatappBindWaba operation.
+type CAMS struct {
+	client *Client
+	creds  *CredentialSource
+}
+
+// NewCAMS builds the operation.
+func NewCAMS(c *Client, s *CredentialSource) *CAMS { return &CAMS{client: c, creds: s} }
+
+// Op is the function's operation.
+func (c *CAMS) Op() envelope.Op {
+	return envelope.Op{API: APIQueryChatappBindWaba, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
+		var q BindWabaInput
+		if err := envelope.Decode(in.Body, &q); err != nil {
+			return nil, err
+		}
+		creds, err := c.creds.Resolve(in)
+		if err != nil {
+			return nil, err
+		}
+		query := map[string]string{}
+		if q.CustSpaceID != nil {
+			query["CustSpaceId"] = *q.CustSpaceID
+		}
+		if q.IsvCode != nil {
+			query["IsvCode"] = *q.IsvCode
+		}
+		var r bindWabaReply
+		if err := c.client.Call(ctx, creds, actionBindWaba, query, &r); err != nil {
+			return nil, err
+		}
+		if r.Code != "OK" || (r.Success != nil && !*r.Success) {
+			return nil, &envelope.Error{Code: envelope.CodeUpstream, Reason: r.Code + ": " + r.Message,
+				Upstream: &envelope.Upstream{Vendor: "cams", HTTPStatus: 200, Code: r.Code, Message: r.Message, RequestID: r.RequestID}}
+		}
+		data, err := camelKeys(r.Data)
+		if err != nil {
+			return nil, &envelope.Error{Code: envelope.CodeUpstreamMalformed, Reason: "cams answered a Data that is not an object", Err: err}
+		}
+		return BindWabaOutput{RequestID: r.RequestID, Data: data}, nil
+	}}
+}
+
+// CAMSFactory builds cams-query-chatapp-bind-waba: CAMS_API_BASE, and the
+// credentials chain (FC's per-invocation credentials come first).
+func CAMSFactory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
+	c, err := NewClient(Options{
+		Endpoint: d.Env.Get("CAMS_API_BASE", "https://cams.ap-southeast-1.aliyuncs.com"),
+		Version:  CAMSVersion, Product: "cams", HTTP: d.HTTP, Limiter: d.Store, QPS: 10, Remember: d.Env.Remember,
+	})
+	if err != nil {
+		return envelope.Op{API: APIQueryChatappBindWaba}, fmt.Errorf("CAMS_API_BASE: %w", err)
+	}
+	// The secret variables are read through config so logs redact them.
+	for _, name := range []string{"ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"} {
+		if _, err := d.Env.Secret(name); err != nil {
+			return envelope.Op{API: APIQueryChatappBindWaba}, err
+		}
+	}
+	return NewCAMS(c, NewCredentialSource()).Op(), nil
+}

@@ -1,0 +1,271 @@
+package alicloud
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aliyun/credentials-go/credentials"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/upstream"
+)
+
+// Credentials sign one call.
+type Credentials struct {
+	AccessKeyID, AccessKeySecret, SecurityToken string
+}
+
+// CredentialSource resolves credentials per call: the platform's
+// per-invocation credentials first (FC passes the function role's STS
+// credentials with each invocation), then the standard chain.
+type CredentialSource struct {
+	chain credentials.Credential // built once at cold start; nil when the chain found nothing
+	err   error
+}
+
+// NewCredentialSource builds the standard chain once (env AK/STS, OIDC, CLI
+// and profile files, ECS role, credentials URI). It does not fail: a missing
+// chain only matters when no invocation brings its own credentials.
+func NewCredentialSource() *CredentialSource {
+	c, err := credentials.NewCredential(nil)
+	return &CredentialSource{chain: c, err: err}
+}
+
+// StaticSource always returns the same credentials (tests, benchmarks).
+func StaticSource(c Credentials) *CredentialSource {
+	return &CredentialSource{chain: staticChain{c}}
+}
+
+type staticChain struct{ c Credentials }
+
+func (s staticChain) GetCredential() (*credentials.CredentialModel, error) {
+	return &credentials.CredentialModel{AccessKeyId: &s.c.AccessKeyID, AccessKeySecret: &s.c.AccessKeySecret, SecurityToken: &s.c.SecurityToken}, nil
+}
+
+// The rest of credentials.Credential is deprecated API the client never calls.
+func (staticChain) GetAccessKeyId() (*string, error)     { return nil, errors.New("unused") }
+func (staticChain) GetAccessKeySecret() (*string, error) { return nil, errors.New("unused") }
+func (staticChain) GetSecurityToken() (*string, error)   { return nil, errors.New("unused") }
+func (staticChain) GetBearerToken() *string              { return nil }
+func (staticChain) GetType() *string                     { return nil }
+
+// Resolve picks the credentials for one invocation.
+func (s *CredentialSource) Resolve(in *envelope.Input) (Credentials, error) {
+	if in != nil && in.Credentials != nil && in.Credentials.AccessKeyID != "" {
+		c := in.Credentials
+		return Credentials{AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret, SecurityToken: c.SecurityToken}, nil
+	}
+	if s.chain == nil {
+		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus ALIBABA_CLOUD_SECURITY_TOKEN for STS), or give the FC function a role")
+	}
+	m, err := s.chain.GetCredential()
+	if err != nil || m == nil || m.AccessKeyId == nil || *m.AccessKeyId == "" {
+		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials found by the standard chain: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or give the FC function a role")
+	}
+	c := Credentials{AccessKeyID: *m.AccessKeyId}
+	if m.AccessKeySecret != nil {
+		c.AccessKeySecret = *m.AccessKeySecret
+	}
+	if m.SecurityToken != nil {
+		c.SecurityToken = *m.SecurityToken
+	}
+	return c, nil
+}
+
+// Options configures a Client.
+type Options struct {
+	Endpoint string // origin, e.g. https://cams.ap-southeast-1.aliyuncs.com
+	Version  string // API version, e.g. 2020-06-06
+	Product  string // for messages and the limiter key, e.g. cams
+	HTTP     *http.Client
+	Limiter  store.Limiter
+	// QPS is the documented per-user limit (10 for CAMS). The limiter keeps
+	// a margin under it so network jitter cannot push a window over.
+	QPS      int
+	Remember func(string)
+	Now      func() time.Time
+}
+
+// Client calls one product's RPC API.
+type Client struct {
+	o    Options
+	host string
+}
+
+// NewClient builds a client.
+func NewClient(o Options) (*Client, error) {
+	u, err := url.Parse(o.Endpoint)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("endpoint %q: expected an origin such as https://cams.ap-southeast-1.aliyuncs.com", o.Endpoint)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Remember == nil {
+		o.Remember = func(string) {}
+	}
+	if o.QPS <= 0 {
+		o.QPS = 10
+	}
+	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
+	return &Client{o: o, host: u.Host}, nil
+}
+
+// Error is the POP error body, verbatim.
+type Error struct {
+	Status             int    `json:"-"`
+	RequestID          string `json:"RequestId"`
+	HostID             string `json:"HostId"`
+	Code               string `json:"Code"`
+	Message            string `json:"Message"`
+	Recommend          string `json:"Recommend"`
+	AccessDeniedDetail any    `json:"AccessDeniedDetail"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message) }
+
+// Throttled reports flow control: CAMS's System.LimitControl and the
+// gateway's Throttling.*.
+func (e *Error) Throttled() bool {
+	return e.Code == "System.LimitControl" || strings.HasPrefix(e.Code, "Throttling")
+}
+
+// Envelope maps a POP error onto the envelope.
+func (e *Error) Envelope(product string) *envelope.Error {
+	up := &envelope.Upstream{Vendor: product, HTTPStatus: e.Status, Code: e.Code, Message: e.Message, RequestID: e.RequestID, Extra: map[string]any{}}
+	if e.HostID != "" {
+		up.Extra["hostId"] = e.HostID
+	}
+	if e.Recommend != "" {
+		up.Extra["recommend"] = e.Recommend
+	}
+	if e.AccessDeniedDetail != nil && e.AccessDeniedDetail != "" {
+		up.Extra["accessDeniedDetail"] = e.AccessDeniedDetail
+	}
+	if len(up.Extra) == 0 {
+		up.Extra = nil
+	}
+	code := envelope.CodeUpstream
+	if e.Throttled() {
+		code = envelope.CodeThrottled
+	}
+	return &envelope.Error{Code: code, Reason: e.Code + ": " + e.Message, Upstream: up, Err: e}
+}
+
+func nonce() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Call runs an RPC action with query parameters (POST /, empty body, as the
+// official SDK sends CAMS's operations) and decodes the JSON answer into out.
+// It waits for the limiter and retries flow control within the deadline;
+// every action the bundle calls through it is a read.
+func (c *Client) Call(ctx context.Context, creds Credentials, action string, query map[string]string, out any) error {
+	limitKey := c.o.Product + ":qps:" + creds.AccessKeyID
+	window := time.Duration(float64(time.Second) * 1.1) // 10 per 1.1 s: a margin under 10 per second
+	for attempt := 0; ; attempt++ {
+		if err := store.Wait(ctx, c.o.Limiter, limitKey, c.o.QPS, window); err != nil {
+			if errors.Is(err, store.ErrUnavailable) {
+				return &envelope.Error{Code: envelope.CodeStoreUnavailable, Reason: "rate limiter unavailable", Err: err}
+			}
+			return &envelope.Error{Code: envelope.CodeThrottled, RetryAfter: 1,
+				Reason: fmt.Sprintf("throttled: %s allows %d calls per second per AccessKey and this call's deadline leaves no room to wait", c.o.Product, c.o.QPS), Err: err}
+		}
+		err := c.once(ctx, creds, action, query, out)
+		var pe *Error
+		if errors.As(err, &pe) && pe.Throttled() {
+			if upstream.Sleep(ctx, upstream.Backoff(attempt, 200*time.Millisecond, 2*time.Second), 200*time.Millisecond) == nil {
+				continue
+			}
+			e := pe.Envelope(c.o.Product)
+			e.RetryAfter = 1
+			return e
+		}
+		var ee *envelope.Error
+		if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && attempt < 2 &&
+			upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, time.Second), 300*time.Millisecond) == nil {
+			continue
+		}
+		if pe != nil {
+			return pe.Envelope(c.o.Product)
+		}
+		return err
+	}
+}
+
+func (c *Client) once(ctx context.Context, creds Credentials, action string, query map[string]string, out any) error {
+	headers := map[string]string{
+		"host":                  c.host,
+		"x-acs-action":          action,
+		"x-acs-version":         c.o.Version,
+		"x-acs-date":            c.o.Now().UTC().Format("2006-01-02T15:04:05Z"),
+		"x-acs-signature-nonce": nonce(),
+		"x-acs-content-sha256":  EmptyHash,
+	}
+	if creds.SecurityToken != "" {
+		headers["x-acs-security-token"] = creds.SecurityToken
+		c.o.Remember(creds.SecurityToken)
+	}
+	c.o.Remember(creds.AccessKeySecret)
+	headers["Authorization"] = SignV3(http.MethodPost, "/", query, headers, EmptyHash, creds.AccessKeyID, creds.AccessKeySecret)
+	vals := url.Values{}
+	for k, v := range query {
+		vals.Set(k, v)
+	}
+	u := c.o.Endpoint + "/"
+	if len(vals) > 0 {
+		u += "?" + CanonicalQuery(query)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, http.NoBody)
+	if err != nil {
+		return upstream.Clean(err)
+	}
+	for k, v := range headers {
+		if k != "host" {
+			req.Header.Set(k, v)
+		}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		return upstream.TransportError(c.o.Product, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return upstream.TransportError(c.o.Product, err)
+	}
+	if resp.StatusCode >= 400 {
+		var pe Error
+		if json.Unmarshal(b, &pe) != nil || pe.Code == "" {
+			if resp.StatusCode >= 500 {
+				return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("%s answered HTTP %d", c.o.Product, resp.StatusCode),
+					Upstream: &envelope.Upstream{Vendor: c.o.Product, HTTPStatus: resp.StatusCode}}
+			}
+			return upstream.Malformed(c.o.Product, resp.StatusCode, fmt.Errorf("error body without Code"))
+		}
+		pe.Status = resp.StatusCode
+		if resp.StatusCode >= 500 {
+			ee := pe.Envelope(c.o.Product)
+			ee.Code = envelope.CodeUpstreamUnreachable
+			return ee
+		}
+		return &pe
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return upstream.Malformed(c.o.Product, resp.StatusCode, err)
+	}
+	return nil
+}
