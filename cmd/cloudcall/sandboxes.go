@@ -22,6 +22,6 @@ func sandboxes() map[string]vendorSandbox {
 		"wechat":   wechatsbx.New(wechatsbx.Options{}),
 		"top":      topsbx.New(topsbx.Options{}),
 		"ck1":      ck1sbx.New(ck1sbx.Options{}),
-		"alicloud": camssbx.New(),
+		"alicloud": camssbx.New(camssbx.Options{}),
 	}
 }

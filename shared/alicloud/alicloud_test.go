@@ -72,7 +72,7 @@ func randValue(r *rand.Rand) string {
 // the same Authorization, then has the sandbox accept each request and
 // refuse an altered copy of it.
 func TestDifferentialAgainstOfficialSDK(t *testing.T) {
-	sbx := camssbx.New()
+	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
@@ -175,7 +175,7 @@ func invoke(t *testing.T, op envelope.Op, body string, timeout time.Duration) (i
 var demo = alicloud.Credentials{AccessKeyID: camssbx.DemoAccessKeyID, AccessKeySecret: camssbx.DemoAccessKeySecret}
 
 func TestSuccessPassesEveryFieldThrough(t *testing.T) {
-	sbx := camssbx.New()
+	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
 	for _, creds := range []alicloud.Credentials{demo, {AccessKeyID: camssbx.DemoSTSKeyID, AccessKeySecret: camssbx.DemoSTSKeySecret, SecurityToken: camssbx.DemoSTSToken}} {
@@ -196,7 +196,7 @@ func TestSuccessPassesEveryFieldThrough(t *testing.T) {
 }
 
 func TestDocumentedErrorCodes(t *testing.T) {
-	sbx := camssbx.New()
+	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
 	for space, want := range map[string]struct {
@@ -227,7 +227,7 @@ func TestDocumentedErrorCodes(t *testing.T) {
 }
 
 func TestStaleDateAndReusedNonce(t *testing.T) {
-	sbx := camssbx.New()
+	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
@@ -244,7 +244,7 @@ func TestStaleDateAndReusedNonce(t *testing.T) {
 }
 
 func TestFiftyConcurrentCallsStayUnderTenPerSecond(t *testing.T) {
-	sbx := camssbx.New()
+	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
 	op := newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{}))
@@ -267,7 +267,7 @@ func TestFiftyConcurrentCallsStayUnderTenPerSecond(t *testing.T) {
 }
 
 func TestClientIgnoringTheLimitIsThrottled(t *testing.T) {
-	sbx := camssbx.New()
+	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
@@ -284,7 +284,7 @@ func TestClientIgnoringTheLimitIsThrottled(t *testing.T) {
 }
 
 func TestShortDeadlineGetsThrottledNotAHang(t *testing.T) {
-	sbx := camssbx.New()
+	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
 	lim := store.NewMemory(store.MemoryOptions{})
@@ -300,7 +300,7 @@ func TestShortDeadlineGetsThrottledNotAHang(t *testing.T) {
 }
 
 func TestBadInputNeverSent(t *testing.T) {
-	sbx := camssbx.New()
+	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
 	op := newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{}))

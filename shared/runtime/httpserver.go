@@ -30,7 +30,7 @@ func ServeHTTP(ctx context.Context, addr string, h *Handler) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	h.Deps.Log.Info("listening", "addr", ln.Addr().String(), "api", h.Op.API)
-	srv := &http.Server{Handler: h.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+	srv := &http.Server{Handler: h.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)

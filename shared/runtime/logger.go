@@ -5,14 +5,15 @@ import (
 	"log/slog"
 
 	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/logging"
 )
 
 // NewLogger writes one JSON object per line, the format both platforms' log
-// services index.
+// services index, with every secret the environment handed out redacted.
 func NewLogger(w io.Writer, env *config.Env) *slog.Logger {
 	level := slog.LevelInfo
 	if env.Get("CLOUDCALL_LOG_LEVEL", "") == "debug" {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return logging.New(w, env.Secrets, level)
 }

@@ -180,6 +180,10 @@ func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) enve
 		defer cancel()
 	}
 	if in.Trigger == envelope.TriggerHTTP {
+		if n := headerBytes(in.Header); n > MaxHeaderBytes {
+			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
+				Reason: fmt.Sprintf("request headers are %d bytes; at most %d are accepted", n, MaxHeaderBytes)})
+		}
 		if len(in.Body) > MaxBodyBytes {
 			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
 				Reason: fmt.Sprintf("request body is %d bytes; at most %d are accepted", len(in.Body), MaxBodyBytes)})
@@ -192,6 +196,20 @@ func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) enve
 		return envelope.Failure(h.Op.API, envelope.ConfigError("%v", h.initErr))
 	}
 	return h.Op.Invoke(ctx, in)
+}
+
+// MaxHeaderBytes bounds an HTTP trigger's headers (FC's own limit is 8 KB
+// per header block; 16 KiB leaves room for API gateways' additions).
+const MaxHeaderBytes = 16 << 10
+
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 func retryAfterHeader(resp envelope.Response) map[string]string {

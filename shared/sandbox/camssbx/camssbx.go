@@ -58,11 +58,20 @@ type Server struct {
 	maxSeen  map[string]int
 }
 
+// Options seeds the sandbox; the zero value has the demo keys.
+type Options struct {
+	// AccessKeySecret replaces the demo AccessKey's secret when set.
+	AccessKeySecret string
+}
+
 // New builds the sandbox with the demo AccessKey and STS credentials.
-func New() *Server {
+func New(opts Options) *Server {
+	if opts.AccessKeySecret == "" {
+		opts.AccessKeySecret = DemoAccessKeySecret
+	}
 	return &Server{Sandbox: sandbox.New("cams"),
 		keys: map[string]key{
-			DemoAccessKeyID: {secret: DemoAccessKeySecret},
+			DemoAccessKeyID: {secret: opts.AccessKeySecret},
 			DemoSTSKeyID:    {secret: DemoSTSKeySecret, token: DemoSTSToken},
 		},
 		nonces: map[string]time.Time{}, arrivals: map[string][]time.Time{}, maxSeen: map[string]int{}}
@@ -70,7 +79,7 @@ func New() *Server {
 
 // Env points a function at the sandbox with the demo AccessKey.
 func (s *Server) Env(baseURL string) map[string]string {
-	return map[string]string{"CAMS_API_BASE": baseURL, "ALIBABA_CLOUD_ACCESS_KEY_ID": DemoAccessKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": DemoAccessKeySecret}
+	return map[string]string{"CAMS_API_BASE": baseURL, "ALIBABA_CLOUD_ACCESS_KEY_ID": DemoAccessKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": s.keys[DemoAccessKeyID].secret}
 }
 
 // MaxPerSecond is the most requests the AccessKey made in any one-second

@@ -31,6 +31,8 @@ const (
 type Options struct {
 	// AccessLifetime is how long an issued access token lives (default 1h).
 	AccessLifetime time.Duration
+	// ClientSecret and RefreshToken replace the demo ones when set.
+	ClientSecret, RefreshToken, FixedToken string
 }
 
 // Server is the CK1 sandbox.
@@ -38,6 +40,8 @@ type Server struct {
 	*sandbox.Sandbox
 	life       time.Duration
 	warehouses []Warehouse
+	secret     string
+	seed       string
 
 	mu      sync.Mutex
 	access  map[string]time.Time // token → expiry
@@ -51,14 +55,23 @@ func New(opts Options) *Server {
 	if opts.AccessLifetime <= 0 {
 		opts.AccessLifetime = time.Hour
 	}
-	return &Server{Sandbox: sandbox.New("ck1"), life: opts.AccessLifetime, warehouses: DemoWarehouses(),
-		access:  map[string]time.Time{DemoFixedToken: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)},
-		refresh: map[string]bool{DemoRefreshToken: true}, codes: map[string]bool{DemoCode: true}}
+	if opts.ClientSecret == "" {
+		opts.ClientSecret = DemoClientSecret
+	}
+	if opts.RefreshToken == "" {
+		opts.RefreshToken = DemoRefreshToken
+	}
+	if opts.FixedToken == "" {
+		opts.FixedToken = DemoFixedToken
+	}
+	return &Server{Sandbox: sandbox.New("ck1"), life: opts.AccessLifetime, warehouses: DemoWarehouses(), secret: opts.ClientSecret, seed: opts.RefreshToken,
+		access:  map[string]time.Time{opts.FixedToken: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)},
+		refresh: map[string]bool{opts.RefreshToken: true}, codes: map[string]bool{DemoCode: true}}
 }
 
 // Env points a function at this sandbox with OAuth demo credentials.
 func (s *Server) Env(baseURL string) map[string]string {
-	return map[string]string{"CK1_API_BASE": baseURL, "CK1_CLIENT_ID": DemoClientID, "CK1_CLIENT_SECRET": DemoClientSecret, "CK1_REFRESH_TOKEN": DemoRefreshToken}
+	return map[string]string{"CK1_API_BASE": baseURL, "CK1_CLIENT_ID": DemoClientID, "CK1_CLIENT_SECRET": s.secret, "CK1_REFRESH_TOKEN": s.seed}
 }
 
 // ExpireAccessTokens ends every OAuth access token now (the fixed one lives).
@@ -66,7 +79,7 @@ func (s *Server) ExpireAccessTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for t := range s.access {
-		if t != DemoFixedToken {
+		if s.access[t].Year() != 9999 {
 			s.access[t] = s.Clock.Now()
 		}
 	}
@@ -122,7 +135,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.Count("oauth2/token")
 	_ = r.ParseForm() // query and form both count, as CK1's SDKs send both
 	get := func(k string) string { return r.Form.Get(k) }
-	if get("client_id") != DemoClientID || get("client_secret") != DemoClientSecret {
+	if get("client_id") != DemoClientID || get("client_secret") != s.secret {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"Message": "client_id 或 client_secret 无效"})
 		return
 	}

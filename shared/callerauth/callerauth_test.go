@@ -1,0 +1,175 @@
+package callerauth_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/callerauth"
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+)
+
+const (
+	secretA = "caller-secret-aaaaaaaaaaaaaaaa"
+	secretB = "caller-secret-bbbbbbbbbbbbbbbb"
+)
+
+// server runs a counting operation behind the real runtime HTTP handler with
+// two caller keys configured.
+func server(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var calls atomic.Int32
+	env := config.FromMap(map[string]string{"CLOUDCALL_CALLER_KEYS": "old:" + secretA + ",new:" + secretB})
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&strings.Builder{}, env), func(context.Context, runtime.Deps) (envelope.Op, error) {
+		return envelope.Op{API: "test.echo", Handle: func(context.Context, *envelope.Input) (any, error) {
+			calls.Add(1)
+			return map[string]int{"n": 1}, nil
+		}}, nil
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h.HTTPHandler())
+	t.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+func do(t *testing.T, srv *httptest.Server, path, body, auth string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRefusals(t *testing.T) {
+	srv, calls := server(t)
+	now := time.Now().Unix()
+	body := `{"a":1}`
+	good := callerauth.Header("new", secretB, "POST", "/fn", "x=1", now, "nonce-0123456789abcd", []byte(body))
+	cases := []struct {
+		name, path, body, auth, reason string
+	}{
+		{"unsigned", "/fn?x=1", body, "", "missing Authorization"},
+		{"expired", "/fn?x=1", body, callerauth.Header("new", secretB, "POST", "/fn", "x=1", now-301, "nonce-expired-000001", []byte(body)), "timestamp is"},
+		{"future", "/fn?x=1", body, callerauth.Header("new", secretB, "POST", "/fn", "x=1", now+400, "nonce-future-0000001", []byte(body)), "timestamp is"},
+		{"tampered body", "/fn?x=1", `{"a":2}`, good, "signature does not match"},
+		{"tampered path", "/other?x=1", body, good, "signature does not match"},
+		{"tampered query", "/fn?x=2", body, good, "signature does not match"},
+		{"unknown key", "/fn?x=1", body, callerauth.Header("ghost", secretB, "POST", "/fn", "x=1", now, "nonce-ghost-00000001", []byte(body)), "unknown key id"},
+		{"wrong secret", "/fn?x=1", body, callerauth.Header("new", secretA, "POST", "/fn", "x=1", now, "nonce-wrong-00000001", []byte(body)), "signature does not match"},
+		{"malformed", "/fn?x=1", body, "Bearer abc", "expected the CLOUDCALL-HMAC-SHA256 scheme"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, out := do(t, srv, c.path, c.body, c.auth)
+			require.Equal(t, 401, st, out)
+			require.Contains(t, out, `"errCode":-1101`)
+			require.Contains(t, out, c.reason)
+		})
+	}
+	require.Equal(t, int32(0), calls.Load(), "no refused call reached the operation")
+
+	st, out := do(t, srv, "/fn?x=1", body, good)
+	require.Equal(t, 200, st, out)
+	st, out = do(t, srv, "/fn?x=1", body, good)
+	require.Equal(t, 401, st)
+	require.Contains(t, out, "replayed nonce")
+	require.Equal(t, int32(1), calls.Load())
+}
+
+func TestRotationAndGoClient(t *testing.T) {
+	srv, calls := server(t)
+	for _, k := range []struct{ id, secret string }{{"old", secretA}, {"new", secretB}} {
+		c := &http.Client{Transport: &callerauth.Transport{KeyID: k.id, Secret: k.secret}}
+		resp, err := c.Post(srv.URL+"/fn/sub?b=2&a=1&a=0&q=hello%20world", "application/json", strings.NewReader(`{"x":"中文"}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, k.id)
+	}
+	require.Equal(t, int32(2), calls.Load())
+}
+
+func TestNodeSnippet(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node is needed to check the README's Node.js snippet")
+		}
+		t.Skip("node not installed")
+	}
+	snippet, err := os.ReadFile("testdata/sign.mjs")
+	require.NoError(t, err)
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	require.True(t, strings.Contains(string(readme), string(snippet)), "README.md must show shared/callerauth/testdata/sign.mjs verbatim")
+
+	srv, calls := server(t)
+	dir := t.TempDir()
+	script := `import { cloudcallAuthorization } from ` + "'" + mustAbs(t, "testdata/sign.mjs") + "'" + `;
+process.stdout.write(cloudcallAuthorization({ keyId: 'new', secret: '` + secretB + `', method: 'post', path: '/fn', query: 'z=1&a=x y&a=*', body: '{"n":"ü"}' }));`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "run.mjs"), []byte(script), 0o600))
+	out, err := exec.Command(node, filepath.Join(dir, "run.mjs")).Output()
+	require.NoError(t, err)
+	st, body := do(t, srv, "/fn?z=1&a=x%20y&a=%2A", `{"n":"ü"}`, string(out))
+	require.Equal(t, 200, st, body)
+	require.Equal(t, int32(1), calls.Load())
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	require.NoError(t, err)
+	return a
+}
+
+func TestDefaultDeny(t *testing.T) {
+	env := config.FromMap(nil)
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&strings.Builder{}, env), func(context.Context, runtime.Deps) (envelope.Op, error) {
+		return envelope.Op{API: "t", Handle: func(context.Context, *envelope.Input) (any, error) { return map[string]int{}, nil }}, nil
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+	st, out := do(t, srv, "/fn", `{}`, "")
+	require.Equal(t, 401, st)
+	require.Contains(t, out, "until CLOUDCALL_CALLER_KEYS is set")
+}
+
+func TestParseKeys(t *testing.T) {
+	_, err := callerauth.ParseKeys("a:short")
+	require.ErrorContains(t, err, "at least 16")
+	_, err = callerauth.ParseKeys("no-colon")
+	require.Error(t, err)
+	k, err := callerauth.ParseKeys(" a:" + secretA + " , b:" + secretB)
+	require.NoError(t, err)
+	require.Len(t, k, 2)
+}
+
+func TestLimits(t *testing.T) {
+	srv, calls := server(t)
+	big := `{"x":"` + strings.Repeat("a", runtime.MaxBodyBytes) + `"}`
+	st, out := do(t, srv, "/fn", big, "")
+	require.Equal(t, 413, st, out)
+	req, _ := http.NewRequest("POST", srv.URL+"/fn", strings.NewReader(`{}`))
+	req.Header.Set("X-Big", strings.Repeat("h", runtime.MaxHeaderBytes))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 413, resp.StatusCode)
+	require.Equal(t, int32(0), calls.Load())
+}
