@@ -1,6 +1,7 @@
 package ck1_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -109,51 +110,131 @@ func TestFieldRules(t *testing.T) {
 	}
 }
 
-// The expected figures are worked out by hand from the rate card in
-// shared/sandbox/ck1sbx/ratecard.go (see the README), not by calling it.
+// services returns each service of a success envelope as its exact JSON
+// bytes, keyed by service code, so digits are compared as sent.
+func services(t *testing.T, raw string) map[string]string {
+	t.Helper()
+	var env struct {
+		ErrCode  int               `json:"errCode"`
+		Services []json.RawMessage `json:"services"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(raw), &env))
+	require.Equal(t, 0, env.ErrCode, raw)
+	out := map[string]string{}
+	for _, s := range env.Services {
+		var id struct {
+			ServiceCode string `json:"serviceCode"`
+		}
+		require.NoError(t, json.Unmarshal(s, &id))
+		out[id.ServiceCode] = string(s)
+	}
+	return out
+}
+
+func compact(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	require.NoError(t, json.Compact(&b, []byte(s)))
+	return b.String()
+}
+
+// The expected quotes are worked out by hand from the rate card documented
+// in shared/sandbox/ck1sbx/ratecard.go and the README, not by calling it.
 func TestQuotesMatchTheRateCard(t *testing.T) {
-	r := newRig(t, nil)
-
-	// A: 2 × 1200 g, 30×20×15 cm. Sea: vol 9000×1000/6000 = 1500 g → 3000 g;
-	// 58.00 + 4 × 9.50 = 96.00 CNY. Air: vol 1800 g → 3600 g; 9.80 + 6 × 3.15
-	// = 28.70, fuel 2.87, total 31.57 USD.
-	raw, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1200", "30", "20", "15", 2)+`]}`)
-	require.Equal(t, 0.0, m["errCode"], m)
-	require.Contains(t, raw, `"summary":[{"currency":"CNY","amount":96.00}]`)
-	require.Contains(t, raw, `"summary":[{"currency":"USD","amount":31.57}]`)
-	require.Contains(t, raw, `{"currency":"USD","amount":2.87,"chargeName":"燃油附加费 Fuel surcharge","remark":"10%"}`)
-	require.Contains(t, raw, `"logisticsTimes":{"min":168,"max":240}`)
-
-	// B: 1 × 5000 g 40×30×20 + 3 × 800 g 10×10×10, customs clearance.
-	// Sea: 5000 + 3×800 = 7400 g; 58.00 + 13 × 9.50 = 181.50 + 45.00 = 226.50 CNY.
-	// Air: 7400 g; 9.80 + 13 × 3.15 = 50.75, fuel 5.08 (half-up of 5.075) =
-	// 55.83 USD, plus the CNY 45.00 customs line.
-	raw, m = r.call(t, `{"warehouseId":"US","isCustomsClearance":true,"boxes":[`+box("5000", "40", "30", "20", 1)+`,`+box("800", "10", "10", "10", 3)+`]}`)
-	require.Equal(t, 0.0, m["errCode"], m)
-	require.Contains(t, raw, `"summary":[{"currency":"CNY","amount":226.50}]`)
-	require.Contains(t, raw, `"summary":[{"currency":"USD","amount":55.83},{"currency":"CNY","amount":45.00}]`)
-
-	// C: 1 × 2000 g 130×40×40: sea vol 34667 g; 58.00 + 68 × 9.50 = 704.00
-	// CNY; air refuses a 130 cm side (max 120), shown only with
-	// includeUnsuccessful.
-	_, m = r.call(t, `{"warehouseId":"US","boxes":[`+box("2000", "130", "40", "40", 1)+`]}`)
-	services := m["services"].([]any)
-	require.Len(t, services, 1)
-	require.Equal(t, "USSEA", services[0].(map[string]any)["serviceCode"])
-	raw, m = r.call(t, `{"warehouseId":"US","includeUnsuccessful":true,"boxes":[`+box("2000", "130", "40", "40", 1)+`]}`)
-	services = m["services"].([]any)
-	require.Len(t, services, 2)
-	require.Contains(t, raw, `"summary":[{"currency":"CNY","amount":704.00}]`)
-	air := services[1].(map[string]any)
-	require.Equal(t, false, air["success"])
-	require.Contains(t, air["message"], "oversize")
-
-	// D: UK, 1000 g 25.5×20.25×10: air vol 1032.75 → 1033 g; 7.40 + 2.25 =
-	// 9.65, fuel 0.97 (half-up of 0.965) = 10.62 GBP.
-	raw, m = r.call(t, `{"warehouseId":"UK","serviceCode":"UKAIR","boxes":[`+box("1000", "25.5", "20.25", "10", 1)+`]}`)
-	require.Equal(t, 0.0, m["errCode"], m)
-	require.Contains(t, raw, `"summary":[{"currency":"GBP","amount":10.62}]`)
-	require.Len(t, m["services"].([]any), 1)
+	cases := []struct {
+		name, body string
+		want       map[string]string // service code → exact JSON
+	}{{
+		// 2 × 1200 g, 30×20×15 cm = 9000 cm³.
+		// USSEA: volumetric 9000×1000/6000 = 1500 g > 1200 → 2 × 1500 = 3000 g;
+		//   58.00 + ceil(2000/500)=4 × 9.50 = 96.00 CNY.
+		// USAIR: volumetric 9000×1000/5000 = 1800 g → 3600 g;
+		//   9.80 + ceil(2600/500)=6 × 3.15 = 28.70; fuel 10% = 2.87; 31.57 USD.
+		name: "A: two identical light but bulky boxes",
+		body: `{"warehouseId":"US","boxes":[` + box("1200", "30", "20", "15", 2) + `]}`,
+		want: map[string]string{
+			"USSEA": `{"serviceCode":"USSEA","serviceName":"美国海运头程","success":true,"message":"",
+				"chargeInfo":{"summary":[{"currency":"CNY","amount":96.00}],
+				"detail":[{"currency":"CNY","amount":96.00,"chargeName":"头程运费 Freight","remark":"计费重 3000 g"}]},
+				"totalCharge":{"currency":"CNY","amount":96.00},"logisticsTimes":{"min":600,"max":840}}`,
+			"USAIR": `{"serviceCode":"USAIR","serviceName":"美国空运头程","success":true,"message":"",
+				"chargeInfo":{"summary":[{"currency":"USD","amount":31.57}],
+				"detail":[{"currency":"USD","amount":28.70,"chargeName":"头程运费 Freight","remark":"计费重 3600 g"},
+				{"currency":"USD","amount":2.87,"chargeName":"燃油附加费 Fuel surcharge","remark":"10%"}]},
+				"totalCharge":{"currency":"USD","amount":31.57},"logisticsTimes":{"min":168,"max":240}}`,
+		},
+	}, {
+		// 1 × 5000 g 40×30×20 (24000 cm³) + 3 × 800 g 10×10×10, customs clearance.
+		// USSEA: vol 4000 g < 5000; vol 167 g < 800 → 5000 + 2400 = 7400 g;
+		//   58.00 + ceil(6400/500)=13 × 9.50 = 181.50; + 45.00 customs = 226.50 CNY.
+		// USAIR: vol 4800 g < 5000; 200 g < 800 → 7400 g; 9.80 + 13 × 3.15 =
+		//   50.75; fuel 5.075 → 5.08 (half-up) = 55.83 USD, and 45.00 CNY:
+		//   two currencies, so no totalCharge.
+		name: "B: mixed boxes with customs clearance",
+		body: `{"warehouseId":"US","isCustomsClearance":true,"boxes":[` + box("5000", "40", "30", "20", 1) + `,` + box("800", "10", "10", "10", 3) + `]}`,
+		want: map[string]string{
+			"USSEA": `{"serviceCode":"USSEA","serviceName":"美国海运头程","success":true,"message":"",
+				"chargeInfo":{"summary":[{"currency":"CNY","amount":226.50}],
+				"detail":[{"currency":"CNY","amount":181.50,"chargeName":"头程运费 Freight","remark":"计费重 7400 g"},
+				{"currency":"CNY","amount":45.00,"chargeName":"代付关税手续费 Customs clearance fee","remark":""}]},
+				"totalCharge":{"currency":"CNY","amount":226.50},"logisticsTimes":{"min":600,"max":840}}`,
+			"USAIR": `{"serviceCode":"USAIR","serviceName":"美国空运头程","success":true,"message":"",
+				"chargeInfo":{"summary":[{"currency":"USD","amount":55.83},{"currency":"CNY","amount":45.00}],
+				"detail":[{"currency":"USD","amount":50.75,"chargeName":"头程运费 Freight","remark":"计费重 7400 g"},
+				{"currency":"USD","amount":5.08,"chargeName":"燃油附加费 Fuel surcharge","remark":"10%"},
+				{"currency":"CNY","amount":45.00,"chargeName":"代付关税手续费 Customs clearance fee","remark":""}]},
+				"logisticsTimes":{"min":168,"max":240}}`,
+		},
+	}, {
+		// 1 × 2000 g 130×40×40 = 208000 cm³. USSEA: vol 34666.67 → 34667 g;
+		// 58.00 + ceil(33667/500)=68 × 9.50 = 704.00 CNY. USAIR refuses a
+		// 130 cm side (max 120): left out unless includeUnsuccessful.
+		name: "C: oversize box, unsuccessful services hidden",
+		body: `{"warehouseId":"US","boxes":[` + box("2000", "130", "40", "40", 1) + `]}`,
+		want: map[string]string{
+			"USSEA": `{"serviceCode":"USSEA","serviceName":"美国海运头程","success":true,"message":"",
+				"chargeInfo":{"summary":[{"currency":"CNY","amount":704.00}],
+				"detail":[{"currency":"CNY","amount":704.00,"chargeName":"头程运费 Freight","remark":"计费重 34667 g"}]},
+				"totalCharge":{"currency":"CNY","amount":704.00},"logisticsTimes":{"min":600,"max":840}}`,
+		},
+	}, {
+		name: "C': the same with includeUnsuccessful",
+		body: `{"warehouseId":"US","includeUnsuccessful":true,"boxes":[` + box("2000", "130", "40", "40", 1) + `]}`,
+		want: map[string]string{
+			"USSEA": `{"serviceCode":"USSEA","serviceName":"美国海运头程","success":true,"message":"",
+				"chargeInfo":{"summary":[{"currency":"CNY","amount":704.00}],
+				"detail":[{"currency":"CNY","amount":704.00,"chargeName":"头程运费 Freight","remark":"计费重 34667 g"}]},
+				"totalCharge":{"currency":"CNY","amount":704.00},"logisticsTimes":{"min":600,"max":840}}`,
+			"USAIR": `{"serviceCode":"USAIR","serviceName":"美国空运头程","success":false,
+				"message":"超长: 单边 130.00 cm 超过 120 cm (oversize)","chargeInfo":{"summary":[],"detail":[]}}`,
+		},
+	}, {
+		// UK, one service: 1000 g 25.5×20.25×10 = 5163.75 cm³ → vol 1032.75 →
+		// 1033 g; 7.40 + ceil(33/500)=1 × 2.25 = 9.65; fuel 0.965 → 0.97;
+		// 10.62 GBP, plus the 20.00 CNY tax-number fee.
+		name: "D: decimal dimensions, one service, borrowed tax number",
+		body: `{"warehouseId":"UK","serviceCode":"UKAIR","isBorrowTaxNo":true,"boxes":[` + box("1000", "25.5", "20.25", "10", 1) + `]}`,
+		want: map[string]string{
+			"UKAIR": `{"serviceCode":"UKAIR","serviceName":"英国空运头程","success":true,"message":"",
+				"chargeInfo":{"summary":[{"currency":"GBP","amount":10.62},{"currency":"CNY","amount":20.00}],
+				"detail":[{"currency":"GBP","amount":9.65,"chargeName":"头程运费 Freight","remark":"计费重 1033 g"},
+				{"currency":"GBP","amount":0.97,"chargeName":"燃油附加费 Fuel surcharge","remark":"10%"},
+				{"currency":"CNY","amount":20.00,"chargeName":"借用税号费 Tax number fee","remark":""}]},
+				"logisticsTimes":{"min":192,"max":264}}`,
+		},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			raw, _ := r.call(t, c.body)
+			got := services(t, raw)
+			require.Len(t, got, len(c.want), raw)
+			for code, want := range c.want {
+				require.Equal(t, compact(t, want), got[code], code)
+			}
+			require.Equal(t, 1, r.sbx.Calls("http:/v1/pricing/inbound/box"))
+		})
+	}
 }
 
 func TestDecimalFidelity(t *testing.T) {

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/big"
 	"reflect"
+	"strconv"
+	"strings"
 )
 
 // Decimal is a JSON number kept as its exact digits. Unlike json.Number it
@@ -45,4 +49,36 @@ func (d Decimal) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return []byte(d), nil
+}
+
+// sumExact adds decimal strings without rounding and writes the result with
+// as many decimals as the most precise addend ("12.30" + "0.1" = "12.40"),
+// so a total never shows more or fewer digits than its parts justify.
+func sumExact(amounts []json.Number) (json.Number, error) {
+	total := new(big.Rat)
+	places := 0
+	for _, a := range amounts {
+		r, ok := new(big.Rat).SetString(string(a))
+		if !ok {
+			return "", fmt.Errorf("amount %q is not a decimal number", a)
+		}
+		total.Add(total, r)
+		places = max(places, decimalPlaces(string(a)))
+	}
+	return json.Number(total.FloatString(places)), nil
+}
+
+// decimalPlaces counts the digits after the point, exponent included
+// ("1.25e1" has 1).
+func decimalPlaces(s string) int {
+	mant, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant = s[:i]
+		exp, _ = strconv.Atoi(s[i+1:])
+	}
+	n := 0
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		n = len(mant) - i - 1
+	}
+	return max(n-exp, 0)
 }

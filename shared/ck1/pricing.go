@@ -143,7 +143,8 @@ type wireService struct {
 		Summary []wireMoney  `json:"Summary"`
 		Detail  []wireDetail `json:"Detail"`
 	} `json:"ChargeInfo"`
-	TotalCharge    *wireMoney `json:"TotalCharge"`
+	TotalCharge json.RawMessage `json:"TotalCharge"` // production only; object or list
+
 	LogisticsTimes *struct {
 		Min json.Number `json:"Min"`
 		Max json.Number `json:"Max"`
@@ -215,15 +216,44 @@ func (c *Client) InboundBox(ctx context.Context, in *BoxInput) (*BoxOutput, erro
 				s.ChargeInfo.Detail = append(s.ChargeInfo.Detail, ChargeDetail{Currency: d.Currency, Amount: d.Amount, ChargeName: d.ChargeName, Remark: d.Remark})
 			}
 		}
-		if w.TotalCharge != nil {
-			s.TotalCharge = &Money{Currency: w.TotalCharge.Currency, Amount: w.TotalCharge.Amount}
-		}
+		s.TotalCharge = totalCharge(w.TotalCharge, s.ChargeInfo.Summary)
 		if w.LogisticsTimes != nil {
 			s.LogisticsTimes = &LogisticsTimes{Min: w.LogisticsTimes.Min, Max: w.LogisticsTimes.Max}
 		}
 		out.Services = append(out.Services, s)
 	}
 	return out, nil
+}
+
+// totalCharge is CK1's own TotalCharge when it sends a single amount
+// (production does, the sandbox documentation does not). Otherwise it is
+// derived only when every summary amount is in one currency: the exact
+// decimal sum. Amounts in different currencies have no total without an
+// exchange rate, so then (and for a failed service) it is left out.
+func totalCharge(raw json.RawMessage, summary []Money) *Money {
+	var one wireMoney
+	var list []wireMoney
+	switch {
+	case json.Unmarshal(raw, &one) == nil && one.Currency != "" && one.Amount != "":
+		return &Money{Currency: one.Currency, Amount: one.Amount}
+	case json.Unmarshal(raw, &list) == nil && len(list) == 1 && list[0].Amount != "":
+		return &Money{Currency: list[0].Currency, Amount: list[0].Amount}
+	}
+	if len(summary) == 0 {
+		return nil
+	}
+	amounts := make([]json.Number, 0, len(summary))
+	for _, m := range summary {
+		if m.Currency != summary[0].Currency {
+			return nil
+		}
+		amounts = append(amounts, m.Amount)
+	}
+	sum, err := sumExact(amounts)
+	if err != nil {
+		return nil
+	}
+	return &Money{Currency: summary[0].Currency, Amount: sum}
 }
 
 // BoxOp is the operation on a client.
