@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +36,12 @@ type rig struct {
 
 func newRig(t *testing.T, env map[string]string) *rig {
 	t.Helper()
-	sbx := ck1sbx.New(ck1sbx.Options{})
+	return newRigWith(t, ck1sbx.Options{}, env)
+}
+
+func newRigWith(t *testing.T, o ck1sbx.Options, env map[string]string) *rig {
+	t.Helper()
+	sbx := ck1sbx.New(o)
 	srv := httptest.NewServer(sbx.Handler())
 	t.Cleanup(srv.Close)
 	vars := sbx.Env(srv.URL)
@@ -317,4 +327,88 @@ func TestServerErrorsAreRetried(t *testing.T) {
 	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
 	require.Equal(t, 0.0, m["errCode"])
 	require.Equal(t, 3, r.sbx.Calls("http:/v1/pricing/inbound/box"))
+}
+
+// The sandbox clock runs past the access token's life while the function
+// still believes in it: CK1's 401 makes it refresh once and retry.
+func TestUnauthorizedRefreshesOnceAndRetries(t *testing.T) {
+	r := newRigWith(t, ck1sbx.Options{AccessLifetime: 10 * time.Minute}, nil)
+	body := `{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`
+	_, m := r.call(t, body)
+	require.Equal(t, 0.0, m["errCode"])
+	r.sbx.Clock.Advance(11 * time.Minute)
+	_, m = r.call(t, body)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Equal(t, 1, r.sbx.Calls("unauthorized"))
+	require.Equal(t, 2, r.sbx.Calls("refresh"))
+	require.Equal(t, 3, r.sbx.Calls("http:/v1/pricing/inbound/box"))
+}
+
+// A token CK1 keeps refusing is reported after one refresh, not retried
+// forever; CK1's body is in upstream.
+func TestPersistentUnauthorizedDoesNotLoop(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 401,
+		Body: `{"Errors":[{"Code":"800F0401","Message":"denied"}],"TicketId":"t-1","UtcDateTime":"2026-01-01T00:00:00Z","RequestUri":"x"}`, Times: 100})
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, -1305.0, m["errCode"], m)
+	require.Contains(t, m["errMsg"], "800F0401")
+	up := m["upstream"].(map[string]any)
+	require.Equal(t, 401.0, up["httpStatus"])
+	require.Equal(t, "t-1", up["requestId"])
+	require.Equal(t, 2, r.sbx.Calls("http:/v1/pricing/inbound/box"))
+	require.Equal(t, 2, r.sbx.Calls("refresh"), "the first token, then exactly one refresh after the 401")
+}
+
+func TestConnectionResetsAreRetried(t *testing.T) {
+	r := newRig(t, map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken})
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultReset, Times: 2})
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Equal(t, 3, r.sbx.Calls("http:/v1/pricing/inbound/box"))
+
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 502, Body: "bad gateway", Times: 3})
+	_, m = r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, float64(envelope.CodeUpstreamUnreachable), m["errCode"], m)
+	require.Equal(t, 6, r.sbx.Calls("http:/v1/pricing/inbound/box"), "three attempts, then the error")
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.WriteFile(p, got, 0o644))
+	}
+	want, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got))
+}
+
+// The request CK1 receives (PascalCase, digits as the caller wrote them,
+// empty optional codes left out) and the answer mapped from CK1's payload.
+func TestWirePayloadsGolden(t *testing.T) {
+	resp, err := os.ReadFile("testdata/inbound_box_response.json")
+	require.NoError(t, err)
+	var sent []byte
+	var auth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/v1/pricing/inbound/box", r.URL.Path)
+		auth = r.Header.Get("Authorization")
+		sent, _ = io.ReadAll(r.Body)
+		_, _ = w.Write(resp)
+	}))
+	defer srv.Close()
+	op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(map[string]string{
+		"CK1_API_BASE": srv.URL, "CK1_ACCESS_TOKEN": "fixed-1"}), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
+	require.NoError(t, err)
+	in := `{"warehouseId":"US","locationId":"A-01","includeUnsuccessful":true,"isBorrowTaxNo":true,"boxes":[` +
+		box("1200", "30.50", "20", "15.05", 2) + `,` + box("800", "10", "10.1", "10", 3) + `]}`
+	out := op.Invoke(context.Background(), &envelope.Input{Body: []byte(in)})
+	require.Equal(t, "Bearer fixed-1", auth)
+	golden(t, "inbound_box_request.golden.json", sent)
+	var pretty bytes.Buffer
+	require.NoError(t, json.Indent(&pretty, out.Body, "", "  "))
+	golden(t, "inbound_box_output.golden.json", pretty.Bytes())
 }
