@@ -34,12 +34,12 @@ type rig struct {
 	url string
 }
 
-func newRig(t *testing.T, env map[string]string) *rig {
+func newRig(t testing.TB, env map[string]string) *rig {
 	t.Helper()
 	return newRigWith(t, ck1sbx.Options{}, env)
 }
 
-func newRigWith(t *testing.T, o ck1sbx.Options, env map[string]string) *rig {
+func newRigWith(t testing.TB, o ck1sbx.Options, env map[string]string) *rig {
 	t.Helper()
 	sbx := ck1sbx.New(o)
 	srv := httptest.NewServer(sbx.Handler())
