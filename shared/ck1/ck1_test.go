@@ -412,3 +412,36 @@ func TestWirePayloadsGolden(t *testing.T) {
 	require.NoError(t, json.Indent(&pretty, out.Body, "", "  "))
 	golden(t, "inbound_box_output.golden.json", pretty.Bytes())
 }
+
+// Two instances (two factories) sharing one store: after the tokens expire,
+// ten concurrent calls on each still spend the refresh token once, and the
+// second instance picks the rotated pair from the store.
+func TestInstancesShareOneRefresh(t *testing.T) {
+	r := newRig(t, nil)
+	second, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(r.sbx.Env(r.url)), Store: r.kv, HTTP: http.DefaultClient})
+	require.NoError(t, err)
+	body := []byte(`{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`)
+	_, m := r.call(t, string(body))
+	require.Equal(t, 0.0, m["errCode"])
+	r.sbx.ExpireAccessTokens()
+	var wg sync.WaitGroup
+	codes := make([]string, 20)
+	for i := range codes {
+		op := r.op
+		if i%2 == 1 {
+			op = second
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			codes[i] = string(op.Invoke(ctx, &envelope.Input{Body: body}).Body)
+		}()
+	}
+	wg.Wait()
+	for _, c := range codes {
+		require.Contains(t, c, `"errCode":0`)
+	}
+	require.Equal(t, 2, r.sbx.Calls("refresh"), "the seed, then one refresh for both instances")
+}
