@@ -100,6 +100,10 @@ func TestFieldRules(t *testing.T) {
 		{"height 7 int digits", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1000000", 1) + `]}`, "boxes[0].height"},
 		{"quantity 0", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", 0) + `]}`, "boxes[0].quantity"},
 		{"boolean type", `{"warehouseId":"US","includeUnsuccessful":"yes","boxes":[` + ok + `]}`, "includeUnsuccessful"},
+		{"null box", `{"warehouseId":"US","boxes":[null]}`, "boxes[0].weight"},
+		{"weight exponent", `{"warehouseId":"US","boxes":[` + box("1e3", "1", "1", "1", 1) + `]}`, "boxes[0].weight"},
+		{"second box length missing", `{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `,{"weight":1,"width":1,"height":1,"quantity":1}]}`, "boxes[1].length"},
+		{"boxes not a list", `{"warehouseId":"US","boxes":{"weight":1}}`, "boxes"},
 		{"vendor spelling", `{"WarehouseId":"US","boxes":[` + ok + `]}`, "WarehouseId"},
 	}
 	for _, c := range cases {
