@@ -63,6 +63,9 @@ type OAuth struct {
 
 	mu    sync.Mutex
 	local *state
+	// refused is the last token CK1 answered 401 to: a copy of it read
+	// from the store before the invalidation landed must not come back.
+	refused string
 }
 
 type flight struct {
@@ -105,6 +108,16 @@ func (s *state) usable(now time.Time) bool {
 	return s != nil && s.AccessToken != "" && now.UnixMilli() < s.AccessUntil
 }
 
+// good is usable and not a token this instance saw refused.
+func (a *OAuth) good(st *state, now time.Time) bool {
+	if !st.usable(now) {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return st.AccessToken != a.refused
+}
+
 func (a *OAuth) read(ctx context.Context) *state {
 	raw, err := a.o.KV.Get(ctx, a.key)
 	if err != nil {
@@ -131,10 +144,10 @@ func (a *OAuth) Token(ctx context.Context) (string, error) {
 	a.mu.Lock()
 	local := a.local
 	a.mu.Unlock()
-	if local.usable(now) {
+	if a.good(local, now) {
 		return local.AccessToken, nil
 	}
-	if st := a.read(ctx); st.usable(now) {
+	if st := a.read(ctx); a.good(st, now) {
 		a.keep(st)
 		return st.AccessToken, nil
 	}
@@ -150,6 +163,7 @@ func (a *OAuth) keep(st *state) {
 // Invalidate marks tok expired, keeping the refresh token.
 func (a *OAuth) Invalidate(ctx context.Context, tok string) {
 	a.mu.Lock()
+	a.refused = tok
 	if a.local != nil && a.local.AccessToken == tok {
 		cp := *a.local
 		cp.AccessUntil = 0
@@ -193,7 +207,7 @@ func (a *OAuth) refresh(ctx context.Context) (string, error) {
 func (a *OAuth) refreshShared(ctx context.Context) (string, error) {
 	for attempt := 0; ; attempt++ {
 		st := a.read(ctx)
-		if st.usable(a.o.Now()) {
+		if a.good(st, a.o.Now()) {
 			a.keep(st)
 			return st.AccessToken, nil
 		}
@@ -226,7 +240,7 @@ type tokenReply struct {
 // persists the rotated pair before handing the access token out.
 func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	st := a.read(ctx) // re-read under the lease: someone may have just finished
-	if st.usable(a.o.Now()) {
+	if a.good(st, a.o.Now()) {
 		a.keep(st)
 		return st.AccessToken, nil
 	}

@@ -61,6 +61,9 @@ type TokenManager struct {
 
 	mu    sync.Mutex
 	local *cached
+	// refused is the last token a business call reported stale: a copy read
+	// from the store before its expiry landed must not come back.
+	refused string
 }
 
 type call struct {
@@ -98,16 +101,26 @@ func NewTokenManager(o TokenOptions) *TokenManager {
 
 func (c *cached) valid(now time.Time) bool { return c != nil && now.UnixMilli() < c.UseUntil }
 
+// good is valid and not a token this instance saw refused.
+func (m *TokenManager) good(c *cached, now time.Time) bool {
+	if !c.valid(now) {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return c.Token != m.refused
+}
+
 // Token returns a token good for at least the margin.
 func (m *TokenManager) Token(ctx context.Context) (string, error) {
 	now := m.o.Now()
 	m.mu.Lock()
 	local := m.local
 	m.mu.Unlock()
-	if local.valid(now) {
+	if m.good(local, now) {
 		return local.Token, nil
 	}
-	if c := m.fromStore(ctx); c.valid(now) {
+	if c := m.fromStore(ctx); m.good(c, now) {
 		m.keep(c)
 		return c.Token, nil
 	}
@@ -123,6 +136,7 @@ func (m *TokenManager) Token(ctx context.Context) (string, error) {
 // token someone already replaced is left alone.
 func (m *TokenManager) Expire(ctx context.Context, stale string) {
 	m.mu.Lock()
+	m.refused = stale
 	if m.local != nil && m.local.Token == stale {
 		m.local = nil
 	}
@@ -188,7 +202,7 @@ func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
 // holding it and reads what it stored.
 func (m *TokenManager) refreshShared(ctx context.Context) (*cached, error) {
 	for attempt := 0; ; attempt++ {
-		if c := m.fromStore(ctx); c.valid(m.o.Now()) {
+		if c := m.fromStore(ctx); m.good(c, m.o.Now()) {
 			return c, nil
 		}
 		lock, ok, err := store.TryLock(ctx, m.o.KV, m.lockKey, lockTTL)

@@ -3,9 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -92,9 +90,9 @@ func TestBadURLHidesPassword(t *testing.T) {
 // back by itself when Redis does.
 func TestOutageAndRecovery(t *testing.T) {
 	url := redistest.URL(t)
-	target := mustHostPort(t, url)
-	p := newProxy(t, target)
-	s, err := redisstore.Open(redisstore.Options{URL: "redis://" + p.addr() + dbPath(url), Prefix: redistest.Prefix()})
+	target, db := redistest.HostPort(url)
+	p := redistest.NewProxy(t, target)
+	s, err := redisstore.Open(redisstore.Options{URL: "redis://" + p.Addr() + db, Prefix: redistest.Prefix()})
 	require.NoError(t, err)
 	defer s.Close()
 	now := time.Now()
@@ -105,7 +103,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	require.NoError(t, f.Set(ctx, "k", []byte("shared"), time.Minute))
 	require.False(t, f.Degraded())
 
-	p.cut()
+	p.Cut()
 	_, err = f.Get(ctx, "k")
 	require.ErrorIs(t, err, store.ErrNotFound, "degraded reads come from the (empty) instance memory")
 	require.True(t, f.Degraded())
@@ -116,72 +114,10 @@ func TestOutageAndRecovery(t *testing.T) {
 	_, err = store.Durable(f).SetNX(ctx, "idem", []byte("x"), time.Minute)
 	require.ErrorIs(t, err, store.ErrUnavailable, "a durable write refuses rather than pretend")
 
-	p.restore()
+	p.Restore()
 	now = now.Add(2 * time.Second) // past the probe interval
 	v, err = f.Get(ctx, "k")
 	require.NoError(t, err)
 	require.Equal(t, "shared", string(v), "back on Redis without a restart")
 	require.False(t, f.Degraded())
-}
-
-// proxy forwards TCP to Redis and can drop every connection on demand.
-type proxy struct {
-	t      *testing.T
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &proxy{t: t, ln: ln, target: target}
-	go p.serve()
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
-	}
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = false
 }

@@ -7,7 +7,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
+	"net"
+	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,4 +53,83 @@ func Prefix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return "cloudcall-test:" + hex.EncodeToString(b) + ":"
+}
+
+// Proxy forwards TCP to Redis and can cut every connection on demand, so a
+// test can take Redis away from processes mid-run without stopping the
+// server other tests share.
+type Proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+// NewProxy listens on loopback and forwards to target (host:port).
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	p := &Proxy{ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { _ = ln.Close(); p.Cut() })
+	return p
+}
+
+// Addr is the proxy's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *Proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+	}
+}
+
+// Cut drops every connection and refuses new ones.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// Restore accepts connections again.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+// HostPort extracts host:port and the path (the db) from a redis URL.
+func HostPort(raw string) (hostport, db string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", ""
+	}
+	return u.Host, u.Path
 }
