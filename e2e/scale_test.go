@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for _, fn := range []string{"logistics-get-quota", "ck1-pricing-inbound-box", "cams-query-chatapp-bind-waba", "top-launch-extra-charge"} {
+	for _, fn := range []string{"logistics-get-quota", "ck1-pricing-inbound-box", "cams-query-chatapp-bind-waba", "top-launch-extra-charge", "quota-alert"} {
 		b, err := emulator.Build(context.Background(), root, "./functions/"+fn, dir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
