@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/notify"
+	"github.com/cloudcall/cloudcall/shared/quotaalert"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/wechat"
+)
+
+// source reads balances with the WeChat client in-process (no HTTP hop to
+// the logistics-get-quota function).
+type source struct{ c *wechat.Client }
+
+func (s source) Quota(ctx context.Context, deliveryID, bizID string) (int64, error) {
+	return s.c.GetQuota(ctx, deliveryID, bizID)
+}
+
+// Discover lists bound accounts whose courier has can_get_quota = 1; the
+// others (direct-operated couriers such as SF, EMS) cannot answer getQuota.
+func (s source) Discover(ctx context.Context) ([]quotaalert.Account, error) {
+	couriers, err := s.c.GetAllDelivery(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("getAllDelivery: %w", err)
+	}
+	quota := map[string]bool{}
+	for _, c := range couriers {
+		quota[c.DeliveryID] = c.CanGetQuota == 1
+	}
+	accts, err := s.c.GetAllAccount(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("getAllAccount: %w", err)
+	}
+	var out []quotaalert.Account
+	for _, a := range accts {
+		if quota[a.DeliveryID] {
+			out = append(out, quotaalert.Account{DeliveryID: a.DeliveryID, BizID: a.BizID, Name: a.Alias})
+		}
+	}
+	return out, nil
+}
+
+// channels builds the configured notification channels. URLs come only
+// from configuration (they carry credentials, so they are secrets).
+func channels(env *config.Env, o notify.Options) ([]notify.Channel, error) {
+	type spec struct {
+		url, secret string
+		build       func(u, s string) notify.Channel
+	}
+	var out []notify.Channel
+	for _, s := range []spec{
+		{"QUOTA_ALERT_DINGTALK_URL", "QUOTA_ALERT_DINGTALK_SECRET", func(u, s string) notify.Channel { return notify.DingTalk{URL: u, Secret: s, Opts: o} }},
+		{"QUOTA_ALERT_WECOM_URL", "", func(u, _ string) notify.Channel { return notify.WeCom{URL: u, Opts: o} }},
+		{"QUOTA_ALERT_FEISHU_URL", "QUOTA_ALERT_FEISHU_SECRET", func(u, s string) notify.Channel { return notify.Feishu{URL: u, Secret: s, Opts: o} }},
+		{"QUOTA_ALERT_SLACK_URL", "", func(u, _ string) notify.Channel { return notify.Slack{URL: u, Opts: o} }},
+		{"QUOTA_ALERT_WEBHOOK_URL", "QUOTA_ALERT_WEBHOOK_SECRET", func(u, s string) notify.Channel { return notify.Webhook{URL: u, Secret: s, Opts: o} }},
+	} {
+		u, err := env.Secret(s.url)
+		if err != nil {
+			return nil, err
+		}
+		if u == "" {
+			continue
+		}
+		sec := ""
+		if s.secret != "" {
+			if sec, err = env.Secret(s.secret); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, s.build(u, sec))
+	}
+	return out, nil
+}
+
+// factory builds quota-alert from the environment.
+func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
+	fail := envelope.Op{API: quotaalert.API}
+	c, err := wechat.ClientFromDeps(d)
+	if err != nil {
+		return fail, err
+	}
+	accounts, auto, err := quotaalert.ParseWatch(d.Env.Get("QUOTA_ALERT_WATCH", "auto"))
+	if err != nil {
+		return fail, err
+	}
+	threshold, err := d.Env.Int("QUOTA_ALERT_THRESHOLD", 100)
+	if err != nil {
+		return fail, err
+	}
+	if threshold < 0 {
+		return fail, fmt.Errorf("QUOTA_ALERT_THRESHOLD=%d: expected a number of waybills >= 0", threshold)
+	}
+	cooldown, err := d.Env.Duration("QUOTA_ALERT_COOLDOWN", 6*time.Hour)
+	if err != nil {
+		return fail, err
+	}
+	horizon, err := d.Env.Duration("QUOTA_ALERT_HORIZON", 0)
+	if err != nil {
+		return fail, err
+	}
+	lang := d.Env.Get("QUOTA_ALERT_LANG", "both")
+	if lang != "zh" && lang != "en" && lang != "both" {
+		return fail, fmt.Errorf("QUOTA_ALERT_LANG=%q: expected zh, en or both", lang)
+	}
+	chs, err := channels(d.Env, notify.Options{HTTP: d.HTTP})
+	if err != nil {
+		return fail, err
+	}
+	if len(chs) == 0 {
+		d.Log.Warn("quota-alert: no notification channel configured; runs only report in their summary")
+	}
+	cfg := quotaalert.Config{Accounts: accounts, Auto: auto, DefaultThreshold: int64(threshold), Cooldown: cooldown, Horizon: horizon, Lang: lang}
+	return quotaalert.New(cfg, source{c: c}, d.Store, chs, nil).Op(), nil
+}

@@ -1,0 +1,141 @@
+package notify_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/notify"
+)
+
+var fixed = func() time.Time { return time.UnixMilli(1700000000123) }
+
+type captured struct {
+	query  url.Values
+	header http.Header
+	body   map[string]any
+	raw    []byte
+}
+
+func receiver(t *testing.T, reply string, status int) (*httptest.Server, *captured, *atomic.Int32) {
+	c := &captured{}
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		c.query, c.header = r.URL.Query(), r.Header.Clone()
+		c.raw, _ = io.ReadAll(r.Body)
+		_ = json.Unmarshal(c.raw, &c.body)
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(reply))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, c, &n
+}
+
+var msg = notify.Message{Title: "电子面单余额不足", Text: "YTO xyz 余额 90", Data: map[string]any{"balance": 90}}
+
+func TestDingTalkSignature(t *testing.T) {
+	// Independent computation of DingTalk's documented algorithm.
+	m := hmac.New(sha256.New, []byte("SECdemo"))
+	m.Write([]byte("1700000000123\nSECdemo"))
+	want := base64.StdEncoding.EncodeToString(m.Sum(nil))
+	require.Equal(t, want, notify.DingTalkSign(1700000000123, "SECdemo"))
+
+	srv, c, _ := receiver(t, `{"errcode":0,"errmsg":"ok"}`, 200)
+	ch := notify.DingTalk{URL: srv.URL + "/robot/send?access_token=abc", Secret: "SECdemo", Opts: notify.Options{HTTP: srv.Client(), Now: fixed}}
+	require.NoError(t, ch.Send(context.Background(), msg))
+	require.Equal(t, "abc", c.query.Get("access_token"))
+	require.Equal(t, "1700000000123", c.query.Get("timestamp"))
+	require.Equal(t, want, c.query.Get("sign"), "sign arrives URL-decoded to the base64 value")
+	require.Equal(t, "markdown", c.body["msgtype"])
+	require.Equal(t, "电子面单余额不足", c.body["markdown"].(map[string]any)["title"])
+}
+
+func TestFeishuSignature(t *testing.T) {
+	m := hmac.New(sha256.New, []byte("1700000000\nfeishu-secret"))
+	want := base64.StdEncoding.EncodeToString(m.Sum(nil))
+	require.Equal(t, want, notify.FeishuSign(1700000000, "feishu-secret"))
+
+	srv, c, _ := receiver(t, `{"code":0,"msg":"success"}`, 200)
+	ch := notify.Feishu{URL: srv.URL, Secret: "feishu-secret", Opts: notify.Options{HTTP: srv.Client(), Now: fixed}}
+	require.NoError(t, ch.Send(context.Background(), msg))
+	require.Equal(t, "1700000000", c.body["timestamp"])
+	require.Equal(t, want, c.body["sign"])
+	require.Equal(t, "text", c.body["msg_type"])
+}
+
+func TestWeComSlackWebhookFormats(t *testing.T) {
+	srv, c, _ := receiver(t, `{"errcode":0,"errmsg":"ok"}`, 200)
+	require.NoError(t, notify.WeCom{URL: srv.URL, Opts: notify.Options{HTTP: srv.Client()}}.Send(context.Background(), msg))
+	require.Equal(t, "markdown", c.body["msgtype"])
+	require.Contains(t, c.body["markdown"].(map[string]any)["content"], "YTO xyz 余额 90")
+
+	srv2, c2, _ := receiver(t, `ok`, 200)
+	require.NoError(t, notify.Slack{URL: srv2.URL, Opts: notify.Options{HTTP: srv2.Client()}}.Send(context.Background(), msg))
+	require.Contains(t, c2.body["text"], "*电子面单余额不足*")
+
+	srv3, c3, _ := receiver(t, ``, 204)
+	require.NoError(t, notify.Webhook{URL: srv3.URL, Secret: "hook-secret", Opts: notify.Options{HTTP: srv3.Client(), Now: fixed}}.Send(context.Background(), msg))
+	require.Equal(t, "1700000000", c3.header.Get("X-Cloudcall-Timestamp"))
+	mac := hmac.New(sha256.New, []byte("hook-secret"))
+	mac.Write([]byte("1700000000."))
+	mac.Write(c3.raw)
+	require.Equal(t, hexOf(mac.Sum(nil)), c3.header.Get("X-Cloudcall-Signature"))
+	require.Equal(t, 90.0, c3.body["balance"])
+}
+
+func hexOf(b []byte) string {
+	const d = "0123456789abcdef"
+	out := make([]byte, len(b)*2)
+	for i, x := range b {
+		out[2*i], out[2*i+1] = d[x>>4], d[x&15]
+	}
+	return string(out)
+}
+
+func TestFailingChannelRetriedBoundedly(t *testing.T) {
+	srv, _, n := receiver(t, `oops`, 500)
+	err := notify.Slack{URL: srv.URL, Opts: notify.Options{HTTP: srv.Client(), Attempts: 3, Pause: time.Millisecond}}.Send(context.Background(), msg)
+	require.ErrorContains(t, err, "HTTP 500")
+	require.ErrorContains(t, err, "after 3 attempts")
+	require.Equal(t, int32(3), n.Load())
+
+	stop := make(chan struct{})
+	var hangs atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hangs.Add(1)
+		select { // answers only after the caller has given up
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	defer slow.Close()
+	defer close(stop)
+	err = notify.WeCom{URL: slow.URL, Opts: notify.Options{HTTP: &http.Client{Timeout: 50 * time.Millisecond}, Attempts: 2, Pause: time.Millisecond}}.Send(context.Background(), msg)
+	require.ErrorContains(t, err, "after 2 attempts")
+	require.Equal(t, int32(2), hangs.Load())
+
+	// Within a deadline too short for another try, it stops early.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	before := hangs.Load()
+	err = notify.WeCom{URL: slow.URL, Opts: notify.Options{HTTP: &http.Client{Timeout: 50 * time.Millisecond}, Attempts: 5, Pause: time.Second}}.Send(ctx, msg)
+	require.ErrorContains(t, err, "after 1 attempts")
+	require.Equal(t, before+1, hangs.Load())
+
+	refuse, _, n2 := receiver(t, `{"errcode":310000,"errmsg":"sign not match"}`, 200)
+	err = notify.DingTalk{URL: refuse.URL, Opts: notify.Options{HTTP: refuse.Client()}}.Send(context.Background(), msg)
+	require.ErrorContains(t, err, "errcode 310000")
+	require.Equal(t, int32(1), n2.Load(), "a refusal is not retried")
+}

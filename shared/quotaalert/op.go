@@ -1,0 +1,26 @@
+package quotaalert
+
+import (
+	"context"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+)
+
+// API is the errMsg prefix of the function.
+const API = "cloudcall.quotaAlert"
+
+// RunInput is what a timer or a "run now" invocation sends. Nothing is
+// required: the watch list comes only from configuration, so a caller can
+// neither add accounts nor point notifications anywhere.
+type RunInput struct{}
+
+// Op is the function's operation: one run, answered with its summary.
+func (a *Alerter) Op() envelope.Op {
+	return envelope.Op{API: API, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
+		var q RunInput
+		if err := envelope.Decode(in.Body, &q); err != nil {
+			return nil, err
+		}
+		return a.Run(ctx)
+	}}
+}

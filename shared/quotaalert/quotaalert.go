@@ -1,0 +1,361 @@
+// Package quotaalert watches courier accounts' electronic-waybill balances
+// and tells people before they run out: levels with hysteresis, a cooldown
+// between repeats, a recovery message, a depletion forecast, and per-account
+// state in the shared store so overlapping runs and many instances agree.
+package quotaalert
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/notify"
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+// Levels.
+const (
+	LevelOK    = "ok"
+	LevelLow   = "low"
+	LevelEmpty = "empty"
+	LevelError = "error"
+)
+
+// Account is one watched courier account.
+type Account struct {
+	DeliveryID string `json:"deliveryId"`
+	BizID      string `json:"bizId"`
+	Threshold  int64  `json:"threshold"`
+	Name       string `json:"name,omitempty"`
+}
+
+func (a Account) key() string { return a.DeliveryID + "/" + a.BizID }
+
+func (a Account) label() string {
+	if a.Name != "" {
+		return fmt.Sprintf("%s %s (%s)", a.DeliveryID, a.BizID, a.Name)
+	}
+	return a.DeliveryID + " " + a.BizID
+}
+
+// Source reads balances; the WeChat client implements it in-process.
+type Source interface {
+	Quota(ctx context.Context, deliveryID, bizID string) (int64, error)
+	// Discover lists every bound account whose courier supports getQuota.
+	Discover(ctx context.Context) ([]Account, error)
+}
+
+// Config is the watch list and the alert policy.
+type Config struct {
+	Accounts         []Account // explicit watch list
+	Auto             bool      // watch every bound account that supports quota
+	DefaultThreshold int64
+	Cooldown         time.Duration // between repeats while still low/empty (default 6h)
+	Horizon          time.Duration // low when predicted to run out within this (0, the default, turns the forecast rule off)
+	// Band is the hysteresis: once low, an account recovers only at
+	// threshold + Band (default max(10% of threshold, 1)).
+	Band func(threshold int64) int64
+	Lang string // zh, en or both (default both)
+}
+
+// Sample is one observed balance.
+type Sample struct {
+	At      int64 `json:"at"` // unix seconds
+	Balance int64 `json:"balance"`
+}
+
+// State is what the store keeps per account.
+type State struct {
+	Level        string   `json:"level"`
+	History      []Sample `json:"history"`
+	LastNotified int64    `json:"lastNotified"` // unix seconds; 0 never
+	LastError    string   `json:"lastError,omitempty"`
+}
+
+const (
+	historyWindow = 7 * 24 * time.Hour
+	historyMax    = 200
+	stateTTL      = 30 * 24 * time.Hour
+)
+
+// Forecast returns the hourly consumption rate from the samples (only
+// decreases count: a refill is not negative consumption) and the hours
+// until balance reaches zero at that rate. ok is false without a rate.
+func Forecast(history []Sample, balance int64) (perHour, hoursLeft float64, ok bool) {
+	if len(history) < 2 {
+		return 0, 0, false
+	}
+	var used int64
+	for i := 1; i < len(history); i++ {
+		if d := history[i-1].Balance - history[i].Balance; d > 0 {
+			used += d
+		}
+	}
+	span := float64(history[len(history)-1].At-history[0].At) / 3600
+	if used == 0 || span <= 0 {
+		return 0, 0, false
+	}
+	perHour = float64(used) / span
+	return perHour, float64(balance) / perHour, true
+}
+
+// AccountResult is one account's line in the run summary.
+type AccountResult struct {
+	DeliveryID string   `json:"deliveryId"`
+	BizID      string   `json:"bizId"`
+	Name       string   `json:"name,omitempty"`
+	Balance    *int64   `json:"balance"`
+	Threshold  int64    `json:"threshold"`
+	Level      string   `json:"level"`
+	HoursLeft  *float64 `json:"hoursLeft,omitempty"`
+	Notified   string   `json:"notified,omitempty"` // what was announced: low, empty, error, recovered
+	Error      string   `json:"error,omitempty"`
+}
+
+// Summary is what a run returns.
+type Summary struct {
+	Checked           int             `json:"checked"`
+	Levels            map[string]int  `json:"levels"`
+	NotificationsSent int             `json:"notificationsSent"`
+	Accounts          []AccountResult `json:"accounts"`
+	Failures          []string        `json:"failures"`
+}
+
+// Alerter runs the checks.
+type Alerter struct {
+	cfg      Config
+	src      Source
+	kv       store.KV
+	channels []notify.Channel
+	now      func() time.Time
+}
+
+// New builds an Alerter.
+func New(cfg Config, src Source, kv store.KV, channels []notify.Channel, now func() time.Time) *Alerter {
+	if cfg.Cooldown <= 0 {
+		cfg.Cooldown = 6 * time.Hour
+	}
+	if cfg.Band == nil {
+		cfg.Band = func(t int64) int64 { return max(t/10, 1) }
+	}
+	if cfg.Lang == "" {
+		cfg.Lang = "both"
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Alerter{cfg: cfg, src: src, kv: kv, channels: channels, now: now}
+}
+
+// Run checks every watched account once. One failing account or channel
+// never stops the rest.
+func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
+	sum := &Summary{Levels: map[string]int{}, Accounts: []AccountResult{}, Failures: []string{}}
+	accounts := append([]Account(nil), a.cfg.Accounts...)
+	if a.cfg.Auto {
+		found, err := a.src.Discover(ctx)
+		if err != nil {
+			sum.Failures = append(sum.Failures, "discover accounts: "+err.Error())
+		}
+		seen := map[string]bool{}
+		for _, x := range accounts {
+			seen[x.key()] = true
+		}
+		for _, x := range found {
+			if !seen[x.key()] {
+				if x.Threshold == 0 {
+					x.Threshold = a.cfg.DefaultThreshold
+				}
+				accounts = append(accounts, x)
+			}
+		}
+	}
+	for _, acct := range accounts {
+		if acct.Threshold == 0 {
+			acct.Threshold = a.cfg.DefaultThreshold
+		}
+		r := a.check(ctx, acct, sum)
+		sum.Accounts = append(sum.Accounts, r)
+		sum.Levels[r.Level]++
+		sum.Checked++
+	}
+	return sum, nil
+}
+
+func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) AccountResult {
+	res := AccountResult{DeliveryID: acct.DeliveryID, BizID: acct.BizID, Name: acct.Name, Threshold: acct.Threshold}
+	now := a.now()
+	balance, qerr := a.src.Quota(ctx, acct.DeliveryID, acct.BizID)
+	key := "alert:quota:" + acct.key()
+	raw, err := a.kv.Get(ctx, key)
+	var st State
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		st = State{Level: LevelOK}
+	case err != nil:
+		sum.Failures = append(sum.Failures, acct.label()+": alert state unreadable: "+err.Error())
+		st = State{Level: LevelOK}
+	default:
+		if json.Unmarshal(raw, &st) != nil {
+			st = State{Level: LevelOK}
+		}
+	}
+	next := st
+	var announce string // low, empty, error, recovered, or ""
+	if qerr != nil {
+		res.Level, res.Error = LevelError, qerr.Error()
+		sum.Failures = append(sum.Failures, acct.label()+": "+qerr.Error())
+		if st.Level != LevelError {
+			announce = LevelError // reported once, not every run
+		}
+		next.Level, next.LastError = LevelError, qerr.Error()
+	} else {
+		res.Balance = &balance
+		next.History = trim(append(append([]Sample(nil), st.History...), Sample{At: now.Unix(), Balance: balance}), now)
+		level := a.level(acct, st.Level, balance, next.History, &res)
+		next.Level, next.LastError = level, ""
+		res.Level = level
+		switch {
+		case level != st.Level && level != LevelOK:
+			announce = level
+		case level == LevelOK && (st.Level == LevelLow || st.Level == LevelEmpty):
+			announce = "recovered"
+		case level != LevelOK && now.Sub(time.Unix(st.LastNotified, 0)) >= a.cfg.Cooldown:
+			announce = level // still low after the cooldown: say it again
+		}
+	}
+	if announce != "" {
+		next.LastNotified = now.Unix()
+	}
+	b, _ := json.Marshal(next)
+	// Compare-and-swap: of two overlapping runs only one announces.
+	var won bool
+	if raw == nil {
+		won, err = a.kv.SetNX(ctx, key, b, stateTTL)
+	} else {
+		won, err = a.kv.CompareAndSwap(ctx, key, raw, b, stateTTL)
+	}
+	if err != nil {
+		sum.Failures = append(sum.Failures, acct.label()+": alert state not saved: "+err.Error())
+		won = true // announce anyway: a missed alert costs more than a repeated one
+	}
+	if announce != "" && won {
+		res.Notified = announce
+		msg := a.message(acct, announce, res)
+		for _, ch := range a.channels {
+			if err := ch.Send(ctx, msg); err != nil {
+				sum.Failures = append(sum.Failures, "notify "+ch.Name()+": "+err.Error())
+				continue
+			}
+			sum.NotificationsSent++
+		}
+	}
+	return res
+}
+
+func (a *Alerter) level(acct Account, prev string, balance int64, history []Sample, res *AccountResult) string {
+	if balance <= 0 {
+		return LevelEmpty
+	}
+	recoverAt := acct.Threshold
+	if prev == LevelLow || prev == LevelEmpty {
+		recoverAt += a.cfg.Band(acct.Threshold)
+	}
+	_, hours, ok := Forecast(history, balance)
+	if ok {
+		h := math.Round(hours*10) / 10
+		res.HoursLeft = &h
+	}
+	if balance < recoverAt {
+		return LevelLow
+	}
+	if ok && a.cfg.Horizon > 0 && hours < a.cfg.Horizon.Hours() {
+		return LevelLow
+	}
+	return LevelOK
+}
+
+func trim(h []Sample, now time.Time) []Sample {
+	cut := 0
+	for cut < len(h) && now.Sub(time.Unix(h[cut].At, 0)) > historyWindow {
+		cut++
+	}
+	h = h[cut:]
+	if len(h) > historyMax {
+		h = h[len(h)-historyMax:]
+	}
+	return h
+}
+
+func (a *Alerter) message(acct Account, what string, r AccountResult) notify.Message {
+	var zhT, enT, zh, en string
+	bal := "?"
+	if r.Balance != nil {
+		bal = fmt.Sprint(*r.Balance)
+	}
+	eta, etaEn := "", ""
+	if r.HoursLeft != nil && what != LevelEmpty {
+		eta = fmt.Sprintf("，按近期用量预计约 %s 小时后用完", hoursText(*r.HoursLeft))
+		etaEn = fmt.Sprintf("; at the recent rate it runs out in about %s hours", hoursText(*r.HoursLeft))
+	}
+	switch what {
+	case LevelLow:
+		zhT, enT = "电子面单余额不足", "Waybill balance low"
+		zh = fmt.Sprintf("%s 余额 %s，阈值 %d%s。请尽快充值。", acct.label(), bal, acct.Threshold, eta)
+		en = fmt.Sprintf("%s has %s waybills left (threshold %d)%s. Top up soon.", acct.label(), bal, acct.Threshold, etaEn)
+	case LevelEmpty:
+		zhT, enT = "电子面单余额已用完", "Waybill balance empty"
+		zh = fmt.Sprintf("%s 余额为 0，无法继续打印电子面单。请立即充值。", acct.label())
+		en = fmt.Sprintf("%s has no waybills left: printing has stopped. Top up now.", acct.label())
+	case "recovered":
+		zhT, enT = "电子面单余额已恢复", "Waybill balance recovered"
+		zh = fmt.Sprintf("%s 余额恢复为 %s（阈值 %d）。", acct.label(), bal, acct.Threshold)
+		en = fmt.Sprintf("%s is back to %s waybills (threshold %d).", acct.label(), bal, acct.Threshold)
+	default:
+		zhT, enT = "电子面单余额查询失败", "Waybill balance check failing"
+		zh = fmt.Sprintf("%s 余额查询失败：%s", acct.label(), r.Error)
+		en = fmt.Sprintf("%s cannot be checked: %s", acct.label(), r.Error)
+	}
+	m := notify.Message{Data: map[string]any{"event": what, "deliveryId": acct.DeliveryID, "bizId": acct.BizID, "name": acct.Name,
+		"balance": r.Balance, "threshold": acct.Threshold, "level": r.Level, "hoursLeft": r.HoursLeft}}
+	switch a.cfg.Lang {
+	case "zh":
+		m.Title, m.Text = zhT, zh
+	case "en":
+		m.Title, m.Text = enT, en
+	default:
+		m.Title, m.Text = zhT+" / "+enT, zh+"\n"+en
+	}
+	return m
+}
+
+func hoursText(h float64) string {
+	s := fmt.Sprintf("%.1f", h)
+	return strings.TrimSuffix(s, ".0")
+}
+
+// ParseWatch reads QUOTA_ALERT_WATCH: "auto", or a JSON list of accounts.
+func ParseWatch(s string) (accounts []Account, auto bool, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "auto" {
+		return nil, true, nil
+	}
+	if err := json.Unmarshal([]byte(s), &accounts); err != nil {
+		return nil, false, fmt.Errorf(`QUOTA_ALERT_WATCH: expected "auto" or a JSON list of {deliveryId, bizId, threshold, name?}: %w`, err)
+	}
+	for i, a := range accounts {
+		if a.DeliveryID == "" || a.BizID == "" {
+			return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH[%d]: deliveryId and bizId are required", i)
+		}
+		if a.Threshold < 0 {
+			return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH[%d]: threshold must not be negative", i)
+		}
+	}
+	sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].key() < accounts[j].key() })
+	return accounts, false, nil
+}
