@@ -24,6 +24,8 @@ const (
 	LevelLow   = "low"
 	LevelEmpty = "empty"
 	LevelError = "error"
+	// Recovered is announced once when a low or empty account is ok again.
+	Recovered = "recovered"
 )
 
 // Account is one watched courier account.
@@ -71,10 +73,10 @@ type Sample struct {
 
 // State is what the store keeps per account.
 type State struct {
-	Level        string   `json:"level"`
+	Level        string   `json:"level"` // ok, low or empty: the last known balance level
 	History      []Sample `json:"history"`
-	LastNotified int64    `json:"lastNotified"` // unix seconds; 0 never
-	LastError    string   `json:"lastError,omitempty"`
+	LastNotified int64    `json:"lastNotified"`        // unix seconds; 0 never
+	LastError    string   `json:"lastError,omitempty"` // set while queries fail; reported once
 }
 
 const (
@@ -83,10 +85,23 @@ const (
 	stateTTL      = 30 * 24 * time.Hour
 )
 
-// Forecast returns the hourly consumption rate from the samples (only
-// decreases count: a refill is not negative consumption) and the hours
-// until balance reaches zero at that rate. ok is false without a rate.
+// ForecastWindow is how far back the consumption rate looks: recent use
+// predicts the next hours better than last week's.
+const ForecastWindow = 24 * time.Hour
+
+// Forecast returns the hourly consumption rate over the samples of the last
+// ForecastWindow (only decreases count: a refill is not negative
+// consumption, and the use after it still counts) and the hours until
+// balance reaches zero at that rate. ok is false without a rate.
 func Forecast(history []Sample, balance int64) (perHour, hoursLeft float64, ok bool) {
+	if len(history) > 0 {
+		from := history[len(history)-1].At - int64(ForecastWindow/time.Second)
+		i := 0
+		for i < len(history) && history[i].At < from {
+			i++
+		}
+		history = history[i:]
+	}
 	if len(history) < 2 {
 		return 0, 0, false
 	}
@@ -201,19 +216,21 @@ func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) Account
 		sum.Failures = append(sum.Failures, acct.label()+": alert state unreadable: "+err.Error())
 		st = State{Level: LevelOK}
 	default:
-		if json.Unmarshal(raw, &st) != nil {
+		if json.Unmarshal(raw, &st) != nil || st.Level == "" {
 			st = State{Level: LevelOK}
 		}
 	}
 	next := st
 	var announce string // low, empty, error, recovered, or ""
 	if qerr != nil {
+		// The balance level stays what it was; the failure is reported
+		// once, not on every run, until a query succeeds again.
 		res.Level, res.Error = LevelError, qerr.Error()
 		sum.Failures = append(sum.Failures, acct.label()+": "+qerr.Error())
-		if st.Level != LevelError {
-			announce = LevelError // reported once, not every run
+		if st.LastError == "" {
+			announce = LevelError
 		}
-		next.Level, next.LastError = LevelError, qerr.Error()
+		next.LastError = qerr.Error()
 	} else {
 		res.Balance = &balance
 		next.History = trim(append(append([]Sample(nil), st.History...), Sample{At: now.Unix(), Balance: balance}), now)
@@ -223,8 +240,8 @@ func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) Account
 		switch {
 		case level != st.Level && level != LevelOK:
 			announce = level
-		case level == LevelOK && (st.Level == LevelLow || st.Level == LevelEmpty):
-			announce = "recovered"
+		case level == LevelOK && st.Level != LevelOK:
+			announce = Recovered
 		case level != LevelOK && now.Sub(time.Unix(st.LastNotified, 0)) >= a.cfg.Cooldown:
 			announce = level // still low after the cooldown: say it again
 		}
@@ -244,15 +261,29 @@ func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) Account
 		sum.Failures = append(sum.Failures, acct.label()+": alert state not saved: "+err.Error())
 		won = true // announce anyway: a missed alert costs more than a repeated one
 	}
-	if announce != "" && won {
-		res.Notified = announce
-		msg := a.message(acct, announce, res)
-		for _, ch := range a.channels {
-			if err := ch.Send(ctx, msg); err != nil {
-				sum.Failures = append(sum.Failures, "notify "+ch.Name()+": "+err.Error())
-				continue
-			}
-			sum.NotificationsSent++
+	if announce == "" || !won {
+		return res
+	}
+	res.Notified = announce
+	msg := a.message(acct, announce, res)
+	delivered := 0
+	for _, ch := range a.channels {
+		if err := ch.Send(ctx, msg); err != nil {
+			sum.Failures = append(sum.Failures, "notify "+ch.Name()+" ("+acct.label()+" "+announce+"): "+err.Error())
+			continue
+		}
+		delivered++
+		sum.NotificationsSent++
+	}
+	if delivered == 0 && len(a.channels) > 0 {
+		// Nobody heard it: put the announcement back so the next run tries
+		// again instead of waiting out the cooldown. The sample is kept.
+		res.Notified = ""
+		undo := next
+		undo.Level, undo.LastNotified, undo.LastError = st.Level, st.LastNotified, st.LastError
+		ub, _ := json.Marshal(undo)
+		if _, err := a.kv.CompareAndSwap(ctx, key, b, ub, stateTTL); err != nil {
+			sum.Failures = append(sum.Failures, acct.label()+": alert state not rolled back: "+err.Error())
 		}
 	}
 	return res
@@ -262,9 +293,13 @@ func (a *Alerter) level(acct Account, prev string, balance int64, history []Samp
 	if balance <= 0 {
 		return LevelEmpty
 	}
-	recoverAt := acct.Threshold
+	// Hysteresis: falling below the threshold makes an account low; it
+	// is ok again only at threshold + band, and (with a horizon) only
+	// when the forecast is beyond horizon + 10%.
+	recoverAt, horizon := acct.Threshold, a.cfg.Horizon.Hours()
 	if prev == LevelLow || prev == LevelEmpty {
 		recoverAt += a.cfg.Band(acct.Threshold)
+		horizon *= 1.1
 	}
 	_, hours, ok := Forecast(history, balance)
 	if ok {
@@ -274,7 +309,7 @@ func (a *Alerter) level(acct Account, prev string, balance int64, history []Samp
 	if balance < recoverAt {
 		return LevelLow
 	}
-	if ok && a.cfg.Horizon > 0 && hours < a.cfg.Horizon.Hours() {
+	if ok && a.cfg.Horizon > 0 && hours < horizon {
 		return LevelLow
 	}
 	return LevelOK
@@ -312,7 +347,7 @@ func (a *Alerter) message(acct Account, what string, r AccountResult) notify.Mes
 		zhT, enT = "电子面单余额已用完", "Waybill balance empty"
 		zh = fmt.Sprintf("%s 余额为 0，无法继续打印电子面单。请立即充值。", acct.label())
 		en = fmt.Sprintf("%s has no waybills left: printing has stopped. Top up now.", acct.label())
-	case "recovered":
+	case Recovered:
 		zhT, enT = "电子面单余额已恢复", "Waybill balance recovered"
 		zh = fmt.Sprintf("%s 余额恢复为 %s（阈值 %d）。", acct.label(), bal, acct.Threshold)
 		en = fmt.Sprintf("%s is back to %s waybills (threshold %d).", acct.label(), bal, acct.Threshold)
@@ -345,7 +380,9 @@ func ParseWatch(s string) (accounts []Account, auto bool, err error) {
 	if s == "" || s == "auto" {
 		return nil, true, nil
 	}
-	if err := json.Unmarshal([]byte(s), &accounts); err != nil {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields() // a misspelt "treshold" must not silently become 0
+	if err := dec.Decode(&accounts); err != nil {
 		return nil, false, fmt.Errorf(`QUOTA_ALERT_WATCH: expected "auto" or a JSON list of {deliveryId, bizId, threshold, name?}: %w`, err)
 	}
 	for i, a := range accounts {

@@ -1,0 +1,373 @@
+package quotaalert_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/notify"
+	"github.com/cloudcall/cloudcall/shared/quotaalert"
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+// fakeSource answers balances from a map; a missing account is an error.
+type fakeSource struct {
+	mu       sync.Mutex
+	balances map[string]int64
+	errs     map[string]error
+	calls    int
+}
+
+func (f *fakeSource) set(key string, n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.balances[key] = n
+}
+
+func (f *fakeSource) Quota(_ context.Context, d, b string) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if err := f.errs[d+"/"+b]; err != nil {
+		return 0, err
+	}
+	n, ok := f.balances[d+"/"+b]
+	if !ok {
+		return 0, errors.New("biz id not bind")
+	}
+	return n, nil
+}
+
+func (f *fakeSource) Discover(context.Context) ([]quotaalert.Account, error) { return nil, nil }
+
+// event is what the local webhook receiver saw.
+type event struct {
+	Event     string   `json:"event"`
+	BizID     string   `json:"bizId"`
+	Balance   *int64   `json:"balance"`
+	Level     string   `json:"level"`
+	HoursLeft *float64 `json:"hoursLeft"`
+	Title     string   `json:"title"`
+	Text      string   `json:"text"`
+}
+
+type receiverT struct {
+	mu     sync.Mutex
+	events []event
+	status int
+	hits   int
+}
+
+func (r *receiverT) take() []event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.events
+	r.events = nil
+	return e
+}
+
+func newReceiver(t *testing.T) (*receiverT, *httptest.Server) {
+	rc := &receiverT{status: 204}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var e event
+		require.NoError(t, json.Unmarshal(b, &e))
+		rc.mu.Lock()
+		rc.hits++
+		st := rc.status
+		if st < 300 {
+			rc.events = append(rc.events, e)
+		}
+		rc.mu.Unlock()
+		w.WriteHeader(st)
+	}))
+	t.Cleanup(srv.Close)
+	return rc, srv
+}
+
+// clock is simulated time.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func start() *clock                      { return &clock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)} }
+func hook(srv *httptest.Server) notify.Channel {
+	return notify.Webhook{URL: srv.URL, Opts: notify.Options{HTTP: srv.Client(), Attempts: 2, Pause: time.Millisecond}}
+}
+
+func names(es []event) []string {
+	out := []string{}
+	for _, e := range es {
+		out = append(out, e.Event)
+	}
+	return out
+}
+
+var yto = quotaalert.Account{DeliveryID: "YTO", BizID: "xyz", Threshold: 100, Name: "main"}
+
+func TestScenarioLowCooldownEmptyRecovered(t *testing.T) {
+	rc, srv := newReceiver(t)
+	src := &fakeSource{balances: map[string]int64{}}
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}, Cooldown: 6 * time.Hour},
+		src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{hook(srv)}, clk.now)
+
+	steps := []struct {
+		balance int64
+		level   string
+		events  []string
+	}{
+		{500, "ok", []string{}},
+		{90, "low", []string{"low"}},
+		{80, "low", []string{}}, // within the 6 h cooldown
+		{0, "empty", []string{"empty"}},
+		{600, "ok", []string{"recovered"}},
+	}
+	for i, s := range steps {
+		src.set("YTO/xyz", s.balance)
+		sum, err := al.Run(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, 1, sum.Checked, "step %d", i)
+		require.Equal(t, s.level, sum.Accounts[0].Level, "step %d", i)
+		require.Equal(t, len(s.events), sum.NotificationsSent, "step %d", i)
+		got := rc.take()
+		require.Equal(t, s.events, names(got), "step %d (balance %d)", i, s.balance)
+		for _, e := range got {
+			require.Equal(t, "xyz", e.BizID)
+			require.Equal(t, s.balance, *e.Balance)
+		}
+		clk.advance(time.Hour)
+	}
+	require.Equal(t, 5, src.calls)
+}
+
+func TestCooldownRepeatsWhileStillLow(t *testing.T) {
+	rc, srv := newReceiver(t)
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 90}}
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}, Cooldown: 6 * time.Hour},
+		src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{hook(srv)}, clk.now)
+	var got []string
+	for h := 0; h <= 13; h++ { // hourly runs at a steady 90
+		_, err := al.Run(context.Background())
+		require.NoError(t, err)
+		for _, e := range rc.take() {
+			got = append(got, e.Event+"@"+time.Duration(h*int(time.Hour)).String())
+		}
+		clk.advance(time.Hour)
+	}
+	require.Equal(t, []string{"low@0s", "low@6h0m0s", "low@12h0m0s"}, got)
+}
+
+func TestHysteresisBand(t *testing.T) {
+	// threshold 100, band 10: low below 100, ok again only at >= 110.
+	rc, srv := newReceiver(t)
+	src := &fakeSource{balances: map[string]int64{}}
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}, Cooldown: 24 * time.Hour},
+		src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{hook(srv)}, clk.now)
+	var got []string
+	for _, b := range []int64{100, 99, 101, 98, 105, 109, 110, 101, 99} {
+		src.set("YTO/xyz", b)
+		sum, err := al.Run(context.Background())
+		require.NoError(t, err)
+		got = append(got, sum.Accounts[0].Level)
+		for _, e := range rc.take() {
+			got = append(got, "!"+e.Event)
+		}
+		clk.advance(time.Hour)
+	}
+	require.Equal(t, []string{"ok", "low", "!low", "low", "low", "low", "low", "ok", "!recovered", "ok", "low", "!low"}, got)
+}
+
+func TestForecast(t *testing.T) {
+	at := func(h float64) int64 { return 1_700_000_000 + int64(h*3600) }
+	cases := []struct {
+		name    string
+		history []quotaalert.Sample
+		balance int64
+		perHour float64
+		left    float64
+		ok      bool
+	}{
+		{"steady burn", []quotaalert.Sample{{at(0), 1000}, {at(1), 900}, {at(2), 800}, {at(3), 700}}, 700, 100, 7, true},
+		{"bursty burn", []quotaalert.Sample{{at(0), 1000}, {at(1), 1000}, {at(2), 1000}, {at(3), 1000}, {at(4), 600}}, 600, 100, 6, true},
+		{"refill in between", []quotaalert.Sample{{at(0), 300}, {at(1), 200}, {at(2), 1100}, {at(3), 1000}, {at(4), 900}}, 900, 75, 12, true},
+		{"refill only", []quotaalert.Sample{{at(0), 100}, {at(1), 600}}, 600, 0, 0, false},
+		{"one sample", []quotaalert.Sample{{at(0), 100}}, 100, 0, 0, false},
+		{"flat", []quotaalert.Sample{{at(0), 100}, {at(5), 100}}, 100, 0, 0, false},
+		// Only the last 24 h count: last week's burst does not.
+		{"old burst ignored", []quotaalert.Sample{{at(0), 5000}, {at(1), 1000}, {at(40), 1000}, {at(50), 900}, {at(60), 800}}, 800, 200.0 / 20, 80, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rate, left, ok := quotaalert.Forecast(c.history, c.balance)
+			require.Equal(t, c.ok, ok)
+			require.InDelta(t, c.perHour, rate, 1e-9)
+			require.InDelta(t, c.left, left, 1e-9)
+		})
+	}
+}
+
+func TestHorizonMakesAFastBurningAccountLow(t *testing.T) {
+	rc, srv := newReceiver(t)
+	src := &fakeSource{balances: map[string]int64{}}
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}, Horizon: 8*time.Hour + 30*time.Minute, Lang: "en"},
+		src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{hook(srv)}, clk.now)
+	var levels []string
+	for _, b := range []int64{2000, 1800, 1600, 1400} { // 200 an hour
+		src.set("YTO/xyz", b)
+		sum, err := al.Run(context.Background())
+		require.NoError(t, err)
+		levels = append(levels, sum.Accounts[0].Level)
+		clk.advance(time.Hour)
+	}
+	// 1800/200 = 9 h is beyond the 8.5 h horizon; 1600/200 = 8 h is not: low although far above the threshold of 100.
+	require.Equal(t, []string{"ok", "ok", "low", "low"}, levels)
+	got := rc.take()
+	require.Len(t, got, 1)
+	require.Equal(t, "low", got[0].Event)
+	require.Equal(t, 8.0, *got[0].HoursLeft)
+	require.Equal(t, "Waybill balance low", got[0].Title)
+	require.Equal(t, "YTO xyz (main) has 1600 waybills left (threshold 100); at the recent rate it runs out in about 8 hours. Top up soon.", got[0].Text)
+}
+
+func TestQueryFailureReportedOnceOthersContinue(t *testing.T) {
+	rc, srv := newReceiver(t)
+	bad := quotaalert.Account{DeliveryID: "YTO", BizID: "wrong-password", Threshold: 100}
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 50}, errs: map[string]error{"YTO/wrong-password": errors.New("errcode 9300531: invalid biz_id or password")}}
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{bad, yto}, Lang: "zh"},
+		src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{hook(srv)}, clk.now)
+
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 2, sum.Checked)
+	require.Equal(t, map[string]int{"error": 1, "low": 1}, sum.Levels)
+	require.Equal(t, []string{"YTO wrong-password: errcode 9300531: invalid biz_id or password"}, sum.Failures)
+	got := rc.take()
+	require.Equal(t, []string{"error", "low"}, names(got))
+	require.Equal(t, "电子面单余额查询失败", got[0].Title)
+	require.Equal(t, "YTO wrong-password 余额查询失败：errcode 9300531: invalid biz_id or password", got[0].Text)
+
+	clk.advance(time.Hour)
+	sum, err = al.Run(context.Background())
+	require.NoError(t, err)
+	require.Len(t, sum.Failures, 1, "still listed in the summary")
+	require.Empty(t, rc.take(), "but not announced again")
+	require.Equal(t, 4, src.calls)
+}
+
+func TestFailingChannelReportedOthersDelivered(t *testing.T) {
+	good, gsrv := newReceiver(t)
+	broken, bsrv := newReceiver(t)
+	broken.status = 500
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 50}}
+	clk := start()
+	kv := store.NewMemory(store.MemoryOptions{})
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}}, src, kv,
+		[]notify.Channel{hook(bsrv), hook(gsrv)}, clk.now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.NotificationsSent)
+	require.Equal(t, []string{"notify webhook (YTO xyz (main) low): webhook: HTTP 500 (after 2 attempts)"}, sum.Failures)
+	require.Equal(t, 2, broken.hits, "retried boundedly")
+	require.Equal(t, []string{"low"}, names(good.take()))
+}
+
+func TestAllChannelsDownRetriesNextRun(t *testing.T) {
+	rc, srv := newReceiver(t)
+	rc.status = 500
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 50}}
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}}, src, store.NewMemory(store.MemoryOptions{}),
+		[]notify.Channel{hook(srv)}, clk.now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 0, sum.NotificationsSent)
+	require.Equal(t, "", sum.Accounts[0].Notified)
+
+	rc.mu.Lock()
+	rc.status = 204
+	rc.mu.Unlock()
+	clk.advance(time.Hour) // well within the cooldown
+	sum, err = al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.NotificationsSent)
+	require.Equal(t, []string{"low"}, names(rc.take()))
+}
+
+// racingKV lets a second run go all the way through while the first one
+// sits between reading the state and writing it.
+type racingKV struct {
+	store.KV
+	once  sync.Once
+	other func()
+}
+
+func (r *racingKV) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.KV.Get(ctx, key)
+	r.once.Do(r.other)
+	return b, err
+}
+
+func TestOverlappingRunsNotifyOnce(t *testing.T) {
+	for _, seeded := range []bool{false, true} {
+		rc, srv := newReceiver(t)
+		src := &fakeSource{balances: map[string]int64{"YTO/xyz": 500}}
+		clk := start()
+		mem := store.NewMemory(store.MemoryOptions{})
+		cfg := quotaalert.Config{Accounts: []quotaalert.Account{yto}}
+		if seeded { // the state exists already (compare-and-swap path)
+			_, err := quotaalert.New(cfg, src, mem, nil, clk.now).Run(context.Background())
+			require.NoError(t, err)
+			clk.advance(time.Hour)
+		}
+		src.set("YTO/xyz", 50)
+		second := quotaalert.New(cfg, src, mem, []notify.Channel{hook(srv)}, clk.now)
+		var secondSum *quotaalert.Summary
+		kv := &racingKV{KV: mem, other: func() {
+			var err error
+			secondSum, err = second.Run(context.Background())
+			require.NoError(t, err)
+		}}
+		first := quotaalert.New(cfg, src, kv, []notify.Channel{hook(srv)}, clk.now)
+		firstSum, err := first.Run(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, 1, secondSum.NotificationsSent)
+		require.Equal(t, 0, firstSum.NotificationsSent, "the run that lost the compare-and-swap stays quiet")
+		require.Equal(t, []string{"low"}, names(rc.take()))
+	}
+}
+
+func TestParseWatch(t *testing.T) {
+	accts, auto, err := quotaalert.ParseWatch("auto")
+	require.NoError(t, err)
+	require.True(t, auto)
+	require.Nil(t, accts)
+
+	accts, auto, err = quotaalert.ParseWatch(`[{"deliveryId":"ZTO","bizId":"b","threshold":5},{"deliveryId":"YTO","bizId":"a","threshold":0,"name":"x"}]`)
+	require.NoError(t, err)
+	require.False(t, auto)
+	require.Equal(t, []quotaalert.Account{{DeliveryID: "YTO", BizID: "a", Name: "x"}, {DeliveryID: "ZTO", BizID: "b", Threshold: 5}}, accts)
+
+	for in, want := range map[string]string{
+		`[{"deliveryId":"YTO"}]`:                                "QUOTA_ALERT_WATCH[0]: deliveryId and bizId are required",
+		`[{"deliveryId":"YTO","bizId":"a","threshold":-1}]`:     "QUOTA_ALERT_WATCH[0]: threshold must not be negative",
+		`{"deliveryId":"YTO"}`:                                  `QUOTA_ALERT_WATCH: expected "auto" or a JSON list`,
+		`[{"deliveryId":"YTO","bizId":"a","treshold":5}]`:       `unknown field "treshold"`,
+		`[{"deliveryId":"YTO","bizId":"a","threshold":"lots"}]`: "QUOTA_ALERT_WATCH",
+	} {
+		_, _, err := quotaalert.ParseWatch(in)
+		require.ErrorContains(t, err, want, in)
+	}
+}
