@@ -6,6 +6,10 @@ BIN       := bin
 
 .PHONY: help build test vet run bench fuzz package gen deploy-fc deploy-aws clean
 
+FUZZ_TIME    ?= 15s
+FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth \
+                FuzzParseReply:./shared/top FuzzErrorFrom:./shared/ck1 FuzzCAMSData:./shared/alicloud FuzzEnvelope:./shared/wechat
+
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
@@ -24,6 +28,10 @@ test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers;
 	  else echo "redis: nothing answers on 127.0.0.1:6379; the Redis tests skip (set REDIS_URL to run them)"; fi; \
 	fi; \
 	$(GO) test -count=1 ./...
+
+fuzz: ## run every fuzz target for FUZZ_TIME each (default 15s); fails on a crash
+	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name in $$pkg for $(FUZZ_TIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg || exit 1; done
 
 run: build ## every function under the local emulator, against the vendor sandboxes (Ctrl-C stops it all)
 	$(BIN)/cloudcall local

@@ -145,28 +145,33 @@ func (c *Client) Do(ctx context.Context, method, session string, api map[string]
 	if err != nil {
 		return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: upstream.Clean(err)}
 	}
-	if resp.StatusCode != http.StatusOK {
-		return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: fmt.Errorf("gateway answered HTTP %d", resp.StatusCode)}
+	return ParseReply(resp.StatusCode, b)
+}
+
+// ParseReply reads a router answer: the error_response layer, or the
+// method's response object (the first object member of the root, whatever
+// its name). Anything else leaves the outcome unknown.
+func ParseReply(status int, b []byte) Reply {
+	if status != http.StatusOK {
+		return Reply{Outcome: Unknown, Status: status, TransErr: fmt.Errorf("gateway answered HTTP %d", status)}
 	}
 	var root map[string]json.RawMessage
 	if err := json.Unmarshal(b, &root); err != nil {
-		return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: fmt.Errorf("unreadable answer: %w", err)}
+		return Reply{Outcome: Unknown, Status: status, TransErr: fmt.Errorf("unreadable answer: %w", err)}
 	}
 	if er, ok := root["error_response"]; ok {
 		var e ErrorResponse
 		if err := json.Unmarshal(er, &e); err != nil {
-			return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: fmt.Errorf("unreadable error_response: %w", err)}
+			return Reply{Outcome: Unknown, Status: status, TransErr: fmt.Errorf("unreadable error_response: %w", err)}
 		}
-		return Reply{Outcome: Answered, Status: resp.StatusCode, Error: &e}
+		return Reply{Outcome: Answered, Status: status, Error: &e}
 	}
-	// The response object sits under <name>_response; take the first object
-	// member rather than trust the name.
 	for _, v := range root {
 		if t := bytes.TrimSpace(v); len(t) > 0 && t[0] == '{' {
-			return Reply{Outcome: Answered, Status: resp.StatusCode, Body: t}
+			return Reply{Outcome: Answered, Status: status, Body: t}
 		}
 	}
-	return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: errors.New("answer has no response object")}
+	return Reply{Outcome: Unknown, Status: status, TransErr: errors.New("answer has no response object")}
 }
 
 var banSeconds = regexp.MustCompile(`ban will last for (\d+) more seconds`)

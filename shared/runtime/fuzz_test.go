@@ -1,0 +1,30 @@
+package runtime
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+)
+
+// FuzzDetect: every payload becomes an input or a 400-class envelope error.
+func FuzzDetect(f *testing.F) {
+	for _, s := range []string{`{"deliveryId":"x"}`, `{"version":"v1","rawPath":"/","body":"e30=","isBase64Encoded":true,"requestContext":{"http":{"method":"POST"}}}`,
+		`{"version":"2.0","rawPath":"/","rawQueryString":"a=b","requestContext":{}}`, `{"triggerTime":"t","triggerName":"n","payload":"{}"}`,
+		`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`, `{"source":"cloudcall.schedule","payload":[1]}`, `[]`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, _, err := Detect(b)
+		if err != nil {
+			var e *envelope.Error
+			if !errors.As(err, &e) || e.Code != envelope.CodeInvalidInput {
+				t.Fatalf("Detect(%q) = %v", b, err)
+			}
+			return
+		}
+		if in == nil {
+			t.Fatalf("Detect(%q): nil input without error", b)
+		}
+	})
+}
