@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/quotaalert"
+	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+)
+
+type answer struct {
+	ErrCode int    `json:"errCode"`
+	ErrMsg  string `json:"errMsg"`
+	quotaalert.Summary
+}
+
+type hookEvent struct {
+	Event      string `json:"event"`
+	DeliveryID string `json:"deliveryId"`
+	BizID      string `json:"bizId"`
+}
+
+type rig struct {
+	sbx *wechatsbx.Server
+	h   *runtime.Handler
+	mu  sync.Mutex
+	got []hookEvent
+}
+
+func (r *rig) events() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []string{}
+	for _, e := range r.got {
+		out = append(out, e.Event+" "+e.DeliveryID+"/"+e.BizID)
+	}
+	sort.Strings(out)
+	r.got = nil
+	return out
+}
+
+func newRig(t *testing.T, env map[string]string) *rig {
+	t.Helper()
+	r := &rig{sbx: wechatsbx.New(wechatsbx.Options{})}
+	wx := httptest.NewServer(r.sbx.Handler())
+	t.Cleanup(wx.Close)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		var e hookEvent
+		if json.Unmarshal(b, &e) == nil {
+			r.mu.Lock()
+			r.got = append(r.got, e)
+			r.mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	vars := r.sbx.Env(wx.URL)
+	vars["QUOTA_ALERT_WEBHOOK_URL"] = hook.URL
+	vars["QUOTA_ALERT_WEBHOOK_SECRET"] = "hook-secret"
+	for k, v := range env {
+		vars[k] = v
+	}
+	h, err := runtime.New(context.Background(), config.FromMap(vars), slog.New(slog.DiscardHandler), factory)
+	require.NoError(t, err)
+	r.h = h
+	return r
+}
+
+func (r *rig) invoke(t *testing.T, payload string) answer {
+	t.Helper()
+	var a answer
+	out := r.h.Invoke(context.Background(), []byte(payload), runtime.Meta{RequestID: "r1"})
+	require.NoError(t, json.Unmarshal(out, &a), string(out))
+	return a
+}
+
+// timerEvents are the three scheduled shapes, built from the registry's
+// schedule (the one source the descriptors render), plus "run now".
+func timerEvents(t *testing.T) map[string]string {
+	f, ok := registry.Lookup("quota-alert")
+	require.True(t, ok)
+	require.NotNil(t, f.Schedule)
+	require.Equal(t, "0 * * * *", f.Schedule.Cron)
+	require.Equal(t, "Asia/Shanghai", f.Schedule.TimeZone)
+	p := f.Schedule.Payload
+	ps, _ := json.Marshal(p)
+	return map[string]string{
+		"fc-timer":    fmt.Sprintf(`{"triggerTime":"2026-03-01T08:00:00Z","triggerName":%q,"payload":%s}`, f.Schedule.Name, ps),
+		"eventbridge": fmt.Sprintf(`{"version":"0","id":"e1","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-03-01T08:00:00Z","region":"ap-east-1","resources":["arn:aws:events:ap-east-1:123456789012:rule/%s"],"detail":%s}`, f.Schedule.Name, p),
+		"schedule-v2": fmt.Sprintf(`{"source":"cloudcall.schedule","schedule":%q,"payload":%s}`, f.Schedule.Name, p),
+		"run-now":     `{}`,
+	}
+}
+
+func TestAutoDiscoveryAgainstWeChatSandbox(t *testing.T) {
+	r := newRig(t, map[string]string{"QUOTA_ALERT_WATCH": "auto", "QUOTA_ALERT_THRESHOLD": "100"})
+	a := r.invoke(t, timerEvents(t)["fc-timer"])
+	require.Equal(t, 0, a.ErrCode, a.ErrMsg)
+	require.Equal(t, "cloudcall.quotaAlert:ok", a.ErrMsg)
+	// SF (can_get_quota=0) is bound but skipped: four accounts, four queries.
+	require.Equal(t, 4, a.Checked)
+	require.Equal(t, 4, r.sbx.Calls("quota"))
+	require.Equal(t, 1, r.sbx.Calls("delivery/getall"))
+	require.Equal(t, 1, r.sbx.Calls("account/getall"))
+	got := map[string]string{}
+	for _, acct := range a.Accounts {
+		got[acct.DeliveryID+"/"+acct.BizID] = acct.Level
+	}
+	require.Equal(t, map[string]string{"YTO/xyz": "ok", "ZTO/zero-balance": "empty", "YUNDA/yunda-01": "low", "YTO/wrong-password": "error"}, got)
+	require.Equal(t, map[string]int{"ok": 1, "empty": 1, "low": 1, "error": 1}, a.Levels)
+	require.Equal(t, 3, a.NotificationsSent)
+	require.Len(t, a.Failures, 1)
+	require.Contains(t, a.Failures[0], "YTO wrong-password")
+	require.Contains(t, a.Failures[0], "9300531")
+	require.Equal(t, []string{"empty ZTO/zero-balance", "error YTO/wrong-password", "low YUNDA/yunda-01"}, r.events())
+
+	// The next hour: nothing changed, so nothing is said again.
+	a = r.invoke(t, timerEvents(t)["eventbridge"])
+	require.Equal(t, 0, a.ErrCode, a.ErrMsg)
+	require.Equal(t, 0, a.NotificationsSent)
+	require.Empty(t, r.events())
+	require.Equal(t, 8, r.sbx.Calls("quota"))
+
+	// A top-up is announced once.
+	r.sbx.SetQuota("YUNDA", "yunda-01", 5000)
+	a = r.invoke(t, `{}`)
+	require.Equal(t, 1, a.NotificationsSent)
+	require.Equal(t, []string{"recovered YUNDA/yunda-01"}, r.events())
+}
+
+func TestEveryTimerShapeRuns(t *testing.T) {
+	for name, ev := range timerEvents(t) {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, map[string]string{"QUOTA_ALERT_WATCH": `[{"deliveryId":"YUNDA","bizId":"yunda-01","threshold":100,"name":"east"}]`})
+			a := r.invoke(t, ev)
+			require.Equal(t, 0, a.ErrCode, a.ErrMsg)
+			require.Equal(t, 1, a.Checked)
+			require.Equal(t, "low", a.Accounts[0].Level)
+			require.Equal(t, int64(55), *a.Accounts[0].Balance)
+			require.Equal(t, []string{"low YUNDA/yunda-01"}, r.events())
+			require.Equal(t, 0, r.sbx.Calls("account/getall"), "an explicit list does not discover")
+		})
+	}
+}
+
+func TestCallerCannotSteer(t *testing.T) {
+	r := newRig(t, nil)
+	a := r.invoke(t, `{"webhookUrl":"http://attacker.example/"}`)
+	require.Equal(t, -1001, a.ErrCode)
+	require.Contains(t, a.ErrMsg, "webhookUrl")
+	require.Equal(t, 0, r.sbx.Calls("quota"))
+	require.Empty(t, r.events())
+}
+
+func TestBadConfigurationIsNamed(t *testing.T) {
+	for env, want := range map[string]map[string]string{
+		"QUOTA_ALERT_WATCH":     {"QUOTA_ALERT_WATCH": `[{"deliveryId":"YTO"}]`},
+		"QUOTA_ALERT_LANG":      {"QUOTA_ALERT_LANG": "fr"},
+		"QUOTA_ALERT_THRESHOLD": {"QUOTA_ALERT_THRESHOLD": "-5"},
+		"QUOTA_ALERT_COOLDOWN":  {"QUOTA_ALERT_COOLDOWN": "soon"},
+	} {
+		r := newRig(t, want)
+		a := r.invoke(t, `{}`)
+		require.NotEqual(t, 0, a.ErrCode, env)
+		require.Contains(t, a.ErrMsg, env)
+		require.Equal(t, 0, r.sbx.Calls("quota"), env)
+	}
+}
