@@ -151,7 +151,7 @@ func (d DingTalk) Send(ctx context.Context, msg Message) error {
 		}
 		u += sep + "timestamp=" + strconv.FormatInt(ts, 10) + "&sign=" + url.QueryEscape(DingTalkSign(ts, d.Secret))
 	}
-	body := marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"title": msg.Title, "text": "### " + msg.Title + "\n\n" + msg.Text}})
+	body := marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"title": msg.Title, "text": "### " + msg.Title + "\n\n" + strings.ReplaceAll(msg.Text, "\n", "\n\n")}})
 	return post(ctx, d.Opts, d.Name(), u, nil, body, errcodeOK)
 }
 
@@ -215,7 +215,9 @@ type Slack struct {
 func (s Slack) Name() string { return "slack" }
 
 func (s Slack) Send(ctx context.Context, msg Message) error {
-	body := marshal(map[string]string{"text": "*" + msg.Title + "*\n" + msg.Text})
+	// Slack reads &, < and > as control characters in message text.
+	esc := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+	body := marshal(map[string]string{"text": "*" + esc.Replace(msg.Title) + "*\n" + esc.Replace(msg.Text)})
 	return post(ctx, s.Opts, s.Name(), s.URL, nil, body, func(status int, b []byte) error {
 		if status != http.StatusOK {
 			return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(string(b)))

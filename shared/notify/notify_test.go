@@ -6,10 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,10 +26,11 @@ import (
 var fixed = func() time.Time { return time.UnixMilli(1700000000123) }
 
 type captured struct {
-	query  url.Values
-	header http.Header
-	body   map[string]any
-	raw    []byte
+	rawQuery string
+	query    url.Values
+	header   http.Header
+	body     map[string]any
+	raw      []byte
 }
 
 func receiver(t *testing.T, reply string, status int) (*httptest.Server, *captured, *atomic.Int32) {
@@ -33,7 +38,7 @@ func receiver(t *testing.T, reply string, status int) (*httptest.Server, *captur
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
-		c.query, c.header = r.URL.Query(), r.Header.Clone()
+		c.rawQuery, c.query, c.header = r.URL.RawQuery, r.URL.Query(), r.Header.Clone()
 		c.raw, _ = io.ReadAll(r.Body)
 		_ = json.Unmarshal(c.raw, &c.body)
 		w.WriteHeader(status)
@@ -51,6 +56,8 @@ func TestDingTalkSignature(t *testing.T) {
 	m.Write([]byte("1700000000123\nSECdemo"))
 	want := base64.StdEncoding.EncodeToString(m.Sum(nil))
 	require.Equal(t, want, notify.DingTalkSign(1700000000123, "SECdemo"))
+	// Fixed vector computed with openssl (dgst -sha256 -hmac SECdemo -binary | base64).
+	require.Equal(t, "NhbevkDbYRW2yKX6TyqwoJP0bHe5xpu5AApi0R446wU=", want)
 
 	srv, c, _ := receiver(t, `{"errcode":0,"errmsg":"ok"}`, 200)
 	ch := notify.DingTalk{URL: srv.URL + "/robot/send?access_token=abc", Secret: "SECdemo", Opts: notify.Options{HTTP: srv.Client(), Now: fixed}}
@@ -58,6 +65,7 @@ func TestDingTalkSignature(t *testing.T) {
 	require.Equal(t, "abc", c.query.Get("access_token"))
 	require.Equal(t, "1700000000123", c.query.Get("timestamp"))
 	require.Equal(t, want, c.query.Get("sign"), "sign arrives URL-decoded to the base64 value")
+	require.Contains(t, c.rawQuery, "sign=NhbevkDbYRW2yKX6TyqwoJP0bHe5xpu5AApi0R446wU%3D", "base64 '=' and '+' are URL-encoded")
 	require.Equal(t, "markdown", c.body["msgtype"])
 	require.Equal(t, "电子面单余额不足", c.body["markdown"].(map[string]any)["title"])
 }
@@ -66,6 +74,8 @@ func TestFeishuSignature(t *testing.T) {
 	m := hmac.New(sha256.New, []byte("1700000000\nfeishu-secret"))
 	want := base64.StdEncoding.EncodeToString(m.Sum(nil))
 	require.Equal(t, want, notify.FeishuSign(1700000000, "feishu-secret"))
+	// Fixed vector computed with openssl: key "1700000000\nfeishu-secret", empty message.
+	require.Equal(t, "OrBzY1Y01Gq+HgJsl+7OfWcMVwc7YocohQm5iiZwjhU=", want)
 
 	srv, c, _ := receiver(t, `{"code":0,"msg":"success"}`, 200)
 	ch := notify.Feishu{URL: srv.URL, Secret: "feishu-secret", Opts: notify.Options{HTTP: srv.Client(), Now: fixed}}
@@ -138,4 +148,43 @@ func TestFailingChannelRetriedBoundedly(t *testing.T) {
 	err = notify.DingTalk{URL: refuse.URL, Opts: notify.Options{HTTP: refuse.Client()}}.Send(context.Background(), msg)
 	require.ErrorContains(t, err, "errcode 310000")
 	require.Equal(t, int32(1), n2.Load(), "a refusal is not retried")
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestGoldenPayloads pins each channel's request body byte for byte.
+func TestGoldenPayloads(t *testing.T) {
+	m := notify.Message{Title: "电子面单余额不足 / Waybill balance low", Text: "YTO xyz <east & co> 余额 90，阈值 100。\nYTO xyz <east & co> has 90 waybills left (threshold 100).",
+		Data: map[string]any{"event": "low", "balance": 90, "threshold": 100}}
+	for name, build := range map[string]func(u string, c *http.Client) notify.Channel{
+		"dingtalk": func(u string, c *http.Client) notify.Channel {
+			return notify.DingTalk{URL: u, Secret: "SECdemo", Opts: notify.Options{HTTP: c, Now: fixed}}
+		},
+		"wecom": func(u string, c *http.Client) notify.Channel {
+			return notify.WeCom{URL: u, Opts: notify.Options{HTTP: c}}
+		},
+		"feishu": func(u string, c *http.Client) notify.Channel {
+			return notify.Feishu{URL: u, Secret: "feishu-secret", Opts: notify.Options{HTTP: c, Now: fixed}}
+		},
+		"slack": func(u string, c *http.Client) notify.Channel {
+			return notify.Slack{URL: u, Opts: notify.Options{HTTP: c}}
+		},
+		"webhook": func(u string, c *http.Client) notify.Channel {
+			return notify.Webhook{URL: u, Secret: "hook-secret", Opts: notify.Options{HTTP: c, Now: fixed}}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv, c, n := receiver(t, `{"errcode":0,"code":0}`, 200)
+			require.NoError(t, build(srv.URL, srv.Client()).Send(context.Background(), m))
+			require.Equal(t, int32(1), n.Load())
+			require.Equal(t, "application/json; charset=utf-8", c.header.Get("Content-Type"))
+			path := filepath.Join("testdata", name+".json")
+			if *update {
+				require.NoError(t, os.WriteFile(path, append(c.raw, '\n'), 0o644))
+			}
+			want, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Equal(t, strings.TrimSuffix(string(want), "\n"), string(c.raw))
+		})
+	}
 }
