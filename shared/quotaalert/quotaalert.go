@@ -12,6 +12,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/notify"
@@ -63,6 +64,15 @@ type Config struct {
 	// threshold + Band (default max(10% of threshold, 1)).
 	Band func(threshold int64) int64
 	Lang string // zh, en or both (default both)
+	// Parallel bounds how many accounts are checked at once (default 4).
+	Parallel int
+}
+
+func (c Config) parallel() int {
+	if c.Parallel > 0 {
+		return c.Parallel
+	}
+	return 4
 }
 
 // Sample is one observed balance.
@@ -190,14 +200,31 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 			}
 		}
 	}
-	for _, acct := range accounts {
+	// A few accounts at a time: each getQuota asks the courier live and can
+	// take seconds, while the timer's deadline covers the whole list.
+	parts := make([]Summary, len(accounts))
+	results := make([]AccountResult, len(accounts))
+	sem := make(chan struct{}, a.cfg.parallel())
+	var wg sync.WaitGroup
+	for i, acct := range accounts {
 		if acct.Threshold == 0 {
 			acct.Threshold = a.cfg.DefaultThreshold
 		}
-		r := a.check(ctx, acct, sum)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = a.check(ctx, acct, &parts[i])
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
 		sum.Accounts = append(sum.Accounts, r)
 		sum.Levels[r.Level]++
 		sum.Checked++
+		sum.NotificationsSent += parts[i].NotificationsSent
+		sum.Failures = append(sum.Failures, parts[i].Failures...)
 	}
 	return sum, nil
 }

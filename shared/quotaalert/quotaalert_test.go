@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -255,9 +257,12 @@ func TestQueryFailureReportedOnceOthersContinue(t *testing.T) {
 	require.Equal(t, map[string]int{"error": 1, "low": 1}, sum.Levels)
 	require.Equal(t, []string{"YTO wrong-password: errcode 9300531: invalid biz_id or password"}, sum.Failures)
 	got := rc.take()
+	sort.Slice(got, func(i, j int) bool { return got[i].Event < got[j].Event }) // accounts run in parallel
 	require.Equal(t, []string{"error", "low"}, names(got))
 	require.Equal(t, "电子面单余额查询失败", got[0].Title)
 	require.Equal(t, "YTO wrong-password 余额查询失败：errcode 9300531: invalid biz_id or password", got[0].Text)
+	require.Equal(t, "电子面单余额不足", got[1].Title)
+	require.Equal(t, "YTO xyz (main) 余额 50，阈值 100。请尽快充值。", got[1].Text)
 
 	clk.advance(time.Hour)
 	sum, err = al.Run(context.Background())
@@ -369,5 +374,51 @@ func TestParseWatch(t *testing.T) {
 	} {
 		_, _, err := quotaalert.ParseWatch(in)
 		require.ErrorContains(t, err, want, in)
+	}
+}
+
+func manyAccounts(n int) ([]quotaalert.Account, *fakeSource) {
+	src := &fakeSource{balances: map[string]int64{}}
+	var accts []quotaalert.Account
+	for i := 0; i < n; i++ {
+		a := quotaalert.Account{DeliveryID: "ZTO", BizID: fmt.Sprintf("b%03d", i), Threshold: 100}
+		accts = append(accts, a)
+		src.balances["ZTO/"+a.BizID] = int64(i * 10) // b000 empty, b001..b009 low, the rest ok
+	}
+	return accts, src
+}
+
+func TestSummaryKeepsWatchListOrder(t *testing.T) {
+	rc, srv := newReceiver(t)
+	accts, src := manyAccounts(30)
+	al := quotaalert.New(quotaalert.Config{Accounts: accts, Parallel: 5}, src, store.NewMemory(store.MemoryOptions{}),
+		[]notify.Channel{hook(srv)}, start().now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 30, sum.Checked)
+	for i, r := range sum.Accounts {
+		require.Equal(t, accts[i].BizID, r.BizID)
+	}
+	require.Equal(t, map[string]int{"empty": 1, "low": 9, "ok": 20}, sum.Levels)
+	require.Equal(t, 10, sum.NotificationsSent)
+	require.Len(t, rc.take(), 10)
+	require.Equal(t, 30, src.calls)
+}
+
+// BenchmarkRun measures one run over 50 accounts (fake balances, memory
+// store, one local webhook channel); steady state, so nothing is sent.
+func BenchmarkRun(b *testing.B) {
+	accts, src := manyAccounts(50)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	defer srv.Close()
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: accts}, src, store.NewMemory(store.MemoryOptions{}),
+		[]notify.Channel{hook(srv)}, clk.now)
+	b.ReportAllocs()
+	for b.Loop() {
+		clk.advance(time.Minute)
+		if _, err := al.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
