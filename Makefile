@@ -36,5 +36,27 @@ fuzz: ## run every fuzz target for FUZZ_TIME each (default 15s); fails on a cras
 run: build ## every function under the local emulator, against the vendor sandboxes (Ctrl-C stops it all)
 	$(BIN)/cloudcall local
 
+gen: ## regenerate s.yaml and template.yaml from shared/registry
+	$(GO) run ./cmd/cloudcall gen
+
+package: ## reproducible zips: dist/fc/<fn>.zip (main) and dist/aws/<fn>-{x86_64,arm64}.zip (bootstrap)
+	$(GO) run ./cmd/cloudcall package
+
+package-fc: ## one function for FC (s.yaml pre-deploy): make package-fc FUNCTION=<name>
+	$(GO) run ./cmd/cloudcall package --platform fc --function $(FUNCTION)
+
+ARCH ?= x86_64
+deploy-fc: ## Serverless Devs: s deploy (needs `s` and credentials; see README)
+	@command -v s >/dev/null 2>&1 || { echo "deploy-fc: Serverless Devs is not installed (npm install -g @serverless-devs/s), then s config add"; exit 1; }
+	s deploy -y
+
+deploy-aws: ## AWS SAM: sam build && sam deploy --guided (ARCH=x86_64|arm64)
+	@command -v sam >/dev/null 2>&1 || { echo "deploy-aws: the AWS SAM CLI is not installed (see https://docs.aws.amazon.com/serverless-application-model/)"; exit 1; }
+	ARCH=$(ARCH) sam build --parameter-overrides Architecture=$(ARCH) && sam deploy --guided --parameter-overrides Architecture=$(ARCH)
+
+# sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR.
+build-%Function:
+	$(GO) run ./cmd/cloudcall package --platform aws --logical-id $*Function --arch $(ARCH) --bootstrap-to $(ARTIFACTS_DIR)
+
 clean: ## remove build output
 	rm -rf $(BIN) dist

@@ -1,12 +1,66 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cloudcall/cloudcall/shared/descriptor"
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
-// runGen is built under issue 9.
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("not built yet (issue 9)")
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	check := fs.Bool("check", false, "do not write: fail if s.yaml or template.yaml differ from the registry")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: cloudcall gen [--check]\n\nWrites s.yaml (Serverless Devs, FC 3.0) and template.yaml (AWS SAM) from shared/registry.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	root, err := emulator.ModuleRoot(".")
+	if err != nil {
+		return err
+	}
+	fc, err := descriptor.FC(registry.All())
+	if err != nil {
+		return err
+	}
+	sam, err := descriptor.SAM(registry.All())
+	if err != nil {
+		return err
+	}
+	drift := false
+	for name, want := range map[string][]byte{"s.yaml": fc, "template.yaml": sam} {
+		path := filepath.Join(root, name)
+		have, _ := os.ReadFile(path)
+		if bytes.Equal(have, want) {
+			fmt.Fprintf(stdout, "%s is up to date\n", name)
+			continue
+		}
+		if *check {
+			fmt.Fprintf(stderr, "%s differs from the registry: run `make gen` and commit it\n", name)
+			drift = true
+			continue
+		}
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", name)
+	}
+	if drift {
+		return errors.New("descriptors drifted from the registry")
+	}
+	return nil
 }

@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"invoke":  {"run one invocation of a function, like `sam local invoke`", runInvoke},
 		"sandbox": {"serve the vendor sandboxes on loopback", runSandbox},
 		"gen":     {"write s.yaml and template.yaml from the function registry", runGen},
+		"package": {"build reproducible deployment zips for FC and Lambda", runPackage},
 		"bench":   {"measure cold start, overhead, throughput, memory and token economy", runBench},
 	}
 }

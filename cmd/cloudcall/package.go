@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/descriptor"
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/pack"
+	"github.com/cloudcall/cloudcall/shared/registry"
+)
+
+func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("package", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	platform := fs.String("platform", "all", "fc, aws or all")
+	function := fs.String("function", "", "one function (default: every function)")
+	logicalID := fs.String("logical-id", "", "one function by its SAM logical id (used by `sam build`)")
+	arch := fs.String("arch", "", "aws only: x86_64 or arm64 (default: both)")
+	dist := fs.String("dist", "dist", "output folder")
+	bootstrapTo := fs.String("bootstrap-to", "", "aws only: write the bare bootstrap executable into this folder (sam build's ARTIFACTS_DIR) instead of a zip")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: cloudcall package [--platform fc|aws|all] [--function NAME] [--arch x86_64|arm64]\n\nBuilds linux binaries (CGO off, -trimpath, stripped, -tags lambda.norpc) and reproducible zips:\ndist/fc/<function>.zip (main) and dist/aws/<function>-<arch>.zip (bootstrap).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	root, err := emulator.ModuleRoot(".")
+	if err != nil {
+		return err
+	}
+	if !filepath.IsAbs(*dist) {
+		*dist = filepath.Join(root, *dist)
+	}
+	var targets []pack.Target
+	for _, f := range registry.All() {
+		if (*function != "" && f.Name != *function) || (*logicalID != "" && descriptor.LogicalID(f.Name) != *logicalID) {
+			continue
+		}
+		if *platform == "fc" || *platform == "all" {
+			targets = append(targets, pack.Target{Function: f.Name, Platform: "fc", Arch: "amd64"})
+		}
+		if *platform == "aws" || *platform == "all" {
+			for _, a := range []string{"x86_64", "arm64"} {
+				if *arch == "" || *arch == a {
+					goarch := "amd64"
+					if a == "arm64" {
+						goarch = "arm64"
+					}
+					targets = append(targets, pack.Target{Function: f.Name, Platform: "aws", Arch: goarch})
+				}
+			}
+		}
+	}
+	if len(targets) == 0 {
+		fmt.Fprintf(stderr, "nothing to package: check --platform, --function (%v) or --logical-id\n", registry.Names())
+		return errUsage
+	}
+	if *bootstrapTo != "" {
+		if len(targets) != 1 || targets[0].Platform != "aws" {
+			fmt.Fprintln(stderr, "--bootstrap-to takes exactly one aws target: give --platform aws, --function or --logical-id, and --arch")
+			return errUsage
+		}
+		return pack.Build(ctx, root, targets[0], filepath.Join(*bootstrapTo, "bootstrap"))
+	}
+	for i, t := range targets {
+		start := time.Now()
+		path, sum, size, err := pack.Package(ctx, root, *dist, t)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		fmt.Fprintf(stdout, "[%d/%d] %-42s %5.1f MB  sha256 %s…  %s\n", i+1, len(targets), rel, float64(size)/(1<<20), sum[:12], time.Since(start).Round(10*time.Millisecond))
+	}
+	return nil
+}
