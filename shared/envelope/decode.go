@@ -34,16 +34,13 @@ func Decode(body []byte, v any) error {
 	if trimmed[0] != '{' {
 		return Invalid("", "the request body must be a JSON object, got %s", jsonKind(trimmed))
 	}
-	if !json.Valid(trimmed) {
-		return Invalid("", "the request body is not valid JSON")
-	}
 	if d := depth(trimmed); d > MaxDepth {
 		return Invalid("", "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
 	}
 	var raw any
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
+	if err := dec.Decode(&raw); err != nil || len(bytes.TrimSpace(trimmed[dec.InputOffset():])) > 0 {
 		return Invalid("", "the request body is not valid JSON")
 	}
 	if err := checkKeys(raw, reflect.TypeOf(v), ""); err != nil {

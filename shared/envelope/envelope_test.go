@@ -45,6 +45,7 @@ func TestDecode(t *testing.T) {
 		{"string", `"x"`, "", "got a string"},
 		{"empty", ``, "", "empty"},
 		{"invalid json", `{"deliveryId":`, "", "not valid JSON"},
+		{"trailing data", `{"deliveryId":"YTO"} {}`, "", "not valid JSON"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
