@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -58,20 +57,13 @@ type OAuth struct {
 	// single-use, so it is spent only when its successor can be shared.
 	durable store.KV
 
-	flightMu sync.Mutex
-	flight   *flight
+	flight store.Flight[string]
 
 	mu    sync.Mutex
 	local *state
 	// refused is the last token CK1 answered 401 to: a copy of it read
 	// from the store before the invalidation landed must not come back.
 	refused string
-}
-
-type flight struct {
-	done chan struct{}
-	tok  string
-	err  error
 }
 
 // state is what the store keeps per client id.
@@ -183,48 +175,22 @@ func (a *OAuth) Invalidate(ctx context.Context, tok string) {
 }
 
 func (a *OAuth) refresh(ctx context.Context) (string, error) {
-	a.flightMu.Lock()
-	if f := a.flight; f != nil {
-		a.flightMu.Unlock()
-		select {
-		case <-f.done:
-			return f.tok, f.err
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-	}
-	f := &flight{done: make(chan struct{})}
-	a.flight = f
-	a.flightMu.Unlock()
-	f.tok, f.err = a.refreshShared(ctx)
-	a.flightMu.Lock()
-	a.flight = nil
-	a.flightMu.Unlock()
-	close(f.done)
-	return f.tok, f.err
-}
-
-func (a *OAuth) refreshShared(ctx context.Context) (string, error) {
-	for attempt := 0; ; attempt++ {
-		st := a.read(ctx)
-		if a.good(st, a.o.Now()) {
+	return a.flight.Do(ctx, store.Refresher[string]{
+		KV: a.durable, LockKey: a.lockKey, Lease: refreshLease,
+		Fresh: func(ctx context.Context) (string, bool) {
+			st := a.read(ctx)
+			if !a.good(st, a.o.Now()) {
+				return "", false
+			}
 			a.keep(st)
-			return st.AccessToken, nil
-		}
-		lock, ok, err := store.TryLock(ctx, a.durable, a.lockKey, refreshLease)
-		if err != nil {
+			return st.AccessToken, true
+		},
+		Make: a.refreshLocked,
+		NoLock: func(_ context.Context, err error) (string, error) {
 			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
 				Reason: "the CK1 token cannot be refreshed safely without the shared store (a refresh token is single-use); retry when it is back", Err: err}
-		}
-		if ok {
-			tok, err := a.refreshLocked(ctx)
-			_ = lock.Unlock(context.WithoutCancel(ctx))
-			return tok, err
-		}
-		if err := upstream.Sleep(ctx, time.Duration(25+10*min(attempt, 10))*time.Millisecond, 0); err != nil {
-			return "", fmt.Errorf("waiting for another instance's CK1 token refresh: %w", err)
-		}
-	}
+		},
+	}.Get)
 }
 
 // tokenReply is CK1's PascalCase token answer.

@@ -53,23 +53,16 @@ type TokenOptions struct {
 // else the shared store, else one fetch for all waiters in the instance and,
 // through a lease in the store, for all instances.
 type TokenManager struct {
-	o        TokenOptions
-	key      string
-	lockKey  string
-	flightMu sync.Mutex
-	flight   *call
+	o       TokenOptions
+	key     string
+	lockKey string
+	flight  store.Flight[*cached]
 
 	mu    sync.Mutex
 	local *cached
 	// refused is the last token a business call reported stale: a copy read
 	// from the store before its expiry landed must not come back.
 	refused string
-}
-
-type call struct {
-	done chan struct{}
-	tok  *cached
-	err  error
 }
 
 // cached is what the store holds: the token and when to stop using it.
@@ -171,56 +164,28 @@ func (m *TokenManager) fromStore(ctx context.Context) *cached {
 	return &c
 }
 
-// refresh gets a fresh token once per instance at a time (single-flight).
+// refresh gets a fresh token: once per instance at a time, and through the
+// store's lease once for all instances (the others read what it stored).
 func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
-	m.flightMu.Lock()
-	if f := m.flight; f != nil {
-		m.flightMu.Unlock()
-		select {
-		case <-f.done:
-			return f.tok, f.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	return m.flight.Do(ctx, func(ctx context.Context) (*cached, error) {
+		c, err := store.Refresher[*cached]{
+			KV: m.o.KV, LockKey: m.lockKey, Lease: lockTTL,
+			Fresh: func(ctx context.Context) (*cached, bool) {
+				c := m.fromStore(ctx)
+				return c, m.good(c, m.o.Now())
+			},
+			Make: m.fetchAndStore,
+			NoLock: func(ctx context.Context, err error) (*cached, error) {
+				// No shared state: fetch for this instance alone.
+				m.o.Log.Warn("wechat: token lock unavailable, fetching for this instance only", "error", err.Error())
+				return m.fetchAndStore(ctx)
+			},
+		}.Get(ctx)
+		if err == nil {
+			m.keep(c)
 		}
-	}
-	f := &call{done: make(chan struct{})}
-	m.flight = f
-	m.flightMu.Unlock()
-
-	f.tok, f.err = m.refreshShared(ctx)
-	if f.err == nil {
-		m.keep(f.tok)
-	}
-	m.flightMu.Lock()
-	m.flight = nil
-	m.flightMu.Unlock()
-	close(f.done)
-	return f.tok, f.err
-}
-
-// refreshShared takes the store lease and fetches, or waits for the instance
-// holding it and reads what it stored.
-func (m *TokenManager) refreshShared(ctx context.Context) (*cached, error) {
-	for attempt := 0; ; attempt++ {
-		if c := m.fromStore(ctx); m.good(c, m.o.Now()) {
-			return c, nil
-		}
-		lock, ok, err := store.TryLock(ctx, m.o.KV, m.lockKey, lockTTL)
-		if err != nil {
-			// No shared state: fetch for this instance alone.
-			m.o.Log.Warn("wechat: token lock unavailable, fetching for this instance only", "error", err.Error())
-			return m.fetchAndStore(ctx)
-		}
-		if ok {
-			c, err := m.fetchAndStore(ctx)
-			_ = lock.Unlock(context.WithoutCancel(ctx))
-			return c, err
-		}
-		// Another instance is fetching: wait for its token rather than fetch.
-		if err := upstream.Sleep(ctx, time.Duration(20+10*min(attempt, 8))*time.Millisecond, 0); err != nil {
-			return nil, fmt.Errorf("waiting for another instance's token fetch: %w", err)
-		}
-	}
+		return c, err
+	})
 }
 
 func (m *TokenManager) fetchAndStore(ctx context.Context) (*cached, error) {
