@@ -28,7 +28,10 @@ func TestFlightAndRefresherMakeOnce(t *testing.T) {
 				time.Sleep(20 * time.Millisecond) // a slow vendor
 				return "v1", kv.Set(ctx, "value", []byte("v1"), time.Minute)
 			},
-			NoLock: func(context.Context, error) (string, error) { t.Fatal("the lock is always available here"); return "", nil },
+			NoLock: func(context.Context, error) (string, error) {
+				t.Fatal("the lock is always available here")
+				return "", nil
+			},
 		}
 		return func(ctx context.Context) (string, error) { return f.Do(ctx, r.Get) }
 	}
