@@ -28,25 +28,14 @@ import (
 var bins = map[string]string{}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "e2e-bins")
-	if err != nil {
-		panic(err)
-	}
-	root, err := emulator.ModuleRoot(".")
-	if err != nil {
-		panic(err)
-	}
+	var pkgs []string
 	for _, fn := range []string{"logistics-get-quota", "ck1-pricing-inbound-box", "cams-query-chatapp-bind-waba", "top-launch-extra-charge", "quota-alert"} {
-		b, err := emulator.Build(context.Background(), root, "./functions/"+fn, dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		bins[fn] = b
+		pkgs = append(pkgs, "./functions/"+fn)
 	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(emulator.WithBinaries(pkgs, func(b map[string]string) int {
+		bins = b
+		return m.Run()
+	}))
 }
 
 // fleet is n instances of one function sharing env (and so one Redis).

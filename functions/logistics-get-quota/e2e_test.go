@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -24,21 +23,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lgq-e2e")
-	if err != nil {
-		panic(err)
-	}
-	root, err := emulator.ModuleRoot(".")
-	if err == nil {
-		binary, err = emulator.Build(context.Background(), root, "./functions/logistics-get-quota", dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(emulator.WithBinaries([]string{"./functions/logistics-get-quota"}, func(b map[string]string) int {
+		binary = b["logistics-get-quota"]
+		return m.Run()
+	}))
 }
 
 // lockedBuffer collects a process's output from two pipes at once.

@@ -19,21 +19,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "top-e2e")
-	if err != nil {
-		panic(err)
-	}
-	root, err := emulator.ModuleRoot(".")
-	if err == nil {
-		binary, err = emulator.Build(context.Background(), root, "./functions/top-launch-extra-charge", dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(emulator.WithBinaries([]string{"./functions/top-launch-extra-charge"}, func(b map[string]string) int {
+		binary = b["top-launch-extra-charge"]
+		return m.Run()
+	}))
 }
 
 // The real binary under a host time zone far from GMT+8 still sends a

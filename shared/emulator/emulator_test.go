@@ -3,7 +3,6 @@ package emulator_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,25 +21,11 @@ import (
 var fixtures = map[string]string{}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "emu-fixtures")
-	if err != nil {
-		panic(err)
-	}
-	root, err := emulator.ModuleRoot(".")
-	if err != nil {
-		panic(err)
-	}
-	for _, name := range []string{"hellofc", "hellolambda", "broken"} {
-		bin, err := emulator.Build(context.Background(), root, "./shared/emulator/testdata/"+name, dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		fixtures[name] = bin
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	pkgs := []string{"./shared/emulator/testdata/hellofc", "./shared/emulator/testdata/hellolambda", "./shared/emulator/testdata/broken"}
+	os.Exit(emulator.WithBinaries(pkgs, func(b map[string]string) int {
+		fixtures = b
+		return m.Run()
+	}))
 }
 
 func newEmu(t *testing.T, p runtimeapi.Platform, maxInst int) (*emulator.Emulator, *httptest.Server) {

@@ -220,3 +220,31 @@ func ModuleRoot(dir string) (string, error) {
 		}
 	}
 }
+
+// WithBinaries builds main packages (paths relative to the module root, e.g.
+// "./functions/quota-alert") into a temporary folder, runs run with their
+// paths keyed by base name, removes them, and returns run's exit code; a
+// failed build prints why and returns 1. Tests call it from TestMain.
+func WithBinaries(pkgs []string, run func(bins map[string]string) int) int {
+	dir, err := os.MkdirTemp("", "cloudcall-bins")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	root, err := ModuleRoot(".")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	bins := map[string]string{}
+	for _, p := range pkgs {
+		b, err := Build(context.Background(), root, p, dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		bins[filepath.Base(p)] = b
+	}
+	return run(bins)
+}
