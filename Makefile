@@ -33,6 +33,11 @@ fuzz: ## run every fuzz target for FUZZ_TIME each (default 15s); fails on a cras
 	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name in $$pkg for $(FUZZ_TIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg || exit 1; done
 
+BENCH_TIME ?= 200ms
+bench: ## Go benchmarks (briefly), then cloudcall bench: cold start, overhead, throughput, memory, tokens → docs/benchmarks.md
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./shared/wechat ./shared/ck1 ./shared/emulator ./shared/quotaalert ./shared/bench
+	$(GO) run ./cmd/cloudcall bench --out docs/benchmarks.md
+
 run: build ## every function under the local emulator, against the vendor sandboxes (Ctrl-C stops it all)
 	$(BIN)/cloudcall local
 

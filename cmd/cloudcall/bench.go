@@ -1,12 +1,66 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/cloudcall/cloudcall/shared/bench"
+	"github.com/cloudcall/cloudcall/shared/emulator"
 )
 
-// runBench is built under issue 11.
+// runBench measures the bundle (shared/bench) and writes the report.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("not built yet (issue 11)")
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "write the Markdown report here (e.g. docs/benchmarks.md); empty: stdout")
+	cold := fs.Int("cold", 20, "cold starts per function and for the floor")
+	calls := fs.Int("calls", 2000, "calls per concurrency level through the emulator")
+	memCalls := fs.Int("memory-calls", 10000, "invocations for the RSS figures")
+	tokCalls := fs.Int("token-calls", 10000, "invocations for the token economy")
+	pairs := fs.Int("cams-pairs", 40, "paced call pairs for the CAMS peer comparison")
+	redis := fs.String("redis", "", "Redis URL for the token economy (default REDIS_URL, else 127.0.0.1:6379 when it answers; \"off\" skips)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: cloudcall bench [flags]\n\nMeasures binary size, cold start, warm overhead, throughput, memory and token economy of the functions against the sandboxes; progress on stderr.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	root, err := emulator.ModuleRoot(".")
+	if err != nil {
+		return fmt.Errorf("run cloudcall bench from inside the cloudcall checkout: %w", err)
+	}
+	url := *redis
+	switch url {
+	case "":
+		url = bench.RedisURL()
+	case "off":
+		url = ""
+	}
+	r, err := bench.Run(ctx, bench.Options{ModuleDir: root, ColdStarts: *cold, Calls: *calls, MemoryCalls: *memCalls,
+		TokenCalls: *tokCalls, CAMSPairs: *pairs, RedisURL: url, Progress: stderr})
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := r.Markdown(&buf); err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err := stdout.Write(buf.Bytes())
+		return err
+	}
+	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
 }

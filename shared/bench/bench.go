@@ -1,0 +1,365 @@
+// Package bench measures the bundle the way it runs: the real binaries under
+// the emulator against the vendor sandboxes, next to a floor (a hello-world
+// binary, a bare net/http call, the official Alibaba client) measured in the
+// same run, so every comparison is a ratio taken on the same machine at the
+// same moment.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+)
+
+// Functions are the ones the report covers, in report order.
+var Functions = []string{"logistics-get-quota", "ck1-pricing-inbound-box", "cams-query-chatapp-bind-waba", "top-launch-extra-charge", "quota-alert"}
+
+// camsFunction is rate limited to 10 requests/s by CAMS (and its sandbox),
+// so its loops are bounded by time, not by the machine.
+const camsFunction = "cams-query-chatapp-bind-waba"
+
+// Options sizes a run. The zero value is filled by Defaults.
+type Options struct {
+	ModuleDir   string
+	WorkDir     string // where binaries go (a temp dir when empty)
+	ColdStarts  int    // per function and for the floor (≥20)
+	Calls       int    // per concurrency level through the emulator
+	Concurrency []int
+	MemoryCalls int // invocations for the RSS figure
+	TokenCalls  int // invocations for the token economy
+	CAMSPairs   int // paced pairs for the CAMS peer comparison
+	RedisURL    string
+	Progress    io.Writer
+}
+
+// Defaults fills what is unset.
+func (o *Options) Defaults() {
+	if o.ColdStarts <= 0 {
+		o.ColdStarts = 20
+	}
+	if o.Calls <= 0 {
+		o.Calls = 2000
+	}
+	if len(o.Concurrency) == 0 {
+		o.Concurrency = []int{1, 8, 32}
+	}
+	if o.MemoryCalls <= 0 {
+		o.MemoryCalls = 10000
+	}
+	if o.TokenCalls <= 0 {
+		o.TokenCalls = 10000
+	}
+	if o.CAMSPairs <= 0 {
+		o.CAMSPairs = 40
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Run measures everything and returns the report.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.Defaults()
+	started := time.Now()
+	r := &Report{Date: started.UTC(), GoVersion: runtime.Version(), Machine: machine(), Options: o}
+	if o.WorkDir == "" {
+		d, err := os.MkdirTemp("", "cloudcall-bench")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		o.WorkDir = d
+	}
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(o.Progress, "[%5.1fs] ", time.Since(started).Seconds())
+		fmt.Fprintf(o.Progress, format+"\n", a...)
+	}
+
+	logf("building %d functions (FC and Lambda, stripped) and the hello floor", len(Functions))
+	bins, sizes, err := buildAll(ctx, o.ModuleDir, o.WorkDir, Functions)
+	if err != nil {
+		return nil, err
+	}
+	r.Sizes = sizes
+
+	sbs, err := startSandboxes()
+	if err != nil {
+		return nil, err
+	}
+	defer sbs.close()
+
+	logf("cold starts: %d per function and for the floor, interleaved", o.ColdStarts)
+	if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
+		return nil, err
+	}
+
+	logf("warm in-process overhead (testing.Benchmark, ~1s each)")
+	if r.Warm, err = warmOverhead(ctx); err != nil {
+		return nil, err
+	}
+
+	logf("CAMS: the function next to the official darabonba-openapi client, %d paced pairs", o.CAMSPairs)
+	if r.CAMS, err = camsPeer(ctx, o.CAMSPairs); err != nil {
+		return nil, err
+	}
+
+	for _, fn := range Functions {
+		logf("through the emulator: %s", fn)
+		rows, err := throughput(ctx, o, fn, bins[fn], sbs)
+		if err != nil {
+			return nil, err
+		}
+		r.Load = append(r.Load, rows...)
+	}
+
+	for _, fn := range Functions {
+		n := o.MemoryCalls
+		if fn == camsFunction {
+			n = 60 // 10 requests/s: 10,000 calls would take 17 minutes
+		}
+		logf("memory: %s, %d invocations on one instance", fn, n)
+		m, err := memory(ctx, fn, bins[fn], sbs, n)
+		if err != nil {
+			return nil, err
+		}
+		r.Memory = append(r.Memory, m)
+	}
+
+	logf("token economy: %d invocations across 4 instances, memory store", o.TokenCalls)
+	t, err := tokens(ctx, bins["logistics-get-quota"], "memory", o.TokenCalls)
+	if err != nil {
+		return nil, err
+	}
+	r.Tokens = append(r.Tokens, t)
+	if o.RedisURL == "" {
+		r.Tokens = append(r.Tokens, TokenResult{Store: "redis", Skipped: "no REDIS_URL and nothing answers on 127.0.0.1:6379"})
+	} else {
+		logf("token economy: %d invocations across 4 instances, Redis", o.TokenCalls)
+		t, err := tokens(ctx, bins["logistics-get-quota"], o.RedisURL, o.TokenCalls)
+		if err != nil {
+			return nil, err
+		}
+		r.Tokens = append(r.Tokens, t)
+	}
+	r.Elapsed = time.Since(started)
+	logf("done")
+	return r, nil
+}
+
+// RedisURL returns REDIS_URL, or a URL for 127.0.0.1:6379 when it answers,
+// or "" (the Redis figures are then reported as skipped).
+func RedisURL() string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	c, err := net.DialTimeout("tcp", "127.0.0.1:6379", 300*time.Millisecond)
+	if err != nil {
+		return ""
+	}
+	c.Close()
+	return "redis://127.0.0.1:6379/14"
+}
+
+func machine() string {
+	m := fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if _, v, ok := strings.Cut(line, ":"); ok {
+					m += ", " + strings.TrimSpace(v)
+				}
+				break
+			}
+		}
+	}
+	return m
+}
+
+// ---- sandboxes ----
+
+type vendorSandbox interface {
+	Handler() http.Handler
+	Env(baseURL string) map[string]string
+}
+
+type served struct {
+	env    map[string]map[string]string // vendor → env
+	srv    []*http.Server
+	wechat *wechatsbx.Server // its counters give the token economy
+}
+
+func (s *served) close() {
+	for _, x := range s.srv {
+		_ = x.Close()
+	}
+}
+
+// startSandboxes serves one fresh sandbox per vendor on loopback.
+func startSandboxes() (*served, error) {
+	wx := wechatsbx.New(wechatsbx.Options{})
+	sbs := map[string]vendorSandbox{
+		"wechat":   wx,
+		"top":      topsbx.New(topsbx.Options{}),
+		"ck1":      ck1sbx.New(ck1sbx.Options{}),
+		"alicloud": camssbx.New(camssbx.Options{}),
+	}
+	out := &served{env: map[string]map[string]string{}, wechat: wx}
+	for v, sb := range sbs {
+		url, srv, err := serve(sb.Handler())
+		if err != nil {
+			out.close()
+			return nil, err
+		}
+		out.srv = append(out.srv, srv)
+		out.env[v] = sb.Env(url)
+		if v == "ck1" {
+			// CK1 refresh tokens are single use and a rotated one lives in
+			// the instance's store: with the memory store a second instance
+			// (or a second process) would present a spent seed. The long runs
+			// use CK1's fixed bearer token; cold starts get a fresh sandbox
+			// each (freshCK1), so they include the OAuth refresh.
+			out.env[v] = map[string]string{"CK1_API_BASE": url, "CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken}
+		}
+	}
+	return out, nil
+}
+
+// freshCK1 serves a new CK1 sandbox whose seed refresh token is unused.
+func freshCK1() (map[string]string, func(), error) {
+	sb := ck1sbx.New(ck1sbx.Options{})
+	url, srv, err := serve(sb.Handler())
+	if err != nil {
+		return nil, nil, err
+	}
+	return sb.Env(url), func() { _ = srv.Close() }, nil
+}
+
+func serve(h http.Handler) (string, *http.Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), srv, nil
+}
+
+// functionEnv is what the emulator gives a function: registry defaults, the
+// sandbox's demo credentials, the FC variables.
+func functionEnv(f registry.Function, sandboxEnv map[string]string) map[string]string {
+	env := map[string]string{}
+	for _, v := range f.Env {
+		if v.Default != "" {
+			env[v.Name] = v.Default
+		}
+	}
+	for k, v := range sandboxEnv {
+		env[k] = v
+	}
+	env["CLOUDCALL_ALLOW_ANONYMOUS"] = "true"
+	env["FC_FUNCTION_NAME"] = f.Name
+	env["FC_FUNCTION_MEMORY_SIZE"] = strconv.Itoa(f.MemoryMB)
+	env["FC_FUNCTION_HANDLER"] = "main"
+	env["FC_REGION"] = "cn-hangzhou"
+	env["FC_ACCOUNT_ID"] = "123456789012"
+	return env
+}
+
+func lookup(fn string) (registry.Function, error) {
+	f, ok := registry.Lookup(fn)
+	if !ok {
+		return registry.Function{}, fmt.Errorf("bench: %s is not in the registry", fn)
+	}
+	return f, nil
+}
+
+// payload is the registry Example; TOP gets a fresh idempotency key per call
+// so every call is a real charge, not a replay of the first.
+func payload(f registry.Function, i int) []byte {
+	if f.Name == "top-launch-extra-charge" {
+		return []byte(strings.Replace(f.Example, `"demo-1"`, `"bench-`+strconv.Itoa(i)+`-`+strconv.FormatInt(time.Now().UnixNano(), 36)+`"`, 1))
+	}
+	return []byte(f.Example)
+}
+
+// okEnvelope checks an answer is a success envelope (errCode 0).
+func okEnvelope(res runtimeapi.Result) error {
+	if res.Error != nil {
+		return fmt.Errorf("function error %s: %s", res.Error.Type, res.Error.Message)
+	}
+	if res.TimedOut {
+		return fmt.Errorf("timed out")
+	}
+	var e struct {
+		ErrCode *int   `json:"errCode"`
+		ErrMsg  string `json:"errMsg"`
+	}
+	if err := json.Unmarshal(res.Body, &e); err != nil {
+		return fmt.Errorf("answer is not JSON: %w: %.200s", err, res.Body)
+	}
+	if e.ErrCode == nil {
+		return nil // the floor answers {}
+	}
+	if *e.ErrCode != 0 {
+		return fmt.Errorf("errCode %d: %s", *e.ErrCode, e.ErrMsg)
+	}
+	return nil
+}
+
+func start(bin string, env map[string]string) (*emulator.Instance, error) {
+	return emulator.StartInstance(emulator.InstanceConfig{Binary: bin, Platform: runtimeapi.FC, Env: env})
+}
+
+// ---- statistics ----
+
+// Dist summarises durations.
+type Dist struct {
+	N             int
+	P50, P90, P99 time.Duration
+}
+
+func distOf(d []time.Duration) Dist {
+	if len(d) == 0 {
+		return Dist{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return Dist{N: len(s), P50: pct(s, 0.50), P90: pct(s, 0.90), P99: pct(s, 0.99)}
+}
+
+// pct is the nearest-rank percentile of sorted durations.
+func pct(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	if i < 0 {
+		i = 0
+	}
+	return sorted[i]
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func binPath(dir, name, platform string) string { return filepath.Join(dir, platform, name) }

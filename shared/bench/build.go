@@ -1,0 +1,79 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// Size is one function's stripped binary sizes in bytes.
+type Size struct {
+	Function   string
+	FC, Lambda int64
+}
+
+// floorName is the hello-world function's name in every table.
+const floorName = "hello (floor)"
+
+const helloPkg = "./shared/bench/testdata/hello"
+
+// buildAll compiles each function twice the way it ships, stripped
+// (-s -w -trimpath, linux/amd64, no cgo): the FC build and the Lambda build
+// (-tags lambda.norpc). The FC binaries run under the emulator.
+func buildAll(ctx context.Context, moduleDir, dir string, fns []string) (map[string]string, []Size, error) {
+	bins := map[string]string{}
+	var sizes []Size
+	for _, fn := range append([]string{floorName}, fns...) {
+		pkg := "./functions/" + fn
+		if fn == floorName {
+			pkg = helloPkg
+		}
+		s := Size{Function: fn}
+		for _, platform := range []string{"fc", "lambda"} {
+			out := binPath(dir, filepathSafe(fn), platform)
+			var tags []string
+			if platform == "lambda" {
+				tags = []string{"-tags", "lambda.norpc"}
+			}
+			if err := build(ctx, moduleDir, pkg, out, tags); err != nil {
+				return nil, nil, err
+			}
+			st, err := os.Stat(out)
+			if err != nil {
+				return nil, nil, err
+			}
+			if platform == "fc" {
+				s.FC = st.Size()
+				bins[fn] = out
+			} else {
+				s.Lambda = st.Size()
+			}
+		}
+		sizes = append(sizes, s)
+	}
+	return bins, sizes, nil
+}
+
+func filepathSafe(name string) string {
+	if name == floorName {
+		return "hello"
+	}
+	return name
+}
+
+func build(ctx context.Context, moduleDir, pkg, out string, tags []string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	args := append([]string{"build", "-trimpath", "-ldflags", "-s -w"}, tags...)
+	args = append(args, "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = moduleDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
