@@ -141,3 +141,32 @@ func TestColdStartOfTheFloor(t *testing.T) {
 	require.Equal(t, 2, sbs.wechat.Calls("token"))
 	require.Equal(t, 2, sbs.wechat.Calls("quota"))
 }
+
+func TestMemoryGrowthVerdicts(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mem     []MemoryResult
+		verdict string
+		note    string
+	}{
+		{"flat", []MemoryResult{{Function: "logistics-get-quota", Calls: 10000, FirstMark: 1000, AtTenth: 15000, AtEnd: 15100, GrowthKiB: 100, PeakKiB: 15100}},
+			"growth flat | **met** |", ""},
+		{"few CAMS calls are not judged", []MemoryResult{{Function: camsFunction, Calls: 60, FirstMark: 6, AtTenth: 11000, AtEnd: 13000, GrowthKiB: 2000, PeakKiB: 13000}},
+			"growth flat | **met** |", ""},
+		{"TOP keeps idempotency records", []MemoryResult{{Function: "top-launch-extra-charge", Calls: 10000, FirstMark: 1000, AtTenth: 15000, AtEnd: 22000, GrowthKiB: 7000, PeakKiB: 22000}},
+			"growth top-launch-extra-charge +7000 KiB | **missed** |", "about 796 bytes per key"},
+		{"other growth", []MemoryResult{{Function: "ck1-pricing-inbound-box", Calls: 10000, FirstMark: 1000, AtTenth: 15000, AtEnd: 20000, GrowthKiB: 5000, PeakKiB: 20000}},
+			"**missed** |", "RSS grew +5000 KiB between call 1000 and call 10000"},
+		{"too big", []MemoryResult{{Function: "quota-alert", Calls: 10000, FirstMark: 1000, AtTenth: 31000, AtEnd: 31000, PeakKiB: 31 * 1024}},
+			"peak 31.0 MiB (quota-alert); growth flat | **missed** |", "peak RSS above 30 MiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			require.NoError(t, (&Report{Memory: tc.mem}).Markdown(&b))
+			require.Contains(t, b.String(), tc.verdict)
+			if tc.note != "" {
+				require.Contains(t, b.String(), tc.note)
+			}
+		})
+	}
+}
