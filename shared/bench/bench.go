@@ -112,7 +112,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	logf("warm in-process overhead (testing.Benchmark, ~1s each)")
+	logf("warm in-process overhead (testing.Benchmark, 3 alternating rounds of ~1s each)")
 	if r.Warm, err = warmOverhead(ctx); err != nil {
 		return nil, err
 	}

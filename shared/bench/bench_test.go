@@ -170,3 +170,9 @@ func TestMemoryGrowthVerdicts(t *testing.T) {
 		})
 	}
 }
+
+func TestMedianResult(t *testing.T) {
+	rs := []testing.BenchmarkResult{{N: 1, T: 30}, {N: 1, T: 10}, {N: 1, T: 20}}
+	require.Equal(t, int64(20), medianResult(rs).NsPerOp())
+	require.Equal(t, time.Duration(30), rs[0].T, "the input order is left alone")
+}

@@ -73,7 +73,7 @@ func (r *Report) Markdown(w io.Writer) error {
 		p("| %s | %s | %s | %s | %s | %.2f× | %.2f× |\n", c.Function, ms(c.Ready.P50), ms(c.Ready.P90), ms(c.First.P50), ms(c.First.P90), c.RatioReadyP50, c.RatioFirstP50)
 	}
 
-	p("\n## Warm overhead (in-process)\n\nThe whole function in-process (event detection, strict decoding, validation, cached token, upstream call, envelope) next to one bare `net/http` POST of the same body to the same sandbox endpoint with a valid token; `testing.Benchmark`, the approach of `shared/wechat/bench_test.go`. Target ≤ %.1f×.\n\n", TargetWarmRatio)
+	p("\n## Warm overhead (in-process)\n\nThe whole function in-process (event detection, strict decoding, validation, cached token, upstream call, envelope) next to one bare `net/http` POST of the same body to the same sandbox endpoint with a valid token; `testing.Benchmark` (the approach of `shared/wechat/bench_test.go`), the two alternated over 3 rounds of about a second each, the median round of each reported. Target ≤ %.1f×.\n\n", TargetWarmRatio)
 	p("| function | function | allocs/op | B/op | bare net/http | allocs/op | B/op | ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.Warm {
 		p("| %s | %s | %d | %d | %s | %d | %d | %.2f× |\n", x.Function, us(time.Duration(x.NsPerOp)), x.AllocsPerOp, x.BytesPerOp, us(time.Duration(x.BareNsPerOp)), x.BareAllocsOp, x.BareBytesOp, x.Ratio)
