@@ -1,0 +1,107 @@
+package wechatsbx
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func get(t *testing.T, srv *httptest.Server, path string) map[string]any {
+	resp, err := http.Get(srv.URL + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, "WeChat answers errors with HTTP 200")
+	var m map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+	return m
+}
+
+func post(t *testing.T, srv *httptest.Server, path, body string) map[string]any {
+	resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var m map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+	return m
+}
+
+func quota(t *testing.T, srv *httptest.Server, tok string) map[string]any {
+	return post(t, srv, "/cgi-bin/express/business/quota/get?access_token="+url.QueryEscape(tok), `{"delivery_id":"YTO","biz_id":"xyz"}`)
+}
+
+func TestClassicTokenOverlap(t *testing.T) {
+	s := New(Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	q := "/cgi-bin/token?grant_type=client_credential&appid=" + DemoAppID + "&secret=" + DemoSecret
+	t1 := get(t, srv, q)["access_token"].(string)
+	t2 := get(t, srv, q)["access_token"].(string)
+	require.NotEqual(t, t1, t2, "each fetch issues a new token")
+	require.Equal(t, 210.0, quota(t, srv, t1)["quota_num"], "the previous token still works for 5 minutes")
+	s.Clock.Advance(5*time.Minute + time.Second)
+	m := quota(t, srv, t1)
+	require.Equal(t, 40001.0, m["errcode"])
+	require.Contains(t, m["errmsg"], "rid: ")
+	require.Equal(t, 210.0, quota(t, srv, t2)["quota_num"])
+	require.Equal(t, 40125.0, get(t, srv, "/cgi-bin/token?grant_type=client_credential&appid="+DemoAppID+"&secret=nope")["errcode"])
+	require.Equal(t, 40013.0, get(t, srv, "/cgi-bin/token?grant_type=client_credential&appid=wxnobody&secret=x")["errcode"])
+}
+
+func TestStableTokenModes(t *testing.T) {
+	s := New(Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	body := func(force bool) string {
+		b, _ := json.Marshal(map[string]any{"grant_type": "client_credential", "appid": DemoAppID, "secret": DemoSecret, "force_refresh": force})
+		return string(b)
+	}
+	a := post(t, srv, "/cgi-bin/stable_token", body(false))
+	s.Clock.Advance(time.Hour)
+	b := post(t, srv, "/cgi-bin/stable_token", body(false))
+	require.Equal(t, a["access_token"], b["access_token"], "normal mode returns the live token")
+	require.InDelta(t, 3600, b["expires_in"], 1, "with its remaining lifetime")
+	s.Clock.Advance(56 * time.Minute) // inside the last 5 minutes
+	c := post(t, srv, "/cgi-bin/stable_token", body(false))
+	require.NotEqual(t, a["access_token"], c["access_token"], "normal mode rotates 5 minutes early")
+	require.Equal(t, 210.0, quota(t, srv, a["access_token"].(string))["quota_num"], "the old token lives out its life")
+
+	f1 := post(t, srv, "/cgi-bin/stable_token", body(true))
+	require.NotEqual(t, c["access_token"], f1["access_token"], "force mode rotates")
+	require.Equal(t, 40001.0, quota(t, srv, c["access_token"].(string))["errcode"], "and invalidates the previous token")
+	f2 := post(t, srv, "/cgi-bin/stable_token", body(true))
+	require.Equal(t, f1["access_token"], f2["access_token"], "no second force refresh within 30 s")
+	for i := 0; i < 19; i++ {
+		s.Clock.Advance(31 * time.Second)
+		post(t, srv, "/cgi-bin/stable_token", body(true))
+	}
+	s.Clock.Advance(31 * time.Second)
+	require.Equal(t, 45009.0, post(t, srv, "/cgi-bin/stable_token", body(true))["errcode"], "at most 20 force refreshes a day")
+}
+
+func TestAccountsAndCouriers(t *testing.T) {
+	s := New(Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tok := post(t, srv, "/cgi-bin/stable_token", `{"grant_type":"client_credential","appid":"`+DemoAppID+`","secret":"`+DemoSecret+`"}`)["access_token"].(string)
+	d := get(t, srv, "/cgi-bin/express/business/delivery/getall?access_token="+tok)
+	quota := map[string]float64{}
+	for _, c := range d["data"].([]any) {
+		m := c.(map[string]any)
+		quota[m["delivery_id"].(string)] = m["can_get_quota"].(float64)
+	}
+	require.Equal(t, 1.0, quota["YTO"])
+	require.Equal(t, 0.0, quota["SF"])
+	a := get(t, srv, "/cgi-bin/express/business/account/getall?access_token="+tok)
+	require.Equal(t, float64(len(DemoAccounts())), a["count"])
+	m := post(t, srv, "/cgi-bin/express/business/quota/get?access_token="+tok, `{"delivery_id":"ZTO","biz_id":"zero-balance"}`)
+	require.Contains(t, m, "quota_num")
+	require.Equal(t, 0.0, m["quota_num"])
+	require.Equal(t, 47001.0, post(t, srv, "/cgi-bin/express/business/quota/get?access_token="+tok, `{"deliveryId":"ZTO"}`)["errcode"], "camelCase keys are a data format error")
+	require.Equal(t, 41001.0, post(t, srv, "/cgi-bin/express/business/quota/get", `{}`)["errcode"])
+}
