@@ -187,11 +187,28 @@ func (e *ErrorResponse) RetryAfter() int {
 	return 0
 }
 
-// Ambiguous reports an error_response after which nobody knows whether a
-// write happened: the gateway reached the backend and lost it (isp.*).
-func (e *ErrorResponse) Ambiguous() bool {
-	return strings.HasPrefix(e.SubCode, "isp.")
+// Definite reports an error_response after which TOP certainly did not run
+// the write: the gateway refused it before the backend (throttles, method,
+// permission, signature, session, app key, timestamp, version and argument
+// checks), or the backend refused it as a business error (isv.* sub-codes).
+// Everything else (isp.* sub-codes, 10 Service Currently Unavailable, 15
+// without a sub-code, codes TOP does not document) may have reached the
+// backend, so the outcome of a write is unknown.
+func (e *ErrorResponse) Definite() bool {
+	switch {
+	case strings.HasPrefix(e.SubCode, "isp."):
+		return false
+	case strings.HasPrefix(e.SubCode, "isv."):
+		return true
+	}
+	switch c := e.Code; {
+	case c == 3 || (c >= 4 && c <= 9) || (c >= 11 && c <= 13), c >= 21 && c <= 34, c >= 40 && c <= 43:
+		return true
+	}
+	return false
 }
+
+func throttle(code int) bool { return code >= 4 && code <= 8 }
 
 var hints = map[int]string{
 	11: "the app lacks the permission package for this API: apply for it in the TOP console",
@@ -199,6 +216,8 @@ var hints = map[int]string{
 	27: "the seller session is invalid or expired: the seller must authorize the app again (TOP_SESSION or session)",
 	29: "TOP does not know this app key: check TOP_APP_KEY",
 	31: "TOP refused the timestamp: check the host clock",
+	40: "a required argument is missing: see sub_code",
+	41: "TOP refused an argument: see sub_code",
 }
 
 // EnvelopeError maps a platform error_response onto the envelope.
@@ -212,10 +231,10 @@ func EnvelopeError(e *ErrorResponse) *envelope.Error {
 		reason += " (" + h + ")"
 	}
 	switch {
-	case e.Code == 7 || e.Code == 8 || (e.Code >= 4 && e.Code <= 6):
-		return &envelope.Error{Code: envelope.CodeThrottled, Reason: "throttled by TOP: " + reason, RetryAfter: e.RetryAfter(), Upstream: up, Err: e}
-	case e.Ambiguous():
+	case !e.Definite():
 		return &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "outcome unknown — reconcile before retrying: " + reason, Upstream: up, Err: e}
+	case throttle(e.Code):
+		return &envelope.Error{Code: envelope.CodeThrottled, Reason: "throttled by TOP: " + reason, RetryAfter: e.RetryAfter(), Upstream: up, Err: e}
 	}
 	return &envelope.Error{Code: envelope.CodeUpstream, Reason: reason, Upstream: up, Err: e}
 }

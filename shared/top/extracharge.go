@@ -205,14 +205,16 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 
 // verdict keeps every answer after which TOP may have acted, and forgets
 // those after which it certainly did not, so a retry with the key can run.
+// charge only answers -1301/-1302 when the request never left (a request
+// that left and got no answer is -1304).
 func verdict(e *envelope.Error) idempotency.Verdict {
 	switch e.Code {
-	case envelope.CodeThrottled, envelope.CodeUpstreamUnreachable, envelope.CodeConfig:
+	case envelope.CodeThrottled, envelope.CodeUpstreamTimeout, envelope.CodeUpstreamUnreachable, envelope.CodeConfig:
 		return idempotency.Release
 	case envelope.CodeUpstream:
-		// An error_response is a definite refusal (ambiguous isp.* ones map
-		// to CodeOutcomeUnknown); a business refusal (result.success=false)
-		// is the backend's answer to this charge and is replayed.
+		// An error_response here is a definite refusal (the others map to
+		// CodeOutcomeUnknown); a business refusal (result.success=false) is
+		// the backend's final answer to this charge and is replayed.
 		if e.Upstream == nil || e.Upstream.Extra["layer"] != "result" {
 			return idempotency.Release
 		}
@@ -255,13 +257,20 @@ func (ch *Charger) charge(ctx context.Context, session, param string) (*ExtraCha
 // Factory builds the top-launch-extra-charge function from the environment.
 func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	fail := envelope.Op{API: APILaunchExtraCharge}
-	secrets, err := d.Env.RequireSecrets("TOP_APP_SECRET")
+	secret, err := d.Env.Secret("TOP_APP_SECRET")
 	if err != nil {
 		return fail, err
 	}
 	appKey := d.Env.Get("TOP_APP_KEY", "")
+	var missing []string
 	if appKey == "" {
-		return fail, fmt.Errorf("set TOP_APP_KEY (the TOP app key)")
+		missing = append(missing, "TOP_APP_KEY (the app key)")
+	}
+	if secret == "" {
+		missing = append(missing, "TOP_APP_SECRET or TOP_APP_SECRET_FILE (the app secret)")
+	}
+	if len(missing) > 0 {
+		return fail, fmt.Errorf("set %s", strings.Join(missing, " and "))
 	}
 	session, err := d.Env.Secret("TOP_SESSION")
 	if err != nil {
@@ -271,7 +280,7 @@ func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if err != nil {
 		return fail, err
 	}
-	c, err := NewClient(Options{AppKey: appKey, Secret: secrets["TOP_APP_SECRET"], Session: session,
+	c, err := NewClient(Options{AppKey: appKey, Secret: secret, Session: session,
 		SignMethod: d.Env.Get("TOP_SIGN_METHOD", SignHMACSHA256),
 		Gateway:    d.Env.Get("TOP_GATEWAY_URL", "https://gw.api.taobao.com/router/rest"), HTTP: d.HTTP})
 	if err != nil {
