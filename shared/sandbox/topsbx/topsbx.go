@@ -44,11 +44,11 @@ const method = "alibaba.ascp.industry.launch.extra.charge"
 
 // Charge is one accepted extra charge.
 type Charge struct {
-	ID      string
-	OrderID string
-	Price   int64
-	Type    int64
-	At      time.Time
+	ID      string    `json:"id"`
+	OrderID string    `json:"orderId"`
+	Price   int64     `json:"price"` // fen
+	Type    int64     `json:"type"`
+	At      time.Time `json:"at"`
 }
 
 // Options seeds the sandbox; the zero value has the demo app and session.
@@ -103,12 +103,16 @@ func (s *Server) Charges(orderID string) []Charge {
 
 // Handler serves the router behind fault injection and the admin endpoints.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/router/rest", s.rest)
-	mux.HandleFunc("GET /__sandbox/top/charges", func(w http.ResponseWriter, r *http.Request) {
+	vendor := http.NewServeMux()
+	vendor.HandleFunc("/router/rest", s.rest)
+	// The ledger sits in front of Wrap: Wrap keeps /__sandbox/ for the
+	// shared admin endpoints and would answer 404 for this one.
+	outer := http.NewServeMux()
+	outer.HandleFunc("GET /__sandbox/top/charges", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"charges": s.Charges(r.URL.Query().Get("order"))})
 	})
-	return s.Wrap(mux)
+	outer.Handle("/", s.Wrap(vendor))
+	return outer
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
