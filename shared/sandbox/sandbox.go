@@ -151,8 +151,13 @@ func (s *Sandbox) take(path string) *Fault {
 // handler. Every request is counted under "http:<path>" before any fault.
 func (s *Sandbox) Wrap(vendor http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/__sandbox/") {
+		switch r.URL.Path {
+		case "/__sandbox/calls", "/__sandbox/calls/reset", "/__sandbox/faults", "/__sandbox/faults/clear", "/__sandbox/clock":
 			s.admin(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/__sandbox/") {
+			vendor.ServeHTTP(w, r) // a vendor sandbox's own admin endpoints (e.g. /__sandbox/wechat/rotate)
 			return
 		}
 		s.Count("http:" + r.URL.Path)

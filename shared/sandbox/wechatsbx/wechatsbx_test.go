@@ -105,3 +105,15 @@ func TestAccountsAndCouriers(t *testing.T) {
 	require.Equal(t, 47001.0, post(t, srv, "/cgi-bin/express/business/quota/get?access_token="+tok, `{"deliveryId":"ZTO"}`)["errcode"], "camelCase keys are a data format error")
 	require.Equal(t, 41001.0, post(t, srv, "/cgi-bin/express/business/quota/get", `{}`)["errcode"])
 }
+
+func TestVendorAdminEndpointsAreReachable(t *testing.T) {
+	s := New(Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	m := post(t, srv, "/__sandbox/wechat/quota", `{"deliveryId":"YTO","bizId":"xyz","quota":7}`)
+	require.Equal(t, true, m["ok"])
+	tok := post(t, srv, "/cgi-bin/stable_token", `{"grant_type":"client_credential","appid":"`+DemoAppID+`","secret":"`+DemoSecret+`"}`)["access_token"].(string)
+	require.Equal(t, 7.0, quota(t, srv, tok)["quota_num"])
+	require.Equal(t, true, post(t, srv, "/__sandbox/wechat/rotate?appid="+DemoAppID, ``)["ok"])
+	require.Equal(t, 40001.0, quota(t, srv, tok)["errcode"])
+}
