@@ -71,6 +71,12 @@ func (r Refresher[T]) Get(ctx context.Context) (T, error) {
 			return r.NoLock(ctx, err)
 		}
 		if held {
+			// Re-read under the lease: the previous holder may have stored a
+			// fresh value between our first read and taking the lease.
+			if v, ok := r.Fresh(ctx); ok {
+				_ = lock.Unlock(context.WithoutCancel(ctx))
+				return v, nil
+			}
 			v, err := r.Make(ctx)
 			_ = lock.Unlock(context.WithoutCancel(ctx))
 			return v, err
