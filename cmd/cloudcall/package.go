@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/descriptor"
@@ -78,7 +79,10 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, path)
+		rel, err := filepath.Rel(root, path)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			rel = path // outside the checkout: the full path reads better
+		}
 		fmt.Fprintf(stdout, "[%d/%d] %-42s %5.1f MB  sha256 %s…  %s\n", i+1, len(targets), rel, float64(size)/(1<<20), sum[:12], time.Since(start).Round(10*time.Millisecond))
 	}
 	return nil

@@ -200,8 +200,20 @@ func FC(fns []registry.Function) ([]byte, error) {
 	return encode(root)
 }
 
-// SAM renders template.yaml.
-func SAM(fns []registry.Function) ([]byte, error) {
+// SAMOptions are the template knobs that cannot be parameters: SAM resolves
+// authorizers at transform time, so they must be literal.
+type SAMOptions struct {
+	// IAM protects every HttpApi route with AWS_IAM (SigV4-signed callers)
+	// instead of leaving it open for the bundle's own caller signatures.
+	IAM bool
+}
+
+// SAM renders template.yaml (the committed one uses the zero options).
+func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
+	var o SAMOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	params := &yaml.Node{Kind: yaml.MappingNode}
 	params.Content = append(params.Content, scalar("Architecture"), mapping("Type", "String", "Default", "x86_64",
 		"AllowedValues", []string{"x86_64", "arm64"}, "Description", "CPU architecture of every function"))
@@ -234,8 +246,12 @@ func SAM(fns []registry.Function) ([]byte, error) {
 		}
 		events := &yaml.Node{Kind: yaml.MappingNode}
 		for _, m := range f.HTTPMethods {
+			ep := mapping("Path", "/"+f.Name, "Method", m)
+			if o.IAM {
+				ep.Content = append(ep.Content, scalar("Auth"), mapping("Authorizer", "AWS_IAM"))
+			}
 			events.Content = append(events.Content, scalar("Http"+strings.ToUpper(m[:1])+strings.ToLower(m[1:])),
-				mapping("Type", "HttpApi", "Properties", mapping("Path", "/"+f.Name, "Method", m)))
+				mapping("Type", "HttpApi", "Properties", ep))
 		}
 		if s := f.Schedule; s != nil {
 			expr, err := AWSCron(*s)
@@ -254,13 +270,17 @@ func SAM(fns []registry.Function) ([]byte, error) {
 		resources.Content = append(resources.Content, scalar(LogicalID(f.Name)),
 			mapping("Type", "AWS::Serverless::Function", "Metadata", mapping("BuildMethod", "makefile"), "Properties", props))
 	}
+	globals := mapping("Function", mapping("Runtime", "provided.al2023", "Handler", "bootstrap",
+		"Architectures", []*yaml.Node{ref("Architecture")}))
+	if o.IAM {
+		globals.Content = append(globals.Content, scalar("HttpApi"), mapping("Auth", mapping("EnableIamAuthorizer", true)))
+	}
 	root := mapping(
 		"AWSTemplateFormatVersion", quoted("2010-09-09"),
 		"Transform", "AWS::Serverless-2016-10-31",
 		"Description", "cloudcall: WeChat-style cloud calls for vendor APIs",
 		"Parameters", params,
-		"Globals", mapping("Function", mapping("Runtime", "provided.al2023", "Handler", "bootstrap",
-			"Architectures", []*yaml.Node{ref("Architecture")})),
+		"Globals", globals,
 		"Resources", resources,
 	)
 	return encode(root)

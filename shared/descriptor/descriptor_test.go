@@ -4,9 +4,12 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -18,8 +21,10 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/descriptor"
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/pack"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/runtime"
 )
 
 func root(t *testing.T) string {
@@ -164,10 +169,10 @@ func plain(n *yaml.Node) any {
 	switch n.Tag {
 	case "!Ref":
 		return map[string]any{"Ref": n.Value}
-	case "!!int":
-		var i int
-		_ = yaml.Unmarshal([]byte(n.Value), &i)
+	case "!!int", "!!float":
 		return json.Number(n.Value)
+	case "!!null":
+		return nil
 	case "!!bool":
 		return n.Value == "true"
 	}
@@ -190,32 +195,153 @@ func renderDevs(t *testing.T, raw []byte) map[string]any {
 	return doc
 }
 
+// fcPropsErrors validates each fc3 resource's props and returns the failures.
+func fcPropsErrors(t *testing.T, schema *jsonschema.Schema, doc map[string]any) map[string]error {
+	errs := map[string]error{}
+	for name, r := range doc["resources"].(map[string]any) {
+		res := r.(map[string]any)
+		require.Equal(t, "fc3", res["component"])
+		b, err := json.Marshal(res["props"])
+		require.NoError(t, err)
+		props, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		require.NoError(t, err)
+		if err := schema.Validate(props); err != nil {
+			errs[name] = err
+		}
+	}
+	return errs
+}
+
+// samError validates a whole template, intrinsics in their long form.
+func samError(t *testing.T, schema *jsonschema.Schema, raw []byte) error {
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal(raw, &n))
+	b, err := json.Marshal(plain(&n))
+	require.NoError(t, err)
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	require.NoError(t, err)
+	return schema.Validate(doc)
+}
+
 func TestDescriptorsValidateAgainstOfficialSchemas(t *testing.T) {
 	dir := schemasDir(t)
 	raw, err := os.ReadFile(filepath.Join(root(t), "s.yaml"))
 	require.NoError(t, err)
 	doc := renderDevs(t, raw)
 	require.Equal(t, "3.0.0", doc["edition"])
+	require.Len(t, doc["resources"], len(registry.All()))
 	fc3 := compile(t, filepath.Join(dir, "fc3-props.schema.json"))
-	resources := doc["resources"].(map[string]any)
-	require.Len(t, resources, len(registry.All()))
-	for name, r := range resources {
-		res := r.(map[string]any)
-		require.Equal(t, "fc3", res["component"])
-		b, _ := json.Marshal(res["props"])
-		props, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		require.NoError(t, err)
-		require.NoError(t, fc3.Validate(props), "s.yaml resource %s", name)
+	require.Empty(t, fcPropsErrors(t, fc3, doc))
+
+	sam := compile(t, filepath.Join(dir, "sam.schema.json"))
+	raw, err = os.ReadFile(filepath.Join(root(t), "template.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, samError(t, sam, raw))
+	iam, err := descriptor.SAM(registry.All(), descriptor.SAMOptions{IAM: true})
+	require.NoError(t, err)
+	require.NoError(t, samError(t, sam, iam), "the --aws-iam variant")
+
+	// The validation bites: a wrong runtime and a misspelt SAM property fail.
+	props := doc["resources"].(map[string]any)["quota-alert"].(map[string]any)["props"].(map[string]any)
+	props["runtime"] = "go2"
+	require.Contains(t, fcPropsErrors(t, fc3, doc), "quota-alert")
+	require.Error(t, samError(t, sam, bytes.Replace(raw, []byte("MemorySize:"), []byte("MemorySise:"), 1)))
+}
+
+func TestDescriptorContents(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(root(t), "s.yaml"))
+	require.NoError(t, err)
+	doc := renderDevs(t, raw)
+	require.Equal(t, "cn-hangzhou", doc["vars"].(map[string]any)["region"])
+	var timers []map[string]any
+	for name, r := range doc["resources"].(map[string]any) {
+		props := r.(map[string]any)["props"].(map[string]any)
+		require.Equal(t, "go1", props["runtime"])
+		require.Equal(t, "main", props["handler"])
+		require.Equal(t, "./dist/fc/"+name+".zip", props["code"])
+		f, ok := registry.Lookup(name)
+		require.True(t, ok, name)
+		for _, tr := range props["triggers"].([]any) {
+			tr := tr.(map[string]any)
+			if tr["triggerType"] == "timer" {
+				timers = append(timers, tr["triggerConfig"].(map[string]any))
+			} else {
+				require.Equal(t, "anonymous", tr["triggerConfig"].(map[string]any)["authType"], name)
+				require.NotEmpty(t, f.HTTPMethods, name)
+			}
+		}
 	}
+	require.Len(t, timers, 1, "quota-alert is the one scheduled function")
+	require.Equal(t, "CRON_TZ=Asia/Shanghai 0 0 * * * *", timers[0]["cronExpression"])
+
+	// What FC delivers for that timer and what ScheduleV2 delivers are both
+	// recognised by the runtime as a timer call with the payload as body.
+	fcEvent, err := json.Marshal(map[string]any{"triggerTime": "2026-01-01T00:00:00Z", "triggerName": "quota-alert-hourly", "payload": timers[0]["payload"]})
+	require.NoError(t, err)
+	in, shape, err := runtime.Detect(fcEvent)
+	require.NoError(t, err)
+	require.Equal(t, runtime.ShapeFCTimer, shape)
+	require.Equal(t, envelope.TriggerTimer, in.Trigger)
+	require.JSONEq(t, "{}", string(in.Body))
 
 	raw, err = os.ReadFile(filepath.Join(root(t), "template.yaml"))
 	require.NoError(t, err)
-	var n yaml.Node
-	require.NoError(t, yaml.Unmarshal(raw, &n))
-	b, _ := json.Marshal(plain(&n))
-	tmpl, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	var tmpl struct {
+		Globals   map[string]map[string]any `yaml:"Globals"`
+		Resources map[string]struct {
+			Metadata   map[string]string `yaml:"Metadata"`
+			Properties struct {
+				FunctionName string `yaml:"FunctionName"`
+				Events       map[string]struct {
+					Type       string         `yaml:"Type"`
+					Properties map[string]any `yaml:"Properties"`
+				} `yaml:"Events"`
+			} `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &tmpl))
+	require.Equal(t, "provided.al2023", tmpl.Globals["Function"]["Runtime"])
+	require.Equal(t, "bootstrap", tmpl.Globals["Function"]["Handler"])
+	require.Len(t, tmpl.Resources, len(registry.All()))
+	var inputs []string
+	for id, r := range tmpl.Resources {
+		require.Equal(t, descriptor.LogicalID(r.Properties.FunctionName), id)
+		require.Equal(t, "makefile", r.Metadata["BuildMethod"])
+		for _, ev := range r.Properties.Events {
+			switch ev.Type {
+			case "HttpApi":
+				require.Equal(t, "/"+r.Properties.FunctionName, ev.Properties["Path"])
+			case "ScheduleV2":
+				require.Equal(t, "cron(0 * * * ? *)", ev.Properties["ScheduleExpression"])
+				require.Equal(t, "Asia/Shanghai", ev.Properties["ScheduleExpressionTimezone"])
+				inputs = append(inputs, ev.Properties["Input"].(string))
+			default:
+				t.Fatalf("%s: unexpected event type %s", id, ev.Type)
+			}
+		}
+	}
+	require.Len(t, inputs, 1)
+	in, shape, err = runtime.Detect([]byte(inputs[0]))
 	require.NoError(t, err)
-	require.NoError(t, compile(t, filepath.Join(dir, "sam.schema.json")).Validate(tmpl))
+	require.Equal(t, runtime.ShapeSchedule, shape)
+	require.Equal(t, envelope.TriggerTimer, in.Trigger)
+	require.JSONEq(t, "{}", string(in.Body))
+}
+
+// sam build runs `make build-<LogicalId>`: every logical id must resolve to
+// the package command for that function.
+func TestMakefileHasABuildTargetPerLogicalID(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	for _, f := range registry.All() {
+		id := descriptor.LogicalID(f.Name)
+		cmd := exec.Command("make", "-n", "build-"+id, "ARTIFACTS_DIR=/artifacts", "ARCH=arm64")
+		cmd.Dir = root(t)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.Contains(t, string(out), "package --platform aws --logical-id "+id+" --arch arm64 --bootstrap-to /artifacts")
+	}
 }
 
 func TestPackagesAreExactAndReproducible(t *testing.T) {
@@ -235,8 +361,24 @@ func TestPackagesAreExactAndReproducible(t *testing.T) {
 			require.Len(t, z.File, 1, "the zip holds exactly the executable")
 			require.Equal(t, tg.Executable(), z.File[0].Name)
 			require.Equal(t, os.FileMode(0o755), z.File[0].Mode().Perm())
-			z.Close()
+			require.True(t, z.File[0].Mode().IsRegular())
+			requireLinuxAMD64(t, z.File[0])
+			require.NoError(t, z.Close())
 		}
 		require.Equal(t, sums[0], sums[1], "two builds of %s give the same bytes", tg.ZipName())
 	}
+}
+
+// requireLinuxAMD64 checks the zipped executable is a static linux/amd64 ELF.
+func requireLinuxAMD64(t *testing.T, zf *zip.File) {
+	r, err := zf.Open()
+	require.NoError(t, err)
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	e, err := elf.NewFile(bytes.NewReader(b))
+	require.NoError(t, err)
+	require.Equal(t, elf.EM_X86_64, e.Machine)
+	require.Equal(t, elf.ELFOSABI_NONE, e.OSABI)
+	require.Nil(t, e.Section(".interp"), "static: no dynamic loader (CGO off)")
 }

@@ -45,7 +45,12 @@ func (t Target) ZipName() string {
 
 // Build compiles the target's executable to out.
 func Build(ctx context.Context, moduleRoot string, t Target, out string) error {
-	if t.Platform == "fc" && t.Arch != "amd64" {
+	switch {
+	case t.Platform != "fc" && t.Platform != "aws":
+		return fmt.Errorf("platform %q: want fc or aws", t.Platform)
+	case t.Arch != "amd64" && t.Arch != "arm64":
+		return fmt.Errorf("arch %q: want amd64 or arm64", t.Arch)
+	case t.Platform == "fc" && t.Arch != "amd64":
 		return fmt.Errorf("FC go1 runs on linux/amd64 only")
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-tags", "lambda.norpc",
