@@ -45,6 +45,17 @@ func (e *APIError) Stale() bool {
 	return !e.Token && (e.Code == 40001 || e.Code == 40014 || e.Code == 42001)
 }
 
+// Config reports a token-endpoint answer no retry can cure: the app's
+// configuration (appid, secret, IP whitelist, frozen secret, permission) or
+// its daily quota must change first.
+func (e *APIError) Config() bool {
+	if !e.Token {
+		return false
+	}
+	_, ok := hints[e.Code]
+	return ok || e.Code == 40002 || e.Code == 41002 || e.Code == 41004 || e.Code == 89503
+}
+
 // hints name what to fix for the errors no retry can cure.
 var hints = map[int]string{
 	40001: "WeChat refused the AppSecret: check WECHAT_APPSECRET",

@@ -34,6 +34,12 @@ const (
 	lockTTL = 10 * time.Second
 	// maxBusyRetries bounds the -1 ("system busy") retries.
 	maxBusyRetries = 3
+	// configHold is how long an instance answers a token-endpoint
+	// configuration error (bad secret, IP not whitelisted, daily quota used
+	// up) again without calling WeChat: a misconfigured function under load
+	// must not hammer the endpoint, and the fix (a whitelist entry, a
+	// clear_quota) shows up within this long.
+	configHold = 10 * time.Second
 )
 
 // TokenOptions configures a TokenManager.
@@ -63,6 +69,10 @@ type TokenManager struct {
 	// refused is the last token a business call reported stale: a copy read
 	// from the store before its expiry landed must not come back.
 	refused string
+	// held is the last configuration error of the token endpoint, answered
+	// again until heldUntil without a fetch.
+	held      error
+	heldUntil time.Time
 }
 
 // cached is what the store holds: the token and when to stop using it.
@@ -117,6 +127,9 @@ func (m *TokenManager) Token(ctx context.Context) (string, error) {
 		m.keep(c)
 		return c.Token, nil
 	}
+	if err := m.heldError(now); err != nil {
+		return "", err
+	}
 	c, err := m.refresh(ctx)
 	if err != nil {
 		return "", err
@@ -139,6 +152,28 @@ func (m *TokenManager) Expire(ctx context.Context, stale string) {
 			m.o.Log.Warn("wechat: could not expire the stale token in the store", "error", err.Error())
 		}
 	}
+}
+
+// heldError is the configuration error still on hold, if any.
+func (m *TokenManager) heldError(now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held != nil && now.Before(m.heldUntil) {
+		return m.held
+	}
+	m.held = nil
+	return nil
+}
+
+// hold remembers a configuration error from the token endpoint.
+func (m *TokenManager) hold(err error) {
+	var ae *APIError
+	if !errors.As(err, &ae) || !ae.Config() {
+		return
+	}
+	m.mu.Lock()
+	m.held, m.heldUntil = err, m.o.Now().Add(configHold)
+	m.mu.Unlock()
 }
 
 func (m *TokenManager) keep(c *cached) {
@@ -183,6 +218,8 @@ func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
 		}.Get(ctx)
 		if err == nil {
 			m.keep(c)
+		} else {
+			m.hold(err)
 		}
 		return c, err
 	})
@@ -194,6 +231,14 @@ func (m *TokenManager) fetchAndStore(ctx context.Context) (*cached, error) {
 		return nil, err
 	}
 	m.o.Remember(tok)
+	m.mu.Lock()
+	if tok == m.refused {
+		// WeChat issued the very token a call refused (stable_token hands out
+		// the live token, and the 40001 was not about it): it is current, so
+		// stop shunning it, or every later call would fetch again.
+		m.refused = ""
+	}
+	m.mu.Unlock()
 	life := time.Duration(expiresIn) * time.Second
 	use := life - margin
 	if use < floor {

@@ -1,0 +1,489 @@
+package wechat_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/wechat"
+)
+
+const (
+	stablePath = "/cgi-bin/stable_token"
+	quotaPath  = "/cgi-bin/express/business/quota/get"
+)
+
+// kv wraps the memory store: it records the TTL of every write and can be
+// switched to "down" (every call fails with store.ErrUnavailable, as the
+// Redis store does when Redis is unreachable).
+type kv struct {
+	store.KV
+	mu   sync.Mutex
+	down bool
+	ttls map[string]time.Duration
+}
+
+var errDown = fmt.Errorf("%w: connection refused", store.ErrUnavailable)
+
+func (k *kv) setDown(d bool) { k.mu.Lock(); k.down = d; k.mu.Unlock() }
+func (k *kv) isDown() bool   { k.mu.Lock(); defer k.mu.Unlock(); return k.down }
+func (k *kv) ttl(key string) time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.ttls[key]
+}
+
+func (k *kv) Get(ctx context.Context, key string) ([]byte, error) {
+	if k.isDown() {
+		return nil, errDown
+	}
+	return k.KV.Get(ctx, key)
+}
+
+func (k *kv) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	if k.isDown() {
+		return errDown
+	}
+	k.mu.Lock()
+	k.ttls[key] = ttl
+	k.mu.Unlock()
+	return k.KV.Set(ctx, key, v, ttl)
+}
+
+func (k *kv) SetNX(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
+	if k.isDown() {
+		return false, errDown
+	}
+	return k.KV.SetNX(ctx, key, v, ttl)
+}
+
+func (k *kv) CompareAndSwap(ctx context.Context, key string, old, v []byte, ttl time.Duration) (bool, error) {
+	if k.isDown() {
+		return false, errDown
+	}
+	return k.KV.CompareAndSwap(ctx, key, old, v, ttl)
+}
+
+func (k *kv) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
+	if k.isDown() {
+		return false, errDown
+	}
+	return k.KV.CompareAndDelete(ctx, key, old)
+}
+
+func (k *kv) Delete(ctx context.Context, key string) error {
+	if k.isDown() {
+		return errDown
+	}
+	return k.KV.Delete(ctx, key)
+}
+
+// tokenRig is a sandbox plus a store on the sandbox's clock, so advancing
+// the clock ages tokens at WeChat and in the cache alike.
+type tokenRig struct {
+	sbx *wechatsbx.Server
+	srv *httptest.Server
+	kv  *kv
+}
+
+func newTokenRig(t *testing.T) *tokenRig {
+	t.Helper()
+	sbx := wechatsbx.New(wechatsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	mem := store.NewMemory(store.MemoryOptions{Now: sbx.Clock.Now})
+	return &tokenRig{sbx: sbx, srv: srv, kv: &kv{KV: mem, ttls: map[string]time.Duration{}}}
+}
+
+// manager is one instance's token manager on the rig's shared store.
+func (r *tokenRig) manager(mode string) *wechat.TokenManager {
+	return wechat.NewTokenManager(wechat.TokenOptions{
+		AppID: wechatsbx.DemoAppID, Secret: wechatsbx.DemoSecret, Base: r.srv.URL, Mode: mode,
+		HTTP: r.srv.Client(), KV: r.kv, Now: r.sbx.Clock.Now,
+	})
+}
+
+func ctx5s(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestTokenRefreshBeforeExpiry(t *testing.T) {
+	cases := []struct {
+		name    string
+		mode    string
+		advance time.Duration
+		fetches int  // token fetches in all
+		same    bool // the second Token() is the first one
+	}{
+		{"stable: reused an hour later", wechat.ModeStable, time.Hour, 1, true},
+		{"stable: reused until expires_in minus 60 s", wechat.ModeStable, 7200*time.Second - 61*time.Second, 1, true},
+		{"stable: refreshed inside the last 60 s", wechat.ModeStable, 7200*time.Second - 59*time.Second, 2, false},
+		{"stable: refreshed after expiry", wechat.ModeStable, 3 * time.Hour, 2, false},
+		{"classic: reused an hour later", wechat.ModeClassic, time.Hour, 1, true},
+		{"classic: refreshed inside the last 60 s", wechat.ModeClassic, 7200*time.Second - 59*time.Second, 2, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newTokenRig(t)
+			m := r.manager(c.mode)
+			ctx := ctx5s(t)
+			t1, err := m.Token(ctx)
+			require.NoError(t, err)
+			r.sbx.Clock.Advance(c.advance)
+			t2, err := m.Token(ctx)
+			require.NoError(t, err)
+			require.Equal(t, c.same, t1 == t2)
+			require.Equal(t, c.fetches, r.sbx.Calls("token"))
+		})
+	}
+}
+
+func TestTokenCacheTTLFromExpiresIn(t *testing.T) {
+	cases := []struct {
+		expiresIn int
+		ttl       time.Duration
+	}{
+		{7200, 7140 * time.Second},
+		{300, 240 * time.Second}, // stable_token's smallest answer: still positive
+		{61, 30 * time.Second},   // the floor
+		{10, 10 * time.Second},   // never longer than the token lives
+		{0, 30 * time.Second},    // no expires_in: the floor, never zero
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.expiresIn), func(t *testing.T) {
+			r := newTokenRig(t)
+			r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+				Body: fmt.Sprintf(`{"access_token":"tok-%d","expires_in":%d}`, c.expiresIn, c.expiresIn)})
+			tok, err := r.manager("").Token(ctx5s(t))
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprintf("tok-%d", c.expiresIn), tok)
+			require.Equal(t, c.ttl, r.kv.ttl("wechat:token:stable:"+wechatsbx.DemoAppID))
+		})
+	}
+}
+
+func TestTokenConfigurationErrorsSurfaceAndAreNotLooped(t *testing.T) {
+	cases := []struct {
+		name   string
+		code   int
+		secret string // empty: the demo secret
+		inject string // empty: the sandbox answers by itself
+		hint   string
+	}{
+		{"wrong secret (sandbox)", 40125, "not-the-secret", "", "check WECHAT_APPSECRET"},
+		{"40001 from the token endpoint is a wrong secret", 40001, "", `{"errcode":40001,"errmsg":"invalid credential, access_token is invalid or not latest rid: 1"}`, "check WECHAT_APPSECRET"},
+		{"unknown appid", 40013, "", `{"errcode":40013,"errmsg":"invalid appid rid: 2"}`, "check WECHAT_APPID"},
+		{"IP not whitelisted", 40164, "", `{"errcode":40164,"errmsg":"invalid ip 1.2.3.4 ipv6 ::ffff:1.2.3.4, not in whitelist rid: 3"}`, "IP whitelist"},
+		{"secret frozen", 40243, "", `{"errcode":40243,"errmsg":"AppSecret已被冻结 rid: 4"}`, "frozen"},
+		{"api unauthorized", 48001, "", `{"errcode":48001,"errmsg":"api unauthorized rid: 5"}`, "not authorized"},
+		{"daily quota", 45009, "", `{"errcode":45009,"errmsg":"reach max api daily quota limit rid: 6"}`, "daily API quota"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newTokenRig(t)
+			secret := wechatsbx.DemoSecret
+			if c.secret != "" {
+				secret = c.secret
+			}
+			if c.inject != "" {
+				r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 200, Body: c.inject})
+			}
+			m := wechat.NewTokenManager(wechat.TokenOptions{AppID: wechatsbx.DemoAppID, Secret: secret, Base: r.srv.URL,
+				HTTP: r.srv.Client(), KV: r.kv, Now: r.sbx.Clock.Now})
+			ctx := ctx5s(t)
+			_, err := m.Token(ctx)
+			var ae *wechat.APIError
+			require.ErrorAs(t, err, &ae)
+			require.Equal(t, c.code, ae.Code)
+			require.True(t, ae.Token && ae.Config())
+			require.Equal(t, 1, r.sbx.Calls("http:"+stablePath), "no retry")
+
+			e := wechat.Envelope(err)
+			require.Equal(t, c.code, e.Code)
+			require.Contains(t, e.Reason, c.hint)
+			require.NotContains(t, e.Reason+err.Error(), secret)
+
+			// Further calls on this instance answer the same error without
+			// calling WeChat, for a while.
+			_, err = m.Token(ctx)
+			require.ErrorAs(t, err, &ae)
+			require.Equal(t, c.code, ae.Code)
+			require.Equal(t, 1, r.sbx.Calls("http:"+stablePath))
+			r.sbx.Clock.Advance(11 * time.Second)
+			_, _ = m.Token(ctx)
+			require.Equal(t, 2, r.sbx.Calls("http:"+stablePath), "asked again once the hold is over")
+		})
+	}
+}
+
+func TestTokenFixedConfigurationIsPickedUpAfterTheHold(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+		Body: `{"errcode":40164,"errmsg":"invalid ip 1.2.3.4, not in whitelist rid: 3"}`})
+	m := r.manager("")
+	ctx := ctx5s(t)
+	_, err := m.Token(ctx)
+	require.Error(t, err)
+	r.sbx.Clock.Advance(11 * time.Second) // the IP was whitelisted meanwhile
+	tok, err := m.Token(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, tok)
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
+}
+
+func TestTokenSystemBusyRetried(t *testing.T) {
+	busy := `{"errcode":-1,"errmsg":"system error rid: 7"}`
+	cases := []struct {
+		name    string
+		times   int // -1 answers injected; 0 = every answer
+		ok      bool
+		fetches int
+	}{
+		{"once", 1, true, 2},
+		{"twice", 2, true, 3},
+		{"always: bounded, then surfaced", 0, false, 4},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newTokenRig(t)
+			r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 200, Body: busy, Times: c.times})
+			_, err := r.manager("").Token(ctx5s(t))
+			if c.ok {
+				require.NoError(t, err)
+			} else {
+				var ae *wechat.APIError
+				require.ErrorAs(t, err, &ae)
+				require.Equal(t, -1, ae.Code)
+				require.False(t, ae.Config(), "busy is not a configuration error")
+			}
+			require.Equal(t, c.fetches, r.sbx.Calls("http:"+stablePath))
+		})
+	}
+}
+
+func TestTokenSystemBusyStopsAtTheDeadline(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 200, Body: `{"errcode":-1,"errmsg":"system error rid: 8"}`})
+	// Too little time for any backoff plus a retried call: one attempt only.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	_, err := r.manager("").Token(ctx)
+	var ae *wechat.APIError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, -1, ae.Code)
+	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath))
+}
+
+func TestTokenOneFetchForManyInstancesSharingAStore(t *testing.T) {
+	r := newTokenRig(t)
+	managers := []*wechat.TokenManager{r.manager(""), r.manager(""), r.manager(""), r.manager("")}
+	ctx := ctx5s(t)
+	var wg sync.WaitGroup
+	toks := make([]string, 40)
+	errs := make([]error, 40)
+	for i := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			toks[i], errs[i] = managers[i%len(managers)].Token(ctx)
+		}()
+	}
+	wg.Wait()
+	for i := range toks {
+		require.NoError(t, errs[i])
+		require.Equal(t, toks[0], toks[i])
+	}
+	require.Equal(t, 1, r.sbx.Calls("token"))
+}
+
+func TestTokenCompareAndExpire(t *testing.T) {
+	r := newTokenRig(t)
+	a, b := r.manager(""), r.manager("") // two instances, one store
+	ctx := ctx5s(t)
+	t1, err := a.Token(ctx)
+	require.NoError(t, err)
+	tb, err := b.Token(ctx)
+	require.NoError(t, err)
+	require.Equal(t, t1, tb)
+	require.Equal(t, 1, r.sbx.Calls("token"))
+
+	r.sbx.Rotate(wechatsbx.DemoAppID)
+	a.Expire(ctx, t1) // a's call saw 40001 first
+	t2, err := a.Token(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, t1, t2)
+	require.Equal(t, 2, r.sbx.Calls("token"))
+
+	b.Expire(ctx, t1) // b saw the same stale token later: t2 must survive
+	tb, err = b.Token(ctx)
+	require.NoError(t, err)
+	require.Equal(t, t2, tb)
+	require.Equal(t, 2, r.sbx.Calls("token"), "b reads a's new token, no fetch")
+	raw, err := r.kv.Get(ctx, "wechat:token:stable:"+wechatsbx.DemoAppID)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), t2)
+}
+
+func TestTokenStoreDown(t *testing.T) {
+	cases := []struct {
+		name      string
+		downAfter int // calls made before the store goes down
+	}{
+		{"down from the start", 0},
+		{"down after the token was shared", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newTokenRig(t)
+			cl := wechat.NewClient(r.manager(""))
+			ctx := ctx5s(t)
+			for i := 0; i < 10; i++ {
+				if i == c.downAfter {
+					r.kv.setDown(true)
+				}
+				n, err := cl.GetQuota(ctx, "YTO", "xyz")
+				require.NoError(t, err)
+				require.Equal(t, int64(210), n)
+			}
+			require.Equal(t, 1, r.sbx.Calls("token"), "a store outage is a miss, not a fetch per call")
+			require.Equal(t, 10, r.sbx.Calls("quota"))
+
+			// A stale token while the store is down: one refetch, one retry.
+			r.sbx.Rotate(wechatsbx.DemoAppID)
+			_, err := cl.GetQuota(ctx, "YTO", "xyz")
+			require.NoError(t, err)
+			require.Equal(t, 2, r.sbx.Calls("token"))
+		})
+	}
+}
+
+func TestClientRetries(t *testing.T) {
+	stale := `{"errcode":40001,"errmsg":"invalid credential, access_token is invalid or not latest rid: 9"}`
+	cases := []struct {
+		name    string
+		body    string // injected answer of quota/get
+		times   int
+		code    int // 0: success
+		calls   int // quota/get requests
+		fetches int // token fetches
+	}{
+		{"40001 once: refetch, retry once", stale, 1, 0, 2, 2},
+		{"40014 once", `{"errcode":40014,"errmsg":"invalid access_token rid: 10"}`, 1, 0, 2, 2},
+		{"42001 once", `{"errcode":42001,"errmsg":"access_token expired rid: 11"}`, 1, 0, 2, 2},
+		{"stale twice: surfaced, no loop", stale, 2, 40001, 2, 2},
+		{"-1 once: retried", `{"errcode":-1,"errmsg":"system error rid: 12"}`, 1, 0, 2, 1},
+		{"45009 on the business call: surfaced", `{"errcode":45009,"errmsg":"reach max api daily quota limit rid: 13"}`, 1, 45009, 1, 1},
+		{"48001 on the business call: surfaced", `{"errcode":48001,"errmsg":"api unauthorized rid: 14"}`, 1, 48001, 1, 1},
+		{"5xx once: retried", `oops`, 1, 0, 2, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newTokenRig(t)
+			cl := wechat.NewClient(r.manager(""))
+			ctx := ctx5s(t)
+			_, err := cl.GetQuota(ctx, "YTO", "xyz") // warm: token cached
+			require.NoError(t, err)
+			status := 200
+			if c.body == "oops" {
+				status = 503
+			}
+			r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultStatus, Status: status, Body: c.body, Times: c.times})
+			n, err := cl.GetQuota(ctx, "YTO", "xyz")
+			if c.code == 0 {
+				require.NoError(t, err)
+				require.Equal(t, int64(210), n)
+			} else {
+				var ae *wechat.APIError
+				require.ErrorAs(t, err, &ae)
+				require.Equal(t, c.code, ae.Code)
+				require.False(t, ae.Token)
+				require.NotEmpty(t, ae.RID())
+			}
+			require.Equal(t, 1+c.calls, r.sbx.Calls("http:"+quotaPath))
+			require.Equal(t, c.fetches, r.sbx.Calls("token"))
+		})
+	}
+}
+
+// A 40001 that was not about the token (WeChat hands the same live token
+// back): after the one retry, later calls use that token without fetching.
+func TestRefusedTokenReissuedIsUsedAgain(t *testing.T) {
+	r := newTokenRig(t)
+	cl := wechat.NewClient(r.manager(""))
+	ctx := ctx5s(t)
+	_, err := cl.GetQuota(ctx, "YTO", "xyz")
+	require.NoError(t, err)
+	r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+		Body: `{"errcode":40001,"errmsg":"invalid credential rid: 15"}`})
+	_, err = cl.GetQuota(ctx, "YTO", "xyz")
+	require.NoError(t, err)
+	require.Equal(t, 2, r.sbx.Calls("token"))
+	for i := 0; i < 5; i++ {
+		_, err = cl.GetQuota(ctx, "YTO", "xyz")
+		require.NoError(t, err)
+	}
+	require.Equal(t, 2, r.sbx.Calls("token"), "no fetch per call afterwards")
+}
+
+func TestGetAllDeliveryAndAccount(t *testing.T) {
+	r := newTokenRig(t)
+	cl := wechat.NewClient(r.manager(""))
+	ctx := ctx5s(t)
+	couriers, err := cl.GetAllDelivery(ctx)
+	require.NoError(t, err)
+	can := map[string]int{}
+	for _, c := range couriers {
+		can[c.DeliveryID] = c.CanGetQuota
+	}
+	require.Equal(t, map[string]int{"YTO": 1, "ZTO": 1, "YUNDA": 1, "SF": 0, "EMS": 0}, can)
+
+	accounts, err := cl.GetAllAccount(ctx)
+	require.NoError(t, err)
+	require.Len(t, accounts, len(wechatsbx.DemoAccounts()))
+	byID := map[string]*int64{}
+	for _, a := range accounts {
+		byID[a.DeliveryID+"/"+a.BizID] = a.QuotaNum
+	}
+	require.NotNil(t, byID["ZTO/zero-balance"], "a zero balance is decoded, not lost")
+	require.Equal(t, int64(0), *byID["ZTO/zero-balance"])
+	require.Equal(t, int64(210), *byID["YTO/xyz"])
+	require.Equal(t, 1, r.sbx.Calls("token"))
+}
+
+func TestTokenNeverInErrors(t *testing.T) {
+	r := newTokenRig(t)
+	m := r.manager(wechat.ModeClassic)
+	cl := wechat.NewClient(m)
+	ctx := ctx5s(t)
+	tok, err := m.Token(ctx)
+	require.NoError(t, err)
+	// A reset after the request was sent: the transport error must not
+	// carry the URL, whose query holds the token.
+	r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultReset})
+	_, err = cl.GetQuota(ctx, "YTO", "xyz")
+	require.Error(t, err)
+	var ee *envelope.Error
+	require.True(t, errors.As(err, &ee))
+	require.Equal(t, envelope.CodeUpstreamUnreachable, ee.Code)
+	require.False(t, strings.Contains(err.Error(), tok) || strings.Contains(ee.Reason, tok), err.Error())
+
+	// The classic token URL carries the secret.
+	r2 := newTokenRig(t)
+	r2.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/token", Kind: sandbox.FaultReset})
+	_, err = r2.manager(wechat.ModeClassic).Token(ctx)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), wechatsbx.DemoSecret)
+}
