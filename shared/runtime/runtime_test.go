@@ -1,0 +1,296 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+)
+
+func TestPick(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want Platform
+	}{
+		{"fc", map[string]string{"FC_RUNTIME_API": "127.0.0.1:9000"}, PlatformFC},
+		{"lambda", map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}, PlatformLambda},
+		{"fc wins over lambda", map[string]string{"FC_RUNTIME_API": "a", "AWS_LAMBDA_RUNTIME_API": "b"}, PlatformFC},
+		{"fc custom runtime port", map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000"}, PlatformHTTP},
+		{"local port", map[string]string{"CLOUDCALL_PORT": "8080"}, PlatformHTTP},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := Pick(config.FromMap(c.env))
+			require.NoError(t, err)
+			require.Equal(t, c.want, p)
+		})
+	}
+	_, err := Pick(config.FromMap(nil))
+	require.ErrorContains(t, err, "FC_RUNTIME_API")
+	require.ErrorContains(t, err, "AWS_LAMBDA_RUNTIME_API")
+
+	require.Equal(t, "0.0.0.0:9000", listenAddr(config.FromMap(map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000"})), "FC custom runtimes listen on every interface")
+	require.Equal(t, "127.0.0.1:8080", listenAddr(config.FromMap(map[string]string{"CLOUDCALL_PORT": "8080"})), "local use stays on loopback")
+}
+
+// seen is what the test operation was handed.
+type seen struct {
+	mu       sync.Mutex
+	calls    int
+	in       envelope.Input
+	deadline time.Time
+	hasDL    bool
+}
+
+type echoIn struct {
+	Name string `json:"name"`
+}
+
+func (e *echoIn) Validate() error {
+	if e.Name == "" {
+		return envelope.Invalid("name", "required")
+	}
+	return nil
+}
+
+// echoFactory builds "test.echo": it decodes {name} strictly and answers
+// {"hello": name}.
+func echoFactory(s *seen, initErr error) Factory {
+	return func(_ context.Context, _ Deps) (envelope.Op, error) {
+		return envelope.Op{API: "test.echo", Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
+			s.mu.Lock()
+			s.calls++
+			s.in = *in
+			s.deadline, s.hasDL = ctx.Deadline()
+			s.mu.Unlock()
+			var v echoIn
+			if err := envelope.Decode(in.Body, &v); err != nil {
+				return nil, err
+			}
+			return map[string]string{"hello": v.Name}, nil
+		}}, initErr
+	}
+}
+
+func newHandler(t *testing.T, env map[string]string, s *seen, initErr error) (*Handler, *bytes.Buffer) {
+	t.Helper()
+	e := config.FromMap(env)
+	logs := &bytes.Buffer{}
+	h, err := New(context.Background(), e, NewLogger(logs, e), echoFactory(s, initErr))
+	require.NoError(t, err)
+	return h, logs
+}
+
+func fcHTTP(body string, b64 bool) []byte {
+	if b64 {
+		body = base64.StdEncoding.EncodeToString([]byte(body))
+	}
+	ev := map[string]any{"version": "v1", "rawPath": "/echo", "body": body, "isBase64Encoded": b64,
+		"headers":        map[string]string{"Content-Type": "application/json"},
+		"requestContext": map[string]any{"requestId": "req-1", "http": map[string]string{"method": "POST", "path": "/echo", "sourceIp": "10.0.0.1"}}}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+func apigwV2(body string) []byte {
+	ev := map[string]any{"version": "2.0", "routeKey": "$default", "rawPath": "/echo", "rawQueryString": "x=1", "body": body, "isBase64Encoded": false,
+		"headers":        map[string]string{"content-type": "application/json"},
+		"requestContext": map[string]any{"requestId": "req-2", "http": map[string]string{"method": "POST", "path": "/echo", "sourceIp": "10.0.0.2"}}}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+func decodeHTTP(t *testing.T, out []byte) (HTTPResponse, map[string]any) {
+	t.Helper()
+	var r HTTPResponse
+	require.NoError(t, json.Unmarshal(out, &r), string(out))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.Body), &m), r.Body)
+	return r, m
+}
+
+func TestInvokeShapes(t *testing.T) {
+	anon := map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}
+	cases := []struct {
+		name    string
+		env     map[string]string
+		payload []byte
+		http    bool // the answer is an HTTP response object
+		status  int  // HTTP status, when http
+		code    float64
+		calls   int // operation runs
+		trigger envelope.Trigger
+	}{
+		{"direct", nil, []byte(`{"name":"a"}`), false, 0, 0, 1, envelope.TriggerDirect},
+		{"direct bad input", nil, []byte(`{"nom":"a"}`), false, 0, -1001, 1, envelope.TriggerDirect},
+		{"direct non-object", nil, []byte(`42`), false, 0, -1001, 1, envelope.TriggerDirect},
+		{"fc http", anon, fcHTTP(`{"name":"a"}`, false), true, 200, 0, 1, envelope.TriggerHTTP},
+		{"fc http base64", anon, fcHTTP(`{"name":"a"}`, true), true, 200, 0, 1, envelope.TriggerHTTP},
+		{"fc http bad body", anon, fcHTTP(`{"name":`, false), true, 400, -1001, 1, envelope.TriggerHTTP},
+		{"fc http broken base64", anon, []byte(`{"version":"v1","rawPath":"/echo","body":"%%","isBase64Encoded":true,"requestContext":{"http":{"method":"POST"}}}`), true, 400, -1001, 0, ""},
+		{"fc http refused by default", nil, fcHTTP(`{"name":"a"}`, false), true, 401, -1101, 0, ""},
+		{"apigw v2", anon, apigwV2(`{"name":"a"}`), true, 200, 0, 1, envelope.TriggerHTTP},
+		{"apigw v2 refused by default", nil, apigwV2(`{"name":"a"}`), true, 401, -1101, 0, ""},
+		{"fc timer", nil, []byte(`{"triggerTime":"2024-01-01T00:00:00Z","triggerName":"t","payload":"{\"name\":\"tick\"}"}`), false, 0, 0, 1, envelope.TriggerTimer},
+		{"eventbridge", nil, []byte(`{"version":"0","detail-type":"Scheduled Event","source":"aws.events","detail":{"name":"tick"}}`), false, 0, 0, 1, envelope.TriggerTimer},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := &seen{}
+			h, _ := newHandler(t, c.env, s, nil)
+			out := h.Invoke(context.Background(), c.payload, Meta{RequestID: "platform-req"})
+			var m map[string]any
+			if c.http {
+				r, body := decodeHTTP(t, out)
+				require.Equal(t, c.status, r.StatusCode)
+				require.Equal(t, "application/json; charset=utf-8", r.Headers["Content-Type"])
+				m = body
+			} else {
+				require.NoError(t, json.Unmarshal(out, &m), string(out))
+			}
+			require.Equal(t, c.code, m["errCode"], m)
+			if c.code == 0 {
+				require.Equal(t, "test.echo:ok", m["errMsg"])
+			} else {
+				require.True(t, strings.HasPrefix(m["errMsg"].(string), "test.echo:fail "), m["errMsg"])
+			}
+			require.Equal(t, c.calls, s.calls)
+			if c.calls > 0 {
+				require.Equal(t, c.trigger, s.in.Trigger)
+			}
+		})
+	}
+}
+
+func TestInvokeHTTPEventFieldsReachTheOperation(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_FUNCTION": "echo"}, s, nil)
+	h.Invoke(context.Background(), apigwV2(`{"name":"a"}`), Meta{RequestID: "platform-req"})
+	require.Equal(t, "POST", s.in.Method)
+	require.Equal(t, "/echo", s.in.Path)
+	require.Equal(t, "x=1", s.in.RawQuery)
+	require.Equal(t, "10.0.0.2", s.in.SourceIP)
+	require.Equal(t, "req-2", s.in.RequestID, "the event's request id wins")
+	require.Equal(t, "echo", s.in.Function)
+	require.Equal(t, "application/json", s.in.HeaderValue("Content-Type"))
+
+	h.Invoke(context.Background(), []byte(`{"name":"a"}`), Meta{RequestID: "platform-req"})
+	require.Equal(t, "platform-req", s.in.RequestID, "direct invocations take the platform's")
+}
+
+func TestInvokeDeadlines(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_TIMEOUT": "7s"}, s, nil)
+
+	before := time.Now()
+	h.Invoke(context.Background(), []byte(`{"name":"a"}`), Meta{})
+	require.True(t, s.hasDL, "without a platform deadline the handler sets one")
+	require.WithinRange(t, s.deadline, before.Add(7*time.Second), time.Now().Add(7*time.Second))
+
+	platform := time.Now().Add(90 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), platform)
+	defer cancel()
+	h.Invoke(ctx, []byte(`{"name":"a"}`), Meta{})
+	require.Equal(t, platform, s.deadline, "the platform's deadline is kept, not shortened or extended")
+
+	_, err := New(context.Background(), config.FromMap(map[string]string{"CLOUDCALL_TIMEOUT": "soon"}), NewLogger(io.Discard, config.FromMap(nil)), echoFactory(s, nil))
+	require.ErrorContains(t, err, "CLOUDCALL_TIMEOUT")
+}
+
+func TestInvokeUnconfiguredFunction(t *testing.T) {
+	s := &seen{}
+	h, logs := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, s, errors.New("set WECHAT_APPSECRET (or WECHAT_APPSECRET_FILE)"))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(`{"name":"a"}`), Meta{}), &m))
+	require.Equal(t, float64(envelope.CodeConfig), m["errCode"])
+	require.Contains(t, m["errMsg"], "WECHAT_APPSECRET")
+	require.Equal(t, 0, s.calls)
+	require.Contains(t, logs.String(), "not configured", "said once at cold start")
+
+	r, _ := decodeHTTP(t, h.Invoke(context.Background(), fcHTTP(`{"name":"a"}`, false), Meta{}))
+	require.Equal(t, 500, r.StatusCode)
+}
+
+func TestInvokeHTTPLimits(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, s, nil)
+	big := `{"name":"` + strings.Repeat("a", MaxBodyBytes) + `"}`
+	r, m := decodeHTTP(t, h.Invoke(context.Background(), fcHTTP(big, false), Meta{}))
+	require.Equal(t, 413, r.StatusCode)
+	require.Equal(t, float64(envelope.CodePayloadTooLarge), m["errCode"])
+	require.Equal(t, 0, s.calls)
+}
+
+func TestHTTPHandler(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, s, nil)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+
+	post := func(path, body string, hdr map[string]string) (*http.Response, map[string]any) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &m)
+		return resp, m
+	}
+
+	resp, m := post("/echo?x=1", `{"name":"a"}`, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "a", m["hello"])
+	require.Equal(t, "/echo", s.in.Path)
+	require.Equal(t, "x=1", s.in.RawQuery)
+
+	resp, m = post("/echo", `{"name":1}`, nil)
+	require.Equal(t, 400, resp.StatusCode)
+	require.Equal(t, -1001.0, m["errCode"])
+
+	resp, _ = post("/echo", `{"name":"`+strings.Repeat("a", MaxBodyBytes)+`"}`, nil)
+	require.Equal(t, 413, resp.StatusCode)
+
+	resp, _ = post("/initialize", ``, nil)
+	require.Equal(t, 200, resp.StatusCode)
+
+	// /invoke takes a platform event, with FC's deadline header.
+	dl := time.Now().Add(42 * time.Second).Truncate(time.Millisecond)
+	resp, m = post("/invoke", `{"name":"b"}`, map[string]string{"x-fc-function-deadline": strconv.FormatInt(dl.UnixMilli(), 10), "x-fc-request-id": "fc-1"})
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "b", m["hello"])
+	require.True(t, s.deadline.Equal(dl), fmt.Sprint(s.deadline, dl))
+	require.Equal(t, "fc-1", s.in.RequestID)
+}
+
+func TestHTTPHandlerRefusesByDefault(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, nil, s, nil)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+	resp, err := srv.Client().Post(srv.URL+"/echo", "application/json", strings.NewReader(`{"name":"a"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 401, resp.StatusCode)
+	require.Equal(t, 0, s.calls)
+}
