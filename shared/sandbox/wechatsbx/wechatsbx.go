@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -55,6 +56,10 @@ type Options struct {
 	Apps     map[string]string // appid → secret
 	Accounts []Account
 	Couriers []Courier
+	// IPWhitelist, when not empty, is the app's API IP whitelist: token
+	// fetches from any other address get 40164, as a serverless function
+	// without a fixed egress IP does.
+	IPWhitelist []string
 }
 
 // DemoAccounts are the seeded courier accounts.
@@ -106,6 +111,7 @@ type Server struct {
 	accounts map[string]*Account // delivery_id + "/" + biz_id
 	order    []string
 	couriers []Courier
+	allowIPs map[string]bool
 }
 
 // New builds a sandbox.
@@ -120,6 +126,12 @@ func New(opts Options) *Server {
 		opts.Couriers = DemoCouriers()
 	}
 	s := &Server{Sandbox: sandbox.New("wechat"), apps: map[string]*app{}, accounts: map[string]*Account{}, couriers: opts.Couriers}
+	if len(opts.IPWhitelist) > 0 {
+		s.allowIPs = map[string]bool{}
+		for _, ip := range opts.IPWhitelist {
+			s.allowIPs[ip] = true
+		}
+	}
 	for id, sec := range opts.Apps {
 		s.apps[id] = &app{secret: sec}
 	}
@@ -195,6 +207,27 @@ func (s *Server) Rotate(appid string) {
 	a.stable = nil
 }
 
+// prune forgets tokens dead for an hour (a long-running sandbox must not
+// grow without bound); a token it no longer knows gets 40001, as at WeChat.
+func prune(ts []*token, now time.Time) []*token {
+	out := ts[:0]
+	for _, t := range ts {
+		if now.Sub(t.validTo) < time.Hour {
+			out = append(out, t)
+		}
+	}
+	clear(ts[len(out):])
+	return out
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
 func rid() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
@@ -225,8 +258,13 @@ func (s *Server) rollDay(a *app) {
 	}
 }
 
-// credentials checks appid/secret the way the token endpoints do.
-func (s *Server) credentials(w http.ResponseWriter, grant, appid, secret string) *app {
+// credentials checks the caller's IP, appid and secret the way the token
+// endpoints do.
+func (s *Server) credentials(w http.ResponseWriter, r *http.Request, grant, appid, secret string) *app {
+	if ip := remoteIP(r); s.allowIPs != nil && !s.allowIPs[ip] {
+		fail(w, 40164, fmt.Sprintf("invalid ip %s ipv6 ::ffff:%s, not in whitelist", ip, ip))
+		return nil
+	}
 	switch {
 	case grant != "client_credential":
 		fail(w, 40002, "invalid grant_type")
@@ -253,7 +291,7 @@ func (s *Server) classicToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.credentials(w, q.Get("grant_type"), q.Get("appid"), q.Get("secret"))
+	a := s.credentials(w, r, q.Get("grant_type"), q.Get("appid"), q.Get("secret"))
 	if a == nil {
 		return
 	}
@@ -264,6 +302,7 @@ func (s *Server) classicToken(w http.ResponseWriter, r *http.Request) {
 	}
 	a.classicN++
 	now := s.Clock.Now()
+	a.classic = prune(a.classic, now)
 	// Fetching again invalidates the previous token after the overlap.
 	for _, t := range a.classic {
 		if t.validTo.After(now.Add(overlap)) {
@@ -289,7 +328,7 @@ func (s *Server) stableToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.credentials(w, in.GrantType, in.AppID, in.Secret)
+	a := s.credentials(w, r, in.GrantType, in.AppID, in.Secret)
 	if a == nil {
 		return
 	}
@@ -320,7 +359,7 @@ func (s *Server) stableToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if cur == nil {
 		cur = &token{value: newToken(), expires: now.Add(tokenLifetime), validTo: now.Add(tokenLifetime)}
-		a.stable = append(a.stable, cur)
+		a.stable = append(prune(a.stable, now), cur)
 	}
 	writeJSON(w, map[string]any{"access_token": cur.value, "expires_in": int(cur.expires.Sub(now).Seconds())})
 }

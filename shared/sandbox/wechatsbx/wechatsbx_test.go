@@ -117,3 +117,75 @@ func TestVendorAdminEndpointsAreReachable(t *testing.T) {
 	require.Equal(t, true, post(t, srv, "/__sandbox/wechat/rotate?appid="+DemoAppID, ``)["ok"])
 	require.Equal(t, 40001.0, quota(t, srv, tok)["errcode"])
 }
+
+func TestQuotaAnswers(t *testing.T) {
+	s := New(Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tok := post(t, srv, "/cgi-bin/stable_token", `{"grant_type":"client_credential","appid":"`+DemoAppID+`","secret":"`+DemoSecret+`"}`)["access_token"].(string)
+	cases := []struct {
+		deliveryID, bizID string
+		errcode           float64 // 0: success
+		quota             float64
+	}{
+		{"YTO", "xyz", 0, 210},
+		{"ZTO", "zero-balance", 0, 0},
+		{"YUNDA", "yunda-01", 0, 55},
+		{"YTO", "wrong-password", 9300531, 0},
+		{"YTO", "nobody", 9300525, 0},
+		{"NOPE", "xyz", 9300503, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.deliveryID+"/"+c.bizID, func(t *testing.T) {
+			b, _ := json.Marshal(map[string]string{"delivery_id": c.deliveryID, "biz_id": c.bizID})
+			m := post(t, srv, "/cgi-bin/express/business/quota/get?access_token="+url.QueryEscape(tok), string(b))
+			if c.errcode != 0 {
+				require.Equal(t, c.errcode, m["errcode"])
+				require.Contains(t, m["errmsg"], " rid: ")
+				require.NotContains(t, m, "quota_num", "an error answer has no balance")
+				return
+			}
+			require.NotContains(t, m, "errcode")
+			require.Contains(t, m, "quota_num")
+			require.Equal(t, c.quota, m["quota_num"])
+		})
+	}
+	require.Equal(t, len(cases), s.Calls("quota"))
+	require.Equal(t, 1, s.Calls("token"))
+
+	s.Clock.Advance(2*time.Hour + time.Second)
+	require.Equal(t, 42001.0, quota(t, srv, tok)["errcode"], "past its life a token is expired")
+}
+
+func TestIPWhitelist(t *testing.T) {
+	body := `{"grant_type":"client_credential","appid":"` + DemoAppID + `","secret":"` + DemoSecret + `"}`
+	s := New(Options{IPWhitelist: []string{"203.0.113.7"}})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	m := post(t, srv, "/cgi-bin/stable_token", body)
+	require.Equal(t, 40164.0, m["errcode"])
+	require.Contains(t, m["errmsg"], "invalid ip 127.0.0.1")
+	require.Equal(t, 40164.0, get(t, srv, "/cgi-bin/token?grant_type=client_credential&appid="+DemoAppID+"&secret="+DemoSecret)["errcode"])
+
+	ok := New(Options{IPWhitelist: []string{"127.0.0.1"}})
+	srv2 := httptest.NewServer(ok.Handler())
+	defer srv2.Close()
+	require.NotEmpty(t, post(t, srv2, "/cgi-bin/stable_token", body)["access_token"])
+}
+
+func TestDeadTokensAreForgotten(t *testing.T) {
+	s := New(Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	q := "/cgi-bin/token?grant_type=client_credential&appid=" + DemoAppID + "&secret=" + DemoSecret
+	first := get(t, srv, q)["access_token"].(string)
+	for i := 0; i < 50; i++ {
+		s.Clock.Advance(3 * time.Hour)
+		get(t, srv, q)
+	}
+	s.mu.Lock()
+	n := len(s.apps[DemoAppID].classic)
+	s.mu.Unlock()
+	require.LessOrEqual(t, n, 2, "a long-running sandbox keeps only live and recently dead tokens")
+	require.Equal(t, 40001.0, quota(t, srv, first)["errcode"], "a forgotten token is not recognised")
+}
