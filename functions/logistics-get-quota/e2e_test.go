@@ -48,9 +48,10 @@ func (l *lockedBuffer) String() string {
 }
 
 type rig struct {
-	sbx  *wechatsbx.Server
-	inst *emulator.Instance
-	logs *lockedBuffer
+	sbx     *wechatsbx.Server
+	inst    *emulator.Instance
+	logs    *lockedBuffer
+	answers string // every answer this rig's invoke got
 }
 
 func start(t *testing.T, p runtimeapi.Platform, env map[string]string) *rig {
@@ -76,6 +77,7 @@ func (r *rig) invoke(t *testing.T, payload string) map[string]any {
 	require.NoError(t, err)
 	require.False(t, res.TimedOut)
 	require.Nil(t, res.Error, "handled failures are data, never platform errors")
+	r.answers += string(res.Body) + "\n"
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(res.Body, &m), string(res.Body))
 	return m
@@ -141,7 +143,14 @@ func TestEndToEnd(t *testing.T) {
 			require.Equal(t, 400.0, m["statusCode"])
 			require.Contains(t, m["body"], `"errCode":-1001`)
 
+			// Neither the secret nor any access token (the sandbox's start
+			// with "sbx_") in logs or answers.
+			require.Greater(t, r.sbx.Calls("token"), 0)
+			require.Contains(t, r.logs.String(), `"invocation"`, "the logs were captured")
 			require.NotContains(t, r.logs.String(), wechatsbx.DemoSecret)
+			require.NotContains(t, r.logs.String(), "sbx_")
+			require.NotContains(t, r.answers, wechatsbx.DemoSecret)
+			require.NotContains(t, r.answers, "sbx_")
 		})
 	}
 }
@@ -193,11 +202,32 @@ func TestFiftyConcurrentColdInvocationsFetchOneToken(t *testing.T) {
 }
 
 func TestWrongSecret(t *testing.T) {
-	r := start(t, runtimeapi.FC, map[string]string{"WECHAT_APPSECRET": "definitely-wrong-secret-42"})
+	const secret = "definitely-wrong-secret-42"
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			r := start(t, p, map[string]string{"WECHAT_APPSECRET": secret})
+			m := r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)
+			require.Equal(t, 40125.0, m["errCode"])
+			require.True(t, strings.HasPrefix(m["errMsg"].(string), "openapi.logistics.getQuota:fail invalid appsecret"), m["errMsg"])
+			require.Contains(t, m["errMsg"], "check WECHAT_APPSECRET")
+			require.Equal(t, 1, r.sbx.Calls("token"), "no retry loop on a configuration error")
+			// The next invocations answer the same without asking WeChat again.
+			for i := 0; i < 3; i++ {
+				require.Equal(t, 40125.0, r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)["errCode"])
+			}
+			require.Equal(t, 1, r.sbx.Calls("token"))
+			require.Equal(t, 0, r.sbx.Calls("quota"))
+			require.NotContains(t, r.answers, secret)
+			require.NotContains(t, r.logs.String(), secret)
+		})
+	}
+}
+
+func TestMissingConfiguration(t *testing.T) {
+	r := start(t, runtimeapi.FC, map[string]string{"WECHAT_APPSECRET": ""})
 	m := r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)
-	require.Equal(t, 40125.0, m["errCode"])
-	require.Equal(t, 1, r.sbx.Calls("token"), "no retry loop on a configuration error")
-	out, _ := json.Marshal(m)
-	require.NotContains(t, string(out), "definitely-wrong-secret-42")
-	require.NotContains(t, r.logs.String(), "definitely-wrong-secret-42")
+	require.Equal(t, -1601.0, m["errCode"])
+	require.True(t, strings.HasPrefix(m["errMsg"].(string), "openapi.logistics.getQuota:fail configuration: "), m["errMsg"])
+	require.Contains(t, m["errMsg"], "WECHAT_APPSECRET")
+	require.Equal(t, 0, r.sbx.Calls("token"))
 }
