@@ -3,6 +3,7 @@ package wechat
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -130,19 +131,25 @@ func GetQuotaOp(c *Client) envelope.Op {
 func ClientFromDeps(d runtime.Deps) (*Client, error) {
 	secrets, err := d.Env.RequireSecrets("WECHAT_APPSECRET")
 	appid := d.Env.Get("WECHAT_APPID", "")
-	if appid == "" {
+	switch {
+	case appid == "" && err != nil:
+		return nil, fmt.Errorf("set WECHAT_APPID (the mini program's AppID); %w", err)
+	case appid == "":
 		return nil, fmt.Errorf("set WECHAT_APPID (the mini program's AppID)")
-	}
-	if err != nil {
+	case err != nil:
 		return nil, err
 	}
 	mode := d.Env.Get("WECHAT_TOKEN_MODE", ModeStable)
 	if mode != ModeStable && mode != ModeClassic {
 		return nil, fmt.Errorf("WECHAT_TOKEN_MODE=%q: expected stable or classic", mode)
 	}
+	base := d.Env.Get("WECHAT_API_BASE", "https://api.weixin.qq.com")
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("WECHAT_API_BASE=%q: expected an origin such as https://api.weixin.qq.com", base)
+	}
 	tm := NewTokenManager(TokenOptions{
 		AppID: appid, Secret: secrets["WECHAT_APPSECRET"],
-		Base: d.Env.Get("WECHAT_API_BASE", "https://api.weixin.qq.com"), Mode: mode,
+		Base: base, Mode: mode,
 		HTTP: d.HTTP, KV: d.Store, Log: d.Log, Remember: d.Env.Remember,
 	})
 	return NewClient(tm), nil

@@ -190,8 +190,26 @@ func TestTokenTTLFromExpiresIn(t *testing.T) {
 }
 
 func TestMissingConfigNamesTheVariable(t *testing.T) {
-	d := runtime.Deps{Env: config.FromMap(map[string]string{"WECHAT_APPID": "wx1"}), Store: store.NewMemory(store.MemoryOptions{}), HTTP: http.DefaultClient}
-	op, err := wechat.GetQuotaFactory(context.Background(), d)
-	require.ErrorContains(t, err, "WECHAT_APPSECRET")
-	require.Equal(t, wechat.APIGetQuota, op.API)
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"no secret", map[string]string{"WECHAT_APPID": "wx1"}, []string{"WECHAT_APPSECRET"}},
+		{"no appid", map[string]string{"WECHAT_APPSECRET": "s"}, []string{"WECHAT_APPID"}},
+		{"nothing", nil, []string{"WECHAT_APPID", "WECHAT_APPSECRET"}},
+		{"bad mode", map[string]string{"WECHAT_APPID": "wx1", "WECHAT_APPSECRET": "s", "WECHAT_TOKEN_MODE": "force"}, []string{"WECHAT_TOKEN_MODE", "stable or classic"}},
+		{"base without scheme", map[string]string{"WECHAT_APPID": "wx1", "WECHAT_APPSECRET": "s", "WECHAT_API_BASE": "api.weixin.qq.com"}, []string{"WECHAT_API_BASE"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := runtime.Deps{Env: config.FromMap(c.env), Store: store.NewMemory(store.MemoryOptions{}), HTTP: http.DefaultClient}
+			op, err := wechat.GetQuotaFactory(context.Background(), d)
+			require.Error(t, err)
+			for _, w := range c.want {
+				require.ErrorContains(t, err, w)
+			}
+			require.Equal(t, wechat.APIGetQuota, op.API)
+		})
+	}
 }
