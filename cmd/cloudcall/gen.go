@@ -21,7 +21,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	check := fs.Bool("check", false, "do not write: fail if s.yaml or template.yaml differ from the registry")
 	awsIAM := fs.Bool("aws-iam", false, "template.yaml: protect every HttpApi route with AWS_IAM (SigV4 callers) instead of the bundle's caller signatures")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0) and template.yaml (AWS SAM) from shared/registry.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0), s.vpc.yaml (the same in a VPC: s deploy -t s.vpc.yaml)\nand template.yaml (AWS SAM) from shared/registry.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -38,12 +38,20 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	fcVPC, err := descriptor.FC(registry.All(), descriptor.FCOptions{VPC: true})
+	if err != nil {
+		return err
+	}
 	sam, err := descriptor.SAM(registry.All(), descriptor.SAMOptions{IAM: *awsIAM})
 	if err != nil {
 		return err
 	}
 	drift := false
-	for name, want := range map[string][]byte{"s.yaml": fc, "template.yaml": sam} {
+	for _, d := range []struct {
+		name string
+		want []byte
+	}{{"s.yaml", fc}, {"s.vpc.yaml", fcVPC}, {"template.yaml", sam}} {
+		name, want := d.name, d.want
 		path := filepath.Join(root, name)
 		have, _ := os.ReadFile(path)
 		if bytes.Equal(have, want) {
@@ -52,6 +60,9 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		if *check {
 			fmt.Fprintf(stderr, "%s differs from the registry: run `make gen` and commit it\n", name)
+			if *awsIAM && name == "template.yaml" {
+				fmt.Fprintln(stderr, "  (the committed template.yaml is the open variant: --check without --aws-iam)")
+			}
 			drift = true
 			continue
 		}

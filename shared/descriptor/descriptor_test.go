@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -36,9 +37,11 @@ func root(t *testing.T) string {
 func TestNoDrift(t *testing.T) {
 	fc, err := descriptor.FC(registry.All())
 	require.NoError(t, err)
+	fcVPC, err := descriptor.FC(registry.All(), descriptor.FCOptions{VPC: true})
+	require.NoError(t, err)
 	sam, err := descriptor.SAM(registry.All())
 	require.NoError(t, err)
-	for name, want := range map[string][]byte{"s.yaml": fc, "template.yaml": sam} {
+	for name, want := range map[string][]byte{"s.yaml": fc, "s.vpc.yaml": fcVPC, "template.yaml": sam} {
 		have, err := os.ReadFile(filepath.Join(root(t), name))
 		require.NoError(t, err)
 		require.Equal(t, string(want), string(have), "%s drifted from the registry: run `make gen` and commit it", name)
@@ -164,11 +167,21 @@ func plain(n *yaml.Node) any {
 		for _, c := range n.Content {
 			s = append(s, plain(c))
 		}
+		if isIntrinsic(n.Tag) {
+			return map[string]any{"Fn::" + n.Tag[1:]: s}
+		}
 		return s
 	}
-	switch n.Tag {
-	case "!Ref":
+	switch {
+	case n.Tag == "!Ref":
 		return map[string]any{"Ref": n.Value}
+	case n.Tag == "!GetAtt":
+		obj, attr, _ := strings.Cut(n.Value, ".")
+		return map[string]any{"Fn::GetAtt": []any{obj, attr}}
+	case isIntrinsic(n.Tag):
+		return map[string]any{"Fn::" + n.Tag[1:]: n.Value}
+	}
+	switch n.Tag {
 	case "!!int", "!!float":
 		return json.Number(n.Value)
 	case "!!null":
@@ -179,19 +192,51 @@ func plain(n *yaml.Node) any {
 	return n.Value
 }
 
-var devsEnv = regexp.MustCompile(`\$\{env\('[A-Z0-9_]+', '([^']*)'\)\}`)
+// isIntrinsic tells a CloudFormation short form (!Sub) from YAML's own
+// resolved tags (!!str).
+func isIntrinsic(tag string) bool { return strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!") }
 
-// renderDevs substitutes Serverless Devs variables the way `s` does when the
-// environment is empty: ${env('X', 'd')} → d, then ${vars.k} → vars[k].
-func renderDevs(t *testing.T, raw []byte) map[string]any {
-	s := devsEnv.ReplaceAllString(string(raw), "$1")
+var (
+	devsEnv  = regexp.MustCompile(`\$\{env\('([A-Z0-9_]+)'(?:, '([^']*)')?\)\}`)
+	devsVars = regexp.MustCompile(`\$\{vars\.([A-Za-z0-9_]+)\}`)
+)
+
+// renderDevs substitutes Serverless Devs variables the way `s` does:
+// ${env('X', 'd')} → $X or d (${env('X')} → $X, else empty), then
+// ${vars.k} → vars[k]; a value that is exactly ${vars.k} takes the variable
+// whole, object included.
+func renderDevs(t *testing.T, raw []byte, env map[string]string) map[string]any {
+	s := devsEnv.ReplaceAllStringFunc(string(raw), func(m string) string {
+		sub := devsEnv.FindStringSubmatch(m)
+		if v, ok := env[sub[1]]; ok {
+			return v
+		}
+		return sub[2]
+	})
 	var doc map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(s), &doc))
 	vars := doc["vars"].(map[string]any)
-	for k, v := range vars {
-		s = regexp.MustCompile(regexp.QuoteMeta("${vars."+k+"}")).ReplaceAllString(s, v.(string))
+	var sub func(v any) any
+	sub = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				x[k] = sub(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = sub(e)
+			}
+		case string:
+			if m := devsVars.FindStringSubmatch(x); m != nil && m[0] == x {
+				require.Contains(t, vars, m[1])
+				return vars[m[1]]
+			}
+			return devsVars.ReplaceAllStringFunc(x, func(m string) string { return fmt.Sprint(vars[m[7:len(m)-1]]) })
+		}
+		return v
 	}
-	require.NoError(t, yaml.Unmarshal([]byte(s), &doc))
+	sub(doc["resources"])
 	return doc
 }
 
@@ -227,7 +272,7 @@ func TestDescriptorsValidateAgainstOfficialSchemas(t *testing.T) {
 	dir := schemasDir(t)
 	raw, err := os.ReadFile(filepath.Join(root(t), "s.yaml"))
 	require.NoError(t, err)
-	doc := renderDevs(t, raw)
+	doc := renderDevs(t, raw, nil)
 	require.Equal(t, "3.0.0", doc["edition"])
 	require.Len(t, doc["resources"], len(registry.All()))
 	fc3 := compile(t, filepath.Join(dir, "fc3-props.schema.json"))
@@ -251,7 +296,7 @@ func TestDescriptorsValidateAgainstOfficialSchemas(t *testing.T) {
 func TestDescriptorContents(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(root(t), "s.yaml"))
 	require.NoError(t, err)
-	doc := renderDevs(t, raw)
+	doc := renderDevs(t, raw, nil)
 	require.Equal(t, "cn-hangzhou", doc["vars"].(map[string]any)["region"])
 	var timers []map[string]any
 	for name, r := range doc["resources"].(map[string]any) {
@@ -289,6 +334,7 @@ func TestDescriptorContents(t *testing.T) {
 	var tmpl struct {
 		Globals   map[string]map[string]any `yaml:"Globals"`
 		Resources map[string]struct {
+			Type       string            `yaml:"Type"`
 			Metadata   map[string]string `yaml:"Metadata"`
 			Properties struct {
 				FunctionName string `yaml:"FunctionName"`
@@ -302,9 +348,14 @@ func TestDescriptorContents(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(raw, &tmpl))
 	require.Equal(t, "provided.al2023", tmpl.Globals["Function"]["Runtime"])
 	require.Equal(t, "bootstrap", tmpl.Globals["Function"]["Handler"])
-	require.Len(t, tmpl.Resources, len(registry.All()))
 	var inputs []string
+	functions := 0
 	for id, r := range tmpl.Resources {
+		if r.Type == "AWS::Logs::LogGroup" {
+			continue
+		}
+		functions++
+		require.Equal(t, "AWS::Serverless::Function", r.Type)
 		require.Equal(t, descriptor.LogicalID(r.Properties.FunctionName), id)
 		require.Equal(t, "makefile", r.Metadata["BuildMethod"])
 		for _, ev := range r.Properties.Events {
@@ -320,6 +371,7 @@ func TestDescriptorContents(t *testing.T) {
 			}
 		}
 	}
+	require.Equal(t, len(registry.All()), functions)
 	require.Len(t, inputs, 1)
 	in, shape, err = runtime.Detect([]byte(inputs[0]))
 	require.NoError(t, err)
