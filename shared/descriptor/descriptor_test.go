@@ -194,7 +194,9 @@ func plain(n *yaml.Node) any {
 
 // isIntrinsic tells a CloudFormation short form (!Sub) from YAML's own
 // resolved tags (!!str).
-func isIntrinsic(tag string) bool { return strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!") }
+func isIntrinsic(tag string) bool {
+	return strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!")
+}
 
 var (
 	devsEnv  = regexp.MustCompile(`\$\{env\('([A-Z0-9_]+)'(?:, '([^']*)')?\)\}`)

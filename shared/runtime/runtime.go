@@ -102,6 +102,7 @@ type Handler struct {
 	Guard   Guard
 	Timeout time.Duration // used when the platform gives no deadline
 	initErr error
+	metrics invocationMetrics // cold start, EMF (metrics.go)
 }
 
 // New builds the handler: store, HTTP client, the operation, the guard.
@@ -130,6 +131,7 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 		return nil, err
 	}
 	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: timeout, initErr: initErr}
+	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
 	}
@@ -247,6 +249,7 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	} else {
 		attrs = append(attrs, "errCode", 0)
 	}
+	attrs = append(attrs, h.observe(meta, resp, d)...)
 	level := slog.LevelInfo
 	if code == envelope.CodeInternal {
 		level = slog.LevelError
