@@ -94,8 +94,12 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 	}
 	// Locally nobody else can call the trigger; on a platform this stays off.
 	env["CLOUDCALL_ALLOW_ANONYMOUS"] = "true"
-	if v, ok := os.LookupEnv("CLOUDCALL_STORE"); ok {
-		env["CLOUDCALL_STORE"] = v
+	// The shared store and its key namespace are the caller's choice in
+	// both modes (with --upstream real they also come through the registry).
+	for _, k := range []string{"CLOUDCALL_STORE", "CLOUDCALL_STORE_PREFIX"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
 	}
 	if platform == runtimeapi.Lambda {
 		env["AWS_LAMBDA_FUNCTION_NAME"] = f.Name
