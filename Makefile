@@ -4,7 +4,7 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test vet run bench fuzz package gen deploy-fc deploy-aws clean
+.PHONY: help build test vet gen-check run bench fuzz package gen deploy-fc deploy-aws clean
 
 FUZZ_TIME    ?= 15s
 FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth \
@@ -22,7 +22,10 @@ vet: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
+gen-check: ## fail when s.yaml, s.vpc.yaml or template.yaml differ from shared/registry (make gen fixes it)
+	$(GO) run ./cmd/cloudcall gen --check
+
+test: vet gen-check ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
 	@if [ -z "$$REDIS_URL" ]; then \
 	  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then export REDIS_URL=redis://127.0.0.1:6379/15; echo "redis: using $$REDIS_URL"; \
 	  else echo "redis: nothing answers on 127.0.0.1:6379; the Redis tests skip (set REDIS_URL to run them)"; fi; \
@@ -41,7 +44,7 @@ bench: ## Go benchmarks (briefly), then cloudcall bench: cold start, overhead, t
 run: build ## every function under the local emulator, against the vendor sandboxes (Ctrl-C stops it all)
 	$(BIN)/cloudcall local
 
-gen: ## regenerate s.yaml and template.yaml from shared/registry
+gen: ## regenerate s.yaml, s.vpc.yaml and template.yaml from shared/registry
 	$(GO) run ./cmd/cloudcall gen
 
 package: ## reproducible zips: dist/fc/<fn>.zip (main) and dist/aws/<fn>-{x86_64,arm64}.zip (bootstrap)
