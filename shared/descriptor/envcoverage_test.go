@@ -213,6 +213,29 @@ func descriptorEnv(t *testing.T) (fc, sam map[string][]string) {
 	return fc, sam
 }
 
+// missingFromRegistry lists the variables a function reads that its registry
+// entry lacks (platform-provided ones aside).
+func missingFromRegistry(reads map[string][]envRead, imports map[string][]string, fns []registry.Function) []string {
+	platform := map[string]bool{}
+	for _, v := range registry.PlatformVars() {
+		platform[v.Name] = true
+	}
+	var out []string
+	for _, f := range fns {
+		declared := map[string]bool{}
+		for _, v := range f.Env {
+			declared[v.Name] = true
+		}
+		for name := range functionReads(reads, imports, f.Name) {
+			if !platform[name] && !declared[name] {
+				out = append(out, f.Name+" "+name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // TestEveryVariableTheCodeReadsIsDeployable derives, from the configuration
 // code itself, the variables each function binary reads, and requires each to
 // be in that function's registry entry and so in both descriptors, unless
@@ -224,6 +247,7 @@ func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
 	}
 	reads, imports, problems := codeReads(t)
 	require.Empty(t, problems)
+	require.Empty(t, missingFromRegistry(reads, imports, registry.All()))
 	platform := map[string]bool{}
 	for _, v := range registry.PlatformVars() {
 		platform[v.Name] = true
@@ -260,6 +284,16 @@ func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
 	}
 	t.Logf("%d (function, variable) reads derived from the code, each in both descriptors", total)
 
+	// Every platform-provided variable listed is read somewhere (no stale entries).
+	for _, v := range registry.PlatformVars() {
+		read := false
+		for _, f := range registry.All() {
+			_, ok := functionReads(reads, imports, f.Name)[v.Name]
+			read = read || ok
+		}
+		require.True(t, read, "registry.PlatformVars lists %s but no function reads it", v.Name)
+	}
+
 	// The scan bites: the runtime's reads (every function) and a vendor's own
 	// (one function) are both found, with the code's default.
 	lq := functionReads(reads, imports, "logistics-get-quota")
@@ -270,6 +304,16 @@ func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
 	require.NotContains(t, lq, "TOP_APP_SECRET", "a WeChat binary reads no TOP variable")
 	qa := functionReads(reads, imports, "quota-alert")
 	require.Contains(t, qa, "QUOTA_ALERT_SLACK_URL", "names from a literal list in the same function are derived")
+
+	// A registry that forgets a variable the code reads is caught, per function.
+	fns := registry.All()
+	for i := range fns {
+		fns[i].Env = slices.DeleteFunc(fns[i].Env, func(v registry.Var) bool {
+			return v.Name == "WECHAT_TOKEN_MODE" || v.Name == "CLOUDCALL_STORE_PREFIX" && fns[i].Name == "top-launch-extra-charge"
+		})
+	}
+	require.Equal(t, []string{"logistics-get-quota WECHAT_TOKEN_MODE", "quota-alert WECHAT_TOKEN_MODE", "top-launch-extra-charge CLOUDCALL_STORE_PREFIX"},
+		missingFromRegistry(reads, imports, fns))
 }
 
 func names(vs []registry.Var) []string {
