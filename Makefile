@@ -54,9 +54,10 @@ package-fc: ## one function for FC (s.yaml pre-deploy): make package-fc FUNCTION
 	$(GO) run ./cmd/cloudcall package --platform fc --function $(FUNCTION)
 
 ARCH ?= x86_64
-deploy-fc: ## Serverless Devs: s deploy (needs `s` and credentials; see README)
+FC_TEMPLATE ?= s.yaml
+deploy-fc: ## Serverless Devs: s deploy (FC_TEMPLATE=s.vpc.yaml for the VPC variant; needs `s` and credentials; see README)
 	@command -v s >/dev/null 2>&1 || { echo "deploy-fc: Serverless Devs is not installed (npm install -g @serverless-devs/s), then s config add"; exit 1; }
-	s deploy -y
+	s deploy -y -t $(FC_TEMPLATE)
 
 deploy-aws: ## AWS SAM: sam build && sam deploy --guided (ARCH=x86_64|arm64)
 	@command -v sam >/dev/null 2>&1 || { echo "deploy-aws: the AWS SAM CLI is not installed (see https://docs.aws.amazon.com/serverless-application-model/)"; exit 1; }

@@ -20,7 +20,7 @@ type invocationMetrics struct {
 // setupMetrics turns EMF on when the process serves the Lambda runtime API:
 // one record per invocation on stdout, which Lambda sends to CloudWatch Logs.
 func (h *Handler) setupMetrics(env *config.Env, out io.Writer) {
-	if env.Get("AWS_LAMBDA_RUNTIME_API", "") == "" {
+	if p, _ := Pick(env); p != PlatformLambda {
 		return
 	}
 	emf, err := metrics.NewEMF(env.Get("CLOUDCALL_METRICS_NAMESPACE", metrics.DefaultNamespace), out)
