@@ -88,3 +88,35 @@ func TestOperateDocMatchesTheCode(t *testing.T) {
 	}
 	require.Equal(t, want, have)
 }
+
+// Every bundle error code the documentation lists has a class of its own
+// (only -1999 is "internal"), so a new code cannot hide among the bugs.
+func TestEveryDocumentedCodeHasAClass(t *testing.T) {
+	root, err := emulator.ModuleRoot(".")
+	require.NoError(t, err)
+	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	require.NoError(t, err)
+	seen := 0
+	for _, f := range append([]string{filepath.Join(root, "README.md")}, files...) {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		if !strings.Contains(string(raw), "| errCode | HTTP |") {
+			continue
+		}
+		for _, row := range table(t, string(raw), "| errCode | HTTP |") {
+			m := tick.FindStringSubmatch(row[0])
+			if m == nil {
+				continue // "WeChat errcode"
+			}
+			code, err := strconv.Atoi(m[1])
+			require.NoError(t, err)
+			seen++
+			if code == -1999 {
+				require.Equal(t, metrics.ClassInternal, metrics.Class(code))
+				continue
+			}
+			require.NotEqual(t, metrics.ClassInternal, metrics.Class(code), "%s documents %d: give it a class in shared/metrics", filepath.Base(f), code)
+		}
+	}
+	require.GreaterOrEqual(t, seen, 15, "the error-code table was found")
+}
