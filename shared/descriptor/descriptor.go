@@ -168,14 +168,18 @@ func FC(fns []registry.Function, opts ...FCOptions) ([]byte, error) {
 	for _, f := range fns {
 		env := &yaml.Node{Kind: yaml.MappingNode}
 		for _, v := range f.Env {
-			// A secret has no default, so none can be written into the file
-			// by mistake; every other variable may be unset at deploy time (a
-			// function that lacks one answers -1601 naming it).
-			val := fmt.Sprintf("${env('%s', '%s')}", v.Name, v.Default)
+			// Every variable may be unset at deploy time: a function that
+			// lacks one answers -1601 naming it. So each has a default, and
+			// a secret's is always empty (the registry refuses another), so
+			// no secret is ever written into the file. A bare ${env('X')}
+			// would not do: Serverless Devs' template engine throws "env('X')
+			// not found" for an unset or empty X, so one unused secret (a
+			// Slack URL, a CK1 token beside OAuth) would stop every deploy.
+			def := v.Default
 			if v.Secret {
-				val = fmt.Sprintf("${env('%s')}", v.Name)
+				def = ""
 			}
-			env.Content = append(env.Content, scalar(v.Name), quoted(val))
+			env.Content = append(env.Content, scalar(v.Name), quoted(fmt.Sprintf("${env('%s', '%s')}", v.Name, def)))
 		}
 		var triggers []*yaml.Node
 		if len(f.HTTPMethods) > 0 {

@@ -203,21 +203,38 @@ var (
 	devsVars = regexp.MustCompile(`\$\{vars\.([A-Za-z0-9_]+)\}`)
 )
 
-// renderDevs substitutes Serverless Devs variables the way `s` does:
-// ${env('X', 'd')} → $X or d (${env('X')} → $X, else empty), then
-// ${vars.k} → vars[k]; a value that is exactly ${vars.k} takes the variable
-// whole, object included.
+// renderDevs substitutes Serverless Devs variables the way `s` does
+// (@serverless-devs/art-template's env()): ${env('X', 'd')} → $X when it is
+// set and not empty, else d; ${env('X')} with X unset or empty is an error
+// ("env('X') not found"); then ${vars.k} → vars[k], a value that is exactly
+// ${vars.k} taking the variable whole, object included.
 func renderDevs(t *testing.T, raw []byte, env map[string]string) map[string]any {
+	doc, err := renderDevsErr(raw, env)
+	require.NoError(t, err)
+	return doc
+}
+
+func renderDevsErr(raw []byte, env map[string]string) (map[string]any, error) {
+	var missing []string
 	s := devsEnv.ReplaceAllStringFunc(string(raw), func(m string) string {
 		sub := devsEnv.FindStringSubmatch(m)
-		if v, ok := env[sub[1]]; ok {
+		if v := env[sub[1]]; v != "" {
 			return v
+		}
+		if !strings.Contains(m, ",") {
+			missing = append(missing, sub[1])
 		}
 		return sub[2]
 	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("env('%s') not found", strings.Join(missing, "', '"))
+	}
 	var doc map[string]any
-	require.NoError(t, yaml.Unmarshal([]byte(s), &doc))
+	if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
+		return nil, err
+	}
 	vars := doc["vars"].(map[string]any)
+	var unknown []string
 	var sub func(v any) any
 	sub = func(v any) any {
 		switch x := v.(type) {
@@ -231,7 +248,9 @@ func renderDevs(t *testing.T, raw []byte, env map[string]string) map[string]any 
 			}
 		case string:
 			if m := devsVars.FindStringSubmatch(x); m != nil && m[0] == x {
-				require.Contains(t, vars, m[1])
+				if _, ok := vars[m[1]]; !ok {
+					unknown = append(unknown, m[1])
+				}
 				return vars[m[1]]
 			}
 			return devsVars.ReplaceAllStringFunc(x, func(m string) string { return fmt.Sprint(vars[m[7:len(m)-1]]) })
@@ -239,7 +258,10 @@ func renderDevs(t *testing.T, raw []byte, env map[string]string) map[string]any 
 		return v
 	}
 	sub(doc["resources"])
-	return doc
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("unknown vars %v", unknown)
+	}
+	return doc, nil
 }
 
 // fcPropsErrors validates each fc3 resource's props and returns the failures.

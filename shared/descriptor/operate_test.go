@@ -144,6 +144,9 @@ func TestVPCVariants(t *testing.T) {
 	for name, r := range plainFC["resources"].(map[string]any) {
 		require.NotContains(t, r.(map[string]any)["props"], "vpcConfig", name)
 	}
+	// s.vpc.yaml without the VPC settings stops at once, as `s` would.
+	_, err := renderDevsErr(readRoot(t, "s.vpc.yaml"), nil)
+	require.EqualError(t, err, "env('FC_VPC_ID', 'FC_VSWITCH_ID', 'FC_SECURITY_GROUP_ID') not found")
 	// FC with VPC: the same file plus vpcConfig, from the environment.
 	env := map[string]string{"FC_VPC_ID": "vpc-bp1test", "FC_VSWITCH_ID": "vsw-bp1test", "FC_SECURITY_GROUP_ID": "sg-bp1test"}
 	vpcFC := renderDevs(t, readRoot(t, "s.vpc.yaml"), env)
@@ -234,8 +237,10 @@ func TestTemplateOutputs(t *testing.T) {
 	require.Len(t, outputs, len(registry.All())+urls)
 }
 
-// TestSecretsStaySecret: secrets are NoEcho parameters and ${env('NAME')}
-// without a default; other variables carry their registry default.
+// TestSecretsStaySecret: secrets are NoEcho parameters, and in s.yaml
+// ${env('NAME', '')}: no value is ever written, and an unset secret does not
+// stop the deploy (the function answers -1601 naming it instead); other
+// variables carry their registry default.
 func TestSecretsStaySecret(t *testing.T) {
 	params := samDoc(t)["Parameters"].(map[string]any)
 	fcRaw := string(readRoot(t, "s.yaml"))
@@ -245,10 +250,10 @@ func TestSecretsStaySecret(t *testing.T) {
 			p := params[samParamName(v.Name)].(map[string]any)
 			if v.Secret {
 				secrets++
+				require.Empty(t, v.Default, "%s: a secret has no default in the registry", v.Name)
 				require.Equal(t, true, p["NoEcho"], v.Name)
 				require.Equal(t, "", p["Default"], v.Name)
-				require.Contains(t, fcRaw, fmt.Sprintf(`%s: "${env('%s')}"`, v.Name, v.Name))
-				require.NotContains(t, fcRaw, fmt.Sprintf(`${env('%s', `, v.Name))
+				require.Contains(t, fcRaw, fmt.Sprintf(`%s: "${env('%s', '')}"`, v.Name, v.Name))
 				continue
 			}
 			require.NotContains(t, p, "NoEcho", v.Name)
@@ -257,6 +262,8 @@ func TestSecretsStaySecret(t *testing.T) {
 		}
 	}
 	require.Greater(t, secrets, 10)
+	// Every function variable has a default in s.yaml (none can stop a deploy).
+	require.NotRegexp(t, `\$\{env\('[A-Z0-9_]+'\)\}`, fcRaw)
 }
 
 func samParamName(env string) string {
