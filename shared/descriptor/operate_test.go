@@ -238,7 +238,7 @@ func TestTemplateOutputs(t *testing.T) {
 }
 
 // TestSecretsStaySecret: secrets are NoEcho parameters, and in s.yaml
-// ${env('NAME', ”)}: no value is ever written, and an unset secret does not
+// ${env('NAME', <empty>)}: no value is ever written, and an unset secret does not
 // stop the deploy (the function answers -1601 naming it instead); other
 // variables carry their registry default.
 func TestSecretsStaySecret(t *testing.T) {
