@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -91,9 +92,9 @@ type Invocation struct {
 }
 
 // LogAttrs are the fields the JSON invocation line carries besides those it
-// already has (function, api, errCode, latencyMs): slog key/value pairs.
-func (inv Invocation) LogAttrs() []any {
-	return []any{"errClass", Class(inv.ErrCode), "coldStart", inv.ColdStart}
+// already has (function, api, errCode, latencyMs).
+func (inv Invocation) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("errClass", Class(inv.ErrCode)), slog.Bool("coldStart", inv.ColdStart)}
 }
 
 // DefaultNamespace is the CloudWatch namespace unless configured.

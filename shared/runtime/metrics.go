@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"io"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -31,9 +32,10 @@ func (h *Handler) setupMetrics(env *config.Env, out io.Writer) {
 	h.metrics.emf = emf
 }
 
-// observe measures one completed invocation: it returns the fields for the
-// invocation log line and writes the EMF record when EMF is on.
-func (h *Handler) observe(meta Meta, resp envelope.Response, d time.Duration) []any {
+// observe measures one completed invocation, whatever the log level: it
+// writes the EMF record when EMF is on and returns the fields the invocation
+// log line adds (errClass, coldStart).
+func (h *Handler) observe(meta Meta, resp envelope.Response, d time.Duration) []slog.Attr {
 	inv := metrics.Invocation{Function: h.Deps.Function, API: h.Op.API, RequestID: meta.RequestID,
 		Latency: d, ColdStart: !h.metrics.served.Swap(true)}
 	if resp.Err != nil {

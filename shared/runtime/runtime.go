@@ -228,6 +228,7 @@ type Meta struct {
 }
 
 func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape Shape, meta Meta, resp envelope.Response, d time.Duration) {
+	extra := h.observe(meta, resp, d) // first: metrics are written whatever the log level
 	attrs := []any{
 		"requestId", meta.RequestID,
 		"function", h.Deps.Function,
@@ -249,7 +250,9 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	} else {
 		attrs = append(attrs, "errCode", 0)
 	}
-	attrs = append(attrs, h.observe(meta, resp, d)...)
+	for _, a := range extra {
+		attrs = append(attrs, a)
+	}
 	level := slog.LevelInfo
 	if code == envelope.CodeInternal {
 		level = slog.LevelError
