@@ -255,6 +255,45 @@ var LogRetentionDays = []string{"1", "3", "5", "7", "14", "30", "60", "90", "120
 
 func tagged(tag string, n *yaml.Node) *yaml.Node { n.Tag = tag; return n }
 
+func flow(items ...*yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle, Content: items}
+}
+
+// notEmpty is the condition !Not [!Equals [x, ""]].
+func notEmpty(x *yaml.Node) *yaml.Node {
+	return tagged("!Not", value([]*yaml.Node{tagged("!Equals", flow(x, quoted("")))}))
+}
+
+// metricStat is one EMF metric of a function, summed over 5 minutes or 1.
+func metricStat(id, metric, fn string, period int) *yaml.Node {
+	return mapping("Id", id, "ReturnData", false, "MetricStat", mapping(
+		"Metric", mapping("Namespace", ref("CloudcallMetricsNamespace"), "MetricName", metric,
+			"Dimensions", []*yaml.Node{mapping("Name", "function", "Value", fn)}),
+		"Period", period, "Stat", "Sum"))
+}
+
+// moneyAlarms are a money-moving function's two alarms on its EMF metrics
+// (docs/operate.md, Alarms), created only with an AlarmTopicArn.
+func moneyAlarms(f registry.Function, id string) []*yaml.Node {
+	actions := []*yaml.Node{ref("AlarmTopicArn")}
+	rate := mapping("Type", "AWS::CloudWatch::Alarm", "Condition", "HasAlarms", "Properties", mapping(
+		"AlarmDescription", f.Name+": more than 1% of calls failed (errCode != 0) over 5 minutes, with at least 20 calls",
+		"ComparisonOperator", "GreaterThanThreshold", "Threshold", 1, "EvaluationPeriods", 1,
+		"TreatMissingData", "notBreaching", "AlarmActions", actions,
+		"Metrics", []*yaml.Node{
+			metricStat("e", "errors", f.Name, 300),
+			metricStat("i", "invocations", f.Name, 300),
+			mapping("Id", "rate", "Label", "error %", "ReturnData", true, "Expression", "IF(i >= 20, 100 * e / i, 0)"),
+		}))
+	unknown := mapping("Type", "AWS::CloudWatch::Alarm", "Condition", "HasAlarms", "Properties", mapping(
+		"AlarmDescription", f.Name+": an answer was -1304 (outcome unknown): reconcile with the vendor before any retry",
+		"Namespace", ref("CloudcallMetricsNamespace"), "MetricName", "outcomeUnknown",
+		"Dimensions", []*yaml.Node{mapping("Name", "function", "Value", f.Name)},
+		"Statistic", "Sum", "Period", 60, "EvaluationPeriods", 1, "Threshold", 1,
+		"ComparisonOperator", "GreaterThanOrEqualToThreshold", "TreatMissingData", "notBreaching", "AlarmActions", actions))
+	return []*yaml.Node{scalar(id + "ErrorRateAlarm"), rate, scalar(id + "OutcomeUnknownAlarm"), unknown}
+}
+
 // SAM renders template.yaml (the committed one uses the zero options).
 func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 	var o SAMOptions
@@ -274,7 +313,9 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 		scalar("VpcSecurityGroupIds"), mapping("Type", "CommaDelimitedList", "Default", quoted(""),
 			"Description", "security groups of the functions in the VPC (allowed into Redis / the database)"),
 		scalar("LogRetentionDays"), mapping("Type", "Number", "Default", 30, "AllowedValues", LogRetentionDays,
-			"Description", "days CloudWatch Logs keeps each function's logs"))
+			"Description", "days CloudWatch Logs keeps each function's logs"),
+		scalar("AlarmTopicArn"), mapping("Type", "String", "Default", quoted(""),
+			"Description", "SNS topic for the money-moving functions' alarms (error rate over 1%, any -1304); empty: no alarms"))
 	seen := map[string]bool{}
 	var names []string
 	vars := map[string]registry.Var{}
@@ -296,12 +337,9 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 		}
 		params.Content = append(params.Content, scalar(paramName(n)), p)
 	}
-	conditions := mapping("HasVpc", tagged("!Not", value([]*yaml.Node{
-		tagged("!Equals", &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle, Content: []*yaml.Node{
-			tagged("!Join", &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle, Content: []*yaml.Node{quoted(""), ref("VpcSubnetIds")}}),
-			quoted(""),
-		}}),
-	})))
+	conditions := mapping(
+		"HasVpc", notEmpty(tagged("!Join", flow(quoted(""), ref("VpcSubnetIds")))),
+		"HasAlarms", notEmpty(ref("AlarmTopicArn")))
 	resources := &yaml.Node{Kind: yaml.MappingNode}
 	outputs := &yaml.Node{Kind: yaml.MappingNode}
 	for _, f := range fns {
@@ -352,6 +390,9 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 		outputs.Content = append(outputs.Content, scalar(id+"Arn"), mapping(
 			"Description", f.Name+": function ARN (aws lambda invoke --function-name)",
 			"Value", tagged("!GetAtt", scalar(id+".Arn"))))
+		if f.MovesMoney {
+			resources.Content = append(resources.Content, moneyAlarms(f, id)...)
+		}
 	}
 	globals := mapping("Function", mapping("Runtime", "provided.al2023", "Handler", "bootstrap",
 		"Architectures", []*yaml.Node{ref("Architecture")}))

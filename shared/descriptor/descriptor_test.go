@@ -375,11 +375,10 @@ func TestDescriptorContents(t *testing.T) {
 	var inputs []string
 	functions := 0
 	for id, r := range tmpl.Resources {
-		if r.Type == "AWS::Logs::LogGroup" {
-			continue
+		if r.Type != "AWS::Serverless::Function" {
+			continue // log groups, alarms (operate_test.go)
 		}
 		functions++
-		require.Equal(t, "AWS::Serverless::Function", r.Type)
 		require.Equal(t, descriptor.LogicalID(r.Properties.FunctionName), id)
 		require.Equal(t, "makefile", r.Metadata["BuildMethod"])
 		for _, ev := range r.Properties.Events {

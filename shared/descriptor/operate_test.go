@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cloudcall/cloudcall/shared/descriptor"
+	"github.com/cloudcall/cloudcall/shared/metrics"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
@@ -106,7 +107,14 @@ func resolveCFN(t *testing.T, doc map[string]any, params map[string]any) map[str
 	for name, c := range doc["Conditions"].(map[string]any) {
 		conds[name] = eval(c).(bool)
 	}
-	return eval(doc).(map[string]any)
+	out := eval(doc).(map[string]any)
+	// A resource whose condition is false is not created.
+	for id, r := range out["Resources"].(map[string]any) {
+		if c, ok := r.(map[string]any)["Condition"].(string); ok && !conds[c] {
+			delete(out["Resources"].(map[string]any), id)
+		}
+	}
+	return out
 }
 
 func toSchemaValue(t *testing.T, v any) any {
@@ -235,6 +243,60 @@ func TestTemplateOutputs(t *testing.T) {
 	}
 	require.Equal(t, 4, urls)
 	require.Len(t, outputs, len(registry.All())+urls)
+}
+
+// TestChargeAlarms: with an SNS topic the stack alarms on the charge's error
+// rate over 1% and on any -1304, from the metrics the EMF records carry;
+// without one there are no alarms.
+func TestChargeAlarms(t *testing.T) {
+	dir := schemasDir(t)
+	sam := compile(t, filepath.Join(dir, "sam.schema.json"))
+	doc := samDoc(t)
+	alarmsOf := func(d map[string]any) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for id, r := range d["Resources"].(map[string]any) {
+			if r.(map[string]any)["Type"] == "AWS::CloudWatch::Alarm" {
+				out[id] = r.(map[string]any)["Properties"].(map[string]any)
+			}
+		}
+		return out
+	}
+	require.Empty(t, alarmsOf(resolveCFN(t, doc, nil)), "no topic, no alarms")
+
+	topic := "arn:aws:sns:us-east-1:123456789012:oncall"
+	with := resolveCFN(t, doc, map[string]any{"AlarmTopicArn": topic})
+	require.NoError(t, sam.Validate(toSchemaValue(t, with)))
+	alarms := alarmsOf(with)
+	var money []string
+	for _, f := range registry.All() {
+		if f.MovesMoney {
+			money = append(money, f.Name)
+		}
+	}
+	require.Equal(t, []string{"top-launch-extra-charge"}, money)
+	require.Len(t, alarms, 2)
+	dim := []any{map[string]any{"Name": metrics.DimensionFunction, "Value": "top-launch-extra-charge"}}
+
+	rate := alarms["TopLaunchExtraChargeFunctionErrorRateAlarm"]
+	require.Equal(t, []any{topic}, rate["AlarmActions"])
+	require.Equal(t, "GreaterThanThreshold", rate["ComparisonOperator"])
+	require.Equal(t, json.Number("1"), rate["Threshold"])
+	queries := rate["Metrics"].([]any)
+	require.Len(t, queries, 3)
+	for i, name := range []string{metrics.MetricErrors, metrics.MetricInvocations} {
+		m := queries[i].(map[string]any)["MetricStat"].(map[string]any)["Metric"].(map[string]any)
+		require.Equal(t, name, m["MetricName"])
+		require.Equal(t, metrics.DefaultNamespace, m["Namespace"], "the namespace parameter's default")
+		require.Equal(t, dim, m["Dimensions"])
+	}
+	require.Equal(t, "IF(i >= 20, 100 * e / i, 0)", queries[2].(map[string]any)["Expression"])
+
+	unknown := alarms["TopLaunchExtraChargeFunctionOutcomeUnknownAlarm"]
+	require.Equal(t, metrics.MetricOutcomeUnknown, unknown["MetricName"])
+	require.Equal(t, dim, unknown["Dimensions"])
+	require.Equal(t, "GreaterThanOrEqualToThreshold", unknown["ComparisonOperator"])
+	require.Equal(t, json.Number("1"), unknown["Threshold"])
+	require.Equal(t, json.Number("60"), unknown["Period"])
 }
 
 // TestSecretsStaySecret: secrets are NoEcho parameters, and in s.yaml

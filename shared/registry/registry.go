@@ -59,6 +59,9 @@ type Function struct {
 	MemoryMB    int
 	TimeoutSec  int
 	HTTPMethods []string // empty: no HTTP trigger
+	// MovesMoney marks a money-moving write: template.yaml can alarm on its
+	// error rate and on every outcome-unknown answer.
+	MovesMoney bool
 	Schedule    *Schedule
 	Env         []Var
 	// Example is an input that works against the sandbox (start-up curl
@@ -127,7 +130,7 @@ func All() []Function {
 		{
 			Name: "top-launch-extra-charge", API: "top.ascp.launchExtraCharge", Vendor: "top",
 			Description: "Taobao Open Platform alibaba.ascp.industry.launch.extra.charge: charge extra on a service order (moves money)",
-			MemoryMB:    128, TimeoutSec: 15, HTTPMethods: []string{"POST"},
+			MemoryMB:    128, TimeoutSec: 15, HTTPMethods: []string{"POST"}, MovesMoney: true,
 			Env: append([]Var{
 				{Name: "TOP_APP_KEY", Description: "TOP app key"},
 				{Name: "TOP_APP_SECRET", Secret: true, Description: "TOP app secret"},
