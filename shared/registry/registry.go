@@ -62,8 +62,8 @@ type Function struct {
 	// MovesMoney marks a money-moving write: template.yaml can alarm on its
 	// error rate and on every outcome-unknown answer.
 	MovesMoney bool
-	Schedule    *Schedule
-	Env         []Var
+	Schedule   *Schedule
+	Env        []Var
 	// Example is an input that works against the sandbox (start-up curl
 	// lines, docs, smoke tests).
 	Example string
