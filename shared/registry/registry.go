@@ -59,14 +59,14 @@ type Function struct {
 	MemoryMB    int
 	TimeoutSec  int
 	HTTPMethods []string // empty: no HTTP trigger
-	// MovesMoney marks a money-moving write: template.yaml can alarm on its
-	// error rate and on every outcome-unknown answer.
-	MovesMoney bool
-	Schedule   *Schedule
-	Env        []Var
+	Schedule    *Schedule
+	Env         []Var
 	// Example is an input that works against the sandbox (start-up curl
 	// lines, docs, smoke tests).
 	Example string
+	// MovesMoney marks a money-moving write: template.yaml can alarm on its
+	// error rate and on every outcome-unknown answer.
+	MovesMoney bool
 }
 
 // Common variables every function reads.
