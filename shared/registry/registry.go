@@ -8,7 +8,7 @@ import "slices"
 // Var is an environment variable a function reads.
 type Var struct {
 	Name        string
-	Secret      bool   // never logged; a NoEcho parameter / ${env()} without a default in descriptors
+	Secret      bool   // never logged; NoEcho in template.yaml; never a default value
 	Default     string // empty: no default (the code's own default applies)
 	Description string
 	// ReadBy names the library that reads the variable when the bundle's
