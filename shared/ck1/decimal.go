@@ -39,8 +39,22 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &n); err != nil {
 		return errors.New("not a number")
 	}
-	*d = Decimal(n)
+	*d = Decimal(plain(string(n)))
 	return nil
+}
+
+// plain writes an exponent form with plain digits (1e2 → 100, 2.5E-1 →
+// 0.25), as CK1's decimal(8,2) reads it; other numbers keep the caller's
+// digits exactly (30.50 stays 30.50).
+func plain(s string) string {
+	if !strings.ContainsAny(s, "eE") {
+		return s
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return s
+	}
+	return r.FloatString(decimalPlaces(s))
 }
 
 // MarshalJSON writes the digits as they came.

@@ -246,16 +246,19 @@ func TestTimestampWindow(t *testing.T) {
 func TestBadInputNeverReachesTOP(t *testing.T) {
 	r := newRig(t, nil)
 	cases := map[string]string{
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":12.5,"type":1}}`:                     "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":"12","type":1}}`:                     "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":0,"type":1}}`:                        "price: must be greater than 0",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":9}}`:                      "type: must be 1..8",
-		`{"omsLaunchExtraChargeParameter":{"price":100,"type":1}}`:                                                   "wdsCoordinationOrderId: required",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":"not json"}}`: "feature: must be a string holding a JSON object",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":"[1]"}}`:      "feature: must be a string holding a JSON object",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":{"a":1}}}`:    "feature: expected a string holding a JSON object",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100000001,"type":1}}`:                "over the safety cap",
-		`{"oms_launch_extra_charge_parameter":{}}`:                                                                   `did you mean "omsLaunchExtraChargeParameter"?`,
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":12.5,"type":1}}`:                              "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":"12","type":1}}`:                              "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":-1,"type":1}}`:                                "price: -1 fen is under the floor of 0 fen (TOP_MIN_PRICE_FEN)",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":9223372036854775808,"type":1}}`:               "price: expected an integer number of fen (1/100 CNY), e.g. 12345 for 123.45 CNY, got number 9223372036854775808",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":9}}`:                               "type: expected an integer from 1 to 8",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":0}}`:                               "type: expected an integer from 1 to 8",
+		`{"omsLaunchExtraChargeParameter":{"price":100,"type":1}}`:                                                            "wdsCoordinationOrderId: required",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":{"a":1}}}`:             "feature: expected a string, got object",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100000001,"type":1}}`:                         "over the safety cap",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":1,"price":2,"type":1}}`:                       `omsLaunchExtraChargeParameter.price: duplicate key "price"`,
+		"{\"omsLaunchExtraChargeParameter\":{\"wdsCoordinationOrderId\":\"B\",\"price\":1,\"type\":1,\"desc\":\"\xe4\xb8\"}}": "omsLaunchExtraChargeParameter.desc: not valid UTF-8",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":1,"type":1},"idempotencyKey":"a b"}`:          "idempotencyKey: expected up to 128 printable ASCII characters without spaces",
+		`{"oms_launch_extra_charge_parameter":{}}`:                                                                            `did you mean "omsLaunchExtraChargeParameter"?`,
 		`{}`: "omsLaunchExtraChargeParameter: required",
 	}
 	for body, want := range cases {

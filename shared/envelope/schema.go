@@ -1,0 +1,441 @@
+package envelope
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+)
+
+// Schema is a function's input contract (a JSON Schema 2020-12 from the
+// registry) compiled once. It is the only source of the input's rules:
+// DecodeInput runs it on every call, and its messages come from the schema's
+// own words (x-expect: what the field takes, in the caller's terms).
+type Schema struct {
+	compiled *jsonschema.Schema
+	doc      map[string]any // the raw schema, read only to explain an error
+}
+
+// CompileSchema compiles a JSON Schema 2020-12 document.
+func CompileSchema(b []byte) (*Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	raw, ok := doc.(map[string]any)
+	if !ok {
+		return nil, errors.New("schema: not a JSON object")
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource("mem:///input.json", doc); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	s, err := c.Compile("mem:///input.json")
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	return &Schema{compiled: s, doc: raw}, nil
+}
+
+// MustCompileSchema is CompileSchema for the registry's embedded schemas,
+// which a test compiles: a failure is a build mistake.
+func MustCompileSchema(b []byte, err error) *Schema {
+	if err != nil {
+		panic(err)
+	}
+	s, err := CompileSchema(b)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Check parses body with the envelope's hygiene (one JSON object, no key
+// twice, UTF-8 text, at most MaxDepth levels) and validates it against the
+// schema. It is what DecodeInput does before filling the Go value, and what
+// the corpus tests compare the schema's own verdict with.
+func (s *Schema) Check(body []byte) error {
+	trimmed, err := precheck(body)
+	if err != nil {
+		return err
+	}
+	_, err = s.check(trimmed)
+	return err
+}
+
+func (s *Schema) check(trimmed []byte) (any, error) {
+	inst, err := parseInstance(trimmed)
+	if err != nil {
+		return nil, explain(trimmed, nil, err)
+	}
+	if err := s.compiled.Validate(inst); err != nil {
+		var ve *jsonschema.ValidationError
+		if errors.As(err, &ve) {
+			return nil, s.explainSchema(inst, ve)
+		}
+		return nil, Invalid("", "%v", err)
+	}
+	return inst, nil
+}
+
+// DecodeInput is how a function reads its input: the envelope's hygiene,
+// then the function's schema (the one source of its rules), then the Go
+// value, then v.Validate (named policies stricter than the vendor) when v is
+// a Validator. Every failure is an *Error with CodeInvalidInput naming the
+// field with its indices, what it takes and what came.
+func DecodeInput(body []byte, s *Schema, v any) error {
+	trimmed, err := precheck(body)
+	if err != nil {
+		return err
+	}
+	if _, err := s.check(trimmed); err != nil {
+		return err
+	}
+	if err := unmarshalTyped(trimmed, v); err != nil {
+		return err
+	}
+	if val, ok := v.(Validator); ok {
+		return val.Validate()
+	}
+	return nil
+}
+
+// parseInstance reads the body into the generic form the validator takes
+// (numbers as json.Number-like exact strings), refusing duplicate keys and
+// invalid UTF-8 as it goes.
+func parseInstance(b []byte) (any, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	v, err := readValue(dec)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		if err == nil {
+			err = &jsontext.SyntacticError{ByteOffset: dec.InputOffset(), Err: errors.New("data after the JSON object")}
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+func readValue(dec *jsontext.Decoder) (any, error) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '{':
+		m := map[string]any{}
+		for dec.PeekKind() != '}' {
+			k, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := k.String() // before the next read voids the token
+			v, err := readValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
+		}
+		_, err := dec.ReadToken()
+		return m, err
+	case '[':
+		a := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := readValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := dec.ReadToken()
+		return a, err
+	case '"':
+		return tok.String(), nil
+	case '0':
+		// Exact digits: the validator compares json.Number as a big.Rat, so
+		// 9223372036854775808 is past a Long and 0.1 is a multiple of 0.01.
+		return stdjson.Number(tok.String()), nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case 'n':
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unexpected token %v", tok)
+}
+
+// explainSchema turns the validator's verdict into one message: the most
+// useful failure (unknown fields first, then missing ones, then types, then
+// the rest), at the first path in document order.
+func (s *Schema) explainSchema(inst any, root *jsonschema.ValidationError) *Error {
+	var leaves []*jsonschema.ValidationError
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			leaves = append(leaves, e)
+			return
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(root)
+	slices.SortStableFunc(leaves, func(a, b *jsonschema.ValidationError) int {
+		if d := rank(a.ErrorKind) - rank(b.ErrorKind); d != 0 {
+			return d
+		}
+		return comparePaths(a.InstanceLocation, b.InstanceLocation)
+	})
+	e := leaves[0]
+	loc := e.InstanceLocation
+	path := locPath(loc)
+	node := s.nodeAt(loc)
+	switch k := e.ErrorKind.(type) {
+	case *kind.AdditionalProperties:
+		props := slices.Clone(k.Properties)
+		slices.Sort(props)
+		return unknownField(join(path, props[0]), propertyNames(node))
+	case *kind.Required:
+		missing := k.Missing[0]
+		if req, ok := node["required"].([]any); ok { // the schema's order, not the validator's
+			for _, r := range req {
+				if slices.Contains(k.Missing, r.(string)) {
+					missing = r.(string)
+					break
+				}
+			}
+		}
+		field := join(path, missing)
+		if exp := expect(s.nodeAt(append(slices.Clone(loc), missing))); exp != "" {
+			return Invalid(field, "required: %s", exp)
+		}
+		return Invalid(field, "required")
+	case *kind.Type:
+		return Invalid(fieldOrBody(path), "expected %s, got %s", typeWant(node, k.Want), gotValue(valueAt(inst, loc), false))
+	case *kind.MinLength:
+		if k.Want == 1 {
+			return Invalid(path, "must not be empty: %s", expect(node))
+		}
+		return Invalid(path, "at least %d characters, got %d", k.Want, k.Got)
+	case *kind.MaxLength:
+		return Invalid(path, "at most %d characters, got %d", k.Want, k.Got)
+	case *kind.MinItems:
+		return Invalid(path, "at least %d items, got %d", k.Want, k.Got)
+	case *kind.MaxItems:
+		return Invalid(path, "at most %d items, got %d", k.Want, k.Got)
+	case *kind.Pattern, *kind.Minimum, *kind.Maximum, *kind.ExclusiveMinimum, *kind.ExclusiveMaximum, *kind.MultipleOf, *kind.Enum, *kind.Const:
+		return Invalid(path, "expected %s, got %s", orDefault(expect(node), e.ErrorKind), gotValue(valueAt(inst, loc), true))
+	}
+	return Invalid(path, "%s", e.ErrorKind.LocalizedString(nil))
+}
+
+func rank(k jsonschema.ErrorKind) int {
+	switch k.(type) {
+	case *kind.AdditionalProperties:
+		return 0
+	case *kind.Required:
+		return 1
+	case *kind.Type:
+		return 2
+	}
+	return 3
+}
+
+func comparePaths(a, b []string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			ai, aerr := strconv.Atoi(a[i])
+			bi, berr := strconv.Atoi(b[i])
+			if aerr == nil && berr == nil {
+				return ai - bi
+			}
+			return strings.Compare(a[i], b[i])
+		}
+	}
+	return len(a) - len(b)
+}
+
+func fieldOrBody(path string) string {
+	if path == "" {
+		return "(body)"
+	}
+	return path
+}
+
+// locPath renders an instance location as the envelope's field path,
+// indices included: [boxes 1 weight] → boxes[1].weight.
+func locPath(loc []string) string {
+	var b strings.Builder
+	for _, tok := range loc {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// nodeAt finds the raw schema node that governs an instance location,
+// following properties, items and local $refs.
+func (s *Schema) nodeAt(loc []string) map[string]any {
+	node := s.resolve(s.doc)
+	for _, tok := range loc {
+		if node == nil {
+			return nil
+		}
+		if items, ok := node["items"].(map[string]any); ok {
+			if _, err := strconv.Atoi(tok); err == nil {
+				node = s.resolve(items)
+				continue
+			}
+		}
+		props, _ := node["properties"].(map[string]any)
+		next, _ := props[tok].(map[string]any)
+		node = s.resolve(next)
+	}
+	return node
+}
+
+// resolve merges a local $ref ("#/$defs/x") under the node's own keywords.
+func (s *Schema) resolve(node map[string]any) map[string]any {
+	ref, ok := node["$ref"].(string)
+	if !ok || !strings.HasPrefix(ref, "#/") {
+		return node
+	}
+	var target any = s.doc
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		m, _ := target.(map[string]any)
+		target = m[part]
+	}
+	out := map[string]any{}
+	if m, ok := target.(map[string]any); ok {
+		for k, v := range s.resolve(m) {
+			out[k] = v
+		}
+	}
+	for k, v := range node {
+		if k != "$ref" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func propertyNames(node map[string]any) []string {
+	props, _ := node["properties"].(map[string]any)
+	out := make([]string, 0, len(props))
+	for k := range props {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func expect(node map[string]any) string {
+	s, _ := node["x-expect"].(string)
+	return s
+}
+
+func orDefault(exp string, k jsonschema.ErrorKind) string {
+	if exp != "" {
+		return exp
+	}
+	return k.LocalizedString(nil)
+}
+
+// typeWant says what a field takes when the type is wrong: numbers say their
+// unit and range (x-expect), other types their JSON type.
+func typeWant(node map[string]any, want []string) string {
+	if len(want) == 1 && (want[0] == "integer" || want[0] == "number") {
+		if exp := expect(node); exp != "" {
+			return exp
+		}
+	}
+	words := make([]string, len(want))
+	for i, w := range want {
+		switch w {
+		case "string":
+			words[i] = "a string"
+		case "integer":
+			words[i] = "an integer"
+		case "number":
+			words[i] = "a number"
+		case "boolean":
+			words[i] = "a boolean (true or false)"
+		case "array":
+			words[i] = "an array"
+		case "object":
+			if exp := expect(node); exp != "" && len(want) == 1 {
+				words[i] = exp
+			} else {
+				words[i] = "an object"
+			}
+		default:
+			words[i] = w
+		}
+	}
+	return strings.Join(words, " or ")
+}
+
+func valueAt(inst any, loc []string) any {
+	for _, tok := range loc {
+		switch v := inst.(type) {
+		case map[string]any:
+			inst = v[tok]
+		case []any:
+			i, _ := strconv.Atoi(tok)
+			if i < 0 || i >= len(v) {
+				return nil
+			}
+			inst = v[i]
+		default:
+			return nil
+		}
+	}
+	return inst
+}
+
+// gotValue says what came: the JSON kind, and the value itself when it is
+// the point (a number out of range, a string that does not match), cut
+// short when long.
+func gotValue(v any, withValue bool) string {
+	switch x := v.(type) {
+	case stdjson.Number:
+		return "number " + string(x)
+	case string:
+		if !withValue {
+			return "string"
+		}
+		if utf8.RuneCountInString(x) > 40 {
+			r := []rune(x)
+			return strconv.Quote(string(r[:40])+"…") + fmt.Sprintf(" (%d characters)", len(r))
+		}
+		return strconv.Quote(x)
+	case bool:
+		return "bool"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%v", v)
+}
