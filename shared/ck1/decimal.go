@@ -35,11 +35,10 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 		// An UnmarshalTypeError gets the field path filled in by encoding/json.
 		return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeOf(Decimal(""))}
 	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
+	if !json.Valid(b) {
 		return errors.New("not a number")
 	}
-	*d = Decimal(plain(string(n)))
+	*d = Decimal(plain(string(b)))
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -23,6 +24,15 @@ import (
 type Schema struct {
 	compiled *jsonschema.Schema
 	doc      map[string]any // the raw schema, read only to explain an error
+	rules    *rule          // the same rules, checked while the body streams
+	pool     sync.Pool      // *streamer: the warm path reuses its tokenizer
+}
+
+// streamer is a tokenizer and its scratch space, reused across calls.
+type streamer struct {
+	dec     *jsontext.Decoder
+	rd      bytes.Reader
+	scratch []byte
 }
 
 // CompileSchema compiles a JSON Schema 2020-12 document.
@@ -44,7 +54,33 @@ func CompileSchema(b []byte) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	return &Schema{compiled: s, doc: raw}, nil
+	rules, err := compileRules(raw, raw)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	return &Schema{compiled: s, doc: raw, rules: rules}, nil
+}
+
+// accepts streams the body through the compiled rules: true when every rule
+// holds and the body is one well-formed JSON object (no duplicate key, valid
+// UTF-8, nothing after it). Anything else is explained by check.
+func (s *Schema) accepts(trimmed []byte) bool {
+	st, _ := s.pool.Get().(*streamer)
+	if st == nil {
+		st = &streamer{}
+		st.rd.Reset(trimmed)
+		st.dec = jsontext.NewDecoder(&st.rd)
+	} else {
+		st.rd.Reset(trimmed)
+		st.dec.Reset(&st.rd)
+	}
+	defer s.pool.Put(st)
+	ok, err := s.rules.stream(st.dec, &st.scratch)
+	if !ok || err != nil {
+		return false
+	}
+	_, err = st.dec.ReadToken()
+	return err == io.EOF
 }
 
 // MustCompileSchema is CompileSchema for the registry's embedded schemas,
@@ -98,8 +134,12 @@ func DecodeInput(body []byte, s *Schema, v any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.check(trimmed); err != nil {
-		return err
+	// The rules decide in one streaming pass; only a refusal runs the schema
+	// library, which gives the verdict and the message.
+	if !s.accepts(trimmed) {
+		if _, err := s.check(trimmed); err != nil {
+			return err
+		}
 	}
 	if err := unmarshalTyped(trimmed, v); err != nil {
 		return err

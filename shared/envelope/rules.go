@@ -1,0 +1,375 @@
+package envelope
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"fmt"
+	"math/big"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// rule is one schema node compiled for the warm path. The schema library
+// (santhosh-tekuri/jsonschema) is the authority, but it allocates for every
+// keyword it checks; the contracts use a small set of keywords, so they are
+// also compiled into these rules and checked while the body streams through
+// the tokenizer, once, without building a document. Only when the rules say
+// no does the library run, to give the verdict and its explanation; a test
+// holds both to identical verdicts on every function's generated corpus.
+type rule struct {
+	types      uint8 // bit set of kinds; 0: any
+	minLen     int   // -1: none
+	maxLen     int   // -1: none
+	pattern    *regexp.Regexp
+	min, max   *bound
+	multipleOf *big.Rat
+
+	intFast bool // every integer can be checked against int64 bounds alone
+
+	props      map[string]*rule
+	required   map[string]uint // name → bit
+	nRequired  int
+	closed     bool // additionalProperties: false
+	items      *rule
+	itemsExist bool
+}
+
+const (
+	tString uint8 = 1 << iota
+	tInteger
+	tNumber
+	tBoolean
+	tObject
+	tArray
+	tNull
+)
+
+// bound is a numeric limit with an int64 fast path: for an integer, x ≥ min
+// is x ≥ ceil(min) and x ≤ max is x ≤ floor(max).
+type bound struct {
+	rat         *big.Rat
+	ceil, floor int64
+	fitsI       bool
+}
+
+// annotations carry no rule.
+var annotations = map[string]bool{"$schema": true, "$id": true, "$comment": true, "title": true, "description": true,
+	"examples": true, "default": true, "$defs": true, "deprecated": true, "readOnly": true, "writeOnly": true}
+
+// compileRules builds the rule of a schema node. A keyword it does not know
+// is an error: the schema then needs this compiler extended, not skipped.
+func compileRules(root, node map[string]any) (*rule, error) {
+	r := &rule{minLen: -1, maxLen: -1}
+	if ref, ok := node["$ref"].(string); ok {
+		target, err := lookupRef(root, ref)
+		if err != nil {
+			return nil, err
+		}
+		merged := map[string]any{}
+		for k, v := range target {
+			merged[k] = v
+		}
+		for k, v := range node {
+			if k != "$ref" {
+				merged[k] = v
+			}
+		}
+		node = merged
+	}
+	keys := make([]string, 0, len(node))
+	for k := range node {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := node[k]
+		switch {
+		case annotations[k] || strings.HasPrefix(k, "x-"):
+		case k == "type":
+			names, ok := v.([]any)
+			if !ok {
+				names = []any{v}
+			}
+			for _, n := range names {
+				bit, ok := typeBits[fmt.Sprint(n)]
+				if !ok {
+					return nil, fmt.Errorf("rules: unknown type %v", n)
+				}
+				r.types |= bit
+			}
+		case k == "minLength" || k == "maxLength":
+			n, err := intKeyword(k, v)
+			if err != nil {
+				return nil, err
+			}
+			if k == "minLength" {
+				r.minLen = n
+			} else {
+				r.maxLen = n
+			}
+		case k == "pattern":
+			re, err := regexp.Compile(fmt.Sprint(v))
+			if err != nil {
+				return nil, fmt.Errorf("rules: pattern: %w", err)
+			}
+			r.pattern = re
+		case k == "minimum" || k == "maximum" || k == "multipleOf":
+			rat, ok := ratKeyword(v)
+			if !ok {
+				return nil, fmt.Errorf("rules: %s is not a number", k)
+			}
+			switch k {
+			case "minimum":
+				r.min = newBound(rat)
+			case "maximum":
+				r.max = newBound(rat)
+			default:
+				r.multipleOf = rat
+			}
+		case k == "required":
+			list, _ := v.([]any)
+			if len(list) > 64 {
+				return nil, fmt.Errorf("rules: more than 64 required properties")
+			}
+			r.required = map[string]uint{}
+			for i, n := range list {
+				r.required[fmt.Sprint(n)] = uint(i)
+			}
+			r.nRequired = len(list)
+		case k == "properties":
+			props, _ := v.(map[string]any)
+			r.props = map[string]*rule{}
+			for name, sub := range props {
+				m, _ := sub.(map[string]any)
+				pr, err := compileRules(root, m)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
+				}
+				r.props[name] = pr
+			}
+		case k == "additionalProperties":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, fmt.Errorf("rules: additionalProperties must be true or false")
+			}
+			r.closed = !b
+		case k == "items":
+			m, _ := v.(map[string]any)
+			it, err := compileRules(root, m)
+			if err != nil {
+				return nil, fmt.Errorf("items: %w", err)
+			}
+			r.items, r.itemsExist = it, true
+		default:
+			return nil, fmt.Errorf("rules: keyword %q is not compiled for the warm path", k)
+		}
+	}
+	r.intFast = (r.min == nil || r.min.fitsI) && (r.max == nil || r.max.fitsI) &&
+		(r.multipleOf == nil || r.multipleOf.Num().IsInt64() && r.multipleOf.Num().Int64() == 1)
+	return r, nil
+}
+
+var typeBits = map[string]uint8{"string": tString, "integer": tInteger, "number": tNumber | tInteger,
+	"boolean": tBoolean, "object": tObject, "array": tArray, "null": tNull}
+
+func lookupRef(root map[string]any, ref string) (map[string]any, error) {
+	if !strings.HasPrefix(ref, "#/") {
+		return nil, fmt.Errorf("rules: only local $refs are compiled, got %q", ref)
+	}
+	var target any = root
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		m, _ := target.(map[string]any)
+		target = m[part]
+	}
+	m, ok := target.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("rules: $ref %q not found", ref)
+	}
+	return m, nil
+}
+
+func intKeyword(k string, v any) (int, error) {
+	r, ok := ratKeyword(v)
+	if !ok || !r.IsInt() || !r.Num().IsInt64() {
+		return 0, fmt.Errorf("rules: %s is not an integer", k)
+	}
+	return int(r.Num().Int64()), nil
+}
+
+func ratKeyword(v any) (*big.Rat, bool) {
+	n, ok := v.(stdjson.Number)
+	if !ok {
+		return nil, false
+	}
+	return new(big.Rat).SetString(string(n))
+}
+
+func newBound(r *big.Rat) *bound {
+	b := &bound{rat: r}
+	floor, m := new(big.Int).DivMod(r.Num(), r.Denom(), new(big.Int)) // Euclidean: floor for a positive divisor
+	ceil := new(big.Int).Set(floor)
+	if m.Sign() != 0 {
+		ceil.Add(ceil, big.NewInt(1))
+	}
+	if floor.IsInt64() && ceil.IsInt64() {
+		b.floor, b.ceil, b.fitsI = floor.Int64(), ceil.Int64(), true
+	}
+	return b
+}
+
+// stream checks one value read from dec against r (nil: anything). It
+// returns false at the first value the rules refuse; a syntax error, a
+// duplicate key or invalid UTF-8 comes back as the tokenizer's error.
+func (r *rule) stream(dec *jsontext.Decoder, scratch *[]byte) (bool, error) {
+	if r == nil {
+		return true, dec.SkipValue()
+	}
+	switch dec.PeekKind() {
+	case '{':
+		if r.types != 0 && r.types&tObject == 0 {
+			return false, nil
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return false, err
+		}
+		var seen uint64
+		for dec.PeekKind() != '}' {
+			raw, err := dec.ReadValue()
+			if err != nil {
+				return false, err
+			}
+			name := unquote(raw, scratch)
+			sub, known := r.props[string(name)]
+			if bit, req := r.required[string(name)]; req {
+				seen |= 1 << bit
+			}
+			if !known && r.closed {
+				return false, nil
+			}
+			ok, err := sub.stream(dec, scratch)
+			if !ok || err != nil {
+				return ok, err
+			}
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return false, err
+		}
+		return r.nRequired == 0 || seen == 1<<r.nRequired-1, nil
+	case '[':
+		if r.types != 0 && r.types&tArray == 0 {
+			return false, nil
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return false, err
+		}
+		for dec.PeekKind() != ']' {
+			var item *rule
+			if r.itemsExist {
+				item = r.items
+			}
+			ok, err := item.stream(dec, scratch)
+			if !ok || err != nil {
+				return ok, err
+			}
+		}
+		_, err := dec.ReadToken()
+		return true, err
+	case '"':
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return false, err
+		}
+		if r.types != 0 && r.types&tString == 0 {
+			return false, nil
+		}
+		s := unquote(raw, scratch)
+		if r.minLen >= 0 || r.maxLen >= 0 {
+			n := utf8.RuneCount(s)
+			if (r.minLen >= 0 && n < r.minLen) || (r.maxLen >= 0 && n > r.maxLen) {
+				return false, nil
+			}
+		}
+		return r.pattern == nil || r.pattern.Match(s), nil
+	case '0':
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return false, err
+		}
+		return r.number(raw), nil
+	case 't', 'f':
+		_, err := dec.ReadToken()
+		return r.types == 0 || r.types&tBoolean != 0, err
+	case 'n':
+		_, err := dec.ReadToken()
+		return r.types == 0 || r.types&tNull != 0, err
+	}
+	_, err := dec.ReadToken() // the tokenizer's own error
+	return false, err
+}
+
+// number checks a JSON number: plain integers without allocating, anything
+// else (decimals, exponents, very long integers) exactly as a big.Rat.
+func (r *rule) number(raw []byte) bool {
+	if r.types != 0 && r.types&(tNumber|tInteger) == 0 {
+		return false
+	}
+	if i, ok := plainInt(raw); ok && r.intFast {
+		// An integer is a multiple of any 1/q, so only the bounds count.
+		return (r.min == nil || i >= r.min.ceil) && (r.max == nil || i <= r.max.floor)
+	}
+	v, ok := new(big.Rat).SetString(string(raw))
+	if !ok {
+		return false
+	}
+	switch {
+	case r.types != 0 && r.types&tNumber == 0 && !v.IsInt():
+		return false
+	case r.min != nil && v.Cmp(r.min.rat) < 0, r.max != nil && v.Cmp(r.max.rat) > 0:
+		return false
+	case r.multipleOf != nil && !new(big.Rat).Quo(v, r.multipleOf).IsInt():
+		return false
+	}
+	return true
+}
+
+// plainInt parses an integer of at most 18 digits (no fraction, no
+// exponent), which always fits an int64.
+func plainInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// unquote returns a JSON string's text: the raw bytes inside the quotes when
+// there is no escape (no copy), else unescaped into scratch.
+func unquote(raw []byte, scratch *[]byte) []byte {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner
+	}
+	out, err := jsontext.AppendUnquote((*scratch)[:0], raw)
+	if err != nil {
+		return inner
+	}
+	*scratch = out
+	return out
+}
