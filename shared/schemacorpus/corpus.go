@@ -392,3 +392,99 @@ func del(doc any, loc []any) any {
 	delete(parent, loc[len(loc)-1].(string))
 	return out
 }
+
+// Boundary is one documented rule with an input at its edge and one just past
+// it, each the schema's first example with that one field changed.
+type Boundary struct {
+	Path, Rule string
+	At, Past   []byte
+}
+
+// Boundaries lists every rule the schema states on a field that the first
+// example reaches (lengths, ranges, decimals, patterns, required fields),
+// each at and just past its boundary.
+func Boundaries(schema []byte) ([]Boundary, error) {
+	var doc map[string]any
+	if err := decode(schema, &doc); err != nil {
+		return nil, err
+	}
+	exs, _ := doc["examples"].([]any)
+	if len(exs) == 0 {
+		return nil, fmt.Errorf("schemacorpus: the schema has no examples")
+	}
+	g := &gen{root: doc}
+	base := exs[0]
+	var out []Boundary
+	pair := func(path, rule string, at, past any) {
+		a, _ := json.Marshal(at)
+		p, _ := json.Marshal(past)
+		out = append(out, Boundary{Path: path, Rule: rule, At: a, Past: p})
+	}
+	var walk func(loc []any, node map[string]any)
+	walk = func(loc []any, node map[string]any) {
+		node = g.resolve(node)
+		props, _ := node["properties"].(map[string]any)
+		req, _ := node["required"].([]any)
+		for _, r := range req {
+			at := append(clone(loc), r.(string))
+			pair(pathOf(at), "required", base, del(base, at))
+		}
+		names := make([]string, 0, len(props))
+		for k := range props {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			p := g.resolve(props[name].(map[string]any))
+			at := append(clone(loc), name)
+			path := pathOf(at)
+			if minL, ok := intOf(p["minLength"]); ok && minL > 0 {
+				pair(path, "minLength", set(base, at, strings.Repeat("A", minL)), set(base, at, strings.Repeat("A", minL-1)))
+			}
+			if maxL, ok := intOf(p["maxLength"]); ok {
+				pair(path, "maxLength", set(base, at, strings.Repeat("A", maxL)), set(base, at, strings.Repeat("A", maxL+1)))
+				if p["pattern"] == nil {
+					pair(path, "maxLength (characters, not bytes)", set(base, at, strings.Repeat("客", maxL)), set(base, at, strings.Repeat("客", maxL+1)))
+				}
+			}
+			if pat, ok := p["pattern"].(string); ok {
+				ex, _ := get(base, at).(string)
+				if ex == "" {
+					ex = "A"
+				}
+				pair(path, "pattern "+pat, set(base, at, ex), set(base, at, ex+" "))
+			}
+			step := big.NewRat(1, 1)
+			if typeOf(p) == "number" {
+				step = big.NewRat(1, 100)
+				if r, ok := ratOf(p["multipleOf"]); ok {
+					step = r
+				}
+			}
+			if r, ok := ratOf(p["minimum"]); ok {
+				pair(path, "minimum", set(base, at, num(r)), set(base, at, num(new(big.Rat).Sub(r, step))))
+			}
+			if r, ok := ratOf(p["maximum"]); ok {
+				pair(path, "maximum", set(base, at, num(r)), set(base, at, num(new(big.Rat).Add(r, step))))
+			}
+			if r, ok := ratOf(p["multipleOf"]); ok {
+				pair(path, "multipleOf", set(base, at, num(new(big.Rat).Add(big.NewRat(1, 1), r))),
+					set(base, at, num(new(big.Rat).Add(big.NewRat(1, 1), new(big.Rat).Quo(r, big.NewRat(10, 1))))))
+			}
+			switch typeOf(p) {
+			case "object":
+				if _, ok := get(base, at).(map[string]any); ok {
+					walk(at, p)
+				}
+			case "array":
+				if arr, ok := get(base, at).([]any); ok && len(arr) > 0 {
+					if items, ok := p["items"].(map[string]any); ok {
+						walk(append(clone(at), 0), items)
+					}
+				}
+			}
+		}
+	}
+	walk(nil, doc)
+	return out, nil
+}

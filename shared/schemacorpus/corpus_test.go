@@ -117,7 +117,7 @@ func TestCorpusVerdictsMatchTheSchema(t *testing.T) {
 				require.Equal(t, -1001.0, code, "%s: the schema refuses %s (%v), the function answered %v", c.Name, c.Body, want, m)
 				field, _ := m["field"].(string)
 				require.True(t, c.Path == "" || strings.HasPrefix(field, c.Path), "%s: field %q is not at %q (%s)", c.Name, field, c.Path, m["errMsg"])
-				require.NotContains(t, m["errMsg"], "got string, expected string")
+				require.NotContains(t, m["errMsg"], "expected a string, got string")
 				require.Equal(t, 0, fn.calls()-boolInt(f.Name == "quota-alert"), "%s: refused input reaches nothing", c.Name)
 			}
 			t.Logf("%s: %d cases, %d valid, %d invalid, identical verdicts", f.Name, len(cases), valid, invalid)
@@ -132,4 +132,43 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Every documented rule at and just past its boundary: the schema accepts
+// the one and refuses the other, and each function does the same (the first
+// reaches the vendor, the second is -1001 naming the field).
+func TestEveryRuleAtAndPastItsBoundary(t *testing.T) {
+	total := 0
+	for _, f := range registry.All() {
+		schema, err := registry.InputSchema(f.Name)
+		require.NoError(t, err)
+		bounds, err := schemacorpus.Boundaries(schema)
+		require.NoError(t, err)
+		for _, b := range bounds {
+			total++
+			require.NoError(t, schemacorpus.Verdict(schema, b.At), "%s %s %s at the boundary: %s", f.Name, b.Path, b.Rule, b.At)
+			require.Error(t, schemacorpus.Verdict(schema, b.Past), "%s %s %s past the boundary: %s", f.Name, b.Path, b.Rule, b.Past)
+			fn := builders[f.Name](t)
+			m := invoke(t, fn, b.At)
+			require.NotEqual(t, -1001.0, m["errCode"], "%s %s %s at: %v", f.Name, b.Path, b.Rule, m)
+			require.Equal(t, 1, fn.calls())
+			fn = builders[f.Name](t)
+			m = invoke(t, fn, b.Past)
+			require.Equal(t, -1001.0, m["errCode"], "%s %s %s past: %v", f.Name, b.Path, b.Rule, m)
+			require.Equal(t, b.Path, m["field"], "%s %s", f.Name, b.Rule)
+			require.Equal(t, 0, fn.calls())
+		}
+	}
+	require.GreaterOrEqual(t, total, 30)
+	t.Logf("%d rules, each at and past its boundary", total)
+}
+
+func invoke(t *testing.T, fn sandboxed, body []byte) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp := fn.op.Invoke(ctx, &envelope.Input{Body: body})
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(resp.Body, &m))
+	return m
 }
