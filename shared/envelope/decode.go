@@ -104,6 +104,9 @@ func exactInt64(s string) (int64, bool) {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return n, true
 	}
+	if hugeExponent([]byte(s)) {
+		return 0, false
+	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok || !r.IsInt() || !r.Num().IsInt64() {
 		return 0, false

@@ -321,6 +321,9 @@ func (r *rule) number(raw []byte) bool {
 		// An integer is a multiple of any 1/q, so only the bounds count.
 		return (r.min == nil || i >= r.min.ceil) && (r.max == nil || i <= r.max.floor)
 	}
+	if hugeExponent(raw) {
+		return false
+	}
 	v, ok := new(big.Rat).SetString(string(raw))
 	if !ok {
 		return false
@@ -334,6 +337,32 @@ func (r *rule) number(raw []byte) bool {
 		return false
 	}
 	return true
+}
+
+// maxExponent bounds a number's exponent: no vendor type (Long, Int32,
+// decimal(8,2), a double) holds 1e400, and an exact 1e60000 costs real CPU.
+const maxExponent = 400
+
+// hugeExponent reports a number written with an exponent beyond maxExponent
+// either way (1e401, 1e-401).
+func hugeExponent(raw []byte) bool {
+	i := bytes.IndexAny(raw, "eE")
+	if i < 0 {
+		return false
+	}
+	exp := raw[i+1:]
+	if len(exp) > 0 && (exp[0] == '+' || exp[0] == '-') {
+		exp = exp[1:]
+	}
+	exp = bytes.TrimLeft(exp, "0")
+	if len(exp) > 3 {
+		return true
+	}
+	n := 0
+	for _, c := range exp {
+		n = n*10 + int(c-'0')
+	}
+	return n > maxExponent
 }
 
 // plainInt parses an integer of at most 18 digits (no fraction, no

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -75,4 +76,50 @@ func TestRulesEdges(t *testing.T) {
 	} {
 		require.Equal(t, want, s.accepts([]byte(body)), body)
 	}
+}
+
+// FuzzDecodeInput: any bytes against the CK1 schema decode or fail with
+// CodeInvalidInput, never a panic, and the streamed rules never accept what
+// the schema library refuses.
+func FuzzDecodeInput(f *testing.F) {
+	b, err := registry.InputSchema("ck1-pricing-inbound-box")
+	require.NoError(f, err)
+	s, err := CompileSchema(b)
+	require.NoError(f, err)
+	for _, seed := range []string{
+		`{"warehouseId":"US","boxes":[{"weight":1200,"length":30,"width":20,"height":15,"quantity":2}]}`,
+		`{"warehouseId":"US","boxes":[{"weight":1e3,"length":1e2,"width":0.01,"height":999999.99,"quantity":-2147483648}]}`,
+		`{"warehouseId":"","boxes":[]}`, `{"WarehouseId":"US"}`, `{"warehouseId":"US","warehouseId":"UK","boxes":[]}`,
+		"{\"warehouseId\":\"U\xffS\",\"boxes\":[]}", `{"warehouseId":"US","boxes":[null]}`, `{"warehouseId":"US","boxes":[{"weight":"1"}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var v struct {
+			ServiceCode string `json:"serviceCode"`
+			WarehouseID string `json:"warehouseId"`
+			LocationID  string `json:"locationId"`
+			Boxes       []struct {
+				Weight   *int64          `json:"weight"`
+				Length   json.RawMessage `json:"length"`
+				Width    json.RawMessage `json:"width"`
+				Height   json.RawMessage `json:"height"`
+				Quantity *int64          `json:"quantity"`
+			} `json:"boxes"`
+			IncludeUnsuccessful bool `json:"includeUnsuccessful"`
+			IsCustomsClearance  bool `json:"isCustomsClearance"`
+			IsBorrowTaxNo       bool `json:"isBorrowTaxNo"`
+		}
+		if err := DecodeInput(body, s, &v); err != nil {
+			e, ok := err.(*Error)
+			if !ok || e.Code != CodeInvalidInput {
+				t.Fatalf("DecodeInput(%q) = %v, want CodeInvalidInput", body, err)
+			}
+		}
+		if trimmed, err := precheck(body); err == nil && s.accepts(trimmed) {
+			if _, err := s.check(trimmed); err != nil {
+				t.Fatalf("rules accept %q, the schema refuses it: %v", body, err)
+			}
+		}
+	})
 }

@@ -111,6 +111,10 @@ func (s *Schema) Check(body []byte) error {
 
 func (s *Schema) check(trimmed []byte) (any, error) {
 	inst, err := parseInstance(trimmed)
+	var huge *hugeNumber
+	if errors.As(err, &huge) {
+		return nil, Invalid(fieldOrBody(huge.path), "expected %s, got number %s, which no vendor type holds", orType(expect(s.nodeAt(splitLoc(huge.path)))), huge.raw)
+	}
 	if err != nil {
 		return nil, explain(trimmed, nil, err)
 	}
@@ -204,6 +208,9 @@ func readValue(dec *jsontext.Decoder) (any, error) {
 	case '"':
 		return tok.String(), nil
 	case '0':
+		if hugeExponent([]byte(tok.String())) {
+			return nil, &hugeNumber{path: pointerPath(dec.StackPointer()), raw: tok.String()}
+		}
 		// Exact digits: the validator compares json.Number as a big.Rat, so
 		// 9223372036854775808 is past a Long and 0.1 is a multiple of 0.01.
 		return stdjson.Number(tok.String()), nil
@@ -215,6 +222,31 @@ func readValue(dec *jsontext.Decoder) (any, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("unexpected token %v", tok)
+}
+
+// hugeNumber is a number whose exponent is past maxExponent.
+type hugeNumber struct{ path, raw string }
+
+func (h *hugeNumber) Error() string { return "number " + h.raw + " out of range" }
+
+func orType(exp string) string {
+	if exp == "" {
+		return "a number of a vendor's type"
+	}
+	return exp
+}
+
+// splitLoc turns a field path back into an instance location:
+// boxes[1].weight → [boxes 1 weight].
+func splitLoc(path string) []string {
+	var loc []string
+	for _, part := range strings.Split(strings.ReplaceAll(path, "[", ".["), ".") {
+		if part == "" {
+			continue
+		}
+		loc = append(loc, strings.Trim(part, "[]"))
+	}
+	return loc
 }
 
 // explainSchema turns the validator's verdict into one message: the most

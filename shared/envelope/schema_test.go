@@ -59,6 +59,8 @@ func TestDecodeInputMessages(t *testing.T) {
 		{"unknown listed", `{"name":"a","boxes":[{"weight":1,"zzz":1}]}`, "boxes[0].zzz", `boxes[0].zzz: unknown field; expected one of "side", "weight"`},
 		{"wrong type for a string", `{"name":7,"boxes":[]}`, "name", "name: expected a string, got number 7"},
 		{"null array item", `{"name":"a","boxes":[null]}`, "boxes[0]", "boxes[0]: expected an object, got null"},
+		{"an exponent no type holds", `{"name":"a","boxes":[{"weight":1},{"weight":1e1000001}]}`, "boxes[1].weight", "boxes[1].weight: expected grams from 1 to 2147483647, got number 1e1000001, which no vendor type holds"},
+		{"a tiny exponent too", `{"name":"a","boxes":[{"weight":1,"side":1e-500}]}`, "boxes[0].side", "got number 1e-500, which no vendor type holds"},
 		{"trailing data", `{"name":"a","boxes":[]} {}`, "", "the request body is not valid JSON"},
 		{"truncated", `{"name":"a"`, "", "the request body is not valid JSON"},
 	}
