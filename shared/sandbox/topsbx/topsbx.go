@@ -50,6 +50,8 @@ type Charge struct {
 	OrderID string    `json:"orderId"`
 	Price   int64     `json:"price"` // fen
 	Type    int64     `json:"type"`
+	Desc    string    `json:"desc,omitempty"`
+	Feature string    `json:"feature,omitempty"`
 	At      time.Time `json:"at"`
 }
 
@@ -379,7 +381,8 @@ func (s *Server) rest(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.seq++
-	c := Charge{ID: fmt.Sprintf("ECS%010d", 7000000000+s.seq), OrderID: *in.OrderID, Price: *in.Price, Type: *in.Type, At: s.Clock.Now()}
+	c := Charge{ID: fmt.Sprintf("ECS%010d", 7000000000+s.seq), OrderID: *in.OrderID, Price: *in.Price, Type: *in.Type,
+		Desc: in.Desc, Feature: in.Feature, At: s.Clock.Now()}
 	s.ledger = append(s.ledger, c)
 	s.mu.Unlock()
 	s.Count("charge")
