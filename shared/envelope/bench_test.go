@@ -36,3 +36,17 @@ func BenchmarkDecodeInput(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCompileSchema is what a function's first call pays once.
+func BenchmarkCompileSchema(b *testing.B) {
+	raw, err := registry.InputSchema("ck1-pricing-inbound-box")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := envelope.CompileSchema(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
