@@ -13,17 +13,19 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// rule is one schema node compiled for the warm path. The schema library
-// (santhosh-tekuri/jsonschema) is the authority, but it allocates for every
-// keyword it checks; the contracts use a small set of keywords, so they are
-// also compiled into these rules and checked while the body streams through
-// the tokenizer, once, without building a document. Only when the rules say
-// no does the library run, to give the verdict and its explanation; a test
-// holds both to identical verdicts on every function's generated corpus.
+// rule is one schema node compiled for the envelope. The warm path checks
+// the rules while the body streams through the tokenizer, once, without
+// building a document; only a refusal parses the body into a document and
+// walks it (collect) to say which rule broke and where. A general JSON Schema
+// library would cost every cold start its package init and every call its
+// allocations, so the functions do not link one: the tests hold these rules
+// to santhosh-tekuri/jsonschema's verdicts on every function's generated
+// corpus and under fuzzing.
 type rule struct {
-	types      uint8 // bit set of kinds; 0: any
-	minLen     int   // -1: none
-	maxLen     int   // -1: none
+	types      uint8    // bit set of kinds; 0: any
+	typeNames  []string // as the schema writes them, for messages
+	minLen     int      // -1: none
+	maxLen     int      // -1: none
 	pattern    *regexp.Regexp
 	min, max   *bound
 	multipleOf *big.Rat
@@ -32,6 +34,7 @@ type rule struct {
 
 	props      map[string]*rule
 	required   map[string]uint // name → bit
+	reqOrder   []string        // the schema's order, for messages
 	nRequired  int
 	closed     bool // additionalProperties: false
 	items      *rule
@@ -100,6 +103,7 @@ func compileRules(root, node map[string]any) (*rule, error) {
 					return nil, fmt.Errorf("rules: unknown type %v", n)
 				}
 				r.types |= bit
+				r.typeNames = append(r.typeNames, fmt.Sprint(n))
 			}
 		case k == "minLength" || k == "maxLength":
 			n, err := intKeyword(k, v)
@@ -138,6 +142,7 @@ func compileRules(root, node map[string]any) (*rule, error) {
 			r.required = map[string]uint{}
 			for i, n := range list {
 				r.required[fmt.Sprint(n)] = uint(i)
+				r.reqOrder = append(r.reqOrder, fmt.Sprint(n))
 			}
 			r.nRequired = len(list)
 		case k == "properties":
@@ -401,4 +406,115 @@ func unquote(raw []byte, scratch *[]byte) []byte {
 	}
 	*scratch = out
 	return out
+}
+
+// failKind orders what a refusal reports first: an unknown field (likely a
+// misspelling, and the fix for the others), then a missing one, then a wrong
+// type, then any other rule.
+type failKind int
+
+const (
+	failUnknown failKind = iota
+	failRequired
+	failType
+	failMinLength
+	failMaxLength
+	failRule
+)
+
+// failure is one rule a value breaks.
+type failure struct {
+	kind       failKind
+	loc        []string // instance location
+	name       string   // the unknown or missing member
+	order      int      // a missing member's place in the schema's required list
+	want       []string // the types, for failType
+	limit, got int      // lengths
+}
+
+// collect walks a parsed document (only to explain a refusal) and lists
+// every rule it breaks, as the streamed check would find them.
+func (r *rule) collect(v any, loc []string, out *[]failure) {
+	if r == nil {
+		return
+	}
+	at := func(k string) []string { return append(slices.Clone(loc), k) }
+	if !r.typeOK(v) {
+		*out = append(*out, failure{kind: failType, loc: loc, want: r.typeNames})
+		return
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k := range x {
+			if _, known := r.props[k]; !known && r.closed {
+				*out = append(*out, failure{kind: failUnknown, loc: loc, name: k})
+			}
+		}
+		for i, name := range r.reqOrder {
+			if _, ok := x[name]; !ok {
+				*out = append(*out, failure{kind: failRequired, loc: loc, name: name, order: i})
+			}
+		}
+		for k, sub := range x {
+			if pr, ok := r.props[k]; ok {
+				pr.collect(sub, at(k), out)
+			}
+		}
+	case []any:
+		if r.itemsExist {
+			for i, e := range x {
+				r.items.collect(e, at(fmt.Sprint(i)), out)
+			}
+		}
+	case string:
+		n := utf8.RuneCountInString(x)
+		switch {
+		case r.minLen >= 0 && n < r.minLen:
+			*out = append(*out, failure{kind: failMinLength, loc: loc, limit: r.minLen, got: n})
+		case r.maxLen >= 0 && n > r.maxLen:
+			*out = append(*out, failure{kind: failMaxLength, loc: loc, limit: r.maxLen, got: n})
+		case r.pattern != nil && !r.pattern.MatchString(x):
+			*out = append(*out, failure{kind: failRule, loc: loc})
+		}
+	case stdjson.Number:
+		if !r.number([]byte(x)) {
+			*out = append(*out, failure{kind: failRule, loc: loc})
+		}
+	}
+}
+
+// typeOK is the type keyword alone: an integer is any number whose value is
+// whole (1.0 and 1e2 are integers).
+func (r *rule) typeOK(v any) bool {
+	if r.types == 0 {
+		return true
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return r.types&tObject != 0
+	case []any:
+		return r.types&tArray != 0
+	case string:
+		return r.types&tString != 0
+	case bool:
+		return r.types&tBoolean != 0
+	case nil:
+		return r.types&tNull != 0
+	case stdjson.Number:
+		if r.types&tNumber != 0 {
+			return true
+		}
+		if r.types&tInteger == 0 {
+			return false
+		}
+		if _, ok := plainInt([]byte(x)); ok {
+			return true
+		}
+		if hugeExponent([]byte(x)) {
+			return false
+		}
+		q, ok := new(big.Rat).SetString(string(x))
+		return ok && q.IsInt()
+	}
+	return false
 }

@@ -27,6 +27,8 @@ func TestRulesAgreeWithTheSchemaLibrary(t *testing.T) {
 			trimmed, err := precheck(c.Body)
 			require.NoError(t, err)
 			require.Equal(t, want, s.accepts(trimmed), "%s: %s: %s", f.Name, c.Name, c.Body)
+			_, err = s.check(trimmed) // the explanation walk, on the slow path
+			require.Equal(t, want, err == nil, "%s: %s: %s: %v", f.Name, c.Name, c.Body, err)
 		}
 	}
 }
@@ -116,9 +118,17 @@ func FuzzDecodeInput(f *testing.F) {
 				t.Fatalf("DecodeInput(%q) = %v, want CodeInvalidInput", body, err)
 			}
 		}
-		if trimmed, err := precheck(body); err == nil && s.accepts(trimmed) {
-			if _, err := s.check(trimmed); err != nil {
-				t.Fatalf("rules accept %q, the schema refuses it: %v", body, err)
+		trimmed, err := precheck(body)
+		if err != nil {
+			return
+		}
+		_, checkErr := s.check(trimmed)
+		if s.accepts(trimmed) != (checkErr == nil) {
+			t.Fatalf("streamed rules and the explanation walk disagree on %q: %v", body, checkErr)
+		}
+		if checkErr == nil {
+			if lib := schemacorpus.Verdict(b, trimmed); lib != nil {
+				t.Fatalf("rules accept %q, the schema library refuses it: %v", body, lib)
 			}
 		}
 	})
