@@ -93,19 +93,9 @@ func MustCompileSchema(b []byte, err error) *Schema {
 	return s
 }
 
-// Check parses body with the envelope's hygiene (one JSON object, no key
-// twice, UTF-8 text, at most MaxDepth levels) and validates it against the
-// schema. It is what DecodeInput does before filling the Go value, and what
-// the corpus tests compare the schema's own verdict with.
-func (s *Schema) Check(body []byte) error {
-	trimmed, err := precheck(body)
-	if err != nil {
-		return err
-	}
-	_, err = s.check(trimmed)
-	return err
-}
-
+// check explains a body the streamed rules refused: it parses it (the
+// tokenizer refuses duplicate keys and invalid UTF-8 here too) and walks the
+// rules over the document. A nil error means the rules accept it after all.
 func (s *Schema) check(trimmed []byte) (any, error) {
 	inst, err := parseInstance(trimmed)
 	var huge *hugeNumber
