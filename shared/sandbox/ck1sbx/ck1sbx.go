@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -197,6 +198,9 @@ var codeRe = regexp.MustCompile(`^[a-zA-Z0-9\-_]*$`)
 // int32Of reads a JSON number as a .NET Int32 would bind it: an integer
 // value (1e3 and 1000.0 included) from -2147483648 to 2147483647.
 func int32Of(n json.Number) (int64, bool) {
+	if v, err := strconv.ParseInt(string(n), 10, 32); err == nil {
+		return v, true
+	}
 	r, ok := new(big.Rat).SetString(string(n))
 	if !ok || !r.IsInt() || !r.Num().IsInt64() {
 		return 0, false
