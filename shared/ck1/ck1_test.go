@@ -464,3 +464,15 @@ func TestInstancesShareOneRefresh(t *testing.T) {
 	}
 	require.Equal(t, 2, r.sbx.Calls("refresh"), "the seed, then one refresh for both instances")
 }
+
+// A side is sent with the caller's digits; an exponent form is written out
+// in plain digits, as CK1's decimal(8,2) reads it.
+func TestDecimalKeepsDigits(t *testing.T) {
+	for in, want := range map[string]string{"30.50": "30.50", "1e2": "100", "2.5E-1": "0.25", "1.5e1": "15", "-0": "-0", "0.01": "0.01"} {
+		var d ck1.Decimal
+		require.NoError(t, d.UnmarshalJSON([]byte(in)), in)
+		require.Equal(t, want, string(d), in)
+	}
+	var d ck1.Decimal
+	require.Error(t, d.UnmarshalJSON([]byte(`"5"`)), "a quoted number is a string")
+}
