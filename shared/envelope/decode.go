@@ -152,8 +152,10 @@ func explain(body []byte, t reflect.Type, err error) error {
 	return Invalid("", "the request body is not valid JSON")
 }
 
+// isInvalidUTF8: raw bytes that are not UTF-8, or a \u escape of half a
+// surrogate pair (which would become U+FFFD, changing the text).
 func isInvalidUTF8(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "invalid UTF-8")
+	return err != nil && (strings.Contains(err.Error(), "invalid UTF-8") || strings.Contains(err.Error(), "surrogate"))
 }
 
 func syntaxReason(err error) string {
