@@ -2,6 +2,8 @@ package envelope
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -132,4 +134,38 @@ func FuzzDecodeInput(f *testing.F) {
 			}
 		}
 	})
+}
+
+// One compiled schema serves concurrent calls (its tokenizers are pooled).
+func TestDecodeInputConcurrently(t *testing.T) {
+	b, err := registry.InputSchema("ck1-pricing-inbound-box")
+	require.NoError(t, err)
+	s, err := CompileSchema(b)
+	require.NoError(t, err)
+	good := []byte(`{"warehouseId":"US","boxes":[{"weight":1200,"length":30.5,"width":20,"height":15,"quantity":2}]}`)
+	bad := []byte(`{"warehouseId":"US","boxes":[{"weight":0,"length":30,"width":20,"height":15,"quantity":2}]}`)
+	done := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		go func() {
+			for j := 0; j < 200; j++ {
+				var v struct {
+					WarehouseID string            `json:"warehouseId"`
+					Boxes       []json.RawMessage `json:"boxes"`
+				}
+				if err := DecodeInput(good, s, &v); err != nil || v.WarehouseID != "US" {
+					done <- fmt.Errorf("good input: %v", err)
+					return
+				}
+				var e *Error
+				if err := DecodeInput(bad, s, &v); !errors.As(err, &e) || e.Field != "boxes[0].weight" {
+					done <- fmt.Errorf("bad input: %v", err)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for i := 0; i < 16; i++ {
+		require.NoError(t, <-done)
+	}
 }

@@ -123,8 +123,8 @@ func DecodeInput(body []byte, s *Schema, v any) error {
 	if err != nil {
 		return err
 	}
-	// The rules decide in one streaming pass; only a refusal runs the schema
-	// library, which gives the verdict and the message.
+	// The rules decide in one streaming pass; only a refusal parses the body
+	// and walks it, to say which rule broke and where.
 	if !s.accepts(trimmed) {
 		if _, err := s.check(trimmed); err != nil {
 			return err
