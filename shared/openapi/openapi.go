@@ -174,8 +174,16 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode) o
 		}
 		example := obj{"errCode": byStatus[st][0].ErrCode, "errMsg": f.API + ":fail " + byStatus[st][0].Meaning}
 		if byStatus[st][0].ErrCode == -1001 {
-			example["errMsg"] = f.API + ":fail invalid input: " + firstRequired(in) + ": required"
-			example["field"] = firstRequired(in)
+			// What the function answers when the first required field is
+			// missing, word for word.
+			field := firstRequired(in)
+			msg := f.API + ":fail invalid input: " + field + ": required"
+			if props, ok := in["properties"].(map[string]any); ok {
+				if p, ok := props[field].(map[string]any); ok && str(p["x-expect"]) != "" {
+					msg += ": " + str(p["x-expect"])
+				}
+			}
+			example["errMsg"], example["field"] = msg, field
 		}
 		resp := obj{
 			"description": strings.Join(lines, "; "),

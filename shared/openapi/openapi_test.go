@@ -140,3 +140,15 @@ func TestRedoclyLints(t *testing.T) {
 	require.False(t, strings.Contains(string(out), "error"), "%s", out)
 	t.Logf("redocly %s: %s", redoclyVersion, strings.TrimSpace(string(out)))
 }
+
+// The 400 example is what the function really answers for {}.
+func TestBadInputExampleIsReal(t *testing.T) {
+	b, err := Document()
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b, &doc))
+	op := doc["paths"].(map[string]any)["/logistics-get-quota"].(map[string]any)["post"].(map[string]any)
+	ex := op["responses"].(map[string]any)["400"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
+	require.Equal(t, `openapi.logistics.getQuota:fail invalid input: deliveryId: required: the courier's delivery id, e.g. "YTO" (see getAllDelivery)`, ex["errMsg"])
+	require.Equal(t, "deliveryId", ex["field"])
+}
