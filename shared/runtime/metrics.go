@@ -35,7 +35,7 @@ func (h *Handler) setupMetrics(env *config.Env, out io.Writer) {
 // observe measures one completed invocation, whatever the log level: it
 // writes the EMF record when EMF is on and returns the fields the invocation
 // log line adds (errClass, coldStart).
-func (h *Handler) observe(meta Meta, resp envelope.Response, d time.Duration) []slog.Attr {
+func (h *Handler) observe(meta Meta, resp envelope.Response, d time.Duration) [2]slog.Attr {
 	inv := metrics.Invocation{Function: h.Deps.Function, API: h.Op.API, RequestID: meta.RequestID,
 		Latency: d, ColdStart: !h.metrics.served.Swap(true)}
 	if resp.Err != nil {
