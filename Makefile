@@ -4,7 +4,7 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test vet run bench fuzz package gen deploy-fc deploy-aws clean
+.PHONY: help build test race vet run bench fuzz package gen deploy-fc deploy-aws clean
 
 FUZZ_TIME    ?= 15s
 FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth \
@@ -22,12 +22,22 @@ vet: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
-	@if [ -z "$$REDIS_URL" ]; then \
+# REDIS_PICK exports REDIS_URL (DB 15 on the local Redis) unless it is set.
+REDIS_PICK = if [ -z "$$REDIS_URL" ]; then \
 	  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then export REDIS_URL=redis://127.0.0.1:6379/15; echo "redis: using $$REDIS_URL"; \
 	  else echo "redis: nothing answers on 127.0.0.1:6379; the Redis tests skip (set REDIS_URL to run them)"; fi; \
-	fi; \
-	$(GO) test -count=1 ./...
+	fi;
+
+test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
+	@$(REDIS_PICK) $(GO) test -count=1 ./...
+
+# Every package that runs goroutines: the emulator and its pool, the runtime,
+# the stores, idempotency, caller auth, the CLI, the sandboxes and the token
+# managers. CI fails on any race.
+RACE_PKGS := ./shared/emulator/... ./shared/runtime/... ./shared/store/... ./shared/idempotency/... \
+             ./shared/callerauth/... ./cmd/cloudcall/... ./shared/sandbox/... ./shared/wechat/... ./shared/ck1/... ./shared/notify/...
+race: ## go test -race over every package with goroutines (uses REDIS_URL like make test)
+	@$(REDIS_PICK) $(GO) test -race -count=1 $(RACE_PKGS)
 
 fuzz: ## run every fuzz target for FUZZ_TIME each (default 15s); fails on a crash
 	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name in $$pkg for $(FUZZ_TIME)"; \

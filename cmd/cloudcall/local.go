@@ -8,11 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
@@ -64,6 +64,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer closeSandboxes(sbs)
 	}
+	// One sink for every line the emulator and its instances print: each
+	// line reaches stdout whole, whoever wrote it.
+	sink := linewriter.New(stdout, 0)
 	var fns []emulator.FunctionConfig
 	var tms []emulator.Timer
 	for _, f := range registry.All() {
@@ -74,7 +77,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fns = append(fns, emulator.FunctionConfig{
 			Name: f.Name, Binary: bin, Platform: p, Env: functionEnv(f, p, sbs, real),
 			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB,
-			MaxInstances: *maxInst, Idle: *idle, Stdout: prefixWriter(stdout, f.Name),
+			MaxInstances: *maxInst, Idle: *idle, Stdout: sink, LogPrefix: f.Name + " | ",
 		})
 		if f.Schedule != nil {
 			c, err := emulator.ParseCron(f.Schedule.Cron, f.Schedule.TimeZone)
@@ -84,7 +87,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			tms = append(tms, emulator.Timer{Function: f.Name, Name: f.Schedule.Name, Cron: c, Payload: f.Schedule.Payload})
 		}
 	}
-	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: stdout})
+	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: sink})
 	defer emu.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -131,30 +134,4 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		fmt.Fprintf(w, "sandbox %-8s %s   (admin: %s/__sandbox/calls)\n", s.vendor, s.url, s.url)
 	}
 	fmt.Fprintln(w, "\nCtrl-C stops everything.")
-}
-
-// prefixWriter labels each line a function prints with its name.
-func prefixWriter(w io.Writer, name string) io.Writer {
-	return &linePrefixer{w: w, prefix: name + " | "}
-}
-
-type linePrefixer struct {
-	w      io.Writer
-	prefix string
-	buf    []byte
-}
-
-func (l *linePrefixer) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := strings.IndexByte(string(l.buf), '\n')
-		if i < 0 {
-			break
-		}
-		if _, err := fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.buf[:i]); err != nil {
-			return len(p), err
-		}
-		l.buf = l.buf[i+1:]
-	}
-	return len(p), nil
 }

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 )
 
@@ -26,8 +27,10 @@ type InstanceConfig struct {
 	Binary   string
 	Platform runtimeapi.Platform
 	Env      map[string]string // the function's environment (nothing is inherited)
-	Stdout   io.Writer         // the function's log lines; nil discards
-	Stderr   io.Writer
+	// Log receives the process's stdout and stderr, each through its own
+	// line stream labelled Prefix, so lines never mix; nil discards.
+	Log    *linewriter.Sink
+	Prefix string
 }
 
 // Instance is one running function process and its runtime API.
@@ -38,8 +41,10 @@ type Instance struct {
 	exited  chan struct{}
 	exitErr error
 	started time.Time
+	streams [2]*linewriter.Stream
 	mu      sync.Mutex
 	invoked int
+	capture *tailBuffer // this invocation's log lines while one runs
 }
 
 // StartInstance starts the runtime API, then the binary pointed at it (in
@@ -66,26 +71,42 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 	cmd := exec.Command(cfg.Binary)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	tail := &tailBuffer{max: 4096}
-	cmd.Stderr = io.MultiWriter(tail, orDiscard(cfg.Stderr))
-	cmd.Stdout = io.MultiWriter(tail, orDiscard(cfg.Stdout))
+	sink := cfg.Log
+	if sink == nil {
+		sink = linewriter.New(io.Discard, 0)
+	}
+	in := &Instance{API: api, cmd: cmd, tail: &tailBuffer{max: 4096}, exited: make(chan struct{})}
+	// One stream per pipe: os/exec copies stdout and stderr on separate
+	// goroutines, and a shared buffer would splice their half lines.
+	in.streams[0] = sink.Stream(cfg.Prefix, in.sawLine)
+	in.streams[1] = sink.Stream(cfg.Prefix, in.sawLine)
+	cmd.Stdout, cmd.Stderr = in.streams[0], in.streams[1]
 	if err := cmd.Start(); err != nil {
 		api.Close()
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(cfg.Binary), err)
 	}
-	in := &Instance{API: api, cmd: cmd, tail: tail, exited: make(chan struct{}), started: time.Now()}
+	in.started = time.Now()
 	go func() {
-		in.exitErr = cmd.Wait()
+		err := cmd.Wait() // returns after the copy goroutines finish
+		for _, st := range in.streams {
+			_ = st.Flush() // a last line without a newline is still a line
+		}
+		in.exitErr = err
 		close(in.exited)
 	}()
 	return in, nil
 }
 
-func orDiscard(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
+// sawLine keeps the process's recent output (for start-up failures) and the
+// current invocation's lines (for LogType: Tail).
+func (in *Instance) sawLine(line []byte) {
+	_, _ = in.tail.Write(append(line, '\n'))
+	in.mu.Lock()
+	c := in.capture
+	in.mu.Unlock()
+	if c != nil {
+		_, _ = c.Write(append(line, '\n'))
 	}
-	return w
 }
 
 // ErrExited says the process ended during an invocation (a Lambda binary
@@ -94,9 +115,28 @@ var ErrExited = errors.New("instance exited")
 
 // Invoke runs one invocation on this instance.
 func (in *Instance) Invoke(ctx context.Context, inv runtimeapi.Invocation) (runtimeapi.Result, error) {
+	res, _, err := in.InvokeLogged(ctx, inv)
+	return res, err
+}
+
+// InvokeLogged runs one invocation and also returns the last 4 KiB of the
+// lines the process printed while it ran.
+func (in *Instance) InvokeLogged(ctx context.Context, inv runtimeapi.Invocation) (runtimeapi.Result, []byte, error) {
+	capture := &tailBuffer{max: 4096}
 	in.mu.Lock()
 	in.invoked++
+	in.capture = capture
 	in.mu.Unlock()
+	defer func() {
+		in.mu.Lock()
+		in.capture = nil
+		in.mu.Unlock()
+	}()
+	res, err := in.invoke(ctx, inv)
+	return res, capture.Bytes(), err
+}
+
+func (in *Instance) invoke(ctx context.Context, inv runtimeapi.Invocation) (runtimeapi.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -110,12 +150,30 @@ func (in *Instance) Invoke(ctx context.Context, inv runtimeapi.Invocation) (runt
 	if err != nil {
 		select {
 		case <-in.exited:
-			return res, fmt.Errorf("%w (%v): %w: %s", ErrExited, in.exitErr, err, in.StderrTail())
+			// Name the exit only: the process's output belongs to other
+			// requests too, and never goes into this caller's answer.
+			return res, &ExitError{Pid: in.Pid(), Err: in.exitErr, Cause: err}
 		default:
 		}
 	}
 	return res, err
 }
+
+// ExitError is an instance that ended while it held an invocation.
+type ExitError struct {
+	Pid   int
+	Err   error // how the process ended (signal: killed, exit status 2)
+	Cause error // what the runtime API saw
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("instance exited: pid %d: %v", e.Pid, e.Err)
+}
+
+// Is makes errors.Is(err, ErrExited) hold.
+func (e *ExitError) Is(target error) bool { return target == ErrExited }
+
+func (e *ExitError) Unwrap() error { return e.Cause }
 
 // Exited is closed when the process ends.
 func (in *Instance) Exited() <-chan struct{} { return in.exited }
@@ -183,6 +241,12 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		t.buf.Next(over)
 	}
 	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf.Bytes()...)
 }
 
 func (t *tailBuffer) String() string {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 )
 
@@ -44,9 +45,9 @@ type Options struct {
 // Emulator serves the front doors and owns the pools.
 type Emulator struct {
 	opts  Options
+	log   *linewriter.Sink
 	pools map[string]*Pool
 	names []string
-	logMu sync.Mutex
 	wg    sync.WaitGroup
 }
 
@@ -61,7 +62,11 @@ func New(opts Options) *Emulator {
 	if opts.AccountID == "" {
 		opts.AccountID = "123456789012"
 	}
-	e := &Emulator{opts: opts, pools: map[string]*Pool{}}
+	sink, ok := opts.Log.(*linewriter.Sink)
+	if !ok {
+		sink = linewriter.New(opts.Log, 0)
+	}
+	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}}
 	for _, f := range opts.Functions {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
@@ -94,10 +99,10 @@ func (e *Emulator) maxPayload() int {
 	return FCMaxPayload
 }
 
+// logf writes one whole line to the shared sink (atomic with the
+// functions' own lines).
 func (e *Emulator) logf(format string, args ...any) {
-	e.logMu.Lock()
-	defer e.logMu.Unlock()
-	fmt.Fprintf(e.opts.Log, format+"\n", args...)
+	_, _ = e.log.Write([]byte(fmt.Sprintf(format+"\n", args...)))
 }
 
 // Invoke runs one invocation and prints START / END / REPORT.
