@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
@@ -39,8 +40,12 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		name = fs.Arg(0)
 	}
 	f, ok := registry.Lookup(name)
-	if !ok {
-		fmt.Fprintf(stderr, "cloudcall invoke: name a function: %v\n", registry.Names())
+	switch {
+	case name == "":
+		fmt.Fprintf(stderr, "cloudcall invoke: name a function: %s\n", strings.Join(registry.Names(), ", "))
+		return errUsage
+	case !ok:
+		fmt.Fprintf(stderr, "cloudcall invoke: unknown function %q; known functions: %s\n", name, strings.Join(registry.Names(), ", "))
 		return errUsage
 	}
 	p, err := parsePlatform(*platform)
@@ -73,7 +78,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer closeSandboxes(sbs)
 	}
 	emu := emulator.New(emulator.Options{Platform: p, Log: stderr, Functions: []emulator.FunctionConfig{{
-		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real),
+		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real, localSettings{}),
 		Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Stdout: stderr,
 	}}})
 	defer emu.Close()

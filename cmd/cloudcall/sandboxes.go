@@ -13,6 +13,7 @@ import (
 type vendorSandbox interface {
 	Handler() http.Handler
 	Env(baseURL string) map[string]string
+	Admin() string // the admin path that shows what arrived
 }
 
 // sandboxes builds one fresh sandbox per vendor, keyed by the registry's

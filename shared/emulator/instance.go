@@ -31,6 +31,9 @@ type InstanceConfig struct {
 	// line stream labelled Prefix, so lines never mix; nil discards.
 	Log    *linewriter.Sink
 	Prefix string
+	// Stdout and Stderr are used when Log is nil (each line whole, per pipe).
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Instance is one running function process and its runtime API.
@@ -71,15 +74,19 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 	cmd := exec.Command(cfg.Binary)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	sink := cfg.Log
-	if sink == nil {
-		sink = linewriter.New(io.Discard, 0)
+	outSink, errSink := cfg.Log, cfg.Log
+	if cfg.Log == nil {
+		outSink = linewriter.New(cfg.Stdout, 0)
+		errSink = outSink
+		if cfg.Stderr != cfg.Stdout {
+			errSink = linewriter.New(cfg.Stderr, 0)
+		}
 	}
 	in := &Instance{API: api, cmd: cmd, tail: &tailBuffer{max: 4096}, exited: make(chan struct{})}
 	// One stream per pipe: os/exec copies stdout and stderr on separate
 	// goroutines, and a shared buffer would splice their half lines.
-	in.streams[0] = sink.Stream(cfg.Prefix, in.sawLine)
-	in.streams[1] = sink.Stream(cfg.Prefix, in.sawLine)
+	in.streams[0] = outSink.Stream(cfg.Prefix, in.sawLine)
+	in.streams[1] = errSink.Stream(cfg.Prefix, in.sawLine)
 	cmd.Stdout, cmd.Stderr = in.streams[0], in.streams[1]
 	if err := cmd.Start(); err != nil {
 		api.Close()

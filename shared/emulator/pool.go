@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	goruntime "runtime"
+	"sync"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
@@ -28,6 +28,10 @@ type FunctionConfig struct {
 	// its START / END lines; any other writer gets a sink of its own.
 	Stdout    io.Writer
 	LogPrefix string
+	// HTTPMethods are the HTTP trigger's methods from the descriptors; none
+	// means the function has no HTTP trigger.
+	HTTPMethods []string
+	HasTimer    bool
 }
 
 // DefaultMaxInstances is the scale-out limit when none is set: two instances

@@ -21,6 +21,13 @@ type event struct {
 func main() {
 	fc.Start(func(ctx context.Context, ev event) (any, error) {
 		fctx, _ := fccontext.FromContext(ctx)
+		if ev.RawPath != "" && ev.Body != "" {
+			// An HTTP trigger event: the action is in the body.
+			var inner event
+			if json.Unmarshal([]byte(ev.Body), &inner) == nil {
+				ev.Action, ev.Ms = inner.Action, inner.Ms
+			}
+		}
 		switch ev.Action {
 		case "panic":
 			panic("hello panics")
