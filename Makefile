@@ -15,7 +15,8 @@ help: ## list the targets
 
 build: ## build the CLI and every function for this machine into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/cloudcall ./cmd/cloudcall
+	@echo "go build cmd/cloudcall (a first build compiles every dependency and lists each package: a few minutes)"
+	@$(GO) build -v -o $(BIN)/cloudcall ./cmd/cloudcall 2>&1 | sed -u 's/^/  compiled /'; test $${PIPESTATUS[0]} -eq 0
 	@for f in $(FUNCTIONS); do echo "go build functions/$$f"; $(GO) build -trimpath -tags lambda.norpc -o $(BIN)/$$f ./functions/$$f || exit 1; done
 
 vet: ## gofmt and go vet
@@ -48,8 +49,9 @@ bench: ## Go benchmarks (briefly), then cloudcall bench: cold start, overhead, t
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./shared/wechat ./shared/ck1 ./shared/emulator ./shared/quotaalert ./shared/bench
 	$(GO) run ./cmd/cloudcall bench --out docs/benchmarks.md
 
-run: build ## every function under the local emulator, against the vendor sandboxes (Ctrl-C stops it all)
-	$(BIN)/cloudcall local
+ARGS ?=
+run: build ## every function under the local emulator, against the vendor sandboxes (flags: make run ARGS="--addr 127.0.0.1:9001 ..."; Ctrl-C stops it all)
+	$(BIN)/cloudcall local $(ARGS)
 
 gen: ## regenerate s.yaml and template.yaml from shared/registry
 	$(GO) run ./cmd/cloudcall gen
@@ -58,6 +60,7 @@ package: ## reproducible zips: dist/fc/<fn>.zip (main) and dist/aws/<fn>-{x86_64
 	$(GO) run ./cmd/cloudcall package
 
 package-fc: ## one function for FC (s.yaml pre-deploy): make package-fc FUNCTION=<name>
+	@if [ -z "$(FUNCTION)" ]; then echo "package-fc: say which function: make package-fc FUNCTION=<name>, one of: $(FUNCTIONS)"; exit 2; fi
 	$(GO) run ./cmd/cloudcall package --platform fc --function $(FUNCTION)
 
 ARCH ?= x86_64

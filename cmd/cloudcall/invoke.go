@@ -15,14 +15,13 @@ import (
 )
 
 func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("invoke", args, stdout, stderr)
 	event := fs.String("event", "", "event file, or - for standard input (default: the function's example input)")
 	platform := fs.String("platform", "fc", "fc or aws")
 	upstream := fs.String("upstream", "sandbox", "sandbox or real")
 	binDir := fs.String("bin", "bin", "where to build the function binary")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	// The function name may come before or after the flags.

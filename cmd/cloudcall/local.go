@@ -34,8 +34,7 @@ type localSettings struct {
 }
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("local", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("local", args, stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1:9000", "front door `host:port` (HTTP triggers and invoke APIs); port 0 picks a free one")
 	platform := fs.String("platform", "fc", "runtime API to emulate: fc (Function Compute go1) or aws (Lambda provided.al2023)")
 	upstream := fs.String("upstream", "sandbox", "sandbox: the built-in vendor sandboxes with demo credentials; real: the real vendors with your environment")
