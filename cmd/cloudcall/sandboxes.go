@@ -5,6 +5,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/notifysbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 )
@@ -24,5 +25,8 @@ func sandboxes() map[string]vendorSandbox {
 		"top":      topsbx.New(topsbx.Options{}),
 		"ck1":      ck1sbx.New(ck1sbx.Options{}),
 		"alicloud": camssbx.New(camssbx.Options{}),
+		// Not a function's vendor: quota-alert's channels, given to every
+		// function that declares their variables.
+		"notify": notifysbx.New(notifysbx.Options{}),
 	}
 }
