@@ -182,6 +182,23 @@ func (e *ExitError) Is(target error) bool { return target == ErrExited }
 
 func (e *ExitError) Unwrap() error { return e.Cause }
 
+// Signaled reports whether the process was ended by a signal (killed from
+// outside) rather than exiting on its own.
+func (in *Instance) Signaled() bool {
+	select {
+	case <-in.exited:
+	default:
+		return false
+	}
+	var ee *exec.ExitError
+	if errors.As(in.exitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			return ws.Signaled()
+		}
+	}
+	return false
+}
+
 // Exited is closed when the process ends.
 func (in *Instance) Exited() <-chan struct{} { return in.exited }
 

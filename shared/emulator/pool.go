@@ -64,6 +64,9 @@ type StartError struct {
 }
 
 func (e *StartError) Error() string {
+	if e.Tail == "" {
+		return fmt.Sprintf("%s failed to start: %v", e.Function, e.Err)
+	}
 	return fmt.Sprintf("%s failed to start: %v\n--- last output ---\n%s", e.Function, e.Err, e.Tail)
 }
 
@@ -335,7 +338,9 @@ func (p *Pool) invokeOnce(ctx context.Context, inv runtimeapi.Invocation) (runti
 	case errors.Is(err, runtimeapi.ErrNotDelivered) && !rep.Cold:
 		p.release(s, false)
 		return res, rep, err
-	case err != nil && errors.Is(err, ErrExited) && rep.Cold && res.Body == nil:
+	case err != nil && errors.Is(err, ErrExited) && rep.Cold && s.inst.API.FirstPoll().IsZero() && !s.inst.Signaled():
+		// Died before asking for work: a start-up failure, and its output
+		// is its own (no invocation ran), so the tail helps.
 		p.release(s, false)
 		return res, rep, &StartError{Function: p.cfg.Name, Err: err, Tail: s.inst.StderrTail()}
 	case err != nil:

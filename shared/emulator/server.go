@@ -145,7 +145,9 @@ func (e *Emulator) invoke(ctx context.Context, fn, requestID string, payload []b
 	}
 	switch {
 	case err != nil:
-		line += "\tStatus: " + err.Error()
+		// One line per record: a start failure's output tail stays out.
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		line += "\tStatus: " + first
 	case res.Error != nil:
 		line += "\tStatus: error " + res.Error.Type
 	}
