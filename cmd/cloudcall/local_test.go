@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -296,6 +297,8 @@ func TestLocalDefaults(t *testing.T) {
 		require.GreaterOrEqual(t, len(l.instances(t, "top-launch-extra-charge")), 2, "the charges ran on several instances")
 	})
 
+	t.Run("platform clients", func(t *testing.T) { platformClients(t, l) })
+
 	t.Run("soak: 1, 8 and 32 callers with instances killed", func(t *testing.T) {
 		soak(t, l)
 	})
@@ -476,4 +479,168 @@ func checkLog(t *testing.T, lines []string, answered map[string]bool) {
 		require.Equal(t, 1, starts[id], "START of answered call %s", id)
 		require.Equal(t, 1, invocationLines[id], "the invocation line of answered call %s", id)
 	}
+}
+
+// awsCLIs finds the AWS CLIs on this machine (v1 and v2 may both be there:
+// `aws` on PATH and Debian's /usr/bin/aws).
+func awsCLIs(t *testing.T) map[string]string {
+	t.Helper()
+	found := map[string]string{}
+	var candidates []string
+	if p, err := exec.LookPath("aws"); err == nil {
+		candidates = append(candidates, p)
+	}
+	candidates = append(candidates, "/usr/bin/aws", "/usr/local/bin/aws")
+	for _, p := range candidates {
+		out, err := exec.Command(p, "--version").CombinedOutput()
+		if err != nil {
+			continue
+		}
+		if m := regexp.MustCompile(`aws-cli/(\d+)\.`).FindSubmatch(out); m != nil {
+			if _, ok := found["v"+string(m[1])]; !ok {
+				found["v"+string(m[1])] = p
+			}
+		}
+	}
+	return found
+}
+
+func missing(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s; CI=true needs it (.ci/run installs it)", what)
+	}
+	t.Skipf("%s; skipping", what)
+}
+
+// platformClients: the AWS CLI (v1 and v2 when present) and the Node SDKs of
+// both platforms against the front doors.
+func platformClients(t *testing.T, l *local) {
+	t.Run("aws cli", func(t *testing.T) {
+		clis := awsCLIs(t)
+		if len(clis) == 0 {
+			missing(t, "no AWS CLI (apt-get install awscli)")
+		}
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "in.json"), []byte(`{"deliveryId":"YTO","bizId":"xyz"}`), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.json"), []byte(`not json`), 0o644))
+		for v, bin := range clis {
+			t.Run(v, func(t *testing.T) {
+				aws := func(args ...string) (string, string, error) {
+					// The banner's line: credentials and region from the
+					// environment, the payload from a file (v1 and v2 read
+					// fileb:// raw).
+					cmd := exec.Command(bin, append([]string{"lambda", "invoke", "--region", "us-east-1", "--endpoint-url", l.base}, args...)...)
+					cmd.Dir = dir
+					cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x", "AWS_PAGER=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+					var out, errb bytes.Buffer
+					cmd.Stdout, cmd.Stderr = &out, &errb
+					err := cmd.Run()
+					return out.String(), errb.String(), err
+				}
+				out, stderr, err := aws("--function-name", "logistics-get-quota", "--payload", "fileb://in.json", "--log-type", "Tail", "out.json")
+				require.NoError(t, err, stderr)
+				var meta struct {
+					StatusCode      int
+					LogResult       string
+					ExecutedVersion string
+				}
+				require.NoError(t, json.Unmarshal([]byte(out), &meta), out)
+				require.Equal(t, 200, meta.StatusCode)
+				require.Equal(t, "$LATEST", meta.ExecutedVersion)
+				tail, err := base64Decode(meta.LogResult)
+				require.NoError(t, err)
+				require.Regexp(t, `(?m)^START RequestId: [0-9a-f-]{36} Version: \$LATEST$`, tail)
+				b, err := os.ReadFile(filepath.Join(dir, "out.json"))
+				require.NoError(t, err)
+				require.JSONEq(t, `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":210}`, string(b))
+
+				_, stderr, err = aws("--function-name", "nope", "--payload", "fileb://in.json", "out.json")
+				require.Error(t, err)
+				require.Contains(t, stderr, "(ResourceNotFoundException)")
+				require.Contains(t, stderr, "Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope")
+
+				_, stderr, err = aws("--function-name", "logistics-get-quota", "--payload", "fileb://bad.json", "out.json")
+				require.Error(t, err)
+				require.Contains(t, stderr, "(InvalidRequestContentException)")
+			})
+		}
+	})
+
+	t.Run("node SDKs", func(t *testing.T) {
+		node, err := exec.LookPath("node")
+		if err != nil {
+			missing(t, "node is not installed")
+		}
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			missing(t, "npm is not installed")
+		}
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"private":true}`), 0o644))
+		// Pinned: the clients users install, at versions this test knows.
+		install := exec.Command(npm, "install", "--no-audit", "--no-fund", "--loglevel=error",
+			"@aws-sdk/client-lambda@3.1162.0", "@alicloud/fc20230330@4.7.6", "@alicloud/openapi-core@"+alicloudOpenAPICore)
+		install.Dir = dir
+		if out, err := install.CombinedOutput(); err != nil {
+			missing(t, fmt.Sprintf("npm install failed (%v): %s", err, out))
+		}
+		script, err := filepath.Abs("testdata/sdk_clients.js")
+		require.NoError(t, err)
+		b, err := os.ReadFile(script)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "sdk_clients.js"), b, 0o644))
+		cmd := exec.Command(node, "sdk_clients.js", l.base)
+		cmd.Dir = dir
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		require.NoError(t, cmd.Run(), errb.String())
+		type failure struct {
+			Name      string `json:"name"`
+			Code      string `json:"code"`
+			Message   string `json:"message"`
+			Status    int    `json:"status"`
+			RequestID string `json:"requestId"`
+		}
+		type success struct {
+			Status    int    `json:"status"`
+			Version   string `json:"version"`
+			Payload   string `json:"payload"`
+			Log       string `json:"log"`
+			RequestID string `json:"requestId"`
+		}
+		var res struct {
+			Lambda struct {
+				Unknown failure `json:"unknown"`
+				OK      success `json:"ok"`
+			} `json:"lambda"`
+			FC struct {
+				Unknown failure `json:"unknown"`
+				OK      success `json:"ok"`
+			} `json:"fc"`
+		}
+		require.NoError(t, json.Unmarshal(out.Bytes(), &res), out.String())
+		require.Equal(t, "ResourceNotFoundException", res.Lambda.Unknown.Name, "LambdaClient's typed error")
+		require.Contains(t, res.Lambda.Unknown.Message, "function:nope")
+		require.Equal(t, 404, res.Lambda.Unknown.Status)
+		require.Equal(t, 200, res.Lambda.OK.Status)
+		require.Equal(t, "$LATEST", res.Lambda.OK.Version)
+		require.JSONEq(t, `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":210}`, res.Lambda.OK.Payload)
+		require.Contains(t, res.Lambda.OK.Log, "START RequestId: "+res.Lambda.OK.RequestID+" Version: $LATEST")
+		require.Equal(t, "FunctionNotFound", res.FC.Unknown.Code, "the FC client's typed error: %+v", res.FC.Unknown)
+		require.Contains(t, res.FC.Unknown.Message, "function 'nope' does not exist")
+		require.Equal(t, 404, res.FC.Unknown.Status)
+		require.NotEmpty(t, res.FC.Unknown.RequestID)
+		require.Equal(t, 200, res.FC.OK.Status)
+		require.JSONEq(t, `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":210}`, res.FC.OK.Payload)
+		require.Contains(t, res.FC.OK.Log, "START RequestId: "+res.FC.OK.RequestID)
+	})
+}
+
+// alicloudOpenAPICore is the pinned version of the FC client's config package.
+const alicloudOpenAPICore = "1.0.8"
+
+func base64Decode(s string) (string, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	return string(b), err
 }

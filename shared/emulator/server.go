@@ -279,12 +279,9 @@ func (e *Emulator) lambdaFunction(raw, qualifier string) (string, string, bool) 
 	return name, arn, ok && (qualifier == "" || qualifier == "$LATEST")
 }
 
-func (e *Emulator) lambdaRegion() string {
-	if e.opts.Platform == runtimeapi.Lambda {
-		return "us-east-1"
-	}
-	return e.opts.Region
-}
+// lambdaRegion is the region of the local Lambda front door (the one the
+// functions' AWS_REGION names under --platform aws).
+func (e *Emulator) lambdaRegion() string { return "us-east-1" }
 
 func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 	requestID := runtimeapi.NewRequestID()
