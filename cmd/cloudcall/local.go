@@ -85,7 +85,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if *envFile != "" {
-		if set.extra, err = godotenv.Read(*envFile); err != nil {
+		if set.extra, err = readEnvFile(*envFile); err != nil {
 			fmt.Fprintf(stderr, "--env-file %s: %v\n", *envFile, err)
 			return errUsage
 		}
@@ -220,4 +220,9 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// readEnvFile reads dotenv syntax (KEY=value, # comments, quotes, export).
+func readEnvFile(path string) (map[string]string, error) {
+	return godotenv.Read(path)
 }
