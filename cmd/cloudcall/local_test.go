@@ -299,6 +299,32 @@ func TestLocalDefaults(t *testing.T) {
 
 	t.Run("platform clients", func(t *testing.T) { platformClients(t, l) })
 
+	t.Run("a timer run that finds low balances alerts every channel", func(t *testing.T) {
+		a := l.post(t, "/__timers/quota-alert", "", nil)
+		require.Equal(t, 200, a.status, string(a.body))
+		var run struct {
+			ErrCode float64 `json:"errCode"`
+			Levels  map[string]int
+		}
+		require.NoError(t, json.Unmarshal(a.body, &run))
+		require.Equal(t, 1, run.Levels["low"], string(a.body))
+		var got struct {
+			Messages []struct {
+				Channel  string `json:"channel"`
+				Accepted bool   `json:"accepted"`
+			} `json:"messages"`
+		}
+		l.getJSON(t, l.sandboxes["notify"]+"/__sandbox/notify/messages", &got)
+		channels := map[string]int{}
+		for _, m := range got.Messages {
+			require.True(t, m.Accepted, "every channel's signature verified: %+v", m)
+			channels[m.Channel]++
+		}
+		for _, c := range []string{"dingtalk", "feishu", "wecom", "slack", "webhook"} {
+			require.Positive(t, channels[c], "an alert reached %s: %v", c, channels)
+		}
+	})
+
 	t.Run("soak: 1, 8 and 32 callers with instances killed", func(t *testing.T) {
 		soak(t, l)
 	})
@@ -643,4 +669,35 @@ const alicloudOpenAPICore = "1.0.8"
 func base64Decode(s string) (string, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	return string(b), err
+}
+
+// TestLocalSettings: --caller-keys, --env-file and --platform aws as a user
+// passes them through make run ARGS.
+func TestLocalSettings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real CLI and every function")
+	}
+	envFile := filepath.Join(t.TempDir(), "local.env")
+	require.NoError(t, os.WriteFile(envFile, []byte("# raise every threshold\nQUOTA_ALERT_THRESHOLD=500\n"), 0o644))
+	l := startLocal(t, "--platform", "aws", "--caller-keys", "dev:0123456789abcdef0123", "--env-file", envFile)
+	out := strings.Join(l.output(), "\n")
+	require.NotContains(t, out, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS")
+	require.Contains(t, out, "caller auth: on")
+
+	f, _ := registry.Lookup("logistics-get-quota")
+	req, err := http.NewRequest(http.MethodPost, l.base+"/logistics-get-quota", strings.NewReader(f.Example))
+	require.NoError(t, err)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 401, resp.StatusCode, "an unsigned call is refused, as deployed: %s", b)
+	code, _ := errCode(b)
+	require.Equal(t, float64(-1101), code)
+	require.NotEmpty(t, resp.Header.Get("Apigw-Requestid"), "the HTTP trigger answers with API Gateway's request id")
+
+	// Events through the invoke API are not HTTP calls: no caller auth.
+	a := l.post(t, "/2015-03-31/functions/quota-alert/invocations", "{}", nil)
+	require.Equal(t, 200, a.status, string(a.body))
+	require.Contains(t, string(a.body), `"threshold":500`, "the env file reached the function")
 }
