@@ -169,6 +169,11 @@ func TestRepeatedQueryNames(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(e.HTTPEvent(r, nil), &ev))
 	require.Equal(t, map[string]string{"a": "1,0", "b": "x,y", "c": ""}, ev.Query)
+
+	_, srv := descriptorEmu(t, runtimeapi.FC, 0)
+	resp, body := do(t, "POST", srv.URL+"/hello?a=1;b=2", `{}`, nil)
+	require.Equal(t, 400, resp.StatusCode, "a query FC cannot parse is refused, not passed on in part")
+	require.Contains(t, string(body), `"Code":"InvalidArgument"`)
 }
 
 // TestBodyThatStopsArriving: a caller that sends half a body is answered

@@ -510,6 +510,15 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		e.platformError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("request body over the %d-byte limit of %s", limit, e.opts.Platform), requestID)
 		return
 	}
+	if e.opts.Platform != runtimeapi.Lambda {
+		// FC's event carries parsed query parameters only: a query that
+		// cannot be parsed is refused, never passed on with a part dropped
+		// (the function would verify a signature without it).
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			e.platformError(w, http.StatusBadRequest, "InvalidArgument", "the query string cannot be parsed (a ';' or a bad % escape)", requestID)
+			return
+		}
+	}
 	res, _, err := e.invoke(r.Context(), fn, requestID, e.httpEvent(r, body, requestID))
 	if err != nil || res.Error != nil {
 		msg := "the function failed"
