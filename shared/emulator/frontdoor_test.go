@@ -96,6 +96,7 @@ func TestLambdaWireFormat(t *testing.T) {
 			require.LessOrEqual(t, len(tail), 4096)
 			require.Contains(t, string(tail), "START RequestId: "+id+" Version: $LATEST")
 			require.Contains(t, string(tail), "REPORT RequestId: "+id)
+			require.Contains(t, string(tail), "hello handled "+id+"\n", "the function's own line of this invocation")
 			require.Equal(t, id, decode(t, body)["requestId"], "the answer's request id is the one the function saw")
 		})
 	}
@@ -119,6 +120,7 @@ func TestFCWireFormat(t *testing.T) {
 	tail, err := base64.StdEncoding.DecodeString(resp.Header.Get("x-fc-log-result"))
 	require.NoError(t, err)
 	require.Contains(t, string(tail), "START RequestId: "+id)
+	require.Contains(t, string(tail), "hello handled "+id+"\n", "the function's own line of this invocation")
 
 	resp, body = do(t, "POST", srv.URL+"/2023-03-30/functions/hello/invocations", strings.Repeat("a", emulator.FCMaxAsyncPayload+1), map[string]string{"x-fc-invocation-type": "Async"})
 	require.Equal(t, 413, resp.StatusCode)

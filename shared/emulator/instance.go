@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
@@ -45,6 +46,7 @@ type Instance struct {
 	exitErr error
 	started time.Time
 	streams [2]*linewriter.Stream
+	pipes   [2]*pipeCopier
 	mu      sync.Mutex
 	invoked int
 	capture *tailBuffer // this invocation's log lines while one runs
@@ -83,25 +85,148 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 		}
 	}
 	in := &Instance{API: api, cmd: cmd, tail: &tailBuffer{max: 4096}, exited: make(chan struct{})}
-	// One stream per pipe: os/exec copies stdout and stderr on separate
-	// goroutines, and a shared buffer would splice their half lines.
+	// One stream per pipe, each with its own line buffer: a shared buffer
+	// would splice stdout's half lines into stderr's. The pipes are ours (not
+	// os/exec's) so drain can tell when what the process wrote has arrived.
 	in.streams[0] = outSink.Stream(cfg.Prefix, in.sawLine)
 	in.streams[1] = errSink.Stream(cfg.Prefix, in.sawLine)
-	cmd.Stdout, cmd.Stderr = in.streams[0], in.streams[1]
-	if err := cmd.Start(); err != nil {
+	var writeEnds []*os.File
+	for i := range in.pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			api.Close()
+			for _, f := range writeEnds {
+				_ = f.Close()
+			}
+			return nil, fmt.Errorf("pipe: %w", err)
+		}
+		in.pipes[i] = &pipeCopier{r: r, dst: in.streams[i], done: make(chan struct{})}
+		writeEnds = append(writeEnds, w)
+	}
+	cmd.Stdout, cmd.Stderr = writeEnds[0], writeEnds[1]
+	err = cmd.Start()
+	for _, f := range writeEnds {
+		_ = f.Close() // the child has its copies; EOF comes when it exits
+	}
+	if err != nil {
 		api.Close()
+		for _, pc := range in.pipes {
+			_ = pc.r.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(cfg.Binary), err)
 	}
 	in.started = time.Now()
+	for _, pc := range in.pipes {
+		go pc.run()
+	}
 	go func() {
-		err := cmd.Wait() // returns after the copy goroutines finish
-		for _, st := range in.streams {
-			_ = st.Flush() // a last line without a newline is still a line
+		err := cmd.Wait()
+		for i, pc := range in.pipes {
+			<-pc.done                 // every byte the process wrote has been copied
+			_ = in.streams[i].Flush() // a last line without a newline is still a line
 		}
 		in.exitErr = err
 		close(in.exited)
 	}()
 	return in, nil
+}
+
+type wantLogKey struct{}
+
+// WithLog asks InvokeLogged to wait (briefly) for the invocation's own log
+// lines before returning them: what LogType: Tail needs, and only it.
+func WithLog(ctx context.Context) context.Context {
+	return context.WithValue(ctx, wantLogKey{}, true)
+}
+
+func wantsLog(ctx context.Context) bool { v, _ := ctx.Value(wantLogKey{}).(bool); return v }
+
+// pipeCopier copies one of the process's pipes into its line stream.
+type pipeCopier struct {
+	r    *os.File
+	dst  io.Writer
+	done chan struct{}
+
+	mu      sync.Mutex
+	copying bool  // between a Read that returned data and its Write
+	copied  int64 // bytes handed to dst so far
+}
+
+func (c *pipeCopier) run() {
+	defer close(c.done)
+	defer c.r.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.r.Read(buf)
+		if n > 0 {
+			c.mu.Lock()
+			c.copying = true
+			c.mu.Unlock()
+			_, _ = c.dst.Write(buf[:n])
+			c.mu.Lock()
+			c.copying = false
+			c.copied += int64(n)
+			c.mu.Unlock()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// idle reports whether nothing waits in the pipe and nothing is being
+// copied, with the count copied so far.
+func (c *pipeCopier) idle() (bool, int64) {
+	c.mu.Lock()
+	copying, copied := c.copying, c.copied
+	c.mu.Unlock()
+	if copying {
+		return false, copied
+	}
+	n, err := pipeBuffered(c.r)
+	return err == nil && n == 0, copied
+}
+
+// pipeBuffered is how many bytes wait unread in a pipe (FIONREAD).
+func pipeBuffered(f *os.File) (int, error) {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int32
+	var errno syscall.Errno
+	if err := sc.Control(func(fd uintptr) {
+		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, uintptr(syscall.TIOCINQ), uintptr(unsafe.Pointer(&n)))
+	}); err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// drain waits (at most max) until what the process wrote before now has
+// reached its streams: a function's log lines travel through a pipe and can
+// trail its answer by a moment. Empty pipes seen twice in a row, with nothing
+// copied in between, close the small window between a Read and its Write.
+func (in *Instance) drain(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for _, pc := range in.pipes {
+		for {
+			ok1, n1 := pc.idle()
+			if ok1 {
+				time.Sleep(200 * time.Microsecond)
+				if ok2, n2 := pc.idle(); ok2 && n1 == n2 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
 }
 
 // sawLine keeps the process's recent output (for start-up failures) and the
@@ -140,6 +265,9 @@ func (in *Instance) InvokeLogged(ctx context.Context, inv runtimeapi.Invocation)
 		in.mu.Unlock()
 	}()
 	res, err := in.invoke(ctx, inv)
+	if err == nil && wantsLog(ctx) {
+		in.drain(50 * time.Millisecond)
+	}
 	return res, capture.Bytes(), err
 }
 

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
@@ -34,6 +35,7 @@ func main() {
 		case "sleep":
 			time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 		}
+		fmt.Println("hello handled", fctx.RequestID)
 		out := map[string]any{"hello": "fc", "pid": os.Getpid(), "requestId": fctx.RequestID, "function": fctx.Function.Name}
 		if ev.RawPath != "" {
 			b, _ := json.Marshal(map[string]any{"path": ev.RawPath, "echo": ev.Body})

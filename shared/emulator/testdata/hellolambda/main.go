@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
@@ -38,6 +39,7 @@ func main() {
 			b, _ := json.Marshal(map[string]any{"path": ev.RawPath, "echo": ev.Body})
 			return map[string]any{"statusCode": 201, "headers": map[string]string{"X-Hello": "aws"}, "body": string(b)}, nil
 		}
+		fmt.Println("hello handled", lc.AwsRequestID)
 		return map[string]any{"hello": "aws", "pid": os.Getpid(), "requestId": lc.AwsRequestID}, nil
 	})
 }
