@@ -53,6 +53,7 @@ func TestPoolIsFair(t *testing.T) {
 	}
 	wg.Wait()
 	mean := float64(total) / callers
+	t.Logf("calls per caller (mean %.0f): %v", mean, counts)
 	for c, n := range counts {
 		require.GreaterOrEqual(t, float64(n), mean/2, "caller %d made %d of %d calls: %v", c, n, total, counts)
 		require.LessOrEqual(t, float64(n), mean*2, "caller %d made %d of %d calls: %v", c, n, total, counts)
@@ -93,11 +94,21 @@ func TestWaiterGivesUp(t *testing.T) {
 // an error naming the exit (no log lines of anyone), and the pool replaces
 // the instance for the callers queued behind it.
 func TestKilledInstance(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) { killedInstance(t, p) })
+	}
+}
+
+func killedInstance(t *testing.T, platform runtimeapi.Platform) {
+	bin := fixtures["hellofc"]
+	if platform == runtimeapi.Lambda {
+		bin = fixtures["hellolambda"]
+	}
 	var out bytes.Buffer
 	var mu sync.Mutex
 	sink := linewriter.New(writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(b) }), 0)
-	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: sink, Functions: []emulator.FunctionConfig{
-		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 1, Stdout: sink, LogPrefix: "hello | "},
+	e := emulator.New(emulator.Options{Platform: platform, Log: sink, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: bin, Timeout: 5 * time.Second, MaxInstances: 1, Stdout: sink, LogPrefix: "hello | "},
 	}})
 	t.Cleanup(e.Close)
 	res, _, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
