@@ -19,6 +19,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/openapi"
 )
 
 // Payload limits of the platforms, per front door.
@@ -193,11 +194,13 @@ func (e *Emulator) Names() []string { return append([]string(nil), e.names...) }
 //	POST /2023-03-30/functions/<fn>/invocations   FC InvokeFunction
 //	POST /__timers/<fn>                           fire the function's timer now
 //	ANY  /<fn>[/...]                              the function's HTTP trigger (the registry's methods only)
+//	GET  /openapi.json                            the OpenAPI 3.1 document (shared/openapi)
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/2015-03-31/functions/{fn}/invocations", e.lambdaInvoke)
 	mux.HandleFunc("/2023-03-30/functions/{fn}/invocations", e.fcInvoke)
 	mux.HandleFunc("/__timers/{fn}", e.fireTimer)
+	mux.Handle("GET /openapi.json", openapi.Handler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"functions": e.names, "platform": e.opts.Platform})
 	})
