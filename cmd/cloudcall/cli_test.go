@@ -50,6 +50,18 @@ func TestHelpAndVersion(t *testing.T) {
 	require.NotContains(t, func() string { _, out, _ := runCLI("package", "--help"); return out }(), "sam build\n    \tone function", "no backquoted word taken as the flag's value name")
 }
 
+// TestEveryCommandHelpsOnStdout: help is output, for every command.
+func TestEveryCommandHelpsOnStdout(t *testing.T) {
+	for name := range commands() {
+		for _, args := range [][]string{{name, "--help"}, {"help", name}} {
+			code, out, errOut := runCLI(args...)
+			require.Equal(t, 0, code, "%v: %s", args, errOut)
+			require.Contains(t, out, "Usage: cloudcall "+name, args)
+			require.Empty(t, errOut, args)
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	cases := []struct {
 		name   string
