@@ -146,3 +146,20 @@ func TestBanner(t *testing.T) {
 	}
 	require.Contains(t, anon.String(), "quota-alert                   — (none in the descriptors)")
 }
+
+// TestInvokeRunsTheExample: `cloudcall invoke <fn>` runs the registry
+// example once against the sandboxes (the charge through the embedded
+// store, as under cloudcall local); the answer on stdout, logs on stderr.
+func TestInvokeRunsTheExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function")
+	}
+	for _, fn := range []string{"top-launch-extra-charge", "logistics-get-quota"} {
+		t.Run(fn, func(t *testing.T) {
+			code, out, errOut := runCLI("invoke", fn, "--bin", binDir)
+			require.Equal(t, 0, code, errOut)
+			require.Contains(t, out, `"errCode":0`)
+			require.Contains(t, errOut, fn+" START RequestId: ")
+		})
+	}
+}

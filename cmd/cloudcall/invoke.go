@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
@@ -76,8 +77,16 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer closeSandboxes(sbs)
 	}
+	// The same embedded store as cloudcall local: the charge keeps its
+	// idempotency record in a Redis store, never in process memory.
+	st, err := localstore.Start("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	set := localSettings{storeURL: st.URL(), storePfx: "cloudcall:", embedded: true}
 	emu := emulator.New(emulator.Options{Platform: p, Log: stderr, Functions: []emulator.FunctionConfig{{
-		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real, localSettings{}),
+		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real, set),
 		Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Stdout: stderr,
 	}}})
 	defer emu.Close()
