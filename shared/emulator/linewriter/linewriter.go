@@ -146,7 +146,9 @@ func (st *Stream) emit(line []byte) error {
 
 func (st *Stream) emitOne(line []byte) error {
 	if st.tee != nil {
-		st.tee(line)
+		// Capacity capped: a tee that appends must not write into the
+		// buffer's next line.
+		st.tee(line[:len(line):len(line)])
 	}
 	out := make([]byte, 0, len(st.prefix)+len(line)+1)
 	out = append(out, st.prefix...)

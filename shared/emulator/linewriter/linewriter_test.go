@@ -87,6 +87,18 @@ func TestTeeSeesEachLine(t *testing.T) {
 	require.Equal(t, []string{"one", "two"}, seen)
 }
 
+// TestTeeThatAppendsCannotCorrupt: a tee that appends to the line it is
+// given (as the emulator's does, adding a newline) leaves the rest alone,
+// also on the split path where the next bytes share the buffer.
+func TestTeeThatAppendsCannotCorrupt(t *testing.T) {
+	rec := &recorder{}
+	var seen []string
+	st := linewriter.New(rec, 4).Stream("", func(l []byte) { seen = append(seen, string(append(l, '!'))) })
+	_, _ = st.Write([]byte("abcdefghij\nxy\n"))
+	require.Equal(t, []string{"abcd", "efgh", "ij", "xy"}, rec.lines(t))
+	require.Equal(t, []string{"abcd!", "efgh!", "ij!", "xy!"}, seen)
+}
+
 // TestConcurrentProducers races many producers (as the os/exec copy
 // goroutines of every instance's stdout and stderr do) on one sink, writing
 // lines in random-sized fragments: every line arrives exactly once, whole.
