@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -147,3 +148,45 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestLongLinesSplitNotLost: a function's 200 KiB lines on stdout and stderr
+// at once reach the log as whole 64 KiB pieces, in order, nothing dropped
+// and nothing of one pipe spliced into the other.
+func TestLongLinesSplitNotLost(t *testing.T) {
+	var mu sync.Mutex
+	var writes [][]byte
+	sink := linewriter.New(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		writes = append(writes, append([]byte(nil), b...))
+		return len(b), nil
+	}), 0)
+	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: sink, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 1, Stdout: sink, LogPrefix: "hello | "},
+	}})
+	const n = 200 << 10
+	_, _, err := e.Invoke(context.Background(), "hello", []byte(`{"action":"shout","ms":204800}`))
+	require.NoError(t, err)
+	e.Close() // waits for the instance's pipes to be copied
+	var out, errOut strings.Builder
+	for _, w := range writes {
+		require.True(t, bytes.HasSuffix(w, []byte("\n")) && bytes.Count(w, []byte("\n")) == 1, "one whole line per write")
+		line := strings.TrimSuffix(string(w), "\n")
+		if !strings.HasPrefix(line, "hello | ") {
+			continue
+		}
+		piece := strings.TrimPrefix(line, "hello | ")
+		require.LessOrEqual(t, len(piece), linewriter.DefaultMaxLine)
+		// stdout prints x's, stderr y's: every piece belongs to one.
+		body := strings.TrimPrefix(strings.TrimPrefix(piece, "out:"), "err:")
+		switch {
+		case body == "":
+		case strings.Trim(body, "x") == "":
+			out.WriteString(piece)
+		case strings.Trim(body, "y") == "":
+			errOut.WriteString(piece)
+		}
+	}
+	require.True(t, out.String() == "out:"+strings.Repeat("x", n), "stdout's line arrived whole (%d bytes)", out.Len())
+	require.True(t, errOut.String() == "err:"+strings.Repeat("y", n), "stderr's line arrived whole (%d bytes)", errOut.Len())
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
@@ -32,6 +33,12 @@ func main() {
 		switch ev.Action {
 		case "panic":
 			panic("hello panics")
+		case "shout":
+			// One line of Ms bytes on stdout and one on stderr at once.
+			done := make(chan struct{})
+			go func() { fmt.Fprintln(os.Stderr, "err:"+strings.Repeat("y", ev.Ms)); close(done) }()
+			fmt.Println("out:" + strings.Repeat("x", ev.Ms))
+			<-done
 		case "sleep":
 			time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 		}
