@@ -193,7 +193,11 @@ func (l *local) post(t *testing.T, path, body string, hdr map[string]string) ans
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, body: b, requestID: resp.Header.Get("x-fc-request-id")}
+	id := resp.Header.Get("x-fc-request-id")
+	if id == "" {
+		id = resp.Header.Get("x-amzn-RequestId") // Lambda door, or an HTTP trigger under --platform aws
+	}
+	return answer{status: resp.StatusCode, body: b, requestID: id}
 }
 
 func (l *local) getJSON(t *testing.T, url string, v any) {
@@ -326,7 +330,7 @@ func TestLocalDefaults(t *testing.T) {
 	})
 
 	t.Run("soak: 1, 8 and 32 callers with instances killed", func(t *testing.T) {
-		soak(t, l)
+		soak(t, l, []phase{{1, 400}, {8, 800}, {32, 800}}, 2000)
 	})
 }
 
@@ -337,7 +341,9 @@ var exitRe = regexp.MustCompile(`^(?:[a-z0-9-]+ failed to start: )?instance exit
 // soak drives every function through its front door at 1, 8 and 32
 // callers, SIGKILLing instances while the 8- and 32-caller phases run, then
 // stops the CLI and checks its whole output line by line.
-func soak(t *testing.T, l *local) {
+type phase struct{ callers, total int }
+
+func soak(t *testing.T, l *local, phases []phase, wantCalls int) {
 	type call struct{ path, body string }
 	var calls []call
 	for _, f := range registry.All() {
@@ -347,7 +353,6 @@ func soak(t *testing.T, l *local) {
 			calls = append(calls, call{"/2023-03-30/functions/" + f.Name + "/invocations", f.Example})
 		}
 	}
-	phases := []struct{ callers, total int }{{1, 400}, {8, 800}, {32, 800}}
 	var mu sync.Mutex
 	killed := map[int]bool{}
 	ok := map[string]bool{} // request ids answered by the function
@@ -408,8 +413,16 @@ func soak(t *testing.T, l *local) {
 						}
 						failed++
 					case a.status == 502:
-						var e struct{ Code, Message, RequestId string }
+						// FC's error shape, or Lambda's (--platform aws).
+						var e struct {
+							Code, Message, RequestId string
+							Type                     string
+							LambdaMessage            string `json:"message"`
+						}
 						_ = json.Unmarshal(a.body, &e)
+						if e.Type != "" {
+							e.Code, e.Message, e.RequestId = "FunctionFailed", e.LambdaMessage, a.requestID
+						}
 						m := exitRe.FindStringSubmatch(e.Message)
 						if m == nil || e.Code != "FunctionFailed" || e.RequestId != a.requestID {
 							t.Errorf("%s: 502 %s", c.path, a.body)
@@ -433,7 +446,7 @@ func soak(t *testing.T, l *local) {
 		done.Wait()
 		t.Logf("soak: %d calls at %d callers in %v", ph.total, ph.callers, time.Since(began).Round(time.Millisecond))
 	}
-	require.Equal(t, 2000, sent)
+	require.Equal(t, wantCalls, sent)
 	t.Logf("soak: %d calls, %d answered by the function, %d failed with their instance (%d instances killed)", sent, len(ok), failed, len(killed))
 	require.NotEmpty(t, killed)
 
@@ -669,6 +682,16 @@ const alicloudOpenAPICore = "1.0.8"
 func base64Decode(s string) (string, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	return string(b), err
+}
+
+// TestLocalLambdaSoak: the same soak, shorter, with the Lambda runtime API
+// (aws-lambda-go binaries, API Gateway events, Lambda's error shapes).
+func TestLocalLambdaSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real CLI and every function")
+	}
+	l := startLocal(t, "--platform", "aws")
+	soak(t, l, []phase{{1, 100}, {8, 300}}, 400)
 }
 
 // TestLocalSettings: --caller-keys, --env-file and --platform aws as a user
