@@ -222,3 +222,16 @@ func TestKilledInstanceHTTP(t *testing.T) {
 	resp, _ = do(t, "POST", srv.URL+"/hello", `{}`, nil)
 	require.Equal(t, 201, resp.StatusCode, "the next call gets a new instance")
 }
+
+// TestHTTPTriggerPayloadLimit: the trigger takes what the platform takes
+// (6 MB behind API Gateway and Lambda, 32 MB on FC) and answers 413 over it.
+func TestHTTPTriggerPayloadLimit(t *testing.T) {
+	for p, limit := range map[runtimeapi.Platform]int{runtimeapi.Lambda: emulator.LambdaMaxPayload, runtimeapi.FC: emulator.FCMaxPayload} {
+		t.Run(string(p), func(t *testing.T) {
+			_, srv := descriptorEmu(t, p, 0)
+			resp, body := do(t, "POST", srv.URL+"/hello", strings.Repeat("a", limit+1), nil)
+			require.Equal(t, 413, resp.StatusCode)
+			require.Contains(t, string(body), fmt.Sprintf("over the %d-byte limit", limit))
+		})
+	}
+}
