@@ -138,7 +138,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			Name: f.Name, Binary: bin, Platform: p, Env: functionEnv(f, p, sbs, real, set),
 			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB,
 			MaxInstances: *maxInst, Idle: *idle, Stdout: sink, LogPrefix: f.Name + " | ",
-			HTTPMethods: f.HTTPMethods, HasTimer: f.Schedule != nil,
+			HTTPMethods: f.HTTPMethods, NoHTTPTrigger: len(f.HTTPMethods) == 0,
 		})
 		if f.Schedule != nil {
 			c, err := emulator.ParseCron(f.Schedule.Cron, f.Schedule.TimeZone)

@@ -32,7 +32,7 @@ func descriptorEmu(t *testing.T, p runtimeapi.Platform, bodyTimeout time.Duratio
 	e := emulator.New(emulator.Options{Platform: p, BodyTimeout: bodyTimeout,
 		Functions: []emulator.FunctionConfig{
 			{Name: "hello", Binary: bin, Timeout: 3 * time.Second, MemoryMB: 128, MaxInstances: 1, HTTPMethods: []string{"POST"}},
-			{Name: "ticker", Binary: bin, Timeout: 3 * time.Second, MaxInstances: 1, HasTimer: true},
+			{Name: "ticker", Binary: bin, Timeout: 3 * time.Second, MaxInstances: 1, NoHTTPTrigger: true},
 		},
 		Timers: []emulator.Timer{{Function: "ticker", Name: "tick", Payload: `{}`}},
 	})

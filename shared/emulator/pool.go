@@ -28,10 +28,10 @@ type FunctionConfig struct {
 	// its START / END lines; any other writer gets a sink of its own.
 	Stdout    io.Writer
 	LogPrefix string
-	// HTTPMethods are the HTTP trigger's methods from the descriptors; none
-	// means the function has no HTTP trigger.
-	HTTPMethods []string
-	HasTimer    bool
+	// HTTPMethods are the HTTP trigger's methods from the descriptors (nil:
+	// any method); NoHTTPTrigger says the descriptors give it no trigger.
+	HTTPMethods   []string
+	NoHTTPTrigger bool
 }
 
 // DefaultMaxInstances is the scale-out limit when none is set: two instances

@@ -498,12 +498,12 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		e.platformError(w, http.StatusNotFound, "FunctionNotFound", e.unknown(fn).Error(), requestID)
 		return
 	}
-	if len(p.cfg.HTTPMethods) == 0 {
+	if p.cfg.NoHTTPTrigger {
 		e.platformError(w, http.StatusNotFound, "TriggerNotFound",
 			fmt.Sprintf("function %q has no HTTP trigger in its descriptors; invoke it with POST /2023-03-30/functions/%s/invocations or /2015-03-31/functions/%s/invocations", fn, fn, fn), requestID)
 		return
 	}
-	if !slices.Contains(p.cfg.HTTPMethods, r.Method) {
+	if p.cfg.HTTPMethods != nil && !slices.Contains(p.cfg.HTTPMethods, r.Method) {
 		w.Header().Set("Allow", strings.Join(p.cfg.HTTPMethods, ", "))
 		e.platformError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("%s takes %s", fn, strings.Join(p.cfg.HTTPMethods, ", ")), requestID)
 		return
