@@ -163,3 +163,15 @@ func TestInvokeRunsTheExample(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultStore(t *testing.T) {
+	for env, want := range map[string]string{
+		"":                         "embedded",
+		"memory":                   "embedded",
+		"redis://127.0.0.1:6379/3": "redis://127.0.0.1:6379/3",
+		"rediss://r.example:6380":  "rediss://r.example:6380",
+	} {
+		t.Setenv("CLOUDCALL_STORE", env)
+		require.Equal(t, want, defaultStore(), env)
+	}
+}

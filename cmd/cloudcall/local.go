@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -45,7 +46,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
 	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for every function (overrides defaults and sandbox settings)")
 	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ characters); default: anonymous calls allowed")
-	storeFlag := fs.String("store", "embedded", "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL`")
+	storeFlag := fs.String("store", defaultStore(), "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL` (default: $CLOUDCALL_STORE when it is a Redis URL)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\n\nFlags:")
 		fs.PrintDefaults()
@@ -106,6 +107,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
 		set.storeURL, set.storePfx = s, "cloudcall:local:"+time.Now().UTC().Format("20060102T150405")+"-"+hex.EncodeToString(b)+":"
+		if p, ok := os.LookupEnv("CLOUDCALL_STORE_PREFIX"); ok && p != "" {
+			set.storePfx = p // the caller's own namespace, kept as given
+		}
 	default:
 		fmt.Fprintf(stderr, "--store %q: expected embedded or a redis:// / rediss:// URL\n", s)
 		return errUsage
@@ -225,4 +229,13 @@ func redactURL(u string) string {
 // readEnvFile reads dotenv syntax (KEY=value, # comments, quotes, export).
 func readEnvFile(path string) (map[string]string, error) {
 	return godotenv.Read(path)
+}
+
+// defaultStore is $CLOUDCALL_STORE when it names a Redis, else the embedded
+// store (memory would give each instance its own state: not what deploys).
+func defaultStore() string {
+	if v := os.Getenv("CLOUDCALL_STORE"); strings.HasPrefix(v, "redis://") || strings.HasPrefix(v, "rediss://") {
+		return v
+	}
+	return "embedded"
 }

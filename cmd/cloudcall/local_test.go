@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,10 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 )
 
 // The real CLI, built once; its function binaries go to binDir.
@@ -723,4 +726,46 @@ func TestLocalSettings(t *testing.T) {
 	a := l.post(t, "/2015-03-31/functions/quota-alert/invocations", "{}", nil)
 	require.Equal(t, 200, a.status, string(a.body))
 	require.Contains(t, string(a.body), `"threshold":500`, "the env file reached the function")
+}
+
+// TestLocalExternalStore: --store redis://… puts this run's keys under a
+// prefix of its own (fresh sandboxes never see an old run's tokens), and the
+// charge's records go there too.
+func TestLocalExternalStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real CLI and every function")
+	}
+	url := redistest.URL(t)
+	l := startLocal(t, "--store", url)
+	var prefix string
+	for _, line := range l.output() {
+		if m := regexp.MustCompile(`^store: \S+, keys under (cloudcall:local:\S+:)$`).FindStringSubmatch(line); m != nil {
+			prefix = m[1]
+		}
+	}
+	require.NotEmpty(t, prefix, "the banner names the run's key prefix")
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	rdb := redis.NewClient(opts)
+	keys := func() []string {
+		ks, err := rdb.Keys(context.Background(), prefix+"*").Result()
+		require.NoError(t, err)
+		return ks
+	}
+	t.Cleanup(func() {
+		if ks := keys(); len(ks) > 0 {
+			rdb.Del(context.Background(), ks...)
+		}
+		_ = rdb.Close()
+	})
+	f, _ := registry.Lookup("ck1-pricing-inbound-box")
+	a := l.post(t, "/"+f.Name, f.Example, nil)
+	require.Equal(t, 200, a.status, string(a.body))
+	a = l.post(t, "/top-launch-extra-charge", `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-EXT","price":100,"type":2},"idempotencyKey":"ext-1"}`, nil)
+	require.Equal(t, 200, a.status, string(a.body))
+	ks := keys()
+	require.NotEmpty(t, ks)
+	joined := strings.Join(ks, " ")
+	require.Contains(t, joined, prefix+"ck1:", "the CK1 token under the run's prefix")
+	require.Contains(t, joined, "ext-1", "the charge's record under the run's prefix")
 }
