@@ -84,6 +84,11 @@ func TestLambdaWireFormat(t *testing.T) {
 			require.Contains(t, m["message"], tc.msg)
 		})
 	}
+	for typ, status := range map[string]int{"DryRun": 204, "Event": 202, "Bogus": 400} {
+		resp, _ := do(t, "POST", inv+"hello/invocations", `{}`, map[string]string{"X-Amz-Invocation-Type": typ})
+		require.Equal(t, status, resp.StatusCode, typ)
+		require.NotEmpty(t, resp.Header.Get("x-amzn-RequestId"), typ)
+	}
 	for _, fn := range []string{"hello", "hello:$LATEST", "123456789012:function:hello", "arn:aws:lambda:us-east-1:123456789012:function:hello"} {
 		t.Run("resolves "+fn, func(t *testing.T) {
 			resp, body := do(t, "POST", inv+url.PathEscape(fn)+"/invocations", `{}`, map[string]string{"X-Amz-Log-Type": "Tail"})
