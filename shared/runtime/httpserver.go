@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +70,12 @@ func (h *Handler) HTTPHandler() http.Handler {
 			Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, SourceIP: remoteIP(r),
 			RequestID: r.Header.Get("x-fc-request-id"),
 		}
+		if in.RequestID == "" {
+			// A standalone server: no platform named the request, so it gets
+			// an id of its own, in its log line and in the answer.
+			in.RequestID = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", in.RequestID)
 		ctx, cancel := requestDeadline(r, h.Timeout)
 		defer cancel()
 		if err != nil {
@@ -104,4 +112,12 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// newRequestID is a UUID-shaped id for a request no platform named.
+func newRequestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -115,7 +117,7 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 		Store:    st,
 		Log:      log,
 		HTTP:     NewHTTPClient(),
-		Function: env.Get("FC_FUNCTION_NAME", env.Get("AWS_LAMBDA_FUNCTION_NAME", env.Get("CLOUDCALL_FUNCTION", ""))),
+		Function: env.Get("FC_FUNCTION_NAME", env.Get("AWS_LAMBDA_FUNCTION_NAME", env.Get("CLOUDCALL_FUNCTION", binaryName()))),
 	}
 	op, initErr := f(ctx, deps)
 	if op.API == "" {
@@ -252,4 +254,15 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 		level = slog.LevelError
 	}
 	h.Deps.Log.Log(ctx, level, "invocation", attrs...)
+}
+
+// binaryName names the function when no platform variable does (HTTP-server
+// mode started by hand): the binary is built as bin/<function>. A packaged
+// binary is "main" (FC) or "bootstrap" (Lambda), whose platforms name it.
+func binaryName() string {
+	n := filepath.Base(os.Args[0])
+	if n == "main" || n == "bootstrap" || strings.HasSuffix(n, ".test") {
+		return ""
+	}
+	return n
 }

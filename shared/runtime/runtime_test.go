@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,7 +240,7 @@ func TestInvokeHTTPLimits(t *testing.T) {
 
 func TestHTTPHandler(t *testing.T) {
 	s := &seen{}
-	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, s, nil)
+	h, logs := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_FUNCTION": "echo-fn"}, s, nil)
 	srv := httptest.NewServer(h.HTTPHandler())
 	defer srv.Close()
 
@@ -261,6 +262,12 @@ func TestHTTPHandler(t *testing.T) {
 	resp, m := post("/echo?x=1", `{"name":"a"}`, nil)
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, "a", m["hello"])
+	// No platform named the request: it gets an id, in the answer and in
+	// its log line, with the function's name.
+	id := resp.Header.Get("X-Request-Id")
+	require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`, id)
+	require.Equal(t, id, s.in.RequestID)
+	require.Contains(t, logs.String(), `"requestId":"`+id+`","function":"echo-fn"`)
 	require.Equal(t, "/echo", s.in.Path)
 	require.Equal(t, "x=1", s.in.RawQuery)
 
@@ -293,4 +300,19 @@ func TestHTTPHandlerRefusesByDefault(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, 401, resp.StatusCode)
 	require.Equal(t, 0, s.calls)
+}
+
+func TestBinaryNameNamesTheFunction(t *testing.T) {
+	saved := os.Args[0]
+	defer func() { os.Args[0] = saved }()
+	for arg0, want := range map[string]string{
+		"/srv/bin/logistics-get-quota": "logistics-get-quota",
+		"./quota-alert":                "quota-alert",
+		"/code/main":                   "",
+		"/var/task/bootstrap":          "",
+		"/tmp/go-build1/runtime.test":  "",
+	} {
+		os.Args[0] = arg0
+		require.Equal(t, want, binaryName(), arg0)
+	}
 }
