@@ -187,9 +187,12 @@ func httpInput(body string, b64 bool, headers map[string]string, method, path, r
 		}
 		raw = dec
 	}
+	// Add, not Set: an event map may spell one header twice ("Authorization"
+	// and "authorization"); keeping both lets the guard refuse the ambiguity
+	// instead of map order picking one.
 	h := make(http.Header, len(headers))
 	for k, v := range headers {
-		h.Set(k, v)
+		h.Add(k, v)
 	}
 	return &envelope.Input{
 		Body:     raw,
