@@ -50,7 +50,7 @@ func TestNoUnsignedPathToTheOperation(t *testing.T) {
 		{"x-fc-control-path": "/invoke?x=1"},
 		{"x-fc-function-type": "1"},
 		{"X-Fc-Event-Type": "Default"},
-		{"x-fc-control-path": "/invoke"},   // only FC can send it on the FC listener
+		{"x-fc-control-path": "/invoke"},     // only FC can send it on the FC listener
 		{"X-FC-CONTROL-PATH": "/initialize"}, // lifecycle: answered, nothing runs
 		{"Authorization": "Bearer x"},
 		{"Authorization": ""},
