@@ -48,7 +48,7 @@ func server(t *testing.T) (*httptest.Server, *atomic.Int32) {
 // sign is callerauth.Header for a query known to be well-formed.
 func sign(t *testing.T, keyID, secret, method, path, query string, ts int64, nonce string, body []byte) string {
 	t.Helper()
-	h, err := callerauth.Header(keyID, secret, method, path, query, ts, nonce, body)
+	h, err := callerauth.Sign(keyID, secret, method, path, query, ts, nonce, body)
 	require.NoError(t, err)
 	return h
 }

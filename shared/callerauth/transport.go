@@ -39,7 +39,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Now != nil {
 		now = t.Now
 	}
-	auth, err := Header(t.KeyID, t.Secret, req.Method, req.URL.EscapedPath(), req.URL.RawQuery, now().Unix(), NewNonce(), body)
+	auth, err := Sign(t.KeyID, t.Secret, req.Method, req.URL.EscapedPath(), req.URL.RawQuery, now().Unix(), NewNonce(), body)
 	if err != nil {
 		return nil, fmt.Errorf("callerauth: not sending %s %s: %w", req.Method, req.URL.Path, err)
 	}

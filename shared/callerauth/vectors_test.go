@@ -67,7 +67,7 @@ func TestVectorsGo(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			q, qErr := callerauth.CanonicalQuery(v.Query)
 			sts, stsErr := callerauth.StringToSign(v.Method, v.Path, v.Query, v.Timestamp, v.Nonce, []byte(v.Body))
-			auth, hErr := callerauth.Header(f.KeyID, f.Secret, v.Method, v.Path, v.Query, v.Timestamp, v.Nonce, []byte(v.Body))
+			auth, hErr := callerauth.Sign(f.KeyID, f.Secret, v.Method, v.Path, v.Query, v.Timestamp, v.Nonce, []byte(v.Body))
 
 			rec := &recorder{}
 			tr := &callerauth.Transport{KeyID: f.KeyID, Secret: f.Secret, Base: rec, Now: func() time.Time { return time.Unix(v.Timestamp, 0) }}
@@ -87,7 +87,7 @@ func TestVectorsGo(t *testing.T) {
 			sent := v.Expect.Authorization
 			if v.Expect.Refused {
 				// What a signer that dropped the bad part would send.
-				sent, err = callerauth.Header(f.KeyID, f.Secret, v.Method, v.Path, "", v.Timestamp, v.Nonce, []byte(v.Body))
+				sent, err = callerauth.Sign(f.KeyID, f.Secret, v.Method, v.Path, "", v.Timestamp, v.Nonce, []byte(v.Body))
 				require.NoError(t, err)
 			}
 			vErr := verifier.Verify(context.Background(), callerauth.Request{Method: strings.ToUpper(v.Method), Path: path, RawQuery: v.Query, Authorization: sent, Body: []byte(v.Body)})
@@ -96,6 +96,7 @@ func TestVectorsGo(t *testing.T) {
 				require.ErrorIs(t, qErr, callerauth.ErrQuery)
 				require.ErrorIs(t, stsErr, callerauth.ErrQuery)
 				require.ErrorIs(t, hErr, callerauth.ErrQuery)
+				require.Empty(t, callerauth.Header(f.KeyID, f.Secret, v.Method, v.Path, v.Query, v.Timestamp, v.Nonce, []byte(v.Body)))
 				require.ErrorIs(t, trErr, callerauth.ErrQuery)
 				require.Nil(t, rec.got, "nothing sent")
 				var r *callerauth.Refusal
@@ -113,7 +114,7 @@ func TestVectorsGo(t *testing.T) {
 			require.NoError(t, trErr)
 			got, err := callerauth.Parse(rec.got.Header.Get("Authorization"))
 			require.NoError(t, err)
-			want, err := callerauth.Header(f.KeyID, f.Secret, v.Method, v.Path, v.Query, v.Timestamp, got.Nonce, []byte(v.Body))
+			want, err := callerauth.Sign(f.KeyID, f.Secret, v.Method, v.Path, v.Query, v.Timestamp, got.Nonce, []byte(v.Body))
 			require.NoError(t, err)
 			require.Equal(t, want, rec.got.Header.Get("Authorization"), "the transport signs the same string")
 			require.NoError(t, vErr, "the verifier accepts the vector's Authorization")

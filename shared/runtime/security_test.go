@@ -106,7 +106,7 @@ func TestDuplicatedAuthorizationIsRefused(t *testing.T) {
 	h, _ := newHandler(t, map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:" + testCallerSecret}, s, nil)
 	body := `{"name":"a"}`
 	sign := func(nonce string) string {
-		a, err := callerauth.Header("backend", testCallerSecret, "POST", "/echo", "", time.Now().Unix(), nonce, []byte(body))
+		a, err := callerauth.Sign("backend", testCallerSecret, "POST", "/echo", "", time.Now().Unix(), nonce, []byte(body))
 		require.NoError(t, err)
 		return a
 	}
