@@ -194,7 +194,7 @@ type attack struct {
 	build   func(t *testing.T, path string, body []byte) wire
 	status  int
 	errCode float64
-	reason  string // part of errMsg ("" when the body is not an envelope)
+	reason  string            // part of errMsg ("" when the body is not an envelope)
 	skip    map[string]string // target kind (plain, fc-custom, emulator) → why the row does not apply there
 }
 
