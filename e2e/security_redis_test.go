@@ -81,6 +81,12 @@ func TestNoncesThroughARedisCut(t *testing.T) {
 		read(a, fresh(), "fresh reads keep being served")
 		read(b, fresh(), "fresh reads keep being served")
 	}
+	// A call with an Idempotency-Key header (not covered by the signature)
+	// waits for the shared store instead of trusting this instance's memory.
+	keyed := withHeader(fresh(), "Idempotency-Key", "k-1")
+	st, m, raw := keyed.send(t, a.url)
+	require.Equal(t, 503, st, raw)
+	require.Equal(t, -1501.0, m["errCode"], raw)
 
 	proxy.Restore()
 	// Each instance hands over what it accepted during the cut (on its next
@@ -102,12 +108,14 @@ func TestNoncesThroughARedisCut(t *testing.T) {
 		refused(same, w, "signed during the cut, replayed on the same instance after it")
 	}
 	refused(b, before, "the pre-cut nonce is still refused after it")
+	read(a, keyed, "the keyed call refused during the cut spent nothing: it works once Redis is back")
+	refused(b, keyed, "and is then refused on the other instance")
 	for range 5 {
 		read(a, fresh(), "after the cut")
 		read(b, fresh(), "after the cut")
 	}
 	require.Equal(t, served, sbx.Calls("quota"), "every served read made one vendor call; no refused one did")
-	t.Logf("%d signed reads served across the cut, %d replays refused", served, 2+len(during)*3+1)
+	t.Logf("%d signed reads served across the cut, %d replays refused", served, 2+len(during)*3+2)
 }
 
 func mustRedisOpts(t *testing.T, url string) *redis.Options {

@@ -168,6 +168,11 @@ type Request struct {
 	Method, Path, RawQuery string
 	Authorization          string
 	Body                   []byte
+	// SharedNonce demands the nonce be recorded in the shared store: without
+	// it the call is not accepted (Verify returns a store error), because a
+	// replay on another instance during an outage would do harm the
+	// signature cannot prevent (an unsigned header that changes what runs).
+	SharedNonce bool
 }
 
 // Verifier checks signed requests.
@@ -190,7 +195,9 @@ type Refusal struct{ Reason string }
 
 func (r *Refusal) Error() string { return r.Reason }
 
-// Verify returns nil for a good request and a *Refusal otherwise.
+// Verify returns nil for a good request and a *Refusal otherwise; with
+// SharedNonce, an error wrapping store.ErrUnavailable when the shared store
+// cannot record the nonce.
 func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	if r.Authorization == "" {
 		return &Refusal{"missing Authorization header: sign the request (" + Scheme + ")"}
@@ -218,7 +225,16 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	}
 	// Only a correctly signed request may spend a nonce, so nobody can burn
 	// another caller's nonces.
-	if !v.nonces.Spend(ctx, "nonce:"+a.KeyID+":"+a.Nonce) {
+	key := "nonce:" + a.KeyID + ":" + a.Nonce
+	fresh := true
+	if r.SharedNonce {
+		if fresh, err = v.nonces.SpendShared(ctx, key); err != nil {
+			return err
+		}
+	} else {
+		fresh = v.nonces.Spend(ctx, key)
+	}
+	if !fresh {
 		return &Refusal{"replayed nonce"}
 	}
 	return nil

@@ -2,6 +2,7 @@ package callerauth
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -95,6 +96,37 @@ func (n *Nonces) Spend(ctx context.Context, key string) bool {
 		go n.flushLoop()
 	}
 	return true
+}
+
+// SpendShared records key only where every instance sees it: in the shared
+// store as well as here. When the store cannot answer it spends nothing and
+// returns an error wrapping store.ErrUnavailable, for calls whose replay on
+// another instance must be stopped even during an outage.
+func (n *Nonces) SpendShared(ctx context.Context, key string) (bool, error) {
+	n.mu.Lock()
+	now := n.now()
+	n.sweep(now)
+	if exp, ok := n.seen[key]; ok && now.Before(exp) {
+		n.mu.Unlock()
+		return false, nil
+	}
+	n.mu.Unlock()
+	if n.shared == nil {
+		return n.Spend(ctx, key), nil
+	}
+	n.flush(ctx)
+	fresh, err := n.shared.SetNX(ctx, key, []byte("1"), NonceTTL)
+	n.settle(err)
+	if err != nil {
+		return false, fmt.Errorf("nonce store: %w", err)
+	}
+	n.mu.Lock()
+	if exp, ok := n.seen[key]; ok && n.now().Before(exp) {
+		fresh = false // spent here meanwhile (by a Spend that went to memory)
+	}
+	n.seen[key] = n.now().Add(NonceTTL)
+	n.mu.Unlock()
+	return fresh, nil
 }
 
 // Pending is how many nonces wait to be written to the shared store.

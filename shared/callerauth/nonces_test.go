@@ -107,3 +107,30 @@ func TestNoncesConcurrentCopies(t *testing.T) {
 		require.Equal(t, int32(1), wins.Load())
 	}
 }
+
+// SpendShared accepts only what the shared store recorded.
+func TestSpendSharedFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMemory(store.MemoryOptions{})
+	shared := &flaky{KV: mem}
+	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared})
+	b := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared})
+
+	shared.down.Store(true)
+	fresh, err := a.SpendShared(ctx, "w1")
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.False(t, fresh)
+	shared.down.Store(false)
+	fresh, err = a.SpendShared(ctx, "w1")
+	require.NoError(t, err)
+	require.True(t, fresh, "refused during the outage, so not spent: the same request works once the store is back")
+	fresh, err = b.SpendShared(ctx, "w1")
+	require.NoError(t, err)
+	require.False(t, fresh)
+	require.False(t, a.Spend(ctx, "w1"))
+
+	require.True(t, a.Spend(ctx, "r1"))
+	fresh, err = a.SpendShared(ctx, "r1")
+	require.NoError(t, err)
+	require.False(t, fresh)
+}

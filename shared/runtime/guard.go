@@ -71,14 +71,21 @@ func SignatureGuard(v *callerauth.Verifier) Guard {
 		if headerCount(in.Header, "Authorization") > 1 {
 			return &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: more than one Authorization header; send exactly one"}
 		}
+		// The Idempotency-Key header is not signed: only the shared nonce
+		// record stops a capture replayed on another instance with a new key
+		// during a store outage, so such calls wait for the store.
+		shared := headerCount(in.Header, "Idempotency-Key") > 0
 		err := v.Verify(ctx, callerauth.Request{Method: in.Method, Path: in.Path, RawQuery: in.RawQuery,
-			Authorization: in.HeaderValue("Authorization"), Body: in.Body})
+			Authorization: in.HeaderValue("Authorization"), Body: in.Body, SharedNonce: shared})
 		var r *callerauth.Refusal
 		switch {
 		case err == nil:
 			return nil
 		case errors.As(err, &r):
 			return &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: " + r.Reason}
+		case errors.Is(err, store.ErrUnavailable):
+			return &envelope.Error{Code: envelope.CodeStoreUnavailable, RetryAfter: 1,
+				Reason: "replay protection is unavailable for a call with an Idempotency-Key header (the shared store is down); nothing ran, retry shortly", Err: err}
 		default:
 			return &envelope.Error{Code: envelope.CodeInternal, Reason: "caller authentication failed", Err: err}
 		}
