@@ -348,6 +348,15 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		e.errorJSON(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "request body over the platform limit")
 		return
 	}
+	if e.opts.Platform != runtimeapi.Lambda {
+		// FC's event carries parsed query parameters only: a query that
+		// cannot be parsed is refused, never passed on with a part dropped
+		// (the function would verify a signature without it).
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			e.errorJSON(w, http.StatusBadRequest, "InvalidArgument", "the query string cannot be parsed (a ';' or a bad % escape)")
+			return
+		}
+	}
 	res, _, err := e.Invoke(r.Context(), fn, e.HTTPEvent(r, body))
 	if err != nil || res.Error != nil {
 		msg := "the function failed"
