@@ -193,7 +193,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte 
 		resp = h.serve(ctx, in, meta)
 	}
 	h.logInvocation(ctx, in, shape, meta, resp, time.Since(start))
-	if shape == ShapeFCHTTP || shape == ShapeAPIGatewayV2 {
+	if shape == ShapeFCHTTP || shape == ShapeAPIGatewayV2 || shape == ShapeHTTPOther {
 		return encodeHTTP(resp, retryAfterHeader(resp))
 	}
 	return resp.Body

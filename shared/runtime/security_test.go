@@ -197,3 +197,42 @@ func TestRuntimeConfigErrorsAreAnswered(t *testing.T) {
 		})
 	}
 }
+
+// HTTP events of shapes the bundle does not deploy (API Gateway REST 1.0,
+// ALB) and anything carrying a requestContext are HTTP calls: guarded,
+// never taken for a platform-authenticated direct invocation.
+func TestOtherHTTPEventsAreGuarded(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:" + testCallerSecret}, s, nil)
+	body := `{"name":"a"}`
+	restV1 := func(auth string) []byte {
+		ev := map[string]any{"resource": "/echo", "path": "/echo", "httpMethod": "POST", "body": body, "isBase64Encoded": false,
+			"headers": map[string]string{"Content-Type": "application/json"}, "multiValueQueryStringParameters": map[string][]string{"b": {"2", "1"}},
+			"requestContext": map[string]any{"requestId": "v1-req", "identity": map[string]string{"sourceIp": "1.2.3.4"}}}
+		if auth != "" {
+			ev["multiValueHeaders"] = map[string][]string{"Authorization": {auth}}
+		}
+		b, _ := json.Marshal(ev)
+		return b
+	}
+	alb := []byte(`{"requestContext":{"elb":{"targetGroupArn":"arn"}},"httpMethod":"POST","path":"/echo","headers":{"content-type":"application/json"},"body":"{\"name\":\"a\"}","isBase64Encoded":false}`)
+	for name, ev := range map[string][]byte{
+		"rest v1 unsigned":           restV1(""),
+		"alb unsigned":               alb,
+		"direct with requestContext": []byte(`{"name":"a","requestContext":{}}`),
+		"direct with httpMethod":     []byte(`{"name":"a","httpMethod":"POST"}`),
+	} {
+		r, m := decodeHTTP(t, h.Invoke(context.Background(), ev, Meta{}))
+		require.Equal(t, 401, r.StatusCode, name)
+		require.Equal(t, float64(envelope.CodeUnauthenticated), m["errCode"], name)
+	}
+	require.Equal(t, 0, s.calls)
+
+	auth, err := callerauth.Sign("backend", testCallerSecret, "POST", "/echo", "b=2&b=1", time.Now().Unix(), "v1-nonce-0000000001", []byte(body))
+	require.NoError(t, err)
+	r, m := decodeHTTP(t, h.Invoke(context.Background(), restV1(auth), Meta{}))
+	require.Equal(t, 200, r.StatusCode, m)
+	require.Equal(t, "a", m["hello"])
+	require.Equal(t, "v1-req", s.in.RequestID)
+	require.Equal(t, "1.2.3.4", s.in.SourceIP)
+}
