@@ -268,7 +268,8 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, follow bool) 
 		return g.repeat(ctx, g.o.Namespace+rec.Alias, fingerprint, false)
 	case rec.State == Done:
 		return envelope.Response{Status: rec.Status, Body: rec.Body}, true, nil
-	case g.o.Now().Sub(time.UnixMilli(rec.Started)) > g.o.Stuck:
+	case rec.Known != "" || g.o.Now().Sub(time.UnixMilli(rec.Started)) > g.o.Stuck:
+		// Known: the first call ended without recording its answer in full.
 		reason := "outcome unknown — reconcile before retrying: the first call with this key (started " +
 			time.UnixMilli(rec.Started).UTC().Format(time.RFC3339) + ") stopped before recording its result"
 		if rec.Known != "" {

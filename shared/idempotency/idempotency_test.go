@@ -41,7 +41,10 @@ func TestReplayConflictReleaseAndStuck(t *testing.T) {
 	ctx := context.Background()
 	var runs atomic.Int32
 	charge := func(resp envelope.Response, v idempotency.Verdict) func(context.Context) idempotency.Outcome {
-		return func(context.Context) idempotency.Outcome { runs.Add(1); return idempotency.Outcome{Response: resp, Verdict: v} }
+		return func(context.Context) idempotency.Outcome {
+			runs.Add(1)
+			return idempotency.Outcome{Response: resp, Verdict: v}
+		}
 	}
 
 	// Kept: the repeat replays the first answer byte for byte.
@@ -211,6 +214,7 @@ type failing struct {
 	idempotency.Records
 	mu                           sync.Mutex
 	reserve, read, finish, alias bool
+	known                        bool // fail the "outcome known" note too
 	notDurable                   bool
 	finishes                     int
 }
@@ -237,7 +241,7 @@ func (f *failing) Read(ctx context.Context, k string) (idempotency.Record, error
 func (f *failing) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
 	f.mu.Lock()
 	f.finishes++
-	fail := f.finish && r.Known == "" // the small "known" note gets through
+	fail := f.finish && (r.Known == "" || f.known) // the small "known" note gets through unless known
 	f.mu.Unlock()
 	if fail {
 		return false, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
@@ -298,18 +302,30 @@ func TestStoreFailures(t *testing.T) {
 	require.Equal(t, "ECS-42", line["vendorId"])
 	recs.finish = false
 	_, _, e = g.Run(ctx, key("k", "fp"), fn)
-	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
-	c.Add(2 * time.Minute)
-	_, _, e = g.Run(ctx, key("k", "fp"), fn)
-	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code)
+	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code, "the record says the call ended: no need to wait")
 	require.Contains(t, e.Reason, "outcome known: charged, id ECS-42")
 	require.Equal(t, int32(1), runs.Load())
+
+	// Nothing at all could be written after the call: repeats hear "in
+	// progress" while it could be running, then "outcome unknown".
+	recs.finish, recs.known = true, true
+	_, _, e = g.Run(ctx, key("k2", "fp2"), fn)
+	require.Nil(t, e)
+	require.Equal(t, int32(2), runs.Load())
+	recs.finish, recs.known = false, false
+	_, _, e = g.Run(ctx, key("k2", "fp2"), fn)
+	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
+	c.Add(2 * time.Minute)
+	_, _, e = g.Run(ctx, key("k2", "fp2"), fn)
+	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code)
+	require.NotContains(t, e.Reason, "outcome known")
+	require.Equal(t, int32(2), runs.Load())
 
 	// The record exists but cannot be read: refuse rather than guess.
 	recs.read = true
 	_, _, e = g.Run(ctx, key("k", "fp"), fn)
 	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
-	require.Equal(t, int32(1), runs.Load())
+	require.Equal(t, int32(2), runs.Load())
 }
 
 // The answer is recorded even when the invocation's context ends as the call

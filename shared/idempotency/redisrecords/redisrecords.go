@@ -210,7 +210,7 @@ var releaseScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])`)
 
-func ms(d time.Duration) int64 { return max(1, (d+time.Millisecond-1).Milliseconds()) }
+func ms(d time.Duration) int64 { return max(1, (d + time.Millisecond - 1).Milliseconds()) }
 
 func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
 	if err := r.Durable(ctx); err != nil {
