@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/idempotency"
@@ -107,4 +108,19 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	_, err := r.Reserve(context.Background(), "k", rec("t"), time.Minute)
 	require.ErrorIs(t, err, idempotency.ErrUnavailable)
 	require.NotContains(t, err.Error(), "hunter2")
+}
+
+// The emulator's embedded store (miniredis) runs the same scripts, so the
+// charge works under `cloudcall local`, which sets Persistence: Assume for
+// it (no real money moves against the sandboxes).
+func TestConformanceOnMiniredis(t *testing.T) {
+	m := miniredis.NewMiniRedis()
+	m.ClockTTL(true) // wall-clock TTLs, as the emulator runs it
+	require.NoError(t, m.Start())
+	t.Cleanup(m.Close)
+	url := "redis://" + m.Addr() + "/0"
+	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Persistence: redisrecords.Assume}), recordstest.Options{})
+	// Verified, it refuses: miniredis has no AOF.
+	_, err := open(t, redisrecords.Options{URL: url}).Reserve(context.Background(), "k", rec("t"), time.Minute)
+	require.Error(t, err)
 }
