@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/alicloud"
@@ -188,7 +189,10 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 		r.invoke(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-ERR-27","price":100,"type":1},"session":"` + secrets["TOP_SESSION"] + `x"}`)
 		require.Contains(t, r.out[0], `"errCode":-1501`, "without Redis the charge refuses: the store's failure path")
 		rigs = append(rigs, r)
-		rm := newLeakRig(t, with(map[string]string{"TOP_APP_KEY": topsbx.DemoAppKey, "TOP_GATEWAY_URL": srv.URL + "/router/rest", "CLOUDCALL_STORE": "memory"}), top.Factory)
+		// Records in an embedded Redis, as under `cloudcall local`.
+		mr := miniredis.RunT(t)
+		rm := newLeakRig(t, with(map[string]string{"TOP_APP_KEY": topsbx.DemoAppKey, "TOP_GATEWAY_URL": srv.URL + "/router/rest", "CLOUDCALL_STORE": "memory",
+			"CLOUDCALL_IDEMPOTENCY_STORE": "redis://" + mr.Addr() + "/0", "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}), top.Factory)
 		rm.invoke(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC1","price":100,"type":1},"idempotencyKey":"leak-2"}`)
 		if known {
 			require.Contains(t, rm.out[0], `"errCode":0`, rm.out[0])

@@ -123,22 +123,33 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 		key = keylessKey(c.Fingerprint)
 	}
 	k := g.o.Namespace + key
-	rec := Record{Token: newToken(), State: InProgress, Fingerprint: c.Fingerprint, Started: g.o.Now().UnixMilli()}
-	// The in-progress record lives as long as a finished one: if this call
-	// dies after sending, its repeats must learn "unknown", never run again.
+	rec := Record{Token: newToken(), State: Reserved, Fingerprint: c.Fingerprint, Started: g.o.Now().UnixMilli()}
+	// The record lives as long as a finished one: if this call dies after
+	// sending, its repeats must learn "unknown", never run again.
 	ok, err := g.o.Records.Reserve(ctx, k, rec, g.o.Retention)
 	if err != nil {
 		return envelope.Response{}, false, storeError(err)
 	}
 	if !ok {
-		return g.repeat(ctx, k, c.Fingerprint, true)
+		var cur Record
+		cur, ok, e = g.repeat(ctx, k, c.Fingerprint, true)
+		if !ok {
+			return cur.response(), e == nil, e
+		}
+		// A reservation whose owner never sent: take it over.
+		if ok, err = g.o.Records.Finish(ctx, k, cur.Token, rec, g.o.Retention); err != nil {
+			return envelope.Response{}, false, storeError(err)
+		}
+		if !ok {
+			return envelope.Response{}, false, inProgress()
+		}
 	}
 	var alias string
 	if keyed {
 		// Leave the fingerprint's slot pointing here before anything is sent.
 		// If it is taken (a keyless call, or another key with the same
 		// request), the explicit key wins: a new key is a new charge.
-		a := Record{Token: rec.Token, State: InProgress, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}
+		a := Record{Token: rec.Token, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}
 		aok, err := g.o.Records.Reserve(ctx, g.o.Namespace+keylessKey(c.Fingerprint), a, g.o.Retention)
 		if err != nil {
 			g.release(ctx, k, rec.Token)
@@ -148,6 +159,22 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 			alias = g.o.Namespace + keylessKey(c.Fingerprint)
 		}
 	}
+	// From here the vendor may act: the record says so before it can. The
+	// token changes with the state, so a repeat that read the reservation
+	// a moment ago can no longer take it over.
+	running := rec
+	running.State, running.Token = InProgress, newToken()
+	if ok, err = g.o.Records.Finish(ctx, k, rec.Token, running, g.o.Retention); err != nil || !ok {
+		if alias != "" {
+			g.release(ctx, alias, rec.Token)
+		}
+		if err != nil {
+			return envelope.Response{}, false, storeError(err)
+		}
+		return envelope.Response{}, false, inProgress() // taken over meanwhile
+	}
+	aliasToken := rec.Token
+	rec = running
 
 	out := fn(ctx)
 
@@ -156,7 +183,7 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 		// reconcile: safe, if less convenient.
 		g.release(ctx, k, rec.Token)
 		if alias != "" {
-			g.release(ctx, alias, rec.Token)
+			g.release(ctx, alias, aliasToken)
 		}
 		return out.Response, false, nil
 	}
@@ -165,6 +192,12 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	g.finish(ctx, k, done, out.VendorID)
 	g.purge(ctx)
 	return out.Response, false, nil
+}
+
+func (r Record) response() envelope.Response { return envelope.Response{Status: r.Status, Body: r.Body} }
+
+func inProgress() *envelope.Error {
+	return &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: a call with this key is in progress; wait for its answer"}
 }
 
 // finish records the answer, retrying within the invocation's deadline (and
@@ -251,23 +284,31 @@ func (g *Guard) purge(ctx context.Context) {
 	}
 }
 
-func (g *Guard) repeat(ctx context.Context, k, fingerprint string, follow bool) (envelope.Response, bool, *envelope.Error) {
+// repeat reads the record that holds k. It answers the repeat (the kept
+// record, or an error), or, for a reservation whose owner never sent,
+// reports takeover true so the caller may claim it.
+func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) (rec Record, takeover bool, e *envelope.Error) {
 	rec, err := g.o.Records.Read(ctx, k)
 	if errors.Is(err, ErrNotFound) {
 		// Released between our Reserve and Read: the caller may simply retry.
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: the first call with this key just finished without effect; retry"}
+		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: the first call with this key just finished without effect; retry"}
 	}
 	if err != nil {
-		return envelope.Response{}, false, storeError(err)
+		return rec, false, storeError(err)
 	}
 	switch {
 	case rec.Fingerprint != fingerprint:
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: this key was used for a different request; use a new key for a new charge"}
-	case rec.Alias != "" && follow:
+		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: this key was used for a different request; use a new key for a new charge"}
+	case rec.Alias != "" && direct:
 		// A keyless repeat of a keyed call: answer from the keyed record.
-		return g.repeat(ctx, g.o.Namespace+rec.Alias, fingerprint, false)
+		target, _, e := g.repeat(ctx, g.o.Namespace+rec.Alias, fingerprint, false)
+		return target, false, e
+	case rec.State == Reserved && direct:
+		return rec, true, nil
+	case rec.State == Reserved:
+		return rec, false, inProgress()
 	case rec.State == Done:
-		return envelope.Response{Status: rec.Status, Body: rec.Body}, true, nil
+		return rec, false, nil
 	case rec.Known != "" || g.o.Now().Sub(time.UnixMilli(rec.Started)) > g.o.Stuck:
 		// Known: the first call ended without recording its answer in full.
 		reason := "outcome unknown — reconcile before retrying: the first call with this key (started " +
@@ -275,9 +316,9 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, follow bool) 
 		if rec.Known != "" {
 			reason += "; " + rec.Known
 		}
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: reason}
+		return rec, false, &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: reason}
 	default:
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: a call with this key is in progress; wait for its answer"}
+		return rec, false, inProgress()
 	}
 }
 

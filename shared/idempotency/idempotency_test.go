@@ -241,7 +241,9 @@ func (f *failing) Read(ctx context.Context, k string) (idempotency.Record, error
 func (f *failing) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
 	f.mu.Lock()
 	f.finishes++
-	fail := f.finish && (r.Known == "" || f.known) // the small "known" note gets through unless known
+	// The answer's write fails; the small "known" note gets through unless
+	// known is set; the step before sending always works.
+	fail := f.finish && (r.State == idempotency.Done || (r.Known != "" && f.known))
 	f.mu.Unlock()
 	if fail {
 		return false, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
@@ -376,4 +378,118 @@ func TestPurgeIsSpaced(t *testing.T) {
 func TestFingerprint(t *testing.T) {
 	// SHA-256 of the bytes, hex: a fixed value so records survive upgrades.
 	require.Equal(t, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", idempotency.Fingerprint([]byte("abc")))
+}
+
+// markFails fails the step that marks a reservation as sent, once: the
+// store dropped between the reservation and the call.
+type markFails struct {
+	idempotency.Records
+	fail atomic.Bool
+}
+
+func (m *markFails) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	if r.State == idempotency.InProgress && m.fail.CompareAndSwap(true, false) {
+		return false, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
+	}
+	return m.Records.Finish(ctx, k, tok, r, ttl)
+}
+
+// A call refused with -1501 after its reservation was written left nothing
+// sent: the retry takes the reservation over and runs once, instead of
+// hearing "in progress" and then "outcome unknown" for a day. Of many
+// retries at once, one takes it over.
+func TestRetryAfterAStoreFailureTakesTheReservationOver(t *testing.T) {
+	for _, keyed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("keyed=%v", keyed), func(t *testing.T) {
+			recs := &markFails{Records: idempotency.NewMemory(nil)}
+			g := idempotency.New(idempotency.Options{Records: recs, Namespace: "m:"})
+			call := idempotency.Call{Fingerprint: "fp"}
+			if keyed {
+				call.Key = "k"
+			}
+			var runs atomic.Int32
+			fn := func(context.Context) idempotency.Outcome {
+				runs.Add(1)
+				return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+			}
+			recs.fail.Store(true)
+			_, _, e := g.Run(context.Background(), call, fn)
+			require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
+			require.Equal(t, int32(0), runs.Load())
+
+			var wg sync.WaitGroup
+			codes := make(chan int, 20)
+			for i := 0; i < 20; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, _, e := g.Run(context.Background(), call, fn)
+					if e != nil {
+						codes <- e.Code
+					} else {
+						codes <- 0
+					}
+				}()
+			}
+			wg.Wait()
+			close(codes)
+			for c := range codes {
+				require.Contains(t, []int{0, envelope.CodeIdempotencyConflict}, c)
+			}
+			require.Equal(t, int32(1), runs.Load(), "one takeover, one run")
+		})
+	}
+}
+
+// interleave makes a repeat read the reservation just before its owner
+// marks it as sent, and try to take it over just after.
+type interleave struct {
+	idempotency.Records
+	read, marked         chan struct{}
+	readOnce, markedOnce sync.Once
+}
+
+func (i *interleave) Read(ctx context.Context, k string) (idempotency.Record, error) {
+	r, err := i.Records.Read(ctx, k)
+	if r.State == idempotency.Reserved {
+		i.readOnce.Do(func() { close(i.read) })
+		<-i.marked
+	}
+	return r, err
+}
+
+func (i *interleave) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	if r.State != idempotency.InProgress {
+		return i.Records.Finish(ctx, k, tok, r, ttl)
+	}
+	<-i.read
+	ok, err := i.Records.Finish(ctx, k, tok, r, ttl)
+	i.markedOnce.Do(func() { close(i.marked) })
+	return ok, err
+}
+
+// A repeat that saw the reservation a moment before the owner sent cannot
+// take it over afterwards: the owner's mark changed the token.
+func TestStaleReservationCannotBeTakenOver(t *testing.T) {
+	recs := &interleave{Records: idempotency.NewMemory(nil), read: make(chan struct{}), marked: make(chan struct{})}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "s:"})
+	var runs atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		runs.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+	}
+	codes := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			_, _, e := g.Run(context.Background(), key("k", "fp"), fn)
+			if e != nil {
+				codes <- e.Code
+				return
+			}
+			codes <- 0
+		}()
+	}
+	got := []int{<-codes, <-codes}
+	require.ElementsMatch(t, []int{0, envelope.CodeIdempotencyConflict}, got)
+	require.Equal(t, int32(1), runs.Load(), "the stale takeover must not run the charge again")
 }

@@ -21,6 +21,12 @@ var (
 
 // States of a record.
 const (
+	// Reserved: the key is claimed and nothing has been sent. A call that
+	// lost the store right after reserving leaves it so, and a repeat may
+	// take it over: the owner only sends after moving it to InProgress
+	// with its own token, which a takeover changes.
+	Reserved = "reserved"
+	// InProgress: the call may have been sent; only its owner finishes it.
 	InProgress = "in_progress"
 	Done       = "done"
 )

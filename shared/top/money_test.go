@@ -122,7 +122,10 @@ func TestRedisRestart(t *testing.T) {
 // the vendor answered does.
 type finishFails struct{ *idempotency.Memory }
 
-func (finishFails) Finish(context.Context, string, string, idempotency.Record, time.Duration) (bool, error) {
+func (f finishFails) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	if r.State == idempotency.Reserved || (r.State == idempotency.InProgress && r.Known == "") {
+		return f.Memory.Finish(ctx, k, tok, r, ttl) // the steps before sending
+	}
 	return false, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
 }
 
