@@ -194,7 +194,9 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	return out.Response, false, nil
 }
 
-func (r Record) response() envelope.Response { return envelope.Response{Status: r.Status, Body: r.Body} }
+func (r Record) response() envelope.Response {
+	return envelope.Response{Status: r.Status, Body: r.Body}
+}
 
 func inProgress() *envelope.Error {
 	return &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: a call with this key is in progress; wait for its answer"}
