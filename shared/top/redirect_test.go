@@ -59,6 +59,11 @@ func TestNeverFollowsRedirects(t *testing.T) {
 			require.Equal(t, int32(1), redirected.Load(), "one request, not retried")
 			require.Equal(t, int32(0), elsewhere.Load(), "nothing was sent where the redirect points")
 			require.Empty(t, sbx.Charges(""), "no ledger entry")
+			// The key was released: the same call is refused the same way,
+			// not told "in progress" or "outcome unknown".
+			again := op.Invoke(ctx, &envelope.Input{Body: []byte(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-307","price":100,"type":1},"idempotencyKey":"r1"}`), Trigger: envelope.TriggerDirect})
+			require.Contains(t, string(again.Body), `"errCode":-1302`)
+			require.Equal(t, int32(0), elsewhere.Load())
 		})
 	}
 }
