@@ -104,6 +104,8 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	callerSecret := distinct("CALLER")
 	// An unreachable Redis with a password in its URL: the outage is logged.
 	secrets["CLOUDCALL_STORE"] = "redis://:" + distinct("REDIS-PASSWORD") + "@127.0.0.1:1/0"
+	// An unreachable money store with a password in its URL: the charge refuses.
+	secrets["CLOUDCALL_IDEMPOTENCY_STORE"] = "postgres://cloudcall:" + distinct("PG-PASSWORD") + "@127.0.0.1:1/money?connect_timeout=1"
 	// credentials-go reads the process environment itself.
 	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", camssbx.DemoAccessKeyID)
 	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secrets["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
@@ -253,6 +255,9 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 			}
 			if name == "CLOUDCALL_STORE" {
 				bare = distinct("REDIS-PASSWORD")
+			}
+			if name == "CLOUDCALL_IDEMPOTENCY_STORE" {
+				bare = distinct("PG-PASSWORD")
 			}
 			require.NotContains(t, seen, bare, "%s leaked", name)
 		}

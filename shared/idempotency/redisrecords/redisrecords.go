@@ -60,6 +60,9 @@ type Records struct {
 	mu       sync.Mutex
 	verified time.Time
 	fence    string
+	gen      int // bumped by every successful verification
+	refused  error
+	refuseAt time.Time
 }
 
 var _ idempotency.Records = (*Records)(nil)
@@ -127,7 +130,8 @@ func (r *Records) fenceKey() string { return r.o.Prefix + "idem:fence" }
 
 // Durable checks that this Redis persists every acknowledged write, unless
 // the policy is Assume. A verdict is reused for Recheck while the fence
-// written with it is still there.
+// written with it is still there; the fence is read without holding the
+// lock, so concurrent reservations do not queue behind one another.
 func (r *Records) Durable(ctx context.Context) error {
 	if r.o.Persistence == Assume {
 		return nil
@@ -135,19 +139,43 @@ func (r *Records) Durable(ctx context.Context) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fence != "" && r.o.Now().Sub(r.verified) < r.o.Recheck {
+	fence, verified, gen := r.fence, r.verified, r.gen
+	r.mu.Unlock()
+	if fence != "" && r.o.Now().Sub(verified) < r.o.Recheck {
 		cur, err := r.rdb.Get(ctx, r.fenceKey()).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return r.wrap(err)
 		}
-		if cur == r.fence {
+		if cur == fence {
 			return nil
 		}
 		// The fence is gone: Redis restarted empty or failed over. Check
 		// its persistence again before trusting it with a record.
-		r.fence = ""
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen != gen && r.fence != "" {
+		return nil // another call verified (and fenced) since we looked
+	}
+	r.fence = ""
+	// A refusal holds a second: a burst of calls on a Redis without AOF
+	// hears the same -1601 without one INFO each.
+	if r.refused != nil && r.o.Now().Sub(r.refuseAt) < time.Second {
+		return r.refused
+	}
+	if err := r.verify(ctx); err != nil {
+		if errors.Is(err, idempotency.ErrNotDurable) {
+			r.refused, r.refuseAt = err, r.o.Now()
+		}
+		return err
+	}
+	r.refused = nil
+	r.gen++
+	return nil
+}
+
+// verify reads INFO persistence and writes the fence; r.mu is held.
+func (r *Records) verify(ctx context.Context) error {
 	info, err := r.rdb.Info(ctx, "persistence").Result()
 	if err != nil {
 		return r.wrap(err)
