@@ -146,17 +146,31 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	}
 	var alias string
 	if keyed {
-		// Leave the fingerprint's slot pointing here before anything is sent.
-		// If it is taken (a keyless call, or another key with the same
-		// request), the explicit key wins: a new key is a new charge.
+		// Leave the fingerprint's slot pointing here before anything is sent,
+		// so the same request retried without its key finds this record.
 		a := Record{Token: rec.Token, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}
 		aok, err := g.o.Records.Reserve(ctx, g.o.Namespace+keylessKey(c.Fingerprint), a, g.o.Retention)
 		if err != nil {
 			g.release(ctx, k, rec.Token)
 			return envelope.Response{}, false, storeError(err)
 		}
+		slot := g.o.Namespace + keylessKey(c.Fingerprint)
 		if aok {
-			alias = g.o.Namespace + keylessKey(c.Fingerprint)
+			alias = slot
+		} else {
+			// A keyless call with this very request came first: this is
+			// its retry with a key, answered from it. (Another key's alias
+			// there means another explicit charge: this one goes ahead.)
+			cur, err := g.o.Records.Read(ctx, slot)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				g.release(ctx, k, rec.Token)
+				return envelope.Response{}, false, storeError(err)
+			}
+			if err == nil && cur.Alias == "" && cur.Fingerprint == c.Fingerprint {
+				g.release(ctx, k, rec.Token)
+				first, _, e := g.repeat(ctx, slot, c.Fingerprint, false)
+				return first.response(), e == nil, e
+			}
 		}
 	}
 	// From here the vendor may act: the record says so before it can. The

@@ -145,8 +145,9 @@ func TestConcurrentRepeats(t *testing.T) {
 }
 
 // A keyed charge retried without its key is still one charge: the keyless
-// retry is answered from the keyed record. An explicit new key is a new
-// charge, even for the same request.
+// retry is answered from the keyed record, and a keyless charge retried
+// with a key from the keyless one. A second explicit key for the same
+// request is a new charge.
 func TestKeyedChargeRetriedWithoutItsKey(t *testing.T) {
 	c := newClock()
 	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(c.Now), Namespace: "a:", Stuck: time.Minute, Now: c.Now})
@@ -198,6 +199,17 @@ func TestKeyedChargeRetriedWithoutItsKey(t *testing.T) {
 	<-done
 	require.Equal(t, int32(2), runs.Load())
 
+	// A keyless call first, then the same request with a key: the keyed
+	// call is its retry, answered from it; the key stays free.
+	rk, _, e := g.Run(ctx, key("", "fp5"), fn)
+	require.Nil(t, e)
+	before := runs.Load()
+	rk2, replayed, e := g.Run(ctx, key("K5", "fp5"), fn)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.Equal(t, string(rk.Body), string(rk2.Body))
+	require.Equal(t, before, runs.Load())
+
 	// A keyed call released (nothing sent) frees the keyless slot too.
 	_, _, e = g.Run(ctx, key("K4", "fp4"), func(context.Context) idempotency.Outcome {
 		return idempotency.Outcome{Response: ok(`{"errCode":-1302}`), Verdict: idempotency.Release}
@@ -206,7 +218,7 @@ func TestKeyedChargeRetriedWithoutItsKey(t *testing.T) {
 	_, replayed, e = g.Run(ctx, key("", "fp4"), fn)
 	require.Nil(t, e)
 	require.False(t, replayed)
-	require.Equal(t, int32(3), runs.Load())
+	require.Equal(t, int32(4), runs.Load())
 }
 
 // failing fails chosen operations the way an unreachable store does.

@@ -210,6 +210,12 @@ func TestKeyedChargeRetriedWithoutItsKey(t *testing.T) {
 	_, hdr := r.call(t, charge("BFC-NOKEY", 100, ""), map[string]string{"Idempotency-Key": "with-key"})
 	require.Equal(t, first, hdr)
 	require.Len(t, r.sbx.Charges("BFC-NOKEY"), 1)
+	// Keyless first, then retried with a key: still one charge.
+	_, k1 := r.call(t, charge("BFC-KEYLATER", 100, ""), nil)
+	require.Equal(t, 0.0, k1["errCode"], k1)
+	_, k2 := r.call(t, charge("BFC-KEYLATER", 100, "added-later"), nil)
+	require.Equal(t, k1, k2)
+	require.Len(t, r.sbx.Charges("BFC-KEYLATER"), 1)
 	// A new key is a new charge, by the caller's explicit choice.
 	_, second := r.call(t, charge("BFC-NOKEY", 100, "another-key"), nil)
 	require.Equal(t, 0.0, second["errCode"], second)
