@@ -28,7 +28,7 @@ var ErrMissing = fmt.Errorf("the charge keeps its idempotency records only in a 
 // FromEnv opens CLOUDCALL_IDEMPOTENCY_STORE, else CLOUDCALL_STORE when that
 // is Redis. Nothing dials until the first record.
 func FromEnv(env *config.Env) (idempotency.Records, error) {
-	url, err := env.Secret(VarStore) // URLs carry passwords
+	url, err := env.Secret("CLOUDCALL_IDEMPOTENCY_STORE") // URLs carry passwords
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func Open(url, from string, env *config.Env) (idempotency.Records, error) {
 	switch {
 	case isRedis(url):
 		r, err := redisrecords.Open(redisrecords.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"),
-			Persistence: env.Get(VarPersistence, redisrecords.Verify)})
+			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify)})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}
