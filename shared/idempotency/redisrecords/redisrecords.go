@@ -269,6 +269,12 @@ func (r *Records) Read(ctx context.Context, key string) (idempotency.Record, err
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	raw, err := r.rdb.HGet(ctx, r.o.Prefix+key, "rec").Bytes()
+	if err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		// A record written before this format (a plain JSON string under
+		// the same key): still honoured, so an upgrade inside the replay
+		// window never charges a seen key again.
+		raw, err = r.rdb.Get(ctx, r.o.Prefix+key).Bytes()
+	}
 	if errors.Is(err, redis.Nil) {
 		return idempotency.Record{}, idempotency.ErrNotFound
 	}

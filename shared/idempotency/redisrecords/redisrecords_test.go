@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/idempotency"
@@ -123,4 +124,28 @@ func TestConformanceOnMiniredis(t *testing.T) {
 	// Verified, it refuses: miniredis has no AOF.
 	_, err := open(t, redisrecords.Options{URL: url}).Reserve(context.Background(), "k", rec("t"), time.Minute)
 	require.Error(t, err)
+}
+
+// Records the charge wrote before this format (a JSON string, SET NX) are
+// still honoured after an upgrade: the key stays taken and its answer is
+// read back.
+func TestLegacyRecordsAreHonoured(t *testing.T) {
+	url := redistest.URL(t)
+	prefix := redistest.Prefix()
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx := context.Background()
+	legacy := `{"state":"done","fingerprint":"fp","started":1700000000000,"status":200,"response":{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok"}}`
+	require.NoError(t, c.Set(ctx, prefix+"idem:top:1:old", legacy, time.Hour).Err())
+	r := open(t, redisrecords.Options{URL: url, Prefix: prefix, Persistence: redisrecords.Assume})
+	ok, err := r.Reserve(ctx, "idem:top:1:old", rec("new"), time.Hour)
+	require.NoError(t, err)
+	require.False(t, ok, "the old record still holds its key")
+	got, err := r.Read(ctx, "idem:top:1:old")
+	require.NoError(t, err)
+	require.Equal(t, idempotency.Done, got.State)
+	require.Equal(t, 200, got.Status)
+	require.JSONEq(t, `{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok"}`, string(got.Body))
 }
