@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,6 +319,11 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 	case rec.Alias != "" && direct:
 		// A keyless repeat of a keyed call: answer from the keyed record.
 		target, _, e := g.repeat(ctx, g.o.Namespace+rec.Alias, fingerprint, false)
+		if e != nil && e.Code == envelope.CodeIdempotencyConflict && strings.Contains(e.Reason, "without effect") {
+			// The keyed record is gone (released: nothing was sent), so its
+			// alias points nowhere: clear it, and the retry runs.
+			g.release(ctx, k, rec.Token)
+		}
 		return target, false, e
 	case rec.State == Reserved && direct:
 		return rec, true, nil

@@ -505,3 +505,26 @@ func TestStaleReservationCannotBeTakenOver(t *testing.T) {
 	require.ElementsMatch(t, []int{0, envelope.CodeIdempotencyConflict}, got)
 	require.Equal(t, int32(1), runs.Load(), "the stale takeover must not run the charge again")
 }
+
+// An alias left behind by a keyed call whose own release failed (the store
+// was down as it sent nothing) points nowhere once its keyed record is gone:
+// the keyless retry clears it and the next one runs, rather than hearing
+// 409 for a day.
+func TestStaleAliasIsCleared(t *testing.T) {
+	recs := idempotency.NewMemory(nil)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "z:"})
+	_, err := recs.Reserve(context.Background(), "z:auto:fp", idempotency.Record{Token: "x", State: idempotency.Reserved, Fingerprint: "fp", Alias: "K"}, time.Hour)
+	require.NoError(t, err)
+	var runs atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		runs.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+	}
+	_, _, e := g.Run(context.Background(), key("", "fp"), fn)
+	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
+	require.Contains(t, e.Reason, "retry")
+	_, replayed, e := g.Run(context.Background(), key("", "fp"), fn)
+	require.Nil(t, e)
+	require.False(t, replayed)
+	require.Equal(t, int32(1), runs.Load())
+}
