@@ -182,13 +182,13 @@ func (r *Records) verify(ctx context.Context) error {
 	}
 	if v := infoField(info, "aof_enabled"); v != "1" {
 		return fmt.Errorf("%w: Redis at %s has appendonly off (INFO persistence aof_enabled:%s), so a restart would forget charges and let a seen key charge again; "+
-			"set appendonly yes with appendfsync everysec or always, or set CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL "+
+			"set appendonly yes with appendfsync always (or everysec), or set CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL "+
 			"(for Tair persistent memory or MemoryDB, which persist every write without AOF, set CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume)",
 			idempotency.ErrNotDurable, r.host, orNone(v))
 	}
 	// Managed services often refuse CONFIG; AOF on is then the best we know.
 	if kv, err := r.rdb.ConfigGet(ctx, "appendfsync").Result(); err == nil && kv["appendfsync"] == "no" {
-		return fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync everysec or always",
+		return fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync always (or everysec)",
 			idempotency.ErrNotDurable, r.host)
 	}
 	tok := make([]byte, 16)

@@ -28,8 +28,9 @@ type Server struct {
 	cmd  *exec.Cmd
 }
 
-// Start runs redis-server with AOF (appendfsync everysec) or with no
-// persistence at all (no AOF, no RDB snapshots).
+// Start runs redis-server with AOF (appendfsync always: every write is on
+// disk before its reply, so a SIGKILL loses nothing, whatever the machine's
+// load) or with no persistence at all (no AOF, no RDB snapshots).
 func Start(t testing.TB, aof bool) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
@@ -58,7 +59,7 @@ func (s *Server) start() {
 	s.t.Helper()
 	args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port), "--dir", s.dir, "--save", "", "--daemonize", "no"}
 	if s.aof {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
