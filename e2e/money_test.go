@@ -28,8 +28,9 @@ import (
 // it serves many invocations at once, as an FC instance with
 // instanceConcurrency does.
 type server struct {
-	url string
-	cmd *exec.Cmd
+	url    string
+	cmd    *exec.Cmd
+	client *http.Client
 }
 
 func startServers(t *testing.T, n int, env map[string]string) []*server {
@@ -49,7 +50,8 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		require.NoError(t, cmd.Start())
-		s := &server{url: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd}
+		s := &server{url: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd,
+			client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}, Timeout: 30 * time.Second}}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		require.Eventually(t, func() bool {
 			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
@@ -63,11 +65,9 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 	return out
 }
 
-var callers = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200, MaxConnsPerHost: 0}, Timeout: 30 * time.Second}
-
 // invoke sends one direct invocation (FC custom runtime /invoke).
 func (s *server) invoke(t *testing.T, payload string) map[string]any {
-	resp, err := callers.Post(s.url+"/invoke", "application/json", bytes.NewReader([]byte(payload)))
+	resp, err := s.client.Post(s.url+"/invoke", "application/json", bytes.NewReader([]byte(payload)))
 	if err != nil {
 		t.Errorf("invoke: %v", err)
 		return nil
