@@ -148,7 +148,7 @@ func TestFinishFailingIsLoggedAndNeverChargesTwice(t *testing.T) {
 	require.NoError(t, err)
 	g := idempotency.New(idempotency.Options{Records: finishFails{mem}, Namespace: "idem:top:" + topsbx.DemoAppKey + ":",
 		Stuck: time.Minute, FinishFor: 300 * time.Millisecond, Log: log, Now: clock})
-	op := top.NewCharger(c, g, 1_000_000).Op()
+	op := top.NewCharger(c, g, 0, 1_000_000).Op()
 
 	call := func() map[string]any {
 		resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(charge("BFC-FIN", 100, "fin-1")), Trigger: envelope.TriggerDirect})
