@@ -10,25 +10,18 @@ import (
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
-// cloudcall local passes the caller's store and key prefix to every
-// function, with the sandboxes and with --upstream real; unset, the
-// registry's default prefix applies.
+// With --upstream real the caller's CLOUDCALL_STORE_PREFIX reaches every
+// function (it is a registry variable); unset, the registry's default.
 func TestFunctionEnvHonoursTheStorePrefix(t *testing.T) {
-	f, ok := registry.Lookup("logistics-get-quota")
-	require.True(t, ok)
-	for _, real := range []bool{false, true} {
+	for _, name := range registry.Names() {
+		f, ok := registry.Lookup(name)
+		require.True(t, ok)
 		t.Setenv("CLOUDCALL_STORE_PREFIX", "staging:")
-		t.Setenv("CLOUDCALL_STORE", "redis://127.0.0.1:6379/11")
-		env := functionEnv(f, runtimeapi.FC, nil, real)
-		require.Equal(t, "staging:", env["CLOUDCALL_STORE_PREFIX"], "real=%v", real)
-		require.Equal(t, "redis://127.0.0.1:6379/11", env["CLOUDCALL_STORE"], "real=%v", real)
-	}
-}
+		env := functionEnv(f, runtimeapi.FC, nil, true, localSettings{})
+		require.Equal(t, "staging:", env["CLOUDCALL_STORE_PREFIX"], name)
 
-func TestFunctionEnvDefaultPrefix(t *testing.T) {
-	t.Setenv("CLOUDCALL_STORE_PREFIX", "")
-	require.NoError(t, os.Unsetenv("CLOUDCALL_STORE_PREFIX"))
-	f, _ := registry.Lookup("top-launch-extra-charge")
-	env := functionEnv(f, runtimeapi.FC, nil, true)
-	require.Equal(t, "cloudcall:", env["CLOUDCALL_STORE_PREFIX"])
+		require.NoError(t, os.Unsetenv("CLOUDCALL_STORE_PREFIX"))
+		env = functionEnv(f, runtimeapi.Lambda, nil, true, localSettings{})
+		require.Equal(t, "cloudcall:", env["CLOUDCALL_STORE_PREFIX"], name)
+	}
 }

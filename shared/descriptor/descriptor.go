@@ -168,18 +168,21 @@ func FC(fns []registry.Function, opts ...FCOptions) ([]byte, error) {
 	for _, f := range fns {
 		env := &yaml.Node{Kind: yaml.MappingNode}
 		for _, v := range f.Env {
-			// Every variable may be unset at deploy time: a function that
-			// lacks one answers -1601 naming it. So each has a default, and
-			// a secret's is always empty (the registry refuses another), so
-			// no secret is ever written into the file. A bare ${env('X')}
-			// would not do: Serverless Devs' template engine throws "env('X')
-			// not found" for an unset or empty X, so one unused secret (a
-			// Slack URL, a CK1 token beside OAuth) would stop every deploy.
+			// Every variable may be unset at deploy time (a function that
+			// lacks one answers -1601 naming it), so each has a default, and a
+			// secret's is always empty: no secret is ever written into the
+			// file. A bare ${env('X')} makes Serverless Devs' template engine
+			// throw "env('X') not found" for an unset or empty X, so only a
+			// Required variable (the charge's money store) has none.
 			def := v.Default
 			if v.Secret {
 				def = ""
 			}
-			env.Content = append(env.Content, scalar(v.Name), quoted(fmt.Sprintf("${env('%s', '%s')}", v.Name, def)))
+			val := fmt.Sprintf("${env('%s', '%s')}", v.Name, def)
+			if v.Required {
+				val = fmt.Sprintf("${env('%s')}", v.Name)
+			}
+			env.Content = append(env.Content, scalar(v.Name), quoted(val))
 		}
 		var triggers []*yaml.Node
 		if len(f.HTTPMethods) > 0 {
@@ -332,6 +335,15 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 	for _, n := range names {
 		v := vars[n]
 		p := mapping("Type", "String", "Default", quoted(v.Default), "Description", v.Description)
+		if v.Required {
+			// No Default: CloudFormation refuses a deploy that does not
+			// give it, and AllowedPattern one that gives something else.
+			p = mapping("Type", "String", "Description", v.Description)
+			if v.Pattern != "" {
+				p.Content = append(p.Content, scalar("AllowedPattern"), quoted(v.Pattern),
+					scalar("ConstraintDescription"), scalar("must be a "+patternHint(v.Pattern)+" URL (README: Money safety)"))
+			}
+		}
 		if v.Secret {
 			p.Content = append(p.Content, scalar("NoEcho"), value(true))
 		}
@@ -410,4 +422,14 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 		"Outputs", outputs,
 	)
 	return encode(root)
+}
+
+// patternHint turns ^(a|b)://.+ into "a://, b://".
+func patternHint(p string) string {
+	inner := strings.TrimSuffix(strings.TrimPrefix(p, "^("), ")://.+")
+	parts := strings.Split(inner, "|")
+	for i := range parts {
+		parts[i] += "://"
+	}
+	return strings.Join(parts, ", ")
 }

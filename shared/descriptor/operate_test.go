@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -153,7 +154,7 @@ func TestVPCVariants(t *testing.T) {
 		require.NotContains(t, r.(map[string]any)["props"], "vpcConfig", name)
 	}
 	// s.vpc.yaml without the VPC settings stops at once, as `s` would.
-	_, err := renderDevsErr(readRoot(t, "s.vpc.yaml"), nil)
+	_, err := renderDevsErr(readRoot(t, "s.vpc.yaml"), withRequired(nil))
 	require.EqualError(t, err, "env('FC_VPC_ID', 'FC_VSWITCH_ID', 'FC_SECURITY_GROUP_ID') not found")
 	// FC with VPC: the same file plus vpcConfig, from the environment.
 	env := map[string]string{"FC_VPC_ID": "vpc-bp1test", "FC_VSWITCH_ID": "vsw-bp1test", "FC_SECURITY_GROUP_ID": "sg-bp1test"}
@@ -307,9 +308,20 @@ func TestSecretsStaySecret(t *testing.T) {
 	params := samDoc(t)["Parameters"].(map[string]any)
 	fcRaw := string(readRoot(t, "s.yaml"))
 	secrets := 0
+	required := map[string]bool{}
 	for _, f := range registry.All() {
 		for _, v := range f.Env {
 			p := params[samParamName(v.Name)].(map[string]any)
+			if v.Required {
+				// No default anywhere: the deploy stops without it.
+				require.NotContains(t, p, "Default", v.Name)
+				require.Contains(t, fcRaw, fmt.Sprintf(`%s: "${env('%s')}"`, v.Name, v.Name))
+				required[v.Name] = true
+				if v.Secret {
+					require.Equal(t, true, p["NoEcho"], v.Name)
+				}
+				continue
+			}
 			if v.Secret {
 				secrets++
 				require.Empty(t, v.Default, "%s: a secret has no default in the registry", v.Name)
@@ -324,8 +336,11 @@ func TestSecretsStaySecret(t *testing.T) {
 		}
 	}
 	require.Greater(t, secrets, 10)
-	// Every function variable has a default in s.yaml (none can stop a deploy).
-	require.NotRegexp(t, `\$\{env\('[A-Z0-9_]+'\)\}`, fcRaw)
+	// Every other function variable has a default in s.yaml: only the
+	// Required ones can stop a deploy.
+	for _, m := range regexp.MustCompile(`\$\{env\('([A-Z0-9_]+)'\)\}`).FindAllStringSubmatch(fcRaw, -1) {
+		require.True(t, required[m[1]], "%s has no default in s.yaml", m[1])
+	}
 }
 
 func samParamName(env string) string {
