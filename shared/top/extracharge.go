@@ -198,9 +198,30 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		return envelope.Success(APILaunchExtraCharge, out), idempotency.Keep
 	})
 	if e != nil {
-		return nil, e
+		resp = envelope.Failure(APILaunchExtraCharge, e)
 	}
-	return envelope.Prepared(resp), nil
+	return envelope.Prepared(withKey(resp, key)), nil
+}
+
+// withKey echoes the idempotency key in force as the envelope's last field,
+// on every answer once the key is known, so a caller that sent none learns the
+// function's fingerprint key and can reconcile or repeat with it. It is added
+// after the record is written, so a replay's bytes equal the first answer's.
+func withKey(resp envelope.Response, key string) envelope.Response {
+	b := bytes.TrimRight(resp.Body, " \n")
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		return resp
+	}
+	k, _ := json.Marshal(key)
+	out := make([]byte, 0, len(b)+len(k)+20)
+	out = append(out, b[:len(b)-1]...)
+	if len(bytes.TrimSpace(b[1:len(b)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"idempotencyKey":`...)
+	out = append(out, k...)
+	resp.Body = append(out, '}')
+	return resp
 }
 
 // verdict keeps every answer after which TOP may have acted, and forgets
