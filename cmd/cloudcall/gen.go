@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 
+	"github.com/cloudcall/cloudcall/shared/clientgen"
 	"github.com/cloudcall/cloudcall/shared/descriptor"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/registry"
@@ -18,10 +20,10 @@ import (
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	check := fs.Bool("check", false, "do not write: fail if s.yaml or template.yaml differ from the registry")
+	check := fs.Bool("check", false, "do not write: fail if s.yaml, template.yaml or the clients' generated files differ from the registry")
 	awsIAM := fs.Bool("aws-iam", false, "template.yaml: protect every HttpApi route with AWS_IAM (SigV4 callers) instead of the bundle's caller signatures")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0) and template.yaml (AWS SAM) from shared/registry.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0), template.yaml (AWS SAM) and the clients' generated files\n(clients/node/api.cjs, index.d.ts, index.d.mts; clients/go/cloudcall/api_gen.go) from shared/registry and its schemas.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -42,9 +44,23 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	files := map[string][]byte{"s.yaml": fc, "template.yaml": sam}
+	clients, err := clientFiles()
+	if err != nil {
+		return err
+	}
+	for name, b := range clients {
+		files[name] = b
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	drift := false
-	for name, want := range map[string][]byte{"s.yaml": fc, "template.yaml": sam} {
-		path := filepath.Join(root, name)
+	for _, name := range names {
+		want := files[name]
+		path := filepath.Join(root, filepath.FromSlash(name))
 		have, _ := os.ReadFile(path)
 		if bytes.Equal(have, want) {
 			fmt.Fprintf(stdout, "%s is up to date\n", name)
@@ -61,7 +77,28 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "wrote %s\n", name)
 	}
 	if drift {
-		return errors.New("descriptors drifted from the registry")
+		return errors.New("generated files drifted from the registry")
 	}
 	return nil
+}
+
+// clientFiles renders the callers' clients (Node and Go) from the schemas
+// of every function with an HTTP trigger.
+func clientFiles() (map[string][]byte, error) {
+	var fns []clientgen.Function
+	for _, f := range registry.All() {
+		if len(f.HTTPMethods) == 0 {
+			continue // timers only: nothing a client can call
+		}
+		in, err := registry.InputSchema(f.Name)
+		if err != nil {
+			return nil, err
+		}
+		out, err := registry.OutputSchema(f.Name)
+		if err != nil {
+			return nil, err
+		}
+		fns = append(fns, clientgen.Function{Name: f.Name, API: f.API, Input: in, Output: out})
+	}
+	return clientgen.Generate(fns)
 }
