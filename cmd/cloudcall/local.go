@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,6 +28,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxInst := fs.Int("max-instances", 4, "instances per function when all are busy")
 	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
+	callerKeys := fs.String("caller-keys", os.Getenv("CLOUDCALL_CALLER_KEYS"), "id:secret,... : HTTP triggers check caller signatures as deployed (default $CLOUDCALL_CALLER_KEYS; empty: unsigned calls pass, local only)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\n\nFlags:")
 		fs.PrintDefaults()
@@ -71,8 +73,12 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !ok {
 			continue
 		}
+		env := functionEnv(f, p, sbs, real)
+		if *callerKeys != "" {
+			env["CLOUDCALL_CALLER_KEYS"] = *callerKeys
+		}
 		fns = append(fns, emulator.FunctionConfig{
-			Name: f.Name, Binary: bin, Platform: p, Env: functionEnv(f, p, sbs, real),
+			Name: f.Name, Binary: bin, Platform: p, Env: env,
 			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB,
 			MaxInstances: *maxInst, Idle: *idle, Stdout: prefixWriter(stdout, f.Name),
 		})
@@ -95,7 +101,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *timers == "on" {
 		emu.RunTimers(ctx)
 	}
-	banner(stdout, "http://"+ln.Addr().String(), string(p), *upstream, bins, sbs, tms, *timers)
+	banner(stdout, "http://"+ln.Addr().String(), string(p), *upstream, bins, sbs, tms, *timers, *callerKeys != "")
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")
 	shut, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -104,9 +110,13 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string) {
+func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string, signed bool) {
 	fmt.Fprintf(w, "\ncloudcall local on %s — platform %s, upstream %s\n", base, platform, upstream)
-	fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform).")
+	if signed {
+		fmt.Fprintln(w, "HTTP triggers check caller signatures (--caller-keys), as deployed.")
+	} else {
+		fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform).")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nFUNCTION\tHTTP TRIGGER\tINVOKE (FC / Lambda style)")
 	for _, f := range registry.All() {

@@ -348,7 +348,14 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		e.errorJSON(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "request body over the platform limit")
 		return
 	}
-	res, _, err := e.Invoke(r.Context(), fn, e.HTTPEvent(r, body))
+	res, rep, err := e.Invoke(r.Context(), fn, e.HTTPEvent(r, body))
+	// As the platforms do, the answer names the invocation (the id in the
+	// function's logs), so a caller can quote it.
+	if e.opts.Platform == runtimeapi.Lambda {
+		w.Header().Set("apigw-requestid", rep.RequestID)
+	} else {
+		w.Header().Set("x-fc-request-id", rep.RequestID)
+	}
 	if err != nil || res.Error != nil {
 		msg := "the function failed"
 		if err != nil {
