@@ -45,7 +45,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	files := map[string][]byte{"s.yaml": fc, "template.yaml": sam}
-	clients, err := clientFiles()
+	clients, err := clientgen.FromRegistry()
 	if err != nil {
 		return err
 	}
@@ -80,25 +80,4 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errors.New("generated files drifted from the registry")
 	}
 	return nil
-}
-
-// clientFiles renders the callers' clients (Node and Go) from the schemas
-// of every function with an HTTP trigger.
-func clientFiles() (map[string][]byte, error) {
-	var fns []clientgen.Function
-	for _, f := range registry.All() {
-		if len(f.HTTPMethods) == 0 {
-			continue // timers only: nothing a client can call
-		}
-		in, err := registry.InputSchema(f.Name)
-		if err != nil {
-			return nil, err
-		}
-		out, err := registry.OutputSchema(f.Name)
-		if err != nil {
-			return nil, err
-		}
-		fns = append(fns, clientgen.Function{Name: f.Name, API: f.API, Input: in, Output: out})
-	}
-	return clientgen.Generate(fns)
 }
