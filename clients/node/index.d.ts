@@ -248,7 +248,8 @@ export interface QueryChatappBindWabaOutput {
     messageTemplateNamespace?: string;
     marketingMessageLiteStatus?: string;
     primaryBusinessLocation?: string;
-    isOnBizApp?: boolean;
+    /** Y or N. */
+    isOnBizApp?: string;
     /** Passed through as CAMS sends it. */
     authInternationalRateEligibility?: Record<string, unknown>;
   };

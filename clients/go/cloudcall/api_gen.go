@@ -146,7 +146,8 @@ type QueryChatappBindWabaOutputData struct {
 	MessageTemplateNamespace   string `json:"messageTemplateNamespace,omitempty"`
 	MarketingMessageLiteStatus string `json:"marketingMessageLiteStatus,omitempty"`
 	PrimaryBusinessLocation    string `json:"primaryBusinessLocation,omitempty"`
-	IsOnBizApp                 *bool  `json:"isOnBizApp,omitempty"`
+	// Y or N.
+	IsOnBizApp string `json:"isOnBizApp,omitempty"`
 	// Passed through as CAMS sends it.
 	AuthInternationalRateEligibility map[string]any `json:"authInternationalRateEligibility,omitempty"`
 }
