@@ -4,7 +4,7 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test vet run bench fuzz package gen deploy-fc deploy-aws clean
+.PHONY: help build test test-node vet run bench fuzz package gen deploy-fc deploy-aws clean
 
 FUZZ_TIME    ?= 15s
 FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth \
@@ -28,6 +28,14 @@ test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers;
 	  else echo "redis: nothing answers on 127.0.0.1:6379; the Redis tests skip (set REDIS_URL to run them)"; fi; \
 	fi; \
 	$(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory test-node
+
+NODE_TESTS := test/unit.test.mjs test/package.test.mjs test/emulator.test.mjs
+test-node: ## the Node client's suites (node --test; against cloudcall local --caller-keys); CI=true requires node and npm
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  cd clients/node && node --test --test-concurrency=1 $(NODE_TESTS); \
+	elif [ "$$CI" = true ]; then echo "test-node: node and npm are required under CI=true (Node >= 18)"; exit 1; \
+	else echo "test-node: node/npm not installed; the clients/node tests skip (install Node >= 18 to run them)"; fi
 
 fuzz: ## run every fuzz target for FUZZ_TIME each (default 15s); fails on a crash
 	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name in $$pkg for $(FUZZ_TIME)"; \
@@ -41,7 +49,7 @@ bench: ## Go benchmarks (briefly), then cloudcall bench: cold start, overhead, t
 run: build ## every function under the local emulator, against the vendor sandboxes (Ctrl-C stops it all)
 	$(BIN)/cloudcall local
 
-gen: ## regenerate s.yaml and template.yaml from shared/registry
+gen: ## regenerate s.yaml, template.yaml and the clients' generated files from shared/registry
 	$(GO) run ./cmd/cloudcall gen
 
 package: ## reproducible zips: dist/fc/<fn>.zip (main) and dist/aws/<fn>-{x86_64,arm64}.zip (bootstrap)

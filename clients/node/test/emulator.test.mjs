@@ -2,8 +2,12 @@
 // function binaries behind signature checks, against the vendor sandboxes.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { createClient, CloudCallError } from '../index.mjs';
-import { startLocal, throttlingProxy, ledger, have, CI, SECRET, KEY_ID } from './helpers.mjs';
+import { startLocal, throttlingProxy, ledger, have, CI, SECRET, KEY_ID, repoRoot, pkgDir } from './helpers.mjs';
 
 const hasGo = have('go', ['version']);
 if (!hasGo && CI) throw new Error('go is missing: CI=true needs it to build cloudcall local');
@@ -139,6 +143,21 @@ describe('@cloudcall/client against cloudcall local --caller-keys', { skip: !has
     });
     const r = await withQuery.openapi.logistics.getQuota({ deliveryId: 'ZTO', bizId: 'zero-balance' });
     assert.equal(r.quotaNum, 0, 'a zero balance is present');
+  });
+
+  it('the README\'s first call works as written', async () => {
+    const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+    const m = readme.match(/<!-- readme:node-first-call -->\n```js\n([\s\S]*?)```/);
+    assert.ok(m, 'README.md has the marked snippet');
+    // Inside the package directory '@cloudcall/client' resolves to the package itself.
+    const file = join(pkgDir, 'test', '.readme-first-call.mjs');
+    writeFileSync(file, m[1].replace('http://127.0.0.1:9000', local.baseUrl));
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, [file], { env: { ...process.env, CLOUDCALL_KEY: SECRET } });
+      assert.equal(stdout, '210\n');
+    } finally {
+      rmSync(file, { force: true });
+    }
   });
 
   it('a WeChat refusal keeps WeChat\'s errcode', async () => {

@@ -48,7 +48,7 @@ export function tsc() {
 }
 
 export const SECRET = 'node-client-test-secret-0001';
-export const KEY_ID = 'backend-node';
+export const KEY_ID = 'backend';
 
 /**
  * Starts `cloudcall local --caller-keys` on free ports with the real
@@ -62,9 +62,11 @@ export async function startLocal({ platform = 'fc' } = {}) {
     execFileSync('go', ['build', '-o', bin, './cmd/cloudcall'], { cwd: repoRoot, stdio: 'inherit' });
   }
   const child = spawn(bin, ['local', '--addr', '127.0.0.1:0', '--sandbox-addr', '127.0.0.1:0', '--timers', 'off',
-    '--platform', platform, '--bin', join(work, 'bin'), '--caller-keys', `${KEY_ID}:${SECRET}`], {
+    '--platform', platform, '--bin', join(work, 'bin')], {
     cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CLOUDCALL_CALLER_KEYS: '' },
+    // As the README says: CLOUDCALL_CALLER_KEYS=backend:$CLOUDCALL_KEY make run
+    // (--caller-keys defaults to it).
+    env: { ...process.env, CLOUDCALL_CALLER_KEYS: `${KEY_ID}:${SECRET}` },
   });
   let out = '';
   const sandboxes = {};
@@ -87,6 +89,10 @@ export async function startLocal({ platform = 'fc' } = {}) {
     });
   });
   child.removeAllListeners('exit');
+  child.on('exit', (code, signal) => {
+    out += `\n[cloudcall local exited: code ${code}, signal ${signal}]\n`;
+    if (process.env.CLOUDCALL_TEST_LOG) console.error(out.split('\n').slice(-30).join('\n'));
+  });
   return {
     baseUrl,
     sandbox: (vendor) => sandboxes[vendor],
