@@ -221,81 +221,121 @@ export interface InboundBoxOutputMoney {
 }
 
 /**
- * PROVISIONAL (issue 18, until issue 17's schema lands): CAMS QueryChatappBindWaba in the envelope's
- * spelling.
+ * Alibaba Cloud CAMS QueryChatappBindWaba (2020-06-06): the WhatsApp Business Account bound to a
+ * customer. Both parameters are optional strings with no documented limit; any string (spaces, CJK, ~,
+ * *) is sent as given in the signed query.
  */
 export interface QueryChatappBindWabaInput {
-  /** The space id of the customer (CustSpaceId). */
+  /** Space ID of the ISV sub-customer (CustSpaceId). */
   custSpaceId?: string;
-  /** The ISV verification code (IsvCode). */
+  /** ISV verification code (IsvCode), which shows the sub-account is ISV-authorised. */
   isvCode?: string;
 }
 
-/** PROVISIONAL (issue 18, until issue 17's schema lands). Every field CAMS sends in Data, lowerCamel'd. */
+/** CAMS's RequestId and every field of Data, lowerCamel'd; fields CAMS adds later pass through too. */
 export interface QueryChatappBindWabaOutput {
   errCode: 0;
   errMsg: "cams.queryChatappBindWaba:ok";
-  /** CAMS's RequestId. */
+  /** CAMS's request id (RequestId). */
   requestId: string;
-  /** The WhatsApp Business Account bound to the space. */
+  /** The WABA (Data); unknown fields are passed through. */
   data: {
+    /** WABA id (Id). */
     id?: string;
+    /** WABA name (Name). */
     name?: string;
+    /** Business platform id (BusinessId). */
     businessId?: string;
+    /** Business platform name (BusinessName). */
     businessName?: string;
+    /** Currency (Currency). */
     currency?: string;
+    /** Review status (AccountReviewStatus): PENDING, APPROVED, REJECTED, DISABLED. */
     accountReviewStatus?: string;
+    /** Template namespace (MessageTemplateNamespace). */
     messageTemplateNamespace?: string;
+    /** MML status (MarketingMessageLiteStatus). */
     marketingMessageLiteStatus?: string;
+    /** PrimaryBusinessLocation, an opaque string. */
     primaryBusinessLocation?: string;
-    /** Y or N. */
+    /** IsOnBizApp (Y/N). */
     isOnBizApp?: string;
-    /** Passed through as CAMS sends it. */
+    /** AuthInternationalRateEligibility: a free-form object, passed through as is. */
     authInternationalRateEligibility?: Record<string, unknown>;
   };
 }
 
 /**
- * PROVISIONAL (issue 18, until issue 17's schema lands): alibaba.ascp.industry.launch.extra.charge.
- * Moves money: at most one charge per idempotency key.
+ * Taobao Open Platform alibaba.ascp.industry.launch.extra.charge: a service provider launches an extra
+ * charge on a service order. It moves money: at most one charge per idempotency key (idempotencyKey,
+ * else the Idempotency-Key header, else a fingerprint of the request). Two policies stricter than TOP
+ * apply on top of this schema, both settings of the function: TOP_MAX_PRICE_FEN (default 1000000) and
+ * TOP_MIN_PRICE_FEN (default 0) bound price.
  */
 export interface LaunchExtraChargeInput {
+  /**
+   * OmsLaunchExtraChargeParameter, the request object (请求对象); sent to TOP as one JSON string in
+   * snake_case.
+   */
   omsLaunchExtraChargeParameter: {
-    /** The BFC order number. */
+    /** The BFC order number (BFC单号). Required; TOP's SDKs treat an empty value as absent. */
     wdsCoordinationOrderId: string;
-    /** The extra charge in fen (1/100 CNY). */
+    /**
+     * The amount of the adjustment in fen (发起调整金额 单位:分, 1/100 CNY). TOP types it Long
+     * (the Java sample calls setPrice(12345L)). Policies: at most TOP_MAX_PRICE_FEN (default 1000000 =
+     * 10,000 CNY) and at least TOP_MIN_PRICE_FEN (default 0).
+     */
     price: number;
     /**
-     * 1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal, 6 repair, 7 wasted trip, 8
-     * other.
+     * Reason (原因类型): 1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal of the
+     * old item, 6 repair, 7 wasted trip, 8 other. TOP types it Long (setType(1L)).
      */
     type: number;
-    /** Description. */
+    /**
+     * Description (描述). Optional; TOP documents no limit. Empty is the same as absent (TOP's SDKs drop
+     * empty values).
+     */
     desc?: string;
-    /** A string holding a JSON object. */
+    /**
+     * Extension field (扩展字段), a string; TOP's example holds JSON ({"test":"xx"}) but any string is
+     * sent as given.
+     */
     feature?: string;
   };
-  /** The seller session; TOP_SESSION when absent. */
+  /** The seller's session (TOP system parameter session); TOP_SESSION when absent or empty. */
   session?: string;
-  /** At most one charge per key; absent: the fingerprint of the request. */
+  /**
+   * The bundle's idempotency key (not a TOP field): a repeat with the same key within 24 h returns the
+   * first answer without calling TOP. Up to 128 printable ASCII characters without spaces, because it is
+   * part of the record's store key. Empty or absent: the Idempotency-Key header, else the request's
+   * fingerprint.
+   */
   idempotencyKey?: string;
 }
 
-/** PROVISIONAL (issue 18, until issue 17's schema lands). */
+/**
+ * TOP accepted the charge: result.success is true and data holds the new adjustment order. A business
+ * refusal (result.success=false) is a failure envelope (-1305) with TOP's error_code in upstream.code.
+ */
 export interface LaunchExtraChargeOutput {
   errCode: 0;
   errMsg: "top.ascp.launchExtraCharge:ok";
   result: {
-    success: boolean;
+    /** Whether the call succeeded (success). */
+    success: true;
     data: {
-      /** The adjustment order TOP created. */
+      /** The adjustment order id (extra_charge_service_order_id). */
       extraChargeServiceOrderId: string;
+      /** Extension field (feature). */
       feature: string;
     };
   };
   /** TOP's request_id. */
   requestId: string;
-  /** The key in force: the caller's, or auto:<fingerprint of the request>. */
+  /**
+   * The idempotency key in force, echoed: the caller's (idempotencyKey or the Idempotency-Key header),
+   * else auto:<fingerprint of the request>. Failures carry it too once it is known.
+   */
   idempotencyKey: string;
 }
 
@@ -322,16 +362,17 @@ export interface Client {
   };
   cams: {
     /**
-     * cams.queryChatappBindWaba (POST /cams-query-chatapp-bind-waba). PROVISIONAL (issue 18, until issue
-     * 17's schema lands): CAMS QueryChatappBindWaba in the envelope's spelling.
+     * cams.queryChatappBindWaba (POST /cams-query-chatapp-bind-waba). Alibaba Cloud CAMS
+     * QueryChatappBindWaba (2020-06-06): the WhatsApp Business Account bound to a customer.
      */
     queryChatappBindWaba(input: QueryChatappBindWabaInput, options?: CallOptions): Promise<QueryChatappBindWabaOutput>;
   };
   top: {
     ascp: {
       /**
-       * top.ascp.launchExtraCharge (POST /top-launch-extra-charge). PROVISIONAL (issue 18, until issue 17's
-       * schema lands): alibaba.ascp.industry.launch.extra.charge.
+       * top.ascp.launchExtraCharge (POST /top-launch-extra-charge). Taobao Open Platform
+       * alibaba.ascp.industry.launch.extra.charge: a service provider launches an extra charge on a service
+       * order.
        */
       launchExtraCharge(input: LaunchExtraChargeInput, options?: ChargeOptions): Promise<LaunchExtraChargeOutput>;
     };

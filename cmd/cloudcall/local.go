@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -149,12 +150,15 @@ func prefixWriter(w io.Writer, name string) io.Writer {
 }
 
 type linePrefixer struct {
+	mu     sync.Mutex // every instance's stdout and stderr copier writes here at once
 	w      io.Writer
 	prefix string
 	buf    []byte
 }
 
 func (l *linePrefixer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.buf = append(l.buf, p...)
 	for {
 		i := strings.IndexByte(string(l.buf), '\n')

@@ -34,7 +34,7 @@ type GetQuotaOutput struct {
 	QuotaNum int64 `json:"quotaNum"`
 }
 
-// InboundBoxInputBoxesItem is part of InboundBoxInput.
+// InboundBoxInputBoxesItem: One box size (InboundBox): every field is required.
 type InboundBoxInputBoxesItem struct {
 	// Weight of one box in grams (包裹重量(g)), 1..2147483647.
 	Weight int64 `json:"weight"`
@@ -126,89 +126,117 @@ type InboundBoxOutput struct {
 	Services []InboundBoxOutputServicesItem `json:"services"`
 }
 
-// QueryChatappBindWabaInput: PROVISIONAL (issue 18, until issue 17's schema lands): CAMS
-// QueryChatappBindWaba in the envelope's spelling.
+// QueryChatappBindWabaInput: Alibaba Cloud CAMS QueryChatappBindWaba (2020-06-06): the WhatsApp
+// Business Account bound to a customer. Both parameters are optional strings with no documented limit;
+// any string (spaces, CJK, ~, *) is sent as given in the signed query.
 type QueryChatappBindWabaInput struct {
-	// The space id of the customer (CustSpaceId).
+	// Space ID of the ISV sub-customer (CustSpaceId).
 	CustSpaceID string `json:"custSpaceId,omitempty"`
-	// The ISV verification code (IsvCode).
+	// ISV verification code (IsvCode), which shows the sub-account is ISV-authorised.
 	IsvCode string `json:"isvCode,omitempty"`
 }
 
-// QueryChatappBindWabaOutputData: The WhatsApp Business Account bound to the space.
+// QueryChatappBindWabaOutputData: The WABA (Data); unknown fields are passed through.
 type QueryChatappBindWabaOutputData struct {
-	ID                         string `json:"id,omitempty"`
-	Name                       string `json:"name,omitempty"`
-	BusinessID                 string `json:"businessId,omitempty"`
-	BusinessName               string `json:"businessName,omitempty"`
-	Currency                   string `json:"currency,omitempty"`
-	AccountReviewStatus        string `json:"accountReviewStatus,omitempty"`
-	MessageTemplateNamespace   string `json:"messageTemplateNamespace,omitempty"`
+	// WABA id (Id).
+	ID string `json:"id,omitempty"`
+	// WABA name (Name).
+	Name string `json:"name,omitempty"`
+	// Business platform id (BusinessId).
+	BusinessID string `json:"businessId,omitempty"`
+	// Business platform name (BusinessName).
+	BusinessName string `json:"businessName,omitempty"`
+	// Currency (Currency).
+	Currency string `json:"currency,omitempty"`
+	// Review status (AccountReviewStatus): PENDING, APPROVED, REJECTED, DISABLED.
+	AccountReviewStatus string `json:"accountReviewStatus,omitempty"`
+	// Template namespace (MessageTemplateNamespace).
+	MessageTemplateNamespace string `json:"messageTemplateNamespace,omitempty"`
+	// MML status (MarketingMessageLiteStatus).
 	MarketingMessageLiteStatus string `json:"marketingMessageLiteStatus,omitempty"`
-	PrimaryBusinessLocation    string `json:"primaryBusinessLocation,omitempty"`
-	// Y or N.
+	// PrimaryBusinessLocation, an opaque string.
+	PrimaryBusinessLocation string `json:"primaryBusinessLocation,omitempty"`
+	// IsOnBizApp (Y/N).
 	IsOnBizApp string `json:"isOnBizApp,omitempty"`
-	// Passed through as CAMS sends it.
+	// AuthInternationalRateEligibility: a free-form object, passed through as is.
 	AuthInternationalRateEligibility map[string]any `json:"authInternationalRateEligibility,omitempty"`
 }
 
-// QueryChatappBindWabaOutput: PROVISIONAL (issue 18, until issue 17's schema lands). Every field CAMS
-// sends in Data, lowerCamel'd.
+// QueryChatappBindWabaOutput: CAMS's RequestId and every field of Data, lowerCamel'd; fields CAMS adds
+// later pass through too.
 type QueryChatappBindWabaOutput struct {
 	ErrCode int64  `json:"errCode"`
 	ErrMsg  string `json:"errMsg"`
-	// CAMS's RequestId.
+	// CAMS's request id (RequestId).
 	RequestID string `json:"requestId"`
-	// The WhatsApp Business Account bound to the space.
+	// The WABA (Data); unknown fields are passed through.
 	Data QueryChatappBindWabaOutputData `json:"data"`
 }
 
-// LaunchExtraChargeInputOmsLaunchExtraChargeParameter is part of LaunchExtraChargeInput.
+// LaunchExtraChargeInputOmsLaunchExtraChargeParameter: OmsLaunchExtraChargeParameter, the request
+// object (请求对象); sent to TOP as one JSON string in snake_case.
 type LaunchExtraChargeInputOmsLaunchExtraChargeParameter struct {
-	// The BFC order number.
+	// The BFC order number (BFC单号). Required; TOP's SDKs treat an empty value as absent.
 	WdsCoordinationOrderID string `json:"wdsCoordinationOrderId"`
-	// The extra charge in fen (1/100 CNY).
+	// The amount of the adjustment in fen (发起调整金额 单位:分, 1/100 CNY). TOP types it
+	// Long (the Java sample calls setPrice(12345L)). Policies: at most TOP_MAX_PRICE_FEN (default
+	// 1000000 = 10,000 CNY) and at least TOP_MIN_PRICE_FEN (default 0).
 	Price int64 `json:"price"`
-	// 1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal, 6 repair, 7 wasted trip, 8
-	// other.
+	// Reason (原因类型): 1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal of
+	// the old item, 6 repair, 7 wasted trip, 8 other. TOP types it Long (setType(1L)).
 	Type int64 `json:"type"`
-	// Description.
+	// Description (描述). Optional; TOP documents no limit. Empty is the same as absent (TOP's SDKs
+	// drop empty values).
 	Desc string `json:"desc,omitempty"`
-	// A string holding a JSON object.
+	// Extension field (扩展字段), a string; TOP's example holds JSON ({"test":"xx"}) but any
+	// string is sent as given.
 	Feature string `json:"feature,omitempty"`
 }
 
-// LaunchExtraChargeInput: PROVISIONAL (issue 18, until issue 17's schema lands):
-// alibaba.ascp.industry.launch.extra.charge. Moves money: at most one charge per idempotency key.
+// LaunchExtraChargeInput: Taobao Open Platform alibaba.ascp.industry.launch.extra.charge: a service
+// provider launches an extra charge on a service order. It moves money: at most one charge per
+// idempotency key (idempotencyKey, else the Idempotency-Key header, else a fingerprint of the
+// request). Two policies stricter than TOP apply on top of this schema, both settings of the function:
+// TOP_MAX_PRICE_FEN (default 1000000) and TOP_MIN_PRICE_FEN (default 0) bound price.
 type LaunchExtraChargeInput struct {
+	// OmsLaunchExtraChargeParameter, the request object (请求对象); sent to TOP as one JSON string
+	// in snake_case.
 	OmsLaunchExtraChargeParameter LaunchExtraChargeInputOmsLaunchExtraChargeParameter `json:"omsLaunchExtraChargeParameter"`
-	// The seller session; TOP_SESSION when absent.
+	// The seller's session (TOP system parameter session); TOP_SESSION when absent or empty.
 	Session string `json:"session,omitempty"`
-	// At most one charge per key; absent: the fingerprint of the request.
+	// The bundle's idempotency key (not a TOP field): a repeat with the same key within 24 h returns
+	// the first answer without calling TOP. Up to 128 printable ASCII characters without spaces,
+	// because it is part of the record's store key. Empty or absent: the Idempotency-Key header, else
+	// the request's fingerprint.
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
 
 // LaunchExtraChargeOutputResultData is part of LaunchExtraChargeOutput.
 type LaunchExtraChargeOutputResultData struct {
-	// The adjustment order TOP created.
+	// The adjustment order id (extra_charge_service_order_id).
 	ExtraChargeServiceOrderID string `json:"extraChargeServiceOrderId"`
-	Feature                   string `json:"feature"`
+	// Extension field (feature).
+	Feature string `json:"feature"`
 }
 
 // LaunchExtraChargeOutputResult is part of LaunchExtraChargeOutput.
 type LaunchExtraChargeOutputResult struct {
+	// Whether the call succeeded (success).
 	Success bool                              `json:"success"`
 	Data    LaunchExtraChargeOutputResultData `json:"data"`
 }
 
-// LaunchExtraChargeOutput: PROVISIONAL (issue 18, until issue 17's schema lands).
+// LaunchExtraChargeOutput: TOP accepted the charge: result.success is true and data holds the new
+// adjustment order. A business refusal (result.success=false) is a failure envelope (-1305) with TOP's
+// error_code in upstream.code.
 type LaunchExtraChargeOutput struct {
 	ErrCode int64                         `json:"errCode"`
 	ErrMsg  string                        `json:"errMsg"`
 	Result  LaunchExtraChargeOutputResult `json:"result"`
 	// TOP's request_id.
 	RequestID string `json:"requestId"`
-	// The key in force: the caller's, or auto:<fingerprint of the request>.
+	// The idempotency key in force, echoed: the caller's (idempotencyKey or the Idempotency-Key
+	// header), else auto:<fingerprint of the request>. Failures carry it too once it is known.
 	IdempotencyKey string `json:"idempotencyKey"`
 }
 
@@ -287,9 +315,8 @@ type CAMSAPI struct {
 	c *core
 }
 
-// QueryChatappBindWaba calls cams.queryChatappBindWaba (POST /cams-query-chatapp-bind-waba).
-// PROVISIONAL (issue 18, until issue 17's schema lands): CAMS QueryChatappBindWaba in the envelope's
-// spelling.
+// QueryChatappBindWaba calls cams.queryChatappBindWaba (POST /cams-query-chatapp-bind-waba). Alibaba
+// Cloud CAMS QueryChatappBindWaba (2020-06-06): the WhatsApp Business Account bound to a customer.
 func (a CAMSAPI) QueryChatappBindWaba(ctx context.Context, in QueryChatappBindWabaInput, opts ...CallOption) (*QueryChatappBindWabaOutput, error) {
 	var out QueryChatappBindWabaOutput
 	if err := a.c.call(ctx, "cams-query-chatapp-bind-waba", in, &out, opts); err != nil {
@@ -303,10 +330,10 @@ type TOPASCPAPI struct {
 	c *core
 }
 
-// LaunchExtraCharge calls top.ascp.launchExtraCharge (POST /top-launch-extra-charge). PROVISIONAL
-// (issue 18, until issue 17's schema lands): alibaba.ascp.industry.launch.extra.charge. A charge: it
-// is never retried after it may have been sent, and a 429 retry sends the same bytes (so the same
-// idempotency key).
+// LaunchExtraCharge calls top.ascp.launchExtraCharge (POST /top-launch-extra-charge). Taobao Open
+// Platform alibaba.ascp.industry.launch.extra.charge: a service provider launches an extra charge on a
+// service order. A charge: it is never retried after it may have been sent, and a 429 retry sends the
+// same bytes (so the same idempotency key).
 func (a TOPASCPAPI) LaunchExtraCharge(ctx context.Context, in LaunchExtraChargeInput, opts ...CallOption) (*LaunchExtraChargeOutput, error) {
 	var out LaunchExtraChargeOutput
 	if err := a.c.call(ctx, "top-launch-extra-charge", in, &out, opts); err != nil {

@@ -157,11 +157,9 @@ func cases() []fnCase {
 			check: func(t *testing.T, out any) {
 				require.Equal(t, "Alibaba", out.(*cloudcall.QueryChatappBindWabaOutput).Data.BusinessName)
 			},
-			bad: func(ctx context.Context, c *cloudcall.Client) error {
-				_, err := c.CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{CustSpaceID: "has space"})
-				return err
-			},
-			field: "custSpaceId",
+			// No bad input: CAMS documents both fields as optional strings
+			// without limits, so a typed Go input cannot break its schema (the
+			// Node suite sends a number and gets -1001 naming custSpaceId).
 		},
 		{
 			fn: "top-launch-extra-charge",
@@ -226,15 +224,17 @@ func TestEveryFunctionAgainstTheEmulator(t *testing.T) {
 			require.NoError(t, err)
 			tc.check(t, out)
 
-			ce := asError(t, tc.bad(ctx, good))
-			require.Equal(t, -1001, ce.ErrCode, ce.ErrMsg)
-			require.Equal(t, tc.field, ce.Field)
-			require.Equal(t, 400, ce.Status)
-			require.Equal(t, tc.fn, ce.Function)
-			require.Regexp(t, `^[0-9a-f-]{36}$`, ce.RequestID, "the invocation's request id")
+			if tc.bad != nil {
+				ce := asError(t, tc.bad(ctx, good))
+				require.Equal(t, -1001, ce.ErrCode, ce.ErrMsg)
+				require.Equal(t, tc.field, ce.Field)
+				require.Equal(t, 400, ce.Status)
+				require.Equal(t, tc.fn, ce.Function)
+				require.Regexp(t, `^[0-9a-f-]{36}$`, ce.RequestID, "the invocation's request id")
+			}
 
 			_, err = tc.good(ctx, wrong)
-			ce = asError(t, err)
+			ce := asError(t, err)
 			require.Equal(t, -1101, ce.ErrCode)
 			require.Equal(t, 401, ce.Status)
 

@@ -89,15 +89,18 @@ export async function startLocal({ platform = 'fc' } = {}) {
     });
   });
   child.removeAllListeners('exit');
+  let stopping = false;
   child.on('exit', (code, signal) => {
     out += `\n[cloudcall local exited: code ${code}, signal ${signal}]\n`;
-    if (process.env.CLOUDCALL_TEST_LOG) console.error(out.split('\n').slice(-30).join('\n'));
+    // Dying mid-run fails every later call; say why where the failures are read.
+    if (!stopping) console.error(`cloudcall local exited during the tests (code ${code}, signal ${signal}):\n` + out.split('\n').slice(-80).join('\n'));
   });
   return {
     baseUrl,
     sandbox: (vendor) => sandboxes[vendor],
     log: () => out,
     async stop() {
+      stopping = true;
       try {
         process.kill(-child.pid, 'SIGINT');
       } catch {}
