@@ -66,21 +66,24 @@ describe('signing', () => {
     assert.equal(got, `CLOUDCALL-HMAC-SHA256 KeyId=backend-2026,Timestamp=1700000000,Nonce=nonce-0123456789abcdef,Signature=${createHmac('sha256', SECRET).update(sts).digest('hex')}`);
   });
 
-  it('canonical query: the shared vectors of shared/callerauth', (t) => {
+  it('the shared vectors of shared/callerauth: canonical query, string to sign, signature; refusals', (t) => {
     const file = join(repoRoot, 'shared/callerauth/testdata/canonical_query_vectors.json');
     if (!existsSync(file)) {
       if (CI) assert.fail(`${file} is missing`);
-      t.skip('shared/callerauth/testdata/canonical_query_vectors.json is not there yet');
+      t.skip('shared/callerauth/testdata/canonical_query_vectors.json is not there');
       return;
     }
     const doc = JSON.parse(readFileSync(file, 'utf8'));
-    const vectors = Array.isArray(doc) ? doc : doc.vectors;
-    assert.ok(vectors.length > 0);
-    for (const v of vectors) {
-      const raw = v.query ?? v.rawQuery ?? v.raw;
-      const refused = v.error !== undefined || v.refused === true || v.valid === false;
-      if (refused) assert.throws(() => canonicalQuery(raw), TypeError, `${v.name ?? raw} must be refused`);
-      else assert.equal(canonicalQuery(raw), v.canonical ?? v.want ?? v.expected, v.name ?? raw);
+    assert.ok(doc.vectors.length > 0);
+    for (const v of doc.vectors) {
+      const sign = () => authorization({ keyId: doc.keyId, secret: doc.secret, method: v.method, path: v.path, query: v.query, body: v.body, timestamp: v.timestamp, nonce: v.nonce });
+      if (v.expect.refused) {
+        assert.throws(() => canonicalQuery(v.query), TypeError, `${v.name}: must be refused`);
+        assert.throws(sign, TypeError, `${v.name}: must not be signed`);
+        continue;
+      }
+      assert.equal(canonicalQuery(v.query), v.expect.canonicalQuery, v.name);
+      assert.equal(sign(), v.expect.authorization, v.name);
     }
   });
 
