@@ -195,7 +195,8 @@ async function call(o, fn, input, callOpts = {}) {
       };
       let res;
       try {
-        res = await doFetch(url, { method: 'POST', headers, body, signal: dl.signal, redirect: 'error' });
+        // 'manual': a redirect is answered as what it is (not an envelope), never followed or retried.
+        res = await doFetch(url, { method: 'POST', headers, body, signal: dl.signal, redirect: 'manual' });
       } catch (err) {
         const code = causeCode(err);
         if (dl.signal.aborted) {

@@ -53,6 +53,10 @@ type rig struct {
 }
 
 func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
+	return newRigOn(t, runtimeapi.FC, wrap)
+}
+
+func newRigOn(t *testing.T, platform runtimeapi.Platform, wrap func(http.Handler) http.Handler) *rig {
 	t.Helper()
 	top := topsbx.New(topsbx.Options{})
 	sbx := map[string]interface {
@@ -69,10 +73,10 @@ func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
 		t.Cleanup(srv.Close)
 		env := s.Env(srv.URL)
 		env["CLOUDCALL_CALLER_KEYS"] = keyID + ":" + secret
-		fns = append(fns, emulator.FunctionConfig{Name: f.Name, Binary: bins[f.Name], Platform: runtimeapi.FC, Env: env,
+		fns = append(fns, emulator.FunctionConfig{Name: f.Name, Binary: bins[f.Name], Platform: platform, Env: env,
 			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 2, Stdout: io.Discard})
 	}
-	emu := emulator.New(emulator.Options{Platform: runtimeapi.FC, Functions: fns, Log: io.Discard})
+	emu := emulator.New(emulator.Options{Platform: platform, Functions: fns, Log: io.Discard})
 	h := emu.Handler()
 	if wrap != nil {
 		h = wrap(h)
@@ -249,6 +253,19 @@ func TestEveryFunctionAgainstTheEmulator(t *testing.T) {
 		})
 	}
 	require.Len(t, proxied.top.Charges("BFC-GO-1"), 1, "the throttled charge ran once")
+}
+
+// On Lambda (API Gateway HTTP API events) the same client works unchanged.
+func TestOnLambda(t *testing.T) {
+	r := newRigOn(t, runtimeapi.Lambda, nil)
+	ctx := context.Background()
+	out, err := client(t, r.url, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "ZTO", BizID: "zero-balance"})
+	require.NoError(t, err)
+	require.Equal(t, int64(0), out.QuotaNum, "a zero balance is a balance")
+	_, err = client(t, r.url, "not-the-secret-000000000").OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+	ce := asError(t, err)
+	require.Equal(t, -1101, ce.ErrCode)
+	require.Regexp(t, `^[0-9a-f-]{36}$`, ce.RequestID, "apigw-requestid")
 }
 
 func TestChargeTwiceIsOneLedgerEntry(t *testing.T) {

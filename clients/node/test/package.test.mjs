@@ -83,6 +83,19 @@ console.log(JSON.stringify({ quotaNum: r.quotaNum, isError: err instanceof Cloud
     });
   }
 
+  it('installs from the repository directory too (the README\'s npm install /path/to/cloudcall/clients/node)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloudcall-dir-'));
+    try {
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'dir-project', version: '1.0.0', private: true }));
+      execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', pkgDir], { cwd: dir, stdio: 'pipe' });
+      writeFileSync(join(dir, 'esm.mjs'), program("import { createClient, CloudCallError } from '@cloudcall/client';"));
+      const { stdout } = await promisify(execFile)(process.execPath, ['esm.mjs'], { cwd: dir, env: { ...process.env, URL: url }, encoding: 'utf8' });
+      assert.deepEqual(JSON.parse(stdout), { quotaNum: 210, isError: true, errCode: -1001, field: 'bizId' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('ESM and CommonJS share one CloudCallError class', () => {
     writeFileSync(join(project, 'both.mjs'), `import { createRequire } from 'node:module';
 import * as esm from '@cloudcall/client';

@@ -127,13 +127,39 @@ describe('retries', () => {
     }
   });
 
-  it('429 retries are bounded by maxRetries', async () => {
+  it('429 retries are bounded: 2 by default, maxRetries otherwise', async () => {
     const f = await fake((req, res) => json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled', retryAfter: 0 }, { 'retry-after': '0' }));
     try {
-      const err = await rejected(f.client({ maxRetries: 3 }).openapi.logistics.getQuota(quota));
+      const err = await rejected(f.client().openapi.logistics.getQuota(quota));
       assert.equal(err.errCode, -1201);
-      assert.equal(err.attempts, 4);
-      assert.equal(f.seen.length, 4);
+      assert.equal(err.attempts, 3);
+      const err2 = await rejected(f.client({ maxRetries: 3 }).openapi.logistics.getQuota(quota));
+      assert.equal(err2.attempts, 4);
+      assert.equal(f.seen.length, 7);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a Retry-After that would end past the deadline rejects at once', async () => {
+    const f = await fake((req, res) => json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled', retryAfter: 2 }, { 'retry-after': '2' }));
+    try {
+      const err = await rejected(f.client({ timeoutMs: 1000 }).openapi.logistics.getQuota(quota));
+      assert.equal(err.retryAfter, 2);
+      assert.equal(err.attempts, 1);
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a redirect is never followed nor retried', async () => {
+    const f = await fake((req, res) => { res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' }); res.end(); });
+    try {
+      const err = await rejected(f.client().openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1303);
+      assert.equal(err.status, 302);
+      assert.equal(f.seen.length, 1);
     } finally {
       await f.close();
     }
