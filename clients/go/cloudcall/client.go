@@ -24,6 +24,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
 )
@@ -96,6 +97,9 @@ func New(o Options) (*Client, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("cloudcall: endpoint of %s: %q is not an http(s) URL", f.Name, raw)
 		}
+		if err := signableQuery(u.RawQuery); err != nil {
+			return nil, fmt.Errorf("cloudcall: endpoint of %s: %w", f.Name, err)
+		}
 		f.url = u
 		c.fns[f.Name] = f
 	}
@@ -118,6 +122,23 @@ func New(o Options) (*Client, error) {
 		c.o.Now = time.Now
 	}
 	return &Client{methods: newMethods(c)}, nil
+}
+
+// signableQuery refuses a query the functions cannot canonicalize (a ";", a
+// bad escape, bytes that are not UTF-8): they would refuse every call.
+func signableQuery(raw string) error {
+	vals, err := url.ParseQuery(raw)
+	if err != nil {
+		return fmt.Errorf("its query cannot be signed: %w", err)
+	}
+	for k, vs := range vals {
+		for _, v := range append(vs, k) {
+			if !utf8.ValidString(v) {
+				return fmt.Errorf("its query cannot be signed: %q is not UTF-8", v)
+			}
+		}
+	}
+	return nil
 }
 
 // Upstream is what the vendor said, verbatim.

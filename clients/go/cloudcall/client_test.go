@@ -404,6 +404,9 @@ func TestOptionsAreChecked(t *testing.T) {
 		"short secret": {BaseURL: "http://x", KeyID: keyID, Secret: "short"},
 		"no endpoint":  {KeyID: keyID, Secret: secret},
 		"bad url":      {BaseURL: "ftp://x", KeyID: keyID, Secret: secret},
+		"semicolon":    {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=1;b=2"}, KeyID: keyID, Secret: secret},
+		"bad escape":   {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%zz"}, KeyID: keyID, Secret: secret},
+		"not UTF-8":    {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%FF"}, KeyID: keyID, Secret: secret},
 	} {
 		_, err := cloudcall.New(o)
 		require.Error(t, err, name)
