@@ -278,3 +278,5 @@ function createClient(options) {
 }
 
 module.exports = { createClient, CloudCallError, authorization, canonicalQuery, functions };
+// The types declare a default export for both entry points; make it true for require() too.
+module.exports.default = module.exports;

@@ -100,7 +100,8 @@ console.log(JSON.stringify({ quotaNum: r.quotaNum, isError: err instanceof Cloud
     writeFileSync(join(project, 'both.mjs'), `import { createRequire } from 'node:module';
 import * as esm from '@cloudcall/client';
 const cjs = createRequire(import.meta.url)('@cloudcall/client');
-console.log(esm.CloudCallError === cjs.CloudCallError && esm.createClient === cjs.createClient);`);
+import def from '@cloudcall/client';
+console.log(esm.CloudCallError === cjs.CloudCallError && esm.createClient === cjs.createClient && def.createClient === cjs.default.createClient);`);
     assert.equal(execFileSync(process.execPath, ['both.mjs'], { cwd: project, encoding: 'utf8' }).trim(), 'true');
   });
 
