@@ -29,7 +29,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxInst := fs.Int("max-instances", 4, "instances per function when all are busy")
 	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
-	callerKeys := fs.String("caller-keys", os.Getenv("CLOUDCALL_CALLER_KEYS"), "id:secret,... : HTTP triggers check caller signatures as deployed (default $CLOUDCALL_CALLER_KEYS; empty: unsigned calls pass, local only)")
+	// The default is read after parsing, so --help never prints a secret.
+	callerKeys := fs.String("caller-keys", "", "id:secret,... : HTTP triggers check caller signatures as deployed (default $CLOUDCALL_CALLER_KEYS; empty: unsigned calls pass, local only)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\n\nFlags:")
 		fs.PrintDefaults()
@@ -39,6 +40,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return errUsage
+	}
+	if *callerKeys == "" {
+		*callerKeys = os.Getenv("CLOUDCALL_CALLER_KEYS")
 	}
 	p, err := parsePlatform(*platform)
 	if err != nil {
