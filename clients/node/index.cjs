@@ -214,6 +214,8 @@ async function call(o, fn, input, callOpts = {}) {
           if (Date.now() + backoff < dl.end) {
             await sleep(backoff, undefined, { signal: dl.signal }).catch(() => {});
             if (!dl.signal.aborted) continue;
+            if (dl.signal.reason?.name !== 'TimeoutError') throw dl.signal.reason;
+            throw clientError(fn, CODE.timeout, `no answer within the timeout (last: ${code || err.message})`, { attempts: attempt, cause: err });
           }
         }
         if (fn.idempotent && !notSent) {
