@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -29,8 +28,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxInst := fs.Int("max-instances", 4, "instances per function when all are busy")
 	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
-	// The default is read after parsing, so --help never prints a secret.
-	callerKeys := fs.String("caller-keys", "", "id:secret,... : HTTP triggers check caller signatures as deployed (default $CLOUDCALL_CALLER_KEYS; empty: unsigned calls pass, local only)")
+	callerKeys := fs.String("caller-keys", "", "id:secret,... : HTTP triggers check caller signatures as deployed (default: unsigned calls pass, local only)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\n\nFlags:")
 		fs.PrintDefaults()
@@ -40,9 +38,6 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return errUsage
-	}
-	if *callerKeys == "" {
-		*callerKeys = os.Getenv("CLOUDCALL_CALLER_KEYS")
 	}
 	p, err := parsePlatform(*platform)
 	if err != nil {

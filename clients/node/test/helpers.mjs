@@ -62,11 +62,8 @@ export async function startLocal({ platform = 'fc' } = {}) {
     execFileSync('go', ['build', '-o', bin, './cmd/cloudcall'], { cwd: repoRoot, stdio: 'inherit' });
   }
   const child = spawn(bin, ['local', '--addr', '127.0.0.1:0', '--sandbox-addr', '127.0.0.1:0', '--timers', 'off',
-    '--platform', platform, '--bin', join(work, 'bin')], {
+    '--platform', platform, '--bin', join(work, 'bin'), '--caller-keys', `${KEY_ID}:${SECRET}`], {
     cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-    // As the README says: CLOUDCALL_CALLER_KEYS=backend:$CLOUDCALL_KEY make run
-    // (--caller-keys defaults to it).
-    env: { ...process.env, CLOUDCALL_CALLER_KEYS: `${KEY_ID}:${SECRET}` },
   });
   let out = '';
   const sandboxes = {};
