@@ -262,6 +262,7 @@ export interface QueryChatappBindWabaOutput {
     isOnBizApp?: string;
     /** AuthInternationalRateEligibility: a free-form object, passed through as is. */
     authInternationalRateEligibility?: Record<string, unknown>;
+    [field: string]: unknown;
   };
 }
 

@@ -54,7 +54,8 @@ const in = `{
 
 const out = `{
   "type": "object", "required": ["errCode", "errMsg", "total"],
-  "properties": {"errCode": {"const": 0}, "errMsg": {"const": "shop.cart.checkOut:ok"}, "total": {"type": "number"}, "extra": {"type": "object"}}
+  "properties": {"errCode": {"const": 0}, "errMsg": {"const": "shop.cart.checkOut:ok"}, "total": {"type": "number"}, "extra": {"type": "object"},
+    "open": {"type": "object", "additionalProperties": true, "properties": {"a": {"type": "string"}}}}
 }`
 
 func generate(t *testing.T, fns ...clientgen.Function) map[string]string {
@@ -88,6 +89,7 @@ func TestTypeScriptMapping(t *testing.T) {
 		"  errCode: 0;",
 		`  errMsg: "shop.cart.checkOut:ok";`,
 		"  extra?: Record<string, unknown>;",
+		"  open?: {\n    a?: string;\n    [field: string]: unknown;\n  };",
 		"export interface Client {\n  shop: {\n    cart: {",
 		"checkOut(input: CheckOutInput, options?: ChargeOptions): Promise<CheckOutOutput>;",
 	} {

@@ -1,6 +1,7 @@
 package clientgen
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -277,6 +278,10 @@ func (g *tsGen) object(s *schema, ind string) (string, error) {
 			opt = ""
 		}
 		fmt.Fprintf(&b, "%s%s%s: %s;\n", in, tsKey(name), opt, t)
+	}
+	if string(bytes.TrimSpace(s.AdditionalProperties)) == "true" {
+		// Declared open: fields the vendor adds later arrive and can be read.
+		b.WriteString(in + "[field: string]: unknown;\n")
 	}
 	b.WriteString(ind + "}")
 	return b.String(), nil
