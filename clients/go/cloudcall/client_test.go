@@ -23,6 +23,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 )
 
 const (
@@ -52,11 +53,20 @@ type rig struct {
 	top *topsbx.Server
 }
 
+// newRig runs every function; the charge keeps its records in Redis (the
+// money records never live in an instance's memory).
 func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
-	return newRigOn(t, runtimeapi.FC, wrap)
+	return newRigOn(t, runtimeapi.FC, wrap, chargeStore(t))
 }
 
-func newRigOn(t *testing.T, platform runtimeapi.Platform, wrap func(http.Handler) http.Handler) *rig {
+// chargeStore is the shared Redis of the tests under a fresh prefix, taken as
+// durable (the machine's Redis need not run AOF).
+func chargeStore(t *testing.T) map[string]string {
+	url := redistest.URL(t)
+	return map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Prefix(), "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}
+}
+
+func newRigOn(t *testing.T, platform runtimeapi.Platform, wrap func(http.Handler) http.Handler, store map[string]string) *rig {
 	t.Helper()
 	top := topsbx.New(topsbx.Options{})
 	sbx := map[string]interface {
@@ -73,6 +83,9 @@ func newRigOn(t *testing.T, platform runtimeapi.Platform, wrap func(http.Handler
 		t.Cleanup(srv.Close)
 		env := s.Env(srv.URL)
 		env["CLOUDCALL_CALLER_KEYS"] = keyID + ":" + secret
+		for k, v := range store {
+			env[k] = v
+		}
 		fns = append(fns, emulator.FunctionConfig{Name: f.Name, Binary: bins[f.Name], Platform: platform, Env: env,
 			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 2, Stdout: io.Discard})
 	}
@@ -257,7 +270,7 @@ func TestEveryFunctionAgainstTheEmulator(t *testing.T) {
 
 // On Lambda (API Gateway HTTP API events) the same client works unchanged.
 func TestOnLambda(t *testing.T) {
-	r := newRigOn(t, runtimeapi.Lambda, nil)
+	r := newRigOn(t, runtimeapi.Lambda, nil, nil)
 	ctx := context.Background()
 	out, err := client(t, r.url, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "ZTO", BizID: "zero-balance"})
 	require.NoError(t, err)
