@@ -18,12 +18,11 @@ import (
 )
 
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("gen", args, stdout, stderr)
 	check := fs.Bool("check", false, "do not write: fail if s.yaml, template.yaml or the clients' generated files differ from the registry")
 	awsIAM := fs.Bool("aws-iam", false, "template.yaml: protect every HttpApi route with AWS_IAM (SigV4 callers) instead of the bundle's caller signatures")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0), template.yaml (AWS SAM) and the clients' generated files\n(clients/node/api.cjs, index.d.ts, index.d.mts; clients/go/cloudcall/api_gen.go) from shared/registry and its schemas.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0), template.yaml (AWS SAM) and the clients' generated files\n(clients/node/api.cjs, index.d.ts, index.d.mts; clients/go/cloudcall/api_gen.go) from shared/registry and its schemas.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
