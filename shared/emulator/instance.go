@@ -28,6 +28,12 @@ type InstanceConfig struct {
 	Env      map[string]string // the function's environment (nothing is inherited)
 	Stdout   io.Writer         // the function's log lines; nil discards
 	Stderr   io.Writer
+	// Launcher, when set, runs the binary through another program (Delve):
+	// Launcher[0] is executed with Launcher[1:] followed by Binary.
+	Launcher []string
+	// OnLine, when set, receives every line the process writes with the
+	// request id of the invocation it was serving (observe.go).
+	OnLine func(requestID, line string)
 }
 
 // Instance is one running function process and its runtime API.
@@ -40,6 +46,9 @@ type Instance struct {
 	started time.Time
 	mu      sync.Mutex
 	invoked int
+	current string   // request id of the latest invocation (log attribution)
+	early   []string // lines written before the first invocation
+	onLine  func(requestID, line string)
 }
 
 // StartInstance starts the runtime API, then the binary pointed at it (in
@@ -64,16 +73,23 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 		}
 	}
 	cmd := exec.Command(cfg.Binary)
+	if len(cfg.Launcher) > 0 {
+		cmd = exec.Command(cfg.Launcher[0], append(append([]string(nil), cfg.Launcher[1:]...), cfg.Binary)...)
+	}
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	tail := &tailBuffer{max: 4096}
-	cmd.Stderr = io.MultiWriter(tail, orDiscard(cfg.Stderr))
-	cmd.Stdout = io.MultiWriter(tail, orDiscard(cfg.Stdout))
+	in := &Instance{API: api, cmd: cmd, tail: tail, exited: make(chan struct{}), started: time.Now(), onLine: cfg.OnLine}
+	var outTap, errTap io.Writer = io.Discard, io.Discard
+	if cfg.OnLine != nil {
+		outTap, errTap = &lineTap{in: in, onLine: cfg.OnLine}, &lineTap{in: in, onLine: cfg.OnLine}
+	}
+	cmd.Stderr = io.MultiWriter(tail, errTap, orDiscard(cfg.Stderr))
+	cmd.Stdout = io.MultiWriter(tail, outTap, orDiscard(cfg.Stdout))
 	if err := cmd.Start(); err != nil {
 		api.Close()
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(cfg.Binary), err)
 	}
-	in := &Instance{API: api, cmd: cmd, tail: tail, exited: make(chan struct{}), started: time.Now()}
 	go func() {
 		in.exitErr = cmd.Wait()
 		close(in.exited)
@@ -96,7 +112,15 @@ var ErrExited = errors.New("instance exited")
 func (in *Instance) Invoke(ctx context.Context, inv runtimeapi.Invocation) (runtimeapi.Result, error) {
 	in.mu.Lock()
 	in.invoked++
+	in.current = inv.RequestID
+	early := in.early
+	in.early = nil
 	in.mu.Unlock()
+	if in.onLine != nil {
+		for _, l := range early {
+			in.onLine(inv.RequestID, l)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {

@@ -22,6 +22,10 @@ type FunctionConfig struct {
 	MaxInstances int           // scale-out limit (default 4)
 	Idle         time.Duration // stop an instance idle this long (default 5m)
 	Stdout       io.Writer     // where the functions' own log lines go
+	Launcher     []string      // run the binary through this (Delve under --debug)
+	// OnLine receives each line an instance writes, with the request id it
+	// was serving; Emulator.New sets it to feed the invocation bus.
+	OnLine func(requestID, line string)
 }
 
 // Report is what the emulator prints after each invocation.
@@ -58,6 +62,8 @@ type slot struct {
 	lastUsed time.Time
 	fresh    bool // has not served an invocation yet
 	started  time.Time
+	binary   string // what it runs; SetBinary retires slots on an older one
+	served   int
 }
 
 // Pool runs a function's instances.
@@ -90,7 +96,11 @@ func NewPool(cfg FunctionConfig) *Pool {
 }
 
 // Config returns the function's configuration.
-func (p *Pool) Config() FunctionConfig { return p.cfg }
+func (p *Pool) Config() FunctionConfig {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
 
 // Instances counts live instances.
 func (p *Pool) Instances() int {
@@ -126,8 +136,11 @@ func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 			s := &slot{busy: true, fresh: true, started: time.Now()}
 			p.slots = append(p.slots, s)
 			p.starts++
+			icfg := InstanceConfig{Binary: p.cfg.Binary, Platform: p.cfg.Platform, Env: p.cfg.Env, Stdout: p.cfg.Stdout, Stderr: p.cfg.Stdout,
+				Launcher: p.cfg.Launcher, OnLine: p.cfg.OnLine}
+			s.binary = p.cfg.Binary
 			p.mu.Unlock()
-			inst, err := StartInstance(InstanceConfig{Binary: p.cfg.Binary, Platform: p.cfg.Platform, Env: p.cfg.Env, Stdout: p.cfg.Stdout, Stderr: p.cfg.Stdout})
+			inst, err := StartInstance(icfg)
 			p.mu.Lock()
 			if err != nil {
 				p.remove(s)
@@ -148,7 +161,11 @@ func (p *Pool) release(s *slot, keep bool) {
 	defer p.mu.Unlock()
 	s.busy = false
 	s.fresh = false
+	s.served++
 	s.lastUsed = time.Now()
+	if s.binary != p.cfg.Binary {
+		keep = false // swapped while it served this call: retire it now
+	}
 	if !keep {
 		p.remove(s)
 		go s.inst.Stop()

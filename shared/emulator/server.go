@@ -44,6 +44,7 @@ type Options struct {
 // Emulator serves the front doors and owns the pools.
 type Emulator struct {
 	opts  Options
+	bus   *Bus
 	pools map[string]*Pool
 	names []string
 	logMu sync.Mutex
@@ -61,11 +62,12 @@ func New(opts Options) *Emulator {
 	if opts.AccountID == "" {
 		opts.AccountID = "123456789012"
 	}
-	e := &Emulator{opts: opts, pools: map[string]*Pool{}}
+	e := &Emulator{opts: opts, pools: map[string]*Pool{}, bus: NewBus(500)}
 	for _, f := range opts.Functions {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
 		}
+		f.OnLine = e.tapLines(f.OnLine)
 		e.pools[f.Name] = NewPool(f)
 		e.names = append(e.names, f.Name)
 	}
@@ -108,7 +110,9 @@ func (e *Emulator) Invoke(ctx context.Context, fn string, payload []byte) (runti
 	}
 	inv := runtimeapi.Invocation{RequestID: runtimeapi.NewRequestID(), Payload: payload, Region: e.opts.Region, AccountID: e.opts.AccountID, Handler: handlerName(p.cfg.Platform)}
 	e.logf("%s START RequestId: %s Version: $LATEST", fn, inv.RequestID)
+	e.bus.begin(fn, inv.RequestID, payload)
 	res, rep, err := p.Invoke(ctx, inv)
+	e.bus.finish(inv.RequestID, res, rep, err)
 	e.logf("%s END RequestId: %s", fn, inv.RequestID)
 	line := fmt.Sprintf("%s REPORT RequestId: %s\tDuration: %.2f ms\tMemory Size: %d MB\tMax Memory Used: %d MB", fn, inv.RequestID,
 		float64(rep.Duration.Microseconds())/1000, p.cfg.MemoryMB, (rep.MaxRSSKiB+1023)/1024)
@@ -348,7 +352,8 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		e.errorJSON(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "request body over the platform limit")
 		return
 	}
-	res, _, err := e.Invoke(r.Context(), fn, e.HTTPEvent(r, body))
+	res, rep, err := e.Invoke(r.Context(), fn, e.HTTPEvent(r, body))
+	w.Header().Set("x-fc-request-id", rep.RequestID) // as FC's HTTP triggers answer
 	if err != nil || res.Error != nil {
 		msg := "the function failed"
 		if err != nil {

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
@@ -24,6 +25,8 @@ func main() {
 		switch ev.Action {
 		case "panic":
 			panic("hello panics")
+		case "log":
+			fmt.Fprintln(os.Stderr, "hello logs for "+fctx.RequestID)
 		case "sleep":
 			time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 		}
