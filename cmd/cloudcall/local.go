@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,8 +29,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxInst := fs.Int("max-instances", 4, "instances per function when all are busy")
 	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
+	watch := fs.Bool("watch", false, "rebuild a function when its sources (or a package of this module it imports) change, and swap its instances gracefully")
+	debugFn := fs.String("debug", "", "run this function's instance under Delve headless (needs dlv); its deadline is suspended")
+	debugAddr := fs.String("debug-addr", "127.0.0.1:2345", "where Delve listens with --debug")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nThe web console is at the front door's / (loopback only).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,11 +56,40 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage
 	}
 	real := *upstream == "real"
+	var launcher []string
+	if *debugFn != "" {
+		if _, ok := registry.Lookup(*debugFn); !ok {
+			fmt.Fprintf(stderr, "--debug %q: known functions: %s\n", *debugFn, strings.Join(registry.Names(), ", "))
+			return errUsage
+		}
+		if launcher, err = delveLauncher(*debugAddr); err != nil {
+			return err
+		}
+	}
 
 	fmt.Fprintln(stdout, "cloudcall local: building functions")
 	bins, err := buildFunctions(ctx, stdout, *binDir, "")
 	if err != nil {
 		return err
+	}
+	root, err := emulator.ModuleRoot(".")
+	if err != nil {
+		return err
+	}
+	absBin := *binDir
+	if !filepath.IsAbs(absBin) {
+		absBin = filepath.Join(root, absBin)
+	}
+	_ = os.RemoveAll(filepath.Join(absBin, ".watch")) // a previous run's rebuilds
+	defer os.RemoveAll(filepath.Join(absBin, ".watch"))
+	if *debugFn != "" {
+		dir := filepath.Join(absBin, ".debug")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if bins[*debugFn], err = buildDebug(ctx, root, "./functions/"+*debugFn, dir); err != nil {
+			return err
+		}
 	}
 	var sbs []*servedSandbox
 	if !real {
@@ -71,11 +105,17 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !ok {
 			continue
 		}
-		fns = append(fns, emulator.FunctionConfig{
+		fc := emulator.FunctionConfig{
 			Name: f.Name, Binary: bin, Platform: p, Env: functionEnv(f, p, sbs, real),
 			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB,
 			MaxInstances: *maxInst, Idle: *idle, Stdout: prefixWriter(stdout, f.Name),
-		})
+		}
+		if f.Name == *debugFn {
+			// One instance (one Delve port), and no deadline: a call paused
+			// at a breakpoint must not time out under the debugger.
+			fc.Launcher, fc.MaxInstances, fc.Timeout = launcher, 1, debugTimeout
+		}
+		fns = append(fns, fc)
 		if f.Schedule != nil {
 			c, err := emulator.ParseCron(f.Schedule.Cron, f.Schedule.TimeZone)
 			if err != nil {
@@ -86,16 +126,44 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: stdout})
 	defer emu.Close()
+	var w *watcher
+	if *watch {
+		build := func(ctx context.Context, root, pkg, dir string) (string, error) {
+			if pkg == "./functions/"+*debugFn {
+				return buildDebug(ctx, root, pkg, dir)
+			}
+			return emulator.Build(ctx, root, pkg, dir)
+		}
+		w = newWatcher(root, absBin, emu, build, stdout, bins)
+	}
+	cons, err := newConsole(emu, string(p), bins, sbs, w, *debugFn)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another cloudcall local running? use --addr)", *addr, err)
 	}
-	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: frontDoors(cons, emu), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	if *timers == "on" {
 		emu.RunTimers(ctx)
 	}
 	banner(stdout, "http://"+ln.Addr().String(), string(p), *upstream, bins, sbs, tms, *timers)
+	if *debugFn != "" {
+		fmt.Fprintf(stdout, "debug: %s runs under Delve on %s (deadline suspended); attach with VS Code (README: Debugging) or dlv connect %s\n", *debugFn, *debugAddr, *debugAddr)
+	}
+	if w != nil {
+		var names []string
+		for _, f := range fns {
+			names = append(names, f.Name)
+		}
+		go func() {
+			if err := w.run(ctx, names); err != nil {
+				fmt.Fprintf(stdout, "watch: stopped: %v\n", err)
+			}
+		}()
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")
 	shut, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -106,6 +174,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string) {
 	fmt.Fprintf(w, "\ncloudcall local on %s — platform %s, upstream %s\n", base, platform, upstream)
+	fmt.Fprintf(w, "console: %s/ (loopback only)\n", base)
 	fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform).")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nFUNCTION\tHTTP TRIGGER\tINVOKE (FC / Lambda style)")

@@ -301,3 +301,22 @@ func (e *Emulator) FireTimer(ctx context.Context, fn string) (runtimeapi.Result,
 	}
 	return e.Invoke(ctx, fn, e.TimerEvent(name, payload))
 }
+
+// Instances lists a function's live instances (nil for an unknown one).
+func (e *Emulator) Instances(fn string) []InstanceInfo {
+	p, ok := e.pools[fn]
+	if !ok {
+		return nil
+	}
+	return p.Snapshot()
+}
+
+// SetBinary swaps a function to a new build (see Pool.SetBinary).
+func (e *Emulator) SetBinary(fn, path string) error {
+	p, ok := e.pools[fn]
+	if !ok {
+		return e.unknown(fn)
+	}
+	p.SetBinary(path)
+	return nil
+}
