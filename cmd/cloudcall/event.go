@@ -130,4 +130,3 @@ func checkEvent(b []byte, from string) error {
 	}
 	return nil
 }
-

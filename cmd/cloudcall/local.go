@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -208,12 +209,15 @@ func prefixWriter(w io.Writer, name string) io.Writer {
 }
 
 type linePrefixer struct {
+	mu     sync.Mutex // an instance's stdout and stderr are copied concurrently
 	w      io.Writer
 	prefix string
 	buf    []byte
 }
 
 func (l *linePrefixer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.buf = append(l.buf, p...)
 	for {
 		i := strings.IndexByte(string(l.buf), '\n')

@@ -196,6 +196,9 @@ func (w *watcher) rebuild(ctx context.Context, fn string) bool {
 	took := time.Since(start)
 	if err != nil {
 		_ = os.RemoveAll(dir)
+		if ctx.Err() != nil {
+			return false // shutting down: the build was cut short, not wrong
+		}
 		msg := compilerOutput(err)
 		w.mu.Lock()
 		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg}

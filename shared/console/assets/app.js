@@ -201,10 +201,10 @@ function updateCard(c, f) {
   c.state.textContent = f.state;
   c.state.className = 'state ' + f.state;
   const inst = f.instances || [];
-  c.instances.replaceChildren(inst.length === 0 ? 'no instance (the next call cold-starts one)' :
+  c.instances.replaceChildren(...(inst.length === 0 ? ['no instance (the next call cold-starts one)'] :
     [inst.length + ' instance' + (inst.length > 1 ? 's' : '') + ': ', ...inst.map((i, n) => h('span', {},
       n ? ' · ' : '', h('code', { text: 'pid ' + i.pid }), ' ' + (i.busy ? 'busy' : i.warm ? 'warm' : 'cold') + ', ' +
-      i.invocations + ' call' + (i.invocations === 1 ? '' : 's') + ', ' + (i.rssKiB / 1024).toFixed(1) + ' MB'))]);
+      i.invocations + ' call' + (i.invocations === 1 ? '' : 's') + ', ' + (i.rssKiB / 1024).toFixed(1) + ' MB'))]));
   if (f.timer) {
     const fire = h('button', { 'data-testid': 'fire-timer', text: 'fire now', onclick: async () => {
       fire.disabled = true;
@@ -296,10 +296,35 @@ function renderDetail() {
     h('h3', {}, h('span', { text: inv.function }), h('code', { class: 'api', text: inv.requestId }), replay),
     h('div', { class: 'kv' }, `trigger ${inv.trigger} · ${inv.running ? 'running' : ms(inv.durationMs)}` + (inv.cold ? ` · cold start (init ${ms(inv.initDurationMs || 0)})` : '') + (inv.pid ? ` · pid ${inv.pid}` : '')),
     h('div', { class: 'grid2' },
-      h('div', {}, h('div', { class: 'hint', text: 'request' }), h('pre', { 'data-testid': 'detail-request', text: pretty(inv.request) })),
-      h('div', {}, h('div', { class: 'hint', text: 'response' }), h('pre', { 'data-testid': 'detail-response', text: inv.error ? inv.error : pretty(inv.response) }))),
+      h('div', {}, h('div', { class: 'hint', text: requestTitle(inv) }), h('pre', { 'data-testid': 'detail-request', text: requestText(inv) }),
+        inv.trigger === 'http' ? h('details', {}, h('summary', { text: 'the whole trigger event' }), h('pre', { text: pretty(inv.request) })) : null),
+      h('div', {}, h('div', { class: 'hint', text: inv.trigger === 'http' && inv.status ? 'response (HTTP ' + inv.status + ')' : 'response' }),
+        h('pre', { 'data-testid': 'detail-response', text: inv.error ? inv.error : responseText(inv) }))),
     h('div', { class: 'hint', text: 'log lines' }),
     h('ul', { class: 'logs', 'data-testid': 'detail-logs' }, (inv.logs || []).map((l) => h('li', { text: l })))));
+}
+
+// HTTP trigger events carry the body as a string: show it decoded, with the
+// method and path, and keep the whole event one click away.
+function httpParts(ev) {
+  if (!ev || typeof ev !== 'object' || typeof ev.body !== 'string') return null;
+  let body = ev.body;
+  if (ev.isBase64Encoded) { try { body = atob(body); } catch { /* keep */ } }
+  const http = (ev.requestContext && ev.requestContext.http) || {};
+  return { method: http.method || '', path: ev.rawPath || http.path || '', body };
+}
+function requestTitle(inv) {
+  const p = inv.trigger === 'http' && httpParts(inv.request);
+  return p ? `request: ${p.method} ${p.path}` : 'request';
+}
+function requestText(inv) {
+  const p = inv.trigger === 'http' && httpParts(inv.request);
+  return p ? pretty(p.body) : pretty(inv.request);
+}
+function responseText(inv) {
+  const r = inv.response;
+  if (inv.trigger === 'http' && r && typeof r === 'object' && typeof r.body === 'string') return pretty(r.body);
+  return pretty(r);
 }
 
 let sbTimer = null;
