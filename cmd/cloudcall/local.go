@@ -88,6 +88,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
+		fmt.Fprintf(stdout, "  building %s for Delve (-gcflags=all=-N -l; the first time takes a while)\n", *debugFn)
 		if bins[*debugFn], err = buildDebug(ctx, root, "./functions/"+*debugFn, dir); err != nil {
 			return err
 		}
