@@ -4,7 +4,7 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test vet run bench fuzz package gen deploy-fc deploy-aws clean
+.PHONY: help build test vet run bench fuzz package gen deploy-fc deploy-aws clean screenshots
 
 FUZZ_TIME    ?= 15s
 FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth \
@@ -39,7 +39,10 @@ bench: ## Go benchmarks (briefly), then cloudcall bench: cold start, overhead, t
 	$(GO) run ./cmd/cloudcall bench --out docs/benchmarks.md
 
 run: build ## every function under the local emulator, against the vendor sandboxes (Ctrl-C stops it all)
-	$(BIN)/cloudcall local
+	$(BIN)/cloudcall local $(ARGS)
+
+screenshots: ## regenerate the console screenshots in docs/ (browser test; needs chromium and npm ci --prefix shared/console/browsertest)
+	CONSOLE_SCREENSHOTS=docs $(GO) test -count=1 -run TestConsoleInBrowser ./cmd/cloudcall
 
 gen: ## regenerate s.yaml and template.yaml from shared/registry
 	$(GO) run ./cmd/cloudcall gen

@@ -122,7 +122,11 @@ test('a WeChat fault toggled on makes the next call fail with -1', async () => {
   assert.equal(failed.response.errCode, -1);
   assert.match(failed.response.errMsg, /^openapi\.logistics\.getQuota:fail /);
   assert.match(await page.locator(`#inv-table tr[data-request-id="${failed.requestId}"] [data-testid=row-errcode]`).textContent(), /^-1$/);
-  if (SHOTS) await page.screenshot({ path: join(SHOTS, 'console-fault.png') });
+  if (SHOTS) {
+    await page.locator(`#inv-table tr[data-request-id="${failed.requestId}"]`).click();
+    await page.locator(`[data-testid=detail][data-request-id="${failed.requestId}"]`).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'console-fault.png'), fullPage: true });
+  }
   await toggle.uncheck();
   const ok = await invokeFromForm('logistics-get-quota');
   assert.equal(ok.errCode, '0', 'with the fault off, calls work again');
