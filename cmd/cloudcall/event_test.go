@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,6 +41,61 @@ func TestEventSamplesAreWhatTheRuntimeDetects(t *testing.T) {
 			require.JSONEq(t, c.body, string(in.Body))
 		})
 	}
+}
+
+// The README's pipe: a sample event into `cloudcall invoke --event -`.
+func TestEventPipedIntoInvoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a function")
+	}
+	bin := cli(t)
+	bins := t.TempDir()
+	cases := []struct {
+		kind, function, want string
+	}{
+		{"fc-http", "logistics-get-quota", `"statusCode":200`},
+		{"apigw-v2", "logistics-get-quota", `"statusCode":200`},
+	}
+	for _, c := range cases {
+		t.Run(c.kind, func(t *testing.T) {
+			ev, err := exec.Command(bin, "event", c.kind, "--function", c.function).Output()
+			require.NoError(t, err)
+			cmd := exec.Command(bin, "invoke", c.function, "--event", "-", "--bin", bins)
+			cmd.Stdin = bytes.NewReader(ev)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			require.NoError(t, cmd.Run(), stderr.String())
+			var hr struct {
+				StatusCode int    `json:"statusCode"`
+				Body       string `json:"body"`
+			}
+			require.NoError(t, json.Unmarshal(stdout.Bytes(), &hr), stdout.String())
+			require.Equal(t, 200, hr.StatusCode)
+			require.JSONEq(t, `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":210}`, hr.Body)
+		})
+	}
+	// A timer sample from a file: quota-alert runs once over the sandbox's accounts.
+	timer := filepath.Join(t.TempDir(), "timer.json")
+	ev, err := exec.Command(bin, "event", "schedule-v2", "--function", "quota-alert").Output()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(timer, ev, 0o644))
+	out, err := exec.Command(bin, "invoke", "quota-alert", "--event", timer, "--bin", bins).Output()
+	require.NoError(t, err)
+	var sum struct {
+		ErrCode int            `json:"errCode"`
+		Checked int            `json:"checked"`
+		Levels  map[string]int `json:"levels"`
+	}
+	require.NoError(t, json.Unmarshal(out, &sum), string(out))
+	require.Equal(t, 0, sum.ErrCode)
+	require.Equal(t, 4, sum.Checked)
+	require.Equal(t, map[string]int{"ok": 1, "low": 1, "empty": 1, "error": 1}, sum.Levels)
+
+	cmd := exec.Command(bin, "invoke", "logistics-get-quota", "--event", "-", "--bin", bins)
+	cmd.Stdin = strings.NewReader("")
+	b, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(b), "the event from standard input is empty")
 }
 
 func TestEventCommandLine(t *testing.T) {

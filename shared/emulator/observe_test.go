@@ -56,6 +56,10 @@ func TestBusRecordsInvocationsWithTheirLogLines(t *testing.T) {
 	require.Equal(t, 201, inv.Status)
 	require.False(t, inv.Cold)
 	require.Len(t, e.Bus().Recent(), 2)
+
+	_, lsrv := newEmu(t, runtimeapi.Lambda, 1)
+	resp, _ = post(t, lsrv.URL+"/hello/x", `{}`, nil)
+	require.NotEmpty(t, resp.Header.Get("x-amzn-RequestId"), "Lambda's HTTP fronts name the request x-amzn-RequestId")
 }
 
 func TestSetBinarySwapsWithoutFailingCallsInFlight(t *testing.T) {

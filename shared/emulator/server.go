@@ -353,7 +353,11 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, rep, err := e.Invoke(r.Context(), fn, e.HTTPEvent(r, body))
-	w.Header().Set("x-fc-request-id", rep.RequestID) // as FC's HTTP triggers answer
+	if e.opts.Platform == runtimeapi.Lambda { // as each platform's HTTP front answers
+		w.Header().Set("x-amzn-RequestId", rep.RequestID)
+	} else {
+		w.Header().Set("x-fc-request-id", rep.RequestID)
+	}
 	if err != nil || res.Error != nil {
 		msg := "the function failed"
 		if err != nil {

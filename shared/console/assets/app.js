@@ -386,6 +386,38 @@ async function toggleFault(vendor, preset, on) {
   await refreshSandboxes();
 }
 
+// The accounts table stays in place between refreshes so a balance being
+// edited is not overwritten; only untouched inputs follow the sandbox.
+function accountsTable(parts, base, acc) {
+  if (!parts.accounts) {
+    parts.accountRows = new Map();
+    parts.accountBody = h('tbody');
+    parts.accounts = h('table', { 'data-testid': 'wechat-accounts' },
+      h('thead', {}, h('tr', {}, h('th', { text: 'courier' }), h('th', { text: 'biz id' }), h('th', { text: 'quota (edit to drive quota-alert)' }))),
+      parts.accountBody);
+  }
+  for (const a of acc) {
+    const key = a.deliveryId + '/' + a.bizId;
+    let row = parts.accountRows.get(key);
+    if (!row) {
+      const input = h('input', { type: 'number', class: 'quota-input', 'data-account': key });
+      input.addEventListener('input', () => { input.dataset.dirty = '1'; });
+      const save = h('button', { text: 'set', onclick: async () => {
+        await api(base + '/wechat/quota', { method: 'POST', body: { deliveryId: a.deliveryId, bizId: a.bizId, quota: Number(input.value) } });
+        delete input.dataset.dirty;
+        refreshSandboxes();
+      } });
+      const label = h('td');
+      row = { input, label, tr: h('tr', {}, h('td', { text: a.deliveryId }), label, h('td', {}, input, ' ', save)) };
+      parts.accountRows.set(key, row);
+      parts.accountBody.append(row.tr);
+    }
+    row.label.textContent = a.bizId + (a.errcode ? ' (answers ' + a.errcode + ')' : '');
+    if (!row.input.dataset.dirty && document.activeElement !== row.input) row.input.value = String(a.quota);
+  }
+  return parts.accounts;
+}
+
 function kv(label, value, testid) { return h('div', { class: 'kv' }, label + ' ', h('b', { 'data-testid': testid, text: String(value) })); }
 
 async function refreshSandboxes() {
@@ -401,15 +433,7 @@ async function refreshSandboxes() {
       if (vendor === 'wechat') {
         kids.push(kv('token fetches', calls.token || 0, 'wechat-token-fetches'), kv('quota/get calls', calls.quota || 0, 'wechat-quota-calls'));
         const acc = (await api(base + '/wechat/accounts')).accounts || [];
-        kids.push(h('table', { 'data-testid': 'wechat-accounts' }, h('thead', {}, h('tr', {}, h('th', { text: 'courier' }), h('th', { text: 'biz id' }), h('th', { text: 'quota (edit to drive quota-alert)' }))),
-          h('tbody', {}, acc.map((a) => {
-            const input = h('input', { type: 'number', class: 'quota-input', value: String(a.quota), 'data-account': a.deliveryId + '/' + a.bizId });
-            const save = h('button', { text: 'set', onclick: async () => {
-              await api(base + '/wechat/quota', { method: 'POST', body: { deliveryId: a.deliveryId, bizId: a.bizId, quota: Number(input.value) } });
-              refreshSandboxes();
-            } });
-            return h('tr', {}, h('td', { text: a.deliveryId }), h('td', { text: a.bizId + (a.errcode ? ' (answers ' + a.errcode + ')' : '') }), h('td', {}, input, ' ', save));
-          }))));
+        kids.push(accountsTable(parts, base, acc));
       } else if (vendor === 'ck1') {
         kids.push(kv('token rotations (refresh_token spent)', calls.refresh || 0, 'ck1-rotations'), kv('token endpoint calls', calls['oauth2/token'] || 0, 'ck1-token-calls'), kv('pricing calls', calls.pricing || 0, 'ck1-pricing'));
       } else if (vendor === 'alicloud') {

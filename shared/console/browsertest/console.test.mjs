@@ -132,6 +132,27 @@ test('a WeChat fault toggled on makes the next call fail with -1', async () => {
   assert.equal(ok.errCode, '0', 'with the fault off, calls work again');
 });
 
+test('a WeChat balance edited in the console is what the next call reads; fire now runs the timer', async () => {
+  const input = page.locator('[data-sandbox=wechat] input[data-account="YTO/xyz"]');
+  await input.fill('90');
+  await input.locator('xpath=following-sibling::button').click();
+  await page.waitForFunction(() => document.querySelector('[data-sandbox=wechat] input[data-account="YTO/xyz"]').value === '90');
+  const r = await invokeFromForm('logistics-get-quota');
+  assert.deepEqual(r.response, { errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: 90 });
+  // quota-alert's timer, fired from its card, reads the same balance.
+  const before = await page.locator('#inv-table tbody tr').count();
+  await fn('quota-alert').locator('[data-testid=fire-timer]').click();
+  await page.waitForFunction((n) => [...document.querySelectorAll('#inv-table tbody tr')].length > n &&
+    [...document.querySelectorAll('#inv-table tbody tr')].some((tr) => /quota-alerttimerok/.test(tr.textContent)), before);
+  const row = page.locator('#inv-table tbody tr', { hasText: 'quota-alert' }).first();
+  await row.click();
+  await page.waitForFunction(() => /"balance": 90/.test(document.querySelector('[data-testid=detail-response]')?.textContent || ''));
+  const restore = page.locator('[data-sandbox=wechat] input[data-account="YTO/xyz"]');
+  await restore.fill('210');
+  await restore.locator('xpath=following-sibling::button').click();
+  await page.waitForFunction(() => document.querySelector('[data-sandbox=wechat] input[data-account="YTO/xyz"]').value === '210');
+});
+
 test("a charge's ledger entry shows in the TOP sandbox", async () => {
   const order = 'BFC-CONSOLE-' + Date.now();
   const r = await invokeFromForm('top-launch-extra-charge', async (c) => {
