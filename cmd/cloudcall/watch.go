@@ -108,6 +108,9 @@ func (w *watcher) track(ctx context.Context, fsw *fsnotify.Watcher, fn string) e
 // affected names the functions a changed file belongs to (sorted).
 func (w *watcher) affected(path string) []string {
 	base := filepath.Base(path)
+	if (base == "go.mod" || base == "go.sum") && filepath.Dir(path) == w.root {
+		return w.all() // a dependency changed: everything links it
+	}
 	if !strings.HasSuffix(base, ".go") || strings.HasSuffix(base, "_test.go") || strings.HasPrefix(base, ".") {
 		return nil
 	}
@@ -115,6 +118,24 @@ func (w *watcher) affected(path string) []string {
 	defer w.mu.Unlock()
 	var out []string
 	for fn := range w.dirs[filepath.Dir(path)] {
+		out = append(out, fn)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// all names every function tracked.
+func (w *watcher) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	set := map[string]bool{}
+	for _, fns := range w.dirs {
+		for fn := range fns {
+			set[fn] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for fn := range set {
 		out = append(out, fn)
 	}
 	sort.Strings(out)
@@ -132,6 +153,9 @@ func (w *watcher) run(ctx context.Context, fns []string) error {
 		if err := w.track(ctx, fsw, fn); err != nil {
 			return err
 		}
+	}
+	if err := fsw.Add(w.root); err != nil { // go.mod, go.sum
+		return fmt.Errorf("watch %s: %w", w.root, err)
 	}
 	w.mu.Lock()
 	n := len(w.dirs)

@@ -76,6 +76,9 @@ func TestAffectedFiles(t *testing.T) {
 		{"/m/shared/wechat/.logistics.go.swp", nil},
 		{"/m/shared/wechat/README.md", nil},
 		{"/m/shared/ck1/client.go", nil},
+		{"/m/go.sum", []string{"logistics-get-quota", "quota-alert"}},
+		{"/m/go.mod", []string{"logistics-get-quota", "quota-alert"}},
+		{"/m/shared/wechat/go.mod", nil},
 	}
 	for _, c := range cases {
 		require.Equal(t, c.want, w.affected(c.path), c.path)
