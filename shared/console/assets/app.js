@@ -424,7 +424,8 @@ async function refreshSandboxes() {
   for (const [vendor, parts] of sbParts) {
     const base = '/sandbox/' + vendor;
     try {
-      const [calls, faults] = await Promise.all([api(base + '/calls'), api(base + '/faults')]);
+      // Not every sandbox has counters and faults (the notification inbox).
+      const [calls, faults] = await Promise.all([api(base + '/calls').catch(() => ({})), api(base + '/faults').catch(() => ({ faults: [] }))]);
       for (const box of parts.faults.querySelectorAll('input[data-fault]')) {
         const p = (FAULTS[vendor] || []).find((x) => x.id === box.dataset.fault);
         box.checked = (faults.faults || []).some((f) => sameFault(f, p.fault));
@@ -446,10 +447,12 @@ async function refreshSandboxes() {
         kids.push(h('table', { 'data-testid': 'top-ledger' }, h('thead', {}, h('tr', {}, ['id', 'order', 'price (fen)', 'type', 'at'].map((t) => h('th', { text: t })))),
           h('tbody', {}, ledger.slice().reverse().map((c) => h('tr', { 'data-order': c.orderId }, h('td', { text: c.id }), h('td', { text: c.orderId }), h('td', { text: String(c.price) }), h('td', { text: String(c.type) }), h('td', { text: c.at }))))));
       } else if (vendor === 'notify') {
-        let inbox = [];
-        try { inbox = (await api(base + '/notify/inbox')).messages || []; } catch { inbox = []; }
+        const inbox = (await api(base + '/notify/messages')).messages || [];
         kids.push(kv('messages received', inbox.length, 'notify-count'));
-        kids.push(h('ul', { class: 'logs', 'data-testid': 'notify-inbox' }, inbox.slice(-20).reverse().map((m) => h('li', { text: (m.channel || '') + ': ' + (m.text || JSON.stringify(m)) }))));
+        kids.push(h('ul', { class: 'logs', 'data-testid': 'notify-inbox' }, inbox.slice(-30).reverse().map((m) => h('li', {
+          text: fmtTime(m.at) + ' ' + m.channel + (m.accepted ? ': ' : ' (refused: ' + (m.reason || '') + '): ') +
+            (m.body ? JSON.stringify(m.body) : (m.raw || '')).slice(0, 400),
+        }))));
       }
       const other = Object.entries(calls).filter(([k]) => k.startsWith('http:')).map(([k, v]) => k.slice(5) + ' ' + v).join(' · ');
       if (other) kids.push(h('div', { class: 'hint', text: 'requests: ' + other }));
