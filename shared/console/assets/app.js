@@ -87,19 +87,34 @@ function typeOf(s) {
   return 'json';
 }
 
-function buildFields(schema, value, path, required, onChange) {
+// resolve follows a local "$ref" (#/$defs/...) and merges the referring
+// keywords (description) over it.
+function resolve(schema, root) {
+  if (!schema || typeof schema.$ref !== 'string' || !schema.$ref.startsWith('#/')) return schema || {};
+  let target = root;
+  for (const k of schema.$ref.slice(2).split('/')) target = target && target[k.replace(/~1/g, '/').replace(/~0/g, '~')];
+  const { $ref, ...rest } = schema;
+  return { ...(target || {}), ...rest };
+}
+
+function buildFields(schema, value, path, required, onChange, root = schema) {
+  schema = resolve(schema, root);
   const t = typeOf(schema);
   if (t === 'object' && schema.properties) {
     const fs = h('fieldset', { 'data-path': path || '.' }, path ? h('legend', { text: path }) : null);
     const req = new Set(schema.required || []);
     for (const [k, sub] of Object.entries(schema.properties)) {
-      fs.append(buildFields(sub, value ? value[k] : undefined, path ? path + '.' + k : k, req.has(k), onChange));
+      fs.append(buildFields(sub, value ? value[k] : undefined, path ? path + '.' + k : k, req.has(k), onChange, root));
     }
     return fs;
   }
   const name = path;
   let input;
-  if (t === 'boolean') {
+  if (Array.isArray(schema.enum) && schema.enum.every((x) => typeof x === 'string')) {
+    input = h('select', { 'data-path': name, 'data-type': 'string' }, required ? null : h('option', { value: '', text: '' }),
+      schema.enum.map((x) => h('option', { value: x, text: x })));
+    if (value !== undefined) input.value = value;
+  } else if (t === 'boolean') {
     input = h('input', { type: 'checkbox', 'data-path': name, 'data-type': t });
     input.checked = value === true;
   } else if (t === 'integer' || t === 'number') {
