@@ -402,6 +402,11 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no invocation with that request id is kept"})
 		return
 	}
+	var t emulator.Truncated
+	if json.Unmarshal(old.Request, &t) == nil && t.Truncated {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf("the request was %d bytes; the console keeps %d at most, so it cannot replay it", t.Bytes, emulator.MaxKept)})
+		return
+	}
 	_, rep, err := c.opts.Emulator.Invoke(r.Context(), old.Function, old.Request)
 	c.answer(w, rep, err)
 }

@@ -207,10 +207,24 @@ func envelopeOf(body []byte) (status int, code *int64, msg string) {
 	return status, code, msg
 }
 
+// MaxKept bounds the request and the response the bus keeps per invocation
+// (500 invocations of 32 MB payloads would hold 16 GB).
+const MaxKept = 256 << 10
+
+// Truncated marks a request or response too large to keep.
+type Truncated struct {
+	Truncated bool `json:"truncated"`
+	Bytes     int  `json:"bytes"`
+}
+
 // rawJSON keeps a JSON payload as is and quotes anything else.
 func rawJSON(b []byte) json.RawMessage {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return json.RawMessage(`null`)
+	}
+	if len(b) > MaxKept {
+		t, _ := json.Marshal(Truncated{Truncated: true, Bytes: len(b)})
+		return t
 	}
 	if json.Valid(b) {
 		return append(json.RawMessage(nil), b...)

@@ -2,10 +2,12 @@ package emulator_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,4 +121,15 @@ func TestTimersAndFireTimer(t *testing.T) {
 	inv, ok := e.Bus().Get(rep.RequestID)
 	require.True(t, ok)
 	require.Equal(t, "timer", inv.Trigger)
+}
+
+func TestBusKeepsAtMostMaxKeptOfAPayload(t *testing.T) {
+	e, _ := newEmu(t, runtimeapi.FC, 1)
+	big := []byte(`{"action":"x","pad":"` + strings.Repeat("a", emulator.MaxKept) + `"}`)
+	_, rep, err := e.Invoke(context.Background(), "hello", big)
+	require.NoError(t, err)
+	inv, ok := e.Bus().Get(rep.RequestID)
+	require.True(t, ok)
+	require.JSONEq(t, fmt.Sprintf(`{"truncated":true,"bytes":%d}`, len(big)), string(inv.Request))
+	require.Contains(t, string(inv.Response), `"hello":"fc"`, "small answers are kept")
 }
