@@ -224,3 +224,14 @@ func TestLiveEventsReplayAndState(t *testing.T) {
 	status, _ = f.do(t, "GET", "/__console/api/invocations/nope", ``, nil)
 	require.Equal(t, 404, status)
 }
+
+func TestReplayOfARequestTooLargeToKeep(t *testing.T) {
+	f := newFixture(t, nil)
+	big := `{"action":"x","pad":"` + strings.Repeat("a", emulator.MaxKept) + `"}`
+	_, rep, err := f.emu.Invoke(context.Background(), "hello", []byte(big))
+	require.NoError(t, err)
+	status, body := f.do(t, "POST", "/__console/api/replay/"+rep.RequestID, ``, map[string]string{console.TokenHeader: f.good})
+	require.Equal(t, http.StatusConflict, status)
+	require.Contains(t, body, "cannot replay it")
+	require.Len(t, f.emu.Bus().Recent(), 1, "nothing ran")
+}
