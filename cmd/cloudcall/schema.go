@@ -1,7 +1,7 @@
 package main
 
-import "errors"
+import "github.com/cloudcall/cloudcall/shared/registry"
 
-// inputSchema is the function's input JSON Schema; the registry's schemas
-// (issue 17) replace this when they land.
-func inputSchema(name string) ([]byte, error) { return nil, errors.New("no schema for " + name) }
+// inputSchema is the function's input JSON Schema (2020-12) from the
+// registry: the console builds its invoke form from it.
+func inputSchema(name string) ([]byte, error) { return registry.InputSchema(name) }
