@@ -154,6 +154,13 @@ test('a WeChat balance edited in the console is what the next call reads; fire n
 });
 
 test("a charge's ledger entry shows in the TOP sandbox", async () => {
+  // The form comes from the input schema: fields the example leaves out
+  // (feature, session) are there too, and required ones are marked.
+  const card = fn('top-launch-extra-charge');
+  if (!(await card.locator('details').evaluate((d) => d.open))) await card.locator('summary').click();
+  assert.equal(await card.locator('input[data-path="omsLaunchExtraChargeParameter.feature"]').count(), 1);
+  assert.equal(await card.locator('input[data-path=session]').count(), 1);
+  assert.equal(await card.locator('input[data-path="omsLaunchExtraChargeParameter.price"]').getAttribute('data-required'), '1');
   const order = 'BFC-CONSOLE-' + Date.now();
   const r = await invokeFromForm('top-launch-extra-charge', async (c) => {
     await c.locator('input[data-path="omsLaunchExtraChargeParameter.wdsCoordinationOrderId"]').fill(order);
