@@ -77,7 +77,9 @@ func TestDebugHoldsACallAtABreakpointPastItsTimeout(t *testing.T) {
 	require.NoError(t, err)
 	debugAddr := freeAddr(t)
 	base, out := startLocal(t, root, "--debug", "logistics-get-quota", "--debug-addr", debugAddr)
-	require.Contains(t, out.String(), "debug: logistics-get-quota runs under Delve on "+debugAddr)
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "debug: logistics-get-quota runs under Delve on "+debugAddr)
+	}, time.Minute, 20*time.Millisecond, "the banner names the Delve address")
 
 	client := &http.Client{Timeout: 2 * time.Minute}
 	call := func() (int, string) {
