@@ -30,7 +30,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	need(t, "playwright-core", "npm ci --prefix shared/console/browsertest", fileExists(filepath.Join(suite, "node_modules", "playwright-core", "package.json")))
 	need(t, "chromium", "apt-get update && apt-get install -y chromium", fileExists(chromium))
 
-	base, _ := startLocal(t, root)
+	base, _ := runLocalIn(t, root)
 	shots := os.Getenv("CONSOLE_SCREENSHOTS")
 	if shots != "" && !filepath.IsAbs(shots) {
 		shots = filepath.Join(root, shots)

@@ -76,7 +76,7 @@ func TestDebugHoldsACallAtABreakpointPastItsTimeout(t *testing.T) {
 	root, err := emulator.ModuleRoot(".")
 	require.NoError(t, err)
 	debugAddr := freeAddr(t)
-	base, out := startLocal(t, root, "--debug", "logistics-get-quota", "--debug-addr", debugAddr)
+	base, out := runLocalIn(t, root, "--debug", "logistics-get-quota", "--debug-addr", debugAddr)
 	require.Eventually(t, func() bool {
 		return strings.Contains(out.String(), "debug: logistics-get-quota runs under Delve on "+debugAddr)
 	}, time.Minute, 20*time.Millisecond, "the banner names the Delve address")

@@ -48,7 +48,7 @@ func TestEventPipedIntoInvoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a function")
 	}
-	bin := cli(t)
+	bin := cliBin
 	bins := t.TempDir()
 	cases := []struct {
 		kind, function, want string

@@ -64,7 +64,7 @@ func TestWatch(t *testing.T) {
 	require.NoError(t, err)
 	tree := t.TempDir()
 	copyTree(t, root, tree)
-	base, out := startLocal(t, tree, "--watch")
+	base, out := runLocalIn(t, tree, "--watch")
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "watch: ") }, time.Minute, 50*time.Millisecond)
 	require.Regexp(t, `watch: \d+ package folders of 5 functions`, out.String())
 

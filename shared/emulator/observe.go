@@ -233,36 +233,6 @@ func rawJSON(b []byte) json.RawMessage {
 	return q
 }
 
-// lineTap splits an instance's output into lines and hands each to onLine
-// with the request id the instance is serving. Lines written before its
-// first invocation (start-up) go to that first invocation.
-type lineTap struct {
-	in     *Instance
-	onLine func(requestID, line string)
-	mu     sync.Mutex
-	buf    []byte
-}
-
-func (t *lineTap) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	for {
-		i := bytes.IndexByte(t.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(t.buf[:i])
-		t.buf = t.buf[i+1:]
-		t.in.line(t.onLine, line)
-	}
-	if len(t.buf) > 64<<10 { // a runaway line without newline
-		t.in.line(t.onLine, string(t.buf))
-		t.buf = nil
-	}
-	return len(p), nil
-}
-
 // line attributes one output line, holding start-up lines until the first
 // invocation arrives.
 func (in *Instance) line(onLine func(string, string), line string) {

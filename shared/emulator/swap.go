@@ -20,7 +20,7 @@ func (p *Pool) SetBinary(path string) {
 			i--
 		}
 	}
-	p.cond.Broadcast()
+	p.handOffLocked()
 }
 
 // InstanceInfo is one live instance, for the console.
