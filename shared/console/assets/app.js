@@ -381,7 +381,7 @@ function buildSandboxes(list) {
     const body = h('div', { class: 'sb-body' });
     const card = h('div', { class: 'card', 'data-sandbox': sb.vendor },
       h('h3', {}, h('span', { text: sb.vendor }), h('code', { class: 'api', text: sb.url })),
-      body, h('div', { class: 'hint', text: 'fault injection' }), faults);
+      body, (FAULTS[sb.vendor] || []).length ? h('div', { class: 'hint', text: 'fault injection' }) : null, faults);
     root.append(card);
     sbParts.set(sb.vendor, { card, body, faults });
   }
