@@ -75,15 +75,14 @@ func eventKindNames() []string {
 }
 
 func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("event", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("event", args, stdout, stderr)
 	fn := fs.String("function", "logistics-get-quota", "function whose example input the event carries (and whose path or schedule it names)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall event <kind> [--function NAME]\n\nPrints a ready-to-send sample event, like `sam local generate-event`:\n  cloudcall event fc-http | cloudcall invoke logistics-get-quota --event -\n\nKinds:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall event <kind> [--function NAME]\n\nPrints a ready-to-send sample event, like `sam local generate-event`:\n  cloudcall event fc-http | cloudcall invoke logistics-get-quota --event -\n\nKinds:")
 		for _, k := range eventKindNames() {
-			fmt.Fprintf(stderr, "  %-12s %s\n", k, eventKinds[k].summary)
+			fmt.Fprintf(fs.Output(), "  %-12s %s\n", k, eventKinds[k].summary)
 		}
-		fmt.Fprintln(stderr, "\nFlags:")
+		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
 	}
 	var kind string

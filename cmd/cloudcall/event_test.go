@@ -107,7 +107,7 @@ func TestEventCommandLine(t *testing.T) {
 		{[]string{"event"}, 2, "name a kind: apigw-v2, eventbridge, fc-http, fc-timer, schedule-v2"},
 		{[]string{"event", "s3-put"}, 2, "name a kind"},
 		{[]string{"event", "fc-http", "--function", "nope"}, 2, `--function "nope": known functions: logistics-get-quota`},
-		{[]string{"event", "--help"}, 0, "fc-timer     Function Compute timer trigger"},
+		{[]string{"event", "fc-http", "--function"}, 2, "flag needs an argument"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -116,6 +116,9 @@ func TestEventCommandLine(t *testing.T) {
 			require.Contains(t, errOut.String(), c.stderr)
 		})
 	}
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"event", "--help"}, &out, &errOut))
+	require.Contains(t, out.String(), "fc-timer     Function Compute timer trigger", "help goes to stdout")
 }
 
 // An event that is not JSON is an error that says so, before anything is
