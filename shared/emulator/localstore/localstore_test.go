@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstest"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore"
 	"github.com/cloudcall/cloudcall/shared/store/storetest"
 )
@@ -96,4 +98,16 @@ func TestTimeAndWallClockTTL(t *testing.T) {
 func TestLoopbackOnly(t *testing.T) {
 	_, err := localstore.Start("0.0.0.0:0")
 	require.ErrorContains(t, err, "loopback only")
+}
+
+// TestIdempotencyRecordsConformance runs the charge's idempotency-record
+// protocol (shared/idempotency/redisrecords: its Lua scripts, the fence, the
+// hash records) against the embedded store, the way the emulator configures
+// the charge (persistence assumed: the embedded store has no AOF).
+func TestIdempotencyRecordsConformance(t *testing.T) {
+	s := start(t)
+	r, err := redisrecords.Open(redisrecords.Options{URL: s.URL(), Prefix: "t:", Persistence: redisrecords.Assume})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	recordstest.Run(t, r, recordstest.Options{})
 }
