@@ -30,7 +30,9 @@ func start(t *testing.T) *localstore.Server {
 // the TIME-based sliding-window limiter) against the embedded server.
 func TestRedisStoreConformance(t *testing.T) {
 	s := start(t)
-	rs, err := redisstore.Open(redisstore.Options{URL: s.URL(), Prefix: "t:"})
+	// A generous per-command bound: under -race on a busy 2-core machine the
+	// default 300 ms is about load, not about the store.
+	rs, err := redisstore.Open(redisstore.Options{URL: s.URL(), Prefix: "t:", Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rs.Close() })
 	storetest.Run(t, rs, "")
@@ -106,7 +108,7 @@ func TestLoopbackOnly(t *testing.T) {
 // the charge (persistence assumed: the embedded store has no AOF).
 func TestIdempotencyRecordsConformance(t *testing.T) {
 	s := start(t)
-	r, err := redisrecords.Open(redisrecords.Options{URL: s.URL(), Prefix: "t:", Persistence: redisrecords.Assume})
+	r, err := redisrecords.Open(redisrecords.Options{URL: s.URL(), Prefix: "t:", Persistence: redisrecords.Assume, Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close() })
 	recordstest.Run(t, r, recordstest.Options{})
