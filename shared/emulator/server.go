@@ -86,6 +86,9 @@ func New(opts Options) *Emulator {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
 		}
+		if f.Stdout != nil && f.Stdout == opts.Log {
+			f.Stdout = sink // one writer, one lock: its lines and ours never race
+		}
 		e.pools[f.Name] = NewPool(f)
 		e.names = append(e.names, f.Name)
 	}
