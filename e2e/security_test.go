@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
@@ -76,6 +77,11 @@ func startSandboxes(t *testing.T) *sandboxes {
 		t.Cleanup(srv.Close)
 		s.env[vendor] = sb.Env(srv.URL)
 	}
+	// The charge keeps its idempotency records in a Redis-protocol store,
+	// as under `cloudcall local` (memory is refused: README, Money safety).
+	mr := miniredis.RunT(t)
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_STORE"] = "redis://" + mr.Addr() + "/0"
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
 	s.calls = func() int {
 		n := 0
 		for _, sb := range all {
