@@ -65,14 +65,14 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 	return out
 }
 
-// invoke sends one direct invocation, as FC's custom-runtime proxy does.
+// invoke sends one direct invocation (FC custom runtime /invoke).
 func (s *server) invoke(t *testing.T, payload string) map[string]any {
 	req, err := http.NewRequest(http.MethodPost, s.url+"/invoke", bytes.NewReader([]byte(payload)))
 	if err != nil {
 		t.Errorf("invoke: %v", err)
 		return nil
 	}
-	req.Header.Set("Content-Type", "application/json")
+	// FC's proxy marks an event invocation; nothing else is one.
 	req.Header.Set("x-fc-control-path", "/invoke")
 	resp, err := s.client.Do(req)
 	if err != nil {
