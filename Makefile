@@ -4,7 +4,7 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test test-node race vet run bench fuzz package gen deploy-fc deploy-aws clean
+.PHONY: help build test test-node race vet run bench fuzz package gen deploy-fc deploy-aws clean screenshots
 
 FUZZ_TIME    ?= 15s
 FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDecodeInput:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth FuzzCanonicalQuery:./shared/callerauth \
@@ -61,6 +61,9 @@ bench: ## Go benchmarks (briefly), then cloudcall bench: cold start, overhead, t
 ARGS ?=
 run: build ## every function under the local emulator, against the vendor sandboxes (flags: make run ARGS="--addr 127.0.0.1:9001 ..."; Ctrl-C stops it all)
 	$(BIN)/cloudcall local $(ARGS)
+
+screenshots: ## regenerate the console screenshots in docs/ (browser test; needs chromium and npm ci --prefix shared/console/browsertest)
+	CONSOLE_SCREENSHOTS=docs $(GO) test -count=1 -run TestConsoleInBrowser ./cmd/cloudcall
 
 gen: ## regenerate s.yaml, template.yaml and the clients' generated files from shared/registry
 	$(GO) run ./cmd/cloudcall gen
