@@ -42,8 +42,6 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 		port := ln.Addr().(*net.TCPAddr).Port
 		_ = ln.Close()
 		cmd := exec.Command(bins["top-launch-extra-charge"])
-		// Behind FC's custom-runtime contract (loopback for the test): only
-		// FC's control path makes /invoke an event.
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "FC_CUSTOM_LISTEN_PORT=" + strconv.Itoa(port), "CLOUDCALL_HOST=127.0.0.1", "CLOUDCALL_TIMEOUT=15s"}
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
@@ -74,8 +72,8 @@ func (s *server) invoke(t *testing.T, payload string) map[string]any {
 		t.Errorf("invoke: %v", err)
 		return nil
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("x-fc-control-path", "/invoke") // what FC sends; callers cannot
+	// FC's proxy marks an event invocation; nothing else is one.
+	req.Header.Set("x-fc-control-path", "/invoke")
 	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Errorf("invoke: %v", err)

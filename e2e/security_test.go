@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/alicebob/miniredis/v2"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -77,6 +78,11 @@ func startSandboxes(t *testing.T) *sandboxes {
 		t.Cleanup(srv.Close)
 		s.env[vendor] = sb.Env(srv.URL)
 	}
+	// The charge runs only on a shared records store (never memory): an
+	// in-test Redis, taken as durable as the emulator's embedded one is.
+	records := miniredis.RunT(t)
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_STORE"] = "redis://" + records.Addr()
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
 	s.calls = func() int {
 		n := 0
 		for _, sb := range all {
