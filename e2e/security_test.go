@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
@@ -97,17 +96,10 @@ func startSandboxes(t *testing.T) *sandboxes {
 	return s
 }
 
-// functionEnv is what f needs besides its sandbox: caller keys, and for the
-// charge a durable records store (an in-test Redis taken as persistent, as
-// under `cloudcall local`).
+// functionEnv is what f needs: its sandbox (and records store) and the
+// suite's caller keys.
 func functionEnv(t *testing.T, sbx *sandboxes, f registry.Function) map[string]string {
-	env := merge(sbx.env[f.Vendor], map[string]string{"CLOUDCALL_CALLER_KEYS": suiteCallerEnv})
-	if f.Vendor == "top" {
-		mr := miniredis.RunT(t)
-		env["CLOUDCALL_IDEMPOTENCY_STORE"] = "redis://" + mr.Addr() + "/0"
-		env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
-	}
-	return env
+	return merge(sbx.env[f.Vendor], map[string]string{"CLOUDCALL_CALLER_KEYS": suiteCallerEnv})
 }
 
 // httpServer is one function binary in HTTP-server mode.
