@@ -22,7 +22,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	upstream := fs.String("upstream", "sandbox", "sandbox or real")
 	binDir := fs.String("bin", "bin", "where to build the function binary")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\nThe event is any platform event (cloudcall event <kind> prints samples) or a direct input; it must be JSON.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	// The function name may come before or after the flags.
@@ -62,6 +62,15 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	default:
 		if payload, err = os.ReadFile(*event); err != nil {
+			return err
+		}
+	}
+	if *event != "" {
+		from := *event
+		if from == "-" {
+			from = "standard input"
+		}
+		if err := checkEvent(payload, from); err != nil {
 			return err
 		}
 	}
