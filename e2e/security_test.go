@@ -19,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
-	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
@@ -94,14 +93,6 @@ func startSandboxes(t *testing.T) *sandboxes {
 		}
 		return n
 	}
-	// The charge keeps its idempotency records only in a durable store: the
-	// emulator's embedded Redis, as cloudcall local gives it (persistence
-	// assumed: nothing here outlives the test).
-	st, err := localstore.Start("127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	s.env["top"]["CLOUDCALL_IDEMPOTENCY_STORE"] = st.URL()
-	s.env["top"]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
 	return s
 }
 
