@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aliyun/credentials-go/credentials"
@@ -29,21 +30,23 @@ type Credentials struct {
 // per-invocation credentials first (FC passes the function role's STS
 // credentials with each invocation), then the standard chain.
 type CredentialSource struct {
-	chain credentials.Credential // built once at cold start; nil when the chain found nothing
-	err   error
+	// chain builds the standard chain on first need, not at cold start:
+	// building it reads profile files and the environment, which the first
+	// call does not need when FC hands over the invocation's credentials.
+	chain func() (credentials.Credential, error)
 }
 
-// NewCredentialSource builds the standard chain once (env AK/STS, OIDC, CLI
-// and profile files, ECS role, credentials URI). It does not fail: a missing
-// chain only matters when no invocation brings its own credentials.
+// NewCredentialSource prepares the standard chain (env AK/STS, OIDC, CLI
+// and profile files, ECS role, credentials URI), built once on first use. It
+// does not fail: a missing chain only matters when no invocation brings its
+// own credentials.
 func NewCredentialSource() *CredentialSource {
-	c, err := credentials.NewCredential(nil)
-	return &CredentialSource{chain: c, err: err}
+	return &CredentialSource{chain: sync.OnceValues(func() (credentials.Credential, error) { return credentials.NewCredential(nil) })}
 }
 
 // StaticSource always returns the same credentials (tests, benchmarks).
 func StaticSource(c Credentials) *CredentialSource {
-	return &CredentialSource{chain: staticChain{c}}
+	return &CredentialSource{chain: func() (credentials.Credential, error) { return staticChain{c}, nil }}
 }
 
 type staticChain struct{ c Credentials }
@@ -65,10 +68,11 @@ func (s *CredentialSource) Resolve(in *envelope.Input) (Credentials, error) {
 		c := in.Credentials
 		return Credentials{AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret, SecurityToken: c.SecurityToken}, nil
 	}
-	if s.chain == nil {
+	chain, _ := s.chain()
+	if chain == nil {
 		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus ALIBABA_CLOUD_SECURITY_TOKEN for STS), or give the FC function a role")
 	}
-	m, err := s.chain.GetCredential()
+	m, err := chain.GetCredential()
 	if err != nil || m == nil || m.AccessKeyId == nil || *m.AccessKeyId == "" {
 		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials found by the standard chain: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or give the FC function a role")
 	}

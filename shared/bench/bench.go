@@ -49,6 +49,34 @@ type Options struct {
 	CAMSPairs   int // paced pairs for the CAMS peer comparison
 	RedisURL    string
 	Progress    io.Writer
+	WarmRounds  int // interleaved rounds of the in-process comparison
+	EmuRounds   int // interleaved rounds per number of callers, ours vs RIE
+	Peers       Peers
+}
+
+// Peers are measured by the benchmark module bench/peers, which builds them
+// from the module proxy so the main go.mod never lists them. Zero values
+// skip their sections (plain `cloudcall bench`).
+type Peers struct {
+	// RIEBinary is aws-lambda-rie, AWS's Runtime Interface Emulator.
+	RIEBinary string
+	// PowerWeChat builds PowerWeChat's mini-program client on a sandbox.
+	PowerWeChat PowerWeChatFactory
+}
+
+// PowerWeChatFactory builds the PowerWeChat peer against a WeChat API base
+// with the app's credentials; its logs go under logDir.
+type PowerWeChatFactory func(ctx context.Context, base, appID, secret, logDir string) (*PowerWeChatClient, error)
+
+// PowerWeChatClient is what the bench calls on PowerWeChat.
+type PowerWeChatClient struct {
+	Version string
+	// Path is its HTTP path for getQuota (BaseClient.HttpPostJson to
+	// cgi-bin/express/business/quota/get) with the answer decoded into an
+	// integer quota_num, because its own GetQuota cannot read a real answer.
+	Path func(ctx context.Context, deliveryID, bizID string) (int64, error)
+	// GetQuota is its own method, as a user would call it.
+	GetQuota func(ctx context.Context, deliveryID, bizID string) error
 }
 
 // Defaults fills what is unset.
@@ -74,13 +102,19 @@ func (o *Options) Defaults() {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.WarmRounds <= 0 {
+		o.WarmRounds = 7
+	}
+	if o.EmuRounds <= 0 {
+		o.EmuRounds = 5
+	}
 }
 
 // Run measures everything and returns the report.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.Defaults()
 	started := time.Now()
-	r := &Report{Date: started.UTC(), GoVersion: runtime.Version(), Machine: machine(), Options: o}
+	r := &Report{Date: started.UTC(), GoVersion: runtime.Version(), Machine: machine(), Options: o, LoadStart: loadAvg()}
 	if o.WorkDir == "" {
 		d, err := os.MkdirTemp("", "cloudcall-bench")
 		if err != nil {
@@ -112,9 +146,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	logf("warm in-process overhead (testing.Benchmark, 3 alternating rounds of ~1s each)")
-	if r.Warm, err = warmOverhead(ctx); err != nil {
+	peer := ""
+	if o.Peers.PowerWeChat != nil {
+		peer = " and PowerWeChat's getQuota path"
+	}
+	logf("warm in-process: the function, the bare POST%s (testing.Benchmark, %d alternating rounds of ~1s each)", peer, o.WarmRounds)
+	if r.Warm, err = warmOverhead(ctx, o); err != nil {
 		return nil, err
+	}
+
+	if o.Peers.RIEBinary != "" {
+		logf("emulator vs AWS's Runtime Interface Emulator: hello (Lambda build), %d alternating rounds per number of callers", o.EmuRounds)
+		if r.Emu, err = emulatorVsRIE(ctx, o, bins[helloLambda], logf); err != nil {
+			return nil, err
+		}
 	}
 
 	logf("CAMS: the function next to the official darabonba-openapi client, %d paced pairs", o.CAMSPairs)
@@ -161,6 +206,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.Tokens = append(r.Tokens, t)
 	}
 	r.Elapsed = time.Since(started)
+	r.LoadEnd = loadAvg()
 	logf("done")
 	return r, nil
 }
@@ -363,3 +409,25 @@ func ratio(a, b time.Duration) float64 {
 }
 
 func binPath(dir, name, platform string) string { return filepath.Join(dir, platform, name) }
+
+// Write runs the benchmarks and writes the Markdown report to path (stdout
+// when path is empty), saying where it went on msg.
+func Write(ctx context.Context, o Options, path string, msg io.Writer) error {
+	r, err := Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := r.Markdown(&b); err != nil {
+		return err
+	}
+	if path == "" {
+		_, err := io.WriteString(msg, b.String())
+		return err
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(msg, "wrote %s\n", path)
+	return nil
+}

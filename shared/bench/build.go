@@ -19,6 +19,16 @@ const floorName = "hello (floor)"
 
 const helloPkg = "./shared/bench/testdata/hello"
 
+// callFloorName is the first-response floor: hello plus one bare POST to the
+// function's vendor endpoint (shared/bench/testdata/hellocall).
+const callFloorName = "hello + one POST (floor)"
+
+const callFloorPkg = "./shared/bench/testdata/hellocall"
+
+// helloLambda keys the Lambda build of the hello floor in the binaries map:
+// both emulators run it in the RIE comparison.
+const helloLambda = "hello (Lambda build)"
+
 // buildAll compiles each function twice the way it ships, stripped
 // (-s -w -trimpath, linux/amd64, no cgo): the FC build and the Lambda build
 // (-tags lambda.norpc). The FC binaries run under the emulator.
@@ -53,6 +63,12 @@ func buildAll(ctx context.Context, moduleDir, dir string, fns []string) (map[str
 		}
 		sizes = append(sizes, s)
 	}
+	bins[helloLambda] = binPath(dir, "hello", "lambda")
+	out := binPath(dir, "hellocall", "fc")
+	if err := build(ctx, moduleDir, callFloorPkg, out, nil); err != nil {
+		return nil, nil, err
+	}
+	bins[callFloorName] = out
 	return bins, sizes, nil
 }
 

@@ -2,13 +2,14 @@ package bench
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,21 +22,38 @@ import (
 )
 
 // WarmResult compares the function in-process with the bare call of the same
-// sandbox endpoint.
+// sandbox endpoint (and, when the peers module runs the bench, PowerWeChat's
+// HTTP path for the same call), round by round.
 type WarmResult struct {
-	Function                  string
+	Function string
+	Rounds   int
+	// Medians over the rounds of each side's ns/op, allocs/op and B/op.
 	NsPerOp, BareNsPerOp      int64
 	AllocsPerOp, BareAllocsOp int64
 	BytesPerOp, BareBytesOp   int64
-	Ratio                     float64
+	Ratio                     Spread  // per-round ns/op ratio, function ÷ bare
+	AllocRatio                float64 // median allocs ratio, function ÷ bare
+
+	Peer *PowerWeChatResult // nil when PowerWeChat was not measured
+}
+
+// PowerWeChatResult is PowerWeChat's getQuota next to the function.
+type PowerWeChatResult struct {
+	Version         string
+	NsPerOp, Allocs int64
+	BytesPerOp      int64
+	Ratio           Spread // per-round ns/op ratio, function ÷ PowerWeChat
+	GetQuotaErr     string // what its own GetQuota returned on the sandbox's answer
+	LogLines        int    // lines its default logging wrote
+	TokenLeaks      int    // of them, lines carrying an access token in clear
 }
 
 var initTesting sync.Once
 
-// warmOverhead runs the two getQuota benchmarks of shared/wechat/bench_test.go
-// (same approach: the whole handler in-process with a cached token, and one
-// net/http POST with a valid token) through testing.Benchmark.
-func warmOverhead(ctx context.Context) ([]WarmResult, error) {
+// warmOverhead runs the whole logistics-get-quota handler in-process with a
+// cached token, one bare net/http POST with a valid token, and PowerWeChat's
+// path, through testing.Benchmark, alternating them round by round.
+func warmOverhead(ctx context.Context, o Options) ([]WarmResult, error) {
 	initTesting.Do(testing.Init) // testing.Benchmark reads the test flags
 	sbx := wechatsbx.New(wechatsbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
@@ -85,32 +103,115 @@ func warmOverhead(ctx context.Context) ([]WarmResult, error) {
 			}
 		}
 	}
-	// Alternate the two for a few rounds and keep each one's median round:
-	// on a shared 2-core machine a single round of either can land on a
-	// noisy second.
-	var fns, bares []testing.BenchmarkResult
-	for round := 0; round < warmRounds; round++ {
-		fns = append(fns, testing.Benchmark(fnBench))
-		bares = append(bares, testing.Benchmark(bareBench))
+
+	var peer *PowerWeChatClient
+	var peerRes *PowerWeChatResult
+	var peerBench func(b *testing.B)
+	logDir := ""
+	if o.Peers.PowerWeChat != nil {
+		if logDir, err = os.MkdirTemp("", "powerwechat-logs"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(logDir)
+		if peer, err = o.Peers.PowerWeChat(ctx, srv.URL, wechatsbx.DemoAppID, wechatsbx.DemoSecret, logDir); err != nil {
+			return nil, err
+		}
+		peerRes = &PowerWeChatResult{Version: peer.Version}
+		if err := peer.GetQuota(ctx, "YTO", "xyz"); err != nil {
+			peerRes.GetQuotaErr = err.Error()
+		}
+		if _, err := peer.Path(ctx, "YTO", "xyz"); err != nil {
+			return nil, fmt.Errorf("PowerWeChat's getQuota path: %w", err)
+		}
+		peerBench = func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := peer.Path(ctx, "YTO", "xyz"); err != nil {
+					failed = fmt.Errorf("PowerWeChat's getQuota path: %w", err)
+					b.FailNow()
+				}
+			}
+		}
+	}
+
+	// Alternate the sides round by round and take each round's ratio: on a
+	// shared machine a single round of either can land on a noisy second,
+	// and a ratio of two back-to-back runs cancels most of it.
+	var fns, bares, peers []testing.BenchmarkResult
+	var ratios, peerRatios []float64
+	for round := 0; round < o.WarmRounds; round++ {
+		f := testing.Benchmark(fnBench)
+		b := testing.Benchmark(bareBench)
 		if failed != nil {
 			return nil, failed
 		}
+		fns, bares = append(fns, f), append(bares, b)
+		ratios = append(ratios, float64(f.NsPerOp())/float64(max(b.NsPerOp(), 1)))
+		if peerBench != nil {
+			p := testing.Benchmark(peerBench)
+			if failed != nil {
+				return nil, failed
+			}
+			peers = append(peers, p)
+			peerRatios = append(peerRatios, float64(f.NsPerOp())/float64(max(p.NsPerOp(), 1)))
+		}
 	}
-	fn, bare := medianResult(fns), medianResult(bares)
-	w := WarmResult{Function: "logistics-get-quota",
-		NsPerOp: fn.NsPerOp(), AllocsPerOp: fn.AllocsPerOp(), BytesPerOp: fn.AllocedBytesPerOp(),
-		BareNsPerOp: bare.NsPerOp(), BareAllocsOp: bare.AllocsPerOp(), BareBytesOp: bare.AllocedBytesPerOp()}
-	if w.BareNsPerOp > 0 {
-		w.Ratio = float64(w.NsPerOp) / float64(w.BareNsPerOp)
+	w := WarmResult{Function: "logistics-get-quota", Rounds: o.WarmRounds,
+		NsPerOp: medianOf(fns, nsOp), AllocsPerOp: medianOf(fns, allocsOp), BytesPerOp: medianOf(fns, bytesOp),
+		BareNsPerOp: medianOf(bares, nsOp), BareAllocsOp: medianOf(bares, allocsOp), BareBytesOp: medianOf(bares, bytesOp),
+		Ratio: spreadOf(ratios)}
+	if w.BareAllocsOp > 0 {
+		w.AllocRatio = float64(w.AllocsPerOp) / float64(w.BareAllocsOp)
+	}
+	if peerRes != nil {
+		peerRes.NsPerOp, peerRes.Allocs, peerRes.BytesPerOp = medianOf(peers, nsOp), medianOf(peers, allocsOp), medianOf(peers, bytesOp)
+		peerRes.Ratio = spreadOf(peerRatios)
+		peerRes.LogLines, peerRes.TokenLeaks = scanLogs(logDir)
+		w.Peer = peerRes
 	}
 	return []WarmResult{w}, nil
 }
 
-const warmRounds = 3
+func nsOp(r testing.BenchmarkResult) int64     { return r.NsPerOp() }
+func allocsOp(r testing.BenchmarkResult) int64 { return r.AllocsPerOp() }
+func bytesOp(r testing.BenchmarkResult) int64  { return r.AllocedBytesPerOp() }
 
-// medianResult is the round with the median ns/op.
-func medianResult(rs []testing.BenchmarkResult) testing.BenchmarkResult {
-	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b testing.BenchmarkResult) int { return cmp.Compare(a.NsPerOp(), b.NsPerOp()) })
-	return s[len(s)/2]
+// medianOf is the median of one figure over the rounds.
+func medianOf(rs []testing.BenchmarkResult, f func(testing.BenchmarkResult) int64) int64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = float64(f(r))
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	return int64(spreadOf(v).P50)
+}
+
+// sandboxToken is the shape of the WeChat sandbox's access tokens.
+var sandboxToken = regexp.MustCompile(`sbx_[0-9a-f]{16,}`)
+
+// scanLogs counts the lines PowerWeChat's logging wrote and those that carry
+// an access token the sandbox issued.
+func scanLogs(dir string) (lines, leaks int) {
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			lines++
+			if sandboxToken.MatchString(line) {
+				leaks++
+			}
+		}
+		return nil
+	})
+	return lines, leaks
 }

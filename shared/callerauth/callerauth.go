@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/store"
@@ -31,10 +32,13 @@ const Window = 5 * time.Minute
 // MinSecretLen refuses keys too short to resist guessing.
 const MinSecretLen = 16
 
+// The patterns compile on first use, not at package init: every function
+// links this package, and most never see an HTTP-trigger call, so compiling
+// them at init only delayed the cold start.
 var (
-	keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
-	noncePattern = regexp.MustCompile(`^[A-Za-z0-9_\-]{16,64}$`)
-	sigPattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	keyIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`) })
+	noncePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_\-]{16,64}$`) })
+	sigPattern   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 )
 
 // Auth is a parsed Authorization header.
@@ -80,13 +84,13 @@ func Parse(header string) (Auth, error) {
 		}
 	}
 	switch {
-	case !keyIDPattern.MatchString(a.KeyID):
+	case !keyIDPattern().MatchString(a.KeyID):
 		return Auth{}, fmt.Errorf("%w: KeyId must be 1-64 of A-Z a-z 0-9 _ . -", ErrMalformed)
 	case a.Timestamp == 0:
 		return Auth{}, fmt.Errorf("%w: Timestamp missing", ErrMalformed)
-	case !noncePattern.MatchString(a.Nonce):
+	case !noncePattern().MatchString(a.Nonce):
 		return Auth{}, fmt.Errorf("%w: Nonce must be 16-64 of A-Z a-z 0-9 _ -", ErrMalformed)
-	case !sigPattern.MatchString(a.Signature):
+	case !sigPattern().MatchString(a.Signature):
 		return Auth{}, fmt.Errorf("%w: Signature must be 64 lower-case hex digits", ErrMalformed)
 	}
 	return a, nil
@@ -151,7 +155,7 @@ func ParseKeys(s string) (map[string]string, error) {
 		}
 		id, secret, ok := strings.Cut(part, ":")
 		switch {
-		case !ok || !keyIDPattern.MatchString(id):
+		case !ok || !keyIDPattern().MatchString(id):
 			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: expected id:secret with an id of A-Z a-z 0-9 _ . -", len(keys)+1)
 		case len(secret) < MinSecretLen:
 			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: key %q: the secret must be at least %d characters", id, MinSecretLen)

@@ -8,52 +8,81 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
+	"unsafe"
 )
 
 // Mask replaces what is redacted.
 const Mask = "[REDACTED]"
 
-// patterns catch credentials that are not configured values: tokens the
+// pattern catches credentials that are not configured values: tokens the
 // function fetched, signatures, bearer tokens, query-string tokens. Each runs
 // only when one of its markers is in the line: most lines carry none, and the
 // regexps would otherwise dominate a warm invocation's cost.
-var patterns = []struct {
-	re      *regexp.Regexp
+type pattern struct {
+	re      func() *regexp.Regexp
 	markers []string
-}{
-	{regexp.MustCompile(`(access_token=)[^&"\s\\]+`), []string{"access_token="}},
-	{regexp.MustCompile(`((?i:signature)=)[0-9A-Za-z+/=_\-]{16,}`), []string{"ignature=", "IGNATURE="}},
-	{regexp.MustCompile(`((?i:bearer) )[0-9A-Za-z._\-+/=]{8,}`), []string{"earer ", "EARER "}},
-	{regexp.MustCompile(`("(?i:access_?token|refresh_?token|secret|session|sign|security_?token|password)"\s*:\s*")[^"]+`),
+}
+
+// lazy compiles on first use: a line that needs a pattern is rare, and
+// compiling four regexps at package init cost every cold start ~0.2 ms.
+func lazy(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
+var patterns = [...]pattern{
+	{lazy(`(access_token=)[^&"\s\\]+`), []string{"access_token="}},
+	{lazy(`((?i:signature)=)[0-9A-Za-z+/=_\-]{16,}`), []string{"ignature=", "IGNATURE="}},
+	{lazy(`((?i:bearer) )[0-9A-Za-z._\-+/=]{8,}`), []string{"earer ", "EARER "}},
+	{lazy(`("(?i:access_?token|refresh_?token|secret|session|sign|security_?token|password)"\s*:\s*")[^"]+`),
 		[]string{"oken\"", "OKEN\"", "ecret\"", "ECRET\"", "ession\"", "ESSION\"", "ign\"", "IGN\"", "assword\"", "ASSWORD\""}},
 }
+
+var maskRepl = []byte("${1}" + Mask)
 
 // Redactor removes secrets from text.
 type Redactor struct {
 	// Secrets returns the current secret values (config.Env.Secrets: it
-	// grows as tokens are fetched), longest first.
+	// grows as tokens are fetched), longest first. It is called once per
+	// line, so it should not allocate.
 	Secrets func() []string
 }
 
-// Redact returns b with every secret and credential pattern masked.
+// MinSecretLen is the shortest value redacted: shorter ones would mask
+// ordinary words and numbers.
+const MinSecretLen = 4
+
+// Redact returns b with every secret and credential pattern masked. When
+// nothing matches it returns b itself: the common line costs a few
+// substring searches and no copy.
 func (r Redactor) Redact(b []byte) []byte {
 	if r.Secrets != nil {
 		for _, s := range r.Secrets() {
-			if len(s) >= 4 && bytes.Contains(b, []byte(s)) {
+			if len(s) >= MinSecretLen && strings.Contains(view(b), s) {
 				b = bytes.ReplaceAll(b, []byte(s), []byte(Mask))
 			}
 		}
 	}
-	for _, p := range patterns {
+	for i := range patterns {
+		p := &patterns[i]
 		for _, m := range p.markers {
-			if bytes.Contains(b, []byte(m)) {
-				b = p.re.ReplaceAll(b, []byte("${1}"+Mask))
+			if strings.Contains(view(b), m) {
+				b = p.re().ReplaceAll(b, maskRepl)
 				break
 			}
 		}
 	}
 	return b
+}
+
+// view reads b as a string without copying it, for searching only: b is not
+// modified while the view is in use.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // Writer redacts each write before passing it on. slog's JSON handler writes
@@ -64,8 +93,10 @@ type Writer struct {
 	mu sync.Mutex
 }
 
+// Write redacts p without modifying it (slog reuses its buffer) and writes
+// the result in one call.
 func (w *Writer) Write(p []byte) (int, error) {
-	out := w.R.Redact(append([]byte(nil), p...))
+	out := w.R.Redact(p) // p itself when nothing matched; a new slice otherwise
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, err := w.W.Write(out); err != nil {

@@ -102,6 +102,9 @@ type Handler struct {
 	Guard   Guard
 	Timeout time.Duration // used when the platform gives no deadline
 	initErr error
+	// invLog carries the attributes every invocation line repeats (function,
+	// api), bound once so the JSON handler encodes them once per instance.
+	invLog *slog.Logger
 }
 
 // New builds the handler: store, HTTP client, the operation, the guard.
@@ -129,7 +132,8 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: timeout, initErr: initErr}
+	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: timeout, initErr: initErr,
+		invLog: log.With(slog.String("function", deps.Function), slog.String("api", op.API))}
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
 	}
@@ -226,30 +230,35 @@ type Meta struct {
 }
 
 func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape Shape, meta Meta, resp envelope.Response, d time.Duration) {
-	attrs := []any{
-		"requestId", meta.RequestID,
-		"function", h.Deps.Function,
-		"api", h.Op.API,
-		"event", string(shape),
-		"status", resp.Status,
-		"latencyMs", float64(d.Microseconds()) / 1000,
-	}
-	var code int
-	if resp.Err != nil {
-		code = resp.Err.Code
-		attrs = append(attrs, "errCode", code, "reason", resp.Err.Reason)
-		if resp.Err.Upstream != nil {
-			attrs = append(attrs, "upstreamStatus", resp.Err.Upstream.HTTPStatus, "upstreamCode", resp.Err.Upstream.Code)
-		}
-		if resp.Err.Err != nil {
-			attrs = append(attrs, "cause", resp.Err.Err.Error())
-		}
-	} else {
-		attrs = append(attrs, "errCode", 0)
+	log := h.invLog
+	if log == nil { // a Handler not made by New
+		log = h.Deps.Log.With(slog.String("function", h.Deps.Function), slog.String("api", h.Op.API))
 	}
 	level := slog.LevelInfo
-	if code == envelope.CodeInternal {
+	if resp.Err != nil && resp.Err.Code == envelope.CodeInternal {
 		level = slog.LevelError
 	}
-	h.Deps.Log.Log(ctx, level, "invocation", attrs...)
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	// A fixed-size array keeps the attributes off the heap on the common path.
+	var buf [12]slog.Attr
+	attrs := append(buf[:0],
+		slog.String("requestId", meta.RequestID),
+		slog.String("event", string(shape)),
+		slog.Int("status", resp.Status),
+		slog.Float64("latencyMs", float64(d.Microseconds())/1000),
+	)
+	if resp.Err != nil {
+		attrs = append(attrs, slog.Int("errCode", resp.Err.Code), slog.String("reason", resp.Err.Reason))
+		if resp.Err.Upstream != nil {
+			attrs = append(attrs, slog.Int("upstreamStatus", resp.Err.Upstream.HTTPStatus), slog.String("upstreamCode", resp.Err.Upstream.Code))
+		}
+		if resp.Err.Err != nil {
+			attrs = append(attrs, slog.String("cause", resp.Err.Err.Error()))
+		}
+	} else {
+		attrs = append(attrs, slog.Int("errCode", 0))
+	}
+	log.LogAttrs(ctx, level, "invocation", attrs...)
 }

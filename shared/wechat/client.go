@@ -9,7 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -25,7 +26,16 @@ type Client struct {
 	tokens *TokenManager
 	base   string
 	http   *http.Client
+
+	// urls holds each path's URL without the token, parsed once (path →
+	// *url.URL); calls copy it and add the token's query.
+	urls sync.Map
+	// tokQuery is the last token with its escaped query, so a token is
+	// escaped once per lifetime, not once per call.
+	tokQuery atomic.Pointer[tokenQuery]
 }
+
+type tokenQuery struct{ token, query string }
 
 // NewClient builds a client on a token manager.
 func NewClient(tm *TokenManager) *Client {
@@ -35,11 +45,17 @@ func NewClient(tm *TokenManager) *Client {
 // Tokens exposes the token manager (the quota poller shares it).
 func (c *Client) Tokens() *TokenManager { return c.tokens }
 
-// status is the errcode/errmsg every WeChat answer may carry.
+// status is the errcode/errmsg every WeChat answer may carry. An answer type
+// that embeds it is decoded once (see Call).
 type status struct {
 	Errcode int    `json:"errcode"`
 	Errmsg  string `json:"errmsg"`
 }
+
+func (s *status) wechatStatus() *status { return s }
+
+// withStatus is an answer type that embeds status.
+type withStatus interface{ wechatStatus() *status }
 
 // Call sends one API call with the app's token and decodes the answer into
 // out. It retries once on a stale token (after compare-and-expire), backs off
@@ -70,9 +86,9 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 			}
 			return err
 		}
-		var st status
-		if err := json.Unmarshal(b, &st); err != nil {
-			return upstream.Malformed("wechat", http.StatusOK, err)
+		st, err := decodeAnswer(b, out)
+		if err != nil {
+			return err
 		}
 		if st.Errcode != 0 {
 			ae := &APIError{Code: st.Errcode, Msg: st.Errmsg}
@@ -88,7 +104,7 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 			}
 			return ae
 		}
-		if out != nil {
+		if _, once := out.(withStatus); !once && out != nil {
 			if err := json.Unmarshal(b, out); err != nil {
 				return upstream.Malformed("wechat", http.StatusOK, err)
 			}
@@ -97,23 +113,48 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 	}
 }
 
+// decodeAnswer reads the answer's status. When out embeds status the answer
+// is decoded once, into out; if that fails (a field of an unexpected type)
+// the status alone is read, so an error answer is still reported as the API
+// error it is.
+func decodeAnswer(b []byte, out any) (status, error) {
+	if ws, ok := out.(withStatus); ok {
+		st := ws.wechatStatus()
+		*st = status{} // a retried call reuses out
+		err := json.Unmarshal(b, out)
+		if err == nil {
+			return *st, nil
+		}
+		var only status
+		if json.Unmarshal(b, &only) == nil && only.Errcode != 0 {
+			return only, nil
+		}
+		return status{}, upstream.Malformed("wechat", http.StatusOK, err)
+	}
+	var st status
+	if err := json.Unmarshal(b, &st); err != nil {
+		return status{}, upstream.Malformed("wechat", http.StatusOK, err)
+	}
+	return st, nil
+}
+
 func (c *Client) send(ctx context.Context, method, path, tok string, body []byte) ([]byte, error) {
-	u := c.base + path
-	if strings.Contains(path, "?") {
-		u += "&access_token=" + url.QueryEscape(tok)
-	} else {
-		u += "?access_token=" + url.QueryEscape(tok)
+	u, err := c.url(path, tok)
+	if err != nil {
+		return nil, fmt.Errorf("wechat: build request for %s: %w", path, upstream.Clean(err))
 	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	// The URL is set from the template below; parsing "" costs nothing.
+	req, err := http.NewRequestWithContext(ctx, method, "", rd)
 	if err != nil {
 		return nil, fmt.Errorf("wechat: build request for %s: %w", path, upstream.Clean(err))
 	}
+	req.URL, req.Host = u, u.Host
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = contentTypeJSON
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -132,4 +173,37 @@ func (c *Client) send(ctx context.Context, method, path, tok string, body []byte
 		return nil, upstream.Malformed("wechat", resp.StatusCode, fmt.Errorf("unexpected HTTP status"))
 	}
 	return b, nil
+}
+
+var contentTypeJSON = []string{"application/json"}
+
+// url is path's URL with the token: a copy of the path's parsed template with
+// the token's query added.
+func (c *Client) url(path, tok string) (*url.URL, error) {
+	t, ok := c.urls.Load(path)
+	if !ok {
+		parsed, err := url.Parse(c.base + path)
+		if err != nil {
+			return nil, err
+		}
+		t, _ = c.urls.LoadOrStore(path, parsed)
+	}
+	u := *t.(*url.URL)
+	q := c.tokenQuery(tok)
+	if u.RawQuery == "" {
+		u.RawQuery = q
+	} else {
+		u.RawQuery += "&" + q
+	}
+	return &u, nil
+}
+
+// tokenQuery is "access_token=<escaped token>", escaped once per token.
+func (c *Client) tokenQuery(tok string) string {
+	if p := c.tokQuery.Load(); p != nil && p.token == tok {
+		return p.query
+	}
+	q := "access_token=" + url.QueryEscape(tok)
+	c.tokQuery.Store(&tokenQuery{token: tok, query: q})
+	return q
 }

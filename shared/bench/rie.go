@@ -1,0 +1,258 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+)
+
+// EmuSide is one emulator's figures at one number of callers, over every
+// round.
+type EmuSide struct {
+	Calls, OK, Rejected int
+	Latency             Dist    // of successful calls
+	PerSecond           float64 // successful calls per second, all rounds together
+	MinShare, MaxShare  float64 // the least and most any caller got, relative to the mean share, worst round
+	FirstError          string
+}
+
+// EmuRow compares our emulator with AWS's Runtime Interface Emulator at one
+// number of callers: the same hello binary (the Lambda build), the same
+// HTTP invoke API (POST /2015-03-31/functions/<fn>/invocations), the same
+// client, rounds alternating which goes first.
+type EmuRow struct {
+	Callers, Instances int
+	Ours, RIE          EmuSide
+	Throughput         Spread // per-round ratio: our successful calls/s ÷ RIE's
+	P50                Spread // per-round ratio of p50 latency: ours ÷ RIE's
+}
+
+// emuCalls is the calls per round at c callers: enough for a p99 per round
+// without making the section long on a busy machine.
+func emuCalls(c int) int {
+	if c <= 1 {
+		return 400
+	}
+	return max(1200, 50*c)
+}
+
+// emulatorVsRIE runs the hello floor under both emulators.
+func emulatorVsRIE(ctx context.Context, o Options, helloLambda string, logf func(string, ...any)) ([]EmuRow, error) {
+	emu := emulator.New(emulator.Options{Platform: runtimeapi.Lambda, Functions: []emulator.FunctionConfig{{
+		Name: "hello", Binary: helloLambda, Timeout: 30 * time.Second, MemoryMB: 128,
+		Env: map[string]string{"AWS_LAMBDA_FUNCTION_NAME": "hello"},
+	}}})
+	defer emu.Close()
+	pool, _ := emu.Pool("hello")
+	instances := pool.Config().MaxInstances
+	oursURL, srv, err := serve(emu.Handler())
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	oursURL += "/2015-03-31/functions/hello/invocations"
+
+	// RIE's managed-instances mode (AWS_LAMBDA_MAX_CONCURRENCY) runs that
+	// many handler loops in one runtime process; it gets as many as our pool
+	// has instances.
+	rieURL, stop, err := startRIE(ctx, o.Peers.RIEBinary, helloLambda, instances)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}}
+	defer client.CloseIdleConnections()
+	// Warm both: every instance (ours) and every loop (RIE) has served.
+	for _, u := range []string{oursURL, rieURL} {
+		if r := emuRound(ctx, client, u, instances, 8*instances); r.OK == 0 {
+			return nil, fmt.Errorf("warm-up of %s: no call succeeded: %s", u, r.FirstError)
+		}
+	}
+	var rows []EmuRow
+	for _, c := range o.Concurrency {
+		row := EmuRow{Callers: c, Instances: instances}
+		var oursLat, rieLat []time.Duration
+		var oursEl, rieEl time.Duration
+		var tput, p50 []float64
+		for round := 0; round < o.EmuRounds; round++ {
+			n := emuCalls(c)
+			var a, b roundResult
+			if round%2 == 0 {
+				a = emuRound(ctx, client, oursURL, c, n)
+				b = emuRound(ctx, client, rieURL, c, n)
+			} else {
+				b = emuRound(ctx, client, rieURL, c, n)
+				a = emuRound(ctx, client, oursURL, c, n)
+			}
+			row.Ours.add(a)
+			row.RIE.add(b)
+			oursLat, rieLat = append(oursLat, a.lat...), append(rieLat, b.lat...)
+			oursEl, rieEl = oursEl+a.elapsed, rieEl+b.elapsed
+			if a.OK > 0 && b.OK > 0 {
+				tput = append(tput, (float64(a.OK)/a.elapsed.Seconds())/(float64(b.OK)/b.elapsed.Seconds()))
+				p50 = append(p50, ratio(distOf(a.lat).P50, distOf(b.lat).P50))
+			}
+		}
+		row.Ours.Latency, row.RIE.Latency = distOf(oursLat), distOf(rieLat)
+		row.Ours.PerSecond, row.RIE.PerSecond = float64(row.Ours.OK)/oursEl.Seconds(), float64(row.RIE.OK)/rieEl.Seconds()
+		row.Throughput, row.P50 = spreadOf(tput), spreadOf(p50)
+		logf("  %d callers: ours %.0f/s p50 %s p99 %s, RIE %.0f/s (%d rejected)", c, row.Ours.PerSecond, ms(row.Ours.Latency.P50), ms(row.Ours.Latency.P99), row.RIE.PerSecond, row.RIE.Rejected)
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func (s *EmuSide) add(r roundResult) {
+	first := s.Calls == 0
+	s.Calls += r.Calls
+	s.OK += r.OK
+	s.Rejected += r.Calls - r.OK
+	if s.FirstError == "" {
+		s.FirstError = r.FirstError
+	}
+	if first || r.minShare < s.MinShare {
+		s.MinShare = r.minShare
+	}
+	if first || r.maxShare > s.MaxShare {
+		s.MaxShare = r.maxShare
+	}
+}
+
+type roundResult struct {
+	Calls, OK          int
+	lat                []time.Duration
+	elapsed            time.Duration
+	minShare, maxShare float64
+	FirstError         string
+}
+
+// emuRound makes n calls from c callers taking the next call from one
+// counter, and counts what each caller got: an unfair pool shows as callers
+// far from the mean share.
+func emuRound(ctx context.Context, client *http.Client, url string, c, n int) roundResult {
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		lat     = make([]time.Duration, 0, n)
+		okCalls = make([]int, c)
+		r       roundResult
+		wg      sync.WaitGroup
+	)
+	body := []byte(`{}`)
+	t0 := time.Now()
+	for g := 0; g < c; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				t := time.Now()
+				err := invokeHTTP(ctx, client, url, body)
+				d := time.Since(t)
+				mu.Lock()
+				r.Calls++
+				if err == nil {
+					r.OK++
+					okCalls[g]++
+					lat = append(lat, d)
+				} else if r.FirstError == "" {
+					r.FirstError = err.Error()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	r.elapsed = time.Since(t0)
+	r.lat = lat
+	mean := float64(r.OK) / float64(c)
+	r.minShare, r.maxShare = 0, 0
+	if mean > 0 {
+		r.minShare = float64(okCalls[0]) / mean
+		for _, k := range okCalls {
+			s := float64(k) / mean
+			r.minShare, r.maxShare = min(r.minShare, s), max(r.maxShare, s)
+		}
+	}
+	return r
+}
+
+// invokeHTTP is one Lambda Invoke; an answer other than 200 without
+// X-Amz-Function-Error (RIE's Runtime.Unavailable overflow, a timeout, a
+// crash) is an error.
+func invokeHTTP(ctx context.Context, client *http.Client, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
+		return fmt.Errorf("HTTP %d %s: %.200s", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), b)
+	}
+	return nil
+}
+
+// startRIE runs aws-lambda-rie on two free loopback ports with the hello
+// binary as its bootstrap, and waits until it answers an invocation.
+func startRIE(ctx context.Context, bin, bootstrap string, concurrency int) (string, func(), error) {
+	apiPort, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	rapidPort, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin,
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
+		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(rapidPort),
+		"--log-level", "error",
+		bootstrap)
+	cmd.Env = append(os.Environ(), "AWS_LAMBDA_MAX_CONCURRENCY="+strconv.Itoa(concurrency), "AWS_LAMBDA_FUNCTION_NAME=hello", "AWS_LAMBDA_FUNCTION_TIMEOUT=30")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start aws-lambda-rie: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	url := "http://127.0.0.1:" + strconv.Itoa(rapidPort) + "/2015-03-31/functions/function/invocations"
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := invokeHTTP(ctx, client, url, []byte(`{}`))
+		if err == nil {
+			return url, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop() // waits for the process, so out is complete
+			return "", nil, fmt.Errorf("aws-lambda-rie did not answer within 30 s: %v\n%s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
