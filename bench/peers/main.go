@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/cloudcall/cloudcall/shared/bench"
 )
@@ -25,8 +26,13 @@ func main() {
 	memCalls := flag.Int("memory-calls", 10000, "invocations for the RSS figures")
 	tokCalls := flag.Int("token-calls", 10000, "invocations for the token economy")
 	pairs := flag.Int("cams-pairs", 40, "paced call pairs for the CAMS peer comparison")
+	only := flag.String("only", "", "comma-separated sections to run (cold,warm,rie,cams,load,memory,tokens); empty: all")
 	flag.Parse()
-	if err := run(*out, *root, bench.Options{ColdStarts: *cold, Calls: *calls, MemoryCalls: *memCalls, TokenCalls: *tokCalls, CAMSPairs: *pairs}); err != nil {
+	o := bench.Options{ColdStarts: *cold, Calls: *calls, MemoryCalls: *memCalls, TokenCalls: *tokCalls, CAMSPairs: *pairs}
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
+	}
+	if err := run(*out, *root, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

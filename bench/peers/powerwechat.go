@@ -36,6 +36,9 @@ func newPowerWeChat(_ context.Context, base, appID, secret, logDir string) (*ben
 	if err != nil {
 		return nil, fmt.Errorf("powerwechat: %w", err)
 	}
+	// Its token endpoint is a fixed https://api.weixin.qq.com URL that
+	// Http.BaseURI does not move; point it at the sandbox too.
+	app.AccessToken.EndpointToGetToken = base + "/cgi-bin/token"
 	return &bench.PowerWeChatClient{
 		Version: powerWeChatVersion,
 		Path: func(ctx context.Context, deliveryID, bizID string) (int64, error) {

@@ -49,9 +49,17 @@ type Options struct {
 	CAMSPairs   int // paced pairs for the CAMS peer comparison
 	RedisURL    string
 	Progress    io.Writer
-	WarmRounds  int // interleaved rounds of the in-process comparison
+	WarmRounds  int // interleaved blocks of the in-process comparison (blockCalls calls of each side per block)
 	EmuRounds   int // interleaved rounds per number of callers, ours vs RIE
 	Peers       Peers
+	// Only names the sections to run (cold, warm, rie, cams, load, memory,
+	// tokens); empty runs them all. For iterating on one figure: the report
+	// `make bench` commits runs everything.
+	Only []string
+}
+
+func (o Options) want(section string) bool {
+	return len(o.Only) == 0 || slices.Contains(o.Only, section)
 }
 
 // Peers are measured by the benchmark module bench/peers, which builds them
@@ -103,7 +111,7 @@ func (o *Options) Defaults() {
 		o.Progress = io.Discard
 	}
 	if o.WarmRounds <= 0 {
-		o.WarmRounds = 7
+		o.WarmRounds = 60
 	}
 	if o.EmuRounds <= 0 {
 		o.EmuRounds = 5
@@ -141,69 +149,81 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer sbs.close()
 
-	logf("cold starts: %d per function and for the floor, interleaved", o.ColdStarts)
-	if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
-		return nil, err
+	if o.want("cold") {
+		logf("cold starts: %d rounds of the hello floor, each function and its vendor-call floor, interleaved", o.ColdStarts)
+		if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
+			return nil, err
+		}
 	}
 
-	peer := ""
-	if o.Peers.PowerWeChat != nil {
-		peer = " and PowerWeChat's getQuota path"
-	}
-	logf("warm in-process: the function, the bare POST%s (testing.Benchmark, %d alternating rounds of ~1s each)", peer, o.WarmRounds)
-	if r.Warm, err = warmOverhead(ctx, o); err != nil {
-		return nil, err
+	if o.want("warm") {
+		peer := ""
+		if o.Peers.PowerWeChat != nil {
+			peer = " and PowerWeChat's getQuota path"
+		}
+		logf("warm in-process: the function, the bare POST%s: allocations from testing.Benchmark, time from %d blocks of %d interleaved calls each", peer, o.WarmRounds, blockCalls)
+		if r.Warm, err = warmOverhead(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 
-	if o.Peers.RIEBinary != "" {
+	if o.Peers.RIEBinary != "" && o.want("rie") {
 		logf("emulator vs AWS's Runtime Interface Emulator: hello (Lambda build), %d alternating rounds per number of callers", o.EmuRounds)
 		if r.Emu, err = emulatorVsRIE(ctx, o, bins[helloLambda], logf); err != nil {
 			return nil, err
 		}
 	}
 
-	logf("CAMS: the function next to the official darabonba-openapi client, %d paced pairs", o.CAMSPairs)
-	if r.CAMS, err = camsPeer(ctx, o.CAMSPairs); err != nil {
-		return nil, err
-	}
-
-	for _, fn := range Functions {
-		logf("through the emulator: %s", fn)
-		rows, err := throughput(ctx, o, fn, bins[fn], sbs)
-		if err != nil {
+	if o.want("cams") {
+		logf("CAMS: the function next to the official darabonba-openapi client, %d paced pairs", o.CAMSPairs)
+		if r.CAMS, err = camsPeer(ctx, o.CAMSPairs); err != nil {
 			return nil, err
 		}
-		r.Load = append(r.Load, rows...)
 	}
 
-	for _, fn := range Functions {
-		n := o.MemoryCalls
-		if fn == camsFunction {
-			n = 60 // 10 requests/s: 10,000 calls would take 17 minutes
+	if o.want("load") {
+		for _, fn := range Functions {
+			logf("through the emulator: %s", fn)
+			rows, err := throughput(ctx, o, fn, bins[fn], sbs)
+			if err != nil {
+				return nil, err
+			}
+			r.Load = append(r.Load, rows...)
 		}
-		logf("memory: %s, %d invocations on one instance", fn, n)
-		m, err := memory(ctx, fn, bins[fn], sbs, n)
-		if err != nil {
-			return nil, err
-		}
-		r.Memory = append(r.Memory, m)
 	}
 
-	logf("token economy: %d invocations across 4 instances, memory store", o.TokenCalls)
-	t, err := tokens(ctx, bins["logistics-get-quota"], "memory", o.TokenCalls)
-	if err != nil {
-		return nil, err
+	if o.want("memory") {
+		for _, fn := range Functions {
+			n := o.MemoryCalls
+			if fn == camsFunction {
+				n = 60 // 10 requests/s: 10,000 calls would take 17 minutes
+			}
+			logf("memory: %s, %d invocations on one instance", fn, n)
+			m, err := memory(ctx, fn, bins[fn], sbs, n)
+			if err != nil {
+				return nil, err
+			}
+			r.Memory = append(r.Memory, m)
+		}
 	}
-	r.Tokens = append(r.Tokens, t)
-	if o.RedisURL == "" {
-		r.Tokens = append(r.Tokens, TokenResult{Store: "redis", Skipped: "no REDIS_URL and nothing answers on 127.0.0.1:6379"})
-	} else {
-		logf("token economy: %d invocations across 4 instances, Redis", o.TokenCalls)
-		t, err := tokens(ctx, bins["logistics-get-quota"], o.RedisURL, o.TokenCalls)
+
+	if o.want("tokens") {
+		logf("token economy: %d invocations across 4 instances, memory store", o.TokenCalls)
+		t, err := tokens(ctx, bins["logistics-get-quota"], "memory", o.TokenCalls)
 		if err != nil {
 			return nil, err
 		}
 		r.Tokens = append(r.Tokens, t)
+		if o.RedisURL == "" {
+			r.Tokens = append(r.Tokens, TokenResult{Store: "redis", Skipped: "no REDIS_URL and nothing answers on 127.0.0.1:6379"})
+		} else {
+			logf("token economy: %d invocations across 4 instances, Redis", o.TokenCalls)
+			t, err := tokens(ctx, bins["logistics-get-quota"], o.RedisURL, o.TokenCalls)
+			if err != nil {
+				return nil, err
+			}
+			r.Tokens = append(r.Tokens, t)
+		}
 	}
 	r.Elapsed = time.Since(started)
 	r.LoadEnd = loadAvg()

@@ -85,7 +85,7 @@ func TestReportVerdicts(t *testing.T) {
 			{Callers: 32, Instances: 4, Ours: EmuSide{Calls: 100, OK: 100, MinShare: 0.2, MaxShare: 3, Latency: Dist{P50: time.Millisecond, P99: 50 * time.Millisecond}},
 				RIE: EmuSide{Calls: 100, OK: 50, Rejected: 50}, Throughput: Spread{N: 5, P10: 0.8, P50: 0.9, P90: 1.0}},
 		},
-		CAMS:  CAMSResult{Pairs: 40, Ours: Dist{P50: 900 * time.Microsecond}, Official: Dist{P50: time.Millisecond}, Ratio: 0.9},
+		CAMS: CAMSResult{Pairs: 40, Ours: Dist{P50: 900 * time.Microsecond}, Official: Dist{P50: time.Millisecond}, Ratio: 0.9},
 		Memory: []MemoryResult{{Function: "logistics-get-quota", Calls: 10000, AtTenth: 10000, AtEnd: 10500, GrowthKiB: 500, PeakKiB: 11000},
 			{Function: camsFunction, Calls: 60, AtTenth: 10000, AtEnd: 10100, GrowthKiB: 100, PeakKiB: 10200}},
 		Tokens: []TokenResult{{Store: "memory", Instances: 4, Calls: 10000, Fetches: 4, Lifetimes: 1}, {Store: "redis", Instances: 4, Calls: 10000, Fetches: 2, Lifetimes: 1}},

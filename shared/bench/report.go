@@ -95,7 +95,8 @@ func (r *Report) Markdown(w io.Writer) error {
 	if len(r.Warm) > 0 && r.Warm[0].Peer != nil {
 		p(", and PowerWeChat %s's HTTP path for the same call", r.Warm[0].Peer.Version)
 	}
-	p("; `testing.Benchmark` (the approach of `shared/wechat/bench_test.go`), the sides alternated round by round, about a second each. Figures are medians over the rounds; the ratio is the median of the per-round ratios. Targets: ≤ %.2f× the bare POST's time, ≤ %.1f× its allocations. The sandbox runs in the same process, so its side of each call is in both figures.\n\n", TargetWarmRatio, TargetWarmAllocs)
+	p(". Allocations per call come from `testing.Benchmark` (the approach of `shared/wechat/bench_test.go`; medians of %d runs). Time comes from %d blocks of interleaved calls: each block makes %d calls of every side, alternating call by call, so load from other processes lands on every side of a block alike; the ratio is the median of the per-block ratios with their p10–p90, and ns/op is the median block's mean. ", allocRounds, r.Options.WarmRounds, blockCalls)
+	p("Targets: ≤ %.2f× the bare POST's time, ≤ %.1f× its allocations. The sandbox runs in the same process, so its side of each call is in every figure.\n\n", TargetWarmRatio, TargetWarmAllocs)
 	p("| caller | ns/op | allocs/op | B/op |\n|---|---:|---:|---:|\n")
 	for _, x := range r.Warm {
 		p("| %s (in-process) | %s | %d | %d |\n", x.Function, us(time.Duration(x.NsPerOp)), x.AllocsPerOp, x.BytesPerOp)

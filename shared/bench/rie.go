@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
@@ -220,18 +221,23 @@ func startRIE(ctx context.Context, bin, bootstrap string, concurrency int) (stri
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin,
+	// In its managed-instances mode RIE only looks for the bootstrap in the
+	// Lambda image's paths (/var/runtime/bootstrap, working directory
+	// /var/task). It runs in a private mount namespace with a tmpfs over
+	// /var holding them, so nothing on the machine changes.
+	const script = `mount -t tmpfs tmpfs /var && mkdir /var/task /var/runtime && cp "$0" /var/runtime/bootstrap && exec "$@"`
+	cmd := exec.CommandContext(ctx, "unshare", "-m", "sh", "-c", script, bootstrap, bin,
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
 		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(rapidPort),
-		"--log-level", "error",
-		bootstrap)
+		"--log-level", "error")
 	cmd.Env = append(os.Environ(), "AWS_LAMBDA_MAX_CONCURRENCY="+strconv.Itoa(concurrency), "AWS_LAMBDA_FUNCTION_NAME=hello", "AWS_LAMBDA_FUNCTION_TIMEOUT=30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // RIE and the runtime it spawns stop together
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start aws-lambda-rie: %w", err)
+		return "", nil, fmt.Errorf("start aws-lambda-rie (needs unshare and root for its mount namespace): %w", err)
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	stop := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }
 	url := "http://127.0.0.1:" + strconv.Itoa(rapidPort) + "/2015-03-31/functions/function/invocations"
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)

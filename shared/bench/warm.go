@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	cruntime "github.com/cloudcall/cloudcall/shared/runtime"
@@ -134,42 +135,115 @@ func warmOverhead(ctx context.Context, o Options) ([]WarmResult, error) {
 		}
 	}
 
-	// Alternate the sides round by round and take each round's ratio: on a
-	// shared machine a single round of either can land on a noisy second,
-	// and a ratio of two back-to-back runs cancels most of it.
+	// Allocations per call from testing.Benchmark (they do not move with
+	// the machine's load), a few rounds each, medians kept.
 	var fns, bares, peers []testing.BenchmarkResult
-	var ratios, peerRatios []float64
-	for round := 0; round < o.WarmRounds; round++ {
-		f := testing.Benchmark(fnBench)
-		b := testing.Benchmark(bareBench)
+	for round := 0; round < allocRounds; round++ {
+		fns = append(fns, testing.Benchmark(fnBench))
+		bares = append(bares, testing.Benchmark(bareBench))
+		if peerBench != nil {
+			peers = append(peers, testing.Benchmark(peerBench))
+		}
 		if failed != nil {
 			return nil, failed
 		}
-		fns, bares = append(fns, f), append(bares, b)
-		ratios = append(ratios, float64(f.NsPerOp())/float64(max(b.NsPerOp(), 1)))
-		if peerBench != nil {
-			p := testing.Benchmark(peerBench)
-			if failed != nil {
-				return nil, failed
+	}
+	// Time from blocks of interleaved calls: each block makes blockCalls
+	// calls of each side, alternating call by call, so a burst of load from
+	// another process lands on both sides of the block's ratio. On a shared
+	// machine this cancels far more noise than whole rounds of a second.
+	sides := []func() error{
+		func() error {
+			if out := h.Invoke(ctx, pl, cruntime.Meta{}); !bytes.Contains(out, []byte(`"errCode":0`)) {
+				return fmt.Errorf("getQuota in-process: %s", out)
 			}
-			peers = append(peers, p)
-			peerRatios = append(peerRatios, float64(f.NsPerOp())/float64(max(p.NsPerOp(), 1)))
+			return nil
+		},
+		func() error {
+			resp, err := c.Post(url, "application/json", strings.NewReader(body))
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("bare quota call: %s", resp.Status)
+			}
+			return nil
+		},
+	}
+	if peer != nil {
+		sides = append(sides, func() error {
+			_, err := peer.Path(ctx, "YTO", "xyz")
+			return err
+		})
+	}
+	blocks, err := interleave(o.WarmRounds, blockCalls, sides)
+	if err != nil {
+		return nil, err
+	}
+	var ratios, peerRatios []float64
+	for _, b := range blocks {
+		ratios = append(ratios, float64(b[0])/float64(b[1]))
+		if peer != nil {
+			peerRatios = append(peerRatios, float64(b[0])/float64(b[2]))
 		}
 	}
-	w := WarmResult{Function: "logistics-get-quota", Rounds: o.WarmRounds,
-		NsPerOp: medianOf(fns, nsOp), AllocsPerOp: medianOf(fns, allocsOp), BytesPerOp: medianOf(fns, bytesOp),
-		BareNsPerOp: medianOf(bares, nsOp), BareAllocsOp: medianOf(bares, allocsOp), BareBytesOp: medianOf(bares, bytesOp),
+	w := WarmResult{Function: "logistics-get-quota", Rounds: len(blocks),
+		NsPerOp: blockMedian(blocks, 0), AllocsPerOp: medianOf(fns, allocsOp), BytesPerOp: medianOf(fns, bytesOp),
+		BareNsPerOp: blockMedian(blocks, 1), BareAllocsOp: medianOf(bares, allocsOp), BareBytesOp: medianOf(bares, bytesOp),
 		Ratio: spreadOf(ratios)}
 	if w.BareAllocsOp > 0 {
 		w.AllocRatio = float64(w.AllocsPerOp) / float64(w.BareAllocsOp)
 	}
 	if peerRes != nil {
-		peerRes.NsPerOp, peerRes.Allocs, peerRes.BytesPerOp = medianOf(peers, nsOp), medianOf(peers, allocsOp), medianOf(peers, bytesOp)
+		peerRes.NsPerOp, peerRes.Allocs, peerRes.BytesPerOp = blockMedian(blocks, 2), medianOf(peers, allocsOp), medianOf(peers, bytesOp)
 		peerRes.Ratio = spreadOf(peerRatios)
 		peerRes.LogLines, peerRes.TokenLeaks = scanLogs(logDir)
 		w.Peer = peerRes
 	}
 	return []WarmResult{w}, nil
+}
+
+// allocRounds is how many testing.Benchmark runs give the allocation
+// figures; blockCalls is the calls of each side per interleaved block.
+const (
+	allocRounds = 3
+	blockCalls  = 100
+)
+
+// interleave runs n blocks; in each, every side is called calls times,
+// round-robin call by call (the starting side rotating per block), and the
+// block's total time per side is returned.
+func interleave(n, calls int, sides []func() error) ([][]time.Duration, error) {
+	out := make([][]time.Duration, 0, n)
+	for b := 0; b < n; b++ {
+		tot := make([]time.Duration, len(sides))
+		for i := 0; i < calls; i++ {
+			for k := range sides {
+				j := (k + b) % len(sides)
+				t0 := time.Now()
+				if err := sides[j](); err != nil {
+					return nil, err
+				}
+				tot[j] += time.Since(t0)
+			}
+		}
+		out = append(out, tot)
+	}
+	return out, nil
+}
+
+// blockMedian is side's median per-call time over the blocks, in ns.
+func blockMedian(blocks [][]time.Duration, side int) int64 {
+	v := make([]float64, len(blocks))
+	for i, b := range blocks {
+		v[i] = float64(b[side].Nanoseconds()) / blockCalls
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	return int64(spreadOf(v).P50)
 }
 
 func nsOp(r testing.BenchmarkResult) int64     { return r.NsPerOp() }
