@@ -90,7 +90,7 @@ type PowerWeChatClient struct {
 // Defaults fills what is unset.
 func (o *Options) Defaults() {
 	if o.ColdStarts <= 0 {
-		o.ColdStarts = 20
+		o.ColdStarts = 100
 	}
 	if o.Calls <= 0 {
 		o.Calls = 2000
@@ -312,6 +312,17 @@ func startSandboxes() (*served, error) {
 // freshCK1 serves a new CK1 sandbox whose seed refresh token is unused.
 func freshCK1() (map[string]string, func(), error) {
 	sb := ck1sbx.New(ck1sbx.Options{})
+	url, srv, err := serve(sb.Handler())
+	if err != nil {
+		return nil, nil, err
+	}
+	return sb.Env(url), func() { _ = srv.Close() }, nil
+}
+
+// freshCAMS serves a new CAMS sandbox, whose per-AccessKey rate window is
+// empty.
+func freshCAMS() (map[string]string, func(), error) {
+	sb := camssbx.New(camssbx.Options{})
 	url, srv, err := serve(sb.Handler())
 	if err != nil {
 		return nil, nil, err

@@ -54,8 +54,19 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 				return nil, err
 			}
 			venv := sbs.env[f.Vendor]
-			if f.Vendor == "ck1" {
+			switch f.Vendor {
+			case "ck1":
 				e, stop, err := freshCK1()
+				if err != nil {
+					return nil, err
+				}
+				defer stop()
+				venv = e
+			case "alicloud":
+				// CAMS allows 10 requests/s per AccessKey and the rounds
+				// start CAMS faster than that: a fresh sandbox per start
+				// keeps its flow control out of the cold-start figure.
+				e, stop, err := freshCAMS()
 				if err != nil {
 					return nil, err
 				}
