@@ -131,16 +131,23 @@ func (r *Report) Markdown(w io.Writer) error {
 	if len(r.Emu) > 0 {
 		p("\n## The emulator next to AWS's Runtime Interface Emulator\n\nThe same hello binary (its Lambda build) under `cloudcall`'s emulator and under `aws-lambda-rie` (built from the module proxy in `bench/peers`), both driven through the Lambda Invoke API (`POST /2015-03-31/functions/<fn>/invocations`) by the same HTTP client, every caller taking the next call from one counter. ")
 		p("Ours runs up to %d instances (one process each); RIE runs in its managed-instances mode with `AWS_LAMBDA_MAX_CONCURRENCY=%d` (that many handler loops in one process) and answers overflow with `Runtime.Unavailable`, counted here as rejected. ", r.Emu[0].Instances, r.Emu[0].Instances)
-		p("%d rounds per number of callers, alternating which emulator goes first; calls/s counts successful calls only. *Share* is the fewest and most calls any one caller got, relative to the mean, in the worst round. Throughput ratio is the median of per-round ratios (ours ÷ RIE) with p10–p90.\n\n", r.Options.EmuRounds)
+		p("Where there are more callers than instances, RIE also runs with as many loops as callers (*RIE, loops = callers*): it then rejects nothing, and shows what one process serving every caller at once achieves. ")
+		p("%d rounds per number of callers, rotating which emulator goes first; calls/s counts successful calls only. *Share* is the fewest and most calls any one caller got, relative to the mean, in the worst round. Throughput ratio is the median of per-round ratios (ours ÷ RIE) with p10–p90.\n\n", r.Options.EmuRounds)
 		p("| callers | emulator | calls | rejected | p50 | p99 | p99 ÷ p50 | calls/s | share min–max | throughput ours ÷ RIE |\n|---:|---|---:|---:|---:|---:|---:|---:|---|---|\n")
 		for _, e := range r.Emu {
 			for i, side := range []struct {
 				name string
 				s    EmuSide
-			}{{"cloudcall", e.Ours}, {"RIE", e.RIE}} {
+			}{{"cloudcall", e.Ours}, {"RIE", e.RIE}, {"RIE, loops = callers", derefSide(e.RIEWide)}} {
+				if i == 2 && e.RIEWide == nil {
+					continue
+				}
 				t := ""
-				if i == 0 {
+				switch i {
+				case 0:
 					t = e.Throughput.String()
+				case 2:
+					t = "ours ÷ this: " + e.ThroughputVsWide.String()
 				}
 				p("| %d | %s | %d | %d | %s | %s | %.1f× | %.0f | %.2f–%.2f | %s |\n", e.Callers, side.name, side.s.Calls, side.s.Rejected, ms(side.s.Latency.P50), ms(side.s.Latency.P99),
 					ratio(side.s.Latency.P99, side.s.Latency.P50), side.s.PerSecond, side.s.MinShare, side.s.MaxShare, t)
@@ -335,4 +342,11 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+func derefSide(s *EmuSide) EmuSide {
+	if s == nil {
+		return EmuSide{}
+	}
+	return *s
 }

@@ -38,6 +38,11 @@ type EmuRow struct {
 	Ours, RIE          EmuSide
 	Throughput         Spread // per-round ratio: our successful calls/s ÷ RIE's
 	P50                Spread // per-round ratio of p50 latency: ours ÷ RIE's
+	// RIEWide is RIE with as many handler loops as callers, so it rejects
+	// nothing: the throughput of one process serving every caller at once.
+	// Measured in the same rounds when Callers > Instances.
+	RIEWide          *EmuSide
+	ThroughputVsWide Spread
 }
 
 // emuCalls is the calls per round at c callers: enough for a p99 per round
@@ -85,36 +90,68 @@ func emulatorVsRIE(ctx context.Context, o Options, helloLambda string, logf func
 	var rows []EmuRow
 	for _, c := range o.Concurrency {
 		row := EmuRow{Callers: c, Instances: instances}
-		var oursLat, rieLat []time.Duration
-		var oursEl, rieEl time.Duration
-		var tput, p50 []float64
+		sides := []*emuSideRun{{url: oursURL, side: &row.Ours}, {url: rieURL, side: &row.RIE}}
+		if c > instances {
+			wideURL, stopWide, err := startRIE(ctx, o.Peers.RIEBinary, helloLambda, c)
+			if err != nil {
+				return nil, err
+			}
+			defer stopWide()
+			if r := emuRound(ctx, client, wideURL, c, 4*c); r.OK == 0 {
+				return nil, fmt.Errorf("warm-up of RIE with %d loops: no call succeeded: %s", c, r.FirstError)
+			}
+			row.RIEWide = &EmuSide{}
+			sides = append(sides, &emuSideRun{url: wideURL, side: row.RIEWide})
+		}
+		var tput, p50, tputWide []float64
 		for round := 0; round < o.EmuRounds; round++ {
 			n := emuCalls(c)
-			var a, b roundResult
-			if round%2 == 0 {
-				a = emuRound(ctx, client, oursURL, c, n)
-				b = emuRound(ctx, client, rieURL, c, n)
-			} else {
-				b = emuRound(ctx, client, rieURL, c, n)
-				a = emuRound(ctx, client, oursURL, c, n)
+			res := make([]roundResult, len(sides))
+			for k := range sides {
+				j := (k + round) % len(sides) // rotate which goes first
+				res[j] = emuRound(ctx, client, sides[j].url, c, n)
+				sides[j].record(res[j])
 			}
-			row.Ours.add(a)
-			row.RIE.add(b)
-			oursLat, rieLat = append(oursLat, a.lat...), append(rieLat, b.lat...)
-			oursEl, rieEl = oursEl+a.elapsed, rieEl+b.elapsed
-			if a.OK > 0 && b.OK > 0 {
-				tput = append(tput, (float64(a.OK)/a.elapsed.Seconds())/(float64(b.OK)/b.elapsed.Seconds()))
-				p50 = append(p50, ratio(distOf(a.lat).P50, distOf(b.lat).P50))
+			if res[0].OK > 0 && res[1].OK > 0 {
+				tput = append(tput, res[0].perSecond()/res[1].perSecond())
+				p50 = append(p50, ratio(distOf(res[0].lat).P50, distOf(res[1].lat).P50))
+			}
+			if len(res) > 2 && res[0].OK > 0 && res[2].OK > 0 {
+				tputWide = append(tputWide, res[0].perSecond()/res[2].perSecond())
 			}
 		}
-		row.Ours.Latency, row.RIE.Latency = distOf(oursLat), distOf(rieLat)
-		row.Ours.PerSecond, row.RIE.PerSecond = float64(row.Ours.OK)/oursEl.Seconds(), float64(row.RIE.OK)/rieEl.Seconds()
-		row.Throughput, row.P50 = spreadOf(tput), spreadOf(p50)
+		for _, sr := range sides {
+			sr.finish()
+		}
+		row.Throughput, row.P50, row.ThroughputVsWide = spreadOf(tput), spreadOf(p50), spreadOf(tputWide)
 		logf("  %d callers: ours %.0f/s p50 %s p99 %s, RIE %.0f/s (%d rejected)", c, row.Ours.PerSecond, ms(row.Ours.Latency.P50), ms(row.Ours.Latency.P99), row.RIE.PerSecond, row.RIE.Rejected)
 		rows = append(rows, row)
 	}
 	return rows, nil
 }
+
+// emuSideRun gathers one emulator's rounds.
+type emuSideRun struct {
+	url     string
+	side    *EmuSide
+	lat     []time.Duration
+	elapsed time.Duration
+}
+
+func (e *emuSideRun) record(r roundResult) {
+	e.side.add(r)
+	e.lat = append(e.lat, r.lat...)
+	e.elapsed += r.elapsed
+}
+
+func (e *emuSideRun) finish() {
+	e.side.Latency = distOf(e.lat)
+	if e.elapsed > 0 {
+		e.side.PerSecond = float64(e.side.OK) / e.elapsed.Seconds()
+	}
+}
+
+func (r roundResult) perSecond() float64 { return float64(r.OK) / r.elapsed.Seconds() }
 
 func (s *EmuSide) add(r roundResult) {
 	first := s.Calls == 0
