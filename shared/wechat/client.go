@@ -76,7 +76,7 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		if err != nil {
 			return err
 		}
-		b, err := c.send(ctx, method, path, tok, body)
+		st, err := c.exchange(ctx, method, path, tok, body, out)
 		if err != nil {
 			var ee *envelope.Error
 			if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && transport < maxTransportRetries &&
@@ -84,10 +84,6 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 				transport++
 				continue
 			}
-			return err
-		}
-		st, err := decodeAnswer(b, out)
-		if err != nil {
 			return err
 		}
 		if st.Errcode != 0 {
@@ -104,13 +100,41 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 			}
 			return ae
 		}
-		if _, once := out.(withStatus); !once && out != nil {
-			if err := json.Unmarshal(b, out); err != nil {
-				return upstream.Malformed("wechat", http.StatusOK, err)
-			}
-		}
 		return nil
 	}
+}
+
+// bufs holds answer buffers: an answer is read, decoded and dropped within
+// one exchange, so its buffer is reused instead of allocated per call.
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled keeps an unusually large answer's buffer out of the pool.
+const maxPooled = 64 << 10
+
+// exchange sends one request and decodes the answer: its status, and out
+// when the status is success (or in the same pass when out embeds status).
+func (c *Client) exchange(ctx context.Context, method, path, tok string, body []byte, out any) (status, error) {
+	buf := bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooled {
+			bufs.Put(buf)
+		}
+	}()
+	if err := c.send(ctx, method, path, tok, body, buf); err != nil {
+		return status{}, err
+	}
+	b := buf.Bytes()
+	st, err := decodeAnswer(b, out)
+	if err != nil || st.Errcode != 0 {
+		return st, err
+	}
+	if _, once := out.(withStatus); !once && out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return status{}, upstream.Malformed("wechat", http.StatusOK, err)
+		}
+	}
+	return st, nil
 }
 
 // decodeAnswer reads the answer's status. When out embeds status the answer
@@ -138,10 +162,10 @@ func decodeAnswer(b []byte, out any) (status, error) {
 	return st, nil
 }
 
-func (c *Client) send(ctx context.Context, method, path, tok string, body []byte) ([]byte, error) {
+func (c *Client) send(ctx context.Context, method, path, tok string, body []byte, into *bytes.Buffer) error {
 	u, err := c.url(path, tok)
 	if err != nil {
-		return nil, fmt.Errorf("wechat: build request for %s: %w", path, upstream.Clean(err))
+		return fmt.Errorf("wechat: build request for %s: %w", path, upstream.Clean(err))
 	}
 	var rd io.Reader
 	if body != nil {
@@ -150,7 +174,7 @@ func (c *Client) send(ctx context.Context, method, path, tok string, body []byte
 	// The URL is set from the template below; parsing "" costs nothing.
 	req, err := http.NewRequestWithContext(ctx, method, "", rd)
 	if err != nil {
-		return nil, fmt.Errorf("wechat: build request for %s: %w", path, upstream.Clean(err))
+		return fmt.Errorf("wechat: build request for %s: %w", path, upstream.Clean(err))
 	}
 	req.URL, req.Host = u, u.Host
 	if body != nil {
@@ -158,21 +182,21 @@ func (c *Client) send(ctx context.Context, method, path, tok string, body []byte
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, upstream.TransportError("wechat", err)
+		return upstream.TransportError("wechat", err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return nil, upstream.TransportError("wechat", err)
+	lr := io.LimitedReader{R: resp.Body, N: 4 << 20}
+	if _, err := into.ReadFrom(&lr); err != nil {
+		return upstream.TransportError("wechat", err)
 	}
 	if resp.StatusCode >= 500 {
-		return nil, &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("wechat answered HTTP %d", resp.StatusCode),
+		return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("wechat answered HTTP %d", resp.StatusCode),
 			Upstream: &envelope.Upstream{Vendor: "wechat", HTTPStatus: resp.StatusCode}}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, upstream.Malformed("wechat", resp.StatusCode, fmt.Errorf("unexpected HTTP status"))
+		return upstream.Malformed("wechat", resp.StatusCode, fmt.Errorf("unexpected HTTP status"))
 	}
-	return b, nil
+	return nil
 }
 
 var contentTypeJSON = []string{"application/json"}
