@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/runtime"
@@ -23,7 +24,8 @@ const (
 // the characters they use.
 const maxIDLen = 64
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_\-*.]+$`)
+// Compiled on first use, not at package init (init time is cold-start time).
+var idPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_\-*.]+$`) })
 
 // BindWabaInput is the function's input; both fields are optional.
 type BindWabaInput struct {
@@ -43,7 +45,7 @@ func (in *BindWabaInput) Validate() error {
 			return envelope.Invalid(f.name, "must not be empty; leave it out instead")
 		case len(*f.v) > maxIDLen:
 			return envelope.Invalid(f.name, "at most %d characters, got %d", maxIDLen, len(*f.v))
-		case !idPattern.MatchString(*f.v):
+		case !idPattern().MatchString(*f.v):
 			return envelope.Invalid(f.name, "letters, digits and _ - * . only")
 		}
 	}

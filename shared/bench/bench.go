@@ -154,6 +154,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
 			return nil, err
 		}
+		logf("package init profile (GODEBUG=inittrace=1): %d starts of each binary", initStarts)
+		if r.Init, err = initProfiles(ctx, bins, sbs, Functions); err != nil {
+			return nil, err
+		}
 	}
 
 	if o.want("warm") {

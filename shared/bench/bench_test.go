@@ -221,3 +221,11 @@ func TestSpread(t *testing.T) {
 	}
 	require.Equal(t, "–", spreadOf(nil).String())
 }
+
+func TestParseInitTrace(t *testing.T) {
+	got := parseInitTrace("init runtime @0.019 ms, 0.098 ms clock, 0 bytes, 0 allocs\n" +
+		"some log line\n" +
+		"init github.com/json-iterator/go @2.8 ms, 0.067 ms clock, 16736 bytes, 217 allocs\n" +
+		"init broken @1 ms, x ms clock\n")
+	require.Equal(t, map[string]float64{"runtime": 0.098, "github.com/json-iterator/go": 0.067}, got)
+}

@@ -19,6 +19,7 @@ type Report struct {
 
 	Sizes  []Size
 	Cold   []ColdResult
+	Init   []InitProfile
 	Warm   []WarmResult
 	Emu    []EmuRow // empty when RIE was not measured (plain cloudcall bench)
 	CAMS   CAMSResult
@@ -89,6 +90,25 @@ func (r *Report) Markdown(w io.Writer) error {
 			continue
 		}
 		p("| %s | %s | %s | %s | %s | %s |\n", c.Function, ms(c.Ready.P50), ms(c.First.P50), ms(c.CallFloor.P50), c.ReadyRatio, c.FirstRatio)
+	}
+
+	if len(r.Init) > 0 {
+		p("\nWhere the binaries' own start-up time goes: package initialisation measured with `GODEBUG=inittrace=1` (median over %d starts of each; the tracing itself slows it, so compare rows, not with the table above), and the packages a function initialises that the hello floor does not.\n\n", r.Init[0].Starts)
+		p("| binary | package init | packages hello does not initialise | heaviest of them |\n|---|---:|---:|---|\n")
+		for _, ip := range r.Init {
+			var heavy []string
+			for i, x := range ip.Extra {
+				if i == 4 {
+					break
+				}
+				heavy = append(heavy, fmt.Sprintf("`%s` %.3f ms", x.Package, x.Ms))
+			}
+			extra := "–"
+			if ip.Function != floorName {
+				extra = fmt.Sprintf("%.3f ms in %d", ip.ExtraMs, len(ip.Extra))
+			}
+			p("| %s | %.3f ms | %s | %s |\n", ip.Function, ip.TotalMs, extra, strings.Join(heavy, ", "))
+		}
 	}
 
 	p("\n## Warm path (in-process)\n\nThe whole function in-process (event detection, strict decoding, validation, cached token, upstream call, envelope, the redacted log line) next to one bare `net/http` POST of the same body to the same sandbox endpoint with a valid token")

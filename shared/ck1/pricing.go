@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -19,10 +20,11 @@ const APIInboundBox = "ck1.pricing.inboundBox"
 // shipment of more than 500 distinct box sizes is a mistake, not a quote.
 const MaxBoxes = 500
 
+// Compiled on first use, not at package init (init time is cold-start time).
 var (
-	codePattern = regexp.MustCompile(`^[a-zA-Z0-9\-_]*$`)
+	codePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9\-_]*$`) })
 	// Decimal "8,2": up to 6 integer digits and 2 decimals.
-	dimPattern = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`)
+	dimPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`) })
 )
 
 // Box is InboundBox.
@@ -50,13 +52,13 @@ func (in *BoxInput) Validate() error {
 	switch {
 	case len(in.ServiceCode) > 30:
 		return envelope.Invalid("serviceCode", "at most 30 characters, got %d", len(in.ServiceCode))
-	case !codePattern.MatchString(in.ServiceCode):
+	case !codePattern().MatchString(in.ServiceCode):
 		return envelope.Invalid("serviceCode", "letters, digits, - and _ only (^[a-zA-Z0-9\\-_]*$)")
 	case in.WarehouseID == "":
 		return envelope.Invalid("warehouseId", "required: the warehouse code, 1 to 10 characters")
 	case len(in.WarehouseID) > 10:
 		return envelope.Invalid("warehouseId", "at most 10 characters, got %d", len(in.WarehouseID))
-	case !codePattern.MatchString(in.WarehouseID):
+	case !codePattern().MatchString(in.WarehouseID):
 		return envelope.Invalid("warehouseId", "letters, digits, - and _ only (^[a-zA-Z0-9\\-_]*$)")
 	case utf8.RuneCountInString(in.LocationID) > 30:
 		return envelope.Invalid("locationId", "at most 30 characters")
@@ -94,7 +96,7 @@ func dimension(field string, v Decimal) error {
 	if s == "" {
 		return envelope.Invalid(field, "required: a positive number of cm with at most 2 decimals")
 	}
-	if !dimPattern.MatchString(s) {
+	if !dimPattern().MatchString(s) {
 		return envelope.Invalid(field, "a positive number of cm with at most 6 digits before the point and 2 after, got %s", s)
 	}
 	if f, _ := strconv.ParseFloat(s, 64); f <= 0 { // only compared with zero: digits are never changed

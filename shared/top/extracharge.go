@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -33,9 +34,10 @@ const (
 	defaultMaxPriceFen = 1_000_000 // 10,000 CNY: an extra charge above this is almost surely a unit mistake
 )
 
+// Compiled on first use, not at package init (init time is cold-start time).
 var (
-	orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)
-	idemKeyPattern = regexp.MustCompile(`^[\x21-\x7e]+$`)
+	orderIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_\-]+$`) })
+	idemKeyPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\x21-\x7e]+$`) })
 )
 
 // ExtraChargeParam is OmsLaunchExtraChargeParameter in the envelope's spelling.
@@ -66,7 +68,7 @@ func (in *ExtraChargeInput) Validate() error {
 		return envelope.Invalid(p+"wdsCoordinationOrderId", "required: the BFC order number, e.g. \"BFC123\"")
 	case len(in.Param.WdsCoordinationOrderID) > maxOrderID:
 		return envelope.Invalid(p+"wdsCoordinationOrderId", "at most %d characters", maxOrderID)
-	case !orderIDPattern.MatchString(in.Param.WdsCoordinationOrderID):
+	case !orderIDPattern().MatchString(in.Param.WdsCoordinationOrderID):
 		return envelope.Invalid(p+"wdsCoordinationOrderId", "letters, digits, _ and - only")
 	case in.Param.Price == nil:
 		return envelope.Invalid(p+"price", "required: an integer number of fen (1/100 CNY)")
@@ -82,7 +84,7 @@ func (in *ExtraChargeInput) Validate() error {
 		return envelope.Invalid(p+"desc", "at most %d characters", maxDesc)
 	case in.Session != "" && len(in.Session) > maxSession:
 		return envelope.Invalid("session", "at most %d characters", maxSession)
-	case in.IdempotencyKey != "" && (len(in.IdempotencyKey) > maxIdemKey || !idemKeyPattern.MatchString(in.IdempotencyKey)):
+	case in.IdempotencyKey != "" && (len(in.IdempotencyKey) > maxIdemKey || !idemKeyPattern().MatchString(in.IdempotencyKey)):
 		return envelope.Invalid("idempotencyKey", "1..%d printable ASCII characters without spaces", maxIdemKey)
 	}
 	if f := in.Param.Feature; f != nil {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/runtime"
@@ -23,7 +24,8 @@ const (
 	maxBizID      = 128
 )
 
-var deliveryIDPattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+// Compiled on first use, not at package init (init time is cold-start time).
+var deliveryIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_]+$`) })
 
 const pathQuotaGet = "/cgi-bin/express/business/quota/get"
 
@@ -110,7 +112,7 @@ func (in *QuotaInput) Validate() error {
 		return envelope.Invalid("deliveryId", "required: the courier's delivery id, e.g. \"YTO\" (see getAllDelivery)")
 	case len(in.DeliveryID) > maxDeliveryID:
 		return envelope.Invalid("deliveryId", "at most %d characters, got %d", maxDeliveryID, len(in.DeliveryID))
-	case !deliveryIDPattern.MatchString(in.DeliveryID):
+	case !deliveryIDPattern().MatchString(in.DeliveryID):
 		return envelope.Invalid("deliveryId", "letters, digits and _ only, e.g. \"YTO\"")
 	case strings.TrimSpace(in.BizID) == "":
 		return envelope.Invalid("bizId", "required: the customer code of the courier account")
