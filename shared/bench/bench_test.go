@@ -97,7 +97,7 @@ func TestReportVerdicts(t *testing.T) {
 		"- Date: 2026-01-02T03:04:05Z\n- Machine: test\n- Go: go1.26\n",
 		"| cold start: ready ≤ 1.10× the hello floor, every function | worst 1.05× (logistics-get-quota) | **met** |",
 		"| cold start: first response ≤ 1.25× the vendor-call floor, every function | worst 2.00× (logistics-get-quota) | **missed** |",
-		"Cold start, first response: logistics-get-quota is 2.00× its vendor-call floor.",
+		"Cold start, first response over the vendor-call floor: logistics-get-quota 2.00×. The floor makes one POST",
 		"| logistics-get-quota | 0.00 ms | 0.00 ms | 0.00 ms | 1.05× (p10–p90 1.00–1.20×, 20 rounds) | 2.00× (p10–p90 1.50–2.50×, 20 rounds) |",
 		"| warm path ≤ 1.15× bare POST, allocations ≤ 1.5× (logistics-get-quota) | time 1.10× (p10–p90 1.05–1.20×, 7 rounds); allocations 1.50× (150 vs 100) | **met** |",
 		"- logistics-get-quota ÷ PowerWeChat's path: time 0.85× (p10–p90 0.80–0.90×, 7 rounds); allocations 0.50×.",

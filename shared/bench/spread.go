@@ -12,6 +12,7 @@ import (
 type Spread struct {
 	N             int
 	P10, P50, P90 float64
+	Unit          string // what each ratio came from: "rounds" (default) or "blocks"
 }
 
 func spreadOf(v []float64) Spread {
@@ -44,5 +45,9 @@ func (s Spread) String() string {
 	if s.N == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f× (p10–p90 %.2f–%.2f×, %d rounds)", s.P50, s.P10, s.P90, s.N)
+	unit := s.Unit
+	if unit == "" {
+		unit = "rounds"
+	}
+	return fmt.Sprintf("%.2f× (p10–p90 %.2f–%.2f×, %d %s)", s.P50, s.P10, s.P90, s.N, unit)
 }

@@ -193,12 +193,14 @@ func warmOverhead(ctx context.Context, o Options) ([]WarmResult, error) {
 		NsPerOp: blockMedian(blocks, 0), AllocsPerOp: medianOf(fns, allocsOp), BytesPerOp: medianOf(fns, bytesOp),
 		BareNsPerOp: blockMedian(blocks, 1), BareAllocsOp: medianOf(bares, allocsOp), BareBytesOp: medianOf(bares, bytesOp),
 		Ratio: spreadOf(ratios)}
+	w.Ratio.Unit = "blocks"
 	if w.BareAllocsOp > 0 {
 		w.AllocRatio = float64(w.AllocsPerOp) / float64(w.BareAllocsOp)
 	}
 	if peerRes != nil {
 		peerRes.NsPerOp, peerRes.Allocs, peerRes.BytesPerOp = blockMedian(blocks, 2), medianOf(peers, allocsOp), medianOf(peers, bytesOp)
 		peerRes.Ratio = spreadOf(peerRatios)
+		peerRes.Ratio.Unit = "blocks"
 		peerRes.LogLines, peerRes.TokenLeaks = scanLogs(logDir)
 		w.Peer = peerRes
 	}
