@@ -108,6 +108,7 @@ func TestReportVerdicts(t *testing.T) {
 		"| emulator at 32 callers: p99 ≤ 3× p50 | 50.0× (p50 1.00 ms, p99 50.00 ms) | **missed** |",
 		"| emulator at 32 callers: every caller's share within 2× of the mean | 0.20–3.00 of the mean | **missed** |",
 		"| 8 | RIE | 100 | 20 |",
+		"| 8 | cloudcall | 100 | 0 | 1.00 ms | 2.00 ms | 2.0× | 0 | 0.90–1.10 | 1.20× (p10–p90 1.10–1.30×, 5 rounds) | – |",
 		"| CAMS no slower than the official client | 0.90× (p50 900 µs vs 1000 µs) | **met** |",
 		"| one token fetch per lifetime per deployment (Redis) | 2 fetches, 1 lifetime(s), 4 instances | **missed** |",
 		"| RSS ≤ 30 MiB and flat | peak 10.7 MiB (logistics-get-quota); growth flat | **met** |",

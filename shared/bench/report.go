@@ -152,8 +152,8 @@ func (r *Report) Markdown(w io.Writer) error {
 		p("\n## The emulator next to AWS's Runtime Interface Emulator\n\nThe same hello binary (its Lambda build) under `cloudcall`'s emulator and under `aws-lambda-rie` (built from the module proxy in `bench/peers`), both driven through the Lambda Invoke API (`POST /2015-03-31/functions/<fn>/invocations`) by the same HTTP client, every caller taking the next call from one counter. ")
 		p("Ours runs up to %d instances (one process each); RIE runs in its managed-instances mode with `AWS_LAMBDA_MAX_CONCURRENCY=%d` (that many handler loops in one process) and answers overflow with `Runtime.Unavailable`, counted here as rejected. ", r.Emu[0].Instances, r.Emu[0].Instances)
 		p("Where there are more callers than instances, RIE also runs with as many loops as callers (*RIE, loops = callers*): it then rejects nothing, and shows what one process serving every caller at once achieves. ")
-		p("%d rounds per number of callers, rotating which emulator goes first; calls/s counts successful calls only. *Share* is the fewest and most calls any one caller got, relative to the mean, in the worst round. Throughput ratio is the median of per-round ratios (ours ÷ RIE) with p10–p90.\n\n", r.Options.EmuRounds)
-		p("| callers | emulator | calls | rejected | p50 | p99 | p99 ÷ p50 | calls/s | share min–max | throughput ours ÷ RIE |\n|---:|---|---:|---:|---:|---:|---:|---:|---|---|\n")
+		p("%d rounds per number of callers, rotating which emulator goes first; calls/s counts successful calls only. *Share* is the fewest and most calls any one caller got, relative to the mean, in the worst round. The ratios are medians of per-round ratios (ours ÷ RIE) with p10–p90; RIE's p50 counts only the calls it served.\n\n", r.Options.EmuRounds)
+		p("| callers | emulator | calls | rejected | p50 | p99 | p99 ÷ p50 | calls/s | share min–max | throughput ours ÷ RIE | p50 ours ÷ RIE |\n|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|\n")
 		for _, e := range r.Emu {
 			for i, side := range []struct {
 				name string
@@ -162,15 +162,15 @@ func (r *Report) Markdown(w io.Writer) error {
 				if i == 2 && e.RIEWide == nil {
 					continue
 				}
-				t := ""
+				t, l := "", ""
 				switch i {
 				case 0:
-					t = e.Throughput.String()
+					t, l = e.Throughput.String(), e.P50.String()
 				case 2:
 					t = "ours ÷ this: " + e.ThroughputVsWide.String()
 				}
-				p("| %d | %s | %d | %d | %s | %s | %.1f× | %.0f | %.2f–%.2f | %s |\n", e.Callers, side.name, side.s.Calls, side.s.Rejected, ms(side.s.Latency.P50), ms(side.s.Latency.P99),
-					ratio(side.s.Latency.P99, side.s.Latency.P50), side.s.PerSecond, side.s.MinShare, side.s.MaxShare, t)
+				p("| %d | %s | %d | %d | %s | %s | %.1f× | %.0f | %.2f–%.2f | %s | %s |\n", e.Callers, side.name, side.s.Calls, side.s.Rejected, ms(side.s.Latency.P50), ms(side.s.Latency.P99),
+					ratio(side.s.Latency.P99, side.s.Latency.P50), side.s.PerSecond, side.s.MinShare, side.s.MaxShare, t, l)
 			}
 		}
 		for _, e := range r.Emu {

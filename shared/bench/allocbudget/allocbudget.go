@@ -78,6 +78,7 @@ func Check(t testing.TB, fn string, runs int, call func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s: %.1f allocations per call, budget %.0f (+%.0f%% allowed)", fn, got, budget, 100*Tolerance)
 	if v := Verdict(fn, got, budget); v != "" {
 		t.Fatal(v)
 	}
