@@ -22,6 +22,8 @@ type Report struct {
 	Init   []InitProfile
 	Warm   []WarmResult
 	Emu    []EmuRow // empty when RIE was not measured (plain cloudcall bench)
+	// EmuSkipped says why the RIE comparison could not run.
+	EmuSkipped string
 	CAMS   CAMSResult
 	Load   []LoadRow
 	Memory []MemoryResult
@@ -223,6 +225,9 @@ func (r *Report) targets(p func(string, ...any)) {
 	p("## Targets\n\n| target | result | verdict |\n|---|---|---|\n")
 	var notes []string
 
+	if r.EmuSkipped != "" {
+		p("| emulator next to AWS's RIE | not measured | %s |\n", truncate(strings.ReplaceAll(r.EmuSkipped, "\n", " "), 300))
+	}
 	for _, e := range r.Emu {
 		tail := ratio(e.Ours.Latency.P99, e.Ours.Latency.P50)
 		fair := e.Ours.MinShare >= 1/TargetShare && e.Ours.MaxShare <= TargetShare
