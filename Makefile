@@ -7,7 +7,7 @@ BIN       := bin
 .PHONY: help build test vet run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean
 
 FUZZ_TIME    ?= 15s
-FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth \
+FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDecodeInput:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth \
                 FuzzParseReply:./shared/top FuzzErrorFrom:./shared/ck1 FuzzCAMSData:./shared/alicloud FuzzEnvelope:./shared/wechat
 
 help: ## list the targets

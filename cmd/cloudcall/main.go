@@ -28,6 +28,7 @@ func commands() map[string]command {
 		"gen":     {"write s.yaml and template.yaml from the function registry", runGen},
 		"package": {"build reproducible deployment zips for FC and Lambda", runPackage},
 		"bench":   {"measure cold start, overhead, throughput, memory and token economy", runBench},
+		"openapi": {"print the OpenAPI 3.1 document generated from the registry's schemas", runOpenAPI},
 	}
 }
 

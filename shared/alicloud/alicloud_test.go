@@ -305,17 +305,96 @@ func TestBadInputNeverSent(t *testing.T) {
 	defer srv.Close()
 	op := newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{}))
 	for body, want := range map[string]string{
-		`{"custSpaceId":123}`: "custSpaceId: expected a string, got number",
-		`{"isvCode":["a"]}`:   "isvCode: expected a string, got array",
-		`{"custSpaceId":"` + strings.Repeat("9", 65) + `"}`: "custSpaceId: at most 64 characters",
-		`{"custSpaceId":"a b"}`:                             "custSpaceId: letters, digits",
-		`{"custSpaceId":""}`:                                "custSpaceId: must not be empty",
-		`{"CustSpaceId":"1"}`:                               `did you mean "custSpaceId"?`,
-		`[]`:                                                "must be a JSON object",
+		`{"custSpaceId":123}`:                   "custSpaceId: expected a string, got number",
+		`{"isvCode":["a"]}`:                     "isvCode: expected a string, got array",
+		`{"CustSpaceId":"1"}`:                   `did you mean "custSpaceId"?`,
+		`{"custSpaceId":"1","custSpaceId":"2"}`: `custSpaceId: duplicate key "custSpaceId"`,
+		"{\"isvCode\":\"a\xc3\"}":               "isvCode: not valid UTF-8",
+		`{"custSpaceId":"1","extra":true}`:      `extra: unknown field; expected one of "custSpaceId", "isvCode"`,
+		`[]`:                                    "must be a JSON object",
 	} {
 		st, m := invoke(t, op, body, time.Second)
 		require.Equal(t, 400, st, body)
 		require.Contains(t, m["errMsg"], want, body)
 	}
 	require.Equal(t, 0, sbx.Calls("http:/"))
+}
+
+// The sandbox checks what it receives as CAMS's gateway does: a parameter
+// appended twice after signing is a different request (every pair is
+// canonicalised), and STS credentials without their token, or with another
+// key's, get the codes Alibaba's SDKs know.
+func TestSandboxRefusesWhatTheGatewayWould(t *testing.T) {
+	sbx := camssbx.New(camssbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	nonce := 0
+	headersFor := func(token string) map[string]string {
+		nonce++
+		h := map[string]string{"host": host, "x-acs-action": "QueryChatappBindWaba", "x-acs-version": "2020-06-06",
+			"x-acs-date": time.Now().UTC().Format("2006-01-02T15:04:05Z"), "x-acs-signature-nonce": fmt.Sprintf("nonce-%d", nonce),
+			"x-acs-content-sha256": alicloud.EmptyHash}
+		if token != "" {
+			h["x-acs-security-token"] = token
+		}
+		return h
+	}
+	raw := func(rawQuery string, headers map[string]string, auth string) string {
+		req, _ := http.NewRequest("POST", srv.URL+"/?"+rawQuery, http.NoBody)
+		for k, v := range headers {
+			if k != "host" {
+				req.Header.Set(k, v)
+			}
+		}
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		code, _ := m["Code"].(string)
+		return code
+	}
+	q := map[string]string{"CustSpaceId": "293483949493"}
+	h := headersFor("")
+	auth := alicloud.SignV3("POST", "/", q, h, alicloud.EmptyHash, camssbx.DemoAccessKeyID, camssbx.DemoAccessKeySecret)
+	require.Equal(t, "OK", raw(alicloud.CanonicalQuery(q), h, auth), "the genuine request")
+	h = headersFor("")
+	auth = alicloud.SignV3("POST", "/", q, h, alicloud.EmptyHash, camssbx.DemoAccessKeyID, camssbx.DemoAccessKeySecret)
+	require.Equal(t, "SignatureDoesNotMatch", raw(alicloud.CanonicalQuery(q)+"&CustSpaceId=not-owner", h, auth), "a duplicate parameter appended after signing")
+
+	h = headersFor("")
+	auth = alicloud.SignV3("POST", "/", q, h, alicloud.EmptyHash, camssbx.DemoSTSKeyID, camssbx.DemoSTSKeySecret)
+	require.Equal(t, "MissingSecurityToken", raw(alicloud.CanonicalQuery(q), h, auth))
+	h = headersFor("CAIS-someone-elses-token")
+	auth = alicloud.SignV3("POST", "/", q, h, alicloud.EmptyHash, camssbx.DemoSTSKeyID, camssbx.DemoSTSKeySecret)
+	require.Equal(t, "InvalidSecurityToken.MismatchWithAccessKey", raw(alicloud.CanonicalQuery(q), h, auth))
+	h = headersFor(camssbx.DemoSTSToken)
+	auth = alicloud.SignV3("POST", "/", q, h, alicloud.EmptyHash, camssbx.DemoSTSKeyID, camssbx.DemoSTSKeySecret)
+	require.Equal(t, "OK", raw(alicloud.CanonicalQuery(q), h, auth), "STS with its own token")
+}
+
+// Values CAMS documents as valid (any string) reach CAMS through the
+// function, signed, and CAMS accepts them: spaces, CJK, ~, *, an empty
+// string and a long one.
+func TestUnusualValuesReachCAMS(t *testing.T) {
+	sbx := camssbx.New(camssbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	op := newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{}))
+	for i, body := range []string{
+		`{"custSpaceId":"客户空间"}`,
+		`{"custSpaceId":"cust space 01"}`,
+		`{"isvCode":"a~b"}`,
+		`{"custSpaceId":"293483****49493","isvCode":"aksik93kdkkxmwol9****"}`,
+		`{"custSpaceId":""}`,
+		`{"isvCode":"` + strings.Repeat("长", 2000) + `"}`,
+		`{"custSpaceId":"a+b&c=d/%20"}`,
+	} {
+		st, m := invoke(t, op, body, 5*time.Second)
+		require.Equal(t, 200, st, "%s: %v", body, m)
+		require.Equal(t, 0.0, m["errCode"], body)
+		require.Equal(t, i+1, sbx.Calls("QueryChatappBindWaba"), body)
+	}
 }

@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 )
 
@@ -19,37 +19,12 @@ const (
 	actionBindWaba          = "QueryChatappBindWaba"
 )
 
-// Field limits: CAMS documents none. Space ids and ISV codes are short
-// tokens (the doc shows masked examples with '*'), so bound them and keep to
-// the characters they use.
-const maxIDLen = 64
-
-// Compiled on first use, not at package init (init time is cold-start time).
-var idPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_\-*.]+$`) })
-
-// BindWabaInput is the function's input; both fields are optional.
+// BindWabaInput is the function's input; both fields are optional strings
+// with no documented limit (cams-query-chatapp-bind-waba.input.json), sent as
+// given in the signed query.
 type BindWabaInput struct {
 	CustSpaceID *string `json:"custSpaceId"`
 	IsvCode     *string `json:"isvCode"`
-}
-
-// Validate applies the field rules.
-func (in *BindWabaInput) Validate() error {
-	for _, f := range []struct {
-		name string
-		v    *string
-	}{{"custSpaceId", in.CustSpaceID}, {"isvCode", in.IsvCode}} {
-		switch {
-		case f.v == nil:
-		case *f.v == "":
-			return envelope.Invalid(f.name, "must not be empty; leave it out instead")
-		case len(*f.v) > maxIDLen:
-			return envelope.Invalid(f.name, "at most %d characters, got %d", maxIDLen, len(*f.v))
-		case !idPattern().MatchString(*f.v):
-			return envelope.Invalid(f.name, "letters, digits and _ - * . only")
-		}
-	}
-	return nil
 }
 
 // bindWabaReply is the CAMS answer. Data stays raw so fields CAMS adds later
@@ -98,9 +73,12 @@ func NewCAMS(c *Client, s *CredentialSource) *CAMS { return &CAMS{client: c, cre
 
 // Op is the function's operation.
 func (c *CAMS) Op() envelope.Op {
+	schema := sync.OnceValue(func() *envelope.Schema {
+		return envelope.MustCompileSchema(registry.InputSchema("cams-query-chatapp-bind-waba"))
+	})
 	return envelope.Op{API: APIQueryChatappBindWaba, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
 		var q BindWabaInput
-		if err := envelope.Decode(in.Body, &q); err != nil {
+		if err := envelope.DecodeInput(in.Body, schema(), &q); err != nil {
 			return nil, err
 		}
 		creds, err := c.creds.Resolve(in)

@@ -65,7 +65,7 @@ func (r *rig) call(t *testing.T, body string) (string, map[string]any) {
 	return string(resp.Body), m
 }
 
-func box(weight, l, w, h string, qty int) string {
+func box(weight, l, w, h string, qty int64) string {
 	return fmt.Sprintf(`{"weight":%s,"length":%s,"width":%s,"height":%s,"quantity":%d}`, weight, l, w, h, qty)
 }
 
@@ -75,36 +75,51 @@ func TestFieldRules(t *testing.T) {
 	cases := []struct {
 		name, body, field string // field "" = valid
 	}{
+		// Every documented rule at and just past its boundary (seed 001 and
+		// vendor-notes §3.4); nothing else is refused.
 		{"serviceCode 30", `{"serviceCode":"` + s30 + `","warehouseId":"US","boxes":[` + ok + `]}`, ""},
 		{"serviceCode 31", `{"serviceCode":"` + s31 + `","warehouseId":"US","boxes":[` + ok + `]}`, "serviceCode"},
+		{"serviceCode empty", `{"serviceCode":"","warehouseId":"US","boxes":[` + ok + `]}`, ""},
 		{"serviceCode pattern", `{"serviceCode":"US SEA","warehouseId":"US","boxes":[` + ok + `]}`, "serviceCode"},
 		{"warehouseId missing", `{"boxes":[` + ok + `]}`, "warehouseId"},
+		{"warehouseId empty", `{"warehouseId":"","boxes":[` + ok + `]}`, "warehouseId"},
 		{"warehouseId 10", `{"warehouseId":"` + strings.Repeat("W", 10) + `","boxes":[` + ok + `]}`, ""},
 		{"warehouseId 11", `{"warehouseId":"` + strings.Repeat("W", 11) + `","boxes":[` + ok + `]}`, "warehouseId"},
 		{"warehouseId pattern", `{"warehouseId":"U.S","boxes":[` + ok + `]}`, "warehouseId"},
 		{"locationId 30", `{"warehouseId":"US","locationId":"` + strings.Repeat("处", 30) + `","boxes":[` + ok + `]}`, ""},
 		{"locationId 31", `{"warehouseId":"US","locationId":"` + strings.Repeat("处", 31) + `","boxes":[` + ok + `]}`, "locationId"},
+		{"locationId spaces and symbols", `{"warehouseId":"US","locationId":"深圳 仓 ~*","boxes":[` + ok + `]}`, ""},
 		{"boxes missing", `{"warehouseId":"US"}`, "boxes"},
-		{"boxes empty", `{"warehouseId":"US","boxes":[]}`, "boxes"},
+		{"boxes empty (no minimum documented)", `{"warehouseId":"US","boxes":[]}`, ""},
+		{"501 boxes (no maximum documented)", `{"warehouseId":"US","boxes":[` + strings.Repeat(ok+",", 500) + ok + `]}`, ""},
 		{"weight 1", `{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`, ""},
 		{"weight 0", `{"warehouseId":"US","boxes":[` + box("0", "1", "1", "1", 1) + `]}`, "boxes[0].weight"},
 		{"weight max", `{"warehouseId":"US","boxes":[` + box("2147483647", "1", "1", "1", 1) + `]}`, ""},
 		{"weight max+1", `{"warehouseId":"US","boxes":[` + box("2147483648", "1", "1", "1", 1) + `]}`, "boxes[0].weight"},
 		{"weight decimal", `{"warehouseId":"US","boxes":[` + box("12.5", "1", "1", "1", 1) + `]}`, "boxes[0].weight"},
+		{"weight exponent is an integer", `{"warehouseId":"US","boxes":[` + box("1e3", "1", "1", "1", 1) + `]}`, ""},
 		{"length 2 decimals", `{"warehouseId":"US","boxes":[` + box("100", "10.25", "1", "1", 1) + `]}`, ""},
 		{"length 3 decimals", `{"warehouseId":"US","boxes":[` + box("100", "10.255", "1", "1", 1) + `]}`, "boxes[0].length"},
+		{"length 1e2", `{"warehouseId":"US","boxes":[` + box("100", "1e2", "1", "1", 1) + `]}`, ""},
+		{"length 0", `{"warehouseId":"US","boxes":[` + box("100", "0", "1", "1", 1) + `]}`, ""},
 		{"width 0.01", `{"warehouseId":"US","boxes":[` + box("100", "1", "0.01", "1", 1) + `]}`, ""},
-		{"width 0", `{"warehouseId":"US","boxes":[` + box("100", "1", "0", "1", 1) + `]}`, "boxes[0].width"},
-		{"height negative", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "-1", 1) + `]}`, "boxes[0].height"},
+		{"height 999999.99", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "999999.99", 1) + `]}`, ""},
+		{"height 1000000", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1000000", 1) + `]}`, "boxes[0].height"},
+		{"height -999999.99", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "-999999.99", 1) + `]}`, ""},
+		{"height -1000000", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "-1000000", 1) + `]}`, "boxes[0].height"},
 		{"height string", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", `"5"`, 1) + `]}`, "boxes[0].height"},
-		{"height 7 int digits", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1000000", 1) + `]}`, "boxes[0].height"},
-		{"quantity 0", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", 0) + `]}`, "boxes[0].quantity"},
+		{"quantity 0", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", 0) + `]}`, ""},
+		{"quantity Int32 max", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", 2147483647) + `]}`, ""},
+		{"quantity Int32 max+1", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", 2147483648) + `]}`, "boxes[0].quantity"},
+		{"quantity Int32 min", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", -2147483648) + `]}`, ""},
+		{"quantity Int32 min-1", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", -2147483649) + `]}`, "boxes[0].quantity"},
+		{"quantity 2^62", `{"warehouseId":"US","boxes":[` + box("100", "1", "1", "1", 4611686018427387904) + `]}`, "boxes[0].quantity"},
 		{"boolean type", `{"warehouseId":"US","includeUnsuccessful":"yes","boxes":[` + ok + `]}`, "includeUnsuccessful"},
-		{"null box", `{"warehouseId":"US","boxes":[null]}`, "boxes[0].weight"},
-		{"weight exponent", `{"warehouseId":"US","boxes":[` + box("1e3", "1", "1", "1", 1) + `]}`, "boxes[0].weight"},
+		{"null box", `{"warehouseId":"US","boxes":[null]}`, "boxes[0]"},
 		{"second box length missing", `{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `,{"weight":1,"width":1,"height":1,"quantity":1}]}`, "boxes[1].length"},
 		{"boxes not a list", `{"warehouseId":"US","boxes":{"weight":1}}`, "boxes"},
 		{"vendor spelling", `{"WarehouseId":"US","boxes":[` + ok + `]}`, "WarehouseId"},
+		{"duplicate key in a box", `{"warehouseId":"US","boxes":[` + ok + `,{"weight":1,"weight":2,"length":1,"width":1,"height":1,"quantity":1}]}`, "boxes[1].weight"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -448,4 +463,16 @@ func TestInstancesShareOneRefresh(t *testing.T) {
 		require.Contains(t, c, `"errCode":0`)
 	}
 	require.Equal(t, 2, r.sbx.Calls("refresh"), "the seed, then one refresh for both instances")
+}
+
+// A side is sent with the caller's digits; an exponent form is written out
+// in plain digits, as CK1's decimal(8,2) reads it.
+func TestDecimalKeepsDigits(t *testing.T) {
+	for in, want := range map[string]string{"30.50": "30.50", "1e2": "100", "2.5E-1": "0.25", "1.5e1": "15", "-0": "-0", "0.01": "0.01"} {
+		var d ck1.Decimal
+		require.NoError(t, d.UnmarshalJSON([]byte(in)), in)
+		require.Equal(t, want, string(d), in)
+	}
+	var d ck1.Decimal
+	require.Error(t, d.UnmarshalJSON([]byte(`"5"`)), "a quoted number is a string")
 }

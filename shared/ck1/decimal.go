@@ -35,12 +35,25 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 		// An UnmarshalTypeError gets the field path filled in by encoding/json.
 		return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeOf(Decimal(""))}
 	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
+	if !json.Valid(b) {
 		return errors.New("not a number")
 	}
-	*d = Decimal(n)
+	*d = Decimal(plain(string(b)))
 	return nil
+}
+
+// plain writes an exponent form with plain digits (1e2 → 100, 2.5E-1 →
+// 0.25), as CK1's decimal(8,2) reads it; other numbers keep the caller's
+// digits exactly (30.50 stays 30.50).
+func plain(s string) string {
+	if !strings.ContainsAny(s, "eE") {
+		return s
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return s
+	}
+	return r.FloatString(decimalPlaces(s))
 }
 
 // MarshalJSON writes the digits as they came.

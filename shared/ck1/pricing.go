@@ -4,36 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
-	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 )
 
 // APIInboundBox is the errMsg prefix of the function.
 const APIInboundBox = "ck1.pricing.inboundBox"
 
-// MaxBoxes bounds the box list: CK1 documents no limit; a first-leg
-// shipment of more than 500 distinct box sizes is a mistake, not a quote.
-const MaxBoxes = 500
-
-// Compiled on first use, not at package init (init time is cold-start time).
-var (
-	codePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9\-_]*$`) })
-	// Decimal "8,2": up to 6 integer digits and 2 decimals.
-	dimPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`) })
-)
-
-// Box is InboundBox.
+// Box is InboundBox. Its rules (all five required, weight 1..2147483647 g,
+// sides decimal(8,2), quantity an Int32) are the registry's schema
+// (ck1-pricing-inbound-box.input.json), checked before this is filled.
 type Box struct {
-	Weight   *int64  `json:"weight" hint:"an integer number of grams from 1 to 2147483647"`
-	Length   Decimal `json:"length" hint:"a positive number of cm with at most 2 decimals"`
-	Width    Decimal `json:"width" hint:"a positive number of cm with at most 2 decimals"`
-	Height   Decimal `json:"height" hint:"a positive number of cm with at most 2 decimals"`
-	Quantity *int64  `json:"quantity" hint:"an integer of at least 1"`
+	Weight   *int64  `json:"weight"`
+	Length   Decimal `json:"length"`
+	Width    Decimal `json:"width"`
+	Height   Decimal `json:"height"`
+	Quantity *int64  `json:"quantity"`
 }
 
 // BoxInput is the function's input.
@@ -45,64 +34,6 @@ type BoxInput struct {
 	IncludeUnsuccessful bool   `json:"includeUnsuccessful"`
 	IsCustomsClearance  bool   `json:"isCustomsClearance"`
 	IsBorrowTaxNo       bool   `json:"isBorrowTaxNo"`
-}
-
-// Validate applies the documented rules.
-func (in *BoxInput) Validate() error {
-	switch {
-	case len(in.ServiceCode) > 30:
-		return envelope.Invalid("serviceCode", "at most 30 characters, got %d", len(in.ServiceCode))
-	case !codePattern().MatchString(in.ServiceCode):
-		return envelope.Invalid("serviceCode", "letters, digits, - and _ only (^[a-zA-Z0-9\\-_]*$)")
-	case in.WarehouseID == "":
-		return envelope.Invalid("warehouseId", "required: the warehouse code, 1 to 10 characters")
-	case len(in.WarehouseID) > 10:
-		return envelope.Invalid("warehouseId", "at most 10 characters, got %d", len(in.WarehouseID))
-	case !codePattern().MatchString(in.WarehouseID):
-		return envelope.Invalid("warehouseId", "letters, digits, - and _ only (^[a-zA-Z0-9\\-_]*$)")
-	case utf8.RuneCountInString(in.LocationID) > 30:
-		return envelope.Invalid("locationId", "at most 30 characters")
-	case len(in.Boxes) == 0:
-		return envelope.Invalid("boxes", "required: at least one box {weight, length, width, height, quantity}")
-	case len(in.Boxes) > MaxBoxes:
-		return envelope.Invalid("boxes", "at most %d boxes, got %d", MaxBoxes, len(in.Boxes))
-	}
-	for i, b := range in.Boxes {
-		f := fmt.Sprintf("boxes[%d].", i)
-		switch {
-		case b.Weight == nil:
-			return envelope.Invalid(f+"weight", "required: an integer number of grams")
-		case *b.Weight < 1 || *b.Weight > 2147483647:
-			return envelope.Invalid(f+"weight", "must be 1..2147483647 grams, got %d", *b.Weight)
-		case b.Quantity == nil:
-			return envelope.Invalid(f+"quantity", "required: an integer of at least 1")
-		case *b.Quantity < 1:
-			return envelope.Invalid(f+"quantity", "must be at least 1, got %d", *b.Quantity)
-		}
-		for _, d := range []struct {
-			name string
-			v    Decimal
-		}{{"length", b.Length}, {"width", b.Width}, {"height", b.Height}} {
-			if err := dimension(f+d.name, d.v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func dimension(field string, v Decimal) error {
-	s := string(v)
-	if s == "" {
-		return envelope.Invalid(field, "required: a positive number of cm with at most 2 decimals")
-	}
-	if !dimPattern().MatchString(s) {
-		return envelope.Invalid(field, "a positive number of cm with at most 6 digits before the point and 2 after, got %s", s)
-	}
-	if f, _ := strconv.ParseFloat(s, 64); f <= 0 { // only compared with zero: digits are never changed
-		return envelope.Invalid(field, "must be greater than 0 cm, got %s", s)
-	}
-	return nil
 }
 
 // wire types in CK1's spelling.
@@ -198,7 +129,8 @@ type BoxOutput struct {
 // InboundBox quotes a list of boxes.
 func (c *Client) InboundBox(ctx context.Context, in *BoxInput) (*BoxOutput, error) {
 	req := wireRequest{ServiceCode: in.ServiceCode, WarehouseID: in.WarehouseID, LocationID: in.LocationID,
-		IncludeUnsuccessful: in.IncludeUnsuccessful, IsCustomsClearance: in.IsCustomsClearance, IsBorrowTaxNo: in.IsBorrowTaxNo}
+		IncludeUnsuccessful: in.IncludeUnsuccessful, IsCustomsClearance: in.IsCustomsClearance, IsBorrowTaxNo: in.IsBorrowTaxNo,
+		Boxes: make([]wireBox, 0, len(in.Boxes))} // an empty list is sent as [], never null
 	for _, b := range in.Boxes {
 		req.Boxes = append(req.Boxes, wireBox{Weight: *b.Weight, Length: b.Length, Width: b.Width, Height: b.Height, Quantity: *b.Quantity})
 	}
@@ -260,9 +192,12 @@ func totalCharge(raw json.RawMessage, summary []Money) *Money {
 
 // BoxOp is the operation on a client.
 func BoxOp(c *Client) envelope.Op {
+	schema := sync.OnceValue(func() *envelope.Schema {
+		return envelope.MustCompileSchema(registry.InputSchema("ck1-pricing-inbound-box"))
+	})
 	return envelope.Op{API: APIInboundBox, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
 		var q BoxInput
-		if err := envelope.Decode(in.Body, &q); err != nil {
+		if err := envelope.DecodeInput(in.Body, schema(), &q); err != nil {
 			return nil, err
 		}
 		return c.InboundBox(ctx, &q)

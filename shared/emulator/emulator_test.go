@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/openapi"
 )
 
 var fixtures = map[string]string{}
@@ -213,4 +214,17 @@ func TestCron(t *testing.T) {
 	require.Equal(t, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), c.Next(sat))
 	_, err = emulator.ParseCron("61 * * * *", "UTC")
 	require.Error(t, err)
+}
+
+// GET /openapi.json is the registry's OpenAPI document, not a function.
+func TestServesOpenAPI(t *testing.T) {
+	_, srv := newEmu(t, runtimeapi.FC, 1)
+	resp, err := http.Get(srv.URL + "/openapi.json")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, _ := io.ReadAll(resp.Body)
+	want, err := openapi.Document()
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(b))
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/openapi"
 )
 
 // Payload limits of the platforms' synchronous invocations.
@@ -153,11 +154,13 @@ func (e *Emulator) Names() []string { return append([]string(nil), e.names...) }
 //	POST /2023-03-30/functions/<fn>/invocations   FC InvokeFunction
 //	POST /__timers/<fn>                           fire the function's timer now
 //	ANY  /<fn>[/...]                              the function's HTTP trigger
+//	GET  /openapi.json                            the OpenAPI 3.1 document (shared/openapi)
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2015-03-31/functions/{fn}/invocations", e.lambdaInvoke)
 	mux.HandleFunc("POST /2023-03-30/functions/{fn}/invocations", e.fcInvoke)
 	mux.HandleFunc("POST /__timers/{fn}", e.fireTimer)
+	mux.Handle("GET /openapi.json", openapi.Handler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"functions": e.names, "platform": e.opts.Platform})
 	})

@@ -2,66 +2,45 @@ package envelope
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // MaxDepth bounds JSON nesting in any input: no documented input nests deeper
 // than a handful of levels, and a deep document is only a way to burn CPU.
 const MaxDepth = 32
 
-// Validator is implemented by inputs that check their documented rules after
-// decoding. It returns an *Error built with Invalid.
+// Validator is implemented by inputs that check rules after decoding: the
+// named policies stricter than the vendor (TOP_MAX_PRICE_FEN). It returns an
+// *Error built with Invalid.
 type Validator interface {
 	Validate() error
 }
 
-// Decode parses body strictly into v (a pointer to a struct): the body must be
-// one JSON object, every key must be a field of v (an unknown key is named,
-// with the right spelling suggested), every value must have the field's type,
-// and v.Validate runs when v is a Validator. Every failure is an *Error with
-// CodeInvalidInput.
+// Decode parses body strictly into v (a pointer to a struct) without a
+// schema: one JSON object, every key a field of v (an unknown key is named,
+// with the right spelling suggested), no key twice, text in UTF-8, every
+// value of the field's type and range, then v.Validate when v is a Validator.
+// It is one pass over the bytes; keys are walked again only to explain an
+// error. Every failure is an *Error with CodeInvalidInput. Functions decode
+// with DecodeInput, which adds their schema.
 func Decode(body []byte, v any) error {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return Invalid("", "the request body is empty; send a JSON object")
-	}
-	if trimmed[0] != '{' {
-		return Invalid("", "the request body must be a JSON object, got %s", jsonKind(trimmed))
-	}
-	if d := depth(trimmed); d > MaxDepth {
-		return Invalid("", "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
-	}
-	var raw any
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil || len(bytes.TrimSpace(trimmed[dec.InputOffset():])) > 0 {
-		return Invalid("", "the request body is not valid JSON")
-	}
-	if err := checkKeys(raw, reflect.TypeOf(v), ""); err != nil {
+	trimmed, err := precheck(body)
+	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(trimmed, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			field := te.Field
-			if field == "" {
-				field = "(body)"
-			} else if exact := locate(raw, strings.Split(te.Field, "."), te.Value, ""); exact != "" {
-				field = exact // encoding/json leaves array indices out of the path
-			}
-			want := describeType(te.Type)
-			if h := hintFor(reflect.TypeOf(v), field); h != "" {
-				want = h
-			}
-			return Invalid(field, "expected %s, got %s", want, te.Value)
-		}
-		return Invalid("", "%v", err)
+	if err := unmarshalTyped(trimmed, v); err != nil {
+		return err
 	}
 	if val, ok := v.(Validator); ok {
 		return val.Validate()
@@ -69,117 +48,235 @@ func Decode(body []byte, v any) error {
 	return nil
 }
 
-// checkKeys walks the decoded document alongside the Go type and reports the
-// first key the type does not have.
-func checkKeys(doc any, t reflect.Type, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// precheck refuses what no input can be: empty, not an object, too deep.
+func precheck(body []byte) ([]byte, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, Invalid("", "the request body is empty; send a JSON object")
 	}
-	switch d := doc.(type) {
-	case map[string]any:
-		if t.Kind() != reflect.Struct {
-			return nil // maps and raw JSON take any keys
-		}
-		fields := jsonFields(t)
-		for _, k := range sortedKeys(d) {
-			ft, ok := fields[k]
-			full := join(path, k)
-			if !ok {
-				if s := suggest(k, fields); s != "" {
-					return Invalid(full, "unknown field; did you mean %q?", join(path, s))
-				}
-				return Invalid(full, "unknown field; expected one of %s", strings.Join(sortedFieldNames(fields), ", "))
-			}
-			if err := checkKeys(d[k], ft, full); err != nil {
-				return err
-			}
-		}
-	case []any:
-		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
-			for i, e := range d {
-				if err := checkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-					return err
-				}
-			}
-		}
+	if trimmed[0] != '{' {
+		return nil, Invalid("", "the request body must be a JSON object, got %s", jsonKind(trimmed))
 	}
+	if d := depth(trimmed); d > MaxDepth {
+		return nil, Invalid("", "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
+	}
+	return trimmed, nil
+}
+
+// typedOptions: strict names, no duplicates, valid UTF-8 (both defaults of
+// the decoder), and integers written as 1e3 or 100.0 accepted when exact, as
+// JSON Schema counts them as integers.
+var typedOptions = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.WithUnmarshalers(json.JoinUnmarshalers(
+		json.UnmarshalFromFunc(unmarshalInt64),
+	)),
+)
+
+func unmarshalTyped(body []byte, v any) error {
+	err := json.Unmarshal(body, v, typedOptions)
+	if err == nil {
+		return nil
+	}
+	return explain(body, reflect.TypeOf(v), err)
+}
+
+// unmarshalInt64 takes any JSON number whose value is an integer that fits.
+func unmarshalInt64(dec *jsontext.Decoder, v *int64) error {
+	if dec.PeekKind() != '0' {
+		return errors.ErrUnsupported // not a number: the default decoder reports the type
+	}
+	val, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	n, ok := exactInt64(string(val))
+	if !ok {
+		return &json.SemanticError{JSONKind: '0', JSONValue: val.Clone(), GoType: reflect.TypeFor[int64](), Err: errNotInt64}
+	}
+	*v = n
 	return nil
 }
 
-// locate walks the document along a dotted path and returns the full path,
-// array indices included, of the first value whose JSON kind matches what
-// encoding/json reported ("number 12.5", "string", "bool", ...).
-func locate(doc any, segs []string, value, path string) string {
-	if arr, ok := doc.([]any); ok {
-		for i, e := range arr {
-			if p := locate(e, segs, value, fmt.Sprintf("%s[%d]", path, i)); p != "" {
-				return p
+var errNotInt64 = errors.New("not an integer that fits in 64 bits")
+
+func exactInt64(s string) (int64, bool) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, true
+	}
+	if hugeExponent([]byte(s)) {
+		return 0, false
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok || !r.IsInt() || !r.Num().IsInt64() {
+		return 0, false
+	}
+	return r.Num().Int64(), true
+}
+
+// explain turns a decoder error into the caller's terms: the path with
+// indices, what was expected and what came.
+func explain(body []byte, t reflect.Type, err error) error {
+	var syn *jsontext.SyntacticError
+	if errors.As(err, &syn) {
+		path := pointerPath(syn.JSONPointer)
+		switch {
+		case errors.Is(syn.Err, jsontext.ErrDuplicateName):
+			return Invalid(path, "duplicate key %q; send each field once", syn.JSONPointer.LastToken())
+		case isInvalidUTF8(syn.Err):
+			if path == "" {
+				return Invalid("", "the request body is not valid UTF-8; send text as UTF-8")
 			}
+			return Invalid(path, "not valid UTF-8; send text as UTF-8")
 		}
-		return ""
+		return Invalid("", "the request body is not valid JSON (%s at byte %d)", syntaxReason(syn.Err), syn.ByteOffset)
 	}
-	if len(segs) == 0 {
-		if kindOf(doc) == value {
-			return path
+	var sem *json.SemanticError
+	if errors.As(err, &sem) {
+		path := pointerPath(sem.JSONPointer)
+		if errors.Is(sem.Err, json.ErrUnknownName) {
+			return unknownField(path, fieldNames(typeAt(t, sem.JSONPointer.Parent())))
 		}
-		return ""
+		if path == "" {
+			path = "(body)"
+		}
+		want := "a value of another type"
+		if sem.GoType != nil {
+			want = describeType(sem.GoType)
+		}
+		if h := hintAt(t, sem.JSONPointer); h != "" {
+			want = h
+		}
+		return Invalid(path, "expected %s, got %s", want, gotKind(sem.JSONKind, sem.JSONValue))
 	}
-	m, ok := doc.(map[string]any)
-	if !ok {
-		return ""
-	}
-	v, ok := m[segs[0]]
-	if !ok {
-		return ""
-	}
-	return locate(v, segs[1:], value, join(path, segs[0]))
+	return Invalid("", "the request body is not valid JSON")
 }
 
-func kindOf(v any) string {
-	switch x := v.(type) {
-	case json.Number:
-		return "number " + x.String()
-	case string:
-		return "string"
-	case bool:
-		return "bool"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	}
-	return ""
+// isInvalidUTF8: raw bytes that are not UTF-8, or a \u escape of half a
+// surrogate pair (which would become U+FFFD, changing the text).
+func isInvalidUTF8(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "invalid UTF-8") || strings.Contains(err.Error(), "surrogate"))
 }
 
-// hintFor finds the `hint` tag of the field at a dotted JSON path: a field
-// can say what it expects in the caller's terms ("an integer number of fen").
-func hintFor(t reflect.Type, path string) string {
-	var hint string
-	for _, name := range strings.Split(path, ".") {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+func syntaxReason(err error) string {
+	if err == nil {
+		return "syntax error"
+	}
+	return strings.TrimPrefix(err.Error(), "jsontext: ")
+}
+
+// unknownField names the key and suggests the field it was meant to be.
+func unknownField(path string, fields []string) *Error {
+	parent, key := splitPath(path)
+	if s := suggest(key, fields); s != "" {
+		return Invalid(path, "unknown field; did you mean %q?", join(parent, s))
+	}
+	if len(fields) == 0 {
+		if parent == "" {
+			return Invalid(path, "unknown field; this function takes no input fields: send {}")
+		}
+		return Invalid(path, "unknown field; %s takes no fields", parent)
+	}
+	quoted := make([]string, len(fields))
+	for i, f := range fields {
+		quoted[i] = strconv.Quote(f)
+	}
+	return Invalid(path, "unknown field; expected one of %s", strings.Join(quoted, ", "))
+}
+
+func splitPath(path string) (parent, key string) {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i], path[i+1:]
+	}
+	return "", path
+}
+
+// pointerPath renders a JSON Pointer as the envelope's field path:
+// /boxes/1/weight → boxes[1].weight.
+func pointerPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// typeAt follows a JSON Pointer through Go types (only to explain an error).
+func typeAt(t reflect.Type, p jsontext.Pointer) reflect.Type {
+	for tok := range p.Tokens() {
+		t = deref(t)
+		switch t.Kind() {
+		case reflect.Slice, reflect.Array, reflect.Map:
 			t = t.Elem()
+		case reflect.Struct:
+			f, ok := fieldByJSONName(t, tok)
+			if !ok {
+				return nil
+			}
+			t = f.Type
+		default:
+			return nil
 		}
-		if t.Kind() != reflect.Struct {
-			return ""
-		}
-		f, ok := fieldByJSONName(t, name)
-		if !ok {
-			return ""
-		}
-		hint, t = f.Tag.Get("hint"), f.Type
 	}
-	return hint
+	return t
+}
+
+func hintAt(t reflect.Type, p jsontext.Pointer) string {
+	parent := typeAt(t, p.Parent())
+	if parent = deref(parent); parent == nil || parent.Kind() != reflect.Struct {
+		return ""
+	}
+	f, ok := fieldByJSONName(parent, p.LastToken())
+	if !ok {
+		return ""
+	}
+	return f.Tag.Get("hint")
+}
+
+func deref(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+func fieldNames(t reflect.Type) []string {
+	t = deref(t)
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for name := range jsonFields(t) {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
 		n, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if n == "" {
 			n = f.Name
 		}
 		if n == name {
 			return f, true
+		}
+		if f.Anonymous && n == f.Name && deref(f.Type).Kind() == reflect.Struct {
+			if g, ok := fieldByJSONName(deref(f.Type), name); ok {
+				return g, true
+			}
 		}
 	}
 	return reflect.StructField{}, false
@@ -202,7 +299,7 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 				name = n
 			}
 		}
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+		if f.Anonymous && name == f.Name && f.Type.Kind() == reflect.Struct {
 			for k, v := range jsonFields(f.Type) {
 				out[k] = v
 			}
@@ -215,15 +312,17 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 
 // suggest finds the field a vendor-spelled or mis-cased key was meant to be:
 // delivery_id → deliveryId, WarehouseId → warehouseId, DELIVERYID → deliveryId.
-func suggest(key string, fields map[string]reflect.Type) string {
+func suggest(key string, fields []string) string {
 	camel := LowerCamel(key)
-	if _, ok := fields[camel]; ok {
-		return camel
+	for _, f := range fields {
+		if f == camel {
+			return f
+		}
 	}
 	fold := strings.ReplaceAll(strings.ToLower(key), "_", "")
-	for name := range fields {
-		if strings.ToLower(name) == fold {
-			return name
+	for _, f := range fields {
+		if strings.ToLower(f) == fold {
+			return f
 		}
 	}
 	return ""
@@ -299,7 +398,31 @@ func jsonKind(b []byte) string {
 	}
 }
 
+// gotKind says what came, in the words the messages have always used:
+// "string", "number 12.5", "bool", "object", "array", "null".
+func gotKind(k jsontext.Kind, v jsontext.Value) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		if len(v) > 0 {
+			return "number " + string(v)
+		}
+		return "number"
+	case 't', 'f':
+		return "bool"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 'n':
+		return "null"
+	}
+	return "a value of another type"
+}
+
 func describeType(t reflect.Type) string {
+	t = deref(t)
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strings"
 )
 
@@ -135,23 +134,6 @@ func Failure(api string, e *Error) Response {
 func writeString(buf *bytes.Buffer, s string) {
 	b, _ := json.Marshal(s)
 	buf.Write(b)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func sortedFieldNames[V any](m map[string]V) []string {
-	keys := sortedKeys(m)
-	for i, k := range keys {
-		keys[i] = fmt.Sprintf("%q", k)
-	}
-	return keys
 }
 
 // Header returns the first value of an HTTP header, case-insensitively; empty

@@ -2,8 +2,10 @@ package quotaalert
 
 import (
 	"context"
+	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
 // API is the errMsg prefix of the function.
@@ -16,9 +18,12 @@ type RunInput struct{}
 
 // Op is the function's operation: one run, answered with its summary.
 func (a *Alerter) Op() envelope.Op {
+	schema := sync.OnceValue(func() *envelope.Schema {
+		return envelope.MustCompileSchema(registry.InputSchema("quota-alert"))
+	})
 	return envelope.Op{API: API, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
 		var q RunInput
-		if err := envelope.Decode(in.Body, &q); err != nil {
+		if err := envelope.DecodeInput(in.Body, schema(), &q); err != nil {
 			return nil, err
 		}
 		return a.Run(ctx)

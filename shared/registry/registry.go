@@ -104,6 +104,7 @@ func All() []Function {
 				{Name: "TOP_SIGN_METHOD", Default: "hmac-sha256", Description: "md5, hmac or hmac-sha256"},
 				{Name: "TOP_GATEWAY_URL", Default: "https://gw.api.taobao.com/router/rest", Description: "TOP router"},
 				{Name: "TOP_MAX_PRICE_FEN", Default: "1000000", Description: "safety cap on one extra charge, in fen (default 10,000 CNY)"},
+				{Name: "TOP_MIN_PRICE_FEN", Default: "0", Description: "floor of one extra charge, in fen (default 0: negative prices refused)"},
 			}, commonVars()...),
 			Example: `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":2,"desc":"second visit"},"idempotencyKey":"demo-1"}`,
 		},

@@ -5,14 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/upstream"
 )
@@ -23,30 +22,25 @@ const (
 	MethodLaunchExtra    = "alibaba.ascp.industry.launch.extra.charge"
 )
 
-// Field limits. TOP publishes none for this API; these refuse what cannot be
-// a real BFC order or description while leaving room for every real one.
+// defaultMaxPriceFen is the default of the TOP_MAX_PRICE_FEN policy: 10,000
+// CNY. TOP documents price as a Long number of fen and no cap; an extra charge
+// above this is almost surely a yuan-for-fen mistake, so it is refused unless
+// the setting is raised. TOP_MIN_PRICE_FEN (default 0) refuses negative
+// prices: the API launches an extra charge (增加费用), and what TOP does with
+// a negative one is not documented.
 const (
-	maxOrderID         = 64
-	maxDesc            = 512
-	maxFeature         = 2048
-	maxSession         = 256
-	maxIdemKey         = 128
-	defaultMaxPriceFen = 1_000_000 // 10,000 CNY: an extra charge above this is almost surely a unit mistake
-)
-
-// Compiled on first use, not at package init (init time is cold-start time).
-var (
-	orderIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_\-]+$`) })
-	idemKeyPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\x21-\x7e]+$`) })
+	defaultMaxPriceFen = 1_000_000
+	defaultMinPriceFen = 0
 )
 
 // ExtraChargeParam is OmsLaunchExtraChargeParameter in the envelope's spelling.
+// Its rules are the registry's schema (top-launch-extra-charge.input.json).
 type ExtraChargeParam struct {
 	WdsCoordinationOrderID string  `json:"wdsCoordinationOrderId"`
-	Price                  *int64  `json:"price" hint:"an integer number of fen (1/100 CNY), e.g. 12345 for 123.45 CNY"`
-	Type                   *int64  `json:"type" hint:"an integer from 1 to 8"`
+	Price                  *int64  `json:"price"`
+	Type                   *int64  `json:"type"`
 	Desc                   string  `json:"desc"`
-	Feature                *string `json:"feature" hint:"a string holding a JSON object, e.g. \"{\\\"k\\\":\\\"v\\\"}\""`
+	Feature                *string `json:"feature"`
 }
 
 // ExtraChargeInput is the function's input.
@@ -55,46 +49,21 @@ type ExtraChargeInput struct {
 	Session        string            `json:"session"`
 	IdempotencyKey string            `json:"idempotencyKey"`
 
-	maxPrice int64
+	policy pricePolicy
 }
 
-// Validate applies every rule before anything is sent.
+// pricePolicy bounds price more tightly than TOP does (see defaultMaxPriceFen).
+type pricePolicy struct{ min, max int64 }
+
+// Validate applies the named price policies; the schema has already checked
+// every documented rule.
 func (in *ExtraChargeInput) Validate() error {
-	const p = "omsLaunchExtraChargeParameter."
-	switch {
-	case in.Param == nil:
-		return envelope.Invalid("omsLaunchExtraChargeParameter", "required: {wdsCoordinationOrderId, price, type, desc?, feature?}")
-	case in.Param.WdsCoordinationOrderID == "":
-		return envelope.Invalid(p+"wdsCoordinationOrderId", "required: the BFC order number, e.g. \"BFC123\"")
-	case len(in.Param.WdsCoordinationOrderID) > maxOrderID:
-		return envelope.Invalid(p+"wdsCoordinationOrderId", "at most %d characters", maxOrderID)
-	case !orderIDPattern().MatchString(in.Param.WdsCoordinationOrderID):
-		return envelope.Invalid(p+"wdsCoordinationOrderId", "letters, digits, _ and - only")
-	case in.Param.Price == nil:
-		return envelope.Invalid(p+"price", "required: an integer number of fen (1/100 CNY)")
-	case *in.Param.Price <= 0:
-		return envelope.Invalid(p+"price", "must be greater than 0 fen, got %d", *in.Param.Price)
-	case *in.Param.Price > in.maxPrice:
-		return envelope.Invalid(p+"price", "%d fen is over the safety cap of %d fen (TOP_MAX_PRICE_FEN); price is in fen, not yuan", *in.Param.Price, in.maxPrice)
-	case in.Param.Type == nil:
-		return envelope.Invalid(p+"type", "required: 1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal, 6 repair, 7 wasted trip, 8 other")
-	case *in.Param.Type < 1 || *in.Param.Type > 8:
-		return envelope.Invalid(p+"type", "must be 1..8 (1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal, 6 repair, 7 wasted trip, 8 other), got %d", *in.Param.Type)
-	case utf8.RuneCountInString(in.Param.Desc) > maxDesc:
-		return envelope.Invalid(p+"desc", "at most %d characters", maxDesc)
-	case in.Session != "" && len(in.Session) > maxSession:
-		return envelope.Invalid("session", "at most %d characters", maxSession)
-	case in.IdempotencyKey != "" && (len(in.IdempotencyKey) > maxIdemKey || !idemKeyPattern().MatchString(in.IdempotencyKey)):
-		return envelope.Invalid("idempotencyKey", "1..%d printable ASCII characters without spaces", maxIdemKey)
-	}
-	if f := in.Param.Feature; f != nil {
-		if len(*f) > maxFeature {
-			return envelope.Invalid(p+"feature", "at most %d characters", maxFeature)
-		}
-		var obj map[string]any
-		if t := strings.TrimSpace(*f); !strings.HasPrefix(t, "{") || json.Unmarshal([]byte(t), &obj) != nil {
-			return envelope.Invalid(p+"feature", "must be a string holding a JSON object, e.g. \"{\\\"k\\\":\\\"v\\\"}\"")
-		}
+	const field = "omsLaunchExtraChargeParameter.price"
+	switch p := *in.Param.Price; {
+	case p > in.policy.max:
+		return envelope.Invalid(field, "%d fen is over the safety cap of %d fen (TOP_MAX_PRICE_FEN); price is in fen, not yuan", p, in.policy.max)
+	case p < in.policy.min:
+		return envelope.Invalid(field, "%d fen is under the floor of %d fen (TOP_MIN_PRICE_FEN); an extra charge adds a fee", p, in.policy.min)
 	}
 	return nil
 }
@@ -154,14 +123,19 @@ type wireResponse struct {
 
 // Charger launches extra charges at most once per idempotency key.
 type Charger struct {
-	client   *Client
-	guard    *idempotency.Guard
-	maxPrice int64
+	client *Client
+	guard  *idempotency.Guard
+	policy pricePolicy
+	schema func() *envelope.Schema
 }
 
-// NewCharger builds the operation's engine.
-func NewCharger(c *Client, g *idempotency.Guard, maxPrice int64) *Charger {
-	return &Charger{client: c, guard: g, maxPrice: maxPrice}
+// NewCharger builds the operation's engine; prices outside [minPrice,
+// maxPrice] fen are refused (TOP_MIN_PRICE_FEN, TOP_MAX_PRICE_FEN).
+func NewCharger(c *Client, g *idempotency.Guard, minPrice, maxPrice int64) *Charger {
+	return &Charger{client: c, guard: g, policy: pricePolicy{min: minPrice, max: maxPrice},
+		schema: sync.OnceValue(func() *envelope.Schema {
+			return envelope.MustCompileSchema(registry.InputSchema("top-launch-extra-charge"))
+		})}
 }
 
 // Op is the function's operation.
@@ -170,8 +144,8 @@ func (ch *Charger) Op() envelope.Op {
 }
 
 func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) {
-	q := ExtraChargeInput{maxPrice: ch.maxPrice}
-	if err := envelope.Decode(in.Body, &q); err != nil {
+	q := ExtraChargeInput{policy: ch.policy}
+	if err := envelope.DecodeInput(in.Body, ch.schema(), &q); err != nil {
 		return nil, err
 	}
 	param := encodeParam(q.Param)
@@ -282,6 +256,10 @@ func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if err != nil {
 		return fail, err
 	}
+	minPrice, err := d.Env.Int("TOP_MIN_PRICE_FEN", defaultMinPriceFen)
+	if err != nil {
+		return fail, err
+	}
 	c, err := NewClient(Options{AppKey: appKey, Secret: secret, Session: session,
 		SignMethod: d.Env.Get("TOP_SIGN_METHOD", SignHMACSHA256),
 		Gateway:    d.Env.Get("TOP_GATEWAY_URL", "https://gw.api.taobao.com/router/rest"), HTTP: d.HTTP})
@@ -290,5 +268,5 @@ func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	}
 	timeout, _ := d.Env.Duration("CLOUDCALL_TIMEOUT", 15*time.Second)
 	g := idempotency.New(idempotency.Options{KV: d.Store, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute})
-	return NewCharger(c, g, int64(maxPrice)).Op(), nil
+	return NewCharger(c, g, int64(minPrice), int64(maxPrice)).Op(), nil
 }

@@ -3,7 +3,9 @@ package top_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -246,16 +248,19 @@ func TestTimestampWindow(t *testing.T) {
 func TestBadInputNeverReachesTOP(t *testing.T) {
 	r := newRig(t, nil)
 	cases := map[string]string{
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":12.5,"type":1}}`:                     "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":"12","type":1}}`:                     "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":0,"type":1}}`:                        "price: must be greater than 0",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":9}}`:                      "type: must be 1..8",
-		`{"omsLaunchExtraChargeParameter":{"price":100,"type":1}}`:                                                   "wdsCoordinationOrderId: required",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":"not json"}}`: "feature: must be a string holding a JSON object",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":"[1]"}}`:      "feature: must be a string holding a JSON object",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":{"a":1}}}`:    "feature: expected a string holding a JSON object",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100000001,"type":1}}`:                "over the safety cap",
-		`{"oms_launch_extra_charge_parameter":{}}`:                                                                   `did you mean "omsLaunchExtraChargeParameter"?`,
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":12.5,"type":1}}`:                              "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":"12","type":1}}`:                              "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":-1,"type":1}}`:                                "price: -1 fen is under the floor of 0 fen (TOP_MIN_PRICE_FEN)",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":9223372036854775808,"type":1}}`:               "price: expected an integer number of fen (1/100 CNY), e.g. 12345 for 123.45 CNY, got number 9223372036854775808",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":9}}`:                               "type: expected an integer from 1 to 8",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":0}}`:                               "type: expected an integer from 1 to 8",
+		`{"omsLaunchExtraChargeParameter":{"price":100,"type":1}}`:                                                            "wdsCoordinationOrderId: required",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":1,"feature":{"a":1}}}`:             "feature: expected a string, got object",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100000001,"type":1}}`:                         "over the safety cap",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":1,"price":2,"type":1}}`:                       `omsLaunchExtraChargeParameter.price: duplicate key "price"`,
+		"{\"omsLaunchExtraChargeParameter\":{\"wdsCoordinationOrderId\":\"B\",\"price\":1,\"type\":1,\"desc\":\"\xe4\xb8\"}}": "omsLaunchExtraChargeParameter.desc: not valid UTF-8",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":1,"type":1},"idempotencyKey":"a b"}`:          "idempotencyKey: expected up to 128 printable ASCII characters without spaces",
+		`{"oms_launch_extra_charge_parameter":{}}`:                                                                            `did you mean "omsLaunchExtraChargeParameter"?`,
 		`{}`: "omsLaunchExtraChargeParameter: required",
 	}
 	for body, want := range cases {
@@ -283,4 +288,40 @@ type downStore struct{ *store.Memory }
 
 func (downStore) SetNX(context.Context, string, []byte, time.Duration) (bool, error) {
 	return false, store.ErrUnavailable
+}
+
+// Values TOP documents as valid reach TOP exactly as given: any order id,
+// desc and feature string (spaces, CJK, ~, *, long, not JSON), price 0 and
+// the ends of a Long under wide-open policies, type 1 and 8.
+func TestDocumentedValuesReachTOPIntact(t *testing.T) {
+	long := strings.Repeat("描述~*", 700)
+	cases := []struct {
+		order, desc, feature string
+		price, typ           int64
+		env                  map[string]string
+	}{
+		{"BFC 第二次上门 ~*", "二次上门 ~ *", "not json at all", 0, 1, nil},
+		{"b", long, `{"k":"<&>"}`, 12345, 8, nil},
+		{"BFC-1", "", "", math.MaxInt64, 2, map[string]string{"TOP_MAX_PRICE_FEN": strconv.FormatInt(math.MaxInt64, 10)}},
+		{"BFC-2", "refund?", "", math.MinInt64, 3, map[string]string{"TOP_MIN_PRICE_FEN": strconv.FormatInt(math.MinInt64, 10)}},
+	}
+	for _, c := range cases {
+		r := newRig(t, c.env)
+		p := map[string]any{"wdsCoordinationOrderId": c.order, "price": c.price, "type": c.typ}
+		if c.desc != "" {
+			p["desc"] = c.desc
+		}
+		if c.feature != "" {
+			p["feature"] = c.feature
+		}
+		body, _ := json.Marshal(map[string]any{"omsLaunchExtraChargeParameter": p})
+		st, m := r.call(t, string(body), nil)
+		require.Equal(t, 200, st, "%v", m)
+		ledger := r.sbx.Charges(c.order)
+		require.Len(t, ledger, 1, c.order)
+		require.Equal(t, c.price, ledger[0].Price)
+		require.Equal(t, c.typ, ledger[0].Type)
+		require.Equal(t, c.desc, ledger[0].Desc)
+		require.Equal(t, c.feature, ledger[0].Feature)
+	}
 }

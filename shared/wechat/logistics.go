@@ -4,28 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"regexp"
-	"strings"
 	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
 // APIGetQuota is the errMsg prefix of logistics.getQuota, as in cloud calls.
 const APIGetQuota = "openapi.logistics.getQuota"
-
-// Field limits. WeChat documents none; delivery ids are short codes (YTO,
-// JTSD, SF_CASH) and customer codes are courier account numbers, so these
-// bounds refuse nonsense without refusing any real account.
-const (
-	maxDeliveryID = 32
-	maxBizID      = 128
-)
-
-// Compiled on first use, not at package init (init time is cold-start time).
-var deliveryIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_]+$`) })
 
 const pathQuotaGet = "/cgi-bin/express/business/quota/get"
 
@@ -99,27 +87,12 @@ func (c *Client) GetAllAccount(ctx context.Context) ([]Account, error) {
 	return out.List, nil
 }
 
-// QuotaInput is the cloud-call input of logistics.getQuota.
+// QuotaInput is the cloud-call input of logistics.getQuota. Its rules are
+// the registry's schema (logistics-get-quota.input.json): WeChat documents
+// two required strings and nothing more.
 type QuotaInput struct {
 	DeliveryID string `json:"deliveryId"`
 	BizID      string `json:"bizId"`
-}
-
-// Validate applies the field rules before anything is sent.
-func (in *QuotaInput) Validate() error {
-	switch {
-	case strings.TrimSpace(in.DeliveryID) == "":
-		return envelope.Invalid("deliveryId", "required: the courier's delivery id, e.g. \"YTO\" (see getAllDelivery)")
-	case len(in.DeliveryID) > maxDeliveryID:
-		return envelope.Invalid("deliveryId", "at most %d characters, got %d", maxDeliveryID, len(in.DeliveryID))
-	case !deliveryIDPattern().MatchString(in.DeliveryID):
-		return envelope.Invalid("deliveryId", "letters, digits and _ only, e.g. \"YTO\"")
-	case strings.TrimSpace(in.BizID) == "":
-		return envelope.Invalid("bizId", "required: the customer code of the courier account")
-	case len(in.BizID) > maxBizID:
-		return envelope.Invalid("bizId", "at most %d characters, got %d", maxBizID, len(in.BizID))
-	}
-	return nil
 }
 
 // QuotaOutput is the cloud-call result: quotaNum is always present.
@@ -129,9 +102,12 @@ type QuotaOutput struct {
 
 // GetQuotaOp is the logistics.getQuota operation on a client.
 func GetQuotaOp(c *Client) envelope.Op {
+	schema := sync.OnceValue(func() *envelope.Schema {
+		return envelope.MustCompileSchema(registry.InputSchema("logistics-get-quota"))
+	})
 	return envelope.Op{API: APIGetQuota, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
 		var q QuotaInput
-		if err := envelope.Decode(in.Body, &q); err != nil {
+		if err := envelope.DecodeInput(in.Body, schema(), &q); err != nil {
 			return nil, err
 		}
 		n, err := c.GetQuota(ctx, q.DeliveryID, q.BizID)

@@ -71,7 +71,13 @@ func TestGetQuota(t *testing.T) {
 		{"empty object", `{}`, -1001, "openapi.logistics.getQuota:fail invalid input: deliveryId: required", nil, 0},
 		{"non-object", `[1,2]`, -1001, "openapi.logistics.getQuota:fail invalid input: the request body must be a JSON object, got an array", nil, 0},
 		{"vendor spelling", `{"delivery_id":"YTO","biz_id":"xyz"}`, -1001, `openapi.logistics.getQuota:fail invalid input: biz_id: unknown field; did you mean "bizId"?`, nil, 0},
-		{"too long", `{"deliveryId":"YTO","bizId":"` + strings.Repeat("x", 129) + `"}`, -1001, "openapi.logistics.getQuota:fail invalid input: bizId: at most 128 characters", nil, 0},
+		{"empty", `{"deliveryId":"YTO","bizId":""}`, -1001, "openapi.logistics.getQuota:fail invalid input: bizId: must not be empty: the customer code of the courier account", nil, 0},
+		{"duplicate key", `{"deliveryId":"YTO","bizId":"xyz","bizId":"abc"}`, -1001, `openapi.logistics.getQuota:fail invalid input: bizId: duplicate key "bizId"; send each field once`, nil, 0},
+		{"invalid UTF-8", "{\"deliveryId\":\"YTO\",\"bizId\":\"x\xffz\"}", -1001, "openapi.logistics.getQuota:fail invalid input: bizId: not valid UTF-8; send text as UTF-8", nil, 0},
+		// WeChat documents strings and no limit: a long or unusual value is
+		// WeChat's to judge (the sandbox knows no such account).
+		{"long biz id reaches WeChat", `{"deliveryId":"YTO","bizId":"` + strings.Repeat("客", 300) + `"}`, 9300525, "openapi.logistics.getQuota:fail biz id not bind rid: ", nil, 1},
+		{"unusual delivery id reaches WeChat", `{"deliveryId":"Y T~O*","bizId":"xyz"}`, 9300503, "openapi.logistics.getQuota:fail delivery_id not registered rid: ", nil, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -171,10 +171,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
 		return
 	}
+	// STS credentials, with the codes Alibaba's SDKs know: no token at all
+	// is MissingSecurityToken, a token of another key is
+	// InvalidSecurityToken.MismatchWithAccessKey. (A token that is sent is
+	// an x-acs- header, so it is signed or refused above.)
 	if k.token != "" || strings.HasPrefix(ak, "STS.") {
-		tok := r.Header.Get("x-acs-security-token")
-		if tok == "" || tok != k.token || !signed["x-acs-security-token"] {
-			s.fail(w, r, http.StatusBadRequest, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey.")
+		switch tok := r.Header.Get("x-acs-security-token"); {
+		case tok == "":
+			s.fail(w, r, http.StatusBadRequest, "MissingSecurityToken", "SecurityToken is mandatory for STS credentials.")
+			return
+		case tok != k.token:
+			s.fail(w, r, http.StatusBadRequest, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey.")
 			return
 		}
 	}
@@ -236,8 +243,9 @@ func sum(b []byte) []byte {
 	return h[:]
 }
 
-// expected recomputes the signature from what arrived: the query as sent,
-// the signed headers' values, the payload hash header.
+// expected recomputes the signature from what arrived: every query pair as
+// sent (a parameter given twice is two pairs, so one appended after signing
+// breaks the signature), the signed headers' values, the payload hash header.
 func expected(r *http.Request, signedList, secret string) string {
 	q := r.URL.Query()
 	keys := make([]string, 0, len(q))
@@ -247,8 +255,13 @@ func expected(r *http.Request, signedList, secret string) string {
 	sort.Strings(keys)
 	var qs []string
 	for _, k := range keys {
-		qs = append(qs, enc(k)+"="+enc(q.Get(k)))
+		vs := append([]string(nil), q[k]...)
+		sort.Strings(vs)
+		for _, v := range vs {
+			qs = append(qs, enc(k)+"="+enc(v))
+		}
 	}
+
 	var hb strings.Builder
 	for _, h := range strings.Split(signedList, ";") {
 		v := r.Header.Get(h)

@@ -8,12 +8,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"math/big"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudcall/cloudcall/shared/sandbox"
 )
@@ -191,7 +194,33 @@ func (s *Server) listWarehouses(w http.ResponseWriter, r *http.Request) {
 }
 
 var codeRe = regexp.MustCompile(`^[a-zA-Z0-9\-_]*$`)
-var dimRe = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,2})?$`)
+
+// int32Of reads a JSON number as a .NET Int32 would bind it: an integer
+// value (1e3 and 1000.0 included) from -2147483648 to 2147483647.
+func int32Of(n json.Number) (int64, bool) {
+	if v, err := strconv.ParseInt(string(n), 10, 32); err == nil {
+		return v, true
+	}
+	r, ok := new(big.Rat).SetString(string(n))
+	if !ok || !r.IsInt() || !r.Num().IsInt64() {
+		return 0, false
+	}
+	v := r.Num().Int64()
+	return v, v >= math.MinInt32 && v <= math.MaxInt32
+}
+
+// decimal82 reads a decimal(8,2): at most 2 decimals and |x| ≤ 999999.99.
+func decimal82(s string) (*big.Rat, bool) {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return nil, false
+	}
+	hundredths := new(big.Rat).Mul(r, big.NewRat(100, 1))
+	if !hundredths.IsInt() || new(big.Rat).Abs(r).Cmp(big.NewRat(99999999, 100)) > 0 {
+		return nil, false
+	}
+	return r, true
+}
 
 func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
 	s.Count("pricing")
@@ -199,12 +228,12 @@ func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
 		ServiceCode string `json:"ServiceCode"`
 		WarehouseID string `json:"WarehouseId"`
 		LocationID  string `json:"LocationId"`
-		Boxes       []struct {
-			Weight   *int64       `json:"Weight"`
+		Boxes       []*struct {
+			Weight   *json.Number `json:"Weight"`
 			Length   *json.Number `json:"Length"`
 			Width    *json.Number `json:"Width"`
 			Height   *json.Number `json:"Height"`
-			Quantity *int64       `json:"Quantity"`
+			Quantity *json.Number `json:"Quantity"`
 		} `json:"Boxes"`
 		IncludeUnsuccessful bool `json:"IncludeUnsuccessful"`
 		IsCustomsClearance  bool `json:"IsCustomsClearance"`
@@ -216,31 +245,44 @@ func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, ck1Error{"800F0400", "请求体无法解析 (malformed body)"})
 		return
 	}
+	// The documented rules of POST /v1/pricing/inbound/box, and no others:
+	// an ASP.NET model whose [Required] refuses null and "", [StringLength]
+	// counts characters, Weight is an Int32 in 1..2147483647, Quantity an
+	// Int32, and the sides decimal(8,2).
 	var errs []ck1Error
-	if in.WarehouseID == "" || len(in.WarehouseID) > 10 || !codeRe.MatchString(in.WarehouseID) {
+	if in.WarehouseID == "" || utf8.RuneCountInString(in.WarehouseID) > 10 || !codeRe.MatchString(in.WarehouseID) {
 		errs = append(errs, ck1Error{"800F0410", "WarehouseId 必须满足正则 ^[a-zA-Z0-9\\-_]*$ 且长度 1~10"})
 	}
-	if len(in.ServiceCode) > 30 || !codeRe.MatchString(in.ServiceCode) {
+	if utf8.RuneCountInString(in.ServiceCode) > 30 || !codeRe.MatchString(in.ServiceCode) {
 		errs = append(errs, ck1Error{"800F0411", "ServiceCode 必须满足正则 ^[a-zA-Z0-9\\-_]*$ 且长度 0~30"})
 	}
-	if len([]rune(in.LocationID)) > 30 {
+	if utf8.RuneCountInString(in.LocationID) > 30 {
 		errs = append(errs, ck1Error{"800F0412", "LocationId 长度 0~30"})
 	}
-	if len(in.Boxes) == 0 {
+	if in.Boxes == nil {
 		errs = append(errs, ck1Error{"800F0413", "Boxes 必须"})
 	}
-	var boxes []box
+	boxes := make([]box, 0, len(in.Boxes))
 	for _, b := range in.Boxes {
-		if b.Weight == nil || *b.Weight < 1 || b.Quantity == nil || *b.Quantity < 1 || b.Length == nil || b.Width == nil || b.Height == nil {
-			errs = append(errs, ck1Error{"800F0414", "箱子的 Weight(1~2147483647 g)、Length、Width、Height、Quantity 必须"})
+		if b == nil || b.Weight == nil || b.Quantity == nil || b.Length == nil || b.Width == nil || b.Height == nil {
+			errs = append(errs, ck1Error{"800F0414", "箱子的 Weight、Length、Width、Height、Quantity 必须"})
 			break
 		}
-		var bx box
-		bx.weight, bx.quantity = *b.Weight, *b.Quantity
+		weight, okW := int32Of(*b.Weight)
+		quantity, okQ := int32Of(*b.Quantity)
+		if !okW || weight < 1 {
+			errs = append(errs, ck1Error{"800F0416", "Weight 必须为 1~2147483647 的整数 (g)"})
+			break
+		}
+		if !okQ {
+			errs = append(errs, ck1Error{"800F0417", "Quantity 必须为 Int32 整数"})
+			break
+		}
+		bx := box{weight: weight, quantity: quantity}
 		for i, d := range []*json.Number{b.Length, b.Width, b.Height} {
-			rat, ok := new(big.Rat).SetString(string(*d))
-			if !dimRe.MatchString(string(*d)) || !ok || rat.Sign() <= 0 {
-				errs = append(errs, ck1Error{"800F0415", "Length/Width/Height 必须为正数且最多两位小数 (decimal 8,2)"})
+			rat, ok := decimal82(string(*d))
+			if !ok {
+				errs = append(errs, ck1Error{"800F0415", "Length/Width/Height 必须为 decimal(8,2): 最多 6 位整数和 2 位小数"})
 				break
 			}
 			bx.dims[i] = rat

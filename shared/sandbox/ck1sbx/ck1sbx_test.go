@@ -129,9 +129,16 @@ func TestPricingValidationInCK1Shape(t *testing.T) {
 		{"warehouse 11 chars", `{"WarehouseId":"ABCDEFGHIJK","Boxes":[` + okBox + `]}`, "800F0410"},
 		{"service code pattern", `{"WarehouseId":"US","ServiceCode":"US SEA","Boxes":[` + okBox + `]}`, "800F0411"},
 		{"location 31 chars", `{"WarehouseId":"US","LocationId":"` + strings.Repeat("x", 31) + `","Boxes":[` + okBox + `]}`, "800F0412"},
-		{"no boxes", `{"WarehouseId":"US","Boxes":[]}`, "800F0413"},
-		{"zero weight", `{"WarehouseId":"US","Boxes":[{"Weight":0,"Length":1,"Width":1,"Height":1,"Quantity":1}]}`, "800F0414"},
+		{"boxes missing", `{"WarehouseId":"US"}`, "800F0413"},
+		{"boxes null", `{"WarehouseId":"US","Boxes":null}`, "800F0413"},
+		{"box missing a side", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Width":1,"Height":1,"Quantity":1}]}`, "800F0414"},
+		{"zero weight", `{"WarehouseId":"US","Boxes":[{"Weight":0,"Length":1,"Width":1,"Height":1,"Quantity":1}]}`, "800F0416"},
+		{"weight past Int32", `{"WarehouseId":"US","Boxes":[{"Weight":2147483648,"Length":1,"Width":1,"Height":1,"Quantity":1}]}`, "800F0416"},
+		{"weight fraction", `{"WarehouseId":"US","Boxes":[{"Weight":1.5,"Length":1,"Width":1,"Height":1,"Quantity":1}]}`, "800F0416"},
+		{"quantity past Int32", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1,"Width":1,"Height":1,"Quantity":4611686018427387904}]}`, "800F0417"},
+		{"quantity under Int32", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1,"Width":1,"Height":1,"Quantity":-2147483649}]}`, "800F0417"},
 		{"three decimals", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1.005,"Width":1,"Height":1,"Quantity":1}]}`, "800F0415"},
+		{"seven integer digits", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1000000,"Width":1,"Height":1,"Quantity":1}]}`, "800F0415"},
 		{"unknown warehouse", `{"WarehouseId":"FR","Boxes":[` + okBox + `]}`, "800F0420"},
 		{"malformed", `{"WarehouseId":`, "800F0400"},
 	}
@@ -142,6 +149,43 @@ func TestPricingValidationInCK1Shape(t *testing.T) {
 			errs := m["Errors"].([]any)
 			require.Equal(t, tc.code, errs[0].(map[string]any)["Code"], m)
 			require.NotEmpty(t, m["TicketId"])
+		})
+	}
+}
+
+// Values CK1 documents as valid are priced, or refused per service with a
+// reason, but never answered with a number that wrapped: the arithmetic is
+// exact and a total beyond an Int32 of grams is a failed service.
+func TestPricingEdgesUseCheckedArithmetic(t *testing.T) {
+	_, c := start(t, ck1sbx.Options{})
+	cases := []struct {
+		name, boxes string
+		success     bool
+		grams       string // the chargeable weight in the remark, when priced
+	}{
+		{"empty list", `[]`, false, ""},
+		{"quantity 0", `[{"Weight":100,"Length":1,"Width":1,"Height":1,"Quantity":0}]`, false, ""},
+		{"negative quantity", `[{"Weight":100,"Length":1,"Width":1,"Height":1,"Quantity":-3}]`, false, ""},
+		{"side 0", `[{"Weight":100,"Length":0,"Width":1,"Height":1,"Quantity":1}]`, true, "计费重 100 g"},
+		{"exponent side", `[{"Weight":100,"Length":1e2,"Width":1,"Height":1,"Quantity":1}]`, true, "计费重 100 g"},
+		{"Int32 weight × Int32 quantity", `[{"Weight":2147483647,"Length":1,"Width":1,"Height":1,"Quantity":2147483647}]`, false, ""},
+		{"largest sides × Int32 quantity", `[{"Weight":1,"Length":999999.99,"Width":999999.99,"Height":999999.99,"Quantity":2147483647}]`, false, ""},
+		{"just under the cap", `[{"Weight":2147483647,"Length":1,"Width":1,"Height":1,"Quantity":1}]`, true, "计费重 2147483647 g"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, m, list := c.do(http.MethodPost, "/v1/pricing/inbound/box", ck1sbx.DemoFixedToken,
+				`{"WarehouseId":"US","ServiceCode":"USSEA","IncludeUnsuccessful":true,"Boxes":`+tc.boxes+`}`)
+			require.Equal(t, http.StatusOK, st, m)
+			require.Len(t, list, 1)
+			svc := list[0].(map[string]any)
+			require.Equal(t, tc.success, svc["Success"], svc)
+			if tc.success {
+				detail := svc["ChargeInfo"].(map[string]any)["Detail"].([]any)
+				require.Equal(t, tc.grams, detail[0].(map[string]any)["Remark"])
+			} else {
+				require.NotEmpty(t, svc["Message"])
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@ package ck1sbx
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 )
 
@@ -67,10 +68,15 @@ type line struct {
 	cents                  int64
 }
 
+// maxChargeGrams is the largest total chargeable weight the sandbox prices:
+// CK1 weighs in Int32 grams, so a total no Int32 holds is no CK1 weight.
+const maxChargeGrams = math.MaxInt32
+
 // quote prices boxes on one service. ok is false with a reason when the
-// service cannot carry them.
+// service cannot carry them. Every step is exact (big.Int): a quantity or a
+// side at the edge of its type gives a refusal, never a wrapped number.
 func (s Service) quote(boxes []box, customs, taxNo bool) (lines []line, ok bool, reason string) {
-	var total int64
+	total := new(big.Int)
 	for _, b := range boxes {
 		for _, d := range b.dims {
 			if s.MaxSideCM > 0 && d.Cmp(new(big.Rat).SetInt64(s.MaxSideCM)) > 0 {
@@ -80,18 +86,24 @@ func (s Service) quote(boxes []box, customs, taxNo bool) (lines []line, ok bool,
 		vol := new(big.Rat).Mul(b.dims[0], b.dims[1])
 		vol.Mul(vol, b.dims[2])
 		vol.Mul(vol, big.NewRat(1000, s.Divisor))
-		volG := ceil(vol)
-		charge := b.weight
-		if volG > charge {
-			charge = volG
+		charge := ceil(vol)
+		if w := big.NewInt(b.weight); w.Cmp(charge) > 0 {
+			charge = w
 		}
-		total += charge * b.quantity
+		total.Add(total, charge.Mul(charge, big.NewInt(b.quantity)))
 	}
+	switch {
+	case total.Sign() <= 0:
+		return nil, false, "计费重必须大于 0 (no chargeable weight: no boxes, or quantities of 0 or less)"
+	case total.Cmp(big.NewInt(maxChargeGrams)) > 0:
+		return nil, false, fmt.Sprintf("计费重 %s g 超出范围 (chargeable weight over %d g)", total, maxChargeGrams)
+	}
+	grams := total.Int64() // ≤ MaxInt32 from here: the sums below fit int64
 	freight := s.FirstCents
-	if total > 1000 {
-		freight += (total - 1000 + 499) / 500 * s.AddCents
+	if grams > 1000 {
+		freight += (grams - 1000 + 499) / 500 * s.AddCents
 	}
-	lines = append(lines, line{s.Currency, "头程运费 Freight", fmt.Sprintf("计费重 %d g", total), freight})
+	lines = append(lines, line{s.Currency, "头程运费 Freight", fmt.Sprintf("计费重 %d g", grams), freight})
 	if s.Fuel {
 		fuel := (freight*10 + 50) / 100 // 10%, half-up to the cent
 		lines = append(lines, line{s.Currency, "燃油附加费 Fuel surcharge", "10%", fuel})
@@ -105,12 +117,13 @@ func (s Service) quote(boxes []box, customs, taxNo bool) (lines []line, ok bool,
 	return lines, true, ""
 }
 
-func ceil(r *big.Rat) int64 {
+// ceil rounds up (toward +∞).
+func ceil(r *big.Rat) *big.Int {
 	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
 	if m.Sign() > 0 {
 		q.Add(q, big.NewInt(1))
 	}
-	return q.Int64()
+	return q
 }
 
 // cents formats an amount with exactly two decimals.

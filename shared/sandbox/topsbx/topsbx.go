@@ -12,9 +12,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"hash"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -48,6 +50,8 @@ type Charge struct {
 	OrderID string    `json:"orderId"`
 	Price   int64     `json:"price"` // fen
 	Type    int64     `json:"type"`
+	Desc    string    `json:"desc,omitempty"`
+	Feature string    `json:"feature,omitempty"`
 	At      time.Time `json:"at"`
 }
 
@@ -126,15 +130,94 @@ func requestID() string {
 	return hex.EncodeToString(b)
 }
 
-func fail(w http.ResponseWriter, code int, msg, subCode, subMsg string) {
-	e := map[string]any{"code": code, "msg": msg, "request_id": requestID()}
-	if subCode != "" {
-		e["sub_code"], e["sub_msg"] = subCode, subMsg
-	}
-	writeJSON(w, map[string]any{"error_response": e})
+// reply writes TOP's answers in the format the request asked for: XML when
+// format is absent or "xml" (TOP's default), JSON for "json"; with
+// simplify=true a JSON success has no <method>_response wrapper.
+type reply struct {
+	w        http.ResponseWriter
+	json     bool
+	simplify bool
 }
 
+func (rp reply) fail(code int, msg, subCode, subMsg string) {
+	e := []kv{{"code", code}, {"msg", msg}}
+	if subCode != "" {
+		e = append(e, kv{"sub_code", subCode}, kv{"sub_msg", subMsg})
+	}
+	e = append(e, kv{"request_id", requestID()})
+	rp.write("error_response", e)
+}
+
+// kv is one member of an answer, in TOP's order.
+type kv struct {
+	k string
+	v any
+}
+
+func (rp reply) success(body []kv) {
+	if rp.json && rp.simplify {
+		rp.writeJSON(body)
+		return
+	}
+	rp.write(responseKey, body)
+}
+
+func (rp reply) write(root string, body []kv) {
+	if rp.json {
+		rp.writeJSON([]kv{{root, body}})
+		return
+	}
+	rp.w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	var b strings.Builder
+	b.WriteString(xml.Header)
+	writeXML(&b, root, body)
+	_, _ = rp.w.Write([]byte(b.String()))
+}
+
+func (rp reply) writeJSON(body []kv) {
+	rp.w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	var b strings.Builder
+	writeJSONObject(&b, body)
+	_, _ = rp.w.Write([]byte(b.String()))
+}
+
+func writeJSONObject(b *strings.Builder, body []kv) {
+	b.WriteByte('{')
+	for i, m := range body {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(m.k)
+		b.Write(k)
+		b.WriteByte(':')
+		if sub, ok := m.v.([]kv); ok {
+			writeJSONObject(b, sub)
+			continue
+		}
+		v, _ := json.Marshal(m.v)
+		b.Write(v)
+	}
+	b.WriteByte('}')
+}
+
+func writeXML(b *strings.Builder, name string, v any) {
+	b.WriteString("<" + name + ">")
+	if sub, ok := v.([]kv); ok {
+		for _, m := range sub {
+			writeXML(b, m.k, m.v)
+		}
+	} else {
+		_ = xml.EscapeText(b, []byte(fmt.Sprint(v)))
+	}
+	b.WriteString("</" + name + ">")
+}
+
+const responseKey = "alibaba_ascp_industry_launch_extra_charge_response"
+
 var gmt8 = time.FixedZone("GMT+8", 8*3600)
+
+// versionRe is what a version looks like (2.0); anything else is code 33.
+var versionRe = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
 
 // signature recomputes TOP's sign independently of the client package.
 func signature(secret, method string, params map[string]string) string {
@@ -165,68 +248,88 @@ func signature(secret, method string, params map[string]string) string {
 
 func (s *Server) rest(w http.ResponseWriter, r *http.Request) {
 	s.Count("rest")
+	rp := reply{w: w}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		fail(w, 9, "Http Action Not Allowed", "", "")
+		rp.fail(9, "Http Action Not Allowed", "", "")
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		fail(w, 41, "Invalid Arguments", "isv.invalid-parameter", "表单无法解析")
+		rp.fail(41, "Invalid Arguments", "isv.invalid-parameter", "表单无法解析")
 		return
 	}
 	p := map[string]string{}
 	for k := range r.Form {
 		p[k] = r.Form.Get(k)
 	}
+	switch strings.ToLower(p["format"]) {
+	case "", "xml":
+	case "json":
+		rp.json = true
+		rp.simplify = p["simplify"] == "true"
+	default:
+		rp.fail(23, "Invalid Format", "", "")
+		return
+	}
 	secret, ok := s.apps[p["app_key"]]
 	switch {
 	case p["method"] == "":
-		fail(w, 21, "Missing Method", "", "")
+		rp.fail(21, "Missing Method", "", "")
 		return
 	case p["method"] != method:
-		fail(w, 22, "Invalid Method", "", "")
+		rp.fail(22, "Invalid Method", "", "")
 		return
 	case p["app_key"] == "":
-		fail(w, 28, "Missing App Key", "", "")
+		rp.fail(28, "Missing App Key", "", "")
 		return
 	case !ok:
-		fail(w, 29, "Invalid App Key", "", "")
+		rp.fail(29, "Invalid App Key", "", "")
 		return
 	case p["timestamp"] == "":
-		fail(w, 30, "Missing Timestamp", "", "")
+		rp.fail(30, "Missing Timestamp", "", "")
+		return
+	case p["v"] == "":
+		rp.fail(32, "Missing Version", "", "")
+		return
+	case !versionRe.MatchString(p["v"]):
+		rp.fail(33, "Invalid Version", "", "")
 		return
 	case p["v"] != "2.0":
-		fail(w, 32, "Missing Version", "", "")
+		rp.fail(34, "Unsupported Version", "", "")
 		return
 	case p["sign"] == "":
-		fail(w, 24, "Missing Signature", "", "")
+		rp.fail(24, "Missing Signature", "", "")
 		return
 	}
 	ts, err := time.ParseInLocation("2006-01-02 15:04:05", p["timestamp"], gmt8)
 	if err != nil || absDur(s.Clock.Now().Sub(ts)) > 10*time.Minute {
-		fail(w, 31, "Invalid Timestamp", "isv.timestamp-limit-error", "时间戳超出允许范围 (GMT+8, ±10 分钟)")
+		rp.fail(31, "Invalid Timestamp", "isv.timestamp-limit-error", "时间戳超出允许范围 (GMT+8, ±10 分钟)")
 		return
 	}
 	if sm := p["sign_method"]; sm != "" && sm != "md5" && sm != "hmac" && sm != "hmac-sha256" {
-		fail(w, 25, "Invalid Signature", "", "")
+		rp.fail(25, "Invalid Signature", "", "")
 		return
 	}
 	if !hmac.Equal([]byte(signature(secret, p["sign_method"], p)), []byte(p["sign"])) {
-		fail(w, 25, "Invalid Signature", "", "")
+		rp.fail(25, "Invalid Signature", "", "")
 		return
 	}
 	if p["session"] == "" {
-		fail(w, 26, "Missing Session", "", "")
+		rp.fail(26, "Missing Session", "", "")
 		return
 	}
 	if !s.sessions[p["session"]] {
-		fail(w, 27, "Invalid Session", "invalid-sessionkey", "SessionKey非法")
+		rp.fail(27, "Invalid Session", "invalid-sessionkey", "SessionKey非法")
 		return
 	}
 	raw := p["oms_launch_extra_charge_parameter"]
 	if raw == "" {
-		fail(w, 40, "Missing Required Arguments", "isv.missing-parameter:oms_launch_extra_charge_parameter", "缺少必选参数")
+		rp.fail(40, "Missing Required Arguments", "isv.missing-parameter:oms_launch_extra_charge_parameter", "缺少必选参数")
 		return
 	}
+	// The documented fields: wds_coordination_order_id String required,
+	// price and type Number required (Long in TOP's SDKs), type 1..8, desc
+	// and feature optional Strings. Nothing else is checked: TOP states no
+	// other limit.
 	var in struct {
 		OrderID *string `json:"wds_coordination_order_id"`
 		Price   *int64  `json:"price"`
@@ -234,48 +337,60 @@ func (s *Server) rest(w http.ResponseWriter, r *http.Request) {
 		Desc    string  `json:"desc"`
 		Feature string  `json:"feature"`
 	}
-	if err := json.Unmarshal([]byte(raw), &in); err != nil || in.OrderID == nil || in.Price == nil || in.Type == nil {
-		fail(w, 41, "Invalid Arguments", "isv.invalid-parameter", "非法参数")
+	if err := json.Unmarshal([]byte(raw), &in); err != nil {
+		rp.fail(41, "Invalid Arguments", "isv.invalid-parameter", "非法参数")
+		return
+	}
+	switch {
+	case in.OrderID == nil || *in.OrderID == "":
+		rp.fail(40, "Missing Required Arguments", "isv.missing-parameter:wds_coordination_order_id", "缺少必选参数")
+		return
+	case in.Price == nil:
+		rp.fail(40, "Missing Required Arguments", "isv.missing-parameter:price", "缺少必选参数")
+		return
+	case in.Type == nil:
+		rp.fail(40, "Missing Required Arguments", "isv.missing-parameter:type", "缺少必选参数")
 		return
 	}
 	switch *in.OrderID {
 	case OrderNoPermission:
-		fail(w, 11, "Insufficient ISV Permissions", "isv.permission-api-package-limit", "请申请权限包")
+		rp.fail(11, "Insufficient ISV Permissions", "isv.permission-api-package-limit", "请申请权限包")
 		return
 	case OrderRemoteISP:
-		fail(w, 15, "Remote service error", "isp.top-remote-service-unavailable", "远程服务不可用")
+		rp.fail(15, "Remote service error", "isp.top-remote-service-unavailable", "远程服务不可用")
 		return
 	case OrderRemoteISV:
-		fail(w, 15, "Remote service error", "isv.invalid-parameter", "非法参数")
+		rp.fail(15, "Remote service error", "isv.invalid-parameter", "非法参数")
 		return
 	case OrderThrottled:
-		fail(w, 7, "App Call Limited", "accesscontrol.limited-by-app-access-count", "This ban will last for 42 more seconds")
+		rp.fail(7, "App Call Limited", "accesscontrol.limited-by-app-access-count", "This ban will last for 42 more seconds")
 		return
 	case OrderBadArgs:
-		fail(w, 41, "Invalid Arguments", "isv.invalid-parameter:price", "非法参数")
+		rp.fail(41, "Invalid Arguments", "isv.invalid-parameter:price", "非法参数")
 		return
 	case OrderRefused:
-		writeJSON(w, map[string]any{"alibaba_ascp_industry_launch_extra_charge_response": map[string]any{
-			"result":     map[string]any{"success": false, "error_code": "15", "error_message": "服务异常: 服务单已完结，不能发起增加费用"},
-			"request_id": requestID(),
-		}})
+		rp.success([]kv{
+			{"result", []kv{{"success", false}, {"error_message", "服务异常: 服务单已完结，不能发起增加费用"}, {"error_code", "15"}}},
+			{"request_id", requestID()},
+		})
 		return
 	}
-	if *in.Price <= 0 || *in.Type < 1 || *in.Type > 8 {
-		fail(w, 41, "Invalid Arguments", "isv.invalid-parameter", "非法参数")
+	if *in.Type < 1 || *in.Type > 8 {
+		rp.fail(41, "Invalid Arguments", "isv.invalid-parameter:type", "非法参数")
 		return
 	}
 	s.mu.Lock()
 	s.seq++
-	c := Charge{ID: fmt.Sprintf("ECS%010d", 7000000000+s.seq), OrderID: *in.OrderID, Price: *in.Price, Type: *in.Type, At: s.Clock.Now()}
+	c := Charge{ID: fmt.Sprintf("ECS%010d", 7000000000+s.seq), OrderID: *in.OrderID, Price: *in.Price, Type: *in.Type,
+		Desc: in.Desc, Feature: in.Feature, At: s.Clock.Now()}
 	s.ledger = append(s.ledger, c)
 	s.mu.Unlock()
 	s.Count("charge")
 	feature := in.Feature
-	writeJSON(w, map[string]any{"alibaba_ascp_industry_launch_extra_charge_response": map[string]any{
-		"result":     map[string]any{"success": true, "data": map[string]any{"extra_charge_service_order_id": c.ID, "feature": feature}},
-		"request_id": requestID(),
-	}})
+	rp.success([]kv{
+		{"result", []kv{{"success", true}, {"data", []kv{{"extra_charge_service_order_id", c.ID}, {"feature", feature}}}}},
+		{"request_id", requestID()},
+	})
 }
 
 func absDur(d time.Duration) time.Duration {

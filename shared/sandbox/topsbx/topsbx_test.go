@@ -92,6 +92,59 @@ func TestAcceptsEverySignMethodAndRecordsEachCharge(t *testing.T) {
 	require.Equal(t, 3, c.s.Calls("charge"))
 }
 
+// What TOP documents as valid is charged: price is a Long with no range
+// (0 and negative included; the function's TOP_MIN/MAX_PRICE_FEN policies
+// are the function's, not TOP's), type 1 and 8 are the ends of 1..8, and
+// desc/feature are any strings.
+func TestDocumentedValuesAreCharged(t *testing.T) {
+	for _, param := range []string{
+		`{"wds_coordination_order_id":"BFC 第二次 ~*","price":0,"type":1}`,
+		`{"wds_coordination_order_id":"B","price":-5,"type":8}`,
+		`{"wds_coordination_order_id":"B","price":9223372036854775807,"type":8,"desc":"` + strings.Repeat("描", 600) + `","feature":"not json"}`,
+	} {
+		c := newClient(t)
+		out := c.post(c.params("md5", func(p map[string]string) { p["oms_launch_extra_charge_parameter"] = param }))
+		r, ok := out["alibaba_ascp_industry_launch_extra_charge_response"].(map[string]any)
+		require.True(t, ok, out)
+		require.Equal(t, true, r["result"].(map[string]any)["success"], param)
+		require.Len(t, c.s.Charges(""), 1, param)
+	}
+}
+
+// TOP answers XML unless format=json, and simplify=true drops the
+// <method>_response wrapper of a JSON answer.
+func TestFormatAndSimplify(t *testing.T) {
+	c := newClient(t)
+	post := func(p map[string]string) (string, string) {
+		form := url.Values{}
+		for k, v := range p {
+			form.Set(k, v)
+		}
+		resp, err := http.PostForm(c.url+"/router/rest", form)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.Header.Get("Content-Type"), string(b)
+	}
+	ct, body := post(c.params("md5", func(p map[string]string) { delete(p, "format") }))
+	require.Contains(t, ct, "text/xml")
+	require.Contains(t, body, "<alibaba_ascp_industry_launch_extra_charge_response><result><success>true</success><data><extra_charge_service_order_id>ECS")
+	ct, body = post(c.params("md5", func(p map[string]string) { p["format"] = "xml"; p["v"] = "3.0" }))
+	require.Contains(t, ct, "text/xml")
+	require.Contains(t, body, "<error_response><code>34</code><msg>Unsupported Version</msg>")
+	_, body = post(c.params("md5", func(p map[string]string) { p["format"] = "yaml" }))
+	require.Contains(t, body, "<error_response><code>23</code><msg>Invalid Format</msg>", "an unknown format is answered in the default XML")
+	_, body = post(c.params("md5", func(p map[string]string) { p["simplify"] = "true" }))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &m), body)
+	require.Equal(t, true, m["result"].(map[string]any)["success"], "no wrapper with simplify=true")
+	require.NotEmpty(t, m["request_id"])
+	_, body = post(c.params("md5", nil))
+	require.NoError(t, json.Unmarshal([]byte(body), &m), body)
+	require.Contains(t, m, "alibaba_ascp_industry_launch_extra_charge_response")
+	require.Len(t, c.s.Charges(""), 3)
+}
+
 func TestRefusals(t *testing.T) {
 	now := New(Options{}).Clock.Now() // every sandbox starts at real time
 	cases := []struct {
@@ -125,12 +178,23 @@ func TestRefusals(t *testing.T) {
 		{"expired session", func(p map[string]string) { p["session"] = "expired" }, nil, 27, "invalid-sessionkey", "SessionKey非法"},
 		{"missing parameter", func(p map[string]string) { delete(p, "oms_launch_extra_charge_parameter") }, nil, 40, "isv.missing-parameter:oms_launch_extra_charge_parameter", ""},
 		{"parameter not JSON", func(p map[string]string) { p["oms_launch_extra_charge_parameter"] = "price=1" }, nil, 41, "isv.invalid-parameter", ""},
-		{"price 0", func(p map[string]string) {
-			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"BFC123","price":0,"type":1}`
+		{"price not a Long", func(p map[string]string) {
+			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"BFC123","price":9223372036854775808,"type":1}`
 		}, nil, 41, "isv.invalid-parameter", ""},
+		{"price missing", func(p map[string]string) {
+			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"BFC123","type":1}`
+		}, nil, 40, "isv.missing-parameter:price", ""},
+		{"order id empty", func(p map[string]string) {
+			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"","price":1,"type":1}`
+		}, nil, 40, "isv.missing-parameter:wds_coordination_order_id", ""},
+		{"type 0", func(p map[string]string) {
+			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"BFC123","price":1,"type":0}`
+		}, nil, 41, "isv.invalid-parameter:type", ""},
 		{"type 9", func(p map[string]string) {
 			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"BFC123","price":1,"type":9}`
-		}, nil, 41, "isv.invalid-parameter", ""},
+		}, nil, 41, "isv.invalid-parameter:type", ""},
+		{"version 3.0 (unsupported)", func(p map[string]string) { p["v"] = "3.0" }, nil, 34, "", ""},
+		{"version not a version", func(p map[string]string) { p["v"] = "two" }, nil, 33, "", ""},
 		{"seeded 7", orderEdit(OrderThrottled), nil, 7, "accesscontrol.limited-by-app-access-count", "This ban will last for 42 more seconds"},
 		{"seeded 11", orderEdit(OrderNoPermission), nil, 11, "isv.permission-api-package-limit", ""},
 		{"seeded 15 isp", orderEdit(OrderRemoteISP), nil, 15, "isp.top-remote-service-unavailable", ""},

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/openapi"
+)
+
+func runOpenAPI(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("openapi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	write := fs.Bool("write", false, "write openapi.json at the module root instead of printing it")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: cloudcall openapi [--write]\n\nPrints the OpenAPI 3.1 document generated from the registry's schemas (the emulator serves the same at GET /openapi.json).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	doc, err := openapi.Document()
+	if err != nil {
+		return err
+	}
+	if !*write {
+		_, err := stdout.Write(doc)
+		return err
+	}
+	root, err := emulator.ModuleRoot(".")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(root, "openapi.json")
+	if err := os.WriteFile(path, doc, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "wrote", path)
+	return nil
+}

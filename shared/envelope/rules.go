@@ -1,0 +1,520 @@
+package envelope
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"fmt"
+	"math/big"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// rule is one schema node compiled for the envelope. The warm path checks
+// the rules while the body streams through the tokenizer, once, without
+// building a document; only a refusal parses the body into a document and
+// walks it (collect) to say which rule broke and where. A general JSON Schema
+// library would cost every cold start its package init and every call its
+// allocations, so the functions do not link one: the tests hold these rules
+// to santhosh-tekuri/jsonschema's verdicts on every function's generated
+// corpus and under fuzzing.
+type rule struct {
+	types      uint8    // bit set of kinds; 0: any
+	typeNames  []string // as the schema writes them, for messages
+	minLen     int      // -1: none
+	maxLen     int      // -1: none
+	pattern    *regexp.Regexp
+	min, max   *bound
+	multipleOf *big.Rat
+
+	intFast bool // every integer can be checked against int64 bounds alone
+
+	props      map[string]*rule
+	required   map[string]uint // name → bit
+	reqOrder   []string        // the schema's order, for messages
+	nRequired  int
+	closed     bool // additionalProperties: false
+	items      *rule
+	itemsExist bool
+}
+
+const (
+	tString uint8 = 1 << iota
+	tInteger
+	tNumber
+	tBoolean
+	tObject
+	tArray
+	tNull
+)
+
+// bound is a numeric limit with an int64 fast path: for an integer, x ≥ min
+// is x ≥ ceil(min) and x ≤ max is x ≤ floor(max).
+type bound struct {
+	rat         *big.Rat
+	ceil, floor int64
+	fitsI       bool
+}
+
+// annotations carry no rule.
+var annotations = map[string]bool{"$schema": true, "$id": true, "$comment": true, "title": true, "description": true,
+	"examples": true, "default": true, "$defs": true, "deprecated": true, "readOnly": true, "writeOnly": true}
+
+// compileRules builds the rule of a schema node. A keyword it does not know
+// is an error: the schema then needs this compiler extended, not skipped.
+func compileRules(root, node map[string]any) (*rule, error) {
+	r := &rule{minLen: -1, maxLen: -1}
+	if ref, ok := node["$ref"].(string); ok {
+		target, err := lookupRef(root, ref)
+		if err != nil {
+			return nil, err
+		}
+		merged := map[string]any{}
+		for k, v := range target {
+			merged[k] = v
+		}
+		for k, v := range node {
+			if k != "$ref" {
+				merged[k] = v
+			}
+		}
+		node = merged
+	}
+	keys := make([]string, 0, len(node))
+	for k := range node {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := node[k]
+		switch {
+		case annotations[k] || strings.HasPrefix(k, "x-"):
+		case k == "type":
+			names, ok := v.([]any)
+			if !ok {
+				names = []any{v}
+			}
+			for _, n := range names {
+				bit, ok := typeBits[fmt.Sprint(n)]
+				if !ok {
+					return nil, fmt.Errorf("rules: unknown type %v", n)
+				}
+				r.types |= bit
+				r.typeNames = append(r.typeNames, fmt.Sprint(n))
+			}
+		case k == "minLength" || k == "maxLength":
+			n, err := intKeyword(k, v)
+			if err != nil {
+				return nil, err
+			}
+			if k == "minLength" {
+				r.minLen = n
+			} else {
+				r.maxLen = n
+			}
+		case k == "pattern":
+			re, err := regexp.Compile(fmt.Sprint(v))
+			if err != nil {
+				return nil, fmt.Errorf("rules: pattern: %w", err)
+			}
+			r.pattern = re
+		case k == "minimum" || k == "maximum" || k == "multipleOf":
+			rat, ok := ratKeyword(v)
+			if !ok {
+				return nil, fmt.Errorf("rules: %s is not a number", k)
+			}
+			switch k {
+			case "minimum":
+				r.min = newBound(rat)
+			case "maximum":
+				r.max = newBound(rat)
+			default:
+				r.multipleOf = rat
+			}
+		case k == "required":
+			list, _ := v.([]any)
+			if len(list) > 64 {
+				return nil, fmt.Errorf("rules: more than 64 required properties")
+			}
+			r.required = map[string]uint{}
+			for i, n := range list {
+				r.required[fmt.Sprint(n)] = uint(i)
+				r.reqOrder = append(r.reqOrder, fmt.Sprint(n))
+			}
+			r.nRequired = len(list)
+		case k == "properties":
+			props, _ := v.(map[string]any)
+			r.props = map[string]*rule{}
+			for name, sub := range props {
+				m, _ := sub.(map[string]any)
+				pr, err := compileRules(root, m)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
+				}
+				r.props[name] = pr
+			}
+		case k == "additionalProperties":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, fmt.Errorf("rules: additionalProperties must be true or false")
+			}
+			r.closed = !b
+		case k == "items":
+			m, _ := v.(map[string]any)
+			it, err := compileRules(root, m)
+			if err != nil {
+				return nil, fmt.Errorf("items: %w", err)
+			}
+			r.items, r.itemsExist = it, true
+		default:
+			return nil, fmt.Errorf("rules: keyword %q is not compiled for the warm path", k)
+		}
+	}
+	r.intFast = (r.min == nil || r.min.fitsI) && (r.max == nil || r.max.fitsI) &&
+		(r.multipleOf == nil || r.multipleOf.Num().IsInt64() && r.multipleOf.Num().Int64() == 1)
+	return r, nil
+}
+
+var typeBits = map[string]uint8{"string": tString, "integer": tInteger, "number": tNumber | tInteger,
+	"boolean": tBoolean, "object": tObject, "array": tArray, "null": tNull}
+
+func lookupRef(root map[string]any, ref string) (map[string]any, error) {
+	if !strings.HasPrefix(ref, "#/") {
+		return nil, fmt.Errorf("rules: only local $refs are compiled, got %q", ref)
+	}
+	var target any = root
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		m, _ := target.(map[string]any)
+		target = m[part]
+	}
+	m, ok := target.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("rules: $ref %q not found", ref)
+	}
+	return m, nil
+}
+
+func intKeyword(k string, v any) (int, error) {
+	r, ok := ratKeyword(v)
+	if !ok || !r.IsInt() || !r.Num().IsInt64() {
+		return 0, fmt.Errorf("rules: %s is not an integer", k)
+	}
+	return int(r.Num().Int64()), nil
+}
+
+func ratKeyword(v any) (*big.Rat, bool) {
+	n, ok := v.(stdjson.Number)
+	if !ok {
+		return nil, false
+	}
+	return new(big.Rat).SetString(string(n))
+}
+
+func newBound(r *big.Rat) *bound {
+	b := &bound{rat: r}
+	floor, m := new(big.Int).DivMod(r.Num(), r.Denom(), new(big.Int)) // Euclidean: floor for a positive divisor
+	ceil := new(big.Int).Set(floor)
+	if m.Sign() != 0 {
+		ceil.Add(ceil, big.NewInt(1))
+	}
+	if floor.IsInt64() && ceil.IsInt64() {
+		b.floor, b.ceil, b.fitsI = floor.Int64(), ceil.Int64(), true
+	}
+	return b
+}
+
+// stream checks one value read from dec against r (nil: anything). It
+// returns false at the first value the rules refuse; a syntax error, a
+// duplicate key or invalid UTF-8 comes back as the tokenizer's error.
+func (r *rule) stream(dec *jsontext.Decoder, scratch *[]byte) (bool, error) {
+	if r == nil {
+		return true, dec.SkipValue()
+	}
+	switch dec.PeekKind() {
+	case '{':
+		if r.types != 0 && r.types&tObject == 0 {
+			return false, nil
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return false, err
+		}
+		var seen uint64
+		for dec.PeekKind() != '}' {
+			raw, err := dec.ReadValue()
+			if err != nil {
+				return false, err
+			}
+			name := unquote(raw, scratch)
+			sub, known := r.props[string(name)]
+			if bit, req := r.required[string(name)]; req {
+				seen |= 1 << bit
+			}
+			if !known && r.closed {
+				return false, nil
+			}
+			ok, err := sub.stream(dec, scratch)
+			if !ok || err != nil {
+				return ok, err
+			}
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return false, err
+		}
+		return r.nRequired == 0 || seen == 1<<r.nRequired-1, nil
+	case '[':
+		if r.types != 0 && r.types&tArray == 0 {
+			return false, nil
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return false, err
+		}
+		for dec.PeekKind() != ']' {
+			var item *rule
+			if r.itemsExist {
+				item = r.items
+			}
+			ok, err := item.stream(dec, scratch)
+			if !ok || err != nil {
+				return ok, err
+			}
+		}
+		_, err := dec.ReadToken()
+		return true, err
+	case '"':
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return false, err
+		}
+		if r.types != 0 && r.types&tString == 0 {
+			return false, nil
+		}
+		s := unquote(raw, scratch)
+		if r.minLen >= 0 || r.maxLen >= 0 {
+			n := utf8.RuneCount(s)
+			if (r.minLen >= 0 && n < r.minLen) || (r.maxLen >= 0 && n > r.maxLen) {
+				return false, nil
+			}
+		}
+		return r.pattern == nil || r.pattern.Match(s), nil
+	case '0':
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return false, err
+		}
+		return r.number(raw), nil
+	case 't', 'f':
+		_, err := dec.ReadToken()
+		return r.types == 0 || r.types&tBoolean != 0, err
+	case 'n':
+		_, err := dec.ReadToken()
+		return r.types == 0 || r.types&tNull != 0, err
+	}
+	_, err := dec.ReadToken() // the tokenizer's own error
+	return false, err
+}
+
+// number checks a JSON number: plain integers without allocating, anything
+// else (decimals, exponents, very long integers) exactly as a big.Rat.
+func (r *rule) number(raw []byte) bool {
+	if r.types != 0 && r.types&(tNumber|tInteger) == 0 {
+		return false
+	}
+	if i, ok := plainInt(raw); ok && r.intFast {
+		// An integer is a multiple of any 1/q, so only the bounds count.
+		return (r.min == nil || i >= r.min.ceil) && (r.max == nil || i <= r.max.floor)
+	}
+	if hugeExponent(raw) {
+		return false
+	}
+	v, ok := new(big.Rat).SetString(string(raw))
+	if !ok {
+		return false
+	}
+	switch {
+	case r.types != 0 && r.types&tNumber == 0 && !v.IsInt():
+		return false
+	case r.min != nil && v.Cmp(r.min.rat) < 0, r.max != nil && v.Cmp(r.max.rat) > 0:
+		return false
+	case r.multipleOf != nil && !new(big.Rat).Quo(v, r.multipleOf).IsInt():
+		return false
+	}
+	return true
+}
+
+// maxExponent bounds a number's exponent: no vendor type (Long, Int32,
+// decimal(8,2), a double) holds 1e400, and an exact 1e60000 costs real CPU.
+const maxExponent = 400
+
+// hugeExponent reports a number written with an exponent beyond maxExponent
+// either way (1e401, 1e-401).
+func hugeExponent(raw []byte) bool {
+	i := bytes.IndexAny(raw, "eE")
+	if i < 0 {
+		return false
+	}
+	exp := raw[i+1:]
+	if len(exp) > 0 && (exp[0] == '+' || exp[0] == '-') {
+		exp = exp[1:]
+	}
+	exp = bytes.TrimLeft(exp, "0")
+	if len(exp) > 3 {
+		return true
+	}
+	n := 0
+	for _, c := range exp {
+		n = n*10 + int(c-'0')
+	}
+	return n > maxExponent
+}
+
+// plainInt parses an integer of at most 18 digits (no fraction, no
+// exponent), which always fits an int64.
+func plainInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// unquote returns a JSON string's text: the raw bytes inside the quotes when
+// there is no escape (no copy), else unescaped into scratch.
+func unquote(raw []byte, scratch *[]byte) []byte {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner
+	}
+	out, err := jsontext.AppendUnquote((*scratch)[:0], raw)
+	if err != nil {
+		return inner
+	}
+	*scratch = out
+	return out
+}
+
+// failKind orders what a refusal reports first: an unknown field (likely a
+// misspelling, and the fix for the others), then a missing one, then a wrong
+// type, then any other rule.
+type failKind int
+
+const (
+	failUnknown failKind = iota
+	failRequired
+	failType
+	failMinLength
+	failMaxLength
+	failRule
+)
+
+// failure is one rule a value breaks.
+type failure struct {
+	kind       failKind
+	loc        []string // instance location
+	name       string   // the unknown or missing member
+	order      int      // a missing member's place in the schema's required list
+	want       []string // the types, for failType
+	limit, got int      // lengths
+}
+
+// collect walks a parsed document (only to explain a refusal) and lists
+// every rule it breaks, as the streamed check would find them.
+func (r *rule) collect(v any, loc []string, out *[]failure) {
+	if r == nil {
+		return
+	}
+	at := func(k string) []string { return append(slices.Clone(loc), k) }
+	if !r.typeOK(v) {
+		*out = append(*out, failure{kind: failType, loc: loc, want: r.typeNames})
+		return
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k := range x {
+			if _, known := r.props[k]; !known && r.closed {
+				*out = append(*out, failure{kind: failUnknown, loc: loc, name: k})
+			}
+		}
+		for i, name := range r.reqOrder {
+			if _, ok := x[name]; !ok {
+				*out = append(*out, failure{kind: failRequired, loc: loc, name: name, order: i})
+			}
+		}
+		for k, sub := range x {
+			if pr, ok := r.props[k]; ok {
+				pr.collect(sub, at(k), out)
+			}
+		}
+	case []any:
+		if r.itemsExist {
+			for i, e := range x {
+				r.items.collect(e, at(fmt.Sprint(i)), out)
+			}
+		}
+	case string:
+		n := utf8.RuneCountInString(x)
+		switch {
+		case r.minLen >= 0 && n < r.minLen:
+			*out = append(*out, failure{kind: failMinLength, loc: loc, limit: r.minLen, got: n})
+		case r.maxLen >= 0 && n > r.maxLen:
+			*out = append(*out, failure{kind: failMaxLength, loc: loc, limit: r.maxLen, got: n})
+		case r.pattern != nil && !r.pattern.MatchString(x):
+			*out = append(*out, failure{kind: failRule, loc: loc})
+		}
+	case stdjson.Number:
+		if !r.number([]byte(x)) {
+			*out = append(*out, failure{kind: failRule, loc: loc})
+		}
+	}
+}
+
+// typeOK is the type keyword alone: an integer is any number whose value is
+// whole (1.0 and 1e2 are integers).
+func (r *rule) typeOK(v any) bool {
+	if r.types == 0 {
+		return true
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return r.types&tObject != 0
+	case []any:
+		return r.types&tArray != 0
+	case string:
+		return r.types&tString != 0
+	case bool:
+		return r.types&tBoolean != 0
+	case nil:
+		return r.types&tNull != 0
+	case stdjson.Number:
+		if r.types&tNumber != 0 {
+			return true
+		}
+		if r.types&tInteger == 0 {
+			return false
+		}
+		if _, ok := plainInt([]byte(x)); ok {
+			return true
+		}
+		if hugeExponent([]byte(x)) {
+			return false
+		}
+		q, ok := new(big.Rat).SetString(string(x))
+		return ok && q.IsInt()
+	}
+	return false
+}

@@ -1,0 +1,456 @@
+package envelope
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Schema is a function's input contract (a JSON Schema 2020-12 from the
+// registry) compiled once. It is the only source of the input's rules:
+// DecodeInput runs it on every call, and its messages come from the schema's
+// own words (x-expect: what the field takes, in the caller's terms).
+type Schema struct {
+	doc   map[string]any // the raw schema, read only to explain an error
+	rules *rule          // its rules, checked while the body streams
+	pool  sync.Pool      // *streamer: the warm path reuses its tokenizer
+}
+
+// streamer is a tokenizer and its scratch space, reused across calls.
+type streamer struct {
+	dec     *jsontext.Decoder
+	rd      bytes.Reader
+	scratch []byte
+}
+
+// CompileSchema compiles a JSON Schema 2020-12 document into the rules the
+// envelope checks. Only the keywords the contracts use are compiled (type,
+// properties, required, additionalProperties: false, items, minLength,
+// maxLength, pattern, minimum, maximum, multipleOf, local $ref and the
+// annotations); any other keyword is an error, never ignored. The functions
+// do not link a general JSON Schema library (santhosh-tekuri/jsonschema
+// compiles its metaschemas at package init: 4.5 ms of every cold start);
+// the tests hold these rules to that library's verdicts on every function's
+// generated corpus and under fuzzing.
+func CompileSchema(b []byte) (*Schema, error) {
+	var raw map[string]any
+	dec := stdjson.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	if raw == nil {
+		return nil, errors.New("schema: not a JSON object")
+	}
+	rules, err := compileRules(raw, raw)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	return &Schema{doc: raw, rules: rules}, nil
+}
+
+// accepts streams the body through the compiled rules: true when every rule
+// holds and the body is one well-formed JSON object (no duplicate key, valid
+// UTF-8, nothing after it). Anything else is explained by check.
+func (s *Schema) accepts(trimmed []byte) bool {
+	st, _ := s.pool.Get().(*streamer)
+	if st == nil {
+		st = &streamer{}
+		st.rd.Reset(trimmed)
+		st.dec = jsontext.NewDecoder(&st.rd)
+	} else {
+		st.rd.Reset(trimmed)
+		st.dec.Reset(&st.rd)
+	}
+	defer s.pool.Put(st)
+	ok, err := s.rules.stream(st.dec, &st.scratch)
+	if !ok || err != nil {
+		return false
+	}
+	_, err = st.dec.ReadToken()
+	return err == io.EOF
+}
+
+// MustCompileSchema is CompileSchema for the registry's embedded schemas,
+// which a test compiles: a failure is a build mistake.
+func MustCompileSchema(b []byte, err error) *Schema {
+	if err != nil {
+		panic(err)
+	}
+	s, err := CompileSchema(b)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// check explains a body the streamed rules refused: it parses it (the
+// tokenizer refuses duplicate keys and invalid UTF-8 here too) and walks the
+// rules over the document. A nil error means the rules accept it after all.
+func (s *Schema) check(trimmed []byte) (any, error) {
+	inst, err := parseInstance(trimmed)
+	var huge *hugeNumber
+	if errors.As(err, &huge) {
+		return nil, Invalid(fieldOrBody(huge.path), "expected %s, got number %s, which no vendor type holds", orType(expect(s.nodeAt(splitLoc(huge.path)))), huge.raw)
+	}
+	if err != nil {
+		return nil, explain(trimmed, nil, err)
+	}
+	var fails []failure
+	s.rules.collect(inst, nil, &fails)
+	if len(fails) > 0 {
+		return nil, s.explainSchema(inst, fails)
+	}
+	return inst, nil
+}
+
+// DecodeInput is how a function reads its input: the envelope's hygiene,
+// then the function's schema (the one source of its rules), then the Go
+// value, then v.Validate (named policies stricter than the vendor) when v is
+// a Validator. Every failure is an *Error with CodeInvalidInput naming the
+// field with its indices, what it takes and what came.
+func DecodeInput(body []byte, s *Schema, v any) error {
+	trimmed, err := precheck(body)
+	if err != nil {
+		return err
+	}
+	// The rules decide in one streaming pass; only a refusal parses the body
+	// and walks it, to say which rule broke and where.
+	if !s.accepts(trimmed) {
+		if _, err := s.check(trimmed); err != nil {
+			return err
+		}
+	}
+	if err := unmarshalTyped(trimmed, v); err != nil {
+		return err
+	}
+	if val, ok := v.(Validator); ok {
+		return val.Validate()
+	}
+	return nil
+}
+
+// parseInstance reads the body into the generic form the validator takes
+// (numbers as json.Number-like exact strings), refusing duplicate keys and
+// invalid UTF-8 as it goes.
+func parseInstance(b []byte) (any, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	v, err := readValue(dec)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		if err == nil {
+			err = &jsontext.SyntacticError{ByteOffset: dec.InputOffset(), Err: errors.New("data after the JSON object")}
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+func readValue(dec *jsontext.Decoder) (any, error) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '{':
+		m := map[string]any{}
+		for dec.PeekKind() != '}' {
+			k, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := k.String() // before the next read voids the token
+			v, err := readValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
+		}
+		_, err := dec.ReadToken()
+		return m, err
+	case '[':
+		a := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := readValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := dec.ReadToken()
+		return a, err
+	case '"':
+		return tok.String(), nil
+	case '0':
+		if hugeExponent([]byte(tok.String())) {
+			return nil, &hugeNumber{path: pointerPath(dec.StackPointer()), raw: tok.String()}
+		}
+		// Exact digits: the validator compares json.Number as a big.Rat, so
+		// 9223372036854775808 is past a Long and 0.1 is a multiple of 0.01.
+		return stdjson.Number(tok.String()), nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case 'n':
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unexpected token %v", tok)
+}
+
+// hugeNumber is a number whose exponent is past maxExponent.
+type hugeNumber struct{ path, raw string }
+
+func (h *hugeNumber) Error() string { return "number " + h.raw + " out of range" }
+
+func orType(exp string) string {
+	if exp == "" {
+		return "a number of a vendor's type"
+	}
+	return exp
+}
+
+// splitLoc turns a field path back into an instance location:
+// boxes[1].weight → [boxes 1 weight].
+func splitLoc(path string) []string {
+	var loc []string
+	for _, part := range strings.Split(strings.ReplaceAll(path, "[", ".["), ".") {
+		if part == "" {
+			continue
+		}
+		loc = append(loc, strings.Trim(part, "[]"))
+	}
+	return loc
+}
+
+// explainSchema turns the validator's verdict into one message: the most
+// useful failure (unknown fields first, then missing ones, then types, then
+// the rest), at the first path in document order.
+func (s *Schema) explainSchema(inst any, fails []failure) *Error {
+	slices.SortStableFunc(fails, func(a, b failure) int {
+		if d := int(a.kind) - int(b.kind); d != 0 {
+			return d
+		}
+		if d := comparePaths(a.loc, b.loc); d != 0 {
+			return d
+		}
+		if d := a.order - b.order; d != 0 {
+			return d
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	f := fails[0]
+	loc := f.loc
+	path := locPath(loc)
+	node := s.nodeAt(loc)
+	switch f.kind {
+	case failUnknown:
+		return unknownField(join(path, f.name), propertyNames(node))
+	case failRequired:
+		field := join(path, f.name)
+		if exp := expect(s.nodeAt(append(slices.Clone(loc), f.name))); exp != "" {
+			return Invalid(field, "required: %s", exp)
+		}
+		return Invalid(field, "required")
+	case failType:
+		return Invalid(fieldOrBody(path), "expected %s, got %s", typeWant(node, f.want), gotValue(valueAt(inst, loc), false))
+	case failMinLength:
+		if f.limit == 1 {
+			return Invalid(path, "must not be empty: %s", expect(node))
+		}
+		return Invalid(path, "at least %d characters, got %d", f.limit, f.got)
+	case failMaxLength:
+		return Invalid(path, "at most %d characters, got %d", f.limit, f.got)
+	}
+	return Invalid(path, "expected %s, got %s", orType(expect(node)), gotValue(valueAt(inst, loc), true))
+}
+
+func comparePaths(a, b []string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			ai, aerr := strconv.Atoi(a[i])
+			bi, berr := strconv.Atoi(b[i])
+			if aerr == nil && berr == nil {
+				return ai - bi
+			}
+			return strings.Compare(a[i], b[i])
+		}
+	}
+	return len(a) - len(b)
+}
+
+func fieldOrBody(path string) string {
+	if path == "" {
+		return "(body)"
+	}
+	return path
+}
+
+// locPath renders an instance location as the envelope's field path,
+// indices included: [boxes 1 weight] → boxes[1].weight.
+func locPath(loc []string) string {
+	var b strings.Builder
+	for _, tok := range loc {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// nodeAt finds the raw schema node that governs an instance location,
+// following properties, items and local $refs.
+func (s *Schema) nodeAt(loc []string) map[string]any {
+	node := s.resolve(s.doc)
+	for _, tok := range loc {
+		if node == nil {
+			return nil
+		}
+		if items, ok := node["items"].(map[string]any); ok {
+			if _, err := strconv.Atoi(tok); err == nil {
+				node = s.resolve(items)
+				continue
+			}
+		}
+		props, _ := node["properties"].(map[string]any)
+		next, _ := props[tok].(map[string]any)
+		node = s.resolve(next)
+	}
+	return node
+}
+
+// resolve merges a local $ref ("#/$defs/x") under the node's own keywords.
+func (s *Schema) resolve(node map[string]any) map[string]any {
+	ref, ok := node["$ref"].(string)
+	if !ok || !strings.HasPrefix(ref, "#/") {
+		return node
+	}
+	var target any = s.doc
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		m, _ := target.(map[string]any)
+		target = m[part]
+	}
+	out := map[string]any{}
+	if m, ok := target.(map[string]any); ok {
+		for k, v := range s.resolve(m) {
+			out[k] = v
+		}
+	}
+	for k, v := range node {
+		if k != "$ref" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func propertyNames(node map[string]any) []string {
+	props, _ := node["properties"].(map[string]any)
+	out := make([]string, 0, len(props))
+	for k := range props {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func expect(node map[string]any) string {
+	s, _ := node["x-expect"].(string)
+	return s
+}
+
+// typeWant says what a field takes when the type is wrong: numbers say their
+// unit and range (x-expect), other types their JSON type.
+func typeWant(node map[string]any, want []string) string {
+	if len(want) == 1 && (want[0] == "integer" || want[0] == "number") {
+		if exp := expect(node); exp != "" {
+			return exp
+		}
+	}
+	words := make([]string, len(want))
+	for i, w := range want {
+		switch w {
+		case "string":
+			words[i] = "a string"
+		case "integer":
+			words[i] = "an integer"
+		case "number":
+			words[i] = "a number"
+		case "boolean":
+			words[i] = "a boolean (true or false)"
+		case "array":
+			words[i] = "an array"
+		case "object":
+			if exp := expect(node); exp != "" && len(want) == 1 {
+				words[i] = exp
+			} else {
+				words[i] = "an object"
+			}
+		default:
+			words[i] = w
+		}
+	}
+	return strings.Join(words, " or ")
+}
+
+func valueAt(inst any, loc []string) any {
+	for _, tok := range loc {
+		switch v := inst.(type) {
+		case map[string]any:
+			inst = v[tok]
+		case []any:
+			i, _ := strconv.Atoi(tok)
+			if i < 0 || i >= len(v) {
+				return nil
+			}
+			inst = v[i]
+		default:
+			return nil
+		}
+	}
+	return inst
+}
+
+// gotValue says what came: the JSON kind, and the value itself when it is
+// the point (a number out of range, a string that does not match), cut
+// short when long.
+func gotValue(v any, withValue bool) string {
+	switch x := v.(type) {
+	case stdjson.Number:
+		return "number " + string(x)
+	case string:
+		if !withValue {
+			return "string"
+		}
+		if utf8.RuneCountInString(x) > 40 {
+			r := []rune(x)
+			return strconv.Quote(string(r[:40])+"…") + fmt.Sprintf(" (%d characters)", len(r))
+		}
+		return strconv.Quote(x)
+	case bool:
+		return "bool"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%v", v)
+}

@@ -1,0 +1,131 @@
+package envelope
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const testSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object", "additionalProperties": false, "required": ["name", "boxes"],
+  "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 5, "x-expect": "a short name"},
+    "code": {"type": "string", "pattern": "^[A-Z]*$", "x-expect": "capital letters, e.g. \"AB\""},
+    "price": {"type": "integer", "minimum": -9223372036854775808, "maximum": 9223372036854775807, "x-expect": "an integer number of fen"},
+    "boxes": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["weight"],
+      "properties": {"weight": {"type": "integer", "minimum": 1, "maximum": 2147483647, "x-expect": "grams from 1 to 2147483647"},
+                     "side": {"$ref": "#/$defs/side"}}}}
+  },
+  "$defs": {"side": {"type": "number", "multipleOf": 0.01, "maximum": 999999.99, "x-expect": "cm with at most 2 decimals"}}
+}`
+
+type boxIn struct {
+	Weight *int64          `json:"weight"`
+	Side   json.RawMessage `json:"side"`
+}
+
+type schemaIn struct {
+	Name  string  `json:"name"`
+	Code  string  `json:"code"`
+	Price *int64  `json:"price"`
+	Boxes []boxIn `json:"boxes"`
+}
+
+func TestDecodeInputMessages(t *testing.T) {
+	s, err := CompileSchema([]byte(testSchema))
+	require.NoError(t, err)
+	cases := []struct {
+		name, body, field, reason string
+	}{
+		{"duplicate key names it", `{"name":"a","name":"b","boxes":[]}`, "name", `name: duplicate key "name"; send each field once`},
+		{"duplicate nested key with index", `{"name":"a","boxes":[{"weight":1},{"weight":1,"weight":2}]}`, "boxes[1].weight", `boxes[1].weight: duplicate key "weight"; send each field once`},
+		{"invalid UTF-8 names the field", "{\"name\":\"a\xff\",\"boxes\":[]}", "name", "name: not valid UTF-8; send text as UTF-8"},
+		{"a lone surrogate escape names the field", `{"name":"a\udc00b","boxes":[]}`, "name", "name: not valid UTF-8; send text as UTF-8"},
+		{"invalid UTF-8 in a key", "{\"na\xffme\":\"a\",\"boxes\":[]}", "", "not valid UTF-8"},
+		{"past a Long", `{"name":"a","price":9223372036854775808,"boxes":[]}`, "price", "price: expected an integer number of fen, got number 9223372036854775808"},
+		{"below a Long", `{"name":"a","price":-9223372036854775809,"boxes":[]}`, "price", "got number -9223372036854775809"},
+		{"past an Int32 with index", `{"name":"a","boxes":[{"weight":1},{"weight":2147483648}]}`, "boxes[1].weight", "boxes[1].weight: expected grams from 1 to 2147483647, got number 2147483648"},
+		{"fraction for an integer", `{"name":"a","boxes":[{"weight":1.5}]}`, "boxes[0].weight", "boxes[0].weight: expected grams from 1 to 2147483647, got number 1.5"},
+		{"string for a number says both", `{"name":"a","boxes":[{"weight":1,"side":"5"}]}`, "boxes[0].side", `boxes[0].side: expected cm with at most 2 decimals, got string`},
+		{"three decimals", `{"name":"a","boxes":[{"weight":1,"side":1.005}]}`, "boxes[0].side", "boxes[0].side: expected cm with at most 2 decimals, got number 1.005"},
+		{"too long counts characters", `{"name":"客客客客客客","boxes":[]}`, "name", "name: at most 5 characters, got 6"},
+		{"empty required string", `{"name":"","boxes":[]}`, "name", "name: must not be empty: a short name"},
+		{"pattern shows the value", `{"name":"a","code":"ab c","boxes":[]}`, "code", `code: expected capital letters, e.g. "AB", got "ab c"`},
+		{"missing, in the schema's order", `{}`, "name", "name: required: a short name"},
+		{"missing in an item", `{"name":"a","boxes":[{"weight":1},{}]}`, "boxes[1].weight", "boxes[1].weight: required: grams from 1 to 2147483647"},
+		{"unknown suggested", `{"name":"a","boxes":[],"Price":1}`, "Price", `Price: unknown field; did you mean "price"?`},
+		{"unknown listed", `{"name":"a","boxes":[{"weight":1,"zzz":1}]}`, "boxes[0].zzz", `boxes[0].zzz: unknown field; expected one of "side", "weight"`},
+		{"wrong type for a string", `{"name":7,"boxes":[]}`, "name", "name: expected a string, got number 7"},
+		{"null array item", `{"name":"a","boxes":[null]}`, "boxes[0]", "boxes[0]: expected an object, got null"},
+		{"an exponent no type holds", `{"name":"a","boxes":[{"weight":1},{"weight":1e1000001}]}`, "boxes[1].weight", "boxes[1].weight: expected grams from 1 to 2147483647, got number 1e1000001, which no vendor type holds"},
+		{"a tiny exponent too", `{"name":"a","boxes":[{"weight":1,"side":1e-500}]}`, "boxes[0].side", "got number 1e-500, which no vendor type holds"},
+		{"trailing data", `{"name":"a","boxes":[]} {}`, "", "the request body is not valid JSON"},
+		{"truncated", `{"name":"a"`, "", "the request body is not valid JSON"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var in schemaIn
+			err := DecodeInput([]byte(c.body), s, &in)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, CodeInvalidInput, e.Code)
+			require.Equal(t, c.field, e.Field)
+			require.Contains(t, e.Reason, c.reason)
+			require.Equal(t, e.Reason, strings.TrimSpace(e.Reason))
+		})
+	}
+}
+
+func TestDecodeInputFillsTheValue(t *testing.T) {
+	s, err := CompileSchema([]byte(testSchema))
+	require.NoError(t, err)
+	var in schemaIn
+	// Integers the schema counts as integers (1e3, 7.0) fill int64 fields
+	// exactly; a number keeps its digits.
+	require.NoError(t, DecodeInput([]byte(`{"name":"客 ~*","price":-9223372036854775808,"boxes":[{"weight":1e3,"side":12.30},{"weight":7.0}]}`), s, &in))
+	require.Equal(t, "客 ~*", in.Name)
+	require.Equal(t, int64(-9223372036854775808), *in.Price)
+	require.Equal(t, int64(1000), *in.Boxes[0].Weight)
+	require.Equal(t, "12.30", string(in.Boxes[0].Side))
+	require.Equal(t, int64(7), *in.Boxes[1].Weight)
+}
+
+// A function that takes no fields says so instead of listing nothing.
+func TestNoFieldsMessage(t *testing.T) {
+	s, err := CompileSchema([]byte(`{"type":"object","additionalProperties":false,"properties":{}}`))
+	require.NoError(t, err)
+	var in struct{}
+	err = DecodeInput([]byte(`{"deliveryId":"YTO"}`), s, &in)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "deliveryId", e.Field)
+	require.Equal(t, "invalid input: deliveryId: unknown field; this function takes no input fields: send {}", e.Reason)
+	require.NotContains(t, e.Reason, "expected one of")
+}
+
+// Without a schema, Decode keeps the same hygiene in its single pass.
+func TestDecodeHygieneWithoutSchema(t *testing.T) {
+	var in quotaIn
+	for body, want := range map[string]string{
+		`{"deliveryId":"a","deliveryId":"b"}`: `deliveryId: duplicate key "deliveryId"`,
+		"{\"deliveryId\":\"\xc3\"}":           "deliveryId: not valid UTF-8",
+	} {
+		err := Decode([]byte(body), &in)
+		var e *Error
+		require.ErrorAs(t, err, &e, body)
+		require.Contains(t, e.Reason, want)
+	}
+	var n struct {
+		N int64 `json:"n"`
+	}
+	err := Decode([]byte(`{"n":9223372036854775808}`), &n)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "n", e.Field)
+	require.Contains(t, e.Reason, "expected an integer, got number 9223372036854775808")
+	require.NoError(t, Decode([]byte(`{"n":1e3}`), &n))
+	require.Equal(t, int64(1000), n.N)
+}
