@@ -17,17 +17,17 @@ type Report struct {
 
 	LoadStart, LoadEnd string // /proc/loadavg (1, 5, 15 min) when the run started and ended
 
-	Sizes  []Size
-	Cold   []ColdResult
-	Init   []InitProfile
-	Warm   []WarmResult
-	Emu    []EmuRow // empty when RIE was not measured (plain cloudcall bench)
+	Sizes []Size
+	Cold  []ColdResult
+	Init  []InitProfile
+	Warm  []WarmResult
+	Emu   []EmuRow // empty when RIE was not measured (plain cloudcall bench)
 	// EmuSkipped says why the RIE comparison could not run.
 	EmuSkipped string
-	CAMS   CAMSResult
-	Load   []LoadRow
-	Memory []MemoryResult
-	Tokens []TokenResult
+	CAMS       CAMSResult
+	Load       []LoadRow
+	Memory     []MemoryResult
+	Tokens     []TokenResult
 }
 
 // Target limits the report is read against.
