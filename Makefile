@@ -36,7 +36,8 @@ fuzz: ## run every fuzz target for FUZZ_TIME each (default 15s); fails on a cras
 BENCH_TIME ?= 200ms
 bench: ## Go benchmarks (briefly), then the full report against floors and peers (RIE, PowerWeChat) → docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./shared/wechat ./shared/ck1 ./shared/emulator ./shared/quotaalert ./shared/bench
-	cd bench/peers && $(GO) run . -out ../../docs/benchmarks.md
+	@# bench/peers replaces the main module with ../..: tidy keeps its go.sum in step with the main module's dependencies.
+	cd bench/peers && $(GO) mod tidy && $(GO) run . -out ../../docs/benchmarks.md
 
 alloc-budget: ## after a deliberate change: rewrite the allocation budgets the test suite guards (commit them)
 	CLOUDCALL_UPDATE_ALLOC_BUDGET=1 $(GO) test -count=1 -run TestAllocationBudget ./shared/bench/allocbudget ./functions/quota-alert
