@@ -17,12 +17,12 @@ import (
 const Mask = "[REDACTED]"
 
 // pattern catches credentials that are not configured values: tokens the
-// function fetched, signatures, bearer tokens, query-string tokens. Each runs
-// only when one of its markers is in the line: most lines carry none, and the
-// regexps would otherwise dominate a warm invocation's cost.
+// function fetched, signatures, bearer tokens, query-string tokens. A
+// pattern's regexp runs only when the line has its trigger (see triggers):
+// most lines have none, and the regexps would otherwise dominate a warm
+// invocation's cost.
 type pattern struct {
-	re      func() *regexp.Regexp
-	markers []string
+	re func() *regexp.Regexp
 }
 
 // lazy compiles on first use: a line that needs a pattern is rare, and
@@ -31,12 +31,59 @@ func lazy(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
 
-var patterns = [...]pattern{
-	{lazy(`(access_token=)[^&"\s\\]+`), []string{"access_token="}},
-	{lazy(`((?i:signature)=)[0-9A-Za-z+/=_\-]{16,}`), []string{"ignature=", "IGNATURE="}},
-	{lazy(`((?i:bearer) )[0-9A-Za-z._\-+/=]{8,}`), []string{"earer ", "EARER "}},
-	{lazy(`("(?i:access_?token|refresh_?token|secret|session|sign|security_?token|password)"\s*:\s*")[^"]+`),
-		[]string{"oken\"", "OKEN\"", "ecret\"", "ECRET\"", "ession\"", "ESSION\"", "ign\"", "IGN\"", "assword\"", "ASSWORD\""}},
+const (
+	patQueryToken = iota // access_token=…
+	patSignature         // signature=…
+	patBearer            // Bearer …
+	patJSONKey           // "…token": "…", "secret": …, …
+	numPatterns
+)
+
+var patterns = [numPatterns]pattern{
+	patQueryToken: {lazy(`(access_token=)[^&"\s\\]+`)},
+	patSignature:  {lazy(`((?i:signature)=)[0-9A-Za-z+/=_\-]{16,}`)},
+	patBearer:     {lazy(`((?i:bearer) )[0-9A-Za-z._\-+/=]{8,}`)},
+	patJSONKey:    {lazy(`("(?i:access_?token|refresh_?token|secret|session|sign|security_?token|password)"\s*:\s*")[^"]+`)},
+}
+
+// triggers reads the line once and says which patterns could match: each
+// match needs a word right before an '=', a space or a '"' (compared without
+// case), so only those bytes are looked at.
+func triggers(b []byte) (t [numPatterns]bool) {
+	for i, c := range b {
+		switch c {
+		case '=':
+			t[patQueryToken] = t[patQueryToken] || endsFold(b[:i], "access_token")
+			t[patSignature] = t[patSignature] || endsFold(b[:i], "signature")
+		case ' ':
+			t[patBearer] = t[patBearer] || endsFold(b[:i], "bearer")
+		case '"':
+			if !t[patJSONKey] {
+				p := b[:i]
+				t[patJSONKey] = endsFold(p, "token") || endsFold(p, "secret") || endsFold(p, "session") || endsFold(p, "sign") || endsFold(p, "password")
+			}
+		}
+	}
+	return t
+}
+
+// endsFold reports whether b ends with the lower-case ASCII word w, in any
+// case.
+func endsFold(b []byte, w string) bool {
+	if len(b) < len(w) {
+		return false
+	}
+	b = b[len(b)-len(w):]
+	for i := 0; i < len(w); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
 }
 
 var maskRepl = []byte("${1}" + Mask)
@@ -64,13 +111,10 @@ func (r Redactor) Redact(b []byte) []byte {
 			}
 		}
 	}
+	t := triggers(b)
 	for i := range patterns {
-		p := &patterns[i]
-		for _, m := range p.markers {
-			if strings.Contains(view(b), m) {
-				b = p.re().ReplaceAll(b, maskRepl)
-				break
-			}
+		if t[i] {
+			b = patterns[i].re().ReplaceAll(b, maskRepl)
 		}
 	}
 	return b

@@ -49,6 +49,13 @@ func TestRedactPatterns(t *testing.T) {
 		{`Signature=0123456789abcdef0123`, `Signature=[REDACTED]`},
 		{`Authorization: Bearer abcdefgh.ij`, `Authorization: Bearer [REDACTED]`},
 		{`{"msg":"no credentials here"}`, `{"msg":"no credentials here"}`},
+		{`{"Password" : "hunter2"}`, `{"Password" : "[REDACTED]"}`},
+		{`{"SECURITY_TOKEN":"sts"}`, `{"SECURITY_TOKEN":"[REDACTED]"}`},
+		{`{"accessToken":"abc","session":"s1"}`, `{"accessToken":"[REDACTED]","session":"[REDACTED]"}`},
+		{`GET /x?a=1&access_token=t0k3n"`, `GET /x?a=1&access_token=[REDACTED]"`},
+		{`SIGNATURE=0123456789ABCDEF0123`, `SIGNATURE=[REDACTED]`},
+		{`authorization: BEARER abcdefgh.ij`, `authorization: BEARER [REDACTED]`},
+		{`{"token_count":3,"design":"x"}`, `{"token_count":3,"design":"x"}`}, // trigger words inside other words are not keys
 		{`"tok"`, `"tok"`}, // shorter than MinSecretLen: not a configured secret
 	} {
 		require.Equal(t, tc.want, string(r.Redact([]byte(tc.in))), tc.in)

@@ -260,5 +260,10 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	} else {
 		attrs = append(attrs, slog.Int("errCode", 0))
 	}
-	log.LogAttrs(ctx, level, "invocation", attrs...)
+	// The record is built here rather than by Logger.LogAttrs, which looks
+	// up its caller's program counter on every call for a source attribute
+	// this handler never writes.
+	r := slog.NewRecord(time.Now(), level, "invocation", 0)
+	r.AddAttrs(attrs...)
+	_ = log.Handler().Handle(ctx, r)
 }
