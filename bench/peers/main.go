@@ -21,7 +21,7 @@ const riePkg = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lam
 func main() {
 	out := flag.String("out", "", "write the Markdown report here; empty: stdout")
 	root := flag.String("root", "../..", "the cloudcall checkout")
-	cold := flag.Int("cold", 100, "rounds of cold starts (each starts the hello floor, every function and its vendor-call floor)")
+	cold := flag.Int("cold", 300, "rounds of cold starts (each starts the hello floor, every function and its vendor-call floor)")
 	calls := flag.Int("calls", 2000, "calls per concurrency level through the emulator")
 	memCalls := flag.Int("memory-calls", 10000, "invocations for the RSS figures")
 	tokCalls := flag.Int("token-calls", 10000, "invocations for the token economy")

@@ -90,7 +90,7 @@ type PowerWeChatClient struct {
 // Defaults fills what is unset.
 func (o *Options) Defaults() {
 	if o.ColdStarts <= 0 {
-		o.ColdStarts = 100
+		o.ColdStarts = 300
 	}
 	if o.Calls <= 0 {
 		o.Calls = 2000
