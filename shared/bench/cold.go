@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 	"github.com/cloudcall/cloudcall/shared/store"
@@ -31,7 +33,7 @@ type ColdResult struct {
 // vendor-call floor n times, interleaved round by round so machine noise
 // lands on all of them alike.
 func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *served, logf func(string, ...any), fns []string) ([]ColdResult, error) {
-	floors, err := callFloors(ctx, sbs, fns)
+	floors, err := callFloors(ctx, bins, sbs, fns)
 	if err != nil {
 		return nil, err
 	}
@@ -97,12 +99,14 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 	return out, nil
 }
 
-// callFloors is each function's vendor-call floor environment: one POST to
-// the endpoint its first call reaches, with a valid token where the vendor
-// uses one (WeChat's from the sandbox, CK1's fixed bearer token). CAMS and
-// TOP sign each request instead; their floor's POST is unsigned, so the
-// sandbox refuses it after the same round trip.
-func callFloors(ctx context.Context, sbs *served, fns []string) (map[string]map[string]string, error) {
+// callFloors is each function's vendor-call floor environment: the
+// requests its first call makes to its vendor, each a bare POST or GET with a
+// valid token where the vendor uses one (WeChat's from the sandbox, CK1's
+// fixed bearer token). CAMS and TOP sign each request instead; their floor's
+// POST is unsigned, so the sandbox refuses it after the same round trip.
+// quota-alert's first run makes several WeChat calls; its floor makes the
+// same ones, counted by running it once against a fresh sandbox.
+func callFloors(ctx context.Context, bins map[string]string, sbs *served, fns []string) (map[string]map[string]string, error) {
 	wx := sbs.env["wechat"]["WECHAT_API_BASE"]
 	tm := wechat.NewTokenManager(wechat.TokenOptions{AppID: wechatsbx.DemoAppID, Secret: wechatsbx.DemoSecret, Base: wx,
 		HTTP: http.DefaultClient, KV: store.NewMemory(store.MemoryOptions{})})
@@ -110,6 +114,7 @@ func callFloors(ctx context.Context, sbs *served, fns []string) (map[string]map[
 	if err != nil {
 		return nil, fmt.Errorf("vendor-call floor: WeChat token: %w", err)
 	}
+	quota := "POST\t" + wx + "/cgi-bin/express/business/quota/get?access_token=" + tok + "\t" + `{"delivery_id":"YTO","biz_id":"xyz"}`
 	out := map[string]map[string]string{}
 	for _, fn := range fns {
 		f, err := lookup(fn)
@@ -117,24 +122,54 @@ func callFloors(ctx context.Context, sbs *served, fns []string) (map[string]map[
 			return nil, err
 		}
 		env := map[string]string{"FC_FUNCTION_NAME": "hellocall", "FC_FUNCTION_HANDLER": "main"}
-		switch f.Vendor {
-		case "wechat":
-			env["BENCH_FLOOR_URL"] = wx + "/cgi-bin/express/business/quota/get?access_token=" + tok
-			env["BENCH_FLOOR_BODY"] = `{"delivery_id":"YTO","biz_id":"xyz"}`
-		case "ck1":
-			env["BENCH_FLOOR_URL"] = sbs.env["ck1"]["CK1_API_BASE"] + "/v1/pricing/inbound/box"
+		switch {
+		case fn == "quota-alert":
+			calls, err := quotaAlertCalls(ctx, bins[fn], f)
+			if err != nil {
+				return nil, err
+			}
+			var lines []string
+			for i := 0; i < calls["delivery/getall"]; i++ {
+				lines = append(lines, "GET\t"+wx+"/cgi-bin/express/business/delivery/getall?access_token="+tok+"\t")
+			}
+			for i := 0; i < calls["account/getall"]; i++ {
+				lines = append(lines, "GET\t"+wx+"/cgi-bin/express/business/account/getall?access_token="+tok+"\t")
+			}
+			for i := 0; i < calls["quota"]; i++ {
+				lines = append(lines, quota)
+			}
+			env["BENCH_FLOOR_CALLS"] = strings.Join(lines, "\n")
+		case f.Vendor == "wechat":
+			env["BENCH_FLOOR_CALLS"] = quota
+		case f.Vendor == "ck1":
+			env["BENCH_FLOOR_CALLS"] = "POST\t" + sbs.env["ck1"]["CK1_API_BASE"] + "/v1/pricing/inbound/box\t" +
+				`{"WarehouseId":"US","Boxes":[{"Weight":1200,"Length":30,"Width":20,"Height":15,"Quantity":2}]}`
 			env["BENCH_FLOOR_AUTH"] = "Bearer " + ck1sbx.DemoFixedToken
-			env["BENCH_FLOOR_BODY"] = `{"WarehouseId":"US","Boxes":[{"Weight":1200,"Length":30,"Width":20,"Height":15,"Quantity":2}]}`
-		case "alicloud":
-			env["BENCH_FLOOR_URL"] = sbs.env["alicloud"]["CAMS_API_BASE"] + "/?Action=QueryChatappBindWaba&CustSpaceId=293483949493"
-		case "top":
-			env["BENCH_FLOOR_URL"] = sbs.env["top"]["TOP_GATEWAY_URL"]
+		case f.Vendor == "alicloud":
+			env["BENCH_FLOOR_CALLS"] = "POST\t" + sbs.env["alicloud"]["CAMS_API_BASE"] + "/?Action=QueryChatappBindWaba&CustSpaceId=293483949493\t"
+		case f.Vendor == "top":
+			env["BENCH_FLOOR_CALLS"] = "POST\t" + sbs.env["top"]["TOP_GATEWAY_URL"] + "\t"
 		default:
 			return nil, fmt.Errorf("vendor-call floor: no floor for vendor %q", f.Vendor)
 		}
 		out[fn] = env
 	}
 	return out, nil
+}
+
+// quotaAlertCalls runs quota-alert once against a fresh WeChat sandbox and
+// returns the business calls it made (token fetches aside).
+func quotaAlertCalls(ctx context.Context, bin string, f registry.Function) (map[string]int, error) {
+	sbx := wechatsbx.New(wechatsbx.Options{})
+	url, srv, err := serve(sbx.Handler())
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	if _, _, err := coldOnce(ctx, bin, functionEnv(f, sbx.Env(url)), payload(f, 0)); err != nil {
+		return nil, fmt.Errorf("counting quota-alert's calls: %w", err)
+	}
+	return map[string]int{"delivery/getall": sbx.Calls("delivery/getall"), "account/getall": sbx.Calls("account/getall"), "quota": sbx.Calls("quota")}, nil
 }
 
 // coldOnce execs the binary and times its first poll and first answer.
