@@ -4,30 +4,42 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test vet run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean
+.PHONY: help build test race vet run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean
 
 FUZZ_TIME    ?= 15s
-FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDecodeInput:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth \
-                FuzzParseReply:./shared/top FuzzErrorFrom:./shared/ck1 FuzzCAMSData:./shared/alicloud FuzzEnvelope:./shared/wechat
+FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDecodeInput:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth FuzzCanonicalQuery:./shared/callerauth \
+                FuzzParseReply:./shared/top FuzzErrorFrom:./shared/ck1 FuzzCAMSData:./shared/alicloud FuzzEnvelope:./shared/wechat \
+                FuzzStream:./shared/emulator/linewriter
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build the CLI and every function for this machine into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/cloudcall ./cmd/cloudcall
+	@echo "go build cmd/cloudcall (a first build compiles every dependency and lists each package: a few minutes)"
+	@$(GO) build -v -o $(BIN)/cloudcall ./cmd/cloudcall 2>&1 | sed -u 's/^/  compiled /'; test $${PIPESTATUS[0]} -eq 0
 	@for f in $(FUNCTIONS); do echo "go build functions/$$f"; $(GO) build -trimpath -tags lambda.norpc -o $(BIN)/$$f ./functions/$$f || exit 1; done
 
 vet: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
-	@if [ -z "$$REDIS_URL" ]; then \
+# REDIS_PICK exports REDIS_URL (DB 15 on the local Redis) unless it is set.
+REDIS_PICK = if [ -z "$$REDIS_URL" ]; then \
 	  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then export REDIS_URL=redis://127.0.0.1:6379/15; echo "redis: using $$REDIS_URL"; \
 	  else echo "redis: nothing answers on 127.0.0.1:6379; the Redis tests skip (set REDIS_URL to run them)"; fi; \
-	fi; \
-	$(GO) test -count=1 ./...
+	fi;
+
+test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
+	@$(REDIS_PICK) $(GO) test -count=1 ./...
+
+# Every package that runs goroutines: the emulator and its pool, the runtime,
+# the stores, idempotency, caller auth, the CLI, the sandboxes and the token
+# managers. CI fails on any race.
+RACE_PKGS := ./shared/emulator/... ./shared/runtime/... ./shared/store/... ./shared/idempotency/... \
+             ./shared/callerauth/... ./cmd/cloudcall/... ./shared/sandbox/... ./shared/wechat/... ./shared/ck1/... ./shared/notify/...
+race: ## go test -race over every package with goroutines (uses REDIS_URL like make test)
+	@$(REDIS_PICK) $(GO) test -race -count=1 $(RACE_PKGS)
 
 fuzz: ## run every fuzz target for FUZZ_TIME each (default 15s); fails on a crash
 	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name in $$pkg for $(FUZZ_TIME)"; \
@@ -42,8 +54,9 @@ bench: ## Go benchmarks (briefly), then the full report against floors and peers
 alloc-budget: ## after a deliberate change: rewrite the allocation budgets the test suite guards (commit them)
 	CLOUDCALL_UPDATE_ALLOC_BUDGET=1 $(GO) test -count=1 -run TestAllocationBudget ./shared/bench/allocbudget ./functions/quota-alert
 
-run: build ## every function under the local emulator, against the vendor sandboxes (Ctrl-C stops it all)
-	$(BIN)/cloudcall local
+ARGS ?=
+run: build ## every function under the local emulator, against the vendor sandboxes (flags: make run ARGS="--addr 127.0.0.1:9001 ..."; Ctrl-C stops it all)
+	$(BIN)/cloudcall local $(ARGS)
 
 gen: ## regenerate s.yaml and template.yaml from shared/registry
 	$(GO) run ./cmd/cloudcall gen
@@ -52,6 +65,7 @@ package: ## reproducible zips: dist/fc/<fn>.zip (main) and dist/aws/<fn>-{x86_64
 	$(GO) run ./cmd/cloudcall package
 
 package-fc: ## one function for FC (s.yaml pre-deploy): make package-fc FUNCTION=<name>
+	@if [ -z "$(FUNCTION)" ]; then echo "package-fc: say which function: make package-fc FUNCTION=<name>, one of: $(FUNCTIONS)"; exit 2; fi
 	$(GO) run ./cmd/cloudcall package --platform fc --function $(FUNCTION)
 
 ARCH ?= x86_64

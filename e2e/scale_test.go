@@ -100,7 +100,7 @@ func (f *fleet) run(total, workers int, payload func(i int) string) map[float64]
 }
 
 func redisEnv(t *testing.T, url string) map[string]string {
-	return map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Prefix()}
+	return map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Keyspace(t, url)}
 }
 
 func merge(ms ...map[string]string) map[string]string {

@@ -15,8 +15,7 @@ import (
 
 // runBench measures the bundle (shared/bench) and writes the report.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench", args, stdout, stderr)
 	out := fs.String("out", "", "write the Markdown report here (e.g. docs/benchmarks.md); empty: stdout")
 	cold := fs.Int("cold", 300, "rounds of cold starts (each starts the hello floor, every function and its vendor-call floor)")
 	calls := fs.Int("calls", 2000, "calls per concurrency level through the emulator")
@@ -25,7 +24,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pairs := fs.Int("cams-pairs", 40, "paced call pairs for the CAMS peer comparison")
 	redis := fs.String("redis", "", "Redis URL for the token economy (default REDIS_URL, else 127.0.0.1:6379 when it answers; \"off\" skips)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall bench [flags]\n\nMeasures binary size, cold start, warm overhead, throughput, memory and token economy of the functions against the sandboxes; progress on stderr.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall bench [flags]\n\nMeasures binary size, cold start, warm overhead, throughput, memory and token economy of the functions against the sandboxes; progress on stderr.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

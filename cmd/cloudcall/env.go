@@ -22,6 +22,7 @@ import (
 type servedSandbox struct {
 	vendor string
 	url    string
+	admin  string // path of its admin view
 	env    map[string]string
 	srv    *http.Server
 }
@@ -54,7 +55,7 @@ func serveSandboxes(base string) ([]*servedSandbox, error) {
 		srv := &http.Server{Handler: sbs[v].Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		url := "http://" + ln.Addr().String()
-		out = append(out, &servedSandbox{vendor: v, url: url, env: sbs[v].Env(url), srv: srv})
+		out = append(out, &servedSandbox{vendor: v, url: url, admin: sbs[v].Admin(), env: sbs[v].Env(url), srv: srv})
 	}
 	return out, nil
 }
@@ -66,11 +67,14 @@ func closeSandboxes(sbs []*servedSandbox) {
 }
 
 // functionEnv is what the platform would give the function: its registry
-// defaults, the platform's own variables, and either the sandbox (demo
-// credentials) or, with real upstreams, the caller's environment.
-func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*servedSandbox, real bool) map[string]string {
+// defaults, the platform's own variables, either the sandboxes (demo
+// credentials) or, with real upstreams, the caller's environment, then the
+// --env-file and the emulator's settings (shared store, caller auth).
+func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*servedSandbox, real bool, set localSettings) map[string]string {
 	env := map[string]string{}
+	known := map[string]bool{}
 	for _, v := range f.Env {
+		known[v.Name] = true
 		if v.Default != "" {
 			env[v.Name] = v.Default
 		}
@@ -84,18 +88,37 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 		}
 	}
 	if !real {
+		// A sandbox configures its vendor's functions, and any function
+		// that declares one of its variables (quota-alert's channels).
 		for _, s := range sbs {
-			if s.vendor == f.Vendor {
-				for k, v := range s.env {
+			for k, v := range s.env {
+				if s.vendor == f.Vendor || known[k] {
 					env[k] = v
 				}
 			}
 		}
 	}
-	// Locally nobody else can call the trigger; on a platform this stays off.
-	env["CLOUDCALL_ALLOW_ANONYMOUS"] = "true"
-	if v, ok := os.LookupEnv("CLOUDCALL_STORE"); ok {
-		env["CLOUDCALL_STORE"] = v
+	for k, v := range set.extra {
+		env[k] = v
+	}
+	if set.callerKeys != "" {
+		env["CLOUDCALL_CALLER_KEYS"] = set.callerKeys
+		delete(env, "CLOUDCALL_ALLOW_ANONYMOUS")
+	} else if _, ok := set.extra["CLOUDCALL_CALLER_KEYS"]; !ok {
+		// Locally nobody else can call the trigger; on a platform this stays off.
+		env["CLOUDCALL_ALLOW_ANONYMOUS"] = "true"
+	}
+	if set.storeURL != "" {
+		env["CLOUDCALL_STORE"] = set.storeURL
+		env["CLOUDCALL_STORE_PREFIX"] = set.storePfx
+		// The charge keeps its idempotency records in the same shared store.
+		env["CLOUDCALL_IDEMPOTENCY_STORE"] = set.storeURL
+		if set.embedded {
+			// The embedded store does not persist (no AOF): it lives and dies
+			// with the sandboxes whose ledger its records guard, and no real
+			// money moves, so the durability check is waived here only.
+			env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
+		}
 	}
 	if platform == runtimeapi.Lambda {
 		env["AWS_LAMBDA_FUNCTION_NAME"] = f.Name
@@ -135,6 +158,7 @@ func buildFunctions(ctx context.Context, out io.Writer, binDir string, only stri
 			fmt.Fprintf(out, "  skip  %-30s (no functions/%s yet)\n", f.Name, f.Name)
 			continue
 		}
+		fmt.Fprintf(out, "  build %-30s ...\n", f.Name)
 		start := time.Now()
 		bin, err := emulator.Build(ctx, root, "./functions/"+f.Name, binDir)
 		if err != nil {

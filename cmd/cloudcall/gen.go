@@ -16,12 +16,11 @@ import (
 )
 
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("gen", args, stdout, stderr)
 	check := fs.Bool("check", false, "do not write: fail if s.yaml or template.yaml differ from the registry")
 	awsIAM := fs.Bool("aws-iam", false, "template.yaml: protect every HttpApi route with AWS_IAM (SigV4 callers) instead of the bundle's caller signatures")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0) and template.yaml (AWS SAM) from shared/registry.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0) and template.yaml (AWS SAM) from shared/registry.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -7,21 +7,22 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
 func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("invoke", args, stdout, stderr)
 	event := fs.String("event", "", "event file, or - for standard input (default: the function's example input)")
 	platform := fs.String("platform", "fc", "fc or aws")
 	upstream := fs.String("upstream", "sandbox", "sandbox or real")
 	binDir := fs.String("bin", "bin", "where to build the function binary")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	// The function name may come before or after the flags.
@@ -39,8 +40,12 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		name = fs.Arg(0)
 	}
 	f, ok := registry.Lookup(name)
-	if !ok {
-		fmt.Fprintf(stderr, "cloudcall invoke: name a function: %v\n", registry.Names())
+	switch {
+	case name == "":
+		fmt.Fprintf(stderr, "cloudcall invoke: name a function: %s\n", strings.Join(registry.Names(), ", "))
+		return errUsage
+	case !ok:
+		fmt.Fprintf(stderr, "cloudcall invoke: unknown function %q; known functions: %s\n", name, strings.Join(registry.Names(), ", "))
 		return errUsage
 	}
 	p, err := parsePlatform(*platform)
@@ -72,8 +77,16 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer closeSandboxes(sbs)
 	}
+	// The same embedded store as cloudcall local: the charge keeps its
+	// idempotency record in a Redis store, never in process memory.
+	st, err := localstore.Start("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	set := localSettings{storeURL: st.URL(), storePfx: "cloudcall:", embedded: true}
 	emu := emulator.New(emulator.Options{Platform: p, Log: stderr, Functions: []emulator.FunctionConfig{{
-		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real),
+		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real, set),
 		Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Stdout: stderr,
 	}}})
 	defer emu.Close()

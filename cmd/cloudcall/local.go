@@ -2,39 +2,63 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/joho/godotenv"
+
+	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
+	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
+// localSettings is what `cloudcall local` adds to every function's
+// environment beyond the registry defaults and the sandboxes.
+type localSettings struct {
+	extra      map[string]string // --env-file
+	callerKeys string            // --caller-keys
+	storeURL   string            // the shared store every instance uses
+	storePfx   string            // CLOUDCALL_STORE_PREFIX (per run on an external store)
+	embedded   bool              // storeURL is the emulator's own
+}
+
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("local", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:9000", "front door address (HTTP triggers and invoke APIs)")
+	fs := newFlagSet("local", args, stdout, stderr)
+	addr := fs.String("addr", "127.0.0.1:9000", "front door `host:port` (HTTP triggers and invoke APIs); port 0 picks a free one")
 	platform := fs.String("platform", "fc", "runtime API to emulate: fc (Function Compute go1) or aws (Lambda provided.al2023)")
 	upstream := fs.String("upstream", "sandbox", "sandbox: the built-in vendor sandboxes with demo credentials; real: the real vendors with your environment")
 	timers := fs.String("timers", "on", "on: fire timers on their schedules; off: only by hand (POST /__timers/<function>)")
-	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:9100", "first port of the vendor sandboxes (one port per vendor)")
-	maxInst := fs.Int("max-instances", 4, "instances per function when all are busy")
+	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:9100", "first `host:port` of the vendor sandboxes (one port per sandbox; port 0: any free ports)")
+	maxInst := fs.Int("max-instances", emulator.DefaultMaxInstances(), "instances per function when all are busy (default: 2 per CPU)")
 	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
+	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for every function (overrides defaults and sandbox settings)")
+	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ characters); default: anonymous calls allowed")
+	storeFlag := fs.String("store", defaultStore(), "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL` (default: $CLOUDCALL_STORE when it is a Redis URL)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cloudcall local: unexpected argument %q (flags only; see cloudcall local --help)\n", fs.Arg(0))
 		return errUsage
 	}
 	p, err := parsePlatform(*platform)
@@ -50,9 +74,49 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "--timers %q: expected on or off\n", *timers)
 		return errUsage
 	}
+	if *maxInst < 1 {
+		fmt.Fprintf(stderr, "--max-instances %d: expected 1 or more\n", *maxInst)
+		return errUsage
+	}
+	set := localSettings{callerKeys: *callerKeys}
+	if *callerKeys != "" {
+		if _, err := callerauth.ParseKeys(*callerKeys); err != nil {
+			fmt.Fprintf(stderr, "--caller-keys: %v\n", strings.TrimPrefix(err.Error(), "CLOUDCALL_CALLER_KEYS: "))
+			return errUsage
+		}
+	}
+	if *envFile != "" {
+		if set.extra, err = readEnvFile(*envFile); err != nil {
+			fmt.Fprintf(stderr, "--env-file %s: %v\n", *envFile, err)
+			return errUsage
+		}
+	}
+	switch s := *storeFlag; {
+	case s == "embedded":
+		st, err := localstore.Start("127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		set.storeURL, set.embedded = st.URL(), true
+		set.storePfx = "cloudcall:"
+	case strings.HasPrefix(s, "redis://"), strings.HasPrefix(s, "rediss://"):
+		// The sandboxes start fresh each run; a namespace per run keeps the
+		// functions from finding a token or record the new sandboxes never
+		// issued.
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		set.storeURL, set.storePfx = s, "cloudcall:local:"+time.Now().UTC().Format("20060102T150405")+"-"+hex.EncodeToString(b)+":"
+		if p, ok := os.LookupEnv("CLOUDCALL_STORE_PREFIX"); ok && p != "" {
+			set.storePfx = p // the caller's own namespace, kept as given
+		}
+	default:
+		fmt.Fprintf(stderr, "--store %q: expected embedded or a redis:// / rediss:// URL\n", s)
+		return errUsage
+	}
 	real := *upstream == "real"
 
-	fmt.Fprintln(stdout, "cloudcall local: building functions")
+	fmt.Fprintln(stdout, "cloudcall local: building functions (a first build compiles every dependency: a few minutes)")
 	bins, err := buildFunctions(ctx, stdout, *binDir, "")
 	if err != nil {
 		return err
@@ -64,6 +128,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer closeSandboxes(sbs)
 	}
+	// One sink for every line the emulator and its instances print: each
+	// line reaches stdout whole, whoever wrote it.
+	sink := linewriter.New(stdout, 0)
 	var fns []emulator.FunctionConfig
 	var tms []emulator.Timer
 	for _, f := range registry.All() {
@@ -72,9 +139,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			continue
 		}
 		fns = append(fns, emulator.FunctionConfig{
-			Name: f.Name, Binary: bin, Platform: p, Env: functionEnv(f, p, sbs, real),
+			Name: f.Name, Binary: bin, Platform: p, Env: functionEnv(f, p, sbs, real, set),
 			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB,
-			MaxInstances: *maxInst, Idle: *idle, Stdout: prefixWriter(stdout, f.Name),
+			MaxInstances: *maxInst, Idle: *idle, Stdout: sink, LogPrefix: f.Name + " | ",
+			HTTPMethods: f.HTTPMethods, NoHTTPTrigger: len(f.HTTPMethods) == 0,
 		})
 		if f.Schedule != nil {
 			c, err := emulator.ParseCron(f.Schedule.Cron, f.Schedule.TimeZone)
@@ -84,18 +152,18 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			tms = append(tms, emulator.Timer{Function: f.Name, Name: f.Schedule.Name, Cron: c, Payload: f.Schedule.Payload})
 		}
 	}
-	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: stdout})
+	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: sink})
 	defer emu.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another cloudcall local running? use --addr)", *addr, err)
+		return fmt.Errorf("listen on %s: %w (is another cloudcall local running? pass --addr 127.0.0.1:<free port>)", *addr, err)
 	}
 	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	if *timers == "on" {
 		emu.RunTimers(ctx)
 	}
-	banner(stdout, "http://"+ln.Addr().String(), string(p), *upstream, bins, sbs, tms, *timers)
+	banner(stdout, "http://"+ln.Addr().String(), string(p), *upstream, bins, sbs, tms, *timers, set)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")
 	shut, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -104,16 +172,29 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string) {
+func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string, set localSettings) {
 	fmt.Fprintf(w, "\ncloudcall local on %s — platform %s, upstream %s\n", base, platform, upstream)
-	fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform).")
+	if set.callerKeys == "" {
+		fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform). --caller-keys turns caller auth on.")
+	} else {
+		fmt.Fprintln(w, "caller auth: on (--caller-keys); HTTP triggers refuse unsigned calls, as deployed")
+	}
+	if set.embedded {
+		fmt.Fprintf(w, "store: embedded Redis at %s, shared by every instance (gone when the emulator stops, with the sandboxes)\n", set.storeURL)
+	} else {
+		fmt.Fprintf(w, "store: %s, keys under %s\n", redactURL(set.storeURL), set.storePfx)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nFUNCTION\tHTTP TRIGGER\tINVOKE (FC / Lambda style)")
+	fmt.Fprintln(tw, "\nFUNCTION\tHTTP TRIGGER\tFC INVOKE\tLAMBDA INVOKE")
 	for _, f := range registry.All() {
 		if bins[f.Name] == "" {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s/%s\t%s/2023-03-30/functions/%s/invocations\n", f.Name, base, f.Name, base, f.Name)
+		trigger := "— (none in the descriptors)"
+		if len(f.HTTPMethods) > 0 {
+			trigger = strings.Join(f.HTTPMethods, ",") + " " + base + "/" + f.Name
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/2023-03-30/functions/%s/invocations\t%s/2015-03-31/functions/%s/invocations\n", f.Name, trigger, base, f.Name, base, f.Name)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "\nTry:")
@@ -126,35 +207,35 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 	for _, t := range tms {
 		fmt.Fprintf(w, "  curl -s -X POST %s/__timers/%s      # fire %s now (timers %s)\n", base, t.Function, t.Name, timers)
 	}
-	fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name logistics-get-quota --cli-binary-format raw-in-base64-out --payload '{\"deliveryId\":\"YTO\",\"bizId\":\"xyz\"}' out.json\n", base)
+	// --cli-binary-format is AWS CLI v2 only; v1 sends --payload as is, so
+	// the line below passes the payload from a file, which both read raw.
+	fmt.Fprintf(w, "  echo '{\"deliveryId\":\"YTO\",\"bizId\":\"xyz\"}' > in.json && AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x aws lambda invoke --region us-east-1 --endpoint-url %s --function-name logistics-get-quota --payload fileb://in.json out.json\n", base)
 	for _, s := range sbs {
-		fmt.Fprintf(w, "sandbox %-8s %s   (admin: %s/__sandbox/calls)\n", s.vendor, s.url, s.url)
+		fmt.Fprintf(w, "sandbox %-8s %s   (admin: %s%s)\n", s.vendor, s.url, s.url, s.admin)
 	}
 	fmt.Fprintln(w, "\nCtrl-C stops everything.")
 }
 
-// prefixWriter labels each line a function prints with its name.
-func prefixWriter(w io.Writer, name string) io.Writer {
-	return &linePrefixer{w: w, prefix: name + " | "}
-}
-
-type linePrefixer struct {
-	w      io.Writer
-	prefix string
-	buf    []byte
-}
-
-func (l *linePrefixer) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := strings.IndexByte(string(l.buf), '\n')
-		if i < 0 {
-			break
+// redactURL hides a password in a store URL.
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.LastIndex(u[:i], ":"); j > strings.Index(u, "//")+1 {
+			return u[:j+1] + "***" + u[i:]
 		}
-		if _, err := fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.buf[:i]); err != nil {
-			return len(p), err
-		}
-		l.buf = l.buf[i+1:]
 	}
-	return len(p), nil
+	return u
+}
+
+// readEnvFile reads dotenv syntax (KEY=value, # comments, quotes, export).
+func readEnvFile(path string) (map[string]string, error) {
+	return godotenv.Read(path)
+}
+
+// defaultStore is $CLOUDCALL_STORE when it names a Redis, else the embedded
+// store (memory would give each instance its own state: not what deploys).
+func defaultStore() string {
+	if v := os.Getenv("CLOUDCALL_STORE"); strings.HasPrefix(v, "redis://") || strings.HasPrefix(v, "rediss://") {
+		return v
+	}
+	return "embedded"
 }

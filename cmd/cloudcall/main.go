@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"syscall"
 )
@@ -43,11 +44,22 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
+		usage(stderr, cmds)
+		return 2
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || (args[0] == "help" && len(args) == 1):
 		usage(stdout, cmds)
-		if len(args) == 0 {
+		return 0
+	case args[0] == "help":
+		if _, ok := cmds[args[1]]; !ok {
+			fmt.Fprintf(stderr, "cloudcall help: unknown command %q\n\n", args[1])
+			usage(stderr, cmds)
 			return 2
 		}
+		return run(ctx, []string{args[1], "--help"}, stdout, stderr)
+	case args[0] == "--version" || args[0] == "-version" || args[0] == "version":
+		fmt.Fprintln(stdout, version())
 		return 0
 	}
 	c, ok := cmds[args[0]]
@@ -70,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "cloudcall — WeChat-style cloud calls for every vendor API, locally and on FC / Lambda")
-	fmt.Fprintln(w, "\nUsage: cloudcall <command> [flags]   (cloudcall <command> --help for its flags)\n\nCommands:")
+	fmt.Fprintln(w, "\nUsage: cloudcall <command> [flags]   (cloudcall help <command> for its flags; cloudcall --version)\n\nCommands:")
 	names := make([]string, 0, len(cmds))
 	for n := range cmds {
 		names = append(names, n)
@@ -79,4 +91,53 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
+}
+
+// newFlagSet is a subcommand's flags. Asked for help, it prints to stdout
+// (help is output, not an error); parse errors go to stderr.
+func newFlagSet(name string, args []string, stdout, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "-help" || a == "--h" {
+			fs.SetOutput(stdout)
+		}
+	}
+	return fs
+}
+
+// version is the module version and VCS revision the binary was built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "cloudcall (unknown build)"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var rev, when, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	out := "cloudcall " + v
+	if rev != "" {
+		out += " " + rev[:min(12, len(rev))] + dirty
+		if when != "" {
+			out += " " + when
+		}
+	}
+	return out + " " + bi.GoVersion
 }

@@ -14,11 +14,10 @@ import (
 )
 
 func runOpenAPI(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("openapi", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("openapi", args, stdout, stderr)
 	write := fs.Bool("write", false, "write openapi.json at the module root instead of printing it")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall openapi [--write]\n\nPrints the OpenAPI 3.1 document generated from the registry's schemas (the emulator serves the same at GET /openapi.json).\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall openapi [--write]\n\nPrints the OpenAPI 3.1 document generated from the registry's schemas (the emulator serves the same at GET /openapi.json).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -21,6 +21,6 @@ func TestOpenAPICommand(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	require.Equal(t, 0, run(context.Background(), []string{"openapi", "--help"}, &out, &errb))
-	require.Contains(t, errb.String(), "Usage: cloudcall openapi [--write]")
+	require.Contains(t, out.String(), "Usage: cloudcall openapi [--write]", "help goes to stdout (#14)")
 	require.Equal(t, 2, run(context.Background(), []string{"openapi", "--nope"}, &out, &errb))
 }

@@ -10,11 +10,10 @@ import (
 )
 
 func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sandbox", args, stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1:9100", "address of the first sandbox; the others take the next ports")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cloudcall sandbox [--addr host:port]\n\nServes the vendor sandboxes on loopback and prints the environment that points a function at them.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall sandbox [--addr host:port]\n\nServes the vendor sandboxes on loopback and prints the environment that points a function at them.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

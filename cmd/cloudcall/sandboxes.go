@@ -5,6 +5,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/notifysbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 )
@@ -13,6 +14,7 @@ import (
 type vendorSandbox interface {
 	Handler() http.Handler
 	Env(baseURL string) map[string]string
+	Admin() string // the admin path that shows what arrived
 }
 
 // sandboxes builds one fresh sandbox per vendor, keyed by the registry's
@@ -23,5 +25,8 @@ func sandboxes() map[string]vendorSandbox {
 		"top":      topsbx.New(topsbx.Options{}),
 		"ck1":      ck1sbx.New(ck1sbx.Options{}),
 		"alicloud": camssbx.New(camssbx.Options{}),
+		// Not a function's vendor: quota-alert's channels, given to every
+		// function that declares their variables.
+		"notify": notifysbx.New(notifysbx.Options{}),
 	}
 }

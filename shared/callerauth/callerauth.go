@@ -12,15 +12,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/cloudcall/cloudcall/shared/store"
 )
 
 // Scheme is the Authorization scheme name.
@@ -96,40 +92,19 @@ func Parse(header string) (Auth, error) {
 	return a, nil
 }
 
-// CanonicalQuery sorts by name then value and percent-encodes both (RFC 3986,
-// space as %20), so every language gets the same string.
-func CanonicalQuery(rawQuery string) string {
-	vals, _ := url.ParseQuery(rawQuery)
-	type kv struct{ k, v string }
-	var pairs []kv
-	for k, vs := range vals {
-		for _, v := range vs {
-			pairs = append(pairs, kv{k, v})
-		}
+// StringToSign is what the signature covers. It fails (ErrQuery) for a
+// query the canonical form cannot represent: such a request is not signed.
+func StringToSign(method, path, rawQuery string, ts int64, nonce string, body []byte) (string, error) {
+	q, err := CanonicalQuery(rawQuery)
+	if err != nil {
+		return "", err
 	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i].k != pairs[j].k {
-			return pairs[i].k < pairs[j].k
-		}
-		return pairs[i].v < pairs[j].v
-	})
-	out := make([]string, len(pairs))
-	for i, p := range pairs {
-		out[i] = enc(p.k) + "=" + enc(p.v)
-	}
-	return strings.Join(out, "&")
-}
-
-func enc(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
-
-// StringToSign is what the signature covers.
-func StringToSign(method, path, rawQuery string, ts int64, nonce string, body []byte) string {
 	sum := sha256.Sum256(body)
 	if path == "" {
 		path = "/"
 	}
-	return strings.Join([]string{Scheme, strings.ToUpper(method), path, CanonicalQuery(rawQuery),
-		strconv.FormatInt(ts, 10), nonce, hex.EncodeToString(sum[:])}, "\n")
+	return strings.Join([]string{Scheme, strings.ToUpper(method), path, q,
+		strconv.FormatInt(ts, 10), nonce, hex.EncodeToString(sum[:])}, "\n"), nil
 }
 
 // Signature is hex(HMAC-SHA256(secret, StringToSign)).
@@ -139,26 +114,50 @@ func Signature(secret, stringToSign string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Header builds the Authorization value for a request.
-func Header(keyID, secret, method, path, rawQuery string, ts int64, nonce string, body []byte) string {
-	sig := Signature(secret, StringToSign(method, path, rawQuery, ts, nonce, body))
-	return fmt.Sprintf("%s KeyId=%s,Timestamp=%d,Nonce=%s,Signature=%s", Scheme, keyID, ts, nonce, sig)
+// Sign builds the Authorization value for a request; it fails (ErrQuery)
+// for a query the canonical form cannot represent.
+func Sign(keyID, secret, method, path, rawQuery string, ts int64, nonce string, body []byte) (string, error) {
+	sts, err := StringToSign(method, path, rawQuery, ts, nonce, body)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s KeyId=%s,Timestamp=%d,Nonce=%s,Signature=%s", Scheme, keyID, ts, nonce, Signature(secret, sts)), nil
 }
 
-// ParseKeys reads CLOUDCALL_CALLER_KEYS: "id:secret,id2:secret2".
+// Header is Sign for a query known to be well-formed (none, or one built by
+// url.Values.Encode), as in tests and fixed call sites. For any other query
+// it returns "", which every verifier refuses as unsigned; use Sign to learn
+// why.
+func Header(keyID, secret, method, path, rawQuery string, ts int64, nonce string, body []byte) string {
+	h, err := Sign(keyID, secret, method, path, rawQuery, ts, nonce, body)
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+// ParseKeys reads CLOUDCALL_CALLER_KEYS: "id:secret,id2:secret2". Secrets
+// are taken verbatim: an entry that begins or ends with whitespace is an
+// error, never trimmed (a trimmed secret refuses every correctly signed
+// call). Errors name entries by position, never by content.
 func ParseKeys(s string) (map[string]string, error) {
 	keys := map[string]string{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
+	for i, part := range strings.Split(s, ",") {
+		n := i + 1
 		if part == "" {
 			continue
+		}
+		if strings.TrimSpace(part) != part {
+			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d begins or ends with whitespace; secrets are taken verbatim, so write id:secret,id:secret with no spaces", n)
 		}
 		id, secret, ok := strings.Cut(part, ":")
 		switch {
 		case !ok || !keyIDPattern().MatchString(id):
-			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: expected id:secret with an id of A-Z a-z 0-9 _ . -", len(keys)+1)
+			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: expected id:secret with an id of 1-64 of A-Z a-z 0-9 _ . -", n)
 		case len(secret) < MinSecretLen:
-			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: key %q: the secret must be at least %d characters", id, MinSecretLen)
+			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: the secret must be at least %d characters", n, MinSecretLen)
+		case keys[id] != "":
+			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d repeats a key id", n)
 		}
 		keys[id] = secret
 	}
@@ -173,21 +172,26 @@ type Request struct {
 	Method, Path, RawQuery string
 	Authorization          string
 	Body                   []byte
+	// SharedNonce demands the nonce be recorded in the shared store: without
+	// it the call is not accepted (Verify returns a store error), because a
+	// replay on another instance during an outage would do harm the
+	// signature cannot prevent (an unsigned header that changes what runs).
+	SharedNonce bool
 }
 
 // Verifier checks signed requests.
 type Verifier struct {
-	keys  map[string]string
-	nonce store.KV
-	now   func() time.Time
+	keys   map[string]string
+	nonces *Nonces
+	now    func() time.Time
 }
 
-// NewVerifier builds a verifier; nonces go to kv.
-func NewVerifier(keys map[string]string, kv store.KV, now func() time.Time) *Verifier {
+// NewVerifier builds a verifier that spends nonces in n.
+func NewVerifier(keys map[string]string, n *Nonces, now func() time.Time) *Verifier {
 	if now == nil {
 		now = time.Now
 	}
-	return &Verifier{keys: keys, nonce: kv, now: now}
+	return &Verifier{keys: keys, nonces: n, now: now}
 }
 
 // Refusal says why a call was refused; it never echoes a secret.
@@ -195,8 +199,9 @@ type Refusal struct{ Reason string }
 
 func (r *Refusal) Error() string { return r.Reason }
 
-// Verify returns nil for a good request, a *Refusal otherwise, or a store
-// error (wrapping store.ErrUnavailable) when replay protection cannot run.
+// Verify returns nil for a good request and a *Refusal otherwise; with
+// SharedNonce, an error wrapping store.ErrUnavailable when the shared store
+// cannot record the nonce.
 func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	if r.Authorization == "" {
 		return &Refusal{"missing Authorization header: sign the request (" + Scheme + ")"}
@@ -209,19 +214,29 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	if !ok {
 		return &Refusal{"unknown key id"}
 	}
-	skew := v.now().Sub(time.Unix(a.Timestamp, 0))
-	if skew > Window || skew < -Window {
-		return &Refusal{fmt.Sprintf("timestamp is %s off the server clock; the window is %s", skew.Round(time.Second), Window)}
+	// Whole seconds on both sides, so the edge is exact: 300 s off is in,
+	// 301 s is out.
+	skew := v.now().Unix() - a.Timestamp
+	if limit := int64(Window / time.Second); skew > limit || skew < -limit {
+		return &Refusal{fmt.Sprintf("timestamp is %ds off the server clock; the window is %s either side", skew, Window)}
 	}
-	want := Signature(secret, StringToSign(r.Method, r.Path, r.RawQuery, a.Timestamp, a.Nonce, r.Body))
-	if !hmac.Equal([]byte(want), []byte(a.Signature)) {
+	sts, err := StringToSign(r.Method, r.Path, r.RawQuery, a.Timestamp, a.Nonce, r.Body)
+	if err != nil {
+		return &Refusal{err.Error()}
+	}
+	if !hmac.Equal([]byte(Signature(secret, sts)), []byte(a.Signature)) {
 		return &Refusal{"signature does not match (method, path, query, timestamp, nonce or body differ from what was signed)"}
 	}
 	// Only a correctly signed request may spend a nonce, so nobody can burn
 	// another caller's nonces.
-	fresh, err := v.nonce.SetNX(ctx, "nonce:"+a.KeyID+":"+a.Nonce, []byte("1"), 2*Window+time.Minute)
-	if err != nil {
-		return fmt.Errorf("nonce check: %w", err)
+	key := "nonce:" + a.KeyID + ":" + a.Nonce
+	fresh := true
+	if r.SharedNonce {
+		if fresh, err = v.nonces.SpendShared(ctx, key); err != nil {
+			return err
+		}
+	} else {
+		fresh = v.nonces.Spend(ctx, key)
 	}
 	if !fresh {
 		return &Refusal{"replayed nonce"}

@@ -2,6 +2,7 @@ package callerauth_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -44,6 +45,14 @@ func server(t *testing.T) (*httptest.Server, *atomic.Int32) {
 	return srv, &calls
 }
 
+// sign is callerauth.Header for a query known to be well-formed.
+func sign(t *testing.T, keyID, secret, method, path, query string, ts int64, nonce string, body []byte) string {
+	t.Helper()
+	h, err := callerauth.Sign(keyID, secret, method, path, query, ts, nonce, body)
+	require.NoError(t, err)
+	return h
+}
+
 func do(t *testing.T, srv *httptest.Server, path, body, auth string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
@@ -61,19 +70,21 @@ func TestRefusals(t *testing.T) {
 	srv, calls := server(t)
 	now := time.Now().Unix()
 	body := `{"a":1}`
-	good := callerauth.Header("new", secretB, "POST", "/fn", "x=1", now, "nonce-0123456789abcd", []byte(body))
+	good := sign(t, "new", secretB, "POST", "/fn", "x=1", now, "nonce-0123456789abcd", []byte(body))
 	cases := []struct {
 		name, path, body, auth, reason string
 	}{
 		{"unsigned", "/fn?x=1", body, "", "missing Authorization"},
-		{"expired", "/fn?x=1", body, callerauth.Header("new", secretB, "POST", "/fn", "x=1", now-301, "nonce-expired-000001", []byte(body)), "timestamp is"},
-		{"future", "/fn?x=1", body, callerauth.Header("new", secretB, "POST", "/fn", "x=1", now+400, "nonce-future-0000001", []byte(body)), "timestamp is"},
+		{"expired", "/fn?x=1", body, sign(t, "new", secretB, "POST", "/fn", "x=1", now-301, "nonce-expired-000001", []byte(body)), "timestamp is"},
+		{"future", "/fn?x=1", body, sign(t, "new", secretB, "POST", "/fn", "x=1", now+400, "nonce-future-0000001", []byte(body)), "timestamp is"},
 		{"tampered body", "/fn?x=1", `{"a":2}`, good, "signature does not match"},
 		{"tampered path", "/other?x=1", body, good, "signature does not match"},
 		{"tampered query", "/fn?x=2", body, good, "signature does not match"},
-		{"unknown key", "/fn?x=1", body, callerauth.Header("ghost", secretB, "POST", "/fn", "x=1", now, "nonce-ghost-00000001", []byte(body)), "unknown key id"},
-		{"wrong secret", "/fn?x=1", body, callerauth.Header("new", secretA, "POST", "/fn", "x=1", now, "nonce-wrong-00000001", []byte(body)), "signature does not match"},
+		{"unknown key", "/fn?x=1", body, sign(t, "ghost", secretB, "POST", "/fn", "x=1", now, "nonce-ghost-00000001", []byte(body)), "unknown key id"},
+		{"wrong secret", "/fn?x=1", body, sign(t, "new", secretA, "POST", "/fn", "x=1", now, "nonce-wrong-00000001", []byte(body)), "signature does not match"},
 		{"malformed", "/fn?x=1", body, "Bearer abc", "expected the CLOUDCALL-HMAC-SHA256 scheme"},
+		{"semicolon query appended", "/fn?x=1;y=2", body, good, "query string cannot be canonicalized"},
+		{"bad escape appended", "/fn?x=1&y=%zz", body, good, "query string cannot be canonicalized"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -108,6 +119,9 @@ func TestRotationAndGoClient(t *testing.T) {
 func TestNodeSnippet(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node is not installed (CI=true requires it: .ci/run installs nodejs)")
+		}
 		t.Skip("node is not installed: the README's Node.js snippet is not checked on this machine")
 	}
 	snippet, err := os.ReadFile("testdata/sign.mjs")
@@ -148,13 +162,57 @@ func TestDefaultDeny(t *testing.T) {
 }
 
 func TestParseKeys(t *testing.T) {
-	_, err := callerauth.ParseKeys("a:short")
-	require.ErrorContains(t, err, "at least 16")
-	_, err = callerauth.ParseKeys("no-colon")
-	require.Error(t, err)
-	k, err := callerauth.ParseKeys(" a:" + secretA + " , b:" + secretB)
+	for _, c := range []struct{ name, in, err string }{
+		{"short secret", "a:short", "entry 1: the secret must be at least 16"},
+		{"no colon", "no-colon", "entry 1: expected id:secret"},
+		{"trailing space kept, not trimmed", "a:" + secretA + " ", "entry 1 begins or ends with whitespace"},
+		{"space after a comma", "a:" + secretA + ", b:" + secretB, "entry 2 begins or ends with whitespace"},
+		{"leading tab", "\ta:" + secretA, "entry 1 begins or ends with whitespace"},
+		{"repeated id", "a:" + secretA + ",a:" + secretB, "entry 2 repeats a key id"},
+		{"nothing", ",", "no keys"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := callerauth.ParseKeys(c.in)
+			require.ErrorContains(t, err, c.err)
+			require.NotContains(t, err.Error(), "caller-secret", "an error never carries a secret")
+		})
+	}
+	k, err := callerauth.ParseKeys("a:" + secretA + ",b:" + secretB + " x,")
 	require.NoError(t, err)
-	require.Len(t, k, 2)
+	require.Equal(t, map[string]string{"a": secretA, "b": secretB + " x"}, k, "secrets are taken verbatim, inner spaces included")
+}
+
+// The window is exact in whole seconds: 300 s either side is in, 301 s out.
+func TestTimestampEdges(t *testing.T) {
+	now := time.Unix(1767225600, 0).Add(999 * time.Millisecond)
+	v := callerauth.NewVerifier(map[string]string{"k": secretA}, callerauth.NewNonces(callerauth.NoncesOptions{}), func() time.Time { return now })
+	for i, c := range []struct {
+		offset int64
+		ok     bool
+	}{{-301, false}, {-300, true}, {0, true}, {300, true}, {301, false}} {
+		ts := now.Unix() + c.offset
+		nonce := fmt.Sprintf("edge-nonce-%010d", i)
+		err := v.Verify(context.Background(), callerauth.Request{Method: "POST", Path: "/fn", Body: []byte("{}"),
+			Authorization: sign(t, "k", secretA, "POST", "/fn", "", ts, nonce, []byte("{}"))})
+		if c.ok {
+			require.NoError(t, err, c.offset)
+		} else {
+			var r *callerauth.Refusal
+			require.ErrorAs(t, err, &r, c.offset)
+			require.Contains(t, r.Reason, fmt.Sprintf("timestamp is %ds off", -c.offset))
+		}
+	}
+}
+
+// The Go transport does not send what it cannot sign.
+func TestTransportRefusesUnparseableQueries(t *testing.T) {
+	srv, calls := server(t)
+	c := &http.Client{Transport: &callerauth.Transport{KeyID: "new", Secret: secretB}}
+	for _, q := range []string{"a=1;b=2", "a=%zz", "a=%FF"} {
+		_, err := c.Post(srv.URL+"/fn?"+q, "application/json", strings.NewReader(`{}`))
+		require.ErrorIs(t, err, callerauth.ErrQuery, q)
+	}
+	require.Equal(t, int32(0), calls.Load())
 }
 
 func TestLimits(t *testing.T) {

@@ -1,6 +1,10 @@
 package callerauth
 
-import "testing"
+import (
+	"errors"
+	"net/url"
+	"testing"
+)
 
 // FuzzParse: a parsed header always satisfies the scheme's field rules.
 func FuzzParse(f *testing.F) {
@@ -14,6 +18,30 @@ func FuzzParse(f *testing.F) {
 		}
 		if !keyIDPattern().MatchString(a.KeyID) || !noncePattern().MatchString(a.Nonce) || !sigPattern().MatchString(a.Signature) || a.Timestamp <= 0 {
 			t.Fatalf("Parse(%q) accepted %+v", h, a)
+		}
+	})
+}
+
+// FuzzCanonicalQuery: never panics; what it accepts is canonical (a second
+// pass changes nothing) and plain ASCII a standard parser reads.
+func FuzzCanonicalQuery(f *testing.F) {
+	for _, s := range []string{"", "b=2&a=1", "a=1;b=2", "a=%zz", "q=hello+world", "k=%F0%9F%98%80&k=%EF%BF%BD", "&&=&", "a=%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		out, err := CanonicalQuery(raw)
+		if err != nil {
+			if !errors.Is(err, ErrQuery) {
+				t.Fatalf("CanonicalQuery(%q): %v is not ErrQuery", raw, err)
+			}
+			return
+		}
+		again, err := CanonicalQuery(out)
+		if err != nil || again != out {
+			t.Fatalf("CanonicalQuery(%q) = %q, and again %q, %v", raw, out, again, err)
+		}
+		if _, err := url.ParseQuery(out); err != nil {
+			t.Fatalf("CanonicalQuery(%q) = %q, which net/url refuses: %v", raw, out, err)
 		}
 	})
 }

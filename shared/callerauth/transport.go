@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -19,7 +20,8 @@ type Transport struct {
 	Now           func() time.Time
 }
 
-// RoundTrip signs a copy of req and sends it.
+// RoundTrip signs a copy of req and sends it. A query the canonical form
+// cannot represent (';', a bad % escape) is an error: nothing is sent.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil {
@@ -37,7 +39,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Now != nil {
 		now = t.Now
 	}
-	out.Header.Set("Authorization", Header(t.KeyID, t.Secret, req.Method, req.URL.EscapedPath(), req.URL.RawQuery, now().Unix(), NewNonce(), body))
+	auth, err := Sign(t.KeyID, t.Secret, req.Method, req.URL.EscapedPath(), req.URL.RawQuery, now().Unix(), NewNonce(), body)
+	if err != nil {
+		return nil, fmt.Errorf("callerauth: not sending %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	out.Header.Set("Authorization", auth)
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport

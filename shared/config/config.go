@@ -81,18 +81,25 @@ func (e *Env) Duration(name string, def time.Duration) (time.Duration, error) {
 }
 
 // Secret returns the secret NAME, or the contents of the file NAME_FILE names
-// (trailing newline trimmed). Empty means not configured. The value is
-// remembered for redaction.
+// (less one final line break). Empty means not configured. Secrets are taken
+// verbatim: a value that begins or ends with whitespace is an error naming
+// the variable, never silently trimmed (a trimmed key signs differently). The
+// value is remembered for redaction.
 func (e *Env) Secret(name string) (string, error) {
-	v := e.Get(name, "")
+	v, _ := e.lookup(name)
+	from := name
 	if v == "" {
 		if path := e.Get(name+"_FILE", ""); path != "" {
 			b, err := os.ReadFile(path)
 			if err != nil {
 				return "", fmt.Errorf("%s_FILE: %w", name, err)
 			}
-			v = strings.TrimRight(string(b), "\r\n")
+			v = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+			from = name + "_FILE"
 		}
+	}
+	if v != "" && strings.TrimSpace(v) != v {
+		return "", fmt.Errorf("%s: the value begins or ends with whitespace; secrets are taken verbatim, so remove it", from)
 	}
 	if v != "" {
 		e.remember(v)

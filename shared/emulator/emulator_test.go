@@ -36,7 +36,7 @@ func newEmu(t *testing.T, p runtimeapi.Platform, maxInst int) (*emulator.Emulato
 		bin = fixtures["hellolambda"]
 	}
 	e := emulator.New(emulator.Options{Platform: p, Functions: []emulator.FunctionConfig{
-		{Name: "hello", Binary: bin, Timeout: 2 * time.Second, MemoryMB: 128, MaxInstances: maxInst},
+		{Name: "hello", Binary: bin, Timeout: 2 * time.Second, MemoryMB: 128, MaxInstances: maxInst, HTTPMethods: []string{"POST", "GET"}},
 		{Name: "broken", Binary: fixtures["broken"], Timeout: 2 * time.Second},
 	}})
 	srv := httptest.NewServer(e.Handler())
@@ -179,6 +179,7 @@ func TestErrorsAtTheFrontDoor(t *testing.T) {
 	resp, body := post(t, srv.URL+"/2015-03-31/functions/nope/invocations", `{}`, nil)
 	require.Equal(t, 404, resp.StatusCode)
 	require.Contains(t, string(body), "known functions: broken, hello")
+	require.Equal(t, "ResourceNotFoundException", resp.Header.Get("x-amzn-ErrorType"))
 
 	resp, _ = post(t, srv.URL+"/2015-03-31/functions/hello/invocations", `{"not json`, nil)
 	require.Equal(t, 400, resp.StatusCode)

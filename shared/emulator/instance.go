@@ -17,7 +17,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 )
 
@@ -26,8 +28,13 @@ type InstanceConfig struct {
 	Binary   string
 	Platform runtimeapi.Platform
 	Env      map[string]string // the function's environment (nothing is inherited)
-	Stdout   io.Writer         // the function's log lines; nil discards
-	Stderr   io.Writer
+	// Log receives the process's stdout and stderr, each through its own
+	// line stream labelled Prefix, so lines never mix; nil discards.
+	Log    *linewriter.Sink
+	Prefix string
+	// Stdout and Stderr are used when Log is nil (each line whole, per pipe).
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Instance is one running function process and its runtime API.
@@ -38,8 +45,11 @@ type Instance struct {
 	exited  chan struct{}
 	exitErr error
 	started time.Time
+	streams [2]*linewriter.Stream
+	pipes   [2]*pipeCopier
 	mu      sync.Mutex
 	invoked int
+	capture *tailBuffer // this invocation's log lines while one runs
 }
 
 // StartInstance starts the runtime API, then the binary pointed at it (in
@@ -66,26 +76,169 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 	cmd := exec.Command(cfg.Binary)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	tail := &tailBuffer{max: 4096}
-	cmd.Stderr = io.MultiWriter(tail, orDiscard(cfg.Stderr))
-	cmd.Stdout = io.MultiWriter(tail, orDiscard(cfg.Stdout))
-	if err := cmd.Start(); err != nil {
+	outSink, errSink := cfg.Log, cfg.Log
+	if cfg.Log == nil {
+		outSink = linewriter.New(cfg.Stdout, 0)
+		errSink = outSink
+		if cfg.Stderr != cfg.Stdout {
+			errSink = linewriter.New(cfg.Stderr, 0)
+		}
+	}
+	in := &Instance{API: api, cmd: cmd, tail: &tailBuffer{max: 4096}, exited: make(chan struct{})}
+	// One stream per pipe, each with its own line buffer: a shared buffer
+	// would splice stdout's half lines into stderr's. The pipes are ours (not
+	// os/exec's) so drain can tell when what the process wrote has arrived.
+	in.streams[0] = outSink.Stream(cfg.Prefix, in.sawLine)
+	in.streams[1] = errSink.Stream(cfg.Prefix, in.sawLine)
+	var writeEnds []*os.File
+	for i := range in.pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			api.Close()
+			for _, f := range writeEnds {
+				_ = f.Close()
+			}
+			return nil, fmt.Errorf("pipe: %w", err)
+		}
+		in.pipes[i] = &pipeCopier{r: r, dst: in.streams[i], done: make(chan struct{})}
+		writeEnds = append(writeEnds, w)
+	}
+	cmd.Stdout, cmd.Stderr = writeEnds[0], writeEnds[1]
+	err = cmd.Start()
+	for _, f := range writeEnds {
+		_ = f.Close() // the child has its copies; EOF comes when it exits
+	}
+	if err != nil {
 		api.Close()
+		for _, pc := range in.pipes {
+			_ = pc.r.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(cfg.Binary), err)
 	}
-	in := &Instance{API: api, cmd: cmd, tail: tail, exited: make(chan struct{}), started: time.Now()}
+	in.started = time.Now()
+	for _, pc := range in.pipes {
+		go pc.run()
+	}
 	go func() {
-		in.exitErr = cmd.Wait()
+		err := cmd.Wait()
+		for i, pc := range in.pipes {
+			<-pc.done                 // every byte the process wrote has been copied
+			_ = in.streams[i].Flush() // a last line without a newline is still a line
+		}
+		in.exitErr = err
 		close(in.exited)
 	}()
 	return in, nil
 }
 
-func orDiscard(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
+type wantLogKey struct{}
+
+// WithLog asks InvokeLogged to wait (briefly) for the invocation's own log
+// lines before returning them: what LogType: Tail needs, and only it.
+func WithLog(ctx context.Context) context.Context {
+	return context.WithValue(ctx, wantLogKey{}, true)
+}
+
+func wantsLog(ctx context.Context) bool { v, _ := ctx.Value(wantLogKey{}).(bool); return v }
+
+// pipeCopier copies one of the process's pipes into its line stream.
+type pipeCopier struct {
+	r    *os.File
+	dst  io.Writer
+	done chan struct{}
+
+	mu      sync.Mutex
+	copying bool  // between a Read that returned data and its Write
+	copied  int64 // bytes handed to dst so far
+}
+
+func (c *pipeCopier) run() {
+	defer close(c.done)
+	defer c.r.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.r.Read(buf)
+		if n > 0 {
+			c.mu.Lock()
+			c.copying = true
+			c.mu.Unlock()
+			_, _ = c.dst.Write(buf[:n])
+			c.mu.Lock()
+			c.copying = false
+			c.copied += int64(n)
+			c.mu.Unlock()
+		}
+		if err != nil {
+			return
+		}
 	}
-	return w
+}
+
+// idle reports whether nothing waits in the pipe and nothing is being
+// copied, with the count copied so far.
+func (c *pipeCopier) idle() (bool, int64) {
+	c.mu.Lock()
+	copying, copied := c.copying, c.copied
+	c.mu.Unlock()
+	if copying {
+		return false, copied
+	}
+	n, err := pipeBuffered(c.r)
+	return err == nil && n == 0, copied
+}
+
+// pipeBuffered is how many bytes wait unread in a pipe (FIONREAD).
+func pipeBuffered(f *os.File) (int, error) {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int32
+	var errno syscall.Errno
+	if err := sc.Control(func(fd uintptr) {
+		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, uintptr(syscall.TIOCINQ), uintptr(unsafe.Pointer(&n)))
+	}); err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// drain waits (at most max) until what the process wrote before now has
+// reached its streams: a function's log lines travel through a pipe and can
+// trail its answer by a moment. Empty pipes seen twice in a row, with nothing
+// copied in between, close the small window between a Read and its Write.
+func (in *Instance) drain(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for _, pc := range in.pipes {
+		for {
+			ok1, n1 := pc.idle()
+			if ok1 {
+				time.Sleep(200 * time.Microsecond)
+				if ok2, n2 := pc.idle(); ok2 && n1 == n2 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+}
+
+// sawLine keeps the process's recent output (for start-up failures) and the
+// current invocation's lines (for LogType: Tail).
+func (in *Instance) sawLine(line []byte) {
+	_, _ = in.tail.Write(append(line, '\n'))
+	in.mu.Lock()
+	c := in.capture
+	in.mu.Unlock()
+	if c != nil {
+		_, _ = c.Write(append(line, '\n'))
+	}
 }
 
 // ErrExited says the process ended during an invocation (a Lambda binary
@@ -94,9 +247,31 @@ var ErrExited = errors.New("instance exited")
 
 // Invoke runs one invocation on this instance.
 func (in *Instance) Invoke(ctx context.Context, inv runtimeapi.Invocation) (runtimeapi.Result, error) {
+	res, _, err := in.InvokeLogged(ctx, inv)
+	return res, err
+}
+
+// InvokeLogged runs one invocation and also returns the last 4 KiB of the
+// lines the process printed while it ran.
+func (in *Instance) InvokeLogged(ctx context.Context, inv runtimeapi.Invocation) (runtimeapi.Result, []byte, error) {
+	capture := &tailBuffer{max: 4096}
 	in.mu.Lock()
 	in.invoked++
+	in.capture = capture
 	in.mu.Unlock()
+	defer func() {
+		in.mu.Lock()
+		in.capture = nil
+		in.mu.Unlock()
+	}()
+	res, err := in.invoke(ctx, inv)
+	if err == nil && wantsLog(ctx) {
+		in.drain(50 * time.Millisecond)
+	}
+	return res, capture.Bytes(), err
+}
+
+func (in *Instance) invoke(ctx context.Context, inv runtimeapi.Invocation) (runtimeapi.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -110,11 +285,46 @@ func (in *Instance) Invoke(ctx context.Context, inv runtimeapi.Invocation) (runt
 	if err != nil {
 		select {
 		case <-in.exited:
-			return res, fmt.Errorf("%w (%v): %w: %s", ErrExited, in.exitErr, err, in.StderrTail())
+			// Name the exit only: the process's output belongs to other
+			// requests too, and never goes into this caller's answer.
+			return res, &ExitError{Pid: in.Pid(), Err: in.exitErr, Cause: err}
 		default:
 		}
 	}
 	return res, err
+}
+
+// ExitError is an instance that ended while it held an invocation.
+type ExitError struct {
+	Pid   int
+	Err   error // how the process ended (signal: killed, exit status 2)
+	Cause error // what the runtime API saw
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("instance exited: pid %d: %v", e.Pid, e.Err)
+}
+
+// Is makes errors.Is(err, ErrExited) hold.
+func (e *ExitError) Is(target error) bool { return target == ErrExited }
+
+func (e *ExitError) Unwrap() error { return e.Cause }
+
+// Signaled reports whether the process was ended by a signal (killed from
+// outside) rather than exiting on its own.
+func (in *Instance) Signaled() bool {
+	select {
+	case <-in.exited:
+	default:
+		return false
+	}
+	var ee *exec.ExitError
+	if errors.As(in.exitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			return ws.Signaled()
+		}
+	}
+	return false
 }
 
 // Exited is closed when the process ends.
@@ -183,6 +393,12 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		t.buf.Next(over)
 	}
 	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf.Bytes()...)
 }
 
 func (t *tailBuffer) String() string {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	goruntime "runtime"
 	"sync"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 )
 
@@ -19,10 +21,24 @@ type FunctionConfig struct {
 	Env          map[string]string
 	Timeout      time.Duration
 	MemoryMB     int
-	MaxInstances int           // scale-out limit (default 4)
+	MaxInstances int           // scale-out limit (default DefaultMaxInstances())
 	Idle         time.Duration // stop an instance idle this long (default 5m)
-	Stdout       io.Writer     // where the functions' own log lines go
+	// Stdout is where the functions' own log lines go, each prefixed with
+	// LogPrefix. Pass the emulator's *linewriter.Sink so they never mix with
+	// its START / END lines; any other writer gets a sink of its own.
+	Stdout    io.Writer
+	LogPrefix string
+	// HTTPMethods are the HTTP trigger's methods from the descriptors (nil:
+	// any method); NoHTTPTrigger says the descriptors give it no trigger.
+	HTTPMethods   []string
+	NoHTTPTrigger bool
 }
+
+// DefaultMaxInstances is the scale-out limit when none is set: two instances
+// per CPU (at least 2). An instance spends most of a call waiting on its
+// vendor, so one per core leaves cores idle; more than two per core only adds
+// processes contending for the same cores.
+func DefaultMaxInstances() int { return max(2, 2*goruntime.NumCPU()) }
 
 // Report is what the emulator prints after each invocation.
 type Report struct {
@@ -33,6 +49,7 @@ type Report struct {
 	MaxRSSKiB    int64
 	Instance     int // pid
 	Cold         bool
+	Log          []byte // the last 4 KiB the instance printed during this invocation
 }
 
 // ErrTimedOut is returned when an invocation passes its timeout; the
@@ -47,6 +64,9 @@ type StartError struct {
 }
 
 func (e *StartError) Error() string {
+	if e.Tail == "" {
+		return fmt.Sprintf("%s failed to start: %v", e.Function, e.Err)
+	}
 	return fmt.Sprintf("%s failed to start: %v\n--- last output ---\n%s", e.Function, e.Err, e.Tail)
 }
 
@@ -60,13 +80,23 @@ type slot struct {
 	started  time.Time
 }
 
-// Pool runs a function's instances.
+// grant is what a waiter receives: an instance handed over by the caller
+// that released it, or a reserved slot to start a new instance in.
+type grant struct {
+	s     *slot
+	start bool
+}
+
+// Pool runs a function's instances. A freed instance goes straight to the
+// caller that has waited longest (FIFO), never back into a scramble where
+// the caller that just released it wins again.
 type Pool struct {
-	cfg FunctionConfig
+	cfg  FunctionConfig
+	sink *linewriter.Sink
 
 	mu      sync.Mutex
-	cond    *sync.Cond
 	slots   []*slot
+	waiters []chan grant // FIFO; closed on shutdown
 	starts  int
 	closed  bool
 	stopped chan struct{}
@@ -75,7 +105,7 @@ type Pool struct {
 // NewPool prepares a pool; no process starts until the first invocation.
 func NewPool(cfg FunctionConfig) *Pool {
 	if cfg.MaxInstances <= 0 {
-		cfg.MaxInstances = 4
+		cfg.MaxInstances = DefaultMaxInstances()
 	}
 	if cfg.Idle <= 0 {
 		cfg.Idle = 5 * time.Minute
@@ -83,8 +113,11 @@ func NewPool(cfg FunctionConfig) *Pool {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	p := &Pool{cfg: cfg, stopped: make(chan struct{})}
-	p.cond = sync.NewCond(&p.mu)
+	sink, ok := cfg.Stdout.(*linewriter.Sink)
+	if !ok {
+		sink = linewriter.New(cfg.Stdout, 0)
+	}
+	p := &Pool{cfg: cfg, sink: sink, stopped: make(chan struct{})}
 	go p.reap()
 	return p
 }
@@ -99,6 +132,19 @@ func (p *Pool) Instances() int {
 	return len(p.slots)
 }
 
+// InFlight counts invocations its instances have taken and not answered.
+func (p *Pool) InFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, s := range p.slots {
+		if s.inst != nil {
+			n += s.inst.API.InFlight()
+		}
+	}
+	return n
+}
+
 // Starts counts processes started so far (cold starts).
 func (p *Pool) Starts() int {
 	p.mu.Lock()
@@ -107,53 +153,121 @@ func (p *Pool) Starts() int {
 }
 
 // acquire returns an idle live instance, or a new one while under the limit,
-// or waits for one to free up.
+// or queues for the next one freed.
 func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for {
-		if p.closed {
-			return nil, errors.New("emulator is shutting down")
-		}
-		p.dropDead()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errShuttingDown
+	}
+	p.dropDead()
+	// Queued callers come first: an arrival takes an idle instance only when
+	// nobody waits (a freed instance is handed over, so none sits idle then).
+	if len(p.waiters) == 0 {
 		for _, s := range p.slots {
 			if !s.busy {
 				s.busy = true
+				p.mu.Unlock()
 				return s, nil
 			}
 		}
 		if len(p.slots) < p.cfg.MaxInstances {
-			s := &slot{busy: true, fresh: true, started: time.Now()}
-			p.slots = append(p.slots, s)
-			p.starts++
+			s := p.reserveLocked()
 			p.mu.Unlock()
-			inst, err := StartInstance(InstanceConfig{Binary: p.cfg.Binary, Platform: p.cfg.Platform, Env: p.cfg.Env, Stdout: p.cfg.Stdout, Stderr: p.cfg.Stdout})
-			p.mu.Lock()
-			if err != nil {
-				p.remove(s)
-				return nil, &StartError{Function: p.cfg.Name, Err: err}
+			return p.start(s)
+		}
+	}
+	ch := make(chan grant, 1)
+	p.waiters = append(p.waiters, ch)
+	p.mu.Unlock()
+	select {
+	case g, ok := <-ch:
+		if !ok {
+			return nil, errShuttingDown
+		}
+		if g.start {
+			return p.start(g.s)
+		}
+		return g.s, nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		for i, w := range p.waiters {
+			if w == ch {
+				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+				p.mu.Unlock()
+				return nil, ctx.Err()
 			}
-			s.inst = inst
-			return s, nil
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		p.mu.Unlock()
+		// A grant raced the cancellation: pass it on rather than leak it.
+		if g, ok := <-ch; ok {
+			if g.start {
+				p.mu.Lock()
+				p.remove(g.s)
+				p.handOffLocked()
+				p.mu.Unlock()
+			} else {
+				p.release(g.s, true)
+			}
 		}
-		p.cond.Wait()
+		return nil, ctx.Err()
+	}
+}
+
+var errShuttingDown = errors.New("emulator is shutting down")
+
+// reserveLocked adds a busy slot for an instance about to start.
+func (p *Pool) reserveLocked() *slot {
+	s := &slot{busy: true, fresh: true, started: time.Now()}
+	p.slots = append(p.slots, s)
+	p.starts++
+	return s
+}
+
+// start runs the process for a reserved slot.
+func (p *Pool) start(s *slot) (*slot, error) {
+	inst, err := StartInstance(InstanceConfig{Binary: p.cfg.Binary, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix})
+	if err != nil {
+		p.mu.Lock()
+		p.remove(s)
+		p.handOffLocked()
+		p.mu.Unlock()
+		return nil, &StartError{Function: p.cfg.Name, Err: err}
+	}
+	s.started = time.Now()
+	s.inst = inst
+	return s, nil
+}
+
+// handOffLocked gives the longest waiter a new slot if there is room (after
+// an instance was removed).
+func (p *Pool) handOffLocked() {
+	if len(p.waiters) > 0 && len(p.slots) < p.cfg.MaxInstances && !p.closed {
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		w <- grant{s: p.reserveLocked(), start: true}
 	}
 }
 
 func (p *Pool) release(s *slot, keep bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s.busy = false
 	s.fresh = false
 	s.lastUsed = time.Now()
-	if !keep {
-		p.remove(s)
-		go s.inst.Stop()
+	if keep && !p.closed && s.inst.Alive() {
+		if len(p.waiters) > 0 {
+			w := p.waiters[0]
+			p.waiters = p.waiters[1:]
+			w <- grant{s: s} // stays busy: it changes hands, never goes idle
+			return
+		}
+		s.busy = false
+		return
 	}
-	p.cond.Broadcast()
+	s.busy = false
+	p.remove(s)
+	go s.inst.Stop()
+	p.handOffLocked()
 }
 
 func (p *Pool) remove(s *slot) {
@@ -213,8 +327,9 @@ func (p *Pool) invokeOnce(ctx context.Context, inv runtimeapi.Invocation) (runti
 	rep.Cold = s.fresh
 	rep.Instance = s.inst.Pid()
 	begin := time.Now()
-	res, err := s.inst.Invoke(ctx, inv)
+	res, log, err := s.inst.InvokeLogged(ctx, inv)
 	rep.Duration = time.Since(begin)
+	rep.Log = log
 	if fp := s.inst.API.FirstPoll(); rep.Cold && !fp.IsZero() {
 		rep.InitDuration = fp.Sub(s.started) // exec → first poll for work
 	}
@@ -223,7 +338,9 @@ func (p *Pool) invokeOnce(ctx context.Context, inv runtimeapi.Invocation) (runti
 	case errors.Is(err, runtimeapi.ErrNotDelivered) && !rep.Cold:
 		p.release(s, false)
 		return res, rep, err
-	case err != nil && errors.Is(err, ErrExited) && rep.Cold && res.Body == nil:
+	case err != nil && errors.Is(err, ErrExited) && rep.Cold && s.inst.API.FirstPoll().IsZero() && !s.inst.Signaled():
+		// Died before asking for work: a start-up failure, and its output
+		// is its own (no invocation ran), so the tail helps.
 		p.release(s, false)
 		return res, rep, &StartError{Function: p.cfg.Name, Err: err, Tail: s.inst.StderrTail()}
 	case err != nil:
@@ -273,7 +390,10 @@ func (p *Pool) Close() {
 	slots := p.slots
 	p.slots = nil
 	close(p.stopped)
-	p.cond.Broadcast()
+	for _, w := range p.waiters {
+		close(w)
+	}
+	p.waiters = nil
 	p.mu.Unlock()
 	for _, s := range slots {
 		if s.inst != nil {

@@ -1,28 +1,38 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/openapi"
 )
 
-// Payload limits of the platforms' synchronous invocations.
+// Payload limits of the platforms, per front door.
 const (
-	LambdaMaxPayload = 6 << 20
-	FCMaxPayload     = 32 << 20
+	LambdaMaxPayload      = 6 << 20   // Invoke, RequestResponse: 6 MB
+	LambdaMaxEventPayload = 1 << 20   // Invoke, Event (asynchronous): 1 MB
+	FCMaxPayload          = 32 << 20  // InvokeFunction, Sync: 32 MB
+	FCMaxAsyncPayload     = 128 << 10 // InvokeFunction, Async: 128 KB
 )
+
+// DefaultBodyTimeout bounds how long a front door waits for a request body
+// that stops arriving.
+const DefaultBodyTimeout = 30 * time.Second
 
 // Timer fires a function on a schedule.
 type Timer struct {
@@ -37,17 +47,19 @@ type Options struct {
 	Platform  runtimeapi.Platform
 	Functions []FunctionConfig
 	Timers    []Timer
-	Log       io.Writer // START / END / REPORT lines
+	Log       io.Writer // START / END / REPORT lines (pass the functions' *linewriter.Sink)
 	Region    string
 	AccountID string
+	// BodyTimeout bounds reading a request body (default DefaultBodyTimeout).
+	BodyTimeout time.Duration
 }
 
 // Emulator serves the front doors and owns the pools.
 type Emulator struct {
 	opts  Options
+	log   *linewriter.Sink
 	pools map[string]*Pool
 	names []string
-	logMu sync.Mutex
 	wg    sync.WaitGroup
 }
 
@@ -62,7 +74,14 @@ func New(opts Options) *Emulator {
 	if opts.AccountID == "" {
 		opts.AccountID = "123456789012"
 	}
-	e := &Emulator{opts: opts, pools: map[string]*Pool{}}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
+	sink, ok := opts.Log.(*linewriter.Sink)
+	if !ok {
+		sink = linewriter.New(opts.Log, 0)
+	}
+	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}}
 	for _, f := range opts.Functions {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
@@ -95,34 +114,55 @@ func (e *Emulator) maxPayload() int {
 	return FCMaxPayload
 }
 
+// logf writes one whole line to the shared sink (atomic with the
+// functions' own lines).
 func (e *Emulator) logf(format string, args ...any) {
-	e.logMu.Lock()
-	defer e.logMu.Unlock()
-	fmt.Fprintf(e.opts.Log, format+"\n", args...)
+	_, _ = e.log.Write([]byte(fmt.Sprintf(format+"\n", args...)))
 }
 
 // Invoke runs one invocation and prints START / END / REPORT.
 func (e *Emulator) Invoke(ctx context.Context, fn string, payload []byte) (runtimeapi.Result, Report, error) {
+	return e.invoke(ctx, fn, runtimeapi.NewRequestID(), payload)
+}
+
+// invoke runs one invocation under a given request id; the Report's Log is
+// the invocation's log as Lambda tails it: START, the function's lines, END,
+// REPORT (the last 4 KiB).
+func (e *Emulator) invoke(ctx context.Context, fn, requestID string, payload []byte) (runtimeapi.Result, Report, error) {
 	p, ok := e.pools[fn]
 	if !ok {
-		return runtimeapi.Result{}, Report{}, e.unknown(fn)
+		return runtimeapi.Result{}, Report{RequestID: requestID}, e.unknown(fn)
 	}
-	inv := runtimeapi.Invocation{RequestID: runtimeapi.NewRequestID(), Payload: payload, Region: e.opts.Region, AccountID: e.opts.AccountID, Handler: handlerName(p.cfg.Platform)}
-	e.logf("%s START RequestId: %s Version: $LATEST", fn, inv.RequestID)
+	inv := runtimeapi.Invocation{RequestID: requestID, Payload: payload, Region: e.opts.Region, AccountID: e.opts.AccountID, Handler: handlerName(p.cfg.Platform)}
+	start := fmt.Sprintf("START RequestId: %s Version: $LATEST", inv.RequestID)
+	e.logf("%s %s", fn, start)
 	res, rep, err := p.Invoke(ctx, inv)
-	e.logf("%s END RequestId: %s", fn, inv.RequestID)
-	line := fmt.Sprintf("%s REPORT RequestId: %s\tDuration: %.2f ms\tMemory Size: %d MB\tMax Memory Used: %d MB", fn, inv.RequestID,
+	end := "END RequestId: " + inv.RequestID
+	e.logf("%s %s", fn, end)
+	line := fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tMemory Size: %d MB\tMax Memory Used: %d MB", inv.RequestID,
 		float64(rep.Duration.Microseconds())/1000, p.cfg.MemoryMB, (rep.MaxRSSKiB+1023)/1024)
 	if rep.Cold {
 		line += fmt.Sprintf("\tInit Duration: %.2f ms", float64(rep.InitDuration.Microseconds())/1000)
 	}
 	switch {
 	case err != nil:
-		line += "\tStatus: " + err.Error()
+		// One line per record: a start failure's output tail stays out.
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		line += "\tStatus: " + first
 	case res.Error != nil:
 		line += "\tStatus: error " + res.Error.Type
 	}
-	e.logf("%s", line)
+	e.logf("%s %s", fn, line)
+	tail := make([]byte, 0, len(start)+len(rep.Log)+len(end)+len(line)+3)
+	tail = append(append(tail, start...), '\n')
+	tail = append(tail, rep.Log...)
+	tail = append(append(tail, end...), '\n')
+	tail = append(append(tail, line...), '\n')
+	if len(tail) > 4096 {
+		tail = tail[len(tail)-4096:]
+	}
+	rep.Log = tail
+	rep.RequestID = inv.RequestID
 	return res, rep, err
 }
 
@@ -150,16 +190,16 @@ func (e *Emulator) Names() []string { return append([]string(nil), e.names...) }
 
 // Handler is the front doors:
 //
-//	POST /2015-03-31/functions/<fn>/invocations   Lambda Invoke (aws lambda invoke --endpoint-url)
+//	POST /2015-03-31/functions/<fn>/invocations   Lambda Invoke (aws lambda invoke --endpoint-url); <fn> may be an ARN
 //	POST /2023-03-30/functions/<fn>/invocations   FC InvokeFunction
 //	POST /__timers/<fn>                           fire the function's timer now
-//	ANY  /<fn>[/...]                              the function's HTTP trigger
+//	ANY  /<fn>[/...]                              the function's HTTP trigger (the registry's methods only)
 //	GET  /openapi.json                            the OpenAPI 3.1 document (shared/openapi)
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /2015-03-31/functions/{fn}/invocations", e.lambdaInvoke)
-	mux.HandleFunc("POST /2023-03-30/functions/{fn}/invocations", e.fcInvoke)
-	mux.HandleFunc("POST /__timers/{fn}", e.fireTimer)
+	mux.HandleFunc("/2015-03-31/functions/{fn}/invocations", e.lambdaInvoke)
+	mux.HandleFunc("/2023-03-30/functions/{fn}/invocations", e.fcInvoke)
+	mux.HandleFunc("/__timers/{fn}", e.fireTimer)
 	mux.Handle("GET /openapi.json", openapi.Handler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"functions": e.names, "platform": e.opts.Platform})
@@ -175,157 +215,270 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (e *Emulator) errorJSON(w http.ResponseWriter, status int, typ, msg string) {
-	writeJSON(w, status, map[string]string{"errorType": typ, "errorMessage": msg})
+// lambdaError answers as Lambda's REST API does: x-amzn-ErrorType and a
+// JSON body with Type and message (what the AWS SDKs and CLI decode).
+func lambdaError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("x-amzn-ErrorType", typ)
+	kind := "User"
+	if status >= 500 {
+		kind = "Service"
+	}
+	writeJSON(w, status, map[string]string{"Type": kind, "message": msg})
 }
 
-// readPayload reads an invoke body within the platform's limit and checks it
-// is JSON.
-func (e *Emulator) readPayload(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	fn := r.PathValue("fn")
-	if _, ok := e.pools[fn]; !ok {
-		e.errorJSON(w, http.StatusNotFound, "ResourceNotFoundException", e.unknown(fn).Error())
-		return nil, false
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(e.maxPayload())+1))
-	if err != nil {
-		e.errorJSON(w, http.StatusBadRequest, "InvalidRequestContentException", "could not read the request body")
-		return nil, false
-	}
-	if len(body) > e.maxPayload() {
-		e.errorJSON(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", fmt.Sprintf("payload is over the %d-byte limit of %s", e.maxPayload(), e.opts.Platform))
-		return nil, false
-	}
-	if len(strings.TrimSpace(string(body))) > 0 && !json.Valid(body) {
-		e.errorJSON(w, http.StatusBadRequest, "InvalidRequestContentException", "the payload is not valid JSON")
-		return nil, false
-	}
-	return body, true
+// fcError answers as FC's OpenAPI does: Code, Message, RequestId.
+func fcError(w http.ResponseWriter, status int, code, msg, requestID string) {
+	writeJSON(w, status, map[string]string{"Code": code, "Message": msg, "RequestId": requestID})
 }
+
+// errBodyTimeout is a body that stopped arriving.
+var errBodyTimeout = errors.New("request body timed out")
+
+// readBody reads at most limit bytes (+1 to tell "over"), giving up when the
+// body stops arriving for the emulator's body timeout.
+func (e *Emulator) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, bool, error) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(e.opts.BodyTimeout))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil || len(body) > limit {
+		// The rest of the body is not worth waiting for: answer, then
+		// close the connection (the deadline stays, so nothing waits).
+		w.Header().Set("Connection", "close")
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, false, errBodyTimeout
+		}
+		return nil, err == nil, err
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	return body, false, nil
+}
+
+// lambdaFunction resolves what the Lambda API accepts as FunctionName: a
+// name, a partial ARN (account:function:name) or a full ARN, each with an
+// optional qualifier; only $LATEST exists locally.
+func (e *Emulator) lambdaFunction(raw, qualifier string) (string, string, bool) {
+	name := raw
+	parts := strings.Split(raw, ":")
+	switch {
+	case len(parts) >= 7 && parts[0] == "arn" && parts[5] == "function":
+		name = parts[6]
+		if len(parts) == 8 {
+			qualifier = parts[7]
+		}
+	case len(parts) >= 3 && parts[1] == "function":
+		name = parts[2]
+		if len(parts) == 4 {
+			qualifier = parts[3]
+		}
+	case len(parts) == 2:
+		name, qualifier = parts[0], parts[1]
+	}
+	arn := fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", e.lambdaRegion(), e.opts.AccountID, name)
+	if qualifier != "" {
+		arn += ":" + qualifier
+	}
+	_, ok := e.pools[name]
+	return name, arn, ok && (qualifier == "" || qualifier == "$LATEST")
+}
+
+// lambdaRegion is the region of the local Lambda front door (the one the
+// functions' AWS_REGION names under --platform aws).
+func (e *Emulator) lambdaRegion() string { return "us-east-1" }
 
 func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
-	body, ok := e.readPayload(w, r)
-	if !ok {
+	requestID := runtimeapi.NewRequestID()
+	w.Header().Set("x-amzn-RequestId", requestID)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		lambdaError(w, http.StatusMethodNotAllowed, "MethodNotAllowedException", "Invoke takes POST")
 		return
 	}
-	fn := r.PathValue("fn")
-	switch r.Header.Get("X-Amz-Invocation-Type") {
+	fn, arn, ok := e.lambdaFunction(r.PathValue("fn"), r.URL.Query().Get("Qualifier"))
+	if !ok {
+		lambdaError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+arn+" (known functions: "+strings.Join(e.names, ", ")+")")
+		return
+	}
+	typ := r.Header.Get("X-Amz-Invocation-Type")
+	limit := LambdaMaxPayload
+	if typ == "Event" {
+		limit = LambdaMaxEventPayload
+	}
+	body, over, err := e.readBody(w, r, limit)
+	switch {
+	case errors.Is(err, errBodyTimeout):
+		lambdaError(w, http.StatusRequestTimeout, "RequestTimeoutException", "the request body stopped arriving")
+		return
+	case err != nil:
+		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "Could not read the request body: "+err.Error())
+		return
+	case over:
+		lambdaError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", fmt.Sprintf("Request must be smaller than %d bytes for the InvokeFunction operation", limit))
+		return
+	case len(bytes.TrimSpace(body)) > 0 && !json.Valid(body):
+		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "Could not parse request body into json: the payload is not valid JSON")
+		return
+	}
+	switch typ {
+	case "", "RequestResponse":
 	case "DryRun":
 		w.WriteHeader(http.StatusNoContent)
 		return
 	case "Event":
-		e.async(fn, body)
+		e.async(fn, requestID, body)
 		w.WriteHeader(http.StatusAccepted)
 		return
+	default:
+		lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException", "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun")
+		return
 	}
-	res, _, err := e.Invoke(r.Context(), fn, body)
+	ctx := r.Context()
+	if r.Header.Get("X-Amz-Log-Type") == "Tail" {
+		ctx = WithLog(ctx)
+	}
+	res, rep, err := e.invoke(ctx, fn, requestID, body)
 	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+	if r.Header.Get("X-Amz-Log-Type") == "Tail" {
+		w.Header().Set("X-Amz-Log-Result", base64.StdEncoding.EncodeToString(rep.Log))
+	}
+	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case errors.Is(err, ErrTimedOut):
 		w.Header().Set("X-Amz-Function-Error", "Unhandled")
-		e.errorJSON(w, http.StatusOK, "Sandbox.Timedout", err.Error())
+		writeJSON(w, http.StatusOK, map[string]string{"errorType": "Sandbox.Timedout", "errorMessage": fmt.Sprintf("RequestId: %s Error: %v", requestID, err)})
 	case err != nil:
 		w.Header().Set("X-Amz-Function-Error", "Unhandled")
-		e.errorJSON(w, http.StatusOK, "Runtime.ExitError", err.Error())
+		writeJSON(w, http.StatusOK, map[string]string{"errorType": "Runtime.ExitError", "errorMessage": fmt.Sprintf("RequestId: %s Error: %v", requestID, err)})
 	case res.Error != nil:
 		w.Header().Set("X-Amz-Function-Error", "Unhandled")
-		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(res.Body)
 	default:
-		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(res.Body)
 	}
 }
 
 func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
-	body, ok := e.readPayload(w, r)
-	if !ok {
+	requestID := runtimeapi.NewRequestID()
+	w.Header().Set("x-fc-request-id", requestID)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		fcError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "InvokeFunction takes POST", requestID)
 		return
 	}
 	fn := r.PathValue("fn")
-	if strings.EqualFold(r.Header.Get("x-fc-invocation-type"), "Async") {
-		e.async(fn, body)
+	if _, ok := e.pools[fn]; !ok {
+		fcError(w, http.StatusNotFound, "FunctionNotFound", fmt.Sprintf("function '%s' does not exist (known functions: %s)", fn, strings.Join(e.names, ", ")), requestID)
+		return
+	}
+	if q := r.URL.Query().Get("qualifier"); q != "" && q != "LATEST" {
+		fcError(w, http.StatusNotFound, "VersionNotFound", fmt.Sprintf("qualifier '%s' of function '%s' does not exist (only LATEST runs locally)", q, fn), requestID)
+		return
+	}
+	async := strings.EqualFold(r.Header.Get("x-fc-invocation-type"), "Async")
+	limit := FCMaxPayload
+	if async {
+		limit = FCMaxAsyncPayload
+	}
+	// FC passes the event bytes as they are: the runtime, not the API,
+	// decides whether they are JSON.
+	body, over, err := e.readBody(w, r, limit)
+	switch {
+	case errors.Is(err, errBodyTimeout):
+		fcError(w, http.StatusRequestTimeout, "RequestTimeout", "the request body stopped arriving", requestID)
+		return
+	case err != nil:
+		fcError(w, http.StatusBadRequest, "InvalidArgument", "could not read the request body: "+err.Error(), requestID)
+		return
+	case over:
+		fcError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("payload is over the %d-byte limit of a %s invocation", limit, map[bool]string{true: "asynchronous", false: "synchronous"}[async]), requestID)
+		return
+	}
+	if async {
+		e.async(fn, requestID, body)
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	res, rep, err := e.Invoke(r.Context(), fn, body)
-	w.Header().Set("x-fc-request-id", rep.RequestID)
+	ctx := r.Context()
+	if strings.EqualFold(r.Header.Get("x-fc-log-type"), "Tail") {
+		ctx = WithLog(ctx)
+	}
+	res, rep, err := e.invoke(ctx, fn, requestID, body)
 	w.Header().Set("x-fc-invocation-duration", fmt.Sprint(rep.Duration.Milliseconds()))
 	w.Header().Set("x-fc-max-memory-usage", fmt.Sprint((rep.MaxRSSKiB+1023)/1024))
+	if strings.EqualFold(r.Header.Get("x-fc-log-type"), "Tail") {
+		w.Header().Set("x-fc-log-result", base64.StdEncoding.EncodeToString(rep.Log))
+	}
+	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case err != nil:
 		w.Header().Set("x-fc-error-type", "UnhandledInvocationError")
-		e.errorJSON(w, http.StatusOK, "UnhandledInvocationError", err.Error())
+		writeJSON(w, http.StatusOK, map[string]string{"errorType": "UnhandledInvocationError", "errorMessage": err.Error()})
 	case res.Error != nil:
 		w.Header().Set("x-fc-error-type", "UnhandledInvocationError")
-		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(res.Body)
 	default:
-		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(res.Body)
 	}
 }
 
-func (e *Emulator) async(fn string, body []byte) {
+func (e *Emulator) async(fn, requestID string, body []byte) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		_, _, _ = e.Invoke(context.Background(), fn, body)
+		_, _, _ = e.invoke(context.Background(), fn, requestID, body)
 	}()
 }
 
-// TimerEvent renders the platform's timer event for a payload.
-func (e *Emulator) TimerEvent(name, payload string) []byte {
-	var ev any
+// platformError answers a front-door error in the emulated platform's shape.
+func (e *Emulator) platformError(w http.ResponseWriter, status int, code, msg, requestID string) {
 	if e.opts.Platform == runtimeapi.Lambda {
-		var p json.RawMessage = json.RawMessage("{}")
-		if json.Valid([]byte(payload)) {
-			p = json.RawMessage(payload)
-		}
-		ev = map[string]any{"source": "cloudcall.schedule", "schedule": name, "payload": p}
-	} else {
-		ev = map[string]any{"triggerTime": time.Now().UTC().Format(time.RFC3339), "triggerName": name, "payload": payload}
+		lambdaError(w, status, code, msg)
+		return
 	}
-	b, _ := json.Marshal(ev)
-	return b
+	fcError(w, status, code, msg, requestID)
+}
+
+// setRequestID sets the emulated platform's request-id header on an HTTP
+// trigger answer (FC: x-fc-request-id; API Gateway: apigw-requestid).
+func (e *Emulator) setRequestID(w http.ResponseWriter, id string) {
+	if e.opts.Platform == runtimeapi.Lambda {
+		w.Header().Set("Apigw-Requestid", id)
+		w.Header().Set("x-amzn-RequestId", id)
+		return
+	}
+	w.Header().Set("x-fc-request-id", id)
 }
 
 func (e *Emulator) fireTimer(w http.ResponseWriter, r *http.Request) {
+	requestID := runtimeapi.NewRequestID()
+	e.setRequestID(w, requestID)
 	fn := r.PathValue("fn")
-	if _, ok := e.pools[fn]; !ok {
-		e.errorJSON(w, http.StatusNotFound, "ResourceNotFoundException", e.unknown(fn).Error())
-		return
-	}
-	name, payload := fn+"-manual", "{}"
-	for _, t := range e.opts.Timers {
+	var timer *Timer
+	for i, t := range e.opts.Timers {
 		if t.Function == fn {
-			name, payload = t.Name, t.Payload
+			timer = &e.opts.Timers[i]
 		}
 	}
-	res, _, err := e.Invoke(r.Context(), fn, e.TimerEvent(name, payload))
+	if timer == nil {
+		msg := fmt.Sprintf("function %q has no timer", fn)
+		if _, ok := e.pools[fn]; !ok {
+			msg = e.unknown(fn).Error()
+		}
+		e.platformError(w, http.StatusNotFound, "TimerNotFound", msg, requestID)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		e.platformError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "fire a timer with POST", requestID)
+		return
+	}
+	res, _, err := e.invoke(r.Context(), fn, requestID, e.TimerEvent(timer.Name, timer.Payload))
 	if err != nil {
-		e.errorJSON(w, http.StatusBadGateway, "UnhandledInvocationError", err.Error())
+		e.platformError(w, http.StatusBadGateway, "FunctionFailed", err.Error(), requestID)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(res.Body)
-}
-
-// RunTimers fires the timers on their schedules until ctx ends.
-func (e *Emulator) RunTimers(ctx context.Context) {
-	for _, t := range e.opts.Timers {
-		go func() {
-			for {
-				next := t.Cron.Next(time.Now())
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Until(next)):
-				}
-				_, _, _ = e.Invoke(ctx, t.Function, e.TimerEvent(t.Name, t.Payload))
-			}
-		}()
-	}
 }
 
 // httpResponse is what both platforms' HTTP trigger events take back.
@@ -337,25 +490,51 @@ type httpResponse struct {
 }
 
 func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
+	requestID := runtimeapi.NewRequestID()
+	e.setRequestID(w, requestID)
 	fn := r.PathValue("fn")
-	if _, ok := e.pools[fn]; !ok {
-		e.errorJSON(w, http.StatusNotFound, "ResourceNotFoundException", e.unknown(fn).Error())
+	p, ok := e.pools[fn]
+	if !ok {
+		e.platformError(w, http.StatusNotFound, "FunctionNotFound", e.unknown(fn).Error(), requestID)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(e.maxPayload())+1))
-	if err != nil {
-		e.errorJSON(w, http.StatusBadRequest, "InvalidRequestContentException", "could not read the request body")
+	if p.cfg.NoHTTPTrigger {
+		e.platformError(w, http.StatusNotFound, "TriggerNotFound",
+			fmt.Sprintf("function %q has no HTTP trigger in its descriptors; invoke it with POST /2023-03-30/functions/%s/invocations or /2015-03-31/functions/%s/invocations", fn, fn, fn), requestID)
 		return
 	}
-	if len(body) > e.maxPayload() {
-		e.errorJSON(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "request body over the platform limit")
+	if p.cfg.HTTPMethods != nil && !slices.Contains(p.cfg.HTTPMethods, r.Method) {
+		w.Header().Set("Allow", strings.Join(p.cfg.HTTPMethods, ", "))
+		e.platformError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("%s takes %s", fn, strings.Join(p.cfg.HTTPMethods, ", ")), requestID)
 		return
 	}
-	res, _, err := e.Invoke(r.Context(), fn, e.HTTPEvent(r, body))
+	limit := e.maxPayload()
+	body, over, err := e.readBody(w, r, limit)
+	switch {
+	case errors.Is(err, errBodyTimeout):
+		e.platformError(w, http.StatusRequestTimeout, "RequestTimeout", "the request body stopped arriving", requestID)
+		return
+	case err != nil:
+		e.platformError(w, http.StatusBadRequest, "InvalidArgument", "could not read the request body: "+err.Error(), requestID)
+		return
+	case over:
+		e.platformError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("request body over the %d-byte limit of %s", limit, e.opts.Platform), requestID)
+		return
+	}
+	if e.opts.Platform != runtimeapi.Lambda {
+		// FC's event carries parsed query parameters only: a query that
+		// cannot be parsed is refused, never passed on with a part dropped
+		// (the function would verify a signature without it).
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			e.platformError(w, http.StatusBadRequest, "InvalidArgument", "the query string cannot be parsed (a ';' or a bad % escape)", requestID)
+			return
+		}
+	}
+	res, _, err := e.invoke(r.Context(), fn, requestID, e.httpEvent(r, body, requestID))
 	if err != nil || res.Error != nil {
 		msg := "the function failed"
 		if err != nil {
-			msg = err.Error()
+			msg = err.Error() // names the instance's exit, never its output
 		} else {
 			msg += ": " + res.Error.Message
 		}
@@ -363,7 +542,7 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, ErrTimedOut) {
 			status = http.StatusGatewayTimeout
 		}
-		e.errorJSON(w, status, "FunctionError", msg)
+		e.platformError(w, status, "FunctionFailed", msg, requestID)
 		return
 	}
 	var hr httpResponse
@@ -386,9 +565,46 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
+// TimerEvent renders the platform's timer event for a payload.
+func (e *Emulator) TimerEvent(name, payload string) []byte {
+	var ev any
+	if e.opts.Platform == runtimeapi.Lambda {
+		var p json.RawMessage = json.RawMessage("{}")
+		if json.Valid([]byte(payload)) {
+			p = json.RawMessage(payload)
+		}
+		ev = map[string]any{"source": "cloudcall.schedule", "schedule": name, "payload": p}
+	} else {
+		ev = map[string]any{"triggerTime": time.Now().UTC().Format(time.RFC3339), "triggerName": name, "payload": payload}
+	}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+// RunTimers fires the timers on their schedules until ctx ends.
+func (e *Emulator) RunTimers(ctx context.Context) {
+	for _, t := range e.opts.Timers {
+		go func() {
+			for {
+				next := t.Cron.Next(time.Now())
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Until(next)):
+				}
+				_, _, _ = e.Invoke(ctx, t.Function, e.TimerEvent(t.Name, t.Payload))
+			}
+		}()
+	}
+}
+
 // HTTPEvent renders an HTTP request as the platform's trigger event: FC 3.0
 // (version v1) or API Gateway HTTP API payload 2.0.
 func (e *Emulator) HTTPEvent(r *http.Request, body []byte) []byte {
+	return e.httpEvent(r, body, runtimeapi.NewRequestID())
+}
+
+func (e *Emulator) httpEvent(r *http.Request, body []byte, reqID string) []byte {
 	headers := map[string]string{}
 	for k, vs := range r.Header {
 		headers[k] = strings.Join(vs, ",")
@@ -400,7 +616,6 @@ func (e *Emulator) HTTPEvent(r *http.Request, body []byte) []byte {
 		bodyStr = base64.StdEncoding.EncodeToString(body)
 	}
 	now := time.Now()
-	reqID := runtimeapi.NewRequestID()
 	src := r.RemoteAddr
 	if i := strings.LastIndex(src, ":"); i > 0 {
 		src = src[:i]
@@ -418,6 +633,8 @@ func (e *Emulator) HTTPEvent(r *http.Request, body []byte) []byte {
 				"http": map[string]string{"method": r.Method, "path": path, "protocol": r.Proto, "sourceIp": src, "userAgent": r.UserAgent()}},
 		}
 	} else {
+		// FC joins a repeated name's values with commas, in arrival order
+		// (?a=1&a=0 → "a":"1,0"), as it joins repeated headers.
 		q := map[string]string{}
 		vals, _ := url.ParseQuery(r.URL.RawQuery)
 		for k, vs := range vals {

@@ -55,7 +55,10 @@ func (o Options) now() time.Time {
 }
 
 // post sends body and checks the answer with ok; 5xx, timeouts and
-// connection failures are retried a bounded number of times.
+// connection failures are retried a bounded number of times. Its errors say
+// which channel, the HTTP status and the channel's numeric code, never a
+// response body or a URL: robots answer with their webhook path or key
+// echoed, and those are the credential (the errors reach responses).
 func post(ctx context.Context, o Options, name, u string, headers map[string]string, body []byte, ok func(status int, b []byte) error) error {
 	attempts := o.Attempts
 	if attempts <= 0 {
@@ -76,7 +79,8 @@ func post(ctx context.Context, o Options, name, u string, headers map[string]str
 		tries++
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, upstream.Clean(err))
+			// The parse error quotes the URL, which holds the credential.
+			return fmt.Errorf("%s: the configured URL is not a valid http(s) URL", name)
 		}
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
 		for k, v := range headers {
@@ -109,17 +113,17 @@ func marshal(v any) []byte {
 	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
-// errcodeOK accepts {"errcode":0} (DingTalk, WeCom).
+// errcodeOK accepts {"errcode":0} (DingTalk, WeCom). Only the number is
+// kept: errmsg may quote the robot's key.
 func errcodeOK(status int, b []byte) error {
 	var r struct {
-		Errcode int    `json:"errcode"`
-		Errmsg  string `json:"errmsg"`
+		Errcode int `json:"errcode"`
 	}
 	if status != http.StatusOK || json.Unmarshal(b, &r) != nil {
 		return fmt.Errorf("HTTP %d: unexpected answer", status)
 	}
 	if r.Errcode != 0 {
-		return fmt.Errorf("errcode %d: %s", r.Errcode, r.Errmsg)
+		return fmt.Errorf("errcode %d (see the robot's error code list)", r.Errcode)
 	}
 	return nil
 }
@@ -193,14 +197,13 @@ func (f Feishu) Send(ctx context.Context, msg Message) error {
 	}
 	return post(ctx, f.Opts, f.Name(), f.URL, nil, marshal(payload), func(status int, b []byte) error {
 		var r struct {
-			Code int    `json:"code"`
-			Msg  string `json:"msg"`
+			Code int `json:"code"`
 		}
 		if status != http.StatusOK || json.Unmarshal(b, &r) != nil {
 			return fmt.Errorf("HTTP %d: unexpected answer", status)
 		}
 		if r.Code != 0 {
-			return fmt.Errorf("code %d: %s", r.Code, r.Msg)
+			return fmt.Errorf("code %d (see the bot's error code list)", r.Code)
 		}
 		return nil
 	})
@@ -220,7 +223,7 @@ func (s Slack) Send(ctx context.Context, msg Message) error {
 	body := marshal(map[string]string{"text": "*" + esc.Replace(msg.Title) + "*\n" + esc.Replace(msg.Text)})
 	return post(ctx, s.Opts, s.Name(), s.URL, nil, body, func(status int, b []byte) error {
 		if status != http.StatusOK {
-			return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(string(b)))
+			return fmt.Errorf("HTTP %d", status) // Slack's text answer may echo the webhook path
 		}
 		return nil
 	})

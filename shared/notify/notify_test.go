@@ -188,3 +188,54 @@ func TestGoldenPayloads(t *testing.T) {
 		})
 	}
 }
+
+// Channel errors reach the quota-alert response: they carry the channel,
+// the status and a numeric code, never the answer's body or the URL, which
+// hold the credential (Slack echoes the webhook path; robots quote keys).
+func TestErrorsNeverCarryBodiesOrURLs(t *testing.T) {
+	const secretPath = "/services/T0SECRET/B0SECRET/XXXXSECRETXXXX"
+	const secretKey = "key=wecom-secret-key-1234"
+	echo := func(status int, format string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, strings.ReplaceAll(format, "ECHO", r.URL.RequestURI()))
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	opts := func(srv *httptest.Server) notify.Options {
+		return notify.Options{HTTP: srv.Client(), Attempts: 1, Pause: time.Millisecond}
+	}
+	cases := []struct {
+		name string
+		srv  *httptest.Server
+		ch   func(u string, o notify.Options) notify.Channel
+		want string
+	}{
+		{"slack 400 echoing the path", echo(400, "invalid_token for ECHO"), func(u string, o notify.Options) notify.Channel { return notify.Slack{URL: u, Opts: o} }, "slack: HTTP 400"},
+		{"slack 404 html", echo(404, "<html>no service at ECHO</html>"), func(u string, o notify.Options) notify.Channel { return notify.Slack{URL: u, Opts: o} }, "slack: HTTP 404"},
+		{"slack 500 echo", echo(500, "ECHO"), func(u string, o notify.Options) notify.Channel { return notify.Slack{URL: u, Opts: o} }, "slack: HTTP 500"},
+		{"wecom errmsg quoting the key", echo(200, `{"errcode":93000,"errmsg":"invalid webhook url ECHO"}`), func(u string, o notify.Options) notify.Channel { return notify.WeCom{URL: u, Opts: o} }, "wecom: errcode 93000"},
+		{"dingtalk errmsg", echo(200, `{"errcode":300001,"errmsg":"token ECHO is not exist"}`), func(u string, o notify.Options) notify.Channel { return notify.DingTalk{URL: u, Opts: o} }, "dingtalk: errcode 300001"},
+		{"dingtalk 403 body", echo(403, "forbidden ECHO"), func(u string, o notify.Options) notify.Channel { return notify.DingTalk{URL: u, Opts: o} }, "dingtalk: HTTP 403"},
+		{"feishu msg", echo(200, `{"code":19001,"msg":"param invalid: incoming webhook access token invalid ECHO"}`), func(u string, o notify.Options) notify.Channel { return notify.Feishu{URL: u, Opts: o} }, "feishu: code 19001"},
+		{"webhook 401 body", echo(401, "who are you, ECHO"), func(u string, o notify.Options) notify.Channel { return notify.Webhook{URL: u, Opts: o} }, "webhook: HTTP 401"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.ch(c.srv.URL+secretPath+"?"+secretKey, opts(c.srv)).Send(context.Background(), msg)
+			require.ErrorContains(t, err, c.want)
+			for _, leak := range []string{"SECRET", "secret-key", c.srv.URL, "127.0.0.1", "ECHO", "invalid", "forbidden", "who are you", "html"} {
+				require.NotContains(t, err.Error(), leak)
+			}
+		})
+	}
+	// Unreachable and malformed URLs: the error names neither the URL nor its key.
+	for _, u := range []string{"http://127.0.0.1:1" + secretPath + "?" + secretKey, "http://bad host" + secretPath + "?" + secretKey, "http://h/%zz" + secretPath} {
+		err := notify.WeCom{URL: u, Opts: notify.Options{HTTP: http.DefaultClient, Attempts: 1}}.Send(context.Background(), msg)
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "SECRET", u)
+		require.NotContains(t, err.Error(), "secret-key", u)
+		require.NotContains(t, err.Error(), "%zz", u)
+	}
+}

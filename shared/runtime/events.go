@@ -22,7 +22,29 @@ const (
 	ShapeFCTimer      Shape = "fc-timer"    // FC timer trigger {triggerTime, triggerName, payload}
 	ShapeEventBridge  Shape = "eventbridge" // EventBridge "Scheduled Event"
 	ShapeSchedule     Shape = "schedule"    // the bundle's own ScheduleV2 input {"source":"cloudcall.schedule",...}
+	// ShapeHTTPOther is an HTTP event of a shape the bundle does not deploy
+	// (API Gateway REST payload 1.0, an ALB target): still an HTTP call, so
+	// guarded, never taken for a direct invocation.
+	ShapeHTTPOther Shape = "http-other"
 )
+
+// HTTPV1Event is what API Gateway REST (payload 1.0) and ALB targets send.
+type HTTPV1Event struct {
+	HTTPMethod                      string              `json:"httpMethod"`
+	Path                            string              `json:"path"`
+	Headers                         map[string]string   `json:"headers"`
+	MultiValueHeaders               map[string][]string `json:"multiValueHeaders"`
+	QueryStringParameters           map[string]string   `json:"queryStringParameters"`
+	MultiValueQueryStringParameters map[string][]string `json:"multiValueQueryStringParameters"`
+	Body                            string              `json:"body"`
+	IsBase64Encoded                 bool                `json:"isBase64Encoded"`
+	RequestContext                  struct {
+		RequestID string `json:"requestId"`
+		Identity  struct {
+			SourceIP string `json:"sourceIp"`
+		} `json:"identity"`
+	} `json:"requestContext"`
+}
 
 // ScheduleSource marks the Input the descriptors give EventBridge Scheduler
 // (SAM ScheduleV2), which delivers it verbatim: {"source":"cloudcall.schedule",
@@ -110,6 +132,7 @@ type EventBridgeEvent struct {
 type probe struct {
 	Version        *string         `json:"version"`
 	RawPath        *string         `json:"rawPath"`
+	HTTPMethod     *string         `json:"httpMethod"`
 	RequestContext json.RawMessage `json:"requestContext"`
 	TriggerTime    *string         `json:"triggerTime"`
 	TriggerName    *string         `json:"triggerName"`
@@ -174,6 +197,32 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 		return &envelope.Input{Body: objectOrEmpty(ev.Detail), Trigger: envelope.TriggerTimer}, ShapeEventBridge, nil
 	case p.Source != nil && *p.Source == ScheduleSource:
 		return &envelope.Input{Body: objectOrEmpty(p.Payload), Trigger: envelope.TriggerTimer}, ShapeSchedule, nil
+	case p.HTTPMethod != nil || len(p.RequestContext) > 0:
+		var ev HTTPV1Event
+		if err := json.Unmarshal(trimmed, &ev); err != nil {
+			return nil, ShapeHTTPOther, badEvent("HTTP", err)
+		}
+		q := url.Values{}
+		for k, v := range ev.QueryStringParameters {
+			q.Set(k, v)
+		}
+		for k, vs := range ev.MultiValueQueryStringParameters {
+			q[k] = vs
+		}
+		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, ev.HTTPMethod, ev.Path, q.Encode(), ev.RequestContext.Identity.SourceIP)
+		if err != nil {
+			return nil, ShapeHTTPOther, err
+		}
+		for k, vs := range ev.MultiValueHeaders {
+			if _, single := ev.Headers[k]; single {
+				in.Header.Del(k) // the same values again, as a list
+			}
+			for _, v := range vs {
+				in.Header.Add(k, v)
+			}
+		}
+		in.RequestID = ev.RequestContext.RequestID
+		return in, ShapeHTTPOther, nil
 	}
 	return direct, ShapeDirect, nil
 }
@@ -187,9 +236,12 @@ func httpInput(body string, b64 bool, headers map[string]string, method, path, r
 		}
 		raw = dec
 	}
+	// Add, not Set: an event map may spell one header twice ("Authorization"
+	// and "authorization"); keeping both lets the guard refuse the ambiguity
+	// instead of map order picking one.
 	h := make(http.Header, len(headers))
 	for k, v := range headers {
-		h.Set(k, v)
+		h.Add(k, v)
 	}
 	return &envelope.Input{
 		Body:     raw,

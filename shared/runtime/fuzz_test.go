@@ -11,7 +11,7 @@ import (
 func FuzzDetect(f *testing.F) {
 	for _, s := range []string{`{"deliveryId":"x"}`, `{"version":"v1","rawPath":"/","body":"e30=","isBase64Encoded":true,"requestContext":{"http":{"method":"POST"}}}`,
 		`{"version":"2.0","rawPath":"/","rawQueryString":"a=b","requestContext":{}}`, `{"triggerTime":"t","triggerName":"n","payload":"{}"}`,
-		`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`, `{"source":"cloudcall.schedule","payload":[1]}`, `[]`, ``} {
+		`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`, `{"source":"cloudcall.schedule","payload":[1]}`, `[]`, ``, `{"httpMethod":"GET","multiValueHeaders":{"a":["1","2"]},"requestContext":{}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -3,6 +3,9 @@ package runtime
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -21,46 +24,82 @@ type GuardFunc func(ctx context.Context, in *envelope.Input) *envelope.Error
 
 func (f GuardFunc) Check(ctx context.Context, in *envelope.Input) *envelope.Error { return f(ctx, in) }
 
+// denyAll refuses every HTTP call with reason.
+func denyAll(code int, reason string) Guard {
+	return GuardFunc(func(context.Context, *envelope.Input) *envelope.Error {
+		return &envelope.Error{Code: code, Reason: reason}
+	})
+}
+
 // NewGuard is default deny (DESIGN §5): CLOUDCALL_CALLER_KEYS turns on
 // signature checks; without keys every HTTP call is refused unless
-// CLOUDCALL_ALLOW_ANONYMOUS=true.
-func NewGuard(env *config.Env, st store.Store) (Guard, error) {
+// CLOUDCALL_ALLOW_ANONYMOUS=true. Nonces are kept in this instance's memory
+// and in the shared store behind st (never its memory fallback, which would
+// hide an outage). When the keys are malformed the error says why and the
+// returned guard refuses every HTTP call, so nothing runs unsigned.
+func NewGuard(env *config.Env, st store.Store, log *slog.Logger) (Guard, error) {
 	raw, err := env.Secret("CLOUDCALL_CALLER_KEYS")
-	if err != nil {
-		return nil, err
+	if err == nil && raw != "" {
+		var keys map[string]string
+		if keys, err = callerauth.ParseKeys(raw); err == nil {
+			for _, s := range keys {
+				env.Remember(s)
+			}
+			var shared store.KV
+			if st != nil {
+				shared = store.Durable(st)
+			}
+			nonces := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, Log: log})
+			return SignatureGuard(callerauth.NewVerifier(keys, nonces, nil)), nil
+		}
 	}
-	if raw != "" {
-		keys, err := callerauth.ParseKeys(raw)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range keys {
-			env.Remember(s)
-		}
-		return SignatureGuard(callerauth.NewVerifier(keys, st, nil)), nil
+	if err != nil {
+		return denyAll(envelope.CodeConfig, "configuration: "+err.Error()), err
 	}
 	if env.Bool("CLOUDCALL_ALLOW_ANONYMOUS", false) {
 		return GuardFunc(func(context.Context, *envelope.Input) *envelope.Error { return nil }), nil
 	}
-	return GuardFunc(func(context.Context, *envelope.Input) *envelope.Error {
-		return &envelope.Error{Code: envelope.CodeUnauthenticated,
-			Reason: "unauthenticated: this HTTP trigger refuses every call until CLOUDCALL_CALLER_KEYS is set (or CLOUDCALL_ALLOW_ANONYMOUS=true for local use)"}
-	}), nil
+	return denyAll(envelope.CodeUnauthenticated,
+		"unauthenticated: this HTTP trigger refuses every call until CLOUDCALL_CALLER_KEYS is set (or CLOUDCALL_ALLOW_ANONYMOUS=true for local use)"), nil
 }
 
-// SignatureGuard checks callerauth signatures.
+// SignatureGuard checks callerauth signatures. Exactly one Authorization
+// value is accepted: with two, which one a proxy or the platform's header map
+// keeps is anyone's guess.
 func SignatureGuard(v *callerauth.Verifier) Guard {
 	return GuardFunc(func(ctx context.Context, in *envelope.Input) *envelope.Error {
+		if headerCount(in.Header, "Authorization") > 1 {
+			return &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: more than one Authorization header; send exactly one"}
+		}
+		// The Idempotency-Key header is not signed: only the shared nonce
+		// record stops a capture replayed on another instance with a new key
+		// during a store outage, so such calls wait for the store.
+		shared := headerCount(in.Header, "Idempotency-Key") > 0
 		err := v.Verify(ctx, callerauth.Request{Method: in.Method, Path: in.Path, RawQuery: in.RawQuery,
-			Authorization: in.HeaderValue("Authorization"), Body: in.Body})
+			Authorization: in.HeaderValue("Authorization"), Body: in.Body, SharedNonce: shared})
 		var r *callerauth.Refusal
 		switch {
 		case err == nil:
 			return nil
 		case errors.As(err, &r):
 			return &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: " + r.Reason}
+		case errors.Is(err, store.ErrUnavailable):
+			return &envelope.Error{Code: envelope.CodeStoreUnavailable, RetryAfter: 1,
+				Reason: "replay protection is unavailable for a call with an Idempotency-Key header (the shared store is down); nothing ran, retry shortly", Err: err}
 		default:
-			return &envelope.Error{Code: envelope.CodeStoreUnavailable, Reason: "replay protection is unavailable; retry shortly", Err: err}
+			return &envelope.Error{Code: envelope.CodeInternal, Reason: "caller authentication failed", Err: err}
 		}
 	})
+}
+
+// headerCount counts the values of name under every spelling of it (a header
+// map built from an event may hold "authorization" and "Authorization").
+func headerCount(h http.Header, name string) int {
+	n := 0
+	for k, vs := range h {
+		if strings.EqualFold(k, name) {
+			n += len(vs)
+		}
+	}
+	return n
 }

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,20 +19,31 @@ import (
 // hundred bytes, so 64 KiB leaves room without inviting abuse.
 const MaxBodyBytes = 64 << 10
 
-// maxEventBytes bounds an event posted to /invoke (FC's synchronous limit).
+// maxEventBytes bounds an event FC posts to /invoke (FC's synchronous limit).
 const maxEventBytes = 32 << 20
 
-// ServeHTTP serves the handler as an HTTP server until ctx ends:
-//   - POST /invoke takes a platform event as the body (FC custom runtime);
-//   - POST /initialize answers 200 (FC custom runtime lifecycle);
-//   - any other request is an HTTP trigger: its body is the envelope input.
-func ServeHTTP(ctx context.Context, addr string, h *Handler) error {
+// ControlPathHeader is how FC's custom-runtime proxy says what a request is
+// (/invoke, /http-invoke, /initialize, /pre-stop, /pre-freeze). FC refuses
+// caller-supplied x-fc-* headers, so behind FC only FC can set it; without FC
+// in front (CLOUDCALL_PORT) anybody can, and it is ignored.
+const ControlPathHeader = "x-fc-control-path"
+
+// ServeHTTP serves the handler as an HTTP server until ctx ends. Behind FC
+// (PlatformFCCustom) a request is an event only when FC's control path says
+// /invoke; every other request, on any path with any method, is an HTTP
+// trigger and goes through caller authentication. As a plain server
+// (PlatformHTTP) every request is an HTTP trigger.
+func ServeHTTP(ctx context.Context, addr string, h *Handler, platform Platform) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	h.Deps.Log.Info("listening", "addr", ln.Addr().String(), "api", h.Op.API)
-	srv := &http.Server{Handler: h.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	handler := h.HTTPHandler()
+	if platform == PlatformFCCustom {
+		handler = h.FCCustomRuntimeHandler()
+	}
+	h.Deps.Log.Info("listening", "addr", ln.Addr().String(), "api", h.Op.API, "platform", string(platform))
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -43,57 +56,91 @@ func ServeHTTP(ctx context.Context, addr string, h *Handler) error {
 	return nil
 }
 
-// HTTPHandler is the net/http face of the handler.
+// HTTPHandler is the plain HTTP face of the handler (CLOUDCALL_PORT): every
+// request, whatever its path, method or headers, is an HTTP trigger call, and
+// no x-fc-* header is believed.
 func (h *Handler) HTTPHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /initialize", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.HandleFunc("POST /invoke", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxEventBytes+1))
-		if err != nil || len(body) > maxEventBytes {
-			http.Error(w, "event too large or unreadable", http.StatusRequestEntityTooLarge)
-			return
-		}
-		ctx, cancel := requestDeadline(r, h.Timeout)
-		defer cancel()
-		out := h.Invoke(ctx, body, Meta{RequestID: r.Header.Get("x-fc-request-id")})
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(out)
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
-		var resp envelope.Response
-		in := &envelope.Input{
-			Body: body, Trigger: envelope.TriggerHTTP, Header: r.Header, Method: r.Method,
-			Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, SourceIP: remoteIP(r),
-			RequestID: r.Header.Get("x-fc-request-id"),
-		}
-		ctx, cancel := requestDeadline(r, h.Timeout)
-		defer cancel()
-		if err != nil {
-			resp = envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodeInvalidInput, Reason: "invalid input: the request body could not be read", Err: err})
-		} else {
-			resp = h.serve(ctx, in, Meta{RequestID: in.RequestID})
-		}
-		h.logInvocation(ctx, in, "http", Meta{RequestID: in.RequestID}, resp, time.Since(start))
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		for k, v := range retryAfterHeader(resp) {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(resp.Status)
-		_, _ = w.Write(resp.Body)
-	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serveTrigger(w, r, false) })
 }
 
-// requestDeadline honours the FC headers when a caller (the emulator, FC's
-// custom runtime) sends them, and the handler's timeout otherwise.
-func requestDeadline(r *http.Request, def time.Duration) (context.Context, context.CancelFunc) {
-	if ms, err := strconv.ParseInt(r.Header.Get("x-fc-function-deadline"), 10, 64); err == nil && ms > 0 {
-		return context.WithDeadline(r.Context(), time.UnixMilli(ms))
+// FCCustomRuntimeHandler is the face FC's custom-runtime proxy talks to
+// (FC_CUSTOM_LISTEN_PORT). Only FC's control path makes a request anything
+// but an HTTP trigger call: a public POST /invoke is a trigger call like any
+// other and needs a signature.
+func (h *Handler) FCCustomRuntimeHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get(ControlPathHeader) {
+		case "/invoke":
+			h.serveEvent(w, r)
+		case "/initialize", "/pre-stop", "/pre-freeze":
+			// Lifecycle hooks: the instance is built at start, nothing to do.
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxEventBytes))
+			w.WriteHeader(http.StatusOK)
+		default: // "/http-invoke", or nothing FC said
+			h.serveTrigger(w, r, true)
+		}
+	})
+}
+
+// serveEvent runs a platform event FC posted (FC custom runtime /invoke).
+func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxEventBytes+1))
+	if err != nil || len(body) > maxEventBytes {
+		http.Error(w, "event too large or unreadable", http.StatusRequestEntityTooLarge)
+		return
 	}
-	if s, err := strconv.Atoi(r.Header.Get("x-fc-function-timeout")); err == nil && s > 0 {
-		return context.WithTimeout(r.Context(), time.Duration(s)*time.Second)
+	ctx, cancel := requestDeadline(r, h.Timeout, true)
+	defer cancel()
+	out := h.Invoke(ctx, body, Meta{RequestID: r.Header.Get("x-fc-request-id")})
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+// serveTrigger runs one HTTP trigger call; fromFC says FC's proxy stands in
+// front, so its x-fc-* headers are FC's own.
+func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request, fromFC bool) {
+	start := time.Now()
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	in := &envelope.Input{
+		Body: body, Trigger: envelope.TriggerHTTP, Header: r.Header, Method: r.Method,
+		Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, SourceIP: remoteIP(r),
+	}
+	if fromFC {
+		in.RequestID = r.Header.Get("x-fc-request-id")
+	}
+	if in.RequestID == "" {
+		// A standalone server: no platform named the request, so it gets
+		// an id of its own, in its log line and in the answer.
+		in.RequestID = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", in.RequestID)
+	ctx, cancel := requestDeadline(r, h.Timeout, fromFC)
+	defer cancel()
+	var resp envelope.Response
+	if err != nil {
+		resp = envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodeInvalidInput, Reason: "invalid input: the request body could not be read", Err: err})
+	} else {
+		resp = h.serve(ctx, in, Meta{RequestID: in.RequestID})
+	}
+	h.logInvocation(ctx, in, "http", Meta{RequestID: in.RequestID}, resp, time.Since(start))
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	for k, v := range retryAfterHeader(resp) {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(resp.Status)
+	_, _ = w.Write(resp.Body)
+}
+
+// requestDeadline honours FC's deadline headers when FC sent them (trusted),
+// and the handler's timeout otherwise.
+func requestDeadline(r *http.Request, def time.Duration, trusted bool) (context.Context, context.CancelFunc) {
+	if trusted {
+		if ms, err := strconv.ParseInt(r.Header.Get("x-fc-function-deadline"), 10, 64); err == nil && ms > 0 {
+			return context.WithDeadline(r.Context(), time.UnixMilli(ms))
+		}
+		if s, err := strconv.Atoi(r.Header.Get("x-fc-function-timeout")); err == nil && s > 0 {
+			return context.WithTimeout(r.Context(), time.Duration(s)*time.Second)
+		}
 	}
 	return context.WithTimeout(r.Context(), def)
 }
@@ -104,4 +151,12 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// newRequestID is a UUID-shaped id for a request no platform named.
+func newRequestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

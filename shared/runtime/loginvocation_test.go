@@ -16,8 +16,7 @@ import (
 )
 
 // The invocation line carries the same fields whether the op succeeds or
-// fails, with the function and api bound once per instance, and is
-// redacted like every other line.
+// fails, requestId first, and is redacted like every other line.
 func TestInvocationLogLine(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -62,6 +61,7 @@ func TestInvocationLogLine(t *testing.T) {
 				require.Equal(t, v, m[k], k)
 			}
 			require.NotContains(t, lines[0], "the-app-secret-value")
+			require.Contains(t, lines[0], `"msg":"invocation","requestId":"req-9","function":"fn-1","api":"demo.api","event":`)
 		})
 	}
 }

@@ -5,12 +5,15 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -39,7 +42,12 @@ type Platform string
 const (
 	PlatformFC     Platform = "fc"
 	PlatformLambda Platform = "lambda"
-	PlatformHTTP   Platform = "http"
+	// PlatformFCCustom is an HTTP server behind FC's custom-runtime proxy
+	// (FC_CUSTOM_LISTEN_PORT): FC says which requests are events.
+	PlatformFCCustom Platform = "fc-custom"
+	// PlatformHTTP is a plain HTTP server (CLOUDCALL_PORT, local use): nobody
+	// vouches for any request, so every request is an HTTP trigger.
+	PlatformHTTP Platform = "http"
 )
 
 // Pick chooses the platform from the environment (DESIGN §4).
@@ -49,18 +57,22 @@ func Pick(env *config.Env) (Platform, error) {
 		return PlatformFC, nil
 	case env.Get("AWS_LAMBDA_RUNTIME_API", "") != "":
 		return PlatformLambda, nil
-	case listenAddr(env) != "":
+	case env.Get("FC_CUSTOM_LISTEN_PORT", "") != "":
+		return PlatformFCCustom, nil
+	case env.Get("CLOUDCALL_PORT", "") != "":
 		return PlatformHTTP, nil
 	}
 	return "", fmt.Errorf("no platform: set FC_RUNTIME_API (Function Compute go1), AWS_LAMBDA_RUNTIME_API (Lambda), or FC_CUSTOM_LISTEN_PORT / CLOUDCALL_PORT (HTTP server); or run it under `cloudcall local`")
 }
 
 func listenAddr(env *config.Env) string {
+	if p := env.Get("FC_CUSTOM_LISTEN_PORT", ""); p != "" {
+		// FC custom runtimes must listen on all interfaces; CLOUDCALL_HOST
+		// narrows it for tests.
+		return net.JoinHostPort(env.Get("CLOUDCALL_HOST", "0.0.0.0"), p)
+	}
 	if p := env.Get("CLOUDCALL_PORT", ""); p != "" {
 		return net.JoinHostPort(env.Get("CLOUDCALL_HOST", "127.0.0.1"), p)
-	}
-	if p := env.Get("FC_CUSTOM_LISTEN_PORT", ""); p != "" {
-		return net.JoinHostPort("0.0.0.0", p) // FC custom runtimes must listen on all interfaces
 	}
 	return ""
 }
@@ -86,8 +98,8 @@ func Main(f Factory) {
 		startFC(h)
 	case PlatformLambda:
 		startLambda(h)
-	case PlatformHTTP:
-		if err := ServeHTTP(ctx, listenAddr(env), h); err != nil {
+	case PlatformFCCustom, PlatformHTTP:
+		if err := ServeHTTP(ctx, listenAddr(env), h, platform); err != nil {
 			log.Error("http server stopped", "error", err.Error())
 			os.Exit(1)
 		}
@@ -102,38 +114,55 @@ type Handler struct {
 	Guard   Guard
 	Timeout time.Duration // used when the platform gives no deadline
 	initErr error
-	// invLog carries the attributes every invocation line repeats (function,
-	// api), bound once so the JSON handler encodes them once per instance.
-	invLog *slog.Logger
 }
 
 // New builds the handler: store, HTTP client, the operation, the guard.
+// Configuration errors of the runtime itself (CLOUDCALL_STORE,
+// CLOUDCALL_CALLER_KEYS, CLOUDCALL_TIMEOUT) are not start-up failures: like
+// the operation's own, they are answered by every invocation as -1601 naming
+// the variable, so a platform sees a running function that says what to fix
+// rather than a crash loop. While any is set, nothing runs: HTTP triggers are
+// refused before the operation and events get the -1601. The error result is
+// nil today; it stays for failures a running process could not answer.
 func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Handler, error) {
+	var problems []string
 	st, err := OpenStore(ctx, env, log)
 	if err != nil {
-		return nil, err
+		problems = append(problems, err.Error())
+		st = store.NewMemory(store.MemoryOptions{}) // lets the factory build; nothing runs
 	}
 	deps := Deps{
 		Env:      env,
 		Store:    st,
 		Log:      log,
 		HTTP:     NewHTTPClient(),
-		Function: env.Get("FC_FUNCTION_NAME", env.Get("AWS_LAMBDA_FUNCTION_NAME", env.Get("CLOUDCALL_FUNCTION", ""))),
+		Function: env.Get("FC_FUNCTION_NAME", env.Get("AWS_LAMBDA_FUNCTION_NAME", env.Get("CLOUDCALL_FUNCTION", binaryName()))),
 	}
-	op, initErr := f(ctx, deps)
+	guard, err := NewGuard(env, st, log)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	timeout, err := env.Duration("CLOUDCALL_TIMEOUT", 10*time.Second)
+	switch {
+	case err != nil:
+		problems = append(problems, err.Error())
+		timeout = 10 * time.Second
+	case timeout <= 0:
+		problems = append(problems, fmt.Sprintf("CLOUDCALL_TIMEOUT=%q: expected a positive duration such as 10s", env.Get("CLOUDCALL_TIMEOUT", "")))
+		timeout = 10 * time.Second
+	}
+	op, opErr := f(ctx, deps)
 	if op.API == "" {
 		op.API = deps.Function
 	}
-	guard, err := NewGuard(env, st)
-	if err != nil {
-		return nil, err
+	if opErr != nil {
+		problems = append(problems, opErr.Error())
 	}
-	timeout, err := env.Duration("CLOUDCALL_TIMEOUT", 10*time.Second)
-	if err != nil {
-		return nil, err
+	var initErr error
+	if len(problems) > 0 {
+		initErr = errors.New(strings.Join(problems, "; "))
 	}
-	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: timeout, initErr: initErr,
-		invLog: log.With(slog.String("function", deps.Function), slog.String("api", op.API))}
+	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: timeout, initErr: initErr}
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
 	}
@@ -165,7 +194,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte 
 		resp = h.serve(ctx, in, meta)
 	}
 	h.logInvocation(ctx, in, shape, meta, resp, time.Since(start))
-	if shape == ShapeFCHTTP || shape == ShapeAPIGatewayV2 {
+	if shape == ShapeFCHTTP || shape == ShapeAPIGatewayV2 || shape == ShapeHTTPOther {
 		return encodeHTTP(resp, retryAfterHeader(resp))
 	}
 	return resp.Body
@@ -192,7 +221,9 @@ func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) enve
 			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
 				Reason: fmt.Sprintf("request body is %d bytes; at most %d are accepted", len(in.Body), MaxBodyBytes)})
 		}
-		if e := h.Guard.Check(ctx, in); e != nil {
+		// A guard that cannot run (malformed caller keys) has refused; the
+		// answer below names every configuration problem at once.
+		if e := h.Guard.Check(ctx, in); e != nil && (e.Code != envelope.CodeConfig || h.initErr == nil) {
 			return envelope.Failure(h.Op.API, e)
 		}
 	}
@@ -230,10 +261,7 @@ type Meta struct {
 }
 
 func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape Shape, meta Meta, resp envelope.Response, d time.Duration) {
-	log := h.invLog
-	if log == nil { // a Handler not made by New
-		log = h.Deps.Log.With(slog.String("function", h.Deps.Function), slog.String("api", h.Op.API))
-	}
+	log := h.Deps.Log
 	level := slog.LevelInfo
 	if resp.Err != nil && resp.Err.Code == envelope.CodeInternal {
 		level = slog.LevelError
@@ -241,10 +269,14 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	if !log.Enabled(ctx, level) {
 		return
 	}
-	// A fixed-size array keeps the attributes off the heap on the common path.
-	var buf [12]slog.Attr
+	// A fixed-size array keeps the attributes off the heap on the common
+	// path; typed attributes skip the boxing of key-value pairs. The field
+	// order (requestId first) is what readers of the line rely on.
+	var buf [14]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("requestId", meta.RequestID),
+		slog.String("function", h.Deps.Function),
+		slog.String("api", h.Op.API),
 		slog.String("event", string(shape)),
 		slog.Int("status", resp.Status),
 		slog.Float64("latencyMs", float64(d.Microseconds())/1000),
@@ -266,4 +298,15 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	r := slog.NewRecord(time.Now(), level, "invocation", 0)
 	r.AddAttrs(attrs...)
 	_ = log.Handler().Handle(ctx, r)
+}
+
+// binaryName names the function when no platform variable does (HTTP-server
+// mode started by hand): the binary is built as bin/<function>. A packaged
+// binary is "main" (FC) or "bootstrap" (Lambda), whose platforms name it.
+func binaryName() string {
+	n := filepath.Base(os.Args[0])
+	if n == "main" || n == "bootstrap" || strings.HasSuffix(n, ".test") {
+		return ""
+	}
+	return n
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,8 +32,9 @@ func TestPick(t *testing.T) {
 		{"fc", map[string]string{"FC_RUNTIME_API": "127.0.0.1:9000"}, PlatformFC},
 		{"lambda", map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}, PlatformLambda},
 		{"fc wins over lambda", map[string]string{"FC_RUNTIME_API": "a", "AWS_LAMBDA_RUNTIME_API": "b"}, PlatformFC},
-		{"fc custom runtime port", map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000"}, PlatformHTTP},
+		{"fc custom runtime port", map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000"}, PlatformFCCustom},
 		{"local port", map[string]string{"CLOUDCALL_PORT": "8080"}, PlatformHTTP},
+		{"fc custom wins over a local port", map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000", "CLOUDCALL_PORT": "8080"}, PlatformFCCustom},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,6 +49,7 @@ func TestPick(t *testing.T) {
 
 	require.Equal(t, "0.0.0.0:9000", listenAddr(config.FromMap(map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000"})), "FC custom runtimes listen on every interface")
 	require.Equal(t, "127.0.0.1:8080", listenAddr(config.FromMap(map[string]string{"CLOUDCALL_PORT": "8080"})), "local use stays on loopback")
+	require.Equal(t, "127.0.0.1:9000", listenAddr(config.FromMap(map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000", "CLOUDCALL_HOST": "127.0.0.1"})), "tests narrow it to loopback")
 }
 
 // seen is what the test operation was handed.
@@ -209,8 +212,6 @@ func TestInvokeDeadlines(t *testing.T) {
 	h.Invoke(ctx, []byte(`{"name":"a"}`), Meta{})
 	require.Equal(t, platform, s.deadline, "the platform's deadline is kept, not shortened or extended")
 
-	_, err := New(context.Background(), config.FromMap(map[string]string{"CLOUDCALL_TIMEOUT": "soon"}), NewLogger(io.Discard, config.FromMap(nil)), echoFactory(s, nil))
-	require.ErrorContains(t, err, "CLOUDCALL_TIMEOUT")
 }
 
 func TestInvokeUnconfiguredFunction(t *testing.T) {
@@ -239,7 +240,7 @@ func TestInvokeHTTPLimits(t *testing.T) {
 
 func TestHTTPHandler(t *testing.T) {
 	s := &seen{}
-	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, s, nil)
+	h, logs := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_FUNCTION": "echo-fn"}, s, nil)
 	srv := httptest.NewServer(h.HTTPHandler())
 	defer srv.Close()
 
@@ -261,6 +262,12 @@ func TestHTTPHandler(t *testing.T) {
 	resp, m := post("/echo?x=1", `{"name":"a"}`, nil)
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, "a", m["hello"])
+	// No platform named the request: it gets an id, in the answer and in
+	// its log line, with the function's name.
+	id := resp.Header.Get("X-Request-Id")
+	require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`, id)
+	require.Equal(t, id, s.in.RequestID)
+	require.Contains(t, logs.String(), `"requestId":"`+id+`","function":"echo-fn"`)
 	require.Equal(t, "/echo", s.in.Path)
 	require.Equal(t, "x=1", s.in.RawQuery)
 
@@ -271,16 +278,56 @@ func TestHTTPHandler(t *testing.T) {
 	resp, _ = post("/echo", `{"name":"`+strings.Repeat("a", MaxBodyBytes)+`"}`, nil)
 	require.Equal(t, 413, resp.StatusCode)
 
-	resp, _ = post("/initialize", ``, nil)
-	require.Equal(t, 200, resp.StatusCode)
-
-	// /invoke takes a platform event, with FC's deadline header.
-	dl := time.Now().Add(42 * time.Second).Truncate(time.Millisecond)
-	resp, m = post("/invoke", `{"name":"b"}`, map[string]string{"x-fc-function-deadline": strconv.FormatInt(dl.UnixMilli(), 10), "x-fc-request-id": "fc-1"})
+	// A plain server believes no x-fc-* header: /invoke is a trigger call
+	// and the caller's deadline header is ignored.
+	resp, m = post("/invoke", `{"name":"b"}`, map[string]string{"x-fc-control-path": "/invoke", "x-fc-function-deadline": "1", "x-fc-request-id": "fc-1"})
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, "b", m["hello"])
+	require.Equal(t, envelope.TriggerHTTP, s.in.Trigger)
+	require.Equal(t, "/invoke", s.in.Path)
+	require.NotEqual(t, "fc-1", s.in.RequestID, "the caller's x-fc-request-id is not believed")
+	require.Equal(t, resp.Header.Get("X-Request-Id"), s.in.RequestID)
+	require.True(t, s.deadline.After(time.Now()), "the handler's own timeout, not the caller's header")
+}
+
+// Behind FC's custom-runtime proxy, FC's control path says what a request is.
+func TestFCCustomRuntimeHandler(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, s, nil)
+	srv := httptest.NewServer(h.FCCustomRuntimeHandler())
+	defer srv.Close()
+	send := func(method, path, body string, hdr map[string]string) (int, map[string]any) {
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &m)
+		return resp.StatusCode, m
+	}
+	dl := time.Now().Add(42 * time.Second).Truncate(time.Millisecond)
+	st, m := send("POST", "/invoke", `{"name":"b"}`, map[string]string{"x-fc-control-path": "/invoke", "x-fc-function-deadline": strconv.FormatInt(dl.UnixMilli(), 10), "x-fc-request-id": "fc-1"})
+	require.Equal(t, 200, st)
+	require.Equal(t, "b", m["hello"])
+	require.Equal(t, envelope.TriggerDirect, s.in.Trigger)
 	require.True(t, s.deadline.Equal(dl), fmt.Sprint(s.deadline, dl))
 	require.Equal(t, "fc-1", s.in.RequestID)
+
+	st, _ = send("POST", "/initialize", ``, map[string]string{"x-fc-control-path": "/initialize"})
+	require.Equal(t, 200, st)
+	st, _ = send("GET", "/pre-stop", ``, map[string]string{"x-fc-control-path": "/pre-stop"})
+	require.Equal(t, 200, st)
+	require.Equal(t, 1, s.calls, "lifecycle hooks run nothing")
+
+	st, m = send("POST", "/echo", `{"name":"c"}`, map[string]string{"x-fc-control-path": "/http-invoke", "x-fc-request-id": "fc-2"})
+	require.Equal(t, 200, st)
+	require.Equal(t, envelope.TriggerHTTP, s.in.Trigger)
+	require.Equal(t, "fc-2", s.in.RequestID)
 }
 
 func TestHTTPHandlerRefusesByDefault(t *testing.T) {
@@ -293,4 +340,19 @@ func TestHTTPHandlerRefusesByDefault(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, 401, resp.StatusCode)
 	require.Equal(t, 0, s.calls)
+}
+
+func TestBinaryNameNamesTheFunction(t *testing.T) {
+	saved := os.Args[0]
+	defer func() { os.Args[0] = saved }()
+	for arg0, want := range map[string]string{
+		"/srv/bin/logistics-get-quota": "logistics-get-quota",
+		"./quota-alert":                "quota-alert",
+		"/code/main":                   "",
+		"/var/task/bootstrap":          "",
+		"/tmp/go-build1/runtime.test":  "",
+	} {
+		os.Args[0] = arg0
+		require.Equal(t, want, binaryName(), arg0)
+	}
 }

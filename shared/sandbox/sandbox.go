@@ -147,6 +147,29 @@ func (s *Sandbox) take(path string) *Fault {
 	return nil
 }
 
+// Admin is the path of the counters a user reads to see what arrived.
+func (s *Sandbox) Admin() string { return "/__sandbox/calls" }
+
+// FaultKinds lists the kinds Inject understands.
+var faultKinds = []FaultKind{FaultLatency, FaultStatus, FaultReset, FaultMalformed, FaultDropAfter, FaultHang}
+
+// Valid says what is wrong with a fault a user posted, or nil.
+func (f Fault) Valid() error {
+	for _, k := range faultKinds {
+		if f.Kind == k {
+			if k == FaultStatus && (f.Status < 100 || f.Status > 599) {
+				return fmt.Errorf("a status fault needs a status between 100 and 599")
+			}
+			return nil
+		}
+	}
+	names := make([]string, len(faultKinds))
+	for i, k := range faultKinds {
+		names[i] = string(k)
+	}
+	return fmt.Errorf("unknown fault kind %q; expected one of %s", f.Kind, strings.Join(names, ", "))
+}
+
 // Wrap puts fault injection and the admin endpoints in front of the vendor
 // handler. Every request is counted under "http:<path>" before any fault.
 func (s *Sandbox) Wrap(vendor http.Handler) http.Handler {
@@ -241,6 +264,11 @@ func (s *Sandbox) admin(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			f.Delay = d
+		}
+		if err := f.Valid(); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
 		}
 		s.Inject(f)
 		_, _ = w.Write([]byte(`{"ok":true}`))

@@ -72,3 +72,23 @@ func TestAdminEndpoints(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 400, r.StatusCode)
 }
+
+func TestFaultKindRefused(t *testing.T) {
+	s := New("test")
+	srv := httptest.NewServer(s.Wrap(http.NotFoundHandler()))
+	defer srv.Close()
+	for _, tc := range []struct{ body, want string }{
+		{`{"kind":"explode"}`, `unknown fault kind \"explode\"; expected one of latency, status, reset, malformed, drop-after, hang`},
+		{`{"kind":""}`, `unknown fault kind \"\"`},
+		{`{"kind":"status"}`, `a status fault needs a status between 100 and 599`},
+	} {
+		r, err := http.Post(srv.URL+"/__sandbox/faults", "application/json", strings.NewReader(tc.body))
+		require.NoError(t, err)
+		b, _ := io.ReadAll(r.Body)
+		require.Equal(t, 400, r.StatusCode)
+		require.Contains(t, string(b), tc.want)
+	}
+	r, err := http.Get(srv.URL + "/x")
+	require.NoError(t, err)
+	require.Equal(t, 404, r.StatusCode, "no fault was added")
+}

@@ -131,6 +131,13 @@ func (s *Server) Polls() int {
 	return s.polls
 }
 
+// InFlight counts invocations the binary has taken and not yet answered.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight)
+}
+
 // FirstPoll is when the binary first asked for work: the end of its init.
 func (s *Server) FirstPoll() time.Time {
 	s.mu.Lock()

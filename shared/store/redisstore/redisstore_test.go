@@ -17,7 +17,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	url := redistest.URL(t)
-	s, err := redisstore.Open(redisstore.Options{URL: url, Prefix: redistest.Prefix()})
+	s, err := redisstore.Open(redisstore.Options{URL: url, Prefix: redistest.Keyspace(t, url)})
 	require.NoError(t, err)
 	defer s.Close()
 	storetest.Run(t, s, "")
@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 // other, and the limiter counts both.
 func TestSharedAcrossClients(t *testing.T) {
 	url := redistest.URL(t)
-	prefix := redistest.Prefix()
+	prefix := redistest.Keyspace(t, url)
 	a, err := redisstore.Open(redisstore.Options{URL: url, Prefix: prefix})
 	require.NoError(t, err)
 	defer a.Close()
@@ -60,7 +60,7 @@ func TestSharedAcrossClients(t *testing.T) {
 
 func TestSubMillisecondTTLIsNotZero(t *testing.T) {
 	url := redistest.URL(t)
-	s, err := redisstore.Open(redisstore.Options{URL: url, Prefix: redistest.Prefix()})
+	s, err := redisstore.Open(redisstore.Options{URL: url, Prefix: redistest.Keyspace(t, url)})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.Set(context.Background(), "k", []byte("v"), time.Microsecond))
@@ -92,7 +92,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	url := redistest.URL(t)
 	target, db := redistest.HostPort(url)
 	p := redistest.NewProxy(t, target)
-	s, err := redisstore.Open(redisstore.Options{URL: "redis://" + p.Addr() + db, Prefix: redistest.Prefix()})
+	s, err := redisstore.Open(redisstore.Options{URL: "redis://" + p.Addr() + db, Prefix: redistest.Keyspace(t, url)})
 	require.NoError(t, err)
 	defer s.Close()
 	now := time.Now()

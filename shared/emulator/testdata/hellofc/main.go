@@ -4,7 +4,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
@@ -21,12 +23,26 @@ type event struct {
 func main() {
 	fc.Start(func(ctx context.Context, ev event) (any, error) {
 		fctx, _ := fccontext.FromContext(ctx)
+		if ev.RawPath != "" && ev.Body != "" {
+			// An HTTP trigger event: the action is in the body.
+			var inner event
+			if json.Unmarshal([]byte(ev.Body), &inner) == nil {
+				ev.Action, ev.Ms = inner.Action, inner.Ms
+			}
+		}
 		switch ev.Action {
 		case "panic":
 			panic("hello panics")
+		case "shout":
+			// One line of Ms bytes on stdout and one on stderr at once.
+			done := make(chan struct{})
+			go func() { fmt.Fprintln(os.Stderr, "err:"+strings.Repeat("y", ev.Ms)); close(done) }()
+			fmt.Println("out:" + strings.Repeat("x", ev.Ms))
+			<-done
 		case "sleep":
 			time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 		}
+		fmt.Println("hello handled", fctx.RequestID)
 		out := map[string]any{"hello": "fc", "pid": os.Getpid(), "requestId": fctx.RequestID, "function": fctx.Function.Name}
 		if ev.RawPath != "" {
 			b, _ := json.Marshal(map[string]any{"path": ev.RawPath, "echo": ev.Body})

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
@@ -21,6 +22,13 @@ type event struct {
 func main() {
 	lambda.Start(func(ctx context.Context, ev event) (any, error) {
 		lc, _ := lambdacontext.FromContext(ctx)
+		if ev.RawPath != "" && ev.Body != "" {
+			// An HTTP trigger event: the action is in the body.
+			var inner event
+			if json.Unmarshal([]byte(ev.Body), &inner) == nil {
+				ev.Action, ev.Ms = inner.Action, inner.Ms
+			}
+		}
 		switch ev.Action {
 		case "panic":
 			panic("hello panics")
@@ -31,6 +39,7 @@ func main() {
 			b, _ := json.Marshal(map[string]any{"path": ev.RawPath, "echo": ev.Body})
 			return map[string]any{"statusCode": 201, "headers": map[string]string{"X-Hello": "aws"}, "body": string(b)}, nil
 		}
+		fmt.Println("hello handled", lc.AwsRequestID)
 		return map[string]any{"hello": "aws", "pid": os.Getpid(), "requestId": lc.AwsRequestID}, nil
 	})
 }

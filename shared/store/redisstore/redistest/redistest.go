@@ -48,7 +48,37 @@ func missing(t testing.TB, why string) {
 	t.Skipf("redis: %s; skipping (set REDIS_URL=redis://127.0.0.1:6379/15 to run)", why)
 }
 
-// Prefix is a fresh key namespace so runs never see each other's keys.
+// Keyspace is a fresh key namespace on the Redis at url whose keys are
+// deleted when the test ends, so `make test` leaves nothing behind in the
+// database it used (keys without a TTL included).
+func Keyspace(t testing.TB, url string) string {
+	t.Helper()
+	prefix := Prefix()
+	t.Cleanup(func() {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return
+		}
+		c := redis.NewClient(opts)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if len(keys) > 0 {
+			if err := c.Del(ctx, keys...).Err(); err != nil {
+				t.Logf("redis: could not delete the test's keys under %s: %v", prefix, err)
+			}
+		}
+	})
+	return prefix
+}
+
+// Prefix is a fresh key namespace so runs never see each other's keys. Tests
+// use Keyspace, which also removes the keys afterwards.
 func Prefix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)

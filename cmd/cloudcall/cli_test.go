@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/registry"
+)
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	cases := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string // contained in stdout
+		stderrNone bool
+	}{
+		{"help", []string{"help"}, 0, "Commands:", true},
+		{"--help", []string{"--help"}, 0, "Commands:", true},
+		{"help of a command", []string{"help", "local"}, 0, "Usage: cloudcall local", true},
+		{"command --help", []string{"invoke", "--help"}, 0, "Usage: cloudcall invoke", true},
+		{"flag help is well formed", []string{"package", "--help"}, 0, "-logical-id id\n", true},
+		{"local flags", []string{"local", "-h"}, 0, "-caller-keys id:secret,...", true},
+		{"version", []string{"--version"}, 0, "cloudcall ", true},
+		{"version command", []string{"version"}, 0, " go1.", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(tc.args...)
+			require.Equal(t, tc.code, code, errOut)
+			require.Contains(t, out, tc.stdout)
+			if tc.stderrNone {
+				require.Empty(t, errOut, "help is output: stdout only")
+			}
+		})
+	}
+	require.NotContains(t, func() string { _, out, _ := runCLI("package", "--help"); return out }(), "sam build\n    \tone function", "no backquoted word taken as the flag's value name")
+}
+
+// TestEveryCommandHelpsOnStdout: help is output, for every command.
+func TestEveryCommandHelpsOnStdout(t *testing.T) {
+	for name := range commands() {
+		for _, args := range [][]string{{name, "--help"}, {"help", name}} {
+			code, out, errOut := runCLI(args...)
+			require.Equal(t, 0, code, "%v: %s", args, errOut)
+			require.Contains(t, out, "Usage: cloudcall "+name, args)
+			require.Empty(t, errOut, args)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	cases := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"no command", nil, "Commands:"},
+		{"unknown command", []string{"nope"}, `unknown command "nope"`},
+		{"help of an unknown command", []string{"help", "nope"}, `unknown command "nope"`},
+		{"unknown function", []string{"invoke", "nope"}, `unknown function "nope"; known functions: ` + strings.Join(registry.Names(), ", ")},
+		{"no function", []string{"invoke"}, "name a function: " + strings.Join(registry.Names(), ", ")},
+		{"package unknown function", []string{"package", "--function", "nope"}, `unknown function "nope"; known functions:`},
+		{"bad caller keys", []string{"local", "--caller-keys", "short:x"}, "--caller-keys: key \"short\""},
+		{"bad store", []string{"local", "--store", "memcached://x"}, `--store "memcached://x": expected embedded or a redis:// / rediss:// URL`},
+		{"missing env file", []string{"local", "--env-file", "/nonexistent/.env"}, "--env-file /nonexistent/.env:"},
+		{"stray argument", []string{"local", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(tc.args...)
+			require.Equal(t, 2, code, out+errOut)
+			require.Contains(t, errOut, tc.stderr)
+		})
+	}
+}
+
+func TestFunctionEnv(t *testing.T) {
+	quota, _ := registry.Lookup("quota-alert")
+	charge, _ := registry.Lookup("top-launch-extra-charge")
+	sbs := []*servedSandbox{
+		{vendor: "wechat", env: map[string]string{"WECHAT_APPID": "sbx-app"}},
+		{vendor: "notify", env: map[string]string{"QUOTA_ALERT_SLACK_URL": "http://sbx/slack", "NOT_DECLARED": "x"}},
+		{vendor: "top", env: map[string]string{"TOP_APP_KEY": "sbx-key"}},
+	}
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, ".env")
+	require.NoError(t, os.WriteFile(envFile, []byte("# comment\nQUOTA_ALERT_THRESHOLD=7\nexport EXTRA=\"quoted value\"\n"), 0o644))
+	extra, err := readEnvFile(envFile)
+	require.NoError(t, err)
+
+	t.Run("defaults", func(t *testing.T) {
+		env := functionEnv(quota, runtimeapi.FC, sbs, false, localSettings{storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:", embedded: true})
+		require.Equal(t, "sbx-app", env["WECHAT_APPID"], "its vendor's sandbox")
+		require.Equal(t, "http://sbx/slack", env["QUOTA_ALERT_SLACK_URL"], "a sandbox variable it declares")
+		require.NotContains(t, env, "NOT_DECLARED")
+		require.NotContains(t, env, "TOP_APP_KEY", "another vendor's credentials")
+		require.Equal(t, "true", env["CLOUDCALL_ALLOW_ANONYMOUS"])
+		require.Equal(t, "redis://127.0.0.1:1/0", env["CLOUDCALL_STORE"])
+		require.Equal(t, "redis://127.0.0.1:1/0", env["CLOUDCALL_IDEMPOTENCY_STORE"])
+		require.Equal(t, "assume", env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"])
+		require.Equal(t, "quota-alert", env["FC_FUNCTION_NAME"])
+	})
+	t.Run("env file and caller keys", func(t *testing.T) {
+		env := functionEnv(charge, runtimeapi.Lambda, sbs, false, localSettings{extra: extra, callerKeys: "k1:0123456789abcdef", storeURL: "redis://r:6379/2", storePfx: "cloudcall:local:x:"})
+		require.Equal(t, "7", env["QUOTA_ALERT_THRESHOLD"])
+		require.Equal(t, "quoted value", env["EXTRA"])
+		require.Equal(t, "k1:0123456789abcdef", env["CLOUDCALL_CALLER_KEYS"])
+		require.NotContains(t, env, "CLOUDCALL_ALLOW_ANONYMOUS", "caller auth on: no anonymous calls")
+		require.Equal(t, "cloudcall:local:x:", env["CLOUDCALL_STORE_PREFIX"])
+		require.NotContains(t, env, "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", "a real Redis is checked for durability")
+		require.Equal(t, "sbx-key", env["TOP_APP_KEY"])
+		require.Equal(t, "top-launch-extra-charge", env["AWS_LAMBDA_FUNCTION_NAME"])
+	})
+}
+
+func TestBanner(t *testing.T) {
+	bins := map[string]string{}
+	for _, n := range registry.Names() {
+		bins[n] = "/bin/" + n
+	}
+	var anon, keyed bytes.Buffer
+	banner(&anon, "http://127.0.0.1:9000", "fc", "sandbox", bins, nil, nil, "on", localSettings{storeURL: "redis://127.0.0.1:5/0", embedded: true})
+	banner(&keyed, "http://127.0.0.1:9000", "fc", "sandbox", bins, nil, nil, "on", localSettings{callerKeys: "k:0123456789abcdef", storeURL: "redis://u:secretpw@host:6379/0"})
+	require.Contains(t, anon.String(), "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true")
+	require.NotContains(t, keyed.String(), "WARNING")
+	require.Contains(t, keyed.String(), "caller auth: on")
+	require.NotContains(t, keyed.String(), "secretpw")
+	require.Contains(t, keyed.String(), "redis://u:***@host:6379/0")
+	for _, n := range registry.Names() {
+		require.Contains(t, anon.String(), "http://127.0.0.1:9000/2023-03-30/functions/"+n+"/invocations")
+		require.Contains(t, anon.String(), "http://127.0.0.1:9000/2015-03-31/functions/"+n+"/invocations")
+	}
+	require.Contains(t, anon.String(), "quota-alert                   — (none in the descriptors)")
+}
+
+// TestInvokeRunsTheExample: `cloudcall invoke <fn>` runs the registry
+// example once against the sandboxes (the charge through the embedded
+// store, as under cloudcall local); the answer on stdout, logs on stderr.
+func TestInvokeRunsTheExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function")
+	}
+	for _, fn := range []string{"top-launch-extra-charge", "logistics-get-quota"} {
+		t.Run(fn, func(t *testing.T) {
+			code, out, errOut := runCLI("invoke", fn, "--bin", binDir)
+			require.Equal(t, 0, code, errOut)
+			require.Contains(t, out, `"errCode":0`)
+			require.Contains(t, errOut, fn+" START RequestId: ")
+		})
+	}
+}
+
+func TestDefaultStore(t *testing.T) {
+	for env, want := range map[string]string{
+		"":                         "embedded",
+		"memory":                   "embedded",
+		"redis://127.0.0.1:6379/3": "redis://127.0.0.1:6379/3",
+		"rediss://r.example:6380":  "rediss://r.example:6380",
+	} {
+		t.Setenv("CLOUDCALL_STORE", env)
+		require.Equal(t, want, defaultStore(), env)
+	}
+}

@@ -1,0 +1,216 @@
+package callerauth
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+// NonceTTL is how long a spent nonce is remembered: a timestamp is good for
+// Window either side of the clock, so a nonce can be replayed at most 2×Window
+// after it was first used; one minute more covers clock steps.
+const NonceTTL = 2*Window + time.Minute
+
+// Nonces remembers spent nonces twice over: in this instance's memory for
+// NonceTTL whatever the shared store's state, and in the shared store so
+// every instance refuses them. A nonce spent while the store is unreachable is
+// accepted (fresh calls keep being served), kept in memory, and written to the
+// store as soon as it answers again, so a replay to another instance after
+// the outage is refused too.
+type Nonces struct {
+	shared     store.KV // nil: this instance only
+	now        func() time.Time
+	probeEvery time.Duration
+	log        *slog.Logger
+
+	mu        sync.Mutex
+	seen      map[string]time.Time // key → when it may be forgotten
+	pending   []string             // spent while the store was unreachable, oldest first
+	down      bool
+	nextProbe time.Time
+	flushing  bool // a background flush loop is running
+	nextSweep time.Time
+}
+
+// NoncesOptions configures NewNonces.
+type NoncesOptions struct {
+	// Shared is the store every instance sees (never a fallback that would
+	// hide an outage: pass store.Durable(s)); nil keeps nonces per instance.
+	Shared     store.KV
+	Now        func() time.Time
+	ProbeEvery time.Duration // how often an unreachable store is tried again; default 1s
+	Log        *slog.Logger
+}
+
+// NewNonces builds the nonce memory of one instance.
+func NewNonces(opts NoncesOptions) *Nonces {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ProbeEvery <= 0 {
+		opts.ProbeEvery = time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Nonces{shared: opts.Shared, now: opts.Now, probeEvery: opts.ProbeEvery, log: opts.Log, seen: map[string]time.Time{}}
+}
+
+// Spend records key and reports whether it was fresh. It never fails: when
+// the shared store cannot answer, this instance's memory decides.
+func (n *Nonces) Spend(ctx context.Context, key string) bool {
+	n.mu.Lock()
+	now := n.now()
+	n.sweep(now)
+	if exp, ok := n.seen[key]; ok && now.Before(exp) {
+		n.mu.Unlock()
+		return false
+	}
+	// Taken here, before the store answers, so two copies racing into this
+	// instance cannot both pass.
+	n.seen[key] = now.Add(NonceTTL)
+	try := n.shared != nil && (!n.down || !now.Before(n.nextProbe))
+	n.mu.Unlock()
+	if n.shared == nil {
+		return true
+	}
+	if try {
+		n.flush(ctx)
+		fresh, err := n.shared.SetNX(ctx, key, []byte("1"), NonceTTL)
+		if err == nil {
+			n.settle(nil)
+			return fresh
+		}
+		n.settle(err)
+	}
+	n.mu.Lock()
+	n.pending = append(n.pending, key)
+	start := !n.flushing
+	n.flushing = true
+	n.mu.Unlock()
+	if start {
+		go n.flushLoop()
+	}
+	return true
+}
+
+// SpendShared records key only where every instance sees it: in the shared
+// store as well as here. When the store cannot answer it spends nothing and
+// returns an error wrapping store.ErrUnavailable, for calls whose replay on
+// another instance must be stopped even during an outage.
+func (n *Nonces) SpendShared(ctx context.Context, key string) (bool, error) {
+	n.mu.Lock()
+	now := n.now()
+	n.sweep(now)
+	if exp, ok := n.seen[key]; ok && now.Before(exp) {
+		n.mu.Unlock()
+		return false, nil
+	}
+	n.mu.Unlock()
+	if n.shared == nil {
+		return n.Spend(ctx, key), nil
+	}
+	n.flush(ctx)
+	fresh, err := n.shared.SetNX(ctx, key, []byte("1"), NonceTTL)
+	n.settle(err)
+	if err != nil {
+		return false, fmt.Errorf("nonce store: %w", err)
+	}
+	n.mu.Lock()
+	if exp, ok := n.seen[key]; ok && n.now().Before(exp) {
+		fresh = false // spent here meanwhile (by a Spend that went to memory)
+	}
+	n.seen[key] = n.now().Add(NonceTTL)
+	n.mu.Unlock()
+	return fresh, nil
+}
+
+// Pending is how many nonces wait to be written to the shared store.
+func (n *Nonces) Pending() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.pending)
+}
+
+// settle records whether the store answered.
+func (n *Nonces) settle(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case err != nil && !n.down:
+		n.down = true
+		n.nextProbe = n.now().Add(n.probeEvery)
+		n.log.Warn("nonce store unavailable: nonces are checked against this instance's memory and written to the store when it is back", "error", err.Error())
+	case err != nil:
+		n.nextProbe = n.now().Add(n.probeEvery)
+	case n.down:
+		n.down = false
+		n.log.Info("nonce store is back")
+	}
+}
+
+// flush writes the nonces spent during an outage to the shared store. One
+// that is already there was spent elsewhere too: a replay across instances
+// during the outage, which only a reachable store could have stopped.
+func (n *Nonces) flush(ctx context.Context) {
+	n.mu.Lock()
+	batch := n.pending
+	n.pending = nil
+	n.mu.Unlock()
+	for i, key := range batch {
+		n.mu.Lock()
+		ttl := n.seen[key].Sub(n.now())
+		n.mu.Unlock()
+		if ttl <= 0 {
+			continue
+		}
+		fresh, err := n.shared.SetNX(ctx, key, []byte("1"), ttl)
+		if err != nil {
+			n.settle(err)
+			n.mu.Lock()
+			n.pending = append(batch[i:len(batch):len(batch)], n.pending...)
+			n.mu.Unlock()
+			return
+		}
+		n.settle(nil)
+		if !fresh {
+			n.log.Warn("a nonce accepted during the store outage was also spent on another instance", "nonce", key)
+		}
+	}
+}
+
+// flushLoop retries the flush while nonces are pending, so an idle instance
+// still hands them over once the store is back.
+func (n *Nonces) flushLoop() {
+	t := time.NewTicker(n.probeEvery)
+	defer t.Stop()
+	for range t.C {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.flush(ctx)
+		cancel()
+		n.mu.Lock()
+		if len(n.pending) == 0 {
+			n.flushing = false
+			n.mu.Unlock()
+			return
+		}
+		n.mu.Unlock()
+	}
+}
+
+// sweep forgets expired nonces now and then; the caller holds mu.
+func (n *Nonces) sweep(now time.Time) {
+	if now.Before(n.nextSweep) {
+		return
+	}
+	n.nextSweep = now.Add(time.Minute)
+	for k, exp := range n.seen {
+		if !now.Before(exp) {
+			delete(n.seen, k)
+		}
+	}
+}

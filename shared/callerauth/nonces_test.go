@@ -1,0 +1,136 @@
+package callerauth_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/callerauth"
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+// flaky is a shared store that can be cut.
+type flaky struct {
+	store.KV
+	down atomic.Bool
+}
+
+func (f *flaky) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if f.down.Load() {
+		return false, fmt.Errorf("dial: %w", store.ErrUnavailable)
+	}
+	return f.KV.SetNX(ctx, key, value, ttl)
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestNoncesThroughAnOutage(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(1767225600, 0)}
+	mem := store.NewMemory(store.MemoryOptions{Now: clk.now})
+	shared := &flaky{KV: mem}
+	// Two instances sharing one store.
+	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, Now: clk.now, ProbeEvery: time.Second})
+	b := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, Now: clk.now, ProbeEvery: time.Second})
+
+	require.True(t, a.Spend(ctx, "before"))
+	require.False(t, b.Spend(ctx, "before"), "the shared store refuses it on another instance")
+
+	shared.down.Store(true)
+	require.False(t, a.Spend(ctx, "before"), "seen before the cut: refused from memory during it")
+	require.True(t, a.Spend(ctx, "during"), "fresh calls are served during the cut")
+	require.False(t, a.Spend(ctx, "during"), "and replays of them refused")
+	require.Equal(t, 1, a.Pending())
+
+	shared.down.Store(false)
+	clk.add(2 * time.Second) // the next probe is due
+	require.True(t, a.Spend(ctx, "after"), "the next call on a probes the store and hands over what it accepted")
+	require.Equal(t, 0, a.Pending())
+	v, err := mem.Get(ctx, "during")
+	require.NoError(t, err)
+	require.Equal(t, "1", string(v))
+	require.False(t, b.Spend(ctx, "during"), "signed during the cut, replayed elsewhere after it: refused")
+	require.False(t, a.Spend(ctx, "during"))
+
+	clk.add(callerauth.NonceTTL)
+	require.True(t, a.Spend(ctx, "during"), "forgotten once no timestamp could still be in the window")
+}
+
+// An idle instance hands its outage nonces over by itself.
+func TestNoncesFlushWithoutTraffic(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMemory(store.MemoryOptions{})
+	shared := &flaky{KV: mem}
+	shared.down.Store(true)
+	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, ProbeEvery: 10 * time.Millisecond})
+	require.True(t, a.Spend(ctx, "n1"))
+	require.True(t, a.Spend(ctx, "n2"))
+	shared.down.Store(false)
+	require.Eventually(t, func() bool { return a.Pending() == 0 }, 10*time.Second, 5*time.Millisecond)
+	for _, k := range []string{"n1", "n2"} {
+		_, err := mem.Get(ctx, k)
+		require.NoError(t, err, k)
+	}
+}
+
+// Copies of one request racing into one instance: exactly one passes.
+func TestNoncesConcurrentCopies(t *testing.T) {
+	for _, shared := range []store.KV{nil, store.NewMemory(store.MemoryOptions{})} {
+		n := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared})
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if n.Spend(context.Background(), "same") {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		require.Equal(t, int32(1), wins.Load())
+	}
+}
+
+// SpendShared accepts only what the shared store recorded.
+func TestSpendSharedFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMemory(store.MemoryOptions{})
+	shared := &flaky{KV: mem}
+	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared})
+	b := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared})
+
+	shared.down.Store(true)
+	fresh, err := a.SpendShared(ctx, "w1")
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.False(t, fresh)
+	shared.down.Store(false)
+	fresh, err = a.SpendShared(ctx, "w1")
+	require.NoError(t, err)
+	require.True(t, fresh, "refused during the outage, so not spent: the same request works once the store is back")
+	fresh, err = b.SpendShared(ctx, "w1")
+	require.NoError(t, err)
+	require.False(t, fresh)
+	require.False(t, a.Spend(ctx, "w1"))
+
+	require.True(t, a.Spend(ctx, "r1"))
+	fresh, err = a.SpendShared(ctx, "r1")
+	require.NoError(t, err)
+	require.False(t, fresh)
+}

@@ -1,0 +1,53 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Secrets are taken verbatim: surrounding whitespace is an error naming the
+// variable, never trimmed; a file loses one final line break only.
+func TestSecretVerbatim(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+		err  string
+	}{
+		{"plain", map[string]string{"S": "a b\tc"}, "a b\tc", ""},
+		{"unset", nil, "", ""},
+		{"trailing space", map[string]string{"S": "secret "}, "", "S: the value begins or ends with whitespace"},
+		{"leading tab", map[string]string{"S": "\tsecret"}, "", "S: the value begins or ends with whitespace"},
+		{"trailing newline", map[string]string{"S": "secret\n"}, "", "S: the value begins or ends with whitespace"},
+		{"only spaces", map[string]string{"S": "   "}, "", "S: the value begins or ends with whitespace"},
+		{"file with a final newline", map[string]string{"S_FILE": file("nl", "secret\n")}, "secret", ""},
+		{"file with a final CRLF", map[string]string{"S_FILE": file("crlf", "secret\r\n")}, "secret", ""},
+		{"file without a newline", map[string]string{"S_FILE": file("none", "secret")}, "secret", ""},
+		{"file with a trailing space", map[string]string{"S_FILE": file("sp", "secret \n")}, "", "S_FILE: the value begins or ends with whitespace"},
+		{"file with two newlines", map[string]string{"S_FILE": file("nl2", "secret\n\n")}, "", "S_FILE: the value begins or ends with whitespace"},
+		{"file missing", map[string]string{"S_FILE": filepath.Join(dir, "nope")}, "", "S_FILE:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := FromMap(c.env)
+			v, err := e.Secret("S")
+			if c.err != "" {
+				require.ErrorContains(t, err, c.err)
+				require.NotContains(t, err.Error(), "secret ", "the value is never quoted")
+				require.Empty(t, e.Secrets())
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c.want, v)
+		})
+	}
+}

@@ -1,0 +1,242 @@
+package emulator_test
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+)
+
+// descriptorEmu has one function with a POST trigger, one with a timer and
+// no trigger, as the registry describes them.
+func descriptorEmu(t *testing.T, p runtimeapi.Platform, bodyTimeout time.Duration) (*emulator.Emulator, *httptest.Server) {
+	t.Helper()
+	bin := fixtures["hellofc"]
+	if p == runtimeapi.Lambda {
+		bin = fixtures["hellolambda"]
+	}
+	e := emulator.New(emulator.Options{Platform: p, BodyTimeout: bodyTimeout,
+		Functions: []emulator.FunctionConfig{
+			{Name: "hello", Binary: bin, Timeout: 3 * time.Second, MemoryMB: 128, MaxInstances: 1, HTTPMethods: []string{"POST"}},
+			{Name: "ticker", Binary: bin, Timeout: 3 * time.Second, MaxInstances: 1, NoHTTPTrigger: true},
+		},
+		Timers: []emulator.Timer{{Function: "ticker", Name: "tick", Payload: `{}`}},
+	})
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(func() { srv.Close(); e.Close() })
+	return e, srv
+}
+
+func do(t *testing.T, method, u, body string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	require.NoError(t, err)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func TestLambdaWireFormat(t *testing.T) {
+	_, srv := descriptorEmu(t, runtimeapi.Lambda, 0)
+	inv := srv.URL + "/2015-03-31/functions/"
+	cases := []struct {
+		name, fn, body string
+		hdr            map[string]string
+		status         int
+		errType        string
+		msg            string
+	}{
+		{"unknown function", "nope", `{}`, nil, 404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope"},
+		{"unknown ARN", "arn:aws:lambda:us-east-1:123456789012:function:nope", `{}`, nil, 404, "ResourceNotFoundException", "function:nope"},
+		{"unknown qualifier", "hello:7", `{}`, nil, 404, "ResourceNotFoundException", "function:hello:7"},
+		{"not JSON", "hello", `{"a":`, nil, 400, "InvalidRequestContentException", "Could not parse request body into json"},
+		{"too large", "hello", `"` + strings.Repeat("a", emulator.LambdaMaxPayload) + `"`, nil, 413, "RequestTooLargeException", "Request must be smaller than 6291456 bytes"},
+		{"event too large", "hello", `"` + strings.Repeat("a", emulator.LambdaMaxEventPayload) + `"`, map[string]string{"X-Amz-Invocation-Type": "Event"}, 413, "RequestTooLargeException", "smaller than 1048576 bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, "POST", inv+url.PathEscape(tc.fn)+"/invocations", tc.body, tc.hdr)
+			require.Equal(t, tc.status, resp.StatusCode)
+			require.Equal(t, tc.errType, resp.Header.Get("x-amzn-ErrorType"))
+			require.NotEmpty(t, resp.Header.Get("x-amzn-RequestId"))
+			var m map[string]string
+			require.NoError(t, json.Unmarshal(body, &m))
+			require.Equal(t, "User", m["Type"])
+			require.Contains(t, m["message"], tc.msg)
+		})
+	}
+	for typ, status := range map[string]int{"DryRun": 204, "Event": 202, "Bogus": 400} {
+		resp, _ := do(t, "POST", inv+"hello/invocations", `{}`, map[string]string{"X-Amz-Invocation-Type": typ})
+		require.Equal(t, status, resp.StatusCode, typ)
+		require.NotEmpty(t, resp.Header.Get("x-amzn-RequestId"), typ)
+	}
+	for _, fn := range []string{"hello", "hello:$LATEST", "123456789012:function:hello", "arn:aws:lambda:us-east-1:123456789012:function:hello"} {
+		t.Run("resolves "+fn, func(t *testing.T) {
+			resp, body := do(t, "POST", inv+url.PathEscape(fn)+"/invocations", `{}`, map[string]string{"X-Amz-Log-Type": "Tail"})
+			require.Equal(t, 200, resp.StatusCode, string(body))
+			require.Equal(t, "$LATEST", resp.Header.Get("X-Amz-Executed-Version"))
+			id := resp.Header.Get("x-amzn-RequestId")
+			require.NotEmpty(t, id)
+			tail, err := base64.StdEncoding.DecodeString(resp.Header.Get("X-Amz-Log-Result"))
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(tail), 4096)
+			require.Contains(t, string(tail), "START RequestId: "+id+" Version: $LATEST")
+			require.Contains(t, string(tail), "REPORT RequestId: "+id)
+			require.Contains(t, string(tail), "hello handled "+id+"\n", "the function's own line of this invocation")
+			require.Equal(t, id, decode(t, body)["requestId"], "the answer's request id is the one the function saw")
+		})
+	}
+}
+
+func TestFCWireFormat(t *testing.T) {
+	_, srv := descriptorEmu(t, runtimeapi.FC, 0)
+	resp, body := do(t, "POST", srv.URL+"/2023-03-30/functions/nope/invocations", `{}`, nil)
+	require.Equal(t, 404, resp.StatusCode)
+	var m map[string]string
+	require.NoError(t, json.Unmarshal(body, &m))
+	require.Equal(t, "FunctionNotFound", m["Code"])
+	require.Contains(t, m["Message"], "function 'nope' does not exist")
+	require.Equal(t, resp.Header.Get("x-fc-request-id"), m["RequestId"])
+	require.NotEmpty(t, m["RequestId"])
+
+	resp, body = do(t, "POST", srv.URL+"/2023-03-30/functions/hello/invocations", `{}`, map[string]string{"x-fc-log-type": "Tail"})
+	require.Equal(t, 200, resp.StatusCode, string(body))
+	id := resp.Header.Get("x-fc-request-id")
+	require.Equal(t, id, decode(t, body)["requestId"])
+	tail, err := base64.StdEncoding.DecodeString(resp.Header.Get("x-fc-log-result"))
+	require.NoError(t, err)
+	require.Contains(t, string(tail), "START RequestId: "+id)
+	require.Contains(t, string(tail), "hello handled "+id+"\n", "the function's own line of this invocation")
+
+	resp, body = do(t, "POST", srv.URL+"/2023-03-30/functions/hello/invocations", strings.Repeat("a", emulator.FCMaxAsyncPayload+1), map[string]string{"x-fc-invocation-type": "Async"})
+	require.Equal(t, 413, resp.StatusCode)
+	require.Contains(t, string(body), `"Code":"PayloadTooLarge"`)
+}
+
+func TestDescriptorFaithful(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			idHeader := "x-fc-request-id"
+			if p == runtimeapi.Lambda {
+				idHeader = "Apigw-Requestid"
+			}
+			_, srv := descriptorEmu(t, p, 0)
+			cases := []struct {
+				name, method, path string
+				status             int
+				allow, contains    string
+			}{
+				{"registry method", "POST", "/hello", 201, "", `"path":"/hello"`},
+				{"other method", "GET", "/hello", 405, "POST", "hello takes POST"},
+				{"PUT", "PUT", "/hello/x", 405, "POST", "hello takes POST"},
+				{"no trigger in the descriptors", "POST", "/ticker", 404, "", "has no HTTP trigger"},
+				{"unknown function", "POST", "/nope", 404, "", "known functions: hello, ticker"},
+				{"timer of a function without one", "POST", "/__timers/hello", 404, "", `function \"hello\" has no timer`},
+				{"timer", "POST", "/__timers/ticker", 200, "", `"hello"`},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					resp, body := do(t, tc.method, srv.URL+tc.path, `{}`, nil)
+					require.Equal(t, tc.status, resp.StatusCode, string(body))
+					require.Equal(t, tc.allow, resp.Header.Get("Allow"))
+					require.Contains(t, string(body), tc.contains)
+					require.NotEmpty(t, resp.Header.Get(idHeader), "every answer carries the platform's request id")
+				})
+			}
+		})
+	}
+}
+
+// TestRepeatedQueryNames: FC joins repeated names with commas in arrival
+// order, so what a caller signed over ?a=1&a=0 is what the function sees.
+func TestRepeatedQueryNames(t *testing.T) {
+	e := emulator.New(emulator.Options{Platform: runtimeapi.FC})
+	r := httptest.NewRequest("POST", "/hello?a=1&a=0&b=x%2Cy&c=", nil)
+	var ev struct {
+		Query map[string]string `json:"queryParameters"`
+	}
+	require.NoError(t, json.Unmarshal(e.HTTPEvent(r, nil), &ev))
+	require.Equal(t, map[string]string{"a": "1,0", "b": "x,y", "c": ""}, ev.Query)
+
+	_, srv := descriptorEmu(t, runtimeapi.FC, 0)
+	resp, body := do(t, "POST", srv.URL+"/hello?a=1;b=2", `{}`, nil)
+	require.Equal(t, 400, resp.StatusCode, "a query FC cannot parse is refused, not passed on in part")
+	require.Contains(t, string(body), `"Code":"InvalidArgument"`)
+}
+
+// TestBodyThatStopsArriving: a caller that sends half a body is answered
+// (408) when the body timeout passes, not held forever.
+func TestBodyThatStopsArriving(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			_, srv := descriptorEmu(t, p, 200*time.Millisecond)
+			for _, path := range []string{"/hello", "/2015-03-31/functions/hello/invocations", "/2023-03-30/functions/hello/invocations"} {
+				c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+				require.NoError(t, err)
+				_, err = fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"half\":", path)
+				require.NoError(t, err)
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				require.NoError(t, err, path)
+				require.Equal(t, http.StatusRequestTimeout, resp.StatusCode, path)
+				_ = c.Close()
+			}
+		})
+	}
+}
+
+// TestKilledInstanceHTTP: the HTTP caller whose instance is SIGKILLed gets a
+// 502 naming the exit, in the platform's error shape, with no log lines.
+func TestKilledInstanceHTTP(t *testing.T) {
+	e, srv := descriptorEmu(t, runtimeapi.FC, 0)
+	_, body := do(t, "POST", srv.URL+"/2023-03-30/functions/hello/invocations", `{}`, nil)
+	pid := int(decode(t, body)["pid"].(float64))
+	done := make(chan struct{})
+	var resp *http.Response
+	go func() {
+		defer close(done)
+		resp, body = do(t, "POST", srv.URL+"/hello", `{"action":"sleep","ms":2000}`, nil)
+	}()
+	p, _ := e.Pool("hello")
+	require.Eventually(t, func() bool { return p.InFlight() == 1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	<-done
+	require.Equal(t, 502, resp.StatusCode)
+	var m map[string]string
+	require.NoError(t, json.Unmarshal(body, &m))
+	require.Equal(t, "FunctionFailed", m["Code"])
+	require.Equal(t, fmt.Sprintf("instance exited: pid %d: signal: killed", pid), m["Message"])
+	resp, _ = do(t, "POST", srv.URL+"/hello", `{}`, nil)
+	require.Equal(t, 201, resp.StatusCode, "the next call gets a new instance")
+}
+
+// TestHTTPTriggerPayloadLimit: the trigger takes what the platform takes
+// (6 MB behind API Gateway and Lambda, 32 MB on FC) and answers 413 over it.
+func TestHTTPTriggerPayloadLimit(t *testing.T) {
+	for p, limit := range map[runtimeapi.Platform]int{runtimeapi.Lambda: emulator.LambdaMaxPayload, runtimeapi.FC: emulator.FCMaxPayload} {
+		t.Run(string(p), func(t *testing.T) {
+			_, srv := descriptorEmu(t, p, 0)
+			resp, body := do(t, "POST", srv.URL+"/hello", strings.Repeat("a", limit+1), nil)
+			require.Equal(t, 413, resp.StatusCode)
+			require.Contains(t, string(body), fmt.Sprintf("over the %d-byte limit", limit))
+		})
+	}
+}

@@ -1,0 +1,99 @@
+package localstore_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore"
+	"github.com/cloudcall/cloudcall/shared/store/storetest"
+)
+
+func start(t *testing.T) *localstore.Server {
+	t.Helper()
+	s, err := localstore.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestRedisStoreConformance runs the whole Store contract through the real
+// redisstore (every Lua script it uses: compare-and-swap, compare-and-delete,
+// the TIME-based sliding-window limiter) against the embedded server.
+func TestRedisStoreConformance(t *testing.T) {
+	s := start(t)
+	rs, err := redisstore.Open(redisstore.Options{URL: s.URL(), Prefix: "t:"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rs.Close() })
+	storetest.Run(t, rs, "")
+}
+
+// TestSharedBetweenClients: two instances (two connections, as two function
+// processes) see one store; a lock taken by one holds against the other.
+func TestSharedBetweenClients(t *testing.T) {
+	s := start(t)
+	ctx := context.Background()
+	a, err := redisstore.Open(redisstore.Options{URL: s.URL()})
+	require.NoError(t, err)
+	b, err := redisstore.Open(redisstore.Options{URL: s.URL()})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wins := make(chan string, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := a
+			if i%2 == 1 {
+				c = b
+			}
+			ok, err := c.SetNX(ctx, "refresh-lock", []byte(strconv.Itoa(i)), time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				wins <- strconv.Itoa(i)
+			}
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	require.Len(t, wins, 1, "one winner across both clients")
+	w := <-wins
+	v, err := b.Get(ctx, "refresh-lock")
+	require.NoError(t, err)
+	require.Equal(t, w, string(v))
+}
+
+// TestTimeAndWallClockTTL: TIME answers the wall clock (the limiter script
+// reads it) and a key's TTL runs out on its own, as on Redis.
+func TestTimeAndWallClockTTL(t *testing.T) {
+	s := start(t)
+	ctx := context.Background()
+	opts, err := redis.ParseURL(s.URL())
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	before := time.Now().Truncate(time.Second)
+	now, err := c.Time(ctx).Result()
+	require.NoError(t, err)
+	require.False(t, now.Before(before), "TIME %v is not before %v", now, before)
+	require.False(t, now.After(time.Now().Add(time.Second)))
+
+	require.NoError(t, c.Set(ctx, "short", "v", 20*time.Millisecond).Err())
+	require.Eventually(t, func() bool {
+		return c.Exists(ctx, "short").Val() == 0
+	}, 5*time.Second, 10*time.Millisecond, "the key expired by the wall clock")
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	_, err := localstore.Start("0.0.0.0:0")
+	require.ErrorContains(t, err, "loopback only")
+}
