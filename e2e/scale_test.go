@@ -103,6 +103,12 @@ func redisEnv(t *testing.T, url string) map[string]string {
 	return map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Keyspace(t, url)}
 }
 
+// assumePersistence lets the charge keep records on the shared test Redis,
+// which has no AOF: these tests are about instances and outages; the
+// persistence check has its own tests (shared/idempotency/redisrecords,
+// shared/top) on redis-servers they start themselves.
+var assumePersistence = map[string]string{"CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}
+
 func merge(ms ...map[string]string) map[string]string {
 	out := map[string]string{}
 	for _, m := range ms {
@@ -170,7 +176,7 @@ func TestSameKeyOnFourTOPProcessesChargesOnce(t *testing.T) {
 	sbx := topsbx.New(topsbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
-	f := startFleet(t, "top-launch-extra-charge", 4, merge(sbx.Env(srv.URL), redisEnv(t, url)))
+	f := startFleet(t, "top-launch-extra-charge", 4, merge(sbx.Env(srv.URL), redisEnv(t, url), assumePersistence))
 	body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-FLEET","price":12345,"type":2},"idempotencyKey":"fleet-1"}`
 	codes := f.run(4, 4, func(int) string { return body })
 	require.Len(t, sbx.Charges("BFC-FLEET"), 1, "one charge")
@@ -191,7 +197,7 @@ func TestRedisOutageMidRun(t *testing.T) {
 	tsbx := topsbx.New(topsbx.Options{})
 	tsrv := httptest.NewServer(tsbx.Handler())
 	defer tsrv.Close()
-	charge := startFleet(t, "top-launch-extra-charge", 1, merge(tsbx.Env(tsrv.URL), store))
+	charge := startFleet(t, "top-launch-extra-charge", 1, merge(tsbx.Env(tsrv.URL), store, assumePersistence))
 	ask := func(int) string { return `{"deliveryId":"YTO","bizId":"xyz"}` }
 	pay := func(k string) string {
 		return `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-OUT","price":100,"type":1},"idempotencyKey":"` + k + `"}`

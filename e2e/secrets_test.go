@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/alicloud"
@@ -103,6 +104,8 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	callerSecret := distinct("CALLER")
 	// An unreachable Redis with a password in its URL: the outage is logged.
 	secrets["CLOUDCALL_STORE"] = "redis://:" + distinct("REDIS-PASSWORD") + "@127.0.0.1:1/0"
+	// An unreachable money store with a password in its URL: the charge refuses.
+	secrets["CLOUDCALL_IDEMPOTENCY_STORE"] = "postgres://cloudcall:" + distinct("PG-PASSWORD") + "@127.0.0.1:1/money?connect_timeout=1"
 	// credentials-go reads the process environment itself.
 	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", camssbx.DemoAccessKeyID)
 	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secrets["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
@@ -188,7 +191,10 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 		r.invoke(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-ERR-27","price":100,"type":1},"session":"` + secrets["TOP_SESSION"] + `x"}`)
 		require.Contains(t, r.out[0], `"errCode":-1501`, "without Redis the charge refuses: the store's failure path")
 		rigs = append(rigs, r)
-		rm := newLeakRig(t, with(map[string]string{"TOP_APP_KEY": topsbx.DemoAppKey, "TOP_GATEWAY_URL": srv.URL + "/router/rest", "CLOUDCALL_STORE": "memory"}), top.Factory)
+		// Records in an embedded Redis, as under `cloudcall local`.
+		mr := miniredis.RunT(t)
+		rm := newLeakRig(t, with(map[string]string{"TOP_APP_KEY": topsbx.DemoAppKey, "TOP_GATEWAY_URL": srv.URL + "/router/rest", "CLOUDCALL_STORE": "memory",
+			"CLOUDCALL_IDEMPOTENCY_STORE": "redis://" + mr.Addr() + "/0", "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}), top.Factory)
 		rm.invoke(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC1","price":100,"type":1},"idempotencyKey":"leak-2"}`)
 		if known {
 			require.Contains(t, rm.out[0], `"errCode":0`, rm.out[0])
@@ -249,6 +255,9 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 			}
 			if name == "CLOUDCALL_STORE" {
 				bare = distinct("REDIS-PASSWORD")
+			}
+			if name == "CLOUDCALL_IDEMPOTENCY_STORE" {
+				bare = distinct("PG-PASSWORD")
 			}
 			require.NotContains(t, seen, bare, "%s leaked", name)
 		}

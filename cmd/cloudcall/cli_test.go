@@ -121,7 +121,7 @@ func TestFunctionEnv(t *testing.T) {
 		require.Equal(t, "k1:0123456789abcdef", env["CLOUDCALL_CALLER_KEYS"])
 		require.NotContains(t, env, "CLOUDCALL_ALLOW_ANONYMOUS", "caller auth on: no anonymous calls")
 		require.Equal(t, "cloudcall:local:x:", env["CLOUDCALL_STORE_PREFIX"])
-		require.NotContains(t, env, "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", "a real Redis is checked for durability")
+		require.Equal(t, "verify", env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"], "a real Redis is checked for durability")
 		require.Equal(t, "sbx-key", env["TOP_APP_KEY"])
 		require.Equal(t, "top-launch-extra-charge", env["AWS_LAMBDA_FUNCTION_NAME"])
 	})

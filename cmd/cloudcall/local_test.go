@@ -736,7 +736,11 @@ func TestLocalExternalStore(t *testing.T) {
 		t.Skip("starts the real CLI and every function")
 	}
 	url := redistest.URL(t)
-	l := startLocal(t, "--store", url)
+	// The test Redis keeps nothing on disk, so the charge would refuse it
+	// (-1601, appendonly off); a user waives the check the same way.
+	envFile := filepath.Join(t.TempDir(), "store.env")
+	require.NoError(t, os.WriteFile(envFile, []byte("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume\n"), 0o644))
+	l := startLocal(t, "--store", url, "--env-file", envFile)
 	var prefix string
 	for _, line := range l.output() {
 		if m := regexp.MustCompile(`^store: \S+, keys under (cloudcall:local:\S+:)$`).FindStringSubmatch(line); m != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
@@ -35,6 +36,9 @@ func TestTimestampIsGMT8WhateverTheHostZone(t *testing.T) {
 			defer srv.Close()
 			env := sbx.Env(srv.URL)
 			env["TZ"] = tz
+			mr := miniredis.RunT(t) // the records store, as under `cloudcall local`
+			env["CLOUDCALL_IDEMPOTENCY_STORE"] = "redis://" + mr.Addr() + "/0"
+			env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
 			inst, err := emulator.StartInstance(emulator.InstanceConfig{Binary: binary, Platform: runtimeapi.Lambda, Env: env})
 			require.NoError(t, err)
 			defer inst.Stop()

@@ -114,6 +114,7 @@ func NewClient(o Options) (*Client, error) {
 		o.QPS = 10
 	}
 	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
+	o.HTTP = upstream.NoRedirects(o.HTTP)
 	return &Client{o: o, host: u.Host}, nil
 }
 
@@ -190,7 +191,7 @@ func (c *Client) Call(ctx context.Context, creds Credentials, action string, que
 			return e
 		}
 		var ee *envelope.Error
-		if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && attempt < 2 &&
+		if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && !errors.Is(err, upstream.ErrRedirect) && attempt < 2 &&
 			upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, time.Second), 300*time.Millisecond) == nil {
 			continue
 		}

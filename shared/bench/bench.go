@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
@@ -275,14 +276,18 @@ type vendorSandbox interface {
 }
 
 type served struct {
-	env    map[string]map[string]string // vendor → env
-	srv    []*http.Server
-	wechat *wechatsbx.Server // its counters give the token economy
+	env     map[string]map[string]string // vendor → env
+	srv     []*http.Server
+	wechat  *wechatsbx.Server // its counters give the token economy
+	records *localstore.Server
 }
 
 func (s *served) close() {
 	for _, x := range s.srv {
 		_ = x.Close()
+	}
+	if s.records != nil {
+		s.records.Close()
 	}
 }
 
@@ -295,7 +300,14 @@ func startSandboxes() (*served, error) {
 		"ck1":      ck1sbx.New(ck1sbx.Options{}),
 		"alicloud": camssbx.New(camssbx.Options{}),
 	}
-	out := &served{env: map[string]map[string]string{}, wechat: wx}
+	// The charge keeps its idempotency records only in a durable store: the
+	// emulator's embedded Redis-protocol store, as `cloudcall local` gives it
+	// (its durability check waived the same way: no real money moves).
+	records, err := localstore.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("embedded store for the charge's records: %w", err)
+	}
+	out := &served{env: map[string]map[string]string{}, wechat: wx, records: records}
 	for v, sb := range sbs {
 		url, srv, err := serve(sb.Handler())
 		if err != nil {
@@ -304,6 +316,10 @@ func startSandboxes() (*served, error) {
 		}
 		out.srv = append(out.srv, srv)
 		out.env[v] = sb.Env(url)
+		if v == "top" {
+			out.env[v]["CLOUDCALL_IDEMPOTENCY_STORE"] = records.URL()
+			out.env[v]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
+		}
 		if v == "ck1" {
 			// CK1 refresh tokens are single use and a rotated one lives in
 			// the instance's store: with the memory store a second instance

@@ -324,14 +324,7 @@ func (r *Report) targets(p func(string, ...any)) {
 		}
 		flat = false
 		growNotes = append(growNotes, fmt.Sprintf("%s %+d KiB", m.Function, m.GrowthKiB))
-		if m.Function == "top-launch-extra-charge" {
-			per := float64(m.GrowthKiB) * 1024 / float64(m.Calls-m.FirstMark)
-			notes = append(notes, fmt.Sprintf("Memory, top-launch-extra-charge: every bench call carries a new idempotencyKey and the idempotency guard keeps each key's record for its 24 h replay window; "+
-				"with the memory store those records live in the process (about %.0f bytes per key here), so RSS grows with distinct keys until they expire. "+
-				"That is retained state by design, not a leak; what keeps it flat is the Redis store (records live outside the process, as a multi-instance deployment needs anyway) or a cap on in-memory records.", per))
-		} else {
-			notes = append(notes, fmt.Sprintf("Memory, %s: RSS grew %+d KiB between call %d and call %d with the same input; a heap profile over a longer run would show what is retained.", m.Function, m.GrowthKiB, m.FirstMark, m.Calls))
-		}
+		notes = append(notes, fmt.Sprintf("Memory, %s: RSS grew %+d KiB between call %d and call %d with the same kind of input; a heap profile over a longer run would show what is retained.", m.Function, m.GrowthKiB, m.FirstMark, m.Calls))
 	}
 	growth := "flat"
 	if !flat {

@@ -36,7 +36,7 @@ type bearer struct{ token, header string }
 
 // NewClient builds a client.
 func NewClient(base string, hc *http.Client, t Tokens) *Client {
-	return &Client{base: strings.TrimRight(base, "/"), http: hc, tokens: t}
+	return &Client{base: strings.TrimRight(base, "/"), http: upstream.NoRedirects(hc), tokens: t}
 }
 
 // ErrorBody is CK1's error answer, kept verbatim.
@@ -67,7 +67,7 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 			return err
 		}
 		status, b, err := c.send(ctx, path, tok, body)
-		retry := err != nil || status >= 500
+		retry := (err != nil && !errors.Is(err, upstream.ErrRedirect)) || status >= 500 // a redirect is configuration, not a blip
 		switch {
 		case retry && attempt < maxRetries:
 			if upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, 2*time.Second), 300*time.Millisecond) == nil {

@@ -92,6 +92,7 @@ func NewOAuth(o OAuthOptions) *OAuth {
 		o.Remember = func(string) {}
 	}
 	o.Base = strings.TrimRight(o.Base, "/")
+	o.HTTP = upstream.NoRedirects(o.HTTP)
 	k := "ck1:oauth:" + o.ClientID
 	return &OAuth{o: o, key: k, lockKey: k + ":lock", durable: store.Durable(o.KV)}
 }

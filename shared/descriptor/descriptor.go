@@ -155,6 +155,11 @@ func FC(fns []registry.Function) ([]byte, error) {
 			// Every variable may be unset at deploy time (a function that
 			// lacks one answers -1601 naming it), so each has a default.
 			val := fmt.Sprintf("${env('%s', '%s')}", v.Name, v.Default)
+			if v.Required {
+				// No default: Serverless Devs stops the deploy with
+				// "env('NAME') not found" when it is unset.
+				val = fmt.Sprintf("${env('%s')}", v.Name)
+			}
 			env.Content = append(env.Content, scalar(v.Name), quoted(val))
 		}
 		var triggers []*yaml.Node
@@ -233,6 +238,15 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 	for _, n := range names {
 		v := vars[n]
 		p := mapping("Type", "String", "Default", quoted(v.Default), "Description", v.Description)
+		if v.Required {
+			// No Default: CloudFormation refuses a deploy that does not
+			// give it, and AllowedPattern one that gives something else.
+			p = mapping("Type", "String", "Description", v.Description)
+			if v.Pattern != "" {
+				p.Content = append(p.Content, scalar("AllowedPattern"), quoted(v.Pattern),
+					scalar("ConstraintDescription"), scalar("must be a "+patternHint(v.Pattern)+" URL (README: Money safety)"))
+			}
+		}
 		if v.Secret {
 			p.Content = append(p.Content, scalar("NoEcho"), value(true))
 		}
@@ -284,4 +298,14 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 		"Resources", resources,
 	)
 	return encode(root)
+}
+
+// patternHint turns ^(a|b)://.+ into "a://, b://".
+func patternHint(p string) string {
+	inner := strings.TrimSuffix(strings.TrimPrefix(p, "^("), ")://.+")
+	parts := strings.Split(inner, "|")
+	for i := range parts {
+		parts[i] += "://"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -382,3 +382,54 @@ func requireLinuxAMD64(t *testing.T, zf *zip.File) {
 	require.Equal(t, elf.ELFOSABI_NONE, e.OSABI)
 	require.Nil(t, e.Section(".interp"), "static: no dynamic loader (CGO off)")
 }
+
+// The charge's money store has no default in either descriptor: a deploy
+// without it fails at deploy time (SAM: a parameter without Default, with an
+// AllowedPattern; Serverless Devs: ${env('...')} without a default, which
+// stops `s deploy` with "env('CLOUDCALL_IDEMPOTENCY_STORE') not found").
+func TestChargeStoreCannotDeployWithoutADurableStore(t *testing.T) {
+	sam, err := descriptor.SAM(registry.All())
+	require.NoError(t, err)
+	var tpl struct {
+		Parameters map[string]map[string]any `yaml:"Parameters"`
+		Resources  map[string]struct {
+			Properties struct {
+				Environment struct {
+					Variables map[string]any `yaml:"Variables"`
+				} `yaml:"Environment"`
+			} `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	require.NoError(t, yaml.Unmarshal(sam, &tpl))
+	p := tpl.Parameters["CloudcallIdempotencyStore"]
+	require.NotNil(t, p)
+	require.NotContains(t, p, "Default")
+	require.Equal(t, true, p["NoEcho"])
+	pattern := regexp.MustCompile(p["AllowedPattern"].(string))
+	for _, ok := range []string{"postgres://u:p@rds.example:5432/money?sslmode=require", "mysql://u:p@polardb.example:3306/money", "rediss://:p@r-bp1.redis.rds.aliyuncs.com:6380/0"} {
+		require.True(t, pattern.MatchString(ok), ok)
+	}
+	for _, bad := range []string{"", "memory", "sqlite:///tmp/x", "http://x"} {
+		require.False(t, pattern.MatchString(bad), bad)
+	}
+	require.Contains(t, p["ConstraintDescription"], "postgres://")
+
+	fc, err := descriptor.FC(registry.All())
+	require.NoError(t, err)
+	var s struct {
+		Resources map[string]struct {
+			Props struct {
+				Env map[string]string `yaml:"environmentVariables"`
+			} `yaml:"props"`
+		} `yaml:"resources"`
+	}
+	require.NoError(t, yaml.Unmarshal(fc, &s))
+	charge := s.Resources["top-launch-extra-charge"].Props.Env
+	require.Equal(t, "${env('CLOUDCALL_IDEMPOTENCY_STORE')}", charge["CLOUDCALL_IDEMPOTENCY_STORE"])
+	require.Equal(t, "${env('CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE', 'verify')}", charge["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"])
+	for name, res := range s.Resources {
+		if name != "top-launch-extra-charge" {
+			require.NotContains(t, res.Props.Env, "CLOUDCALL_IDEMPOTENCY_STORE", "only the charge moves money")
+		}
+	}
+}

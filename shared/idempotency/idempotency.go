@@ -1,5 +1,5 @@
 // Package idempotency makes a money-moving write happen at most once per key:
-// the first call takes a record in the shared store, a repeat within the
+// the first call reserves a record in a durable store, a repeat within the
 // retention window gets the first call's answer without reaching the vendor,
 // a concurrent repeat gets a conflict, and a call whose outcome is unknown
 // stays unknown for every repeat until someone reconciles it.
@@ -7,49 +7,47 @@ package idempotency
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
-	"github.com/cloudcall/cloudcall/shared/store"
 )
-
-// States of a record.
-const (
-	InProgress = "in_progress"
-	Done       = "done"
-)
-
-// Record is what the store keeps per key.
-type Record struct {
-	State       string          `json:"state"`
-	Fingerprint string          `json:"fingerprint"`
-	Started     int64           `json:"started"` // unix ms
-	Status      int             `json:"status,omitempty"`
-	Response    json.RawMessage `json:"response,omitempty"` // the envelope the first call answered
-}
 
 // Options configures a Guard.
 type Options struct {
-	KV        store.KV
+	Records   Records
 	Namespace string        // e.g. "idem:top:<app key>:"
 	Retention time.Duration // how long a finished answer is replayed (default 24h)
 	// Stuck is how long an in-progress record may be before the call that
 	// took it must have ended (its timeout plus a margin). A repeat after
 	// that learns the outcome is unknown: the first call died mid-way.
 	Stuck time.Duration
-	Now   func() time.Time
+	// FinishFor is the least time the finish step keeps retrying after the
+	// call, even when the invocation's deadline is nearer (default 2s).
+	FinishFor time.Duration
+	// PurgeEvery spaces the bounded clean-up of expired records (default 1m;
+	// each clean-up deletes at most PurgeLimit, default 500).
+	PurgeEvery time.Duration
+	PurgeLimit int
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Guard runs calls at most once per key.
-type Guard struct{ o Options }
+type Guard struct {
+	o         Options
+	mu        sync.Mutex
+	lastPurge time.Time
+}
 
-// New builds a Guard. Records go through store.Durable: without the shared
-// store the write refuses rather than risk running twice.
+// New builds a Guard.
 func New(o Options) *Guard {
 	if o.Retention <= 0 {
 		o.Retention = 24 * time.Hour
@@ -57,10 +55,21 @@ func New(o Options) *Guard {
 	if o.Stuck <= 0 {
 		o.Stuck = 2 * time.Minute
 	}
+	if o.FinishFor <= 0 {
+		o.FinishFor = 2 * time.Second
+	}
+	if o.PurgeEvery <= 0 {
+		o.PurgeEvery = time.Minute
+	}
+	if o.PurgeLimit <= 0 {
+		o.PurgeLimit = 500
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.KV = store.Durable(o.KV)
 	return &Guard{o: o}
 }
 
@@ -83,67 +92,269 @@ const (
 	Release
 )
 
-// Run executes fn at most once for key. fn returns the envelope it answered
-// and whether to keep it. A repeat gets the kept envelope (replayed true); a
-// concurrent one, or one with another request under the same key, gets an
-// *envelope.Error with CodeIdempotencyConflict.
-func (g *Guard) Run(ctx context.Context, key, fingerprint string, fn func(ctx context.Context) (envelope.Response, Verdict)) (resp envelope.Response, replayed bool, e *envelope.Error) {
-	k := g.o.Namespace + key
-	start := Record{State: InProgress, Fingerprint: fingerprint, Started: g.o.Now().UnixMilli()}
-	raw, _ := json.Marshal(start)
-	// The in-progress record lives as long as a finished one: if this call
-	// dies after sending, its repeats must learn "unknown", never run again.
-	ok, err := g.o.KV.SetNX(ctx, k, raw, g.o.Retention)
-	if err != nil {
-		return envelope.Response{}, false, unavailable(err)
-	}
-	if !ok {
-		return g.repeat(ctx, k, fingerprint)
-	}
-	resp, verdict := fn(ctx)
-	// The record must be written even if the invocation's context is ending.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if verdict == Release {
-		// On failure the record stays in progress and repeats are told to
-		// reconcile: safe, if less convenient.
-		_, _ = g.o.KV.CompareAndDelete(wctx, k, raw)
-		return resp, false, nil
-	}
-	done := Record{State: Done, Fingerprint: fingerprint, Started: start.Started, Status: resp.Status, Response: resp.Body}
-	fin, _ := json.Marshal(done)
-	// On failure the call ran but the record stays in progress: repeats are
-	// told the outcome is unknown rather than run it again.
-	_, _ = g.o.KV.CompareAndSwap(wctx, k, raw, fin, g.o.Retention)
-	return resp, false, nil
+// Call names one request.
+type Call struct {
+	// Key is the caller's idempotency key; empty for a keyless call, whose
+	// key is its fingerprint.
+	Key         string
+	Fingerprint string
 }
 
-func (g *Guard) repeat(ctx context.Context, k, fingerprint string) (envelope.Response, bool, *envelope.Error) {
-	raw, err := g.o.KV.Get(ctx, k)
-	if errors.Is(err, store.ErrNotFound) {
-		// Released between our SetNX and Get: the caller may simply retry.
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: the first call with this key just finished without effect; retry"}
+// Outcome is what the guarded function did.
+type Outcome struct {
+	Response envelope.Response
+	Verdict  Verdict
+	// VendorID is the vendor's id of what it did (the charge's order id),
+	// logged when the record cannot be finished.
+	VendorID string
+}
+
+// keylessKey is where a keyless call's record lives; a keyed call leaves an
+// alias there, so the same request retried without its key finds the keyed
+// record instead of charging again.
+func keylessKey(fp string) string { return "auto:" + fp }
+
+// Run executes fn at most once for the call. A repeat gets the kept envelope
+// (replayed true); a concurrent one, or one with another request under the
+// same key, gets an *envelope.Error with CodeIdempotencyConflict.
+func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Outcome) (resp envelope.Response, replayed bool, e *envelope.Error) {
+	keyed := c.Key != ""
+	key := c.Key
+	if !keyed {
+		key = keylessKey(c.Fingerprint)
+	}
+	k := g.o.Namespace + key
+	rec := Record{Token: newToken(), State: Reserved, Fingerprint: c.Fingerprint, Started: g.o.Now().UnixMilli()}
+	// The record lives as long as a finished one: if this call dies after
+	// sending, its repeats must learn "unknown", never run again.
+	ok, err := g.o.Records.Reserve(ctx, k, rec, g.o.Retention)
+	if err != nil {
+		return envelope.Response{}, false, storeError(err)
+	}
+	if !ok {
+		var cur Record
+		cur, ok, e = g.repeat(ctx, k, c.Fingerprint, true)
+		if !ok {
+			return cur.response(), e == nil, e
+		}
+		// A reservation whose owner never sent: take it over.
+		if ok, err = g.o.Records.Finish(ctx, k, cur.Token, rec, g.o.Retention); err != nil {
+			return envelope.Response{}, false, storeError(err)
+		}
+		if !ok {
+			return envelope.Response{}, false, inProgress()
+		}
+	}
+	var alias string
+	if keyed {
+		// Leave the fingerprint's slot pointing here before anything is sent,
+		// so the same request retried without its key finds this record.
+		a := Record{Token: rec.Token, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}
+		aok, err := g.o.Records.Reserve(ctx, g.o.Namespace+keylessKey(c.Fingerprint), a, g.o.Retention)
+		if err != nil {
+			g.release(ctx, k, rec.Token)
+			return envelope.Response{}, false, storeError(err)
+		}
+		slot := g.o.Namespace + keylessKey(c.Fingerprint)
+		if aok {
+			alias = slot
+		} else {
+			// A keyless call with this very request came first: this is
+			// its retry with a key, answered from it. (Another key's alias
+			// there means another explicit charge: this one goes ahead.)
+			cur, err := g.o.Records.Read(ctx, slot)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				g.release(ctx, k, rec.Token)
+				return envelope.Response{}, false, storeError(err)
+			}
+			if err == nil && cur.Alias == "" && cur.Fingerprint == c.Fingerprint {
+				g.release(ctx, k, rec.Token)
+				first, _, e := g.repeat(ctx, slot, c.Fingerprint, false)
+				return first.response(), e == nil, e
+			}
+		}
+	}
+	// From here the vendor may act: the record says so before it can. The
+	// token changes with the state, so a repeat that read the reservation
+	// a moment ago can no longer take it over.
+	running := rec
+	running.State, running.Token = InProgress, newToken()
+	if ok, err = g.o.Records.Finish(ctx, k, rec.Token, running, g.o.Retention); err != nil || !ok {
+		if alias != "" {
+			g.release(ctx, alias, rec.Token)
+		}
+		if err != nil {
+			return envelope.Response{}, false, storeError(err)
+		}
+		return envelope.Response{}, false, inProgress() // taken over meanwhile
+	}
+	aliasToken := rec.Token
+	rec = running
+
+	out := fn(ctx)
+
+	if out.Verdict == Release {
+		// On failure the record stays in progress and repeats are told to
+		// reconcile: safe, if less convenient.
+		g.release(ctx, k, rec.Token)
+		if alias != "" {
+			g.release(ctx, alias, aliasToken)
+		}
+		return out.Response, false, nil
+	}
+	done := rec
+	done.State, done.Status, done.Body = Done, out.Response.Status, out.Response.Body
+	g.finish(ctx, k, done, out.VendorID)
+	g.purge(ctx)
+	return out.Response, false, nil
+}
+
+func (r Record) response() envelope.Response {
+	return envelope.Response{Status: r.Status, Body: r.Body}
+}
+
+func inProgress() *envelope.Error {
+	return &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: a call with this key is in progress; wait for its answer"}
+}
+
+// finish records the answer, retrying within the invocation's deadline (and
+// at least FinishFor, even when the context already ended: the charge
+// happened and its record matters more than the deadline).
+func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID string) {
+	wait := g.o.FinishFor
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > wait {
+		wait = time.Until(dl)
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
+	defer cancel()
+	var err error
+	for backoff := 25 * time.Millisecond; ; backoff = min(2*backoff, 400*time.Millisecond) {
+		var ok bool
+		ok, err = g.o.Records.Finish(fctx, k, done.Token, done, g.o.Retention)
+		if err == nil && !ok {
+			// A retry after a write whose answer was lost, or a record that
+			// is no longer ours: only the stored record can say.
+			cur, rerr := g.o.Records.Read(fctx, k)
+			switch {
+			case rerr == nil && cur.Token == done.Token && cur.State == Done:
+				ok = true
+			case rerr == nil || errors.Is(rerr, ErrNotFound):
+				err = fmt.Errorf("the record is no longer this call's (expired or replaced)")
+			default:
+				err = rerr
+			}
+		}
+		if err == nil && ok {
+			return
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-fctx.Done():
+			t.Stop()
+			g.stuck(k, done, vendorID, err)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// stuck reports a call that ran but whose record could not be finished, and
+// leaves what is known in the record where the store takes a small write.
+func (g *Guard) stuck(k string, done Record, vendorID string, err error) {
+	g.o.Log.Error("idempotency record not finished: the call ran, its repeats will answer -1304 (outcome unknown) until reconciled",
+		"key", k, "vendorId", vendorID, "status", done.Status, "store", g.o.Records.Name(), "error", err.Error())
+	if vendorID == "" {
+		return
+	}
+	note := Record{Token: done.Token, State: InProgress, Fingerprint: done.Fingerprint, Started: done.Started,
+		Known: "outcome known: charged, id " + vendorID}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _ = g.o.Records.Finish(ctx, k, done.Token, note, g.o.Retention)
+}
+
+func (g *Guard) release(ctx context.Context, k, token string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.FinishFor)
+	defer cancel()
+	if _, err := g.o.Records.Release(rctx, k, token); err != nil {
+		g.o.Log.Warn("idempotency record not released: repeats will hear -1304 until it expires; nothing was charged",
+			"key", k, "store", g.o.Records.Name(), "error", err.Error())
+	}
+}
+
+// purge runs the bounded clean-up at most once per PurgeEvery per instance.
+func (g *Guard) purge(ctx context.Context) {
+	g.mu.Lock()
+	now := g.o.Now()
+	due := now.Sub(g.lastPurge) >= g.o.PurgeEvery
+	if due {
+		g.lastPurge = now
+	}
+	g.mu.Unlock()
+	if !due {
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if _, err := g.o.Records.Purge(pctx, g.o.PurgeLimit); err != nil {
+		g.o.Log.Warn("idempotency clean-up failed; it runs again later", "store", g.o.Records.Name(), "error", err.Error())
+	}
+}
+
+// repeat reads the record that holds k. It answers the repeat (the kept
+// record, or an error), or, for a reservation whose owner never sent,
+// reports takeover true so the caller may claim it.
+func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) (rec Record, takeover bool, e *envelope.Error) {
+	rec, err := g.o.Records.Read(ctx, k)
+	if errors.Is(err, ErrNotFound) {
+		// Released between our Reserve and Read: the caller may simply retry.
+		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: the first call with this key just finished without effect; retry"}
 	}
 	if err != nil {
-		return envelope.Response{}, false, unavailable(err)
-	}
-	var rec Record
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeInternal, Reason: "internal error", Err: fmt.Errorf("idempotency record unreadable: %w", err)}
+		return rec, false, storeError(err)
 	}
 	switch {
 	case rec.Fingerprint != fingerprint:
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: this key was used for a different request; use a new key for a new charge"}
+		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: this key was used for a different request; use a new key for a new charge"}
+	case rec.Alias != "" && direct:
+		// A keyless repeat of a keyed call: answer from the keyed record.
+		target, _, e := g.repeat(ctx, g.o.Namespace+rec.Alias, fingerprint, false)
+		if e != nil && e.Code == envelope.CodeIdempotencyConflict && strings.Contains(e.Reason, "without effect") {
+			// The keyed record is gone (released: nothing was sent), so its
+			// alias points nowhere: clear it, and the retry runs.
+			g.release(ctx, k, rec.Token)
+		}
+		return target, false, e
+	case rec.State == Reserved && direct:
+		return rec, true, nil
+	case rec.State == Reserved:
+		return rec, false, inProgress()
 	case rec.State == Done:
-		return envelope.Response{Status: rec.Status, Body: rec.Response}, true, nil
-	case g.o.Now().Sub(time.UnixMilli(rec.Started)) > g.o.Stuck:
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "outcome unknown — reconcile before retrying: the first call with this key stopped before recording its result"}
+		return rec, false, nil
+	case rec.Known != "" || g.o.Now().Sub(time.UnixMilli(rec.Started)) > g.o.Stuck:
+		// Known: the first call ended without recording its answer in full.
+		reason := "outcome unknown — reconcile before retrying: the first call with this key (started " +
+			time.UnixMilli(rec.Started).UTC().Format(time.RFC3339) + ") stopped before recording its result"
+		if rec.Known != "" {
+			reason += "; " + rec.Known
+		}
+		return rec, false, &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: reason}
 	default:
-		return envelope.Response{}, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: a call with this key is in progress; wait for its answer"}
+		return rec, false, inProgress()
 	}
 }
 
-func unavailable(err error) *envelope.Error {
-	return &envelope.Error{Code: envelope.CodeStoreUnavailable,
-		Reason: "the idempotency record cannot be written, so the charge did not run; retry when the shared store is back", Err: err}
+func storeError(err error) *envelope.Error {
+	if errors.Is(err, ErrNotDurable) {
+		return &envelope.Error{Code: envelope.CodeConfig, Err: err,
+			Reason: "configuration: the charge did not run: " + err.Error()}
+	}
+	return &envelope.Error{Code: envelope.CodeStoreUnavailable, Err: err,
+		Reason: "the idempotency record cannot be written, so the charge did not run; retry when the records store is back"}
+}
+
+func newToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

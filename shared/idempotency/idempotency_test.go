@@ -1,10 +1,12 @@
 package idempotency_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,205 +16,515 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
-	"github.com/cloudcall/cloudcall/shared/store"
 )
 
 func ok(body string) envelope.Response {
 	return envelope.Response{Status: http.StatusOK, Body: []byte(body)}
 }
 
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+func newClock() *clock { return &clock{now: time.Unix(1_700_000_000, 0)} }
+
+func key(k, fp string) idempotency.Call { return idempotency.Call{Key: k, Fingerprint: fp} }
+
 func TestReplayConflictReleaseAndStuck(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	kv := store.NewMemory(store.MemoryOptions{Now: func() time.Time { return now }})
-	g := idempotency.New(idempotency.Options{KV: kv, Namespace: "t:", Stuck: time.Minute, Now: func() time.Time { return now }})
+	c := newClock()
+	recs := idempotency.NewMemory(c.Now)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
 	ctx := context.Background()
 	var runs atomic.Int32
-	charge := func(resp envelope.Response, v idempotency.Verdict) func(context.Context) (envelope.Response, idempotency.Verdict) {
-		return func(context.Context) (envelope.Response, idempotency.Verdict) { runs.Add(1); return resp, v }
+	charge := func(resp envelope.Response, v idempotency.Verdict) func(context.Context) idempotency.Outcome {
+		return func(context.Context) idempotency.Outcome {
+			runs.Add(1)
+			return idempotency.Outcome{Response: resp, Verdict: v}
+		}
 	}
 
 	// Kept: the repeat replays the first answer byte for byte.
-	r, replayed, e := g.Run(ctx, "k1", "fp1", charge(ok(`{"errCode":0,"id":1}`), idempotency.Keep))
+	r, replayed, e := g.Run(ctx, key("k1", "fp1"), charge(ok(`{"errCode":0,"id":1}`), idempotency.Keep))
 	require.Nil(t, e)
 	require.False(t, replayed)
-	r2, replayed, e := g.Run(ctx, "k1", "fp1", charge(ok(`{"errCode":0,"id":2}`), idempotency.Keep))
+	r2, replayed, e := g.Run(ctx, key("k1", "fp1"), charge(ok(`{"errCode":0,"id":2}`), idempotency.Keep))
 	require.Nil(t, e)
 	require.True(t, replayed)
 	require.Equal(t, r.Body, r2.Body)
 	require.Equal(t, int32(1), runs.Load())
 
 	// Same key, other request: conflict, nothing runs.
-	_, _, e = g.Run(ctx, "k1", "fp-other", charge(ok(`{}`), idempotency.Keep))
+	_, _, e = g.Run(ctx, key("k1", "fp-other"), charge(ok(`{}`), idempotency.Keep))
 	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
 	require.Equal(t, int32(1), runs.Load())
 
 	// Released: the vendor certainly did nothing, so the key runs again.
-	_, _, e = g.Run(ctx, "k2", "fp2", charge(envelope.Response{Status: 429, Body: []byte(`{"errCode":-1201}`)}, idempotency.Release))
+	_, _, e = g.Run(ctx, key("k2", "fp2"), charge(envelope.Response{Status: 429, Body: []byte(`{"errCode":-1201}`)}, idempotency.Release))
 	require.Nil(t, e)
-	_, replayed, e = g.Run(ctx, "k2", "fp2", charge(ok(`{"errCode":0}`), idempotency.Keep))
+	_, replayed, e = g.Run(ctx, key("k2", "fp2"), charge(ok(`{"errCode":0}`), idempotency.Keep))
 	require.Nil(t, e)
 	require.False(t, replayed)
 	require.Equal(t, int32(3), runs.Load())
 
 	// A first call that died mid-way: in progress → conflict while it could
 	// still be running, then "outcome unknown", never a second run.
-	in := []byte(`{"state":"in_progress","fingerprint":"fp3","started":` + strconv.FormatInt(now.UnixMilli(), 10) + `}`)
-	require.NoError(t, kv.Set(ctx, "t:k3", in, 24*time.Hour))
-	_, _, e = g.Run(ctx, "k3", "fp3", charge(ok(`{}`), idempotency.Keep))
+	_, err := recs.Reserve(ctx, "t:k3", idempotency.Record{Token: "x", State: idempotency.InProgress, Fingerprint: "fp3", Started: c.Now().UnixMilli()}, 24*time.Hour)
+	require.NoError(t, err)
+	_, _, e = g.Run(ctx, key("k3", "fp3"), charge(ok(`{}`), idempotency.Keep))
 	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
-	now = now.Add(2 * time.Minute)
-	_, _, e = g.Run(ctx, "k3", "fp3", charge(ok(`{}`), idempotency.Keep))
+	c.Add(2 * time.Minute)
+	_, _, e = g.Run(ctx, key("k3", "fp3"), charge(ok(`{}`), idempotency.Keep))
 	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code)
 	require.Contains(t, e.Reason, "reconcile before retrying")
 	require.Equal(t, int32(3), runs.Load(), "the stuck key never runs again")
 
 	// The record expires after the retention window.
-	now = now.Add(25 * time.Hour)
-	_, replayed, e = g.Run(ctx, "k1", "fp1", charge(ok(`{"errCode":0,"id":3}`), idempotency.Keep))
+	c.Add(25 * time.Hour)
+	_, replayed, e = g.Run(ctx, key("k1", "fp1"), charge(ok(`{"errCode":0,"id":3}`), idempotency.Keep))
 	require.Nil(t, e)
 	require.False(t, replayed)
 }
 
-// Twenty identical calls at once: one runs, each other one replays its answer
-// or hears that it is in progress.
+// Twenty identical calls at once: one runs, each other one hears that it is
+// in progress; after it finished, a repeat replays it.
 func TestConcurrentRepeats(t *testing.T) {
-	g := idempotency.New(idempotency.Options{KV: store.NewMemory(store.MemoryOptions{}), Namespace: "c:"})
-	release := make(chan struct{})
-	var runs atomic.Int32
-	type result struct {
-		resp     envelope.Response
-		replayed bool
-		e        *envelope.Error
-	}
-	results := make(chan result, 20)
-	var started sync.WaitGroup
-	for i := 0; i < 20; i++ {
-		started.Add(1)
-		go func() {
-			started.Done()
-			r, rep, e := g.Run(context.Background(), "same", "fp", func(context.Context) (envelope.Response, idempotency.Verdict) {
+	for _, keyed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("keyed=%v", keyed), func(t *testing.T) {
+			g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(nil), Namespace: "c:"})
+			call := idempotency.Call{Fingerprint: "fp"}
+			if keyed {
+				call.Key = "same"
+			}
+			release := make(chan struct{})
+			var runs atomic.Int32
+			type result struct {
+				resp     envelope.Response
+				replayed bool
+				e        *envelope.Error
+			}
+			results := make(chan result, 20)
+			var started sync.WaitGroup
+			for i := 0; i < 20; i++ {
+				started.Add(1)
+				go func() {
+					started.Done()
+					r, rep, e := g.Run(context.Background(), call, func(context.Context) idempotency.Outcome {
+						runs.Add(1)
+						<-release // hold the record in progress while the others arrive
+						return idempotency.Outcome{Response: ok(`{"errCode":0,"id":"first"}`)}
+					})
+					results <- result{r, rep, e}
+				}()
+			}
+			started.Wait()
+			for i := 0; i < 19; i++ {
+				r := <-results
+				require.NotNil(t, r.e)
+				require.Equal(t, envelope.CodeIdempotencyConflict, r.e.Code)
+				require.Contains(t, r.e.Reason, "in progress")
+			}
+			close(release)
+			first := <-results
+			require.Nil(t, first.e)
+			require.False(t, first.replayed)
+			require.Equal(t, int32(1), runs.Load())
+			r, rep, e := g.Run(context.Background(), call, func(context.Context) idempotency.Outcome {
 				runs.Add(1)
-				<-release // hold the record in progress while the others arrive
-				return ok(`{"errCode":0,"id":"first"}`), idempotency.Keep
+				return idempotency.Outcome{Response: ok(`{}`)}
 			})
-			results <- result{r, rep, e}
-		}()
+			require.Nil(t, e)
+			require.True(t, rep)
+			require.Equal(t, `{"errCode":0,"id":"first"}`, string(r.Body))
+			require.Equal(t, int32(1), runs.Load())
+		})
 	}
-	started.Wait()
-	// The runner is blocked until release; the 19 others finish first.
-	conflicts := 0
-	for i := 0; i < 19; i++ {
-		r := <-results
-		require.NotNil(t, r.e)
-		require.Equal(t, envelope.CodeIdempotencyConflict, r.e.Code)
-		require.Contains(t, r.e.Reason, "in progress")
-		conflicts++
+}
+
+// A keyed charge retried without its key is still one charge: the keyless
+// retry is answered from the keyed record, and a keyless charge retried
+// with a key from the keyless one. A second explicit key for the same
+// request is a new charge.
+func TestKeyedChargeRetriedWithoutItsKey(t *testing.T) {
+	c := newClock()
+	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(c.Now), Namespace: "a:", Stuck: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	var runs atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		n := runs.Add(1)
+		return idempotency.Outcome{Response: ok(fmt.Sprintf(`{"errCode":0,"charge":%d}`, n))}
 	}
-	close(release)
-	first := <-results
-	require.Nil(t, first.e)
-	require.False(t, first.replayed)
-	require.Equal(t, 19, conflicts)
+
+	r1, _, e := g.Run(ctx, key("K", "fp"), fn)
+	require.Nil(t, e)
+	r2, replayed, e := g.Run(ctx, key("", "fp"), fn)
+	require.Nil(t, e)
+	require.True(t, replayed, "the keyless retry replays the keyed charge")
+	require.Equal(t, string(r1.Body), string(r2.Body))
 	require.Equal(t, int32(1), runs.Load())
-	// After it finished, a repeat replays it.
-	r, rep, e := g.Run(context.Background(), "same", "fp", func(context.Context) (envelope.Response, idempotency.Verdict) {
-		runs.Add(1)
-		return ok(`{}`), idempotency.Keep
+
+	// Another key with the same request: the caller says it is a new charge.
+	r3, replayed, e := g.Run(ctx, key("K2", "fp"), fn)
+	require.Nil(t, e)
+	require.False(t, replayed)
+	require.Equal(t, `{"errCode":0,"charge":2}`, string(r3.Body))
+	// The keyless retry still answers from the first keyed charge.
+	r4, _, e := g.Run(ctx, key("", "fp"), fn)
+	require.Nil(t, e)
+	require.Equal(t, string(r1.Body), string(r4.Body))
+
+	// A keyed call still in progress: its keyless retry hears 409, then
+	// -1304 once it is stuck; never a charge.
+	hold, inside := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = g.Run(ctx, key("K3", "fp3"), func(context.Context) idempotency.Outcome {
+			close(inside)
+			<-hold
+			return idempotency.Outcome{Response: ok(`{}`)}
+		})
+	}()
+	<-inside
+	_, _, e = g.Run(ctx, key("", "fp3"), fn)
+	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
+	require.Contains(t, e.Reason, "in progress")
+	c.Add(2 * time.Minute)
+	_, _, e = g.Run(ctx, key("", "fp3"), fn)
+	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code)
+	close(hold)
+	<-done
+	require.Equal(t, int32(2), runs.Load())
+
+	// A keyless call first, then the same request with a key: the keyed
+	// call is its retry, answered from it; the key stays free.
+	rk, _, e := g.Run(ctx, key("", "fp5"), fn)
+	require.Nil(t, e)
+	before := runs.Load()
+	rk2, replayed, e := g.Run(ctx, key("K5", "fp5"), fn)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.Equal(t, string(rk.Body), string(rk2.Body))
+	require.Equal(t, before, runs.Load())
+
+	// A keyed call released (nothing sent) frees the keyless slot too.
+	_, _, e = g.Run(ctx, key("K4", "fp4"), func(context.Context) idempotency.Outcome {
+		return idempotency.Outcome{Response: ok(`{"errCode":-1302}`), Verdict: idempotency.Release}
 	})
 	require.Nil(t, e)
-	require.True(t, rep)
-	require.Equal(t, `{"errCode":0,"id":"first"}`, string(r.Body))
-	require.Equal(t, int32(1), runs.Load())
+	_, replayed, e = g.Run(ctx, key("", "fp4"), fn)
+	require.Nil(t, e)
+	require.False(t, replayed)
+	require.Equal(t, int32(4), runs.Load())
 }
 
-// failing fails chosen operations the way a store that lost Redis does.
+// failing fails chosen operations the way an unreachable store does.
 type failing struct {
-	store.KV
-	setNX, get, cas bool
+	idempotency.Records
+	mu                           sync.Mutex
+	reserve, read, finish, alias bool
+	known                        bool // fail the "outcome known" note too
+	notDurable                   bool
+	finishes                     int
 }
 
-func (f *failing) SetNX(ctx context.Context, k string, v []byte, ttl time.Duration) (bool, error) {
-	if f.setNX {
-		return false, fmt.Errorf("redis: %w", store.ErrUnavailable)
+func (f *failing) Reserve(ctx context.Context, k string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.notDurable {
+		return false, fmt.Errorf("%w: redis has appendonly off", idempotency.ErrNotDurable)
 	}
-	return f.KV.SetNX(ctx, k, v, ttl)
+	if f.reserve || (f.alias && r.Alias != "") {
+		return false, fmt.Errorf("%w: connection refused", idempotency.ErrUnavailable)
+	}
+	return f.Records.Reserve(ctx, k, r, ttl)
 }
 
-func (f *failing) Get(ctx context.Context, k string) ([]byte, error) {
-	if f.get {
-		return nil, fmt.Errorf("redis: %w", store.ErrUnavailable)
+func (f *failing) Read(ctx context.Context, k string) (idempotency.Record, error) {
+	if f.read {
+		return idempotency.Record{}, fmt.Errorf("%w: connection refused", idempotency.ErrUnavailable)
 	}
-	return f.KV.Get(ctx, k)
+	return f.Records.Read(ctx, k)
 }
 
-func (f *failing) CompareAndSwap(ctx context.Context, k string, old, v []byte, ttl time.Duration) (bool, error) {
-	if f.cas {
-		return false, fmt.Errorf("redis: %w", store.ErrUnavailable)
+func (f *failing) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	f.mu.Lock()
+	f.finishes++
+	// The answer's write fails; the small "known" note gets through unless
+	// known is set; the step before sending always works.
+	fail := f.finish && (r.State == idempotency.Done || (r.Known != "" && f.known))
+	f.mu.Unlock()
+	if fail {
+		return false, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
 	}
-	return f.KV.CompareAndSwap(ctx, k, old, v, ttl)
+	return f.Records.Finish(ctx, k, tok, r, ttl)
 }
 
 func TestStoreFailures(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	mem := store.NewMemory(store.MemoryOptions{Now: func() time.Time { return now }})
-	kv := &failing{KV: mem}
-	g := idempotency.New(idempotency.Options{KV: kv, Namespace: "f:", Stuck: time.Minute, Now: func() time.Time { return now }})
+	c := newClock()
+	recs := &failing{Records: idempotency.NewMemory(c.Now)}
+	var logs bytes.Buffer
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "f:", Stuck: time.Minute, Now: c.Now,
+		FinishFor: 200 * time.Millisecond, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx := context.Background()
 	var runs atomic.Int32
-	fn := func(context.Context) (envelope.Response, idempotency.Verdict) {
+	fn := func(context.Context) idempotency.Outcome {
 		runs.Add(1)
-		return ok(`{"errCode":0}`), idempotency.Keep
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`), VendorID: "ECS-42"}
 	}
 
 	// The record cannot be taken: nothing runs, the caller may retry.
-	kv.setNX = true
-	_, _, e := g.Run(ctx, "k", "fp", fn)
+	recs.reserve = true
+	_, _, e := g.Run(ctx, key("k", "fp"), fn)
 	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
-	require.ErrorIs(t, e, store.ErrUnavailable)
-	require.Equal(t, int32(0), runs.Load())
-	kv.setNX = false
+	require.ErrorIs(t, e, idempotency.ErrUnavailable)
+	require.Contains(t, e.Reason, "did not run")
+	recs.reserve = false
 
-	// The call ran but its answer could not be recorded: the record stays in
-	// progress, so repeats hear "in progress", then "outcome unknown", and
-	// nothing runs twice.
-	kv.cas = true
-	_, _, e = g.Run(ctx, "k", "fp", fn)
+	// The keyless alias cannot be written: the keyed record is released and
+	// nothing runs.
+	recs.alias = true
+	_, _, e = g.Run(ctx, key("k", "fp"), fn)
+	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
+	recs.alias = false
+	require.Equal(t, int32(0), runs.Load())
+
+	// A store that could forget records: configuration error, nothing runs.
+	recs.notDurable = true
+	_, _, e = g.Run(ctx, key("k", "fp"), fn)
+	require.Equal(t, envelope.CodeConfig, e.Code)
+	require.Contains(t, e.Reason, "appendonly off")
+	recs.notDurable = false
+	require.Equal(t, int32(0), runs.Load())
+
+	// The call ran but its answer could not be recorded: the finish step is
+	// retried, then an ERROR line names the key and the vendor's id, the
+	// record says what is known, and repeats hear "in progress", then
+	// "outcome unknown" with that id; nothing runs twice.
+	recs.finish = true
+	_, _, e = g.Run(ctx, key("k", "fp"), fn)
 	require.Nil(t, e)
 	require.Equal(t, int32(1), runs.Load())
-	kv.cas = false
-	_, _, e = g.Run(ctx, "k", "fp", fn)
-	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
-	now = now.Add(2 * time.Minute)
-	_, _, e = g.Run(ctx, "k", "fp", fn)
-	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code)
+	require.Greater(t, recs.finishes, 2, "the finish step was retried")
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(bytes.Split(logs.Bytes(), []byte("\n"))[0], &line), logs.String())
+	require.Equal(t, "ERROR", line["level"])
+	require.Equal(t, "f:k", line["key"])
+	require.Equal(t, "ECS-42", line["vendorId"])
+	recs.finish = false
+	_, _, e = g.Run(ctx, key("k", "fp"), fn)
+	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code, "the record says the call ended: no need to wait")
+	require.Contains(t, e.Reason, "outcome known: charged, id ECS-42")
 	require.Equal(t, int32(1), runs.Load())
 
+	// Nothing at all could be written after the call: repeats hear "in
+	// progress" while it could be running, then "outcome unknown".
+	recs.finish, recs.known = true, true
+	_, _, e = g.Run(ctx, key("k2", "fp2"), fn)
+	require.Nil(t, e)
+	require.Equal(t, int32(2), runs.Load())
+	recs.finish, recs.known = false, false
+	_, _, e = g.Run(ctx, key("k2", "fp2"), fn)
+	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
+	c.Add(2 * time.Minute)
+	_, _, e = g.Run(ctx, key("k2", "fp2"), fn)
+	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code)
+	require.NotContains(t, e.Reason, "outcome known")
+	require.Equal(t, int32(2), runs.Load())
+
 	// The record exists but cannot be read: refuse rather than guess.
-	kv.get = true
-	_, _, e = g.Run(ctx, "k", "fp", fn)
+	recs.read = true
+	_, _, e = g.Run(ctx, key("k", "fp"), fn)
 	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
-	require.Equal(t, int32(1), runs.Load())
+	require.Equal(t, int32(2), runs.Load())
 }
 
 // The answer is recorded even when the invocation's context ends as the call
 // returns (the platform deadline hit right after TOP answered).
 func TestRecordsAfterTheContextEnds(t *testing.T) {
-	g := idempotency.New(idempotency.Options{KV: store.NewMemory(store.MemoryOptions{}), Namespace: "x:"})
+	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(nil), Namespace: "x:"})
 	ctx, cancel := context.WithCancel(context.Background())
-	_, _, e := g.Run(ctx, "k", "fp", func(context.Context) (envelope.Response, idempotency.Verdict) {
+	_, _, e := g.Run(ctx, key("k", "fp"), func(context.Context) idempotency.Outcome {
 		cancel()
-		return ok(`{"errCode":0,"id":1}`), idempotency.Keep
+		return idempotency.Outcome{Response: ok(`{"errCode":0,"id":1}`)}
 	})
 	require.Nil(t, e)
-	r, rep, e := g.Run(context.Background(), "k", "fp", func(context.Context) (envelope.Response, idempotency.Verdict) {
-		return ok(`{}`), idempotency.Keep
+	r, rep, e := g.Run(context.Background(), key("k", "fp"), func(context.Context) idempotency.Outcome {
+		return idempotency.Outcome{Response: ok(`{}`)}
 	})
 	require.Nil(t, e)
 	require.True(t, rep)
 	require.Equal(t, `{"errCode":0,"id":1}`, string(r.Body))
 }
 
+type counting struct {
+	idempotency.Records
+	purges atomic.Int32
+}
+
+func (c *counting) Purge(ctx context.Context, limit int) (int, error) {
+	c.purges.Add(1)
+	return c.Records.Purge(ctx, limit)
+}
+
+// The clean-up runs at most once per PurgeEvery per instance.
+func TestPurgeIsSpaced(t *testing.T) {
+	c := newClock()
+	recs := &counting{Records: idempotency.NewMemory(c.Now)}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "p:", PurgeEvery: time.Minute, Now: c.Now})
+	for i := 0; i < 10; i++ {
+		_, _, e := g.Run(context.Background(), key(fmt.Sprint(i), "fp"), func(context.Context) idempotency.Outcome {
+			return idempotency.Outcome{Response: ok(`{}`)}
+		})
+		require.Nil(t, e)
+	}
+	require.Equal(t, int32(1), recs.purges.Load())
+	c.Add(time.Minute)
+	_, _, _ = g.Run(context.Background(), key("later", "fp"), func(context.Context) idempotency.Outcome { return idempotency.Outcome{Response: ok(`{}`)} })
+	require.Equal(t, int32(2), recs.purges.Load())
+}
+
 func TestFingerprint(t *testing.T) {
 	// SHA-256 of the bytes, hex: a fixed value so records survive upgrades.
 	require.Equal(t, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", idempotency.Fingerprint([]byte("abc")))
+}
+
+// markFails fails the step that marks a reservation as sent, once: the
+// store dropped between the reservation and the call.
+type markFails struct {
+	idempotency.Records
+	fail atomic.Bool
+}
+
+func (m *markFails) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	if r.State == idempotency.InProgress && m.fail.CompareAndSwap(true, false) {
+		return false, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
+	}
+	return m.Records.Finish(ctx, k, tok, r, ttl)
+}
+
+// A call refused with -1501 after its reservation was written left nothing
+// sent: the retry takes the reservation over and runs once, instead of
+// hearing "in progress" and then "outcome unknown" for a day. Of many
+// retries at once, one takes it over.
+func TestRetryAfterAStoreFailureTakesTheReservationOver(t *testing.T) {
+	for _, keyed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("keyed=%v", keyed), func(t *testing.T) {
+			recs := &markFails{Records: idempotency.NewMemory(nil)}
+			g := idempotency.New(idempotency.Options{Records: recs, Namespace: "m:"})
+			call := idempotency.Call{Fingerprint: "fp"}
+			if keyed {
+				call.Key = "k"
+			}
+			var runs atomic.Int32
+			fn := func(context.Context) idempotency.Outcome {
+				runs.Add(1)
+				return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+			}
+			recs.fail.Store(true)
+			_, _, e := g.Run(context.Background(), call, fn)
+			require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
+			require.Equal(t, int32(0), runs.Load())
+
+			var wg sync.WaitGroup
+			codes := make(chan int, 20)
+			for i := 0; i < 20; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, _, e := g.Run(context.Background(), call, fn)
+					if e != nil {
+						codes <- e.Code
+					} else {
+						codes <- 0
+					}
+				}()
+			}
+			wg.Wait()
+			close(codes)
+			for c := range codes {
+				require.Contains(t, []int{0, envelope.CodeIdempotencyConflict}, c)
+			}
+			require.Equal(t, int32(1), runs.Load(), "one takeover, one run")
+		})
+	}
+}
+
+// interleave makes a repeat read the reservation just before its owner
+// marks it as sent, and try to take it over just after.
+type interleave struct {
+	idempotency.Records
+	read, marked         chan struct{}
+	readOnce, markedOnce sync.Once
+}
+
+func (i *interleave) Read(ctx context.Context, k string) (idempotency.Record, error) {
+	r, err := i.Records.Read(ctx, k)
+	if r.State == idempotency.Reserved {
+		i.readOnce.Do(func() { close(i.read) })
+		<-i.marked
+	}
+	return r, err
+}
+
+func (i *interleave) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	if r.State != idempotency.InProgress {
+		return i.Records.Finish(ctx, k, tok, r, ttl)
+	}
+	<-i.read
+	ok, err := i.Records.Finish(ctx, k, tok, r, ttl)
+	i.markedOnce.Do(func() { close(i.marked) })
+	return ok, err
+}
+
+// A repeat that saw the reservation a moment before the owner sent cannot
+// take it over afterwards: the owner's mark changed the token.
+func TestStaleReservationCannotBeTakenOver(t *testing.T) {
+	recs := &interleave{Records: idempotency.NewMemory(nil), read: make(chan struct{}), marked: make(chan struct{})}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "s:"})
+	var runs atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		runs.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+	}
+	codes := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			_, _, e := g.Run(context.Background(), key("k", "fp"), fn)
+			if e != nil {
+				codes <- e.Code
+				return
+			}
+			codes <- 0
+		}()
+	}
+	got := []int{<-codes, <-codes}
+	require.ElementsMatch(t, []int{0, envelope.CodeIdempotencyConflict}, got)
+	require.Equal(t, int32(1), runs.Load(), "the stale takeover must not run the charge again")
+}
+
+// An alias left behind by a keyed call whose own release failed (the store
+// was down as it sent nothing) points nowhere once its keyed record is gone:
+// the keyless retry clears it and the next one runs, rather than hearing
+// 409 for a day.
+func TestStaleAliasIsCleared(t *testing.T) {
+	recs := idempotency.NewMemory(nil)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "z:"})
+	_, err := recs.Reserve(context.Background(), "z:auto:fp", idempotency.Record{Token: "x", State: idempotency.Reserved, Fingerprint: "fp", Alias: "K"}, time.Hour)
+	require.NoError(t, err)
+	var runs atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		runs.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+	}
+	_, _, e := g.Run(context.Background(), key("", "fp"), fn)
+	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
+	require.Contains(t, e.Reason, "retry")
+	_, replayed, e := g.Run(context.Background(), key("", "fp"), fn)
+	require.Nil(t, e)
+	require.False(t, replayed)
+	require.Equal(t, int32(1), runs.Load())
 }

@@ -11,7 +11,17 @@ type Var struct {
 	Secret      bool   // never logged; a NoEcho parameter / ${env()} in descriptors
 	Default     string // empty: no default
 	Description string
+	// Required: a deploy without it fails at deploy time (no default in
+	// either descriptor), for settings no default can make safe: the
+	// charge's money store.
+	Required bool
+	// Pattern is what a Required value must match (SAM AllowedPattern).
+	Pattern string
 }
+
+// IdempotencyStorePattern is what CLOUDCALL_IDEMPOTENCY_STORE may hold
+// (recordstore.Pattern; a test keeps the two equal).
+const IdempotencyStorePattern = `^(postgres|postgresql|mysql|redis|rediss)://.+`
 
 // Schedule is a timer, defined once and rendered into each platform's dialect.
 type Schedule struct {
@@ -105,6 +115,9 @@ func All() []Function {
 				{Name: "TOP_GATEWAY_URL", Default: "https://gw.api.taobao.com/router/rest", Description: "TOP router"},
 				{Name: "TOP_MAX_PRICE_FEN", Default: "1000000", Description: "safety cap on one extra charge, in fen (default 10,000 CNY)"},
 				{Name: "TOP_MIN_PRICE_FEN", Default: "0", Description: "floor of one extra charge, in fen (default 0: negative prices refused)"},
+				{Name: "CLOUDCALL_IDEMPOTENCY_STORE", Secret: true, Required: true, Pattern: IdempotencyStorePattern,
+					Description: "durable store of the charge's idempotency records: postgres://, mysql://, or redis:// / rediss:// with appendonly yes (README: Money safety)"},
+				{Name: "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", Default: "verify", Description: "verify (refuse a Redis without AOF) or assume (Tair persistent memory, MemoryDB: durable without AOF)"},
 			}, commonVars()...),
 			Example: `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":2,"desc":"second visit"},"idempotencyKey":"demo-1"}`,
 		},

@@ -17,6 +17,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/ck1"
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/quotaalert"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
@@ -63,7 +64,8 @@ var builders = map[string]func(t *testing.T) sandboxed{
 	},
 	"top-launch-extra-charge": func(t *testing.T) sandboxed {
 		s := topsbx.New(topsbx.Options{})
-		return startSelf(t, s.Handler(), s.Env, top.Factory, s, "/router/rest", map[string]string{
+		// Records in memory: one process, and the corpus is about input rules.
+		return startSelf(t, s.Handler(), s.Env, top.FactoryWith(idempotency.NewMemory(nil)), s, "/router/rest", map[string]string{
 			"TOP_MAX_PRICE_FEN": strconv.FormatInt(math.MaxInt64, 10), "TOP_MIN_PRICE_FEN": strconv.FormatInt(math.MinInt64, 10)})
 	},
 	"quota-alert": func(t *testing.T) sandboxed {

@@ -1,5 +1,6 @@
 // Package store is the bundle's shared state behind small interfaces: token
-// caches, refresh locks, rate limiters, idempotency records and alert state.
+// caches, refresh locks, rate limiters, caller nonces and alert state (the
+// charge's idempotency records live in shared/idempotency's durable stores).
 // Memory (this package) is the embedded default for one instance; Redis
 // (package redisstore) serves many instances of many functions.
 package store

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/store"
@@ -33,7 +34,7 @@ func benchOp(b *testing.B) (envelope.Op, *topsbx.Server) {
 	sbx := topsbx.New(topsbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	b.Cleanup(srv.Close)
-	op, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
+	op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/sandbox"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
@@ -107,7 +108,7 @@ func TestTransportOutcomes(t *testing.T) {
 		srv := httptest.NewServer(sbx.Handler())
 		defer srv.Close()
 		hc := &http.Client{Transport: &failFirstDial{next: srv.Client().Transport}}
-		op, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: store.NewMemory(store.MemoryOptions{}), HTTP: hc})
+		op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: store.NewMemory(store.MemoryOptions{}), HTTP: hc})
 		require.NoError(t, err)
 		r := &rig{sbx: sbx, op: op}
 		st, m := r.call(t, charge("BFC-R", 100, "refused"), nil)
@@ -188,7 +189,7 @@ func TestFactoryConfiguration(t *testing.T) {
 	sbx := topsbx.New(topsbx.Options{})
 	env := sbx.Env("http://127.0.0.1:1")
 	delete(env, "TOP_SESSION")
-	op, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(env), Store: store.NewMemory(store.MemoryOptions{})})
+	op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(env), Store: store.NewMemory(store.MemoryOptions{})})
 	require.NoError(t, err)
 	resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(charge("BFC1", 100, "k"))})
 	require.Contains(t, string(resp.Body), `"errCode":-1601`)
@@ -245,7 +246,7 @@ func TestParamEncodingThroughTheFunction(t *testing.T) {
 	}))
 	defer srv.Close()
 	env := map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_SESSION": "x", "TOP_GATEWAY_URL": srv.URL}
-	op, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(env), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
+	op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(env), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
 	require.NoError(t, err)
 	body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":1,"desc":"a<b>&c","feature":"{\"test\":\"xx\"}"}}`
 	resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(body)})

@@ -45,9 +45,8 @@ func NewClient(o Options) (*Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.HTTP == nil {
-		o.HTTP = http.DefaultClient
-	}
+	// A 3xx is an error, never a re-POST of the signed charge elsewhere.
+	o.HTTP = upstream.NoRedirects(o.HTTP)
 	return &Client{o: o}, nil
 }
 
@@ -136,7 +135,9 @@ func (c *Client) Do(ctx context.Context, method, session string, api map[string]
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
 		out := NotSent
-		if wrote.Load() {
+		// A redirect is an answer from where the request was sent: it was
+		// not acted on there, and it is not followed.
+		if wrote.Load() && !errors.Is(err, upstream.ErrRedirect) {
 			out = Unknown // the request left: TOP may have acted on it
 		}
 		return Reply{Outcome: out, TransErr: upstream.Clean(err)}

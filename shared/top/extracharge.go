@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/upstream"
@@ -167,16 +168,16 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	if key == "" {
 		key = in.HeaderValue("Idempotency-Key")
 	}
-	if key == "" {
-		key = "auto:" + fp
-	}
-	resp, _, e := ch.guard.Run(ctx, key, fp, func(ctx context.Context) (envelope.Response, idempotency.Verdict) {
+	// A keyless call is keyed by its fingerprint; a keyed one also leaves an
+	// alias there, so the same request retried without its key is answered
+	// from the keyed record instead of charging again.
+	resp, _, e := ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, func(ctx context.Context) idempotency.Outcome {
 		out, err := ch.charge(ctx, session, param)
 		if err != nil {
 			ee := envelope.As(err)
-			return envelope.Failure(APILaunchExtraCharge, ee), verdict(ee)
+			return idempotency.Outcome{Response: envelope.Failure(APILaunchExtraCharge, ee), Verdict: verdict(ee)}
 		}
-		return envelope.Success(APILaunchExtraCharge, out), idempotency.Keep
+		return idempotency.Outcome{Response: envelope.Success(APILaunchExtraCharge, out), VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	})
 	if e != nil {
 		return nil, e
@@ -235,8 +236,21 @@ func (ch *Charger) charge(ctx context.Context, session, param string) (*ExtraCha
 	}, nil
 }
 
-// Factory builds the top-launch-extra-charge function from the environment.
-func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
+// Factory builds the top-launch-extra-charge function from the environment:
+// its idempotency records go to CLOUDCALL_IDEMPOTENCY_STORE, else to
+// CLOUDCALL_STORE when that is Redis; never to memory.
+func Factory(ctx context.Context, d runtime.Deps) (envelope.Op, error) {
+	return factory(ctx, d, func() (idempotency.Records, error) { return recordstore.FromEnv(d.Env) })
+}
+
+// FactoryWith builds the function on the given records (tests, embedding).
+func FactoryWith(records idempotency.Records) runtime.Factory {
+	return func(ctx context.Context, d runtime.Deps) (envelope.Op, error) {
+		return factory(ctx, d, func() (idempotency.Records, error) { return records, nil })
+	}
+}
+
+func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records, error)) (envelope.Op, error) {
 	fail := envelope.Op{API: APILaunchExtraCharge}
 	secret, err := d.Env.Secret("TOP_APP_SECRET")
 	if err != nil {
@@ -271,7 +285,11 @@ func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if err != nil {
 		return fail, err
 	}
+	records, err := open()
+	if err != nil {
+		return fail, err
+	}
 	timeout, _ := d.Env.Duration("CLOUDCALL_TIMEOUT", 15*time.Second)
-	g := idempotency.New(idempotency.Options{KV: d.Store, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute})
+	g := idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: d.Log})
 	return NewCharger(c, g, int64(minPrice), int64(maxPrice)).Op(), nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/sandbox"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
@@ -80,7 +81,7 @@ func newRig(t *testing.T, env map[string]string) *rig {
 		vars[k] = v
 	}
 	kv := store.NewMemory(store.MemoryOptions{})
-	op, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: kv, HTTP: srv.Client()})
+	op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: kv, HTTP: srv.Client()})
 	require.NoError(t, err)
 	return &rig{sbx: sbx, op: op, kv: kv}
 }
@@ -276,7 +277,7 @@ func TestStoreDownRefusesTheCharge(t *testing.T) {
 	sbx := topsbx.New(topsbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()
-	op, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: downStore{store.NewMemory(store.MemoryOptions{})}, HTTP: srv.Client()})
+	op, err := top.FactoryWith(downRecords{idempotency.NewMemory(nil)})(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
 	require.NoError(t, err)
 	resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(charge("BFC1", 100, "x"))})
 	require.Equal(t, 503, resp.Status)
@@ -284,10 +285,10 @@ func TestStoreDownRefusesTheCharge(t *testing.T) {
 	require.Empty(t, sbx.Charges(""))
 }
 
-type downStore struct{ *store.Memory }
+type downRecords struct{ *idempotency.Memory }
 
-func (downStore) SetNX(context.Context, string, []byte, time.Duration) (bool, error) {
-	return false, store.ErrUnavailable
+func (downRecords) Reserve(context.Context, string, idempotency.Record, time.Duration) (bool, error) {
+	return false, idempotency.ErrUnavailable
 }
 
 // Values TOP documents as valid reach TOP exactly as given: any order id,

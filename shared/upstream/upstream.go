@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -67,6 +68,9 @@ func Timeout(err error) bool {
 // whether a write's failure is ambiguous instead.
 func TransportError(vendor string, err error) *envelope.Error {
 	err = Clean(err)
+	if errors.Is(err, ErrRedirect) {
+		return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: vendor + " could not be reached: " + err.Error(), Err: err}
+	}
 	if Timeout(err) {
 		return &envelope.Error{Code: envelope.CodeUpstreamTimeout, Reason: vendor + " did not answer before the deadline", Err: err}
 	}
@@ -77,4 +81,28 @@ func TransportError(vendor string, err error) *envelope.Error {
 func Malformed(vendor string, status int, err error) *envelope.Error {
 	return &envelope.Error{Code: envelope.CodeUpstreamMalformed, Reason: fmt.Sprintf("%s answered HTTP %d with a body that could not be read", vendor, status),
 		Err: err, Upstream: &envelope.Upstream{Vendor: vendor, HTTPStatus: status}}
+}
+
+// ErrRedirect: the vendor's address answered with a redirect. Vendor clients
+// never follow one: a signed request (a charge above all) must never be sent
+// again to another host, and a redirect means the configured base URL is
+// not the vendor's API. Nothing was acted on where the request was sent.
+var ErrRedirect = errors.New("the vendor's address answered with a redirect, which is never followed (check the configured *_API_BASE / TOP_GATEWAY_URL)")
+
+// NoRedirects returns a copy of c (nil: a default client) whose requests
+// fail with ErrRedirect instead of following a 3xx.
+func NoRedirects(c *http.Client) *http.Client {
+	if c == nil {
+		c = &http.Client{}
+	}
+	cp := *c
+	cp.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		status := 0
+		if req.Response != nil {
+			status = req.Response.StatusCode
+		}
+		// The host only: a redirect's path or query may carry anything.
+		return fmt.Errorf("HTTP %d to %s: %w", status, req.URL.Host, ErrRedirect)
+	}
+	return &cp
 }

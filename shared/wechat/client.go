@@ -82,7 +82,7 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		st, err := c.exchange(ctx, method, path, tok, body, out)
 		if err != nil {
 			var ee *envelope.Error
-			if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && transport < maxTransportRetries &&
+			if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && !errors.Is(err, upstream.ErrRedirect) && transport < maxTransportRetries &&
 				upstream.Sleep(ctx, upstream.Backoff(transport, 100*time.Millisecond, time.Second), 200*time.Millisecond) == nil {
 				transport++
 				continue

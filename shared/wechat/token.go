@@ -97,6 +97,7 @@ func NewTokenManager(o TokenOptions) *TokenManager {
 		o.Remember = func(string) {}
 	}
 	o.Base = strings.TrimRight(o.Base, "/")
+	o.HTTP = upstream.NoRedirects(o.HTTP)
 	// Classic and stable tokens are separate pools at WeChat: keep them apart.
 	key := "wechat:token:" + o.Mode + ":" + o.AppID
 	return &TokenManager{o: o, key: key, lockKey: key + ":lock"}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/ck1"
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
@@ -87,7 +89,9 @@ func TestAllocationBudget(t *testing.T) {
 				pls[i] = []byte(strings.Replace(f.Example, `"demo-1"`, fmt.Sprintf(`"alloc-%d"`, i), 1))
 			}
 			i := 0
-			return newHandler(t, sbx.Env(serve(t, sbx.Handler())), top.Factory), runtime.Meta{}, func() []byte { i++; return pls[i%len(pls)] }
+			// The records in memory (top.FactoryWith, for tests): the count is
+			// the function's, not a store client's.
+			return newHandler(t, sbx.Env(serve(t, sbx.Handler())), top.FactoryWith(idempotency.NewMemory(time.Now))), runtime.Meta{}, func() []byte { i++; return pls[i%len(pls)] }
 		}},
 	} {
 		t.Run(tc.fn, func(t *testing.T) {

@@ -1,0 +1,62 @@
+package ck1_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/ck1"
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+// A 307 from the vendor's address is an error (-1302, nothing was acted on),
+// never a request sent again to where it points. The client passed in
+// follows redirects by default: the vendor package itself refuses them.
+func TestNeverFollowsRedirects(t *testing.T) {
+	for _, tc := range []struct{ name, prefix string }{{"token endpoint", "/oauth2/token"}, {"business call", "/v1/pricing"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sbx := ck1sbx.New(ck1sbx.Options{})
+			var elsewhere atomic.Int32
+			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				elsewhere.Add(1)
+				sbx.Handler().ServeHTTP(w, r)
+			}))
+			defer target.Close()
+			var redirected atomic.Int32
+			var front *httptest.Server
+			front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, tc.prefix) {
+					redirected.Add(1)
+					http.Redirect(w, r, target.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+					return
+				}
+				sbx.Handler().ServeHTTP(w, r)
+			}))
+			defer front.Close()
+			op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(front.URL)),
+				Store: store.NewMemory(store.MemoryOptions{}), HTTP: &http.Client{}})
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp := op.Invoke(ctx, &envelope.Input{Body: []byte(`{"warehouseId":"US","boxes":[{"weight":1200,"length":30,"width":20,"height":15,"quantity":2}]}`), Trigger: envelope.TriggerDirect})
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(resp.Body, &m), string(resp.Body))
+			require.Equal(t, -1302.0, m["errCode"], m)
+			require.Contains(t, m["errMsg"], "redirect")
+			require.Equal(t, 502, resp.Status)
+			require.Equal(t, int32(1), redirected.Load(), "one request, not retried")
+			require.Equal(t, int32(0), elsewhere.Load(), "nothing was sent where the redirect points")
+		})
+	}
+}

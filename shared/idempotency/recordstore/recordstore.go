@@ -1,0 +1,71 @@
+// Package recordstore opens the durable store of a money-moving function's
+// idempotency records from its configuration. Memory is never an answer.
+package recordstore
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
+	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords"
+)
+
+// Settings, for messages and descriptors.
+const (
+	VarStore       = "CLOUDCALL_IDEMPOTENCY_STORE"
+	VarPersistence = "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"
+	// Pattern is what VarStore may hold (descriptors enforce it at deploy).
+	Pattern = `^(postgres|postgresql|mysql|redis|rediss)://.+`
+)
+
+// ErrMissing explains what to set when there is no durable store.
+var ErrMissing = fmt.Errorf("the charge keeps its idempotency records only in a durable store: set %s to a postgres://, mysql:// "+
+	"or redis:// URL (a Redis with appendonly yes), or CLOUDCALL_STORE to such a Redis; CLOUDCALL_STORE=memory is per instance, "+
+	"so several instances could charge one key several times", VarStore)
+
+// FromEnv opens CLOUDCALL_IDEMPOTENCY_STORE, else CLOUDCALL_STORE when that
+// is Redis. Nothing dials until the first record.
+func FromEnv(env *config.Env) (idempotency.Records, error) {
+	url, err := env.Secret("CLOUDCALL_IDEMPOTENCY_STORE") // URLs carry passwords
+	if err != nil {
+		return nil, err
+	}
+	from := VarStore
+	if url == "" {
+		shared, err := env.Secret("CLOUDCALL_STORE")
+		if err != nil {
+			return nil, err
+		}
+		if !isRedis(shared) {
+			return nil, ErrMissing
+		}
+		url, from = shared, "CLOUDCALL_STORE"
+	}
+	return Open(url, from, env)
+}
+
+func isRedis(u string) bool {
+	return strings.HasPrefix(u, "redis://") || strings.HasPrefix(u, "rediss://")
+}
+
+// Open opens one URL; from names the setting it came from, for errors.
+func Open(url, from string, env *config.Env) (idempotency.Records, error) {
+	switch {
+	case isRedis(url):
+		r, err := redisrecords.Open(redisrecords.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"),
+			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify)})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+		return r, nil
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"), strings.HasPrefix(url, "mysql://"):
+		r, err := sqlrecords.Open(sqlrecords.Options{URL: url})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+		return r, nil
+	}
+	return nil, fmt.Errorf("%s: expected a postgres://, mysql://, redis:// or rediss:// URL", from)
+}

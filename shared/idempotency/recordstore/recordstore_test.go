@@ -1,0 +1,56 @@
+package recordstore_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
+	"github.com/cloudcall/cloudcall/shared/registry"
+)
+
+func TestPatternMatchesTheRegistry(t *testing.T) {
+	require.Equal(t, recordstore.Pattern, registry.IdempotencyStorePattern)
+}
+
+func TestFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string // backend name, or an error substring
+	}{
+		{"nothing: refused", map[string]string{}, "set CLOUDCALL_IDEMPOTENCY_STORE"},
+		{"memory: refused", map[string]string{"CLOUDCALL_STORE": "memory"}, "set CLOUDCALL_IDEMPOTENCY_STORE"},
+		{"shared Redis", map[string]string{"CLOUDCALL_STORE": "redis://127.0.0.1:6379/0"}, "redis"},
+		{"postgres", map[string]string{"CLOUDCALL_STORE": "memory", "CLOUDCALL_IDEMPOTENCY_STORE": "postgres://u@127.0.0.1/db"}, "postgres"},
+		{"postgresql", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "postgresql://u@127.0.0.1/db"}, "postgres"},
+		{"mysql over the shared Redis", map[string]string{"CLOUDCALL_STORE": "redis://127.0.0.1:6379/0", "CLOUDCALL_IDEMPOTENCY_STORE": "mysql://u:p@127.0.0.1:3306/db"}, "mysql"},
+		{"rediss", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "rediss://:p@127.0.0.1:6380/0"}, "redis"},
+		{"memory is not a records store", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "memory"}, "CLOUDCALL_IDEMPOTENCY_STORE: expected a postgres://"},
+		{"bad persistence policy", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "redis://127.0.0.1:6379/0", "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "trust-me"}, "expected verify or assume"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := recordstore.FromEnv(config.FromMap(tc.env))
+			if err != nil {
+				require.Contains(t, err.Error(), tc.want)
+				return
+			}
+			defer r.Close()
+			require.Equal(t, tc.want, r.Name())
+		})
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	// The URL carries a password, so it may come from a file like every secret.
+	path := t.TempDir() + "/url"
+	require.NoError(t, writeFile(path, "mysql://u:p@127.0.0.1:3306/db\n"))
+	r, err := recordstore.FromEnv(config.FromMap(map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE_FILE": path}))
+	require.NoError(t, err)
+	defer r.Close()
+	require.Equal(t, "mysql", r.Name())
+}
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

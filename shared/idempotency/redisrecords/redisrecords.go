@@ -1,0 +1,299 @@
+// Package redisrecords keeps idempotency records in Redis, and only in a
+// Redis that persists every acknowledged write: before it reserves a record
+// it checks INFO persistence (AOF on, appendfsync not "no") and refuses
+// otherwise, because a Redis restarted empty would let a seen key charge
+// again. The verdict is tied to a fence key it writes: a restart or failover
+// that empties Redis drops the fence, and every warm instance checks again
+// before its next reservation.
+package redisrecords
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+)
+
+// Persistence policies.
+const (
+	// Verify (the default) checks INFO persistence before reserving.
+	Verify = "verify"
+	// Assume skips the check: for services that persist every write without
+	// showing AOF (Tair persistent memory, MemoryDB), and for the local
+	// emulator's embedded store, where no real money moves.
+	Assume = "assume"
+)
+
+// Options configures Open.
+type Options struct {
+	URL         string // redis://[user:password@]host:port/db or rediss://
+	Prefix      string // key namespace (default "cloudcall:")
+	Persistence string // Verify (default) or Assume
+	// Timeout bounds each command (default 1s): long enough for a pool
+	// busy with 200 concurrent callers, short enough that a dead Redis
+	// answers -1501 well inside the charge's deadline.
+	Timeout time.Duration
+	// PoolSize is the connection pool (default 200: FC's largest
+	// per-instance concurrency, so no caller waits for a connection).
+	PoolSize int
+	// Recheck is how long a verified verdict holds before INFO is read
+	// again (default 1m); the fence is checked on every reservation.
+	Recheck time.Duration
+	Now     func() time.Time
+}
+
+// Records is idempotency.Records on Redis.
+type Records struct {
+	rdb  *redis.Client
+	o    Options
+	host string
+
+	mu       sync.Mutex
+	verified time.Time
+	fence    string
+	gen      int // bumped by every successful verification
+	refused  error
+	refuseAt time.Time
+}
+
+var _ idempotency.Records = (*Records)(nil)
+
+// Open parses the URL; the first command dials.
+func Open(o Options) (*Records, error) {
+	ro, err := redis.ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %s", redact(err.Error()))
+	}
+	if o.Prefix == "" {
+		o.Prefix = "cloudcall:"
+	}
+	if o.Persistence == "" {
+		o.Persistence = Verify
+	}
+	if o.Persistence != Verify && o.Persistence != Assume {
+		return nil, fmt.Errorf("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=%q: expected verify or assume", o.Persistence)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = 200
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.PoolTimeout = o.Timeout, o.Timeout, o.Timeout, o.Timeout
+	ro.PoolSize = o.PoolSize
+	// No hidden retries: a retried write whose first answer was lost is
+	// the caller's decision (the guard reads the record instead).
+	ro.MaxRetries = -1
+	ro.DisableIndentity = true // (sic, go-redis v9.7) CLIENT SETINFO is noise on managed Redis
+	return &Records{rdb: redis.NewClient(ro), o: o, host: ro.Addr}, nil
+}
+
+func redact(msg string) string {
+	if i := strings.Index(msg, "@"); i >= 0 {
+		if j := strings.LastIndex(msg[:i], ":"); j >= 0 {
+			msg = msg[:j+1] + "***" + msg[i:]
+		}
+	}
+	return msg
+}
+
+func (r *Records) Name() string { return "redis" }
+func (r *Records) Close() error { return r.rdb.Close() }
+
+func (r *Records) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.o.Timeout)
+}
+
+func (r *Records) wrap(err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return err
+	}
+	return fmt.Errorf("%w: redis at %s: %v", idempotency.ErrUnavailable, r.host, err)
+}
+
+func (r *Records) fenceKey() string { return r.o.Prefix + "idem:fence" }
+
+// Durable checks that this Redis persists every acknowledged write, unless
+// the policy is Assume. A verdict is reused for Recheck while the fence
+// written with it is still there; the fence is read without holding the
+// lock, so concurrent reservations do not queue behind one another.
+func (r *Records) Durable(ctx context.Context) error {
+	if r.o.Persistence == Assume {
+		return nil
+	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	r.mu.Lock()
+	fence, verified, gen := r.fence, r.verified, r.gen
+	r.mu.Unlock()
+	if fence != "" && r.o.Now().Sub(verified) < r.o.Recheck {
+		cur, err := r.rdb.Get(ctx, r.fenceKey()).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return r.wrap(err)
+		}
+		if cur == fence {
+			return nil
+		}
+		// The fence is gone: Redis restarted empty or failed over. Check
+		// its persistence again before trusting it with a record.
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen != gen && r.fence != "" {
+		return nil // another call verified (and fenced) since we looked
+	}
+	r.fence = ""
+	// A refusal holds a second: a burst of calls on a Redis without AOF
+	// hears the same -1601 without one INFO each.
+	if r.refused != nil && r.o.Now().Sub(r.refuseAt) < time.Second {
+		return r.refused
+	}
+	if err := r.verify(ctx); err != nil {
+		if errors.Is(err, idempotency.ErrNotDurable) {
+			r.refused, r.refuseAt = err, r.o.Now()
+		}
+		return err
+	}
+	r.refused = nil
+	r.gen++
+	return nil
+}
+
+// verify reads INFO persistence and writes the fence; r.mu is held.
+func (r *Records) verify(ctx context.Context) error {
+	info, err := r.rdb.Info(ctx, "persistence").Result()
+	if err != nil {
+		return r.wrap(err)
+	}
+	if v := infoField(info, "aof_enabled"); v != "1" {
+		return fmt.Errorf("%w: Redis at %s has appendonly off (INFO persistence aof_enabled:%s), so a restart would forget charges and let a seen key charge again; "+
+			"set appendonly yes with appendfsync always (or everysec), or set CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL "+
+			"(for Tair persistent memory or MemoryDB, which persist every write without AOF, set CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume)",
+			idempotency.ErrNotDurable, r.host, orNone(v))
+	}
+	// Managed services often refuse CONFIG; AOF on is then the best we know.
+	if kv, err := r.rdb.ConfigGet(ctx, "appendfsync").Result(); err == nil && kv["appendfsync"] == "no" {
+		return fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync always (or everysec)",
+			idempotency.ErrNotDurable, r.host)
+	}
+	tok := make([]byte, 16)
+	_, _ = rand.Read(tok)
+	// The fence has no TTL: it must outlive every record it vouches for.
+	if err := r.rdb.SetArgs(ctx, r.fenceKey(), hex.EncodeToString(tok), redis.SetArgs{Mode: "NX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return r.wrap(err)
+	}
+	fence, err := r.rdb.Get(ctx, r.fenceKey()).Result()
+	if err != nil {
+		return r.wrap(err)
+	}
+	r.fence, r.verified = fence, r.o.Now()
+	return nil
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "absent"
+	}
+	return v
+}
+
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// A record is a hash: tok (compared by finish and release) and rec (JSON).
+var reserveScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'tok', ARGV[1], 'rec', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`)
+
+var finishScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'tok', ARGV[2], 'rec', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1`)
+
+var releaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`)
+
+func ms(d time.Duration) int64 { return max(1, (d + time.Millisecond - 1).Milliseconds()) }
+
+func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	if err := r.Durable(ctx); err != nil {
+		return false, err
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	n, err := reserveScript.Run(ctx, r.rdb, []string{r.o.Prefix + key}, rec.Token, raw, ms(ttl)).Int()
+	return n == 1, r.wrap(err)
+}
+
+func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	n, err := finishScript.Run(ctx, r.rdb, []string{r.o.Prefix + key}, token, rec.Token, raw, ms(ttl)).Int()
+	return n == 1, r.wrap(err)
+}
+
+func (r *Records) Read(ctx context.Context, key string) (idempotency.Record, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	raw, err := r.rdb.HGet(ctx, r.o.Prefix+key, "rec").Bytes()
+	if err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		// A record written before this format (a plain JSON string under
+		// the same key): still honoured, so an upgrade inside the replay
+		// window never charges a seen key again.
+		raw, err = r.rdb.Get(ctx, r.o.Prefix+key).Bytes()
+	}
+	if errors.Is(err, redis.Nil) {
+		return idempotency.Record{}, idempotency.ErrNotFound
+	}
+	if err != nil {
+		return idempotency.Record{}, r.wrap(err)
+	}
+	var rec idempotency.Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return idempotency.Record{}, fmt.Errorf("idempotency record %q unreadable: %w", key, err)
+	}
+	return rec, nil
+}
+
+func (r *Records) Release(ctx context.Context, key, token string) (bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	n, err := releaseScript.Run(ctx, r.rdb, []string{r.o.Prefix + key}, token).Int()
+	return n == 1, r.wrap(err)
+}
+
+// Purge has nothing to do: Redis expires records itself (PEXPIRE).
+func (r *Records) Purge(context.Context, int) (int, error) { return 0, nil }

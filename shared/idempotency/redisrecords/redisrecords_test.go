@@ -1,0 +1,151 @@
+package redisrecords_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstest"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords/redisproc"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
+)
+
+func open(t *testing.T, o redisrecords.Options) *redisrecords.Records {
+	r, err := redisrecords.Open(o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// The protocol on the shared test Redis (which has no AOF: persistence is
+// assumed here; the tests below are about persistence).
+func TestConformance(t *testing.T) {
+	url := redistest.URL(t)
+	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Prefix: redistest.Prefix(), Persistence: redisrecords.Assume}), recordstest.Options{})
+}
+
+// The protocol on a Redis with AOF, verified as money needs it.
+func TestConformanceWithAOF(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	recordstest.Run(t, open(t, redisrecords.Options{URL: srv.URL()}), recordstest.Options{})
+}
+
+func rec(tok string) idempotency.Record {
+	return idempotency.Record{Token: tok, State: idempotency.InProgress, Fingerprint: "fp"}
+}
+
+// A Redis without persistence never takes a record: a restart would forget
+// it and let the key charge again.
+func TestRefusesRedisWithoutPersistence(t *testing.T) {
+	srv := redisproc.Start(t, false)
+	r := open(t, redisrecords.Options{URL: srv.URL()})
+	ok, err := r.Reserve(context.Background(), "k", rec("t"), time.Minute)
+	require.ErrorIs(t, err, idempotency.ErrNotDurable)
+	require.False(t, ok)
+	require.Contains(t, err.Error(), "aof_enabled:0")
+	require.Contains(t, err.Error(), "appendonly yes")
+	require.Contains(t, err.Error(), "CLOUDCALL_IDEMPOTENCY_STORE")
+	require.Equal(t, int64(0), srv.Keys(), "nothing written")
+}
+
+// A record taken on a Redis with AOF survives a crash; the fence too, so
+// the verdict holds.
+func TestRecordSurvivesACrashWithAOF(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	r := open(t, redisrecords.Options{URL: srv.URL()})
+	ctx := context.Background()
+	ok, err := r.Reserve(ctx, "k", rec("t1"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	srv.Crash()
+	require.Eventually(t, func() bool { _, err := r.Read(ctx, "k"); return err == nil }, 10*time.Second, 50*time.Millisecond)
+	got, err := r.Read(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "t1", got.Token)
+	ok, err = r.Reserve(ctx, "k", rec("t2"), time.Hour)
+	require.NoError(t, err)
+	require.False(t, ok, "the key is still taken after the crash")
+}
+
+// A warm instance that verified a Redis with AOF notices when that Redis
+// comes back empty without persistence (the fence is gone) and refuses at
+// once, not after its verdict would have expired.
+func TestFenceCatchesARedisReplacedByAnEmptyOne(t *testing.T) {
+	withAOF := redisproc.Start(t, true)
+	r := open(t, redisrecords.Options{URL: withAOF.URL(), Recheck: time.Hour})
+	ctx := context.Background()
+	ok, err := r.Reserve(ctx, "k", rec("t1"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// Same address, new server: no persistence, empty.
+	withAOF.Reconfigure(false)
+	require.Eventually(t, func() bool {
+		_, err := r.Reserve(ctx, "k", rec("t2"), time.Hour)
+		return err != nil
+	}, 10*time.Second, 50*time.Millisecond)
+	_, err = r.Reserve(ctx, "k", rec("t2"), time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrNotDurable)
+}
+
+func TestAssumeIsExplicit(t *testing.T) {
+	_, err := redisrecords.Open(redisrecords.Options{URL: "redis://127.0.0.1:6379/0", Persistence: "yes"})
+	require.ErrorContains(t, err, "expected verify or assume")
+	srv := redisproc.Start(t, false)
+	r := open(t, redisrecords.Options{URL: srv.URL(), Persistence: redisrecords.Assume})
+	ok, err := r.Reserve(context.Background(), "k", rec("t"), time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
+func TestUnreachableIsUnavailable(t *testing.T) {
+	r := open(t, redisrecords.Options{URL: "redis://:hunter2@127.0.0.1:1/0", Timeout: 200 * time.Millisecond})
+	_, err := r.Reserve(context.Background(), "k", rec("t"), time.Minute)
+	require.ErrorIs(t, err, idempotency.ErrUnavailable)
+	require.NotContains(t, err.Error(), "hunter2")
+}
+
+// The emulator's embedded store (miniredis) runs the same scripts, so the
+// charge works under `cloudcall local`, which sets Persistence: Assume for
+// it (no real money moves against the sandboxes).
+func TestConformanceOnMiniredis(t *testing.T) {
+	m := miniredis.NewMiniRedis()
+	m.ClockTTL(true) // wall-clock TTLs, as the emulator runs it
+	require.NoError(t, m.Start())
+	t.Cleanup(m.Close)
+	url := "redis://" + m.Addr() + "/0"
+	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Persistence: redisrecords.Assume}), recordstest.Options{})
+	// Verified, it refuses: miniredis has no AOF.
+	_, err := open(t, redisrecords.Options{URL: url}).Reserve(context.Background(), "k", rec("t"), time.Minute)
+	require.Error(t, err)
+}
+
+// Records the charge wrote before this format (a JSON string, SET NX) are
+// still honoured after an upgrade: the key stays taken and its answer is
+// read back.
+func TestLegacyRecordsAreHonoured(t *testing.T) {
+	url := redistest.URL(t)
+	prefix := redistest.Prefix()
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx := context.Background()
+	legacy := `{"state":"done","fingerprint":"fp","started":1700000000000,"status":200,"response":{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok"}}`
+	require.NoError(t, c.Set(ctx, prefix+"idem:top:1:old", legacy, time.Hour).Err())
+	r := open(t, redisrecords.Options{URL: url, Prefix: prefix, Persistence: redisrecords.Assume})
+	ok, err := r.Reserve(ctx, "idem:top:1:old", rec("new"), time.Hour)
+	require.NoError(t, err)
+	require.False(t, ok, "the old record still holds its key")
+	got, err := r.Read(ctx, "idem:top:1:old")
+	require.NoError(t, err)
+	require.Equal(t, idempotency.Done, got.State)
+	require.Equal(t, 200, got.Status)
+	require.JSONEq(t, `{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok"}`, string(got.Body))
+}

@@ -1,0 +1,133 @@
+package sqlrecords
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// dialect is what differs between PostgreSQL and MySQL. Every statement
+// takes the same arguments in the same order on both.
+type dialect interface {
+	name() string
+	migrate(ctx context.Context, db *sql.DB) error
+	insertIfAbsent() string // k, token, state, rec, expires_ms
+	takeover() string       // token, state, rec, expires_ms, k, now
+	finish() string         // token, state, rec, expires_ms, k, old token, now
+	read() string           // k, now
+	release() string        // k, token, now
+	purge() string          // now, limit
+	retryable(err error) bool
+}
+
+type postgres struct{}
+
+func (postgres) name() string { return "postgres" }
+
+func (postgres) migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	// CREATE ... IF NOT EXISTS can still collide when instances start at
+	// once; a transaction-scoped advisory lock serialises them.
+	for _, q := range []string{
+		`SELECT pg_advisory_xact_lock(7461329105)`,
+		`CREATE TABLE IF NOT EXISTS ` + Table + ` (
+			k TEXT PRIMARY KEY,
+			token TEXT NOT NULL,
+			state TEXT NOT NULL,
+			rec TEXT NOT NULL,
+			expires_ms BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS ` + Table + `_expires ON ` + Table + ` (expires_ms)`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (postgres) insertIfAbsent() string {
+	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (k) DO NOTHING`
+}
+
+func (postgres) takeover() string {
+	return `UPDATE ` + Table + ` SET token = $1, state = $2, rec = $3, expires_ms = $4 WHERE k = $5 AND expires_ms <= $6`
+}
+
+func (postgres) finish() string {
+	return `UPDATE ` + Table + ` SET token = $1, state = $2, rec = $3, expires_ms = $4 WHERE k = $5 AND token = $6 AND expires_ms > $7`
+}
+
+func (postgres) read() string {
+	return `SELECT rec FROM ` + Table + ` WHERE k = $1 AND expires_ms > $2`
+}
+
+func (postgres) release() string {
+	return `DELETE FROM ` + Table + ` WHERE k = $1 AND token = $2 AND expires_ms > $3`
+}
+
+func (postgres) purge() string {
+	return `DELETE FROM ` + Table + ` WHERE k IN (SELECT k FROM ` + Table + ` WHERE expires_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
+}
+
+func (postgres) retryable(err error) bool {
+	var pe *pgconn.PgError
+	// 40P01 deadlock_detected, 40001 serialization_failure.
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+type mysqlDialect struct{}
+
+func (mysqlDialect) name() string { return "mysql" }
+
+func (mysqlDialect) migrate(ctx context.Context, db *sql.DB) error {
+	// One statement (MySQL 8 has no CREATE INDEX IF NOT EXISTS). Keys are
+	// ASCII compared byte for byte: "Key" and "key" are different charges.
+	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+Table+` (
+		k VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+		token VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		state VARCHAR(16) CHARACTER SET ascii NOT NULL,
+		rec MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+		expires_ms BIGINT NOT NULL,
+		KEY `+Table+`_expires (expires_ms)
+	) ENGINE=InnoDB`)
+	return err
+}
+
+func (mysqlDialect) insertIfAbsent() string {
+	// Not INSERT IGNORE, which would also swallow real errors. With the
+	// driver's default (no CLIENT_FOUND_ROWS) a duplicate affects 0 rows.
+	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE k = k`
+}
+
+func (mysqlDialect) takeover() string {
+	return `UPDATE ` + Table + ` SET token = ?, state = ?, rec = ?, expires_ms = ? WHERE k = ? AND expires_ms <= ?`
+}
+
+func (mysqlDialect) finish() string {
+	return `UPDATE ` + Table + ` SET token = ?, state = ?, rec = ?, expires_ms = ? WHERE k = ? AND token = ? AND expires_ms > ?`
+}
+
+func (mysqlDialect) read() string {
+	return `SELECT rec FROM ` + Table + ` WHERE k = ? AND expires_ms > ?`
+}
+
+func (mysqlDialect) release() string {
+	return `DELETE FROM ` + Table + ` WHERE k = ? AND token = ? AND expires_ms > ?`
+}
+
+func (mysqlDialect) purge() string {
+	return `DELETE FROM ` + Table + ` WHERE expires_ms <= ? ORDER BY expires_ms LIMIT ?`
+}
+
+func (mysqlDialect) retryable(err error) bool {
+	var me *mysql.MySQLError
+	// 1213 deadlock, 1205 lock wait timeout: the statement was rolled back.
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}

@@ -1,0 +1,287 @@
+// Package sqlrecords keeps idempotency records in PostgreSQL or MySQL /
+// MariaDB (ApsaraDB RDS, PolarDB, Amazon RDS, Aurora): a committed row
+// survives restarts and failovers, which is what money records need. The
+// table is created on first use (an idempotent migration); expired rows are
+// as good as absent and are deleted by a bounded Purge.
+package sqlrecords
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+)
+
+// Table is the records table.
+const Table = "cloudcall_idempotency"
+
+// Options configures Open.
+type Options struct {
+	// URL is postgres://user:pass@host:5432/db?sslmode=require or
+	// mysql://user:pass@host:3306/db?tls=true.
+	URL string
+	// Timeout bounds each statement (default 2s).
+	Timeout time.Duration
+	// MaxConns bounds this instance's connections (default 10): many
+	// instances share the server's max_connections, and a caller waits for
+	// a free connection within Timeout rather than open one more.
+	MaxConns int
+	Now      func() time.Time
+}
+
+// Records is idempotency.Records on SQL.
+type Records struct {
+	db   *sql.DB
+	d    dialect
+	o    Options
+	host string
+
+	mu       sync.Mutex
+	migrated bool
+}
+
+var _ idempotency.Records = (*Records)(nil)
+
+// Open parses the URL; nothing dials until the first record.
+func Open(o Options) (*Records, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 10
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("idempotency store URL: cannot parse it (check its escaping)")
+	}
+	var db *sql.DB
+	var d dialect
+	switch u.Scheme {
+	case "postgres", "postgresql":
+		d = postgres{}
+		db, err = sql.Open("pgx", o.URL)
+	case "mysql":
+		d = mysqlDialect{}
+		var dsn string
+		dsn, err = mysqlDSN(u, o.Timeout)
+		if err == nil {
+			db, err = sql.Open("mysql", dsn)
+		}
+	default:
+		return nil, fmt.Errorf("idempotency store URL: expected postgres:// or mysql://, got %s://", u.Scheme)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idempotency store URL: %w", err)
+	}
+	db.SetMaxOpenConns(o.MaxConns)
+	db.SetMaxIdleConns(o.MaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return &Records{db: db, d: d, o: o, host: u.Host}, nil
+}
+
+// mysqlDSN turns mysql://user:pass@host:port/db?params into the driver's
+// DSN; query parameters are the driver's own (tls=true, ...).
+func mysqlDSN(u *url.URL, timeout time.Duration) (string, error) {
+	c := mysql.NewConfig()
+	if u.User != nil {
+		c.User = u.User.Username()
+		c.Passwd, _ = u.User.Password()
+	}
+	c.Net = "tcp"
+	c.Addr = u.Host
+	if u.Port() == "" {
+		c.Addr = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	c.DBName = strings.TrimPrefix(u.Path, "/")
+	if c.DBName == "" {
+		return "", errors.New("mysql:// URL names no database (mysql://user:pass@host:3306/dbname)")
+	}
+	c.Timeout, c.ReadTimeout, c.WriteTimeout = timeout, timeout, timeout
+	base := c.FormatDSN()
+	if q := u.RawQuery; q != "" {
+		sep := "?"
+		if strings.Contains(base, "?") {
+			sep = "&"
+		}
+		base += sep + q
+	}
+	parsed, err := mysql.ParseDSN(base) // validates the driver parameters
+	if err != nil {
+		return "", errors.New("mysql:// URL: unknown or malformed parameters")
+	}
+	return parsed.FormatDSN(), nil
+}
+
+func (r *Records) Name() string { return r.d.name() }
+func (r *Records) Close() error { return r.db.Close() }
+
+func (r *Records) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s at %s: %v", idempotency.ErrUnavailable, r.d.name(), r.host, err)
+}
+
+// migrate creates the table once per instance; a failure is retried by the
+// next call. The statements are idempotent and safe when many instances
+// start at once.
+func (r *Records) migrate(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.migrated {
+		return nil
+	}
+	if err := r.d.migrate(ctx, r.db); err != nil {
+		return r.wrap(fmt.Errorf("creating table %s: %w", Table, err))
+	}
+	r.migrated = true
+	return nil
+}
+
+// dbKey keeps keys exact and bounded: keys longer than 191 bytes, or not
+// ASCII, are stored as their SHA-256.
+func dbKey(key string) string {
+	ascii := utf8.ValidString(key)
+	for i := 0; ascii && i < len(key); i++ {
+		ascii = key[i] >= 0x20 && key[i] < 0x7f
+	}
+	if ascii && len(key) <= 191 {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (r *Records) op(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if err := r.migrate(ctx); err != nil {
+		return nil, nil, err
+	}
+	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	return c, cancel, nil
+}
+
+func (r *Records) now() int64 { return r.o.Now().UnixMilli() }
+
+// exec runs a statement, retrying deadlocks (the database rolled the
+// statement back, so running it again is safe).
+func (r *Records) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := r.db.ExecContext(ctx, q, args...)
+		if err == nil {
+			return res.RowsAffected()
+		}
+		if attempt < 5 && r.d.retryable(err) && ctx.Err() == nil {
+			continue
+		}
+		return 0, err
+	}
+}
+
+func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel, err := r.op(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer cancel()
+	k, exp := dbKey(key), r.now()+ttl.Milliseconds()
+	n, err := r.exec(ctx, r.d.insertIfAbsent(), k, rec.Token, rec.State, string(raw), exp)
+	if err != nil {
+		return false, r.wrap(err)
+	}
+	if n == 1 {
+		return true, nil
+	}
+	// A row is there: take it over only if it expired (one statement, so
+	// of two callers only one sees the old expiry).
+	n, err = r.exec(ctx, r.d.takeover(), rec.Token, rec.State, string(raw), exp, k, r.now())
+	if err != nil {
+		return false, r.wrap(err)
+	}
+	return n == 1, nil
+}
+
+func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel, err := r.op(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer cancel()
+	now := r.now()
+	n, err := r.exec(ctx, r.d.finish(), rec.Token, rec.State, string(raw), now+ttl.Milliseconds(), dbKey(key), token, now)
+	if err != nil {
+		return false, r.wrap(err)
+	}
+	return n == 1, nil
+}
+
+func (r *Records) Read(ctx context.Context, key string) (idempotency.Record, error) {
+	ctx, cancel, err := r.op(ctx)
+	if err != nil {
+		return idempotency.Record{}, err
+	}
+	defer cancel()
+	var raw string
+	err = r.db.QueryRowContext(ctx, r.d.read(), dbKey(key), r.now()).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return idempotency.Record{}, idempotency.ErrNotFound
+	}
+	if err != nil {
+		return idempotency.Record{}, r.wrap(err)
+	}
+	var rec idempotency.Record
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return idempotency.Record{}, fmt.Errorf("idempotency record %q unreadable: %w", key, err)
+	}
+	return rec, nil
+}
+
+func (r *Records) Release(ctx context.Context, key, token string) (bool, error) {
+	ctx, cancel, err := r.op(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer cancel()
+	n, err := r.exec(ctx, r.d.release(), dbKey(key), token, r.now())
+	if err != nil {
+		return false, r.wrap(err)
+	}
+	return n == 1, nil
+}
+
+func (r *Records) Purge(ctx context.Context, limit int) (int, error) {
+	ctx, cancel, err := r.op(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	n, err := r.exec(ctx, r.d.purge(), r.now(), limit)
+	if err != nil {
+		return 0, r.wrap(err)
+	}
+	return int(n), nil
+}
