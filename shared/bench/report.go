@@ -184,7 +184,7 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 
 	p("\n## Through the emulator\n\nCallers invoke through `emulator.Invoke` (runtime API round trip included), with the emulator's default instance limit (warmed before measuring). ")
-	p("CAMS is bound by its 10 requests/s limit (the function's limiter waits, by design), and each quota-alert run makes several WeChat calls, so both get fewer calls.\n\n")
+	p("CAMS is bound by its 10 requests/s limit (the function's limiter waits, by design), each quota-alert run makes several WeChat calls, and each charge makes several round trips to the shared store that keeps its idempotency records, so these get fewer calls.\n\n")
 	p("| function | callers | calls | p50 | p99 | calls/s | instances |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, l := range r.Load {
 		p("| %s | %d | %d | %s | %s | %.0f | %d |\n", l.Function, l.Concurrency, l.Calls, ms(l.Latency.P50), ms(l.Latency.P99), l.PerSecond, l.Instances)
