@@ -4,7 +4,7 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test race vet run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean
+.PHONY: help build test test-node race vet run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean screenshots
 
 FUZZ_TIME    ?= 15s
 FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDecodeInput:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth FuzzCanonicalQuery:./shared/callerauth \
@@ -32,14 +32,22 @@ REDIS_PICK = if [ -z "$$REDIS_URL" ]; then \
 
 test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
 	@$(REDIS_PICK) $(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory test-node
 
 # Every package that runs goroutines: the emulator and its pool, the runtime,
 # the stores, idempotency, caller auth, the CLI, the sandboxes and the token
 # managers. CI fails on any race.
 RACE_PKGS := ./shared/emulator/... ./shared/runtime/... ./shared/store/... ./shared/idempotency/... \
-             ./shared/callerauth/... ./cmd/cloudcall/... ./shared/sandbox/... ./shared/wechat/... ./shared/ck1/... ./shared/notify/...
+             ./shared/callerauth/... ./cmd/cloudcall/... ./shared/sandbox/... ./shared/wechat/... ./shared/ck1/... ./shared/notify/... ./clients/go/...
 race: ## go test -race over every package with goroutines (uses REDIS_URL like make test)
 	@$(REDIS_PICK) $(GO) test -race -count=1 $(RACE_PKGS)
+
+NODE_TESTS := test/unit.test.mjs test/package.test.mjs test/emulator.test.mjs
+test-node: ## the Node client's suites (node --test; against cloudcall local --caller-keys); CI=true requires node and npm
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  cd clients/node && node --test --test-concurrency=1 $(NODE_TESTS); \
+	elif [ "$$CI" = true ]; then echo "test-node: node and npm are required under CI=true (Node >= 18)"; exit 1; \
+	else echo "test-node: node/npm not installed; the clients/node tests skip (install Node >= 18 to run them)"; fi
 
 fuzz: ## run every fuzz target for FUZZ_TIME each (default 15s); fails on a crash
 	@for t in $(FUZZ_TARGETS); do name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name in $$pkg for $(FUZZ_TIME)"; \
@@ -58,7 +66,10 @@ ARGS ?=
 run: build ## every function under the local emulator, against the vendor sandboxes (flags: make run ARGS="--addr 127.0.0.1:9001 ..."; Ctrl-C stops it all)
 	$(BIN)/cloudcall local $(ARGS)
 
-gen: ## regenerate s.yaml and template.yaml from shared/registry
+screenshots: ## regenerate the console screenshots in docs/ (browser test; needs chromium and npm ci --prefix shared/console/browsertest)
+	CONSOLE_SCREENSHOTS=docs $(GO) test -count=1 -run TestConsoleInBrowser ./cmd/cloudcall
+
+gen: ## regenerate s.yaml, template.yaml and the clients' generated files from shared/registry
 	$(GO) run ./cmd/cloudcall gen
 
 package: ## reproducible zips: dist/fc/<fn>.zip (main) and dist/aws/<fn>-{x86_64,arm64}.zip (bootstrap)

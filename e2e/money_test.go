@@ -42,7 +42,7 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 		port := ln.Addr().(*net.TCPAddr).Port
 		_ = ln.Close()
 		cmd := exec.Command(bins["top-launch-extra-charge"])
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "CLOUDCALL_PORT=" + strconv.Itoa(port), "CLOUDCALL_TIMEOUT=15s"}
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "FC_CUSTOM_LISTEN_PORT=" + strconv.Itoa(port), "CLOUDCALL_HOST=127.0.0.1", "CLOUDCALL_TIMEOUT=15s"}
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
@@ -67,7 +67,14 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 
 // invoke sends one direct invocation (FC custom runtime /invoke).
 func (s *server) invoke(t *testing.T, payload string) map[string]any {
-	resp, err := s.client.Post(s.url+"/invoke", "application/json", bytes.NewReader([]byte(payload)))
+	req, err := http.NewRequest(http.MethodPost, s.url+"/invoke", bytes.NewReader([]byte(payload)))
+	if err != nil {
+		t.Errorf("invoke: %v", err)
+		return nil
+	}
+	// FC's proxy marks an event invocation; nothing else is one.
+	req.Header.Set("x-fc-control-path", "/invoke")
+	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Errorf("invoke: %v", err)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/alicebob/miniredis/v2"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
+	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
@@ -76,6 +78,11 @@ func startSandboxes(t *testing.T) *sandboxes {
 		t.Cleanup(srv.Close)
 		s.env[vendor] = sb.Env(srv.URL)
 	}
+	// The charge runs only on a shared records store (never memory): an
+	// in-test Redis, taken as durable as the emulator's embedded one is.
+	records := miniredis.RunT(t)
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_STORE"] = "redis://" + records.Addr()
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
 	s.calls = func() int {
 		n := 0
 		for _, sb := range all {
@@ -87,7 +94,21 @@ func startSandboxes(t *testing.T) *sandboxes {
 		}
 		return n
 	}
+	// The charge keeps its idempotency records only in a durable store: the
+	// emulator's embedded Redis, as cloudcall local gives it (persistence
+	// assumed: nothing here outlives the test).
+	st, err := localstore.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_STORE"] = st.URL()
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
 	return s
+}
+
+// functionEnv is what f needs: its sandbox (and records store) and the
+// suite's caller keys.
+func functionEnv(t *testing.T, sbx *sandboxes, f registry.Function) map[string]string {
+	return merge(sbx.env[f.Vendor], map[string]string{"CLOUDCALL_CALLER_KEYS": suiteCallerEnv})
 }
 
 // httpServer is one function binary in HTTP-server mode.
@@ -201,6 +222,16 @@ type attack struct {
 	on map[string]expect
 }
 
+// onEmulators is x for every emulator target; onFCEmulators for those that
+// send FC events (cloudcall local's default platform is fc).
+func onEmulators(x expect) map[string]expect {
+	return map[string]expect{"emulator-fc": x, "emulator-aws": x, "cloudcall-local": x}
+}
+
+func onFCEmulators(x expect) map[string]expect {
+	return map[string]expect{"emulator-fc": x, "cloudcall-local": x}
+}
+
 // expect is an answer from in front of the function: no envelope, so no
 // errCode, and still no vendor call.
 type expect struct {
@@ -240,7 +271,7 @@ func attacks() []attack {
 				w := good(t, path, body)
 				w.method = "PUT"
 				return w
-			}},
+			}, on: onEmulators(expect{405, "the trigger takes POST only (its descriptors' methods)"})},
 		{name: "tampered path", status: 401, errCode: -1101, reason: "signature does not match",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, path, body)
@@ -264,13 +295,13 @@ func attacks() []attack {
 				w := good(t, path, body)
 				w.query = "a=1;b=2"
 				return w
-			}, on: map[string]expect{"emulator-fc": {400, "FC's event carries parsed query parameters: the front door refuses what it cannot parse"}}},
+			}, on: onFCEmulators(expect{400, "FC's event carries parsed query parameters: the front door refuses what it cannot parse"})},
 		{name: "query with a bad % escape appended", status: 401, errCode: -1101, reason: "query string cannot be canonicalized",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, path, body)
 				w.query = "a=%zz"
 				return w
-			}, on: map[string]expect{"emulator-fc": {400, "as above"}}},
+			}, on: onFCEmulators(expect{400, "as above"})},
 		{name: "tampered body", status: 401, errCode: -1101, reason: "signature does not match",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, path, body)
@@ -408,8 +439,7 @@ func TestSecuritySuiteHTTPServerMode(t *testing.T) {
 			sbx := startSandboxes(t)
 			servers := map[string]*httpServer{}
 			for _, f := range httpFunctions() {
-				env := merge(sbx.env[f.Vendor], map[string]string{"CLOUDCALL_CALLER_KEYS": suiteCallerEnv})
-				servers[f.Name] = startHTTPServer(t, bins[f.Name], mode, env)
+				servers[f.Name] = startHTTPServer(t, bins[f.Name], mode, functionEnv(t, sbx, f))
 			}
 			runSuite(t, mode, mode, func(fn string) string { return servers[fn].url }, sbx.calls)
 			for fn, s := range servers {

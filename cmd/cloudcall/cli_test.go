@@ -74,7 +74,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown function", []string{"invoke", "nope"}, `unknown function "nope"; known functions: ` + strings.Join(registry.Names(), ", ")},
 		{"no function", []string{"invoke"}, "name a function: " + strings.Join(registry.Names(), ", ")},
 		{"package unknown function", []string{"package", "--function", "nope"}, `unknown function "nope"; known functions:`},
-		{"bad caller keys", []string{"local", "--caller-keys", "short:x"}, "--caller-keys: key \"short\""},
+		{"bad caller keys", []string{"local", "--caller-keys", "short:x"}, "--caller-keys: entry 1: the secret must be at least 16 characters"},
 		{"bad store", []string{"local", "--store", "memcached://x"}, `--store "memcached://x": expected embedded or a redis:// / rediss:// URL`},
 		{"missing env file", []string{"local", "--env-file", "/nonexistent/.env"}, "--env-file /nonexistent/.env:"},
 		{"stray argument", []string{"local", "extra"}, `unexpected argument "extra"`},

@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 
+	"github.com/cloudcall/cloudcall/shared/clientgen"
 	"github.com/cloudcall/cloudcall/shared/descriptor"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/registry"
@@ -17,10 +19,10 @@ import (
 
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gen", args, stdout, stderr)
-	check := fs.Bool("check", false, "do not write: fail if s.yaml or template.yaml differ from the registry")
+	check := fs.Bool("check", false, "do not write: fail if s.yaml, template.yaml or the clients' generated files differ from the registry")
 	awsIAM := fs.Bool("aws-iam", false, "template.yaml: protect every HttpApi route with AWS_IAM (SigV4 callers) instead of the bundle's caller signatures")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0) and template.yaml (AWS SAM) from shared/registry.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0), template.yaml (AWS SAM) and the clients' generated files\n(clients/node/api.cjs, index.d.ts, index.d.mts; clients/go/cloudcall/api_gen.go) from shared/registry and its schemas.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -41,9 +43,23 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	files := map[string][]byte{"s.yaml": fc, "template.yaml": sam}
+	clients, err := clientgen.FromRegistry()
+	if err != nil {
+		return err
+	}
+	for name, b := range clients {
+		files[name] = b
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	drift := false
-	for name, want := range map[string][]byte{"s.yaml": fc, "template.yaml": sam} {
-		path := filepath.Join(root, name)
+	for _, name := range names {
+		want := files[name]
+		path := filepath.Join(root, filepath.FromSlash(name))
 		have, _ := os.ReadFile(path)
 		if bytes.Equal(have, want) {
 			fmt.Fprintf(stdout, "%s is up to date\n", name)
@@ -60,7 +76,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "wrote %s\n", name)
 	}
 	if drift {
-		return errors.New("descriptors drifted from the registry")
+		return errors.New("generated files drifted from the registry")
 	}
 	return nil
 }

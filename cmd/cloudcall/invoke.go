@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
@@ -22,7 +23,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	upstream := fs.String("upstream", "sandbox", "sandbox or real")
 	binDir := fs.String("bin", "bin", "where to build the function binary")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\nThe event is any platform event (cloudcall event <kind> prints samples) or a direct input; it must be JSON.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	// The function name may come before or after the flags.
@@ -65,6 +66,15 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
+	if *event != "" {
+		from := *event
+		if from == "-" {
+			from = "standard input"
+		}
+		if err := checkEvent(payload, from); err != nil {
+			return err
+		}
+	}
 	bins, err := buildFunctions(ctx, stderr, *binDir, f.Name)
 	if err != nil {
 		return err
@@ -85,9 +95,12 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer st.Close()
 	set := localSettings{storeURL: st.URL(), storePfx: "cloudcall:", embedded: true}
-	emu := emulator.New(emulator.Options{Platform: p, Log: stderr, Functions: []emulator.FunctionConfig{{
+	// One sink for the emulator's lines and the function's: one lock over
+	// stderr, whatever writer it is.
+	sink := linewriter.New(stderr, 0)
+	emu := emulator.New(emulator.Options{Platform: p, Log: sink, Functions: []emulator.FunctionConfig{{
 		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real, set),
-		Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Stdout: stderr,
+		Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Stdout: sink, LogPrefix: f.Name + " | ",
 	}}})
 	defer emu.Close()
 	res, _, err := emu.Invoke(ctx, f.Name, payload)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,11 +45,14 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxInst := fs.Int("max-instances", emulator.DefaultMaxInstances(), "instances per function when all are busy (default: 2 per CPU)")
 	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
+	watch := fs.Bool("watch", false, "rebuild a function when its sources (or a package of this module it imports) change, and swap its instances gracefully")
+	debugFn := fs.String("debug", "", "run this function's instance under Delve headless (needs dlv); its deadline is suspended")
+	debugAddr := fs.String("debug-addr", "127.0.0.1:2345", "where Delve listens with --debug")
 	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for every function (overrides defaults and sandbox settings)")
 	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ characters); default: anonymous calls allowed")
 	storeFlag := fs.String("store", defaultStore(), "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL` (default: $CLOUDCALL_STORE when it is a Redis URL)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\nThe web console is at the front door's / (loopback only).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -115,11 +119,41 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage
 	}
 	real := *upstream == "real"
+	var launcher []string
+	if *debugFn != "" {
+		if _, ok := registry.Lookup(*debugFn); !ok {
+			fmt.Fprintf(stderr, "--debug %q: known functions: %s\n", *debugFn, strings.Join(registry.Names(), ", "))
+			return errUsage
+		}
+		if launcher, err = delveLauncher(*debugAddr); err != nil {
+			return err
+		}
+	}
 
 	fmt.Fprintln(stdout, "cloudcall local: building functions (a first build compiles every dependency: a few minutes)")
 	bins, err := buildFunctions(ctx, stdout, *binDir, "")
 	if err != nil {
 		return err
+	}
+	root, err := emulator.ModuleRoot(".")
+	if err != nil {
+		return err
+	}
+	absBin := *binDir
+	if !filepath.IsAbs(absBin) {
+		absBin = filepath.Join(root, absBin)
+	}
+	_ = os.RemoveAll(filepath.Join(absBin, ".watch")) // a previous run's rebuilds
+	defer os.RemoveAll(filepath.Join(absBin, ".watch"))
+	if *debugFn != "" {
+		dir := filepath.Join(absBin, ".debug")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "  building %s for Delve (-gcflags=all=-N -l; the first time takes a while)\n", *debugFn)
+		if bins[*debugFn], err = buildDebug(ctx, root, "./functions/"+*debugFn, dir); err != nil {
+			return err
+		}
 	}
 	var sbs []*servedSandbox
 	if !real {
@@ -138,12 +172,18 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !ok {
 			continue
 		}
-		fns = append(fns, emulator.FunctionConfig{
+		fc := emulator.FunctionConfig{
 			Name: f.Name, Binary: bin, Platform: p, Env: functionEnv(f, p, sbs, real, set),
 			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB,
 			MaxInstances: *maxInst, Idle: *idle, Stdout: sink, LogPrefix: f.Name + " | ",
 			HTTPMethods: f.HTTPMethods, NoHTTPTrigger: len(f.HTTPMethods) == 0,
-		})
+		}
+		if f.Name == *debugFn {
+			// One instance (one Delve port), and no deadline: a call paused
+			// at a breakpoint must not time out under the debugger.
+			fc.Launcher, fc.MaxInstances, fc.Timeout = launcher, 1, debugTimeout
+		}
+		fns = append(fns, fc)
 		if f.Schedule != nil {
 			c, err := emulator.ParseCron(f.Schedule.Cron, f.Schedule.TimeZone)
 			if err != nil {
@@ -154,16 +194,44 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: sink})
 	defer emu.Close()
+	var w *watcher
+	if *watch {
+		build := func(ctx context.Context, root, pkg, dir string) (string, error) {
+			if pkg == "./functions/"+*debugFn {
+				return buildDebug(ctx, root, pkg, dir)
+			}
+			return emulator.Build(ctx, root, pkg, dir)
+		}
+		w = newWatcher(root, absBin, emu, build, stdout, bins)
+	}
+	cons, err := newConsole(emu, string(p), bins, sbs, w, *debugFn)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another cloudcall local running? pass --addr 127.0.0.1:<free port>)", *addr, err)
 	}
-	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: frontDoors(cons, emu), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	if *timers == "on" {
 		emu.RunTimers(ctx)
 	}
 	banner(stdout, "http://"+ln.Addr().String(), string(p), *upstream, bins, sbs, tms, *timers, set)
+	if *debugFn != "" {
+		fmt.Fprintf(stdout, "debug: %s runs under Delve on %s (deadline suspended); attach with VS Code (README: Debugging) or dlv connect %s\n", *debugFn, *debugAddr, *debugAddr)
+	}
+	if w != nil {
+		var names []string
+		for _, f := range fns {
+			names = append(names, f.Name)
+		}
+		go func() {
+			if err := w.run(ctx, names); err != nil {
+				fmt.Fprintf(stdout, "watch: stopped: %v\n", err)
+			}
+		}()
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")
 	shut, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -174,6 +242,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string, set localSettings) {
 	fmt.Fprintf(w, "\ncloudcall local on %s — platform %s, upstream %s\n", base, platform, upstream)
+	fmt.Fprintf(w, "console: %s/ (loopback only)\n", base)
 	if set.callerKeys == "" {
 		fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform). --caller-keys turns caller auth on.")
 	} else {

@@ -24,6 +24,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"local":   {"run every function under the local emulator, against the vendor sandboxes", runLocal},
+		"event":   {"print a sample platform event (FC HTTP, API Gateway v2, FC timer, EventBridge, ScheduleV2)", runEvent},
 		"invoke":  {"run one invocation of a function, like `sam local invoke`", runInvoke},
 		"sandbox": {"serve the vendor sandboxes on loopback", runSandbox},
 		"gen":     {"write s.yaml and template.yaml from the function registry", runGen},

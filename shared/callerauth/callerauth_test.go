@@ -122,13 +122,13 @@ func TestNodeSnippet(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("node is not installed (CI=true requires it: .ci/run installs nodejs)")
 		}
-		t.Skip("node is not installed: the README's Node.js snippet is not checked on this machine")
+		t.Skip("node is not installed: the Node.js signing snippet of docs/caller-auth.md is not checked on this machine")
 	}
 	snippet, err := os.ReadFile("testdata/sign.mjs")
 	require.NoError(t, err)
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "caller-auth.md"))
 	require.NoError(t, err)
-	require.True(t, strings.Contains(string(readme), string(snippet)), "README.md must show shared/callerauth/testdata/sign.mjs verbatim")
+	require.True(t, strings.Contains(string(readme), string(snippet)), "docs/caller-auth.md must show shared/callerauth/testdata/sign.mjs verbatim")
 
 	srv, calls := server(t)
 	dir := t.TempDir()

@@ -35,6 +35,12 @@ type InstanceConfig struct {
 	// Stdout and Stderr are used when Log is nil (each line whole, per pipe).
 	Stdout io.Writer
 	Stderr io.Writer
+	// Launcher, when set, runs the binary through another program (Delve):
+	// Launcher[0] is executed with Launcher[1:] followed by Binary.
+	Launcher []string
+	// OnLine, when set, receives every line the process writes with the
+	// request id of the invocation it was serving (observe.go).
+	OnLine func(requestID, line string)
 }
 
 // Instance is one running function process and its runtime API.
@@ -50,6 +56,9 @@ type Instance struct {
 	mu      sync.Mutex
 	invoked int
 	capture *tailBuffer // this invocation's log lines while one runs
+	current string      // request id of the latest invocation (OnLine attribution)
+	early   []string    // lines written before the first invocation
+	onLine  func(requestID, line string)
 }
 
 // StartInstance starts the runtime API, then the binary pointed at it (in
@@ -74,6 +83,9 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 		}
 	}
 	cmd := exec.Command(cfg.Binary)
+	if len(cfg.Launcher) > 0 {
+		cmd = exec.Command(cfg.Launcher[0], append(append([]string(nil), cfg.Launcher[1:]...), cfg.Binary)...)
+	}
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	outSink, errSink := cfg.Log, cfg.Log
@@ -84,7 +96,7 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 			errSink = linewriter.New(cfg.Stderr, 0)
 		}
 	}
-	in := &Instance{API: api, cmd: cmd, tail: &tailBuffer{max: 4096}, exited: make(chan struct{})}
+	in := &Instance{API: api, cmd: cmd, tail: &tailBuffer{max: 4096}, exited: make(chan struct{}), onLine: cfg.OnLine}
 	// One stream per pipe, each with its own line buffer: a shared buffer
 	// would splice stdout's half lines into stderr's. The pipes are ours (not
 	// os/exec's) so drain can tell when what the process wrote has arrived.
@@ -239,6 +251,9 @@ func (in *Instance) sawLine(line []byte) {
 	if c != nil {
 		_, _ = c.Write(append(line, '\n'))
 	}
+	if in.onLine != nil {
+		in.line(in.onLine, string(line))
+	}
 }
 
 // ErrExited says the process ended during an invocation (a Lambda binary
@@ -258,7 +273,15 @@ func (in *Instance) InvokeLogged(ctx context.Context, inv runtimeapi.Invocation)
 	in.mu.Lock()
 	in.invoked++
 	in.capture = capture
+	in.current = inv.RequestID
+	early := in.early
+	in.early = nil
 	in.mu.Unlock()
+	if in.onLine != nil {
+		for _, l := range early {
+			in.onLine(inv.RequestID, l)
+		}
+	}
 	defer func() {
 		in.mu.Lock()
 		in.capture = nil

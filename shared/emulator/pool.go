@@ -32,6 +32,11 @@ type FunctionConfig struct {
 	// any method); NoHTTPTrigger says the descriptors give it no trigger.
 	HTTPMethods   []string
 	NoHTTPTrigger bool
+	// Launcher runs the binary through another program (Delve under --debug).
+	Launcher []string
+	// OnLine receives each line an instance writes, with the request id it
+	// was serving; Emulator.New sets it to feed the invocation bus.
+	OnLine func(requestID, line string)
 }
 
 // DefaultMaxInstances is the scale-out limit when none is set: two instances
@@ -78,6 +83,8 @@ type slot struct {
 	lastUsed time.Time
 	fresh    bool // has not served an invocation yet
 	started  time.Time
+	binary   string // what it runs; SetBinary retires slots on an older one
+	served   int
 }
 
 // grant is what a waiter receives: an instance handed over by the caller
@@ -123,7 +130,11 @@ func NewPool(cfg FunctionConfig) *Pool {
 }
 
 // Config returns the function's configuration.
-func (p *Pool) Config() FunctionConfig { return p.cfg }
+func (p *Pool) Config() FunctionConfig {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
 
 // Instances counts live instances.
 func (p *Pool) Instances() int {
@@ -218,7 +229,7 @@ var errShuttingDown = errors.New("emulator is shutting down")
 
 // reserveLocked adds a busy slot for an instance about to start.
 func (p *Pool) reserveLocked() *slot {
-	s := &slot{busy: true, fresh: true, started: time.Now()}
+	s := &slot{busy: true, fresh: true, started: time.Now(), binary: p.cfg.Binary}
 	p.slots = append(p.slots, s)
 	p.starts++
 	return s
@@ -226,7 +237,8 @@ func (p *Pool) reserveLocked() *slot {
 
 // start runs the process for a reserved slot.
 func (p *Pool) start(s *slot) (*slot, error) {
-	inst, err := StartInstance(InstanceConfig{Binary: p.cfg.Binary, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix})
+	inst, err := StartInstance(InstanceConfig{Binary: s.binary, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix,
+		Launcher: p.cfg.Launcher, OnLine: p.cfg.OnLine})
 	if err != nil {
 		p.mu.Lock()
 		p.remove(s)
@@ -253,7 +265,11 @@ func (p *Pool) release(s *slot, keep bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s.fresh = false
+	s.served++
 	s.lastUsed = time.Now()
+	if s.binary != p.cfg.Binary {
+		keep = false // swapped while it served this call: retire it now
+	}
 	if keep && !p.closed && s.inst.Alive() {
 		if len(p.waiters) > 0 {
 			w := p.waiters[0]

@@ -58,6 +58,7 @@ type Options struct {
 type Emulator struct {
 	opts  Options
 	log   *linewriter.Sink
+	bus   *Bus
 	pools map[string]*Pool
 	names []string
 	wg    sync.WaitGroup
@@ -81,11 +82,15 @@ func New(opts Options) *Emulator {
 	if !ok {
 		sink = linewriter.New(opts.Log, 0)
 	}
-	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}}
+	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}, bus: NewBus(500)}
 	for _, f := range opts.Functions {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
 		}
+		if f.Stdout != nil && f.Stdout == opts.Log {
+			f.Stdout = sink // one writer, one lock: its lines and ours never race
+		}
+		f.OnLine = e.tapLines(f.OnLine)
 		e.pools[f.Name] = NewPool(f)
 		e.names = append(e.names, f.Name)
 	}
@@ -136,7 +141,9 @@ func (e *Emulator) invoke(ctx context.Context, fn, requestID string, payload []b
 	inv := runtimeapi.Invocation{RequestID: requestID, Payload: payload, Region: e.opts.Region, AccountID: e.opts.AccountID, Handler: handlerName(p.cfg.Platform)}
 	start := fmt.Sprintf("START RequestId: %s Version: $LATEST", inv.RequestID)
 	e.logf("%s %s", fn, start)
+	e.bus.begin(fn, inv.RequestID, payload)
 	res, rep, err := p.Invoke(ctx, inv)
+	e.bus.finish(inv.RequestID, res, rep, err)
 	end := "END RequestId: " + inv.RequestID
 	e.logf("%s %s", fn, end)
 	line := fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tMemory Size: %d MB\tMax Memory Used: %d MB", inv.RequestID,

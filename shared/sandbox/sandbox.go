@@ -90,6 +90,17 @@ func (s *Sandbox) Inject(f Fault) {
 	s.faults = append(s.faults, &fc)
 }
 
+// Faults lists the faults in force (the console shows them as toggles).
+func (s *Sandbox) Faults() []Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Fault, 0, len(s.faults))
+	for _, f := range s.faults {
+		out = append(out, *f)
+	}
+	return out
+}
+
 // ClearFaults removes every fault.
 func (s *Sandbox) ClearFaults() {
 	s.mu.Lock()
@@ -236,6 +247,7 @@ func hangUp(w http.ResponseWriter) {
 //
 //	GET  /__sandbox/calls            the counters
 //	POST /__sandbox/calls/reset      zero them
+//	GET  /__sandbox/faults           the faults in force
 //	POST /__sandbox/faults           add a Fault (JSON; delay as "250ms")
 //	POST /__sandbox/faults/clear     remove every fault
 //	POST /__sandbox/clock            {"advance":"2h"}
@@ -244,6 +256,8 @@ func (s *Sandbox) admin(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/__sandbox/calls":
 		_ = json.NewEncoder(w).Encode(s.AllCalls())
+	case r.Method == http.MethodGet && r.URL.Path == "/__sandbox/faults":
+		_ = json.NewEncoder(w).Encode(map[string]any{"faults": s.Faults()})
 	case r.Method == http.MethodPost && r.URL.Path == "/__sandbox/calls/reset":
 		s.ResetCalls()
 		_, _ = w.Write([]byte(`{"ok":true}`))

@@ -168,21 +168,47 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	if key == "" {
 		key = in.HeaderValue("Idempotency-Key")
 	}
+	inForce := key
+	if inForce == "" {
+		inForce = "auto:" + fp // the keyless slot's name (idempotency)
+	}
 	// A keyless call is keyed by its fingerprint; a keyed one also leaves an
 	// alias there, so the same request retried without its key is answered
-	// from the keyed record instead of charging again.
+	// from the keyed record instead of charging again. The key is echoed
+	// inside the recorded answer, so a replay names the record that answered
+	// and stays byte-identical.
 	resp, _, e := ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, func(ctx context.Context) idempotency.Outcome {
 		out, err := ch.charge(ctx, session, param)
 		if err != nil {
 			ee := envelope.As(err)
-			return idempotency.Outcome{Response: envelope.Failure(APILaunchExtraCharge, ee), Verdict: verdict(ee)}
+			return idempotency.Outcome{Response: withKey(envelope.Failure(APILaunchExtraCharge, ee), inForce), Verdict: verdict(ee)}
 		}
-		return idempotency.Outcome{Response: envelope.Success(APILaunchExtraCharge, out), VendorID: out.Result.Data.ExtraChargeServiceOrderID}
+		return idempotency.Outcome{Response: withKey(envelope.Success(APILaunchExtraCharge, out), inForce), VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	})
 	if e != nil {
-		return nil, e
+		resp = withKey(envelope.Failure(APILaunchExtraCharge, e), inForce)
 	}
 	return envelope.Prepared(resp), nil
+}
+
+// withKey echoes the idempotency key in force as the envelope's last field,
+// on every answer once the key is known, so a caller that sent none learns the
+// function's fingerprint key and can reconcile or repeat with it.
+func withKey(resp envelope.Response, key string) envelope.Response {
+	b := bytes.TrimRight(resp.Body, " \n")
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		return resp
+	}
+	k, _ := json.Marshal(key)
+	out := make([]byte, 0, len(b)+len(k)+20)
+	out = append(out, b[:len(b)-1]...)
+	if len(bytes.TrimSpace(b[1:len(b)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"idempotencyKey":`...)
+	out = append(out, k...)
+	resp.Body = append(out, '}')
+	return resp
 }
 
 // verdict keeps every answer after which TOP may have acted, and forgets

@@ -122,6 +122,7 @@ func TestChargeOnceAndReplay(t *testing.T) {
 			require.Equal(t, `{"visit":"2"}`, res["data"].(map[string]any)["feature"])
 			require.NotEmpty(t, first["requestId"])
 
+			require.Equal(t, "k1", first["idempotencyKey"], "the key in force is echoed")
 			_, second := r.call(t, charge("BFC123", 12345, "k1"), nil)
 			require.Equal(t, first, second, "the repeat answers the first result")
 			require.Len(t, r.sbx.Charges("BFC123"), 1, "one charge")
@@ -136,15 +137,24 @@ func TestHeaderKeyAndHashKey(t *testing.T) {
 	r.call(t, body, map[string]string{"Idempotency-Key": "hdr-1"})
 	r.call(t, body, map[string]string{"Idempotency-Key": "hdr-1"})
 	require.Len(t, r.sbx.Charges("BFC9"), 1)
-	// Without any key, the hash of the canonical request is the key.
-	r.call(t, charge("BFC10", 500, ""), nil)
-	r.call(t, charge("BFC10", 500, ""), nil)
+	// Without any key, the hash of the canonical request is the key, and the
+	// answer says which key that is.
+	_, a := r.call(t, charge("BFC10", 500, ""), nil)
+	_, b := r.call(t, charge("BFC10", 500, ""), nil)
 	require.Len(t, r.sbx.Charges("BFC10"), 1)
-	// The same key for another request is a conflict, not a charge.
+	require.Regexp(t, `^auto:[0-9a-f]{64}$`, a["idempotencyKey"])
+	require.Equal(t, a, b)
+	// The same key for another request is a conflict, not a charge; the
+	// refusal names the key too.
 	st, m := r.call(t, charge("BFC10", 600, "hdr-1"), nil)
 	require.Equal(t, 409, st)
 	require.Equal(t, -1401.0, m["errCode"])
 	require.Contains(t, m["errMsg"], "different request")
+	require.Equal(t, "hdr-1", m["idempotencyKey"])
+	// A refusal recorded as the charge's final answer echoes it as well.
+	_, refused := r.call(t, charge(topsbx.OrderRefused, 500, "refused-1"), nil)
+	require.Equal(t, -1305.0, refused["errCode"], refused)
+	require.Equal(t, "refused-1", refused["idempotencyKey"])
 }
 
 func TestTwentyConcurrentIdenticalRequests(t *testing.T) {

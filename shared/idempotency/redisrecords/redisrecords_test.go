@@ -27,13 +27,13 @@ func open(t *testing.T, o redisrecords.Options) *redisrecords.Records {
 // assumed here; the tests below are about persistence).
 func TestConformance(t *testing.T) {
 	url := redistest.URL(t)
-	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Prefix: redistest.Prefix(), Persistence: redisrecords.Assume}), recordstest.Options{})
+	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Prefix: redistest.Keyspace(t, url), Persistence: redisrecords.Assume, Timeout: testTimeout}), recordstest.Options{})
 }
 
 // The protocol on a Redis with AOF, verified as money needs it.
 func TestConformanceWithAOF(t *testing.T) {
 	srv := redisproc.Start(t, true)
-	recordstest.Run(t, open(t, redisrecords.Options{URL: srv.URL()}), recordstest.Options{})
+	recordstest.Run(t, open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout}), recordstest.Options{})
 }
 
 func rec(tok string) idempotency.Record {
@@ -120,7 +120,7 @@ func TestConformanceOnMiniredis(t *testing.T) {
 	require.NoError(t, m.Start())
 	t.Cleanup(m.Close)
 	url := "redis://" + m.Addr() + "/0"
-	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Persistence: redisrecords.Assume}), recordstest.Options{})
+	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Persistence: redisrecords.Assume, Timeout: testTimeout}), recordstest.Options{})
 	// Verified, it refuses: miniredis has no AOF.
 	_, err := open(t, redisrecords.Options{URL: url}).Reserve(context.Background(), "k", rec("t"), time.Minute)
 	require.Error(t, err)
@@ -131,7 +131,7 @@ func TestConformanceOnMiniredis(t *testing.T) {
 // read back.
 func TestLegacyRecordsAreHonoured(t *testing.T) {
 	url := redistest.URL(t)
-	prefix := redistest.Prefix()
+	prefix := redistest.Keyspace(t, url)
 	opts, err := redis.ParseURL(url)
 	require.NoError(t, err)
 	c := redis.NewClient(opts)

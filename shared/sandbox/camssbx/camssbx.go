@@ -91,7 +91,42 @@ func (s *Server) MaxPerSecond(ak string) int {
 }
 
 // Handler serves the API behind fault injection and the admin endpoints.
-func (s *Server) Handler() http.Handler { return s.Wrap(http.HandlerFunc(s.serve)) }
+//
+//	GET /__sandbox/cams/window   per AccessKey: requests in the last second and the most in any second
+func (s *Server) Handler() http.Handler {
+	outer := http.NewServeMux()
+	outer.HandleFunc("GET /__sandbox/cams/window", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"qps": QPS, "keys": s.Window()})
+	})
+	outer.Handle("/", s.Wrap(http.HandlerFunc(s.serve)))
+	return outer
+}
+
+// KeyWindow is one AccessKey's flow-control window.
+type KeyWindow struct {
+	AccessKeyID  string `json:"accessKeyId"`
+	LastSecond   int    `json:"lastSecond"`
+	MaxPerSecond int    `json:"maxPerSecond"`
+}
+
+// Window lists every AccessKey's requests in the last second.
+func (s *Server) Window() []KeyWindow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []KeyWindow{}
+	for ak, log := range s.arrivals {
+		n := 0
+		for _, at := range log {
+			if time.Since(at) < time.Second {
+				n++
+			}
+		}
+		out = append(out, KeyWindow{AccessKeyID: ak, LastSecond: n, MaxPerSecond: s.maxSeen[ak]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AccessKeyID < out[j].AccessKeyID })
+	return out
+}
 
 func requestID() string {
 	b := make([]byte, 16)

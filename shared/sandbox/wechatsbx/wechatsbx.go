@@ -161,6 +161,9 @@ func (s *Server) Handler() http.Handler {
 		s.Rotate(r.URL.Query().Get("appid"))
 		writeJSON(w, map[string]any{"ok": true})
 	})
+	mux.HandleFunc("GET /__sandbox/wechat/accounts", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{"accounts": s.Accounts()})
+	})
 	mux.HandleFunc("POST /__sandbox/wechat/quota", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			DeliveryID string `json:"deliveryId"`
@@ -175,6 +178,27 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, map[string]any{"ok": true})
 	})
 	return s.Wrap(mux)
+}
+
+// AccountState is an account as GET /__sandbox/wechat/accounts lists it.
+type AccountState struct {
+	DeliveryID string `json:"deliveryId"`
+	BizID      string `json:"bizId"`
+	Quota      int64  `json:"quota"`
+	Errcode    int    `json:"errcode,omitempty"`
+	Alias      string `json:"alias,omitempty"`
+}
+
+// Accounts lists the bound accounts in seeding order.
+func (s *Server) Accounts() []AccountState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]AccountState, 0, len(s.order))
+	for _, k := range s.order {
+		a := s.accounts[k]
+		out = append(out, AccountState{DeliveryID: a.DeliveryID, BizID: a.BizID, Quota: a.Quota, Errcode: a.Errcode, Alias: a.Alias})
+	}
+	return out
 }
 
 // SetQuota sets (or adds) an account's balance.

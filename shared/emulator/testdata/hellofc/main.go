@@ -33,6 +33,8 @@ func main() {
 		switch ev.Action {
 		case "panic":
 			panic("hello panics")
+		case "log":
+			fmt.Fprintln(os.Stderr, "hello logs for "+fctx.RequestID)
 		case "shout":
 			// One line of Ms bytes on stdout and one on stderr at once.
 			done := make(chan struct{})

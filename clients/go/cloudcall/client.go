@@ -1,0 +1,395 @@
+// Package cloudcall is the Go client of the bundle's functions: typed inputs
+// and outputs generated from the registry's schemas (api_gen.go), methods at
+// the API names (cc.OpenAPI.Logistics.GetQuota), caller signing, and the same
+// error fields and retry rules as the Node client (@cloudcall/client).
+//
+//	cc, err := cloudcall.New(cloudcall.Options{BaseURL: "http://127.0.0.1:9000", KeyID: "backend", Secret: secret})
+//	out, err := cc.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+//	var ce *cloudcall.Error
+//	if errors.As(err, &ce) && ce.ErrCode == -1001 { ... ce.Field ... }
+package cloudcall
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudcall/cloudcall/shared/callerauth"
+)
+
+// The bundle's codes the client produces itself (README, error codes).
+const (
+	CodeInvalidInput   = -1001
+	CodeThrottled      = -1201
+	CodeTimeout        = -1301
+	CodeUnreachable    = -1302
+	CodeUnreadable     = -1303
+	CodeOutcomeUnknown = -1304
+)
+
+// Defaults.
+const (
+	DefaultTimeout      = 15 * time.Second
+	DefaultMaxRetries   = 2
+	DefaultMaxRetryWait = 10 * time.Second
+)
+
+// Options configure a Client.
+type Options struct {
+	// BaseURL: functions live at <BaseURL>/<function>.
+	BaseURL string
+	// Endpoints: per-function trigger URLs; they win over BaseURL.
+	Endpoints map[string]string
+	// KeyID and Secret: a caller key of the functions' CLOUDCALL_CALLER_KEYS.
+	KeyID, Secret string
+	// Timeout bounds a whole call, retries and waits included (DefaultTimeout
+	// when 0). A context deadline that comes sooner wins.
+	Timeout time.Duration
+	// HTTPClient sends the requests (a client that never follows redirects
+	// when nil).
+	HTTPClient *http.Client
+	// MaxRetries after the first attempt (DefaultMaxRetries when 0; -1: none).
+	MaxRetries int
+	// MaxRetryWait is the longest Retry-After waited out (DefaultMaxRetryWait
+	// when 0); a longer one is returned at once.
+	MaxRetryWait time.Duration
+	// Now is the clock used for signatures (time.Now when nil).
+	Now func() time.Time
+}
+
+// Client calls the functions. Its fields follow the API names.
+type Client struct {
+	methods
+}
+
+// New checks the options and builds a client.
+func New(o Options) (*Client, error) {
+	switch {
+	case o.KeyID == "" || o.Secret == "":
+		return nil, errors.New("cloudcall: KeyID and Secret are required (a key of the functions' CLOUDCALL_CALLER_KEYS)")
+	case len(o.Secret) < callerauth.MinSecretLen:
+		return nil, fmt.Errorf("cloudcall: the secret must be at least %d characters", callerauth.MinSecretLen)
+	case o.BaseURL == "" && len(o.Endpoints) == 0:
+		return nil, errors.New("cloudcall: set BaseURL (functions at <BaseURL>/<function>) or Endpoints")
+	}
+	c := &core{o: o, fns: map[string]function{}}
+	for _, f := range functions() {
+		raw := o.Endpoints[f.Name]
+		if raw == "" && o.BaseURL != "" {
+			raw = strings.TrimRight(o.BaseURL, "/") + "/" + f.Name
+		}
+		if raw == "" {
+			continue // calling it reports the missing endpoint
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("cloudcall: endpoint of %s: %q is not an http(s) URL", f.Name, raw)
+		}
+		if err := signableQuery(u.RawQuery); err != nil {
+			return nil, fmt.Errorf("cloudcall: endpoint of %s: %w", f.Name, err)
+		}
+		f.url = u
+		c.fns[f.Name] = f
+	}
+	if c.o.Timeout <= 0 {
+		c.o.Timeout = DefaultTimeout
+	}
+	switch {
+	case c.o.MaxRetries == 0:
+		c.o.MaxRetries = DefaultMaxRetries
+	case c.o.MaxRetries < 0:
+		c.o.MaxRetries = 0
+	}
+	if c.o.MaxRetryWait <= 0 {
+		c.o.MaxRetryWait = DefaultMaxRetryWait
+	}
+	if c.o.HTTPClient == nil {
+		c.o.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if c.o.Now == nil {
+		c.o.Now = time.Now
+	}
+	return &Client{methods: newMethods(c)}, nil
+}
+
+// signableQuery refuses a query the functions cannot canonicalize (a ";", a
+// bad escape, bytes that are not UTF-8): they would refuse every call.
+func signableQuery(raw string) error {
+	vals, err := url.ParseQuery(raw)
+	if err != nil {
+		return fmt.Errorf("its query cannot be signed: %w", err)
+	}
+	for k, vs := range vals {
+		for _, v := range append(vs, k) {
+			if !utf8.ValidString(v) {
+				return fmt.Errorf("its query cannot be signed: %q is not UTF-8", v)
+			}
+		}
+	}
+	return nil
+}
+
+// Upstream is what the vendor said, verbatim.
+type Upstream struct {
+	Vendor     string         `json:"vendor"`
+	HTTPStatus int            `json:"httpStatus,omitempty"`
+	Code       string         `json:"code,omitempty"`
+	Message    string         `json:"message,omitempty"`
+	SubCode    string         `json:"subCode,omitempty"`
+	SubMessage string         `json:"subMessage,omitempty"`
+	RequestID  string         `json:"requestId,omitempty"`
+	Extra      map[string]any `json:"extra,omitempty"`
+}
+
+// Error is a failed call: the function's failure envelope, or what the client
+// saw instead (Status 0 when no answer came).
+type Error struct {
+	ErrCode        int
+	ErrMsg         string
+	Field          string    // the input field at fault (-1001)
+	RetryAfter     int       // seconds (-1201)
+	Upstream       *Upstream // what the vendor said
+	RequestID      string    // the platform's request id, else the vendor's
+	Status         int       // HTTP status; 0 without an answer
+	IdempotencyKey string    // the key in force, as the function echoed it (the charge)
+	API, Function  string
+	Attempts       int
+	Err            error // the transport cause, when there is one
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("cloudcall: errCode %d: %s", e.ErrCode, e.ErrMsg) }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// CallOption adjusts one call.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	idempotencyKey string
+}
+
+// WithIdempotencyKey sets the charge's idempotency key (sent in the body, so
+// it is signed). It must agree with the input's IdempotencyKey when both are set.
+func WithIdempotencyKey(key string) CallOption {
+	return func(o *callOptions) { o.idempotencyKey = key }
+}
+
+type function struct {
+	API, Name  string
+	Idempotent bool
+	url        *url.URL
+}
+
+type core struct {
+	o   Options
+	fns map[string]function
+}
+
+type failure struct {
+	ErrCode        *int      `json:"errCode"`
+	ErrMsg         string    `json:"errMsg"`
+	Field          string    `json:"field"`
+	RetryAfter     int       `json:"retryAfter"`
+	Upstream       *Upstream `json:"upstream"`
+	IdempotencyKey string    `json:"idempotencyKey"`
+}
+
+func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOption) error {
+	f, ok := c.fns[name]
+	if !ok {
+		return fmt.Errorf("cloudcall: no endpoint for %s: add it to Options.Endpoints or set BaseURL", name)
+	}
+	var co callOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	body, err := encodeInput(f, in, co.idempotencyKey)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		e, retryIn := c.once(ctx, f, body, out, attempt)
+		if e == nil {
+			return nil
+		}
+		if retryIn < 0 || attempt > c.o.MaxRetries {
+			return e
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Now().Add(retryIn).After(dl) {
+			return e
+		}
+		t := time.NewTimer(retryIn)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return e
+		case <-t.C:
+		}
+	}
+}
+
+// encodeInput fixes the body once: every retry sends these very bytes, so a
+// charge keeps its idempotency key.
+func encodeInput(f function, in any, key string) ([]byte, error) {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("cloudcall: encode the input of %s: %w", f.API, err)
+	}
+	if key == "" {
+		return body, nil
+	}
+	if !f.Idempotent {
+		return nil, fmt.Errorf("cloudcall: %s takes no idempotency key", f.API)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	k, _ := json.Marshal(key)
+	if have, ok := m["idempotencyKey"]; ok && !bytes.Equal(have, k) {
+		return nil, &Error{ErrCode: CodeInvalidInput, Field: "idempotencyKey", API: f.API, Function: f.Name,
+			ErrMsg: f.API + ":fail two different idempotency keys (the input's and WithIdempotencyKey)"}
+	}
+	m["idempotencyKey"] = k
+	return json.Marshal(m)
+}
+
+// once sends one attempt. retryIn >= 0 says the failure may be retried
+// after that long; -1 says it may not.
+func (c *core) once(ctx context.Context, f function, body []byte, out any, attempt int) (*Error, time.Duration) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url.String(), bytes.NewReader(body))
+	if err != nil {
+		return &Error{ErrCode: CodeUnreachable, ErrMsg: f.API + ":fail " + err.Error(), API: f.API, Function: f.Name, Err: err}, -1
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	// A new nonce per attempt: the function spends the nonce of every
+	// correctly signed call.
+	req.Header.Set("Authorization", callerauth.Header(c.o.KeyID, c.o.Secret, http.MethodPost, f.url.EscapedPath(), f.url.RawQuery,
+		c.o.Now().Unix(), callerauth.NewNonce(), body))
+	resp, err := c.o.HTTPClient.Do(req)
+	if err != nil {
+		return c.transportError(ctx, f, err, attempt, body)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return c.transportError(ctx, f, err, attempt, body)
+	}
+	var fb failure
+	if json.Unmarshal(raw, &fb) != nil || fb.ErrCode == nil {
+		code := CodeUnreadable
+		if f.Idempotent && resp.StatusCode >= 500 {
+			code = CodeOutcomeUnknown
+		}
+		snippet := string(raw)
+		if len(snippet) > 200 {
+			snippet = snippet[:200]
+		}
+		return &Error{ErrCode: code, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt,
+			ErrMsg: fmt.Sprintf("%s:fail HTTP %d from %s is not a cloudcall envelope: %s", f.API, resp.StatusCode, f.url.Redacted(), snippet)}, -1
+	}
+	if *fb.ErrCode == 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, API: f.API, Function: f.Name, Attempts: attempt, Err: err,
+				ErrMsg: f.API + ":fail the answer does not match the generated type: " + err.Error()}, -1
+		}
+		return nil, 0
+	}
+	e := &Error{ErrCode: *fb.ErrCode, ErrMsg: fb.ErrMsg, Field: fb.Field, RetryAfter: fb.RetryAfter, Upstream: fb.Upstream,
+		RequestID: requestID(resp.Header), Status: resp.StatusCode, IdempotencyKey: fb.IdempotencyKey, API: f.API, Function: f.Name, Attempts: attempt}
+	if e.RequestID == "" && fb.Upstream != nil {
+		e.RequestID = fb.Upstream.RequestID
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		// Only with Retry-After, and only a wait the client accepts.
+		if s, ok := retryAfter(resp.Header.Get("Retry-After"), c.o.Now()); ok {
+			if e.RetryAfter == 0 {
+				e.RetryAfter = s
+			}
+			if d := time.Duration(s) * time.Second; d <= c.o.MaxRetryWait {
+				return e, d
+			}
+		}
+	}
+	return e, -1
+}
+
+// transportError: no answer. Reads are retried with backoff; the charge is
+// not (it may have been sent), and says so.
+func (c *core) transportError(ctx context.Context, f function, err error, attempt int, body []byte) (*Error, time.Duration) {
+	base := &Error{API: f.API, Function: f.Name, Attempts: attempt, Err: err}
+	if f.Idempotent {
+		var m struct {
+			IdempotencyKey string `json:"idempotencyKey"`
+		}
+		_ = json.Unmarshal(body, &m)
+		base.IdempotencyKey = m.IdempotencyKey
+	}
+	switch {
+	case ctx.Err() != nil && f.Idempotent:
+		base.ErrCode = CodeOutcomeUnknown
+		base.ErrMsg = f.API + ":fail outcome unknown — no answer before the deadline; call again with the same input: the function answers with the first call's outcome"
+		return base, -1
+	case ctx.Err() != nil:
+		base.ErrCode = CodeTimeout
+		base.ErrMsg = f.API + ":fail no answer before the deadline"
+		return base, -1
+	case f.Idempotent && !notSent(err):
+		base.ErrCode = CodeOutcomeUnknown
+		base.ErrMsg = f.API + ":fail outcome unknown — the connection failed after the charge may have been sent; call again with the same input: the function answers with the first call's outcome"
+		return base, -1
+	}
+	base.ErrCode = CodeUnreachable
+	base.ErrMsg = fmt.Sprintf("%s:fail could not reach %s: %v", f.API, f.url.Host, errors.Unwrap(err))
+	if f.Idempotent {
+		return base, -1
+	}
+	backoff := time.Duration(float64(100*time.Millisecond) * float64(int(1)<<(attempt-1)) * (0.5 + rand.Float64()/2))
+	return base, min(backoff, 2*time.Second)
+}
+
+// notSent says the request certainly never left (no connection was made).
+func notSent(err error) bool {
+	var dns *net.DNSError
+	var op *net.OpError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial")
+}
+
+func requestID(h http.Header) string {
+	for _, k := range []string{"X-Fc-Request-Id", "X-Amzn-Requestid", "Apigw-Requestid"} {
+		if v := h.Get(k); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// retryAfter reads delta-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (int, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return n, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, int(t.Sub(now).Seconds()+0.999)), true
+	}
+	return 0, false
+}

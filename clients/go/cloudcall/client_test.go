@@ -1,0 +1,431 @@
+package cloudcall_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/clients/go/cloudcall"
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
+)
+
+const (
+	keyID  = "backend-go"
+	secret = "go-client-test-secret-0001"
+)
+
+var bins map[string]string
+
+func TestMain(m *testing.M) {
+	var pkgs []string
+	for _, f := range registry.All() {
+		if len(f.HTTPMethods) > 0 {
+			pkgs = append(pkgs, "./functions/"+f.Name)
+		}
+	}
+	os.Exit(emulator.WithBinaries(pkgs, func(b map[string]string) int {
+		bins = b
+		return m.Run()
+	}))
+}
+
+// rig is the emulator with the real function binaries behind caller keys,
+// against fresh vendor sandboxes.
+type rig struct {
+	url string
+	top *topsbx.Server
+}
+
+// newRig runs every function; the charge keeps its records in Redis (the
+// money records never live in an instance's memory).
+func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
+	return newRigOn(t, runtimeapi.FC, wrap, chargeStore(t))
+}
+
+// chargeStore is the shared Redis of the tests under a fresh prefix, taken as
+// durable (the machine's Redis need not run AOF).
+func chargeStore(t *testing.T) map[string]string {
+	url := redistest.URL(t)
+	return map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Keyspace(t, url), "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}
+}
+
+func newRigOn(t *testing.T, platform runtimeapi.Platform, wrap func(http.Handler) http.Handler, store map[string]string) *rig {
+	t.Helper()
+	top := topsbx.New(topsbx.Options{})
+	sbx := map[string]interface {
+		Handler() http.Handler
+		Env(string) map[string]string
+	}{"wechat": wechatsbx.New(wechatsbx.Options{}), "top": top, "ck1": ck1sbx.New(ck1sbx.Options{}), "alicloud": camssbx.New(camssbx.Options{})}
+	var fns []emulator.FunctionConfig
+	for _, f := range registry.All() {
+		if bins[f.Name] == "" {
+			continue
+		}
+		s := sbx[f.Vendor]
+		srv := httptest.NewServer(s.Handler())
+		t.Cleanup(srv.Close)
+		env := s.Env(srv.URL)
+		env["CLOUDCALL_CALLER_KEYS"] = keyID + ":" + secret
+		for k, v := range store {
+			env[k] = v
+		}
+		fns = append(fns, emulator.FunctionConfig{Name: f.Name, Binary: bins[f.Name], Platform: platform, Env: env,
+			Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 2, Stdout: io.Discard})
+	}
+	emu := emulator.New(emulator.Options{Platform: platform, Functions: fns, Log: io.Discard})
+	h := emu.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); emu.Close() })
+	return &rig{url: srv.URL, top: top}
+}
+
+func client(t *testing.T, base, sec string, o ...func(*cloudcall.Options)) *cloudcall.Client {
+	t.Helper()
+	opts := cloudcall.Options{BaseURL: base, KeyID: keyID, Secret: sec, Timeout: 20 * time.Second}
+	for _, f := range o {
+		f(&opts)
+	}
+	c, err := cloudcall.New(opts)
+	require.NoError(t, err)
+	return c
+}
+
+func asError(t *testing.T, err error) *cloudcall.Error {
+	t.Helper()
+	var ce *cloudcall.Error
+	require.True(t, errors.As(err, &ce), "want *cloudcall.Error, got %v", err)
+	return ce
+}
+
+func num(s string) json.Number { return json.Number(s) }
+
+// Per function: a call that works, one with a bad input and the field the
+// function names.
+type fnCase struct {
+	fn    string
+	good  func(ctx context.Context, c *cloudcall.Client) (any, error)
+	check func(t *testing.T, out any)
+	bad   func(ctx context.Context, c *cloudcall.Client) error
+	field string
+}
+
+func cases() []fnCase {
+	return []fnCase{
+		{
+			fn: "logistics-get-quota",
+			good: func(ctx context.Context, c *cloudcall.Client) (any, error) {
+				return c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+			},
+			check: func(t *testing.T, out any) {
+				require.Equal(t, int64(210), out.(*cloudcall.GetQuotaOutput).QuotaNum)
+				require.Equal(t, "openapi.logistics.getQuota:ok", out.(*cloudcall.GetQuotaOutput).ErrMsg)
+			},
+			bad: func(ctx context.Context, c *cloudcall.Client) error {
+				_, err := c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "", BizID: "xyz"})
+				return err
+			},
+			field: "deliveryId",
+		},
+		{
+			fn: "ck1-pricing-inbound-box",
+			good: func(ctx context.Context, c *cloudcall.Client) (any, error) {
+				return c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US",
+					Boxes: []cloudcall.InboundBoxInputBoxesItem{{Weight: 1200, Length: num("30"), Width: num("20"), Height: num("15"), Quantity: 2}}})
+			},
+			check: func(t *testing.T, out any) {
+				s := out.(*cloudcall.InboundBoxOutput).Services
+				require.Len(t, s, 2)
+				require.Equal(t, "USSEA", s[0].ServiceCode)
+				require.Equal(t, cloudcall.InboundBoxOutputMoney{Currency: "CNY", Amount: "96.00"}, *s[0].TotalCharge, "CK1's exact digits")
+				require.Equal(t, cloudcall.InboundBoxOutputMoney{Currency: "USD", Amount: "31.57"}, *s[1].TotalCharge)
+			},
+			bad: func(ctx context.Context, c *cloudcall.Client) error {
+				_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US",
+					Boxes: []cloudcall.InboundBoxInputBoxesItem{{Weight: 0, Length: num("30"), Width: num("20"), Height: num("15"), Quantity: 2}}})
+				return err
+			},
+			field: "boxes[0].weight",
+		},
+		{
+			fn: "cams-query-chatapp-bind-waba",
+			good: func(ctx context.Context, c *cloudcall.Client) (any, error) {
+				return c.CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{CustSpaceID: "293483949493"})
+			},
+			check: func(t *testing.T, out any) {
+				require.Equal(t, "Alibaba", out.(*cloudcall.QueryChatappBindWabaOutput).Data.BusinessName)
+			},
+			// No bad input: CAMS documents both fields as optional strings
+			// without limits, so a typed Go input cannot break its schema (the
+			// Node suite sends a number and gets -1001 naming custSpaceId).
+		},
+		{
+			fn: "top-launch-extra-charge",
+			good: func(ctx context.Context, c *cloudcall.Client) (any, error) {
+				return c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+					WdsCoordinationOrderID: "BFC-GO-1", Price: 12345, Type: 2, Desc: "second visit"}})
+			},
+			check: func(t *testing.T, out any) {
+				o := out.(*cloudcall.LaunchExtraChargeOutput)
+				require.True(t, o.Result.Success)
+				require.NotEmpty(t, o.Result.Data.ExtraChargeServiceOrderID)
+				require.Regexp(t, `^auto:[0-9a-f]{64}$`, o.IdempotencyKey, "the function's fingerprint key, echoed")
+			},
+			bad: func(ctx context.Context, c *cloudcall.Client) error {
+				_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+					WdsCoordinationOrderID: "BFC-GO-2", Price: 100, Type: 9}})
+				return err
+			},
+			field: "omsLaunchExtraChargeParameter.type",
+		},
+	}
+}
+
+// throttleOnce answers the first request of each path with 429 and
+// Retry-After: 1, then passes requests through; it keeps what it saw.
+type throttleOnce struct {
+	mu     sync.Mutex
+	seen   map[string][]http.Header
+	bodies map[string][]string
+}
+
+func (p *throttleOnce) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		p.seen[r.URL.Path] = append(p.seen[r.URL.Path], r.Header.Clone())
+		p.bodies[r.URL.Path] = append(p.bodies[r.URL.Path], string(b))
+		first := len(p.seen[r.URL.Path]) == 1
+		p.mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"errCode":-1201,"errMsg":"proxy:fail throttled","retryAfter":1}`))
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		next.ServeHTTP(w, r)
+	})
+}
+
+func TestEveryFunctionAgainstTheEmulator(t *testing.T) {
+	p := &throttleOnce{seen: map[string][]http.Header{}, bodies: map[string][]string{}}
+	direct := newRig(t, nil)
+	proxied := newRig(t, p.wrap)
+	ctx := context.Background()
+	good := client(t, direct.url, secret)
+	wrong := client(t, direct.url, "not-the-secret-000000000")
+	viaProxy := client(t, proxied.url, secret)
+	for _, tc := range cases() {
+		t.Run(tc.fn, func(t *testing.T) {
+			out, err := tc.good(ctx, good)
+			require.NoError(t, err)
+			tc.check(t, out)
+
+			if tc.bad != nil {
+				ce := asError(t, tc.bad(ctx, good))
+				require.Equal(t, -1001, ce.ErrCode, ce.ErrMsg)
+				require.Equal(t, tc.field, ce.Field)
+				require.Equal(t, 400, ce.Status)
+				require.Equal(t, tc.fn, ce.Function)
+				require.Regexp(t, `^[0-9a-f-]{36}$`, ce.RequestID, "the invocation's request id")
+			}
+
+			_, err = tc.good(ctx, wrong)
+			ce := asError(t, err)
+			require.Equal(t, -1101, ce.ErrCode)
+			require.Equal(t, 401, ce.Status)
+
+			out, err = tc.good(ctx, viaProxy)
+			require.NoError(t, err, "a 429 with Retry-After is waited out")
+			tc.check(t, out)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			require.Len(t, p.seen["/"+tc.fn], 2)
+			require.Equal(t, p.bodies["/"+tc.fn][0], p.bodies["/"+tc.fn][1], "byte-identical retry")
+			require.NotEqual(t, p.seen["/"+tc.fn][0].Get("Authorization"), p.seen["/"+tc.fn][1].Get("Authorization"), "signed anew")
+		})
+	}
+	require.Len(t, proxied.top.Charges("BFC-GO-1"), 1, "the throttled charge ran once")
+}
+
+// On Lambda (API Gateway HTTP API events) the same client works unchanged.
+func TestOnLambda(t *testing.T) {
+	r := newRigOn(t, runtimeapi.Lambda, nil, nil)
+	ctx := context.Background()
+	out, err := client(t, r.url, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "ZTO", BizID: "zero-balance"})
+	require.NoError(t, err)
+	require.Equal(t, int64(0), out.QuotaNum, "a zero balance is a balance")
+	_, err = client(t, r.url, "not-the-secret-000000000").OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+	ce := asError(t, err)
+	require.Equal(t, -1101, ce.ErrCode)
+	require.Regexp(t, `^[0-9a-f-]{36}$`, ce.RequestID, "apigw-requestid")
+}
+
+func TestChargeTwiceIsOneLedgerEntry(t *testing.T) {
+	r := newRig(t, nil)
+	c := client(t, r.url, secret)
+	ctx := context.Background()
+	in := cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+		WdsCoordinationOrderID: "BFC-GO-TWICE", Price: 2500, Type: 2, Desc: "二次上门"}}
+	first, err := c.TOP.ASCP.LaunchExtraCharge(ctx, in)
+	require.NoError(t, err)
+	second, err := c.TOP.ASCP.LaunchExtraCharge(ctx, in)
+	require.NoError(t, err)
+	require.Equal(t, first, second)
+	require.Len(t, r.top.Charges("BFC-GO-TWICE"), 1)
+
+	// The caller's key, as an option: echoed; another request under it is refused.
+	in.OmsLaunchExtraChargeParameter.WdsCoordinationOrderID = "BFC-GO-KEY"
+	k, err := c.TOP.ASCP.LaunchExtraCharge(ctx, in, cloudcall.WithIdempotencyKey("order-7-visit-2"))
+	require.NoError(t, err)
+	require.Equal(t, "order-7-visit-2", k.IdempotencyKey)
+	in.OmsLaunchExtraChargeParameter.Price++
+	_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, in, cloudcall.WithIdempotencyKey("order-7-visit-2"))
+	ce := asError(t, err)
+	require.Equal(t, -1401, ce.ErrCode)
+	require.Equal(t, 409, ce.Status)
+	require.Equal(t, "order-7-visit-2", ce.IdempotencyKey)
+	require.Len(t, r.top.Charges("BFC-GO-KEY"), 1)
+
+	// TOP's 42 s ban is longer than the client waits: returned at once.
+	in.OmsLaunchExtraChargeParameter.WdsCoordinationOrderID = topsbx.OrderThrottled
+	_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, in)
+	ce = asError(t, err)
+	require.Equal(t, -1201, ce.ErrCode)
+	require.Equal(t, 429, ce.Status)
+	require.Equal(t, 42, ce.RetryAfter)
+	require.Equal(t, 1, ce.Attempts)
+	require.Regexp(t, `^auto:`, ce.IdempotencyKey)
+	require.Equal(t, "7", ce.Upstream.Code)
+	require.Empty(t, r.top.Charges(topsbx.OrderThrottled))
+}
+
+// fake is a function that misbehaves on cue.
+func fake(t *testing.T, h func(w http.ResponseWriter, r *http.Request, n int)) (*httptest.Server, func() int) {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
+		h(w, r, k)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+func drop(w http.ResponseWriter) {
+	conn, _, _ := w.(http.Hijacker).Hijack()
+	_ = conn.Close()
+}
+
+func TestTransportRetryRules(t *testing.T) {
+	ctx := context.Background()
+	okQuota := func(w http.ResponseWriter) {
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":7}`))
+	}
+	t.Run("a read is retried after the connection drops", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			if k == 1 {
+				drop(w)
+				return
+			}
+			okQuota(w)
+		})
+		out, err := client(t, srv.URL, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		require.NoError(t, err)
+		require.Equal(t, int64(7), out.QuotaNum)
+		require.Equal(t, 2, n())
+	})
+	t.Run("a charge is not, and says the outcome is unknown", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) { drop(w) })
+		_, err := client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{
+			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}},
+			cloudcall.WithIdempotencyKey("k-9"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode)
+		require.Equal(t, 0, ce.Status)
+		require.Equal(t, "k-9", ce.IdempotencyKey)
+		require.Equal(t, 1, n(), "never re-sent")
+	})
+	t.Run("429 without Retry-After is not retried; retries are bounded", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			if k > 1 {
+				w.Header().Set("Retry-After", "0")
+			}
+			w.WriteHeader(429)
+			_, _ = w.Write([]byte(`{"errCode":-1201,"errMsg":"x:fail throttled"}`))
+		})
+		c := client(t, srv.URL, secret, func(o *cloudcall.Options) { o.MaxRetries = 3 })
+		_, err := c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		require.Equal(t, 1, asError(t, err).Attempts, "no Retry-After: no retry")
+		_, err = c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		require.Equal(t, 4, asError(t, err).Attempts)
+		require.Equal(t, 5, n())
+	})
+	t.Run("the timeout gives -1301 for a read, -1304 for a charge", func(t *testing.T) {
+		srv, _ := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			_, _ = io.ReadAll(r.Body) // so the server notices the client leaving
+			<-r.Context().Done()
+		})
+		c := client(t, srv.URL, secret, func(o *cloudcall.Options) { o.Timeout = 200 * time.Millisecond })
+		_, err := c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		require.Equal(t, cloudcall.CodeTimeout, asError(t, err).ErrCode)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{
+			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}})
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, asError(t, err).ErrCode)
+	})
+	t.Run("an answer that is not an envelope", func(t *testing.T) {
+		srv, _ := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			w.WriteHeader(502)
+			_, _ = w.Write([]byte("<html>Bad Gateway</html>"))
+		})
+		_, err := client(t, srv.URL, secret).CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{})
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeUnreadable, ce.ErrCode)
+		require.Equal(t, 502, ce.Status)
+		require.Contains(t, ce.ErrMsg, "Bad Gateway")
+	})
+}
+
+func TestOptionsAreChecked(t *testing.T) {
+	for name, o := range map[string]cloudcall.Options{
+		"no key":       {BaseURL: "http://x", Secret: secret},
+		"short secret": {BaseURL: "http://x", KeyID: keyID, Secret: "short"},
+		"no endpoint":  {KeyID: keyID, Secret: secret},
+		"bad url":      {BaseURL: "ftp://x", KeyID: keyID, Secret: secret},
+		"semicolon":    {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=1;b=2"}, KeyID: keyID, Secret: secret},
+		"bad escape":   {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%zz"}, KeyID: keyID, Secret: secret},
+		"not UTF-8":    {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%FF"}, KeyID: keyID, Secret: secret},
+	} {
+		_, err := cloudcall.New(o)
+		require.Error(t, err, name)
+	}
+	c, err := cloudcall.New(cloudcall.Options{Endpoints: map[string]string{"logistics-get-quota": "http://127.0.0.1:1/q"}, KeyID: keyID, Secret: secret})
+	require.NoError(t, err)
+	_, err = c.CK1.Pricing.InboundBox(context.Background(), cloudcall.InboundBoxInput{})
+	require.ErrorContains(t, err, "no endpoint for ck1-pricing-inbound-box")
+}

@@ -1,0 +1,32 @@
+// Type-checked by test/package.test.mjs with `tsc --strict --noEmit` against the packed package: it must pass.
+import { createClient, CloudCallError } from '@cloudcall/client';
+import type { GetQuotaOutput, InboundBoxInput, LaunchExtraChargeOutput, ClientOptions } from '@cloudcall/client';
+
+export async function main(): Promise<number> {
+  const options: ClientOptions = { baseUrl: 'http://127.0.0.1:9000', keyId: 'backend', secret: 'a-secret-of-16-chars', timeoutMs: 5000 };
+  const cc = createClient(options);
+  const q: GetQuotaOutput = await cc.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId: 'xyz' });
+  const balance: number = q.quotaNum;
+  const box: InboundBoxInput = { warehouseId: 'US', boxes: [{ weight: 1200, length: 30, width: 20, height: 15, quantity: 2 }] };
+  const quote = await cc.ck1.pricing.inboundBox(box, { timeoutMs: 3000 });
+  const codes: string[] = quote.services.map((s) => s.serviceCode);
+  const waba = await cc.cams.queryChatappBindWaba({ custSpaceId: '293483949493' });
+  const ok: 0 = waba.errCode;
+  const charge: LaunchExtraChargeOutput = await cc.top.ascp.launchExtraCharge(
+    { omsLaunchExtraChargeParameter: { wdsCoordinationOrderId: 'BFC123', price: 12345, type: 2 } },
+    { idempotencyKey: 'order-42-visit-2', signal: AbortSignal.timeout(10000) },
+  );
+  try {
+    await cc.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId: '' });
+  } catch (e) {
+    if (e instanceof CloudCallError) {
+      const field: string | undefined = e.field;
+      const code: number = e.errCode;
+      const wait: number | undefined = e.retryAfter;
+      const status: number = e.status;
+      return code + status + (wait ?? 0) + (field?.length ?? 0);
+    }
+    throw e;
+  }
+  return balance + codes.length + ok + charge.result.data.extraChargeServiceOrderId.length;
+}

@@ -1,0 +1,324 @@
+// @cloudcall/client against fake functions: signing, retries, deadlines and
+// errors where the real functions cannot be made to misbehave on cue.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { createHash, createHmac } from 'node:crypto';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createClient, CloudCallError, canonicalQuery, authorization } from '../index.mjs';
+import { repoRoot, CI } from './helpers.mjs';
+
+const SECRET = 'unit-test-secret-000000';
+
+// A fake function: handler(req, body, n) answers; every request is kept.
+async function fake(handler) {
+  const seen = [];
+  const srv = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    seen.push({ url: req.url, headers: req.headers, body });
+    await handler(req, res, body, seen.length);
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${srv.address().port}`;
+  return {
+    url, seen,
+    client: (o = {}) => createClient({ baseUrl: url, keyId: 'k1', secret: SECRET, ...o }),
+    close: () => new Promise((r) => { srv.closeAllConnections(); srv.close(r); }),
+  };
+}
+
+const ok = (res, extra = {}) => {
+  res.writeHead(200, { 'content-type': 'application/json', 'x-fc-request-id': 'req-1' });
+  res.end(JSON.stringify({ errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: 7, ...extra }));
+};
+const json = (res, status, body, headers = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+};
+const quota = { deliveryId: 'YTO', bizId: 'xyz' };
+const charge = { omsLaunchExtraChargeParameter: { wdsCoordinationOrderId: 'BFC1', price: 100, type: 2 } };
+const rejected = (p) => p.then(() => assert.fail('resolved'), (e) => e);
+
+describe('signing', () => {
+  it('matches the scheme: the function side recomputes the signature', async () => {
+    const f = await fake((req, res) => ok(res));
+    try {
+      await f.client().openapi.logistics.getQuota(quota);
+      const { headers, body, url } = f.seen[0];
+      const m = headers.authorization.match(/^CLOUDCALL-HMAC-SHA256 KeyId=k1,Timestamp=(\d+),Nonce=([A-Za-z0-9_-]{16,64}),Signature=([0-9a-f]{64})$/);
+      assert.ok(m, headers.authorization);
+      assert.ok(Math.abs(Number(m[1]) - Date.now() / 1000) < 5);
+      const sts = ['CLOUDCALL-HMAC-SHA256', 'POST', url, '', m[1], m[2], createHash('sha256').update(body).digest('hex')].join('\n');
+      assert.equal(m[3], createHmac('sha256', SECRET).update(sts).digest('hex'));
+      assert.equal(body.toString(), JSON.stringify(quota));
+      assert.equal(headers['content-type'], 'application/json');
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('is the README snippet\'s signature for the same timestamp and nonce', () => {
+    const got = authorization({ keyId: 'backend-2026', secret: SECRET, method: 'post', path: '/logistics-get-quota', query: 'b=2&a=1', body: '{}', timestamp: 1700000000, nonce: 'nonce-0123456789abcdef' });
+    const sts = ['CLOUDCALL-HMAC-SHA256', 'POST', '/logistics-get-quota', 'a=1&b=2', '1700000000', 'nonce-0123456789abcdef', createHash('sha256').update('{}').digest('hex')].join('\n');
+    assert.equal(got, `CLOUDCALL-HMAC-SHA256 KeyId=backend-2026,Timestamp=1700000000,Nonce=nonce-0123456789abcdef,Signature=${createHmac('sha256', SECRET).update(sts).digest('hex')}`);
+  });
+
+  it('the shared vectors of shared/callerauth: canonical query, string to sign, signature; refusals', (t) => {
+    const file = join(repoRoot, 'shared/callerauth/testdata/canonical_query_vectors.json');
+    if (!existsSync(file)) {
+      if (CI) assert.fail(`${file} is missing`);
+      t.skip('shared/callerauth/testdata/canonical_query_vectors.json is not there');
+      return;
+    }
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    assert.ok(doc.vectors.length > 0);
+    for (const v of doc.vectors) {
+      const sign = () => authorization({ keyId: doc.keyId, secret: doc.secret, method: v.method, path: v.path, query: v.query, body: v.body, timestamp: v.timestamp, nonce: v.nonce });
+      if (v.expect.refused) {
+        assert.throws(() => canonicalQuery(v.query), TypeError, `${v.name}: must be refused`);
+        assert.throws(sign, TypeError, `${v.name}: must not be signed`);
+        continue;
+      }
+      assert.equal(canonicalQuery(v.query), v.expect.canonicalQuery, v.name);
+      assert.equal(sign(), v.expect.authorization, v.name);
+    }
+  });
+
+  it('canonical query: sorted in UTF-8 byte order, RFC 3986, + is a space; bad escapes refused', () => {
+    assert.equal(canonicalQuery(''), '');
+    assert.equal(canonicalQuery('?b=2&a=1&a=0'), 'a=0&a=1&b=2');
+    assert.equal(canonicalQuery('x=a+b&y=%2B&z=*\'()!~'), 'x=a%20b&y=%2B&z=%2A%27%28%29%21~');
+    assert.equal(canonicalQuery('flag&=v'), '=v&flag=');
+    // U+FF5E sorts after U+1F600 in UTF-16 units but before it in UTF-8 bytes.
+    assert.equal(canonicalQuery('k=%F0%9F%98%80&k=%EF%BD%9E'), 'k=%EF%BD%9E&k=%F0%9F%98%80');
+    assert.throws(() => canonicalQuery('a=%zz'), TypeError);
+    assert.throws(() => canonicalQuery('a=1;b=2'), TypeError);
+  });
+});
+
+describe('retries', () => {
+  it('429 with Retry-After: waits, then sends the same bytes with a new signature', async () => {
+    const f = await fake((req, res, body, n) => (n === 1 ? json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled', retryAfter: 1 }, { 'retry-after': '1' }) : ok(res)));
+    try {
+      const t0 = Date.now();
+      const r = await f.client().openapi.logistics.getQuota(quota);
+      assert.equal(r.quotaNum, 7);
+      assert.equal(f.seen.length, 2);
+      assert.ok(Date.now() - t0 >= 950, 'waited the Retry-After');
+      assert.deepEqual(f.seen[0].body, f.seen[1].body);
+      assert.notEqual(f.seen[0].headers.authorization, f.seen[1].headers.authorization);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('429 without Retry-After is not retried', async () => {
+    const f = await fake((req, res) => json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled' }));
+    try {
+      const err = await rejected(f.client().openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1201);
+      assert.equal(err.status, 429);
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('429 retries are bounded: 2 by default, maxRetries otherwise', async () => {
+    const f = await fake((req, res) => json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled', retryAfter: 0 }, { 'retry-after': '0' }));
+    try {
+      const err = await rejected(f.client().openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1201);
+      assert.equal(err.attempts, 3);
+      const err2 = await rejected(f.client({ maxRetries: 3 }).openapi.logistics.getQuota(quota));
+      assert.equal(err2.attempts, 4);
+      assert.equal(f.seen.length, 7);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a Retry-After that would end past the deadline rejects at once', async () => {
+    const f = await fake((req, res) => json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled', retryAfter: 2 }, { 'retry-after': '2' }));
+    try {
+      const err = await rejected(f.client({ timeoutMs: 1000 }).openapi.logistics.getQuota(quota));
+      assert.equal(err.retryAfter, 2);
+      assert.equal(err.attempts, 1);
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a redirect is never followed nor retried', async () => {
+    const f = await fake((req, res) => { res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' }); res.end(); });
+    try {
+      const err = await rejected(f.client().openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1303);
+      assert.equal(err.status, 302);
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a Retry-After longer than maxRetryWaitMs rejects at once with retryAfter', async () => {
+    const f = await fake((req, res) => json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled', retryAfter: 42 }, { 'retry-after': '42' }));
+    try {
+      const err = await rejected(f.client().openapi.logistics.getQuota(quota));
+      assert.equal(err.retryAfter, 42);
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a charge is retried after a 429 with the very same body (so the same idempotency key)', async () => {
+    const f = await fake((req, res, body, n) => (n === 1 ? json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled' }, { 'retry-after': '0' })
+      : json(res, 200, { errCode: 0, errMsg: 'top.ascp.launchExtraCharge:ok', idempotencyKey: JSON.parse(body).idempotencyKey })));
+    try {
+      const r = await f.client().top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-1' });
+      assert.equal(r.idempotencyKey, 'k-1');
+      assert.equal(f.seen.length, 2);
+      assert.deepEqual(f.seen[0].body, f.seen[1].body);
+      assert.equal(JSON.parse(f.seen[0].body).idempotencyKey, 'k-1', 'the key travels in the signed body');
+      assert.equal(f.seen[0].url, '/top-launch-extra-charge');
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a read is retried after the connection drops; a charge is not, and says the outcome is unknown', async () => {
+    const drop = (req, res, body, n) => (n === 1 ? req.socket.destroy() : ok(res));
+    const f = await fake(drop);
+    try {
+      const r = await f.client().openapi.logistics.getQuota(quota);
+      assert.equal(r.quotaNum, 7);
+      assert.equal(f.seen.length, 2);
+    } finally {
+      await f.close();
+    }
+    const g = await fake(drop);
+    try {
+      const err = await rejected(g.client().top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-2' }));
+      assert.equal(err.errCode, -1304);
+      assert.equal(err.status, 0);
+      assert.equal(err.idempotencyKey, 'k-2');
+      assert.match(err.errMsg, /outcome unknown/);
+      assert.equal(g.seen.length, 1, 'never re-sent');
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('a refused connection is -1302 after the bounded retries', async () => {
+    const f = await fake((req, res) => ok(res));
+    const url = f.url;
+    await f.close();
+    const cc = createClient({ baseUrl: url, keyId: 'k1', secret: SECRET, maxRetries: 1 });
+    const err = await rejected(cc.openapi.logistics.getQuota(quota));
+    assert.equal(err.errCode, -1302);
+    assert.equal(err.attempts, 2);
+    const err2 = await rejected(cc.top.ascp.launchExtraCharge(charge));
+    assert.equal(err2.errCode, -1302, 'never sent: not an unknown outcome');
+    assert.equal(err2.attempts, 1);
+  });
+});
+
+describe('deadlines and errors', () => {
+  it('timeoutMs bounds the call with an AbortSignal: -1301 for a read, -1304 for a charge', async () => {
+    const f = await fake(() => {}); // never answers
+    try {
+      const err = await rejected(f.client({ timeoutMs: 300 }).openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1301);
+      assert.equal(err.status, 0);
+      assert.equal(err.cause?.name, 'TimeoutError');
+      const err2 = await rejected(f.client({ timeoutMs: 300 }).top.ascp.launchExtraCharge(charge));
+      assert.equal(err2.errCode, -1304);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('the caller\'s AbortSignal rejects with its reason', async () => {
+    const ac = new AbortController();
+    // The caller gives up once the request has arrived (no timing involved).
+    const f = await fake(() => ac.abort(new Error('user went away')));
+    try {
+      const p = f.client().openapi.logistics.getQuota(quota, { signal: ac.signal });
+      const err = await rejected(p);
+      assert.equal(err.message, 'user went away');
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a failure envelope becomes a CloudCallError with every field', async () => {
+    const upstream = { vendor: 'ck1', httpStatus: 400, code: 'E1', message: 'bad', requestId: 'T-1' };
+    const f = await fake((req, res) => json(res, 400, { errCode: -1001, errMsg: 'ck1.pricing.inboundBox:fail boxes[0].weight: bad', field: 'boxes[0].weight', upstream }, { 'x-fc-request-id': 'fc-req-9' }));
+    try {
+      const err = await rejected(f.client().ck1.pricing.inboundBox({ warehouseId: 'US', boxes: [] }));
+      assert.ok(err instanceof CloudCallError);
+      assert.ok(err instanceof Error);
+      assert.equal(err.name, 'CloudCallError');
+      assert.equal(err.message, err.errMsg);
+      assert.deepEqual({ errCode: err.errCode, field: err.field, upstream: err.upstream, requestId: err.requestId, status: err.status, function: err.function, api: err.api },
+        { errCode: -1001, field: 'boxes[0].weight', upstream, requestId: 'fc-req-9', status: 400, function: 'ck1-pricing-inbound-box', api: 'ck1.pricing.inboundBox' });
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('an answer that is not an envelope is -1303 with the status and a snippet', async () => {
+    const f = await fake((req, res) => { res.writeHead(502, { 'content-type': 'text/html' }); res.end('<html>Bad Gateway</html>'); });
+    try {
+      const err = await rejected(f.client().cams.queryChatappBindWaba({}));
+      assert.equal(err.errCode, -1303);
+      assert.equal(err.status, 502);
+      assert.match(err.errMsg, /Bad Gateway/);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('endpoints per function win over baseUrl; a missing one is a TypeError', async () => {
+    const f = await fake((req, res) => ok(res));
+    try {
+      const cc = createClient({ endpoints: { 'logistics-get-quota': f.url + '/custom/path' }, keyId: 'k1', secret: SECRET });
+      await cc.openapi.logistics.getQuota(quota);
+      assert.equal(f.seen[0].url, '/custom/path');
+      await assert.rejects(cc.ck1.pricing.inboundBox({ warehouseId: 'US', boxes: [] }), TypeError);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('options are checked when the client is made', () => {
+    assert.throws(() => createClient({ keyId: 'k1', secret: SECRET }), /baseUrl/);
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: 'short' }), /16/);
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'bad id', secret: SECRET }), /keyId/);
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: SECRET, timeoutMs: -1 }), /timeoutMs/);
+  });
+
+  it('a custom fetch is used', async () => {
+    const calls = [];
+    const cc = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async (url, init) => {
+      calls.push(String(url));
+      return new Response(JSON.stringify({ errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: 0 }), { status: 200 });
+    } });
+    const r = await cc.openapi.logistics.getQuota(quota);
+    assert.equal(r.quotaNum, 0);
+    assert.deepEqual(calls, ['http://fn.example/logistics-get-quota']);
+  });
+
+  it('two different idempotency keys are refused before sending', async () => {
+    const cc = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async () => assert.fail('sent') });
+    const err = await rejected(cc.top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'a' }, { idempotencyKey: 'b' }));
+    assert.equal(err.errCode, -1001);
+    assert.equal(err.field, 'idempotencyKey');
+  });
+});

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/cloudcall/cloudcall/shared/console"
+)
+
+// swapper is what the watcher needs of the emulator.
+type swapper interface {
+	SetBinary(fn, path string) error
+}
+
+// builder compiles one function into dir; emulator.Build in production.
+type builder func(ctx context.Context, root, pkg, dir string) (string, error)
+
+// watcher rebuilds a function when a source file of any package it imports
+// from this module changes (go list -deps), and swaps its instances to the
+// new binary. A build that fails keeps the last good binary serving.
+type watcher struct {
+	root, binDir string
+	build        builder
+	emu          swapper
+	out          io.Writer
+	debugFlags   map[string][]string // extra go build flags per function (Delve)
+
+	mu     sync.Mutex
+	gen    int
+	dirs   map[string]map[string]bool // package dir → functions that import it
+	builds map[string]console.Build
+	bins   map[string]string // current binary per function
+}
+
+func newWatcher(root, binDir string, emu swapper, build builder, out io.Writer, bins map[string]string) *watcher {
+	w := &watcher{root: root, binDir: binDir, build: build, emu: emu, out: out, dirs: map[string]map[string]bool{},
+		builds: map[string]console.Build{}, bins: map[string]string{}}
+	for fn, b := range bins {
+		w.bins[fn] = b
+		w.builds[fn] = console.Build{OK: true, At: time.Now()}
+	}
+	return w
+}
+
+// Builds reports the latest build of every function (the console shows it).
+func (w *watcher) Builds() map[string]console.Build {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]console.Build, len(w.builds))
+	for k, v := range w.builds {
+		out[k] = v
+	}
+	return out
+}
+
+// deps lists the folders of the module's packages fn's main imports,
+// directly or not, itself included.
+func (w *watcher) deps(ctx context.Context, fn string) ([]string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-tags", "lambda.norpc", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./functions/"+fn)
+	cmd.Dir = w.root
+	b, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -deps ./functions/%s: %w", fn, err)
+	}
+	var out []string
+	for _, d := range strings.Fields(string(b)) {
+		if rel, err := filepath.Rel(w.root, d); err == nil && !strings.HasPrefix(rel, "..") {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// track (re)computes fn's folders and adds the new ones to fsw.
+func (w *watcher) track(ctx context.Context, fsw *fsnotify.Watcher, fn string) error {
+	dirs, err := w.deps(ctx, fn)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, fns := range w.dirs {
+		delete(fns, fn)
+	}
+	for _, d := range dirs {
+		if w.dirs[d] == nil {
+			w.dirs[d] = map[string]bool{}
+			if err := fsw.Add(d); err != nil {
+				return fmt.Errorf("watch %s: %w", d, err)
+			}
+		}
+		w.dirs[d][fn] = true
+	}
+	return nil
+}
+
+// affected names the functions a changed file belongs to (sorted).
+func (w *watcher) affected(path string) []string {
+	base := filepath.Base(path)
+	if (base == "go.mod" || base == "go.sum") && filepath.Dir(path) == w.root {
+		return w.all() // a dependency changed: everything links it
+	}
+	if !strings.HasSuffix(base, ".go") || strings.HasSuffix(base, "_test.go") || strings.HasPrefix(base, ".") {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for fn := range w.dirs[filepath.Dir(path)] {
+		out = append(out, fn)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// all names every function tracked.
+func (w *watcher) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	set := map[string]bool{}
+	for _, fns := range w.dirs {
+		for fn := range fns {
+			set[fn] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for fn := range set {
+		out = append(out, fn)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// run watches until ctx ends.
+func (w *watcher) run(ctx context.Context, fns []string) error {
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	defer fsw.Close()
+	for _, fn := range fns {
+		if err := w.track(ctx, fsw, fn); err != nil {
+			return err
+		}
+	}
+	if err := fsw.Add(w.root); err != nil { // go.mod, go.sum
+		return fmt.Errorf("watch %s: %w", w.root, err)
+	}
+	w.mu.Lock()
+	n := len(w.dirs)
+	w.mu.Unlock()
+	fmt.Fprintf(w.out, "watch: %d package folders of %d functions; a change rebuilds the functions that import it\n", n, len(fns))
+	pending := map[string]bool{}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err, ok := <-fsw.Errors:
+			if !ok {
+				return nil
+			}
+			fmt.Fprintf(w.out, "watch: %v\n", err)
+		case ev, ok := <-fsw.Events:
+			if !ok {
+				return nil
+			}
+			if !ev.Has(fsnotify.Write) && !ev.Has(fsnotify.Create) && !ev.Has(fsnotify.Remove) && !ev.Has(fsnotify.Rename) {
+				continue
+			}
+			for _, fn := range w.affected(ev.Name) {
+				pending[fn] = true
+			}
+			if len(pending) > 0 {
+				// Editors write a file in several steps: build once they settle.
+				debounce = time.After(150 * time.Millisecond)
+			}
+		case <-debounce:
+			debounce = nil
+			names := make([]string, 0, len(pending))
+			for fn := range pending {
+				names = append(names, fn)
+			}
+			sort.Strings(names)
+			pending = map[string]bool{}
+			for _, fn := range names {
+				if w.rebuild(ctx, fn) {
+					_ = w.track(ctx, fsw, fn) // imports may have changed
+				}
+			}
+		}
+	}
+}
+
+// rebuild builds fn into a fresh folder and swaps to it; a failed build
+// keeps the last good binary and reports the compiler's file:line output.
+func (w *watcher) rebuild(ctx context.Context, fn string) bool {
+	w.mu.Lock()
+	w.gen++
+	dir := filepath.Join(w.binDir, ".watch", strconv.Itoa(w.gen))
+	w.mu.Unlock()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(w.out, "watch: %v\n", err)
+		return false
+	}
+	fmt.Fprintf(w.out, "watch: rebuilding %s\n", fn)
+	start := time.Now()
+	bin, err := w.build(ctx, w.root, "./functions/"+fn, dir)
+	took := time.Since(start)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		if ctx.Err() != nil {
+			return false // shutting down: the build was cut short, not wrong
+		}
+		msg := compilerOutput(err)
+		w.mu.Lock()
+		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg}
+		w.mu.Unlock()
+		fmt.Fprintf(w.out, "watch: %s does not compile; the last good binary keeps serving:\n%s\n", fn, indent(msg))
+		return false
+	}
+	if err := w.emu.SetBinary(fn, bin); err != nil {
+		fmt.Fprintf(w.out, "watch: %v\n", err)
+		return false
+	}
+	w.mu.Lock()
+	old := w.bins[fn]
+	w.bins[fn] = bin
+	w.builds[fn] = console.Build{OK: true, At: time.Now(), DurationMs: took.Milliseconds()}
+	w.mu.Unlock()
+	// Instances still finishing a call run the old file; unlinking it is
+	// safe, its folder goes with it once empty.
+	if strings.Contains(old, string(filepath.Separator)+".watch"+string(filepath.Separator)) {
+		_ = os.Remove(old)
+		_ = os.Remove(filepath.Dir(old))
+	}
+	fmt.Fprintf(w.out, "watch: rebuilt %s in %s; new calls run it, calls in flight finish on the old binary\n", fn, took.Round(10*time.Millisecond))
+	return true
+}
+
+// compilerOutput keeps the go build output (file:line: message) of an error
+// from emulator.Build.
+func compilerOutput(err error) string {
+	s := err.Error()
+	if _, rest, ok := strings.Cut(s, "\n"); ok {
+		s = rest
+	}
+	return strings.TrimSpace(s)
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}

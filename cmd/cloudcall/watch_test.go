@@ -1,0 +1,186 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/console"
+	"github.com/cloudcall/cloudcall/shared/emulator"
+)
+
+// copyTree copies the module's sources (not .git, build output, node_modules
+// or docs) so a test can edit them.
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "bin", "dist", "node_modules", "docs":
+				if rel != "." {
+					return filepath.SkipDir
+				}
+			}
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	require.NoError(t, err)
+}
+
+// TestWatch runs `cloudcall local --watch` on a copy of the source tree and
+// edits a shared package logistics-get-quota imports (shared/wechat) while
+// four callers keep calling it: the next calls answer with the new code and
+// none fails during the swap; then a change that does not compile keeps the
+// last good binary serving and shows the compiler's file:line in the terminal
+// and the console.
+func TestWatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every function twice")
+	}
+	root, err := emulator.ModuleRoot(".")
+	require.NoError(t, err)
+	tree := t.TempDir()
+	copyTree(t, root, tree)
+	base, out := runLocalIn(t, tree, "--watch")
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "watch: ") }, time.Minute, 50*time.Millisecond)
+	require.Regexp(t, `watch: \d+ package folders of 5 functions`, out.String())
+
+	client := &http.Client{Timeout: 30 * time.Second}
+	call := func() (int, map[string]any, error) {
+		resp, err := client.Post(base+"/logistics-get-quota", "application/json", strings.NewReader(`{"deliveryId":"YTO","bizId":"xyz"}`))
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return resp.StatusCode, nil, fmt.Errorf("%s: %w", b, err)
+		}
+		return resp.StatusCode, m, nil
+	}
+	status, m, err := call()
+	require.NoError(t, err)
+	require.Equal(t, 200, status)
+	require.Equal(t, "openapi.logistics.getQuota:ok", m["errMsg"])
+
+	// Callers keep going through the rebuild and the swap.
+	var (
+		mu       sync.Mutex
+		calls    int
+		failures []string
+		newSeen  int
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				status, m, err := call()
+				mu.Lock()
+				calls++
+				switch {
+				case err != nil:
+					failures = append(failures, err.Error())
+				case status != 200 || m["errCode"] != float64(0):
+					failures = append(failures, fmt.Sprintf("%d %v", status, m))
+				case m["errMsg"] == "openapi.logistics.getQuotaV2:ok":
+					newSeen++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	src := filepath.Join(tree, "shared", "wechat", "logistics.go")
+	b, err := os.ReadFile(src)
+	require.NoError(t, err)
+	const old = `APIGetQuota = "openapi.logistics.getQuota"`
+	require.Contains(t, string(b), old)
+	require.NoError(t, os.WriteFile(src, []byte(strings.Replace(string(b), old, `APIGetQuota = "openapi.logistics.getQuotaV2"`, 1)), 0o644))
+
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return newSeen >= 20
+	}, 3*time.Minute, 20*time.Millisecond, "the new code never answered")
+	close(stop)
+	wg.Wait()
+	require.Empty(t, failures, "no call fails during the swap")
+	t.Logf("%d calls during the rebuild and swap, %d answered by the new code, 0 failed", calls, newSeen)
+	status, m, err = call()
+	require.NoError(t, err)
+	require.Equal(t, 200, status)
+	require.Equal(t, "openapi.logistics.getQuotaV2:ok", m["errMsg"], "every call after the swap runs the new code")
+	rebuilt := regexp.MustCompile(`watch: rebuilt logistics-get-quota in [0-9.]+m?s`)
+	require.True(t, rebuilt.MatchString(out.String()), "the rebuild time is printed")
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "watch: rebuilt quota-alert in ") }, 3*time.Minute, 50*time.Millisecond,
+		"a shared package rebuilds every function that imports it")
+	require.False(t, strings.Contains(out.String(), "rebuilding ck1-pricing-inbound-box"), "functions that do not import it are left alone")
+	t.Logf("terminal: %s", rebuilt.FindString(out.String()))
+
+	// A change that does not compile: the last good binary keeps serving.
+	b, err = os.ReadFile(src)
+	require.NoError(t, err)
+	broken := string(b) + "\nvar watchTestBroken int = \"not an int\"\n"
+	line := strings.Count(broken, "\n") // the line just added
+	require.NoError(t, os.WriteFile(src, []byte(broken), 0o644))
+	where := regexp.MustCompile(fmt.Sprintf(`logistics\.go:%d:\d+: cannot use "not an int"`, line))
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "watch: logistics-get-quota does not compile; the last good binary keeps serving") &&
+			where.MatchString(out.String())
+	}, 3*time.Minute, 50*time.Millisecond, "the compiler error (file:line) is shown in the terminal")
+	for range 5 {
+		status, m, err = call()
+		require.NoError(t, err)
+		require.Equal(t, 200, status)
+		require.Equal(t, "openapi.logistics.getQuotaV2:ok", m["errMsg"])
+	}
+	resp, err := client.Get(base + "/__console/api/state")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var st struct {
+		Functions []console.FunctionState `json:"functions"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	var got *console.FunctionState
+	for i := range st.Functions {
+		if st.Functions[i].Name == "logistics-get-quota" {
+			got = &st.Functions[i]
+		}
+	}
+	require.NotNil(t, got)
+	require.Equal(t, "build-failed", got.State)
+	require.NotNil(t, got.Build)
+	require.False(t, got.Build.OK)
+	require.Regexp(t, where, got.Build.Error, "the console shows the same file:line")
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type fakeSwapper struct {
+	mu    sync.Mutex
+	swaps []string
+}
+
+func (f *fakeSwapper) SetBinary(fn, path string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.swaps = append(f.swaps, fn+"="+path)
+	return nil
+}
+
+func TestRebuildSwapsOnlyWhatCompiles(t *testing.T) {
+	bin := t.TempDir()
+	sw := &fakeSwapper{}
+	fail := true
+	build := func(_ context.Context, root, pkg, dir string) (string, error) {
+		if fail {
+			return "", errors.New("go build ./functions/a: exit status 1\nfunctions/a/main.go:3:9: undefined: nope")
+		}
+		out := filepath.Join(dir, filepath.Base(pkg))
+		return out, os.WriteFile(out, []byte("bin"), 0o755)
+	}
+	var out bytes.Buffer
+	w := newWatcher(t.TempDir(), bin, sw, build, &out, map[string]string{"a": "/first/a"})
+	require.True(t, w.Builds()["a"].OK)
+
+	require.False(t, w.rebuild(context.Background(), "a"))
+	require.Empty(t, sw.swaps, "a failed build swaps nothing")
+	b := w.Builds()["a"]
+	require.False(t, b.OK)
+	require.Equal(t, "functions/a/main.go:3:9: undefined: nope", b.Error)
+	require.Contains(t, out.String(), "watch: a does not compile; the last good binary keeps serving:\n  functions/a/main.go:3:9: undefined: nope")
+
+	fail = false
+	require.True(t, w.rebuild(context.Background(), "a"))
+	require.True(t, w.rebuild(context.Background(), "a"))
+	require.Equal(t, []string{"a=" + filepath.Join(bin, ".watch", "2", "a"), "a=" + filepath.Join(bin, ".watch", "3", "a")}, sw.swaps)
+	require.True(t, w.Builds()["a"].OK)
+	require.NoFileExists(t, filepath.Join(bin, ".watch", "2", "a"), "the replaced build is removed")
+	require.FileExists(t, filepath.Join(bin, ".watch", "3", "a"))
+	require.Regexp(t, `watch: rebuilt a in [0-9.]+m?s; new calls run it`, out.String())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	fail = true
+	require.False(t, w.rebuild(ctx, "a"))
+	require.True(t, w.Builds()["a"].OK, "a build cut short by shutdown is not a compile error")
+}
+
+func TestAffectedFiles(t *testing.T) {
+	w := newWatcher("/m", "/m/bin", &fakeSwapper{}, nil, &bytes.Buffer{}, nil)
+	w.dirs["/m/shared/wechat"] = map[string]bool{"logistics-get-quota": true, "quota-alert": true}
+	w.dirs["/m/functions/quota-alert"] = map[string]bool{"quota-alert": true}
+	cases := []struct {
+		path string
+		want []string
+	}{
+		{"/m/shared/wechat/logistics.go", []string{"logistics-get-quota", "quota-alert"}},
+		{"/m/functions/quota-alert/main.go", []string{"quota-alert"}},
+		{"/m/shared/wechat/logistics_test.go", nil},
+		{"/m/shared/wechat/.logistics.go.swp", nil},
+		{"/m/shared/wechat/README.md", nil},
+		{"/m/shared/ck1/client.go", nil},
+		{"/m/go.sum", []string{"logistics-get-quota", "quota-alert"}},
+		{"/m/go.mod", []string{"logistics-get-quota", "quota-alert"}},
+		{"/m/shared/wechat/go.mod", nil},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, w.affected(c.path), c.path)
+	}
+}

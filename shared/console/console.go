@@ -1,0 +1,433 @@
+// Package console is the emulator's web console, served at the emulator's
+// "/": functions and their instances, timers, live invocations with their
+// request, response and log lines, an invoke form per function generated
+// from its input schema, and the vendor sandboxes' state and faults.
+//
+// The assets are plain HTML, CSS and JavaScript embedded in the binary: no
+// build step. Security: the console answers only loopback peers that name a
+// loopback host (no DNS rebinding), and every state-changing endpoint needs
+// the per-run token the page carries, which a cross-site page can neither
+// read nor send without a CORS preflight the console never grants.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// TokenHeader carries the per-run token on state-changing requests.
+const TokenHeader = "X-Cloudcall-Console-Token"
+
+// Emulator is what the console needs of the emulator (*emulator.Emulator
+// implements it).
+type Emulator interface {
+	Names() []string
+	Instances(fn string) []emulator.InstanceInfo
+	Timers(now time.Time) []emulator.TimerInfo
+	Bus() *emulator.Bus
+	Invoke(ctx context.Context, fn string, payload []byte) (runtimeapi.Result, emulator.Report, error)
+	FireTimer(ctx context.Context, fn string) (runtimeapi.Result, emulator.Report, error)
+}
+
+// Function is what the console shows about a function besides its
+// instances.
+type Function struct {
+	Name        string          `json:"name"`
+	API         string          `json:"api"`
+	Description string          `json:"description"`
+	Vendor      string          `json:"vendor"`
+	HTTP        bool            `json:"http"`
+	Example     json.RawMessage `json:"example,omitempty"`
+	Schema      json.RawMessage `json:"schema,omitempty"` // the input JSON Schema, when there is one
+}
+
+// Sandbox is a vendor sandbox the console can show and drive.
+type Sandbox struct {
+	Vendor string `json:"vendor"`
+	URL    string `json:"url"`
+}
+
+// Build is the outcome of a function's latest build under --watch.
+type Build struct {
+	OK         bool      `json:"ok"`
+	At         time.Time `json:"at"`
+	DurationMs int64     `json:"durationMs"`
+	Error      string    `json:"error,omitempty"` // the compiler's output (file:line: message)
+}
+
+// Options configures the console.
+type Options struct {
+	Emulator  Emulator
+	Functions []Function
+	Sandboxes []Sandbox
+	Platform  string
+	// Builds reports --watch builds by function; nil when not watching.
+	Builds func() map[string]Build
+	// Debug names the function running under Delve, if any.
+	Debug string
+	// Token is the per-run token; a random one when empty.
+	Token string
+}
+
+// Console serves the web console.
+type Console struct {
+	opts    Options
+	token   string
+	proxies map[string]*httputil.ReverseProxy
+	page    *template.Template
+}
+
+// New builds the console.
+func New(opts Options) (*Console, error) {
+	if opts.Emulator == nil {
+		return nil, errors.New("console: no emulator")
+	}
+	tok := opts.Token
+	if tok == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("console: token: %w", err)
+		}
+		tok = hex.EncodeToString(b)
+	}
+	page, err := template.ParseFS(assets, "assets/index.html")
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	c := &Console{opts: opts, token: tok, proxies: map[string]*httputil.ReverseProxy{}, page: page}
+	for _, s := range opts.Sandboxes {
+		u, err := url.Parse(s.URL)
+		if err != nil {
+			return nil, fmt.Errorf("console: sandbox %s: %w", s.Vendor, err)
+		}
+		c.proxies[s.Vendor] = &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.URL.Path = "/__sandbox/" + r.In.PathValue("path")
+			r.Out.URL.RawPath = ""
+			r.Out.Header.Del(TokenHeader)
+			r.Out.Header.Del("Cookie")
+		}}
+	}
+	return c, nil
+}
+
+// Token is the per-run token (tests; the page embeds it).
+func (c *Console) Token() string { return c.token }
+
+// Handler serves GET / and everything under /__console/.
+func (c *Console) Handler() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(assets, "assets")
+	mux.HandleFunc("GET /{$}", c.index)
+	mux.Handle("GET /__console/assets/", http.StripPrefix("/__console/assets/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /__console/api/state", c.state)
+	mux.HandleFunc("GET /__console/api/events", c.events)
+	mux.HandleFunc("GET /__console/api/invocations/{id}", c.invocation)
+	mux.HandleFunc("POST /__console/api/invoke/{fn}", c.guard(c.invoke))
+	mux.HandleFunc("POST /__console/api/replay/{id}", c.guard(c.replay))
+	mux.HandleFunc("POST /__console/api/timers/{fn}", c.guard(c.fireTimer))
+	mux.HandleFunc("GET /__console/api/sandbox/{vendor}/{path...}", c.sandbox)
+	mux.HandleFunc("POST /__console/api/sandbox/{vendor}/{path...}", c.guard(c.sandbox))
+	return c.loopbackOnly(mux)
+}
+
+// loopbackOnly refuses peers that are not on this machine, and requests
+// whose Host is not a loopback name: a page on another site that rebinds
+// its DNS name to 127.0.0.1 sends its own Host and is refused.
+func (c *Console) loopbackOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackAddr(r.RemoteAddr) {
+			http.Error(w, "the console answers only on this machine (loopback)", http.StatusForbidden)
+			return
+		}
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		if !loopbackHost(host) {
+			http.Error(w, "the console answers only to a loopback host name (127.0.0.1, ::1 or localhost)", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func loopbackHost(h string) bool {
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// guard lets a state-changing request through only with the per-run token
+// and, when the browser names an origin, only from the console's own.
+func (c *Console) guard(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get(TokenHeader)
+		if subtle.ConstantTimeCompare([]byte(got), []byte(c.token)) != 1 {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "missing or wrong " + TokenHeader + ": state-changing console calls need the token of this run (open the console page)"})
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" {
+			u, err := url.Parse(o)
+			if err != nil || u.Host != r.Host {
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin console call refused"})
+				return
+			}
+		}
+		next(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (c *Console) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	_ = c.page.Execute(w, map[string]string{"Token": c.token})
+}
+
+// FunctionState is one function in GET /__console/api/state.
+type FunctionState struct {
+	Function
+	State     string                  `json:"state"` // idle, warm, busy, build-failed
+	Instances []emulator.InstanceInfo `json:"instances"`
+	Timer     *emulator.TimerInfo     `json:"timer,omitempty"`
+	Build     *Build                  `json:"build,omitempty"`
+	Debug     bool                    `json:"debug,omitempty"`
+}
+
+func (c *Console) state(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	timers := map[string]emulator.TimerInfo{}
+	for _, t := range c.opts.Emulator.Timers(now) {
+		timers[t.Function] = t
+	}
+	var builds map[string]Build
+	if c.opts.Builds != nil {
+		builds = c.opts.Builds()
+	}
+	meta := map[string]Function{}
+	for _, f := range c.opts.Functions {
+		meta[f.Name] = f
+	}
+	out := []FunctionState{}
+	for _, name := range c.order() {
+		f := meta[name]
+		f.Name = name
+		st := FunctionState{Function: f, Instances: c.opts.Emulator.Instances(name), Debug: name == c.opts.Debug}
+		st.State = "idle"
+		for _, in := range st.Instances {
+			if in.Busy {
+				st.State = "busy"
+				break
+			}
+			st.State = "warm"
+		}
+		if t, ok := timers[name]; ok {
+			st.Timer = &t
+		}
+		if b, ok := builds[name]; ok {
+			st.Build = &b
+			if !b.OK {
+				st.State = "build-failed"
+			}
+		}
+		out = append(out, st)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"platform": c.opts.Platform, "functions": out, "sandboxes": c.opts.Sandboxes, "now": now})
+}
+
+// events streams every invocation change as server-sent events: first the
+// ones kept so far, then each start, log line and end.
+func (c *Console) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	recent, ch, cancel := c.opts.Emulator.Bus().Subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	send := func(in emulator.Invocation) error {
+		b, _ := json.Marshal(in)
+		_, err := fmt.Fprintf(w, "event: invocation\ndata: %s\n\n", b)
+		return err
+	}
+	for _, in := range recent {
+		if send(in) != nil {
+			return
+		}
+	}
+	fl.Flush()
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case in, ok := <-ch:
+			if !ok || send(in) != nil {
+				return
+			}
+			fl.Flush()
+		case <-ping.C:
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}
+
+func (c *Console) invocation(w http.ResponseWriter, r *http.Request) {
+	in, ok := c.opts.Emulator.Bus().Get(r.PathValue("id"))
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no invocation with that request id is kept"})
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+// order lists the functions as Options.Functions does (the registry's
+// order), then any others the emulator runs.
+func (c *Console) order() []string {
+	running := map[string]bool{}
+	for _, n := range c.opts.Emulator.Names() {
+		running[n] = true
+	}
+	var out []string
+	for _, f := range c.opts.Functions {
+		if running[f.Name] {
+			out = append(out, f.Name)
+			delete(running, f.Name)
+		}
+	}
+	for _, n := range c.opts.Emulator.Names() {
+		if running[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *Console) known(fn string) bool {
+	for _, n := range c.opts.Emulator.Names() {
+		if n == fn {
+			return true
+		}
+	}
+	return false
+}
+
+// answer runs an invocation and answers with its record as the bus keeps it.
+func (c *Console) answer(w http.ResponseWriter, rep emulator.Report, err error) {
+	in, ok := c.opts.Emulator.Bus().Get(rep.RequestID)
+	if !ok {
+		msg := "the invocation was not recorded"
+		if err != nil {
+			msg = err.Error()
+		}
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": msg})
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+func (c *Console) invoke(w http.ResponseWriter, r *http.Request) {
+	fn := r.PathValue("fn")
+	if !c.known(fn) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown function", "known": c.opts.Emulator.Names()})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, emulator.FCMaxPayload+1))
+	if err != nil || len(body) > emulator.FCMaxPayload {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "payload too large"})
+		return
+	}
+	if !json.Valid(body) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the event is not valid JSON"})
+		return
+	}
+	_, rep, err := c.opts.Emulator.Invoke(r.Context(), fn, body)
+	c.answer(w, rep, err)
+}
+
+func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
+	old, ok := c.opts.Emulator.Bus().Get(r.PathValue("id"))
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no invocation with that request id is kept"})
+		return
+	}
+	var t emulator.Truncated
+	if json.Unmarshal(old.Request, &t) == nil && t.Truncated {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf("the request was %d bytes; the console keeps %d at most, so it cannot replay it", t.Bytes, emulator.MaxKept)})
+		return
+	}
+	_, rep, err := c.opts.Emulator.Invoke(r.Context(), old.Function, old.Request)
+	c.answer(w, rep, err)
+}
+
+func (c *Console) fireTimer(w http.ResponseWriter, r *http.Request) {
+	fn := r.PathValue("fn")
+	if !c.known(fn) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown function", "known": c.opts.Emulator.Names()})
+		return
+	}
+	_, rep, err := c.opts.Emulator.FireTimer(r.Context(), fn)
+	c.answer(w, rep, err)
+}
+
+// sandbox passes /__console/api/sandbox/<vendor>/<path> to the sandbox's
+// /__sandbox/<path> admin endpoints (and nothing else of it).
+func (c *Console) sandbox(w http.ResponseWriter, r *http.Request) {
+	p, ok := c.proxies[r.PathValue("vendor")]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such sandbox"})
+		return
+	}
+	p.ServeHTTP(w, r)
+}

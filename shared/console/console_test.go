@@ -1,0 +1,237 @@
+package console_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/console"
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
+)
+
+var hello string
+
+func TestMain(m *testing.M) {
+	os.Exit(emulator.WithBinaries([]string{"./shared/emulator/testdata/hellofc"}, func(b map[string]string) int {
+		hello = b["hellofc"]
+		return m.Run()
+	}))
+}
+
+type fixture struct {
+	emu  *emulator.Emulator
+	con  *console.Console
+	srv  *httptest.Server
+	sbx  *sandbox.Sandbox
+	good string
+}
+
+func newFixture(t *testing.T, builds map[string]console.Build) *fixture {
+	t.Helper()
+	emu := emulator.New(emulator.Options{Platform: runtimeapi.FC, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: hello, Timeout: 5 * time.Second, MaxInstances: 1},
+	}})
+	sbx := sandbox.New("demo")
+	sbxSrv := httptest.NewServer(sbx.Wrap(http.NotFoundHandler()))
+	opts := console.Options{Emulator: emu, Platform: "fc",
+		Functions: []console.Function{{Name: "hello", API: "demo.hello", Example: json.RawMessage(`{"action":"log"}`)}},
+		Sandboxes: []console.Sandbox{{Vendor: "demo", URL: sbxSrv.URL}}}
+	if builds != nil {
+		opts.Builds = func() map[string]console.Build { return builds }
+	}
+	con, err := console.New(opts)
+	require.NoError(t, err)
+	srv := httptest.NewServer(con.Handler())
+	t.Cleanup(func() { srv.Close(); sbxSrv.Close(); emu.Close() })
+	return &fixture{emu: emu, con: con, srv: srv, sbx: sbx, good: con.Token()}
+}
+
+func (f *fixture) do(t *testing.T, method, path, body string, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestPageCarriesTheRunToken(t *testing.T) {
+	f := newFixture(t, nil)
+	status, body := f.do(t, "GET", "/", "", nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, `<meta name="cloudcall-token" content="`+f.good+`">`)
+	require.Len(t, f.good, 64)
+	other := newFixture(t, nil)
+	require.NotEqual(t, f.good, other.good, "each run has its own token")
+	status, _ = f.do(t, "GET", "/__console/assets/app.js", "", nil)
+	require.Equal(t, http.StatusOK, status)
+}
+
+func TestStateChangingCallsNeedTheTokenAndTheConsoleOrigin(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := console.TokenHeader
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		hdr    map[string]string
+		status int
+	}{
+		{"no token", "POST", "/__console/api/invoke/hello", `{}`, nil, 403},
+		{"cross-site form post (text/plain, no header)", "POST", "/__console/api/invoke/hello", `{}`, map[string]string{"Content-Type": "text/plain", "Origin": "http://evil.example"}, 403},
+		{"wrong token", "POST", "/__console/api/invoke/hello", `{}`, map[string]string{tok: strings.Repeat("0", 64)}, 403},
+		{"right token from another origin", "POST", "/__console/api/invoke/hello", `{}`, map[string]string{tok: f.good, "Origin": "http://evil.example"}, 403},
+		{"timer without token", "POST", "/__console/api/timers/hello", ``, nil, 403},
+		{"fault without token", "POST", "/__console/api/sandbox/demo/faults", `{"kind":"reset"}`, nil, 403},
+		{"clock without token", "POST", "/__console/api/sandbox/demo/clock", `{"advance":"1h"}`, nil, 403},
+		{"a rebound DNS name (Host evil.example)", "GET", "/", ``, map[string]string{"Host": "evil.example:9000"}, 403},
+		{"state under a rebound DNS name", "GET", "/__console/api/state", ``, map[string]string{"Host": "evil.example"}, 403},
+		{"not JSON, with the token", "POST", "/__console/api/invoke/hello", `{"action":`, map[string]string{tok: f.good}, 400},
+		{"unknown function", "POST", "/__console/api/invoke/nope", `{}`, map[string]string{tok: f.good}, 404},
+		{"unknown sandbox", "GET", "/__console/api/sandbox/nope/calls", ``, nil, 404},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := f.do(t, c.method, c.path, c.body, c.hdr)
+			require.Equal(t, c.status, status, body)
+		})
+	}
+	require.Empty(t, f.emu.Bus().Recent(), "no refused call ran the function")
+	require.Empty(t, f.sbx.Faults(), "no refused call reached the sandbox")
+
+	status, body := f.do(t, "POST", "/__console/api/invoke/hello", `{"action":"log"}`, map[string]string{tok: f.good, "Origin": f.srv.URL})
+	require.Equal(t, 200, status, body)
+	var inv emulator.Invocation
+	require.NoError(t, json.Unmarshal([]byte(body), &inv))
+	require.Equal(t, "hello", inv.Function)
+	require.Equal(t, "invoke", inv.Trigger)
+	require.Contains(t, string(inv.Response), `"hello":"fc"`)
+	require.Len(t, f.emu.Bus().Recent(), 1)
+
+	status, _ = f.do(t, "POST", "/__console/api/sandbox/demo/faults", `{"path":"/x","kind":"reset"}`, map[string]string{tok: f.good})
+	require.Equal(t, 200, status)
+	require.Equal(t, []sandbox.Fault{{Path: "/x", Kind: sandbox.FaultReset}}, f.sbx.Faults())
+	status, body = f.do(t, "GET", "/__console/api/sandbox/demo/faults", ``, nil)
+	require.Equal(t, 200, status)
+	require.JSONEq(t, `{"faults":[{"path":"/x","kind":"reset"}]}`, body)
+}
+
+func TestOnlyLoopbackPeers(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, c := range []struct {
+		remote string
+		status int
+	}{{"192.0.2.7:40000", 403}, {"[2001:db8::1]:40000", 403}, {"127.0.0.1:40000", 200}, {"[::1]:40000", 200}} {
+		req := httptest.NewRequest("GET", "http://127.0.0.1:9000/__console/api/state", nil)
+		req.RemoteAddr = c.remote
+		rec := httptest.NewRecorder()
+		f.con.Handler().ServeHTTP(rec, req)
+		require.Equal(t, c.status, rec.Code, c.remote)
+	}
+	for _, host := range []string{"localhost:9000", "[::1]:9000", "127.0.0.1"} {
+		req := httptest.NewRequest("GET", "http://"+host+"/", nil)
+		req.RemoteAddr = "127.0.0.1:5000"
+		rec := httptest.NewRecorder()
+		f.con.Handler().ServeHTTP(rec, req)
+		require.Equal(t, 200, rec.Code, host)
+	}
+}
+
+func TestLiveEventsReplayAndState(t *testing.T) {
+	f := newFixture(t, map[string]console.Build{"hello": {OK: false, Error: "functions/hello/main.go:7:2: undefined: x"}})
+	_, rep, err := f.emu.Invoke(context.Background(), "hello", []byte(`{"action":"log"}`))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/__console/api/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	events := make(chan emulator.Invocation, 64)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var in emulator.Invocation
+				if json.Unmarshal([]byte(data), &in) == nil {
+					events <- in
+				}
+			}
+		}
+		close(events)
+	}()
+	next := func() emulator.Invocation {
+		select {
+		case in := <-events:
+			return in
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event")
+			return emulator.Invocation{}
+		}
+	}
+	first := next()
+	require.Equal(t, rep.RequestID, first.RequestID, "the stream starts with what was kept")
+
+	status, body := f.do(t, "POST", "/__console/api/replay/"+rep.RequestID, ``, map[string]string{console.TokenHeader: f.good})
+	require.Equal(t, 200, status, body)
+	var again emulator.Invocation
+	require.NoError(t, json.Unmarshal([]byte(body), &again))
+	require.NotEqual(t, rep.RequestID, again.RequestID)
+	require.JSONEq(t, string(first.Request), string(again.Request), "a replay sends the same request")
+	for in := next(); in.RequestID != again.RequestID || in.Running; in = next() {
+	}
+
+	status, body = f.do(t, "GET", "/__console/api/state", ``, nil)
+	require.Equal(t, 200, status)
+	var st struct {
+		Functions []console.FunctionState `json:"functions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &st))
+	require.Len(t, st.Functions, 1)
+	fn := st.Functions[0]
+	require.Equal(t, "hello", fn.Name)
+	require.Equal(t, "demo.hello", fn.API)
+	require.Equal(t, "build-failed", fn.State, "a failed build shows even while the old binary serves")
+	require.Equal(t, "functions/hello/main.go:7:2: undefined: x", fn.Build.Error)
+	require.Len(t, fn.Instances, 1)
+	require.Equal(t, 2, fn.Instances[0].Invocations)
+
+	status, _ = f.do(t, "GET", "/__console/api/invocations/"+again.RequestID, ``, nil)
+	require.Equal(t, 200, status)
+	status, _ = f.do(t, "GET", "/__console/api/invocations/nope", ``, nil)
+	require.Equal(t, 404, status)
+}
+
+func TestReplayOfARequestTooLargeToKeep(t *testing.T) {
+	f := newFixture(t, nil)
+	big := `{"action":"x","pad":"` + strings.Repeat("a", emulator.MaxKept) + `"}`
+	_, rep, err := f.emu.Invoke(context.Background(), "hello", []byte(big))
+	require.NoError(t, err)
+	status, body := f.do(t, "POST", "/__console/api/replay/"+rep.RequestID, ``, map[string]string{console.TokenHeader: f.good})
+	require.Equal(t, http.StatusConflict, status)
+	require.Contains(t, body, "cannot replay it")
+	require.Len(t, f.emu.Bus().Recent(), 1, "nothing ran")
+}

@@ -1,0 +1,135 @@
+package emulator_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+)
+
+func TestBusRecordsInvocationsWithTheirLogLines(t *testing.T) {
+	e, srv := newEmu(t, runtimeapi.FC, 1)
+	recent, ch, cancel := e.Bus().Subscribe()
+	defer cancel()
+	require.Empty(t, recent)
+
+	_, rep, err := e.Invoke(context.Background(), "hello", []byte(`{"action":"log"}`))
+	require.NoError(t, err)
+	// The line travels through a pipe: wait for the update that carries it.
+	var got emulator.Invocation
+	want := "hello logs for " + rep.RequestID
+	for got.RequestID == "" || !slices.Contains(got.Logs, want) || got.Running {
+		select {
+		case got = <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no log line for %s; last update %+v", rep.RequestID, got)
+		}
+	}
+	require.Equal(t, rep.RequestID, got.RequestID)
+	require.Equal(t, "hello", got.Function)
+	require.Equal(t, "invoke", got.Trigger)
+	require.True(t, got.Cold)
+	require.Equal(t, rep.Instance, got.Pid)
+	require.JSONEq(t, `{"action":"log"}`, string(got.Request))
+	require.Contains(t, string(got.Response), `"hello":"fc"`)
+	for _, l := range got.Logs { // the SDK's own lines and ours, all of this call
+		require.Contains(t, l, rep.RequestID)
+	}
+
+	// An HTTP trigger call: trigger "http", its status, and the request id
+	// in the answer's x-fc-request-id header.
+	resp, _ := post(t, srv.URL+"/hello/x", `{"a":1}`, nil)
+	id := resp.Header.Get("x-fc-request-id")
+	require.NotEmpty(t, id)
+	inv, ok := e.Bus().Get(id)
+	require.True(t, ok)
+	require.Equal(t, "http", inv.Trigger)
+	require.Equal(t, 201, inv.Status)
+	require.False(t, inv.Cold)
+	require.Len(t, e.Bus().Recent(), 2)
+
+	_, lsrv := newEmu(t, runtimeapi.Lambda, 1)
+	resp, _ = post(t, lsrv.URL+"/hello/x", `{}`, nil)
+	require.NotEmpty(t, resp.Header.Get("x-amzn-RequestId"), "Lambda's HTTP fronts name the request x-amzn-RequestId")
+}
+
+func TestSetBinarySwapsWithoutFailingCallsInFlight(t *testing.T) {
+	// A second copy of the same build stands for the rebuilt binary.
+	next := filepath.Join(t.TempDir(), "hellofc-2")
+	b, err := os.ReadFile(fixtures["hellofc"])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(next, b, 0o755))
+
+	e, _ := newEmu(t, runtimeapi.FC, 2)
+	p, _ := e.Pool("hello")
+	res, _, err := e.Invoke(context.Background(), "hello", nil)
+	require.NoError(t, err)
+	oldPid := decode(t, res.Body)["pid"]
+
+	var wg sync.WaitGroup
+	var slowErr error
+	var slowPid any
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r, _, err := e.Invoke(context.Background(), "hello", []byte(`{"action":"sleep","ms":600}`))
+		slowErr = err
+		if err == nil {
+			slowPid = decode(t, r.Body)["pid"]
+		}
+	}()
+	require.Eventually(t, func() bool { s := p.Snapshot(); return len(s) == 1 && s[0].Busy }, 5*time.Second, 10*time.Millisecond)
+	p.SetBinary(next)
+
+	res, _, err = e.Invoke(context.Background(), "hello", nil)
+	require.NoError(t, err)
+	newPid := decode(t, res.Body)["pid"]
+	require.NotEqual(t, oldPid, newPid, "calls after the swap run the new binary")
+
+	wg.Wait()
+	require.NoError(t, slowErr, "the call in flight finished on the old binary")
+	require.Equal(t, oldPid, slowPid)
+	snap := p.Snapshot()
+	require.Len(t, snap, 1, "the old instance is retired once its call is done")
+	require.Equal(t, next, snap[0].Binary)
+	require.Equal(t, 1, snap[0].Invocations)
+	require.Equal(t, next, p.Config().Binary)
+}
+
+func TestTimersAndFireTimer(t *testing.T) {
+	c, err := emulator.ParseCron("0 * * * *", "UTC")
+	require.NoError(t, err)
+	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: io.Discard,
+		Functions: []emulator.FunctionConfig{{Name: "hello", Binary: fixtures["hellofc"], Timeout: 2 * time.Second}},
+		Timers:    []emulator.Timer{{Function: "hello", Name: "hourly", Cron: c, Payload: `{}`}}})
+	defer e.Close()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	require.Equal(t, []emulator.TimerInfo{{Function: "hello", Name: "hourly", Next: time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC)}}, e.Timers(now))
+	_, rep, err := e.FireTimer(context.Background(), "hello")
+	require.NoError(t, err)
+	inv, ok := e.Bus().Get(rep.RequestID)
+	require.True(t, ok)
+	require.Equal(t, "timer", inv.Trigger)
+}
+
+func TestBusKeepsAtMostMaxKeptOfAPayload(t *testing.T) {
+	e, _ := newEmu(t, runtimeapi.FC, 1)
+	big := []byte(`{"action":"x","pad":"` + strings.Repeat("a", emulator.MaxKept) + `"}`)
+	_, rep, err := e.Invoke(context.Background(), "hello", big)
+	require.NoError(t, err)
+	inv, ok := e.Bus().Get(rep.RequestID)
+	require.True(t, ok)
+	require.JSONEq(t, fmt.Sprintf(`{"truncated":true,"bytes":%d}`, len(big)), string(inv.Request))
+	require.Contains(t, string(inv.Response), `"hello":"fc"`, "small answers are kept")
+}
