@@ -21,9 +21,8 @@ func TestSecuritySuiteThroughTheEmulator(t *testing.T) {
 			sbx := startSandboxes(t)
 			var fns []emulator.FunctionConfig
 			for _, f := range httpFunctions() {
-				env := merge(sbx.env[f.Vendor], map[string]string{"CLOUDCALL_CALLER_KEYS": suiteCallerEnv})
-				fns = append(fns, emulator.FunctionConfig{Name: f.Name, Binary: bins[f.Name], Platform: p, Env: env,
-					Timeout: 20 * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Idle: time.Minute, Stdout: io.Discard})
+				fns = append(fns, emulator.FunctionConfig{Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(t, sbx, f),
+					Timeout: 20 * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Idle: time.Minute, Stdout: io.Discard, HTTPMethods: f.HTTPMethods})
 			}
 			emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Log: io.Discard})
 			defer emu.Close()

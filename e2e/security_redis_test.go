@@ -23,7 +23,7 @@ func TestNoncesThroughARedisCut(t *testing.T) {
 	url := redistest.URL(t)
 	target, db := redistest.HostPort(url)
 	proxy := redistest.NewProxy(t, target)
-	prefix := redistest.Prefix()
+	prefix := redistest.Keyspace(t, url)
 	sbx := wechatsbx.New(wechatsbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())
 	defer srv.Close()

@@ -96,6 +96,12 @@ func startSandboxes(t *testing.T) *sandboxes {
 	return s
 }
 
+// functionEnv is what f needs: its sandbox (and records store) and the
+// suite's caller keys.
+func functionEnv(t *testing.T, sbx *sandboxes, f registry.Function) map[string]string {
+	return merge(sbx.env[f.Vendor], map[string]string{"CLOUDCALL_CALLER_KEYS": suiteCallerEnv})
+}
+
 // httpServer is one function binary in HTTP-server mode.
 type httpServer struct {
 	url    string
@@ -207,6 +213,16 @@ type attack struct {
 	on map[string]expect
 }
 
+// onEmulators is x for every emulator target; onFCEmulators for those that
+// send FC events (cloudcall local's default platform is fc).
+func onEmulators(x expect) map[string]expect {
+	return map[string]expect{"emulator-fc": x, "emulator-aws": x, "cloudcall-local": x}
+}
+
+func onFCEmulators(x expect) map[string]expect {
+	return map[string]expect{"emulator-fc": x, "cloudcall-local": x}
+}
+
 // expect is an answer from in front of the function: no envelope, so no
 // errCode, and still no vendor call.
 type expect struct {
@@ -246,7 +262,7 @@ func attacks() []attack {
 				w := good(t, path, body)
 				w.method = "PUT"
 				return w
-			}},
+			}, on: onEmulators(expect{405, "the trigger takes POST only (its descriptors' methods)"})},
 		{name: "tampered path", status: 401, errCode: -1101, reason: "signature does not match",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, path, body)
@@ -270,13 +286,13 @@ func attacks() []attack {
 				w := good(t, path, body)
 				w.query = "a=1;b=2"
 				return w
-			}, on: map[string]expect{"emulator-fc": {400, "FC's event carries parsed query parameters: the front door refuses what it cannot parse"}}},
+			}, on: onFCEmulators(expect{400, "FC's event carries parsed query parameters: the front door refuses what it cannot parse"})},
 		{name: "query with a bad % escape appended", status: 401, errCode: -1101, reason: "query string cannot be canonicalized",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, path, body)
 				w.query = "a=%zz"
 				return w
-			}, on: map[string]expect{"emulator-fc": {400, "as above"}}},
+			}, on: onFCEmulators(expect{400, "as above"})},
 		{name: "tampered body", status: 401, errCode: -1101, reason: "signature does not match",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, path, body)
@@ -414,8 +430,7 @@ func TestSecuritySuiteHTTPServerMode(t *testing.T) {
 			sbx := startSandboxes(t)
 			servers := map[string]*httpServer{}
 			for _, f := range httpFunctions() {
-				env := merge(sbx.env[f.Vendor], map[string]string{"CLOUDCALL_CALLER_KEYS": suiteCallerEnv})
-				servers[f.Name] = startHTTPServer(t, bins[f.Name], mode, env)
+				servers[f.Name] = startHTTPServer(t, bins[f.Name], mode, functionEnv(t, sbx, f))
 			}
 			runSuite(t, mode, mode, func(fn string) string { return servers[fn].url }, sbx.calls)
 			for fn, s := range servers {

@@ -17,7 +17,7 @@ import (
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", args, stdout, stderr)
 	out := fs.String("out", "", "write the Markdown report here (e.g. docs/benchmarks.md); empty: stdout")
-	cold := fs.Int("cold", 20, "cold starts per function and for the floor")
+	cold := fs.Int("cold", 300, "rounds of cold starts (each starts the hello floor, every function and its vendor-call floor)")
 	calls := fs.Int("calls", 2000, "calls per concurrency level through the emulator")
 	memCalls := fs.Int("memory-calls", 10000, "invocations for the RSS figures")
 	tokCalls := fs.Int("token-calls", 10000, "invocations for the token economy")

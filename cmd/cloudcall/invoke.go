@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
@@ -94,9 +95,12 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer st.Close()
 	set := localSettings{storeURL: st.URL(), storePfx: "cloudcall:", embedded: true}
-	emu := emulator.New(emulator.Options{Platform: p, Log: stderr, Functions: []emulator.FunctionConfig{{
+	// One sink for the emulator's lines and the function's: one lock over
+	// stderr, whatever writer it is.
+	sink := linewriter.New(stderr, 0)
+	emu := emulator.New(emulator.Options{Platform: p, Log: sink, Functions: []emulator.FunctionConfig{{
 		Name: f.Name, Binary: bins[f.Name], Platform: p, Env: functionEnv(f, p, sbs, real, set),
-		Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Stdout: stderr,
+		Timeout: time.Duration(f.TimeoutSec) * time.Second, MemoryMB: f.MemoryMB, MaxInstances: 1, Stdout: sink, LogPrefix: f.Name + " | ",
 	}}})
 	defer emu.Close()
 	res, _, err := emu.Invoke(ctx, f.Name, payload)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
@@ -37,6 +38,11 @@ var Functions = []string{"logistics-get-quota", "ck1-pricing-inbound-box", "cams
 // so its loops are bounded by time, not by the machine.
 const camsFunction = "cams-query-chatapp-bind-waba"
 
+// chargeFunction keeps its idempotency records in the shared store (the
+// embedded one here): several store round trips per call, so its long runs
+// are shorter.
+const chargeFunction = "top-launch-extra-charge"
+
 // Options sizes a run. The zero value is filled by Defaults.
 type Options struct {
 	ModuleDir   string
@@ -49,12 +55,48 @@ type Options struct {
 	CAMSPairs   int // paced pairs for the CAMS peer comparison
 	RedisURL    string
 	Progress    io.Writer
+	WarmRounds  int // interleaved blocks of the in-process comparison (blockCalls calls of each side per block)
+	EmuRounds   int // interleaved rounds per number of callers, ours vs RIE
+	Peers       Peers
+	// Only names the sections to run (cold, warm, rie, cams, load, memory,
+	// tokens); empty runs them all. For iterating on one figure: the report
+	// `make bench` commits runs everything.
+	Only []string
+}
+
+func (o Options) want(section string) bool {
+	return len(o.Only) == 0 || slices.Contains(o.Only, section)
+}
+
+// Peers are measured by the benchmark module bench/peers, which builds them
+// from the module proxy so the main go.mod never lists them. Zero values
+// skip their sections (plain `cloudcall bench`).
+type Peers struct {
+	// RIEBinary is aws-lambda-rie, AWS's Runtime Interface Emulator.
+	RIEBinary string
+	// PowerWeChat builds PowerWeChat's mini-program client on a sandbox.
+	PowerWeChat PowerWeChatFactory
+}
+
+// PowerWeChatFactory builds the PowerWeChat peer against a WeChat API base
+// with the app's credentials; its logs go under logDir.
+type PowerWeChatFactory func(ctx context.Context, base, appID, secret, logDir string) (*PowerWeChatClient, error)
+
+// PowerWeChatClient is what the bench calls on PowerWeChat.
+type PowerWeChatClient struct {
+	Version string
+	// Path is its HTTP path for getQuota (BaseClient.HttpPostJson to
+	// cgi-bin/express/business/quota/get) with the answer decoded into an
+	// integer quota_num, because its own GetQuota cannot read a real answer.
+	Path func(ctx context.Context, deliveryID, bizID string) (int64, error)
+	// GetQuota is its own method, as a user would call it.
+	GetQuota func(ctx context.Context, deliveryID, bizID string) error
 }
 
 // Defaults fills what is unset.
 func (o *Options) Defaults() {
 	if o.ColdStarts <= 0 {
-		o.ColdStarts = 20
+		o.ColdStarts = 300
 	}
 	if o.Calls <= 0 {
 		o.Calls = 2000
@@ -74,13 +116,19 @@ func (o *Options) Defaults() {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.WarmRounds <= 0 {
+		o.WarmRounds = 60
+	}
+	if o.EmuRounds <= 0 {
+		o.EmuRounds = 5
+	}
 }
 
 // Run measures everything and returns the report.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.Defaults()
 	started := time.Now()
-	r := &Report{Date: started.UTC(), GoVersion: runtime.Version(), Machine: machine(), Options: o}
+	r := &Report{Date: started.UTC(), GoVersion: runtime.Version(), Machine: machine(), Options: o, LoadStart: loadAvg()}
 	if o.WorkDir == "" {
 		d, err := os.MkdirTemp("", "cloudcall-bench")
 		if err != nil {
@@ -107,60 +155,94 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer sbs.close()
 
-	logf("cold starts: %d per function and for the floor, interleaved", o.ColdStarts)
-	if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
-		return nil, err
-	}
-
-	logf("warm in-process overhead (testing.Benchmark, 3 alternating rounds of ~1s each)")
-	if r.Warm, err = warmOverhead(ctx); err != nil {
-		return nil, err
-	}
-
-	logf("CAMS: the function next to the official darabonba-openapi client, %d paced pairs", o.CAMSPairs)
-	if r.CAMS, err = camsPeer(ctx, o.CAMSPairs); err != nil {
-		return nil, err
-	}
-
-	for _, fn := range Functions {
-		logf("through the emulator: %s", fn)
-		rows, err := throughput(ctx, o, fn, bins[fn], sbs)
-		if err != nil {
+	if o.want("cold") {
+		logf("cold starts: %d rounds of the hello floor, each function and its vendor-call floor, interleaved", o.ColdStarts)
+		if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
 			return nil, err
 		}
-		r.Load = append(r.Load, rows...)
-	}
-
-	for _, fn := range Functions {
-		n := o.MemoryCalls
-		if fn == camsFunction {
-			n = 60 // 10 requests/s: 10,000 calls would take 17 minutes
-		}
-		logf("memory: %s, %d invocations on one instance", fn, n)
-		m, err := memory(ctx, fn, bins[fn], sbs, n)
-		if err != nil {
+		logf("package init profile (GODEBUG=inittrace=1): %d starts of each binary", initStarts)
+		if r.Init, err = initProfiles(ctx, bins, sbs, Functions); err != nil {
 			return nil, err
 		}
-		r.Memory = append(r.Memory, m)
 	}
 
-	logf("token economy: %d invocations across 4 instances, memory store", o.TokenCalls)
-	t, err := tokens(ctx, bins["logistics-get-quota"], "memory", o.TokenCalls)
-	if err != nil {
-		return nil, err
+	if o.want("warm") {
+		peer := ""
+		if o.Peers.PowerWeChat != nil {
+			peer = " and PowerWeChat's getQuota path"
+		}
+		logf("warm in-process: the function, the bare POST%s: allocations from testing.Benchmark, time from %d blocks of %d interleaved calls each", peer, o.WarmRounds, blockCalls)
+		if r.Warm, err = warmOverhead(ctx, o); err != nil {
+			return nil, err
+		}
 	}
-	r.Tokens = append(r.Tokens, t)
-	if o.RedisURL == "" {
-		r.Tokens = append(r.Tokens, TokenResult{Store: "redis", Skipped: "no REDIS_URL and nothing answers on 127.0.0.1:6379"})
-	} else {
-		logf("token economy: %d invocations across 4 instances, Redis", o.TokenCalls)
-		t, err := tokens(ctx, bins["logistics-get-quota"], o.RedisURL, o.TokenCalls)
+
+	if o.Peers.RIEBinary != "" && o.want("rie") {
+		logf("emulator vs AWS's Runtime Interface Emulator: hello (Lambda build), %d alternating rounds per number of callers", o.EmuRounds)
+		if r.Emu, err = emulatorVsRIE(ctx, o, bins[helloLambda], logf); err != nil {
+			// RIE needs root and unshare for its mount namespace: a machine
+			// without them still gets the rest of the report.
+			r.EmuSkipped = err.Error()
+			logf("  RIE not measured: %v", err)
+		}
+	}
+
+	if o.want("cams") {
+		logf("CAMS: the function next to the official darabonba-openapi client, %d paced pairs", o.CAMSPairs)
+		if r.CAMS, err = camsPeer(ctx, o.CAMSPairs); err != nil {
+			return nil, err
+		}
+	}
+
+	if o.want("load") {
+		for _, fn := range Functions {
+			logf("through the emulator: %s", fn)
+			rows, err := throughput(ctx, o, fn, bins[fn], sbs)
+			if err != nil {
+				return nil, err
+			}
+			r.Load = append(r.Load, rows...)
+		}
+	}
+
+	if o.want("memory") {
+		for _, fn := range Functions {
+			n := o.MemoryCalls
+			switch fn {
+			case camsFunction:
+				n = 60 // 10 requests/s: 10,000 calls would take 17 minutes
+			case chargeFunction:
+				n = min(n, 2000) // store round trips per charge: 10,000 take minutes on a busy machine
+			}
+			logf("memory: %s, %d invocations on one instance", fn, n)
+			m, err := memory(ctx, fn, bins[fn], sbs, n)
+			if err != nil {
+				return nil, err
+			}
+			r.Memory = append(r.Memory, m)
+		}
+	}
+
+	if o.want("tokens") {
+		logf("token economy: %d invocations across 4 instances, memory store", o.TokenCalls)
+		t, err := tokens(ctx, bins["logistics-get-quota"], "memory", o.TokenCalls)
 		if err != nil {
 			return nil, err
 		}
 		r.Tokens = append(r.Tokens, t)
+		if o.RedisURL == "" {
+			r.Tokens = append(r.Tokens, TokenResult{Store: "redis", Skipped: "no REDIS_URL and nothing answers on 127.0.0.1:6379"})
+		} else {
+			logf("token economy: %d invocations across 4 instances, Redis", o.TokenCalls)
+			t, err := tokens(ctx, bins["logistics-get-quota"], o.RedisURL, o.TokenCalls)
+			if err != nil {
+				return nil, err
+			}
+			r.Tokens = append(r.Tokens, t)
+		}
 	}
 	r.Elapsed = time.Since(started)
+	r.LoadEnd = loadAvg()
 	logf("done")
 	return r, nil
 }
@@ -202,14 +284,18 @@ type vendorSandbox interface {
 }
 
 type served struct {
-	env    map[string]map[string]string // vendor → env
-	srv    []*http.Server
-	wechat *wechatsbx.Server // its counters give the token economy
+	env     map[string]map[string]string // vendor → env
+	srv     []*http.Server
+	wechat  *wechatsbx.Server // its counters give the token economy
+	records *localstore.Server
 }
 
 func (s *served) close() {
 	for _, x := range s.srv {
 		_ = x.Close()
+	}
+	if s.records != nil {
+		s.records.Close()
 	}
 }
 
@@ -222,7 +308,14 @@ func startSandboxes() (*served, error) {
 		"ck1":      ck1sbx.New(ck1sbx.Options{}),
 		"alicloud": camssbx.New(camssbx.Options{}),
 	}
-	out := &served{env: map[string]map[string]string{}, wechat: wx}
+	// The charge keeps its idempotency records only in a durable store: the
+	// emulator's embedded Redis-protocol store, as `cloudcall local` gives it
+	// (its durability check waived the same way: no real money moves).
+	records, err := localstore.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("embedded store for the charge's records: %w", err)
+	}
+	out := &served{env: map[string]map[string]string{}, wechat: wx, records: records}
 	for v, sb := range sbs {
 		url, srv, err := serve(sb.Handler())
 		if err != nil {
@@ -231,6 +324,10 @@ func startSandboxes() (*served, error) {
 		}
 		out.srv = append(out.srv, srv)
 		out.env[v] = sb.Env(url)
+		if v == "top" {
+			out.env[v]["CLOUDCALL_IDEMPOTENCY_STORE"] = records.URL()
+			out.env[v]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
+		}
 		if v == "ck1" {
 			// CK1 refresh tokens are single use and a rotated one lives in
 			// the instance's store: with the memory store a second instance
@@ -246,6 +343,17 @@ func startSandboxes() (*served, error) {
 // freshCK1 serves a new CK1 sandbox whose seed refresh token is unused.
 func freshCK1() (map[string]string, func(), error) {
 	sb := ck1sbx.New(ck1sbx.Options{})
+	url, srv, err := serve(sb.Handler())
+	if err != nil {
+		return nil, nil, err
+	}
+	return sb.Env(url), func() { _ = srv.Close() }, nil
+}
+
+// freshCAMS serves a new CAMS sandbox, whose per-AccessKey rate window is
+// empty.
+func freshCAMS() (map[string]string, func(), error) {
+	sb := camssbx.New(camssbx.Options{})
 	url, srv, err := serve(sb.Handler())
 	if err != nil {
 		return nil, nil, err
@@ -363,3 +471,25 @@ func ratio(a, b time.Duration) float64 {
 }
 
 func binPath(dir, name, platform string) string { return filepath.Join(dir, platform, name) }
+
+// Write runs the benchmarks and writes the Markdown report to path (stdout
+// when path is empty), saying where it went on msg.
+func Write(ctx context.Context, o Options, path string, msg io.Writer) error {
+	r, err := Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := r.Markdown(&b); err != nil {
+		return err
+	}
+	if path == "" {
+		_, err := io.WriteString(msg, b.String())
+		return err
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(msg, "wrote %s\n", path)
+	return nil
+}

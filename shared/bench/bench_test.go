@@ -75,9 +75,17 @@ func TestTopPayloadGetsAFreshKey(t *testing.T) {
 func TestReportVerdicts(t *testing.T) {
 	r := &Report{Date: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), GoVersion: "go1.26", Machine: "test", Options: Options{ColdStarts: 20},
 		Sizes: []Size{{Function: floorName, FC: 5 << 20, Lambda: 4 << 20}, {Function: "logistics-get-quota", FC: 12 << 20, Lambda: 8 << 20}},
-		Cold:  []ColdResult{{Function: floorName, RatioFirstP50: 1, RatioReadyP50: 1}, {Function: "logistics-get-quota", RatioFirstP50: 2.0, RatioReadyP50: 1.1}},
-		Warm:  []WarmResult{{Function: "logistics-get-quota", NsPerOp: 60000, BareNsPerOp: 50000, Ratio: 1.2, AllocsPerOp: 150, BareAllocsOp: 100}},
-		CAMS:  CAMSResult{Pairs: 40, Ours: Dist{P50: 900 * time.Microsecond}, Official: Dist{P50: time.Millisecond}, Ratio: 0.9},
+		Cold: []ColdResult{{Function: floorName}, {Function: "logistics-get-quota",
+			ReadyRatio: Spread{N: 20, P10: 1.0, P50: 1.05, P90: 1.2}, FirstRatio: Spread{N: 20, P10: 1.5, P50: 2.0, P90: 2.5}}},
+		Warm: []WarmResult{{Function: "logistics-get-quota", NsPerOp: 60000, BareNsPerOp: 50000, Ratio: Spread{N: 7, P10: 1.05, P50: 1.1, P90: 1.2}, AllocRatio: 1.5, AllocsPerOp: 150, BareAllocsOp: 100,
+			Peer: &PowerWeChatResult{Version: "v3.3.3", NsPerOp: 70000, Allocs: 300, Ratio: Spread{N: 7, P10: 0.8, P50: 0.85, P90: 0.9}, GetQuotaErr: "json: cannot unmarshal number into Go struct field", LogLines: 10, TokenLeaks: 4}}},
+		Emu: []EmuRow{
+			{Callers: 8, Instances: 4, Ours: EmuSide{Calls: 100, OK: 100, MinShare: 0.9, MaxShare: 1.1, Latency: Dist{P50: time.Millisecond, P99: 2 * time.Millisecond}},
+				RIE: EmuSide{Calls: 100, OK: 80, Rejected: 20}, Throughput: Spread{N: 5, P10: 1.1, P50: 1.2, P90: 1.3}},
+			{Callers: 32, Instances: 4, Ours: EmuSide{Calls: 100, OK: 100, MinShare: 0.2, MaxShare: 3, Latency: Dist{P50: time.Millisecond, P99: 50 * time.Millisecond}},
+				RIE: EmuSide{Calls: 100, OK: 50, Rejected: 50}, Throughput: Spread{N: 5, P10: 0.8, P50: 0.9, P90: 1.0}},
+		},
+		CAMS: CAMSResult{Pairs: 40, Ours: Dist{P50: 900 * time.Microsecond}, Official: Dist{P50: time.Millisecond}, Ratio: 0.9},
 		Memory: []MemoryResult{{Function: "logistics-get-quota", Calls: 10000, AtTenth: 10000, AtEnd: 10500, GrowthKiB: 500, PeakKiB: 11000},
 			{Function: camsFunction, Calls: 60, AtTenth: 10000, AtEnd: 10100, GrowthKiB: 100, PeakKiB: 10200}},
 		Tokens: []TokenResult{{Store: "memory", Instances: 4, Calls: 10000, Fetches: 4, Lifetimes: 1}, {Store: "redis", Instances: 4, Calls: 10000, Fetches: 2, Lifetimes: 1}},
@@ -87,9 +95,20 @@ func TestReportVerdicts(t *testing.T) {
 	md := b.String()
 	for _, want := range []string{
 		"- Date: 2026-01-02T03:04:05Z\n- Machine: test\n- Go: go1.26\n",
-		"| cold start ≤ 1.5× floor | worst 2.00× (logistics-get-quota) | **missed** |",
-		"exec → ready is at most 1.10× the floor",
-		"| warm overhead ≤ 1.3× bare (logistics-get-quota) | 1.20× (150 vs 100 allocs/op) | **met** |",
+		"| cold start: ready ≤ 1.10× the hello floor, every function | worst 1.05× (logistics-get-quota) | **met** |",
+		"| cold start: first response ≤ 1.25× the vendor-call floor, every function | worst 2.00× (logistics-get-quota) | **missed** |",
+		"Cold start, first response over the vendor-call floor: logistics-get-quota 2.00×. The floor makes its requests",
+		"| logistics-get-quota | 0.00 ms | 0.00 ms | 0.00 ms | 1.05× (p10–p90 1.00–1.20×, 20 rounds) | 2.00× (p10–p90 1.50–2.50×, 20 rounds) |",
+		"| warm path ≤ 1.15× bare POST, allocations ≤ 1.5× (logistics-get-quota) | time 1.10× (p10–p90 1.05–1.20×, 7 rounds); allocations 1.50× (150 vs 100) | **met** |",
+		"- logistics-get-quota ÷ PowerWeChat's path: time 0.85× (p10–p90 0.80–0.90×, 7 rounds); allocations 0.50×.",
+		"returns an error: `json: cannot unmarshal number into Go struct field`",
+		"it wrote 10 log lines during the run, 4 of them with an access token in clear text",
+		"| emulator throughput at 8 callers ≥ 1.0× RIE's successful throughput, none rejected | 1.20× (p10–p90 1.10–1.30×, 5 rounds); 0 rejected (RIE: 20) | **met** |",
+		"| emulator throughput at 32 callers ≥ 1.0× RIE's successful throughput, none rejected | 0.90× (p10–p90 0.80–1.00×, 5 rounds); 0 rejected (RIE: 50) | **missed** |",
+		"| emulator at 32 callers: p99 ≤ 3× p50 | 50.0× (p50 1.00 ms, p99 50.00 ms) | **missed** |",
+		"| emulator at 32 callers: every caller's share within 2× of the mean | 0.20–3.00 of the mean | **missed** |",
+		"| 8 | RIE | 100 | 20 |",
+		"| 8 | cloudcall | 100 | 0 | 1.00 ms | 2.00 ms | 2.0× | 0 | 0.90–1.10 | 1.20× (p10–p90 1.10–1.30×, 5 rounds) | – |",
 		"| CAMS no slower than the official client | 0.90× (p50 900 µs vs 1000 µs) | **met** |",
 		"| one token fetch per lifetime per deployment (Redis) | 2 fetches, 1 lifetime(s), 4 instances | **missed** |",
 		"| RSS ≤ 30 MiB and flat | peak 10.7 MiB (logistics-get-quota); growth flat | **met** |",
@@ -100,7 +119,8 @@ func TestReportVerdicts(t *testing.T) {
 	} {
 		require.Contains(t, md, want)
 	}
-	require.Equal(t, 0, strings.Count(md, "Warm overhead (logistics-get-quota):"), "no explanation for a met target")
+	require.Equal(t, 0, strings.Count(md, "Warm path (logistics-get-quota):"), "no explanation for a met target")
+	require.Equal(t, 0, strings.Count(md, "Cold start, ready:"), "no explanation for a met target")
 }
 
 func TestRedisSkippedIsReported(t *testing.T) {
@@ -136,10 +156,14 @@ func TestColdStartOfTheFloor(t *testing.T) {
 	require.Len(t, res, 2)
 	require.Equal(t, floorName, res[0].Function)
 	require.Equal(t, 2, res[1].First.N)
-	require.Equal(t, 1.0, res[0].RatioFirstP50)
-	// Each cold start of getQuota fetched its own token (memory store).
-	require.Equal(t, 2, sbs.wechat.Calls("token"))
-	require.Equal(t, 2, sbs.wechat.Calls("quota"))
+	require.Equal(t, 2, res[1].CallFloor.N)
+	require.Equal(t, 2, res[1].ReadyRatio.N)
+	require.Positive(t, res[1].FirstRatio.P50)
+	// Each cold start of getQuota fetched its own token (memory store); the
+	// bench fetched one for the vendor-call floor. Each getQuota and each
+	// floor made one quota call.
+	require.Equal(t, 3, sbs.wechat.Calls("token"))
+	require.Equal(t, 4, sbs.wechat.Calls("quota"))
 }
 
 func TestMemoryGrowthVerdicts(t *testing.T) {
@@ -153,8 +177,8 @@ func TestMemoryGrowthVerdicts(t *testing.T) {
 			"growth flat | **met** |", ""},
 		{"few CAMS calls are not judged", []MemoryResult{{Function: camsFunction, Calls: 60, FirstMark: 6, AtTenth: 11000, AtEnd: 13000, GrowthKiB: 2000, PeakKiB: 13000}},
 			"growth flat | **met** |", ""},
-		{"TOP keeps idempotency records", []MemoryResult{{Function: "top-launch-extra-charge", Calls: 10000, FirstMark: 1000, AtTenth: 15000, AtEnd: 22000, GrowthKiB: 7000, PeakKiB: 22000}},
-			"growth top-launch-extra-charge +7000 KiB | **missed** |", "about 796 bytes per key"},
+		{"TOP grows like any other", []MemoryResult{{Function: "top-launch-extra-charge", Calls: 10000, FirstMark: 1000, AtTenth: 15000, AtEnd: 22000, GrowthKiB: 7000, PeakKiB: 22000}},
+			"growth top-launch-extra-charge +7000 KiB | **missed** |", "RSS grew +7000 KiB between call 1000 and call 10000"},
 		{"other growth", []MemoryResult{{Function: "ck1-pricing-inbound-box", Calls: 10000, FirstMark: 1000, AtTenth: 15000, AtEnd: 20000, GrowthKiB: 5000, PeakKiB: 20000}},
 			"**missed** |", "RSS grew +5000 KiB between call 1000 and call 10000"},
 		{"too big", []MemoryResult{{Function: "quota-alert", Calls: 10000, FirstMark: 1000, AtTenth: 31000, AtEnd: 31000, PeakKiB: 31 * 1024}},
@@ -171,8 +195,69 @@ func TestMemoryGrowthVerdicts(t *testing.T) {
 	}
 }
 
-func TestMedianResult(t *testing.T) {
+func TestMedianOf(t *testing.T) {
 	rs := []testing.BenchmarkResult{{N: 1, T: 30}, {N: 1, T: 10}, {N: 1, T: 20}}
-	require.Equal(t, int64(20), medianResult(rs).NsPerOp())
+	require.Equal(t, int64(20), medianOf(rs, nsOp))
 	require.Equal(t, time.Duration(30), rs[0].T, "the input order is left alone")
+}
+
+func TestSpread(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		in            []float64
+		p10, p50, p90 float64
+	}{
+		{"one", []float64{1.2}, 1.2, 1.2, 1.2},
+		{"odd", []float64{1.3, 1.0, 1.1, 1.2, 1.4}, 1.0, 1.2, 1.4},
+		{"even: mean of the middle two", []float64{4, 1, 3, 2}, 1, 2.5, 4},
+		{"ten", []float64{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 1, 5.5, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := spreadOf(tc.in)
+			require.Equal(t, len(tc.in), s.N)
+			require.InDelta(t, tc.p10, s.P10, 1e-9)
+			require.InDelta(t, tc.p50, s.P50, 1e-9)
+			require.InDelta(t, tc.p90, s.P90, 1e-9)
+		})
+	}
+	require.Equal(t, "–", spreadOf(nil).String())
+}
+
+func TestParseInitTrace(t *testing.T) {
+	got := parseInitTrace("init runtime @0.019 ms, 0.098 ms clock, 0 bytes, 0 allocs\n" +
+		"some log line\n" +
+		"init github.com/json-iterator/go @2.8 ms, 0.067 ms clock, 16736 bytes, 217 allocs\n" +
+		"init broken @1 ms, x ms clock\n")
+	require.Equal(t, map[string]float64{"runtime": 0.098, "github.com/json-iterator/go": 0.067}, got)
+}
+
+// quota-alert's first run makes several WeChat calls; its floor makes the
+// same ones, and runs.
+func TestQuotaAlertFloorMakesItsCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	root, err := emulator.ModuleRoot(".")
+	require.NoError(t, err)
+	bins, _, err := buildAll(context.Background(), root, t.TempDir(), []string{"quota-alert"})
+	require.NoError(t, err)
+	sbs, err := startSandboxes()
+	require.NoError(t, err)
+	defer sbs.close()
+	floors, err := callFloors(context.Background(), bins, sbs, []string{"quota-alert"})
+	require.NoError(t, err)
+	lines := strings.Split(floors["quota-alert"]["BENCH_FLOOR_CALLS"], "\n")
+	require.Greater(t, len(lines), 2)
+	require.Contains(t, lines[0], "/cgi-bin/express/business/")
+	quotaBefore := sbs.wechat.Calls("quota")
+	_, _, err = coldOnce(context.Background(), bins[callFloorName], floors["quota-alert"], []byte(`{}`))
+	require.NoError(t, err)
+	var quotaLines int
+	for _, l := range lines {
+		if strings.Contains(l, "/quota/get") {
+			quotaLines++
+		}
+	}
+	require.Positive(t, quotaLines)
+	require.Equal(t, quotaBefore+quotaLines, sbs.wechat.Calls("quota"), "the floor made every quota call it lists")
 }

@@ -19,9 +19,20 @@ const floorName = "hello (floor)"
 
 const helloPkg = "./shared/bench/testdata/hello"
 
-// buildAll compiles each function twice the way it ships, stripped
-// (-s -w -trimpath, linux/amd64, no cgo): the FC build and the Lambda build
-// (-tags lambda.norpc). The FC binaries run under the emulator.
+// callFloorName is the first-response floor: hello plus one bare POST to the
+// function's vendor endpoint (shared/bench/testdata/hellocall).
+const callFloorName = "hello + one POST (floor)"
+
+const callFloorPkg = "./shared/bench/testdata/hellocall"
+
+// helloLambda keys the Lambda build of the hello floor in the binaries map:
+// both emulators run it in the RIE comparison.
+const helloLambda = "hello (Lambda build)"
+
+// buildAll compiles each function twice, stripped (-s -w -trimpath,
+// linux/amd64, no cgo): the plain build and the -tags lambda.norpc build.
+// The lambda.norpc binaries are what make build and cloudcall package ship
+// for both platforms, so they are the ones that run under the emulator.
 func buildAll(ctx context.Context, moduleDir, dir string, fns []string) (map[string]string, []Size, error) {
 	bins := map[string]string{}
 	var sizes []Size
@@ -46,13 +57,21 @@ func buildAll(ctx context.Context, moduleDir, dir string, fns []string) (map[str
 			}
 			if platform == "fc" {
 				s.FC = st.Size()
-				bins[fn] = out
 			} else {
+				// What ships for both platforms (make build, cloudcall
+				// package) is the lambda.norpc build: that is what runs.
 				s.Lambda = st.Size()
+				bins[fn] = out
 			}
 		}
 		sizes = append(sizes, s)
 	}
+	bins[helloLambda] = binPath(dir, "hello", "lambda")
+	out := binPath(dir, "hellocall", "lambda")
+	if err := build(ctx, moduleDir, callFloorPkg, out, []string{"-tags", "lambda.norpc"}); err != nil {
+		return nil, nil, err
+	}
+	bins[callFloorName] = out
 	return bins, sizes, nil
 }
 

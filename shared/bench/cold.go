@@ -3,68 +3,173 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/wechat"
 )
 
 // ColdResult is one function's cold starts: exec → ready (first poll of the
 // runtime API) and exec → first response (the registry Example against the
-// sandbox, or {} for the floor).
+// sandbox, or {} for the floors).
 type ColdResult struct {
-	Function      string
-	Ready, First  Dist
-	RatioFirstP50 float64 // First.P50 / floor First.P50
-	RatioReadyP50 float64 // Ready.P50 / floor Ready.P50
+	Function     string
+	Ready, First Dist
+	// CallFloor is the first response of the hello floor plus one bare POST
+	// to this function's vendor endpoint, started in the same rounds.
+	CallFloor Dist
+	// Per-round ratios: ready ÷ the hello floor's ready, first response ÷
+	// the vendor-call floor's first response.
+	ReadyRatio, FirstRatio Spread
 }
 
-// coldStarts starts every function and the floor n times each, interleaved
-// round by round so machine noise lands on all of them alike.
+// coldStarts starts every function, the hello floor and each function's
+// vendor-call floor n times, interleaved round by round so machine noise
+// lands on all of them alike.
 func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *served, logf func(string, ...any), fns []string) ([]ColdResult, error) {
-	names := append([]string{floorName}, fns...)
+	floors, err := callFloors(ctx, bins, sbs, fns)
+	if err != nil {
+		return nil, err
+	}
 	ready := map[string][]time.Duration{}
 	first := map[string][]time.Duration{}
+	callFirst := map[string][]time.Duration{}
+	readyRatio := map[string][]float64{}
+	firstRatio := map[string][]float64{}
+	helloEnv := map[string]string{"FC_FUNCTION_NAME": "hello", "FC_FUNCTION_HANDLER": "main"}
 	for round := 0; round < o.ColdStarts; round++ {
-		for _, fn := range names {
-			env := map[string]string{"FC_FUNCTION_NAME": "hello", "FC_FUNCTION_HANDLER": "main"}
-			pl := []byte(`{}`)
-			if fn != floorName {
-				f, err := lookup(fn)
+		fr, ff, err := coldOnce(ctx, bins[floorName], helloEnv, []byte(`{}`))
+		if err != nil {
+			return nil, fmt.Errorf("cold start %d of the hello floor: %w", round+1, err)
+		}
+		ready[floorName] = append(ready[floorName], fr)
+		first[floorName] = append(first[floorName], ff)
+		for _, fn := range fns {
+			f, err := lookup(fn)
+			if err != nil {
+				return nil, err
+			}
+			venv := sbs.env[f.Vendor]
+			switch f.Vendor {
+			case "ck1":
+				e, stop, err := freshCK1()
 				if err != nil {
 					return nil, err
 				}
-				venv := sbs.env[f.Vendor]
-				if f.Vendor == "ck1" {
-					e, stop, err := freshCK1()
-					if err != nil {
-						return nil, err
-					}
-					defer stop()
-					venv = e
+				defer stop()
+				venv = e
+			case "alicloud":
+				// CAMS allows 10 requests/s per AccessKey and the rounds
+				// start CAMS faster than that: a fresh sandbox per start
+				// keeps its flow control out of the cold-start figure.
+				e, stop, err := freshCAMS()
+				if err != nil {
+					return nil, err
 				}
-				env = functionEnv(f, venv)
-				pl = payload(f, round)
+				defer stop()
+				venv = e
 			}
-			r, fr, err := coldOnce(ctx, bins[fn], env, pl)
+			r, fi, err := coldOnce(ctx, bins[fn], functionEnv(f, venv), payload(f, round))
 			if err != nil {
 				return nil, fmt.Errorf("cold start %d of %s: %w", round+1, fn, err)
 			}
-			ready[fn] = append(ready[fn], r)
-			first[fn] = append(first[fn], fr)
+			_, cf, err := coldOnce(ctx, bins[callFloorName], floors[fn], []byte(`{}`))
+			if err != nil {
+				return nil, fmt.Errorf("cold start %d of %s's vendor-call floor: %w", round+1, fn, err)
+			}
+			ready[fn], first[fn], callFirst[fn] = append(ready[fn], r), append(first[fn], fi), append(callFirst[fn], cf)
+			readyRatio[fn] = append(readyRatio[fn], float64(r)/float64(fr))
+			firstRatio[fn] = append(firstRatio[fn], float64(fi)/float64(cf))
 		}
 		if (round+1)%5 == 0 {
 			logf("  cold starts: %d/%d rounds", round+1, o.ColdStarts)
 		}
 	}
-	floor := ColdResult{Function: floorName, Ready: distOf(ready[floorName]), First: distOf(first[floorName])}
-	out := make([]ColdResult, 0, len(names))
-	for _, fn := range names {
-		c := ColdResult{Function: fn, Ready: distOf(ready[fn]), First: distOf(first[fn])}
-		c.RatioFirstP50 = ratio(c.First.P50, floor.First.P50)
-		c.RatioReadyP50 = ratio(c.Ready.P50, floor.Ready.P50)
-		out = append(out, c)
+	out := []ColdResult{{Function: floorName, Ready: distOf(ready[floorName]), First: distOf(first[floorName])}}
+	for _, fn := range fns {
+		out = append(out, ColdResult{Function: fn, Ready: distOf(ready[fn]), First: distOf(first[fn]), CallFloor: distOf(callFirst[fn]),
+			ReadyRatio: spreadOf(readyRatio[fn]), FirstRatio: spreadOf(firstRatio[fn])})
 	}
 	return out, nil
+}
+
+// callFloors is each function's vendor-call floor environment: the
+// requests its first call makes to its vendor, each a bare POST or GET with a
+// valid token where the vendor uses one (WeChat's from the sandbox, CK1's
+// fixed bearer token). CAMS and TOP sign each request instead; their floor's
+// POST is unsigned, so the sandbox refuses it after the same round trip.
+// quota-alert's first run makes several WeChat calls; its floor makes the
+// same ones, counted by running it once against a fresh sandbox.
+func callFloors(ctx context.Context, bins map[string]string, sbs *served, fns []string) (map[string]map[string]string, error) {
+	wx := sbs.env["wechat"]["WECHAT_API_BASE"]
+	tm := wechat.NewTokenManager(wechat.TokenOptions{AppID: wechatsbx.DemoAppID, Secret: wechatsbx.DemoSecret, Base: wx,
+		HTTP: http.DefaultClient, KV: store.NewMemory(store.MemoryOptions{})})
+	tok, err := tm.Token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("vendor-call floor: WeChat token: %w", err)
+	}
+	quota := "POST\t" + wx + "/cgi-bin/express/business/quota/get?access_token=" + tok + "\t" + `{"delivery_id":"YTO","biz_id":"xyz"}`
+	out := map[string]map[string]string{}
+	for _, fn := range fns {
+		f, err := lookup(fn)
+		if err != nil {
+			return nil, err
+		}
+		env := map[string]string{"FC_FUNCTION_NAME": "hellocall", "FC_FUNCTION_HANDLER": "main"}
+		switch {
+		case fn == "quota-alert":
+			calls, err := quotaAlertCalls(ctx, bins[fn], f)
+			if err != nil {
+				return nil, err
+			}
+			var lines []string
+			for i := 0; i < calls["delivery/getall"]; i++ {
+				lines = append(lines, "GET\t"+wx+"/cgi-bin/express/business/delivery/getall?access_token="+tok+"\t")
+			}
+			for i := 0; i < calls["account/getall"]; i++ {
+				lines = append(lines, "GET\t"+wx+"/cgi-bin/express/business/account/getall?access_token="+tok+"\t")
+			}
+			for i := 0; i < calls["quota"]; i++ {
+				lines = append(lines, quota)
+			}
+			env["BENCH_FLOOR_CALLS"] = strings.Join(lines, "\n")
+		case f.Vendor == "wechat":
+			env["BENCH_FLOOR_CALLS"] = quota
+		case f.Vendor == "ck1":
+			env["BENCH_FLOOR_CALLS"] = "POST\t" + sbs.env["ck1"]["CK1_API_BASE"] + "/v1/pricing/inbound/box\t" +
+				`{"WarehouseId":"US","Boxes":[{"Weight":1200,"Length":30,"Width":20,"Height":15,"Quantity":2}]}`
+			env["BENCH_FLOOR_AUTH"] = "Bearer " + ck1sbx.DemoFixedToken
+		case f.Vendor == "alicloud":
+			env["BENCH_FLOOR_CALLS"] = "POST\t" + sbs.env["alicloud"]["CAMS_API_BASE"] + "/?Action=QueryChatappBindWaba&CustSpaceId=293483949493\t"
+		case f.Vendor == "top":
+			env["BENCH_FLOOR_CALLS"] = "POST\t" + sbs.env["top"]["TOP_GATEWAY_URL"] + "\t"
+		default:
+			return nil, fmt.Errorf("vendor-call floor: no floor for vendor %q", f.Vendor)
+		}
+		out[fn] = env
+	}
+	return out, nil
+}
+
+// quotaAlertCalls runs quota-alert once against a fresh WeChat sandbox and
+// returns the business calls it made (token fetches aside).
+func quotaAlertCalls(ctx context.Context, bin string, f registry.Function) (map[string]int, error) {
+	sbx := wechatsbx.New(wechatsbx.Options{})
+	url, srv, err := serve(sbx.Handler())
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	if _, _, err := coldOnce(ctx, bin, functionEnv(f, sbx.Env(url)), payload(f, 0)); err != nil {
+		return nil, fmt.Errorf("counting quota-alert's calls: %w", err)
+	}
+	return map[string]int{"delivery/getall": sbx.Calls("delivery/getall"), "account/getall": sbx.Calls("account/getall"), "quota": sbx.Calls("quota")}, nil
 }
 
 // coldOnce execs the binary and times its first poll and first answer.

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,10 +28,13 @@ const Window = 5 * time.Minute
 // MinSecretLen refuses keys too short to resist guessing.
 const MinSecretLen = 16
 
+// The patterns compile on first use, not at package init: every function
+// links this package, and most never see an HTTP-trigger call, so compiling
+// them at init only delayed the cold start.
 var (
-	keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
-	noncePattern = regexp.MustCompile(`^[A-Za-z0-9_\-]{16,64}$`)
-	sigPattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	keyIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`) })
+	noncePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_\-]{16,64}$`) })
+	sigPattern   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 )
 
 // Auth is a parsed Authorization header.
@@ -76,13 +80,13 @@ func Parse(header string) (Auth, error) {
 		}
 	}
 	switch {
-	case !keyIDPattern.MatchString(a.KeyID):
+	case !keyIDPattern().MatchString(a.KeyID):
 		return Auth{}, fmt.Errorf("%w: KeyId must be 1-64 of A-Z a-z 0-9 _ . -", ErrMalformed)
 	case a.Timestamp == 0:
 		return Auth{}, fmt.Errorf("%w: Timestamp missing", ErrMalformed)
-	case !noncePattern.MatchString(a.Nonce):
+	case !noncePattern().MatchString(a.Nonce):
 		return Auth{}, fmt.Errorf("%w: Nonce must be 16-64 of A-Z a-z 0-9 _ -", ErrMalformed)
-	case !sigPattern.MatchString(a.Signature):
+	case !sigPattern().MatchString(a.Signature):
 		return Auth{}, fmt.Errorf("%w: Signature must be 64 lower-case hex digits", ErrMalformed)
 	}
 	return a, nil
@@ -148,7 +152,7 @@ func ParseKeys(s string) (map[string]string, error) {
 		}
 		id, secret, ok := strings.Cut(part, ":")
 		switch {
-		case !ok || !keyIDPattern.MatchString(id):
+		case !ok || !keyIDPattern().MatchString(id):
 			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: expected id:secret with an id of 1-64 of A-Z a-z 0-9 _ . -", n)
 		case len(secret) < MinSecretLen:
 			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: the secret must be at least %d characters", n, MinSecretLen)

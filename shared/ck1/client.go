@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -20,7 +23,16 @@ type Client struct {
 	base   string
 	http   *http.Client
 	tokens Tokens
+
+	// urls holds each path's parsed URL (path → *url.URL), built on first
+	// use instead of parsed per call.
+	urls sync.Map
+	// auth is the last token's Authorization header value, so the header
+	// is built once per token, not once per call.
+	auth atomic.Pointer[bearer]
 }
+
+type bearer struct{ token, header string }
 
 // NewClient builds a client.
 func NewClient(base string, hc *http.Client, t Tokens) *Client {
@@ -82,12 +94,18 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 }
 
 func (c *Client) send(ctx context.Context, path, tok string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	u, err := c.url(path)
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	// The URL comes from the parsed template; parsing "" costs nothing.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.URL, req.Host = u, u.Host
+	req.Header["Authorization"] = []string{c.bearer(tok)}
+	req.Header["Content-Type"] = []string{"application/json; charset=utf-8"}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -133,4 +151,28 @@ func errorFrom(status int, b []byte) error {
 func IsUnauthorized(err error) bool {
 	var e *envelope.Error
 	return errors.As(err, &e) && e.Upstream != nil && e.Upstream.HTTPStatus == http.StatusUnauthorized
+}
+
+// url is a copy of path's parsed URL.
+func (c *Client) url(path string) (*url.URL, error) {
+	t, ok := c.urls.Load(path)
+	if !ok {
+		parsed, err := url.Parse(c.base + path)
+		if err != nil {
+			return nil, err
+		}
+		t, _ = c.urls.LoadOrStore(path, parsed)
+	}
+	u := *t.(*url.URL)
+	return &u, nil
+}
+
+// bearer is "Bearer <tok>", built once per token.
+func (c *Client) bearer(tok string) string {
+	if b := c.auth.Load(); b != nil && b.token == tok {
+		return b.header
+	}
+	h := "Bearer " + tok
+	c.auth.Store(&bearer{token: tok, header: h})
+	return h
 }

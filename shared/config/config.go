@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,10 @@ type Env struct {
 
 	mu      sync.Mutex
 	secrets map[string]struct{}
+	// sorted is the secrets longest first, rebuilt only when a new value is
+	// remembered: every log line reads it, and sorting per line cost a warm
+	// call about 1.5 µs and three allocations.
+	sorted atomic.Pointer[[]string]
 }
 
 // FromOS reads the process environment.
@@ -132,21 +137,33 @@ func (e *Env) Remember(v string) {
 func (e *Env) remember(v string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if _, ok := e.secrets[v]; ok {
+		return
+	}
 	if e.secrets == nil {
 		e.secrets = map[string]struct{}{}
 	}
 	e.secrets[v] = struct{}{}
-}
-
-// Secrets lists every secret value handed out so far, longest first (so a
-// redactor replaces a secret before any shorter secret inside it).
-func (e *Env) Secrets() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	out := make([]string, 0, len(e.secrets))
 	for s := range e.secrets {
 		out = append(out, s)
 	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
+	// Longest first, then by value so the order does not depend on map order.
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i]) != len(out[j]) {
+			return len(out[i]) > len(out[j])
+		}
+		return out[i] < out[j]
+	})
+	e.sorted.Store(&out)
+}
+
+// Secrets lists every secret value handed out so far, longest first (so a
+// redactor replaces a secret before any shorter secret inside it). The slice
+// is shared and must not be modified; it does not allocate.
+func (e *Env) Secrets() []string {
+	if p := e.sorted.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -87,6 +87,9 @@ func New(opts Options) *Emulator {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
 		}
+		if f.Stdout != nil && f.Stdout == opts.Log {
+			f.Stdout = sink // one writer, one lock: its lines and ours never race
+		}
 		f.OnLine = e.tapLines(f.OnLine)
 		e.pools[f.Name] = NewPool(f)
 		e.names = append(e.names, f.Name)

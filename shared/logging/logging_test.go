@@ -22,3 +22,42 @@ func TestRedact(t *testing.T) {
 	require.Contains(t, s, "access_token=[REDACTED]&y=1")
 	require.Contains(t, s, `"msg":"call"`)
 }
+
+// A line with nothing to redact is passed through as is: no copy, no
+// regexp; a line with a secret is redacted into a new slice and the
+// caller's buffer (slog reuses it) is left untouched.
+func TestRedactFastPath(t *testing.T) {
+	secrets := []string{"configured-secret-value", "tok"}
+	r := Redactor{Secrets: func() []string { return secrets }}
+	clean := []byte(`{"level":"INFO","msg":"invocation","status":200,"errCode":0}`)
+	out := r.Redact(clean)
+	require.Same(t, &clean[0], &out[0], "nothing to redact: the same buffer")
+	require.Zero(t, testing.AllocsPerRun(100, func() { _ = r.Redact(clean) }))
+
+	dirty := []byte(`{"msg":"x","err":"configured-secret-value","url":"/a?access_token=abc&b=1"}`)
+	orig := string(dirty)
+	out = r.Redact(dirty)
+	require.Equal(t, orig, string(dirty), "the input is not modified")
+	require.Equal(t, `{"msg":"x","err":"[REDACTED]","url":"/a?access_token=[REDACTED]&b=1"}`, string(out))
+}
+
+func TestRedactPatterns(t *testing.T) {
+	r := Redactor{}
+	for _, tc := range []struct{ in, want string }{
+		{`{"access_token":"abc"}`, `{"access_token":"[REDACTED]"}`},
+		{`{"refreshToken": "r1"}`, `{"refreshToken": "[REDACTED]"}`},
+		{`Signature=0123456789abcdef0123`, `Signature=[REDACTED]`},
+		{`Authorization: Bearer abcdefgh.ij`, `Authorization: Bearer [REDACTED]`},
+		{`{"msg":"no credentials here"}`, `{"msg":"no credentials here"}`},
+		{`{"Password" : "hunter2"}`, `{"Password" : "[REDACTED]"}`},
+		{`{"SECURITY_TOKEN":"sts"}`, `{"SECURITY_TOKEN":"[REDACTED]"}`},
+		{`{"accessToken":"abc","session":"s1"}`, `{"accessToken":"[REDACTED]","session":"[REDACTED]"}`},
+		{`GET /x?a=1&access_token=t0k3n"`, `GET /x?a=1&access_token=[REDACTED]"`},
+		{`SIGNATURE=0123456789ABCDEF0123`, `SIGNATURE=[REDACTED]`},
+		{`authorization: BEARER abcdefgh.ij`, `authorization: BEARER [REDACTED]`},
+		{`{"token_count":3,"design":"x"}`, `{"token_count":3,"design":"x"}`}, // trigger words inside other words are not keys
+		{`"tok"`, `"tok"`}, // shorter than MinSecretLen: not a configured secret
+	} {
+		require.Equal(t, tc.want, string(r.Redact([]byte(tc.in))), tc.in)
+	}
+}

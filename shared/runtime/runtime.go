@@ -264,35 +264,44 @@ type Meta struct {
 
 func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape Shape, meta Meta, resp envelope.Response, d time.Duration) {
 	extra := h.observe(meta, resp, d) // first: metrics are written whatever the log level
-	attrs := []any{
-		"requestId", meta.RequestID,
-		"function", h.Deps.Function,
-		"api", h.Op.API,
-		"event", string(shape),
-		"status", resp.Status,
-		"latencyMs", float64(d.Microseconds()) / 1000,
-	}
-	var code int
-	if resp.Err != nil {
-		code = resp.Err.Code
-		attrs = append(attrs, "errCode", code, "reason", resp.Err.Reason)
-		if resp.Err.Upstream != nil {
-			attrs = append(attrs, "upstreamStatus", resp.Err.Upstream.HTTPStatus, "upstreamCode", resp.Err.Upstream.Code)
-		}
-		if resp.Err.Err != nil {
-			attrs = append(attrs, "cause", resp.Err.Err.Error())
-		}
-	} else {
-		attrs = append(attrs, "errCode", 0)
-	}
-	for _, a := range extra {
-		attrs = append(attrs, a)
-	}
+	log := h.Deps.Log
 	level := slog.LevelInfo
-	if code == envelope.CodeInternal {
+	if resp.Err != nil && resp.Err.Code == envelope.CodeInternal {
 		level = slog.LevelError
 	}
-	h.Deps.Log.Log(ctx, level, "invocation", attrs...)
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	// A fixed-size array keeps the attributes off the heap on the common
+	// path; typed attributes skip the boxing of key-value pairs. The field
+	// order (requestId first) is what readers of the line rely on.
+	var buf [14]slog.Attr
+	attrs := append(buf[:0],
+		slog.String("requestId", meta.RequestID),
+		slog.String("function", h.Deps.Function),
+		slog.String("api", h.Op.API),
+		slog.String("event", string(shape)),
+		slog.Int("status", resp.Status),
+		slog.Float64("latencyMs", float64(d.Microseconds())/1000),
+	)
+	if resp.Err != nil {
+		attrs = append(attrs, slog.Int("errCode", resp.Err.Code), slog.String("reason", resp.Err.Reason))
+		if resp.Err.Upstream != nil {
+			attrs = append(attrs, slog.Int("upstreamStatus", resp.Err.Upstream.HTTPStatus), slog.String("upstreamCode", resp.Err.Upstream.Code))
+		}
+		if resp.Err.Err != nil {
+			attrs = append(attrs, slog.String("cause", resp.Err.Err.Error()))
+		}
+	} else {
+		attrs = append(attrs, slog.Int("errCode", 0))
+	}
+	attrs = append(attrs, extra[:]...) // errClass, coldStart (metrics.go)
+	// The record is built here rather than by Logger.LogAttrs, which looks
+	// up its caller's program counter on every call for a source attribute
+	// this handler never writes.
+	r := slog.NewRecord(time.Now(), level, "invocation", 0)
+	r.AddAttrs(attrs...)
+	_ = log.Handler().Handle(ctx, r)
 }
 
 // binaryName names the function when no platform variable does (HTTP-server

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -175,12 +176,13 @@ func ParseReply(status int, b []byte) Reply {
 	return Reply{Outcome: Unknown, Status: status, TransErr: errors.New("answer has no response object")}
 }
 
-var banSeconds = regexp.MustCompile(`ban will last for (\d+) more seconds`)
+// Compiled on first use, not at package init (init time is cold-start time).
+var banSeconds = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`ban will last for (\d+) more seconds`) })
 
 // RetryAfter reads "This ban will last for N more seconds" (code 7).
 func (e *ErrorResponse) RetryAfter() int {
 	for _, s := range []string{e.Msg, e.SubMsg} {
-		if m := banSeconds.FindStringSubmatch(s); m != nil {
+		if m := banSeconds().FindStringSubmatch(s); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			return n
 		}

@@ -63,7 +63,7 @@ func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
 // durable (the machine's Redis need not run AOF).
 func chargeStore(t *testing.T) map[string]string {
 	url := redistest.URL(t)
-	return map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Prefix(), "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}
+	return map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Keyspace(t, url), "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}
 }
 
 func newRigOn(t *testing.T, platform runtimeapi.Platform, wrap func(http.Handler) http.Handler, store map[string]string) *rig {

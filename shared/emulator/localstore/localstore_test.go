@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstest"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore"
 	"github.com/cloudcall/cloudcall/shared/store/storetest"
 )
@@ -28,7 +30,9 @@ func start(t *testing.T) *localstore.Server {
 // the TIME-based sliding-window limiter) against the embedded server.
 func TestRedisStoreConformance(t *testing.T) {
 	s := start(t)
-	rs, err := redisstore.Open(redisstore.Options{URL: s.URL(), Prefix: "t:"})
+	// A generous per-command bound: under -race on a busy 2-core machine the
+	// default 300 ms is about load, not about the store.
+	rs, err := redisstore.Open(redisstore.Options{URL: s.URL(), Prefix: "t:", Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rs.Close() })
 	storetest.Run(t, rs, "")
@@ -96,4 +100,16 @@ func TestTimeAndWallClockTTL(t *testing.T) {
 func TestLoopbackOnly(t *testing.T) {
 	_, err := localstore.Start("0.0.0.0:0")
 	require.ErrorContains(t, err, "loopback only")
+}
+
+// TestIdempotencyRecordsConformance runs the charge's idempotency-record
+// protocol (shared/idempotency/redisrecords: its Lua scripts, the fence, the
+// hash records) against the embedded store, the way the emulator configures
+// the charge (persistence assumed: the embedded store has no AOF).
+func TestIdempotencyRecordsConformance(t *testing.T) {
+	s := start(t)
+	r, err := redisrecords.Open(redisrecords.Options{URL: s.URL(), Prefix: "t:", Persistence: redisrecords.Assume, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	recordstest.Run(t, r, recordstest.Options{})
 }

@@ -38,7 +38,7 @@ type Options struct {
 	URL         string // redis://[user:password@]host:port/db or rediss://
 	Prefix      string // key namespace (default "cloudcall:")
 	Persistence string // Verify (default) or Assume
-	// Timeout bounds each command (default 1s): long enough for a pool
+	// Timeout bounds each command (default 2s): long enough for a pool
 	// busy with 200 concurrent callers, short enough that a dead Redis
 	// answers -1501 well inside the charge's deadline.
 	Timeout time.Duration
@@ -83,7 +83,7 @@ func Open(o Options) (*Records, error) {
 		return nil, fmt.Errorf("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=%q: expected verify or assume", o.Persistence)
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = time.Second
+		o.Timeout = 2 * time.Second
 	}
 	if o.PoolSize <= 0 {
 		o.PoolSize = 200

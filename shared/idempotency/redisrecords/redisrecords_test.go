@@ -27,7 +27,7 @@ func open(t *testing.T, o redisrecords.Options) *redisrecords.Records {
 // assumed here; the tests below are about persistence).
 func TestConformance(t *testing.T) {
 	url := redistest.URL(t)
-	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Prefix: redistest.Prefix(), Persistence: redisrecords.Assume, Timeout: testTimeout}), recordstest.Options{})
+	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Prefix: redistest.Keyspace(t, url), Persistence: redisrecords.Assume, Timeout: testTimeout}), recordstest.Options{})
 }
 
 // The protocol on a Redis with AOF, verified as money needs it.
@@ -131,7 +131,7 @@ func TestConformanceOnMiniredis(t *testing.T) {
 // read back.
 func TestLegacyRecordsAreHonoured(t *testing.T) {
 	url := redistest.URL(t)
-	prefix := redistest.Prefix()
+	prefix := redistest.Keyspace(t, url)
 	opts, err := redis.ParseURL(url)
 	require.NoError(t, err)
 	c := redis.NewClient(opts)

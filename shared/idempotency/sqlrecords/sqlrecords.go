@@ -34,7 +34,9 @@ type Options struct {
 	// URL is postgres://user:pass@host:5432/db?sslmode=require or
 	// mysql://user:pass@host:3306/db?tls=true.
 	URL string
-	// Timeout bounds each statement (default 2s).
+	// Timeout bounds each statement, the wait for a pooled connection
+	// included (default 5s: a busy server fits; a dead one still answers
+	// -1501 well inside the charge's 15 s).
 	Timeout time.Duration
 	// MaxConns bounds this instance's connections (default 10): many
 	// instances share the server's max_connections, and a caller waits for
@@ -59,7 +61,7 @@ var _ idempotency.Records = (*Records)(nil)
 // Open parses the URL; nothing dials until the first record.
 func Open(o Options) (*Records, error) {
 	if o.Timeout <= 0 {
-		o.Timeout = 2 * time.Second
+		o.Timeout = 5 * time.Second
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 10

@@ -1,0 +1,64 @@
+package config
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSecretsLongestFirstAndStable(t *testing.T) {
+	e := FromMap(map[string]string{"A": "short", "B": "a-much-longer-secret", "B_SAME": "a-much-longer-secret"})
+	require.Empty(t, e.Secrets())
+	_, err := e.Secret("A")
+	require.NoError(t, err)
+	_, err = e.Secret("B")
+	require.NoError(t, err)
+	_, err = e.Secret("B_SAME") // the same value again: listed once
+	require.NoError(t, err)
+	e.Remember("mid-size")
+	e.Remember("zzzzz") // as long as "short": ties ordered by value
+	e.Remember("")      // ignored
+	require.Equal(t, []string{"a-much-longer-secret", "mid-size", "short", "zzzzz"}, e.Secrets())
+}
+
+// Every log line reads the list: reading it must not allocate or sort.
+func TestSecretsDoesNotAllocate(t *testing.T) {
+	e := FromMap(nil)
+	for i := 0; i < 20; i++ {
+		e.Remember(fmt.Sprintf("secret-%02d", i))
+	}
+	var n int
+	allocs := testing.AllocsPerRun(100, func() { n += len(e.Secrets()) })
+	require.Zero(t, allocs)
+	require.Equal(t, 101*20, n)
+}
+
+// A list handed out earlier is not changed by a later Remember (a log line
+// being redacted keeps a consistent list).
+func TestSecretsSnapshotIsImmutable(t *testing.T) {
+	e := FromMap(nil)
+	e.Remember("first-secret")
+	before := e.Secrets()
+	e.Remember("second-secret-longer")
+	require.Equal(t, []string{"first-secret"}, before)
+	require.Equal(t, []string{"second-secret-longer", "first-secret"}, e.Secrets())
+}
+
+func TestSecretsConcurrent(t *testing.T) {
+	e := FromMap(nil)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				e.Remember(fmt.Sprintf("token-%d-%d", g, i))
+				_ = e.Secrets()
+			}
+		}()
+	}
+	wg.Wait()
+	require.Len(t, e.Secrets(), 400)
+}
