@@ -4,7 +4,7 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test test-node race vet run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean screenshots
+.PHONY: help build test test-node race vet gen-check run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean screenshots
 
 FUZZ_TIME    ?= 15s
 FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDecodeInput:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth FuzzCanonicalQuery:./shared/callerauth \
@@ -24,13 +24,16 @@ vet: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
+gen-check: ## fail when s.yaml, s.vpc.yaml, template.yaml or the clients' generated files differ from shared/registry (make gen fixes it)
+	$(GO) run ./cmd/cloudcall gen --check
+
 # REDIS_PICK exports REDIS_URL (DB 15 on the local Redis) unless it is set.
 REDIS_PICK = if [ -z "$$REDIS_URL" ]; then \
 	  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then export REDIS_URL=redis://127.0.0.1:6379/15; echo "redis: using $$REDIS_URL"; \
 	  else echo "redis: nothing answers on 127.0.0.1:6379; the Redis tests skip (set REDIS_URL to run them)"; fi; \
 	fi;
 
-test: vet ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
+test: vet gen-check ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
 	@$(REDIS_PICK) $(GO) test -count=1 ./...
 	@$(MAKE) --no-print-directory test-node
 
@@ -69,7 +72,7 @@ run: build ## every function under the local emulator, against the vendor sandbo
 screenshots: ## regenerate the console screenshots in docs/ (browser test; needs chromium and npm ci --prefix shared/console/browsertest)
 	CONSOLE_SCREENSHOTS=docs $(GO) test -count=1 -run TestConsoleInBrowser ./cmd/cloudcall
 
-gen: ## regenerate s.yaml, template.yaml and the clients' generated files from shared/registry
+gen: ## regenerate s.yaml, s.vpc.yaml, template.yaml and the clients' generated files from shared/registry
 	$(GO) run ./cmd/cloudcall gen
 
 package: ## reproducible zips: dist/fc/<fn>.zip (main) and dist/aws/<fn>-{x86_64,arm64}.zip (bootstrap)
@@ -80,9 +83,10 @@ package-fc: ## one function for FC (s.yaml pre-deploy): make package-fc FUNCTION
 	$(GO) run ./cmd/cloudcall package --platform fc --function $(FUNCTION)
 
 ARCH ?= x86_64
-deploy-fc: ## Serverless Devs: s deploy (needs `s` and credentials; see README)
+FC_TEMPLATE ?= s.yaml
+deploy-fc: ## Serverless Devs: s deploy (FC_TEMPLATE=s.vpc.yaml for the VPC variant; needs `s` and credentials; see README)
 	@command -v s >/dev/null 2>&1 || { echo "deploy-fc: Serverless Devs is not installed (npm install -g @serverless-devs/s), then s config add"; exit 1; }
-	s deploy -y
+	s deploy -y -t $(FC_TEMPLATE)
 
 deploy-aws: ## AWS SAM: sam build && sam deploy --guided (ARCH=x86_64|arm64)
 	@command -v sam >/dev/null 2>&1 || { echo "deploy-aws: the AWS SAM CLI is not installed (see https://docs.aws.amazon.com/serverless-application-model/)"; exit 1; }

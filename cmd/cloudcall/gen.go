@@ -19,10 +19,10 @@ import (
 
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gen", args, stdout, stderr)
-	check := fs.Bool("check", false, "do not write: fail if s.yaml, template.yaml or the clients' generated files differ from the registry")
+	check := fs.Bool("check", false, "do not write: fail if s.yaml, s.vpc.yaml, template.yaml or the clients' generated files differ from the registry")
 	awsIAM := fs.Bool("aws-iam", false, "template.yaml: protect every HttpApi route with AWS_IAM (SigV4 callers) instead of the bundle's caller signatures")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0), template.yaml (AWS SAM) and the clients' generated files\n(clients/node/api.cjs, index.d.ts, index.d.mts; clients/go/cloudcall/api_gen.go) from shared/registry and its schemas.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0), s.vpc.yaml (the same in a VPC: s deploy -t s.vpc.yaml),\ntemplate.yaml (AWS SAM) and the clients' generated files\n(clients/node/api.cjs, index.d.ts, index.d.mts; clients/go/cloudcall/api_gen.go) from shared/registry and its schemas.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -39,11 +39,15 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	fcVPC, err := descriptor.FC(registry.All(), descriptor.FCOptions{VPC: true})
+	if err != nil {
+		return err
+	}
 	sam, err := descriptor.SAM(registry.All(), descriptor.SAMOptions{IAM: *awsIAM})
 	if err != nil {
 		return err
 	}
-	files := map[string][]byte{"s.yaml": fc, "template.yaml": sam}
+	files := map[string][]byte{"s.yaml": fc, "s.vpc.yaml": fcVPC, "template.yaml": sam}
 	clients, err := clientgen.FromRegistry()
 	if err != nil {
 		return err
@@ -67,6 +71,9 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		if *check {
 			fmt.Fprintf(stderr, "%s differs from the registry: run `make gen` and commit it\n", name)
+			if *awsIAM && name == "template.yaml" {
+				fmt.Fprintln(stderr, "  (the committed template.yaml is the open variant: --check without --aws-iam)")
+			}
 			drift = true
 			continue
 		}

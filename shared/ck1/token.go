@@ -243,6 +243,8 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	}
 	a.o.Remember(r.AccessToken)
 	a.o.Remember(r.RefreshToken)
+	// One line per refresh: the operators' "token fetches" query counts them.
+	a.o.Log.Info("token fetched", "vendor", "ck1", "clientId", a.o.ClientID, "expiresIn", r.AccessTokenExpiresIn)
 	life := time.Duration(r.AccessTokenExpiresIn) * time.Second
 	use := life - accessMargin
 	if use < life/2 {

@@ -134,9 +134,12 @@ func value(v any) *yaml.Node {
 	panic(fmt.Sprintf("descriptor: unsupported value %T", v))
 }
 
-func encode(root *yaml.Node) ([]byte, error) {
+func encode(root *yaml.Node, notes ...string) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteString(header)
+	for _, n := range notes {
+		buf.WriteString("# " + n + "\n")
+	}
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(root); err != nil {
@@ -146,18 +149,37 @@ func encode(root *yaml.Node) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// FC renders s.yaml.
-func FC(fns []registry.Function) ([]byte, error) {
+// FCOptions are the s.yaml variants.
+type FCOptions struct {
+	// VPC puts every function in a VPC (vpcConfig from FC_VPC_ID,
+	// FC_VSWITCH_ID and FC_SECURITY_GROUP_ID): the variant s.vpc.yaml.
+	VPC bool
+}
+
+// FC renders s.yaml (the zero options) or its VPC variant s.vpc.yaml.
+// Serverless Devs has no conditionals, so an optional vpcConfig is a second
+// generated file (`s deploy -t s.vpc.yaml`) rather than an empty one.
+func FC(fns []registry.Function, opts ...FCOptions) ([]byte, error) {
+	var o FCOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	resources := &yaml.Node{Kind: yaml.MappingNode}
 	for _, f := range fns {
 		env := &yaml.Node{Kind: yaml.MappingNode}
 		for _, v := range f.Env {
 			// Every variable may be unset at deploy time (a function that
-			// lacks one answers -1601 naming it), so each has a default.
-			val := fmt.Sprintf("${env('%s', '%s')}", v.Name, v.Default)
+			// lacks one answers -1601 naming it), so each has a default, and a
+			// secret's is always empty: no secret is ever written into the
+			// file. A bare ${env('X')} makes Serverless Devs' template engine
+			// throw "env('X') not found" for an unset or empty X, so only a
+			// Required variable (the charge's money store) has none.
+			def := v.Default
+			if v.Secret {
+				def = ""
+			}
+			val := fmt.Sprintf("${env('%s', '%s')}", v.Name, def)
 			if v.Required {
-				// No default: Serverless Devs stops the deploy with
-				// "env('NAME') not found" when it is unset.
 				val = fmt.Sprintf("${env('%s')}", v.Name)
 			}
 			env.Content = append(env.Content, scalar(v.Name), quoted(val))
@@ -180,8 +202,12 @@ func FC(fns []registry.Function) ([]byte, error) {
 			"code", "./dist/fc/"+f.Name+".zip",
 			"memorySize", f.MemoryMB,
 			"timeout", f.TimeoutSec,
-			"environmentVariables", env,
+			"logConfig", quoted("${vars.logConfig}"),
 		)
+		if o.VPC {
+			props.Content = append(props.Content, scalar("vpcConfig"), quoted("${vars.vpcConfig}"))
+		}
+		props.Content = append(props.Content, scalar("environmentVariables"), env)
 		if len(triggers) > 0 {
 			props.Content = append(props.Content, scalar("triggers"), value(triggers))
 		}
@@ -192,16 +218,29 @@ func FC(fns []registry.Function) ([]byte, error) {
 		)
 		resources.Content = append(resources.Content, scalar(f.Name), res)
 	}
+	vars := mapping("region", quoted("${env('FC_REGION', 'cn-hangzhou')}"),
+		// function: callers sign with Alibaba Cloud credentials (RAM);
+		// anonymous: the bundle's own caller signatures guard the trigger.
+		"httpAuthType", quoted("${env('FC_HTTP_AUTH_TYPE', 'anonymous')}"),
+		// auto: fc3 creates or reuses an SLS project and logstore, named by
+		// FC_GENERATE_PROJECT_NAME / FC_GENERATE_LOGSTORE_NAME when set.
+		"logConfig", "auto")
+	if o.VPC {
+		vars.Content = append(vars.Content, scalar("vpcConfig"), mapping(
+			"vpcId", quoted("${env('FC_VPC_ID')}"),
+			"vSwitchIds", []*yaml.Node{quoted("${env('FC_VSWITCH_ID')}")},
+			"securityGroupId", quoted("${env('FC_SECURITY_GROUP_ID')}")))
+	}
 	root := mapping(
 		"edition", "3.0.0",
 		"name", "cloudcall",
 		"access", "default",
-		"vars", mapping("region", quoted("${env('FC_REGION', 'cn-hangzhou')}"),
-			// function: callers sign with Alibaba Cloud credentials (RAM);
-			// anonymous: the bundle's own caller signatures guard the trigger.
-			"httpAuthType", quoted("${env('FC_HTTP_AUTH_TYPE', 'anonymous')}")),
+		"vars", vars,
 		"resources", resources,
 	)
+	if o.VPC {
+		return encode(root, "The VPC variant of s.yaml: set FC_VPC_ID, FC_VSWITCH_ID and FC_SECURITY_GROUP_ID, then `s deploy -t s.vpc.yaml`.")
+	}
 	return encode(root)
 }
 
@@ -213,6 +252,51 @@ type SAMOptions struct {
 	IAM bool
 }
 
+// LogRetentionDays are the values CloudWatch Logs accepts for a log group's
+// retention.
+var LogRetentionDays = []string{"1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545", "731", "1096", "1827", "2192", "2557", "2922", "3288", "3653"}
+
+func tagged(tag string, n *yaml.Node) *yaml.Node { n.Tag = tag; return n }
+
+func flow(items ...*yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle, Content: items}
+}
+
+// notEmpty is the condition !Not [!Equals [x, ""]].
+func notEmpty(x *yaml.Node) *yaml.Node {
+	return tagged("!Not", value([]*yaml.Node{tagged("!Equals", flow(x, quoted("")))}))
+}
+
+// metricStat is one EMF metric of a function, summed over 5 minutes or 1.
+func metricStat(id, metric, fn string, period int) *yaml.Node {
+	return mapping("Id", id, "ReturnData", false, "MetricStat", mapping(
+		"Metric", mapping("Namespace", ref("CloudcallMetricsNamespace"), "MetricName", metric,
+			"Dimensions", []*yaml.Node{mapping("Name", "function", "Value", fn)}),
+		"Period", period, "Stat", "Sum"))
+}
+
+// moneyAlarms are a money-moving function's two alarms on its EMF metrics
+// (docs/operate.md, Alarms), created only with an AlarmTopicArn.
+func moneyAlarms(f registry.Function, id string) []*yaml.Node {
+	actions := []*yaml.Node{ref("AlarmTopicArn")}
+	rate := mapping("Type", "AWS::CloudWatch::Alarm", "Condition", "HasAlarms", "Properties", mapping(
+		"AlarmDescription", f.Name+": more than 1% of calls failed (errCode != 0) over 5 minutes, with at least 20 calls",
+		"ComparisonOperator", "GreaterThanThreshold", "Threshold", 1, "EvaluationPeriods", 1,
+		"TreatMissingData", "notBreaching", "AlarmActions", actions,
+		"Metrics", []*yaml.Node{
+			metricStat("e", "errors", f.Name, 300),
+			metricStat("i", "invocations", f.Name, 300),
+			mapping("Id", "rate", "Label", "error %", "ReturnData", true, "Expression", "IF(i >= 20, 100 * e / i, 0)"),
+		}))
+	unknown := mapping("Type", "AWS::CloudWatch::Alarm", "Condition", "HasAlarms", "Properties", mapping(
+		"AlarmDescription", f.Name+": an answer was -1304 (outcome unknown): reconcile with the vendor before any retry",
+		"Namespace", ref("CloudcallMetricsNamespace"), "MetricName", "outcomeUnknown",
+		"Dimensions", []*yaml.Node{mapping("Name", "function", "Value", f.Name)},
+		"Statistic", "Sum", "Period", 60, "EvaluationPeriods", 1, "Threshold", 1,
+		"ComparisonOperator", "GreaterThanOrEqualToThreshold", "TreatMissingData", "notBreaching", "AlarmActions", actions))
+	return []*yaml.Node{scalar(id + "ErrorRateAlarm"), rate, scalar(id + "OutcomeUnknownAlarm"), unknown}
+}
+
 // SAM renders template.yaml (the committed one uses the zero options).
 func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 	var o SAMOptions
@@ -222,6 +306,19 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 	params := &yaml.Node{Kind: yaml.MappingNode}
 	params.Content = append(params.Content, scalar("Architecture"), mapping("Type", "String", "Default", "x86_64",
 		"AllowedValues", []string{"x86_64", "arm64"}, "Description", "CPU architecture of every function"))
+	// An empty list keeps the functions out of any VPC (as without these
+	// parameters); subnets put every function in that VPC, e.g. to reach
+	// ElastiCache or Aurora. The subnets need a NAT route: the vendors are on
+	// the internet.
+	params.Content = append(params.Content,
+		scalar("VpcSubnetIds"), mapping("Type", "CommaDelimitedList", "Default", quoted(""),
+			"Description", "private subnets (with a NAT route) to run every function in; empty: no VPC"),
+		scalar("VpcSecurityGroupIds"), mapping("Type", "CommaDelimitedList", "Default", quoted(""),
+			"Description", "security groups of the functions in the VPC (allowed into Redis / the database)"),
+		scalar("LogRetentionDays"), mapping("Type", "Number", "Default", 30, "AllowedValues", LogRetentionDays,
+			"Description", "days CloudWatch Logs keeps each function's logs"),
+		scalar("AlarmTopicArn"), mapping("Type", "String", "Default", quoted(""),
+			"Description", "SNS topic for the money-moving functions' alarms (error rate over 1%, any -1304); empty: no alarms"))
 	seen := map[string]bool{}
 	var names []string
 	vars := map[string]registry.Var{}
@@ -252,8 +349,13 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 		}
 		params.Content = append(params.Content, scalar(paramName(n)), p)
 	}
+	conditions := mapping(
+		"HasVpc", notEmpty(tagged("!Join", flow(quoted(""), ref("VpcSubnetIds")))),
+		"HasAlarms", notEmpty(ref("AlarmTopicArn")))
 	resources := &yaml.Node{Kind: yaml.MappingNode}
+	outputs := &yaml.Node{Kind: yaml.MappingNode}
 	for _, f := range fns {
+		id := LogicalID(f.Name)
 		env := &yaml.Node{Kind: yaml.MappingNode}
 		for _, v := range f.Env {
 			env.Content = append(env.Content, scalar(v.Name), ref(paramName(v.Name)))
@@ -276,13 +378,33 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 			events.Content = append(events.Content, scalar("Schedule"), mapping("Type", "ScheduleV2", "Properties",
 				mapping("ScheduleExpression", expr, "ScheduleExpressionTimezone", s.TimeZone, "Input", quoted(input), "State", "ENABLED")))
 		}
+		vpc := tagged("!If", value([]*yaml.Node{scalar("HasVpc"),
+			mapping("SubnetIds", ref("VpcSubnetIds"), "SecurityGroupIds", ref("VpcSecurityGroupIds")),
+			ref("AWS::NoValue")}))
 		props := mapping("FunctionName", f.Name, "Description", f.Description, "CodeUri", ".",
-			"MemorySize", f.MemoryMB, "Timeout", f.TimeoutSec, "Environment", mapping("Variables", env))
+			"MemorySize", f.MemoryMB, "Timeout", f.TimeoutSec, "Environment", mapping("Variables", env),
+			"LoggingConfig", mapping("LogGroup", ref(id+"LogGroup")), "VpcConfig", vpc)
 		if len(events.Content) > 0 {
 			props.Content = append(props.Content, scalar("Events"), events)
 		}
-		resources.Content = append(resources.Content, scalar(LogicalID(f.Name)),
+		resources.Content = append(resources.Content, scalar(id),
 			mapping("Type", "AWS::Serverless::Function", "Metadata", mapping("BuildMethod", "makefile"), "Properties", props))
+		// The log group is the stack's, so its retention is set and it goes
+		// away with the stack (Lambda would otherwise create one that never
+		// expires).
+		resources.Content = append(resources.Content, scalar(id+"LogGroup"), mapping("Type", "AWS::Logs::LogGroup",
+			"Properties", mapping("LogGroupName", "/aws/lambda/"+f.Name, "RetentionInDays", ref("LogRetentionDays"))))
+		if len(f.HTTPMethods) > 0 {
+			outputs.Content = append(outputs.Content, scalar(id+"Url"), mapping(
+				"Description", fmt.Sprintf("%s: %s this URL (HTTP API route)", f.Name, strings.Join(f.HTTPMethods, "/")),
+				"Value", tagged("!Sub", quoted("https://${ServerlessHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"+f.Name))))
+		}
+		outputs.Content = append(outputs.Content, scalar(id+"Arn"), mapping(
+			"Description", f.Name+": function ARN (aws lambda invoke --function-name)",
+			"Value", tagged("!GetAtt", scalar(id+".Arn"))))
+		if f.MovesMoney {
+			resources.Content = append(resources.Content, moneyAlarms(f, id)...)
+		}
 	}
 	globals := mapping("Function", mapping("Runtime", "provided.al2023", "Handler", "bootstrap",
 		"Architectures", []*yaml.Node{ref("Architecture")}))
@@ -294,8 +416,10 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 		"Transform", "AWS::Serverless-2016-10-31",
 		"Description", "cloudcall: WeChat-style cloud calls for vendor APIs",
 		"Parameters", params,
+		"Conditions", conditions,
 		"Globals", globals,
 		"Resources", resources,
+		"Outputs", outputs,
 	)
 	return encode(root)
 }

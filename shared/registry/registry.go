@@ -8,8 +8,8 @@ import "slices"
 // Var is an environment variable a function reads.
 type Var struct {
 	Name        string
-	Secret      bool   // never logged; a NoEcho parameter / ${env()} in descriptors
-	Default     string // empty: no default
+	Secret      bool   // never logged; NoEcho in template.yaml; never a default value
+	Default     string // empty: no default (the code's own default applies)
 	Description string
 	// Required: a deploy without it fails at deploy time (no default in
 	// either descriptor), for settings no default can make safe: the
@@ -17,6 +17,32 @@ type Var struct {
 	Required bool
 	// Pattern is what a Required value must match (SAM AllowedPattern).
 	Pattern string
+	// ReadBy names the library that reads the variable when the bundle's
+	// own configuration code does not (the coverage test accepts it then).
+	ReadBy string
+}
+
+// PlatformVar is a variable the platform (or `cloudcall local`) sets for the
+// function: it is read by the code but never belongs in a descriptor.
+type PlatformVar struct {
+	Name  string
+	SetBy string
+}
+
+// PlatformVars lists the variables the code reads that the platforms set.
+// Every other variable the code reads must be in the function's Env (a test
+// derives the read list from the configuration code and checks both).
+func PlatformVars() []PlatformVar {
+	return []PlatformVar{
+		{Name: "FC_RUNTIME_API", SetBy: "Function Compute (go1 runtime API address)"},
+		{Name: "FC_FUNCTION_NAME", SetBy: "Function Compute"},
+		{Name: "FC_CUSTOM_LISTEN_PORT", SetBy: "Function Compute (custom runtime port)"},
+		{Name: "AWS_LAMBDA_RUNTIME_API", SetBy: "AWS Lambda (runtime API address)"},
+		{Name: "AWS_LAMBDA_FUNCTION_NAME", SetBy: "AWS Lambda"},
+		{Name: "CLOUDCALL_PORT", SetBy: "cloudcall local / you, to run a function as a plain HTTP server"},
+		{Name: "CLOUDCALL_HOST", SetBy: "cloudcall local / you, with CLOUDCALL_PORT (default 127.0.0.1)"},
+		{Name: "CLOUDCALL_FUNCTION", SetBy: "cloudcall local (the function name outside FC and Lambda)"},
+	}
 }
 
 // IdempotencyStorePattern is what CLOUDCALL_IDEMPOTENCY_STORE may hold
@@ -48,6 +74,9 @@ type Function struct {
 	// Example is an input that works against the sandbox (start-up curl
 	// lines, docs, smoke tests).
 	Example string
+	// MovesMoney marks a money-moving write: template.yaml can alarm on its
+	// error rate and on every outcome-unknown answer.
+	MovesMoney bool
 }
 
 // Common variables every function reads.
@@ -56,6 +85,10 @@ func commonVars() []Var {
 		{Name: "CLOUDCALL_STORE", Default: "memory", Description: "shared state: memory or a redis:// / rediss:// URL"},
 		{Name: "CLOUDCALL_CALLER_KEYS", Secret: true, Description: "HTTP-trigger caller keys id:secret,..."},
 		{Name: "CLOUDCALL_ALLOW_ANONYMOUS", Default: "false", Description: "true lets HTTP triggers through without caller auth (local use only)"},
+		{Name: "CLOUDCALL_STORE_PREFIX", Default: "cloudcall:", Description: "key namespace in Redis (several deployments can share one Redis)"},
+		{Name: "CLOUDCALL_TIMEOUT", Description: "deadline when the platform gives none (HTTP-server mode); empty: 10s (15s for the charge)"},
+		{Name: "CLOUDCALL_LOG_LEVEL", Default: "info", Description: "info, or debug for more"},
+		{Name: "CLOUDCALL_METRICS_NAMESPACE", Default: "cloudcall", Description: "CloudWatch namespace of the per-invocation EMF metrics (Lambda)"},
 	}
 }
 
@@ -64,6 +97,7 @@ func wechatVars() []Var {
 		{Name: "WECHAT_APPID", Description: "mini program AppID"},
 		{Name: "WECHAT_APPSECRET", Secret: true, Description: "mini program AppSecret"},
 		{Name: "WECHAT_API_BASE", Default: "https://api.weixin.qq.com", Description: "WeChat API origin"},
+		{Name: "WECHAT_TOKEN_MODE", Default: "stable", Description: "stable (stable_token, normal mode) or classic (cgi-bin/token)"},
 	}
 }
 
@@ -96,7 +130,7 @@ func All() []Function {
 			Description: "Alibaba Cloud CAMS QueryChatappBindWaba: the WhatsApp Business Account bound to a customer",
 			MemoryMB:    128, TimeoutSec: 10, HTTPMethods: []string{"POST"},
 			Env: append([]Var{
-				{Name: "ALIBABA_CLOUD_ACCESS_KEY_ID", Description: "AccessKey id (FC passes role credentials per invocation instead)"},
+				{Name: "ALIBABA_CLOUD_ACCESS_KEY_ID", Description: "AccessKey id (FC passes role credentials per invocation instead)", ReadBy: "github.com/aliyun/credentials-go"},
 				{Name: "ALIBABA_CLOUD_ACCESS_KEY_SECRET", Secret: true, Description: "AccessKey secret"},
 				{Name: "ALIBABA_CLOUD_SECURITY_TOKEN", Secret: true, Description: "STS token, with STS credentials"},
 				{Name: "CAMS_API_BASE", Default: "https://cams.ap-southeast-1.aliyuncs.com", Description: "CAMS origin"},
@@ -106,7 +140,7 @@ func All() []Function {
 		{
 			Name: "top-launch-extra-charge", API: "top.ascp.launchExtraCharge", Vendor: "top",
 			Description: "Taobao Open Platform alibaba.ascp.industry.launch.extra.charge: charge extra on a service order (moves money)",
-			MemoryMB:    128, TimeoutSec: 15, HTTPMethods: []string{"POST"},
+			MemoryMB:    128, TimeoutSec: 15, HTTPMethods: []string{"POST"}, MovesMoney: true,
 			Env: append([]Var{
 				{Name: "TOP_APP_KEY", Description: "TOP app key"},
 				{Name: "TOP_APP_SECRET", Secret: true, Description: "TOP app secret"},

@@ -114,6 +114,7 @@ type Handler struct {
 	Guard   Guard
 	Timeout time.Duration // used when the platform gives no deadline
 	initErr error
+	metrics invocationMetrics // cold start, EMF (metrics.go)
 }
 
 // New builds the handler: store, HTTP client, the operation, the guard.
@@ -163,6 +164,7 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 		initErr = errors.New(strings.Join(problems, "; "))
 	}
 	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: timeout, initErr: initErr}
+	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
 	}
@@ -261,6 +263,7 @@ type Meta struct {
 }
 
 func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape Shape, meta Meta, resp envelope.Response, d time.Duration) {
+	extra := h.observe(meta, resp, d) // first: metrics are written whatever the log level
 	log := h.Deps.Log
 	level := slog.LevelInfo
 	if resp.Err != nil && resp.Err.Code == envelope.CodeInternal {
@@ -292,6 +295,7 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	} else {
 		attrs = append(attrs, slog.Int("errCode", 0))
 	}
+	attrs = append(attrs, extra[:]...) // errClass, coldStart (metrics.go)
 	// The record is built here rather than by Logger.LogAttrs, which looks
 	// up its caller's program counter on every call for a source attribute
 	// this handler never writes.

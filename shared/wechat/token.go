@@ -232,6 +232,8 @@ func (m *TokenManager) fetchAndStore(ctx context.Context) (*cached, error) {
 		return nil, err
 	}
 	m.o.Remember(tok)
+	// One line per fetch: the operators' "token fetches" query counts them.
+	m.o.Log.Info("token fetched", "vendor", "wechat", "appid", m.o.AppID, "mode", m.o.Mode, "expiresIn", expiresIn)
 	m.mu.Lock()
 	if tok == m.refused {
 		// WeChat issued the very token a call refused (stable_token hands out

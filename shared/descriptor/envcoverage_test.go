@@ -1,0 +1,326 @@
+package descriptor_test
+
+import (
+	"fmt"
+	"go/ast"
+	"go/constant"
+	"go/token"
+	"go/types"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/tools/go/packages"
+	"gopkg.in/yaml.v3"
+
+	"github.com/cloudcall/cloudcall/shared/registry"
+)
+
+const (
+	modulePath = "github.com/cloudcall/cloudcall"
+	configPkg  = modulePath + "/shared/config"
+)
+
+// envLookups are the methods of *config.Env that read a variable named by
+// their first argument (RequireSecrets: by every argument).
+var envLookups = map[string]bool{"Get": true, "Secret": true, "Bool": true, "Int": true, "Duration": true, "RequireSecrets": true}
+
+var envName = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
+
+// envRead is one variable read by the configuration code.
+type envRead struct {
+	Name    string
+	Default string // the code's default when it is a constant string (Get only)
+	HasDef  bool
+	Pos     string
+}
+
+// codeReads loads every package of the module with types and returns, per
+// package path, the variables its non-test code reads through config.Env,
+// plus the module-internal imports of each package. A lookup whose name is
+// not a constant is resolved to the env-shaped string literals of its
+// enclosing function; one with none is an error (the list must stay
+// derivable). A direct os.Getenv / os.LookupEnv in a function's packages is
+// an error too: every variable goes through the config package.
+func codeReads(t *testing.T) (reads map[string][]envRead, imports map[string][]string, problems []string) {
+	t.Helper()
+	cfg := &packages.Config{
+		Mode: packages.NeedName | packages.NeedFiles | packages.NeedImports | packages.NeedSyntax |
+			packages.NeedTypes | packages.NeedTypesInfo,
+		Dir: root(t),
+	}
+	pkgs, err := packages.Load(cfg, "./...")
+	require.NoError(t, err)
+	reads, imports = map[string][]envRead{}, map[string][]string{}
+	for _, p := range pkgs {
+		require.Empty(t, p.Errors, "loading %s", p.PkgPath)
+		for path := range p.Imports {
+			if strings.HasPrefix(path, modulePath+"/") {
+				imports[p.PkgPath] = append(imports[p.PkgPath], path)
+			}
+		}
+		if p.PkgPath == configPkg {
+			continue // the primitives themselves
+		}
+		for _, f := range p.Syntax {
+			pos := p.Fset.Position(f.Pos())
+			if strings.HasSuffix(pos.Filename, "_test.go") {
+				continue
+			}
+			var enclosing *ast.FuncDecl
+			ast.Inspect(f, func(n ast.Node) bool {
+				if fd, ok := n.(*ast.FuncDecl); ok {
+					enclosing = fd
+				}
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				fn, ok := p.TypesInfo.Uses[sel.Sel].(*types.Func)
+				if !ok || fn.Pkg() == nil {
+					return true
+				}
+				where := p.Fset.Position(call.Pos()).String()
+				if fn.Pkg().Path() == "os" && (fn.Name() == "Getenv" || fn.Name() == "LookupEnv") {
+					reads[p.PkgPath] = append(reads[p.PkgPath], envRead{Name: "os." + fn.Name(), Pos: where})
+					return true
+				}
+				if fn.Pkg().Path() != configPkg || !envLookups[fn.Name()] || fn.Type().(*types.Signature).Recv() == nil {
+					return true
+				}
+				args := call.Args
+				if fn.Name() != "RequireSecrets" {
+					args = args[:1]
+				}
+				for _, a := range args {
+					if tv := p.TypesInfo.Types[a]; tv.Value != nil && tv.Value.Kind() == constant.String {
+						r := envRead{Name: constant.StringVal(tv.Value), Pos: where}
+						if fn.Name() == "Get" {
+							if dv := p.TypesInfo.Types[call.Args[1]]; dv.Value != nil && dv.Value.Kind() == constant.String {
+								r.Default, r.HasDef = constant.StringVal(dv.Value), true
+							}
+						}
+						reads[p.PkgPath] = append(reads[p.PkgPath], r)
+						continue
+					}
+					names := envLiterals(enclosing)
+					if len(names) == 0 {
+						problems = append(problems, fmt.Sprintf("%s: %s reads a variable whose name cannot be derived (use a constant or a literal list in the same function)", where, fn.Name()))
+					}
+					for _, nm := range names {
+						reads[p.PkgPath] = append(reads[p.PkgPath], envRead{Name: nm, Pos: where})
+					}
+				}
+				return true
+			})
+		}
+	}
+	return reads, imports, problems
+}
+
+// envLiterals are the variable-shaped string literals of a function.
+func envLiterals(fd *ast.FuncDecl) []string {
+	if fd == nil {
+		return nil
+	}
+	var out []string
+	ast.Inspect(fd, func(n ast.Node) bool {
+		if bl, ok := n.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+			if s := strings.Trim(bl.Value, "`\""); envName.MatchString(s) {
+				out = append(out, s)
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// functionReads closes each function's package over its module-internal
+// imports and returns the variables its binary reads.
+func functionReads(reads map[string][]envRead, imports map[string][]string, fn string) map[string]envRead {
+	out := map[string]envRead{}
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(p string) {
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		for _, r := range reads[p] {
+			if _, ok := out[r.Name]; !ok {
+				out[r.Name] = r
+			}
+		}
+		for _, q := range imports[p] {
+			walk(q)
+		}
+	}
+	walk(modulePath + "/functions/" + fn)
+	return out
+}
+
+// descriptorEnv returns, per function, the variable names s.yaml and
+// template.yaml give it.
+func descriptorEnv(t *testing.T) (fc, sam map[string][]string) {
+	fc, sam = map[string][]string{}, map[string][]string{}
+	var s struct {
+		Resources map[string]struct {
+			Props struct {
+				Env yaml.Node `yaml:"environmentVariables"`
+			} `yaml:"props"`
+		} `yaml:"resources"`
+	}
+	raw, err := os.ReadFile(filepath.Join(root(t), "s.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(raw, &s))
+	for name, r := range s.Resources {
+		for i := 0; i < len(r.Props.Env.Content); i += 2 {
+			fc[name] = append(fc[name], r.Props.Env.Content[i].Value)
+		}
+	}
+	var tm struct {
+		Resources map[string]struct {
+			Type       string `yaml:"Type"`
+			Properties struct {
+				FunctionName string `yaml:"FunctionName"`
+				Environment  struct {
+					Variables yaml.Node `yaml:"Variables"`
+				} `yaml:"Environment"`
+			} `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	raw, err = os.ReadFile(filepath.Join(root(t), "template.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(raw, &tm))
+	for _, r := range tm.Resources {
+		if r.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		v := r.Properties.Environment.Variables
+		for i := 0; i < len(v.Content); i += 2 {
+			sam[r.Properties.FunctionName] = append(sam[r.Properties.FunctionName], v.Content[i].Value)
+		}
+	}
+	return fc, sam
+}
+
+// missingFromRegistry lists the variables a function reads that its registry
+// entry lacks (platform-provided ones aside).
+func missingFromRegistry(reads map[string][]envRead, imports map[string][]string, fns []registry.Function) []string {
+	platform := map[string]bool{}
+	for _, v := range registry.PlatformVars() {
+		platform[v.Name] = true
+	}
+	var out []string
+	for _, f := range fns {
+		declared := map[string]bool{}
+		for _, v := range f.Env {
+			declared[v.Name] = true
+		}
+		for name := range functionReads(reads, imports, f.Name) {
+			if !platform[name] && !declared[name] {
+				out = append(out, f.Name+" "+name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestEveryVariableTheCodeReadsIsDeployable derives, from the configuration
+// code itself, the variables each function binary reads, and requires each to
+// be in that function's registry entry and so in both descriptors, unless
+// the platform sets it (registry.PlatformVars). The other way round, every
+// variable a descriptor sets is read by the code (or by a named library).
+func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("type-checks the module")
+	}
+	reads, imports, problems := codeReads(t)
+	require.Empty(t, problems)
+	require.Empty(t, missingFromRegistry(reads, imports, registry.All()))
+	platform := map[string]bool{}
+	for _, v := range registry.PlatformVars() {
+		platform[v.Name] = true
+	}
+	fcEnv, samEnv := descriptorEnv(t)
+	total := 0
+	for _, f := range registry.All() {
+		got := functionReads(reads, imports, f.Name)
+		require.NotEmpty(t, got, "%s: no configuration read found; is the scan looking at the right packages?", f.Name)
+		declared := map[string]registry.Var{}
+		for _, v := range f.Env {
+			declared[v.Name] = v
+		}
+		for name, r := range got {
+			require.False(t, strings.HasPrefix(name, "os."), "%s: %s calls %s: read variables through shared/config so they are listed and redacted", f.Name, r.Pos, name)
+			if platform[name] {
+				continue
+			}
+			v, ok := declared[name]
+			require.True(t, ok, "%s reads %s (%s) but the registry does not list it: add it to shared/registry and run `make gen`", f.Name, name, r.Pos)
+			if r.HasDef && r.Default != "" {
+				require.Equal(t, r.Default, v.Default, "%s: the registry's default for %s differs from the code's (%s)", f.Name, name, r.Pos)
+			}
+			require.Contains(t, fcEnv[f.Name], name, "s.yaml: %s lacks %s", f.Name, name)
+			require.Contains(t, samEnv[f.Name], name, "template.yaml: %s lacks %s", f.Name, name)
+			total++
+		}
+		for _, v := range f.Env {
+			_, read := got[v.Name]
+			require.True(t, read || v.ReadBy != "", "%s: the registry lists %s but no code of the function reads it", f.Name, v.Name)
+		}
+		require.ElementsMatch(t, names(f.Env), fcEnv[f.Name], "s.yaml %s", f.Name)
+		require.ElementsMatch(t, names(f.Env), samEnv[f.Name], "template.yaml %s", f.Name)
+	}
+	t.Logf("%d (function, variable) reads derived from the code, each in both descriptors", total)
+
+	// Every platform-provided variable listed is read somewhere (no stale entries).
+	for _, v := range registry.PlatformVars() {
+		read := false
+		for _, f := range registry.All() {
+			_, ok := functionReads(reads, imports, f.Name)[v.Name]
+			read = read || ok
+		}
+		require.True(t, read, "registry.PlatformVars lists %s but no function reads it", v.Name)
+	}
+
+	// The scan bites: the runtime's reads (every function) and a vendor's own
+	// (one function) are both found, with the code's default.
+	lq := functionReads(reads, imports, "logistics-get-quota")
+	for _, n := range []string{"CLOUDCALL_STORE", "CLOUDCALL_STORE_PREFIX", "CLOUDCALL_TIMEOUT", "CLOUDCALL_LOG_LEVEL", "WECHAT_TOKEN_MODE", "WECHAT_APPSECRET", "FC_RUNTIME_API"} {
+		require.Contains(t, lq, n)
+	}
+	require.Equal(t, "stable", lq["WECHAT_TOKEN_MODE"].Default)
+	require.NotContains(t, lq, "TOP_APP_SECRET", "a WeChat binary reads no TOP variable")
+	qa := functionReads(reads, imports, "quota-alert")
+	require.Contains(t, qa, "QUOTA_ALERT_SLACK_URL", "names from a literal list in the same function are derived")
+
+	// A registry that forgets a variable the code reads is caught, per function.
+	fns := registry.All()
+	for i := range fns {
+		fns[i].Env = slices.DeleteFunc(fns[i].Env, func(v registry.Var) bool {
+			return v.Name == "WECHAT_TOKEN_MODE" || v.Name == "CLOUDCALL_STORE_PREFIX" && fns[i].Name == "top-launch-extra-charge"
+		})
+	}
+	require.Equal(t, []string{"logistics-get-quota WECHAT_TOKEN_MODE", "quota-alert WECHAT_TOKEN_MODE", "top-launch-extra-charge CLOUDCALL_STORE_PREFIX"},
+		missingFromRegistry(reads, imports, fns))
+}
+
+func names(vs []registry.Var) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Name)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
