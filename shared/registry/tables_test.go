@@ -11,14 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite the README's input tables from the schemas")
+var update = flag.Bool("update", false, "rewrite docs/vendors.md's input tables from the schemas")
 
-// The README's input tables are generated from the schemas: each function's
+// The input tables of docs/vendors.md (linked from the README) are generated from the schemas: each function's
 // table sits between <!-- input:NAME --> and <!-- /input:NAME --> and must be
 // what InputTable renders (go test ./shared/registry -run ReadmeTables -update
 // rewrites them).
 func TestReadmeTablesMatchTheSchemas(t *testing.T) {
-	path := filepath.Join("..", "..", "README.md")
+	path := filepath.Join("..", "..", "docs", "vendors.md")
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	readme := string(b)
@@ -27,12 +27,12 @@ func TestReadmeTablesMatchTheSchemas(t *testing.T) {
 		require.NoError(t, err)
 		re := regexp.MustCompile(fmt.Sprintf(`(?s)<!-- input:%s -->\n(.*?)<!-- /input:%s -->`, regexp.QuoteMeta(f.Name), regexp.QuoteMeta(f.Name)))
 		m := re.FindStringSubmatch(readme)
-		require.NotNil(t, m, "README has no input table for %s", f.Name)
+		require.NotNil(t, m, "docs/vendors.md has no input table for %s", f.Name)
 		if *update {
 			readme = re.ReplaceAllLiteralString(readme, "<!-- input:"+f.Name+" -->\n"+table+"<!-- /input:"+f.Name+" -->")
 			continue
 		}
-		require.Equal(t, table, m[1], "README's input table of %s drifted from its schema: go test ./shared/registry -run ReadmeTables -update", f.Name)
+		require.Equal(t, table, m[1], "docs/vendors.md's input table of %s drifted from its schema: go test ./shared/registry -run ReadmeTables -update", f.Name)
 	}
 	if *update {
 		require.NoError(t, os.WriteFile(path, []byte(readme), 0o644))
