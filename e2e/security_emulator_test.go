@@ -30,11 +30,20 @@ func TestSecuritySuiteThroughTheEmulator(t *testing.T) {
 			defer srv.Close()
 			runSuite(t, "emulator", "emulator-"+string(p), func(string) string { return srv.URL }, sbx.calls)
 
-			// A non-canonical path never reaches a function there.
+			// Repeated query names reach the function as the platform
+			// delivers them (FC joins them with commas) and still verify.
 			before := sbx.calls()
+			rep := signed(t, suiteKeyID, suiteSecret, "POST", "/logistics-get-quota", "a=1&a=0", []byte(`{"deliveryId":"YTO","bizId":"xyz"}`), time.Now().Unix())
+			st, m, raw := rep.send(t, srv.URL)
+			require.Equal(t, 200, st, raw)
+			require.Equal(t, float64(210), m["quotaNum"], raw)
+			require.Greater(t, sbx.calls(), before, "it reached the vendor")
+
+			// A non-canonical path never reaches a function there.
+			before = sbx.calls()
 			w := signed(t, suiteKeyID, suiteSecret, "POST", "/logistics-get-quota", "", []byte(`{"deliveryId":"YTO","bizId":"xyz"}`), time.Now().Unix())
 			w.path = "/x/../logistics-get-quota"
-			st, _, raw := w.send(t, srv.URL)
+			st, _, raw = w.send(t, srv.URL)
 			require.Equal(t, 307, st, raw)
 			require.Equal(t, before, sbx.calls())
 		})

@@ -12,7 +12,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,8 +172,13 @@ func ParseKeys(s string) (map[string]string, error) {
 // Request is what the verifier needs of an HTTP call.
 type Request struct {
 	Method, Path, RawQuery string
-	Authorization          string
-	Body                   []byte
+	// QueryJoined: the platform joined repeated query names with commas
+	// (FC 3.0 HTTP triggers), so ?a=1&a=0 arrives as a=1,0. The signature is
+	// then also checked with such values split back into repeated names
+	// (see JoinedQueryForms); both forms are the same event to the function.
+	QueryJoined   bool
+	Authorization string
+	Body          []byte
 	// SharedNonce demands the nonce be recorded in the shared store: without
 	// it the call is not accepted (Verify returns a store error), because a
 	// replay on another instance during an outage would do harm the
@@ -220,11 +227,22 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	if limit := int64(Window / time.Second); skew > limit || skew < -limit {
 		return &Refusal{fmt.Sprintf("timestamp is %ds off the server clock; the window is %s either side", skew, Window)}
 	}
-	sts, err := StringToSign(r.Method, r.Path, r.RawQuery, a.Timestamp, a.Nonce, r.Body)
-	if err != nil {
-		return &Refusal{err.Error()}
+	queries := []string{r.RawQuery}
+	if r.QueryJoined {
+		queries = JoinedQueryForms(r.RawQuery)
 	}
-	if !hmac.Equal([]byte(Signature(secret, sts)), []byte(a.Signature)) {
+	matched := false
+	for _, q := range queries {
+		sts, err := StringToSign(r.Method, r.Path, q, a.Timestamp, a.Nonce, r.Body)
+		if err != nil {
+			return &Refusal{err.Error()}
+		}
+		if hmac.Equal([]byte(Signature(secret, sts)), []byte(a.Signature)) {
+			matched = true
+			break
+		}
+	}
+	if !matched {
 		return &Refusal{"signature does not match (method, path, query, timestamp, nonce or body differ from what was signed)"}
 	}
 	// Only a correctly signed request may spend a nonce, so nobody can burn
@@ -242,4 +260,45 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 		return &Refusal{"replayed nonce"}
 	}
 	return nil
+}
+
+// MaxJoinedNames bounds how many comma-holding query names JoinedQueryForms
+// splits (2^n forms): beyond it only the query as delivered is checked.
+const MaxJoinedNames = 4
+
+// JoinedQueryForms lists the queries a comma-joined query (FC 3.0's
+// queryParameters) may have been signed as: the query as delivered first,
+// then every choice of splitting comma-holding values back into repeated
+// names (?a=1&a=0 arrives as a=1,0; a literal a=1%2C0 arrives the same way).
+// The canonical form sorts values, so the lost order does not matter. A
+// query that does not parse is returned as is, for StringToSign to refuse.
+func JoinedQueryForms(rawQuery string) []string {
+	forms := []string{rawQuery}
+	vals, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return forms
+	}
+	var joined []string
+	for k, vs := range vals {
+		if len(vs) == 1 && strings.Contains(vs[0], ",") {
+			joined = append(joined, k)
+		}
+	}
+	if len(joined) == 0 || len(joined) > MaxJoinedNames {
+		return forms
+	}
+	sort.Strings(joined)
+	for mask := 1; mask < 1<<len(joined); mask++ {
+		q := url.Values{}
+		for k, vs := range vals {
+			q[k] = vs
+		}
+		for i, k := range joined {
+			if mask&(1<<i) != 0 {
+				q[k] = strings.Split(vals[k][0], ",")
+			}
+		}
+		forms = append(forms, q.Encode())
+	}
+	return forms
 }

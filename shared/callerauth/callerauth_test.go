@@ -228,3 +228,34 @@ func TestLimits(t *testing.T) {
 	require.Equal(t, 413, resp.StatusCode)
 	require.Equal(t, int32(0), calls.Load())
 }
+
+// FC 3.0 delivers ?a=1&a=0 as queryParameters {"a":"1,0"}: a signature over
+// the repeated names verifies from the joined form, and so does one over the
+// literal comma; a value that was not signed does not.
+func TestCommaJoinedQueries(t *testing.T) {
+	now := time.Unix(1767225600, 0)
+	v := callerauth.NewVerifier(map[string]string{"k": secretA}, callerauth.NewNonces(callerauth.NoncesOptions{}), func() time.Time { return now })
+	for i, c := range []struct {
+		name, signed, delivered string
+		joined, ok              bool
+	}{
+		{"repeated names, FC event", "a=1&a=0&b=x", "a=1%2C0&b=x", true, true},
+		{"literal comma, FC event", "a=1%2C0", "a=1%2C0", true, true},
+		{"two joined names, one literal", "a=1&a=0&c=x%2Cy", "a=1%2C0&c=x%2Cy", true, true},
+		{"a value never signed", "a=1&a=0", "a=1%2C2", true, false},
+		{"repeated names, not an FC event", "a=1&a=0", "a=1%2C0", false, false},
+	} {
+		body := []byte("{}")
+		err := v.Verify(context.Background(), callerauth.Request{Method: "POST", Path: "/fn", RawQuery: c.delivered, QueryJoined: c.joined, Body: body,
+			Authorization: sign(t, "k", secretA, "POST", "/fn", c.signed, now.Unix(), fmt.Sprintf("joined-nonce-%08d", i), body)})
+		if c.ok {
+			require.NoError(t, err, c.name)
+		} else {
+			var r *callerauth.Refusal
+			require.ErrorAs(t, err, &r, c.name)
+			require.Contains(t, r.Reason, "signature does not match", c.name)
+		}
+	}
+	require.Len(t, callerauth.JoinedQueryForms("a=1%2C0&b=2%2C3"), 4, "every choice of splitting two joined names")
+	require.Len(t, callerauth.JoinedQueryForms("a=%2C&b=%2C&c=%2C&d=%2C&e=%2C"), 1, "past MaxJoinedNames only the query as delivered")
+}

@@ -29,15 +29,19 @@ type Credentials struct {
 
 // Input is one invocation as the operation sees it, whatever the platform.
 type Input struct {
-	Body      []byte      // the envelope input: a JSON object
-	Trigger   Trigger     // how it arrived
-	Header    http.Header // HTTP triggers only (canonical keys)
-	Method    string      // HTTP triggers only
-	Path      string      // HTTP triggers only
-	RawQuery  string      // HTTP triggers only
-	SourceIP  string      // HTTP triggers only
-	RequestID string      // the platform's request id
-	Function  string      // the function's name
+	Body     []byte      // the envelope input: a JSON object
+	Trigger  Trigger     // how it arrived
+	Header   http.Header // HTTP triggers only (canonical keys)
+	Method   string      // HTTP triggers only
+	Path     string      // HTTP triggers only
+	RawQuery string      // HTTP triggers only
+	// QueryJoined says the platform delivered the query as one value per
+	// name, repeated names joined with commas (FC 3.0 HTTP triggers): a value
+	// with a comma may stand for several.
+	QueryJoined bool
+	SourceIP    string // HTTP triggers only
+	RequestID   string // the platform's request id
+	Function    string // the function's name
 	// Credentials from the platform context, when it passes any (FC does).
 	Credentials *Credentials
 }

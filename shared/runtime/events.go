@@ -182,6 +182,7 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 			return nil, ShapeFCHTTP, err
 		}
 		in.RequestID = ev.RequestContext.RequestID
+		in.QueryJoined = true
 		return in, ShapeFCHTTP, nil
 	case p.TriggerTime != nil && p.TriggerName != nil:
 		var ev FCTimerEvent

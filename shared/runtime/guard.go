@@ -75,7 +75,7 @@ func SignatureGuard(v *callerauth.Verifier) Guard {
 		// record stops a capture replayed on another instance with a new key
 		// during a store outage, so such calls wait for the store.
 		shared := headerCount(in.Header, "Idempotency-Key") > 0
-		err := v.Verify(ctx, callerauth.Request{Method: in.Method, Path: in.Path, RawQuery: in.RawQuery,
+		err := v.Verify(ctx, callerauth.Request{Method: in.Method, Path: in.Path, RawQuery: in.RawQuery, QueryJoined: in.QueryJoined,
 			Authorization: in.HeaderValue("Authorization"), Body: in.Body, SharedNonce: shared})
 		var r *callerauth.Refusal
 		switch {
