@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
 	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/upstream/upstreamtest"
 )
 
 // A 307 from the vendor's address is an error (-1302, nothing was acted on),
@@ -27,23 +25,7 @@ func TestNeverFollowsRedirects(t *testing.T) {
 	for _, tc := range []struct{ name, prefix string }{{"token endpoint", "/oauth2/token"}, {"business call", "/v1/pricing"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sbx := ck1sbx.New(ck1sbx.Options{})
-			var elsewhere atomic.Int32
-			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				elsewhere.Add(1)
-				sbx.Handler().ServeHTTP(w, r)
-			}))
-			defer target.Close()
-			var redirected atomic.Int32
-			var front *httptest.Server
-			front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if strings.HasPrefix(r.URL.Path, tc.prefix) {
-					redirected.Add(1)
-					http.Redirect(w, r, target.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
-					return
-				}
-				sbx.Handler().ServeHTTP(w, r)
-			}))
-			defer front.Close()
+			front := upstreamtest.NewRedirector(t, sbx.Handler(), tc.prefix)
 			op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(front.URL)),
 				Store: store.NewMemory(store.MemoryOptions{}), HTTP: &http.Client{}})
 			require.NoError(t, err)
@@ -55,8 +37,8 @@ func TestNeverFollowsRedirects(t *testing.T) {
 			require.Equal(t, -1302.0, m["errCode"], m)
 			require.Contains(t, m["errMsg"], "redirect")
 			require.Equal(t, 502, resp.Status)
-			require.Equal(t, int32(1), redirected.Load(), "one request, not retried")
-			require.Equal(t, int32(0), elsewhere.Load(), "nothing was sent where the redirect points")
+			require.Equal(t, int32(1), front.Redirected.Load(), "one request, not retried")
+			require.Equal(t, int32(0), front.Elsewhere.Load(), "nothing was sent where the redirect points")
 		})
 	}
 }

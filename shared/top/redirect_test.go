@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/store"
 	"github.com/cloudcall/cloudcall/shared/top"
+	"github.com/cloudcall/cloudcall/shared/upstream/upstreamtest"
 )
 
 // A 307 from the vendor's address is an error (-1302, nothing was acted on),
@@ -28,23 +26,7 @@ func TestNeverFollowsRedirects(t *testing.T) {
 	for _, tc := range []struct{ name, prefix string }{{"the charge", "/"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sbx := topsbx.New(topsbx.Options{})
-			var elsewhere atomic.Int32
-			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				elsewhere.Add(1)
-				sbx.Handler().ServeHTTP(w, r)
-			}))
-			defer target.Close()
-			var redirected atomic.Int32
-			var front *httptest.Server
-			front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if strings.HasPrefix(r.URL.Path, tc.prefix) {
-					redirected.Add(1)
-					http.Redirect(w, r, target.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
-					return
-				}
-				sbx.Handler().ServeHTTP(w, r)
-			}))
-			defer front.Close()
+			front := upstreamtest.NewRedirector(t, sbx.Handler(), tc.prefix)
 			op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(front.URL)),
 				Store: store.NewMemory(store.MemoryOptions{}), HTTP: &http.Client{}})
 			require.NoError(t, err)
@@ -56,14 +38,14 @@ func TestNeverFollowsRedirects(t *testing.T) {
 			require.Equal(t, -1302.0, m["errCode"], m)
 			require.Contains(t, m["errMsg"], "redirect")
 			require.Equal(t, 502, resp.Status)
-			require.Equal(t, int32(1), redirected.Load(), "one request, not retried")
-			require.Equal(t, int32(0), elsewhere.Load(), "nothing was sent where the redirect points")
+			require.Equal(t, int32(1), front.Redirected.Load(), "one request, not retried")
+			require.Equal(t, int32(0), front.Elsewhere.Load(), "nothing was sent where the redirect points")
 			require.Empty(t, sbx.Charges(""), "no ledger entry")
 			// The key was released: the same call is refused the same way,
 			// not told "in progress" or "outcome unknown".
 			again := op.Invoke(ctx, &envelope.Input{Body: []byte(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-307","price":100,"type":1},"idempotencyKey":"r1"}`), Trigger: envelope.TriggerDirect})
 			require.Contains(t, string(again.Body), `"errCode":-1302`)
-			require.Equal(t, int32(0), elsewhere.Load())
+			require.Equal(t, int32(0), front.Elsewhere.Load())
 		})
 	}
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/upstream/upstreamtest"
 	"github.com/cloudcall/cloudcall/shared/wechat"
 )
 
@@ -27,23 +25,7 @@ func TestNeverFollowsRedirects(t *testing.T) {
 	for _, tc := range []struct{ name, prefix string }{{"token endpoint", "/cgi-bin/stable_token"}, {"business call", "/cgi-bin/express"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sbx := wechatsbx.New(wechatsbx.Options{})
-			var elsewhere atomic.Int32
-			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				elsewhere.Add(1)
-				sbx.Handler().ServeHTTP(w, r)
-			}))
-			defer target.Close()
-			var redirected atomic.Int32
-			var front *httptest.Server
-			front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if strings.HasPrefix(r.URL.Path, tc.prefix) {
-					redirected.Add(1)
-					http.Redirect(w, r, target.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
-					return
-				}
-				sbx.Handler().ServeHTTP(w, r)
-			}))
-			defer front.Close()
+			front := upstreamtest.NewRedirector(t, sbx.Handler(), tc.prefix)
 			op, err := wechat.GetQuotaFactory(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(front.URL)),
 				Store: store.NewMemory(store.MemoryOptions{}), HTTP: &http.Client{}})
 			require.NoError(t, err)
@@ -55,8 +37,8 @@ func TestNeverFollowsRedirects(t *testing.T) {
 			require.Equal(t, -1302.0, m["errCode"], m)
 			require.Contains(t, m["errMsg"], "redirect")
 			require.Equal(t, 502, resp.Status)
-			require.Equal(t, int32(1), redirected.Load(), "one request, not retried")
-			require.Equal(t, int32(0), elsewhere.Load(), "nothing was sent where the redirect points")
+			require.Equal(t, int32(1), front.Redirected.Load(), "one request, not retried")
+			require.Equal(t, int32(0), front.Elsewhere.Load(), "nothing was sent where the redirect points")
 		})
 	}
 }
