@@ -219,7 +219,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	banner(stdout, "http://"+ln.Addr().String(), string(p), *upstream, bins, sbs, tms, *timers, set)
 	if *debugFn != "" {
-		fmt.Fprintf(stdout, "debug: %s runs under Delve on %s (deadline suspended); attach with VS Code (README: Debugging) or dlv connect %s\n", *debugFn, *debugAddr, *debugAddr)
+		fmt.Fprintf(stdout, "debug: %s runs under Delve on %s (deadline suspended); attach with VS Code (docs/emulator.md: Debugging) or dlv connect %s\n", *debugFn, *debugAddr, *debugAddr)
 	}
 	if w != nil {
 		var names []string

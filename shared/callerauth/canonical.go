@@ -14,7 +14,7 @@ import (
 var ErrQuery = errors.New("query string cannot be canonicalized")
 
 // CanonicalQuery is the one definition every signer and the verifier share
-// (README "Caller authentication"; vectors in
+// (docs/caller-auth.md; vectors in
 // testdata/canonical_query_vectors.json):
 //
 //   - the raw query (after '?', before '#') is split on '&'; empty pieces

@@ -341,7 +341,7 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 			p = mapping("Type", "String", "Description", v.Description)
 			if v.Pattern != "" {
 				p.Content = append(p.Content, scalar("AllowedPattern"), quoted(v.Pattern),
-					scalar("ConstraintDescription"), scalar("must be a "+patternHint(v.Pattern)+" URL (README: Money safety)"))
+					scalar("ConstraintDescription"), scalar("must be a "+patternHint(v.Pattern)+" URL (docs/state.md: Money safety)"))
 			}
 		}
 		if v.Secret {

@@ -150,7 +150,7 @@ func All() []Function {
 				{Name: "TOP_MAX_PRICE_FEN", Default: "1000000", Description: "safety cap on one extra charge, in fen (default 10,000 CNY)"},
 				{Name: "TOP_MIN_PRICE_FEN", Default: "0", Description: "floor of one extra charge, in fen (default 0: negative prices refused)"},
 				{Name: "CLOUDCALL_IDEMPOTENCY_STORE", Secret: true, Required: true, Pattern: IdempotencyStorePattern,
-					Description: "durable store of the charge's idempotency records: postgres://, mysql://, or redis:// / rediss:// with appendonly yes (README: Money safety)"},
+					Description: "durable store of the charge's idempotency records: postgres://, mysql://, or redis:// / rediss:// with appendonly yes (docs/state.md: Money safety)"},
 				{Name: "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", Default: "verify", Description: "verify (refuse a Redis without AOF) or assume (Tair persistent memory, MemoryDB: durable without AOF)"},
 			}, commonVars()...),
 			Example: `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":2,"desc":"second visit"},"idempotencyKey":"demo-1"}`,

@@ -29,7 +29,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/callerauth"
 )
 
-// The bundle's codes the client produces itself (README, error codes).
+// The bundle's codes the client produces itself (docs/envelope.md, error codes).
 const (
 	CodeInvalidInput   = -1001
 	CodeThrottled      = -1201
