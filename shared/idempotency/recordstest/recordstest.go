@@ -175,33 +175,9 @@ func Run(t *testing.T, r idempotency.Records, o Options) {
 		require.NoError(t, err, "a live record survives the clean-up")
 	})
 	t.Run("one reservation among concurrent callers", func(t *testing.T) {
-		const callers = 50
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		errs := make(chan error, callers)
-		for i := 0; i < callers; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				<-start
-				ok, err := r.Reserve(ctx, k("race"), rec(fmt.Sprintf("c%d", i), idempotency.InProgress), time.Minute)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if ok {
-					wins.Add(1)
-				}
-			}(i)
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.NoError(t, err)
-		}
-		require.Equal(t, int32(1), wins.Load())
+		require.Equal(t, 1, concurrentWins(t, 50, func(i int) (bool, error) {
+			return r.Reserve(ctx, k("race"), rec(fmt.Sprintf("c%d", i), idempotency.InProgress), time.Minute)
+		}))
 	})
 	t.Run("one takeover of an expired record among concurrent callers", func(t *testing.T) {
 		ok, err := r.Reserve(ctx, k("race-exp"), rec("old", idempotency.Done), 200*time.Millisecond)
@@ -211,54 +187,18 @@ func Run(t *testing.T, r idempotency.Records, o Options) {
 			_, err := r.Read(ctx, k("race-exp"))
 			return err != nil
 		}, 10*time.Second, 50*time.Millisecond)
-		const callers = 30
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		errs := make(chan error, callers)
-		for i := 0; i < callers; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				<-start
-				ok, err := r.Reserve(ctx, k("race-exp"), rec(fmt.Sprintf("n%d", i), idempotency.InProgress), time.Minute)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if ok {
-					wins.Add(1)
-				}
-			}(i)
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.NoError(t, err)
-		}
-		require.Equal(t, int32(1), wins.Load())
+		require.Equal(t, 1, concurrentWins(t, 30, func(i int) (bool, error) {
+			return r.Reserve(ctx, k("race-exp"), rec(fmt.Sprintf("n%d", i), idempotency.InProgress), time.Minute)
+		}))
 	})
 	t.Run("one finish among concurrent finishers", func(t *testing.T) {
 		ok, err := r.Reserve(ctx, k("race-fin"), rec("tok", idempotency.InProgress), time.Minute)
 		require.NoError(t, err)
 		require.True(t, ok)
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := 0; i < 20; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				// Each finisher moves the token on, so only one can match.
-				next := rec(fmt.Sprintf("tok-%d", i), idempotency.Done)
-				ok, err := r.Finish(ctx, k("race-fin"), "tok", next, time.Minute)
-				if err == nil && ok {
-					wins.Add(1)
-				}
-			}(i)
-		}
-		wg.Wait()
-		require.Equal(t, int32(1), wins.Load())
+		// Each finisher moves the token on, so only one can match.
+		require.Equal(t, 1, concurrentWins(t, 20, func(i int) (bool, error) {
+			return r.Finish(ctx, k("race-fin"), "tok", rec(fmt.Sprintf("tok-%d", i), idempotency.Done), time.Minute)
+		}))
 	})
 	t.Run("many keys at once", func(t *testing.T) {
 		const callers = 200
@@ -289,4 +229,36 @@ func Run(t *testing.T, r idempotency.Records, o Options) {
 			require.NoError(t, err, "200 concurrent callers on a healthy backend all get through")
 		}
 	})
+}
+
+// concurrentWins runs f from n goroutines released at once and returns how
+// many succeeded; an error from any of them fails the test.
+func concurrentWins(t *testing.T, n int, f func(i int) (bool, error)) int {
+	t.Helper()
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			ok, err := f(i)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if ok {
+				wins.Add(1)
+			}
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	return int(wins.Load())
 }
