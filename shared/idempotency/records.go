@@ -49,6 +49,15 @@ type Record struct {
 	Known string `json:"known,omitempty"`
 }
 
+// Warmer is a Records that can do at cold start, in the background, what its
+// first call would otherwise do in the caller's time: dial, check that the
+// store is durable, load scripts, create its table. Warm changes no record;
+// its failure is only a hint, because the first call does the same work and
+// reports what went wrong.
+type Warmer interface {
+	Warm(ctx context.Context) error
+}
+
 // Records is the record protocol every backend implements: memory (tests,
 // never money), Redis with persistence, PostgreSQL, MySQL. Every method is
 // atomic across every instance sharing the backend; every failure to reach

@@ -317,5 +317,8 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 	}
 	timeout, _ := d.Env.Duration("CLOUDCALL_TIMEOUT", 15*time.Second)
 	g := idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: d.Log})
+	// The first charge needs the records store dialled, checked and
+	// prepared: start that now, alongside the runtime's first poll.
+	go g.Warm(context.Background(), timeout)
 	return NewCharger(c, g, int64(minPrice), int64(maxPrice)).Op(), nil
 }

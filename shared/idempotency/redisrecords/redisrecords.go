@@ -238,6 +238,25 @@ var releaseScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])`)
 
+// Warm dials, checks durability (writing the fence) and loads the three
+// scripts (idempotency.Warmer), so the first charge of an instance does
+// not pay for the connection, INFO, and an EVALSHA answered NOSCRIPT.
+func (r *Records) Warm(ctx context.Context) error {
+	if err := r.Durable(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	pipe := r.rdb.Pipeline()
+	for _, s := range []*redis.Script{reserveScript, finishScript, releaseScript} {
+		s.Load(ctx, pipe)
+	}
+	_, err := pipe.Exec(ctx)
+	return r.wrap(err)
+}
+
+var _ idempotency.Warmer = (*Records)(nil)
+
 func ms(d time.Duration) int64 { return max(1, (d + time.Millisecond - 1).Milliseconds()) }
 
 func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {

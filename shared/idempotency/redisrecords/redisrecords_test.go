@@ -149,3 +149,32 @@ func TestLegacyRecordsAreHonoured(t *testing.T) {
 	require.Equal(t, 200, got.Status)
 	require.JSONEq(t, `{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok"}`, string(got.Body))
 }
+
+// Warm, run in the background at cold start, leaves the first charge only
+// its own commands: the three scripts are loaded and durability is checked,
+// with no record written (only the durability fence).
+func TestWarmLoadsScriptsAndChecksDurability(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout})
+	require.NoError(t, r.Warm(context.Background()))
+	opts, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	info, err := c.Info(context.Background(), "memory").Result()
+	require.NoError(t, err)
+	require.Contains(t, info, "number_of_cached_scripts:3")
+	require.Equal(t, int64(1), srv.Keys(), "only the durability fence")
+	ok, err := r.Reserve(context.Background(), "k", rec("t"), time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// Without persistence Warm says so and writes nothing; the charge then
+	// hears the same refusal.
+	bare := redisproc.Start(t, false)
+	nr := open(t, redisrecords.Options{URL: bare.URL(), Timeout: testTimeout})
+	require.ErrorIs(t, nr.Warm(context.Background()), idempotency.ErrNotDurable)
+	require.Equal(t, int64(0), bare.Keys())
+	_, err = nr.Reserve(context.Background(), "k", rec("t"), time.Minute)
+	require.ErrorIs(t, err, idempotency.ErrNotDurable)
+}

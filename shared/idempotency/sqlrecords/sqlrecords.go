@@ -157,6 +157,12 @@ func (r *Records) migrate(ctx context.Context) error {
 	return nil
 }
 
+// Warm connects and creates the table (idempotency.Warmer), so the first
+// charge of an instance does not wait for either.
+func (r *Records) Warm(ctx context.Context) error { return r.migrate(ctx) }
+
+var _ idempotency.Warmer = (*Records)(nil)
+
 // dbKey keeps keys exact and bounded: keys longer than 191 bytes, or not
 // ASCII, are stored as their SHA-256.
 func dbKey(key string) string {

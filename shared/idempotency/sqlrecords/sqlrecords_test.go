@@ -2,6 +2,7 @@ package sqlrecords_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
@@ -82,4 +83,34 @@ func TestOpenRefusesBadURLs(t *testing.T) {
 		_, err := sqlrecords.Open(sqlrecords.Options{URL: u})
 		require.Error(t, err, u)
 	}
+}
+
+// Warm, run in the background at cold start, connects and creates the
+// table, so the first charge does neither; it writes no record.
+func TestWarmCreatesTheTable(t *testing.T) {
+	url := sqltest.Postgres(t)
+	db, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer db.Close()
+	exists := func() bool {
+		var name sql.NullString
+		require.NoError(t, db.QueryRow(`SELECT to_regclass($1)::text`, sqlrecords.Table).Scan(&name))
+		return name.Valid
+	}
+	require.False(t, exists(), "a fresh database")
+	r := open(t, url)
+	require.NoError(t, r.Warm(context.Background()))
+	require.True(t, exists(), "Warm created the table")
+	var rows int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table).Scan(&rows))
+	require.Equal(t, 0, rows)
+
+	mr := open(t, sqltest.MySQL(t))
+	require.NoError(t, mr.Warm(context.Background()))
+	_, err = mr.Read(context.Background(), "k")
+	require.ErrorIs(t, err, idempotency.ErrNotFound)
+
+	down, err := sqlrecords.Open(sqlrecords.Options{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", Timeout: time.Second})
+	require.NoError(t, err)
+	require.ErrorIs(t, down.Warm(context.Background()), idempotency.ErrUnavailable)
 }
