@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -65,16 +66,19 @@ func precheck(body []byte) ([]byte, error) {
 
 // typedOptions: strict names, no duplicates, valid UTF-8 (both defaults of
 // the decoder), and integers written as 1e3 or 100.0 accepted when exact, as
-// JSON Schema counts them as integers.
-var typedOptions = json.JoinOptions(
-	json.RejectUnknownMembers(true),
-	json.WithUnmarshalers(json.JoinUnmarshalers(
-		json.UnmarshalFromFunc(unmarshalInt64),
-	)),
-)
+// JSON Schema counts them as integers. Built on first use, not at package
+// init: every cold start would otherwise pay for it before its first poll.
+var typedOptions = sync.OnceValue(func() json.Options {
+	return json.JoinOptions(
+		json.RejectUnknownMembers(true),
+		json.WithUnmarshalers(json.JoinUnmarshalers(
+			json.UnmarshalFromFunc(unmarshalInt64),
+		)),
+	)
+})
 
 func unmarshalTyped(body []byte, v any) error {
-	err := json.Unmarshal(body, v, typedOptions)
+	err := json.Unmarshal(body, v, typedOptions())
 	if err == nil {
 		return nil
 	}

@@ -141,6 +141,50 @@ type probe struct {
 	Payload        json.RawMessage `json:"payload"`
 }
 
+// eventMarkers are the probe's names that make a payload an event: every
+// shape below needs one of them as a key.
+var eventMarkers = [...]string{"rawpath", "requestcontext", "httpmethod", "triggertime", "source"}
+
+// mayBeEvent reports whether payload could be an event, without decoding
+// it: a direct invocation (the common warm call) names none of the markers.
+// encoding/json matches names without case, with Unicode folding and
+// escapes, so an escape or any non-ASCII byte sends the payload to the
+// probe as before; otherwise an ASCII case-insensitive search is exact.
+func mayBeEvent(payload []byte) bool {
+	for _, c := range payload {
+		if c == '\\' || c >= 0x80 {
+			return true
+		}
+	}
+	for _, m := range eventMarkers {
+		if containsFold(payload, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether b contains the lower-case ASCII word w in
+// any case.
+func containsFold(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
+}
+
 // Detect reads a platform payload into the envelope input. A payload that is
 // none of the known event shapes is a direct invocation whose body is the
 // payload itself (the envelope decoder then judges it). An event that is
@@ -149,6 +193,9 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 	trimmed := bytes.TrimSpace(payload)
 	direct := &envelope.Input{Body: trimmed, Trigger: envelope.TriggerDirect}
 	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return direct, ShapeDirect, nil
+	}
+	if !mayBeEvent(trimmed) {
 		return direct, ShapeDirect, nil
 	}
 	var p probe

@@ -69,3 +69,34 @@ func TestDetectMalformedEvents(t *testing.T) {
 		})
 	}
 }
+
+// The warm path skips the event probe for a plain input; every spelling
+// encoding/json would take for an event's name still reaches the probe.
+func TestMayBeEvent(t *testing.T) {
+	for _, tc := range []struct {
+		payload string
+		want    bool
+	}{
+		{`{"deliveryId":"YTO","bizId":"xyz"}`, false},
+		{`{"warehouseId":"US","boxes":[{"weight":1}]}`, false},
+		{`{"rawPath":"/"}`, true},
+		{`{"RAWPATH":"/"}`, true},
+		{`{"requestContext":{}}`, true},
+		{`{"HttpMethod":"GET"}`, true},
+		{`{"triggerTime":"t"}`, true},
+		{`{"Source":"cloudcall.schedule"}`, true},
+		{`{"\u0072awPath":"/"}`, true},            // an escape: the probe decides
+		{`{"ſource":"cloudcall.schedule"}`, true}, // U+017F folds to s in encoding/json
+		{`{"note":"the source of truth"}`, true},  // a marker in a value: the probe decides
+	} {
+		require.Equal(t, tc.want, mayBeEvent([]byte(tc.payload)), tc.payload)
+	}
+	// A direct input still reads as one; an event with a folded name too.
+	in, shape, err := Detect([]byte(`{"deliveryId":"YTO","bizId":"xyz"}`))
+	require.NoError(t, err)
+	require.Equal(t, ShapeDirect, shape)
+	require.Equal(t, `{"deliveryId":"YTO","bizId":"xyz"}`, string(in.Body))
+	_, shape, err = Detect([]byte(`{"SOURCE":"cloudcall.schedule","payload":{"a":1}}`))
+	require.NoError(t, err)
+	require.Equal(t, ShapeSchedule, shape)
+}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -14,7 +15,18 @@ func FuzzDetect(f *testing.F) {
 		`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`, `{"source":"cloudcall.schedule","payload":[1]}`, `[]`, ``, `{"httpMethod":"GET","multiValueHeaders":{"a":["1","2"]},"requestContext":{}}`} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`{"RAWPATH":"/","RequestContext":{}}`))
+	f.Add([]byte(`{"\u0072awPath":"/","requestContext":{}}`))
+	f.Add([]byte(`{"\u017fource":"cloudcall.schedule"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The shortcut never hides an event: what it calls direct, the
+		// probe (encoding/json, names without case) finds no marker in.
+		if !mayBeEvent(b) {
+			var p probe
+			if json.Unmarshal(b, &p) == nil && (p.RawPath != nil || p.RequestContext != nil || p.HTTPMethod != nil || p.TriggerTime != nil || p.Source != nil) {
+				t.Fatalf("mayBeEvent(%q) = false, but the probe reads %+v", b, p)
+			}
+		}
 		in, _, err := Detect(b)
 		if err != nil {
 			var e *envelope.Error

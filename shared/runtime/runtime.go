@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/logging"
 	"github.com/cloudcall/cloudcall/shared/store"
 )
 
@@ -296,6 +297,10 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 		attrs = append(attrs, slog.Int("errCode", 0))
 	}
 	attrs = append(attrs, extra[:]...) // errClass, coldStart (metrics.go)
+	if fh, ok := log.Handler().(*logging.Handler); ok {
+		_ = fh.HandleFlat(ctx, time.Now(), level, "invocation", attrs)
+		return
+	}
 	// The record is built here rather than by Logger.LogAttrs, which looks
 	// up its caller's program counter on every call for a source attribute
 	// this handler never writes.

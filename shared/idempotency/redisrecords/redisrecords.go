@@ -222,21 +222,29 @@ func infoField(info, name string) string {
 }
 
 // A record is a hash: tok (compared by finish and release) and rec (JSON).
-var reserveScript = redis.NewScript(`
+// The scripts are hashed on first use (Warm, in the background at cold
+// start), not at package init.
+var reserveScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'tok', ARGV[1], 'rec', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`)
+})
 
-var finishScript = redis.NewScript(`
+var finishScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'tok', ARGV[2], 'rec', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1`)
+})
 
-var releaseScript = redis.NewScript(`
+var releaseScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])`)
+})
 
 // Warm dials, checks durability (writing the fence) and loads the three
 // scripts (idempotency.Warmer), so the first charge of an instance does
@@ -248,7 +256,7 @@ func (r *Records) Warm(ctx context.Context) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	pipe := r.rdb.Pipeline()
-	for _, s := range []*redis.Script{reserveScript, finishScript, releaseScript} {
+	for _, s := range []*redis.Script{reserveScript(), finishScript(), releaseScript()} {
 		s.Load(ctx, pipe)
 	}
 	_, err := pipe.Exec(ctx)
@@ -269,7 +277,7 @@ func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Recor
 	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	n, err := reserveScript.Run(ctx, r.rdb, []string{r.o.Prefix + key}, rec.Token, raw, ms(ttl)).Int()
+	n, err := reserveScript().Run(ctx, r.rdb, []string{r.o.Prefix + key}, rec.Token, raw, ms(ttl)).Int()
 	return n == 1, r.wrap(err)
 }
 
@@ -280,7 +288,7 @@ func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency
 	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	n, err := finishScript.Run(ctx, r.rdb, []string{r.o.Prefix + key}, token, rec.Token, raw, ms(ttl)).Int()
+	n, err := finishScript().Run(ctx, r.rdb, []string{r.o.Prefix + key}, token, rec.Token, raw, ms(ttl)).Int()
 	return n == 1, r.wrap(err)
 }
 
@@ -310,7 +318,7 @@ func (r *Records) Read(ctx context.Context, key string) (idempotency.Record, err
 func (r *Records) Release(ctx context.Context, key, token string) (bool, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	n, err := releaseScript.Run(ctx, r.rdb, []string{r.o.Prefix + key}, token).Int()
+	n, err := releaseScript().Run(ctx, r.rdb, []string{r.o.Prefix + key}, token).Int()
 	return n == 1, r.wrap(err)
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -130,12 +131,16 @@ func (s *Store) SetNX(ctx context.Context, key string, value []byte, ttl time.Du
 	return true, nil
 }
 
-var casScript = redis.NewScript(`
+// The scripts are hashed on first use rather than at package init, which
+// every cold start of every function would pay.
+var casScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0`)
+})
 
 func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
@@ -143,20 +148,22 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	n, err := casScript.Run(ctx, s.rdb, []string{s.prefix + key}, old, value, ceilMS(ttl).Milliseconds()).Int()
+	n, err := casScript().Run(ctx, s.rdb, []string{s.prefix + key}, old, value, ceilMS(ttl).Milliseconds()).Int()
 	return n == 1, s.wrap(err)
 }
 
-var cadScript = redis.NewScript(`
+var cadScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0`)
+})
 
 func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	n, err := cadScript.Run(ctx, s.rdb, []string{s.prefix + key}, old).Int()
+	n, err := cadScript().Run(ctx, s.rdb, []string{s.prefix + key}, old).Int()
 	return n == 1, s.wrap(err)
 }
 
@@ -169,7 +176,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // reserveScript is a sliding-window log in a sorted set, timed by the Redis
 // server's clock so instances on machines with skewed clocks agree. It
 // returns 0 when it granted a slot, else the milliseconds until one frees.
-var reserveScript = redis.NewScript(`
+var reserveScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[2]) * 1000
@@ -183,13 +191,14 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = tonumber(oldest[2]) + window - now
 if wait < 1000 then wait = 1000 end
 return math.ceil(wait / 1000)`)
+})
 
 func (s *Store) Reserve(ctx context.Context, key string, limit int, window time.Duration) (time.Duration, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	member := make([]byte, 8)
 	_, _ = rand.Read(member)
-	ms, err := reserveScript.Run(ctx, s.rdb, []string{s.prefix + "rl:" + key}, limit, ceilMS(window).Milliseconds(), hex.EncodeToString(member)).Int64()
+	ms, err := reserveScript().Run(ctx, s.rdb, []string{s.prefix + "rl:" + key}, limit, ceilMS(window).Milliseconds(), hex.EncodeToString(member)).Int64()
 	if err != nil {
 		return 0, s.wrap(err)
 	}
