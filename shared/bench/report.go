@@ -255,7 +255,7 @@ func (r *Report) targets(p func(string, ...any)) {
 		ok := x.Ratio.P50 <= TargetWarmRatio && x.AllocRatio <= TargetWarmAllocs
 		p("| warm path ≤ %.2f× bare POST, allocations ≤ %.1f× (%s) | time %s; allocations %.2f× (%d vs %d) | %s |\n", TargetWarmRatio, TargetWarmAllocs, x.Function, x.Ratio, x.AllocRatio, x.AllocsPerOp, x.BareAllocsOp, met(ok))
 		if !ok {
-			notes = append(notes, fmt.Sprintf("Warm path (%s): %s per call above the bare POST (medians). What remains: strict decoding of the input (reflection per field), the envelope, and the log line; the token, request template and vendor answer decode are done once.",
+			notes = append(notes, fmt.Sprintf("Warm path (%s): %s per call above the bare POST (medians). What remains: the input's strict decode and schema check, the envelope's encoding/json marshal of the result, the per-call deadline and the log line's redaction scan; the token, request template, vendor answer decode, event detection and the log line's encoding are one cheap pass each. The sandbox shares the process, so the function's extra work also delays the sandbox's goroutines on a 2-core machine.",
 				x.Function, us(time.Duration(x.NsPerOp-x.BareNsPerOp))))
 		}
 	}
@@ -275,7 +275,7 @@ func (r *Report) targets(p func(string, ...any)) {
 	p("| cold start: ready ≤ %.2f× the hello floor, every function | worst %.2f× (%s) | %s |\n", TargetReadyRatio, worstReady, worstReadyFn, met(worstReady <= TargetReadyRatio))
 	p("| cold start: first response ≤ %.2f× the vendor-call floor, every function | worst %.2f× (%s) | %s |\n", TargetColdRatio, worstFirst, worstFirstFn, met(worstFirst <= TargetColdRatio))
 	if worstReady > TargetReadyRatio {
-		notes = append(notes, fmt.Sprintf("Cold start, ready: %s is %.2f× the hello floor. A function's binary is larger than hello's (more pages to fault in) and its packages initialise (the store client, the vendor SDKs it links); the regexps, the credentials chain and everything else the first call does not need are deferred.", worstReadyFn, worstReady))
+		notes = append(notes, fmt.Sprintf("Cold start, ready: %s is %.2f× the hello floor. A function faults in more pages than hello before its first poll (`perf record -e page-faults` on logistics-get-quota: about 75 more of about 410, spread over the itab table, the heap and the package inits of go-redis and go-json-experiment), and a first touch of a page is expensive on a virtual machine; the charge also links the SQL drivers its durable records need (pgx, go-sql-driver/mysql). The regexps, the credentials chain, the Redis scripts and everything else the first call does not need are deferred.", worstReadyFn, worstReady))
 	}
 	if worstFirst > TargetColdRatio {
 		var over []string
@@ -286,8 +286,9 @@ func (r *Report) targets(p func(string, ...any)) {
 		}
 		notes = append(notes, "Cold start, first response over the vendor-call floor: "+strings.Join(over, ", ")+". "+
 			"The floor makes its requests with a token it was handed and decodes nothing. The functions do more on their first call, by design: WeChat and CK1 fetch their token first "+
-			"(the memory store of a fresh process is empty; a shared Redis store that already holds one removes that round trip), CAMS and TOP sign the request and TOP writes its idempotency record first, "+
-			"and every function compiles its input schema, decodes, validates and answers with JSON codecs that initialise on first use.")
+			"(the memory store of a fresh process is empty; a shared Redis store that already holds one removes that round trip), CAMS and TOP sign the request, "+
+			"and the charge writes its records before TOP is called (reserve the key, reserve the keyless alias, mark sent) and after (finish): store round trips the floor does not make, and what makes the charge at-most-once. "+
+			"Its store connection and scripts are prepared in the background at cold start; the writes themselves cannot be.")
 	}
 
 	c := r.CAMS
