@@ -56,26 +56,22 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 				return nil, err
 			}
 			venv := sbs.env[f.Vendor]
+			stop := func() {}
 			switch f.Vendor {
 			case "ck1":
-				e, stop, err := freshCK1()
-				if err != nil {
+				if venv, stop, err = freshCK1(); err != nil {
 					return nil, err
 				}
-				defer stop()
-				venv = e
 			case "alicloud":
 				// CAMS allows 10 requests/s per AccessKey and the rounds
 				// start CAMS faster than that: a fresh sandbox per start
 				// keeps its flow control out of the cold-start figure.
-				e, stop, err := freshCAMS()
-				if err != nil {
+				if venv, stop, err = freshCAMS(); err != nil {
 					return nil, err
 				}
-				defer stop()
-				venv = e
 			}
 			r, fi, err := coldOnce(ctx, bins[fn], functionEnv(f, venv), payload(f, round))
+			stop() // one sandbox per start, closed with it
 			if err != nil {
 				return nil, fmt.Errorf("cold start %d of %s: %w", round+1, fn, err)
 			}
