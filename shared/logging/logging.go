@@ -183,9 +183,15 @@ func (h *Handler) WithGroup(name string) slog.Handler    { return h.Handler.With
 // record to slog. The level is the caller's to check, as with Handle.
 func (h *Handler) HandleFlat(ctx context.Context, t time.Time, level slog.Level, msg string, attrs []slog.Attr) error {
 	bp := h.bufs.Get().(*[]byte)
-	defer h.bufs.Put(bp)
 	b, ok := appendFlat((*bp)[:0], t, level, msg, attrs)
-	*bp = b[:0]
+	defer func() {
+		// Like slog's own buffers: a rare long line's buffer is dropped,
+		// not kept in the pool for the life of the instance.
+		if cap(b) <= 16<<10 {
+			*bp = b[:0]
+			h.bufs.Put(bp)
+		}
+	}()
 	if !ok {
 		r := slog.NewRecord(t, level, msg, 0)
 		r.AddAttrs(attrs...)
