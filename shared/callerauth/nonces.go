@@ -30,6 +30,7 @@ type Nonces struct {
 	mu        sync.Mutex
 	seen      map[string]time.Time // key → when it may be forgotten
 	pending   []string             // spent while the store was unreachable, oldest first
+	inflight  int                  // of them, taken by a flush and not yet written
 	down      bool
 	nextProbe time.Time
 	flushing  bool // a background flush loop is running
@@ -129,11 +130,12 @@ func (n *Nonces) SpendShared(ctx context.Context, key string) (bool, error) {
 	return fresh, nil
 }
 
-// Pending is how many nonces wait to be written to the shared store.
+// Pending is how many nonces wait to be written to the shared store,
+// counting those a flush is writing right now: 0 means every one is there.
 func (n *Nonces) Pending() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return len(n.pending)
+	return len(n.pending) + n.inflight
 }
 
 // settle records whether the store answered.
@@ -160,22 +162,30 @@ func (n *Nonces) flush(ctx context.Context) {
 	n.mu.Lock()
 	batch := n.pending
 	n.pending = nil
+	n.inflight += len(batch)
 	n.mu.Unlock()
 	for i, key := range batch {
 		n.mu.Lock()
 		ttl := n.seen[key].Sub(n.now())
 		n.mu.Unlock()
 		if ttl <= 0 {
+			n.mu.Lock()
+			n.inflight--
+			n.mu.Unlock()
 			continue
 		}
 		fresh, err := n.shared.SetNX(ctx, key, []byte("1"), ttl)
 		if err != nil {
 			n.settle(err)
 			n.mu.Lock()
+			n.inflight -= len(batch) - i
 			n.pending = append(batch[i:len(batch):len(batch)], n.pending...)
 			n.mu.Unlock()
 			return
 		}
+		n.mu.Lock()
+		n.inflight--
+		n.mu.Unlock()
 		n.settle(nil)
 		if !fresh {
 			n.log.Warn("a nonce accepted during the store outage was also spent on another instance", "nonce", key)

@@ -88,6 +88,41 @@ func TestNoncesFlushWithoutTraffic(t *testing.T) {
 	}
 }
 
+// gated holds every SetNX until released, saying when one has started.
+type gated struct {
+	flaky
+	entered chan string
+	release chan struct{}
+}
+
+func (g *gated) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if !g.down.Load() {
+		g.entered <- key
+		<-g.release
+	}
+	return g.flaky.SetNX(ctx, key, value, ttl)
+}
+
+// Pending counts a nonce while the flush is still writing it: 0 means the
+// store has every one (this was 0 as soon as a flush took its batch).
+func TestPendingCountsNoncesBeingWritten(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMemory(store.MemoryOptions{})
+	g := &gated{flaky: flaky{KV: mem}, entered: make(chan string, 1), release: make(chan struct{})}
+	g.down.Store(true)
+	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: g, ProbeEvery: 10 * time.Millisecond})
+	require.True(t, a.Spend(ctx, "n1"))
+	g.down.Store(false)
+	require.Equal(t, "n1", <-g.entered, "the flush loop writes it")
+	require.Equal(t, 1, a.Pending(), "still being written")
+	_, err := mem.Get(ctx, "n1")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	close(g.release)
+	require.Eventually(t, func() bool { return a.Pending() == 0 }, 10*time.Second, 5*time.Millisecond)
+	_, err = mem.Get(ctx, "n1")
+	require.NoError(t, err)
+}
+
 // Copies of one request racing into one instance: exactly one passes.
 func TestNoncesConcurrentCopies(t *testing.T) {
 	for _, shared := range []store.KV{nil, store.NewMemory(store.MemoryOptions{})} {
