@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -293,4 +294,28 @@ func slowProxy(t *testing.T, target string, d time.Duration) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// A charge instance prepares its records store at cold start, before any
+// call reaches it: persistence checked (the fence written) and the three
+// scripts loaded; nothing is sent to TOP and no record is written.
+func TestChargeWarmsItsRecordsStoreAtColdStart(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	sbx := topsbx.New(topsbx.Options{})
+	hs := httptest.NewServer(sbx.Handler())
+	defer hs.Close()
+	env := sbx.Env(hs.URL)
+	env["CLOUDCALL_IDEMPOTENCY_STORE"] = srv.URL()
+	_, err := top.Factory(context.Background(), runtime.Deps{Env: config.FromMap(env), Store: store.NewMemory(store.MemoryOptions{}), HTTP: hs.Client()})
+	require.NoError(t, err)
+	opts, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	require.Eventually(t, func() bool {
+		info, err := c.Info(context.Background(), "memory").Result()
+		return err == nil && strings.Contains(info, "number_of_cached_scripts:3")
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, int64(1), srv.Keys(), "only the durability fence")
+	require.Empty(t, sbx.Charges(""))
 }
