@@ -71,6 +71,7 @@ func TestHandleFlatWritesWhatSlogWrites(t *testing.T) {
 	}
 	// A message or time slog would write differently goes to slog too.
 	require.Equal(t, slogLine(t, at, slog.LevelInfo, "a \"quoted\" msg", nil), flatLine(t, at, slog.LevelInfo, "a \"quoted\" msg", nil))
+	require.Equal(t, slogLine(t, time.Time{}, slog.LevelInfo, "m", nil), flatLine(t, time.Time{}, slog.LevelInfo, "m", nil))
 	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	require.Equal(t, slogLine(t, far, slog.LevelWarn, "m", nil), flatLine(t, far, slog.LevelWarn, "m", nil))
 }

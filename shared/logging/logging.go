@@ -204,7 +204,7 @@ func (h *Handler) HandleFlat(ctx context.Context, t time.Time, level slog.Level,
 // appendFlat appends the JSON line, or reports false when slog would write
 // some part of it differently.
 func appendFlat(b []byte, t time.Time, level slog.Level, msg string, attrs []slog.Attr) ([]byte, bool) {
-	if y := t.Year(); y < 0 || y >= 10000 || !plain(msg) {
+	if y := t.Year(); t.IsZero() || y < 0 || y >= 10000 || !plain(msg) { // slog omits a zero time
 		return b, false
 	}
 	b = append(b, `{"time":"`...)
