@@ -375,7 +375,7 @@ function buildSandboxes(list) {
   for (const sb of list) {
     const faults = h('div', { class: 'faults' });
     for (const p of FAULTS[sb.vendor] || []) {
-      const box = h('input', { type: 'checkbox', 'data-fault': p.id, onchange: () => toggleFault(sb.vendor, p, box.checked) });
+      const box = h('input', { type: 'checkbox', 'data-fault': p.id, onchange: () => toggleFault(sb.vendor, p, box) });
       faults.append(h('label', {}, box, p.label));
     }
     const body = h('div', { class: 'sb-body' });
@@ -390,14 +390,26 @@ function buildSandboxes(list) {
 
 function sameFault(a, b) { return (a.path || '') === (b.path || '') && a.kind === b.kind && (a.status || 0) === (b.status || 0); }
 
-async function toggleFault(vendor, preset, on) {
-  const base = '/sandbox/' + vendor;
-  const now = (await api(base + '/faults')).faults || [];
-  // The sandbox clears faults all at once: clear, then put back the others.
-  await api(base + '/faults/clear', { method: 'POST' });
-  const keep = now.filter((f) => !sameFault(f, preset.fault)).map((f) => ({ ...f, delay: f.delay ? f.delay / 1e6 + 'ms' : undefined }));
-  if (on) keep.push(preset.fault);
-  for (const f of keep) await api(base + '/faults', { method: 'POST', body: f });
+// A refresh that read the faults before a toggle finished must not undo the
+// box the user just clicked: each toggle bumps the vendor's generation, and
+// a refresh applies fault states only if none happened while it read them.
+async function toggleFault(vendor, preset, box) {
+  const on = box.checked;
+  const parts = sbParts.get(vendor);
+  parts.gen = (parts.gen || 0) + 1;
+  parts.toggling = (parts.toggling || 0) + 1;
+  try {
+    const base = '/sandbox/' + vendor;
+    const now = (await api(base + '/faults')).faults || [];
+    // The sandbox clears faults all at once: clear, then put back the others.
+    await api(base + '/faults/clear', { method: 'POST' });
+    const keep = now.filter((f) => !sameFault(f, preset.fault)).map((f) => ({ ...f, delay: f.delay ? f.delay / 1e6 + 'ms' : undefined }));
+    if (on) keep.push(preset.fault);
+    for (const f of keep) await api(base + '/faults', { method: 'POST', body: f });
+  } finally {
+    parts.toggling -= 1;
+    parts.gen += 1;
+  }
   await refreshSandboxes();
 }
 
@@ -440,10 +452,13 @@ async function refreshSandboxes() {
     const base = '/sandbox/' + vendor;
     try {
       // Not every sandbox has counters and faults (the notification inbox).
+      const gen = parts.gen || 0;
       const [calls, faults] = await Promise.all([api(base + '/calls').catch(() => ({})), api(base + '/faults').catch(() => ({ faults: [] }))]);
-      for (const box of parts.faults.querySelectorAll('input[data-fault]')) {
-        const p = (FAULTS[vendor] || []).find((x) => x.id === box.dataset.fault);
-        box.checked = (faults.faults || []).some((f) => sameFault(f, p.fault));
+      if (!parts.toggling && (parts.gen || 0) === gen) {
+        for (const box of parts.faults.querySelectorAll('input[data-fault]')) {
+          const p = (FAULTS[vendor] || []).find((x) => x.id === box.dataset.fault);
+          box.checked = (faults.faults || []).some((f) => sameFault(f, p.fault));
+        }
       }
       const kids = [];
       if (vendor === 'wechat') {
