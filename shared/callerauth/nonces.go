@@ -203,7 +203,10 @@ func (n *Nonces) flushLoop() {
 		n.flush(ctx)
 		cancel()
 		n.mu.Lock()
-		if len(n.pending) == 0 {
+		// Another flush (a call's) may still be writing a batch: if the
+		// store fails it again, those nonces come back to pending, and an
+		// idle instance must still hand them over.
+		if len(n.pending)+n.inflight == 0 {
 			n.flushing = false
 			n.mu.Unlock()
 			return

@@ -123,6 +123,36 @@ func TestPendingCountsNoncesBeingWritten(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// A call's flush that is still writing when the background loop finds
+// nothing pending keeps the loop alive: if the store fails that write, the
+// nonce comes back to pending and the idle instance still hands it over.
+func TestNoncesLoopOutlivesAFlushThatFails(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMemory(store.MemoryOptions{})
+	const probe = 50 * time.Millisecond
+	g := &gated{flaky: flaky{KV: mem}, entered: make(chan string, 16), release: make(chan struct{})}
+	g.down.Store(true)
+	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: g, ProbeEvery: probe})
+	require.True(t, a.Spend(ctx, "n1"), "accepted during the outage; the loop starts")
+	g.down.Store(false)
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.SpendShared(ctx, "s1")
+		done <- err
+	}()
+	require.Equal(t, "n1", <-g.entered, "the call's flush takes n1 before the loop's first tick")
+	time.Sleep(3 * probe) // the loop ticks meanwhile and finds nothing pending
+	g.down.Store(true)    // the write of n1 fails
+	close(g.release)
+	require.ErrorIs(t, <-done, store.ErrUnavailable)
+	require.Equal(t, 1, a.Pending(), "n1 is back in pending")
+	g.down.Store(false)
+	require.Eventually(t, func() bool { return a.Pending() == 0 }, 10*time.Second, 5*time.Millisecond,
+		"with no further call, the loop hands n1 over")
+	_, err := mem.Get(ctx, "n1")
+	require.NoError(t, err)
+}
+
 // Copies of one request racing into one instance: exactly one passes.
 func TestNoncesConcurrentCopies(t *testing.T) {
 	for _, shared := range []store.KV{nil, store.NewMemory(store.MemoryOptions{})} {
