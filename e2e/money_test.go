@@ -47,8 +47,8 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		stderr := &syncBuf{} // the process writes while the test reads it
+		cmd.Stderr = stderr
 		require.NoError(t, cmd.Start())
 		s := &server{url: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd,
 			client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}, Timeout: 30 * time.Second}}

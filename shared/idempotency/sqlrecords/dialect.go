@@ -2,7 +2,6 @@ package sqlrecords
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 
 	"github.com/go-sql-driver/mysql"
@@ -13,7 +12,7 @@ import (
 // takes the same arguments in the same order on both.
 type dialect interface {
 	name() string
-	migrate(ctx context.Context, db *sql.DB) error
+	migrate(ctx context.Context, c conn) error
 	insertIfAbsent() string // k, token, state, rec, expires_ms
 	takeover() string       // token, state, rec, expires_ms, k, now
 	finish() string         // token, state, rec, expires_ms, k, old token, now
@@ -27,29 +26,18 @@ type postgres struct{}
 
 func (postgres) name() string { return "postgres" }
 
-func (postgres) migrate(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
+func (postgres) migrate(ctx context.Context, c conn) error {
 	// CREATE ... IF NOT EXISTS can still collide when instances start at
-	// once; a transaction-scoped advisory lock serialises them.
-	for _, q := range []string{
-		`SELECT pg_advisory_xact_lock(7461329105)`,
-		`CREATE TABLE IF NOT EXISTS ` + Table + ` (
+	// once; a transaction-scoped advisory lock serialises them. One script
+	// is one transaction, so the lock lasts until both statements commit.
+	return c.script(ctx, `SELECT pg_advisory_xact_lock(7461329105);
+		CREATE TABLE IF NOT EXISTS `+Table+` (
 			k TEXT PRIMARY KEY,
 			token TEXT NOT NULL,
 			state TEXT NOT NULL,
 			rec TEXT NOT NULL,
-			expires_ms BIGINT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS ` + Table + `_expires ON ` + Table + ` (expires_ms)`,
-	} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+			expires_ms BIGINT NOT NULL);
+		CREATE INDEX IF NOT EXISTS `+Table+`_expires ON `+Table+` (expires_ms)`)
 }
 
 func (postgres) insertIfAbsent() string {
@@ -86,10 +74,10 @@ type mysqlDialect struct{}
 
 func (mysqlDialect) name() string { return "mysql" }
 
-func (mysqlDialect) migrate(ctx context.Context, db *sql.DB) error {
+func (mysqlDialect) migrate(ctx context.Context, c conn) error {
 	// One statement (MySQL 8 has no CREATE INDEX IF NOT EXISTS). Keys are
 	// ASCII compared byte for byte: "Key" and "key" are different charges.
-	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+Table+` (
+	return c.script(ctx, `CREATE TABLE IF NOT EXISTS `+Table+` (
 		k VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
 		token VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 		state VARCHAR(16) CHARACTER SET ascii NOT NULL,
@@ -97,7 +85,6 @@ func (mysqlDialect) migrate(ctx context.Context, db *sql.DB) error {
 		expires_ms BIGINT NOT NULL,
 		KEY `+Table+`_expires (expires_ms)
 	) ENGINE=InnoDB`)
-	return err
 }
 
 func (mysqlDialect) insertIfAbsent() string {

@@ -21,7 +21,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 )
@@ -47,7 +46,7 @@ type Options struct {
 
 // Records is idempotency.Records on SQL.
 type Records struct {
-	db   *sql.DB
+	db   conn
 	d    dialect
 	o    Options
 	host string
@@ -73,30 +72,78 @@ func Open(o Options) (*Records, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idempotency store URL: cannot parse it (check its escaping)")
 	}
-	var db *sql.DB
+	var db conn
 	var d dialect
 	switch u.Scheme {
 	case "postgres", "postgresql":
 		d = postgres{}
-		db, err = sql.Open("pgx", o.URL)
+		db, err = openPG(o.URL, o)
 	case "mysql":
 		d = mysqlDialect{}
-		var dsn string
-		dsn, err = mysqlDSN(u, o.Timeout)
-		if err == nil {
-			db, err = sql.Open("mysql", dsn)
-		}
+		db, err = openMySQL(u, o)
 	default:
 		return nil, fmt.Errorf("idempotency store URL: expected postgres:// or mysql://, got %s://", u.Scheme)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("idempotency store URL: %w", err)
 	}
+	return &Records{db: db, d: d, o: o, host: u.Host}, nil
+}
+
+// conn runs statements: pgconn for PostgreSQL (pg.go), database/sql for
+// MySQL.
+type conn interface {
+	exec(ctx context.Context, q string, args ...any) (int64, error)
+	// queryText returns the first column of the first row, or errNoRows.
+	queryText(ctx context.Context, q string, args ...any) (string, error)
+	// script runs statements that take no parameters.
+	script(ctx context.Context, q string) error
+	close() error
+}
+
+var errNoRows = errors.New("no rows")
+
+// sqlConns is conn on database/sql.
+type sqlConns struct{ db *sql.DB }
+
+func openMySQL(u *url.URL, o Options) (*sqlConns, error) {
+	dsn, err := mysqlDSN(u, o.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, err
+	}
 	db.SetMaxOpenConns(o.MaxConns)
 	db.SetMaxIdleConns(o.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &Records{db: db, d: d, o: o, host: u.Host}, nil
+	return &sqlConns{db: db}, nil
 }
+
+func (s *sqlConns) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (s *sqlConns) queryText(ctx context.Context, q string, args ...any) (string, error) {
+	var out string
+	err := s.db.QueryRowContext(ctx, q, args...).Scan(&out)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errNoRows
+	}
+	return out, err
+}
+
+func (s *sqlConns) script(ctx context.Context, q string) error {
+	_, err := s.db.ExecContext(ctx, q)
+	return err
+}
+
+func (s *sqlConns) close() error { return s.db.Close() }
 
 // mysqlDSN turns mysql://user:pass@host:port/db?params into the driver's
 // DSN; query parameters are the driver's own (tls=true, ...).
@@ -132,7 +179,7 @@ func mysqlDSN(u *url.URL, timeout time.Duration) (string, error) {
 }
 
 func (r *Records) Name() string { return r.d.name() }
-func (r *Records) Close() error { return r.db.Close() }
+func (r *Records) Close() error { return r.db.close() }
 
 func (r *Records) wrap(err error) error {
 	if err == nil {
@@ -191,9 +238,9 @@ func (r *Records) now() int64 { return r.o.Now().UnixMilli() }
 // statement back, so running it again is safe).
 func (r *Records) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	for attempt := 0; ; attempt++ {
-		res, err := r.db.ExecContext(ctx, q, args...)
+		n, err := r.db.exec(ctx, q, args...)
 		if err == nil {
-			return res.RowsAffected()
+			return n, nil
 		}
 		if attempt < 5 && r.d.retryable(err) && ctx.Err() == nil {
 			continue
@@ -253,9 +300,8 @@ func (r *Records) Read(ctx context.Context, key string) (idempotency.Record, err
 		return idempotency.Record{}, err
 	}
 	defer cancel()
-	var raw string
-	err = r.db.QueryRowContext(ctx, r.d.read(), dbKey(key), r.now()).Scan(&raw)
-	if errors.Is(err, sql.ErrNoRows) {
+	raw, err := r.db.queryText(ctx, r.d.read(), dbKey(key), r.now())
+	if errors.Is(err, errNoRows) {
 		return idempotency.Record{}, idempotency.ErrNotFound
 	}
 	if err != nil {

@@ -79,9 +79,11 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 }
 
 func TestOpenRefusesBadURLs(t *testing.T) {
-	for _, u := range []string{"sqlite://x", "mysql://root@127.0.0.1:3306/", "mysql://root@127.0.0.1:3306/db?parseTime=maybe"} {
+	for _, u := range []string{"sqlite://x", "mysql://root@127.0.0.1:3306/", "mysql://root@127.0.0.1:3306/db?parseTime=maybe",
+		"postgres://u:s3cret@127.0.0.1:5432/db?sslmode=sometimes", "postgres://u:s3cret@127.0.0.1:5432/db?connect_timeout=soon"} {
 		_, err := sqlrecords.Open(sqlrecords.Options{URL: u})
 		require.Error(t, err, u)
+		require.NotContains(t, err.Error(), "s3cret", "the error never quotes the password")
 	}
 }
 
@@ -113,4 +115,31 @@ func TestWarmCreatesTheTable(t *testing.T) {
 	down, err := sqlrecords.Open(sqlrecords.Options{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", Timeout: time.Second})
 	require.NoError(t, err)
 	require.ErrorIs(t, down.Warm(context.Background()), idempotency.ErrUnavailable)
+}
+
+// A pooled connection the server closed while it sat idle (a restart, a
+// failover) is found and replaced before a statement is sent on it: the
+// next charge's record is written, not refused as "store unavailable".
+func TestPostgresConnectionsClosedByTheServerAreReplaced(t *testing.T) {
+	url := sqltest.Postgres(t)
+	ctx := context.Background()
+	r := open(t, url)
+	_, err := r.Reserve(ctx, "before", idempotency.Record{Token: "t1", State: idempotency.Reserved}, time.Minute)
+	require.NoError(t, err)
+
+	admin, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer admin.Close()
+	var killed int
+	require.NoError(t, admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&killed))
+	require.Equal(t, 1, killed, "the records store's one pooled connection")
+
+	time.Sleep(1100 * time.Millisecond) // idle long enough to be checked before use
+	ok, err := r.Reserve(ctx, "after", idempotency.Record{Token: "t2", State: idempotency.Reserved}, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	got, err := r.Read(ctx, "after")
+	require.NoError(t, err)
+	require.Equal(t, "t2", got.Token)
 }
