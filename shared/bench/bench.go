@@ -156,7 +156,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer sbs.close()
 
 	if o.want("cold") {
-		logf("cold starts: %d rounds of the hello floor, each function and its vendor-call floor, interleaved", o.ColdStarts)
+		logf("cold starts: %d rounds; each function starts between a hello floor and its vendor-call floor", o.ColdStarts)
 		if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
 			return nil, err
 		}

@@ -155,6 +155,7 @@ func TestColdStartOfTheFloor(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res, 2)
 	require.Equal(t, floorName, res[0].Function)
+	require.Equal(t, 2, res[0].Ready.N, "a hello start next to each function start")
 	require.Equal(t, 2, res[1].First.N)
 	require.Equal(t, 2, res[1].CallFloor.N)
 	require.Equal(t, 2, res[1].ReadyRatio.N)

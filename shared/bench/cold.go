@@ -24,14 +24,14 @@ type ColdResult struct {
 	// CallFloor is the first response of the hello floor plus one bare POST
 	// to this function's vendor endpoint, started in the same rounds.
 	CallFloor Dist
-	// Per-round ratios: ready ÷ the hello floor's ready, first response ÷
-	// the vendor-call floor's first response.
+	// Per-round ratios: ready ÷ the adjacent hello floor's ready, first
+	// response ÷ the adjacent vendor-call floor's first response.
 	ReadyRatio, FirstRatio Spread
 }
 
-// coldStarts starts every function, the hello floor and each function's
-// vendor-call floor n times, interleaved round by round so machine noise
-// lands on all of them alike.
+// coldStarts starts every function n times, each start between a hello
+// floor and the function's vendor-call floor, so each per-round ratio
+// compares starts that ran back to back.
 func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *served, logf func(string, ...any), fns []string) ([]ColdResult, error) {
 	floors, err := callFloors(ctx, bins, sbs, fns)
 	if err != nil {
@@ -43,41 +43,43 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 	readyRatio := map[string][]float64{}
 	firstRatio := map[string][]float64{}
 	helloEnv := map[string]string{"FC_FUNCTION_NAME": "hello", "FC_FUNCTION_HANDLER": "main"}
-	for round := 0; round < o.ColdStarts; round++ {
+	hello := func(round int) (time.Duration, error) {
 		fr, ff, err := coldOnce(ctx, bins[floorName], helloEnv, []byte(`{}`))
 		if err != nil {
-			return nil, fmt.Errorf("cold start %d of the hello floor: %w", round+1, err)
+			return 0, fmt.Errorf("cold start %d of the hello floor: %w", round+1, err)
 		}
 		ready[floorName] = append(ready[floorName], fr)
 		first[floorName] = append(first[floorName], ff)
+		return fr, nil
+	}
+	for round := 0; round < o.ColdStarts; round++ {
 		for _, fn := range fns {
 			f, err := lookup(fn)
 			if err != nil {
 				return nil, err
 			}
-			venv := sbs.env[f.Vendor]
-			stop := func() {}
-			switch f.Vendor {
-			case "ck1":
-				if venv, stop, err = freshCK1(); err != nil {
+			// Each function start sits between its two floors, adjacent to
+			// both; the floors swap sides every round, so drift and any
+			// effect of going first or last land on both floors alike.
+			helloFirst := round%2 == 0
+			var fr, cf time.Duration
+			if helloFirst {
+				if fr, err = hello(round); err != nil {
 					return nil, err
 				}
-			case "alicloud":
-				// CAMS allows 10 requests/s per AccessKey and the rounds
-				// start CAMS faster than that: a fresh sandbox per start
-				// keeps its flow control out of the cold-start figure.
-				if venv, stop, err = freshCAMS(); err != nil {
+			} else if cf, err = callFloor(ctx, bins[callFloorName], floors[fn], fn, round); err != nil {
+				return nil, err
+			}
+			r, fi, err := coldFunction(ctx, bins[fn], f, sbs, round)
+			if err != nil {
+				return nil, err
+			}
+			if helloFirst {
+				if cf, err = callFloor(ctx, bins[callFloorName], floors[fn], fn, round); err != nil {
 					return nil, err
 				}
-			}
-			r, fi, err := coldOnce(ctx, bins[fn], functionEnv(f, venv), payload(f, round))
-			stop() // one sandbox per start, closed with it
-			if err != nil {
-				return nil, fmt.Errorf("cold start %d of %s: %w", round+1, fn, err)
-			}
-			_, cf, err := coldOnce(ctx, bins[callFloorName], floors[fn], []byte(`{}`))
-			if err != nil {
-				return nil, fmt.Errorf("cold start %d of %s's vendor-call floor: %w", round+1, fn, err)
+			} else if fr, err = hello(round); err != nil {
+				return nil, err
 			}
 			ready[fn], first[fn], callFirst[fn] = append(ready[fn], r), append(first[fn], fi), append(callFirst[fn], cf)
 			readyRatio[fn] = append(readyRatio[fn], float64(r)/float64(fr))
@@ -93,6 +95,41 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 			ReadyRatio: spreadOf(readyRatio[fn]), FirstRatio: spreadOf(firstRatio[fn])})
 	}
 	return out, nil
+}
+
+// coldFunction starts one function against its sandbox; CK1 and CAMS get a
+// fresh sandbox per start, closed with it.
+func coldFunction(ctx context.Context, bin string, f registry.Function, sbs *served, round int) (ready, first time.Duration, err error) {
+	venv := sbs.env[f.Vendor]
+	stop := func() {}
+	switch f.Vendor {
+	case "ck1":
+		if venv, stop, err = freshCK1(); err != nil {
+			return 0, 0, err
+		}
+	case "alicloud":
+		// CAMS allows 10 requests/s per AccessKey and the rounds start CAMS
+		// faster than that: a fresh sandbox per start keeps its flow
+		// control out of the cold-start figure.
+		if venv, stop, err = freshCAMS(); err != nil {
+			return 0, 0, err
+		}
+	}
+	defer stop()
+	ready, first, err = coldOnce(ctx, bin, functionEnv(f, venv), payload(f, round))
+	if err != nil {
+		return 0, 0, fmt.Errorf("cold start %d of %s: %w", round+1, f.Name, err)
+	}
+	return ready, first, nil
+}
+
+// callFloor starts fn's vendor-call floor once and returns its first response.
+func callFloor(ctx context.Context, bin string, env map[string]string, fn string, round int) (time.Duration, error) {
+	_, first, err := coldOnce(ctx, bin, env, []byte(`{}`))
+	if err != nil {
+		return 0, fmt.Errorf("cold start %d of %s's vendor-call floor: %w", round+1, fn, err)
+	}
+	return first, nil
 }
 
 // callFloors is each function's vendor-call floor environment: the

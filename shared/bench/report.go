@@ -81,7 +81,7 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 
 	p("\n## Cold start\n\nexec → first response through the emulator's runtime API: a fresh process per start, invoked once with the function's registry Example against its sandbox. ")
-	p("%d rounds; each round starts the hello floor, then each function followed by its vendor-call floor, so machine noise lands on all of them alike. ", r.Options.ColdStarts)
+	p("%d rounds; in each round every function starts between a hello floor and its vendor-call floor, started right before and right after it (they swap sides every round), and each ratio is taken against those two adjacent starts, so machine noise and drift land on both sides alike. ", r.Options.ColdStarts)
 	p("*Ready* is exec → the binary's first poll of the runtime API (init done), compared with the hello floor (`shared/bench/testdata/hello`: the two platform SDKs and nothing else, built the same way). ")
 	p("*First response* includes the function's first vendor round trips (a token fetch first for WeChat and CK1: the memory store is empty in a fresh process; several calls for quota-alert), compared with a floor that makes the same vendor call: hello plus one bare `net/http` POST to the same endpoint with a token fetched beforehand (`shared/bench/testdata/hellocall`; CAMS and TOP sign requests instead of using a token, so their floor's unsigned POST is refused after the same round trip; quota-alert's floor makes the same WeChat calls its first run makes, counted against a fresh sandbox). ")
 	p("Ratios are the median of the per-round ratios, with their p10–p90. Targets: ready ≤ %.2f× the hello floor, first response ≤ %.2f× the vendor-call floor.\n\n", TargetReadyRatio, TargetColdRatio)
