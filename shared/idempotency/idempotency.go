@@ -73,21 +73,24 @@ func New(o Options) *Guard {
 	return &Guard{o: o}
 }
 
-// Warm prepares the records store when it can (Warmer), bounded by timeout.
-// A function calls it in the background at cold start so that the dial,
-// the durability check and the scripts or table overlap the runtime's first
-// poll instead of delaying the first charge. A failure is logged at debug
-// only: the first call meets the same problem and answers with it.
+// Warm prepares the records store when it can (Warmer), bounded by timeout,
+// then runs the instance's first clean-up of expired records. A function
+// calls it in the background at cold start so that the dial, the
+// durability check, the scripts or table and the clean-up overlap the
+// runtime's first poll instead of delaying the first charge (which would
+// otherwise run the clean-up after its own answer was recorded). A failure
+// is logged at debug only: the first call meets the same problem and
+// answers with it.
 func (g *Guard) Warm(ctx context.Context, timeout time.Duration) {
-	w, ok := g.o.Records.(Warmer)
-	if !ok {
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := w.Warm(ctx); err != nil {
-		g.o.Log.Debug("idempotency: records store not warmed at cold start; the first call will retry", "error", err.Error())
+	if w, ok := g.o.Records.(Warmer); ok {
+		if err := w.Warm(ctx); err != nil {
+			g.o.Log.Debug("idempotency: records store not warmed at cold start; the first call will retry", "error", err.Error())
+			return
+		}
 	}
+	g.purge(ctx)
 }
 
 // Fingerprint hashes the canonical request: callers pass the bytes of a

@@ -387,6 +387,24 @@ func TestPurgeIsSpaced(t *testing.T) {
 	require.Equal(t, int32(2), recs.purges.Load())
 }
 
+// The instance's first clean-up runs in Warm, at cold start, not after the
+// first charge; the next is due a PurgeEvery later.
+func TestWarmRunsTheFirstPurge(t *testing.T) {
+	c := newClock()
+	recs := &counting{Records: idempotency.NewMemory(c.Now)}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "p:", PurgeEvery: time.Minute, Now: c.Now})
+	g.Warm(context.Background(), time.Second)
+	require.Equal(t, int32(1), recs.purges.Load(), "Warm cleaned up")
+	_, _, e := g.Run(context.Background(), key("first", "fp"), func(context.Context) idempotency.Outcome {
+		return idempotency.Outcome{Response: ok(`{}`)}
+	})
+	require.Nil(t, e)
+	require.Equal(t, int32(1), recs.purges.Load(), "the first charge does not clean up again")
+	c.Add(time.Minute)
+	_, _, _ = g.Run(context.Background(), key("later", "fp"), func(context.Context) idempotency.Outcome { return idempotency.Outcome{Response: ok(`{}`)} })
+	require.Equal(t, int32(2), recs.purges.Load())
+}
+
 func TestFingerprint(t *testing.T) {
 	// SHA-256 of the bytes, hex: a fixed value so records survive upgrades.
 	require.Equal(t, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", idempotency.Fingerprint([]byte("abc")))
