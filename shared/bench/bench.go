@@ -160,6 +160,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
 			return nil, err
 		}
+		lo := o
+		lo.ColdStarts = max(20, o.ColdStarts/3)
+		linked := map[string]string{}
+		for k, v := range bins {
+			linked[k] = linkerOutput(v)
+		}
+		logf("cold starts of the binaries as the linker wrote them: %d rounds", lo.ColdStarts)
+		if r.ColdLinked, err = coldStarts(ctx, lo, linked, sbs, logf, Functions); err != nil {
+			return nil, err
+		}
+		r.ColdLinkedRounds = lo.ColdStarts
 		logf("package init profile (GODEBUG=inittrace=1): %d starts of each binary", initStarts)
 		if r.Init, err = initProfiles(ctx, bins, sbs, Functions); err != nil {
 			return nil, err

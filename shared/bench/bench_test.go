@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,13 @@ func TestColdStartOfTheFloor(t *testing.T) {
 	for _, s := range sizes {
 		require.Positive(t, s.FC, s.Function)
 		require.Positive(t, s.Lambda, s.Function)
+	}
+	for _, fn := range []string{floorName, "logistics-get-quota", callFloorName} {
+		installed, err := os.ReadFile(bins[fn])
+		require.NoError(t, err)
+		linked, err := os.ReadFile(linkerOutput(bins[fn]))
+		require.NoError(t, err)
+		require.Equal(t, linked, installed, "%s: the installed copy is the linker's output, byte for byte", fn)
 	}
 	sbs, err := startSandboxes()
 	require.NoError(t, err)

@@ -87,12 +87,31 @@ func build(ctx context.Context, moduleDir, pkg, out string, tags []string) error
 		return err
 	}
 	args := append([]string{"build", "-trimpath", "-ldflags", "-s -w"}, tags...)
-	args = append(args, "-o", out, pkg)
+	args = append(args, "-o", linkerOutput(out), pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
-	return nil
+	return install(linkerOutput(out), out)
+}
+
+// linkerOutput is where the linker wrote the binary installed at path.
+func linkerOutput(path string) string { return path + ".linked" }
+
+// install writes the binary the way a deployment unpacks it: one write of
+// the whole file. How a file was written decides how the kernel caches it
+// (the linker writes through a shared mapping, which leaves 4 KiB pages; a
+// sequential write leaves large folios), and that changed the start of one
+// and the same binary by 0.1–0.4× of a hello start on this machine, more
+// than most of what the cold-start figures compare. Every binary, the
+// floors included, starts from an installed copy; the report also gives
+// the ratios for the files as the linker left them.
+func install(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
 }
