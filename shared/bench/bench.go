@@ -157,7 +157,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	if o.want("cold") {
 		logf("cold starts: %d rounds; each function starts between a hello floor and its vendor-call floor", o.ColdStarts)
-		if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions); err != nil {
+		if r.Cold, err = coldStarts(ctx, o, bins, sbs, logf, Functions, true); err != nil {
 			return nil, err
 		}
 		lo := o
@@ -167,7 +167,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			linked[k] = linkerOutput(v)
 		}
 		logf("cold starts of the binaries as the linker wrote them: %d rounds", lo.ColdStarts)
-		if r.ColdLinked, err = coldStarts(ctx, lo, linked, sbs, logf, Functions); err != nil {
+		if r.ColdLinked, err = coldStarts(ctx, lo, linked, sbs, logf, Functions, false); err != nil {
 			return nil, err
 		}
 		r.ColdLinkedRounds = lo.ColdStarts

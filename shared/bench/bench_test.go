@@ -159,7 +159,7 @@ func TestColdStartOfTheFloor(t *testing.T) {
 	sbs, err := startSandboxes()
 	require.NoError(t, err)
 	defer sbs.close()
-	res, err := coldStarts(context.Background(), Options{ColdStarts: 2}, bins, sbs, func(string, ...any) {}, []string{"logistics-get-quota"})
+	res, err := coldStarts(context.Background(), Options{ColdStarts: 2}, bins, sbs, func(string, ...any) {}, []string{"logistics-get-quota"}, true)
 	require.NoError(t, err)
 	require.Len(t, res, 2)
 	require.Equal(t, floorName, res[0].Function)

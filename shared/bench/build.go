@@ -105,9 +105,9 @@ func linkerOutput(path string) string { return path + ".linked" }
 // (the linker writes through a shared mapping, which leaves 4 KiB pages; a
 // sequential write leaves large folios), and that changed the start of one
 // and the same binary by 0.1–0.4× of a hello start on this machine, more
-// than most of what the cold-start figures compare. Every binary, the
-// floors included, starts from an installed copy; the report also gives
-// the ratios for the files as the linker left them.
+// than most of what the cold-start figures compare. The cold starts exec a
+// fresh copy of the installed file per start (coldOnceUnpacked); the report
+// also gives the ratios for the files as the linker left them.
 func install(from, to string) error {
 	b, err := os.ReadFile(from)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -32,7 +33,11 @@ type ColdResult struct {
 // coldStarts starts every function n times, each start between a hello
 // floor and the function's vendor-call floor, so each per-round ratio
 // compares starts that ran back to back.
-func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *served, logf func(string, ...any), fns []string) ([]ColdResult, error) {
+func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *served, logf func(string, ...any), fns []string, fresh bool) ([]ColdResult, error) {
+	start := coldOnce
+	if fresh {
+		start = coldOnceUnpacked
+	}
 	floors, err := callFloors(ctx, bins, sbs, fns)
 	if err != nil {
 		return nil, err
@@ -44,7 +49,7 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 	firstRatio := map[string][]float64{}
 	helloEnv := map[string]string{"FC_FUNCTION_NAME": "hello", "FC_FUNCTION_HANDLER": "main"}
 	hello := func(round int) (time.Duration, error) {
-		fr, ff, err := coldOnce(ctx, bins[floorName], helloEnv, []byte(`{}`))
+		fr, ff, err := start(ctx, bins[floorName], helloEnv, []byte(`{}`))
 		if err != nil {
 			return 0, fmt.Errorf("cold start %d of the hello floor: %w", round+1, err)
 		}
@@ -67,15 +72,15 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 				if fr, err = hello(round); err != nil {
 					return nil, err
 				}
-			} else if cf, err = callFloor(ctx, bins[callFloorName], floors[fn], fn, round); err != nil {
+			} else if cf, err = callFloor(ctx, start, bins[callFloorName], floors[fn], fn, round); err != nil {
 				return nil, err
 			}
-			r, fi, err := coldFunction(ctx, bins[fn], f, sbs, round)
+			r, fi, err := coldFunction(ctx, start, bins[fn], f, sbs, round)
 			if err != nil {
 				return nil, err
 			}
 			if helloFirst {
-				if cf, err = callFloor(ctx, bins[callFloorName], floors[fn], fn, round); err != nil {
+				if cf, err = callFloor(ctx, start, bins[callFloorName], floors[fn], fn, round); err != nil {
 					return nil, err
 				}
 			} else if fr, err = hello(round); err != nil {
@@ -99,7 +104,7 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 
 // coldFunction starts one function against its sandbox; CK1 and CAMS get a
 // fresh sandbox per start, closed with it.
-func coldFunction(ctx context.Context, bin string, f registry.Function, sbs *served, round int) (ready, first time.Duration, err error) {
+func coldFunction(ctx context.Context, start startFunc, bin string, f registry.Function, sbs *served, round int) (ready, first time.Duration, err error) {
 	venv := sbs.env[f.Vendor]
 	stop := func() {}
 	switch f.Vendor {
@@ -116,7 +121,7 @@ func coldFunction(ctx context.Context, bin string, f registry.Function, sbs *ser
 		}
 	}
 	defer stop()
-	ready, first, err = coldOnce(ctx, bin, functionEnv(f, venv), payload(f, round))
+	ready, first, err = start(ctx, bin, functionEnv(f, venv), payload(f, round))
 	if err != nil {
 		return 0, 0, fmt.Errorf("cold start %d of %s: %w", round+1, f.Name, err)
 	}
@@ -124,8 +129,8 @@ func coldFunction(ctx context.Context, bin string, f registry.Function, sbs *ser
 }
 
 // callFloor starts fn's vendor-call floor once and returns its first response.
-func callFloor(ctx context.Context, bin string, env map[string]string, fn string, round int) (time.Duration, error) {
-	_, first, err := coldOnce(ctx, bin, env, []byte(`{}`))
+func callFloor(ctx context.Context, start startFunc, bin string, env map[string]string, fn string, round int) (time.Duration, error) {
+	_, first, err := start(ctx, bin, env, []byte(`{}`))
 	if err != nil {
 		return 0, fmt.Errorf("cold start %d of %s's vendor-call floor: %w", round+1, fn, err)
 	}
@@ -203,6 +208,27 @@ func quotaAlertCalls(ctx context.Context, bin string, f registry.Function) (map[
 		return nil, fmt.Errorf("counting quota-alert's calls: %w", err)
 	}
 	return map[string]int{"delivery/getall": sbx.Calls("delivery/getall"), "account/getall": sbx.Calls("account/getall"), "quota": sbx.Calls("quota")}, nil
+}
+
+// startFunc starts a binary once and times its first poll and first answer.
+type startFunc func(ctx context.Context, bin string, env map[string]string, pl []byte) (ready, first time.Duration, err error)
+
+// coldOnceUnpacked is coldOnce on a copy of bin written just before the
+// start, as a new instance's code is freshly unpacked: how the kernel
+// caches a file depends on how and where in memory it was written, and one
+// file read 0.05–0.1× of a hello start faster or slower than a copy of it,
+// every time. A fresh copy per start averages that out for every binary.
+func coldOnceUnpacked(ctx context.Context, bin string, env map[string]string, pl []byte) (ready, first time.Duration, err error) {
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return 0, 0, err
+	}
+	path := bin + ".start"
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(path)
+	return coldOnce(ctx, path, env, pl)
 }
 
 // coldOnce execs the binary and times its first poll and first answer.

@@ -86,7 +86,7 @@ func (r *Report) Markdown(w io.Writer) error {
 
 	p("\n## Cold start\n\nexec → first response through the emulator's runtime API: a fresh process per start, invoked once with the function's registry Example against its sandbox. ")
 	p("%d rounds; in each round every function starts between a hello floor and its vendor-call floor, started right before and right after it (they swap sides every round), and each ratio is taken against those two adjacent starts, so machine noise and drift land on both sides alike. ", r.Options.ColdStarts)
-	p("Every binary, the floors included, starts from an installed copy: written in one write, as a deployment unpacks it, not the file the linker wrote (see the second table). ")
+	p("Every start, the floors' included, execs a copy of its binary written just before it, as a new instance's code is freshly unpacked, not the file the linker wrote (see the second table): how the kernel caches a file depends on how it was written, and one and the same binary read up to 0.1× of a hello start apart from one copy to another. ")
 	p("*Ready* is exec → the binary's first poll of the runtime API (init done), compared with the hello floor (`shared/bench/testdata/hello`: the two platform SDKs and nothing else, built the same way). ")
 	p("*First response* includes the function's first vendor round trips (a token fetch first for WeChat and CK1: the memory store is empty in a fresh process; several calls for quota-alert), compared with a floor that makes the same vendor call: hello plus one bare `net/http` POST to the same endpoint with a token fetched beforehand (`shared/bench/testdata/hellocall`; CAMS and TOP sign requests instead of using a token, so their floor's unsigned POST is refused after the same round trip; quota-alert's floor makes the same WeChat calls its first run makes, counted against a fresh sandbox). ")
 	p("Ratios are the median of the per-round ratios, with their p10–p90. Targets: ready ≤ %.2f× the hello floor, first response ≤ %.2f× the vendor-call floor.\n\n", TargetReadyRatio, TargetColdRatio)
@@ -101,7 +101,7 @@ func (r *Report) Markdown(w io.Writer) error {
 
 	if len(r.ColdLinked) > 0 {
 		p("\nThe same binaries started from the files as the linker wrote them (%d rounds, measured the same way, after the table above). ", r.ColdLinkedRounds)
-		p("The linker writes its output through a shared memory mapping, and the kernel then caches the file in 4 KiB pages; a file written sequentially, as the installed copies are, is cached in larger folios, and each page fault of a start maps more of it. ")
+		p("The linker writes its output through a shared memory mapping, and the kernel then caches the file in 4 KiB pages; a file written with one write, as the copies above are, is cached in larger folios, and each page fault of a start maps more of it. ")
 		p("Which of the two a platform's unpacking leaves is not known here; the two tables bound it.\n\n")
 		p("| function | ready p50 | first response p50 | ready ÷ hello floor | first response ÷ vendor-call floor |\n|---|---:|---:|---|---|\n")
 		for _, c := range r.ColdLinked {
