@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
@@ -38,9 +41,9 @@ var Functions = []string{"logistics-get-quota", "ck1-pricing-inbound-box", "cams
 // so its loops are bounded by time, not by the machine.
 const camsFunction = "cams-query-chatapp-bind-waba"
 
-// chargeFunction keeps its idempotency records in the shared store (the
-// embedded one here): several store round trips per call, so its long runs
-// are shorter.
+// chargeFunction keeps its idempotency records in a durable store (the
+// machine's Redis when one answers, else the embedded one): several store
+// round trips per call, so its long runs are shorter.
 const chargeFunction = "top-launch-extra-charge"
 
 // Options sizes a run. The zero value is filled by Defaults.
@@ -154,6 +157,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer sbs.close()
+	r.RecordsStore = "the emulator's embedded Redis-protocol store (miniredis, in the benchmark's own process: Lua in Go, sharing the 2 cores with the function it serves)"
+	if o.RedisURL != "" {
+		done, err := sbs.recordsOnRedis(ctx, o.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		r.RecordsStore = "the machine's Redis (" + redacted(o.RedisURL) + ", a fresh key prefix, deleted after the run)"
+	}
 
 	if o.want("cold") {
 		logf("cold starts: %d rounds; each function starts between a hello floor and its vendor-call floor", o.ColdStarts)
@@ -315,6 +327,51 @@ func (s *served) close() {
 	if s.records != nil {
 		s.records.Close()
 	}
+}
+
+// recordsOnRedis points the charge at a real Redis for its records, as a
+// deployment's store is: the embedded one runs its Lua scripts in the
+// benchmark's own process, on the cores the function under test needs. The
+// machine's test Redis keeps nothing on disk, so persistence is assumed
+// (no real money moves). done deletes the run's records.
+func (s *served) recordsOnRedis(ctx context.Context, url string) (done func(), err error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("records on Redis: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("records on Redis at %s: %w", opt.Addr, err)
+	}
+	prefix := fmt.Sprintf("cloudcall-bench-records-%d:", time.Now().UnixNano())
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_STORE"] = url
+	s.env["top"]["CLOUDCALL_STORE_PREFIX"] = prefix
+	s.env["top"]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
+	return func() {
+		defer rdb.Close()
+		iter := rdb.Scan(context.Background(), 0, prefix+"*", 500).Iterator()
+		var keys []string
+		for iter.Next(context.Background()) {
+			keys = append(keys, iter.Val())
+			if len(keys) == 500 {
+				rdb.Del(context.Background(), keys...)
+				keys = keys[:0]
+			}
+		}
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+	}, nil
+}
+
+// redacted drops a URL's password for the report.
+func redacted(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return "a Redis URL"
+	}
+	return u.Redacted()
 }
 
 // startSandboxes serves one fresh sandbox per vendor on loopback.

@@ -3,15 +3,18 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 )
 
 func TestDistNearestRank(t *testing.T) {
@@ -269,4 +272,36 @@ func TestQuotaAlertFloorMakesItsCalls(t *testing.T) {
 	}
 	require.Positive(t, quotaLines)
 	require.Equal(t, quotaBefore+quotaLines, sbs.wechat.Calls("quota"), "the floor made every quota call it lists")
+}
+
+// With a Redis, the charge's records go there under a fresh prefix, and the
+// run deletes them afterwards: keys outside the prefix are left alone.
+func TestRecordsOnRedisCleanUp(t *testing.T) {
+	url := redistest.URL(t)
+	sbs, err := startSandboxes()
+	require.NoError(t, err)
+	defer sbs.close()
+	done, err := sbs.recordsOnRedis(context.Background(), url)
+	require.NoError(t, err)
+	env := sbs.env["top"]
+	require.Equal(t, url, env["CLOUDCALL_IDEMPOTENCY_STORE"])
+	require.Equal(t, "assume", env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"])
+	prefix := env["CLOUDCALL_STORE_PREFIX"]
+	require.True(t, strings.HasPrefix(prefix, "cloudcall-bench-records-"), prefix)
+
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx := context.Background()
+	other := redistest.Keyspace(t, url) + "kept"
+	for i := 0; i < 1203; i++ { // more than one SCAN batch and one DEL batch
+		require.NoError(t, rdb.Set(ctx, fmt.Sprintf("%sidem:%d", prefix, i), "x", time.Hour).Err())
+	}
+	require.NoError(t, rdb.Set(ctx, other, "x", time.Hour).Err())
+	done()
+	left, err := rdb.Keys(ctx, prefix+"*").Result()
+	require.NoError(t, err)
+	require.Empty(t, left)
+	require.Equal(t, int64(1), rdb.Exists(ctx, other).Val())
 }

@@ -23,9 +23,11 @@ type Report struct {
 	// them (Cold runs installed copies; see install), in fewer rounds.
 	ColdLinked       []ColdResult
 	ColdLinkedRounds int
-	Init             []InitProfile
-	Warm             []WarmResult
-	Emu              []EmuRow // empty when RIE was not measured (plain cloudcall bench)
+	// RecordsStore says where the charge kept its idempotency records.
+	RecordsStore string
+	Init         []InitProfile
+	Warm         []WarmResult
+	Emu          []EmuRow // empty when RIE was not measured (plain cloudcall bench)
 	// EmuSkipped says why the RIE comparison could not run.
 	EmuSkipped string
 	CAMS       CAMSResult
@@ -89,6 +91,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	p("Every start, the floors' included, execs a copy of its binary written just before it, as a new instance's code is freshly unpacked, not the file the linker wrote (see the second table): how the kernel caches a file depends on how it was written, and one and the same binary read up to 0.1× of a hello start apart from one copy to another. ")
 	p("*Ready* is exec → the binary's first poll of the runtime API (init done), compared with the hello floor (`shared/bench/testdata/hello`: the two platform SDKs and nothing else, built the same way). ")
 	p("*First response* includes the function's first vendor round trips (a token fetch first for WeChat and CK1: the memory store is empty in a fresh process; several calls for quota-alert), compared with a floor that makes the same vendor call: hello plus one bare `net/http` POST to the same endpoint with a token fetched beforehand (`shared/bench/testdata/hellocall`; CAMS and TOP sign requests instead of using a token, so their floor's unsigned POST is refused after the same round trip; quota-alert's floor makes the same WeChat calls its first run makes, counted against a fresh sandbox). ")
+	if r.RecordsStore != "" {
+		p("The charge keeps its idempotency records in %s. ", r.RecordsStore)
+	}
 	p("Ratios are the median of the per-round ratios, with their p10–p90. Targets: ready ≤ %.2f× the hello floor, first response ≤ %.2f× the vendor-call floor.\n\n", TargetReadyRatio, TargetColdRatio)
 	p("| function | ready p50 | first response p50 | vendor-call floor p50 | ready ÷ hello floor | first response ÷ vendor-call floor |\n|---|---:|---:|---:|---|---|\n")
 	for _, c := range r.Cold {
