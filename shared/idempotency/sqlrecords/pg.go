@@ -65,12 +65,14 @@ func (p *pgConns) with(ctx context.Context, f func(*pgconn.PgConn) error) error 
 			return err
 		}
 		c := res.Value()
-		if idle := res.IdleDuration(); idle > p.maxIdle {
+		idle := res.IdleDuration()
+		if idle > p.maxIdle {
 			// Servers and NATs drop idle connections; a fresh one costs
 			// less than a statement that fails on a dead one.
 			res.Destroy()
 			continue
-		} else if idle >= time.Second && c.Ping(ctx) != nil {
+		}
+		if idle >= time.Second && c.Ping(ctx) != nil {
 			// A connection the server closed (a restart, a failover) is
 			// found by a ping before a statement is sent on it, as pgx's
 			// own pool and database/sql driver do after a second idle.
