@@ -52,6 +52,12 @@ type Input struct {
 type Op struct {
 	API    string
 	Handle func(ctx context.Context, in *Input) (any, error)
+	// Warm, when set, prepares what the first call needs (its compiled
+	// schema, a dialled records store) so the first call does not wait for
+	// it. The runtime runs it once per built instance, in the background at
+	// cold start; building an Op starts nothing, so tests and embedders
+	// that only call Handle get no goroutines they did not ask for.
+	Warm func(ctx context.Context)
 }
 
 // Response is the envelope as bytes plus the HTTP status that goes with it.

@@ -168,6 +168,10 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
+	} else if op.Warm != nil {
+		// Alongside the platform's first poll, not before it: the first
+		// call waits only for what the warm-up has not finished.
+		go op.Warm(context.WithoutCancel(ctx))
 	}
 	return h, nil
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,5 +355,56 @@ func TestBinaryNameNamesTheFunction(t *testing.T) {
 	} {
 		os.Args[0] = arg0
 		require.Equal(t, want, binaryName(), arg0)
+	}
+}
+
+// A built function's warm-up runs once, in the background: New returns
+// while it is still running, so the runtime's first poll never waits for
+// it. A function that is not configured warms nothing (nothing will run).
+func TestNewRunsTheWarmUpOnceInTheBackground(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		initErr error
+		want    int32
+	}{
+		{"configured", nil, 1},
+		{"not configured", errors.New("set TOP_APP_KEY"), 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var runs atomic.Int32
+			release := make(chan struct{})
+			done := make(chan struct{})
+			f := func(context.Context, Deps) (envelope.Op, error) {
+				return envelope.Op{API: "warm.test", Handle: func(context.Context, *envelope.Input) (any, error) { return nil, nil },
+					Warm: func(context.Context) {
+						runs.Add(1)
+						<-release
+						close(done)
+					}}, c.initErr
+			}
+			e := config.FromMap(map[string]string{})
+			built := make(chan *Handler, 1)
+			go func() {
+				h, _ := New(context.Background(), e, NewLogger(io.Discard, e), f)
+				built <- h
+			}()
+			select {
+			case h := <-built:
+				require.NotNil(t, h)
+			case <-time.After(5 * time.Second):
+				t.Fatal("New waited for the warm-up")
+			}
+			close(release)
+			if c.want == 0 {
+				require.Never(t, func() bool { return runs.Load() > 0 }, 100*time.Millisecond, 5*time.Millisecond)
+				return
+			}
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the warm-up never ran")
+			}
+			require.Equal(t, c.want, runs.Load())
+		})
 	}
 }
