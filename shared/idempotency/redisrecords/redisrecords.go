@@ -267,18 +267,76 @@ var _ idempotency.Warmer = (*Records)(nil)
 
 func ms(d time.Duration) int64 { return max(1, (d + time.Millisecond - 1).Milliseconds()) }
 
+// Reserve takes the key when it is free. With a fresh durability verdict
+// the fence is read in the same round trip as the reservation (a pipeline,
+// not a multi-key script, so cluster proxies take it too). A reservation
+// that turns out to have been taken on a Redis whose fence is gone is
+// released at once, and taken again only after that Redis is verified
+// anew: nothing is left on a Redis that might not keep it.
 func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
-	if err := r.Durable(ctx); err != nil {
-		return false, err
-	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
+		return false, err
+	}
+	if fence, ok := r.trusted(); ok {
+		taken, fenced, err := r.reserveFenced(ctx, key, rec.Token, raw, ttl, fence)
+		if err != nil || fenced {
+			return taken, err
+		}
+		if taken {
+			if _, err := r.Release(ctx, key, rec.Token); err != nil {
+				return false, err
+			}
+		}
+	}
+	if err := r.Durable(ctx); err != nil {
 		return false, err
 	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	n, err := reserveScript().Run(ctx, r.rdb, []string{r.o.Prefix + key}, rec.Token, raw, ms(ttl)).Int()
 	return n == 1, r.wrap(err)
+}
+
+// trusted is the fence of a verdict still within Recheck, when there is one.
+func (r *Records) trusted() (string, bool) {
+	if r.o.Persistence == Assume {
+		return "", false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fence, r.fence != "" && r.o.Now().Sub(r.verified) < r.o.Recheck
+}
+
+// reserveFenced reads the fence and runs the reservation in one round trip.
+// fenced reports that the fence was still the verified one, so taken is
+// the answer; otherwise taken says whether the key was taken regardless.
+func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []byte, ttl time.Duration, fence string) (taken, fenced bool, err error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	s := reserveScript()
+	keys := []string{r.o.Prefix + key}
+	pipe := r.rdb.Pipeline()
+	cur := pipe.Get(ctx, r.fenceKey())
+	res := s.EvalSha(ctx, pipe, keys, token, raw, ms(ttl))
+	_, _ = pipe.Exec(ctx)
+	if err := cur.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return false, false, r.wrap(err)
+	}
+	fenced = cur.Val() == fence
+	if err := res.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Nothing ran: the scripts were flushed (a restart reloads data,
+		// not scripts). Run it again, loading it, if the fence still holds.
+		if !fenced {
+			return false, false, nil
+		}
+		res = s.Run(ctx, r.rdb, keys, token, raw, ms(ttl))
+	}
+	n, err := res.Int()
+	if err != nil {
+		return false, false, r.wrap(err)
+	}
+	return n == 1, fenced, nil
 }
 
 func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency.Record, ttl time.Duration) (bool, error) {

@@ -178,3 +178,73 @@ func TestWarmLoadsScriptsAndChecksDurability(t *testing.T) {
 	_, err = nr.Reserve(context.Background(), "k", rec("t"), time.Minute)
 	require.ErrorIs(t, err, idempotency.ErrNotDurable)
 }
+
+// With persistence verified, a reservation is one round trip: the fence is
+// read in the same pipeline as the reservation, taken or refused.
+func TestVerifiedReservationIsOneRoundTrip(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	hp, db := redistest.HostPort(srv.URL())
+	p := redistest.NewProxy(t, hp)
+	r := open(t, redisrecords.Options{URL: "redis://" + p.Addr() + db, Timeout: testTimeout})
+	ctx := context.Background()
+	require.NoError(t, r.Warm(ctx)) // verified: INFO, CONFIG, the fence, the scripts
+	for _, c := range []struct {
+		token string
+		taken bool
+	}{{"t1", true}, {"t2", false}} {
+		before := p.Sends()
+		ok, err := r.Reserve(ctx, "k", rec(c.token), time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, c.taken, ok)
+		require.Equal(t, int64(1), p.Sends()-before, "one round trip for %s", c.token)
+	}
+	got, err := r.Read(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "t1", got.Token)
+}
+
+// The fence read with a reservation decides it: when the fence has gone
+// (here deleted; in life a Redis emptied by a restart or failover), the
+// reservation taken in that round trip is released, the Redis verified
+// again, and only then is the key taken. On a Redis that no longer
+// persists, the charge is refused and nothing is left behind.
+func TestAReservationWithoutItsFenceIsReleased(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		persist bool
+	}{{"still persistent: verified again, then taken", true}, {"no longer persistent: released and refused", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := redisproc.Start(t, true)
+			r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Recheck: time.Hour})
+			ctx := context.Background()
+			require.NoError(t, r.Warm(ctx))
+			opts, err := redis.ParseURL(srv.URL())
+			require.NoError(t, err)
+			admin := redis.NewClient(opts)
+			defer admin.Close()
+			old, err := admin.Get(ctx, "cloudcall:idem:fence").Result()
+			require.NoError(t, err)
+			require.NoError(t, admin.Del(ctx, "cloudcall:idem:fence").Err())
+			if !c.persist {
+				require.NoError(t, admin.ConfigSet(ctx, "appendonly", "no").Err())
+			}
+
+			ok, err := r.Reserve(ctx, "k", rec("t1"), time.Minute)
+			if !c.persist {
+				require.ErrorIs(t, err, idempotency.ErrNotDurable)
+				require.False(t, ok)
+				require.Equal(t, int64(0), srv.Keys(), "the reservation taken with the missing fence was released")
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, ok)
+			fence, err := admin.Get(ctx, "cloudcall:idem:fence").Result()
+			require.NoError(t, err)
+			require.NotEqual(t, old, fence, "verified again: a new fence")
+			got, err := r.Read(ctx, "k")
+			require.NoError(t, err)
+			require.Equal(t, "t1", got.Token)
+			require.Equal(t, int64(2), srv.Keys(), "the fence and the record")
+		})
+	}
+}

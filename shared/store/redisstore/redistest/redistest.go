@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,13 +88,14 @@ func Prefix() string {
 
 // Proxy forwards TCP to Redis and can cut every connection on demand, so a
 // test can take Redis away from processes mid-run without stopping the
-// server other tests share.
+// server other tests share. It also counts what clients send.
 type Proxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
 	down   bool
 	conns  []net.Conn
+	sends  atomic.Int64
 }
 
 // NewProxy listens on loopback and forwards to target (host:port).
@@ -132,10 +134,32 @@ func (p *Proxy) serve() {
 		}
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+		go func() { p.forward(up, c); _ = up.Close() }()
 		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
 	}
 }
+
+// forward copies a client's bytes to Redis, counting each arrival.
+func (p *Proxy) forward(up, c net.Conn) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			p.sends.Add(1)
+			if _, werr := up.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Sends counts how many times clients' bytes arrived. A client that waits
+// for each answer before its next command sends once per round trip, and a
+// small pipeline arrives as one send, so a test can count round trips.
+func (p *Proxy) Sends() int64 { return p.sends.Load() }
 
 // Cut drops every connection and refuses new ones.
 func (p *Proxy) Cut() {
