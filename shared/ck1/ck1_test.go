@@ -476,3 +476,74 @@ func TestDecimalKeepsDigits(t *testing.T) {
 	var d ck1.Decimal
 	require.Error(t, d.UnmarshalJSON([]byte(`"5"`)), "a quoted number is a string")
 }
+
+// A caller that gives up while CK1 rotates the refresh token (a client
+// disconnecting in HTTP-server mode) loses nothing: CK1 has already spent
+// the old token, so the exchange and its store write finish without the
+// caller, and the next instance on the same store carries on with the
+// rotated pair instead of presenting the spent token.
+func TestACallerThatGivesUpMidRefreshLosesNoRefreshToken(t *testing.T) {
+	sbx := ck1sbx.New(ck1sbx.Options{})
+	h := sbx.Handler()
+	rotated := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/oauth2/token") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r) // CK1 has rotated: the old refresh token is spent
+		once.Do(func() { close(rotated) })
+		<-release
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	defer srv.Close()
+	kv := store.NewMemory(store.MemoryOptions{})
+	deps := func() runtime.Deps {
+		return runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: kv, HTTP: srv.Client()}
+	}
+	first, err := ck1.Factory(context.Background(), deps())
+	require.NoError(t, err)
+	body := []byte(`{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan envelope.Response, 1)
+	go func() { gaveUp <- first.Invoke(ctx, &envelope.Input{Body: body}) }()
+	<-rotated
+	cancel()
+	close(release)
+	<-gaveUp
+
+	second, err := ck1.Factory(context.Background(), deps())
+	require.NoError(t, err)
+	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer ccancel()
+	resp := second.Invoke(cctx, &envelope.Input{Body: body})
+	require.Contains(t, string(resp.Body), `"errCode":0`)
+	require.Equal(t, 1, sbx.Calls("refresh"), "the rotated pair was stored: no second refresh")
+}
+
+// A call too close to its deadline does not start spending the refresh
+// token (a platform stopping the function mid-rotation would lose it); it
+// says so, and the next call with time to spare refreshes normally.
+func TestARefreshIsNotStartedTooCloseToTheDeadline(t *testing.T) {
+	r := newRig(t, nil)
+	body := []byte(`{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.op.Invoke(ctx, &envelope.Input{Body: body}).Body, &m))
+	require.Equal(t, float64(envelope.CodeUpstreamTimeout), m["errCode"])
+	require.Contains(t, m["errMsg"], "nothing was spent")
+	require.Equal(t, 0, r.sbx.Calls("refresh"))
+
+	_, m = r.call(t, string(body))
+	require.Equal(t, 0.0, m["errCode"])
+	require.Equal(t, 1, r.sbx.Calls("refresh"))
+}

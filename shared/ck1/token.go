@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -78,6 +79,14 @@ const (
 	accessMargin = 2 * time.Minute
 	stateTTL     = 90 * 24 * time.Hour // outlives any refresh token CK1 issues
 	refreshLease = 15 * time.Second
+	// minRefreshTime is the least time a call must have left to start
+	// spending the refresh token: a platform stops a function at its
+	// deadline, and a rotation cut there loses the only valid token.
+	minRefreshTime = 3 * time.Second
+	// refreshTimeout bounds the exchange and the store write once the token
+	// is being spent; it ends well inside the lease, so no other instance
+	// spends the same token meanwhile.
+	refreshTimeout = 10 * time.Second
 )
 
 // NewOAuth builds the token source; nothing is fetched until asked.
@@ -218,6 +227,17 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	if refreshTok == "" {
 		return "", envelope.ConfigError("no CK1 refresh token: set CK1_REFRESH_TOKEN (or CK1_ACCESS_TOKEN for a fixed token)")
 	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < minRefreshTime {
+		return "", &envelope.Error{Code: envelope.CodeUpstreamTimeout, Reason: fmt.Sprintf(
+			"the CK1 access token needs a refresh, which spends the single-use refresh token and needs at least %s left in the call (%s left); nothing was spent: retry with a longer timeout",
+			minRefreshTime, time.Until(dl).Round(time.Millisecond))}
+	}
+	// From here the refresh token is being spent. Neither the caller giving
+	// up (a disconnect in HTTP-server mode) nor its deadline may cut the
+	// exchange or the store write short: the rotated token would be lost
+	// with the answer, and CK1 would refuse the spent one.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	defer cancel()
 	q := url.Values{"client_id": {a.o.ClientID}, "client_secret": {a.o.ClientSecret}, "grant_type": {"refresh_token"}, "refresh_token": {refreshTok}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.o.Base+"/oauth2/token?"+q.Encode(), strings.NewReader(q.Encode()))
 	if err != nil {
