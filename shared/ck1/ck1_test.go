@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -546,4 +547,91 @@ func TestARefreshIsNotStartedTooCloseToTheDeadline(t *testing.T) {
 	_, m = r.call(t, string(body))
 	require.Equal(t, 0.0, m["errCode"])
 	require.Equal(t, 1, r.sbx.Calls("refresh"))
+}
+
+// tokenWrites fails writes of the CK1 token state (not the refresh lease)
+// while down, or for the next fails writes.
+type tokenWrites struct {
+	store.Store
+	down  atomic.Bool
+	fails atomic.Int32
+}
+
+func (s *tokenWrites) refuse(key string) bool {
+	if !strings.HasPrefix(key, "ck1:oauth:") || strings.HasSuffix(key, ":lock") {
+		return false
+	}
+	return s.down.Load() || s.fails.Add(-1) >= 0
+}
+
+func (s *tokenWrites) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	if s.refuse(key) {
+		return fmt.Errorf("%w: test outage", store.ErrUnavailable)
+	}
+	return s.Store.Set(ctx, key, v, ttl)
+}
+
+func (s *tokenWrites) CompareAndSwap(ctx context.Context, key string, old, v []byte, ttl time.Duration) (bool, error) {
+	if s.refuse(key) {
+		return false, fmt.Errorf("%w: test outage", store.ErrUnavailable)
+	}
+	return s.Store.CompareAndSwap(ctx, key, old, v, ttl)
+}
+
+func ck1Rig(t *testing.T, kv store.Store) (*ck1sbx.Server, func() envelope.Op) {
+	t.Helper()
+	sbx := ck1sbx.New(ck1sbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	return sbx, func() envelope.Op {
+		op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: kv, HTTP: srv.Client()})
+		require.NoError(t, err)
+		return op
+	}
+}
+
+func quote(t *testing.T, op envelope.Op) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var m map[string]any
+	body := []byte(`{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`)
+	require.NoError(t, json.Unmarshal(op.Invoke(ctx, &envelope.Input{Body: body}).Body, &m))
+	return m
+}
+
+// A store that fails a moment while a refresh writes the rotated pair gets
+// it on a retry: the next instance carries on with it.
+func TestARotatedPairIsWrittenThroughAStoreBlip(t *testing.T) {
+	kv := &tokenWrites{Store: store.NewMemory(store.MemoryOptions{})}
+	kv.fails.Store(1)
+	sbx, build := ck1Rig(t, kv)
+	require.Equal(t, 0.0, quote(t, build())["errCode"])
+	require.Equal(t, 0.0, quote(t, build())["errCode"], "a second instance")
+	require.Equal(t, 1, sbx.Calls("refresh"))
+}
+
+// A rotated pair the store would not take stays with the instance that
+// got it: that instance spends its refresh token next (the stored one is
+// spent), and writes its pair once the store answers, so other instances
+// carry on without presenting a spent token.
+func TestARotatedPairTheStoreRefusedIsSpentNextAndStoredLater(t *testing.T) {
+	kv := &tokenWrites{Store: store.NewMemory(store.MemoryOptions{})}
+	kv.down.Store(true)
+	sbx, build := ck1Rig(t, kv)
+	first := build()
+	require.Equal(t, 0.0, quote(t, first)["errCode"])
+	sbx.ExpireAccessTokens()
+	m := quote(t, first)
+	require.Equal(t, 0.0, m["errCode"], "refreshed with the unsaved token, not the spent seed: %v", m)
+	require.Equal(t, 2, sbx.Calls("refresh"))
+
+	kv.down.Store(false)
+	require.Equal(t, 0.0, quote(t, first)["errCode"])
+	require.Eventually(t, func() bool {
+		_, err := kv.Get(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID)
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond, "the kept pair reaches the store")
+	require.Equal(t, 0.0, quote(t, build())["errCode"], "a second instance")
+	require.Equal(t, 2, sbx.Calls("refresh"))
 }

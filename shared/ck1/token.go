@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -65,6 +66,13 @@ type OAuth struct {
 	// refused is the last token CK1 answered 401 to: a copy of it read
 	// from the store before the invalidation landed must not come back.
 	refused string
+	// unsaved is a rotated pair the store did not take. Its refresh token
+	// is the only valid one (the stored one is spent), so it is the one
+	// spent next, and it is written at every chance until the store takes
+	// it. saveMu orders those writes with a refresh's own.
+	unsaved  *state
+	saveMu   sync.Mutex
+	flushing atomic.Bool
 }
 
 // state is what the store keeps per client id.
@@ -144,8 +152,18 @@ func (a *OAuth) read(ctx context.Context) *state {
 func (a *OAuth) Token(ctx context.Context) (string, error) {
 	now := a.o.Now()
 	a.mu.Lock()
-	local := a.local
+	local, unsaved := a.local, a.unsaved
 	a.mu.Unlock()
+	if unsaved != nil && a.flushing.CompareAndSwap(false, true) {
+		// In the background, one at a time: a store that is still down
+		// must not hold up calls this instance can answer.
+		go func() {
+			defer a.flushing.Store(false)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+			defer cancel()
+			a.flushUnsaved(fctx)
+		}()
+	}
 	if a.good(local, now) {
 		return local.AccessToken, nil
 	}
@@ -224,6 +242,11 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	if st != nil && st.RefreshToken != "" {
 		refreshTok = st.RefreshToken
 	}
+	a.mu.Lock()
+	if a.unsaved != nil {
+		refreshTok = a.unsaved.RefreshToken // the stored one is spent
+	}
+	a.mu.Unlock()
 	if refreshTok == "" {
 		return "", envelope.ConfigError("no CK1 refresh token: set CK1_REFRESH_TOKEN (or CK1_ACCESS_TOKEN for a fixed token)")
 	}
@@ -275,19 +298,78 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	next.raw = raw
 	// The old refresh token is spent: the new pair must reach the store
 	// before anyone uses it, or a restart would come back with a dead token.
-	var werr error
-	if st != nil && st.raw != nil {
-		var ok bool
-		ok, werr = a.durable.CompareAndSwap(ctx, a.key, st.raw, raw, stateTTL)
-		if werr == nil && !ok {
-			werr = a.durable.Set(ctx, a.key, raw, stateTTL) // we hold the lease: ours is the newest pair
-		}
-	} else {
-		werr = a.durable.Set(ctx, a.key, raw, stateTTL)
+	var spent []byte
+	if st != nil {
+		spent = st.raw
 	}
+	a.saveMu.Lock()
+	werr := a.save(ctx, spent, next)
+	a.mu.Lock()
 	if werr != nil {
-		a.o.Log.Error("ck1: rotated refresh token could not be persisted; this instance keeps it in memory", "error", werr.Error())
+		a.unsaved = next
+	} else {
+		a.unsaved = nil
+	}
+	a.mu.Unlock()
+	a.saveMu.Unlock()
+	if werr != nil {
+		a.o.Log.Error("ck1: rotated refresh token could not be persisted; this instance keeps it, spends it next and writes it when the store answers",
+			"error", werr.Error())
 	}
 	a.keep(next)
 	return next.AccessToken, nil
+}
+
+// save writes a rotated pair over the state whose refresh token was spent,
+// retrying a store that fails for a moment (a lost pair would leave every
+// instance with a spent token). Holding the lease, ours is the newest pair,
+// so a state that changed meanwhile is overwritten.
+func (a *OAuth) save(ctx context.Context, spent []byte, next *state) error {
+	var err error
+	for attempt, backoff := 0, 50*time.Millisecond; attempt < 4; attempt, backoff = attempt+1, 2*backoff {
+		if attempt > 0 {
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return err
+			case <-t.C:
+			}
+		}
+		ok := false
+		err = nil
+		if spent != nil {
+			ok, err = a.durable.CompareAndSwap(ctx, a.key, spent, next.raw, stateTTL)
+		}
+		if err == nil && !ok {
+			err = a.durable.Set(ctx, a.key, next.raw, stateTTL)
+		}
+		if err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// flushUnsaved writes the pair a refresh could not store; calls start it
+// until the store takes it. Only this instance holds a valid refresh token
+// meanwhile, so its pair overwrites whatever the store has.
+func (a *OAuth) flushUnsaved(ctx context.Context) {
+	a.saveMu.Lock()
+	defer a.saveMu.Unlock()
+	a.mu.Lock()
+	u := a.unsaved
+	a.mu.Unlock()
+	if u == nil {
+		return // a refresh stored a newer pair meanwhile
+	}
+	if err := a.durable.Set(ctx, a.key, u.raw, stateTTL); err != nil {
+		return
+	}
+	a.mu.Lock()
+	if a.unsaved == u {
+		a.unsaved = nil
+	}
+	a.mu.Unlock()
+	a.o.Log.Info("ck1: the rotated refresh token kept in memory is now stored", "clientId", a.o.ClientID)
 }
