@@ -25,7 +25,7 @@ func main() {
 	calls := flag.Int("calls", 2000, "calls per concurrency level through the emulator")
 	memCalls := flag.Int("memory-calls", 10000, "invocations for the RSS figures")
 	tokCalls := flag.Int("token-calls", 10000, "invocations for the token economy")
-	pairs := flag.Int("cams-pairs", 40, "paced call pairs for the CAMS peer comparison")
+	pairs := flag.Int("cams-pairs", 120, "paced call pairs for the CAMS peer comparison")
 	only := flag.String("only", "", "comma-separated sections to run (cold,warm,rie,cams,load,memory,tokens); empty: all")
 	flag.Parse()
 	o := bench.Options{ColdStarts: *cold, Calls: *calls, MemoryCalls: *memCalls, TokenCalls: *tokCalls, CAMSPairs: *pairs}

@@ -21,7 +21,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	calls := fs.Int("calls", 2000, "calls per concurrency level through the emulator")
 	memCalls := fs.Int("memory-calls", 10000, "invocations for the RSS figures")
 	tokCalls := fs.Int("token-calls", 10000, "invocations for the token economy")
-	pairs := fs.Int("cams-pairs", 40, "paced call pairs for the CAMS peer comparison")
+	pairs := fs.Int("cams-pairs", 120, "paced call pairs for the CAMS peer comparison")
 	redis := fs.String("redis", "", "Redis URL for the token economy (default REDIS_URL, else 127.0.0.1:6379 when it answers; \"off\" skips)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall bench [flags]\n\nMeasures binary size, cold start, warm overhead, throughput, memory and token economy of the functions against the sandboxes; progress on stderr.\n\nFlags:")

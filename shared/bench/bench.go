@@ -114,7 +114,7 @@ func (o *Options) Defaults() {
 		o.TokenCalls = 10000
 	}
 	if o.CAMSPairs <= 0 {
-		o.CAMSPairs = 40
+		o.CAMSPairs = 120
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard

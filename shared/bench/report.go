@@ -168,11 +168,11 @@ func (r *Report) Markdown(w io.Writer) error {
 
 	c := r.CAMS
 	p("\n## CAMS next to the official client\n\nThe same QueryChatappBindWaba call against the same sandbox: the function in-process (credentials passed per invocation, as FC does) and `darabonba-openapi/v2` `client.CallApi` (RPC style, AK auth, V3 signature). ")
-	p("Both are paced together at 8 requests/s, because CAMS allows 10 per second per AccessKey: this compares latency per call, not throughput. %d calls each, alternating; the sandbox answered %d. Target: no slower than the official client.\n\n", c.Pairs, c.SandboxCalls)
+	p("Both are paced together at 8 requests/s, because CAMS allows 10 per second per AccessKey: this compares latency per call, not throughput. %d calls each, in pairs of one each, which goes first alternating from pair to pair; the sandbox answered %d. Target: no slower than the official client.\n\n", c.Pairs, c.SandboxCalls)
 	p("| caller | p50 | p90 | p99 |\n|---|---:|---:|---:|\n")
 	p("| cams-query-chatapp-bind-waba (in-process) | %s | %s | %s |\n", us(c.Ours.P50), us(c.Ours.P90), us(c.Ours.P99))
 	p("| darabonba-openapi/v2 CallApi | %s | %s | %s |\n", us(c.Official.P50), us(c.Official.P90), us(c.Official.P99))
-	p("\nRatio (p50, function / official): **%.2f×**.\n", c.Ratio)
+	p("\nRatio, function / official: **%s**, the median of per-pair ratios (the two calls of a pair back to back, which goes first alternating); the ratio of the p50s above is %.2f×.\n", c.PairRatio, c.Ratio)
 
 	if len(r.Emu) > 0 {
 		p("\n## The emulator next to AWS's Runtime Interface Emulator\n\nThe same hello binary (its Lambda build) under `cloudcall`'s emulator and under `aws-lambda-rie` (built from the module proxy in `bench/peers`), both driven through the Lambda Invoke API (`POST /2015-03-31/functions/<fn>/invocations`) by the same HTTP client, every caller taking the next call from one counter. ")
@@ -316,8 +316,8 @@ func (r *Report) targets(p func(string, ...any)) {
 	}
 
 	c := r.CAMS
-	p("| CAMS no slower than the official client | %.2f× (p50 %s vs %s) | %s |\n", c.Ratio, us(c.Ours.P50), us(c.Official.P50), met(c.Ratio <= TargetCAMSRatio))
-	if c.Ratio > TargetCAMSRatio {
+	p("| CAMS no slower than the official client | %s (p50 %s vs %s) | %s |\n", c.PairRatio, us(c.Ours.P50), us(c.Official.P50), met(c.PairRatio.P50 <= TargetCAMSRatio))
+	if c.PairRatio.P50 > TargetCAMSRatio {
 		notes = append(notes, "CAMS: the function's p50 is above the official client's; the function adds the envelope, strict decoding and a rate-limiter reservation in the store per call, which the official client does not do. What would close it: a cheaper limiter path for the memory store.")
 	}
 
