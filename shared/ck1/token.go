@@ -325,30 +325,20 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 // instance with a spent token). Holding the lease, ours is the newest pair,
 // so a state that changed meanwhile is overwritten.
 func (a *OAuth) save(ctx context.Context, spent []byte, next *state) error {
-	var err error
-	for attempt, backoff := 0, 50*time.Millisecond; attempt < 4; attempt, backoff = attempt+1, 2*backoff {
-		if attempt > 0 {
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return err
-			case <-t.C:
-			}
-		}
+	for attempt := 0; ; attempt++ {
 		ok := false
-		err = nil
+		var err error
 		if spent != nil {
 			ok, err = a.durable.CompareAndSwap(ctx, a.key, spent, next.raw, stateTTL)
 		}
 		if err == nil && !ok {
 			err = a.durable.Set(ctx, a.key, next.raw, stateTTL)
 		}
-		if err == nil {
-			return nil
+		if err == nil || attempt == 3 ||
+			upstream.Sleep(ctx, upstream.Backoff(attempt, 50*time.Millisecond, 400*time.Millisecond), 0) != nil {
+			return err
 		}
 	}
-	return err
 }
 
 // flushUnsaved writes the pair a refresh could not store; calls start it
