@@ -549,6 +549,25 @@ func TestARefreshIsNotStartedTooCloseToTheDeadline(t *testing.T) {
 	require.Equal(t, 1, r.sbx.Calls("refresh"))
 }
 
+// With a short CLOUDCALL_TIMEOUT the least time to start a refresh is half
+// of it, so calls that fit the configured timeout can still refresh.
+func TestAShortTimeoutStillLetsARefreshStart(t *testing.T) {
+	r := newRig(t, map[string]string{"CLOUDCALL_TIMEOUT": "2s"})
+	body := []byte(`{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`)
+	for _, c := range []struct {
+		left    time.Duration
+		code    float64
+		refresh int
+	}{{500 * time.Millisecond, float64(envelope.CodeUpstreamTimeout), 0}, {1500 * time.Millisecond, 0, 1}} {
+		ctx, cancel := context.WithTimeout(context.Background(), c.left)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(r.op.Invoke(ctx, &envelope.Input{Body: body}).Body, &m))
+		cancel()
+		require.Equal(t, c.code, m["errCode"], "%s left: %v", c.left, m)
+		require.Equal(t, c.refresh, r.sbx.Calls("refresh"))
+	}
+}
+
 // tokenWrites fails writes of the CK1 token state (not the refresh lease)
 // while down, or for the next fails writes.
 type tokenWrites struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/registry"
@@ -224,7 +225,10 @@ func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if err != nil || id == "" {
 		return fail, fmt.Errorf("set CK1_ACCESS_TOKEN (a fixed token), or CK1_CLIENT_ID, CK1_CLIENT_SECRET and CK1_REFRESH_TOKEN (OAuth)")
 	}
+	// A refresh needs time left in the call (MinRefreshTime); with a short
+	// CLOUDCALL_TIMEOUT the default 3 s would leave no call able to refresh.
+	timeout, _ := d.Env.Duration("CLOUDCALL_TIMEOUT", 10*time.Second)
 	tokens := NewOAuth(OAuthOptions{Base: base, ClientID: id, ClientSecret: sec["CK1_CLIENT_SECRET"], SeedRefreshToken: sec["CK1_REFRESH_TOKEN"],
-		HTTP: d.HTTP, KV: d.Store, Log: d.Log, Remember: d.Env.Remember})
+		HTTP: d.HTTP, KV: d.Store, Log: d.Log, Remember: d.Env.Remember, MinRefreshTime: min(defaultMinRefreshTime, timeout/2)})
 	return BoxOp(NewClient(base, d.HTTP, tokens)), nil
 }

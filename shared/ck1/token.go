@@ -46,6 +46,10 @@ type OAuthOptions struct {
 	Log                    *slog.Logger
 	Remember               func(string)
 	Now                    func() time.Time
+	// MinRefreshTime is the least time a call must have left to start
+	// spending the refresh token (default 3 s): a platform stops a function
+	// at its deadline, and a rotation cut there loses the only valid token.
+	MinRefreshTime time.Duration
 }
 
 // OAuth refreshes the access token with the refresh token, and persists the
@@ -84,13 +88,10 @@ type state struct {
 }
 
 const (
-	accessMargin = 2 * time.Minute
-	stateTTL     = 90 * 24 * time.Hour // outlives any refresh token CK1 issues
-	refreshLease = 15 * time.Second
-	// minRefreshTime is the least time a call must have left to start
-	// spending the refresh token: a platform stops a function at its
-	// deadline, and a rotation cut there loses the only valid token.
-	minRefreshTime = 3 * time.Second
+	accessMargin          = 2 * time.Minute
+	stateTTL              = 90 * 24 * time.Hour // outlives any refresh token CK1 issues
+	refreshLease          = 15 * time.Second
+	defaultMinRefreshTime = 3 * time.Second
 	// refreshTimeout bounds the exchange and the store write once the token
 	// is being spent; it ends well inside the lease, so no other instance
 	// spends the same token meanwhile.
@@ -107,6 +108,9 @@ func NewOAuth(o OAuthOptions) *OAuth {
 	}
 	if o.Remember == nil {
 		o.Remember = func(string) {}
+	}
+	if o.MinRefreshTime <= 0 {
+		o.MinRefreshTime = defaultMinRefreshTime
 	}
 	o.Base = strings.TrimRight(o.Base, "/")
 	o.HTTP = upstream.NoRedirects(o.HTTP)
@@ -250,10 +254,10 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	if refreshTok == "" {
 		return "", envelope.ConfigError("no CK1 refresh token: set CK1_REFRESH_TOKEN (or CK1_ACCESS_TOKEN for a fixed token)")
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < minRefreshTime {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < a.o.MinRefreshTime {
 		return "", &envelope.Error{Code: envelope.CodeUpstreamTimeout, Reason: fmt.Sprintf(
 			"the CK1 access token needs a refresh, which spends the single-use refresh token and needs at least %s left in the call (%s left); nothing was spent: retry with a longer timeout",
-			minRefreshTime, time.Until(dl).Round(time.Millisecond))}
+			a.o.MinRefreshTime, time.Until(dl).Round(time.Millisecond))}
 	}
 	// From here the refresh token is being spent. Neither the caller giving
 	// up (a disconnect in HTTP-server mode) nor its deadline may cut the
