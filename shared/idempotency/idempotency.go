@@ -211,7 +211,13 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	aliasToken := rec.Token
 	rec = running
 
-	out := fn(ctx)
+	// From here the vendor may act, and only its answer settles the
+	// record: the call runs to its answer or its deadline even when the
+	// caller gives up (a disconnect in HTTP-server mode), instead of
+	// leaving an outcome that someone must reconcile by hand.
+	sctx, cancel := withoutCancel(ctx)
+	out := fn(sctx)
+	cancel()
 
 	if out.Verdict == Release {
 		// On failure the record stays in progress and repeats are told to
@@ -227,6 +233,15 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	g.finish(ctx, k, done, out.VendorID)
 	g.purge(ctx)
 	return out.Response, false, nil
+}
+
+// withoutCancel is ctx without its cancellation but with its deadline.
+func withoutCancel(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(d, dl)
+	}
+	return d, func() {}
 }
 
 func (r Record) response() envelope.Response {

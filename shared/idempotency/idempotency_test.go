@@ -546,3 +546,32 @@ func TestStaleAliasIsCleared(t *testing.T) {
 	require.False(t, replayed)
 	require.Equal(t, int32(1), runs.Load())
 }
+
+// Once the record says the vendor may act, the guarded call no longer
+// hears the caller give up: it keeps the caller's deadline, and its
+// answer, not the cancellation, is what the record keeps.
+func TestTheGuardedCallOutlivesACallerThatGivesUp(t *testing.T) {
+	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(nil), Namespace: "c:"})
+	deadline := time.Now().Add(time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	var seenErr error
+	var seenDeadline time.Time
+	resp, _, e := g.Run(ctx, key("gone", "fp"), func(ctx context.Context) idempotency.Outcome {
+		cancel() // the caller disconnects while the vendor works
+		seenErr = ctx.Err()
+		seenDeadline, _ = ctx.Deadline()
+		return idempotency.Outcome{Response: ok(`{"done":true}`)}
+	})
+	require.Nil(t, e)
+	require.NoError(t, seenErr)
+	require.True(t, seenDeadline.Equal(deadline), "the caller's deadline still bounds it")
+	require.JSONEq(t, `{"done":true}`, string(resp.Body))
+
+	again, replayed, e := g.Run(context.Background(), key("gone", "fp"), func(context.Context) idempotency.Outcome {
+		t.Fatal("a repeat must not run again")
+		return idempotency.Outcome{}
+	})
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.JSONEq(t, `{"done":true}`, string(again.Body))
+}

@@ -336,3 +336,25 @@ func TestDocumentedValuesReachTOPIntact(t *testing.T) {
 		require.Equal(t, c.feature, ledger[0].Feature)
 	}
 }
+
+// A caller that gives up while TOP is working on the charge (a client
+// disconnecting in HTTP-server mode) does not turn it into an outcome to
+// reconcile: the call is seen through to TOP's answer, the record keeps
+// it, and the repeat with the key gets that answer without a second charge.
+func TestACallerThatGivesUpMidChargeLeavesAKnownOutcome(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultLatency, Delay: 300 * time.Millisecond, Times: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // TOP has the request and is working on it
+		cancel()
+	}()
+	r.op.Invoke(ctx, &envelope.Input{Body: []byte(charge("BFC-GONE", 100, "gone-1")), Trigger: envelope.TriggerDirect})
+	cancel()
+
+	_, again := r.call(t, charge("BFC-GONE", 100, "gone-1"), nil)
+	require.Equal(t, 0.0, again["errCode"], again)
+	require.Len(t, r.sbx.Charges("BFC-GONE"), 1)
+	require.Equal(t, r.sbx.Charges("BFC-GONE")[0].ID, again["result"].(map[string]any)["data"].(map[string]any)["extraChargeServiceOrderId"])
+	require.Equal(t, 1, r.sbx.Calls("http:/router/rest"), "the repeat never reached TOP")
+}
