@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -239,4 +240,37 @@ func TestHTTPTriggerPayloadLimit(t *testing.T) {
 			require.Contains(t, string(body), fmt.Sprintf("over the %d-byte limit", limit))
 		})
 	}
+}
+
+// TestCallerHangsUpHTTP: an HTTP caller that disconnects mid-invocation
+// does not stop it. As on FC and Lambda, the instance runs the invocation
+// to its end (a charge is not cut off half done), is not killed, and then
+// serves the next call.
+func TestCallerHangsUpHTTP(t *testing.T) {
+	e, srv := descriptorEmu(t, runtimeapi.FC, 0)
+	_, body := do(t, "POST", srv.URL+"/2023-03-30/functions/hello/invocations", `{}`, nil)
+	pid := int(decode(t, body)["pid"].(float64))
+	p, _ := e.Pool("hello")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "POST", srv.URL+"/hello", strings.NewReader(`{"action":"sleep","ms":500}`))
+	require.NoError(t, err)
+	gone := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		gone <- err
+	}()
+	require.Eventually(t, func() bool { return p.InFlight() == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-gone, context.Canceled)
+	require.Equal(t, 1, p.InFlight(), "the invocation is still running")
+	require.Eventually(t, func() bool { return p.InFlight() == 0 }, 5*time.Second, 5*time.Millisecond)
+
+	resp, body := do(t, "POST", srv.URL+"/2023-03-30/functions/hello/invocations", `{}`, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, pid, int(decode(t, body)["pid"].(float64)), "the same instance, not killed")
+	require.Equal(t, 1, p.Starts())
 }

@@ -342,8 +342,39 @@ func (p *Pool) invokeOnce(ctx context.Context, inv runtimeapi.Invocation) (runti
 	}
 	rep.Cold = s.fresh
 	rep.Instance = s.inst.Pid()
+	// Like FC and Lambda, the instance runs an invocation to its answer or
+	// its timeout whatever the caller does: a caller that hangs up (an HTTP
+	// client disconnecting) gets its context's error at once, and the
+	// instance, still working, is neither killed nor handed to anyone else
+	// until it answers. Killing it would cut a charge off mid-call.
+	type outcome struct {
+		res runtimeapi.Result
+		log []byte
+		err error
+	}
 	begin := time.Now()
-	res, log, err := s.inst.InvokeLogged(ctx, inv)
+	done := make(chan outcome, 1)
+	go func() {
+		res, log, err := s.inst.InvokeLogged(context.WithoutCancel(ctx), inv)
+		done <- outcome{res, log, err}
+	}()
+	select {
+	case o := <-done:
+		return p.settle(s, inv, rep, begin, o.res, o.log, o.err)
+	case <-ctx.Done():
+		go func() {
+			o := <-done
+			_, _, _ = p.settle(s, inv, rep, begin, o.res, o.log, o.err)
+		}()
+		rep.Duration = time.Since(begin)
+		rep.MaxRSSKiB = s.inst.MaxRSSKiB()
+		return runtimeapi.Result{}, rep, ctx.Err()
+	}
+}
+
+// settle reports an invocation's end and returns its instance to the pool,
+// or retires it.
+func (p *Pool) settle(s *slot, inv runtimeapi.Invocation, rep Report, begin time.Time, res runtimeapi.Result, log []byte, err error) (runtimeapi.Result, Report, error) {
 	rep.Duration = time.Since(begin)
 	rep.Log = log
 	if fp := s.inst.API.FirstPoll(); rep.Cold && !fp.IsZero() {
