@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,12 +36,29 @@ func findDelve() string {
 	return ""
 }
 
+// freeAddr is a free loopback address for Delve, outside the kernel's
+// ephemeral port range: a port picked with :0 and closed again could be
+// handed straight to the emulator's own :0 listener before Delve binds it
+// (seen once in CI: "bind: address already in use").
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	low := 32768 // Linux's default ip_local_port_range starts here
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				low = n
+			}
+		}
+	}
+	for port := low - 10000 + int(time.Now().UnixNano()%5000); port < low; port++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			_ = ln.Close()
+			return ln.Addr().String()
+		}
+	}
+	t.Fatalf("no free port below the ephemeral range (%d)", low)
+	return ""
 }
 
 // Delve's JSON-RPC API (service/rpc2), the few shapes this test uses.
