@@ -558,7 +558,7 @@ func TestAShortTimeoutStillLetsARefreshStart(t *testing.T) {
 		left    time.Duration
 		code    float64
 		refresh int
-	}{{500 * time.Millisecond, float64(envelope.CodeUpstreamTimeout), 0}, {1500 * time.Millisecond, 0, 1}} {
+	}{{300 * time.Millisecond, float64(envelope.CodeUpstreamTimeout), 0}, {1900 * time.Millisecond, 0, 1}} {
 		ctx, cancel := context.WithTimeout(context.Background(), c.left)
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(r.op.Invoke(ctx, &envelope.Input{Body: body}).Body, &m))

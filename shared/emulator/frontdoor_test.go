@@ -253,7 +253,7 @@ func TestCallerHangsUpHTTP(t *testing.T) {
 	p, _ := e.Pool("hello")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, "POST", srv.URL+"/hello", strings.NewReader(`{"action":"sleep","ms":500}`))
+	req, err := http.NewRequestWithContext(ctx, "POST", srv.URL+"/hello", strings.NewReader(`{"action":"sleep","ms":1500}`))
 	require.NoError(t, err)
 	gone := make(chan error, 1)
 	go func() {

@@ -346,7 +346,11 @@ func TestACallerThatGivesUpMidChargeLeavesAKnownOutcome(t *testing.T) {
 	r.sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultLatency, Delay: 300 * time.Millisecond, Times: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	go func() {
-		time.Sleep(100 * time.Millisecond) // TOP has the request and is working on it
+		// Hang up once TOP has the request and is working on it (the
+		// sandbox counts a request as it arrives, before its latency).
+		for r.sbx.Calls("http:/router/rest") == 0 && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
 		cancel()
 	}()
 	r.op.Invoke(ctx, &envelope.Input{Body: []byte(charge("BFC-GONE", 100, "gone-1")), Trigger: envelope.TriggerDirect})
