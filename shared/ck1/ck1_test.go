@@ -50,7 +50,10 @@ func newRigWith(t testing.TB, o ck1sbx.Options, env map[string]string) *rig {
 		vars[k] = v
 	}
 	kv := store.NewMemory(store.MemoryOptions{})
-	op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: kv, HTTP: srv.Client()})
+	// The runtime hands the factory CLOUDCALL_TIMEOUT already parsed.
+	timeout, err := config.FromMap(vars).Duration("CLOUDCALL_TIMEOUT", 0)
+	require.NoError(t, err)
+	op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: kv, HTTP: srv.Client(), Timeout: timeout})
 	require.NoError(t, err)
 	return &rig{sbx: sbx, op: op, kv: kv, url: srv.URL}
 }

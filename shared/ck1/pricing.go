@@ -1,11 +1,11 @@
 package ck1
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/registry"
@@ -227,7 +227,7 @@ func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	}
 	// A refresh needs time left in the call (MinRefreshTime); with a short
 	// CLOUDCALL_TIMEOUT the default 3 s would leave no call able to refresh.
-	timeout, _ := d.Env.Duration("CLOUDCALL_TIMEOUT", 10*time.Second)
+	timeout := cmp.Or(d.Timeout, runtime.DefaultTimeout)
 	tokens := NewOAuth(OAuthOptions{Base: base, ClientID: id, ClientSecret: sec["CK1_CLIENT_SECRET"], SeedRefreshToken: sec["CK1_REFRESH_TOKEN"],
 		HTTP: d.HTTP, KV: d.Store, Log: d.Log, Remember: d.Env.Remember, MinRefreshTime: min(defaultMinRefreshTime, timeout/2)})
 	return BoxOp(NewClient(base, d.HTTP, tokens)), nil

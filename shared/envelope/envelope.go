@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 // Trigger says how an invocation arrived.
@@ -58,6 +59,10 @@ type Op struct {
 	// cold start; building an Op starts nothing, so tests and embedders
 	// that only call Handle get no goroutines they did not ask for.
 	Warm func(ctx context.Context)
+	// Timeout is the operation's deadline when neither the platform nor
+	// CLOUDCALL_TIMEOUT gives one (HTTP-server mode); zero means the
+	// runtime's default.
+	Timeout time.Duration
 }
 
 // Response is the envelope as bytes plus the HTTP status that goes with it.

@@ -4,6 +4,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +30,16 @@ type Deps struct {
 	Log      *slog.Logger
 	HTTP     *http.Client // one pooled client for every upstream call
 	Function string       // the platform's function name, when it says
+	// Timeout is CLOUDCALL_TIMEOUT, zero when it is not set (or invalid,
+	// which every invocation reports): a factory that sizes something by
+	// the deadline applies its own default, the one it declares in
+	// Op.Timeout, or DefaultTimeout.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is the deadline when neither the platform, CLOUDCALL_TIMEOUT
+// nor the operation sets one.
+const DefaultTimeout = 10 * time.Second
 
 // Factory builds the operation at cold start. When it fails (say a secret is
 // missing) the function still starts and every invocation answers with the
@@ -144,15 +154,16 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
-	timeout, err := env.Duration("CLOUDCALL_TIMEOUT", 10*time.Second)
+	timeout, err := env.Duration("CLOUDCALL_TIMEOUT", 0)
 	switch {
 	case err != nil:
 		problems = append(problems, err.Error())
-		timeout = 10 * time.Second
-	case timeout <= 0:
+		timeout = 0
+	case timeout < 0 || timeout == 0 && env.Get("CLOUDCALL_TIMEOUT", "") != "":
 		problems = append(problems, fmt.Sprintf("CLOUDCALL_TIMEOUT=%q: expected a positive duration such as 10s", env.Get("CLOUDCALL_TIMEOUT", "")))
-		timeout = 10 * time.Second
+		timeout = 0
 	}
+	deps.Timeout = timeout
 	op, opErr := f(ctx, deps)
 	if op.API == "" {
 		op.API = deps.Function
@@ -164,7 +175,7 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	if len(problems) > 0 {
 		initErr = errors.New(strings.Join(problems, "; "))
 	}
-	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: timeout, initErr: initErr}
+	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), initErr: initErr}
 	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())

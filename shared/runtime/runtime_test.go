@@ -215,6 +215,43 @@ func TestInvokeDeadlines(t *testing.T) {
 
 }
 
+// An operation's own default deadline (the charge's 15 s) is the one used
+// when the platform gives none and CLOUDCALL_TIMEOUT is not set; the
+// setting, when present, wins and is what the factory sees in Deps.
+func TestTheOperationsDefaultDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		opTO     time.Duration
+		want     time.Duration
+		depsSeen time.Duration
+	}{
+		{"runtime default", nil, 0, DefaultTimeout, 0},
+		{"operation default", nil, 15 * time.Second, 15 * time.Second, 0},
+		{"setting wins", map[string]string{"CLOUDCALL_TIMEOUT": "3s"}, 15 * time.Second, 3 * time.Second, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &seen{}
+			var deps Deps
+			f := func(ctx context.Context, d Deps) (envelope.Op, error) {
+				deps = d
+				op, err := echoFactory(s, nil)(ctx, d)
+				op.Timeout = tc.opTO
+				return op, err
+			}
+			e := config.FromMap(tc.env)
+			h, err := New(context.Background(), e, NewLogger(io.Discard, e), f)
+			require.NoError(t, err)
+			require.Equal(t, tc.depsSeen, deps.Timeout)
+			before := time.Now()
+			out := h.Invoke(context.Background(), []byte(`{"name":"a"}`), Meta{})
+			require.Contains(t, string(out), `"errCode":0`)
+			require.True(t, s.hasDL)
+			require.WithinRange(t, s.deadline, before.Add(tc.want), time.Now().Add(tc.want))
+		})
+	}
+}
+
 func TestInvokeUnconfiguredFunction(t *testing.T) {
 	s := &seen{}
 	h, logs := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, s, errors.New("set WECHAT_APPSECRET (or WECHAT_APPSECRET_FILE)"))

@@ -253,3 +253,23 @@ func TestParamEncodingThroughTheFunction(t *testing.T) {
 	require.Contains(t, string(resp.Body), `"errCode":0`)
 	require.Equal(t, `{"wds_coordination_order_id":"BFC123","price":12345,"type":1,"desc":"a<b>&c","feature":"{\"test\":\"xx\"}"}`, got)
 }
+
+// In HTTP-server mode, where no platform sets a deadline, the charge waits
+// 15 s for TOP unless CLOUDCALL_TIMEOUT says otherwise, as the registry
+// documents (it had been the runtime's 10 s).
+func TestTheChargesDefaultDeadlineIs15s(t *testing.T) {
+	sbx := topsbx.New(topsbx.Options{})
+	for _, tc := range []struct {
+		set  string
+		want time.Duration
+	}{{"", 15 * time.Second}, {"4s", 4 * time.Second}} {
+		env := sbx.Env("http://127.0.0.1:1")
+		if tc.set != "" {
+			env["CLOUDCALL_TIMEOUT"] = tc.set
+		}
+		e := config.FromMap(env)
+		h, err := runtime.New(context.Background(), e, slog.New(slog.DiscardHandler), top.FactoryWith(idempotency.NewMemory(nil)))
+		require.NoError(t, err)
+		require.Equal(t, tc.want, h.Timeout, "CLOUDCALL_TIMEOUT=%q", tc.set)
+	}
+}

@@ -2,6 +2,7 @@ package top
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -258,6 +259,12 @@ func (ch *Charger) charge(ctx context.Context, session, param string) (*ExtraCha
 	}, nil
 }
 
+// DefaultTimeout is the charge's deadline when neither the platform nor
+// CLOUDCALL_TIMEOUT sets one (HTTP-server mode): longer than the runtime's
+// 10 s, as the registry documents, because a charge TOP is slow to answer
+// is better awaited than cut off and left to reconcile.
+const DefaultTimeout = 15 * time.Second
+
 // Factory builds the top-launch-extra-charge function from the environment:
 // its idempotency records go to CLOUDCALL_IDEMPOTENCY_STORE, else to
 // CLOUDCALL_STORE when that is Redis; never to memory.
@@ -311,10 +318,11 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 	if err != nil {
 		return fail, err
 	}
-	timeout, _ := d.Env.Duration("CLOUDCALL_TIMEOUT", 15*time.Second)
+	timeout := cmp.Or(d.Timeout, DefaultTimeout)
 	g := idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: d.Log})
 	ch := NewCharger(c, g, int64(minPrice), int64(maxPrice))
 	op := ch.Op()
+	op.Timeout = DefaultTimeout
 	// The first charge also needs the records store dialled, checked and
 	// prepared: the same warm-up does that after the schema.
 	op.Warm = func(ctx context.Context) {
