@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 // BenchmarkInvocationLine is the line every invocation writes: two
@@ -17,5 +18,22 @@ func BenchmarkInvocationLine(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		log.LogAttrs(ctx, slog.LevelInfo, "invocation", slog.String("requestId", "c0ffee-1234"), slog.String("event", "direct"),
 			slog.Int("status", 200), slog.Float64("latencyMs", 0.123), slog.Int("errCode", 0))
+	}
+}
+
+// BenchmarkInvocationLineFlat is the invocation line as the runtime writes
+// it (HandleFlat), with three configured secrets to look for.
+func BenchmarkInvocationLineFlat(b *testing.B) {
+	secrets := []string{"sbx_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "demo-appsecret-0123456789abcdef", "wx-session-key-0123"}
+	h := New(io.Discard, func() []string { return secrets }, slog.LevelInfo).Handler().(*Handler)
+	attrs := []slog.Attr{slog.String("requestId", "c0ffee-1234-5678-9abc"), slog.String("function", "logistics-get-quota"),
+		slog.String("api", "openapi.logistics.getQuota"), slog.String("event", "direct"), slog.Int("status", 200),
+		slog.Float64("latencyMs", 0.413), slog.Int("errCode", 0), slog.String("errClass", "ok"), slog.Bool("coldStart", false)}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := h.HandleFlat(ctx, time.Now(), slog.LevelInfo, "invocation", attrs); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

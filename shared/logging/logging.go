@@ -52,23 +52,45 @@ var patterns = [numPatterns]pattern{
 
 // triggers reads the line once and says which patterns could match: each
 // match needs a word right before an '=', a space or a '"' (compared without
-// case), so only those bytes are looked at.
+// case), so only those bytes are looked at, and a word is compared only when
+// the byte before them is its last letter (most quotes in a JSON line end a
+// key or value that cannot be one).
 func triggers(b []byte) (t [numPatterns]bool) {
-	for i, c := range b {
-		switch c {
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
 		case '=':
-			t[patQueryToken] = t[patQueryToken] || endsFold(b[:i], "access_token")
-			t[patSignature] = t[patSignature] || endsFold(b[:i], "signature")
+			switch p := b[:i]; lower(b[i-1]) {
+			case 'n':
+				t[patQueryToken] = t[patQueryToken] || endsFold(p, "access_token")
+			case 'e':
+				t[patSignature] = t[patSignature] || endsFold(p, "signature")
+			}
 		case ' ':
-			t[patBearer] = t[patBearer] || endsFold(b[:i], "bearer")
+			if lower(b[i-1]) == 'r' {
+				t[patBearer] = t[patBearer] || endsFold(b[:i], "bearer")
+			}
 		case '"':
-			if !t[patJSONKey] {
-				p := b[:i]
-				t[patJSONKey] = endsFold(p, "token") || endsFold(p, "secret") || endsFold(p, "session") || endsFold(p, "sign") || endsFold(p, "password")
+			if t[patJSONKey] {
+				continue
+			}
+			switch p := b[:i]; lower(b[i-1]) {
+			case 'n':
+				t[patJSONKey] = endsFold(p, "token") || endsFold(p, "session") || endsFold(p, "sign")
+			case 't':
+				t[patJSONKey] = endsFold(p, "secret")
+			case 'd':
+				t[patJSONKey] = endsFold(p, "password")
 			}
 		}
 	}
 	return t
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // endsFold reports whether b ends with the lower-case ASCII word w, in any
@@ -79,11 +101,7 @@ func endsFold(b []byte, w string) bool {
 	}
 	b = b[len(b)-len(w):]
 	for i := 0; i < len(w); i++ {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != w[i] {
+		if lower(b[i]) != w[i] {
 			return false
 		}
 	}

@@ -61,3 +61,22 @@ func TestRedactPatterns(t *testing.T) {
 		require.Equal(t, tc.want, string(r.Redact([]byte(tc.in))), tc.in)
 	}
 }
+
+// triggers may say yes when no pattern matches, never no when one does: a
+// missed trigger would let a credential through unredacted.
+func FuzzTriggersNeverMissAMatch(f *testing.F) {
+	for _, s := range []string{`{"access_token":"abc"}`, `{"refreshToken": "r1"}`, `Signature=0123456789abcdef0123`,
+		`Authorization: Bearer abcdefgh.ij`, `{"Password" : "hunter2"}`, `{"SECURITY_TOKEN":"sts"}`, `{"sign":"abc"}`,
+		`x?ACCESS_TOKEN=t0k3n&y`, `{"Session":"s"}`, `{"secret" :"s"}`, `bEaReR 0123456789`, `{"msg":"no credentials here"}`,
+		`signature=abc signature=0123456789abcdef0123`, `{"x":"y","accessToken":"a"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := triggers(b)
+		for i := range patterns {
+			if patterns[i].re().Match(b) {
+				require.True(t, got[i], "pattern %d matches %q but was not triggered", i, b)
+			}
+		}
+	})
+}
