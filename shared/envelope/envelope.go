@@ -96,27 +96,29 @@ func (o Op) Invoke(ctx context.Context, in *Input) (resp Response) {
 	return Success(o.API, out)
 }
 
-// Success encodes {"errCode":0,"errMsg":"<api>:ok", ...fields of out}.
+// Success encodes {"errCode":0,"errMsg":"<api>:ok", ...fields of out}. The
+// result is encoded straight into the envelope's buffer (one buffer, no
+// copy of the fields), byte for byte what json.Marshal writes.
 func Success(api string, out any) Response {
-	var fields []byte
-	if out != nil {
-		b, err := json.Marshal(out)
-		if err != nil {
-			return Failure(api, &Error{Code: CodeInternal, Reason: "internal error", Err: fmt.Errorf("encode result: %w", err)})
-		}
-		b = bytes.TrimSpace(b)
-		if len(b) < 2 || b[0] != '{' {
-			return Failure(api, &Error{Code: CodeInternal, Reason: "internal error", Err: fmt.Errorf("result of %s is not a JSON object", api)})
-		}
-		fields = b[1 : len(b)-1]
-	}
 	var buf bytes.Buffer
-	buf.Grow(len(fields) + len(api) + 32)
+	buf.Grow(len(api) + 128)
 	buf.WriteString(`{"errCode":0,"errMsg":`)
 	writeString(&buf, api+":ok")
-	if len(bytes.TrimSpace(fields)) > 0 {
-		buf.WriteByte(',')
-		buf.Write(fields)
+	if out != nil {
+		p := buf.Len()
+		if err := json.NewEncoder(&buf).Encode(out); err != nil { // Marshal's bytes plus a newline
+			return Failure(api, &Error{Code: CodeInternal, Reason: "internal error", Err: fmt.Errorf("encode result: %w", err)})
+		}
+		obj := bytes.TrimRight(buf.Bytes()[p:], "\n")
+		if len(obj) < 2 || obj[0] != '{' {
+			return Failure(api, &Error{Code: CodeInternal, Reason: "internal error", Err: fmt.Errorf("result of %s is not a JSON object", api)})
+		}
+		if len(bytes.TrimSpace(obj[1:len(obj)-1])) == 0 {
+			buf.Truncate(p) // {}: no fields to add
+		} else {
+			obj[0] = ','                   // the fields follow errMsg
+			buf.Truncate(p + len(obj) - 1) // and the envelope's own } closes them
+		}
 	}
 	buf.WriteByte('}')
 	return Response{Status: http.StatusOK, Body: buf.Bytes()}
@@ -146,9 +148,19 @@ func Failure(api string, e *Error) Response {
 	return Response{Status: e.HTTPStatus(), Body: b, Err: e}
 }
 
+// writeString writes s as json.Marshal quotes it: as is when no byte needs
+// an escape (an API name always), through json.Marshal otherwise.
 func writeString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s)
-	buf.Write(b)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			buf.Write(b)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
 }
 
 // Header returns the first value of an HTTP header, case-insensitively; empty

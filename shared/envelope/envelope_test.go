@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,4 +151,60 @@ func TestWrappedErrorKeepsCode(t *testing.T) {
 	r := op.Invoke(context.Background(), &Input{})
 	require.Equal(t, http.StatusTooManyRequests, r.Status)
 	require.JSONEq(t, `{"errCode":-1201,"errMsg":"x.y:fail throttled","retryAfter":7}`, string(r.Body))
+}
+
+type rawObject string
+
+func (r rawObject) MarshalJSON() ([]byte, error) { return []byte(r), nil }
+
+// Success writes, byte for byte, the envelope built from json.Marshal of
+// the result (the construction it replaced), for every kind of result.
+func TestSuccessIsWhatMarshalWrites(t *testing.T) {
+	reference := func(api string, out any) string {
+		name, _ := json.Marshal(api + ":ok")
+		s := `{"errCode":0,"errMsg":` + string(name)
+		if out != nil {
+			b, _ := json.Marshal(out)
+			if fields := bytes.TrimSpace(b[1 : len(b)-1]); len(fields) > 0 {
+				s += "," + string(b[1:len(b)-1])
+			}
+		}
+		return s + "}"
+	}
+	type inner struct {
+		A []int          `json:"a"`
+		M map[string]any `json:"m,omitempty"`
+	}
+	type out struct {
+		QuotaNum int64   `json:"quotaNum"`
+		Desc     string  `json:"desc"`
+		In       inner   `json:"in"`
+		P        *inner  `json:"p,omitempty"`
+		F        float64 `json:"f"`
+	}
+	for name, v := range map[string]any{
+		"nil":              nil,
+		"empty struct":     struct{}{},
+		"empty map":        map[string]int{},
+		"struct":           out{QuotaNum: 210, Desc: "<b>&\u2028 顺丰 \"q\"", In: inner{A: []int{1, 2}}, F: 1e21},
+		"nil slice":        out{},
+		"map":              map[string]any{"z": 1, "a": "x"},
+		"MarshalJSON":      rawObject(` { "k" : [ 1 , 2 ] } `),
+		"MarshalJSON {}":   rawObject(` { } `),
+		"pointer to value": &out{QuotaNum: 1},
+	} {
+		r := Success("openapi.logistics.getQuota", v)
+		require.Equal(t, http.StatusOK, r.Status, name)
+		require.Equal(t, reference("openapi.logistics.getQuota", v), string(r.Body), name)
+		require.True(t, json.Valid(r.Body), name)
+	}
+	for _, api := range []string{"x.y", `we"ird<api>`, "a\u2028b"} {
+		require.Equal(t, reference(api, nil), string(Success(api, nil).Body), api)
+	}
+	// A result that is not an object is an internal error, not a broken envelope.
+	for _, v := range []any{[]int{1}, "s", 3, rawObject(`[1]`)} {
+		r := Success("x.y", v)
+		require.Equal(t, http.StatusInternalServerError, r.Status, "%v", v)
+		require.Contains(t, string(r.Body), "internal error")
+	}
 }
