@@ -3,6 +3,7 @@
 package recordstore
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -21,9 +22,9 @@ const (
 )
 
 // ErrMissing explains what to set when there is no durable store.
-var ErrMissing = fmt.Errorf("the charge keeps its idempotency records only in a durable store: set %s to a postgres://, mysql:// "+
-	"or redis:// URL (a Redis with appendonly yes), or CLOUDCALL_STORE to such a Redis; CLOUDCALL_STORE=memory is per instance, "+
-	"so several instances could charge one key several times", VarStore)
+var ErrMissing = errors.New("the charge keeps its idempotency records only in a durable store: set " + VarStore + " to a postgres://, mysql:// " +
+	"or redis:// URL (a Redis with appendonly yes), or CLOUDCALL_STORE to such a Redis; CLOUDCALL_STORE=memory is per instance, " +
+	"so several instances could charge one key several times")
 
 // FromEnv opens CLOUDCALL_IDEMPOTENCY_STORE, else CLOUDCALL_STORE when that
 // is Redis. Nothing dials until the first record.
