@@ -183,6 +183,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		r.ColdLinkedRounds = lo.ColdStarts
+		if o.RedisURL != "" {
+			sh, fetches, done, err := sbs.withSharedTokens(ctx, o.RedisURL, bins)
+			if err != nil {
+				return nil, err
+			}
+			logf("cold starts with the tokens already in a shared Redis: %d rounds", lo.ColdStarts)
+			r.ColdShared, err = coldStarts(ctx, lo, bins, sh, logf, SharedTokenFunctions, true)
+			r.ColdSharedFetches = fetches()
+			done()
+			if err != nil {
+				return nil, err
+			}
+		}
 		logf("package init profile (GODEBUG=inittrace=1): %d starts of each binary", initStarts)
 		if r.Init, err = initProfiles(ctx, bins, sbs, Functions); err != nil {
 			return nil, err
@@ -318,6 +331,10 @@ type served struct {
 	srv     []*http.Server
 	wechat  *wechatsbx.Server // its counters give the token economy
 	records *localstore.Server
+	// sharedTokens: the functions keep their tokens in a shared store that
+	// already holds them, so CK1 starts against env["ck1"] (its OAuth
+	// sandbox for the section) rather than a fresh sandbox each.
+	sharedTokens bool
 }
 
 func (s *served) close() {
@@ -350,19 +367,82 @@ func (s *served) recordsOnRedis(ctx context.Context, url string) (done func(), e
 	s.env["top"]["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
 	return func() {
 		defer rdb.Close()
-		iter := rdb.Scan(context.Background(), 0, prefix+"*", 500).Iterator()
-		var keys []string
-		for iter.Next(context.Background()) {
-			keys = append(keys, iter.Val())
-			if len(keys) == 500 {
-				rdb.Del(context.Background(), keys...)
-				keys = keys[:0]
-			}
-		}
-		if len(keys) > 0 {
-			rdb.Del(context.Background(), keys...)
-		}
+		deletePrefix(rdb, prefix)
 	}, nil
+}
+
+// deletePrefix deletes the keys under prefix, in batches.
+func deletePrefix(rdb *redis.Client, prefix string) {
+	iter := rdb.Scan(context.Background(), 0, prefix+"*", 500).Iterator()
+	var keys []string
+	for iter.Next(context.Background()) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 500 {
+			rdb.Del(context.Background(), keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		rdb.Del(context.Background(), keys...)
+	}
+}
+
+// SharedTokenFunctions are the functions whose first call fetches a token
+// when their store is empty: the shared-store section starts them with the
+// token already in Redis. (quota-alert also keeps alert state there, which
+// would change its calls from one start to the next.)
+var SharedTokenFunctions = []string{"logistics-get-quota", "ck1-pricing-inbound-box"}
+
+// withSharedTokens is the cold-start setting of a multi-instance deployment
+// after its first start: every function's store is the Redis at url, under
+// a fresh prefix, and already holds the WeChat and CK1 tokens (one start of
+// each puts them there). CK1 gets an OAuth sandbox of its own, whose
+// rotating refresh token the other sections never see. fetches reports the
+// token fetches both sandboxes have answered since; done deletes the keys
+// and stops the sandbox.
+func (s *served) withSharedTokens(ctx context.Context, url string, bins map[string]string) (sh *served, fetches func() int, done func(), err error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("shared tokens: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, nil, nil, fmt.Errorf("shared tokens on Redis at %s: %w", opt.Addr, err)
+	}
+	ck1 := ck1sbx.New(ck1sbx.Options{})
+	ck1URL, ck1Srv, err := serve(ck1.Handler())
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, nil, err
+	}
+	prefix := fmt.Sprintf("cloudcall-bench-tokens-%d:", time.Now().UnixNano())
+	done = func() {
+		_ = ck1Srv.Close()
+		deletePrefix(rdb, prefix)
+		_ = rdb.Close()
+	}
+	sh = &served{env: map[string]map[string]string{}, wechat: s.wechat, sharedTokens: true}
+	for v, env := range map[string]map[string]string{"wechat": s.env["wechat"], "ck1": ck1.Env(ck1URL)} {
+		e := map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": prefix}
+		for k, x := range env {
+			e[k] = x
+		}
+		sh.env[v] = e
+	}
+	for _, fn := range SharedTokenFunctions {
+		f, err := lookup(fn)
+		if err != nil {
+			done()
+			return nil, nil, nil, err
+		}
+		if _, _, err := coldOnce(ctx, bins[fn], functionEnv(f, sh.env[f.Vendor]), payload(f, 0)); err != nil {
+			done()
+			return nil, nil, nil, fmt.Errorf("shared tokens: first start of %s: %w", fn, err)
+		}
+	}
+	before := s.wechat.Calls("token") + ck1.Calls("refresh")
+	return sh, func() int { return s.wechat.Calls("token") + ck1.Calls("refresh") - before }, done, nil
 }
 
 // redacted drops a URL's password for the report.

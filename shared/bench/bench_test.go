@@ -3,7 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -76,6 +78,59 @@ func TestTopPayloadGetsAFreshKey(t *testing.T) {
 
 // TestReportVerdicts renders a report with one target met and others missed
 // and checks each verdict and its explanation.
+// With the tokens in a shared Redis, every timed start reads the token the
+// first start stored: no start fetches one, every start makes only its
+// business call, and the section's keys are deleted afterwards.
+func TestColdStartsWithSharedTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	url := redistest.URL(t)
+	root, err := emulator.ModuleRoot(".")
+	require.NoError(t, err)
+	bins, _, err := buildAll(context.Background(), root, t.TempDir(), SharedTokenFunctions)
+	require.NoError(t, err)
+	sbs, err := startSandboxes()
+	require.NoError(t, err)
+	defer sbs.close()
+	sh, fetches, done, err := sbs.withSharedTokens(context.Background(), url, bins)
+	require.NoError(t, err)
+	require.Equal(t, 1, sbs.wechat.Calls("token"), "the first start fetched WeChat's token")
+	prefix := sh.env["ck1"]["CLOUDCALL_STORE_PREFIX"]
+	require.Equal(t, prefix, sh.env["wechat"]["CLOUDCALL_STORE_PREFIX"])
+	require.Equal(t, url, sh.env["ck1"]["CLOUDCALL_STORE"])
+	require.NotEmpty(t, sh.env["ck1"]["CK1_REFRESH_TOKEN"], "CK1 on OAuth, not the fixed token")
+
+	res, err := coldStarts(context.Background(), Options{ColdStarts: 3}, bins, sh, func(string, ...any) {}, SharedTokenFunctions, true)
+	require.NoError(t, err)
+	require.Len(t, res, 3)
+	for _, r := range res[1:] {
+		require.Equal(t, 3, r.FirstRatio.N, r.Function)
+	}
+	require.Equal(t, 0, fetches(), "no start fetched a token")
+	require.Equal(t, 1, sbs.wechat.Calls("token"))
+	require.Equal(t, 1+3+3, sbs.wechat.Calls("quota"), "the first start, each timed start and each floor")
+	resp, err := http.Get(sh.env["ck1"]["CK1_API_BASE"] + "/__sandbox/calls")
+	require.NoError(t, err)
+	var ck1Calls map[string]int
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ck1Calls))
+	resp.Body.Close()
+	require.Equal(t, 1, ck1Calls["refresh"], "CK1: the first start's refresh only")
+	require.Equal(t, 1+3+3, ck1Calls["pricing"], "CK1: the first start, each timed start and each floor, on the section's sandbox")
+
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
+	require.NoError(t, err)
+	require.NotEmpty(t, keys, "the tokens are in Redis")
+	done()
+	keys, err = rdb.Keys(context.Background(), prefix+"*").Result()
+	require.NoError(t, err)
+	require.Empty(t, keys)
+}
+
 func TestReportVerdicts(t *testing.T) {
 	r := &Report{Date: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), GoVersion: "go1.26", Machine: "test", Options: Options{ColdStarts: 20},
 		Sizes: []Size{{Function: floorName, FC: 5 << 20, Lambda: 4 << 20}, {Function: "logistics-get-quota", FC: 12 << 20, Lambda: 8 << 20}},
@@ -93,7 +148,10 @@ func TestReportVerdicts(t *testing.T) {
 			PairRatio: Spread{N: 40, P10: 0.8, P50: 0.91, P90: 1.02, Unit: "pairs"}},
 		Memory: []MemoryResult{{Function: "logistics-get-quota", Calls: 10000, AtTenth: 10000, AtEnd: 10500, GrowthKiB: 500, PeakKiB: 11000},
 			{Function: camsFunction, Calls: 60, AtTenth: 10000, AtEnd: 10100, GrowthKiB: 100, PeakKiB: 10200}},
-		Tokens: []TokenResult{{Store: "memory", Instances: 4, Calls: 10000, Fetches: 4, Lifetimes: 1}, {Store: "redis", Instances: 4, Calls: 10000, Fetches: 2, Lifetimes: 1}},
+		Tokens:           []TokenResult{{Store: "memory", Instances: 4, Calls: 10000, Fetches: 4, Lifetimes: 1}, {Store: "redis", Instances: 4, Calls: 10000, Fetches: 2, Lifetimes: 1}},
+		ColdLinkedRounds: 7,
+		ColdShared: []ColdResult{{Function: floorName}, {Function: "ck1-pricing-inbound-box",
+			ReadyRatio: Spread{N: 7, P10: 1.0, P50: 1.04, P90: 1.1}, FirstRatio: Spread{N: 7, P10: 1.1, P50: 1.2, P90: 1.3}}},
 	}
 	var b bytes.Buffer
 	require.NoError(t, r.Markdown(&b))
@@ -121,6 +179,9 @@ func TestReportVerdicts(t *testing.T) {
 		"| plain FC build (no tag) ≤ 10 MiB | largest 12.0 MiB (logistics-get-quota) | **missed** |",
 		"| memory | 4 | 10000 | 0 | 4 | 4.0 |",
 		"CAMS runs 60 invocations",
+		"With the tokens already in a shared Redis (7 rounds,",
+		"Token fetches during these rounds: 0. For reading only: the targets above are judged on the default memory store.",
+		"| ck1-pricing-inbound-box | 0.00 ms | 0.00 ms | 1.04× (p10–p90 1.00–1.10×, 7 rounds) | 1.20× (p10–p90 1.10–1.30×, 7 rounds) |",
 	} {
 		require.Contains(t, md, want)
 	}

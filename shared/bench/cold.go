@@ -13,6 +13,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore"
 	"github.com/cloudcall/cloudcall/shared/wechat"
 )
 
@@ -109,6 +110,9 @@ func coldFunction(ctx context.Context, start startFunc, bin string, f registry.F
 	stop := func() {}
 	switch f.Vendor {
 	case "ck1":
+		if sbs.sharedTokens {
+			break // the token is in the shared store: no refresh, the same sandbox
+		}
 		if venv, stop, err = freshCK1(); err != nil {
 			return 0, 0, err
 		}
@@ -146,8 +150,18 @@ func callFloor(ctx context.Context, start startFunc, bin string, env map[string]
 // same ones, counted by running it once against a fresh sandbox.
 func callFloors(ctx context.Context, bins map[string]string, sbs *served, fns []string) (map[string]map[string]string, error) {
 	wx := sbs.env["wechat"]["WECHAT_API_BASE"]
+	var kv store.Store = store.NewMemory(store.MemoryOptions{})
+	if sbs.sharedTokens {
+		// The very token the functions read from the shared store.
+		rs, err := redisstore.Open(redisstore.Options{URL: sbs.env["wechat"]["CLOUDCALL_STORE"], Prefix: sbs.env["wechat"]["CLOUDCALL_STORE_PREFIX"]})
+		if err != nil {
+			return nil, fmt.Errorf("vendor-call floor: %w", err)
+		}
+		defer rs.Close()
+		kv = rs
+	}
 	tm := wechat.NewTokenManager(wechat.TokenOptions{AppID: wechatsbx.DemoAppID, Secret: wechatsbx.DemoSecret, Base: wx,
-		HTTP: http.DefaultClient, KV: store.NewMemory(store.MemoryOptions{})})
+		HTTP: http.DefaultClient, KV: kv})
 	tok, err := tm.Token(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("vendor-call floor: WeChat token: %w", err)
