@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 )
@@ -183,7 +185,17 @@ func tokens(ctx context.Context, bin, storeURL string, n int) (TokenResult, erro
 		env["CLOUDCALL_STORE"] = storeURL
 		// A fresh namespace: a token cached by an earlier run belongs to
 		// another sandbox and would cost a refusal and a refetch.
-		env["CLOUDCALL_STORE_PREFIX"] = fmt.Sprintf("cloudcall-bench-%d:", time.Now().UnixNano())
+		prefix := fmt.Sprintf("cloudcall-bench-%d:", time.Now().UnixNano())
+		env["CLOUDCALL_STORE_PREFIX"] = prefix
+		// After the instances stop (deferred below, so run first): the
+		// run's token is left to no one.
+		defer func() {
+			if opt, err := redis.ParseURL(storeURL); err == nil {
+				rdb := redis.NewClient(opt)
+				deletePrefix(rdb, prefix)
+				_ = rdb.Close()
+			}
+		}()
 	}
 	const instances = 4
 	var ins []*emulator.Instance
