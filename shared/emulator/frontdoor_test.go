@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/runtime"
 )
 
 // descriptorEmu has one function with a POST trigger, one with a timer and
@@ -273,4 +274,29 @@ func TestCallerHangsUpHTTP(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, pid, int(decode(t, body)["pid"].(float64)), "the same instance, not killed")
 	require.Equal(t, 1, p.Starts())
+}
+
+// TestInvalidUTF8ReachesTheFunctionAsSent: a body with bytes that are not
+// UTF-8 goes to the function base64-encoded, byte for byte, so its decoder
+// refuses it. It used to go as a JSON string, where json.Marshal replaced the
+// bytes with U+FFFD and a charge with a mangled desc went through.
+func TestInvalidUTF8ReachesTheFunctionAsSent(t *testing.T) {
+	body := []byte("{\"desc\":\"\xe4\xb8\"}")
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			e := emulator.New(emulator.Options{Platform: p})
+			r := httptest.NewRequest("POST", "/top-launch-extra-charge", nil)
+			in, _, err := runtime.Detect(e.HTTPEvent(r, body))
+			require.NoError(t, err)
+			require.Equal(t, body, in.Body)
+
+			var ev struct {
+				Body string `json:"body"`
+				B64  bool   `json:"isBase64Encoded"`
+			}
+			require.NoError(t, json.Unmarshal(e.HTTPEvent(r, []byte(`{"desc":"上门"}`)), &ev))
+			require.False(t, ev.B64, "valid UTF-8 JSON goes as text")
+			require.Equal(t, `{"desc":"上门"}`, ev.Body)
+		})
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
@@ -617,7 +618,11 @@ func (e *Emulator) httpEvent(r *http.Request, body []byte, reqID string) []byte 
 		headers[k] = strings.Join(vs, ",")
 	}
 	path := r.URL.EscapedPath()
-	b64 := !json.Valid(body) && len(body) > 0
+	// A body that is not JSON text goes as base64 (binary, as both platforms
+	// send it): json.Valid passes invalid UTF-8 inside strings, and
+	// json.Marshal would then replace it with U+FFFD, so the function would
+	// see text the caller never sent instead of refusing what it did send.
+	b64 := len(body) > 0 && (!utf8.Valid(body) || !json.Valid(body))
 	bodyStr := string(body)
 	if b64 {
 		bodyStr = base64.StdEncoding.EncodeToString(body)

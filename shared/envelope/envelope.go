@@ -45,6 +45,11 @@ type Input struct {
 	Function    string // the function's name
 	// Credentials from the platform context, when it passes any (FC does).
 	Credentials *Credentials
+	// SignedNonce is "<key id>:<nonce>" of the caller signature the guard
+	// verified; empty for unsigned HTTP calls and direct invocations. An
+	// operation whose unsigned headers change what runs records it as
+	// durably as its own writes (the charge's Idempotency-Key header).
+	SignedNonce string
 }
 
 // Op is one cloud-call operation: the errMsg prefix and the handler. The

@@ -134,6 +134,22 @@ type Outcome struct {
 // record instead of charging again.
 func keylessKey(fp string) string { return "auto:" + fp }
 
+// Once records name in the records store for ttl, insert-if-absent, and
+// reports whether it was absent: a marker as durable and as shared as the
+// charges' own records (a signed request's nonce, when an unsigned header
+// decides what runs). A store failure is the *envelope.Error a reservation
+// would give.
+func (g *Guard) Once(ctx context.Context, name string, ttl time.Duration) (bool, *envelope.Error) {
+	rec := Record{Token: newToken(), State: Done, Started: g.o.Now().UnixMilli()}
+	// The space keeps markers apart from every call's record: keys are
+	// printable ASCII without spaces.
+	ok, err := g.o.Records.Reserve(ctx, g.o.Namespace+"once "+name, rec, ttl)
+	if err != nil {
+		return false, storeError(err)
+	}
+	return ok, nil
+}
+
 // Run executes fn at most once for the call. A repeat gets the kept envelope
 // (replayed true); a concurrent one, or one with another request under the
 // same key, gets an *envelope.Error with CodeIdempotencyConflict.

@@ -80,6 +80,9 @@ func SignatureGuard(v *callerauth.Verifier) Guard {
 		var r *callerauth.Refusal
 		switch {
 		case err == nil:
+			if a, perr := callerauth.Parse(in.HeaderValue("Authorization")); perr == nil {
+				in.SignedNonce = a.KeyID + ":" + a.Nonce
+			}
 			return nil
 		case errors.As(err, &r):
 			return &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: " + r.Reason}

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
@@ -161,9 +163,22 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	}
 	canon, _ := json.Marshal([]string{MethodLaunchExtra, ch.client.o.AppKey, session, param})
 	fp := idempotency.Fingerprint(canon)
-	key := q.IdempotencyKey
-	if key == "" {
-		key = in.HeaderValue("Idempotency-Key")
+	key, e := idempotencyKey(q.IdempotencyKey, in.Header)
+	if e != nil {
+		return nil, e
+	}
+	if key != "" && q.IdempotencyKey == "" && in.SignedNonce != "" {
+		// The header is not signed: a capture replayed with a new key would
+		// be a new charge. Its nonce is kept with the charges' records, as
+		// durable and as shared as they are, whatever CLOUDCALL_STORE holds
+		// the caller-auth nonces in (per-instance memory by default).
+		fresh, e := ch.guard.Once(ctx, "nonce:"+in.SignedNonce, callerauth.NonceTTL)
+		if e != nil {
+			return nil, e
+		}
+		if !fresh {
+			return nil, &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: replayed nonce (this signed request was already used with an Idempotency-Key header); sign every request anew"}
+		}
 	}
 	inForce := key
 	if inForce == "" {
@@ -186,6 +201,54 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		resp = withKey(envelope.Failure(APILaunchExtraCharge, e), inForce)
 	}
 	return envelope.Prepared(resp), nil
+}
+
+// maxKeyLen is the idempotency key's bound (the registry schema's
+// idempotencyKey: it is part of the record's store key).
+const maxKeyLen = 128
+
+// idempotencyKey is the key in force: the input's idempotencyKey, else the
+// Idempotency-Key header, held to the input field's rule (DESIGN §8 treats
+// them as one key). The header may be sent once; sent with the field, it
+// must say the same.
+func idempotencyKey(field string, h http.Header) (string, *envelope.Error) {
+	var vals []string
+	for k, vs := range h {
+		if strings.EqualFold(k, "Idempotency-Key") {
+			vals = append(vals, vs...)
+		}
+	}
+	bad := func(reason string) *envelope.Error {
+		return &envelope.Error{Code: envelope.CodeInvalidInput, Field: "Idempotency-Key", Reason: "invalid input: Idempotency-Key header: " + reason}
+	}
+	switch {
+	case len(vals) > 1:
+		return "", bad(fmt.Sprintf("sent %d times; send one key", len(vals)))
+	case len(vals) == 0:
+		return field, nil
+	}
+	hk := vals[0]
+	if !keyText(hk) {
+		return "", bad(fmt.Sprintf("expected up to %d printable ASCII characters without spaces, got %q", maxKeyLen, hk))
+	}
+	if field != "" && hk != "" && hk != field {
+		return "", &envelope.Error{Code: envelope.CodeInvalidInput, Field: "idempotencyKey",
+			Reason: fmt.Sprintf("invalid input: idempotencyKey %q and the Idempotency-Key header %q differ; send one key, or the same in both", field, hk)}
+	}
+	return cmp.Or(field, hk), nil
+}
+
+// keyText is the idempotencyKey rule: at most 128 bytes of ! to ~.
+func keyText(s string) bool {
+	if len(s) > maxKeyLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '!' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // withKey echoes the idempotency key in force as the envelope's last field,

@@ -1,0 +1,142 @@
+package top_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/callerauth"
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
+	"github.com/cloudcall/cloudcall/shared/top"
+)
+
+const (
+	replayKeyID  = "backend"
+	replaySecret = "0123456789abcdef0123"
+)
+
+// signedCharge is an FC HTTP trigger event of a charge signed by the caller,
+// with extra headers that are not signed.
+func signedCharge(t *testing.T, body, nonce string, hdr map[string][]string) []byte {
+	t.Helper()
+	path := "/top-launch-extra-charge"
+	headers := map[string]string{"Content-Type": "application/json",
+		"Authorization": callerauth.Header(replayKeyID, replaySecret, "POST", path, "", time.Now().Unix(), nonce, []byte(body))}
+	for k, vs := range hdr {
+		headers[k] = strings.Join(vs, ",") // as FC joins a repeated header
+	}
+	ev, err := json.Marshal(map[string]any{"version": "v1", "rawPath": path, "headers": headers, "body": body, "isBase64Encoded": false,
+		"requestContext": map[string]any{"requestId": nonce, "http": map[string]string{"method": "POST", "path": path}}})
+	require.NoError(t, err)
+	return ev
+}
+
+// twoInstances are two instances of the charge as deployed with caller keys
+// and the default CLOUDCALL_STORE (memory, per instance: where caller-auth
+// nonces live), sharing only the durable records store.
+func twoInstances(t *testing.T) (*topsbx.Server, [2]*runtime.Handler) {
+	t.Helper()
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	vars := sbx.Env(srv.URL)
+	vars["CLOUDCALL_CALLER_KEYS"] = replayKeyID + ":" + replaySecret
+	records := idempotency.NewMemory(nil)
+	var hs [2]*runtime.Handler
+	for i := range hs {
+		env := config.FromMap(vars)
+		h, err := runtime.New(context.Background(), env, runtime.NewLogger(io.Discard, env), top.FactoryWith(records))
+		require.NoError(t, err)
+		hs[i] = h
+	}
+	return sbx, hs
+}
+
+func answer(t *testing.T, h *runtime.Handler, ev []byte) (int, map[string]any) {
+	t.Helper()
+	var resp struct {
+		Status int    `json:"statusCode"`
+		Body   string `json:"body"`
+	}
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), ev, runtime.Meta{}), &resp))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(resp.Body), &m), resp.Body)
+	return resp.Status, m
+}
+
+// A signed charge captured and replayed on another instance with a new
+// Idempotency-Key header (which the signature does not cover) is refused:
+// its nonce is kept with the charges' records, not in the instance's memory.
+// Before, both calls answered errCode 0 and TOP's ledger held 2 charges.
+func TestACapturedChargeReplayedWithANewHeaderKeyIsRefused(t *testing.T) {
+	sbx, hs := twoInstances(t)
+	body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-REPLAY","price":100,"type":1}}`
+	nonce := "replay-nonce-0123456789"
+	st, first := answer(t, hs[0], signedCharge(t, body, nonce, map[string][]string{"Idempotency-Key": {"first"}}))
+	require.Equal(t, 200, st, first)
+	require.Equal(t, 0.0, first["errCode"], first)
+	require.Equal(t, "first", first["idempotencyKey"])
+
+	st, replay := answer(t, hs[1], signedCharge(t, body, nonce, map[string][]string{"Idempotency-Key": {"attacker"}}))
+	require.Equal(t, 401, st, replay)
+	require.Equal(t, -1101.0, replay["errCode"], replay)
+	require.Contains(t, replay["errMsg"], "replayed nonce")
+	require.Len(t, sbx.Charges("BFC-REPLAY"), 1)
+
+	// A request signed anew with its own key is a new charge, by choice.
+	st, second := answer(t, hs[1], signedCharge(t, body, "second-nonce-0123456789", map[string][]string{"Idempotency-Key": {"second"}}))
+	require.Equal(t, 200, st, second)
+	require.Equal(t, 0.0, second["errCode"], second)
+	require.Len(t, sbx.Charges("BFC-REPLAY"), 2)
+}
+
+// The Idempotency-Key header is held to idempotencyKey's rule, sent once,
+// and when sent with the field it says the same; each refusal charges
+// nothing.
+func TestTheIdempotencyKeyHeaderFollowsTheFieldsRule(t *testing.T) {
+	sbx, hs := twoInstances(t)
+	body := func(key string) string {
+		b := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-HDR","price":7,"type":2}`
+		if key != "" {
+			b += `,"idempotencyKey":"` + key + `"`
+		}
+		return b + "}"
+	}
+	for i, tc := range []struct {
+		name, field string
+		hdr         map[string][]string
+		wantField   string
+		reason      string
+	}{
+		{"a space", "", map[string][]string{"Idempotency-Key": {"has space"}}, "Idempotency-Key", `Idempotency-Key header: expected up to 128 printable ASCII characters without spaces, got "has space"`},
+		{"129 characters", "", map[string][]string{"Idempotency-Key": {strings.Repeat("k", 129)}}, "Idempotency-Key", "expected up to 128 printable ASCII"},
+		{"not ASCII", "", map[string][]string{"Idempotency-Key": {"ключ"}}, "Idempotency-Key", "expected up to 128 printable ASCII"},
+		{"a tab", "", map[string][]string{"Idempotency-Key": {"a\tb"}}, "Idempotency-Key", "expected up to 128 printable ASCII"},
+		{"twice", "", map[string][]string{"Idempotency-Key": {"k-a"}, "idempotency-key": {"k-b"}}, "Idempotency-Key", "sent 2 times; send one key"},
+		{"differs from the field", "body-key", map[string][]string{"Idempotency-Key": {"header-key"}}, "idempotencyKey", `idempotencyKey "body-key" and the Idempotency-Key header "header-key" differ`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, m := answer(t, hs[i%2], signedCharge(t, body(tc.field), "hdr-nonce-0123456789-"+string(rune('a'+i)), tc.hdr))
+			require.Equal(t, 400, st, m)
+			require.Equal(t, -1001.0, m["errCode"], m)
+			require.Equal(t, tc.wantField, m["field"], m)
+			require.Contains(t, m["errMsg"], tc.reason)
+		})
+	}
+	require.Empty(t, sbx.Charges("BFC-HDR"), "no refused call charged")
+
+	// The same key in both places is one key.
+	st, m := answer(t, hs[0], signedCharge(t, body("same-key"), "hdr-nonce-0123456789-same", map[string][]string{"Idempotency-Key": {"same-key"}}))
+	require.Equal(t, 200, st, m)
+	require.Equal(t, "same-key", m["idempotencyKey"])
+	require.Len(t, sbx.Charges("BFC-HDR"), 1)
+}
