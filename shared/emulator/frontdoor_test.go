@@ -194,7 +194,7 @@ func TestBodyThatStopsArriving(t *testing.T) {
 			for _, path := range []string{"/hello", "/2015-03-31/functions/hello/invocations", "/2023-03-30/functions/hello/invocations"} {
 				c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
 				require.NoError(t, err)
-				_, err = fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"half\":", path)
+				_, err = fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"half\":", path)
 				require.NoError(t, err)
 				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 				require.NoError(t, err, path)
@@ -299,4 +299,63 @@ func TestInvalidUTF8ReachesTheFunctionAsSent(t *testing.T) {
 			require.Equal(t, `{"desc":"上门"}`, ev.Body)
 		})
 	}
+}
+
+// TestWebPagesCannotCallTheDoors: the doors run functions without
+// credentials, so a page open in the developer's browser may not reach them,
+// neither cross-site (a text/plain POST needs no preflight) nor through a DNS
+// name rebound to 127.0.0.1. Backends and SDKs send no Origin and name the
+// address they dialled.
+func TestWebPagesCannotCallTheDoors(t *testing.T) {
+	_, srv := descriptorEmu(t, runtimeapi.FC, 0)
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	doors := []string{"/hello", "/2023-03-30/functions/hello/invocations", "/2015-03-31/functions/hello/invocations", "/__timers/ticker"}
+	for _, tc := range []struct {
+		name   string
+		hdr    map[string]string
+		status int
+		says   string
+	}{
+		{"a backend", nil, 200, ""},
+		{"localhost", map[string]string{"Host": "localhost:" + port}, 200, ""},
+		{"an IP address", map[string]string{"Host": "10.0.0.7:" + port}, 200, ""},
+		{"the console's own page", map[string]string{"Origin": srv.URL, "Sec-Fetch-Site": "same-origin"}, 200, ""},
+		{"a cross-site page", map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"}, 403, `cross-origin request from \"http://evil.example\" refused`},
+		{"a cross-site image", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, "cross-site request refused"},
+		{"a rebound DNS name", map[string]string{"Host": "evil.example:" + port, "Origin": "http://evil.example:" + port}, 403, `Host \"evil.example:` + port + `\" is a name other than localhost`},
+	} {
+		for _, door := range doors {
+			req, err := http.NewRequest("POST", srv.URL+door, strings.NewReader(`{}`))
+			require.NoError(t, err)
+			for k, v := range tc.hdr {
+				if k == "Host" {
+					req.Host = v
+				} else {
+					req.Header.Set(k, v)
+				}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if tc.status == 403 {
+				require.Equal(t, 403, resp.StatusCode, "%s → %s: %s", tc.name, door, b)
+			} else {
+				require.Less(t, resp.StatusCode, 300, "%s → %s: %s", tc.name, door, b)
+			}
+			if tc.says != "" {
+				require.Contains(t, string(b), tc.says, door)
+			}
+		}
+	}
+	// Refused at once, even when its body never finishes arriving.
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = fmt.Fprintf(c, "POST /hello HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 100\r\n\r\n{\"half\":")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, 403, resp.StatusCode)
 }

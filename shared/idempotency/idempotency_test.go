@@ -228,6 +228,7 @@ type failing struct {
 	reserve, read, finish, alias bool
 	known                        bool // fail the "outcome known" note too
 	notDurable                   bool
+	settings                     bool
 	finishes                     int
 }
 
@@ -236,6 +237,9 @@ func (f *failing) Reserve(ctx context.Context, k string, r idempotency.Record, t
 	defer f.mu.Unlock()
 	if f.notDurable {
 		return false, fmt.Errorf("%w: redis has appendonly off", idempotency.ErrNotDurable)
+	}
+	if f.settings {
+		return false, fmt.Errorf(`%w: postgres at db:5432: password authentication failed for user "billing"`, idempotency.ErrSettings)
 	}
 	if f.reserve || (f.alias && r.Alias != "") {
 		return false, fmt.Errorf("%w: connection refused", idempotency.ErrUnavailable)
@@ -290,6 +294,18 @@ func TestStoreFailures(t *testing.T) {
 	_, _, e = g.Run(ctx, key("k", "fp"), fn)
 	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
 	recs.alias = false
+	require.Equal(t, int32(0), runs.Load())
+
+	// A store that refuses the URL's credentials or database: configuration
+	// error (retrying cannot help), nothing runs, and the driver's text (it
+	// names users and databases) stays in the log.
+	recs.settings = true
+	_, _, e = g.Run(ctx, key("k", "fp"), fn)
+	require.Equal(t, envelope.CodeConfig, e.Code)
+	require.ErrorIs(t, e, idempotency.ErrSettings)
+	require.Contains(t, e.Reason, "fix CLOUDCALL_IDEMPOTENCY_STORE")
+	require.NotContains(t, e.Reason, "billing")
+	recs.settings = false
 	require.Equal(t, int32(0), runs.Load())
 
 	// A store that could forget records: configuration error, nothing runs.

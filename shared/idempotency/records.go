@@ -14,6 +14,9 @@ var (
 	// ErrUnavailable wraps every failure to reach or write the records store:
 	// the charge must not run (-1501, retryable).
 	ErrUnavailable = errors.New("idempotency: records store unavailable")
+	// ErrSettings: the store refused the configured credentials, database or
+	// privileges; retrying cannot help (-1601: configuration).
+	ErrSettings = errors.New("idempotency: records store refused this function's settings")
 	// ErrNotDurable: the store could forget an acknowledged record (a Redis
 	// without AOF), so a seen key could charge again (-1601: configuration).
 	ErrNotDurable = errors.New("idempotency: records store is not durable")

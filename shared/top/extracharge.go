@@ -332,7 +332,7 @@ const DefaultTimeout = 15 * time.Second
 // its idempotency records go to CLOUDCALL_IDEMPOTENCY_STORE, else to
 // CLOUDCALL_STORE when that is Redis; never to memory.
 func Factory(ctx context.Context, d runtime.Deps) (envelope.Op, error) {
-	return factory(ctx, d, func() (idempotency.Records, error) { return recordstore.FromEnv(d.Env) })
+	return factory(ctx, d, func() (idempotency.Records, error) { return recordstore.FromEnv(d.Env, d.Log) })
 }
 
 // FactoryWith builds the function on the given records (tests, embedding).

@@ -5,6 +5,7 @@ package recordstore
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -28,7 +29,7 @@ var ErrMissing = errors.New("the charge keeps its idempotency records only in a 
 
 // FromEnv opens CLOUDCALL_IDEMPOTENCY_STORE, else CLOUDCALL_STORE when that
 // is Redis. Nothing dials until the first record.
-func FromEnv(env *config.Env) (idempotency.Records, error) {
+func FromEnv(env *config.Env, log *slog.Logger) (idempotency.Records, error) {
 	url, err := env.Secret("CLOUDCALL_IDEMPOTENCY_STORE") // URLs carry passwords
 	if err != nil {
 		return nil, err
@@ -44,19 +45,21 @@ func FromEnv(env *config.Env) (idempotency.Records, error) {
 		}
 		url, from = shared, "CLOUDCALL_STORE"
 	}
-	return Open(url, from, env)
+	return Open(url, from, env, log)
 }
 
 func isRedis(u string) bool {
 	return strings.HasPrefix(u, "redis://") || strings.HasPrefix(u, "rediss://")
 }
 
-// Open opens one URL; from names the setting it came from, for errors.
-func Open(url, from string, env *config.Env) (idempotency.Records, error) {
+// Open opens one URL; from names the setting it came from, for errors. log
+// (may be nil) hears what the store notices on its own, such as a Redis that
+// lost its data.
+func Open(url, from string, env *config.Env, log *slog.Logger) (idempotency.Records, error) {
 	switch {
 	case isRedis(url):
 		r, err := redisrecords.Open(redisrecords.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"),
-			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify)})
+			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify), Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}

@@ -32,7 +32,7 @@ func TestFromEnv(t *testing.T) {
 		{"bad persistence policy", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "redis://127.0.0.1:6379/0", "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "trust-me"}, "expected verify or assume"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := recordstore.FromEnv(config.FromMap(tc.env))
+			r, err := recordstore.FromEnv(config.FromMap(tc.env), nil)
 			if err != nil {
 				require.Contains(t, err.Error(), tc.want)
 				return
@@ -47,7 +47,7 @@ func TestSecretFile(t *testing.T) {
 	// The URL carries a password, so it may come from a file like every secret.
 	path := t.TempDir() + "/url"
 	require.NoError(t, writeFile(path, "mysql://u:p@127.0.0.1:3306/db\n"))
-	r, err := recordstore.FromEnv(config.FromMap(map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE_FILE": path}))
+	r, err := recordstore.FromEnv(config.FromMap(map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE_FILE": path}), nil)
 	require.NoError(t, err)
 	defer r.Close()
 	require.Equal(t, "mysql", r.Name())

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +50,8 @@ type Options struct {
 	// again (default 1m); the fence is checked on every reservation.
 	Recheck time.Duration
 	Now     func() time.Time
+	// Log hears a fence found gone (default: discarded).
+	Log *slog.Logger
 }
 
 // Records is idempotency.Records on Redis.
@@ -91,6 +94,9 @@ func Open(o Options) (*Records, error) {
 	if o.Recheck <= 0 {
 		o.Recheck = time.Minute
 	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -123,7 +129,27 @@ func (r *Records) wrap(err error) error {
 	if err == nil || errors.Is(err, redis.Nil) {
 		return err
 	}
+	if settingsError(err) {
+		return fmt.Errorf("%w: redis at %s: %v", idempotency.ErrSettings, r.host, err)
+	}
 	return fmt.Errorf("%w: redis at %s: %v", idempotency.ErrUnavailable, r.host, err)
+}
+
+// settingsError is a refusal retrying cannot fix: the URL's password or user
+// (WRONGPASS, NOAUTH, a password sent to a server without one) or its
+// database number.
+func settingsError(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "ERR AUTH", "ERR invalid password", "ERR DB index is out of range", "ERR invalid DB index"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Records) fenceKey() string { return r.o.Prefix + "idem:fence" }
@@ -157,6 +183,7 @@ func (r *Records) Durable(ctx context.Context) error {
 	if r.gen != gen && r.fence != "" {
 		return nil // another call verified (and fenced) since we looked
 	}
+	lost := r.fence
 	r.fence = ""
 	// A refusal holds a second: a burst of calls on a Redis without AOF
 	// hears the same -1601 without one INFO each.
@@ -171,6 +198,14 @@ func (r *Records) Durable(ctx context.Context) error {
 	}
 	r.refused = nil
 	r.gen++
+	if lost != "" && r.fence != lost {
+		// Persistence is verified again, but what was lost stays lost: a
+		// key charged before can charge again, and only the operator can
+		// tell which.
+		r.o.Log.Error("idempotency: the records store lost its data (the fence this instance verified is gone: a Redis restarted empty, or a failover to a node without the data); "+
+			"records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP",
+			"store", "redis", "host", r.host)
+	}
 	return nil
 }
 

@@ -1,7 +1,10 @@
 package redisrecords_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,4 +250,60 @@ func TestAReservationWithoutItsFenceIsReleased(t *testing.T) {
 			require.Equal(t, int64(2), srv.Keys(), "the fence and the record")
 		})
 	}
+}
+
+// A password the server refuses, or a database number it does not have, is
+// ErrSettings (-1601 at the charge), not the retryable ErrUnavailable.
+func TestRefusedSettingsAreNotRetryable(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	u := strings.TrimSuffix(srv.URL(), "/0")
+	o, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	admin := redis.NewClient(o)
+	require.NoError(t, admin.ConfigSet(context.Background(), "requirepass", "right-pass").Err())
+	t.Cleanup(func() { _ = admin.Close() })
+	right := strings.Replace(u, "redis://", "redis://:right-pass@", 1)
+	for _, raw := range []string{u + "/0", strings.Replace(u, "redis://", "redis://:hunter2@", 1) + "/0", right + "/99"} {
+		r := open(t, redisrecords.Options{URL: raw, Timeout: testTimeout})
+		_, err := r.Reserve(context.Background(), "k", rec("t"), time.Minute)
+		require.ErrorIs(t, err, idempotency.ErrSettings, raw)
+		require.NotErrorIs(t, err, idempotency.ErrUnavailable)
+		require.NotContains(t, err.Error(), "hunter2")
+	}
+	// The right settings work.
+	ok, err := open(t, redisrecords.Options{URL: right + "/0", Timeout: testTimeout}).Reserve(context.Background(), "k", rec("t"), time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
+// A Redis with AOF that loses its data (FLUSHALL here; a wiped disk or a
+// failover to a node without the data) still persists what comes next, so
+// reservations go on after the check, but what was lost is lost: the
+// instance that had verified the fence says so at ERROR, once, for the
+// operator to reconcile.
+func TestALostFenceIsLoggedAsDataLoss(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	var logs bytes.Buffer
+	r := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := context.Background()
+	ok, err := r.Reserve(ctx, "k", rec("t1"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Empty(t, logs.String(), "a first verification is not a loss")
+
+	o, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	admin := redis.NewClient(o)
+	t.Cleanup(func() { _ = admin.Close() })
+	require.NoError(t, admin.FlushAll(ctx).Err())
+
+	ok, err = r.Reserve(ctx, "k", rec("t2"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok, "the lost record is gone: the key is free again")
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+	require.Contains(t, logs.String(), "lost its data")
+	ok, err = r.Reserve(ctx, "k2", rec("t3"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), "said once")
 }

@@ -3,6 +3,7 @@ package sqlrecords
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,6 +21,9 @@ type dialect interface {
 	release() string        // k, token, now
 	purge() string          // now, limit
 	retryable(err error) bool
+	// settings reports an error retrying cannot fix: the server refused
+	// the URL's credentials, database or privileges.
+	settings(err error) bool
 }
 
 type postgres struct{}
@@ -70,6 +74,13 @@ func (postgres) retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
+func (postgres) settings(err error) bool {
+	var pe *pgconn.PgError
+	// Class 28 invalid authorization, 3D000 no such database, 42501
+	// insufficient privilege (no CREATE on the schema).
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000" || pe.Code == "42501")
+}
+
 type mysqlDialect struct{}
 
 func (mysqlDialect) name() string { return "mysql" }
@@ -117,4 +128,11 @@ func (mysqlDialect) retryable(err error) bool {
 	var me *mysql.MySQLError
 	// 1213 deadlock, 1205 lock wait timeout: the statement was rolled back.
 	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+func (mysqlDialect) settings(err error) bool {
+	var me *mysql.MySQLError
+	// 1044 no access to the database, 1045 access denied (user or
+	// password), 1049 unknown database, 1142 a command denied on the table.
+	return errors.As(err, &me) && (me.Number == 1044 || me.Number == 1045 || me.Number == 1049 || me.Number == 1142)
 }

@@ -185,6 +185,9 @@ func (r *Records) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
+	if r.d.settings(err) {
+		return fmt.Errorf("%w: %s at %s: %v", idempotency.ErrSettings, r.d.name(), r.host, err)
+	}
 	return fmt.Errorf("%w: %s at %s: %v", idempotency.ErrUnavailable, r.d.name(), r.host, err)
 }
 

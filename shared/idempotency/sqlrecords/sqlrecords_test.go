@@ -3,6 +3,7 @@ package sqlrecords_test
 import (
 	"context"
 	"database/sql"
+	"net/url"
 	"testing"
 	"time"
 
@@ -142,4 +143,33 @@ func TestPostgresConnectionsClosedByTheServerAreReplaced(t *testing.T) {
 	got, err := r.Read(ctx, "after")
 	require.NoError(t, err)
 	require.Equal(t, "t2", got.Token)
+}
+
+// Settings the server refuses (no such database, a wrong password) are
+// ErrSettings, which the charge answers -1601 (configuration), not the
+// retryable ErrUnavailable: a caller retrying them would retry forever.
+func TestRefusedSettingsAreNotRetryable(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			u, err := url.Parse(b.url(t))
+			require.NoError(t, err)
+			absent := *u
+			absent.Path += "_absent"
+			urls := []string{absent.String()}
+			if b.name == "mysql" {
+				wrong := *u
+				wrong.User = url.UserPassword(u.User.Username(), "wrong-password-3cret")
+				urls = append(urls, wrong.String())
+			}
+			for _, raw := range urls {
+				r, err := sqlrecords.Open(sqlrecords.Options{URL: raw, Timeout: 5 * time.Second})
+				require.NoError(t, err)
+				_, err = r.Reserve(context.Background(), "k", idempotency.Record{Token: "t"}, time.Minute)
+				require.ErrorIs(t, err, idempotency.ErrSettings, raw)
+				require.NotErrorIs(t, err, idempotency.ErrUnavailable)
+				require.NotContains(t, err.Error(), "3cret")
+				_ = r.Close()
+			}
+		})
+	}
 }
