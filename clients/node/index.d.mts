@@ -109,11 +109,14 @@ export default _default;
  */
 export interface GetQuotaInput {
   /**
-   * The ID of the express company (delivery_id), e.g. YTO; see getAllDelivery. Required: an empty value
-   * names no courier.
+   * The ID of the express company (delivery_id), e.g. YTO; see getAllDelivery. Required; WeChat
+   * documents a string and nothing more, so an empty one is sent and WeChat answers for it.
    */
   deliveryId: string;
-  /** The customer code of the express company (biz_id). Required: an empty value names no account. */
+  /**
+   * The customer code of the express company (biz_id). Required; WeChat documents a string and nothing
+   * more, so an empty one is sent and WeChat answers for it.
+   */
   bizId: string;
 }
 
@@ -139,8 +142,8 @@ export interface InboundBoxInput {
   /** Shipping service code (发货服务代码); empty or absent quotes every service. */
   serviceCode?: string;
   /**
-   * Warehouse code (仓库代号). Required; CK1 is an ASP.NET Web API whose [Required] refuses an empty
-   * string, so at least one character.
+   * Warehouse code (仓库代号). Required; CK1 documents a length of 0 to 10, so an empty code is sent
+   * and CK1 answers for it.
    */
   warehouseId: string;
   /** Handling point (处理点). */
@@ -156,8 +159,8 @@ export interface InboundBoxInput {
     /** Height in cm, decimal(8,2). */
     height: InboundBoxInputDimension;
     /**
-     * Number of boxes of this size. CK1 documents an integer and no range; its API and official SDK are
-     * .NET, where an integer is an Int32.
+     * Number of boxes of this size. CK1 documents an integer and no range: any integer is sent as written
+     * (in plain digits), and CK1 judges it.
      */
     quantity: number;
   }[];
@@ -279,7 +282,10 @@ export interface LaunchExtraChargeInput {
    * snake_case.
    */
   omsLaunchExtraChargeParameter: {
-    /** The BFC order number (BFC单号). Required; TOP's SDKs treat an empty value as absent. */
+    /**
+     * The BFC order number (BFC单号). Required; TOP documents a string and nothing more, so an empty one
+     * is sent inside the parameter's JSON and TOP answers for it.
+     */
     wdsCoordinationOrderId: string;
     /**
      * The amount of the adjustment in fen (发起调整金额 单位:分, 1/100 CNY). TOP types it Long

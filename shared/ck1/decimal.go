@@ -44,16 +44,56 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 
 // plain writes an exponent form with plain digits (1e2 → 100, 2.5E-1 →
 // 0.25), as CK1's decimal(8,2) reads it; other numbers keep the caller's
-// digits exactly (30.50 stays 30.50).
+// digits (30.50 stays 30.50) but never more than two decimals: the zeros
+// past them go (30.5000 → 30.50, 3000000.00e-1 → 300000.00), since the
+// schema has checked that the value is a multiple of 0.01, and a literal
+// with more decimals than decimal(8,2) holds is not one to send.
 func plain(s string) string {
-	if !strings.ContainsAny(s, "eE") {
-		return s
+	if strings.ContainsAny(s, "eE") {
+		if r, ok := new(big.Rat).SetString(s); ok {
+			s = r.FloatString(decimalPlaces(s))
+		}
 	}
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return s
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		for len(s)-i-1 > 2 && s[len(s)-1] == '0' {
+			s = s[:len(s)-1]
+		}
 	}
-	return r.FloatString(decimalPlaces(s))
+	return s
+}
+
+// Integer is a JSON integer kept as its exact digits, written plainly (2.0
+// → 2, 1e3 → 1000): CK1 documents Quantity as an integer and no range, so
+// any integer the schema accepts is sent as it is, and CK1 judges it.
+type Integer string
+
+// UnmarshalJSON takes a bare JSON number with no fraction.
+func (n *Integer) UnmarshalJSON(b []byte) error {
+	var d Decimal
+	if err := d.UnmarshalJSON(b); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			te.Type = reflect.TypeOf(Integer(""))
+		}
+		return err
+	}
+	if d == "" {
+		return nil // null: left empty, reported as missing
+	}
+	r, ok := new(big.Rat).SetString(string(d))
+	if !ok || !r.IsInt() {
+		return errors.New("not an integer")
+	}
+	*n = Integer(r.Num().String())
+	return nil
+}
+
+// MarshalJSON writes the digits.
+func (n Integer) MarshalJSON() ([]byte, error) {
+	if n == "" {
+		return []byte("null"), nil
+	}
+	return []byte(n), nil
 }
 
 // MarshalJSON writes the digits as they came.

@@ -51,3 +51,34 @@ func TestTotalCharge(t *testing.T) {
 		})
 	}
 }
+
+// What CK1 receives for a side and a quantity: the caller's digits, plain,
+// never more decimals than decimal(8,2) holds (the schema has checked the
+// value is a multiple of 0.01, so only zeros go), and any integer quantity
+// exactly (CK1 documents no range for it).
+func TestWireDigits(t *testing.T) {
+	for in, want := range map[string]string{
+		"30": "30", "30.5": "30.5", "30.50": "30.50", "30.5000000": "30.50", "999999.990000": "999999.99",
+		"1e2": "100", "2.5E-1": "0.25", "3000000.00e-1": "300000.00", "-0": "-0", "0.070": "0.07",
+	} {
+		var d Decimal
+		require.NoError(t, json.Unmarshal([]byte(in), &d), in)
+		b, err := json.Marshal(d)
+		require.NoError(t, err)
+		require.Equal(t, want, string(b), in)
+	}
+	for in, want := range map[string]string{
+		"2": "2", "2.0": "2", "1e3": "1000", "2.50e1": "25", "-2147483649": "-2147483649",
+		"4611686018427387904": "4611686018427387904", "1e30": "1000000000000000000000000000000", "-0": "0",
+	} {
+		var n Integer
+		require.NoError(t, json.Unmarshal([]byte(in), &n), in)
+		b, err := json.Marshal(n)
+		require.NoError(t, err)
+		require.Equal(t, want, string(b), in)
+	}
+	for _, bad := range []string{`"2"`, "1.5", "true", "{}"} {
+		var n Integer
+		require.Error(t, json.Unmarshal([]byte(bad), &n), bad)
+	}
+}

@@ -16,14 +16,14 @@ import (
 const APIInboundBox = "ck1.pricing.inboundBox"
 
 // Box is InboundBox. Its rules (all five required, weight 1..2147483647 g,
-// sides decimal(8,2), quantity an Int32) are the registry's schema
+// sides decimal(8,2), quantity an integer) are the registry's schema
 // (ck1-pricing-inbound-box.input.json), checked before this is filled.
 type Box struct {
 	Weight   *int64  `json:"weight"`
 	Length   Decimal `json:"length"`
 	Width    Decimal `json:"width"`
 	Height   Decimal `json:"height"`
-	Quantity *int64  `json:"quantity"`
+	Quantity Integer `json:"quantity"`
 }
 
 // BoxInput is the function's input.
@@ -43,7 +43,7 @@ type wireBox struct {
 	Length   Decimal `json:"Length"`
 	Width    Decimal `json:"Width"`
 	Height   Decimal `json:"Height"`
-	Quantity int64   `json:"Quantity"`
+	Quantity Integer `json:"Quantity"`
 }
 
 type wireRequest struct {
@@ -133,7 +133,7 @@ func (c *Client) InboundBox(ctx context.Context, in *BoxInput) (*BoxOutput, erro
 		IncludeUnsuccessful: in.IncludeUnsuccessful, IsCustomsClearance: in.IsCustomsClearance, IsBorrowTaxNo: in.IsBorrowTaxNo,
 		Boxes: make([]wireBox, 0, len(in.Boxes))} // an empty list is sent as [], never null
 	for _, b := range in.Boxes {
-		req.Boxes = append(req.Boxes, wireBox{Weight: *b.Weight, Length: b.Length, Width: b.Width, Height: b.Height, Quantity: *b.Quantity})
+		req.Boxes = append(req.Boxes, wireBox{Weight: *b.Weight, Length: b.Length, Width: b.Width, Height: b.Height, Quantity: b.Quantity})
 	}
 	var ws []wireService
 	if err := c.Post(ctx, "/v1/pricing/inbound/box", req, &ws); err != nil {

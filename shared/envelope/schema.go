@@ -148,11 +148,13 @@ func parseInstance(b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	end := dec.InputOffset()
 	if _, err := dec.ReadToken(); err != io.EOF {
-		if err == nil {
-			err = &jsontext.SyntacticError{ByteOffset: dec.InputOffset(), Err: errors.New("data after the JSON object")}
-		}
-		return nil, err
+		// Whatever follows, a token or not ("{...} trailing" would read as
+		// a broken literal true), it is data after the object.
+		rest := b[end:]
+		at := end + int64(len(rest)-len(bytes.TrimLeft(rest, " \t\r\n")))
+		return nil, &jsontext.SyntacticError{ByteOffset: at, Err: errors.New("data after the JSON object")}
 	}
 	return v, nil
 }

@@ -62,7 +62,9 @@ func TestDecodeInputMessages(t *testing.T) {
 		{"null array item", `{"name":"a","boxes":[null]}`, "boxes[0]", "boxes[0]: expected an object, got null"},
 		{"an exponent no type holds", `{"name":"a","boxes":[{"weight":1},{"weight":1e1000001}]}`, "boxes[1].weight", "boxes[1].weight: expected grams from 1 to 2147483647, got number 1e1000001, which no vendor type holds"},
 		{"a tiny exponent too", `{"name":"a","boxes":[{"weight":1,"side":1e-500}]}`, "boxes[0].side", "got number 1e-500, which no vendor type holds"},
-		{"trailing data", `{"name":"a","boxes":[]} {}`, "", "the request body is not valid JSON"},
+		{"trailing data", `{"name":"a","boxes":[]} {}`, "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
+		{"trailing text", `{"name":"a","boxes":[]} trailing`, "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
+		{"trailing bytes", "{\"name\":\"a\",\"boxes\":[]}\n\xff", "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
 		{"truncated", `{"name":"a"`, "", "the request body is not valid JSON"},
 	}
 	for _, c := range cases {

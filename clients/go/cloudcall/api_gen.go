@@ -14,10 +14,11 @@ var _ json.Number
 // of one courier account. WeChat documents both fields as required strings and nothing more, so any
 // non-empty string is sent as given.
 type GetQuotaInput struct {
-	// The ID of the express company (delivery_id), e.g. YTO; see getAllDelivery. Required: an empty
-	// value names no courier.
+	// The ID of the express company (delivery_id), e.g. YTO; see getAllDelivery. Required; WeChat
+	// documents a string and nothing more, so an empty one is sent and WeChat answers for it.
 	DeliveryID string `json:"deliveryId"`
-	// The customer code of the express company (biz_id). Required: an empty value names no account.
+	// The customer code of the express company (biz_id). Required; WeChat documents a string and
+	// nothing more, so an empty one is sent and WeChat answers for it.
 	BizID string `json:"bizId"`
 }
 
@@ -44,8 +45,8 @@ type InboundBoxInputBoxesItem struct {
 	Width json.Number `json:"width"`
 	// Height in cm, decimal(8,2).
 	Height json.Number `json:"height"`
-	// Number of boxes of this size. CK1 documents an integer and no range; its API and official SDK
-	// are .NET, where an integer is an Int32.
+	// Number of boxes of this size. CK1 documents an integer and no range: any integer is sent as
+	// written (in plain digits), and CK1 judges it.
 	Quantity int64 `json:"quantity"`
 }
 
@@ -55,8 +56,8 @@ type InboundBoxInputBoxesItem struct {
 type InboundBoxInput struct {
 	// Shipping service code (发货服务代码); empty or absent quotes every service.
 	ServiceCode string `json:"serviceCode,omitempty"`
-	// Warehouse code (仓库代号). Required; CK1 is an ASP.NET Web API whose [Required] refuses an
-	// empty string, so at least one character.
+	// Warehouse code (仓库代号). Required; CK1 documents a length of 0 to 10, so an empty code is
+	// sent and CK1 answers for it.
 	WarehouseID string `json:"warehouseId"`
 	// Handling point (处理点).
 	LocationID string `json:"locationId,omitempty"`
@@ -176,7 +177,8 @@ type QueryChatappBindWabaOutput struct {
 // LaunchExtraChargeInputOmsLaunchExtraChargeParameter: OmsLaunchExtraChargeParameter, the request
 // object (请求对象); sent to TOP as one JSON string in snake_case.
 type LaunchExtraChargeInputOmsLaunchExtraChargeParameter struct {
-	// The BFC order number (BFC单号). Required; TOP's SDKs treat an empty value as absent.
+	// The BFC order number (BFC单号). Required; TOP documents a string and nothing more, so an empty
+	// one is sent inside the parameter's JSON and TOP answers for it.
 	WdsCoordinationOrderID string `json:"wdsCoordinationOrderId"`
 	// The amount of the adjustment in fen (发起调整金额 单位:分, 1/100 CNY). TOP types it
 	// Long (the Java sample calls setPrice(12345L)). Policies: at most TOP_MAX_PRICE_FEN (default

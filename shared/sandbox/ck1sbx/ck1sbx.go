@@ -225,9 +225,9 @@ func decimal82(s string) (*big.Rat, bool) {
 func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
 	s.Count("pricing")
 	var in struct {
-		ServiceCode string `json:"ServiceCode"`
-		WarehouseID string `json:"WarehouseId"`
-		LocationID  string `json:"LocationId"`
+		ServiceCode string  `json:"ServiceCode"`
+		WarehouseID *string `json:"WarehouseId"`
+		LocationID  string  `json:"LocationId"`
 		Boxes       []*struct {
 			Weight   *json.Number `json:"Weight"`
 			Length   *json.Number `json:"Length"`
@@ -245,13 +245,18 @@ func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, ck1Error{"800F0400", "请求体无法解析 (malformed body)"})
 		return
 	}
-	// The documented rules of POST /v1/pricing/inbound/box, and no others:
-	// an ASP.NET model whose [Required] refuses null and "", [StringLength]
-	// counts characters, Weight is an Int32 in 1..2147483647, Quantity an
-	// Int32, and the sides decimal(8,2).
+	// The documented rules of POST /v1/pricing/inbound/box: WarehouseId
+	// required, 0 to 10 characters of the pattern (an empty code is a
+	// warehouse that does not exist), ServiceCode and LocationId lengths,
+	// Weight 1..2147483647. What CK1 does not document is played as an
+	// ASP.NET model would: Quantity an Int32, the sides decimal(8,2).
 	var errs []ck1Error
-	if in.WarehouseID == "" || utf8.RuneCountInString(in.WarehouseID) > 10 || !codeRe.MatchString(in.WarehouseID) {
-		errs = append(errs, ck1Error{"800F0410", "WarehouseId 必须满足正则 ^[a-zA-Z0-9\\-_]*$ 且长度 1~10"})
+	warehouse := ""
+	if in.WarehouseID != nil {
+		warehouse = *in.WarehouseID
+	}
+	if in.WarehouseID == nil || utf8.RuneCountInString(warehouse) > 10 || !codeRe.MatchString(warehouse) {
+		errs = append(errs, ck1Error{"800F0410", "WarehouseId 必须, 满足正则 ^[a-zA-Z0-9\\-_]*$ 且长度 0~10"})
 	}
 	if utf8.RuneCountInString(in.ServiceCode) > 30 || !codeRe.MatchString(in.ServiceCode) {
 		errs = append(errs, ck1Error{"800F0411", "ServiceCode 必须满足正则 ^[a-zA-Z0-9\\-_]*$ 且长度 0~30"})
@@ -291,12 +296,12 @@ func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
 	}
 	var wh *Warehouse
 	for i := range s.warehouses {
-		if s.warehouses[i].ID == in.WarehouseID {
+		if s.warehouses[i].ID == warehouse {
 			wh = &s.warehouses[i]
 		}
 	}
 	if len(errs) == 0 && wh == nil {
-		errs = append(errs, ck1Error{"800F0420", "仓库 " + in.WarehouseID + " 不存在"})
+		errs = append(errs, ck1Error{"800F0420", "仓库 " + warehouse + " 不存在"})
 	}
 	if len(errs) > 0 {
 		s.fail(w, r, http.StatusBadRequest, errs...)
