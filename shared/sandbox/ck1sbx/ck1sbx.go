@@ -209,6 +209,15 @@ func int32Of(n json.Number) (int64, bool) {
 	return v, v >= math.MinInt32 && v <= math.MaxInt32
 }
 
+// integerOf reads any JSON integer (2.0 and 1e3 included).
+func integerOf(n json.Number) (*big.Int, bool) {
+	r, ok := new(big.Rat).SetString(string(n))
+	if !ok || !r.IsInt() {
+		return nil, false
+	}
+	return r.Num(), true
+}
+
 // decimal82 reads a decimal(8,2): at most 2 decimals and |x| ≤ 999999.99.
 func decimal82(s string) (*big.Rat, bool) {
 	r, ok := new(big.Rat).SetString(s)
@@ -248,8 +257,9 @@ func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
 	// The documented rules of POST /v1/pricing/inbound/box: WarehouseId
 	// required, 0 to 10 characters of the pattern (an empty code is a
 	// warehouse that does not exist), ServiceCode and LocationId lengths,
-	// Weight 1..2147483647. What CK1 does not document is played as an
-	// ASP.NET model would: Quantity an Int32, the sides decimal(8,2).
+	// Weight 1..2147483647, Quantity an integer (any: no range is
+	// documented; a total no Int32 of grams holds is a failed service), the
+	// sides decimal(8,2).
 	var errs []ck1Error
 	warehouse := ""
 	if in.WarehouseID != nil {
@@ -274,13 +284,13 @@ func (s *Server) inboundBox(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		weight, okW := int32Of(*b.Weight)
-		quantity, okQ := int32Of(*b.Quantity)
+		quantity, okQ := integerOf(*b.Quantity)
 		if !okW || weight < 1 {
 			errs = append(errs, ck1Error{"800F0416", "Weight 必须为 1~2147483647 的整数 (g)"})
 			break
 		}
 		if !okQ {
-			errs = append(errs, ck1Error{"800F0417", "Quantity 必须为 Int32 整数"})
+			errs = append(errs, ck1Error{"800F0417", "Quantity 必须为整数"})
 			break
 		}
 		bx := box{weight: weight, quantity: quantity}

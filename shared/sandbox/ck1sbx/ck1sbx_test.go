@@ -135,8 +135,8 @@ func TestPricingValidationInCK1Shape(t *testing.T) {
 		{"zero weight", `{"WarehouseId":"US","Boxes":[{"Weight":0,"Length":1,"Width":1,"Height":1,"Quantity":1}]}`, "800F0416"},
 		{"weight past Int32", `{"WarehouseId":"US","Boxes":[{"Weight":2147483648,"Length":1,"Width":1,"Height":1,"Quantity":1}]}`, "800F0416"},
 		{"weight fraction", `{"WarehouseId":"US","Boxes":[{"Weight":1.5,"Length":1,"Width":1,"Height":1,"Quantity":1}]}`, "800F0416"},
-		{"quantity past Int32", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1,"Width":1,"Height":1,"Quantity":4611686018427387904}]}`, "800F0417"},
-		{"quantity under Int32", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1,"Width":1,"Height":1,"Quantity":-2147483649}]}`, "800F0417"},
+		{"quantity fraction", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1,"Width":1,"Height":1,"Quantity":1.5}]}`, "800F0417"},
+		{"empty warehouse (a code that does not exist)", `{"WarehouseId":"","Boxes":[` + okBox + `]}`, "800F0420"},
 		{"three decimals", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1.005,"Width":1,"Height":1,"Quantity":1}]}`, "800F0415"},
 		{"seven integer digits", `{"WarehouseId":"US","Boxes":[{"Weight":1,"Length":1000000,"Width":1,"Height":1,"Quantity":1}]}`, "800F0415"},
 		{"unknown warehouse", `{"WarehouseId":"FR","Boxes":[` + okBox + `]}`, "800F0420"},
@@ -171,6 +171,9 @@ func TestPricingEdgesUseCheckedArithmetic(t *testing.T) {
 		{"Int32 weight × Int32 quantity", `[{"Weight":2147483647,"Length":1,"Width":1,"Height":1,"Quantity":2147483647}]`, false, ""},
 		{"largest sides × Int32 quantity", `[{"Weight":1,"Length":999999.99,"Width":999999.99,"Height":999999.99,"Quantity":2147483647}]`, false, ""},
 		{"just under the cap", `[{"Weight":2147483647,"Length":1,"Width":1,"Height":1,"Quantity":1}]`, true, "计费重 2147483647 g"},
+		{"quantity past Int32 (no documented range)", `[{"Weight":1,"Length":1,"Width":1,"Height":1,"Quantity":4611686018427387904}]`, false, ""},
+		{"quantity 1e30", `[{"Weight":1,"Length":1,"Width":1,"Height":1,"Quantity":1e30}]`, false, ""},
+		{"quantity under Int32", `[{"Weight":1,"Length":1,"Width":1,"Height":1,"Quantity":-2147483649}]`, false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

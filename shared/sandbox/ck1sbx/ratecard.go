@@ -60,7 +60,7 @@ const (
 type box struct {
 	weight   int64
 	dims     [3]*big.Rat
-	quantity int64
+	quantity *big.Int // any integer: CK1 documents no range
 }
 
 type line struct {
@@ -90,7 +90,7 @@ func (s Service) quote(boxes []box, customs, taxNo bool) (lines []line, ok bool,
 		if w := big.NewInt(b.weight); w.Cmp(charge) > 0 {
 			charge = w
 		}
-		total.Add(total, charge.Mul(charge, big.NewInt(b.quantity)))
+		total.Add(total, charge.Mul(charge, b.quantity))
 	}
 	switch {
 	case total.Sign() <= 0:

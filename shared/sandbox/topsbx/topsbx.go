@@ -342,7 +342,7 @@ func (s *Server) rest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case in.OrderID == nil || *in.OrderID == "":
+	case in.OrderID == nil: // present is enough: TOP documents a String, no length
 		rp.fail(40, "Missing Required Arguments", "isv.missing-parameter:wds_coordination_order_id", "缺少必选参数")
 		return
 	case in.Price == nil:

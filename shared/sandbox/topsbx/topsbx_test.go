@@ -184,8 +184,8 @@ func TestRefusals(t *testing.T) {
 		{"price missing", func(p map[string]string) {
 			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"BFC123","type":1}`
 		}, nil, 40, "isv.missing-parameter:price", ""},
-		{"order id empty", func(p map[string]string) {
-			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"","price":1,"type":1}`
+		{"order id missing", func(p map[string]string) {
+			p["oms_launch_extra_charge_parameter"] = `{"price":1,"type":1}`
 		}, nil, 40, "isv.missing-parameter:wds_coordination_order_id", ""},
 		{"type 0", func(p map[string]string) {
 			p["oms_launch_extra_charge_parameter"] = `{"wds_coordination_order_id":"BFC123","price":1,"type":0}`
