@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad store", []string{"local", "--store", "memcached://x"}, `--store "memcached://x": expected embedded or a redis:// / rediss:// URL`},
 		{"missing env file", []string{"local", "--env-file", "/nonexistent/.env"}, "--env-file /nonexistent/.env:"},
 		{"stray argument", []string{"local", "extra"}, `unexpected argument "extra"`},
+		{"idle 0", []string{"local", "--idle", "0"}, "--idle 0s: expected a positive duration such as 30s"},
+		{"negative idle", []string{"local", "--idle", "-5s"}, "--idle -5s: expected a positive duration"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,5 +176,28 @@ func TestDefaultStore(t *testing.T) {
 	} {
 		t.Setenv("CLOUDCALL_STORE", env)
 		require.Equal(t, want, defaultStore(), env)
+	}
+}
+
+// A port in use, or an address that is none, is said at once, before the
+// functions are built (which takes minutes the first time), with the flag
+// that fixes it.
+func TestLocalSaysABadPortBeforeBuilding(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	bin := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--addr", busy.Addr().String()}, "is another cloudcall local running? pass --addr"},
+		{[]string{"--addr", "nope"}, "--addr nope:"},
+		{[]string{"--addr", "127.0.0.1:0", "--sandbox-addr", busy.Addr().String()}, "pass --sandbox-addr 127.0.0.1:<free port>"},
+	} {
+		code, out, errOut := runCLI(append([]string{"local", "--bin", bin, "--timers", "off"}, tc.args...)...)
+		require.Equal(t, 1, code, out+errOut)
+		require.Contains(t, errOut, tc.says)
+		require.NotContains(t, out, "building functions", "nothing was built")
 	}
 }

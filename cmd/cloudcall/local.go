@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -42,7 +43,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	upstream := fs.String("upstream", "sandbox", "sandbox: the built-in vendor sandboxes with demo credentials; real: the real vendors with your environment")
 	timers := fs.String("timers", "on", "on: fire timers on their schedules; off: only by hand (POST /__timers/<function>)")
 	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:9100", "first `host:port` of the vendor sandboxes (one port per sandbox; port 0: any free ports)")
-	maxInst := fs.Int("max-instances", emulator.DefaultMaxInstances(), "instances per function when all are busy (default: 2 per CPU)")
+	maxInst := fs.Int("max-instances", emulator.DefaultMaxInstances(), "instances per function when all are busy: 2 per CPU unless set")
 	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
 	watch := fs.Bool("watch", false, "rebuild a function when its sources (or a package of this module it imports) change, and swap its instances gracefully")
@@ -50,7 +51,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debugAddr := fs.String("debug-addr", "127.0.0.1:2345", "where Delve listens with --debug")
 	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for every function (overrides defaults and sandbox settings)")
 	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ characters); default: anonymous calls allowed")
-	storeFlag := fs.String("store", defaultStore(), "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL` (default: $CLOUDCALL_STORE when it is a Redis URL)")
+	storeFlag := fs.String("store", defaultStore(), "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL`; $CLOUDCALL_STORE is the default when it is a Redis URL")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\nThe web console is at the front door's / (loopback only).\n\nFlags:")
 		fs.PrintDefaults()
@@ -80,6 +81,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *maxInst < 1 {
 		fmt.Fprintf(stderr, "--max-instances %d: expected 1 or more\n", *maxInst)
+		return errUsage
+	}
+	if *idle <= 0 {
+		fmt.Fprintf(stderr, "--idle %s: expected a positive duration such as 30s (instances are checked once a second)\n", *idle)
 		return errUsage
 	}
 	set := localSettings{callerKeys: *callerKeys}
@@ -130,6 +135,23 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	// The ports first: a port in use is said at once, not after the build.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen on %s: %w (is another cloudcall local running? pass --addr 127.0.0.1:<free port>)", *addr, err)
+		}
+		return fmt.Errorf("--addr %s: %w (expected host:port, e.g. 127.0.0.1:9000)", *addr, err)
+	}
+	defer ln.Close()
+	var sbs []*servedSandbox
+	if !real {
+		if sbs, err = serveSandboxes(*sandboxAddr); err != nil {
+			return fmt.Errorf("%w (the sandboxes take the ports from --sandbox-addr %s on, one each: pass --sandbox-addr 127.0.0.1:<free port>)", err, *sandboxAddr)
+		}
+		defer closeSandboxes(sbs)
+	}
+
 	fmt.Fprintln(stdout, "cloudcall local: building functions (a first build compiles every dependency: a few minutes)")
 	bins, err := buildFunctions(ctx, stdout, *binDir, "")
 	if err != nil {
@@ -154,13 +176,6 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if bins[*debugFn], err = buildDebug(ctx, root, "./functions/"+*debugFn, dir); err != nil {
 			return err
 		}
-	}
-	var sbs []*servedSandbox
-	if !real {
-		if sbs, err = serveSandboxes(*sandboxAddr); err != nil {
-			return err
-		}
-		defer closeSandboxes(sbs)
 	}
 	// One sink for every line the emulator and its instances print: each
 	// line reaches stdout whole, whoever wrote it.
@@ -207,10 +222,6 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cons, err := newConsole(emu, string(p), bins, sbs, w, *debugFn)
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another cloudcall local running? pass --addr 127.0.0.1:<free port>)", *addr, err)
 	}
 	srv := &http.Server{Handler: frontDoors(cons, emu), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
