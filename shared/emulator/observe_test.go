@@ -133,3 +133,25 @@ func TestBusKeepsAtMostMaxKeptOfAPayload(t *testing.T) {
 	require.JSONEq(t, fmt.Sprintf(`{"truncated":true,"bytes":%d}`, len(big)), string(inv.Request))
 	require.Contains(t, string(inv.Response), `"hello":"fc"`, "small answers are kept")
 }
+
+// A cold start reserved just before a swap whose watcher then unlinked the
+// old build starts the new build instead of failing the call.
+func TestAStartRacingASwapRunsTheNewBuild(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(fixtures["hellofc"])
+	require.NoError(t, err)
+	old, next := filepath.Join(dir, "old"), filepath.Join(dir, "next")
+	require.NoError(t, os.WriteFile(old, b, 0o755))
+	require.NoError(t, os.WriteFile(next, b, 0o755))
+	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: old, Timeout: 2 * time.Second, MaxInstances: 2}}})
+	t.Cleanup(e.Close)
+	p, _ := e.Pool("hello")
+	pid, bin, err := emulator.StartReservedAfter(p, func() {
+		p.SetBinary(next)
+		require.NoError(t, os.Remove(old))
+	})
+	require.NoError(t, err)
+	require.NotZero(t, pid)
+	require.Equal(t, next, bin)
+}

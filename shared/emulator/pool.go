@@ -237,8 +237,25 @@ func (p *Pool) reserveLocked() *slot {
 
 // start runs the process for a reserved slot.
 func (p *Pool) start(s *slot) (*slot, error) {
-	inst, err := StartInstance(InstanceConfig{Binary: s.binary, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix,
+	p.mu.Lock()
+	bin := s.binary
+	p.mu.Unlock()
+	inst, err := StartInstance(InstanceConfig{Binary: bin, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix,
 		Launcher: p.cfg.Launcher, OnLine: p.cfg.OnLine})
+	if err != nil {
+		// A swap (--watch) between the reservation and the start may have
+		// unlinked the old build: start the new one instead.
+		p.mu.Lock()
+		cur := p.cfg.Binary
+		if cur != bin {
+			s.binary = cur
+		}
+		p.mu.Unlock()
+		if cur != bin {
+			inst, err = StartInstance(InstanceConfig{Binary: cur, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix,
+				Launcher: p.cfg.Launcher, OnLine: p.cfg.OnLine})
+		}
+	}
 	if err != nil {
 		p.mu.Lock()
 		p.remove(s)
