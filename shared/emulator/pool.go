@@ -237,11 +237,14 @@ func (p *Pool) reserveLocked() *slot {
 
 // start runs the process for a reserved slot.
 func (p *Pool) start(s *slot) (*slot, error) {
+	launch := func(bin string) (*Instance, error) {
+		return StartInstance(InstanceConfig{Binary: bin, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix,
+			Launcher: p.cfg.Launcher, OnLine: p.cfg.OnLine})
+	}
 	p.mu.Lock()
 	bin := s.binary
 	p.mu.Unlock()
-	inst, err := StartInstance(InstanceConfig{Binary: bin, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix,
-		Launcher: p.cfg.Launcher, OnLine: p.cfg.OnLine})
+	inst, err := launch(bin)
 	if err != nil {
 		// A swap (--watch) between the reservation and the start may have
 		// unlinked the old build: start the new one instead.
@@ -252,8 +255,7 @@ func (p *Pool) start(s *slot) (*slot, error) {
 		}
 		p.mu.Unlock()
 		if cur != bin {
-			inst, err = StartInstance(InstanceConfig{Binary: cur, Platform: p.cfg.Platform, Env: p.cfg.Env, Log: p.sink, Prefix: p.cfg.LogPrefix,
-				Launcher: p.cfg.Launcher, OnLine: p.cfg.OnLine})
+			inst, err = launch(cur)
 		}
 	}
 	if err != nil {
