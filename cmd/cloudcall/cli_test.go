@@ -141,6 +141,9 @@ func TestBanner(t *testing.T) {
 	require.Contains(t, anon.String(), "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true")
 	require.NotContains(t, keyed.String(), "WARNING")
 	require.Contains(t, keyed.String(), "caller auth: on")
+	for _, b := range []string{anon.String(), keyed.String()} {
+		require.Contains(t, b, "invoke APIs and /__timers: unsigned", "the banner says which doors --caller-keys does not sign")
+	}
 	require.NotContains(t, keyed.String(), "secretpw")
 	require.Contains(t, keyed.String(), "redis://u:***@host:6379/0")
 	for _, n := range registry.Names() {

@@ -259,6 +259,10 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 	} else {
 		fmt.Fprintln(w, "caller auth: on (--caller-keys); HTTP triggers refuse unsigned calls, as deployed")
 	}
+	// The invoke APIs stand for the platforms' own authenticated APIs, so
+	// they take unsigned calls: only from this machine's programs, never
+	// from a web page (the doors refuse cross-site and rebound requests).
+	fmt.Fprintln(w, "invoke APIs and /__timers: unsigned, as the platforms' own APIs are to a signed-in user; web pages are refused")
 	if set.embedded {
 		fmt.Fprintf(w, "store: embedded Redis at %s, shared by every instance (gone when the emulator stops, with the sandboxes)\n", set.storeURL)
 	} else {
