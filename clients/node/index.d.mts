@@ -104,8 +104,8 @@ export default _default;
 
 /**
  * WeChat logistics.getQuota in its cloud-call form: the balance of electronic waybills of one courier
- * account. WeChat documents both fields as required strings and nothing more, so any non-empty string
- * is sent as given.
+ * account. WeChat documents both fields as required strings and nothing more, so any string is sent as
+ * given, an empty one included.
  */
 export interface GetQuotaInput {
   /**

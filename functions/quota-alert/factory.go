@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -100,9 +101,11 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if err != nil {
 		return fail, err
 	}
-	horizon, err := d.Env.Duration("QUOTA_ALERT_HORIZON", 0)
-	if err != nil {
-		return fail, err
+	var horizon time.Duration
+	if !strings.EqualFold(d.Env.Get("QUOTA_ALERT_HORIZON", "off"), "off") { // the table's "off" is a value too
+		if horizon, err = d.Env.Duration("QUOTA_ALERT_HORIZON", 0); err != nil {
+			return fail, err
+		}
 	}
 	lang := d.Env.Get("QUOTA_ALERT_LANG", "both")
 	if lang != "zh" && lang != "en" && lang != "both" {

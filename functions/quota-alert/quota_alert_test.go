@@ -172,11 +172,20 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 		"QUOTA_ALERT_LANG":      {"QUOTA_ALERT_LANG": "fr"},
 		"QUOTA_ALERT_THRESHOLD": {"QUOTA_ALERT_THRESHOLD": "-5"},
 		"QUOTA_ALERT_COOLDOWN":  {"QUOTA_ALERT_COOLDOWN": "soon"},
+		"QUOTA_ALERT_HORIZON":   {"QUOTA_ALERT_HORIZON": "tomorrow"},
 	} {
 		r := newRig(t, want)
 		a := r.invoke(t, `{}`)
 		require.NotEqual(t, 0, a.ErrCode, env)
 		require.Contains(t, a.ErrMsg, env)
 		require.Equal(t, 0, r.sbx.Calls("quota"), env)
+	}
+}
+
+// "off", the table's default, is a value a user may write.
+func TestHorizonOffIsAValue(t *testing.T) {
+	for _, v := range []string{"off", "OFF", "24h"} {
+		a := newRig(t, map[string]string{"QUOTA_ALERT_HORIZON": v}).invoke(t, `{}`)
+		require.Equal(t, 0, a.ErrCode, "%s: %s", v, a.ErrMsg)
 	}
 }

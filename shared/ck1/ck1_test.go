@@ -672,3 +672,17 @@ func TestARotatedPairTheStoreRefusedIsSpentNextAndStoredLater(t *testing.T) {
 	require.Equal(t, 0.0, quote(t, build())["errCode"], "a second instance")
 	require.Equal(t, 2, sbx.Calls("refresh"))
 }
+
+// A secret that is set but unusable (surrounding whitespace) is named, not
+// answered with the generic "set CK1_ACCESS_TOKEN, or ..." as if missing.
+func TestFactoryNamesAnUnusableSecret(t *testing.T) {
+	sbx := ck1sbx.New(ck1sbx.Options{})
+	vars := sbx.Env("http://127.0.0.1:1")
+	delete(vars, "CK1_ACCESS_TOKEN")
+	vars["CK1_CLIENT_ID"], vars["CK1_CLIENT_SECRET"], vars["CK1_REFRESH_TOKEN"] = "id", "secret-value ", "refresh-value"
+	_, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: store.NewMemory(store.MemoryOptions{})})
+	require.ErrorContains(t, err, "CK1_CLIENT_SECRET: the value begins or ends with whitespace")
+	delete(vars, "CK1_CLIENT_SECRET")
+	_, err = ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: store.NewMemory(store.MemoryOptions{})})
+	require.ErrorContains(t, err, "set CK1_ACCESS_TOKEN (a fixed token), or CK1_CLIENT_ID, CK1_CLIENT_SECRET and CK1_REFRESH_TOKEN")
+}

@@ -221,6 +221,9 @@ func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 		return BoxOp(NewClient(base, d.HTTP, Fixed(fixed))), nil
 	}
 	sec, err := d.Env.RequireSecrets("CK1_CLIENT_SECRET", "CK1_REFRESH_TOKEN")
+	if err != nil && sec == nil {
+		return fail, err // set but unusable (whitespace, an unreadable _FILE): the error names it
+	}
 	id := d.Env.Get("CK1_CLIENT_ID", "")
 	if err != nil || id == "" {
 		return fail, fmt.Errorf("set CK1_ACCESS_TOKEN (a fixed token), or CK1_CLIENT_ID, CK1_CLIENT_SECRET and CK1_REFRESH_TOKEN (OAuth)")

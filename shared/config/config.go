@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,9 +61,11 @@ func (e *Env) Int(name string, def int) (int, error) {
 	if v == "" {
 		return def, nil
 	}
-	var n int
-	if _, err := fmt.Sscan(v, &n); err != nil {
-		return 0, fmt.Errorf("%s=%q: expected an integer", name, v)
+	// The whole value, in decimal: "1e6" or "2000000 fen" must not become
+	// 1 or 2000000 (fmt.Sscan kept the leading digits of both).
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: expected an integer in plain decimal digits, such as 1000000", name, v)
 	}
 	return n, nil
 }

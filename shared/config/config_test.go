@@ -51,3 +51,20 @@ func TestSecretVerbatim(t *testing.T) {
 		})
 	}
 }
+
+// An integer setting is the whole value in decimal digits: "1e6" used to
+// become 1 (a price cap of 1 fen) and "2000000 fen" 2000000.
+func TestIntTakesTheWholeValue(t *testing.T) {
+	for v, want := range map[string]int{"1000000": 1000000, "0": 0, "-5": -5, " 42 ": 42} {
+		n, err := FromMap(map[string]string{"N": v}).Int("N", 7)
+		require.NoError(t, err, v)
+		require.Equal(t, want, n, v)
+	}
+	for _, v := range []string{"1e6", "2000000 fen", "10.5", "0x10", "1_000"} {
+		_, err := FromMap(map[string]string{"N": v}).Int("N", 7)
+		require.ErrorContains(t, err, `N="`+v+`": expected an integer in plain decimal digits`, v)
+	}
+	n, err := FromMap(nil).Int("N", 7)
+	require.NoError(t, err)
+	require.Equal(t, 7, n, "unset: the default")
+}

@@ -390,9 +390,9 @@ func jsonKind(b []byte) string {
 		return "an array"
 	case c == '"':
 		return "a string"
-	case c == 't' || c == 'f':
+	case bytes.HasPrefix(b, []byte("true")) || bytes.HasPrefix(b, []byte("false")):
 		return "a boolean"
-	case c == 'n':
+	case bytes.HasPrefix(b, []byte("null")):
 		return "null"
 	case c == '-' || (c >= '0' && c <= '9'):
 		return "a number"

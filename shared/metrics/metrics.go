@@ -39,8 +39,10 @@ const (
 
 // Class maps an errCode to its class.
 func Class(code int) string {
-	if code > 0 {
-		return ClassVendor // WeChat's errcode passed through
+	if code > 0 || code > -1000 && code < 0 {
+		// WeChat's errcode passed through (-1 "system busy" among them):
+		// the bundle's own codes are -1001 and below.
+		return ClassVendor
 	}
 	switch code {
 	case 0:

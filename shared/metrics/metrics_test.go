@@ -123,6 +123,7 @@ func TestClass(t *testing.T) {
 	}{
 		{0, metrics.ClassOK, false},
 		{9300531, metrics.ClassVendor, false}, // WeChat's own errcode
+		{-1, metrics.ClassVendor, false},      // WeChat's "system busy", passed through
 		{envelope.CodeInvalidInput, metrics.ClassInput, false},
 		{envelope.CodePayloadTooLarge, metrics.ClassInput, false},
 		{envelope.CodeUnauthenticated, metrics.ClassAuth, false},

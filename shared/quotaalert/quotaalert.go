@@ -5,6 +5,7 @@
 package quotaalert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,30 @@ type Account struct {
 	BizID      string `json:"bizId"`
 	Threshold  int64  `json:"threshold"`
 	Name       string `json:"name,omitempty"`
+
+	thresholdSet bool // the watch list gave one, 0 included
+}
+
+// UnmarshalJSON reads a watch-list entry, telling "threshold": 0 (alert
+// only when empty) from no threshold (the default), and refusing unknown
+// fields: a misspelt "treshold" must not silently become the default.
+func (a *Account) UnmarshalJSON(b []byte) error {
+	var w struct {
+		DeliveryID string `json:"deliveryId"`
+		BizID      string `json:"bizId"`
+		Threshold  *int64 `json:"threshold"`
+		Name       string `json:"name"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	*a = Account{DeliveryID: w.DeliveryID, BizID: w.BizID, Name: w.Name}
+	if w.Threshold != nil {
+		a.Threshold, a.thresholdSet = *w.Threshold, true
+	}
+	return nil
 }
 
 func (a Account) key() string { return a.DeliveryID + "/" + a.BizID }
@@ -207,7 +232,7 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 	sem := make(chan struct{}, a.cfg.parallel())
 	var wg sync.WaitGroup
 	for i, acct := range accounts {
-		if acct.Threshold == 0 {
+		if acct.Threshold == 0 && !acct.thresholdSet {
 			acct.Threshold = a.cfg.DefaultThreshold
 		}
 		wg.Add(1)

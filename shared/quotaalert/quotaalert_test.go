@@ -363,7 +363,11 @@ func TestParseWatch(t *testing.T) {
 	accts, auto, err = quotaalert.ParseWatch(`[{"deliveryId":"ZTO","bizId":"b","threshold":5},{"deliveryId":"YTO","bizId":"a","threshold":0,"name":"x"}]`)
 	require.NoError(t, err)
 	require.False(t, auto)
-	require.Equal(t, []quotaalert.Account{{DeliveryID: "YTO", BizID: "a", Name: "x"}, {DeliveryID: "ZTO", BizID: "b", Threshold: 5}}, accts)
+	require.Len(t, accts, 2)
+	for i, want := range []quotaalert.Account{{DeliveryID: "YTO", BizID: "a", Name: "x"}, {DeliveryID: "ZTO", BizID: "b", Threshold: 5}} {
+		got := accts[i]
+		require.Equal(t, []any{want.DeliveryID, want.BizID, want.Threshold, want.Name}, []any{got.DeliveryID, got.BizID, got.Threshold, got.Name})
+	}
 
 	for in, want := range map[string]string{
 		`[{"deliveryId":"YTO"}]`:                                "QUOTA_ALERT_WATCH[0]: deliveryId and bizId are required",
@@ -421,4 +425,24 @@ func BenchmarkRun(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// "threshold": 0 in the watch list is the account's threshold (alert only
+// when empty); the default is for entries that name none. A balance of 55
+// is low under the default of 100 and ok under 0.
+func TestAZeroThresholdIsNotTheDefault(t *testing.T) {
+	accts, _, err := quotaalert.ParseWatch(`[{"deliveryId":"YTO","bizId":"zero","threshold":0},{"deliveryId":"YTO","bizId":"none"}]`)
+	require.NoError(t, err)
+	src := &fakeSource{balances: map[string]int64{"YTO/zero": 55, "YTO/none": 55}}
+	al := quotaalert.New(quotaalert.Config{Accounts: accts, DefaultThreshold: 100, Cooldown: time.Hour},
+		src, store.NewMemory(store.MemoryOptions{}), nil, start().now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	levels := map[string]string{}
+	thresholds := map[string]int64{}
+	for _, r := range sum.Accounts {
+		levels[r.BizID], thresholds[r.BizID] = r.Level, r.Threshold
+	}
+	require.Equal(t, map[string]string{"zero": "ok", "none": "low"}, levels)
+	require.Equal(t, map[string]int64{"zero": 0, "none": 100}, thresholds)
 }

@@ -12,7 +12,7 @@ var _ json.Number
 
 // GetQuotaInput: WeChat logistics.getQuota in its cloud-call form: the balance of electronic waybills
 // of one courier account. WeChat documents both fields as required strings and nothing more, so any
-// non-empty string is sent as given.
+// string is sent as given, an empty one included.
 type GetQuotaInput struct {
 	// The ID of the express company (delivery_id), e.g. YTO; see getAllDelivery. Required; WeChat
 	// documents a string and nothing more, so an empty one is sent and WeChat answers for it.
