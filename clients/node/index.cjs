@@ -194,6 +194,7 @@ async function call(o, fn, input, callOpts = {}) {
         authorization: authorization({ keyId: o.keyId, secret: o.secret, method: 'POST', path: url.pathname, query: url.search, body }),
       };
       let res;
+      const attemptStart = Date.now();
       try {
         // 'manual': a redirect is answered as what it is (not an envelope), never followed or retried.
         res = await doFetch(url, { method: 'POST', headers, body, signal: dl.signal, redirect: 'manual' });
@@ -223,10 +224,22 @@ async function call(o, fn, input, callOpts = {}) {
         }
         throw clientError(fn, CODE.unreachable, `could not reach ${url.origin} (${code || err.message})`, { attempts: attempt, cause: err });
       }
+      let readErr;
       const text = await res.text().catch((err) => {
         if (dl.signal.aborted && dl.signal.reason?.name !== 'TimeoutError') throw dl.signal.reason;
+        readErr = err;
         return undefined;
       });
+      if (readErr) {
+        // The headers came and the body stopped: the function ran, so for
+        // a charge the outcome is unknown, as with no answer at all.
+        const timedOut = dl.signal.aborted;
+        const requestId = platformRequestId(res.headers);
+        if (fn.idempotent) {
+          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome`, { requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
+        }
+        throw clientError(fn, timedOut ? CODE.timeout : CODE.unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { requestId, attempts: attempt, cause: readErr });
+      }
       let env;
       try {
         env = text === undefined ? undefined : JSON.parse(text);
@@ -235,15 +248,18 @@ async function call(o, fn, input, callOpts = {}) {
       }
       if (!env || typeof env !== 'object' || !Number.isInteger(env.errCode)) {
         const snippet = text === undefined ? 'the body could not be read' : text.slice(0, 200);
-        throw clientError(fn, fn.idempotent && res.status >= 500 ? CODE.outcomeUnknown : CODE.unreadable,
+        const unknown = fn.idempotent && res.status >= 500;
+        throw clientError(fn, unknown ? CODE.outcomeUnknown : CODE.unreadable,
           `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
-          { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt });
+          { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: unknown ? payload.idempotencyKey : undefined });
       }
       if (env.errCode === 0) return env;
       if (res.status === 429 && attempt <= maxRetries) {
         const s = retryAfterSeconds(res, undefined);
-        // Only with Retry-After, and only a wait the budget allows.
-        if (s !== undefined && s * 1000 <= maxWait && Date.now() + s * 1000 < dl.end) {
+        // Only with Retry-After, and only a wait the budget allows with
+        // room for another attempt as long as this one took: a retry that
+        // would time out turns a clear 429 into a vague -1301.
+        if (s !== undefined && s * 1000 <= maxWait && Date.now() + s * 1000 + (Date.now() - attemptStart) < dl.end) {
           try {
             await sleep(s * 1000, undefined, { signal: dl.signal });
             continue;

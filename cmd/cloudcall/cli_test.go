@@ -141,6 +141,11 @@ func TestBanner(t *testing.T) {
 	require.Contains(t, anon.String(), "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true")
 	require.NotContains(t, keyed.String(), "WARNING")
 	require.Contains(t, keyed.String(), "caller auth: on")
+	// With caller keys, the example curls go through the invoke API, which
+	// takes them unsigned; the trigger's would be refused.
+	require.Contains(t, keyed.String(), "curl -s -X POST http://127.0.0.1:9000/2023-03-30/functions/logistics-get-quota/invocations -d '")
+	require.NotContains(t, keyed.String(), "curl -s -X POST http://127.0.0.1:9000/logistics-get-quota ")
+	require.Contains(t, anon.String(), "curl -s -X POST http://127.0.0.1:9000/logistics-get-quota -H 'Content-Type: application/json'")
 	for _, b := range []string{anon.String(), keyed.String()} {
 		require.Contains(t, b, "invoke APIs and /__timers: unsigned", "the banner says which doors --caller-keys does not sign")
 	}

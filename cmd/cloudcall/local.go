@@ -286,7 +286,16 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		if f.Example == "" || len(f.HTTPMethods) == 0 || bins[f.Name] == "" {
 			continue
 		}
+		if set.callerKeys != "" {
+			// A trigger refuses an unsigned curl: the invoke API is the
+			// unsigned way in from this machine.
+			fmt.Fprintf(w, "  curl -s -X POST %s/2023-03-30/functions/%s/invocations -d '%s'\n", base, f.Name, f.Example)
+			continue
+		}
 		fmt.Fprintf(w, "  curl -s -X POST %s/%s -H 'Content-Type: application/json' -d '%s'\n", base, f.Name, f.Example)
+	}
+	if set.callerKeys != "" {
+		fmt.Fprintf(w, "  (the HTTP triggers, %s/<function>, take only signed calls: the clients sign them, see the README)\n", base)
 	}
 	for _, t := range tms {
 		fmt.Fprintf(w, "  curl -s -X POST %s/__timers/%s      # fire %s now (timers %s)\n", base, t.Function, t.Name, timers)

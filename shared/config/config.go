@@ -110,6 +110,20 @@ func (e *Env) Secret(name string) (string, error) {
 	return v, nil
 }
 
+// SecretOrWord reads a setting that is one of the plain words (CLOUDCALL_STORE's
+// "memory") or else a secret (a URL that may carry a password): a word is not
+// remembered for redaction, or every "memory" in the logs would be hidden.
+func (e *Env) SecretOrWord(name string, words ...string) (string, error) {
+	if v, ok := e.lookup(name); ok {
+		for _, w := range words {
+			if v == w {
+				return v, nil
+			}
+		}
+	}
+	return e.Secret(name)
+}
+
 // RequireSecrets reads several secrets and names every one that is missing.
 func (e *Env) RequireSecrets(names ...string) (map[string]string, error) {
 	out := make(map[string]string, len(names))

@@ -68,3 +68,17 @@ func TestIntTakesTheWholeValue(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 7, n, "unset: the default")
 }
+
+// CLOUDCALL_STORE=memory is a word, not a secret: remembering it hid every
+// "memory" in the logs. A URL is still a secret.
+func TestSecretOrWord(t *testing.T) {
+	env := FromMap(map[string]string{"S": "memory", "U": "redis://:pw-123456@host:6379/0"})
+	v, err := env.SecretOrWord("S", "memory")
+	require.NoError(t, err)
+	require.Equal(t, "memory", v)
+	require.NotContains(t, env.Secrets(), "memory")
+	v, err = env.SecretOrWord("U", "memory")
+	require.NoError(t, err)
+	require.Equal(t, "redis://:pw-123456@host:6379/0", v)
+	require.Contains(t, env.Secrets(), "redis://:pw-123456@host:6379/0")
+}

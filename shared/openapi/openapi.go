@@ -42,10 +42,20 @@ func Handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		// Served by a running emulator, the server is the one that answered,
+		// whatever its --addr.
+		if r.Host != "" {
+			if here, err := json.Marshal("http://" + r.Host); err == nil {
+				b = bytes.Replace(b, []byte(`"`+localServer+`"`), here, 1)
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(b)
 	})
 }
+
+// localServer is the document's server: make run's default front door.
+const localServer = "http://127.0.0.1:9000"
 
 type obj = map[string]any
 
@@ -98,7 +108,7 @@ func build(fns []registry.Function) (obj, error) {
 				"`retryAfter` and `upstream`. Input rules are exactly the vendors' (each schema rule names its source in `x-source`).\n\n" +
 				codeTable(codes),
 		},
-		"servers":  []any{obj{"url": "http://127.0.0.1:9000", "description": "cloudcall local (make run); on FC or Lambda, the HTTP trigger's URL"}},
+		"servers":  []any{obj{"url": localServer, "description": "cloudcall local (make run); on FC or Lambda, the HTTP trigger's URL"}},
 		"security": []any{obj{"cloudcallHmac": []any{}}},
 		"paths":    paths,
 		"components": obj{
@@ -113,7 +123,7 @@ func build(fns []registry.Function) (obj, error) {
 			}},
 			"parameters": obj{"IdempotencyKey": obj{
 				"name": "Idempotency-Key", "in": "header", "required": false,
-				"description": "At most one charge per key within 24 h. It follows idempotencyKey's rule (up to 128 printable ASCII characters without spaces), is sent once, and, sent with idempotencyKey, must carry the same key (400 -1001 otherwise). Absent: the request's fingerprint is the key.",
+				"description": "At most one charge per key within 24 h. It follows idempotencyKey's rule (up to 128 printable ASCII characters without spaces), is sent once (so it holds no comma), and, sent with idempotencyKey, must carry the same key (400 -1001 otherwise). Absent: the request's fingerprint is the key.",
 				"schema":      obj{"type": "string", "maxLength": 128, "pattern": "^[!-~]*$"},
 			}},
 		},

@@ -90,6 +90,8 @@ func TestHandlerServesTheDocument(t *testing.T) {
 	var doc map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&doc))
 	require.Equal(t, "3.1.0", doc["openapi"])
+	// The server named is the one that answered, not make run's default.
+	require.Equal(t, srv.URL, doc["servers"].([]any)[0].(map[string]any)["url"])
 }
 
 // redoclyVersion is the pinned npm validator.

@@ -16,7 +16,7 @@ import (
 // to per-instance memory instead of failing calls. It does not dial: a cold
 // start never waits on Redis.
 func OpenStore(ctx context.Context, env *config.Env, log *slog.Logger) (store.Store, error) {
-	url, err := env.Secret("CLOUDCALL_STORE") // the URL may carry a password
+	url, err := env.SecretOrWord("CLOUDCALL_STORE", "memory") // a URL may carry a password
 	if err != nil {
 		return nil, err
 	}

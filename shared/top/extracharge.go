@@ -228,6 +228,11 @@ func idempotencyKey(field string, h http.Header) (string, *envelope.Error) {
 		return field, nil
 	}
 	hk := vals[0]
+	if strings.Contains(hk, ",") {
+		// FC and API Gateway deliver a repeated header as its values joined
+		// with commas: one key cannot be told from two.
+		return "", bad(fmt.Sprintf("%q holds a comma, as several headers joined by the platform do; send one key without commas (a key with a comma can go in idempotencyKey)", hk))
+	}
 	if !keyText(hk) {
 		return "", bad(fmt.Sprintf("expected up to %d printable ASCII characters without spaces, got %q", maxKeyLen, hk))
 	}

@@ -122,6 +122,7 @@ func TestTheIdempotencyKeyHeaderFollowsTheFieldsRule(t *testing.T) {
 		{"not ASCII", "", map[string][]string{"Idempotency-Key": {"ключ"}}, "Idempotency-Key", "expected up to 128 printable ASCII"},
 		{"a tab", "", map[string][]string{"Idempotency-Key": {"a\tb"}}, "Idempotency-Key", "expected up to 128 printable ASCII"},
 		{"twice", "", map[string][]string{"Idempotency-Key": {"k-a"}, "idempotency-key": {"k-b"}}, "Idempotency-Key", "sent 2 times; send one key"},
+		{"twice, joined by the platform", "", map[string][]string{"Idempotency-Key": {"k-a", "k-b"}}, "Idempotency-Key", `"k-a,k-b" holds a comma, as several headers joined by the platform do`},
 		{"differs from the field", "body-key", map[string][]string{"Idempotency-Key": {"header-key"}}, "idempotencyKey", `idempotencyKey "body-key" and the Idempotency-Key header "header-key" differ`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

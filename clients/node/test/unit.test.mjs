@@ -243,6 +243,44 @@ describe('deadlines and errors', () => {
     }
   });
 
+  it('headers then a body that stops: -1301 for a read, -1304 with the key for a charge', async () => {
+    // The function answered its status line and headers, then went quiet:
+    // it ran, so a charge's outcome is unknown, never "not an envelope".
+    const f = await fake((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '200', 'x-fc-request-id': 'req-stall' });
+      res.write('{"errCode":0,');
+    });
+    try {
+      const err = await rejected(f.client({ timeoutMs: 300 }).openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1301);
+      assert.equal(err.requestId, 'req-stall');
+      const err2 = await rejected(f.client({ timeoutMs: 300 }).top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'stall-1' }));
+      assert.equal(err2.errCode, -1304);
+      assert.equal(err2.idempotencyKey, 'stall-1');
+      assert.match(err2.errMsg, /outcome unknown — the answer stopped arriving within the timeout; call again with the same input and key/);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a 429 whose wait leaves no room for another attempt is answered as the 429', async () => {
+    // The first attempt takes 250 ms and asks for a 1 s wait; with a 1.4 s
+    // budget a retry could only time out, so the caller gets -1201 and
+    // retryAfter, not a vague -1301.
+    const f = await fake(async (req, res) => {
+      await new Promise((r) => setTimeout(r, 250));
+      json(res, 429, { errCode: -1201, errMsg: 'cams.queryChatappBindWaba:fail throttled', retryAfter: 1 }, { 'retry-after': '1' });
+    });
+    try {
+      const err = await rejected(f.client({ timeoutMs: 1400 }).openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1201);
+      assert.equal(err.retryAfter, 1);
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('the caller\'s AbortSignal rejects with its reason', async () => {
     const ac = new AbortController();
     // The caller gives up once the request has arrived (no timing involved).

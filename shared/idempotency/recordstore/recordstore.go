@@ -36,7 +36,7 @@ func FromEnv(env *config.Env, log *slog.Logger) (idempotency.Records, error) {
 	}
 	from := VarStore
 	if url == "" {
-		shared, err := env.Secret("CLOUDCALL_STORE")
+		shared, err := env.SecretOrWord("CLOUDCALL_STORE", "memory")
 		if err != nil {
 			return nil, err
 		}
