@@ -102,7 +102,7 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 		return fail, err
 	}
 	var horizon time.Duration
-	if !strings.EqualFold(d.Env.Get("QUOTA_ALERT_HORIZON", "off"), "off") { // the table's "off" is a value too
+	if !strings.EqualFold(d.Env.Get("QUOTA_ALERT_HORIZON", ""), "off") { // the table's "off" is a value too
 		if horizon, err = d.Env.Duration("QUOTA_ALERT_HORIZON", 0); err != nil {
 			return fail, err
 		}

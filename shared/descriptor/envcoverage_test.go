@@ -28,7 +28,7 @@ const (
 
 // envLookups are the methods of *config.Env that read a variable named by
 // their first argument (RequireSecrets: by every argument).
-var envLookups = map[string]bool{"Get": true, "Secret": true, "Bool": true, "Int": true, "Duration": true, "RequireSecrets": true}
+var envLookups = map[string]bool{"Get": true, "Secret": true, "SecretOrWord": true, "Bool": true, "Int": true, "Duration": true, "RequireSecrets": true}
 
 var envName = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
 

@@ -227,5 +227,7 @@ func TestServesOpenAPI(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	want, err := openapi.Document()
 	require.NoError(t, err)
-	require.Equal(t, string(want), string(b))
+	// The committed document names make run's default front door; served,
+	// it names the emulator that answered.
+	require.Equal(t, strings.Replace(string(want), `"http://127.0.0.1:9000"`, `"`+srv.URL+`"`, 1), string(b))
 }
