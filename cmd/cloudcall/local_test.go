@@ -236,6 +236,7 @@ func TestLocalDefaults(t *testing.T) {
 		f, _ := registry.Lookup("ck1-pricing-inbound-box")
 		var wg sync.WaitGroup
 		codes := make([]float64, 200)
+		got := make([]string, 200)
 		for i := range codes {
 			wg.Add(1)
 			go func() {
@@ -245,12 +246,12 @@ func TestLocalDefaults(t *testing.T) {
 				if a.status != 200 || !ok {
 					c = -999999
 				}
-				codes[i] = c
+				codes[i], got[i] = c, fmt.Sprintf("HTTP %d %s", a.status, a.body)
 			}()
 		}
 		wg.Wait()
 		for i, c := range codes {
-			require.Zero(t, c, "quote %d", i)
+			require.Zero(t, c, "quote %d: %s", i, got[i])
 		}
 		var calls map[string]int
 		l.getJSON(t, l.sandboxes["ck1"]+"/__sandbox/calls", &calls)
