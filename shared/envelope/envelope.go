@@ -46,9 +46,9 @@ type Input struct {
 	// Credentials from the platform context, when it passes any (FC does).
 	Credentials *Credentials
 	// SignedNonce is "<key id>:<nonce>" of the caller signature the guard
-	// verified; empty for unsigned HTTP calls and direct invocations. An
-	// operation whose unsigned headers change what runs records it as
-	// durably as its own writes (the charge's Idempotency-Key header).
+	// verified, set when the call carries an Idempotency-Key header (the one
+	// unsigned header that changes what runs: the charge records the nonce
+	// as durably as its own writes); empty otherwise.
 	SignedNonce string
 }
 

@@ -80,8 +80,10 @@ func SignatureGuard(v *callerauth.Verifier) Guard {
 		var r *callerauth.Refusal
 		switch {
 		case err == nil:
-			if a, perr := callerauth.Parse(in.HeaderValue("Authorization")); perr == nil {
-				in.SignedNonce = a.KeyID + ":" + a.Nonce
+			if shared { // only then does an operation need it: no second parse on every call
+				if a, perr := callerauth.Parse(in.HeaderValue("Authorization")); perr == nil {
+					in.SignedNonce = a.KeyID + ":" + a.Nonce
+				}
 			}
 			return nil
 		case errors.As(err, &r):
