@@ -132,11 +132,26 @@ test('a WeChat fault toggled on makes the next call fail with -1', async () => {
   assert.equal(ok.errCode, '0', 'with the fault off, calls work again');
 });
 
+// setBalance edits YTO/xyz's balance in the WeChat sandbox panel and waits
+// until the panel shows it. The panel re-renders when invocations stream in
+// (a fired timer's, say), which can replace the input between the fill and
+// the click on a loaded machine: then the edit is made again.
+async function setBalance(value) {
+  for (let attempt = 1; ; attempt++) {
+    const input = page.locator('[data-sandbox=wechat] input[data-account="YTO/xyz"]');
+    await input.fill(value);
+    await input.locator('xpath=following-sibling::button').click();
+    try {
+      await page.waitForFunction((v) => document.querySelector('[data-sandbox=wechat] input[data-account="YTO/xyz"]').value === v, value, { timeout: 5000 });
+      return;
+    } catch (err) {
+      if (attempt === 4) throw err;
+    }
+  }
+}
+
 test('a WeChat balance edited in the console is what the next call reads; fire now runs the timer', async () => {
-  const input = page.locator('[data-sandbox=wechat] input[data-account="YTO/xyz"]');
-  await input.fill('90');
-  await input.locator('xpath=following-sibling::button').click();
-  await page.waitForFunction(() => document.querySelector('[data-sandbox=wechat] input[data-account="YTO/xyz"]').value === '90');
+  await setBalance('90');
   const r = await invokeFromForm('logistics-get-quota');
   assert.deepEqual(r.response, { errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: 90 });
   // quota-alert's timer, fired from its card, reads the same balance.
@@ -147,10 +162,7 @@ test('a WeChat balance edited in the console is what the next call reads; fire n
   const row = page.locator('#inv-table tbody tr', { hasText: 'quota-alert' }).first();
   await row.click();
   await page.waitForFunction(() => /"balance": 90/.test(document.querySelector('[data-testid=detail-response]')?.textContent || ''));
-  const restore = page.locator('[data-sandbox=wechat] input[data-account="YTO/xyz"]');
-  await restore.fill('210');
-  await restore.locator('xpath=following-sibling::button').click();
-  await page.waitForFunction(() => document.querySelector('[data-sandbox=wechat] input[data-account="YTO/xyz"]').value === '210');
+  await setBalance('210');
 });
 
 test("a charge's ledger entry shows in the TOP sandbox", async () => {
