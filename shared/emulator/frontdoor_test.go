@@ -348,6 +348,17 @@ func TestWebPagesCannotCallTheDoors(t *testing.T) {
 			}
 		}
 	}
+	// An HTTP/1.0 client that names no host (no browser does) is served.
+	c0, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	require.NoError(t, err)
+	defer c0.Close()
+	_ = c0.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = fmt.Fprintf(c0, "POST /hello HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
+	require.NoError(t, err)
+	resp0, err := http.ReadResponse(bufio.NewReader(c0), nil)
+	require.NoError(t, err)
+	require.Less(t, resp0.StatusCode, 300)
+
 	// Refused at once, even when its body never finishes arriving.
 	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
 	require.NoError(t, err)

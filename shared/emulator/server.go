@@ -234,7 +234,8 @@ func browserGuard(next http.Handler) http.Handler {
 		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 		var refuse string
 		switch site := r.Header.Get("Sec-Fetch-Site"); {
-		case !strings.EqualFold(host, "localhost") && net.ParseIP(host) == nil:
+		// An empty Host is an HTTP/1.0 client's: browsers always send one.
+		case host != "" && !strings.EqualFold(host, "localhost") && net.ParseIP(host) == nil:
 			refuse = fmt.Sprintf("Host %q is a name other than localhost (a page rebinding its DNS name to this machine); call the emulator at its IP address or localhost", r.Host)
 		case r.Header.Get("Origin") != "" && !sameOrigin(r.Header.Get("Origin"), r.Host):
 			refuse = fmt.Sprintf("cross-origin request from %q refused: the emulator's doors run functions without credentials, so web pages may not call them; call from your backend", r.Header.Get("Origin"))
