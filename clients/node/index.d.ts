@@ -208,7 +208,7 @@ export interface InboundBoxOutput {
     };
     /** Total charge; absent when it cannot be known without an exchange rate. */
     totalCharge?: InboundBoxOutputMoney;
-    /** Delivery time in hours (派送时效(小时)). */
+    /** Delivery time in hours (派送时效(小时)); absent when CK1 did not send both min and max. */
     logisticsTimes?: {
       min?: number;
       max?: number;

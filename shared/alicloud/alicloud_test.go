@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/alicloud"
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
 	"github.com/cloudcall/cloudcall/shared/store"
 )
@@ -224,6 +225,21 @@ func TestDocumentedErrorCodes(t *testing.T) {
 	require.Equal(t, "InvalidAccessKeyId.NotFound", m["upstream"].(map[string]any)["code"])
 	_, m = invoke(t, newCAMS(t, srv.URL, alicloud.Credentials{AccessKeyID: camssbx.DemoAccessKeyID, AccessKeySecret: "wrong"}, store.NewMemory(store.MemoryOptions{})), `{}`, 2*time.Second)
 	require.Equal(t, "SignatureDoesNotMatch", m["upstream"].(map[string]any)["code"])
+}
+
+// TestAnAnswerWithoutCodeCannotBeRead: every CAMS answer names its Code; a
+// 200 without one is -1303 (unreadable), not a refusal with an empty reason.
+func TestAnAnswerWithoutCodeCannotBeRead(t *testing.T) {
+	for _, body := range []string{`{}`, `null`, `{"RequestId":"r","Data":{}}`} {
+		sbx := camssbx.New(camssbx.Options{})
+		srv := httptest.NewServer(sbx.Handler())
+		sbx.Inject(sandbox.Fault{Path: "/", Kind: sandbox.FaultStatus, Status: 200, Body: body, Times: 1})
+		st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 2*time.Second)
+		srv.Close()
+		require.Equal(t, 502, st, body)
+		require.Equal(t, -1303.0, m["errCode"], body)
+		require.Equal(t, "cams.queryChatappBindWaba:fail cams answered HTTP 200 with a body that could not be read", m["errMsg"], body)
+	}
 }
 
 func TestStaleDateAndReusedNonce(t *testing.T) {

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
 // CAMS QueryChatappBindWaba.
@@ -97,6 +99,11 @@ func (c *CAMS) Op() envelope.Op {
 		var r bindWabaReply
 		if err := c.client.Call(ctx, creds, actionBindWaba, query, &r); err != nil {
 			return nil, err
+		}
+		if r.Code == "" {
+			// Every CAMS answer names its Code ("OK" on success): one
+			// without it is not an answer this function can read.
+			return nil, upstream.Malformed("cams", http.StatusOK, fmt.Errorf("cams: the answer has no Code"))
 		}
 		if r.Code != "OK" || (r.Success != nil && !*r.Success) {
 			return nil, &envelope.Error{Code: envelope.CodeUpstream, Reason: r.Code + ": " + r.Message,

@@ -283,6 +283,31 @@ func TestDecimalFidelity(t *testing.T) {
 	require.Contains(t, raw, `"totalCharge":{"currency":"CNY","amount":1234567890.123456789}`)
 }
 
+// TestAnAmountCK1DidNotSendIsNeverZero: a quote whose amount is absent or
+// null, or a null answer, cannot be read; it must not read as free.
+func TestAnAmountCK1DidNotSendIsNeverZero(t *testing.T) {
+	for name, body := range map[string]string{
+		"summary amount absent": `[{"ServiceCode":"X","Success":true,"ChargeInfo":{"Summary":[{"Currency":"CNY"}],"Detail":[]}}]`,
+		"detail amount null":    `[{"ServiceCode":"X","Success":true,"ChargeInfo":{"Summary":[{"Currency":"CNY","Amount":1}],"Detail":[{"Currency":"CNY","Amount":null,"ChargeName":"a"}]}}]`,
+		"a null answer":         `null`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 200, Body: body, Times: 1})
+			raw, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+			require.Equal(t, -1303.0, m["errCode"], raw)
+			require.NotContains(t, raw, `"amount"`)
+		})
+	}
+	// Delivery times come only as the pair CK1 sent.
+	r := newRig(t, nil)
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+		Body: `[{"ServiceCode":"X","Success":true,"ChargeInfo":{"Summary":[{"Currency":"CNY","Amount":1}],"Detail":[]},"LogisticsTimes":{}}]`})
+	raw, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, 0.0, m["errCode"], raw)
+	require.NotContains(t, raw, `logisticsTimes`)
+}
+
 func TestVendorErrorKeptVerbatim(t *testing.T) {
 	r := newRig(t, nil)
 	_, m := r.call(t, `{"warehouseId":"NOPE","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)

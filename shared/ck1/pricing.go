@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
 // APIInboundBox is the errMsg prefix of the function.
@@ -139,6 +141,9 @@ func (c *Client) InboundBox(ctx context.Context, in *BoxInput) (*BoxOutput, erro
 	if err := c.Post(ctx, "/v1/pricing/inbound/box", req, &ws); err != nil {
 		return nil, err
 	}
+	if err := complete(ws); err != nil {
+		return nil, upstream.Malformed("ck1", http.StatusOK, err)
+	}
 	out := &BoxOutput{Services: make([]Service, 0, len(ws))}
 	for _, w := range ws {
 		s := Service{ServiceCode: w.ServiceCode, ServiceName: w.ServiceName, Success: w.Success, Message: w.Message,
@@ -152,12 +157,38 @@ func (c *Client) InboundBox(ctx context.Context, in *BoxInput) (*BoxOutput, erro
 			}
 		}
 		s.TotalCharge = totalCharge(w.TotalCharge, s.ChargeInfo.Summary)
-		if w.LogisticsTimes != nil {
+		if w.LogisticsTimes != nil && w.LogisticsTimes.Min != "" && w.LogisticsTimes.Max != "" {
 			s.LogisticsTimes = &LogisticsTimes{Min: w.LogisticsTimes.Min, Max: w.LogisticsTimes.Max}
 		}
 		out.Services = append(out.Services, s)
 	}
 	return out, nil
+}
+
+// complete refuses an answer that reads as a quote it is not: CK1 documents
+// an array of services, each amount with its decimal digits (vendor note
+// §3, "CK1 inbound box pricing contract"). A null body or an amount that is
+// absent or null would otherwise become no services or an amount of 0.
+func complete(ws []wireService) error {
+	if ws == nil {
+		return fmt.Errorf("ck1: the answer is null, not the documented array of services")
+	}
+	for i, w := range ws {
+		if w.ChargeInfo == nil {
+			continue
+		}
+		for j, m := range w.ChargeInfo.Summary {
+			if m.Amount == "" {
+				return fmt.Errorf("ck1: [%d].ChargeInfo.Summary[%d].Amount is absent or null", i, j)
+			}
+		}
+		for j, d := range w.ChargeInfo.Detail {
+			if d.Amount == "" {
+				return fmt.Errorf("ck1: [%d].ChargeInfo.Detail[%d].Amount is absent or null", i, j)
+			}
+		}
+	}
+	return nil
 }
 
 // totalCharge is CK1's own TotalCharge when it sends a single amount

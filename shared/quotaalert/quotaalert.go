@@ -64,6 +64,14 @@ func (a *Account) UnmarshalJSON(b []byte) error {
 
 func (a Account) key() string { return a.DeliveryID + "/" + a.BizID }
 
+// before orders accounts by delivery id, then biz id.
+func (a Account) before(b Account) bool {
+	if a.DeliveryID != b.DeliveryID {
+		return a.DeliveryID < b.DeliveryID
+	}
+	return a.BizID < b.BizID
+}
+
 func (a Account) label() string {
 	if a.Name != "" {
 		return fmt.Sprintf("%s %s (%s)", a.DeliveryID, a.BizID, a.Name)
@@ -224,6 +232,9 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 				accounts = append(accounts, x)
 			}
 		}
+		// The summary lists accounts by delivery id, then biz id, as
+		// its schema says, watched and discovered alike.
+		sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].before(accounts[j]) })
 	}
 	// A few accounts at a time: each getQuota asks the courier live and can
 	// take seconds, while the timer's deadline covers the whole list.
@@ -445,6 +456,6 @@ func ParseWatch(s string) (accounts []Account, auto bool, err error) {
 			return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH[%d]: threshold must not be negative", i)
 		}
 	}
-	sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].key() < accounts[j].key() })
+	sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].before(accounts[j]) })
 	return accounts, false, nil
 }

@@ -446,3 +446,29 @@ func TestAZeroThresholdIsNotTheDefault(t *testing.T) {
 	require.Equal(t, map[string]string{"zero": "ok", "none": "low"}, levels)
 	require.Equal(t, map[string]int64{"zero": 0, "none": 100}, thresholds)
 }
+
+// discovering is a source whose Discover finds accounts in its own order.
+type discovering struct {
+	*fakeSource
+	found []quotaalert.Account
+}
+
+func (d discovering) Discover(context.Context) ([]quotaalert.Account, error) { return d.found, nil }
+
+// With QUOTA_ALERT_WATCH=auto the summary lists watched and discovered
+// accounts by delivery id, then biz id, as its schema says, whatever order
+// WeChat lists them in; a delivery id that sorts before another's prefix
+// ("YT-O" and "YT") is ordered by the id itself, not by "id/bizId".
+func TestAutoDiscoveredAccountsAreListedInOrder(t *testing.T) {
+	src := &fakeSource{balances: map[string]int64{"ZTO/a": 500, "YTO/b": 500, "YTO/a": 500, "YT/z": 500, "YT-O/a": 500}, errs: map[string]error{}}
+	found := []quotaalert.Account{{DeliveryID: "ZTO", BizID: "a"}, {DeliveryID: "YTO", BizID: "b"}, {DeliveryID: "YT-O", BizID: "a"}, {DeliveryID: "YT", BizID: "z"}}
+	al := quotaalert.New(quotaalert.Config{Auto: true, Accounts: []quotaalert.Account{{DeliveryID: "YTO", BizID: "a", Threshold: 100}}},
+		discovering{src, found}, store.NewMemory(store.MemoryOptions{}), nil, start().now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	var got []string
+	for _, r := range sum.Accounts {
+		got = append(got, r.DeliveryID+" "+r.BizID)
+	}
+	require.Equal(t, []string{"YT z", "YT-O a", "YTO a", "YTO b", "ZTO a"}, got)
+}

@@ -94,7 +94,8 @@ type InboundBoxOutputServicesItemChargeInfo struct {
 	Detail  []InboundBoxOutputServicesItemChargeInfoDetailItem `json:"detail"`
 }
 
-// InboundBoxOutputServicesItemLogisticsTimes: Delivery time in hours (派送时效(小时)).
+// InboundBoxOutputServicesItemLogisticsTimes: Delivery time in hours (派送时效(小时)); absent
+// when CK1 did not send both min and max.
 type InboundBoxOutputServicesItemLogisticsTimes struct {
 	Min *json.Number `json:"min,omitempty"`
 	Max *json.Number `json:"max,omitempty"`
@@ -113,7 +114,7 @@ type InboundBoxOutputServicesItem struct {
 	ChargeInfo InboundBoxOutputServicesItemChargeInfo `json:"chargeInfo"`
 	// Total charge; absent when it cannot be known without an exchange rate.
 	TotalCharge *InboundBoxOutputMoney `json:"totalCharge,omitempty"`
-	// Delivery time in hours (派送时效(小时)).
+	// Delivery time in hours (派送时效(小时)); absent when CK1 did not send both min and max.
 	LogisticsTimes *InboundBoxOutputServicesItemLogisticsTimes `json:"logisticsTimes,omitempty"`
 }
 
