@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -245,6 +246,10 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 // encodeInput fixes the body once: every retry sends these very bytes, so a
 // charge keeps its idempotency key.
 func encodeInput(f function, in any, key string) ([]byte, error) {
+	if field, problem := checkInput(reflect.ValueOf(in), ""); problem != "" {
+		return nil, &Error{ErrCode: CodeInvalidInput, Field: field, API: f.API, Function: f.Name,
+			ErrMsg: f.API + ":fail invalid input: " + field + ": " + problem}
+	}
 	body, err := json.Marshal(in)
 	if err != nil {
 		return nil, fmt.Errorf("cloudcall: encode the input of %s: %w", f.API, err)

@@ -426,3 +426,54 @@ func TestOptionsAreChecked(t *testing.T) {
 	_, err = c.CK1.Pricing.InboundBox(context.Background(), cloudcall.InboundBoxInput{})
 	require.ErrorContains(t, err, "no endpoint for ck1-pricing-inbound-box")
 }
+
+// TestInputThatWouldGoOutChangedIsRefused: encoding/json would send text
+// that is not UTF-8 with U+FFFD in its place (so the function could not
+// refuse it) and an empty json.Number as 0; the client refuses both with
+// -1001 naming the field, as the function would, and sends nothing.
+func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
+	srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"x:ok"}`))
+	})
+	c := client(t, srv.URL, secret)
+	ctx := context.Background()
+	box := func(l string) cloudcall.InboundBoxInputBoxesItem {
+		return cloudcall.InboundBoxInputBoxesItem{Weight: 1, Length: json.Number(l), Width: "1", Height: "1", Quantity: 1}
+	}
+	for _, tc := range []struct {
+		name, field string
+		call        func() error
+	}{
+		{"bizId not UTF-8", "bizId", func() error {
+			_, err := c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "ab\xffc"})
+			return err
+		}},
+		{"desc not UTF-8", "omsLaunchExtraChargeParameter.desc", func() error {
+			_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+				WdsCoordinationOrderID: "1", Price: 1, Type: 1, Desc: "\xfe"}}, cloudcall.WithIdempotencyKey("k1"))
+			return err
+		}},
+		{"a length that is no number", "boxes[1].length", func() error {
+			_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("30"), box("30cm")}})
+			return err
+		}},
+		{"an empty length", "boxes[0].length", func() error {
+			_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("")}})
+			return err
+		}},
+		{"a length that is JSON but not a number", "boxes[0].length", func() error {
+			_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("true")}})
+			return err
+		}},
+	} {
+		e := asError(t, tc.call())
+		require.Equal(t, cloudcall.CodeInvalidInput, e.ErrCode, tc.name)
+		require.Equal(t, tc.field, e.Field, tc.name)
+		require.Contains(t, e.ErrMsg, ":fail invalid input: "+tc.field+": ", tc.name)
+	}
+	require.Equal(t, 0, n(), "nothing was sent")
+	// What goes out as given still goes.
+	_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("-0.5e1")}})
+	require.NoError(t, err)
+	require.Equal(t, 1, n())
+}

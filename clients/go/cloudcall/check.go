@@ -1,0 +1,88 @@
+package cloudcall
+
+import (
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+var numberType = reflect.TypeFor[json.Number]()
+
+// checkInput finds what encoding/json would send other than as given: text
+// that is not UTF-8 (it would go out with U+FFFD in place of the bytes, and
+// the function could not refuse it) and a json.Number that is no number. It
+// returns the field's path as the functions name it ("boxes[0].length")
+// and what is wrong, or "" when the input goes out as it is.
+func checkInput(v reflect.Value, path string) (field, problem string) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", ""
+		}
+		return checkInput(v.Elem(), path)
+	case reflect.String:
+		if v.Type() == numberType {
+			// Valid JSON that starts as a number is one. An empty one
+			// would go out as 0.
+			if s := v.String(); s == "" || !json.Valid([]byte(s)) || s[0] != '-' && (s[0] < '0' || s[0] > '9') {
+				return path, "expected a number, got " + strconv.Quote(s)
+			}
+			return "", ""
+		}
+		if !utf8.ValidString(v.String()) {
+			return path, "expected text in UTF-8; it holds bytes that are not"
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "", "" // []byte goes as base64
+		}
+		for i := range v.Len() {
+			if f, p := checkInput(v.Index(i), path+"["+strconv.Itoa(i)+"]"); p != "" {
+				return f, p
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			k := it.Key()
+			if k.Kind() == reflect.String && !utf8.ValidString(k.String()) {
+				return path, "expected keys in UTF-8; one holds bytes that are not"
+			}
+			name := k.String()
+			if k.Kind() != reflect.String {
+				name = ""
+			}
+			if f, p := checkInput(it.Value(), join(path, name)); p != "" {
+				return f, p
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			if name == "-" || strings.Contains(","+opts+",", ",omitempty,") && v.Field(i).IsZero() {
+				continue
+			}
+			if name == "" {
+				name = sf.Name
+			}
+			if f, p := checkInput(v.Field(i), join(path, name)); p != "" {
+				return f, p
+			}
+		}
+	}
+	return "", ""
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
