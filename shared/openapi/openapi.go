@@ -124,7 +124,7 @@ func build(fns []registry.Function) (obj, error) {
 			"parameters": obj{"IdempotencyKey": obj{
 				"name": "Idempotency-Key", "in": "header", "required": false,
 				"description": "At most one charge per key within 24 h. It follows idempotencyKey's rule (up to 128 printable ASCII characters without spaces), is sent once (so it holds no comma), and, sent with idempotencyKey, must carry the same key (400 -1001 otherwise). Absent: the request's fingerprint is the key.",
-				"schema":      obj{"type": "string", "maxLength": 128, "pattern": "^[!-~]*$"},
+				"schema":      obj{"type": "string", "maxLength": 128, "pattern": "^[!-+\\--~]*$"},
 			}},
 		},
 		"x-error-codes": codes,

@@ -38,6 +38,21 @@ func TestKinOpenAPIValidates(t *testing.T) {
 	require.NoError(t, doc.Validate(context.Background(), openapi3.EnableExamplesValidation()))
 }
 
+// The Idempotency-Key header's published pattern takes exactly what the
+// charge takes: printable ASCII without spaces, and no comma (platforms join
+// a repeated header's values with commas).
+func TestIdempotencyKeyHeaderPattern(t *testing.T) {
+	b, err := Document()
+	require.NoError(t, err)
+	doc, err := openapi3.NewLoader().LoadFromData(b)
+	require.NoError(t, err)
+	s := doc.Components.Parameters["IdempotencyKey"].Value.Schema.Value
+	for k, ok := range map[string]bool{"order-42_retry.1": true, "!#$%&'()*+-./:;<=>?@[]^`{|}~": true, "ka,kb": false, "a b": false, "键": false} {
+		err := s.VisitJSON(k)
+		require.Equal(t, ok, err == nil, "%q: %v", k, err)
+	}
+}
+
 // What the document promises, per HTTP trigger.
 func TestDocumentContents(t *testing.T) {
 	b, err := Document()
