@@ -60,6 +60,7 @@ func TestWireDigits(t *testing.T) {
 	for in, want := range map[string]string{
 		"30": "30", "30.5": "30.5", "30.50": "30.50", "30.5000000": "30.50", "999999.990000": "999999.99",
 		"1e2": "100", "2.5E-1": "0.25", "3000000.00e-1": "300000.00", "-0": "-0", "0.070": "0.07",
+		"0.00e-500": "0.00", "0e500": "0",
 	} {
 		var d Decimal
 		require.NoError(t, json.Unmarshal([]byte(in), &d), in)
@@ -70,6 +71,7 @@ func TestWireDigits(t *testing.T) {
 	for in, want := range map[string]string{
 		"2": "2", "2.0": "2", "1e3": "1000", "2.50e1": "25", "-2147483649": "-2147483649",
 		"4611686018427387904": "4611686018427387904", "1e30": "1000000000000000000000000000000", "-0": "0",
+		"0e999": "0",
 	} {
 		var n Integer
 		require.NoError(t, json.Unmarshal([]byte(in), &n), in)

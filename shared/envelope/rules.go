@@ -349,10 +349,10 @@ func (r *rule) number(raw []byte) bool {
 const maxExponent = 400
 
 // hugeExponent reports a number written with an exponent beyond maxExponent
-// either way (1e401, 1e-401).
+// either way (1e401, 1e-401). Zero is zero however it is written (0e500).
 func hugeExponent(raw []byte) bool {
 	i := bytes.IndexAny(raw, "eE")
-	if i < 0 {
+	if i < 0 || len(bytes.Trim(raw[:i], "-0.")) == 0 {
 		return false
 	}
 	exp := raw[i+1:]

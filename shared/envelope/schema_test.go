@@ -61,6 +61,7 @@ func TestDecodeInputMessages(t *testing.T) {
 		{"wrong type for a string", `{"name":7,"boxes":[]}`, "name", "name: expected a string, got number 7"},
 		{"null array item", `{"name":"a","boxes":[null]}`, "boxes[0]", "boxes[0]: expected an object, got null"},
 		{"an exponent no type holds", `{"name":"a","boxes":[{"weight":1},{"weight":1e1000001}]}`, "boxes[1].weight", "boxes[1].weight: expected grams from 1 to 2147483647, got number 1e1000001, which no vendor type holds"},
+		{"a huge exponent, negative", `{"name":"a","price":-1e401,"boxes":[]}`, "price", "got number -1e401, which no vendor type holds"},
 		{"a tiny exponent too", `{"name":"a","boxes":[{"weight":1,"side":1e-500}]}`, "boxes[0].side", "got number 1e-500, which no vendor type holds"},
 		{"trailing data", `{"name":"a","boxes":[]} {}`, "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
 		{"trailing text", `{"name":"a","boxes":[]} trailing`, "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
@@ -93,6 +94,12 @@ func TestDecodeInputFillsTheValue(t *testing.T) {
 	require.Equal(t, int64(1000), *in.Boxes[0].Weight)
 	require.Equal(t, "12.30", string(in.Boxes[0].Side))
 	require.Equal(t, int64(7), *in.Boxes[1].Weight)
+
+	// Zero is zero, whatever its exponent.
+	in = schemaIn{}
+	require.NoError(t, DecodeInput([]byte(`{"name":"a","price":0e999,"boxes":[{"weight":1,"side":0.00e-500},{"weight":1,"side":-0e500}]}`), s, &in))
+	require.Equal(t, int64(0), *in.Price)
+	require.Equal(t, "0.00e-500", string(in.Boxes[0].Side))
 }
 
 // A function that takes no fields says so instead of listing nothing.

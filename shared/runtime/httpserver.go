@@ -15,9 +15,18 @@ import (
 	"github.com/cloudcall/cloudcall/shared/envelope"
 )
 
-// MaxBodyBytes bounds an HTTP trigger's body: every documented input is a few
-// hundred bytes, so 64 KiB leaves room without inviting abuse.
+// MaxBodyBytes bounds an HTTP trigger's body unless CLOUDCALL_MAX_BODY_BYTES
+// says otherwise: a policy, not a vendor rule. A typical input is a few
+// hundred bytes and 64 KiB holds about 1,000 CK1 boxes, without inviting
+// abuse. Events (the invoke APIs) are bounded by the platforms.
 const MaxBodyBytes = 64 << 10
+
+// The range CLOUDCALL_MAX_BODY_BYTES takes: up to Lambda's synchronous
+// payload limit (6 MB), the smaller of the two platforms'.
+const (
+	minBodyLimit = 1 << 10
+	maxBodyLimit = 6 << 20
+)
 
 // maxEventBytes bounds an event FC posts to /invoke (FC's synchronous limit).
 const maxEventBytes = 32 << 20
@@ -100,7 +109,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 // front, so its x-fc-* headers are FC's own.
 func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request, fromFC bool) {
 	start := time.Now()
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(h.maxBody)+1))
 	in := &envelope.Input{
 		Body: body, Trigger: envelope.TriggerHTTP, Header: r.Header, Method: r.Method,
 		Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, SourceIP: remoteIP(r),

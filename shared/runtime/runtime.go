@@ -124,6 +124,7 @@ type Handler struct {
 	Deps    Deps
 	Guard   Guard
 	Timeout time.Duration // used when the platform gives no deadline
+	maxBody int           // an HTTP trigger's largest body (CLOUDCALL_MAX_BODY_BYTES)
 	initErr error
 	metrics invocationMetrics // cold start, EMF (metrics.go)
 }
@@ -164,6 +165,15 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 		timeout = 0
 	}
 	deps.Timeout = timeout
+	maxBody, err := env.Int("CLOUDCALL_MAX_BODY_BYTES", MaxBodyBytes)
+	switch {
+	case err != nil:
+		problems = append(problems, err.Error())
+		maxBody = MaxBodyBytes
+	case maxBody < minBodyLimit || maxBody > maxBodyLimit:
+		problems = append(problems, fmt.Sprintf("CLOUDCALL_MAX_BODY_BYTES=%d: expected %d to %d bytes", maxBody, minBodyLimit, maxBodyLimit))
+		maxBody = MaxBodyBytes
+	}
 	op, opErr := f(ctx, deps)
 	if op.API == "" {
 		op.API = deps.Function
@@ -175,7 +185,7 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	if len(problems) > 0 {
 		initErr = errors.New(strings.Join(problems, "; "))
 	}
-	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), initErr: initErr}
+	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, initErr: initErr}
 	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
@@ -235,9 +245,9 @@ func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) enve
 			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
 				Reason: fmt.Sprintf("request headers are %d bytes; at most %d are accepted", n, MaxHeaderBytes)})
 		}
-		if len(in.Body) > MaxBodyBytes {
+		if len(in.Body) > h.maxBody {
 			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
-				Reason: fmt.Sprintf("request body is %d bytes; at most %d are accepted", len(in.Body), MaxBodyBytes)})
+				Reason: fmt.Sprintf("request body is %d bytes; at most %d are accepted (CLOUDCALL_MAX_BODY_BYTES)", len(in.Body), h.maxBody)})
 		}
 		// A guard that cannot run (malformed caller keys) has refused; the
 		// answer below names every configuration problem at once.

@@ -273,7 +273,29 @@ func TestInvokeHTTPLimits(t *testing.T) {
 	r, m := decodeHTTP(t, h.Invoke(context.Background(), fcHTTP(big, false), Meta{}))
 	require.Equal(t, 413, r.StatusCode)
 	require.Equal(t, float64(envelope.CodePayloadTooLarge), m["errCode"])
+	require.Contains(t, m["errMsg"], "at most 65536 are accepted (CLOUDCALL_MAX_BODY_BYTES)")
 	require.Equal(t, 0, s.calls)
+
+	// The limit is a policy: raised, the same body runs, over HTTP too.
+	h, _ = newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_MAX_BODY_BYTES": "131072"}, s, nil)
+	r, m = decodeHTTP(t, h.Invoke(context.Background(), fcHTTP(big, false), Meta{}))
+	require.Equal(t, 200, r.StatusCode, m)
+	require.Equal(t, 1, s.calls)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/x", "application/json", strings.NewReader(big))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, 2, s.calls)
+
+	for _, v := range []string{"1e6", "100", "7000000"} {
+		h, _ = newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_MAX_BODY_BYTES": v}, s, nil)
+		_, m = decodeHTTP(t, h.Invoke(context.Background(), fcHTTP(`{"name":"a"}`, false), Meta{}))
+		require.Equal(t, float64(envelope.CodeConfig), m["errCode"], v)
+		require.Contains(t, m["errMsg"], "CLOUDCALL_MAX_BODY_BYTES", v)
+	}
+	require.Equal(t, 2, s.calls, "a misconfigured function runs nothing")
 }
 
 func TestHTTPHandler(t *testing.T) {
