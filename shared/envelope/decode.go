@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"reflect"
 	"slices"
@@ -132,6 +133,11 @@ func explain(body []byte, t reflect.Type, err error) error {
 				return Invalid("", "the request body is not valid UTF-8; send text as UTF-8")
 			}
 			return Invalid(path, "not valid UTF-8; send text as UTF-8")
+		}
+		if path != "" && !errors.Is(syn.Err, io.ErrUnexpectedEOF) {
+			// Inside a value (NaN, +1, .5, a raw tab in a string): the
+			// field is known, so it is named.
+			return Invalid(path, "not valid JSON (%s at byte %d)", syntaxReason(syn.Err), syn.ByteOffset)
 		}
 		return Invalid("", "the request body is not valid JSON (%s at byte %d)", syntaxReason(syn.Err), syn.ByteOffset)
 	}
@@ -447,6 +453,9 @@ func describeType(t reflect.Type) string {
 }
 
 func join(path, k string) string {
+	if k == "" {
+		k = `""` // an empty key is named, not left as a trailing dot
+	}
 	if path == "" {
 		return k
 	}

@@ -67,6 +67,11 @@ func TestDecodeInputMessages(t *testing.T) {
 		{"trailing text", `{"name":"a","boxes":[]} trailing`, "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
 		{"trailing bytes", "{\"name\":\"a\",\"boxes\":[]}\n\xff", "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
 		{"truncated", `{"name":"a"`, "", "the request body is not valid JSON"},
+		{"truncated in a value", `{"name":"a","boxes":[{"weight":1`, "", "the request body is not valid JSON"},
+		{"NaN names the field", `{"name":"a","boxes":[{"weight":NaN}]}`, "boxes[0].weight", "boxes[0].weight: not valid JSON (invalid character 'N' at start of value at byte 31)"},
+		{"a raw tab in a string", "{\"name\":\"a\tb\",\"boxes\":[]}", "name", "name: not valid JSON"},
+		{"an empty key", `{"":1,"name":"a","boxes":[]}`, `""`, `"": unknown field; expected one of`},
+		{"an empty key in an item", `{"name":"a","boxes":[{"weight":1,"":0}]}`, `boxes[0].""`, `boxes[0]."": unknown field; expected one of "side", "weight"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
