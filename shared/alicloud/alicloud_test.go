@@ -242,6 +242,18 @@ func TestAnAnswerWithoutCodeCannotBeRead(t *testing.T) {
 	}
 }
 
+// A 429 without an Alibaba error body is throttling, not an unreadable answer.
+func TestHTTP429IsThrottled(t *testing.T) {
+	sbx := camssbx.New(camssbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	sbx.Inject(sandbox.Fault{Path: "/", Kind: sandbox.FaultStatus, Status: 429, Body: `{}`, Times: 1})
+	st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 2*time.Second)
+	require.Equal(t, 429, st, m)
+	require.Equal(t, -1201.0, m["errCode"], m)
+	require.Equal(t, 1.0, m["retryAfter"], m)
+}
+
 func TestStaleDateAndReusedNonce(t *testing.T) {
 	sbx := camssbx.New(camssbx.Options{})
 	srv := httptest.NewServer(sbx.Handler())

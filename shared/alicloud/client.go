@@ -247,6 +247,9 @@ func (c *Client) once(ctx context.Context, creds Credentials, action string, que
 	if resp.StatusCode >= 400 {
 		var pe Error
 		if json.Unmarshal(b, &pe) != nil || pe.Code == "" {
+			if resp.StatusCode == http.StatusTooManyRequests {
+				return upstream.Throttled(c.o.Product, resp.Header)
+			}
 			if resp.StatusCode >= 500 {
 				return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("%s answered HTTP %d", c.o.Product, resp.StatusCode),
 					Upstream: &envelope.Upstream{Vendor: c.o.Product, HTTPStatus: resp.StatusCode}}

@@ -308,6 +308,17 @@ func TestAnAmountCK1DidNotSendIsNeverZero(t *testing.T) {
 	require.NotContains(t, raw, `logisticsTimes`)
 }
 
+// CK1 documents no 429, its vendor note says to expect one: it is
+// throttling (-1201 with the wait), not a refusal.
+func TestHTTP429IsThrottled(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 429, Body: `{}`, Times: 1})
+	raw, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, -1201.0, m["errCode"], raw)
+	require.Equal(t, 1.0, m["retryAfter"], raw)
+	require.Equal(t, 429.0, m["upstream"].(map[string]any)["httpStatus"], raw)
+}
+
 func TestVendorErrorKeptVerbatim(t *testing.T) {
 	r := newRig(t, nil)
 	_, m := r.call(t, `{"warehouseId":"NOPE","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)

@@ -66,7 +66,7 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 		if err != nil {
 			return err
 		}
-		status, b, err := c.send(ctx, path, tok, body)
+		status, hdr, b, err := c.send(ctx, path, tok, body)
 		retry := (err != nil && !errors.Is(err, upstream.ErrRedirect)) || status >= 500 // a redirect is configuration, not a blip
 		switch {
 		case retry && attempt < maxRetries:
@@ -81,6 +81,9 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 		if err != nil {
 			return upstream.TransportError("ck1", err)
 		}
+		if status == http.StatusTooManyRequests {
+			return upstream.Throttled("ck1", hdr)
+		}
 		if status != http.StatusOK && status != http.StatusCreated {
 			return errorFrom(status, b)
 		}
@@ -93,29 +96,29 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 	}
 }
 
-func (c *Client) send(ctx context.Context, path, tok string, body []byte) (int, []byte, error) {
+func (c *Client) send(ctx context.Context, path, tok string, body []byte) (int, http.Header, []byte, error) {
 	u, err := c.url(path)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	// The URL comes from the parsed template; parsing "" costs nothing.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	req.URL, req.Host = u, u.Host
 	req.Header["Authorization"] = []string{c.bearer(tok)}
 	req.Header["Content-Type"] = []string{"application/json; charset=utf-8"}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	return resp.StatusCode, b, nil
+	return resp.StatusCode, resp.Header, b, nil
 }
 
 // errorFrom maps a CK1 error answer onto the envelope, keeping the body.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -105,4 +106,18 @@ func NoRedirects(c *http.Client) *http.Client {
 		return fmt.Errorf("HTTP %d to %s: %w", status, req.URL.Host, ErrRedirect)
 	}
 	return &cp
+}
+
+// Throttled is a vendor's HTTP 429: -1201 with the wait it asked for
+// (Retry-After in seconds, else 1), so callers back off instead of reading
+// it as a refusal or an unreadable answer. No vendor here documents 429;
+// the CK1 note says to expect it (vendor note §3.3).
+func Throttled(vendor string, h http.Header) *envelope.Error {
+	wait := 1
+	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
+		wait = min(s, 3600)
+	}
+	return &envelope.Error{Code: envelope.CodeThrottled, RetryAfter: wait,
+		Reason:   fmt.Sprintf("%s answered HTTP 429 (too many requests): wait %ds and retry", vendor, wait),
+		Upstream: &envelope.Upstream{Vendor: vendor, HTTPStatus: http.StatusTooManyRequests}}
 }

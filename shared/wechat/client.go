@@ -202,6 +202,9 @@ func (c *Client) send(ctx context.Context, method, path, tok string, body []byte
 	if _, err := into.ReadFrom(&lr); err != nil {
 		return upstream.TransportError("wechat", err)
 	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return upstream.Throttled("wechat", resp.Header)
+	}
 	if resp.StatusCode >= 500 {
 		return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("wechat answered HTTP %d", resp.StatusCode),
 			Upstream: &envelope.Upstream{Vendor: "wechat", HTTPStatus: resp.StatusCode}}

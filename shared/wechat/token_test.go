@@ -487,3 +487,20 @@ func TestTokenNeverInErrors(t *testing.T) {
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), wechatsbx.DemoSecret)
 }
+
+// A 429 from WeChat's gateway is throttling (-1201, wait 1 s), sent once:
+// not a refusal, not an unreadable answer, and not retried at once.
+func TestHTTP429IsThrottled(t *testing.T) {
+	r := newTokenRig(t)
+	cl := wechat.NewClient(r.manager(""))
+	ctx := ctx5s(t)
+	_, err := cl.GetQuota(ctx, "YTO", "xyz")
+	require.NoError(t, err)
+	r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultStatus, Status: 429, Body: `{}`, Times: 1})
+	_, err = cl.GetQuota(ctx, "YTO", "xyz")
+	e := envelope.As(err)
+	require.Equal(t, envelope.CodeThrottled, e.Code, err)
+	require.Equal(t, 1, e.RetryAfter)
+	require.Equal(t, 429, e.Upstream.HTTPStatus)
+	require.Equal(t, 2, r.sbx.Calls("http:"+quotaPath))
+}
