@@ -50,6 +50,11 @@ type Input struct {
 	// unsigned header that changes what runs: the charge records the nonce
 	// as durably as its own writes); empty otherwise.
 	SignedNonce string
+	// PlatformCaller names a caller the platform authenticated before the
+	// function ran ("aws-iam:<user ARN>": an HTTP API route or function URL
+	// with AWS_IAM). Such a call needs no caller signature of ours: SigV4
+	// takes the Authorization header ours would use.
+	PlatformCaller string
 }
 
 // Op is one cloud-call operation: the errMsg prefix and the handler. The

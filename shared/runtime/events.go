@@ -97,6 +97,13 @@ type APIGatewayV2Event struct {
 			UserAgent string `json:"userAgent"`
 		} `json:"http"`
 		TimeEpoch int64 `json:"timeEpoch"`
+		// Authorizer.IAM is there only when API Gateway or the function
+		// URL verified the caller's SigV4 signature (AWS_IAM).
+		Authorizer *struct {
+			IAM *struct {
+				UserARN string `json:"userArn"`
+			} `json:"iam"`
+		} `json:"authorizer,omitempty"`
 	} `json:"requestContext"`
 }
 
@@ -213,6 +220,9 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 			return nil, ShapeAPIGatewayV2, err
 		}
 		in.RequestID = ev.RequestContext.RequestID
+		if a := ev.RequestContext.Authorizer; a != nil && a.IAM != nil {
+			in.PlatformCaller = "aws-iam:" + a.IAM.UserARN
+		}
 		return in, ShapeAPIGatewayV2, nil
 	case p.RawPath != nil && len(p.RequestContext) > 0:
 		var ev FCHTTPEvent

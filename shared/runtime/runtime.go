@@ -250,9 +250,12 @@ func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) enve
 				Reason: fmt.Sprintf("request body is %d bytes; at most %d are accepted (CLOUDCALL_MAX_BODY_BYTES)", len(in.Body), h.maxBody)})
 		}
 		// A guard that cannot run (malformed caller keys) has refused; the
-		// answer below names every configuration problem at once.
-		if e := h.Guard.Check(ctx, in); e != nil && (e.Code != envelope.CodeConfig || h.initErr == nil) {
-			return envelope.Failure(h.Op.API, e)
+		// answer below names every configuration problem at once. A caller
+		// the platform authenticated (AWS_IAM) needs no signature of ours.
+		if in.PlatformCaller == "" {
+			if e := h.Guard.Check(ctx, in); e != nil && (e.Code != envelope.CodeConfig || h.initErr == nil) {
+				return envelope.Failure(h.Op.API, e)
+			}
 		}
 	}
 	if h.initErr != nil {

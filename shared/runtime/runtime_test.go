@@ -120,6 +120,17 @@ func apigwV2(body string) []byte {
 	return b
 }
 
+// apigwV2IAM is an HTTP API route or function URL with AWS_IAM: API Gateway
+// verified the SigV4 Authorization and says who signed.
+func apigwV2IAM(body string) []byte {
+	ev := map[string]any{"version": "2.0", "routeKey": "POST /echo", "rawPath": "/echo", "rawQueryString": "", "body": body, "isBase64Encoded": false,
+		"headers": map[string]string{"content-type": "application/json", "authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261130/cn-north-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"},
+		"requestContext": map[string]any{"requestId": "req-3", "http": map[string]string{"method": "POST", "path": "/echo", "sourceIp": "10.0.0.3"},
+			"authorizer": map[string]any{"iam": map[string]any{"accessKey": "AKIDEXAMPLE", "accountId": "111122223333", "userArn": "arn:aws:iam::111122223333:user/backend"}}}}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
 func decodeHTTP(t *testing.T, out []byte) (HTTPResponse, map[string]any) {
 	t.Helper()
 	var r HTTPResponse
@@ -151,6 +162,9 @@ func TestInvokeShapes(t *testing.T) {
 		{"fc http refused by default", nil, fcHTTP(`{"name":"a"}`, false), true, 401, -1101, 0, ""},
 		{"apigw v2", anon, apigwV2(`{"name":"a"}`), true, 200, 0, 1, envelope.TriggerHTTP},
 		{"apigw v2 refused by default", nil, apigwV2(`{"name":"a"}`), true, 401, -1101, 0, ""},
+		{"apigw v2 with AWS_IAM runs without our signature", nil, apigwV2IAM(`{"name":"a"}`), true, 200, 0, 1, envelope.TriggerHTTP},
+		{"apigw v2 with AWS_IAM and caller keys set", map[string]string{"CLOUDCALL_CALLER_KEYS": "k:0123456789abcdef0123"}, apigwV2IAM(`{"name":"a"}`), true, 200, 0, 1, envelope.TriggerHTTP},
+		{"an FC event claiming an authorizer is not believed", nil, []byte(strings.Replace(string(fcHTTP(`{"name":"a"}`, false)), `"requestContext":{`, `"requestContext":{"authorizer":{"iam":{"userArn":"x"}},`, 1)), true, 401, -1101, 0, ""},
 		{"fc timer", nil, []byte(`{"triggerTime":"2024-01-01T00:00:00Z","triggerName":"t","payload":"{\"name\":\"tick\"}"}`), false, 0, 0, 1, envelope.TriggerTimer},
 		{"eventbridge", nil, []byte(`{"version":"0","detail-type":"Scheduled Event","source":"aws.events","detail":{"name":"tick"}}`), false, 0, 0, 1, envelope.TriggerTimer},
 	}

@@ -163,7 +163,7 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	}
 	canon, _ := json.Marshal([]string{MethodLaunchExtra, ch.client.o.AppKey, session, param})
 	fp := idempotency.Fingerprint(canon)
-	key, e := idempotencyKey(q.IdempotencyKey, in.Header)
+	key, e := idempotencyKey(q.IdempotencyKey, in.Header, in.PlatformCaller != "")
 	if e != nil {
 		return nil, e
 	}
@@ -211,7 +211,7 @@ const maxKeyLen = 128
 // Idempotency-Key header, held to the input field's rule (DESIGN §8 treats
 // them as one key). The header may be sent once; sent with the field, it
 // must say the same.
-func idempotencyKey(field string, h http.Header) (string, *envelope.Error) {
+func idempotencyKey(field string, h http.Header, platform bool) (string, *envelope.Error) {
 	var vals []string
 	for k, vs := range h {
 		if strings.EqualFold(k, "Idempotency-Key") {
@@ -228,6 +228,12 @@ func idempotencyKey(field string, h http.Header) (string, *envelope.Error) {
 		return field, nil
 	}
 	hk := vals[0]
+	if platform {
+		// SigV4 covers the body, not this header: a captured call replayed
+		// with a new header would be a new charge, and no nonce of ours
+		// can stop it.
+		return "", bad("a caller authenticated by the platform (AWS_IAM) sends the key in the body's idempotencyKey, which its signature covers; this header it does not")
+	}
 	if strings.Contains(hk, ",") {
 		// FC and API Gateway deliver a repeated header as its values joined
 		// with commas: one key cannot be told from two.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -319,4 +320,26 @@ func TestChargeWarmsItsRecordsStoreAtColdStart(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, int64(1), srv.Keys(), "only the durability fence")
 	require.Empty(t, sbx.Charges(""))
+}
+
+// A caller AWS_IAM authenticated sends its key in the body, which SigV4
+// covers: the unsigned header would let a captured call, replayed with a new
+// header, charge again. The body key still works; nothing is charged for
+// the refused header.
+func TestPlatformCallerSendsTheKeyInTheBody(t *testing.T) {
+	r := newRig(t, nil)
+	in := &envelope.Input{Body: []byte(charge("BFC-IAM", 100, "")), Trigger: envelope.TriggerHTTP,
+		Header: http.Header{"Idempotency-Key": {"k-iam"}}, PlatformCaller: "aws-iam:arn:aws:iam::1:user/b"}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp := r.op.Invoke(ctx, in)
+	require.Equal(t, 400, resp.Status, string(resp.Body))
+	require.Contains(t, string(resp.Body), `"field":"Idempotency-Key"`)
+	require.Contains(t, string(resp.Body), "idempotencyKey")
+	require.Empty(t, r.sbx.Charges("BFC-IAM"))
+
+	in = &envelope.Input{Body: []byte(charge("BFC-IAM", 100, "k-iam")), Trigger: envelope.TriggerHTTP, PlatformCaller: in.PlatformCaller}
+	resp = r.op.Invoke(ctx, in)
+	require.Equal(t, 200, resp.Status, string(resp.Body))
+	require.Len(t, r.sbx.Charges("BFC-IAM"), 1)
 }
