@@ -2,11 +2,13 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -40,9 +42,15 @@ type HTTPV1Event struct {
 	IsBase64Encoded                 bool                `json:"isBase64Encoded"`
 	RequestContext                  struct {
 		RequestID string `json:"requestId"`
-		Identity  struct {
+		// Path is the path the caller called, stage included
+		// ("/prod/fn"), where the event's own path has no stage (REST).
+		Path     string `json:"path"`
+		Identity struct {
 			SourceIP string `json:"sourceIp"`
 		} `json:"identity"`
+		// ELB marks an Application Load Balancer, which passes query
+		// values as sent, without decoding them.
+		ELB *struct{} `json:"elb"`
 	} `json:"requestContext"`
 }
 
@@ -267,7 +275,14 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 		for k, vs := range ev.MultiValueQueryStringParameters {
 			q[k] = vs
 		}
-		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, ev.HTTPMethod, ev.Path, q.Encode(), ev.RequestContext.Identity.SourceIP)
+		rawQuery := q.Encode()
+		if ev.RequestContext.ELB != nil {
+			rawQuery = albQuery(q)
+		}
+		// The caller signed the path it called: REST API events carry it,
+		// stage included, in requestContext.path.
+		path := cmp.Or(ev.RequestContext.Path, ev.Path)
+		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, ev.HTTPMethod, path, rawQuery, ev.RequestContext.Identity.SourceIP)
 		if err != nil {
 			return nil, ShapeHTTPOther, err
 		}
@@ -283,6 +298,27 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 		return in, ShapeHTTPOther, nil
 	}
 	return direct, ShapeDirect, nil
+}
+
+// albQuery joins an ALB event's query as it came: the load balancer passes
+// names and values still percent-encoded, so encoding them again would
+// change what the caller signed.
+func albQuery(q url.Values) string {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(k + "=" + v)
+		}
+	}
+	return b.String()
 }
 
 func httpInput(body string, b64 bool, headers map[string]string, method, path, rawQuery, sourceIP string) (*envelope.Input, error) {

@@ -31,6 +31,10 @@ func TestDetect(t *testing.T) {
 		{"eventbridge", `{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2023-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}`, ShapeEventBridge, envelope.TriggerTimer, `{}`, "", "", ""},
 		{"apigw rest v1 (not deployed; still an HTTP call)", `{"httpMethod":"post","path":"/f","queryStringParameters":{"q":"1"},"headers":{"X-Key":"k"},"body":"{\"a\":1}","requestContext":{"requestId":"r3"}}`,
 			ShapeHTTPOther, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f", "q=1"},
+		{"apigw rest v1 behind a stage: the path called", `{"httpMethod":"POST","resource":"/f","path":"/f","body":"{}","requestContext":{"requestId":"r4","stage":"prod","path":"/prod/f"}}`,
+			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "POST", "/prod/f", ""},
+		{"alb: query values as sent, not encoded again", `{"httpMethod":"POST","path":"/f","queryStringParameters":{"x":"a%20b","y":"a+b","z":"%E4%B8%AD"},"body":"{}","requestContext":{"elb":{"targetGroupArn":"arn"}}}`,
+			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "POST", "/f", "x=a%20b&y=a+b&z=%E4%B8%AD"},
 		{"schedule v2 input", `{"source":"cloudcall.schedule","schedule":"quota-alert-hourly","payload":{"y":2}}`, ShapeSchedule, envelope.TriggerTimer, `{"y":2}`, "", "", ""},
 	}
 	for _, c := range cases {

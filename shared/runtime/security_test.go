@@ -235,4 +235,21 @@ func TestOtherHTTPEventsAreGuarded(t *testing.T) {
 	require.Equal(t, "a", m["hello"])
 	require.Equal(t, "v1-req", s.in.RequestID)
 	require.Equal(t, "1.2.3.4", s.in.SourceIP)
+
+	// Behind a stage the caller signs the path it called, stage included;
+	// behind an ALB, the query as it sent it.
+	staged := map[string]any{"resource": "/echo", "path": "/echo", "httpMethod": "POST", "body": body,
+		"requestContext": map[string]any{"requestId": "v1-staged", "stage": "prod", "path": "/prod/echo"}}
+	auth, err = callerauth.Sign("backend", testCallerSecret, "POST", "/prod/echo", "", time.Now().Unix(), "v1-nonce-0000000002", []byte(body))
+	require.NoError(t, err)
+	staged["headers"] = map[string]string{"Authorization": auth}
+	ev, _ := json.Marshal(staged)
+	r, m = decodeHTTP(t, h.Invoke(context.Background(), ev, Meta{}))
+	require.Equal(t, 200, r.StatusCode, m)
+	auth, err = callerauth.Sign("backend", testCallerSecret, "POST", "/echo", "x=a%20b&y=%E4%B8%AD", time.Now().Unix(), "alb-nonce-0000000003", []byte(body))
+	require.NoError(t, err)
+	albQ, _ := json.Marshal(map[string]any{"httpMethod": "POST", "path": "/echo", "body": body, "queryStringParameters": map[string]string{"x": "a%20b", "y": "%E4%B8%AD"},
+		"headers": map[string]string{"Authorization": auth}, "requestContext": map[string]any{"elb": map[string]string{"targetGroupArn": "arn"}}})
+	r, m = decodeHTTP(t, h.Invoke(context.Background(), albQ, Meta{}))
+	require.Equal(t, 200, r.StatusCode, m)
 }
