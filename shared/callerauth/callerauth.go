@@ -223,9 +223,9 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	}
 	// Whole seconds on both sides, so the edge is exact: 300 s off is in,
 	// 301 s is out.
-	skew := v.now().Unix() - a.Timestamp
+	skew := a.Timestamp - v.now().Unix() // ahead of the server: positive
 	if limit := int64(Window / time.Second); skew > limit || skew < -limit {
-		return &Refusal{fmt.Sprintf("timestamp is %ds off the server clock; the window is %s either side", skew, Window)}
+		return &Refusal{fmt.Sprintf("timestamp is %+ds off the server clock (+ ahead, - behind); the window is %s either side", skew, Window)}
 	}
 	queries := []string{r.RawQuery}
 	if r.QueryJoined {
@@ -243,7 +243,11 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 		}
 	}
 	if !matched {
-		return &Refusal{"signature does not match (method, path, query, timestamp, nonce or body differ from what was signed)"}
+		reason := "signature does not match (method, path, query, timestamp, nonce or body differ from what was signed)"
+		if r.QueryJoined && tooJoined(r.RawQuery) {
+			reason += fmt.Sprintf("; FC joins repeated query names with commas, and this query's values hold more than %d, so only the query as delivered was checked: send fewer repeated names, or values without commas", MaxJoinedCommas)
+		}
+		return &Refusal{reason}
 	}
 	// Only a correctly signed request may spend a nonce, so nobody can burn
 	// another caller's nonces.
@@ -262,16 +266,17 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	return nil
 }
 
-// MaxJoinedNames bounds how many comma-holding query names JoinedQueryForms
-// splits (2^n forms): beyond it only the query as delivered is checked.
-const MaxJoinedNames = 4
+// MaxJoinedCommas bounds the commas in values JoinedQueryForms splits (2^n
+// forms, one HMAC each): past it only the query as delivered is checked.
+const MaxJoinedCommas = 6
 
 // JoinedQueryForms lists the queries a comma-joined query (FC 3.0's
 // queryParameters) may have been signed as: the query as delivered first,
-// then every choice of splitting comma-holding values back into repeated
-// names (?a=1&a=0 arrives as a=1,0; a literal a=1%2C0 arrives the same way).
-// The canonical form sorts values, so the lost order does not matter. A
-// query that does not parse is returned as is, for StringToSign to refuse.
+// then every way of splitting comma-holding values back into repeated names,
+// at each comma or not (?a=1&a=2,3 arrives as a=1,2,3, as do ?a=1,2&a=3 and
+// ?a=1&a=2&a=3). The canonical form sorts values, so the lost order does not
+// matter. A query that does not parse is returned as is, for StringToSign to
+// refuse.
 func JoinedQueryForms(rawQuery string) []string {
 	forms := []string{rawQuery}
 	vals, err := url.ParseQuery(rawQuery)
@@ -279,26 +284,54 @@ func JoinedQueryForms(rawQuery string) []string {
 		return forms
 	}
 	var joined []string
+	commas := 0
 	for k, vs := range vals {
 		if len(vs) == 1 && strings.Contains(vs[0], ",") {
 			joined = append(joined, k)
+			commas += strings.Count(vs[0], ",")
 		}
 	}
-	if len(joined) == 0 || len(joined) > MaxJoinedNames {
+	if len(joined) == 0 || commas > MaxJoinedCommas {
 		return forms
 	}
 	sort.Strings(joined)
-	for mask := 1; mask < 1<<len(joined); mask++ {
+	// One bit per comma, name by name: set, the comma separates two values.
+	for mask := 1; mask < 1<<commas; mask++ {
 		q := url.Values{}
 		for k, vs := range vals {
 			q[k] = vs
 		}
-		for i, k := range joined {
-			if mask&(1<<i) != 0 {
-				q[k] = strings.Split(vals[k][0], ",")
+		bit := 0
+		for _, k := range joined {
+			parts := strings.Split(vals[k][0], ",")
+			out := []string{parts[0]}
+			for _, p := range parts[1:] {
+				if mask&(1<<bit) != 0 {
+					out = append(out, p)
+				} else {
+					out[len(out)-1] += "," + p
+				}
+				bit++
 			}
+			q[k] = out
 		}
 		forms = append(forms, q.Encode())
 	}
 	return forms
+}
+
+// tooJoined says whether JoinedQueryForms checked only the query as
+// delivered because its values hold more than MaxJoinedCommas commas.
+func tooJoined(rawQuery string) bool {
+	vals, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return false
+	}
+	commas := 0
+	for _, vs := range vals {
+		if len(vs) == 1 {
+			commas += strings.Count(vs[0], ",")
+		}
+	}
+	return commas > MaxJoinedCommas
 }

@@ -199,7 +199,7 @@ func TestTimestampEdges(t *testing.T) {
 		} else {
 			var r *callerauth.Refusal
 			require.ErrorAs(t, err, &r, c.offset)
-			require.Contains(t, r.Reason, fmt.Sprintf("timestamp is %ds off", -c.offset))
+			require.Contains(t, r.Reason, fmt.Sprintf("timestamp is %+ds off", c.offset)) // + ahead of the server
 		}
 	}
 }
@@ -257,5 +257,19 @@ func TestCommaJoinedQueries(t *testing.T) {
 		}
 	}
 	require.Len(t, callerauth.JoinedQueryForms("a=1%2C0&b=2%2C3"), 4, "every choice of splitting two joined names")
-	require.Len(t, callerauth.JoinedQueryForms("a=%2C&b=%2C&c=%2C&d=%2C&e=%2C"), 1, "past MaxJoinedNames only the query as delivered")
+	require.Len(t, callerauth.JoinedQueryForms("a=%2C&b=%2C&c=%2C&d=%2C&e=%2C"), 32, "five names, one comma each")
+	require.Len(t, callerauth.JoinedQueryForms("a=%2C%2C%2C%2C&b=%2C%2C%2C"), 1, "past MaxJoinedCommas only the query as delivered")
+	// Partial splits: ?a=1&a=2,3 and ?a=1,2&a=3 arrive as a=1,2,3 too.
+	forms := callerauth.JoinedQueryForms("a=1%2C2%2C3")
+	require.ElementsMatch(t, []string{"a=1%2C2%2C3", "a=1&a=2%2C3", "a=1%2C2&a=3", "a=1&a=2&a=3"}, forms)
+	v = callerauth.NewVerifier(map[string]string{"k": secretA}, callerauth.NewNonces(callerauth.NoncesOptions{}), nil)
+	for i, signed := range []string{"a=1&a=2%2C3", "a=1%2C2&a=3"} {
+		auth := sign(t, "k", secretA, "GET", "/fn", signed, time.Now().Unix(), fmt.Sprintf("joined-nonce-%06d", i), nil)
+		require.NoError(t, v.Verify(context.Background(), callerauth.Request{Method: "GET", Path: "/fn", RawQuery: "a=1%2C2%2C3", QueryJoined: true, Authorization: auth}), signed)
+	}
+	auth := sign(t, "k", secretA, "GET", "/fn", "a=1&a=2&a=3&a=4&a=5&a=6&a=7&a=8", time.Now().Unix(), "joined-nonce-toomany", nil)
+	err := v.Verify(context.Background(), callerauth.Request{Method: "GET", Path: "/fn", RawQuery: "a=1%2C2%2C3%2C4%2C5%2C6%2C7%2C8", QueryJoined: true, Authorization: auth})
+	var r *callerauth.Refusal
+	require.ErrorAs(t, err, &r)
+	require.Contains(t, r.Reason, "more than 6, so only the query as delivered was checked")
 }
