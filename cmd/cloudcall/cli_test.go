@@ -130,6 +130,36 @@ func TestFunctionEnv(t *testing.T) {
 	})
 }
 
+// The env file's caller settings decide what the functions get, and the
+// banner says what they got.
+func TestEnvFileCallerSettings(t *testing.T) {
+	f, _ := registry.Lookup("logistics-get-quota")
+	bins := map[string]string{"logistics-get-quota": "/bin/x"}
+	for _, c := range []struct {
+		name   string
+		extra  map[string]string
+		anon   string // CLOUDCALL_ALLOW_ANONYMOUS the function gets ("" unset)
+		keys   string
+		banner string
+	}{
+		{"the deployed default's empty keys", map[string]string{"CLOUDCALL_CALLER_KEYS": ""}, "true", "", "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true"},
+		{"anonymous calls turned off", map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "false"}, "false", "", "HTTP triggers refuse every call"},
+		{"keys from the env file", map[string]string{"CLOUDCALL_CALLER_KEYS": "k:0123456789abcdef", "CLOUDCALL_ALLOW_ANONYMOUS": "true"}, "", "k:0123456789abcdef", "caller auth: on (CLOUDCALL_CALLER_KEYS from --env-file)"},
+	} {
+		set := localSettings{extra: c.extra, storeURL: "redis://127.0.0.1:1/0", embedded: true}
+		env := functionEnv(f, runtimeapi.FC, nil, false, set)
+		require.Equal(t, c.anon, env["CLOUDCALL_ALLOW_ANONYMOUS"], c.name)
+		require.Equal(t, c.keys, env["CLOUDCALL_CALLER_KEYS"], c.name)
+		var b bytes.Buffer
+		banner(&b, "http://127.0.0.1:9000", "fc", "sandbox", bins, nil, nil, "on", set)
+		require.Contains(t, b.String(), c.banner, c.name)
+		if c.anon != "true" {
+			require.NotContains(t, b.String(), "WARNING", c.name)
+			require.NotContains(t, b.String(), "curl -s -X POST http://127.0.0.1:9000/logistics-get-quota ", c.name)
+		}
+	}
+}
+
 func TestBanner(t *testing.T) {
 	bins := map[string]string{}
 	for _, n := range registry.Names() {

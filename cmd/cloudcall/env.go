@@ -101,12 +101,17 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 	for k, v := range set.extra {
 		env[k] = v
 	}
-	if set.callerKeys != "" {
-		env["CLOUDCALL_CALLER_KEYS"] = set.callerKeys
+	switch keyed, anonymous := set.auth(); {
+	case keyed:
+		if set.callerKeys != "" {
+			env["CLOUDCALL_CALLER_KEYS"] = set.callerKeys
+		}
 		delete(env, "CLOUDCALL_ALLOW_ANONYMOUS")
-	} else if _, ok := set.extra["CLOUDCALL_CALLER_KEYS"]; !ok {
+	case anonymous:
 		// Locally nobody else can call the trigger; on a platform this stays off.
 		env["CLOUDCALL_ALLOW_ANONYMOUS"] = "true"
+	default:
+		env["CLOUDCALL_ALLOW_ANONYMOUS"] = "false" // the env file's choice
 	}
 	if set.storeURL != "" {
 		env["CLOUDCALL_STORE"] = set.storeURL

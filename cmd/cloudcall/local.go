@@ -22,6 +22,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
+	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
@@ -34,6 +35,18 @@ type localSettings struct {
 	storeURL   string            // the shared store every instance uses
 	storePfx   string            // CLOUDCALL_STORE_PREFIX (per run on an external store)
 	embedded   bool              // storeURL is the emulator's own
+}
+
+// auth is how the functions' HTTP triggers will treat callers: signed
+// (--caller-keys, or caller keys from the env file), open (the local
+// default, unless the env file sets CLOUDCALL_ALLOW_ANONYMOUS), or closed
+// (the env file turned anonymous calls off and gave no keys). The
+// environment and the banner both follow it.
+func (s localSettings) auth() (keys, anonymous bool) {
+	if s.callerKeys != "" || strings.TrimSpace(s.extra["CLOUDCALL_CALLER_KEYS"]) != "" {
+		return true, false
+	}
+	return false, config.FromMap(s.extra).Bool("CLOUDCALL_ALLOW_ANONYMOUS", true)
 }
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -254,10 +267,16 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string, set localSettings) {
 	fmt.Fprintf(w, "\ncloudcall local on %s — platform %s, upstream %s\n", base, platform, upstream)
 	fmt.Fprintf(w, "console: %s/ (loopback only)\n", base)
-	if set.callerKeys == "" {
-		fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform). --caller-keys turns caller auth on.")
-	} else {
+	keyed, anonymous := set.auth()
+	switch {
+	case keyed && set.callerKeys != "":
 		fmt.Fprintln(w, "caller auth: on (--caller-keys); HTTP triggers refuse unsigned calls, as deployed")
+	case keyed:
+		fmt.Fprintln(w, "caller auth: on (CLOUDCALL_CALLER_KEYS from --env-file); HTTP triggers refuse unsigned calls, as deployed")
+	case anonymous:
+		fmt.Fprintln(w, "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true for every function: HTTP triggers take unsigned calls here (never on a platform). --caller-keys turns caller auth on.")
+	default:
+		fmt.Fprintln(w, "caller auth: HTTP triggers refuse every call (the env file turns CLOUDCALL_ALLOW_ANONYMOUS off and sets no caller keys); use the invoke APIs, or --caller-keys")
 	}
 	// The invoke APIs stand for the platforms' own authenticated APIs, so
 	// they take unsigned calls: only from this machine's programs, never
@@ -286,7 +305,7 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		if f.Example == "" || len(f.HTTPMethods) == 0 || bins[f.Name] == "" {
 			continue
 		}
-		if set.callerKeys != "" {
+		if !anonymous {
 			// A trigger refuses an unsigned curl: the invoke API is the
 			// unsigned way in from this machine.
 			fmt.Fprintf(w, "  curl -s -X POST %s/2023-03-30/functions/%s/invocations -d '%s'\n", base, f.Name, f.Example)
@@ -294,7 +313,7 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		}
 		fmt.Fprintf(w, "  curl -s -X POST %s/%s -H 'Content-Type: application/json' -d '%s'\n", base, f.Name, f.Example)
 	}
-	if set.callerKeys != "" {
+	if keyed {
 		fmt.Fprintf(w, "  (the HTTP triggers, %s/<function>, take only signed calls: the clients sign them, see the README)\n", base)
 	}
 	for _, t := range tms {
