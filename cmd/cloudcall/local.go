@@ -20,9 +20,9 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
+	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
-	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
