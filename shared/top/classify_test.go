@@ -170,6 +170,7 @@ func TestFactoryConfiguration(t *testing.T) {
 		{"no secret", map[string]string{"TOP_APP_KEY": "1"}, []string{"TOP_APP_SECRET"}},
 		{"bad sign method", map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_SIGN_METHOD": "sha1"}, []string{"TOP_SIGN_METHOD", "md5, hmac or hmac-sha256"}},
 		{"bad cap", map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_MAX_PRICE_FEN": "ten"}, []string{"TOP_MAX_PRICE_FEN"}},
+		{"floor above the cap", map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_MIN_PRICE_FEN": "500", "TOP_MAX_PRICE_FEN": "100"}, []string{"TOP_MIN_PRICE_FEN=500 is above TOP_MAX_PRICE_FEN=100"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -382,6 +382,10 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 	if err != nil {
 		return fail, err
 	}
+	if minPrice > maxPrice {
+		// Every charge would be refused as the caller's fault.
+		return fail, fmt.Errorf("TOP_MIN_PRICE_FEN=%d is above TOP_MAX_PRICE_FEN=%d: no price could be charged; set the floor at or below the cap", minPrice, maxPrice)
+	}
 	c, err := NewClient(Options{AppKey: appKey, Secret: secret, Session: session,
 		SignMethod: d.Env.Get("TOP_SIGN_METHOD", SignHMACSHA256),
 		Gateway:    d.Env.Get("TOP_GATEWAY_URL", "https://gw.api.taobao.com/router/rest"), HTTP: d.HTTP})
