@@ -56,6 +56,11 @@ func Parse(header string) (Auth, error) {
 	if !ok {
 		return Auth{}, fmt.Errorf("%w: expected the %s scheme", ErrMalformed, Scheme)
 	}
+	if strings.Contains(rest, Scheme+" ") {
+		// Two headers the platform joined with a comma (FC and API
+		// Gateway deliver a repeated header so).
+		return Auth{}, fmt.Errorf("%w: more than one Authorization header (joined by the platform); send exactly one", ErrMalformed)
+	}
 	var a Auth
 	seen := map[string]bool{}
 	for _, part := range strings.Split(rest, ",") {

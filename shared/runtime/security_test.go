@@ -118,6 +118,8 @@ func TestDuplicatedAuthorizationIsRefused(t *testing.T) {
 	for _, headers := range []map[string]string{
 		{"Authorization": sign("dup-nonce-000000001"), "authorization": "CLOUDCALL-HMAC-SHA256 junk"},
 		{"Authorization": sign("dup-nonce-000000002"), "authorization": sign("dup-nonce-000000003")},
+		// As FC and API Gateway deliver two: one value, joined by a comma.
+		{"Authorization": sign("dup-nonce-000000005") + "," + sign("dup-nonce-000000006")},
 	} {
 		r, m := decodeHTTP(t, h.Invoke(context.Background(), ev(headers), Meta{}))
 		require.Equal(t, 401, r.StatusCode, m)
