@@ -95,12 +95,21 @@ func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return errUsage
 	}
-	if kind == "" && fs.NArg() > 0 {
-		kind = fs.Arg(0)
+	rest := fs.Args()
+	if kind == "" && len(rest) > 0 {
+		kind, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "cloudcall event: unexpected argument %q (one kind, then flags)\n", rest[0])
+		return errUsage
 	}
 	k, ok := eventKinds[kind]
-	if !ok {
+	switch {
+	case kind == "":
 		fmt.Fprintf(stderr, "cloudcall event: name a kind: %s\n", strings.Join(eventKindNames(), ", "))
+		return errUsage
+	case !ok:
+		fmt.Fprintf(stderr, "cloudcall event: unknown kind %q; kinds: %s\n", kind, strings.Join(eventKindNames(), ", "))
 		return errUsage
 	}
 	f, ok := registry.Lookup(*fn)

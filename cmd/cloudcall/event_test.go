@@ -105,7 +105,7 @@ func TestEventCommandLine(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"event"}, 2, "name a kind: apigw-v2, eventbridge, fc-http, fc-timer, schedule-v2"},
-		{[]string{"event", "s3-put"}, 2, "name a kind"},
+		{[]string{"event", "s3-put"}, 2, `unknown kind "s3-put"; kinds:`},
 		{[]string{"event", "fc-http", "--function", "nope"}, 2, `--function "nope": known functions: logistics-get-quota`},
 		{[]string{"event", "fc-http", "--function"}, 2, "flag needs an argument"},
 	}

@@ -31,6 +31,9 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return errUsage
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	root, err := emulator.ModuleRoot(".")
 	if err != nil {
 		return err

@@ -75,9 +75,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return errUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cloudcall local: unexpected argument %q (flags only; see cloudcall local --help)\n", fs.Arg(0))
-		return errUsage
+	if err := noArgs(fs, stderr); err != nil {
+		return err
 	}
 	p, err := parsePlatform(*platform)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -49,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case len(args) == 0:
 		usage(stderr, cmds)
 		return 2
-	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || (args[0] == "help" && len(args) == 1):
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || (args[0] == "help" && (len(args) == 1 || strings.HasPrefix(args[1], "-"))):
 		usage(stdout, cmds)
 		return 0
 	case args[0] == "help":
@@ -108,6 +109,16 @@ func newFlagSet(name string, args []string, stdout, stderr io.Writer) *flag.Flag
 		}
 	}
 	return fs
+}
+
+// noArgs refuses positional arguments a command does not take: ignored,
+// they read as if they had done something.
+func noArgs(fs *flag.FlagSet, stderr io.Writer) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	fmt.Fprintf(stderr, "cloudcall %s: unexpected argument %q (flags only; see cloudcall %s --help)\n", fs.Name(), fs.Arg(0), fs.Name())
+	return errUsage
 }
 
 // version is the module version and VCS revision the binary was built from.

@@ -26,6 +26,9 @@ func runOpenAPI(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return errUsage
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	doc, err := openapi.Document()
 	if err != nil {
 		return err

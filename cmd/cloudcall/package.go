@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,32 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		return errUsage
+	}
+	// Each flag is checked on its own, so a mistake is named, not met with
+	// "nothing to package" (or, for --arch, by packaging less in silence).
+	var ids []string
+	for _, f := range registry.All() {
+		ids = append(ids, descriptor.LogicalID(f.Name))
+	}
+	switch {
+	case *platform != "fc" && *platform != "aws" && *platform != "all":
+		fmt.Fprintf(stderr, "cloudcall package: --platform %q: expected fc, aws or all\n", *platform)
+		return errUsage
+	case *arch == "amd64" || *arch == "x86-64":
+		fmt.Fprintf(stderr, "cloudcall package: --arch %q: Lambda calls it x86_64; expected x86_64 or arm64\n", *arch)
+		return errUsage
+	case *arch != "" && *arch != "x86_64" && *arch != "arm64":
+		fmt.Fprintf(stderr, "cloudcall package: --arch %q: expected x86_64 or arm64 (Lambda's names)\n", *arch)
+		return errUsage
+	case *arch != "" && *platform == "fc":
+		fmt.Fprintln(stderr, "cloudcall package: --arch is for --platform aws: FC's go1 runtime is x86_64 only")
+		return errUsage
+	case *logicalID != "" && !slices.Contains(ids, *logicalID):
+		fmt.Fprintf(stderr, "cloudcall package: unknown --logical-id %q; known ids: %s\n", *logicalID, strings.Join(ids, ", "))
+		return errUsage
+	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
 	}
 	root, err := emulator.ModuleRoot(".")
 	if err != nil {
