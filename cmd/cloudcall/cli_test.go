@@ -196,6 +196,17 @@ func TestBanner(t *testing.T) {
 		require.Contains(t, anon.String(), "http://127.0.0.1:9000/2015-03-31/functions/"+n+"/invocations")
 	}
 	require.Contains(t, anon.String(), "quota-alert                   — (none in the descriptors)")
+	require.NotContains(t, anon.String(), "reachable from other machines")
+
+	// Every interface: said, and louder against the real vendors.
+	for _, c := range []struct{ base, upstream, says string }{
+		{"http://[::]:9000", "sandbox", "WARNING: listening on ::, reachable from other machines"},
+		{"http://0.0.0.0:9000", "real", "against the REAL vendors"},
+	} {
+		var b bytes.Buffer
+		banner(&b, c.base, "fc", c.upstream, bins, nil, nil, "on", localSettings{storeURL: "redis://127.0.0.1:5/0", embedded: true})
+		require.Contains(t, b.String(), c.says)
+	}
 }
 
 // TestInvokeRunsTheExample: `cloudcall invoke <fn>` runs the registry

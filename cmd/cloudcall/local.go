@@ -266,6 +266,15 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func banner(w io.Writer, base, platform, upstream string, bins map[string]string, sbs []*servedSandbox, tms []emulator.Timer, timers string, set localSettings) {
 	fmt.Fprintf(w, "\ncloudcall local on %s — platform %s, upstream %s\n", base, platform, upstream)
 	fmt.Fprintf(w, "console: %s/ (loopback only)\n", base)
+	if host, _, err := net.SplitHostPort(strings.TrimPrefix(base, "http://")); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
+			what := "against the sandboxes"
+			if upstream == "real" {
+				what = "against the REAL vendors, with your credentials (the charge moves money)"
+			}
+			fmt.Fprintf(w, "WARNING: listening on %s, reachable from other machines: the invoke APIs (and the HTTP triggers, without --caller-keys) run calls from anyone who can reach it, %s. Use --addr 127.0.0.1:PORT unless you mean it.\n", host, what)
+		}
+	}
 	keyed, anonymous := set.auth()
 	switch {
 	case keyed && set.callerKeys != "":
