@@ -183,31 +183,11 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	}
 	var alias string
 	if keyed {
-		// Leave the fingerprint's slot pointing here before anything is sent,
-		// so the same request retried without its key finds this record.
-		a := Record{Token: rec.Token, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}
-		aok, err := g.o.Records.Reserve(ctx, g.o.Namespace+keylessKey(c.Fingerprint), a, g.o.Retention)
-		if err != nil {
-			g.release(ctx, k, rec.Token)
-			return envelope.Response{}, false, storeError(err)
-		}
-		slot := g.o.Namespace + keylessKey(c.Fingerprint)
-		if aok {
-			alias = slot
-		} else {
-			// A keyless call with this very request came first: this is
-			// its retry with a key, answered from it. (Another key's alias
-			// there means another explicit charge: this one goes ahead.)
-			cur, err := g.o.Records.Read(ctx, slot)
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				g.release(ctx, k, rec.Token)
-				return envelope.Response{}, false, storeError(err)
-			}
-			if err == nil && cur.Alias == "" && cur.Fingerprint == c.Fingerprint {
-				g.release(ctx, k, rec.Token)
-				first, _, e := g.repeat(ctx, slot, c.Fingerprint, false)
-				return first.response(), e == nil, e
-			}
+		var resp envelope.Response
+		var answered bool
+		alias, resp, answered, e = g.leaveAlias(ctx, k, key, rec, c.Fingerprint)
+		if answered || e != nil {
+			return resp, e == nil, e
 		}
 	}
 	// From here the vendor may act: the record says so before it can. The
@@ -216,13 +196,20 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	running := rec
 	running.State, running.Token = InProgress, newToken()
 	if ok, err = g.o.Records.Finish(ctx, k, rec.Token, running, g.o.Retention); err != nil || !ok {
-		if alias != "" {
-			g.release(ctx, alias, rec.Token)
-		}
 		if err != nil {
+			// Nothing was sent, but the write may have landed with its
+			// answer lost: the record then says in progress under the new
+			// token and every retry would hear 409, then -1304, for 24 h.
+			// It is released under whichever token it holds, and the alias
+			// with it once k is gone.
+			if g.release(ctx, k, running.Token, rec.Token) && alias != "" {
+				g.release(ctx, alias, rec.Token)
+			}
 			return envelope.Response{}, false, storeError(err)
 		}
-		return envelope.Response{}, false, inProgress() // taken over meanwhile
+		// Taken over meanwhile: the alias, which names the key, now serves
+		// the call that took k, so it stays.
+		return envelope.Response{}, false, inProgress()
 	}
 	aliasToken := rec.Token
 	rec = running
@@ -249,6 +236,45 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	g.finish(ctx, k, done, out.VendorID)
 	g.purge(ctx)
 	return out.Response, false, nil
+}
+
+// leaveAlias points the fingerprint's slot at the keyed record k before
+// anything is sent, so the same request retried without its key finds it.
+// It answers the call itself (answered) when a keyless call with this very
+// request came first: this is its retry with a key. Another key's alias
+// there means another explicit charge, which goes ahead without the slot.
+// An alias to this very key, left by a call with the key whose reservation
+// this one took over, already points here: it is kept as it is (alias ""
+// says this call does not hold it), and only a call that still owns k ever
+// removes an alias (see Run).
+func (g *Guard) leaveAlias(ctx context.Context, k, key string, rec Record, fp string) (alias string, resp envelope.Response, answered bool, e *envelope.Error) {
+	slot := g.o.Namespace + keylessKey(fp)
+	a := Record{Token: rec.Token, State: Reserved, Fingerprint: fp, Alias: key, Started: rec.Started}
+	for attempt := 0; attempt < 3; attempt++ {
+		ok, err := g.o.Records.Reserve(ctx, slot, a, g.o.Retention)
+		if err != nil {
+			g.release(ctx, k, rec.Token)
+			return "", envelope.Response{}, false, storeError(err)
+		}
+		if ok {
+			return slot, envelope.Response{}, false, nil
+		}
+		cur, err := g.o.Records.Read(ctx, slot)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // released meanwhile: reserve again
+		case err != nil:
+			g.release(ctx, k, rec.Token)
+			return "", envelope.Response{}, false, storeError(err)
+		case cur.Fingerprint == fp && cur.Alias == "":
+			g.release(ctx, k, rec.Token)
+			first, _, e := g.repeat(ctx, slot, fp, false)
+			return "", first.response(), e == nil, e
+		}
+		return "", envelope.Response{}, false, nil // this key's alias, or another key's
+	}
+	g.release(ctx, k, rec.Token)
+	return "", envelope.Response{}, false, inProgress()
 }
 
 // withoutCancel is ctx without its cancellation but with its deadline.
@@ -324,13 +350,44 @@ func (g *Guard) stuck(k string, done Record, vendorID string, err error) {
 	_, _ = g.o.Records.Finish(ctx, k, done.Token, note, g.o.Retention)
 }
 
-func (g *Guard) release(ctx context.Context, k, token string) {
+// release deletes k if it holds one of tokens, retrying a store that fails
+// within FinishFor: what it releases is a record whose call sent nothing,
+// which a retry must be able to take again.
+func (g *Guard) release(ctx context.Context, k string, tokens ...string) (released bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.FinishFor)
 	defer cancel()
-	if _, err := g.o.Records.Release(rctx, k, token); err != nil {
+	var err error
+	for backoff := 25 * time.Millisecond; ; backoff = min(2*backoff, 400*time.Millisecond) {
+		err = nil
+		done := false
+		for _, tok := range tokens {
+			ok, rerr := g.o.Records.Release(rctx, k, tok)
+			if rerr != nil {
+				err = rerr
+				continue
+			}
+			if ok {
+				done = true
+				break
+			}
+		}
+		if done || err == nil {
+			return done
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-rctx.Done():
+			t.Stop()
+		case <-t.C:
+			continue
+		}
+		break
+	}
+	if err != nil {
 		g.o.Log.Warn("idempotency record not released: repeats will hear -1304 until it expires; nothing was charged",
 			"key", k, "store", g.o.Records.Name(), "error", err.Error())
 	}
+	return false
 }
 
 // purge runs the bounded clean-up at most once per PurgeEvery per instance.

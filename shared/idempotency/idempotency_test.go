@@ -591,3 +591,120 @@ func TestTheGuardedCallOutlivesACallerThatGivesUp(t *testing.T) {
 	require.True(t, replayed)
 	require.JSONEq(t, `{"done":true}`, string(again.Body))
 }
+
+// gatedAlias holds the first call whose alias reservation succeeded right
+// after it, before it marks its record sent.
+type gatedAlias struct {
+	idempotency.Records
+	once          sync.Once
+	reached, gate chan struct{}
+}
+
+func (g *gatedAlias) Reserve(ctx context.Context, k string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	ok, err := g.Records.Reserve(ctx, k, r, ttl)
+	if ok && err == nil && r.Alias != "" {
+		g.once.Do(func() { close(g.reached); <-g.gate })
+	}
+	return ok, err
+}
+
+// Two calls with one key at once, then the same request without its key:
+// one charge. The second call takes the first's reservation over while the
+// first holds the alias; the first, finding its reservation gone, releases
+// what it reserved. The alias must survive it, adopted by the call that
+// charges, or the keyless retry charges again.
+func TestConcurrentKeyedPairThenKeylessRetryIsOneCharge(t *testing.T) {
+	recs := &gatedAlias{Records: idempotency.NewMemory(nil), reached: make(chan struct{}), gate: make(chan struct{})}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute})
+	var runs atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		runs.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0,"orderId":"1"}`)}
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var eA *envelope.Error
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _, eA = g.Run(ctx, key("K", "fp"), fn) }()
+	<-recs.reached
+	respB, _, eB := g.Run(ctx, key("K", "fp"), fn)
+	close(recs.gate)
+	wg.Wait()
+	require.Nil(t, eB)
+	require.Equal(t, `{"errCode":0,"orderId":"1"}`, string(respB.Body))
+	require.NotNil(t, eA, "the call taken over answers in progress")
+	require.Equal(t, envelope.CodeIdempotencyConflict, eA.Code)
+	require.Equal(t, int32(1), runs.Load())
+
+	resp, replayed, e := g.Run(ctx, key("", "fp"), fn)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.Equal(t, respB.Body, resp.Body)
+	require.Equal(t, int32(1), runs.Load(), "the keyed charge retried without its key did not run again")
+}
+
+// lostMarkSent applies the first mark-sent write and then reports the store
+// unreachable: the write landed, its answer was lost.
+type lostMarkSent struct {
+	idempotency.Records
+	done atomic.Bool
+}
+
+func (l *lostMarkSent) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	ok, err := l.Records.Finish(ctx, k, tok, r, ttl)
+	if r.State == idempotency.InProgress && l.done.CompareAndSwap(false, true) {
+		return false, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
+	}
+	return ok, err
+}
+
+// A call answered -1501 sent nothing, so its retry charges once, even when
+// the mark-sent write landed and only its answer was lost (the record said
+// in progress, and every retry heard 409, then -1304, for 24 h).
+func TestALostMarkSentAnswerLeavesNothingBehind(t *testing.T) {
+	c := newClock()
+	g := idempotency.New(idempotency.Options{Records: &lostMarkSent{Records: idempotency.NewMemory(c.Now)}, Namespace: "t:", Stuck: 75 * time.Second, Now: c.Now})
+	var runs atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		runs.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+	}
+	ctx := context.Background()
+	_, _, e := g.Run(ctx, key("K", "fp"), fn)
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
+	require.Equal(t, int32(0), runs.Load())
+	_, _, e = g.Run(ctx, key("K", "fp"), fn)
+	require.Nil(t, e)
+	require.Equal(t, int32(1), runs.Load(), "the retry charges once")
+	_, replayed, e := g.Run(ctx, key("", "fp"), fn)
+	require.Nil(t, e)
+	require.True(t, replayed, "and keeps its alias")
+	require.Equal(t, int32(1), runs.Load())
+}
+
+// The race above, left to the scheduler: for each of 200 requests, 8
+// concurrent calls with one key, then the request without its key. Every
+// request runs once.
+func TestConcurrentKeyedCallsThenKeylessRetriesRunOnce(t *testing.T) {
+	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(nil), Namespace: "t:", Stuck: time.Minute})
+	ctx := context.Background()
+	for i := range 200 {
+		var runs atomic.Int32
+		fn := func(context.Context) idempotency.Outcome {
+			runs.Add(1)
+			return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+		}
+		fp := fmt.Sprintf("fp-%d", i)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _, _ = g.Run(ctx, key("K-"+fp, fp), fn) }()
+		}
+		wg.Wait()
+		require.LessOrEqual(t, runs.Load(), int32(1), "keyed "+fp)
+		_, _, e := g.Run(ctx, key("", fp), fn)
+		require.Nil(t, e, fp)
+		require.Equal(t, int32(1), runs.Load(), fp)
+	}
+}

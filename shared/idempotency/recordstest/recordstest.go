@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 )
 
@@ -229,7 +230,32 @@ func Run(t *testing.T, r idempotency.Records, o Options) {
 			require.NoError(t, err, "200 concurrent callers on a healthy backend all get through")
 		}
 	})
+	t.Run("the guard: concurrent calls with one key, then without it, run once", func(t *testing.T) {
+		g := idempotency.New(idempotency.Options{Records: r, Namespace: k("guard") + ":", Stuck: time.Minute})
+		for i := range 20 {
+			var runs atomic.Int32
+			fn := func(context.Context) idempotency.Outcome {
+				runs.Add(1)
+				return idempotency.Outcome{Response: envelopeOK}
+			}
+			fp := fmt.Sprintf("fp-%d", i)
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, _, _ = g.Run(ctx, idempotency.Call{Key: "key-" + fp, Fingerprint: fp}, fn)
+				}()
+			}
+			wg.Wait()
+			_, _, e := g.Run(ctx, idempotency.Call{Fingerprint: fp}, fn)
+			require.Nil(t, e, fp)
+			require.Equal(t, int32(1), runs.Load(), "%s: one charge for the keyed calls and their keyless retry", fp)
+		}
+	})
 }
+
+var envelopeOK = envelope.Response{Status: 200, Body: []byte(`{"errCode":0}`)}
 
 // concurrentWins runs f from n goroutines released at once and returns how
 // many succeeded; an error from any of them fails the test.
