@@ -722,3 +722,71 @@ func TestFactoryNamesAnUnusableSecret(t *testing.T) {
 	_, err = ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: store.NewMemory(store.MemoryOptions{})})
 	require.ErrorContains(t, err, "set CK1_ACCESS_TOKEN (a fixed token), or CK1_CLIENT_ID, CK1_CLIENT_SECRET and CK1_REFRESH_TOKEN")
 }
+
+// tokenReads fails reads of the token state while down (the lock still
+// works): a store that answers the lease but not the state.
+type tokenReads struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (s *tokenReads) Get(ctx context.Context, key string) ([]byte, error) {
+	if s.down.Load() && key == "ck1:oauth:"+ck1sbx.DemoClientID {
+		return nil, fmt.Errorf("%w: test outage", store.ErrUnavailable)
+	}
+	return s.Store.Get(ctx, key)
+}
+
+// A shared store that lost the token state (a Redis restarted without AOF,
+// a failover) while an instance still holds the rotated pair: the instance
+// refreshes with its own copy, not the seed the first refresh spent, and
+// CK1 keeps answering.
+func TestAStoreThatLostTheStateIsRefilledFromAnInstancesCopy(t *testing.T) {
+	kv := store.NewMemory(store.MemoryOptions{})
+	sbx, build := ck1Rig(t, kv)
+	first := build()
+	require.Equal(t, 0.0, quote(t, first)["errCode"])
+	require.NoError(t, kv.Delete(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID))
+	sbx.ExpireAccessTokens()
+	m := quote(t, first)
+	require.Equal(t, 0.0, m["errCode"], "refreshed with this instance's pair, not the spent seed: %v", m)
+	require.Equal(t, 2, sbx.Calls("refresh"))
+	require.Equal(t, 0.0, quote(t, build())["errCode"], "the pair is in the store again for a new instance")
+	require.Equal(t, 2, sbx.Calls("refresh"))
+}
+
+// A state the store does not answer is not "no state": nothing is spent
+// (the seed would be, and CK1 would refuse it as used), the call is -1501.
+func TestAnUnreadableStateSpendsNothing(t *testing.T) {
+	kv := &tokenReads{Store: store.NewMemory(store.MemoryOptions{})}
+	sbx, build := ck1Rig(t, kv)
+	require.Equal(t, 0.0, quote(t, build())["errCode"])
+	sbx.ExpireAccessTokens()
+	kv.down.Store(true)
+	m := quote(t, build())
+	require.Equal(t, -1501.0, m["errCode"], m)
+	require.Equal(t, 1, sbx.Calls("refresh"), "the seed only; nothing spent during the outage")
+	kv.down.Store(false)
+	require.Equal(t, 0.0, quote(t, build())["errCode"])
+	require.Equal(t, 2, sbx.Calls("refresh"))
+}
+
+// Waiting out its deadline while another instance holds the refresh lease
+// is a timeout the caller may retry (-1301), not an internal error.
+func TestWaitingForAnotherInstancesRefreshTimesOut(t *testing.T) {
+	kv := store.NewMemory(store.MemoryOptions{})
+	sbx, build := ck1Rig(t, kv)
+	require.Equal(t, 0.0, quote(t, build())["errCode"])
+	sbx.ExpireAccessTokens()
+	_, held, err := store.TryLock(context.Background(), kv, "ck1:oauth:"+ck1sbx.DemoClientID+":lock", time.Minute)
+	require.NoError(t, err)
+	require.True(t, held, "another instance is refreshing")
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	var m map[string]any
+	body := []byte(`{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`)
+	require.NoError(t, json.Unmarshal(build().Invoke(ctx, &envelope.Input{Body: body}).Body, &m))
+	require.Equal(t, -1301.0, m["errCode"], m)
+	require.Contains(t, m["errMsg"], "while another caller refreshed the ck1 token")
+	require.Equal(t, 1, sbx.Calls("refresh"))
+}

@@ -151,6 +151,25 @@ func (a *OAuth) read(ctx context.Context) *state {
 	return &st
 }
 
+// readShared reads the state from the shared store itself, never from the
+// fallback's instance memory: nil when the store holds none, an error when
+// it does not answer.
+func (a *OAuth) readShared(ctx context.Context) (*state, error) {
+	raw, err := a.durable.Get(ctx, a.key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st state
+	if json.Unmarshal(raw, &st) != nil {
+		return nil, nil
+	}
+	st.raw = raw
+	return &st, nil
+}
+
 // Token returns a usable access token, refreshing once for everyone when
 // it has expired.
 func (a *OAuth) Token(ctx context.Context) (string, error) {
@@ -207,7 +226,7 @@ func (a *OAuth) Invalidate(ctx context.Context, tok string) {
 }
 
 func (a *OAuth) refresh(ctx context.Context) (string, error) {
-	return a.flight.Do(ctx, store.Refresher[string]{
+	tok, err := a.flight.Do(ctx, store.Refresher[string]{
 		KV: a.durable, LockKey: a.lockKey, Lease: refreshLease,
 		Fresh: func(ctx context.Context) (string, bool) {
 			st := a.read(ctx)
@@ -223,6 +242,7 @@ func (a *OAuth) refresh(ctx context.Context) (string, error) {
 				Reason: "the CK1 token cannot be refreshed safely without the shared store (a refresh token is single-use); retry when it is back", Err: err}
 		},
 	}.Get)
+	return tok, upstream.Waited("ck1", err)
 }
 
 // tokenReply is CK1's PascalCase token answer.
@@ -237,14 +257,33 @@ type tokenReply struct {
 // refreshLocked holds the lease: it spends the current refresh token and
 // persists the rotated pair before handing the access token out.
 func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
-	st := a.read(ctx) // re-read under the lease: someone may have just finished
+	// Re-read under the lease, from the shared store only: someone may have
+	// just finished, and a read the store did not answer must not pass for
+	// "no state", which would spend the seed (the fallback answers from this
+	// instance's empty memory for a moment after a blip).
+	st, err := a.readShared(ctx)
+	if err != nil {
+		return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
+			Reason: "the CK1 token state cannot be read from the shared store, so the single-use refresh token is not spent; retry when it is back", Err: err}
+	}
 	if a.good(st, a.o.Now()) {
 		a.keep(st)
 		return st.AccessToken, nil
 	}
+	a.mu.Lock()
+	local := a.local
+	a.mu.Unlock()
 	refreshTok := a.o.SeedRefreshToken
-	if st != nil && st.RefreshToken != "" {
+	switch {
+	case st != nil && st.RefreshToken != "":
 		refreshTok = st.RefreshToken
+	case local != nil && local.RefreshToken != "":
+		// The store holds nothing, yet this instance has a pair: the store
+		// lost its data (a restart without AOF, a failover). The seed was
+		// spent by the first refresh; this instance's copy is the newest
+		// it knows.
+		refreshTok = local.RefreshToken
+		a.o.Log.Warn("ck1: the shared store lost the token state; refreshing with this instance's copy of the refresh token, not the seed")
 	}
 	a.mu.Lock()
 	if a.unsaved != nil {

@@ -108,6 +108,22 @@ func NoRedirects(c *http.Client) *http.Client {
 	return &cp
 }
 
+// Waited maps how waiting for a token ended: a context that ended while
+// another caller (in this process or another instance) refreshed the token
+// is a timeout the caller may retry (-1301), not an internal error; an
+// envelope error passes as it is.
+func Waited(vendor string, err error) error {
+	var e *envelope.Error
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return &envelope.Error{Code: envelope.CodeUpstreamTimeout, Err: err,
+			Reason: "the call's deadline passed while another caller refreshed the " + vendor + " token; nothing was spent: retry"}
+	}
+	return err
+}
+
 // Throttled is a vendor's HTTP 429: -1201 with the wait it asked for
 // (Retry-After in seconds, else 1), so callers back off instead of reading
 // it as a refusal or an unreadable answer. No vendor here documents 429;

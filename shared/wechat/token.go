@@ -203,7 +203,7 @@ func (m *TokenManager) fromStore(ctx context.Context) *cached {
 // refresh gets a fresh token: once per instance at a time, and through the
 // store's lease once for all instances (the others read what it stored).
 func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
-	return m.flight.Do(ctx, func(ctx context.Context) (*cached, error) {
+	c, err := m.flight.Do(ctx, func(ctx context.Context) (*cached, error) {
 		c, err := store.Refresher[*cached]{
 			KV: m.o.KV, LockKey: m.lockKey, Lease: lockTTL,
 			Fresh: func(ctx context.Context) (*cached, bool) {
@@ -224,6 +224,7 @@ func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
 		}
 		return c, err
 	})
+	return c, upstream.Waited("wechat", err)
 }
 
 func (m *TokenManager) fetchAndStore(ctx context.Context) (*cached, error) {
