@@ -133,6 +133,16 @@ func (mysqlDialect) retryable(err error) bool {
 func (mysqlDialect) settings(err error) bool {
 	var me *mysql.MySQLError
 	// 1044 no access to the database, 1045 access denied (user or
-	// password), 1049 unknown database, 1142 a command denied on the table.
-	return errors.As(err, &me) && (me.Number == 1044 || me.Number == 1045 || me.Number == 1049 || me.Number == 1142)
+	// password), 1049 unknown database, 1142 a command denied on the table,
+	// 1698 access denied to a user without a password (MariaDB's
+	// unix_socket users); and SQLSTATE class 28, invalid authorization, as
+	// PostgreSQL's is read.
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1044, 1045, 1049, 1142, 1698:
+		return true
+	}
+	return me.SQLState[0] == '2' && me.SQLState[1] == '8'
 }
