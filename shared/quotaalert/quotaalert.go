@@ -220,6 +220,7 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		if err != nil {
 			sum.Failures = append(sum.Failures, "discover accounts: "+err.Error())
 		}
+		a.discovery(ctx, err, sum)
 		seen := map[string]bool{}
 		for _, x := range accounts {
 			seen[x.key()] = true
@@ -263,6 +264,70 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		sum.Failures = append(sum.Failures, parts[i].Failures...)
 	}
 	return sum, nil
+}
+
+// discovery tells the channels once that the account list cannot be had
+// (QUOTA_ALERT_WATCH=auto): until it can, no discovered account is watched,
+// so an empty balance would otherwise pass in silence. The state is kept
+// like an account's, so overlapping runs announce it once, and it is
+// cleared when discovery works again.
+func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
+	const key = "alert:quota:discovery"
+	raw, err := a.kv.Get(ctx, key)
+	var st State
+	if err == nil {
+		_ = json.Unmarshal(raw, &st)
+	} else {
+		raw = nil
+	}
+	switch {
+	case derr == nil && st.LastError != "":
+		_, _ = a.kv.CompareAndDelete(ctx, key, raw)
+		return
+	case derr == nil || st.LastError != "":
+		return
+	}
+	b, _ := json.Marshal(State{Level: LevelError, LastError: derr.Error(), LastNotified: a.now().Unix()})
+	var won bool
+	if raw == nil {
+		won, err = a.kv.SetNX(ctx, key, b, stateTTL)
+	} else {
+		won, err = a.kv.CompareAndSwap(ctx, key, raw, b, stateTTL)
+	}
+	if err != nil || !won {
+		if _, gerr := a.kv.Get(ctx, key); err != nil || gerr != nil {
+			won = true // announce anyway, as for an account
+		}
+	}
+	if !won {
+		return
+	}
+	zhT, enT := "电子面单账号列表获取失败", "Waybill accounts cannot be listed"
+	zh := "QUOTA_ALERT_WATCH=auto 需要从微信获取已绑定的快递账号，但获取失败：" + derr.Error() + "。在恢复之前，这些账号的余额都不会被检查（也可在 QUOTA_ALERT_WATCH 中直接列出账号）。"
+	en := "QUOTA_ALERT_WATCH=auto lists the courier accounts bound to this mini program, and that failed: " + derr.Error() +
+		". Until it works no account is checked (or list the accounts in QUOTA_ALERT_WATCH)."
+	m := notify.Message{Data: map[string]any{"event": LevelError, "deliveryId": "", "bizId": "", "level": LevelError, "error": derr.Error()}}
+	switch a.cfg.Lang {
+	case "zh":
+		m.Title, m.Text = zhT, zh
+	case "en":
+		m.Title, m.Text = enT, en
+	default:
+		m.Title, m.Text = zhT+" / "+enT, zh+"\n"+en
+	}
+	delivered := 0
+	for _, ch := range a.channels {
+		if err := ch.Send(ctx, m); err != nil {
+			sum.Failures = append(sum.Failures, "notify "+ch.Name()+" (account discovery error): "+err.Error())
+			continue
+		}
+		delivered++
+		sum.NotificationsSent++
+	}
+	if delivered == 0 && len(a.channels) > 0 {
+		// Nobody heard it: the next run tries again.
+		_, _ = a.kv.CompareAndDelete(ctx, key, b)
+	}
 }
 
 func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) AccountResult {
@@ -323,6 +388,18 @@ func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) Account
 	if err != nil {
 		sum.Failures = append(sum.Failures, acct.label()+": alert state not saved: "+err.Error())
 		won = true // announce anyway: a missed alert costs more than a repeated one
+	} else if !won {
+		// Another run's write won, or the store fell back to this
+		// instance's memory between the read and the write (which holds
+		// nothing to compare with): only a state that is there says
+		// another run saw it. Otherwise announce, as when it cannot be
+		// written.
+		if _, gerr := a.kv.Get(ctx, key); gerr != nil {
+			won = true
+			if !errors.Is(gerr, store.ErrNotFound) {
+				sum.Failures = append(sum.Failures, acct.label()+": alert state not saved: "+gerr.Error())
+			}
+		}
 	}
 	if announce == "" || !won {
 		return res

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -471,4 +472,97 @@ func TestAutoDiscoveredAccountsAreListedInOrder(t *testing.T) {
 		got = append(got, r.DeliveryID+" "+r.BizID)
 	}
 	require.Equal(t, []string{"YT z", "YT-O a", "YTO a", "YTO b", "ZTO a"}, got)
+}
+
+// goneAfterRead is a shared store that stops answering right after a run
+// reads an account's state, before the run writes it back.
+type goneAfterRead struct {
+	*store.Memory
+	down atomic.Bool
+}
+
+func (g *goneAfterRead) Get(ctx context.Context, k string) ([]byte, error) {
+	if g.down.Load() {
+		return nil, store.ErrUnavailable
+	}
+	v, err := g.Memory.Get(ctx, k)
+	g.down.Store(true)
+	return v, err
+}
+
+func (g *goneAfterRead) CompareAndSwap(ctx context.Context, k string, o, v []byte, ttl time.Duration) (bool, error) {
+	if g.down.Load() {
+		return false, store.ErrUnavailable
+	}
+	return g.Memory.CompareAndSwap(ctx, k, o, v, ttl)
+}
+
+type counted struct{ n *atomic.Int64 }
+
+func (c counted) Name() string                                { return "counted" }
+func (c counted) Send(context.Context, notify.Message) error { c.n.Add(1); return nil }
+
+// The store goes away between a run's read and its write: the write lands
+// on the fallback's empty instance memory, which refuses the compare. That
+// is no other run's win, so the empty balance is announced, as when the
+// state cannot be written at all.
+func TestAnAlertIsSentWhenTheStoreFallsBackMidRun(t *testing.T) {
+	prim := &goneAfterRead{Memory: store.NewMemory(store.MemoryOptions{})}
+	src := &fakeSource{balances: map[string]int64{"ZTO/z": 500}, errs: map[string]error{}}
+	kv := store.NewFallback(prim, store.FallbackOptions{})
+	var sent atomic.Int64
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{{DeliveryID: "ZTO", BizID: "z", Threshold: 100}}},
+		src, kv, []notify.Channel{counted{&sent}}, start().now)
+	_, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(0), sent.Load(), "ok: nothing to say")
+	src.set("ZTO/z", 0)
+	prim.down.Store(false)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "empty", sum.Accounts[0].Level)
+	require.Equal(t, "empty", sum.Accounts[0].Notified)
+	require.Equal(t, int64(1), sent.Load())
+}
+
+// failingDiscovery is a source whose account list cannot be had.
+type failingDiscovery struct {
+	*fakeSource
+	err *atomic.Pointer[error]
+}
+
+func (f failingDiscovery) Discover(context.Context) ([]quotaalert.Account, error) {
+	if e := f.err.Load(); e != nil {
+		return nil, *e
+	}
+	return nil, nil
+}
+
+// With QUOTA_ALERT_WATCH=auto and no account list, nothing is watched: the
+// channels hear it once (not every hour), and again after it has worked.
+func TestAFailingAccountListIsAnnouncedOnce(t *testing.T) {
+	var failing atomic.Pointer[error]
+	bad := errors.New("wechat errcode 40125: invalid appsecret")
+	failing.Store(&bad)
+	src := failingDiscovery{&fakeSource{balances: map[string]int64{}, errs: map[string]error{}}, &failing}
+	var sent atomic.Int64
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Auto: true}, src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{counted{&sent}}, clk.now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), sent.Load())
+	require.Equal(t, 1, sum.NotificationsSent)
+	require.Contains(t, sum.Failures[0], "40125")
+	clk.advance(time.Hour)
+	_, err = al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), sent.Load(), "said once, not every run")
+
+	failing.Store(nil)
+	_, err = al.Run(context.Background())
+	require.NoError(t, err)
+	failing.Store(&bad)
+	_, err = al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(2), sent.Load(), "failing again after it worked is said again")
 }
