@@ -499,7 +499,7 @@ func (g *goneAfterRead) CompareAndSwap(ctx context.Context, k string, o, v []byt
 
 type counted struct{ n *atomic.Int64 }
 
-func (c counted) Name() string                                { return "counted" }
+func (c counted) Name() string                               { return "counted" }
 func (c counted) Send(context.Context, notify.Message) error { c.n.Add(1); return nil }
 
 // The store goes away between a run's read and its write: the write lands
