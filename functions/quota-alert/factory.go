@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -67,6 +68,11 @@ func channels(env *config.Env, o notify.Options) ([]notify.Channel, error) {
 		}
 		if u == "" {
 			continue
+		}
+		// Checked here, so a mistyped URL is a -1601 naming it at once,
+		// not a delivery failure every run. The value is a secret: not shown.
+		if pu, perr := url.Parse(u); perr != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return nil, fmt.Errorf("%s: expected an https:// (or http://) URL with a host; the value is a secret and is not shown", s.url)
 		}
 		sec := ""
 		if s.secret != "" {

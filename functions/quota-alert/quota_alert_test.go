@@ -173,11 +173,14 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 		"QUOTA_ALERT_THRESHOLD": {"QUOTA_ALERT_THRESHOLD": "-5"},
 		"QUOTA_ALERT_COOLDOWN":  {"QUOTA_ALERT_COOLDOWN": "soon"},
 		"QUOTA_ALERT_HORIZON":   {"QUOTA_ALERT_HORIZON": "tomorrow"},
+		"QUOTA_ALERT_SLACK_URL": {"QUOTA_ALERT_SLACK_URL": "notaurl-s3cret"},
+		"QUOTA_ALERT_WECOM_URL": {"QUOTA_ALERT_WECOM_URL": "ftp://qyapi.weixin.qq.com/x"},
 	} {
 		r := newRig(t, want)
 		a := r.invoke(t, `{}`)
 		require.NotEqual(t, 0, a.ErrCode, env)
 		require.Contains(t, a.ErrMsg, env)
+		require.NotContains(t, a.ErrMsg, "s3cret", "a channel URL is a secret")
 		require.Equal(t, 0, r.sbx.Calls("quota"), env)
 	}
 }
