@@ -1,8 +1,14 @@
 package runtime
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/logging"
@@ -11,9 +17,52 @@ import (
 // NewLogger writes one JSON object per line, the format both platforms' log
 // services index, with every secret the environment handed out redacted.
 func NewLogger(w io.Writer, env *config.Env) *slog.Logger {
-	level := slog.LevelInfo
-	if env.Get("CLOUDCALL_LOG_LEVEL", "") == "debug" {
-		level = slog.LevelDebug
-	}
+	level, _ := logLevel(env)
 	return logging.New(w, env.Secrets, level)
+}
+
+// logLevel reads CLOUDCALL_LOG_LEVEL in any case; a value it does not know
+// is info, and an error New lists with the other configuration problems.
+func logLevel(env *config.Env) (slog.Level, error) {
+	v := env.Get("CLOUDCALL_LOG_LEVEL", "")
+	switch strings.ToLower(v) {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("CLOUDCALL_LOG_LEVEL=%q: expected debug, info, warn or error", v)
+}
+
+// debugTransport logs every vendor request at debug level: method, host,
+// path, status and time, never the query (WeChat's carries the access
+// token), headers or bodies. New installs it only when debug is on.
+type debugTransport struct {
+	next http.RoundTripper
+	log  *slog.Logger
+}
+
+func (d debugTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := d.next.RoundTrip(r)
+	attrs := []any{"method", r.Method, "host", r.URL.Host, "path", r.URL.Path, "ms", float64(time.Since(start).Microseconds()) / 1000}
+	if err != nil {
+		d.log.Debug("vendor request failed", append(attrs, "error", upstreamText(err))...)
+		return resp, err
+	}
+	d.log.Debug("vendor request", append(attrs, "status", resp.StatusCode)...)
+	return resp, nil
+}
+
+// upstreamText is a transport error without the URL it may quote.
+func upstreamText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
 }

@@ -151,6 +151,12 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 		HTTP:     NewHTTPClient(),
 		Function: env.Get("FC_FUNCTION_NAME", env.Get("AWS_LAMBDA_FUNCTION_NAME", env.Get("CLOUDCALL_FUNCTION", binaryName()))),
 	}
+	if _, err := logLevel(env); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if log.Enabled(ctx, slog.LevelDebug) {
+		deps.HTTP.Transport = debugTransport{next: deps.HTTP.Transport, log: log}
+	}
 	guard, err := NewGuard(env, st, log)
 	if err != nil {
 		problems = append(problems, err.Error())

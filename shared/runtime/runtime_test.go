@@ -481,3 +481,34 @@ func TestNewRunsTheWarmUpOnceInTheBackground(t *testing.T) {
 		})
 	}
 }
+
+// CLOUDCALL_LOG_LEVEL=debug (any case) adds a line per vendor request:
+// method, host, path, status and time, never the query that carries
+// WeChat's token. A level it does not know is a configuration problem.
+func TestDebugLogsVendorRequests(t *testing.T) {
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	defer vendor.Close()
+	for _, lvl := range []string{"debug", "DEBUG"} {
+		h, logs := newHandler(t, map[string]string{"CLOUDCALL_LOG_LEVEL": lvl}, &seen{}, nil)
+		resp, err := h.Deps.HTTP.Get(vendor.URL + "/cgi-bin/express/business/quota/get?access_token=TOKEN-s3cret")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Contains(t, logs.String(), `"msg":"vendor request"`, lvl)
+		require.Contains(t, logs.String(), `"path":"/cgi-bin/express/business/quota/get"`)
+		require.Contains(t, logs.String(), `"status":204`)
+		require.NotContains(t, logs.String(), "s3cret")
+	}
+	h, logs := newHandler(t, nil, &seen{}, nil)
+	resp, err := h.Deps.HTTP.Get(vendor.URL + "/x")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NotContains(t, logs.String(), "vendor request", "info: no line per request")
+
+	s := &seen{}
+	h, _ = newHandler(t, map[string]string{"CLOUDCALL_LOG_LEVEL": "loud"}, s, nil)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(`{"name":"a"}`), Meta{}), &m))
+	require.Equal(t, float64(envelope.CodeConfig), m["errCode"])
+	require.Contains(t, m["errMsg"], `CLOUDCALL_LOG_LEVEL="loud": expected debug, info, warn or error`)
+	require.Equal(t, 0, s.calls)
+}
