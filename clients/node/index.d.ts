@@ -299,8 +299,8 @@ export interface LaunchExtraChargeInput {
      */
     type: number;
     /**
-     * Description (描述). Optional; TOP documents no limit. Empty is the same as absent (TOP's SDKs drop
-     * empty values).
+     * Description (描述). Optional; TOP documents no limit. Absent, it is left out of the parameter
+     * JSON; an empty string is sent as "" (the Java SDK's JSONWriter skips only null fields).
      */
     desc?: string;
     /**

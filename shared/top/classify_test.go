@@ -253,6 +253,17 @@ func TestParamEncodingThroughTheFunction(t *testing.T) {
 	resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(body)})
 	require.Contains(t, string(resp.Body), `"errCode":0`)
 	require.Equal(t, `{"wds_coordination_order_id":"BFC123","price":12345,"type":1,"desc":"a<b>&c","feature":"{\"test\":\"xx\"}"}`, got)
+
+	// Absent fields are left out, as the Java SDK skips null fields; an
+	// empty string is a value, and is sent.
+	for in, want := range map[string]string{
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC124","price":1,"type":1}}`:                        `{"wds_coordination_order_id":"BFC124","price":1,"type":1}`,
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC125","price":1,"type":1,"desc":"","feature":""}}`: `{"wds_coordination_order_id":"BFC125","price":1,"type":1,"desc":"","feature":""}`,
+	} {
+		resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(in)})
+		require.Contains(t, string(resp.Body), `"errCode":0`)
+		require.Equal(t, want, got)
+	}
 }
 
 // In HTTP-server mode, where no platform sets a deadline, the charge waits

@@ -43,7 +43,7 @@ type ExtraChargeParam struct {
 	WdsCoordinationOrderID string  `json:"wdsCoordinationOrderId"`
 	Price                  *int64  `json:"price"`
 	Type                   *int64  `json:"type"`
-	Desc                   string  `json:"desc"`
+	Desc                   *string `json:"desc"`
 	Feature                *string `json:"feature"`
 }
 
@@ -77,16 +77,15 @@ type wireParam struct {
 	WdsCoordinationOrderID string `json:"wds_coordination_order_id"`
 	Price                  int64  `json:"price"`
 	Type                   int64  `json:"type"`
-	Desc                   string `json:"desc,omitempty"`
-	Feature                string `json:"feature,omitempty"`
+	// Absent fields are left out, as the Java SDK's JSONWriter skips null
+	// fields; an empty string is a value it writes (vendor note §1.6).
+	Desc    *string `json:"desc,omitempty"`
+	Feature *string `json:"feature,omitempty"`
 }
 
 // encodeParam is the exact JSON string that is signed and sent.
 func encodeParam(p *ExtraChargeParam) string {
-	w := wireParam{WdsCoordinationOrderID: p.WdsCoordinationOrderID, Price: *p.Price, Type: *p.Type, Desc: p.Desc}
-	if p.Feature != nil {
-		w.Feature = *p.Feature
-	}
+	w := wireParam{WdsCoordinationOrderID: p.WdsCoordinationOrderID, Price: *p.Price, Type: *p.Type, Desc: p.Desc, Feature: p.Feature}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // TOP's own SDKs do not escape <>&

@@ -188,8 +188,8 @@ type LaunchExtraChargeInputOmsLaunchExtraChargeParameter struct {
 	// Reason (原因类型): 1 service fee, 2 second visit, 3 paid on behalf, 4 parts, 5 removal of
 	// the old item, 6 repair, 7 wasted trip, 8 other. TOP types it Long (setType(1L)).
 	Type int64 `json:"type"`
-	// Description (描述). Optional; TOP documents no limit. Empty is the same as absent (TOP's SDKs
-	// drop empty values).
+	// Description (描述). Optional; TOP documents no limit. Absent, it is left out of the parameter
+	// JSON; an empty string is sent as "" (the Java SDK's JSONWriter skips only null fields).
 	Desc string `json:"desc,omitempty"`
 	// Extension field (扩展字段), a string; TOP's example holds JSON ({"test":"xx"}) but any
 	// string is sent as given.
