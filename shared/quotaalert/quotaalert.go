@@ -288,18 +288,7 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 		return
 	}
 	b, _ := json.Marshal(State{Level: LevelError, LastError: derr.Error(), LastNotified: a.now().Unix()})
-	var won bool
-	if raw == nil {
-		won, err = a.kv.SetNX(ctx, key, b, stateTTL)
-	} else {
-		won, err = a.kv.CompareAndSwap(ctx, key, raw, b, stateTTL)
-	}
-	if err != nil || !won {
-		if _, gerr := a.kv.Get(ctx, key); err != nil || gerr != nil {
-			won = true // announce anyway, as for an account
-		}
-	}
-	if !won {
+	if !a.claim(ctx, key, raw, b, "account discovery", sum) {
 		return
 	}
 	zhT, enT := "电子面单账号列表获取失败", "Waybill accounts cannot be listed"
@@ -307,6 +296,59 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 	en := "QUOTA_ALERT_WATCH=auto lists the courier accounts bound to this mini program, and that failed: " + derr.Error() +
 		". Until it works no account is checked (or list the accounts in QUOTA_ALERT_WATCH)."
 	m := notify.Message{Data: map[string]any{"event": LevelError, "deliveryId": "", "bizId": "", "level": LevelError, "error": derr.Error()}}
+	a.localize(&m, zhT, enT, zh, en)
+	if !a.deliver(ctx, m, "account discovery error", sum) {
+		_, _ = a.kv.CompareAndDelete(ctx, key, b) // nobody heard it: the next run tries again
+	}
+}
+
+// claim writes an alert state over raw (absent: nil), compare-and-swap, so
+// of two overlapping runs only one announces. It reports whether this run
+// may announce: it wrote the state, or the store could not be written (a
+// missed alert costs more than a repeated one), or the compare failed on a
+// store that fell back to this instance's memory between the read and the
+// write (which holds nothing to compare with): only a state that is there
+// says another run saw it.
+func (a *Alerter) claim(ctx context.Context, key string, raw, b []byte, label string, sum *Summary) bool {
+	var won bool
+	var err error
+	if raw == nil {
+		won, err = a.kv.SetNX(ctx, key, b, stateTTL)
+	} else {
+		won, err = a.kv.CompareAndSwap(ctx, key, raw, b, stateTTL)
+	}
+	if err != nil {
+		sum.Failures = append(sum.Failures, label+": alert state not saved: "+err.Error())
+		return true
+	}
+	if won {
+		return true
+	}
+	if _, gerr := a.kv.Get(ctx, key); gerr != nil {
+		if !errors.Is(gerr, store.ErrNotFound) {
+			sum.Failures = append(sum.Failures, label+": alert state not saved: "+gerr.Error())
+		}
+		return true
+	}
+	return false
+}
+
+// deliver sends m to every channel; false when none took it.
+func (a *Alerter) deliver(ctx context.Context, m notify.Message, what string, sum *Summary) bool {
+	delivered := 0
+	for _, ch := range a.channels {
+		if err := ch.Send(ctx, m); err != nil {
+			sum.Failures = append(sum.Failures, "notify "+ch.Name()+" ("+what+"): "+err.Error())
+			continue
+		}
+		delivered++
+		sum.NotificationsSent++
+	}
+	return delivered > 0 || len(a.channels) == 0
+}
+
+// localize sets the title and text in QUOTA_ALERT_LANG.
+func (a *Alerter) localize(m *notify.Message, zhT, enT, zh, en string) {
 	switch a.cfg.Lang {
 	case "zh":
 		m.Title, m.Text = zhT, zh
@@ -314,19 +356,6 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 		m.Title, m.Text = enT, en
 	default:
 		m.Title, m.Text = zhT+" / "+enT, zh+"\n"+en
-	}
-	delivered := 0
-	for _, ch := range a.channels {
-		if err := ch.Send(ctx, m); err != nil {
-			sum.Failures = append(sum.Failures, "notify "+ch.Name()+" (account discovery error): "+err.Error())
-			continue
-		}
-		delivered++
-		sum.NotificationsSent++
-	}
-	if delivered == 0 && len(a.channels) > 0 {
-		// Nobody heard it: the next run tries again.
-		_, _ = a.kv.CompareAndDelete(ctx, key, b)
 	}
 }
 
@@ -378,44 +407,11 @@ func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) Account
 		next.LastNotified = now.Unix()
 	}
 	b, _ := json.Marshal(next)
-	// Compare-and-swap: of two overlapping runs only one announces.
-	var won bool
-	if raw == nil {
-		won, err = a.kv.SetNX(ctx, key, b, stateTTL)
-	} else {
-		won, err = a.kv.CompareAndSwap(ctx, key, raw, b, stateTTL)
-	}
-	if err != nil {
-		sum.Failures = append(sum.Failures, acct.label()+": alert state not saved: "+err.Error())
-		won = true // announce anyway: a missed alert costs more than a repeated one
-	} else if !won {
-		// Another run's write won, or the store fell back to this
-		// instance's memory between the read and the write (which holds
-		// nothing to compare with): only a state that is there says
-		// another run saw it. Otherwise announce, as when it cannot be
-		// written.
-		if _, gerr := a.kv.Get(ctx, key); gerr != nil {
-			won = true
-			if !errors.Is(gerr, store.ErrNotFound) {
-				sum.Failures = append(sum.Failures, acct.label()+": alert state not saved: "+gerr.Error())
-			}
-		}
-	}
-	if announce == "" || !won {
+	if !a.claim(ctx, key, raw, b, acct.label(), sum) || announce == "" {
 		return res
 	}
 	res.Notified = announce
-	msg := a.message(acct, announce, res)
-	delivered := 0
-	for _, ch := range a.channels {
-		if err := ch.Send(ctx, msg); err != nil {
-			sum.Failures = append(sum.Failures, "notify "+ch.Name()+" ("+acct.label()+" "+announce+"): "+err.Error())
-			continue
-		}
-		delivered++
-		sum.NotificationsSent++
-	}
-	if delivered == 0 && len(a.channels) > 0 {
+	if !a.deliver(ctx, a.message(acct, announce, res), acct.label()+" "+announce, sum) {
 		// Nobody heard it: put the announcement back so the next run tries
 		// again instead of waiting out the cooldown. The sample is kept.
 		res.Notified = ""
@@ -498,14 +494,7 @@ func (a *Alerter) message(acct Account, what string, r AccountResult) notify.Mes
 	}
 	m := notify.Message{Data: map[string]any{"event": what, "deliveryId": acct.DeliveryID, "bizId": acct.BizID, "name": acct.Name,
 		"balance": r.Balance, "threshold": acct.Threshold, "level": r.Level, "hoursLeft": r.HoursLeft}}
-	switch a.cfg.Lang {
-	case "zh":
-		m.Title, m.Text = zhT, zh
-	case "en":
-		m.Title, m.Text = enT, en
-	default:
-		m.Title, m.Text = zhT+" / "+enT, zh+"\n"+en
-	}
+	a.localize(&m, zhT, enT, zh, en)
 	return m
 }
 

@@ -6,9 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -304,13 +305,8 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 // names and values still percent-encoded, so encoding them again would
 // change what the caller signed.
 func albQuery(q url.Values) string {
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
 		for _, v := range q[k] {
 			if b.Len() > 0 {
 				b.WriteByte('&')
