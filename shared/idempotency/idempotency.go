@@ -356,21 +356,8 @@ func (g *Guard) stuck(k string, done Record, vendorID string, err error) {
 func (g *Guard) release(ctx context.Context, k string, tokens ...string) (released bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.FinishFor)
 	defer cancel()
-	var err error
 	for backoff := 25 * time.Millisecond; ; backoff = min(2*backoff, 400*time.Millisecond) {
-		err = nil
-		done := false
-		for _, tok := range tokens {
-			ok, rerr := g.o.Records.Release(rctx, k, tok)
-			if rerr != nil {
-				err = rerr
-				continue
-			}
-			if ok {
-				done = true
-				break
-			}
-		}
+		done, err := g.releaseOnce(rctx, k, tokens)
 		if done || err == nil {
 			return done
 		}
@@ -378,16 +365,29 @@ func (g *Guard) release(ctx context.Context, k string, tokens ...string) (releas
 		select {
 		case <-rctx.Done():
 			t.Stop()
+			g.o.Log.Warn("idempotency record not released: repeats will hear -1304 until it expires; nothing was charged",
+				"key", k, "store", g.o.Records.Name(), "error", err.Error())
+			return false
 		case <-t.C:
+		}
+	}
+}
+
+// releaseOnce tries each token; err is the last store failure, nil when
+// the store answered for every token it was asked about.
+func (g *Guard) releaseOnce(ctx context.Context, k string, tokens []string) (bool, error) {
+	var err error
+	for _, tok := range tokens {
+		ok, rerr := g.o.Records.Release(ctx, k, tok)
+		if rerr != nil {
+			err = rerr
 			continue
 		}
-		break
+		if ok {
+			return true, nil
+		}
 	}
-	if err != nil {
-		g.o.Log.Warn("idempotency record not released: repeats will hear -1304 until it expires; nothing was charged",
-			"key", k, "store", g.o.Records.Name(), "error", err.Error())
-	}
-	return false
+	return false, err
 }
 
 // purge runs the bounded clean-up at most once per PurgeEvery per instance.

@@ -708,3 +708,34 @@ func TestConcurrentKeyedCallsThenKeylessRetriesRunOnce(t *testing.T) {
 		require.Equal(t, int32(1), runs.Load(), fp)
 	}
 }
+
+// releaseBlips fails the first release with the store unavailable.
+type releaseBlips struct {
+	*lostMarkSent
+	failed atomic.Bool
+}
+
+func (r *releaseBlips) Release(ctx context.Context, k, tok string) (bool, error) {
+	if r.failed.CompareAndSwap(false, true) {
+		return false, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
+	}
+	return r.lostMarkSent.Release(ctx, k, tok)
+}
+
+// The release after a lost mark-sent answer outlasts a store blip.
+func TestTheReleaseIsRetriedThroughABlip(t *testing.T) {
+	c := newClock()
+	recs := &releaseBlips{lostMarkSent: &lostMarkSent{Records: idempotency.NewMemory(c.Now)}}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: 75 * time.Second, Now: c.Now})
+	var runs atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		runs.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+	}
+	_, _, e := g.Run(context.Background(), key("K", "fp"), fn)
+	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
+	require.True(t, recs.failed.Load(), "the first release failed")
+	_, _, e = g.Run(context.Background(), key("K", "fp"), fn)
+	require.Nil(t, e)
+	require.Equal(t, int32(1), runs.Load())
+}
