@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -152,6 +153,13 @@ func (e *Env) Remember(v string) {
 }
 
 func (e *Env) remember(v string) {
+	// A secret URL's path is a secret on its own: a Slack or Feishu webhook
+	// carries its token there, and a log line may quote a request's path
+	// without the rest of the URL. Short paths ("/", "/hook") carry none
+	// and would mask too much.
+	if u, err := url.Parse(v); err == nil && (u.Scheme == "https" || u.Scheme == "http") && len(u.Path) >= 12 && u.Path != v {
+		e.remember(u.Path)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.secrets[v]; ok {

@@ -82,3 +82,21 @@ func TestSecretOrWord(t *testing.T) {
 	require.Equal(t, "redis://:pw-123456@host:6379/0", v)
 	require.Contains(t, env.Secrets(), "redis://:pw-123456@host:6379/0")
 }
+
+// A secret URL's long path is a secret too (a Slack or Feishu webhook's
+// token), so a log line quoting only the path is redacted; a short path is
+// not, nor a URL that is not http(s).
+func TestASecretURLsPathIsASecret(t *testing.T) {
+	env := FromMap(map[string]string{
+		"QUOTA_ALERT_SLACK_URL":   "https://hooks.slack.com/services/T0/B0/s3cretslack",
+		"QUOTA_ALERT_WEBHOOK_URL": "https://example.com/hook",
+		"CLOUDCALL_STORE":         "redis://:pw@cache:6379/0",
+	})
+	for _, n := range []string{"QUOTA_ALERT_SLACK_URL", "QUOTA_ALERT_WEBHOOK_URL", "CLOUDCALL_STORE"} {
+		_, err := env.Secret(n)
+		require.NoError(t, err)
+	}
+	require.Contains(t, env.Secrets(), "/services/T0/B0/s3cretslack")
+	require.NotContains(t, env.Secrets(), "/hook")
+	require.NotContains(t, env.Secrets(), "/0")
+}

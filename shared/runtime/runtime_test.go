@@ -498,8 +498,20 @@ func TestDebugLogsVendorRequests(t *testing.T) {
 		require.Contains(t, logs.String(), `"status":204`)
 		require.NotContains(t, logs.String(), "s3cret")
 	}
-	h, logs := newHandler(t, nil, &seen{}, nil)
-	resp, err := h.Deps.HTTP.Get(vendor.URL + "/x")
+	// A webhook whose token is in its path (Slack, Feishu): the path is
+	// redacted like the secret URL it belongs to.
+	hook := vendor.URL + "/services/T0/B0/s3cretslack"
+	h, logs := newHandler(t, map[string]string{"CLOUDCALL_LOG_LEVEL": "debug", "QUOTA_ALERT_SLACK_URL": hook}, &seen{}, nil)
+	_, err := h.Deps.Env.Secret("QUOTA_ALERT_SLACK_URL")
+	require.NoError(t, err)
+	resp, err := h.Deps.HTTP.Post(hook, "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Contains(t, logs.String(), `"msg":"vendor request"`)
+	require.NotContains(t, logs.String(), "s3cretslack")
+
+	h, logs = newHandler(t, nil, &seen{}, nil)
+	resp, err = h.Deps.HTTP.Get(vendor.URL + "/x")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.NotContains(t, logs.String(), "vendor request", "info: no line per request")
