@@ -175,10 +175,10 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	switch {
 	case err != nil:
 		problems = append(problems, err.Error())
-		maxBody = MaxBodyBytes
+		maxBody = maxBodyLimit // nothing runs: every call hears the -1601, not a size it did not set
 	case maxBody < minBodyLimit || maxBody > maxBodyLimit:
 		problems = append(problems, fmt.Sprintf("CLOUDCALL_MAX_BODY_BYTES=%d: expected %d to %d bytes", maxBody, minBodyLimit, maxBodyLimit))
-		maxBody = MaxBodyBytes
+		maxBody = maxBodyLimit
 	}
 	op, opErr := f(ctx, deps)
 	if op.API == "" {
@@ -253,7 +253,9 @@ func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) enve
 		}
 		if len(in.Body) > h.maxBody {
 			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
-				Reason: fmt.Sprintf("request body is %d bytes; at most %d are accepted (CLOUDCALL_MAX_BODY_BYTES)", len(in.Body), h.maxBody)})
+				// No size is claimed: an HTTP server reads one byte past
+				// the limit and stops there.
+				Reason: fmt.Sprintf("request body is over the limit; at most %d bytes are accepted (CLOUDCALL_MAX_BODY_BYTES)", h.maxBody)})
 		}
 		// A guard that cannot run (malformed caller keys) has refused; the
 		// answer below names every configuration problem at once. A caller

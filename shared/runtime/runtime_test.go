@@ -287,7 +287,7 @@ func TestInvokeHTTPLimits(t *testing.T) {
 	r, m := decodeHTTP(t, h.Invoke(context.Background(), fcHTTP(big, false), Meta{}))
 	require.Equal(t, 413, r.StatusCode)
 	require.Equal(t, float64(envelope.CodePayloadTooLarge), m["errCode"])
-	require.Contains(t, m["errMsg"], "at most 65536 are accepted (CLOUDCALL_MAX_BODY_BYTES)")
+	require.Contains(t, m["errMsg"], "request body is over the limit; at most 65536 bytes are accepted (CLOUDCALL_MAX_BODY_BYTES)")
 	require.Equal(t, 0, s.calls)
 
 	// The limit is a policy: raised, the same body runs, over HTTP too.
@@ -305,9 +305,11 @@ func TestInvokeHTTPLimits(t *testing.T) {
 
 	for _, v := range []string{"1e6", "100", "7000000"} {
 		h, _ = newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_MAX_BODY_BYTES": v}, s, nil)
-		_, m = decodeHTTP(t, h.Invoke(context.Background(), fcHTTP(`{"name":"a"}`, false), Meta{}))
-		require.Equal(t, float64(envelope.CodeConfig), m["errCode"], v)
-		require.Contains(t, m["errMsg"], "CLOUDCALL_MAX_BODY_BYTES", v)
+		for _, body := range []string{`{"name":"a"}`, big} {
+			_, m = decodeHTTP(t, h.Invoke(context.Background(), fcHTTP(body, false), Meta{}))
+			require.Equal(t, float64(envelope.CodeConfig), m["errCode"], v)
+			require.Contains(t, m["errMsg"], "CLOUDCALL_MAX_BODY_BYTES", v)
+		}
 	}
 	require.Equal(t, 2, s.calls, "a misconfigured function runs nothing")
 }
