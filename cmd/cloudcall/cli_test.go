@@ -65,6 +65,8 @@ func TestEveryCommandHelpsOnStdout(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	badKeysEnv := filepath.Join(t.TempDir(), ".env")
+	require.NoError(t, os.WriteFile(badKeysEnv, []byte("CLOUDCALL_CALLER_KEYS=a:short\n"), 0o600))
 	cases := []struct {
 		name   string
 		args   []string
@@ -88,6 +90,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad caller keys", []string{"local", "--caller-keys", "short:x"}, "--caller-keys: entry 1: the secret must be at least 16 characters"},
 		{"bad store", []string{"local", "--store", "memcached://x"}, `--store "memcached://x": expected embedded or a redis:// / rediss:// URL`},
 		{"missing env file", []string{"local", "--env-file", "/nonexistent/.env"}, "--env-file /nonexistent/.env:"},
+		{"bad caller keys in the env file", []string{"local", "--env-file", badKeysEnv}, "the secret must be at least 16 characters"},
 		{"stray argument", []string{"local", "extra"}, `unexpected argument "extra"`},
 		{"idle 0", []string{"local", "--idle", "0"}, "--idle 0s: expected a positive duration such as 30s"},
 		{"negative idle", []string{"local", "--idle", "-5s"}, "--idle -5s: expected a positive duration"},
@@ -144,6 +147,8 @@ func TestFunctionEnv(t *testing.T) {
 // banner says what they got.
 func TestEnvFileCallerSettings(t *testing.T) {
 	f, _ := registry.Lookup("logistics-get-quota")
+	keysFile := filepath.Join(t.TempDir(), "keys")
+	require.NoError(t, os.WriteFile(keysFile, []byte("k:0123456789abcdef\n"), 0o600))
 	bins := map[string]string{"logistics-get-quota": "/bin/x"}
 	for _, c := range []struct {
 		name   string
@@ -155,6 +160,8 @@ func TestEnvFileCallerSettings(t *testing.T) {
 		{"the deployed default's empty keys", map[string]string{"CLOUDCALL_CALLER_KEYS": ""}, "true", "", "WARNING: CLOUDCALL_ALLOW_ANONYMOUS=true"},
 		{"anonymous calls turned off", map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "false"}, "false", "", "HTTP triggers refuse every call"},
 		{"keys from the env file", map[string]string{"CLOUDCALL_CALLER_KEYS": "k:0123456789abcdef", "CLOUDCALL_ALLOW_ANONYMOUS": "true"}, "", "k:0123456789abcdef", "caller auth: on (CLOUDCALL_CALLER_KEYS from --env-file)"},
+		{"keys from a file the env file names", map[string]string{"CLOUDCALL_CALLER_KEYS_FILE": keysFile}, "", "", "caller auth: on (CLOUDCALL_CALLER_KEYS from --env-file)"},
+		{"a value the functions do not know keeps them closed", map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "nope"}, "false", "", "HTTP triggers refuse every call"},
 	} {
 		set := localSettings{extra: c.extra, storeURL: "redis://127.0.0.1:1/0", embedded: true}
 		env := functionEnv(f, runtimeapi.FC, nil, false, set)

@@ -43,10 +43,16 @@ type localSettings struct {
 // (the env file turned anonymous calls off and gave no keys). The
 // environment and the banner both follow it.
 func (s localSettings) auth() (keys, anonymous bool) {
-	if s.callerKeys != "" || strings.TrimSpace(s.extra["CLOUDCALL_CALLER_KEYS"]) != "" {
-		return true, false
+	env := config.FromMap(s.extra)
+	if k, _ := env.Secret("CLOUDCALL_CALLER_KEYS"); s.callerKeys != "" || k != "" {
+		return true, false // CLOUDCALL_CALLER_KEYS or its _FILE
 	}
-	return false, config.FromMap(s.extra).Bool("CLOUDCALL_ALLOW_ANONYMOUS", true)
+	if _, set := s.extra["CLOUDCALL_ALLOW_ANONYMOUS"]; set {
+		// Read as a deployed function reads it: a value it does not know
+		// leaves the triggers closed.
+		return false, env.Bool("CLOUDCALL_ALLOW_ANONYMOUS", false)
+	}
+	return false, true
 }
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -108,6 +114,16 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *envFile != "" {
 		if set.extra, err = readEnvFile(*envFile); err != nil {
+			fmt.Fprintf(stderr, "--env-file %s: %v\n", *envFile, err)
+			return errUsage
+		}
+		// Caller keys from the file are checked now, as --caller-keys is,
+		// rather than answered -1601 by every call.
+		keys, err := config.FromMap(set.extra).Secret("CLOUDCALL_CALLER_KEYS")
+		if err == nil && keys != "" {
+			_, err = callerauth.ParseKeys(keys)
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "--env-file %s: %v\n", *envFile, err)
 			return errUsage
 		}
