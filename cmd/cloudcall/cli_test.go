@@ -83,6 +83,7 @@ func TestUsageErrors(t *testing.T) {
 		{"package unknown platform", []string{"package", "--platform", "gcp"}, `--platform "gcp": expected fc, aws or all`},
 		{"package unknown logical id", []string{"package", "--logical-id", "Nope"}, `unknown --logical-id "Nope"; known ids: LogisticsGetQuotaFunction,`},
 		{"package stray argument", []string{"package", "extra"}, `unexpected argument "extra"`},
+		{"package two functions", []string{"package", "--function", "logistics-get-quota", "--logical-id", "QuotaAlertFunction"}, `name different functions; give one`},
 		{"event unknown kind", []string{"event", "fc-htp"}, `unknown kind "fc-htp"; kinds: apigw-v2,`},
 		{"event stray argument", []string{"event", "fc-http", "extra"}, `unexpected argument "extra"`},
 		{"openapi stray argument", []string{"openapi", "extra"}, `cloudcall openapi: unexpected argument "extra"`},

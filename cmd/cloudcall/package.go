@@ -55,6 +55,9 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case *arch != "" && *platform == "fc":
 		fmt.Fprintln(stderr, "cloudcall package: --arch is for --platform aws: FC's go1 runtime is x86_64 only")
 		return errUsage
+	case *function != "" && *logicalID != "" && descriptor.LogicalID(*function) != *logicalID:
+		fmt.Fprintf(stderr, "cloudcall package: --function %q and --logical-id %q name different functions; give one\n", *function, *logicalID)
+		return errUsage
 	case *logicalID != "" && !slices.Contains(ids, *logicalID):
 		fmt.Fprintf(stderr, "cloudcall package: unknown --logical-id %q; known ids: %s\n", *logicalID, strings.Join(ids, ", "))
 		return errUsage
@@ -99,7 +102,7 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *bootstrapTo != "" {
 		if len(targets) != 1 || targets[0].Platform != "aws" {
-			fmt.Fprintln(stderr, "--bootstrap-to takes exactly one aws target: give --platform aws, --function or --logical-id, and --arch")
+			fmt.Fprintln(stderr, "cloudcall package: --bootstrap-to takes exactly one aws target: give --platform aws, --function or --logical-id, and --arch")
 			return errUsage
 		}
 		return pack.Build(ctx, root, targets[0], filepath.Join(*bootstrapTo, "bootstrap"))

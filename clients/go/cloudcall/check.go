@@ -26,7 +26,9 @@ func checkInput(v reflect.Value, path string) (field, problem string) {
 		if v.Type() == numberType {
 			// Valid JSON that starts as a number is one. An empty one
 			// would go out as 0.
-			if s := v.String(); s == "" || !json.Valid([]byte(s)) || s[0] != '-' && (s[0] < '0' || s[0] > '9') {
+			// A JSON number starts with - or a digit and ends with a digit
+			// (json.Valid also takes the spaces around one).
+			if s := v.String(); s == "" || !json.Valid([]byte(s)) || s[0] != '-' && (s[0] < '0' || s[0] > '9') || s[len(s)-1] < '0' || s[len(s)-1] > '9' {
 				return path, "expected a number, got " + strconv.Quote(s)
 			}
 			return "", ""

@@ -257,6 +257,10 @@ func encodeInput(f function, in any, key string) ([]byte, error) {
 	if key == "" {
 		return body, nil
 	}
+	if !utf8.ValidString(key) {
+		return nil, &Error{ErrCode: CodeInvalidInput, Field: "idempotencyKey", API: f.API, Function: f.Name,
+			ErrMsg: f.API + ":fail invalid input: idempotencyKey: expected text in UTF-8; it holds bytes that are not"}
+	}
 	if !f.Idempotent {
 		return nil, fmt.Errorf("cloudcall: %s takes no idempotency key", f.API)
 	}

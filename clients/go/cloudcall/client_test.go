@@ -461,6 +461,15 @@ func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
 			_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("")}})
 			return err
 		}},
+		{"a length with a space after it", "boxes[0].length", func() error {
+			_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("1 ")}})
+			return err
+		}},
+		{"a key not in UTF-8", "idempotencyKey", func() error {
+			_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+				WdsCoordinationOrderID: "1", Price: 1, Type: 1}}, cloudcall.WithIdempotencyKey("k\xff"))
+			return err
+		}},
 		{"a length that is JSON but not a number", "boxes[0].length", func() error {
 			_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("true")}})
 			return err
