@@ -200,15 +200,17 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 			// Nothing was sent, but the write may have landed with its
 			// answer lost: the record then says in progress under the new
 			// token and every retry would hear 409, then -1304, for 24 h.
-			// It is released under whichever token it holds, and the alias
-			// with it once k is gone.
-			if g.release(ctx, k, running.Token, rec.Token) && alias != "" {
+			// It is released under whichever token it holds. The alias
+			// goes first, under this call's token: a call that relies on
+			// it has adopted it under its own, so this cannot remove it.
+			if alias != "" {
 				g.release(ctx, alias, rec.Token)
 			}
+			g.release(ctx, k, running.Token, rec.Token)
 			return envelope.Response{}, false, storeError(err)
 		}
-		// Taken over meanwhile: the alias, which names the key, now serves
-		// the call that took k, so it stays.
+		// Taken over meanwhile: the alias names the key, and the call that
+		// took k adopts it, so it stays.
 		return envelope.Response{}, false, inProgress()
 	}
 	aliasToken := rec.Token
@@ -225,10 +227,12 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	if out.Verdict == Release {
 		// On failure the record stays in progress and repeats are told to
 		// reconcile: safe, if less convenient.
-		g.release(ctx, k, rec.Token)
+		// The alias first, while this call still owns k: a call with the
+		// key that reserves k afterwards finds the slot free.
 		if alias != "" {
 			g.release(ctx, alias, aliasToken)
 		}
+		g.release(ctx, k, rec.Token)
 		return out.Response, false, nil
 	}
 	done := rec
@@ -243,14 +247,15 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 // It answers the call itself (answered) when a keyless call with this very
 // request came first: this is its retry with a key. Another key's alias
 // there means another explicit charge, which goes ahead without the slot.
-// An alias to this very key, left by a call with the key whose reservation
-// this one took over, already points here: it is kept as it is (alias ""
-// says this call does not hold it), and only a call that still owns k ever
-// removes an alias (see Run).
+// An alias to this very key, left by another call with the key, is adopted:
+// compare-and-set to this call's token, so a call on its way out (whose
+// reservation this one took over, or that released k before this one took
+// it) can no longer remove what this charge relies on. Every call that
+// relies on an alias holds it under its own token.
 func (g *Guard) leaveAlias(ctx context.Context, k, key string, rec Record, fp string) (alias string, resp envelope.Response, answered bool, e *envelope.Error) {
 	slot := g.o.Namespace + keylessKey(fp)
 	a := Record{Token: rec.Token, State: Reserved, Fingerprint: fp, Alias: key, Started: rec.Started}
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < 4; attempt++ {
 		ok, err := g.o.Records.Reserve(ctx, slot, a, g.o.Retention)
 		if err != nil {
 			g.release(ctx, k, rec.Token)
@@ -270,8 +275,18 @@ func (g *Guard) leaveAlias(ctx context.Context, k, key string, rec Record, fp st
 			g.release(ctx, k, rec.Token)
 			first, _, e := g.repeat(ctx, slot, fp, false)
 			return "", first.response(), e == nil, e
+		case cur.Alias != key || cur.Fingerprint != fp:
+			return "", envelope.Response{}, false, nil // another key's: another charge
 		}
-		return "", envelope.Response{}, false, nil // this key's alias, or another key's
+		ok, err = g.o.Records.Finish(ctx, slot, cur.Token, a, g.o.Retention)
+		if err != nil {
+			g.release(ctx, k, rec.Token)
+			return "", envelope.Response{}, false, storeError(err)
+		}
+		if ok {
+			return slot, envelope.Response{}, false, nil
+		}
+		// Released or adopted meanwhile: look again.
 	}
 	g.release(ctx, k, rec.Token)
 	return "", envelope.Response{}, false, inProgress()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -738,4 +739,72 @@ func TestTheReleaseIsRetriedThroughABlip(t *testing.T) {
 	_, _, e = g.Run(context.Background(), key("K", "fp"), fn)
 	require.Nil(t, e)
 	require.Equal(t, int32(1), runs.Load())
+}
+
+// slowRecords yields the scheduler around every store call, so concurrent
+// calls interleave between their steps as they do over a network.
+type slowRecords struct{ idempotency.Records }
+
+func (s slowRecords) Reserve(ctx context.Context, k string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	runtime.Gosched()
+	defer runtime.Gosched()
+	return s.Records.Reserve(ctx, k, r, ttl)
+}
+
+func (s slowRecords) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	runtime.Gosched()
+	defer runtime.Gosched()
+	return s.Records.Finish(ctx, k, tok, r, ttl)
+}
+
+func (s slowRecords) Release(ctx context.Context, k, tok string) (bool, error) {
+	runtime.Gosched()
+	defer runtime.Gosched()
+	return s.Records.Release(ctx, k, tok)
+}
+
+func (s slowRecords) Read(ctx context.Context, k string) (idempotency.Record, error) {
+	runtime.Gosched()
+	defer runtime.Gosched()
+	return s.Records.Read(ctx, k)
+}
+
+// The first attempt at each request is throttled (the vendor did nothing:
+// Release), then callers with the key and without it retry until answered.
+// Every request is charged once: a call releasing its reservation must not
+// take the alias a call that took the key after it relies on.
+func TestReleasedCallsAndRetriesInBothFormsChargeOnce(t *testing.T) {
+	g := idempotency.New(idempotency.Options{Records: slowRecords{idempotency.NewMemory(nil)}, Namespace: "t:", Stuck: time.Minute})
+	ctx := context.Background()
+	for i := range 150 {
+		fp := fmt.Sprintf("fp-%d", i)
+		var attempts, charges atomic.Int32
+		fn := func(context.Context) idempotency.Outcome {
+			if attempts.Add(1) == 1 {
+				return idempotency.Outcome{Response: envelope.Response{Status: 429, Body: []byte(`{"errCode":-1201}`)}, Verdict: idempotency.Release}
+			}
+			charges.Add(1)
+			return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+		}
+		var wg sync.WaitGroup
+		for j := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := "K-" + fp
+				if j%3 == 2 {
+					k = "" // the same request without its key
+				}
+				for range 200 {
+					resp, _, e := g.Run(ctx, key(k, fp), fn)
+					if e == nil && resp.Status == 200 {
+						return
+					}
+					runtime.Gosched()
+				}
+			}()
+		}
+		wg.Wait()
+		require.Equal(t, int32(1), charges.Load(), fp)
+	}
 }

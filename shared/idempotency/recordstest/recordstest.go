@@ -253,6 +253,40 @@ func Run(t *testing.T, r idempotency.Records, o Options) {
 			require.Equal(t, int32(1), runs.Load(), "%s: one charge for the keyed calls and their keyless retry", fp)
 		}
 	})
+	t.Run("the guard: a throttled first attempt, then retries with and without the key, charge once", func(t *testing.T) {
+		g := idempotency.New(idempotency.Options{Records: r, Namespace: k("guard-rel") + ":", Stuck: time.Minute})
+		for i := range 10 {
+			var attempts, charges atomic.Int32
+			fn := func(context.Context) idempotency.Outcome {
+				if attempts.Add(1) == 1 {
+					return idempotency.Outcome{Response: envelope.Response{Status: 429, Body: []byte(`{"errCode":-1201}`)}, Verdict: idempotency.Release}
+				}
+				charges.Add(1)
+				return idempotency.Outcome{Response: envelopeOK}
+			}
+			fp := fmt.Sprintf("fp-%d", i)
+			var wg sync.WaitGroup
+			for j := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					call := idempotency.Call{Key: "key-" + fp, Fingerprint: fp}
+					if j%3 == 2 {
+						call.Key = ""
+					}
+					for range 100 {
+						resp, _, e := g.Run(ctx, call, fn)
+						if e == nil && resp.Status == 200 {
+							return
+						}
+						time.Sleep(time.Millisecond)
+					}
+				}()
+			}
+			wg.Wait()
+			require.Equal(t, int32(1), charges.Load(), "%s: one charge", fp)
+		}
+	})
 }
 
 var envelopeOK = envelope.Response{Status: 200, Body: []byte(`{"errCode":0}`)}
