@@ -167,6 +167,16 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	if err != nil {
 		return envelope.Response{}, false, storeError(err)
 	}
+	if !ok && !keyed {
+		// The keyed call this request's alias names may never have sent
+		// (it answered -1501, or died before marking): this keyless call
+		// is its retry, takes its reservation over and carries on as it.
+		if tk, took, err := g.takeKeyedOver(ctx, k, rec); err != nil {
+			return envelope.Response{}, false, storeError(err)
+		} else if took {
+			keyed, key, k, ok = true, tk, g.o.Namespace+tk, true
+		}
+	}
 	if !ok {
 		var cur Record
 		cur, ok, e = g.repeat(ctx, k, c.Fingerprint, true)
@@ -271,6 +281,11 @@ func (g *Guard) leaveAlias(ctx context.Context, k, key string, rec Record, fp st
 		case err != nil:
 			g.release(ctx, k, rec.Token)
 			return "", envelope.Response{}, false, storeError(err)
+		case cur.Fingerprint == fp && cur.Alias == "" && cur.State == Reserved:
+			// A keyless call with this request that never sent (it
+			// answered -1501, or died before marking): this call is its
+			// retry, and takes the slot over as its alias. The keyless
+			// call, if alive, can no longer mark it sent.
 		case cur.Fingerprint == fp && cur.Alias == "":
 			g.release(ctx, k, rec.Token)
 			first, _, e := g.repeat(ctx, slot, fp, false)
@@ -290,6 +305,31 @@ func (g *Guard) leaveAlias(ctx context.Context, k, key string, rec Record, fp st
 	}
 	g.release(ctx, k, rec.Token)
 	return "", envelope.Response{}, false, inProgress()
+}
+
+// takeKeyedOver takes over the keyed reservation that the alias at slot
+// names, when that keyed call never sent, and returns its key. Anything
+// else (no alias, a record sent or finished) is left to repeat.
+func (g *Guard) takeKeyedOver(ctx context.Context, slot string, rec Record) (key string, took bool, err error) {
+	cur, err := g.o.Records.Read(ctx, slot)
+	if errors.Is(err, ErrNotFound) || err == nil && (cur.Alias == "" || cur.Fingerprint != rec.Fingerprint) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	target, err := g.o.Records.Read(ctx, g.o.Namespace+cur.Alias)
+	if errors.Is(err, ErrNotFound) || err == nil && (target.State != Reserved || target.Fingerprint != rec.Fingerprint) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	ok, err := g.o.Records.Finish(ctx, g.o.Namespace+cur.Alias, target.Token, rec, g.o.Retention)
+	if err != nil || !ok {
+		return "", false, err // changed meanwhile: repeat reads what it is now
+	}
+	return cur.Alias, true, nil
 }
 
 // withoutCancel is ctx without its cancellation but with its deadline.
@@ -380,7 +420,7 @@ func (g *Guard) release(ctx context.Context, k string, tokens ...string) (releas
 		select {
 		case <-rctx.Done():
 			t.Stop()
-			g.o.Log.Warn("idempotency record not released: repeats will hear -1304 until it expires; nothing was charged",
+			g.o.Log.Warn("idempotency record not released; nothing was charged: a retry takes a reservation over, but a record marked sent answers 409, then -1304, until it expires (24 h): delete the key to let a retry charge",
 				"key", k, "store", g.o.Records.Name(), "error", err.Error())
 			return false
 		case <-t.C:

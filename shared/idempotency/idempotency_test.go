@@ -808,3 +808,61 @@ func TestReleasedCallsAndRetriesInBothFormsChargeOnce(t *testing.T) {
 		require.Equal(t, int32(1), charges.Load(), fp)
 	}
 }
+
+// downAfterReserve lets reservations through, then fails everything else
+// while down: a store lost right after a call reserved (and its alias).
+type downAfterReserve struct {
+	idempotency.Records
+	down atomic.Bool
+}
+
+func (d *downAfterReserve) Finish(ctx context.Context, k, tok string, r idempotency.Record, ttl time.Duration) (bool, error) {
+	if d.down.Load() {
+		return false, idempotency.ErrUnavailable
+	}
+	return d.Records.Finish(ctx, k, tok, r, ttl)
+}
+
+func (d *downAfterReserve) Release(ctx context.Context, k, tok string) (bool, error) {
+	if d.down.Load() {
+		return false, idempotency.ErrUnavailable
+	}
+	return d.Records.Release(ctx, k, tok)
+}
+
+// A call that answered -1501 left its reservation (the store went away
+// before it could mark it sent or release it). Its retry in the other form
+// (keyed after keyless, keyless after keyed) takes it over and charges
+// once, where it heard 409 for 24 h; the first form then replays it.
+func TestARetryInTheOtherFormTakesAStrandedReservationOver(t *testing.T) {
+	for _, first := range []string{"K", ""} {
+		recs := &downAfterReserve{Records: idempotency.NewMemory(nil)}
+		g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, FinishFor: 50 * time.Millisecond})
+		var runs atomic.Int32
+		fn := func(context.Context) idempotency.Outcome {
+			runs.Add(1)
+			return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+		}
+		ctx := context.Background()
+		recs.down.Store(true)
+		_, _, e := g.Run(ctx, key(first, "fp"), fn)
+		require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "first %q", first)
+		recs.down.Store(false)
+
+		other := "K"
+		if first == "K" {
+			other = ""
+		}
+		resp, _, e := g.Run(ctx, key(other, "fp"), fn)
+		require.Nil(t, e, "first %q", first)
+		require.Equal(t, 200, resp.Status)
+		require.Equal(t, int32(1), runs.Load())
+		_, replayed, e := g.Run(ctx, key(first, "fp"), fn)
+		require.Nil(t, e, "first %q", first)
+		require.True(t, replayed)
+		_, replayed, e = g.Run(ctx, key(other, "fp"), fn)
+		require.Nil(t, e)
+		require.True(t, replayed)
+		require.Equal(t, int32(1), runs.Load(), "first %q: one charge", first)
+	}
+}
