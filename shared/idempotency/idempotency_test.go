@@ -866,3 +866,48 @@ func TestARetryInTheOtherFormTakesAStrandedReservationOver(t *testing.T) {
 		require.Equal(t, int32(1), runs.Load(), "first %q: one charge", first)
 	}
 }
+
+// Stranded reservations in either form, then concurrent retries in both
+// forms, interleaved at every store step: one charge per request.
+func TestStrandedReservationsAndConcurrentRetriesChargeOnce(t *testing.T) {
+	recs := &downAfterReserve{Records: slowRecords{idempotency.NewMemory(nil)}}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, FinishFor: 20 * time.Millisecond})
+	ctx := context.Background()
+	for i := range 100 {
+		fp := fmt.Sprintf("fp-%d", i)
+		var charges atomic.Int32
+		fn := func(context.Context) idempotency.Outcome {
+			charges.Add(1)
+			return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+		}
+		first := "K-" + fp
+		if i%2 == 1 {
+			first = ""
+		}
+		recs.down.Store(true)
+		_, _, e := g.Run(ctx, key(first, fp), fn)
+		require.NotNil(t, e)
+		recs.down.Store(false)
+		var wg sync.WaitGroup
+		for j := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := "K-" + fp
+				if j%2 == 1 {
+					k = ""
+				}
+				for range 200 {
+					resp, _, e := g.Run(ctx, key(k, fp), fn)
+					if e == nil && resp.Status == 200 {
+						return
+					}
+					runtime.Gosched()
+				}
+				t.Errorf("%s: a retry never got an answer", fp)
+			}()
+		}
+		wg.Wait()
+		require.Equal(t, int32(1), charges.Load(), fp)
+	}
+}
