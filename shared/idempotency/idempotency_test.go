@@ -795,12 +795,13 @@ func TestReleasedCallsAndRetriesInBothFormsChargeOnce(t *testing.T) {
 				if j%3 == 2 {
 					k = "" // the same request without its key
 				}
-				for range 200 {
+				// Retried as callers do, with a pause: back to back, every
+				// retry would take the reservation from the one before it.
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 					resp, _, e := g.Run(ctx, key(k, fp), fn)
 					if e == nil && resp.Status == 200 {
 						return
 					}
-					runtime.Gosched()
 				}
 			}()
 		}
@@ -897,12 +898,11 @@ func TestStrandedReservationsAndConcurrentRetriesChargeOnce(t *testing.T) {
 				if j%2 == 1 {
 					k = ""
 				}
-				for range 200 {
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 					resp, _, e := g.Run(ctx, key(k, fp), fn)
 					if e == nil && resp.Status == 200 {
 						return
 					}
-					runtime.Gosched()
 				}
 				t.Errorf("%s: a retry never got an answer", fp)
 			}()
