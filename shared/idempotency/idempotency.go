@@ -216,7 +216,7 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 			if alias != "" {
 				g.release(ctx, alias, rec.Token)
 			}
-			g.release(ctx, k, running.Token, rec.Token)
+			g.unmark(ctx, k, running.Token, rec.Token)
 			return envelope.Response{}, false, storeError(err)
 		}
 		// Taken over meanwhile: the alias names the key, and the call that
@@ -235,14 +235,14 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	cancel()
 
 	if out.Verdict == Release {
-		// On failure the record stays in progress and repeats are told to
-		// reconcile: safe, if less convenient.
+		// A record that cannot be deleted stays in progress and repeats
+		// are told to reconcile: safe, if less convenient.
 		// The alias first, while this call still owns k: a call with the
 		// key that reserves k afterwards finds the slot free.
 		if alias != "" {
 			g.release(ctx, alias, aliasToken)
 		}
-		g.release(ctx, k, rec.Token)
+		g.unmark(ctx, k, rec.Token)
 		return out.Response, false, nil
 	}
 	done := rec
@@ -353,11 +353,7 @@ func inProgress() *envelope.Error {
 // at least FinishFor, even when the context already ended: the charge
 // happened and its record matters more than the deadline).
 func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID string) {
-	wait := g.o.FinishFor
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > wait {
-		wait = time.Until(dl)
-	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
+	fctx, cancel := g.settling(ctx)
 	defer cancel()
 	var err error
 	for backoff := 25 * time.Millisecond; ; backoff = min(2*backoff, 400*time.Millisecond) {
@@ -405,12 +401,38 @@ func (g *Guard) stuck(k string, done Record, vendorID string, err error) {
 	_, _ = g.o.Records.Finish(ctx, k, done.Token, note, g.o.Retention)
 }
 
-// release deletes k if it holds one of tokens, retrying a store that fails
-// within FinishFor: what it releases is a record whose call sent nothing,
-// which a retry must be able to take again.
-func (g *Guard) release(ctx context.Context, k string, tokens ...string) (released bool) {
+// settling is how long a write that settles a record keeps retrying: to
+// the invocation's deadline, and at least FinishFor even when it passed.
+func (g *Guard) settling(ctx context.Context) (context.Context, context.CancelFunc) {
+	wait := g.o.FinishFor
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > wait {
+		wait = time.Until(dl)
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), wait)
+}
+
+// release deletes a reservation k that was never marked sent, retrying a
+// store that fails for FinishFor; one it cannot delete is still taken over
+// by a retry (in either form).
+func (g *Guard) release(ctx context.Context, k string, tokens ...string) bool {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.FinishFor)
 	defer cancel()
+	return g.releaseWithin(rctx, k, tokens)
+}
+
+// unmark deletes a record k that says sent although the vendor did nothing
+// (a throttled charge; a mark whose answer was lost), retrying as long as
+// finish would: one left behind looks like an unknown outcome, 409 and then
+// -1304 to every retry, until it expires.
+func (g *Guard) unmark(ctx context.Context, k string, tokens ...string) bool {
+	rctx, cancel := g.settling(ctx)
+	defer cancel()
+	return g.releaseWithin(rctx, k, tokens)
+}
+
+// releaseWithin deletes k if it holds one of tokens, retrying until rctx
+// ends; what it cannot delete is logged with its key.
+func (g *Guard) releaseWithin(rctx context.Context, k string, tokens []string) (released bool) {
 	for backoff := 25 * time.Millisecond; ; backoff = min(2*backoff, 400*time.Millisecond) {
 		done, err := g.releaseOnce(rctx, k, tokens)
 		if done || err == nil {

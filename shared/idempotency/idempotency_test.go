@@ -911,3 +911,36 @@ func TestStrandedReservationsAndConcurrentRetriesChargeOnce(t *testing.T) {
 		require.Equal(t, int32(1), charges.Load(), fp)
 	}
 }
+
+// A throttled charge (TOP did nothing) whose store goes away the moment TOP
+// answered: the record, which says sent, is deleted once the store is back
+// within the call's deadline, past FinishFor, so the retry charges once
+// instead of hearing 409 and -1304 for 24 h.
+func TestAThrottledChargeIsUnmarkedThroughAnOutage(t *testing.T) {
+	recs := &downAfterReserve{Records: idempotency.NewMemory(nil)}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, FinishFor: 20 * time.Millisecond})
+	var attempts, charges atomic.Int32
+	fn := func(context.Context) idempotency.Outcome {
+		if attempts.Add(1) == 1 {
+			recs.down.Store(true)
+			time.AfterFunc(300*time.Millisecond, func() { recs.down.Store(false) })
+			return idempotency.Outcome{Response: envelope.Response{Status: 429, Body: []byte(`{"errCode":-1201}`)}, Verdict: idempotency.Release}
+		}
+		charges.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+	}
+	for _, k := range []string{"K", ""} {
+		attempts.Store(0)
+		charges.Store(0)
+		fp := "fp-" + k
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		resp, _, e := g.Run(ctx, key(k, fp), fn)
+		cancel()
+		require.Nil(t, e)
+		require.Equal(t, 429, resp.Status)
+		resp, _, e = g.Run(context.Background(), key(k, fp), fn)
+		require.Nil(t, e, "key %q", k)
+		require.Equal(t, 200, resp.Status)
+		require.Equal(t, int32(1), charges.Load())
+	}
+}
