@@ -35,6 +35,15 @@ func newClock() *clock { return &clock{now: time.Unix(1_700_000_000, 0)} }
 
 func key(k, fp string) idempotency.Call { return idempotency.Call{Key: k, Fingerprint: fp} }
 
+// charging is a guarded call that charges (errCode 0) and counts its runs.
+func charging() (func(context.Context) idempotency.Outcome, *atomic.Int32) {
+	runs := &atomic.Int32{}
+	return func(context.Context) idempotency.Outcome {
+		runs.Add(1)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+	}, runs
+}
+
 func TestReplayConflictReleaseAndStuck(t *testing.T) {
 	c := newClock()
 	recs := idempotency.NewMemory(c.Now)
@@ -454,11 +463,7 @@ func TestRetryAfterAStoreFailureTakesTheReservationOver(t *testing.T) {
 			if keyed {
 				call.Key = "k"
 			}
-			var runs atomic.Int32
-			fn := func(context.Context) idempotency.Outcome {
-				runs.Add(1)
-				return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
-			}
+			fn, runs := charging()
 			recs.fail.Store(true)
 			_, _, e := g.Run(context.Background(), call, fn)
 			require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
@@ -520,11 +525,7 @@ func (i *interleave) Finish(ctx context.Context, k, tok string, r idempotency.Re
 func TestStaleReservationCannotBeTakenOver(t *testing.T) {
 	recs := &interleave{Records: idempotency.NewMemory(nil), read: make(chan struct{}), marked: make(chan struct{})}
 	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "s:"})
-	var runs atomic.Int32
-	fn := func(context.Context) idempotency.Outcome {
-		runs.Add(1)
-		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
-	}
+	fn, runs := charging()
 	codes := make(chan int, 2)
 	for i := 0; i < 2; i++ {
 		go func() {
@@ -550,11 +551,7 @@ func TestStaleAliasIsCleared(t *testing.T) {
 	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "z:"})
 	_, err := recs.Reserve(context.Background(), "z:auto:fp", idempotency.Record{Token: "x", State: idempotency.Reserved, Fingerprint: "fp", Alias: "K"}, time.Hour)
 	require.NoError(t, err)
-	var runs atomic.Int32
-	fn := func(context.Context) idempotency.Outcome {
-		runs.Add(1)
-		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
-	}
+	fn, runs := charging()
 	_, _, e := g.Run(context.Background(), key("", "fp"), fn)
 	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
 	require.Contains(t, e.Reason, "retry")
@@ -665,11 +662,7 @@ func (l *lostMarkSent) Finish(ctx context.Context, k, tok string, r idempotency.
 func TestALostMarkSentAnswerLeavesNothingBehind(t *testing.T) {
 	c := newClock()
 	g := idempotency.New(idempotency.Options{Records: &lostMarkSent{Records: idempotency.NewMemory(c.Now)}, Namespace: "t:", Stuck: 75 * time.Second, Now: c.Now})
-	var runs atomic.Int32
-	fn := func(context.Context) idempotency.Outcome {
-		runs.Add(1)
-		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
-	}
+	fn, runs := charging()
 	ctx := context.Background()
 	_, _, e := g.Run(ctx, key("K", "fp"), fn)
 	require.NotNil(t, e)
@@ -691,11 +684,7 @@ func TestConcurrentKeyedCallsThenKeylessRetriesRunOnce(t *testing.T) {
 	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(nil), Namespace: "t:", Stuck: time.Minute})
 	ctx := context.Background()
 	for i := range 200 {
-		var runs atomic.Int32
-		fn := func(context.Context) idempotency.Outcome {
-			runs.Add(1)
-			return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
-		}
+		fn, runs := charging()
 		fp := fmt.Sprintf("fp-%d", i)
 		var wg sync.WaitGroup
 		for range 8 {
@@ -728,11 +717,7 @@ func TestTheReleaseIsRetriedThroughABlip(t *testing.T) {
 	c := newClock()
 	recs := &releaseBlips{lostMarkSent: &lostMarkSent{Records: idempotency.NewMemory(c.Now)}}
 	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: 75 * time.Second, Now: c.Now})
-	var runs atomic.Int32
-	fn := func(context.Context) idempotency.Outcome {
-		runs.Add(1)
-		return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
-	}
+	fn, runs := charging()
 	_, _, e := g.Run(context.Background(), key("K", "fp"), fn)
 	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
 	require.True(t, recs.failed.Load(), "the first release failed")
@@ -775,7 +760,6 @@ func (s slowRecords) Read(ctx context.Context, k string) (idempotency.Record, er
 // take the alias a call that took the key after it relies on.
 func TestReleasedCallsAndRetriesInBothFormsChargeOnce(t *testing.T) {
 	g := idempotency.New(idempotency.Options{Records: slowRecords{idempotency.NewMemory(nil)}, Namespace: "t:", Stuck: time.Minute})
-	ctx := context.Background()
 	for i := range 150 {
 		fp := fmt.Sprintf("fp-%d", i)
 		var attempts, charges atomic.Int32
@@ -786,28 +770,36 @@ func TestReleasedCallsAndRetriesInBothFormsChargeOnce(t *testing.T) {
 			charges.Add(1)
 			return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
 		}
-		var wg sync.WaitGroup
-		for j := range 6 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				k := "K-" + fp
-				if j%3 == 2 {
-					k = "" // the same request without its key
-				}
-				// Retried as callers do, with a pause: back to back, every
-				// retry would take the reservation from the one before it.
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-					resp, _, e := g.Run(ctx, key(k, fp), fn)
-					if e == nil && resp.Status == 200 {
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		retryInBothForms(t, g, fp, fn)
 		require.Equal(t, int32(1), charges.Load(), fp)
 	}
+}
+
+// retryInBothForms runs 6 callers of request fp at once, every other one
+// without the key, each retrying until it gets an answer.
+func retryInBothForms(t *testing.T, g *idempotency.Guard, fp string, fn func(context.Context) idempotency.Outcome) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for j := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := "K-" + fp
+			if j%2 == 1 {
+				k = "" // the same request without its key
+			}
+			// Retried as callers do, with a pause: back to back, every
+			// retry would take the reservation from the one before it.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				resp, _, e := g.Run(context.Background(), key(k, fp), fn)
+				if e == nil && resp.Status == 200 {
+					return
+				}
+			}
+			t.Errorf("%s: a retry never got an answer", fp)
+		}()
+	}
+	wg.Wait()
 }
 
 // downAfterReserve lets reservations through, then fails everything else
@@ -839,11 +831,7 @@ func TestARetryInTheOtherFormTakesAStrandedReservationOver(t *testing.T) {
 	for _, first := range []string{"K", ""} {
 		recs := &downAfterReserve{Records: idempotency.NewMemory(nil)}
 		g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, FinishFor: 50 * time.Millisecond})
-		var runs atomic.Int32
-		fn := func(context.Context) idempotency.Outcome {
-			runs.Add(1)
-			return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
-		}
+		fn, runs := charging()
 		ctx := context.Background()
 		recs.down.Store(true)
 		_, _, e := g.Run(ctx, key(first, "fp"), fn)
@@ -889,25 +877,7 @@ func TestStrandedReservationsAndConcurrentRetriesChargeOnce(t *testing.T) {
 		_, _, e := g.Run(ctx, key(first, fp), fn)
 		require.NotNil(t, e)
 		recs.down.Store(false)
-		var wg sync.WaitGroup
-		for j := range 6 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				k := "K-" + fp
-				if j%2 == 1 {
-					k = ""
-				}
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-					resp, _, e := g.Run(ctx, key(k, fp), fn)
-					if e == nil && resp.Status == 200 {
-						return
-					}
-				}
-				t.Errorf("%s: a retry never got an answer", fp)
-			}()
-		}
-		wg.Wait()
+		retryInBothForms(t, g, fp, fn)
 		require.Equal(t, int32(1), charges.Load(), fp)
 	}
 }

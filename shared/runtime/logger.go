@@ -1,17 +1,16 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/logging"
+	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
 // NewLogger writes one JSON object per line, the format both platforms' log
@@ -51,18 +50,9 @@ func (d debugTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := d.next.RoundTrip(r)
 	attrs := []any{"method", r.Method, "host", r.URL.Host, "path", r.URL.Path, "ms", float64(time.Since(start).Microseconds()) / 1000}
 	if err != nil {
-		d.log.Debug("vendor request failed", append(attrs, "error", upstreamText(err))...)
+		d.log.Debug("vendor request failed", append(attrs, "error", upstream.Clean(err).Error())...)
 		return resp, err
 	}
 	d.log.Debug("vendor request", append(attrs, "status", resp.StatusCode)...)
 	return resp, nil
-}
-
-// upstreamText is a transport error without the URL it may quote.
-func upstreamText(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Op + ": " + ue.Err.Error()
-	}
-	return err.Error()
 }
