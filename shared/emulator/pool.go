@@ -265,8 +265,18 @@ func (p *Pool) start(s *slot) (*slot, error) {
 		p.mu.Unlock()
 		return nil, &StartError{Function: p.cfg.Name, Err: err}
 	}
+	// Under the lock: the console's Snapshot, InFlight and Close read
+	// s.inst while this start was exec'ing.
+	p.mu.Lock()
+	if p.closed {
+		// Close ran while this process was exec'ing and could not stop it.
+		p.mu.Unlock()
+		inst.Stop()
+		return nil, errShuttingDown
+	}
 	s.started = time.Now()
 	s.inst = inst
+	p.mu.Unlock()
 	return s, nil
 }
 
@@ -453,7 +463,14 @@ func (p *Pool) Close() {
 		return
 	}
 	p.closed = true
-	slots := p.slots
+	// A slot still starting has no instance yet; its start sees closed and
+	// stops the process itself.
+	var insts []*Instance
+	for _, s := range p.slots {
+		if s.inst != nil {
+			insts = append(insts, s.inst)
+		}
+	}
 	p.slots = nil
 	close(p.stopped)
 	for _, w := range p.waiters {
@@ -461,9 +478,7 @@ func (p *Pool) Close() {
 	}
 	p.waiters = nil
 	p.mu.Unlock()
-	for _, s := range slots {
-		if s.inst != nil {
-			s.inst.Stop()
-		}
+	for _, in := range insts {
+		in.Stop()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -189,4 +190,63 @@ func TestLongLinesSplitNotLost(t *testing.T) {
 	}
 	require.True(t, out.String() == "out:"+strings.Repeat("x", n), "stdout's line arrived whole (%d bytes)", out.Len())
 	require.True(t, errOut.String() == "err:"+strings.Repeat("y", n), "stderr's line arrived whole (%d bytes)", errOut.Len())
+}
+
+// TestCloseDuringColdStart: the console's snapshot and a shutdown both read
+// a slot while its process is still exec'ing (make run stopped with Ctrl-C
+// as an async call cold-starts). Under -race, the start's unguarded write
+// was a data race; and whatever the timing, no process outlives the call.
+func TestCloseDuringColdStart(t *testing.T) {
+	for i := range 10 {
+		e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Functions: []emulator.FunctionConfig{
+			{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 1},
+		}})
+		p, _ := e.Pool("hello")
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
+			done <- err
+		}()
+		for p.Instances() == 0 && len(done) == 0 {
+			_ = p.Snapshot()
+			_ = p.InFlight()
+		}
+		if i%2 == 1 {
+			time.Sleep(time.Duration(i) * time.Millisecond)
+		}
+		e.Close()
+		select {
+		case err := <-done:
+			// Done before Close, killed by it, or stopped before it ran.
+			var exit *emulator.ExitError
+			if err != nil && !errors.As(err, &exit) {
+				require.ErrorContains(t, err, "shutting down")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the call never returned after Close")
+		}
+		require.Empty(t, p.Snapshot())
+		require.Zero(t, processesRunning(t, fixtures["hellofc"]), "round %d: an instance outlived Close", i)
+	}
+}
+
+// processesRunning counts live processes executing bin.
+func processesRunning(t *testing.T, bin string) int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	n := 0
+	for _, d := range dirs {
+		exe, err := os.Readlink("/proc/" + d.Name() + "/exe")
+		if err != nil {
+			continue
+		}
+		if exe == bin {
+			st, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+			if err == nil && !strings.Contains(string(st), ") Z ") { // a zombie is not running
+				n++
+			}
+		}
+	}
+	return n
 }
