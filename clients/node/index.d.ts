@@ -229,9 +229,15 @@ export interface InboundBoxOutputMoney {
  * *) is sent as given in the signed query.
  */
 export interface QueryChatappBindWabaInput {
-  /** Space ID of the ISV sub-customer (CustSpaceId). */
+  /**
+   * Space ID of the ISV sub-customer (CustSpaceId). An empty string is sent (CustSpaceId=), unlike an
+   * absent one.
+   */
   custSpaceId?: string;
-  /** ISV verification code (IsvCode), which shows the sub-account is ISV-authorised. */
+  /**
+   * ISV verification code (IsvCode), which shows the sub-account is ISV-authorised. An empty string is
+   * sent (IsvCode=), unlike an absent one.
+   */
   isvCode?: string;
 }
 
@@ -305,7 +311,7 @@ export interface LaunchExtraChargeInput {
     desc?: string;
     /**
      * Extension field (扩展字段), a string; TOP's example holds JSON ({"test":"xx"}) but any string is
-     * sent as given.
+     * sent as given; an empty string is sent as "", and an absent one is left out.
      */
     feature?: string;
   };

@@ -44,6 +44,7 @@ const in = `{
     "flag": {"type": "boolean", "default": false},
     "mode": {"enum": ["a", "b"]},
     "note": {"type": ["string", "null"]},
+    "label": {"type": "string", "x-empty-sent": true},
     "tags": {"type": "object", "additionalProperties": {"type": "string"}},
     "any": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
     "items": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}, "size": {"$ref": "#/$defs/decimal"}}}},
@@ -109,6 +110,7 @@ func TestGoMapping(t *testing.T) {
 		"Flag bool `json:\"flag,omitempty\"`",
 		"Mode string `json:\"mode,omitempty\"`",
 		"Note *string `json:\"note,omitempty\"`",
+		"Label *string `json:\"label,omitempty\"`", // "" is a value the vendor gets: a pointer says "" or absent
 		"Tags map[string]string `json:\"tags,omitempty\"`",
 		"Any json.RawMessage `json:\"any,omitempty\"`",
 		"Items []CheckOutInputItemsItem `json:\"items\"`",

@@ -126,6 +126,9 @@ func (g *goGen) structType(name string, s *schema) (string, error) {
 		tag := prop
 		switch {
 		case required:
+		case kind == "string" && rp.EmptySent && !strings.HasPrefix(t, "*"):
+			t = "*" + t // "" and absent reach the vendor differently
+			tag += ",omitempty"
 		case kind == "string", kind == "array", strings.HasPrefix(t, "map["), t == "json.RawMessage", t == "any":
 			tag += ",omitempty"
 		case kind == "boolean" && string(rp.Default) == "false":

@@ -29,6 +29,10 @@ type schema struct {
 	AnyOf                []*schema          `json:"anyOf"`
 	AllOf                []*schema          `json:"allOf"`
 	Defs                 map[string]*schema `json:"$defs"`
+	// EmptySent (x-empty-sent) marks an optional string the function sends
+	// on as "" when given empty, unlike when absent: the Go field is a
+	// *string so a caller can say either.
+	EmptySent bool `json:"x-empty-sent"`
 
 	order []string // property names in source order
 }

@@ -132,10 +132,12 @@ type InboundBoxOutput struct {
 // Business Account bound to a customer. Both parameters are optional strings with no documented limit;
 // any string (spaces, CJK, ~, *) is sent as given in the signed query.
 type QueryChatappBindWabaInput struct {
-	// Space ID of the ISV sub-customer (CustSpaceId).
-	CustSpaceID string `json:"custSpaceId,omitempty"`
-	// ISV verification code (IsvCode), which shows the sub-account is ISV-authorised.
-	IsvCode string `json:"isvCode,omitempty"`
+	// Space ID of the ISV sub-customer (CustSpaceId). An empty string is sent (CustSpaceId=), unlike
+	// an absent one.
+	CustSpaceID *string `json:"custSpaceId,omitempty"`
+	// ISV verification code (IsvCode), which shows the sub-account is ISV-authorised. An empty string
+	// is sent (IsvCode=), unlike an absent one.
+	IsvCode *string `json:"isvCode,omitempty"`
 }
 
 // QueryChatappBindWabaOutputData: The WABA (Data); unknown fields are passed through.
@@ -190,10 +192,10 @@ type LaunchExtraChargeInputOmsLaunchExtraChargeParameter struct {
 	Type int64 `json:"type"`
 	// Description (描述). Optional; TOP documents no limit. Absent, it is left out of the parameter
 	// JSON; an empty string is sent as "" (the Java SDK's JSONWriter skips only null fields).
-	Desc string `json:"desc,omitempty"`
+	Desc *string `json:"desc,omitempty"`
 	// Extension field (扩展字段), a string; TOP's example holds JSON ({"test":"xx"}) but any
-	// string is sent as given.
-	Feature string `json:"feature,omitempty"`
+	// string is sent as given; an empty string is sent as "", and an absent one is left out.
+	Feature *string `json:"feature,omitempty"`
 }
 
 // LaunchExtraChargeInput: Taobao Open Platform alibaba.ascp.industry.launch.extra.charge: a service

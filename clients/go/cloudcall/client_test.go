@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/clients/go/cloudcall"
+	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
@@ -166,7 +167,7 @@ func cases() []fnCase {
 		{
 			fn: "cams-query-chatapp-bind-waba",
 			good: func(ctx context.Context, c *cloudcall.Client) (any, error) {
-				return c.CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{CustSpaceID: "293483949493"})
+				return c.CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{CustSpaceID: new("293483949493")})
 			},
 			check: func(t *testing.T, out any) {
 				require.Equal(t, "Alibaba", out.(*cloudcall.QueryChatappBindWabaOutput).Data.BusinessName)
@@ -179,7 +180,7 @@ func cases() []fnCase {
 			fn: "top-launch-extra-charge",
 			good: func(ctx context.Context, c *cloudcall.Client) (any, error) {
 				return c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
-					WdsCoordinationOrderID: "BFC-GO-1", Price: 12345, Type: 2, Desc: "second visit"}})
+					WdsCoordinationOrderID: "BFC-GO-1", Price: 12345, Type: 2, Desc: new("second visit")}})
 			},
 			check: func(t *testing.T, out any) {
 				o := out.(*cloudcall.LaunchExtraChargeOutput)
@@ -283,7 +284,7 @@ func TestChargeTwiceIsOneLedgerEntry(t *testing.T) {
 	c := client(t, r.url, secret)
 	ctx := context.Background()
 	in := cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
-		WdsCoordinationOrderID: "BFC-GO-TWICE", Price: 2500, Type: 2, Desc: "二次上门"}}
+		WdsCoordinationOrderID: "BFC-GO-TWICE", Price: 2500, Type: 2, Desc: new("二次上门")}}
 	first, err := c.TOP.ASCP.LaunchExtraCharge(ctx, in)
 	require.NoError(t, err)
 	second, err := c.TOP.ASCP.LaunchExtraCharge(ctx, in)
@@ -450,7 +451,7 @@ func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
 		}},
 		{"desc not UTF-8", "omsLaunchExtraChargeParameter.desc", func() error {
 			_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
-				WdsCoordinationOrderID: "1", Price: 1, Type: 1, Desc: "\xfe"}}, cloudcall.WithIdempotencyKey("k1"))
+				WdsCoordinationOrderID: "1", Price: 1, Type: 1, Desc: new("\xfe")}}, cloudcall.WithIdempotencyKey("k1"))
 			return err
 		}},
 		{"a length that is no number", "boxes[1].length", func() error {
@@ -485,4 +486,47 @@ func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
 	_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("-0.5e1")}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n())
+}
+
+// TestEmptyStringIsSentAsGiven: desc "" reaches TOP as "" and absent desc is
+// left out, so the Go client must be able to send either. With `omitempty`
+// on a plain string it dropped "", and the same keyless request sent once
+// from Go and once from Node (which sends desc: '') was two fingerprints and
+// two charges. Here the second request is the raw JSON a Node caller sends.
+func TestEmptyStringIsSentAsGiven(t *testing.T) {
+	r := newRig(t, nil)
+	c := client(t, r.url, secret)
+	ctx := context.Background()
+	raw := func(body string) map[string]any {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, r.url+"/top-launch-extra-charge", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", callerauth.Header(keyID, secret, http.MethodPost, "/top-launch-extra-charge", "", time.Now().Unix(), callerauth.NewNonce(), []byte(body)))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		require.Equal(t, 200, resp.StatusCode, "%v", m)
+		return m
+	}
+	for _, tc := range []struct {
+		order string
+		desc  *string
+		body  string
+	}{
+		{"BFC-GO-EMPTY", new(""), `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-GO-EMPTY","price":100,"type":2,"desc":""}}`},
+		{"BFC-GO-NODESC", nil, `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-GO-NODESC","price":100,"type":2}}`},
+	} {
+		out, err := c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+			WdsCoordinationOrderID: tc.order, Price: 100, Type: 2, Desc: tc.desc}})
+		require.NoError(t, err)
+		again := raw(tc.body)
+		require.Equal(t, out.IdempotencyKey, again["idempotencyKey"], "%s: the same request from Go and as raw JSON has one fingerprint", tc.order)
+		require.Len(t, r.top.Charges(tc.order), 1, tc.order)
+	}
+	// "" and absent are different requests to TOP, so different charges.
+	require.NotEqual(t, raw(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-GO-EMPTY","price":100,"type":2,"desc":""}}`)["idempotencyKey"],
+		raw(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-GO-EMPTY","price":100,"type":2}}`)["idempotencyKey"])
 }
