@@ -491,7 +491,7 @@ func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
 // TestEmptyStringIsSentAsGiven: desc "" reaches TOP as "" and absent desc is
 // left out, so the Go client must be able to send either. With `omitempty`
 // on a plain string it dropped "", and the same keyless request sent once
-// from Go and once from Node (which sends desc: ”) was two fingerprints and
+// from Go and once from Node (which sends an empty desc) was two fingerprints and
 // two charges. Here the second request is the raw JSON a Node caller sends.
 func TestEmptyStringIsSentAsGiven(t *testing.T) {
 	r := newRig(t, nil)
