@@ -15,6 +15,7 @@ const DEFAULTS = Object.freeze({ timeoutMs: 15000, maxRetries: 2, maxRetryWaitMs
 // The bundle's own codes that the client also produces (README, error codes).
 const CODE = Object.freeze({
   invalidInput: -1001,
+  throttled: -1201,
   timeout: -1301,
   unreachable: -1302,
   unreadable: -1303,
@@ -93,12 +94,25 @@ function authorization({ keyId, secret, method, path, query = '', body = '', tim
 function validateOptions(o) {
   if (!o || typeof o !== 'object') throw new TypeError('cloudcall: createClient({ baseUrl | endpoints, keyId, secret }) needs an options object');
   if (typeof o.keyId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.keyId)) throw new TypeError('cloudcall: keyId must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS)');
-  if (typeof o.secret !== 'string' || o.secret.length < 16) throw new TypeError('cloudcall: secret must be the key\'s secret (at least 16 characters)');
+  // 16 bytes of UTF-8, as the functions and the Go client count it.
+  if (typeof o.secret !== 'string' || Buffer.byteLength(o.secret, 'utf8') < 16) throw new TypeError('cloudcall: secret must be the key\'s secret (at least 16 bytes in UTF-8)');
   if (o.baseUrl === undefined && o.endpoints === undefined) throw new TypeError('cloudcall: give baseUrl (functions at <baseUrl>/<function>) or endpoints ({ "<function>": url })');
-  for (const [name, v] of [['timeoutMs', o.timeoutMs], ['maxRetries', o.maxRetries], ['maxRetryWaitMs', o.maxRetryWaitMs]]) {
-    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new TypeError(`cloudcall: ${name} must be a number >= 0`);
+  checkTimeout(o.timeoutMs);
+  if (o.maxRetries !== undefined && !(Number.isInteger(o.maxRetries) && o.maxRetries >= 0)) throw new TypeError('cloudcall: maxRetries must be an integer >= 0');
+  if (o.maxRetryWaitMs !== undefined && !(Number.isFinite(o.maxRetryWaitMs) && o.maxRetryWaitMs >= 0 && o.maxRetryWaitMs <= MAX_TIMER_MS)) {
+    throw new TypeError(`cloudcall: maxRetryWaitMs must be a number of ms from 0 to ${MAX_TIMER_MS}`);
   }
   if (o.fetch !== undefined && typeof o.fetch !== 'function') throw new TypeError('cloudcall: fetch must be a function (the WHATWG fetch signature)');
+}
+
+// setTimeout turns a longer delay into 1 ms (TimeoutOverflowWarning): a
+// charge would be sent and then cut off at once as "outcome unknown".
+const MAX_TIMER_MS = 2147483647;
+
+function checkTimeout(v) {
+  if (v !== undefined && !(Number.isFinite(v) && v > 0 && v <= MAX_TIMER_MS)) {
+    throw new TypeError(`cloudcall: timeoutMs must be a number of ms above 0 and at most ${MAX_TIMER_MS}`);
+  }
 }
 
 function urlFor(o, fn) {
@@ -111,7 +125,10 @@ function urlFor(o, fn) {
 // caller's own signal. AbortSignal.any is Node 20+, so combine by hand.
 function deadline(timeoutMs, outer) {
   const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(new DOMException(`cloudcall: no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+  // Told apart by identity: a caller's AbortSignal.timeout() is a
+  // TimeoutError too, and it is the caller's, not this deadline.
+  const own = new DOMException(`cloudcall: no answer within ${timeoutMs} ms`, 'TimeoutError');
+  const timer = setTimeout(() => ctl.abort(own), timeoutMs);
   timer.unref?.();
   const onOuter = () => ctl.abort(outer.reason);
   if (outer) {
@@ -121,6 +138,8 @@ function deadline(timeoutMs, outer) {
   return {
     signal: ctl.signal,
     end: Date.now() + timeoutMs,
+    timedOut: () => ctl.signal.aborted && ctl.signal.reason === own,
+    callerAborted: () => ctl.signal.aborted && ctl.signal.reason !== own,
     done() {
       clearTimeout(timer);
       outer?.removeEventListener('abort', onOuter);
@@ -159,6 +178,15 @@ function envelopeError(fn, env, res, attempts) {
   });
 }
 
+// abortedBy is the caller's own abort. A read rejects with their reason, as
+// fetch does; a charge that may have been sent rejects with -1304 and its
+// key (the reason as cause), since only a retry with it can tell.
+function abortedBy(fn, reason, attempts, payload, requestId) {
+  if (!fn.idempotent) return reason;
+  return clientError(fn, CODE.outcomeUnknown, `outcome unknown — the caller aborted after the charge may have been sent; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome`,
+    { attempts, cause: reason, idempotencyKey: payload.idempotencyKey, requestId });
+}
+
 function clientError(fn, errCode, reason, extra) {
   return new CloudCallError({ errCode, errMsg: `${fn.api}:fail ${reason}`, status: 0, api: fn.api, function: fn.function, ...extra });
 }
@@ -167,6 +195,7 @@ async function call(o, fn, input, callOpts = {}) {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw clientError(fn, CODE.invalidInput, 'the input must be a JSON object', { field: '' });
   }
+  checkTimeout(callOpts.timeoutMs);
   let payload = input;
   if (fn.idempotent && callOpts.idempotencyKey !== undefined) {
     if (input.idempotencyKey !== undefined && input.idempotencyKey !== callOpts.idempotencyKey) {
@@ -201,8 +230,7 @@ async function call(o, fn, input, callOpts = {}) {
       } catch (err) {
         const code = causeCode(err);
         if (dl.signal.aborted) {
-          const timedOut = dl.signal.reason?.name === 'TimeoutError';
-          if (!timedOut) throw dl.signal.reason ?? err; // the caller aborted: their reason, as fetch does
+          if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, payload); // their reason, as fetch does
           if (fn.idempotent) {
             throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
           }
@@ -215,18 +243,18 @@ async function call(o, fn, input, callOpts = {}) {
           if (Date.now() + backoff < dl.end) {
             await sleep(backoff, undefined, { signal: dl.signal }).catch(() => {});
             if (!dl.signal.aborted) continue;
-            if (dl.signal.reason?.name !== 'TimeoutError') throw dl.signal.reason;
+            if (dl.callerAborted()) throw dl.signal.reason;
             throw clientError(fn, CODE.timeout, `no answer within the timeout (last: ${code || err.message})`, { attempts: attempt, cause: err });
           }
         }
         if (fn.idempotent && !notSent) {
           throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input: the function answers with the first call's outcome`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
         }
-        throw clientError(fn, CODE.unreachable, `could not reach ${url.origin} (${code || err.message})`, { attempts: attempt, cause: err });
+        throw clientError(fn, CODE.unreachable, `could not reach ${url.origin} (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
       }
       let readErr;
       const text = await res.text().catch((err) => {
-        if (dl.signal.aborted && dl.signal.reason?.name !== 'TimeoutError') throw dl.signal.reason;
+        if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, payload, platformRequestId(res.headers));
         readErr = err;
         return undefined;
       });
@@ -246,14 +274,8 @@ async function call(o, fn, input, callOpts = {}) {
       } catch {
         env = undefined;
       }
-      if (!env || typeof env !== 'object' || !Number.isInteger(env.errCode)) {
-        const snippet = text === undefined ? 'the body could not be read' : text.slice(0, 200);
-        const unknown = fn.idempotent && res.status >= 500;
-        throw clientError(fn, unknown ? CODE.outcomeUnknown : CODE.unreadable,
-          `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
-          { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: unknown ? payload.idempotencyKey : undefined });
-      }
-      if (env.errCode === 0) return env;
+      const isEnvelope = env && typeof env === 'object' && Number.isInteger(env.errCode);
+      if (isEnvelope && env.errCode === 0) return env;
       if (res.status === 429 && attempt <= maxRetries) {
         const s = retryAfterSeconds(res, undefined);
         // Only with Retry-After, and only a wait the budget allows with
@@ -265,9 +287,21 @@ async function call(o, fn, input, callOpts = {}) {
             continue;
           } catch {
             // the deadline or the caller's abort: answer with the 429 below
-            if (dl.signal.reason?.name !== 'TimeoutError') throw dl.signal.reason;
+            if (dl.callerAborted()) throw dl.signal.reason;
           }
         }
+      }
+      if (!isEnvelope && res.status === 429) {
+        // A platform's or gateway's throttle: the function never ran.
+        throw clientError(fn, CODE.throttled, `throttled before the function (HTTP 429 from ${url.origin}${url.pathname}): ${(text ?? '').slice(0, 200)}`,
+          { status: 429, retryAfter: retryAfterSeconds(res, undefined), requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
+      }
+      if (!isEnvelope) {
+        const snippet = text === undefined ? 'the body could not be read' : text.slice(0, 200);
+        const unknown = fn.idempotent && res.status >= 500;
+        throw clientError(fn, unknown ? CODE.outcomeUnknown : CODE.unreadable,
+          `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
+          { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: unknown ? payload.idempotencyKey : undefined });
       }
       const e = envelopeError(fn, env, res, attempt);
       if (e.retryAfter === undefined && res.status === 429) e.retryAfter = retryAfterSeconds(res, env);

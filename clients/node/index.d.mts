@@ -11,9 +11,9 @@ export interface ClientOptions {
   endpoints?: Partial<Record<FunctionName, string>>;
   /** The caller key id (an id in the functions' CLOUDCALL_CALLER_KEYS). */
   keyId: string;
-  /** The caller key's secret (at least 16 characters). */
+  /** The caller key's secret (at least 16 bytes in UTF-8). */
   secret: string;
-  /** One deadline for the whole call, retries and waits included. Default 15000. */
+  /** One deadline for the whole call, retries and waits included: 1 to 2147483647 ms. Default 15000. */
   timeoutMs?: number;
   /** A WHATWG fetch to use instead of the global one. */
   fetch?: typeof globalThis.fetch;
@@ -24,7 +24,7 @@ export interface ClientOptions {
 }
 
 export interface CallOptions {
-  /** Aborts the call; the promise rejects with the signal's reason. */
+  /** Aborts the call: a read rejects with the signal's reason; a charge that may have been sent, with -1304 and its key (the reason as cause). */
   signal?: AbortSignal;
   /** Overrides the client's timeoutMs for this call. */
   timeoutMs?: number;

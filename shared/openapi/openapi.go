@@ -9,12 +9,14 @@ package openapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
@@ -92,7 +94,11 @@ func build(fns []registry.Function) (obj, error) {
 		}
 		item := obj{}
 		for _, m := range f.HTTPMethods {
-			item[strings.ToLower(m)] = operation(f, id, in, out, codes)
+			op, err := operation(f, id, in, out, codes)
+			if err != nil {
+				return nil, err
+			}
+			item[strings.ToLower(m)] = op
 		}
 		paths["/"+f.Name] = item
 	}
@@ -149,7 +155,7 @@ func schemasOf(name string) (in, out obj, err error) {
 	return in, out, nil
 }
 
-func operation(f registry.Function, id string, in, out obj, codes []errorCode) obj {
+func operation(f registry.Function, id string, in, out obj, codes []errorCode) (obj, error) {
 	reqExamples := obj{}
 	for i, ex := range examples(in) {
 		reqExamples["example"+strconv.Itoa(i+1)] = obj{"value": ex}
@@ -184,16 +190,17 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode) o
 		}
 		example := obj{"errCode": byStatus[st][0].ErrCode, "errMsg": f.API + ":fail " + byStatus[st][0].Meaning}
 		if byStatus[st][0].ErrCode == -1001 {
-			// What the function answers when the first required field is
-			// missing, word for word.
-			field := firstRequired(in)
-			msg := f.API + ":fail invalid input: " + field + ": required"
-			if props, ok := in["properties"].(map[string]any); ok {
-				if p, ok := props[field].(map[string]any); ok && str(p["x-expect"]) != "" {
-					msg += ": " + str(p["x-expect"])
-				}
+			// What the function answers, word for word, to {} (the first
+			// required field is missing) or, when {} is valid, to an empty
+			// body: the function's own decoder writes it.
+			ex, err := invalidExample(f)
+			if err != nil {
+				return nil, err
 			}
-			example["errMsg"], example["field"] = msg, field
+			example = ex
+		}
+		if byStatus[st][0].ErrCode == -1201 {
+			example["retryAfter"] = 2 // with the Retry-After header below
 		}
 		resp := obj{
 			"description": strings.Join(lines, "; "),
@@ -218,7 +225,7 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode) o
 	if isWrite(f) {
 		op["parameters"] = []any{ref("IdempotencyKey", "parameters")}
 	}
-	return op
+	return op, nil
 }
 
 // isWrite is a function with an idempotency key (the money-moving charge).
@@ -227,11 +234,31 @@ func isWrite(f registry.Function) bool {
 	return err == nil && bytes.Contains(b, []byte(`"idempotencyKey"`))
 }
 
-func firstRequired(in obj) string {
-	if req, ok := in["required"].([]any); ok && len(req) > 0 {
-		return str(req[0])
+// invalidExample is the failure body the function answers to {} or, when
+// its schema takes {}, to an empty body.
+func invalidExample(f registry.Function) (obj, error) {
+	b, err := registry.InputSchema(f.Name)
+	if err != nil {
+		return nil, err
 	}
-	return "(body)"
+	s, err := envelope.CompileSchema(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	var v map[string]any
+	err = envelope.DecodeInput([]byte(`{}`), s, &v)
+	if err == nil {
+		err = envelope.DecodeInput(nil, s, &v)
+	}
+	var e *envelope.Error
+	if !errors.As(err, &e) {
+		return nil, fmt.Errorf("%s: an empty body was not refused as invalid input: %v", f.Name, err)
+	}
+	var out obj
+	if err := json.Unmarshal(envelope.Failure(f.API, e).Body, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func examples(s obj) []any {

@@ -168,4 +168,14 @@ func TestBadInputExampleIsReal(t *testing.T) {
 	ex := op["responses"].(map[string]any)["400"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
 	require.Equal(t, `openapi.logistics.getQuota:fail invalid input: deliveryId: required: the courier's delivery id, e.g. "YTO" (see getAllDelivery)`, ex["errMsg"])
 	require.Equal(t, "deliveryId", ex["field"])
+
+	// CAMS takes {}: its example is the empty body's answer, which names no
+	// field (it said "(body): required", which no function sends).
+	cams := doc["paths"].(map[string]any)["/cams-query-chatapp-bind-waba"].(map[string]any)["post"].(map[string]any)["responses"].(map[string]any)
+	ex = cams["400"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
+	require.Equal(t, map[string]any{"errCode": float64(-1001), "errMsg": "cams.queryChatappBindWaba:fail invalid input: the request body is empty; send a JSON object"}, ex)
+	// A throttle's example carries retryAfter, as the error schema says -1201 does.
+	ex = cams["429"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
+	require.Equal(t, float64(-1201), ex["errCode"])
+	require.Contains(t, ex, "retryAfter")
 }

@@ -81,7 +81,7 @@ func New(o Options) (*Client, error) {
 	case o.KeyID == "" || o.Secret == "":
 		return nil, errors.New("cloudcall: KeyID and Secret are required (a key of the functions' CLOUDCALL_CALLER_KEYS)")
 	case len(o.Secret) < callerauth.MinSecretLen:
-		return nil, fmt.Errorf("cloudcall: the secret must be at least %d characters", callerauth.MinSecretLen)
+		return nil, fmt.Errorf("cloudcall: the secret must be at least %d bytes", callerauth.MinSecretLen)
 	case o.BaseURL == "" && len(o.Endpoints) == 0:
 		return nil, errors.New("cloudcall: set BaseURL (functions at <BaseURL>/<function>) or Endpoints")
 	}
@@ -297,20 +297,37 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return c.transportError(ctx, f, err, attempt, body)
+		// The headers came, so the function ran: for the charge the
+		// outcome is unknown; a read's answer is unreadable, not unreached.
+		e, retry := c.transportError(ctx, f, err, attempt, body)
+		e.Status, e.RequestID = resp.StatusCode, requestID(resp.Header)
+		if e.ErrCode == CodeUnreachable {
+			e.ErrCode = CodeUnreadable
+			e.ErrMsg = fmt.Sprintf("%s:fail the answer's body could not be read: %v", f.API, err)
+			retry = -1
+		}
+		return e, retry
 	}
 	var fb failure
 	if json.Unmarshal(raw, &fb) != nil || fb.ErrCode == nil {
-		code := CodeUnreadable
-		if f.Idempotent && resp.StatusCode >= 500 {
-			code = CodeOutcomeUnknown
-		}
 		snippet := string(raw)
 		if len(snippet) > 200 {
 			snippet = snippet[:200]
 		}
-		return &Error{ErrCode: code, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt,
-			ErrMsg: fmt.Sprintf("%s:fail HTTP %d from %s is not a cloudcall envelope: %s", f.API, resp.StatusCode, f.url.Redacted(), snippet)}, -1
+		e := &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt,
+			ErrMsg: fmt.Sprintf("%s:fail HTTP %d from %s is not a cloudcall envelope: %s", f.API, resp.StatusCode, f.url.Redacted(), snippet)}
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests:
+			// A platform's or gateway's throttle: the function never ran.
+			e.ErrCode = CodeThrottled
+			e.ErrMsg = fmt.Sprintf("%s:fail throttled before the function (HTTP 429 from %s): %s", f.API, f.url.Redacted(), snippet)
+			e.IdempotencyKey = bodyKey(f, body)
+			return e, c.throttleWait(e, resp)
+		case f.Idempotent && resp.StatusCode >= 500:
+			e.ErrCode = CodeOutcomeUnknown
+			e.IdempotencyKey = bodyKey(f, body)
+		}
+		return e, -1
 	}
 	if *fb.ErrCode == 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -325,30 +342,44 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 		e.RequestID = fb.Upstream.RequestID
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
-		// Only with Retry-After, and only a wait the client accepts.
-		if s, ok := retryAfter(resp.Header.Get("Retry-After"), c.o.Now()); ok {
-			if e.RetryAfter == 0 {
-				e.RetryAfter = s
-			}
-			if d := time.Duration(s) * time.Second; d <= c.o.MaxRetryWait {
-				return e, d
-			}
-		}
+		return e, c.throttleWait(e, resp)
 	}
 	return e, -1
+}
+
+// throttleWait is how long to wait before retrying a 429: only with
+// Retry-After, and only a wait the client accepts; -1 otherwise.
+func (c *core) throttleWait(e *Error, resp *http.Response) time.Duration {
+	s, ok := retryAfter(resp.Header.Get("Retry-After"), c.o.Now())
+	if !ok {
+		return -1
+	}
+	if e.RetryAfter == 0 {
+		e.RetryAfter = s
+	}
+	if d := time.Duration(s) * time.Second; d <= c.o.MaxRetryWait {
+		return d
+	}
+	return -1
+}
+
+// bodyKey is the charge's idempotency key as the body carries it ("" when
+// the function derives one).
+func bodyKey(f function, body []byte) string {
+	if !f.Idempotent {
+		return ""
+	}
+	var m struct {
+		IdempotencyKey string `json:"idempotencyKey"`
+	}
+	_ = json.Unmarshal(body, &m)
+	return m.IdempotencyKey
 }
 
 // transportError: no answer. Reads are retried with backoff; the charge is
 // not (it may have been sent), and says so.
 func (c *core) transportError(ctx context.Context, f function, err error, attempt int, body []byte) (*Error, time.Duration) {
-	base := &Error{API: f.API, Function: f.Name, Attempts: attempt, Err: err}
-	if f.Idempotent {
-		var m struct {
-			IdempotencyKey string `json:"idempotencyKey"`
-		}
-		_ = json.Unmarshal(body, &m)
-		base.IdempotencyKey = m.IdempotencyKey
-	}
+	base := &Error{API: f.API, Function: f.Name, Attempts: attempt, Err: err, IdempotencyKey: bodyKey(f, body)}
 	switch {
 	case ctx.Err() != nil && f.Idempotent:
 		base.ErrCode = CodeOutcomeUnknown
@@ -364,7 +395,11 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 		return base, -1
 	}
 	base.ErrCode = CodeUnreachable
-	base.ErrMsg = fmt.Sprintf("%s:fail could not reach %s: %v", f.API, f.url.Host, errors.Unwrap(err))
+	cause := errors.Unwrap(err) // *url.Error's prefix repeats the URL
+	if cause == nil {
+		cause = err
+	}
+	base.ErrMsg = fmt.Sprintf("%s:fail could not reach %s: %v", f.API, f.url.Host, cause)
 	if f.Idempotent {
 		return base, -1
 	}

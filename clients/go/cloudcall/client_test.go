@@ -407,6 +407,64 @@ func TestTransportRetryRules(t *testing.T) {
 		require.Equal(t, 502, ce.Status)
 		require.Contains(t, ce.ErrMsg, "Bad Gateway")
 	})
+	charge := cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}}
+	t.Run("a 5xx that is not an envelope leaves a charge unknown, with its key", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			w.WriteHeader(500)
+			_, _ = w.Write([]byte("<html>Internal</html>"))
+		})
+		_, err := client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("k-html500"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode)
+		require.Equal(t, "k-html500", ce.IdempotencyKey, "the caller retries with it")
+		require.Equal(t, 1, n())
+	})
+	t.Run("a body cut after the headers: unreadable for a read, unknown for a charge", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			w.Header().Set("Content-Length", "1000")
+			w.Header().Set("X-Fc-Request-Id", "rid-partial")
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte(`{"errCode":0,`))
+			w.(http.Flusher).Flush()
+			drop(w)
+		})
+		_, err := client(t, srv.URL, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeUnreadable, ce.ErrCode, ce.ErrMsg)
+		require.Equal(t, "rid-partial", ce.RequestID)
+		require.Equal(t, 200, ce.Status)
+		require.NotContains(t, ce.ErrMsg, "<nil>")
+		require.Equal(t, 1, n(), "the function answered: not sent again")
+		_, err = client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("k-cut"))
+		ce = asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode)
+		require.Equal(t, "k-cut", ce.IdempotencyKey)
+		require.Equal(t, "rid-partial", ce.RequestID)
+	})
+	t.Run("a platform's 429, not an envelope, is a throttle and is waited out", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			if k == 1 {
+				w.Header().Set("Retry-After", "0")
+				w.WriteHeader(429)
+				_, _ = w.Write([]byte(`{"message":"Too Many Requests"}`))
+				return
+			}
+			okQuota(w)
+		})
+		out, err := client(t, srv.URL, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		require.NoError(t, err)
+		require.Equal(t, int64(7), out.QuotaNum)
+		require.Equal(t, 2, n())
+		srv, _ = fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			w.WriteHeader(429)
+			_, _ = w.Write([]byte(`{"message":"Too Many Requests"}`))
+		})
+		_, err = client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("k-429"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeThrottled, ce.ErrCode)
+		require.Equal(t, 429, ce.Status)
+		require.Equal(t, "k-429", ce.IdempotencyKey)
+	})
 }
 
 func TestOptionsAreChecked(t *testing.T) {

@@ -295,6 +295,76 @@ describe('deadlines and errors', () => {
     }
   });
 
+  it('a caller\'s AbortSignal.timeout is the caller\'s: a read rejects with its reason', async () => {
+    // It is a TimeoutError too; it was taken for the client's own deadline
+    // and answered -1301.
+    const f = await fake(() => {});
+    try {
+      const err = await rejected(f.client().openapi.logistics.getQuota(quota, { signal: AbortSignal.timeout(100) }));
+      assert.ok(!(err instanceof CloudCallError), `got ${err.errCode} ${err.message}`);
+      assert.equal(err.name, 'TimeoutError');
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a caller\'s abort during a charge is -1304 with the key, the reason as cause', async () => {
+    const ac = new AbortController();
+    const reason = new Error('user went away');
+    const f = await fake(() => ac.abort(reason));
+    try {
+      const err = await rejected(f.client().top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'abort-1' }, { signal: ac.signal }));
+      assert.ok(err instanceof CloudCallError);
+      assert.equal(err.errCode, -1304);
+      assert.equal(err.idempotencyKey, 'abort-1');
+      assert.equal(err.cause, reason);
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a platform\'s 429 that is no envelope is a throttle: waited out, or -1201 with the key', async () => {
+    const f = await fake((req, res, body, n) => {
+      if (n === 1 || n >= 3) return json(res, 429, { message: 'Too Many Requests' }, { 'retry-after': '0' });
+      ok(res);
+    });
+    try {
+      const out = await f.client().openapi.logistics.getQuota(quota);
+      assert.equal(out.quotaNum, 7);
+      assert.equal(f.seen.length, 2);
+      const err = await rejected(f.client({ maxRetries: 0 }).top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'gw-429' }));
+      assert.equal(err.errCode, -1201);
+      assert.equal(err.status, 429);
+      assert.equal(err.retryAfter, 0);
+      assert.equal(err.idempotencyKey, 'gw-429');
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a per-call timeoutMs is checked before anything is sent', async () => {
+    const f = await fake((req, res) => ok(res));
+    try {
+      for (const timeoutMs of [-5, 'abc', 3e9, 0]) {
+        await assert.rejects(f.client().top.ascp.launchExtraCharge(charge, { timeoutMs }), /timeoutMs/, String(timeoutMs));
+      }
+      assert.equal(f.seen.length, 0);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a charge that could not be reached still names its key', async () => {
+    const f = await fake((req, res) => ok(res));
+    const url = f.url;
+    await f.close();
+    const cc = createClient({ baseUrl: url, keyId: 'k1', secret: SECRET });
+    const err = await rejected(cc.top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'refused-1' }));
+    assert.equal(err.errCode, -1302);
+    assert.equal(err.idempotencyKey, 'refused-1');
+  });
+
   it('a failure envelope becomes a CloudCallError with every field', async () => {
     const upstream = { vendor: 'ck1', httpStatus: 400, code: 'E1', message: 'bad', requestId: 'T-1' };
     const f = await fake((req, res) => json(res, 400, { errCode: -1001, errMsg: 'ck1.pricing.inboundBox:fail boxes[0].weight: bad', field: 'boxes[0].weight', upstream }, { 'x-fc-request-id': 'fc-req-9' }));
@@ -340,6 +410,12 @@ describe('deadlines and errors', () => {
     assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: 'short' }), /16/);
     assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'bad id', secret: SECRET }), /keyId/);
     assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: SECRET, timeoutMs: -1 }), /timeoutMs/);
+    // Past 2^31-1 ms Node's timer fires after 1 ms: a charge would be cut off at once.
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: SECRET, timeoutMs: 3e9 }), /timeoutMs/);
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: SECRET, maxRetries: 1.5 }), /maxRetries/);
+    // 16 bytes of UTF-8, as the functions count: six CJK characters are 18.
+    assert.doesNotThrow(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: '密钥密钥密钥' }));
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: '密钥密钥密' }), /16 bytes/);
   });
 
   it('a custom fetch is used', async () => {
