@@ -112,7 +112,7 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 			}
 			return nil, fmt.Errorf("pipe: %w", err)
 		}
-		in.pipes[i] = &pipeCopier{r: r, dst: in.streams[i], done: make(chan struct{})}
+		in.pipes[i] = &pipeCopier{r: r, dst: in.streams[i], done: make(chan struct{}), moved: make(chan struct{})}
 		writeEnds = append(writeEnds, w)
 	}
 	cmd.Stdout, cmd.Stderr = writeEnds[0], writeEnds[1]
@@ -143,60 +143,76 @@ func StartInstance(cfg InstanceConfig) (*Instance, error) {
 	return in, nil
 }
 
-type wantLogKey struct{}
-
-// WithLog asks InvokeLogged to wait (briefly) for the invocation's own log
-// lines before returning them: what LogType: Tail needs, and only it.
-func WithLog(ctx context.Context) context.Context {
-	return context.WithValue(ctx, wantLogKey{}, true)
-}
-
-func wantsLog(ctx context.Context) bool { v, _ := ctx.Value(wantLogKey{}).(bool); return v }
-
 // pipeCopier copies one of the process's pipes into its line stream.
 type pipeCopier struct {
 	r    *os.File
 	dst  io.Writer
 	done chan struct{}
 
+	// mu orders the copier's reads with idle's look at the pipe: copying
+	// is set, under mu, before each read(2) that may take bytes out of the
+	// pipe and cleared once they reached dst, so what idle sees under mu
+	// (not copying, and FIONREAD 0) means every byte written so far has
+	// reached dst.
 	mu      sync.Mutex
-	copying bool  // between a Read that returned data and its Write
-	copied  int64 // bytes handed to dst so far
+	copying bool
+	moved   chan struct{} // closed (and replaced) each time copying ends
 }
 
 func (c *pipeCopier) run() {
 	defer close(c.done)
 	defer c.r.Close()
+	rc, err := c.r.SyscallConn()
+	if err != nil {
+		return
+	}
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := c.r.Read(buf)
-		if n > 0 {
+		var n int
+		var rerr error
+		// The read runs inside the callback, so copying is set before the
+		// bytes leave the pipe; EAGAIN clears it and waits for the poller.
+		err := rc.Read(func(fd uintptr) bool {
 			c.mu.Lock()
 			c.copying = true
 			c.mu.Unlock()
+			n, rerr = syscall.Read(int(fd), buf)
+			if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
+				c.stopCopying() // idle may be waiting on this read
+				return false
+			}
+			return true
+		})
+		if n > 0 {
 			_, _ = c.dst.Write(buf[:n])
-			c.mu.Lock()
-			c.copying = false
-			c.copied += int64(n)
-			c.mu.Unlock()
 		}
-		if err != nil {
-			return
+		c.stopCopying()
+		if err != nil || rerr != nil || n <= 0 {
+			return // EOF (the process and its children closed the pipe) or a read error
 		}
 	}
 }
 
-// idle reports whether nothing waits in the pipe and nothing is being
-// copied, with the count copied so far.
-func (c *pipeCopier) idle() (bool, int64) {
+// stopCopying ends a read and wakes whoever idle told to wait for it.
+func (c *pipeCopier) stopCopying() {
 	c.mu.Lock()
-	copying, copied := c.copying, c.copied
+	c.copying = false
+	close(c.moved)
+	c.moved = make(chan struct{})
 	c.mu.Unlock()
-	if copying {
-		return false, copied
+}
+
+// idle reports whether every byte written to the pipe so far has reached
+// the line stream: nothing waits in the pipe and nothing is being copied.
+// When not, the channel returned is closed by the copier's next step.
+func (c *pipeCopier) idle() (bool, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.copying {
+		return false, c.moved
 	}
 	n, err := pipeBuffered(c.r)
-	return err == nil && n == 0, copied
+	return err == nil && n == 0, c.moved
 }
 
 // pipeBuffered is how many bytes wait unread in a pipe (FIONREAD).
@@ -220,25 +236,30 @@ func pipeBuffered(f *os.File) (int, error) {
 
 // drain waits (at most max) until what the process wrote before now has
 // reached its streams: a function's log lines travel through a pipe and can
-// trail its answer by a moment. Empty pipes seen twice in a row, with nothing
-// copied in between, close the small window between a Read and its Write.
-func (in *Instance) drain(max time.Duration) {
-	deadline := time.Now().Add(max)
+// trail its answer by a moment. idle is exact, so an empty pipe ends the
+// wait at once.
+// It reports whether it got there in time.
+func (in *Instance) drain(max time.Duration) bool {
+	var timeout <-chan time.Time
 	for _, pc := range in.pipes {
 		for {
-			ok1, n1 := pc.idle()
-			if ok1 {
-				time.Sleep(200 * time.Microsecond)
-				if ok2, n2 := pc.idle(); ok2 && n1 == n2 {
-					break
-				}
+			ok, moved := pc.idle()
+			if ok {
+				break
 			}
-			if time.Now().After(deadline) {
-				return
+			if timeout == nil {
+				t := time.NewTimer(max)
+				defer t.Stop()
+				timeout = t.C
 			}
-			time.Sleep(200 * time.Microsecond)
+			select {
+			case <-moved:
+			case <-timeout:
+				return false
+			}
 		}
 	}
+	return true
 }
 
 // sawLine keeps the process's recent output (for start-up failures) and the
@@ -288,7 +309,11 @@ func (in *Instance) InvokeLogged(ctx context.Context, inv runtimeapi.Invocation)
 		in.mu.Unlock()
 	}()
 	res, err := in.invoke(ctx, inv)
-	if err == nil && wantsLog(ctx) {
+	if err == nil {
+		// Every line the function wrote before it answered belongs to this
+		// invocation (the tail, the console's record); without the wait,
+		// lines still in the pipe went to the instance's next invocation.
+		// idle is exact, so this costs two ioctls when nothing trails.
 		in.drain(50 * time.Millisecond)
 	}
 	return res, capture.Bytes(), err

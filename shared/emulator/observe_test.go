@@ -64,6 +64,37 @@ func TestBusRecordsInvocationsWithTheirLogLines(t *testing.T) {
 	require.NotEmpty(t, resp.Header.Get("x-amzn-RequestId"), "Lambda's HTTP fronts name the request x-amzn-RequestId")
 }
 
+// TestEachInvocationKeepsItsOwnLines: calls back to back on one instance,
+// no log tail asked for. The lines a function writes before it answers
+// travel through a pipe and could still be in it when the next call began;
+// they were credited to that next call (the console showed 726 of 11,782
+// records with another call's lines under one caller).
+func TestEachInvocationKeepsItsOwnLines(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			e, _ := newEmu(t, p, 1)
+			var ids []string
+			for range 200 {
+				_, rep, err := e.Invoke(context.Background(), "hello", []byte(`{"action":"log"}`))
+				require.NoError(t, err)
+				ids = append(ids, rep.RequestID)
+			}
+			for _, id := range ids {
+				inv, ok := e.Bus().Get(id)
+				require.True(t, ok, id)
+				require.Contains(t, inv.Logs, "hello handled "+id, "its own line arrived before it was recorded as done")
+				for _, l := range inv.Logs {
+					for _, other := range ids {
+						if other != id {
+							require.NotContains(t, l, other, "%s holds a line of %s", id, other)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestSetBinarySwapsWithoutFailingCallsInFlight(t *testing.T) {
 	// A second copy of the same build stands for the rebuilt binary.
 	next := filepath.Join(t.TempDir(), "hellofc-2")

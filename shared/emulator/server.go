@@ -379,11 +379,7 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 		lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException", "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun")
 		return
 	}
-	ctx := r.Context()
-	if r.Header.Get("X-Amz-Log-Type") == "Tail" {
-		ctx = WithLog(ctx)
-	}
-	res, rep, err := e.invoke(ctx, fn, requestID, body)
+	res, rep, err := e.invoke(r.Context(), fn, requestID, body)
 	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
 	if r.Header.Get("X-Amz-Log-Type") == "Tail" {
 		w.Header().Set("X-Amz-Log-Result", base64.StdEncoding.EncodeToString(rep.Log))
@@ -445,11 +441,7 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	ctx := r.Context()
-	if strings.EqualFold(r.Header.Get("x-fc-log-type"), "Tail") {
-		ctx = WithLog(ctx)
-	}
-	res, rep, err := e.invoke(ctx, fn, requestID, body)
+	res, rep, err := e.invoke(r.Context(), fn, requestID, body)
 	w.Header().Set("x-fc-invocation-duration", fmt.Sprint(rep.Duration.Milliseconds()))
 	w.Header().Set("x-fc-max-memory-usage", fmt.Sprint((rep.MaxRSSKiB+1023)/1024))
 	if strings.EqualFold(r.Header.Get("x-fc-log-type"), "Tail") {
