@@ -370,3 +370,53 @@ func TestWebPagesCannotCallTheDoors(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 403, resp.StatusCode)
 }
+
+// TestAsyncQueueIsBounded: a flood of Event/Async calls filled memory
+// without bound (316,906 accepted in 30 s, 3.5 GB) and starved synchronous
+// callers behind the backlog. Past the queue the doors answer 429 in the
+// platform's shape; a synchronous call is still served meanwhile.
+func TestAsyncQueueIsBounded(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			bin := fixtures["hellofc"]
+			if p == runtimeapi.Lambda {
+				bin = fixtures["hellolambda"]
+			}
+			e := emulator.New(emulator.Options{Platform: p, AsyncQueue: 3, Functions: []emulator.FunctionConfig{
+				{Name: "hello", Binary: bin, Timeout: 5 * time.Second, MaxInstances: 2}, // one async worker
+			}})
+			srv := httptest.NewServer(e.Handler())
+			t.Cleanup(func() { srv.Close(); e.Close() })
+			lambda := map[string]string{"X-Amz-Invocation-Type": "Event"}
+			fc := map[string]string{"x-fc-invocation-type": "Async"}
+			statuses := map[int]int{}
+			var last *http.Response
+			var lastBody []byte
+			for range 20 {
+				resp, body := post(t, srv.URL+"/2015-03-31/functions/hello/invocations", `{"action":"sleep","ms":300}`, lambda)
+				statuses[resp.StatusCode]++
+				if resp.StatusCode == 429 {
+					last, lastBody = resp, body
+				}
+			}
+			// One taken by the worker at most, three waiting; the rest refused.
+			require.LessOrEqual(t, statuses[202], 4, "%v", statuses)
+			require.GreaterOrEqual(t, statuses[202], 3, "%v", statuses)
+			require.Equal(t, 20-statuses[202], statuses[429], "%v", statuses)
+			require.Equal(t, "TooManyRequestsException", last.Header.Get("x-amzn-ErrorType"))
+			require.Equal(t, "1", last.Header.Get("Retry-After"))
+			require.Contains(t, string(lastBody), "3 asynchronous invocations of hello are already waiting")
+
+			resp, body := post(t, srv.URL+"/2023-03-30/functions/hello/invocations", `{}`, fc)
+			require.Equal(t, 429, resp.StatusCode, string(body))
+			require.Equal(t, "ResourceThrottled", decode(t, body)["Code"])
+
+			// The second instance is the synchronous callers'.
+			resp, body = post(t, srv.URL+"/2015-03-31/functions/hello/invocations", `{}`, nil)
+			require.Equal(t, 200, resp.StatusCode, string(body))
+			pool, _ := e.Pool("hello")
+			require.Eventually(t, func() bool { return pool.InFlight() == 0 && len(e.Bus().Recent()) >= statuses[202]+1 }, 10*time.Second, 20*time.Millisecond,
+				"the accepted invocations all ran")
+		})
+	}
+}

@@ -53,6 +53,20 @@ type Options struct {
 	AccountID string
 	// BodyTimeout bounds reading a request body (default DefaultBodyTimeout).
 	BodyTimeout time.Duration
+	// AsyncQueue is how many accepted asynchronous invocations (Event,
+	// Async) may wait per function (default DefaultAsyncQueue); past it the
+	// front door answers 429.
+	AsyncQueue int
+}
+
+// DefaultAsyncQueue bounds each function's waiting asynchronous
+// invocations: at the largest payloads, 100 MB per function.
+const DefaultAsyncQueue = 100
+
+// asyncJob is one accepted asynchronous invocation.
+type asyncJob struct {
+	requestID string
+	body      []byte
 }
 
 // Emulator serves the front doors and owns the pools.
@@ -63,6 +77,12 @@ type Emulator struct {
 	pools map[string]*Pool
 	names []string
 	wg    sync.WaitGroup
+	// Asynchronous invocations wait in a bounded queue per function, run
+	// by half the function's instance limit of workers (at least one), so
+	// a flood of Event calls neither grows without bound nor takes every
+	// instance from synchronous callers.
+	queues map[string]chan asyncJob
+	stop   chan struct{}
 }
 
 // New builds the emulator; instances start on first use.
@@ -79,11 +99,14 @@ func New(opts Options) *Emulator {
 	if opts.BodyTimeout <= 0 {
 		opts.BodyTimeout = DefaultBodyTimeout
 	}
+	if opts.AsyncQueue <= 0 {
+		opts.AsyncQueue = DefaultAsyncQueue
+	}
 	sink, ok := opts.Log.(*linewriter.Sink)
 	if !ok {
 		sink = linewriter.New(opts.Log, 0)
 	}
-	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}, bus: NewBus(500)}
+	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}, bus: NewBus(500), queues: map[string]chan asyncJob{}, stop: make(chan struct{})}
 	for _, f := range opts.Functions {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
@@ -92,8 +115,15 @@ func New(opts Options) *Emulator {
 			f.Stdout = sink // one writer, one lock: its lines and ours never race
 		}
 		f.OnLine = e.tapLines(f.OnLine)
-		e.pools[f.Name] = NewPool(f)
+		p := NewPool(f)
+		e.pools[f.Name] = p
 		e.names = append(e.names, f.Name)
+		q := make(chan asyncJob, opts.AsyncQueue)
+		e.queues[f.Name] = q
+		for range max(1, p.cfg.MaxInstances/2) {
+			e.wg.Add(1)
+			go e.asyncWorker(f.Name, q)
+		}
 	}
 	sort.Strings(e.names)
 	return e
@@ -107,10 +137,16 @@ func (e *Emulator) Pool(name string) (*Pool, bool) {
 
 // Close stops every instance and waits for async invocations.
 func (e *Emulator) Close() {
+	close(e.stop)
 	for _, p := range e.pools {
 		p.Close()
 	}
 	e.wg.Wait()
+	for _, fn := range e.names {
+		if n := len(e.queues[fn]); n > 0 {
+			e.logf("%s: %d queued asynchronous invocation(s) dropped at shutdown", fn, n)
+		}
+	}
 }
 
 func (e *Emulator) maxPayload() int {
@@ -372,7 +408,11 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	case "Event":
-		e.async(fn, requestID, body)
+		if !e.async(fn, requestID, body) {
+			w.Header().Set("Retry-After", "1")
+			lambdaError(w, http.StatusTooManyRequests, "TooManyRequestsException", e.asyncFull(fn))
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	default:
@@ -437,7 +477,11 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if async {
-		e.async(fn, requestID, body)
+		if !e.async(fn, requestID, body) {
+			w.Header().Set("Retry-After", "1")
+			fcError(w, http.StatusTooManyRequests, "ResourceThrottled", e.asyncFull(fn), requestID)
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
@@ -460,12 +504,37 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (e *Emulator) async(fn, requestID string, body []byte) {
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		_, _, _ = e.invoke(context.Background(), fn, requestID, body)
-	}()
+// async queues an asynchronous invocation; false when the function's
+// queue is full (the front door answers 429).
+func (e *Emulator) async(fn, requestID string, body []byte) bool {
+	select {
+	case e.queues[fn] <- asyncJob{requestID: requestID, body: body}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (e *Emulator) asyncWorker(fn string, q <-chan asyncJob) {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case j := <-q:
+			select {
+			case <-e.stop: // both were ready: shutting down wins
+				return
+			default:
+			}
+			_, _, _ = e.invoke(context.Background(), fn, j.requestID, j.body)
+		}
+	}
+}
+
+// asyncFull explains a 429 for a full queue.
+func (e *Emulator) asyncFull(fn string) string {
+	return fmt.Sprintf("%d asynchronous invocations of %s are already waiting (the emulator's queue per function); retry later, or invoke synchronously", e.opts.AsyncQueue, fn)
 }
 
 // platformError answers a front-door error in the emulated platform's shape.
