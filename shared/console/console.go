@@ -127,6 +127,12 @@ func New(opts Options) (*Console, error) {
 			r.Out.URL.RawPath = ""
 			r.Out.Header.Del(TokenHeader)
 			r.Out.Header.Del("Cookie")
+			// The console checked the page (token, Origin, Host); what goes
+			// on is the console's own request, which the sandbox's guard
+			// would refuse with the page's headers.
+			for _, h := range []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User"} {
+				r.Out.Header.Del(h)
+			}
 		}}
 	}
 	return c, nil

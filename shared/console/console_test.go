@@ -129,8 +129,11 @@ func TestStateChangingCallsNeedTheTokenAndTheConsoleOrigin(t *testing.T) {
 	require.Contains(t, string(inv.Response), `"hello":"fc"`)
 	require.Len(t, f.emu.Bus().Recent(), 1)
 
-	status, _ = f.do(t, "POST", "/__console/api/sandbox/demo/faults", `{"path":"/x","kind":"reset"}`, map[string]string{tok: f.good})
-	require.Equal(t, 200, status)
+	// As the page sends it: its own Origin and Sec-Fetch-Site, which the
+	// sandbox's admin endpoints refuse from anyone but the console.
+	status, body = f.do(t, "POST", "/__console/api/sandbox/demo/faults", `{"path":"/x","kind":"reset"}`,
+		map[string]string{tok: f.good, "Origin": f.srv.URL, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"})
+	require.Equal(t, 200, status, body)
 	require.Equal(t, []sandbox.Fault{{Path: "/x", Kind: sandbox.FaultReset}}, f.sbx.Faults())
 	status, body = f.do(t, "GET", "/__console/api/sandbox/demo/faults", ``, nil)
 	require.Equal(t, 200, status)

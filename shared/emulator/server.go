@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cloudcall/cloudcall/shared/browserguard"
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/openapi"
@@ -253,43 +254,19 @@ func (e *Emulator) Handler() http.Handler {
 	return browserGuard(mux)
 }
 
-// browserGuard keeps web pages away from the doors. On a developer's machine
-// they run functions with no credentials (the invoke APIs, the timers, an
-// anonymous trigger), and with --upstream real a charge is real money, so a
-// page the developer has open must not be able to call them: a cross-site
-// request (a form or a text/plain fetch, which need no preflight; an image)
-// names another Origin or Sec-Fetch-Site, and a page that rebinds its own DNS
-// name to 127.0.0.1 sends its own Host. Backends, curl and the SDKs send
-// neither header and name the address they dialled.
+// browserGuard keeps web pages away from the doors: on a developer's
+// machine they run functions with no credentials (the invoke APIs, the
+// timers, an anonymous trigger), and with --upstream real a charge is real
+// money.
 func browserGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-		var refuse string
-		switch site := r.Header.Get("Sec-Fetch-Site"); {
-		// An empty Host is an HTTP/1.0 client's: browsers always send one.
-		case host != "" && !strings.EqualFold(host, "localhost") && net.ParseIP(host) == nil:
-			refuse = fmt.Sprintf("Host %q is a name other than localhost (a page rebinding its DNS name to this machine); call the emulator at its IP address or localhost", r.Host)
-		case r.Header.Get("Origin") != "" && !sameOrigin(r.Header.Get("Origin"), r.Host):
-			refuse = fmt.Sprintf("cross-origin request from %q refused: the emulator's doors run functions without credentials, so web pages may not call them; call from your backend", r.Header.Get("Origin"))
-		case site != "" && site != "same-origin" && site != "none":
-			refuse = "cross-site request refused (Sec-Fetch-Site: " + site + "): the emulator's doors run functions without credentials, so web pages may not call them; call from your backend"
-		}
-		if refuse != "" {
+		if refuse := browserguard.Refusal(r, "the emulator's doors"); refuse != "" {
 			w.Header().Set("Connection", "close") // its body is not worth reading
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": refuse})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func sameOrigin(origin, host string) bool {
-	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cloudcall/cloudcall/shared/browserguard"
 )
 
 // Clock is the sandbox's notion of now: real time plus an offset the tests
@@ -181,10 +183,29 @@ func (f Fault) Valid() error {
 	return fmt.Errorf("unknown fault kind %q; expected one of %s", f.Kind, strings.Join(names, ", "))
 }
 
+// GuardAdmin refuses web pages on /__sandbox/ (browserguard): faults, the
+// clock and balances steer what the functions see and the counters and
+// ledgers show what they did. The console reaches them from the emulator
+// process, with its own token; the vendor paths are left as they are
+// (functions call them server to server, by whatever name).
+func GuardAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/__sandbox/") {
+			if refuse := browserguard.Refusal(r, "the sandbox's admin endpoints"); refuse != "" {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusForbidden)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": refuse})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // Wrap puts fault injection and the admin endpoints in front of the vendor
 // handler. Every request is counted under "http:<path>" before any fault.
 func (s *Sandbox) Wrap(vendor http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return GuardAdmin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/__sandbox/calls", "/__sandbox/calls/reset", "/__sandbox/faults", "/__sandbox/faults/clear", "/__sandbox/clock":
 			s.admin(w, r)
@@ -229,7 +250,7 @@ func (s *Sandbox) Wrap(vendor http.Handler) http.Handler {
 		default:
 			vendor.ServeHTTP(w, r)
 		}
-	})
+	}))
 }
 
 // hangUp closes the connection without a response.

@@ -92,3 +92,55 @@ func TestFaultKindRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 404, r.StatusCode, "no fault was added")
 }
+
+// TestAdminRefusesWebPages: a page could POST a fault (text/plain needs no
+// preflight), clear it, or read the counters through a rebound DNS name;
+// the admin endpoints now refuse what only a browser sends. The vendor
+// paths, which functions call server to server, are untouched.
+func TestAdminRefusesWebPages(t *testing.T) {
+	s := New("test")
+	srv := httptest.NewServer(s.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})))
+	defer srv.Close()
+	fault := `{"path":"/a","kind":"status","status":500,"body":"{}"}`
+	for name, hdr := range map[string]map[string]string{
+		"another origin":   {"Origin": "http://evil.example", "Content-Type": "text/plain"},
+		"cross-site fetch": {"Sec-Fetch-Site": "cross-site"},
+		"a rebound name":   {"Host": "evil.example"},
+	} {
+		for _, path := range []string{"/__sandbox/faults", "/__sandbox/faults/clear", "/__sandbox/calls", "/__sandbox/clock", "/__sandbox/vendor/own"} {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(fault))
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			if h := hdr["Host"]; h != "" {
+				req.Host = h
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusForbidden, resp.StatusCode, "%s %s: %s", name, path, b)
+			require.Contains(t, string(b), "the sandbox's admin endpoints")
+		}
+		// The vendor path still answers, whoever asks.
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/a", strings.NewReader(`{}`))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, name)
+	}
+	require.Empty(t, s.Faults(), "no fault got in")
+
+	// curl, the console and the tests: no Origin, an IP or localhost.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/__sandbox/faults", strings.NewReader(fault))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, s.Faults(), 1)
+}

@@ -100,7 +100,7 @@ func (s *Server) Handler() http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]any{"qps": QPS, "keys": s.Window()})
 	})
 	outer.Handle("/", s.Wrap(http.HandlerFunc(s.serve)))
-	return outer
+	return sandbox.GuardAdmin(outer) // its own admin endpoints too
 }
 
 // KeyWindow is one AccessKey's flow-control window.

@@ -116,7 +116,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, map[string]any{"charges": s.Charges(r.URL.Query().Get("order"))})
 	})
 	outer.Handle("/", s.Wrap(vendor))
-	return outer
+	return sandbox.GuardAdmin(outer) // its own admin endpoints too
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

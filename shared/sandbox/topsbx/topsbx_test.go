@@ -289,3 +289,20 @@ func TestEnv(t *testing.T) {
 	require.Equal(t, map[string]string{"TOP_GATEWAY_URL": "http://h:1/router/rest", "TOP_APP_KEY": DemoAppKey,
 		"TOP_APP_SECRET": DemoSecret, "TOP_SESSION": DemoSession}, s.Env("http://h:1"))
 }
+
+// The ledger is an admin endpoint too: a page behind a rebound DNS name
+// cannot read it.
+func TestLedgerRefusesWebPages(t *testing.T) {
+	srv := httptest.NewServer(New(Options{}).Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/__sandbox/top/charges", nil)
+	req.Host = "evil.example"
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	resp, err = http.Get(srv.URL + "/__sandbox/top/charges")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
