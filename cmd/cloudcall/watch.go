@@ -20,6 +20,7 @@ import (
 
 // swapper is what the watcher needs of the emulator.
 type swapper interface {
+	Probe(ctx context.Context, fn, path string) error
 	SetBinary(fn, path string) error
 }
 
@@ -34,7 +35,6 @@ type watcher struct {
 	build        builder
 	emu          swapper
 	out          io.Writer
-	debugFlags   map[string][]string // extra go build flags per function (Delve)
 
 	mu     sync.Mutex
 	gen    int
@@ -228,6 +228,20 @@ func (w *watcher) rebuild(ctx context.Context, fn string) bool {
 		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg}
 		w.mu.Unlock()
 		fmt.Fprintf(w.out, "watch: %s does not compile; the last good binary keeps serving:\n%s\n", fn, indent(msg))
+		return false
+	}
+	// A build that compiles but exits at start (a panic in init) would
+	// fail every call and start a process for each: it is refused too.
+	if err := w.emu.Probe(ctx, fn, bin); err != nil {
+		_ = os.RemoveAll(dir)
+		if ctx.Err() != nil {
+			return false
+		}
+		msg := err.Error()
+		w.mu.Lock()
+		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg}
+		w.mu.Unlock()
+		fmt.Fprintf(w.out, "watch: %s builds but exits at start; the last good binary keeps serving:\n%s\n", fn, indent(msg))
 		return false
 	}
 	if err := w.emu.SetBinary(fn, bin); err != nil {

@@ -13,8 +13,15 @@ import (
 )
 
 type fakeSwapper struct {
-	mu    sync.Mutex
-	swaps []string
+	mu       sync.Mutex
+	swaps    []string
+	probeErr error
+}
+
+func (f *fakeSwapper) Probe(context.Context, string, string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.probeErr
 }
 
 func (f *fakeSwapper) SetBinary(fn, path string) error {
@@ -60,6 +67,17 @@ func TestRebuildSwapsOnlyWhatCompiles(t *testing.T) {
 	fail = true
 	require.False(t, w.rebuild(ctx, "a"))
 	require.True(t, w.Builds()["a"].OK, "a build cut short by shutdown is not a compile error")
+
+	fail = false
+	// It compiles, but the new binary exits before asking for work.
+	sw.probeErr = errors.New("a failed to start: instance exited before asking for work: exit status 2\n--- last output ---\npanic: boom from init")
+	require.False(t, w.rebuild(context.Background(), "a"))
+	require.Len(t, sw.swaps, 2, "a build that exits at start swaps nothing")
+	require.False(t, w.Builds()["a"].OK)
+	require.Contains(t, w.Builds()["a"].Error, "panic: boom from init")
+	require.Contains(t, out.String(), "watch: a builds but exits at start; the last good binary keeps serving:")
+	require.NoDirExists(t, filepath.Join(bin, ".watch", "5"), "the refused build is removed")
+	require.FileExists(t, filepath.Join(bin, ".watch", "3", "a"), "the last good one stays")
 }
 
 func TestAffectedFiles(t *testing.T) {

@@ -295,6 +295,16 @@ func (e *Emulator) Instances(fn string) []InstanceInfo {
 	return p.Snapshot()
 }
 
+// Probe starts a new build of fn once to see that it gets to ask for work
+// (see Pool.Probe).
+func (e *Emulator) Probe(ctx context.Context, fn, path string) error {
+	p, ok := e.pools[fn]
+	if !ok {
+		return e.unknown(fn)
+	}
+	return p.Probe(ctx, path)
+}
+
 // SetBinary swaps a function to a new build (see Pool.SetBinary).
 func (e *Emulator) SetBinary(fn, path string) error {
 	p, ok := e.pools[fn]

@@ -186,3 +186,19 @@ func TestAStartRacingASwapRunsTheNewBuild(t *testing.T) {
 	require.NotZero(t, pid)
 	require.Equal(t, next, bin)
 }
+
+// TestProbeRefusesABuildThatExitsAtStart: --watch swapped in a build that
+// compiled but panicked in init, and every call then failed and started a
+// process of its own. Probe runs a new build once, to its first poll.
+func TestProbeRefusesABuildThatExitsAtStart(t *testing.T) {
+	e, _ := newEmu(t, runtimeapi.FC, 1)
+	require.NoError(t, e.Probe(context.Background(), "hello", fixtures["hellofc"]))
+	err := e.Probe(context.Background(), "hello", fixtures["broken"])
+	var se *emulator.StartError
+	require.ErrorAs(t, err, &se)
+	require.ErrorIs(t, err, emulator.ErrExited)
+	require.Contains(t, se.Tail, "WECHAT_APPID is not set (fixture)", "the binary's own words")
+	pool, _ := e.Pool("hello")
+	require.Zero(t, pool.Instances(), "a probe is no instance of the pool")
+	require.Zero(t, processesRunning(t, fixtures["hellofc"]), "the probe's process is stopped")
+}

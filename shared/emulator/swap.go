@@ -1,6 +1,10 @@
 package emulator
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
 // SetBinary swaps the function to a new build (cloudcall local --watch).
 // Idle instances of the old build stop now; busy ones finish the call they
@@ -48,4 +52,45 @@ func (p *Pool) Snapshot() []InstanceInfo {
 			Started: s.started, LastUsed: s.lastUsed, RSSKiB: s.inst.RSSKiB(), Binary: s.binary})
 	}
 	return out
+}
+
+// probeTimeout bounds how long a new build may take to ask for work.
+const probeTimeout = 10 * time.Second
+
+// Probe starts bin once as the function's instance would run and waits for
+// its first poll of the runtime API, then stops it: a build that compiles
+// but exits at start (a panic in init) is refused before SetBinary, so the
+// last good binary keeps serving. Under a debugger (a Launcher) it is not
+// run: the debugger's single port belongs to the real instance.
+func (p *Pool) Probe(ctx context.Context, bin string) error {
+	p.mu.Lock()
+	cfg := p.cfg
+	p.mu.Unlock()
+	if len(cfg.Launcher) > 0 {
+		return nil
+	}
+	inst, err := StartInstance(InstanceConfig{Binary: bin, Platform: cfg.Platform, Env: cfg.Env, Log: p.sink, Prefix: cfg.LogPrefix})
+	if err != nil {
+		return &StartError{Function: cfg.Name, Err: err}
+	}
+	defer inst.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.NewTimer(probeTimeout)
+	defer timeout.Stop()
+	for inst.API.FirstPoll().IsZero() {
+		select {
+		case <-inst.Exited():
+			if !inst.API.FirstPoll().IsZero() {
+				return nil
+			}
+			return &StartError{Function: cfg.Name, Err: fmt.Errorf("%w before asking for work: %v", ErrExited, inst.exitErr), Tail: inst.StderrTail()}
+		case <-timeout.C:
+			return &StartError{Function: cfg.Name, Err: fmt.Errorf("it did not ask for work within %s", probeTimeout), Tail: inst.StderrTail()}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
