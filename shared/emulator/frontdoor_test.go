@@ -420,3 +420,13 @@ func TestAsyncQueueIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// Close twice (a test and its cleanup both do): the second waits for the
+// first and does nothing more.
+func TestCloseTwice(t *testing.T) {
+	e, _ := newEmu(t, runtimeapi.FC, 1)
+	_, _, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
+	require.NoError(t, err)
+	e.Close()
+	require.NotPanics(t, e.Close)
+}

@@ -82,8 +82,9 @@ type Emulator struct {
 	// by half the function's instance limit of workers (at least one), so
 	// a flood of Event calls neither grows without bound nor takes every
 	// instance from synchronous callers.
-	queues map[string]chan asyncJob
-	stop   chan struct{}
+	queues  map[string]chan asyncJob
+	stop    chan struct{}
+	closing sync.Once
 }
 
 // New builds the emulator; instances start on first use.
@@ -136,18 +137,22 @@ func (e *Emulator) Pool(name string) (*Pool, bool) {
 	return p, ok
 }
 
-// Close stops every instance and waits for async invocations.
+// Close stops every instance and the asynchronous workers, and says how
+// many queued asynchronous invocations it dropped. A second Close (a test
+// and its cleanup) waits for the first.
 func (e *Emulator) Close() {
-	close(e.stop)
-	for _, p := range e.pools {
-		p.Close()
-	}
-	e.wg.Wait()
-	for _, fn := range e.names {
-		if n := len(e.queues[fn]); n > 0 {
-			e.logf("%s: %d queued asynchronous invocation(s) dropped at shutdown", fn, n)
+	e.closing.Do(func() {
+		close(e.stop)
+		for _, p := range e.pools {
+			p.Close()
 		}
-	}
+		e.wg.Wait()
+		for _, fn := range e.names {
+			if n := len(e.queues[fn]); n > 0 {
+				e.logf("%s: %d queued asynchronous invocation(s) dropped at shutdown", fn, n)
+			}
+		}
+	})
 }
 
 func (e *Emulator) maxPayload() int {
