@@ -375,6 +375,26 @@ func TestRevokedRefreshTokenFailsClearlyWithoutLooping(t *testing.T) {
 	require.Equal(t, 0, r.sbx.Calls("pricing"))
 }
 
+// A throttle or a server error at the token endpoint says nothing of the
+// refresh token: it is retryable, never "authorize the app again" (-1601,
+// which every status but 200 was).
+func TestTokenEndpointBlipsAreRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   float64
+	}{{503, -1302}, {500, -1302}, {429, -1201}} {
+		r := newRig(t, nil)
+		r.sbx.Inject(sandbox.Fault{Path: "/oauth2/token", Kind: sandbox.FaultStatus, Status: tc.status, Body: `{"message":"busy"}`, Times: 1})
+		_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+		require.Equal(t, tc.code, m["errCode"], "%d: %v", tc.status, m)
+		require.NotContains(t, m["errMsg"], "authorize the app again")
+		require.Equal(t, float64(tc.status), m["upstream"].(map[string]any)["httpStatus"])
+		require.Equal(t, 0, r.sbx.Calls("pricing"))
+		_, m = r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+		require.Equal(t, 0.0, m["errCode"], "%d: the retry refreshes with the same token: %v", tc.status, m)
+	}
+}
+
 func TestFixedToken(t *testing.T) {
 	r := newRig(t, map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken})
 	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)

@@ -323,6 +323,20 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		if msg == "" {
 			msg = strings.TrimSpace(string(b))
 		}
+		// Only a refusal (4xx) says the refresh token is dead. A throttle
+		// or a server error says nothing of it: the state is left as it
+		// is and the caller retries (if CK1 did spend the token before
+		// failing, the retry's refusal says so then).
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests:
+			return "", upstream.Throttled("ck1", resp.Header)
+		case resp.StatusCode >= 500:
+			return "", &envelope.Error{Code: envelope.CodeUpstreamUnreachable,
+				Reason:   fmt.Sprintf("CK1's token endpoint answered HTTP %d; nothing was stored, retry", resp.StatusCode),
+				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
+		case resp.StatusCode == http.StatusOK:
+			return "", upstream.Malformed("ck1", resp.StatusCode, fmt.Errorf("the token answer has no access_token or refresh_token"))
+		}
 		return "", &envelope.Error{Code: envelope.CodeConfig,
 			Reason:   "configuration: CK1 refused the refresh token (revoked, expired or already used): authorize the app again and set CK1_REFRESH_TOKEN",
 			Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
