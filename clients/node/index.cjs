@@ -110,8 +110,8 @@ function validateOptions(o) {
 const MAX_TIMER_MS = 2147483647;
 
 function checkTimeout(v) {
-  if (v !== undefined && !(Number.isFinite(v) && v > 0 && v <= MAX_TIMER_MS)) {
-    throw new TypeError(`cloudcall: timeoutMs must be a number of ms above 0 and at most ${MAX_TIMER_MS}`);
+  if (v !== undefined && !(Number.isFinite(v) && v >= 1 && v <= MAX_TIMER_MS)) {
+    throw new TypeError(`cloudcall: timeoutMs must be a number of ms from 1 to ${MAX_TIMER_MS}`);
   }
 }
 
@@ -212,6 +212,8 @@ async function call(o, fn, input, callOpts = {}) {
   if (typeof doFetch !== 'function') throw new TypeError('cloudcall: no global fetch (Node 18+ needed), pass options.fetch');
   const maxRetries = o.maxRetries ?? DEFAULTS.maxRetries;
   const maxWait = o.maxRetryWaitMs ?? DEFAULTS.maxRetryWaitMs;
+  // Already aborted: nothing is sent (a charge neither), so the reason, as fetch does.
+  if (callOpts.signal?.aborted) throw callOpts.signal.reason;
   const dl = deadline(callOpts.timeoutMs ?? o.timeoutMs ?? DEFAULTS.timeoutMs, callOpts.signal);
   try {
     for (let attempt = 1; ; attempt++) {
@@ -264,9 +266,9 @@ async function call(o, fn, input, callOpts = {}) {
         const timedOut = dl.signal.aborted;
         const requestId = platformRequestId(res.headers);
         if (fn.idempotent) {
-          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome`, { requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
+          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
         }
-        throw clientError(fn, timedOut ? CODE.timeout : CODE.unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { requestId, attempts: attempt, cause: readErr });
+        throw clientError(fn, timedOut ? CODE.timeout : CODE.unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
       }
       let env;
       try {
@@ -298,10 +300,15 @@ async function call(o, fn, input, callOpts = {}) {
       }
       if (!isEnvelope) {
         const snippet = text === undefined ? 'the body could not be read' : text.slice(0, 200);
-        const unknown = fn.idempotent && res.status >= 500;
-        throw clientError(fn, unknown ? CODE.outcomeUnknown : CODE.unreadable,
-          `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
-          { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: unknown ? payload.idempotencyKey : undefined });
+        // An answer came, so a charge may have run whatever the status:
+        // only the function, asked again with the key, knows.
+        if (fn.idempotent) {
+          throw clientError(fn, CODE.outcomeUnknown,
+            `outcome unknown — HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope (${snippet}); call again with the same input and key: the function answers with the first call's outcome`,
+            { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: payload.idempotencyKey });
+        }
+        throw clientError(fn, CODE.unreadable, `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
+          { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt });
       }
       const e = envelopeError(fn, env, res, attempt);
       if (e.retryAfter === undefined && res.status === 429) e.retryAfter = retryAfterSeconds(res, env);

@@ -69,7 +69,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debugFn := fs.String("debug", "", "run this function's instance under Delve headless (needs dlv); its deadline is suspended")
 	debugAddr := fs.String("debug-addr", "127.0.0.1:2345", "where Delve listens with --debug")
 	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for every function (overrides defaults and sandbox settings)")
-	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ characters); default: anonymous calls allowed")
+	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ bytes); default: anonymous calls allowed")
 	storeFlag := fs.String("store", defaultStore(), "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL`; $CLOUDCALL_STORE is the default when it is a Redis URL")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\nThe web console is at the front door's / (loopback only).\n\nFlags:")

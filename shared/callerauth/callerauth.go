@@ -124,6 +124,10 @@ func stringToSign(method, path, rawQuery string, ts int64, nonce, bodySum string
 		strconv.FormatInt(ts, 10), nonce, bodySum}, "\n"), nil
 }
 
+// ValidKeyID reports whether id is a key id the verifiers accept: 1 to 64
+// of A-Z a-z 0-9 _ . - (the clients check it before signing).
+func ValidKeyID(id string) bool { return keyIDPattern().MatchString(id) }
+
 // Signature is hex(HMAC-SHA256(secret, StringToSign)).
 func Signature(secret, stringToSign string) string {
 	m := hmac.New(sha256.New, []byte(secret))
@@ -172,7 +176,7 @@ func ParseKeys(s string) (map[string]string, error) {
 		case !ok || !keyIDPattern().MatchString(id):
 			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: expected id:secret with an id of 1-64 of A-Z a-z 0-9 _ . -", n)
 		case len(secret) < MinSecretLen:
-			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: the secret must be at least %d characters", n, MinSecretLen)
+			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: the secret must be at least %d bytes", n, MinSecretLen)
 		case keys[id] != "":
 			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d repeats a key id", n)
 		}

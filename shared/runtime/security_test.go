@@ -152,7 +152,7 @@ func TestRuntimeConfigErrorsAreAnswered(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"short caller secret", map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:short"}, []string{"CLOUDCALL_CALLER_KEYS", "at least 16 characters"}},
+		{"short caller secret", map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:short"}, []string{"CLOUDCALL_CALLER_KEYS", "at least 16 bytes"}},
 		{"caller secret with a trailing space", map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:" + testCallerSecret + " "}, []string{"CLOUDCALL_CALLER_KEYS", "whitespace", "verbatim"}},
 		{"caller keys file with a trailing space", map[string]string{"CLOUDCALL_CALLER_KEYS_FILE": keyFile}, []string{"CLOUDCALL_CALLER_KEYS_FILE", "whitespace"}},
 		{"caller keys file missing", map[string]string{"CLOUDCALL_CALLER_KEYS_FILE": filepath.Join(dir, "nope")}, []string{"CLOUDCALL_CALLER_KEYS_FILE"}},

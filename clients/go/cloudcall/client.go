@@ -80,6 +80,10 @@ func New(o Options) (*Client, error) {
 	switch {
 	case o.KeyID == "" || o.Secret == "":
 		return nil, errors.New("cloudcall: KeyID and Secret are required (a key of the functions' CLOUDCALL_CALLER_KEYS)")
+	case !callerauth.ValidKeyID(o.KeyID):
+		return nil, fmt.Errorf("cloudcall: KeyID %q must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS)", o.KeyID)
+	case o.Timeout < 0:
+		return nil, fmt.Errorf("cloudcall: Timeout %s is negative (0 means the default, %s)", o.Timeout, DefaultTimeout)
 	case len(o.Secret) < callerauth.MinSecretLen:
 		return nil, fmt.Errorf("cloudcall: the secret must be at least %d bytes", callerauth.MinSecretLen)
 	case o.BaseURL == "" && len(o.Endpoints) == 0:
@@ -220,6 +224,11 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 	if err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		// Nothing is sent, so even the charge's outcome is known: none.
+		return &Error{ErrCode: CodeTimeout, API: f.API, Function: f.Name, Err: err, IdempotencyKey: bodyKey(f, body),
+			ErrMsg: f.API + ":fail not sent: the caller's context had already ended"}
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
@@ -323,16 +332,31 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 			e.ErrMsg = fmt.Sprintf("%s:fail throttled before the function (HTTP 429 from %s): %s", f.API, f.url.Redacted(), snippet)
 			e.IdempotencyKey = bodyKey(f, body)
 			return e, c.throttleWait(e, resp)
-		case f.Idempotent && resp.StatusCode >= 500:
+		case f.Idempotent:
+			// An answer came, so the charge may have run whatever the
+			// status: only the function, asked again with the key, knows.
 			e.ErrCode = CodeOutcomeUnknown
 			e.IdempotencyKey = bodyKey(f, body)
+			e.ErrMsg = fmt.Sprintf("%s:fail outcome unknown — HTTP %d from %s is not a cloudcall envelope (%s); call again with the same input and key: the function answers with the first call's outcome",
+				f.API, resp.StatusCode, f.url.Redacted(), snippet)
 		}
 		return e, -1
 	}
 	if *fb.ErrCode == 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, API: f.API, Function: f.Name, Attempts: attempt, Err: err,
-				ErrMsg: f.API + ":fail the answer does not match the generated type: " + err.Error()}, -1
+			e := &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt, Err: err,
+				ErrMsg: f.API + ":fail the answer does not match the generated type: " + err.Error()}
+			if f.Idempotent {
+				// errCode 0: it charged, and this client cannot read how.
+				// The key lets the caller reconcile (a repeat answers the same).
+				e.ErrCode = CodeOutcomeUnknown
+				e.IdempotencyKey = fb.IdempotencyKey
+				if e.IdempotencyKey == "" {
+					e.IdempotencyKey = bodyKey(f, body)
+				}
+				e.ErrMsg = f.API + ":fail the function answered errCode 0 (done) in a shape this client's types do not hold (" + err.Error() + "); reconcile with the idempotency key"
+			}
+			return e, -1
 		}
 		return nil, 0
 	}

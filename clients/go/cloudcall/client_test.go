@@ -441,6 +441,43 @@ func TestTransportRetryRules(t *testing.T) {
 		require.Equal(t, "k-cut", ce.IdempotencyKey)
 		require.Equal(t, "rid-partial", ce.RequestID)
 	})
+	t.Run("a charge answered by something that is no envelope is -1304 with its key, whatever the status", func(t *testing.T) {
+		for _, status := range []int{200, 400, 307} {
+			srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+				w.Header().Set("Location", "/elsewhere")
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte("<html>proxy page</html>"))
+			})
+			_, err := client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("k-html"))
+			ce := asError(t, err)
+			require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode, "%d: %s", status, ce.ErrMsg)
+			require.Equal(t, "k-html", ce.IdempotencyKey)
+			require.Equal(t, status, ce.Status)
+			require.Equal(t, 1, n())
+		}
+	})
+	t.Run("a charge that succeeded in a shape the types do not hold: -1304 with the key", func(t *testing.T) {
+		srv, _ := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			w.Header().Set("X-Fc-Request-Id", "rid-shape")
+			_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok","idempotencyKey":"k-shape","result":"weird"}`))
+		})
+		_, err := client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("k-shape"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode)
+		require.Equal(t, "k-shape", ce.IdempotencyKey)
+		require.Equal(t, "rid-shape", ce.RequestID)
+		require.Contains(t, ce.ErrMsg, "errCode 0")
+	})
+	t.Run("a context already ended sends nothing, a charge neither", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) { okQuota(w) })
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(done, charge, cloudcall.WithIdempotencyKey("k-pre"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeTimeout, ce.ErrCode)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Equal(t, 0, n())
+	})
 	t.Run("a platform's 429, not an envelope, is a throttle and is waited out", func(t *testing.T) {
 		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
 			if k == 1 {
@@ -469,13 +506,16 @@ func TestTransportRetryRules(t *testing.T) {
 
 func TestOptionsAreChecked(t *testing.T) {
 	for name, o := range map[string]cloudcall.Options{
-		"no key":       {BaseURL: "http://x", Secret: secret},
-		"short secret": {BaseURL: "http://x", KeyID: keyID, Secret: "short"},
-		"no endpoint":  {KeyID: keyID, Secret: secret},
-		"bad url":      {BaseURL: "ftp://x", KeyID: keyID, Secret: secret},
-		"semicolon":    {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=1;b=2"}, KeyID: keyID, Secret: secret},
-		"bad escape":   {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%zz"}, KeyID: keyID, Secret: secret},
-		"not UTF-8":    {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%FF"}, KeyID: keyID, Secret: secret},
+		"no key":                {BaseURL: "http://x", Secret: secret},
+		"short secret":          {BaseURL: "http://x", KeyID: keyID, Secret: "short"},
+		"key id with a newline": {BaseURL: "http://x", KeyID: "back\nend", Secret: secret},
+		"key id with a space":   {BaseURL: "http://x", KeyID: "back end", Secret: secret},
+		"negative timeout":      {BaseURL: "http://x", KeyID: keyID, Secret: secret, Timeout: -5 * time.Second},
+		"no endpoint":           {KeyID: keyID, Secret: secret},
+		"bad url":               {BaseURL: "ftp://x", KeyID: keyID, Secret: secret},
+		"semicolon":             {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=1;b=2"}, KeyID: keyID, Secret: secret},
+		"bad escape":            {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%zz"}, KeyID: keyID, Secret: secret},
+		"not UTF-8":             {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%FF"}, KeyID: keyID, Secret: secret},
 	} {
 		_, err := cloudcall.New(o)
 		require.Error(t, err, name)

@@ -343,10 +343,40 @@ describe('deadlines and errors', () => {
     }
   });
 
+  it('a charge answered by something that is no envelope is -1304 with its key, whatever the status', async () => {
+    for (const status of [200, 400, 307]) {
+      const f = await fake((req, res) => { res.writeHead(status, { 'content-type': 'text/html', location: '/elsewhere' }); res.end('<html>proxy page</html>'); });
+      try {
+        const err = await rejected(f.client().top.ascp.launchExtraCharge({ ...charge, idempotencyKey: `html-${status}` }));
+        assert.equal(err.errCode, -1304, `${status}: ${err.errMsg}`);
+        assert.equal(err.idempotencyKey, `html-${status}`);
+        assert.equal(err.status, status);
+        assert.equal(f.seen.length, 1, 'never sent again');
+        // A read is only unreadable.
+        const r = await rejected(f.client().openapi.logistics.getQuota(quota));
+        assert.equal(r.errCode, -1303);
+      } finally {
+        await f.close();
+      }
+    }
+  });
+
+  it('a signal already aborted sends nothing, a charge neither', async () => {
+    const f = await fake((req, res) => ok(res));
+    try {
+      const reason = new Error('gave up before');
+      const err = await rejected(f.client().top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'pre-1' }, { signal: AbortSignal.abort(reason) }));
+      assert.equal(err, reason);
+      assert.equal(f.seen.length, 0);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('a per-call timeoutMs is checked before anything is sent', async () => {
     const f = await fake((req, res) => ok(res));
     try {
-      for (const timeoutMs of [-5, 'abc', 3e9, 0]) {
+      for (const timeoutMs of [-5, 'abc', 3e9, 0, 0.5]) {
         await assert.rejects(f.client().top.ascp.launchExtraCharge(charge, { timeoutMs }), /timeoutMs/, String(timeoutMs));
       }
       assert.equal(f.seen.length, 0);
