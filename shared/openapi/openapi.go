@@ -188,8 +188,21 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode) (
 		if st == http.StatusBadGateway && f.Vendor == "wechat" {
 			lines = append(lines, "a WeChat errcode (e.g. `9300531`): WeChat refused; errMsg carries its rid")
 		}
-		example := obj{"errCode": byStatus[st][0].ErrCode, "errMsg": f.API + ":fail " + byStatus[st][0].Meaning}
-		if byStatus[st][0].ErrCode == -1001 {
+		shown := byStatus[st][0]
+		if isWrite(f) {
+			// What the charge answers with that status: its 504 is an
+			// unknown outcome and its 502 a refusal, not a read's.
+			for _, c := range byStatus[st] {
+				if c.ErrCode == -1304 || c.ErrCode == -1305 {
+					shown = c
+				}
+			}
+		}
+		example := obj{"errCode": shown.ErrCode, "errMsg": f.API + ":fail " + shown.Meaning}
+		if isWrite(f) && st >= http.StatusConflict && st != http.StatusRequestEntityTooLarge && st != http.StatusInternalServerError {
+			example["idempotencyKey"] = "demo-1" // echoed on every failure once the key is known
+		}
+		if shown.ErrCode == -1001 {
 			// What the function answers, word for word, to {} (the first
 			// required field is missing) or, when {} is valid, to an empty
 			// body: the function's own decoder writes it.
@@ -199,7 +212,7 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode) (
 			}
 			example = ex
 		}
-		if byStatus[st][0].ErrCode == -1201 {
+		if shown.ErrCode == -1201 {
 			example["retryAfter"] = 2 // with the Retry-After header below
 		}
 		resp := obj{

@@ -178,4 +178,15 @@ func TestBadInputExampleIsReal(t *testing.T) {
 	ex = cams["429"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
 	require.Equal(t, float64(-1201), ex["errCode"])
 	require.Contains(t, ex, "retryAfter")
+
+	// The charge's examples are what it answers: 504 an unknown outcome,
+	// 502 TOP's refusal, each with the key it echoes once known.
+	charge := doc["paths"].(map[string]any)["/top-launch-extra-charge"].(map[string]any)["post"].(map[string]any)["responses"].(map[string]any)
+	for st, code := range map[string]float64{"504": -1304, "502": -1305, "409": -1401, "429": -1201} {
+		ex = charge[st].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
+		require.Equal(t, code, ex["errCode"], st)
+		require.Equal(t, "demo-1", ex["idempotencyKey"], st)
+	}
+	ex = charge["400"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
+	require.NotContains(t, ex, "idempotencyKey", "not known yet when the input is refused")
 }
