@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -275,7 +276,16 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")
 	shut, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	// Calls in flight, synchronous and asynchronous, get the same 3 s to
+	// finish; no queued asynchronous invocation starts meanwhile.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		emu.StopAsync(shut)
+	}()
 	_ = srv.Shutdown(shut)
+	wg.Wait()
 	return nil
 }
 

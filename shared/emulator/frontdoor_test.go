@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,7 +12,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -410,6 +414,10 @@ func TestAsyncQueueIsBounded(t *testing.T) {
 			resp, body := post(t, srv.URL+"/2023-03-30/functions/hello/invocations", `{}`, fc)
 			require.Equal(t, 429, resp.StatusCode, string(body))
 			require.Equal(t, "ResourceThrottled", decode(t, body)["Code"])
+			// Refused before the body is read: one over the size limit is
+			// a 429, not a 413 (a flood of 1 MB events cost a read each).
+			resp, _ = post(t, srv.URL+"/2015-03-31/functions/hello/invocations", `"`+strings.Repeat("a", emulator.LambdaMaxEventPayload)+`"`, lambda)
+			require.Equal(t, 429, resp.StatusCode)
 
 			// The second instance is the synchronous callers'.
 			resp, body = post(t, srv.URL+"/2015-03-31/functions/hello/invocations", `{}`, nil)
@@ -429,4 +437,57 @@ func TestCloseTwice(t *testing.T) {
 	require.NoError(t, err)
 	e.Close()
 	require.NotPanics(t, e.Close)
+}
+
+// syncBuffer is a bytes.Buffer safe for the emulator's writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestShutdownAccountsForEveryAcceptedAsyncCall: at shutdown the workers
+// stop taking queued invocations, the one running finishes rather than
+// being killed, and every accepted invocation either ran or is counted as
+// dropped (a job taken as the workers stopped vanished, uncounted, and
+// queued ones started during the 3 s shutdown only to be killed).
+func TestShutdownAccountsForEveryAcceptedAsyncCall(t *testing.T) {
+	for round := range 5 {
+		var log syncBuffer
+		e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: &log, Functions: []emulator.FunctionConfig{
+			{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 2}, // one async worker
+		}})
+		srv := httptest.NewServer(e.Handler())
+		accepted := 0
+		for range 20 {
+			resp, _ := post(t, srv.URL+"/2023-03-30/functions/hello/invocations", `{"action":"sleep","ms":100}`, map[string]string{"x-fc-invocation-type": "Async"})
+			if resp.StatusCode == 202 {
+				accepted++
+			}
+		}
+		require.Eventually(t, func() bool { return len(e.Bus().Recent()) > 0 }, 5*time.Second, time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		e.StopAsync(ctx)
+		cancel()
+		srv.Close()
+		e.Close()
+		started := 0
+		for _, inv := range e.Bus().Recent() {
+			started++
+			require.Empty(t, inv.Error, "round %d: %s was cut off at shutdown", round, inv.RequestID)
+			require.False(t, inv.Running, "round %d: %s still running after Close", round, inv.RequestID)
+		}
+		dropped := 0
+		if m := regexp.MustCompile(`hello: (\d+) queued asynchronous invocation\(s\) dropped at shutdown`).FindStringSubmatch(log.String()); m != nil {
+			dropped, _ = strconv.Atoi(m[1])
+		}
+		require.Equal(t, accepted, started+dropped, "round %d: %d accepted, %d ran, %d reported dropped", round, accepted, started, dropped)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -82,9 +83,11 @@ type Emulator struct {
 	// by half the function's instance limit of workers (at least one), so
 	// a flood of Event calls neither grows without bound nor takes every
 	// instance from synchronous callers.
-	queues  map[string]chan asyncJob
-	stop    chan struct{}
-	closing sync.Once
+	queues   map[string]chan asyncJob
+	dropped  map[string]*atomic.Int64 // taken from a queue as the workers stopped
+	stop     chan struct{}
+	stopping sync.Once
+	closing  sync.Once
 }
 
 // New builds the emulator; instances start on first use.
@@ -108,7 +111,8 @@ func New(opts Options) *Emulator {
 	if !ok {
 		sink = linewriter.New(opts.Log, 0)
 	}
-	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}, bus: NewBus(500), queues: map[string]chan asyncJob{}, stop: make(chan struct{})}
+	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}, bus: NewBus(500), queues: map[string]chan asyncJob{},
+		dropped: map[string]*atomic.Int64{}, stop: make(chan struct{})}
 	for _, f := range opts.Functions {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
@@ -122,6 +126,7 @@ func New(opts Options) *Emulator {
 		e.names = append(e.names, f.Name)
 		q := make(chan asyncJob, opts.AsyncQueue)
 		e.queues[f.Name] = q
+		e.dropped[f.Name] = &atomic.Int64{}
 		for range max(1, p.cfg.MaxInstances/2) {
 			e.wg.Add(1)
 			go e.asyncWorker(f.Name, q)
@@ -142,17 +147,34 @@ func (e *Emulator) Pool(name string) (*Pool, bool) {
 // and its cleanup) waits for the first.
 func (e *Emulator) Close() {
 	e.closing.Do(func() {
-		close(e.stop)
+		e.stopping.Do(func() { close(e.stop) })
 		for _, p := range e.pools {
 			p.Close()
 		}
 		e.wg.Wait()
 		for _, fn := range e.names {
-			if n := len(e.queues[fn]); n > 0 {
+			if n := int64(len(e.queues[fn])) + e.dropped[fn].Load(); n > 0 {
 				e.logf("%s: %d queued asynchronous invocation(s) dropped at shutdown", fn, n)
 			}
 		}
 	})
+}
+
+// StopAsync is the start of a shutdown: the asynchronous workers take no
+// more queued invocations, and those running get until ctx ends to finish
+// before Close stops their instances (a charge cut off mid-call is an
+// unknown outcome).
+func (e *Emulator) StopAsync(ctx context.Context) {
+	e.stopping.Do(func() { close(e.stop) })
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 func (e *Emulator) maxPayload() int {
@@ -368,6 +390,14 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 	limit := LambdaMaxPayload
 	if typ == "Event" {
 		limit = LambdaMaxEventPayload
+		if e.asyncFullNow(fn) {
+			// Refused before its body is read: a flood of large events
+			// would otherwise cost a read and a parse each.
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Retry-After", "1")
+			lambdaError(w, http.StatusTooManyRequests, "TooManyRequestsException", e.asyncFull(fn))
+			return
+		}
 	}
 	body, over, err := e.readBody(w, r, limit)
 	switch {
@@ -443,6 +473,12 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 	limit := FCMaxPayload
 	if async {
 		limit = FCMaxAsyncPayload
+		if e.asyncFullNow(fn) {
+			w.Header().Set("Connection", "close") // its body is not read
+			w.Header().Set("Retry-After", "1")
+			fcError(w, http.StatusTooManyRequests, "ResourceThrottled", e.asyncFull(fn), requestID)
+			return
+		}
 	}
 	// FC passes the event bytes as they are: the runtime, not the API,
 	// decides whether they are JSON.
@@ -455,7 +491,7 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 		fcError(w, http.StatusBadRequest, "InvalidArgument", "could not read the request body: "+err.Error(), requestID)
 		return
 	case over:
-		fcError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("payload is over the %d-byte limit of a %s invocation", limit, map[bool]string{true: "asynchronous", false: "synchronous"}[async]), requestID)
+		fcError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("payload is over the %d-byte limit of %s invocation", limit, map[bool]string{true: "an asynchronous", false: "a synchronous"}[async]), requestID)
 		return
 	}
 	if async {
@@ -506,12 +542,20 @@ func (e *Emulator) asyncWorker(fn string, q <-chan asyncJob) {
 		case j := <-q:
 			select {
 			case <-e.stop: // both were ready: shutting down wins
+				e.dropped[fn].Add(1)
 				return
 			default:
 			}
 			_, _, _ = e.invoke(context.Background(), fn, j.requestID, j.body)
 		}
 	}
+}
+
+// asyncFullNow says fn's queue is full at this moment (checked again when
+// the invocation is queued).
+func (e *Emulator) asyncFullNow(fn string) bool {
+	q := e.queues[fn]
+	return len(q) == cap(q)
 }
 
 // asyncFull explains a 429 for a full queue.
