@@ -241,7 +241,7 @@ func (w *watcher) rebuild(ctx context.Context, fn string) bool {
 		w.mu.Lock()
 		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg}
 		w.mu.Unlock()
-		fmt.Fprintf(w.out, "watch: %s builds but exits at start; the last good binary keeps serving:\n%s\n", fn, indent(msg))
+		fmt.Fprintf(w.out, "watch: %s builds but does not start and stay up; the last good binary keeps serving:\n%s\n", fn, indent(msg))
 		return false
 	}
 	if err := w.emu.SetBinary(fn, bin); err != nil {

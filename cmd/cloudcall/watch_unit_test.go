@@ -75,7 +75,7 @@ func TestRebuildSwapsOnlyWhatCompiles(t *testing.T) {
 	require.Len(t, sw.swaps, 2, "a build that exits at start swaps nothing")
 	require.False(t, w.Builds()["a"].OK)
 	require.Contains(t, w.Builds()["a"].Error, "panic: boom from init")
-	require.Contains(t, out.String(), "watch: a builds but exits at start; the last good binary keeps serving:")
+	require.Contains(t, out.String(), "watch: a builds but does not start and stay up; the last good binary keeps serving:")
 	require.NoDirExists(t, filepath.Join(bin, ".watch", "5"), "the refused build is removed")
 	require.FileExists(t, filepath.Join(bin, ".watch", "3", "a"), "the last good one stays")
 }

@@ -22,7 +22,7 @@ import (
 var fixtures = map[string]string{}
 
 func TestMain(m *testing.M) {
-	pkgs := []string{"./shared/emulator/testdata/hellofc", "./shared/emulator/testdata/hellolambda", "./shared/emulator/testdata/broken"}
+	pkgs := []string{"./shared/emulator/testdata/hellofc", "./shared/emulator/testdata/hellolambda", "./shared/emulator/testdata/broken", "./shared/emulator/testdata/quitter"}
 	os.Exit(emulator.WithBinaries(pkgs, func(b map[string]string) int {
 		fixtures = b
 		return m.Run()

@@ -198,6 +198,11 @@ func TestProbeRefusesABuildThatExitsAtStart(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.ErrorIs(t, err, emulator.ErrExited)
 	require.Contains(t, se.Tail, "WECHAT_APPID is not set (fixture)", "the binary's own words")
+	// Up, then gone 100 ms after its first poll: refused too.
+	err = e.Probe(context.Background(), "hello", fixtures["quitter"])
+	require.ErrorAs(t, err, &se)
+	require.ErrorContains(t, err, "right after asking for work")
+	require.Contains(t, se.Tail, "quitter: giving up")
 	pool, _ := e.Pool("hello")
 	require.Zero(t, pool.Instances(), "a probe is no instance of the pool")
 	require.Zero(t, processesRunning(t, fixtures["hellofc"]), "the probe's process is stopped")

@@ -54,13 +54,18 @@ func (p *Pool) Snapshot() []InstanceInfo {
 	return out
 }
 
-// probeTimeout bounds how long a new build may take to ask for work.
-const probeTimeout = 10 * time.Second
+// probeTimeout bounds how long a new build may take to ask for work, and
+// probeGrace is how long it must then stay up: a build that exits just
+// after its first poll would fail every call and start a process for each.
+const (
+	probeTimeout = 10 * time.Second
+	probeGrace   = 500 * time.Millisecond
+)
 
-// Probe starts bin once as the function's instance would run and waits for
-// its first poll of the runtime API, then stops it: a build that compiles
-// but exits at start (a panic in init) is refused before SetBinary, so the
-// last good binary keeps serving. Under a debugger (a Launcher) it is not
+// Probe starts bin once as the function's instance would run, waits for
+// its first poll of the runtime API and probeGrace more, then stops it: a
+// build that compiles but exits at start (a panic in init) or just after is
+// refused before SetBinary, so the last good binary keeps serving. Under a debugger (a Launcher) it is not
 // run: the debugger's single port belongs to the real instance.
 func (p *Pool) Probe(ctx context.Context, bin string) error {
 	p.mu.Lock()
@@ -86,11 +91,20 @@ func (p *Pool) Probe(ctx context.Context, bin string) error {
 			}
 			return &StartError{Function: cfg.Name, Err: fmt.Errorf("%w before asking for work: %v", ErrExited, inst.exitErr), Tail: inst.StderrTail()}
 		case <-timeout.C:
-			return &StartError{Function: cfg.Name, Err: fmt.Errorf("it did not ask for work within %s", probeTimeout), Tail: inst.StderrTail()}
+			return &StartError{Function: cfg.Name, Err: fmt.Errorf("it did not ask for work within %s (an init that waits?)", probeTimeout), Tail: inst.StderrTail()}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
-	return nil
+	grace := time.NewTimer(probeGrace)
+	defer grace.Stop()
+	select {
+	case <-inst.Exited():
+		return &StartError{Function: cfg.Name, Err: fmt.Errorf("%w right after asking for work: %v", ErrExited, inst.exitErr), Tail: inst.StderrTail()}
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-grace.C:
+		return nil
+	}
 }
