@@ -41,6 +41,21 @@ func (c *Clock) Advance(d time.Duration) {
 	c.offset += d
 }
 
+// MaxClockOffset is how far the admin endpoint moves the clock in all: ten
+// years covers every token and record lifetime, and the offset cannot wrap.
+const MaxClockOffset = 10 * 365 * 24 * time.Hour
+
+// advanceWithin moves the clock forward by d unless that would pass max.
+func (c *Clock) advanceWithin(d, max time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d <= 0 || d > max-c.offset {
+		return false
+	}
+	c.offset += d
+	return true
+}
+
 // FaultKind is what goes wrong.
 type FaultKind string
 
@@ -323,7 +338,10 @@ func (s *Sandbox) admin(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":"advance must be a duration such as 1h"}`, http.StatusBadRequest)
 			return
 		}
-		s.Clock.Advance(d)
+		if !s.Clock.advanceWithin(d, MaxClockOffset) {
+			http.Error(w, fmt.Sprintf(`{"error":"advance must be positive, and the clock moves at most %s ahead in all"}`, MaxClockOffset), http.StatusBadRequest)
+			return
+		}
 		fmt.Fprintf(w, `{"now":%q}`, s.Clock.Now().UTC().Format(time.RFC3339))
 	default:
 		http.Error(w, `{"error":"unknown sandbox admin endpoint"}`, http.StatusNotFound)

@@ -144,3 +144,24 @@ func TestAdminRefusesWebPages(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Len(t, s.Faults(), 1)
 }
+
+// The clock moves forward only, and not so far that its offset wraps (two
+// advances of 2562047h took it back to today).
+func TestClockAdvanceIsBounded(t *testing.T) {
+	s := New("test")
+	srv := httptest.NewServer(s.Wrap(http.NotFoundHandler()))
+	defer srv.Close()
+	advance := func(d string) int {
+		resp, err := http.Post(srv.URL+"/__sandbox/clock", "application/json", strings.NewReader(`{"advance":"`+d+`"}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	before := s.Clock.Now()
+	require.Equal(t, 400, advance("-1h"))
+	require.Equal(t, 400, advance("0s"))
+	require.Equal(t, 200, advance("48h"))
+	require.Equal(t, 400, advance("2562047h"))
+	require.Equal(t, 400, advance("87553h"), "48h + this passes ten years")
+	require.WithinDuration(t, before.Add(48*time.Hour), s.Clock.Now(), time.Minute)
+}
