@@ -344,6 +344,16 @@ func TestWebPagesCannotCallTheDoors(t *testing.T) {
 			resp.Body.Close()
 			if tc.status == 403 {
 				require.Equal(t, 403, resp.StatusCode, "%s → %s: %s", tc.name, door, b)
+				// Each door's own error shape, which its SDKs read.
+				switch {
+				case strings.HasPrefix(door, "/2015-03-31/"):
+					require.Equal(t, "AccessDeniedException", resp.Header.Get("x-amzn-ErrorType"))
+					require.Contains(t, decode(t, b), "message")
+				case strings.HasPrefix(door, "/2023-03-30/"):
+					require.Equal(t, "AccessDenied", decode(t, b)["Code"])
+				default:
+					require.Contains(t, decode(t, b), "error")
+				}
 			} else {
 				require.Less(t, resp.StatusCode, 300, "%s → %s: %s", tc.name, door, b)
 			}

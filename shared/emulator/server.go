@@ -289,7 +289,15 @@ func browserGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if refuse := browserguard.Refusal(r, "the emulator's doors"); refuse != "" {
 			w.Header().Set("Connection", "close") // its body is not worth reading
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": refuse})
+			// In the door's own error shape, so the SDKs read it.
+			switch {
+			case strings.HasPrefix(r.URL.Path, "/2015-03-31/"):
+				lambdaError(w, http.StatusForbidden, "AccessDeniedException", refuse)
+			case strings.HasPrefix(r.URL.Path, "/2023-03-30/"):
+				fcError(w, http.StatusForbidden, "AccessDenied", refuse, runtimeapi.NewRequestID())
+			default:
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": refuse})
+			}
 			return
 		}
 		next.ServeHTTP(w, r)
