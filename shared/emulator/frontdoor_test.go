@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -449,20 +448,6 @@ func TestCloseTwice(t *testing.T) {
 	require.NotPanics(t, e.Close)
 }
 
-// syncBuffer is a bytes.Buffer safe for the emulator's writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestShutdownAccountsForEveryAcceptedAsyncCall: at shutdown the workers
 // stop taking queued invocations, the one running finishes rather than
 // being killed, and every accepted invocation either ran or is counted as
@@ -470,7 +455,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // queued ones started during the 3 s shutdown only to be killed).
 func TestShutdownAccountsForEveryAcceptedAsyncCall(t *testing.T) {
 	for round := range 5 {
-		var log syncBuffer
+		var log bytes.Buffer // the emulator writes it through its line sink's lock; read after Close
 		e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: &log, Functions: []emulator.FunctionConfig{
 			{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 2}, // one async worker
 		}})
