@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,6 +46,9 @@ type Options struct {
 	// Pause is the first backoff between tries (default 200ms), doubling up
 	// to 2s; a try that would not fit before the deadline is not started.
 	Pause time.Duration
+	// AttemptTimeout bounds one try (default 10s): a robot that hangs is
+	// tried again, not waited on until the run's deadline.
+	AttemptTimeout time.Duration
 }
 
 func (o Options) now() time.Time {
@@ -77,32 +81,55 @@ func post(ctx context.Context, o Options, name, u string, headers map[string]str
 			}
 		}
 		tries++
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-		if err != nil {
+		status, b, err := o.try(ctx, u, headers, body)
+		if errors.Is(err, errBadURL) {
 			// The parse error quotes the URL, which holds the credential.
 			return fmt.Errorf("%s: the configured URL is not a valid http(s) URL", name)
 		}
-		req.Header.Set("Content-Type", "application/json; charset=utf-8")
-		for k, v := range headers {
-			req.Header.Set(k, v)
-		}
-		resp, err := o.HTTP.Do(req)
 		if err != nil {
 			last = fmt.Errorf("%s: %w", name, upstream.Clean(err))
 			continue
 		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if resp.StatusCode >= 500 {
-			last = fmt.Errorf("%s: HTTP %d", name, resp.StatusCode)
+		if status >= 500 {
+			last = fmt.Errorf("%s: HTTP %d", name, status)
 			continue
 		}
-		if err := ok(resp.StatusCode, b); err != nil {
+		if err := ok(status, b); err != nil {
 			return fmt.Errorf("%s: %w", name, err) // a refusal, not a transient failure
 		}
 		return nil
 	}
 	return fmt.Errorf("%w (after %d attempts)", last, tries)
+}
+
+var errBadURL = errors.New("bad URL")
+
+// try makes one attempt under its own timeout and reads the answer.
+func (o Options) try(ctx context.Context, u string, headers map[string]string, body []byte) (int, []byte, error) {
+	limit := o.AttemptTimeout
+	if limit <= 0 {
+		limit = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, errBadURL
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := o.HTTP.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, b, nil
 }
 
 func marshal(v any) []byte {

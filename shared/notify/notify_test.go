@@ -239,3 +239,22 @@ func TestErrorsNeverCarryBodiesOrURLs(t *testing.T) {
 		require.NotContains(t, err.Error(), "%zz", u)
 	}
 }
+
+// A robot that hangs is given up on per attempt and tried again, rather
+// than waited on until the caller's deadline (nothing bounded a try when the
+// client had no timeout of its own).
+func TestAHungAttemptIsRetried(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // so the server notices the client leaving
+		if hits.Add(1) == 1 {
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	err := notify.Webhook{URL: srv.URL, Opts: notify.Options{HTTP: srv.Client(), Attempts: 2, Pause: time.Millisecond, AttemptTimeout: 100 * time.Millisecond}}.Send(context.Background(), msg)
+	require.NoError(t, err)
+	require.Equal(t, int32(2), hits.Load())
+}

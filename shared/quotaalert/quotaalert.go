@@ -193,6 +193,9 @@ type Alerter struct {
 	now      func() time.Time
 }
 
+// rollbackTimeout bounds putting an unheard announcement back.
+const rollbackTimeout = 3 * time.Second
+
 // New builds an Alerter.
 func New(cfg Config, src Source, kv store.KV, channels []notify.Channel, now func() time.Time) *Alerter {
 	if cfg.Cooldown <= 0 {
@@ -333,12 +336,24 @@ func (a *Alerter) claim(ctx context.Context, key string, raw, b []byte, label st
 	return false
 }
 
-// deliver sends m to every channel; false when none took it.
+// deliver sends m to every channel at once; false when none took it. At
+// once, so a channel that hangs costs the others nothing (one after another,
+// a hung robot used the whole run's deadline and every channel failed).
 func (a *Alerter) deliver(ctx context.Context, m notify.Message, what string, sum *Summary) bool {
+	errs := make([]error, len(a.channels))
+	var wg sync.WaitGroup
+	for i, ch := range a.channels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = ch.Send(ctx, m)
+		}()
+	}
+	wg.Wait()
 	delivered := 0
-	for _, ch := range a.channels {
-		if err := ch.Send(ctx, m); err != nil {
-			sum.Failures = append(sum.Failures, "notify "+ch.Name()+" ("+what+"): "+err.Error())
+	for i, err := range errs {
+		if err != nil {
+			sum.Failures = append(sum.Failures, "notify "+a.channels[i].Name()+" ("+what+"): "+err.Error())
 			continue
 		}
 		delivered++
@@ -418,7 +433,13 @@ func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) Account
 		undo := next
 		undo.Level, undo.LastNotified, undo.LastError = st.Level, st.LastNotified, st.LastError
 		ub, _ := json.Marshal(undo)
-		if _, err := a.kv.CompareAndSwap(ctx, key, b, ub, stateTTL); err != nil {
+		// Its own few seconds: the deliveries may have used the run's
+		// deadline, and an undo that fails there silences the alert for
+		// the cooldown.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		_, err := a.kv.CompareAndSwap(uctx, key, b, ub, stateTTL)
+		cancel()
+		if err != nil {
 			sum.Failures = append(sum.Failures, acct.label()+": alert state not rolled back: "+err.Error())
 		}
 	}

@@ -566,3 +566,58 @@ func TestAFailingAccountListIsAnnouncedOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2), sent.Load(), "failing again after it worked is said again")
 }
+
+// hangChannel never answers while hang is set (a robot that accepts the
+// connection and says nothing), and delivers through next otherwise.
+type hangChannel struct {
+	hang atomic.Bool
+	next notify.Channel
+}
+
+func (h *hangChannel) Name() string { return "hung" }
+func (h *hangChannel) Send(ctx context.Context, m notify.Message) error {
+	if h.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return h.next.Send(ctx, m)
+}
+
+// TestAHungChannelCostsTheOthersNothing: the channels were tried one after
+// another, so a robot that hung used the whole run's deadline, every other
+// channel failed, and the undo of the announcement failed with the expired
+// deadline: the alert was silent for the cooldown. Now they are tried at
+// once, and the undo has its own seconds.
+func TestAHungChannelCostsTheOthersNothing(t *testing.T) {
+	good, gsrv := newReceiver(t)
+	hung := &hangChannel{next: hook(gsrv)}
+	hung.hang.Store(true)
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 50}}
+	clk := start()
+	kv := store.NewMemory(store.MemoryOptions{})
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}}, src, kv, []notify.Channel{hung, hook(gsrv)}, clk.now)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	sum, err := al.Run(ctx)
+	cancel()
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.NotificationsSent, "%v", sum.Failures)
+	require.Equal(t, []string{"low"}, names(good.take()))
+
+	// Every channel hung: nobody heard it, and the next run tries again.
+	only := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{{DeliveryID: "ZTO", BizID: "z", Threshold: 100}}},
+		&fakeSource{balances: map[string]int64{"ZTO/z": 0}}, kv, []notify.Channel{hung}, clk.now)
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	sum, err = only.Run(ctx)
+	cancel()
+	require.NoError(t, err)
+	require.Zero(t, sum.NotificationsSent)
+	for _, f := range sum.Failures {
+		require.NotContains(t, f, "not rolled back")
+	}
+	hung.hang.Store(false)
+	clk.advance(time.Hour) // within the cooldown
+	sum, err = only.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.NotificationsSent, "%v", sum.Failures)
+	require.Equal(t, []string{"empty"}, names(good.take()))
+}
