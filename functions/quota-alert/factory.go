@@ -107,10 +107,16 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if err != nil {
 		return fail, err
 	}
+	if cooldown <= 0 {
+		return fail, fmt.Errorf("QUOTA_ALERT_COOLDOWN=%s: expected a positive duration such as 6h", cooldown)
+	}
 	var horizon time.Duration
 	if !strings.EqualFold(d.Env.Get("QUOTA_ALERT_HORIZON", ""), "off") { // the table's "off" is a value too
 		if horizon, err = d.Env.Duration("QUOTA_ALERT_HORIZON", 0); err != nil {
 			return fail, err
+		}
+		if horizon < 0 {
+			return fail, fmt.Errorf("QUOTA_ALERT_HORIZON=%s: expected a positive duration such as 24h, or off", horizon)
 		}
 	}
 	lang := d.Env.Get("QUOTA_ALERT_LANG", "both")
@@ -123,6 +129,11 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	}
 	if len(chs) == 0 {
 		d.Log.Warn("quota-alert: no notification channel configured; runs only report in their summary")
+	}
+	if strings.EqualFold(strings.TrimSpace(d.Env.Get("CLOUDCALL_STORE", "memory")), "memory") {
+		// A timer usually lands on a fresh instance: with memory, cooldowns,
+		// recoveries and the forecast's history start over each time.
+		d.Log.Warn("quota-alert: alert state is in this instance's memory (CLOUDCALL_STORE=memory): a new instance alerts again and forgets the forecast's history; set CLOUDCALL_STORE to a Redis")
 	}
 	cfg := quotaalert.Config{Accounts: accounts, Auto: auto, DefaultThreshold: int64(threshold), Cooldown: cooldown, Horizon: horizon, Lang: lang}
 	return quotaalert.New(cfg, source{c: c}, d.Store, chs, nil).Op(), nil

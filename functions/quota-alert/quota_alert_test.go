@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -182,6 +184,37 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 		require.Contains(t, a.ErrMsg, env)
 		require.NotContains(t, a.ErrMsg, "s3cret", "a channel URL is a secret")
 		require.Equal(t, 0, r.sbx.Calls("quota"), env)
+	}
+}
+
+// Values that parsed but meant nothing: a cooldown of 0 or less silently
+// became 6h, and a negative horizon silently turned the forecast off.
+func TestMeaninglessDurationsAreNamed(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"QUOTA_ALERT_COOLDOWN": "0s"}, {"QUOTA_ALERT_COOLDOWN": "-10s"}, {"QUOTA_ALERT_HORIZON": "-24h"},
+	} {
+		r := newRig(t, env)
+		a := r.invoke(t, `{}`)
+		require.Equal(t, -1601, a.ErrCode, "%v: %s", env, a.ErrMsg)
+		for k := range env {
+			require.Contains(t, a.ErrMsg, k)
+		}
+		require.Equal(t, 0, r.sbx.Calls("quota"))
+	}
+}
+
+// With the deployed default store (memory), every cold start alerted again
+// with nothing said; the start now says so, and a Redis store does not.
+func TestMemoryStateIsAnnounced(t *testing.T) {
+	for store, warned := range map[string]bool{"": true, "memory": true, "redis://127.0.0.1:1/0": false} {
+		vars := wechatsbx.New(wechatsbx.Options{}).Env("http://127.0.0.1:1")
+		if store != "" {
+			vars["CLOUDCALL_STORE"] = store
+		}
+		var log bytes.Buffer
+		_, err := runtime.New(context.Background(), config.FromMap(vars), slog.New(slog.NewJSONHandler(&log, nil)), factory)
+		require.NoError(t, err)
+		require.Equal(t, warned, strings.Contains(log.String(), "alert state is in this instance's memory"), "CLOUDCALL_STORE=%q: %s", store, log.String())
 	}
 }
 

@@ -535,10 +535,23 @@ func ParseWatch(s string) (accounts []Account, auto bool, err error) {
 	if err := dec.Decode(&accounts); err != nil {
 		return nil, false, fmt.Errorf(`QUOTA_ALERT_WATCH: expected "auto" or a JSON list of {deliveryId, bizId, threshold, name?}: %w`, err)
 	}
+	if dec.More() {
+		// "[...] [...]" or "[...] garbage": the rest would go unwatched.
+		return nil, false, fmt.Errorf(`QUOTA_ALERT_WATCH: expected one JSON list; something follows it at byte %d`, dec.InputOffset())
+	}
+	if len(accounts) == 0 {
+		return nil, false, fmt.Errorf(`QUOTA_ALERT_WATCH: the list is empty (or null), so nothing would be watched; list accounts or set "auto"`)
+	}
+	seen := map[string]int{}
 	for i, a := range accounts {
 		if a.DeliveryID == "" || a.BizID == "" {
 			return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH[%d]: deliveryId and bizId are required", i)
 		}
+		if j, dup := seen[a.key()]; dup {
+			// One alert state per account: two entries would flap it.
+			return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH[%d]: the account %s/%s is already entry %d", i, a.DeliveryID, a.BizID, j)
+		}
+		seen[a.key()] = i
 		if a.Threshold < 0 {
 			return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH[%d]: threshold must not be negative", i)
 		}

@@ -376,6 +376,12 @@ func TestParseWatch(t *testing.T) {
 		`{"deliveryId":"YTO"}`:                                  `QUOTA_ALERT_WATCH: expected "auto" or a JSON list`,
 		`[{"deliveryId":"YTO","bizId":"a","treshold":5}]`:       `unknown field "treshold"`,
 		`[{"deliveryId":"YTO","bizId":"a","threshold":"lots"}]`: "QUOTA_ALERT_WATCH",
+		// Each of these was taken and watched less than it said.
+		`null`: "the list is empty (or null)",
+		`[]`:   "the list is empty (or null)",
+		`[{"deliveryId":"YTO","bizId":"a"}] garbage`:                                     "something follows it",
+		`[{"deliveryId":"YTO","bizId":"a"}][{"deliveryId":"ZTO","bizId":"b"}]`:           "something follows it",
+		`[{"deliveryId":"YTO","bizId":"a","name":"x"},{"deliveryId":"YTO","bizId":"a"}]`: "QUOTA_ALERT_WATCH[1]: the account YTO/a is already entry 0",
 	} {
 		_, _, err := quotaalert.ParseWatch(in)
 		require.ErrorContains(t, err, want, in)
