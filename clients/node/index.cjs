@@ -138,7 +138,6 @@ function deadline(timeoutMs, outer) {
   return {
     signal: ctl.signal,
     end: Date.now() + timeoutMs,
-    timedOut: () => ctl.signal.aborted && ctl.signal.reason === own,
     callerAborted: () => ctl.signal.aborted && ctl.signal.reason !== own,
     done() {
       clearTimeout(timer);
