@@ -10,16 +10,20 @@ import (
 )
 
 // dialect is what differs between PostgreSQL and MySQL. Every statement
-// takes the same arguments in the same order on both.
+// takes the same arguments in the same order on both. Time is the
+// database's own clock, in every statement: with each instance's clock, one
+// instance running a day fast found every other instance's live records
+// expired, took them over or purged them, and their keys charged again.
+// Lifetimes (ttl_ms) are sent, never instants.
 type dialect interface {
 	name() string
 	migrate(ctx context.Context, c conn) error
-	insertIfAbsent() string // k, token, state, rec, expires_ms
-	takeover() string       // token, state, rec, expires_ms, k, now
-	finish() string         // token, state, rec, expires_ms, k, old token, now
-	read() string           // k, now
-	release() string        // k, token, now
-	purge() string          // now, limit
+	insertIfAbsent() string // k, token, state, rec, ttl_ms
+	takeover() string       // token, state, rec, ttl_ms, k
+	finish() string         // token, state, rec, ttl_ms, k, old token
+	read() string           // k
+	release() string        // k, token
+	purge() string          // limit
 	retryable(err error) bool
 	// settings reports an error retrying cannot fix: the server refused
 	// the URL's credentials, database or privileges.
@@ -27,6 +31,10 @@ type dialect interface {
 }
 
 type postgres struct{}
+
+// pgNow is the server's time in unix milliseconds (now(): the statement's
+// transaction start, the same instant everywhere in a statement).
+const pgNow = `(EXTRACT(EPOCH FROM now()) * 1000)::BIGINT`
 
 func (postgres) name() string { return "postgres" }
 
@@ -45,27 +53,27 @@ func (postgres) migrate(ctx context.Context, c conn) error {
 }
 
 func (postgres) insertIfAbsent() string {
-	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (k) DO NOTHING`
+	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) VALUES ($1, $2, $3, $4, ` + pgNow + ` + $5) ON CONFLICT (k) DO NOTHING`
 }
 
 func (postgres) takeover() string {
-	return `UPDATE ` + Table + ` SET token = $1, state = $2, rec = $3, expires_ms = $4 WHERE k = $5 AND expires_ms <= $6`
+	return `UPDATE ` + Table + ` SET token = $1, state = $2, rec = $3, expires_ms = ` + pgNow + ` + $4 WHERE k = $5 AND expires_ms <= ` + pgNow
 }
 
 func (postgres) finish() string {
-	return `UPDATE ` + Table + ` SET token = $1, state = $2, rec = $3, expires_ms = $4 WHERE k = $5 AND token = $6 AND expires_ms > $7`
+	return `UPDATE ` + Table + ` SET token = $1, state = $2, rec = $3, expires_ms = ` + pgNow + ` + $4 WHERE k = $5 AND token = $6 AND expires_ms > ` + pgNow
 }
 
 func (postgres) read() string {
-	return `SELECT rec FROM ` + Table + ` WHERE k = $1 AND expires_ms > $2`
+	return `SELECT rec FROM ` + Table + ` WHERE k = $1 AND expires_ms > ` + pgNow
 }
 
 func (postgres) release() string {
-	return `DELETE FROM ` + Table + ` WHERE k = $1 AND token = $2 AND expires_ms > $3`
+	return `DELETE FROM ` + Table + ` WHERE k = $1 AND token = $2 AND expires_ms > ` + pgNow
 }
 
 func (postgres) purge() string {
-	return `DELETE FROM ` + Table + ` WHERE k IN (SELECT k FROM ` + Table + ` WHERE expires_ms <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	return `DELETE FROM ` + Table + ` WHERE k IN (SELECT k FROM ` + Table + ` WHERE expires_ms <= ` + pgNow + ` LIMIT $1 FOR UPDATE SKIP LOCKED)`
 }
 
 func (postgres) retryable(err error) bool {
@@ -82,6 +90,10 @@ func (postgres) settings(err error) bool {
 }
 
 type mysqlDialect struct{}
+
+// myNow is the server's time in unix milliseconds, from UTC_TIMESTAMP so
+// the session's time zone (and its daylight-saving hour) plays no part.
+const myNow = `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)`
 
 func (mysqlDialect) name() string { return "mysql" }
 
@@ -101,27 +113,27 @@ func (mysqlDialect) migrate(ctx context.Context, c conn) error {
 func (mysqlDialect) insertIfAbsent() string {
 	// Not INSERT IGNORE, which would also swallow real errors. With the
 	// driver's default (no CLIENT_FOUND_ROWS) a duplicate affects 0 rows.
-	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE k = k`
+	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) VALUES (?, ?, ?, ?, ` + myNow + ` + ?) ON DUPLICATE KEY UPDATE k = k`
 }
 
 func (mysqlDialect) takeover() string {
-	return `UPDATE ` + Table + ` SET token = ?, state = ?, rec = ?, expires_ms = ? WHERE k = ? AND expires_ms <= ?`
+	return `UPDATE ` + Table + ` SET token = ?, state = ?, rec = ?, expires_ms = ` + myNow + ` + ? WHERE k = ? AND expires_ms <= ` + myNow
 }
 
 func (mysqlDialect) finish() string {
-	return `UPDATE ` + Table + ` SET token = ?, state = ?, rec = ?, expires_ms = ? WHERE k = ? AND token = ? AND expires_ms > ?`
+	return `UPDATE ` + Table + ` SET token = ?, state = ?, rec = ?, expires_ms = ` + myNow + ` + ? WHERE k = ? AND token = ? AND expires_ms > ` + myNow
 }
 
 func (mysqlDialect) read() string {
-	return `SELECT rec FROM ` + Table + ` WHERE k = ? AND expires_ms > ?`
+	return `SELECT rec FROM ` + Table + ` WHERE k = ? AND expires_ms > ` + myNow
 }
 
 func (mysqlDialect) release() string {
-	return `DELETE FROM ` + Table + ` WHERE k = ? AND token = ? AND expires_ms > ?`
+	return `DELETE FROM ` + Table + ` WHERE k = ? AND token = ? AND expires_ms > ` + myNow
 }
 
 func (mysqlDialect) purge() string {
-	return `DELETE FROM ` + Table + ` WHERE expires_ms <= ? ORDER BY expires_ms LIMIT ?`
+	return `DELETE FROM ` + Table + ` WHERE expires_ms <= ` + myNow + ` ORDER BY expires_ms LIMIT ?`
 }
 
 func (mysqlDialect) retryable(err error) bool {

@@ -41,7 +41,6 @@ type Options struct {
 	// instances share the server's max_connections, and a caller waits for
 	// a free connection within Timeout rather than open one more.
 	MaxConns int
-	Now      func() time.Time
 }
 
 // Records is idempotency.Records on SQL.
@@ -64,9 +63,6 @@ func Open(o Options) (*Records, error) {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 10
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
@@ -235,8 +231,6 @@ func (r *Records) op(ctx context.Context) (context.Context, context.CancelFunc, 
 	return c, cancel, nil
 }
 
-func (r *Records) now() int64 { return r.o.Now().UnixMilli() }
-
 // exec runs a statement, retrying deadlocks (the database rolled the
 // statement back, so running it again is safe).
 func (r *Records) exec(ctx context.Context, q string, args ...any) (int64, error) {
@@ -262,8 +256,8 @@ func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Recor
 		return false, err
 	}
 	defer cancel()
-	k, exp := dbKey(key), r.now()+ttl.Milliseconds()
-	n, err := r.exec(ctx, r.d.insertIfAbsent(), k, rec.Token, rec.State, string(raw), exp)
+	k, ttlMS := dbKey(key), ttl.Milliseconds()
+	n, err := r.exec(ctx, r.d.insertIfAbsent(), k, rec.Token, rec.State, string(raw), ttlMS)
 	if err != nil {
 		return false, r.wrap(err)
 	}
@@ -272,7 +266,7 @@ func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Recor
 	}
 	// A row is there: take it over only if it expired (one statement, so
 	// of two callers only one sees the old expiry).
-	n, err = r.exec(ctx, r.d.takeover(), rec.Token, rec.State, string(raw), exp, k, r.now())
+	n, err = r.exec(ctx, r.d.takeover(), rec.Token, rec.State, string(raw), ttlMS, k)
 	if err != nil {
 		return false, r.wrap(err)
 	}
@@ -289,8 +283,7 @@ func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency
 		return false, err
 	}
 	defer cancel()
-	now := r.now()
-	n, err := r.exec(ctx, r.d.finish(), rec.Token, rec.State, string(raw), now+ttl.Milliseconds(), dbKey(key), token, now)
+	n, err := r.exec(ctx, r.d.finish(), rec.Token, rec.State, string(raw), ttl.Milliseconds(), dbKey(key), token)
 	if err != nil {
 		return false, r.wrap(err)
 	}
@@ -303,7 +296,7 @@ func (r *Records) Read(ctx context.Context, key string) (idempotency.Record, err
 		return idempotency.Record{}, err
 	}
 	defer cancel()
-	raw, err := r.db.queryText(ctx, r.d.read(), dbKey(key), r.now())
+	raw, err := r.db.queryText(ctx, r.d.read(), dbKey(key))
 	if errors.Is(err, errNoRows) {
 		return idempotency.Record{}, idempotency.ErrNotFound
 	}
@@ -323,7 +316,7 @@ func (r *Records) Release(ctx context.Context, key, token string) (bool, error) 
 		return false, err
 	}
 	defer cancel()
-	n, err := r.exec(ctx, r.d.release(), dbKey(key), token, r.now())
+	n, err := r.exec(ctx, r.d.release(), dbKey(key), token)
 	if err != nil {
 		return false, r.wrap(err)
 	}
@@ -336,7 +329,7 @@ func (r *Records) Purge(ctx context.Context, limit int) (int, error) {
 		return 0, err
 	}
 	defer cancel()
-	n, err := r.exec(ctx, r.d.purge(), r.now(), limit)
+	n, err := r.exec(ctx, r.d.purge(), limit)
 	if err != nil {
 		return 0, r.wrap(err)
 	}

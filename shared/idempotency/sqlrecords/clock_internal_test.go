@@ -1,0 +1,61 @@
+package sqlrecords
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+)
+
+// recordingConn keeps every statement's arguments and affects no rows.
+type recordingConn struct{ args [][]any }
+
+func (c *recordingConn) exec(_ context.Context, _ string, args ...any) (int64, error) {
+	c.args = append(c.args, args)
+	return 0, nil
+}
+func (c *recordingConn) queryText(_ context.Context, _ string, args ...any) (string, error) {
+	c.args = append(c.args, args)
+	return "", errNoRows
+}
+func (c *recordingConn) script(context.Context, string) error { return nil }
+func (c *recordingConn) close() error                         { return nil }
+
+// No statement carries this instance's clock. With it, an instance a day
+// fast found every other instance's live records expired: it took them over,
+// its purge deleted them for every tenant, and their keys charged again
+// (reproduced with two instances on one PostgreSQL). Lifetimes are sent;
+// the database's clock decides what has expired.
+func TestNoStatementSendsThisInstancesTime(t *testing.T) {
+	for _, d := range []dialect{postgres{}, mysqlDialect{}} {
+		t.Run(d.name(), func(t *testing.T) {
+			c := &recordingConn{}
+			r := &Records{db: c, d: d, o: Options{Timeout: time.Second}, migrated: true}
+			ctx := context.Background()
+			rec := idempotency.Record{Token: "t", State: idempotency.InProgress}
+			_, _ = r.Reserve(ctx, "k", rec, 24*time.Hour)
+			_, _ = r.Finish(ctx, "k", "t", rec, 24*time.Hour)
+			_, _ = r.Read(ctx, "k")
+			_, _ = r.Release(ctx, "k", "t")
+			_, _ = r.Purge(ctx, 500)
+			require.Len(t, c.args, 6) // Reserve's insert and takeover, then one each
+			for _, args := range c.args {
+				for _, a := range args {
+					if n, ok := a.(int64); ok {
+						require.Less(t, n, int64(365*24*time.Hour/time.Millisecond), "an instant, not a lifetime: %v", args)
+					}
+				}
+			}
+			for _, q := range []string{d.insertIfAbsent(), d.takeover(), d.finish(), d.read(), d.release(), d.purge()} {
+				now := pgNow
+				if d.name() == "mysql" {
+					now = myNow
+				}
+				require.Contains(t, q, now, "the database's clock: %s", q)
+			}
+		})
+	}
+}
