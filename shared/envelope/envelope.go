@@ -80,6 +80,17 @@ type Response struct {
 	Status int
 	Body   []byte
 	Err    *Error // nil on success; kept for logs and metrics
+	// Partial marks a success whose result says part of its work failed
+	// (a PartialResult): metrics count it as a fault, errCode stays 0.
+	Partial bool
+}
+
+// PartialResult is a success payload that can report part of its work
+// failed: quota-alert's run summary, when an alert reached no channel or an
+// account could not be checked. The caller still gets errCode 0 and the
+// result; the operator's metrics see the failure.
+type PartialResult interface {
+	PartlyFailed() bool
 }
 
 // Prepared is an envelope that is already finished (an idempotent replay of
@@ -103,7 +114,11 @@ func (o Op) Invoke(ctx context.Context, in *Input) (resp Response) {
 	if p, ok := out.(Prepared); ok {
 		return Response(p)
 	}
-	return Success(o.API, out)
+	resp = Success(o.API, out)
+	if p, ok := out.(PartialResult); ok && resp.Err == nil {
+		resp.Partial = p.PartlyFailed()
+	}
+	return resp
 }
 
 // Success encodes {"errCode":0,"errMsg":"<api>:ok", ...fields of out}. The

@@ -35,6 +35,9 @@ const (
 	ClassStore     = "store"     // -1501: shared state unavailable
 	ClassConfig    = "config"    // -1601: the function lacks configuration
 	ClassInternal  = "internal"  // -1999 and any other negative code: a bug
+	// ClassPartial is a success (errCode 0) whose result lists failures:
+	// a quota-alert run whose alert reached no channel, say.
+	ClassPartial = "partial"
 )
 
 // Class maps an errCode to its class.
@@ -77,7 +80,7 @@ func Class(code int) string {
 // conflicts, refusals).
 func Fault(class string) bool {
 	switch class {
-	case ClassTimeout, ClassUpstream, ClassUnknown, ClassStore, ClassConfig, ClassInternal:
+	case ClassTimeout, ClassUpstream, ClassUnknown, ClassStore, ClassConfig, ClassInternal, ClassPartial:
 		return true
 	}
 	return false
@@ -89,15 +92,25 @@ type Invocation struct {
 	API       string
 	RequestID string
 	ErrCode   int
+	Partial   bool // errCode 0, but the result lists failures
 	Latency   time.Duration
 	ColdStart bool
+}
+
+// Class is the invocation's errClass: Class(ErrCode), or partial for a
+// success with failures.
+func (inv Invocation) Class() string {
+	if inv.ErrCode == 0 && inv.Partial {
+		return ClassPartial
+	}
+	return Class(inv.ErrCode)
 }
 
 // LogAttrs are the fields the JSON invocation line carries besides those it
 // already has (function, api, errCode, latencyMs). An array, so the hot path
 // allocates nothing for them.
 func (inv Invocation) LogAttrs() [2]slog.Attr {
-	return [2]slog.Attr{slog.String("errClass", Class(inv.ErrCode)), slog.Bool("coldStart", inv.ColdStart)}
+	return [2]slog.Attr{slog.String("errClass", inv.Class()), slog.Bool("coldStart", inv.ColdStart)}
 }
 
 // DefaultNamespace is the CloudWatch namespace unless configured.
@@ -192,7 +205,7 @@ func (e *EMF) Record(inv Invocation) ([]byte, error) {
 	if fn == "" {
 		fn = inv.API // a dimension value may not be empty
 	}
-	class := Class(inv.ErrCode)
+	class := inv.Class()
 	r := record{
 		AWS: meta{Timestamp: now().UnixMilli(), CloudWatchMetrics: []directive{{
 			Namespace: e.Namespace,

@@ -27,9 +27,16 @@ import (
 // Message is one alert, already written in the configured language(s).
 type Message struct {
 	Title string
-	Text  string         // plain text; markdown-safe
+	Text  string         // plain text; the markdown channels neutralise its markup
 	Data  map[string]any // structured fields for the generic webhook
 }
+
+// plainMarkdown keeps plain text plain in the robots' markdown: an account
+// name or a vendor's error is not markup. The characters that make links,
+// HTML (WeCom's <font>), code, emphasis and headings become their full-width
+// forms, which read the same in a chat; neither robot documents a
+// backslash escape.
+var plainMarkdown = strings.NewReplacer("[", "［", "]", "］", "<", "＜", ">", "＞", "`", "｀", "*", "＊", "#", "＃")
 
 // Channel delivers messages.
 type Channel interface {
@@ -182,7 +189,8 @@ func (d DingTalk) Send(ctx context.Context, msg Message) error {
 		}
 		u += sep + "timestamp=" + strconv.FormatInt(ts, 10) + "&sign=" + url.QueryEscape(DingTalkSign(ts, d.Secret))
 	}
-	body := marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"title": msg.Title, "text": "### " + msg.Title + "\n\n" + strings.ReplaceAll(msg.Text, "\n", "\n\n")}})
+	title, text := plainMarkdown.Replace(msg.Title), plainMarkdown.Replace(msg.Text)
+	body := marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"title": title, "text": "### " + title + "\n\n" + strings.ReplaceAll(text, "\n", "\n\n")}})
 	return post(ctx, d.Opts, d.Name(), u, nil, body, errcodeOK)
 }
 
@@ -195,7 +203,7 @@ type WeCom struct {
 func (w WeCom) Name() string { return "wecom" }
 
 func (w WeCom) Send(ctx context.Context, msg Message) error {
-	body := marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"content": "**" + msg.Title + "**\n" + msg.Text}})
+	body := marshal(map[string]any{"msgtype": "markdown", "markdown": map[string]string{"content": "**" + plainMarkdown.Replace(msg.Title) + "**\n" + plainMarkdown.Replace(msg.Text)}})
 	return post(ctx, w.Opts, w.Name(), w.URL, nil, body, errcodeOK)
 }
 

@@ -258,3 +258,24 @@ func TestAHungAttemptIsRetried(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int32(2), hits.Load())
 }
+
+// An account name (from QUOTA_ALERT_WATCH or WeChat's alias) or a vendor's
+// error reaches the robots' markdown as text: a name shaped like a link or
+// WeCom's <font> tag was rendered as one in the group.
+func TestMarkdownChannelsKeepTextPlain(t *testing.T) {
+	m := notify.Message{Title: "电子面单余额不足", Text: "YTO [pay here](https://evil.example) <font color=\"info\">ok</font> `x` *b* # h"}
+	want := "YTO ［pay here］(https://evil.example) ＜font color=\"info\"＞ok＜/font＞ ｀x｀ ＊b＊ ＃ h"
+
+	srv, c, _ := receiver(t, `{"errcode":0}`, 200)
+	require.NoError(t, notify.DingTalk{URL: srv.URL, Opts: notify.Options{HTTP: srv.Client()}}.Send(context.Background(), m))
+	require.Equal(t, "### 电子面单余额不足\n\n"+want, c.body["markdown"].(map[string]any)["text"])
+
+	srv2, c2, _ := receiver(t, `{"errcode":0}`, 200)
+	require.NoError(t, notify.WeCom{URL: srv2.URL, Opts: notify.Options{HTTP: srv2.Client()}}.Send(context.Background(), m))
+	require.Equal(t, "**电子面单余额不足**\n"+want, c2.body["markdown"].(map[string]any)["content"])
+
+	// Plain-text channels get the text as it is.
+	srv3, c3, _ := receiver(t, `{"code":0}`, 200)
+	require.NoError(t, notify.Feishu{URL: srv3.URL, Opts: notify.Options{HTTP: srv3.Client()}}.Send(context.Background(), m))
+	require.Equal(t, m.Title+"\n"+m.Text, c3.body["content"].(map[string]any)["text"])
+}

@@ -26,9 +26,27 @@ const (
 	LevelLow   = "low"
 	LevelEmpty = "empty"
 	LevelError = "error"
+	// Unchecked is the level of an account the run had no time left for:
+	// its state is untouched and the next run checks it first.
+	Unchecked = "unchecked"
 	// Recovered is announced once when a low or empty account is ok again.
 	Recovered = "recovered"
+	// Resolved is announced once when an account whose failing check was
+	// announced can be checked again (and its level brings no news).
+	Resolved = "resolved"
 )
+
+// severity orders the balance levels for announcements: only a worse level
+// than the one last announced is news before the cooldown.
+func severity(level string) int {
+	switch level {
+	case LevelLow:
+		return 1
+	case LevelEmpty:
+		return 2
+	}
+	return 0
+}
 
 // Account is one watched courier account.
 type Account struct {
@@ -116,10 +134,31 @@ type Sample struct {
 
 // State is what the store keeps per account.
 type State struct {
-	Level        string   `json:"level"` // ok, low or empty: the last known balance level
-	History      []Sample `json:"history"`
-	LastNotified int64    `json:"lastNotified"`        // unix seconds; 0 never
-	LastError    string   `json:"lastError,omitempty"` // set while queries fail; reported once
+	Level   string   `json:"level"` // ok, low or empty: the last known balance level (for the hysteresis)
+	History []Sample `json:"history"`
+	// Alerted is the level (low or empty) a channel was last told, "" when
+	// nothing was or a recovery was announced since. Announcements follow it,
+	// not Level: a balance wavering between 0 and 1 is news once, and a run
+	// with no channel to tell leaves it as it was.
+	Alerted      string `json:"alerted"`
+	LastNotified int64  `json:"lastNotified"`        // unix seconds; 0 never
+	LastError    string `json:"lastError,omitempty"` // a failing check that was announced; "" once one works
+}
+
+// decodeState reads a stored state. A state written before Alerted existed
+// announced on every change of Level, so its Level is what was told.
+func decodeState(raw []byte) (State, bool) {
+	var st State
+	var probe struct {
+		Alerted *string `json:"alerted"`
+	}
+	if json.Unmarshal(raw, &st) != nil || st.Level == "" || json.Unmarshal(raw, &probe) != nil {
+		return State{Level: LevelOK}, false
+	}
+	if probe.Alerted == nil && st.LastNotified != 0 && st.Level != LevelOK {
+		st.Alerted = st.Level
+	}
+	return st, true
 }
 
 const (
@@ -184,6 +223,12 @@ type Summary struct {
 	Failures          []string        `json:"failures"`
 }
 
+// PartlyFailed reports a run with failures (an account not checked or
+// failing, an alert a channel did not take, state not saved): the answer is
+// still errCode 0 with this summary, and the invocation counts as a fault
+// in the metrics (errClass partial), so an alarm sees a silent alert.
+func (s *Summary) PartlyFailed() bool { return len(s.Failures) > 0 }
+
 // Alerter runs the checks.
 type Alerter struct {
 	cfg      Config
@@ -240,33 +285,109 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		// its schema says, watched and discovered alike.
 		sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].before(accounts[j]) })
 	}
+	stopAt := checksDeadline(ctx)
 	// A few accounts at a time: each getQuota asks the courier live and can
 	// take seconds, while the timer's deadline covers the whole list.
+	// Checks start where the last run ran out of time, so a list too long
+	// for one run is still covered over several.
 	parts := make([]Summary, len(accounts))
 	results := make([]AccountResult, len(accounts))
+	order, resuming := a.startOrder(ctx, accounts)
 	sem := make(chan struct{}, a.cfg.parallel())
 	var wg sync.WaitGroup
-	for i, acct := range accounts {
+	for _, i := range order {
+		acct := accounts[i]
 		if acct.Threshold == 0 && !acct.thresholdSet {
 			acct.Threshold = a.cfg.DefaultThreshold
 		}
-		wg.Add(1)
 		sem <- struct{}{}
+		if !stopAt.IsZero() && !time.Now().Before(stopAt) {
+			<-sem
+			results[i] = a.unchecked(acct, &parts[i])
+			continue
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = a.check(ctx, acct, &parts[i])
+			results[i] = a.check(ctx, acct, stopAt, &parts[i])
 		}()
 	}
 	wg.Wait()
+	resume := ""
+	for _, i := range order {
+		if results[i].Level == Unchecked {
+			resume = accounts[i].key()
+			break
+		}
+	}
+	if resume != "" || resuming {
+		a.saveResume(ctx, resume, sum)
+	}
 	for i, r := range results {
 		sum.Accounts = append(sum.Accounts, r)
 		sum.Levels[r.Level]++
-		sum.Checked++
+		if r.Level != Unchecked {
+			sum.Checked++
+		}
 		sum.NotificationsSent += parts[i].NotificationsSent
 		sum.Failures = append(sum.Failures, parts[i].Failures...)
 	}
 	return sum, nil
+}
+
+// resumeKey holds the first account the last run had no time for.
+const resumeKey = "alert:quota:resume"
+
+// checksDeadline is when the run stops starting (and cuts) balance queries:
+// the run's deadline less a reserve for the alerts and state writes that
+// follow (a fifth of the time left, at most 15 s: 12 s of the default 60).
+// Zero without a deadline.
+func checksDeadline(ctx context.Context) time.Time {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}
+	}
+	reserve := min(time.Until(dl)/5, 15*time.Second)
+	return dl.Add(-reserve)
+}
+
+// startOrder is the order to check accounts in: from the account the last
+// run did not reach (resuming), round to the one before it.
+func (a *Alerter) startOrder(ctx context.Context, accounts []Account) (order []int, resuming bool) {
+	first := 0
+	raw, err := a.kv.Get(ctx, resumeKey)
+	if err == nil {
+		resuming = true
+		d, b, _ := strings.Cut(string(raw), "/")
+		at := Account{DeliveryID: d, BizID: b}
+		for i, x := range accounts {
+			if !x.before(at) { // that account, or the next one if it is gone
+				first = i
+				break
+			}
+		}
+	}
+	for i := range accounts {
+		order = append(order, (first+i)%len(accounts))
+	}
+	return order, resuming
+}
+
+// saveResume keeps (or clears) where the next run starts, with its own few
+// seconds: the run's deadline may have passed.
+func (a *Alerter) saveResume(ctx context.Context, key string, sum *Summary) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	var err error
+	if key == "" {
+		err = a.kv.Delete(uctx, resumeKey)
+	} else {
+		err = a.kv.Set(uctx, resumeKey, []byte(key), stateTTL)
+	}
+	if err != nil {
+		sum.Failures = append(sum.Failures, "where the next run starts not saved: "+err.Error())
+	}
 }
 
 // discovery tells the channels once that the account list cannot be had
@@ -298,7 +419,9 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 	zh := "QUOTA_ALERT_WATCH=auto 需要从微信获取已绑定的快递账号，但获取失败：" + derr.Error() + "。在恢复之前，这些账号的余额都不会被检查（也可在 QUOTA_ALERT_WATCH 中直接列出账号）。"
 	en := "QUOTA_ALERT_WATCH=auto lists the courier accounts bound to this mini program, and that failed: " + derr.Error() +
 		". Until it works no account is checked (or list the accounts in QUOTA_ALERT_WATCH)."
-	m := notify.Message{Data: map[string]any{"event": LevelError, "deliveryId": "", "bizId": "", "level": LevelError, "error": derr.Error()}}
+	// Every field an account's alert has, so a receiver reads one shape.
+	m := notify.Message{Data: map[string]any{"event": LevelError, "deliveryId": "", "bizId": "", "name": "", "balance": nil,
+		"threshold": nil, "level": LevelError, "hoursLeft": nil, "error": derr.Error()}}
 	a.localize(&m, zhT, enT, zh, en)
 	if !a.deliver(ctx, m, "account discovery error", sum) {
 		_, _ = a.kv.CompareAndDelete(ctx, key, b) // nobody heard it: the next run tries again
@@ -374,35 +497,45 @@ func (a *Alerter) localize(m *notify.Message, zhT, enT, zh, en string) {
 	}
 }
 
-func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) AccountResult {
+// check reads one account's balance and announces what is news. stopAt
+// (zero: none) is when the run's checks must be done: a query still running
+// then is cut, and the account is left as it was for the next run, not
+// announced as failing: the run's time ran out, not the vendor.
+func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum *Summary) AccountResult {
 	res := AccountResult{DeliveryID: acct.DeliveryID, BizID: acct.BizID, Name: acct.Name, Threshold: acct.Threshold}
 	now := a.now()
-	balance, qerr := a.src.Quota(ctx, acct.DeliveryID, acct.BizID)
+	qctx, cancel := ctx, context.CancelFunc(func() {})
+	if !stopAt.IsZero() {
+		qctx, cancel = context.WithDeadline(ctx, stopAt)
+	}
+	balance, qerr := a.src.Quota(qctx, acct.DeliveryID, acct.BizID)
+	cut := qerr != nil && qctx.Err() != nil
+	cancel()
+	if cut {
+		return a.unchecked(acct, sum)
+	}
 	key := "alert:quota:" + acct.key()
 	raw, err := a.kv.Get(ctx, key)
-	var st State
+	st := State{Level: LevelOK}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		st = State{Level: LevelOK}
 	case err != nil:
 		sum.Failures = append(sum.Failures, acct.label()+": alert state unreadable: "+err.Error())
-		st = State{Level: LevelOK}
 	default:
-		if json.Unmarshal(raw, &st) != nil || st.Level == "" {
-			st = State{Level: LevelOK}
-		}
+		st, _ = decodeState(raw)
 	}
 	next := st
-	var announce string // low, empty, error, recovered, or ""
+	var announce string // low, empty, error, recovered, resolved, or ""
 	if qerr != nil {
-		// The balance level stays what it was; the failure is reported
+		// The balance level stays what it was; the failure is announced
 		// once, not on every run, until a query succeeds again.
 		res.Level, res.Error = LevelError, qerr.Error()
 		sum.Failures = append(sum.Failures, acct.label()+": "+qerr.Error())
 		if st.LastError == "" {
 			announce = LevelError
+		} else {
+			next.LastError = qerr.Error()
 		}
-		next.LastError = qerr.Error()
 	} else {
 		res.Balance = &balance
 		next.History = trim(append(append([]Sample(nil), st.History...), Sample{At: now.Unix(), Balance: balance}), now)
@@ -410,16 +543,32 @@ func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) Account
 		next.Level, next.LastError = level, ""
 		res.Level = level
 		switch {
-		case level != st.Level && level != LevelOK:
-			announce = level
-		case level == LevelOK && st.Level != LevelOK:
+		case level == LevelOK && st.Alerted != "":
 			announce = Recovered
+		case level != LevelOK && severity(level) > severity(st.Alerted):
+			announce = level // worse than what was told (or nothing was)
 		case level != LevelOK && now.Sub(time.Unix(st.LastNotified, 0)) >= a.cfg.Cooldown:
 			announce = level // still low after the cooldown: say it again
+		case st.LastError != "":
+			announce = Resolved // told it failed; the level is no news
 		}
+	}
+	if announce != "" && len(a.channels) == 0 {
+		// Nobody to tell: what would have been announced stays news for
+		// the run that has a channel.
+		announce = ""
+		next.LastError = st.LastError
 	}
 	if announce != "" {
 		next.LastNotified = now.Unix()
+		switch announce {
+		case LevelLow, LevelEmpty:
+			next.Alerted = announce
+		case Recovered:
+			next.Alerted = ""
+		case LevelError:
+			next.LastError = qerr.Error()
+		}
 	}
 	b, _ := json.Marshal(next)
 	if !a.claim(ctx, key, raw, b, acct.label(), sum) || announce == "" {
@@ -427,23 +576,59 @@ func (a *Alerter) check(ctx context.Context, acct Account, sum *Summary) Account
 	}
 	res.Notified = announce
 	if !a.deliver(ctx, a.message(acct, announce, res), acct.label()+" "+announce, sum) {
-		// Nobody heard it: put the announcement back so the next run tries
-		// again instead of waiting out the cooldown. The sample is kept.
+		// Nobody heard it: take the announcement back so the next run tries
+		// again instead of waiting out the cooldown.
 		res.Notified = ""
-		undo := next
-		undo.Level, undo.LastNotified, undo.LastError = st.Level, st.LastNotified, st.LastError
-		ub, _ := json.Marshal(undo)
-		// Its own few seconds: the deliveries may have used the run's
-		// deadline, and an undo that fails there silences the alert for
-		// the cooldown.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-		_, err := a.kv.CompareAndSwap(uctx, key, b, ub, stateTTL)
-		cancel()
-		if err != nil {
-			sum.Failures = append(sum.Failures, acct.label()+": alert state not rolled back: "+err.Error())
-		}
+		a.takeBack(ctx, key, st, next, acct.label(), sum)
 	}
 	return res
+}
+
+// takeBack undoes an announcement no channel took: the announcement's
+// fields go back to what they were before this run, on whatever state is
+// stored now (an overlapping run may have added its sample since; a bare
+// compare-and-swap of this run's bytes then failed, and the alert was lost
+// for the cooldown). A state that has announced something else since is left
+// alone. Its own few seconds: the deliveries may have used the run's
+// deadline.
+func (a *Alerter) takeBack(ctx context.Context, key string, before, claimed State, label string, sum *Summary) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	fail := func(err error) {
+		sum.Failures = append(sum.Failures, label+": alert state not rolled back: "+err.Error())
+	}
+	for range 5 {
+		raw, err := a.kv.Get(uctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		cur, ok := decodeState(raw)
+		if !ok || cur.Alerted != claimed.Alerted || cur.LastNotified != claimed.LastNotified || cur.LastError != claimed.LastError {
+			return // another run has announced since: its state stands
+		}
+		cur.Alerted, cur.LastNotified, cur.LastError = before.Alerted, before.LastNotified, before.LastError
+		ub, _ := json.Marshal(cur)
+		won, err := a.kv.CompareAndSwap(uctx, key, raw, ub, stateTTL)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if won {
+			return
+		}
+	}
+	fail(errors.New("the state kept changing"))
+}
+
+// unchecked is the result of an account the run had no time left for.
+func (a *Alerter) unchecked(acct Account, sum *Summary) AccountResult {
+	msg := "not checked: the run's time ran out; it is checked first in the next run (raise the function's timeout or watch fewer accounts)"
+	sum.Failures = append(sum.Failures, acct.label()+": "+msg)
+	return AccountResult{DeliveryID: acct.DeliveryID, BizID: acct.BizID, Name: acct.Name, Threshold: acct.Threshold, Level: Unchecked, Error: msg}
 }
 
 func (a *Alerter) level(acct Account, prev string, balance int64, history []Sample, res *AccountResult) string {
@@ -492,8 +677,7 @@ func (a *Alerter) message(acct Account, what string, r AccountResult) notify.Mes
 	}
 	eta, etaEn := "", ""
 	if r.HoursLeft != nil && what != LevelEmpty {
-		eta = fmt.Sprintf("，按近期用量预计约 %s 小时后用完", hoursText(*r.HoursLeft))
-		etaEn = fmt.Sprintf("; at the recent rate it runs out in about %s hours", hoursText(*r.HoursLeft))
+		eta, etaEn = etaText(*r.HoursLeft)
 	}
 	switch what {
 	case LevelLow:
@@ -508,20 +692,33 @@ func (a *Alerter) message(acct Account, what string, r AccountResult) notify.Mes
 		zhT, enT = "电子面单余额已恢复", "Waybill balance recovered"
 		zh = fmt.Sprintf("%s 余额恢复为 %s（阈值 %d）。", acct.label(), bal, acct.Threshold)
 		en = fmt.Sprintf("%s is back to %s waybills (threshold %d).", acct.label(), bal, acct.Threshold)
+	case Resolved:
+		zhT, enT = "电子面单余额查询已恢复", "Waybill balance check working again"
+		zh = fmt.Sprintf("%s 余额查询已恢复正常，余额 %s（阈值 %d）。", acct.label(), bal, acct.Threshold)
+		en = fmt.Sprintf("%s can be checked again: %s waybills left (threshold %d).", acct.label(), bal, acct.Threshold)
 	default:
 		zhT, enT = "电子面单余额查询失败", "Waybill balance check failing"
 		zh = fmt.Sprintf("%s 余额查询失败：%s", acct.label(), r.Error)
 		en = fmt.Sprintf("%s cannot be checked: %s", acct.label(), r.Error)
 	}
 	m := notify.Message{Data: map[string]any{"event": what, "deliveryId": acct.DeliveryID, "bizId": acct.BizID, "name": acct.Name,
-		"balance": r.Balance, "threshold": acct.Threshold, "level": r.Level, "hoursLeft": r.HoursLeft}}
+		"balance": r.Balance, "threshold": acct.Threshold, "level": r.Level, "hoursLeft": r.HoursLeft, "error": r.Error}}
 	a.localize(&m, zhT, enT, zh, en)
 	return m
 }
 
-func hoursText(h float64) string {
-	s := fmt.Sprintf("%.1f", h)
-	return strings.TrimSuffix(s, ".0")
+// etaText says when the balance runs out at the recent rate, in whole
+// hours with one decimal ("about 0 hours" said nothing under an hour).
+func etaText(h float64) (zh, en string) {
+	if h < 1 {
+		return "，按近期用量预计不到 1 小时就会用完", "; at the recent rate it runs out within the hour"
+	}
+	n := strings.TrimSuffix(fmt.Sprintf("%.1f", h), ".0")
+	unit := "hours"
+	if n == "1" {
+		unit = "hour"
+	}
+	return "，按近期用量预计约 " + n + " 小时后用完", "; at the recent rate it runs out in about " + n + " " + unit
 }
 
 // ParseWatch reads QUOTA_ALERT_WATCH: "auto", or a JSON list of accounts.

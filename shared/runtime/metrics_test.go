@@ -86,3 +86,48 @@ func TestMetricsHookAllocatesNothingOffLambda(t *testing.T) {
 	require.Zero(t, allocs)
 	require.True(t, h.metrics.served.Load())
 }
+
+// partialRun is a success payload that lists failures.
+type partialRun struct {
+	Failures []string `json:"failures"`
+}
+
+func (p partialRun) PartlyFailed() bool { return len(p.Failures) > 0 }
+
+// A success whose result lists failures (a quota-alert run whose alert no
+// channel took) was errClass ok and no fault: an alarm on faults never saw
+// a silent alert. It is errClass partial and a fault now; errCode stays 0
+// for the caller, and errors counts only errCode != 0.
+func TestAPartlyFailedSuccessIsAFault(t *testing.T) {
+	for _, failures := range [][]string{nil, {"notify webhook: HTTP 500"}} {
+		var logs, out bytes.Buffer
+		env := config.FromMap(map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"})
+		h, err := New(context.Background(), env, NewLogger(&logs, env), func(context.Context, Deps) (envelope.Op, error) {
+			return envelope.Op{API: "test.api", Handle: func(context.Context, *envelope.Input) (any, error) {
+				return partialRun{Failures: failures}, nil
+			}}, nil
+		})
+		require.NoError(t, err)
+		h.setupMetrics(env, &out)
+		body := h.Invoke(context.Background(), []byte(`{}`), Meta{RequestID: "r"})
+		require.Contains(t, string(body), `"errCode":0`)
+		var line, rec map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var m map[string]any
+			require.NoError(t, json.Unmarshal([]byte(l), &m))
+			if m["msg"] == "invocation" {
+				line = m
+			}
+		}
+		require.NoError(t, json.Unmarshal(bytes.TrimSpace(out.Bytes()), &rec))
+		class, faults := "ok", 0.0
+		if len(failures) > 0 {
+			class, faults = "partial", 1.0
+		}
+		require.Equal(t, class, line["errClass"])
+		require.Equal(t, 0.0, line["errCode"])
+		require.Equal(t, class, rec["errClass"])
+		require.Equal(t, faults, rec["faults"])
+		require.Equal(t, 0.0, rec["errors"])
+	}
+}
