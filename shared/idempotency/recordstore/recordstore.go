@@ -65,7 +65,7 @@ func Open(url, from string, env *config.Env, log *slog.Logger) (idempotency.Reco
 		}
 		return r, nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"), strings.HasPrefix(url, "mysql://"):
-		r, err := sqlrecords.Open(sqlrecords.Options{URL: url})
+		r, err := sqlrecords.Open(sqlrecords.Options{URL: url, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}

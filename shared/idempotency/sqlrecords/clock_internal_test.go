@@ -41,7 +41,7 @@ func TestNoStatementSendsThisInstancesTime(t *testing.T) {
 			_, _ = r.Read(ctx, "k")
 			_, _ = r.Release(ctx, "k", "t")
 			_, _ = r.Purge(ctx, 500)
-			require.Len(t, c.args, 6) // Reserve's insert and takeover, then one each
+			require.Len(t, c.args, 7) // Reserve's insert and takeover, one each, the purge's fence read
 			for _, args := range c.args {
 				for _, a := range args {
 					if n, ok := a.(int64); ok {

@@ -24,6 +24,10 @@ type dialect interface {
 	read() string           // k
 	release() string        // k, token
 	purge() string          // limit
+	fence() string          // k: the token of a row whatever its expiry
+	// missingTable reports a statement that found no records table: it
+	// was dropped while this instance ran.
+	missingTable(err error) bool
 	retryable(err error) bool
 	// settings reports an error retrying cannot fix: the server refused
 	// the URL's credentials, database or privileges.
@@ -74,6 +78,13 @@ func (postgres) release() string {
 
 func (postgres) purge() string {
 	return `DELETE FROM ` + Table + ` WHERE k IN (SELECT k FROM ` + Table + ` WHERE expires_ms <= ` + pgNow + ` LIMIT $1 FOR UPDATE SKIP LOCKED)`
+}
+
+func (postgres) fence() string { return `SELECT token FROM ` + Table + ` WHERE k = $1` }
+
+func (postgres) missingTable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P01" // undefined_table
 }
 
 func (postgres) retryable(err error) bool {
@@ -134,6 +145,13 @@ func (mysqlDialect) release() string {
 
 func (mysqlDialect) purge() string {
 	return `DELETE FROM ` + Table + ` WHERE expires_ms <= ` + myNow + ` ORDER BY expires_ms LIMIT ?`
+}
+
+func (mysqlDialect) fence() string { return `SELECT token FROM ` + Table + ` WHERE k = ?` }
+
+func (mysqlDialect) missingTable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1146 // ER_NO_SUCH_TABLE
 }
 
 func (mysqlDialect) retryable(err error) bool {

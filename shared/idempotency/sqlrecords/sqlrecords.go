@@ -7,12 +7,14 @@ package sqlrecords
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -41,6 +43,9 @@ type Options struct {
 	// instances share the server's max_connections, and a caller waits for
 	// a free connection within Timeout rather than open one more.
 	MaxConns int
+	// Log hears a records table found emptied or dropped (default:
+	// discarded).
+	Log *slog.Logger
 }
 
 // Records is idempotency.Records on SQL.
@@ -52,7 +57,15 @@ type Records struct {
 
 	mu       sync.Mutex
 	migrated bool
+	fence    string // the fence row's token this instance saw; "" before the first migration
 }
+
+// fenceKey is a row no record key can be (theirs start with "idem:" or
+// "sha256:"). It never expires; a table that lost it lost its records.
+const fenceKey = "~fence"
+
+// fenceTTL keeps the fence beyond any purge: a century.
+const fenceTTL = 100 * 365 * 24 * time.Hour
 
 var _ idempotency.Records = (*Records)(nil)
 
@@ -63,6 +76,9 @@ func Open(o Options) (*Records, error) {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 10
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
@@ -171,6 +187,11 @@ func mysqlDSN(u *url.URL, timeout time.Duration) (string, error) {
 	if err != nil {
 		return "", errors.New("mysql:// URL: unknown or malformed parameters")
 	}
+	if parsed.ClientFoundRows {
+		// With it, an insert-if-absent that found the key reports a row,
+		// so a finished charge answered "in progress" for a day.
+		return "", errors.New("mysql:// URL: clientFoundRows=true changes the row counts the records rely on; remove it")
+	}
 	return parsed.FormatDSN(), nil
 }
 
@@ -187,20 +208,79 @@ func (r *Records) wrap(err error) error {
 	return fmt.Errorf("%w: %s at %s: %v", idempotency.ErrUnavailable, r.d.name(), r.host, err)
 }
 
-// migrate creates the table once per instance; a failure is retried by the
-// next call. The statements are idempotent and safe when many instances
-// start at once.
+// migrate creates the table and its fence row once per instance, and again
+// after the table was found dropped or its fence gone; a failure is retried
+// by the next call. The statements are idempotent and safe when many
+// instances start at once.
 func (r *Records) migrate(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.migrated {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
 	if err := r.d.migrate(ctx, r.db); err != nil {
 		return r.wrap(fmt.Errorf("creating table %s: %w", Table, err))
 	}
-	r.migrated = true
+	tok := make([]byte, 16)
+	_, _ = rand.Read(tok)
+	raw := `{"state":"fence"}`
+	if _, err := r.db.exec(ctx, r.d.insertIfAbsent(), fenceKey, hex.EncodeToString(tok), "fence", raw, fenceTTL.Milliseconds()); err != nil {
+		return r.wrap(fmt.Errorf("writing the fence row of %s: %w", Table, err))
+	}
+	fence, err := r.db.queryText(ctx, r.d.fence(), fenceKey)
+	if err != nil {
+		return r.wrap(fmt.Errorf("reading the fence row of %s: %w", Table, err))
+	}
+	if r.fence != "" && fence != r.fence {
+		r.lost()
+	}
+	r.fence, r.migrated = fence, true
 	return nil
+}
+
+// lost says what an emptied table means; r.mu is held.
+func (r *Records) lost() {
+	r.o.Log.Error("idempotency: the records store lost its data (the records table was dropped or emptied: its fence row, which never expires, is gone); "+
+		"records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP",
+		"store", r.d.name(), "host", r.host, "table", Table)
+}
+
+// checkFence reads the fence row; a table that lost it is migrated again
+// (which says so). Run with the periodic purge: a TRUNCATE is found within
+// a minute, a DROP at the next statement.
+func (r *Records) checkFence(ctx context.Context) error {
+	fence, err := r.db.queryText(ctx, r.d.fence(), fenceKey)
+	if err != nil && !errors.Is(err, errNoRows) {
+		return r.wrap(err)
+	}
+	r.mu.Lock()
+	gone := fence != r.fence
+	if gone {
+		r.migrated = false
+	}
+	r.mu.Unlock()
+	if gone {
+		return r.migrate(ctx)
+	}
+	return nil
+}
+
+// again runs a statement once more after migrating, when it found the table
+// dropped under this instance: warm instances answered -1501 until they
+// were replaced, while a new instance recreated the table.
+func (r *Records) again(ctx context.Context, err error, f func() error) error {
+	if err == nil || !r.d.missingTable(err) {
+		return err
+	}
+	r.mu.Lock()
+	r.migrated = false
+	r.mu.Unlock()
+	if merr := r.migrate(ctx); merr != nil {
+		return merr
+	}
+	return f()
 }
 
 // Warm connects and creates the table (idempotency.Warmer), so the first
@@ -232,8 +312,18 @@ func (r *Records) op(ctx context.Context) (context.Context, context.CancelFunc, 
 }
 
 // exec runs a statement, retrying deadlocks (the database rolled the
-// statement back, so running it again is safe).
+// statement back, so running it again is safe), and once more after
+// recreating a table that was dropped under this instance.
 func (r *Records) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	n, err := r.execOnce(ctx, q, args...)
+	err = r.again(ctx, err, func() error {
+		n, err = r.execOnce(ctx, q, args...)
+		return err
+	})
+	return n, err
+}
+
+func (r *Records) execOnce(ctx context.Context, q string, args ...any) (int64, error) {
 	for attempt := 0; ; attempt++ {
 		n, err := r.db.exec(ctx, q, args...)
 		if err == nil {
@@ -297,6 +387,10 @@ func (r *Records) Read(ctx context.Context, key string) (idempotency.Record, err
 	}
 	defer cancel()
 	raw, err := r.db.queryText(ctx, r.d.read(), dbKey(key))
+	err = r.again(ctx, err, func() error {
+		raw, err = r.db.queryText(ctx, r.d.read(), dbKey(key))
+		return err
+	})
 	if errors.Is(err, errNoRows) {
 		return idempotency.Record{}, idempotency.ErrNotFound
 	}
@@ -332,6 +426,11 @@ func (r *Records) Purge(ctx context.Context, limit int) (int, error) {
 	n, err := r.exec(ctx, r.d.purge(), limit)
 	if err != nil {
 		return 0, r.wrap(err)
+	}
+	// The purge's minute is also the fence's: a TRUNCATE leaves the table
+	// without any error to notice it by.
+	if err := r.checkFence(ctx); err != nil {
+		return int(n), err
 	}
 	return int(n), nil
 }

@@ -1,9 +1,12 @@
 package sqlrecords_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"log/slog"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +83,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 }
 
 func TestOpenRefusesBadURLs(t *testing.T) {
-	for _, u := range []string{"sqlite://x", "mysql://root@127.0.0.1:3306/", "mysql://root@127.0.0.1:3306/db?parseTime=maybe",
+	for _, u := range []string{"sqlite://x", "mysql://root@127.0.0.1:3306/", "mysql://root@127.0.0.1:3306/db?parseTime=maybe", "mysql://root@127.0.0.1:3306/db?clientFoundRows=true",
 		"postgres://u:s3cret@127.0.0.1:5432/db?sslmode=sometimes", "postgres://u:s3cret@127.0.0.1:5432/db?connect_timeout=soon"} {
 		_, err := sqlrecords.Open(sqlrecords.Options{URL: u})
 		require.Error(t, err, u)
@@ -104,9 +107,11 @@ func TestWarmCreatesTheTable(t *testing.T) {
 	r := open(t, url)
 	require.NoError(t, r.Warm(context.Background()))
 	require.True(t, exists(), "Warm created the table")
-	var rows int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table).Scan(&rows))
-	require.Equal(t, 0, rows)
+	var rows, fences int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table+` WHERE k <> '~fence'`).Scan(&rows))
+	require.Equal(t, 0, rows, "no record")
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table+` WHERE k = '~fence'`).Scan(&fences))
+	require.Equal(t, 1, fences, "the fence row")
 
 	mr := open(t, sqltest.MySQL(t))
 	require.NoError(t, mr.Warm(context.Background()))
@@ -174,6 +179,51 @@ func TestRefusedSettingsAreNotRetryable(t *testing.T) {
 				require.NotContains(t, err.Error(), "3cret")
 				_ = r.Close()
 			}
+		})
+	}
+}
+
+// A records table dropped or emptied behind the instances' back: warm
+// instances answered -1501 until replaced (the table was created once per
+// instance) while a new instance recreated it, and nothing said the records
+// were gone. Now the next statement recreates the table, a TRUNCATE is found
+// by the purge's fence check, and both are logged at ERROR for the operator
+// to reconcile.
+func TestADroppedOrEmptiedTableIsRecreatedAndSaid(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			u := b.url(t)
+			var logs bytes.Buffer
+			r, err := sqlrecords.Open(sqlrecords.Options{URL: u, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = r.Close() })
+			ctx := context.Background()
+			ok, err := r.Reserve(ctx, "idem:a", idempotency.Record{Token: "t1", State: idempotency.Reserved}, time.Hour)
+			require.NoError(t, err)
+			require.True(t, ok)
+			admin := sqltest.Open(t, u)
+			_, err = admin.Exec(`DROP TABLE ` + sqlrecords.Table)
+			require.NoError(t, err)
+
+			ok, err = r.Reserve(ctx, "idem:b", idempotency.Record{Token: "t2", State: idempotency.Reserved}, time.Hour)
+			require.NoError(t, err, "a warm instance recreates the table")
+			require.True(t, ok)
+			require.Equal(t, 1, strings.Count(logs.String(), "the records store lost its data"), logs.String())
+			got, err := r.Read(ctx, "idem:b")
+			require.NoError(t, err)
+			require.Equal(t, "t2", got.Token)
+
+			_, err = admin.Exec(`DELETE FROM ` + sqlrecords.Table) // TRUNCATE's effect, on both servers
+			require.NoError(t, err)
+			_, err = r.Purge(ctx, 500)
+			require.NoError(t, err)
+			require.Equal(t, 2, strings.Count(logs.String(), "the records store lost its data"), logs.String())
+			var fences int
+			require.NoError(t, admin.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table+` WHERE k = '~fence'`).Scan(&fences))
+			require.Equal(t, 1, fences, "the fence is back")
+			_, err = r.Purge(ctx, 500)
+			require.NoError(t, err)
+			require.Equal(t, 2, strings.Count(logs.String(), "the records store lost its data"), "said once per loss")
 		})
 	}
 }

@@ -124,3 +124,29 @@ func exec(t testing.TB, db *sql.DB, q string) {
 		t.Errorf("%s: %v", q, err)
 	}
 }
+
+// Open connects to a database URL from Postgres or MySQL with
+// database/sql, for a test to act on the server behind the store's back.
+func Open(t testing.TB, raw string) *sql.DB {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver, dsn := "pgx", raw
+	if u.Scheme == "mysql" {
+		c := mysql.NewConfig()
+		c.Net, c.Addr, c.DBName = "tcp", u.Host, strings.TrimPrefix(u.Path, "/")
+		if u.User != nil {
+			c.User = u.User.Username()
+			c.Passwd, _ = u.User.Password()
+		}
+		driver, dsn = "mysql", c.FormatDSN()
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
