@@ -212,7 +212,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 		defer srv.Close()
 		// A spent refresh token must be shareable, so OAuth refuses to refresh
 		// without a reachable store: run this one on memory.
-		env := with(map[string]string{"CK1_API_BASE": srv.URL, "CK1_CLIENT_ID": ck1sbx.DemoClientID, "CLOUDCALL_STORE": "memory"})
+		env := with(map[string]string{"CK1_API_BASE": srv.URL, "CK1_CLIENT_ID": ck1sbx.DemoClientID, "CLOUDCALL_STORE": "memory", "CK1_ALLOW_MEMORY_STORE": "true"})
 		delete(env, "CK1_ACCESS_TOKEN")
 		r := newLeakRig(t, env, ck1.Factory)
 		r.invoke(`{"warehouseId":"US","boxes":[{"weight":1200,"length":30,"width":20,"height":15,"quantity":2}]}`)

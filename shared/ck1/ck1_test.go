@@ -810,3 +810,44 @@ func TestWaitingForAnotherInstancesRefreshTimesOut(t *testing.T) {
 	require.Contains(t, m["errMsg"], "while another caller refreshed the ck1 token")
 	require.Equal(t, 1, sbx.Calls("refresh"))
 }
+
+// CK1's refresh tokens are single-use. On the deployed default store
+// (memory) every instance spent CK1_REFRESH_TOKEN and kept the new pair only
+// in its memory: the second instance, or the first one restarted, answered
+// "authorize the app again" with nothing an operator could do (outside
+// tester: 4 instances, 1 ok and 3 refused; after a restart, 4 refused).
+// OAuth is refused on memory before anything is spent; a shared store, a
+// fixed token or the named CK1_ALLOW_MEMORY_STORE pass.
+func TestOAuthOnTheMemoryStoreIsRefusedBeforeSpendingTheToken(t *testing.T) {
+	sbx := ck1sbx.New(ck1sbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		refused bool
+	}{
+		{"default store", map[string]string{}, true},
+		{"memory", map[string]string{"CLOUDCALL_STORE": "memory"}, true},
+		{"redis", map[string]string{"CLOUDCALL_STORE": "redis://127.0.0.1:1/0"}, false},
+		{"allowed", map[string]string{"CLOUDCALL_STORE": "memory", "CK1_ALLOW_MEMORY_STORE": "true"}, false},
+		{"fixed token", map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vars := sbx.Env(srv.URL)
+			delete(vars, "CK1_ALLOW_MEMORY_STORE")
+			for k, v := range tc.env {
+				vars[k] = v
+			}
+			_, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
+			if !tc.refused {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "CLOUDCALL_STORE")
+			require.Contains(t, err.Error(), "single-use")
+			require.Zero(t, sbx.Calls("refresh"), "nothing spent")
+		})
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
+	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
@@ -259,10 +262,32 @@ func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if err != nil || id == "" {
 		return fail, fmt.Errorf("set CK1_ACCESS_TOKEN (a fixed token), or CK1_CLIENT_ID, CK1_CLIENT_SECRET and CK1_REFRESH_TOKEN (OAuth)")
 	}
+	if err := needsSharedStore(d.Env); err != nil {
+		return fail, err
+	}
 	// A refresh needs time left in the call (MinRefreshTime); with a short
 	// CLOUDCALL_TIMEOUT the default 3 s would leave no call able to refresh.
 	timeout := cmp.Or(d.Timeout, runtime.DefaultTimeout)
 	tokens := NewOAuth(OAuthOptions{Base: base, ClientID: id, ClientSecret: sec["CK1_CLIENT_SECRET"], SeedRefreshToken: sec["CK1_REFRESH_TOKEN"],
 		HTTP: d.HTTP, KV: d.Store, Log: d.Log, Remember: d.Env.Remember, MinRefreshTime: min(defaultMinRefreshTime, timeout/2)})
 	return BoxOp(NewClient(base, d.HTTP, tokens)), nil
+}
+
+// needsSharedStore refuses OAuth on the memory store. CK1's refresh tokens
+// are single-use: on memory every new instance spends CK1_REFRESH_TOKEN and
+// keeps the pair it gets only in its own memory, so the second instance (or
+// the first one's restart) presents a spent token and answers "authorize
+// again", whatever the operator does. CK1_ALLOW_MEMORY_STORE=true is the
+// named way out for a process that is the only one ever to use the token
+// (a test against a fresh sandbox).
+func needsSharedStore(env *config.Env) error {
+	st, err := env.SecretOrWord("CLOUDCALL_STORE", "memory")
+	if err != nil {
+		return err
+	}
+	if st = strings.TrimSpace(st); st != "" && st != "memory" || env.Bool("CK1_ALLOW_MEMORY_STORE", false) {
+		return nil
+	}
+	return errors.New("CK1 OAuth needs a shared store: refresh tokens are single-use, and with CLOUDCALL_STORE=memory each instance spends CK1_REFRESH_TOKEN and keeps the new pair only in its memory, so a second instance or a restart is refused by CK1. " +
+		"Set CLOUDCALL_STORE to a redis:// or rediss:// URL (with persistence), or use a fixed CK1_ACCESS_TOKEN")
 }

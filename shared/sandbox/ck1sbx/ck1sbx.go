@@ -74,7 +74,12 @@ func New(opts Options) *Server {
 
 // Env points a function at this sandbox with OAuth demo credentials.
 func (s *Server) Env(baseURL string) map[string]string {
-	return map[string]string{"CK1_API_BASE": baseURL, "CK1_CLIENT_ID": DemoClientID, "CK1_CLIENT_SECRET": s.secret, "CK1_REFRESH_TOKEN": s.seed}
+	// CK1_ALLOW_MEMORY_STORE: this sandbox's seed token is its own and
+	// dies with it, so a lone process may spend it on the memory store (a
+	// test, a cold start measured against a fresh sandbox). The emulator's
+	// instances share a Redis anyway.
+	return map[string]string{"CK1_API_BASE": baseURL, "CK1_CLIENT_ID": DemoClientID, "CK1_CLIENT_SECRET": s.secret, "CK1_REFRESH_TOKEN": s.seed,
+		"CK1_ALLOW_MEMORY_STORE": "true"}
 }
 
 // ExpireAccessTokens ends every OAuth access token now (the fixed one lives).

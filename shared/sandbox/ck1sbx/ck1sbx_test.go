@@ -214,5 +214,5 @@ func TestPricingAnswersOnePerService(t *testing.T) {
 func TestEnvPointsAtTheSandbox(t *testing.T) {
 	s := ck1sbx.New(ck1sbx.Options{})
 	require.Equal(t, map[string]string{"CK1_API_BASE": "http://x", "CK1_CLIENT_ID": ck1sbx.DemoClientID,
-		"CK1_CLIENT_SECRET": ck1sbx.DemoClientSecret, "CK1_REFRESH_TOKEN": ck1sbx.DemoRefreshToken}, s.Env("http://x"))
+		"CK1_CLIENT_SECRET": ck1sbx.DemoClientSecret, "CK1_REFRESH_TOKEN": ck1sbx.DemoRefreshToken, "CK1_ALLOW_MEMORY_STORE": "true"}, s.Env("http://x"))
 }
