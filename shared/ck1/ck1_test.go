@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -850,4 +851,79 @@ func TestOAuthOnTheMemoryStoreIsRefusedBeforeSpendingTheToken(t *testing.T) {
 			require.Zero(t, sbx.Calls("refresh"), "nothing spent")
 		})
 	}
+}
+
+// authorize exchanges the sandbox's authorization code for a new refresh
+// token, as an operator does when the app is authorized again.
+func authorize(t *testing.T, base string) string {
+	t.Helper()
+	q := url.Values{"client_id": {ck1sbx.DemoClientID}, "client_secret": {ck1sbx.DemoClientSecret}, "grant_type": {"authorization_code"}, "code": {ck1sbx.DemoCode}}
+	resp, err := http.Post(base+"/oauth2/token?"+q.Encode(), "application/x-www-form-urlencoded", nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var r struct{ RefreshToken string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	require.NotEmpty(t, r.RefreshToken)
+	return r.RefreshToken
+}
+
+// A refresh token CK1 refused was presented again by every call of every
+// instance (outside tester: 128 token requests for 128 calls after a lost
+// answer), which a server that watches for reuse may punish by revoking the
+// grant. And "authorize the app again and set CK1_REFRESH_TOKEN" could not
+// work: the stored, dead pair always won over the environment's new seed.
+// Now the refusal is recorded for every instance, a new seed replaces the
+// stored pair, and an instance still on the old seed keeps to the new pair.
+func TestARefusedRefreshTokenIsPresentedOnceAndANewSeedTakesOver(t *testing.T) {
+	r := newRig(t, nil)
+	body := `{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`
+	_, m := r.call(t, body)
+	require.Equal(t, 0.0, m["errCode"])
+	r.sbx.RevokeRefreshTokens()
+	r.sbx.ExpireAccessTokens()
+	instance := func(env map[string]string) envelope.Op {
+		vars := r.sbx.Env(r.url)
+		for k, v := range env {
+			vars[k] = v
+		}
+		op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(vars), Store: r.kv, HTTP: http.DefaultClient})
+		require.NoError(t, err)
+		return op
+	}
+	call := func(op envelope.Op) map[string]any {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(op.Invoke(ctx, &envelope.Input{Body: []byte(body)}).Body, &m))
+		return m
+	}
+	other := instance(nil)
+	refreshes := r.sbx.Calls("refresh")
+	for i := range 6 {
+		op := r.op
+		if i%2 == 1 {
+			op = other
+		}
+		m := call(op)
+		require.Equal(t, -1601.0, m["errCode"], "%v", m)
+		require.Contains(t, m["errMsg"], "authorize the app again")
+	}
+	require.Equal(t, refreshes+1, r.sbx.Calls("refresh"), "presented once, for every instance")
+
+	fresh := authorize(t, r.url)
+	reauthorized := instance(map[string]string{"CK1_REFRESH_TOKEN": fresh})
+	m = call(reauthorized)
+	require.Equal(t, 0.0, m["errCode"], "the new seed replaces the refused pair: %v", m)
+	require.Equal(t, refreshes+2, r.sbx.Calls("refresh"))
+
+	// An instance still running with the old environment (a rollout) uses
+	// the new pair, and does not present its old seed.
+	m = call(other)
+	require.Equal(t, 0.0, m["errCode"], "%v", m)
+	r.sbx.ExpireAccessTokens()
+	m = call(other)
+	require.Equal(t, 0.0, m["errCode"], "it refreshes the new pair: %v", m)
+	require.Equal(t, refreshes+3, r.sbx.Calls("refresh"))
+	m = call(reauthorized)
+	require.Equal(t, 0.0, m["errCode"], "%v", m)
 }

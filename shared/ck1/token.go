@@ -6,6 +6,8 @@ package ck1
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,7 +87,29 @@ type state struct {
 	AccessToken  string `json:"accessToken"`
 	AccessUntil  int64  `json:"accessUntil"` // unix ms; refresh before this
 	RefreshToken string `json:"refreshToken"`
-	raw          []byte
+	// Seed fingerprints the CK1_REFRESH_TOKEN this pair descends from: a
+	// different seed in the environment is a new authorization, which then
+	// replaces the stored pair. Without it the stored (dead) pair always
+	// won, and "authorize again and set CK1_REFRESH_TOKEN" could not work.
+	Seed string `json:"seed,omitempty"`
+	// Refused is a refresh token CK1 refused: no instance presents it
+	// again (each call did, hammering the token endpoint) until a new seed.
+	Refused string `json:"refused,omitempty"`
+	// Retired fingerprints the seeds a new one replaced (the last few): an
+	// instance still running with an old environment during a rollout must
+	// not take its spent seed for a new authorization.
+	Retired []string `json:"retired,omitempty"`
+	raw     []byte
+}
+
+// seedPrint fingerprints a seed refresh token (the store keeps no secret it
+// does not need).
+func seedPrint(seed string) string {
+	if seed == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("ck1-seed:" + seed))
+	return hex.EncodeToString(sum[:8])
 }
 
 const (
@@ -273,8 +298,34 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	a.mu.Lock()
 	local := a.local
 	a.mu.Unlock()
-	refreshTok := a.o.SeedRefreshToken
+	refreshTok, seed := a.o.SeedRefreshToken, seedPrint(a.o.SeedRefreshToken)
+	newSeed := st != nil && seed != "" && st.Seed != seed && !slices.Contains(st.Retired, seed) &&
+		(st.Seed != "" || st.Refused != "" && st.Refused != a.o.SeedRefreshToken)
+	var retired []string
+	if st != nil {
+		retired = st.Retired
+	}
+	if newSeed {
+		// The environment has another seed than the one the stored pair
+		// descends from (or than the one CK1 refused): the app was
+		// authorized again. The new seed replaces the stored pair.
+		a.o.Log.Info("ck1: CK1_REFRESH_TOKEN is new; starting from it instead of the stored pair", "clientId", a.o.ClientID)
+		st.RefreshToken, st.Refused = "", ""
+		if st.Seed != "" {
+			retired = append(slices.Clone(retired), st.Seed)
+			retired = retired[max(0, len(retired)-8):]
+		}
+		a.mu.Lock()
+		a.local, a.unsaved = nil, nil
+		a.mu.Unlock()
+	}
+	lineage := seed // the seed the pair about to be made descends from
+	if st != nil && st.Seed != "" && !newSeed {
+		lineage = st.Seed
+	}
 	switch {
+	case st != nil && st.Refused != "" && st.RefreshToken == st.Refused:
+		return "", refusedError(0, "(refused before; not presented again until CK1_REFRESH_TOKEN changes)")
 	case st != nil && st.RefreshToken != "":
 		refreshTok = st.RefreshToken
 	case local != nil && local.RefreshToken != "":
@@ -337,9 +388,8 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		case resp.StatusCode == http.StatusOK:
 			return "", upstream.Malformed("ck1", resp.StatusCode, fmt.Errorf("the token answer has no access_token or refresh_token"))
 		}
-		return "", &envelope.Error{Code: envelope.CodeConfig,
-			Reason:   "configuration: CK1 refused the refresh token (revoked, expired or already used): authorize the app again and set CK1_REFRESH_TOKEN",
-			Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
+		a.markRefused(ctx, st, &state{RefreshToken: refreshTok, Refused: refreshTok, Seed: lineage, Retired: retired})
+		return "", refusedError(resp.StatusCode, msg)
 	}
 	a.o.Remember(r.AccessToken)
 	a.o.Remember(r.RefreshToken)
@@ -350,7 +400,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	if use < life/2 {
 		use = life / 2
 	}
-	next := &state{AccessToken: r.AccessToken, AccessUntil: a.o.Now().Add(use).UnixMilli(), RefreshToken: r.RefreshToken}
+	next := &state{AccessToken: r.AccessToken, AccessUntil: a.o.Now().Add(use).UnixMilli(), RefreshToken: r.RefreshToken, Seed: lineage, Retired: retired}
 	raw, _ := json.Marshal(next)
 	next.raw = raw
 	// The old refresh token is spent: the new pair must reach the store
@@ -375,6 +425,35 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	}
 	a.keep(next)
 	return next.AccessToken, nil
+}
+
+// refusedError is -1601: only a new authorization helps.
+func refusedError(status int, msg string) error {
+	e := &envelope.Error{Code: envelope.CodeConfig,
+		Reason: "configuration: CK1 refused the refresh token (revoked, expired or already used): authorize the app again and set CK1_REFRESH_TOKEN (a new value replaces the stored one)"}
+	if status != 0 {
+		e.Upstream = &envelope.Upstream{Vendor: "ck1", HTTPStatus: status, Message: msg}
+	} else {
+		e.Reason += " " + msg
+	}
+	return e
+}
+
+// markRefused records in the shared state that CK1 refused tok, so no
+// instance presents it again: each call did, and an OAuth server that
+// watches for reuse may revoke the whole grant. Best effort: a store that
+// does not take it only costs more refusals.
+func (a *OAuth) markRefused(ctx context.Context, st, refused *state) {
+	b, _ := json.Marshal(refused)
+	var err error
+	if st != nil && st.raw != nil {
+		_, err = a.durable.CompareAndSwap(ctx, a.key, st.raw, b, stateTTL)
+	} else {
+		_, err = a.durable.SetNX(ctx, a.key, b, stateTTL)
+	}
+	if err != nil {
+		a.o.Log.Warn("ck1: could not record the refused refresh token", "error", err.Error())
+	}
 }
 
 // save writes a rotated pair over the state whose refresh token was spent,
