@@ -927,3 +927,27 @@ func TestARefusedRefreshTokenIsPresentedOnceAndANewSeedTakesOver(t *testing.T) {
 	m = call(reauthorized)
 	require.Equal(t, 0.0, m["errCode"], "%v", m)
 }
+
+// The store lost the state while two instances held different copies: the
+// one whose copy is stale (another instance refreshed after it) was refused
+// and answered "authorize the app again" although the other instance still
+// held the valid pair (outside tester: 43 such answers of 128 after a
+// flush). Now that refusal is retryable (-1501), the instance with the newest
+// copy is not held back by it, and everyone carries on with its pair.
+func TestAStaleCopyAfterAStoreLossIsRetryableAndTheNewestWins(t *testing.T) {
+	kv := store.NewMemory(store.MemoryOptions{})
+	sbx, build := ck1Rig(t, kv)
+	stale, newest := build(), build()
+	require.Equal(t, 0.0, quote(t, stale)["errCode"]) // spends the seed; both copies: pair 1
+	sbx.ExpireAccessTokens()
+	require.Equal(t, 0.0, quote(t, newest)["errCode"]) // spends pair 1: only this instance and the store know pair 2
+	require.NoError(t, kv.Delete(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID))
+	sbx.ExpireAccessTokens()
+
+	m := quote(t, stale)
+	require.Equal(t, -1501.0, m["errCode"], "retryable, not 'authorize again': %v", m)
+	require.Contains(t, m["errMsg"], "another instance may hold the newest")
+	require.Equal(t, 0.0, quote(t, newest)["errCode"], "the newest copy is still presented")
+	require.Equal(t, 0.0, quote(t, stale)["errCode"], "and the stale instance carries on with the stored pair")
+	require.Equal(t, 4, sbx.Calls("refresh"))
+}

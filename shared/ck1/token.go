@@ -315,6 +315,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			retired = append(slices.Clone(retired), st.Seed)
 			retired = retired[max(0, len(retired)-8):]
 		}
+		local = nil
 		a.mu.Lock()
 		a.local, a.unsaved = nil, nil
 		a.mu.Unlock()
@@ -323,24 +324,29 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	if st != nil && st.Seed != "" && !newSeed {
 		lineage = st.Seed
 	}
-	switch {
-	case st != nil && st.Refused != "" && st.RefreshToken == st.Refused:
-		return "", refusedError(0, "(refused before; not presented again until CK1_REFRESH_TOKEN changes)")
-	case st != nil && st.RefreshToken != "":
-		refreshTok = st.RefreshToken
-	case local != nil && local.RefreshToken != "":
-		// The store holds nothing, yet this instance has a pair: the store
-		// lost its data (a restart without AOF, a failover). The seed was
-		// spent by the first refresh; this instance's copy is the newest
-		// it knows.
-		refreshTok = local.RefreshToken
-		a.o.Log.Warn("ck1: the shared store lost the token state; refreshing with this instance's copy of the refresh token, not the seed")
+	refused := ""
+	if st != nil {
+		refused = st.Refused
 	}
 	a.mu.Lock()
-	if a.unsaved != nil {
-		refreshTok = a.unsaved.RefreshToken // the stored one is spent
-	}
+	unsaved := a.unsaved
 	a.mu.Unlock()
+	fromCopy := false
+	switch {
+	case unsaved != nil:
+		refreshTok = unsaved.RefreshToken // the stored one is spent
+	case st != nil && st.RefreshToken != "" && refused == "":
+		refreshTok = st.RefreshToken
+	case local != nil && local.RefreshToken != "" && local.RefreshToken != refused:
+		// The store holds nothing usable (it lost its data: a restart
+		// without AOF, a failover; or it holds a token CK1 refused), yet
+		// this instance has a pair. The seed was spent by the first
+		// refresh; this instance's copy is the newest it knows.
+		refreshTok, fromCopy = local.RefreshToken, true
+		a.o.Log.Warn("ck1: the shared store holds no usable token state; refreshing with this instance's copy of the refresh token, not the seed")
+	case refused != "":
+		return "", refusedError(0, "(refused before; not presented again until CK1_REFRESH_TOKEN changes)")
+	}
 	if refreshTok == "" {
 		return "", envelope.ConfigError("no CK1 refresh token: set CK1_REFRESH_TOKEN (or CK1_ACCESS_TOKEN for a fixed token)")
 	}
@@ -389,6 +395,13 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			return "", upstream.Malformed("ck1", resp.StatusCode, fmt.Errorf("the token answer has no access_token or refresh_token"))
 		}
 		a.markRefused(ctx, st, &state{RefreshToken: refreshTok, Refused: refreshTok, Seed: lineage, Retired: retired})
+		if fromCopy {
+			// Another instance may hold a newer pair (it made the last
+			// refresh before the store lost it): its refresh stores it.
+			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
+				Reason:   "the shared store lost the CK1 token state and this instance's copy of the refresh token was refused; another instance may hold the newest and store it: retry (if every instance says so, authorize the app again and set CK1_REFRESH_TOKEN)",
+				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
+		}
 		return "", refusedError(resp.StatusCode, msg)
 	}
 	a.o.Remember(r.AccessToken)
