@@ -60,7 +60,7 @@ fuzz: ## run every fuzz target for FUZZ_TIME each (default 30000 inputs, a few s
 
 BENCH_TIME ?= 200ms
 bench: ## Go benchmarks (briefly), then the full report against floors and peers (RIE, PowerWeChat) → docs/benchmarks.md
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./shared/wechat ./shared/ck1 ./shared/emulator ./shared/quotaalert ./shared/bench
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./shared/wechat ./shared/ck1 ./shared/emulator ./shared/emulator/localstore ./shared/quotaalert ./shared/bench
 	@# bench/peers replaces the main module with ../..: tidy keeps its go.sum in step with the main module's dependencies.
 	cd bench/peers && $(GO) mod tidy && $(GO) run . -out ../../docs/benchmarks.md
 

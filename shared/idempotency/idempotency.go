@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -161,25 +160,39 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	}
 	k := g.o.Namespace + key
 	rec := Record{Token: newToken(), State: Reserved, Fingerprint: c.Fingerprint, Started: g.o.Now().UnixMilli()}
-	// The record lives as long as a finished one: if this call dies after
-	// sending, its repeats must learn "unknown", never run again.
-	ok, err := g.o.Records.Reserve(ctx, k, rec, g.o.Retention)
-	if err != nil {
-		return envelope.Response{}, false, storeError(err)
-	}
-	if !ok && !keyed {
-		// The keyed call this request's alias names may never have sent
-		// (it answered -1501, or died before marking): this keyless call
-		// is its retry, takes its reservation over and carries on as it.
-		if tk, took, err := g.takeKeyedOver(ctx, k, rec); err != nil {
+	var ok bool
+	var err error
+	for attempt := 0; ; attempt++ {
+		// The record lives as long as a finished one: if this call dies
+		// after sending, its repeats must learn "unknown", never run again.
+		ok, err = g.o.Records.Reserve(ctx, k, rec, g.o.Retention)
+		if err != nil {
 			return envelope.Response{}, false, storeError(err)
-		} else if took {
-			keyed, key, k, ok = true, tk, g.o.Namespace+tk, true
 		}
-	}
-	if !ok {
+		if !ok && !keyed {
+			// The keyed call this request's alias names may never have
+			// sent (it answered -1501, or died before marking): this
+			// keyless call is its retry, takes its reservation over and
+			// carries on as it.
+			if tk, took, err := g.takeKeyedOver(ctx, k, rec); err != nil {
+				return envelope.Response{}, false, storeError(err)
+			} else if took {
+				keyed, key, k, ok = true, tk, g.o.Namespace+tk, true
+			}
+		}
+		if ok {
+			break
+		}
 		var cur Record
 		cur, ok, e = g.repeat(ctx, k, c.Fingerprint, true)
+		if e != nil && e.Reason == reasonReleased && attempt < 3 {
+			// The holder let go between our Reserve and Read: a keyed
+			// call that found this request already sent without its key
+			// does (it answers from that call). "Finished without effect"
+			// would be false then; reserving again finds out what is so.
+			e = nil
+			continue
+		}
 		if !ok {
 			return cur.response(), e == nil, e
 		}
@@ -190,6 +203,7 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 		if !ok {
 			return envelope.Response{}, false, inProgress()
 		}
+		break
 	}
 	var alias string
 	if keyed {
@@ -493,7 +507,7 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 	rec, err := g.o.Records.Read(ctx, k)
 	if errors.Is(err, ErrNotFound) {
 		// Released between our Reserve and Read: the caller may simply retry.
-		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: the first call with this key just finished without effect; retry"}
+		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: reasonReleased}
 	}
 	if err != nil {
 		return rec, false, storeError(err)
@@ -504,7 +518,7 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 	case rec.Alias != "" && direct:
 		// A keyless repeat of a keyed call: answer from the keyed record.
 		target, _, e := g.repeat(ctx, g.o.Namespace+rec.Alias, fingerprint, false)
-		if e != nil && e.Code == envelope.CodeIdempotencyConflict && strings.Contains(e.Reason, "without effect") {
+		if e != nil && e.Reason == reasonReleased {
 			// The keyed record is gone (released: nothing was sent), so its
 			// alias points nowhere: clear it, and the retry runs.
 			g.release(ctx, k, rec.Token)
@@ -528,6 +542,10 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 		return rec, false, inProgress()
 	}
 }
+
+// reasonReleased answers a repeat whose record was released between its
+// Reserve and its Read: the first call let go without sending.
+const reasonReleased = "idempotency conflict: the first call with this key just finished without effect; retry"
 
 func storeError(err error) *envelope.Error {
 	if errors.Is(err, ErrNotDurable) {

@@ -552,12 +552,16 @@ func TestStaleAliasIsCleared(t *testing.T) {
 	_, err := recs.Reserve(context.Background(), "z:auto:fp", idempotency.Record{Token: "x", State: idempotency.Reserved, Fingerprint: "fp", Alias: "K"}, time.Hour)
 	require.NoError(t, err)
 	fn, runs := charging()
-	_, _, e := g.Run(context.Background(), key("", "fp"), fn)
-	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
-	require.Contains(t, e.Reason, "retry")
+	// The alias names a key that is gone (released: nothing was sent), so
+	// the alias is cleared and this call reserves again and runs, where it
+	// used to answer "retry" and leave that to the caller.
 	_, replayed, e := g.Run(context.Background(), key("", "fp"), fn)
 	require.Nil(t, e)
 	require.False(t, replayed)
+	require.Equal(t, int32(1), runs.Load())
+	_, replayed, e = g.Run(context.Background(), key("", "fp"), fn)
+	require.Nil(t, e)
+	require.True(t, replayed)
 	require.Equal(t, int32(1), runs.Load())
 }
 
@@ -913,4 +917,67 @@ func TestAThrottledChargeIsUnmarkedThroughAnOutage(t *testing.T) {
 		require.Equal(t, 200, resp.Status)
 		require.Equal(t, int32(1), charges.Load())
 	}
+}
+
+// releasingRecords lets go of key k (as the keyed call holding it does when
+// it finds the request already sent without a key) right before the first
+// Read of it.
+type releasingRecords struct {
+	idempotency.Records
+	k, token string
+	once     sync.Once
+}
+
+func (r *releasingRecords) Read(ctx context.Context, key string) (idempotency.Record, error) {
+	if key == r.k {
+		r.once.Do(func() { _, _ = r.Records.Release(ctx, r.k, r.token) })
+	}
+	return r.Records.Read(ctx, key)
+}
+
+// Keyed and keyless calls of one request at once, the keyless one sending:
+// a keyed call whose key's holder let go between its Reserve and its Read
+// answered "the first call with this key just finished without effect"
+// while the request's charge was going through (outside tester: 1-5 of 40
+// callers each run, ledger 1). It reserves again and hears the truth.
+func TestAKeyReleasedUnderARepeatIsReservedAgain(t *testing.T) {
+	c := newClock()
+	recs := idempotency.NewMemory(c.Now)
+	ctx := context.Background()
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+
+	// The keyless call of the request is sending.
+	sending, release := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, e := g.Run(ctx, key("", "fp"), func(context.Context) idempotency.Outcome {
+			close(sending)
+			<-release
+			return idempotency.Outcome{Response: ok(`{"errCode":0,"id":1}`)}
+		})
+		require.Nil(t, e)
+	}()
+	<-sending
+	// Another keyed call holds the key for a moment.
+	held, err := recs.Reserve(ctx, "t:k", idempotency.Record{Token: "holder", State: idempotency.Reserved, Fingerprint: "fp"}, time.Hour)
+	require.NoError(t, err)
+	require.True(t, held)
+
+	rg := idempotency.New(idempotency.Options{Records: &releasingRecords{Records: recs, k: "t:k", token: "holder"}, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	fn, runs := charging()
+	_, _, e := rg.Run(ctx, key("k", "fp"), fn)
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code)
+	require.NotContains(t, e.Reason, "without effect", "the request's charge is going through")
+	require.Contains(t, e.Reason, "in progress")
+	require.Zero(t, runs.Load())
+
+	close(release)
+	<-done
+	r, replayed, e := g.Run(ctx, key("k", "fp"), fn)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.JSONEq(t, `{"errCode":0,"id":1}`, string(r.Body))
+	require.Zero(t, runs.Load())
 }

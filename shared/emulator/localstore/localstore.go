@@ -9,13 +9,21 @@ package localstore
 import (
 	"fmt"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 )
 
+// Tick is how often TTLs advance: a key outlives its TTL by at most this.
+const Tick = 250 * time.Millisecond
+
 // Server is the embedded store.
 type Server struct {
-	m *miniredis.Miniredis
+	m    *miniredis.Miniredis
+	stop chan struct{}
+	done sync.WaitGroup
+	once sync.Once
 }
 
 // Start listens on addr ("127.0.0.1:0" for any free port).
@@ -28,14 +36,35 @@ func Start(addr string) (*Server, error) {
 		return nil, fmt.Errorf("embedded store address %q: loopback only (it has no password)", addr)
 	}
 	m := miniredis.NewMiniRedis()
-	// TTLs run on the wall clock, as on a real Redis: tokens and rate-limit
-	// windows expire while the emulator runs (miniredis's default is to
-	// expire only when a test fast-forwards).
-	m.ClockTTL(true)
 	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("embedded store on %s: %w", addr, err)
 	}
-	return &Server{m: m}, nil
+	s := &Server{m: m, stop: make(chan struct{})}
+	s.done.Add(1)
+	go s.clock()
+	return s, nil
+}
+
+// clock runs TTLs on the wall clock, as on a real Redis: tokens, nonces and
+// leases expire while the emulator runs (miniredis's default is to expire
+// only when a test fast-forwards). A ticker, not miniredis's ClockTTL:
+// that advances every TTL, sorting every key, on each command, so a
+// `make run` left serving got slower with every key it kept (GET at 1.0 ms
+// median with 1,700 keys, 20.8 ms with 25,500; a charge at 1.5 s).
+func (s *Server) clock() {
+	defer s.done.Done()
+	t := time.NewTicker(Tick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.m.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }
 
 // URL is the CLOUDCALL_STORE value for the functions.
@@ -48,4 +77,10 @@ func (s *Server) Addr() string { return s.m.Addr() }
 func (s *Server) Keys() []string { return s.m.Keys() }
 
 // Close stops the server.
-func (s *Server) Close() { s.m.Close() }
+func (s *Server) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		s.done.Wait()
+		s.m.Close()
+	})
+}
