@@ -86,7 +86,7 @@ package-fc: ## one function for FC (s.yaml pre-deploy): make package-fc FUNCTION
 
 ARCH ?= x86_64
 FC_TEMPLATE ?= s.yaml
-deploy-fc: ## Serverless Devs: s deploy (FC_TEMPLATE=s.vpc.yaml for the VPC variant; needs `s` and credentials; see README)
+deploy-fc: ## Serverless Devs: s deploy (FC_TEMPLATE=s.vpc.yaml for the VPC variant; needs `s` and credentials; see docs/deploy.md)
 	@command -v s >/dev/null 2>&1 || { echo "deploy-fc: Serverless Devs is not installed (npm install -g @serverless-devs/s), then s config add"; exit 1; }
 	s deploy -y -t $(FC_TEMPLATE)
 

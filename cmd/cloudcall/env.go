@@ -146,7 +146,7 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 func buildFunctions(ctx context.Context, out io.Writer, binDir string, only string) (map[string]string, error) {
 	root, err := emulator.ModuleRoot(".")
 	if err != nil {
-		return nil, fmt.Errorf("run cloudcall from inside the cloudcall checkout: %w", err)
+		return nil, err // it says to run from inside the checkout
 	}
 	if !filepath.IsAbs(binDir) {
 		binDir = filepath.Join(root, binDir)

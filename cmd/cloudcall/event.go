@@ -20,6 +20,7 @@ import (
 var eventKinds = map[string]struct {
 	summary string
 	render  func(f registry.Function, now time.Time) any
+	timer   bool // a schedule's event, not an HTTP request
 }{
 	"fc-http": {"Function Compute 3.0 HTTP trigger (version v1)", func(f registry.Function, now time.Time) any {
 		return map[string]any{
@@ -30,7 +31,7 @@ var eventKinds = map[string]struct {
 				"requestId": "1-6765a2b7-0c4a2f1e6b2d9a0f3e5c7d21", "time": now.UTC().Format(time.RFC3339), "timeEpoch": fmt.Sprint(now.UnixMilli()),
 				"http": map[string]string{"method": "POST", "path": "/" + f.Name, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "curl/8.5.0"}},
 		}
-	}},
+	}, false},
 	"apigw-v2": {"API Gateway HTTP API payload 2.0 / Lambda function URL", func(f registry.Function, now time.Time) any {
 		return map[string]any{
 			"version": "2.0", "routeKey": "POST /" + f.Name, "rawPath": "/" + f.Name, "rawQueryString": "",
@@ -40,19 +41,19 @@ var eventKinds = map[string]struct {
 				"requestId": "JKJaXmPLvHcESHA=", "routeKey": "POST /" + f.Name, "stage": "$default", "time": now.UTC().Format("02/Jan/2006:15:04:05 -0700"), "timeEpoch": now.UnixMilli(),
 				"http": map[string]string{"method": "POST", "path": "/" + f.Name, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "curl/8.5.0"}},
 		}
-	}},
+	}, false},
 	"fc-timer": {"Function Compute timer trigger", func(f registry.Function, now time.Time) any {
 		name, payload := f.Name+"-timer", "{}"
 		if f.Schedule != nil {
 			name, payload = f.Schedule.Name, f.Schedule.Payload
 		}
 		return map[string]any{"triggerTime": now.UTC().Format(time.RFC3339), "triggerName": name, "payload": payload}
-	}},
+	}, true},
 	"eventbridge": {"EventBridge scheduled event (rule)", func(f registry.Function, now time.Time) any {
 		return map[string]any{"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event", "source": "aws.events",
 			"account": "123456789012", "time": now.UTC().Format(time.RFC3339), "region": "us-east-1",
 			"resources": []string{"arn:aws:events:us-east-1:123456789012:rule/" + f.Name + "-schedule"}, "detail": map[string]any{}}
-	}},
+	}, true},
 	"schedule-v2": {"EventBridge Scheduler (SAM ScheduleV2) input of this bundle", func(f registry.Function, now time.Time) any {
 		name, payload := f.Name+"-schedule", json.RawMessage("{}")
 		if f.Schedule != nil {
@@ -62,7 +63,7 @@ var eventKinds = map[string]struct {
 			}
 		}
 		return map[string]any{"source": "cloudcall.schedule", "schedule": name, "payload": payload}
-	}},
+	}, true},
 }
 
 func eventKindNames() []string {
@@ -76,7 +77,7 @@ func eventKindNames() []string {
 
 func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("event", args, stdout, stderr)
-	fn := fs.String("function", "logistics-get-quota", "function whose example input the event carries (and whose path or schedule it names)")
+	fn := fs.String("function", "logistics-get-quota", "function whose example input the event carries (and whose path or schedule it names); a timer kind defaults to the function with a schedule")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall event <kind> [--function NAME]\n\nPrints a ready-to-send sample event, like `sam local generate-event`:\n  cloudcall event fc-http | cloudcall invoke logistics-get-quota --event -\n\nKinds:")
 		for _, k := range eventKindNames() {
@@ -112,9 +113,29 @@ func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "cloudcall event: unknown kind %q; kinds: %s\n", kind, strings.Join(eventKindNames(), ", "))
 		return errUsage
 	}
+	named := false
+	fs.Visit(func(fl *flag.Flag) { named = named || fl.Name == "function" })
+	if k.timer && !named {
+		for _, name := range registry.Names() {
+			if f, _ := registry.Lookup(name); f.Schedule != nil {
+				*fn = name
+				break
+			}
+		}
+	}
 	f, ok := registry.Lookup(*fn)
 	if !ok {
 		fmt.Fprintf(stderr, "cloudcall event: --function %q: known functions: %s\n", *fn, strings.Join(registry.Names(), ", "))
+		return errUsage
+	}
+	// A sample of a trigger the function does not have would run it in a
+	// way no deployment can (quota-alert over HTTP sent every alert).
+	switch {
+	case k.timer && f.Schedule == nil:
+		fmt.Fprintf(stderr, "cloudcall event: %s has no timer (it is called over HTTP): use fc-http or apigw-v2\n", f.Name)
+		return errUsage
+	case !k.timer && len(f.HTTPMethods) == 0:
+		fmt.Fprintf(stderr, "cloudcall event: %s has no HTTP trigger (it runs on its schedule): use fc-timer, eventbridge or schedule-v2\n", f.Name)
 		return errUsage
 	}
 	b, err := json.MarshalIndent(k.render(f, time.Now()), "", "  ")

@@ -29,11 +29,16 @@ func TestEventSamplesAreWhatTheRuntimeDetects(t *testing.T) {
 		{"fc-timer", "quota-alert", runtime.ShapeFCTimer, `{}`},
 		{"eventbridge", "quota-alert", runtime.ShapeEventBridge, `{}`},
 		{"schedule-v2", "quota-alert", runtime.ShapeSchedule, `{}`},
+		{"fc-timer", "", runtime.ShapeFCTimer, `{}`}, // a timer kind names the scheduled function by itself
 	}
 	for _, c := range cases {
 		t.Run(c.kind+"/"+c.function, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			require.Equal(t, 0, run(context.Background(), []string{"event", c.kind, "--function", c.function}, &out, &errOut), errOut.String())
+			args := []string{"event", c.kind}
+			if c.function != "" {
+				args = append(args, "--function", c.function)
+			}
+			require.Equal(t, 0, run(context.Background(), args, &out, &errOut), errOut.String())
 			require.True(t, json.Valid(out.Bytes()), out.String())
 			in, shape, err := runtime.Detect(out.Bytes())
 			require.NoError(t, err)
@@ -108,6 +113,8 @@ func TestEventCommandLine(t *testing.T) {
 		{[]string{"event", "s3-put"}, 2, `unknown kind "s3-put"; kinds:`},
 		{[]string{"event", "fc-http", "--function", "nope"}, 2, `--function "nope": known functions: logistics-get-quota`},
 		{[]string{"event", "fc-http", "--function"}, 2, "flag needs an argument"},
+		{[]string{"event", "fc-http", "--function", "quota-alert"}, 2, "quota-alert has no HTTP trigger (it runs on its schedule): use fc-timer, eventbridge or schedule-v2"},
+		{[]string{"event", "fc-timer", "--function", "top-launch-extra-charge"}, 2, "top-launch-extra-charge has no timer (it is called over HTTP): use fc-http or apigw-v2"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

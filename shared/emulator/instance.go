@@ -480,7 +480,7 @@ func ModuleRoot(dir string) (string, error) {
 			return d, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod above %s", dir)
+			return "", fmt.Errorf("no go.mod in %s or above: run cloudcall from inside the cloudcall checkout (it works from the functions' sources)", abs)
 		}
 	}
 }

@@ -123,6 +123,7 @@ func All() []Function {
 				{Name: "CK1_CLIENT_ID", Description: "CK1 OAuth client id"},
 				{Name: "CK1_CLIENT_SECRET", Secret: true, Description: "CK1 OAuth client secret"},
 				{Name: "CK1_REFRESH_TOKEN", Secret: true, Description: "CK1 OAuth refresh token (seed; rotated copies live in the store)"},
+				{Name: "CK1_ALLOW_MEMORY_STORE", Default: "false", Description: "policy: let OAuth run on CLOUDCALL_STORE=memory (refused by default: refresh tokens are single-use and a restart would come back with the spent seed)"},
 			}, commonVars()...),
 			Example: `{"warehouseId":"US","boxes":[{"weight":1200,"length":30,"width":20,"height":15,"quantity":2}]}`,
 		},
