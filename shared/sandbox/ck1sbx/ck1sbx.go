@@ -34,6 +34,10 @@ const (
 type Options struct {
 	// AccessLifetime is how long an issued access token lives (default 1h).
 	AccessLifetime time.Duration
+	// RefreshLifetime is how long a refresh token stays usable on the
+	// sandbox clock (default 30 days, what CK1 answers as
+	// RefreshTokenExpiresIn).
+	RefreshLifetime time.Duration
 	// ClientSecret and RefreshToken replace the demo ones when set.
 	ClientSecret, RefreshToken, FixedToken string
 }
@@ -42,13 +46,14 @@ type Options struct {
 type Server struct {
 	*sandbox.Sandbox
 	life       time.Duration
+	rlife      time.Duration
 	warehouses []Warehouse
 	secret     string
 	seed       string
 
 	mu      sync.Mutex
 	access  map[string]time.Time // token → expiry
-	refresh map[string]bool      // live refresh tokens
+	refresh map[string]time.Time // live refresh tokens → expiry
 	codes   map[string]bool
 }
 
@@ -57,6 +62,9 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.AccessLifetime <= 0 {
 		opts.AccessLifetime = time.Hour
+	}
+	if opts.RefreshLifetime <= 0 {
+		opts.RefreshLifetime = 30 * 24 * time.Hour
 	}
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = DemoClientSecret
@@ -67,9 +75,10 @@ func New(opts Options) *Server {
 	if opts.FixedToken == "" {
 		opts.FixedToken = DemoFixedToken
 	}
-	return &Server{Sandbox: sandbox.New("ck1"), life: opts.AccessLifetime, warehouses: DemoWarehouses(), secret: opts.ClientSecret, seed: opts.RefreshToken,
-		access:  map[string]time.Time{opts.FixedToken: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)},
-		refresh: map[string]bool{opts.RefreshToken: true}, codes: map[string]bool{DemoCode: true}}
+	s := &Server{Sandbox: sandbox.New("ck1"), life: opts.AccessLifetime, rlife: opts.RefreshLifetime, warehouses: DemoWarehouses(), secret: opts.ClientSecret, seed: opts.RefreshToken,
+		access: map[string]time.Time{opts.FixedToken: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, codes: map[string]bool{DemoCode: true}}
+	s.refresh = map[string]time.Time{opts.RefreshToken: s.Clock.Now().Add(opts.RefreshLifetime)}
+	return s
 }
 
 // Env points a function at this sandbox with OAuth demo credentials.
@@ -97,7 +106,7 @@ func (s *Server) ExpireAccessTokens() {
 func (s *Server) RevokeRefreshTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.refresh = map[string]bool{}
+	s.refresh = map[string]time.Time{}
 }
 
 // Handler serves the API behind fault injection and the admin endpoints.
@@ -159,7 +168,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		s.Count("refresh")
 		rt := get("refresh_token")
-		if !s.refresh[rt] {
+		if exp, ok := s.refresh[rt]; !ok || !s.Clock.Now().Before(exp) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"Message": "RefreshToken 无效、已过期或已被使用"})
 			return
 		}
@@ -170,9 +179,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	at, rt := newToken("ck1at_"), newToken("ck1rt_")
 	s.access[at] = s.Clock.Now().Add(s.life)
-	s.refresh[rt] = true
+	s.refresh[rt] = s.Clock.Now().Add(s.rlife)
 	writeJSON(w, http.StatusOK, map[string]any{"AccessToken": at, "AccessTokenExpiresIn": int(s.life.Seconds()),
-		"RefreshToken": rt, "RefreshTokenExpiresIn": 30 * 24 * 3600, "CustomerId": "DEMO"})
+		"RefreshToken": rt, "RefreshTokenExpiresIn": int(s.rlife.Seconds()), "CustomerId": "DEMO"})
 }
 
 func (s *Server) bearer(next http.HandlerFunc) http.HandlerFunc {

@@ -216,3 +216,22 @@ func TestEnvPointsAtTheSandbox(t *testing.T) {
 	require.Equal(t, map[string]string{"CK1_API_BASE": "http://x", "CK1_CLIENT_ID": ck1sbx.DemoClientID,
 		"CK1_CLIENT_SECRET": ck1sbx.DemoClientSecret, "CK1_REFRESH_TOKEN": ck1sbx.DemoRefreshToken, "CK1_ALLOW_MEMORY_STORE": "true"}, s.Env("http://x"))
 }
+
+// A refresh token lives RefreshTokenExpiresIn (30 days) on the sandbox
+// clock, as the answer says: the sandbox kept them forever, so a client's
+// "past the refresh token's expiry" could not be tried against it.
+func TestRefreshTokenExpiresOnTheSandboxClock(t *testing.T) {
+	s, c := start(t, ck1sbx.Options{})
+	st, m := c.grant(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {ck1sbx.DemoRefreshToken}})
+	require.Equal(t, http.StatusOK, st, m)
+	require.Equal(t, json.Number("2592000"), m["RefreshTokenExpiresIn"])
+	next := m["RefreshToken"].(string)
+	s.Clock.Advance(30*24*time.Hour - time.Second)
+	st, m = c.grant(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}})
+	require.Equal(t, http.StatusOK, st, "a second before its expiry: %v", m)
+	last := m["RefreshToken"].(string)
+	s.Clock.Advance(30 * 24 * time.Hour)
+	st, m = c.grant(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {last}})
+	require.Equal(t, http.StatusBadRequest, st, "past it")
+	require.Contains(t, m["Message"], "已过期")
+}
