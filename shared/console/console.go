@@ -44,6 +44,7 @@ const TokenHeader = "X-Cloudcall-Console-Token"
 type Emulator interface {
 	Names() []string
 	Instances(fn string) []emulator.InstanceInfo
+	Queued(fn string) (waiting, limit int)
 	Timers(now time.Time) []emulator.TimerInfo
 	Bus() *emulator.Bus
 	Invoke(ctx context.Context, fn string, payload []byte) (runtimeapi.Result, emulator.Report, error)
@@ -239,9 +240,13 @@ type FunctionState struct {
 	Function
 	State     string                  `json:"state"` // idle, warm, busy, build-failed
 	Instances []emulator.InstanceInfo `json:"instances"`
-	Timer     *emulator.TimerInfo     `json:"timer,omitempty"`
-	Build     *Build                  `json:"build,omitempty"`
-	Debug     bool                    `json:"debug,omitempty"`
+	// Queued asynchronous invocations (Event / x-fc-invocation-type:
+	// Async) waiting for an instance, out of QueueLimit.
+	Queued     int                 `json:"queued"`
+	QueueLimit int                 `json:"queueLimit"`
+	Timer      *emulator.TimerInfo `json:"timer,omitempty"`
+	Build      *Build              `json:"build,omitempty"`
+	Debug      bool                `json:"debug,omitempty"`
 }
 
 func (c *Console) state(w http.ResponseWriter, r *http.Request) {
@@ -263,6 +268,7 @@ func (c *Console) state(w http.ResponseWriter, r *http.Request) {
 		f := meta[name]
 		f.Name = name
 		st := FunctionState{Function: f, Instances: c.opts.Emulator.Instances(name), Debug: name == c.opts.Debug}
+		st.Queued, st.QueueLimit = c.opts.Emulator.Queued(name)
 		st.State = "idle"
 		for _, in := range st.Instances {
 			if in.Busy {

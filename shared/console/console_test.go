@@ -238,3 +238,34 @@ func TestReplayOfARequestTooLargeToKeep(t *testing.T) {
 	require.Contains(t, body, "cannot replay it")
 	require.Len(t, f.emu.Bus().Recent(), 1, "nothing ran")
 }
+
+// The state shows the asynchronous invocations waiting for an instance and
+// the queue's size: a flood of Event calls was invisible until it answered
+// 429.
+func TestStateShowsTheAsyncQueue(t *testing.T) {
+	f := newFixture(t, nil)
+	emuSrv := httptest.NewServer(f.emu.Handler())
+	defer emuSrv.Close()
+	post := func(body string) int {
+		req, _ := http.NewRequest("POST", emuSrv.URL+"/2023-03-30/functions/hello/invocations", strings.NewReader(body))
+		req.Header.Set("x-fc-invocation-type", "Async")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// One instance, one worker: the first call sleeps, the rest wait.
+	for range 4 {
+		require.Equal(t, http.StatusAccepted, post(`{"action":"sleep","ms":1500}`))
+	}
+	var st struct {
+		Functions []console.FunctionState `json:"functions"`
+	}
+	require.Eventually(t, func() bool {
+		status, body := f.do(t, "GET", "/__console/api/state", "", nil)
+		require.Equal(t, http.StatusOK, status)
+		require.NoError(t, json.Unmarshal([]byte(body), &st))
+		return st.Functions[0].Queued == 3
+	}, 5*time.Second, 20*time.Millisecond, "three wait while the first runs")
+	require.Equal(t, emulator.DefaultAsyncQueue, st.Functions[0].QueueLimit)
+}

@@ -295,6 +295,16 @@ func (e *Emulator) Instances(fn string) []InstanceInfo {
 	return p.Snapshot()
 }
 
+// Queued is how many asynchronous invocations of fn wait in its queue, and
+// the queue's size (a full queue answers 429).
+func (e *Emulator) Queued(fn string) (waiting, limit int) {
+	q, ok := e.queues[fn]
+	if !ok {
+		return 0, 0
+	}
+	return len(q), cap(q)
+}
+
 // Probe starts a new build of fn once to see that it gets to ask for work
 // (see Pool.Probe).
 func (e *Emulator) Probe(ctx context.Context, fn, path string) error {

@@ -219,7 +219,9 @@ function updateCard(c, f) {
   c.instances.replaceChildren(...(inst.length === 0 ? ['no instance (the next call cold-starts one)'] :
     [inst.length + ' instance' + (inst.length > 1 ? 's' : '') + ': ', ...inst.map((i, n) => h('span', {},
       n ? ' · ' : '', h('code', { text: 'pid ' + i.pid }), ' ' + (i.busy ? 'busy' : i.warm ? 'warm' : 'cold') + ', ' +
-      i.invocations + ' call' + (i.invocations === 1 ? '' : 's') + ', ' + (i.rssKiB / 1024).toFixed(1) + ' MB'))]));
+      i.invocations + ' call' + (i.invocations === 1 ? '' : 's') + ', ' + (i.rssKiB / 1024).toFixed(1) + ' MB'))]),
+    ...(f.queued > 0 ? [h('span', { class: f.queued >= f.queueLimit ? 'bad' : 'hint', 'data-testid': 'fn-queued',
+      text: ' · ' + f.queued + ' of ' + f.queueLimit + ' async calls queued' + (f.queued >= f.queueLimit ? ' (full: new ones get 429)' : '') })] : []));
   if (f.timer) {
     const fire = h('button', { 'data-testid': 'fire-timer', text: 'fire now', onclick: async () => {
       fire.disabled = true;
