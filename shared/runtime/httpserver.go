@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
 )
@@ -30,6 +33,17 @@ const (
 
 // maxEventBytes bounds an event FC posts to /invoke (FC's synchronous limit).
 const maxEventBytes = 32 << 20
+
+// The HTTP server's bounds (CLOUDCALL_PORT, FC_CUSTOM_LISTEN_PORT): a
+// request's headers and body must arrive within BodyTimeout, as the
+// emulator's front door requires; an idle keep-alive connection is closed
+// after IdleTimeout; at most MaxConns connections are open at once (FC
+// sends an instance at most 200 concurrent requests).
+const (
+	BodyTimeout = 30 * time.Second
+	IdleTimeout = 30 * time.Second
+	MaxConns    = 256
+)
 
 // ControlPathHeader is how FC's custom-runtime proxy says what a request is
 // (/invoke, /http-invoke, /initialize, /pre-stop, /pre-freeze). FC refuses
@@ -52,7 +66,26 @@ func ServeHTTP(ctx context.Context, addr string, h *Handler, platform Platform) 
 		handler = h.FCCustomRuntimeHandler()
 	}
 	h.Deps.Log.Info("listening", "addr", ln.Addr().String(), "api", h.Op.API, "platform", string(platform))
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	return serveOn(ctx, ln, handler, h.Deps.Log, serverBounds{Body: BodyTimeout, Idle: IdleTimeout, Conns: MaxConns})
+}
+
+type serverBounds struct {
+	Body, Idle time.Duration
+	Conns      int
+}
+
+// serveOn serves until ctx ends, bounded like a server on the internet,
+// since it may be one: a request must arrive within b.Body and an idle
+// keep-alive connection is closed after b.Idle, so unsigned callers trickling
+// bytes cannot hold connections for ever (one held 3,000 until the process
+// ran out of descriptors and signed calls timed out); past b.Conns, new
+// connections wait in the kernel's backlog instead of failing accept.
+// net/http's own messages (a failed accept) become JSON lines like every
+// other.
+func serveOn(ctx context.Context, ln net.Listener, handler http.Handler, log *slog.Logger, b serverBounds) error {
+	ln = netutil.LimitListener(ln, b.Conns)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: min(10*time.Second, b.Body), ReadTimeout: b.Body, IdleTimeout: b.Idle,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -234,8 +234,20 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte 
 	return resp.Body
 }
 
-// Serve runs an already-decoded input (the local HTTP server uses it).
+// serve runs an already-decoded input (the local HTTP server uses it). A
+// failure may quote a vendor, and a vendor may echo a credential (a WAF page
+// quoting the token request's URL, an error naming the app secret), so a
+// failure's answer is redacted as the log lines are. Successes carry the
+// vendor's data and are left as they are.
 func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) envelope.Response {
+	resp := h.answer(ctx, in, meta)
+	if resp.Err != nil {
+		resp.Body = logging.Redactor{Secrets: h.Deps.Env.Secrets}.Redact(resp.Body)
+	}
+	return resp
+}
+
+func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) envelope.Response {
 	if in.RequestID == "" {
 		in.RequestID = meta.RequestID
 	}

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cloudcall/cloudcall/shared/browserguard"
 )
 
 // Platform names a runtime API.
@@ -236,7 +238,20 @@ func (s *Server) routes() http.Handler {
 			}
 		})
 	}
-	return mux
+	// Only the function's process calls its runtime API. A web page could
+	// otherwise take an invocation, read its event (a caller's fresh
+	// signature included) and answer it with a forged success, as the front
+	// doors' own guard keeps pages from calling them.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if why := browserguard.Refusal(r, "the runtime API"); why != "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			b, _ := json.Marshal(map[string]string{"errorType": "AccessDenied", "errorMessage": why})
+			_, _ = w.Write(b)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) next(w http.ResponseWriter, r *http.Request) {
