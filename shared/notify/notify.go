@@ -93,6 +93,9 @@ func post(ctx context.Context, o Options, name, u string, headers map[string]str
 			// The parse error quotes the URL, which holds the credential.
 			return fmt.Errorf("%s: the configured URL is not a valid http(s) URL", name)
 		}
+		if errors.Is(err, upstream.ErrRedirect) {
+			return fmt.Errorf("%s: %w; configure the URL it redirects to (https)", name, upstream.Clean(err)) // a refusal: not retried
+		}
 		if err != nil {
 			last = fmt.Errorf("%s: %w", name, upstream.Clean(err))
 			continue
@@ -127,7 +130,9 @@ func (o Options) try(ctx context.Context, u string, headers map[string]string, b
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := o.HTTP.Do(req)
+	// Not followed: a 301 from an http:// URL turns the POST into a GET
+	// without a body, and the landing page's 200 passed for a delivery.
+	resp, err := upstream.NoRedirects(o.HTTP).Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -224,7 +229,10 @@ func FeishuSign(timestamp int64, secret string) string {
 }
 
 func (f Feishu) Send(ctx context.Context, msg Message) error {
-	payload := map[string]any{"msg_type": "text", "content": map[string]string{"text": msg.Title + "\n" + msg.Text}}
+	// Feishu's text reads <at user_id="all"> as a mention of everyone: a
+	// name or an error must not be able to write one.
+	at := strings.NewReplacer("<", "＜", ">", "＞")
+	payload := map[string]any{"msg_type": "text", "content": map[string]string{"text": at.Replace(msg.Title + "\n" + msg.Text)}}
 	if f.Secret != "" {
 		ts := f.Opts.now().Unix()
 		payload["timestamp"] = strconv.FormatInt(ts, 10)

@@ -274,8 +274,38 @@ func TestMarkdownChannelsKeepTextPlain(t *testing.T) {
 	require.NoError(t, notify.WeCom{URL: srv2.URL, Opts: notify.Options{HTTP: srv2.Client()}}.Send(context.Background(), m))
 	require.Equal(t, "**电子面单余额不足**\n"+want, c2.body["markdown"].(map[string]any)["content"])
 
-	// Plain-text channels get the text as it is.
+	// Feishu's text has one markup: <at>, which could mention everyone.
 	srv3, c3, _ := receiver(t, `{"code":0}`, 200)
-	require.NoError(t, notify.Feishu{URL: srv3.URL, Opts: notify.Options{HTTP: srv3.Client()}}.Send(context.Background(), m))
-	require.Equal(t, m.Title+"\n"+m.Text, c3.body["content"].(map[string]any)["text"])
+	at := notify.Message{Title: "t", Text: `YTO x (<at user_id="all">all</at>) [a](b)`}
+	require.NoError(t, notify.Feishu{URL: srv3.URL, Opts: notify.Options{HTTP: srv3.Client()}}.Send(context.Background(), at))
+	require.Equal(t, "t\nYTO x (＜at user_id=\"all\"＞all＜/at＞) [a](b)", c3.body["content"].(map[string]any)["text"])
+}
+
+// A robot URL that redirects (http:// to https://, a moved hook) turned the
+// POST into a GET without a body, and the landing page's 200 counted as
+// delivered: the run said "sent" and nobody heard it. A redirect is now a
+// refusal naming only the host, and is not retried.
+func TestARedirectIsNotADelivery(t *testing.T) {
+	var landed, hooks atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hook" {
+			hooks.Add(1)
+			http.Redirect(w, r, "/landing?key=s3cret", http.StatusMovedPermanently)
+			return
+		}
+		landed.Add(1)
+		w.WriteHeader(200)
+	}))
+	defer srv.Close()
+	var n atomic.Int32
+	o := notify.Options{HTTP: srv.Client(), Attempts: 3, Pause: time.Millisecond}
+	for _, ch := range []notify.Channel{notify.Webhook{URL: srv.URL + "/hook", Opts: o}, notify.Slack{URL: srv.URL + "/hook", Opts: o}} {
+		n.Add(1)
+		err := ch.Send(context.Background(), msg)
+		require.Error(t, err, ch.Name())
+		require.Contains(t, err.Error(), "redirect")
+		require.NotContains(t, err.Error(), "s3cret")
+	}
+	require.Zero(t, landed.Load(), "the redirect is not followed")
+	require.Equal(t, n.Load(), hooks.Load(), "nor retried: one try per channel")
 }

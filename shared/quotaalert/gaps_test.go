@@ -103,8 +103,23 @@ func TestAWorkingCheckAfterAnAnnouncedFailureIsAnnounced(t *testing.T) {
 	n, _ = run()
 	require.Empty(t, n, "and once")
 
-	// Failing, then working again at a level that is news itself: that
-	// level is what is said.
+	// Failing again within the cooldown of the resolution: listed in the
+	// summary, not announced (a check failing every other run alerted
+	// every run: error, resolved, error...).
+	src.mu.Lock()
+	src.errs["YTO/xyz"] = errors.New("errcode 9300531")
+	src.mu.Unlock()
+	n, _ = run()
+	require.Empty(t, n)
+	src.mu.Lock()
+	delete(src.errs, "YTO/xyz")
+	src.mu.Unlock()
+	n, _ = run()
+	require.Empty(t, n, "nothing to resolve: the failure was not announced")
+
+	// After the cooldown a failure is news again; then working again at a
+	// level that is news itself: that level is what is said.
+	clk.advance(6 * time.Hour)
 	src.mu.Lock()
 	src.errs["YTO/xyz"] = errors.New("errcode 9300531")
 	src.mu.Unlock()

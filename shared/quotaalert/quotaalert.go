@@ -5,7 +5,6 @@
 package quotaalert
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/cloudcall/cloudcall/shared/notify"
 	"github.com/cloudcall/cloudcall/shared/store"
@@ -68,9 +70,14 @@ func (a *Account) UnmarshalJSON(b []byte) error {
 		Threshold  *int64 `json:"threshold"`
 		Name       string `json:"name"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	// Names exactly as written and each once: encoding/json matched
+	// "DeliveryId" to deliveryId too, so {"deliveryId":"YTO",
+	// "DeliveryId":"ZTO"} watched ZTO.
+	if err := jsonv2.Unmarshal(b, &w, jsonv2.RejectUnknownMembers(true)); err != nil {
+		var se *jsonv2.SemanticError
+		if errors.As(err, &se) && errors.Is(se.Err, jsonv2.ErrUnknownName) {
+			return fmt.Errorf("unknown field %q (the fields are deliveryId, bizId, threshold and name, spelt exactly)", se.JSONPointer.LastToken())
+		}
 		return err
 	}
 	*a = Account{DeliveryID: w.DeliveryID, BizID: w.BizID, Name: w.Name}
@@ -90,11 +97,23 @@ func (a Account) before(b Account) bool {
 	return a.BizID < b.BizID
 }
 
+// label names the account in messages, on one line: a name (from the watch
+// list or WeChat's alias) with line breaks could forge paragraphs.
 func (a Account) label() string {
 	if a.Name != "" {
-		return fmt.Sprintf("%s %s (%s)", a.DeliveryID, a.BizID, a.Name)
+		return oneLine(fmt.Sprintf("%s %s (%s)", a.DeliveryID, a.BizID, a.Name))
 	}
-	return a.DeliveryID + " " + a.BizID
+	return oneLine(a.DeliveryID + " " + a.BizID)
+}
+
+// oneLine turns control characters (line breaks, tabs) into spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // Source reads balances; the WeChat client implements it in-process.
@@ -116,7 +135,13 @@ type Config struct {
 	Band func(threshold int64) int64
 	Lang string // zh, en or both (default both)
 	// Parallel bounds how many accounts are checked at once (default 4).
+	// Deliveries do not hold these slots: a hung channel delays no check.
 	Parallel int
+	// PendingGrace is how long an announcement claimed but neither
+	// confirmed nor taken back counts as being delivered (default 15
+	// minutes, well past a run's deadline); after it, its run is taken
+	// for dead and the announcement for unheard.
+	PendingGrace time.Duration
 }
 
 func (c Config) parallel() int {
@@ -132,17 +157,52 @@ type Sample struct {
 	Balance int64 `json:"balance"`
 }
 
+// Told is what the channels were told about an account.
+type Told struct {
+	// Alerted is the level (low or empty) a channel was last told, "" when
+	// nothing was or a recovery was announced since. Announcements follow
+	// it, not Level: a balance wavering between 0 and 1 is news once.
+	Alerted      string `json:"alerted"`
+	LastNotified int64  `json:"lastNotified"` // unix seconds of the last low, empty or recovered alert; 0 never
+	// LastError is a failing check that was announced, "" once one works;
+	// ErrorNotified is when an error or its resolution was last announced
+	// (unix seconds): within the cooldown a new error is not announced, so
+	// a check failing every other run does not alert every run.
+	LastError     string `json:"lastError,omitempty"`
+	ErrorNotified int64  `json:"errorNotified,omitempty"`
+}
+
 // State is what the store keeps per account.
 type State struct {
 	Level   string   `json:"level"` // ok, low or empty: the last known balance level (for the hysteresis)
 	History []Sample `json:"history"`
-	// Alerted is the level (low or empty) a channel was last told, "" when
-	// nothing was or a recovery was announced since. Announcements follow it,
-	// not Level: a balance wavering between 0 and 1 is news once, and a run
-	// with no channel to tell leaves it as it was.
-	Alerted      string `json:"alerted"`
-	LastNotified int64  `json:"lastNotified"`        // unix seconds; 0 never
-	LastError    string `json:"lastError,omitempty"` // a failing check that was announced; "" once one works
+	Told
+	// Pending, with Claimed (unix ms), marks the announcement above as not
+	// yet heard: a run claimed it and is delivering it. It holds what was
+	// heard before. The run confirms it (Pending cleared) or takes it back
+	// (Pending restored); one that never does (it died) is taken for
+	// unheard after Config.PendingGrace. A run that claims over another's
+	// unheard claim keeps the same Pending, so if both fail nothing unheard
+	// is left behind as heard.
+	Pending *Told `json:"pending,omitempty"`
+	Claimed int64 `json:"claimed,omitempty"`
+}
+
+// heard is what the channels are known (or, for a claim still being
+// delivered, about) to have been told.
+func (st State) heard(now time.Time, grace time.Duration) Told {
+	if st.Pending != nil && now.Sub(time.UnixMilli(st.Claimed)) > grace {
+		return *st.Pending // its run died before confirming: never heard
+	}
+	return st.Told
+}
+
+// confirmed is the last announcement that was heard for sure.
+func (st State) confirmed() Told {
+	if st.Pending != nil {
+		return *st.Pending
+	}
+	return st.Told
 }
 
 // decodeState reads a stored state. A state written before Alerted existed
@@ -252,6 +312,9 @@ func New(cfg Config, src Source, kv store.KV, channels []notify.Channel, now fun
 	if cfg.Lang == "" {
 		cfg.Lang = "both"
 	}
+	if cfg.PendingGrace <= 0 {
+		cfg.PendingGrace = 15 * time.Minute
+	}
 	if now == nil {
 		now = time.Now
 	}
@@ -262,13 +325,29 @@ func New(cfg Config, src Source, kv store.KV, channels []notify.Channel, now fun
 // never stops the rest.
 func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 	sum := &Summary{Levels: map[string]int{}, Accounts: []AccountResult{}, Failures: []string{}}
+	// A fifth of the run's time is kept for the alerts and the state,
+	// counted from its start: the account list's discovery spends from the
+	// checks' share, not from the alerts'.
+	stopAt := checksDeadline(ctx)
 	accounts := append([]Account(nil), a.cfg.Accounts...)
+	var wg sync.WaitGroup
+	var discovered Summary // the discovery's own failures, kept apart from the accounts'
 	if a.cfg.Auto {
-		found, err := a.src.Discover(ctx)
-		if err != nil {
-			sum.Failures = append(sum.Failures, "discover accounts: "+err.Error())
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if !stopAt.IsZero() {
+			dctx, cancel = context.WithDeadline(ctx, stopAt)
 		}
-		a.discovery(ctx, err, sum)
+		found, err := a.src.Discover(dctx)
+		cancel()
+		if err != nil {
+			discovered.Failures = append(discovered.Failures, "discover accounts: "+err.Error())
+		}
+		// Announced beside the checks: a channel that hangs holds none.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.discovery(ctx, err, &discovered)
+		}()
 		seen := map[string]bool{}
 		for _, x := range accounts {
 			seen[x.key()] = true
@@ -285,16 +364,15 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		// its schema says, watched and discovered alike.
 		sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].before(accounts[j]) })
 	}
-	stopAt := checksDeadline(ctx)
 	// A few accounts at a time: each getQuota asks the courier live and can
 	// take seconds, while the timer's deadline covers the whole list.
 	// Checks start where the last run ran out of time, so a list too long
-	// for one run is still covered over several.
+	// for one run is still covered over several. An account's alert is
+	// delivered after its check slot is free: a hung channel holds no slot.
 	parts := make([]Summary, len(accounts))
 	results := make([]AccountResult, len(accounts))
 	order, resuming := a.startOrder(ctx, accounts)
 	sem := make(chan struct{}, a.cfg.parallel())
-	var wg sync.WaitGroup
 	for _, i := range order {
 		acct := accounts[i]
 		if acct.Threshold == 0 && !acct.thresholdSet {
@@ -309,11 +387,17 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			results[i] = a.check(ctx, acct, stopAt, &parts[i])
+			res, an := a.check(ctx, acct, stopAt, &parts[i])
+			<-sem
+			if an != nil {
+				a.send(ctx, an, &res, &parts[i])
+			}
+			results[i] = res
 		}()
 	}
 	wg.Wait()
+	sum.Failures = append(sum.Failures, discovered.Failures...)
+	sum.NotificationsSent += discovered.NotificationsSent
 	resume := ""
 	for _, i := range order {
 		if results[i].Level == Unchecked {
@@ -408,23 +492,34 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 	case derr == nil && st.LastError != "":
 		_, _ = a.kv.CompareAndDelete(ctx, key, raw)
 		return
-	case derr == nil || st.LastError != "":
+	case derr == nil || st.LastError != "" || len(a.channels) == 0:
+		// Said before, or nobody to tell: a run without channels leaves it
+		// to the first run that has one.
 		return
 	}
-	b, _ := json.Marshal(State{Level: LevelError, LastError: derr.Error(), LastNotified: a.now().Unix()})
+	var claimed State
+	claimed.Level, claimed.LastError, claimed.LastNotified = LevelError, derr.Error(), a.now().Unix()
+	b, _ := json.Marshal(claimed)
 	if !a.claim(ctx, key, raw, b, "account discovery", sum) {
 		return
 	}
 	zhT, enT := "电子面单账号列表获取失败", "Waybill accounts cannot be listed"
-	zh := "QUOTA_ALERT_WATCH=auto 需要从微信获取已绑定的快递账号，但获取失败：" + derr.Error() + "。在恢复之前，这些账号的余额都不会被检查（也可在 QUOTA_ALERT_WATCH 中直接列出账号）。"
-	en := "QUOTA_ALERT_WATCH=auto lists the courier accounts bound to this mini program, and that failed: " + derr.Error() +
+	zh := "QUOTA_ALERT_WATCH=auto 需要从微信获取已绑定的快递账号，但获取失败：" + oneLine(derr.Error()) + "。在恢复之前，这些账号的余额都不会被检查（也可在 QUOTA_ALERT_WATCH 中直接列出账号）。"
+	en := "QUOTA_ALERT_WATCH=auto lists the courier accounts bound to this mini program, and that failed: " + oneLine(derr.Error()) +
 		". Until it works no account is checked (or list the accounts in QUOTA_ALERT_WATCH)."
 	// Every field an account's alert has, so a receiver reads one shape.
 	m := notify.Message{Data: map[string]any{"event": LevelError, "deliveryId": "", "bizId": "", "name": "", "balance": nil,
 		"threshold": nil, "level": LevelError, "hoursLeft": nil, "error": derr.Error()}}
 	a.localize(&m, zhT, enT, zh, en)
 	if !a.deliver(ctx, m, "account discovery error", sum) {
-		_, _ = a.kv.CompareAndDelete(ctx, key, b) // nobody heard it: the next run tries again
+		// Nobody heard it: the next run tries again. With its own few
+		// seconds: the delivery may have used the run's deadline, and an
+		// undo that fails there silences the alert for good.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		if _, err := a.kv.CompareAndDelete(uctx, key, b); err != nil {
+			sum.Failures = append(sum.Failures, "account discovery: alert state not rolled back: "+err.Error())
+		}
 	}
 }
 
@@ -497,11 +592,23 @@ func (a *Alerter) localize(m *notify.Message, zhT, enT, zh, en string) {
 	}
 }
 
-// check reads one account's balance and announces what is news. stopAt
-// (zero: none) is when the run's checks must be done: a query still running
-// then is cut, and the account is left as it was for the next run, not
-// announced as failing: the run's time ran out, not the vendor.
-func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum *Summary) AccountResult {
+// announcement is what a check decided to tell, claimed in the store and
+// waiting for delivery.
+type announcement struct {
+	acct    Account
+	what    string // low, empty, error, recovered, resolved
+	key     string
+	claimed State // as written by the claim
+	msg     notify.Message
+}
+
+// check reads one account's balance, saves what it saw, and claims what is
+// news. stopAt (zero: none) is when the run's checks must be done: a query
+// still running then is cut, and the account is left as it was for the next
+// run, not announced as failing: the run's time ran out, not the vendor.
+// The announcement, if any, is delivered by the caller after it has let go
+// of its check slot.
+func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum *Summary) (AccountResult, *announcement) {
 	res := AccountResult{DeliveryID: acct.DeliveryID, BizID: acct.BizID, Name: acct.Name, Threshold: acct.Threshold}
 	now := a.now()
 	qctx, cancel := ctx, context.CancelFunc(func() {})
@@ -512,7 +619,7 @@ func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum
 	cut := qerr != nil && qctx.Err() != nil
 	cancel()
 	if cut {
-		return a.unchecked(acct, sum)
+		return a.unchecked(acct, sum), nil
 	}
 	key := "alert:quota:" + acct.key()
 	raw, err := a.kv.Get(ctx, key)
@@ -524,32 +631,33 @@ func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum
 	default:
 		st, _ = decodeState(raw)
 	}
+	base := st.heard(now, a.cfg.PendingGrace)
+	cooled := func(at int64) bool { return now.Sub(time.Unix(at, 0)) >= a.cfg.Cooldown }
 	next := st
 	var announce string // low, empty, error, recovered, resolved, or ""
 	if qerr != nil {
 		// The balance level stays what it was; the failure is announced
-		// once, not on every run, until a query succeeds again.
+		// once, not on every run, until a query succeeds again, and not
+		// again within the cooldown of the last error or resolution.
 		res.Level, res.Error = LevelError, qerr.Error()
 		sum.Failures = append(sum.Failures, acct.label()+": "+qerr.Error())
-		if st.LastError == "" {
+		if base.LastError == "" && cooled(base.ErrorNotified) {
 			announce = LevelError
-		} else {
-			next.LastError = qerr.Error()
 		}
 	} else {
 		res.Balance = &balance
 		next.History = trim(append(append([]Sample(nil), st.History...), Sample{At: now.Unix(), Balance: balance}), now)
 		level := a.level(acct, st.Level, balance, next.History, &res)
-		next.Level, next.LastError = level, ""
+		next.Level = level
 		res.Level = level
 		switch {
-		case level == LevelOK && st.Alerted != "":
+		case level == LevelOK && base.Alerted != "":
 			announce = Recovered
-		case level != LevelOK && severity(level) > severity(st.Alerted):
+		case level != LevelOK && severity(level) > severity(base.Alerted):
 			announce = level // worse than what was told (or nothing was)
-		case level != LevelOK && now.Sub(time.Unix(st.LastNotified, 0)) >= a.cfg.Cooldown:
+		case level != LevelOK && cooled(base.LastNotified):
 			announce = level // still low after the cooldown: say it again
-		case st.LastError != "":
+		case base.LastError != "":
 			announce = Resolved // told it failed; the level is no news
 		}
 	}
@@ -557,45 +665,60 @@ func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum
 		// Nobody to tell: what would have been announced stays news for
 		// the run that has a channel.
 		announce = ""
-		next.LastError = st.LastError
 	}
 	if announce != "" {
-		next.LastNotified = now.Unix()
+		t := base
 		switch announce {
 		case LevelLow, LevelEmpty:
-			next.Alerted = announce
+			t.Alerted, t.LastNotified = announce, now.Unix()
 		case Recovered:
-			next.Alerted = ""
+			t.Alerted, t.LastNotified = "", now.Unix()
 		case LevelError:
-			next.LastError = qerr.Error()
+			t.LastError, t.ErrorNotified = qerr.Error(), now.Unix()
+		case Resolved:
+			t.LastError, t.ErrorNotified = "", now.Unix()
 		}
+		if announce != LevelError && announce != Resolved && base.LastError != "" {
+			t.LastError = "" // a level alert says the check works again
+		}
+		heard := st.confirmed()
+		next.Told, next.Pending, next.Claimed = t, &heard, now.UnixMilli()
 	}
 	b, _ := json.Marshal(next)
 	if !a.claim(ctx, key, raw, b, acct.label(), sum) || announce == "" {
-		return res
+		return res, nil
 	}
 	res.Notified = announce
-	if !a.deliver(ctx, a.message(acct, announce, res), acct.label()+" "+announce, sum) {
-		// Nobody heard it: take the announcement back so the next run tries
-		// again instead of waiting out the cooldown.
-		res.Notified = ""
-		a.takeBack(ctx, key, st, next, acct.label(), sum)
-	}
-	return res
+	return res, &announcement{acct: acct, what: announce, key: key, claimed: next, msg: a.message(acct, announce, res)}
 }
 
-// takeBack undoes an announcement no channel took: the announcement's
-// fields go back to what they were before this run, on whatever state is
-// stored now (an overlapping run may have added its sample since; a bare
-// compare-and-swap of this run's bytes then failed, and the alert was lost
-// for the cooldown). A state that has announced something else since is left
-// alone. Its own few seconds: the deliveries may have used the run's
-// deadline.
-func (a *Alerter) takeBack(ctx context.Context, key string, before, claimed State, label string, sum *Summary) {
+// send delivers a claimed announcement, then confirms it in the store, or
+// takes it back when no channel took it so the next run tries again
+// instead of waiting out the cooldown.
+func (a *Alerter) send(ctx context.Context, an *announcement, res *AccountResult, sum *Summary) {
+	label := an.acct.label()
+	heard := a.deliver(ctx, an.msg, label+" "+an.what, sum)
+	if !heard {
+		res.Notified = ""
+	}
+	a.settle(ctx, an.key, an.claimed, heard, label, sum)
+}
+
+// settle ends a claim on whatever state is stored by now (an overlapping
+// run may have added its sample, or claimed over it): heard, the claim's
+// Pending is cleared, and a claim made over it learns that this one was
+// heard; not heard, the claim's announcement goes back to its Pending. A
+// claim made over it keeps its own Pending, which never counted this one.
+// Its own few seconds: the deliveries may have used the run's deadline.
+func (a *Alerter) settle(ctx context.Context, key string, claim State, heard bool, label string, sum *Summary) {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
 	fail := func(err error) {
-		sum.Failures = append(sum.Failures, label+": alert state not rolled back: "+err.Error())
+		what := "confirmed"
+		if !heard {
+			what = "rolled back"
+		}
+		sum.Failures = append(sum.Failures, label+": alert state not "+what+": "+err.Error())
 	}
 	for range 5 {
 		raw, err := a.kv.Get(uctx, key)
@@ -607,12 +730,22 @@ func (a *Alerter) takeBack(ctx context.Context, key string, before, claimed Stat
 			return
 		}
 		cur, ok := decodeState(raw)
-		if !ok || cur.Alerted != claimed.Alerted || cur.LastNotified != claimed.LastNotified || cur.LastError != claimed.LastError {
-			return // another run has announced since: its state stands
+		mine := ok && cur.Claimed == claim.Claimed && cur.Told == claim.Told && cur.Pending != nil
+		switch {
+		case mine && heard:
+			cur.Pending, cur.Claimed = nil, 0
+		case mine:
+			cur.Told, cur.Pending, cur.Claimed = *cur.Pending, nil, 0
+		case heard && ok && cur.Pending != nil && claim.Pending != nil && *cur.Pending == *claim.Pending:
+			// Claimed over by a run that took this one for unheard: it
+			// was heard, so that run's fallback is this announcement.
+			t := claim.Told
+			cur.Pending = &t
+		default:
+			return // confirmed, taken back or announced over since: nothing of ours to change
 		}
-		cur.Alerted, cur.LastNotified, cur.LastError = before.Alerted, before.LastNotified, before.LastError
-		ub, _ := json.Marshal(cur)
-		won, err := a.kv.CompareAndSwap(uctx, key, raw, ub, stateTTL)
+		b, _ := json.Marshal(cur)
+		won, err := a.kv.CompareAndSwap(uctx, key, raw, b, stateTTL)
 		if err != nil {
 			fail(err)
 			return
@@ -640,7 +773,9 @@ func (a *Alerter) level(acct Account, prev string, balance int64, history []Samp
 	// when the forecast is beyond horizon + 10%.
 	recoverAt, horizon := acct.Threshold, a.cfg.Horizon.Hours()
 	if prev == LevelLow || prev == LevelEmpty {
-		recoverAt += a.cfg.Band(acct.Threshold)
+		// Saturating: threshold + band past int64 wrapped negative, and
+		// a huge threshold flapped low, recovered, low...
+		recoverAt += min(a.cfg.Band(acct.Threshold), math.MaxInt64-recoverAt)
 		horizon *= 1.1
 	}
 	_, hours, ok := Forecast(history, balance)
@@ -698,8 +833,8 @@ func (a *Alerter) message(acct Account, what string, r AccountResult) notify.Mes
 		en = fmt.Sprintf("%s can be checked again: %s waybills left (threshold %d).", acct.label(), bal, acct.Threshold)
 	default:
 		zhT, enT = "电子面单余额查询失败", "Waybill balance check failing"
-		zh = fmt.Sprintf("%s 余额查询失败：%s", acct.label(), r.Error)
-		en = fmt.Sprintf("%s cannot be checked: %s", acct.label(), r.Error)
+		zh = fmt.Sprintf("%s 余额查询失败：%s", acct.label(), oneLine(r.Error))
+		en = fmt.Sprintf("%s cannot be checked: %s", acct.label(), oneLine(r.Error))
 	}
 	m := notify.Message{Data: map[string]any{"event": what, "deliveryId": acct.DeliveryID, "bizId": acct.BizID, "name": acct.Name,
 		"balance": r.Balance, "threshold": acct.Threshold, "level": r.Level, "hoursLeft": r.HoursLeft, "error": r.Error}}

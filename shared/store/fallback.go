@@ -76,7 +76,12 @@ func (f *Fallback) usePrimary() bool {
 }
 
 // settle records the outcome of a primary call and says whether to fall back.
-func (f *Fallback) settle(err error) (fallBack bool) {
+// A call whose own context ended says nothing of the store (a caller out of
+// time, not Redis): it is neither an outage nor answered from memory.
+func (f *Fallback) settle(ctx context.Context, err error) (fallBack bool) {
+	if err != nil && ctx.Err() != nil {
+		return false
+	}
 	unavailable := errors.Is(err, ErrUnavailable)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -97,7 +102,7 @@ func (f *Fallback) settle(err error) (fallBack bool) {
 func (f *Fallback) Get(ctx context.Context, key string) ([]byte, error) {
 	if f.usePrimary() {
 		v, err := f.primary.Get(ctx, key)
-		if !f.settle(err) {
+		if !f.settle(ctx, err) {
 			return v, err
 		}
 	}
@@ -107,7 +112,7 @@ func (f *Fallback) Get(ctx context.Context, key string) ([]byte, error) {
 func (f *Fallback) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if f.usePrimary() {
 		err := f.primary.Set(ctx, key, value, ttl)
-		if !f.settle(err) {
+		if !f.settle(ctx, err) {
 			return err
 		}
 	}
@@ -117,7 +122,7 @@ func (f *Fallback) Set(ctx context.Context, key string, value []byte, ttl time.D
 func (f *Fallback) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if f.usePrimary() {
 		ok, err := f.primary.SetNX(ctx, key, value, ttl)
-		if !f.settle(err) {
+		if !f.settle(ctx, err) {
 			return ok, err
 		}
 	}
@@ -127,7 +132,7 @@ func (f *Fallback) SetNX(ctx context.Context, key string, value []byte, ttl time
 func (f *Fallback) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
 	if f.usePrimary() {
 		ok, err := f.primary.CompareAndSwap(ctx, key, old, value, ttl)
-		if !f.settle(err) {
+		if !f.settle(ctx, err) {
 			return ok, err
 		}
 	}
@@ -137,7 +142,7 @@ func (f *Fallback) CompareAndSwap(ctx context.Context, key string, old, value []
 func (f *Fallback) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
 	if f.usePrimary() {
 		ok, err := f.primary.CompareAndDelete(ctx, key, old)
-		if !f.settle(err) {
+		if !f.settle(ctx, err) {
 			return ok, err
 		}
 	}
@@ -147,7 +152,7 @@ func (f *Fallback) CompareAndDelete(ctx context.Context, key string, old []byte)
 func (f *Fallback) Delete(ctx context.Context, key string) error {
 	if f.usePrimary() {
 		err := f.primary.Delete(ctx, key)
-		if !f.settle(err) {
+		if !f.settle(ctx, err) {
 			return err
 		}
 	}
@@ -157,7 +162,7 @@ func (f *Fallback) Delete(ctx context.Context, key string) error {
 func (f *Fallback) Reserve(ctx context.Context, key string, limit int, window time.Duration) (time.Duration, error) {
 	if f.usePrimary() {
 		w, err := f.primary.Reserve(ctx, key, limit, window)
-		if !f.settle(err) {
+		if !f.settle(ctx, err) {
 			return w, err
 		}
 	}

@@ -79,3 +79,26 @@ func TestFallbackDegradesLogsOnceAndRecovers(t *testing.T) {
 	require.Equal(t, 1, strings.Count(logs.String(), "shared store is back"))
 	require.False(t, f.Degraded())
 }
+
+// slowPrimary answers only when the caller's context ends, with the error a
+// Redis client gives then.
+type slowPrimary struct{ *store.Memory }
+
+func (s slowPrimary) Get(ctx context.Context, _ string) ([]byte, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, ctx.Err())
+}
+
+// A caller out of time is not an outage: a quota-alert run past its
+// deadline made the store log "unavailable" and serve the instance's empty
+// memory for a second, and a run in that second announced against nothing.
+func TestACallerOutOfTimeIsNotAnOutage(t *testing.T) {
+	var logs bytes.Buffer
+	f := store.NewFallback(slowPrimary{store.NewMemory(store.MemoryOptions{})}, store.FallbackOptions{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := f.Get(ctx, "k")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the caller hears its own deadline, not a memory miss")
+	require.False(t, f.Degraded())
+	require.NotContains(t, logs.String(), "unavailable")
+}

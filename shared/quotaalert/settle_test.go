@@ -1,0 +1,201 @@
+package quotaalert_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/notify"
+	"github.com/cloudcall/cloudcall/shared/quotaalert"
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+// Run A announces low, run B (the balance fell to 0 meanwhile) announces
+// empty over A's claim, and no channel takes either. B's undo put back
+// what it had read, A's unheard "low", which then held every low alert for
+// the cooldown (outside tester). Each claim now keeps the last heard state
+// underneath, so both undone leave nothing unheard behind.
+func TestTwoUnheardOverlappingAlertsLeaveNothingBehind(t *testing.T) {
+	rc, srv := newReceiver(t)
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 50}}
+	clk := start()
+	kv := store.NewMemory(store.MemoryOptions{})
+	cfg := quotaalert.Config{Accounts: []quotaalert.Account{yto}, Cooldown: 6 * time.Hour}
+	var bSum *quotaalert.Summary
+	a := &raceOnSend{other: func() {
+		src.set("YTO/xyz", 0)
+		var err error
+		bSum, err = quotaalert.New(cfg, src, kv, []notify.Channel{&raceOnSend{other: func() {}}}, clk.now).Run(context.Background())
+		require.NoError(t, err)
+	}}
+	aSum, err := quotaalert.New(cfg, src, kv, []notify.Channel{a}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "", aSum.Accounts[0].Notified)
+	require.Equal(t, "", bSum.Accounts[0].Notified, "B announced empty, unheard")
+
+	clk.advance(time.Hour) // well within the cooldown
+	src.set("YTO/xyz", 50)
+	sum, err := quotaalert.New(cfg, src, kv, []notify.Channel{hook(srv)}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "low", sum.Accounts[0].Notified, "nothing was heard, so low is news: %v", sum.Failures)
+	require.Equal(t, []string{"low"}, names(rc.take()))
+}
+
+// A run that claimed an alert and died before confirming or taking it back
+// (killed mid-delivery) left it looking heard: silent for the cooldown.
+// After PendingGrace an unconfirmed claim counts as unheard.
+func TestAClaimWhoseRunDiedIsAnnouncedAgain(t *testing.T) {
+	rc, srv := newReceiver(t)
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 50}}
+	clk := start()
+	kv := store.NewMemory(store.MemoryOptions{})
+	cfg := quotaalert.Config{Accounts: []quotaalert.Account{yto}, Cooldown: 6 * time.Hour, PendingGrace: 15 * time.Minute}
+	// The claim as a dying run left it.
+	st := quotaalert.State{Level: "low", Pending: &quotaalert.Told{}, Claimed: clk.now().UnixMilli()}
+	st.Alerted, st.LastNotified = "low", clk.now().Unix()
+	b, _ := json.Marshal(st)
+	require.NoError(t, kv.Set(context.Background(), "alert:quota:YTO/xyz", b, time.Hour))
+
+	clk.advance(5 * time.Minute) // its run may still be delivering
+	sum, err := quotaalert.New(cfg, src, kv, []notify.Channel{hook(srv)}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "", sum.Accounts[0].Notified, "not twice while it may be in flight")
+	clk.advance(15 * time.Minute)
+	sum, err = quotaalert.New(cfg, src, kv, []notify.Channel{hook(srv)}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "low", sum.Accounts[0].Notified)
+	require.Equal(t, []string{"low"}, names(rc.take()))
+	clk.advance(time.Hour)
+	sum, err = quotaalert.New(cfg, src, kv, []notify.Channel{hook(srv)}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "", sum.Accounts[0].Notified, "confirmed: not again within the cooldown")
+}
+
+// blockingChannel hangs until its context ends; good is told at once.
+type blockingChannel struct{ calls atomic.Int32 }
+
+func (b *blockingChannel) Name() string { return "hung" }
+func (b *blockingChannel) Send(ctx context.Context, _ notify.Message) error {
+	b.calls.Add(1)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+type countingChannel struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (c *countingChannel) Name() string { return "good" }
+func (c *countingChannel) Send(_ context.Context, m notify.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen = append(c.seen, m.Data["bizId"].(string))
+	return nil
+}
+
+// A hung channel held its account's check slot while it was tried: with 20
+// low accounts and 4 slots, 8 were checked in the run's 60 s and 12 left
+// for later runs, hours late (outside tester). Deliveries no longer hold
+// slots: every account is checked and the working channel hears each.
+func TestAHungChannelHoldsNoCheckSlot(t *testing.T) {
+	var accts []quotaalert.Account
+	balances := map[string]int64{}
+	for _, id := range []string{"a", "b", "c", "d", "e", "f"} {
+		accts = append(accts, quotaalert.Account{DeliveryID: "YTO", BizID: id, Threshold: 100})
+		balances["YTO/"+id] = 10
+	}
+	hung, good := &blockingChannel{}, &countingChannel{}
+	al := quotaalert.New(quotaalert.Config{Accounts: accts, Parallel: 1}, &fakeSource{balances: balances}, store.NewMemory(store.MemoryOptions{}),
+		[]notify.Channel{hung, good}, start().now)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	sum, err := al.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 6, sum.Checked, "%v", sum.Failures)
+	require.Equal(t, 6, sum.NotificationsSent)
+	require.ElementsMatch(t, []string{"a", "b", "c", "d", "e", "f"}, good.seen)
+	require.Equal(t, int32(6), hung.calls.Load())
+}
+
+// With QUOTA_ALERT_WATCH=auto, a failing account list was marked as said
+// by a run with no channel, and lost when its only channel hung (the undo
+// ran on the expired deadline): in both cases nothing was ever said, and
+// nothing was watched.
+func TestAFailingAccountListIsSaidDespiteNoChannelOrAHungOne(t *testing.T) {
+	var failing atomic.Pointer[error]
+	bad := errors.New("getAllAccount: wechat errcode 40013: invalid appid")
+	failing.Store(&bad)
+	src := failingDiscovery{&fakeSource{balances: map[string]int64{}, errs: map[string]error{}}, &failing}
+	clk := start()
+	kv := store.NewMemory(store.MemoryOptions{})
+	_, err := quotaalert.New(quotaalert.Config{Auto: true}, src, kv, nil, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	hung := &blockingChannel{}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	sum, err := quotaalert.New(quotaalert.Config{Auto: true}, src, kv, []notify.Channel{hung}, clk.now).Run(ctx)
+	cancel()
+	require.NoError(t, err)
+	require.Zero(t, sum.NotificationsSent)
+	require.Equal(t, int32(1), hung.calls.Load(), "the run without a channel left it to this one")
+	var sent atomic.Int64
+	sum, err = quotaalert.New(quotaalert.Config{Auto: true}, src, kv, []notify.Channel{counted{&sent}}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), sent.Load(), "the hung channel's run took it back: %v", sum.Failures)
+}
+
+// threshold + band wrapped past int64: a huge threshold flapped low,
+// recovered, low... on every run.
+func TestAHugeThresholdDoesNotFlap(t *testing.T) {
+	rc, srv := newReceiver(t)
+	acct := quotaalert.Account{DeliveryID: "YTO", BizID: "xyz", Threshold: 1<<63 - 1}
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 55}}
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{acct}, Cooldown: 24 * time.Hour}, src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{hook(srv)}, clk.now)
+	var levels []string
+	for range 4 {
+		sum, err := al.Run(context.Background())
+		require.NoError(t, err)
+		levels = append(levels, sum.Accounts[0].Level)
+		clk.advance(time.Hour)
+	}
+	require.Equal(t, []string{"low", "low", "low", "low"}, levels)
+	require.Equal(t, []string{"low"}, names(rc.take()))
+}
+
+// encoding/json matched "DeliveryId" to deliveryId, so a list naming both
+// watched the second account; names are now exact and each taken once.
+func TestTheWatchListTakesNamesExactly(t *testing.T) {
+	for _, bad := range []string{
+		`[{"deliveryId":"YTO","bizId":"x","DeliveryId":"ZTO"}]`,
+		`[{"DeliveryId":"ZTO","bizId":"x"}]`,
+		`[{"deliveryId":"YTO","deliveryId":"ZTO","bizId":"x"}]`,
+	} {
+		_, _, err := quotaalert.ParseWatch(bad)
+		require.Error(t, err, bad)
+		require.Contains(t, err.Error(), "QUOTA_ALERT_WATCH")
+	}
+	_, _, err := quotaalert.ParseWatch(`[{"deliveryId":"YTO","bizId":"x","treshold":5}]`)
+	require.ErrorContains(t, err, `unknown field "treshold"`)
+}
+
+// A name (from the watch list or WeChat's alias) or a vendor's error with
+// line breaks forged paragraphs and list lines in the robots' messages.
+func TestNamesAndErrorsStayOnTheirLine(t *testing.T) {
+	rc, srv := newReceiver(t)
+	acct := quotaalert.Account{DeliveryID: "YTO", BizID: "xyz", Threshold: 100, Name: "east\n\n- all accounts refilled\r\n"}
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 50}}
+	_, err := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{acct}, Lang: "en"}, src, store.NewMemory(store.MemoryOptions{}),
+		[]notify.Channel{hook(srv)}, start().now).Run(context.Background())
+	require.NoError(t, err)
+	got := rc.take()
+	require.Len(t, got, 1)
+	require.NotContains(t, got[0].Text, "\n")
+	require.Contains(t, got[0].Text, "YTO xyz (east  - all accounts refilled  ) has 50 waybills left")
+}
