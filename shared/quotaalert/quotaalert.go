@@ -396,6 +396,11 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		}()
 	}
 	wg.Wait()
+	if d, ok := a.kv.(interface{ Degraded() bool }); ok && d.Degraded() {
+		// The store fell back to this instance's memory: the state was
+		// "saved" where no other instance, and no later one, sees it.
+		sum.Failures = append(sum.Failures, "alert state kept in this instance's memory only: the shared store is unavailable, so an alert may be said again when it is back")
+	}
 	sum.Failures = append(sum.Failures, discovered.Failures...)
 	sum.NotificationsSent += discovered.NotificationsSent
 	resume := ""

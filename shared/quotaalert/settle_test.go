@@ -199,3 +199,31 @@ func TestNamesAndErrorsStayOnTheirLine(t *testing.T) {
 	require.NotContains(t, got[0].Text, "\n")
 	require.Contains(t, got[0].Text, "YTO xyz (east  - all accounts refilled  ) has 50 waybills left")
 }
+
+// downKV is a shared store that is unreachable.
+type downKV struct{ store.Store }
+
+func (downKV) Get(context.Context, string) ([]byte, error) {
+	return nil, store.ErrUnavailable
+}
+func (downKV) SetNX(context.Context, string, []byte, time.Duration) (bool, error) {
+	return false, store.ErrUnavailable
+}
+func (downKV) CompareAndSwap(context.Context, string, []byte, []byte, time.Duration) (bool, error) {
+	return false, store.ErrUnavailable
+}
+func (downKV) Set(context.Context, string, []byte, time.Duration) error { return store.ErrUnavailable }
+func (downKV) Delete(context.Context, string) error                     { return store.ErrUnavailable }
+
+// With Redis down the store served from this instance's memory and the run
+// reported nothing: errClass ok while no other instance could see its
+// state (outside tester). The run now says so, and counts as partial.
+func TestAStoreServingFromMemoryIsReported(t *testing.T) {
+	kv := store.NewFallback(downKV{store.NewMemory(store.MemoryOptions{})}, store.FallbackOptions{})
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 500}}
+	sum, err := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}}, src, kv, nil, start().now).Run(context.Background())
+	require.NoError(t, err)
+	require.True(t, sum.PartlyFailed())
+	require.Len(t, sum.Failures, 1)
+	require.Contains(t, sum.Failures[0], "instance's memory only")
+}
