@@ -14,7 +14,7 @@ import (
 const debugTimeout = 24 * time.Hour
 
 // newConsole describes the running functions and sandboxes to the console.
-func newConsole(emu *emulator.Emulator, platform string, bins map[string]string, sbs []*servedSandbox, w *watcher, debugFn string) (*console.Console, error) {
+func newConsole(emu *emulator.Emulator, platform string, bins map[string]string, sbs []*servedSandbox, w *watcher, debugFn string, callerKeys map[string]string) (*console.Console, error) {
 	var fns []console.Function
 	for _, f := range registry.All() {
 		if bins[f.Name] == "" {
@@ -33,7 +33,7 @@ func newConsole(emu *emulator.Emulator, platform string, bins map[string]string,
 	for _, s := range sbs {
 		cs = append(cs, console.Sandbox{Vendor: s.vendor, URL: s.url})
 	}
-	opts := console.Options{Emulator: emu, Functions: fns, Sandboxes: cs, Platform: platform, Debug: debugFn}
+	opts := console.Options{Emulator: emu, Functions: fns, Sandboxes: cs, Platform: platform, Debug: debugFn, CallerKeys: callerKeys}
 	if w != nil {
 		opts.Builds = w.Builds
 	}

@@ -56,6 +56,17 @@ func (s localSettings) auth() (keys, anonymous bool) {
 	return false, true
 }
 
+// keys are the caller keys the functions take (--caller-keys wins over the
+// env file, as in their environment), for the console to sign replays.
+func (s localSettings) keys() map[string]string {
+	raw := s.callerKeys
+	if raw == "" {
+		raw, _ = config.FromMap(s.extra).Secret("CLOUDCALL_CALLER_KEYS")
+	}
+	keys, _ := callerauth.ParseKeys(raw) // checked at start
+	return keys
+}
+
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("local", args, stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1:9000", "front door `host:port` (HTTP triggers and invoke APIs); port 0 picks a free one")
@@ -248,7 +259,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		w = newWatcher(root, absBin, emu, build, stdout, bins)
 	}
-	cons, err := newConsole(emu, string(p), bins, sbs, w, *debugFn)
+	cons, err := newConsole(emu, string(p), bins, sbs, w, *debugFn, set.keys())
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -29,8 +30,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/runtime"
 )
 
 //go:embed assets
@@ -89,6 +93,10 @@ type Options struct {
 	Debug string
 	// Token is the per-run token; a random one when empty.
 	Token string
+	// CallerKeys (key id → secret, the functions' CLOUDCALL_CALLER_KEYS)
+	// lets Replay sign a replayed HTTP trigger call again: its nonce is
+	// spent, so the very same request is refused as a replay.
+	CallerKeys map[string]string
 }
 
 // Console serves the web console.
@@ -419,8 +427,47 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf("the request was %d bytes; the console keeps %d at most, so it cannot replay it", t.Bytes, emulator.MaxKept)})
 		return
 	}
-	_, rep, err := c.opts.Emulator.Invoke(r.Context(), old.Function, old.Request)
+	_, rep, err := c.opts.Emulator.Invoke(r.Context(), old.Function, resign(old.Request, c.opts.CallerKeys, time.Now()))
 	c.answer(w, rep, err)
+}
+
+// resign gives a replayed HTTP trigger event a fresh caller signature (new
+// timestamp and nonce) with the key it was signed with, when the console
+// knows that key; any other event is replayed as it was.
+func resign(event []byte, keys map[string]string, now time.Time) []byte {
+	if len(keys) == 0 {
+		return event
+	}
+	in, _, err := runtime.Detect(event)
+	if err != nil || in.Trigger != envelope.TriggerHTTP {
+		return event
+	}
+	a, err := callerauth.Parse(in.Header.Get("Authorization"))
+	if err != nil {
+		return event
+	}
+	secret, ok := keys[a.KeyID]
+	if !ok {
+		return event
+	}
+	auth := callerauth.Header(a.KeyID, secret, in.Method, in.Path, in.RawQuery, now.Unix(), callerauth.NewNonce(), in.Body)
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(event))
+	dec.UseNumber()
+	if dec.Decode(&m) != nil {
+		return event
+	}
+	headers, _ := m["headers"].(map[string]any)
+	for k := range headers {
+		if strings.EqualFold(k, "Authorization") {
+			headers[k] = auth
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return event
+	}
+	return b
 }
 
 func (c *Console) fireTimer(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,4 @@
+package localstore
+
+// Period is period, for the test.
+var Period = period
