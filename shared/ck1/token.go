@@ -77,9 +77,12 @@ type OAuth struct {
 	// is the only valid one (the stored one is spent), so it is the one
 	// spent next, and it is written at every chance until the store takes
 	// it. saveMu orders those writes with a refresh's own.
-	unsaved  *state
-	saveMu   sync.Mutex
-	flushing atomic.Bool
+	unsaved *state
+	// seedRefused: CK1 refused the environment's seed in this process; it
+	// is not presented again (a new value comes with a new process).
+	seedRefused bool
+	saveMu      sync.Mutex
+	flushing    atomic.Bool
 }
 
 // state is what the store keeps per client id.
@@ -87,30 +90,29 @@ type state struct {
 	AccessToken  string `json:"accessToken"`
 	AccessUntil  int64  `json:"accessUntil"` // unix ms; refresh before this
 	RefreshToken string `json:"refreshToken"`
-	// Seed fingerprints the CK1_REFRESH_TOKEN this pair descends from: a
-	// different seed in the environment is a new authorization, which then
-	// replaces the stored pair. Without it the stored (dead) pair always
-	// won, and "authorize again and set CK1_REFRESH_TOKEN" could not work.
-	Seed string `json:"seed,omitempty"`
-	// Refused is a refresh token CK1 refused: no instance presents it
-	// again (each call did, hammering the token endpoint) until a new seed.
-	Refused string `json:"refused,omitempty"`
-	// Retired fingerprints the seeds a new one replaced (the last few): an
-	// instance still running with an old environment during a rollout must
-	// not take its spent seed for a new authorization.
-	Retired []string `json:"retired,omitempty"`
-	raw     []byte
+	// Refused, with RefusedAt (unix ms), says CK1 refused RefreshToken:
+	// no instance presents it again for refusalHold (each call did, and an
+	// OAuth server that watches for reuse may revoke the grant), and an
+	// environment seed other than it is then tried as a re-authorization.
+	// After the hold it is presented once more: a refusal may have been a
+	// passing one, or caused by one instance's wrong client secret.
+	Refused   string `json:"refused,omitempty"`
+	RefusedAt int64  `json:"refusedAt,omitempty"`
+	// SpentSeeds fingerprints the seeds this deployment spent (the last
+	// few): an instance whose environment still holds one does not present
+	// it when the stored token is refused.
+	SpentSeeds []string `json:"spentSeeds,omitempty"`
+	raw        []byte
 }
 
-// seedPrint fingerprints a seed refresh token (the store keeps no secret it
-// does not need).
+// seedPrint fingerprints a seed refresh token.
 func seedPrint(seed string) string {
-	if seed == "" {
-		return ""
-	}
 	sum := sha256.Sum256([]byte("ck1-seed:" + seed))
 	return hex.EncodeToString(sum[:8])
 }
+
+// refusalHold is how long a refused refresh token is not presented again.
+const refusalHold = time.Minute
 
 const (
 	accessMargin          = 2 * time.Minute
@@ -296,56 +298,41 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		return st.AccessToken, nil
 	}
 	a.mu.Lock()
-	local := a.local
+	local, unsaved, seedRefused := a.local, a.unsaved, a.seedRefused
 	a.mu.Unlock()
-	refreshTok, seed := a.o.SeedRefreshToken, seedPrint(a.o.SeedRefreshToken)
-	newSeed := st != nil && seed != "" && st.Seed != seed && !slices.Contains(st.Retired, seed) &&
-		(st.Seed != "" || st.Refused != "" && st.Refused != a.o.SeedRefreshToken)
-	var retired []string
-	if st != nil {
-		retired = st.Retired
-	}
-	if newSeed {
-		// The environment has another seed than the one the stored pair
-		// descends from (or than the one CK1 refused): the app was
-		// authorized again. The new seed replaces the stored pair.
-		a.o.Log.Info("ck1: CK1_REFRESH_TOKEN is new; starting from it instead of the stored pair", "clientId", a.o.ClientID)
-		st.RefreshToken, st.Refused = "", ""
-		if st.Seed != "" {
-			retired = append(slices.Clone(retired), st.Seed)
-			retired = retired[max(0, len(retired)-8):]
-		}
-		local = nil
-		a.mu.Lock()
-		a.local, a.unsaved = nil, nil
-		a.mu.Unlock()
-	}
-	lineage := seed // the seed the pair about to be made descends from
-	if st != nil && st.Seed != "" && !newSeed {
-		lineage = st.Seed
-	}
-	refused := ""
-	if st != nil {
-		refused = st.Refused
-	}
-	a.mu.Lock()
-	unsaved := a.unsaved
-	a.mu.Unlock()
-	fromCopy := false
+	seed, now := a.o.SeedRefreshToken, a.o.Now()
+	// dead: CK1 refused the stored refresh token (within the hold, nobody
+	// presents it again).
+	dead := st != nil && st.Refused != "" && st.Refused == st.RefreshToken
+	holding := dead && now.Sub(time.UnixMilli(st.RefusedAt)) < refusalHold
+	var refreshTok, kind string // kind: unsaved, stored, copy, seed
 	switch {
 	case unsaved != nil:
-		refreshTok = unsaved.RefreshToken // the stored one is spent
-	case st != nil && st.RefreshToken != "" && refused == "":
-		refreshTok = st.RefreshToken
-	case local != nil && local.RefreshToken != "" && local.RefreshToken != refused:
+		refreshTok, kind = unsaved.RefreshToken, "unsaved" // the stored one is spent
+	case st != nil && st.RefreshToken != "" && !dead:
+		refreshTok, kind = st.RefreshToken, "stored"
+	case local != nil && local.RefreshToken != "" && (st == nil || local.RefreshToken != st.RefreshToken):
 		// The store holds nothing usable (it lost its data: a restart
 		// without AOF, a failover; or it holds a token CK1 refused), yet
 		// this instance has a pair. The seed was spent by the first
-		// refresh; this instance's copy is the newest it knows.
-		refreshTok, fromCopy = local.RefreshToken, true
+		// refresh; this instance's copy is the newest it knows. Presented
+		// once: refused, it is dropped.
+		refreshTok, kind = local.RefreshToken, "copy"
 		a.o.Log.Warn("ck1: the shared store holds no usable token state; refreshing with this instance's copy of the refresh token, not the seed")
-	case refused != "":
-		return "", refusedError(0, "(refused before; not presented again until CK1_REFRESH_TOKEN changes)")
+	case seed != "" && !seedRefused && (st == nil || seed != st.RefreshToken && !slices.Contains(st.SpentSeeds, seedPrint(seed))):
+		// No state yet (the first refresh), or the stored token was
+		// refused and the environment holds another: the app was
+		// authorized again. Tried once per process; a stored pair that
+		// works is never replaced by it (a mistyped seed cannot destroy it).
+		refreshTok, kind = seed, "seed"
+	case dead && !holding:
+		// The refused stored token once more, at most once a hold: the
+		// refusal may have been a passing one, or an instance's wrong
+		// client secret.
+		refreshTok, kind = st.RefreshToken, "stored"
+	case dead:
+		return "", refusedError(0, fmt.Sprintf("(refused %s ago; presented again after %s, or set a new CK1_REFRESH_TOKEN)",
+			now.Sub(time.UnixMilli(st.RefusedAt)).Round(time.Second), refusalHold))
 	}
 	if refreshTok == "" {
 		return "", envelope.ConfigError("no CK1 refresh token: set CK1_REFRESH_TOKEN (or CK1_ACCESS_TOKEN for a fixed token)")
@@ -389,20 +376,39 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		switch {
 		case resp.StatusCode == http.StatusTooManyRequests:
 			return "", upstream.Throttled("ck1", resp.Header)
-		case resp.StatusCode >= 500:
-			return "", &envelope.Error{Code: envelope.CodeUpstreamUnreachable,
-				Reason:   fmt.Sprintf("CK1's token endpoint answered HTTP %d; nothing was stored, retry", resp.StatusCode),
-				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
 		case resp.StatusCode == http.StatusOK:
 			return "", upstream.Malformed("ck1", resp.StatusCode, fmt.Errorf("the token answer has no access_token or refresh_token"))
+		case resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized || r.Message == "":
+			// Not CK1's refusal (its errors are JSON with a Message): a
+			// server error, a proxy's or firewall's page, a timeout. It
+			// says nothing of the refresh token, so nothing is recorded.
+			return "", &envelope.Error{Code: envelope.CodeUpstreamUnreachable,
+				Reason:   fmt.Sprintf("CK1's token endpoint answered HTTP %d, not a refusal of the refresh token; nothing was stored, retry", resp.StatusCode),
+				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
 		}
-		a.markRefused(ctx, st, &state{RefreshToken: refreshTok, Refused: refreshTok, Seed: lineage, Retired: retired})
-		if fromCopy {
-			// Another instance may hold a newer pair (it made the last
-			// refresh before the store lost it): its refresh stores it.
+		switch kind {
+		case "copy":
+			// Spent: dropped. Another instance may hold a newer pair (it
+			// made the last refresh before the store lost it): its refresh
+			// stores it.
+			a.mu.Lock()
+			if a.local == local {
+				a.local = nil
+			}
+			a.mu.Unlock()
 			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
 				Reason:   "the shared store lost the CK1 token state and this instance's copy of the refresh token was refused; another instance may hold the newest and store it: retry (if every instance says so, authorize the app again and set CK1_REFRESH_TOKEN)",
 				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
+		case "seed":
+			a.mu.Lock()
+			a.seedRefused = true
+			a.mu.Unlock()
+			if st != nil {
+				break // a re-authorization that failed: the stored state stands
+			}
+			fallthrough
+		default:
+			a.markRefused(ctx, st, refreshTok)
 		}
 		return "", refusedError(resp.StatusCode, msg)
 	}
@@ -415,7 +421,14 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	if use < life/2 {
 		use = life / 2
 	}
-	next := &state{AccessToken: r.AccessToken, AccessUntil: a.o.Now().Add(use).UnixMilli(), RefreshToken: r.RefreshToken, Seed: lineage, Retired: retired}
+	next := &state{AccessToken: r.AccessToken, AccessUntil: a.o.Now().Add(use).UnixMilli(), RefreshToken: r.RefreshToken}
+	if st != nil {
+		next.SpentSeeds = st.SpentSeeds
+	}
+	if kind == "seed" {
+		next.SpentSeeds = append(slices.Clone(next.SpentSeeds), seedPrint(seed))
+		next.SpentSeeds = next.SpentSeeds[max(0, len(next.SpentSeeds)-8):]
+	}
 	raw, _ := json.Marshal(next)
 	next.raw = raw
 	// The old refresh token is spent: the new pair must reach the store
@@ -445,7 +458,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 // refusedError is -1601: only a new authorization helps.
 func refusedError(status int, msg string) error {
 	e := &envelope.Error{Code: envelope.CodeConfig,
-		Reason: "configuration: CK1 refused the refresh token (revoked, expired or already used): authorize the app again and set CK1_REFRESH_TOKEN (a new value replaces the stored one)"}
+		Reason: "configuration: CK1 refused the refresh token (revoked, expired or already used): authorize the app again and set CK1_REFRESH_TOKEN (a new value is tried once the stored one is refused)"}
 	if status != 0 {
 		e.Upstream = &envelope.Upstream{Vendor: "ck1", HTTPStatus: status, Message: msg}
 	} else {
@@ -455,11 +468,16 @@ func refusedError(status int, msg string) error {
 }
 
 // markRefused records in the shared state that CK1 refused tok, so no
-// instance presents it again: each call did, and an OAuth server that
-// watches for reuse may revoke the whole grant. Best effort: a store that
+// instance presents it again within the hold. Best effort: a store that
 // does not take it only costs more refusals.
-func (a *OAuth) markRefused(ctx context.Context, st, refused *state) {
-	b, _ := json.Marshal(refused)
+func (a *OAuth) markRefused(ctx context.Context, st *state, tok string) {
+	next := state{RefreshToken: tok}
+	if st != nil {
+		next = *st
+		next.RefreshToken = tok
+	}
+	next.Refused, next.RefusedAt = tok, a.o.Now().UnixMilli()
+	b, _ := json.Marshal(&next)
 	var err error
 	if st != nil && st.raw != nil {
 		_, err = a.durable.CompareAndSwap(ctx, a.key, st.raw, b, stateTTL)

@@ -1,0 +1,154 @@
+package ck1_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/ck1"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
+	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
+	"github.com/cloudcall/cloudcall/shared/store"
+)
+
+// tokenRig builds OAuth token sources ("instances") on one store and one
+// CK1 sandbox, on a clock the test moves.
+type tokenRig struct {
+	sbx *ck1sbx.Server
+	url string
+	kv  store.Store
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTokenRig(t *testing.T) *tokenRig {
+	r := &tokenRig{sbx: ck1sbx.New(ck1sbx.Options{}), kv: store.NewMemory(store.MemoryOptions{}), now: time.Now()}
+	srv := httptest.NewServer(r.sbx.Handler())
+	t.Cleanup(srv.Close)
+	r.url = srv.URL
+	return r
+}
+
+func (r *tokenRig) clock() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.now }
+func (r *tokenRig) advance(d time.Duration) {
+	r.mu.Lock()
+	r.now = r.now.Add(d)
+	r.mu.Unlock()
+	r.sbx.Clock.Advance(d)
+}
+
+func (r *tokenRig) instance(seed, secret string) *ck1.OAuth {
+	if secret == "" {
+		secret = ck1sbx.DemoClientSecret
+	}
+	return ck1.NewOAuth(ck1.OAuthOptions{Base: r.url, ClientID: ck1sbx.DemoClientID, ClientSecret: secret, SeedRefreshToken: seed, KV: r.kv, Now: r.clock})
+}
+
+// One instance with a mistyped client secret got CK1's 400 and recorded the
+// stored refresh token as refused: every instance answered -1601 for good,
+// although CK1 still held it (outside tester). A refusal now holds for a
+// minute; then the stored token is presented once more, and the good
+// instances carry on.
+func TestAWrongClientSecretOnOneInstanceLocksNobodyOutForGood(t *testing.T) {
+	r := newTokenRig(t)
+	good := r.instance(ck1sbx.DemoRefreshToken, "")
+	_, err := good.Token(context.Background())
+	require.NoError(t, err)
+	r.sbx.ExpireAccessTokens()
+	r.advance(2 * time.Hour)
+	bad := r.instance(ck1sbx.DemoRefreshToken, "ck1-demo-client-secreT")
+	_, err = bad.Token(context.Background())
+	require.ErrorContains(t, err, "CK1 refused the refresh token")
+	_, err = good.Token(context.Background())
+	require.ErrorContains(t, err, "presented again after", "held: nothing presented")
+	refreshes := r.sbx.Calls("refresh")
+	r.advance(refusalHold())
+	_, err = good.Token(context.Background())
+	require.NoError(t, err, "after the hold the stored token is presented again, and it works")
+	require.Equal(t, refreshes+1, r.sbx.Calls("refresh"))
+}
+
+func refusalHold() time.Duration { return time.Minute + time.Second }
+
+// A 408 (or a firewall's 403 page) from the token endpoint was taken for
+// CK1 refusing the refresh token and locked everyone out. Only CK1's own
+// refusal (400/401 with its JSON Message) is one; anything else is a
+// retryable -1302 and records nothing.
+func TestATransientClientErrorIsNotARefusal(t *testing.T) {
+	for _, f := range []sandbox.Fault{
+		{Path: "/oauth2/token", Kind: sandbox.FaultStatus, Status: 408, Body: `timeout`, Times: 1},
+		{Path: "/oauth2/token", Kind: sandbox.FaultStatus, Status: 403, Body: `<html>blocked</html>`, Times: 1},
+		{Path: "/oauth2/token", Kind: sandbox.FaultStatus, Status: 400, Body: `<html>bad request</html>`, Times: 1},
+	} {
+		r := newTokenRig(t)
+		o := r.instance(ck1sbx.DemoRefreshToken, "")
+		r.sbx.Inject(f)
+		_, err := o.Token(context.Background())
+		require.ErrorContains(t, err, "not a refusal of the refresh token", "%d", f.Status)
+		_, err = o.Token(context.Background())
+		require.NoError(t, err, "%d: the seed was not spent, nor recorded as refused", f.Status)
+	}
+}
+
+// A mistyped CK1_REFRESH_TOKEN on one instance replaced the working stored
+// pair before CK1 had accepted it, and rolling it back could not bring the
+// pair back (outside tester). A seed is now tried only when the stored
+// token is refused: the working pair is untouched.
+func TestAMistypedSeedCannotDestroyAWorkingPair(t *testing.T) {
+	r := newTokenRig(t)
+	_, err := r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
+	require.NoError(t, err)
+	r.sbx.ExpireAccessTokens()
+	r.advance(2 * time.Hour)
+	_, err = r.instance("ck1-demo-refresh-token-O", "").Token(context.Background())
+	require.NoError(t, err, "the stored pair is used; the environment's seed is not")
+	_, err = r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 2, r.sbx.Calls("refresh"))
+}
+
+// Two instances holding different stale copies after the store lost the
+// state took turns presenting spent tokens with no end (66 requests and
+// climbing): each refusal overwrote the other's record. A refused copy is
+// now dropped: each is presented once.
+func TestStaleCopiesArePresentedOnceEach(t *testing.T) {
+	r := newTokenRig(t)
+	a, b, c := r.instance(ck1sbx.DemoRefreshToken, ""), r.instance(ck1sbx.DemoRefreshToken, ""), r.instance(ck1sbx.DemoRefreshToken, "")
+	for _, o := range []*ck1.OAuth{a, b, c} { // a, then b, then c each make a refresh
+		r.sbx.ExpireAccessTokens()
+		r.advance(2 * time.Hour)
+		_, err := o.Token(context.Background())
+		require.NoError(t, err)
+	}
+	require.NoError(t, r.kv.Delete(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID)) // the store lost it; c (the newest) is gone
+	r.sbx.ExpireAccessTokens()
+	r.advance(2 * time.Hour)
+	before := r.sbx.Calls("refresh")
+	for range 10 {
+		_, _ = a.Token(context.Background())
+		_, _ = b.Token(context.Background())
+	}
+	// a's copy, b's copy, then the spent seed once (the store was empty, so
+	// it is recorded and held): three requests, not twenty.
+	require.LessOrEqual(t, r.sbx.Calls("refresh")-before, 3)
+}
+
+// A deployment upgraded from a state without the newer fields, whose stored
+// token CK1 refuses, is re-authorized by setting a new CK1_REFRESH_TOKEN.
+func TestANewSeedReplacesARefusedLegacyState(t *testing.T) {
+	r := newTokenRig(t)
+	require.NoError(t, r.kv.Set(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID,
+		[]byte(`{"accessToken":"","accessUntil":0,"refreshToken":"ck1rt_dead"}`), time.Hour))
+	fresh := authorize(t, r.url)
+	o := r.instance(fresh, "")
+	_, err := o.Token(context.Background())
+	require.ErrorContains(t, err, "CK1 refused the refresh token", "the dead stored token, once")
+	_, err = o.Token(context.Background())
+	require.NoError(t, err, "then the new seed")
+	_, err = r.instance(fresh, "").Token(context.Background())
+	require.NoError(t, err)
+}
