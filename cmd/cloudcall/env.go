@@ -119,6 +119,9 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 		// The charge keeps its idempotency records in the same shared store.
 		env["CLOUDCALL_IDEMPOTENCY_STORE"] = set.storeURL
 		if set.embedded {
+			// Gone when the emulator stops: CK1 OAuth must not spend a
+			// real refresh token into it (the sandbox's own says it may).
+			env["CLOUDCALL_STORE_EPHEMERAL"] = "true"
 			// The embedded store does not persist (no AOF): it lives and dies
 			// with the sandboxes whose ledger its records guard, and no real
 			// money moves, so the durability check is waived here only.

@@ -833,6 +833,11 @@ func TestOAuthOnTheMemoryStoreIsRefusedBeforeSpendingTheToken(t *testing.T) {
 		{"redis", map[string]string{"CLOUDCALL_STORE": "redis://127.0.0.1:1/0"}, false},
 		{"allowed", map[string]string{"CLOUDCALL_STORE": "memory", "CK1_ALLOW_MEMORY_STORE": "true"}, false},
 		{"fixed token", map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken}, false},
+		// cloudcall invoke / local --upstream real on the embedded store:
+		// the rotated pair died with it, and the next run presented the
+		// spent seed (outside tester: 1 ok, then -1601 for good).
+		{"the emulator's embedded store", map[string]string{"CLOUDCALL_STORE": "redis://127.0.0.1:1/0", "CLOUDCALL_STORE_EPHEMERAL": "true"}, true},
+		{"the embedded store, against the sandbox", map[string]string{"CLOUDCALL_STORE": "redis://127.0.0.1:1/0", "CLOUDCALL_STORE_EPHEMERAL": "true", "CK1_ALLOW_MEMORY_STORE": "true"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := sbx.Env(srv.URL)
@@ -846,7 +851,7 @@ func TestOAuthOnTheMemoryStoreIsRefusedBeforeSpendingTheToken(t *testing.T) {
 				return
 			}
 			require.Error(t, err)
-			require.Contains(t, err.Error(), "CLOUDCALL_STORE")
+			require.Contains(t, err.Error(), "store")
 			require.Contains(t, err.Error(), "single-use")
 			require.Zero(t, sbx.Calls("refresh"), "nothing spent")
 		})

@@ -285,7 +285,16 @@ func needsSharedStore(env *config.Env) error {
 	if err != nil {
 		return err
 	}
-	if st = strings.TrimSpace(st); st != "" && st != "memory" || env.Bool("CK1_ALLOW_MEMORY_STORE", false) {
+	if env.Bool("CK1_ALLOW_MEMORY_STORE", false) {
+		return nil
+	}
+	if env.Bool("CLOUDCALL_STORE_EPHEMERAL", false) {
+		// cloudcall local / invoke on its embedded store, against the
+		// real CK1: the rotated pair would die with the emulator.
+		return errors.New("CK1 OAuth against the real CK1 needs a store that outlives this emulator: refresh tokens are single-use, and the embedded store is gone when it stops, " +
+			"taking the rotated pair with it (the next run would present the spent CK1_REFRESH_TOKEN). Run cloudcall local --store redis://... (a Redis that persists), or use a fixed CK1_ACCESS_TOKEN")
+	}
+	if st = strings.TrimSpace(st); st != "" && st != "memory" {
 		return nil
 	}
 	return errors.New("CK1 OAuth needs a shared store: refresh tokens are single-use, and with CLOUDCALL_STORE=memory each instance spends CK1_REFRESH_TOKEN and keeps the new pair only in its memory, so a second instance or a restart is refused by CK1. " +

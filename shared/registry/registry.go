@@ -41,6 +41,7 @@ func PlatformVars() []PlatformVar {
 		{Name: "AWS_LAMBDA_FUNCTION_NAME", SetBy: "AWS Lambda"},
 		{Name: "CLOUDCALL_PORT", SetBy: "cloudcall local / you, to run a function as a plain HTTP server"},
 		{Name: "CLOUDCALL_HOST", SetBy: "cloudcall local / you, with CLOUDCALL_PORT (default 127.0.0.1)"},
+		{Name: "CLOUDCALL_STORE_EPHEMERAL", SetBy: "cloudcall local / invoke, when CLOUDCALL_STORE is the emulator's embedded store (gone when it stops)"},
 		{Name: "CLOUDCALL_FUNCTION", SetBy: "cloudcall local (the function name outside FC and Lambda)"},
 	}
 }
