@@ -142,7 +142,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	switch s := *storeFlag; {
 	case s == "embedded":
-		st, err := localstore.Start("127.0.0.1:0")
+		st, err := localstore.StartWith("127.0.0.1:0", localstore.Options{Warn: func(msg string) { fmt.Fprintln(stdout, "WARNING: "+msg) }})
 		if err != nil {
 			return err
 		}

@@ -5,11 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/store"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore"
 )
+
+// EphemeralStoreTimeout bounds a command on the emulator's embedded store
+// (CLOUDCALL_STORE_EPHEMERAL), which is on loopback and never down, only
+// paused now and then.
+const EphemeralStoreTimeout = 10 * time.Second
 
 // OpenStore opens CLOUDCALL_STORE: "memory" (the default, one instance) or a
 // redis:// / rediss:// URL (many instances), wrapped so an outage degrades
@@ -24,7 +30,14 @@ func OpenStore(ctx context.Context, env *config.Env, log *slog.Logger) (store.St
 	case url == "" || url == "memory":
 		return store.NewMemory(store.MemoryOptions{}), nil
 	case strings.HasPrefix(url, "redis://"), strings.HasPrefix(url, "rediss://"):
-		rs, err := redisstore.Open(redisstore.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:")})
+		o := redisstore.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:")}
+		if env.Bool("CLOUDCALL_STORE_EPHEMERAL", false) {
+			// The emulator's embedded store pauses to expire keys (longer
+			// as they grow): a pause past the usual 300 ms made every
+			// instance fall back to its memory, replays included.
+			o.Timeout = EphemeralStoreTimeout
+		}
+		rs, err := redisstore.Open(o)
 		if err != nil {
 			return nil, err
 		}

@@ -22,13 +22,28 @@ const Tick = 250 * time.Millisecond
 // Server is the embedded store.
 type Server struct {
 	m    *miniredis.Miniredis
+	warn func(string)
 	stop chan struct{}
 	done sync.WaitGroup
 	once sync.Once
 }
 
+// SlowAdvance is how long one expiry pass may take before Options.Warn
+// hears of it (once): the store is paused meanwhile.
+const SlowAdvance = 250 * time.Millisecond
+
+// Options configures StartWith.
+type Options struct {
+	// Warn hears, once, that expiring keys paused the store for longer
+	// than SlowAdvance: the load has grown past what it is for.
+	Warn func(msg string)
+}
+
 // Start listens on addr ("127.0.0.1:0" for any free port).
-func Start(addr string) (*Server, error) {
+func Start(addr string) (*Server, error) { return StartWith(addr, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(addr string, o Options) (*Server, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("embedded store address %q: %w", addr, err)
@@ -40,7 +55,7 @@ func Start(addr string) (*Server, error) {
 	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("embedded store on %s: %w", addr, err)
 	}
-	s := &Server{m: m, stop: make(chan struct{})}
+	s := &Server{m: m, stop: make(chan struct{}), warn: o.Warn}
 	s.done.Add(1)
 	go s.clock()
 	return s, nil
@@ -70,7 +85,12 @@ func (s *Server) clock() {
 		start := time.Now()
 		s.m.FastForward(start.Sub(last))
 		last = start
-		t.Reset(period(time.Since(start)))
+		took := time.Since(start)
+		if took > SlowAdvance && s.warn != nil {
+			s.warn(fmt.Sprintf("embedded store: expiring keys paused it for %s (it keeps each signed call's nonce 11 minutes and each charge's records a day, about 2 KB a key, and the pause grows with them); for sustained load run with --store redis://127.0.0.1:6379/<db>", took.Round(time.Millisecond)))
+			s.warn = nil
+		}
+		t.Reset(period(took))
 	}
 }
 

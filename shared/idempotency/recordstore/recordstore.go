@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
@@ -58,8 +59,12 @@ func isRedis(u string) bool {
 func Open(url, from string, env *config.Env, log *slog.Logger) (idempotency.Records, error) {
 	switch {
 	case isRedis(url):
-		r, err := redisrecords.Open(redisrecords.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"),
-			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify), Log: log})
+		o := redisrecords.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"),
+			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify), Log: log}
+		if env.Bool("CLOUDCALL_STORE_EPHEMERAL", false) {
+			o.Timeout = 10 * time.Second // the emulator's embedded store: paused now and then, never down
+		}
+		r, err := redisrecords.Open(o)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}
