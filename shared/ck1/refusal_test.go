@@ -3,6 +3,7 @@ package ck1_test
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,4 +152,55 @@ func TestANewSeedReplacesARefusedLegacyState(t *testing.T) {
 	require.NoError(t, err, "then the new seed")
 	_, err = r.instance(fresh, "").Token(context.Background())
 	require.NoError(t, err)
+}
+
+// After the store lost the state, an instance started then found nothing,
+// spent the (spent) seed and answered "authorize again" for up to an hour,
+// while warm instances held a working pair (outside tester). A warm
+// instance now writes its pair back within a minute; the new instance reads
+// it and spends nothing.
+func TestAWarmInstanceRestoresAStoreThatLostTheState(t *testing.T) {
+	r := newTokenRig(t)
+	warm := r.instance(ck1sbx.DemoRefreshToken, "")
+	_, err := warm.Token(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, r.kv.Delete(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID))
+	r.advance(2 * time.Minute) // within the access token's life, past the check's minute
+	_, err = warm.Token(context.Background())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := r.kv.Get(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID)
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond, "the warm instance's pair is back")
+	refreshes := r.sbx.Calls("refresh")
+	_, err = r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
+	require.NoError(t, err, "a new instance reads it")
+	require.Equal(t, refreshes, r.sbx.Calls("refresh"), "and spends nothing")
+}
+
+// A pair written back may be stale (another instance rotated it before the
+// store lost it): CK1's refusal of it is a stale copy's, retryable, and the
+// instance holding the newest pair still presents its own.
+func TestARestoredStalePairIsAStaleCopy(t *testing.T) {
+	r := newTokenRig(t)
+	stale, newest := r.instance(ck1sbx.DemoRefreshToken, ""), r.instance(ck1sbx.DemoRefreshToken, "")
+	_, err := stale.Token(context.Background())
+	require.NoError(t, err)
+	r.sbx.ExpireAccessTokens()
+	r.advance(2 * time.Hour)
+	_, err = newest.Token(context.Background()) // spends the pair stale holds
+	require.NoError(t, err)
+	require.NoError(t, r.kv.Delete(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID))
+	// stale's pair looks good by its own clock: it writes it back.
+	r.advance(-2 * time.Hour) // back to when stale's access token was good for it
+	_, _ = stale.Token(context.Background())
+	require.Eventually(t, func() bool {
+		raw, err := r.kv.Get(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID)
+		return err == nil && strings.Contains(string(raw), `"restored":true`)
+	}, 5*time.Second, 10*time.Millisecond)
+	r.advance(4 * time.Hour) // every access token is past
+	_, err = r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
+	require.ErrorContains(t, err, "another instance may hold the newest", "retryable, not 'authorize again'")
+	_, err = newest.Token(context.Background())
+	require.NoError(t, err, "the newest copy is presented and stored")
 }

@@ -83,6 +83,9 @@ type OAuth struct {
 	seedRefused bool
 	saveMu      sync.Mutex
 	flushing    atomic.Bool
+	// checked (unix ms) and restoring pace restore.
+	checked   atomic.Int64
+	restoring atomic.Bool
 }
 
 // state is what the store keeps per client id.
@@ -102,7 +105,12 @@ type state struct {
 	// few): an instance whose environment still holds one does not present
 	// it when the stored token is refused.
 	SpentSeeds []string `json:"spentSeeds,omitempty"`
-	raw        []byte
+	// Restored: an instance wrote its own pair back after the store lost
+	// the state (restore). It may be stale (another instance may have
+	// rotated it since): refused, it is treated as a stale copy, not as
+	// the deployment's refusal.
+	Restored bool `json:"restored,omitempty"`
+	raw      []byte
 }
 
 // seedPrint fingerprints a seed refresh token.
@@ -215,6 +223,15 @@ func (a *OAuth) Token(ctx context.Context) (string, error) {
 		}()
 	}
 	if a.good(local, now) {
+		if unsaved == nil && now.Sub(time.UnixMilli(a.checked.Load())) >= restoreEvery && a.restoring.CompareAndSwap(false, true) {
+			a.checked.Store(now.UnixMilli())
+			go func() {
+				defer a.restoring.Store(false)
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+				defer cancel()
+				a.restore(rctx, local)
+			}()
+		}
 		return local.AccessToken, nil
 	}
 	if st := a.read(ctx); a.good(st, now) {
@@ -222,6 +239,28 @@ func (a *OAuth) Token(ctx context.Context) (string, error) {
 		return st.AccessToken, nil
 	}
 	return a.refresh(ctx)
+}
+
+// restoreEvery is how often an instance serving from its own pair checks
+// that the shared store still holds one.
+const restoreEvery = time.Minute
+
+// restore writes this instance's pair back, marked Restored, when the shared
+// store lost the state: an instance started after the loss found nothing,
+// spent the spent seed and answered "authorize again" for up to an hour,
+// until a warm instance's access token expired and its refresh stored a
+// pair (outside tester). Now it reads the warm instance's pair within a
+// minute. A state that is there is left alone.
+func (a *OAuth) restore(ctx context.Context, local *state) {
+	if _, err := a.durable.Get(ctx, a.key); !errors.Is(err, store.ErrNotFound) {
+		return // there, or the store does not answer: nothing to restore
+	}
+	cp := *local
+	cp.Restored, cp.Refused, cp.RefusedAt = true, "", 0
+	b, _ := json.Marshal(&cp)
+	if won, err := a.durable.SetNX(ctx, a.key, b, stateTTL); err == nil && won {
+		a.o.Log.Warn("ck1: the shared store held no token state; this instance's pair is stored again", "clientId", a.o.ClientID)
+	}
 }
 
 func (a *OAuth) keep(st *state) {
@@ -309,6 +348,8 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	switch {
 	case unsaved != nil:
 		refreshTok, kind = unsaved.RefreshToken, "unsaved" // the stored one is spent
+	case st != nil && st.RefreshToken != "" && !dead && st.Restored:
+		refreshTok, kind = st.RefreshToken, "restored" // an instance's copy, written back: may be stale
 	case st != nil && st.RefreshToken != "" && !dead:
 		refreshTok, kind = st.RefreshToken, "stored"
 	case local != nil && local.RefreshToken != "" && (st == nil || local.RefreshToken != st.RefreshToken):
@@ -387,6 +428,18 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
 		}
 		switch kind {
+		case "restored":
+			// A stale copy some instance wrote back: recorded (so nobody
+			// presents it again) but retryable, as a copy's refusal is.
+			a.markRefused(ctx, st, refreshTok)
+			a.mu.Lock()
+			if a.local != nil && a.local.RefreshToken == refreshTok {
+				a.local = nil
+			}
+			a.mu.Unlock()
+			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
+				Reason:   "the shared store lost the CK1 token state and the copy of the refresh token an instance wrote back was refused; another instance may hold the newest and store it: retry (if every instance says so, authorize the app again and set CK1_REFRESH_TOKEN)",
+				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
 		case "copy":
 			// Spent: dropped. Another instance may hold a newer pair (it
 			// made the last refresh before the store lost it): its refresh
