@@ -428,29 +428,22 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
 		}
 		switch kind {
-		case "restored":
-			// A stale copy some instance wrote back: recorded (so nobody
-			// presents it again) but retryable, as a copy's refusal is.
-			a.markRefused(ctx, st, refreshTok)
+		case "restored", "copy":
+			// A stale copy (this instance's, or one an instance wrote back):
+			// spent, so dropped here, and a written-back one recorded so
+			// nobody presents it again. Another instance may hold a newer
+			// pair (it made the last refresh before the store lost it): its
+			// refresh stores it, so this refusal is retryable.
+			if kind == "restored" {
+				a.markRefused(ctx, st, refreshTok)
+			}
 			a.mu.Lock()
 			if a.local != nil && a.local.RefreshToken == refreshTok {
 				a.local = nil
 			}
 			a.mu.Unlock()
 			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
-				Reason:   "the shared store lost the CK1 token state and the copy of the refresh token an instance wrote back was refused; another instance may hold the newest and store it: retry (if every instance says so, authorize the app again and set CK1_REFRESH_TOKEN)",
-				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
-		case "copy":
-			// Spent: dropped. Another instance may hold a newer pair (it
-			// made the last refresh before the store lost it): its refresh
-			// stores it.
-			a.mu.Lock()
-			if a.local == local {
-				a.local = nil
-			}
-			a.mu.Unlock()
-			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
-				Reason:   "the shared store lost the CK1 token state and this instance's copy of the refresh token was refused; another instance may hold the newest and store it: retry (if every instance says so, authorize the app again and set CK1_REFRESH_TOKEN)",
+				Reason:   "the shared store lost the CK1 token state and a copy of the refresh token an instance kept was refused; another instance may hold the newest and store it: retry (if every instance says so, authorize the app again and set CK1_REFRESH_TOKEN)",
 				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
 		case "seed":
 			a.mu.Lock()
