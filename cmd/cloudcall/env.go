@@ -176,7 +176,7 @@ func buildFunctions(ctx context.Context, out io.Writer, binDir string, only stri
 		bins[f.Name] = bin
 	}
 	if only != "" && len(bins) == 0 {
-		return nil, fmt.Errorf("unknown function %q; known: %s", only, strings.Join(registry.Names(), ", "))
+		return nil, fmt.Errorf("unknown function %q%s; known: %s", only, didYouMean(only, registry.Names()), strings.Join(registry.Names(), ", "))
 	}
 	return bins, nil
 }

@@ -110,7 +110,7 @@ func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "cloudcall event: name a kind: %s\n", strings.Join(eventKindNames(), ", "))
 		return errUsage
 	case !ok:
-		fmt.Fprintf(stderr, "cloudcall event: unknown kind %q; kinds: %s\n", kind, strings.Join(eventKindNames(), ", "))
+		fmt.Fprintf(stderr, "cloudcall event: unknown kind %q%s; kinds: %s\n", kind, didYouMean(kind, eventKindNames()), strings.Join(eventKindNames(), ", "))
 		return errUsage
 	}
 	named := false
@@ -125,7 +125,7 @@ func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	f, ok := registry.Lookup(*fn)
 	if !ok {
-		fmt.Fprintf(stderr, "cloudcall event: --function %q: known functions: %s\n", *fn, strings.Join(registry.Names(), ", "))
+		fmt.Fprintf(stderr, "cloudcall event: --function %q: unknown function%s; known functions: %s\n", *fn, didYouMean(*fn, registry.Names()), strings.Join(registry.Names(), ", "))
 		return errUsage
 	}
 	// A sample of a trigger the function does not have would run it in a

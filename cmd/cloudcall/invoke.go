@@ -46,7 +46,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "cloudcall invoke: name a function: %s\n", strings.Join(registry.Names(), ", "))
 		return errUsage
 	case !ok:
-		fmt.Fprintf(stderr, "cloudcall invoke: unknown function %q; known functions: %s\n", name, strings.Join(registry.Names(), ", "))
+		fmt.Fprintf(stderr, "cloudcall invoke: unknown function %q%s; known functions: %s\n", name, didYouMean(name, registry.Names()), strings.Join(registry.Names(), ", "))
 		return errUsage
 	}
 	p, err := parsePlatform(*platform)

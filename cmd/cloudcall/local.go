@@ -167,7 +167,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var launcher []string
 	if *debugFn != "" {
 		if _, ok := registry.Lookup(*debugFn); !ok {
-			fmt.Fprintf(stderr, "--debug %q: known functions: %s\n", *debugFn, strings.Join(registry.Names(), ", "))
+			fmt.Fprintf(stderr, "--debug %q: unknown function%s; known functions: %s\n", *debugFn, didYouMean(*debugFn, registry.Names()), strings.Join(registry.Names(), ", "))
 			return errUsage
 		}
 		if launcher, err = delveLauncher(*debugAddr); err != nil {

@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case args[0] == "help":
 		if _, ok := cmds[args[1]]; !ok {
-			fmt.Fprintf(stderr, "cloudcall help: unknown command %q\n\n", args[1])
+			fmt.Fprintf(stderr, "cloudcall help: unknown command %q%s\n\n", args[1], didYouMeanAny(args[1], cmds))
 			usage(stderr, cmds)
 			return 2
 		}
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "cloudcall: unknown command %q\n\n", args[0])
+		fmt.Fprintf(stderr, "cloudcall: unknown command %q%s\n\n", args[0], didYouMeanAny(args[0], cmds))
 		usage(stderr, cmds)
 		return 2
 	}

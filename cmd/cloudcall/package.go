@@ -59,7 +59,7 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "cloudcall package: --function %q and --logical-id %q name different functions; give one\n", *function, *logicalID)
 		return errUsage
 	case *logicalID != "" && !slices.Contains(ids, *logicalID):
-		fmt.Fprintf(stderr, "cloudcall package: unknown --logical-id %q; known ids: %s\n", *logicalID, strings.Join(ids, ", "))
+		fmt.Fprintf(stderr, "cloudcall package: unknown --logical-id %q%s; known ids: %s\n", *logicalID, didYouMean(*logicalID, ids), strings.Join(ids, ", "))
 		return errUsage
 	}
 	if err := noArgs(fs, stderr); err != nil {
@@ -94,7 +94,7 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if len(targets) == 0 {
 		if *function != "" {
-			fmt.Fprintf(stderr, "cloudcall package: unknown function %q; known functions: %s\n", *function, strings.Join(registry.Names(), ", "))
+			fmt.Fprintf(stderr, "cloudcall package: unknown function %q%s; known functions: %s\n", *function, didYouMean(*function, registry.Names()), strings.Join(registry.Names(), ", "))
 		} else {
 			fmt.Fprintf(stderr, "nothing to package: check --platform (fc, aws or all), --function (%s) or --logical-id\n", strings.Join(registry.Names(), ", "))
 		}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"sort"
+	"strings"
+)
+
+// didYouMean names the known word closest to a mistyped one ("invok",
+// "top-launch-charge"), or says nothing when none is close: a suggestion
+// that is far off misleads more than it helps.
+func didYouMean(typed string, known []string) string {
+	t := strings.ToLower(typed)
+	best, bestD := "", 0
+	for _, k := range known {
+		d := editDistance(t, strings.ToLower(k))
+		// Part of a known word ("ck1", "charge"), or most of it with a
+		// piece left out ("top-launch-charge"), is as good a hint as a
+		// near spelling.
+		lk := strings.ToLower(k)
+		if n := len(t); n >= 3 && (strings.Contains(lk, t) || 2*n >= len(lk) && subsequence(t, lk)) {
+			d = min(d, 1)
+		}
+		if best == "" || d < bestD {
+			best, bestD = k, d
+		}
+	}
+	// At most a third of the word may be wrong, and never more than 4 edits.
+	if best == "" || bestD > min(4, max(1, len([]rune(t))/3)) {
+		return ""
+	}
+	return ` (did you mean "` + best + `"?)`
+}
+
+// didYouMeanAny is didYouMean over an unsorted set of names.
+func didYouMeanAny[V any](typed string, known map[string]V) string {
+	names := make([]string, 0, len(known))
+	for n := range known {
+		names = append(names, n)
+	}
+	sort.Strings(names) // ties go to the first name, the same every run
+	return didYouMean(typed, names)
+}
+
+// subsequence says whether every byte of a appears in b, in order.
+func subsequence(a, b string) bool {
+	for i := 0; i < len(b) && a != ""; i++ {
+		if b[i] == a[0] {
+			a = a[1:]
+		}
+	}
+	return a == ""
+}
+
+// editDistance is the Levenshtein distance in runes (insert, delete,
+// substitute), with one row of memory.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	row := make([]int, len(rb)+1)
+	for j := range row {
+		row[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		prev := row[0]
+		row[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cur := row[j]
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			row[j] = min(row[j]+1, row[j-1]+1, prev+cost)
+			prev = cur
+		}
+	}
+	return row[len(rb)]
+}
