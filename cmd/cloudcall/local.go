@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,6 +83,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debugAddr := fs.String("debug-addr", "127.0.0.1:2345", "where Delve listens with --debug")
 	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for every function (overrides defaults and sandbox settings)")
 	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ bytes); default: anonymous calls allowed")
+	asyncRetries := fs.String("async-retries", "platform", "times a failed asynchronous invocation (Event/Async) runs again: platform (Lambda's door 2, FC's 3, as they default) or a number; 0 turns retries off")
+	asyncDelay := fs.Duration("async-retry-delay", emulator.DefaultAsyncRetryDelay, "wait before the first retry of a failed asynchronous invocation; doubles for each retry after it")
 	storeFlag := fs.String("store", defaultStore(), "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL`; $CLOUDCALL_STORE is the default when it is a Redis URL")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\nThe web console is at the front door's / (loopback only).\n\nFlags:")
@@ -115,6 +118,19 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *idle <= 0 {
 		fmt.Fprintf(stderr, "--idle %s: expected a positive duration such as 30s (instances are checked once a second)\n", *idle)
+		return errUsage
+	}
+	var retries *int
+	if *asyncRetries != "platform" {
+		n, err := strconv.Atoi(*asyncRetries)
+		if err != nil || n < 0 {
+			fmt.Fprintf(stderr, "--async-retries %q: expected platform or a number, 0 or more\n", *asyncRetries)
+			return errUsage
+		}
+		retries = &n
+	}
+	if *asyncDelay <= 0 {
+		fmt.Fprintf(stderr, "--async-retry-delay %s: expected a positive duration such as 5s\n", *asyncDelay)
 		return errUsage
 	}
 	set := localSettings{callerKeys: *callerKeys}
@@ -247,7 +263,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			tms = append(tms, emulator.Timer{Function: f.Name, Name: f.Schedule.Name, Cron: c, Payload: f.Schedule.Payload})
 		}
 	}
-	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: sink})
+	emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Timers: tms, Log: sink, AsyncRetries: retries, AsyncRetryDelay: *asyncDelay})
 	defer emu.Close()
 	var w *watcher
 	if *watch {

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -485,4 +486,69 @@ func TestShutdownAccountsForEveryAcceptedAsyncCall(t *testing.T) {
 		}
 		require.Equal(t, accepted, started+dropped, "round %d: %d accepted, %d ran, %d reported dropped", round, accepted, started, dropped)
 	}
+}
+
+// TestFailedAsyncInvocationsAreRetried: Lambda retries a failed Event
+// invocation twice and FC a failed Async one three times, under the same
+// request id, with a growing delay; an error envelope is a success and runs
+// once; AsyncRetries overrides both, 0 turning retries off.
+func TestFailedAsyncInvocationsAreRetried(t *testing.T) {
+	zero := 0
+	cases := []struct {
+		name     string
+		door     string
+		hdr      map[string]string
+		retries  *int
+		body     string
+		attempts int
+	}{
+		{"lambda door, panicking", "/2015-03-31/functions/hello/invocations", map[string]string{"X-Amz-Invocation-Type": "Event"}, nil, `{"action":"panic"}`, 1 + emulator.LambdaAsyncRetries},
+		{"fc door, panicking", "/2023-03-30/functions/hello/invocations", map[string]string{"x-fc-invocation-type": "Async"}, nil, `{"action":"panic"}`, 1 + emulator.FCAsyncRetries},
+		{"retries off", "/2023-03-30/functions/hello/invocations", map[string]string{"x-fc-invocation-type": "Async"}, &zero, `{"action":"panic"}`, 1},
+		{"a success runs once", "/2023-03-30/functions/hello/invocations", map[string]string{"x-fc-invocation-type": "Async"}, nil, `{}`, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var log bytes.Buffer
+			e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: lockedWriter{&mu, &log}, AsyncRetries: c.retries, AsyncRetryDelay: 20 * time.Millisecond,
+				Functions: []emulator.FunctionConfig{{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 2}}})
+			srv := httptest.NewServer(e.Handler())
+			t.Cleanup(func() { srv.Close(); e.Close() })
+			resp, body := post(t, srv.URL+c.door, c.body, c.hdr)
+			require.Equal(t, 202, resp.StatusCode, string(body))
+			reports := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return strings.Count(log.String(), "hello REPORT RequestId: ")
+			}
+			require.Eventually(t, func() bool { return reports() >= c.attempts }, 10*time.Second, 10*time.Millisecond)
+			time.Sleep(300 * time.Millisecond) // room for a retry too many (the last delay is 80 ms)
+			mu.Lock()
+			out := log.String()
+			mu.Unlock()
+			require.Equal(t, c.attempts, strings.Count(out, "hello REPORT RequestId: "), out)
+			ids := regexp.MustCompile(`hello START RequestId: (\S+)`).FindAllStringSubmatch(out, -1)
+			for _, id := range ids {
+				require.Equal(t, ids[0][1], id[1], "a retry keeps the request id")
+			}
+			if c.attempts > 1 {
+				require.Contains(t, out, "(attempt 1 of "+strconv.Itoa(c.attempts)+"); retrying in 20ms")
+				require.Contains(t, out, "(attempt 2 of "+strconv.Itoa(c.attempts)+"); retrying in 40ms")
+				require.Contains(t, out, "on its last attempt ("+strconv.Itoa(c.attempts)+" of "+strconv.Itoa(c.attempts)+"); dropped")
+			}
+		})
+	}
+}
+
+// lockedWriter lets a test read a log the emulator writes from its workers.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

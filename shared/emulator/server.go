@@ -59,7 +59,25 @@ type Options struct {
 	// Async) may wait per function (default DefaultAsyncQueue); past it the
 	// front door answers 429.
 	AsyncQueue int
+	// AsyncRetries is how many times a failed asynchronous invocation (a
+	// function error, a crash, a timeout; not an error envelope, which is a
+	// successful invocation) runs again: nil is each platform's default,
+	// LambdaAsyncRetries through the Lambda door and FCAsyncRetries through
+	// FC's; a pointer to 0 turns retries off.
+	AsyncRetries *int
+	// AsyncRetryDelay is the wait before the first retry (default
+	// DefaultAsyncRetryDelay); it doubles for each retry after it.
+	AsyncRetryDelay time.Duration
 }
+
+// The platforms' default retries of a failed asynchronous invocation:
+// Lambda's MaximumRetryAttempts (2, about a minute and then two minutes
+// apart) and FC's maxAsyncRetryAttempts (3).
+const (
+	LambdaAsyncRetries     = 2
+	FCAsyncRetries         = 3
+	DefaultAsyncRetryDelay = time.Minute
+)
 
 // DefaultAsyncQueue bounds each function's waiting asynchronous
 // invocations: at the largest payloads, 100 MB per function.
@@ -69,6 +87,9 @@ const DefaultAsyncQueue = 100
 type asyncJob struct {
 	requestID string
 	body      []byte
+	// attempt counts the runs so far; retries is how many more a failure
+	// earns in all (the door's platform default or Options.AsyncRetries).
+	attempt, retries int
 }
 
 // Emulator serves the front doors and owns the pools.
@@ -84,7 +105,8 @@ type Emulator struct {
 	// a flood of Event calls neither grows without bound nor takes every
 	// instance from synchronous callers.
 	queues   map[string]chan asyncJob
-	dropped  map[string]*atomic.Int64 // taken from a queue as the workers stopped
+	dropped  map[string]*atomic.Int64 // taken from a queue as the workers stopped, or waiting to retry
+	retryWG  sync.WaitGroup           // retries waiting for their delay
 	stop     chan struct{}
 	stopping sync.Once
 	closing  sync.Once
@@ -106,6 +128,9 @@ func New(opts Options) *Emulator {
 	}
 	if opts.AsyncQueue <= 0 {
 		opts.AsyncQueue = DefaultAsyncQueue
+	}
+	if opts.AsyncRetryDelay <= 0 {
+		opts.AsyncRetryDelay = DefaultAsyncRetryDelay
 	}
 	sink, ok := opts.Log.(*linewriter.Sink)
 	if !ok {
@@ -152,6 +177,7 @@ func (e *Emulator) Close() {
 			p.Close()
 		}
 		e.wg.Wait()
+		e.retryWG.Wait()
 		for _, fn := range e.names {
 			if n := int64(len(e.queues[fn])) + e.dropped[fn].Load(); n > 0 {
 				e.logf("%s: %d queued asynchronous invocation(s) dropped at shutdown", fn, n)
@@ -428,7 +454,7 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	case "Event":
-		if !e.async(fn, requestID, body) {
+		if !e.async(fn, requestID, body, LambdaAsyncRetries) {
 			w.Header().Set("Retry-After", "1")
 			lambdaError(w, http.StatusTooManyRequests, "TooManyRequestsException", e.asyncFull(fn))
 			return
@@ -503,7 +529,7 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if async {
-		if !e.async(fn, requestID, body) {
+		if !e.async(fn, requestID, body, FCAsyncRetries) {
 			w.Header().Set("Retry-After", "1")
 			fcError(w, http.StatusTooManyRequests, "ResourceThrottled", e.asyncFull(fn), requestID)
 			return
@@ -531,14 +557,61 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // async queues an asynchronous invocation; false when the function's
-// queue is full (the front door answers 429).
-func (e *Emulator) async(fn, requestID string, body []byte) bool {
+// queue is full (the front door answers 429). retries is the door's
+// platform default, unless Options.AsyncRetries says otherwise.
+func (e *Emulator) async(fn, requestID string, body []byte, retries int) bool {
+	if e.opts.AsyncRetries != nil {
+		retries = max(0, *e.opts.AsyncRetries)
+	}
 	select {
-	case e.queues[fn] <- asyncJob{requestID: requestID, body: body}:
+	case e.queues[fn] <- asyncJob{requestID: requestID, body: body, retries: retries}:
 		return true
 	default:
 		return false
 	}
+}
+
+// retry queues a failed asynchronous invocation again after its delay, as
+// the platforms do, under the same request id; it says so in the log. An
+// invocation out of retries is dropped with a line saying so (a platform
+// would hand it to its on-failure destination).
+func (e *Emulator) retry(fn string, j asyncJob, res runtimeapi.Result, err error) {
+	why := "failed"
+	switch {
+	case err != nil:
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		why = "failed: " + first
+	case res.Error != nil:
+		why = "failed: " + res.Error.Type
+	}
+	j.attempt++
+	if j.attempt > j.retries {
+		if j.retries > 0 {
+			e.logf("%s: asynchronous invocation %s %s on its last attempt (%d of %d); dropped", fn, j.requestID, why, j.attempt, j.retries+1)
+		}
+		return
+	}
+	delay := e.opts.AsyncRetryDelay << (j.attempt - 1)
+	e.logf("%s: asynchronous invocation %s %s (attempt %d of %d); retrying in %s", fn, j.requestID, why, j.attempt, j.retries+1, delay)
+	e.retryWG.Add(1)
+	go func() {
+		defer e.retryWG.Done()
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-e.stop:
+			e.dropped[fn].Add(1)
+			return
+		}
+		// A retry waits for room in the queue rather than being refused:
+		// the platform accepted this invocation already.
+		select {
+		case e.queues[fn] <- j:
+		case <-e.stop:
+			e.dropped[fn].Add(1)
+		}
+	}()
 }
 
 func (e *Emulator) asyncWorker(fn string, q <-chan asyncJob) {
@@ -554,7 +627,14 @@ func (e *Emulator) asyncWorker(fn string, q <-chan asyncJob) {
 				return
 			default:
 			}
-			_, _, _ = e.invoke(context.Background(), fn, j.requestID, j.body)
+			res, _, err := e.invoke(context.Background(), fn, j.requestID, j.body)
+			if err != nil || res.Error != nil {
+				select {
+				case <-e.stop: // cut off by the shutdown: it ran, and its REPORT says how it ended
+				default:
+					e.retry(fn, j, res, err)
+				}
+			}
 		}
 	}
 }
