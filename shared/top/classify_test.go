@@ -186,15 +186,6 @@ func TestFactoryConfiguration(t *testing.T) {
 		})
 	}
 
-	// No session anywhere: refused before the guard or TOP.
-	sbx := topsbx.New(topsbx.Options{})
-	env := sbx.Env("http://127.0.0.1:1")
-	delete(env, "TOP_SESSION")
-	op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(env), Store: store.NewMemory(store.MemoryOptions{})})
-	require.NoError(t, err)
-	resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(charge("BFC1", 100, "k"))})
-	require.Contains(t, string(resp.Body), `"errCode":-1601`)
-	require.Contains(t, string(resp.Body), "TOP_SESSION")
 }
 
 func TestPriceCapFromEnv(t *testing.T) {

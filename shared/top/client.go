@@ -216,6 +216,7 @@ func throttle(code int) bool { return code >= 4 && code <= 8 }
 var hints = map[int]string{
 	11: "the app lacks the permission package for this API: apply for it in the TOP console",
 	25: "TOP refused the signature: check TOP_APP_SECRET and TOP_SIGN_METHOD",
+	26: "TOP wants a seller session for this call: pass session or set TOP_SESSION",
 	27: "the seller session is invalid or expired: the seller must authorize the app again (TOP_SESSION or session)",
 	29: "TOP does not know this app key: check TOP_APP_KEY",
 	31: "TOP refused the timestamp: check the host clock",

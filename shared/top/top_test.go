@@ -217,6 +217,9 @@ func TestErrorCodes(t *testing.T) {
 		{"15 isp ambiguous", topsbx.OrderRemoteISP, nil, 504, -1304, "15", "isp.top-remote-service-unavailable", 0, false},
 		{"15 isv", topsbx.OrderRemoteISV, nil, 502, -1305, "15", "isv.invalid-parameter", 0, true},
 		{"25 signature", "BFC1", map[string]string{"TOP_APP_SECRET": "wrong-secret"}, 502, -1305, "25", "", 0, true},
+		// No session anywhere: TOP documents it as optional, so the call
+		// goes out without it (it was refused as a configuration fault).
+		{"26 no session", "BFC1", map[string]string{"TOP_SESSION": ""}, 502, -1305, "26", "", 0, true},
 		{"27 session", "BFC1", map[string]string{"TOP_SESSION": "expired-session"}, 502, -1305, "27", "invalid-sessionkey", 0, true},
 		{"29 app key", "BFC1", map[string]string{"TOP_APP_KEY": "99999999"}, 502, -1305, "29", "", 0, true},
 		{"41 arguments", topsbx.OrderBadArgs, nil, 502, -1305, "41", "isv.invalid-parameter:price", 0, true},
