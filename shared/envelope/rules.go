@@ -344,30 +344,50 @@ func (r *rule) number(raw []byte) bool {
 	return true
 }
 
-// maxExponent bounds a number's exponent: no vendor type (Long, Int32,
-// decimal(8,2), a double) holds 1e400, and an exact 1e60000 costs real CPU.
+// maxExponent bounds a number's magnitude, as the power of ten of its
+// leading digit: no vendor type (Long, Int32, decimal(8,2), a double) holds
+// 1e401 or 1e-401, and an exact 1e60000 costs real CPU. What counts is the
+// value, not how it is written: 3000…0e-401 with 400 zeros is 0.3.
 const maxExponent = 400
 
-// hugeExponent reports a number written with an exponent beyond maxExponent
-// either way (1e401, 1e-401). Zero is zero however it is written (0e500).
+// hugeExponent reports a number whose leading digit's power of ten is beyond
+// maxExponent either way (1e401, 1e-401, 0.001e-399). Zero is zero however it
+// is written (0e500); a number without an exponent is bounded by the body.
 func hugeExponent(raw []byte) bool {
 	i := bytes.IndexAny(raw, "eE")
-	if i < 0 || len(bytes.Trim(raw[:i], "-0.")) == 0 {
+	if i < 0 {
 		return false
 	}
+	mant := bytes.TrimPrefix(raw[:i], []byte("-"))
+	whole, frac, _ := bytes.Cut(mant, []byte("."))
+	// lead: the power of ten of the mantissa's leading digit.
+	var lead int
+	if w := bytes.TrimLeft(whole, "0"); len(w) > 0 {
+		lead = len(w) - 1
+	} else {
+		f := bytes.TrimLeft(frac, "0")
+		if len(f) == 0 {
+			return false // zero
+		}
+		lead = -(len(frac) - len(f)) - 1
+	}
 	exp := raw[i+1:]
+	neg := len(exp) > 0 && exp[0] == '-'
 	if len(exp) > 0 && (exp[0] == '+' || exp[0] == '-') {
 		exp = exp[1:]
 	}
 	exp = bytes.TrimLeft(exp, "0")
-	if len(exp) > 3 {
-		return true
+	if len(exp) > 9 {
+		return true // past any body's digits: the mantissa cannot bring it back
 	}
 	n := 0
 	for _, c := range exp {
 		n = n*10 + int(c-'0')
 	}
-	return n > maxExponent
+	if neg {
+		n = -n
+	}
+	return lead+n > maxExponent || lead+n < -maxExponent
 }
 
 // plainInt parses an integer of at most 18 digits (no fraction, no
