@@ -239,6 +239,25 @@ func TestInvokeRunsTheExample(t *testing.T) {
 	}
 }
 
+// TestInvokeTakesAnEnvFile: the charge's price policies could not be tried
+// with invoke (it reads no shell environment against the sandboxes); an
+// --env-file reaches the function as under cloudcall local.
+func TestInvokeTakesAnEnvFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function")
+	}
+	env := filepath.Join(t.TempDir(), ".env")
+	require.NoError(t, os.WriteFile(env, []byte("TOP_MAX_PRICE_FEN=50\n"), 0o600))
+	code, out, errOut := runCLI("invoke", "top-launch-extra-charge", "--bin", binDir, "--env-file", env)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"errCode":-1001`)
+	require.Contains(t, out, "over the safety cap of 50 fen")
+
+	code, _, errOut = runCLI("invoke", "top-launch-extra-charge", "--bin", binDir, "--env-file", env+".missing")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--env-file "+env+".missing")
+}
+
 func TestDefaultStore(t *testing.T) {
 	for env, want := range map[string]string{
 		"":                         "embedded",

@@ -22,6 +22,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	platform := fs.String("platform", "fc", "fc or aws")
 	upstream := fs.String("upstream", "sandbox", "sandbox or real")
 	binDir := fs.String("bin", "bin", "where to build the function binary")
+	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for the function (overrides defaults and sandbox settings), as sam local invoke --env-vars; with --upstream sandbox the shell's environment is not read")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\nThe event is any platform event (cloudcall event <kind> prints samples) or a direct input; it must be JSON.\n\nFlags:")
 		fs.PrintDefaults()
@@ -53,6 +54,10 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return errUsage
+	}
+	extra, err := loadEnvFile(*envFile, stderr)
+	if err != nil {
+		return err
 	}
 	payload := []byte(f.Example)
 	switch *event {
@@ -94,7 +99,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer st.Close()
-	set := localSettings{storeURL: st.URL(), storePfx: "cloudcall:", embedded: true}
+	set := localSettings{storeURL: st.URL(), storePfx: "cloudcall:", embedded: true, extra: extra}
 	// One sink for the emulator's lines and the function's: one lock over
 	// stderr, whatever writer it is.
 	sink := linewriter.New(stderr, 0)

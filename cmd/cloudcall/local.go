@@ -140,21 +140,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errUsage
 		}
 	}
-	if *envFile != "" {
-		if set.extra, err = readEnvFile(*envFile); err != nil {
-			fmt.Fprintf(stderr, "--env-file %s: %v\n", *envFile, err)
-			return errUsage
-		}
-		// Caller keys from the file are checked now, as --caller-keys is,
-		// rather than answered -1601 by every call.
-		keys, err := config.FromMap(set.extra).Secret("CLOUDCALL_CALLER_KEYS")
-		if err == nil && keys != "" {
-			_, err = callerauth.ParseKeys(keys)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "--env-file %s: %v\n", *envFile, err)
-			return errUsage
-		}
+	if set.extra, err = loadEnvFile(*envFile, stderr); err != nil {
+		return err
 	}
 	switch s := *storeFlag; {
 	case s == "embedded":
@@ -397,6 +384,28 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// loadEnvFile reads --env-file (none when path is empty); a file that cannot
+// be read, or caller keys in it that are not valid, is a usage error now,
+// as --caller-keys is, rather than -1601 from every call.
+func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	env, err := readEnvFile(path)
+	if err == nil {
+		var keys string
+		keys, err = config.FromMap(env).Secret("CLOUDCALL_CALLER_KEYS")
+		if err == nil && keys != "" {
+			_, err = callerauth.ParseKeys(keys)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "--env-file %s: %v\n", path, err)
+		return nil, errUsage
+	}
+	return env, nil
 }
 
 // readEnvFile reads dotenv syntax (KEY=value, # comments, quotes, export).
