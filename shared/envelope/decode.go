@@ -128,6 +128,14 @@ func explain(body []byte, t reflect.Type, err error) error {
 		switch {
 		case errors.Is(syn.Err, jsontext.ErrDuplicateName):
 			return Invalid(path, "duplicate key %q; send each field once", syn.JSONPointer.LastToken())
+		case isInvalidUTF8(syn.Err) && utf8.Valid(body):
+			// The bytes are UTF-8: the decoder met a \uD800–\uDFFF escape
+			// that is not half of a pair, which names no character.
+			what := "contains a lone surrogate escape (\\uD800 to \\uDFFF without its pair), which is no character; send text as UTF-8, or a character past U+FFFF as a pair of escapes"
+			if path == "" {
+				return Invalid("", "the request body %s", what)
+			}
+			return Invalid(path, "%s", what)
 		case isInvalidUTF8(syn.Err):
 			if path == "" {
 				return Invalid("", "the request body is not valid UTF-8; send text as UTF-8")

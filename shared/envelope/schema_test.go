@@ -43,7 +43,7 @@ func TestDecodeInputMessages(t *testing.T) {
 		{"duplicate key names it", `{"name":"a","name":"b","boxes":[]}`, "name", `name: duplicate key "name"; send each field once`},
 		{"duplicate nested key with index", `{"name":"a","boxes":[{"weight":1},{"weight":1,"weight":2}]}`, "boxes[1].weight", `boxes[1].weight: duplicate key "weight"; send each field once`},
 		{"invalid UTF-8 names the field", "{\"name\":\"a\xff\",\"boxes\":[]}", "name", "name: not valid UTF-8; send text as UTF-8"},
-		{"a lone surrogate escape names the field", `{"name":"a\udc00b","boxes":[]}`, "name", "name: not valid UTF-8; send text as UTF-8"},
+		{"a lone surrogate escape names the field", `{"name":"a\udc00b","boxes":[]}`, "name", "name: contains a lone surrogate escape (\\uD800 to \\uDFFF without its pair), which is no character"},
 		{"invalid UTF-8 in a key", "{\"na\xffme\":\"a\",\"boxes\":[]}", "", "not valid UTF-8"},
 		{"past a Long", `{"name":"a","price":9223372036854775808,"boxes":[]}`, "price", "price: expected an integer number of fen, got number 9223372036854775808"},
 		{"below a Long", `{"name":"a","price":-9223372036854775809,"boxes":[]}`, "price", "got number -9223372036854775809"},
