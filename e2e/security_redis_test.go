@@ -56,7 +56,7 @@ func TestNoncesThroughARedisCut(t *testing.T) {
 	inRedis := func(w wire) bool {
 		au, err := callerauth.Parse(w.header[0][1])
 		require.NoError(t, err)
-		n, err := rdb.Exists(context.Background(), prefix+"nonce:"+suiteKeyID+":"+au.Nonce).Result()
+		n, err := rdb.Exists(context.Background(), prefix+"nonce:"+au.Nonce).Result()
 		require.NoError(t, err)
 		return n == 1
 	}

@@ -270,8 +270,10 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 		return &Refusal{reason}
 	}
 	// Only a correctly signed request may spend a nonce, so nobody can burn
-	// another caller's nonces.
-	key := "nonce:" + a.KeyID + ":" + a.Nonce
+	// another caller's nonces. The key id is not part of the record: it is
+	// not signed, so a capture resent under another id that shares the
+	// secret (a rotation that kept it) must find its nonce spent.
+	key := NonceKey(a)
 	fresh := true
 	if r.SharedNonce {
 		if fresh, err = v.nonces.SpendShared(ctx, key); err != nil {
@@ -285,6 +287,10 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	}
 	return nil
 }
+
+// NonceKey is the store key that records a's nonce as spent; the charge
+// keeps the same name with its records.
+func NonceKey(a Auth) string { return "nonce:" + a.Nonce }
 
 // MaxJoinedCommas bounds the commas in values JoinedQueryForms splits (2^n
 // forms, one HMAC each): past it only the query as delivered is checked.

@@ -106,6 +106,32 @@ func TestRefusals(t *testing.T) {
 	require.Equal(t, int32(1), calls.Load())
 }
 
+// TestReplayUnderAnotherKeyIDWithTheSameSecret: the key id is not signed,
+// so a rotation that kept the secret under a new id let a capture be resent
+// with the other id as a fresh nonce (a second charge with a new
+// Idempotency-Key header). A nonce is spent whatever id came with it.
+func TestReplayUnderAnotherKeyIDWithTheSameSecret(t *testing.T) {
+	var calls atomic.Int32
+	env := config.FromMap(map[string]string{"CLOUDCALL_CALLER_KEYS": "old:" + secretA + ",new:" + secretA})
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&strings.Builder{}, env), func(context.Context, runtime.Deps) (envelope.Op, error) {
+		return envelope.Op{API: "test.echo", Handle: func(context.Context, *envelope.Input) (any, error) {
+			calls.Add(1)
+			return map[string]int{"n": 1}, nil
+		}}, nil
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+	now := time.Now().Unix()
+	auth := sign(t, "old", secretA, "POST", "/fn", "", now, "nonce-rotation-000001", []byte(`{}`))
+	st, out := do(t, srv, "/fn", `{}`, auth)
+	require.Equal(t, 200, st, out)
+	st, out = do(t, srv, "/fn", `{}`, strings.Replace(auth, "KeyId=old", "KeyId=new", 1))
+	require.Equal(t, 401, st, out)
+	require.Contains(t, out, "replayed nonce")
+	require.Equal(t, int32(1), calls.Load())
+}
+
 func TestRotationAndGoClient(t *testing.T) {
 	srv, calls := server(t)
 	for _, k := range []struct{ id, secret string }{{"old", secretA}, {"new", secretB}} {

@@ -45,7 +45,7 @@ type Input struct {
 	Function    string // the function's name
 	// Credentials from the platform context, when it passes any (FC does).
 	Credentials *Credentials
-	// SignedNonce is "<key id>:<nonce>" of the caller signature the guard
+	// SignedNonce is the nonce of the caller signature the guard
 	// verified, set when the call carries an Idempotency-Key header (the one
 	// unsigned header that changes what runs: the charge records the nonce
 	// as durably as its own writes); empty otherwise.

@@ -82,7 +82,7 @@ func SignatureGuard(v *callerauth.Verifier) Guard {
 		case err == nil:
 			if shared { // only then does an operation need it: no second parse on every call
 				if a, perr := callerauth.Parse(in.HeaderValue("Authorization")); perr == nil {
-					in.SignedNonce = a.KeyID + ":" + a.Nonce
+					in.SignedNonce = a.Nonce
 				}
 			}
 			return nil
