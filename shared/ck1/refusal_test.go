@@ -178,6 +178,36 @@ func TestAWarmInstanceRestoresAStoreThatLostTheState(t *testing.T) {
 	require.Equal(t, refreshes, r.sbx.Calls("refresh"), "and spends nothing")
 }
 
+// An instance started within the minute after the store lost the state
+// spent the spent seed, and its refusal then sat in the store: the warm
+// instances never wrote their pair back over it (only over nothing), and
+// every new instance answered "authorize again" for up to an hour,
+// presenting the dead seed again after each hold (outside tester). A warm
+// instance now replaces a refused state with its own pair.
+func TestAWarmInstanceReplacesARefusalStoredAfterTheLoss(t *testing.T) {
+	r := newTokenRig(t)
+	warm := r.instance(ck1sbx.DemoRefreshToken, "")
+	_, err := warm.Token(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, r.kv.Delete(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID))
+	_, err = r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
+	require.ErrorContains(t, err, "CK1 refused the refresh token", "the seed was spent before the loss")
+	r.advance(15 * time.Second) // past the warm instance's next check
+	_, err = warm.Token(context.Background())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		raw, err := r.kv.Get(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID)
+		return err == nil && strings.Contains(string(raw), `"restored":true`) && !strings.Contains(string(raw), `"refused"`)
+	}, 5*time.Second, 10*time.Millisecond, "the warm pair replaced the refusal")
+	refreshes := r.sbx.Calls("refresh")
+	_, err = r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
+	require.NoError(t, err, "a new instance reads the warm pair")
+	require.Equal(t, refreshes, r.sbx.Calls("refresh"), "and presents nothing")
+	raw, err := r.kv.Get(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"spentSeeds"`, "the spent seed stays recorded")
+}
+
 // A pair written back may be stale (another instance rotated it before the
 // store lost it): CK1's refusal of it is a stale copy's, retryable, and the
 // instance holding the newest pair still presents its own.

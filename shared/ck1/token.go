@@ -243,7 +243,7 @@ func (a *OAuth) Token(ctx context.Context) (string, error) {
 
 // restoreEvery is how often an instance serving from its own pair checks
 // that the shared store still holds one.
-const restoreEvery = time.Minute
+const restoreEvery = 10 * time.Second
 
 // restore writes this instance's pair back, marked Restored, when the shared
 // store lost the state: an instance started after the loss found nothing,
@@ -251,15 +251,36 @@ const restoreEvery = time.Minute
 // until a warm instance's access token expired and its refresh stored a
 // pair (outside tester). Now it reads the warm instance's pair within a
 // minute. A state that is there is left alone.
+//
+// A state whose refresh token CK1 refused, other than this instance's, is
+// replaced too: an instance started within the minute after the loss spent
+// the spent seed and stored its refusal, and every new instance then
+// answered "authorize again" while this one held a working pair (outside
+// tester). The seeds either state records as spent stay recorded.
 func (a *OAuth) restore(ctx context.Context, local *state) {
-	if _, err := a.durable.Get(ctx, a.key); !errors.Is(err, store.ErrNotFound) {
-		return // there, or the store does not answer: nothing to restore
+	cur, err := a.readShared(ctx)
+	if err != nil {
+		return // the store does not answer: nothing to restore
 	}
 	cp := *local
-	cp.Restored, cp.Refused, cp.RefusedAt = true, "", 0
-	b, _ := json.Marshal(&cp)
-	if won, err := a.durable.SetNX(ctx, a.key, b, stateTTL); err == nil && won {
-		a.o.Log.Warn("ck1: the shared store held no token state; this instance's pair is stored again", "clientId", a.o.ClientID)
+	cp.Restored, cp.Refused, cp.RefusedAt, cp.raw = true, "", 0, nil
+	switch {
+	case cur == nil:
+		b, _ := json.Marshal(&cp)
+		if won, err := a.durable.SetNX(ctx, a.key, b, stateTTL); err == nil && won {
+			a.o.Log.Warn("ck1: the shared store held no token state; this instance's pair is stored again", "clientId", a.o.ClientID)
+		}
+	case cur.Refused != "" && cur.Refused == cur.RefreshToken && cur.RefreshToken != local.RefreshToken && cur.raw != nil:
+		for _, p := range cur.SpentSeeds {
+			if !slices.Contains(cp.SpentSeeds, p) {
+				cp.SpentSeeds = append(slices.Clone(cp.SpentSeeds), p)
+			}
+		}
+		cp.SpentSeeds = cp.SpentSeeds[max(0, len(cp.SpentSeeds)-8):]
+		b, _ := json.Marshal(&cp)
+		if won, err := a.durable.CompareAndSwap(ctx, a.key, cur.raw, b, stateTTL); err == nil && won {
+			a.o.Log.Warn("ck1: the shared store held a refused refresh token; this instance's pair is stored in its place", "clientId", a.o.ClientID)
+		}
 	}
 }
 
