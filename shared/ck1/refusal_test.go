@@ -192,6 +192,7 @@ func TestAWarmInstanceReplacesARefusalStoredAfterTheLoss(t *testing.T) {
 	require.NoError(t, r.kv.Delete(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID))
 	_, err = r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
 	require.ErrorContains(t, err, "CK1 refused the refresh token", "the seed was spent before the loss")
+	require.ErrorContains(t, err, "the shared store held no CK1 token state: if it was just emptied while instances were serving, they store their pair again within 10 s, so retry")
 	r.advance(15 * time.Second) // past the warm instance's next check
 	_, err = warm.Token(context.Background())
 	require.NoError(t, err)

@@ -477,7 +477,13 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		default:
 			a.markRefused(ctx, st, refreshTok)
 		}
-		return "", refusedError(resp.StatusCode, msg)
+		err := refusedError(resp.StatusCode, msg)
+		if kind == "seed" && st == nil {
+			// A fresh deployment's bad seed, or the seed it spent before its
+			// store was emptied: warm instances restore their pair then.
+			err.Reason += "; the shared store held no CK1 token state: if it was just emptied while instances were serving, they store their pair again within 10 s, so retry before authorizing again"
+		}
+		return "", err
 	}
 	a.o.Remember(r.AccessToken)
 	a.o.Remember(r.RefreshToken)
@@ -523,7 +529,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 }
 
 // refusedError is -1601: only a new authorization helps.
-func refusedError(status int, msg string) error {
+func refusedError(status int, msg string) *envelope.Error {
 	e := &envelope.Error{Code: envelope.CodeConfig,
 		Reason: "configuration: CK1 refused the refresh token (revoked, expired or already used): authorize the app again and set CK1_REFRESH_TOKEN (a new value is tried once the stored one is refused)"}
 	if status != 0 {
