@@ -25,6 +25,9 @@ const CODE = Object.freeze({
 /** A failed cloud call: the function's envelope, or what the client saw instead. */
 class CloudCallError extends Error {
   constructor(init) {
+    if (init === null || typeof init !== 'object') {
+      throw new TypeError('cloudcall: new CloudCallError({ errCode, errMsg, api, function, status?, ... })');
+    }
     super(init.errMsg);
     this.name = 'CloudCallError';
     this.errCode = init.errCode;
@@ -33,7 +36,7 @@ class CloudCallError extends Error {
     this.retryAfter = init.retryAfter;
     this.upstream = init.upstream;
     this.requestId = init.requestId;
-    this.status = init.status;
+    this.status = init.status ?? 0;
     this.idempotencyKey = init.idempotencyKey;
     this.api = init.api;
     this.function = init.function;
@@ -97,12 +100,29 @@ function validateOptions(o) {
   // 16 bytes of UTF-8, as the functions and the Go client count it.
   if (typeof o.secret !== 'string' || Buffer.byteLength(o.secret, 'utf8') < 16) throw new TypeError('cloudcall: secret must be the key\'s secret (at least 16 bytes in UTF-8)');
   if (o.baseUrl === undefined && o.endpoints === undefined) throw new TypeError('cloudcall: give baseUrl (functions at <baseUrl>/<function>) or endpoints ({ "<function>": url })');
+  // A URL fetch cannot send is refused now: at call time fetch fails before
+  // connecting, and a charge would read as "outcome unknown" (-1304).
+  if (o.baseUrl !== undefined) checkURL('baseUrl', o.baseUrl);
+  if (o.endpoints !== undefined && o.endpoints !== null) {
+    for (const [fn, u] of Object.entries(o.endpoints)) checkURL(`endpoints[${JSON.stringify(fn)}]`, u);
+  }
   checkTimeout(o.timeoutMs);
   if (o.maxRetries !== undefined && !(Number.isInteger(o.maxRetries) && o.maxRetries >= 0)) throw new TypeError('cloudcall: maxRetries must be an integer >= 0');
   if (o.maxRetryWaitMs !== undefined && !(Number.isFinite(o.maxRetryWaitMs) && o.maxRetryWaitMs >= 0 && o.maxRetryWaitMs <= MAX_TIMER_MS)) {
     throw new TypeError(`cloudcall: maxRetryWaitMs must be a number of ms from 0 to ${MAX_TIMER_MS}`);
   }
   if (o.fetch !== undefined && typeof o.fetch !== 'function') throw new TypeError('cloudcall: fetch must be a function (the WHATWG fetch signature)');
+}
+
+function checkURL(name, raw) {
+  let u;
+  try {
+    u = new URL(String(raw));
+  } catch {
+    throw new TypeError(`cloudcall: ${name} ${JSON.stringify(String(raw))} is not an absolute URL (e.g. https://fc.example.com)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`cloudcall: ${name} must be an http:// or https:// URL, got ${u.protocol}`);
+  if (u.username !== '' || u.password !== '') throw new TypeError(`cloudcall: ${name} must not carry credentials (user:password@); the client signs every request`);
 }
 
 // setTimeout turns a longer delay into 1 ms (TimeoutOverflowWarning): a

@@ -55,8 +55,26 @@ export interface Upstream {
   extra?: Record<string, unknown>;
 }
 
+/** What a CloudCallError is built from: the client builds them; a test may too. */
+export interface CloudCallErrorInit {
+  errCode: number;
+  errMsg: string;
+  api: string;
+  function: FunctionName;
+  /** 0 (the default) when no answer came. */
+  status?: number;
+  field?: string;
+  retryAfter?: number;
+  upstream?: Upstream;
+  requestId?: string;
+  idempotencyKey?: string;
+  attempts?: number;
+  cause?: unknown;
+}
+
 /** A failed call: the function's failure envelope, or what the client saw instead (status 0). */
 export declare class CloudCallError extends Error {
+  constructor(init: CloudCallErrorInit);
   readonly name: 'CloudCallError';
   /** The envelope's errCode: a WeChat errcode or one of the bundle's negative codes. */
   readonly errCode: number;

@@ -446,6 +446,22 @@ describe('deadlines and errors', () => {
     // 16 bytes of UTF-8, as the functions count: six CJK characters are 18.
     assert.doesNotThrow(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: '密钥密钥密钥' }));
     assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: '密钥密钥密' }), /16 bytes/);
+    // URLs fetch cannot send: at call time a charge read "outcome unknown"
+    // (-1304) for a request that never left.
+    assert.throws(() => createClient({ baseUrl: 'ftp://127.0.0.1:9000', keyId: 'k1', secret: SECRET }), /baseUrl must be an http:\/\/ or https:\/\/ URL, got ftp:/);
+    assert.throws(() => createClient({ baseUrl: 'file:///tmp', keyId: 'k1', secret: SECRET }), /http:\/\/ or https:\/\//);
+    assert.throws(() => createClient({ baseUrl: 'http://user:pw@127.0.0.1:9000', keyId: 'k1', secret: SECRET }), /must not carry credentials/);
+    assert.throws(() => createClient({ baseUrl: '127.0.0.1:9000/fn', keyId: 'k1', secret: SECRET }), /not an absolute URL|http:\/\/ or https/);
+    assert.throws(() => createClient({ endpoints: { 'top-launch-extra-charge': 'fc.example.com/x' }, keyId: 'k1', secret: SECRET }), /endpoints\["top-launch-extra-charge"\]/);
+  });
+
+  it('CloudCallError can be built by a test, and says how when misused', () => {
+    const e = new CloudCallError({ errCode: -1001, errMsg: 'openapi.logistics.getQuota:fail bizId: required', api: 'openapi.logistics.getQuota', function: 'logistics-get-quota' });
+    assert.equal(e.message, 'openapi.logistics.getQuota:fail bizId: required');
+    assert.equal(e.status, 0);
+    assert.ok(e instanceof Error);
+    assert.throws(() => new CloudCallError(), /new CloudCallError\(\{ errCode, errMsg, api, function/);
+    assert.throws(() => new CloudCallError('boom'), TypeError);
   });
 
   it('a custom fetch is used', async () => {

@@ -28,5 +28,8 @@ export async function main(): Promise<number> {
     }
     throw e;
   }
-  return balance + codes.length + ok + charge.result.data.extraChargeServiceOrderId.length;
+  // A test double of the client's error, as a user's own tests build one.
+  const mock = new CloudCallError({ errCode: -1304, errMsg: 'top.ascp.launchExtraCharge:fail outcome unknown', api: 'top.ascp.launchExtraCharge',
+    function: 'top-launch-extra-charge', idempotencyKey: 'order-42-visit-2' });
+  return balance + codes.length + ok + charge.result.data.extraChargeServiceOrderId.length + mock.errCode;
 }
