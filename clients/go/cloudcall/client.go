@@ -102,6 +102,9 @@ func New(o Options) (*Client, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("cloudcall: endpoint of %s: %q is not an http(s) URL", f.Name, raw)
 		}
+		if u.User != nil {
+			return nil, fmt.Errorf("cloudcall: endpoint of %s: the URL must not carry credentials (user:password@); the client signs every request", f.Name)
+		}
 		if err := signableQuery(u.RawQuery); err != nil {
 			return nil, fmt.Errorf("cloudcall: endpoint of %s: %w", f.Name, err)
 		}
