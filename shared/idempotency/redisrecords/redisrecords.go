@@ -63,7 +63,8 @@ type Records struct {
 	mu       sync.Mutex
 	verified time.Time
 	fence    string
-	gen      int // bumped by every successful verification
+	lost     string // a verified fence found gone, until the next verification says so
+	gen      int    // bumped by every successful verification
 	refused  error
 	refuseAt time.Time
 }
@@ -183,8 +184,12 @@ func (r *Records) Durable(ctx context.Context) error {
 	if r.gen != gen && r.fence != "" {
 		return nil // another call verified (and fenced) since we looked
 	}
-	lost := r.fence
-	r.fence = ""
+	// The fence found gone is kept until a verification succeeds: one that
+	// fails first (a Redis back empty without AOF, then with it; a passing
+	// network error) must not let the loss go unsaid.
+	if r.fence != "" {
+		r.lost, r.fence = r.fence, ""
+	}
 	// A refusal holds a second: a burst of calls on a Redis without AOF
 	// hears the same -1601 without one INFO each.
 	if r.refused != nil && r.o.Now().Sub(r.refuseAt) < time.Second {
@@ -198,6 +203,8 @@ func (r *Records) Durable(ctx context.Context) error {
 	}
 	r.refused = nil
 	r.gen++
+	lost := r.lost
+	r.lost = ""
 	if lost != "" && r.fence != lost {
 		// Persistence is verified again, but what was lost stays lost: a
 		// key charged before can charge again, and only the operator can
@@ -215,11 +222,8 @@ func (r *Records) verify(ctx context.Context) error {
 	if err != nil {
 		return r.wrap(err)
 	}
-	if v := infoField(info, "aof_enabled"); v != "1" {
-		return fmt.Errorf("%w: Redis at %s has appendonly off (INFO persistence aof_enabled:%s), so a restart would forget charges and let a seen key charge again; "+
-			"set appendonly yes with appendfsync always (or everysec), or set CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL "+
-			"(for Tair persistent memory or MemoryDB, which persist every write without AOF, set CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume)",
-			idempotency.ErrNotDurable, r.host, orNone(v))
+	if err := persistenceVerdict(r.host, info); err != nil {
+		return err
 	}
 	// Managed services often refuse CONFIG; AOF on is then the best we know.
 	if kv, err := r.rdb.ConfigGet(ctx, "appendfsync").Result(); err == nil && kv["appendfsync"] == "no" {
@@ -237,6 +241,22 @@ func (r *Records) verify(ctx context.Context) error {
 		return r.wrap(err)
 	}
 	r.fence, r.verified = fence, r.o.Now()
+	return nil
+}
+
+// persistenceVerdict judges INFO persistence. A Redis loading its data
+// after a restart says aof_enabled:0 until it is done (Redis 7): that is a
+// passing outage (-1501, retry), not a setting to fix (-1601).
+func persistenceVerdict(host, info string) error {
+	if infoField(info, "loading") == "1" {
+		return fmt.Errorf("%w: Redis at %s is loading its data after a restart (INFO persistence loading:1); retry when it is done", idempotency.ErrUnavailable, host)
+	}
+	if v := infoField(info, "aof_enabled"); v != "1" {
+		return fmt.Errorf("%w: Redis at %s has appendonly off (INFO persistence aof_enabled:%s), so a restart would forget charges and let a seen key charge again; "+
+			"set appendonly yes with appendfsync always (or everysec), or set CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL "+
+			"(for Tair persistent memory or MemoryDB, which persist every write without AOF, set CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume)",
+			idempotency.ErrNotDurable, host, orNone(v))
+	}
 	return nil
 }
 

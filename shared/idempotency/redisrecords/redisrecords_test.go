@@ -3,6 +3,7 @@ package redisrecords_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -306,4 +307,34 @@ func TestALostFenceIsLoggedAsDataLoss(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), "said once")
+}
+
+// A Redis that came back empty without AOF (refused, -1601) and was then
+// set right and restarted empty again let the keys charged before charge
+// again without the ERROR line: the fence found gone was forgotten when the
+// first check after the loss failed (outside tester). The loss is said at
+// the first verification that succeeds.
+func TestALossIsSaidAfterAFailedCheck(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	var logs bytes.Buffer
+	r := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := context.Background()
+	ok, err := r.Reserve(ctx, "k", rec("t1"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	srv.Reconfigure(false) // back empty, appendonly off
+	require.Eventually(t, func() bool {
+		_, err := r.Reserve(ctx, "k", rec("t2"), time.Hour)
+		return errors.Is(err, idempotency.ErrNotDurable)
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Empty(t, logs.String(), "refused: nothing charged, nothing said yet")
+
+	srv.Reconfigure(true) // set right, and empty again
+	require.Eventually(t, func() bool {
+		ok, err := r.Reserve(ctx, "k", rec("t3"), time.Hour)
+		return err == nil && ok
+	}, 15*time.Second, 100*time.Millisecond, "the key is free again: its record was lost")
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+	require.Contains(t, logs.String(), "lost its data")
 }
