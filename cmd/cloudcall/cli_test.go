@@ -147,6 +147,23 @@ func TestFunctionEnv(t *testing.T) {
 		require.Equal(t, "sbx-key", env["TOP_APP_KEY"])
 		require.Equal(t, "top-launch-extra-charge", env["AWS_LAMBDA_FUNCTION_NAME"])
 	})
+	// A deployment's own records store can be tried locally: the env file's
+	// CLOUDCALL_IDEMPOTENCY_STORE was overwritten by --store, and with the
+	// embedded store its Redis would have skipped the durability check.
+	t.Run("the env file's records store", func(t *testing.T) {
+		own := map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "postgres://u@db:5432/money"}
+		env := functionEnv(charge, runtimeapi.FC, sbs, false, localSettings{extra: own, storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:", embedded: true})
+		require.Equal(t, "postgres://u@db:5432/money", env["CLOUDCALL_IDEMPOTENCY_STORE"])
+		require.Equal(t, "redis://127.0.0.1:1/0", env["CLOUDCALL_STORE"], "the rest of the state stays shared in --store")
+		require.NotEqual(t, "assume", env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"], "the embedded store's waiver is not the env file's store's")
+
+		mem := filepath.Join(t.TempDir(), ".env")
+		require.NoError(t, os.WriteFile(mem, []byte("CLOUDCALL_IDEMPOTENCY_STORE=memory\n"), 0o600))
+		var errOut bytes.Buffer
+		_, err := loadEnvFile(mem, &errOut)
+		require.ErrorIs(t, err, errUsage)
+		require.Contains(t, errOut.String(), "each instance its own charge records")
+	})
 }
 
 // The env file's caller settings decide what the functions get, and the

@@ -116,16 +116,25 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 	if set.storeURL != "" {
 		env["CLOUDCALL_STORE"] = set.storeURL
 		env["CLOUDCALL_STORE_PREFIX"] = set.storePfx
-		// The charge keeps its idempotency records in the same shared store.
-		env["CLOUDCALL_IDEMPOTENCY_STORE"] = set.storeURL
+		// The charge keeps its idempotency records in the same shared store,
+		// unless the env file names a records store of its own (PostgreSQL,
+		// MySQL or a Redis, to try a deployment's own; loadEnvFile refuses
+		// "memory"): every instance shares that one too.
+		own := set.extra["CLOUDCALL_IDEMPOTENCY_STORE"] != ""
+		if !own {
+			env["CLOUDCALL_IDEMPOTENCY_STORE"] = set.storeURL
+		}
 		if set.embedded {
 			// Gone when the emulator stops: CK1 OAuth must not spend a
 			// real refresh token into it (the sandbox's own says it may).
 			env["CLOUDCALL_STORE_EPHEMERAL"] = "true"
-			// The embedded store does not persist (no AOF): it lives and dies
-			// with the sandboxes whose ledger its records guard, and no real
-			// money moves, so the durability check is waived here only.
-			env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
+			if !own {
+				// The embedded store does not persist (no AOF): it lives and
+				// dies with the sandboxes whose ledger its records guard, and
+				// no real money moves, so the durability check is waived
+				// here only.
+				env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
+			}
 		}
 	}
 	if platform == runtimeapi.Lambda {

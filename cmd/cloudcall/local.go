@@ -394,6 +394,9 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 		return nil, nil
 	}
 	env, err := readEnvFile(path)
+	if err == nil && env["CLOUDCALL_IDEMPOTENCY_STORE"] == "memory" {
+		err = errors.New("CLOUDCALL_IDEMPOTENCY_STORE=memory would give each instance its own charge records (a key could charge once per instance): give a postgres://, mysql:// or redis:// URL, or leave it out and the records share --store")
+	}
 	if err == nil {
 		var keys string
 		keys, err = config.FromMap(env).Secret("CLOUDCALL_CALLER_KEYS")
