@@ -150,6 +150,12 @@ func (ch *Charger) Op() envelope.Op {
 func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) {
 	q := ExtraChargeInput{policy: ch.policy}
 	if err := envelope.DecodeInput(in.Body, ch.schema(), &q); err != nil {
+		// A refusal still echoes a key the request gave (the body's, once
+		// decoded, as when a price policy refuses; else the header's), as
+		// every other failure of a keyed call does.
+		if key, e := idempotencyKey(q.IdempotencyKey, in.Header, in.PlatformCaller != ""); e == nil && key != "" {
+			return envelope.Prepared(withKey(envelope.Failure(APILaunchExtraCharge, envelope.As(err)), key)), nil
+		}
 		return nil, err
 	}
 	param := encodeParam(q.Param)
