@@ -111,7 +111,7 @@ func TestEventCommandLine(t *testing.T) {
 	}{
 		{[]string{"event"}, 2, "name a kind: apigw-v2, eventbridge, fc-http, fc-timer, schedule-v2"},
 		{[]string{"event", "s3-put"}, 2, `unknown kind "s3-put"; kinds:`},
-		{[]string{"event", "fc-http", "--function", "nope"}, 2, `--function "nope": known functions: logistics-get-quota`},
+		{[]string{"event", "fc-http", "--function", "nope"}, 2, `--function "nope": unknown function; known functions: logistics-get-quota`},
 		{[]string{"event", "fc-http", "--function"}, 2, "flag needs an argument"},
 		{[]string{"event", "fc-http", "--function", "quota-alert"}, 2, "quota-alert has no HTTP trigger (it runs on its schedule): use fc-timer, eventbridge or schedule-v2"},
 		{[]string{"event", "fc-timer", "--function", "top-launch-extra-charge"}, 2, "top-launch-extra-charge has no timer (it is called over HTTP): use fc-http or apigw-v2"},
@@ -162,5 +162,5 @@ func TestDebugWithoutDelveSaysHowToGetIt(t *testing.T) {
 
 	errOut.Reset()
 	require.Equal(t, 2, run(context.Background(), []string{"local", "--debug", "nope"}, &out, &errOut))
-	require.Contains(t, errOut.String(), `--debug "nope": known functions: logistics-get-quota`)
+	require.Contains(t, errOut.String(), `--debug "nope": unknown function; known functions: logistics-get-quota`)
 }
