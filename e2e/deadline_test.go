@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,8 +13,11 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/sandbox"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
+	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 )
 
 // In HTTP-server mode no platform sets a deadline: the charge waits the
@@ -43,4 +48,48 @@ func TestAChargeWaitsFifteenSecondsInHTTPServerMode(t *testing.T) {
 	require.Equal(t, 0.0, m["errCode"], m)
 	require.GreaterOrEqual(t, time.Since(start), 11*time.Second, "TOP's answer was awaited")
 	require.Len(t, sbx.Charges("BFC-SLOW"), 1)
+}
+
+// A vendor that hangs: the function answers its own envelope (-1301 for a
+// read, -1304 for the charge) before the platform's deadline, as the shipped
+// binary under each runtime API. It used the platform's deadline for the
+// vendor call itself, so on Lambda (RIE) the platform killed it first and
+// the caller got "Task timed out" instead (outside tester); the emulator
+// accepted an answer 10 ms late and hid it.
+func TestAHangingVendorIsAnsweredBeforeThePlatformDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for two 3 s timeouts per platform")
+	}
+	for _, p := range []runtimeapi.Platform{runtimeapi.FC, runtimeapi.Lambda} {
+		t.Run(string(p), func(t *testing.T) {
+			wx, top := wechatsbx.New(wechatsbx.Options{}), topsbx.New(topsbx.Options{})
+			wxSrv, topSrv := httptest.NewServer(wx.Handler()), httptest.NewServer(top.Handler())
+			defer wxSrv.Close()
+			defer topSrv.Close()
+			wx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/quota/get", Kind: sandbox.FaultHang, Delay: 5 * time.Second, Times: 5})
+			top.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultHang, Delay: 5 * time.Second, Times: 5})
+			mr := miniredis.RunT(t)
+			fns := []emulator.FunctionConfig{
+				{Name: "logistics-get-quota", Binary: bins["logistics-get-quota"], Platform: p, Env: merge(wx.Env(wxSrv.URL), map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}),
+					Timeout: 3 * time.Second, MemoryMB: 128, MaxInstances: 1, Idle: time.Minute, Stdout: io.Discard},
+				{Name: "top-launch-extra-charge", Binary: bins["top-launch-extra-charge"], Platform: p, Env: merge(top.Env(topSrv.URL), assumePersistence,
+					map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_IDEMPOTENCY_STORE": "redis://" + mr.Addr() + "/0"}),
+					Timeout: 3 * time.Second, MemoryMB: 128, MaxInstances: 1, Idle: time.Minute, Stdout: io.Discard},
+			}
+			emu := emulator.New(emulator.Options{Platform: p, Functions: fns, Log: io.Discard})
+			defer emu.Close()
+			for fn, want := range map[string]float64{"logistics-get-quota": -1301, "top-launch-extra-charge": -1304} {
+				payload := `{"deliveryId":"YTO","bizId":"hang"}`
+				if fn == "top-launch-extra-charge" {
+					payload = `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-HANG","price":100,"type":2},"idempotencyKey":"hang-1"}`
+				}
+				res, _, err := emu.Invoke(context.Background(), fn, []byte(payload))
+				require.NoError(t, err, "%s: the platform gave up first", fn)
+				require.Nil(t, res.Error, fn)
+				var m map[string]any
+				require.NoError(t, json.Unmarshal(res.Body, &m), string(res.Body))
+				require.Equal(t, want, m["errCode"], "%s: %s", fn, res.Body)
+			}
+		})
+	}
 }

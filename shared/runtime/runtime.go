@@ -258,6 +258,17 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
 		defer cancel()
 	}
+	// The work ends a little before the platform's deadline, so the answer
+	// (-1301, -1304, quota-alert's partial run) is written and delivered
+	// before the platform gives up on the invocation: Lambda and FC kill it
+	// at the deadline, and its caller got the platform's timeout instead.
+	if dl, ok := ctx.Deadline(); ok {
+		if m := AnswerReserve(time.Until(dl)); m > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, dl.Add(-m))
+			defer cancel()
+		}
+	}
 	if in.Trigger == envelope.TriggerHTTP {
 		if n := headerBytes(in.Header); n > MaxHeaderBytes {
 			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
@@ -282,6 +293,17 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 		return envelope.Failure(h.Op.API, envelope.ConfigError("%v", h.initErr))
 	}
 	return h.Op.Invoke(ctx, in)
+}
+
+// AnswerReserve is the time kept back from an invocation with left to go,
+// to write and deliver its answer: a tenth of it, from 100 ms to 1 s, and
+// none when less than 200 ms is left (the answer then races the deadline
+// whatever is kept).
+func AnswerReserve(left time.Duration) time.Duration {
+	if left < 200*time.Millisecond {
+		return 0
+	}
+	return min(max(left/10, 100*time.Millisecond), time.Second)
 }
 
 // MaxHeaderBytes bounds an HTTP trigger's headers (FC's own limit is 8 KB

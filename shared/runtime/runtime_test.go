@@ -212,6 +212,15 @@ func TestInvokeHTTPEventFieldsReachTheOperation(t *testing.T) {
 	require.Equal(t, "platform-req", s.in.RequestID, "direct invocations take the platform's")
 }
 
+func TestAnswerReserve(t *testing.T) {
+	for left, want := range map[time.Duration]time.Duration{
+		100 * time.Millisecond: 0, 199 * time.Millisecond: 0, 200 * time.Millisecond: 100 * time.Millisecond,
+		3 * time.Second: 300 * time.Millisecond, 10 * time.Second: time.Second, 15 * time.Minute: time.Second,
+	} {
+		require.Equal(t, want, AnswerReserve(left), left)
+	}
+}
+
 func TestInvokeDeadlines(t *testing.T) {
 	s := &seen{}
 	h, _ := newHandler(t, map[string]string{"CLOUDCALL_TIMEOUT": "7s"}, s, nil)
@@ -219,13 +228,21 @@ func TestInvokeDeadlines(t *testing.T) {
 	before := time.Now()
 	h.Invoke(context.Background(), []byte(`{"name":"a"}`), Meta{})
 	require.True(t, s.hasDL, "without a platform deadline the handler sets one")
-	require.WithinRange(t, s.deadline, before.Add(7*time.Second), time.Now().Add(7*time.Second))
+	// A tenth is kept back to answer: 700 ms of 7 s.
+	require.WithinRange(t, s.deadline, before.Add(7*time.Second-700*time.Millisecond-time.Millisecond), time.Now().Add(7*time.Second-700*time.Millisecond))
 
 	platform := time.Now().Add(90 * time.Second)
 	ctx, cancel := context.WithDeadline(context.Background(), platform)
 	defer cancel()
 	h.Invoke(ctx, []byte(`{"name":"a"}`), Meta{})
-	require.Equal(t, platform, s.deadline, "the platform's deadline is kept, not shortened or extended")
+	require.Equal(t, platform.Add(-time.Second), s.deadline, "the platform's deadline less the answer's reserve (at most 1 s), never extended")
+
+	// Too little left to keep anything back: the deadline as it is.
+	soon := time.Now().Add(150 * time.Millisecond)
+	ctx, cancel = context.WithDeadline(context.Background(), soon)
+	defer cancel()
+	h.Invoke(ctx, []byte(`{"name":"a"}`), Meta{})
+	require.Equal(t, soon, s.deadline)
 
 }
 
@@ -261,7 +278,8 @@ func TestTheOperationsDefaultDeadline(t *testing.T) {
 			out := h.Invoke(context.Background(), []byte(`{"name":"a"}`), Meta{})
 			require.Contains(t, string(out), `"errCode":0`)
 			require.True(t, s.hasDL)
-			require.WithinRange(t, s.deadline, before.Add(tc.want), time.Now().Add(tc.want))
+			want := tc.want - AnswerReserve(tc.want)
+			require.WithinRange(t, s.deadline, before.Add(want-time.Millisecond), time.Now().Add(want))
 		})
 	}
 }
@@ -391,7 +409,7 @@ func TestFCCustomRuntimeHandler(t *testing.T) {
 	require.Equal(t, 200, st)
 	require.Equal(t, "b", m["hello"])
 	require.Equal(t, envelope.TriggerDirect, s.in.Trigger)
-	require.True(t, s.deadline.Equal(dl), fmt.Sprint(s.deadline, dl))
+	require.True(t, s.deadline.Equal(dl.Add(-time.Second)), fmt.Sprint(s.deadline, dl), "FC's deadline less the answer's reserve")
 	require.Equal(t, "fc-1", s.in.RequestID)
 
 	st, _ = send("POST", "/initialize", ``, map[string]string{"x-fc-control-path": "/initialize"})

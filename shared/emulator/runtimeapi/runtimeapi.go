@@ -87,6 +87,9 @@ func (e *InitError) Error() string { return fmt.Sprintf("init error %s: %s", e.T
 type pending struct {
 	inv  Invocation
 	done chan Result
+	// deadline carries the deadline the poll wrote into the invocation's
+	// headers, the instant the function's time starts.
+	deadline chan time.Time
 }
 
 // Server is a runtime API for one instance.
@@ -185,11 +188,22 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
 	if inv.Timeout <= 0 {
 		inv.Timeout = 3 * time.Second
 	}
-	p := &pending{inv: inv, done: make(chan Result, 1)}
-	timer := time.NewTimer(inv.Timeout + 250*time.Millisecond) // the SDK's own deadline fires first
+	p := &pending{inv: inv, done: make(chan Result, 1), deadline: make(chan time.Time, 1)}
+	// Waiting to be taken (a cold start's init included) is bounded apart,
+	// as the platforms bound init apart from the invocation.
+	timer := time.NewTimer(inv.Timeout + 250*time.Millisecond)
 	defer timer.Stop()
 	select {
 	case s.queue <- p:
+		// Taken: an answer after the deadline the function was given is no
+		// answer, as on Lambda and FC (an answer 10 ms late was accepted,
+		// hiding a function that answered past its deadline).
+		select {
+		case dl := <-p.deadline:
+			timer.Reset(time.Until(dl))
+		case <-s.closed:
+			return Result{}, fmt.Errorf("%w: %w", ErrNotDelivered, ErrClosed)
+		}
 	case <-timer.C:
 		return Result{RequestID: inv.RequestID, TimedOut: true}, nil
 	case <-ctx.Done():
@@ -273,7 +287,9 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.inflight[inv.RequestID] = p
 	s.mu.Unlock()
-	deadline := time.Now().Add(inv.Timeout).UnixMilli()
+	dl := time.Now().Add(inv.Timeout)
+	p.deadline <- dl
+	deadline := dl.UnixMilli()
 	h := w.Header()
 	switch s.platform {
 	case FC:
