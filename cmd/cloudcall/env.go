@@ -153,20 +153,33 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 	return env
 }
 
+// builtFunctions are the binaries by name, and how long each build took.
+type builtFunctions struct {
+	bins map[string]string
+	took map[string]time.Duration
+}
+
 // buildFunctions compiles every registry function that has a folder,
 // showing progress; it returns the binaries by name.
 func buildFunctions(ctx context.Context, out io.Writer, binDir string, only string) (map[string]string, error) {
+	b, err := buildFunctionsTimed(ctx, out, binDir, only)
+	return b.bins, err
+}
+
+// buildFunctionsTimed is buildFunctions with each build's time.
+func buildFunctionsTimed(ctx context.Context, out io.Writer, binDir string, only string) (builtFunctions, error) {
+	res := builtFunctions{bins: map[string]string{}, took: map[string]time.Duration{}}
 	root, err := emulator.ModuleRoot(".")
 	if err != nil {
-		return nil, err // it says to run from inside the checkout
+		return res, err // it says to run from inside the checkout
 	}
 	if !filepath.IsAbs(binDir) {
 		binDir = filepath.Join(root, binDir)
 	}
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
-		return nil, err
+		return res, err
 	}
-	bins := map[string]string{}
+	bins := res.bins
 	for _, f := range registry.All() {
 		if only != "" && f.Name != only {
 			continue
@@ -179,15 +192,16 @@ func buildFunctions(ctx context.Context, out io.Writer, binDir string, only stri
 		start := time.Now()
 		bin, err := emulator.Build(ctx, root, "./functions/"+f.Name, binDir)
 		if err != nil {
-			return nil, err
+			return res, err
 		}
-		fmt.Fprintf(out, "  built %-30s %s\n", f.Name, time.Since(start).Round(10*time.Millisecond))
+		res.took[f.Name] = time.Since(start)
+		fmt.Fprintf(out, "  built %-30s %s\n", f.Name, res.took[f.Name].Round(10*time.Millisecond))
 		bins[f.Name] = bin
 	}
 	if only != "" && len(bins) == 0 {
-		return nil, fmt.Errorf("unknown function %q%s; known: %s", only, didYouMean(only, registry.Names()), strings.Join(registry.Names(), ", "))
+		return res, fmt.Errorf("unknown function %q%s; known: %s", only, didYouMean(only, registry.Names()), strings.Join(registry.Names(), ", "))
 	}
-	return bins, nil
+	return res, nil
 }
 
 func parsePlatform(s string) (runtimeapi.Platform, error) {

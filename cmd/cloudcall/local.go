@@ -196,10 +196,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	fmt.Fprintln(stdout, "cloudcall local: building functions (a first build compiles every dependency: a few minutes)")
-	bins, err := buildFunctions(ctx, stdout, *binDir, "")
+	built, err := buildFunctionsTimed(ctx, stdout, *binDir, "")
 	if err != nil {
 		return err
 	}
+	bins := built.bins
 	root, err := emulator.ModuleRoot(".")
 	if err != nil {
 		return err
@@ -208,8 +209,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !filepath.IsAbs(absBin) {
 		absBin = filepath.Join(root, absBin)
 	}
-	_ = os.RemoveAll(filepath.Join(absBin, ".watch")) // a previous run's rebuilds
-	defer os.RemoveAll(filepath.Join(absBin, ".watch"))
+	// Rebuilds go to this run's own folder: two runs from one checkout
+	// deleted each other's (and then failed every cold start).
+	removeStaleWatchDirs(absBin)
+	watchDir := filepath.Join(absBin, fmt.Sprintf(".watch-%d", os.Getpid()))
+	defer os.RemoveAll(watchDir)
 	if *debugFn != "" {
 		dir := filepath.Join(absBin, ".debug")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -260,7 +264,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			return emulator.Build(ctx, root, pkg, dir)
 		}
-		w = newWatcher(root, absBin, emu, build, stdout, bins)
+		w = newWatcher(root, watchDir, emu, build, stdout, bins)
+		w.seedDurations(built.took)
 	}
 	cons, err := newConsole(emu, string(p), bins, sbs, w, *debugFn, set.keys())
 	if err != nil {

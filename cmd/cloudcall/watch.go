@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -31,7 +33,9 @@ type builder func(ctx context.Context, root, pkg, dir string) (string, error)
 // from this module changes (go list -deps), and swaps its instances to the
 // new binary. A build that fails keeps the last good binary serving.
 type watcher struct {
-	root, binDir string
+	// watchDir holds this run's rebuilds, one folder per build; nothing
+	// else is ever in it.
+	root, watchDir string
 	build        builder
 	emu          swapper
 	out          io.Writer
@@ -43,14 +47,50 @@ type watcher struct {
 	bins   map[string]string // current binary per function
 }
 
-func newWatcher(root, binDir string, emu swapper, build builder, out io.Writer, bins map[string]string) *watcher {
-	w := &watcher{root: root, binDir: binDir, build: build, emu: emu, out: out, dirs: map[string]map[string]bool{},
+func newWatcher(root, watchDir string, emu swapper, build builder, out io.Writer, bins map[string]string) *watcher {
+	w := &watcher{root: root, watchDir: watchDir, build: build, emu: emu, out: out, dirs: map[string]map[string]bool{},
 		builds: map[string]console.Build{}, bins: map[string]string{}}
 	for fn, b := range bins {
 		w.bins[fn] = b
 		w.builds[fn] = console.Build{OK: true, At: time.Now()}
 	}
 	return w
+}
+
+// seedDurations records how long the first builds took (the console said
+// "built in 0 ms").
+func (w *watcher) seedDurations(took map[string]time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for fn, d := range took {
+		if b, ok := w.builds[fn]; ok {
+			b.DurationMs = d.Milliseconds()
+			w.builds[fn] = b
+		}
+	}
+}
+
+// removeStaleWatchDirs removes the rebuild folders of runs that are gone
+// (".watch-<pid>" whose process no longer exists, and the single ".watch"
+// of earlier versions); a live run's folder is left alone.
+func removeStaleWatchDirs(binDir string) {
+	_ = os.RemoveAll(filepath.Join(binDir, ".watch"))
+	ents, _ := os.ReadDir(binDir)
+	for _, e := range ents {
+		pid, ok := strings.CutPrefix(e.Name(), ".watch-")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || n <= 0 || alive(n) {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(binDir, e.Name()))
+	}
+}
+
+// alive says whether a process with this pid exists (EPERM: it does, as
+// another user's).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Builds reports the latest build of every function (the console shows it).
@@ -65,9 +105,10 @@ func (w *watcher) Builds() map[string]console.Build {
 }
 
 // deps lists the folders of the module's packages fn's main imports,
-// directly or not, itself included.
+// directly or not, itself included; a package that does not compile is
+// listed with what it imports (-e).
 func (w *watcher) deps(ctx context.Context, fn string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-tags", "lambda.norpc", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./functions/"+fn)
+	cmd := exec.CommandContext(ctx, "go", "list", "-e", "-deps", "-tags", "lambda.norpc", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./functions/"+fn)
 	cmd.Dir = w.root
 	b, err := cmd.Output()
 	if err != nil {
@@ -195,9 +236,12 @@ func (w *watcher) run(ctx context.Context, fns []string) error {
 			sort.Strings(names)
 			pending = map[string]bool{}
 			for _, fn := range names {
-				if w.rebuild(ctx, fn) {
-					_ = w.track(ctx, fsw, fn) // imports may have changed
-				}
+				w.rebuild(ctx, fn)
+				// Imports may have changed, in a build that failed too: the
+				// package the compiler names is then watched, and fixing
+				// it rebuilds (go list -e lists what it can of a broken
+				// package).
+				_ = w.track(ctx, fsw, fn)
 			}
 		}
 	}
@@ -208,7 +252,7 @@ func (w *watcher) run(ctx context.Context, fns []string) error {
 func (w *watcher) rebuild(ctx context.Context, fn string) bool {
 	w.mu.Lock()
 	w.gen++
-	dir := filepath.Join(w.binDir, ".watch", strconv.Itoa(w.gen))
+	dir := filepath.Join(w.watchDir, strconv.Itoa(w.gen))
 	w.mu.Unlock()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		fmt.Fprintf(w.out, "watch: %v\n", err)
@@ -225,7 +269,7 @@ func (w *watcher) rebuild(ctx context.Context, fn string) bool {
 		}
 		msg := compilerOutput(err)
 		w.mu.Lock()
-		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg}
+		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg, Failed: "compile"}
 		w.mu.Unlock()
 		fmt.Fprintf(w.out, "watch: %s does not compile; the last good binary keeps serving:\n%s\n", fn, indent(msg))
 		return false
@@ -239,7 +283,7 @@ func (w *watcher) rebuild(ctx context.Context, fn string) bool {
 		}
 		msg := err.Error()
 		w.mu.Lock()
-		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg}
+		w.builds[fn] = console.Build{OK: false, At: time.Now(), DurationMs: took.Milliseconds(), Error: msg, Failed: "start"}
 		w.mu.Unlock()
 		fmt.Fprintf(w.out, "watch: %s builds but does not start and stay up; the last good binary keeps serving:\n%s\n", fn, indent(msg))
 		return false
@@ -255,7 +299,7 @@ func (w *watcher) rebuild(ctx context.Context, fn string) bool {
 	w.mu.Unlock()
 	// Instances still finishing a call run the old file; unlinking it is
 	// safe, its folder goes with it once empty.
-	if strings.Contains(old, string(filepath.Separator)+".watch"+string(filepath.Separator)) {
+	if strings.HasPrefix(old, w.watchDir+string(filepath.Separator)) {
 		_ = os.Remove(old)
 		_ = os.Remove(filepath.Dir(old))
 	}

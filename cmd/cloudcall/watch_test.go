@@ -183,4 +183,20 @@ func TestWatch(t *testing.T) {
 	require.NotNil(t, got.Build)
 	require.False(t, got.Build.OK)
 	require.Regexp(t, where, got.Build.Error, "the console shows the same file:line")
+
+	// A failed build that imports a package it did not before, broken
+	// itself: fixing that package rebuilds (its folder was never watched,
+	// because the imports were read again only after a build that passed).
+	probe := filepath.Join(tree, "shared", "watchprobe")
+	require.NoError(t, os.MkdirAll(probe, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(probe, "probe.go"), []byte("package watchprobe\n\nfunc Hello() string { return \"hello\" + 1 }\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "shared", "wechat", "probe_use.go"),
+		[]byte("package wechat\n\nimport \"github.com/cloudcall/cloudcall/shared/watchprobe\"\n\nvar _ = watchprobe.Hello\n"), 0o644))
+	require.NoError(t, os.WriteFile(src, b, 0o644)) // logistics.go compiles again
+	require.Eventually(t, func() bool { return regexp.MustCompile(`watchprobe/probe\.go:3:\d+: invalid operation`).MatchString(out.String()) },
+		3*time.Minute, 50*time.Millisecond, "the new package's error is shown")
+	done := strings.Count(out.String(), "watch: rebuilt logistics-get-quota in ")
+	require.NoError(t, os.WriteFile(filepath.Join(probe, "probe.go"), []byte("package watchprobe\n\nfunc Hello() string { return \"hello\" }\n"), 0o644))
+	require.Eventually(t, func() bool { return strings.Count(out.String(), "watch: rebuilt logistics-get-quota in ") > done },
+		3*time.Minute, 50*time.Millisecond, "fixing the package the compiler named rebuilds the function")
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -43,23 +46,26 @@ func TestRebuildSwapsOnlyWhatCompiles(t *testing.T) {
 		return out, os.WriteFile(out, []byte("bin"), 0o755)
 	}
 	var out bytes.Buffer
-	w := newWatcher(t.TempDir(), bin, sw, build, &out, map[string]string{"a": "/first/a"})
+	w := newWatcher(t.TempDir(), filepath.Join(bin, ".watch-1"), sw, build, &out, map[string]string{"a": "/first/a"})
 	require.True(t, w.Builds()["a"].OK)
+	w.seedDurations(map[string]time.Duration{"a": 1500 * time.Millisecond})
+	require.Equal(t, int64(1500), w.Builds()["a"].DurationMs, "the first build's time, not 0 ms")
 
 	require.False(t, w.rebuild(context.Background(), "a"))
 	require.Empty(t, sw.swaps, "a failed build swaps nothing")
 	b := w.Builds()["a"]
 	require.False(t, b.OK)
 	require.Equal(t, "functions/a/main.go:3:9: undefined: nope", b.Error)
+	require.Equal(t, "compile", b.Failed)
 	require.Contains(t, out.String(), "watch: a does not compile; the last good binary keeps serving:\n  functions/a/main.go:3:9: undefined: nope")
 
 	fail = false
 	require.True(t, w.rebuild(context.Background(), "a"))
 	require.True(t, w.rebuild(context.Background(), "a"))
-	require.Equal(t, []string{"a=" + filepath.Join(bin, ".watch", "2", "a"), "a=" + filepath.Join(bin, ".watch", "3", "a")}, sw.swaps)
+	require.Equal(t, []string{"a=" + filepath.Join(bin, ".watch-1", "2", "a"), "a=" + filepath.Join(bin, ".watch-1", "3", "a")}, sw.swaps)
 	require.True(t, w.Builds()["a"].OK)
-	require.NoFileExists(t, filepath.Join(bin, ".watch", "2", "a"), "the replaced build is removed")
-	require.FileExists(t, filepath.Join(bin, ".watch", "3", "a"))
+	require.NoFileExists(t, filepath.Join(bin, ".watch-1", "2", "a"), "the replaced build is removed")
+	require.FileExists(t, filepath.Join(bin, ".watch-1", "3", "a"))
 	require.Regexp(t, `watch: rebuilt a in [0-9.]+m?s; new calls run it`, out.String())
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -75,9 +81,30 @@ func TestRebuildSwapsOnlyWhatCompiles(t *testing.T) {
 	require.Len(t, sw.swaps, 2, "a build that exits at start swaps nothing")
 	require.False(t, w.Builds()["a"].OK)
 	require.Contains(t, w.Builds()["a"].Error, "panic: boom from init")
+	require.Equal(t, "start", w.Builds()["a"].Failed, "the console says it does not start, not that it does not compile")
 	require.Contains(t, out.String(), "watch: a builds but does not start and stay up; the last good binary keeps serving:")
-	require.NoDirExists(t, filepath.Join(bin, ".watch", "5"), "the refused build is removed")
-	require.FileExists(t, filepath.Join(bin, ".watch", "3", "a"), "the last good one stays")
+	require.NoDirExists(t, filepath.Join(bin, ".watch-1", "5"), "the refused build is removed")
+	require.FileExists(t, filepath.Join(bin, ".watch-1", "3", "a"), "the last good one stays")
+}
+
+// Two runs from one checkout shared bin/.watch: each removed it at start
+// and at exit, and the other then failed every cold start (outside tester).
+// A run keeps its rebuilds in .watch-<pid> and removes only those of runs
+// that are gone.
+func TestStaleWatchDirs(t *testing.T) {
+	bin := t.TempDir()
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	own := filepath.Join(bin, fmt.Sprintf(".watch-%d", os.Getpid()))
+	gone := filepath.Join(bin, fmt.Sprintf(".watch-%d", dead.Process.Pid))
+	for _, d := range []string{own, gone, filepath.Join(bin, ".watch", "3"), filepath.Join(bin, ".watch-notapid")} {
+		require.NoError(t, os.MkdirAll(d, 0o755))
+	}
+	removeStaleWatchDirs(bin)
+	require.DirExists(t, own, "a live run's rebuilds stay")
+	require.NoDirExists(t, gone, "a gone run's are removed")
+	require.NoDirExists(t, filepath.Join(bin, ".watch"), "an earlier version's single folder is removed")
+	require.DirExists(t, filepath.Join(bin, ".watch-notapid"), "what is not a run's is left alone")
 }
 
 func TestAffectedFiles(t *testing.T) {

@@ -78,7 +78,10 @@ type Build struct {
 	OK         bool      `json:"ok"`
 	At         time.Time `json:"at"`
 	DurationMs int64     `json:"durationMs"`
-	Error      string    `json:"error,omitempty"` // the compiler's output (file:line: message)
+	Error      string    `json:"error,omitempty"` // the compiler's output (file:line: message), or the start's
+	// Failed says which step refused the build: "compile", or "start" (it
+	// compiled, but exited or hung before asking for work).
+	Failed string `json:"failed,omitempty"`
 }
 
 // Options configures the console.

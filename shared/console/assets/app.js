@@ -239,7 +239,7 @@ function renderBuildErrors(fns) {
   const box = document.getElementById('build-errors');
   box.hidden = bad.length === 0;
   box.replaceChildren(...bad.map((f) => h('div', { 'data-testid': 'build-error', 'data-fn': f.name },
-    h('b', { text: f.name + ' does not compile; the last good binary keeps serving:' }), h('pre', { text: f.build.error }))));
+    h('b', { text: f.name + (f.build.failed === 'start' ? ' builds but does not start and stay up' : ' does not compile') + '; the last good binary keeps serving:' }), h('pre', { text: f.build.error }))));
 }
 
 async function refreshState() {
