@@ -303,8 +303,18 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer wg.Done()
 		emu.StopAsync(shut)
 	}()
-	_ = srv.Shutdown(shut)
+	err = srv.Shutdown(shut)
 	wg.Wait()
+	if err != nil {
+		// Calls still running after the 3 s: their instances are stopped
+		// now, and their callers get the 502 naming the exit before the
+		// process ends (some got no answer at all: the process exited
+		// while those handlers were writing).
+		emu.Close()
+		last, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(last)
+	}
 	return nil
 }
 

@@ -782,3 +782,45 @@ func TestLocalExternalStore(t *testing.T) {
 	require.Contains(t, joined, prefix+"ck1:", "the CK1 token under the run's prefix")
 	require.Contains(t, joined, "ext-1", "the charge's record under the run's prefix")
 }
+
+// Ctrl-C while calls are still running past the 3 s given to finish: each
+// caller hears a 502 naming the instance's exit. Some heard nothing at all
+// (the process ended while those handlers were writing; outside tester).
+func TestShutdownAnswersCallsStillRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real CLI")
+	}
+	l := startLocal(t)
+	fault := `{"path":"/cgi-bin/express/business/quota/get","kind":"hang","delay":"30s","times":10}`
+	resp, err := client.Post(l.sandboxes["wechat"]+"/__sandbox/faults", "application/json", strings.NewReader(fault))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	type got struct {
+		status int
+		body   string
+		err    error
+	}
+	answers := make(chan got, 3)
+	for range 3 {
+		go func() {
+			resp, err := client.Post(l.base+"/logistics-get-quota", "application/json", strings.NewReader(`{"deliveryId":"YTO","bizId":"xyz"}`))
+			if err != nil {
+				answers <- got{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			answers <- got{status: resp.StatusCode, body: string(b)}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond) // the calls are in the instances, waiting on WeChat
+	require.NoError(t, l.cmd.Process.Signal(os.Interrupt))
+	for range 3 {
+		a := <-answers
+		require.NoError(t, a.err, "every caller gets an answer")
+		require.Equal(t, 502, a.status, a.body)
+		require.Contains(t, a.body, "instance exited")
+	}
+	l.stop()
+}

@@ -36,9 +36,9 @@ type watcher struct {
 	// watchDir holds this run's rebuilds, one folder per build; nothing
 	// else is ever in it.
 	root, watchDir string
-	build        builder
-	emu          swapper
-	out          io.Writer
+	build          builder
+	emu            swapper
+	out            io.Writer
 
 	mu     sync.Mutex
 	gen    int

@@ -193,7 +193,9 @@ func TestWatch(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(tree, "shared", "wechat", "probe_use.go"),
 		[]byte("package wechat\n\nimport \"github.com/cloudcall/cloudcall/shared/watchprobe\"\n\nvar _ = watchprobe.Hello\n"), 0o644))
 	require.NoError(t, os.WriteFile(src, b, 0o644)) // logistics.go compiles again
-	require.Eventually(t, func() bool { return regexp.MustCompile(`watchprobe/probe\.go:3:\d+: invalid operation`).MatchString(out.String()) },
+	require.Eventually(t, func() bool {
+		return regexp.MustCompile(`watchprobe/probe\.go:3:\d+: invalid operation`).MatchString(out.String())
+	},
 		3*time.Minute, 50*time.Millisecond, "the new package's error is shown")
 	done := strings.Count(out.String(), "watch: rebuilt logistics-get-quota in ")
 	require.NoError(t, os.WriteFile(filepath.Join(probe, "probe.go"), []byte("package watchprobe\n\nfunc Hello() string { return \"hello\" }\n"), 0o644))
