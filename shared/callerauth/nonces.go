@@ -43,7 +43,21 @@ type Nonces struct {
 	nextProbe time.Time
 	flushing  bool // a background flush loop is running
 	nextSweep time.Time
+	// fence is the value of the store's fence this instance last saw: a
+	// store that loses its data (a Redis restarted empty) loses it too,
+	// and the instance then writes back the nonces it accepted, which a
+	// replay to another instance would otherwise pass for 11 minutes.
+	fence     []byte
+	checking  bool
+	nextCheck time.Time
 }
+
+// fenceKey cannot be a nonce's key (a nonce has no '~').
+const fenceKey = "nonce:~fence"
+
+// fenceTTL outlives every nonce by far; a fence that expired would only
+// cost one write-back.
+const fenceTTL = 365 * 24 * time.Hour
 
 // NoncesOptions configures NewNonces.
 type NoncesOptions struct {
@@ -95,6 +109,7 @@ func (n *Nonces) Spend(ctx context.Context, key string) bool {
 		fresh, err := n.shared.SetNX(ctx, key, n.mark, NonceTTL)
 		if err == nil {
 			n.settle(nil)
+			n.checkFence()
 			return fresh
 		}
 		n.settle(err)
@@ -132,6 +147,7 @@ func (n *Nonces) SpendShared(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("nonce store: %w", err)
 	}
+	n.checkFence()
 	n.mu.Lock()
 	if exp, ok := n.seen[key]; ok && n.now().Before(exp) {
 		fresh = false // spent here meanwhile (by a Spend that went to memory)
@@ -232,6 +248,70 @@ func (n *Nonces) flushLoop() {
 			return
 		}
 		n.mu.Unlock()
+	}
+}
+
+// checkFence looks at the store's fence at most once per probe interval, in
+// the background (a call never waits for it).
+func (n *Nonces) checkFence() {
+	n.mu.Lock()
+	now := n.now()
+	if n.checking || now.Before(n.nextCheck) {
+		n.mu.Unlock()
+		return
+	}
+	n.checking, n.nextCheck = true, now.Add(n.probeEvery)
+	n.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.fenceCheck(ctx)
+		n.mu.Lock()
+		n.checking = false
+		n.mu.Unlock()
+	}()
+}
+
+// fenceCheck reads the fence, writing one when there is none. A fence this
+// instance saw that is gone, or replaced (another instance found it gone
+// first), means the store lost the nonces: every one this instance
+// accepted and still remembers is written back.
+func (n *Nonces) fenceCheck(ctx context.Context) {
+	cur, err := n.shared.Get(ctx, fenceKey)
+	if errors.Is(err, store.ErrNotFound) {
+		v := make([]byte, 8)
+		_, _ = rand.Read(v)
+		if _, err = n.shared.SetNX(ctx, fenceKey, []byte(hex.EncodeToString(v)), fenceTTL); err == nil {
+			cur, err = n.shared.Get(ctx, fenceKey)
+		}
+	}
+	if err != nil {
+		return // unreachable: the outage path handles nonces meanwhile
+	}
+	n.mu.Lock()
+	lost := n.fence != nil && !bytes.Equal(n.fence, cur)
+	n.fence = cur
+	if !lost {
+		n.mu.Unlock()
+		return
+	}
+	now := n.now()
+	back := 0
+	for k, exp := range n.seen {
+		if now.Before(exp) {
+			n.pending = append(n.pending, k)
+			back++
+		}
+	}
+	start := back > 0 && !n.flushing
+	if start {
+		n.flushing = true
+	}
+	n.mu.Unlock()
+	n.log.Warn("nonce store lost its data (its fence is gone: a restart without persistence, or a failover): this instance writes back the nonces it accepted in the last 11 minutes, so their replays are refused again",
+		"nonces", back)
+	if start {
+		go n.flushLoop()
 	}
 }
 

@@ -249,3 +249,63 @@ func TestANonceWriteWhoseAnswerWasLostIsNoReplay(t *testing.T) {
 	require.True(t, b.Spend(ctx, "n4"))
 	require.Contains(t, logs.String(), "also spent on another instance")
 }
+
+// wipeable is a shared store that can lose everything at once, as a Redis
+// restarted without persistence does.
+type wipeable struct {
+	mu sync.Mutex
+	store.KV
+}
+
+func (w *wipeable) wipe() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.KV = store.NewMemory(store.MemoryOptions{})
+}
+
+func (w *wipeable) kv() store.KV { w.mu.Lock(); defer w.mu.Unlock(); return w.KV }
+func (w *wipeable) Get(ctx context.Context, key string) ([]byte, error) {
+	return w.kv().Get(ctx, key)
+}
+func (w *wipeable) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	return w.kv().SetNX(ctx, key, value, ttl)
+}
+
+// A store that came back empty forgot every nonce: a capture accepted before
+// was accepted again by another instance for up to 11 minutes (outside
+// tester). The instance that accepted it sees the store's fence gone within
+// a probe interval and writes its nonces back.
+func TestNoncesAreWrittenBackAfterTheStoreLostThem(t *testing.T) {
+	shared := &wipeable{KV: store.NewMemory(store.MemoryOptions{})}
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, ProbeEvery: 10 * time.Millisecond,
+		Log: slog.New(slog.NewJSONHandler(lockedBuffer{&logMu, &logs}, nil))})
+	b := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, ProbeEvery: 10 * time.Millisecond})
+	ctx := context.Background()
+	require.True(t, a.Spend(ctx, "nonce:captured-0000000001"))
+	time.Sleep(50 * time.Millisecond) // past a probe interval
+
+	shared.wipe()
+	require.True(t, a.Spend(ctx, "nonce:another-00000000002"), "a's next call sees the fence gone")
+	require.Eventually(t, func() bool {
+		_, err := shared.Get(ctx, "nonce:captured-0000000001")
+		return err == nil && a.Pending() == 0
+	}, 2*time.Second, 5*time.Millisecond, "a wrote its nonce back")
+	require.False(t, b.Spend(ctx, "nonce:captured-0000000001"), "the replay to another instance is refused again")
+	logMu.Lock()
+	defer logMu.Unlock()
+	require.Contains(t, logs.String(), "nonce store lost its data")
+	require.NotContains(t, logs.String(), "also spent on another instance")
+}
+
+type lockedBuffer struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
