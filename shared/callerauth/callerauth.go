@@ -73,8 +73,10 @@ func Parse(header string) (Auth, error) {
 		case "KeyId":
 			a.KeyID = v
 		case "Timestamp":
+			// Digits only: ParseInt also takes a sign ("+1796069000"), and
+			// one header should have one spelling.
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n <= 0 {
+			if err != nil || n <= 0 || v[0] < '0' || v[0] > '9' {
 				return Auth{}, fmt.Errorf("%w: Timestamp must be unix seconds", ErrMalformed)
 			}
 			a.Timestamp = n

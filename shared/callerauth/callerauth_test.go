@@ -232,6 +232,18 @@ func TestTimestampEdges(t *testing.T) {
 	}
 }
 
+// The timestamp is unix seconds in digits: ParseInt also took "+1796069000".
+func TestTimestampIsDigitsOnly(t *testing.T) {
+	for _, ts := range []string{"+1796069000", "-1", "0", "1e9", " 1796069000", "17960690000000000000000"} {
+		_, err := callerauth.Parse("CLOUDCALL-HMAC-SHA256 KeyId=k,Timestamp=" + ts + ",Nonce=nonce-0123456789abcd,Signature=" + strings.Repeat("a", 64))
+		require.ErrorIs(t, err, callerauth.ErrMalformed, ts)
+		require.ErrorContains(t, err, "Timestamp must be unix seconds", ts)
+	}
+	a, err := callerauth.Parse("CLOUDCALL-HMAC-SHA256 KeyId=k,Timestamp=1796069000,Nonce=nonce-0123456789abcd,Signature=" + strings.Repeat("a", 64))
+	require.NoError(t, err)
+	require.Equal(t, int64(1796069000), a.Timestamp)
+}
+
 // The Go transport does not send what it cannot sign.
 func TestTransportRefusesUnparseableQueries(t *testing.T) {
 	srv, calls := server(t)
