@@ -410,6 +410,10 @@ func jsonKind(b []byte) string {
 		return "null"
 	case c == '-' || (c >= '0' && c <= '9'):
 		return "a number"
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		// A body sent with Content-Encoding: gzip: the functions take JSON
+		// as it is, and the platforms pass the bytes through.
+		return "gzip-compressed bytes (compressed bodies are not accepted: send the JSON uncompressed, without Content-Encoding)"
 	default:
 		r, _ := utf8.DecodeRune(b)
 		return fmt.Sprintf("text starting with %q", r)

@@ -21,3 +21,9 @@ func TestHugeExponentCountsTheValue(t *testing.T) {
 		require.Equal(t, huge, hugeExponent([]byte(raw)), raw)
 	}
 }
+
+// A gzip body was "text starting with '\x1f'".
+func TestACompressedBodyIsNamed(t *testing.T) {
+	_, err := precheck([]byte{0x1f, 0x8b, 0x08, 0x00})
+	require.ErrorContains(t, err, "gzip-compressed bytes (compressed bodies are not accepted: send the JSON uncompressed")
+}
