@@ -285,3 +285,20 @@ func TestTheChargesDefaultDeadlineIs15s(t *testing.T) {
 		require.Equal(t, tc.want, h.Timeout, "CLOUDCALL_TIMEOUT=%q", tc.set)
 	}
 }
+
+// result.success false with neither code nor message read "TOP refused the
+// charge:  " (outside tester).
+func TestARefusalWithoutCodeSaysSo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"x_response":{"result":{"success":false},"request_id":"rid"}}`))
+	}))
+	defer srv.Close()
+	env := map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_SESSION": "x", "TOP_GATEWAY_URL": srv.URL}
+	op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(env), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
+	require.NoError(t, err)
+	resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC9","price":1,"type":1}}`)})
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(resp.Body, &m))
+	require.Equal(t, -1305.0, m["errCode"], m)
+	require.Equal(t, "top.ascp.launchExtraCharge:fail TOP refused the charge: result.success false, without an error_code or error_message", m["errMsg"])
+}

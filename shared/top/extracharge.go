@@ -329,7 +329,7 @@ func (ch *Charger) charge(ctx context.Context, session, param string) (*ExtraCha
 	}
 	if !w.Result.Success {
 		return nil, &envelope.Error{Code: envelope.CodeUpstream,
-			Reason: fmt.Sprintf("TOP refused the charge: %s %s", w.Result.ErrorCode, w.Result.ErrorMessage),
+			Reason: "TOP refused the charge: " + cmp.Or(strings.TrimSpace(w.Result.ErrorCode+" "+w.Result.ErrorMessage), "result.success false, without an error_code or error_message"),
 			Upstream: &envelope.Upstream{Vendor: "top", HTTPStatus: r.Status, Code: w.Result.ErrorCode, Message: w.Result.ErrorMessage,
 				RequestID: w.RequestID, Extra: map[string]any{"layer": "result"}}}
 	}

@@ -75,6 +75,9 @@ func Envelope(err error) *envelope.Error {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		reason := ae.Msg
+		if strings.TrimSpace(reason) == "" {
+			reason = "errcode " + strconv.Itoa(ae.Code) + " without an errmsg"
+		}
 		if h, ok := hints[ae.Code]; ok && (ae.Token || ae.Code != 40001) {
 			reason += " (" + h + ")"
 		}
