@@ -33,8 +33,14 @@ const (
 // two caller keys configured.
 func server(t *testing.T) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
+	return serverWithKeys(t, "old:"+secretA+",new:"+secretB)
+}
+
+// serverWithKeys is server with the given CLOUDCALL_CALLER_KEYS.
+func serverWithKeys(t *testing.T, keys string) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
 	var calls atomic.Int32
-	env := config.FromMap(map[string]string{"CLOUDCALL_CALLER_KEYS": "old:" + secretA + ",new:" + secretB})
+	env := config.FromMap(map[string]string{"CLOUDCALL_CALLER_KEYS": keys})
 	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&strings.Builder{}, env), func(context.Context, runtime.Deps) (envelope.Op, error) {
 		return envelope.Op{API: "test.echo", Handle: func(context.Context, *envelope.Input) (any, error) {
 			calls.Add(1)
@@ -111,17 +117,7 @@ func TestRefusals(t *testing.T) {
 // with the other id as a fresh nonce (a second charge with a new
 // Idempotency-Key header). A nonce is spent whatever id came with it.
 func TestReplayUnderAnotherKeyIDWithTheSameSecret(t *testing.T) {
-	var calls atomic.Int32
-	env := config.FromMap(map[string]string{"CLOUDCALL_CALLER_KEYS": "old:" + secretA + ",new:" + secretA})
-	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&strings.Builder{}, env), func(context.Context, runtime.Deps) (envelope.Op, error) {
-		return envelope.Op{API: "test.echo", Handle: func(context.Context, *envelope.Input) (any, error) {
-			calls.Add(1)
-			return map[string]int{"n": 1}, nil
-		}}, nil
-	})
-	require.NoError(t, err)
-	srv := httptest.NewServer(h.HTTPHandler())
-	defer srv.Close()
+	srv, calls := serverWithKeys(t, "old:"+secretA+",new:"+secretA)
 	now := time.Now().Unix()
 	auth := sign(t, "old", secretA, "POST", "/fn", "", now, "nonce-rotation-000001", []byte(`{}`))
 	st, out := do(t, srv, "/fn", `{}`, auth)

@@ -277,19 +277,27 @@ func TestRefusedSettingsAreNotRetryable(t *testing.T) {
 	require.True(t, ok)
 }
 
+// verifiedRecord is a Redis with AOF, verified, holding the record "k", and
+// the log of its Records.
+func verifiedRecord(t *testing.T) (*redisproc.Server, *redisrecords.Records, *bytes.Buffer) {
+	t.Helper()
+	srv := redisproc.Start(t, true)
+	logs := &bytes.Buffer{}
+	r := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Log: slog.New(slog.NewJSONHandler(logs, nil))})
+	ok, err := r.Reserve(context.Background(), "k", rec("t1"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	return srv, r, logs
+}
+
 // A Redis with AOF that loses its data (FLUSHALL here; a wiped disk or a
 // failover to a node without the data) still persists what comes next, so
 // reservations go on after the check, but what was lost is lost: the
 // instance that had verified the fence says so at ERROR, once, for the
 // operator to reconcile.
 func TestALostFenceIsLoggedAsDataLoss(t *testing.T) {
-	srv := redisproc.Start(t, true)
-	var logs bytes.Buffer
-	r := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	srv, r, logs := verifiedRecord(t)
 	ctx := context.Background()
-	ok, err := r.Reserve(ctx, "k", rec("t1"), time.Hour)
-	require.NoError(t, err)
-	require.True(t, ok)
 	require.Empty(t, logs.String(), "a first verification is not a loss")
 
 	o, err := redis.ParseURL(srv.URL())
@@ -298,7 +306,7 @@ func TestALostFenceIsLoggedAsDataLoss(t *testing.T) {
 	t.Cleanup(func() { _ = admin.Close() })
 	require.NoError(t, admin.FlushAll(ctx).Err())
 
-	ok, err = r.Reserve(ctx, "k", rec("t2"), time.Hour)
+	ok, err := r.Reserve(ctx, "k", rec("t2"), time.Hour)
 	require.NoError(t, err)
 	require.True(t, ok, "the lost record is gone: the key is free again")
 	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
@@ -315,13 +323,8 @@ func TestALostFenceIsLoggedAsDataLoss(t *testing.T) {
 // first check after the loss failed (outside tester). The loss is said at
 // the first verification that succeeds.
 func TestALossIsSaidAfterAFailedCheck(t *testing.T) {
-	srv := redisproc.Start(t, true)
-	var logs bytes.Buffer
-	r := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	srv, r, logs := verifiedRecord(t)
 	ctx := context.Background()
-	ok, err := r.Reserve(ctx, "k", rec("t1"), time.Hour)
-	require.NoError(t, err)
-	require.True(t, ok)
 
 	srv.Reconfigure(false) // back empty, appendonly off
 	require.Eventually(t, func() bool {
