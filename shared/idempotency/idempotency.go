@@ -261,7 +261,13 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	}
 	done := rec
 	done.State, done.Status, done.Body = Done, out.Response.Status, out.Response.Body
-	g.finish(ctx, k, done, out.VendorID)
+	if g.finish(ctx, k, done, out.VendorID) && alias != "" {
+		// The store lost the alias with the record: a keyless retry of
+		// this request must find it too.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.FinishFor)
+		_, _ = g.o.Records.Reserve(actx, alias, Record{Token: aliasToken, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}, g.o.Retention)
+		cancel()
+	}
 	g.purge(ctx)
 	return out.Response, false, nil
 }
@@ -366,7 +372,12 @@ func inProgress() *envelope.Error {
 // finish records the answer, retrying within the invocation's deadline (and
 // at least FinishFor, even when the context already ended: the charge
 // happened and its record matters more than the deadline).
-func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID string) {
+//
+// A record the store lost while the call ran (a Redis back empty, a
+// truncated table) is written again: the call did happen, and a repeat
+// would otherwise run it again (outside tester: one key, two charges). It
+// reports that it wrote it again, so the caller restores what goes with it.
+func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID string) (rewritten bool) {
 	fctx, cancel := g.settling(ctx)
 	defer cancel()
 	var err error
@@ -380,21 +391,33 @@ func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID stri
 			switch {
 			case rerr == nil && cur.Token == done.Token && cur.State == Done:
 				ok = true
-			case rerr == nil || errors.Is(rerr, ErrNotFound):
-				err = fmt.Errorf("the record is no longer this call's (expired or replaced)")
+			case errors.Is(rerr, ErrNotFound):
+				// Gone (a record lives for Retention, far past any call):
+				// insert it if nobody took the key meanwhile.
+				if ok, err = g.o.Records.Reserve(fctx, k, done, g.o.Retention); err == nil && ok {
+					rewritten = true
+					g.o.Log.Warn("idempotency record lost by the store while the call ran, written again: repeats answer from it",
+						"key", k, "vendorId", vendorID, "store", g.o.Records.Name())
+				}
+			case rerr == nil:
+				// Another call holds the key: the store lost this one's
+				// record and a repeat reserved it anew. Retrying cannot
+				// help.
+				g.stuck(k, done, vendorID, fmt.Errorf("the record was lost by the store while the call ran, and another call with this key has reserved it since: that call may run again; reconcile this key"))
+				return false
 			default:
 				err = rerr
 			}
 		}
 		if err == nil && ok {
-			return
+			return rewritten
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-fctx.Done():
 			t.Stop()
 			g.stuck(k, done, vendorID, err)
-			return
+			return false
 		case <-t.C:
 		}
 	}
@@ -412,7 +435,10 @@ func (g *Guard) stuck(k string, done Record, vendorID string, err error) {
 		Known: "outcome known: charged, id " + vendorID}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, _ = g.o.Records.Finish(ctx, k, done.Token, note, g.o.Retention)
+	if ok, err := g.o.Records.Finish(ctx, k, done.Token, note, g.o.Retention); err == nil && !ok {
+		// Not this call's record, or none: a lost one is put back.
+		_, _ = g.o.Records.Reserve(ctx, k, note, g.o.Retention)
+	}
 }
 
 // settling is how long a write that settles a record keeps retrying: to

@@ -981,3 +981,68 @@ func TestAKeyReleasedUnderARepeatIsReservedAgain(t *testing.T) {
 	require.JSONEq(t, `{"errCode":0,"id":1}`, string(r.Body))
 	require.Zero(t, runs.Load())
 }
+
+// wipedMidCall loses every record once, while the guarded call runs: a
+// Redis back empty, a truncated table.
+type wipedMidCall struct {
+	*idempotency.Memory
+	now func() time.Time
+}
+
+func (w *wipedMidCall) wipe() { *w.Memory = *idempotency.NewMemory(w.now) }
+
+// The store lost the records while a charge ran: finishing found nothing,
+// logged "repeats will answer -1304" and wrote nothing, and the repeat
+// charged again (outside tester: one key, two charges on Redis, PostgreSQL
+// and MariaDB). The call's record, and its keyed alias, are written again.
+func TestARecordLostWhileTheCallRanIsWrittenAgain(t *testing.T) {
+	c := newClock()
+	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
+	var logs bytes.Buffer
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := context.Background()
+	var runs atomic.Int32
+	charge := func(context.Context) idempotency.Outcome {
+		if runs.Add(1) == 1 {
+			recs.wipe()
+		}
+		return idempotency.Outcome{Response: ok(`{"errCode":0,"id":"ECS1"}`), VendorID: "ECS1"}
+	}
+	first, replayed, e := g.Run(ctx, key("k1", "fp1"), charge)
+	require.Nil(t, e)
+	require.False(t, replayed)
+	require.Contains(t, logs.String(), "written again")
+	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+
+	again, replayed, e := g.Run(ctx, key("k1", "fp1"), charge)
+	require.Nil(t, e)
+	require.True(t, replayed, "the repeat answers from the record")
+	require.Equal(t, first.Body, again.Body)
+	keyless, replayed, e := g.Run(ctx, idempotency.Call{Fingerprint: "fp1"}, charge)
+	require.Nil(t, e)
+	require.True(t, replayed, "the same request without its key finds the alias again")
+	require.Equal(t, first.Body, keyless.Body)
+	require.Equal(t, int32(1), runs.Load(), "charged once")
+}
+
+// When a repeat reserved the key after the loss and before the finish, the
+// first call cannot write over it: it says so at ERROR, naming the risk,
+// not "repeats will answer -1304".
+func TestARecordLostAndTakenMeanwhileIsSaid(t *testing.T) {
+	c := newClock()
+	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
+	var logs bytes.Buffer
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := context.Background()
+	charge := func(context.Context) idempotency.Outcome {
+		recs.wipe()
+		took, err := recs.Reserve(ctx, "t:k1", idempotency.Record{Token: "other", State: idempotency.InProgress, Fingerprint: "fp1"}, time.Hour)
+		require.NoError(t, err)
+		require.True(t, took)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`), VendorID: "ECS1"}
+	}
+	_, _, e := g.Run(ctx, key("k1", "fp1"), charge)
+	require.Nil(t, e)
+	require.Contains(t, logs.String(), `"level":"ERROR"`)
+	require.Contains(t, logs.String(), "another call with this key has reserved it since")
+}
