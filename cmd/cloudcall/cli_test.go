@@ -163,6 +163,27 @@ func TestFunctionEnv(t *testing.T) {
 		_, err := loadEnvFile(mem, &errOut)
 		require.ErrorIs(t, err, errUsage)
 		require.Contains(t, errOut.String(), "each instance its own charge records")
+
+		// The URL may come from a file, as every secret may: it was
+		// overwritten by --store (the plain variable wins), and a file
+		// saying memory passed.
+		dir := t.TempDir()
+		url := filepath.Join(dir, "records-url")
+		require.NoError(t, os.WriteFile(url, []byte("postgres://u@db:5432/money\n"), 0o600))
+		fileEnv := map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE_FILE": url}
+		env = functionEnv(charge, runtimeapi.FC, sbs, false, localSettings{extra: fileEnv, storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:", embedded: true})
+		require.NotContains(t, env, "CLOUDCALL_IDEMPOTENCY_STORE", "the file's URL stands")
+		require.Equal(t, url, env["CLOUDCALL_IDEMPOTENCY_STORE_FILE"])
+		var b bytes.Buffer
+		banner(&b, "http://127.0.0.1:9000", "fc", "sandbox", nil, nil, nil, "on", localSettings{extra: fileEnv, storeURL: "redis://127.0.0.1:1/0", embedded: true})
+		require.Contains(t, b.String(), "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs")
+		require.NoError(t, os.WriteFile(url, []byte("memory\n"), 0o600))
+		memFile := filepath.Join(dir, ".env")
+		require.NoError(t, os.WriteFile(memFile, []byte("CLOUDCALL_IDEMPOTENCY_STORE_FILE="+url+"\n"), 0o600))
+		errOut.Reset()
+		_, err = loadEnvFile(memFile, &errOut)
+		require.ErrorIs(t, err, errUsage)
+		require.Contains(t, errOut.String(), "each instance its own charge records")
 	})
 }
 

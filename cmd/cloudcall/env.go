@@ -120,7 +120,7 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 		// unless the env file names a records store of its own (PostgreSQL,
 		// MySQL or a Redis, to try a deployment's own; loadEnvFile refuses
 		// "memory"): every instance shares that one too.
-		own := set.extra["CLOUDCALL_IDEMPOTENCY_STORE"] != ""
+		own := set.ownRecords()
 		if !own {
 			env["CLOUDCALL_IDEMPOTENCY_STORE"] = set.storeURL
 		}

@@ -39,6 +39,12 @@ type localSettings struct {
 	embedded   bool              // storeURL is the emulator's own
 }
 
+// ownRecords says the env file names the charge's records store (the URL
+// or its _FILE), which then stands instead of the shared store.
+func (s localSettings) ownRecords() bool {
+	return s.extra["CLOUDCALL_IDEMPOTENCY_STORE"] != "" || s.extra["CLOUDCALL_IDEMPOTENCY_STORE_FILE"] != ""
+}
+
 // auth is how the functions' HTTP triggers will treat callers: signed
 // (--caller-keys, or caller keys from the env file), open (the local
 // default, unless the env file sets CLOUDCALL_ALLOW_ANONYMOUS), or closed
@@ -350,6 +356,9 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 	} else {
 		fmt.Fprintf(w, "store: %s, keys under %s\n", redactURL(set.storeURL), set.storePfx)
 	}
+	if set.ownRecords() {
+		fmt.Fprintln(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs (the sandboxes start empty each run: a key charged in an earlier run replays that run's answer, which the new TOP ledger does not hold)")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nFUNCTION\tHTTP TRIGGER\tFC INVOKE\tLAMBDA INVOKE")
 	for _, f := range registry.All() {
@@ -409,7 +418,13 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 		return nil, nil
 	}
 	env, err := readEnvFile(path)
-	if err == nil && env["CLOUDCALL_IDEMPOTENCY_STORE"] == "memory" {
+	if err != nil {
+		fmt.Fprintf(stderr, "--env-file %s: %v\n", path, err)
+		return nil, errUsage
+	}
+	if rs, rerr := config.FromMap(env).Secret("CLOUDCALL_IDEMPOTENCY_STORE"); rerr != nil {
+		err = rerr // a _FILE that cannot be read
+	} else if strings.EqualFold(strings.TrimSpace(rs), "memory") {
 		err = errors.New("CLOUDCALL_IDEMPOTENCY_STORE=memory would give each instance its own charge records (a key could charge once per instance): give a postgres://, mysql:// or redis:// URL, or leave it out and the records share --store")
 	}
 	if err == nil {
