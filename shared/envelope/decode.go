@@ -473,3 +473,39 @@ func join(path, k string) string {
 	}
 	return path + "." + k
 }
+
+// MemberString returns the string value of body's top-level member named
+// exactly name: "" when it is absent, not a string, named twice, or the body
+// is not a JSON object. It reads what a refused input still says (the
+// charge echoes the idempotency key of a request it refused).
+func MemberString(body []byte, name string) string {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return ""
+	}
+	found, val := 0, ""
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return ""
+		}
+		if tok.String() != name {
+			if dec.SkipValue() != nil {
+				return ""
+			}
+			continue
+		}
+		found++
+		v, err := dec.ReadToken()
+		if err != nil {
+			return ""
+		}
+		if v.Kind() == '"' {
+			val = v.String()
+		}
+	}
+	if found != 1 {
+		return ""
+	}
+	return val
+}

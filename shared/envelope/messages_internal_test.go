@@ -27,3 +27,20 @@ func TestACompressedBodyIsNamed(t *testing.T) {
 	_, err := precheck([]byte{0x1f, 0x8b, 0x08, 0x00})
 	require.ErrorContains(t, err, "gzip-compressed bytes (compressed bodies are not accepted: send the JSON uncompressed")
 }
+
+func TestMemberString(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"a":1,"idempotencyKey":"k-1","type":9}`:             "k-1",
+		`{"idempotencyKey":"k-1","b":{"idempotencyKey":"x"}}`: "k-1",
+		`{"b":{"idempotencyKey":"x"}}`:                        "",
+		`{"idempotencyKey":5}`:                                "",
+		`{"IdempotencyKey":"k"}`:                              "",
+		`{"idempotencyKey":"a","idempotencyKey":"b"}`:         "",
+		`{"idempotencyKey":"k-1",`:                            "",
+		`["idempotencyKey","k"]`:                              "",
+		``:                                                    "",
+		`{"type":"x","idempotencyKey":"k\u002d2"}`:            "k-2",
+	} {
+		require.Equal(t, want, MemberString([]byte(body), "idempotencyKey"), body)
+	}
+}

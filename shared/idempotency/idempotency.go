@@ -544,10 +544,17 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 	case rec.Alias != "" && direct:
 		// A keyless repeat of a keyed call: answer from the keyed record.
 		target, _, e := g.repeat(ctx, g.o.Namespace+rec.Alias, fingerprint, false)
-		if e != nil && e.Reason == reasonReleased {
+		switch {
+		case e != nil && e.Reason == reasonReleased:
 			// The keyed record is gone (released: nothing was sent), so its
 			// alias points nowhere: clear it, and the retry runs.
 			g.release(ctx, k, rec.Token)
+		case e != nil:
+			// In progress, or unknown: the key to reconcile is the keyed
+			// call's, not this request's fingerprint.
+			cp := *e
+			cp.Err = &AnsweredBy{Key: rec.Alias, Err: e.Err}
+			e = &cp
 		}
 		return target, false, e
 	case rec.State == Reserved && direct:
@@ -568,6 +575,23 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 		return rec, false, inProgress()
 	}
 }
+
+// AnsweredBy is the cause of a keyless repeat's error that was answered
+// from a keyed call's record: Key is that call's idempotency key, the one
+// to reconcile.
+type AnsweredBy struct {
+	Key string
+	Err error
+}
+
+func (a *AnsweredBy) Error() string {
+	if a.Err != nil {
+		return "answered by the call with idempotency key " + a.Key + ": " + a.Err.Error()
+	}
+	return "answered by the call with idempotency key " + a.Key
+}
+
+func (a *AnsweredBy) Unwrap() error { return a.Err }
 
 // reasonReleased answers a repeat whose record was released between its
 // Reserve and its Read: the first call let go without sending.

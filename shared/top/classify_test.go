@@ -202,6 +202,15 @@ func TestPriceCapFromEnv(t *testing.T) {
 	require.Equal(t, "hk-1", m["idempotencyKey"])
 	_, m = r.call(t, `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC1","price":100,"type":9}}`, nil)
 	require.NotContains(t, m, "idempotencyKey", "no key given, none echoed")
+	// The body's key, when the schema refused the body before any of it
+	// was decoded (the Node and Go clients send the key in the body).
+	st, m = r.call(t, `{"idempotencyKey":"bk-1","omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC1","price":"100","type":1}}`, nil)
+	require.Equal(t, 400, st)
+	require.Equal(t, "omsLaunchExtraChargeParameter.price", m["field"])
+	require.Equal(t, "bk-1", m["idempotencyKey"])
+	// A header and a body that disagree: neither is the key, none echoed.
+	_, m = r.call(t, `{"idempotencyKey":"bk-2","omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC1","price":100,"type":9}}`, map[string]string{"Idempotency-Key": "hk-2"})
+	require.NotContains(t, m, "idempotencyKey")
 	_, m = r.call(t, charge("BFC1", 500, "cap2"), nil)
 	require.Equal(t, 0.0, m["errCode"], m)
 	require.Equal(t, int64(500), r.sbx.Charges("BFC1")[0].Price)
@@ -301,4 +310,25 @@ func TestARefusalWithoutCodeSaysSo(t *testing.T) {
 	require.NoError(t, json.Unmarshal(resp.Body, &m))
 	require.Equal(t, -1305.0, m["errCode"], m)
 	require.Equal(t, "top.ascp.launchExtraCharge:fail TOP refused the charge: result.success false, without an error_code or error_message", m["errMsg"])
+}
+
+// A keyless repeat of a keyed charge that is still running answered with its
+// own "auto:" key: the key to reconcile is the keyed call's (outside
+// tester).
+func TestAKeylessRepeatNamesTheKeyedCallsKey(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultLatency, Delay: time.Second, Times: 1})
+	done := make(chan map[string]any, 1)
+	go func() {
+		_, m := r.call(t, charge("BFC-AK", 100, "keyed-1"), nil)
+		done <- m
+	}()
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:/router/rest") == 1 }, 5*time.Second, 5*time.Millisecond)
+	b, _ := json.Marshal(map[string]any{"omsLaunchExtraChargeParameter": map[string]any{"wdsCoordinationOrderId": "BFC-AK", "price": 100, "type": 2, "desc": "二次上门", "feature": `{"visit":"2"}`}})
+	st, m := r.call(t, string(b), nil)
+	require.Equal(t, 409, st, m)
+	require.Equal(t, "keyed-1", m["idempotencyKey"], "the running charge's key")
+	first := <-done
+	require.Equal(t, 0.0, first["errCode"], first)
+	require.Len(t, r.sbx.Charges("BFC-AK"), 1)
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -150,10 +151,15 @@ func (ch *Charger) Op() envelope.Op {
 func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) {
 	q := ExtraChargeInput{policy: ch.policy}
 	if err := envelope.DecodeInput(in.Body, ch.schema(), &q); err != nil {
-		// A refusal still echoes a key the request gave (the body's, once
-		// decoded, as when a price policy refuses; else the header's), as
-		// every other failure of a keyed call does.
-		if key, e := idempotencyKey(q.IdempotencyKey, in.Header, in.PlatformCaller != ""); e == nil && key != "" {
+		// A refusal still echoes a key the request gave, as every other
+		// failure of a keyed call does: the body's (read on its own when
+		// the schema refused the rest before anything was decoded), else
+		// the header's, and neither when they differ.
+		bodyKey := q.IdempotencyKey
+		if bodyKey == "" {
+			bodyKey = envelope.MemberString(in.Body, "idempotencyKey")
+		}
+		if key, e := idempotencyKey(bodyKey, in.Header, in.PlatformCaller != ""); e == nil && key != "" {
 			return envelope.Prepared(withKey(envelope.Failure(APILaunchExtraCharge, envelope.As(err)), key)), nil
 		}
 		return nil, err
@@ -204,6 +210,12 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		return idempotency.Outcome{Response: withKey(envelope.Success(APILaunchExtraCharge, out), inForce), VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	})
 	if e != nil {
+		// A keyless repeat answered from a keyed call names that call's
+		// key: it is the one to reconcile.
+		var by *idempotency.AnsweredBy
+		if errors.As(e, &by) {
+			inForce = by.Key
+		}
 		resp = withKey(envelope.Failure(APILaunchExtraCharge, e), inForce)
 	}
 	return envelope.Prepared(resp), nil
