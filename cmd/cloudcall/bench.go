@@ -33,6 +33,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return errUsage
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	root, err := emulator.ModuleRoot(".")
 	if err != nil {
 		return fmt.Errorf("run cloudcall bench from inside the cloudcall checkout: %w", err)

@@ -85,6 +85,11 @@ func TestUsageErrors(t *testing.T) {
 		{"package stray argument", []string{"package", "extra"}, `unexpected argument "extra"`},
 		{"package two functions", []string{"package", "--function", "logistics-get-quota", "--logical-id", "QuotaAlertFunction"}, `name different functions; give one`},
 		{"event unknown kind", []string{"event", "fc-htp"}, `unknown kind "fc-htp" (did you mean "fc-http"?); kinds: apigw-v2,`},
+		{"invoke with an event file but no --event", []string{"invoke", "logistics-get-quota", "zto.json"}, `unexpected argument "zto.json" (one function, then flags; an event file goes with --event FILE)`},
+		{"invoke with flags after a stray argument", []string{"invoke", "top-launch-extra-charge", "extra", "--event", "charge.json"}, `unexpected argument "extra"`},
+		{"invoke with two names", []string{"invoke", "--platform", "fc", "logistics-get-quota", "quota-alert"}, `unexpected argument "quota-alert"`},
+		{"sandbox stray argument", []string{"sandbox", "127.0.0.1:9790"}, `cloudcall sandbox: unexpected argument "127.0.0.1:9790"`},
+		{"bench stray argument", []string{"bench", "extra"}, `cloudcall bench: unexpected argument "extra"`},
 		{"a near command", []string{"invok"}, `unknown command "invok" (did you mean "invoke"?)`},
 		{"help of a near command", []string{"help", "pakage"}, `unknown command "pakage" (did you mean "package"?)`},
 		{"a near function", []string{"invoke", "top-launch-charge"}, `unknown function "top-launch-charge" (did you mean "top-launch-extra-charge"?); known functions: `},
@@ -184,6 +189,15 @@ func TestFunctionEnv(t *testing.T) {
 		_, err = loadEnvFile(memFile, &errOut)
 		require.ErrorIs(t, err, errUsage)
 		require.Contains(t, errOut.String(), "each instance its own charge records")
+
+		// The shared store's own lines are said to be unused, not dropped
+		// in silence.
+		storeFile := filepath.Join(dir, "store.env")
+		require.NoError(t, os.WriteFile(storeFile, []byte("CLOUDCALL_STORE=redis://127.0.0.1:1/0\n"), 0o600))
+		errOut.Reset()
+		_, err = loadEnvFile(storeFile, &errOut)
+		require.NoError(t, err)
+		require.Contains(t, errOut.String(), "CLOUDCALL_STORE is not used: --store decides the store every instance shares")
 	})
 }
 

@@ -24,7 +24,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	binDir := fs.String("bin", "bin", "where to build the function binary")
 	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for the function (overrides defaults and sandbox settings), as sam local invoke --env-vars; with --upstream sandbox the shell's environment is not read")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\nThe event is any platform event (cloudcall event <kind> prints samples) or a direct input; it must be JSON.\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall invoke <function> [--event FILE|-] [--platform fc|aws] [--upstream sandbox|real] [--env-file FILE]\n\nRuns one invocation of the real binary, like `sam local invoke`: the result goes to stdout, logs to stderr.\nThe event is any platform event (cloudcall event <kind> prints samples) or a direct input; it must be JSON.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	// The function name may come before or after the flags.
@@ -38,8 +38,16 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return errUsage
 	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
+	rest := fs.Args()
+	if name == "" && len(rest) > 0 {
+		name, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		// Flag parsing stops at it, so the flags after it were dropped too:
+		// running the registry example instead (a charge) is worse than
+		// refusing.
+		fmt.Fprintf(stderr, "cloudcall invoke: unexpected argument %q (one function, then flags; an event file goes with --event FILE)\n", rest[0])
+		return errUsage
 	}
 	f, ok := registry.Lookup(name)
 	switch {

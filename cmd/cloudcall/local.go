@@ -438,6 +438,12 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 		fmt.Fprintf(stderr, "--env-file %s: %v\n", path, err)
 		return nil, errUsage
 	}
+	// Said, not silently dropped: every instance must share one store.
+	for _, k := range []string{"CLOUDCALL_STORE", "CLOUDCALL_STORE_FILE", "CLOUDCALL_STORE_PREFIX"} {
+		if _, ok := env[k]; ok {
+			fmt.Fprintf(stderr, "--env-file %s: %s is not used: --store decides the store every instance shares (cloudcall local --store redis://...)\n", path, k)
+		}
+	}
 	return env, nil
 }
 

@@ -22,6 +22,9 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return errUsage
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	sbs, err := serveSandboxes(*addr)
 	if err != nil {
 		return err

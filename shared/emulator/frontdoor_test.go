@@ -537,6 +537,9 @@ func TestFailedAsyncInvocationsAreRetried(t *testing.T) {
 				require.Contains(t, out, "(attempt 2 of "+strconv.Itoa(c.attempts)+"); retrying in 40ms")
 				require.Contains(t, out, "on its last attempt ("+strconv.Itoa(c.attempts)+" of "+strconv.Itoa(c.attempts)+"); dropped")
 			}
+			if c.retries != nil {
+				require.Contains(t, out, "not retried (retries are off); dropped", "a failure says so with retries off too")
+			}
 		})
 	}
 }

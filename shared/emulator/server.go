@@ -588,6 +588,8 @@ func (e *Emulator) retry(fn string, j asyncJob, res runtimeapi.Result, err error
 	if j.attempt > j.retries {
 		if j.retries > 0 {
 			e.logf("%s: asynchronous invocation %s %s on its last attempt (%d of %d); dropped", fn, j.requestID, why, j.attempt, j.retries+1)
+		} else {
+			e.logf("%s: asynchronous invocation %s %s; not retried (retries are off); dropped", fn, j.requestID, why)
 		}
 		return
 	}
