@@ -102,9 +102,17 @@ function validateOptions(o) {
   if (o.baseUrl === undefined && o.endpoints === undefined) throw new TypeError('cloudcall: give baseUrl (functions at <baseUrl>/<function>) or endpoints ({ "<function>": url })');
   // A URL fetch cannot send is refused now: at call time fetch fails before
   // connecting, and a charge would read as "outcome unknown" (-1304).
-  if (o.baseUrl !== undefined) checkURL('baseUrl', o.baseUrl);
+  if (o.baseUrl !== undefined) {
+    const u = checkURL('baseUrl', o.baseUrl);
+    // <baseUrl>/<function> would land in the query or the fragment.
+    if (u.search !== '' || u.hash !== '') throw new TypeError(`cloudcall: baseUrl must not carry a query or fragment (functions are at <baseUrl>/<function>); use endpoints for a URL with a query`);
+  }
   if (o.endpoints !== undefined && o.endpoints !== null) {
-    for (const [fn, u] of Object.entries(o.endpoints)) checkURL(`endpoints[${JSON.stringify(fn)}]`, u);
+    const known = functions.map((f) => f.function);
+    for (const [fn, u] of Object.entries(o.endpoints)) {
+      if (!known.includes(fn)) throw new TypeError(`cloudcall: endpoints names ${JSON.stringify(fn)}, which is no function; known: ${known.join(', ')}`);
+      checkURL(`endpoints[${JSON.stringify(fn)}]`, u);
+    }
   }
   checkTimeout(o.timeoutMs);
   if (o.maxRetries !== undefined && !(Number.isInteger(o.maxRetries) && o.maxRetries >= 0)) throw new TypeError('cloudcall: maxRetries must be an integer >= 0');
@@ -121,8 +129,13 @@ function checkURL(name, raw) {
   } catch {
     throw new TypeError(`cloudcall: ${name} ${JSON.stringify(String(raw))} is not an absolute URL (e.g. https://fc.example.com)`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`cloudcall: ${name} must be an http:// or https:// URL, got ${u.protocol}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    // "localhost:9000" parses with localhost: as its scheme.
+    if (/^[A-Za-z0-9.-]+:\d+(\/|$)/.test(String(raw))) throw new TypeError(`cloudcall: ${name} ${JSON.stringify(String(raw))} has no scheme: write http://${String(raw)}`);
+    throw new TypeError(`cloudcall: ${name} must be an http:// or https:// URL, got ${u.protocol}`);
+  }
   if (u.username !== '' || u.password !== '') throw new TypeError(`cloudcall: ${name} must not carry credentials (user:password@); the client signs every request`);
+  return u;
 }
 
 // setTimeout turns a longer delay into 1 ms (TimeoutOverflowWarning): a

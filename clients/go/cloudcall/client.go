@@ -89,6 +89,29 @@ func New(o Options) (*Client, error) {
 	case o.BaseURL == "" && len(o.Endpoints) == 0:
 		return nil, errors.New("cloudcall: set BaseURL (functions at <BaseURL>/<function>) or Endpoints")
 	}
+	if o.BaseURL != "" {
+		u, err := url.Parse(o.BaseURL)
+		switch {
+		case err == nil && (u.Scheme == "http" || u.Scheme == "https") && (u.RawQuery != "" || u.Fragment != "" || u.ForceQuery):
+			// <BaseURL>/<function> would land in the query or fragment.
+			return nil, fmt.Errorf("cloudcall: BaseURL %q must not carry a query or fragment (functions are at <BaseURL>/<function>); use Endpoints for a URL with a query", o.BaseURL)
+		case err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+			return nil, fmt.Errorf("cloudcall: BaseURL %q is not an http(s) URL (e.g. http://127.0.0.1:9000)", o.BaseURL)
+		}
+	}
+	known := map[string]bool{}
+	for _, f := range functions() {
+		known[f.Name] = true
+	}
+	for name := range o.Endpoints {
+		if !known[name] {
+			names := make([]string, 0, len(known))
+			for _, f := range functions() {
+				names = append(names, f.Name)
+			}
+			return nil, fmt.Errorf("cloudcall: Endpoints names %q, which is no function; known: %s", name, strings.Join(names, ", "))
+		}
+	}
 	c := &core{o: o, fns: map[string]function{}}
 	for _, f := range functions() {
 		raw := o.Endpoints[f.Name]

@@ -506,21 +506,29 @@ func TestTransportRetryRules(t *testing.T) {
 
 func TestOptionsAreChecked(t *testing.T) {
 	for name, o := range map[string]cloudcall.Options{
-		"no key":                 {BaseURL: "http://x", Secret: secret},
-		"short secret":           {BaseURL: "http://x", KeyID: keyID, Secret: "short"},
-		"key id with a newline":  {BaseURL: "http://x", KeyID: "back\nend", Secret: secret},
-		"key id with a space":    {BaseURL: "http://x", KeyID: "back end", Secret: secret},
-		"negative timeout":       {BaseURL: "http://x", KeyID: keyID, Secret: secret, Timeout: -5 * time.Second},
-		"no endpoint":            {KeyID: keyID, Secret: secret},
-		"bad url":                {BaseURL: "ftp://x", KeyID: keyID, Secret: secret},
-		"credentials in the url": {BaseURL: "http://user:pw@127.0.0.1:9000", KeyID: keyID, Secret: secret},
-		"semicolon":              {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=1;b=2"}, KeyID: keyID, Secret: secret},
-		"bad escape":             {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%zz"}, KeyID: keyID, Secret: secret},
-		"not UTF-8":              {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%FF"}, KeyID: keyID, Secret: secret},
+		"no key":                     {BaseURL: "http://x", Secret: secret},
+		"short secret":               {BaseURL: "http://x", KeyID: keyID, Secret: "short"},
+		"key id with a newline":      {BaseURL: "http://x", KeyID: "back\nend", Secret: secret},
+		"key id with a space":        {BaseURL: "http://x", KeyID: "back end", Secret: secret},
+		"negative timeout":           {BaseURL: "http://x", KeyID: keyID, Secret: secret, Timeout: -5 * time.Second},
+		"no endpoint":                {KeyID: keyID, Secret: secret},
+		"bad url":                    {BaseURL: "ftp://x", KeyID: keyID, Secret: secret},
+		"credentials in the url":     {BaseURL: "http://user:pw@127.0.0.1:9000", KeyID: keyID, Secret: secret},
+		"a query in the base url":    {BaseURL: "http://127.0.0.1:9000?x=1", KeyID: keyID, Secret: secret},
+		"a fragment in the base url": {BaseURL: "http://127.0.0.1:9000#prod", KeyID: keyID, Secret: secret},
+		"no scheme":                  {BaseURL: "localhost:9000", KeyID: keyID, Secret: secret},
+		"a mistyped endpoint name":   {Endpoints: map[string]string{"logistics-get-qouta": "http://x/q"}, KeyID: keyID, Secret: secret},
+		"semicolon":                  {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=1;b=2"}, KeyID: keyID, Secret: secret},
+		"bad escape":                 {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%zz"}, KeyID: keyID, Secret: secret},
+		"not UTF-8":                  {Endpoints: map[string]string{"logistics-get-quota": "http://x/q?a=%FF"}, KeyID: keyID, Secret: secret},
 	} {
 		_, err := cloudcall.New(o)
 		require.Error(t, err, name)
 	}
+	_, err := cloudcall.New(cloudcall.Options{BaseURL: "http://127.0.0.1:9000#prod", KeyID: keyID, Secret: secret})
+	require.ErrorContains(t, err, "must not carry a query or fragment (functions are at <BaseURL>/<function>)")
+	_, err = cloudcall.New(cloudcall.Options{Endpoints: map[string]string{"logistics-get-qouta": "http://x/q"}, KeyID: keyID, Secret: secret})
+	require.ErrorContains(t, err, `Endpoints names "logistics-get-qouta", which is no function; known: logistics-get-quota`)
 	c, err := cloudcall.New(cloudcall.Options{Endpoints: map[string]string{"logistics-get-quota": "http://127.0.0.1:1/q"}, KeyID: keyID, Secret: secret})
 	require.NoError(t, err)
 	_, err = c.CK1.Pricing.InboundBox(context.Background(), cloudcall.InboundBoxInput{})
