@@ -35,10 +35,13 @@ type Nonces struct {
 	// another instance's spend when the flush finds the nonce there.
 	mark []byte
 
-	mu        sync.Mutex
-	seen      map[string]time.Time // key → when it may be forgotten
-	pending   []string             // spent while the store was unreachable, oldest first
-	inflight  int                  // of them, taken by a flush and not yet written
+	mu   sync.Mutex
+	seen map[string]time.Time // key → when it may be forgotten
+	// accepted is the part of seen this instance let through: the nonces
+	// it writes back after the store lost them (not the replays it refused).
+	accepted  map[string]time.Time
+	pending   []string // spent while the store was unreachable, oldest first
+	inflight  int      // of them, taken by a flush and not yet written
 	down      bool
 	nextProbe time.Time
 	flushing  bool // a background flush loop is running
@@ -50,6 +53,7 @@ type Nonces struct {
 	fence     []byte
 	checking  bool
 	nextCheck time.Time
+	watching  bool // the background fence watch is running
 }
 
 // fenceKey cannot be a nonce's key (a nonce has no '~').
@@ -83,7 +87,7 @@ func NewNonces(opts NoncesOptions) *Nonces {
 	mark := make([]byte, 8)
 	_, _ = rand.Read(mark)
 	return &Nonces{shared: opts.Shared, now: opts.Now, probeEvery: opts.ProbeEvery, log: opts.Log, seen: map[string]time.Time{},
-		mark: []byte(hex.EncodeToString(mark))}
+		accepted: map[string]time.Time{}, mark: []byte(hex.EncodeToString(mark))}
 }
 
 // Spend records key and reports whether it was fresh. It never fails: when
@@ -109,12 +113,16 @@ func (n *Nonces) Spend(ctx context.Context, key string) bool {
 		fresh, err := n.shared.SetNX(ctx, key, n.mark, NonceTTL)
 		if err == nil {
 			n.settle(nil)
+			if fresh {
+				n.accept(key)
+			}
 			n.checkFence()
 			return fresh
 		}
 		n.settle(err)
 	}
 	n.mu.Lock()
+	n.accepted[key] = n.seen[key]
 	n.pending = append(n.pending, key)
 	start := !n.flushing
 	n.flushing = true
@@ -153,6 +161,9 @@ func (n *Nonces) SpendShared(ctx context.Context, key string) (bool, error) {
 		fresh = false // spent here meanwhile (by a Spend that went to memory)
 	}
 	n.seen[key] = n.now().Add(NonceTTL)
+	if fresh {
+		n.accepted[key] = n.seen[key]
+	}
 	n.mu.Unlock()
 	return fresh, nil
 }
@@ -251,9 +262,49 @@ func (n *Nonces) flushLoop() {
 	}
 }
 
+// accept records key as let through by this instance.
+func (n *Nonces) accept(key string) {
+	n.mu.Lock()
+	n.accepted[key] = n.seen[key]
+	n.mu.Unlock()
+}
+
 // checkFence looks at the store's fence at most once per probe interval, in
-// the background (a call never waits for it).
+// the background (a call never waits for it), and keeps looking while this
+// instance holds nonces it accepted: the instance whose write-back stops a
+// replay is the one that accepted the original, and it may get no call of
+// its own after the loss (a platform that freezes an idle instance lets it
+// look again at its next call).
 func (n *Nonces) checkFence() {
+	n.mu.Lock()
+	if !n.watching {
+		n.watching = true
+		go n.watch()
+	}
+	n.mu.Unlock()
+	n.lookAtFence()
+}
+
+// watch checks the fence every probe interval while accepted nonces live.
+func (n *Nonces) watch() {
+	t := time.NewTicker(n.probeEvery)
+	defer t.Stop()
+	for range t.C {
+		n.mu.Lock()
+		n.sweep(n.now())
+		if len(n.accepted) == 0 {
+			n.watching = false
+			n.mu.Unlock()
+			return
+		}
+		n.mu.Unlock()
+		n.lookAtFence()
+	}
+}
+
+// lookAtFence runs one fence check in the background, at most once per
+// probe interval.
+func (n *Nonces) lookAtFence() {
 	n.mu.Lock()
 	now := n.now()
 	if n.checking || now.Before(n.nextCheck) {
@@ -297,7 +348,7 @@ func (n *Nonces) fenceCheck(ctx context.Context) {
 	}
 	now := n.now()
 	back := 0
-	for k, exp := range n.seen {
+	for k, exp := range n.accepted {
 		if now.Before(exp) {
 			n.pending = append(n.pending, k)
 			back++
@@ -324,6 +375,11 @@ func (n *Nonces) sweep(now time.Time) {
 	for k, exp := range n.seen {
 		if !now.Before(exp) {
 			delete(n.seen, k)
+		}
+	}
+	for k, exp := range n.accepted {
+		if !now.Before(exp) {
+			delete(n.accepted, k)
 		}
 	}
 }

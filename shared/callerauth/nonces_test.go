@@ -281,22 +281,36 @@ func TestNoncesAreWrittenBackAfterTheStoreLostThem(t *testing.T) {
 	var logMu sync.Mutex
 	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, ProbeEvery: 10 * time.Millisecond,
 		Log: slog.New(slog.NewJSONHandler(lockedBuffer{&logMu, &logs}, nil))})
-	b := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, ProbeEvery: 10 * time.Millisecond})
+	var bLogs bytes.Buffer
+	var bMu sync.Mutex
+	b := callerauth.NewNonces(callerauth.NoncesOptions{Shared: shared, ProbeEvery: 10 * time.Millisecond,
+		Log: slog.New(slog.NewJSONHandler(lockedBuffer{&bMu, &bLogs}, nil))})
 	ctx := context.Background()
 	require.True(t, a.Spend(ctx, "nonce:captured-0000000001"))
+	require.False(t, b.Spend(ctx, "nonce:captured-0000000001"), "a replay before the loss")
+	require.True(t, b.Spend(ctx, "nonce:b-own-000000000003"))
 	time.Sleep(50 * time.Millisecond) // past a probe interval
 
+	// a gets no call after the loss: it still looks at the fence, so the
+	// replay is refused (it was accepted for as long as a stayed idle).
 	shared.wipe()
-	require.True(t, a.Spend(ctx, "nonce:another-00000000002"), "a's next call sees the fence gone")
 	require.Eventually(t, func() bool {
 		_, err := shared.Get(ctx, "nonce:captured-0000000001")
 		return err == nil && a.Pending() == 0
-	}, 2*time.Second, 5*time.Millisecond, "a wrote its nonce back")
+	}, 2*time.Second, 5*time.Millisecond, "a wrote its nonce back, idle")
 	require.False(t, b.Spend(ctx, "nonce:captured-0000000001"), "the replay to another instance is refused again")
+	require.Eventually(t, func() bool {
+		_, err := shared.Get(ctx, "nonce:b-own-000000000003")
+		return err == nil && b.Pending() == 0
+	}, 2*time.Second, 5*time.Millisecond)
 	logMu.Lock()
-	defer logMu.Unlock()
 	require.Contains(t, logs.String(), "nonce store lost its data")
-	require.NotContains(t, logs.String(), "also spent on another instance")
+	require.Contains(t, logs.String(), `"nonces":1`, "a wrote back the one it accepted")
+	logMu.Unlock()
+	bMu.Lock()
+	defer bMu.Unlock()
+	require.Contains(t, bLogs.String(), `"nonces":1`, "b wrote back its own, not the replay it refused")
+	require.NotContains(t, bLogs.String(), "also spent on another instance", "no false replay warning")
 }
 
 type lockedBuffer struct {
