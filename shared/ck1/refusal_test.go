@@ -2,6 +2,7 @@ package ck1_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -234,4 +235,51 @@ func TestARestoredStalePairIsAStaleCopy(t *testing.T) {
 	require.ErrorContains(t, err, "another instance may hold the newest", "retryable, not 'authorize again'")
 	_, err = newest.Token(context.Background())
 	require.NoError(t, err, "the newest copy is presented and stored")
+}
+
+// The store lost its data (the refresh lock with it) while one instance's
+// refresh was on its way: another instance spent the same refresh token
+// first and stored the rotated pair, and the first answered "authorize the
+// app again" for a deployment that was fine (outside tester). It takes the
+// stored pair instead.
+func TestARefusalAfterAnotherInstanceRefreshedUsesTheirPair(t *testing.T) {
+	r := newTokenRig(t)
+	sent := make(chan struct{}, 8)
+	x := ck1.NewOAuth(ck1.OAuthOptions{Base: r.url, ClientID: ck1sbx.DemoClientID, ClientSecret: ck1sbx.DemoClientSecret, SeedRefreshToken: ck1sbx.DemoRefreshToken,
+		KV: r.kv, Now: r.clock, HTTP: &http.Client{Transport: signalling{sent}}})
+	y := r.instance(ck1sbx.DemoRefreshToken, "")
+	_, err := x.Token(context.Background())
+	require.NoError(t, err)
+	_, err = y.Token(context.Background())
+	require.NoError(t, err)
+	r.sbx.ExpireAccessTokens()
+	r.advance(2 * time.Hour)
+	r.sbx.Inject(sandbox.Fault{Path: "/oauth2/token", Kind: sandbox.FaultLatency, Delay: 500 * time.Millisecond, Times: 1})
+	got := make(chan error, 1)
+	var tokX string
+	go func() {
+		var err error
+		tokX, err = x.Token(context.Background())
+		got <- err
+	}()
+	for len(sent) > 0 {
+		<-sent // the first token request
+	}
+	<-sent
+	time.Sleep(100 * time.Millisecond) // x's refresh waits at CK1
+	for _, k := range []string{"ck1:oauth:" + ck1sbx.DemoClientID, "ck1:oauth:" + ck1sbx.DemoClientID + ":lock"} {
+		require.NoError(t, r.kv.Delete(context.Background(), k))
+	}
+	tokY, err := y.Token(context.Background())
+	require.NoError(t, err, "y spends the token first")
+	require.NoError(t, <-got, "x takes y's pair instead of 'authorize again'")
+	require.Equal(t, tokY, tokX)
+}
+
+// signalling says when a request leaves.
+type signalling struct{ sent chan<- struct{} }
+
+func (s signalling) RoundTrip(r *http.Request) (*http.Response, error) {
+	s.sent <- struct{}{}
+	return http.DefaultTransport.RoundTrip(r)
 }

@@ -393,7 +393,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		// client secret.
 		refreshTok, kind = st.RefreshToken, "stored"
 	case dead:
-		return "", refusedError(0, fmt.Sprintf("(refused %s ago; presented again after %s, or set a new CK1_REFRESH_TOKEN)",
+		return "", refusedError(0, fmt.Sprintf("(refused %s ago; presented again after %s, or set a new CK1_REFRESH_TOKEN; if the shared store was just emptied, a serving instance stores its pair again within 10 s of its next call)",
 			now.Sub(time.UnixMilli(st.RefusedAt)).Round(time.Second), refusalHold))
 	}
 	if refreshTok == "" {
@@ -446,6 +446,21 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			// says nothing of the refresh token, so nothing is recorded.
 			return "", &envelope.Error{Code: envelope.CodeUpstreamUnreachable,
 				Reason:   fmt.Sprintf("CK1's token endpoint answered HTTP %d, not a refusal of the refresh token; nothing was stored, retry", resp.StatusCode),
+				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
+		}
+		// Another instance may have refreshed while this one did: the store
+		// lost the refresh lock (a Redis restarted empty), and that
+		// instance spent the same token first. Its pair is stored and
+		// live, and this refusal says nothing of it (an instance answered
+		// "authorize again" while the deployment was fine).
+		if cur, err := a.readShared(ctx); err == nil && cur != nil && cur.RefreshToken != refreshTok && cur.Refused != cur.RefreshToken {
+			if a.good(cur, a.o.Now()) {
+				a.keep(cur)
+				a.o.Log.Warn("ck1: another instance refreshed the token while this one did (the shared store lost the refresh lock); its pair is used", "clientId", a.o.ClientID)
+				return cur.AccessToken, nil
+			}
+			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
+				Reason:   "another instance refreshed the CK1 token while this one did (the shared store lost its refresh lock); retry",
 				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
 		}
 		switch kind {
