@@ -155,3 +155,10 @@ func TestTheTTLClockBacksOffWithTheKeys(t *testing.T) {
 		require.Equal(t, tc.want, localstore.Period(tc.took), "%s", tc.took)
 	}
 }
+
+// A slow expiry pass at 9,000 keys was a busy machine, not the keys: the
+// warning to move them to a Redis is given only where they are many.
+func TestTheSlowStoreWarningNeedsManyKeys(t *testing.T) {
+	require.False(t, localstore.ManyKeys(9251))
+	require.True(t, localstore.ManyKeys(localstore.WarnKeys))
+}
