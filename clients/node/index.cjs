@@ -215,7 +215,7 @@ function envelopeError(fn, env, res, attempts) {
 // key (the reason as cause), since only a retry with it can tell.
 function abortedBy(fn, reason, attempts, payload, requestId) {
   if (!fn.idempotent) return reason;
-  return clientError(fn, CODE.outcomeUnknown, `outcome unknown — the caller aborted after the charge may have been sent; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome`,
+  return clientError(fn, CODE.outcomeUnknown, `outcome unknown — the caller aborted after the charge may have been sent; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
     { attempts, cause: reason, idempotencyKey: payload.idempotencyKey, requestId });
 }
 
@@ -266,7 +266,7 @@ async function call(o, fn, input, callOpts = {}) {
         if (dl.signal.aborted) {
           if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, payload); // their reason, as fetch does
           if (fn.idempotent) {
-            throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
+            throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
           }
           throw clientError(fn, CODE.timeout, 'no answer within the timeout', { attempts: attempt, cause: err });
         }
@@ -282,7 +282,7 @@ async function call(o, fn, input, callOpts = {}) {
           }
         }
         if (fn.idempotent && !notSent) {
-          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input: the function answers with the first call's outcome`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
+          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
         }
         throw clientError(fn, CODE.unreachable, `could not reach ${url.origin} (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
       }
@@ -298,7 +298,7 @@ async function call(o, fn, input, callOpts = {}) {
         const timedOut = dl.signal.aborted;
         const requestId = platformRequestId(res.headers);
         if (fn.idempotent) {
-          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
+          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
         }
         throw clientError(fn, timedOut ? CODE.timeout : CODE.unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
       }
@@ -336,7 +336,7 @@ async function call(o, fn, input, callOpts = {}) {
         // only the function, asked again with the key, knows.
         if (fn.idempotent) {
           throw clientError(fn, CODE.outcomeUnknown,
-            `outcome unknown — HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope (${snippet}); call again with the same input and key: the function answers with the first call's outcome`,
+            `outcome unknown — HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope (${snippet}); call again with the same input and key: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
             { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: payload.idempotencyKey });
         }
         throw clientError(fn, CODE.unreadable, `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,

@@ -363,7 +363,7 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 			// status: only the function, asked again with the key, knows.
 			e.ErrCode = CodeOutcomeUnknown
 			e.IdempotencyKey = bodyKey(f, body)
-			e.ErrMsg = fmt.Sprintf("%s:fail outcome unknown — HTTP %d from %s is not a cloudcall envelope (%s); call again with the same input and key: the function answers with the first call's outcome",
+			e.ErrMsg = fmt.Sprintf("%s:fail outcome unknown — HTTP %d from %s is not a cloudcall envelope (%s); call again with the same input and key: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)",
 				f.API, resp.StatusCode, f.url.Redacted(), snippet)
 		}
 		return e, -1
@@ -433,7 +433,7 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 	switch {
 	case ctx.Err() != nil && f.Idempotent:
 		base.ErrCode = CodeOutcomeUnknown
-		base.ErrMsg = f.API + ":fail outcome unknown — no answer before the deadline; call again with the same input: the function answers with the first call's outcome"
+		base.ErrMsg = f.API + ":fail outcome unknown — no answer before the deadline; call again with the same input: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)"
 		return base, -1
 	case ctx.Err() != nil:
 		base.ErrCode = CodeTimeout
@@ -441,7 +441,7 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 		return base, -1
 	case f.Idempotent && !notSent(err):
 		base.ErrCode = CodeOutcomeUnknown
-		base.ErrMsg = f.API + ":fail outcome unknown — the connection failed after the charge may have been sent; call again with the same input: the function answers with the first call's outcome"
+		base.ErrMsg = f.API + ":fail outcome unknown — the connection failed after the charge may have been sent; call again with the same input: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)"
 		return base, -1
 	}
 	base.ErrCode = CodeUnreachable
