@@ -67,7 +67,9 @@ const (
 	// FaultDropAfter handles the request (a charge is recorded) and then
 	// closes the connection without answering: the ambiguous outcome.
 	FaultDropAfter FaultKind = "drop-after"
-	// FaultHang handles nothing and holds the connection for Delay (a timeout).
+	// FaultHang handles nothing and holds the connection for Delay (a
+	// timeout), or until the caller gives up (ten minutes at most) when no
+	// Delay is given.
 	FaultHang FaultKind = "hang"
 )
 
@@ -257,8 +259,14 @@ func (s *Sandbox) Wrap(vendor http.Handler) http.Handler {
 			vendor.ServeHTTP(httptest.NewRecorder(), r)
 			hangUp(w)
 		case FaultHang:
+			// No delay: until the caller gives up, ten minutes at most (it
+			// hung up at once, which is a reset, not a hang).
+			d := f.Delay
+			if d <= 0 {
+				d = 10 * time.Minute
+			}
 			select {
-			case <-time.After(f.Delay):
+			case <-time.After(d):
 			case <-r.Context().Done():
 			}
 			hangUp(w)

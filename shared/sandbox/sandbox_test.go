@@ -49,6 +49,14 @@ func TestFaultsAndCounters(t *testing.T) {
 
 	require.Equal(t, 2, s.Calls("http:/a"))
 	require.Equal(t, 1, s.Calls("http:/b"))
+
+	// A hang without a delay holds until the caller gives up (it hung up
+	// at once, a reset in all but name).
+	s.Inject(Fault{Path: "/h", Kind: FaultHang, Times: 1})
+	start := time.Now()
+	_, err = (&http.Client{Timeout: 300 * time.Millisecond}).Get(srv.URL + "/h")
+	require.Error(t, err)
+	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "held until the caller's timeout")
 }
 
 func TestAdminEndpoints(t *testing.T) {
