@@ -26,6 +26,8 @@ import (
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
 	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
@@ -167,6 +169,15 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		set.storeURL, set.storePfx = s, "cloudcall:local:"+time.Now().UTC().Format("20060102T150405")+"-"+hex.EncodeToString(b)+":"
 		if p, ok := os.LookupEnv("CLOUDCALL_STORE_PREFIX"); ok && p != "" {
 			set.storePfx = p // the caller's own namespace, kept as given
+		}
+		// Said now, not at the first charge: the charge keeps its records
+		// here and refuses a Redis that could forget them.
+		if !set.ownRecords() && set.extra["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] != "assume" {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if err := redisrecords.Persistence(pctx, s); errors.Is(err, idempotency.ErrNotDurable) {
+				fmt.Fprintf(stdout, "WARNING: --store %s: the charge keeps its records in this store and will refuse it (-1601): %v. For local trials, put CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume in --env-file.\n", redactURL(s), err)
+			}
+			cancel()
 		}
 	default:
 		fmt.Fprintf(stderr, "--store %q: expected embedded or a redis:// / rediss:// URL\n", s)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 )
@@ -823,4 +825,22 @@ func TestShutdownAnswersCallsStillRunning(t *testing.T) {
 		require.Contains(t, a.body, "instance exited")
 	}
 	l.stop()
+}
+
+// A Redis without AOF given to --store was found out only at the first
+// charge (-1601): the banner says so at start.
+func TestLocalWarnsOfAStoreTheChargeWillRefuse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real CLI and every function")
+	}
+	url := redistest.URL(t)
+	if redisrecords.Persistence(context.Background(), url) == nil {
+		t.Skip("the test Redis persists: nothing to warn of")
+	}
+	l := startLocal(t, "--store", url)
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(l.output(), func(s string) bool {
+			return strings.HasPrefix(s, "WARNING: --store ") && strings.Contains(s, "will refuse it (-1601)") && strings.Contains(s, "appendonly off")
+		})
+	}, 5*time.Second, 50*time.Millisecond, "%s", strings.Join(l.output(), "\n"))
 }

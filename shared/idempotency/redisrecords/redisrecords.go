@@ -244,6 +244,25 @@ func (r *Records) verify(ctx context.Context) error {
 	return nil
 }
 
+// Persistence says, as a charge's first check would, whether the Redis at
+// url may keep the records (ErrNotDurable, ErrUnavailable or nil); it
+// writes nothing. cloudcall local says it at start instead of at the first
+// charge.
+func Persistence(ctx context.Context, url string) error {
+	r, err := Open(Options{URL: url})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	info, err := r.rdb.Info(ctx, "persistence").Result()
+	if err != nil {
+		return r.wrap(err)
+	}
+	return persistenceVerdict(r.host, info)
+}
+
 // persistenceVerdict judges INFO persistence. A Redis loading its data
 // after a restart says aof_enabled:0 until it is done (Redis 7): that is a
 // passing outage (-1501, retry), not a setting to fix (-1601).
