@@ -253,21 +253,19 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 	}
 	in.Function = h.Deps.Function
 	in.Credentials = meta.Credentials
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
-		defer cancel()
+	// The work ends a little before the deadline (the platform's, else the
+	// handler's timeout), so the answer (-1301, -1304, quota-alert's partial
+	// run) is written and delivered before the platform gives up on the
+	// invocation: Lambda and FC kill it at the deadline, and its caller got
+	// the platform's timeout instead. One context either way.
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(h.Timeout)
 	}
-	// The work ends a little before the platform's deadline, so the answer
-	// (-1301, -1304, quota-alert's partial run) is written and delivered
-	// before the platform gives up on the invocation: Lambda and FC kill it
-	// at the deadline, and its caller got the platform's timeout instead.
-	if dl, ok := ctx.Deadline(); ok {
-		if m := AnswerReserve(time.Until(dl)); m > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, dl.Add(-m))
-			defer cancel()
-		}
+	if m := AnswerReserve(time.Until(dl)); m > 0 || !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-m))
+		defer cancel()
 	}
 	if in.Trigger == envelope.TriggerHTTP {
 		if n := headerBytes(in.Header); n > MaxHeaderBytes {
