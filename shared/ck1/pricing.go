@@ -237,7 +237,7 @@ func BoxOp(c *Client) envelope.Op {
 		if err := envelope.DecodeInput(in.Body, schema(), &q); err != nil {
 			return nil, err
 		}
-		return c.InboundBox(ctx, &q)
+		return c.InboundBox(WithCallBudget(ctx), &q)
 	}}
 }
 

@@ -283,3 +283,29 @@ func (s signalling) RoundTrip(r *http.Request) (*http.Response, error) {
 	s.sent <- struct{}{}
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// A refresh needs 3 s left, or half of the call's whole time when that is
+// shorter: with a Lambda Timeout of 3 s (2.7 s after the answer's reserve)
+// no call could ever refresh, and each answered -1301 for good (outside
+// tester). A call that spent most of a long time first is still refused,
+// and spends nothing.
+func TestAShortCallCanRefreshAtItsStart(t *testing.T) {
+	r := newTokenRig(t)
+	o := r.instance(ck1sbx.DemoRefreshToken, "")
+	short, cancel := context.WithTimeout(context.Background(), 2700*time.Millisecond)
+	defer cancel()
+	_, err := o.Token(ck1.WithCallBudget(short))
+	require.NoError(t, err, "2.7 s is the whole call: it refreshes at its start")
+
+	r.sbx.ExpireAccessTokens()
+	r.advance(2 * time.Hour)
+	spent := r.sbx.Calls("refresh")
+	long, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	budget := ck1.WithCallBudget(long)
+	late, cancel3 := context.WithTimeout(budget, 2*time.Second) // 8 s of 10 spent elsewhere
+	defer cancel3()
+	_, err = o.Token(late)
+	require.ErrorContains(t, err, "needs at least 3s left in the call")
+	require.Equal(t, spent, r.sbx.Calls("refresh"), "nothing spent")
+}

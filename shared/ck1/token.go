@@ -50,9 +50,23 @@ type OAuthOptions struct {
 	Remember               func(string)
 	Now                    func() time.Time
 	// MinRefreshTime is the least time a call must have left to start
-	// spending the refresh token (default 3 s): a platform stops a function
+	// spending the refresh token (default 3 s; half the call's whole time
+	// when that is shorter, see WithCallBudget): a platform stops a function
 	// at its deadline, and a rotation cut there loses the only valid token.
 	MinRefreshTime time.Duration
+}
+
+// budgetKey carries the time a call had when it began (WithCallBudget).
+type budgetKey struct{}
+
+// WithCallBudget records the time ctx has left as the call's whole time: a
+// refresh then needs MinRefreshTime left, or half of that whole time when
+// it is shorter, so a short platform timeout can still refresh at its start.
+func WithCallBudget(ctx context.Context) context.Context {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithValue(ctx, budgetKey{}, time.Until(dl))
+	}
+	return ctx
 }
 
 // OAuth refreshes the access token with the refresh token, and persists the
@@ -399,10 +413,16 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	if refreshTok == "" {
 		return "", envelope.ConfigError("no CK1 refresh token: set CK1_REFRESH_TOKEN (or CK1_ACCESS_TOKEN for a fixed token)")
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < a.o.MinRefreshTime {
+	need := a.o.MinRefreshTime
+	if b, ok := ctx.Value(budgetKey{}).(time.Duration); ok && b/2 < need {
+		// A call whose whole time is short (a platform Timeout of 1-3 s)
+		// refreshes at its start: it failed every call for good.
+		need = b / 2
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < need {
 		return "", &envelope.Error{Code: envelope.CodeUpstreamTimeout, Reason: fmt.Sprintf(
 			"the CK1 access token needs a refresh, which spends the single-use refresh token and needs at least %s left in the call (%s left); nothing was spent: retry with a longer timeout",
-			a.o.MinRefreshTime, time.Until(dl).Round(time.Millisecond))}
+			need, time.Until(dl).Round(time.Millisecond))}
 	}
 	// From here the refresh token is being spent. Neither the caller giving
 	// up (a disconnect in HTTP-server mode) nor its deadline may cut the
