@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/ck1"
+	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/sandbox"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
 	"github.com/cloudcall/cloudcall/shared/store"
@@ -308,4 +309,42 @@ func TestAShortCallCanRefreshAtItsStart(t *testing.T) {
 	_, err = o.Token(late)
 	require.ErrorContains(t, err, "needs at least 3s left in the call")
 	require.Equal(t, spent, r.sbx.Calls("refresh"), "nothing spent")
+}
+
+// After a store loss, an instance whose copy CK1 refused (another instance
+// rotated it) presented the seed the deployment had spent, had it refused,
+// and answered "authorize again", then "no CK1 refresh token: set
+// CK1_REFRESH_TOKEN", while the other instance held a working pair (outside
+// tester). It remembers the seed as spent and answers a retryable -1501
+// until that instance stores its pair again.
+func TestAnInstanceThatLostItsCopyWaitsForTheNewestPair(t *testing.T) {
+	r := newTokenRig(t)
+	a, b := r.instance(ck1sbx.DemoRefreshToken, ""), r.instance(ck1sbx.DemoRefreshToken, "")
+	ctx := context.Background()
+	_, err := a.Token(ctx)
+	require.NoError(t, err)
+	_, err = b.Token(ctx)
+	require.NoError(t, err)
+	r.sbx.ExpireAccessTokens()
+	r.advance(2 * time.Hour)
+	_, err = a.Token(ctx) // a rotates: b's copy is stale
+	require.NoError(t, err)
+	require.NoError(t, r.kv.Delete(ctx, "ck1:oauth:"+ck1sbx.DemoClientID))
+
+	_, err = b.Token(ctx)
+	require.ErrorContains(t, err, "another instance may hold the newest", "b's stale copy: retryable")
+	spent := r.sbx.Calls("refresh")
+	for range 3 {
+		_, err = b.Token(ctx)
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "%v", err)
+		require.Contains(t, e.Reason, "CK1_REFRESH_TOKEN was spent by this deployment before")
+	}
+	require.Equal(t, spent, r.sbx.Calls("refresh"), "the spent seed is not presented")
+
+	r.advance(15 * time.Second) // a's restore check is due
+	_, err = a.Token(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, err := b.Token(ctx); return err == nil }, 5*time.Second, 10*time.Millisecond, "b reads a's pair")
 }

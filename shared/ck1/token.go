@@ -95,6 +95,11 @@ type OAuth struct {
 	// seedRefused: CK1 refused the environment's seed in this process; it
 	// is not presented again (a new value comes with a new process).
 	seedRefused bool
+	// spentSeeds are the seeds this process saw recorded as spent (in a
+	// state it kept): the record goes when the store loses its data, and
+	// presenting a spent seed again got it refused and the calls told to
+	// "authorize again" while another instance held a working pair.
+	spentSeeds map[string]bool
 	saveMu      sync.Mutex
 	flushing    atomic.Bool
 	// checked (unix ms) and restoring pace restore.
@@ -301,6 +306,14 @@ func (a *OAuth) restore(ctx context.Context, local *state) {
 func (a *OAuth) keep(st *state) {
 	a.mu.Lock()
 	a.local = st
+	if st != nil {
+		for _, p := range st.SpentSeeds {
+			if a.spentSeeds == nil {
+				a.spentSeeds = map[string]bool{}
+			}
+			a.spentSeeds[p] = true
+		}
+	}
 	a.mu.Unlock()
 }
 
@@ -371,10 +384,11 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		a.keep(st)
 		return st.AccessToken, nil
 	}
+	seed, now := a.o.SeedRefreshToken, a.o.Now()
 	a.mu.Lock()
 	local, unsaved, seedRefused := a.local, a.unsaved, a.seedRefused
+	seedSpent := seed != "" && a.spentSeeds[seedPrint(seed)]
 	a.mu.Unlock()
-	seed, now := a.o.SeedRefreshToken, a.o.Now()
 	// dead: CK1 refused the stored refresh token (within the hold, nobody
 	// presents it again).
 	dead := st != nil && st.Refused != "" && st.Refused == st.RefreshToken
@@ -395,7 +409,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		// once: refused, it is dropped.
 		refreshTok, kind = local.RefreshToken, "copy"
 		a.o.Log.Warn("ck1: the shared store holds no usable token state; refreshing with this instance's copy of the refresh token, not the seed")
-	case seed != "" && !seedRefused && (st == nil || seed != st.RefreshToken && !slices.Contains(st.SpentSeeds, seedPrint(seed))):
+	case seed != "" && !seedRefused && !seedSpent && (st == nil || seed != st.RefreshToken && !slices.Contains(st.SpentSeeds, seedPrint(seed))):
 		// No state yet (the first refresh), or the stored token was
 		// refused and the environment holds another: the app was
 		// authorized again. Tried once per process; a stored pair that
@@ -411,6 +425,14 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			now.Sub(time.UnixMilli(st.RefusedAt)).Round(time.Second), refusalHold))
 	}
 	if refreshTok == "" {
+		if st == nil && seed != "" && (seedRefused || seedSpent) {
+			// The store lost the state, and this process knows the seed
+			// was spent: an instance holding the newest pair stores it
+			// again (restore), so this is an outage to retry, not the
+			// missing setting it read as.
+			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
+				Reason: "the shared store holds no CK1 token state and CK1_REFRESH_TOKEN was spent by this deployment before: an instance holding the newest pair stores it again within 10 s of its next call; retry (if none does, authorize the app again and set a new CK1_REFRESH_TOKEN)"}
+		}
 		return "", envelope.ConfigError("no CK1 refresh token: set CK1_REFRESH_TOKEN (or CK1_ACCESS_TOKEN for a fixed token)")
 	}
 	need := a.o.MinRefreshTime
