@@ -100,8 +100,8 @@ type OAuth struct {
 	// presenting a spent seed again got it refused and the calls told to
 	// "authorize again" while another instance held a working pair.
 	spentSeeds map[string]bool
-	saveMu      sync.Mutex
-	flushing    atomic.Bool
+	saveMu     sync.Mutex
+	flushing   atomic.Bool
 	// checked (unix ms) and restoring pace restore.
 	checked   atomic.Int64
 	restoring atomic.Bool
