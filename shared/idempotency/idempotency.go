@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -263,9 +262,16 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	done.State, done.Status, done.Body = Done, out.Response.Status, out.Response.Body
 	if g.finish(ctx, k, done, out.VendorID) && alias != "" {
 		// The store lost the alias with the record: a keyless retry of
-		// this request must find it too.
+		// this request must find it too. One that took the slot in the
+		// meantime may have charged again.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.FinishFor)
-		_, _ = g.o.Records.Reserve(actx, alias, Record{Token: aliasToken, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}, g.o.Retention)
+		put, err := g.o.Records.Reserve(actx, alias, Record{Token: aliasToken, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}, g.o.Retention)
+		if err == nil && !put {
+			if cur, rerr := g.o.Records.Read(actx, alias); rerr == nil && cur.Alias != key {
+				g.o.Log.Error("idempotency records lost by the store while the call ran, and the same request without its key was taken by another call since: it may have run again; reconcile this request against the vendor",
+					"key", k, "keyless", alias, "vendorId", out.VendorID, "store", g.o.Records.Name())
+			}
+		}
 		cancel()
 	}
 	g.purge(ctx)
@@ -402,8 +408,9 @@ func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID stri
 			case rerr == nil:
 				// Another call holds the key: the store lost this one's
 				// record and a repeat reserved it anew. Retrying cannot
-				// help.
-				g.stuck(k, done, vendorID, fmt.Errorf("the record was lost by the store while the call ran, and another call with this key has reserved it since: that call may run again; reconcile this key"))
+				// help, and that repeat answers for itself.
+				g.o.Log.Error("idempotency record lost by the store while the call ran, and another call with this key has reserved it since: it may have run again; reconcile this key against the vendor",
+					"key", k, "vendorId", vendorID, "store", g.o.Records.Name())
 				return false
 			default:
 				err = rerr

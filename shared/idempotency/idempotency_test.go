@@ -1046,3 +1046,26 @@ func TestARecordLostAndTakenMeanwhileIsSaid(t *testing.T) {
 	require.Contains(t, logs.String(), `"level":"ERROR"`)
 	require.Contains(t, logs.String(), "another call with this key has reserved it since")
 }
+
+// The same request without its key, sent after the loss and before the
+// keyed call finished, took the keyless slot and charged again; the keyed
+// call logged only "written again" (outside tester). It says at ERROR that
+// the request may have run twice.
+func TestAKeylessSlotTakenAfterTheLossIsSaid(t *testing.T) {
+	c := newClock()
+	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
+	var logs bytes.Buffer
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := context.Background()
+	charge := func(context.Context) idempotency.Outcome {
+		recs.wipe()
+		took, err := recs.Reserve(ctx, "t:auto:fp1", idempotency.Record{Token: "keyless", State: idempotency.InProgress, Fingerprint: "fp1"}, time.Hour)
+		require.NoError(t, err)
+		require.True(t, took)
+		return idempotency.Outcome{Response: ok(`{"errCode":0}`), VendorID: "ECS1"}
+	}
+	_, _, e := g.Run(ctx, key("k1", "fp1"), charge)
+	require.Nil(t, e)
+	require.Contains(t, logs.String(), `"level":"ERROR"`)
+	require.Contains(t, logs.String(), "the same request without its key was taken by another call since")
+}
