@@ -103,9 +103,10 @@ function validateOptions(o) {
   // A URL fetch cannot send is refused now: at call time fetch fails before
   // connecting, and a charge would read as "outcome unknown" (-1304).
   if (o.baseUrl !== undefined) {
-    const u = checkURL('baseUrl', o.baseUrl);
-    // <baseUrl>/<function> would land in the query or the fragment.
-    if (u.search !== '' || u.hash !== '') throw new TypeError(`cloudcall: baseUrl must not carry a query or fragment (functions are at <baseUrl>/<function>); use endpoints for a URL with a query`);
+    checkURL('baseUrl', o.baseUrl);
+    // <baseUrl>/<function> would land in the query or the fragment (a bare
+    // "?" or "#" too, which URL parsing drops).
+    if (/[?#]/.test(String(o.baseUrl))) throw new TypeError(`cloudcall: baseUrl must not carry a query or fragment (functions are at <baseUrl>/<function>); use endpoints for a URL with a query`);
   }
   if (o.endpoints !== undefined && o.endpoints !== null) {
     const known = functions.map((f) => f.function);
@@ -123,15 +124,19 @@ function validateOptions(o) {
 }
 
 function checkURL(name, raw) {
+  const str = String(raw);
+  // URL parsing trims, the call URL is built from the string as given.
+  if (str !== str.trim()) throw new TypeError(`cloudcall: ${name} ${JSON.stringify(str)} has spaces around it`);
+  // "localhost:9000" parses with localhost: as its scheme, "127.0.0.1:9000"
+  // not at all: either way the scheme is missing.
+  if (/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d+([/?#]|$)/.test(str)) throw new TypeError(`cloudcall: ${name} ${JSON.stringify(str)} has no scheme: write http://${str}`);
   let u;
   try {
-    u = new URL(String(raw));
+    u = new URL(str);
   } catch {
-    throw new TypeError(`cloudcall: ${name} ${JSON.stringify(String(raw))} is not an absolute URL (e.g. https://fc.example.com)`);
+    throw new TypeError(`cloudcall: ${name} ${JSON.stringify(str)} is not an absolute URL (e.g. https://fc.example.com)`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    // "localhost:9000" parses with localhost: as its scheme.
-    if (/^[A-Za-z0-9.-]+:\d+(\/|$)/.test(String(raw))) throw new TypeError(`cloudcall: ${name} ${JSON.stringify(String(raw))} has no scheme: write http://${String(raw)}`);
     throw new TypeError(`cloudcall: ${name} must be an http:// or https:// URL, got ${u.protocol}`);
   }
   if (u.username !== '' || u.password !== '') throw new TypeError(`cloudcall: ${name} must not carry credentials (user:password@); the client signs every request`);

@@ -75,6 +75,27 @@ type Client struct {
 	methods
 }
 
+// missingScheme says raw is a host and a port with the scheme left out
+// ("localhost:9000", "127.0.0.1:9000/x", "[::1]:9000").
+func missingScheme(raw string) bool {
+	var rest string
+	if strings.HasPrefix(raw, "[") {
+		_, after, ok := strings.Cut(raw, "]:")
+		if !ok {
+			return false
+		}
+		rest = after
+	} else {
+		host, after, ok := strings.Cut(raw, ":")
+		if !ok || host == "" || strings.ContainsAny(host, "/?#") {
+			return false
+		}
+		rest = after
+	}
+	tail := strings.TrimLeft(rest, "0123456789")
+	return len(tail) < len(rest) && (tail == "" || strings.ContainsRune("/?#", rune(tail[0])))
+}
+
 // New checks the options and builds a client.
 func New(o Options) (*Client, error) {
 	switch {
@@ -92,7 +113,9 @@ func New(o Options) (*Client, error) {
 	if o.BaseURL != "" {
 		u, err := url.Parse(o.BaseURL)
 		switch {
-		case err == nil && (u.Scheme == "http" || u.Scheme == "https") && (u.RawQuery != "" || u.Fragment != "" || u.ForceQuery):
+		case missingScheme(o.BaseURL):
+			return nil, fmt.Errorf("cloudcall: BaseURL %q has no scheme: write http://%s", o.BaseURL, o.BaseURL)
+		case err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.ContainsAny(o.BaseURL, "?#"):
 			// <BaseURL>/<function> would land in the query or fragment.
 			return nil, fmt.Errorf("cloudcall: BaseURL %q must not carry a query or fragment (functions are at <BaseURL>/<function>); use Endpoints for a URL with a query", o.BaseURL)
 		case err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "":

@@ -525,8 +525,16 @@ func TestOptionsAreChecked(t *testing.T) {
 		_, err := cloudcall.New(o)
 		require.Error(t, err, name)
 	}
-	_, err := cloudcall.New(cloudcall.Options{BaseURL: "http://127.0.0.1:9000#prod", KeyID: keyID, Secret: secret})
-	require.ErrorContains(t, err, "must not carry a query or fragment (functions are at <BaseURL>/<function>)")
+	for _, bare := range []string{"http://127.0.0.1:9000#prod", "http://127.0.0.1:9000#", "http://127.0.0.1:9000/?"} {
+		_, err := cloudcall.New(cloudcall.Options{BaseURL: bare, KeyID: keyID, Secret: secret})
+		require.ErrorContains(t, err, "must not carry a query or fragment (functions are at <BaseURL>/<function>)", bare)
+	}
+	for _, raw := range []string{"localhost:9000", "127.0.0.1:9000/x", "[::1]:9000"} {
+		_, err := cloudcall.New(cloudcall.Options{BaseURL: raw, KeyID: keyID, Secret: secret})
+		require.ErrorContains(t, err, "has no scheme: write http://"+raw, raw)
+	}
+	_, err := cloudcall.New(cloudcall.Options{BaseURL: "http://[::1]:9000/prefix/", KeyID: keyID, Secret: secret})
+	require.NoError(t, err)
 	_, err = cloudcall.New(cloudcall.Options{Endpoints: map[string]string{"logistics-get-qouta": "http://x/q"}, KeyID: keyID, Secret: secret})
 	require.ErrorContains(t, err, `Endpoints names "logistics-get-qouta", which is no function; known: logistics-get-quota`)
 	c, err := cloudcall.New(cloudcall.Options{Endpoints: map[string]string{"logistics-get-quota": "http://127.0.0.1:1/q"}, KeyID: keyID, Secret: secret})

@@ -451,13 +451,21 @@ describe('deadlines and errors', () => {
     assert.throws(() => createClient({ baseUrl: 'ftp://127.0.0.1:9000', keyId: 'k1', secret: SECRET }), /baseUrl must be an http:\/\/ or https:\/\/ URL, got ftp:/);
     assert.throws(() => createClient({ baseUrl: 'file:///tmp', keyId: 'k1', secret: SECRET }), /http:\/\/ or https:\/\//);
     assert.throws(() => createClient({ baseUrl: 'http://user:pw@127.0.0.1:9000', keyId: 'k1', secret: SECRET }), /must not carry credentials/);
-    assert.throws(() => createClient({ baseUrl: '127.0.0.1:9000/fn', keyId: 'k1', secret: SECRET }), /not an absolute URL|http:\/\/ or https/);
+    assert.throws(() => createClient({ baseUrl: '127.0.0.1:9000/fn', keyId: 'k1', secret: SECRET }), /has no scheme: write http:\/\/127.0.0.1:9000\/fn/);
     assert.throws(() => createClient({ endpoints: { 'top-launch-extra-charge': 'fc.example.com/x' }, keyId: 'k1', secret: SECRET }), /endpoints\["top-launch-extra-charge"\]/);
     // <baseUrl>/<function> would land in the query or fragment: a 405, and
     // a charge read "outcome unknown".
     assert.throws(() => createClient({ baseUrl: 'http://127.0.0.1:9720?x=1', keyId: 'k1', secret: SECRET }), /must not carry a query or fragment/);
     assert.throws(() => createClient({ baseUrl: 'http://127.0.0.1:9720#prod', keyId: 'k1', secret: SECRET }), /must not carry a query or fragment/);
     assert.throws(() => createClient({ baseUrl: 'localhost:9720', keyId: 'k1', secret: SECRET }), /"localhost:9720" has no scheme: write http:\/\/localhost:9720/);
+    assert.throws(() => createClient({ baseUrl: '127.0.0.1:9720', keyId: 'k1', secret: SECRET }), /has no scheme: write http:\/\/127.0.0.1:9720/);
+    assert.throws(() => createClient({ baseUrl: '[::1]:9720', keyId: 'k1', secret: SECRET }), /has no scheme/);
+    for (const bare of ['http://127.0.0.1:9720?', 'http://127.0.0.1:9720/#']) {
+      assert.throws(() => createClient({ baseUrl: bare, keyId: 'k1', secret: SECRET }), /must not carry a query or fragment/, bare);
+    }
+    assert.throws(() => createClient({ baseUrl: 'http://127.0.0.1:9720 ', keyId: 'k1', secret: SECRET }), /has spaces around it/);
+    assert.doesNotThrow(() => createClient({ baseUrl: 'http://[::1]:9720/', keyId: 'k1', secret: SECRET }));
+    assert.doesNotThrow(() => createClient({ baseUrl: 'HTTP://LOCALHOST:9720/prefix/', keyId: 'k1', secret: SECRET }));
     assert.throws(() => createClient({ endpoints: { 'logistics-get-qouta': 'http://x/q' }, keyId: 'k1', secret: SECRET }), /endpoints names "logistics-get-qouta", which is no function; known: logistics-get-quota/);
   });
 
