@@ -88,6 +88,7 @@ func TestUsageErrors(t *testing.T) {
 		{"invoke with an event file but no --event", []string{"invoke", "logistics-get-quota", "zto.json"}, `unexpected argument "zto.json" (one function, then flags; an event file goes with --event FILE)`},
 		{"invoke with flags after a stray argument", []string{"invoke", "top-launch-extra-charge", "extra", "--event", "charge.json"}, `unexpected argument "extra"`},
 		{"invoke with two names", []string{"invoke", "--platform", "fc", "logistics-get-quota", "quota-alert"}, `unexpected argument "quota-alert"`},
+		{"invoke with a mistyped upstream", []string{"invoke", "logistics-get-quota", "--upstream", "rael"}, `cloudcall invoke: --upstream "rael": expected sandbox or real`},
 		{"sandbox stray argument", []string{"sandbox", "127.0.0.1:9790"}, `cloudcall sandbox: unexpected argument "127.0.0.1:9790"`},
 		{"bench stray argument", []string{"bench", "extra"}, `cloudcall bench: unexpected argument "extra"`},
 		{"a near command", []string{"invok"}, `unknown command "invok" (did you mean "invoke"?)`},
@@ -197,7 +198,7 @@ func TestFunctionEnv(t *testing.T) {
 		errOut.Reset()
 		_, err = loadEnvFile(storeFile, &errOut)
 		require.NoError(t, err)
-		require.Contains(t, errOut.String(), "CLOUDCALL_STORE is not used: --store decides the store every instance shares")
+		require.Contains(t, errOut.String(), "CLOUDCALL_STORE is not used: every instance shares the emulator's store")
 	})
 }
 

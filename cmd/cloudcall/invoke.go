@@ -58,6 +58,11 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "cloudcall invoke: unknown function %q%s; known functions: %s\n", name, didYouMean(name, registry.Names()), strings.Join(registry.Names(), ", "))
 		return errUsage
 	}
+	if *upstream != "sandbox" && *upstream != "real" {
+		// Anything else ran against the sandboxes, taken for the real vendors.
+		fmt.Fprintf(stderr, "cloudcall invoke: --upstream %q: expected sandbox or real\n", *upstream)
+		return errUsage
+	}
 	p, err := parsePlatform(*platform)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

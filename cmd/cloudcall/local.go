@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,18 +171,17 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if p, ok := os.LookupEnv("CLOUDCALL_STORE_PREFIX"); ok && p != "" {
 			set.storePfx = p // the caller's own namespace, kept as given
 		}
-		// Said now, not at the first charge: the charge keeps its records
-		// here and refuses a Redis that could forget them.
-		if !set.ownRecords() && set.extra["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] != "assume" {
-			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			if err := redisrecords.Persistence(pctx, s); errors.Is(err, idempotency.ErrNotDurable) {
-				fmt.Fprintf(stdout, "WARNING: --store %s: the charge keeps its records in this store and will refuse it (-1601): %v. For local trials, put CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume in --env-file.\n", redactURL(s), err)
-			}
-			cancel()
+		if !set.ownRecords() {
+			warnUndurable(ctx, stdout, "--store", s, set)
 		}
 	default:
 		fmt.Fprintf(stderr, "--store %q: expected embedded or a redis:// / rediss:// URL\n", s)
 		return errUsage
+	}
+	if set.ownRecords() {
+		if rs, err := config.FromMap(set.extra).Secret("CLOUDCALL_IDEMPOTENCY_STORE"); err == nil && (strings.HasPrefix(rs, "redis://") || strings.HasPrefix(rs, "rediss://")) {
+			warnUndurable(ctx, stdout, "--env-file CLOUDCALL_IDEMPOTENCY_STORE", rs, set)
+		}
 	}
 	real := *upstream == "real"
 	var launcher []string
@@ -421,6 +421,20 @@ func redactURL(u string) string {
 	return u
 }
 
+// warnUndurable says at start, not at the first charge, that the charge will
+// refuse the Redis where its records go (appendonly off), and how to waive it
+// for a local trial.
+func warnUndurable(ctx context.Context, w io.Writer, what, url string, set localSettings) {
+	if set.extra["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] == "assume" {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := redisrecords.Persistence(pctx, url); errors.Is(err, idempotency.ErrNotDurable) {
+		fmt.Fprintf(w, "WARNING: %s %s: the charge keeps its records in this store and will refuse it (-1601): %v. For local trials, put CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume in --env-file.\n", what, redactURL(url), err)
+	}
+}
+
 // loadEnvFile reads --env-file (none when path is empty); a file that cannot
 // be read, or caller keys in it that are not valid, is a usage error now,
 // as --caller-keys is, rather than -1601 from every call.
@@ -436,7 +450,9 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 	if rs, rerr := config.FromMap(env).Secret("CLOUDCALL_IDEMPOTENCY_STORE"); rerr != nil {
 		err = rerr // a _FILE that cannot be read
 	} else if strings.EqualFold(strings.TrimSpace(rs), "memory") {
-		err = errors.New("CLOUDCALL_IDEMPOTENCY_STORE=memory would give each instance its own charge records (a key could charge once per instance): give a postgres://, mysql:// or redis:// URL, or leave it out and the records share --store")
+		err = errors.New("CLOUDCALL_IDEMPOTENCY_STORE=memory would give each instance its own charge records (a key could charge once per instance): give a postgres://, mysql:// or redis:// URL, or leave it out and the records share the emulator's store")
+	} else if rs != "" && !slices.ContainsFunc([]string{"postgres://", "postgresql://", "mysql://", "redis://", "rediss://"}, func(p string) bool { return strings.HasPrefix(rs, p) }) {
+		err = errors.New("CLOUDCALL_IDEMPOTENCY_STORE: expected a postgres://, mysql://, redis:// or rediss:// URL")
 	}
 	if err == nil {
 		var keys string
@@ -452,7 +468,7 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 	// Said, not silently dropped: every instance must share one store.
 	for _, k := range []string{"CLOUDCALL_STORE", "CLOUDCALL_STORE_FILE", "CLOUDCALL_STORE_PREFIX"} {
 		if _, ok := env[k]; ok {
-			fmt.Fprintf(stderr, "--env-file %s: %s is not used: --store decides the store every instance shares (cloudcall local --store redis://...)\n", path, k)
+			fmt.Fprintf(stderr, "--env-file %s: %s is not used: every instance shares the emulator's store (cloudcall local --store redis://... names another)\n", path, k)
 		}
 	}
 	return env, nil

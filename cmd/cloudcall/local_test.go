@@ -843,4 +843,13 @@ func TestLocalWarnsOfAStoreTheChargeWillRefuse(t *testing.T) {
 			return strings.HasPrefix(s, "WARNING: --store ") && strings.Contains(s, "will refuse it (-1601)") && strings.Contains(s, "appendonly off")
 		})
 	}, 5*time.Second, 50*time.Millisecond, "%s", strings.Join(l.output(), "\n"))
+	l.stop()
+
+	// The same Redis named as the records store in an env file.
+	env := filepath.Join(t.TempDir(), "records.env")
+	require.NoError(t, os.WriteFile(env, []byte("CLOUDCALL_IDEMPOTENCY_STORE="+url+"\n"), 0o600))
+	l = startLocal(t, "--env-file", env)
+	require.True(t, slices.ContainsFunc(l.output(), func(s string) bool {
+		return strings.HasPrefix(s, "WARNING: --env-file CLOUDCALL_IDEMPOTENCY_STORE ") && strings.Contains(s, "will refuse it (-1601)")
+	}), "%s", strings.Join(l.output(), "\n"))
 }
