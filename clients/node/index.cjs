@@ -108,7 +108,13 @@ function validateOptions(o) {
     // "?" or "#" too, which URL parsing drops).
     if (/[?#]/.test(String(o.baseUrl))) throw new TypeError(`cloudcall: baseUrl must not carry a query or fragment (functions are at <baseUrl>/<function>); use endpoints for a URL with a query`);
   }
-  if (o.endpoints !== undefined && o.endpoints !== null) {
+  if (o.endpoints !== undefined && (o.endpoints === null || typeof o.endpoints !== 'object' || Array.isArray(o.endpoints))) {
+    throw new TypeError('cloudcall: endpoints must be an object: { "<function>": url }');
+  }
+  if (o.baseUrl === undefined && Object.keys(o.endpoints).length === 0) {
+    throw new TypeError('cloudcall: endpoints is empty and there is no baseUrl: give baseUrl, or an endpoint per function you call');
+  }
+  if (o.endpoints !== undefined) {
     const known = functions.map((f) => f.function);
     for (const [fn, u] of Object.entries(o.endpoints)) {
       if (!known.includes(fn)) throw new TypeError(`cloudcall: endpoints names ${JSON.stringify(fn)}, which is no function; known: ${known.join(', ')}`);

@@ -465,6 +465,8 @@ describe('deadlines and errors', () => {
     }
     assert.throws(() => createClient({ baseUrl: 'http://127.0.0.1:9720 ', keyId: 'k1', secret: SECRET }), /has spaces around it/);
     assert.doesNotThrow(() => createClient({ baseUrl: 'http://[::1]:9720/', keyId: 'k1', secret: SECRET }));
+    assert.throws(() => createClient({ endpoints: {}, keyId: 'k1', secret: SECRET }), /endpoints is empty and there is no baseUrl/);
+    assert.throws(() => createClient({ endpoints: 'http://x/q', keyId: 'k1', secret: SECRET }), /endpoints must be an object/);
     assert.doesNotThrow(() => createClient({ baseUrl: 'HTTP://LOCALHOST:9720/prefix/', keyId: 'k1', secret: SECRET }));
     assert.throws(() => createClient({ endpoints: { 'logistics-get-qouta': 'http://x/q' }, keyId: 'k1', secret: SECRET }), /endpoints names "logistics-get-qouta", which is no function; known: logistics-get-quota/);
   });
