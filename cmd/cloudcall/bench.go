@@ -36,6 +36,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
+	for name, v := range map[string]int{"--cold": *cold, "--calls": *calls, "--memory-calls": *memCalls, "--token-calls": *tokCalls, "--cams-pairs": *pairs} {
+		if v < 1 {
+			// 0 or less meant the default: a run that was to skip a part
+			// ran all of it.
+			fmt.Fprintf(stderr, "cloudcall bench: %s %d: expected 1 or more\n", name, v)
+			return errUsage
+		}
+	}
 	root, err := emulator.ModuleRoot(".")
 	if err != nil {
 		return fmt.Errorf("run cloudcall bench from inside the cloudcall checkout: %w", err)

@@ -91,6 +91,7 @@ func TestUsageErrors(t *testing.T) {
 		{"invoke with a mistyped upstream", []string{"invoke", "logistics-get-quota", "--upstream", "rael"}, `cloudcall invoke: --upstream "rael": expected sandbox or real`},
 		{"sandbox stray argument", []string{"sandbox", "127.0.0.1:9790"}, `cloudcall sandbox: unexpected argument "127.0.0.1:9790"`},
 		{"bench stray argument", []string{"bench", "extra"}, `cloudcall bench: unexpected argument "extra"`},
+		{"bench count below one", []string{"bench", "--cold", "0"}, `cloudcall bench: --cold 0: expected 1 or more`},
 		{"a near command", []string{"invok"}, `unknown command "invok" (did you mean "invoke"?)`},
 		{"help of a near command", []string{"help", "pakage"}, `unknown command "pakage" (did you mean "package"?)`},
 		{"a near function", []string{"invoke", "top-launch-charge"}, `unknown function "top-launch-charge" (did you mean "top-launch-extra-charge"?); known functions: `},
