@@ -1025,47 +1025,33 @@ func TestARecordLostWhileTheCallRanIsWrittenAgain(t *testing.T) {
 	require.Equal(t, int32(1), runs.Load(), "charged once")
 }
 
-// When a repeat reserved the key after the loss and before the finish, the
-// first call cannot write over it: it says so at ERROR, naming the risk,
-// not "repeats will answer -1304".
+// When a repeat reserved the key after the loss and before the finish (with
+// the key, or the same request without it: the keyless slot), the first
+// call cannot write over it: it says so at ERROR, naming the risk, where it
+// had said "repeats will answer -1304", or only "written again" (outside
+// tester).
 func TestARecordLostAndTakenMeanwhileIsSaid(t *testing.T) {
-	c := newClock()
-	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
-	var logs bytes.Buffer
-	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
-	ctx := context.Background()
-	charge := func(context.Context) idempotency.Outcome {
-		recs.wipe()
-		took, err := recs.Reserve(ctx, "t:k1", idempotency.Record{Token: "other", State: idempotency.InProgress, Fingerprint: "fp1"}, time.Hour)
-		require.NoError(t, err)
-		require.True(t, took)
-		return idempotency.Outcome{Response: ok(`{"errCode":0}`), VendorID: "ECS1"}
+	for slot, says := range map[string]string{
+		"t:k1":       "another call with this key has reserved it since",
+		"t:auto:fp1": "the same request without its key was taken by another call since",
+	} {
+		t.Run(slot, func(t *testing.T) {
+			c := newClock()
+			recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
+			var logs bytes.Buffer
+			g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+			ctx := context.Background()
+			charge := func(context.Context) idempotency.Outcome {
+				recs.wipe()
+				took, err := recs.Reserve(ctx, slot, idempotency.Record{Token: "other", State: idempotency.InProgress, Fingerprint: "fp1"}, time.Hour)
+				require.NoError(t, err)
+				require.True(t, took)
+				return idempotency.Outcome{Response: ok(`{"errCode":0}`), VendorID: "ECS1"}
+			}
+			_, _, e := g.Run(ctx, key("k1", "fp1"), charge)
+			require.Nil(t, e)
+			require.Contains(t, logs.String(), `"level":"ERROR"`)
+			require.Contains(t, logs.String(), says)
+		})
 	}
-	_, _, e := g.Run(ctx, key("k1", "fp1"), charge)
-	require.Nil(t, e)
-	require.Contains(t, logs.String(), `"level":"ERROR"`)
-	require.Contains(t, logs.String(), "another call with this key has reserved it since")
-}
-
-// The same request without its key, sent after the loss and before the
-// keyed call finished, took the keyless slot and charged again; the keyed
-// call logged only "written again" (outside tester). It says at ERROR that
-// the request may have run twice.
-func TestAKeylessSlotTakenAfterTheLossIsSaid(t *testing.T) {
-	c := newClock()
-	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
-	var logs bytes.Buffer
-	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
-	ctx := context.Background()
-	charge := func(context.Context) idempotency.Outcome {
-		recs.wipe()
-		took, err := recs.Reserve(ctx, "t:auto:fp1", idempotency.Record{Token: "keyless", State: idempotency.InProgress, Fingerprint: "fp1"}, time.Hour)
-		require.NoError(t, err)
-		require.True(t, took)
-		return idempotency.Outcome{Response: ok(`{"errCode":0}`), VendorID: "ECS1"}
-	}
-	_, _, e := g.Run(ctx, key("k1", "fp1"), charge)
-	require.Nil(t, e)
-	require.Contains(t, logs.String(), `"level":"ERROR"`)
-	require.Contains(t, logs.String(), "the same request without its key was taken by another call since")
 }
