@@ -493,21 +493,39 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 	} else {
 		raw = nil
 	}
+	now := a.now()
+	// A claim whose run died before confirming it (killed mid-delivery) is
+	// unheard after the grace, as an account's is: it was never said, and
+	// without the mark it stayed "said" for the state's 30 days.
+	heard := st.heard(now, a.cfg.PendingGrace)
+	delivering := st.Pending != nil && heard.LastError != ""
 	switch {
 	case derr == nil && st.LastError != "":
 		_, _ = a.kv.CompareAndDelete(ctx, key, raw)
 		return
-	case derr == nil || st.LastError != "" || len(a.channels) == 0:
-		// Said before, or nobody to tell: a run without channels leaves it
-		// to the first run that has one.
+	case derr == nil || heard.LastError != "" || delivering || len(a.channels) == 0:
+		// Said before (or being said), or nobody to tell: a run without
+		// channels leaves it to the first run that has one.
 		return
 	}
-	var claimed State
-	claimed.Level, claimed.LastError, claimed.LastNotified = LevelError, derr.Error(), a.now().Unix()
+	claimed := State{Level: LevelError, Pending: &Told{}, Claimed: now.UnixMilli()}
+	claimed.LastError, claimed.LastNotified = derr.Error(), now.Unix()
 	b, _ := json.Marshal(claimed)
 	if !a.claim(ctx, key, raw, b, "account discovery", sum) {
 		return
 	}
+	defer func() {
+		// Heard: the mark goes. A confirm the store does not take leaves
+		// the claim to age into "unheard", a repeat, not a loss.
+		if b != nil {
+			done := claimed
+			done.Pending, done.Claimed = nil, 0
+			db, _ := json.Marshal(done)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			defer cancel()
+			_, _ = a.kv.CompareAndSwap(cctx, key, b, db, stateTTL)
+		}
+	}()
 	zhT, enT := "电子面单账号列表获取失败", "Waybill accounts cannot be listed"
 	zh := "QUOTA_ALERT_WATCH=auto 需要从微信获取已绑定的快递账号，但获取失败：" + oneLine(derr.Error()) + "。在恢复之前，这些账号的余额都不会被检查（也可在 QUOTA_ALERT_WATCH 中直接列出账号）。"
 	en := "QUOTA_ALERT_WATCH=auto lists the courier accounts bound to this mini program, and that failed: " + oneLine(derr.Error()) +
@@ -519,12 +537,13 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 	if !a.deliver(ctx, m, "account discovery error", sum) {
 		// Nobody heard it: the next run tries again. With its own few
 		// seconds: the delivery may have used the run's deadline, and an
-		// undo that fails there silences the alert for good.
+		// undo that fails there leaves the claim to age into "unheard".
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 		defer cancel()
 		if _, err := a.kv.CompareAndDelete(uctx, key, b); err != nil {
 			sum.Failures = append(sum.Failures, "account discovery: alert state not rolled back: "+err.Error())
 		}
+		b = nil // nothing to confirm
 	}
 }
 

@@ -227,3 +227,34 @@ func TestAStoreServingFromMemoryIsReported(t *testing.T) {
 	require.Len(t, sum.Failures, 1)
 	require.Contains(t, sum.Failures[0], "instance's memory only")
 }
+
+// A run killed while delivering the account-list failure left it marked as
+// said for the state's 30 days, and nobody was told that no account was
+// watched (outside tester). Its claim now ages into "unheard" after the
+// grace, as an account's does; meanwhile another run does not repeat it.
+func TestAFailingAccountListClaimedByADeadRunIsSaidAfterTheGrace(t *testing.T) {
+	var failing atomic.Pointer[error]
+	bad := errors.New("getAllAccount: wechat errcode -1: system error")
+	failing.Store(&bad)
+	src := failingDiscovery{&fakeSource{balances: map[string]int64{}, errs: map[string]error{}}, &failing}
+	clk := start()
+	kv := store.NewMemory(store.MemoryOptions{})
+	cfg := quotaalert.Config{Auto: true, PendingGrace: 15 * time.Minute}
+	hung := &blockingChannel{}
+	dead, kill := context.WithCancel(context.Background())
+	defer kill()
+	go func() { _, _ = quotaalert.New(cfg, src, kv, []notify.Channel{hung}, clk.now).Run(dead) }() // never confirms: "killed"
+	require.Eventually(t, func() bool { return hung.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+
+	var sent atomic.Int64
+	_, err := quotaalert.New(cfg, src, kv, []notify.Channel{counted{&sent}}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, sent.Load(), "being delivered by the other run")
+	clk.advance(16 * time.Minute)
+	_, err = quotaalert.New(cfg, src, kv, []notify.Channel{counted{&sent}}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), sent.Load(), "the dead run's claim is unheard: said now")
+	_, err = quotaalert.New(cfg, src, kv, []notify.Channel{counted{&sent}}, clk.now).Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), sent.Load(), "and once")
+}
