@@ -348,3 +348,48 @@ func TestAnInstanceThatLostItsCopyWaitsForTheNewestPair(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { _, err := b.Token(ctx); return err == nil }, 5*time.Second, 10*time.Millisecond, "b reads a's pair")
 }
+
+// An instance that took up a pair another wrote back after a store loss
+// (stale: it had been rotated) lost its own, newest, refresh token: CK1
+// refused the stale one, and every instance answered "authorize again" for
+// good while the newest token was never presented (outside tester). The
+// instance keeps its own pair aside and presents it then.
+func TestTakingUpARestoredStalePairDoesNotLoseTheNewest(t *testing.T) {
+	r := newTokenRig(t)
+	a, b := r.instance(ck1sbx.DemoRefreshToken, ""), r.instance(ck1sbx.DemoRefreshToken, "")
+	ctx := context.Background()
+	p1, err := a.Token(ctx)
+	require.NoError(t, err)
+	_, err = b.Token(ctx)
+	require.NoError(t, err)
+	r.advance(15 * time.Second)
+	a.Invalidate(ctx, p1) // CK1 answered 401: a refreshes alone
+	p2, err := a.Token(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, p1, p2)
+
+	require.NoError(t, r.kv.Delete(ctx, "ck1:oauth:"+ck1sbx.DemoClientID))
+	_, err = b.Token(ctx) // b serves from its stale pair and writes it back
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		raw, err := r.kv.Get(ctx, "ck1:oauth:"+ck1sbx.DemoClientID)
+		return err == nil && strings.Contains(string(raw), `"restored":true`)
+	}, 5*time.Second, 5*time.Millisecond)
+
+	a.Invalidate(ctx, p2) // a's access token is refused: it takes up the stored pair
+	got, err := a.Token(ctx)
+	require.NoError(t, err)
+	require.Equal(t, p1, got, "the written-back (stale) pair's access token")
+	a.Invalidate(ctx, got) // CK1 refuses that one too: a must refresh
+	for i := 0; i < 3; i++ {
+		if _, err = a.Token(ctx); err == nil {
+			break
+		}
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "retryable, never 'authorize again': %v", err)
+	}
+	require.NoError(t, err, "a presented its own newest refresh token")
+	_, err = b.Token(ctx)
+	require.NoError(t, err, "and stored it for everyone")
+}

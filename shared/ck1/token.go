@@ -100,6 +100,11 @@ type OAuth struct {
 	// presenting a spent seed again got it refused and the calls told to
 	// "authorize again" while another instance held a working pair.
 	spentSeeds map[string]bool
+	// spare is this instance's own pair, kept when it took up a pair
+	// another instance wrote back after a store loss (Restored): that one
+	// may be stale, and without the spare its refusal lost the newest
+	// refresh token for good (outside tester).
+	spare *state
 	saveMu     sync.Mutex
 	flushing   atomic.Bool
 	// checked (unix ms) and restoring pace restore.
@@ -305,6 +310,9 @@ func (a *OAuth) restore(ctx context.Context, local *state) {
 
 func (a *OAuth) keep(st *state) {
 	a.mu.Lock()
+	if st != nil && st.Restored && a.local != nil && a.local.RefreshToken != "" && a.local.RefreshToken != st.RefreshToken {
+		a.spare = a.local
+	}
 	a.local = st
 	if st != nil {
 		for _, p := range st.SpentSeeds {
@@ -386,7 +394,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	}
 	seed, now := a.o.SeedRefreshToken, a.o.Now()
 	a.mu.Lock()
-	local, unsaved, seedRefused := a.local, a.unsaved, a.seedRefused
+	local, unsaved, seedRefused, spare := a.local, a.unsaved, a.seedRefused, a.spare
 	seedSpent := seed != "" && a.spentSeeds[seedPrint(seed)]
 	a.mu.Unlock()
 	// dead: CK1 refused the stored refresh token (within the hold, nobody
@@ -409,6 +417,10 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		// once: refused, it is dropped.
 		refreshTok, kind = local.RefreshToken, "copy"
 		a.o.Log.Warn("ck1: the shared store holds no usable token state; refreshing with this instance's copy of the refresh token, not the seed")
+	case spare != nil && (st == nil || spare.RefreshToken != st.RefreshToken):
+		// The pair this instance held before it took up a written-back
+		// one, which CK1 refused or the store lost: possibly the newest.
+		refreshTok, kind = spare.RefreshToken, "spare"
 	case seed != "" && !seedRefused && !seedSpent && (st == nil || seed != st.RefreshToken && !slices.Contains(st.SpentSeeds, seedPrint(seed))):
 		// No state yet (the first refresh), or the stored token was
 		// refused and the environment holds another: the app was
@@ -420,6 +432,11 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		// refusal may have been a passing one, or an instance's wrong
 		// client secret.
 		refreshTok, kind = st.RefreshToken, "stored"
+	case dead && st.Restored:
+		// A copy written back after a store loss, refused: stale. The
+		// instance holding the newest pair stores it at its next check.
+		return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
+			Reason: "the shared store lost the CK1 token state and the copy an instance wrote back was refused (stale); the instance holding the newest pair stores it at its next call: retry"}
 	case dead:
 		return "", refusedError(0, fmt.Sprintf("(refused %s ago; presented again after %s, or set a new CK1_REFRESH_TOKEN; if the shared store was just emptied, a serving instance stores its pair again within 10 s of its next call)",
 			now.Sub(time.UnixMilli(st.RefusedAt)).Round(time.Second), refusalHold))
@@ -506,7 +523,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 				Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
 		}
 		switch kind {
-		case "restored", "copy":
+		case "restored", "copy", "spare":
 			// A stale copy (this instance's, or one an instance wrote back):
 			// spent, so dropped here, and a written-back one recorded so
 			// nobody presents it again. Another instance may hold a newer
@@ -518,6 +535,9 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			a.mu.Lock()
 			if a.local != nil && a.local.RefreshToken == refreshTok {
 				a.local = nil
+			}
+			if a.spare != nil && a.spare.RefreshToken == refreshTok {
+				a.spare = nil
 			}
 			a.mu.Unlock()
 			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
@@ -582,6 +602,9 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			"error", werr.Error())
 	}
 	a.keep(next)
+	a.mu.Lock()
+	a.spare = nil // the pair just stored is the newest
+	a.mu.Unlock()
 	return next.AccessToken, nil
 }
 
