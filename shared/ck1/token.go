@@ -104,9 +104,9 @@ type OAuth struct {
 	// another instance wrote back after a store loss (Restored): that one
 	// may be stale, and without the spare its refusal lost the newest
 	// refresh token for good (outside tester).
-	spare *state
-	saveMu     sync.Mutex
-	flushing   atomic.Bool
+	spare    *state
+	saveMu   sync.Mutex
+	flushing atomic.Bool
 	// checked (unix ms) and restoring pace restore.
 	checked   atomic.Int64
 	restoring atomic.Bool
