@@ -260,14 +260,22 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	}
 	done := rec
 	done.State, done.Status, done.Body = Done, out.Response.Status, out.Response.Body
-	if g.finish(ctx, k, done, out.VendorID) && alias != "" {
+	rewritten, taken := g.finish(ctx, k, done, out.VendorID)
+	if (rewritten || taken) && alias != "" {
 		// The store lost the alias with the record: a keyless retry of
-		// this request must find it too. One that took the slot in the
-		// meantime may have charged again.
+		// this request must find it too (one that took the slot in the
+		// meantime may have charged again). When the key itself went to
+		// another request, the slot keeps this call's own answer instead
+		// of pointing at that one's.
+		slot := Record{Token: aliasToken, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}
+		if taken {
+			slot = done
+			slot.Fingerprint = c.Fingerprint
+		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.FinishFor)
-		put, err := g.o.Records.Reserve(actx, alias, Record{Token: aliasToken, State: Reserved, Fingerprint: c.Fingerprint, Alias: key, Started: rec.Started}, g.o.Retention)
+		put, err := g.o.Records.Reserve(actx, alias, slot, g.o.Retention)
 		if err == nil && !put {
-			if cur, rerr := g.o.Records.Read(actx, alias); rerr == nil && cur.Alias != key {
+			if cur, rerr := g.o.Records.Read(actx, alias); rerr == nil && cur.Alias != key && cur.Token != done.Token {
 				g.o.Log.Error("idempotency records lost by the store while the call ran, and the same request without its key was taken by another call since: it may have run again; reconcile this request against the vendor",
 					"key", k, "keyless", alias, "vendorId", out.VendorID, "store", g.o.Records.Name())
 			}
@@ -383,7 +391,7 @@ func inProgress() *envelope.Error {
 // truncated table) is written again: the call did happen, and a repeat
 // would otherwise run it again (outside tester: one key, two charges). It
 // reports that it wrote it again, so the caller restores what goes with it.
-func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID string) (rewritten bool) {
+func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID string) (rewritten, taken bool) {
 	fctx, cancel := g.settling(ctx)
 	defer cancel()
 	var err error
@@ -411,20 +419,20 @@ func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID stri
 				// help, and that repeat answers for itself.
 				g.o.Log.Error("idempotency record lost by the store while the call ran, and another call with this key has reserved it since: it may have run again; reconcile this key against the vendor",
 					"key", k, "vendorId", vendorID, "store", g.o.Records.Name())
-				return false
+				return false, true
 			default:
 				err = rerr
 			}
 		}
 		if err == nil && ok {
-			return rewritten
+			return rewritten, false
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-fctx.Done():
 			t.Stop()
 			g.stuck(k, done, vendorID, err)
-			return false
+			return false, false
 		case <-t.C:
 		}
 	}

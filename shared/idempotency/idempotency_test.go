@@ -1055,3 +1055,31 @@ func TestARecordLostAndTakenMeanwhileIsSaid(t *testing.T) {
 		})
 	}
 }
+
+// The key went to another request after the loss: the first call could
+// write neither its record nor its alias, and the same request sent again
+// without its key charged once more (outside tester). Its keyless slot now
+// keeps its own answer.
+func TestARequestWhoseKeyWentToAnotherIsStillAnsweredWithoutIt(t *testing.T) {
+	c := newClock()
+	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	var runs atomic.Int32
+	charge := func(context.Context) idempotency.Outcome {
+		if runs.Add(1) == 1 {
+			recs.wipe()
+			took, err := recs.Reserve(ctx, "t:k1", idempotency.Record{Token: "other", State: idempotency.Done, Fingerprint: "fp2"}, time.Hour)
+			require.NoError(t, err)
+			require.True(t, took)
+		}
+		return idempotency.Outcome{Response: ok(`{"errCode":0,"id":"ECS11"}`), VendorID: "ECS11"}
+	}
+	first, _, e := g.Run(ctx, key("k1", "fp1"), charge)
+	require.Nil(t, e)
+	again, replayed, e := g.Run(ctx, idempotency.Call{Fingerprint: "fp1"}, charge)
+	require.Nil(t, e)
+	require.True(t, replayed, "the same request without its key replays its own answer")
+	require.Equal(t, first.Body, again.Body)
+	require.Equal(t, int32(1), runs.Load())
+}
