@@ -93,6 +93,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bench stray argument", []string{"bench", "extra"}, `cloudcall bench: unexpected argument "extra"`},
 		{"bench count below one", []string{"bench", "--cold", "0"}, `cloudcall bench: --cold 0: expected 1 or more`},
 		{"a near command", []string{"invok"}, `unknown command "invok" (did you mean "invoke"?)`},
+		{"two letters swapped", []string{"lcoal"}, `unknown command "lcoal" (did you mean "local"?)`},
 		{"help of a near command", []string{"help", "pakage"}, `unknown command "pakage" (did you mean "package"?)`},
 		{"a near function", []string{"invoke", "top-launch-charge"}, `unknown function "top-launch-charge" (did you mean "top-launch-extra-charge"?); known functions: `},
 		{"part of a function's name", []string{"invoke", "ck1"}, `unknown function "ck1" (did you mean "ck1-pricing-inbound-box"?)`},

@@ -65,7 +65,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	p, err := parsePlatform(*platform)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "cloudcall invoke: %v\n", err)
 		return errUsage
 	}
 	extra, err := loadEnvFile(*envFile, stderr)

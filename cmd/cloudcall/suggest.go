@@ -51,26 +51,30 @@ func subsequence(a, b string) bool {
 	return a == ""
 }
 
-// editDistance is the Levenshtein distance in runes (insert, delete,
-// substitute), with one row of memory.
+// editDistance is the edit distance in runes where a swap of two neighbours
+// counts as one edit, as a typing slip does ("lcoal"), besides insert,
+// delete and substitute (optimal string alignment).
 func editDistance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
-	row := make([]int, len(rb)+1)
-	for j := range row {
-		row[j] = j
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(ra); i++ {
-		prev := row[0]
-		row[0] = i
 		for j := 1; j <= len(rb); j++ {
-			cur := row[j]
 			cost := 1
 			if ra[i-1] == rb[j-1] {
 				cost = 0
 			}
-			row[j] = min(row[j]+1, row[j-1]+1, prev+cost)
-			prev = cur
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
 	}
-	return row[len(rb)]
+	return d[len(ra)][len(rb)]
 }

@@ -33,7 +33,7 @@ func TestEditDistance(t *testing.T) {
 	for _, c := range []struct {
 		a, b string
 		d    int
-	}{{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"invok", "invoke", 1}, {"事件", "事", 1}, {"flaw", "lawn", 2}} {
+	}{{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"invok", "invoke", 1}, {"事件", "事", 1}, {"flaw", "lawn", 2}, {"lcoal", "local", 1}, {"ab", "ba", 1}} {
 		require.Equal(t, c.d, editDistance(c.a, c.b), "%q %q", c.a, c.b)
 		require.Equal(t, c.d, editDistance(c.b, c.a), "%q %q", c.b, c.a)
 	}
