@@ -73,7 +73,12 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 			if upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, 2*time.Second), 300*time.Millisecond) == nil {
 				continue
 			}
-		case status == http.StatusUnauthorized && !refreshed:
+		case status == http.StatusUnauthorized && (!refreshed || fromRestored(c.tokens, tok)):
+			// Once; and once more when the token retried was taken up from
+			// a pair written back after a store loss (possibly stale): its
+			// refusal is no sign of wrong settings, and the refresh that
+			// follows settles it (it answered -1305 "check the OAuth
+			// settings").
 			refreshed = true
 			c.tokens.Invalidate(ctx, tok)
 			continue
@@ -94,6 +99,12 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 		}
 		return nil
 	}
+}
+
+// fromRestored says tok came from a pair an instance wrote back (OAuth).
+func fromRestored(t Tokens, tok string) bool {
+	r, ok := t.(interface{ Restored(string) bool })
+	return ok && r.Restored(tok)
 }
 
 func (c *Client) send(ctx context.Context, path, tok string, body []byte) (int, http.Header, []byte, error) {

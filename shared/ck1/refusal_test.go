@@ -393,3 +393,111 @@ func TestTakingUpARestoredStalePairDoesNotLoseTheNewest(t *testing.T) {
 	_, err = b.Token(ctx)
 	require.NoError(t, err, "and stored it for everyone")
 }
+
+// Two store losses: an instance took up one written-back pair, then a
+// second, and the second replaced the pair it had kept aside (its own, the
+// newest), so every instance answered -1501 for ever while a working
+// refresh token sat unused (outside tester). It keeps every pair it held.
+func TestTakingUpTwoRestoredPairsKeepsTheNewest(t *testing.T) {
+	r := newTokenRig(t)
+	a, b, c := r.instance(ck1sbx.DemoRefreshToken, ""), r.instance(ck1sbx.DemoRefreshToken, ""), r.instance(ck1sbx.DemoRefreshToken, "")
+	ctx := context.Background()
+	key := "ck1:oauth:" + ck1sbx.DemoClientID
+	tok := func(o *ck1.OAuth) string {
+		tk, err := o.Token(ctx)
+		require.NoError(t, err)
+		return tk
+	}
+	restoredBy := func(o *ck1.OAuth) {
+		require.NoError(t, r.kv.Delete(ctx, key))
+		r.advance(15 * time.Second)
+		tok(o)
+		require.Eventually(t, func() bool {
+			raw, err := r.kv.Get(ctx, key)
+			return err == nil && strings.Contains(string(raw), `"restored":true`)
+		}, 5*time.Second, 5*time.Millisecond)
+	}
+	p1 := tok(a)
+	tok(b)
+	tok(c)
+	c.Invalidate(ctx, p1)
+	p2 := tok(c) // c refreshes: P2
+	b.Invalidate(ctx, p1)
+	require.Equal(t, p2, tok(b), "b takes up P2")
+	c.Invalidate(ctx, p2)
+	p3 := tok(c)  // c refreshes again: P3, the newest
+	restoredBy(b) // b writes P2 back
+	c.Invalidate(ctx, p3)
+	require.Equal(t, p2, tok(c), "c takes up the written-back P2, keeping P3 aside")
+	restoredBy(a) // a writes P1 back
+	c.Invalidate(ctx, p2)
+	require.Equal(t, p1, tok(c), "c takes up the written-back P1")
+	c.Invalidate(ctx, p1)
+	var err error
+	for range 4 {
+		if _, err = c.Token(ctx); err == nil {
+			break
+		}
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "%v", err)
+	}
+	require.NoError(t, err, "c presented P3, its own newest")
+}
+
+// seqTokens hands out tokens in turn; the ones in restored came from a pair
+// written back after a store loss.
+type seqTokens struct {
+	mu       sync.Mutex
+	toks     []string
+	restored map[string]bool
+}
+
+func (s *seqTokens) Token(context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.toks[0], nil
+}
+func (s *seqTokens) Invalidate(_ context.Context, tok string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.toks) > 1 && s.toks[0] == tok {
+		s.toks = s.toks[1:]
+	}
+}
+func (s *seqTokens) Restored(tok string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restored[tok]
+}
+
+// The retry after a 401 used a token taken up from a written-back pair
+// (stale), whose 401 answered -1305 "check the OAuth settings" (outside
+// tester): that token is invalidated too, and the refresh settles it.
+func TestASecond401FromAWrittenBackPairIsRetried(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer fresh" {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"Errors":[{"Code":"800F0401","Message":"invalid token"}]}`))
+			return
+		}
+		_, _ = w.Write([]byte(`[]`))
+	}))
+	defer srv.Close()
+	toks := &seqTokens{toks: []string{"own-expired", "written-back", "fresh"}, restored: map[string]bool{"written-back": true}}
+	_, err := ck1.NewClient(srv.URL, srv.Client(), toks).InboundBox(context.Background(), &ck1.BoxInput{WarehouseID: "US"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"Bearer own-expired", "Bearer written-back", "Bearer fresh"}, seen)
+
+	// A refreshed token refused again is still the settings' fault: one retry.
+	toks = &seqTokens{toks: []string{"a", "b", "fresh"}}
+	seen = nil
+	_, err = ck1.NewClient(srv.URL, srv.Client(), toks).InboundBox(context.Background(), &ck1.BoxInput{WarehouseID: "US"})
+	require.ErrorContains(t, err, "even after a refresh")
+	require.Len(t, seen, 2)
+}

@@ -100,11 +100,11 @@ type OAuth struct {
 	// presenting a spent seed again got it refused and the calls told to
 	// "authorize again" while another instance held a working pair.
 	spentSeeds map[string]bool
-	// spare is this instance's own pair, kept when it took up a pair
+	// spares are this instance's own pairs, kept when it took up a pair
 	// another instance wrote back after a store loss (Restored): that one
 	// may be stale, and without the spare its refusal lost the newest
 	// refresh token for good (outside tester).
-	spare    *state
+	spares   []*state
 	saveMu   sync.Mutex
 	flushing atomic.Bool
 	// checked (unix ms) and restoring pace restore.
@@ -310,8 +310,13 @@ func (a *OAuth) restore(ctx context.Context, local *state) {
 
 func (a *OAuth) keep(st *state) {
 	a.mu.Lock()
-	if st != nil && st.Restored && a.local != nil && a.local.RefreshToken != "" && a.local.RefreshToken != st.RefreshToken {
-		a.spare = a.local
+	if st != nil && st.Restored && a.local != nil && a.local.RefreshToken != "" && a.local.RefreshToken != st.RefreshToken &&
+		!slices.ContainsFunc(a.spares, func(s *state) bool { return s.RefreshToken == a.local.RefreshToken }) {
+		// Every pair it held, not only the last: a second written-back
+		// pair taken up replaced the first spare, the newest (outside
+		// tester). A few at most; each is presented once.
+		a.spares = append(a.spares, a.local)
+		a.spares = a.spares[max(0, len(a.spares)-4):]
 	}
 	a.local = st
 	if st != nil {
@@ -323,6 +328,14 @@ func (a *OAuth) keep(st *state) {
 		}
 	}
 	a.mu.Unlock()
+}
+
+// Restored says tok is the access token of a pair this instance took up
+// from a written-back state (possibly stale), not one it refreshed itself.
+func (a *OAuth) Restored(tok string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.local != nil && a.local.Restored && a.local.AccessToken == tok
 }
 
 // Invalidate marks tok expired, keeping the refresh token.
@@ -394,7 +407,14 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	}
 	seed, now := a.o.SeedRefreshToken, a.o.Now()
 	a.mu.Lock()
-	local, unsaved, seedRefused, spare := a.local, a.unsaved, a.seedRefused, a.spare
+	local, unsaved, seedRefused := a.local, a.unsaved, a.seedRefused
+	var spare *state
+	for _, sp := range a.spares {
+		if st == nil || sp.RefreshToken != st.RefreshToken {
+			spare = sp // the first that is not the stored one
+			break
+		}
+	}
 	seedSpent := seed != "" && a.spentSeeds[seedPrint(seed)]
 	a.mu.Unlock()
 	// dead: CK1 refused the stored refresh token (within the hold, nobody
@@ -417,7 +437,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		// once: refused, it is dropped.
 		refreshTok, kind = local.RefreshToken, "copy"
 		a.o.Log.Warn("ck1: the shared store holds no usable token state; refreshing with this instance's copy of the refresh token, not the seed")
-	case spare != nil && (st == nil || spare.RefreshToken != st.RefreshToken):
+	case spare != nil:
 		// The pair this instance held before it took up a written-back
 		// one, which CK1 refused or the store lost: possibly the newest.
 		refreshTok, kind = spare.RefreshToken, "spare"
@@ -536,9 +556,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			if a.local != nil && a.local.RefreshToken == refreshTok {
 				a.local = nil
 			}
-			if a.spare != nil && a.spare.RefreshToken == refreshTok {
-				a.spare = nil
-			}
+			a.spares = slices.DeleteFunc(a.spares, func(s *state) bool { return s.RefreshToken == refreshTok })
 			a.mu.Unlock()
 			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
 				Reason:   "the shared store lost the CK1 token state and a copy of the refresh token an instance kept was refused; another instance may hold the newest and store it: retry (if every instance says so, authorize the app again and set CK1_REFRESH_TOKEN)",
@@ -603,7 +621,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	}
 	a.keep(next)
 	a.mu.Lock()
-	a.spare = nil // the pair just stored is the newest
+	a.spares = nil // the pair just stored is the newest
 	a.mu.Unlock()
 	return next.AccessToken, nil
 }
