@@ -380,16 +380,8 @@ func TestTakingUpARestoredStalePairDoesNotLoseTheNewest(t *testing.T) {
 	got, err := a.Token(ctx)
 	require.NoError(t, err)
 	require.Equal(t, p1, got, "the written-back (stale) pair's access token")
-	a.Invalidate(ctx, got) // CK1 refuses that one too: a must refresh
-	for i := 0; i < 3; i++ {
-		if _, err = a.Token(ctx); err == nil {
-			break
-		}
-		var e *envelope.Error
-		require.ErrorAs(t, err, &e)
-		require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "retryable, never 'authorize again': %v", err)
-	}
-	require.NoError(t, err, "a presented its own newest refresh token")
+	a.Invalidate(ctx, got)         // CK1 refuses that one too: a must refresh
+	retryableUntilWorking(t, a, 3) // a presents its own newest refresh token
 	_, err = b.Token(ctx)
 	require.NoError(t, err, "and stored it for everyone")
 }
@@ -433,16 +425,7 @@ func TestTakingUpTwoRestoredPairsKeepsTheNewest(t *testing.T) {
 	c.Invalidate(ctx, p2)
 	require.Equal(t, p1, tok(c), "c takes up the written-back P1")
 	c.Invalidate(ctx, p1)
-	var err error
-	for range 4 {
-		if _, err = c.Token(ctx); err == nil {
-			break
-		}
-		var e *envelope.Error
-		require.ErrorAs(t, err, &e)
-		require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "%v", err)
-	}
-	require.NoError(t, err, "c presented P3, its own newest")
+	retryableUntilWorking(t, c, 4) // c presents P3, its own newest
 }
 
 // seqTokens hands out tokens in turn; the ones in restored came from a pair
@@ -500,4 +483,20 @@ func TestASecond401FromAWrittenBackPairIsRetried(t *testing.T) {
 	_, err = ck1.NewClient(srv.URL, srv.Client(), toks).InboundBox(context.Background(), &ck1.BoxInput{WarehouseID: "US"})
 	require.ErrorContains(t, err, "even after a refresh")
 	require.Len(t, seen, 2)
+}
+
+// retryableUntilWorking calls o until it hands out a token, within n calls,
+// each failure a retryable -1501, never "authorize again".
+func retryableUntilWorking(t *testing.T, o *ck1.OAuth, n int) {
+	t.Helper()
+	var err error
+	for range n {
+		if _, err = o.Token(context.Background()); err == nil {
+			return
+		}
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "retryable, never 'authorize again': %v", err)
+	}
+	require.NoError(t, err, "no token after %d calls", n)
 }
