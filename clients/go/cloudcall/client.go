@@ -154,6 +154,10 @@ func New(o Options) (*Client, error) {
 		if err := signableQuery(u.RawQuery); err != nil {
 			return nil, fmt.Errorf("cloudcall: endpoint of %s: %w", f.Name, err)
 		}
+		// Remove . and .. segments as fetch does (RFC 3986 5.2.4), so the
+		// path signed is the path a server routes: net/http's mux answers
+		// an unclean path with a redirect, which the client does not follow.
+		u = u.ResolveReference(u)
 		f.url = u
 		c.fns[f.Name] = f
 	}

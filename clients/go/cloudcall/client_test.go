@@ -543,6 +543,27 @@ func TestOptionsAreChecked(t *testing.T) {
 	require.ErrorContains(t, err, "no endpoint for ck1-pricing-inbound-box")
 }
 
+// TestDotSegmentsAreResolvedAsNodeDoes: a BaseURL with "." or ".."
+// segments went out as written, so a server's mux redirected (which the
+// client does not follow) where Node's fetch, resolving them, was answered.
+func TestDotSegmentsAreResolvedAsNodeDoes(t *testing.T) {
+	var got []string
+	var mu sync.Mutex
+	srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+		mu.Lock()
+		got = append(got, r.URL.Path)
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"logistics.getQuota:ok","quotaNum":1}`))
+	})
+	for _, base := range []string{srv.URL + "/stage/../fn/./", srv.URL + "/fn/x/.."} {
+		c := client(t, base, secret)
+		_, err := c.OpenAPI.Logistics.GetQuota(context.Background(), cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "b"})
+		require.NoError(t, err, base)
+	}
+	require.Equal(t, 2, n())
+	require.Equal(t, []string{"/fn/logistics-get-quota", "/fn/logistics-get-quota"}, got)
+}
+
 // TestInputThatWouldGoOutChangedIsRefused: encoding/json would send text
 // that is not UTF-8 with U+FFFD in its place (so the function could not
 // refuse it) and an empty json.Number as 0; the client refuses both with
