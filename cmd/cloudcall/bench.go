@@ -40,8 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if v < 1 {
 			// 0 or less meant the default: a run that was to skip a part
 			// ran all of it.
-			fmt.Fprintf(stderr, "cloudcall bench: %s %d: expected 1 or more\n", name, v)
-			return errUsage
+			return usagef("%s %d: expected 1 or more", name, v)
 		}
 	}
 	root, err := emulator.ModuleRoot(".")

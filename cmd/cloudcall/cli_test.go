@@ -52,6 +52,31 @@ func TestHelpAndVersion(t *testing.T) {
 	require.NotContains(t, func() string { _, out, _ := runCLI("package", "--help"); return out }(), "sam build\n    \tone function", "no backquoted word taken as the flag's value name")
 }
 
+// TestUsageErrorsNameTheCommand: every refusal of a command line reads
+// "cloudcall <command>: ...", with exit status 2; local's flag checks said
+// "--platform ..." with no command before it.
+func TestUsageErrorsNameTheCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"local", "--platform", "x"}, "cloudcall local: --platform \"x\": expected fc or aws\n"},
+		{[]string{"local", "--timers", "maybe"}, "cloudcall local: --timers \"maybe\": expected on or off\n"},
+		{[]string{"local", "--store", "memory"}, "cloudcall local: --store \"memory\": expected embedded or a redis:// / rediss:// URL\n"},
+		{[]string{"local", "--max-instances", "0"}, "cloudcall local: --max-instances 0: expected 1 or more\n"},
+		{[]string{"local", "--env-file", "/nonexistent/.env"}, "cloudcall local: --env-file /nonexistent/.env: open /nonexistent/.env: no such file or directory\n"},
+		{[]string{"local", "extra"}, "cloudcall local: unexpected argument \"extra\" (flags only; see cloudcall local --help)\n"},
+		{[]string{"invoke", "logistics-get-quota", "--platform", "gcp"}, "cloudcall invoke: --platform \"gcp\": expected fc or aws\n"},
+		{[]string{"package", "--function", "qouta-alert"}, "cloudcall package: unknown function \"qouta-alert\" (did you mean \"quota-alert\"?); known functions: "},
+		{[]string{"sandbox", "extra"}, "cloudcall sandbox: unexpected argument \"extra\""},
+	} {
+		code, out, errOut := runCLI(tc.args...)
+		require.Equal(t, 2, code, "%v", tc.args)
+		require.Empty(t, out, "%v", tc.args)
+		require.True(t, strings.HasPrefix(errOut, tc.want), "%v: %q", tc.args, errOut)
+	}
+}
+
 // TestEveryCommandHelpsOnStdout: help is output, for every command.
 func TestEveryCommandHelpsOnStdout(t *testing.T) {
 	for name := range commands() {
@@ -170,7 +195,7 @@ func TestFunctionEnv(t *testing.T) {
 		var errOut bytes.Buffer
 		_, err := loadEnvFile(mem, &errOut)
 		require.ErrorIs(t, err, errUsage)
-		require.Contains(t, errOut.String(), "each instance its own charge records")
+		require.ErrorContains(t, err, "--env-file "+mem+": CLOUDCALL_IDEMPOTENCY_STORE=memory would give each instance its own charge records")
 
 		// The URL may come from a file, as every secret may: it was
 		// overwritten by --store (the plain variable wins), and a file
@@ -191,7 +216,7 @@ func TestFunctionEnv(t *testing.T) {
 		errOut.Reset()
 		_, err = loadEnvFile(memFile, &errOut)
 		require.ErrorIs(t, err, errUsage)
-		require.Contains(t, errOut.String(), "each instance its own charge records")
+		require.ErrorContains(t, err, "each instance its own charge records")
 
 		// The shared store's own lines are said to be unused, not dropped
 		// in silence.

@@ -16,6 +16,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
 // servedSandbox is a sandbox listening on loopback.
@@ -199,7 +200,7 @@ func buildFunctionsTimed(ctx context.Context, out io.Writer, binDir string, only
 		bins[f.Name] = bin
 	}
 	if only != "" && len(bins) == 0 {
-		return res, fmt.Errorf("unknown function %q%s; known: %s", only, didYouMean(only, registry.Names()), strings.Join(registry.Names(), ", "))
+		return res, fmt.Errorf("unknown function %q%s; known: %s", only, suggest.Hint(only, registry.Names()), strings.Join(registry.Names(), ", "))
 	}
 	return res, nil
 }

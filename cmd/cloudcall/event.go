@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
 // eventKinds renders the sample events `cloudcall event` prints, like `sam
@@ -101,17 +102,14 @@ func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		kind, rest = rest[0], rest[1:]
 	}
 	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "cloudcall event: unexpected argument %q (one kind, then flags)\n", rest[0])
-		return errUsage
+		return usagef("unexpected argument %q (one kind, then flags)", rest[0])
 	}
 	k, ok := eventKinds[kind]
 	switch {
 	case kind == "":
-		fmt.Fprintf(stderr, "cloudcall event: name a kind: %s\n", strings.Join(eventKindNames(), ", "))
-		return errUsage
+		return usagef("name a kind: %s", strings.Join(eventKindNames(), ", "))
 	case !ok:
-		fmt.Fprintf(stderr, "cloudcall event: unknown kind %q%s; kinds: %s\n", kind, didYouMean(kind, eventKindNames()), strings.Join(eventKindNames(), ", "))
-		return errUsage
+		return usagef("unknown kind %q%s; kinds: %s", kind, suggest.Hint(kind, eventKindNames()), strings.Join(eventKindNames(), ", "))
 	}
 	named := false
 	fs.Visit(func(fl *flag.Flag) { named = named || fl.Name == "function" })
@@ -125,18 +123,15 @@ func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	f, ok := registry.Lookup(*fn)
 	if !ok {
-		fmt.Fprintf(stderr, "cloudcall event: --function %q: unknown function%s; known functions: %s\n", *fn, didYouMean(*fn, registry.Names()), strings.Join(registry.Names(), ", "))
-		return errUsage
+		return usagef("--function %q: unknown function%s; known functions: %s", *fn, suggest.Hint(*fn, registry.Names()), strings.Join(registry.Names(), ", "))
 	}
 	// A sample of a trigger the function does not have would run it in a
 	// way no deployment can (quota-alert over HTTP sent every alert).
 	switch {
 	case k.timer && f.Schedule == nil:
-		fmt.Fprintf(stderr, "cloudcall event: %s has no timer (it is called over HTTP): use fc-http or apigw-v2\n", f.Name)
-		return errUsage
+		return usagef("%s has no timer (it is called over HTTP): use fc-http or apigw-v2", f.Name)
 	case !k.timer && len(f.HTTPMethods) == 0:
-		fmt.Fprintf(stderr, "cloudcall event: %s has no HTTP trigger (it runs on its schedule): use fc-timer, eventbridge or schedule-v2\n", f.Name)
-		return errUsage
+		return usagef("%s has no HTTP trigger (it runs on its schedule): use fc-timer, eventbridge or schedule-v2", f.Name)
 	}
 	b, err := json.MarshalIndent(k.render(f, time.Now()), "", "  ")
 	if err != nil {

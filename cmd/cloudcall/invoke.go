@@ -14,6 +14,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
 func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,27 +47,22 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// Flag parsing stops at it, so the flags after it were dropped too:
 		// running the registry example instead (a charge) is worse than
 		// refusing.
-		fmt.Fprintf(stderr, "cloudcall invoke: unexpected argument %q (one function, then flags; an event file goes with --event FILE)\n", rest[0])
-		return errUsage
+		return usagef("unexpected argument %q (one function, then flags; an event file goes with --event FILE)", rest[0])
 	}
 	f, ok := registry.Lookup(name)
 	switch {
 	case name == "":
-		fmt.Fprintf(stderr, "cloudcall invoke: name a function: %s\n", strings.Join(registry.Names(), ", "))
-		return errUsage
+		return usagef("name a function: %s", strings.Join(registry.Names(), ", "))
 	case !ok:
-		fmt.Fprintf(stderr, "cloudcall invoke: unknown function %q%s; known functions: %s\n", name, didYouMean(name, registry.Names()), strings.Join(registry.Names(), ", "))
-		return errUsage
+		return usagef("unknown function %q%s; known functions: %s", name, suggest.Hint(name, registry.Names()), strings.Join(registry.Names(), ", "))
 	}
 	if *upstream != "sandbox" && *upstream != "real" {
 		// Anything else ran against the sandboxes, taken for the real vendors.
-		fmt.Fprintf(stderr, "cloudcall invoke: --upstream %q: expected sandbox or real\n", *upstream)
-		return errUsage
+		return usagef("--upstream %q: expected sandbox or real", *upstream)
 	}
 	p, err := parsePlatform(*platform)
 	if err != nil {
-		fmt.Fprintf(stderr, "cloudcall invoke: %v\n", err)
-		return errUsage
+		return usagef("%v", err)
 	}
 	extra, err := loadEnvFile(*envFile, stderr)
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
 // localSettings is what `cloudcall local` adds to every function's
@@ -110,43 +111,35 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	p, err := parsePlatform(*platform)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return errUsage
+		return usagef("%v", err)
 	}
 	if *upstream != "sandbox" && *upstream != "real" {
-		fmt.Fprintf(stderr, "--upstream %q: expected sandbox or real\n", *upstream)
-		return errUsage
+		return usagef("--upstream %q: expected sandbox or real", *upstream)
 	}
 	if *timers != "on" && *timers != "off" {
-		fmt.Fprintf(stderr, "--timers %q: expected on or off\n", *timers)
-		return errUsage
+		return usagef("--timers %q: expected on or off", *timers)
 	}
 	if *maxInst < 1 {
-		fmt.Fprintf(stderr, "--max-instances %d: expected 1 or more\n", *maxInst)
-		return errUsage
+		return usagef("--max-instances %d: expected 1 or more", *maxInst)
 	}
 	if *idle <= 0 {
-		fmt.Fprintf(stderr, "--idle %s: expected a positive duration such as 30s (instances are checked once a second)\n", *idle)
-		return errUsage
+		return usagef("--idle %s: expected a positive duration such as 30s (instances are checked once a second)", *idle)
 	}
 	var retries *int
 	if *asyncRetries != "platform" {
 		n, err := strconv.Atoi(*asyncRetries)
 		if err != nil || n < 0 {
-			fmt.Fprintf(stderr, "--async-retries %q: expected platform or a number, 0 or more\n", *asyncRetries)
-			return errUsage
+			return usagef("--async-retries %q: expected platform or a number, 0 or more", *asyncRetries)
 		}
 		retries = &n
 	}
 	if *asyncDelay <= 0 {
-		fmt.Fprintf(stderr, "--async-retry-delay %s: expected a positive duration such as 5s\n", *asyncDelay)
-		return errUsage
+		return usagef("--async-retry-delay %s: expected a positive duration such as 5s", *asyncDelay)
 	}
 	set := localSettings{callerKeys: *callerKeys}
 	if *callerKeys != "" {
 		if _, err := callerauth.ParseKeys(*callerKeys); err != nil {
-			fmt.Fprintf(stderr, "--caller-keys: %v\n", strings.TrimPrefix(err.Error(), "CLOUDCALL_CALLER_KEYS: "))
-			return errUsage
+			return usagef("--caller-keys: %v", strings.TrimPrefix(err.Error(), "CLOUDCALL_CALLER_KEYS: "))
 		}
 	}
 	if set.extra, err = loadEnvFile(*envFile, stderr); err != nil {
@@ -175,8 +168,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			warnUndurable(ctx, stdout, "--store", s, set)
 		}
 	default:
-		fmt.Fprintf(stderr, "--store %q: expected embedded or a redis:// / rediss:// URL\n", s)
-		return errUsage
+		return usagef("--store %q: expected embedded or a redis:// / rediss:// URL", s)
 	}
 	if set.ownRecords() {
 		if rs, err := config.FromMap(set.extra).Secret("CLOUDCALL_IDEMPOTENCY_STORE"); err == nil && (strings.HasPrefix(rs, "redis://") || strings.HasPrefix(rs, "rediss://")) {
@@ -187,8 +179,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var launcher []string
 	if *debugFn != "" {
 		if _, ok := registry.Lookup(*debugFn); !ok {
-			fmt.Fprintf(stderr, "--debug %q: unknown function%s; known functions: %s\n", *debugFn, didYouMean(*debugFn, registry.Names()), strings.Join(registry.Names(), ", "))
-			return errUsage
+			return usagef("--debug %q: unknown function%s; known functions: %s", *debugFn, suggest.Hint(*debugFn, registry.Names()), strings.Join(registry.Names(), ", "))
 		}
 		if launcher, err = delveLauncher(*debugAddr); err != nil {
 			return err
@@ -444,8 +435,7 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 	}
 	env, err := readEnvFile(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "--env-file %s: %v\n", path, err)
-		return nil, errUsage
+		return nil, usagef("--env-file %s: %v", path, err)
 	}
 	if rs, rerr := config.FromMap(env).Secret("CLOUDCALL_IDEMPOTENCY_STORE"); rerr != nil {
 		err = rerr // a _FILE that cannot be read
@@ -462,8 +452,7 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "--env-file %s: %v\n", path, err)
-		return nil, errUsage
+		return nil, usagef("--env-file %s: %v", path, err)
 	}
 	// Said, not silently dropped: every instance must share one store.
 	for _, k := range []string{"CLOUDCALL_STORE", "CLOUDCALL_STORE_FILE", "CLOUDCALL_STORE_PREFIX"} {

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand name.
@@ -38,6 +40,17 @@ func commands() map[string]command {
 // errUsage marks a bad command line: exit status 2.
 var errUsage = errors.New("usage")
 
+// usageError is a bad command line with what is wrong in it; run says it as
+// "cloudcall <command>: <what>", so every command's refusals read alike.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string        { return e.msg }
+func (e *usageError) Is(target error) bool { return target == errUsage }
+
+func usagef(format string, a ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, a...)}
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -55,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case args[0] == "help":
 		if _, ok := cmds[args[1]]; !ok {
-			fmt.Fprintf(stderr, "cloudcall help: unknown command %q%s\n\n", args[1], didYouMeanAny(args[1], cmds))
+			fmt.Fprintf(stderr, "cloudcall help: unknown command %q%s\n\n", args[1], suggest.HintAny(args[1], cmds))
 			usage(stderr, cmds)
 			return 2
 		}
@@ -66,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "cloudcall: unknown command %q%s\n\n", args[0], didYouMeanAny(args[0], cmds))
+		fmt.Fprintf(stderr, "cloudcall: unknown command %q%s\n\n", args[0], suggest.HintAny(args[0], cmds))
 		usage(stderr, cmds)
 		return 2
 	}
@@ -75,6 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		if ue, ok := errors.AsType[*usageError](err); ok {
+			fmt.Fprintf(stderr, "cloudcall %s: %s\n", args[0], ue.msg)
+		}
 		return 2
 	default:
 		fmt.Fprintf(stderr, "cloudcall %s: %v\n", args[0], err)
@@ -117,8 +133,7 @@ func noArgs(fs *flag.FlagSet, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return nil
 	}
-	fmt.Fprintf(stderr, "cloudcall %s: unexpected argument %q (flags only; see cloudcall %s --help)\n", fs.Name(), fs.Arg(0), fs.Name())
-	return errUsage
+	return usagef("unexpected argument %q (flags only; see cloudcall %s --help)", fs.Arg(0), fs.Name())
 }
 
 // version is the module version and VCS revision the binary was built from.

@@ -16,6 +16,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/pack"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
 func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -44,23 +45,17 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	switch {
 	case *platform != "fc" && *platform != "aws" && *platform != "all":
-		fmt.Fprintf(stderr, "cloudcall package: --platform %q: expected fc, aws or all\n", *platform)
-		return errUsage
+		return usagef("--platform %q: expected fc, aws or all", *platform)
 	case *arch == "amd64" || *arch == "x86-64":
-		fmt.Fprintf(stderr, "cloudcall package: --arch %q: Lambda calls it x86_64; expected x86_64 or arm64\n", *arch)
-		return errUsage
+		return usagef("--arch %q: Lambda calls it x86_64; expected x86_64 or arm64", *arch)
 	case *arch != "" && *arch != "x86_64" && *arch != "arm64":
-		fmt.Fprintf(stderr, "cloudcall package: --arch %q: expected x86_64 or arm64 (Lambda's names)\n", *arch)
-		return errUsage
+		return usagef("--arch %q: expected x86_64 or arm64 (Lambda's names)", *arch)
 	case *arch != "" && *platform == "fc":
-		fmt.Fprintln(stderr, "cloudcall package: --arch is for --platform aws: FC's go1 runtime is x86_64 only")
-		return errUsage
+		return usagef("--arch is for --platform aws: FC's go1 runtime is x86_64 only")
 	case *function != "" && *logicalID != "" && descriptor.LogicalID(*function) != *logicalID:
-		fmt.Fprintf(stderr, "cloudcall package: --function %q and --logical-id %q name different functions; give one\n", *function, *logicalID)
-		return errUsage
+		return usagef("--function %q and --logical-id %q name different functions; give one", *function, *logicalID)
 	case *logicalID != "" && !slices.Contains(ids, *logicalID):
-		fmt.Fprintf(stderr, "cloudcall package: unknown --logical-id %q%s; known ids: %s\n", *logicalID, didYouMean(*logicalID, ids), strings.Join(ids, ", "))
-		return errUsage
+		return usagef("unknown --logical-id %q%s; known ids: %s", *logicalID, suggest.Hint(*logicalID, ids), strings.Join(ids, ", "))
 	}
 	if err := noArgs(fs, stderr); err != nil {
 		return err
@@ -94,16 +89,13 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if len(targets) == 0 {
 		if *function != "" {
-			fmt.Fprintf(stderr, "cloudcall package: unknown function %q%s; known functions: %s\n", *function, didYouMean(*function, registry.Names()), strings.Join(registry.Names(), ", "))
-		} else {
-			fmt.Fprintf(stderr, "nothing to package: check --platform (fc, aws or all), --function (%s) or --logical-id\n", strings.Join(registry.Names(), ", "))
+			return usagef("unknown function %q%s; known functions: %s", *function, suggest.Hint(*function, registry.Names()), strings.Join(registry.Names(), ", "))
 		}
-		return errUsage
+		return usagef("nothing to package: check --platform (fc, aws or all), --function (%s) or --logical-id", strings.Join(registry.Names(), ", "))
 	}
 	if *bootstrapTo != "" {
 		if len(targets) != 1 || targets[0].Platform != "aws" {
-			fmt.Fprintln(stderr, "cloudcall package: --bootstrap-to takes exactly one aws target: give --platform aws, --function or --logical-id, and --arch")
-			return errUsage
+			return usagef("--bootstrap-to takes exactly one aws target: give --platform aws, --function or --logical-id, and --arch")
 		}
 		return pack.Build(ctx, root, targets[0], filepath.Join(*bootstrapTo, "bootstrap"))
 	}

@@ -73,7 +73,8 @@ func TestLambdaWireFormat(t *testing.T) {
 	}{
 		{"unknown function", "nope", `{}`, nil, 404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope"},
 		{"unknown ARN", "arn:aws:lambda:us-east-1:123456789012:function:nope", `{}`, nil, 404, "ResourceNotFoundException", "function:nope"},
-		{"unknown qualifier", "hello:7", `{}`, nil, 404, "ResourceNotFoundException", "function:hello:7"},
+		{"unknown qualifier", "hello:7", `{}`, nil, 404, "ResourceNotFoundException", "function:hello:7 (known functions"},
+		{"a mistyped name", "helo", `{}`, nil, 404, "ResourceNotFoundException", `function:helo (did you mean "hello"?) (known functions: hello, ticker)`},
 		{"not JSON", "hello", `{"a":`, nil, 400, "InvalidRequestContentException", "Could not parse request body into json"},
 		{"too large", "hello", `"` + strings.Repeat("a", emulator.LambdaMaxPayload) + `"`, nil, 413, "RequestTooLargeException", "Request must be smaller than 6291456 bytes"},
 		{"event too large", "hello", `"` + strings.Repeat("a", emulator.LambdaMaxEventPayload) + `"`, map[string]string{"X-Amz-Invocation-Type": "Event"}, 413, "RequestTooLargeException", "smaller than 1048576 bytes"},
@@ -120,7 +121,9 @@ func TestFCWireFormat(t *testing.T) {
 	var m map[string]string
 	require.NoError(t, json.Unmarshal(body, &m))
 	require.Equal(t, "FunctionNotFound", m["Code"])
-	require.Contains(t, m["Message"], "function 'nope' does not exist")
+	require.Contains(t, m["Message"], "function 'nope' does not exist (known functions")
+	_, body = do(t, "POST", srv.URL+"/2023-03-30/functions/tikcer/invocations", `{}`, nil)
+	require.Contains(t, string(body), `function 'tikcer' does not exist (did you mean \"ticker\"?)`)
 	require.Equal(t, resp.Header.Get("x-fc-request-id"), m["RequestId"])
 	require.NotEmpty(t, m["RequestId"])
 
@@ -155,7 +158,8 @@ func TestDescriptorFaithful(t *testing.T) {
 				{"other method", "GET", "/hello", 405, "POST", "hello takes POST"},
 				{"PUT", "PUT", "/hello/x", 405, "POST", "hello takes POST"},
 				{"no trigger in the descriptors", "POST", "/ticker", 404, "", "has no HTTP trigger"},
-				{"unknown function", "POST", "/nope", 404, "", "known functions: hello, ticker"},
+				{"unknown function", "POST", "/nope", 404, "", `function \"nope\" not found; known functions: hello, ticker`},
+				{"a mistyped function", "POST", "/Hello", 404, "", `function \"Hello\" not found (did you mean \"hello\"?); known`},
 				{"timer of a function without one", "POST", "/__timers/hello", 404, "", `function \"hello\" has no timer`},
 				{"timer", "POST", "/__timers/ticker", 200, "", `"hello"`},
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/openapi"
+	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
 // Payload limits of the platforms, per front door.
@@ -278,10 +279,18 @@ type UnknownFunctionError struct {
 }
 
 func (e *UnknownFunctionError) Error() string {
-	return fmt.Sprintf("function %q not found; known functions: %s", e.Name, strings.Join(e.Known, ", "))
+	return fmt.Sprintf("function %q not found%s; known functions: %s", e.Name, suggest.Hint(e.Name, e.Known), strings.Join(e.Known, ", "))
 }
 
 func (e *Emulator) unknown(fn string) error { return &UnknownFunctionError{Name: fn, Known: e.names} }
+
+// hint is "did you mean" for a function name that is none of them.
+func (e *Emulator) hint(fn string) string {
+	if _, ok := e.pools[fn]; ok {
+		return "" // known: the qualifier was what did not match
+	}
+	return suggest.Hint(fn, e.names)
+}
 
 // Names lists the functions.
 func (e *Emulator) Names() []string { return append([]string(nil), e.names...) }
@@ -417,7 +426,7 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 	fn, arn, ok := e.lambdaFunction(r.PathValue("fn"), r.URL.Query().Get("Qualifier"))
 	if !ok {
-		lambdaError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+arn+" (known functions: "+strings.Join(e.names, ", ")+")")
+		lambdaError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+arn+e.hint(fn)+" (known functions: "+strings.Join(e.names, ", ")+")")
 		return
 	}
 	typ := r.Header.Get("X-Amz-Invocation-Type")
@@ -496,7 +505,7 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 	fn := r.PathValue("fn")
 	if _, ok := e.pools[fn]; !ok {
-		fcError(w, http.StatusNotFound, "FunctionNotFound", fmt.Sprintf("function '%s' does not exist (known functions: %s)", fn, strings.Join(e.names, ", ")), requestID)
+		fcError(w, http.StatusNotFound, "FunctionNotFound", fmt.Sprintf("function '%s' does not exist%s (known functions: %s)", fn, e.hint(fn), strings.Join(e.names, ", ")), requestID)
 		return
 	}
 	if q := r.URL.Query().Get("qualifier"); q != "" && q != "LATEST" {

@@ -1,14 +1,16 @@
-package main
+// Package suggest names the known word closest to a mistyped one, for the
+// "did you mean" of the CLI and the emulator's doors.
+package suggest
 
 import (
 	"sort"
 	"strings"
 )
 
-// didYouMean names the known word closest to a mistyped one ("invok",
+// Hint names the known word closest to a mistyped one ("invok",
 // "top-launch-charge"), or says nothing when none is close: a suggestion
 // that is far off misleads more than it helps.
-func didYouMean(typed string, known []string) string {
+func Hint(typed string, known []string) string {
 	t := strings.ToLower(typed)
 	best, bestD := "", 0
 	for _, k := range known {
@@ -31,14 +33,14 @@ func didYouMean(typed string, known []string) string {
 	return ` (did you mean "` + best + `"?)`
 }
 
-// didYouMeanAny is didYouMean over an unsorted set of names.
-func didYouMeanAny[V any](typed string, known map[string]V) string {
+// HintAny is Hint over an unsorted set of names.
+func HintAny[V any](typed string, known map[string]V) string {
 	names := make([]string, 0, len(known))
 	for n := range known {
 		names = append(names, n)
 	}
 	sort.Strings(names) // ties go to the first name, the same every run
-	return didYouMean(typed, names)
+	return Hint(typed, names)
 }
 
 // subsequence says whether every byte of a appears in b, in order.

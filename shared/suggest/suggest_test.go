@@ -1,4 +1,4 @@
-package main
+package suggest
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestDidYouMean(t *testing.T) {
+func TestHint(t *testing.T) {
 	known := []string{"cams-query-chatapp-bind-waba", "ck1-pricing-inbound-box", "logistics-get-quota", "quota-alert", "top-launch-extra-charge"}
 	cases := []struct{ typed, want string }{
 		{"quota-alrt", "quota-alert"},
@@ -20,7 +20,7 @@ func TestDidYouMean(t *testing.T) {
 		{"wechat-quota", ""}, // a different name, not a typo
 	}
 	for _, c := range cases {
-		got := didYouMean(c.typed, known)
+		got := Hint(c.typed, known)
 		if c.want == "" {
 			require.Empty(t, got, c.typed)
 			continue
