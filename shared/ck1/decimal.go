@@ -51,7 +51,7 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 func plain(s string) string {
 	if strings.ContainsAny(s, "eE") {
 		if r, ok := new(big.Rat).SetString(s); ok {
-			s = r.FloatString(decimalPlaces(s))
+			s = r.FloatString(places(s, r))
 		}
 	}
 	if i := strings.IndexByte(s, '.'); i >= 0 {
@@ -109,16 +109,28 @@ func (d Decimal) MarshalJSON() ([]byte, error) {
 // so a total never shows more or fewer digits than its parts justify.
 func sumExact(amounts []json.Number) (json.Number, error) {
 	total := new(big.Rat)
-	places := 0
+	n := 0
 	for _, a := range amounts {
 		r, ok := new(big.Rat).SetString(string(a))
 		if !ok {
 			return "", fmt.Errorf("amount %q is not a decimal number", a)
 		}
 		total.Add(total, r)
-		places = max(places, decimalPlaces(string(a)))
+		n = max(n, places(string(a), r))
 	}
-	return json.Number(total.FloatString(places)), nil
+	return json.Number(total.FloatString(n)), nil
+}
+
+// places is how many decimals to write v (read from s) with: its own, but
+// at most two for a zero. The envelope's magnitude bound passes any zero
+// (0e-999999999 is zero), and written with its own 999999999 decimals it
+// took gigabytes; a nonzero value's decimals are bounded by its digits.
+func places(s string, v *big.Rat) int {
+	n := decimalPlaces(s)
+	if v.Sign() == 0 {
+		n = min(n, 2)
+	}
+	return n
 }
 
 // decimalPlaces counts the digits after the point, exponent included

@@ -2,6 +2,7 @@ package ck1
 
 import (
 	"encoding/json"
+	"math/big"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -20,6 +21,7 @@ func TestSumExactKeepsDigits(t *testing.T) {
 		{[]json.Number{"1.25e1", "0.5"}, "13.0"},
 		{[]json.Number{"99999999999999999.99", "0.01"}, "100000000000000000.00"},
 		{[]json.Number{"-5.00", "5"}, "0.00"},
+		{[]json.Number{"12.3", "0e-50"}, "12.30"}, // a zero adds at most two decimals
 	}
 	for _, c := range cases {
 		got, err := sumExact(c.in)
@@ -60,7 +62,7 @@ func TestWireDigits(t *testing.T) {
 	for in, want := range map[string]string{
 		"30": "30", "30.5": "30.5", "30.50": "30.50", "30.5000000": "30.50", "999999.990000": "999999.99",
 		"1e2": "100", "2.5E-1": "0.25", "3000000.00e-1": "300000.00", "-0": "-0", "0.070": "0.07",
-		"0.00e-500": "0.00", "0e500": "0",
+		"0.00e-500": "0.00", "0e500": "0", "0e-999999999": "0.00", "-0.0e-2147483648": "0.00",
 	} {
 		var d Decimal
 		require.NoError(t, json.Unmarshal([]byte(in), &d), in)
@@ -71,7 +73,7 @@ func TestWireDigits(t *testing.T) {
 	for in, want := range map[string]string{
 		"2": "2", "2.0": "2", "1e3": "1000", "2.50e1": "25", "-2147483649": "-2147483649",
 		"4611686018427387904": "4611686018427387904", "1e30": "1000000000000000000000000000000", "-0": "0",
-		"0e999": "0",
+		"0e999": "0", "0e-999999999": "0",
 	} {
 		var n Integer
 		require.NoError(t, json.Unmarshal([]byte(in), &n), in)
@@ -83,4 +85,14 @@ func TestWireDigits(t *testing.T) {
 		var n Integer
 		require.Error(t, json.Unmarshal([]byte(bad), &n), bad)
 	}
+}
+
+// A zero written with a huge negative exponent is written with two decimals,
+// not its own billion: 30 bytes of input took gigabytes and the platform's
+// timeout.
+func TestAZeroIsNotWrittenOutToItsExponent(t *testing.T) {
+	zero := new(big.Rat)
+	require.Equal(t, 2, places("0e-999999999", zero))
+	require.Equal(t, 1, places("0.0", zero))
+	require.Equal(t, 5, places("0.00001", big.NewRat(1, 100000)))
 }
