@@ -344,9 +344,11 @@ func httpInput(body string, b64 bool, headers map[string]string, method, path, r
 	}, nil
 }
 
+// objectOrEmpty is a timer's payload when it is a JSON object, else {}: a
+// note such as "{hourly check}" is a note, not a body to refuse every run.
 func objectOrEmpty(b []byte) []byte {
 	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '{' {
+	if len(b) > 0 && b[0] == '{' && json.Valid(b) {
 		return b
 	}
 	return []byte("{}")

@@ -28,6 +28,8 @@ func TestDetect(t *testing.T) {
 			ShapeAPIGatewayV2, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f", "a=b&c=d"},
 		{"fc timer", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{\"x\":1}"}`, ShapeFCTimer, envelope.TriggerTimer, `{"x":1}`, "", "", ""},
 		{"fc timer non-json payload", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"hello"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
+		{"fc timer note in braces", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{hourly check}"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
+		{"fc timer cut-off object", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{\"a\":"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
 		{"eventbridge", `{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2023-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}`, ShapeEventBridge, envelope.TriggerTimer, `{}`, "", "", ""},
 		{"apigw rest v1 (not deployed; still an HTTP call)", `{"httpMethod":"post","path":"/f","queryStringParameters":{"q":"1"},"headers":{"X-Key":"k"},"body":"{\"a\":1}","requestContext":{"requestId":"r3"}}`,
 			ShapeHTTPOther, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f", "q=1"},
