@@ -17,6 +17,10 @@ func TestHugeExponentCountsTheValue(t *testing.T) {
 		"3" + strings.Repeat("0", 400) + "e1":    true,  // 3e401
 		"1e0000000000000000400":                  false, "1e1000000000": true, "1e-1000000000": true,
 		"12": false, "1.5": false,
+		// Plain digits count the same: 1 and 401 zeros is 1e401.
+		"1" + strings.Repeat("0", 400): false, "1" + strings.Repeat("0", 401): true, "-1" + strings.Repeat("0", 401): true,
+		"0." + strings.Repeat("0", 399) + "1": false, "0." + strings.Repeat("0", 400) + "1": true,
+		"0." + strings.Repeat("0", 9999): false, strings.Repeat("0", 500) + "1": false,
 	} {
 		require.Equal(t, huge, hugeExponent([]byte(raw)), raw)
 	}

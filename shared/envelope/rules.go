@@ -351,12 +351,12 @@ func (r *rule) number(raw []byte) bool {
 const maxExponent = 400
 
 // hugeExponent reports a number whose leading digit's power of ten is beyond
-// maxExponent either way (1e401, 1e-401, 0.001e-399). Zero is zero however it
-// is written (0e500); a number without an exponent is bounded by the body.
+// maxExponent either way (1e401, 1e-401, 0.001e-399, or 1 and 401 zeros).
+// Zero is zero however it is written (0e500).
 func hugeExponent(raw []byte) bool {
 	i := bytes.IndexAny(raw, "eE")
 	if i < 0 {
-		return false
+		i = len(raw) // plain digits: 1 and 450 zeros is as far past as 1e450
 	}
 	mant := bytes.TrimPrefix(raw[:i], []byte("-"))
 	whole, frac, _ := bytes.Cut(mant, []byte("."))
@@ -370,6 +370,9 @@ func hugeExponent(raw []byte) bool {
 			return false // zero
 		}
 		lead = -(len(frac) - len(f)) - 1
+	}
+	if i == len(raw) {
+		return lead > maxExponent || lead < -maxExponent
 	}
 	exp := raw[i+1:]
 	neg := len(exp) > 0 && exp[0] == '-'

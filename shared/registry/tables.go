@@ -168,6 +168,10 @@ func rules(p map[string]any) string {
 		out = append(out, "policy "+strings.Join(names, ", "))
 	}
 	if len(out) == 0 {
+		if t := typeName(p); t == "integer" || t == "number" {
+			// The one bound every number has, the bundle's own (docs/security.md).
+			return "any " + t + " (no documented limit; within ±10^400, as every number)"
+		}
 		return "any " + typeName(p) + " (no documented limit)"
 	}
 	return strings.Join(out, "; ")

@@ -45,7 +45,7 @@ func TestInputTableRows(t *testing.T) {
 	require.Contains(t, table, "| `warehouseId` | string | yes | at most 10 characters; matches `^[a-zA-Z0-9\\-_]*$` |")
 	require.Contains(t, table, "| `boxes[].weight` | integer | yes | 1 to 2147483647 |")
 	require.Contains(t, table, "| `boxes[].length` | number | yes | -999999.99 to 999999.99; a multiple of 0.01 |")
-	require.Contains(t, table, "| `boxes[].quantity` | integer | yes | any integer (no documented limit) |")
+	require.Contains(t, table, "| `boxes[].quantity` | integer | yes | any integer (no documented limit; within ±10^400, as every number) |")
 	table, err = InputTable("top-launch-extra-charge")
 	require.NoError(t, err)
 	require.Contains(t, table, "policy `TOP_MAX_PRICE_FEN`, `TOP_MIN_PRICE_FEN`")
