@@ -203,7 +203,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer closeSandboxes(sbs)
 	}
 
-	fmt.Fprintln(stdout, "cloudcall local: building functions (a first build compiles every dependency: a few minutes)")
+	fmt.Fprintf(stdout, "cloudcall local: building functions (a first build compiles every dependency: a few minutes); calls to http://%s wait until it is ready, and one whose caller gives up meanwhile is not run\n", ln.Addr())
 	built, err := buildFunctionsTimed(ctx, stdout, *binDir, "")
 	if err != nil {
 		return err

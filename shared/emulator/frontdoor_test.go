@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 )
@@ -282,6 +283,75 @@ func TestCallerHangsUpHTTP(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, pid, int(decode(t, body)["pid"].(float64)), "the same instance, not killed")
 	require.Equal(t, 1, p.Starts())
+}
+
+// TestACallWhoseCallerLeftFirstNeverRuns: a call held while the functions
+// built (or queued for an instance) whose caller gave up is not run when an
+// instance frees: a charge the caller had written off went through.
+func TestACallWhoseCallerLeftFirstNeverRuns(t *testing.T) {
+	var log bytes.Buffer
+	var mu sync.Mutex
+	sink := linewriter.New(lockedWriter{&mu, &log}, 0)
+	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: sink, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 1, Stdout: sink, LogPrefix: "hello | "}}})
+	t.Cleanup(e.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := e.Invoke(ctx, "hello", []byte(`{"action":"log"}`))
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, "not run: the caller hung up before an instance took the call")
+	// The instance is free and whole: the next call is its first, and cold.
+	res, rep, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
+	require.NoError(t, err)
+	require.True(t, rep.Cold)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 1, strings.Count(log.String(), "hello handled"), "only the second call ran: %s\n%s", res.Body, log.String())
+}
+
+// TestACallWhoseCallerLeftIsReportedWhenItEnds: the REPORT and the
+// console's record wait for the instance's answer; they said "context
+// canceled" at the moment the caller left, with no response, for a charge
+// that went through.
+func TestACallWhoseCallerLeftIsReportedWhenItEnds(t *testing.T) {
+	var log bytes.Buffer
+	var mu sync.Mutex
+	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: lockedWriter{&mu, &log}, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 1, HTTPMethods: []string{"POST"}}}})
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(func() { srv.Close(); e.Close() })
+	p, _ := e.Pool("hello")
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "POST", srv.URL+"/hello", strings.NewReader(`{"action":"sleep","ms":600}`))
+	require.NoError(t, err)
+	gone := make(chan error, 1)
+	go func() {
+		_, err := http.DefaultClient.Do(req)
+		gone <- err
+	}()
+	require.Eventually(t, func() bool { return p.InFlight() == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-gone, context.Canceled)
+	var report string
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range strings.Split(log.String(), "\n") {
+			if strings.Contains(l, "REPORT RequestId") {
+				report = l
+			}
+		}
+		return report != ""
+	}, 5*time.Second, 5*time.Millisecond)
+	require.Contains(t, report, "Caller: gone (it ran to its answer, which nobody received)")
+	require.NotContains(t, report, "context canceled")
+	var ms float64
+	_, err = fmt.Sscanf(report[strings.Index(report, "Duration: ")+len("Duration: "):], "%f ms", &ms)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, ms, 600.0, "the duration is the call's, not the caller's: %s", report)
+	rec := e.Bus().Recent()
+	require.Len(t, rec, 1)
+	require.Contains(t, string(rec[0].Response), `"statusCode":201`, "the console keeps what the function answered")
 }
 
 // TestInvalidUTF8ReachesTheFunctionAsSent: a body with bytes that are not

@@ -296,6 +296,18 @@ func (p *Pool) release(s *slot, keep bool) {
 	s.fresh = false
 	s.served++
 	s.lastUsed = time.Now()
+	p.handBackLocked(s, keep)
+}
+
+// putBack returns a slot that ran nothing, as it was: a fresh instance's
+// first call is still its cold start.
+func (p *Pool) putBack(s *slot) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.handBackLocked(s, true)
+}
+
+func (p *Pool) handBackLocked(s *slot, keep bool) {
 	if s.binary != p.cfg.Binary {
 		keep = false // swapped while it served this call: retire it now
 	}
@@ -369,36 +381,23 @@ func (p *Pool) invokeOnce(ctx context.Context, inv runtimeapi.Invocation) (runti
 	if err != nil {
 		return runtimeapi.Result{}, rep, err
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller hung up while the call waited (held in the front
+		// door's backlog during the build, or queued for an instance): it
+		// never started, so it never runs, a charge least of all.
+		p.putBack(s)
+		return runtimeapi.Result{}, rep, fmt.Errorf("%w: not run: the caller hung up before an instance took the call", err)
+	}
 	rep.Cold = s.fresh
 	rep.Instance = s.inst.Pid()
 	// Like FC and Lambda, the instance runs an invocation to its answer or
-	// its timeout whatever the caller does: a caller that hangs up (an HTTP
-	// client disconnecting) gets its context's error at once, and the
-	// instance, still working, is neither killed nor handed to anyone else
-	// until it answers. Killing it would cut a charge off mid-call.
-	type outcome struct {
-		res runtimeapi.Result
-		log []byte
-		err error
-	}
+	// its timeout whatever the caller does, and is neither killed nor handed
+	// to anyone else until it answers: killing it would cut a charge off
+	// mid-call. The report waits for that answer too, so END, REPORT and the
+	// console's record say what the call did even when nobody heard it.
 	begin := time.Now()
-	done := make(chan outcome, 1)
-	go func() {
-		res, log, err := s.inst.InvokeLogged(context.WithoutCancel(ctx), inv)
-		done <- outcome{res, log, err}
-	}()
-	select {
-	case o := <-done:
-		return p.settle(s, inv, rep, begin, o.res, o.log, o.err)
-	case <-ctx.Done():
-		go func() {
-			o := <-done
-			_, _, _ = p.settle(s, inv, rep, begin, o.res, o.log, o.err)
-		}()
-		rep.Duration = time.Since(begin)
-		rep.MaxRSSKiB = s.inst.MaxRSSKiB()
-		return runtimeapi.Result{}, rep, ctx.Err()
-	}
+	res, log, err := s.inst.InvokeLogged(context.WithoutCancel(ctx), inv)
+	return p.settle(s, inv, rep, begin, res, log, err)
 }
 
 // settle reports an invocation's end and returns its instance to the pool,

@@ -251,6 +251,9 @@ func (e *Emulator) invoke(ctx context.Context, fn, requestID string, payload []b
 	case res.Error != nil:
 		line += "\tStatus: error " + res.Error.Type
 	}
+	if err == nil && ctx.Err() != nil {
+		line += "\tCaller: gone (it ran to its answer, which nobody received)"
+	}
 	e.logf("%s %s", fn, line)
 	tail := make([]byte, 0, len(start)+len(rep.Log)+len(end)+len(line)+3)
 	tail = append(append(tail, start...), '\n')
