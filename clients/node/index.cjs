@@ -94,8 +94,17 @@ function authorization({ keyId, secret, method, path, query = '', body = '', tim
   return `${SCHEME} KeyId=${keyId},Timestamp=${ts},Nonce=${n},Signature=${sig}`;
 }
 
+const OPTIONS = ['baseUrl', 'endpoints', 'keyId', 'secret', 'timeoutMs', 'fetch', 'maxRetries', 'maxRetryWaitMs'];
+
 function validateOptions(o) {
   if (!o || typeof o !== 'object') throw new TypeError('cloudcall: createClient({ baseUrl | endpoints, keyId, secret }) needs an options object');
+  // An option spelled as the Go client spells it (baseURL, keyID) was
+  // ignored, and the message blamed the option it was meant to be.
+  for (const k of Object.keys(o)) {
+    if (OPTIONS.includes(k)) continue;
+    const near = OPTIONS.find((n) => n.toLowerCase() === k.toLowerCase());
+    throw new TypeError(`cloudcall: unknown option ${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}; the options are ${OPTIONS.join(', ')}`);
+  }
   if (typeof o.keyId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.keyId)) throw new TypeError('cloudcall: keyId must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS)');
   // 16 bytes of UTF-8, as the functions and the Go client count it.
   if (typeof o.secret !== 'string' || Buffer.byteLength(o.secret, 'utf8') < 16) throw new TypeError('cloudcall: secret must be the key\'s secret (at least 16 bytes in UTF-8)');
@@ -118,7 +127,14 @@ function validateOptions(o) {
     const known = functions.map((f) => f.function);
     for (const [fn, u] of Object.entries(o.endpoints)) {
       if (!known.includes(fn)) throw new TypeError(`cloudcall: endpoints names ${JSON.stringify(fn)}, which is no function; known: ${known.join(', ')}`);
-      checkURL(`endpoints[${JSON.stringify(fn)}]`, u);
+      const url = checkURL(`endpoints[${JSON.stringify(fn)}]`, u);
+      // As the Go client does: a query the functions cannot canonicalize
+      // would fail every call.
+      try {
+        canonicalQuery(url.search);
+      } catch (err) {
+        throw new TypeError(`cloudcall: endpoints[${JSON.stringify(fn)}]: its query cannot be signed (${err.message.replace(/^cloudcall: /, '')})`);
+      }
     }
   }
   checkTimeout(o.timeoutMs);
@@ -319,7 +335,13 @@ async function call(o, fn, input, callOpts = {}) {
       } catch {
         env = undefined;
       }
-      const isEnvelope = env && typeof env === 'object' && Number.isInteger(env.errCode);
+      // This function's envelope: its errMsg names the function's API, and
+      // a success ("<api>:ok") comes with a 2xx. Anything else (a proxy's
+      // JSON, another function's answer at a wrong endpoint, errCode 0 on a
+      // 502) is not an answer to this call, and for the charge it is no
+      // proof that it charged.
+      const isEnvelope = env && typeof env === 'object' && Number.isInteger(env.errCode) && typeof env.errMsg === 'string' &&
+        env.errMsg.startsWith(fn.api + ':') && (env.errCode !== 0 || (res.status >= 200 && res.status < 300 && env.errMsg === fn.api + ':ok'));
       if (isEnvelope && env.errCode === 0) return env;
       if (res.status === 429 && attempt <= maxRetries) {
         const s = retryAfterSeconds(res, undefined);

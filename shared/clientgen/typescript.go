@@ -12,11 +12,22 @@ import (
 const tsPreamble = `/** The names of the functions the client calls (their HTTP trigger paths). */
 export type FunctionName = %s;
 
-export interface ClientOptions {
-  /** Functions live at <baseUrl>/<function> (cloudcall local, one API gateway). */
-  baseUrl?: string;
-  /** Per-function trigger URLs (FC gives each function its own); these win over baseUrl. */
-  endpoints?: Partial<Record<FunctionName, string>>;
+/** Where the functions are: baseUrl, endpoints, or both (endpoints win); at least one. */
+export type ClientOptions = ClientSettings & (
+  | {
+      /** Functions live at <baseUrl>/<function> (cloudcall local, one API gateway). */
+      baseUrl: string;
+      /** Per-function trigger URLs (FC gives each function its own); these win over baseUrl. */
+      endpoints?: Partial<Record<FunctionName, string>>;
+    }
+  | {
+      baseUrl?: undefined;
+      /** Per-function trigger URLs (FC gives each function its own). */
+      endpoints: Partial<Record<FunctionName, string>>;
+    }
+);
+
+export interface ClientSettings {
   /** The caller key id (an id in the functions' CLOUDCALL_CALLER_KEYS). */
   keyId: string;
   /** The caller key's secret (at least 16 bytes in UTF-8). */

@@ -58,8 +58,9 @@ type Options struct {
 	// Timeout bounds a whole call, retries and waits included (DefaultTimeout
 	// when 0). A context deadline that comes sooner wins.
 	Timeout time.Duration
-	// HTTPClient sends the requests (a client that never follows redirects
-	// when nil).
+	// HTTPClient sends the requests (http.Client's defaults when nil). The
+	// client uses a copy that never follows redirects, whatever this one's
+	// CheckRedirect says.
 	HTTPClient *http.Client
 	// MaxRetries after the first attempt (DefaultMaxRetries when 0; -1: none).
 	MaxRetries int
@@ -115,6 +116,8 @@ func New(o Options) (*Client, error) {
 		switch {
 		case missingScheme(o.BaseURL):
 			return nil, fmt.Errorf("cloudcall: BaseURL %q has no scheme: write http://%s", o.BaseURL, o.BaseURL)
+		case err == nil && u.User != nil:
+			return nil, fmt.Errorf("cloudcall: BaseURL must not carry credentials (user:password@); the client signs every request")
 		case err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.ContainsAny(o.BaseURL, "?#"):
 			// <BaseURL>/<function> would land in the query or fragment.
 			return nil, fmt.Errorf("cloudcall: BaseURL %q must not carry a query or fragment (functions are at <BaseURL>/<function>); use Endpoints for a URL with a query", o.BaseURL)
@@ -173,9 +176,14 @@ func New(o Options) (*Client, error) {
 	if c.o.MaxRetryWait <= 0 {
 		c.o.MaxRetryWait = DefaultMaxRetryWait
 	}
-	if c.o.HTTPClient == nil {
-		c.o.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// Redirects are refused whoever made the client: a charge that followed
+	// one went out again as a GET, and the answer to that read as a charge.
+	hc := http.Client{}
+	if c.o.HTTPClient != nil {
+		hc = *c.o.HTTPClient
 	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.o.HTTPClient = &hc
 	if c.o.Now == nil {
 		c.o.Now = time.Now
 	}
@@ -371,7 +379,12 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 		return e, retry
 	}
 	var fb failure
-	if json.Unmarshal(raw, &fb) != nil || fb.ErrCode == nil {
+	// This function's envelope: its errMsg names the function's API, and a
+	// success ("<api>:ok") comes with a 2xx. A proxy's JSON, another
+	// function's answer at a wrong endpoint or errCode 0 on a 502 is no
+	// answer to this call, and for the charge no proof that it charged.
+	if json.Unmarshal(raw, &fb) != nil || fb.ErrCode == nil || !strings.HasPrefix(fb.ErrMsg, f.API+":") ||
+		*fb.ErrCode == 0 && (resp.StatusCode/100 != 2 || fb.ErrMsg != f.API+":ok") {
 		snippet := string(raw)
 		if len(snippet) > 200 {
 			snippet = snippet[:200]
@@ -457,6 +470,10 @@ func bodyKey(f function, body []byte) string {
 // not (it may have been sent), and says so.
 func (c *core) transportError(ctx context.Context, f function, err error, attempt int, body []byte) (*Error, time.Duration) {
 	base := &Error{API: f.API, Function: f.Name, Attempts: attempt, Err: err, IdempotencyKey: bodyKey(f, body)}
+	again := "call again with the same input"
+	if base.IdempotencyKey != "" {
+		again += " and key" // as Node says it: the key is what makes the repeat safe
+	}
 	switch {
 	case ctx.Err() != nil && f.Idempotent:
 		base.ErrCode = CodeOutcomeUnknown

@@ -553,7 +553,7 @@ func TestDotSegmentsAreResolvedAsNodeDoes(t *testing.T) {
 		mu.Lock()
 		got = append(got, r.URL.Path)
 		mu.Unlock()
-		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"logistics.getQuota:ok","quotaNum":1}`))
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":1}`))
 	})
 	for _, base := range []string{srv.URL + "/stage/../fn/./", srv.URL + "/fn/x/.."} {
 		c := client(t, base, secret)
@@ -564,13 +564,71 @@ func TestDotSegmentsAreResolvedAsNodeDoes(t *testing.T) {
 	require.Equal(t, []string{"/fn/logistics-get-quota", "/fn/logistics-get-quota"}, got)
 }
 
+// TestOnlyThisFunctionsEnvelopeIsAnAnswer: errCode 0 is a success only as
+// the function's own "<api>:ok" with a 2xx. A charge pointed at the wrong
+// endpoint, or answered errCode 0 by a gateway's 502, resolved as a charge
+// with no order id; with the caller's own http.Client it also followed a
+// redirect and sent the charge again as a GET.
+func TestOnlyThisFunctionsEnvelopeIsAnAnswer(t *testing.T) {
+	ctx := context.Background()
+	charge := cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+		WdsCoordinationOrderID: "BFC1", Price: 100, Type: 2}}
+	for _, a := range []struct {
+		status int
+		body   string
+	}{
+		{502, `{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok"}`},
+		{200, `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":1}`},
+		{200, `{"errCode":0,"errMsg":"x:ok"}`},
+		{200, `{"errCode":0}`},
+	} {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			w.WriteHeader(a.status)
+			_, _ = w.Write([]byte(a.body))
+		})
+		c := client(t, srv.URL, secret)
+		_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("not-ours"))
+		e := asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, e.ErrCode, a.body)
+		require.Equal(t, "not-ours", e.IdempotencyKey)
+		require.Equal(t, a.status, e.Status)
+		require.Contains(t, e.ErrMsg, "is not a cloudcall envelope", a.body)
+		require.Equal(t, 1, n(), "never sent again")
+		_, err = c.CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{})
+		require.Equal(t, cloudcall.CodeUnreadable, asError(t, err).ErrCode, a.body)
+	}
+
+	var gets int
+	var mu sync.Mutex
+	srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+		if r.Method == http.MethodGet {
+			mu.Lock()
+			gets++
+			mu.Unlock()
+			_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok"}`))
+			return
+		}
+		http.Redirect(w, r, "/ok", http.StatusFound)
+	})
+	c := client(t, srv.URL, secret, func(o *cloudcall.Options) { o.HTTPClient = &http.Client{} })
+	_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("rk"))
+	e := asError(t, err)
+	require.Equal(t, cloudcall.CodeOutcomeUnknown, e.ErrCode)
+	require.Equal(t, http.StatusFound, e.Status)
+	require.Equal(t, 1, n())
+	require.Zero(t, gets, "the redirect was not followed")
+
+	_, err = cloudcall.New(cloudcall.Options{BaseURL: "http://u:p@127.0.0.1:9000", KeyID: keyID, Secret: secret})
+	require.EqualError(t, err, "cloudcall: BaseURL must not carry credentials (user:password@); the client signs every request")
+}
+
 // TestInputThatWouldGoOutChangedIsRefused: encoding/json would send text
 // that is not UTF-8 with U+FFFD in its place (so the function could not
 // refuse it) and an empty json.Number as 0; the client refuses both with
 // -1001 naming the field, as the function would, and sends nothing.
 func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
 	srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
-		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"x:ok"}`))
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"ck1.pricing.inboundBox:ok"}`))
 	})
 	c := client(t, srv.URL, secret)
 	ctx := context.Background()

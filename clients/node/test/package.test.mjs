@@ -138,6 +138,15 @@ console.log(esm.CloudCallError === cjs.CloudCallError && esm.createClient === cj
       assert.match(errors[0], /misspelled\.mts\(5,\d+\): error TS\d+: .*'bizID'.*'bizId'/);
     });
 
+    it('fails on options that say where no function is (neither baseUrl nor endpoints)', (t) => {
+      if (!bin) return t.skip('typescript could not be installed (offline?)');
+      const r = check(['no-endpoint.mts']);
+      assert.notEqual(r.status, 0);
+      const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
+      assert.equal(errors.length, 1, r.stdout);
+      assert.match(errors[0], /no-endpoint\.mts\(4,\d+\): error TS\d+: .*not assignable to parameter of type 'ClientOptions'/);
+    });
+
     it('fails on a misspelled result field, naming it', (t) => {
       if (!bin) return t.skip('typescript could not be installed (offline?)');
       const r = check(['misspelled-output.mts']);

@@ -361,6 +361,30 @@ describe('deadlines and errors', () => {
     }
   });
 
+  it('errCode 0 is a success only as this function\'s "<api>:ok" with a 2xx: a proxy\'s JSON or another function\'s answer is not', async () => {
+    const answers = [
+      [502, { errCode: 0, errMsg: 'top.ascp.launchExtraCharge:ok' }], // errCode 0 on a gateway error
+      [200, { errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: 1 }], // another function at this endpoint
+      [200, { errCode: 0, errMsg: 'x:ok' }],
+      [200, { errCode: 0 }],
+    ];
+    for (const [status, body] of answers) {
+      const f = await fake((req, res) => json(res, status, body));
+      try {
+        const err = await rejected(f.client().top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'not-ours' }));
+        assert.equal(err.errCode, -1304, `${status} ${JSON.stringify(body)}: ${err.errMsg}`);
+        assert.equal(err.idempotencyKey, 'not-ours');
+        assert.equal(err.status, status);
+        assert.match(err.errMsg, /is not a cloudcall envelope/);
+        assert.equal(f.seen.length, 1, 'never sent again');
+        const r = await rejected(f.client().cams.queryChatappBindWaba({}));
+        assert.equal(r.errCode, -1303, JSON.stringify(body));
+      } finally {
+        await f.close();
+      }
+    }
+  });
+
   it('a signal already aborted sends nothing, a charge neither', async () => {
     const f = await fake((req, res) => ok(res));
     try {
@@ -469,6 +493,13 @@ describe('deadlines and errors', () => {
     assert.throws(() => createClient({ endpoints: 'http://x/q', keyId: 'k1', secret: SECRET }), /endpoints must be an object/);
     assert.doesNotThrow(() => createClient({ baseUrl: 'HTTP://LOCALHOST:9720/prefix/', keyId: 'k1', secret: SECRET }));
     assert.throws(() => createClient({ endpoints: { 'logistics-get-qouta': 'http://x/q' }, keyId: 'k1', secret: SECRET }), /endpoints names "logistics-get-qouta", which is no function; known: logistics-get-quota/);
+    // As the Go client refuses them: every call failed with a bare TypeError.
+    assert.throws(() => createClient({ endpoints: { 'logistics-get-quota': 'http://x/q?a=1;b=2' }, keyId: 'k1', secret: SECRET }), /endpoints\["logistics-get-quota"\]: its query cannot be signed/);
+    assert.throws(() => createClient({ endpoints: { 'logistics-get-quota': 'http://x/q?a=%zz' }, keyId: 'k1', secret: SECRET }), /its query cannot be signed/);
+    // The Go client's spellings were ignored, and the message blamed the option meant.
+    assert.throws(() => createClient({ baseURL: 'http://x', keyId: 'k1', secret: SECRET }), /unknown option "baseURL" \(did you mean "baseUrl"\?\)/);
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyID: 'k1', secret: SECRET }), /unknown option "keyID" \(did you mean "keyId"\?\)/);
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: SECRET, retries: 1 }), /unknown option "retries"; the options are baseUrl, endpoints/);
   });
 
   it('CloudCallError can be built by a test, and says how when misused', () => {
