@@ -160,21 +160,35 @@ func (s *Sandbox) ResetCalls() {
 	s.calls = map[string]int{}
 }
 
-func (s *Sandbox) take(path string) *Fault {
+// take fires the faults a request to path meets: every latency fault on it
+// (their delays add up) and the first fault of any other kind, which decides
+// the answer. Each counts a firing and leaves once it has fired Times times.
+// It returned only the first fault, so a drop-after posted after a latency
+// without Times never fired.
+func (s *Sandbox) take(path string) (time.Duration, *Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, f := range s.faults {
-		if f.Path != "" && !strings.HasPrefix(path, f.Path) {
-			continue
+	var delay time.Duration
+	var out *Fault
+	kept := s.faults[:0]
+	for _, f := range s.faults {
+		fires := (f.Path == "" || strings.HasPrefix(path, f.Path)) && (f.Kind == FaultLatency || out == nil)
+		if fires {
+			f.fired++
+			if f.Kind == FaultLatency {
+				delay += f.Delay
+			} else {
+				cp := *f
+				out = &cp
+			}
 		}
-		f.fired++
-		if f.Times > 0 && f.fired >= f.Times {
-			s.faults = append(s.faults[:i], s.faults[i+1:]...)
+		if !fires || f.Times <= 0 || f.fired < f.Times {
+			kept = append(kept, f)
 		}
-		cp := *f
-		return &cp
 	}
-	return nil
+	clear(s.faults[len(kept):])
+	s.faults = kept
+	return delay, out
 }
 
 // Admin is the path of the counters a user reads to see what arrived.
@@ -233,19 +247,19 @@ func (s *Sandbox) Wrap(vendor http.Handler) http.Handler {
 			return
 		}
 		s.Count("http:" + r.URL.Path)
-		f := s.take(r.URL.Path)
+		delay, f := s.take(r.URL.Path)
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if f == nil {
 			vendor.ServeHTTP(w, r)
 			return
 		}
 		switch f.Kind {
-		case FaultLatency:
-			select {
-			case <-time.After(f.Delay):
-			case <-r.Context().Done():
-				return
-			}
-			vendor.ServeHTTP(w, r)
 		case FaultStatus:
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(f.Status)

@@ -59,6 +59,41 @@ func TestFaultsAndCounters(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "held until the caller's timeout")
 }
 
+// TestStackedFaultsAllFire: a second fault on a path adds to the first. A
+// drop-after posted after a latency without Times never fired, and tests
+// that stacked them checked nothing.
+func TestStackedFaultsAllFire(t *testing.T) {
+	s := New("test")
+	var handled atomic.Int32
+	srv := httptest.NewServer(s.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handled.Add(1)
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})))
+	defer srv.Close()
+	s.Inject(Fault{Path: "/r", Kind: FaultLatency, Delay: 100 * time.Millisecond})
+	s.Inject(Fault{Path: "/r", Kind: FaultLatency, Delay: 50 * time.Millisecond, Times: 1})
+	s.Inject(Fault{Path: "/r", Kind: FaultDropAfter, Times: 1})
+	s.Inject(Fault{Path: "/r", Kind: FaultStatus, Status: 503, Times: 1})
+
+	start := time.Now()
+	_, err := http.Get(srv.URL + "/r")
+	require.Error(t, err, "the drop-after fired, after both delays")
+	require.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond)
+	require.Equal(t, int32(1), handled.Load())
+
+	start = time.Now()
+	r, err := http.Get(srv.URL + "/r")
+	require.NoError(t, err)
+	require.Equal(t, 503, r.StatusCode, "the status fault is next, once the drop-after is spent")
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "the lasting latency still adds")
+
+	r, err = http.Get(srv.URL + "/r")
+	require.NoError(t, err)
+	require.Equal(t, 200, r.StatusCode)
+	require.Equal(t, int32(2), handled.Load())
+	require.Len(t, s.Faults(), 1, "only the lasting latency is left")
+}
+
 func TestAdminEndpoints(t *testing.T) {
 	s := New("test")
 	srv := httptest.NewServer(s.Wrap(http.NotFoundHandler()))
