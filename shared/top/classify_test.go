@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -211,6 +212,14 @@ func TestPriceCapFromEnv(t *testing.T) {
 	// A header and a body that disagree: neither is the key, none echoed.
 	_, m = r.call(t, `{"idempotencyKey":"bk-2","omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC1","price":100,"type":9}}`, map[string]string{"Idempotency-Key": "hk-2"})
 	require.NotContains(t, m, "idempotencyKey")
+	// A key refused itself is not in force: it is not echoed as if it were.
+	for _, bad := range []string{strings.Repeat("k", 129), "a b", "ключ"} {
+		body, _ := json.Marshal(map[string]any{"idempotencyKey": bad, "omsLaunchExtraChargeParameter": map[string]any{"wdsCoordinationOrderId": "BFC1", "price": 100, "type": 1}})
+		st, m = r.call(t, string(body), nil)
+		require.Equal(t, 400, st)
+		require.Equal(t, "idempotencyKey", m["field"], bad)
+		require.NotContains(t, m, "idempotencyKey", bad)
+	}
 	_, m = r.call(t, charge("BFC1", 500, "cap2"), nil)
 	require.Equal(t, 0.0, m["errCode"], m)
 	require.Equal(t, int64(500), r.sbx.Charges("BFC1")[0].Price)

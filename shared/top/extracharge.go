@@ -159,6 +159,9 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		if bodyKey == "" {
 			bodyKey = envelope.MemberString(in.Body, "idempotencyKey")
 		}
+		if bodyKey != "" && !keyText(bodyKey) {
+			return nil, err // a key refused is no key in force: none is echoed
+		}
 		if key, e := idempotencyKey(bodyKey, in.Header, in.PlatformCaller != ""); e == nil && key != "" {
 			return envelope.Prepared(withKey(envelope.Failure(APILaunchExtraCharge, envelope.As(err)), key)), nil
 		}
