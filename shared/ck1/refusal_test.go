@@ -238,6 +238,45 @@ func TestARestoredStalePairIsAStaleCopy(t *testing.T) {
 	require.NoError(t, err, "the newest copy is presented and stored")
 }
 
+// A pair written back after a store loss whose refresh token is then spent
+// with its answer lost (a dropped connection) is dead, not a stale copy:
+// after a whole hold in which no instance stored a newer pair, the calls
+// say "authorize again". They answered the retryable -1501 for ever, with
+// one -1601 a minute (outside tester).
+func TestADeadWrittenBackPairEndsInAuthorizeAgain(t *testing.T) {
+	r := newTokenRig(t)
+	warm := r.instance(ck1sbx.DemoRefreshToken, "")
+	_, err := warm.Token(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, r.kv.Delete(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID))
+	r.advance(2 * time.Minute)
+	_, err = warm.Token(context.Background())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		raw, err := r.kv.Get(context.Background(), "ck1:oauth:"+ck1sbx.DemoClientID)
+		return err == nil && strings.Contains(string(raw), `"restored":true`)
+	}, 5*time.Second, 10*time.Millisecond)
+	// The next refresh spends the written-back token and its answer is lost.
+	r.sbx.ExpireAccessTokens()
+	r.advance(4 * time.Hour)
+	r.sbx.Inject(sandbox.Fault{Path: "/oauth2/token", Kind: sandbox.FaultDropAfter, Times: 1})
+	fresh := r.instance(ck1sbx.DemoRefreshToken, "")
+	_, err = fresh.Token(context.Background())
+	require.Error(t, err)
+	_, err = fresh.Token(context.Background())
+	require.ErrorContains(t, err, "another instance may hold the newest", "a written-back pair refused: retryable at first")
+	r.advance(refusalHold())
+	_, err = fresh.Token(context.Background())
+	var e *envelope.Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, envelope.CodeConfig, e.Code, "no newer pair came in a whole hold: authorize again, %v", err)
+	for _, inst := range []*ck1.OAuth{fresh, warm, r.instance(ck1sbx.DemoRefreshToken, "")} {
+		_, err = inst.Token(context.Background())
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, envelope.CodeConfig, e.Code, "and stays so on every instance, not -1501: %v", err)
+	}
+}
+
 // The store lost its data (the refresh lock with it) while one instance's
 // refresh was on its way: another instance spent the same refresh token
 // first and stored the rotated pair, and the first answered "authorize the

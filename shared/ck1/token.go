@@ -550,7 +550,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			// pair (it made the last refresh before the store lost it): its
 			// refresh stores it, so this refusal is retryable.
 			if kind == "restored" {
-				a.markRefused(ctx, st, refreshTok)
+				a.markRefused(ctx, st, refreshTok, true)
 			}
 			a.mu.Lock()
 			if a.local != nil && a.local.RefreshToken == refreshTok {
@@ -570,7 +570,12 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			}
 			fallthrough
 		default:
-			a.markRefused(ctx, st, refreshTok)
+			// Refused as the stored pair (a written-back one too, presented
+			// again after its hold: no instance stored a newer pair in a
+			// whole hold, so it is no stale copy but the deployment's last
+			// pair, spent): "authorize again" from now on, not the -1501
+			// retry it answered for ever.
+			a.markRefused(ctx, st, refreshTok, false)
 		}
 		err := refusedError(resp.StatusCode, msg)
 		if kind == "seed" && st == nil {
@@ -639,14 +644,17 @@ func refusedError(status int, msg string) *envelope.Error {
 }
 
 // markRefused records in the shared state that CK1 refused tok, so no
-// instance presents it again within the hold. Best effort: a store that
+// instance presents it again within the hold; stale keeps a written-back
+// pair's mark (its refusal is retryable while an instance may store a newer
+// one). Best effort: a store that
 // does not take it only costs more refusals.
-func (a *OAuth) markRefused(ctx context.Context, st *state, tok string) {
+func (a *OAuth) markRefused(ctx context.Context, st *state, tok string, stale bool) {
 	next := state{RefreshToken: tok}
 	if st != nil {
 		next = *st
 		next.RefreshToken = tok
 	}
+	next.Restored = next.Restored && stale
 	next.Refused, next.RefusedAt = tok, a.o.Now().UnixMilli()
 	b, _ := json.Marshal(&next)
 	var err error
