@@ -54,6 +54,7 @@ type Nonces struct {
 	checking  bool
 	nextCheck time.Time
 	watching  bool // the background fence watch is running
+	kicked    bool // a call's background write-back is running
 }
 
 // fenceKey cannot be a nonce's key (a nonce has no '~').
@@ -109,7 +110,10 @@ func (n *Nonces) Spend(ctx context.Context, key string) bool {
 		return true
 	}
 	if try {
-		n.flush(ctx)
+		// Nonces waiting to be written back go in the background: writing
+		// thousands of them here held calls for seconds after a store
+		// loss, and cut their vendor call short.
+		n.kick()
 		fresh, err := n.shared.SetNX(ctx, key, n.mark, NonceTTL)
 		if err == nil {
 			n.settle(nil)
@@ -149,7 +153,7 @@ func (n *Nonces) SpendShared(ctx context.Context, key string) (bool, error) {
 	if n.shared == nil {
 		return n.Spend(ctx, key), nil
 	}
-	n.flush(ctx)
+	n.kick()
 	fresh, err := n.shared.SetNX(ctx, key, n.mark, NonceTTL)
 	n.settle(err)
 	if err != nil {
@@ -202,33 +206,78 @@ func (n *Nonces) flush(ctx context.Context) {
 	n.pending = nil
 	n.inflight += len(batch)
 	n.mu.Unlock()
-	for i, key := range batch {
+	for len(batch) > 0 {
+		chunk := batch[:min(len(batch), flushChunk)]
+		keys, ttls := make([]string, 0, len(chunk)), make([]time.Duration, 0, len(chunk))
 		n.mu.Lock()
-		ttl := n.seen[key].Sub(n.now())
-		n.mu.Unlock()
-		if ttl <= 0 {
-			n.mu.Lock()
-			n.inflight--
-			n.mu.Unlock()
-			continue
+		now := n.now()
+		for _, key := range chunk {
+			if ttl := n.seen[key].Sub(now); ttl > 0 {
+				keys, ttls = append(keys, key), append(ttls, ttl)
+			}
 		}
-		fresh, err := n.shared.SetNX(ctx, key, n.mark, ttl)
+		n.mu.Unlock()
+		fresh, err := n.setMany(ctx, keys, ttls)
 		if err != nil {
 			n.settle(err)
 			n.mu.Lock()
-			n.inflight -= len(batch) - i
-			n.pending = append(batch[i:len(batch):len(batch)], n.pending...)
+			n.inflight -= len(batch)
+			n.pending = append(batch[:len(batch):len(batch)], n.pending...)
 			n.mu.Unlock()
 			return
 		}
 		n.mu.Lock()
-		n.inflight--
+		n.inflight -= len(chunk)
 		n.mu.Unlock()
 		n.settle(nil)
-		if !fresh && !n.ours(ctx, key) {
-			n.log.Warn("a nonce accepted during the store outage was also spent on another instance", "nonce", key)
+		for i, ok := range fresh {
+			if !ok && !n.ours(ctx, keys[i]) {
+				n.log.Warn("a nonce accepted during the store outage was also spent on another instance", "nonce", keys[i])
+			}
 		}
+		batch = batch[len(chunk):]
 	}
+}
+
+// kick starts one write-back of the pending nonces now, in the background,
+// when the store answers again (a call got through to it), rather than at
+// the flush loop's next tick.
+func (n *Nonces) kick() {
+	n.mu.Lock()
+	if len(n.pending) == 0 || n.kicked {
+		n.mu.Unlock()
+		return
+	}
+	n.kicked = true
+	n.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.flush(ctx)
+		n.mu.Lock()
+		n.kicked = false
+		n.mu.Unlock()
+	}()
+}
+
+// flushChunk is how many nonces one write-back round trip carries.
+const flushChunk = 500
+
+// setMany writes keys absent from the store in one round trip when the
+// store can (a Redis pipeline), else one by one.
+func (n *Nonces) setMany(ctx context.Context, keys []string, ttls []time.Duration) ([]bool, error) {
+	if b, ok := n.shared.(store.BatchSetter); ok {
+		return b.SetNXMany(ctx, keys, n.mark, ttls)
+	}
+	fresh := make([]bool, len(keys))
+	for i, k := range keys {
+		ok, err := n.shared.SetNX(ctx, k, n.mark, ttls[i])
+		if err != nil {
+			return nil, err
+		}
+		fresh[i] = ok
+	}
+	return fresh, nil
 }
 
 // ours reports whether the stored nonce is this instance's own write: the
@@ -245,14 +294,16 @@ func (n *Nonces) ours(ctx context.Context, key string) bool {
 func (n *Nonces) flushLoop() {
 	t := time.NewTicker(n.probeEvery)
 	defer t.Stop()
-	for range t.C {
+	for first := true; ; first = false {
+		if !first {
+			<-t.C
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.flush(ctx)
 		cancel()
 		n.mu.Lock()
-		// Another flush (a call's) may still be writing a batch: if the
-		// store fails it again, those nonces come back to pending, and an
-		// idle instance must still hand them over.
+		// Nonces the store failed come back to pending: an idle instance
+		// must still hand them over.
 		if len(n.pending)+n.inflight == 0 {
 			n.flushing = false
 			n.mu.Unlock()

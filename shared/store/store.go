@@ -43,6 +43,14 @@ type KV interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// BatchSetter is a KV that writes many SetNX in one round trip (a Redis
+// pipeline): a write-back of thousands of keys after a store loss takes
+// milliseconds, where one round trip per key took seconds and left replays
+// open meanwhile. ok[i] says whether keys[i] was written.
+type BatchSetter interface {
+	SetNXMany(ctx context.Context, keys []string, value []byte, ttls []time.Duration) (ok []bool, err error)
+}
+
 // Limiter spreads calls under a vendor's rate limit across every instance.
 type Limiter interface {
 	// Reserve takes one of limit slots in the sliding window ending now. When

@@ -39,7 +39,10 @@ type Store struct {
 	timeout time.Duration
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.BatchSetter = (*Store)(nil)
+)
 
 // Open parses the URL and connects lazily (the first command dials).
 func Open(opts Options) (*Store, error) {
@@ -112,6 +115,40 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	return s.wrap(s.rdb.Set(ctx, s.prefix+key, value, ceilMS(ttl)).Err())
+}
+
+// SetNXMany is SetNX for many keys in one pipeline (store.BatchSetter).
+func (s *Store) SetNXMany(ctx context.Context, keys []string, value []byte, ttls []time.Duration) ([]bool, error) {
+	if len(keys) != len(ttls) {
+		return nil, fmt.Errorf("redisstore: %d keys and %d TTLs", len(keys), len(ttls))
+	}
+	for _, ttl := range ttls {
+		if ttl <= 0 {
+			return nil, store.ErrBadTTL
+		}
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	cmds := make([]*redis.StatusCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.SetArgs(ctx, s.prefix+k, value, redis.SetArgs{Mode: "NX", TTL: ceilMS(ttls[i])})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, s.wrap(err)
+	}
+	ok := make([]bool, len(keys))
+	for i, c := range cmds {
+		switch err := c.Err(); {
+		case err == nil:
+			ok[i] = true
+		case !errors.Is(err, redis.Nil):
+			return nil, s.wrap(err)
+		}
+	}
+	return ok, nil
 }
 
 func (s *Store) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {

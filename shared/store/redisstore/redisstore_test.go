@@ -121,3 +121,28 @@ func TestOutageAndRecovery(t *testing.T) {
 	require.Equal(t, "shared", string(v), "back on Redis without a restart")
 	require.False(t, f.Degraded())
 }
+
+// SetNXMany writes what is absent in one pipeline and says which it wrote,
+// with each key's own TTL.
+func TestSetNXMany(t *testing.T) {
+	url := redistest.URL(t)
+	s, err := redisstore.Open(redisstore.Options{URL: url, Prefix: redistest.Keyspace(t, url)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	ok, err := s.SetNX(ctx, "b", []byte("theirs"), time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	got, err := s.SetNXMany(ctx, []string{"a", "b", "c"}, []byte("mine"), []time.Duration{time.Minute, time.Minute, 50 * time.Millisecond})
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, false, true}, got)
+	v, err := s.Get(ctx, "b")
+	require.NoError(t, err)
+	require.Equal(t, "theirs", string(v), "an existing key is left as it is")
+	require.Eventually(t, func() bool {
+		_, err := s.Get(ctx, "c")
+		return errors.Is(err, store.ErrNotFound)
+	}, 5*time.Second, 10*time.Millisecond, "each key keeps its own TTL")
+	_, err = s.SetNXMany(ctx, []string{"x"}, []byte("v"), []time.Duration{0})
+	require.ErrorIs(t, err, store.ErrBadTTL)
+}
