@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/store"
 	"github.com/cloudcall/cloudcall/shared/upstream"
 )
@@ -40,6 +41,12 @@ const (
 	// must not hammer the endpoint, and the fix (a whitelist entry, a
 	// clear_quota) shows up within this long.
 	configHold = 10 * time.Second
+	// failureHold: a token endpoint that failed (a 5xx, an unreadable
+	// answer, no connection) is asked again by this instance after this
+	// long; meanwhile its calls answer the same error. Every call asked it
+	// once: 3,300 requests in 11 s of a 503, past stable_token's 10,000 a
+	// minute.
+	failureHold = time.Second
 )
 
 // TokenOptions configures a TokenManager.
@@ -166,14 +173,21 @@ func (m *TokenManager) heldError(now time.Time) error {
 	return nil
 }
 
-// hold remembers a configuration error from the token endpoint.
+// hold remembers a configuration error from the token endpoint, and for a
+// moment a failure of the endpoint itself.
 func (m *TokenManager) hold(err error) {
+	d := configHold
 	var ae *APIError
-	if !errors.As(err, &ae) || !ae.Config() {
+	var ee *envelope.Error
+	switch {
+	case errors.As(err, &ae) && ae.Config():
+	case errors.As(err, &ee) && (ee.Code == envelope.CodeUpstreamUnreachable || ee.Code == envelope.CodeUpstreamMalformed):
+		d = failureHold
+	default:
 		return
 	}
 	m.mu.Lock()
-	m.held, m.heldUntil = err, m.o.Now().Add(configHold)
+	m.held, m.heldUntil = err, m.o.Now().Add(d)
 	m.mu.Unlock()
 }
 
@@ -305,6 +319,15 @@ func (m *TokenManager) fetchOnce(ctx context.Context) (string, int, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return "", 0, upstream.TransportError("wechat", err)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return "", 0, upstream.Throttled("wechat", resp.Header)
+	}
+	if resp.StatusCode >= 500 {
+		// As for the business call: the endpoint is failing, retry (its
+		// page is readable; it is no answer).
+		return "", 0, &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("wechat's token endpoint answered HTTP %d", resp.StatusCode),
+			Upstream: &envelope.Upstream{Vendor: "wechat", HTTPStatus: resp.StatusCode}}
 	}
 	var r tokenReply
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil {

@@ -244,6 +244,30 @@ func TestTokenFixedConfigurationIsPickedUpAfterTheHold(t *testing.T) {
 	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
 }
 
+// A failing token endpoint is asked once a second per instance, not once a
+// call: a 503 for 11 s drew 3,300 requests from one deployment. Its 5xx is
+// -1302 (retry), as the business call's is, not "could not be read".
+func TestTokenEndpointFailureIsHeldForASecond(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 503, Body: `<html>busy</html>`})
+	m := r.manager("")
+	ctx := ctx5s(t)
+	for range 20 {
+		_, err := m.Token(ctx)
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, envelope.CodeUpstreamUnreachable, e.Code)
+		require.Contains(t, e.Reason, "token endpoint answered HTTP 503")
+	}
+	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath), "one request for 20 calls within the second")
+	r.sbx.ClearFaults()
+	r.sbx.Clock.Advance(1100 * time.Millisecond)
+	tok, err := m.Token(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, tok)
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
+}
+
 func TestTokenSystemBusyRetried(t *testing.T) {
 	busy := `{"errcode":-1,"errmsg":"system error rid: 7"}`
 	cases := []struct {
