@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -371,4 +372,22 @@ func TestLocalSaysABadPortBeforeBuilding(t *testing.T) {
 		require.Contains(t, errOut, tc.says)
 		require.NotContains(t, out, "building functions", "nothing was built")
 	}
+}
+
+// A --store nobody answers on (a mistyped port) started silently: the
+// functions fell back to their own memory, and only the first function's
+// log said so. The start says it.
+func TestLocalSaysTheStoreDoesNotAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "redis://" + ln.Addr().String() + "/0"
+	require.NoError(t, ln.Close())
+	var out bytes.Buffer
+	require.True(t, warnUnreachable(context.Background(), &out, dead))
+	require.Contains(t, out.String(), "WARNING: --store "+dead+" does not answer (")
+	require.Contains(t, out.String(), "the charge answers -1501")
+
+	out.Reset()
+	require.False(t, warnUnreachable(context.Background(), &out, redistest.URL(t)))
+	require.Empty(t, out.String())
 }

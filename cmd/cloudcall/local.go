@@ -30,6 +30,8 @@ import (
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/store"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore"
 	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
@@ -164,7 +166,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if p, ok := os.LookupEnv("CLOUDCALL_STORE_PREFIX"); ok && p != "" {
 			set.storePfx = p // the caller's own namespace, kept as given
 		}
-		if !set.ownRecords() {
+		if !warnUnreachable(ctx, stdout, s) && !set.ownRecords() {
 			warnUndurable(ctx, stdout, "--store", s, set)
 		}
 	default:
@@ -415,6 +417,22 @@ func redactURL(u string) string {
 // warnUndurable says at start, not at the first charge, that the charge will
 // refuse the Redis where its records go (appendonly off), and how to waive it
 // for a local trial.
+// warnUnreachable says at start that --store does not answer (a mistyped
+// port): the functions would start and fall back to their own memory with
+// only a WARN line in the first function's log. It reports whether it warned.
+func warnUnreachable(ctx context.Context, w io.Writer, url string) bool {
+	rs, err := redisstore.Open(redisstore.Options{URL: url, Timeout: 2 * time.Second})
+	if err == nil {
+		defer rs.Close()
+		_, err = rs.Get(ctx, "~probe")
+	}
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	fmt.Fprintf(w, "WARNING: --store %s does not answer (%v): until it does, every instance serves from its own memory (each fetches its own tokens) and the charge answers -1501. Check the URL, or start that Redis.\n", redactURL(url), err)
+	return true
+}
+
 func warnUndurable(ctx context.Context, w io.Writer, what, url string, set localSettings) {
 	if set.extra["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] == "assume" {
 		return
