@@ -4,7 +4,7 @@ GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 
-.PHONY: help build test test-node race vet gen-check run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean screenshots
+.PHONY: help build cli test test-node race vet gen-check run bench alloc-budget fuzz package gen deploy-fc deploy-aws clean screenshots
 
 # A count, not a duration: go1.26's fuzz coordinator can fail a duration run with "context deadline exceeded"
 # and no crasher when the deadline lands mid-exec (golang/go#75804, fixed in go1.27).
@@ -16,11 +16,13 @@ FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDecodeInput:./shared/envelope F
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build the CLI and every function for this machine into bin/
+build: cli ## build the CLI and every function for this machine into bin/
+	@for f in $(FUNCTIONS); do echo "go build functions/$$f"; $(GO) build -trimpath -tags lambda.norpc -o $(BIN)/$$f ./functions/$$f || exit 1; done
+
+cli: ## build the CLI into bin/cloudcall
 	@mkdir -p $(BIN)
 	@echo "go build cmd/cloudcall (a first build compiles every dependency and lists each package: a few minutes)"
 	@$(GO) build -v -o $(BIN)/cloudcall ./cmd/cloudcall 2>&1 | sed -u 's/^/  compiled /'; test $${PIPESTATUS[0]} -eq 0
-	@for f in $(FUNCTIONS); do echo "go build functions/$$f"; $(GO) build -trimpath -tags lambda.norpc -o $(BIN)/$$f ./functions/$$f || exit 1; done
 
 vet: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
@@ -68,7 +70,7 @@ alloc-budget: ## after a deliberate change: rewrite the allocation budgets the t
 	CLOUDCALL_UPDATE_ALLOC_BUDGET=1 $(GO) test -count=1 -run TestAllocationBudget ./shared/bench/allocbudget ./functions/quota-alert
 
 ARGS ?=
-run: build ## every function under the local emulator, against the vendor sandboxes (flags: make run ARGS="--addr 127.0.0.1:9001 ..."; Ctrl-C stops it all)
+run: cli ## every function (cloudcall local builds them) under the local emulator, against the vendor sandboxes (flags: make run ARGS="--addr 127.0.0.1:9001 ..."; Ctrl-C stops it all)
 	$(BIN)/cloudcall local $(ARGS)
 
 screenshots: ## regenerate the console screenshots in docs/ (browser test; needs chromium and npm ci --prefix shared/console/browsertest)

@@ -205,7 +205,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer closeSandboxes(sbs)
 	}
 
-	fmt.Fprintf(stdout, "cloudcall local: building functions (a first build compiles every dependency: a few minutes); calls to http://%s wait until it is ready, and one whose caller gives up meanwhile is not run\n", ln.Addr())
+	fmt.Fprintf(stdout, "cloudcall local: building functions (the first build compiles every dependency: a few minutes; later ones take seconds); calls to http://%s wait until it is ready, and one whose caller gives up meanwhile is not run\n", ln.Addr())
 	built, err := buildFunctionsTimed(ctx, stdout, *binDir, "")
 	if err != nil {
 		return err
