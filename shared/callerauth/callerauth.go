@@ -265,7 +265,7 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 		}
 	}
 	if !matched {
-		reason := "signature does not match (method, path, query, timestamp, nonce or body differ from what was signed)"
+		reason := "signature does not match: the secret is not this key id's in CLOUDCALL_CALLER_KEYS (--caller-keys locally), or the method, path, query, timestamp, nonce or body differ from what was signed"
 		if r.QueryJoined && tooJoined(r.RawQuery) {
 			reason += fmt.Sprintf("; FC joins repeated query names with commas, and this query's values hold more than %d, so only the query as delivered was checked: send fewer repeated names, or values without commas", MaxJoinedCommas)
 		}
