@@ -70,6 +70,11 @@ func TestUsageErrorsNameTheCommand(t *testing.T) {
 		{[]string{"invoke", "logistics-get-quota", "--platform", "gcp"}, "cloudcall invoke: --platform \"gcp\": expected fc or aws\n"},
 		{[]string{"package", "--function", "qouta-alert"}, "cloudcall package: unknown function \"qouta-alert\" (did you mean \"quota-alert\"?); known functions: "},
 		{[]string{"sandbox", "extra"}, "cloudcall sandbox: unexpected argument \"extra\""},
+		// A mistyped flag: one line with the closest, not Go's bare message over the whole usage.
+		{[]string{"local", "--adr", "127.0.0.1:1"}, "cloudcall local: unknown flag -adr (did you mean \"addr\"?); see cloudcall local --help\n"},
+		{[]string{"invoke", "logistics-get-quota", "--evnt", "f.json"}, "cloudcall invoke: unknown flag -evnt (did you mean \"event\"?); see cloudcall invoke --help\n"},
+		{[]string{"openapi", "--bogus"}, "cloudcall openapi: unknown flag -bogus; see cloudcall openapi --help\n"},
+		{[]string{"local", "--max-instances", "x"}, "cloudcall local: invalid value \"x\" for flag -max-instances: parse error; see cloudcall local --help\n"},
 	} {
 		code, out, errOut := runCLI(tc.args...)
 		require.Equal(t, 2, code, "%v", tc.args)

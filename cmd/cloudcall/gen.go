@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,11 +24,8 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall gen [--check] [--aws-iam]\n\nWrites s.yaml (Serverless Devs, FC 3.0), s.vpc.yaml (the same in a VPC: s deploy -t s.vpc.yaml),\ntemplate.yaml (AWS SAM) and the clients' generated files\n(clients/node/api.cjs, index.d.ts, index.d.mts; clients/go/cloudcall/api_gen.go) from shared/registry and its schemas.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if err := noArgs(fs, stderr); err != nil {
 		return err

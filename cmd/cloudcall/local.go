@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -102,11 +101,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\nThe web console is at the front door's / (loopback only).\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if err := noArgs(fs, stderr); err != nil {
 		return err

@@ -127,6 +127,38 @@ func newFlagSet(name string, args []string, stdout, stderr io.Writer) *flag.Flag
 	return fs
 }
 
+// parseFlags parses a command's flags. A flag it does not know is said in
+// one line with the closest it does ("-adr": did you mean "addr"?), not as
+// Go's bare "flag provided but not defined" over the whole usage; -h prints
+// the usage and returns flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if usage != nil {
+			usage()
+		} else {
+			fmt.Fprintf(out, "Usage of cloudcall %s:\n", fs.Name())
+			fs.PrintDefaults()
+		}
+		return err
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		msg = "unknown flag " + name + suggest.Hint(strings.TrimLeft(name, "-"), names)
+	}
+	return usagef("%s; see cloudcall %s --help", msg, fs.Name())
+}
+
 // noArgs refuses positional arguments a command does not take: ignored,
 // they read as if they had done something.
 func noArgs(fs *flag.FlagSet, stderr io.Writer) error {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,11 +18,8 @@ func runOpenAPI(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall openapi [--write]\n\nPrints the OpenAPI 3.1 document generated from the registry's schemas (the emulator serves the same at GET /openapi.json).\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if err := noArgs(fs, stderr); err != nil {
 		return err

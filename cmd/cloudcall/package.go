@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,11 +29,8 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall package [--platform fc|aws|all] [--function NAME] [--arch x86_64|arm64]\n\nBuilds linux binaries (CGO off, -trimpath, stripped, -tags lambda.norpc) and reproducible zips:\ndist/fc/<function>.zip (main) and dist/aws/<function>-<arch>.zip (bootstrap).\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	// Each flag is checked on its own, so a mistake is named, not met with
 	// "nothing to package" (or, for --arch, by packaging less in silence).
