@@ -192,7 +192,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return fmt.Errorf("--addr %s: %w (expected host:port, e.g. 127.0.0.1:9000)", *addr, err)
 	}
-	defer ln.Close()
+	// Closed while the functions build: a call held in the listen backlog
+	// ran when they were built, long after its caller had given up (a
+	// charge included). Until the banner, a call is refused at once.
+	front := ln.Addr().String()
+	_ = ln.Close()
 	var sbs []*servedSandbox
 	if !real {
 		if sbs, err = serveSandboxes(*sandboxAddr); err != nil {
@@ -201,7 +205,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer closeSandboxes(sbs)
 	}
 
-	fmt.Fprintf(stdout, "cloudcall local: building functions (the first build compiles every dependency: a few minutes; later ones take seconds); calls to http://%s wait until it is ready, and one whose caller gives up meanwhile is not run\n", ln.Addr())
+	fmt.Fprintf(stdout, "cloudcall local: building functions (the first build compiles every dependency: a few minutes; later ones take seconds); the front door http://%s opens when they are built\n", front)
 	built, err := buildFunctionsTimed(ctx, stdout, *binDir, "")
 	if err != nil {
 		return err
@@ -278,6 +282,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	srv := &http.Server{Handler: frontDoors(cons, emu), ReadHeaderTimeout: 10 * time.Second}
+	if ln, err = net.Listen("tcp", front); err != nil {
+		return fmt.Errorf("the front door's port was taken while the functions built: %w (pass another --addr)", err)
+	}
+	defer ln.Close()
 	go func() { _ = srv.Serve(ln) }()
 	if *timers == "on" {
 		emu.RunTimers(ctx)
@@ -291,11 +299,16 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for _, f := range fns {
 			names = append(names, f.Name)
 		}
+		watching := make(chan struct{})
 		go func() {
+			defer close(watching)
 			if err := w.run(ctx, names); err != nil {
 				fmt.Fprintf(stdout, "watch: stopped: %v\n", err)
 			}
 		}()
+		// The watch's folder goes once its last build is over: a build
+		// still running at Ctrl-C wrote into it after it was removed.
+		defer func() { <-watching }()
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")

@@ -236,6 +236,9 @@ func (w *watcher) run(ctx context.Context, fns []string) error {
 			sort.Strings(names)
 			pending = map[string]bool{}
 			for _, fn := range names {
+				if ctx.Err() != nil {
+					return nil // shutting down: no build starts now
+				}
 				w.rebuild(ctx, fn)
 				// Imports may have changed, in a build that failed too: the
 				// package the compiler names is then watched, and fixing

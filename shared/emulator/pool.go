@@ -106,7 +106,10 @@ type Pool struct {
 	waiters []chan grant // FIFO; closed on shutdown
 	starts  int
 	closed  bool
-	stopped chan struct{}
+	// draining: a shutdown began; calls running finish, and no call starts
+	// (a queued one started then was killed mid-call at the 3 s mark).
+	draining bool
+	stopped  chan struct{}
 }
 
 // NewPool prepares a pool; no process starts until the first invocation.
@@ -156,6 +159,13 @@ func (p *Pool) InFlight() int {
 	return n
 }
 
+// Queued counts calls waiting for an instance.
+func (p *Pool) Queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waiters)
+}
+
 // Starts counts processes started so far (cold starts).
 func (p *Pool) Starts() int {
 	p.mu.Lock()
@@ -167,9 +177,14 @@ func (p *Pool) Starts() int {
 // or queues for the next one freed.
 func (p *Pool) acquire(ctx context.Context) (*slot, error) {
 	p.mu.Lock()
-	if p.closed {
+	if p.closed || p.draining {
 		p.mu.Unlock()
 		return nil, errShuttingDown
+	}
+	if err := ctx.Err(); err != nil {
+		// The caller had gone before the call could start: it never runs.
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: not run: the caller had gone before an instance took the call", err)
 	}
 	p.dropDead()
 	// Queued callers come first: an arrival takes an idle instance only when
@@ -296,18 +311,6 @@ func (p *Pool) release(s *slot, keep bool) {
 	s.fresh = false
 	s.served++
 	s.lastUsed = time.Now()
-	p.handBackLocked(s, keep)
-}
-
-// putBack returns a slot that ran nothing, as it was: a fresh instance's
-// first call is still its cold start.
-func (p *Pool) putBack(s *slot) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.handBackLocked(s, true)
-}
-
-func (p *Pool) handBackLocked(s *slot, keep bool) {
 	if s.binary != p.cfg.Binary {
 		keep = false // swapped while it served this call: retire it now
 	}
@@ -381,13 +384,6 @@ func (p *Pool) invokeOnce(ctx context.Context, inv runtimeapi.Invocation) (runti
 	if err != nil {
 		return runtimeapi.Result{}, rep, err
 	}
-	if err := ctx.Err(); err != nil {
-		// The caller hung up while the call waited (held in the front
-		// door's backlog during the build, or queued for an instance): it
-		// never started, so it never runs, a charge least of all.
-		p.putBack(s)
-		return runtimeapi.Result{}, rep, fmt.Errorf("%w: not run: the caller hung up before an instance took the call", err)
-	}
 	rep.Cold = s.fresh
 	rep.Instance = s.inst.Pid()
 	// Like FC and Lambda, the instance runs an invocation to its answer or
@@ -452,6 +448,18 @@ func (p *Pool) reap() {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// Drain starts a shutdown: the calls running finish, queued ones are told
+// the emulator is shutting down, and none starts from now on.
+func (p *Pool) Drain() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.draining = true
+	for _, w := range p.waiters {
+		close(w)
+	}
+	p.waiters = nil
 }
 
 // Close stops every instance (no orphans).

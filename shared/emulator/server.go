@@ -187,12 +187,16 @@ func (e *Emulator) Close() {
 	})
 }
 
-// StopAsync is the start of a shutdown: the asynchronous workers take no
-// more queued invocations, and those running get until ctx ends to finish
+// StopAsync is the start of a shutdown: no invocation starts any more, the
+// queued synchronous ones are answered "shutting down", the asynchronous
+// workers take no more, and those running get until ctx ends to finish
 // before Close stops their instances (a charge cut off mid-call is an
 // unknown outcome).
 func (e *Emulator) StopAsync(ctx context.Context) {
 	e.stopping.Do(func() { close(e.stop) })
+	for _, p := range e.pools {
+		p.Drain()
+	}
 	done := make(chan struct{})
 	go func() {
 		e.wg.Wait()
@@ -251,9 +255,6 @@ func (e *Emulator) invoke(ctx context.Context, fn, requestID string, payload []b
 	case res.Error != nil:
 		line += "\tStatus: error " + res.Error.Type
 	}
-	if err == nil && ctx.Err() != nil {
-		line += "\tCaller: gone (it ran to its answer, which nobody received)"
-	}
 	e.logf("%s %s", fn, line)
 	tail := make([]byte, 0, len(start)+len(rep.Log)+len(end)+len(line)+3)
 	tail = append(append(tail, start...), '\n')
@@ -267,6 +268,12 @@ func (e *Emulator) invoke(ctx context.Context, fn, requestID string, payload []b
 	rep.RequestID = inv.RequestID
 	return res, rep, err
 }
+
+// detached is the context a door runs a call under. As on FC and Lambda,
+// a caller that leaves (or half-closes its side, as nc -N and some proxies
+// do, which net/http cannot tell from leaving) does not cancel the call: it
+// runs to its answer, which the door then writes if it can.
+func detached(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
 
 func handlerName(p runtimeapi.Platform) string {
 	if p == runtimeapi.Lambda {
@@ -313,6 +320,14 @@ func (e *Emulator) Handler() http.Handler {
 	mux.Handle("GET /openapi.json", openapi.Handler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"functions": e.names, "platform": e.opts.Platform})
+	})
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		// A call to the root was a bare "Method Not Allowed" in text.
+		requestID := runtimeapi.NewRequestID()
+		e.setRequestID(w, requestID)
+		w.Header().Set("Allow", http.MethodGet)
+		e.platformError(w, http.StatusMethodNotAllowed, "MethodNotAllowed",
+			fmt.Sprintf("%s / calls no function: call POST /NAME, where NAME is one of %s (GET / lists them)", r.Method, strings.Join(e.names, ", ")), requestID)
 	})
 	mux.HandleFunc("/{fn}/", e.httpTrigger)
 	mux.HandleFunc("/{fn}", e.httpTrigger)
@@ -477,7 +492,7 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 		lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException", "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun")
 		return
 	}
-	res, rep, err := e.invoke(r.Context(), fn, requestID, body)
+	res, rep, err := e.invoke(detached(r), fn, requestID, body)
 	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
 	if r.Header.Get("X-Amz-Log-Type") == "Tail" {
 		w.Header().Set("X-Amz-Log-Result", base64.StdEncoding.EncodeToString(rep.Log))
@@ -549,7 +564,7 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	res, rep, err := e.invoke(r.Context(), fn, requestID, body)
+	res, rep, err := e.invoke(detached(r), fn, requestID, body)
 	w.Header().Set("x-fc-invocation-duration", fmt.Sprint(rep.Duration.Milliseconds()))
 	w.Header().Set("x-fc-max-memory-usage", fmt.Sprint((rep.MaxRSSKiB+1023)/1024))
 	if strings.EqualFold(r.Header.Get("x-fc-log-type"), "Tail") {
@@ -696,11 +711,11 @@ func (e *Emulator) fireTimer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if timer == nil {
-		msg := fmt.Sprintf("function %q has no timer", fn)
+		code, msg := "TimerNotFound", fmt.Sprintf("function %q has no timer", fn)
 		if _, ok := e.pools[fn]; !ok {
-			msg = e.unknown(fn).Error()
+			code, msg = "FunctionNotFound", e.unknown(fn).Error()
 		}
-		e.platformError(w, http.StatusNotFound, "TimerNotFound", msg, requestID)
+		e.platformError(w, http.StatusNotFound, code, msg, requestID)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -708,7 +723,7 @@ func (e *Emulator) fireTimer(w http.ResponseWriter, r *http.Request) {
 		e.platformError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "fire a timer with POST", requestID)
 		return
 	}
-	res, _, err := e.invoke(r.Context(), fn, requestID, e.TimerEvent(timer.Name, timer.Payload))
+	res, _, err := e.invoke(detached(r), fn, requestID, e.TimerEvent(timer.Name, timer.Payload))
 	if err != nil {
 		e.platformError(w, http.StatusBadGateway, "FunctionFailed", err.Error(), requestID)
 		return
@@ -766,7 +781,7 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, _, err := e.invoke(r.Context(), fn, requestID, e.httpEvent(r, body, requestID))
+	res, _, err := e.invoke(detached(r), fn, requestID, e.httpEvent(r, body, requestID))
 	if err != nil || res.Error != nil {
 		msg := "the function failed"
 		if err != nil {
