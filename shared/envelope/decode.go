@@ -428,7 +428,7 @@ func gotKind(k jsontext.Kind, v jsontext.Value) string {
 		return "string"
 	case '0':
 		if len(v) > 0 {
-			return "number " + string(v)
+			return "number " + clip(string(v), 40)
 		}
 		return "number"
 	case 't', 'f':

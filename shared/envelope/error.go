@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 )
 
 // The bundle's own error codes, for failures that happen before or around the
@@ -102,11 +103,29 @@ func StatusFor(code int) int {
 // Invalid is a CodeInvalidInput error naming the field and what was expected.
 func Invalid(field, format string, args ...any) *Error {
 	msg := fmt.Sprintf(format, args...)
+	field = clip(field, maxEcho)
+	msg = clip(msg, 2*maxEcho)
 	reason := msg
 	if field != "" {
 		reason = field + ": " + msg
 	}
 	return &Error{Code: CodeInvalidInput, Reason: "invalid input: " + reason, Field: field}
+}
+
+// maxEcho bounds what a refusal repeats of the input: a 60,000-character
+// unknown key came back twice, in the message and in field.
+const maxEcho = 256
+
+// clip cuts s to about n bytes on a rune boundary, saying how long it was.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + fmt.Sprintf("… (%d bytes in all)", len(s))
 }
 
 // ConfigError says which configuration is missing or wrong, and what to set.

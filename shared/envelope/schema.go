@@ -435,7 +435,7 @@ func valueAt(inst any, loc []string) any {
 func gotValue(v any, withValue bool) string {
 	switch x := v.(type) {
 	case stdjson.Number:
-		return "number " + string(x)
+		return "number " + clip(string(x), 40)
 	case string:
 		if !withValue {
 			return "string"

@@ -87,6 +87,29 @@ func TestDecodeInputMessages(t *testing.T) {
 	}
 }
 
+// A refusal repeats a bounded part of the input: a 60,000-character unknown
+// key came back twice (message and field), a 60,000-digit number whole.
+func TestRefusalsEchoABoundedPart(t *testing.T) {
+	s, err := CompileSchema([]byte(testSchema))
+	require.NoError(t, err)
+	key, digits := strings.Repeat("k", 60000), "1"+strings.Repeat("0", 59999)
+	for _, body := range []string{
+		`{"name":"a","boxes":[],"` + key + `":1}`,
+		`{"name":"a","boxes":[{"weight":` + digits + `}]}`,
+		`{"name":"a","boxes":[{"weight":"x","` + key + `":1}]}`,
+	} {
+		var in schemaIn
+		var e *Error
+		require.ErrorAs(t, DecodeInput([]byte(body), s, &in), &e)
+		require.Less(t, len(e.Reason), 1000, e.Reason[:200])
+		require.Less(t, len(e.Field), 400)
+	}
+	var in schemaIn
+	var e *Error
+	require.ErrorAs(t, DecodeInput([]byte(`{"name":"a","boxes":[],"`+key+`":1}`), s, &in), &e)
+	require.Equal(t, strings.Repeat("k", 256)+"… (60000 bytes in all)", e.Field)
+}
+
 func TestDecodeInputFillsTheValue(t *testing.T) {
 	s, err := CompileSchema([]byte(testSchema))
 	require.NoError(t, err)
