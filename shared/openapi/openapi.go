@@ -111,7 +111,10 @@ func build(fns []registry.Function) (obj, error) {
 			"summary": "WeChat-style cloud calls for every vendor: one function per vendor operation, one envelope.",
 			"description": "Every function answers one envelope: on success the vendor's fields in lowerCamelCase plus `errCode: 0` and " +
 				"`errMsg: \"<api>:ok\"`; on failure `errCode` non-zero, `errMsg: \"<api>:fail <reason>\"` and, when they apply, `field`, " +
-				"`retryAfter` and `upstream`. Input rules are exactly the vendors' (each schema rule names its source in `x-source`).\n\n" +
+				"`retryAfter`, `upstream` and, for the charge, `idempotencyKey` (the key in force). A success is only a 2xx whose `errMsg` is the function's own `<api>:ok`. " +
+				"Input rules are exactly the vendors' (each schema rule names its source in `x-source`). Vendor decimals are `format: decimal` " +
+				"(exact digits: `x-go-type` makes them json.Number for oapi-codegen). Answers from the platform itself (an unknown path, a method " +
+				"the trigger does not take) are not envelopes.\n\n" +
 				codeTable(codes),
 		},
 		"servers":  []any{obj{"url": localServer, "description": "cloudcall local (make run); on FC or Lambda, the HTTP trigger's URL"}},
@@ -322,6 +325,16 @@ func clean(node any, root obj) any {
 				continue
 			}
 			out[k] = clean(v, root)
+		}
+		if x["type"] == "number" {
+			// Vendor decimals are exact digits (the Go client's
+			// json.Number): say so to generators, which otherwise make a
+			// float32 (oapi-codegen), and 999999.99 went out as 1000000.
+			out["format"] = "decimal"
+			// (Aliased: oapi-codegen imports encoding/json itself, and a
+			// second plain import of it does not compile.)
+			out["x-go-type"] = "decjson.Number"
+			out["x-go-type-import"] = obj{"path": "encoding/json", "name": "decjson"}
 		}
 		return out
 	case []any:

@@ -190,3 +190,34 @@ func TestBadInputExampleIsReal(t *testing.T) {
 	ex = charge["400"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
 	require.NotContains(t, ex, "idempotencyKey", "not known yet when the input is refused")
 }
+
+// Every vendor decimal tells generators it is exact digits: oapi-codegen made
+// CK1's sides and amounts float32, and 999999.99 went out as 1000000.
+func TestDecimalsAreMarkedForGenerators(t *testing.T) {
+	b, err := Document()
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b, &doc))
+	n := 0
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["type"] == "number" {
+				n++
+				require.Equal(t, "decimal", x["format"], "%v", x)
+				require.Equal(t, "decjson.Number", x["x-go-type"])
+				require.Equal(t, map[string]any{"path": "encoding/json", "name": "decjson"}, x["x-go-type-import"])
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(doc["components"])
+	require.GreaterOrEqual(t, n, 7, "CK1's three sides, four amounts and the logistics-times bounds at least")
+}
