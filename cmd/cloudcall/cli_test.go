@@ -396,3 +396,16 @@ func TestLocalSaysTheStoreDoesNotAnswer(t *testing.T) {
 	require.False(t, warnUnreachable(context.Background(), &out, redistest.URL(t)))
 	require.Empty(t, out.String())
 }
+
+// A line that is no dotenv line is named by its number: godotenv quoted the
+// rest of the file.
+func TestEnvFileErrorsNameTheLine(t *testing.T) {
+	f := filepath.Join(t.TempDir(), ".env")
+	require.NoError(t, os.WriteFile(f, []byte("A=1\n# a comment\nNOT A DOTENV LINE\nB=2\n"), 0o600))
+	_, err := readEnvFile(f)
+	require.ErrorContains(t, err, "line 3: ")
+	require.ErrorContains(t, err, "(a line is NAME=value, or a # comment)")
+	code, _, errOut := runCLI("local", "--env-file", f)
+	require.Equal(t, 2, code)
+	require.True(t, strings.HasPrefix(errOut, "cloudcall local: --env-file "+f+": line 3: "), errOut)
+}

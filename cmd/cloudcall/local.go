@@ -492,7 +492,36 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 
 // readEnvFile reads dotenv syntax (KEY=value, # comments, quotes, export).
 func readEnvFile(path string) (map[string]string, error) {
-	return godotenv.Read(path)
+	env, err := godotenv.Read(path)
+	if err != nil {
+		if line := envLineOf(path, err); line > 0 {
+			// godotenv says "near <the rest of the file>": say which line.
+			return nil, fmt.Errorf("line %d: %w (a line is NAME=value, or a # comment)", line, err)
+		}
+	}
+	return env, err
+}
+
+// envLineOf finds the line a godotenv parse error is about: its message
+// quotes the file from that point on ("near \"NOT A LINE\n...\"").
+func envLineOf(path string, err error) int {
+	_, near, ok := strings.Cut(err.Error(), ` near "`)
+	if !ok {
+		return 0
+	}
+	near = strings.TrimSuffix(near, `"`)
+	if u, uerr := strconv.Unquote(`"` + near + `"`); uerr == nil {
+		near = u
+	}
+	b, rerr := os.ReadFile(path)
+	if rerr != nil || near == "" {
+		return 0
+	}
+	i := strings.Index(string(b), near)
+	if i < 0 {
+		return 0
+	}
+	return strings.Count(string(b[:i]), "\n") + 1
 }
 
 // defaultStore is $CLOUDCALL_STORE when it names a Redis, else the embedded
