@@ -198,5 +198,9 @@ func version() string {
 			out += " " + when
 		}
 	}
-	return out + " " + bi.GoVersion
+	out += " " + bi.GoVersion
+	if rev == "" {
+		out += " (no VCS revision: built outside a git checkout, or with -buildvcs=false)"
+	}
+	return out
 }

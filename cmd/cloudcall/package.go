@@ -94,7 +94,13 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return pack.Build(ctx, root, targets[0], filepath.Join(*bootstrapTo, "bootstrap"))
 	}
+	seen := map[string]bool{}
 	for i, t := range targets {
+		if !seen[t.Arch] {
+			// It sat silent for minutes at the first arm64 build.
+			seen[t.Arch] = true
+			fmt.Fprintf(stdout, "building for linux/%s (the first build for it compiles every dependency: a few minutes)\n", t.Arch)
+		}
 		start := time.Now()
 		path, sum, size, err := pack.Package(ctx, root, *dist, t)
 		if err != nil {
