@@ -688,6 +688,25 @@ func TestFailedAsyncInvocationsAreRetried(t *testing.T) {
 			if c.retries != nil {
 				require.Contains(t, out, "not retried (retries are off); dropped", "a failure says so with retries off too")
 			}
+			// The console keeps each attempt as a record of its own: the
+			// retries shared one, with both attempts' log lines.
+			rec := e.Bus().Recent()
+			require.Len(t, rec, c.attempts)
+			id := ids[0][1]
+			for i, r := range rec {
+				want := id
+				if i < c.attempts-1 {
+					want = id + "#" + strconv.Itoa(i+1)
+				}
+				require.Equal(t, want, r.RequestID)
+				if c.attempts > 1 {
+					require.Equal(t, i+1, r.Attempt)
+				}
+				require.False(t, r.Running)
+				if c.attempts > 1 {
+					require.NotEmpty(t, r.Error, "each attempt failed")
+				}
+			}
 		})
 	}
 }

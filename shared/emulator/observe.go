@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ type Invocation struct {
 	Trigger        string          `json:"trigger"` // http, invoke or timer, from the payload's shape
 	Start          time.Time       `json:"start"`
 	Running        bool            `json:"running"`
+	Attempt        int             `json:"attempt,omitempty"` // of an asynchronous invocation run again (1, 2, ...)
 	Request        json.RawMessage `json:"request"`
 	Response       json.RawMessage `json:"response,omitempty"`
 	Status         int             `json:"status,omitempty"`  // HTTP status, for HTTP trigger events
@@ -110,11 +112,21 @@ func (b *Bus) begin(fn, id string, payload []byte) {
 	defer b.mu.Unlock()
 	in := &Invocation{RequestID: id, Function: fn, Trigger: triggerOf(payload), Start: time.Now(), Running: true,
 		Request: rawJSON(payload), Logs: []string{}}
-	if old, ok := b.byID[id]; ok { // lines that arrived first (init output)
-		in.Logs = old.Logs
-	} else {
-		b.order = append(b.order, id)
+	if old, ok := b.byID[id]; ok {
+		// An asynchronous retry runs under the same request id, as on the
+		// platforms. The earlier attempt stays a record of its own,
+		// "<id>#1", instead of the two sharing one record and its logs.
+		n := max(old.Attempt, 1)
+		old.Attempt, old.RequestID = n, fmt.Sprintf("%s#%d", id, n)
+		b.byID[old.RequestID] = old
+		for i, k := range b.order {
+			if k == id {
+				b.order[i] = old.RequestID
+			}
+		}
+		in.Attempt = n + 1
 	}
+	b.order = append(b.order, id)
 	b.byID[id] = in
 	for len(b.order) > b.max {
 		delete(b.byID, b.order[0])
