@@ -395,7 +395,21 @@ func (in *Instance) StderrTail() string { return in.tail.String() }
 func (in *Instance) Pid() int { return in.cmd.Process.Pid }
 
 // MaxRSSKiB reads the process's peak resident set (VmHWM), 0 if unknown.
-func (in *Instance) MaxRSSKiB() int64 { return procStatusKiB(in.cmd.Process.Pid, "VmHWM:") }
+func (in *Instance) MaxRSSKiB() int64 {
+	if n := procStatusKiB(in.cmd.Process.Pid, "VmHWM:"); n > 0 {
+		return n
+	}
+	// Gone from /proc: the kernel's account of the ended process (a killed
+	// instance's REPORT said 0 MB).
+	select {
+	case <-in.exited:
+		if ru, ok := in.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			return ru.Maxrss // KiB on Linux
+		}
+	default:
+	}
+	return 0
+}
 
 // RSSKiB reads the process's current resident set (VmRSS), 0 if unknown.
 func (in *Instance) RSSKiB() int64 { return procStatusKiB(in.cmd.Process.Pid, "VmRSS:") }

@@ -142,6 +142,19 @@ func killedInstance(t *testing.T, platform runtimeapi.Platform) {
 	}
 	require.Equal(t, 1, failed, "only the call in flight on the killed instance fails")
 	require.Equal(t, 2, p.Starts(), "the killed instance was replaced once")
+	// Its REPORT still says what memory it used (it said 0 MB once /proc
+	// had forgotten the process).
+	mu.Lock()
+	log := out.String()
+	mu.Unlock()
+	var report string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "REPORT") && strings.Contains(l, "signal: killed") {
+			report = l
+		}
+	}
+	require.NotEmpty(t, report, log)
+	require.NotContains(t, report, "Max Memory Used: 0 MB")
 }
 
 type writerFunc func([]byte) (int, error)
