@@ -96,14 +96,22 @@ function authorization({ keyId, secret, method, path, query = '', body = '', tim
 
 const OPTIONS = ['baseUrl', 'endpoints', 'keyId', 'secret', 'timeoutMs', 'fetch', 'maxRetries', 'maxRetryWaitMs'];
 
+// nearest is " (did you mean "x"?)" for an option spelled another way: another
+// case, the Go client's name, or a word it was surely meant as.
+function nearest(k, names) {
+  const words = { timeout: 'timeoutMs', retries: 'maxRetries', maxretrywait: 'maxRetryWaitMs', key: 'idempotencyKey', idempotency_key: 'idempotencyKey', url: 'baseUrl' };
+  const lk = k.toLowerCase();
+  const near = names.find((n) => n.toLowerCase() === lk) ?? (names.includes(words[lk]) ? words[lk] : undefined);
+  return near ? ` (did you mean ${JSON.stringify(near)}?)` : '';
+}
+
 function validateOptions(o) {
   if (!o || typeof o !== 'object') throw new TypeError('cloudcall: createClient({ baseUrl | endpoints, keyId, secret }) needs an options object');
   // An option spelled as the Go client spells it (baseURL, keyID) was
   // ignored, and the message blamed the option it was meant to be.
   for (const k of Object.keys(o)) {
     if (OPTIONS.includes(k)) continue;
-    const near = OPTIONS.find((n) => n.toLowerCase() === k.toLowerCase());
-    throw new TypeError(`cloudcall: unknown option ${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}; the options are ${OPTIONS.join(', ')}`);
+    throw new TypeError(`cloudcall: unknown option ${JSON.stringify(k)}${nearest(k, OPTIONS)}; the options are ${OPTIONS.join(', ')}`);
   }
   if (typeof o.keyId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.keyId)) throw new TypeError('cloudcall: keyId must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS)');
   // 16 bytes of UTF-8, as the functions and the Go client count it.
@@ -162,6 +170,10 @@ function checkURL(name, raw) {
     throw new TypeError(`cloudcall: ${name} must be an http:// or https:// URL, got ${u.protocol}`);
   }
   if (u.username !== '' || u.password !== '') throw new TypeError(`cloudcall: ${name} must not carry credentials (user:password@); the client signs every request`);
+  // fetch resolves . and .. (and %2e), not an empty segment: a server's
+  // router redirects it, which the client does not follow.
+  // (A base URL's trailing slashes go when <baseUrl>/<function> is built.)
+  if ((name === 'baseUrl' ? u.pathname.replace(/\/+$/, '') : u.pathname).includes('//')) throw new TypeError(`cloudcall: ${name} ${JSON.stringify(str)} has an empty path segment (//): every call would be redirected, which the client does not follow`);
   return u;
 }
 
@@ -254,6 +266,13 @@ async function call(o, fn, input, callOpts = {}) {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw clientError(fn, CODE.invalidInput, 'the input must be a JSON object', { field: '' });
   }
+  if (callOpts === null || typeof callOpts !== 'object') throw new TypeError('cloudcall: the call options must be an object: { signal?, timeoutMs?' + (fn.idempotent ? ', idempotencyKey? }' : ' }'));
+  // A misspelled key (idempotencykey, IdempotencyKey) was dropped, and the
+  // charge went out keyed by its fingerprint instead.
+  const allowed = fn.idempotent ? ['signal', 'timeoutMs', 'idempotencyKey'] : ['signal', 'timeoutMs'];
+  for (const k of Object.keys(callOpts)) {
+    if (!allowed.includes(k)) throw new TypeError(`cloudcall: unknown call option ${JSON.stringify(k)}${nearest(k, allowed)}; ${fn.api} takes ${allowed.join(', ')}`);
+  }
   checkTimeout(callOpts.timeoutMs);
   let payload = input;
   if (fn.idempotent && callOpts.idempotencyKey !== undefined) {
@@ -309,7 +328,7 @@ async function call(o, fn, input, callOpts = {}) {
           }
         }
         if (fn.idempotent && !notSent) {
-          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
+          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
         }
         throw clientError(fn, CODE.unreachable, `could not reach ${url.origin} (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
       }

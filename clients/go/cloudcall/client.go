@@ -157,10 +157,15 @@ func New(o Options) (*Client, error) {
 		if err := signableQuery(u.RawQuery); err != nil {
 			return nil, fmt.Errorf("cloudcall: endpoint of %s: %w", f.Name, err)
 		}
-		// Remove . and .. segments as fetch does (RFC 3986 5.2.4), so the
-		// path signed is the path a server routes: net/http's mux answers
-		// an unclean path with a redirect, which the client does not follow.
+		// Remove . and .. segments (%2e and %2E too) as fetch does (RFC
+		// 3986 5.2.4), so the path signed is the path a server routes:
+		// net/http's mux answers an unclean path with a redirect, which the
+		// client does not follow, and a charge read "outcome unknown".
+		dotSegments(u)
 		u = u.ResolveReference(u)
+		if strings.Contains(u.EscapedPath(), "//") {
+			return nil, fmt.Errorf("cloudcall: endpoint of %s: %q has an empty path segment (//): every call would be redirected, which the client does not follow", f.Name, raw)
+		}
 		f.url = u
 		c.fns[f.Name] = f
 	}
@@ -188,6 +193,27 @@ func New(o Options) (*Client, error) {
 		c.o.Now = time.Now
 	}
 	return &Client{methods: newMethods(c)}, nil
+}
+
+// dotSegments spells the segments "%2e" and "%2e%2e" (any case, or mixed
+// with a dot) as "." and "..", which URL resolution then removes.
+func dotSegments(u *url.URL) {
+	segs := strings.Split(u.EscapedPath(), "/")
+	changed := false
+	for i, s := range segs {
+		switch strings.ToLower(s) {
+		case "%2e":
+			segs[i], changed = ".", true
+		case "%2e%2e", ".%2e", "%2e.":
+			segs[i], changed = "..", true
+		}
+	}
+	if changed {
+		raw := strings.Join(segs, "/")
+		if p, err := url.PathUnescape(raw); err == nil {
+			u.Path, u.RawPath = p, raw
+		}
+	}
 }
 
 // signableQuery refuses a query the functions cannot canonicalize (a ";", a
@@ -293,6 +319,7 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
+		began := time.Now()
 		e, retryIn := c.once(ctx, f, body, out, attempt)
 		if e == nil {
 			return nil
@@ -300,7 +327,10 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 		if retryIn < 0 || attempt > c.o.MaxRetries {
 			return e
 		}
-		if dl, ok := ctx.Deadline(); ok && time.Now().Add(retryIn).After(dl) {
+		// Only with room for another attempt as long as this one took, as
+		// Node does: a retry cut off by the deadline turned a clear 429
+		// into a vague -1301 (and the charge's into -1304).
+		if dl, ok := ctx.Deadline(); ok && time.Now().Add(retryIn).Add(time.Since(began)).After(dl) {
 			return e
 		}
 		t := time.NewTimer(retryIn)
@@ -474,18 +504,23 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 	if base.IdempotencyKey != "" {
 		again += " and key" // as Node says it: the key is what makes the repeat safe
 	}
+	ended := "no answer before the deadline"
+	if errors.Is(ctx.Err(), context.Canceled) {
+		ended = "the caller's context was canceled before an answer came"
+	}
+	const then = ": the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)"
 	switch {
 	case ctx.Err() != nil && f.Idempotent:
 		base.ErrCode = CodeOutcomeUnknown
-		base.ErrMsg = f.API + ":fail outcome unknown — no answer before the deadline; call again with the same input: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)"
+		base.ErrMsg = f.API + ":fail outcome unknown — " + ended + "; " + again + then
 		return base, -1
 	case ctx.Err() != nil:
 		base.ErrCode = CodeTimeout
-		base.ErrMsg = f.API + ":fail no answer before the deadline"
+		base.ErrMsg = f.API + ":fail " + ended
 		return base, -1
 	case f.Idempotent && !notSent(err):
 		base.ErrCode = CodeOutcomeUnknown
-		base.ErrMsg = f.API + ":fail outcome unknown — the connection failed after the charge may have been sent; call again with the same input: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)"
+		base.ErrMsg = f.API + ":fail outcome unknown — the connection failed after the charge may have been sent; " + again + then
 		return base, -1
 	}
 	base.ErrCode = CodeUnreachable

@@ -395,6 +395,32 @@ func TestTransportRetryRules(t *testing.T) {
 		_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{
 			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}})
 		require.Equal(t, cloudcall.CodeOutcomeUnknown, asError(t, err).ErrCode)
+		require.Contains(t, asError(t, err).ErrMsg, "no answer before the deadline; call again with the same input:")
+		// With a key, the key is what makes the repeat safe: say so, as Node does.
+		_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{
+			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}},
+			cloudcall.WithIdempotencyKey("k-late"))
+		require.Contains(t, asError(t, err).ErrMsg, "no answer before the deadline; call again with the same input and key:")
+		// A caller that cancels is not told of a deadline.
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(100*time.Millisecond, cancel)
+		_, err = c.OpenAPI.Logistics.GetQuota(cctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		require.ErrorIs(t, err, context.Canceled)
+		require.Contains(t, asError(t, err).ErrMsg, "the caller's context was canceled before an answer came")
+	})
+	t.Run("a 429 whose wait leaves no room for another attempt as long is answered as the 429", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			time.Sleep(800 * time.Millisecond)
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(429)
+			_, _ = w.Write([]byte(`{"errCode":-1201,"errMsg":"cams.queryChatappBindWaba:fail throttled","retryAfter":1}`))
+		})
+		c := client(t, srv.URL, secret, func(o *cloudcall.Options) { o.Timeout = 2 * time.Second })
+		_, err := c.CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{})
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeThrottled, ce.ErrCode, ce.ErrMsg)
+		require.Equal(t, 1, ce.RetryAfter)
+		require.Equal(t, 1, n(), "a retry the deadline would cut is not made")
 	})
 	t.Run("an answer that is not an envelope", func(t *testing.T) {
 		srv, _ := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
@@ -555,13 +581,17 @@ func TestDotSegmentsAreResolvedAsNodeDoes(t *testing.T) {
 		mu.Unlock()
 		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":1}`))
 	})
-	for _, base := range []string{srv.URL + "/stage/../fn/./", srv.URL + "/fn/x/.."} {
+	for _, base := range []string{srv.URL + "/stage/../fn/./", srv.URL + "/fn/x/..", srv.URL + "/fn/x/%2e%2E", srv.URL + "/fn/%2e/"} {
 		c := client(t, base, secret)
 		_, err := c.OpenAPI.Logistics.GetQuota(context.Background(), cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "b"})
 		require.NoError(t, err, base)
 	}
-	require.Equal(t, 2, n())
-	require.Equal(t, []string{"/fn/logistics-get-quota", "/fn/logistics-get-quota"}, got)
+	require.Equal(t, 4, n())
+	require.Equal(t, []string{"/fn/logistics-get-quota", "/fn/logistics-get-quota", "/fn/logistics-get-quota", "/fn/logistics-get-quota"}, got)
+	// An empty segment cannot be resolved away: refused at creation, as it
+	// drew a redirect on every call.
+	_, err := cloudcall.New(cloudcall.Options{Endpoints: map[string]string{"top-launch-extra-charge": srv.URL + "//top-launch-extra-charge"}, KeyID: keyID, Secret: secret})
+	require.ErrorContains(t, err, "has an empty path segment (//)")
 }
 
 // TestOnlyThisFunctionsEnvelopeIsAnAnswer: errCode 0 is a success only as

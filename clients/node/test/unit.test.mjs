@@ -207,7 +207,7 @@ describe('retries', () => {
       assert.equal(err.errCode, -1304);
       assert.equal(err.status, 0);
       assert.equal(err.idempotencyKey, 'k-2');
-      assert.match(err.errMsg, /outcome unknown/);
+      assert.match(err.errMsg, /outcome unknown — the connection failed .* call again with the same input and key:/);
       assert.equal(g.seen.length, 1, 'never re-sent');
     } finally {
       await g.close();
@@ -499,7 +499,30 @@ describe('deadlines and errors', () => {
     // The Go client's spellings were ignored, and the message blamed the option meant.
     assert.throws(() => createClient({ baseURL: 'http://x', keyId: 'k1', secret: SECRET }), /unknown option "baseURL" \(did you mean "baseUrl"\?\)/);
     assert.throws(() => createClient({ baseUrl: 'http://x', keyID: 'k1', secret: SECRET }), /unknown option "keyID" \(did you mean "keyId"\?\)/);
-    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: SECRET, retries: 1 }), /unknown option "retries"; the options are baseUrl, endpoints/);
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: SECRET, retries: 1 }), /unknown option "retries" \(did you mean "maxRetries"\?\); the options are baseUrl, endpoints/);
+    assert.throws(() => createClient({ baseUrl: 'http://x', keyId: 'k1', secret: SECRET, Timeout: 1 }), /unknown option "Timeout" \(did you mean "timeoutMs"\?\)/);
+    // An empty segment fetch sends as it is: every call drew a redirect.
+    assert.throws(() => createClient({ endpoints: { 'top-launch-extra-charge': 'http://x//top-launch-extra-charge' }, keyId: 'k1', secret: SECRET }), /has an empty path segment \(\/\/\)/);
+    assert.doesNotThrow(() => createClient({ baseUrl: 'http://x/prefix//', keyId: 'k1', secret: SECRET }), 'trailing slashes of a base URL go');
+  });
+
+  it('call options are checked: a misspelled idempotency key is refused, not dropped', async () => {
+    const f = await fake((req, res) => ok(res));
+    try {
+      const cc = f.client();
+      for (const [opts, re] of [
+        [{ idempotencykey: 'k1' }, /unknown call option "idempotencykey" \(did you mean "idempotencyKey"\?\); top.ascp.launchExtraCharge takes signal, timeoutMs, idempotencyKey/],
+        [{ IdempotencyKey: 'k1' }, /did you mean "idempotencyKey"/],
+        [{ idempotency_key: 'k1' }, /did you mean "idempotencyKey"/],
+        [{ timeout: 5 }, /did you mean "timeoutMs"/],
+      ]) {
+        await assert.rejects(cc.top.ascp.launchExtraCharge(charge, opts), re);
+      }
+      await assert.rejects(cc.openapi.logistics.getQuota(quota, { idempotencyKey: 'k' }), /unknown call option "idempotencyKey"; openapi.logistics.getQuota takes signal, timeoutMs/);
+      assert.equal(f.seen.length, 0, 'nothing was sent');
+    } finally {
+      await f.close();
+    }
   });
 
   it('CloudCallError can be built by a test, and says how when misused', () => {
