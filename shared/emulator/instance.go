@@ -431,6 +431,9 @@ func procStatusKiB(pid int, field string) int64 {
 	return 0
 }
 
+// kill ends the process group at once; the call it served sees it exit.
+func (in *Instance) kill() { _ = syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL) }
+
 // Stop kills the process group and closes the runtime API, in that order.
 func (in *Instance) Stop() {
 	if in.Alive() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
@@ -392,8 +393,58 @@ func (p *Pool) invokeOnce(ctx context.Context, inv runtimeapi.Invocation) (runti
 	// mid-call. The report waits for that answer too, so END, REPORT and the
 	// console's record say what the call did even when nobody heard it.
 	begin := time.Now()
+	over := p.watchMemory(s.inst)
 	res, log, err := s.inst.InvokeLogged(context.WithoutCancel(ctx), inv)
+	if over() && err != nil {
+		err = &MemoryError{LimitMB: p.cfg.MemoryMB, Err: err}
+	}
 	return p.settle(s, inv, rep, begin, res, log, err)
+}
+
+// MemoryError is an instance killed for using more memory than its
+// function's MemorySize, as FC and Lambda kill it.
+type MemoryError struct {
+	LimitMB int
+	Err     error // the exit the kill caused
+}
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("memory limit exceeded: the instance used more than its %d MB and was killed, as the platform kills it (%v)", e.LimitMB, e.Err)
+}
+
+func (e *MemoryError) Unwrap() error { return e.Err }
+
+// watchMemory kills in when its resident memory passes the function's
+// MemorySize while it serves a call: a 30-byte input that took 2.6 GB ran
+// to the timeout here, where the platform would have killed it. The
+// returned func stops the watch and says whether it killed.
+func (p *Pool) watchMemory(in *Instance) func() bool {
+	limit := int64(p.cfg.MemoryMB) * 1024
+	if limit <= 0 {
+		return func() bool { return false }
+	}
+	done := make(chan struct{})
+	var killed atomic.Bool
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if in.RSSKiB() > limit {
+					killed.Store(true)
+					in.kill()
+					return
+				}
+			}
+		}
+	}()
+	return func() bool {
+		close(done)
+		return killed.Load()
+	}
 }
 
 // settle reports an invocation's end and returns its instance to the pool,

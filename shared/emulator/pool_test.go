@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -262,4 +263,25 @@ func processesRunning(t *testing.T, bin string) int {
 		}
 	}
 	return n
+}
+
+// An instance that uses more memory than its function's MemorySize is
+// killed, as FC and Lambda kill it: the emulator let one use 2.6 GB of a
+// 128 MB function until the timeout.
+func TestAnInstanceOverItsMemoryIsKilled(t *testing.T) {
+	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: io.Discard, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 10 * time.Second, MemoryMB: 64, MaxInstances: 1},
+	}})
+	t.Cleanup(e.Close)
+	_, _, err := e.Invoke(context.Background(), "hello", []byte(`{"action":"grow","ms":16}`))
+	require.NoError(t, err, "within its memory")
+	_, rep, err := e.Invoke(context.Background(), "hello", []byte(`{"action":"grow","ms":200}`))
+	var me *emulator.MemoryError
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, 64, me.LimitMB)
+	require.ErrorIs(t, err, emulator.ErrExited)
+	require.Contains(t, err.Error(), "memory limit exceeded: the instance used more than its 64 MB and was killed")
+	require.Less(t, rep.Duration, 5*time.Second, "killed when it passed the limit, not at the timeout")
+	_, _, err = e.Invoke(context.Background(), "hello", []byte(`{}`))
+	require.NoError(t, err, "a new instance serves the next call")
 }

@@ -43,6 +43,14 @@ func main() {
 			<-done
 		case "sleep":
 			time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
+		case "grow":
+			// Ms megabytes, touched, held a second: the memory limit's test.
+			b := make([]byte, ev.Ms<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			time.Sleep(time.Second)
+			fmt.Println(len(b))
 		}
 		fmt.Println("hello handled", fctx.RequestID)
 		out := map[string]any{"hello": "fc", "pid": os.Getpid(), "requestId": fctx.RequestID, "function": fctx.Function.Name}
