@@ -174,6 +174,11 @@ func TestFunctionEnv(t *testing.T) {
 		require.Equal(t, "redis://127.0.0.1:1/0", env["CLOUDCALL_IDEMPOTENCY_STORE"])
 		require.Equal(t, "assume", env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"])
 		require.Equal(t, "quota-alert", env["FC_FUNCTION_NAME"])
+		// With real vendors the embedded store's records are no record of
+		// real money: no waiver, so the charge refuses it (a charge cut off
+		// at Ctrl-C was charged again by the next run).
+		real := functionEnv(charge, runtimeapi.FC, nil, true, localSettings{storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:", embedded: true})
+		require.Equal(t, "verify", real["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"])
 	})
 	t.Run("env file and caller keys", func(t *testing.T) {
 		env := functionEnv(charge, runtimeapi.Lambda, sbs, false, localSettings{extra: extra, callerKeys: "k1:0123456789abcdef", storeURL: "redis://r:6379/2", storePfx: "cloudcall:local:x:"})

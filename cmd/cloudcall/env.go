@@ -129,11 +129,12 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 			// Gone when the emulator stops: CK1 OAuth must not spend a
 			// real refresh token into it (the sandbox's own says it may).
 			env["CLOUDCALL_STORE_EPHEMERAL"] = "true"
-			if !own {
+			if !own && !real {
 				// The embedded store does not persist (no AOF): it lives and
 				// dies with the sandboxes whose ledger its records guard, and
 				// no real money moves, so the durability check is waived
-				// here only.
+				// here only. With --upstream real it is not: a charge cut
+				// off at Ctrl-C was charged again by the next run.
 				env["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] = "assume"
 			}
 		}

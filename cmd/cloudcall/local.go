@@ -174,6 +174,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	real := *upstream == "real"
+	if real && set.embedded && !set.ownRecords() {
+		fmt.Fprintln(stdout, "WARNING: --upstream real moves real money, and the embedded store forgets the charge's records when cloudcall local stops (a charge cut off at Ctrl-C would charge again in the next run): the charge refuses to run (-1601) until --env-file sets CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL, or --store names a Redis with appendonly yes.")
+	}
 	var launcher []string
 	if *debugFn != "" {
 		if _, ok := registry.Lookup(*debugFn); !ok {

@@ -220,7 +220,7 @@ func (r *Records) Durable(ctx context.Context) error {
 func (r *Records) verify(ctx context.Context) error {
 	info, err := r.rdb.Info(ctx, "persistence").Result()
 	if err != nil {
-		return r.wrap(err)
+		return r.infoError(err)
 	}
 	if err := persistenceVerdict(r.host, info); err != nil {
 		return err
@@ -258,9 +258,24 @@ func Persistence(ctx context.Context, url string) error {
 	defer cancel()
 	info, err := r.rdb.Info(ctx, "persistence").Result()
 	if err != nil {
-		return r.wrap(err)
+		return r.infoError(err)
 	}
 	return persistenceVerdict(r.host, info)
+}
+
+// infoError is a failed INFO persistence. A server that answers it with an
+// error (a Redis-protocol store that does not report persistence, a
+// managed service that renamed INFO) is up and cannot be known durable: a
+// setting to fix (-1601), not an outage to retry (-1501), which it read as
+// for ever.
+func (r *Records) infoError(err error) error {
+	var re redis.Error
+	if errors.As(err, &re) && !settingsError(err) && !strings.HasPrefix(re.Error(), "LOADING") && !strings.HasPrefix(re.Error(), "BUSY") {
+		return fmt.Errorf("%w: the Redis at %s does not report its persistence (INFO persistence answered %q), so it cannot be known to keep the charges' records across a restart; "+
+			"set CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL (or a Redis with appendonly yes), or, if it persists every write, CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume",
+			idempotency.ErrNotDurable, r.host, re.Error())
+	}
+	return r.wrap(err)
 }
 
 // persistenceVerdict judges INFO persistence. A Redis loading its data

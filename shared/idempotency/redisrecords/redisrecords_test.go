@@ -125,9 +125,15 @@ func TestConformanceOnMiniredis(t *testing.T) {
 	t.Cleanup(m.Close)
 	url := "redis://" + m.Addr() + "/0"
 	recordstest.Run(t, open(t, redisrecords.Options{URL: url, Persistence: redisrecords.Assume, Timeout: testTimeout}), recordstest.Options{})
-	// Verified, it refuses: miniredis has no AOF.
+	// Verified, it refuses: miniredis does not report its persistence. That
+	// is a setting (-1601, ErrNotDurable), not an outage to retry (-1501):
+	// `cloudcall local --upstream real` answered "retry when the records
+	// store is back" for ever.
 	_, err := open(t, redisrecords.Options{URL: url}).Reserve(context.Background(), "k", rec("t"), time.Minute)
-	require.Error(t, err)
+	require.ErrorIs(t, err, idempotency.ErrNotDurable)
+	require.NotErrorIs(t, err, idempotency.ErrUnavailable)
+	require.ErrorContains(t, err, "does not report its persistence")
+	require.ErrorIs(t, redisrecords.Persistence(context.Background(), url), idempotency.ErrNotDurable)
 }
 
 // Records the charge wrote before this format (a JSON string, SET NX) are
