@@ -168,7 +168,7 @@ func TestDescriptorFaithful(t *testing.T) {
 				{"a mistyped function", "POST", "/Hello", 404, "", `function \"Hello\" not found (did you mean \"hello\"?); known`},
 				{"timer of a function without one", "POST", "/__timers/hello", 404, "", `function \"hello\" has no timer`},
 				{"timer of no function", "POST", "/__timers/nope", 404, "", `function \"nope\" not found`},
-				{"a call to the root", "POST", "/", 405, "GET", `POST / calls no function: call POST /NAME, where NAME is one of hello, ticker (GET / lists them)`},
+				{"a call to the root", "POST", "/", 405, "GET", `POST / calls no function: call POST /NAME, where NAME is one of hello (GET / lists every function)`},
 				{"timer", "POST", "/__timers/ticker", 200, "", `"hello"`},
 			}
 			for _, tc := range cases {
@@ -358,6 +358,48 @@ func TestACallWhoseCallerLeftIsReportedWhenItEnds(t *testing.T) {
 	rec := e.Bus().Recent()
 	require.Len(t, rec, 1)
 	require.Contains(t, string(rec[0].Response), `"statusCode":201`, "the console keeps what the function answered")
+}
+
+// TestAtShutdownTheInvokeDoorsSayTheCallDidNotStart: a queued call through
+// an invoke door was a 200 with an unhandled Runtime.ExitError, which reads
+// as a function that ran and died: a charge that may have moved money.
+func TestAtShutdownTheInvokeDoorsSayTheCallDidNotStart(t *testing.T) {
+	for _, c := range []struct {
+		p          runtimeapi.Platform
+		door, want string
+	}{
+		{runtimeapi.FC, "/2023-03-30/functions/hello/invocations", `"Code":"ServiceUnavailable"`},
+		{runtimeapi.Lambda, "/2015-03-31/functions/hello/invocations", `"Type":"Service"`},
+	} {
+		t.Run(string(c.p), func(t *testing.T) {
+			e, srv := descriptorEmu(t, c.p, 0)
+			p, _ := e.Pool("hello")
+			busy := make(chan error, 1)
+			go func() {
+				_, _, err := e.Invoke(context.Background(), "hello", []byte(`{"action":"sleep","ms":400}`))
+				busy <- err
+			}()
+			require.Eventually(t, func() bool { return p.InFlight() == 1 }, 5*time.Second, time.Millisecond)
+			type answer struct {
+				status int
+				body   string
+			}
+			queued := make(chan answer, 1)
+			go func() {
+				resp, body := do(t, "POST", srv.URL+c.door, `{}`, nil)
+				queued <- answer{resp.StatusCode, string(body)}
+			}()
+			require.Eventually(t, func() bool { return p.Queued() == 1 }, 5*time.Second, time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			e.StopAsync(ctx)
+			a := <-queued
+			require.Equal(t, http.StatusServiceUnavailable, a.status, a.body)
+			require.Contains(t, a.body, c.want)
+			require.Contains(t, a.body, "the invocation did not start")
+			require.NoError(t, <-busy)
+		})
+	}
 }
 
 // TestAHalfClosedCallerGetsItsAnswer: a client that sends its whole request

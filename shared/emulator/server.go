@@ -326,8 +326,14 @@ func (e *Emulator) Handler() http.Handler {
 		requestID := runtimeapi.NewRequestID()
 		e.setRequestID(w, requestID)
 		w.Header().Set("Allow", http.MethodGet)
+		var triggered []string
+		for _, n := range e.names {
+			if !e.pools[n].cfg.NoHTTPTrigger {
+				triggered = append(triggered, n)
+			}
+		}
 		e.platformError(w, http.StatusMethodNotAllowed, "MethodNotAllowed",
-			fmt.Sprintf("%s / calls no function: call POST /NAME, where NAME is one of %s (GET / lists them)", r.Method, strings.Join(e.names, ", ")), requestID)
+			fmt.Sprintf("%s / calls no function: call POST /NAME, where NAME is one of %s (GET / lists every function)", r.Method, strings.Join(triggered, ", ")), requestID)
 	})
 	mux.HandleFunc("/{fn}/", e.httpTrigger)
 	mux.HandleFunc("/{fn}", e.httpTrigger)
@@ -497,6 +503,12 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-Amz-Log-Type") == "Tail" {
 		w.Header().Set("X-Amz-Log-Result", base64.StdEncoding.EncodeToString(rep.Log))
 	}
+	if errors.Is(err, errShuttingDown) {
+		// Never started: a service's refusal, not the function's error
+		// (Runtime.ExitError read as a charge that may have run).
+		lambdaError(w, http.StatusServiceUnavailable, "ServiceException", "emulator is shutting down: the invocation did not start")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case errors.Is(err, ErrTimedOut):
@@ -569,6 +581,10 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-fc-max-memory-usage", fmt.Sprint((rep.MaxRSSKiB+1023)/1024))
 	if strings.EqualFold(r.Header.Get("x-fc-log-type"), "Tail") {
 		w.Header().Set("x-fc-log-result", base64.StdEncoding.EncodeToString(rep.Log))
+	}
+	if errors.Is(err, errShuttingDown) {
+		fcError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "emulator is shutting down: the invocation did not start", requestID)
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	switch {
