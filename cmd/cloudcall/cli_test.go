@@ -74,6 +74,7 @@ func TestUsageErrorsNameTheCommand(t *testing.T) {
 		{[]string{"local", "--adr", "127.0.0.1:1"}, "cloudcall local: unknown flag -adr (did you mean \"addr\"?); see cloudcall local --help\n"},
 		{[]string{"invoke", "logistics-get-quota", "--evnt", "f.json"}, "cloudcall invoke: unknown flag -evnt (did you mean \"event\"?); see cloudcall invoke --help\n"},
 		{[]string{"openapi", "--bogus"}, "cloudcall openapi: unknown flag -bogus; see cloudcall openapi --help\n"},
+		{[]string{"local", "--addr", "nohost"}, "cloudcall local: --addr nohost: listen tcp: address nohost: missing port in address (expected host:port, e.g. 127.0.0.1:9000)\n"},
 		{[]string{"local", "--max-instances", "x"}, "cloudcall local: invalid value \"x\" for flag -max-instances: parse error; see cloudcall local --help\n"},
 	} {
 		code, out, errOut := runCLI(tc.args...)

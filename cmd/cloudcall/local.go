@@ -193,7 +193,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("listen on %s: %w (is another cloudcall local running? pass --addr 127.0.0.1:<free port>)", *addr, err)
 		}
-		return fmt.Errorf("--addr %s: %w (expected host:port, e.g. 127.0.0.1:9000)", *addr, err)
+		return usagef("--addr %s: %v (expected host:port, e.g. 127.0.0.1:9000)", *addr, err)
 	}
 	// Closed while the functions build: a call held in the listen backlog
 	// ran when they were built, long after its caller had given up (a
