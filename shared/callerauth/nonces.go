@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -232,7 +233,13 @@ func (n *Nonces) flush(ctx context.Context) {
 		n.settle(nil)
 		for i, ok := range fresh {
 			if !ok && !n.ours(ctx, keys[i]) {
-				n.log.Warn("a nonce accepted during the store outage was also spent on another instance", "nonce", keys[i])
+				n.log.Warn("a nonce this instance accepted was also spent on another instance: a replay got through while the store was down or had lost its data", "nonce", keys[i])
+				// Said once: the store has it now, and so does the other
+				// instance's memory; written back again at the next loss,
+				// it was said again each time.
+				n.mu.Lock()
+				delete(n.accepted, keys[i])
+				n.mu.Unlock()
 			}
 		}
 		batch = batch[len(chunk):]
@@ -261,7 +268,7 @@ func (n *Nonces) kick() {
 }
 
 // flushChunk is how many nonces one write-back round trip carries.
-const flushChunk = 500
+const flushChunk = 1000
 
 // setMany writes keys absent from the store in one round trip when the
 // store can (a Redis pipeline), else one by one.
@@ -398,20 +405,23 @@ func (n *Nonces) fenceCheck(ctx context.Context) {
 		return
 	}
 	now := n.now()
-	back := 0
+	var back []string
 	for k, exp := range n.accepted {
 		if now.Before(exp) {
-			n.pending = append(n.pending, k)
-			back++
+			back = append(back, k)
 		}
 	}
-	start := back > 0 && !n.flushing
+	// Newest first: a capture replayed now is most likely of a recent call,
+	// and 16,000 nonces took seconds to write back.
+	slices.SortFunc(back, func(a, b string) int { return n.accepted[b].Compare(n.accepted[a]) })
+	n.pending = append(back, n.pending...)
+	start := len(back) > 0 && !n.flushing
 	if start {
 		n.flushing = true
 	}
 	n.mu.Unlock()
 	n.log.Warn("nonce store lost its data (its fence is gone: a restart without persistence, or a failover): this instance writes back the nonces it accepted in the last 11 minutes, so their replays are refused again",
-		"nonces", back)
+		"nonces", len(back))
 	if start {
 		go n.flushLoop()
 	}

@@ -379,3 +379,47 @@ func (g *gatedOld) SetNX(ctx context.Context, key string, value []byte, ttl time
 	}
 	return g.flaky.SetNX(ctx, key, value, ttl)
 }
+
+// orderedKV records the order of the writes after it is armed.
+type orderedKV struct {
+	wipeable
+	mu     sync.Mutex
+	armed  bool
+	writes []string
+}
+
+func (o *orderedKV) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	o.mu.Lock()
+	if o.armed && key != "nonce:~fence" {
+		o.writes = append(o.writes, key)
+	}
+	o.mu.Unlock()
+	return o.wipeable.SetNX(ctx, key, value, ttl)
+}
+
+// After a loss the newest nonces are written back first: a capture replayed
+// then is most likely of a recent call, and a large backlog took seconds.
+func TestTheWriteBackStartsWithTheNewest(t *testing.T) {
+	clk := &clock{t: time.Unix(1767225600, 0)}
+	kv := &orderedKV{wipeable: wipeable{KV: store.NewMemory(store.MemoryOptions{})}}
+	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: kv, Now: clk.now, ProbeEvery: 10 * time.Millisecond})
+	ctx := context.Background()
+	for i := range 5 {
+		require.True(t, a.Spend(ctx, fmt.Sprintf("nonce:n%d", i)))
+		clk.add(time.Second)
+	}
+	time.Sleep(50 * time.Millisecond) // the fence is seen
+	kv.mu.Lock()
+	kv.armed = true
+	kv.mu.Unlock()
+	kv.wipe()
+	require.Eventually(t, func() bool {
+		clk.add(20 * time.Millisecond) // the watch looks again once a probe interval has passed
+		kv.mu.Lock()
+		defer kv.mu.Unlock()
+		return len(kv.writes) == 5 && a.Pending() == 0
+	}, 5*time.Second, 5*time.Millisecond)
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	require.Equal(t, []string{"nonce:n4", "nonce:n3", "nonce:n2", "nonce:n1", "nonce:n0"}, kv.writes)
+}
