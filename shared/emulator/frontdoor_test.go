@@ -292,16 +292,23 @@ func TestCallerHangsUpHTTP(t *testing.T) {
 	require.Equal(t, 1, p.Starts())
 }
 
-// TestACallWhoseCallerLeftFirstNeverRuns: an in-process call whose context
-// ended before it could start is not run (the doors run every call they
-// took, as the platforms do: TestAHalfClosedCallerGetsItsAnswer).
-func TestACallWhoseCallerLeftFirstNeverRuns(t *testing.T) {
+// loggedHello is one hello instance at most, its lines and the emulator's in
+// one log the test reads.
+func loggedHello(t *testing.T) (*emulator.Emulator, func() string) {
 	var log bytes.Buffer
 	var mu sync.Mutex
 	sink := linewriter.New(lockedWriter{&mu, &log}, 0)
 	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: sink, Functions: []emulator.FunctionConfig{
 		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 1, Stdout: sink, LogPrefix: "hello | "}}})
 	t.Cleanup(e.Close)
+	return e, func() string { mu.Lock(); defer mu.Unlock(); return log.String() }
+}
+
+// TestACallWhoseCallerLeftFirstNeverRuns: an in-process call whose context
+// ended before it could start is not run (the doors run every call they
+// took, as the platforms do: TestAHalfClosedCallerGetsItsAnswer).
+func TestACallWhoseCallerLeftFirstNeverRuns(t *testing.T) {
+	e, logged := loggedHello(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, _, err := e.Invoke(ctx, "hello", []byte(`{"action":"log"}`))
@@ -311,9 +318,7 @@ func TestACallWhoseCallerLeftFirstNeverRuns(t *testing.T) {
 	res, rep, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
 	require.NoError(t, err)
 	require.True(t, rep.Cold)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, 1, strings.Count(log.String(), "hello handled"), "only the second call ran: %s\n%s", res.Body, log.String())
+	require.Equal(t, 1, strings.Count(logged(), "hello handled"), "only the second call ran: %s\n%s", res.Body, logged())
 }
 
 // TestACallWhoseCallerLeftIsReportedWhenItEnds: the REPORT and the
@@ -439,12 +444,7 @@ func TestAHalfClosedCallerGetsItsAnswer(t *testing.T) {
 // killed mid-call at the 3 s mark (a charge went through, its caller got a
 // 502, and the records store went away with the emulator).
 func TestAtShutdownNoQueuedCallStarts(t *testing.T) {
-	var log bytes.Buffer
-	var mu sync.Mutex
-	sink := linewriter.New(lockedWriter{&mu, &log}, 0)
-	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: sink, Functions: []emulator.FunctionConfig{
-		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MaxInstances: 1, Stdout: sink, LogPrefix: "hello | "}}})
-	t.Cleanup(e.Close)
+	e, logged := loggedHello(t)
 	p, _ := e.Pool("hello")
 	running := make(chan error, 1)
 	go func() {
@@ -465,9 +465,7 @@ func TestAtShutdownNoQueuedCallStarts(t *testing.T) {
 	require.NoError(t, <-running, "the running call finishes")
 	_, _, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
 	require.ErrorContains(t, err, "emulator is shutting down", "and none starts after")
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, 1, strings.Count(log.String(), "hello handled"), "only the running call ran: %s", log.String())
+	require.Equal(t, 1, strings.Count(logged(), "hello handled"), "only the running call ran: %s", logged())
 }
 
 // TestInvalidUTF8ReachesTheFunctionAsSent: a body with bytes that are not
