@@ -372,14 +372,15 @@ func TestLocalSaysABadPortBeforeBuilding(t *testing.T) {
 	bin := t.TempDir()
 	for _, tc := range []struct {
 		args []string
+		code int // 2: a malformed command line; 1: a port in use
 		says string
 	}{
-		{[]string{"--addr", busy.Addr().String()}, "is another cloudcall local running? pass --addr"},
-		{[]string{"--addr", "nope"}, "--addr nope:"},
-		{[]string{"--addr", "127.0.0.1:0", "--sandbox-addr", busy.Addr().String()}, "pass --sandbox-addr 127.0.0.1:<free port>"},
+		{[]string{"--addr", busy.Addr().String()}, 1, "is another cloudcall local running? pass --addr"},
+		{[]string{"--addr", "nope"}, 2, "--addr nope:"},
+		{[]string{"--addr", "127.0.0.1:0", "--sandbox-addr", busy.Addr().String()}, 1, "pass --sandbox-addr 127.0.0.1:<free port>"},
 	} {
 		code, out, errOut := runCLI(append([]string{"local", "--bin", bin, "--timers", "off"}, tc.args...)...)
-		require.Equal(t, 1, code, out+errOut)
+		require.Equal(t, tc.code, code, out+errOut)
 		require.Contains(t, errOut, tc.says)
 		require.NotContains(t, out, "building functions", "nothing was built")
 	}
