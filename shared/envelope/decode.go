@@ -41,7 +41,7 @@ func Decode(body []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := unmarshalTyped(trimmed, v); err != nil {
+	if err := unmarshalTyped(trimmed, v, false); err != nil {
 		return err
 	}
 	if val, ok := v.(Validator); ok {
@@ -78,8 +78,18 @@ var typedOptions = sync.OnceValue(func() json.Options {
 	)
 })
 
-func unmarshalTyped(body []byte, v any) error {
-	err := json.Unmarshal(body, v, typedOptions())
+// openOptions are typedOptions with members the type does not name skipped
+// (the UnknownIgnore policy).
+var openOptions = sync.OnceValue(func() json.Options {
+	return json.JoinOptions(typedOptions(), json.RejectUnknownMembers(false))
+})
+
+func unmarshalTyped(body []byte, v any, ignoreUnknown bool) error {
+	opts := typedOptions()
+	if ignoreUnknown {
+		opts = openOptions()
+	}
+	err := json.Unmarshal(body, v, opts)
 	if err == nil {
 		return nil
 	}

@@ -55,6 +55,9 @@ type Input struct {
 	// with AWS_IAM). Such a call needs no caller signature of ours: SigV4
 	// takes the Authorization header ours would use.
 	PlatformCaller string
+	// UnknownFields is the unknown-field policy the input is read under
+	// (UnknownRefuse, the default when empty, or UnknownIgnore).
+	UnknownFields string
 }
 
 // Op is one cloud-call operation: the errMsg prefix and the handler. The

@@ -23,6 +23,29 @@ type Schema struct {
 	doc   map[string]any // the raw schema, read only to explain an error
 	rules *rule          // its rules, checked while the body streams
 	pool  sync.Pool      // *streamer: the warm path reuses its tokenizer
+	// ignoreUnknown: members the schema does not name are skipped, not
+	// refused (the UnknownFields policy); open builds that variant once.
+	ignoreUnknown bool
+	open          func() *Schema
+}
+
+// Unknown-field policies (CLOUDCALL_UNKNOWN_FIELDS): the vendors' own JSON
+// binders ignore members they do not know; the bundle refuses them by
+// default, so that a misspelled optional field (bizID) is said rather than
+// silently not sent.
+const (
+	UnknownRefuse = "refuse"
+	UnknownIgnore = "ignore"
+)
+
+// ForUnknown is s under an unknown-field policy: s itself for refuse, a
+// variant that skips the members it does not name for ignore (every rule
+// on the members it names still holds).
+func (s *Schema) ForUnknown(policy string) *Schema {
+	if policy == UnknownIgnore {
+		return s.open()
+	}
+	return s
 }
 
 // streamer is a tokenizer and its scratch space, reused across calls.
@@ -55,7 +78,27 @@ func CompileSchema(b []byte) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	return &Schema{doc: raw, rules: rules}, nil
+	s := &Schema{doc: raw, rules: rules}
+	s.open = sync.OnceValue(func() *Schema {
+		r, _ := compileRules(raw, raw) // compiled above: it compiles
+		openObjects(r)
+		o := &Schema{doc: raw, rules: r, ignoreUnknown: true}
+		o.open = func() *Schema { return o }
+		return o
+	})
+	return s, nil
+}
+
+// openObjects lets every object of r hold members it does not name.
+func openObjects(r *rule) {
+	if r == nil {
+		return
+	}
+	r.closed = false
+	for _, p := range r.props {
+		openObjects(p)
+	}
+	openObjects(r.items)
 }
 
 // accepts streams the body through the compiled rules: true when every rule
@@ -130,7 +173,7 @@ func DecodeInput(body []byte, s *Schema, v any) error {
 			return err
 		}
 	}
-	if err := unmarshalTyped(trimmed, v); err != nil {
+	if err := unmarshalTyped(trimmed, v, s.ignoreUnknown); err != nil {
 		return err
 	}
 	if val, ok := v.(Validator); ok {

@@ -166,3 +166,30 @@ func TestDecodeHygieneWithoutSchema(t *testing.T) {
 	require.NoError(t, Decode([]byte(`{"n":1e3}`), &n))
 	require.Equal(t, int64(1000), n.N)
 }
+
+// Under the ignore policy a member the schema does not name is skipped, at
+// any depth, and every rule on the members it names still holds; refuse (the
+// default) says it.
+func TestUnknownFieldPolicy(t *testing.T) {
+	s, err := CompileSchema([]byte(testSchema))
+	require.NoError(t, err)
+	body := []byte(`{"name":"a","extra":{"x":[1]},"boxes":[{"weight":2,"note":"n"}]}`)
+	var in schemaIn
+	var e *Error
+	require.ErrorAs(t, DecodeInput(body, s.ForUnknown(UnknownRefuse), &in), &e)
+	require.Equal(t, "extra", e.Field)
+	require.Same(t, s, s.ForUnknown(UnknownRefuse))
+
+	open := s.ForUnknown(UnknownIgnore)
+	require.Same(t, open, s.ForUnknown(UnknownIgnore), "built once")
+	in = schemaIn{}
+	require.NoError(t, DecodeInput(body, open, &in))
+	require.Equal(t, "a", in.Name)
+	require.Len(t, in.Boxes, 1)
+	require.ErrorAs(t, DecodeInput([]byte(`{"name":"a","extra":1,"boxes":[{"weight":0}]}`), open, &in), &e)
+	require.Equal(t, "boxes[0].weight", e.Field, "the named fields' rules hold")
+	require.ErrorAs(t, DecodeInput([]byte(`{"extra":1,"boxes":[]}`), open, &in), &e)
+	require.Equal(t, "name", e.Field, "and required ones are still required")
+	// The strict schema is untouched.
+	require.ErrorAs(t, DecodeInput(body, s, &in), &e)
+}

@@ -125,6 +125,7 @@ type Handler struct {
 	Guard   Guard
 	Timeout time.Duration // used when the platform gives no deadline
 	maxBody int           // an HTTP trigger's largest body (CLOUDCALL_MAX_BODY_BYTES)
+	unknown string        // the unknown-field policy (CLOUDCALL_UNKNOWN_FIELDS)
 	initErr error
 	metrics invocationMetrics // cold start, EMF (metrics.go)
 }
@@ -180,6 +181,10 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 		problems = append(problems, fmt.Sprintf("CLOUDCALL_MAX_BODY_BYTES=%d: expected %d to %d bytes", maxBody, minBodyLimit, maxBodyLimit))
 		maxBody = maxBodyLimit
 	}
+	unknown := env.Get("CLOUDCALL_UNKNOWN_FIELDS", envelope.UnknownRefuse)
+	if unknown != envelope.UnknownRefuse && unknown != envelope.UnknownIgnore {
+		problems = append(problems, fmt.Sprintf("CLOUDCALL_UNKNOWN_FIELDS=%q: expected %s or %s", unknown, envelope.UnknownRefuse, envelope.UnknownIgnore))
+	}
 	op, opErr := f(ctx, deps)
 	if op.API == "" {
 		op.API = deps.Function
@@ -191,7 +196,7 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	if len(problems) > 0 {
 		initErr = errors.New(strings.Join(problems, "; "))
 	}
-	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, initErr: initErr}
+	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, unknown: unknown, initErr: initErr}
 	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
@@ -252,6 +257,7 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 		in.RequestID = meta.RequestID
 	}
 	in.Function = h.Deps.Function
+	in.UnknownFields = h.unknown
 	in.Credentials = meta.Credentials
 	// The work ends a little before the deadline (the platform's, else the
 	// handler's timeout), so the answer (-1301, -1304, quota-alert's partial

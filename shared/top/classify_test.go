@@ -341,3 +341,41 @@ func TestAKeylessRepeatNamesTheKeyedCallsKey(t *testing.T) {
 	require.Equal(t, 0.0, first["errCode"], first)
 	require.Len(t, r.sbx.Charges("BFC-AK"), 1)
 }
+
+// CLOUDCALL_UNKNOWN_FIELDS names the unknown-field policy: refuse by default
+// (a misspelled optional field is said), ignore to skip such members as the
+// vendors' own binders do; the fields the charge takes are checked either
+// way, and a value it does not know is -1601 naming it.
+func TestTheUnknownFieldPolicy(t *testing.T) {
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-U","price":100,"type":2,"remark":"x"},"idempotencyKey":"u-1","channel":"app"}`
+	invoke := func(policy, body string) map[string]any {
+		env := sbx.Env(srv.URL)
+		if policy != "" {
+			env["CLOUDCALL_UNKNOWN_FIELDS"] = policy
+		}
+		e := config.FromMap(env)
+		h, err := runtime.New(context.Background(), e, slog.New(slog.DiscardHandler), top.FactoryWith(idempotency.NewMemory(nil)))
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(body), runtime.Meta{RequestID: "r"}), &m))
+		return m
+	}
+	m := invoke("", body)
+	require.Equal(t, -1001.0, m["errCode"], m)
+	require.Equal(t, "channel", m["field"])
+	require.Zero(t, sbx.Calls("http:/router/rest"), "nothing reached TOP")
+
+	m = invoke("ignore", body)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Equal(t, 1, sbx.Calls("http:/router/rest"))
+	m = invoke("ignore", `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-U","price":100,"type":9,"remark":"x"}}`)
+	require.Equal(t, "omsLaunchExtraChargeParameter.type", m["field"], "the fields it takes are still checked")
+
+	m = invoke("lenient", body)
+	require.Equal(t, -1601.0, m["errCode"], m)
+	require.Contains(t, m["errMsg"], `CLOUDCALL_UNKNOWN_FIELDS="lenient": expected refuse or ignore`)
+	require.Equal(t, 1, sbx.Calls("http:/router/rest"))
+}
