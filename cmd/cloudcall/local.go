@@ -175,7 +175,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	real := *upstream == "real"
 	if real && set.embedded && !set.ownRecords() {
-		fmt.Fprintln(stdout, "WARNING: --upstream real moves real money, and the embedded store forgets the charge's records when cloudcall local stops (a charge cut off at Ctrl-C would charge again in the next run): the charge refuses to run (-1601) until --env-file sets CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL, or --store names a Redis with appendonly yes.")
+		what := "the charge refuses to run (-1601) until --env-file sets CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL, or --store names a Redis with appendonly yes"
+		if v, ok := set.extra["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"]; (ok && v == "assume") || (!ok && os.Getenv("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE") == "assume") {
+			what = "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume waives that check, so the charge runs and its records go with this run"
+		}
+		fmt.Fprintf(stdout, "WARNING: --upstream real moves real money, and the embedded store forgets the charge's records when cloudcall local stops (a charge cut off at Ctrl-C would charge again in the next run): %s.\n", what)
 	}
 	var launcher []string
 	if *debugFn != "" {

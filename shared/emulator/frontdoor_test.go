@@ -375,8 +375,10 @@ func TestAtShutdownTheInvokeDoorsSayTheCallDidNotStart(t *testing.T) {
 	}{
 		{runtimeapi.FC, "/2023-03-30/functions/hello/invocations", `"Code":"ServiceUnavailable"`},
 		{runtimeapi.Lambda, "/2015-03-31/functions/hello/invocations", `"Type":"Service"`},
+		{runtimeapi.FC, "/hello", `"Code":"ServiceUnavailable"`}, // the HTTP trigger said 502 FunctionFailed
+		{runtimeapi.Lambda, "/hello", `"Type":"Service"`},
 	} {
-		t.Run(string(c.p), func(t *testing.T) {
+		t.Run(string(c.p)+c.door, func(t *testing.T) {
 			e, srv := descriptorEmu(t, c.p, 0)
 			p, _ := e.Pool("hello")
 			busy := make(chan error, 1)

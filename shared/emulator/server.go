@@ -798,6 +798,13 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	res, _, err := e.invoke(detached(r), fn, requestID, e.httpEvent(r, body, requestID))
+	if errors.Is(err, errShuttingDown) {
+		// Never started: said as the service's refusal, as the invoke
+		// doors say it (a 502 FunctionFailed reads as a charge that may
+		// have run).
+		e.platformError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "emulator is shutting down: the invocation did not start", requestID)
+		return
+	}
 	if err != nil || res.Error != nil {
 		msg := "the function failed"
 		if err != nil {
