@@ -420,7 +420,9 @@ func (e *MemoryError) Unwrap() error { return e.Err }
 // returned func stops the watch and says whether it killed.
 func (p *Pool) watchMemory(in *Instance) func() bool {
 	limit := int64(p.cfg.MemoryMB) * 1024
-	if limit <= 0 {
+	if limit <= 0 || len(p.cfg.Launcher) > 0 {
+		// Under a launcher (Delve) the process watched is the debugger,
+		// whose own memory would count against the function's.
 		return func() bool { return false }
 	}
 	done := make(chan struct{})

@@ -284,4 +284,13 @@ func TestAnInstanceOverItsMemoryIsKilled(t *testing.T) {
 	require.Less(t, rep.Duration, 5*time.Second, "killed when it passed the limit, not at the timeout")
 	_, _, err = e.Invoke(context.Background(), "hello", []byte(`{}`))
 	require.NoError(t, err, "a new instance serves the next call")
+
+	// Under a launcher (Delve, --debug) the process is the debugger: its
+	// memory is not the function's, and a debugging session is not killed.
+	d := emulator.New(emulator.Options{Platform: runtimeapi.FC, Log: io.Discard, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: fixtures["hellofc"], Launcher: []string{"env"}, Timeout: 10 * time.Second, MemoryMB: 64, MaxInstances: 1},
+	}})
+	t.Cleanup(d.Close)
+	_, _, err = d.Invoke(context.Background(), "hello", []byte(`{"action":"grow","ms":200}`))
+	require.NoError(t, err)
 }
