@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
 )
 
 // Decimal is a JSON number kept as its exact digits. Unlike json.Number it
@@ -50,7 +52,7 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 // with more decimals than decimal(8,2) holds is not one to send.
 func plain(s string) string {
 	if strings.ContainsAny(s, "eE") {
-		if r, ok := new(big.Rat).SetString(s); ok {
+		if r, ok := envelope.Rat(s); ok {
 			s = r.FloatString(places(s, r))
 		}
 	}
@@ -80,7 +82,7 @@ func (n *Integer) UnmarshalJSON(b []byte) error {
 	if d == "" {
 		return nil // null: left empty, reported as missing
 	}
-	r, ok := new(big.Rat).SetString(string(d))
+	r, ok := envelope.Rat(string(d))
 	if !ok || !r.IsInt() {
 		return errors.New("not an integer")
 	}
@@ -139,7 +141,8 @@ func decimalPlaces(s string) int {
 	mant, exp := s, 0
 	if i := strings.IndexAny(s, "eE"); i >= 0 {
 		mant = s[:i]
-		exp, _ = strconv.Atoi(s[i+1:])
+		exp, _ = strconv.Atoi(s[i+1:])         // past int: ±MaxInt, with an error
+		exp = max(min(exp, 1<<30), -(1 << 30)) // so that n-exp cannot overflow
 	}
 	n := 0
 	if i := strings.IndexByte(mant, '.'); i >= 0 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"reflect"
 	"slices"
 	"strconv"
@@ -122,7 +121,7 @@ func exactInt64(s string) (int64, bool) {
 	if hugeExponent([]byte(s)) {
 		return 0, false
 	}
-	r, ok := new(big.Rat).SetString(s)
+	r, ok := Rat(s)
 	if !ok || !r.IsInt() || !r.Num().IsInt64() {
 		return 0, false
 	}

@@ -26,6 +26,23 @@ func TestHugeExponentCountsTheValue(t *testing.T) {
 	}
 }
 
+// A zero is zero however far its exponent goes: big.Rat alone refuses an
+// exponent past int64, and such a zero was refused as "not a number".
+func TestRatReadsAnyZero(t *testing.T) {
+	for raw, want := range map[string]string{
+		"0e-99999999999999999999": "0", "-0.00E+123456789012345678901": "0", "0e5": "0",
+		"1.5": "3/2", "25e-1": "5/2",
+	} {
+		r, ok := Rat(raw)
+		require.True(t, ok, raw)
+		require.Equal(t, want, r.RatString(), raw)
+	}
+	for _, bad := range []string{"1e99999999999999999999", "0e", "0e+", ".0e99999999999999999999", "0.e99999999999999999999", "00x", "0e1.5", "abc"} {
+		_, ok := Rat(bad)
+		require.False(t, ok, bad)
+	}
+}
+
 // A gzip body was "text starting with '\x1f'".
 func TestACompressedBodyIsNamed(t *testing.T) {
 	_, err := precheck([]byte{0x1f, 0x8b, 0x08, 0x00})

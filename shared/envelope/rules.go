@@ -329,7 +329,7 @@ func (r *rule) number(raw []byte) bool {
 	if hugeExponent(raw) {
 		return false
 	}
-	v, ok := new(big.Rat).SetString(string(raw))
+	v, ok := Rat(string(raw))
 	if !ok {
 		return false
 	}
@@ -391,6 +391,34 @@ func hugeExponent(raw []byte) bool {
 		n = -n
 	}
 	return lead+n > maxExponent || lead+n < -maxExponent
+}
+
+// Rat reads a JSON number exactly. big.Rat refuses an exponent past int64
+// (0e-99999999999999999999), and the magnitude bound lets every zero through:
+// a zero is zero however far its exponent goes, so it reads as 0.
+func Rat(s string) (*big.Rat, bool) {
+	if r, ok := new(big.Rat).SetString(s); ok {
+		return r, true
+	}
+	i := strings.IndexAny(s, "eE")
+	if i < 0 || !zeroDigits(strings.TrimPrefix(s[:i], "-")) {
+		return nil, false
+	}
+	exp := s[i+1:]
+	if exp != "" && (exp[0] == '+' || exp[0] == '-') {
+		exp = exp[1:]
+	}
+	if exp == "" || strings.Trim(exp, "0123456789") != "" {
+		return nil, false
+	}
+	return new(big.Rat), true
+}
+
+// zeroDigits reports a mantissa of zeros with at most one point and a digit
+// on each side of it, as JSON writes one (0, 0.00).
+func zeroDigits(m string) bool {
+	w, f, dot := strings.Cut(m, ".")
+	return w != "" && strings.Trim(w, "0") == "" && (!dot || f != "" && strings.Trim(f, "0") == "")
 }
 
 // plainInt parses an integer of at most 18 digits (no fraction, no
@@ -536,7 +564,7 @@ func (r *rule) typeOK(v any) bool {
 		if hugeExponent([]byte(x)) {
 			return false
 		}
-		q, ok := new(big.Rat).SetString(string(x))
+		q, ok := Rat(string(x))
 		return ok && q.IsInt()
 	}
 	return false

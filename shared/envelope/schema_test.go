@@ -128,6 +128,11 @@ func TestDecodeInputFillsTheValue(t *testing.T) {
 	require.NoError(t, DecodeInput([]byte(`{"name":"a","price":0e999,"boxes":[{"weight":1,"side":0.00e-500},{"weight":1,"side":-0e500}]}`), s, &in))
 	require.Equal(t, int64(0), *in.Price)
 	require.Equal(t, "0.00e-500", string(in.Boxes[0].Side))
+	// Past what big.Rat reads (an int64 exponent), too.
+	in = schemaIn{}
+	require.NoError(t, DecodeInput([]byte(`{"name":"a","price":0e99999999999999999999,"boxes":[{"weight":1,"side":-0.0E-99999999999999999999}]}`), s, &in))
+	require.Equal(t, int64(0), *in.Price)
+	require.Equal(t, "-0.0E-99999999999999999999", string(in.Boxes[0].Side))
 }
 
 // A function that takes no fields says so instead of listing nothing.
