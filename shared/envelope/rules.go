@@ -490,20 +490,21 @@ func (r *rule) collect(v any, loc []string, out *[]failure) {
 		return
 	}
 	at := func(k string) []string { return append(slices.Clone(loc), k) }
+	v = resolve(v) // one deferred element at a time, dropped once walked
 	if !r.typeOK(v) {
-		*out = append(*out, failure{kind: failType, loc: loc, want: r.typeNames})
+		keep(out, failure{kind: failType, loc: loc, want: r.typeNames})
 		return
 	}
 	switch x := v.(type) {
 	case map[string]any:
 		for k := range x {
 			if _, known := r.props[k]; !known && r.closed {
-				*out = append(*out, failure{kind: failUnknown, loc: loc, name: k})
+				keep(out, failure{kind: failUnknown, loc: loc, name: k})
 			}
 		}
 		for i, name := range r.reqOrder {
 			if _, ok := x[name]; !ok {
-				*out = append(*out, failure{kind: failRequired, loc: loc, name: name, order: i})
+				keep(out, failure{kind: failRequired, loc: loc, name: name, order: i})
 			}
 		}
 		for k, sub := range x {
@@ -521,15 +522,15 @@ func (r *rule) collect(v any, loc []string, out *[]failure) {
 		n := utf8.RuneCountInString(x)
 		switch {
 		case r.minLen >= 0 && n < r.minLen:
-			*out = append(*out, failure{kind: failMinLength, loc: loc, limit: r.minLen, got: n})
+			keep(out, failure{kind: failMinLength, loc: loc, limit: r.minLen, got: n})
 		case r.maxLen >= 0 && n > r.maxLen:
-			*out = append(*out, failure{kind: failMaxLength, loc: loc, limit: r.maxLen, got: n})
+			keep(out, failure{kind: failMaxLength, loc: loc, limit: r.maxLen, got: n})
 		case r.pattern != nil && !r.pattern.MatchString(x):
-			*out = append(*out, failure{kind: failRule, loc: loc})
+			keep(out, failure{kind: failRule, loc: loc})
 		}
 	case stdjson.Number:
 		if !r.number([]byte(x)) {
-			*out = append(*out, failure{kind: failRule, loc: loc})
+			keep(out, failure{kind: failRule, loc: loc})
 		}
 	}
 }
