@@ -155,7 +155,7 @@ func All() []Function {
 				{Name: "TOP_MIN_PRICE_FEN", Default: "0", Description: "floor of one extra charge, in fen (default 0: negative prices refused)"},
 				{Name: "CLOUDCALL_IDEMPOTENCY_STORE", Secret: true, Required: true, Pattern: IdempotencyStorePattern,
 					Description: "durable store of the charge's idempotency records: postgres://, mysql://, or redis:// / rediss:// with appendonly yes (docs/state.md: Money safety)"},
-				{Name: "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", Default: "verify", Description: "verify (refuse a Redis without AOF) or assume (Tair persistent memory, MemoryDB: durable without AOF)"},
+				{Name: "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", Default: "verify", Description: "verify (refuse a Redis without AOF, or one that may evict keys) or assume (Tair persistent memory, MemoryDB: durable without AOF; you assert no eviction too)"},
 			}, commonVars()...),
 			Example: `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":2,"desc":"second visit"},"idempotencyKey":"demo-1"}`,
 		},

@@ -1,8 +1,9 @@
 // Package redisrecords keeps idempotency records in Redis, and only in a
-// Redis that persists every acknowledged write: before it reserves a record
-// it checks INFO persistence (AOF on, appendfsync not "no") and refuses
-// otherwise, because a Redis restarted empty would let a seen key charge
-// again. The verdict is tied to a fence key it writes: a restart or failover
+// Redis that persists every acknowledged write and evicts nothing: before it
+// reserves a record it checks INFO persistence (AOF on, appendfsync not
+// "no") and INFO memory (no maxmemory, or maxmemory-policy noeviction) and
+// refuses otherwise, because a Redis restarted empty, or one that evicted a
+// record, would let a seen key charge again. The verdict is tied to a fence key it writes: a restart or failover
 // that empties Redis drops the fence, and every warm instance checks again
 // before its next reservation.
 package redisrecords
@@ -26,11 +27,12 @@ import (
 
 // Persistence policies.
 const (
-	// Verify (the default) checks INFO persistence before reserving.
+	// Verify (the default) checks INFO persistence and memory before
+	// reserving.
 	Verify = "verify"
 	// Assume skips the check: for services that persist every write without
-	// showing AOF (Tair persistent memory, MemoryDB), and for the local
-	// emulator's embedded store, where no real money moves.
+	// showing AOF (Tair persistent memory, MemoryDB) and evict nothing, and
+	// for the local emulator's embedded store, where no real money moves.
 	Assume = "assume"
 )
 
@@ -218,11 +220,7 @@ func (r *Records) Durable(ctx context.Context) error {
 
 // verify reads INFO persistence and writes the fence; r.mu is held.
 func (r *Records) verify(ctx context.Context) error {
-	info, err := r.rdb.Info(ctx, "persistence").Result()
-	if err != nil {
-		return r.infoError(err)
-	}
-	if err := persistenceVerdict(r.host, info); err != nil {
+	if err := r.durability(ctx); err != nil {
 		return err
 	}
 	// Managed services often refuse CONFIG; AOF on is then the best we know.
@@ -256,11 +254,50 @@ func Persistence(ctx context.Context, url string) error {
 	defer r.Close()
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	info, err := r.rdb.Info(ctx, "persistence").Result()
+	return r.durability(ctx)
+}
+
+// durability reads INFO persistence and INFO memory in one round trip (two
+// commands: Redis before 7 takes one section per INFO) and judges both.
+func (r *Records) durability(ctx context.Context) error {
+	var persistence, memory *redis.StringCmd
+	_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		persistence = p.Info(ctx, "persistence")
+		memory = p.Info(ctx, "memory")
+		return nil
+	})
+	info, err := persistence.Result()
 	if err != nil {
 		return r.infoError(err)
 	}
-	return persistenceVerdict(r.host, info)
+	if err := persistenceVerdict(r.host, info); err != nil {
+		return err
+	}
+	mem, err := memory.Result()
+	if err != nil {
+		var re redis.Error
+		if errors.As(err, &re) {
+			return nil // persistence is reported and sound; a store that keeps its memory settings to itself is judged on that
+		}
+		return r.wrap(err)
+	}
+	return evictionVerdict(r.host, mem)
+}
+
+// evictionVerdict refuses a Redis that may evict keys when it is full: an
+// evicted record lets its key charge again, and under a volatile-* policy
+// the fence (no TTL) survives, so the loss is not even noticed. ApsaraDB for
+// Redis and Tair default to volatile-lru. With no memory limit (maxmemory 0)
+// nothing is evicted whatever the policy says.
+func evictionVerdict(host, info string) error {
+	limit, policy := infoField(info, "maxmemory"), infoField(info, "maxmemory_policy")
+	if limit == "" || limit == "0" || policy == "" || policy == "noeviction" {
+		return nil
+	}
+	return fmt.Errorf("%w: Redis at %s may evict keys when full (INFO memory maxmemory:%s, maxmemory_policy:%s), and an evicted record lets a charged key charge again; "+
+		"set maxmemory-policy noeviction (a full Redis then refuses writes, and the charge answers -1501 before anything is sent), "+
+		"or set CLOUDCALL_IDEMPOTENCY_STORE to a postgres:// or mysql:// URL",
+		idempotency.ErrNotDurable, host, limit, policy)
 }
 
 // infoError is a failed INFO persistence. A server that answers it with an

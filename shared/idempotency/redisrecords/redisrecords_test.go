@@ -347,3 +347,39 @@ func TestALossIsSaidAfterAFailedCheck(t *testing.T) {
 	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
 	require.Contains(t, logs.String(), "lost its data")
 }
+
+// A Redis with AOF that may evict keys when full is refused too: an outside
+// tester filled one (maxmemory 8mb, volatile-lru, the default of ApsaraDB
+// for Redis), every record was evicted while the fence (no TTL) stayed, and
+// every key charged again with nothing logged. With noeviction, or with no
+// memory limit, it runs.
+func TestRefusesARedisThatMayEvict(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	admin := redis.NewClient(&redis.Options{Addr: strings.TrimSuffix(strings.TrimPrefix(srv.URL(), "redis://"), "/0")})
+	t.Cleanup(func() { _ = admin.Close() })
+	ctx := context.Background()
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", "8mb").Err())
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err())
+
+	now := time.Now()
+	r := open(t, redisrecords.Options{URL: srv.URL(), Now: func() time.Time { return now }})
+	ok, err := r.Reserve(ctx, "k", rec("t"), time.Minute)
+	require.ErrorIs(t, err, idempotency.ErrNotDurable)
+	require.False(t, ok)
+	require.Contains(t, err.Error(), "maxmemory_policy:volatile-lru")
+	require.Contains(t, err.Error(), "maxmemory-policy noeviction")
+	require.Equal(t, int64(0), srv.Keys(), "nothing written, not even the fence")
+	require.ErrorIs(t, redisrecords.Persistence(ctx, srv.URL()), idempotency.ErrNotDurable, "cloudcall local says it at start too")
+
+	// No memory limit: nothing is evicted whatever the policy.
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", "0").Err())
+	now = now.Add(2 * time.Second) // past the refusal's one-second hold
+	ok, err = r.Reserve(ctx, "k", rec("t"), time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// A limit with noeviction: a full Redis refuses writes instead.
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", "8mb").Err())
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+	require.NoError(t, redisrecords.Persistence(ctx, srv.URL()))
+}
