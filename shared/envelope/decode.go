@@ -49,9 +49,15 @@ func Decode(body []byte, v any) error {
 	return nil
 }
 
+// TrimSpace trims JSON's whitespace (space, tab, LF, CR: RFC 8259 §2) and
+// nothing else. bytes.TrimSpace also trims \v, \f, U+0085, NBSP and
+// U+3000, so a body wrapped in them was read as valid JSON and reached the
+// vendor, while the same byte between members was refused.
+func TrimSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }
+
 // precheck refuses what no input can be: empty, not an object, too deep.
 func precheck(body []byte) ([]byte, error) {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, Invalid("", "the request body is empty; send a JSON object")
 	}
@@ -419,12 +425,19 @@ func jsonKind(b []byte) string {
 		return "null"
 	case c == '-' || (c >= '0' && c <= '9'):
 		return "a number"
+	case bytes.HasPrefix(b, []byte("\xef\xbb\xbf")):
+		return "a byte-order mark (U+FEFF) before the JSON; send UTF-8 without a BOM"
+	case bytes.HasPrefix(b, []byte("\xff\xfe")) || bytes.HasPrefix(b, []byte("\xfe\xff")):
+		return "UTF-16 text (it starts with a UTF-16 byte-order mark); send the JSON as UTF-8"
 	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
 		// A body sent with Content-Encoding: gzip: the functions take JSON
 		// as it is, and the platforms pass the bytes through.
 		return "gzip-compressed bytes (compressed bodies are not accepted: send the JSON uncompressed, without Content-Encoding)"
 	default:
 		r, _ := utf8.DecodeRune(b)
+		if unicode.IsSpace(r) {
+			return fmt.Sprintf("text starting with %q, which is not JSON whitespace (only space, tab, LF and CR are)", r)
+		}
 		return fmt.Sprintf("text starting with %q", r)
 	}
 }

@@ -141,7 +141,7 @@ func Success(api string, out any) Response {
 		if len(obj) < 2 || obj[0] != '{' {
 			return Failure(api, &Error{Code: CodeInternal, Reason: "internal error", Err: fmt.Errorf("result of %s is not a JSON object", api)})
 		}
-		if len(bytes.TrimSpace(obj[1:len(obj)-1])) == 0 {
+		if len(TrimSpace(obj[1:len(obj)-1])) == 0 {
 			buf.Truncate(p) // {}: no fields to add
 		} else {
 			obj[0] = ','                   // the fields follow errMsg

@@ -43,6 +43,37 @@ func TestRatReadsAnyZero(t *testing.T) {
 	}
 }
 
+// JSON's whitespace is space, tab, LF and CR (RFC 8259 §2). A body wrapped
+// in \v, \f, NBSP, U+0085 or U+3000 was trimmed as if they were, and the
+// charge went out; the same byte between members was refused.
+func TestOnlyJSONWhitespaceIsTrimmed(t *testing.T) {
+	obj := `{"a":1}`
+	got, err := precheck([]byte(" \t\r\n" + obj + "\n\r\t "))
+	require.NoError(t, err)
+	require.Equal(t, obj, string(got))
+	for _, wrap := range [][2]string{{"\v", ""}, {"\f", ""}, {"\u00a0", ""}, {"\u3000", "\u2028"}, {"\u0085", ""}} {
+		_, err := precheck([]byte(wrap[0] + obj + wrap[1]))
+		require.ErrorContains(t, err, "which is not JSON whitespace (only space, tab, LF and CR are)", "%q", wrap[0])
+	}
+	// After the object, it is data after the object.
+	s := MustCompileSchema([]byte(`{"type":"object","properties":{"a":{"type":"integer"}},"additionalProperties":false}`), nil)
+	var v struct {
+		A int64 `json:"a"`
+	}
+	for _, tail := range []string{"\v", "\u0085", "\u00a0", "\u2028"} {
+		err := DecodeInput([]byte(obj+tail), s, &v)
+		require.ErrorContains(t, err, "the request body is not valid JSON (data after the JSON object at byte 7)", "%q", tail)
+	}
+}
+
+// A byte-order mark or UTF-16 is named, not shown as an odd character.
+func TestABOMIsNamed(t *testing.T) {
+	_, err := precheck([]byte("\xef\xbb\xbf{}"))
+	require.ErrorContains(t, err, "a byte-order mark (U+FEFF) before the JSON; send UTF-8 without a BOM")
+	_, err = precheck([]byte("\xff\xfe{\x00}\x00"))
+	require.ErrorContains(t, err, "UTF-16 text (it starts with a UTF-16 byte-order mark); send the JSON as UTF-8")
+}
+
 // A gzip body was "text starting with '\x1f'".
 func TestACompressedBodyIsNamed(t *testing.T) {
 	_, err := precheck([]byte{0x1f, 0x8b, 0x08, 0x00})

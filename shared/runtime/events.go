@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/base64"
 	"encoding/json"
@@ -206,7 +205,7 @@ func containsFold(b []byte, w string) bool {
 // payload itself (the envelope decoder then judges it). An event that is
 // recognised but broken is an *envelope.Error (400).
 func Detect(payload []byte) (*envelope.Input, Shape, error) {
-	trimmed := bytes.TrimSpace(payload)
+	trimmed := envelope.TrimSpace(payload)
 	direct := &envelope.Input{Body: trimmed, Trigger: envelope.TriggerDirect}
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return direct, ShapeDirect, nil
@@ -347,7 +346,7 @@ func httpInput(body string, b64 bool, headers map[string]string, method, path, r
 // objectOrEmpty is a timer's payload when it is a JSON object, else {}: a
 // note such as "{hourly check}" is a note, not a body to refuse every run.
 func objectOrEmpty(b []byte) []byte {
-	b = bytes.TrimSpace(b)
+	b = envelope.TrimSpace(b)
 	if len(b) > 0 && b[0] == '{' && json.Valid(b) {
 		return b
 	}

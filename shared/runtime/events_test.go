@@ -106,3 +106,18 @@ func TestMayBeEvent(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ShapeSchedule, shape)
 }
+
+// A direct payload keeps what JSON does not call whitespace: \v or NBSP
+// around the object was trimmed here, so the decoder never saw it and a
+// body that is not JSON reached the vendor (an outside tester's charge).
+func TestDetectTrimsOnlyJSONWhitespace(t *testing.T) {
+	for _, p := range []string{"\v{\"a\":1}", "{\"a\":1}\u00a0", "\u3000{\"a\":1}\u2028"} {
+		in, shape, err := Detect([]byte(p))
+		require.NoError(t, err)
+		require.Equal(t, ShapeDirect, shape)
+		require.Equal(t, p, string(in.Body), "%q", p)
+	}
+	in, _, err := Detect([]byte(" \t{\"a\":1}\r\n"))
+	require.NoError(t, err)
+	require.Equal(t, `{"a":1}`, string(in.Body))
+}
