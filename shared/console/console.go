@@ -436,7 +436,11 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 
 // resign gives a replayed HTTP trigger event a fresh caller signature (new
 // timestamp and nonce) with the key it was signed with, when the console
-// knows that key; any other event is replayed as it was.
+// knows that key and the recorded signature was that key's, as of its own
+// timestamp; any other event is replayed as it was (and refused again).
+// Re-signing whatever named a known KeyId turned a forged call, recorded as
+// refused, into a signed one at a developer's click (outside tester: a
+// charge with an attacker's order and price).
 func resign(event []byte, keys map[string]string, now time.Time) []byte {
 	if len(keys) == 0 {
 		return event
@@ -451,6 +455,13 @@ func resign(event []byte, keys map[string]string, now time.Time) []byte {
 	}
 	secret, ok := keys[a.KeyID]
 	if !ok {
+		return event
+	}
+	// The function's own check, at the moment it was signed and with no
+	// nonce seen: only freshness and replay are set aside.
+	then := callerauth.NewVerifier(keys, callerauth.NewNonces(callerauth.NoncesOptions{}), func() time.Time { return time.Unix(a.Timestamp, 0) })
+	if then.Verify(context.Background(), callerauth.Request{Authorization: in.Header.Get("Authorization"),
+		Method: in.Method, Path: in.Path, RawQuery: in.RawQuery, QueryJoined: in.QueryJoined, Body: in.Body}) != nil {
 		return event
 	}
 	auth := callerauth.Header(a.KeyID, secret, in.Method, in.Path, in.RawQuery, now.Unix(), callerauth.NewNonce(), in.Body)

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,19 @@ func TestAReplayedSignedCallIsSignedAgain(t *testing.T) {
 	v := callerauth.NewVerifier(keys, callerauth.NewNonces(callerauth.NoncesOptions{}), func() time.Time { return now })
 	require.NoError(t, v.Verify(context.Background(), callerauth.Request{Authorization: in.Header.Get("Authorization"),
 		Method: in.Method, Path: in.Path, RawQuery: in.RawQuery, QueryJoined: in.QueryJoined, Body: in.Body}))
+
+	// A call whose recorded signature was not the key's (forged, or the
+	// body changed after signing) is replayed as it was, and refused again:
+	// the console must not sign what the function refused.
+	forged := callerauth.Header("backend", "not-the-secret-0123456789abcdef", "POST", "/logistics-get-quota", "a=1", then.Unix(), "nfirst0123456789", []byte(body))
+	for _, hdr := range []string{forged, "CLOUDCALL-HMAC-SHA256 KeyId=backend,Timestamp=1,Nonce=aaaaaaaaaaaaaaaa,Signature=" + strings.Repeat("0", 64)} {
+		bad := []byte(strings.Replace(string(ev), auth, hdr, 1))
+		require.NotEqual(t, ev, bad)
+		require.Equal(t, bad, resign(bad, keys, now))
+	}
+	tampered := []byte(strings.Replace(string(ev), `\"bizId\":\"xyz\"`, `\"bizId\":\"abc\"`, 1))
+	require.NotEqual(t, ev, tampered)
+	require.Equal(t, tampered, resign(tampered, keys, now))
 
 	// Unsigned calls, unknown keys and non-HTTP events are replayed as they were.
 	require.Equal(t, ev, resign(ev, map[string]string{"other": "x"}, now))
