@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/logging"
 	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
@@ -147,7 +148,15 @@ func (c *Client) Do(ctx context.Context, method, session string, api map[string]
 	if err != nil {
 		return Reply{Outcome: Unknown, Status: resp.StatusCode, TransErr: upstream.Clean(err)}
 	}
-	return ParseReply(resp.StatusCode, b)
+	r := ParseReply(resp.StatusCode, b)
+	if r.Error != nil && len(session) >= 8 {
+		// TOP can quote the session it refused ("session … invalid"). A
+		// caller's own session is no configured secret the log redactor
+		// knows, and the reason goes to the log line and the answer.
+		r.Error.Msg = strings.ReplaceAll(r.Error.Msg, session, logging.Mask)
+		r.Error.SubMsg = strings.ReplaceAll(r.Error.SubMsg, session, logging.Mask)
+	}
+	return r
 }
 
 // ParseReply reads a router answer: the error_response layer, or the

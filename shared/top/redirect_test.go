@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -48,4 +49,27 @@ func TestNeverFollowsRedirects(t *testing.T) {
 			require.Equal(t, int32(0), front.Elsewhere.Load())
 		})
 	}
+}
+
+// TOP can quote the session it refused. A caller's own session is no
+// configured secret, so the log redactor did not know it, and the invocation
+// line carried a seller credential in clear (outside tester). It is masked
+// where TOP's words enter the reason.
+func TestARefusedSessionIsNotQuoted(t *testing.T) {
+	const session = "CALLERSESSIONCANARY123456"
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		require.Equal(t, session, r.PostForm.Get("session"))
+		_, _ = w.Write([]byte(`{"error_response":{"code":27,"msg":"Invalid session","sub_code":"invalid-sessionkey","sub_msg":"session ` + session + ` invalid","request_id":"r"}}`))
+	}))
+	t.Cleanup(gw.Close)
+	sbx := topsbx.New(topsbx.Options{})
+	env := sbx.Env(gw.URL)
+	op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(env),
+		Store: store.NewMemory(store.MemoryOptions{}), HTTP: &http.Client{}})
+	require.NoError(t, err)
+	resp := op.Invoke(context.Background(), &envelope.Input{Body: []byte(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"S-1","price":100,"type":1},"session":"` + session + `","idempotencyKey":"s1"}`), Trigger: envelope.TriggerDirect})
+	require.NotContains(t, string(resp.Body), session)
+	require.Contains(t, string(resp.Body), "session [REDACTED] invalid")
+	require.Contains(t, string(resp.Body), `"errCode":-1305`)
 }
