@@ -3,10 +3,15 @@
 // shares, so `cloudcall local` runs the same store code path (redisstore, its
 // Lua scripts, TIME) a multi-instance deployment runs against Redis. It lives
 // exactly as long as the emulator and its sandboxes: a restart is a fresh
-// store with fresh sandboxes, so neither holds state the other forgot.
+// store with fresh sandboxes, so neither holds state the other forgot. It
+// takes a password made at start: any local user could otherwise read the
+// tokens it caches (real ones under --upstream real) or delete the nonces
+// that stop replays.
 package localstore
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"sync"
@@ -22,6 +27,7 @@ const Tick = 250 * time.Millisecond
 // Server is the embedded store.
 type Server struct {
 	m    *miniredis.Miniredis
+	pass string
 	warn func(string)
 	stop chan struct{}
 	done sync.WaitGroup
@@ -49,13 +55,16 @@ func StartWith(addr string, o Options) (*Server, error) {
 		return nil, fmt.Errorf("embedded store address %q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("embedded store address %q: loopback only (it has no password)", addr)
+		return nil, fmt.Errorf("embedded store address %q: loopback only (plain TCP, no TLS)", addr)
 	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
 	m := miniredis.NewMiniRedis()
+	m.RequireAuth(hex.EncodeToString(b))
 	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("embedded store on %s: %w", addr, err)
 	}
-	s := &Server{m: m, stop: make(chan struct{}), warn: o.Warn}
+	s := &Server{m: m, pass: hex.EncodeToString(b), stop: make(chan struct{}), warn: o.Warn}
 	s.done.Add(1)
 	go s.clock()
 	return s, nil
@@ -111,11 +120,14 @@ func period(took time.Duration) time.Duration {
 	return min(max(Tick, 20*took), MaxTick)
 }
 
-// URL is the CLOUDCALL_STORE value for the functions.
-func (s *Server) URL() string { return "redis://" + s.m.Addr() + "/0" }
+// URL is the CLOUDCALL_STORE value for the functions, password included.
+func (s *Server) URL() string { return "redis://:" + s.pass + "@" + s.m.Addr() + "/0" }
 
 // Addr is host:port.
 func (s *Server) Addr() string { return s.m.Addr() }
+
+// Password is the password made at start.
+func (s *Server) Password() string { return s.pass }
 
 // Keys lists the keys held now (the admin view and tests).
 func (s *Server) Keys() []string { return s.m.Keys() }

@@ -123,7 +123,7 @@ func BenchmarkGetWithKeys(b *testing.B) {
 			s, err := localstore.Start("127.0.0.1:0")
 			require.NoError(b, err)
 			defer s.Close()
-			c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+			c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.Password()})
 			defer c.Close()
 			ctx := context.Background()
 			p := c.Pipeline()
@@ -161,4 +161,27 @@ func TestTheTTLClockBacksOffWithTheKeys(t *testing.T) {
 func TestTheSlowStoreWarningNeedsManyKeys(t *testing.T) {
 	require.False(t, localstore.ManyKeys(9251))
 	require.True(t, localstore.ManyKeys(localstore.WarnKeys))
+}
+
+// The store is on loopback, where any local user can connect: without the
+// password made at start it answers nothing (an outside tester read a cached
+// access token with a bare redis-cli).
+func TestTheStoreWantsItsPassword(t *testing.T) {
+	s, err := localstore.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	stranger := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	t.Cleanup(func() { _ = stranger.Close() })
+	require.ErrorContains(t, stranger.Get(ctx, "k").Err(), "NOAUTH")
+	require.ErrorContains(t, stranger.Keys(ctx, "*").Err(), "NOAUTH")
+	guess := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: "guess"})
+	t.Cleanup(func() { _ = guess.Close() })
+	require.Error(t, guess.Ping(ctx).Err())
+	opts, err := redis.ParseURL(s.URL())
+	require.NoError(t, err)
+	require.Len(t, opts.Password, 32)
+	own := redis.NewClient(opts)
+	t.Cleanup(func() { _ = own.Close() })
+	require.NoError(t, own.Set(ctx, "k", "v", 0).Err())
 }
