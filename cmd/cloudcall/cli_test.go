@@ -416,3 +416,14 @@ func TestEnvFileErrorsNameTheLine(t *testing.T) {
 	require.Equal(t, 2, code)
 	require.True(t, strings.HasPrefix(errOut, "cloudcall local: --env-file "+f+": line 3: "), errOut)
 }
+
+// Run outside the checkout, local said "building functions … the front door
+// opens when they are built" before saying it cannot build anything.
+func TestLocalOutsideTheCheckoutSaysSoFirst(t *testing.T) {
+	t.Chdir(t.TempDir())
+	code, out, errOut := runCLI("local", "--addr", "127.0.0.1:0", "--sandbox-addr", "127.0.0.1:0", "--timers", "off")
+	require.Equal(t, 1, code, out+errOut)
+	require.Contains(t, errOut, "no go.mod in")
+	require.Contains(t, errOut, "run cloudcall from inside the cloudcall checkout")
+	require.NotContains(t, out, "building functions")
+}

@@ -201,9 +201,15 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Closed while the functions build: a call held in the listen backlog
 	// ran when they were built, long after its caller had given up (a
-	// charge included). Until the banner, a call is refused at once.
+	// charge included). Until the banner, a call is refused at once; the
+	// port stays bound, so a second run on it is refused before it builds.
 	front := ln.Addr().String()
 	_ = ln.Close()
+	release, err := reserve(front)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another cloudcall local running? pass --addr 127.0.0.1:<free port>)", front, err)
+	}
+	defer release() // on an early return; released before the door opens
 	var sbs []*servedSandbox
 	if !real {
 		if sbs, err = serveSandboxes(*sandboxAddr); err != nil {
@@ -212,6 +218,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer closeSandboxes(sbs)
 	}
 
+	if _, err := emulator.ModuleRoot("."); err != nil {
+		return err // before "building", which would be the wrong first line
+	}
 	fmt.Fprintf(stdout, "cloudcall local: building functions (the first build compiles every dependency: a few minutes; later ones take seconds); the front door http://%s opens when they are built\n", front)
 	built, err := buildFunctionsTimed(ctx, stdout, *binDir, "")
 	if err != nil {
@@ -289,6 +298,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	srv := &http.Server{Handler: frontDoors(cons, emu), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(cons.Close) // an open console tab must not hold the shutdown
+	release()
 	if ln, err = net.Listen("tcp", front); err != nil {
 		return fmt.Errorf("the front door's port was taken while the functions built: %w (pass another --addr)", err)
 	}

@@ -28,6 +28,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
@@ -108,7 +109,15 @@ type Console struct {
 	token   string
 	proxies map[string]*httputil.ReverseProxy
 	page    *template.Template
+	closing chan struct{} // closed by Close: event streams end
+	once    sync.Once
 }
+
+// Close ends the console's event streams. A stream never ends on its own,
+// and http.Server.Shutdown waits for every handler: an open console tab held
+// Ctrl-C for the whole shutdown timeout, with the sandboxes' ports still
+// taken. Register it with the server's RegisterOnShutdown.
+func (c *Console) Close() { c.once.Do(func() { close(c.closing) }) }
 
 // New builds the console.
 func New(opts Options) (*Console, error) {
@@ -127,7 +136,7 @@ func New(opts Options) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	c := &Console{opts: opts, token: tok, proxies: map[string]*httputil.ReverseProxy{}, page: page}
+	c := &Console{opts: opts, token: tok, proxies: map[string]*httputil.ReverseProxy{}, page: page, closing: make(chan struct{})}
 	for _, s := range opts.Sandboxes {
 		u, err := url.Parse(s.URL)
 		if err != nil {
@@ -331,6 +340,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-c.closing:
 			return
 		case in, ok := <-ch:
 			if !ok || send(in) != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -268,4 +269,28 @@ func TestStateShowsTheAsyncQueue(t *testing.T) {
 		return st.Functions[0].Queued == 3
 	}, 5*time.Second, 20*time.Millisecond, "three wait while the first runs")
 	require.Equal(t, emulator.DefaultAsyncQueue, st.Functions[0].QueueLimit)
+}
+
+// An open console tab held Ctrl-C for the whole shutdown timeout (6.7 s
+// instead of 1.2 s, an outside tester), because its event stream never
+// ended and http.Server.Shutdown waits for every handler. Close, registered
+// with RegisterOnShutdown, ends the streams: Shutdown returns with no
+// deadline to run out.
+func TestShutdownDoesNotWaitForAnOpenTab(t *testing.T) {
+	f := newFixture(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: f.con.Handler()}
+	srv.RegisterOnShutdown(f.con.Close)
+	go func() { _ = srv.Serve(ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/__console/api/events")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, srv.Shutdown(ctx), "the stream ended, so Shutdown did not run into its deadline")
+	_, err = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, err, "the stream ended cleanly")
 }

@@ -475,12 +475,25 @@ func (t *tailBuffer) String() string {
 // Build compiles a main package for the host into dir and returns the path.
 // The flags are the deployed ones (-trimpath, -tags lambda.norpc), so what
 // runs locally is what ships.
+//
+// The go command's work folder is made in a folder of Build's own, removed
+// when the build ends however it ends: a build stopped at Ctrl-C is killed,
+// and a killed go command leaves its work folder (megabytes of a half-built
+// binary) in $TMPDIR for good.
 func Build(ctx context.Context, moduleDir, pkg, dir string) (string, error) {
 	out := filepath.Join(dir, filepath.Base(pkg))
+	tmp, err := os.MkdirTemp("", "cloudcall-build-")
+	if err != nil {
+		return "", fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "lambda.norpc", "-o", out, pkg)
 	cmd.Dir = moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTMPDIR="+tmp)
 	if b, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("go build %s: stopped before it finished: %w", pkg, context.Cause(ctx))
+		}
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
