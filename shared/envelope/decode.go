@@ -157,6 +157,9 @@ func explain(body []byte, t reflect.Type, err error) error {
 			}
 			return Invalid(path, "not valid UTF-8; send text as UTF-8")
 		}
+		if at, ok := leadingZero(body, syn.ByteOffset); ok {
+			return Invalid(fieldOrBody(at.path), "expected a JSON number, got %s: JSON numbers have no leading zeros (write %s)", clip(at.raw, 40), clip(at.fixed, 40))
+		}
 		if path != "" && !errors.Is(syn.Err, io.ErrUnexpectedEOF) {
 			// Inside a value (NaN, +1, .5, a raw tab in a string): the
 			// field is known, so it is named.
@@ -183,6 +186,45 @@ func explain(body []byte, t reflect.Type, err error) error {
 		return Invalid(path, "expected %s, got %s", want, gotKind(sem.JSONKind, sem.JSONValue))
 	}
 	return Invalid("", "the request body is not valid JSON")
+}
+
+type zeroAt struct{ path, raw, fixed string }
+
+// leadingZero recognises a number written with a leading zero (01, -007.5):
+// the tokenizer reads the 0 as a whole number and then trips on the next
+// digit, "after object value", naming the object rather than the field. The
+// field is the last value read before the digit.
+func leadingZero(body []byte, off int64) (zeroAt, bool) {
+	if off < 1 || off >= int64(len(body)) || body[off] < '0' || body[off] > '9' || body[off-1] != '0' {
+		return zeroAt{}, false
+	}
+	start := off - 1
+	if start > 0 && body[start-1] == '-' {
+		start--
+	}
+	if start > 0 && (body[start-1] >= '0' && body[start-1] <= '9' || body[start-1] == '.') {
+		return zeroAt{}, false
+	}
+	end := off
+	for end < int64(len(body)) && strings.IndexByte("0123456789.eE+-", body[end]) >= 0 {
+		end++
+	}
+	raw := string(body[start:end])
+	fixed := strings.TrimLeft(strings.TrimPrefix(raw, "-"), "0")
+	if fixed == "" || fixed[0] == '.' || fixed[0] == 'e' || fixed[0] == 'E' {
+		fixed = "0" + fixed
+	}
+	if raw[0] == '-' {
+		fixed = "-" + fixed
+	}
+	// Read up to the 0: the decoder's pointer then names its field.
+	dec := jsontext.NewDecoder(bytes.NewReader(body[:off]))
+	for {
+		if _, err := dec.ReadToken(); err != nil {
+			break
+		}
+	}
+	return zeroAt{path: pointerPath(dec.StackPointer()), raw: raw, fixed: fixed}, true
 }
 
 // isInvalidUTF8: raw bytes that are not UTF-8, or a \u escape of half a

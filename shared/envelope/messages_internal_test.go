@@ -96,3 +96,45 @@ func TestMemberString(t *testing.T) {
 		require.Equal(t, want, MemberString([]byte(body), "idempotencyKey"), body)
 	}
 }
+
+// A leading zero named no field ("the request body is not valid JSON
+// (invalid character '1' after object value …)") or its object; it names
+// the field, and how to write the number.
+func TestALeadingZeroNamesItsField(t *testing.T) {
+	s := MustCompileSchema([]byte(`{"type":"object","additionalProperties":false,"properties":{
+		"bizId":{"type":"number"},
+		"boxes":{"type":"array","items":{"type":"object","additionalProperties":false,"properties":{"quantity":{"type":"integer"}}}}}}`), nil)
+	var v map[string]any
+	for body, want := range map[string]string{
+		`{"bizId":01}`:                               "bizId: expected a JSON number, got 01: JSON numbers have no leading zeros (write 1)",
+		`{"bizId":-007.5}`:                           "bizId: expected a JSON number, got -007.5: JSON numbers have no leading zeros (write -7.5)",
+		`{"bizId":00}`:                               "bizId: expected a JSON number, got 00: JSON numbers have no leading zeros (write 0)",
+		`{"boxes":[{"quantity":1},{"quantity":01}]}`: "boxes[1].quantity: expected a JSON number, got 01: JSON numbers have no leading zeros (write 1)",
+		`{"boxes":[00.5e1]}`:                         "boxes[0]: expected a JSON number, got 00.5e1: JSON numbers have no leading zeros (write 0.5e1)",
+	} {
+		err := DecodeInput([]byte(body), s, &v)
+		require.ErrorContains(t, err, want, body)
+	}
+	// Other digits after a value are not this.
+	err := DecodeInput([]byte(`{"bizId":10 1}`), s, &v)
+	require.ErrorContains(t, err, "not valid JSON")
+	require.NotContains(t, err.Error(), "leading zeros")
+}
+
+// A member the schema does not name is an unknown field whatever it holds:
+// holding 1e401, it was "expected a number of a vendor's type", as if the
+// misspelled field existed, and the spelling hint was lost.
+func TestAnUnknownMemberWithAHugeNumberIsUnknown(t *testing.T) {
+	s := MustCompileSchema([]byte(`{"type":"object","additionalProperties":false,"properties":{
+		"deliveryId":{"type":"string"},
+		"boxes":{"type":"array","items":{"type":"object","additionalProperties":false,"properties":{"quantity":{"type":"integer"}}}}}}`), nil)
+	var v map[string]any
+	err := DecodeInput([]byte(`{"boxes":[{"quantity":1,"Quantity":1e401}]}`), s, &v)
+	require.ErrorContains(t, err, `boxes[0].Quantity: unknown field; did you mean "boxes[0].quantity"?`)
+	err = DecodeInput([]byte(`{"delivery_id":1e401}`), s, &v)
+	require.ErrorContains(t, err, `delivery_id: unknown field; did you mean "deliveryId"?`)
+	// A known field still says what it takes.
+	err = DecodeInput([]byte(`{"boxes":[{"quantity":1e401}]}`), s, &v)
+	require.ErrorContains(t, err, "boxes[0].quantity: expected")
+	require.ErrorContains(t, err, "which no vendor type holds")
+}

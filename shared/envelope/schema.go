@@ -143,6 +143,18 @@ func (s *Schema) check(trimmed []byte) (any, error) {
 	inst, err := parseInstance(trimmed)
 	var huge *hugeNumber
 	if errors.As(err, &huge) {
+		// In a member the schema does not name, the member is what is
+		// wrong: "expected a number of a vendor's type" told the caller a
+		// misspelled field exists, and lost the spelling hint.
+		if loc := splitLoc(huge.path); len(loc) > 0 && !s.ignoreUnknown {
+			if parent := s.nodeAt(loc[:len(loc)-1]); parent != nil && parent["additionalProperties"] == false {
+				if props, _ := parent["properties"].(map[string]any); props[loc[len(loc)-1]] == nil {
+					if _, index := strconv.Atoi(loc[len(loc)-1]); index != nil {
+						return nil, unknownField(huge.path, propertyNames(parent))
+					}
+				}
+			}
+		}
 		return nil, Invalid(fieldOrBody(huge.path), "expected %s, got number %s, which no vendor type holds", orType(expect(s.nodeAt(splitLoc(huge.path)))), huge.raw)
 	}
 	if err != nil {

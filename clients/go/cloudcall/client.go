@@ -7,6 +7,9 @@
 //	out, err := cc.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
 //	var ce *cloudcall.Error
 //	if errors.As(err, &ce) && ce.ErrCode == -1001 { ... ce.Field ... }
+//	fmt.Println(out.QuotaNum) // 210
+//
+// Example is the whole first call, as the README shows it.
 package cloudcall
 
 import (
