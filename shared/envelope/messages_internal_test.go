@@ -106,9 +106,9 @@ func TestALeadingZeroNamesItsField(t *testing.T) {
 		"boxes":{"type":"array","items":{"type":"object","additionalProperties":false,"properties":{"quantity":{"type":"integer"}}}}}}`), nil)
 	var v map[string]any
 	for body, want := range map[string]string{
-		`{"bizId":01}`:                               "bizId: expected a JSON number, got 01: JSON numbers have no leading zeros (write 1)",
-		`{"bizId":-007.5}`:                           "bizId: expected a JSON number, got -007.5: JSON numbers have no leading zeros (write -7.5)",
-		`{"bizId":00}`:                               "bizId: expected a JSON number, got 00: JSON numbers have no leading zeros (write 0)",
+		`{"bizId":01}`:     "bizId: expected a JSON number, got 01: JSON numbers have no leading zeros (write 1)",
+		`{"bizId":-007.5}`: "bizId: expected a JSON number, got -007.5: JSON numbers have no leading zeros (write -7.5)",
+		`{"bizId":00}`:     "bizId: expected a JSON number, got 00: JSON numbers have no leading zeros (write 0)",
 		`{"boxes":[{"quantity":1},{"quantity":01}]}`: "boxes[1].quantity: expected a JSON number, got 01: JSON numbers have no leading zeros (write 1)",
 		`{"boxes":[00.5e1]}`:                         "boxes[0]: expected a JSON number, got 00.5e1: JSON numbers have no leading zeros (write 0.5e1)",
 	} {
