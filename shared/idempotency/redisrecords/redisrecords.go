@@ -261,12 +261,17 @@ func Persistence(ctx context.Context, url string) error {
 // commands: Redis before 7 takes one section per INFO) and judges both.
 func (r *Records) durability(ctx context.Context) error {
 	var persistence, memory *redis.StringCmd
-	_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, perr := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		persistence = p.Info(ctx, "persistence")
 		memory = p.Info(ctx, "memory")
 		return nil
 	})
 	info, err := persistence.Result()
+	if err == nil && info == "" && perr != nil {
+		// The pipeline never ran (no connection, a refused AUTH): its
+		// commands carry no error of their own.
+		err = perr
+	}
 	if err != nil {
 		return r.infoError(err)
 	}
