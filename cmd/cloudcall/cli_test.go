@@ -57,6 +57,9 @@ func TestHelpAndVersion(t *testing.T) {
 // "cloudcall <command>: ...", with exit status 2; local's flag checks said
 // "--platform ..." with no command before it.
 func TestUsageErrorsNameTheCommand(t *testing.T) {
+	emptyEvent, notJSON := filepath.Join(t.TempDir(), "empty.json"), filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(emptyEvent, nil, 0o600))
+	require.NoError(t, os.WriteFile(notJSON, []byte("{deliveryId: YTO}"), 0o600))
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -76,6 +79,10 @@ func TestUsageErrorsNameTheCommand(t *testing.T) {
 		{[]string{"openapi", "--bogus"}, "cloudcall openapi: unknown flag -bogus; see cloudcall openapi --help\n"},
 		{[]string{"local", "--addr", "nohost"}, "cloudcall local: --addr nohost: listen tcp: address nohost: missing port in address (expected host:port, e.g. 127.0.0.1:9000)\n"},
 		{[]string{"local", "--max-instances", "x"}, "cloudcall local: invalid value \"x\" for flag -max-instances: parse error; see cloudcall local --help\n"},
+		// A bad --event is a bad command line, as a bad --env-file is (it exited 1).
+		{[]string{"invoke", "logistics-get-quota", "--event", "/nonexistent/e.json"}, "cloudcall invoke: --event /nonexistent/e.json: open /nonexistent/e.json: no such file or directory\n"},
+		{[]string{"invoke", "logistics-get-quota", "--event", emptyEvent}, "cloudcall invoke: the event from " + emptyEvent + " is empty; give a JSON event"},
+		{[]string{"invoke", "logistics-get-quota", "--event", notJSON}, "cloudcall invoke: the event from " + notJSON + " is not valid JSON ("},
 	} {
 		code, out, errOut := runCLI(tc.args...)
 		require.Equal(t, 2, code, "%v", tc.args)

@@ -141,12 +141,12 @@ func runEvent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // file must not reach a function as null.
 func checkEvent(b []byte, from string) error {
 	if len(strings.TrimSpace(string(b))) == 0 {
-		return fmt.Errorf("the event from %s is empty; give a JSON event (cloudcall event --help prints samples)", from)
+		return usagef("the event from %s is empty; give a JSON event (cloudcall event --help prints samples)", from)
 	}
 	if !json.Valid(b) {
 		var v any
 		err := json.Unmarshal(b, &v)
-		return fmt.Errorf("the event from %s is not valid JSON (%v); cloudcall event --help prints samples", from, err)
+		return usagef("the event from %s is not valid JSON (%v); cloudcall event --help prints samples", from, err)
 	}
 	return nil
 }

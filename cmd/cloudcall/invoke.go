@@ -72,7 +72,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	default:
 		if payload, err = os.ReadFile(*event); err != nil {
-			return err
+			return usagef("--event %s: %v", *event, err) // exit 2, as a bad --env-file is
 		}
 	}
 	if *event != "" {
