@@ -82,7 +82,7 @@ func (c *CAMS) Op() envelope.Op {
 	// background warm-up, overlapping its first poll.
 	return envelope.Op{API: APIQueryChatappBindWaba, Warm: func(context.Context) { schema() }, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
 		var q BindWabaInput
-		if err := envelope.DecodeInput(in.Body, schema().ForUnknown(in.UnknownFields), &q); err != nil {
+		if err := envelope.DecodeInput(in.Body, schema().For(in), &q); err != nil {
 			return nil, err
 		}
 		creds, err := c.creds.Resolve(in)

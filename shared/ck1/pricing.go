@@ -234,7 +234,7 @@ func BoxOp(c *Client) envelope.Op {
 	// background warm-up, overlapping its first poll.
 	return envelope.Op{API: APIInboundBox, Warm: func(context.Context) { schema() }, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
 		var q BoxInput
-		if err := envelope.DecodeInput(in.Body, schema().ForUnknown(in.UnknownFields), &q); err != nil {
+		if err := envelope.DecodeInput(in.Body, schema().For(in), &q); err != nil {
 			return nil, err
 		}
 		return c.InboundBox(WithCallBudget(ctx), &q)

@@ -58,6 +58,9 @@ type Input struct {
 	// UnknownFields is the unknown-field policy the input is read under
 	// (UnknownRefuse, the default when empty, or UnknownIgnore).
 	UnknownFields string
+	// NullFields is the null policy (NullRefuse, the default when empty,
+	// or NullAbsent).
+	NullFields string
 }
 
 // Op is one cloud-call operation: the errMsg prefix and the handler. The

@@ -37,6 +37,7 @@ type rule struct {
 	reqOrder   []string        // the schema's order, for messages
 	nRequired  int
 	closed     bool // additionalProperties: false
+	nullAbsent bool // a null member it names is read as absent (NullAbsent)
 	items      *rule
 	itemsExist bool
 }
@@ -249,6 +250,12 @@ func (r *rule) stream(dec *jsontext.Decoder, scratch *[]byte) (bool, error) {
 			}
 			name := unquote(raw, scratch)
 			sub, known := r.props[string(name)]
+			if known && r.nullAbsent && dec.PeekKind() == 'n' {
+				if _, err := dec.ReadToken(); err != nil {
+					return false, err
+				}
+				continue // as if not sent: no required bit
+			}
 			if bit, req := r.required[string(name)]; req {
 				seen |= 1 << bit
 			}
@@ -503,12 +510,12 @@ func (r *rule) collect(v any, loc []string, out *[]failure) {
 			}
 		}
 		for i, name := range r.reqOrder {
-			if _, ok := x[name]; !ok {
+			if v, ok := x[name]; !ok || v == nil && r.nullAbsent {
 				keep(out, failure{kind: failRequired, loc: loc, name: name, order: i})
 			}
 		}
 		for k, sub := range x {
-			if pr, ok := r.props[k]; ok {
+			if pr, ok := r.props[k]; ok && !(sub == nil && r.nullAbsent) {
 				pr.collect(sub, at(k), out)
 			}
 		}

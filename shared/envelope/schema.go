@@ -24,9 +24,12 @@ type Schema struct {
 	rules *rule          // its rules, checked while the body streams
 	pool  sync.Pool      // *streamer: the warm path reuses its tokenizer
 	// ignoreUnknown: members the schema does not name are skipped, not
-	// refused (the UnknownFields policy); open builds that variant once.
+	// refused (the UnknownFields policy).
 	ignoreUnknown bool
-	open          func() *Schema
+	// variants holds the document's schemas under other policies, built
+	// once each and shared by every variant (With).
+	variants *sync.Map
+	base     *Schema // the schema under the default policies
 }
 
 // Unknown-field policies (CLOUDCALL_UNKNOWN_FIELDS): the vendors' own JSON
@@ -38,15 +41,53 @@ const (
 	UnknownIgnore = "ignore"
 )
 
-// ForUnknown is s under an unknown-field policy: s itself for refuse, a
-// variant that skips the members it does not name for ignore (every rule
-// on the members it names still holds).
-func (s *Schema) ForUnknown(policy string) *Schema {
-	if policy == UnknownIgnore {
-		return s.open()
-	}
-	return s
+// Null policies (CLOUDCALL_NULL_FIELDS): no vendor document says null for
+// a field, and the published schemas do not take it, so the bundle refuses
+// it by default ("expected a string, got null"); the vendors' binders read
+// null as "not sent", and a backend that writes absent fields as null (many
+// ORMs and serializers do) may set absent, which reads a null member the
+// schema names as that member left out: an optional one is not sent, a
+// required one is "required".
+const (
+	NullRefuse = "refuse"
+	NullAbsent = "absent"
+)
+
+// Policies are the input policies a schema is applied under.
+type Policies struct {
+	UnknownFields string // UnknownRefuse (default) or UnknownIgnore
+	NullFields    string // NullRefuse (default) or NullAbsent
 }
+
+// With is s under p: the schema itself under the defaults, else a variant
+// built once (every rule on the members the schema names still holds).
+func (s *Schema) With(p Policies) *Schema {
+	ignore, absent := p.UnknownFields == UnknownIgnore, p.NullFields == NullAbsent
+	if !ignore && !absent {
+		return s.base
+	}
+	key := [2]bool{ignore, absent}
+	if v, ok := s.variants.Load(key); ok {
+		return v.(*Schema)
+	}
+	r, _ := compileRules(s.doc, s.doc) // the base compiled: it compiles
+	if ignore {
+		openObjects(r)
+	}
+	if absent {
+		nullAbsent(r)
+	}
+	v, _ := s.variants.LoadOrStore(key, &Schema{doc: s.doc, rules: r, ignoreUnknown: ignore, variants: s.variants, base: s.base})
+	return v.(*Schema)
+}
+
+// For is s under the policies an input is read under.
+func (s *Schema) For(in *Input) *Schema {
+	return s.With(Policies{UnknownFields: in.UnknownFields, NullFields: in.NullFields})
+}
+
+// ForUnknown is s under an unknown-field policy alone.
+func (s *Schema) ForUnknown(policy string) *Schema { return s.With(Policies{UnknownFields: policy}) }
 
 // streamer is a tokenizer and its scratch space, reused across calls.
 type streamer struct {
@@ -78,14 +119,8 @@ func CompileSchema(b []byte) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	s := &Schema{doc: raw, rules: rules}
-	s.open = sync.OnceValue(func() *Schema {
-		r, _ := compileRules(raw, raw) // compiled above: it compiles
-		openObjects(r)
-		o := &Schema{doc: raw, rules: r, ignoreUnknown: true}
-		o.open = func() *Schema { return o }
-		return o
-	})
+	s := &Schema{doc: raw, rules: rules, variants: &sync.Map{}}
+	s.base = s
 	return s, nil
 }
 
@@ -99,6 +134,18 @@ func openObjects(r *rule) {
 		openObjects(p)
 	}
 	openObjects(r.items)
+}
+
+// nullAbsent makes every object of r read a null member it names as absent.
+func nullAbsent(r *rule) {
+	if r == nil {
+		return
+	}
+	r.nullAbsent = true
+	for _, p := range r.props {
+		nullAbsent(p)
+	}
+	nullAbsent(r.items)
 }
 
 // accepts streams the body through the compiled rules: true when every rule

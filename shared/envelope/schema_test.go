@@ -198,3 +198,48 @@ func TestUnknownFieldPolicy(t *testing.T) {
 	// The strict schema is untouched.
 	require.ErrorAs(t, DecodeInput(body, s, &in), &e)
 }
+
+// Under the absent null policy a null member the schema names reads as that
+// member left out, at any depth: an optional one is not sent, a required one
+// is "required". An array element that is null is still a value of the
+// wrong type, and an unknown member is unknown whatever it holds. refuse
+// (the default) says "got null".
+func TestNullFieldPolicy(t *testing.T) {
+	s, err := CompileSchema([]byte(testSchema))
+	require.NoError(t, err)
+	body := []byte(`{"name":"a","code":null,"price":null,"boxes":[{"weight":2,"side":null}]}`)
+	var in schemaIn
+	var e *Error
+	require.ErrorAs(t, DecodeInput(body, s, &in), &e)
+	require.Contains(t, e.Reason, "got null")
+
+	absent := s.With(Policies{NullFields: NullAbsent})
+	require.Same(t, absent, s.With(Policies{NullFields: NullAbsent}), "built once")
+	require.Same(t, s, absent.With(Policies{}), "the defaults are the schema itself")
+	in = schemaIn{}
+	require.NoError(t, DecodeInput(body, absent, &in))
+	require.Equal(t, "a", in.Name)
+	require.Nil(t, in.Price, "not sent")
+	require.Equal(t, "", in.Code)
+	require.Equal(t, int64(2), *in.Boxes[0].Weight)
+
+	for body, field := range map[string]string{
+		`{"name":null,"boxes":[]}`:                      "name",            // required: null is not sent
+		`{"name":"a","boxes":null}`:                     "boxes",           // so is a required array
+		`{"name":"a","boxes":[{"weight":null}]}`:        "boxes[0].weight", // at any depth
+		`{"name":"a","boxes":[null]}`:                   "boxes[0]",        // an element is a value
+		`{"name":"a","boxes":[],"nmae":null}`:           "nmae",            // unknown whatever it holds
+		`{"name":"a","boxes":[],"price":"1"}`:           "price",           // the rules still hold
+		`{"name":null,"boxes":[{"weight":null}],"x":1}`: "x",               // unknown first, as ever
+	} {
+		require.ErrorAs(t, DecodeInput([]byte(body), absent, &in), &e, body)
+		require.Equal(t, field, e.Field, body)
+	}
+	require.ErrorAs(t, DecodeInput([]byte(`{"name":null,"boxes":[]}`), absent, &in), &e)
+	require.Contains(t, e.Reason, "name: required")
+
+	// Both policies together.
+	both := s.With(Policies{UnknownFields: UnknownIgnore, NullFields: NullAbsent})
+	require.NotSame(t, both, absent)
+	require.NoError(t, DecodeInput([]byte(`{"name":"a","extra":null,"code":null,"boxes":[]}`), both, &in))
+}

@@ -25,7 +25,7 @@ func (a *Alerter) Op() envelope.Op {
 	// background warm-up, overlapping its first poll.
 	return envelope.Op{API: API, Warm: func(context.Context) { schema() }, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
 		var q RunInput
-		if err := envelope.DecodeInput(in.Body, schema().ForUnknown(in.UnknownFields), &q); err != nil {
+		if err := envelope.DecodeInput(in.Body, schema().For(in), &q); err != nil {
 			return nil, err
 		}
 		return a.Run(ctx)

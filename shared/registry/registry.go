@@ -90,6 +90,7 @@ func commonVars() []Var {
 		{Name: "CLOUDCALL_TIMEOUT", Description: "deadline when the platform gives none (HTTP-server mode); empty: 10s (15s for the charge)"},
 		{Name: "CLOUDCALL_MAX_BODY_BYTES", Default: "65536", Description: "policy: largest HTTP-trigger body, in bytes (1024 to 6291456); vendors document no limit (CK1 none on boxes): raise it for very long box lists"},
 		{Name: "CLOUDCALL_UNKNOWN_FIELDS", Default: "refuse", Description: "policy: refuse (-1001 naming a field the function does not take, so a misspelled optional field is said, not silently left out) or ignore (skip it, as the vendors' own JSON binders do); the fields it takes are checked either way"},
+		{Name: "CLOUDCALL_NULL_FIELDS", Default: "refuse", Description: "policy: refuse (-1001: no vendor document says null for a field) or absent (a null member the schema names is read as not sent: an optional one is left out, a required one is \"required\"; as the vendors' own JSON binders read it)"},
 		{Name: "CLOUDCALL_LOG_LEVEL", Default: "info", Description: "debug, info, warn or error; debug adds a line per vendor request"},
 		{Name: "CLOUDCALL_METRICS_NAMESPACE", Default: "cloudcall", Description: "CloudWatch namespace of the per-invocation EMF metrics (Lambda)"},
 	}

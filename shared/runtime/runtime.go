@@ -126,6 +126,7 @@ type Handler struct {
 	Timeout time.Duration // used when the platform gives no deadline
 	maxBody int           // an HTTP trigger's largest body (CLOUDCALL_MAX_BODY_BYTES)
 	unknown string        // the unknown-field policy (CLOUDCALL_UNKNOWN_FIELDS)
+	nulls   string        // the null policy (CLOUDCALL_NULL_FIELDS)
 	initErr error
 	metrics invocationMetrics // cold start, EMF (metrics.go)
 }
@@ -185,6 +186,10 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	if unknown != envelope.UnknownRefuse && unknown != envelope.UnknownIgnore {
 		problems = append(problems, fmt.Sprintf("CLOUDCALL_UNKNOWN_FIELDS=%q: expected %s or %s", unknown, envelope.UnknownRefuse, envelope.UnknownIgnore))
 	}
+	nulls := env.Get("CLOUDCALL_NULL_FIELDS", envelope.NullRefuse)
+	if nulls != envelope.NullRefuse && nulls != envelope.NullAbsent {
+		problems = append(problems, fmt.Sprintf("CLOUDCALL_NULL_FIELDS=%q: expected %s or %s", nulls, envelope.NullRefuse, envelope.NullAbsent))
+	}
 	op, opErr := f(ctx, deps)
 	if op.API == "" {
 		op.API = deps.Function
@@ -196,7 +201,7 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	if len(problems) > 0 {
 		initErr = errors.New(strings.Join(problems, "; "))
 	}
-	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, unknown: unknown, initErr: initErr}
+	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, unknown: unknown, nulls: nulls, initErr: initErr}
 	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
@@ -258,6 +263,7 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 	}
 	in.Function = h.Deps.Function
 	in.UnknownFields = h.unknown
+	in.NullFields = h.nulls
 	in.Credentials = meta.Credentials
 	// The work ends a little before the deadline (the platform's, else the
 	// handler's timeout), so the answer (-1301, -1304, quota-alert's partial

@@ -379,3 +379,46 @@ func TestTheUnknownFieldPolicy(t *testing.T) {
 	require.Contains(t, m["errMsg"], `CLOUDCALL_UNKNOWN_FIELDS="lenient": expected refuse or ignore`)
 	require.Equal(t, 1, sbx.Calls("http:/router/rest"))
 }
+
+// CLOUDCALL_NULL_FIELDS names the null policy: refuse by default (no vendor
+// document says null), absent to read a null member as not sent, as the
+// vendors' binders do. Under absent a null desc is the same request as no
+// desc: the same key replays, one charge.
+func TestTheNullFieldPolicy(t *testing.T) {
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	recs := idempotency.NewMemory(nil)
+	invoke := func(policy, body string) map[string]any {
+		env := sbx.Env(srv.URL)
+		if policy != "" {
+			env["CLOUDCALL_NULL_FIELDS"] = policy
+		}
+		h, err := runtime.New(context.Background(), config.FromMap(env), slog.New(slog.DiscardHandler), top.FactoryWith(recs))
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(body), runtime.Meta{RequestID: "r"}), &m))
+		return m
+	}
+	withNulls := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-N","price":100,"type":2,"desc":null,"feature":null},"session":null,"idempotencyKey":"n-1"}`
+	m := invoke("", withNulls)
+	require.Equal(t, -1001.0, m["errCode"], m)
+	require.Contains(t, m["errMsg"], "got null")
+	require.Zero(t, sbx.Calls("http:/router/rest"), "nothing reached TOP")
+
+	m = invoke("absent", withNulls)
+	require.Equal(t, 0.0, m["errCode"], m)
+	again := invoke("absent", `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-N","price":100,"type":2},"idempotencyKey":"n-1"}`)
+	require.Equal(t, 0.0, again["errCode"], again)
+	require.Equal(t, m["result"], again["result"], "the same request: replayed")
+	require.Len(t, sbx.Charges("BFC-N"), 1)
+
+	m = invoke("absent", `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-N","price":null,"type":2},"idempotencyKey":"n-2"}`)
+	require.Equal(t, "omsLaunchExtraChargeParameter.price", m["field"], "a required field that is null is required")
+	require.Contains(t, m["errMsg"], "required")
+
+	m = invoke("null", withNulls)
+	require.Equal(t, -1601.0, m["errCode"], m)
+	require.Contains(t, m["errMsg"], `CLOUDCALL_NULL_FIELDS="null": expected refuse or absent`)
+	require.Len(t, sbx.Charges("BFC-N"), 1)
+}

@@ -150,7 +150,7 @@ func (ch *Charger) Op() envelope.Op {
 
 func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) {
 	q := ExtraChargeInput{policy: ch.policy}
-	if err := envelope.DecodeInput(in.Body, ch.schema().ForUnknown(in.UnknownFields), &q); err != nil {
+	if err := envelope.DecodeInput(in.Body, ch.schema().For(in), &q); err != nil {
 		// A refusal still echoes a key the request gave, as every other
 		// failure of a keyed call does: the body's (read on its own when
 		// the schema refused the rest before anything was decoded), else

@@ -109,7 +109,7 @@ func GetQuotaOp(c *Client) envelope.Op {
 	// background warm-up, overlapping its first poll.
 	return envelope.Op{API: APIGetQuota, Warm: func(context.Context) { schema() }, Handle: func(ctx context.Context, in *envelope.Input) (any, error) {
 		var q QuotaInput
-		if err := envelope.DecodeInput(in.Body, schema().ForUnknown(in.UnknownFields), &q); err != nil {
+		if err := envelope.DecodeInput(in.Body, schema().For(in), &q); err != nil {
 			return nil, err
 		}
 		n, err := c.GetQuota(ctx, q.DeliveryID, q.BizID)
