@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -488,92 +489,169 @@ type failure struct {
 	order      int      // a missing member's place in the schema's required list
 	want       []string // the types, for failType
 	limit, got int      // lengths
+	value      string   // what came, for the message (gotValue)
 }
 
-// collect walks a parsed document (only to explain a refusal) and lists
-// every rule it breaks, as the streamed check would find them.
-func (r *rule) collect(v any, loc []string, out *[]failure) {
+// walk reads one value from dec against r (only to explain a refusal) and
+// keeps the failure the message names (keep), as the streamed check would
+// find the rules broken. It reads every value through, so the tokenizer's
+// errors (syntax, duplicate keys, UTF-8) surface wherever they are; a member
+// the schema does not name is skipped unjudged, and a number past
+// maxExponent that a rule governs ends the walk (*hugeNumber). at is the
+// path so far, a stack; a failure keeps a copy.
+func (r *rule) walk(dec *jsontext.Decoder, at *[]string, out *[]failure, scratch *[]byte) error {
 	if r == nil {
-		return
+		return scanValue(dec)
 	}
-	at := func(k string) []string { return append(slices.Clone(loc), k) }
-	v = resolve(v) // one deferred element at a time, dropped once walked
-	if !r.typeOK(v) {
-		keep(out, failure{kind: failType, loc: loc, want: r.typeNames})
-		return
+	kind := dec.PeekKind()
+	var raw []byte // a scalar's bytes, read before its type is judged
+	if kind != '{' && kind != '[' {
+		var err error
+		if raw, err = dec.ReadValue(); err != nil {
+			return err
+		}
+		if kind == '0' && hugeExponent(raw) {
+			return &hugeNumber{path: pointerPath(dec.StackPointer()), raw: string(raw)}
+		}
 	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k := range x {
-			if _, known := r.props[k]; !known && r.closed {
-				keep(out, failure{kind: failUnknown, loc: loc, name: k})
+	if !r.typeOK(kind, raw) {
+		keep(out, failure{kind: failType, loc: *at, want: r.typeNames, value: gotRaw(kind, raw, false, scratch)})
+		if raw == nil {
+			return scanValue(dec)
+		}
+		return nil
+	}
+	switch kind {
+	case '{':
+		if _, err := dec.ReadToken(); err != nil {
+			return err
+		}
+		var seen uint64
+		for dec.PeekKind() != '}' {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return err
 			}
+			name := tok.String()
+			sub, known := r.props[name]
+			if !known {
+				if r.closed {
+					keep(out, failure{kind: failUnknown, loc: *at, name: name})
+				}
+				if err := dec.SkipValue(); err != nil { // unjudged, but well-formed
+					return err
+				}
+				continue
+			}
+			if r.nullAbsent && dec.PeekKind() == 'n' {
+				if _, err := dec.ReadToken(); err != nil {
+					return err
+				}
+				continue // as if not sent
+			}
+			if bit, req := r.required[name]; req {
+				seen |= 1 << bit
+			}
+			*at = append(*at, name)
+			err = sub.walk(dec, at, out, scratch)
+			*at = (*at)[:len(*at)-1]
+			if err != nil {
+				return err
+			}
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return err
 		}
 		for i, name := range r.reqOrder {
-			if v, ok := x[name]; !ok || v == nil && r.nullAbsent {
-				keep(out, failure{kind: failRequired, loc: loc, name: name, order: i})
+			if seen&(1<<r.required[name]) == 0 {
+				keep(out, failure{kind: failRequired, loc: *at, name: name, order: i})
 			}
 		}
-		for k, sub := range x {
-			if pr, ok := r.props[k]; ok && !(sub == nil && r.nullAbsent) {
-				pr.collect(sub, at(k), out)
+	case '[':
+		if _, err := dec.ReadToken(); err != nil {
+			return err
+		}
+		for i := 0; dec.PeekKind() != ']'; i++ {
+			var item *rule
+			if r.itemsExist {
+				item = r.items
+			}
+			*at = append(*at, strconv.Itoa(i))
+			err := item.walk(dec, at, out, scratch)
+			*at = (*at)[:len(*at)-1]
+			if err != nil {
+				return err
 			}
 		}
-	case []any:
-		if r.itemsExist {
-			for i, e := range x {
-				r.items.collect(e, at(fmt.Sprint(i)), out)
-			}
+		if _, err := dec.ReadToken(); err != nil {
+			return err
 		}
-	case string:
-		n := utf8.RuneCountInString(x)
+	case '"':
+		str := unquote(raw, scratch)
+		n := utf8.RuneCount(str)
 		switch {
 		case r.minLen >= 0 && n < r.minLen:
-			keep(out, failure{kind: failMinLength, loc: loc, limit: r.minLen, got: n})
+			keep(out, failure{kind: failMinLength, loc: *at, limit: r.minLen, got: n})
 		case r.maxLen >= 0 && n > r.maxLen:
-			keep(out, failure{kind: failMaxLength, loc: loc, limit: r.maxLen, got: n})
-		case r.pattern != nil && !r.pattern.MatchString(x):
-			keep(out, failure{kind: failRule, loc: loc})
+			keep(out, failure{kind: failMaxLength, loc: *at, limit: r.maxLen, got: n})
+		case r.pattern != nil && !r.pattern.Match(str):
+			keep(out, failure{kind: failRule, loc: *at, value: gotRaw(kind, raw, true, scratch)})
 		}
-	case stdjson.Number:
-		if !r.number([]byte(x)) {
-			keep(out, failure{kind: failRule, loc: loc})
+	case '0':
+		if !r.number(raw) {
+			keep(out, failure{kind: failRule, loc: *at, value: gotRaw(kind, raw, true, scratch)})
 		}
 	}
+	return nil
 }
 
 // typeOK is the type keyword alone: an integer is any number whose value is
 // whole (1.0 and 1e2 are integers).
-func (r *rule) typeOK(v any) bool {
+func (r *rule) typeOK(kind jsontext.Kind, raw []byte) bool {
 	if r.types == 0 {
 		return true
 	}
-	switch x := v.(type) {
-	case map[string]any:
+	switch kind {
+	case '{':
 		return r.types&tObject != 0
-	case []any:
+	case '[':
 		return r.types&tArray != 0
-	case string:
+	case '"':
 		return r.types&tString != 0
-	case bool:
+	case 't', 'f':
 		return r.types&tBoolean != 0
-	case nil:
+	case 'n':
 		return r.types&tNull != 0
-	case stdjson.Number:
+	case '0':
 		if r.types&tNumber != 0 {
 			return true
 		}
 		if r.types&tInteger == 0 {
 			return false
 		}
-		if _, ok := plainInt([]byte(x)); ok {
+		if _, ok := plainInt(raw); ok {
 			return true
 		}
-		if hugeExponent([]byte(x)) {
-			return false
-		}
-		q, ok := Rat(string(x))
+		q, ok := Rat(string(raw))
 		return ok && q.IsInt()
 	}
 	return false
+}
+
+// gotRaw is gotValue for a value as read: a container by its kind, a
+// scalar by its value.
+func gotRaw(kind jsontext.Kind, raw []byte, withValue bool, scratch *[]byte) string {
+	switch kind {
+	case '{':
+		return gotValue(map[string]any(nil), withValue)
+	case '[':
+		return gotValue([]any(nil), withValue)
+	case '"':
+		return gotValue(string(unquote(raw, scratch)), withValue)
+	case '0':
+		return gotValue(stdjson.Number(raw), withValue)
+	case 't', 'f':
+		return gotValue(true, withValue)
+	}
+	return gotValue(nil, withValue)
 }

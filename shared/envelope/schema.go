@@ -183,36 +183,42 @@ func MustCompileSchema(b []byte, err error) *Schema {
 	return s
 }
 
-// check explains a body the streamed rules refused: it parses it (the
-// tokenizer refuses duplicate keys and invalid UTF-8 here too) and walks the
-// rules over the document. A nil error means the rules accept it after all.
-func (s *Schema) check(trimmed []byte) (any, error) {
-	inst, err := parseInstance(trimmed)
+// check explains a body the streamed rules refused: it walks the body once
+// more against the rules (walk), keeping only the failure the message names,
+// so what it holds is a path, never the document: a 6 MiB body of three
+// million one-byte elements, read into a tree, took 25 bytes per byte and
+// the function was killed at its 128 MB. The tokenizer refuses duplicate
+// keys, invalid UTF-8 and bad syntax anywhere in the body, as before. A nil
+// error means the rules accept it after all.
+func (s *Schema) check(trimmed []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(trimmed))
+	var fails []failure
+	var scratch []byte
+	var at []string
+	err := s.rules.walk(dec, &at, &fails, &scratch)
+	if err == nil {
+		end := dec.InputOffset()
+		if _, err = dec.ReadToken(); err != io.EOF {
+			// Whatever follows, a token or not ("{...} trailing" would read
+			// as a broken literal true), it is data after the object.
+			rest := trimmed[end:]
+			off := end + int64(len(rest)-len(bytes.TrimLeft(rest, " \t\r\n")))
+			err = &jsontext.SyntacticError{ByteOffset: off, Err: errors.New("data after the JSON object")}
+		} else {
+			err = nil
+		}
+	}
 	var huge *hugeNumber
 	if errors.As(err, &huge) {
-		// In a member the schema does not name, the member is what is
-		// wrong: "expected a number of a vendor's type" told the caller a
-		// misspelled field exists, and lost the spelling hint.
-		if loc := splitLoc(huge.path); len(loc) > 0 && !s.ignoreUnknown {
-			if parent := s.nodeAt(loc[:len(loc)-1]); parent != nil && parent["additionalProperties"] == false {
-				if props, _ := parent["properties"].(map[string]any); props[loc[len(loc)-1]] == nil {
-					if _, index := strconv.Atoi(loc[len(loc)-1]); index != nil {
-						return nil, unknownField(huge.path, propertyNames(parent))
-					}
-				}
-			}
-		}
-		return nil, Invalid(fieldOrBody(huge.path), "expected %s, got number %s, which no vendor type holds", orType(expect(s.nodeAt(splitLoc(huge.path)))), huge.raw)
+		return Invalid(fieldOrBody(huge.path), "expected %s, got number %s, which no vendor type holds", orType(expect(s.nodeAt(splitLoc(huge.path)))), huge.raw)
 	}
 	if err != nil {
-		return nil, explain(trimmed, nil, err)
+		return explain(trimmed, nil, err)
 	}
-	var fails []failure
-	s.rules.collect(inst, nil, &fails)
 	if len(fails) > 0 {
-		return nil, s.explainSchema(inst, fails)
+		return s.explainSchema(fails)
 	}
-	return inst, nil
+	return nil
 }
 
 // DecodeInput is how a function reads its input: the envelope's hygiene,
@@ -225,10 +231,10 @@ func DecodeInput(body []byte, s *Schema, v any) error {
 	if err != nil {
 		return err
 	}
-	// The rules decide in one streaming pass; only a refusal parses the body
-	// and walks it, to say which rule broke and where.
+	// The rules decide in one streaming pass; only a refusal walks the body
+	// again, to say which rule broke and where.
 	if !s.accepts(trimmed) {
-		if _, err := s.check(trimmed); err != nil {
+		if err := s.check(trimmed); err != nil {
 			return err
 		}
 	}
@@ -241,106 +247,10 @@ func DecodeInput(body []byte, s *Schema, v any) error {
 	return nil
 }
 
-// parseInstance reads the body into the generic form the validator takes
-// (numbers as json.Number-like exact strings), refusing duplicate keys and
-// invalid UTF-8 as it goes. An array's objects and arrays stay as their bytes
-// (deferred) until the walk reaches them: a 6 MiB list of boxes read whole
-// into maps took 25 bytes of memory per byte, past a 128 MB function's limit,
-// where one element at a time takes next to nothing.
-func parseInstance(b []byte) (any, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(b))
-	v, err := readValue(dec, b)
-	if err != nil {
-		return nil, err
-	}
-	end := dec.InputOffset()
-	if _, err := dec.ReadToken(); err != io.EOF {
-		// Whatever follows, a token or not ("{...} trailing" would read as
-		// a broken literal true), it is data after the object.
-		rest := b[end:]
-		at := end + int64(len(rest)-len(bytes.TrimLeft(rest, " \t\r\n")))
-		return nil, &jsontext.SyntacticError{ByteOffset: at, Err: errors.New("data after the JSON object")}
-	}
-	return v, nil
-}
 
-// deferred is an array element (an object or an array) kept as its bytes,
-// already read once: well-formed, no duplicate key, no huge number.
-type deferred []byte
-
-// resolve reads a deferred element; anything else is itself.
-func resolve(v any) any {
-	if d, ok := v.(deferred); ok {
-		v, _ = parseInstance(d) // read once already, so it parses
-	}
-	return v
-}
-
-func readValue(dec *jsontext.Decoder, b []byte) (any, error) {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, err
-	}
-	switch tok.Kind() {
-	case '{':
-		m := map[string]any{}
-		for dec.PeekKind() != '}' {
-			k, err := dec.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			name := k.String() // before the next read voids the token
-			v, err := readValue(dec, b)
-			if err != nil {
-				return nil, err
-			}
-			m[name] = v
-		}
-		_, err := dec.ReadToken()
-		return m, err
-	case '[':
-		a := []any{}
-		for {
-			switch dec.PeekKind() {
-			case ']':
-				_, err := dec.ReadToken()
-				return a, err
-			case '{', '[':
-				start := dec.InputOffset()
-				if err := scanValue(dec); err != nil {
-					return nil, err
-				}
-				a = append(a, deferred(bytes.TrimLeft(b[start:dec.InputOffset()], " \t\r\n,")))
-			default:
-				v, err := readValue(dec, b)
-				if err != nil {
-					return nil, err
-				}
-				a = append(a, v)
-			}
-		}
-	case '"':
-		return tok.String(), nil
-	case '0':
-		if hugeExponent([]byte(tok.String())) {
-			return nil, &hugeNumber{path: pointerPath(dec.StackPointer()), raw: tok.String()}
-		}
-		// Exact digits: the validator compares json.Number as a big.Rat, so
-		// 9223372036854775808 is past a Long and 0.1 is a multiple of 0.01.
-		return stdjson.Number(tok.String()), nil
-	case 't':
-		return true, nil
-	case 'f':
-		return false, nil
-	case 'n':
-		return nil, nil
-	}
-	return nil, fmt.Errorf("unexpected token %v", tok)
-}
-
-// scanValue reads one object or array through, checking what readValue
-// would (the tokenizer's syntax, duplicate keys and UTF-8; huge numbers)
-// without building it.
+// scanValue reads one value through, checking what the rules would (the
+// tokenizer's syntax, duplicate keys and UTF-8; huge numbers) without
+// judging it: a value no rule governs.
 func scanValue(dec *jsontext.Decoder) error {
 	for depth := 0; ; {
 		if dec.PeekKind() == '0' {
@@ -351,17 +261,17 @@ func scanValue(dec *jsontext.Decoder) error {
 			if hugeExponent(raw) {
 				return &hugeNumber{path: pointerPath(dec.StackPointer()), raw: string(raw)}
 			}
-			continue
-		}
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return err
-		}
-		switch tok.Kind() {
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
+		} else {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return err
+			}
+			switch tok.Kind() {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
 		}
 		if depth == 0 {
 			return nil
@@ -396,7 +306,7 @@ func splitLoc(path string) []string {
 
 // explainSchema turns the validator's verdict into one message: the failure
 // collect kept (compareFailures).
-func (s *Schema) explainSchema(inst any, fails []failure) *Error {
+func (s *Schema) explainSchema(fails []failure) *Error {
 	f := fails[0]
 	loc := f.loc
 	path := locPath(loc)
@@ -411,7 +321,7 @@ func (s *Schema) explainSchema(inst any, fails []failure) *Error {
 		}
 		return Invalid(field, "required")
 	case failType:
-		return Invalid(fieldOrBody(path), "expected %s, got %s", typeWant(node, f.want), gotValue(valueAt(inst, loc), false))
+		return Invalid(fieldOrBody(path), "expected %s, got %s", typeWant(node, f.want), f.value)
 	case failMinLength:
 		if f.limit == 1 {
 			return Invalid(path, "must not be empty: %s", expect(node))
@@ -420,7 +330,7 @@ func (s *Schema) explainSchema(inst any, fails []failure) *Error {
 	case failMaxLength:
 		return Invalid(path, "at most %d characters, got %d", f.limit, f.got)
 	}
-	return Invalid(path, "expected %s, got %s", orType(expect(node)), gotValue(valueAt(inst, loc), true))
+	return Invalid(path, "expected %s, got %s", orType(expect(node)), f.value)
 }
 
 // compareFailures orders failures by use to the caller: unknown fields
@@ -442,10 +352,9 @@ func compareFailures(a, b failure) int {
 // keep holds the one failure the explanation names, the first by
 // compareFailures: a body of 98,000 bad boxes listed every one.
 func keep(out *[]failure, f failure) {
-	if len(*out) == 0 {
-		*out = append(*out, f)
-	} else if compareFailures(f, (*out)[0]) < 0 {
-		(*out)[0] = f
+	if len(*out) == 0 || compareFailures(f, (*out)[0]) < 0 {
+		f.loc = slices.Clone(f.loc) // the walk's path is a stack it reuses
+		*out = append((*out)[:0], f)
 	}
 }
 
@@ -582,23 +491,6 @@ func typeWant(node map[string]any, want []string) string {
 	return strings.Join(words, " or ")
 }
 
-func valueAt(inst any, loc []string) any {
-	for _, tok := range loc {
-		switch v := resolve(inst).(type) {
-		case map[string]any:
-			inst = v[tok]
-		case []any:
-			i, _ := strconv.Atoi(tok)
-			if i < 0 || i >= len(v) {
-				return nil
-			}
-			inst = v[i]
-		default:
-			return nil
-		}
-	}
-	return resolve(inst)
-}
 
 // gotValue says what came: the JSON kind, and the value itself when it is
 // the point (a number out of range, a string that does not match), cut
