@@ -7,8 +7,8 @@ import (
 	"math/big"
 	"regexp"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"

@@ -247,7 +247,6 @@ func DecodeInput(body []byte, s *Schema, v any) error {
 	return nil
 }
 
-
 // scanValue reads one value through, checking what the rules would (the
 // tokenizer's syntax, duplicate keys and UTF-8; huge numbers) without
 // judging it: a value no rule governs.
@@ -490,7 +489,6 @@ func typeWant(node map[string]any, want []string) string {
 	}
 	return strings.Join(words, " or ")
 }
-
 
 // gotValue says what came: the JSON kind, and the value itself when it is
 // the point (a number out of range, a string that does not match), cut
