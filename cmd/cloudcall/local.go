@@ -205,10 +205,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// port stays bound, so a second run on it is refused before it builds.
 	front := ln.Addr().String()
 	_ = ln.Close()
-	release, err := reserve(front)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another cloudcall local running? pass --addr 127.0.0.1:<free port>)", front, err)
-	}
+	release := reserveFront(front)
 	defer release() // on an early return; released before the door opens
 	var sbs []*servedSandbox
 	if !real {

@@ -42,3 +42,19 @@ func reserve(addr string) (release func(), err error) {
 	var once sync.Once
 	return func() { once.Do(func() { _ = syscall.Close(fd) }) }, nil
 }
+
+// reserveFront reserves the front door's port for the build, as far as it
+// can. It runs after net.Listen took the port, and net.Listen (SO_REUSEADDR)
+// takes a port whose last connections are in TIME_WAIT, which reserve's bind
+// does not: right after a run that closed connections (an open console tab,
+// a keep-alive client), a restart was refused for up to a minute. Another
+// run building on the port would have failed that net.Listen (its bind has
+// no SO_REUSEADDR), so a failure here is that TIME_WAIT: the build goes on
+// unreserved, as it did before reservations.
+func reserveFront(addr string) (release func()) {
+	release, err := reserve(addr)
+	if err != nil {
+		return func() {}
+	}
+	return release
+}
