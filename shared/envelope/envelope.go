@@ -89,6 +89,15 @@ type Response struct {
 	// Partial marks a success whose result says part of its work failed
 	// (a PartialResult): metrics count it as a fault, errCode stays 0.
 	Partial bool
+	// PartialReason says what failed (a PartialReasoner), for the log line:
+	// a timer's answer is thrown away by the platform, so the line is the
+	// only record of which account or channel failed.
+	PartialReason string
+}
+
+// PartialReasoner is a PartialResult that says what failed.
+type PartialReasoner interface {
+	PartialReason() string
 }
 
 // PartialResult is a success payload that can report part of its work
@@ -123,6 +132,9 @@ func (o Op) Invoke(ctx context.Context, in *Input) (resp Response) {
 	resp = Success(o.API, out)
 	if p, ok := out.(PartialResult); ok && resp.Err == nil {
 		resp.Partial = p.PartlyFailed()
+		if r, ok := out.(PartialReasoner); ok && resp.Partial {
+			resp.PartialReason = r.PartialReason()
+		}
 	}
 	return resp
 }

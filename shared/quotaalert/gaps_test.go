@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -299,4 +301,17 @@ func TestUnderAnHourLeftIsSaidSo(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, "YTO xyz (main) 余额 30，阈值 100，按近期用量预计不到 1 小时就会用完。请尽快充值。\n"+
 		"YTO xyz (main) has 30 waybills left (threshold 100); at the recent rate it runs out within the hour. Top up soon.", got[0].Text)
+}
+
+// A run's failures reach its invocation line (the reason), bounded: on FC
+// and EventBridge the answer is thrown away, and an alarm on faults said
+// that something failed but nowhere what (outside tester, 85 runs).
+func TestARunSaysWhatFailed(t *testing.T) {
+	s := &quotaalert.Summary{Failures: []string{"YTO/wrong-password: WeChat errcode 9300531", "notify webhook (…): webhook: HTTP 503 (after 3 attempts)"}}
+	require.Equal(t, "2 failure(s): YTO/wrong-password: WeChat errcode 9300531; notify webhook (…): webhook: HTTP 503 (after 3 attempts)", s.PartialReason())
+	long := &quotaalert.Summary{Failures: []string{strings.Repeat("余额", 2000)}}
+	r := long.PartialReason()
+	require.LessOrEqual(t, len(r), quotaalert.MaxReason+len("…"))
+	require.True(t, utf8.ValidString(r), "cut on a character boundary")
+	require.True(t, strings.HasSuffix(r, "…"))
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
@@ -288,6 +289,24 @@ type Summary struct {
 // still errCode 0 with this summary, and the invocation counts as a fault
 // in the metrics (errClass partial), so an alarm sees a silent alert.
 func (s *Summary) PartlyFailed() bool { return len(s.Failures) > 0 }
+
+// PartialReason is the failures, for the invocation's log line: on FC and
+// EventBridge a timer's answer is thrown away, and an alarm on faults then
+// said that something failed but nowhere what. At most MaxReason bytes.
+func (s *Summary) PartialReason() string {
+	r := fmt.Sprintf("%d failure(s): %s", len(s.Failures), strings.Join(s.Failures, "; "))
+	if len(r) > MaxReason {
+		cut := MaxReason
+		for cut > 0 && !utf8.RuneStart(r[cut]) {
+			cut--
+		}
+		r = r[:cut] + "…"
+	}
+	return r
+}
+
+// MaxReason bounds, in bytes, the failures a log line carries.
+const MaxReason = 2000
 
 // Alerter runs the checks.
 type Alerter struct {

@@ -94,6 +94,8 @@ type partialRun struct {
 
 func (p partialRun) PartlyFailed() bool { return len(p.Failures) > 0 }
 
+func (p partialRun) PartialReason() string { return strings.Join(p.Failures, "; ") }
+
 // A success whose result lists failures (a quota-alert run whose alert no
 // channel took) was errClass ok and no fault: an alarm on faults never saw
 // a silent alert. It is errClass partial and a fault now; errCode stays 0
@@ -126,6 +128,12 @@ func TestAPartlyFailedSuccessIsAFault(t *testing.T) {
 		}
 		require.Equal(t, class, line["errClass"])
 		require.Equal(t, 0.0, line["errCode"])
+		// What failed is on the line: a timer's answer is thrown away.
+		if len(failures) > 0 {
+			require.Equal(t, "notify webhook: HTTP 500", line["reason"])
+		} else {
+			require.NotContains(t, line, "reason")
+		}
 		require.Equal(t, class, rec["errClass"])
 		require.Equal(t, faults, rec["faults"])
 		require.Equal(t, 0.0, rec["errors"])

@@ -375,6 +375,9 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 		}
 	} else {
 		attrs = append(attrs, slog.Int("errCode", 0))
+		if resp.PartialReason != "" {
+			attrs = append(attrs, slog.String("reason", resp.PartialReason))
+		}
 	}
 	attrs = append(attrs, extra[:]...) // errClass, coldStart (metrics.go)
 	if fh, ok := log.Handler().(*logging.Handler); ok {
