@@ -315,3 +315,36 @@ func TestARunSaysWhatFailed(t *testing.T) {
 	require.True(t, utf8.ValidString(r), "cut on a character boundary")
 	require.True(t, strings.HasSuffix(r, "…"))
 }
+
+// A WeChat that hangs on getQuota is a failing check, announced once, not
+// "unchecked" run after run: every cut query was left for the next run, and
+// a hang silenced the alerts for as long as it lasted (outside tester: a
+// one-account list, three runs, nothing sent, "watch fewer accounts"). A
+// query cut sooner than SlowQuery is still the run's own lack of time.
+func TestAHangingWeChatIsAFailingCheck(t *testing.T) {
+	rc, srv := newReceiver(t)
+	src := &slowSource{hang: map[string]bool{"ZTO/0": true}}
+	clk := start()
+	kv := store.NewMemory(store.MemoryOptions{})
+	cfg := quotaalert.Config{Accounts: []quotaalert.Account{{DeliveryID: "ZTO", BizID: "0"}}, DefaultThreshold: 100,
+		QueryTimeout: 300 * time.Millisecond, SlowQuery: 200 * time.Millisecond}
+	al := quotaalert.New(cfg, src, kv, []notify.Channel{hook(srv)}, clk.now)
+	for run := 0; run < 2; run++ {
+		sum, err := al.Run(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, map[string]int{"error": 1}, sum.Levels, "run %d", run)
+		require.Len(t, sum.Failures, 1)
+		require.Contains(t, sum.Failures[0], "WeChat did not answer getQuota within 300ms")
+		clk.advance(time.Hour)
+	}
+	require.Equal(t, []string{"error"}, names(rc.take()), "announced once, not every run")
+
+	// The run's own time running out before SlowQuery: unchecked, as before.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	fresh := quotaalert.New(cfg, src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{hook(srv)}, clk.now)
+	sum, err := fresh.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"unchecked": 1}, sum.Levels)
+	require.Empty(t, rc.take())
+}

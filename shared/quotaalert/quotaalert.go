@@ -5,6 +5,7 @@
 package quotaalert
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -143,7 +144,21 @@ type Config struct {
 	// minutes, well past a run's deadline); after it, its run is taken
 	// for dead and the announcement for unheard.
 	PendingGrace time.Duration
+	// QueryTimeout bounds one account's getQuota (default 10 s), so a
+	// courier that hangs holds its check slot no longer than that.
+	QueryTimeout time.Duration
+	// SlowQuery is how long a query must have been waiting, when it is
+	// cut (by QueryTimeout or by the run's time running out), for the cut
+	// to count as WeChat not answering, announced as a failing check
+	// (default 3 s). A query cut sooner is "unchecked": the run's time ran
+	// out, not the vendor. Before, every cut query was unchecked, and a
+	// WeChat that hung silenced the alerts for as long as it hung.
+	SlowQuery time.Duration
 }
+
+func (c Config) queryTimeout() time.Duration { return cmp.Or(c.QueryTimeout, 10*time.Second) }
+
+func (c Config) slowQuery() time.Duration { return cmp.Or(c.SlowQuery, 3*time.Second) }
 
 func (c Config) parallel() int {
 	if c.Parallel > 0 {
@@ -654,15 +669,23 @@ type announcement struct {
 func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum *Summary) (AccountResult, *announcement) {
 	res := AccountResult{DeliveryID: acct.DeliveryID, BizID: acct.BizID, Name: acct.Name, Threshold: acct.Threshold}
 	now := a.now()
-	qctx, cancel := ctx, context.CancelFunc(func() {})
-	if !stopAt.IsZero() {
-		qctx, cancel = context.WithDeadline(ctx, stopAt)
+	started := time.Now()
+	deadline := started.Add(a.cfg.queryTimeout())
+	if !stopAt.IsZero() && stopAt.Before(deadline) {
+		deadline = stopAt
 	}
+	qctx, cancel := context.WithDeadline(ctx, deadline)
 	balance, qerr := a.src.Quota(qctx, acct.DeliveryID, acct.BizID)
 	cut := qerr != nil && qctx.Err() != nil
 	cancel()
 	if cut {
-		return a.unchecked(acct, sum), nil
+		waited := time.Since(started)
+		if waited < a.cfg.slowQuery() {
+			return a.unchecked(acct, sum), nil
+		}
+		// WeChat was asked and did not answer in all that time: that is a
+		// failing check, whatever ended the wait.
+		qerr = fmt.Errorf("WeChat did not answer getQuota within %s", waited.Round(100*time.Millisecond))
 	}
 	key := "alert:quota:" + acct.key()
 	raw, err := a.kv.Get(ctx, key)
