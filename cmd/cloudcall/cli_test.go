@@ -199,6 +199,15 @@ func TestFunctionEnv(t *testing.T) {
 		require.Equal(t, "sbx-key", env["TOP_APP_KEY"])
 		require.Equal(t, "top-launch-extra-charge", env["AWS_LAMBDA_FUNCTION_NAME"])
 	})
+	// An env file's NAME_FILE replaces a sandbox's NAME: a function refuses
+	// both set (which was meant cannot be known), and the file is.
+	t.Run("an env file's _FILE secret", func(t *testing.T) {
+		env := functionEnv(quota, runtimeapi.FC, sbs, false, localSettings{extra: map[string]string{"QUOTA_ALERT_SLACK_URL_FILE": "/run/secrets/slack"}})
+		require.Equal(t, "/run/secrets/slack", env["QUOTA_ALERT_SLACK_URL_FILE"])
+		require.NotContains(t, env, "QUOTA_ALERT_SLACK_URL")
+		both := functionEnv(quota, runtimeapi.FC, sbs, false, localSettings{extra: map[string]string{"QUOTA_ALERT_SLACK_URL_FILE": "/f", "QUOTA_ALERT_SLACK_URL": "https://x/y"}})
+		require.Equal(t, "https://x/y", both["QUOTA_ALERT_SLACK_URL"], "both in the file: the function says so")
+	})
 	// A deployment's own records store can be tried locally: the env file's
 	// CLOUDCALL_IDEMPOTENCY_STORE was overwritten by --store, and with the
 	// embedded store its Redis would have skipped the durability check.

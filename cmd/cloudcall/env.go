@@ -102,6 +102,15 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 	for k, v := range set.extra {
 		env[k] = v
 	}
+	// An env file's NAME_FILE overrides a default NAME (a sandbox's demo
+	// secret): a function refuses both set, and the file is what was meant.
+	for k := range set.extra {
+		if name, ok := strings.CutSuffix(k, "_FILE"); ok {
+			if _, both := set.extra[name]; !both {
+				delete(env, name)
+			}
+		}
+	}
 	switch keyed, anonymous := set.auth(); {
 	case keyed:
 		if set.callerKeys != "" {

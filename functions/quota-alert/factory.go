@@ -67,6 +67,13 @@ func channels(env *config.Env, o notify.Options) ([]notify.Channel, error) {
 			return nil, err
 		}
 		if u == "" {
+			// A secret with no URL is a channel half set up: it was left
+			// out without a word, and its alerts went nowhere.
+			if s.secret != "" {
+				if sec, err := env.Secret(s.secret); err != nil || sec != "" {
+					return nil, fmt.Errorf("%s is set but %s is not: set the channel's URL too (or unset the secret)", s.secret, s.url)
+				}
+			}
 			continue
 		}
 		// Checked here, so a mistyped URL is a -1601 naming it at once,

@@ -177,6 +177,10 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 		"QUOTA_ALERT_HORIZON":   {"QUOTA_ALERT_HORIZON": "tomorrow"},
 		"QUOTA_ALERT_SLACK_URL": {"QUOTA_ALERT_SLACK_URL": "notaurl-s3cret"},
 		"QUOTA_ALERT_WECOM_URL": {"QUOTA_ALERT_WECOM_URL": "ftp://qyapi.weixin.qq.com/x"},
+		// Half a channel (a secret with no URL) was left out without a word.
+		"QUOTA_ALERT_DINGTALK_SECRET": {"QUOTA_ALERT_DINGTALK_SECRET": "SECabc"},
+		// A URL and a _FILE both set: the file was ignored without a word.
+		"QUOTA_ALERT_WEBHOOK_URL_FILE": {"QUOTA_ALERT_WEBHOOK_URL_FILE": "/nonexistent"},
 	} {
 		r := newRig(t, want)
 		a := r.invoke(t, `{}`)

@@ -4,7 +4,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"sort"
@@ -65,6 +67,9 @@ func (e *Env) Int(name string, def int) (int, error) {
 	// The whole value, in decimal: "1e6" or "2000000 fen" must not become
 	// 1 or 2000000 (fmt.Sscan kept the leading digits of both).
 	n, err := strconv.Atoi(v)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%s=%q: out of range (at most %d)", name, v, math.MaxInt)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s=%q: expected an integer in plain decimal digits, such as 1000000", name, v)
 	}
@@ -85,13 +90,18 @@ func (e *Env) Duration(name string, def time.Duration) (time.Duration, error) {
 }
 
 // Secret returns the secret NAME, or the contents of the file NAME_FILE names
-// (less one final line break). Empty means not configured. Secrets are taken
+// (less one final line break); both set is an error. Empty means not
+// configured. Secrets are taken
 // verbatim: a value that begins or ends with whitespace is an error naming
 // the variable, never silently trimmed (a trimmed key signs differently). The
 // value is remembered for redaction.
 func (e *Env) Secret(name string) (string, error) {
 	v, _ := e.lookup(name)
 	from := name
+	if v != "" && e.Get(name+"_FILE", "") != "" {
+		// Which one was meant cannot be known; the file was ignored.
+		return "", fmt.Errorf("%s and %s_FILE are both set: set one of them", name, name)
+	}
 	if v == "" {
 		if path := e.Get(name+"_FILE", ""); path != "" {
 			b, err := os.ReadFile(path)

@@ -25,6 +25,7 @@ func TestSecretVerbatim(t *testing.T) {
 	}{
 		{"plain", map[string]string{"S": "a b\tc"}, "a b\tc", ""},
 		{"unset", nil, "", ""},
+		{"both", map[string]string{"S": "x", "S_FILE": "/run/secrets/s"}, "", "S and S_FILE are both set: set one of them"},
 		{"trailing space", map[string]string{"S": "secret "}, "", "S: the value begins or ends with whitespace"},
 		{"leading tab", map[string]string{"S": "\tsecret"}, "", "S: the value begins or ends with whitespace"},
 		{"trailing newline", map[string]string{"S": "secret\n"}, "", "S: the value begins or ends with whitespace"},
@@ -67,6 +68,9 @@ func TestIntTakesTheWholeValue(t *testing.T) {
 	n, err := FromMap(nil).Int("N", 7)
 	require.NoError(t, err)
 	require.Equal(t, 7, n, "unset: the default")
+	// Plain digits past int: out of range, not "expected plain digits".
+	_, err = FromMap(map[string]string{"N": "99999999999999999999999"}).Int("N", 0)
+	require.EqualError(t, err, `N="99999999999999999999999": out of range (at most 9223372036854775807)`)
 }
 
 // CLOUDCALL_STORE=memory is a word, not a secret: remembering it hid every

@@ -94,7 +94,7 @@ func post(ctx context.Context, o Options, name, u string, headers map[string]str
 			return fmt.Errorf("%s: the configured URL is not a valid http(s) URL", name)
 		}
 		if errors.Is(err, upstream.ErrRedirect) {
-			return fmt.Errorf("%s: %w; configure the URL it redirects to (https)", name, upstream.Clean(err)) // a refusal: not retried
+			return fmt.Errorf("%s: %w; set the channel's URL (QUOTA_ALERT_%s_URL) to the address it redirects to (https)", name, upstream.Clean(err), strings.ToUpper(name)) // a refusal: not retried
 		}
 		if err != nil {
 			last = fmt.Errorf("%s: %w", name, upstream.Clean(err))

@@ -305,6 +305,9 @@ func TestARedirectIsNotADelivery(t *testing.T) {
 		require.Error(t, err, ch.Name())
 		require.Contains(t, err.Error(), "redirect")
 		require.NotContains(t, err.Error(), "s3cret")
+		// The hint names the channel's setting, not the vendors' base URLs.
+		require.Contains(t, err.Error(), "QUOTA_ALERT_"+strings.ToUpper(ch.Name())+"_URL")
+		require.NotContains(t, err.Error(), "_API_BASE")
 	}
 	require.Zero(t, landed.Load(), "the redirect is not followed")
 	require.Equal(t, n.Load(), hooks.Load(), "nor retried: one try per channel")

@@ -925,7 +925,7 @@ func etaText(h float64) (zh, en string) {
 // ParseWatch reads QUOTA_ALERT_WATCH: "auto", or a JSON list of accounts.
 func ParseWatch(s string) (accounts []Account, auto bool, err error) {
 	s = strings.TrimSpace(s)
-	if s == "" || s == "auto" {
+	if s == "" || strings.EqualFold(s, "auto") {
 		return nil, true, nil
 	}
 	dec := json.NewDecoder(strings.NewReader(s))

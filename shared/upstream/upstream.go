@@ -70,7 +70,7 @@ func Timeout(err error) bool {
 func TransportError(vendor string, err error) *envelope.Error {
 	err = Clean(err)
 	if errors.Is(err, ErrRedirect) {
-		return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: vendor + " could not be reached: " + err.Error(), Err: err}
+		return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: vendor + " could not be reached: " + err.Error() + " (check the configured *_API_BASE / TOP_GATEWAY_URL)", Err: err}
 	}
 	if Timeout(err) {
 		return &envelope.Error{Code: envelope.CodeUpstreamTimeout, Reason: vendor + " did not answer before the deadline", Err: err}
@@ -88,7 +88,9 @@ func Malformed(vendor string, status int, err error) *envelope.Error {
 // never follow one: a signed request (a charge above all) must never be sent
 // again to another host, and a redirect means the configured base URL is
 // not the vendor's API. Nothing was acted on where the request was sent.
-var ErrRedirect = errors.New("the vendor's address answered with a redirect, which is never followed (check the configured *_API_BASE / TOP_GATEWAY_URL)")
+// The hint naming the setting is the caller's: TransportError names the
+// vendors' base URLs, a notification channel its own.
+var ErrRedirect = errors.New("the address answered with a redirect, which is never followed")
 
 // NoRedirects returns a copy of c (nil: a default client) whose requests
 // fail with ErrRedirect instead of following a 3xx.
