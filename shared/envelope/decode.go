@@ -64,6 +64,9 @@ func precheck(body []byte) ([]byte, error) {
 	if trimmed[0] != '{' {
 		return nil, Invalid("", "the request body must be a JSON object, got %s", jsonKind(trimmed))
 	}
+	if len(trimmed) > 1 && trimmed[1] == 0 {
+		return nil, Invalid("", "the request body is UTF-16 text (little-endian: every other byte is 0); send the JSON as UTF-8")
+	}
 	if d := depth(trimmed); d > MaxDepth {
 		return nil, Invalid("", "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
 	}
@@ -157,8 +160,11 @@ func explain(body []byte, t reflect.Type, err error) error {
 			}
 			return Invalid(path, "not valid UTF-8; send text as UTF-8")
 		}
-		if at, ok := leadingZero(body, syn.ByteOffset); ok {
-			return Invalid(fieldOrBody(at.path), "expected a JSON number, got %s: JSON numbers have no leading zeros (write %s)", clip(at.raw, 40), clip(at.fixed, 40))
+		if n, ok := malformedNumber(body, syn.ByteOffset); ok {
+			if n.fixed != "" {
+				return Invalid(fieldOrBody(n.path), "not valid JSON: %s is a number with a leading zero, which JSON does not allow (write %s)", clip(n.raw, 40), clip(n.fixed, 40))
+			}
+			return Invalid(fieldOrBody(n.path), "not valid JSON: %s is not a JSON number (JSON writes numbers in decimal digits, as 16 or 1.5e3)", clip(n.raw, 40))
 		}
 		if path != "" && !errors.Is(syn.Err, io.ErrUnexpectedEOF) {
 			// Inside a value (NaN, +1, .5, a raw tab in a string): the
@@ -188,43 +194,51 @@ func explain(body []byte, t reflect.Type, err error) error {
 	return Invalid("", "the request body is not valid JSON")
 }
 
-type zeroAt struct{ path, raw, fixed string }
+type badNumber struct{ path, raw, fixed string }
 
-// leadingZero recognises a number written with a leading zero (01, -007.5):
-// the tokenizer reads the 0 as a whole number and then trips on the next
-// digit, "after object value", naming the object rather than the field. The
-// field is the last value read before the digit.
-func leadingZero(body []byte, off int64) (zeroAt, bool) {
-	if off < 1 || off >= int64(len(body)) || body[off] < '0' || body[off] > '9' || body[off-1] != '0' {
-		return zeroAt{}, false
+// malformedNumber recognises a number written as JSON does not write one:
+// a leading zero (01, -007.5) or something glued to it (0x10, 1_000). The
+// tokenizer reads the leading part as a whole number and trips on what
+// follows, "after object value", naming the object rather than the field;
+// the field is the last value read before it. fixed is the number as JSON
+// writes it, when there is one.
+func malformedNumber(body []byte, off int64) (badNumber, bool) {
+	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
+	glued := func(c byte) bool { return isDigit(c) || c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	if off < 1 || off >= int64(len(body)) || !isDigit(body[off-1]) || !glued(body[off]) {
+		return badNumber{}, false
 	}
 	start := off - 1
-	if start > 0 && body[start-1] == '-' {
+	for start > 0 && strings.IndexByte("0123456789.eE+-", body[start-1]) >= 0 {
 		start--
 	}
-	if start > 0 && (body[start-1] >= '0' && body[start-1] <= '9' || body[start-1] == '.') {
-		return zeroAt{}, false
+	if start < off-1 && body[start] != '-' && !isDigit(body[start]) {
+		return badNumber{}, false // not a number's start (a string's tail)
 	}
 	end := off
-	for end < int64(len(body)) && strings.IndexByte("0123456789.eE+-", body[end]) >= 0 {
+	for end < int64(len(body)) && (glued(body[end]) || body[end] == '+' || body[end] == '-') {
 		end++
 	}
 	raw := string(body[start:end])
-	fixed := strings.TrimLeft(strings.TrimPrefix(raw, "-"), "0")
-	if fixed == "" || fixed[0] == '.' || fixed[0] == 'e' || fixed[0] == 'E' {
-		fixed = "0" + fixed
+	var fixed string
+	if digits := strings.TrimPrefix(raw, "-"); len(digits) > 1 && digits[0] == '0' && isDigit(digits[1]) &&
+		strings.Trim(digits, "0123456789.eE+-") == "" {
+		fixed = strings.TrimLeft(digits, "0")
+		if fixed == "" || fixed[0] == '.' || fixed[0] == 'e' || fixed[0] == 'E' {
+			fixed = "0" + fixed
+		}
+		if raw[0] == '-' {
+			fixed = "-" + fixed
+		}
 	}
-	if raw[0] == '-' {
-		fixed = "-" + fixed
-	}
-	// Read up to the 0: the decoder's pointer then names its field.
+	// Read up to the offending byte: the decoder's pointer names the field.
 	dec := jsontext.NewDecoder(bytes.NewReader(body[:off]))
 	for {
 		if _, err := dec.ReadToken(); err != nil {
 			break
 		}
 	}
-	return zeroAt{path: pointerPath(dec.StackPointer()), raw: raw, fixed: fixed}, true
+	return badNumber{path: pointerPath(dec.StackPointer()), raw: raw, fixed: fixed}, true
 }
 
 // isInvalidUTF8: raw bytes that are not UTF-8, or a \u escape of half a
@@ -469,14 +483,21 @@ func jsonKind(b []byte) string {
 		return "a number"
 	case bytes.HasPrefix(b, []byte("\xef\xbb\xbf")):
 		return "a byte-order mark (U+FEFF) before the JSON; send UTF-8 without a BOM"
+	case bytes.HasPrefix(b, []byte("\xff\xfe\x00\x00")) || bytes.HasPrefix(b, []byte("\x00\x00\xfe\xff")):
+		return "UTF-32 text (it starts with a UTF-32 byte-order mark); send the JSON as UTF-8"
 	case bytes.HasPrefix(b, []byte("\xff\xfe")) || bytes.HasPrefix(b, []byte("\xfe\xff")):
 		return "UTF-16 text (it starts with a UTF-16 byte-order mark); send the JSON as UTF-8"
+	case len(b) > 1 && b[0] == 0 && b[1] != 0:
+		return "UTF-16 text (big-endian: every other byte is 0); send the JSON as UTF-8"
 	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
 		// A body sent with Content-Encoding: gzip: the functions take JSON
 		// as it is, and the platforms pass the bytes through.
 		return "gzip-compressed bytes (compressed bodies are not accepted: send the JSON uncompressed, without Content-Encoding)"
 	default:
-		r, _ := utf8.DecodeRune(b)
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size <= 1 {
+			return fmt.Sprintf("a byte 0x%02X that begins no UTF-8 character; send the JSON as UTF-8 text", b[0])
+		}
 		if unicode.IsSpace(r) {
 			return fmt.Sprintf("text starting with %q, which is not JSON whitespace (only space, tab, LF and CR are)", r)
 		}

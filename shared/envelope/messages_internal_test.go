@@ -72,6 +72,14 @@ func TestABOMIsNamed(t *testing.T) {
 	require.ErrorContains(t, err, "a byte-order mark (U+FEFF) before the JSON; send UTF-8 without a BOM")
 	_, err = precheck([]byte("\xff\xfe{\x00}\x00"))
 	require.ErrorContains(t, err, "UTF-16 text (it starts with a UTF-16 byte-order mark); send the JSON as UTF-8")
+	_, err = precheck([]byte("{\x00}\x00"))
+	require.ErrorContains(t, err, "UTF-16 text (little-endian: every other byte is 0); send the JSON as UTF-8")
+	_, err = precheck([]byte("\x00{\x00}"))
+	require.ErrorContains(t, err, "UTF-16 text (big-endian: every other byte is 0); send the JSON as UTF-8")
+	_, err = precheck([]byte("\xff\xfe\x00\x00{\x00\x00\x00"))
+	require.ErrorContains(t, err, "UTF-32 text (it starts with a UTF-32 byte-order mark)")
+	_, err = precheck([]byte("\xef\xbb{}"))
+	require.ErrorContains(t, err, "a byte 0xEF that begins no UTF-8 character; send the JSON as UTF-8 text")
 }
 
 // A gzip body was "text starting with '\x1f'".
@@ -98,27 +106,33 @@ func TestMemberString(t *testing.T) {
 }
 
 // A leading zero named no field ("the request body is not valid JSON
-// (invalid character '1' after object value …)") or its object; it names
-// the field, and how to write the number.
-func TestALeadingZeroNamesItsField(t *testing.T) {
+// (invalid character '1' after object value …)") or its object; 0x10 named
+// the box, not its side. Each names the field, says what is wrong and, for
+// a leading zero, how JSON writes the number.
+func TestAMalformedNumberNamesItsField(t *testing.T) {
 	s := MustCompileSchema([]byte(`{"type":"object","additionalProperties":false,"properties":{
-		"bizId":{"type":"number"},
-		"boxes":{"type":"array","items":{"type":"object","additionalProperties":false,"properties":{"quantity":{"type":"integer"}}}}}}`), nil)
+		"bizId":{"type":"string"},
+		"boxes":{"type":"array","items":{"type":"object","additionalProperties":false,"properties":{"quantity":{"type":"integer"},"length":{"type":"number"}}}}}}`), nil)
 	var v map[string]any
 	for body, want := range map[string]string{
-		`{"bizId":01}`:     "bizId: expected a JSON number, got 01: JSON numbers have no leading zeros (write 1)",
-		`{"bizId":-007.5}`: "bizId: expected a JSON number, got -007.5: JSON numbers have no leading zeros (write -7.5)",
-		`{"bizId":00}`:     "bizId: expected a JSON number, got 00: JSON numbers have no leading zeros (write 0)",
-		`{"boxes":[{"quantity":1},{"quantity":01}]}`: "boxes[1].quantity: expected a JSON number, got 01: JSON numbers have no leading zeros (write 1)",
-		`{"boxes":[00.5e1]}`:                         "boxes[0]: expected a JSON number, got 00.5e1: JSON numbers have no leading zeros (write 0.5e1)",
+		`{"bizId":01}`:     "bizId: not valid JSON: 01 is a number with a leading zero, which JSON does not allow (write 1)",
+		`{"bizId":-007.5}`: "bizId: not valid JSON: -007.5 is a number with a leading zero, which JSON does not allow (write -7.5)",
+		`{"bizId":00}`:     "bizId: not valid JSON: 00 is a number with a leading zero, which JSON does not allow (write 0)",
+		`{"boxes":[{"quantity":1},{"quantity":01}]}`: "boxes[1].quantity: not valid JSON: 01 is a number with a leading zero, which JSON does not allow (write 1)",
+		`{"boxes":[00.5e1]}`:                         "boxes[0]: not valid JSON: 00.5e1 is a number with a leading zero, which JSON does not allow (write 0.5e1)",
+		`{"boxes":[{"length":0x10}]}`:                "boxes[0].length: not valid JSON: 0x10 is not a JSON number (JSON writes numbers in decimal digits, as 16 or 1.5e3)",
+		`{"boxes":[{"quantity":1_000}]}`:             "boxes[0].quantity: not valid JSON: 1_000 is not a JSON number",
 	} {
 		err := DecodeInput([]byte(body), s, &v)
 		require.ErrorContains(t, err, want, body)
 	}
-	// Other digits after a value are not this.
-	err := DecodeInput([]byte(`{"bizId":10 1}`), s, &v)
-	require.ErrorContains(t, err, "not valid JSON")
-	require.NotContains(t, err.Error(), "leading zeros")
+	// Other things after a value are not this.
+	for _, body := range []string{`{"bizId":10 1}`, `{"bizId":"a"x}`, `{"bizId":true1}`} {
+		err := DecodeInput([]byte(body), s, &v)
+		require.ErrorContains(t, err, "not valid JSON", body)
+		require.NotContains(t, err.Error(), "leading zero", body)
+		require.NotContains(t, err.Error(), "is not a JSON number", body)
+	}
 }
 
 // A member the schema does not name is an unknown field whatever it holds:
