@@ -153,10 +153,19 @@ func (c *Client) Do(ctx context.Context, method, session string, api map[string]
 		// TOP can quote the session it refused ("session … invalid"). A
 		// caller's own session is no configured secret the log redactor
 		// knows, and the reason goes to the log line and the answer.
-		r.Error.Msg = strings.ReplaceAll(r.Error.Msg, session, logging.Mask)
-		r.Error.SubMsg = strings.ReplaceAll(r.Error.SubMsg, session, logging.Mask)
+		r.Error.Msg = maskSession(r.Error.Msg, session)
+		r.Error.SubMsg = maskSession(r.Error.SubMsg, session)
 	}
 	return r
+}
+
+// maskSession masks session in s as written and as a URL would carry it
+// (TOP may quote its request's form).
+func maskSession(s, session string) string {
+	for _, form := range []string{session, url.QueryEscape(session), url.PathEscape(session)} {
+		s = strings.ReplaceAll(s, form, logging.Mask)
+	}
+	return s
 }
 
 // ParseReply reads a router answer: the error_response layer, or the

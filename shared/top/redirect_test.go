@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -72,4 +73,24 @@ func TestARefusedSessionIsNotQuoted(t *testing.T) {
 	require.NotContains(t, string(resp.Body), session)
 	require.Contains(t, string(resp.Body), "session [REDACTED] invalid")
 	require.Contains(t, string(resp.Body), `"errCode":-1305`)
+}
+
+// TOP may quote the session as its request's form carried it.
+func TestARefusedSessionIsNotQuotedEncoded(t *testing.T) {
+	const session = "Sx/ab+cd=ef&gh%ij klmnopQR"
+	for _, quoted := range []string{url.QueryEscape(session), url.PathEscape(session)} {
+		gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := json.Marshal(map[string]any{"error_response": map[string]any{"code": 27, "msg": "Invalid session", "sub_code": "invalid-sessionkey", "sub_msg": "session=" + quoted + " invalid"}})
+			_, _ = w.Write(b)
+		}))
+		sbx := topsbx.New(topsbx.Options{})
+		op, err := top.FactoryWith(idempotency.NewMemory(nil))(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(gw.URL)),
+			Store: store.NewMemory(store.MemoryOptions{}), HTTP: &http.Client{}})
+		require.NoError(t, err)
+		in, _ := json.Marshal(map[string]any{"omsLaunchExtraChargeParameter": map[string]any{"wdsCoordinationOrderId": "S-2", "price": 100, "type": 1}, "session": session})
+		resp := op.Invoke(context.Background(), &envelope.Input{Body: in, Trigger: envelope.TriggerDirect})
+		gw.Close()
+		require.NotContains(t, string(resp.Body), quoted)
+		require.Contains(t, string(resp.Body), "session=[REDACTED] invalid")
+	}
 }
