@@ -204,7 +204,9 @@ type badNumber struct{ path, raw, fixed string }
 // writes it, when there is one.
 func malformedNumber(body []byte, off int64) (badNumber, bool) {
 	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
-	glued := func(c byte) bool { return isDigit(c) || c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	glued := func(c byte) bool {
+		return isDigit(c) || c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
 	if off < 1 || off >= int64(len(body)) || !isDigit(body[off-1]) || !glued(body[off]) {
 		return badNumber{}, false
 	}
