@@ -443,3 +443,18 @@ func TestLocalOutsideTheCheckoutSaysSoFirst(t *testing.T) {
 	require.Contains(t, errOut, "run cloudcall from inside the cloudcall checkout")
 	require.NotContains(t, out, "building functions")
 }
+
+// The flag's caller keys win over an env file's; calls signed with the
+// file's were refused with nothing said. The start says so.
+func TestLocalSaysWhichCallerKeysWin(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	envFile := filepath.Join(t.TempDir(), ".env")
+	require.NoError(t, os.WriteFile(envFile, []byte("CLOUDCALL_CALLER_KEYS=k1:BBBBBBBBBBBBBBBBBBBB,k2:CCCCCCCCCCCCCCCCCCCC\n"), 0o600))
+	_, _, errOut := runCLI("local", "--addr", busy.Addr().String(), "--timers", "off", "--caller-keys", "k1:AAAAAAAAAAAAAAAAAAAA", "--env-file", envFile)
+	require.Contains(t, errOut, "WARNING: --caller-keys and the env file's CLOUDCALL_CALLER_KEYS differ: the flag's keys are used, the file's are not")
+	require.NotContains(t, errOut, "BBBB", "no secret shown")
+	_, _, errOut = runCLI("local", "--addr", busy.Addr().String(), "--timers", "off", "--caller-keys", "k1:AAAAAAAAAAAAAAAAAAAA")
+	require.NotContains(t, errOut, "WARNING: --caller-keys")
+}

@@ -143,6 +143,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if set.extra, err = loadEnvFile(*envFile, stderr); err != nil {
 		return err
 	}
+	if k, ok := set.extra["CLOUDCALL_CALLER_KEYS"]; ok && k != "" && *callerKeys != "" && k != *callerKeys {
+		// Calls signed with the file's keys were refused with nothing said.
+		fmt.Fprintf(stderr, "WARNING: --caller-keys and the env file's CLOUDCALL_CALLER_KEYS differ: the flag's keys are used, the file's are not\n")
+	}
 	switch s := *storeFlag; {
 	case s == "embedded":
 		st, err := localstore.StartWith("127.0.0.1:0", localstore.Options{Warn: func(msg string) { fmt.Fprintln(stdout, "WARNING: "+msg) }})
