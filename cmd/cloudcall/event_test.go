@@ -128,7 +128,7 @@ func TestEventCommandLine(t *testing.T) {
 	require.Contains(t, out.String(), "fc-timer     Function Compute timer trigger", "help goes to stdout")
 }
 
-// An event that is not JSON is an error that says so, before anything is
+// An event that is not JSON is a usage error (exit 2) that says so, before anything is
 // built or run; it never reaches a function as null.
 func TestInvokeRefusesAnEventThatIsNotJSON(t *testing.T) {
 	dir := t.TempDir()
@@ -144,7 +144,7 @@ func TestInvokeRefusesAnEventThatIsNotJSON(t *testing.T) {
 			p := filepath.Join(dir, c.name)
 			require.NoError(t, os.WriteFile(p, []byte(c.content), 0o644))
 			var out, errOut bytes.Buffer
-			require.Equal(t, 1, run(context.Background(), []string{"invoke", "logistics-get-quota", "--event", p, "--bin", filepath.Join(dir, "bin")}, &out, &errOut))
+			require.Equal(t, 2, run(context.Background(), []string{"invoke", "logistics-get-quota", "--event", p, "--bin", filepath.Join(dir, "bin")}, &out, &errOut))
 			require.Contains(t, errOut.String(), "the event from "+p+" "+c.want)
 			require.Empty(t, out.String())
 			_, err := os.Stat(filepath.Join(dir, "bin", "logistics-get-quota"))
