@@ -495,6 +495,27 @@ func TestInvalidUTF8ReachesTheFunctionAsSent(t *testing.T) {
 	}
 }
 
+// TestAnHTTPEventIsNotHTMLEscaped: json.Marshal wrote each <, > and & of a
+// body as \u003c, six bytes for one; a 2 MB body of them became a 12 MB
+// event, and the function decoding it was killed at its 128 MB, once after
+// its charge had gone out (outside tester). The event carries them as they
+// came, and the function reads the body unchanged.
+func TestAnHTTPEventIsNotHTMLEscaped(t *testing.T) {
+	body := []byte(`{"desc":"` + strings.Repeat("<>&", 1000) + `"}`)
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			e := emulator.New(emulator.Options{Platform: p})
+			r := httptest.NewRequest("POST", "/top-launch-extra-charge", nil)
+			ev := e.HTTPEvent(r, body)
+			require.NotContains(t, string(ev), `\u003c`)
+			require.Less(t, len(ev), len(body)+2000, "the event is the body and its wrapping")
+			in, _, err := runtime.Detect(ev)
+			require.NoError(t, err)
+			require.Equal(t, body, in.Body)
+		})
+	}
+}
+
 // TestWebPagesCannotCallTheDoors: the doors run functions without
 // credentials, so a page open in the developer's browser may not reach them,
 // neither cross-site (a text/plain POST needs no preflight) nor through a DNS

@@ -55,17 +55,40 @@ func Decode(body []byte, v any) error {
 // vendor, while the same byte between members was refused.
 func TrimSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }
 
+// wideText names a body in UTF-16 or UTF-32, with or without a byte-order
+// mark, from the raw bytes (trimming first would drop the space of " \x00{"
+// and misread little-endian as big-endian). UTF-8 JSON holds no NUL byte.
+func wideText(b []byte) string {
+	at := func(i int) int {
+		if i < len(b) {
+			return int(b[i])
+		}
+		return -1
+	}
+	switch {
+	case bytes.HasPrefix(b, []byte("\xff\xfe\x00\x00")), at(0) != 0 && at(1) == 0 && at(2) == 0 && at(3) == 0:
+		return "UTF-32 text (little-endian)"
+	case bytes.HasPrefix(b, []byte("\x00\x00\xfe\xff")), at(0) == 0 && at(1) == 0 && at(2) == 0 && at(3) > 0:
+		return "UTF-32 text (big-endian)"
+	case bytes.HasPrefix(b, []byte("\xff\xfe")), at(0) > 0 && at(1) == 0:
+		return "UTF-16 text (little-endian)"
+	case bytes.HasPrefix(b, []byte("\xfe\xff")), at(0) == 0 && at(1) > 0:
+		return "UTF-16 text (big-endian)"
+	}
+	return ""
+}
+
 // precheck refuses what no input can be: empty, not an object, too deep.
 func precheck(body []byte) ([]byte, error) {
+	if w := wideText(body); w != "" {
+		return nil, Invalid("", "the request body is %s; send the JSON as UTF-8", w)
+	}
 	trimmed := TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, Invalid("", "the request body is empty; send a JSON object")
 	}
 	if trimmed[0] != '{' {
 		return nil, Invalid("", "the request body must be a JSON object, got %s", jsonKind(trimmed))
-	}
-	if len(trimmed) > 1 && trimmed[1] == 0 {
-		return nil, Invalid("", "the request body is UTF-16 text (little-endian: every other byte is 0); send the JSON as UTF-8")
 	}
 	if d := depth(trimmed); d > MaxDepth {
 		return nil, Invalid("", "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
@@ -485,12 +508,6 @@ func jsonKind(b []byte) string {
 		return "a number"
 	case bytes.HasPrefix(b, []byte("\xef\xbb\xbf")):
 		return "a byte-order mark (U+FEFF) before the JSON; send UTF-8 without a BOM"
-	case bytes.HasPrefix(b, []byte("\xff\xfe\x00\x00")) || bytes.HasPrefix(b, []byte("\x00\x00\xfe\xff")):
-		return "UTF-32 text (it starts with a UTF-32 byte-order mark); send the JSON as UTF-8"
-	case bytes.HasPrefix(b, []byte("\xff\xfe")) || bytes.HasPrefix(b, []byte("\xfe\xff")):
-		return "UTF-16 text (it starts with a UTF-16 byte-order mark); send the JSON as UTF-8"
-	case len(b) > 1 && b[0] == 0 && b[1] != 0:
-		return "UTF-16 text (big-endian: every other byte is 0); send the JSON as UTF-8"
 	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
 		// A body sent with Content-Encoding: gzip: the functions take JSON
 		// as it is, and the platforms pass the bytes through.
@@ -498,7 +515,8 @@ func jsonKind(b []byte) string {
 	default:
 		r, size := utf8.DecodeRune(b)
 		if r == utf8.RuneError && size <= 1 {
-			return fmt.Sprintf("a byte 0x%02X that begins no UTF-8 character; send the JSON as UTF-8 text", b[0])
+			n := min(len(b), 3)
+			return fmt.Sprintf("bytes that are not UTF-8 text (% X); send the JSON as UTF-8", b[:n])
 		}
 		if unicode.IsSpace(r) {
 			return fmt.Sprintf("text starting with %q, which is not JSON whitespace (only space, tab, LF and CR are)", r)

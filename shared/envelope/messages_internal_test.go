@@ -70,16 +70,21 @@ func TestOnlyJSONWhitespaceIsTrimmed(t *testing.T) {
 func TestABOMIsNamed(t *testing.T) {
 	_, err := precheck([]byte("\xef\xbb\xbf{}"))
 	require.ErrorContains(t, err, "a byte-order mark (U+FEFF) before the JSON; send UTF-8 without a BOM")
-	_, err = precheck([]byte("\xff\xfe{\x00}\x00"))
-	require.ErrorContains(t, err, "UTF-16 text (it starts with a UTF-16 byte-order mark); send the JSON as UTF-8")
-	_, err = precheck([]byte("{\x00}\x00"))
-	require.ErrorContains(t, err, "UTF-16 text (little-endian: every other byte is 0); send the JSON as UTF-8")
-	_, err = precheck([]byte("\x00{\x00}"))
-	require.ErrorContains(t, err, "UTF-16 text (big-endian: every other byte is 0); send the JSON as UTF-8")
-	_, err = precheck([]byte("\xff\xfe\x00\x00{\x00\x00\x00"))
-	require.ErrorContains(t, err, "UTF-32 text (it starts with a UTF-32 byte-order mark)")
+	for body, want := range map[string]string{
+		"\xff\xfe{\x00}\x00":            "UTF-16 text (little-endian)",
+		"{\x00}\x00":                    "UTF-16 text (little-endian)",
+		" \x00{\x00}\x00":               "UTF-16 text (little-endian)", // a space first, trimmed, misread it
+		"\xfe\xff\x00{\x00}":            "UTF-16 text (big-endian)",
+		"\x00{\x00}":                    "UTF-16 text (big-endian)",
+		"\xff\xfe\x00\x00{\x00\x00\x00": "UTF-32 text (little-endian)",
+		"{\x00\x00\x00}\x00\x00\x00":    "UTF-32 text (little-endian)",
+		"\x00\x00\x00{\x00\x00\x00}":    "UTF-32 text (big-endian)",
+	} {
+		_, err := precheck([]byte(body))
+		require.ErrorContains(t, err, "the request body is "+want+"; send the JSON as UTF-8", "%q", body)
+	}
 	_, err = precheck([]byte("\xef\xbb{}"))
-	require.ErrorContains(t, err, "a byte 0xEF that begins no UTF-8 character; send the JSON as UTF-8 text")
+	require.ErrorContains(t, err, "got bytes that are not UTF-8 text (EF BB 7B); send the JSON as UTF-8")
 }
 
 // A gzip body was "text starting with '\x1f'".
@@ -147,6 +152,11 @@ func TestAnUnknownMemberWithAHugeNumberIsUnknown(t *testing.T) {
 	require.ErrorContains(t, err, `boxes[0].Quantity: unknown field; did you mean "boxes[0].quantity"?`)
 	err = DecodeInput([]byte(`{"delivery_id":1e401}`), s, &v)
 	require.ErrorContains(t, err, `delivery_id: unknown field; did you mean "deliveryId"?`)
+	// A member of the wrong type is that, whatever it holds: a huge number
+	// inside it said the field takes a number.
+	err = DecodeInput([]byte(`{"deliveryId":{"a":1e999},"boxes":[{"quantity":[1e999]}]}`), s, &v)
+	require.ErrorContains(t, err, "boxes[0].quantity: expected")
+	require.ErrorContains(t, err, "got array")
 	// A known field still says what it takes.
 	err = DecodeInput([]byte(`{"boxes":[{"quantity":1e401}]}`), s, &v)
 	require.ErrorContains(t, err, "boxes[0].quantity: expected")

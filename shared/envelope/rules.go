@@ -517,7 +517,9 @@ func (r *rule) walk(dec *jsontext.Decoder, at *[]string, out *[]failure, scratch
 	if !r.typeOK(kind, raw) {
 		keep(out, failure{kind: failType, loc: *at, want: r.typeNames, value: gotRaw(kind, raw, false, scratch)})
 		if raw == nil {
-			return scanValue(dec)
+			// Unjudged, but well-formed: the wrong type is the answer, not
+			// a huge number inside it ("serviceCode[0]: expected a number").
+			return dec.SkipValue()
 		}
 		return nil
 	}
