@@ -207,6 +207,13 @@ func FC(fns []registry.Function, opts ...FCOptions) ([]byte, error) {
 		if o.VPC {
 			props.Content = append(props.Content, scalar("vpcConfig"), quoted("${vars.vpcConfig}"))
 		}
+		if f.Vendor == "alicloud" {
+			// FC hands a function its role's STS credentials with every
+			// invocation, which the credentials chain takes first: with no
+			// role the only way was a long-lived AccessKey in plain
+			// environment variables. Empty (the default) is no role.
+			props.Content = append(props.Content, scalar("role"), quoted("${env('CAMS_FC_ROLE_ARN', '')}"))
+		}
 		props.Content = append(props.Content, scalar("environmentVariables"), env)
 		if len(triggers) > 0 {
 			props.Content = append(props.Content, scalar("triggers"), value(triggers))

@@ -347,6 +347,15 @@ func TestDescriptorContents(t *testing.T) {
 		require.Equal(t, "./dist/fc/"+name+".zip", props["code"])
 		f, ok := registry.Lookup(name)
 		require.True(t, ok, name)
+		// CAMS takes its Alibaba Cloud credentials from the function's role
+		// (FC passes its STS credentials per invocation): with no role in
+		// s.yaml, only a long-lived AccessKey in plain variables worked.
+		// Empty, the default, is no role; the other functions need none.
+		if f.Vendor == "alicloud" {
+			require.Equal(t, "", props["role"], name)
+		} else {
+			require.NotContains(t, props, "role", name)
+		}
 		for _, tr := range props["triggers"].([]any) {
 			tr := tr.(map[string]any)
 			if tr["triggerType"] == "timer" {
@@ -358,6 +367,8 @@ func TestDescriptorContents(t *testing.T) {
 		}
 	}
 	require.Len(t, timers, 1, "quota-alert is the one scheduled function")
+	withRole := renderDevs(t, raw, map[string]string{"CAMS_FC_ROLE_ARN": "acs:ram::123456789012:role/cloudcall-cams"})
+	require.Equal(t, "acs:ram::123456789012:role/cloudcall-cams", withRole["resources"].(map[string]any)["cams-query-chatapp-bind-waba"].(map[string]any)["props"].(map[string]any)["role"])
 	require.Equal(t, "CRON_TZ=Asia/Shanghai 0 0 * * * *", timers[0]["cronExpression"])
 
 	// What FC delivers for that timer and what ScheduleV2 delivers are both
