@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -66,12 +67,15 @@ func ServeHTTP(ctx context.Context, addr string, h *Handler, platform Platform) 
 		handler = h.FCCustomRuntimeHandler()
 	}
 	h.Deps.Log.Info("listening", "addr", ln.Addr().String(), "api", h.Op.API, "platform", string(platform))
-	return serveOn(ctx, ln, handler, h.Deps.Log, serverBounds{Body: BodyTimeout, Idle: IdleTimeout, Conns: MaxConns})
+	return serveOn(ctx, ln, handler, h.Deps.Log, serverBounds{Body: BodyTimeout, Idle: IdleTimeout, Conns: MaxConns, Grace: h.Timeout + time.Second})
 }
 
 type serverBounds struct {
 	Body, Idle time.Duration
 	Conns      int
+	// Grace is how long the calls in flight get when ctx ends: the
+	// function's own timeout bounds them, so they finish inside it.
+	Grace time.Duration
 }
 
 // serveOn serves until ctx ends, bounded like a server on the internet,
@@ -86,15 +90,22 @@ func serveOn(ctx context.Context, ln net.Listener, handler http.Handler, log *sl
 	ln = netutil.LimitListener(ln, b.Conns)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: min(10*time.Second, b.Body), ReadTimeout: b.Body, IdleTimeout: b.Idle,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		grace := cmp.Or(b.Grace, 5*time.Second)
+		log.Info("stopping: no new calls; the calls in flight finish", "grace", grace.String())
+		shut, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		_ = srv.Shutdown(shut)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// Serve returns as Shutdown begins; the process must outlive the calls
+	// still running, or it exits under them.
+	<-stopped
 	return nil
 }
 

@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -110,7 +112,12 @@ func Main(f Factory) {
 	case PlatformLambda:
 		startLambda(h)
 	case PlatformFCCustom, PlatformHTTP:
-		if err := ServeHTTP(ctx, listenAddr(env), h, platform); err != nil {
+		// SIGTERM (a platform or orchestrator scaling in, a redeploy) ends
+		// the serving, not the calls in flight: a charge killed between
+		// TOP's answer and its record had to be reconciled by hand.
+		sctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		if err := ServeHTTP(sctx, listenAddr(env), h, platform); err != nil {
 			log.Error("http server stopped", "error", err.Error())
 			os.Exit(1)
 		}

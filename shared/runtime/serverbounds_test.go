@@ -76,3 +76,47 @@ func TestTheHTTPServerDropsTricklingAndIdleConnections(t *testing.T) {
 		c.Close()
 	}
 }
+
+// SIGTERM in HTTP-server mode ended the process under a charge in flight:
+// serveOn returned as Shutdown began, and the record stayed "in progress"
+// for someone to reconcile (outside tester). A call running when the
+// serving ends gets its answer, and serveOn returns only after it, with
+// new connections refused meanwhile.
+func TestTheHTTPServerLetsCallsInFlightFinish(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	started, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		_, _ = w.Write([]byte(`{"errCode":0}`))
+	})
+	done := make(chan error, 1)
+	go func() {
+		done <- serveOn(ctx, ln, h, slog.New(slog.DiscardHandler), serverBounds{Body: time.Second, Idle: time.Second, Conns: 4, Grace: 10 * time.Second})
+	}()
+	answer := make(chan string, 1)
+	go func() {
+		resp, err := http.Post("http://"+ln.Addr().String()+"/", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- string(b)
+	}()
+	<-started
+	cancel() // the signal
+	select {
+	case <-done:
+		t.Fatal("serveOn returned with a call still running")
+	case <-time.After(200 * time.Millisecond):
+	}
+	_, err = net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+	require.Error(t, err, "no new connections once stopping")
+	close(release)
+	require.Equal(t, `{"errCode":0}`, <-answer)
+	require.NoError(t, <-done)
+}
