@@ -15,6 +15,7 @@ const DEFAULTS = Object.freeze({ timeoutMs: 15000, maxRetries: 2, maxRetryWaitMs
 // The bundle's own codes that the client also produces (README, error codes).
 const CODE = Object.freeze({
   invalidInput: -1001,
+  unauthenticated: -1101,
   throttled: -1201,
   timeout: -1301,
   unreachable: -1302,
@@ -393,6 +394,19 @@ async function call(o, fn, input, callOpts = {}) {
         }
         throw clientError(fn, CODE.unreadable, `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
           { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt });
+      }
+      if (env.errCode === CODE.unauthenticated && /replayed nonce/.test(env.errMsg)) {
+        // This client signs every attempt with a fresh nonce, so a replay
+        // means something between it and the function (a balancer retrying
+        // a POST, a gateway duplicating it) delivered this request twice:
+        // the first delivery may have run. A read is asked again, newly
+        // signed; a charge is -1304 with its key, never "not charged".
+        if (!fn.idempotent && attempt <= maxRetries) continue;
+        if (fn.idempotent) {
+          throw clientError(fn, CODE.outcomeUnknown,
+            `outcome unknown — the function refused this request as a replay of one it had already seen (something between this client and the function delivered it twice), and the first delivery may have charged; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
+            { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: payload.idempotencyKey });
+        }
       }
       const e = envelopeError(fn, env, res, attempt);
       if (e.retryAfter === undefined && res.status === 429) e.retryAfter = retryAfterSeconds(res, env);

@@ -43,6 +43,10 @@ const (
 	CodeOutcomeUnknown = -1304
 )
 
+// CodeUnauthenticated is the function refusing the caller's signature; a
+// "replayed nonce" refusal of the charge becomes CodeOutcomeUnknown.
+const CodeUnauthenticated = -1101
+
 // Defaults.
 const (
 	DefaultTimeout      = 15 * time.Second
@@ -466,6 +470,24 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		return e, c.throttleWait(e, resp)
+	}
+	if e.ErrCode == CodeUnauthenticated && strings.Contains(e.ErrMsg, "replayed nonce") {
+		// Every attempt is signed with a fresh nonce, so a replay means
+		// something between this client and the function (a balancer
+		// retrying a POST, a gateway duplicating it) delivered it twice:
+		// the first delivery may have run. A read is asked again, signed
+		// anew; a charge is -1304 with its key, never "not charged".
+		if !f.Idempotent {
+			return e, 0
+		}
+		e.ErrCode = CodeOutcomeUnknown
+		e.IdempotencyKey = bodyKey(f, body)
+		and := ""
+		if e.IdempotencyKey != "" {
+			and = " and key"
+		}
+		e.ErrMsg = f.API + ":fail outcome unknown — the function refused this request as a replay of one it had already seen (something between this client and the function delivered it twice), and the first delivery may have charged; call again with the same input" + and +
+			": the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)"
 	}
 	return e, -1
 }

@@ -368,6 +368,48 @@ func TestTransportRetryRules(t *testing.T) {
 		require.Equal(t, "k-9", ce.IdempotencyKey)
 		require.Equal(t, 1, n(), "never re-sent")
 	})
+	// A "replayed nonce" means something between the client and the
+	// function delivered the request twice (the client signs every attempt
+	// anew): the first delivery may have run. An outside tester's balancer
+	// retried a charge on another instance, and the caller read the 401 as
+	// "not charged" and charged again under a new key.
+	t.Run("a replayed nonce: a read is asked again, a charge is -1304 with its key", func(t *testing.T) {
+		replayed := func(api string) func(w http.ResponseWriter, r *http.Request, k int) {
+			return func(w http.ResponseWriter, r *http.Request, k int) {
+				if k == 1 {
+					w.WriteHeader(401)
+					_, _ = w.Write([]byte(`{"errCode":-1101,"errMsg":"` + api + `:fail unauthenticated: replayed nonce"}`))
+					return
+				}
+				okQuota(w)
+			}
+		}
+		srv, n := fake(t, replayed("openapi.logistics.getQuota"))
+		out, err := client(t, srv.URL, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		require.NoError(t, err)
+		require.Equal(t, int64(7), out.QuotaNum)
+		require.Equal(t, 2, n())
+
+		srv, n = fake(t, replayed("top.ascp.launchExtraCharge"))
+		_, err = client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{
+			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}},
+			cloudcall.WithIdempotencyKey("k-r"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode)
+		require.Equal(t, 401, ce.Status)
+		require.Equal(t, "k-r", ce.IdempotencyKey)
+		require.Contains(t, ce.ErrMsg, "refused this request as a replay")
+		require.Contains(t, ce.ErrMsg, "call again with the same input and key")
+		require.Equal(t, 1, n(), "never re-sent")
+
+		srv, _ = fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			w.WriteHeader(401)
+			_, _ = w.Write([]byte(`{"errCode":-1101,"errMsg":"top.ascp.launchExtraCharge:fail unauthenticated: signature does not match"}`))
+		})
+		_, err = client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{
+			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}})
+		require.Equal(t, cloudcall.CodeUnauthenticated, asError(t, err).ErrCode, "any other refusal is what it says")
+	})
 	t.Run("429 without Retry-After is not retried; retries are bounded", func(t *testing.T) {
 		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
 			if k > 1 {

@@ -214,6 +214,49 @@ describe('retries', () => {
     }
   });
 
+  it('a "replayed nonce" (something delivered the request twice): a read is asked again, a charge is -1304 with its key', async () => {
+    const replayed = (api) => (req, res, body, n) => (n === 1
+      ? json(res, 401, { errCode: -1101, errMsg: `${api}:fail unauthenticated: replayed nonce` })
+      : ok(res));
+    const f = await fake(replayed('openapi.logistics.getQuota'));
+    try {
+      const r = await f.client().openapi.logistics.getQuota(quota);
+      assert.equal(r.quotaNum, 7);
+      assert.equal(f.seen.length, 2);
+      assert.notEqual(f.seen[0].headers.authorization, f.seen[1].headers.authorization, 'signed anew');
+    } finally {
+      await f.close();
+    }
+    const g = await fake(replayed('top.ascp.launchExtraCharge'));
+    try {
+      const err = await rejected(g.client().top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-r' }));
+      assert.equal(err.errCode, -1304, 'the first delivery may have charged: never "not charged"');
+      assert.equal(err.status, 401);
+      assert.equal(err.idempotencyKey, 'k-r');
+      assert.match(err.errMsg, /outcome unknown — the function refused this request as a replay .* call again with the same input and key:/);
+      assert.equal(g.seen.length, 1, 'never re-sent');
+    } finally {
+      await g.close();
+    }
+    const k = await fake(replayed('top.ascp.launchExtraCharge'));
+    try {
+      const err = await rejected(k.client().top.ascp.launchExtraCharge(charge));
+      assert.equal(err.errCode, -1304);
+      assert.match(err.errMsg, /call again with the same input: /, 'keyless: the same input is the key');
+    } finally {
+      await k.close();
+    }
+    // Any other refusal of the signature is what it says.
+    const h = await fake((req, res) => json(res, 401, { errCode: -1101, errMsg: 'top.ascp.launchExtraCharge:fail unauthenticated: signature does not match' }));
+    try {
+      const err = await rejected(h.client().top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-s' }));
+      assert.equal(err.errCode, -1101);
+      assert.equal(h.seen.length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('a refused connection is -1302 after the bounded retries', async () => {
     const f = await fake((req, res) => ok(res));
     const url = f.url;
