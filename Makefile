@@ -71,7 +71,8 @@ alloc-budget: ## after a deliberate change: rewrite the allocation budgets the t
 
 ARGS ?=
 run: cli ## every function (cloudcall local builds them) under the local emulator, against the vendor sandboxes (flags: make run ARGS="--addr 127.0.0.1:9001 ..."; Ctrl-C stops it all)
-	$(BIN)/cloudcall local $(ARGS)
+	@# @: make would echo the command line, caller secrets in ARGS included
+	@$(BIN)/cloudcall local $(ARGS)
 
 screenshots: ## regenerate the console screenshots in docs/ (browser test; needs chromium and npm ci --prefix shared/console/browsertest)
 	CONSOLE_SCREENSHOTS=docs $(GO) test -count=1 -run TestConsoleInBrowser ./cmd/cloudcall

@@ -298,5 +298,5 @@ func needsSharedStore(env *config.Env) error {
 		return nil
 	}
 	return errors.New("CK1 OAuth needs a shared store: refresh tokens are single-use, and with CLOUDCALL_STORE=memory each instance spends CK1_REFRESH_TOKEN and keeps the new pair only in its memory, so a second instance or a restart is refused by CK1. " +
-		"Set CLOUDCALL_STORE to a redis:// or rediss:// URL (with persistence), or use a fixed CK1_ACCESS_TOKEN")
+		"Set CLOUDCALL_STORE to a redis:// or rediss:// URL (with persistence), or use a fixed CK1_ACCESS_TOKEN (or, for a lone process on a token nothing else uses, CK1_ALLOW_MEMORY_STORE=true)")
 }
