@@ -301,7 +301,16 @@ func moneyAlarms(f registry.Function, id string) []*yaml.Node {
 		"Dimensions", []*yaml.Node{mapping("Name", "function", "Value", f.Name)},
 		"Statistic", "Sum", "Period", 60, "EvaluationPeriods", 1, "Threshold", 1,
 		"ComparisonOperator", "GreaterThanOrEqualToThreshold", "TreatMissingData", "notBreaching", "AlarmActions", actions))
-	return []*yaml.Node{scalar(id + "ErrorRateAlarm"), rate, scalar(id + "OutcomeUnknownAlarm"), unknown}
+	// A process the platform killed (its timeout, out of memory, a crash)
+	// writes no EMF record, so neither alarm above sees it, and a charge it
+	// cut may be unrecorded: Lambda's own Errors metric does.
+	crashed := mapping("Type", "AWS::CloudWatch::Alarm", "Condition", "HasAlarms", "Properties", mapping(
+		"AlarmDescription", f.Name+": the platform counted a failed invocation (a timeout, out of memory or a crash, which writes no record of its own): reconcile the keys of the charges it cut",
+		"Namespace", "AWS/Lambda", "MetricName", "Errors",
+		"Dimensions", []*yaml.Node{mapping("Name", "FunctionName", "Value", ref(id))},
+		"Statistic", "Sum", "Period", 60, "EvaluationPeriods", 1, "Threshold", 1,
+		"ComparisonOperator", "GreaterThanOrEqualToThreshold", "TreatMissingData", "notBreaching", "AlarmActions", actions))
+	return []*yaml.Node{scalar(id + "ErrorRateAlarm"), rate, scalar(id + "OutcomeUnknownAlarm"), unknown, scalar(id + "PlatformErrorsAlarm"), crashed}
 }
 
 // SAM renders template.yaml (the committed one uses the zero options).

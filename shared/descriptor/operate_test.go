@@ -247,8 +247,9 @@ func TestTemplateOutputs(t *testing.T) {
 }
 
 // TestChargeAlarms: with an SNS topic the stack alarms on the charge's error
-// rate over 1% and on any -1304, from the metrics the EMF records carry;
-// without one there are no alarms.
+// rate over 1% and on any -1304, from the metrics the EMF records carry, and
+// on the platform's own Errors (a killed process writes no record); without
+// one there are no alarms.
 func TestChargeAlarms(t *testing.T) {
 	dir := schemasDir(t)
 	sam := compile(t, filepath.Join(dir, "sam.schema.json"))
@@ -275,7 +276,15 @@ func TestChargeAlarms(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"top-launch-extra-charge"}, money)
-	require.Len(t, alarms, 2)
+	require.Len(t, alarms, 3)
+	// A killed process writes no EMF record: the platform's Errors metric
+	// is the one that sees a charge cut by a timeout or out of memory.
+	crashed := alarms["TopLaunchExtraChargeFunctionPlatformErrorsAlarm"]
+	require.Equal(t, "AWS/Lambda", crashed["Namespace"])
+	require.Equal(t, "Errors", crashed["MetricName"])
+	require.Equal(t, []any{map[string]any{"Name": "FunctionName", "Value": map[string]any{"Ref": "TopLaunchExtraChargeFunction"}}}, crashed["Dimensions"])
+	require.Equal(t, json.Number("1"), crashed["Threshold"])
+	require.Equal(t, []any{topic}, crashed["AlarmActions"])
 	dim := []any{map[string]any{"Name": metrics.DimensionFunction, "Value": "top-launch-extra-charge"}}
 
 	rate := alarms["TopLaunchExtraChargeFunctionErrorRateAlarm"]
