@@ -86,7 +86,7 @@ func commonVars() []Var {
 		{Name: "CLOUDCALL_STORE", Default: "memory", Description: "shared state: memory or a redis:// / rediss:// URL"},
 		{Name: "CLOUDCALL_CALLER_KEYS", Secret: true, Description: "HTTP-trigger caller keys id:secret,..."},
 		{Name: "CLOUDCALL_ALLOW_ANONYMOUS", Default: "false", Description: "true lets HTTP triggers through without caller auth (local use only)"},
-		{Name: "CLOUDCALL_STORE_PREFIX", Default: "cloudcall:", Description: "key namespace in Redis (several deployments can share one Redis)"},
+		{Name: "CLOUDCALL_STORE_PREFIX", Default: "cloudcall:", Description: "key namespace in Redis (deployments in different accounts or regions can share one Redis; function names are fixed, so one deployment per account and region)"},
 		{Name: "CLOUDCALL_TIMEOUT", Description: "deadline when the platform gives none (HTTP-server mode); empty: 10s (15s for the charge)"},
 		{Name: "CLOUDCALL_MAX_BODY_BYTES", Default: "65536", Description: "policy: largest HTTP-trigger body, in bytes (1024 to 6291456); vendors document no limit (CK1 none on boxes): raise it for very long box lists"},
 		{Name: "CLOUDCALL_UNKNOWN_FIELDS", Default: "refuse", Description: "policy: refuse (-1001 naming a field the function does not take, so a misspelled optional field is said, not silently left out) or ignore (skip it, as the vendors' own JSON binders do); the fields it takes are checked either way"},
