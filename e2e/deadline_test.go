@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,5 +92,64 @@ func TestAHangingVendorIsAnsweredBeforeThePlatformDeadline(t *testing.T) {
 				require.Equal(t, want, m["errCode"], "%s: %s", fn, res.Body)
 			}
 		})
+	}
+}
+
+// SIGTERM (a platform or orchestrator scaling in, a redeploy) in HTTP-server
+// mode ended the process under a charge in flight: TOP charged, the caller
+// got a broken connection, and the record stayed in progress for someone to
+// reconcile (outside tester). The shipped binary now finishes the call, and
+// answers it, before it exits.
+func TestSIGTERMLetsAChargeInFlightFinish(t *testing.T) {
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultLatency, Delay: 2 * time.Second, Times: 1})
+	mr := miniredis.RunT(t)
+	env := merge(sbx.Env(srv.URL), assumePersistence, map[string]string{
+		"CLOUDCALL_IDEMPOTENCY_STORE": "redis://" + mr.Addr() + "/0", "CLOUDCALL_ALLOW_ANONYMOUS": "true"})
+	s := startHTTPServer(t, bins["top-launch-extra-charge"], "plain", env)
+
+	type answer struct {
+		status int
+		body   map[string]any
+		err    error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-TERM","price":100,"type":2},"idempotencyKey":"term-1"}`
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Post(s.url+"/", "application/json", strings.NewReader(body))
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		got <- answer{status: resp.StatusCode, body: m, err: err}
+	}()
+	require.Eventually(t, func() bool { return sbx.Calls("http:/router/rest") == 1 }, 10*time.Second, 10*time.Millisecond, "the charge reached TOP")
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+
+	a := <-got
+	require.NoError(t, a.err, "the caller got its answer")
+	require.Equal(t, http.StatusOK, a.status, a.body)
+	require.Equal(t, 0.0, a.body["errCode"], a.body)
+	require.Len(t, sbx.Charges("BFC-TERM"), 1)
+	var records int
+	for _, k := range mr.Keys() {
+		if rec := mr.HGet(k, "rec"); rec != "" {
+			records++
+			require.NotContains(t, rec, "in_progress", "the record was finished: %s", k)
+		}
+	}
+	require.NotZero(t, records, "the charge's record is there")
+	exited := make(chan error, 1)
+	go func() { exited <- s.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "a clean exit after the call")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the process did not exit after its call")
 	}
 }

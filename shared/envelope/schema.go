@@ -71,12 +71,10 @@ func (s *Schema) With(p Policies) *Schema {
 		return v.(*Schema)
 	}
 	r, _ := compileRules(s.doc, s.doc) // the base compiled: it compiles
-	if ignore {
-		openObjects(r)
-	}
-	if absent {
-		nullAbsent(r)
-	}
+	eachRule(r, func(r *rule) {
+		r.closed = r.closed && !ignore // every object holds members it does not name
+		r.nullAbsent = absent          // a null member it names is absent
+	})
 	v, _ := s.variants.LoadOrStore(key, &Schema{doc: s.doc, rules: r, ignoreUnknown: ignore, variants: s.variants, base: s.base})
 	return v.(*Schema)
 }
@@ -85,9 +83,6 @@ func (s *Schema) With(p Policies) *Schema {
 func (s *Schema) For(in *Input) *Schema {
 	return s.With(Policies{UnknownFields: in.UnknownFields, NullFields: in.NullFields})
 }
-
-// ForUnknown is s under an unknown-field policy alone.
-func (s *Schema) ForUnknown(policy string) *Schema { return s.With(Policies{UnknownFields: policy}) }
 
 // streamer is a tokenizer and its scratch space, reused across calls.
 type streamer struct {
@@ -124,28 +119,16 @@ func CompileSchema(b []byte) (*Schema, error) {
 	return s, nil
 }
 
-// openObjects lets every object of r hold members it does not name.
-func openObjects(r *rule) {
+// eachRule calls f on r and every rule under it.
+func eachRule(r *rule, f func(*rule)) {
 	if r == nil {
 		return
 	}
-	r.closed = false
+	f(r)
 	for _, p := range r.props {
-		openObjects(p)
+		eachRule(p, f)
 	}
-	openObjects(r.items)
-}
-
-// nullAbsent makes every object of r read a null member it names as absent.
-func nullAbsent(r *rule) {
-	if r == nil {
-		return
-	}
-	r.nullAbsent = true
-	for _, p := range r.props {
-		nullAbsent(p)
-	}
-	nullAbsent(r.items)
+	eachRule(r.items, f)
 }
 
 // accepts streams the body through the compiled rules: true when every rule

@@ -181,12 +181,12 @@ func TestUnknownFieldPolicy(t *testing.T) {
 	body := []byte(`{"name":"a","extra":{"x":[1]},"boxes":[{"weight":2,"note":"n"}]}`)
 	var in schemaIn
 	var e *Error
-	require.ErrorAs(t, DecodeInput(body, s.ForUnknown(UnknownRefuse), &in), &e)
+	require.ErrorAs(t, DecodeInput(body, s.With(Policies{UnknownFields: UnknownRefuse}), &in), &e)
 	require.Equal(t, "extra", e.Field)
-	require.Same(t, s, s.ForUnknown(UnknownRefuse))
+	require.Same(t, s, s.With(Policies{UnknownFields: UnknownRefuse}))
 
-	open := s.ForUnknown(UnknownIgnore)
-	require.Same(t, open, s.ForUnknown(UnknownIgnore), "built once")
+	open := s.With(Policies{UnknownFields: UnknownIgnore})
+	require.Same(t, open, s.With(Policies{UnknownFields: UnknownIgnore}), "built once")
 	in = schemaIn{}
 	require.NoError(t, DecodeInput(body, open, &in))
 	require.Equal(t, "a", in.Name)

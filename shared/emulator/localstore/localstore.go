@@ -59,12 +59,13 @@ func StartWith(addr string, o Options) (*Server, error) {
 	}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
+	pass := hex.EncodeToString(b)
 	m := miniredis.NewMiniRedis()
-	m.RequireAuth(hex.EncodeToString(b))
+	m.RequireAuth(pass)
 	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("embedded store on %s: %w", addr, err)
 	}
-	s := &Server{m: m, pass: hex.EncodeToString(b), stop: make(chan struct{}), warn: o.Warn}
+	s := &Server{m: m, pass: pass, stop: make(chan struct{}), warn: o.Warn}
 	s.done.Add(1)
 	go s.clock()
 	return s, nil
