@@ -11,7 +11,9 @@ import (
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/notify"
 	"github.com/cloudcall/cloudcall/shared/quotaalert"
+	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/suggest"
 	"github.com/cloudcall/cloudcall/shared/wechat"
 )
 
@@ -92,9 +94,41 @@ func channels(env *config.Env, o notify.Options) ([]notify.Channel, error) {
 	return out, nil
 }
 
+// unread refuses a QUOTA_ALERT_ variable this function does not read: a
+// mistyped channel URL (QUOTA_ALERT_DINGTALK_UR) or a _FILE of a setting
+// that is no secret was ignored without a word, and its alerts went nowhere.
+// The prefix is this function's alone, so nothing else sets such a name.
+func unread(env *config.Env) error {
+	fn, _ := registry.Lookup("quota-alert")
+	known := map[string]bool{}
+	for _, v := range fn.Env {
+		known[v.Name] = true
+		if v.Secret {
+			known[v.Name+"_FILE"] = true
+		}
+	}
+	var bad []string
+	for _, n := range env.Names("QUOTA_ALERT_") {
+		switch base, isFile := strings.CutSuffix(n, "_FILE"); {
+		case known[n]:
+		case isFile && known[base]:
+			bad = append(bad, n+" ("+base+" is no secret and is read only as itself)")
+		default:
+			bad = append(bad, n+suggest.HintAny(n, known))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: not a setting quota-alert reads (docs/vendors.md lists them); rename or unset it", strings.Join(bad, ", "))
+}
+
 // factory builds quota-alert from the environment.
 func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	fail := envelope.Op{API: quotaalert.API}
+	if err := unread(d.Env); err != nil {
+		return fail, err
+	}
 	c, err := wechat.ClientFromDeps(d)
 	if err != nil {
 		return fail, err

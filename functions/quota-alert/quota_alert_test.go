@@ -191,6 +191,36 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 	}
 }
 
+// A QUOTA_ALERT_ name the function does not read was ignored without a
+// word: a mistyped channel URL sent its alerts nowhere, and a _FILE of a
+// setting that is no secret was never read. Each is -1601, named, with the
+// name meant when one is close, before WeChat is asked anything.
+func TestUnreadSettingsAreNamed(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"QUOTA_ALERT_DINGTALK_UR": "https://oapi.dingtalk.com/robot/send?access_token=s3cret"},
+			[]string{`QUOTA_ALERT_DINGTALK_UR (did you mean "QUOTA_ALERT_DINGTALK_URL"?)`}},
+		{map[string]string{"QUOTA_ALERT_WATCH_FILE": "/etc/watch.json", "QUOTA_ALERT_TELEGRAM_URL": "https://t.me/s3cret"},
+			[]string{`QUOTA_ALERT_TELEGRAM_URL, QUOTA_ALERT_WATCH_FILE (QUOTA_ALERT_WATCH is no secret and is read only as itself): not a setting`}},
+	} {
+		r := newRig(t, c.env)
+		a := r.invoke(t, `{}`)
+		require.Equal(t, -1601, a.ErrCode, a.ErrMsg)
+		for _, w := range c.want {
+			require.Contains(t, a.ErrMsg, w)
+		}
+		require.Contains(t, a.ErrMsg, "not a setting quota-alert reads")
+		require.NotContains(t, a.ErrMsg, "s3cret", "only names are shown")
+		require.Equal(t, 0, r.sbx.Calls("quota"))
+	}
+	// Every setting the registry lists is read, and so is a secret's _FILE.
+	r := newRig(t, map[string]string{"QUOTA_ALERT_LANG": "en", "QUOTA_ALERT_THRESHOLD": "5"})
+	require.Equal(t, 0, r.invoke(t, `{}`).ErrCode)
+	require.NoError(t, unread(config.FromMap(map[string]string{"QUOTA_ALERT_SLACK_URL_FILE": "/run/secrets/slack", "QUOTA_ALERT_FEISHU_SECRET_FILE": "/x"})))
+}
+
 // Values that parsed but meant nothing: a cooldown of 0 or less silently
 // became 6h, and a negative horizon silently turned the forecast off.
 func TestMeaninglessDurationsAreNamed(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 // or FromMap.
 type Env struct {
 	lookup func(string) (string, bool)
+	names  func() []string
 
 	mu      sync.Mutex
 	secrets map[string]struct{}
@@ -31,11 +32,41 @@ type Env struct {
 }
 
 // FromOS reads the process environment.
-func FromOS() *Env { return &Env{lookup: os.LookupEnv} }
+func FromOS() *Env {
+	return &Env{lookup: os.LookupEnv, names: func() []string {
+		var out []string
+		for _, kv := range os.Environ() {
+			if k, _, ok := strings.Cut(kv, "="); ok {
+				out = append(out, k)
+			}
+		}
+		return out
+	}}
+}
 
 // FromMap reads a fixed map (tests, the emulator).
 func FromMap(m map[string]string) *Env {
-	return &Env{lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+	return &Env{lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }, names: func() []string {
+		out := make([]string, 0, len(m))
+		for k := range m {
+			out = append(out, k)
+		}
+		return out
+	}}
+}
+
+// Names lists the variables set whose name starts with prefix, sorted, so a
+// function can name the ones of its own family it does not read (a typo
+// there is otherwise ignored without a word).
+func (e *Env) Names(prefix string) []string {
+	var out []string
+	for _, n := range e.names() {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Get returns the variable, or def when it is unset or empty.

@@ -195,6 +195,16 @@ func Lookup(name string) (Function, bool) {
 	return fs[i], true
 }
 
+// ByAPI finds a function by its errMsg prefix.
+func ByAPI(api string) (Function, bool) {
+	fs := All()
+	i := slices.IndexFunc(fs, func(f Function) bool { return f.API == api })
+	if i < 0 {
+		return Function{}, false
+	}
+	return fs[i], true
+}
+
 // Names lists the function names in registry order.
 func Names() []string {
 	var out []string

@@ -22,6 +22,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/logging"
+	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/store"
 )
 
@@ -200,6 +201,13 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	op, opErr := f(ctx, deps)
 	if op.API == "" {
 		op.API = deps.Function
+	}
+	if deps.Function == "" {
+		// A binary run by hand as main or bootstrap: its log lines and
+		// metrics still name the function, from the registry.
+		if fn, ok := registry.ByAPI(op.API); ok {
+			deps.Function = fn.Name
+		}
 	}
 	if opErr != nil {
 		problems = append(problems, opErr.Error())

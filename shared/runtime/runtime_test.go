@@ -451,6 +451,24 @@ func TestBinaryNameNamesTheFunction(t *testing.T) {
 	}
 }
 
+// A binary run by hand as ./main or ./bootstrap, with no platform naming
+// it, still names its function in every log line: the registry knows it
+// by its api.
+func TestAnUnnamedBinaryNamesItsFunctionFromTheRegistry(t *testing.T) {
+	e := config.FromMap(map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"})
+	logs := &bytes.Buffer{}
+	factory := func(context.Context, Deps) (envelope.Op, error) {
+		return envelope.Op{API: "openapi.logistics.getQuota", Handle: func(context.Context, *envelope.Input) (any, error) {
+			return map[string]any{"quotaNum": 1}, nil
+		}}, nil
+	}
+	h, err := New(context.Background(), e, NewLogger(logs, e), factory)
+	require.NoError(t, err)
+	require.Equal(t, "logistics-get-quota", h.Deps.Function)
+	h.Invoke(context.Background(), []byte(`{}`), Meta{RequestID: "r-1"})
+	require.Contains(t, logs.String(), `"requestId":"r-1","function":"logistics-get-quota","api":"openapi.logistics.getQuota"`)
+}
+
 // A built function's warm-up runs once, in the background: New returns
 // while it is still running, so the runtime's first poll never waits for
 // it. A function that is not configured warms nothing (nothing will run).
