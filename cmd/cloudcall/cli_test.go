@@ -328,6 +328,17 @@ func TestBanner(t *testing.T) {
 		banner(&b, c.base, "fc", c.upstream, bins, nil, nil, "on", localSettings{storeURL: "redis://127.0.0.1:5/0", embedded: true})
 		require.Contains(t, b.String(), c.says)
 	}
+
+	// Against the real vendors the banner suggests no charge to paste and
+	// names no sandbox; the sandbox run does both.
+	var real, sbx bytes.Buffer
+	banner(&real, "http://127.0.0.1:9000", "fc", "real", bins, nil, nil, "on", localSettings{storeURL: "redis://127.0.0.1:5/0", embedded: true})
+	banner(&sbx, "http://127.0.0.1:9000", "fc", "sandbox", bins, nil, nil, "on", localSettings{storeURL: "redis://127.0.0.1:5/0", embedded: true})
+	require.NotContains(t, real.String(), "wdsCoordinationOrderId")
+	require.Contains(t, real.String(), "(top-launch-extra-charge: no example against the real vendor; it moves money)")
+	require.NotContains(t, real.String(), "sandbox")
+	require.Contains(t, sbx.String(), "-d '{\"omsLaunchExtraChargeParameter\"")
+	require.Contains(t, sbx.String(), "with the sandboxes")
 }
 
 // TestInvokeRunsTheExample: `cloudcall invoke <fn>` runs the registry

@@ -384,7 +384,11 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 	// from a web page (the doors refuse cross-site and rebound requests).
 	fmt.Fprintln(w, "invoke APIs and /__timers: unsigned, as the platforms' own APIs are to a signed-in user; web pages are refused")
 	if set.embedded {
-		fmt.Fprintf(w, "store: embedded Redis at %s, shared by every instance (gone when the emulator stops, with the sandboxes)\n", set.storeURL)
+		gone := "gone when the emulator stops, with the sandboxes"
+		if upstream == "real" {
+			gone = "gone when the emulator stops"
+		}
+		fmt.Fprintf(w, "store: embedded Redis at %s, shared by every instance (%s)\n", set.storeURL, gone)
 	} else {
 		fmt.Fprintf(w, "store: %s, keys under %s\n", redactURL(set.storeURL), set.storePfx)
 	}
@@ -407,6 +411,12 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 	fmt.Fprintln(w, "\nTry:")
 	for _, f := range registry.All() {
 		if f.Example == "" || len(f.HTTPMethods) == 0 || bins[f.Name] == "" {
+			continue
+		}
+		if upstream == "real" && f.MovesMoney {
+			// The example is a sandbox order: against the real vendor it
+			// is a real charge (or a refusal), never something to paste.
+			fmt.Fprintf(w, "  (%s: no example against the real vendor; it moves money)\n", f.Name)
 			continue
 		}
 		if !anonymous {
