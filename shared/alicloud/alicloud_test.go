@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -425,4 +426,81 @@ func TestUnusualValuesReachCAMS(t *testing.T) {
 		require.Equal(t, 0.0, m["errCode"], body)
 		require.Equal(t, i+1, sbx.Calls("QueryChatappBindWaba"), body)
 	}
+}
+
+// vendorFake answers every request with answer, counting them.
+func vendorFake(t *testing.T, answer func(w http.ResponseWriter, n int)) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer(w, int(n.Add(1)))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// A 5xx with a POP error body is the vendor failing, not refusing: retried,
+// then -1302 (retry later), as from the other vendors, never -1305.
+func TestServerErrorsStayUnreachableAfterTheRetries(t *testing.T) {
+	for _, code := range []string{"ServiceUnavailable", "InternalError"} {
+		srv, n := vendorFake(t, func(w http.ResponseWriter, _ int) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(503)
+			fmt.Fprintf(w, `{"RequestId":"r-1","HostId":"cams.aliyuncs.com","Code":%q,"Message":"try later"}`, code)
+		})
+		st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 5*time.Second)
+		require.Equal(t, 502, st, m)
+		require.Equal(t, -1302.0, m["errCode"], m)
+		require.Equal(t, code, m["upstream"].(map[string]any)["code"])
+		require.Equal(t, int32(3), n.Load())
+	}
+}
+
+// The gateway's throttle names how long its window has left (TimeLeft): a
+// wait the deadline allows is waited out once, then retried; one it does
+// not is answered at once with that wait, not after hammering the gateway.
+func TestThrottleWaitsWhatTheGatewaySays(t *testing.T) {
+	throttle := func(w http.ResponseWriter, timeLeftMS int) {
+		w.Header().Set("x-ratelimit-user-api", fmt.Sprintf("Limit:10,Remain:0,TimeLeft:%d,Reset:1", timeLeftMS))
+		w.Header().Set("x-ratelimit-user", "Limit:100,Remain:3,TimeLeft:50")
+		w.WriteHeader(400)
+		fmt.Fprint(w, `{"RequestId":"r-2","Code":"Throttling.User","Message":"Request was denied due to user flow control."}`)
+	}
+	srv, n := vendorFake(t, func(w http.ResponseWriter, _ int) { throttle(w, 30000) })
+	start := time.Now()
+	st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 5*time.Second)
+	require.Equal(t, 429, st)
+	require.Equal(t, -1201.0, m["errCode"])
+	require.Equal(t, 30.0, m["retryAfter"], "the gateway's TimeLeft, in seconds")
+	require.Equal(t, int32(1), n.Load(), "a 30 s window is not retried within a 5 s deadline")
+	require.Less(t, time.Since(start), 2*time.Second)
+
+	srv, n = vendorFake(t, func(w http.ResponseWriter, i int) {
+		if i == 1 {
+			throttle(w, 600)
+			return
+		}
+		fmt.Fprint(w, `{"RequestId":"r-3","Code":"OK","Data":{"Id":"waba-1"}}`)
+	})
+	start = time.Now()
+	_, m = invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 5*time.Second)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Equal(t, int32(2), n.Load())
+	require.GreaterOrEqual(t, time.Since(start), 600*time.Millisecond, "the retry waited the window out")
+}
+
+// A retry the deadline leaves no room to finish (each attempt takes 1 s;
+// after two, about 0.8 s are left) is not started: the caller hears the
+// vendor's own answer, not a timeout that hides it.
+func TestARetryThatCannotFinishIsNotStarted(t *testing.T) {
+	srv, n := vendorFake(t, func(w http.ResponseWriter, _ int) {
+		time.Sleep(time.Second)
+		w.WriteHeader(400)
+		fmt.Fprint(w, `{"RequestId":"r-4","Code":"Throttling.User","Message":"Request was denied due to user flow control."}`)
+	})
+	st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 3*time.Second)
+	require.Equal(t, 429, st, m)
+	require.Equal(t, -1201.0, m["errCode"], m)
+	require.Equal(t, "Throttling.User", m["upstream"].(map[string]any)["code"])
+	require.Equal(t, int32(2), n.Load())
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -127,6 +128,28 @@ type Error struct {
 	Message            string `json:"Message"`
 	Recommend          string `json:"Recommend"`
 	AccessDeniedDetail any    `json:"AccessDeniedDetail"`
+	// TimeLeft is how long a throttle's window has left, from the
+	// x-ratelimit-user-api / x-ratelimit-user headers (the larger).
+	TimeLeft time.Duration `json:"-"`
+}
+
+// timeLeft reads TimeLeft (milliseconds) from the gateway's rate-limit
+// headers, "Limit:10,Remain:0,TimeLeft:30000,Reset:…", as the official SDK's
+// GetThrottlingTimeLeft does: the larger of the two wins (vendor note §3).
+func timeLeft(h http.Header) time.Duration {
+	var most int64
+	for _, name := range []string{"x-ratelimit-user-api", "x-ratelimit-user"} {
+		for _, part := range strings.Split(h.Get(name), ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), ":")
+			if !ok || !strings.EqualFold(k, "TimeLeft") {
+				continue
+			}
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > most {
+				most = min(n, int64(time.Hour/time.Millisecond))
+			}
+		}
+	}
+	return time.Duration(most) * time.Millisecond
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message) }
@@ -180,20 +203,30 @@ func (c *Client) Call(ctx context.Context, creds Credentials, action string, que
 			return &envelope.Error{Code: envelope.CodeThrottled, RetryAfter: 1,
 				Reason: fmt.Sprintf("throttled: %s allows %d calls per second per AccessKey and this call's deadline leaves no room to wait", c.o.Product, c.o.QPS), Err: err}
 		}
+		sent := time.Now()
 		err := c.once(ctx, creds, action, query, out)
 		var pe *Error
 		if errors.As(err, &pe) && pe.Throttled() {
-			if upstream.Sleep(ctx, upstream.Backoff(attempt, 200*time.Millisecond, 2*time.Second), 200*time.Millisecond) == nil {
+			// The gateway says how long its window has left (TimeLeft, the
+			// official SDK's RetryAfter: vendor note §3); without it, back off.
+			wait := pe.TimeLeft
+			if wait <= 0 {
+				wait = upstream.Backoff(attempt, 200*time.Millisecond, 2*time.Second)
+			}
+			if upstream.Sleep(ctx, wait, upstream.Margin(sent, 200*time.Millisecond)) == nil {
 				continue
 			}
 			e := pe.Envelope(c.o.Product)
-			e.RetryAfter = 1
+			e.RetryAfter = max(1, int((pe.TimeLeft+time.Second-1)/time.Second))
 			return e
 		}
 		var ee *envelope.Error
 		if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && !errors.Is(err, upstream.ErrRedirect) && attempt < 2 &&
-			upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, time.Second), 300*time.Millisecond) == nil {
+			upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, time.Second), upstream.Margin(sent, 300*time.Millisecond)) == nil {
 			continue
+		}
+		if ee != nil {
+			return ee // already mapped: a 5xx stays -1302, not a refusal
 		}
 		if pe != nil {
 			return pe.Envelope(c.o.Product)
@@ -257,6 +290,7 @@ func (c *Client) once(ctx context.Context, creds Credentials, action string, que
 			return upstream.Malformed(c.o.Product, resp.StatusCode, fmt.Errorf("error body without Code"))
 		}
 		pe.Status = resp.StatusCode
+		pe.TimeLeft = timeLeft(resp.Header)
 		if resp.StatusCode >= 500 {
 			ee := pe.Envelope(c.o.Product)
 			ee.Code = envelope.CodeUpstreamUnreachable

@@ -939,3 +939,21 @@ func TestAStaleCopyAfterAStoreLossIsRetryableAndTheNewestWins(t *testing.T) {
 	require.Equal(t, 0.0, quote(t, stale)["errCode"], "and the stale instance carries on with the stored pair")
 	require.Equal(t, 4, sbx.Calls("refresh"))
 }
+
+// CK1 failing with 503 after 1 s each time, with 3 s to go: after two tries
+// too little is left for a third to finish, so none is started and the
+// caller hears -1302 (CK1 kept failing), not a timeout that hides it.
+func TestA5xxRetryThatCannotFinishIsNotStarted(t *testing.T) {
+	r := newRig(t, nil)
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[{"weight":1200,"length":30,"width":20,"height":15,"quantity":2}]}`) // the token, first
+	require.Equal(t, 0.0, m["errCode"], m)
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultLatency, Delay: time.Second})
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 503, Body: `{"Errors":[{"Code":"ServiceUnavailable","Message":"busy"}]}`})
+	before := r.sbx.Calls("http:/v1/pricing/inbound/box")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp := r.op.Invoke(ctx, &envelope.Input{Body: []byte(`{"warehouseId":"US","boxes":[{"weight":1200,"length":30,"width":20,"height":15,"quantity":2}]}`)})
+	require.NoError(t, json.Unmarshal(resp.Body, &m), string(resp.Body))
+	require.Equal(t, -1302.0, m["errCode"], m)
+	require.Equal(t, 2, r.sbx.Calls("http:/v1/pricing/inbound/box")-before)
+}

@@ -66,11 +66,12 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 		if err != nil {
 			return err
 		}
+		sent := time.Now()
 		status, hdr, b, err := c.send(ctx, path, tok, body)
 		retry := (err != nil && !errors.Is(err, upstream.ErrRedirect)) || status >= 500 // a redirect is configuration, not a blip
 		switch {
 		case retry && attempt < maxRetries:
-			if upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, 2*time.Second), 300*time.Millisecond) == nil {
+			if upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, 2*time.Second), upstream.Margin(sent, 300*time.Millisecond)) == nil {
 				continue
 			}
 		case status == http.StatusUnauthorized && (!refreshed || fromRestored(c.tokens, tok)):

@@ -32,6 +32,8 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // Every documented code lands on the envelope code a caller branches on.
+// A throttle always carries a wait (-1201 promises retryAfter): the ban's
+// length when TOP states it, else 1 s, as from the other vendors.
 func TestEnvelopeErrorMapping(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -40,12 +42,12 @@ func TestEnvelopeErrorMapping(t *testing.T) {
 		retryAfter int
 		reason     string
 	}{
-		{"4 user limit", top.ErrorResponse{Code: 4, Msg: "User Call Limited"}, envelope.CodeThrottled, 0, "throttled by TOP"},
-		{"5 session limit", top.ErrorResponse{Code: 5, Msg: "Session Call Limited"}, envelope.CodeThrottled, 0, "throttled by TOP"},
-		{"6 partner limit", top.ErrorResponse{Code: 6, Msg: "Partner Call Limited"}, envelope.CodeThrottled, 0, "throttled by TOP"},
+		{"4 user limit", top.ErrorResponse{Code: 4, Msg: "User Call Limited"}, envelope.CodeThrottled, 1, "throttled by TOP"},
+		{"5 session limit", top.ErrorResponse{Code: 5, Msg: "Session Call Limited"}, envelope.CodeThrottled, 1, "throttled by TOP"},
+		{"6 partner limit", top.ErrorResponse{Code: 6, Msg: "Partner Call Limited"}, envelope.CodeThrottled, 1, "throttled by TOP"},
 		{"7 ban in sub_msg", top.ErrorResponse{Code: 7, Msg: "App Call Limited", SubCode: "accesscontrol.limited-by-app-access-count", SubMsg: "This ban will last for 42 more seconds"}, envelope.CodeThrottled, 42, "This ban will last for 42 more seconds"},
 		{"7 ban in msg", top.ErrorResponse{Code: 7, Msg: "App Call Limited[This ban will last for 22238 more seconds]"}, envelope.CodeThrottled, 22238, "throttled by TOP"},
-		{"8 frequency", top.ErrorResponse{Code: 8, Msg: "App Call Exceeds Limited Frequency"}, envelope.CodeThrottled, 0, "throttled by TOP"},
+		{"8 frequency", top.ErrorResponse{Code: 8, Msg: "App Call Exceeds Limited Frequency"}, envelope.CodeThrottled, 1, "throttled by TOP"},
 		{"9 http action", top.ErrorResponse{Code: 9, Msg: "Http Action Not Allowed"}, envelope.CodeUpstream, 0, "9 Http Action Not Allowed"},
 		{"10 unavailable", top.ErrorResponse{Code: 10, Msg: "Service Currently Unavailable"}, envelope.CodeOutcomeUnknown, 0, "reconcile before retrying"},
 		{"11 permission", top.ErrorResponse{Code: 11, Msg: "Insufficient ISV Permissions"}, envelope.CodeUpstream, 0, "apply for it in the TOP console"},

@@ -256,7 +256,9 @@ func EnvelopeError(e *ErrorResponse) *envelope.Error {
 	case !e.Definite():
 		return &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "outcome unknown — reconcile before retrying: " + reason, Upstream: up, Err: e}
 	case throttle(e.Code):
-		return &envelope.Error{Code: envelope.CodeThrottled, Reason: "throttled by TOP: " + reason, RetryAfter: e.RetryAfter(), Upstream: up, Err: e}
+		// Without a ban length (code 5, or 7 worded otherwise) the caller
+		// still gets a wait, as from every other vendor: -1201 promises one.
+		return &envelope.Error{Code: envelope.CodeThrottled, Reason: "throttled by TOP: " + reason, RetryAfter: max(e.RetryAfter(), 1), Upstream: up, Err: e}
 	}
 	return &envelope.Error{Code: envelope.CodeUpstream, Reason: reason, Upstream: up, Err: e}
 }

@@ -48,6 +48,14 @@ func Sleep(ctx context.Context, d, margin time.Duration) error {
 	}
 }
 
+// Margin is the time a retry needs before the deadline: as long as the
+// attempt before it took (a vendor slow once is slow again), and at least
+// floor. A retry started with less is cut by the deadline, and the caller
+// hears a timeout instead of the vendor's own answer.
+func Margin(attemptStart time.Time, floor time.Duration) time.Duration {
+	return max(time.Since(attemptStart), floor)
+}
+
 // Clean strips the request URL from a net/http error: *url.Error prints the
 // URL, and WeChat's carries the access_token.
 func Clean(err error) error {

@@ -79,11 +79,12 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		if err != nil {
 			return err
 		}
+		sent := time.Now()
 		st, err := c.exchange(ctx, method, path, tok, body, out)
 		if err != nil {
 			var ee *envelope.Error
 			if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && !errors.Is(err, upstream.ErrRedirect) && transport < maxTransportRetries &&
-				upstream.Sleep(ctx, upstream.Backoff(transport, 100*time.Millisecond, time.Second), 200*time.Millisecond) == nil {
+				upstream.Sleep(ctx, upstream.Backoff(transport, 100*time.Millisecond, time.Second), upstream.Margin(sent, 200*time.Millisecond)) == nil {
 				transport++
 				continue
 			}
@@ -97,7 +98,7 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 				c.tokens.Expire(ctx, tok)
 				continue
 			case ae.Code == -1 && busy < maxBusyRetries &&
-				upstream.Sleep(ctx, upstream.Backoff(busy, 100*time.Millisecond, time.Second), 200*time.Millisecond) == nil:
+				upstream.Sleep(ctx, upstream.Backoff(busy, 100*time.Millisecond, time.Second), upstream.Margin(sent, 200*time.Millisecond)) == nil:
 				busy++
 				continue
 			}

@@ -277,10 +277,11 @@ func (m *TokenManager) fetchAndStore(ctx context.Context) (*cached, error) {
 // fetch calls the token endpoint, retrying only "system busy".
 func (m *TokenManager) fetch(ctx context.Context) (string, int, error) {
 	for attempt := 0; ; attempt++ {
+		sent := time.Now()
 		tok, exp, err := m.fetchOnce(ctx)
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Code == -1 && attempt < maxBusyRetries {
-			if upstream.Sleep(ctx, upstream.Backoff(attempt, 100*time.Millisecond, time.Second), 200*time.Millisecond) == nil {
+			if upstream.Sleep(ctx, upstream.Backoff(attempt, 100*time.Millisecond, time.Second), upstream.Margin(sent, 200*time.Millisecond)) == nil {
 				continue
 			}
 		}

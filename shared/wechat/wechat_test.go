@@ -221,3 +221,19 @@ func TestMissingConfigNamesTheVariable(t *testing.T) {
 		})
 	}
 }
+
+// WeChat answering "system busy" after 1 s each time, with 3 s to go: after
+// two tries too little is left for a third to finish, so none is started
+// and the caller hears WeChat's own -1, not a timeout that hides it.
+func TestABusyRetryThatCannotFinishIsNotStarted(t *testing.T) {
+	f := newFixture(t, nil)
+	f.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/quota/get", Kind: sandbox.FaultLatency, Delay: time.Second})
+	f.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/quota/get", Kind: sandbox.FaultStatus, Status: 200, Body: `{"errcode":-1,"errmsg":"system error"}`})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r := f.op.Invoke(ctx, &envelope.Input{Body: []byte(`{"deliveryId":"YTO","bizId":"xyz"}`), Trigger: envelope.TriggerDirect})
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), string(r.Body))
+	require.Equal(t, -1.0, m["errCode"], m)
+	require.Equal(t, 2, f.sbx.Calls("http:/cgi-bin/express/business/quota/get"))
+}
