@@ -403,6 +403,19 @@ func TestFixedToken(t *testing.T) {
 	require.Equal(t, 0, r.sbx.Calls("oauth2/token"))
 }
 
+// A fixed token has nothing to refresh: CK1's 401 is answered at once, after
+// one request, saying which setting it refused (it said "even after a
+// refresh", and sent the same token twice).
+func TestARefusedFixedTokenIsNamed(t *testing.T) {
+	r := newRig(t, map[string]string{"CK1_ACCESS_TOKEN": "not-a-token-ck1-knows"})
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	require.Equal(t, -1305.0, m["errCode"], m)
+	require.Contains(t, m["errMsg"], "(CK1 refused the fixed token in CK1_ACCESS_TOKEN: check it, or unset it to use OAuth)")
+	require.NotContains(t, m["errMsg"], "refresh")
+	require.Equal(t, 1, r.sbx.Calls("http:/v1/pricing/inbound/box"))
+	require.Equal(t, 0, r.sbx.Calls("oauth2/token"))
+}
+
 func TestServerErrorsAreRetried(t *testing.T) {
 	r := newRig(t, map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken})
 	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 503, Body: `{"Errors":[{"Code":"500","Message":"busy"}]}`, Times: 2})

@@ -61,6 +61,7 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 		return fmt.Errorf("ck1: encode %s: %w", path, err)
 	}
 	refreshed := false
+	_, fixed := c.tokens.(Fixed) // nothing to refresh: its 401 is final
 	for attempt := 0; ; attempt++ {
 		tok, err := c.tokens.Token(ctx)
 		if err != nil {
@@ -74,7 +75,7 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 			if upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, 2*time.Second), upstream.Margin(sent, 300*time.Millisecond)) == nil {
 				continue
 			}
-		case status == http.StatusUnauthorized && (!refreshed || fromRestored(c.tokens, tok)):
+		case status == http.StatusUnauthorized && !fixed && (!refreshed || fromRestored(c.tokens, tok)):
 			// Once; and once more when the token retried was taken up from
 			// a pair written back after a store loss (possibly stale): its
 			// refusal is no sign of wrong settings, and the refresh that
@@ -91,7 +92,12 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 			return upstream.Throttled("ck1", hdr)
 		}
 		if status != http.StatusOK && status != http.StatusCreated {
-			return errorFrom(status, b)
+			err := errorFrom(status, b)
+			var e *envelope.Error
+			if status == http.StatusUnauthorized && fixed && errors.As(err, &e) {
+				e.Reason = strings.Replace(e.Reason, "the access token even after a refresh: check CK1_ACCESS_TOKEN or the OAuth settings", "the fixed token in CK1_ACCESS_TOKEN: check it, or unset it to use OAuth", 1)
+			}
+			return err
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber() // amounts keep their exact digits
