@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -249,21 +251,9 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 		in.RequestID = ev.RequestContext.RequestID
 		in.QueryJoined = true
 		return in, ShapeFCHTTP, nil
-	case p.TriggerTime != nil && p.TriggerName != nil:
-		var ev FCTimerEvent
-		if err := json.Unmarshal(trimmed, &ev); err != nil {
-			return nil, ShapeFCTimer, badEvent("FC timer", err)
-		}
-		return &envelope.Input{Body: objectOrEmpty([]byte(ev.Payload)), Trigger: envelope.TriggerTimer}, ShapeFCTimer, nil
-	case p.DetailType != nil && p.Source != nil && *p.DetailType == "Scheduled Event":
-		var ev EventBridgeEvent
-		if err := json.Unmarshal(trimmed, &ev); err != nil {
-			return nil, ShapeEventBridge, badEvent("EventBridge", err)
-		}
-		return &envelope.Input{Body: objectOrEmpty(ev.Detail), Trigger: envelope.TriggerTimer}, ShapeEventBridge, nil
-	case p.Source != nil && *p.Source == ScheduleSource:
-		return &envelope.Input{Body: objectOrEmpty(p.Payload), Trigger: envelope.TriggerTimer}, ShapeSchedule, nil
 	case p.HTTPMethod != nil || len(p.RequestContext) > 0:
+		// Before the timers: an event with any HTTP marker is a call to be
+		// signed, whatever timer keys it also carries (it ran unsigned).
 		var ev HTTPV1Event
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeHTTPOther, badEvent("HTTP", err)
@@ -296,6 +286,20 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 		}
 		in.RequestID = ev.RequestContext.RequestID
 		return in, ShapeHTTPOther, nil
+	case p.TriggerTime != nil && p.TriggerName != nil:
+		var ev FCTimerEvent
+		if err := json.Unmarshal(trimmed, &ev); err != nil {
+			return nil, ShapeFCTimer, badEvent("FC timer", err)
+		}
+		return &envelope.Input{Body: objectOrEmpty([]byte(ev.Payload)), Trigger: envelope.TriggerTimer}, ShapeFCTimer, nil
+	case p.DetailType != nil && p.Source != nil && *p.DetailType == "Scheduled Event":
+		var ev EventBridgeEvent
+		if err := json.Unmarshal(trimmed, &ev); err != nil {
+			return nil, ShapeEventBridge, badEvent("EventBridge", err)
+		}
+		return &envelope.Input{Body: objectOrEmpty(ev.Detail), Trigger: envelope.TriggerTimer}, ShapeEventBridge, nil
+	case p.Source != nil && *p.Source == ScheduleSource:
+		return &envelope.Input{Body: objectOrEmpty(p.Payload), Trigger: envelope.TriggerTimer}, ShapeSchedule, nil
 	}
 	return direct, ShapeDirect, nil
 }
@@ -354,7 +358,30 @@ func objectOrEmpty(b []byte) []byte {
 }
 
 func badEvent(kind string, err error) error {
-	return &envelope.Error{Code: envelope.CodeInvalidInput, Reason: fmt.Sprintf("invalid input: malformed %s event", kind), Err: err}
+	reason := fmt.Sprintf("invalid input: malformed %s event", kind)
+	// Name the member and what it should hold, as the input's own errors do
+	// ("body: expected a string, got object"), not just the event's kind.
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
+		reason += fmt.Sprintf(": %s: expected %s, got %s", te.Field, jsonTypeName(te.Type), te.Value)
+	}
+	return &envelope.Error{Code: envelope.CodeInvalidInput, Reason: reason, Err: err}
+}
+
+// jsonTypeName says which JSON value a Go type takes.
+func jsonTypeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Map, reflect.Struct, reflect.Pointer:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return t.String()
 }
 
 // encodeHTTP wraps an envelope as the HTTP trigger response both platforms take.

@@ -38,6 +38,14 @@ func TestDetect(t *testing.T) {
 		{"alb: query values as sent, not encoded again", `{"httpMethod":"POST","path":"/f","queryStringParameters":{"x":"a%20b","y":"a+b","z":"%E4%B8%AD"},"body":"{}","requestContext":{"elb":{"targetGroupArn":"arn"}}}`,
 			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "POST", "/f", "x=a%20b&y=a+b&z=%E4%B8%AD"},
 		{"schedule v2 input", `{"source":"cloudcall.schedule","schedule":"quota-alert-hourly","payload":{"y":2}}`, ShapeSchedule, envelope.TriggerTimer, `{"y":2}`, "", "", ""},
+		// An HTTP marker wins over any timer key beside it: such an event
+		// ran as a timer, unsigned.
+		{"rest v1 with timer keys: still an HTTP call", `{"httpMethod":"POST","path":"/f","body":"{\"a\":1}","requestContext":{"stage":"prod","path":"/prod/f"},"triggerTime":"2026-12-01T00:00:00Z","triggerName":"t","payload":"{\"a\":2}"}`,
+			ShapeHTTPOther, envelope.TriggerHTTP, `{"a":1}`, "POST", "/prod/f", ""},
+		{"rest v1 with schedule v2 keys: still an HTTP call", `{"httpMethod":"POST","path":"/f","body":"{}","source":"cloudcall.schedule","payload":{"a":2}}`,
+			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "POST", "/f", ""},
+		{"requestContext with eventbridge keys: still an HTTP call", `{"requestContext":{"requestId":"r5"},"httpMethod":"POST","path":"/f","body":"{}","detail-type":"Scheduled Event","source":"aws.events","detail":{"a":2}}`,
+			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "POST", "/f", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -62,16 +70,19 @@ func TestDetectHeadersAndSource(t *testing.T) {
 }
 
 func TestDetectMalformedEvents(t *testing.T) {
-	for name, p := range map[string]string{
-		"bad base64":   `{"version":"v1","rawPath":"/f","body":"%%%","isBase64Encoded":true,"requestContext":{"http":{"method":"POST"}}}`,
-		"headers type": `{"version":"2.0","rawPath":"/f","headers":[1],"requestContext":{}}`,
-		"timer type":   `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":5}`,
+	for name, c := range map[string]struct{ payload, reason string }{
+		"bad base64":   {`{"version":"v1","rawPath":"/f","body":"%%%","isBase64Encoded":true,"requestContext":{"http":{"method":"POST"}}}`, "invalid input: isBase64Encoded is true but the body is not base64"},
+		"headers type": {`{"version":"2.0","rawPath":"/f","headers":[1],"requestContext":{}}`, "invalid input: malformed API Gateway v2 event: headers: expected an object, got array"},
+		"timer type":   {`{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":5}`, "invalid input: malformed FC timer event: payload: expected a string, got number"},
+		// It said only "malformed FC HTTP trigger event", naming no member.
+		"body an object": {`{"version":"v1","rawPath":"/f","body":{"a":1},"requestContext":{"http":{"method":"POST"}}}`, "invalid input: malformed FC HTTP trigger event: body: expected a string, got object"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := Detect([]byte(p))
+			_, _, err := Detect([]byte(c.payload))
 			var e *envelope.Error
 			require.ErrorAs(t, err, &e)
 			require.Equal(t, envelope.CodeInvalidInput, e.Code)
+			require.Equal(t, c.reason, e.Reason)
 		})
 	}
 }
