@@ -339,6 +339,13 @@ func TestBanner(t *testing.T) {
 	require.NotContains(t, real.String(), "sandbox")
 	require.Contains(t, sbx.String(), "-d '{\"omsLaunchExtraChargeParameter\"")
 	require.Contains(t, sbx.String(), "with the sandboxes")
+
+	real.Reset()
+	banner(&real, "http://127.0.0.1:9000", "fc", "real", bins, nil, nil, "on", localSettings{storeURL: "redis://127.0.0.1:5/0", storePfx: "cloudcall:local:real:",
+		extra: map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "postgres://h/db"}})
+	require.Contains(t, real.String(), "keys under cloudcall:local:real:, the same every run")
+	require.Contains(t, real.String(), "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs\n")
+	require.NotContains(t, real.String(), "sandbox")
 }
 
 // TestInvokeRunsTheExample: `cloudcall invoke <fn>` runs the registry

@@ -157,15 +157,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		set.storeURL, set.embedded = st.URL(), true
 		set.storePfx = "cloudcall:"
 	case strings.HasPrefix(s, "redis://"), strings.HasPrefix(s, "rediss://"):
-		// The sandboxes start fresh each run; a namespace per run keeps the
-		// functions from finding a token or record the new sandboxes never
-		// issued.
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		set.storeURL, set.storePfx = s, "cloudcall:local:"+time.Now().UTC().Format("20060102T150405")+"-"+hex.EncodeToString(b)+":"
-		if p, ok := os.LookupEnv("CLOUDCALL_STORE_PREFIX"); ok && p != "" {
-			set.storePfx = p // the caller's own namespace, kept as given
-		}
+		set.storeURL, set.storePfx = s, storePrefix(*upstream, os.Getenv("CLOUDCALL_STORE_PREFIX"), time.Now())
 		if !warnUnreachable(ctx, stdout, s) && !set.ownRecords() {
 			warnUndurable(ctx, stdout, "--store", s, set)
 		}
@@ -390,9 +382,15 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		}
 		fmt.Fprintf(w, "store: embedded Redis at %s, shared by every instance (%s)\n", set.storeURL, gone)
 	} else {
-		fmt.Fprintf(w, "store: %s, keys under %s\n", redactURL(set.storeURL), set.storePfx)
+		kept := ""
+		if upstream == "real" {
+			kept = ", the same every run (the real vendors' tokens, CK1's refresh token and the charge's records outlive it)"
+		}
+		fmt.Fprintf(w, "store: %s, keys under %s%s\n", redactURL(set.storeURL), set.storePfx, kept)
 	}
-	if set.ownRecords() {
+	if set.ownRecords() && upstream == "real" {
+		fmt.Fprintln(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs")
+	} else if set.ownRecords() {
 		fmt.Fprintln(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs (the sandboxes start empty each run: a key charged in an earlier run replays that run's answer, which the new TOP ledger does not hold)")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -440,6 +438,25 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		fmt.Fprintf(w, "sandbox %-8s %s   (admin: %s%s)\n", s.vendor, s.url, s.url, s.admin)
 	}
 	fmt.Fprintln(w, "\nCtrl-C stops everything.")
+}
+
+// storePrefix is the key namespace on an external store. The sandboxes
+// start fresh each run, so a sandbox run gets a namespace of its own: the
+// functions never find a token or record the new sandboxes never issued.
+// The real vendors outlive the run, and so must what was kept of them: the
+// charge's records (a per-run namespace charged a key again in the next
+// run), CK1's rotated refresh token (the one in the env file is spent) and
+// the tokens themselves. A prefix in the environment is used as given.
+func storePrefix(upstream, fromEnv string, now time.Time) string {
+	switch {
+	case fromEnv != "":
+		return fromEnv
+	case upstream == "real":
+		return "cloudcall:local:real:"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "cloudcall:local:" + now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b) + ":"
 }
 
 // redactURL hides a password in a store URL.

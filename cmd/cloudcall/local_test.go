@@ -739,6 +739,21 @@ func TestLocalSettings(t *testing.T) {
 	require.Contains(t, string(a.body), `"threshold":500`, "the env file reached the function")
 }
 
+// On an external store a sandbox run's keys get a namespace of their own;
+// against the real vendors one namespace serves every run, so the charge's
+// records, CK1's rotated refresh token and the tokens outlive the run (a
+// second run charged the same key again). A prefix the user set is kept.
+func TestStorePrefix(t *testing.T) {
+	now := time.Date(2026, 12, 1, 4, 44, 11, 0, time.UTC)
+	a, b := storePrefix("sandbox", "", now), storePrefix("sandbox", "", now)
+	require.Regexp(t, `^cloudcall:local:20261201T044411-[0-9a-f]{8}:$`, a)
+	require.NotEqual(t, a, b, "each sandbox run its own")
+	require.Equal(t, "cloudcall:local:real:", storePrefix("real", "", now))
+	require.Equal(t, storePrefix("real", "", now), storePrefix("real", "", now.Add(time.Hour)), "every real run the same")
+	require.Equal(t, "team:", storePrefix("real", "team:", now))
+	require.Equal(t, "team:", storePrefix("sandbox", "team:", now))
+}
+
 // TestLocalExternalStore: --store redis://… puts this run's keys under a
 // prefix of its own (fresh sandboxes never see an old run's tokens), and the
 // charge's records go there too.
