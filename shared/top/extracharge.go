@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
+	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
@@ -418,7 +420,7 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 		return fail, err
 	}
 	timeout := cmp.Or(d.Timeout, DefaultTimeout)
-	g := idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: d.Log})
+	g := newGuard(records, appKey, timeout, d.Log)
 	ch := NewCharger(c, g, int64(minPrice), int64(maxPrice))
 	op := ch.Op()
 	op.Timeout = DefaultTimeout
@@ -429,4 +431,38 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 		g.Warm(ctx, timeout)
 	}
 	return op, nil
+}
+
+// newGuard keeps the charge's records per app key. A call in progress for
+// longer than the function can run (plus a margin) died with its instance.
+func newGuard(records idempotency.Records, appKey string, timeout time.Duration, log *slog.Logger) *idempotency.Guard {
+	return idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: log})
+}
+
+// RecordsGuard opens the charge's records as the deployed function does
+// (the same settings: CLOUDCALL_IDEMPOTENCY_STORE or CLOUDCALL_STORE, its
+// prefix, TOP_APP_KEY, CLOUDCALL_TIMEOUT), for a person who reconciles an
+// unknown outcome with TOP. Close the records when done.
+func RecordsGuard(env *config.Env, log *slog.Logger) (*idempotency.Guard, idempotency.Records, error) {
+	appKey := env.Get("TOP_APP_KEY", "")
+	if appKey == "" {
+		return nil, nil, errors.New("set TOP_APP_KEY (the app key the charge runs with: records are kept per app key)")
+	}
+	timeout, err := env.Duration("CLOUDCALL_TIMEOUT", 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	records, err := recordstore.FromEnv(env, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return newGuard(records, appKey, cmp.Or(timeout, DefaultTimeout), log), records, nil
+}
+
+// ChargedAnswer is what every retry of key is told once a person found at
+// TOP that the charge was made, with its extra charge service order id: a
+// charge's success, as the function answers it.
+func ChargedAnswer(key, orderID string) envelope.Response {
+	out := &ExtraChargeOutput{Result: ExtraChargeResult{Success: true, Data: ExtraChargeData{ExtraChargeServiceOrderID: orderID}}}
+	return withKey(envelope.Success(APILaunchExtraCharge, out), key)
 }

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/top"
+)
+
+const recordsUsage = `Usage:
+  cloudcall records show <idempotency key> [--env-file FILE]
+  cloudcall records settle <idempotency key> (--not-charged | --charged ORDER_ID) [--env-file FILE]
+
+Reads and settles the charge's idempotency records, where the deployed function keeps them, for a person
+reconciling an answer -1304 (outcome unknown) with TOP. The key is the idempotencyKey the -1304 answer
+carries (auto:… for a call made without a key). The settings are the function's own, from the environment
+and --env-file: CLOUDCALL_IDEMPOTENCY_STORE (or CLOUDCALL_STORE when it is Redis), CLOUDCALL_STORE_PREFIX,
+TOP_APP_KEY, CLOUDCALL_TIMEOUT.
+
+  show    prints the record as JSON: its state, when the call started, the answer recorded, and whether it
+          can be settled (settleable, and why not).
+  settle  after you looked the charge up at TOP (the seller's extra charge service orders):
+          --not-charged      TOP shows no charge: the record goes, and a retry with the key charges again;
+          --charged ORDER_ID TOP shows the charge: every retry with the key is answered with it.
+          Only an unknown outcome can be settled: a recorded -1304, or a call whose instance died.
+
+Exit status: 0 done, 1 not found, not settleable or the store failed, 2 a bad command line.
+
+Flags:`
+
+func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("records", args, stdout, stderr)
+	envFile := fs.String("env-file", "", "dotenv `file` with the function's settings, over the environment")
+	notCharged := fs.Bool("not-charged", false, "settle: TOP shows no charge for the key")
+	charged := fs.String("charged", "", "settle: TOP shows the charge, with this extra charge service `order id`")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), recordsUsage)
+		fs.PrintDefaults()
+	}
+	// The action and the key may come before the flags.
+	var pos []string
+	for len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pos = append(pos, fs.Args()...)
+	if len(pos) == 0 {
+		return usagef("say what to do: show <key> or settle <key>; see cloudcall records --help")
+	}
+	action := pos[0]
+	if action != "show" && action != "settle" {
+		return usagef("unknown action %q: expected show or settle", action)
+	}
+	if len(pos) != 2 || strings.TrimSpace(pos[1]) == "" {
+		return usagef("%s takes one idempotency key (the idempotencyKey of the -1304 answer)", action)
+	}
+	key := pos[1]
+	var answer *envelope.Response
+	var err error
+	switch {
+	case action == "show" && (*notCharged || *charged != ""):
+		return usagef("--not-charged and --charged go with settle")
+	case action == "settle" && *notCharged == (*charged != ""):
+		return usagef("settle takes one of --not-charged or --charged ORDER_ID: what TOP shows for the key")
+	case *charged != "":
+		a := top.ChargedAnswer(key, *charged)
+		answer = &a
+	}
+	var file map[string]string
+	if *envFile != "" {
+		// Read as the function reads its settings: nothing here is the
+		// emulator's to replace, as it is for cloudcall local.
+		if file, err = readEnvFile(*envFile); err != nil {
+			return usagef("--env-file %s: %v", *envFile, err)
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	for k, v := range file {
+		env[k] = v
+	}
+	g, records, err := top.RecordsGuard(config.FromMap(env), nil)
+	if err != nil {
+		return err
+	}
+	defer records.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if action == "show" {
+		rec, err := g.Inspect(ctx, key)
+		if err != nil {
+			return notFound(key, err)
+		}
+		return json.NewEncoder(stdout).Encode(shown(key, rec, g.Settleable(rec)))
+	}
+	if err := g.Settle(ctx, key, answer); err != nil {
+		return notFound(key, err)
+	}
+	if answer == nil {
+		fmt.Fprintf(stdout, "settled %s: not charged; the record is gone, and a retry with the key charges again\n", key)
+	} else {
+		fmt.Fprintf(stdout, "settled %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
+	}
+	return nil
+}
+
+func notFound(key string, err error) error {
+	if errors.Is(err, idempotency.ErrNotFound) {
+		return fmt.Errorf("no record for %s: none was made under it in the last 24 h (check the key, TOP_APP_KEY and the store), or it was settled", key)
+	}
+	return err
+}
+
+// shownRecord is a record as show prints it: what a person reconciling needs.
+type shownRecord struct {
+	Key        string          `json:"key"`
+	State      string          `json:"state"`
+	Started    string          `json:"started"`
+	Settleable bool            `json:"settleable"`
+	Why        string          `json:"why,omitempty"`
+	Known      string          `json:"known,omitempty"`
+	AliasOf    string          `json:"aliasOf,omitempty"`
+	Answer     json.RawMessage `json:"answer,omitempty"`
+}
+
+func shown(key string, rec idempotency.Record, settle error) shownRecord {
+	s := shownRecord{Key: key, State: rec.State, Started: time.UnixMilli(rec.Started).UTC().Format(time.RFC3339), Settleable: settle == nil,
+		Known: rec.Known, AliasOf: rec.Alias}
+	if settle != nil {
+		s.Why = strings.TrimPrefix(settle.Error(), idempotency.ErrNotSettleable.Error()+": ")
+	}
+	if json.Valid(rec.Body) {
+		s.Answer = rec.Body
+	}
+	return s
+}

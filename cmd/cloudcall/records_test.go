@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
+	"github.com/cloudcall/cloudcall/shared/top"
+)
+
+// A person reconciles two -1304 answers with TOP: one charge was made (every
+// retry is then answered with its order), one was not (the key charges
+// again). The records are read where the function keeps them, with its
+// settings from an env file.
+func TestRecordsShowAndSettle(t *testing.T) {
+	url := redistest.URL(t)
+	vars := map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Keyspace(t, url), "TOP_APP_KEY": "12345678",
+		"CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}
+	envFile := filepath.Join(t.TempDir(), "charge.env")
+	var lines []byte
+	for k, v := range vars {
+		lines = append(lines, k+"="+v+"\n"...)
+	}
+	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
+	g, records, err := top.RecordsGuard(config.FromMap(vars), nil)
+	require.NoError(t, err)
+	defer records.Close()
+	ctx := context.Background()
+	runs := 0
+	unknown := func(context.Context) idempotency.Outcome {
+		runs++
+		return idempotency.Outcome{Response: envelope.Response{Status: http.StatusGatewayTimeout, Body: []byte(`{"errCode":-1304,"errMsg":"top.ascp.launchExtraCharge:fail outcome unknown"}`)}}
+	}
+	for _, k := range []string{"k1", "k2"} {
+		_, _, e := g.Run(ctx, idempotency.Call{Key: k, Fingerprint: "fp-" + k}, unknown)
+		require.Nil(t, e)
+	}
+
+	show := func(key string) map[string]any {
+		code, out, errOut := runCLI("records", "show", key, "--env-file", envFile)
+		require.Equal(t, 0, code, errOut)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &m), out)
+		return m
+	}
+	m := show("k1")
+	require.Equal(t, "done", m["state"])
+	require.Equal(t, true, m["settleable"])
+	require.Equal(t, -1304.0, m["answer"].(map[string]any)["errCode"])
+
+	code, out, errOut := runCLI("records", "settle", "k1", "--charged", "ECS7000000042", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "settled k1: charged, extra charge service order ECS7000000042; every retry with the key is answered with it\n", out)
+	m = show("k1")
+	require.Equal(t, false, m["settleable"])
+	require.Equal(t, "the call finished with a definite answer (errCode 0), replayed to every retry", m["why"])
+	answer := m["answer"].(map[string]any)
+	require.Equal(t, "top.ascp.launchExtraCharge:ok", answer["errMsg"])
+	require.Equal(t, "ECS7000000042", answer["result"].(map[string]any)["data"].(map[string]any)["extraChargeServiceOrderId"])
+	require.Equal(t, "k1", answer["idempotencyKey"])
+	resp, replayed, e := g.Run(ctx, idempotency.Call{Key: "k1", Fingerprint: "fp-k1"}, unknown)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.JSONEq(t, mustJSON(t, answer), string(resp.Body), "a retry hears the charge as settled")
+
+	code, _, errOut = runCLI("records", "settle", "k1", "--not-charged", "--env-file", envFile)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "nothing to settle: the call finished with a definite answer")
+
+	code, out, errOut = runCLI("records", "settle", "k2", "--not-charged", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "settled k2: not charged")
+	code, _, errOut = runCLI("records", "show", "k2", "--env-file", envFile)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "no record for k2")
+	_, replayed, e = g.Run(ctx, idempotency.Call{Key: "k2", Fingerprint: "fp-k2"}, unknown)
+	require.Nil(t, e)
+	require.False(t, replayed, "the key runs again")
+	require.Equal(t, 3, runs)
+
+	for _, args := range [][]string{
+		{"records"}, {"records", "list"}, {"records", "show"}, {"records", "settle", "k1"},
+		{"records", "settle", "k1", "--charged", "X", "--not-charged"}, {"records", "show", "k1", "--not-charged"},
+	} {
+		code, _, errOut := runCLI(args...)
+		require.Equal(t, 2, code, "%v: %s", args, errOut)
+		require.Contains(t, errOut, "cloudcall records: ")
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}

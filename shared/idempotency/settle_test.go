@@ -1,0 +1,97 @@
+package idempotency_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+)
+
+// A person who reconciled an unknown outcome with the vendor settles it:
+// "not charged" lets the key charge again (once), "charged" makes every
+// retry replay the charge. Only unknown outcomes can be settled.
+func TestSettleAnUnknownOutcome(t *testing.T) {
+	c := newClock()
+	recs := idempotency.NewMemory(c.Now)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	unknown := envelope.Response{Status: http.StatusGatewayTimeout, Body: []byte(`{"errCode":-1304,"errMsg":"x:fail outcome unknown"}`)}
+	runs := 0
+	call := func(resp envelope.Response) func(context.Context) idempotency.Outcome {
+		return func(context.Context) idempotency.Outcome {
+			runs++
+			return idempotency.Outcome{Response: resp, Verdict: idempotency.Keep}
+		}
+	}
+
+	// Not charged: the record goes, and the retry with the key charges.
+	resp, _, e := g.Run(ctx, key("k1", "fp1"), call(unknown))
+	require.Nil(t, e)
+	require.Equal(t, http.StatusGatewayTimeout, resp.Status)
+	rec, err := g.Inspect(ctx, "k1")
+	require.NoError(t, err)
+	require.Equal(t, idempotency.Done, rec.State)
+	require.NoError(t, g.Settleable(rec))
+	require.NoError(t, g.Settle(ctx, "k1", nil))
+	_, err = g.Inspect(ctx, "k1")
+	require.ErrorIs(t, err, idempotency.ErrNotFound)
+	resp, replayed, e := g.Run(ctx, key("k1", "fp1"), call(ok(`{"errCode":0,"id":"A"}`)))
+	require.Nil(t, e)
+	require.False(t, replayed)
+	require.Equal(t, `{"errCode":0,"id":"A"}`, string(resp.Body))
+	require.Equal(t, 2, runs)
+
+	// Charged: every retry replays the charge as the person recorded it.
+	_, _, e = g.Run(ctx, key("k2", "fp2"), call(unknown))
+	require.Nil(t, e)
+	charged := ok(`{"errCode":0,"id":"B"}`)
+	require.NoError(t, g.Settle(ctx, "k2", &charged))
+	resp, replayed, e = g.Run(ctx, key("k2", "fp2"), call(ok(`{"errCode":0,"id":"C"}`)))
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.Equal(t, `{"errCode":0,"id":"B"}`, string(resp.Body))
+	require.Equal(t, 3, runs)
+
+	// Definite answers are not a person's to change: a charge, a refusal.
+	require.ErrorIs(t, g.Settle(ctx, "k1", nil), idempotency.ErrNotSettleable)
+	require.ErrorContains(t, g.Settle(ctx, "k2", nil), "finished with a definite answer (errCode 0)")
+	_, _, e = g.Run(ctx, key("k3", "fp3"), call(envelope.Response{Status: 502, Body: []byte(`{"errCode":-1305}`)}))
+	require.Nil(t, e)
+	require.ErrorContains(t, g.Settle(ctx, "k3", nil), "errCode -1305")
+	_, err = g.Inspect(ctx, "k3")
+	require.NoError(t, err, "still there")
+	require.ErrorIs(t, g.Settle(ctx, "nope", nil), idempotency.ErrNotFound)
+}
+
+// A call in progress is settled only once it cannot be running any more
+// (its instance died); a reservation never sent is a retry's to take; a
+// keyless slot names the key to settle.
+func TestSettleWaitsForACallThatMayStillRun(t *testing.T) {
+	c := newClock()
+	recs := idempotency.NewMemory(c.Now)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	_, err := recs.Reserve(ctx, "t:k1", idempotency.Record{Token: "tok", State: idempotency.InProgress, Fingerprint: "fp1", Started: c.Now().UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	require.ErrorContains(t, g.Settle(ctx, "k1", nil), "may still be running")
+	c.Add(61 * time.Second)
+	charged := ok(`{"errCode":0,"id":"D"}`)
+	require.NoError(t, g.Settle(ctx, "k1", &charged))
+	rec, err := g.Inspect(ctx, "k1")
+	require.NoError(t, err)
+	require.Equal(t, idempotency.Done, rec.State)
+	require.Equal(t, `{"errCode":0,"id":"D"}`, string(rec.Body))
+
+	_, err = recs.Reserve(ctx, "t:k2", idempotency.Record{Token: "tok", State: idempotency.Reserved, Fingerprint: "fp2", Started: c.Now().UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	require.ErrorContains(t, g.Settle(ctx, "k2", nil), "nothing was sent")
+
+	_, err = recs.Reserve(ctx, "t:auto:fp3", idempotency.Record{Token: "tok", State: idempotency.Reserved, Fingerprint: "fp3", Alias: "k3", Started: c.Now().UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	require.ErrorContains(t, g.Settle(ctx, "auto:fp3", nil), `the call with idempotency key "k3": settle that key`)
+}
