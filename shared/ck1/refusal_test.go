@@ -539,3 +539,24 @@ func retryableUntilWorking(t *testing.T, o *ck1.OAuth, n int) {
 	}
 	require.NoError(t, err, "no token after %d calls", n)
 }
+
+// An instance that reads the pair another instance stored masks both
+// tokens, as the one that fetched them does: a firewall page quoting the
+// refresh request showed the live refresh token in clear on every other
+// instance (outside tester).
+func TestAPairReadFromTheStoreIsMasked(t *testing.T) {
+	r := newTokenRig(t)
+	first := r.instance(ck1sbx.DemoRefreshToken, "")
+	access, err := first.Token(context.Background())
+	require.NoError(t, err)
+	var masked []string
+	other := ck1.NewOAuth(ck1.OAuthOptions{Base: r.url, ClientID: ck1sbx.DemoClientID, ClientSecret: ck1sbx.DemoClientSecret, KV: r.kv, Now: r.clock,
+		Remember: func(s string) { masked = append(masked, s) }})
+	got, err := other.Token(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, access, got, "read, not fetched")
+	require.Len(t, masked, 2, "the access token and the refresh token")
+	require.Equal(t, access, masked[0])
+	require.NotEmpty(t, masked[1])
+	require.NotEqual(t, ck1sbx.DemoRefreshToken, masked[1], "the rotated refresh token, not the spent seed")
+}

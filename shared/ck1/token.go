@@ -206,8 +206,20 @@ func (a *OAuth) read(ctx context.Context) *state {
 	if json.Unmarshal(raw, &st) != nil {
 		return nil
 	}
+	a.remember(&st)
 	st.raw = raw
 	return &st
+}
+
+// remember masks a pair another instance stored as this one masks what it
+// fetched: a firewall page or CK1's refusal may quote either token, and the
+// refresh token in clear lets anyone who reads it lock the deployment out.
+func (a *OAuth) remember(st *state) {
+	for _, t := range []string{st.AccessToken, st.RefreshToken, st.Refused} {
+		if t != "" {
+			a.o.Remember(t)
+		}
+	}
 }
 
 // readShared reads the state from the shared store itself, never from the
@@ -225,6 +237,7 @@ func (a *OAuth) readShared(ctx context.Context) (*state, error) {
 	if json.Unmarshal(raw, &st) != nil {
 		return nil, nil
 	}
+	a.remember(&st)
 	st.raw = raw
 	return &st, nil
 }

@@ -194,6 +194,14 @@ func (e *Env) Remember(v string) {
 }
 
 func (e *Env) remember(v string) {
+	// Known already: the common case, as instances read shared tokens on
+	// every call. Nothing to parse or allocate.
+	e.mu.Lock()
+	_, known := e.secrets[v]
+	e.mu.Unlock()
+	if known {
+		return
+	}
 	// A secret URL's path is a secret on its own: a Slack or Feishu webhook
 	// carries its token there, and a log line may quote a request's path
 	// without the rest of the URL. Short paths ("/", "/hook") carry none

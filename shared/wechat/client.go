@@ -72,10 +72,9 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 			return fmt.Errorf("wechat: encode %s: %w", path, err)
 		}
 	}
-	staleRetried := false
-	busy, transport := 0, 0
+	stale, busy, transport := 0, 0, 0
 	for {
-		tok, err := c.tokens.Token(ctx)
+		tok, fetched, err := c.tokens.token(ctx)
 		if err != nil {
 			return err
 		}
@@ -93,8 +92,12 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		if st.Errcode != 0 {
 			ae := &APIError{Code: st.Errcode, Msg: st.Errmsg}
 			switch {
-			case ae.Stale() && !staleRetried:
-				staleRetried = true
+			// Once; and once more when the retry's token was not fetched
+			// but read (this instance's memory, then the store, may each
+			// hold one WeChat refused, as after a store outage): a
+			// freshly fetched token that is refused ends it, no loop.
+			case ae.Stale() && (stale == 0 || stale == 1 && !fetched):
+				stale++
 				c.tokens.Expire(ctx, tok)
 				continue
 			case ae.Code == -1 && busy < maxBusyRetries &&

@@ -124,25 +124,33 @@ func (m *TokenManager) good(c *cached, now time.Time) bool {
 
 // Token returns a token good for at least the margin.
 func (m *TokenManager) Token(ctx context.Context) (string, error) {
+	tok, _, err := m.token(ctx)
+	return tok, err
+}
+
+// token is Token, and says whether the token was just fetched (or stored by
+// a refresh this call waited for) rather than taken from memory or the
+// store, where one WeChat has since refused may still sit.
+func (m *TokenManager) token(ctx context.Context) (string, bool, error) {
 	now := m.o.Now()
 	m.mu.Lock()
 	local := m.local
 	m.mu.Unlock()
 	if m.good(local, now) {
-		return local.Token, nil
+		return local.Token, false, nil
 	}
 	if c := m.fromStore(ctx); m.good(c, now) {
 		m.keep(c)
-		return c.Token, nil
+		return c.Token, false, nil
 	}
 	if err := m.heldError(now); err != nil {
-		return "", err
+		return "", false, err
 	}
 	c, err := m.refresh(ctx)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return c.Token, nil
+	return c.Token, true, nil
 }
 
 // Expire drops the token that just failed — only if it is still the cached
@@ -210,6 +218,9 @@ func (m *TokenManager) fromStore(ctx context.Context) *cached {
 	if json.Unmarshal(raw, &c) != nil || c.Token == "" {
 		return nil
 	}
+	// A token another instance fetched is as secret here: WeChat may quote
+	// it in an errmsg, and only the fetching instance had said to mask it.
+	m.o.Remember(c.Token)
 	c.raw = raw
 	return &c
 }
