@@ -31,8 +31,14 @@ const (
 	margin = 60 * time.Second
 	// floor keeps a cache TTL positive whatever expires_in says.
 	floor = 30 * time.Second
-	// lockTTL bounds how long a dead refresher blocks the others.
+	// lockTTL bounds how long a dead refresher blocks the others (classic
+	// mode: each fetch invalidates the token before it, so one at a time).
 	lockTTL = 10 * time.Second
+	// stableLockTTL is the same for stable_token, whose normal mode hands
+	// every caller the same token: a second fetch past a slow or dead
+	// refresher's lease is harmless, and the others stalled 9 s behind an
+	// instance killed mid-fetch, every call failing (outside tester).
+	stableLockTTL = 3 * time.Second
 	// maxBusyRetries bounds the -1 ("system busy") retries.
 	maxBusyRetries = 3
 	// configHold is how long an instance answers a token-endpoint
@@ -230,7 +236,7 @@ func (m *TokenManager) fromStore(ctx context.Context) *cached {
 func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
 	c, err := m.flight.Do(ctx, func(ctx context.Context) (*cached, error) {
 		c, err := store.Refresher[*cached]{
-			KV: m.o.KV, LockKey: m.lockKey, Lease: lockTTL,
+			KV: m.o.KV, LockKey: m.lockKey, Lease: m.lease(),
 			Fresh: func(ctx context.Context) (*cached, bool) {
 				c := m.fromStore(ctx)
 				return c, m.good(c, m.o.Now())
@@ -250,6 +256,14 @@ func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
 		return c, err
 	})
 	return c, upstream.Waited("wechat", err)
+}
+
+// lease is how long a refresher holds the others off.
+func (m *TokenManager) lease() time.Duration {
+	if m.o.Mode == ModeClassic {
+		return lockTTL
+	}
+	return stableLockTTL
 }
 
 func (m *TokenManager) fetchAndStore(ctx context.Context) (*cached, error) {

@@ -65,6 +65,9 @@ func (k *kv) SetNX(ctx context.Context, key string, v []byte, ttl time.Duration)
 	if k.isDown() {
 		return false, errDown
 	}
+	k.mu.Lock()
+	k.ttls[key] = ttl
+	k.mu.Unlock()
 	return k.KV.SetNX(ctx, key, v, ttl)
 }
 
@@ -527,4 +530,18 @@ func TestHTTP429IsThrottled(t *testing.T) {
 	require.Equal(t, 1, e.RetryAfter)
 	require.Equal(t, 429, e.Upstream.HTTPStatus)
 	require.Equal(t, 2, r.sbx.Calls("http:"+quotaPath))
+}
+
+// A refresher killed mid-fetch holds the others off until its lease ends:
+// 9 s of failed calls on every other instance (outside tester). With
+// stable_token, whose normal mode hands every caller the same token, a
+// second fetch is harmless, so the lease is 3 s; classic mode, where each
+// fetch invalidates the token before it, keeps 10 s.
+func TestARefreshersLeaseFitsItsMode(t *testing.T) {
+	for mode, want := range map[string]time.Duration{wechat.ModeStable: 3 * time.Second, wechat.ModeClassic: 10 * time.Second} {
+		r := newTokenRig(t)
+		_, err := r.manager(mode).Token(ctx5s(t))
+		require.NoError(t, err)
+		require.Equal(t, want, r.kv.ttl("wechat:token:"+mode+":"+wechatsbx.DemoAppID+":lock"), mode)
+	}
 }
