@@ -68,6 +68,7 @@ func TestAWrongClientSecretOnOneInstanceLocksNobodyOutForGood(t *testing.T) {
 	require.ErrorContains(t, err, "CK1 refused the refresh token")
 	_, err = good.Token(context.Background())
 	require.ErrorContains(t, err, "presented again after", "held: nothing presented")
+	require.ErrorContains(t, err, "or presented with a wrong CK1_CLIENT_ID or CK1_CLIENT_SECRET", "the good instances are told it may be one instance's settings, not only a dead grant")
 	refreshes := r.sbx.Calls("refresh")
 	r.advance(refusalHold())
 	_, err = good.Token(context.Background())

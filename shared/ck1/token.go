@@ -647,7 +647,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 // refusedError is -1601: only a new authorization helps.
 func refusedError(status int, msg string) *envelope.Error {
 	e := &envelope.Error{Code: envelope.CodeConfig,
-		Reason: "configuration: CK1 refused the refresh token (revoked, expired or already used): authorize the app again and set CK1_REFRESH_TOKEN (a new value is tried once the stored one is refused)"}
+		Reason: "configuration: CK1 refused the refresh token (revoked, expired or already used; or presented with a wrong CK1_CLIENT_ID or CK1_CLIENT_SECRET: when one instance's settings differ, fix them, and the stored token is tried again after the hold): otherwise authorize the app again and set CK1_REFRESH_TOKEN (a new value is tried once the stored one is refused)"}
 	if status != 0 {
 		e.Upstream = &envelope.Upstream{Vendor: "ck1", HTTPStatus: status, Message: msg}
 	} else {
