@@ -221,6 +221,39 @@ func TestBodyThatStopsArriving(t *testing.T) {
 	}
 }
 
+// A body still arriving when the shutdown begins is cut: its caller hears
+// 503 "shutting down" at once, and nothing starts from it. A stalled body
+// held Ctrl-C for its whole timeout (6.4 s instead of 1.7, outside tester).
+func TestShutdownCutsABodyStillArriving(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			e, srv := descriptorEmu(t, p, time.Minute)
+			var conns []net.Conn
+			for _, path := range []string{"/hello", "/2015-03-31/functions/hello/invocations", "/2023-03-30/functions/hello/invocations"} {
+				c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = c.Close() })
+				_, err = fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"half\":", path)
+				require.NoError(t, err)
+				conns = append(conns, c)
+			}
+			time.Sleep(100 * time.Millisecond) // the handlers are reading
+			e.StopAsync(context.Background())
+			for _, c := range conns {
+				// Far inside the body timeout (a minute): only the cut answers.
+				require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				require.NoError(t, err)
+				b, _ := io.ReadAll(resp.Body)
+				require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(b))
+				require.Contains(t, string(b), "emulator is shutting down: the invocation did not start")
+			}
+			p, _ := e.Pool("hello")
+			require.Zero(t, p.InFlight())
+		})
+	}
+}
+
 // TestKilledInstanceHTTP: the HTTP caller whose instance is SIGKILLed gets a
 // 502 naming the exit, in the platform's error shape, with no log lines.
 func TestKilledInstanceHTTP(t *testing.T) {

@@ -111,6 +111,10 @@ type Emulator struct {
 	stop     chan struct{}
 	stopping sync.Once
 	closing  sync.Once
+	// reading holds the requests whose body is still arriving: a shutdown
+	// cuts them, or one stalled body held Ctrl-C for its whole timeout.
+	readMu  sync.Mutex
+	reading map[*http.ResponseController]struct{}
 }
 
 // New builds the emulator; instances start on first use.
@@ -138,7 +142,7 @@ func New(opts Options) *Emulator {
 		sink = linewriter.New(opts.Log, 0)
 	}
 	e := &Emulator{opts: opts, log: sink, pools: map[string]*Pool{}, bus: NewBus(500), queues: map[string]chan asyncJob{},
-		dropped: map[string]*atomic.Int64{}, stop: make(chan struct{})}
+		dropped: map[string]*atomic.Int64{}, stop: make(chan struct{}), reading: map[*http.ResponseController]struct{}{}}
 	for _, f := range opts.Functions {
 		if f.Platform == "" {
 			f.Platform = opts.Platform
@@ -194,6 +198,13 @@ func (e *Emulator) Close() {
 // unknown outcome).
 func (e *Emulator) StopAsync(ctx context.Context) {
 	e.stopping.Do(func() { close(e.stop) })
+	// Bodies still arriving would hold the shutdown for their timeout; no
+	// invocation starts from them now anyway.
+	e.readMu.Lock()
+	for rc := range e.reading {
+		_ = rc.SetReadDeadline(time.Now())
+	}
+	e.readMu.Unlock()
 	for _, p := range e.pools {
 		p.Drain()
 	}
@@ -385,6 +396,16 @@ func fcError(w http.ResponseWriter, status int, code, msg, requestID string) {
 	writeJSON(w, status, map[string]string{"Code": code, "Message": msg, "RequestId": requestID})
 }
 
+// stopped says whether the shutdown has begun.
+func (e *Emulator) stopped() bool {
+	select {
+	case <-e.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // errBodyTimeout is a body that stopped arriving.
 var errBodyTimeout = errors.New("request body timed out")
 
@@ -393,13 +414,29 @@ var errBodyTimeout = errors.New("request body timed out")
 func (e *Emulator) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, bool, error) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(e.opts.BodyTimeout))
+	e.readMu.Lock()
+	select {
+	case <-e.stop:
+		e.readMu.Unlock()
+		w.Header().Set("Connection", "close")
+		return nil, false, errShuttingDown
+	default:
+	}
+	e.reading[rc] = struct{}{}
+	e.readMu.Unlock()
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	e.readMu.Lock()
+	delete(e.reading, rc)
+	e.readMu.Unlock()
 	if err != nil || len(body) > limit {
 		// The rest of the body is not worth waiting for: answer, then
 		// close the connection (the deadline stays, so nothing waits).
 		w.Header().Set("Connection", "close")
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		switch {
+		case errors.As(err, &ne) && ne.Timeout() && e.stopped():
+			return nil, false, errShuttingDown // cut by the shutdown
+		case errors.As(err, &ne) && ne.Timeout():
 			return nil, false, errBodyTimeout
 		}
 		return nil, err == nil, err
@@ -468,6 +505,9 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 	body, over, err := e.readBody(w, r, limit)
 	switch {
+	case errors.Is(err, errShuttingDown):
+		lambdaError(w, http.StatusServiceUnavailable, "ServiceException", "emulator is shutting down: the invocation did not start")
+		return
 	case errors.Is(err, errBodyTimeout):
 		lambdaError(w, http.StatusRequestTimeout, "RequestTimeoutException", "the request body stopped arriving")
 		return
@@ -557,6 +597,9 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 	// decides whether they are JSON.
 	body, over, err := e.readBody(w, r, limit)
 	switch {
+	case errors.Is(err, errShuttingDown):
+		fcError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "emulator is shutting down: the invocation did not start", requestID)
+		return
 	case errors.Is(err, errBodyTimeout):
 		fcError(w, http.StatusRequestTimeout, "RequestTimeout", "the request body stopped arriving", requestID)
 		return
@@ -778,6 +821,9 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 	limit := e.maxPayload()
 	body, over, err := e.readBody(w, r, limit)
 	switch {
+	case errors.Is(err, errShuttingDown):
+		e.platformError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "emulator is shutting down: the invocation did not start", requestID)
+		return
 	case errors.Is(err, errBodyTimeout):
 		e.platformError(w, http.StatusRequestTimeout, "RequestTimeout", "the request body stopped arriving", requestID)
 		return
