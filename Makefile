@@ -99,6 +99,7 @@ deploy-aws: ## AWS SAM: sam build && sam deploy --guided (ARCH=x86_64|arm64)
 
 # sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR.
 build-%Function:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "build-$*Function: sam build calls this with ARTIFACTS_DIR set; by hand: make build-$*Function ARTIFACTS_DIR=<dir>"; exit 2; }
 	$(GO) run ./cmd/cloudcall package --platform aws --logical-id $*Function --arch $(ARCH) --bootstrap-to $(ARTIFACTS_DIR)
 
 clean: ## remove build output
