@@ -42,6 +42,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("run cloudcall bench from inside the cloudcall checkout: %w", err)
 	}
+	if *out != "" {
+		// Said now, not after minutes of measuring.
+		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return usagef("--out %s: %v", *out, err)
+		}
+		_ = f.Close()
+	}
 	url := *redis
 	switch url {
 	case "":

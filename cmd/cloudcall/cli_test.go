@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
@@ -429,13 +431,34 @@ func TestLocalSaysTheStoreDoesNotAnswer(t *testing.T) {
 	dead := "redis://" + ln.Addr().String() + "/0"
 	require.NoError(t, ln.Close())
 	var out bytes.Buffer
-	require.True(t, warnUnreachable(context.Background(), &out, dead))
+	warned, err := warnUnreachable(context.Background(), &out, dead)
+	require.NoError(t, err)
+	require.True(t, warned)
 	require.Contains(t, out.String(), "WARNING: --store "+dead+" does not answer (")
 	require.Contains(t, out.String(), "the charge answers -1501")
 
 	out.Reset()
-	require.False(t, warnUnreachable(context.Background(), &out, redistest.URL(t)))
+	url := redistest.URL(t)
+	warned, err = warnUnreachable(context.Background(), &out, url)
+	require.NoError(t, err)
+	require.False(t, warned)
 	require.Empty(t, out.String())
+
+	// A Redis that answers and refuses the URL's password or database is a
+	// mistake in the URL, said at once (it started, as if Redis were down).
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	locked := miniredis.RunT(t)
+	locked.RequireAuth("the-password")
+	for _, bad := range []string{"redis://:not-the-password@" + locked.Addr() + "/0", "redis://" + locked.Addr() + "/0", "redis://" + u.Host + "/9999"} {
+		out.Reset()
+		warned, err = warnUnreachable(context.Background(), &out, bad)
+		require.False(t, warned)
+		require.ErrorIs(t, err, errUsage, bad)
+		require.Contains(t, err.Error(), "that Redis refused these settings")
+		require.NotContains(t, err.Error(), "not-the-password")
+		require.Empty(t, out.String())
+	}
 }
 
 // A line that is no dotenv line is named by its number: godotenv quoted the

@@ -158,7 +158,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		set.storePfx = "cloudcall:"
 	case strings.HasPrefix(s, "redis://"), strings.HasPrefix(s, "rediss://"):
 		set.storeURL, set.storePfx = s, storePrefix(*upstream, os.Getenv("CLOUDCALL_STORE_PREFIX"), time.Now())
-		if !warnUnreachable(ctx, stdout, s) && !set.ownRecords() {
+		warned, err := warnUnreachable(ctx, stdout, s)
+		if err != nil {
+			return err
+		}
+		if !warned && !set.ownRecords() {
 			warnUndurable(ctx, stdout, "--store", s, set)
 		}
 	default:
@@ -474,18 +478,26 @@ func redactURL(u string) string {
 // for a local trial.
 // warnUnreachable says at start that --store does not answer (a mistyped
 // port): the functions would start and fall back to their own memory with
-// only a WARN line in the first function's log. It reports whether it warned.
-func warnUnreachable(ctx context.Context, w io.Writer, url string) bool {
+// only a WARN line in the first function's log. It reports whether it
+// warned; a Redis that refuses the URL's password or database is an error.
+func warnUnreachable(ctx context.Context, w io.Writer, url string) (bool, error) {
 	rs, err := redisstore.Open(redisstore.Options{URL: url, Timeout: 2 * time.Second})
 	if err == nil {
 		defer rs.Close()
 		_, err = rs.Get(ctx, "~probe")
 	}
 	if err == nil || errors.Is(err, store.ErrNotFound) {
-		return false
+		return false, nil
+	}
+	// A Redis that answers and refuses these settings will refuse them
+	// every time: that is a mistake in the URL, not an outage to wait out.
+	for _, refusal := range []string{"WRONGPASS", "NOAUTH", "ERR AUTH", "DB index is out of range", "invalid DB index"} {
+		if strings.Contains(err.Error(), refusal) {
+			return false, usagef("--store %s: that Redis refused these settings (%v): fix the password or the database number in the URL", redactURL(url), err)
+		}
 	}
 	fmt.Fprintf(w, "WARNING: --store %s does not answer (%v): until it does, every instance serves from its own memory (each fetches its own tokens) and the charge answers -1501. Check the URL, or start that Redis.\n", redactURL(url), err)
-	return true
+	return true, nil
 }
 
 func warnUndurable(ctx context.Context, w io.Writer, what, url string, set localSettings) {

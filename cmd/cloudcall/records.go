@@ -16,9 +16,8 @@ import (
 	"github.com/cloudcall/cloudcall/shared/top"
 )
 
-const recordsUsage = `Usage:
-  cloudcall records show <idempotency key> [--env-file FILE]
-  cloudcall records settle <idempotency key> (--not-charged | --charged ORDER_ID) [--env-file FILE]
+const recordsUsage = `Usage: cloudcall records show <idempotency key> [--env-file FILE]
+       cloudcall records settle <idempotency key> (--not-charged | --charged ORDER_ID) [--env-file FILE]
 
 Reads and settles the charge's idempotency records, where the deployed function keeps them, for a person
 reconciling an answer -1304 (outcome unknown) with TOP. The key is the idempotencyKey the -1304 answer

@@ -22,7 +22,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	sbs, err := serveSandboxes(*addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (the sandboxes take the ports from --addr %s on, one each: pass --addr 127.0.0.1:<free port>)", err, *addr)
 	}
 	defer closeSandboxes(sbs)
 	for _, s := range sbs {
