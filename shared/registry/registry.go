@@ -187,18 +187,17 @@ func All() []Function {
 
 // Lookup finds a function by name.
 func Lookup(name string) (Function, bool) {
-	fs := All()
-	i := slices.IndexFunc(fs, func(f Function) bool { return f.Name == name })
-	if i < 0 {
-		return Function{}, false
-	}
-	return fs[i], true
+	return find(func(f Function) bool { return f.Name == name })
 }
 
 // ByAPI finds a function by its errMsg prefix.
 func ByAPI(api string) (Function, bool) {
+	return find(func(f Function) bool { return f.API == api })
+}
+
+func find(match func(Function) bool) (Function, bool) {
 	fs := All()
-	i := slices.IndexFunc(fs, func(f Function) bool { return f.API == api })
+	i := slices.IndexFunc(fs, match)
 	if i < 0 {
 		return Function{}, false
 	}
