@@ -93,6 +93,9 @@ type Response struct {
 	// a timer's answer is thrown away by the platform, so the line is the
 	// only record of which account or channel failed.
 	PartialReason string
+	// Replayed marks an answer read from an idempotency record, not made
+	// now: HTTP answers say so in Idempotent-Replayed, the log line too.
+	Replayed bool
 }
 
 // PartialReasoner is a PartialResult that says what failed.

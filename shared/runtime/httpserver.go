@@ -177,7 +177,7 @@ func (h *Handler) serveTrigger(w http.ResponseWriter, r *http.Request, fromFC bo
 	}
 	h.logInvocation(ctx, in, "http", Meta{RequestID: in.RequestID}, resp, time.Since(start))
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	for k, v := range retryAfterHeader(resp) {
+	for k, v := range answerHeaders(resp) {
 		w.Header().Set(k, v)
 	}
 	w.WriteHeader(resp.Status)

@@ -254,7 +254,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte 
 	}
 	h.logInvocation(ctx, in, shape, meta, resp, time.Since(start))
 	if shape == ShapeFCHTTP || shape == ShapeAPIGatewayV2 || shape == ShapeHTTPOther {
-		return encodeHTTP(resp, retryAfterHeader(resp))
+		return encodeHTTP(resp, answerHeaders(resp))
 	}
 	return resp.Body
 }
@@ -345,12 +345,26 @@ func headerBytes(h http.Header) int {
 	return n
 }
 
-func retryAfterHeader(resp envelope.Response) map[string]string {
+// answerHeaders are an HTTP answer's headers beyond its content type: the
+// wait a throttle asks for, and whether the answer was replayed from an
+// idempotency record (Stripe's Idempotent-Replayed, which HTTP clients of
+// idempotent APIs know).
+func answerHeaders(resp envelope.Response) map[string]string {
+	var h map[string]string
 	if resp.Err != nil && resp.Err.RetryAfter > 0 {
-		return map[string]string{"Retry-After": strconv.Itoa(resp.Err.RetryAfter)}
+		h = map[string]string{"Retry-After": strconv.Itoa(resp.Err.RetryAfter)}
 	}
-	return nil
+	if resp.Replayed {
+		if h == nil {
+			h = map[string]string{}
+		}
+		h[ReplayedHeader] = "true"
+	}
+	return h
 }
+
+// ReplayedHeader marks an HTTP answer read from an idempotency record.
+const ReplayedHeader = "Idempotent-Replayed"
 
 // Meta is what the platform says about an invocation besides its payload.
 type Meta struct {
@@ -371,7 +385,7 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	// A fixed-size array keeps the attributes off the heap on the common
 	// path; typed attributes skip the boxing of key-value pairs. The field
 	// order (requestId first) is what readers of the line rely on.
-	var buf [14]slog.Attr
+	var buf [15]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("requestId", meta.RequestID),
 		slog.String("function", h.Deps.Function),
@@ -393,6 +407,9 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 		if resp.PartialReason != "" {
 			attrs = append(attrs, slog.String("reason", resp.PartialReason))
 		}
+	}
+	if resp.Replayed {
+		attrs = append(attrs, slog.Bool("replayed", true))
 	}
 	attrs = append(attrs, extra[:]...) // errClass, coldStart (metrics.go)
 	if fh, ok := log.Handler().(*logging.Handler); ok {

@@ -562,3 +562,36 @@ func TestDebugLogsVendorRequests(t *testing.T) {
 	require.Contains(t, m["errMsg"], `CLOUDCALL_LOG_LEVEL="loud": expected debug, info, warn or error`)
 	require.Equal(t, 0, s.calls)
 }
+
+// An answer replayed from an idempotency record says so: the HTTP answer in
+// Idempotent-Replayed (as Stripe's API does), the log line in "replayed";
+// a fresh answer carries neither.
+func TestAReplayedAnswerIsMarked(t *testing.T) {
+	for _, replayed := range []bool{true, false} {
+		e := config.FromMap(map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"})
+		logs := &bytes.Buffer{}
+		factory := func(context.Context, Deps) (envelope.Op, error) {
+			return envelope.Op{API: "demo.api", Handle: func(context.Context, *envelope.Input) (any, error) {
+				return envelope.Prepared{Status: 200, Body: []byte(`{"errCode":0,"errMsg":"demo.api:ok"}`), Replayed: replayed}, nil
+			}}, nil
+		}
+		h, err := New(context.Background(), e, NewLogger(logs, e), factory)
+		require.NoError(t, err)
+		var ev HTTPResponse
+		require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), apigwV2(`{}`), Meta{RequestID: "r1"}), &ev))
+		srv := httptest.NewServer(h.HTTPHandler())
+		resp, err := srv.Client().Post(srv.URL+"/demo", "application/json", strings.NewReader(`{}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+		srv.Close()
+		if replayed {
+			require.Equal(t, "true", ev.Headers["Idempotent-Replayed"])
+			require.Equal(t, "true", resp.Header.Get("Idempotent-Replayed"))
+			require.Equal(t, 2, strings.Count(logs.String(), `"replayed":true`))
+			continue
+		}
+		require.NotContains(t, ev.Headers, "Idempotent-Replayed")
+		require.Empty(t, resp.Header.Values("Idempotent-Replayed"))
+		require.NotContains(t, logs.String(), "replayed")
+	}
+}

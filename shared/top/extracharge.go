@@ -206,7 +206,7 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	// from the keyed record instead of charging again. The key is echoed
 	// inside the recorded answer, so a replay names the record that answered
 	// and stays byte-identical.
-	resp, _, e := ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, func(ctx context.Context) idempotency.Outcome {
+	resp, replayed, e := ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, func(ctx context.Context) idempotency.Outcome {
 		out, err := ch.charge(ctx, session, param)
 		if err != nil {
 			ee := envelope.As(err)
@@ -214,6 +214,9 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		}
 		return idempotency.Outcome{Response: withKey(envelope.Success(APILaunchExtraCharge, out), inForce), VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	})
+	if e == nil && replayed {
+		resp.Replayed, resp.Err = true, recordedError(resp.Body)
+	}
 	if e != nil {
 		// A keyless repeat answered from a keyed call names that call's
 		// key: it is the one to reconcile.
@@ -303,6 +306,20 @@ func withKey(resp envelope.Response, key string) envelope.Response {
 	out = append(out, k...)
 	resp.Body = append(out, '}')
 	return resp
+}
+
+// recordedError is the error a recorded answer carries (nil for a charge),
+// so a replayed -1304 or refusal is logged and counted as what the caller
+// hears, not as a success.
+func recordedError(body []byte) *envelope.Error {
+	var b struct {
+		ErrCode int    `json:"errCode"`
+		ErrMsg  string `json:"errMsg"`
+	}
+	if json.Unmarshal(body, &b) != nil || b.ErrCode == 0 {
+		return nil
+	}
+	return &envelope.Error{Code: b.ErrCode, Reason: "replayed: " + strings.TrimPrefix(b.ErrMsg, APILaunchExtraCharge+":fail ")}
 }
 
 // verdict keeps every answer after which TOP may have acted, and forgets

@@ -365,3 +365,31 @@ func TestACallerThatGivesUpMidChargeLeavesAKnownOutcome(t *testing.T) {
 	require.Equal(t, r.sbx.Charges("BFC-GONE")[0].ID, again["result"].(map[string]any)["data"].(map[string]any)["extraChargeServiceOrderId"])
 	require.Equal(t, 1, r.sbx.Calls("http:/router/rest"), "the repeat never reached TOP")
 }
+
+// A repeat is answered from the record and says so (Replayed: the HTTP
+// answer's Idempotent-Replayed header, the log line's "replayed"); a
+// replayed refusal or unknown outcome keeps its error for the log and the
+// metrics, which counted it as a success.
+func TestAReplayIsMarkedAndKeepsItsError(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	invoke := func(body string) envelope.Response {
+		return r.op.Invoke(ctx, &envelope.Input{Body: []byte(body), Trigger: envelope.TriggerDirect})
+	}
+	first := invoke(charge("BFC77", 500, "mark-1"))
+	require.False(t, first.Replayed)
+	require.Nil(t, first.Err)
+	again := invoke(charge("BFC77", 500, "mark-1"))
+	require.True(t, again.Replayed)
+	require.Nil(t, again.Err, "a replayed charge is a success")
+	require.Equal(t, string(first.Body), string(again.Body))
+
+	refused := invoke(charge(topsbx.OrderRefused, 500, "mark-2"))
+	require.NotNil(t, refused.Err)
+	replayed := invoke(charge(topsbx.OrderRefused, 500, "mark-2"))
+	require.True(t, replayed.Replayed)
+	require.NotNil(t, replayed.Err)
+	require.Equal(t, -1305, replayed.Err.Code)
+	require.Contains(t, replayed.Err.Reason, "replayed: TOP refused the charge")
+	require.Equal(t, string(refused.Body), string(replayed.Body))
+}
