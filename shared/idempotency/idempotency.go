@@ -159,6 +159,9 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	}
 	k := g.o.Namespace + key
 	rec := Record{Token: newToken(), State: Reserved, Fingerprint: c.Fingerprint, Started: g.o.Now().UnixMilli()}
+	if dl, has := ctx.Deadline(); has {
+		rec.Deadline = dl.UnixMilli()
+	}
 	var ok bool
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -578,7 +581,7 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 		return rec, false, inProgress()
 	case rec.State == Done:
 		return rec, false, nil
-	case rec.Known != "" || g.o.Now().Sub(time.UnixMilli(rec.Started)) > g.o.Stuck:
+	case rec.Known != "" || !g.mayRun(rec):
 		// Known: the first call ended without recording its answer in full.
 		reason := "outcome unknown — reconcile before retrying: the first call with this key (started " +
 			time.UnixMilli(rec.Started).UTC().Format(time.RFC3339) + ") stopped before recording its result"
@@ -589,6 +592,28 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 	default:
 		return rec, false, inProgress()
 	}
+}
+
+// mayRun says whether the call that took rec may still be running: within
+// Stuck of its start, and within a minute of its own deadline when it
+// recorded one (a platform timeout longer than Stuck assumes).
+func (g *Guard) mayRun(rec Record) bool {
+	until := time.UnixMilli(rec.Started).Add(g.o.Stuck)
+	if rec.Deadline > 0 {
+		until = later(until, time.UnixMilli(rec.Deadline).Add(deadlineMargin))
+	}
+	return !g.o.Now().After(until)
+}
+
+// deadlineMargin is how long past its own deadline a call may still write:
+// the finish step's retries, a clock a little apart from the store's.
+const deadlineMargin = time.Minute
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // AnsweredBy is the cause of a keyless repeat's error that was answered

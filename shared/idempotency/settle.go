@@ -29,9 +29,9 @@ func (g *Guard) Settleable(rec Record) error {
 		return fmt.Errorf("%w: this is the keyless slot of the call with idempotency key %q: settle that key", ErrNotSettleable, rec.Alias)
 	case rec.State == Reserved:
 		return fmt.Errorf("%w: nothing was sent under this key (reserved only); a retry takes it over", ErrNotSettleable)
-	case rec.State == InProgress && rec.Known == "" && g.o.Now().Sub(time.UnixMilli(rec.Started)) <= g.o.Stuck:
-		return fmt.Errorf("%w: the call started %s ago and may still be running (it is settled on its own within %s); look again then",
-			ErrNotSettleable, g.o.Now().Sub(time.UnixMilli(rec.Started)).Round(time.Second), g.o.Stuck)
+	case rec.State == InProgress && rec.Known == "" && g.mayRun(rec):
+		return fmt.Errorf("%w: the call started %s ago and may still be running; look again once it cannot be (a minute past its deadline)",
+			ErrNotSettleable, g.o.Now().Sub(time.UnixMilli(rec.Started)).Round(time.Second))
 	case rec.State == Done:
 		if code := errCode(rec.Body); code != envelope.CodeOutcomeUnknown {
 			return fmt.Errorf("%w: the call finished with a definite answer (errCode %d), replayed to every retry", ErrNotSettleable, code)

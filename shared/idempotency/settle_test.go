@@ -95,3 +95,39 @@ func TestSettleWaitsForACallThatMayStillRun(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, g.Settle(ctx, "auto:fp3", nil), `the call with idempotency key "k3": settle that key`)
 }
+
+// A call records its own deadline: with a platform timeout longer than the
+// guard's Stuck, a repeat while it still runs hears "in progress" (409),
+// not "stopped before recording its result" (-1304), and nobody is sent to
+// reconcile a charge that is about to answer.
+func TestACallRunningPastStuckIsStillInProgress(t *testing.T) {
+	c := &clock{now: time.Now()}
+	recs := idempotency.NewMemory(c.Now)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	ctx, cancel := context.WithDeadline(context.Background(), c.Now().Add(5*time.Minute))
+	defer cancel()
+	started, release := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = g.Run(ctx, key("k1", "fp1"), func(context.Context) idempotency.Outcome {
+			close(started)
+			<-release
+			return idempotency.Outcome{Response: ok(`{"errCode":0}`)}
+		})
+	}()
+	<-started
+	c.Add(2 * time.Minute) // past Stuck, well before its 5-minute deadline
+	_, _, e := g.Run(context.Background(), key("k1", "fp1"), func(context.Context) idempotency.Outcome { panic("ran twice") })
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code, e.Reason)
+	require.Contains(t, e.Reason, "in progress")
+	require.ErrorContains(t, g.Settle(context.Background(), "k1", nil), "may still be running")
+
+	c.Add(5 * time.Minute) // a minute past its deadline: it cannot be running
+	_, _, e = g.Run(context.Background(), key("k1", "fp1"), func(context.Context) idempotency.Outcome { panic("ran twice") })
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code, e.Reason)
+	close(release)
+	<-done
+}
