@@ -38,6 +38,16 @@ func commands() map[string]command {
 	}
 }
 
+// exitError is a failure with an exit status of its own, documented by the
+// command that returns it (1 is any other failure, 2 a bad command line).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
 // errUsage marks a bad command line: exit status 2.
 var errUsage = errors.New("usage")
 
@@ -85,6 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	err := c.run(ctx, args[1:], stdout, stderr)
+	if ee, ok := errors.AsType[*exitError](err); ok {
+		fmt.Fprintf(stderr, "cloudcall %s: %v\n", args[0], ee.err)
+		return ee.code
+	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0

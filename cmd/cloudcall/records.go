@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/config"
-	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/top"
 )
@@ -29,10 +29,16 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           can be settled (settleable, and why not).
   settle  after you looked the charge up at TOP (the seller's extra charge service orders):
           --not-charged      TOP shows no charge: the record goes, and a retry with the key charges again;
-          --charged ORDER_ID TOP shows the charge: every retry with the key is answered with it.
-          Only an unknown outcome can be settled: a recorded -1304, or a call whose instance died.
+          --charged ORDER_ID TOP shows the charge: every retry with the key is answered with it
+                             (letters, digits, '-' and '_', as TOP's ids are).
+          Only an unknown outcome can be settled: a recorded -1304, or a call that cannot be running any
+          more (a minute past its deadline, judged with this machine's clock set back 2 minutes). When the
+          record knows TOP charged ("known": TOP's answer came back, the record's last write failed), only
+          --charged with that id is taken. A settlement by hand is marked ("settled") and can be corrected
+          by settling again; after --not-charged a retry may already have charged, so that one cannot.
 
-Exit status: 0 done, 1 not found, not settleable or the store failed, 2 a bad command line.
+Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key,
+4 the record cannot be settled (the message says why).
 
 Flags:`
 
@@ -45,15 +51,23 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(fs.Output(), recordsUsage)
 		fs.PrintDefaults()
 	}
-	// The action and the key may come before the flags.
+	// The action, the key and the flags may come in any order.
 	var pos []string
-	for len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		pos, args = append(pos, args[0]), args[1:]
+	for {
+		for len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+			pos, args = append(pos, args[0]), args[1:]
+		}
+		if len(args) == 0 {
+			break
+		}
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if args = fs.Args(); len(args) == 0 || args[0] == "--" {
+			pos = append(pos, args...)
+			break
+		}
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pos = append(pos, fs.Args()...)
 	if len(pos) == 0 {
 		return usagef("say what to do: show <key> or settle <key>; see cloudcall records --help")
 	}
@@ -65,16 +79,17 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("%s takes one idempotency key (the idempotencyKey of the -1304 answer)", action)
 	}
 	key := pos[1]
-	var answer *envelope.Response
+	var s idempotency.Settlement
 	var err error
 	switch {
 	case action == "show" && (*notCharged || *charged != ""):
 		return usagef("--not-charged and --charged go with settle")
 	case action == "settle" && *notCharged == (*charged != ""):
 		return usagef("settle takes one of --not-charged or --charged ORDER_ID: what TOP shows for the key")
+	case *charged != "" && !orderID.MatchString(*charged):
+		return usagef("--charged %q: expected TOP's extra charge service order id, letters, digits, '-' and '_' (1 to 64)", *charged)
 	case *charged != "":
-		a := top.ChargedAnswer(key, *charged)
-		answer = &a
+		s = idempotency.Settlement{VendorID: *charged, Answer: top.ChargedAnswer(key, *charged)}
 	}
 	var file map[string]string
 	if *envFile != "" {
@@ -93,7 +108,11 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for k, v := range file {
 		env[k] = v
 	}
-	g, records, err := top.RecordsGuard(config.FromMap(env), nil)
+	if p := env["CLOUDCALL_STORE_PREFIX"]; p != "" && !strings.HasSuffix(p, ":") {
+		// The banner's prefix ends with ':'; without it every key misses.
+		fmt.Fprintf(stderr, "WARNING: CLOUDCALL_STORE_PREFIX=%q does not end with ':' as the prefixes cloudcall writes do; keys are looked up under it exactly\n", p)
+	}
+	g, records, err := top.RecordsGuard(config.FromMap(env), nil, clockSkew)
 	if err != nil {
 		return err
 	}
@@ -107,10 +126,10 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return json.NewEncoder(stdout).Encode(shown(key, rec, g.Settleable(rec)))
 	}
-	if err := g.Settle(ctx, key, answer); err != nil {
+	if err := g.Settle(ctx, key, s); err != nil {
 		return notFound(key, err)
 	}
-	if answer == nil {
+	if s.VendorID == "" {
 		fmt.Fprintf(stdout, "settled %s: not charged; the record is gone, and a retry with the key charges again\n", key)
 	} else {
 		fmt.Fprintf(stdout, "settled %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
@@ -118,9 +137,18 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// clockSkew is how far ahead of the functions' clocks this machine's may be
+// without taking a call still running for a dead one.
+const clockSkew = 2 * time.Minute
+
+var orderID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
 func notFound(key string, err error) error {
-	if errors.Is(err, idempotency.ErrNotFound) {
-		return fmt.Errorf("no record for %s: none was made under it in the last 24 h (check the key, TOP_APP_KEY and the store), or it was settled", key)
+	switch {
+	case errors.Is(err, idempotency.ErrNotFound):
+		return &exitError{code: 3, err: fmt.Errorf("no record for %s: none was made under it in the last 24 h (check the key, TOP_APP_KEY, CLOUDCALL_STORE_PREFIX and the store), or it was settled --not-charged", key)}
+	case errors.Is(err, idempotency.ErrNotSettleable):
+		return &exitError{code: 4, err: err}
 	}
 	return err
 }
@@ -133,13 +161,14 @@ type shownRecord struct {
 	Settleable bool            `json:"settleable"`
 	Why        string          `json:"why,omitempty"`
 	Known      string          `json:"known,omitempty"`
+	Settled    string          `json:"settled,omitempty"`
 	AliasOf    string          `json:"aliasOf,omitempty"`
 	Answer     json.RawMessage `json:"answer,omitempty"`
 }
 
 func shown(key string, rec idempotency.Record, settle error) shownRecord {
 	s := shownRecord{Key: key, State: rec.State, Started: time.UnixMilli(rec.Started).UTC().Format(time.RFC3339), Settleable: settle == nil,
-		Known: rec.Known, AliasOf: rec.Alias}
+		Known: rec.Known, Settled: rec.Settled, AliasOf: rec.Alias}
 	if settle != nil {
 		s.Why = strings.TrimPrefix(settle.Error(), idempotency.ErrNotSettleable.Error()+": ")
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -31,7 +32,7 @@ func TestRecordsShowAndSettle(t *testing.T) {
 		lines = append(lines, k+"="+v+"\n"...)
 	}
 	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
-	g, records, err := top.RecordsGuard(config.FromMap(vars), nil)
+	g, records, err := top.RecordsGuard(config.FromMap(vars), nil, 0)
 	require.NoError(t, err)
 	defer records.Close()
 	ctx := context.Background()
@@ -61,8 +62,8 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "settled k1: charged, extra charge service order ECS7000000042; every retry with the key is answered with it\n", out)
 	m = show("k1")
-	require.Equal(t, false, m["settleable"])
-	require.Equal(t, "the call finished with a definite answer (errCode 0), replayed to every retry", m["why"])
+	require.Equal(t, true, m["settleable"], "a settlement by hand can be corrected")
+	require.Regexp(t, `^charged, id ECS7000000042; settled by hand 20\d\d-`, m["settled"])
 	answer := m["answer"].(map[string]any)
 	require.Equal(t, "top.ascp.launchExtraCharge:ok", answer["errMsg"])
 	require.Equal(t, "ECS7000000042", answer["result"].(map[string]any)["data"].(map[string]any)["extraChargeServiceOrderId"])
@@ -72,24 +73,45 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	require.True(t, replayed)
 	require.JSONEq(t, mustJSON(t, answer), string(resp.Body), "a retry hears the charge as settled")
 
-	code, _, errOut = runCLI("records", "settle", "k1", "--not-charged", "--env-file", envFile)
-	require.Equal(t, 1, code)
+	// A settlement by hand can be corrected; a call's own answer cannot.
+	code, out, errOut = runCLI("records", "settle", "--env-file", envFile, "k1", "--charged", "ECS7000000043")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "settled k1: charged, extra charge service order ECS7000000043")
+	require.Contains(t, show("k1")["settled"], "charged, id ECS7000000043; settled by hand ")
+	_, _, e = g.Run(ctx, idempotency.Call{Key: "k9", Fingerprint: "fp-k9"}, func(context.Context) idempotency.Outcome {
+		return idempotency.Outcome{Response: envelope.Response{Status: 200, Body: []byte(`{"errCode":0}`)}}
+	})
+	require.Nil(t, e)
+	code, _, errOut = runCLI("records", "settle", "k9", "--not-charged", "--env-file", envFile)
+	require.Equal(t, 4, code, "not settleable")
 	require.Contains(t, errOut, "nothing to settle: the call finished with a definite answer")
 
 	code, out, errOut = runCLI("records", "settle", "k2", "--not-charged", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "settled k2: not charged")
 	code, _, errOut = runCLI("records", "show", "k2", "--env-file", envFile)
-	require.Equal(t, 1, code)
+	require.Equal(t, 3, code, "no record")
 	require.Contains(t, errOut, "no record for k2")
 	_, replayed, e = g.Run(ctx, idempotency.Call{Key: "k2", Fingerprint: "fp-k2"}, unknown)
 	require.Nil(t, e)
 	require.False(t, replayed, "the key runs again")
 	require.Equal(t, 3, runs)
 
+	// A call the functions' clocks started 100 s ago, with no deadline
+	// recorded: past its 75 s on this clock, but this machine may run up to
+	// two minutes ahead, so it is not yet taken for dead.
+	_, err = records.Reserve(ctx, "idem:top:12345678:k5", idempotency.Record{Token: "t5", State: idempotency.InProgress, Fingerprint: "fp-k5",
+		Started: time.Now().Add(-100 * time.Second).UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	code, _, errOut = runCLI("records", "settle", "k5", "--not-charged", "--env-file", envFile)
+	require.Equal(t, 4, code)
+	require.Contains(t, errOut, "may still be running")
+	require.Equal(t, false, show("k5")["settleable"])
+
 	for _, args := range [][]string{
 		{"records"}, {"records", "list"}, {"records", "show"}, {"records", "settle", "k1"},
 		{"records", "settle", "k1", "--charged", "X", "--not-charged"}, {"records", "show", "k1", "--not-charged"},
+		{"records", "settle", "k1", "--charged", ` ECS 1"<x> `}, {"records", "settle", "k1", "k2", "--not-charged"},
 	} {
 		code, _, errOut := runCLI(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)

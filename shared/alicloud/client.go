@@ -144,8 +144,10 @@ func timeLeft(h http.Header) time.Duration {
 			if !ok || !strings.EqualFold(k, "TimeLeft") {
 				continue
 			}
-			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > most {
-				most = min(n, int64(time.Hour/time.Millisecond))
+			// A float, so "1.5" and a value past int64 (waited as the cap)
+			// are read too; a negative or NaN one is no wait.
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); (err == nil || errors.Is(err, strconv.ErrRange)) && f > float64(most) {
+				most = int64(min(f, float64(time.Hour/time.Millisecond)))
 			}
 		}
 	}

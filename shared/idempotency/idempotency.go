@@ -450,7 +450,7 @@ func (g *Guard) stuck(k string, done Record, vendorID string, err error) {
 		return
 	}
 	note := Record{Token: done.Token, State: InProgress, Fingerprint: done.Fingerprint, Started: done.Started,
-		Known: "outcome known: charged, id " + vendorID}
+		Known: knownCharged + vendorID}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if ok, err := g.o.Records.Finish(ctx, k, done.Token, note, g.o.Retention); err == nil && !ok {

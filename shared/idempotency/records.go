@@ -54,6 +54,9 @@ type Record struct {
 	// Known is what is known of an outcome that could not be recorded in
 	// full, e.g. "charged, extra charge service order id 123".
 	Known string `json:"known,omitempty"`
+	// Settled says a person settled the record by hand, how and when: the
+	// answer replayed is theirs, not the vendor's, and can be corrected.
+	Settled string `json:"settled,omitempty"`
 }
 
 // Warmer is a Records that can do at cold start, in the background, what its

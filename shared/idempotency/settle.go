@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -12,8 +13,26 @@ import (
 
 // ErrNotSettleable: the record holds no outcome for a person to settle (it
 // finished with a definite answer, nothing was sent, the call may still be
-// running, or it is the alias of another key). Its message says which.
+// running, or it is the alias of another key), or what the person says
+// contradicts what the record knows. Its message says which.
 var ErrNotSettleable = errors.New("idempotency: nothing to settle")
+
+// knownCharged starts Known when the vendor answered a charge whose record
+// could not be finished: the vendor's id follows.
+const knownCharged = "outcome known: charged, id "
+
+// KnownCharge is the vendor's id of the charge rec's Known records, if any.
+func KnownCharge(rec Record) (string, bool) {
+	return strings.CutPrefix(rec.Known, knownCharged)
+}
+
+// Settlement is what a person found at the vendor for an unknown outcome.
+type Settlement struct {
+	// VendorID is the vendor's id of the charge found; empty: none was.
+	VendorID string
+	// Answer is what every retry is told from now on when VendorID is set.
+	Answer envelope.Response
+}
 
 // Inspect reads key's record, for a person reconciling a charge.
 func (g *Guard) Inspect(ctx context.Context, key string) (Record, error) {
@@ -21,8 +40,9 @@ func (g *Guard) Inspect(ctx context.Context, key string) (Record, error) {
 }
 
 // Settleable says whether rec's outcome is unknown, so a person who
-// reconciled with the vendor may settle it: a recorded -1304, or a call in
-// progress for longer than it could run (its instance died).
+// reconciled with the vendor may settle it: a recorded -1304, a call in
+// progress that cannot be running any more (its instance died), or a
+// settlement made by hand before (to correct it).
 func (g *Guard) Settleable(rec Record) error {
 	switch {
 	case rec.Alias != "":
@@ -32,7 +52,7 @@ func (g *Guard) Settleable(rec Record) error {
 	case rec.State == InProgress && rec.Known == "" && g.mayRun(rec):
 		return fmt.Errorf("%w: the call started %s ago and may still be running; look again once it cannot be (a minute past its deadline)",
 			ErrNotSettleable, g.o.Now().Sub(time.UnixMilli(rec.Started)).Round(time.Second))
-	case rec.State == Done:
+	case rec.State == Done && rec.Settled == "":
 		if code := errCode(rec.Body); code != envelope.CodeOutcomeUnknown {
 			return fmt.Errorf("%w: the call finished with a definite answer (errCode %d), replayed to every retry", ErrNotSettleable, code)
 		}
@@ -41,11 +61,12 @@ func (g *Guard) Settleable(rec Record) error {
 }
 
 // Settle records what a person found at the vendor for key's unknown
-// outcome: answer is what a retry will be told from now on (the charge as
-// made); nil means the vendor did nothing, so the record goes and a retry
-// with the key runs again. It writes only over the record it judged (the
-// same token), so a call that finished meanwhile is never overwritten.
-func (g *Guard) Settle(ctx context.Context, key string, answer *envelope.Response) error {
+// outcome. A charge found becomes the answer every retry is told; none
+// found removes the record, so a retry with the key runs again. What the
+// record already knows (the vendor answered a charge its record could not
+// keep) must agree. It writes only over the record it judged (the same
+// token), so a call that finished meanwhile is never overwritten.
+func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 	k := g.o.Namespace + key
 	rec, err := g.o.Records.Read(ctx, k)
 	if err != nil {
@@ -54,21 +75,37 @@ func (g *Guard) Settle(ctx context.Context, key string, answer *envelope.Respons
 	if err := g.Settleable(rec); err != nil {
 		return err
 	}
+	if id, ok := KnownCharge(rec); ok && id != s.VendorID {
+		return fmt.Errorf("%w: the record knows the vendor charged this key, id %s (its answer came back, the record could not be finished): settle it as charged with that id", ErrNotSettleable, id)
+	}
+	if id, ok := settledCharge(rec); ok && id == s.VendorID {
+		return fmt.Errorf("%w: already settled as charged, id %s", ErrNotSettleable, id)
+	}
 	var ok bool
-	if answer == nil {
+	if s.VendorID == "" {
 		ok, err = g.o.Records.Release(ctx, k, rec.Token)
 	} else {
 		done := rec
-		done.State, done.Status, done.Body, done.Known = Done, answer.Status, answer.Body, ""
+		done.State, done.Status, done.Body, done.Known = Done, s.Answer.Status, s.Answer.Body, ""
+		done.Settled = settledPrefix + s.VendorID + "; settled by hand " + g.o.Now().UTC().Format(time.RFC3339)
 		ok, err = g.o.Records.Finish(ctx, k, rec.Token, done, g.o.Retention)
 	}
 	switch {
 	case err != nil:
 		return err
 	case !ok:
-		return fmt.Errorf("%w: the record changed while it was being settled (its call may have just finished); inspect it again", ErrNotSettleable)
+		return fmt.Errorf("%w: the record changed while it was being settled (its call finished, or someone settled it); inspect it again", ErrNotSettleable)
 	}
 	return nil
+}
+
+// settledPrefix starts Settled; the vendor's id follows, then "; ".
+const settledPrefix = "charged, id "
+
+func settledCharge(rec Record) (string, bool) {
+	rest, ok := strings.CutPrefix(rec.Settled, settledPrefix)
+	id, _, _ := strings.Cut(rest, ";")
+	return id, ok
 }
 
 // errCode reads a recorded envelope's errCode (0 when it has none).

@@ -37,7 +37,7 @@ func TestSettleAnUnknownOutcome(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, idempotency.Done, rec.State)
 	require.NoError(t, g.Settleable(rec))
-	require.NoError(t, g.Settle(ctx, "k1", nil))
+	require.NoError(t, g.Settle(ctx, "k1", idempotency.Settlement{}))
 	_, err = g.Inspect(ctx, "k1")
 	require.ErrorIs(t, err, idempotency.ErrNotFound)
 	resp, replayed, e := g.Run(ctx, key("k1", "fp1"), call(ok(`{"errCode":0,"id":"A"}`)))
@@ -50,7 +50,7 @@ func TestSettleAnUnknownOutcome(t *testing.T) {
 	_, _, e = g.Run(ctx, key("k2", "fp2"), call(unknown))
 	require.Nil(t, e)
 	charged := ok(`{"errCode":0,"id":"B"}`)
-	require.NoError(t, g.Settle(ctx, "k2", &charged))
+	require.NoError(t, g.Settle(ctx, "k2", idempotency.Settlement{VendorID: "B", Answer: charged}))
 	resp, replayed, e = g.Run(ctx, key("k2", "fp2"), call(ok(`{"errCode":0,"id":"C"}`)))
 	require.Nil(t, e)
 	require.True(t, replayed)
@@ -58,14 +58,14 @@ func TestSettleAnUnknownOutcome(t *testing.T) {
 	require.Equal(t, 3, runs)
 
 	// Definite answers are not a person's to change: a charge, a refusal.
-	require.ErrorIs(t, g.Settle(ctx, "k1", nil), idempotency.ErrNotSettleable)
-	require.ErrorContains(t, g.Settle(ctx, "k2", nil), "finished with a definite answer (errCode 0)")
+	require.ErrorIs(t, g.Settle(ctx, "k1", idempotency.Settlement{}), idempotency.ErrNotSettleable)
+	require.ErrorContains(t, g.Settle(ctx, "k1", idempotency.Settlement{}), "finished with a definite answer (errCode 0)")
 	_, _, e = g.Run(ctx, key("k3", "fp3"), call(envelope.Response{Status: 502, Body: []byte(`{"errCode":-1305}`)}))
 	require.Nil(t, e)
-	require.ErrorContains(t, g.Settle(ctx, "k3", nil), "errCode -1305")
+	require.ErrorContains(t, g.Settle(ctx, "k3", idempotency.Settlement{}), "errCode -1305")
 	_, err = g.Inspect(ctx, "k3")
 	require.NoError(t, err, "still there")
-	require.ErrorIs(t, g.Settle(ctx, "nope", nil), idempotency.ErrNotFound)
+	require.ErrorIs(t, g.Settle(ctx, "nope", idempotency.Settlement{}), idempotency.ErrNotFound)
 }
 
 // A call in progress is settled only once it cannot be running any more
@@ -78,10 +78,10 @@ func TestSettleWaitsForACallThatMayStillRun(t *testing.T) {
 	ctx := context.Background()
 	_, err := recs.Reserve(ctx, "t:k1", idempotency.Record{Token: "tok", State: idempotency.InProgress, Fingerprint: "fp1", Started: c.Now().UnixMilli()}, time.Hour)
 	require.NoError(t, err)
-	require.ErrorContains(t, g.Settle(ctx, "k1", nil), "may still be running")
+	require.ErrorContains(t, g.Settle(ctx, "k1", idempotency.Settlement{}), "may still be running")
 	c.Add(61 * time.Second)
 	charged := ok(`{"errCode":0,"id":"D"}`)
-	require.NoError(t, g.Settle(ctx, "k1", &charged))
+	require.NoError(t, g.Settle(ctx, "k1", idempotency.Settlement{VendorID: "D", Answer: charged}))
 	rec, err := g.Inspect(ctx, "k1")
 	require.NoError(t, err)
 	require.Equal(t, idempotency.Done, rec.State)
@@ -89,11 +89,11 @@ func TestSettleWaitsForACallThatMayStillRun(t *testing.T) {
 
 	_, err = recs.Reserve(ctx, "t:k2", idempotency.Record{Token: "tok", State: idempotency.Reserved, Fingerprint: "fp2", Started: c.Now().UnixMilli()}, time.Hour)
 	require.NoError(t, err)
-	require.ErrorContains(t, g.Settle(ctx, "k2", nil), "nothing was sent")
+	require.ErrorContains(t, g.Settle(ctx, "k2", idempotency.Settlement{}), "nothing was sent")
 
 	_, err = recs.Reserve(ctx, "t:auto:fp3", idempotency.Record{Token: "tok", State: idempotency.Reserved, Fingerprint: "fp3", Alias: "k3", Started: c.Now().UnixMilli()}, time.Hour)
 	require.NoError(t, err)
-	require.ErrorContains(t, g.Settle(ctx, "auto:fp3", nil), `the call with idempotency key "k3": settle that key`)
+	require.ErrorContains(t, g.Settle(ctx, "auto:fp3", idempotency.Settlement{}), `the call with idempotency key "k3": settle that key`)
 }
 
 // A call records its own deadline: with a platform timeout longer than the
@@ -122,7 +122,7 @@ func TestACallRunningPastStuckIsStillInProgress(t *testing.T) {
 	require.NotNil(t, e)
 	require.Equal(t, envelope.CodeIdempotencyConflict, e.Code, e.Reason)
 	require.Contains(t, e.Reason, "in progress")
-	require.ErrorContains(t, g.Settle(context.Background(), "k1", nil), "may still be running")
+	require.ErrorContains(t, g.Settle(context.Background(), "k1", idempotency.Settlement{}), "may still be running")
 
 	c.Add(5 * time.Minute) // a minute past its deadline: it cannot be running
 	_, _, e = g.Run(context.Background(), key("k1", "fp1"), func(context.Context) idempotency.Outcome { panic("ran twice") })
@@ -130,4 +130,47 @@ func TestACallRunningPastStuckIsStillInProgress(t *testing.T) {
 	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code, e.Reason)
 	close(release)
 	<-done
+}
+
+// What the record knows binds the person settling it: when TOP's answer
+// came back and only the record's last write failed, "not charged" or
+// another id is refused (settling "not charged" charged a key twice,
+// outside tester). A settlement by hand is marked, and can be corrected.
+func TestSettleAgreesWithTheRecordAndCanBeCorrected(t *testing.T) {
+	c := newClock()
+	recs := idempotency.NewMemory(c.Now)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	_, err := recs.Reserve(ctx, "t:q1", idempotency.Record{Token: "tok", State: idempotency.InProgress, Fingerprint: "fp",
+		Started: c.Now().UnixMilli(), Known: "outcome known: charged, id ECS-1"}, time.Hour)
+	require.NoError(t, err)
+	rec, err := g.Inspect(ctx, "q1")
+	require.NoError(t, err)
+	id, known := idempotency.KnownCharge(rec)
+	require.True(t, known)
+	require.Equal(t, "ECS-1", id)
+	require.NoError(t, g.Settleable(rec), "known at once: nothing to wait for")
+	require.ErrorContains(t, g.Settle(ctx, "q1", idempotency.Settlement{}), "the record knows the vendor charged this key, id ECS-1")
+	require.ErrorContains(t, g.Settle(ctx, "q1", idempotency.Settlement{VendorID: "ECS-TYPO", Answer: ok(`{"errCode":0}`)}), "id ECS-1")
+	require.NoError(t, g.Settle(ctx, "q1", idempotency.Settlement{VendorID: "ECS-1", Answer: ok(`{"errCode":0,"id":"ECS-1"}`)}))
+
+	rec, err = g.Inspect(ctx, "q1")
+	require.NoError(t, err)
+	require.Equal(t, idempotency.Done, rec.State)
+	require.Regexp(t, `^charged, id ECS-1; settled by hand 2023-11-14T22:13:20Z$`, rec.Settled)
+	require.ErrorContains(t, g.Settle(ctx, "q1", idempotency.Settlement{VendorID: "ECS-1", Answer: ok(`{}`)}), "already settled as charged, id ECS-1")
+
+	// A mistaken settlement by hand can be corrected, both ways.
+	_, _, e := g.Run(ctx, key("m1", "fpm"), func(context.Context) idempotency.Outcome {
+		return idempotency.Outcome{Response: envelope.Response{Status: 504, Body: []byte(`{"errCode":-1304}`)}}
+	})
+	require.Nil(t, e)
+	require.NoError(t, g.Settle(ctx, "m1", idempotency.Settlement{VendorID: "TYPO", Answer: ok(`{"errCode":0,"id":"TYPO"}`)}))
+	require.NoError(t, g.Settle(ctx, "m1", idempotency.Settlement{VendorID: "ECS-2", Answer: ok(`{"errCode":0,"id":"ECS-2"}`)}))
+	rec, err = g.Inspect(ctx, "m1")
+	require.NoError(t, err)
+	require.Equal(t, `{"errCode":0,"id":"ECS-2"}`, string(rec.Body))
+	require.NoError(t, g.Settle(ctx, "m1", idempotency.Settlement{}))
+	_, err = g.Inspect(ctx, "m1")
+	require.ErrorIs(t, err, idempotency.ErrNotFound)
 }

@@ -96,7 +96,8 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 			// but read (this instance's memory, then the store, may each
 			// hold one WeChat refused, as after a store outage): a
 			// freshly fetched token that is refused ends it, no loop.
-			case ae.Stale() && (stale == 0 || stale == 1 && !fetched):
+			case ae.Stale() && (stale == 0 || stale == 1 && !fetched) &&
+				upstream.Sleep(ctx, 0, upstream.Margin(sent, 200*time.Millisecond)) == nil:
 				stale++
 				c.tokens.Expire(ctx, tok)
 				continue

@@ -237,3 +237,21 @@ func TestABusyRetryThatCannotFinishIsNotStarted(t *testing.T) {
 	require.Equal(t, -1.0, m["errCode"], m)
 	require.Equal(t, 2, f.sbx.Calls("http:/cgi-bin/express/business/quota/get"))
 }
+
+// A token refused slowly (40001 after 1 s) with too little time left for
+// the refetch and a second try is answered with WeChat's 40001, not with a
+// -1301 from a retry the deadline cut.
+func TestAStaleRetryThatCannotFinishIsNotStarted(t *testing.T) {
+	f := newFixture(t, nil)
+	f.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)
+	f.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/quota/get", Kind: sandbox.FaultLatency, Delay: time.Second})
+	f.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/quota/get", Kind: sandbox.FaultStatus, Status: 200, Body: `{"errcode":40001,"errmsg":"invalid credential rid: 1"}`})
+	before := f.sbx.Calls("http:/cgi-bin/express/business/quota/get")
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	r := f.op.Invoke(ctx, &envelope.Input{Body: []byte(`{"deliveryId":"YTO","bizId":"xyz"}`), Trigger: envelope.TriggerDirect})
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), string(r.Body))
+	require.Equal(t, 40001.0, m["errCode"], m)
+	require.Equal(t, 1, f.sbx.Calls("http:/cgi-bin/express/business/quota/get")-before)
+}
