@@ -43,14 +43,14 @@ type Record struct {
 	Fingerprint string `json:"fingerprint"`
 	// Alias, on the fingerprint record a keyed call leaves, names the keyed
 	// record: a keyless retry of that request is answered from it.
-	Alias   string          `json:"alias,omitempty"`
-	Started int64           `json:"started"` // unix ms
+	Alias   string `json:"alias,omitempty"`
+	Started int64  `json:"started"` // unix ms
 	// Deadline (unix ms) is when the call that took the record must have
 	// ended, from its own context: a platform timeout longer than the
 	// guard's Stuck no longer reads a call still running as dead.
-	Deadline int64 `json:"deadline,omitempty"`
-	Status  int             `json:"status,omitempty"`
-	Body    json.RawMessage `json:"response,omitempty"` // the envelope the first call answered
+	Deadline int64           `json:"deadline,omitempty"`
+	Status   int             `json:"status,omitempty"`
+	Body     json.RawMessage `json:"response,omitempty"` // the envelope the first call answered
 	// Known is what is known of an outcome that could not be recorded in
 	// full, e.g. "charged, extra charge service order id 123".
 	Known string `json:"known,omitempty"`
