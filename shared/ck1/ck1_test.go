@@ -970,3 +970,15 @@ func TestA5xxRetryThatCannotFinishIsNotStarted(t *testing.T) {
 	require.Equal(t, -1302.0, m["errCode"], m)
 	require.Equal(t, 2, r.sbx.Calls("http:/v1/pricing/inbound/box")-before)
 }
+
+// A proxy's or firewall's page in front of CK1 is quoted, not passed on
+// whole: 3 KB of HTML reached callers in upstream.message (up to 8 MiB
+// could), where the docs promise 512 bytes.
+func TestAnErrorPageIsCut(t *testing.T) {
+	r := newRig(t, map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken})
+	page := "<html><body>" + strings.Repeat("blocked by the gateway ", 200) + "</body></html>"
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 400, Body: page, Times: 1})
+	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	msg := m["upstream"].(map[string]any)["message"].(string)
+	require.Equal(t, page[:512], msg)
+}

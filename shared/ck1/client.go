@@ -152,7 +152,7 @@ func errorFrom(status int, b []byte) error {
 		_ = json.Unmarshal(b, &extra)
 		up.Extra = extra
 	} else {
-		up.Message = strings.TrimSpace(string(b))
+		up.Message = upstream.Page(b) // a proxy's or firewall's page, up to 8 MiB, reached callers whole
 	}
 	reason := fmt.Sprintf("CK1 answered HTTP %d", status)
 	if up.Code != "" {

@@ -521,7 +521,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		if msg == "" {
 			// A page from a proxy or firewall, not CK1's JSON: enough of it
 			// to recognise, not the megabyte it may be.
-			msg = strings.ToValidUTF8(strings.TrimSpace(string(b[:min(len(b), 512)])), "")
+			msg = upstream.Page(b)
 		}
 		// Only a refusal (4xx) says the refresh token is dead. A throttle
 		// or a server error says nothing of it: the state is left as it

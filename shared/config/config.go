@@ -4,11 +4,13 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -209,6 +211,10 @@ func (e *Env) remember(v string) {
 	if u, err := url.Parse(v); err == nil && (u.Scheme == "https" || u.Scheme == "http") && len(u.Path) >= 12 && u.Path != v {
 		e.remember(u.Path)
 	}
+	// Answers and log lines are JSON: a secret holding '&', '<', '>', '"',
+	// '\' or a control character appears there escapes and all
+	// ("a\u0026b"), and was shown in clear.
+	forms := append([]string{v}, jsonForms(v)...)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.secrets[v]; ok {
@@ -217,7 +223,9 @@ func (e *Env) remember(v string) {
 	if e.secrets == nil {
 		e.secrets = map[string]struct{}{}
 	}
-	e.secrets[v] = struct{}{}
+	for _, f := range forms {
+		e.secrets[f] = struct{}{}
+	}
 	out := make([]string, 0, len(e.secrets))
 	for s := range e.secrets {
 		out = append(out, s)
@@ -230,6 +238,25 @@ func (e *Env) remember(v string) {
 		return out[i] < out[j]
 	})
 	e.sorted.Store(&out)
+}
+
+// jsonForms are the ways JSON writers spell v inside a string when that is
+// not v itself: encoding/json's (HTML-safe) and without HTML escaping.
+func jsonForms(v string) []string {
+	var out []string
+	for _, html := range []bool{true, false} {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(v) != nil {
+			continue
+		}
+		q := strings.TrimSuffix(b.String(), "\n")
+		if q = q[1 : len(q)-1]; q != v && !slices.Contains(out, q) {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // Secrets lists every secret value handed out so far, longest first (so a

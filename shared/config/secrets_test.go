@@ -62,3 +62,17 @@ func TestSecretsConcurrent(t *testing.T) {
 	wg.Wait()
 	require.Len(t, e.Secrets(), 400)
 }
+
+// A secret is masked as JSON writes it too: a token holding '&' appeared in
+// an answer as "SeCrEtAmp\u0026tail" and in clear (outside tester).
+func TestASecretIsKnownAsJSONSpellsIt(t *testing.T) {
+	e := FromMap(nil)
+	e.Remember(`SeCrEtAmp&tail<"x">`)
+	got := e.Secrets()
+	require.Contains(t, got, `SeCrEtAmp&tail<"x">`)
+	require.Contains(t, got, `SeCrEtAmp\u0026tail\u003c\"x\"\u003e`)
+	require.Contains(t, got, `SeCrEtAmp&tail<\"x\">`)
+	require.Len(t, got, 3)
+	e.Remember("plain-token-123")
+	require.Len(t, e.Secrets(), 4, "a secret JSON writes as it is has one form")
+}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -55,6 +56,16 @@ func Sleep(ctx context.Context, d, margin time.Duration) error {
 func Margin(attemptStart time.Time, floor time.Duration) time.Duration {
 	return max(time.Since(attemptStart), floor)
 }
+
+// Page is a vendor answer that is not the vendor's JSON (a proxy's or a
+// firewall's page) as an error message quotes it: enough to recognise, not
+// the megabytes it may be.
+func Page(b []byte) string {
+	return strings.ToValidUTF8(strings.TrimSpace(string(b[:min(len(b), MaxPage)])), "")
+}
+
+// MaxPage is how much of such a page a message keeps.
+const MaxPage = 512
 
 // Clean strips the request URL from a net/http error: *url.Error prints the
 // URL, and WeChat's carries the access_token.
