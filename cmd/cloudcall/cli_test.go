@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
@@ -120,6 +125,7 @@ func TestUsageErrors(t *testing.T) {
 		{"no function", []string{"invoke"}, "name a function: " + strings.Join(registry.Names(), ", ")},
 		{"package unknown function", []string{"package", "--function", "nope"}, `unknown function "nope"; known functions:`},
 		{"package unknown arch", []string{"package", "--arch", "mips"}, `--arch "mips": expected x86_64 or arm64`},
+		{"embedded store off loopback", []string{"local", "--store-addr", "0.0.0.0:6390"}, `--store-addr "0.0.0.0:6390": expected a loopback host:port`},
 		{"package Go's arch name", []string{"package", "--platform", "aws", "--arch", "amd64"}, `Lambda calls it x86_64`},
 		{"package unknown platform", []string{"package", "--platform", "gcp"}, `--platform "gcp": expected fc, aws or all`},
 		{"package unknown logical id", []string{"package", "--logical-id", "Nope"}, `unknown --logical-id "Nope"; known ids: LogisticsGetQuotaFunction,`},
@@ -450,12 +456,13 @@ func TestLocalSaysTheStoreDoesNotAnswer(t *testing.T) {
 	require.NoError(t, err)
 	locked := miniredis.RunT(t)
 	locked.RequireAuth("the-password")
-	for _, bad := range []string{"redis://:not-the-password@" + locked.Addr() + "/0", "redis://" + locked.Addr() + "/0", "redis://" + u.Host + "/9999"} {
+	for _, bad := range []string{"redis://:not-the-password@" + locked.Addr() + "/0", "redis://" + locked.Addr() + "/0", "redis://" + u.Host + "/9999",
+		"redis://:not-the-password@" + u.Host + "/-1", "redis://" + u.Host + "/abc"} {
 		out.Reset()
 		warned, err = warnUnreachable(context.Background(), &out, bad)
 		require.False(t, warned)
 		require.ErrorIs(t, err, errUsage, bad)
-		require.Contains(t, err.Error(), "that Redis refused these settings")
+		require.Regexp(t, "that Redis refused these settings|database -1: expected a number from 0|invalid database number", err.Error())
 		require.NotContains(t, err.Error(), "not-the-password")
 		require.Empty(t, out.String())
 	}
@@ -498,4 +505,46 @@ func TestLocalSaysWhichCallerKeysWin(t *testing.T) {
 	require.NotContains(t, errOut, "BBBB", "no secret shown")
 	_, _, errOut = runCLI("local", "--addr", busy.Addr().String(), "--timers", "off", "--caller-keys", "k1:AAAAAAAAAAAAAAAAAAAA")
 	require.NotContains(t, errOut, "WARNING: --caller-keys")
+}
+
+// A connection that has not sent a whole request (a browser's speculative
+// one, a client mid-headers) is closed at the shutdown's start: net/http
+// waits 5 s for it, and Ctrl-C took 6.5 s. One that sent its request is not
+// touched.
+func TestFreshConnectionsAreClosedAtShutdown(t *testing.T) {
+	var fresh freshConns
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	srv.Config.ConnState = fresh.track
+	srv.Start()
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	silent, err := net.Dial("tcp", host)
+	require.NoError(t, err)
+	defer silent.Close()
+	half, err := net.Dial("tcp", host)
+	require.NoError(t, err)
+	defer half.Close()
+	_, err = half.Write([]byte("POST /x HTTP/1.1\r\nHost: a\r\n"))
+	require.NoError(t, err)
+	served, err := net.Dial("tcp", host)
+	require.NoError(t, err)
+	defer served.Close()
+	_, err = served.Write([]byte("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"))
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(served), nil)
+	require.NoError(t, err)
+	require.Equal(t, 204, resp.StatusCode)
+	require.Eventually(t, func() bool { fresh.mu.Lock(); defer fresh.mu.Unlock(); return len(fresh.m) == 2 }, 2*time.Second, 5*time.Millisecond)
+
+	fresh.closeAll()
+	for _, c := range []net.Conn{silent, half} {
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(2*time.Second)))
+		_, err := c.Read(make([]byte, 1))
+		require.ErrorIs(t, err, io.EOF, "closed by the server, not left to time out")
+	}
+	_, err = served.Write([]byte("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"))
+	require.NoError(t, err)
+	resp, err = http.ReadResponse(bufio.NewReader(served), nil)
+	require.NoError(t, err, "the served connection stays open")
+	require.Equal(t, 204, resp.StatusCode)
 }

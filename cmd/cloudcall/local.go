@@ -96,6 +96,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ bytes); default: anonymous calls allowed")
 	asyncRetries := fs.String("async-retries", "platform", "times a failed asynchronous invocation (Event/Async) runs again: platform (Lambda's door 2, FC's 3, as they default) or a number; 0 turns retries off")
 	asyncDelay := fs.Duration("async-retry-delay", emulator.DefaultAsyncRetryDelay, "wait before the first retry of a failed asynchronous invocation; doubles for each retry after it")
+	storeAddr := fs.String("store-addr", "127.0.0.1:0", "`host:port` of the embedded store (port 0: any free port, printed in the banner); loopback only")
 	storeFlag := fs.String("store", defaultStore(), "shared store of every instance: embedded (a Redis-protocol server inside the emulator) or a redis:// / rediss:// `URL`; $CLOUDCALL_STORE is the default when it is a Redis URL")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall local [flags]\n\nRuns every function's real binary through the platform's runtime API, against the vendor sandboxes.\nAll instances of all functions share one store (embedded Redis by default), as a deployment does.\nThe web console is at the front door's / (loopback only).\n\nFlags:")
@@ -149,7 +150,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	switch s := *storeFlag; {
 	case s == "embedded":
-		st, err := localstore.StartWith("127.0.0.1:0", localstore.Options{Warn: func(msg string) { fmt.Fprintln(stdout, "WARNING: "+msg) }})
+		if host, _, err := net.SplitHostPort(*storeAddr); err != nil || !isLoopback(host) {
+			return usagef("--store-addr %q: expected a loopback host:port such as 127.0.0.1:6390 (the store holds tokens and records)", *storeAddr)
+		}
+		st, err := localstore.StartWith(*storeAddr, localstore.Options{Warn: func(msg string) { fmt.Fprintln(stdout, "WARNING: "+msg) }})
 		if err != nil {
 			return err
 		}
@@ -294,7 +298,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: frontDoors(cons, emu), ReadHeaderTimeout: 10 * time.Second}
+	var fresh freshConns
+	srv := &http.Server{Handler: frontDoors(cons, emu), ReadHeaderTimeout: 10 * time.Second, ConnState: fresh.track}
 	srv.RegisterOnShutdown(cons.Close) // an open console tab must not hold the shutdown
 	release()
 	if ln, err = net.Listen("tcp", front); err != nil {
@@ -326,9 +331,18 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer func() { <-watching }()
 	}
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")
+	if real {
+		fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances)")
+	} else {
+		fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances, sandboxes)")
+	}
 	shut, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	// Nothing starts from now on; connections that have not sent a whole
+	// request are closed at once (net/http waits 5 s for them, and a
+	// browser's speculative connection held Ctrl-C that long).
+	emu.StopStarting()
+	fresh.closeAll()
 	// Calls in flight, synchronous and asynchronous, get the same 3 s to
 	// finish; no queued asynchronous invocation starts meanwhile.
 	var wg sync.WaitGroup
@@ -473,19 +487,18 @@ func redactURL(u string) string {
 	return u
 }
 
-// warnUndurable says at start, not at the first charge, that the charge will
-// refuse the Redis where its records go (appendonly off), and how to waive it
-// for a local trial.
 // warnUnreachable says at start that --store does not answer (a mistyped
 // port): the functions would start and fall back to their own memory with
 // only a WARN line in the first function's log. It reports whether it
 // warned; a Redis that refuses the URL's password or database is an error.
 func warnUnreachable(ctx context.Context, w io.Writer, url string) (bool, error) {
 	rs, err := redisstore.Open(redisstore.Options{URL: url, Timeout: 2 * time.Second})
-	if err == nil {
-		defer rs.Close()
-		_, err = rs.Get(ctx, "~probe")
+	if err != nil {
+		// A URL that cannot be read never works: not an outage to wait out.
+		return false, usagef("--store %s: %v", redactURL(url), strings.TrimPrefix(err.Error(), "CLOUDCALL_STORE: "))
 	}
+	defer rs.Close()
+	_, err = rs.Get(ctx, "~probe")
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -500,6 +513,9 @@ func warnUnreachable(ctx context.Context, w io.Writer, url string) (bool, error)
 	return true, nil
 }
 
+// warnUndurable says at start, not at the first charge, that the charge will
+// refuse the Redis where its records go (appendonly off), and how to waive it
+// for a local trial.
 func warnUndurable(ctx context.Context, w io.Writer, what, url string, set localSettings) {
 	if set.extra["CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE"] == "assume" {
 		return
@@ -589,4 +605,42 @@ func defaultStore() string {
 		return v
 	}
 	return "embedded"
+}
+
+// isLoopback says whether host names this machine only.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// freshConns are the front door's connections that have not sent a whole
+// first request yet (http.StateNew): no call runs on them.
+type freshConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, s http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s != http.StateNew {
+		delete(f.m, c)
+		return
+	}
+	if f.m == nil {
+		f.m = map[net.Conn]struct{}{}
+	}
+	f.m[c] = struct{}{}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.m {
+		_ = c.Close()
+	}
+	clear(f.m)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -704,7 +705,16 @@ func TestLocalLambdaSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real CLI and every function")
 	}
-	l := startLocal(t, "--platform", "aws")
+	// The embedded store on a port the user chose (--store-addr), as on a
+	// firewalled machine.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	storeAddr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	l := startLocal(t, "--platform", "aws", "--store-addr", storeAddr)
+	require.True(t, slices.ContainsFunc(l.output(), func(line string) bool {
+		return strings.HasPrefix(line, "store: embedded Redis at redis://:") && strings.Contains(line, "@"+storeAddr+"/0")
+	}), "the banner names the store on the chosen port")
 	soak(t, l, []phase{{1, 100}, {8, 300}}, 400)
 }
 

@@ -202,6 +202,7 @@ func TestUnreadSettingsAreNamed(t *testing.T) {
 	}{
 		{map[string]string{"QUOTA_ALERT_DINGTALK_UR": "https://oapi.dingtalk.com/robot/send?access_token=s3cret"},
 			[]string{`QUOTA_ALERT_DINGTALK_UR (did you mean "QUOTA_ALERT_DINGTALK_URL"?)`}},
+		{map[string]string{"quota_alert_threshold": "5"}, []string{`quota_alert_threshold (did you mean "QUOTA_ALERT_THRESHOLD"?)`}},
 		{map[string]string{"QUOTA_ALERT_WATCH_FILE": "/etc/watch.json", "QUOTA_ALERT_TELEGRAM_URL": "https://t.me/s3cret"},
 			[]string{`QUOTA_ALERT_TELEGRAM_URL, QUOTA_ALERT_WATCH_FILE (QUOTA_ALERT_WATCH is no secret and is read only as itself): not a setting`}},
 	} {

@@ -57,13 +57,14 @@ func FromMap(m map[string]string) *Env {
 	}}
 }
 
-// Names lists the variables set whose name starts with prefix, sorted, so a
-// function can name the ones of its own family it does not read (a typo
-// there is otherwise ignored without a word).
+// Names lists the variables set whose name starts with prefix, in any case,
+// sorted, so a function can name the ones of its own family it does not
+// read (a typo there, "quota_alert_threshold" too, is otherwise ignored
+// without a word).
 func (e *Env) Names(prefix string) []string {
 	var out []string
 	for _, n := range e.names() {
-		if strings.HasPrefix(n, prefix) {
+		if len(n) >= len(prefix) && strings.EqualFold(n[:len(prefix)], prefix) {
 			out = append(out, n)
 		}
 	}

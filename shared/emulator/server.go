@@ -191,20 +191,26 @@ func (e *Emulator) Close() {
 	})
 }
 
+// StopStarting is the first step of a shutdown: from now on no invocation
+// starts (each is answered "shutting down"), and request bodies still
+// arriving are cut, since they would hold the shutdown for their timeout
+// and nothing starts from them anyway.
+func (e *Emulator) StopStarting() {
+	e.stopping.Do(func() { close(e.stop) })
+	e.readMu.Lock()
+	for rc := range e.reading {
+		_ = rc.SetReadDeadline(time.Now())
+	}
+	e.readMu.Unlock()
+}
+
 // StopAsync is the start of a shutdown: no invocation starts any more, the
 // queued synchronous ones are answered "shutting down", the asynchronous
 // workers take no more, and those running get until ctx ends to finish
 // before Close stops their instances (a charge cut off mid-call is an
 // unknown outcome).
 func (e *Emulator) StopAsync(ctx context.Context) {
-	e.stopping.Do(func() { close(e.stop) })
-	// Bodies still arriving would hold the shutdown for their timeout; no
-	// invocation starts from them now anyway.
-	e.readMu.Lock()
-	for rc := range e.reading {
-		_ = rc.SetReadDeadline(time.Now())
-	}
-	e.readMu.Unlock()
+	e.StopStarting()
 	for _, p := range e.pools {
 		p.Drain()
 	}

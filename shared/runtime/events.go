@@ -149,7 +149,7 @@ type EventBridgeEvent struct {
 type probe struct {
 	Version        *string         `json:"version"`
 	RawPath        *string         `json:"rawPath"`
-	HTTPMethod     *string         `json:"httpMethod"`
+	HTTPMethod     json.RawMessage `json:"httpMethod"` // present, even null, marks an HTTP event
 	RequestContext json.RawMessage `json:"requestContext"`
 	TriggerTime    *string         `json:"triggerTime"`
 	TriggerName    *string         `json:"triggerName"`
@@ -251,7 +251,7 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 		in.RequestID = ev.RequestContext.RequestID
 		in.QueryJoined = true
 		return in, ShapeFCHTTP, nil
-	case p.HTTPMethod != nil || len(p.RequestContext) > 0:
+	case len(p.HTTPMethod) > 0 || len(p.RequestContext) > 0:
 		// Before the timers: an event with any HTTP marker is a call to be
 		// signed, whatever timer keys it also carries (it ran unsigned).
 		var ev HTTPV1Event

@@ -44,6 +44,8 @@ func TestDetect(t *testing.T) {
 			ShapeHTTPOther, envelope.TriggerHTTP, `{"a":1}`, "POST", "/prod/f", ""},
 		{"rest v1 with schedule v2 keys: still an HTTP call", `{"httpMethod":"POST","path":"/f","body":"{}","source":"cloudcall.schedule","payload":{"a":2}}`,
 			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "POST", "/f", ""},
+		{"httpMethod null with timer keys: still an HTTP call", `{"httpMethod":null,"path":"/f","body":"{}","triggerTime":"2026-12-01T00:00:00Z","triggerName":"t","payload":"{}"}`,
+			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "", "/f", ""},
 		{"requestContext with eventbridge keys: still an HTTP call", `{"requestContext":{"requestId":"r5"},"httpMethod":"POST","path":"/f","body":"{}","detail-type":"Scheduled Event","source":"aws.events","detail":{"a":2}}`,
 			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "POST", "/f", ""},
 	}

@@ -79,6 +79,9 @@ func Open(o Options) (*Records, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis URL: %s", redact(err.Error()))
 	}
+	if ro.DB < 0 {
+		return nil, fmt.Errorf("redis URL: database %d: expected a number from 0", ro.DB) // go-redis used database 0
+	}
 	if o.Prefix == "" {
 		o.Prefix = "cloudcall:"
 	}

@@ -50,6 +50,10 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CLOUDCALL_STORE: %w", redactURLError(err))
 	}
+	if ro.DB < 0 {
+		// go-redis selects nothing for it: the keys went to database 0.
+		return nil, fmt.Errorf("CLOUDCALL_STORE: database %d: expected a number from 0", ro.DB)
+	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 300 * time.Millisecond
 	}

@@ -146,3 +146,12 @@ func TestSetNXMany(t *testing.T) {
 	_, err = s.SetNXMany(ctx, []string{"x"}, []byte("v"), []time.Duration{0})
 	require.ErrorIs(t, err, store.ErrBadTTL)
 }
+
+// A negative database number is refused: go-redis selects nothing for it,
+// and the keys went to database 0 without a word.
+func TestANegativeDatabaseIsRefused(t *testing.T) {
+	_, err := redisstore.Open(redisstore.Options{URL: "redis://:pw@127.0.0.1:6379/-1"})
+	require.EqualError(t, err, "CLOUDCALL_STORE: database -1: expected a number from 0")
+	_, err = redisstore.Open(redisstore.Options{URL: "redis://127.0.0.1:6379/3"})
+	require.NoError(t, err)
+}
