@@ -52,7 +52,15 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 		require.NoError(t, cmd.Start())
 		s := &server{url: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd,
 			client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}, Timeout: 30 * time.Second}}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				// What the function said is what tells an outage of the
+				// store from a fault of the code.
+				t.Logf("process %d's log, last 4 KB:\n%s", i, tail(stderr.String(), 4096))
+			}
+		})
 		require.Eventually(t, func() bool {
 			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 			if err == nil {
@@ -253,4 +261,11 @@ func TestDatabaseCutMidRun(t *testing.T) {
 			require.Greater(t, refusedDuringCut, 0)
 		})
 	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }

@@ -30,11 +30,11 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
   settle  after you looked the charge up at TOP (the seller's extra charge service orders):
           --not-charged      TOP shows no charge: the record goes, and a retry with the key charges again;
           --charged ORDER_ID TOP shows the charge: every retry with the key is answered with it
-                             (letters, digits, '-' and '_', as TOP's ids are).
+                             (letters, digits, '-' and '_', not starting with '-', as TOP's ids are).
           Only an unknown outcome can be settled: a recorded -1304, or a call that cannot be running any
-          more (a minute past its deadline, judged with this machine's clock set back 2 minutes). When the
-          record knows TOP charged ("known": TOP's answer came back, the record's last write failed), only
-          --charged with that id is taken. A settlement by hand is marked ("settled") and can be corrected
+          more (a minute past its deadline, and 2 minutes more in case this machine's clock runs ahead).
+          When the record knows TOP charged ("known": TOP's answer came back, the record's last write
+          failed), only --charged with that id is taken, now and in every correction. A settlement by hand is marked ("settled") and can be corrected
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
 
 Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key,
@@ -53,20 +53,21 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	// The action, the key and the flags may come in any order.
 	var pos []string
-	for {
-		for len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	for len(args) > 0 {
+		// Anything that is not a flag ("", "-", a key) is an argument: the
+		// flag parser stops at it, and it was never consumed (a loop).
+		if len(args[0]) < 2 || args[0][0] != '-' {
 			pos, args = append(pos, args[0]), args[1:]
+			continue
 		}
-		if len(args) == 0 {
+		if args[0] == "--" {
+			pos = append(pos, args[1:]...)
 			break
 		}
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
-		if args = fs.Args(); len(args) == 0 || args[0] == "--" {
-			pos = append(pos, args...)
-			break
-		}
+		args = fs.Args()
 	}
 	if len(pos) == 0 {
 		return usagef("say what to do: show <key> or settle <key>; see cloudcall records --help")
@@ -87,7 +88,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case action == "settle" && *notCharged == (*charged != ""):
 		return usagef("settle takes one of --not-charged or --charged ORDER_ID: what TOP shows for the key")
 	case *charged != "" && !orderID.MatchString(*charged):
-		return usagef("--charged %q: expected TOP's extra charge service order id, letters, digits, '-' and '_' (1 to 64)", *charged)
+		return usagef("--charged %q: expected TOP's extra charge service order id: letters, digits, '-' and '_', 1 to 64, not starting with '-'", *charged)
 	case *charged != "":
 		s = idempotency.Settlement{VendorID: *charged, Answer: top.ChargedAnswer(key, *charged)}
 	}
@@ -141,7 +142,9 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // without taking a call still running for a dead one.
 const clockSkew = 2 * time.Minute
 
-var orderID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// orderID is an id as TOP writes them; never one that starts like a flag
+// ("--charged --not-charged" recorded the order "--not-charged").
+var orderID = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$`)
 
 func notFound(key string, err error) error {
 	switch {

@@ -105,13 +105,17 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	require.NoError(t, err)
 	code, _, errOut = runCLI("records", "settle", "k5", "--not-charged", "--env-file", envFile)
 	require.Equal(t, 4, code)
-	require.Contains(t, errOut, "may still be running")
+	require.Regexp(t, `the call started 1m4\ds ago and may still be running`, errOut, "its age on this clock, not the allowance's")
 	require.Equal(t, false, show("k5")["settleable"])
 
 	for _, args := range [][]string{
 		{"records"}, {"records", "list"}, {"records", "show"}, {"records", "settle", "k1"},
 		{"records", "settle", "k1", "--charged", "X", "--not-charged"}, {"records", "show", "k1", "--not-charged"},
 		{"records", "settle", "k1", "--charged", ` ECS 1"<x> `}, {"records", "settle", "k1", "k2", "--not-charged"},
+		// These looped for ever: the flag parser stops at "" and "-".
+		{"records", "show", ""}, {"records", "settle", "k1", "--charged", "ECS1", ""}, {"records", "show", "k1", "-"},
+		// An id that starts like a flag was recorded as the order.
+		{"records", "settle", "k1", "--charged", "--not-charged"}, {"records", "settle", "k1", "--charged", "--env-file", envFile},
 	} {
 		code, _, errOut := runCLI(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)

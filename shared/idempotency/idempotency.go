@@ -36,6 +36,10 @@ type Options struct {
 	PurgeLimit int
 	Log        *slog.Logger
 	Now        func() time.Time
+	// Skew is how far ahead of the functions' clocks this guard's may run
+	// (a person's machine settling records): a call counts as possibly
+	// running that much longer.
+	Skew time.Duration
 }
 
 // Guard runs calls at most once per key.
@@ -602,7 +606,7 @@ func (g *Guard) mayRun(rec Record) bool {
 	if rec.Deadline > 0 {
 		until = later(until, time.UnixMilli(rec.Deadline).Add(deadlineMargin))
 	}
-	return !g.o.Now().After(until)
+	return !g.o.Now().After(until.Add(g.o.Skew))
 }
 
 // deadlineMargin is how long past its own deadline a call may still write:

@@ -86,7 +86,9 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 		ok, err = g.o.Records.Release(ctx, k, rec.Token)
 	} else {
 		done := rec
-		done.State, done.Status, done.Body, done.Known = Done, s.Answer.Status, s.Answer.Body, ""
+		// Known stays: every later correction must agree with it too (a
+		// settlement by hand, then "not charged", charged twice).
+		done.State, done.Status, done.Body = Done, s.Answer.Status, s.Answer.Body
 		done.Settled = settledPrefix + s.VendorID + "; settled by hand " + g.o.Now().UTC().Format(time.RFC3339)
 		ok, err = g.o.Records.Finish(ctx, k, rec.Token, done, g.o.Retention)
 	}

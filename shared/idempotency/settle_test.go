@@ -159,6 +159,11 @@ func TestSettleAgreesWithTheRecordAndCanBeCorrected(t *testing.T) {
 	require.Equal(t, idempotency.Done, rec.State)
 	require.Regexp(t, `^charged, id ECS-1; settled by hand 2023-11-14T22:13:20Z$`, rec.Settled)
 	require.ErrorContains(t, g.Settle(ctx, "q1", idempotency.Settlement{VendorID: "ECS-1", Answer: ok(`{}`)}), "already settled as charged, id ECS-1")
+	// What the record knew still binds every correction: settled by hand,
+	// then "not charged", charged the key twice (outside re-tester).
+	require.Equal(t, "outcome known: charged, id ECS-1", rec.Known)
+	require.ErrorContains(t, g.Settle(ctx, "q1", idempotency.Settlement{}), "the record knows the vendor charged this key, id ECS-1")
+	require.ErrorContains(t, g.Settle(ctx, "q1", idempotency.Settlement{VendorID: "ECS-9", Answer: ok(`{}`)}), "id ECS-1")
 
 	// A mistaken settlement by hand can be corrected, both ways.
 	_, _, e := g.Run(ctx, key("m1", "fpm"), func(context.Context) idempotency.Outcome {

@@ -437,7 +437,7 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 		return fail, err
 	}
 	timeout := cmp.Or(d.Timeout, DefaultTimeout)
-	g := newGuard(records, appKey, timeout, d.Log, nil)
+	g := newGuard(records, appKey, timeout, d.Log, 0)
 	ch := NewCharger(c, g, int64(minPrice), int64(maxPrice))
 	op := ch.Op()
 	op.Timeout = DefaultTimeout
@@ -452,16 +452,16 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 
 // newGuard keeps the charge's records per app key. A call in progress for
 // longer than the function can run (plus a margin) died with its instance.
-func newGuard(records idempotency.Records, appKey string, timeout time.Duration, log *slog.Logger, now func() time.Time) *idempotency.Guard {
-	return idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: log, Now: now})
+func newGuard(records idempotency.Records, appKey string, timeout time.Duration, log *slog.Logger, skew time.Duration) *idempotency.Guard {
+	return idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: log, Skew: skew})
 }
 
 // RecordsGuard opens the charge's records as the deployed function does
 // (the same settings: CLOUDCALL_IDEMPOTENCY_STORE or CLOUDCALL_STORE, its
 // prefix, TOP_APP_KEY, CLOUDCALL_TIMEOUT), for a person who reconciles an
-// unknown outcome with TOP. It judges whether a call may still be running
-// with a clock set back by skew: a person's machine ahead of the
-// functions' by up to that much cannot take a running call for a dead one.
+// unknown outcome with TOP. A call counts as possibly running skew longer:
+// a person's machine ahead of the functions' by up to that much cannot
+// take a running call for a dead one.
 // Close the records when done.
 func RecordsGuard(env *config.Env, log *slog.Logger, skew time.Duration) (*idempotency.Guard, idempotency.Records, error) {
 	appKey := env.Get("TOP_APP_KEY", "")
@@ -476,8 +476,7 @@ func RecordsGuard(env *config.Env, log *slog.Logger, skew time.Duration) (*idemp
 	if err != nil {
 		return nil, nil, err
 	}
-	now := func() time.Time { return time.Now().Add(-skew) }
-	return newGuard(records, appKey, cmp.Or(timeout, DefaultTimeout), log, now), records, nil
+	return newGuard(records, appKey, cmp.Or(timeout, DefaultTimeout), log, skew), records, nil
 }
 
 // ChargedAnswer is what every retry of key is told once a person found at
