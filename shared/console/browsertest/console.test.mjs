@@ -97,6 +97,10 @@ test('an invocation made with an HTTP client appears live, by its request id', a
   assert.ok(id, 'the trigger answers with x-fc-request-id');
   const row = page.locator(`#inv-table tr[data-request-id="${id}"]`);
   await row.waitFor();
+  // The row appears as the call starts ("running") and is finished by the
+  // end event, which the stream may bring after the caller has its answer
+  // (under -race it did).
+  await page.waitForFunction((id) => /logistics-get-quotahttp200/.test(document.querySelector(`#inv-table tr[data-request-id="${id}"]`)?.textContent ?? ''), id);
   assert.match(await row.textContent(), /logistics-get-quotahttp200/);
   await row.click();
   const detail = page.locator(`[data-testid=detail][data-request-id="${id}"]`);
