@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -106,6 +107,13 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	code, _, errOut = runCLI("records", "settle", "k5", "--not-charged", "--env-file", envFile)
 	require.Equal(t, 4, code)
 	require.Regexp(t, `the call started 1m4\ds ago and may still be running`, errOut, "its age on this clock, not the allowance's")
+	// When to come back, the allowance included (it said "a minute past its
+	// deadline", which had passed).
+	when := regexp.MustCompile(`it can be settled from (\S+) \(a minute past its deadline, and 2m0s more for a clock that runs ahead\)`).FindStringSubmatch(errOut)
+	require.NotNil(t, when, errOut)
+	from, err := time.Parse(time.RFC3339, when[1])
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now().Add(95*time.Second), from, 5*time.Second, "started 100 s ago: 75 s to run, 2 min of allowance")
 	require.Equal(t, false, show("k5")["settleable"])
 
 	for _, args := range [][]string{

@@ -602,11 +602,16 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 // Stuck of its start, and within a minute of its own deadline when it
 // recorded one (a platform timeout longer than Stuck assumes).
 func (g *Guard) mayRun(rec Record) bool {
+	return !g.o.Now().After(g.runsUntil(rec))
+}
+
+// runsUntil is when the call that took rec cannot be running any more.
+func (g *Guard) runsUntil(rec Record) time.Time {
 	until := time.UnixMilli(rec.Started).Add(g.o.Stuck)
 	if rec.Deadline > 0 {
 		until = later(until, time.UnixMilli(rec.Deadline).Add(deadlineMargin))
 	}
-	return !g.o.Now().After(until.Add(g.o.Skew))
+	return until.Add(g.o.Skew)
 }
 
 // deadlineMargin is how long past its own deadline a call may still write:

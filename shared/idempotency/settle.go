@@ -50,8 +50,8 @@ func (g *Guard) Settleable(rec Record) error {
 	case rec.State == Reserved:
 		return fmt.Errorf("%w: nothing was sent under this key (reserved only); a retry takes it over", ErrNotSettleable)
 	case rec.State == InProgress && rec.Known == "" && g.mayRun(rec):
-		return fmt.Errorf("%w: the call started %s ago and may still be running; look again once it cannot be (a minute past its deadline)",
-			ErrNotSettleable, g.o.Now().Sub(time.UnixMilli(rec.Started)).Round(time.Second))
+		return fmt.Errorf("%w: the call started %s ago and may still be running; it can be settled from %s (a minute past its deadline%s)",
+			ErrNotSettleable, g.o.Now().Sub(time.UnixMilli(rec.Started)).Round(time.Second), g.runsUntil(rec).UTC().Format(time.RFC3339), skewNote(g.o.Skew))
 	case rec.State == Done && rec.Settled == "":
 		if code := errCode(rec.Body); code != envelope.CodeOutcomeUnknown {
 			return fmt.Errorf("%w: the call finished with a definite answer (errCode %d), replayed to every retry", ErrNotSettleable, code)
@@ -99,6 +99,13 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 		return fmt.Errorf("%w: the record changed while it was being settled (its call finished, or someone settled it); inspect it again", ErrNotSettleable)
 	}
 	return nil
+}
+
+func skewNote(skew time.Duration) string {
+	if skew <= 0 {
+		return ""
+	}
+	return ", and " + skew.String() + " more for a clock that runs ahead"
 }
 
 // settledPrefix starts Settled; the vendor's id follows, then "; ".
