@@ -23,6 +23,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/console"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
@@ -150,7 +151,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	switch s := *storeFlag; {
 	case s == "embedded":
-		if host, _, err := net.SplitHostPort(*storeAddr); err != nil || !isLoopback(host) {
+		if host, _, err := net.SplitHostPort(*storeAddr); err != nil || !console.LoopbackHost(host) {
 			return usagef("--store-addr %q: expected a loopback host:port such as 127.0.0.1:6390 (the store holds tokens and records)", *storeAddr)
 		}
 		st, err := localstore.StartWith(*storeAddr, localstore.Options{Warn: func(msg string) { fmt.Fprintln(stdout, "WARNING: "+msg) }})
@@ -605,15 +606,6 @@ func defaultStore() string {
 		return v
 	}
 	return "embedded"
-}
-
-// isLoopback says whether host names this machine only.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // freshConns are the front door's connections that have not sent a whole

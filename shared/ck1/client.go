@@ -92,12 +92,7 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 			return upstream.Throttled("ck1", hdr)
 		}
 		if status != http.StatusOK && status != http.StatusCreated {
-			err := errorFrom(status, b)
-			var e *envelope.Error
-			if status == http.StatusUnauthorized && fixed && errors.As(err, &e) {
-				e.Reason = strings.Replace(e.Reason, "the access token even after a refresh: check CK1_ACCESS_TOKEN or the OAuth settings", "the fixed token in CK1_ACCESS_TOKEN: check it, or unset it to use OAuth", 1)
-			}
-			return err
+			return errorFrom(status, b, fixed)
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber() // amounts keep their exact digits
@@ -140,7 +135,7 @@ func (c *Client) send(ctx context.Context, path, tok string, body []byte) (int, 
 }
 
 // errorFrom maps a CK1 error answer onto the envelope, keeping the body.
-func errorFrom(status int, b []byte) error {
+func errorFrom(status int, b []byte, fixed bool) error {
 	var eb ErrorBody
 	up := &envelope.Upstream{Vendor: "ck1", HTTPStatus: status}
 	if json.Unmarshal(b, &eb) == nil && (len(eb.Errors) > 0 || eb.TicketID != "") {
@@ -159,7 +154,10 @@ func errorFrom(status int, b []byte) error {
 		reason = fmt.Sprintf("%s: %s", up.Code, up.Message)
 	}
 	e := &envelope.Error{Code: envelope.CodeUpstream, Reason: reason, Upstream: up}
-	if status == http.StatusUnauthorized {
+	switch {
+	case status == http.StatusUnauthorized && fixed:
+		e.Reason += " (CK1 refused the fixed token in CK1_ACCESS_TOKEN: check it, or unset it to use OAuth)"
+	case status == http.StatusUnauthorized:
 		e.Reason += " (CK1 refused the access token even after a refresh: check CK1_ACCESS_TOKEN or the OAuth settings)"
 	}
 	if status >= 500 {

@@ -15,7 +15,7 @@ func FuzzErrorFrom(f *testing.F) {
 	f.Add(500, []byte(`{"Errors":null}`))
 	f.Fuzz(func(t *testing.T, status int, b []byte) {
 		var e *envelope.Error
-		if !errors.As(errorFrom(status, b), &e) || e.Upstream == nil || e.Upstream.HTTPStatus != status {
+		if !errors.As(errorFrom(status, b, false), &e) || e.Upstream == nil || e.Upstream.HTTPStatus != status {
 			t.Fatalf("errorFrom(%d, %q) lost the status", status, b)
 		}
 	})

@@ -192,7 +192,7 @@ func (c *Console) loopbackOnly(next http.Handler) http.Handler {
 		if h, _, err := net.SplitHostPort(r.Host); err == nil {
 			host = h
 		}
-		if !loopbackHost(host) {
+		if !LoopbackHost(host) {
 			http.Error(w, "the console answers only to a loopback host name (127.0.0.1, ::1 or localhost)", http.StatusForbidden)
 			return
 		}
@@ -212,7 +212,9 @@ func loopbackAddr(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func loopbackHost(h string) bool {
+// LoopbackHost says whether a host name or address ("localhost",
+// "127.0.0.1", "[::1]") names this machine only.
+func LoopbackHost(h string) bool {
 	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	if strings.EqualFold(h, "localhost") {
 		return true

@@ -207,7 +207,7 @@ func explain(body []byte, t reflect.Type, err error) error {
 		}
 		want := "a value of another type"
 		if sem.GoType != nil {
-			want = describeType(sem.GoType)
+			want = DescribeType(sem.GoType)
 		}
 		if h := hintAt(t, sem.JSONPointer); h != "" {
 			want = h
@@ -548,7 +548,9 @@ func gotKind(k jsontext.Kind, v jsontext.Value) string {
 	return "a value of another type"
 }
 
-func describeType(t reflect.Type) string {
+// DescribeType says which JSON value a Go type takes ("a string", "an
+// object"), for messages that name what a member should hold.
+func DescribeType(t reflect.Type) string {
 	t = deref(t)
 	switch t.Kind() {
 	case reflect.String:

@@ -194,6 +194,17 @@ func Failure(api string, e *Error) Response {
 	return Response{Status: e.HTTPStatus(), Body: b, Err: e}
 }
 
+// FailureOf reads back the error an encoded envelope carries (a recorded
+// answer replayed, say), the inverse of Failure: nil for a success or for
+// bytes that are no envelope.
+func FailureOf(api string, body []byte) *Error {
+	var f failureBody
+	if json.Unmarshal(body, &f) != nil || f.ErrCode == 0 {
+		return nil
+	}
+	return &Error{Code: f.ErrCode, Reason: strings.TrimPrefix(f.ErrMsg, api+":fail "), Field: f.Field, RetryAfter: f.RetryAfter, Upstream: f.Upstream}
+}
+
 // writeString writes s as json.Marshal quotes it: as is when no byte needs
 // an escape (an API name always), through json.Marshal otherwise.
 func writeString(buf *bytes.Buffer, s string) {

@@ -211,3 +211,18 @@ func TestSuccessIsWhatMarshalWrites(t *testing.T) {
 		require.Contains(t, string(r.Body), "internal error")
 	}
 }
+
+// A recorded answer is read back as the error it carries, field for field,
+// so a replayed refusal is logged and counted as one; a success is none.
+func TestFailureOfReadsBackFailure(t *testing.T) {
+	e := &Error{Code: CodeThrottled, Reason: "throttled by TOP: 7 App Call Limited", RetryAfter: 42,
+		Upstream: &Upstream{Vendor: "top", Code: "7", Message: "App Call Limited"}}
+	got := FailureOf("top.ascp.launchExtraCharge", Failure("top.ascp.launchExtraCharge", e).Body)
+	require.NotNil(t, got)
+	require.Equal(t, e.Code, got.Code)
+	require.Equal(t, e.Reason, got.Reason)
+	require.Equal(t, 42, got.RetryAfter)
+	require.Equal(t, e.Upstream, got.Upstream)
+	require.Nil(t, FailureOf("demo", Success("demo", map[string]int{"n": 1}).Body))
+	require.Nil(t, FailureOf("demo", []byte("not json")))
+}

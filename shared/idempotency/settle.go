@@ -2,7 +2,6 @@ package idempotency
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,7 +52,7 @@ func (g *Guard) Settleable(rec Record) error {
 		return fmt.Errorf("%w: the call started %s ago and may still be running; it can be settled from %s (a minute past its deadline%s)",
 			ErrNotSettleable, g.o.Now().Sub(time.UnixMilli(rec.Started)).Round(time.Second), g.runsUntil(rec).UTC().Format(time.RFC3339), skewNote(g.o.Skew))
 	case rec.State == Done && rec.Settled == "":
-		if code := errCode(rec.Body); code != envelope.CodeOutcomeUnknown {
+		if code := codeOf(rec.Body); code != envelope.CodeOutcomeUnknown {
 			return fmt.Errorf("%w: the call finished with a definite answer (errCode %d), replayed to every retry", ErrNotSettleable, code)
 		}
 	}
@@ -117,11 +116,10 @@ func settledCharge(rec Record) (string, bool) {
 	return id, ok
 }
 
-// errCode reads a recorded envelope's errCode (0 when it has none).
-func errCode(body []byte) int {
-	var e struct {
-		ErrCode int `json:"errCode"`
+// codeOf is a recorded answer's errCode (0 for a success).
+func codeOf(body []byte) int {
+	if e := envelope.FailureOf("", body); e != nil {
+		return e.Code
 	}
-	_ = json.Unmarshal(body, &e)
-	return e.ErrCode
+	return 0
 }

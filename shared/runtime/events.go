@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -362,26 +361,9 @@ func badEvent(kind string, err error) error {
 	// Name the member and what it should hold, as the input's own errors do
 	// ("body: expected a string, got object"), not just the event's kind.
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
-		reason += fmt.Sprintf(": %s: expected %s, got %s", te.Field, jsonTypeName(te.Type), te.Value)
+		reason += fmt.Sprintf(": %s: expected %s, got %s", te.Field, envelope.DescribeType(te.Type), te.Value)
 	}
 	return &envelope.Error{Code: envelope.CodeInvalidInput, Reason: reason, Err: err}
-}
-
-// jsonTypeName says which JSON value a Go type takes.
-func jsonTypeName(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Map, reflect.Struct, reflect.Pointer:
-		return "an object"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	}
-	return t.String()
 }
 
 // encodeHTTP wraps an envelope as the HTTP trigger response both platforms take.

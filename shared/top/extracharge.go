@@ -312,14 +312,11 @@ func withKey(resp envelope.Response, key string) envelope.Response {
 // so a replayed -1304 or refusal is logged and counted as what the caller
 // hears, not as a success.
 func recordedError(body []byte) *envelope.Error {
-	var b struct {
-		ErrCode int    `json:"errCode"`
-		ErrMsg  string `json:"errMsg"`
+	e := envelope.FailureOf(APILaunchExtraCharge, body)
+	if e != nil {
+		e.Reason = "replayed: " + e.Reason
 	}
-	if json.Unmarshal(body, &b) != nil || b.ErrCode == 0 {
-		return nil
-	}
-	return &envelope.Error{Code: b.ErrCode, Reason: "replayed: " + strings.TrimPrefix(b.ErrMsg, APILaunchExtraCharge+":fail ")}
+	return e
 }
 
 // verdict keeps every answer after which TOP may have acted, and forgets
