@@ -213,7 +213,9 @@ export type InboundBoxInputDimension = number;
  * summary amounts when they share one currency, else absent.
  */
 export interface InboundBoxOutput {
+  /** 0 on success. */
   errCode: 0;
+  /** <api>:ok on success. */
   errMsg: "ck1.pricing.inboundBox:ok";
   /** One entry per shipping service (CK1 answers a JSON array). */
   services: {
@@ -225,13 +227,19 @@ export interface InboundBoxOutput {
     success: boolean;
     /** Why not, when success is false (Message). */
     message: string;
+    /** The charges (ChargeInfo, 费用信息). */
     chargeInfo: {
+      /** The amounts, per currency (Summary). */
       summary: InboundBoxOutputMoney[];
+      /** One line per charge (Detail). */
       detail: {
+        /** Currency code (Currency), e.g. CNY, USD. */
         currency: string;
         /** Exact decimal digits as CK1 sent them. */
         amount: number;
+        /** The charge's name (ChargeName). */
         chargeName: string;
+        /** CK1's remark on the charge (Remark). */
         remark: string;
       }[];
     };
@@ -239,7 +247,9 @@ export interface InboundBoxOutput {
     totalCharge?: InboundBoxOutputMoney;
     /** Delivery time in hours (派送时效(小时)); absent when CK1 did not send both min and max. */
     logisticsTimes?: {
+      /** Fewest hours (Min). */
       min?: number;
+      /** Most hours (Max). */
       max?: number;
     };
   }[];
@@ -272,7 +282,9 @@ export interface QueryChatappBindWabaInput {
 
 /** CAMS's RequestId and every field of Data, lowerCamel'd; fields CAMS adds later pass through too. */
 export interface QueryChatappBindWabaOutput {
+  /** 0 on success. */
   errCode: 0;
+  /** <api>:ok on success. */
   errMsg: "cams.queryChatappBindWaba:ok";
   /** CAMS's request id (RequestId). */
   requestId: string;
@@ -360,11 +372,14 @@ export interface LaunchExtraChargeInput {
  * refusal (result.success=false) is a failure envelope (-1305) with TOP's error_code in upstream.code.
  */
 export interface LaunchExtraChargeOutput {
+  /** 0 on success. */
   errCode: 0;
+  /** <api>:ok on success. */
   errMsg: "top.ascp.launchExtraCharge:ok";
   result: {
     /** Whether the call succeeded (success). */
     success: true;
+    /** The adjustment order TOP made (data). */
     data: {
       /** The adjustment order id (extra_charge_service_order_id). */
       extraChargeServiceOrderId: string;

@@ -39,12 +39,13 @@ func golang(fns []*fn) ([]byte, error) {
 	var fields strings.Builder
 	for _, c := range root.children {
 		tn := goNamespace(c, []string{c.name}, &ns)
+		fields.WriteString(comment(fmt.Sprintf("%s calls the %s.* functions: %s.", word(c.name), c.name, strings.Join(goCalls(c, []string{word(c.name)}), ", ")), "\t// ", 96))
 		fmt.Fprintf(&fields, "\t%s %s\n", word(c.name), tn)
 		fmt.Fprintf(&init, "\t\t%s: %s,\n", word(c.name), goNamespaceInit(c, []string{c.name}))
 	}
-	b.WriteString("// methods are the Client's fields, at the API names.\ntype methods struct {\n")
+	b.WriteString("// APIs are the Client's fields, at the API names: cc.OpenAPI.Logistics.GetQuota(ctx, in).\ntype APIs struct {\n")
 	b.WriteString(fields.String())
-	b.WriteString("}\n\nfunc newMethods(c *core) methods {\n\treturn methods{\n")
+	b.WriteString("}\n\nfunc newAPIs(c *core) APIs {\n\treturn APIs{\n")
 	b.WriteString(init.String())
 	b.WriteString("\t}\n}\n\n")
 	b.WriteString(ns.String())
@@ -53,6 +54,20 @@ func golang(fns []*fn) ([]byte, error) {
 		return nil, fmt.Errorf("generated Go does not format: %w\n%s", err, b.String())
 	}
 	return src, nil
+}
+
+// goCalls lists the methods under t as a caller writes them (CK1.Pricing.InboundBox).
+func goCalls(t *tree, path []string) []string {
+	var out []string
+	for _, c := range t.children {
+		p := append(append([]string{}, path...), pascal(c.name))
+		if c.fn != nil {
+			out = append(out, strings.Join(p, "."))
+			continue
+		}
+		out = append(out, goCalls(c, p)...)
+	}
+	return out
 }
 
 func goNamespaceName(path []string) string {
@@ -80,7 +95,9 @@ func goNamespace(t *tree, path []string, out *strings.Builder) string {
 			fmt.Fprintf(&methods, "\tvar out %sOutput\n\tif err := a.c.call(ctx, %q, in, &out, opts); err != nil {\n\t\treturn nil, err\n\t}\n\treturn &out, nil\n}\n\n", f.typePrefix, f.Name)
 			continue
 		}
-		child := goNamespace(c, append(append([]string{}, path...), c.name), out)
+		sub := append(append([]string{}, path...), c.name)
+		child := goNamespace(c, sub, out)
+		fields.WriteString(comment(fmt.Sprintf("%s calls the %s.* functions: %s.", pascal(c.name), strings.Join(sub, "."), strings.Join(goCalls(c, []string{pascal(c.name)}), ", ")), "\t// ", 96))
 		fmt.Fprintf(&fields, "\t%s %s\n", pascal(c.name), child)
 	}
 	fmt.Fprintf(out, "// %s holds the %s methods.\ntype %s struct {\n\tc *core\n%s}\n\n", name, strings.Join(path, "."), name, fields.String())
@@ -146,12 +163,25 @@ func (g *goGen) structType(name string, s *schema) (string, error) {
 		}
 		fmt.Fprintf(&body, "\t%s %s `json:%q`\n", pascal(prop), t, tag)
 	}
+	// An answer's open object (fields the vendor adds later pass through,
+	// as in Node) keeps what the type does not name in Extra.
+	open := g.output && s.open()
+	if open {
+		body.WriteString("\t// Extra holds the fields of the answer this type does not name (fields the vendor adds later),\n\t// numbers as json.Number. MarshalJSON writes them back.\n")
+		body.WriteString("\tExtra map[string]any `json:\"-\"`\n")
+	}
 	doc := name + ": " + s.Description
 	if s.Description == "" {
 		doc = name + " is part of " + g.prefix + "."
 	}
 	fmt.Fprintf(&g.out, "%s", comment(doc, "// ", 100))
 	fmt.Fprintf(&g.out, "type %s struct {\n%s}\n\n", name, body.String())
+	if open {
+		named := fmt.Sprintf("%q", s.order)
+		named = strings.ReplaceAll(strings.Trim(named, "[]"), "\" \"", "\", \"")
+		fmt.Fprintf(&g.out, "// UnmarshalJSON keeps the fields %s does not name in Extra.\nfunc (t *%s) UnmarshalJSON(b []byte) error {\n\ttype plain %s\n\tif err := json.Unmarshal(b, (*plain)(t)); err != nil {\n\t\treturn err\n\t}\n\treturn unnamed(b, &t.Extra, %s)\n}\n\n", name, name, name, named)
+		fmt.Fprintf(&g.out, "// MarshalJSON writes Extra's fields after the named ones.\nfunc (t %s) MarshalJSON() ([]byte, error) {\n\ttype plain %s\n\treturn withExtra(plain(t), t.Extra, %s)\n}\n\n", name, name, named)
+	}
 	return name, nil
 }
 

@@ -170,6 +170,9 @@ func (s *schema) isRequired(name string) bool {
 // closed says the object takes no fields besides its properties.
 func (s *schema) closed() bool { return string(bytes.TrimSpace(s.AdditionalProperties)) == "false" }
 
+// open says additional properties are allowed and pass through as they are.
+func (s *schema) open() bool { return string(bytes.TrimSpace(s.AdditionalProperties)) == "true" }
+
 // extra is the schema of additional properties, when it is one.
 func (s *schema) extra() *schema {
 	a := bytes.TrimSpace(s.AdditionalProperties)

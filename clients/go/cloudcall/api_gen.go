@@ -81,23 +81,30 @@ type InboundBoxOutputMoney struct {
 
 // InboundBoxOutputServicesItemChargeInfoDetailItem is part of InboundBoxOutput.
 type InboundBoxOutputServicesItemChargeInfoDetailItem struct {
+	// Currency code (Currency), e.g. CNY, USD.
 	Currency string `json:"currency"`
 	// Exact decimal digits as CK1 sent them.
-	Amount     json.Number `json:"amount"`
-	ChargeName string      `json:"chargeName"`
-	Remark     string      `json:"remark"`
+	Amount json.Number `json:"amount"`
+	// The charge's name (ChargeName).
+	ChargeName string `json:"chargeName"`
+	// CK1's remark on the charge (Remark).
+	Remark string `json:"remark"`
 }
 
-// InboundBoxOutputServicesItemChargeInfo is part of InboundBoxOutput.
+// InboundBoxOutputServicesItemChargeInfo: The charges (ChargeInfo, 费用信息).
 type InboundBoxOutputServicesItemChargeInfo struct {
-	Summary []InboundBoxOutputMoney                            `json:"summary"`
-	Detail  []InboundBoxOutputServicesItemChargeInfoDetailItem `json:"detail"`
+	// The amounts, per currency (Summary).
+	Summary []InboundBoxOutputMoney `json:"summary"`
+	// One line per charge (Detail).
+	Detail []InboundBoxOutputServicesItemChargeInfoDetailItem `json:"detail"`
 }
 
 // InboundBoxOutputServicesItemLogisticsTimes: Delivery time in hours (派送时效(小时)); absent
 // when CK1 did not send both min and max.
 type InboundBoxOutputServicesItemLogisticsTimes struct {
+	// Fewest hours (Min).
 	Min *json.Number `json:"min,omitempty"`
+	// Most hours (Max).
 	Max *json.Number `json:"max,omitempty"`
 }
 
@@ -110,7 +117,8 @@ type InboundBoxOutputServicesItem struct {
 	// Whether the service could price the boxes (Success).
 	Success bool `json:"success"`
 	// Why not, when success is false (Message).
-	Message    string                                 `json:"message"`
+	Message string `json:"message"`
+	// The charges (ChargeInfo, 费用信息).
 	ChargeInfo InboundBoxOutputServicesItemChargeInfo `json:"chargeInfo"`
 	// Total charge; absent when it cannot be known without an exchange rate.
 	TotalCharge *InboundBoxOutputMoney `json:"totalCharge,omitempty"`
@@ -122,8 +130,10 @@ type InboundBoxOutputServicesItem struct {
 // exact decimal digits (never through float64). totalCharge is CK1's TotalCharge when sent, else the
 // exact sum of the summary amounts when they share one currency, else absent.
 type InboundBoxOutput struct {
-	ErrCode int64  `json:"errCode"`
-	ErrMsg  string `json:"errMsg"`
+	// 0 on success.
+	ErrCode int64 `json:"errCode"`
+	// <api>:ok on success.
+	ErrMsg string `json:"errMsg"`
 	// One entry per shipping service (CK1 answers a JSON array).
 	Services []InboundBoxOutputServicesItem `json:"services"`
 }
@@ -164,13 +174,33 @@ type QueryChatappBindWabaOutputData struct {
 	IsOnBizApp string `json:"isOnBizApp,omitempty"`
 	// AuthInternationalRateEligibility: a free-form object, passed through as is.
 	AuthInternationalRateEligibility map[string]any `json:"authInternationalRateEligibility,omitempty"`
+	// Extra holds the fields of the answer this type does not name (fields the vendor adds later),
+	// numbers as json.Number. MarshalJSON writes them back.
+	Extra map[string]any `json:"-"`
+}
+
+// UnmarshalJSON keeps the fields QueryChatappBindWabaOutputData does not name in Extra.
+func (t *QueryChatappBindWabaOutputData) UnmarshalJSON(b []byte) error {
+	type plain QueryChatappBindWabaOutputData
+	if err := json.Unmarshal(b, (*plain)(t)); err != nil {
+		return err
+	}
+	return unnamed(b, &t.Extra, "id", "name", "businessId", "businessName", "currency", "accountReviewStatus", "messageTemplateNamespace", "marketingMessageLiteStatus", "primaryBusinessLocation", "isOnBizApp", "authInternationalRateEligibility")
+}
+
+// MarshalJSON writes Extra's fields after the named ones.
+func (t QueryChatappBindWabaOutputData) MarshalJSON() ([]byte, error) {
+	type plain QueryChatappBindWabaOutputData
+	return withExtra(plain(t), t.Extra, "id", "name", "businessId", "businessName", "currency", "accountReviewStatus", "messageTemplateNamespace", "marketingMessageLiteStatus", "primaryBusinessLocation", "isOnBizApp", "authInternationalRateEligibility")
 }
 
 // QueryChatappBindWabaOutput: CAMS's RequestId and every field of Data, lowerCamel'd; fields CAMS adds
 // later pass through too.
 type QueryChatappBindWabaOutput struct {
-	ErrCode int64  `json:"errCode"`
-	ErrMsg  string `json:"errMsg"`
+	// 0 on success.
+	ErrCode int64 `json:"errCode"`
+	// <api>:ok on success.
+	ErrMsg string `json:"errMsg"`
 	// CAMS's request id (RequestId).
 	RequestID string `json:"requestId"`
 	// The WABA (Data); unknown fields are passed through.
@@ -216,7 +246,7 @@ type LaunchExtraChargeInput struct {
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
 
-// LaunchExtraChargeOutputResultData is part of LaunchExtraChargeOutput.
+// LaunchExtraChargeOutputResultData: The adjustment order TOP made (data).
 type LaunchExtraChargeOutputResultData struct {
 	// The adjustment order id (extra_charge_service_order_id).
 	ExtraChargeServiceOrderID string `json:"extraChargeServiceOrderId"`
@@ -227,17 +257,20 @@ type LaunchExtraChargeOutputResultData struct {
 // LaunchExtraChargeOutputResult is part of LaunchExtraChargeOutput.
 type LaunchExtraChargeOutputResult struct {
 	// Whether the call succeeded (success).
-	Success bool                              `json:"success"`
-	Data    LaunchExtraChargeOutputResultData `json:"data"`
+	Success bool `json:"success"`
+	// The adjustment order TOP made (data).
+	Data LaunchExtraChargeOutputResultData `json:"data"`
 }
 
 // LaunchExtraChargeOutput: TOP accepted the charge: result.success is true and data holds the new
 // adjustment order. A business refusal (result.success=false) is a failure envelope (-1305) with TOP's
 // error_code in upstream.code.
 type LaunchExtraChargeOutput struct {
-	ErrCode int64                         `json:"errCode"`
-	ErrMsg  string                        `json:"errMsg"`
-	Result  LaunchExtraChargeOutputResult `json:"result"`
+	// 0 on success.
+	ErrCode int64 `json:"errCode"`
+	// <api>:ok on success.
+	ErrMsg string                        `json:"errMsg"`
+	Result LaunchExtraChargeOutputResult `json:"result"`
 	// TOP's request_id.
 	RequestID string `json:"requestId"`
 	// The idempotency key in force, echoed: the caller's (idempotencyKey or the Idempotency-Key
@@ -255,16 +288,20 @@ func functions() []function {
 	}
 }
 
-// methods are the Client's fields, at the API names.
-type methods struct {
+// APIs are the Client's fields, at the API names: cc.OpenAPI.Logistics.GetQuota(ctx, in).
+type APIs struct {
+	// OpenAPI calls the openapi.* functions: OpenAPI.Logistics.GetQuota.
 	OpenAPI OpenAPIAPI
-	CK1     CK1API
-	CAMS    CAMSAPI
-	TOP     TOPAPI
+	// CK1 calls the ck1.* functions: CK1.Pricing.InboundBox.
+	CK1 CK1API
+	// CAMS calls the cams.* functions: CAMS.QueryChatappBindWaba.
+	CAMS CAMSAPI
+	// TOP calls the top.* functions: TOP.ASCP.LaunchExtraCharge.
+	TOP TOPAPI
 }
 
-func newMethods(c *core) methods {
-	return methods{
+func newAPIs(c *core) APIs {
+	return APIs{
 		OpenAPI: OpenAPIAPI{c: c, Logistics: OpenAPILogisticsAPI{c: c}},
 		CK1:     CK1API{c: c, Pricing: CK1PricingAPI{c: c}},
 		CAMS:    CAMSAPI{c: c},
@@ -289,7 +326,8 @@ func (a OpenAPILogisticsAPI) GetQuota(ctx context.Context, in GetQuotaInput, opt
 
 // OpenAPIAPI holds the openapi methods.
 type OpenAPIAPI struct {
-	c         *core
+	c *core
+	// Logistics calls the openapi.logistics.* functions: Logistics.GetQuota.
 	Logistics OpenAPILogisticsAPI
 }
 
@@ -311,7 +349,8 @@ func (a CK1PricingAPI) InboundBox(ctx context.Context, in InboundBoxInput, opts 
 
 // CK1API holds the ck1 methods.
 type CK1API struct {
-	c       *core
+	c *core
+	// Pricing calls the ck1.pricing.* functions: Pricing.InboundBox.
 	Pricing CK1PricingAPI
 }
 
@@ -349,6 +388,7 @@ func (a TOPASCPAPI) LaunchExtraCharge(ctx context.Context, in LaunchExtraChargeI
 
 // TOPAPI holds the top methods.
 type TOPAPI struct {
-	c    *core
+	c *core
+	// ASCP calls the top.ascp.* functions: ASCP.LaunchExtraCharge.
 	ASCP TOPASCPAPI
 }

@@ -9,7 +9,11 @@
 //	if errors.As(err, &ce) && ce.ErrCode == -1001 { ... ce.Field ... }
 //	fmt.Println(out.QuotaNum) // 210
 //
-// Example is the whole first call, as the README shows it.
+// The Client's fields are the API namespaces (APIs): cc.OpenAPI, cc.CK1,
+// cc.CAMS and cc.TOP. Every failure of a call is an *Error; a misuse found
+// before anything is sent (an option the API does not take, a function
+// without an endpoint) is a plain error. Example is the whole first call, as
+// the README shows it.
 package cloudcall
 
 import (
@@ -33,19 +37,28 @@ import (
 	"github.com/cloudcall/cloudcall/shared/callerauth"
 )
 
-// The bundle's codes the client produces itself (docs/envelope.md, error codes).
+// The bundle's error codes (docs/envelope.md, error codes): Error.ErrCode is
+// one of these or the vendor's own code (a WeChat errcode). The client makes
+// CodeInvalidInput, CodeThrottled and CodeTimeout through CodeOutcomeUnknown
+// itself too, when it sees no function's answer.
 const (
-	CodeInvalidInput   = -1001
-	CodeThrottled      = -1201
-	CodeTimeout        = -1301
-	CodeUnreachable    = -1302
-	CodeUnreadable     = -1303
-	CodeOutcomeUnknown = -1304
+	CodeInvalidInput    = -1001 // 400: the input broke a documented rule; Field names it
+	CodePayloadTooLarge = -1002 // 413: body or headers over the limit
+	// CodeUnauthenticated is the function refusing the caller's signature; a
+	// "replayed nonce" refusal of the charge becomes CodeOutcomeUnknown.
+	CodeUnauthenticated     = -1101
+	CodeForbidden           = -1102 // 403: the caller is known but not allowed
+	CodeThrottled           = -1201 // 429: wait RetryAfter seconds
+	CodeTimeout             = -1301 // no answer before the deadline (or the caller's context ended)
+	CodeUnreachable         = -1302 // the function or the vendor could not be reached
+	CodeUnreadable          = -1303 // an answer came that could not be read
+	CodeOutcomeUnknown      = -1304 // a charge may or may not have happened: call again with the same key
+	CodeVendorRefused       = -1305 // the vendor refused; Upstream says what it said
+	CodeIdempotencyConflict = -1401 // 409: the charge's key is in flight, or was used for another request
+	CodeStoreUnavailable    = -1501 // 503: the functions' shared state is down; retry
+	CodeConfig              = -1601 // 500: the function lacks configuration
+	CodeInternal            = -1999 // 500: a bug; RequestID finds it in the logs
 )
-
-// CodeUnauthenticated is the function refusing the caller's signature; a
-// "replayed nonce" refusal of the charge becomes CodeOutcomeUnknown.
-const CodeUnauthenticated = -1101
 
 // Defaults.
 const (
@@ -78,9 +91,12 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Client calls the functions. Its fields follow the API names.
+// Client calls the functions. Its fields (APIs) follow the API names:
+// cc.OpenAPI.Logistics.GetQuota, cc.CK1.Pricing.InboundBox,
+// cc.CAMS.QueryChatappBindWaba, cc.TOP.ASCP.LaunchExtraCharge. It is safe
+// for concurrent use.
 type Client struct {
-	methods
+	APIs
 }
 
 // missingScheme says raw is a host and a port with the scheme left out
@@ -199,7 +215,7 @@ func New(o Options) (*Client, error) {
 	if c.o.Now == nil {
 		c.o.Now = time.Now
 	}
-	return &Client{methods: newMethods(c)}, nil
+	return &Client{APIs: newAPIs(c)}, nil
 }
 
 // dotSegments spells the segments "%2e" and "%2e%2e" (any case, or mixed
@@ -242,34 +258,38 @@ func signableQuery(raw string) error {
 
 // Upstream is what the vendor said, verbatim.
 type Upstream struct {
-	Vendor     string         `json:"vendor"`
-	HTTPStatus int            `json:"httpStatus,omitempty"`
-	Code       string         `json:"code,omitempty"`
-	Message    string         `json:"message,omitempty"`
-	SubCode    string         `json:"subCode,omitempty"`
-	SubMessage string         `json:"subMessage,omitempty"`
-	RequestID  string         `json:"requestId,omitempty"`
-	Extra      map[string]any `json:"extra,omitempty"`
+	Vendor     string         `json:"vendor"`               // wechat, ck1, cams or top
+	HTTPStatus int            `json:"httpStatus,omitempty"` // the vendor's HTTP status
+	Code       string         `json:"code,omitempty"`       // the vendor's error code, as text
+	Message    string         `json:"message,omitempty"`    // the vendor's message
+	SubCode    string         `json:"subCode,omitempty"`    // TOP's sub_code
+	SubMessage string         `json:"subMessage,omitempty"` // TOP's sub_msg
+	RequestID  string         `json:"requestId,omitempty"`  // the vendor's request id
+	Extra      map[string]any `json:"extra,omitempty"`      // the vendor's other error fields
 }
 
 // Error is a failed call: the function's failure envelope, or what the client
-// saw instead (Status 0 when no answer came).
+// saw instead (Status 0 when no answer came). errors.As(err, &e) finds it;
+// errors.Is(err, context.Canceled) tells a call the caller's context ended.
 type Error struct {
-	ErrCode        int
-	ErrMsg         string
+	ErrCode        int       // a Code* constant, or the vendor's code (a WeChat errcode)
+	ErrMsg         string    // "<api>:fail <why>"
 	Field          string    // the input field at fault (-1001)
 	RetryAfter     int       // seconds (-1201)
 	Upstream       *Upstream // what the vendor said
 	RequestID      string    // the platform's request id, else the vendor's
 	Status         int       // HTTP status; 0 without an answer
 	IdempotencyKey string    // the key in force, as the function echoed it (the charge)
-	API, Function  string
-	Attempts       int
-	Err            error // the transport cause, when there is one
+	API            string    // the API called, e.g. top.ascp.launchExtraCharge
+	Function       string    // the function called, e.g. top-launch-extra-charge
+	Attempts       int       // requests sent (retries included); 0 when none was
+	Err            error     // the cause, when there is one: a transport error, the context's error
 }
 
+// Error gives the code and the message.
 func (e *Error) Error() string { return fmt.Sprintf("cloudcall: errCode %d: %s", e.ErrCode, e.ErrMsg) }
 
+// Unwrap gives the cause (Err).
 func (e *Error) Unwrap() error { return e.Err }
 
 // CallOption adjusts one call.
@@ -344,10 +364,32 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return e
+			return waitEnded(ctx, e)
 		case <-t.C:
 		}
 	}
+}
+
+// waitEnded is the answer when ctx ends while waiting to retry after e:
+// errors.Is sees the context's error, whatever the code. Nothing is in
+// flight (a charge is waited on only after a 429, which did not charge), so
+// a canceled call is CodeTimeout, as one canceled before sending is. A
+// deadline keeps a 429 as it was, as Node does.
+func waitEnded(ctx context.Context, e *Error) *Error {
+	cause := ctx.Err()
+	if e.Err != nil {
+		cause = errors.Join(cause, e.Err)
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && e.ErrCode == CodeThrottled {
+		e.Err = cause
+		return e
+	}
+	why := "no answer before the deadline"
+	if errors.Is(ctx.Err(), context.Canceled) {
+		why = "the caller's context was canceled"
+	}
+	return &Error{ErrCode: CodeTimeout, API: e.API, Function: e.Function, Attempts: e.Attempts, IdempotencyKey: e.IdempotencyKey, Err: cause,
+		ErrMsg: fmt.Sprintf("%s:fail %s while waiting to retry (last attempt: %s)", e.API, why, strings.TrimPrefix(e.ErrMsg, e.API+":fail "))}
 }
 
 // encodeInput fixes the body once: every retry sends these very bytes, so a
@@ -553,7 +595,13 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 	if cause == nil {
 		cause = err
 	}
-	base.ErrMsg = fmt.Sprintf("%s:fail could not reach %s: %v", f.API, f.url.Host, cause)
+	if notSent(err) {
+		base.ErrMsg = fmt.Sprintf("%s:fail could not reach %s: %v", f.API, f.url.Host, cause)
+	} else {
+		// The request may have arrived (a connection closed after it was
+		// sent): a read is still safe to send again.
+		base.ErrMsg = fmt.Sprintf("%s:fail the connection to %s failed before an answer: %v", f.API, f.url.Host, cause)
+	}
 	if f.Idempotent {
 		return base, -1
 	}

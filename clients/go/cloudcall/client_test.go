@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/sandbox/camssbx"
 	"github.com/cloudcall/cloudcall/shared/sandbox/ck1sbx"
@@ -356,6 +358,14 @@ func TestTransportRetryRules(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(7), out.QuotaNum)
 		require.Equal(t, 2, n())
+
+		// Dropped every time: the request arrived, so "could not reach" would be false.
+		srv, n = fake(t, func(w http.ResponseWriter, r *http.Request, k int) { drop(w) })
+		_, err = client(t, srv.URL, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeUnreachable, ce.ErrCode)
+		require.Equal(t, 3, n())
+		require.Contains(t, ce.ErrMsg, "openapi.logistics.getQuota:fail the connection to "+strings.TrimPrefix(srv.URL, "http://")+" failed before an answer: ")
 	})
 	t.Run("a charge is not, and says the outcome is unknown", func(t *testing.T) {
 		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) { drop(w) })
@@ -795,4 +805,76 @@ func TestEmptyStringIsSentAsGiven(t *testing.T) {
 	// "" and absent are different requests to TOP, so different charges.
 	require.NotEqual(t, raw(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-GO-EMPTY","price":100,"type":2,"desc":""}}`)["idempotencyKey"],
 		raw(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-GO-EMPTY","price":100,"type":2}}`)["idempotencyKey"])
+}
+
+// A caller's context that ends while the client waits to retry is the
+// caller's doing: errors.Is says so, whatever the last attempt said (an
+// outside tester's canceled calls read as "throttled" and "unreachable").
+func TestContextEndingDuringARetryWait(t *testing.T) {
+	in := cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"}
+	t.Run("canceled while waiting out a 429", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(429)
+			_, _ = w.Write([]byte(`throttled`))
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(200*time.Millisecond, cancel)
+		_, err := client(t, srv.URL, secret).OpenAPI.Logistics.GetQuota(ctx, in)
+		require.ErrorIs(t, err, context.Canceled)
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeTimeout, ce.ErrCode)
+		require.Equal(t, 1, ce.Attempts)
+		require.Equal(t, 0, ce.Status)
+		require.Equal(t, "openapi.logistics.getQuota:fail the caller's context was canceled while waiting to retry (last attempt: throttled before the function (HTTP 429 from "+srv.URL+"/logistics-get-quota): throttled)", ce.ErrMsg)
+		require.Equal(t, 1, n())
+	})
+	t.Run("canceled while backing off a refused connection", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		base := srv.URL
+		srv.Close() // refuses from now on
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(30*time.Millisecond, cancel)
+		_, err := client(t, base, secret, func(o *cloudcall.Options) { o.MaxRetries = 50 }).OpenAPI.Logistics.GetQuota(ctx, in)
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorIs(t, err, syscall.ECONNREFUSED, "the last attempt's cause stays")
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeTimeout, ce.ErrCode)
+		require.Contains(t, ce.ErrMsg, "canceled while waiting to retry (last attempt: could not reach")
+	})
+}
+
+// An answer's fields that the generated types do not name reach Go callers
+// in Extra, as they reach Node's, and go back out with MarshalJSON.
+func TestFieldsTheVendorAddsLaterPassThrough(t *testing.T) {
+	srv, _ := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"cams.queryChatappBindWaba:ok","requestId":"R1","data":{"id":"W1","futureField":{"addedBy":"a later release","n":10.50}}}`))
+	})
+	out, err := client(t, srv.URL, secret).CAMS.QueryChatappBindWaba(context.Background(), cloudcall.QueryChatappBindWabaInput{})
+	require.NoError(t, err)
+	require.Equal(t, "W1", out.Data.ID)
+	require.Equal(t, map[string]any{"futureField": map[string]any{"addedBy": "a later release", "n": json.Number("10.50")}}, out.Data.Extra)
+	b, err := json.Marshal(out.Data)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"id":"W1","futureField":{"addedBy":"a later release","n":10.50}}`, string(b))
+	require.Contains(t, string(b), `10.50`, "the digits as CAMS sent them")
+
+	var none cloudcall.QueryChatappBindWabaOutputData
+	require.NoError(t, json.Unmarshal([]byte(`{"id":"W2"}`), &none))
+	require.Nil(t, none.Extra)
+}
+
+// The client's codes are the envelope's.
+func TestCodesAreTheEnvelopes(t *testing.T) {
+	for got, want := range map[int]int{
+		cloudcall.CodeInvalidInput: envelope.CodeInvalidInput, cloudcall.CodePayloadTooLarge: envelope.CodePayloadTooLarge,
+		cloudcall.CodeUnauthenticated: envelope.CodeUnauthenticated, cloudcall.CodeForbidden: envelope.CodeForbidden,
+		cloudcall.CodeThrottled: envelope.CodeThrottled, cloudcall.CodeTimeout: envelope.CodeUpstreamTimeout,
+		cloudcall.CodeUnreachable: envelope.CodeUpstreamUnreachable, cloudcall.CodeUnreadable: envelope.CodeUpstreamMalformed,
+		cloudcall.CodeOutcomeUnknown: envelope.CodeOutcomeUnknown, cloudcall.CodeVendorRefused: envelope.CodeUpstream,
+		cloudcall.CodeIdempotencyConflict: envelope.CodeIdempotencyConflict, cloudcall.CodeStoreUnavailable: envelope.CodeStoreUnavailable,
+		cloudcall.CodeConfig: envelope.CodeConfig, cloudcall.CodeInternal: envelope.CodeInternal,
+	} {
+		require.Equal(t, want, got)
+	}
 }

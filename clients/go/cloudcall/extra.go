@@ -1,0 +1,64 @@
+package cloudcall
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"sort"
+)
+
+// unnamed puts the members of the JSON object b that are not named into
+// *into (nil when there are none), numbers as json.Number: the fields a
+// vendor adds later reach Go callers as they reach Node's.
+func unnamed(b []byte, into *map[string]any, named ...string) error {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	*into = nil
+	for k, raw := range all {
+		if slices.Contains(named, k) {
+			continue
+		}
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			return err
+		}
+		if *into == nil {
+			*into = map[string]any{}
+		}
+		(*into)[k] = v
+	}
+	return nil
+}
+
+// withExtra encodes v, a struct, with extra's members after its own (in key
+// order; a name v already has is left out).
+func withExtra(v any, extra map[string]any, named ...string) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || len(extra) == 0 {
+		return b, err
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		if !slices.Contains(named, k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := bytes.TrimSuffix(b, []byte("}"))
+	for _, k := range keys {
+		kb, _ := json.Marshal(k)
+		vb, err := json.Marshal(extra[k])
+		if err != nil {
+			return nil, err
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, kb...), ':'), vb...)
+	}
+	return append(out, '}'), nil
+}
