@@ -5,8 +5,14 @@
 // `cloudcall gen` from the registry's schemas; this file is the hand-written
 // core: signing, transport, retries, errors.
 
-const { createHash, createHmac, randomBytes } = require('node:crypto');
-const { setTimeout: sleep } = require('node:timers/promises');
+// Node's built-ins through process.getBuiltinModule where it exists (Node
+// 20.16+, 22.3+): a bundler that turns this file into an ES module (esbuild
+// --format=esm) cannot keep a require() of them, and its stand-in throws
+// when the bundle starts. require() stays for older Nodes, never reached on
+// newer ones.
+const builtin = (name) => globalThis.process?.getBuiltinModule?.(name) ?? require(name);
+const { createHash, createHmac, randomBytes } = builtin('node:crypto');
+const { setTimeout: sleep } = builtin('node:timers/promises');
 const { functions } = require('./api.cjs');
 
 const SCHEME = 'CLOUDCALL-HMAC-SHA256';
@@ -331,7 +337,9 @@ async function call(o, fn, input, callOpts = {}) {
         if (fn.idempotent && !notSent) {
           throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
         }
-        throw clientError(fn, CODE.unreachable, `could not reach ${url.origin} (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
+        // "could not reach" only when it certainly never left: a connection
+        // closed after the request was sent reached the function.
+        throw clientError(fn, CODE.unreachable, notSent ? `could not reach ${url.origin} (${code || err.message})` : `the connection to ${url.origin} failed before an answer (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
       }
       let readErr;
       const text = await res.text().catch((err) => {

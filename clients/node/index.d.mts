@@ -98,6 +98,8 @@ export declare class CloudCallError extends Error {
   readonly function: FunctionName;
   /** How many requests were sent. */
   readonly attempts?: number;
+  /** What ended the call when it was not the function's answer: the transport error, or the abort reason of a charge that may have been sent. Declared here too, for a target below ES2022. */
+  readonly cause?: unknown;
 }
 
 export interface FunctionInfo {
@@ -208,9 +210,9 @@ export interface InboundBoxInput {
 export type InboundBoxInputDimension = number;
 
 /**
- * CK1's per-service quotes in lowerCamelCase under services. Amounts keep CK1's exact decimal digits
- * (never through float64). totalCharge is CK1's TotalCharge when sent, else the exact sum of the
- * summary amounts when they share one currency, else absent.
+ * CK1's per-service quotes in lowerCamelCase under services. The envelope writes amounts with CK1's
+ * exact decimal digits (the function never reads them as float64). totalCharge is CK1's TotalCharge
+ * when sent, else the exact sum of the summary amounts when they share one currency, else absent.
  */
 export interface InboundBoxOutput {
   /** 0 on success. */
@@ -235,7 +237,10 @@ export interface InboundBoxOutput {
       detail: {
         /** Currency code (Currency), e.g. CNY, USD. */
         currency: string;
-        /** Exact decimal digits as CK1 sent them. */
+        /**
+         * The amount, written in the envelope with the decimal digits CK1 sent (96.00): the Go client keeps
+         * them (json.Number); JSON.parse reads a number (96).
+         */
         amount: number;
         /** The charge's name (ChargeName). */
         chargeName: string;
@@ -258,7 +263,10 @@ export interface InboundBoxOutput {
 export interface InboundBoxOutputMoney {
   /** Currency code, e.g. CNY, USD. */
   currency: string;
-  /** Exact decimal digits as CK1 sent them. */
+  /**
+   * The amount, written in the envelope with the decimal digits CK1 sent (96.00): the Go client keeps
+   * them (json.Number); JSON.parse reads a number (96).
+   */
   amount: number;
 }
 

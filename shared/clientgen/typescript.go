@@ -106,6 +106,8 @@ export declare class CloudCallError extends Error {
   readonly function: FunctionName;
   /** How many requests were sent. */
   readonly attempts?: number;
+  /** What ended the call when it was not the function's answer: the transport error, or the abort reason of a charge that may have been sent. Declared here too, for a target below ES2022. */
+  readonly cause?: unknown;
 }
 
 export interface FunctionInfo {

@@ -75,7 +75,8 @@ type InboundBoxInput struct {
 type InboundBoxOutputMoney struct {
 	// Currency code, e.g. CNY, USD.
 	Currency string `json:"currency"`
-	// Exact decimal digits as CK1 sent them.
+	// The amount, written in the envelope with the decimal digits CK1 sent (96.00): the Go client
+	// keeps them (json.Number); JSON.parse reads a number (96).
 	Amount json.Number `json:"amount"`
 }
 
@@ -83,7 +84,8 @@ type InboundBoxOutputMoney struct {
 type InboundBoxOutputServicesItemChargeInfoDetailItem struct {
 	// Currency code (Currency), e.g. CNY, USD.
 	Currency string `json:"currency"`
-	// Exact decimal digits as CK1 sent them.
+	// The amount, written in the envelope with the decimal digits CK1 sent (96.00): the Go client
+	// keeps them (json.Number); JSON.parse reads a number (96).
 	Amount json.Number `json:"amount"`
 	// The charge's name (ChargeName).
 	ChargeName string `json:"chargeName"`
@@ -126,9 +128,10 @@ type InboundBoxOutputServicesItem struct {
 	LogisticsTimes *InboundBoxOutputServicesItemLogisticsTimes `json:"logisticsTimes,omitempty"`
 }
 
-// InboundBoxOutput: CK1's per-service quotes in lowerCamelCase under services. Amounts keep CK1's
-// exact decimal digits (never through float64). totalCharge is CK1's TotalCharge when sent, else the
-// exact sum of the summary amounts when they share one currency, else absent.
+// InboundBoxOutput: CK1's per-service quotes in lowerCamelCase under services. The envelope writes
+// amounts with CK1's exact decimal digits (the function never reads them as float64). totalCharge is
+// CK1's TotalCharge when sent, else the exact sum of the summary amounts when they share one currency,
+// else absent.
 type InboundBoxOutput struct {
 	// 0 on success.
 	ErrCode int64 `json:"errCode"`

@@ -33,15 +33,29 @@ export function need(t, what, ok) {
   return true;
 }
 
+// The pinned bundler of the bundle test: esbuild is what Lambda and FC users
+// most often bundle Node functions with.
+export const ESBUILD = 'esbuild@0.28.2';
+
 /** tsc from the pinned typescript in toolsDir, installing it there when absent. */
 export function tsc() {
-  const bin = join(toolsDir, 'node_modules', 'typescript', 'bin', 'tsc');
+  return tool(TYPESCRIPT, join('typescript', 'bin', 'tsc'));
+}
+
+/** esbuild from the pinned package in toolsDir, installing it there when absent. */
+export function esbuild() {
+  return tool(ESBUILD, join('esbuild', 'bin', 'esbuild'));
+}
+
+// Both pins in one install: an install of one with --no-save removes the other.
+function tool(pkg, path) {
+  const bin = join(toolsDir, 'node_modules', path);
   if (!existsSync(bin)) {
     mkdirSync(toolsDir, { recursive: true });
     try {
-      execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', toolsDir, TYPESCRIPT], { stdio: 'pipe' });
+      execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', toolsDir, TYPESCRIPT, ESBUILD], { stdio: 'pipe' });
     } catch (err) {
-      return { error: `could not install ${TYPESCRIPT} into ${toolsDir}: ${err.stderr || err.message}` };
+      return { error: `could not install ${pkg} into ${toolsDir}: ${err.stderr || err.message}` };
     }
   }
   return { bin };

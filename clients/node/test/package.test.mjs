@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync, copyFileSync, readFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
-import { pkgDir, have, CI, tsc } from './helpers.mjs';
+import { pkgDir, have, CI, tsc, esbuild } from './helpers.mjs';
 
 const hasNpm = have('npm');
 if (!hasNpm && CI) throw new Error('npm is missing: CI=true needs it for the package tests');
@@ -58,7 +58,7 @@ describe('npm pack', { skip: !hasNpm && 'npm is missing' }, () => {
   });
 
   it('holds only the runtime files and declares no dependencies', () => {
-    assert.deepEqual(tarball.files, ['README.md', 'api.cjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs', 'package.json']);
+    assert.deepEqual(tarball.files, ['LICENSE', 'README.md', 'api.cjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs', 'package.json']);
     const pkg = JSON.parse(readFileSync(join(project, 'node_modules/@cloudcall/client/package.json'), 'utf8'));
     assert.equal(pkg.dependencies, undefined);
     assert.equal(pkg.engines.node, '>=18');
@@ -96,6 +96,29 @@ console.log(JSON.stringify({ quotaNum: r.quotaNum, isError: err instanceof Cloud
     }
   });
 
+  // esbuild turns the CommonJS core into part of an ES module; a require()
+  // of a Node built-in there became a stand-in that threw "Dynamic require
+  // of node:crypto is not supported" when the bundle started (an outside
+  // tester's Lambda bundle).
+  for (const format of ['esm', 'cjs']) {
+    it(`works bundled by esbuild (--format=${format})`, async () => {
+      const r = esbuild();
+      if (r.error) {
+        if (CI) throw new Error(r.error);
+        return;
+      }
+      writeFileSync(join(project, 'app.mjs'), program("import { createClient, CloudCallError } from '@cloudcall/client';"));
+      const out = join(project, `bundle-${format}.${format === 'esm' ? 'mjs' : 'cjs'}`);
+      const src = format === 'esm' ? 'app.mjs' : 'app-cjs.cjs';
+      if (format === 'cjs') {
+        writeFileSync(join(project, src), `const { createClient, CloudCallError } = require('@cloudcall/client');\n(async () => {${program('')}\n})().catch((e) => { console.error(e); process.exit(1); });`);
+      }
+      execFileSync(r.bin, [src, '--bundle', '--platform=node', `--format=${format}`, `--outfile=${out}`, '--log-level=error'], { cwd: project, stdio: 'pipe' });
+      const { stdout } = await promisify(execFile)(process.execPath, [out], { cwd: project, env: { ...process.env, URL: url }, encoding: 'utf8' });
+      assert.deepEqual(JSON.parse(stdout), { quotaNum: 210, isError: true, errCode: -1001, field: 'bizId' });
+    });
+  }
+
   it('ESM and CommonJS share one CloudCallError class', () => {
     writeFileSync(join(project, 'both.mjs'), `import { createRequire } from 'node:module';
 import * as esm from '@cloudcall/client';
@@ -113,12 +136,12 @@ console.log(esm.CloudCallError === cjs.CloudCallError && esm.createClient === cj
       bin = r.bin;
     });
 
-    const check = (files) => {
+    const check = (files, options = {}) => {
       const dir = join(project, 'types');
       execFileSync('mkdir', ['-p', dir]);
       const cfg = JSON.parse(readFileSync(join(pkgDir, 'test/types/tsconfig.json'), 'utf8'));
       for (const f of files) copyFileSync(join(pkgDir, 'test/types', f), join(dir, f));
-      writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ ...cfg, files }));
+      writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ ...cfg, compilerOptions: { ...cfg.compilerOptions, ...options }, files }));
       // "type": "module" is not set: .mts and .cts pick ESM and CommonJS resolution themselves.
       return spawnSync(process.execPath, [bin, '-p', join(dir, 'tsconfig.json')], { cwd: dir, encoding: 'utf8' });
     };
@@ -126,6 +149,12 @@ console.log(esm.CloudCallError === cjs.CloudCallError && esm.createClient === cj
     it('passes on the typed examples (ESM and CommonJS)', (t) => {
       if (!bin) return t.skip('typescript could not be installed (offline?)');
       const r = check(['ok.mts', 'ok.cts']);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+    });
+
+    it('declares the error\'s cause for a target below ES2022', (t) => {
+      if (!bin) return t.skip('typescript could not be installed (offline?)');
+      const r = check(['cause.mts'], { target: 'ES2020', lib: ['ES2020', 'DOM'] });
       assert.equal(r.status, 0, r.stdout + r.stderr);
     });
 

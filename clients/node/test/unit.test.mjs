@@ -201,6 +201,16 @@ describe('retries', () => {
     } finally {
       await f.close();
     }
+    // Dropped every time: the request arrived, so "could not reach" would be false.
+    const d = await fake((req) => req.socket.destroy());
+    try {
+      const err = await rejected(d.client().openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1302);
+      assert.equal(d.seen.length, 3);
+      assert.match(err.errMsg, /^openapi\.logistics\.getQuota:fail the connection to http:\/\/127\.0\.0\.1:\d+ failed before an answer \(/);
+    } finally {
+      await d.close();
+    }
     const g = await fake(drop);
     try {
       const err = await rejected(g.client().top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-2' }));
@@ -265,6 +275,7 @@ describe('retries', () => {
     const err = await rejected(cc.openapi.logistics.getQuota(quota));
     assert.equal(err.errCode, -1302);
     assert.equal(err.attempts, 2);
+    assert.match(err.errMsg, /^openapi\.logistics\.getQuota:fail could not reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/);
     const err2 = await rejected(cc.top.ascp.launchExtraCharge(charge));
     assert.equal(err2.errCode, -1302, 'never sent: not an unknown outcome');
     assert.equal(err2.attempts, 1);
