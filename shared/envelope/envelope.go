@@ -96,6 +96,17 @@ type Response struct {
 	// Replayed marks an answer read from an idempotency record, not made
 	// now: HTTP answers say so in Idempotent-Replayed, the log line too.
 	Replayed bool
+	// Trace is what the log line adds to find the call again.
+	Trace Trace
+}
+
+// Trace holds a call's identifiers for its log line: what an operator needs
+// to reconcile a charge or to ask a vendor about a call. Never a secret.
+type Trace struct {
+	IdempotencyKey    string // the charge's key in force (auto:<fingerprint> without one)
+	VendorID          string // what the vendor made: the charge's order id
+	UpstreamRequestID string // the vendor's request id of a success (a failure's is in Upstream)
+	CallerKeyID       string // the caller key id a refused signature named
 }
 
 // PartialReasoner is a PartialResult that says what failed.

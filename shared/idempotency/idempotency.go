@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -284,7 +285,7 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 		if err == nil && !put {
 			if cur, rerr := g.o.Records.Read(actx, alias); rerr == nil && cur.Alias != key && cur.Token != done.Token {
 				g.o.Log.Error("idempotency records lost by the store while the call ran, and the same request without its key was taken by another call since: it may have run again; reconcile this request against the vendor",
-					"key", k, "keyless", alias, "vendorId", out.VendorID, "store", g.o.Records.Name())
+					"idempotencyKey", g.callerKey(k), "keyless", g.callerKey(alias), "vendorId", out.VendorID, "store", g.o.Records.Name())
 			}
 		}
 		cancel()
@@ -418,14 +419,14 @@ func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID stri
 				if ok, err = g.o.Records.Reserve(fctx, k, done, g.o.Retention); err == nil && ok {
 					rewritten = true
 					g.o.Log.Warn("idempotency record lost by the store while the call ran, written again: repeats answer from it",
-						"key", k, "vendorId", vendorID, "store", g.o.Records.Name())
+						"idempotencyKey", g.callerKey(k), "vendorId", vendorID, "store", g.o.Records.Name())
 				}
 			case rerr == nil:
 				// Another call holds the key: the store lost this one's
 				// record and a repeat reserved it anew. Retrying cannot
 				// help, and that repeat answers for itself.
 				g.o.Log.Error("idempotency record lost by the store while the call ran, and another call with this key has reserved it since: it may have run again; reconcile this key against the vendor",
-					"key", k, "vendorId", vendorID, "store", g.o.Records.Name())
+					"idempotencyKey", g.callerKey(k), "vendorId", vendorID, "store", g.o.Records.Name())
 				return false, true
 			default:
 				err = rerr
@@ -445,11 +446,15 @@ func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID stri
 	}
 }
 
+// callerKey is a record's key as callers and cloudcall records name it
+// (without the deployment's namespace).
+func (g *Guard) callerKey(k string) string { return strings.TrimPrefix(k, g.o.Namespace) }
+
 // stuck reports a call that ran but whose record could not be finished, and
 // leaves what is known in the record where the store takes a small write.
 func (g *Guard) stuck(k string, done Record, vendorID string, err error) {
-	g.o.Log.Error("idempotency record not finished: the call ran, its repeats will answer -1304 (outcome unknown) until reconciled",
-		"key", k, "vendorId", vendorID, "status", done.Status, "store", g.o.Records.Name(), "error", err.Error())
+	g.o.Log.Error("idempotency record not finished: the call ran, its repeats will answer -1304 (outcome unknown) until reconciled: look the charge up at TOP (vendorId, when set, is what TOP answered), then cloudcall records settle <idempotencyKey> --charged <id> or --not-charged (docs/operate.md)",
+		"idempotencyKey", g.callerKey(k), "vendorId", vendorID, "status", done.Status, "store", g.o.Records.Name(), "error", err.Error())
 	if vendorID == "" {
 		return
 	}
@@ -505,7 +510,7 @@ func (g *Guard) releaseWithin(rctx context.Context, k string, tokens []string) (
 		case <-rctx.Done():
 			t.Stop()
 			g.o.Log.Warn("idempotency record not released; nothing was charged: a retry takes a reservation over, but a record marked sent answers 409, then -1304, until it expires (24 h): cloudcall records settle <key> --not-charged lets a retry charge (docs/operate.md)",
-				"key", k, "store", g.o.Records.Name(), "error", err.Error())
+				"idempotencyKey", g.callerKey(k), "store", g.o.Records.Name(), "error", err.Error())
 			return false
 		case <-t.C:
 		}

@@ -338,7 +338,7 @@ func TestStoreFailures(t *testing.T) {
 	var line map[string]any
 	require.NoError(t, json.Unmarshal(bytes.Split(logs.Bytes(), []byte("\n"))[0], &line), logs.String())
 	require.Equal(t, "ERROR", line["level"])
-	require.Equal(t, "f:k", line["key"])
+	require.Equal(t, "k", line["idempotencyKey"], "the key as callers and cloudcall records name it")
 	require.Equal(t, "ECS-42", line["vendorId"])
 	recs.finish = false
 	_, _, e = g.Run(ctx, key("k", "fp"), fn)

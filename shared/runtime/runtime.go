@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/logging"
@@ -310,7 +311,15 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 		// the platform authenticated (AWS_IAM) needs no signature of ours.
 		if in.PlatformCaller == "" {
 			if e := h.Guard.Check(ctx, in); e != nil && (e.Code != envelope.CodeConfig || h.initErr == nil) {
-				return envelope.Failure(h.Op.API, e)
+				resp := envelope.Failure(h.Op.API, e)
+				if e.Code == envelope.CodeUnauthenticated {
+					// Which caller's key failed, for the log: a key id that
+					// parses is a name, never the secret.
+					if a, err := callerauth.Parse(in.HeaderValue("Authorization")); err == nil {
+						resp.Trace.CallerKeyID = a.KeyID
+					}
+				}
+				return resp
 			}
 		}
 	}
@@ -375,17 +384,14 @@ type Meta struct {
 func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape Shape, meta Meta, resp envelope.Response, d time.Duration) {
 	extra := h.observe(meta, resp, d) // first: metrics are written whatever the log level
 	log := h.Deps.Log
-	level := slog.LevelInfo
-	if resp.Err != nil && resp.Err.Code == envelope.CodeInternal {
-		level = slog.LevelError
-	}
+	level := invocationLevel(resp)
 	if !log.Enabled(ctx, level) {
 		return
 	}
 	// A fixed-size array keeps the attributes off the heap on the common
 	// path; typed attributes skip the boxing of key-value pairs. The field
 	// order (requestId first) is what readers of the line rely on.
-	var buf [15]slog.Attr
+	var buf [19]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("requestId", meta.RequestID),
 		slog.String("function", h.Deps.Function),
@@ -396,8 +402,11 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	)
 	if resp.Err != nil {
 		attrs = append(attrs, slog.Int("errCode", resp.Err.Code), slog.String("reason", resp.Err.Reason))
-		if resp.Err.Upstream != nil {
-			attrs = append(attrs, slog.Int("upstreamStatus", resp.Err.Upstream.HTTPStatus), slog.String("upstreamCode", resp.Err.Upstream.Code))
+		if u := resp.Err.Upstream; u != nil {
+			attrs = append(attrs, slog.Int("upstreamStatus", u.HTTPStatus), slog.String("upstreamCode", u.Code))
+			if u.RequestID != "" {
+				attrs = append(attrs, slog.String("upstreamRequestId", u.RequestID))
+			}
 		}
 		if resp.Err.Err != nil {
 			attrs = append(attrs, slog.String("cause", resp.Err.Err.Error()))
@@ -411,6 +420,9 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	if resp.Replayed {
 		attrs = append(attrs, slog.Bool("replayed", true))
 	}
+	if t := resp.Trace; t != (envelope.Trace{}) {
+		attrs = traceAttrs(attrs, t)
+	}
 	attrs = append(attrs, extra[:]...) // errClass, coldStart (metrics.go)
 	if fh, ok := log.Handler().(*logging.Handler); ok {
 		_ = fh.HandleFlat(ctx, time.Now(), level, "invocation", attrs)
@@ -422,6 +434,40 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	r := slog.NewRecord(time.Now(), level, "invocation", 0)
 	r.AddAttrs(attrs...)
 	_ = log.Handler().Handle(ctx, r)
+}
+
+// invocationLevel is the invocation line's level: ERROR where a person must
+// act (an outcome unknown to reconcile, a bug), WARN where the deployment
+// is unwell (its store down, its configuration missing, a signed request
+// delivered twice, a run that failed in part), INFO for the rest, a
+// caller's mistake included. A deployment logging at WARN keeps the lines
+// its alarms read.
+func invocationLevel(resp envelope.Response) slog.Level {
+	e := resp.Err
+	switch {
+	case e == nil && resp.Partial:
+		return slog.LevelWarn
+	case e == nil:
+		return slog.LevelInfo
+	case e.Code == envelope.CodeInternal, e.Code == envelope.CodeOutcomeUnknown:
+		return slog.LevelError
+	case e.Code == envelope.CodeStoreUnavailable, e.Code == envelope.CodeConfig,
+		e.Code == envelope.CodeUnauthenticated && strings.Contains(e.Reason, "replayed nonce"):
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// traceAttrs appends the call's identifiers that are set.
+func traceAttrs(attrs []slog.Attr, t envelope.Trace) []slog.Attr {
+	for _, f := range [...]struct{ k, v string }{
+		{"idempotencyKey", t.IdempotencyKey}, {"vendorId", t.VendorID}, {"upstreamRequestId", t.UpstreamRequestID}, {"callerKeyId", t.CallerKeyID},
+	} {
+		if f.v != "" {
+			attrs = append(attrs, slog.String(f.k, f.v))
+		}
+	}
+	return attrs
 }
 
 // binaryName names the function when no platform variable does (HTTP-server

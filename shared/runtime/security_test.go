@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -254,4 +255,37 @@ func TestOtherHTTPEventsAreGuarded(t *testing.T) {
 		"headers": map[string]string{"Authorization": auth}, "requestContext": map[string]any{"elb": map[string]string{"targetGroupArn": "arn"}}})
 	r, m = decodeHTTP(t, h.Invoke(context.Background(), albQ, Meta{}))
 	require.Equal(t, 200, r.StatusCode, m)
+}
+
+// A refused signature's line names the key id it claimed, so an operator
+// can tell which backend is misconfigured or replayed; never its secret.
+func TestRefusedSignatureLogsItsKeyID(t *testing.T) {
+	s := &seen{}
+	h, logs := newHandler(t, map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:" + testCallerSecret}, s, nil)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+	body := `{"name":"x"}`
+	for _, tc := range []struct{ auth, keyID string }{
+		{callerauth.Header("backend", "not-the-secret-00000000", "POST", "/echo", "", time.Now().Unix(), callerauth.NewNonce(), []byte(body)), "backend"},
+		{callerauth.Header("billing-svc", testCallerSecret, "POST", "/echo", "", time.Now().Unix(), callerauth.NewNonce(), []byte(body)), "billing-svc"},
+		{"Bearer x", ""},
+	} {
+		logs.Reset()
+		req, err := http.NewRequest("POST", srv.URL+"/echo", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", tc.auth)
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 401, resp.StatusCode)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(bytes.TrimSpace(logs.Bytes()), &m), logs.String())
+		if tc.keyID == "" {
+			require.NotContains(t, m, "callerKeyId")
+		} else {
+			require.Equal(t, tc.keyID, m["callerKeyId"])
+		}
+		require.NotContains(t, logs.String(), testCallerSecret)
+	}
+	require.Zero(t, s.calls)
 }

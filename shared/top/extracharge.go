@@ -212,10 +212,15 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 			ee := envelope.As(err)
 			return idempotency.Outcome{Response: withKey(envelope.Failure(APILaunchExtraCharge, ee), inForce), Verdict: verdict(ee)}
 		}
-		return idempotency.Outcome{Response: withKey(envelope.Success(APILaunchExtraCharge, out), inForce), VendorID: out.Result.Data.ExtraChargeServiceOrderID}
+		r := withKey(envelope.Success(APILaunchExtraCharge, out), inForce)
+		r.Trace.VendorID, r.Trace.UpstreamRequestID = out.Result.Data.ExtraChargeServiceOrderID, out.RequestID
+		return idempotency.Outcome{Response: r, VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	})
 	if e == nil && replayed {
 		resp.Replayed, resp.Err = true, recordedError(resp.Body)
+		// The key the recorded answer names: a keyless repeat answered
+		// from a keyed call's record names that call's key.
+		resp.Trace.IdempotencyKey = cmp.Or(envelope.MemberString(resp.Body, "idempotencyKey"), inForce)
 	}
 	if e != nil {
 		// A keyless repeat answered from a keyed call names that call's
@@ -296,6 +301,7 @@ func withKey(resp envelope.Response, key string) envelope.Response {
 	if len(b) < 2 || b[len(b)-1] != '}' {
 		return resp
 	}
+	resp.Trace.IdempotencyKey = key
 	k, _ := json.Marshal(key)
 	out := make([]byte, 0, len(b)+len(k)+20)
 	out = append(out, b[:len(b)-1]...)

@@ -172,7 +172,7 @@ func TestFinishFailingIsLoggedAndNeverChargesTwice(t *testing.T) {
 	}
 	mu.Unlock()
 	require.NotNil(t, line, "an ERROR line")
-	require.Equal(t, "idem:top:"+topsbx.DemoAppKey+":fin-1", line["key"])
+	require.Equal(t, "fin-1", line["idempotencyKey"], "the key cloudcall records settle takes")
 	require.Equal(t, orderID, line["vendorId"])
 
 	// The record could not even say what is known: 409 while the first

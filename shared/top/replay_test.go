@@ -141,3 +141,40 @@ func TestTheIdempotencyKeyHeaderFollowsTheFieldsRule(t *testing.T) {
 	require.Equal(t, "same-key", m["idempotencyKey"])
 	require.Len(t, sbx.Charges("BFC-HDR"), 1)
 }
+
+// The charge's invocation line carries what reconciling needs (an outside
+// tester could not reconcile a -1304 from the logs): the key in force, TOP's
+// order id and request id on a charge, the key on a replay and on a -1304.
+func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	vars := sbx.Env(srv.URL)
+	env := config.FromMap(vars)
+	var logs strings.Builder
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&logs, env), top.FactoryWith(idempotency.NewMemory(nil)))
+	require.NoError(t, err)
+	line := func(in string) map[string]any {
+		t.Helper()
+		logs.Reset()
+		h.Invoke(context.Background(), []byte(in), runtime.Meta{RequestID: "req-1"})
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &m), logs.String())
+		return m
+	}
+	charge := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-1","price":100,"type":1},"idempotencyKey":"order-log-1"}`
+	m := line(charge)
+	require.Equal(t, 0.0, m["errCode"])
+	require.Equal(t, "order-log-1", m["idempotencyKey"])
+	charges := sbx.Charges("BFC-LOG-1")
+	require.Len(t, charges, 1)
+	require.Equal(t, charges[0].ID, m["vendorId"])
+	require.NotEmpty(t, m["upstreamRequestId"])
+
+	m = line(charge)
+	require.Equal(t, true, m["replayed"])
+	require.Equal(t, "order-log-1", m["idempotencyKey"])
+
+	m = line(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-2","price":100,"type":1}}`)
+	require.Regexp(t, `^auto:[0-9a-f]+$`, m["idempotencyKey"], "a keyless charge logs the key cloudcall records takes")
+}
