@@ -82,13 +82,18 @@ func New(o Options) *Guard {
 // durability check, the scripts or table and the clean-up overlap the
 // runtime's first poll instead of delaying the first charge (which would
 // otherwise run the clean-up after its own answer was recorded). A failure
-// is logged at debug only: the first call meets the same problem and
-// answers with it.
+// is logged at debug only (the first call meets the same problem and
+// answers with it), but settings no retry fixes, at WARN.
 func (g *Guard) Warm(ctx context.Context, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if w, ok := g.o.Records.(Warmer); ok {
 		if err := w.Warm(ctx); err != nil {
+			if errors.Is(err, ErrSettings) {
+				// No retry fixes it: say so at start, not only at each charge.
+				g.o.Log.Warn("idempotency: the records store refuses this function's settings; every charge will answer -1601 until they are fixed", "store", g.o.Records.Name(), "error", err.Error())
+				return
+			}
 			g.o.Log.Debug("idempotency: records store not warmed at cold start; the first call will retry", "error", err.Error())
 			return
 		}

@@ -2,6 +2,8 @@ package sqlrecords
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"strings"
 
@@ -30,7 +32,8 @@ type dialect interface {
 	missingTable(err error) bool
 	retryable(err error) bool
 	// settings reports an error retrying cannot fix: the server refused
-	// the URL's credentials, database or privileges.
+	// the URL's credentials, database, privileges, parameters or TLS, or
+	// the table has another shape.
 	settings(err error) bool
 }
 
@@ -95,9 +98,28 @@ func (postgres) retryable(err error) bool {
 
 func (postgres) settings(err error) bool {
 	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		// The URL's sslmode asks for TLS this server refuses, or for a
+		// certificate check it fails.
+		return tlsRefused(err) || strings.Contains(err.Error(), "server refused TLS connection")
+	}
 	// Class 28 invalid authorization, 3D000 no such database, 42501
-	// insufficient privilege (no CREATE on the schema).
-	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000" || pe.Code == "42501")
+	// insufficient privilege (no CREATE on the schema); and a table of
+	// another shape: class 42 (42P10, no unique key for ON CONFLICT (k); an
+	// unknown column) but 42P01, a table dropped meanwhile, which is made
+	// again, and class 22 (a value out of a column's range).
+	return strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000" ||
+		strings.HasPrefix(pe.Code, "42") && pe.Code != "42P01" || strings.HasPrefix(pe.Code, "22")
+}
+
+// tlsRefused says a connection failed on TLS: the server has none, or its
+// certificate fails the check the URL asked for. Retrying cannot fix it.
+func tlsRefused(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 type mysqlDialect struct{}
@@ -168,10 +190,14 @@ func (mysqlDialect) settings(err error) bool {
 	// unix_socket users); and SQLSTATE class 28, invalid authorization, as
 	// PostgreSQL's is read.
 	if !errors.As(err, &me) {
-		return false
+		return errors.Is(err, mysql.ErrNoTLS) || tlsRefused(err)
 	}
 	switch me.Number {
 	case 1044, 1045, 1049, 1142, 1698:
+		return true
+	case 1193: // an unknown system variable: a parameter of the URL the driver sent as one
+		return true
+	case 1054, 1264, 1364, 1406: // a table of another shape: an unknown column, a value out of range or too long, a column without a default
 		return true
 	}
 	return me.SQLState[0] == '2' && me.SQLState[1] == '8'

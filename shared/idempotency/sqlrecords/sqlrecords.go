@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -233,10 +234,49 @@ func (r *Records) migrate(ctx context.Context) error {
 	if err != nil {
 		return r.wrap(fmt.Errorf("reading the fence row of %s: %w", Table, err))
 	}
+	if err := r.checkShape(ctx); err != nil {
+		return err
+	}
 	if r.fence != "" && fence != r.fence {
 		r.lost()
 	}
 	r.fence, r.migrated = fence, true
+	return nil
+}
+
+// probeTTL is how long the shape probe's rows live; the purge removes them.
+const probeTTL = time.Minute
+
+// checkShape proves what the records rely on, on the table as it is: a
+// table someone else created (CREATE TABLE IF NOT EXISTS keeps it) with no
+// unique key on k took every insert, so every repeat of a key charged
+// again (an outside tester's pre-created MySQL table: 3 calls, 3 charges),
+// and one that compares k without case took "Order-A" and "order-a" for
+// one charge. A fresh key written twice must be refused the second time;
+// the same key in capitals must be another key. Three statements at each
+// instance's first use.
+func (r *Records) checkShape(ctx context.Context) error {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	probe := "~probe-" + hex.EncodeToString(b) // lowercase hex: its capitals differ
+	raw := `{"state":"probe"}`
+	ttl := probeTTL.Milliseconds()
+	var n [3]int64
+	for i, k := range []string{probe, probe, strings.ToUpper(probe)} {
+		var err error
+		// Each write under its own token, as two calls' reservations are.
+		if n[i], err = r.db.exec(ctx, r.d.insertIfAbsent(), k, hex.EncodeToString(b)+strconv.Itoa(i), "probe", raw, ttl); err != nil {
+			return r.wrap(fmt.Errorf("checking the shape of %s: %w", Table, err))
+		}
+	}
+	switch {
+	case n[0] != 1 || n[1] != 0:
+		return fmt.Errorf("%w: %s at %s: table %s accepts a second row with the same key (a table created before, without a unique key on k alone): it cannot stop a second charge; drop it and let the function create it, or give it PRIMARY KEY (k)",
+			idempotency.ErrSettings, r.d.name(), r.host, Table)
+	case n[2] != 1:
+		return fmt.Errorf("%w: %s at %s: table %s compares keys without regard to case (a table created before, with a case-insensitive collation on k): keys that differ only in case would be one charge; drop it and let the function create it, or give k a binary collation (ascii_bin)",
+			idempotency.ErrSettings, r.d.name(), r.host, Table)
+	}
 	return nil
 }
 

@@ -108,8 +108,8 @@ func TestWarmCreatesTheTable(t *testing.T) {
 	require.NoError(t, r.Warm(context.Background()))
 	require.True(t, exists(), "Warm created the table")
 	var rows, fences int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table+` WHERE k <> '~fence'`).Scan(&rows))
-	require.Equal(t, 0, rows, "no record")
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table+` WHERE k NOT LIKE '~%'`).Scan(&rows))
+	require.Equal(t, 0, rows, "no record (the fence and the shape check's probes start with ~, as no key can)")
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table+` WHERE k = '~fence'`).Scan(&fences))
 	require.Equal(t, 1, fences, "the fence row")
 
@@ -226,4 +226,55 @@ func TestADroppedOrEmptiedTableIsRecreatedAndSaid(t *testing.T) {
 			require.Equal(t, 2, strings.Count(logs.String(), "the records store lost its data"), "said once per loss")
 		})
 	}
+}
+
+// A records table someone else created is used only if it does what the
+// records rely on. An outside tester's pre-created MySQL table without a
+// unique key on k charged every repeat of a key (3 calls, 3 charges; 8
+// concurrent calls, 8 charges), and one with a case-insensitive collation
+// took "Order-A" and "order-a" for one charge. Both, and PostgreSQL's
+// table without a key, are refused as settings (-1601), not retried as an
+// outage (-1501), and nothing is reserved.
+func TestATableOfAnotherShapeIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, backend, create, says string
+	}{
+		{"mysql without a unique key on k", "mysql", `CREATE TABLE ` + sqlrecords.Table + ` (k VARCHAR(191) NOT NULL, token VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, rec MEDIUMTEXT NOT NULL, expires_ms BIGINT NOT NULL, KEY (k))`, "accepts a second row with the same key"},
+		{"mysql keyed on k and token", "mysql", `CREATE TABLE ` + sqlrecords.Table + ` (k VARCHAR(191) NOT NULL, token VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, rec MEDIUMTEXT NOT NULL, expires_ms BIGINT NOT NULL, PRIMARY KEY (k, token))`, "accepts a second row with the same key"},
+		{"mysql comparing keys without case", "mysql", `CREATE TABLE ` + sqlrecords.Table + ` (k VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL PRIMARY KEY, token VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, rec MEDIUMTEXT NOT NULL, expires_ms BIGINT NOT NULL)`, "without regard to case"},
+		{"postgres without a unique key on k", "postgres", `CREATE TABLE ` + sqlrecords.Table + ` (k TEXT NOT NULL, token TEXT NOT NULL, state TEXT NOT NULL, rec TEXT NOT NULL, expires_ms BIGINT NOT NULL)`, "ON CONFLICT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := sqltest.Postgres(t)
+			if tc.backend == "mysql" {
+				url = sqltest.MySQL(t)
+			}
+			db := sqltest.Open(t, url)
+			_, err := db.Exec(tc.create)
+			require.NoError(t, err)
+			r := open(t, url)
+			for i := 0; i < 2; i++ {
+				ok, err := r.Reserve(context.Background(), "order-1", idempotency.Record{Token: "t", State: idempotency.InProgress}, time.Minute)
+				require.False(t, ok)
+				require.ErrorIs(t, err, idempotency.ErrSettings)
+				require.NotErrorIs(t, err, idempotency.ErrUnavailable)
+				require.Contains(t, err.Error(), tc.says)
+			}
+			var n int
+			require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+sqlrecords.Table+` WHERE k NOT LIKE '~%'`).Scan(&n))
+			require.Zero(t, n, "nothing reserved")
+		})
+	}
+}
+
+// A URL parameter the server refuses is the URL's fault: no retry fixes it.
+func TestARefusedURLParameterIsASetting(t *testing.T) {
+	u, err := url.Parse(sqltest.MySQL(t))
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("cloudcall_no_such_variable", "1")
+	u.RawQuery = q.Encode()
+	r := open(t, u.String())
+	_, err = r.Reserve(context.Background(), "k", idempotency.Record{Token: "t"}, time.Minute)
+	require.ErrorIs(t, err, idempotency.ErrSettings)
 }
