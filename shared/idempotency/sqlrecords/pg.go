@@ -55,9 +55,11 @@ func openPG(url string, o Options) (*pgConns, error) {
 }
 
 // with runs f on a pooled connection. A connection that broke is dropped;
-// an error that left before anything reached the server (a connection the
-// server closed while it sat idle) is retried on another, as database/sql
-// does with driver.ErrBadConn.
+// an error pgconn marks safe to retry (nothing reached the server) is retried
+// on another, as database/sql does with driver.ErrBadConn. A write that failed
+// on a connection reset under a busy instance is not marked so (part of it
+// may have left): it answers -1501, which the caller may retry, since a
+// record write is compare-and-set.
 func (p *pgConns) with(ctx context.Context, f func(*pgconn.PgConn) error) error {
 	for attempt := 0; ; attempt++ {
 		res, err := p.pool.Acquire(ctx)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,4 +279,64 @@ func TestARefusedURLParameterIsASetting(t *testing.T) {
 	r := open(t, u.String())
 	_, err = r.Reserve(context.Background(), "k", idempotency.Record{Token: "t"}, time.Minute)
 	require.ErrorIs(t, err, idempotency.ErrSettings)
+}
+
+// A cold instance facing a server that accepts and never answers (a
+// failover): every caller leaves at its own deadline with "unavailable",
+// however many wait for the one table creation under way. With the lock held
+// across the statements they queued one timeout after another (an outside
+// tester's callers answered after 8, 13 and 14 s, not 5).
+func TestCallersWaitingForTheTableLeaveAtTheirDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	}()
+	for _, raw := range []string{
+		"postgres://postgres@" + ln.Addr().String() + "/x?sslmode=disable",
+		"mysql://root@" + ln.Addr().String() + "/x",
+	} {
+		r, err := sqlrecords.Open(sqlrecords.Options{URL: raw, Timeout: 20 * time.Second})
+		require.NoError(t, err)
+		go func() { _ = r.Warm(context.Background()) }() // the cold start's warm-up goes first
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		took := make([]time.Duration, 8)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				began := time.Now()
+				_, errs[i] = r.Reserve(ctx, "k", idempotency.Record{Token: "t"}, time.Minute)
+				took[i] = time.Since(began)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			require.ErrorIs(t, err, idempotency.ErrUnavailable, raw)
+			// Far below the store's 20 s Timeout: each left at its own deadline.
+			require.Less(t, took[i], 5*time.Second, raw)
+		}
+		_ = r.Close()
+	}
 }
