@@ -514,7 +514,7 @@ func (g *Guard) releaseWithin(rctx context.Context, k string, tokens []string) (
 		select {
 		case <-rctx.Done():
 			t.Stop()
-			g.o.Log.Warn("idempotency record not released; nothing was charged: a retry takes a reservation over, but a record marked sent answers 409, then -1304, until it expires (24 h): cloudcall records settle <key> --not-charged lets a retry charge (docs/operate.md)",
+			g.o.Log.Warn("idempotency record perhaps not released (the store did not confirm the delete); nothing was charged: a retry takes a reservation over, but a record left marked sent answers 409, then -1304, until it expires (24 h): cloudcall records show <key> tells, and cloudcall records settle <key> --not-charged lets a retry charge (docs/operate.md)",
 				"idempotencyKey", g.callerKey(k), "store", g.o.Records.Name(), "error", err.Error())
 			return false
 		case <-t.C:
