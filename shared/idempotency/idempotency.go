@@ -665,7 +665,7 @@ func storeError(err error) *envelope.Error {
 		// The driver's text names users and databases: it goes to the log
 		// (Err), not to the caller.
 		return &envelope.Error{Code: envelope.CodeConfig, Err: err,
-			Reason: "configuration: the records store refused this function's credentials, database or privileges (the function's log says which); fix CLOUDCALL_IDEMPOTENCY_STORE (or CLOUDCALL_STORE): the charge did not run"}
+			Reason: "configuration: the records store refused this function's settings: its credentials, database, privileges, URL parameters or TLS, or its records table's shape (the function's log says which); fix CLOUDCALL_IDEMPOTENCY_STORE (or CLOUDCALL_STORE) or the table: the charge did not run"}
 	}
 	return &envelope.Error{Code: envelope.CodeStoreUnavailable, Err: err,
 		Reason: "the idempotency record cannot be written, so the charge did not run; retry when the records store is back"}

@@ -108,8 +108,12 @@ func (postgres) settings(err error) bool {
 	// another shape: class 42 (42P10, no unique key for ON CONFLICT (k); an
 	// unknown column) but 42P01, a table dropped meanwhile, which is made
 	// again, and class 22 (a value out of a column's range).
+	// Class 23 (a NOT NULL column the records do not fill, a unique index
+	// besides k's: ON CONFLICT (k) handles k's own) and 55000 (a deferrable
+	// key, which ON CONFLICT cannot use) are a table of another shape too.
 	return strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000" ||
-		strings.HasPrefix(pe.Code, "42") && pe.Code != "42P01" || strings.HasPrefix(pe.Code, "22")
+		strings.HasPrefix(pe.Code, "42") && pe.Code != "42P01" || strings.HasPrefix(pe.Code, "22") ||
+		strings.HasPrefix(pe.Code, "23") || pe.Code == "55000"
 }
 
 // tlsRefused says a connection failed on TLS: the server has none, or its
@@ -198,6 +202,8 @@ func (mysqlDialect) settings(err error) bool {
 	case 1193: // an unknown system variable: a parameter of the URL the driver sent as one
 		return true
 	case 1054, 1264, 1364, 1406: // a table of another shape: an unknown column, a value out of range or too long, a column without a default
+		return true
+	case 1062: // a duplicate on a unique key besides k's (ON DUPLICATE KEY handles k's own)
 		return true
 	}
 	return me.SQLState[0] == '2' && me.SQLState[1] == '8'

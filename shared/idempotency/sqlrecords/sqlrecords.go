@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -263,58 +262,115 @@ func (r *Records) migrate(ctx context.Context) error {
 }
 
 // createTable creates the table and its fence row, checks the table's
-// shape and returns the fence's token.
+// shape and returns the fence's token. Each statement has Timeout: a slow
+// server (a cross-region link) does the ten statements of a first use at
+// its own pace, not all of them within one statement's bound.
 func (r *Records) createTable(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
-	defer cancel()
-	if err := r.d.migrate(ctx, r.db); err != nil {
+	step := func(f func(context.Context) error) error {
+		c, cancel := context.WithTimeout(ctx, r.o.Timeout)
+		defer cancel()
+		return f(c)
+	}
+	if err := step(func(c context.Context) error { return r.d.migrate(c, r.db) }); err != nil {
 		return "", r.wrap(fmt.Errorf("creating table %s: %w", Table, err))
 	}
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	raw := `{"state":"fence"}`
-	if _, err := r.db.exec(ctx, r.d.insertIfAbsent(), fenceKey, hex.EncodeToString(tok), "fence", raw, fenceTTL.Milliseconds()); err != nil {
+	if err := step(func(c context.Context) error {
+		_, err := r.db.exec(c, r.d.insertIfAbsent(), fenceKey, hex.EncodeToString(tok), "fence", raw, fenceTTL.Milliseconds())
+		return err
+	}); err != nil {
 		return "", r.wrap(fmt.Errorf("writing the fence row of %s: %w", Table, err))
 	}
-	fence, err := r.db.queryText(ctx, r.d.fence(), fenceKey)
-	if err != nil {
+	var fence string
+	if err := step(func(c context.Context) (err error) {
+		fence, err = r.db.queryText(c, r.d.fence(), fenceKey)
+		return err
+	}); err != nil {
 		return "", r.wrap(fmt.Errorf("reading the fence row of %s: %w", Table, err))
 	}
-	return fence, r.checkShape(ctx)
+	return fence, r.checkShape(step)
 }
 
 // probeTTL is how long the shape probe's rows live; the purge removes them.
 const probeTTL = time.Minute
 
-// checkShape proves what the records rely on, on the table as it is: a
-// table someone else created (CREATE TABLE IF NOT EXISTS keeps it) with no
-// unique key on k took every insert, so every repeat of a key charged
-// again (an outside tester's pre-created MySQL table: 3 calls, 3 charges),
-// and one that compares k without case took "Order-A" and "order-a" for
-// one charge. A fresh key written twice must be refused the second time;
-// the same key in capitals must be another key. Three statements at each
-// instance's first use.
-func (r *Records) checkShape(ctx context.Context) error {
+// checkShape proves, on the table as it is, what the records rely on: a
+// table someone else created (CREATE TABLE IF NOT EXISTS keeps it) could
+// look right and not be. Outside testers' pre-created tables charged every
+// repeat of a key (no unique key on k; a unique key on (k, state), which
+// a reservation does not collide with once the first row is done; a
+// trigger deleting finished rows), merged keys (a case-insensitive or
+// prefix key, a column that truncates), hid finished rows (a view), or
+// could not hold an answer (a short rec, an INT expiry). So the probe lives
+// a record's whole life with the dialect's own statements: reserved, a
+// second reservation of its key in another state refused, its neighbour
+// that differs only in the last byte and its capitals taken as other keys,
+// finished with an answer of a few kilobytes, read back whole, and deleted
+// (the clean-up and a release need DELETE).
+func (r *Records) checkShape(step func(func(context.Context) error) error) error {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	probe := "~probe-" + hex.EncodeToString(b) // lowercase hex: its capitals differ
-	raw := `{"state":"probe"}`
+	id := hex.EncodeToString(b) // lowercase: its capitals differ
+	// 190 bytes: as long as a stored key gets, sharing all but its last
+	// byte with its neighbour, as keys share their deployment's prefix.
+	base := "~probe-" + id + strings.Repeat("x", 190-len("~probe-")-len(id)-1)
+	key, neighbour, capitals := base+"a", base+"b", strings.ToUpper(base)+"A"
 	ttl := probeTTL.Milliseconds()
-	var n [3]int64
-	for i, k := range []string{probe, probe, strings.ToUpper(probe)} {
-		var err error
-		// Each write under its own token, as two calls' reservations are.
-		if n[i], err = r.db.exec(ctx, r.d.insertIfAbsent(), k, hex.EncodeToString(b)+strconv.Itoa(i), "probe", raw, ttl); err != nil {
-			return r.wrap(fmt.Errorf("checking the shape of %s: %w", Table, err))
+	answer := `{"state":"done","body":"` + strings.Repeat("a", 4000) + `"}`
+	refuse := func(what string) error {
+		return fmt.Errorf("%w: %s at %s: table %s %s: drop it and let the function create it (docs/state.md has its shape)", idempotency.ErrSettings, r.d.name(), r.host, Table, what)
+	}
+	var n int64
+	exec := func(what, q string, args ...any) error {
+		if err := step(func(c context.Context) (err error) {
+			n, err = r.db.exec(c, q, args...)
+			return err
+		}); err != nil {
+			return r.wrap(fmt.Errorf("checking the shape of %s (%s): %w", Table, what, err))
+		}
+		return nil
+	}
+	if err := exec("reserve", r.d.insertIfAbsent(), key, id+"1", idempotency.Reserved, `{"state":"reserved"}`, ttl); err != nil {
+		return err
+	} else if n != 1 {
+		return refuse("did not take a fresh key")
+	}
+	if err := exec("reserve again", r.d.insertIfAbsent(), key, id+"2", idempotency.InProgress, `{"state":"in_progress"}`, ttl); err != nil {
+		return err
+	} else if n != 0 {
+		return refuse("accepts a second row with the same key in another state (no unique key on k alone): it cannot stop a second charge")
+	}
+	for _, other := range []struct{ k, what string }{
+		{neighbour, "takes two keys that differ only in their last byte for one (a key on a prefix of k, or a k shorter than 191 bytes)"},
+		{capitals, "compares keys without regard to case (a case-insensitive collation on k; it needs a binary one, ascii_bin)"},
+	} {
+		if err := exec("another key", r.d.insertIfAbsent(), other.k, id+"3", idempotency.Reserved, `{"state":"reserved"}`, ttl); err != nil {
+			return err
+		} else if n != 1 {
+			return refuse(other.what)
 		}
 	}
-	switch {
-	case n[0] != 1 || n[1] != 0:
-		return fmt.Errorf("%w: %s at %s: table %s accepts a second row with the same key (a table created before, without a unique key on k alone): it cannot stop a second charge; drop it and let the function create it, or give it PRIMARY KEY (k)",
-			idempotency.ErrSettings, r.d.name(), r.host, Table)
-	case n[2] != 1:
-		return fmt.Errorf("%w: %s at %s: table %s compares keys without regard to case (a table created before, with a case-insensitive collation on k): keys that differ only in case would be one charge; drop it and let the function create it, or give k a binary collation (ascii_bin)",
-			idempotency.ErrSettings, r.d.name(), r.host, Table)
+	if err := exec("finish", r.d.finish(), id+"4", idempotency.Done, answer, ttl, key, id+"1"); err != nil {
+		return err
+	} else if n != 1 {
+		return refuse("lost a reservation before it was finished")
+	}
+	var got string
+	if err := step(func(c context.Context) (err error) {
+		got, err = r.db.queryText(c, r.d.read(), key)
+		return err
+	}); err != nil && !errors.Is(err, errNoRows) {
+		return r.wrap(fmt.Errorf("checking the shape of %s (read): %w", Table, err))
+	}
+	if got != answer {
+		return refuse("does not give back a finished record as written (rows deleted or hidden once finished, rec cut short, or expires_ms unable to hold a time in milliseconds)")
+	}
+	if err := exec("delete", r.d.release(), key, id+"4"); err != nil {
+		return err
+	} else if n != 1 {
+		return refuse("did not delete a record")
 	}
 	return nil
 }
