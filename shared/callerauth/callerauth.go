@@ -223,30 +223,47 @@ func NewVerifier(keys map[string]string, n *Nonces, now func() time.Time) *Verif
 }
 
 // Refusal says why a call was refused; it never echoes a secret.
-type Refusal struct{ Reason string }
+type Refusal struct {
+	Reason string
+	// Replayed: the signature was good and its nonce already spent (a
+	// capture sent again, or a POST delivered twice on the way).
+	Replayed bool
+}
 
 func (r *Refusal) Error() string { return r.Reason }
+
+// ErrReplayed marks a refusal of a correctly signed request whose nonce was
+// already spent, for errors.Is wherever the refusal travels.
+var ErrReplayed = errors.New("callerauth: replayed nonce")
+
+// Unwrap gives ErrReplayed for a replay.
+func (r *Refusal) Unwrap() error {
+	if r.Replayed {
+		return ErrReplayed
+	}
+	return nil
+}
 
 // Verify returns nil for a good request and a *Refusal otherwise; with
 // SharedNonce, an error wrapping store.ErrUnavailable when the shared store
 // cannot record the nonce.
 func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	if r.Authorization == "" {
-		return &Refusal{"missing Authorization header: sign the request (" + Scheme + ")"}
+		return &Refusal{Reason: "missing Authorization header: sign the request (" + Scheme + ")"}
 	}
 	a, err := Parse(r.Authorization)
 	if err != nil {
-		return &Refusal{err.Error()}
+		return &Refusal{Reason: err.Error()}
 	}
 	secret, ok := v.keys[a.KeyID]
 	if !ok {
-		return &Refusal{"unknown key id"}
+		return &Refusal{Reason: "unknown key id"}
 	}
 	// Whole seconds on both sides, so the edge is exact: 300 s off is in,
 	// 301 s is out.
 	skew := a.Timestamp - v.now().Unix() // ahead of the server: positive
 	if limit := int64(Window / time.Second); skew > limit || skew < -limit {
-		return &Refusal{fmt.Sprintf("timestamp is %+ds off the server clock (+ ahead, - behind); the window is %s either side", skew, Window)}
+		return &Refusal{Reason: fmt.Sprintf("timestamp is %+ds off the server clock (+ ahead, - behind); the window is %s either side", skew, Window)}
 	}
 	queries := []string{r.RawQuery}
 	if r.QueryJoined {
@@ -257,7 +274,7 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 	for _, q := range queries {
 		sts, err := stringToSign(r.Method, r.Path, q, a.Timestamp, a.Nonce, sum)
 		if err != nil {
-			return &Refusal{err.Error()}
+			return &Refusal{Reason: err.Error()}
 		}
 		if hmac.Equal([]byte(Signature(secret, sts)), []byte(a.Signature)) {
 			matched = true
@@ -269,7 +286,7 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 		if r.QueryJoined && tooJoined(r.RawQuery) {
 			reason += fmt.Sprintf("; FC joins repeated query names with commas, and this query's values hold more than %d, so only the query as delivered was checked: send fewer repeated names, or values without commas", MaxJoinedCommas)
 		}
-		return &Refusal{reason}
+		return &Refusal{Reason: reason}
 	}
 	// Only a correctly signed request may spend a nonce, so nobody can burn
 	// another caller's nonces. The key id is not part of the record: it is
@@ -285,7 +302,7 @@ func (v *Verifier) Verify(ctx context.Context, r Request) error {
 		fresh = v.nonces.Spend(ctx, key)
 	}
 	if !fresh {
-		return &Refusal{"replayed nonce"}
+		return &Refusal{Reason: "replayed nonce", Replayed: true}
 	}
 	return nil
 }

@@ -458,7 +458,14 @@ func (g *Guard) callerKey(k string) string { return strings.TrimPrefix(k, g.o.Na
 // stuck reports a call that ran but whose record could not be finished, and
 // leaves what is known in the record where the store takes a small write.
 func (g *Guard) stuck(k string, done Record, vendorID string, err error) {
-	g.o.Log.Error("idempotency record not finished: the call ran, its repeats will answer -1304 (outcome unknown) until reconciled: look the charge up at TOP (vendorId, when set, is what TOP answered), then cloudcall records settle <idempotencyKey> --charged <id> or --not-charged (docs/operate.md)",
+	// With the vendor's id the outcome is known: only --charged is right.
+	// A re-tester followed "--not-charged" from this line after TOP had
+	// charged (the note below could not be written) and paid twice.
+	how := "look the charge up at TOP, then cloudcall records settle <idempotencyKey> --charged <its id>, or --not-charged if TOP has none (docs/operate.md)"
+	if vendorID != "" {
+		how = "TOP charged it (vendorId): cloudcall records settle <idempotencyKey> --charged <vendorId>; never --not-charged (docs/operate.md)"
+	}
+	g.o.Log.Error("idempotency record not finished: the call ran, its repeats will answer -1304 (outcome unknown) until reconciled: "+how,
 		"idempotencyKey", g.callerKey(k), "vendorId", vendorID, "status", done.Status, "store", g.o.Records.Name(), "error", err.Error())
 	if vendorID == "" {
 		return

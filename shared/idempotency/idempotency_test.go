@@ -340,6 +340,7 @@ func TestStoreFailures(t *testing.T) {
 	require.Equal(t, "ERROR", line["level"])
 	require.Equal(t, "k", line["idempotencyKey"], "the key as callers and cloudcall records name it")
 	require.Equal(t, "ECS-42", line["vendorId"])
+	require.Contains(t, line["msg"], "--charged <vendorId>; never --not-charged", "TOP's id is known: a settle --not-charged would charge again")
 	recs.finish = false
 	_, _, e = g.Run(ctx, key("k", "fp"), fn)
 	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code, "the record says the call ended: no need to wait")

@@ -87,7 +87,11 @@ func SignatureGuard(v *callerauth.Verifier) Guard {
 			}
 			return nil
 		case errors.As(err, &r):
-			return &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: " + r.Reason}
+			e := &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: " + r.Reason}
+			if r.Replayed {
+				e.Err = callerauth.ErrReplayed // the log line's level: no text a caller can write decides it
+			}
+			return e
 		case errors.Is(err, store.ErrUnavailable):
 			return &envelope.Error{Code: envelope.CodeStoreUnavailable, RetryAfter: 1,
 				Reason: "replay protection is unavailable for a call with an Idempotency-Key header (the shared store is down); nothing ran, retry shortly", Err: err}

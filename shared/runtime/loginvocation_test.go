@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cloudcall/cloudcall/shared/callerauth"
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/runtime"
@@ -36,7 +37,11 @@ func TestInvocationLogLine(t *testing.T) {
 			map[string]any{"errCode": float64(envelope.CodeOutcomeUnknown)}},
 		{"store down", &envelope.Error{Code: envelope.CodeStoreUnavailable, Reason: "the records store is unavailable"}, "WARN", nil},
 		{"configuration missing", envelope.ConfigError("no TOP_APP_KEY"), "WARN", nil},
-		{"a signed request delivered twice", &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: replayed nonce"}, "WARN", nil},
+		{"a signed request delivered twice", &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: replayed nonce", Err: callerauth.ErrReplayed}, "WARN", nil},
+		// A malformed header quotes the caller's own text: no text decides the level.
+		{"a header naming a field 'replayed nonce'", &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: `unauthenticated: malformed Authorization header: bad or repeated field "replayed nonce"`}, "INFO", nil},
+		{"a transport failure has no vendor status", &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "outcome unknown", Upstream: &envelope.Upstream{Vendor: "top"}, Err: errors.New("Post: EOF")}, "ERROR",
+			map[string]any{"upstreamStatus": nil, "upstreamCode": nil, "cause": "Post: EOF"}},
 		{"a caller's bad signature", &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: signature does not match"}, "INFO", nil},
 		{"a caller's bad input", &envelope.Error{Code: envelope.CodeInvalidInput, Reason: "invalid input: x"}, "INFO", nil},
 		{"the vendor's request id", &envelope.Error{Code: envelope.CodeUpstream, Reason: "refused",
@@ -90,6 +95,11 @@ func TestInvocationLineAtWarnKeepsWhatNeedsAPerson(t *testing.T) {
 		{"a success is not written", envelope.Response{Status: 200, Body: []byte(`{"errCode":0,"errMsg":"demo.api:ok"}`),
 			Trace: envelope.Trace{IdempotencyKey: "k-1", VendorID: "ECS1", UpstreamRequestID: "rid-1"}}, 0},
 		{"an outcome unknown is", envelope.Failure("demo.api", &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "outcome unknown"}), 1},
+		{"a recorded outcome unknown answered again is, at WARN", func() envelope.Response {
+			r := envelope.Failure("demo.api", &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "replayed: outcome unknown"})
+			r.Replayed = true
+			return r
+		}(), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := config.FromMap(map[string]string{"FC_FUNCTION_NAME": "fn-1", "CLOUDCALL_LOG_LEVEL": "warn"})
@@ -110,7 +120,11 @@ func TestInvocationLineAtWarnKeepsWhatNeedsAPerson(t *testing.T) {
 			}
 			var m map[string]any
 			require.NoError(t, json.Unmarshal([]byte(out), &m))
-			require.Equal(t, "ERROR", m["level"])
+			want := "ERROR"
+			if tc.resp.Replayed {
+				want = "WARN"
+			}
+			require.Equal(t, want, m["level"])
 			require.Equal(t, "k-1", m["idempotencyKey"])
 			require.Equal(t, "ECS1", m["vendorId"])
 			require.Equal(t, "rid-1", m["upstreamRequestId"])

@@ -402,7 +402,7 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	)
 	if resp.Err != nil {
 		attrs = append(attrs, slog.Int("errCode", resp.Err.Code), slog.String("reason", resp.Err.Reason))
-		if u := resp.Err.Upstream; u != nil {
+		if u := resp.Err.Upstream; u != nil && (u.HTTPStatus != 0 || u.Code != "") { // the vendor answered
 			attrs = append(attrs, slog.Int("upstreamStatus", u.HTTPStatus), slog.String("upstreamCode", u.Code))
 			if u.RequestID != "" {
 				attrs = append(attrs, slog.String("upstreamRequestId", u.RequestID))
@@ -449,10 +449,13 @@ func invocationLevel(resp envelope.Response) slog.Level {
 		return slog.LevelWarn
 	case e == nil:
 		return slog.LevelInfo
+	case e.Code == envelope.CodeOutcomeUnknown && resp.Replayed:
+		// A recorded -1304 answered again: its first answer was the ERROR.
+		return slog.LevelWarn
 	case e.Code == envelope.CodeInternal, e.Code == envelope.CodeOutcomeUnknown:
 		return slog.LevelError
 	case e.Code == envelope.CodeStoreUnavailable, e.Code == envelope.CodeConfig,
-		e.Code == envelope.CodeUnauthenticated && strings.Contains(e.Reason, "replayed nonce"):
+		e.Code == envelope.CodeUnauthenticated && errors.Is(e.Err, callerauth.ErrReplayed):
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo

@@ -289,3 +289,36 @@ func TestRefusedSignatureLogsItsKeyID(t *testing.T) {
 	}
 	require.Zero(t, s.calls)
 }
+
+// A correctly signed request delivered twice is a WARN (something between
+// the caller and the function sent it again, or a capture was replayed); a
+// header that merely says "replayed nonce" is a caller's mistake, INFO.
+func TestAReplayedSignatureIsAWarning(t *testing.T) {
+	s := &seen{}
+	h, logs := newHandler(t, map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:" + testCallerSecret}, s, nil)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+	body := `{"name":"x"}`
+	signed := callerauth.Header("backend", testCallerSecret, "POST", "/echo", "", time.Now().Unix(), callerauth.NewNonce(), []byte(body))
+	level := func(auth string) (int, string) {
+		logs.Reset()
+		req, err := http.NewRequest("POST", srv.URL+"/echo", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", auth)
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(bytes.TrimSpace(logs.Bytes()), &m), logs.String())
+		return resp.StatusCode, m["level"].(string)
+	}
+	status, lvl := level(signed)
+	require.Equal(t, 200, status)
+	require.Equal(t, "INFO", lvl)
+	status, lvl = level(signed)
+	require.Equal(t, 401, status)
+	require.Equal(t, "WARN", lvl)
+	status, lvl = level(callerauth.Scheme + " replayed nonce")
+	require.Equal(t, 401, status)
+	require.Equal(t, "INFO", lvl)
+}

@@ -194,7 +194,7 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 			return nil, e
 		}
 		if !fresh {
-			return nil, &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: replayed nonce (this signed request was already used with an Idempotency-Key header); sign every request anew"}
+			return nil, &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: replayed nonce (this signed request was already used with an Idempotency-Key header); sign every request anew", Err: callerauth.ErrReplayed}
 		}
 	}
 	inForce := key
