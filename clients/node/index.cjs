@@ -8,11 +8,11 @@
 // Node's built-ins through process.getBuiltinModule where it exists (Node
 // 20.16+, 22.3+): a bundler that turns this file into an ES module (esbuild
 // --format=esm) cannot keep a require() of them, and its stand-in throws
-// when the bundle starts. require() stays for older Nodes, never reached on
-// newer ones.
-const builtin = (name) => globalThis.process?.getBuiltinModule?.(name) ?? require(name);
-const { createHash, createHmac, randomBytes } = builtin('node:crypto');
-const { setTimeout: sleep } = builtin('node:timers/promises');
+// when the bundle starts. The require() calls stay, with literal names that
+// bundlers resolve (webpack warned on a computed one), for older Nodes.
+const getBuiltin = globalThis.process?.getBuiltinModule;
+const { createHash, createHmac, randomBytes } = getBuiltin?.('node:crypto') ?? require('node:crypto');
+const { setTimeout: sleep } = getBuiltin?.('node:timers/promises') ?? require('node:timers/promises');
 const { functions } = require('./api.cjs');
 
 const SCHEME = 'CLOUDCALL-HMAC-SHA256';

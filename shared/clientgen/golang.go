@@ -179,7 +179,7 @@ func (g *goGen) structType(name string, s *schema) (string, error) {
 	if open {
 		named := fmt.Sprintf("%q", s.order)
 		named = strings.ReplaceAll(strings.Trim(named, "[]"), "\" \"", "\", \"")
-		fmt.Fprintf(&g.out, "// UnmarshalJSON keeps the fields %s does not name in Extra.\nfunc (t *%s) UnmarshalJSON(b []byte) error {\n\ttype plain %s\n\tif err := json.Unmarshal(b, (*plain)(t)); err != nil {\n\t\treturn err\n\t}\n\treturn unnamed(b, &t.Extra, %s)\n}\n\n", name, name, name, named)
+		fmt.Fprintf(&g.out, "// UnmarshalJSON keeps the fields %s does not name in Extra.\nfunc (t *%s) UnmarshalJSON(b []byte) error {\n\ttype plain %s\n\tif err := decodeNumbers(b, (*plain)(t)); err != nil {\n\t\treturn err\n\t}\n\treturn unnamed(b, &t.Extra, %s)\n}\n\n", name, name, name, named)
 		fmt.Fprintf(&g.out, "// MarshalJSON writes Extra's fields after the named ones.\nfunc (t %s) MarshalJSON() ([]byte, error) {\n\ttype plain %s\n\treturn withExtra(plain(t), t.Extra, %s)\n}\n\n", name, name, named)
 	}
 	return name, nil

@@ -185,7 +185,7 @@ type QueryChatappBindWabaOutputData struct {
 // UnmarshalJSON keeps the fields QueryChatappBindWabaOutputData does not name in Extra.
 func (t *QueryChatappBindWabaOutputData) UnmarshalJSON(b []byte) error {
 	type plain QueryChatappBindWabaOutputData
-	if err := json.Unmarshal(b, (*plain)(t)); err != nil {
+	if err := decodeNumbers(b, (*plain)(t)); err != nil {
 		return err
 	}
 	return unnamed(b, &t.Extra, "id", "name", "businessId", "businessName", "currency", "accountReviewStatus", "messageTemplateNamespace", "marketingMessageLiteStatus", "primaryBusinessLocation", "isOnBizApp", "authInternationalRateEligibility")

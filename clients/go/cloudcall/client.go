@@ -378,7 +378,7 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 func waitEnded(ctx context.Context, e *Error) *Error {
 	cause := ctx.Err()
 	if e.Err != nil {
-		cause = errors.Join(cause, e.Err)
+		cause = fmt.Errorf("%w; last attempt: %w", cause, e.Err) // one line, both in the chain
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && e.ErrCode == CodeThrottled {
 		e.Err = cause
@@ -488,7 +488,11 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 		return e, -1
 	}
 	if *fb.ErrCode == 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
+		// Numbers in free-form members (map[string]any) stay json.Number,
+		// the vendor's digits, as the typed amounts do.
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		if err := d.Decode(out); err != nil {
 			e := &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt, Err: err,
 				ErrMsg: f.API + ":fail the answer does not match the generated type: " + err.Error()}
 			if f.Idempotent {

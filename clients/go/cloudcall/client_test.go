@@ -838,6 +838,7 @@ func TestContextEndingDuringARetryWait(t *testing.T) {
 		_, err := client(t, base, secret, func(o *cloudcall.Options) { o.MaxRetries = 50 }).OpenAPI.Logistics.GetQuota(ctx, in)
 		require.ErrorIs(t, err, context.Canceled)
 		require.ErrorIs(t, err, syscall.ECONNREFUSED, "the last attempt's cause stays")
+		require.NotContains(t, err.(*cloudcall.Error).Err.Error(), "\n", "one line in a log")
 		ce := asError(t, err)
 		require.Equal(t, cloudcall.CodeTimeout, ce.ErrCode)
 		require.Contains(t, ce.ErrMsg, "canceled while waiting to retry (last attempt: could not reach")
@@ -862,6 +863,17 @@ func TestFieldsTheVendorAddsLaterPassThrough(t *testing.T) {
 	var none cloudcall.QueryChatappBindWabaOutputData
 	require.NoError(t, json.Unmarshal([]byte(`{"id":"W2"}`), &none))
 	require.Nil(t, none.Extra)
+
+	// A named field in another case is encoding/json's to match, not Extra's
+	// (it was in both), and a free-form member keeps the vendor's digits.
+	srv, _ = fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"cams.queryChatappBindWaba:ok","requestId":"R1","data":{"id":"W1","Name":"upper","authInternationalRateEligibility":{"big":12345678901234567890,"f":1.10}}}`))
+	})
+	out, err = client(t, srv.URL, secret).CAMS.QueryChatappBindWaba(context.Background(), cloudcall.QueryChatappBindWabaInput{})
+	require.NoError(t, err)
+	require.Equal(t, "upper", out.Data.Name)
+	require.Nil(t, out.Data.Extra)
+	require.Equal(t, map[string]any{"big": json.Number("12345678901234567890"), "f": json.Number("1.10")}, out.Data.AuthInternationalRateEligibility)
 }
 
 // The client's codes are the envelope's.

@@ -5,7 +5,16 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"strings"
 )
+
+// decodeNumbers decodes b into v keeping numbers in any-typed members as
+// json.Number, as the client's decoding of an answer does.
+func decodeNumbers(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	return d.Decode(v)
+}
 
 // unnamed puts the members of the JSON object b that are not named into
 // *into (nil when there are none), numbers as json.Number: the fields a
@@ -17,7 +26,9 @@ func unnamed(b []byte, into *map[string]any, named ...string) error {
 	}
 	*into = nil
 	for k, raw := range all {
-		if slices.Contains(named, k) {
+		// encoding/json fills a named field from a name in any case
+		// ("ID" for "id"): such a member is the field's, not Extra's.
+		if slices.ContainsFunc(named, func(n string) bool { return strings.EqualFold(n, k) }) {
 			continue
 		}
 		d := json.NewDecoder(bytes.NewReader(raw))

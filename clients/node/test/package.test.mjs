@@ -116,6 +116,12 @@ console.log(JSON.stringify({ quotaNum: r.quotaNum, isError: err instanceof Cloud
       execFileSync(r.bin, [src, '--bundle', '--platform=node', `--format=${format}`, `--outfile=${out}`, '--log-level=error'], { cwd: project, stdio: 'pipe' });
       const { stdout } = await promisify(execFile)(process.execPath, [out], { cwd: project, env: { ...process.env, URL: url }, encoding: 'utf8' });
       assert.deepEqual(JSON.parse(stdout), { quotaNum: 210, isError: true, errCode: -1001, field: 'bizId' });
+      if (format === 'cjs') {
+        // A Node without process.getBuiltinModule (18, 20 before 20.16): the
+        // CommonJS bundle takes the require() path (the README's advice).
+        const old = await promisify(execFile)(process.execPath, ['--import', 'data:text/javascript,delete process.getBuiltinModule', out], { cwd: project, env: { ...process.env, URL: url }, encoding: 'utf8' });
+        assert.deepEqual(JSON.parse(old.stdout), { quotaNum: 210, isError: true, errCode: -1001, field: 'bizId' });
+      }
     });
   }
 
