@@ -440,8 +440,8 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 // act (an outcome unknown to reconcile, a bug), WARN where the deployment
 // is unwell (its store down, its configuration missing, a signed request
 // delivered twice, a run that failed in part), INFO for the rest, a
-// caller's mistake included. A deployment logging at WARN keeps the lines
-// its alarms read.
+// caller's mistake included. A deployment logging at WARN keeps what needs
+// a person (docs/operate.md says what its rate queries lose).
 func invocationLevel(resp envelope.Response) slog.Level {
 	e := resp.Err
 	switch {
