@@ -98,6 +98,11 @@ type Response struct {
 	Replayed bool
 	// Trace is what the log line adds to find the call again.
 	Trace Trace
+	// Unrecorded marks a charge that ran whose record could not be
+	// finished: its repeats hear -1304 until a person settles it, so it is
+	// counted and logged as an outcome unknown, though its caller heard
+	// the vendor's answer.
+	Unrecorded bool
 }
 
 // Trace holds a call's identifiers for its log line: what an operator needs

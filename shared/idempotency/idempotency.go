@@ -273,7 +273,8 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	}
 	done := rec
 	done.State, done.Status, done.Body = Done, out.Response.Status, out.Response.Body
-	rewritten, taken := g.finish(ctx, k, done, out.VendorID)
+	rewritten, taken, unrecorded := g.finish(ctx, k, done, out.VendorID)
+	out.Response.Unrecorded = unrecorded
 	if (rewritten || taken) && alias != "" {
 		// The store lost the alias with the record: a keyless retry of
 		// this request must find it too (one that took the slot in the
@@ -404,7 +405,7 @@ func inProgress() *envelope.Error {
 // truncated table) is written again: the call did happen, and a repeat
 // would otherwise run it again (outside tester: one key, two charges). It
 // reports that it wrote it again, so the caller restores what goes with it.
-func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID string) (rewritten, taken bool) {
+func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID string) (rewritten, taken, unrecorded bool) {
 	fctx, cancel := g.settling(ctx)
 	defer cancel()
 	var err error
@@ -432,20 +433,20 @@ func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID stri
 				// help, and that repeat answers for itself.
 				g.o.Log.Error("idempotency record lost by the store while the call ran, and another call with this key has reserved it since: it may have run again; reconcile this key against the vendor",
 					"idempotencyKey", g.callerKey(k), "vendorId", vendorID, "store", g.o.Records.Name())
-				return false, true
+				return false, true, false
 			default:
 				err = rerr
 			}
 		}
 		if err == nil && ok {
-			return rewritten, false
+			return rewritten, false, false
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-fctx.Done():
 			t.Stop()
 			g.stuck(k, done, vendorID, err)
-			return false, false
+			return false, false, true
 		case <-t.C:
 		}
 	}

@@ -331,8 +331,9 @@ func TestStoreFailures(t *testing.T) {
 	// record says what is known, and repeats hear "in progress", then
 	// "outcome unknown" with that id; nothing runs twice.
 	recs.finish = true
-	_, _, e = g.Run(ctx, key("k", "fp"), fn)
+	unfinished, _, e := g.Run(ctx, key("k", "fp"), fn)
 	require.Nil(t, e)
+	require.True(t, unfinished.Unrecorded, "counted and logged as an outcome unknown: its repeats hear -1304")
 	require.Equal(t, int32(1), runs.Load())
 	require.Greater(t, recs.finishes, 2, "the finish step was retried")
 	var line map[string]any

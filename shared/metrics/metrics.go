@@ -93,7 +93,12 @@ type Invocation struct {
 	RequestID string
 	ErrCode   int
 	Partial   bool // errCode 0, but the result lists failures
-	Latency   time.Duration
+	// Replayed: a recorded answer given again (a -1304 among them is
+	// counted once, when it was first answered).
+	Replayed bool
+	// Unrecorded: a charge that ran whose record could not be finished.
+	Unrecorded bool
+	Latency    time.Duration
 	ColdStart bool
 }
 
@@ -215,7 +220,7 @@ func (e *EMF) Record(inv Invocation) ([]byte, error) {
 			Metrics:    metricDefs,
 		}}},
 		Function: fn, ErrClass: class, Invocations: 1,
-		Errors: b2i(inv.ErrCode != 0), Faults: b2i(Fault(class)), OutcomeUnknown: b2i(inv.ErrCode == envelope.CodeOutcomeUnknown),
+		Errors: b2i(inv.ErrCode != 0), Faults: b2i(Fault(class)), OutcomeUnknown: b2i(inv.ErrCode == envelope.CodeOutcomeUnknown && !inv.Replayed || inv.Unrecorded),
 		ColdStart: b2i(inv.ColdStart), LatencyMs: float64(inv.Latency.Microseconds()) / 1000,
 		API: inv.API, ErrCode: inv.ErrCode, RequestID: inv.RequestID,
 	}

@@ -161,6 +161,16 @@ func TestRecord(t *testing.T) {
 		{"outcome unknown", metrics.Invocation{Function: "top-launch-extra-charge", API: "top.ascp.launchExtraCharge", ErrCode: envelope.CodeOutcomeUnknown, Latency: time.Second},
 			map[string]any{"function": "top-launch-extra-charge", "api": "top.ascp.launchExtraCharge", "errClass": "unknown", "errCode": json.Number("-1304"),
 				"invocations": json.Number("1"), "errors": json.Number("1"), "faults": json.Number("1"), "outcomeUnknown": json.Number("1"), "coldStart": json.Number("0"), "latencyMs": json.Number("1000")}},
+		// A recorded -1304 given again was counted when first answered: the
+		// alarm fired then, not at every retry.
+		{"outcome unknown answered again", metrics.Invocation{Function: "top-launch-extra-charge", API: "top.ascp.launchExtraCharge", ErrCode: envelope.CodeOutcomeUnknown, Replayed: true},
+			map[string]any{"function": "top-launch-extra-charge", "api": "top.ascp.launchExtraCharge", "errClass": "unknown", "errCode": json.Number("-1304"),
+				"invocations": json.Number("1"), "errors": json.Number("1"), "faults": json.Number("1"), "outcomeUnknown": json.Number("0"), "coldStart": json.Number("0"), "latencyMs": json.Number("0")}},
+		// TOP charged and the record could not be finished: its repeats will
+		// hear -1304, so it is counted as one now (the alarm fired on nothing).
+		{"a charge whose record was not finished", metrics.Invocation{Function: "top-launch-extra-charge", API: "top.ascp.launchExtraCharge", Unrecorded: true},
+			map[string]any{"function": "top-launch-extra-charge", "api": "top.ascp.launchExtraCharge", "errClass": "ok", "errCode": json.Number("0"),
+				"invocations": json.Number("1"), "errors": json.Number("0"), "faults": json.Number("0"), "outcomeUnknown": json.Number("1"), "coldStart": json.Number("0"), "latencyMs": json.Number("0")}},
 		{"bad input, no function name", metrics.Invocation{API: "ck1.pricing.inboundBox", ErrCode: envelope.CodeInvalidInput},
 			map[string]any{"function": "ck1.pricing.inboundBox", "api": "ck1.pricing.inboundBox", "errClass": "input", "errCode": json.Number("-1001"),
 				"invocations": json.Number("1"), "errors": json.Number("1"), "faults": json.Number("0"), "outcomeUnknown": json.Number("0"), "coldStart": json.Number("0"), "latencyMs": json.Number("0")}},

@@ -95,6 +95,10 @@ func TestInvocationLineAtWarnKeepsWhatNeedsAPerson(t *testing.T) {
 		{"a success is not written", envelope.Response{Status: 200, Body: []byte(`{"errCode":0,"errMsg":"demo.api:ok"}`),
 			Trace: envelope.Trace{IdempotencyKey: "k-1", VendorID: "ECS1", UpstreamRequestID: "rid-1"}}, 0},
 		{"an outcome unknown is", envelope.Failure("demo.api", &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "outcome unknown"}), 1},
+		{"a charge whose record was not finished is", func() envelope.Response {
+			r := envelope.Response{Status: 200, Body: []byte(`{"errCode":0,"errMsg":"demo.api:ok"}`), Unrecorded: true}
+			return r
+		}(), 1},
 		{"a recorded outcome unknown answered again is, at WARN", func() envelope.Response {
 			r := envelope.Failure("demo.api", &envelope.Error{Code: envelope.CodeOutcomeUnknown, Reason: "replayed: outcome unknown"})
 			r.Replayed = true
@@ -128,6 +132,9 @@ func TestInvocationLineAtWarnKeepsWhatNeedsAPerson(t *testing.T) {
 			require.Equal(t, "k-1", m["idempotencyKey"])
 			require.Equal(t, "ECS1", m["vendorId"])
 			require.Equal(t, "rid-1", m["upstreamRequestId"])
+			if tc.resp.Unrecorded {
+				require.Equal(t, true, m["unrecorded"])
+			}
 		})
 	}
 }

@@ -41,7 +41,7 @@ func (h *Handler) observe(meta Meta, resp envelope.Response, d time.Duration) [2
 	if resp.Err != nil {
 		inv.ErrCode = resp.Err.Code
 	}
-	inv.Partial = resp.Partial
+	inv.Partial, inv.Replayed, inv.Unrecorded = resp.Partial, resp.Replayed, resp.Unrecorded
 	if e := h.metrics.emf; e != nil {
 		if err := e.Write(inv); err != nil {
 			h.Deps.Log.Warn("metrics: EMF record not written", "error", err.Error())

@@ -311,15 +311,7 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 		// the platform authenticated (AWS_IAM) needs no signature of ours.
 		if in.PlatformCaller == "" {
 			if e := h.Guard.Check(ctx, in); e != nil && (e.Code != envelope.CodeConfig || h.initErr == nil) {
-				resp := envelope.Failure(h.Op.API, e)
-				if e.Code == envelope.CodeUnauthenticated {
-					// Which caller's key failed, for the log: a key id that
-					// parses is a name, never the secret.
-					if a, err := callerauth.Parse(in.HeaderValue("Authorization")); err == nil {
-						resp.Trace.CallerKeyID = a.KeyID
-					}
-				}
-				return resp
+				return envelope.Failure(h.Op.API, e)
 			}
 		}
 	}
@@ -420,6 +412,17 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	if resp.Replayed {
 		attrs = append(attrs, slog.Bool("replayed", true))
 	}
+	if resp.Unrecorded {
+		attrs = append(attrs, slog.Bool("unrecorded", true))
+	}
+	if resp.Err != nil && resp.Err.Code == envelope.CodeUnauthenticated && resp.Trace.CallerKeyID == "" && in != nil {
+		// Which caller's key was refused (by the guard, or by the charge
+		// for a nonce spent with a key header): a key id that parses is a
+		// name, never the secret.
+		if a, err := callerauth.Parse(in.HeaderValue("Authorization")); err == nil {
+			resp.Trace.CallerKeyID = a.KeyID
+		}
+	}
 	if t := resp.Trace; t != (envelope.Trace{}) {
 		attrs = traceAttrs(attrs, t)
 	}
@@ -445,6 +448,8 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 func invocationLevel(resp envelope.Response) slog.Level {
 	e := resp.Err
 	switch {
+	case resp.Unrecorded:
+		return slog.LevelError // repeats hear -1304 until a person settles it
 	case e == nil && resp.Partial:
 		return slog.LevelWarn
 	case e == nil:

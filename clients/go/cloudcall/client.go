@@ -462,7 +462,7 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 	// success ("<api>:ok") comes with a 2xx. A proxy's JSON, another
 	// function's answer at a wrong endpoint or errCode 0 on a 502 is no
 	// answer to this call, and for the charge no proof that it charged.
-	if json.Unmarshal(raw, &fb) != nil || fb.ErrCode == nil || !strings.HasPrefix(fb.ErrMsg, f.API+":") ||
+	if decodeNumbers(raw, &fb) != nil || fb.ErrCode == nil || !strings.HasPrefix(fb.ErrMsg, f.API+":") ||
 		*fb.ErrCode == 0 && (resp.StatusCode/100 != 2 || fb.ErrMsg != f.API+":ok") {
 		snippet := string(raw)
 		if len(snippet) > 200 {
@@ -488,11 +488,7 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 		return e, -1
 	}
 	if *fb.ErrCode == 0 {
-		// Numbers in free-form members (map[string]any) stay json.Number,
-		// the vendor's digits, as the typed amounts do.
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if err := d.Decode(out); err != nil {
+		if err := decodeNumbers(raw, out); err != nil {
 			e := &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt, Err: err,
 				ErrMsg: f.API + ":fail the answer does not match the generated type: " + err.Error()}
 			if f.Idempotent {

@@ -874,6 +874,14 @@ func TestFieldsTheVendorAddsLaterPassThrough(t *testing.T) {
 	require.Equal(t, "upper", out.Data.Name)
 	require.Nil(t, out.Data.Extra)
 	require.Equal(t, map[string]any{"big": json.Number("12345678901234567890"), "f": json.Number("1.10")}, out.Data.AuthInternationalRateEligibility)
+
+	// A failure's upstream.extra too.
+	srv, _ = fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+		w.WriteHeader(502)
+		_, _ = w.Write([]byte(`{"errCode":-1305,"errMsg":"cams.queryChatappBindWaba:fail refused","upstream":{"vendor":"cams","extra":{"quota":9007199254740993,"price":1.10}}}`))
+	})
+	_, err = client(t, srv.URL, secret).CAMS.QueryChatappBindWaba(context.Background(), cloudcall.QueryChatappBindWabaInput{})
+	require.Equal(t, map[string]any{"quota": json.Number("9007199254740993"), "price": json.Number("1.10")}, asError(t, err).Upstream.Extra)
 }
 
 // The client's codes are the envelope's.

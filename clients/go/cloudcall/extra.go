@@ -3,17 +3,25 @@ package cloudcall
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"slices"
 	"sort"
 	"strings"
 )
 
-// decodeNumbers decodes b into v keeping numbers in any-typed members as
-// json.Number, as the client's decoding of an answer does.
+// decodeNumbers is json.Unmarshal keeping numbers in any-typed members as
+// json.Number (the vendor's digits, as the typed amounts keep them).
 func decodeNumbers(b []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
-	return d.Decode(v)
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("cloudcall: data after the JSON value")
+	}
+	return nil
 }
 
 // unnamed puts the members of the JSON object b that are not named into
