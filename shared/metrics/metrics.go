@@ -99,7 +99,7 @@ type Invocation struct {
 	// Unrecorded: a charge that ran whose record could not be finished.
 	Unrecorded bool
 	Latency    time.Duration
-	ColdStart bool
+	ColdStart  bool
 }
 
 // Class is the invocation's errClass: Class(ErrCode), or partial for a
