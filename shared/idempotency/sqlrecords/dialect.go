@@ -27,6 +27,13 @@ type dialect interface {
 	release() string        // k, token
 	purge() string          // limit
 	fence() string          // k: the token of a row whatever its expiry
+	// traits describes the records table as the catalog sees it, and
+	// plain says whether that is a table the records can trust: no
+	// trigger, rule or row security acting on rows behind the statements'
+	// back (a probe cannot prove their absence: they can spare its rows),
+	// and rows that survive a restart.
+	traits() string
+	plain(traits string) bool
 	// missingTable reports a statement that found no records table: it
 	// was dropped while this instance ran.
 	missingTable(err error) bool
@@ -84,6 +91,19 @@ func (postgres) purge() string {
 }
 
 func (postgres) fence() string { return `SELECT token FROM ` + Table + ` WHERE k = $1` }
+
+func (postgres) traits() string {
+	return `SELECT 'relkind=' || c.relkind::text || ' rowsecurity=' || c.relrowsecurity::text ||
+		' triggers=' || (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)::text ||
+		' rules=' || (SELECT count(*) FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')::text
+		FROM pg_class c WHERE c.oid = to_regclass('` + Table + `')`
+}
+
+// plain: an ordinary or partitioned table without triggers, rules or row
+// security.
+func (postgres) plain(t string) bool {
+	return t == "relkind=r rowsecurity=false triggers=0 rules=0" || t == "relkind=p rowsecurity=false triggers=0 rules=0"
+}
 
 func (postgres) missingTable(err error) bool {
 	var pe *pgconn.PgError
@@ -174,6 +194,16 @@ func (mysqlDialect) purge() string {
 }
 
 func (mysqlDialect) fence() string { return `SELECT token FROM ` + Table + ` WHERE k = ?` }
+
+func (mysqlDialect) traits() string {
+	return `SELECT CONCAT('engine=', IFNULL(t.ENGINE, t.TABLE_TYPE), ' triggers=',
+		(SELECT COUNT(*) FROM information_schema.TRIGGERS g WHERE g.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA AND g.EVENT_OBJECT_TABLE = t.TABLE_NAME))
+		FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = '` + Table + `'`
+}
+
+// plain: InnoDB (durable, transactional; MEMORY loses every row at a
+// restart) without triggers the function's user can see.
+func (mysqlDialect) plain(t string) bool { return t == "engine=InnoDB triggers=0" }
 
 func (mysqlDialect) missingTable(err error) bool {
 	var me *mysql.MySQLError

@@ -372,6 +372,16 @@ func (r *Records) checkShape(step func(func(context.Context) error) error) error
 	} else if n != 1 {
 		return refuse("did not delete a record")
 	}
+	var traits string
+	if err := step(func(c context.Context) (err error) {
+		traits, err = r.db.queryText(c, r.d.traits())
+		return err
+	}); err != nil {
+		return r.wrap(fmt.Errorf("checking the shape of %s (catalog): %w", Table, err))
+	}
+	if !r.d.plain(traits) {
+		return refuse("is not a plain table the records can trust (" + traits + "): a trigger, rule or row security can change or remove records behind the function's back while sparing this check's rows, and a MEMORY table loses them at a restart")
+	}
 	return nil
 }
 
