@@ -394,6 +394,12 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 				accounts = append(accounts, x)
 			}
 		}
+		if err == nil && len(accounts) == 0 {
+			// Nothing to watch is no success to report: a run that
+			// checked nothing looked like every balance was fine (an
+			// outside tester's deployment watched nothing, silently).
+			discovered.Failures = append(discovered.Failures, "discover accounts: WeChat lists no courier account bound to this mini program, so nothing was checked; bind one (the mini program's logistics settings) or list accounts in QUOTA_ALERT_WATCH")
+		}
 		// The summary lists accounts by delivery id, then biz id, as
 		// its schema says, watched and discovered alike.
 		sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].before(accounts[j]) })

@@ -627,3 +627,17 @@ func TestAHungChannelCostsTheOthersNothing(t *testing.T) {
 	require.Equal(t, 1, sum.NotificationsSent, "%v", sum.Failures)
 	require.Equal(t, []string{"empty"}, names(good.take()))
 }
+
+// QUOTA_ALERT_WATCH=auto with no account bound: the run checked nothing,
+// and says so as a partial run (a WARN line, a fault in the metrics)
+// instead of answering like a run that found every balance fine.
+func TestAutoDiscoveryOfNoAccountIsAFailure(t *testing.T) {
+	src := &fakeSource{balances: map[string]int64{}, errs: map[string]error{}}
+	al := quotaalert.New(quotaalert.Config{Auto: true}, discovering{src, nil}, store.NewMemory(store.MemoryOptions{}), nil, start().now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, sum.Checked)
+	require.True(t, sum.PartlyFailed())
+	require.Len(t, sum.Failures, 1)
+	require.Contains(t, sum.Failures[0], "WeChat lists no courier account bound to this mini program, so nothing was checked")
+}
