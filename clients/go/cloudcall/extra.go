@@ -36,13 +36,11 @@ func unnamed(b []byte, into *map[string]any, named ...string) error {
 	for k, raw := range all {
 		// encoding/json fills a named field from a name in any case
 		// ("ID" for "id"): such a member is the field's, not Extra's.
-		if slices.ContainsFunc(named, func(n string) bool { return strings.EqualFold(n, k) }) {
+		if isNamed(named, k) {
 			continue
 		}
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
 		var v any
-		if err := d.Decode(&v); err != nil {
+		if err := decodeNumbers(raw, &v); err != nil {
 			return err
 		}
 		if *into == nil {
@@ -54,7 +52,7 @@ func unnamed(b []byte, into *map[string]any, named ...string) error {
 }
 
 // withExtra encodes v, a struct, with extra's members after its own (in key
-// order; a name v already has is left out).
+// order; a name v already has, in any case, is left out).
 func withExtra(v any, extra map[string]any, named ...string) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil || len(extra) == 0 {
@@ -62,7 +60,7 @@ func withExtra(v any, extra map[string]any, named ...string) ([]byte, error) {
 	}
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
-		if !slices.Contains(named, k) {
+		if !isNamed(named, k) {
 			keys = append(keys, k)
 		}
 	}
@@ -80,4 +78,10 @@ func withExtra(v any, extra map[string]any, named ...string) ([]byte, error) {
 		out = append(append(append(out, kb...), ':'), vb...)
 	}
 	return append(out, '}'), nil
+}
+
+// isNamed says k is one of the named fields' names, in any case: encoding/json
+// fills a named field from any case of its name, both ways round.
+func isNamed(named []string, k string) bool {
+	return slices.ContainsFunc(named, func(n string) bool { return strings.EqualFold(n, k) })
 }
