@@ -149,14 +149,12 @@ type pipeCopier struct {
 	dst  io.Writer
 	done chan struct{}
 
-	// mu orders the copier's reads with idle's look at the pipe: copying
-	// is set, under mu, before each read(2) that may take bytes out of the
-	// pipe and cleared once they reached dst, so what idle sees under mu
-	// (not copying, and FIONREAD 0) means every byte written so far has
-	// reached dst.
-	mu      sync.Mutex
-	copying bool
-	moved   chan struct{} // closed (and replaced) each time copying ends
+	// mu makes each read(2) and its count one step, so a mark (taken plus
+	// what FIONREAD says still waits) is exactly the bytes written so far.
+	mu        sync.Mutex
+	taken     int64         // bytes read out of the pipe
+	delivered int64         // bytes that reached dst
+	moved     chan struct{} // closed (and replaced) each time bytes reach dst
 }
 
 func (c *pipeCopier) run() {
@@ -170,49 +168,49 @@ func (c *pipeCopier) run() {
 	for {
 		var n int
 		var rerr error
-		// The read runs inside the callback, so copying is set before the
-		// bytes leave the pipe; EAGAIN clears it and waits for the poller.
+		// The pipe is non-blocking (the runtime's poller waits), so holding
+		// mu across the read costs no more than the read.
 		err := rc.Read(func(fd uintptr) bool {
 			c.mu.Lock()
-			c.copying = true
-			c.mu.Unlock()
 			n, rerr = syscall.Read(int(fd), buf)
-			if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
-				c.stopCopying() // idle may be waiting on this read
-				return false
+			if n > 0 {
+				c.taken += int64(n)
 			}
-			return true
+			c.mu.Unlock()
+			return rerr != syscall.EAGAIN && rerr != syscall.EINTR
 		})
 		if n > 0 {
 			_, _ = c.dst.Write(buf[:n])
+			c.mu.Lock()
+			c.delivered += int64(n)
+			close(c.moved)
+			c.moved = make(chan struct{})
+			c.mu.Unlock()
 		}
-		c.stopCopying()
 		if err != nil || rerr != nil || n <= 0 {
 			return // EOF (the process and its children closed the pipe) or a read error
 		}
 	}
 }
 
-// stopCopying ends a read and wakes whoever idle told to wait for it.
-func (c *pipeCopier) stopCopying() {
-	c.mu.Lock()
-	c.copying = false
-	close(c.moved)
-	c.moved = make(chan struct{})
-	c.mu.Unlock()
-}
-
-// idle reports whether every byte written to the pipe so far has reached
-// the line stream: nothing waits in the pipe and nothing is being copied.
-// When not, the channel returned is closed by the copier's next step.
-func (c *pipeCopier) idle() (bool, <-chan struct{}) {
+// mark is the count delivered must reach for every byte written to the
+// pipe so far to have reached the line stream.
+func (c *pipeCopier) mark() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.copying {
-		return false, c.moved
-	}
 	n, err := pipeBuffered(c.r)
-	return err == nil && n == 0, c.moved
+	if err != nil {
+		n = 0 // closed: the copier has taken all there was
+	}
+	return c.taken + int64(n)
+}
+
+// reached reports whether delivered has reached mark; when not, the
+// channel returned is closed by the copier's next delivery.
+func (c *pipeCopier) reached(mark int64) (bool, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.delivered >= mark, c.moved
 }
 
 // pipeBuffered is how many bytes wait unread in a pipe (FIONREAD).
@@ -236,14 +234,19 @@ func pipeBuffered(f *os.File) (int, error) {
 
 // drain waits (at most max) until what the process wrote before now has
 // reached its streams: a function's log lines travel through a pipe and can
-// trail its answer by a moment. idle is exact, so an empty pipe ends the
-// wait at once.
-// It reports whether it got there in time.
+// trail its answer by a moment. It waits for those bytes only, not for the
+// pipe to fall quiet, so a function that never stops writing (a background
+// ticker) costs no more than one that stops; with nothing trailing it costs
+// two ioctls. It reports whether it got there in time.
 func (in *Instance) drain(max time.Duration) bool {
+	var marks [len(in.pipes)]int64
+	for i, pc := range in.pipes {
+		marks[i] = pc.mark()
+	}
 	var timeout <-chan time.Time
-	for _, pc := range in.pipes {
+	for i, pc := range in.pipes {
 		for {
-			ok, moved := pc.idle()
+			ok, moved := pc.reached(marks[i])
 			if ok {
 				break
 			}
@@ -254,6 +257,8 @@ func (in *Instance) drain(max time.Duration) bool {
 			}
 			select {
 			case <-moved:
+			case <-pc.done: // a read error ended the copier: nothing more will come
+				return false
 			case <-timeout:
 				return false
 			}
@@ -261,6 +266,9 @@ func (in *Instance) drain(max time.Duration) bool {
 	}
 	return true
 }
+
+// drainBound is how long an answer waits for the lines written before it.
+const drainBound = 2 * time.Second
 
 // sawLine keeps the process's recent output (for start-up failures) and the
 // current invocation's lines (for LogType: Tail).
@@ -313,8 +321,9 @@ func (in *Instance) InvokeLogged(ctx context.Context, inv runtimeapi.Invocation)
 		// Every line the function wrote before it answered belongs to this
 		// invocation (the tail, the console's record); without the wait,
 		// lines still in the pipe went to the instance's next invocation.
-		// idle is exact, so this costs two ioctls when nothing trails.
-		in.drain(50 * time.Millisecond)
+		// The bound only matters when the copier is starved of CPU (a
+		// loaded machine under -race missed 50 ms).
+		in.drain(drainBound)
 	}
 	return res, capture.Bytes(), err
 }
