@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -59,9 +60,25 @@ func TestBusRecordsInvocationsWithTheirLogLines(t *testing.T) {
 	require.False(t, inv.Cold)
 	require.Len(t, e.Bus().Recent(), 2)
 
-	_, lsrv := newEmu(t, runtimeapi.Lambda, 1)
+	le, lsrv := newEmu(t, runtimeapi.Lambda, 1)
 	resp, _ = post(t, lsrv.URL+"/hello/x", `{}`, nil)
-	require.NotEmpty(t, resp.Header.Get("x-amzn-RequestId"), "Lambda's HTTP fronts name the request x-amzn-RequestId")
+	lid := resp.Header.Get("x-amzn-RequestId")
+	require.NotEmpty(t, lid, "Lambda's HTTP fronts name the request x-amzn-RequestId")
+	// API Gateway's id is its own, as deployed: the event carries it and
+	// the answer's apigw-requestid says it; the console keeps the
+	// invocation under Lambda's.
+	gw := resp.Header.Get("Apigw-Requestid")
+	require.Regexp(t, `^[A-Za-z0-9+/]{15}=$`, gw)
+	require.NotEqual(t, lid, gw)
+	inv, ok = le.Bus().Get(lid)
+	require.True(t, ok)
+	var ev struct {
+		RequestContext struct {
+			RequestID string `json:"requestId"`
+		} `json:"requestContext"`
+	}
+	require.NoError(t, json.Unmarshal(inv.Request, &ev))
+	require.Equal(t, gw, ev.RequestContext.RequestID)
 }
 
 // TestEachInvocationKeepsItsOwnLines: calls back to back on one instance,

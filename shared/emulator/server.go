@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -765,6 +766,17 @@ func (e *Emulator) setRequestID(w http.ResponseWriter, id string) {
 	w.Header().Set("x-fc-request-id", id)
 }
 
+// gatewayRequestID is an id in API Gateway's form (base64 of 12 bytes, as
+// "JcTBchR5IAMEbIw="). A deployed HTTP API names a call with its own id
+// (apigw-requestid, requestContext.requestId), never the Lambda one: the
+// emulator gives them different values too, so a reader who keys on one
+// where the other is meant finds out here, not in production.
+func gatewayRequestID() string {
+	var b [11]byte
+	_, _ = rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
 func (e *Emulator) fireTimer(w http.ResponseWriter, r *http.Request) {
 	requestID := runtimeapi.NewRequestID()
 	e.setRequestID(w, requestID)
@@ -808,6 +820,11 @@ type httpResponse struct {
 func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 	requestID := runtimeapi.NewRequestID()
 	e.setRequestID(w, requestID)
+	gatewayID := requestID
+	if e.opts.Platform == runtimeapi.Lambda {
+		gatewayID = gatewayRequestID()
+		w.Header().Set("Apigw-Requestid", gatewayID)
+	}
 	fn := r.PathValue("fn")
 	p, ok := e.pools[fn]
 	if !ok {
@@ -849,7 +866,7 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, _, err := e.invoke(detached(r), fn, requestID, e.httpEvent(r, body, requestID))
+	res, _, err := e.invoke(detached(r), fn, requestID, e.httpEvent(r, body, requestID, gatewayID))
 	if errors.Is(err, errShuttingDown) {
 		// Never started: said as the service's refusal, as the invoke
 		// doors say it (a 502 FunctionFailed reads as a charge that may
@@ -927,10 +944,12 @@ func (e *Emulator) RunTimers(ctx context.Context) {
 // HTTPEvent renders an HTTP request as the platform's trigger event: FC 3.0
 // (version v1) or API Gateway HTTP API payload 2.0.
 func (e *Emulator) HTTPEvent(r *http.Request, body []byte) []byte {
-	return e.httpEvent(r, body, runtimeapi.NewRequestID())
+	return e.httpEvent(r, body, runtimeapi.NewRequestID(), gatewayRequestID())
 }
 
-func (e *Emulator) httpEvent(r *http.Request, body []byte, reqID string) []byte {
+// httpEvent is the trigger's event; on Lambda its requestContext.requestId
+// is the gateway's id, as API Gateway sends it.
+func (e *Emulator) httpEvent(r *http.Request, body []byte, reqID, gatewayID string) []byte {
 	headers := map[string]string{}
 	for k, vs := range r.Header {
 		headers[k] = strings.Join(vs, ",")
@@ -959,7 +978,7 @@ func (e *Emulator) httpEvent(r *http.Request, body []byte, reqID string) []byte 
 		ev = map[string]any{
 			"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": r.URL.RawQuery,
 			"headers": lh, "body": bodyStr, "isBase64Encoded": b64,
-			"requestContext": map[string]any{"accountId": e.opts.AccountID, "apiId": "local", "requestId": reqID, "timeEpoch": now.UnixMilli(),
+			"requestContext": map[string]any{"accountId": e.opts.AccountID, "apiId": "local", "requestId": gatewayID, "timeEpoch": now.UnixMilli(),
 				"http": map[string]string{"method": r.Method, "path": path, "protocol": r.Proto, "sourceIp": src, "userAgent": r.UserAgent()}},
 		}
 	} else {

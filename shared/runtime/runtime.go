@@ -383,7 +383,7 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 	// A fixed-size array keeps the attributes off the heap on the common
 	// path; typed attributes skip the boxing of key-value pairs. The field
 	// order (requestId first) is what readers of the line rely on.
-	var buf [19]slog.Attr
+	var buf [20]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("requestId", meta.RequestID),
 		slog.String("function", h.Deps.Function),
@@ -392,6 +392,12 @@ func (h *Handler) logInvocation(ctx context.Context, in *envelope.Input, shape S
 		slog.Int("status", resp.Status),
 		slog.Float64("latencyMs", float64(d.Microseconds())/1000),
 	)
+	if in != nil && in.RequestID != "" && in.RequestID != meta.RequestID {
+		// API Gateway names the call with its own id (apigw-requestid, the
+		// answer's requestId), never the Lambda one: the id a caller
+		// reports must be in the line too.
+		attrs = append(attrs, slog.String("gatewayRequestId", in.RequestID))
+	}
 	if resp.Err != nil {
 		attrs = append(attrs, slog.Int("errCode", resp.Err.Code), slog.String("reason", resp.Err.Reason))
 		if u := resp.Err.Upstream; u != nil && (u.HTTPStatus != 0 || u.Code != "") { // the vendor answered

@@ -595,3 +595,32 @@ func TestAReplayedAnswerIsMarked(t *testing.T) {
 		require.NotContains(t, logs.String(), "replayed")
 	}
 }
+
+// TestTheGatewaysRequestIDIsInTheLogLine: behind an API Gateway HTTP API the
+// caller hears the gateway's id (apigw-requestid, the answer's requestId),
+// which is never the Lambda invocation's; the line names both, so the id a
+// client reports finds its line (it was in no line at all).
+func TestTheGatewaysRequestIDIsInTheLogLine(t *testing.T) {
+	s := &seen{}
+	h, logs := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_FUNCTION": "echo"}, s, nil)
+	h.Invoke(context.Background(), apigwV2(`{"name":"a"}`), Meta{RequestID: "lambda-req"})
+	require.Equal(t, "req-2", s.in.RequestID, "the call goes by the gateway's id (answers name it)")
+	line := lastLine(t, logs)
+	require.Equal(t, "lambda-req", line["requestId"])
+	require.Equal(t, "req-2", line["gatewayRequestId"])
+
+	// A direct invocation has one id: no second field.
+	h.Invoke(context.Background(), []byte(`{"name":"a"}`), Meta{RequestID: "lambda-req-2"})
+	line = lastLine(t, logs)
+	require.Equal(t, "lambda-req-2", line["requestId"])
+	require.NotContains(t, line, "gatewayRequestId")
+}
+
+// lastLine is the last JSON line written to logs.
+func lastLine(t *testing.T, logs *bytes.Buffer) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &m))
+	return m
+}
