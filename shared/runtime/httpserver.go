@@ -19,10 +19,10 @@ import (
 	"github.com/cloudcall/cloudcall/shared/envelope"
 )
 
-// MaxBodyBytes bounds an HTTP trigger's body unless CLOUDCALL_MAX_BODY_BYTES
-// says otherwise: a policy, not a vendor rule. A typical input is a few
-// hundred bytes and 64 KiB holds about 1,000 CK1 boxes, without inviting
-// abuse. Events (the invoke APIs) are bounded by the platforms.
+// MaxBodyBytes bounds an input's body (an HTTP trigger's, or a direct
+// invocation's payload) unless CLOUDCALL_MAX_BODY_BYTES says otherwise: a
+// policy, not a vendor rule. A typical input is a few hundred bytes and 64
+// KiB holds about 1,000 CK1 boxes, without inviting abuse.
 const MaxBodyBytes = 64 << 10
 
 // The range CLOUDCALL_MAX_BODY_BYTES takes: up to Lambda's synchronous

@@ -295,6 +295,12 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 		ctx, cancel = context.WithDeadline(ctx, dl.Add(-m))
 		defer cancel()
 	}
+	if in.Trigger != envelope.TriggerHTTP && len(in.Body) > h.maxBody {
+		// A direct invocation is bounded by the platform only (FC takes 32
+		// MB): decoding 30 MB got a 128 MB instance killed for its memory.
+		return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
+			Reason: fmt.Sprintf("input is %d bytes; at most %d are accepted (CLOUDCALL_MAX_BODY_BYTES)", len(in.Body), h.maxBody)})
+	}
 	if in.Trigger == envelope.TriggerHTTP {
 		if n := headerBytes(in.Header); n > MaxHeaderBytes {
 			return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,

@@ -624,3 +624,24 @@ func lastLine(t *testing.T, logs *bytes.Buffer) map[string]any {
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &m))
 	return m
 }
+
+// TestADirectInvocationHasTheBodyLimitToo: the platforms take far larger
+// invocations (FC 32 MB) than a 128 MB instance can decode; a 30 MB direct
+// invoke got the instance killed for its memory. The input's limit is the
+// HTTP trigger's, refused before anything decodes it.
+func TestADirectInvocationHasTheBodyLimitToo(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_FUNCTION": "echo", "CLOUDCALL_MAX_BODY_BYTES": "1024"}, s, nil)
+	pad := func(n int) []byte { // {"name":"aaa…"} of exactly n bytes
+		return []byte(`{"name":"` + strings.Repeat("a", n-len(`{"name":""}`)) + `"}`)
+	}
+	var ans map[string]any
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), pad(1024), Meta{RequestID: "r1"}), &ans))
+	require.Equal(t, 0.0, ans["errCode"], ans)
+	require.Equal(t, 1, s.calls)
+
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), pad(1025), Meta{RequestID: "r2"}), &ans))
+	require.Equal(t, float64(envelope.CodePayloadTooLarge), ans["errCode"])
+	require.Equal(t, "test.echo:fail input is 1025 bytes; at most 1024 are accepted (CLOUDCALL_MAX_BODY_BYTES)", ans["errMsg"])
+	require.Equal(t, 1, s.calls, "the operation never saw it")
+}
