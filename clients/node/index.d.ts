@@ -160,7 +160,12 @@ export interface GetQuotaOutput {
   errCode: 0;
   /** <api>:ok on success. */
   errMsg: "openapi.logistics.getQuota:ok";
-  /** The balance of the electronic waybill (quota_num). 0 means no balance left and is always present. */
+  /**
+   * The balance of the electronic waybill (quota_num). 0 means no balance left and is always present.
+   * WeChat's type is number (JavaScript's only numeric type); it counts waybills and every example is
+   * whole, so a whole number in any spelling WeChat sends (210, 210.0, 2.1e2) is this integer, and a
+   * fraction is answered -1303 (an answer that could not be read).
+   */
   quotaNum: number;
 }
 

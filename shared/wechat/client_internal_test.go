@@ -24,6 +24,17 @@ func TestDecodeAnswer(t *testing.T) {
 		{"api error with an odd field", `{"errcode":9300511,"errmsg":"x","quota_num":"n/a"}`, 9300511, nil, 0},
 		{"success with an odd field", `{"errcode":0,"quota_num":"210"}`, 0, nil, envelope.CodeUpstreamMalformed},
 		{"not json", `<html>`, 0, nil, envelope.CodeUpstreamMalformed},
+		// WeChat's type is "number": a whole number is one in any spelling.
+		{"a whole number with a fraction part", `{"quota_num":210.0}`, 0, ptr(210), 0},
+		{"a whole number with an exponent", `{"quota_num":2.1e2}`, 0, ptr(210), 0},
+		{"a whole number with a negative exponent", `{"quota_num":21000E-2}`, 0, ptr(210), 0},
+		{"zero with an exponent", `{"quota_num":0e500}`, 0, ptr(0), 0},
+		{"negative zero", `{"quota_num":-0.0}`, 0, ptr(0), 0},
+		{"int64's largest", `{"quota_num":9.223372036854775807e18}`, 0, ptr(9223372036854775807), 0},
+		{"a fraction is no count", `{"quota_num":210.5}`, 0, nil, envelope.CodeUpstreamMalformed},
+		{"past int64", `{"quota_num":99999999999999999999}`, 0, nil, envelope.CodeUpstreamMalformed},
+		{"an exponent too large to compute", `{"quota_num":1e999999999}`, 0, nil, envelope.CodeUpstreamMalformed},
+		{"null is no balance", `{"errcode":0,"quota_num":null}`, 0, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out quotaAnswer
@@ -38,7 +49,8 @@ func TestDecodeAnswer(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.errcode, st.Errcode)
 			if tc.quota != nil {
-				require.Equal(t, *tc.quota, *out.QuotaNum)
+				require.NotNil(t, out.QuotaNum)
+				require.Equal(t, *tc.quota, int64(*out.QuotaNum))
 			}
 		})
 	}

@@ -2,8 +2,12 @@ package wechat
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/big"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -27,7 +31,64 @@ type quotaRequest struct {
 // quotaAnswer is quota/get's answer, status included, decoded once.
 type quotaAnswer struct {
 	status
-	QuotaNum *int64 `json:"quota_num"`
+	QuotaNum *Count `json:"quota_num"`
+}
+
+// Count is a whole number WeChat documents as "number", JavaScript's only
+// numeric type (quota_num, seed 000_4472673a43ebdb4c.txt; every example a
+// whole number, and it counts waybills). A JSON number's spelling is its
+// encoder's choice, so 210, 210.0 and 2.1e2 are all 210; a fraction, or a
+// value past int64, is no count of waybills and the answer is refused as
+// unreadable (-1303) with the value in the log line's cause.
+type Count int64
+
+// UnmarshalJSON reads a whole number in any JSON spelling.
+func (c *Count) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*c = Count(v)
+		return nil
+	}
+	v, err := wholeNumber(s)
+	if err != nil {
+		return fmt.Errorf("quota_num %.40s: %w", s, err)
+	}
+	*c = Count(v)
+	return nil
+}
+
+// wholeNumber is s's value when it is a JSON number equal to an int64.
+func wholeNumber(s string) (int64, error) {
+	if len(s) > 100 {
+		return 0, errors.New("not a whole number within int64")
+	}
+	mant := s
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		// An exponent is read before big.Rat sees it: 1e999999999 would be
+		// computed in full.
+		e, err := strconv.Atoi(s[i+1:])
+		if err != nil {
+			return 0, errors.New("not a number")
+		}
+		mant = s[:i]
+		if strings.Trim(mant, "-0.") == "" && strings.ContainsAny(mant, "0") {
+			return 0, nil // 0e500 is a zero balance, which is never lost
+		}
+		if e > 200 || e < -200 {
+			return 0, errors.New("not a whole number within int64")
+		}
+	}
+	r, ok := new(big.Rat).SetString(s) // s is a JSON value the decoder checked: a number, or not one at all
+	if !ok {
+		return 0, errors.New("not a number")
+	}
+	if !r.IsInt() {
+		return 0, errors.New("not a whole number of waybills")
+	}
+	if !r.Num().IsInt64() {
+		return 0, errors.New("past int64")
+	}
+	return r.Num().Int64(), nil
 }
 
 // GetQuota asks the courier, through WeChat, for the account's balance of
@@ -41,7 +102,7 @@ func (c *Client) GetQuota(ctx context.Context, deliveryID, bizID string) (int64,
 	if out.QuotaNum == nil {
 		return 0, upstream.Malformed("wechat", 200, fmt.Errorf("quota/get: no quota_num in a success answer"))
 	}
-	return *out.QuotaNum, nil
+	return int64(*out.QuotaNum), nil
 }
 
 // Courier is one entry of getAllDelivery.
@@ -71,7 +132,7 @@ type Account struct {
 	DeliveryID      string `json:"delivery_id"`
 	StatusCode      int    `json:"status_code"`
 	Alias           string `json:"alias"`
-	QuotaNum        *int64 `json:"quota_num"`
+	QuotaNum        *Count `json:"quota_num"`
 	QuotaUpdateTime int64  `json:"quota_update_time"`
 }
 

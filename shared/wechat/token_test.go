@@ -480,13 +480,13 @@ func TestGetAllDeliveryAndAccount(t *testing.T) {
 	accounts, err := cl.GetAllAccount(ctx)
 	require.NoError(t, err)
 	require.Len(t, accounts, len(wechatsbx.DemoAccounts()))
-	byID := map[string]*int64{}
+	byID := map[string]*wechat.Count{}
 	for _, a := range accounts {
 		byID[a.DeliveryID+"/"+a.BizID] = a.QuotaNum
 	}
 	require.NotNil(t, byID["ZTO/zero-balance"], "a zero balance is decoded, not lost")
-	require.Equal(t, int64(0), *byID["ZTO/zero-balance"])
-	require.Equal(t, int64(210), *byID["YTO/xyz"])
+	require.Equal(t, wechat.Count(0), *byID["ZTO/zero-balance"])
+	require.Equal(t, wechat.Count(210), *byID["YTO/xyz"])
 	require.Equal(t, 1, r.sbx.Calls("token"))
 }
 
