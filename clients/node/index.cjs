@@ -269,10 +269,27 @@ function clientError(fn, errCode, reason, extra) {
   return new CloudCallError({ errCode, errMsg: `${fn.api}:fail ${reason}`, status: 0, api: fn.api, function: fn.function, ...extra });
 }
 
+// checkJSON finds what JSON.stringify would not send as given, naming the
+// field as the functions do: a BigInt (stringify throws a bare TypeError), a
+// number that is not finite (it goes out as null, and the refusal would
+// name a null the caller never wrote) and an object that contains itself.
+function checkJSON(fn, v, path, ancestors) {
+  const refuse = (what) => clientError(fn, CODE.invalidInput, `invalid input: ${path || 'the input'}: ${what}`, { field: path });
+  if (typeof v === 'bigint') throw refuse(`expected a number, got the BigInt ${v}n, which JSON.stringify cannot write; pass a Number (exact up to 2^53)`);
+  if (typeof v === 'number' && !Number.isFinite(v)) throw refuse(`expected a finite number, got ${v}`);
+  if (v === null || typeof v !== 'object' || typeof v.toJSON === 'function') return;
+  if (ancestors.includes(v)) throw refuse('contains itself, which JSON cannot carry');
+  ancestors.push(v);
+  if (Array.isArray(v)) v.forEach((x, i) => checkJSON(fn, x, `${path}[${i}]`, ancestors));
+  else for (const [k, x] of Object.entries(v)) checkJSON(fn, x, path ? `${path}.${k}` : k, ancestors);
+  ancestors.pop();
+}
+
 async function call(o, fn, input, callOpts = {}) {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw clientError(fn, CODE.invalidInput, 'the input must be a JSON object', { field: '' });
   }
+  checkJSON(fn, input, '', []);
   if (callOpts === null || typeof callOpts !== 'object') throw new TypeError('cloudcall: the call options must be an object: { signal?, timeoutMs?' + (fn.idempotent ? ', idempotencyKey? }' : ' }'));
   // A misspelled key (idempotencykey, IdempotencyKey) was dropped, and the
   // charge went out keyed by its fingerprint instead.

@@ -605,4 +605,28 @@ describe('deadlines and errors', () => {
     assert.equal(err.errCode, -1001);
     assert.equal(err.field, 'idempotencyKey');
   });
+
+  it('what JSON.stringify cannot send as given is refused before sending, naming the field', async () => {
+    const cc = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async () => assert.fail('sent') });
+    const param = charge.omsLaunchExtraChargeParameter;
+    const cases = [
+      // A BigInt made stringify throw a bare TypeError; NaN went out as null.
+      [{ ...charge, omsLaunchExtraChargeParameter: { ...param, price: 12n } }, 'omsLaunchExtraChargeParameter.price', 'expected a number, got the BigInt 12n'],
+      [{ ...charge, omsLaunchExtraChargeParameter: { ...param, price: NaN } }, 'omsLaunchExtraChargeParameter.price', 'expected a finite number, got NaN'],
+      [{ ...charge, omsLaunchExtraChargeParameter: { ...param, price: -Infinity } }, 'omsLaunchExtraChargeParameter.price', 'expected a finite number, got -Infinity'],
+    ];
+    for (const [input, field, said] of cases) {
+      const err = await rejected(cc.top.ascp.launchExtraCharge(input));
+      assert.ok(err instanceof CloudCallError, err);
+      assert.equal(err.errCode, -1001);
+      assert.equal(err.field, field);
+      assert.ok(err.errMsg.startsWith(`top.ascp.launchExtraCharge:fail invalid input: ${field}: ${said}`), err.errMsg);
+    }
+    const box = { weight: 1, length: 1, width: 1, height: 1, quantity: 1 };
+    const err = await rejected(cc.ck1.pricing.inboundBox({ warehouseId: 'US', boxes: [box, { ...box, quantity: Infinity }] }));
+    assert.equal(err.field, 'boxes[1].quantity');
+    const loop = { warehouseId: 'US', boxes: [] };
+    loop.boxes.push(loop);
+    assert.equal((await rejected(cc.ck1.pricing.inboundBox(loop))).field, 'boxes[0]');
+  });
 });
