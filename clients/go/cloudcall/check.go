@@ -74,6 +74,14 @@ func checkInput(v reflect.Value, path string) (field, problem string) {
 			if name == "" {
 				name = sf.Name
 			}
+			if fv := v.Field(i); (fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && fv.IsNil() {
+				// A required array or object: encoding/json writes nil as
+				// null, which the function refuses.
+				if fv.Kind() == reflect.Slice {
+					return join(path, name), "expected an array; a nil slice goes out as null (give an empty slice for none)"
+				}
+				return join(path, name), "expected an object; a nil map goes out as null (give an empty map for none)"
+			}
 			if f, p := checkInput(v.Field(i), join(path, name)); p != "" {
 				return f, p
 			}

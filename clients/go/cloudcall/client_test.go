@@ -751,6 +751,12 @@ func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
 			_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("true")}})
 			return err
 		}},
+		// encoding/json writes a nil slice as null, which the function
+		// refuses; the schema takes [].
+		{"no boxes as a nil slice", "boxes", func() error {
+			_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US"})
+			return err
+		}},
 	} {
 		e := asError(t, tc.call())
 		require.Equal(t, cloudcall.CodeInvalidInput, e.ErrCode, tc.name)
@@ -762,6 +768,9 @@ func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
 	_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{box("-0.5e1")}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n())
+	_, err = c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{}})
+	require.NoError(t, err, "an empty list goes out as []")
+	require.Equal(t, 2, n())
 }
 
 // TestEmptyStringIsSentAsGiven: desc "" reaches TOP as "" and absent desc is
