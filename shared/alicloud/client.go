@@ -70,11 +70,11 @@ func (s *CredentialSource) Resolve(in *envelope.Input) (Credentials, error) {
 	}
 	chain := s.chain()
 	if chain == nil {
-		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus ALIBABA_CLOUD_SECURITY_TOKEN for STS), or give the FC function a role")
+		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus ALIBABA_CLOUD_SECURITY_TOKEN for STS), or (on FC) give the function a RAM role")
 	}
 	m, err := chain.GetCredentials()
 	if err != nil || m == nil || m.AccessKeyId == "" {
-		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials found by the standard chain: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or give the FC function a role")
+		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials found by the standard chain: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or (on FC) give the function a RAM role")
 	}
 	return Credentials{AccessKeyID: m.AccessKeyId, AccessKeySecret: m.AccessKeySecret, SecurityToken: m.SecurityToken}, nil
 }
