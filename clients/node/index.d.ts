@@ -182,7 +182,11 @@ export interface InboundBoxInput {
    * and CK1 answers for it.
    */
   warehouseId: string;
-  /** Handling point (处理点). */
+  /**
+   * Handling point (处理点). At most 30 characters, counted as JSON Schema counts them (Unicode code
+   * points); CK1 does not say its unit, and a .NET service counting UTF-16 units would take 15
+   * characters outside the BMP (emoji), so CK1 judges those.
+   */
   locationId?: string;
   /** The boxes (箱子列表, Collection of InboundBox). Required; CK1 states no maximum count. */
   boxes: {

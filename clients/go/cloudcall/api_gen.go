@@ -61,7 +61,9 @@ type InboundBoxInput struct {
 	// Warehouse code (仓库代号). Required; CK1 documents a length of 0 to 10, so an empty code is
 	// sent and CK1 answers for it.
 	WarehouseID string `json:"warehouseId"`
-	// Handling point (处理点).
+	// Handling point (处理点). At most 30 characters, counted as JSON Schema counts them (Unicode
+	// code points); CK1 does not say its unit, and a .NET service counting UTF-16 units would take 15
+	// characters outside the BMP (emoji), so CK1 judges those.
 	LocationID string `json:"locationId,omitempty"`
 	// The boxes (箱子列表, Collection of InboundBox). Required; CK1 states no maximum count.
 	Boxes []InboundBoxInputBoxesItem `json:"boxes"`
