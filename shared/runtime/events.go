@@ -205,7 +205,14 @@ func containsFold(b []byte, w string) bool {
 // none of the known event shapes is a direct invocation whose body is the
 // payload itself (the envelope decoder then judges it). An event that is
 // recognised but broken is an *envelope.Error (400).
-func Detect(payload []byte) (*envelope.Input, Shape, error) {
+func Detect(payload []byte) (*envelope.Input, Shape, error) { return detect(payload, 0) }
+
+// detect is Detect refusing, before decoding it, an event larger than any
+// input of at most maxBody bytes arrives in (0: no bound). The probe skips
+// the body without copying it; decoding a 30 MB HTTP event (its body, a
+// copy, the base64 decode) got a 128 MB instance killed before any limit
+// was looked at.
+func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 	trimmed := envelope.TrimSpace(payload)
 	direct := &envelope.Input{Body: trimmed, Trigger: envelope.TriggerDirect}
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -218,8 +225,13 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 	if err := json.Unmarshal(trimmed, &p); err != nil {
 		return direct, ShapeDirect, nil
 	}
-	switch {
-	case p.RawPath != nil && len(p.RequestContext) > 0 && p.Version != nil && *p.Version == "2.0":
+	shape := p.shape()
+	if maxBody > 0 && len(trimmed) > eventBound(maxBody) && shape != ShapeDirect {
+		return nil, shape, &envelope.Error{Code: envelope.CodePayloadTooLarge,
+			Reason: fmt.Sprintf("the %s event is %d bytes, more than an input within the limit arrives in; at most %d bytes of input are accepted (CLOUDCALL_MAX_BODY_BYTES)", shape, len(trimmed), maxBody)}
+	}
+	switch shape {
+	case ShapeAPIGatewayV2:
 		var ev APIGatewayV2Event
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeAPIGatewayV2, badEvent("API Gateway v2", err)
@@ -233,7 +245,7 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 			in.PlatformCaller = "aws-iam:" + a.IAM.UserARN
 		}
 		return in, ShapeAPIGatewayV2, nil
-	case p.RawPath != nil && len(p.RequestContext) > 0:
+	case ShapeFCHTTP:
 		var ev FCHTTPEvent
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeFCHTTP, badEvent("FC HTTP trigger", err)
@@ -250,9 +262,7 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 		in.RequestID = ev.RequestContext.RequestID
 		in.QueryJoined = true
 		return in, ShapeFCHTTP, nil
-	case len(p.HTTPMethod) > 0 || len(p.RequestContext) > 0:
-		// Before the timers: an event with any HTTP marker is a call to be
-		// signed, whatever timer keys it also carries (it ran unsigned).
+	case ShapeHTTPOther:
 		var ev HTTPV1Event
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeHTTPOther, badEvent("HTTP", err)
@@ -285,23 +295,51 @@ func Detect(payload []byte) (*envelope.Input, Shape, error) {
 		}
 		in.RequestID = ev.RequestContext.RequestID
 		return in, ShapeHTTPOther, nil
-	case p.TriggerTime != nil && p.TriggerName != nil:
+	case ShapeFCTimer:
 		var ev FCTimerEvent
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeFCTimer, badEvent("FC timer", err)
 		}
 		return &envelope.Input{Body: objectOrEmpty([]byte(ev.Payload)), Trigger: envelope.TriggerTimer}, ShapeFCTimer, nil
-	case p.DetailType != nil && p.Source != nil && *p.DetailType == "Scheduled Event":
+	case ShapeEventBridge:
 		var ev EventBridgeEvent
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeEventBridge, badEvent("EventBridge", err)
 		}
 		return &envelope.Input{Body: objectOrEmpty(ev.Detail), Trigger: envelope.TriggerTimer}, ShapeEventBridge, nil
-	case p.Source != nil && *p.Source == ScheduleSource:
+	case ShapeSchedule:
 		return &envelope.Input{Body: objectOrEmpty(p.Payload), Trigger: envelope.TriggerTimer}, ShapeSchedule, nil
 	}
 	return direct, ShapeDirect, nil
 }
+
+// shape names the event the probe found, ShapeDirect for none.
+func (p *probe) shape() Shape {
+	switch {
+	case p.RawPath != nil && len(p.RequestContext) > 0 && p.Version != nil && *p.Version == "2.0":
+		return ShapeAPIGatewayV2
+	case p.RawPath != nil && len(p.RequestContext) > 0:
+		return ShapeFCHTTP
+	case len(p.HTTPMethod) > 0 || len(p.RequestContext) > 0:
+		// Before the timers: an event with any HTTP marker is a call to be
+		// signed, whatever timer keys it also carries (it ran unsigned).
+		return ShapeHTTPOther
+	case p.TriggerTime != nil && p.TriggerName != nil:
+		return ShapeFCTimer
+	case p.DetailType != nil && p.Source != nil && *p.DetailType == "Scheduled Event":
+		return ShapeEventBridge
+	case p.Source != nil && *p.Source == ScheduleSource:
+		return ShapeSchedule
+	}
+	return ShapeDirect
+}
+
+// eventBound is the largest event an input of at most maxBody bytes can
+// arrive in: its body JSON-escaped (at most 6 bytes a byte, \u0000) or in
+// base64, plus headers (at most MaxHeaderBytes, which an event may carry
+// twice, as headers and multiValueHeaders, each escaped) and the event's
+// own fields.
+func eventBound(maxBody int) int { return 6*maxBody + 4*MaxHeaderBytes + 16<<10 }
 
 // albQuery joins an ALB event's query as it came: the load balancer passes
 // names and values still percent-encoded, so encoding them again would

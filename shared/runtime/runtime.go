@@ -245,7 +245,7 @@ func NewHTTPClient() *http.Client {
 // never fails at the platform level: handled errors are data (DESIGN §3).
 func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte {
 	start := time.Now()
-	in, shape, err := Detect(payload)
+	in, shape, err := detect(payload, h.maxBody)
 	var resp envelope.Response
 	switch {
 	case err != nil:

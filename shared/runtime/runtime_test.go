@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -644,4 +645,48 @@ func TestADirectInvocationHasTheBodyLimitToo(t *testing.T) {
 	require.Equal(t, float64(envelope.CodePayloadTooLarge), ans["errCode"])
 	require.Equal(t, "test.echo:fail input is 1025 bytes; at most 1024 are accepted (CLOUDCALL_MAX_BODY_BYTES)", ans["errMsg"])
 	require.Equal(t, 1, s.calls, "the operation never saw it")
+}
+
+// TestAnEventTooLargeForAnyInputIsRefusedBeforeItIsDecoded: an HTTP or timer
+// event is refused by its size before its body is copied and decoded (a 30
+// MB body got the 128 MB instance killed first), in the trigger's own shape;
+// an input at the limit, however its event escapes it, still runs.
+func TestAnEventTooLargeForAnyInputIsRefusedBeforeItIsDecoded(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_FUNCTION": "echo", "CLOUDCALL_MAX_BODY_BYTES": "1024"}, s, nil)
+	var resp struct {
+		StatusCode int    `json:"statusCode"`
+		Body       string `json:"body"`
+	}
+	big := fcHTTP(`{"name":"`+strings.Repeat("a", 1<<20)+`"}`, true)
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), big, Meta{RequestID: "r1"}), &resp))
+	require.Equal(t, 413, resp.StatusCode)
+	require.Contains(t, resp.Body, `"errCode":-1002`)
+	require.Contains(t, resp.Body, fmt.Sprintf("the fc-http event is %d bytes, more than an input within the limit arrives in; at most 1024 bytes of input are accepted (CLOUDCALL_MAX_BODY_BYTES)", len(big)))
+
+	// The refusal copies nothing of the body: a few KiB whatever its size.
+	huge := fcHTTP(`{"name":"`+strings.Repeat("a", 16<<20)+`"}`, true)
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	out := h.Invoke(context.Background(), huge, Meta{RequestID: "r0"})
+	goruntime.ReadMemStats(&after)
+	require.Contains(t, string(out), `"statusCode":413`)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10), "bytes allocated to refuse a %d-byte event", len(huge))
+
+	timer, _ := json.Marshal(map[string]string{"triggerTime": "2026-12-01T00:00:00Z", "triggerName": "t", "payload": strings.Repeat("x", 1<<20)})
+	var ans map[string]any
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), timer, Meta{RequestID: "r2"}), &ans))
+	require.Equal(t, float64(envelope.CodePayloadTooLarge), ans["errCode"])
+	require.Equal(t, 0, s.calls)
+
+	// A 1024-byte body of escaped backslashes: the event escapes each
+	// backslash again, twice the body's size, and it is still an input
+	// within the limit.
+	body := `{"name":"` + strings.Repeat(`\\`, 506) + `a"}`
+	require.Len(t, body, 1024)
+	ev := apigwV2(body)
+	require.Greater(t, len(ev), 2*1024)
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), ev, Meta{RequestID: "r3"}), &resp))
+	require.NotEqual(t, 413, resp.StatusCode, resp.Body)
+	require.Equal(t, 1, s.calls, "an input at the limit runs, however its event spells it")
 }
