@@ -314,7 +314,10 @@ func (c *Console) state(w http.ResponseWriter, r *http.Request) {
 }
 
 // events streams every invocation change as server-sent events: first the
-// ones kept so far, then each start, log line and end.
+// ones kept so far, then each start, end and batch of log lines. The stream
+// ends when the bus cuts off a subscriber that fell behind; the page's
+// EventSource then connects again and gets every kept invocation afresh, so
+// no finished call is left showing as running.
 func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -326,6 +329,10 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	// Reconnect after a second (browsers wait about three by default).
+	if _, err := io.WriteString(w, "retry: 1000\n\n"); err != nil {
+		return
+	}
 	send := func(in emulator.Invocation) error {
 		b, _ := json.Marshal(in)
 		_, err := fmt.Fprintf(w, "event: invocation\ndata: %s\n\n", b)

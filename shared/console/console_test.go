@@ -294,3 +294,63 @@ func TestShutdownDoesNotWaitForAnOpenTab(t *testing.T) {
 	_, err = io.Copy(io.Discard, resp.Body)
 	require.NoError(t, err, "the stream ended cleanly")
 }
+
+// TestAChattyCallStreamsABoundedAmount: each log line pushed the whole
+// record so far to every subscriber, a call of 200 lines of 1 KB sent 21 MB
+// over one stream for a 203 KB record. Now its lines go out at most every
+// emulator.PublishEvery, plus its start and its end.
+func TestAChattyCallStreamsABoundedAmount(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/__console/api/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	type event struct {
+		id      string
+		running bool
+		size    int
+	}
+	events := make(chan event, 4096)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 8<<20)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var in emulator.Invocation
+				if json.Unmarshal([]byte(data), &in) == nil {
+					events <- event{in.RequestID, in.Running, len(data)}
+				}
+			}
+		}
+		close(events)
+	}()
+
+	start := time.Now()
+	_, rep, err := f.emu.Invoke(context.Background(), "hello", []byte(`{"action":"chatty","lines":3000}`))
+	require.NoError(t, err)
+	n, total, final := 0, 0, 0
+	for final == 0 {
+		select {
+		case ev, ok := <-events:
+			require.True(t, ok, "the stream ended")
+			if ev.id != rep.RequestID {
+				continue
+			}
+			n, total = n+1, total+ev.size
+			if !ev.running {
+				final = ev.size
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no final event after %d events (%d bytes)", n, total)
+		}
+	}
+	elapsed := time.Since(start)
+	t.Logf("%d updates, %d bytes, final record %d bytes, in %v", n, total, final, elapsed)
+	// Its start, its end, and one batch of lines per PublishEvery at most;
+	// no update is larger than the final record (plus a marker digit or so).
+	most := 2 + int(elapsed/emulator.PublishEvery) + 1
+	require.LessOrEqual(t, n, most, "updates for a call of %v", elapsed)
+	require.LessOrEqual(t, total, most*(final+64), "%d bytes in %d updates, the record is %d bytes", total, n, final)
+}

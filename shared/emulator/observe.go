@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,43 +34,155 @@ type Invocation struct {
 	Logs           []string        `json:"logs"`
 }
 
-func (in *Invocation) clone() Invocation {
-	c := *in
-	c.Logs = append([]string(nil), in.Logs...)
+// Bounds on the log lines kept per invocation: the first lines and the
+// last ones, each up to LogKeepLines lines and LogKeepBytes bytes, with one
+// marker line between them counting what was not kept. The tail is kept
+// because a function's closing lines (FC's "Invoke End", the runtime's
+// "invocation" line with errCode and a panic's cause) matter most.
+const (
+	LogKeepLines = 500
+	LogKeepBytes = 256 << 10
+)
+
+// BusMaxBytes bounds what the bus keeps over all its invocations (payloads
+// and log lines): 500 records of bounded logs could still hold 500 MB.
+const BusMaxBytes = 64 << 20
+
+// PublishEvery is how often a running invocation's new log lines are
+// published at most: one publish per line sent a whole record per line to
+// every subscriber (21 MB on the stream for a call of 200 1 KB lines). Its
+// start and its end are published at once.
+const PublishEvery = 100 * time.Millisecond
+
+// SubscriberBuffer is how many updates a subscriber may fall behind before
+// it is cut off (its channel closed); it then subscribes again and gets the
+// current state, instead of silently missing a call's end.
+const SubscriberBuffer = 256
+
+// logTail keeps the head and the tail of an invocation's log lines.
+type logTail struct {
+	head, tail           []string
+	headBytes, tailBytes int
+	headDone             bool // a line did not fit in the head: later ones go to the tail
+	lostLines, lostBytes int
+}
+
+func (l *logTail) add(line string) {
+	if !l.headDone && len(l.head) < LogKeepLines && l.headBytes+len(line) <= LogKeepBytes {
+		l.head = append(l.head, line)
+		l.headBytes += len(line)
+		return
+	}
+	l.headDone = true
+	l.tail = append(l.tail, line)
+	l.tailBytes += len(line)
+	for len(l.tail) > 1 && (len(l.tail) > LogKeepLines || l.tailBytes > LogKeepBytes) {
+		l.lostLines++
+		l.lostBytes += len(l.tail[0])
+		l.tailBytes -= len(l.tail[0])
+		l.tail[0] = "" // let the string go now, not when append next moves the array
+		l.tail = l.tail[1:]
+	}
+}
+
+func (l *logTail) bytes() int { return l.headBytes + l.tailBytes }
+
+// lines is a fresh slice: head, the marker when lines were lost, tail.
+func (l *logTail) lines() []string {
+	out := make([]string, 0, len(l.head)+1+len(l.tail))
+	out = append(out, l.head...)
+	if l.lostLines > 0 {
+		out = append(out, fmt.Sprintf("… %s lines (%s) not kept …", thousands(l.lostLines), humanBytes(l.lostBytes)))
+	}
+	return append(out, l.tail...)
+}
+
+// thousands writes n with comma separators (2400 → "2,400").
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func humanBytes(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// record is an invocation as the bus holds it; subscribers get snapshots.
+type record struct {
+	inv     Invocation // Logs unset: they are in logs
+	logs    logTail
+	lastPub time.Time
+	pending bool // lines arrived since lastPub and a flush is scheduled
+}
+
+func (r *record) size() int { return len(r.inv.Request) + len(r.inv.Response) + r.logs.bytes() }
+
+// snapshot is a copy no one changes afterwards, so one is shared by every
+// subscriber rather than cloned for each under the lock.
+func (r *record) snapshot() Invocation {
+	c := r.inv
+	c.Logs = r.logs.lines()
 	return c
 }
 
 // Bus keeps the latest invocations and tells subscribers about every change
-// (start, end, each log line).
+// (start, end, and new log lines at most every PublishEvery).
 type Bus struct {
-	mu    sync.Mutex
-	max   int
-	order []string
-	byID  map[string]*Invocation
-	subs  map[chan Invocation]struct{}
+	mu       sync.Mutex
+	max      int
+	bytes    int // kept over all records, at most maxBytes (but for the one growing)
+	maxBytes int
+	every    time.Duration
+	order    []string
+	byID     map[string]*record
+	subs     map[chan Invocation]struct{}
 }
 
 // NewBus keeps the last max invocations.
 func NewBus(max int) *Bus {
-	return &Bus{max: max, byID: map[string]*Invocation{}, subs: map[chan Invocation]struct{}{}}
+	return &Bus{max: max, maxBytes: BusMaxBytes, every: PublishEvery, byID: map[string]*record{}, subs: map[chan Invocation]struct{}{}}
 }
 
 // Subscribe returns the invocations kept so far (oldest first) and a channel
 // of every later change, taken atomically so nothing falls between them. A
-// subscriber that does not keep up loses updates rather than block calls.
+// subscriber that falls SubscriberBuffer updates behind has its channel
+// closed rather than block calls or miss an end: subscribe again for the
+// current state.
 func (b *Bus) Subscribe() ([]Invocation, <-chan Invocation, func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ch := make(chan Invocation, 256)
+	ch := make(chan Invocation, SubscriberBuffer)
 	b.subs[ch] = struct{}{}
 	return b.recentLocked(), ch, func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		if _, ok := b.subs[ch]; ok {
-			delete(b.subs, ch)
-			close(ch)
+		b.dropLocked(ch)
+	}
+}
+
+func (b *Bus) dropLocked(ch chan Invocation) {
+	if _, ok := b.subs[ch]; !ok {
+		return
+	}
+	delete(b.subs, ch)
+	// Drain it so a reader stuck elsewhere (a browser that stopped reading)
+	// does not pin the snapshots it never took.
+	for len(ch) > 0 {
+		select {
+		case <-ch:
+		default:
 		}
 	}
+	close(ch)
 }
 
 // Recent lists the invocations kept, oldest first.
@@ -82,7 +195,7 @@ func (b *Bus) Recent() []Invocation {
 func (b *Bus) recentLocked() []Invocation {
 	out := make([]Invocation, 0, len(b.order))
 	for _, id := range b.order {
-		out = append(out, b.byID[id].clone())
+		out = append(out, b.byID[id].snapshot())
 	}
 	return out
 }
@@ -91,57 +204,75 @@ func (b *Bus) recentLocked() []Invocation {
 func (b *Bus) Get(id string) (Invocation, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	in, ok := b.byID[id]
+	r, ok := b.byID[id]
 	if !ok {
 		return Invocation{}, false
 	}
-	return in.clone(), true
+	return r.snapshot(), true
 }
 
-func (b *Bus) publishLocked(in *Invocation) {
+func (b *Bus) publishLocked(r *record) {
+	r.lastPub, r.pending = time.Now(), false
+	snap := r.snapshot()
 	for ch := range b.subs {
 		select {
-		case ch <- in.clone():
+		case ch <- snap:
 		default:
+			b.dropLocked(ch)
 		}
+	}
+}
+
+// evictLocked drops the oldest records over max or BusMaxBytes, never keep
+// (the one growing).
+func (b *Bus) evictLocked(keep *record) {
+	for i := 0; i < len(b.order) && (len(b.order) > b.max || b.bytes > b.maxBytes); {
+		r := b.byID[b.order[i]]
+		if r == keep {
+			i++
+			continue
+		}
+		b.bytes -= r.size()
+		delete(b.byID, b.order[i])
+		b.order = append(b.order[:i], b.order[i+1:]...)
 	}
 }
 
 func (b *Bus) begin(fn, id string, payload []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	in := &Invocation{RequestID: id, Function: fn, Trigger: triggerOf(payload), Start: time.Now(), Running: true,
-		Request: rawJSON(payload), Logs: []string{}}
+	r := &record{inv: Invocation{RequestID: id, Function: fn, Trigger: triggerOf(payload), Start: time.Now(), Running: true,
+		Request: rawJSON(payload)}}
 	if old, ok := b.byID[id]; ok {
 		// An asynchronous retry runs under the same request id, as on the
 		// platforms. The earlier attempt stays a record of its own,
 		// "<id>#1", instead of the two sharing one record and its logs.
-		n := max(old.Attempt, 1)
-		old.Attempt, old.RequestID = n, fmt.Sprintf("%s#%d", id, n)
-		b.byID[old.RequestID] = old
+		n := max(old.inv.Attempt, 1)
+		old.inv.Attempt, old.inv.RequestID = n, fmt.Sprintf("%s#%d", id, n)
+		b.byID[old.inv.RequestID] = old
 		for i, k := range b.order {
 			if k == id {
-				b.order[i] = old.RequestID
+				b.order[i] = old.inv.RequestID
 			}
 		}
-		in.Attempt = n + 1
+		r.inv.Attempt = n + 1
 	}
 	b.order = append(b.order, id)
-	b.byID[id] = in
-	for len(b.order) > b.max {
-		delete(b.byID, b.order[0])
-		b.order = b.order[1:]
-	}
-	b.publishLocked(in)
+	b.byID[id] = r
+	b.bytes += r.size()
+	b.evictLocked(r)
+	b.publishLocked(r)
 }
 
 func (b *Bus) finish(id string, res runtimeapi.Result, rep Report, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	in, ok := b.byID[id]
+	r, ok := b.byID[id]
 	if !ok {
 		return
 	}
+	b.bytes -= r.size()
+	in := &r.inv
 	in.Running = false
 	in.DurationMs = float64(rep.Duration.Microseconds()) / 1000
 	in.InitDurationMs = float64(rep.InitDuration.Microseconds()) / 1000
@@ -157,7 +288,9 @@ func (b *Bus) finish(id string, res runtimeapi.Result, rep Report, err error) {
 	default:
 		in.Status, in.ErrCode, in.ErrMsg = envelopeOf(res.Body)
 	}
-	b.publishLocked(in)
+	b.bytes += r.size()
+	b.evictLocked(r)
+	b.publishLocked(r)
 }
 
 // AppendLog attributes a line an instance wrote to the invocation it was
@@ -168,14 +301,32 @@ func (b *Bus) AppendLog(id, line string) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	in, ok := b.byID[id]
+	r, ok := b.byID[id]
 	if !ok {
 		return
 	}
-	if len(in.Logs) < 1000 {
-		in.Logs = append(in.Logs, line)
+	before := r.logs.bytes()
+	r.logs.add(line)
+	b.bytes += r.logs.bytes() - before
+	b.evictLocked(r)
+	switch wait := b.every - time.Since(r.lastPub); {
+	case r.pending:
+	case wait <= 0:
+		b.publishLocked(r)
+	default:
+		r.pending = true
+		time.AfterFunc(wait, func() { b.flush(r) })
 	}
-	b.publishLocked(in)
+}
+
+// flush publishes the lines a record got since its last publish, unless
+// its end (or eviction) came first.
+func (b *Bus) flush(r *record) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r.pending && b.byID[r.inv.RequestID] == r {
+		b.publishLocked(r)
+	}
 }
 
 // triggerOf names the event shape the way runtime.Detect does.

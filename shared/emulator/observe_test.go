@@ -224,3 +224,25 @@ func TestProbeRefusesABuildThatExitsAtStart(t *testing.T) {
 	require.Zero(t, pool.Instances(), "a probe is no instance of the pool")
 	require.Zero(t, processesRunning(t, fixtures["hellofc"]), "the probe's process is stopped")
 }
+
+// TestAChattyCallKeepsItsClosingLines: past 1000 lines the rest vanished,
+// the function's closing lines with them. Now the head and the tail are
+// kept, with one marker between them.
+func TestAChattyCallKeepsItsClosingLines(t *testing.T) {
+	e, _ := newEmu(t, runtimeapi.FC, 1)
+	_, rep, err := e.Invoke(context.Background(), "hello", []byte(`{"action":"chatty","lines":3000}`))
+	require.NoError(t, err)
+	inv, ok := e.Bus().Get(rep.RequestID)
+	require.True(t, ok)
+	has := func(lines []string, s string) bool {
+		return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, s) })
+	}
+	last := inv.Logs[max(0, len(inv.Logs)-3):]
+	require.Equal(t, 2*emulator.LogKeepLines+1, len(inv.Logs), "last lines: %q", last)
+	marker := inv.Logs[emulator.LogKeepLines]
+	require.Regexp(t, `^… [0-9,]+ lines \([0-9.]+ KB\) not kept …$`, marker)
+	require.True(t, has(inv.Logs[:emulator.LogKeepLines], "chatty 000000 "), "the first line is kept")
+	tail := inv.Logs[emulator.LogKeepLines+1:]
+	require.True(t, has(tail, "chatty 002999 "), "the last chatty line is kept; last lines: %q", last)
+	require.True(t, has(tail, "chatty done "+rep.RequestID), "the closing line is kept; last lines: %q", last)
+}

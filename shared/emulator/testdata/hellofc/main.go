@@ -16,6 +16,7 @@ import (
 type event struct {
 	Action  string `json:"action"`
 	Ms      int    `json:"ms"`
+	Lines   int    `json:"lines"`
 	RawPath string `json:"rawPath"`
 	Body    string `json:"body"`
 }
@@ -41,6 +42,13 @@ func main() {
 			go func() { fmt.Fprintln(os.Stderr, "err:"+strings.Repeat("y", ev.Ms)); close(done) }()
 			fmt.Println("out:" + strings.Repeat("x", ev.Ms))
 			<-done
+		case "chatty":
+			// Lines numbered lines of 100 bytes on stderr: the console's
+			// bounds on what it keeps and streams.
+			for i := range ev.Lines {
+				fmt.Fprintf(os.Stderr, "chatty %06d %s\n", i, strings.Repeat("c", 86))
+			}
+			fmt.Fprintln(os.Stderr, "chatty done "+fctx.RequestID)
 		case "sleep":
 			time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 		case "grow":
