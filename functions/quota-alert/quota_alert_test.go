@@ -20,6 +20,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/quotaalert"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
 	"github.com/cloudcall/cloudcall/shared/sandbox/wechatsbx"
 )
 
@@ -259,4 +260,25 @@ func TestHorizonOffIsAValue(t *testing.T) {
 		a := newRig(t, map[string]string{"QUOTA_ALERT_HORIZON": v}).invoke(t, `{}`)
 		require.Equal(t, 0, a.ErrCode, "%s: %s", v, a.ErrMsg)
 	}
+}
+
+// TestDiscoveryTakesNumbersAsWeChatSpellsThem: WeChat's numbers are
+// JavaScript's; one account's quota_num of 210.5 in getAllAccount failed
+// the whole list and left a zero balance unchecked. Discovery reads only
+// what it uses, and can_get_quota in any whole spelling.
+func TestDiscoveryTakesNumbersAsWeChatSpellsThem(t *testing.T) {
+	r := newRig(t, map[string]string{"QUOTA_ALERT_WATCH": "auto", "QUOTA_ALERT_THRESHOLD": "100"})
+	r.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/delivery/getall", Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+		Body: `{"errcode":0,"data":[{"delivery_id":"YTO","can_get_quota":1.0,"can_use_cash":0.5},{"delivery_id":"ZTO","can_get_quota":1e0}]}`})
+	r.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/account/getall", Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+		Body: `{"errcode":0,"list":[{"biz_id":"xyz","delivery_id":"YTO","status_code":0.0,"quota_num":210.5,"quota_update_time":1.5e9},` +
+			`{"biz_id":"zero-balance","delivery_id":"ZTO","status_code":0,"quota_num":"n/a"}]}`})
+	a := r.invoke(t, `{}`)
+	require.Equal(t, 0, a.ErrCode, a.ErrMsg)
+	require.Equal(t, 2, a.Checked)
+	got := map[string]string{}
+	for _, acct := range a.Accounts {
+		got[acct.DeliveryID+"/"+acct.BizID] = acct.Level
+	}
+	require.Equal(t, map[string]string{"YTO/xyz": "ok", "ZTO/zero-balance": "empty"}, got, "each balance read with getQuota")
 }

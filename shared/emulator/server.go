@@ -766,7 +766,7 @@ func (e *Emulator) setRequestID(w http.ResponseWriter, id string) {
 	w.Header().Set("x-fc-request-id", id)
 }
 
-// gatewayRequestID is an id in API Gateway's form (base64 of 12 bytes, as
+// gatewayRequestID is an id in API Gateway's form (base64 of 11 bytes, as
 // "JcTBchR5IAMEbIw="). A deployed HTTP API names a call with its own id
 // (apigw-requestid, requestContext.requestId), never the Lambda one: the
 // emulator gives them different values too, so a reader who keys on one

@@ -1,6 +1,7 @@
 package wechat
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,6 +36,12 @@ func TestDecodeAnswer(t *testing.T) {
 		{"past int64", `{"quota_num":99999999999999999999}`, 0, nil, envelope.CodeUpstreamMalformed},
 		{"an exponent too large to compute", `{"quota_num":1e999999999}`, 0, nil, envelope.CodeUpstreamMalformed},
 		{"null is no balance", `{"errcode":0,"quota_num":null}`, 0, nil, 0},
+		// Zeros that change nothing never make a value unreadable.
+		{"zero with an exponent past int", `{"quota_num":0e99999999999999999999}`, 0, ptr(0), 0},
+		{"zero with 120 zeros after the point", `{"quota_num":0.` + strings.Repeat("0", 120) + `}`, 0, ptr(0), 0},
+		{"210 with 120 zeros after the point", `{"quota_num":210.` + strings.Repeat("0", 120) + `}`, 0, ptr(210), 0},
+		{"1 written as 31 digits and an exponent", `{"quota_num":1` + strings.Repeat("0", 30) + `e-30}`, 0, ptr(1), 0},
+		{"a fraction far after the point", `{"quota_num":210.` + strings.Repeat("0", 120) + `1}`, 0, nil, envelope.CodeUpstreamMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out quotaAnswer

@@ -1,7 +1,9 @@
 package wechat
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -51,39 +53,51 @@ func (c *Count) UnmarshalJSON(b []byte) error {
 	}
 	v, err := wholeNumber(s)
 	if err != nil {
-		return fmt.Errorf("quota_num %.40s: %w", s, err)
+		return fmt.Errorf("%.40s: %w", s, err) // the decoder names the member
 	}
 	*c = Count(v)
 	return nil
 }
 
-// wholeNumber is s's value when it is a JSON number equal to an int64.
+// wholeNumber is s's value when it is a JSON number equal to an int64. s is
+// a JSON value the decoder has checked, so it is a number or no number at
+// all. Zeros that change nothing (0.000, 210.0000, 0e99999999999999999999)
+// are dropped before the length or the exponent is judged: a zero balance
+// is never lost.
 func wholeNumber(s string) (int64, error) {
-	if len(s) > 100 {
-		return 0, errors.New("not a whole number within int64")
-	}
-	mant := s
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		// An exponent is read before big.Rat sees it: 1e999999999 would be
-		// computed in full.
-		e, err := strconv.Atoi(s[i+1:])
-		if err != nil {
+	mant, exp, _ := strings.Cut(strings.ToLower(s), "e")
+	neg := strings.HasPrefix(mant, "-")
+	whole, frac, _ := strings.Cut(strings.TrimPrefix(mant, "-"), ".")
+	whole, frac = strings.TrimLeft(whole, "0"), strings.TrimRight(frac, "0")
+	if whole == "" && frac == "" {
+		if strings.Trim(mant, "-.") == "" {
 			return 0, errors.New("not a number")
 		}
-		mant = s[:i]
-		if strings.Trim(mant, "-0.") == "" && strings.ContainsAny(mant, "0") {
-			return 0, nil // 0e500 is a zero balance, which is never lost
-		}
-		if e > 200 || e < -200 {
+		return 0, nil
+	}
+	e := 0
+	if exp != "" {
+		// Read before big.Rat sees it, which would compute 1e999999999 in
+		// full.
+		v, err := strconv.Atoi(exp)
+		if err != nil || v > 400 || v < -400 {
 			return 0, errors.New("not a whole number within int64")
 		}
+		e = v
 	}
-	r, ok := new(big.Rat).SetString(s) // s is a JSON value the decoder checked: a number, or not one at all
+	if len(whole)+len(frac) > 400 {
+		return 0, errors.New("not a whole number within int64")
+	}
+	n := cmp.Or(whole, "0") + "." + cmp.Or(frac, "0") + "e" + strconv.Itoa(e)
+	if neg {
+		n = "-" + n
+	}
+	r, ok := new(big.Rat).SetString(n)
 	if !ok {
 		return 0, errors.New("not a number")
 	}
 	if !r.IsInt() {
-		return 0, errors.New("not a whole number of waybills")
+		return 0, errors.New("not a whole number")
 	}
 	if !r.Num().IsInt64() {
 		return 0, errors.New("past int64")
@@ -105,12 +119,13 @@ func (c *Client) GetQuota(ctx context.Context, deliveryID, bizID string) (int64,
 	return int64(*out.QuotaNum), nil
 }
 
-// Courier is one entry of getAllDelivery.
+// Courier is one entry of getAllDelivery. The fields no one reads are kept
+// as WeChat wrote them, so a spelling no Go type takes cannot fail the list.
 type Courier struct {
-	DeliveryID   string `json:"delivery_id"`
-	DeliveryName string `json:"delivery_name"`
-	CanUseCash   int    `json:"can_use_cash"`
-	CanGetQuota  int    `json:"can_get_quota"`
+	DeliveryID   string          `json:"delivery_id"`
+	DeliveryName string          `json:"delivery_name"`
+	CanUseCash   json.RawMessage `json:"can_use_cash"`
+	CanGetQuota  Count           `json:"can_get_quota"`
 }
 
 // GetAllDelivery lists the couriers; CanGetQuota == 1 marks those whose
@@ -126,14 +141,17 @@ func (c *Client) GetAllDelivery(ctx context.Context) ([]Courier, error) {
 	return out.Data, nil
 }
 
-// Account is one bound courier account of getAllAccount.
+// Account is one bound courier account of getAllAccount. Its numbers are
+// kept as WeChat wrote them: quota-alert reads every balance with getQuota,
+// and one account's quota_num of 210.5 failed the whole list, the zero
+// balances in it unchecked.
 type Account struct {
-	BizID           string `json:"biz_id"`
-	DeliveryID      string `json:"delivery_id"`
-	StatusCode      int    `json:"status_code"`
-	Alias           string `json:"alias"`
-	QuotaNum        *Count `json:"quota_num"`
-	QuotaUpdateTime int64  `json:"quota_update_time"`
+	BizID           string          `json:"biz_id"`
+	DeliveryID      string          `json:"delivery_id"`
+	StatusCode      json.RawMessage `json:"status_code"`
+	Alias           string          `json:"alias"`
+	QuotaNum        json.RawMessage `json:"quota_num"`
+	QuotaUpdateTime json.RawMessage `json:"quota_update_time"`
 }
 
 // GetAllAccount lists the app's bound courier accounts.
