@@ -269,27 +269,51 @@ function clientError(fn, errCode, reason, extra) {
   return new CloudCallError({ errCode, errMsg: `${fn.api}:fail ${reason}`, status: 0, api: fn.api, function: fn.function, ...extra });
 }
 
-// checkJSON finds what JSON.stringify would not send as given, naming the
-// field as the functions do: a BigInt (stringify throws a bare TypeError), a
-// number that is not finite (it goes out as null, and the refusal would
-// name a null the caller never wrote) and an object that contains itself.
-function checkJSON(fn, v, path, ancestors) {
-  const refuse = (what) => clientError(fn, CODE.invalidInput, `invalid input: ${path || 'the input'}: ${what}`, { field: path });
-  if (typeof v === 'bigint') throw refuse(`expected a number, got the BigInt ${v}n, which JSON.stringify cannot write; pass a Number (exact up to 2^53)`);
-  if (typeof v === 'number' && !Number.isFinite(v)) throw refuse(`expected a finite number, got ${v}`);
-  if (v === null || typeof v !== 'object' || typeof v.toJSON === 'function') return;
-  if (ancestors.includes(v)) throw refuse('contains itself, which JSON cannot carry');
-  ancestors.push(v);
-  if (Array.isArray(v)) v.forEach((x, i) => checkJSON(fn, x, `${path}[${i}]`, ancestors));
-  else for (const [k, x] of Object.entries(v)) checkJSON(fn, x, path ? `${path}.${k}` : k, ancestors);
-  ancestors.pop();
+// encodeInput is JSON.stringify refusing, with -1001 naming the field as
+// the functions do, what it would not send as the caller wrote it: a BigInt
+// (stringify throws a bare TypeError), a number that is not finite or an
+// invalid Date (out as null), undefined or a hole in an array (null), a
+// function or a symbol (dropped), a Map, Set or typed array (out as {} or
+// an object of indexes), an object that contains itself. The replacer sees
+// each value after its toJSON, so what a toJSON returns is judged too.
+function encodeInput(fn, input) {
+  const paths = new WeakMap();
+  const refuse = (path, what) => clientError(fn, CODE.invalidInput, `invalid input: ${path || 'the input'}: ${what}`, { field: path });
+  function replacer(key, value) {
+    const parent = paths.get(this);
+    const path = parent === undefined ? '' : Array.isArray(this) ? `${parent}[${key}]` : parent ? `${parent}.${key}` : key;
+    const raw = this[key];
+    if (raw instanceof Date && Number.isNaN(raw.getTime())) throw refuse(path, 'an invalid Date, which goes out as null');
+    let v = value;
+    const tag = v !== null && typeof v === 'object' ? Object.prototype.toString.call(v) : '';
+    if (tag === '[object Number]' || tag === '[object BigInt]') v = v.valueOf(); // stringify unboxes them
+    if (typeof v === 'bigint') throw refuse(path, `expected a number, got the BigInt ${v}n, which JSON.stringify cannot write; pass a Number (exact up to 2^53)`);
+    if (typeof v === 'number' && !Number.isFinite(v)) throw refuse(path, `expected a finite number, got ${v}`);
+    if (typeof v === 'function' || typeof v === 'symbol') throw refuse(path, `a ${typeof v} cannot go out as JSON`);
+    if (v === undefined && Array.isArray(this)) throw refuse(path, 'undefined (or a hole) in an array goes out as null');
+    if (v instanceof Map || v instanceof Set || v instanceof WeakMap || v instanceof WeakSet || v instanceof ArrayBuffer || ArrayBuffer.isView(v)) {
+      throw refuse(path, `a ${v.constructor.name} does not go out as it is; pass a plain object or array`);
+    }
+    if (v !== null && typeof v === 'object') {
+      const seen = paths.get(v);
+      if (seen !== undefined && (seen === '' || path.startsWith(seen + '.') || path.startsWith(seen + '['))) throw refuse(path, 'contains itself, which JSON cannot carry');
+      paths.set(v, path);
+    }
+    return value;
+  }
+  try {
+    return JSON.stringify(input, replacer);
+  } catch (err) {
+    if (err instanceof CloudCallError) throw err;
+    // Nesting past the stack (the functions refuse more than 32 levels).
+    throw clientError(fn, CODE.invalidInput, `invalid input: it cannot be written as JSON (${err.message})`, { field: '', cause: err });
+  }
 }
 
 async function call(o, fn, input, callOpts = {}) {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw clientError(fn, CODE.invalidInput, 'the input must be a JSON object', { field: '' });
   }
-  checkJSON(fn, input, '', []);
   if (callOpts === null || typeof callOpts !== 'object') throw new TypeError('cloudcall: the call options must be an object: { signal?, timeoutMs?' + (fn.idempotent ? ', idempotencyKey? }' : ' }'));
   // A misspelled key (idempotencykey, IdempotencyKey) was dropped, and the
   // charge went out keyed by its fingerprint instead.
@@ -308,7 +332,7 @@ async function call(o, fn, input, callOpts = {}) {
   }
   // The body is fixed once: every retry sends these very bytes, so a charge
   // keeps its idempotency key (the caller's, or the function's fingerprint).
-  const body = Buffer.from(JSON.stringify(payload), 'utf8');
+  const body = Buffer.from(encodeInput(fn, payload), 'utf8');
   const url = urlFor(o, fn);
   const doFetch = o.fetch || globalThis.fetch;
   if (typeof doFetch !== 'function') throw new TypeError('cloudcall: no global fetch (Node 18+ needed), pass options.fetch');

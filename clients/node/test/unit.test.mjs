@@ -628,5 +628,45 @@ describe('deadlines and errors', () => {
     const loop = { warehouseId: 'US', boxes: [] };
     loop.boxes.push(loop);
     assert.equal((await rejected(cc.ck1.pricing.inboundBox(loop))).field, 'boxes[0]');
+
+    // What toJSON returns is judged, boxed values too, and whatever would
+    // go out as null, {} or not at all.
+    const self = { deliveryId: 'YTO' };
+    self.bizId = { toJSON: () => self };
+    for (const [bizId, said] of [
+      [{ toJSON: () => 1n }, 'expected a number, got the BigInt 1n'],
+      [Object(1n), 'expected a number, got the BigInt 1n'],
+      [new Number(NaN), 'expected a finite number, got NaN'],
+      [{ toJSON: () => NaN }, 'expected a finite number, got NaN'],
+      [new Date('nope'), 'an invalid Date, which goes out as null'],
+      [() => 1, 'a function cannot go out as JSON'],
+      [Symbol('s'), 'a symbol cannot go out as JSON'],
+      [new Map([['a', 1]]), 'a Map does not go out as it is'],
+      [new Set([1]), 'a Set does not go out as it is'],
+      [new Uint8Array([1, 2]), 'a Uint8Array does not go out as it is'],
+    ]) {
+      const err = await rejected(cc.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId }));
+      assert.ok(err instanceof CloudCallError, String(err));
+      assert.equal(err.field, 'bizId');
+      assert.ok(err.errMsg.includes(`invalid input: bizId: ${said}`), err.errMsg);
+    }
+    assert.equal((await rejected(cc.openapi.logistics.getQuota(self))).field, 'bizId');
+    for (const [boxes, field] of [[[1, undefined], 'boxes[1]'], [[1, , 3], 'boxes[1]']]) { // eslint-disable-line no-sparse-arrays
+      assert.equal((await rejected(cc.ck1.pricing.inboundBox({ warehouseId: 'US', boxes }))).field, field);
+    }
+    let deep = {};
+    for (let i = 0; i < 200000; i++) deep = { a: deep };
+    const deepErr = await rejected(cc.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId: deep }));
+    assert.ok(deepErr instanceof CloudCallError, String(deepErr));
+    assert.equal(deepErr.errCode, -1001);
+    // What goes out as written still goes: a valid Date, a toJSON's string,
+    // an undefined member (left out, as omitted).
+    const sent = [];
+    const ok = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async (url, init) => {
+      sent.push(init.body.toString());
+      return new Response(JSON.stringify({ errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: 1 }), { status: 200 });
+    } });
+    await ok.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId: { toJSON: () => 'xyz' }, extra: undefined });
+    assert.deepEqual(sent, ['{"deliveryId":"YTO","bizId":"xyz"}']);
   });
 });
