@@ -38,6 +38,18 @@ type fixture struct {
 	good string
 }
 
+// events opens the console's live stream, closed when the test ends.
+func (f *fixture) events(t *testing.T) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/__console/api/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 func newFixture(t *testing.T, builds map[string]console.Build) *fixture {
 	t.Helper()
 	emu := emulator.New(emulator.Options{Platform: runtimeapi.FC, Functions: []emulator.FunctionConfig{
@@ -167,12 +179,7 @@ func TestLiveEventsReplayAndState(t *testing.T) {
 	_, rep, err := f.emu.Invoke(context.Background(), "hello", []byte(`{"action":"log"}`))
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/__console/api/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
+	resp := f.events(t)
 	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 	events := make(chan emulator.Invocation, 64)
 	go func() {
@@ -301,12 +308,7 @@ func TestShutdownDoesNotWaitForAnOpenTab(t *testing.T) {
 // emulator.PublishEvery, plus its start and its end.
 func TestAChattyCallStreamsABoundedAmount(t *testing.T) {
 	f := newFixture(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/__console/api/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
+	resp := f.events(t)
 	type event struct {
 		id      string
 		running bool
