@@ -200,15 +200,39 @@ func (b *Bus) recentLocked() []Invocation {
 	return out
 }
 
-// Get returns one invocation by request id.
+// Get returns one invocation by request id: the platform's, or for an HTTP
+// trigger call the id its event carries (API Gateway's own, which is what a
+// client behind it reports).
 func (b *Bus) Get(id string) (Invocation, bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	r, ok := b.byID[id]
-	if !ok {
-		return Invocation{}, false
+	if ok {
+		defer b.mu.Unlock()
+		return r.snapshot(), true
 	}
-	return r.snapshot(), true
+	type candidate struct {
+		id      string
+		request json.RawMessage
+	}
+	var cands []candidate
+	for _, k := range b.order {
+		if in := b.byID[k].inv; in.Trigger == "http" {
+			cands = append(cands, candidate{k, in.Request})
+		}
+	}
+	b.mu.Unlock()
+	// Read outside the lock: a miss must not hold up the calls.
+	for _, c := range cands {
+		var ev struct {
+			RequestContext struct {
+				RequestID string `json:"requestId"`
+			} `json:"requestContext"`
+		}
+		if id != "" && json.Unmarshal(c.request, &ev) == nil && ev.RequestContext.RequestID == id {
+			return b.Get(c.id)
+		}
+	}
+	return Invocation{}, false
 }
 
 func (b *Bus) publishLocked(r *record) {

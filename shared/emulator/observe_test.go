@@ -79,6 +79,11 @@ func TestBusRecordsInvocationsWithTheirLogLines(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(inv.Request, &ev))
 	require.Equal(t, gw, ev.RequestContext.RequestID)
+	byGateway, ok := le.Bus().Get(gw)
+	require.True(t, ok, "the id a client behind the gateway reports finds the record too")
+	require.Equal(t, lid, byGateway.RequestID)
+	_, ok = le.Bus().Get("")
+	require.False(t, ok)
 }
 
 // TestEachInvocationKeepsItsOwnLines: calls back to back on one instance,
