@@ -235,6 +235,19 @@ func TestLocalDefaults(t *testing.T) {
 	require.NotEmpty(t, l.base)
 	require.Len(t, l.sandboxes, 5)
 
+	// The platform SDK reads the whole event before the function can look
+	// at its size; without a soft memory limit a 30 MB body got the 128 MB
+	// instance killed, and a second one killed a warm instance.
+	t.Run("a 30 MB body is refused three times and its instance lives", func(t *testing.T) {
+		body := strings.Repeat("a", 30_000_000)
+		for i := range 3 {
+			a := l.post(t, "/logistics-get-quota", body, nil)
+			require.Equal(t, 413, a.status, "attempt %d: %.300s", i, a.body)
+			c, _ := errCode(a.body)
+			require.Equal(t, float64(-1002), c, "%.300s", a.body)
+		}
+	})
+
 	t.Run("200 concurrent CK1 quotes refresh the token once", func(t *testing.T) {
 		f, _ := registry.Lookup("ck1-pricing-inbound-box")
 		var wg sync.WaitGroup

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -96,6 +97,9 @@ func listenAddr(env *config.Env) string {
 // process. It is all a function's main needs to call.
 func Main(f Factory) {
 	env := config.FromOS()
+	if limit := MemoryLimit(env); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 	log := NewLogger(os.Stderr, env)
 	platform, err := Pick(env)
 	if err != nil {

@@ -1,0 +1,28 @@
+package runtime
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+)
+
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want int64
+	}{
+		{"FC at 128 MB", map[string]string{"FC_FUNCTION_MEMORY_SIZE": "128"}, 96 << 20},
+		{"Lambda at 256 MB", map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"}, 192 << 20},
+		{"GOMEMLIMIT set: the runtime has it", map[string]string{"FC_FUNCTION_MEMORY_SIZE": "128", "GOMEMLIMIT": "50MiB"}, 0},
+		{"no size known (HTTP-server mode)", nil, 0},
+		{"a size that is no number", map[string]string{"FC_FUNCTION_MEMORY_SIZE": "lots"}, 0},
+		{"zero", map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "0"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, MemoryLimit(config.FromMap(tc.env)))
+		})
+	}
+}
