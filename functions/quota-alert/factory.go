@@ -34,7 +34,7 @@ func (s source) Discover(ctx context.Context) ([]quotaalert.Account, error) {
 	}
 	quota := map[string]bool{}
 	for _, c := range couriers {
-		quota[c.DeliveryID] = c.CanGetQuota == 1
+		quota[c.DeliveryID] = c.QuotaReadable()
 	}
 	accts, err := s.c.GetAllAccount(ctx)
 	if err != nil {

@@ -269,7 +269,8 @@ func TestHorizonOffIsAValue(t *testing.T) {
 func TestDiscoveryTakesNumbersAsWeChatSpellsThem(t *testing.T) {
 	r := newRig(t, map[string]string{"QUOTA_ALERT_WATCH": "auto", "QUOTA_ALERT_THRESHOLD": "100"})
 	r.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/delivery/getall", Kind: sandbox.FaultStatus, Status: 200, Times: 1,
-		Body: `{"errcode":0,"data":[{"delivery_id":"YTO","can_get_quota":1.0,"can_use_cash":0.5},{"delivery_id":"ZTO","can_get_quota":1e0}]}`})
+		Body: `{"errcode":0,"data":[{"delivery_id":"YTO","can_get_quota":1.0,"can_use_cash":0.5},{"delivery_id":"ZTO","can_get_quota":1e0},` +
+			`{"delivery_id":"SF","can_get_quota":null},{"delivery_id":"EMS","can_get_quota":"1"},{"delivery_id":"YUNDA","can_get_quota":1.5}]}`})
 	r.sbx.Inject(sandbox.Fault{Path: "/cgi-bin/express/business/account/getall", Kind: sandbox.FaultStatus, Status: 200, Times: 1,
 		Body: `{"errcode":0,"list":[{"biz_id":"xyz","delivery_id":"YTO","status_code":0.0,"quota_num":210.5,"quota_update_time":1.5e9},` +
 			`{"biz_id":"zero-balance","delivery_id":"ZTO","status_code":0,"quota_num":"n/a"}]}`})

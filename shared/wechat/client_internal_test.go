@@ -42,6 +42,10 @@ func TestDecodeAnswer(t *testing.T) {
 		{"210 with 120 zeros after the point", `{"quota_num":210.` + strings.Repeat("0", 120) + `}`, 0, ptr(210), 0},
 		{"1 written as 31 digits and an exponent", `{"quota_num":1` + strings.Repeat("0", 30) + `e-30}`, 0, ptr(1), 0},
 		{"a fraction far after the point", `{"quota_num":210.` + strings.Repeat("0", 120) + `1}`, 0, nil, envelope.CodeUpstreamMalformed},
+		{"1 written with 450 zeros and an exponent", `{"quota_num":1` + strings.Repeat("0", 450) + `e-450}`, 0, ptr(1), 0},
+		{"21000e-2", `{"quota_num":21000e-2}`, 0, ptr(210), 0},
+		{"20 significant digits", `{"quota_num":12345678901234567891}`, 0, nil, envelope.CodeUpstreamMalformed},
+		{"int64's smallest", `{"quota_num":-9223372036854775808.0}`, 0, ptr(-9223372036854775808), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out quotaAnswer

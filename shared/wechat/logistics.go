@@ -44,9 +44,13 @@ type quotaAnswer struct {
 // unreadable (-1303) with the value in the log line's cause.
 type Count int64
 
-// UnmarshalJSON reads a whole number in any JSON spelling.
+// UnmarshalJSON reads a whole number in any JSON spelling; null leaves c
+// as it is, as encoding/json does for its own types.
 func (c *Count) UnmarshalJSON(b []byte) error {
 	s := string(b)
+	if s == "null" {
+		return nil
+	}
 	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
 		*c = Count(v)
 		return nil
@@ -61,32 +65,38 @@ func (c *Count) UnmarshalJSON(b []byte) error {
 
 // wholeNumber is s's value when it is a JSON number equal to an int64. s is
 // a JSON value the decoder has checked, so it is a number or no number at
-// all. Zeros that change nothing (0.000, 210.0000, 0e99999999999999999999)
-// are dropped before the length or the exponent is judged: a zero balance
-// is never lost.
+// all. Zeros that change nothing (0.000, 210.0000, 1000e-3,
+// 0e99999999999999999999) are set aside before the digits or the exponent
+// are judged: a zero balance is never lost.
 func wholeNumber(s string) (int64, error) {
 	mant, exp, _ := strings.Cut(strings.ToLower(s), "e")
 	neg := strings.HasPrefix(mant, "-")
 	whole, frac, _ := strings.Cut(strings.TrimPrefix(mant, "-"), ".")
+	if whole == "" || strings.Trim(whole+frac, "0123456789") != "" {
+		return 0, errors.New("not a number")
+	}
 	whole, frac = strings.TrimLeft(whole, "0"), strings.TrimRight(frac, "0")
 	if whole == "" && frac == "" {
-		if strings.Trim(mant, "-.") == "" {
-			return 0, errors.New("not a number")
-		}
 		return 0, nil
 	}
+	errRange := errors.New("not a whole number within int64")
 	e := 0
 	if exp != "" {
-		// Read before big.Rat sees it, which would compute 1e999999999 in
-		// full.
 		v, err := strconv.Atoi(exp)
-		if err != nil || v > 400 || v < -400 {
-			return 0, errors.New("not a whole number within int64")
+		if err != nil || v > 1<<40 || v < -1<<40 {
+			return 0, errRange
 		}
 		e = v
 	}
-	if len(whole)+len(frac) > 400 {
-		return 0, errors.New("not a whole number within int64")
+	if frac == "" { // 21000 is 21e3
+		n := len(whole)
+		whole = strings.TrimRight(whole, "0")
+		e += n - len(whole)
+	}
+	// An int64 has at most 19 significant digits, and 10^40 is past it as
+	// 10^-40 is short of a whole number: big.Rat then works on little.
+	if len(strings.Trim(whole+frac, "0")) > 19 || e > 40 || e < -40 {
+		return 0, errRange
 	}
 	n := cmp.Or(whole, "0") + "." + cmp.Or(frac, "0") + "e" + strconv.Itoa(e)
 	if neg {
@@ -119,16 +129,24 @@ func (c *Client) GetQuota(ctx context.Context, deliveryID, bizID string) (int64,
 	return int64(*out.QuotaNum), nil
 }
 
-// Courier is one entry of getAllDelivery. The fields no one reads are kept
-// as WeChat wrote them, so a spelling no Go type takes cannot fail the list.
+// Courier is one entry of getAllDelivery. Its numbers are kept as WeChat
+// wrote them, so one courier's odd value cannot fail the list (and leave
+// every balance unchecked); QuotaReadable reads can_get_quota.
 type Courier struct {
 	DeliveryID   string          `json:"delivery_id"`
 	DeliveryName string          `json:"delivery_name"`
 	CanUseCash   json.RawMessage `json:"can_use_cash"`
-	CanGetQuota  Count           `json:"can_get_quota"`
+	CanGetQuota  json.RawMessage `json:"can_get_quota"`
 }
 
-// GetAllDelivery lists the couriers; CanGetQuota == 1 marks those whose
+// QuotaReadable reports whether getQuota can read this courier's balances:
+// can_get_quota is 1, in any whole spelling; anything else is no.
+func (c Courier) QuotaReadable() bool {
+	n, err := wholeNumber(string(c.CanGetQuota))
+	return err == nil && n == 1
+}
+
+// GetAllDelivery lists the couriers; QuotaReadable marks those whose
 // balance getQuota can read.
 func (c *Client) GetAllDelivery(ctx context.Context) ([]Courier, error) {
 	var out struct {

@@ -473,7 +473,10 @@ func TestGetAllDeliveryAndAccount(t *testing.T) {
 	require.NoError(t, err)
 	can := map[string]int{}
 	for _, c := range couriers {
-		can[c.DeliveryID] = int(c.CanGetQuota)
+		can[c.DeliveryID] = 0
+		if c.QuotaReadable() {
+			can[c.DeliveryID] = 1
+		}
 	}
 	require.Equal(t, map[string]int{"YTO": 1, "ZTO": 1, "YUNDA": 1, "SF": 0, "EMS": 0}, can)
 
