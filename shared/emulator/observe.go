@@ -134,6 +134,32 @@ func (r *record) snapshot() Invocation {
 	return c
 }
 
+// Bounds on the lines a running invocation's updates carry: its latest
+// ones. Each update with every kept line (up to 512 KiB) sent 3.7 MB per
+// subscriber for a call that logged for 4 s; its end carries them all.
+const (
+	PreviewLines = 50
+	PreviewBytes = 16 << 10
+)
+
+// preview is a running invocation's update: its latest lines, after a
+// marker counting the earlier ones (the record has them).
+func (r *record) preview() Invocation {
+	c := r.inv
+	all := r.logs.lines()
+	n, size := 0, 0
+	for n < len(all) && n < PreviewLines && size+len(all[len(all)-1-n]) <= PreviewBytes {
+		size += len(all[len(all)-1-n])
+		n++
+	}
+	if n == len(all) {
+		c.Logs = all
+		return c
+	}
+	c.Logs = append([]string{fmt.Sprintf("… %s earlier lines (all kept ones once it ends, or in its record) …", thousands(len(all)-n))}, all[len(all)-n:]...)
+	return c
+}
+
 // Bus keeps the latest invocations and tells subscribers about every change
 // (start, end, and new log lines at most every PublishEvery).
 type Bus struct {
@@ -237,7 +263,12 @@ func (b *Bus) Get(id string) (Invocation, bool) {
 
 func (b *Bus) publishLocked(r *record) {
 	r.lastPub, r.pending = time.Now(), false
-	snap := r.snapshot()
+	var snap Invocation
+	if r.inv.Running {
+		snap = r.preview()
+	} else {
+		snap = r.snapshot()
+	}
 	for ch := range b.subs {
 		select {
 		case ch <- snap:

@@ -145,3 +145,37 @@ func TestSubscribersThatNeverReadPinABoundedAmount(t *testing.T) {
 	require.LessOrEqual(t, kept, 1<<20, "the bus keeps at most maxBytes")
 	require.Less(t, len(b.Recent()), 40, "older records were let go for the bytes")
 }
+
+// A call that logs for a long time: every update while it runs carries only
+// its latest lines (each carried every kept line, 3.7 MB per subscriber for a
+// call that logged for 4 s); its end carries all of them.
+func TestARunningCallsUpdatesCarryItsLatestLines(t *testing.T) {
+	b := NewBus(500)
+	b.every = 0 // publish every line: the most updates a running call can make
+	_, ch, cancel := b.Subscribe()
+	defer cancel()
+	b.begin("fn", "long", nil)
+	require.Empty(t, (<-ch).Logs)
+	for i := range 3000 {
+		b.AppendLog("long", chatty(i, 100))
+		for len(ch) > 0 {
+			in := <-ch
+			require.True(t, in.Running)
+			size := 0
+			for _, l := range in.Logs {
+				size += len(l)
+			}
+			require.LessOrEqual(t, len(in.Logs), PreviewLines+1, "line %d", i)
+			require.LessOrEqual(t, size, PreviewBytes+100, "line %d", i)
+			require.Equal(t, chatty(i, 100), in.Logs[len(in.Logs)-1], "the latest line is there")
+			if i >= PreviewLines {
+				require.Contains(t, in.Logs[0], "earlier lines")
+			}
+		}
+	}
+	b.finish("long", runtimeapi.Result{Body: []byte(`{"errCode":0}`)}, Report{}, nil)
+	end := <-ch
+	require.False(t, end.Running)
+	require.Len(t, end.Logs, 2*LogKeepLines+1, "its end carries the head, the marker and the tail")
+	require.Equal(t, chatty(2999, 100), end.Logs[len(end.Logs)-1])
+}
