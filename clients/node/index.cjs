@@ -273,11 +273,13 @@ function clientError(fn, errCode, reason, extra) {
 // the functions do, what it would not send as the caller wrote it: a BigInt
 // (stringify throws a bare TypeError), a number that is not finite or an
 // invalid Date (out as null), undefined or a hole in an array (null), a
-// function or a symbol (dropped), a Map, Set or typed array (out as {} or
-// an object of indexes), an object that contains itself. The replacer sees
-// each value after its toJSON, so what a toJSON returns is judged too.
+// function or a symbol (dropped), an object that is not a plain object or
+// array (a Map, a typed array, an Error: out as {} or an object of
+// indexes), an object that contains itself. The replacer sees each value
+// after its toJSON, so what a toJSON returns is judged too.
 function encodeInput(fn, input) {
-  const paths = new WeakMap();
+  const paths = new WeakMap(); // object → its path, for the message
+  const parents = new WeakMap(); // object → the holder it is being written in
   const refuse = (path, what) => clientError(fn, CODE.invalidInput, `invalid input: ${path || 'the input'}: ${what}`, { field: path });
   function replacer(key, value) {
     const parent = paths.get(this);
@@ -285,19 +287,22 @@ function encodeInput(fn, input) {
     const raw = this[key];
     if (raw instanceof Date && Number.isNaN(raw.getTime())) throw refuse(path, 'an invalid Date, which goes out as null');
     let v = value;
-    const tag = v !== null && typeof v === 'object' ? Object.prototype.toString.call(v) : '';
-    if (tag === '[object Number]' || tag === '[object BigInt]') v = v.valueOf(); // stringify unboxes them
+    const tag = v !== null && typeof v === 'object' ? Object.prototype.toString.call(v).slice(8, -1) : '';
+    if (tag === 'Number' || tag === 'BigInt') v = v.valueOf(); // stringify unboxes them
     if (typeof v === 'bigint') throw refuse(path, `expected a number, got the BigInt ${v}n, which JSON.stringify cannot write; pass a Number (exact up to 2^53)`);
     if (typeof v === 'number' && !Number.isFinite(v)) throw refuse(path, `expected a finite number, got ${v}`);
     if (typeof v === 'function' || typeof v === 'symbol') throw refuse(path, `a ${typeof v} cannot go out as JSON`);
     if (v === undefined && Array.isArray(this)) throw refuse(path, 'undefined (or a hole) in an array goes out as null');
-    if (v instanceof Map || v instanceof Set || v instanceof WeakMap || v instanceof WeakSet || v instanceof ArrayBuffer || ArrayBuffer.isView(v)) {
-      throw refuse(path, `a ${v.constructor.name} does not go out as it is; pass a plain object or array`);
+    if (tag !== '' && !['Object', 'Array', 'String', 'Boolean', 'Number'].includes(tag)) {
+      throw refuse(path, `${/^[AEIOU]/.test(tag) ? 'an' : 'a'} ${tag} does not go out as it is; pass a plain object or array`);
     }
     if (v !== null && typeof v === 'object') {
-      const seen = paths.get(v);
-      if (seen !== undefined && (seen === '' || path.startsWith(seen + '.') || path.startsWith(seen + '['))) throw refuse(path, 'contains itself, which JSON cannot carry');
+      // Its own ancestor: the holders being written, walked up from this one.
+      for (let a = this; a !== undefined; a = parents.get(a)) {
+        if (a === v) throw refuse(path, 'contains itself, which JSON cannot carry');
+      }
       paths.set(v, path);
+      parents.set(v, this);
     }
     return value;
   }
