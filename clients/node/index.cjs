@@ -294,7 +294,7 @@ function encodeInput(fn, input) {
     if (typeof v === 'function' || typeof v === 'symbol') throw refuse(path, `a ${typeof v} cannot go out as JSON`);
     if (v === undefined && Array.isArray(this)) throw refuse(path, 'undefined (or a hole) in an array goes out as null');
     if (tag !== '' && !['Object', 'Array', 'String', 'Boolean', 'Number'].includes(tag)) {
-      throw refuse(path, `${/^[AEIOU]/.test(tag) ? 'an' : 'a'} ${tag} does not go out as it is; pass a plain object or array`);
+      throw refuse(path, `${tag} is no plain object or array and does not go out as it is; pass one`);
     }
     if (v !== null && typeof v === 'object') {
       // Its own ancestor: the holders being written, walked up from this one.

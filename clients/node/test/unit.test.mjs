@@ -641,12 +641,12 @@ describe('deadlines and errors', () => {
       [new Date('nope'), 'an invalid Date, which goes out as null'],
       [() => 1, 'a function cannot go out as JSON'],
       [Symbol('s'), 'a symbol cannot go out as JSON'],
-      [new Map([['a', 1]]), 'a Map does not go out as it is'],
-      [new Set([1]), 'a Set does not go out as it is'],
-      [new Uint8Array([1, 2]), 'a Uint8Array does not go out as it is'],
-      [new Error('x'), 'an Error does not go out as it is'],
-      [/x/, 'a RegExp does not go out as it is'],
-      [{ toJSON: () => new Date(0) }, 'a Date does not go out as it is'],
+      [new Map([['a', 1]]), 'Map is no plain object or array and does not go out as it is'],
+      [new Set([1]), 'Set is no plain object or array and does not go out as it is'],
+      [new Uint8Array([1, 2]), 'Uint8Array is no plain object or array and does not go out as it is'],
+      [new Error('x'), 'Error is no plain object or array and does not go out as it is'],
+      [/x/, 'RegExp is no plain object or array and does not go out as it is'],
+      [{ toJSON: () => new Date(0) }, 'Date is no plain object or array and does not go out as it is'],
     ]) {
       const err = await rejected(cc.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId }));
       assert.ok(err instanceof CloudCallError, String(err));
