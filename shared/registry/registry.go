@@ -43,6 +43,9 @@ func PlatformVars() []PlatformVar {
 		{Name: "CLOUDCALL_HOST", SetBy: "cloudcall local / you, with CLOUDCALL_PORT (default 127.0.0.1)"},
 		{Name: "CLOUDCALL_STORE_EPHEMERAL", SetBy: "cloudcall local / invoke, when CLOUDCALL_STORE is the emulator's embedded store (gone when it stops)"},
 		{Name: "CLOUDCALL_FUNCTION", SetBy: "cloudcall local (the function name outside FC and Lambda)"},
+		{Name: "FC_FUNCTION_MEMORY_SIZE", SetBy: "Function Compute (the memory size, for the soft memory limit)"},
+		{Name: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", SetBy: "AWS Lambda (the memory size, for the soft memory limit)"},
+		{Name: "GOMEMLIMIT", SetBy: "you, to replace the soft memory limit the functions set (the Go runtime reads it)"},
 	}
 }
 
