@@ -313,6 +313,10 @@ func (c *Console) state(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"platform": c.opts.Platform, "functions": out, "sandboxes": c.opts.Sandboxes, "now": now})
 }
 
+// StallTimeout is how long a console event stream may go without its reader
+// taking anything before it is ended.
+const StallTimeout = 2 * time.Second
+
 // events streams every invocation change as server-sent events: first the
 // ones kept so far, then each start, end and batch of log lines. The stream
 // ends when the bus cuts off a subscriber that fell behind; the page's
@@ -326,6 +330,23 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	}
 	recent, ch, cancel := c.opts.Emulator.Bus().Subscribe()
 	defer cancel()
+	// A reader that stops reading (a paused tab, a stalled curl) blocked a
+	// write for ever: the bus's cut-off never reached it, and Ctrl-C waited
+	// 5 s for five of them. A write that makes no progress for StallTimeout
+	// ends the stream (the page reconnects when it reads again); shutdown
+	// ends it at once.
+	rc := http.NewResponseController(w)
+	written := make(chan struct{})
+	defer close(written)
+	go func() {
+		select {
+		case <-c.closing:
+			_ = rc.SetWriteDeadline(time.Now())
+		case <-written:
+		}
+	}()
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(StallTimeout)) }
+	deadline()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -353,11 +374,13 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		case <-c.closing:
 			return
 		case in, ok := <-ch:
+			deadline()
 			if !ok || send(in) != nil {
 				return
 			}
 			fl.Flush()
 		case <-ping.C:
+			deadline()
 			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
 				return
 			}

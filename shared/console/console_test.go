@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -355,4 +356,30 @@ func TestAChattyCallStreamsABoundedAmount(t *testing.T) {
 	most := 2 + int(elapsed/emulator.PublishEvery) + 1
 	require.LessOrEqual(t, n, most, "updates for a call of %v", elapsed)
 	require.LessOrEqual(t, total, most*(final+64), "%d bytes in %d updates, the record is %d bytes", total, n, final)
+}
+
+// A tab that stops reading (paused, or a curl that stalled) blocked its
+// stream's write for ever: the bus's cut-off never reached it and Ctrl-C
+// waited for it. Its writes now have a deadline, and shutdown ends them.
+func TestAStalledReaderDoesNotHoldShutdown(t *testing.T) {
+	f := newFixture(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: f.con.Handler()}
+	srv.RegisterOnShutdown(f.con.Close)
+	go func() { _ = srv.Serve(ln) }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.(*net.TCPConn).SetReadBuffer(4096))
+	_, err = fmt.Fprintf(conn, "GET /__console/api/events HTTP/1.1\r\nHost: %s\r\n\r\n", ln.Addr())
+	require.NoError(t, err)
+	// Never read: fill what the kernel holds for the stream, many times over.
+	for range 60 {
+		_, _, err := f.emu.Invoke(context.Background(), "hello", []byte(`{"action":"chatty","lines":3000}`))
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, srv.Shutdown(ctx), "the stalled stream ended, so Shutdown did not run into its deadline")
 }
