@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -55,9 +56,10 @@ type Instance struct {
 	pipes   [2]*pipeCopier
 	mu      sync.Mutex
 	invoked int
-	capture *tailBuffer // this invocation's log lines while one runs
-	current string      // request id of the latest invocation (OnLine attribution)
-	early   []string    // lines written before the first invocation
+	capture *tailBuffer  // this invocation's log lines while one runs
+	current string       // request id of the latest invocation (OnLine attribution)
+	early   []string     // lines written before the first invocation
+	peakKiB atomic.Int64 // the highest resident set read while it ran
 	onLine  func(requestID, line string)
 }
 
@@ -406,10 +408,17 @@ func (in *Instance) Pid() int { return in.cmd.Process.Pid }
 // MaxRSSKiB reads the process's peak resident set (VmHWM), 0 if unknown.
 func (in *Instance) MaxRSSKiB() int64 {
 	if n := procStatusKiB(in.cmd.Process.Pid, "VmHWM:"); n > 0 {
+		in.sawRSS(n)
 		return n
 	}
-	// Gone from /proc: the kernel's account of the ended process (a killed
-	// instance's REPORT said 0 MB).
+	// Gone from /proc: the highest the watchdog saw (a killed instance's
+	// REPORT said 0 MB). The kernel's own account is the last resort: it
+	// counts the emulator's memory too, as Go starts a child sharing its
+	// parent's (a young instance killed by hand reported 45 MB, the
+	// emulator's size, not its 15).
+	if n := in.peakKiB.Load(); n > 0 {
+		return n
+	}
 	select {
 	case <-in.exited:
 		if ru, ok := in.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -421,7 +430,21 @@ func (in *Instance) MaxRSSKiB() int64 {
 }
 
 // RSSKiB reads the process's current resident set (VmRSS), 0 if unknown.
-func (in *Instance) RSSKiB() int64 { return procStatusKiB(in.cmd.Process.Pid, "VmRSS:") }
+func (in *Instance) RSSKiB() int64 {
+	n := procStatusKiB(in.cmd.Process.Pid, "VmRSS:")
+	in.sawRSS(n)
+	return n
+}
+
+// sawRSS keeps the highest resident set read, for after the process is gone.
+func (in *Instance) sawRSS(n int64) {
+	for {
+		p := in.peakKiB.Load()
+		if n <= p || in.peakKiB.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
 
 func procStatusKiB(pid int, field string) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")

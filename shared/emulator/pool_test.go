@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -293,4 +294,37 @@ func TestAnInstanceOverItsMemoryIsKilled(t *testing.T) {
 	t.Cleanup(d.Close)
 	_, _, err = d.Invoke(context.Background(), "hello", []byte(`{"action":"grow","ms":200}`))
 	require.NoError(t, err)
+}
+
+// TestAKilledInstancesReportSaysItsOwnMemory: the kernel's account of an
+// ended child counts its parent's memory too (Go starts a child sharing
+// it), so a young instance killed by hand reported the emulator's size. The
+// REPORT says the most the instance was seen using.
+func TestAKilledInstancesReportSaysItsOwnMemory(t *testing.T) {
+	ballast := make([]byte, 300<<20) // the emulator's own memory, far above hello's
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	e := emulator.New(emulator.Options{Platform: runtimeapi.FC, Functions: []emulator.FunctionConfig{
+		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MemoryMB: 128, MaxInstances: 1},
+	}})
+	t.Cleanup(e.Close)
+	res, _, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(res.Body, &m))
+	pid := int(m["pid"].(float64))
+	reports := make(chan emulator.Report, 1)
+	go func() {
+		_, rep, _ := e.Invoke(context.Background(), "hello", []byte(`{"action":"sleep","ms":2000}`))
+		reports <- rep
+	}()
+	p, _ := e.Pool("hello")
+	require.Eventually(t, func() bool { return p.InFlight() == 1 }, 5*time.Second, time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the watchdog reads its memory every 50 ms
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	rep := <-reports
+	require.Positive(t, rep.MaxRSSKiB)
+	require.Less(t, rep.MaxRSSKiB, int64(100<<10), "hello's own few MB, not the emulator's %d MB", len(ballast)>>20)
+	runtime.KeepAlive(ballast)
 }
