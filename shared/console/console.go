@@ -341,7 +341,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		select {
 		case <-c.closing:
-			_ = rc.SetWriteDeadline(time.Now())
+			// Soon, not now: a handler that is not stuck ends its
+			// response cleanly in the meantime.
+			_ = rc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 		case <-written:
 		}
 	}()

@@ -39,6 +39,19 @@ type fixture struct {
 	good string
 }
 
+// serve runs the console on a server of its own, shut down as cloudcall
+// local shuts it down (Close registered with RegisterOnShutdown).
+func (f *fixture) serve(t *testing.T) (*http.Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: f.con.Handler()}
+	srv.RegisterOnShutdown(f.con.Close)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv, ln.Addr().String()
+}
+
 // events opens the console's live stream, closed when the test ends.
 func (f *fixture) events(t *testing.T) *http.Response {
 	t.Helper()
@@ -286,12 +299,8 @@ func TestStateShowsTheAsyncQueue(t *testing.T) {
 // deadline to run out.
 func TestShutdownDoesNotWaitForAnOpenTab(t *testing.T) {
 	f := newFixture(t, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: f.con.Handler()}
-	srv.RegisterOnShutdown(f.con.Close)
-	go func() { _ = srv.Serve(ln) }()
-	resp, err := http.Get("http://" + ln.Addr().String() + "/__console/api/events")
+	srv, addr := f.serve(t)
+	resp, err := http.Get("http://" + addr + "/__console/api/events")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
@@ -363,16 +372,12 @@ func TestAChattyCallStreamsABoundedAmount(t *testing.T) {
 // waited for it. Its writes now have a deadline, and shutdown ends them.
 func TestAStalledReaderDoesNotHoldShutdown(t *testing.T) {
 	f := newFixture(t, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: f.con.Handler()}
-	srv.RegisterOnShutdown(f.con.Close)
-	go func() { _ = srv.Serve(ln) }()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	srv, addr := f.serve(t)
+	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer conn.Close()
 	require.NoError(t, conn.(*net.TCPConn).SetReadBuffer(4096))
-	_, err = fmt.Fprintf(conn, "GET /__console/api/events HTTP/1.1\r\nHost: %s\r\n\r\n", ln.Addr())
+	_, err = fmt.Fprintf(conn, "GET /__console/api/events HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
 	require.NoError(t, err)
 	// Never read: fill what the kernel holds for the stream, many times over.
 	for range 60 {

@@ -115,11 +115,7 @@ func killedInstance(t *testing.T, platform runtimeapi.Platform) {
 		{Name: "hello", Binary: bin, Timeout: 5 * time.Second, MaxInstances: 1, Stdout: sink, LogPrefix: "hello | "},
 	}})
 	t.Cleanup(e.Close)
-	res, _, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
-	require.NoError(t, err)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(res.Body, &m))
-	pid := int(m["pid"].(float64))
+	pid := helloPid(t, e)
 
 	errs := make(chan error, 4)
 	for range 4 {
@@ -309,11 +305,7 @@ func TestAKilledInstancesReportSaysItsOwnMemory(t *testing.T) {
 		{Name: "hello", Binary: fixtures["hellofc"], Timeout: 5 * time.Second, MemoryMB: 128, MaxInstances: 1},
 	}})
 	t.Cleanup(e.Close)
-	res, _, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
-	require.NoError(t, err)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(res.Body, &m))
-	pid := int(m["pid"].(float64))
+	pid := helloPid(t, e)
 	reports := make(chan emulator.Report, 1)
 	go func() {
 		_, rep, _ := e.Invoke(context.Background(), "hello", []byte(`{"action":"sleep","ms":2000}`))
@@ -327,4 +319,14 @@ func TestAKilledInstancesReportSaysItsOwnMemory(t *testing.T) {
 	require.Positive(t, rep.MaxRSSKiB)
 	require.Less(t, rep.MaxRSSKiB, int64(100<<10), "hello's own few MB, not the emulator's %d MB", len(ballast)>>20)
 	runtime.KeepAlive(ballast)
+}
+
+// helloPid calls hello once and returns the pid of the instance that answered.
+func helloPid(t *testing.T, e *emulator.Emulator) int {
+	t.Helper()
+	res, _, err := e.Invoke(context.Background(), "hello", []byte(`{}`))
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(res.Body, &m))
+	return int(m["pid"].(float64))
 }
