@@ -61,3 +61,15 @@ func TestTheRuntimeAPIRefusesWebPages(t *testing.T) {
 	r := <-got
 	require.JSONEq(t, `{"ok":true}`, string(r.Body))
 }
+
+// Request ids are random version-4 UUIDs, as Lambda's are (a caller that
+// checks the form refused the emulator's).
+func TestRequestIDsAreVersion4UUIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := runtimeapi.NewRequestID()
+		require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, id)
+		require.False(t, seen[id])
+		seen[id] = true
+	}
+}

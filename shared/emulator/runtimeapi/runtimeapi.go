@@ -168,10 +168,13 @@ func (s *Server) Close() {
 	})
 }
 
-// NewRequestID makes an id shaped like the platforms' (a UUID).
+// NewRequestID makes an id shaped like the platforms' (a random UUID,
+// version 4, as Lambda's are: a caller that checks the form accepts it).
 func NewRequestID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 9562 variant
 	h := hex.EncodeToString(b)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
