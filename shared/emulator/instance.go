@@ -518,8 +518,14 @@ func Build(ctx context.Context, moduleDir, pkg, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("go build %s: %w", pkg, err)
 	}
-	defer os.RemoveAll(tmp)
+	defer removeAll(tmp)
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "lambda.norpc", "-o", out, pkg)
+	// The go command runs the compiler and the linker as its children:
+	// killed alone, it left them writing into the work folder after the
+	// removal below, which then stayed (seen in CI). Its whole process
+	// group goes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTMPDIR="+tmp)
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -529,6 +535,17 @@ func Build(ctx context.Context, moduleDir, pkg, dir string) (string, error) {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
+}
+
+// removeAll removes dir, trying again for a moment while processes just
+// killed may still be finishing a write into it.
+func removeAll(dir string) {
+	for range 20 {
+		if os.RemoveAll(dir) == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // ModuleRoot walks up from dir to the folder holding go.mod.
