@@ -18,6 +18,9 @@ import (
 
 const recordsUsage = `Usage: cloudcall records show <idempotency key> [--env-file FILE]
        cloudcall records settle <idempotency key> (--not-charged | --charged ORDER_ID) [--env-file FILE]
+       cloudcall records restore <idempotency key> --charged ORDER_ID [--env-file FILE]
+       cloudcall records status [--env-file FILE]
+       cloudcall records reopen --reconciled [--env-file FILE]
 
 Reads and settles the charge's idempotency records, where the deployed function keeps them, for a person
 reconciling an answer -1304 (outcome unknown) with TOP. The key is the idempotencyKey the -1304 answer
@@ -36,9 +39,19 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           When the record knows TOP charged ("known": TOP's answer came back, the record's last write
           failed), only --charged with that id is taken, now and in every correction. A settlement by hand is marked ("settled") and can be corrected
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
+  restore after the store lost its data (status "lost"), for a key the function's log shows charged in the
+          24 h before lostAt (its "ok" line carries idempotencyKey and vendorId): writes the charge, so every
+          retry with the key is answered with it instead of charging again. Only where no record is; it works
+          while charges are refused. A keyed call's request was in the lost record, so the restored record
+          answers any request with the key.
+  status  prints the store's fence as JSON: "new" (no charge yet), "live", "lost" (the store lost its data,
+          found at lostAt: every charge answers -1601 until it is reopened) or "reopened".
+  reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
+          that would have answered their repeats are gone: settle or refund what charged twice): ends the
+          refusal, and charges go ahead again within a second. --reconciled says you did.
 
 Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key,
-4 the record cannot be settled (the message says why).
+4 the record cannot be settled, or the store records no loss to reopen (the message says why).
 
 Flags:`
 
@@ -47,6 +60,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	envFile := fs.String("env-file", "", "dotenv `file` with the function's settings, over the environment")
 	notCharged := fs.Bool("not-charged", false, "settle: TOP shows no charge for the key")
 	charged := fs.String("charged", "", "settle: TOP shows the charge, with this extra charge service `order id`")
+	reconciled := fs.Bool("reconciled", false, "reopen: you reconciled the charges the lost records covered")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), recordsUsage)
 		fs.PrintDefaults()
@@ -70,19 +84,36 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		args = fs.Args()
 	}
 	if len(pos) == 0 {
-		return usagef("say what to do: show <key> or settle <key>; see cloudcall records --help")
+		return usagef("say what to do: show <key>, settle <key>, status or reopen; see cloudcall records --help")
 	}
 	action := pos[0]
-	if action != "show" && action != "settle" {
-		return usagef("unknown action %q: expected show or settle", action)
+	var key string
+	switch action {
+	case "show", "settle", "restore":
+		if len(pos) != 2 || strings.TrimSpace(pos[1]) == "" {
+			return usagef("%s takes one idempotency key (the idempotencyKey of the -1304 answer)", action)
+		}
+		key = pos[1]
+	case "status", "reopen":
+		if len(pos) != 1 {
+			return usagef("%s takes no key: it concerns the whole store", action)
+		}
+	default:
+		return usagef("unknown action %q: expected show, settle, restore, status or reopen", action)
 	}
-	if len(pos) != 2 || strings.TrimSpace(pos[1]) == "" {
-		return usagef("%s takes one idempotency key (the idempotencyKey of the -1304 answer)", action)
-	}
-	key := pos[1]
 	var s idempotency.Settlement
 	var err error
 	switch {
+	case *reconciled && action != "reopen":
+		return usagef("--reconciled goes with reopen")
+	case action == "reopen" && !*reconciled:
+		return usagef("reopen ends the refusal that keeps keys charged before the loss from charging again: first reconcile the last 24 h of charges before the loss against TOP, then run it with --reconciled")
+	case (action == "status" || action == "reopen") && (*notCharged || *charged != ""):
+		return usagef("--not-charged and --charged go with settle")
+	case action == "restore" && *charged == "":
+		return usagef("restore takes --charged ORDER_ID: the charge TOP shows for the key (a key TOP did not charge needs no record)")
+	case action == "restore" && *notCharged:
+		return usagef("--not-charged goes with settle")
 	case action == "show" && (*notCharged || *charged != ""):
 		return usagef("--not-charged and --charged go with settle")
 	case action == "settle" && *notCharged == (*charged != ""):
@@ -120,12 +151,22 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer records.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if action == "status" || action == "reopen" {
+		return fence(ctx, action, records, stdout)
+	}
 	if action == "show" {
 		rec, err := g.Inspect(ctx, key)
 		if err != nil {
 			return notFound(key, err)
 		}
 		return json.NewEncoder(stdout).Encode(shown(key, rec, g.Settleable(rec)))
+	}
+	if action == "restore" {
+		if err := g.Restore(ctx, key, s); err != nil {
+			return notFound(key, err)
+		}
+		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
+		return nil
 	}
 	if err := g.Settle(ctx, key, s); err != nil {
 		return notFound(key, err)
@@ -136,6 +177,46 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "settled %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
 	}
 	return nil
+}
+
+// fence says or reopens the store's fence.
+func fence(ctx context.Context, action string, records idempotency.Records, stdout io.Writer) error {
+	f, ok := records.(idempotency.Fencer)
+	if !ok {
+		return fmt.Errorf("the %s store keeps no fence", records.Name())
+	}
+	if action == "reopen" {
+		was, err := f.Reopen(ctx, idempotency.ReopenedFence(time.Now()))
+		if err != nil {
+			return err
+		}
+		if was == "" {
+			return &exitError{code: 4, err: fmt.Errorf("the %s store records no loss: nothing to reopen (cloudcall records status says what it holds)", records.Name())}
+		}
+		at, _ := idempotency.FenceLostAt(was)
+		fmt.Fprintf(stdout, "reopened: the loss found %s is closed; charges go ahead again (each instance rereads the fence within a second)\n", at)
+		return nil
+	}
+	cur, err := f.Fence(ctx)
+	if err != nil {
+		return err
+	}
+	st := fenceStatus{Store: records.Name(), State: "live"}
+	if at, lost := idempotency.FenceLostAt(cur); lost {
+		st.State, st.LostAt = "lost", at
+	} else if at, reopened := idempotency.FenceReopenedAt(cur); reopened {
+		st.State, st.ReopenedAt = "reopened", at
+	} else if cur == "" {
+		st.State = "new"
+	}
+	return json.NewEncoder(stdout).Encode(st)
+}
+
+type fenceStatus struct {
+	Store      string `json:"store"`
+	State      string `json:"state"`
+	LostAt     string `json:"lostAt,omitempty"`
+	ReopenedAt string `json:"reopenedAt,omitempty"`
 }
 
 // clockSkew is how far ahead of the functions' clocks this machine's may be

@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords/redisproc"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 	"github.com/cloudcall/cloudcall/shared/top"
 )
@@ -135,4 +137,86 @@ func mustJSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// The store lost its data (a Redis with AOF emptied: a failover to a node
+// without it) after a charge: the warm instance refuses the key's retry
+// with -1601 instead of charging it again, cloudcall records status says
+// "lost", the person restores the charge the log shows and reopens the
+// store, and from then on the retry, from a new instance and with another
+// request under the key, is answered with the restored charge.
+func TestRecordsAfterALoss(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	vars := map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": srv.URL(), "TOP_APP_KEY": "12345678"}
+	envFile := filepath.Join(t.TempDir(), "charge.env")
+	var lines []byte
+	for k, v := range vars {
+		lines = append(lines, k+"="+v+"\n"...)
+	}
+	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
+	guard := func() *idempotency.Guard {
+		g, records, err := top.RecordsGuard(config.FromMap(vars), nil, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = records.Close() })
+		return g
+	}
+	g := guard()
+	ctx := context.Background()
+	runs := 0
+	charge := func(context.Context) idempotency.Outcome {
+		runs++
+		return idempotency.Outcome{Response: envelope.Response{Status: 200, Body: []byte(`{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok"}`)}}
+	}
+	_, _, e := g.Run(ctx, idempotency.Call{Key: "k1", Fingerprint: "fp-k1"}, charge)
+	require.Nil(t, e)
+	status := func() map[string]any {
+		code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+		require.Equal(t, 0, code, errOut)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &m), out)
+		return m
+	}
+	require.Equal(t, "live", status()["state"])
+
+	o, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	admin := redis.NewClient(o)
+	defer admin.Close()
+	require.NoError(t, admin.FlushAll(ctx).Err())
+	_, _, e = g.Run(ctx, idempotency.Call{Key: "k1", Fingerprint: "fp-k1"}, charge)
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeConfig, e.Code)
+	require.Contains(t, e.Reason, "lost its data")
+	require.Equal(t, 1, runs, "not charged again")
+	st := status()
+	require.Equal(t, "lost", st["state"])
+	require.NotEmpty(t, st["lostAt"])
+
+	code, _, errOut := runCLI("records", "reopen", "--env-file", envFile)
+	require.Equal(t, 2, code, "reopen says the person reconciled")
+	require.Contains(t, errOut, "--reconciled")
+	code, out, errOut := runCLI("records", "restore", "k1", "--charged", "ECS7000000077", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "restored k1: charged, extra charge service order ECS7000000077; every retry with the key is answered with it\n", out)
+	code, _, errOut = runCLI("records", "restore", "k1", "--charged", "ECS7000000078", "--env-file", envFile)
+	require.Equal(t, 4, code, "a record is there: restore writes none over it")
+	require.Contains(t, errOut, "a record is there already")
+	code, out, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "reopened: the loss found "+st["lostAt"].(string)+" is closed")
+	require.Equal(t, "reopened", status()["state"])
+	code, _, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
+	require.Equal(t, 4, code)
+	require.Contains(t, errOut, "records no loss")
+
+	resp, replayed, e := guard().Run(ctx, idempotency.Call{Key: "k1", Fingerprint: "another request"}, charge)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.Contains(t, string(resp.Body), `"ECS7000000077"`)
+	require.Equal(t, 1, runs)
+	require.Eventually(t, func() bool {
+		_, _, e := g.Run(ctx, idempotency.Call{Key: "k2", Fingerprint: "fp-k2"}, charge)
+		return e == nil
+	}, 5*time.Second, 100*time.Millisecond, "the warm instance charges again once it rereads the fence")
+	require.Equal(t, 2, runs)
 }

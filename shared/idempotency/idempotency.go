@@ -7,7 +7,6 @@ package idempotency
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -140,7 +139,10 @@ type Outcome struct {
 // keylessKey is where a keyless call's record lives; a keyed call leaves an
 // alias there, so the same request retried without its key finds the keyed
 // record instead of charging again.
-func keylessKey(fp string) string { return "auto:" + fp }
+func keylessKey(fp string) string { return keylessPrefix + fp }
+
+// keylessPrefix starts the key of a call made without one.
+const keylessPrefix = "auto:"
 
 // Once records name in the records store for ttl, insert-if-absent, and
 // reports whether it was absent: a marker as durable and as shared as the
@@ -287,7 +289,7 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 			slot.Fingerprint = c.Fingerprint
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.FinishFor)
-		put, err := g.o.Records.Reserve(actx, alias, slot, g.o.Retention)
+		put, err := g.rewrite(actx, alias, slot)
 		if err == nil && !put {
 			if cur, rerr := g.o.Records.Read(actx, alias); rerr == nil && cur.Alias != key && cur.Token != done.Token {
 				g.o.Log.Error("idempotency records lost by the store while the call ran, and the same request without its key was taken by another call since: it may have run again; reconcile this request against the vendor",
@@ -422,7 +424,7 @@ func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID stri
 			case errors.Is(rerr, ErrNotFound):
 				// Gone (a record lives for Retention, far past any call):
 				// insert it if nobody took the key meanwhile.
-				if ok, err = g.o.Records.Reserve(fctx, k, done, g.o.Retention); err == nil && ok {
+				if ok, err = g.rewrite(fctx, k, done); err == nil && ok {
 					rewritten = true
 					g.o.Log.Warn("idempotency record lost by the store while the call ran, written again: repeats answer from it",
 						"idempotencyKey", g.callerKey(k), "vendorId", vendorID, "store", g.o.Records.Name())
@@ -579,7 +581,7 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 		return rec, false, storeError(err)
 	}
 	switch {
-	case rec.Fingerprint != fingerprint:
+	case rec.Fingerprint != fingerprint && !restored(rec):
 		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: this key was used for a different request; use a new key for a new charge"}
 	case rec.Alias != "" && direct:
 		// A keyless repeat of a keyed call: answer from the keyed record.
@@ -664,8 +666,18 @@ func (a *AnsweredBy) Unwrap() error { return a.Err }
 // Reserve and its Read: the first call let go without sending.
 const reasonReleased = "idempotency conflict: the first call with this key just finished without effect; retry"
 
+// rewrite writes a record the store lost while its call ran. A store that
+// refuses charges after the loss (ErrLost) still takes it: the call did
+// happen, and after the store is reopened its repeats must answer from it.
+func (g *Guard) rewrite(ctx context.Context, k string, rec Record) (bool, error) {
+	if rw, ok := g.o.Records.(Rewriter); ok {
+		return rw.Rewrite(ctx, k, rec, g.o.Retention)
+	}
+	return g.o.Records.Reserve(ctx, k, rec, g.o.Retention)
+}
+
 func storeError(err error) *envelope.Error {
-	if errors.Is(err, ErrNotDurable) {
+	if errors.Is(err, ErrNotDurable) || errors.Is(err, ErrLost) {
 		return &envelope.Error{Code: envelope.CodeConfig, Err: err,
 			Reason: "configuration: the charge did not run: " + err.Error()}
 	}
@@ -679,8 +691,4 @@ func storeError(err error) *envelope.Error {
 		Reason: "the idempotency record cannot be written, so the charge did not run; retry when the records store is back"}
 }
 
-func newToken() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func newToken() string { return randomHex(16) }

@@ -1085,3 +1085,93 @@ func TestARequestWhoseKeyWentToAnotherIsStillAnsweredWithoutIt(t *testing.T) {
 	require.Equal(t, first.Body, again.Body)
 	require.Equal(t, int32(1), runs.Load())
 }
+
+// refusingAfterWipe refuses new reservations once it lost its data
+// (ErrLost), as the Redis and SQL stores do by default, and still takes the
+// record of a call that ran (Rewrite).
+type refusingAfterWipe struct {
+	*wipedMidCall
+	lost atomic.Bool
+}
+
+func (r *refusingAfterWipe) Reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	if r.lost.Load() {
+		return false, fmt.Errorf("%w (test store)", idempotency.ErrLost)
+	}
+	return r.Memory.Reserve(ctx, key, rec, ttl)
+}
+
+func (r *refusingAfterWipe) Rewrite(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	return r.Memory.Reserve(ctx, key, rec, ttl)
+}
+
+// A charge running when its store lost its data, and then refused charges
+// until reopened: its record and alias are written anyway, its repeats are
+// refused with -1601 while the store refuses, and replay its answer once
+// the store is reopened. Without the rewrite its answer was unrecorded and,
+// after the reopening, its key charged again.
+func TestARecordLostWhileTheStoreRefusesIsStillWritten(t *testing.T) {
+	c := newClock()
+	recs := &refusingAfterWipe{wipedMidCall: &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}}
+	var logs bytes.Buffer
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, FinishFor: time.Second, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := context.Background()
+	var runs atomic.Int32
+	charge := func(context.Context) idempotency.Outcome {
+		if runs.Add(1) == 1 {
+			recs.wipe()
+			recs.lost.Store(true)
+		}
+		return idempotency.Outcome{Response: ok(`{"errCode":0,"id":"ECS7"}`), VendorID: "ECS7"}
+	}
+	first, _, e := g.Run(ctx, key("k1", "fp1"), charge)
+	require.Nil(t, e)
+	require.False(t, first.Unrecorded)
+	require.Contains(t, logs.String(), "written again")
+
+	_, _, e = g.Run(ctx, key("k1", "fp1"), charge)
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeConfig, e.Code)
+	require.Contains(t, e.Reason, "lost its data")
+
+	recs.lost.Store(false) // reopened
+	again, replayed, e := g.Run(ctx, key("k1", "fp1"), charge)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.Equal(t, first.Body, again.Body)
+	keyless, replayed, e := g.Run(ctx, idempotency.Call{Fingerprint: "fp1"}, charge)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.Equal(t, first.Body, keyless.Body)
+	require.Equal(t, int32(1), runs.Load(), "charged once")
+}
+
+// A fence read says whether the records an instance relied on are there.
+func TestJudgeFence(t *testing.T) {
+	now := time.Now()
+	lost, reopened := idempotency.LostFence(now), idempotency.ReopenedFence(now)
+	for _, c := range []struct {
+		prev, cur string
+		want      idempotency.FenceVerdict
+	}{
+		{"", "a1", idempotency.FenceHolds},                 // a new instance
+		{"a1", "a1", idempotency.FenceHolds},               // the same
+		{"a1", "b2", idempotency.FenceGone},                // re-fenced after a loss
+		{"a1", "", idempotency.FenceGone},                  // gone
+		{"a1", lost, idempotency.FenceRecordsLoss},         // another instance found it
+		{"", lost, idempotency.FenceRecordsLoss},           // a new instance after it was found
+		{lost, reopened, idempotency.FenceHolds},           // reopened by a person
+		{"a1", reopened, idempotency.FenceHolds},           // idle across the loss and the reopening
+		{reopened, "b2", idempotency.FenceGone},            // lost again after the reopening
+		{lost, "b2", idempotency.FenceGone},                // the loss's row deleted: still a loss
+		{reopened, reopened + "x", idempotency.FenceHolds}, // reopened again
+	} {
+		require.Equal(t, c.want, idempotency.Judge(c.prev, c.cur), "%q -> %q", c.prev, c.cur)
+	}
+	at, ok := idempotency.FenceLostAt(lost)
+	require.True(t, ok)
+	require.Equal(t, now.UTC().Format(time.RFC3339), at)
+	require.LessOrEqual(t, len(reopened), 64, "fits the SQL token column")
+	_, err := idempotency.CheckAfterLoss("ignore")
+	require.ErrorContains(t, err, `CLOUDCALL_IDEMPOTENCY_AFTER_LOSS="ignore": expected refuse (the default) or continue`)
+}

@@ -100,6 +100,40 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 	return nil
 }
 
+// Restore writes, for a key whose record the store lost, the charge a
+// person found at the vendor, so every retry with the key is answered with
+// it instead of charging again. It writes only where there is no record,
+// and also while the store refuses new charges after the loss. A keyed
+// call's request is not known (its fingerprint was in the lost record), so
+// the restored record answers a retry of any request with the key; a
+// keyless call's key (auto:…) is its fingerprint.
+func (g *Guard) Restore(ctx context.Context, key string, s Settlement) error {
+	if s.VendorID == "" {
+		return fmt.Errorf("%w: a restore records a charge found at the vendor: give its id", ErrNotSettleable)
+	}
+	now := g.o.Now()
+	fp, _ := strings.CutPrefix(key, keylessPrefix)
+	if fp == key {
+		fp = ""
+	}
+	rec := Record{Token: newToken(), State: Done, Fingerprint: fp, Started: now.UnixMilli(), Status: s.Answer.Status, Body: s.Answer.Body,
+		Settled: settledPrefix + s.VendorID + "; restored by hand after a loss " + now.UTC().Format(time.RFC3339)}
+	ok, err := g.rewrite(ctx, g.o.Namespace+key, rec)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: a record is there already (cloudcall records show says what it holds; settle it if its outcome is unknown)", ErrNotSettleable)
+	}
+	return nil
+}
+
+// restored says rec was written by Restore for a keyed call: it answers
+// any request with its key.
+func restored(rec Record) bool {
+	return rec.Fingerprint == "" && strings.Contains(rec.Settled, "; restored by hand")
+}
+
 func skewNote(skew time.Duration) string {
 	if skew <= 0 {
 		return ""

@@ -160,6 +160,7 @@ func All() []Function {
 				{Name: "CLOUDCALL_IDEMPOTENCY_STORE", Secret: true, Required: true, Pattern: IdempotencyStorePattern,
 					Description: "durable store of the charge's idempotency records: postgres://, mysql://, or redis:// / rediss:// with appendonly yes (docs/state.md: Money safety)"},
 				{Name: "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", Default: "verify", Description: "verify (refuse a Redis without AOF, or one that may evict keys) or assume (Tair persistent memory, MemoryDB: durable without AOF; you assert no eviction too)"},
+				{Name: "CLOUDCALL_IDEMPOTENCY_AFTER_LOSS", Default: "refuse", Description: "after the records store is found to have lost its data: refuse (every charge -1601 until cloudcall records reopen, after you reconciled) or continue (log and charge on: a key charged before can charge again)"},
 			}, commonVars()...),
 			Example: `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC123","price":12345,"type":2,"desc":"second visit"},"idempotencyKey":"demo-1"}`,
 		},

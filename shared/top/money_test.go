@@ -80,6 +80,16 @@ func TestMemoryStoreRefusesTheCharge(t *testing.T) {
 	}
 }
 
+// A policy the charge does not know is a setting to fix, named, before
+// anything is sent.
+func TestAnUnknownAfterLossPolicyIsRefused(t *testing.T) {
+	r := newChargeRig(t, map[string]string{"CLOUDCALL_STORE": "redis://127.0.0.1:1/0", "CLOUDCALL_IDEMPOTENCY_AFTER_LOSS": "ignore"})
+	m := r.invoke(t, charge("BFC-POLICY", 100, "policy-1"))
+	require.Equal(t, -1601.0, m["errCode"], m)
+	require.Contains(t, m["errMsg"], `CLOUDCALL_IDEMPOTENCY_AFTER_LOSS="ignore": expected refuse (the default) or continue`)
+	require.Empty(t, r.sbx.Charges(""))
+}
+
 // A Redis without persistence restarted empty between two calls with the
 // same key: it never held a record, so it never charged (0 entries, not 2).
 // With AOF, the restarted Redis still holds the record: the repeat is a
@@ -119,6 +129,29 @@ func TestRedisRestart(t *testing.T) {
 		}, 10*time.Second, 100*time.Millisecond)
 		require.Equal(t, first, again, "the first answer, replayed")
 		require.Len(t, r.sbx.Charges("BFC-AOF"), 1)
+	})
+	t.Run("with AOF, back empty (the AOF lost): refused until reopened, never charged again", func(t *testing.T) {
+		// An outside tester deleted the AOF under load: 30 keys, 96 charges.
+		srv := redisproc.Start(t, true)
+		r := newChargeRig(t, map[string]string{"CLOUDCALL_STORE": srv.URL()})
+		require.NoError(t, r.err)
+		first := r.invoke(t, charge("BFC-LOST", 100, "restart-4"))
+		require.Equal(t, 0.0, first["errCode"], first)
+		srv.Reconfigure(true) // a failover to a node without the data
+		var again map[string]any
+		require.Eventually(t, func() bool {
+			again = r.invoke(t, charge("BFC-LOST", 100, "restart-4"))
+			return again["errCode"] != -1501.0 // while the pool reconnects
+		}, 10*time.Second, 100*time.Millisecond)
+		require.Equal(t, -1601.0, again["errCode"], again)
+		require.Contains(t, again["errMsg"], "lost its data")
+		require.Contains(t, again["errMsg"], "cloudcall records reopen --reconciled")
+		// Another key too, and from a new instance: the loss is in the store.
+		fresh := newChargeRig(t, map[string]string{"CLOUDCALL_STORE": srv.URL()})
+		m := fresh.invoke(t, charge("BFC-LOST-2", 100, "restart-5"))
+		require.Equal(t, -1601.0, m["errCode"], m)
+		require.Len(t, r.sbx.Charges("BFC-LOST"), 1, "charged once")
+		require.Empty(t, fresh.sbx.Charges(""), "nothing sent by the new instance")
 	})
 }
 

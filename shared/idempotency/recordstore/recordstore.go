@@ -60,7 +60,8 @@ func Open(url, from string, env *config.Env, log *slog.Logger) (idempotency.Reco
 	switch {
 	case isRedis(url):
 		o := redisrecords.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"),
-			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify), Log: log}
+			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify), Log: log,
+			AfterLoss: env.Get(idempotency.VarAfterLoss, idempotency.AfterLossRefuse)}
 		if env.Bool("CLOUDCALL_STORE_EPHEMERAL", false) {
 			o.Timeout = 10 * time.Second // the emulator's embedded store: paused now and then, never down
 		}
@@ -70,7 +71,8 @@ func Open(url, from string, env *config.Env, log *slog.Logger) (idempotency.Reco
 		}
 		return r, nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"), strings.HasPrefix(url, "mysql://"):
-		r, err := sqlrecords.Open(sqlrecords.Options{URL: url, Log: log})
+		r, err := sqlrecords.Open(sqlrecords.Options{URL: url, Log: log,
+			AfterLoss: env.Get(idempotency.VarAfterLoss, idempotency.AfterLossRefuse)})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}

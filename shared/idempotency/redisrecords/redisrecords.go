@@ -3,15 +3,14 @@
 // reserves a record it checks INFO persistence (AOF on, appendfsync not
 // "no") and INFO memory (no maxmemory, or maxmemory-policy noeviction) and
 // refuses otherwise, because a Redis restarted empty, or one that evicted a
-// record, would let a seen key charge again. The verdict is tied to a fence key it writes: a restart or failover
-// that empties Redis drops the fence, and every warm instance checks again
-// before its next reservation.
+// record, would let a seen key charge again. The verdict is tied to a fence
+// key it writes: a restart or failover that empties Redis drops the fence,
+// and the warm instance that finds it gone writes the loss into it, so every
+// instance refuses charges until a person reopens the store.
 package redisrecords
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +53,9 @@ type Options struct {
 	Now     func() time.Time
 	// Log hears a fence found gone (default: discarded).
 	Log *slog.Logger
+	// AfterLoss is what a fence found gone leads to:
+	// idempotency.AfterLossRefuse (default) or AfterLossContinue.
+	AfterLoss string
 }
 
 // Records is idempotency.Records on Redis.
@@ -65,7 +67,7 @@ type Records struct {
 	mu       sync.Mutex
 	verified time.Time
 	fence    string
-	lost     string // a verified fence found gone, until the next verification says so
+	lost     string // a verified fence found gone, until a fence is judged against it
 	gen      int    // bumped by every successful verification
 	refused  error
 	refuseAt time.Time
@@ -90,6 +92,9 @@ func Open(o Options) (*Records, error) {
 	}
 	if o.Persistence != Verify && o.Persistence != Assume {
 		return nil, fmt.Errorf("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=%q: expected verify or assume", o.Persistence)
+	}
+	if o.AfterLoss, err = idempotency.CheckAfterLoss(o.AfterLoss); err != nil {
+		return nil, err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Second
@@ -161,9 +166,10 @@ func settingsError(err error) bool {
 func (r *Records) fenceKey() string { return r.o.Prefix + "idem:fence" }
 
 // Durable checks that this Redis persists every acknowledged write, unless
-// the policy is Assume. A verdict is reused for Recheck while the fence
-// written with it is still there; the fence is read without holding the
-// lock, so concurrent reservations do not queue behind one another.
+// the policy is Assume, and that it has not lost the records this instance
+// relied on. A verdict is reused for Recheck while the fence written with it
+// is still there; the fence is read without holding the lock, so concurrent
+// reservations do not queue behind one another.
 func (r *Records) Durable(ctx context.Context) error {
 	if r.o.Persistence == Assume {
 		return nil
@@ -181,69 +187,119 @@ func (r *Records) Durable(ctx context.Context) error {
 		if cur == fence {
 			return nil
 		}
-		// The fence is gone: Redis restarted empty or failed over. Check
-		// its persistence again before trusting it with a record.
+		// The fence is gone or replaced: Redis restarted empty or failed
+		// over. Judge it, and check persistence again.
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.gen != gen && r.fence != "" {
 		return nil // another call verified (and fenced) since we looked
 	}
-	// The fence found gone is kept until a verification succeeds: one that
-	// fails first (a Redis back empty without AOF, then with it; a passing
-	// network error) must not let the loss go unsaid.
+	// The fence found gone is kept until a fence is judged against it: a
+	// verification that fails first (a Redis back empty without AOF, then
+	// with it; a passing network error) must not let the loss go unsaid.
 	if r.fence != "" {
 		r.lost, r.fence = r.fence, ""
 	}
-	// A refusal holds a second: a burst of calls on a Redis without AOF
-	// hears the same -1601 without one INFO each.
+	// A refusal holds a second: a burst of calls on a Redis without AOF, or
+	// one that lost its data, hears the same -1601 without one INFO each.
 	if r.refused != nil && r.o.Now().Sub(r.refuseAt) < time.Second {
 		return r.refused
 	}
-	if err := r.verify(ctx); err != nil {
-		if errors.Is(err, idempotency.ErrNotDurable) {
+	cur, err := r.verify(ctx)
+	if err == nil {
+		err = r.judge(ctx, cur)
+	}
+	if err != nil {
+		if errors.Is(err, idempotency.ErrNotDurable) || errors.Is(err, idempotency.ErrLost) {
 			r.refused, r.refuseAt = err, r.o.Now()
 		}
 		return err
 	}
 	r.refused = nil
 	r.gen++
-	lost := r.lost
-	r.lost = ""
-	if lost != "" && r.fence != lost {
-		// Persistence is verified again, but what was lost stays lost: a
-		// key charged before can charge again, and only the operator can
-		// tell which.
+	r.fence, r.verified, r.lost = cur, r.o.Now(), ""
+	return nil
+}
+
+// judge compares the fence found with the one this instance saw before it
+// went (r.lost); r.mu is held. What was lost stays lost: a key charged
+// before can charge again, and only a person can tell which, so by default
+// the loss is written into the fence, and every instance refuses charges
+// until that person reopens the store.
+func (r *Records) judge(ctx context.Context, cur string) error {
+	switch idempotency.Judge(r.lost, cur) {
+	case idempotency.FenceRecordsLoss:
+		return idempotency.LostError("redis", r.host, cur)
+	case idempotency.FenceGone:
+		if r.o.AfterLoss == idempotency.AfterLossContinue {
+			r.o.Log.Error("idempotency: the records store lost its data (the fence this instance verified is gone: a Redis restarted empty, or a failover to a node without the data); "+
+				"records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP",
+				"store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
+			return nil
+		}
+		lost := idempotency.LostFence(r.o.Now())
+		// Only over the fence judged: a reopening in between stands.
+		if err := markLostScript().Run(ctx, r.rdb, []string{r.fenceKey()}, cur, lost).Err(); err != nil {
+			return r.wrap(err)
+		}
 		r.o.Log.Error("idempotency: the records store lost its data (the fence this instance verified is gone: a Redis restarted empty, or a failover to a node without the data); "+
-			"records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP",
-			"store", "redis", "host", r.host)
+			"records written before are gone, so a key charged before could charge again: every instance now refuses charges (-1601) until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled",
+			"store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
+		return idempotency.LostError("redis", r.host, lost)
+	}
+	if at, ok := idempotency.FenceReopenedAt(cur); ok && r.lost != "" && r.lost != cur {
+		r.o.Log.Warn("idempotency: the records store was reopened after a loss; charges go ahead again",
+			"store", "redis", "host", r.host, "reopened", at)
 	}
 	return nil
 }
 
-// verify reads INFO persistence and writes the fence; r.mu is held.
-func (r *Records) verify(ctx context.Context) error {
+// verify reads INFO persistence, writes the fence when there is none and
+// returns the fence there is; r.mu is held.
+func (r *Records) verify(ctx context.Context) (string, error) {
 	if err := r.durability(ctx); err != nil {
-		return err
+		return "", err
 	}
 	// Managed services often refuse CONFIG; AOF on is then the best we know.
 	if kv, err := r.rdb.ConfigGet(ctx, "appendfsync").Result(); err == nil && kv["appendfsync"] == "no" {
-		return fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync always (or everysec)",
+		return "", fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync always (or everysec)",
 			idempotency.ErrNotDurable, r.host)
 	}
-	tok := make([]byte, 16)
-	_, _ = rand.Read(tok)
 	// The fence has no TTL: it must outlive every record it vouches for.
-	if err := r.rdb.SetArgs(ctx, r.fenceKey(), hex.EncodeToString(tok), redis.SetArgs{Mode: "NX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return r.wrap(err)
+	if err := r.rdb.SetArgs(ctx, r.fenceKey(), idempotency.NewFence(), redis.SetArgs{Mode: "NX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return "", r.wrap(err)
 	}
 	fence, err := r.rdb.Get(ctx, r.fenceKey()).Result()
 	if err != nil {
-		return r.wrap(err)
+		return "", r.wrap(err)
 	}
-	r.fence, r.verified = fence, r.o.Now()
-	return nil
+	return fence, nil
 }
+
+// Fence reads the fence (idempotency.Fencer).
+func (r *Records) Fence(ctx context.Context) (string, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	f, err := r.rdb.Get(ctx, r.fenceKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return f, r.wrap(err)
+}
+
+// Reopen replaces a fence recording a loss (idempotency.Fencer).
+func (r *Records) Reopen(ctx context.Context, fence string) (string, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	was, err := reopenScript().Run(ctx, r.rdb, []string{r.fenceKey()}, fence).Text()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return was, r.wrap(err)
+}
+
+var _ idempotency.Fencer = (*Records)(nil)
 
 // Persistence says, as a charge's first check would, whether the Redis at
 // url may keep the records (ErrNotDurable, ErrUnavailable or nil); it
@@ -374,6 +430,25 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1`)
 })
 
+// markLostScript writes the loss (ARGV[2]) over the fence judged (ARGV[1])
+// or over none.
+var markLostScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1`)
+})
+
+// reopenScript replaces a fence that records a loss, and returns it.
+var reopenScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.sub(cur, 1, 5) ~= 'lost ' then return false end
+redis.call('SET', KEYS[1], ARGV[1])
+return cur`)
+})
+
 var releaseScript = sync.OnceValue(func() *redis.Script {
 	return redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
@@ -408,6 +483,18 @@ func ms(d time.Duration) int64 { return max(1, (d + time.Millisecond - 1).Millis
 // released at once, and taken again only after that Redis is verified
 // anew: nothing is left on a Redis that might not keep it.
 func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	return r.reserve(ctx, key, rec, ttl, false)
+}
+
+// Rewrite is Reserve for the record of a call that ran, which a store that
+// lost its data still takes (idempotency.Rewriter).
+func (r *Records) Rewrite(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	return r.reserve(ctx, key, rec, ttl, true)
+}
+
+var _ idempotency.Rewriter = (*Records)(nil)
+
+func (r *Records) reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration, rewrite bool) (bool, error) {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return false, err
@@ -423,7 +510,7 @@ func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Recor
 			}
 		}
 	}
-	if err := r.Durable(ctx); err != nil {
+	if err := r.Durable(ctx); err != nil && !(rewrite && errors.Is(err, idempotency.ErrLost)) {
 		return false, err
 	}
 	ctx, cancel := r.bound(ctx)

@@ -215,17 +215,24 @@ func TestVerifiedReservationIsOneRoundTrip(t *testing.T) {
 
 // The fence read with a reservation decides it: when the fence has gone
 // (here deleted; in life a Redis emptied by a restart or failover), the
-// reservation taken in that round trip is released, the Redis verified
-// again, and only then is the key taken. On a Redis that no longer
-// persists, the charge is refused and nothing is left behind.
+// reservation taken in that round trip is released and the Redis verified
+// again. By default the loss is then written into the fence and the charge
+// refused; with AfterLoss continue the key is taken. On a Redis that no
+// longer persists, the charge is refused. Nothing is left behind but the
+// fence.
 func TestAReservationWithoutItsFenceIsReleased(t *testing.T) {
 	for _, c := range []struct {
-		name    string
-		persist bool
-	}{{"still persistent: verified again, then taken", true}, {"no longer persistent: released and refused", false}} {
+		name      string
+		persist   bool
+		afterLoss string
+	}{
+		{"still persistent: the loss is written and the charge refused", true, ""},
+		{"still persistent, continue: verified again, then taken", true, idempotency.AfterLossContinue},
+		{"no longer persistent: released and refused", false, ""},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := redisproc.Start(t, true)
-			r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Recheck: time.Hour})
+			r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Recheck: time.Hour, AfterLoss: c.afterLoss})
 			ctx := context.Background()
 			require.NoError(t, r.Warm(ctx))
 			opts, err := redis.ParseURL(srv.URL())
@@ -244,6 +251,15 @@ func TestAReservationWithoutItsFenceIsReleased(t *testing.T) {
 				require.ErrorIs(t, err, idempotency.ErrNotDurable)
 				require.False(t, ok)
 				require.Equal(t, int64(0), srv.Keys(), "the reservation taken with the missing fence was released")
+				return
+			}
+			if c.afterLoss == "" {
+				require.ErrorIs(t, err, idempotency.ErrLost)
+				require.False(t, ok)
+				fence, err := admin.Get(ctx, "cloudcall:idem:fence").Result()
+				require.NoError(t, err)
+				require.True(t, strings.HasPrefix(fence, "lost "), fence)
+				require.Equal(t, int64(1), srv.Keys(), "only the fence: the reservation was released")
 				return
 			}
 			require.NoError(t, err)
@@ -285,24 +301,24 @@ func TestRefusedSettingsAreNotRetryable(t *testing.T) {
 
 // verifiedRecord is a Redis with AOF, verified, holding the record "k", and
 // the log of its Records.
-func verifiedRecord(t *testing.T) (*redisproc.Server, *redisrecords.Records, *bytes.Buffer) {
+func verifiedRecord(t *testing.T, afterLoss string, now func() time.Time) (*redisproc.Server, *redisrecords.Records, *bytes.Buffer) {
 	t.Helper()
 	srv := redisproc.Start(t, true)
 	logs := &bytes.Buffer{}
-	r := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Log: slog.New(slog.NewJSONHandler(logs, nil))})
+	r := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Log: slog.New(slog.NewJSONHandler(logs, nil)), AfterLoss: afterLoss, Now: now})
 	ok, err := r.Reserve(context.Background(), "k", rec("t1"), time.Hour)
 	require.NoError(t, err)
 	require.True(t, ok)
 	return srv, r, logs
 }
 
-// A Redis with AOF that loses its data (FLUSHALL here; a wiped disk or a
-// failover to a node without the data) still persists what comes next, so
-// reservations go on after the check, but what was lost is lost: the
-// instance that had verified the fence says so at ERROR, once, for the
-// operator to reconcile.
-func TestALostFenceIsLoggedAsDataLoss(t *testing.T) {
-	srv, r, logs := verifiedRecord(t)
+// With AfterLoss continue, a Redis with AOF that loses its data (FLUSHALL
+// here; a wiped disk or a failover to a node without the data) still
+// persists what comes next, so reservations go on after the check, but what
+// was lost is lost: the instance that had verified the fence says so at
+// ERROR, once, for the operator to reconcile.
+func TestALostFenceIsLoggedAsDataLossWhenContinuing(t *testing.T) {
+	srv, r, logs := verifiedRecord(t, idempotency.AfterLossContinue, nil)
 	ctx := context.Background()
 	require.Empty(t, logs.String(), "a first verification is not a loss")
 
@@ -326,10 +342,10 @@ func TestALostFenceIsLoggedAsDataLoss(t *testing.T) {
 // A Redis that came back empty without AOF (refused, -1601) and was then
 // set right and restarted empty again let the keys charged before charge
 // again without the ERROR line: the fence found gone was forgotten when the
-// first check after the loss failed (outside tester). The loss is said at
-// the first verification that succeeds.
+// first check after the loss failed (outside tester). The loss is judged at
+// the first verification that succeeds: refused from then on.
 func TestALossIsSaidAfterAFailedCheck(t *testing.T) {
-	srv, r, logs := verifiedRecord(t)
+	srv, r, logs := verifiedRecord(t, "", nil)
 	ctx := context.Background()
 
 	srv.Reconfigure(false) // back empty, appendonly off
@@ -341,11 +357,92 @@ func TestALossIsSaidAfterAFailedCheck(t *testing.T) {
 
 	srv.Reconfigure(true) // set right, and empty again
 	require.Eventually(t, func() bool {
-		ok, err := r.Reserve(ctx, "k", rec("t3"), time.Hour)
-		return err == nil && ok
-	}, 15*time.Second, 100*time.Millisecond, "the key is free again: its record was lost")
+		_, err := r.Reserve(ctx, "k", rec("t3"), time.Hour)
+		return errors.Is(err, idempotency.ErrLost)
+	}, 15*time.Second, 100*time.Millisecond, "the key charged before is refused, not free again")
 	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
 	require.Contains(t, logs.String(), "lost its data")
+}
+
+// admin is a plain client of srv.
+func admin(t *testing.T, srv *redisproc.Server) *redis.Client {
+	o, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	c := redis.NewClient(o)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// A Redis with AOF that lost its data let the keys charged before charge
+// again: an outside tester deleted the AOF under charge load and 30 keys
+// were charged 96 times. The warm instance that finds its fence gone writes
+// the loss into the fence, and from then on every instance refuses charges,
+// a new one that re-fenced the empty Redis before the loss was found too,
+// until a person reopens the store. The record of a call that did run is
+// still written (Rewrite), so its repeats answer from it after the reopening.
+func TestALossRefusesEveryInstanceUntilReopened(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	srv, warm, logs := verifiedRecord(t, "", clock)
+	ctx := context.Background()
+	a := admin(t, srv)
+	require.NoError(t, a.FlushAll(ctx).Err())
+
+	// A new instance comes first: it cannot tell an emptied store from a
+	// new one, and takes a key.
+	fresh := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Now: clock})
+	ok, err := fresh.Reserve(ctx, "k-new", rec("n1"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// The warm instance finds the fence replaced: the loss is written.
+	ok, refusal := warm.Reserve(ctx, "k", rec("t2"), time.Hour)
+	require.ErrorIs(t, refusal, idempotency.ErrLost)
+	require.False(t, ok)
+	require.Contains(t, refusal.Error(), "cloudcall records reopen --reconciled")
+	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	at, lost := idempotency.FenceLostAt(fence)
+	require.True(t, lost, fence)
+	require.Contains(t, refusal.Error(), "found "+at)
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+	_, err = warm.Read(ctx, "k")
+	require.ErrorIs(t, err, idempotency.ErrNotFound, "the refused reservation was released")
+
+	// The new instance refuses too, at its next reservation, and so does
+	// one started after the loss was found.
+	ok, err = fresh.Reserve(ctx, "k-new-2", rec("n2"), time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrLost)
+	require.False(t, ok)
+	later := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Now: clock})
+	_, err = later.Reserve(ctx, "k", rec("l1"), time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrLost)
+
+	// A call that ran writes its record again regardless.
+	ok, err = warm.Rewrite(ctx, "k-ran", rec("r1"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// A fence that records no loss is not reopened; a lost one is, once.
+	was, err := later.Reopen(ctx, idempotency.ReopenedFence(now))
+	require.NoError(t, err)
+	require.Equal(t, fence, was)
+	was, err = later.Reopen(ctx, idempotency.ReopenedFence(now))
+	require.NoError(t, err)
+	require.Empty(t, was, "nothing to reopen any more")
+
+	// Each instance takes the reopening once its refusal's second is over.
+	now = now.Add(2 * time.Second)
+	for i, r := range []*redisrecords.Records{warm, fresh, later} {
+		ok, err := r.Reserve(ctx, "after-"+string(rune('a'+i)), rec("x"), time.Hour)
+		require.NoError(t, err, i)
+		require.True(t, ok, i)
+	}
+	got, err := later.Read(ctx, "k-ran")
+	require.NoError(t, err)
+	require.Equal(t, "r1", got.Token)
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"WARN"`), logs.String())
+	require.Contains(t, logs.String(), "reopened after a loss")
 }
 
 // A Redis with AOF that may evict keys when full is refused too: an outside

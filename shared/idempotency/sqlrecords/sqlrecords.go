@@ -46,6 +46,9 @@ type Options struct {
 	// Log hears a records table found emptied or dropped (default:
 	// discarded).
 	Log *slog.Logger
+	// AfterLoss is what a fence found gone leads to:
+	// idempotency.AfterLossRefuse (default) or AfterLossContinue.
+	AfterLoss string
 }
 
 // Records is idempotency.Records on SQL.
@@ -60,6 +63,10 @@ type Records struct {
 	fence    string        // the fence row's token this instance saw; "" before the first migration
 	flight   chan struct{} // closed when the migration under way ends; nil when none is
 	flew     error         // how the last migration ended
+	// refusal is the store's recorded loss (idempotency.ErrLost), which
+	// refuses reservations; refusedAt is when the fence last said so.
+	refusal   error
+	refusedAt time.Time
 }
 
 // fenceKey is a row no record key can be (theirs start with "idem:" or
@@ -81,6 +88,10 @@ func Open(o Options) (*Records, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if o.AfterLoss, err = idempotency.CheckAfterLoss(o.AfterLoss); err != nil {
+		return nil, err
 	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
@@ -235,12 +246,14 @@ func (r *Records) migrate(ctx context.Context) error {
 		// takes this outcome (bounded by Timeout).
 		go func(ctx context.Context) {
 			saw, err := r.createTable(ctx)
+			var refusal error
+			if err == nil {
+				saw, refusal, err = r.judge(ctx, fence, saw)
+			}
 			r.mu.Lock()
 			if err == nil {
-				if fence != "" && saw != fence {
-					r.lost()
-				}
 				r.fence, r.migrated = saw, true
+				r.refusal, r.refusedAt = refusal, time.Now()
 			}
 			r.flight, r.flew = nil, err
 			r.mu.Unlock()
@@ -274,11 +287,8 @@ func (r *Records) createTable(ctx context.Context) (string, error) {
 	if err := step(func(c context.Context) error { return r.d.migrate(c, r.db) }); err != nil {
 		return "", r.wrap(fmt.Errorf("creating table %s: %w", Table, err))
 	}
-	tok := make([]byte, 16)
-	_, _ = rand.Read(tok)
-	raw := `{"state":"fence"}`
 	if err := step(func(c context.Context) error {
-		_, err := r.db.exec(c, r.d.insertIfAbsent(), fenceKey, hex.EncodeToString(tok), "fence", raw, fenceTTL.Milliseconds())
+		_, err := r.db.exec(c, r.d.insertIfAbsent(), fenceKey, idempotency.NewFence(), "fence", fenceRec, fenceTTL.Milliseconds())
 		return err
 	}); err != nil {
 		return "", r.wrap(fmt.Errorf("writing the fence row of %s: %w", Table, err))
@@ -385,15 +395,112 @@ func (r *Records) checkShape(step func(func(context.Context) error) error) error
 	return nil
 }
 
-// lost says what an emptied table means; r.mu is held.
-func (r *Records) lost() {
-	r.o.Log.Error("idempotency: the records store lost its data (the records table was dropped or emptied: its fence row, which never expires, is gone); "+
-		"records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP",
-		"store", r.d.name(), "host", r.host, "table", Table)
+// fenceRec is the fence row's rec.
+const fenceRec = `{"state":"fence"}`
+
+// judge compares the fence row found (saw) with the one this instance saw
+// before (prev), and returns the fence to remember and the refusal it
+// means, if any. What was lost stays lost: a key charged before can charge
+// again, and only a person can tell which, so by default the loss is
+// written into the fence row, and every instance refuses charges until
+// that person reopens the store.
+func (r *Records) judge(ctx context.Context, prev, saw string) (string, error, error) {
+	switch idempotency.Judge(prev, saw) {
+	case idempotency.FenceRecordsLoss:
+		return saw, idempotency.LostError(r.d.name(), r.host, saw), nil
+	case idempotency.FenceGone:
+		if r.o.AfterLoss == idempotency.AfterLossContinue {
+			r.o.Log.Error("idempotency: the records store lost its data (the records table was dropped or emptied: its fence row, which never expires, is gone); "+
+				"records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP",
+				"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
+			return saw, nil, nil
+		}
+		lost := idempotency.LostFence(time.Now())
+		c, cancel := context.WithTimeout(ctx, r.o.Timeout)
+		defer cancel()
+		// Only over the fence judged: a reopening in between stands (and
+		// is judged at the next reservation).
+		if _, err := r.db.exec(c, r.d.finish(), lost, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, saw); err != nil {
+			return "", nil, r.wrap(fmt.Errorf("writing the loss into the fence row of %s: %w", Table, err))
+		}
+		r.o.Log.Error("idempotency: the records store lost its data (the records table was dropped or emptied: its fence row, which never expires, is gone); "+
+			"records written before are gone, so a key charged before could charge again: every instance now refuses charges (-1601) until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled",
+			"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
+		return lost, idempotency.LostError(r.d.name(), r.host, lost), nil
+	}
+	if at, ok := idempotency.FenceReopenedAt(saw); ok && prev != "" && prev != saw {
+		r.o.Log.Warn("idempotency: the records store was reopened after a loss; charges go ahead again",
+			"store", r.d.name(), "host", r.host, "table", Table, "reopened", at)
+	}
+	return saw, nil, nil
 }
 
+// admit refuses a reservation while the store records a loss. The fence is
+// read again at most once a second: a reopening ends the refusal.
+func (r *Records) admit(ctx context.Context) error {
+	r.mu.Lock()
+	refusal, at, mine := r.refusal, r.refusedAt, r.fence
+	r.mu.Unlock()
+	if refusal == nil {
+		return nil
+	}
+	if time.Since(at) < time.Second {
+		return refusal
+	}
+	fence, err := r.db.queryText(ctx, r.d.fence(), fenceKey)
+	if err != nil && !errors.Is(err, errNoRows) && !r.d.missingTable(err) {
+		return r.wrap(err)
+	}
+	r.mu.Lock()
+	if fence == mine {
+		r.refusedAt = time.Now()
+		r.mu.Unlock()
+		return refusal
+	}
+	r.migrated = false
+	r.mu.Unlock()
+	if err := r.migrate(ctx); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refusal
+}
+
+// Fence reads the fence row (idempotency.Fencer): "" when there is none,
+// or no table yet.
+func (r *Records) Fence(ctx context.Context) (string, error) {
+	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	fence, err := r.db.queryText(c, r.d.fence(), fenceKey)
+	if errors.Is(err, errNoRows) || (err != nil && r.d.missingTable(err)) {
+		return "", nil
+	}
+	return fence, r.wrap(err)
+}
+
+// Reopen replaces a fence row that records a loss (idempotency.Fencer).
+func (r *Records) Reopen(ctx context.Context, fence string) (string, error) {
+	was, err := r.Fence(ctx)
+	if _, lost := idempotency.FenceLostAt(was); err != nil || !lost {
+		return "", err
+	}
+	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	n, err := r.db.exec(c, r.d.finish(), fence, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, was)
+	if err != nil {
+		return "", r.wrap(err)
+	}
+	if n != 1 {
+		return "", r.wrap(fmt.Errorf("the fence row of %s changed while it was being reopened; run it again", Table))
+	}
+	return was, nil
+}
+
+var _ idempotency.Fencer = (*Records)(nil)
+
 // checkFence reads the fence row; a table that lost it is migrated again
-// (which says so). Run with the periodic purge: a TRUNCATE is found within
+// (which judges the loss). Run with the periodic purge: a TRUNCATE is found within
 // a minute, a DROP at the next statement.
 func (r *Records) checkFence(ctx context.Context) error {
 	fence, err := r.db.queryText(ctx, r.d.fence(), fenceKey)
@@ -482,6 +589,18 @@ func (r *Records) execOnce(ctx context.Context, q string, args ...any) (int64, e
 }
 
 func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	return r.reserve(ctx, key, rec, ttl, false)
+}
+
+// Rewrite is Reserve for the record of a call that ran, which a store that
+// lost its data still takes (idempotency.Rewriter).
+func (r *Records) Rewrite(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration) (bool, error) {
+	return r.reserve(ctx, key, rec, ttl, true)
+}
+
+var _ idempotency.Rewriter = (*Records)(nil)
+
+func (r *Records) reserve(ctx context.Context, key string, rec idempotency.Record, ttl time.Duration, rewrite bool) (bool, error) {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return false, err
@@ -491,19 +610,36 @@ func (r *Records) Reserve(ctx context.Context, key string, rec idempotency.Recor
 		return false, err
 	}
 	defer cancel()
+	if !rewrite {
+		if err := r.admit(ctx); err != nil {
+			return false, err
+		}
+	}
 	k, ttlMS := dbKey(key), ttl.Milliseconds()
 	n, err := r.exec(ctx, r.d.insertIfAbsent(), k, rec.Token, rec.State, string(raw), ttlMS)
 	if err != nil {
 		return false, r.wrap(err)
 	}
-	if n == 1 {
-		return true, nil
+	if n == 0 {
+		// A row is there: take it over only if it expired (one statement,
+		// so of two callers only one sees the old expiry).
+		if n, err = r.exec(ctx, r.d.takeover(), rec.Token, rec.State, string(raw), ttlMS, k); err != nil {
+			return false, r.wrap(err)
+		}
 	}
-	// A row is there: take it over only if it expired (one statement, so
-	// of two callers only one sees the old expiry).
-	n, err = r.exec(ctx, r.d.takeover(), rec.Token, rec.State, string(raw), ttlMS, k)
-	if err != nil {
-		return false, r.wrap(err)
+	if n == 1 && !rewrite {
+		// A table found dropped by this very statement was created again
+		// and its loss judged before the statement ran again: the key
+		// taken there is let go.
+		r.mu.Lock()
+		refusal := r.refusal
+		r.mu.Unlock()
+		if refusal != nil {
+			if _, err := r.exec(ctx, r.d.release(), k, rec.Token); err != nil {
+				return false, r.wrap(err)
+			}
+			return false, refusal
+		}
 	}
 	return n == 1, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -188,15 +189,15 @@ func TestRefusedSettingsAreNotRetryable(t *testing.T) {
 // A records table dropped or emptied behind the instances' back: warm
 // instances answered -1501 until replaced (the table was created once per
 // instance) while a new instance recreated it, and nothing said the records
-// were gone. Now the next statement recreates the table, a TRUNCATE is found
-// by the purge's fence check, and both are logged at ERROR for the operator
-// to reconcile.
+// were gone. With AfterLoss continue the next statement recreates the
+// table, a TRUNCATE is found by the purge's fence check, and both are
+// logged at ERROR for the operator to reconcile.
 func TestADroppedOrEmptiedTableIsRecreatedAndSaid(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			u := b.url(t)
 			var logs bytes.Buffer
-			r, err := sqlrecords.Open(sqlrecords.Options{URL: u, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+			r, err := sqlrecords.Open(sqlrecords.Options{URL: u, Log: slog.New(slog.NewJSONHandler(&logs, nil)), AfterLoss: idempotency.AfterLossContinue})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = r.Close() })
 			ctx := context.Background()
@@ -227,6 +228,76 @@ func TestADroppedOrEmptiedTableIsRecreatedAndSaid(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 2, strings.Count(logs.String(), "the records store lost its data"), "said once per loss")
 		})
+	}
+}
+
+// By default a table found dropped or emptied refuses charges: the loss is
+// written into the fence row, every instance (one started after it too)
+// answers ErrLost, the key taken by the statement that found the table
+// gone is let go, and only cloudcall records reopen ends it. The record of
+// a call that ran is still written (Rewrite).
+func TestALostTableRefusesChargesUntilReopened(t *testing.T) {
+	for _, b := range backends {
+		for _, how := range []string{"drop", "empty"} {
+			t.Run(b.name+"/"+how, func(t *testing.T) {
+				u := b.url(t)
+				var logs bytes.Buffer
+				r, err := sqlrecords.Open(sqlrecords.Options{URL: u, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = r.Close() })
+				ctx := context.Background()
+				ok, err := r.Reserve(ctx, "idem:a", idempotency.Record{Token: "t1", State: idempotency.Reserved}, time.Hour)
+				require.NoError(t, err)
+				require.True(t, ok)
+				admin := sqltest.Open(t, u)
+				if how == "drop" {
+					_, err = admin.Exec(`DROP TABLE ` + sqlrecords.Table)
+				} else {
+					_, err = admin.Exec(`DELETE FROM ` + sqlrecords.Table)
+				}
+				require.NoError(t, err)
+				if how == "empty" {
+					_, err = r.Purge(ctx, 500) // the minute's fence check
+					require.NoError(t, err)
+				}
+
+				ok, err = r.Reserve(ctx, "idem:a", idempotency.Record{Token: "t2", State: idempotency.Reserved}, time.Hour)
+				require.ErrorIs(t, err, idempotency.ErrLost)
+				require.False(t, ok)
+				_, err = r.Read(ctx, "idem:a")
+				require.ErrorIs(t, err, idempotency.ErrNotFound, "nothing left under the key")
+				var fence string
+				require.NoError(t, admin.QueryRow(`SELECT token FROM `+sqlrecords.Table+` WHERE k = '~fence'`).Scan(&fence))
+				_, lost := idempotency.FenceLostAt(fence)
+				require.True(t, lost, fence)
+				require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+
+				later := open(t, u)
+				_, err = later.Reserve(ctx, "idem:c", idempotency.Record{Token: "t3", State: idempotency.Reserved}, time.Hour)
+				require.ErrorIs(t, err, idempotency.ErrLost, "an instance started after the loss refuses too")
+				ok, err = r.Rewrite(ctx, "idem:ran", idempotency.Record{Token: "t4", State: idempotency.Done}, time.Hour)
+				require.NoError(t, err)
+				require.True(t, ok, "the record of a call that ran is written")
+
+				was, err := later.Reopen(ctx, idempotency.ReopenedFence(time.Now()))
+				require.NoError(t, err)
+				require.Equal(t, fence, was)
+				was, err = later.Reopen(ctx, idempotency.ReopenedFence(time.Now()))
+				require.NoError(t, err)
+				require.Empty(t, was, "nothing to reopen any more")
+				for _, inst := range []*sqlrecords.Records{r, later} {
+					// Each takes the reopening when its refusal's second is over.
+					require.Eventually(t, func() bool {
+						ok, err := inst.Reserve(ctx, "idem:after-"+fmt.Sprint(inst == r), idempotency.Record{Token: "t5", State: idempotency.Reserved}, time.Hour)
+						return err == nil && ok
+					}, 5*time.Second, 100*time.Millisecond)
+				}
+				got, err := later.Read(ctx, "idem:ran")
+				require.NoError(t, err)
+				require.Equal(t, "t4", got.Token)
+				require.Contains(t, logs.String(), "reopened after a loss")
+			})
+		}
 	}
 }
 

@@ -1,0 +1,141 @@
+package idempotency
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrLost: the store lost records it had (a Redis back empty, a records
+// table emptied or dropped), found by an instance whose fence was gone, and
+// it refuses every new charge until a person has reconciled the charges the
+// lost records covered and reopened it (-1601). Refusing is what keeps a key
+// charged before the loss from charging again.
+var ErrLost = errors.New("idempotency: the records store lost its data")
+
+// What a store does after it found its data lost (CLOUDCALL_IDEMPOTENCY_AFTER_LOSS).
+const (
+	// AfterLossRefuse (the default) marks the loss in the store itself, so
+	// every instance, new ones too, refuses charges until `cloudcall records
+	// reopen`.
+	AfterLossRefuse = "refuse"
+	// AfterLossContinue logs the loss at ERROR and goes on charging: a key
+	// charged before the loss can charge again. For stores emptied on
+	// purpose (test environments that flush Redis).
+	AfterLossContinue = "continue"
+)
+
+// VarAfterLoss names the setting.
+const VarAfterLoss = "CLOUDCALL_IDEMPOTENCY_AFTER_LOSS"
+
+// CheckAfterLoss accepts "" (the default, refuse), refuse and continue.
+func CheckAfterLoss(v string) (string, error) {
+	switch v {
+	case "":
+		return AfterLossRefuse, nil
+	case AfterLossRefuse, AfterLossContinue:
+		return v, nil
+	}
+	return "", fmt.Errorf("%s=%q: expected %s (the default) or %s", VarAfterLoss, v, AfterLossRefuse, AfterLossContinue)
+}
+
+// A fence is the value a store keeps, never expiring, beside its records: an
+// instance remembers the one it saw, and a different one means the records
+// it vouched for are gone. It is one of:
+//   - 32 hex digits: written by the first instance to use the store;
+//   - "lost <time>": a loss found at that time, refusing charges;
+//   - "reopened <time> <16 hex>": written by cloudcall records reopen after
+//     a person reconciled a loss; instances that knew an older fence take it.
+//
+// Every form fits the SQL token column (64 ASCII bytes).
+const (
+	lostPrefix     = "lost "
+	reopenedPrefix = "reopened "
+)
+
+// NewFence is the fence of a store used for the first time.
+func NewFence() string { return randomHex(16) }
+
+// LostFence records a loss found at at.
+func LostFence(at time.Time) string { return lostPrefix + at.UTC().Format(time.RFC3339) }
+
+// ReopenedFence is what cloudcall records reopen writes at at.
+func ReopenedFence(at time.Time) string {
+	return reopenedPrefix + at.UTC().Format(time.RFC3339) + " " + randomHex(8)
+}
+
+// FenceLostAt says whether fence records a loss, and when it was found.
+func FenceLostAt(fence string) (string, bool) {
+	at, ok := strings.CutPrefix(fence, lostPrefix)
+	return at, ok
+}
+
+// FenceReopenedAt says whether fence was written by a reopening, and when.
+func FenceReopenedAt(fence string) (string, bool) {
+	rest, ok := strings.CutPrefix(fence, reopenedPrefix)
+	at, _, _ := strings.Cut(rest, " ")
+	return at, ok
+}
+
+// FenceVerdict is what a fence read says to an instance that saw another one.
+type FenceVerdict int
+
+const (
+	// FenceHolds: the records this instance relied on are all there (the
+	// same fence, a store used for the first time, or a reopening).
+	FenceHolds FenceVerdict = iota
+	// FenceRecordsLoss: the store already records a loss.
+	FenceRecordsLoss
+	// FenceGone: this instance finds the loss: its fence was replaced by a
+	// new store's one, or is gone.
+	FenceGone
+)
+
+// Judge compares the fence read (cur) with the one this instance saw last
+// (prev, "" when it saw none). A reopened fence holds whatever came before:
+// the person who wrote it reconciled what was lost.
+func Judge(prev, cur string) FenceVerdict {
+	if _, lost := FenceLostAt(cur); lost {
+		return FenceRecordsLoss
+	}
+	if _, reopened := FenceReopenedAt(cur); reopened || prev == "" || cur == prev {
+		return FenceHolds
+	}
+	return FenceGone
+}
+
+// LostError is the refusal of a store that lost its data; it wraps ErrLost.
+func LostError(store, host, fence string) error {
+	at, _ := FenceLostAt(fence)
+	return fmt.Errorf("%w (%s at %s, found %s: a restart, failover or deletion emptied it, and a key charged before could charge again); "+
+		"charges are refused until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled (docs/operate.md); "+
+		"%s=%s takes the risk instead", ErrLost, store, host, at, VarAfterLoss, AfterLossContinue)
+}
+
+// Fencer is a store that keeps a fence: cloudcall records status and reopen
+// read and replace it.
+type Fencer interface {
+	// Fence is the fence as stored, "" when none was written yet.
+	Fence(ctx context.Context) (string, error)
+	// Reopen replaces a fence that records a loss with fence, and reports
+	// the one replaced; it changes nothing ("", nil) when the fence records
+	// no loss.
+	Reopen(ctx context.Context, fence string) (string, error)
+}
+
+// Rewriter is a store that can write a record again after losing it even
+// while it refuses new charges: the record of a call that did run, whose
+// repeats must answer from it (Reserve, without the refusal of ErrLost).
+type Rewriter interface {
+	Rewrite(ctx context.Context, key string, rec Record, ttl time.Duration) (bool, error)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
