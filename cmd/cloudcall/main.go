@@ -34,7 +34,7 @@ func commands() map[string]command {
 		"package": {"build reproducible deployment zips for FC and Lambda", runPackage},
 		"bench":   {"measure cold start, overhead, throughput, memory and token economy", runBench},
 		"openapi": {"print the OpenAPI 3.1 document generated from the registry's schemas", runOpenAPI},
-		"records": {"show and settle the charge's idempotency records after reconciling a -1304 with TOP", runRecords},
+		"records": {"show, settle and restore the charge's idempotency records after reconciling with TOP (a -1304, a store that lost its data); status and reopen the store", runRecords},
 	}
 }
 

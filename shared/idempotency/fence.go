@@ -116,6 +116,16 @@ func LostError(store, host, fence string) error {
 		"%s=%s takes the risk instead", ErrLost, store, host, at, VarAfterLoss, AfterLossContinue)
 }
 
+// What a store logs about a loss, after saying how it found it.
+const (
+	// LossContinued ends the ERROR of a loss under AfterLossContinue.
+	LossContinued = "records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP"
+	// LossRefused ends the ERROR of a loss under AfterLossRefuse.
+	LossRefused = "records written before are gone, so a key charged before could charge again: every instance now refuses charges (-1601) until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled"
+	// Reopened is the WARN of an instance that finds the store reopened.
+	Reopened = "idempotency: the records store was reopened after a loss; charges go ahead again"
+)
+
 // Fencer is a store that keeps a fence: cloudcall records status and reopen
 // read and replace it.
 type Fencer interface {

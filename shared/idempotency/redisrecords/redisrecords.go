@@ -222,6 +222,9 @@ func (r *Records) Durable(ctx context.Context) error {
 	return nil
 }
 
+// lossFound starts the ERROR of a loss: how it was found.
+const lossFound = "idempotency: the records store lost its data (the fence this instance verified is gone: a Redis restarted empty, or a failover to a node without the data); "
+
 // judge compares the fence found with the one this instance saw before it
 // went (r.lost); r.mu is held. What was lost stays lost: a key charged
 // before can charge again, and only a person can tell which, so by default
@@ -233,8 +236,7 @@ func (r *Records) judge(ctx context.Context, cur string) error {
 		return idempotency.LostError("redis", r.host, cur)
 	case idempotency.FenceGone:
 		if r.o.AfterLoss == idempotency.AfterLossContinue {
-			r.o.Log.Error("idempotency: the records store lost its data (the fence this instance verified is gone: a Redis restarted empty, or a failover to a node without the data); "+
-				"records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP",
+			r.o.Log.Error(lossFound+idempotency.LossContinued,
 				"store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
 			return nil
 		}
@@ -243,13 +245,12 @@ func (r *Records) judge(ctx context.Context, cur string) error {
 		if err := markLostScript().Run(ctx, r.rdb, []string{r.fenceKey()}, cur, lost).Err(); err != nil {
 			return r.wrap(err)
 		}
-		r.o.Log.Error("idempotency: the records store lost its data (the fence this instance verified is gone: a Redis restarted empty, or a failover to a node without the data); "+
-			"records written before are gone, so a key charged before could charge again: every instance now refuses charges (-1601) until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled",
+		r.o.Log.Error(lossFound+idempotency.LossRefused,
 			"store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
 		return idempotency.LostError("redis", r.host, lost)
 	}
 	if at, ok := idempotency.FenceReopenedAt(cur); ok && r.lost != "" && r.lost != cur {
-		r.o.Log.Warn("idempotency: the records store was reopened after a loss; charges go ahead again",
+		r.o.Log.Warn(idempotency.Reopened,
 			"store", "redis", "host", r.host, "reopened", at)
 	}
 	return nil

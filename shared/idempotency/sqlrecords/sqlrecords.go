@@ -398,6 +398,9 @@ func (r *Records) checkShape(step func(func(context.Context) error) error) error
 // fenceRec is the fence row's rec.
 const fenceRec = `{"state":"fence"}`
 
+// lossFound starts the ERROR of a loss: how it was found.
+const lossFound = "idempotency: the records store lost its data (the records table was dropped or emptied: its fence row, which never expires, is gone); "
+
 // judge compares the fence row found (saw) with the one this instance saw
 // before (prev), and returns the fence to remember and the refusal it
 // means, if any. What was lost stays lost: a key charged before can charge
@@ -410,8 +413,7 @@ func (r *Records) judge(ctx context.Context, prev, saw string) (string, error, e
 		return saw, idempotency.LostError(r.d.name(), r.host, saw), nil
 	case idempotency.FenceGone:
 		if r.o.AfterLoss == idempotency.AfterLossContinue {
-			r.o.Log.Error("idempotency: the records store lost its data (the records table was dropped or emptied: its fence row, which never expires, is gone); "+
-				"records written before are gone, so a key charged before this moment can charge again: reconcile the last 24 h of charges against TOP",
+			r.o.Log.Error(lossFound+idempotency.LossContinued,
 				"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
 			return saw, nil, nil
 		}
@@ -423,13 +425,12 @@ func (r *Records) judge(ctx context.Context, prev, saw string) (string, error, e
 		if _, err := r.db.exec(c, r.d.finish(), lost, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, saw); err != nil {
 			return "", nil, r.wrap(fmt.Errorf("writing the loss into the fence row of %s: %w", Table, err))
 		}
-		r.o.Log.Error("idempotency: the records store lost its data (the records table was dropped or emptied: its fence row, which never expires, is gone); "+
-			"records written before are gone, so a key charged before could charge again: every instance now refuses charges (-1601) until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled",
+		r.o.Log.Error(lossFound+idempotency.LossRefused,
 			"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
 		return lost, idempotency.LostError(r.d.name(), r.host, lost), nil
 	}
 	if at, ok := idempotency.FenceReopenedAt(saw); ok && prev != "" && prev != saw {
-		r.o.Log.Warn("idempotency: the records store was reopened after a loss; charges go ahead again",
+		r.o.Log.Warn(idempotency.Reopened,
 			"store", r.d.name(), "host", r.host, "table", Table, "reopened", at)
 	}
 	return saw, nil, nil

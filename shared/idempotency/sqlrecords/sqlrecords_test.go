@@ -186,6 +186,19 @@ func TestRefusedSettingsAreNotRetryable(t *testing.T) {
 	}
 }
 
+// withRecord is a Records on u holding the record "idem:a", and its log.
+func withRecord(t *testing.T, u, afterLoss string) (*sqlrecords.Records, *bytes.Buffer) {
+	t.Helper()
+	logs := &bytes.Buffer{}
+	r, err := sqlrecords.Open(sqlrecords.Options{URL: u, Log: slog.New(slog.NewJSONHandler(logs, nil)), AfterLoss: afterLoss})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	ok, err := r.Reserve(context.Background(), "idem:a", idempotency.Record{Token: "t1", State: idempotency.Reserved}, time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	return r, logs
+}
+
 // A records table dropped or emptied behind the instances' back: warm
 // instances answered -1501 until replaced (the table was created once per
 // instance) while a new instance recreated it, and nothing said the records
@@ -196,19 +209,13 @@ func TestADroppedOrEmptiedTableIsRecreatedAndSaid(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			u := b.url(t)
-			var logs bytes.Buffer
-			r, err := sqlrecords.Open(sqlrecords.Options{URL: u, Log: slog.New(slog.NewJSONHandler(&logs, nil)), AfterLoss: idempotency.AfterLossContinue})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = r.Close() })
+			r, logs := withRecord(t, u, idempotency.AfterLossContinue)
 			ctx := context.Background()
-			ok, err := r.Reserve(ctx, "idem:a", idempotency.Record{Token: "t1", State: idempotency.Reserved}, time.Hour)
-			require.NoError(t, err)
-			require.True(t, ok)
 			admin := sqltest.Open(t, u)
-			_, err = admin.Exec(`DROP TABLE ` + sqlrecords.Table)
+			_, err := admin.Exec(`DROP TABLE ` + sqlrecords.Table)
 			require.NoError(t, err)
 
-			ok, err = r.Reserve(ctx, "idem:b", idempotency.Record{Token: "t2", State: idempotency.Reserved}, time.Hour)
+			ok, err := r.Reserve(ctx, "idem:b", idempotency.Record{Token: "t2", State: idempotency.Reserved}, time.Hour)
 			require.NoError(t, err, "a warm instance recreates the table")
 			require.True(t, ok)
 			require.Equal(t, 1, strings.Count(logs.String(), "the records store lost its data"), logs.String())
@@ -241,15 +248,10 @@ func TestALostTableRefusesChargesUntilReopened(t *testing.T) {
 		for _, how := range []string{"drop", "empty"} {
 			t.Run(b.name+"/"+how, func(t *testing.T) {
 				u := b.url(t)
-				var logs bytes.Buffer
-				r, err := sqlrecords.Open(sqlrecords.Options{URL: u, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = r.Close() })
+				r, logs := withRecord(t, u, "")
 				ctx := context.Background()
-				ok, err := r.Reserve(ctx, "idem:a", idempotency.Record{Token: "t1", State: idempotency.Reserved}, time.Hour)
-				require.NoError(t, err)
-				require.True(t, ok)
 				admin := sqltest.Open(t, u)
+				var err error
 				if how == "drop" {
 					_, err = admin.Exec(`DROP TABLE ` + sqlrecords.Table)
 				} else {
@@ -261,7 +263,7 @@ func TestALostTableRefusesChargesUntilReopened(t *testing.T) {
 					require.NoError(t, err)
 				}
 
-				ok, err = r.Reserve(ctx, "idem:a", idempotency.Record{Token: "t2", State: idempotency.Reserved}, time.Hour)
+				ok, err := r.Reserve(ctx, "idem:a", idempotency.Record{Token: "t2", State: idempotency.Reserved}, time.Hour)
 				require.ErrorIs(t, err, idempotency.ErrLost)
 				require.False(t, ok)
 				_, err = r.Read(ctx, "idem:a")
