@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -479,4 +482,83 @@ func TestRefusesARedisThatMayEvict(t *testing.T) {
 	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", "8mb").Err())
 	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
 	require.NoError(t, redisrecords.Persistence(ctx, srv.URL()))
+}
+
+// Two warm instances reserve from 16 goroutines each while the Redis loses
+// its data: no reservation taken after the loss stays (each read the fence
+// in its own round trip), every one after the first refusal is refused too,
+// and the fence records the loss. Run with -race: the verdict, the refusal
+// and the fence are shared by the goroutines of an instance.
+func TestALossUnderConcurrentReservations(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	var insts []*redisrecords.Records
+	for i := 0; i < 2; i++ {
+		r := open(t, redisrecords.Options{URL: srv.URL(), Recheck: time.Hour, Timeout: testTimeout, Log: log})
+		require.NoError(t, r.Warm(ctx))
+		insts = append(insts, r)
+	}
+	var (
+		stop    atomic.Bool
+		refused atomic.Bool
+		after   atomic.Int32 // reservations taken after some goroutine was refused
+		wg      sync.WaitGroup
+		n       atomic.Int64
+	)
+	for _, r := range insts {
+		for g := 0; g < 16; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					seen := refused.Load()
+					ok, err := r.Reserve(ctx, fmt.Sprintf("k%d", n.Add(1)), rec("t"), time.Hour)
+					switch {
+					case errors.Is(err, idempotency.ErrLost):
+						refused.Store(true)
+					case err != nil:
+						t.Errorf("reserve: %v", err)
+						return
+					case ok && seen:
+						after.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, admin(t, srv).FlushAll(ctx).Err())
+	require.Eventually(t, refused.Load, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+
+	require.Zero(t, after.Load(), "no reservation taken once the loss was found")
+	require.Equal(t, int64(1), srv.Keys(), "only the fence: every reservation taken after the loss was let go")
+	fence, err := admin(t, srv).Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	_, lost := idempotency.FenceLostAt(fence)
+	require.True(t, lost, fence)
+	errs := strings.Count(logs.String(), `"level":"ERROR"`)
+	require.True(t, errs == 1 || errs == 2, "one ERROR per instance that found the loss, at most: %d", errs)
+}
+
+// syncBuffer is a log sink many goroutines write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
