@@ -41,7 +41,7 @@ func TestNoStatementSendsThisInstancesTime(t *testing.T) {
 			_, _ = r.Read(ctx, "k")
 			_, _ = r.Release(ctx, "k", "t")
 			_, _ = r.Purge(ctx, 500)
-			require.Len(t, c.args, 7) // Reserve's insert and takeover, one each, the purge's fence read
+			require.Len(t, c.args, 8) // Reserve's insert, fence read and takeover, one each, the purge's fence read
 			for _, args := range c.args {
 				for _, a := range args {
 					if n, ok := a.(int64); ok {
@@ -49,7 +49,7 @@ func TestNoStatementSendsThisInstancesTime(t *testing.T) {
 					}
 				}
 			}
-			for _, q := range []string{d.insertIfAbsent(), d.takeover(), d.finish(), d.read(), d.release(), d.purge()} {
+			for _, q := range []string{d.insertIfAbsent(), d.insertFenced(), d.takeover(), d.finish(), d.read(), d.release(), d.purge()} {
 				now := pgNow
 				if d.name() == "mysql" {
 					now = myNow

@@ -21,6 +21,10 @@ type dialect interface {
 	name() string
 	migrate(ctx context.Context, c conn) error
 	insertIfAbsent() string // k, token, state, rec, ttl_ms
+	// insertFenced is insertIfAbsent while the fence row holds the token
+	// given: a reservation reads the fence in its own statement, so one
+	// made after another instance wrote a loss there takes nothing.
+	insertFenced() string // k, token, state, rec, ttl_ms, fence token
 	takeover() string       // token, state, rec, ttl_ms, k
 	finish() string         // token, state, rec, ttl_ms, k, old token
 	read() string           // k
@@ -68,6 +72,11 @@ func (postgres) migrate(ctx context.Context, c conn) error {
 
 func (postgres) insertIfAbsent() string {
 	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) VALUES ($1, $2, $3, $4, ` + pgNow + ` + $5) ON CONFLICT (k) DO NOTHING`
+}
+
+func (postgres) insertFenced() string {
+	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) SELECT $1, $2, $3, $4, ` + pgNow + ` + $5
+		WHERE EXISTS (SELECT 1 FROM ` + Table + ` WHERE k = '` + fenceKey + `' AND token = $6) ON CONFLICT (k) DO NOTHING`
 }
 
 func (postgres) takeover() string {
@@ -171,6 +180,11 @@ func (mysqlDialect) insertIfAbsent() string {
 	// Not INSERT IGNORE, which would also swallow real errors. With the
 	// driver's default (no CLIENT_FOUND_ROWS) a duplicate affects 0 rows.
 	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) VALUES (?, ?, ?, ?, ` + myNow + ` + ?) ON DUPLICATE KEY UPDATE k = k`
+}
+
+func (mysqlDialect) insertFenced() string {
+	return `INSERT INTO ` + Table + ` (k, token, state, rec, expires_ms) SELECT ?, ?, ?, ?, ` + myNow + ` + ? FROM DUAL
+		WHERE EXISTS (SELECT 1 FROM ` + Table + ` WHERE k = '` + fenceKey + `' AND token = ?) ON DUPLICATE KEY UPDATE k = k`
 }
 
 func (mysqlDialect) takeover() string {

@@ -617,9 +617,41 @@ func (r *Records) reserve(ctx context.Context, key string, rec idempotency.Recor
 		}
 	}
 	k, ttlMS := dbKey(key), ttl.Milliseconds()
-	n, err := r.exec(ctx, r.d.insertIfAbsent(), k, rec.Token, rec.State, string(raw), ttlMS)
-	if err != nil {
-		return false, r.wrap(err)
+	var n int64
+	for attempt := 0; ; attempt++ {
+		r.mu.Lock()
+		mine := r.fence
+		r.mu.Unlock()
+		if rewrite || mine == "" {
+			n, err = r.exec(ctx, r.d.insertIfAbsent(), k, rec.Token, rec.State, string(raw), ttlMS)
+		} else {
+			n, err = r.exec(ctx, r.d.insertFenced(), k, rec.Token, rec.State, string(raw), ttlMS, mine)
+		}
+		if err != nil {
+			return false, r.wrap(err)
+		}
+		if n == 1 || rewrite {
+			break
+		}
+		// The key is there, or the fence is not the one this instance
+		// knows (another instance wrote a loss there, or the table was
+		// emptied): only the fence can say. Other warm instances charged
+		// repeats for a minute after a loss was written, until their
+		// purge read it (outside tester).
+		if err := r.checkFence(ctx); err != nil {
+			return false, err
+		}
+		r.mu.Lock()
+		refusal, now := r.refusal, r.fence
+		r.mu.Unlock()
+		if refusal != nil {
+			return false, refusal
+		}
+		if now == mine || attempt > 0 {
+			break
+		}
+		// A new fence taken (a table created again under AfterLossContinue):
+		// reserve against it.
 	}
 	if n == 0 {
 		// A row is there: take it over only if it expired (one statement,
