@@ -25,12 +25,12 @@ type dialect interface {
 	// given: a reservation reads the fence in its own statement, so one
 	// made after another instance wrote a loss there takes nothing.
 	insertFenced() string // k, token, state, rec, ttl_ms, fence token
-	takeover() string       // token, state, rec, ttl_ms, k
-	finish() string         // token, state, rec, ttl_ms, k, old token
-	read() string           // k
-	release() string        // k, token
-	purge() string          // limit
-	fence() string          // k: the token of a row whatever its expiry
+	takeover() string     // token, state, rec, ttl_ms, k
+	finish() string       // token, state, rec, ttl_ms, k, old token
+	read() string         // k
+	release() string      // k, token
+	purge() string        // limit
+	fence() string        // k: the token of a row whatever its expiry
 	// traits describes the records table as the catalog sees it, and
 	// plain says whether that is a table the records can trust: no
 	// trigger, rule or row security acting on rows behind the statements'
