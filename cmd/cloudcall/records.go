@@ -21,6 +21,7 @@ const recordsUsage = `Usage: cloudcall records show <idempotency key> [--env-fil
        cloudcall records restore <idempotency key> --charged ORDER_ID [--env-file FILE]
        cloudcall records status [--env-file FILE]
        cloudcall records reopen --reconciled [--env-file FILE]
+       cloudcall records mark-lost [--env-file FILE]
 
 Reads and settles the charge's idempotency records, where the deployed function keeps them, for a person
 reconciling an answer -1304 (outcome unknown) with TOP. The key is the idempotencyKey the -1304 answer
@@ -40,18 +41,24 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           failed), only --charged with that id is taken, now and in every correction. A settlement by hand is marked ("settled") and can be corrected
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
   restore after the store lost its data (status "lost"), for a key the function's log shows charged in the
-          24 h before lostAt (its "ok" line carries idempotencyKey and vendorId): writes the charge, so every
+          24 h before lostAt (its "invocation" line with a vendorId; it carries the idempotencyKey): writes the charge, so every
           retry with the key is answered with it instead of charging again. Only where no record is; it works
           while charges are refused. A keyed call's request was in the lost record, so the restored record
           answers any request with the key.
-  status  prints the store's fence as JSON: "new" (no charge yet), "live", "lost" (the store lost its data,
-          found at lostAt: every charge answers -1601 until it is reopened) or "reopened".
+  status  prints the store's fence as JSON: its state, "new" (no charge yet), "live", "lost" (the store
+          lost its data, found at lostAt: every charge answers -1601 until it is reopened) or "reopened", and
+          the fence itself: note it down, since a store emptied and fenced again by a new instance shows
+          another one. Exit status 5 when the state is "lost".
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
           refusal, and charges go ahead again within a second. --reconciled says you did.
+  mark-lost writes a loss the fence cannot see: after a failover to a replica that lagged (Redis replicates
+          asynchronously, so the last writes can be gone while the fence is there), a restore from a backup,
+          or rows deleted by hand. Every charge answers -1601 from the instances' next one, until reopen.
 
 Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key,
-4 the record cannot be settled, or the store records no loss to reopen (the message says why).
+4 the record cannot be settled or restored, the store records no loss to reopen, or one already
+(mark-lost) (the message says why), 5 status: the store records a loss.
 
 Flags:`
 
@@ -94,12 +101,12 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usagef("%s takes one idempotency key (the idempotencyKey of the -1304 answer)", action)
 		}
 		key = pos[1]
-	case "status", "reopen":
+	case "status", "reopen", "mark-lost":
 		if len(pos) != 1 {
 			return usagef("%s takes no key: it concerns the whole store", action)
 		}
 	default:
-		return usagef("unknown action %q: expected show, settle, restore, status or reopen", action)
+		return usagef("unknown action %q: expected show, settle, restore, status, reopen or mark-lost", action)
 	}
 	var s idempotency.Settlement
 	var err error
@@ -108,8 +115,8 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("--reconciled goes with reopen")
 	case action == "reopen" && !*reconciled:
 		return usagef("reopen ends the refusal that keeps keys charged before the loss from charging again: first reconcile the last 24 h of charges before the loss against TOP, then run it with --reconciled")
-	case (action == "status" || action == "reopen") && (*notCharged || *charged != ""):
-		return usagef("--not-charged and --charged go with settle")
+	case key == "" && (*notCharged || *charged != ""):
+		return usagef("--charged goes with settle and restore, --not-charged with settle: %s takes neither", action)
 	case action == "restore" && *charged == "":
 		return usagef("restore takes --charged ORDER_ID: the charge TOP shows for the key (a key TOP did not charge needs no record)")
 	case action == "restore" && *notCharged:
@@ -151,11 +158,20 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer records.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if action == "status" || action == "reopen" {
+	if key == "" {
 		return fence(ctx, action, records, stdout)
 	}
 	if action == "show" {
 		rec, err := g.Inspect(ctx, key)
+		if errors.Is(err, idempotency.ErrNotFound) {
+			if f, ok := records.(idempotency.Fencer); ok {
+				if cur, ferr := f.Fence(ctx); ferr == nil {
+					if at, lost := idempotency.FenceLostAt(cur); lost {
+						return &exitError{code: 3, err: fmt.Errorf("no record for %s: the store lost its data (found %s), and the record with it if there was one: if the function's log shows the key charged, cloudcall records restore %s --charged <its vendorId>", key, at, key)}
+					}
+				}
+			}
+		}
 		if err != nil {
 			return notFound(key, err)
 		}
@@ -185,6 +201,17 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 	if !ok {
 		return fmt.Errorf("the %s store keeps no fence", records.Name())
 	}
+	if action == "mark-lost" {
+		was, err := f.MarkLost(ctx, idempotency.LostFence(time.Now()))
+		if err != nil {
+			return err
+		}
+		if was == "" {
+			return &exitError{code: 4, err: fmt.Errorf("the %s store records a loss already (cloudcall records status says when)", records.Name())}
+		}
+		fmt.Fprintf(stdout, "marked lost: every charge answers -1601 from each instance's next one; reconcile, then cloudcall records reopen --reconciled\n")
+		return nil
+	}
 	if action == "reopen" {
 		was, err := f.Reopen(ctx, idempotency.ReopenedFence(time.Now()))
 		if err != nil {
@@ -201,7 +228,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 	if err != nil {
 		return err
 	}
-	st := fenceStatus{Store: records.Name(), State: "live"}
+	st := fenceStatus{Store: records.Name(), State: "live", Fence: cur}
 	if at, lost := idempotency.FenceLostAt(cur); lost {
 		st.State, st.LostAt = "lost", at
 	} else if at, reopened := idempotency.FenceReopenedAt(cur); reopened {
@@ -209,13 +236,20 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 	} else if cur == "" {
 		st.State = "new"
 	}
-	return json.NewEncoder(stdout).Encode(st)
+	if err := json.NewEncoder(stdout).Encode(st); err != nil {
+		return err
+	}
+	if st.State == "lost" {
+		return &exitError{code: 5, err: fmt.Errorf("the %s store lost its data (found %s): charges are refused until it is reconciled and reopened", records.Name(), st.LostAt)}
+	}
+	return nil
 }
 
 type fenceStatus struct {
 	Store      string `json:"store"`
 	State      string `json:"state"`
 	LostAt     string `json:"lostAt,omitempty"`
+	Fence      string `json:"fence,omitempty"`
 	ReopenedAt string `json:"reopenedAt,omitempty"`
 }
 
@@ -231,7 +265,7 @@ func notFound(key string, err error) error {
 	switch {
 	case errors.Is(err, idempotency.ErrNotFound):
 		return &exitError{code: 3, err: fmt.Errorf("no record for %s: none was made under it in the last 24 h (check the key, TOP_APP_KEY, CLOUDCALL_STORE_PREFIX and the store), or it was settled --not-charged", key)}
-	case errors.Is(err, idempotency.ErrNotSettleable):
+	case errors.Is(err, idempotency.ErrNotSettleable), errors.Is(err, idempotency.ErrRecordExists):
 		return &exitError{code: 4, err: err}
 	}
 	return err

@@ -169,14 +169,16 @@ func TestRecordsAfterALoss(t *testing.T) {
 	}
 	_, _, e := g.Run(ctx, idempotency.Call{Key: "k1", Fingerprint: "fp-k1"}, charge)
 	require.Nil(t, e)
-	status := func() map[string]any {
+	status := func(exit int) map[string]any {
 		code, out, errOut := runCLI("records", "status", "--env-file", envFile)
-		require.Equal(t, 0, code, errOut)
+		require.Equal(t, exit, code, errOut)
 		var m map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &m), out)
 		return m
 	}
-	require.Equal(t, "live", status()["state"])
+	live := status(0)
+	require.Equal(t, "live", live["state"])
+	require.Regexp(t, `^[0-9a-f]{32}$`, live["fence"], "to note down")
 
 	o, err := redis.ParseURL(srv.URL())
 	require.NoError(t, err)
@@ -188,11 +190,19 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Equal(t, envelope.CodeConfig, e.Code)
 	require.Contains(t, e.Reason, "lost its data")
 	require.Equal(t, 1, runs, "not charged again")
-	st := status()
+	st := status(5)
 	require.Equal(t, "lost", st["state"])
 	require.NotEmpty(t, st["lostAt"])
+	require.NotContains(t, e.Reason, srv.URL()[len("redis://"):], "the store's address is the log's, not the caller's")
+	code, _, errOut := runCLI("records", "show", "k1", "--env-file", envFile)
+	require.Equal(t, 3, code)
+	require.Contains(t, errOut, "the store lost its data (found "+st["lostAt"].(string)+")")
+	require.Contains(t, errOut, "cloudcall records restore k1 --charged")
 
-	code, _, errOut := runCLI("records", "reopen", "--env-file", envFile)
+	code, _, errOut = runCLI("records", "mark-lost", "--env-file", envFile)
+	require.Equal(t, 4, code, "a loss is recorded already")
+	require.Contains(t, errOut, "records a loss already")
+	code, _, errOut = runCLI("records", "reopen", "--env-file", envFile)
 	require.Equal(t, 2, code, "reopen says the person reconciled")
 	require.Contains(t, errOut, "--reconciled")
 	code, out, errOut := runCLI("records", "restore", "k1", "--charged", "ECS7000000077", "--env-file", envFile)
@@ -204,7 +214,7 @@ func TestRecordsAfterALoss(t *testing.T) {
 	code, out, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "reopened: the loss found "+st["lostAt"].(string)+" is closed")
-	require.Equal(t, "reopened", status()["state"])
+	require.Equal(t, "reopened", status(0)["state"])
 	code, _, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
 	require.Equal(t, 4, code)
 	require.Contains(t, errOut, "records no loss")
@@ -219,4 +229,20 @@ func TestRecordsAfterALoss(t *testing.T) {
 		return e == nil
 	}, 5*time.Second, 100*time.Millisecond, "the warm instance charges again once it rereads the fence")
 	require.Equal(t, 2, runs)
+
+	// A loss the fence cannot see (a failover to a replica that lagged) is
+	// marked by hand: the warm instance refuses at its next charge.
+	code, out, errOut = runCLI("records", "mark-lost", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "marked lost")
+	require.Equal(t, "lost", status(5)["state"])
+	_, _, e = g.Run(ctx, idempotency.Call{Key: "k3", Fingerprint: "fp-k3"}, charge)
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeConfig, e.Code)
+	require.Equal(t, 2, runs)
+	for _, args := range [][]string{{"records", "status", "k1"}, {"records", "mark-lost", "--charged", "X"}, {"records", "reopen", "--not-charged", "--reconciled"},
+		{"records", "restore", "k1"}, {"records", "restore", "k1", "--charged", "X", "--not-charged"}, {"records", "status", "--reconciled"}} {
+		code, _, errOut := runCLI(append(args, "--env-file", envFile)...)
+		require.Equal(t, 2, code, "%v: %s", args, errOut)
+	}
 }

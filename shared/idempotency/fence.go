@@ -109,12 +109,17 @@ func Judge(prev, cur string) FenceVerdict {
 }
 
 // LostError is the refusal of a store that lost its data; it wraps ErrLost.
-func LostError(store, host, fence string) error {
+// Callers hear it: the store's address is in the function's log only.
+func LostError(store, fence string) error {
 	at, _ := FenceLostAt(fence)
-	return fmt.Errorf("%w (%s at %s, found %s: a restart, failover or deletion emptied it, and a key charged before could charge again); "+
-		"charges are refused until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled (docs/operate.md); "+
-		"%s=%s takes the risk instead", ErrLost, store, host, at, VarAfterLoss, AfterLossContinue)
+	return fmt.Errorf("%w (%s, found %s: a restart, failover or deletion emptied it, and a key charged before could charge again); "+
+		"charges are refused until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled (docs/operate.md)",
+		ErrLost, store, at)
 }
+
+// ErrRecordExists: a restore found a record under the key; it writes none
+// over it.
+var ErrRecordExists = errors.New("idempotency: a record is there already")
 
 // What a store logs about a loss, after saying how it found it.
 const (
@@ -135,6 +140,12 @@ type Fencer interface {
 	// the one replaced; it changes nothing ("", nil) when the fence records
 	// no loss.
 	Reopen(ctx context.Context, fence string) (string, error)
+	// MarkLost writes lost (a LostFence) over a fence that records no loss,
+	// for a person who knows the store lost records the fence cannot show
+	// (a failover to a replica that lagged, a restore from a backup); it
+	// reports the fence replaced, and changes nothing ("", nil) when the
+	// fence records a loss already.
+	MarkLost(ctx context.Context, lost string) (string, error)
 }
 
 // Rewriter is a store that can write a record again after losing it even

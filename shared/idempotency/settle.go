@@ -123,7 +123,7 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: a record is there already (cloudcall records show says what it holds; settle it if its outcome is unknown)", ErrNotSettleable)
+		return fmt.Errorf("%w (cloudcall records show says what it holds; settle it if its outcome is unknown)", ErrRecordExists)
 	}
 	return nil
 }

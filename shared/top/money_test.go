@@ -87,6 +87,7 @@ func TestAnUnknownAfterLossPolicyIsRefused(t *testing.T) {
 	m := r.invoke(t, charge("BFC-POLICY", 100, "policy-1"))
 	require.Equal(t, -1601.0, m["errCode"], m)
 	require.Contains(t, m["errMsg"], `CLOUDCALL_IDEMPOTENCY_AFTER_LOSS="ignore": expected refuse (the default) or continue`)
+	require.NotContains(t, m["errMsg"], "CLOUDCALL_STORE:", "the policy's setting, not the URL's")
 	require.Empty(t, r.sbx.Charges(""))
 }
 

@@ -57,6 +57,9 @@ func isRedis(u string) bool {
 // (may be nil) hears what the store notices on its own, such as a Redis that
 // lost its data.
 func Open(url, from string, env *config.Env, log *slog.Logger) (idempotency.Records, error) {
+	if _, err := idempotency.CheckAfterLoss(env.Get(idempotency.VarAfterLoss, "")); err != nil {
+		return nil, err // the policy's own setting, not the URL's
+	}
 	switch {
 	case isRedis(url):
 		o := redisrecords.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"),

@@ -233,7 +233,7 @@ const lossFound = "idempotency: the records store lost its data (the fence this 
 func (r *Records) judge(ctx context.Context, cur string) error {
 	switch idempotency.Judge(r.lost, cur) {
 	case idempotency.FenceRecordsLoss:
-		return idempotency.LostError("redis", r.host, cur)
+		return idempotency.LostError("redis", cur)
 	case idempotency.FenceGone:
 		if r.o.AfterLoss == idempotency.AfterLossContinue {
 			r.o.Log.Error(lossFound+idempotency.LossContinued,
@@ -247,7 +247,7 @@ func (r *Records) judge(ctx context.Context, cur string) error {
 		}
 		r.o.Log.Error(lossFound+idempotency.LossRefused,
 			"store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
-		return idempotency.LostError("redis", r.host, lost)
+		return idempotency.LostError("redis", lost)
 	}
 	if at, ok := idempotency.FenceReopenedAt(cur); ok && r.lost != "" && r.lost != cur {
 		r.o.Log.Warn(idempotency.Reopened,
@@ -298,6 +298,24 @@ func (r *Records) Reopen(ctx context.Context, fence string) (string, error) {
 		return "", nil
 	}
 	return was, r.wrap(err)
+}
+
+// MarkLost writes a loss over a fence that records none (idempotency.Fencer).
+func (r *Records) MarkLost(ctx context.Context, lost string) (string, error) {
+	was, err := r.Fence(ctx)
+	if _, already := idempotency.FenceLostAt(was); err != nil || already {
+		return "", err
+	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	n, err := markLostScript().Run(ctx, r.rdb, []string{r.fenceKey()}, was, lost).Int()
+	if err != nil {
+		return "", r.wrap(err)
+	}
+	if n != 1 {
+		return "", fmt.Errorf("the fence changed while it was being marked; run it again")
+	}
+	return was, nil
 }
 
 var _ idempotency.Fencer = (*Records)(nil)

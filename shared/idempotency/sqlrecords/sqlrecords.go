@@ -410,7 +410,7 @@ const lossFound = "idempotency: the records store lost its data (the records tab
 func (r *Records) judge(ctx context.Context, prev, saw string) (string, error, error) {
 	switch idempotency.Judge(prev, saw) {
 	case idempotency.FenceRecordsLoss:
-		return saw, idempotency.LostError(r.d.name(), r.host, saw), nil
+		return saw, idempotency.LostError(r.d.name(), saw), nil
 	case idempotency.FenceGone:
 		if r.o.AfterLoss == idempotency.AfterLossContinue {
 			r.o.Log.Error(lossFound+idempotency.LossContinued,
@@ -427,7 +427,7 @@ func (r *Records) judge(ctx context.Context, prev, saw string) (string, error, e
 		}
 		r.o.Log.Error(lossFound+idempotency.LossRefused,
 			"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
-		return lost, idempotency.LostError(r.d.name(), r.host, lost), nil
+		return lost, idempotency.LostError(r.d.name(), lost), nil
 	}
 	if at, ok := idempotency.FenceReopenedAt(saw); ok && prev != "" && prev != saw {
 		r.o.Log.Warn(idempotency.Reopened,
@@ -494,6 +494,28 @@ func (r *Records) Reopen(ctx context.Context, fence string) (string, error) {
 	}
 	if n != 1 {
 		return "", r.wrap(fmt.Errorf("the fence row of %s changed while it was being reopened; run it again", Table))
+	}
+	return was, nil
+}
+
+// MarkLost writes a loss over a fence row that records none
+// (idempotency.Fencer), creating the table if it has to.
+func (r *Records) MarkLost(ctx context.Context, lost string) (string, error) {
+	if err := r.migrate(ctx); err != nil {
+		return "", err
+	}
+	was, err := r.Fence(ctx)
+	if _, already := idempotency.FenceLostAt(was); err != nil || already {
+		return "", err
+	}
+	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	n, err := r.db.exec(c, r.d.finish(), lost, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, was)
+	if err != nil {
+		return "", r.wrap(err)
+	}
+	if n != 1 {
+		return "", r.wrap(fmt.Errorf("the fence row of %s changed while it was being marked; run it again", Table))
 	}
 	return was, nil
 }

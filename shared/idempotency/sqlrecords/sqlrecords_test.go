@@ -309,6 +309,17 @@ func TestALostTableRefusesChargesUntilReopened(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, "t4", got.Token)
 				require.Contains(t, logs.String(), "reopened after a loss")
+
+				// A loss the fence cannot see, marked by hand: refused at once.
+				was, err = later.MarkLost(ctx, idempotency.LostFence(time.Now()))
+				require.NoError(t, err)
+				_, reopened := idempotency.FenceReopenedAt(was)
+				require.True(t, reopened, was)
+				_, err = other.Reserve(ctx, "idem:marked", idempotency.Record{Token: "t6", State: idempotency.Reserved}, time.Hour)
+				require.ErrorIs(t, err, idempotency.ErrLost)
+				was, err = later.MarkLost(ctx, idempotency.LostFence(time.Now()))
+				require.NoError(t, err)
+				require.Empty(t, was, "marked already")
 			})
 		}
 	}
