@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -71,6 +72,9 @@ type Records struct {
 	gen      int    // bumped by every successful verification
 	refused  error
 	refuseAt time.Time
+	// seen is the highest count of record writes this instance was told
+	// (writesKey): a later write must be told more.
+	seen atomic.Int64
 }
 
 var _ idempotency.Records = (*Records)(nil)
@@ -164,6 +168,53 @@ func settingsError(err error) bool {
 }
 
 func (r *Records) fenceKey() string { return r.o.Prefix + "idem:fence" }
+
+// writesKey counts the record writes (INCR after each, in the same round
+// trip): Redis replicates in order, so a replica promoted without a write
+// lacks its count too, and the next write of an instance that saw it is
+// told a count no higher. The fence, written long before, cannot show that
+// loss (an outside tester: 10 keys charged twice after such a failover).
+func (r *Records) writesKey() string { return r.o.Prefix + "idem:writes" }
+
+// counted reports whether count, told after a write sent once before was
+// seen, went back: the store lost writes this instance saw.
+func (r *Records) counted(before, count int64) (back bool) {
+	for {
+		cur := r.seen.Load()
+		if count <= cur || r.seen.CompareAndSwap(cur, count) {
+			break
+		}
+	}
+	return count <= before
+}
+
+// lossBehind starts the ERROR of a loss the write count found.
+const lossBehind = "idempotency: the records store lost its latest writes (the count of record writes went back: a failover to a replica that lagged, a restart that lost the last second of an appendfsync everysec log); "
+
+// writesLost handles a count that went back, found with the fence this
+// instance verified: by default the loss is written into the fence and the
+// charge refused, as for a fence found gone.
+func (r *Records) writesLost(ctx context.Context, fence string) error {
+	if r.o.AfterLoss == idempotency.AfterLossContinue {
+		r.o.Log.Error(lossBehind+idempotency.LossContinued, "store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
+		return nil
+	}
+	lost := idempotency.LostFence(r.o.Now())
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	if err := markLostScript().Run(ctx, r.rdb, []string{r.fenceKey()}, fence, lost).Err(); err != nil {
+		return r.wrap(err)
+	}
+	r.o.Log.Error(lossBehind+idempotency.LossRefused, "store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
+	err := idempotency.LostError("redis", lost)
+	r.mu.Lock()
+	if r.fence == fence {
+		r.lost, r.fence = fence, ""
+	}
+	r.refused, r.refuseAt = err, r.o.Now()
+	r.mu.Unlock()
+	return err
+}
 
 // Durable checks that this Redis persists every acknowledged write, unless
 // the policy is Assume, and that it has not lost the records this instance
@@ -519,7 +570,20 @@ func (r *Records) reserve(ctx context.Context, key string, rec idempotency.Recor
 		return false, err
 	}
 	if fence, ok := r.trusted(); ok {
-		taken, fenced, err := r.reserveFenced(ctx, key, rec.Token, raw, ttl, fence)
+		taken, fenced, back, err := r.reserveFenced(ctx, key, rec.Token, raw, ttl, fence)
+		if err == nil && fenced && back {
+			// The store lost writes this instance saw: a reservation is let
+			// go (by default), the record of a call that ran stays.
+			if lerr := r.writesLost(ctx, fence); lerr != nil && !rewrite {
+				err = lerr
+			}
+		}
+		if err != nil && taken {
+			if _, rerr := r.Release(ctx, key, rec.Token); rerr != nil {
+				return false, rerr
+			}
+			return false, err
+		}
 		if err != nil || fenced {
 			return taken, err
 		}
@@ -548,35 +612,45 @@ func (r *Records) trusted() (string, bool) {
 	return r.fence, r.fence != "" && r.o.Now().Sub(r.verified) < r.o.Recheck
 }
 
-// reserveFenced reads the fence and runs the reservation in one round trip.
-// fenced reports that the fence was still the verified one, so taken is
-// the answer; otherwise taken says whether the key was taken regardless.
-func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []byte, ttl time.Duration, fence string) (taken, fenced bool, err error) {
+// reserveFenced reads the fence, runs the reservation and counts it, in one
+// round trip. fenced reports that the fence was still the verified one, so
+// taken is the answer; otherwise taken says whether the key was taken
+// regardless. back reports that the count of writes went back.
+func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []byte, ttl time.Duration, fence string) (taken, fenced, back bool, err error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	s := reserveScript()
 	keys := []string{r.o.Prefix + key}
+	before := r.seen.Load()
 	pipe := r.rdb.Pipeline()
 	cur := pipe.Get(ctx, r.fenceKey())
 	res := s.EvalSha(ctx, pipe, keys, token, raw, ms(ttl))
+	count := pipe.Incr(ctx, r.writesKey())
 	_, _ = pipe.Exec(ctx)
 	if err := cur.Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return false, false, r.wrap(err)
+		return false, false, false, r.wrap(err)
 	}
 	fenced = cur.Val() == fence
 	if err := res.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Nothing ran: the scripts were flushed (a restart reloads data,
-		// not scripts). Run it again, loading it, if the fence still holds.
+		// Nothing ran: the scripts were flushed (a restart or failover
+		// keeps data, not scripts). Run it again, loading it, if the fence
+		// still holds, and count it after.
 		if !fenced {
-			return false, false, nil
+			return false, false, false, nil
 		}
+		back = count.Err() == nil && r.counted(before, count.Val())
 		res = s.Run(ctx, r.rdb, keys, token, raw, ms(ttl))
+		count = r.rdb.Incr(ctx, r.writesKey())
 	}
 	n, err := res.Int()
 	if err != nil {
-		return false, false, r.wrap(err)
+		return false, false, false, r.wrap(err)
 	}
-	return n == 1, fenced, nil
+	if err := count.Err(); err != nil {
+		return n == 1, fenced, back, r.wrap(err) // taken, but not counted: the caller lets it go
+	}
+	back = r.counted(before, count.Val()) || back
+	return n == 1, fenced, back, nil
 }
 
 func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency.Record, ttl time.Duration) (bool, error) {
@@ -584,10 +658,36 @@ func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency
 	if err != nil {
 		return false, err
 	}
-	ctx, cancel := r.bound(ctx)
+	fence, counting := r.trusted()
+	if !counting {
+		ctx, cancel := r.bound(ctx)
+		defer cancel()
+		n, err := finishScript().Run(ctx, r.rdb, []string{r.o.Prefix + key}, token, rec.Token, raw, ms(ttl)).Int()
+		return n == 1, r.wrap(err)
+	}
+	// Counted like a reservation: a store that lost a call's move to "in
+	// progress" could let a repeat take its key over.
+	bctx, cancel := r.bound(ctx)
 	defer cancel()
-	n, err := finishScript().Run(ctx, r.rdb, []string{r.o.Prefix + key}, token, rec.Token, raw, ms(ttl)).Int()
-	return n == 1, r.wrap(err)
+	s, keys := finishScript(), []string{r.o.Prefix + key}
+	before := r.seen.Load()
+	pipe := r.rdb.Pipeline()
+	res := s.EvalSha(bctx, pipe, keys, token, rec.Token, raw, ms(ttl))
+	count := pipe.Incr(bctx, r.writesKey())
+	_, _ = pipe.Exec(bctx)
+	if err := res.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		res = s.Run(bctx, r.rdb, keys, token, rec.Token, raw, ms(ttl))
+		count = r.rdb.Incr(bctx, r.writesKey())
+	}
+	n, err := res.Int()
+	if err != nil {
+		return false, r.wrap(err)
+	}
+	if count.Err() == nil && r.counted(before, count.Val()) {
+		// The write itself stands: only what came before it was lost.
+		_ = r.writesLost(ctx, fence)
+	}
+	return n == 1, nil
 }
 
 func (r *Records) Read(ctx context.Context, key string) (idempotency.Record, error) {

@@ -179,6 +179,15 @@ func (p *Proxy) Restore() {
 	p.down = false
 }
 
+// FailOver drops every connection and sends new ones to target: what a
+// client sees when its Redis's address moves to a promoted replica.
+func (p *Proxy) FailOver(target string) {
+	p.Cut()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target, p.down = target, false
+}
+
 // HostPort extracts host:port and the path (the db) from a redis URL.
 func HostPort(raw string) (hostport, db string) {
 	u, err := url.Parse(raw)
