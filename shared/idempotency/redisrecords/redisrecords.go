@@ -269,6 +269,13 @@ func (r *Records) Durable(ctx context.Context) error {
 	}
 	r.refused = nil
 	r.gen++
+	if cur != r.lost {
+		// Another fence (a reopening, a first verification): counts seen
+		// under the one before say nothing of this one. A store emptied and
+		// reopened counts from 1 again, and every write of a warm instance
+		// read as a loss (a test of the reopening).
+		r.seen.Store(0)
+	}
 	r.fence, r.verified, r.lost = cur, r.o.Now(), ""
 	return nil
 }
@@ -672,6 +679,7 @@ func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency
 	s, keys := finishScript(), []string{r.o.Prefix + key}
 	before := r.seen.Load()
 	pipe := r.rdb.Pipeline()
+	cur := pipe.Get(bctx, r.fenceKey())
 	res := s.EvalSha(bctx, pipe, keys, token, rec.Token, raw, ms(ttl))
 	count := pipe.Incr(bctx, r.writesKey())
 	_, _ = pipe.Exec(bctx)
@@ -683,7 +691,9 @@ func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency
 	if err != nil {
 		return false, r.wrap(err)
 	}
-	if count.Err() == nil && r.counted(before, count.Val()) {
+	// Only a count under the fence it was seen with tells (the fence read
+	// in the same round trip): the next reservation judges another fence.
+	if count.Err() == nil && r.counted(before, count.Val()) && cur.Val() == fence {
 		// The write itself stands: only what came before it was lost.
 		_ = r.writesLost(ctx, fence)
 	}
