@@ -45,10 +45,11 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           retry with the key is answered with it instead of charging again. Only where no record is; it works
           while charges are refused. A keyed call's request was in the lost record, so the restored record
           answers any request with the key.
-  status  prints the store's fence as JSON: its state, "new" (no charge yet), "live", "lost" (the store
-          lost its data, found at lostAt: every charge answers -1601 until it is reopened) or "reopened", and
-          the fence itself: note it down, since a store emptied and fenced again by a new instance shows
-          another one. Exit status 5 when the state is "lost".
+  status  prints the store's fence as JSON: its state, "unfenced" (no fence: no charge yet, or the store was
+          emptied and no instance has charged since), "live", "lost" (the store lost its data, found at
+          lostAt: every charge answers -1601 until it is reopened) or "reopened", and the fence itself: note
+          it down, since a store emptied shows none, and one fenced again by a new instance shows another
+          one. Exit status 5 when the state is "lost".
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
           refusal, and charges go ahead again within a second. --reconciled says you did.
@@ -234,7 +235,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 	} else if at, reopened := idempotency.FenceReopenedAt(cur); reopened {
 		st.State, st.ReopenedAt = "reopened", at
 	} else if cur == "" {
-		st.State = "new"
+		st.State = "unfenced"
 	}
 	if err := json.NewEncoder(stdout).Encode(st); err != nil {
 		return err

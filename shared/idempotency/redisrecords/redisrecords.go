@@ -576,37 +576,52 @@ func (r *Records) reserve(ctx context.Context, key string, rec idempotency.Recor
 	if err != nil {
 		return false, err
 	}
-	if fence, ok := r.trusted(); ok {
-		taken, fenced, back, err := r.reserveFenced(ctx, key, rec.Token, raw, ttl, fence)
-		if err == nil && fenced && back {
-			// The store lost writes this instance saw: a reservation is let
-			// go (by default), the record of a call that ran stays.
-			if lerr := r.writesLost(ctx, fence); lerr != nil && !rewrite {
-				err = lerr
+	// A reservation is counted and fenced, the one right after a fresh
+	// verification too: a keyless call idle past Recheck made its one
+	// reservation uncounted, and a failover to a replica that lagged was
+	// found only by the call's next write, after its charge had gone out
+	// (an outside tester).
+	for verified := false; ; verified = true {
+		if fence, ok := r.trusted(); ok {
+			taken, fenced, err := r.reserveCounted(ctx, key, rec.Token, raw, ttl, fence, rewrite)
+			if err != nil || fenced {
+				return taken, err
 			}
 		}
-		if err != nil && taken {
-			if _, rerr := r.Release(ctx, key, rec.Token); rerr != nil {
-				return false, rerr
-			}
+		if verified {
+			break
+		}
+		if err := r.Durable(ctx); err != nil && !(rewrite && errors.Is(err, idempotency.ErrLost)) {
 			return false, err
 		}
-		if err != nil || fenced {
-			return taken, err
-		}
-		if taken {
-			if _, err := r.Release(ctx, key, rec.Token); err != nil {
-				return false, err
-			}
-		}
 	}
-	if err := r.Durable(ctx); err != nil && !(rewrite && errors.Is(err, idempotency.ErrLost)) {
-		return false, err
-	}
+	// Persistence assumed, the record of a call that ran on a store that
+	// lost its data, or a fence that moved again right after it was
+	// verified: reserved as it stands.
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	n, err := reserveScript().Run(ctx, r.rdb, []string{r.o.Prefix + key}, rec.Token, raw, ms(ttl)).Int()
 	return n == 1, r.wrap(err)
+}
+
+// reserveCounted runs reserveFenced and lets go of what it took when the
+// fence moved or the count went back; fenced says the answer stands.
+func (r *Records) reserveCounted(ctx context.Context, key, token string, raw []byte, ttl time.Duration, fence string, rewrite bool) (taken, fenced bool, err error) {
+	taken, fenced, back, err := r.reserveFenced(ctx, key, token, raw, ttl, fence)
+	if err == nil && fenced && back {
+		// The store lost writes this instance saw: a reservation is let
+		// go (by default), the record of a call that ran stays.
+		if lerr := r.writesLost(ctx, fence); lerr != nil && !rewrite {
+			err = lerr
+		}
+	}
+	if taken && (err != nil || !fenced) {
+		if _, rerr := r.Release(ctx, key, token); rerr != nil {
+			return false, false, rerr
+		}
+		taken = false
+	}
+	return taken, fenced, err
 }
 
 // trusted is the fence of a verdict still within Recheck, when there is one.

@@ -597,16 +597,23 @@ func (s *syncBuffer) String() string {
 // write of the instance that saw them is refused and the loss written into
 // the fence.
 func TestAFailoverToAReplicaThatLaggedIsALoss(t *testing.T) {
-	for _, afterLoss := range []string{"", idempotency.AfterLossContinue} {
-		t.Run("afterLoss="+afterLoss, func(t *testing.T) {
+	for _, c := range []struct {
+		afterLoss string
+		idle      bool // past Recheck: the repeat's reservation comes right after a new verification
+	}{{"", false}, {"", true}, {idempotency.AfterLossContinue, false}} {
+		t.Run(fmt.Sprintf("afterLoss=%s,idle=%v", c.afterLoss, c.idle), func(t *testing.T) {
+			afterLoss := c.afterLoss
+			now := time.Now()
+			var mu sync.Mutex
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 			ctx := context.Background()
 			primary, replica := redisproc.Start(t, true), redisproc.Start(t, true)
 			primaryAddr, _ := redistest.HostPort(primary.URL())
 			replicaAddr, _ := redistest.HostPort(replica.URL())
 			proxy := redistest.NewProxy(t, primaryAddr)
 			logs := &syncBuffer{}
-			r := open(t, redisrecords.Options{URL: "redis://" + proxy.Addr() + "/0", Recheck: time.Hour, Timeout: testTimeout,
-				Log: slog.New(slog.NewJSONHandler(logs, nil)), AfterLoss: afterLoss})
+			r := open(t, redisrecords.Options{URL: "redis://" + proxy.Addr() + "/0", Recheck: time.Minute, Timeout: testTimeout,
+				Log: slog.New(slog.NewJSONHandler(logs, nil)), AfterLoss: afterLoss, Now: clock})
 			ok, err := r.Reserve(ctx, "k1", rec("t1"), time.Hour)
 			require.NoError(t, err)
 			require.True(t, ok)
@@ -623,6 +630,11 @@ func TestAFailoverToAReplicaThatLaggedIsALoss(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, ok)
 			proxy.FailOver(replicaAddr)
+			if c.idle {
+				mu.Lock()
+				now = now.Add(2 * time.Minute)
+				mu.Unlock()
+			}
 
 			// The repeat of k2 finds no record on the promoted replica.
 			require.Eventually(t, func() bool {
