@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -72,9 +71,8 @@ type Records struct {
 	gen      int    // bumped by every successful verification
 	refused  error
 	refuseAt time.Time
-	// seen is the highest count of record writes this instance was told
-	// (writesKey): a later write must be told more.
-	seen atomic.Int64
+	id     string // names this instance's own count of writes
+	counts counts
 }
 
 var _ idempotency.Records = (*Records)(nil)
@@ -121,7 +119,7 @@ func Open(o Options) (*Records, error) {
 	// the caller's decision (the guard reads the record instead).
 	ro.MaxRetries = -1
 	ro.DisableIndentity = true // (sic, go-redis v9.7) CLIENT SETINFO is noise on managed Redis
-	return &Records{rdb: redis.NewClient(ro), o: o, host: ro.Addr}, nil
+	return &Records{rdb: redis.NewClient(ro), o: o, host: ro.Addr, id: instanceID()}, nil
 }
 
 func redact(msg string) string {
@@ -168,25 +166,6 @@ func settingsError(err error) bool {
 }
 
 func (r *Records) fenceKey() string { return r.o.Prefix + "idem:fence" }
-
-// writesKey counts the record writes (INCR after each, in the same round
-// trip): Redis replicates in order, so a replica promoted without a write
-// lacks its count too, and the next write of an instance that saw it is
-// told a count no higher. The fence, written long before, cannot show that
-// loss (an outside tester: 10 keys charged twice after such a failover).
-func (r *Records) writesKey() string { return r.o.Prefix + "idem:writes" }
-
-// counted reports whether count, told after a write sent once before was
-// seen, went back: the store lost writes this instance saw.
-func (r *Records) counted(before, count int64) (back bool) {
-	for {
-		cur := r.seen.Load()
-		if count <= cur || r.seen.CompareAndSwap(cur, count) {
-			break
-		}
-	}
-	return count <= before
-}
 
 // lossBehind starts the ERROR of a loss the write count found.
 const lossBehind = "idempotency: the records store lost its latest writes (the count of record writes went back: a failover to a replica that lagged, a restart that lost the last second of an appendfsync everysec log); "
@@ -274,7 +253,7 @@ func (r *Records) Durable(ctx context.Context) error {
 		// under the one before say nothing of this one. A store emptied and
 		// reopened counts from 1 again, and every write of a warm instance
 		// read as a loss (a test of the reopening).
-		r.seen.Store(0)
+		r.forgetCounts()
 	}
 	r.fence, r.verified, r.lost = cur, r.o.Now(), ""
 	return nil
@@ -643,11 +622,10 @@ func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []by
 	defer cancel()
 	s := reserveScript()
 	keys := []string{r.o.Prefix + key}
-	before := r.seen.Load()
 	pipe := r.rdb.Pipeline()
 	cur := pipe.Get(ctx, r.fenceKey())
 	res := s.EvalSha(ctx, pipe, keys, token, raw, ms(ttl))
-	count := pipe.Incr(ctx, r.writesKey())
+	count := r.queueCount(ctx, pipe)
 	_, _ = pipe.Exec(ctx)
 	if err := cur.Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return false, false, false, r.wrap(err)
@@ -660,19 +638,19 @@ func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []by
 		if !fenced {
 			return false, false, false, nil
 		}
-		back = count.Err() == nil && r.counted(before, count.Val())
+		back, _ = r.back(count)
 		res = s.Run(ctx, r.rdb, keys, token, raw, ms(ttl))
-		count = r.rdb.Incr(ctx, r.writesKey())
+		count = r.recount(ctx)
 	}
 	n, err := res.Int()
 	if err != nil {
 		return false, false, false, r.wrap(err)
 	}
-	if err := count.Err(); err != nil {
+	went, err := r.back(count)
+	if err != nil {
 		return n == 1, fenced, back, r.wrap(err) // taken, but not counted: the caller lets it go
 	}
-	back = r.counted(before, count.Val()) || back
-	return n == 1, fenced, back, nil
+	return n == 1, fenced, back || went, nil
 }
 
 func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency.Record, ttl time.Duration) (bool, error) {
@@ -692,15 +670,16 @@ func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency
 	bctx, cancel := r.bound(ctx)
 	defer cancel()
 	s, keys := finishScript(), []string{r.o.Prefix + key}
-	before := r.seen.Load()
 	pipe := r.rdb.Pipeline()
 	cur := pipe.Get(bctx, r.fenceKey())
 	res := s.EvalSha(bctx, pipe, keys, token, rec.Token, raw, ms(ttl))
-	count := pipe.Incr(bctx, r.writesKey())
+	count := r.queueCount(bctx, pipe)
 	_, _ = pipe.Exec(bctx)
+	var back bool
 	if err := res.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		back, _ = r.back(count)
 		res = s.Run(bctx, r.rdb, keys, token, rec.Token, raw, ms(ttl))
-		count = r.rdb.Incr(bctx, r.writesKey())
+		count = r.recount(bctx)
 	}
 	n, err := res.Int()
 	if err != nil {
@@ -708,7 +687,7 @@ func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency
 	}
 	// Only a count under the fence it was seen with tells (the fence read
 	// in the same round trip): the next reservation judges another fence.
-	if count.Err() == nil && r.counted(before, count.Val()) && cur.Val() == fence {
+	if went, err := r.back(count); err == nil && (went || back) && cur.Val() == fence {
 		// The write itself stands: only what came before it was lost.
 		_ = r.writesLost(ctx, fence)
 	}
