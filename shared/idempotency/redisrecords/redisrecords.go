@@ -71,8 +71,8 @@ type Records struct {
 	gen      int    // bumped by every successful verification
 	refused  error
 	refuseAt time.Time
-	id     string // names this instance's own count of writes
-	counts counts
+	id       string // names this instance's own count of writes
+	counts   counts
 }
 
 var _ idempotency.Records = (*Records)(nil)
