@@ -203,7 +203,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		return fmt.Errorf("the %s store keeps no fence", records.Name())
 	}
 	if action == "mark-lost" {
-		was, err := f.MarkLost(ctx, idempotency.LostFence(time.Now()))
+		was, err := f.MarkLost(ctx, time.Now())
 		if err != nil {
 			return err
 		}
@@ -214,7 +214,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		return nil
 	}
 	if action == "reopen" {
-		was, err := f.Reopen(ctx, idempotency.ReopenedFence(time.Now()))
+		was, err := f.Reopen(ctx, time.Now())
 		if err != nil {
 			return err
 		}

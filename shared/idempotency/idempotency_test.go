@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1149,29 +1150,43 @@ func TestARecordLostWhileTheStoreRefusesIsStillWritten(t *testing.T) {
 // A fence read says whether the records an instance relied on are there.
 func TestJudgeFence(t *testing.T) {
 	now := time.Now()
-	lost, reopened := idempotency.LostFence(now), idempotency.ReopenedFence(now)
+	lost := idempotency.LostFence(now, "a1", "a1")
+	reopened := idempotency.ReopenedFence(now, lost)
+	lostAgain := idempotency.LostFence(now, "b2", reopened)
+	reopenedAgain := idempotency.ReopenedFence(now, lostAgain)
 	for _, c := range []struct {
 		prev, cur string
 		want      idempotency.FenceVerdict
 	}{
-		{"", "a1", idempotency.FenceHolds},                 // a new instance
-		{"a1", "a1", idempotency.FenceHolds},               // the same
-		{"a1", "b2", idempotency.FenceGone},                // re-fenced after a loss
-		{"a1", "", idempotency.FenceGone},                  // gone
-		{"a1", lost, idempotency.FenceRecordsLoss},         // another instance found it
-		{"", lost, idempotency.FenceRecordsLoss},           // a new instance after it was found
-		{lost, reopened, idempotency.FenceHolds},           // reopened by a person
-		{"a1", reopened, idempotency.FenceHolds},           // idle across the loss and the reopening
-		{reopened, "b2", idempotency.FenceGone},            // lost again after the reopening
-		{lost, "b2", idempotency.FenceGone},                // the loss's row deleted: still a loss
-		{reopened, reopened + "x", idempotency.FenceHolds}, // reopened again
+		{"", "a1", idempotency.FenceHolds},                                      // a new instance
+		{"a1", "a1", idempotency.FenceHolds},                                    // the same
+		{"a1", "b2", idempotency.FenceGone},                                     // re-fenced after a loss
+		{"a1", "", idempotency.FenceGone},                                       // gone
+		{"a1", lost, idempotency.FenceRecordsLoss},                              // another instance found it
+		{"", lost, idempotency.FenceRecordsLoss},                                // a new instance after it was found
+		{lost, reopened, idempotency.FenceHolds},                                // reopened by a person
+		{"a1", reopened, idempotency.FenceHolds},                                // idle across the loss and the reopening
+		{reopened, "b2", idempotency.FenceGone},                                 // lost again after the reopening
+		{lost, "b2", idempotency.FenceGone},                                     // the loss's row deleted: still a loss
+		{reopened, reopenedAgain, idempotency.FenceHolds},                       // reopened again, later
+		{"a1", reopenedAgain, idempotency.FenceHolds},                           // idle across both
+		{reopenedAgain, reopened, idempotency.FenceGone},                        // a replica that lagged behind the later reopening
+		{reopened, idempotency.ReopenedFence(now, lost), idempotency.FenceGone}, // another reopening of the same epoch
 	} {
 		require.Equal(t, c.want, idempotency.Judge(c.prev, c.cur), "%q -> %q", c.prev, c.cur)
 	}
 	at, ok := idempotency.FenceLostAt(lost)
 	require.True(t, ok)
 	require.Equal(t, now.UTC().Format(time.RFC3339), at)
-	require.LessOrEqual(t, len(reopened), 64, "fits the SQL token column")
+	at, ok = idempotency.FenceReopenedAt(reopenedAgain)
+	require.True(t, ok)
+	require.Equal(t, now.UTC().Format(time.RFC3339), at)
+	require.True(t, strings.HasPrefix(reopenedAgain, "reopened 2 "), reopenedAgain)
+	// A loss found over an older reopening (a replica that lagged) by an
+	// instance that knew a later one carries the later epoch: reopening it
+	// goes past what every instance knew.
+	require.True(t, strings.HasPrefix(idempotency.ReopenedFence(now, idempotency.LostFence(now, reopened, reopenedAgain)), "reopened 3 "))
+	require.LessOrEqual(t, len(reopenedAgain), 64, "fits the SQL token column")
 	_, err := idempotency.CheckAfterLoss("ignore")
 	require.ErrorContains(t, err, `CLOUDCALL_IDEMPOTENCY_AFTER_LOSS="ignore": expected refuse (the default) or continue`)
 }

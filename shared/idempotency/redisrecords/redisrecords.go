@@ -178,10 +178,10 @@ func (r *Records) writesLost(ctx context.Context, fence string) error {
 		r.o.Log.Error(lossBehind+idempotency.LossContinued, "store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
 		return nil
 	}
-	lost := idempotency.LostFence(r.o.Now())
+	lost := idempotency.LostFence(r.o.Now(), fence, fence)
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	if err := markLostScript().Run(ctx, r.rdb, []string{r.fenceKey()}, fence, lost).Err(); err != nil {
+	if err := casFenceScript().Run(ctx, r.rdb, []string{r.fenceKey()}, fence, lost).Err(); err != nil {
 		return r.wrap(err)
 	}
 	r.o.Log.Error(lossBehind+idempotency.LossRefused, "store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
@@ -277,9 +277,9 @@ func (r *Records) judge(ctx context.Context, cur string) error {
 				"store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
 			return nil
 		}
-		lost := idempotency.LostFence(r.o.Now())
+		lost := idempotency.LostFence(r.o.Now(), cur, r.lost)
 		// Only over the fence judged: a reopening in between stands.
-		if err := markLostScript().Run(ctx, r.rdb, []string{r.fenceKey()}, cur, lost).Err(); err != nil {
+		if err := casFenceScript().Run(ctx, r.rdb, []string{r.fenceKey()}, cur, lost).Err(); err != nil {
 			return r.wrap(err)
 		}
 		r.o.Log.Error(lossFound+idempotency.LossRefused,
@@ -327,32 +327,35 @@ func (r *Records) Fence(ctx context.Context) (string, error) {
 }
 
 // Reopen replaces a fence recording a loss (idempotency.Fencer).
-func (r *Records) Reopen(ctx context.Context, fence string) (string, error) {
-	ctx, cancel := r.bound(ctx)
-	defer cancel()
-	was, err := reopenScript().Run(ctx, r.rdb, []string{r.fenceKey()}, fence).Text()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
+func (r *Records) Reopen(ctx context.Context, at time.Time) (string, error) {
+	was, err := r.Fence(ctx)
+	if _, lost := idempotency.FenceLostAt(was); err != nil || !lost {
+		return "", err
 	}
-	return was, r.wrap(err)
+	return was, r.swapFence(ctx, was, idempotency.ReopenedFence(at, was))
 }
 
 // MarkLost writes a loss over a fence that records none (idempotency.Fencer).
-func (r *Records) MarkLost(ctx context.Context, lost string) (string, error) {
+func (r *Records) MarkLost(ctx context.Context, at time.Time) (string, error) {
 	was, err := r.Fence(ctx)
 	if _, already := idempotency.FenceLostAt(was); err != nil || already {
 		return "", err
 	}
+	return was, r.swapFence(ctx, was, idempotency.LostFence(at, was, ""))
+}
+
+// swapFence writes fence over was, only if was is still there.
+func (r *Records) swapFence(ctx context.Context, was, fence string) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	n, err := markLostScript().Run(ctx, r.rdb, []string{r.fenceKey()}, was, lost).Int()
+	n, err := casFenceScript().Run(ctx, r.rdb, []string{r.fenceKey()}, was, fence).Int()
 	if err != nil {
-		return "", r.wrap(err)
+		return r.wrap(err)
 	}
 	if n != 1 {
-		return "", fmt.Errorf("the fence changed while it was being marked; run it again")
+		return fmt.Errorf("the fence changed meanwhile; run it again")
 	}
-	return was, nil
+	return nil
 }
 
 var _ idempotency.Fencer = (*Records)(nil)
@@ -486,23 +489,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1`)
 })
 
-// markLostScript writes the loss (ARGV[2]) over the fence judged (ARGV[1])
-// or over none.
-var markLostScript = sync.OnceValue(func() *redis.Script {
+// casFenceScript writes ARGV[2] over the fence ARGV[1] (or over none).
+var casFenceScript = sync.OnceValue(func() *redis.Script {
 	return redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`)
-})
-
-// reopenScript replaces a fence that records a loss, and returns it.
-var reopenScript = sync.OnceValue(func() *redis.Script {
-	return redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if not cur or string.sub(cur, 1, 5) ~= 'lost ' then return false end
-redis.call('SET', KEYS[1], ARGV[1])
-return cur`)
 })
 
 var releaseScript = sync.OnceValue(func() *redis.Script {

@@ -432,10 +432,10 @@ func TestALossRefusesEveryInstanceUntilReopened(t *testing.T) {
 	require.True(t, ok)
 
 	// A fence that records no loss is not reopened; a lost one is, once.
-	was, err := later.Reopen(ctx, idempotency.ReopenedFence(now))
+	was, err := later.Reopen(ctx, now)
 	require.NoError(t, err)
 	require.Equal(t, fence, was)
-	was, err = later.Reopen(ctx, idempotency.ReopenedFence(now))
+	was, err = later.Reopen(ctx, now)
 	require.NoError(t, err)
 	require.Empty(t, was, "nothing to reopen any more")
 
@@ -723,4 +723,56 @@ func TestALaggedFailoverIsFoundByTheInstanceThatLostWrites(t *testing.T) {
 	require.Contains(t, logs.String(), "lost its latest writes")
 	_, err = b.Reserve(ctx, "b-next", rec("tb2"), time.Hour)
 	require.ErrorIs(t, err, idempotency.ErrLost, "every instance refuses once it is written into the fence")
+}
+
+// A replica that lagged behind a reopening holds the one before: taking it
+// as good (any reopened fence held) forgot the counts too, and the repeats
+// of the writes the failover lost charged again (an outside tester: 10 of
+// 10). A reopening older than the one an instance knew is a loss.
+func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	tick := func() { mu.Lock(); now = now.Add(2 * time.Second); mu.Unlock() } // past a refusal's second
+	pair := newLaggedPair(t)
+	logs := &syncBuffer{}
+	r := open(t, redisrecords.Options{URL: pair.url, Recheck: time.Hour, Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock})
+	operator := open(t, redisrecords.Options{URL: pair.url, Timeout: testTimeout})
+	reopen := func() {
+		_, err := operator.MarkLost(ctx, clock())
+		require.NoError(t, err)
+		_, err = r.Reserve(ctx, fmt.Sprintf("refused-%d", clock().UnixNano()), rec("x"), time.Hour)
+		require.ErrorIs(t, err, idempotency.ErrLost)
+		was, err := operator.Reopen(ctx, clock())
+		require.NoError(t, err)
+		require.NotEmpty(t, was)
+		tick()
+	}
+	reserve := func(key string) {
+		ok, err := r.Reserve(ctx, key, rec("t"), time.Hour)
+		require.NoError(t, err, key)
+		require.True(t, ok, key)
+	}
+	reserve("k1")
+	reopen()
+	reserve("k2") // takes the first reopening
+	pair.cut()    // the replica holds it, and lags from here
+	reopen()
+	reserve("k3") // takes the second
+	reserve("k4") // lost with the failover
+	pair.failOver()
+
+	_, err := reserveAfterFailOver(t, r, "k4", "t2")
+	require.ErrorIs(t, err, idempotency.ErrLost)
+	require.Equal(t, 2, strings.Count(logs.String(), `"level":"WARN"`), "the two reopenings, and no third: %s", logs.String())
+	fence, ferr := admin(t, pair.replica).Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, ferr)
+	_, lost := idempotency.FenceLostAt(fence)
+	require.True(t, lost, fence)
+	// Reopened once more, it goes past every reopening an instance knew.
+	_, err = operator.Reopen(ctx, clock())
+	require.NoError(t, err)
+	tick()
+	reserve("k5")
 }

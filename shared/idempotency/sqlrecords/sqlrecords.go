@@ -417,7 +417,7 @@ func (r *Records) judge(ctx context.Context, prev, saw string) (string, error, e
 				"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
 			return saw, nil, nil
 		}
-		lost := idempotency.LostFence(time.Now())
+		lost := idempotency.LostFence(time.Now(), saw, prev)
 		c, cancel := context.WithTimeout(ctx, r.o.Timeout)
 		defer cancel()
 		// Only over the fence judged: a reopening in between stands (and
@@ -481,26 +481,17 @@ func (r *Records) Fence(ctx context.Context) (string, error) {
 }
 
 // Reopen replaces a fence row that records a loss (idempotency.Fencer).
-func (r *Records) Reopen(ctx context.Context, fence string) (string, error) {
+func (r *Records) Reopen(ctx context.Context, at time.Time) (string, error) {
 	was, err := r.Fence(ctx)
 	if _, lost := idempotency.FenceLostAt(was); err != nil || !lost {
 		return "", err
 	}
-	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
-	defer cancel()
-	n, err := r.db.exec(c, r.d.finish(), fence, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, was)
-	if err != nil {
-		return "", r.wrap(err)
-	}
-	if n != 1 {
-		return "", r.wrap(fmt.Errorf("the fence row of %s changed while it was being reopened; run it again", Table))
-	}
-	return was, nil
+	return was, r.swapFence(ctx, was, idempotency.ReopenedFence(at, was))
 }
 
 // MarkLost writes a loss over a fence row that records none
 // (idempotency.Fencer), creating the table if it has to.
-func (r *Records) MarkLost(ctx context.Context, lost string) (string, error) {
+func (r *Records) MarkLost(ctx context.Context, at time.Time) (string, error) {
 	if err := r.migrate(ctx); err != nil {
 		return "", err
 	}
@@ -508,16 +499,21 @@ func (r *Records) MarkLost(ctx context.Context, lost string) (string, error) {
 	if _, already := idempotency.FenceLostAt(was); err != nil || already {
 		return "", err
 	}
+	return was, r.swapFence(ctx, was, idempotency.LostFence(at, was, ""))
+}
+
+// swapFence writes fence over the fence row was, only if it is still there.
+func (r *Records) swapFence(ctx context.Context, was, fence string) error {
 	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
-	n, err := r.db.exec(c, r.d.finish(), lost, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, was)
+	n, err := r.db.exec(c, r.d.finish(), fence, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, was)
 	if err != nil {
-		return "", r.wrap(err)
+		return r.wrap(err)
 	}
 	if n != 1 {
-		return "", r.wrap(fmt.Errorf("the fence row of %s changed while it was being marked; run it again", Table))
+		return r.wrap(fmt.Errorf("the fence row of %s changed meanwhile; run it again", Table))
 	}
-	return was, nil
+	return nil
 }
 
 var _ idempotency.Fencer = (*Records)(nil)
