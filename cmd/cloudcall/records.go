@@ -42,8 +42,9 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
   restore after the store lost its data (status "lost"), for a key the function's log shows charged in the
           24 h before lostAt (its "invocation" line with a vendorId; it carries the idempotencyKey): writes the charge, so every
-          retry with the key is answered with it instead of charging again. Only where no record is; it works
-          while charges are refused. A keyed call's request was in the lost record, so the restored record
+          retry with the key is answered with it instead of charging again. Where no record is, and while the
+          store records a loss also over one not finished (reserved, in progress: the loss may have taken
+          its later writes); it works while charges are refused. A keyed call's request was in the lost record, so the restored record
           answers any request with the key.
   status  prints the store's fence as JSON: its state, "unfenced" (no fence: no charge yet, or the store was
           emptied and no instance has charged since), "live", "lost" (the store lost its data, found at
@@ -164,22 +165,25 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if action == "show" {
 		rec, err := g.Inspect(ctx, key)
-		if errors.Is(err, idempotency.ErrNotFound) {
-			if f, ok := records.(idempotency.Fencer); ok {
-				if cur, ferr := f.Fence(ctx); ferr == nil {
-					if at, lost := idempotency.FenceLostAt(cur); lost {
-						return &exitError{code: 3, err: fmt.Errorf("no record for %s: the store lost its data (found %s), and the record with it if there was one: if the function's log shows the key charged, cloudcall records restore %s --charged <its vendorId>", key, at, key)}
-					}
-				}
-			}
+		lostAt := storeLost(ctx, records)
+		if errors.Is(err, idempotency.ErrNotFound) && lostAt != "" {
+			return &exitError{code: 3, err: fmt.Errorf("no record for %s: the store lost its data (found %s), and the record with it if there was one: if the function's log shows the key charged, cloudcall records restore %s --charged <its vendorId>", key, lostAt, key)}
 		}
 		if err != nil {
 			return notFound(key, err)
 		}
-		return json.NewEncoder(stdout).Encode(shown(key, rec, g.Settleable(rec)))
+		out := shown(key, rec, g.Settleable(rec))
+		if lostAt != "" && rec.State != idempotency.Done && rec.Alias == "" {
+			// The loss may have taken this record's later writes.
+			if out.Why != "" {
+				out.Why += "; "
+			}
+			out.Why += fmt.Sprintf("the store lost its data (found %s), possibly this record's later writes with it: if the function's log shows the key charged, cloudcall records restore %s --charged <its vendorId> replaces it", lostAt, key)
+		}
+		return json.NewEncoder(stdout).Encode(out)
 	}
 	if action == "restore" {
-		if err := g.Restore(ctx, key, s); err != nil {
+		if err := g.Restore(ctx, key, s, storeLost(ctx, records) != ""); err != nil {
 			return notFound(key, err)
 		}
 		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
@@ -194,6 +198,21 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "settled %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
 	}
 	return nil
+}
+
+// storeLost is when the store's fence says it lost its data, "" when it
+// does not (or keeps no fence, or cannot be read).
+func storeLost(ctx context.Context, records idempotency.Records) string {
+	f, ok := records.(idempotency.Fencer)
+	if !ok {
+		return ""
+	}
+	cur, err := f.Fence(ctx)
+	if err != nil {
+		return ""
+	}
+	at, _ := idempotency.FenceLostAt(cur)
+	return at
 }
 
 // fence says or reopens the store's fence.

@@ -154,6 +154,12 @@ func TestRecordsAfterALoss(t *testing.T) {
 		lines = append(lines, k+"="+v+"\n"...)
 	}
 	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
+	guardRecords := func(t *testing.T, vars map[string]string) idempotency.Records {
+		_, records, err := top.RecordsGuard(config.FromMap(vars), nil, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = records.Close() })
+		return records
+	}
 	guard := func() *idempotency.Guard {
 		g, records, err := top.RecordsGuard(config.FromMap(vars), nil, 0)
 		require.NoError(t, err)
@@ -199,13 +205,27 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Contains(t, errOut, "the store lost its data (found "+st["lostAt"].(string)+")")
 	require.Contains(t, errOut, "cloudcall records restore k1 --charged")
 
+	// A record the loss left unfinished (a failover to a replica that lagged
+	// kept "reserved" for a key TOP charged): show says so, restore
+	// replaces it.
+	records := guardRecords(t, vars)
+	ok, err := records.(idempotency.Rewriter).Rewrite(ctx, "idem:top:12345678:k7",
+		idempotency.Record{Token: "r7", State: idempotency.Reserved, Fingerprint: "fp-k7", Started: time.Now().UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	code, out, errOut := runCLI("records", "show", "k7", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "the store lost its data (found "+st["lostAt"].(string)+"), possibly this record's later writes with it")
+	code, _, errOut = runCLI("records", "restore", "k7", "--charged", "ECS7000000079", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+
 	code, _, errOut = runCLI("records", "mark-lost", "--env-file", envFile)
 	require.Equal(t, 4, code, "a loss is recorded already")
 	require.Contains(t, errOut, "records a loss already")
 	code, _, errOut = runCLI("records", "reopen", "--env-file", envFile)
 	require.Equal(t, 2, code, "reopen says the person reconciled")
 	require.Contains(t, errOut, "--reconciled")
-	code, out, errOut := runCLI("records", "restore", "k1", "--charged", "ECS7000000077", "--env-file", envFile)
+	code, out, errOut = runCLI("records", "restore", "k1", "--charged", "ECS7000000077", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "restored k1: charged, extra charge service order ECS7000000077; every retry with the key is answered with it\n", out)
 	code, _, errOut = runCLI("records", "restore", "k1", "--charged", "ECS7000000078", "--env-file", envFile)
@@ -223,6 +243,10 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Nil(t, e)
 	require.True(t, replayed)
 	require.Contains(t, string(resp.Body), `"ECS7000000077"`)
+	resp, replayed, e = guard().Run(ctx, idempotency.Call{Key: "k7", Fingerprint: "fp-k7"}, charge)
+	require.Nil(t, e)
+	require.True(t, replayed, "the restored record, not a takeover of the reserved one")
+	require.Contains(t, string(resp.Body), `"ECS7000000079"`)
 	require.Equal(t, 1, runs)
 	require.Eventually(t, func() bool {
 		_, _, e := g.Run(ctx, idempotency.Call{Key: "k2", Fingerprint: "fp-k2"}, charge)

@@ -102,12 +102,17 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 
 // Restore writes, for a key whose record the store lost, the charge a
 // person found at the vendor, so every retry with the key is answered with
-// it instead of charging again. It writes only where there is no record,
-// and also while the store refuses new charges after the loss. A keyed
-// call's request is not known (its fingerprint was in the lost record), so
-// the restored record answers a retry of any request with the key; a
-// keyless call's key (auto:…) is its fingerprint.
-func (g *Guard) Restore(ctx context.Context, key string, s Settlement) error {
+// it instead of charging again. It writes where there is no record, and
+// also while the store refuses new charges after the loss. afterLoss says
+// the store records a loss: a record it holds that is not finished
+// (reserved, in progress) may then be one whose later writes the loss took
+// (a failover to a replica that lagged kept "reserved" for keys TOP charged,
+// and after the reopening their retries charged again: an outside
+// re-tester), and it is replaced. A keyed call's request is not known when
+// its record is gone (its fingerprint was in it), so the restored record
+// answers a retry of any request with the key; a keyless call's key
+// (auto:…) is its fingerprint.
+func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss bool) error {
 	if s.VendorID == "" {
 		return fmt.Errorf("%w: a restore records a charge found at the vendor: give its id", ErrNotSettleable)
 	}
@@ -118,12 +123,30 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement) error {
 	}
 	rec := Record{Token: newToken(), State: Done, Fingerprint: fp, Started: now.UnixMilli(), Status: s.Answer.Status, Body: s.Answer.Body,
 		Settled: settledPrefix + s.VendorID + "; restored by hand after a loss " + now.UTC().Format(time.RFC3339)}
-	ok, err := g.rewrite(ctx, g.o.Namespace+key, rec)
-	if err != nil {
+	k := g.o.Namespace + key
+	ok, err := g.rewrite(ctx, k, rec)
+	if err != nil || ok {
+		return err
+	}
+	cur, err := g.o.Records.Read(ctx, k)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%w: the record under the key went while it was being restored; run it again", ErrRecordExists)
+	case err != nil:
+		return err
+	case cur.Alias != "":
+		return fmt.Errorf("%w: the keyless slot of the call with idempotency key %q: restore that key", ErrRecordExists, cur.Alias)
+	case cur.State == Done || !afterLoss:
+		return fmt.Errorf("%w, %s (cloudcall records show says what it holds; settle it if its outcome is unknown)", ErrRecordExists, cur.State)
+	}
+	if cur.Fingerprint != "" {
+		rec.Fingerprint = cur.Fingerprint // its own request: exact again
+	}
+	if ok, err = g.o.Records.Finish(ctx, k, cur.Token, rec, g.o.Retention); err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w (cloudcall records show says what it holds; settle it if its outcome is unknown)", ErrRecordExists)
+		return fmt.Errorf("%w: the record under the key changed while it was being restored; run it again", ErrRecordExists)
 	}
 	return nil
 }
