@@ -222,7 +222,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		return fmt.Errorf("the %s store keeps no fence", records.Name())
 	}
 	if action == "mark-lost" {
-		was, err := f.MarkLost(ctx, time.Now())
+		was, err := idempotency.MarkLost(ctx, f, time.Now())
 		if err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		return nil
 	}
 	if action == "reopen" {
-		was, err := f.Reopen(ctx, time.Now())
+		was, err := idempotency.Reopen(ctx, f, time.Now())
 		if err != nil {
 			return err
 		}

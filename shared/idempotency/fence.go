@@ -161,21 +161,44 @@ const (
 	Reopened = "idempotency: the records store was reopened after a loss; charges go ahead again"
 )
 
-// Fencer is a store that keeps a fence: cloudcall records status and reopen
-// read and replace it.
+// Fencer is a store that keeps a fence: cloudcall records status, reopen
+// and mark-lost read and replace it.
 type Fencer interface {
 	// Fence is the fence as stored, "" when none was written yet.
 	Fence(ctx context.Context) (string, error)
-	// Reopen replaces a fence that records a loss with its ReopenedFence at
-	// at, and reports the one replaced; it changes nothing ("", nil) when
-	// the fence records no loss.
-	Reopen(ctx context.Context, at time.Time) (string, error)
-	// MarkLost writes a loss found at at over a fence that records none,
-	// for a person who knows the store lost records the fence cannot show
-	// (a restore from a backup, rows deleted by hand); it reports the fence
-	// replaced, and changes nothing ("", nil) when the fence records a loss
-	// already.
-	MarkLost(ctx context.Context, at time.Time) (string, error)
+	// SwapFence writes fence over was ("" for none), only if was is still
+	// there.
+	SwapFence(ctx context.Context, was, fence string) error
+}
+
+// Reopen replaces a fence that records a loss with its ReopenedFence at at,
+// and reports the one replaced; it changes nothing ("", nil) when the fence
+// records no loss.
+func Reopen(ctx context.Context, f Fencer, at time.Time) (string, error) {
+	was, err := f.Fence(ctx)
+	if _, lost := FenceLostAt(was); err != nil || !lost {
+		return "", err
+	}
+	return was, f.SwapFence(ctx, was, ReopenedFence(at, was))
+}
+
+// MarkLost writes a loss found at at over a fence that records none, for a
+// person who knows the store lost records the fence cannot show (a restore
+// from a backup, rows deleted by hand); it reports the fence replaced ("none"
+// for no fence), and changes nothing ("", nil) when the fence records a loss
+// already.
+func MarkLost(ctx context.Context, f Fencer, at time.Time) (string, error) {
+	was, err := f.Fence(ctx)
+	if _, already := FenceLostAt(was); err != nil || already {
+		return "", err
+	}
+	if err := f.SwapFence(ctx, was, LostFence(at, was, "")); err != nil {
+		return "", err
+	}
+	if was == "" {
+		return "none", nil
+	}
+	return was, nil
 }
 
 // Rewriter is a store that can write a record again after losing it even

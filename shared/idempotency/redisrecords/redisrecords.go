@@ -326,26 +326,9 @@ func (r *Records) Fence(ctx context.Context) (string, error) {
 	return f, r.wrap(err)
 }
 
-// Reopen replaces a fence recording a loss (idempotency.Fencer).
-func (r *Records) Reopen(ctx context.Context, at time.Time) (string, error) {
-	was, err := r.Fence(ctx)
-	if _, lost := idempotency.FenceLostAt(was); err != nil || !lost {
-		return "", err
-	}
-	return was, r.swapFence(ctx, was, idempotency.ReopenedFence(at, was))
-}
-
-// MarkLost writes a loss over a fence that records none (idempotency.Fencer).
-func (r *Records) MarkLost(ctx context.Context, at time.Time) (string, error) {
-	was, err := r.Fence(ctx)
-	if _, already := idempotency.FenceLostAt(was); err != nil || already {
-		return "", err
-	}
-	return was, r.swapFence(ctx, was, idempotency.LostFence(at, was, ""))
-}
-
-// swapFence writes fence over was, only if was is still there.
-func (r *Records) swapFence(ctx context.Context, was, fence string) error {
+// SwapFence writes fence over was, only if was is still there
+// (idempotency.Fencer).
+func (r *Records) SwapFence(ctx context.Context, was, fence string) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	n, err := casFenceScript().Run(ctx, r.rdb, []string{r.fenceKey()}, was, fence).Int()

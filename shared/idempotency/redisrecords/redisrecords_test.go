@@ -432,10 +432,10 @@ func TestALossRefusesEveryInstanceUntilReopened(t *testing.T) {
 	require.True(t, ok)
 
 	// A fence that records no loss is not reopened; a lost one is, once.
-	was, err := later.Reopen(ctx, now)
+	was, err := idempotency.Reopen(ctx, later, now)
 	require.NoError(t, err)
 	require.Equal(t, fence, was)
-	was, err = later.Reopen(ctx, now)
+	was, err = idempotency.Reopen(ctx, later, now)
 	require.NoError(t, err)
 	require.Empty(t, was, "nothing to reopen any more")
 
@@ -740,11 +740,11 @@ func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
 	r := open(t, redisrecords.Options{URL: pair.url, Recheck: time.Hour, Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock})
 	operator := open(t, redisrecords.Options{URL: pair.url, Timeout: testTimeout})
 	reopen := func() {
-		_, err := operator.MarkLost(ctx, clock())
+		_, err := idempotency.MarkLost(ctx, operator, clock())
 		require.NoError(t, err)
 		_, err = r.Reserve(ctx, fmt.Sprintf("refused-%d", clock().UnixNano()), rec("x"), time.Hour)
 		require.ErrorIs(t, err, idempotency.ErrLost)
-		was, err := operator.Reopen(ctx, clock())
+		was, err := idempotency.Reopen(ctx, operator, clock())
 		require.NoError(t, err)
 		require.NotEmpty(t, was)
 		tick()
@@ -771,8 +771,24 @@ func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
 	_, lost := idempotency.FenceLostAt(fence)
 	require.True(t, lost, fence)
 	// Reopened once more, it goes past every reopening an instance knew.
-	_, err = operator.Reopen(ctx, clock())
+	_, err = idempotency.Reopen(ctx, operator, clock())
 	require.NoError(t, err)
 	tick()
 	reserve("k5")
+}
+
+// A store emptied before any instance charged again shows no fence, as a
+// new one does: a person who knows it lost its data marks it, and the first
+// charge is refused instead of fencing it anew.
+func TestAnUnfencedStoreCanBeMarkedLost(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	operator := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout})
+	was, err := idempotency.MarkLost(ctx, operator, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, "none", was)
+	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout})
+	_, err = r.Reserve(ctx, "k", rec("t"), time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrLost)
+	require.Empty(t, recordKeys(t, srv))
 }

@@ -480,33 +480,21 @@ func (r *Records) Fence(ctx context.Context) (string, error) {
 	return fence, r.wrap(err)
 }
 
-// Reopen replaces a fence row that records a loss (idempotency.Fencer).
-func (r *Records) Reopen(ctx context.Context, at time.Time) (string, error) {
-	was, err := r.Fence(ctx)
-	if _, lost := idempotency.FenceLostAt(was); err != nil || !lost {
-		return "", err
-	}
-	return was, r.swapFence(ctx, was, idempotency.ReopenedFence(at, was))
-}
-
-// MarkLost writes a loss over a fence row that records none
-// (idempotency.Fencer), creating the table if it has to.
-func (r *Records) MarkLost(ctx context.Context, at time.Time) (string, error) {
-	if err := r.migrate(ctx); err != nil {
-		return "", err
-	}
-	was, err := r.Fence(ctx)
-	if _, already := idempotency.FenceLostAt(was); err != nil || already {
-		return "", err
-	}
-	return was, r.swapFence(ctx, was, idempotency.LostFence(at, was, ""))
-}
-
-// swapFence writes fence over the fence row was, only if it is still there.
-func (r *Records) swapFence(ctx context.Context, was, fence string) error {
+// SwapFence writes fence over the fence row was, only if it is still there
+// (idempotency.Fencer). Over none, it creates the table if it has to, and
+// writes the row only if there is still none.
+func (r *Records) SwapFence(ctx context.Context, was, fence string) error {
 	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
-	n, err := r.db.exec(c, r.d.finish(), fence, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, was)
+	var n int64
+	var err error
+	if was == "" {
+		if err = r.d.migrate(c, r.db); err == nil {
+			n, err = r.db.exec(c, r.d.insertIfAbsent(), fenceKey, fence, "fence", fenceRec, fenceTTL.Milliseconds())
+		}
+	} else {
+		n, err = r.db.exec(c, r.d.finish(), fence, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, was)
+	}
 	if err != nil {
 		return r.wrap(err)
 	}
