@@ -211,8 +211,10 @@ func storeLost(ctx context.Context, records idempotency.Records) string {
 	if err != nil {
 		return ""
 	}
-	at, _ := idempotency.FenceLostAt(cur)
-	return at
+	if at, lost := idempotency.FenceLostAt(cur); lost {
+		return at
+	}
+	return ""
 }
 
 // fence says or reopens the store's fence.

@@ -186,6 +186,20 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Equal(t, "live", live["state"])
 	require.Regexp(t, `^[0-9a-f]{32}$`, live["fence"], "to note down")
 
+	// On a store that lost nothing, a charge still running is no record to
+	// restore over, and show speaks of no loss: every fenced store read as
+	// lost, and restore replaced a running charge's record with the order
+	// id typed (a re-tester).
+	_, err := guardRecords(t, vars).Reserve(ctx, "idem:top:12345678:k8",
+		idempotency.Record{Token: "r8", State: idempotency.InProgress, Fingerprint: "fp-k8", Started: time.Now().UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	code, out, errOut := runCLI("records", "show", "k8", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.NotContains(t, out, "lost its data")
+	code, _, errOut = runCLI("records", "restore", "k8", "--charged", "ECS1", "--env-file", envFile)
+	require.Equal(t, 4, code, errOut)
+	require.Contains(t, errOut, "a record is there already, in_progress")
+
 	o, err := redis.ParseURL(srv.URL())
 	require.NoError(t, err)
 	admin := redis.NewClient(o)
@@ -200,7 +214,7 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Equal(t, "lost", st["state"])
 	require.NotEmpty(t, st["lostAt"])
 	require.NotContains(t, e.Reason, srv.URL()[len("redis://"):], "the store's address is the log's, not the caller's")
-	code, _, errOut := runCLI("records", "show", "k1", "--env-file", envFile)
+	code, _, errOut = runCLI("records", "show", "k1", "--env-file", envFile)
 	require.Equal(t, 3, code)
 	require.Contains(t, errOut, "the store lost its data (found "+st["lostAt"].(string)+")")
 	require.Contains(t, errOut, "cloudcall records restore k1 --charged")
@@ -213,7 +227,7 @@ func TestRecordsAfterALoss(t *testing.T) {
 		idempotency.Record{Token: "r7", State: idempotency.Reserved, Fingerprint: "fp-k7", Started: time.Now().UnixMilli()}, time.Hour)
 	require.NoError(t, err)
 	require.True(t, ok)
-	code, out, errOut := runCLI("records", "show", "k7", "--env-file", envFile)
+	code, out, errOut = runCLI("records", "show", "k7", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "the store lost its data (found "+st["lostAt"].(string)+"), possibly this record's later writes with it")
 	code, _, errOut = runCLI("records", "restore", "k7", "--charged", "ECS7000000079", "--env-file", envFile)

@@ -51,13 +51,17 @@ func CheckAfterLoss(v string) (string, error) {
 //   - "lost <time> <epoch>": a loss found at that time, refusing charges,
 //     over a fence of that epoch;
 //   - "reopened <epoch> <time> <16 hex>": written by cloudcall records
-//     reopen after a person reconciled a loss, one epoch past the fence the
-//     loss was found over.
+//     reopen after a person reconciled a loss; its epoch is the time of the
+//     reopening in unix milliseconds (or one past the loss's, if that is
+//     later: a clock behind).
 //
 // The epoch orders reopenings: a replica that lagged behind a reopening
 // holds an older one, which an instance that saw the newer one refuses (an
 // outside tester: 10 keys charged twice when an older reopened fence was
-// taken as good). Every form fits the SQL token column (64 ASCII bytes).
+// taken as good). A time, not a count: the loss found on such a replica
+// may carry only the replica's epoch, and a count one past it fell below
+// what warm instances knew, which then found a new loss within a second (a
+// re-tester). Every form fits the SQL token column (64 ASCII bytes).
 const (
 	lostPrefix     = "lost "
 	reopenedPrefix = "reopened "
@@ -76,35 +80,42 @@ func LostFence(at time.Time, found, had string) string {
 // ReopenedFence is what cloudcall records reopen writes at at over the
 // fence lost, which records a loss.
 func ReopenedFence(at time.Time, lost string) string {
-	return fmt.Sprintf("%s%d %s %s", reopenedPrefix, epoch(lost)+1, at.UTC().Format(time.RFC3339), randomHex(8))
+	e := max(at.UnixMilli(), epoch(lost)+1)
+	return fmt.Sprintf("%s%d %s %s", reopenedPrefix, e, at.UTC().Format(time.RFC3339), randomHex(8))
 }
 
 // FenceLostAt says whether fence records a loss, and when it was found.
 func FenceLostAt(fence string) (string, bool) {
 	rest, ok := strings.CutPrefix(fence, lostPrefix)
+	if !ok {
+		return "", false
+	}
 	at, _, _ := strings.Cut(rest, " ")
-	return at, ok
+	return at, true
 }
 
 // FenceReopenedAt says whether fence was written by a reopening, and when.
 func FenceReopenedAt(fence string) (string, bool) {
 	rest, ok := strings.CutPrefix(fence, reopenedPrefix)
-	if f := strings.Fields(rest); len(f) > 1 {
-		return f[1], ok
+	if !ok {
+		return "", false
 	}
-	return "", ok
+	if f := strings.Fields(rest); len(f) > 1 {
+		return f[1], true
+	}
+	return "", true
 }
 
-// epoch is how many reopenings the fence comes after: 0 for a store's
-// first fence.
-func epoch(fence string) int {
+// epoch orders the reopenings the fence comes after: 0 for a store's first
+// fence.
+func epoch(fence string) int64 {
 	var field string
 	if rest, ok := strings.CutPrefix(fence, lostPrefix); ok {
 		_, field, _ = strings.Cut(rest, " ")
 	} else if rest, ok := strings.CutPrefix(fence, reopenedPrefix); ok {
 		field, _, _ = strings.Cut(rest, " ")
 	}
-	n, _ := strconv.Atoi(field)
+	n, _ := strconv.ParseInt(field, 10, 64)
 	return n
 }
 

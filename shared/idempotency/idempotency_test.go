@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1181,11 +1180,23 @@ func TestJudgeFence(t *testing.T) {
 	at, ok = idempotency.FenceReopenedAt(reopenedAgain)
 	require.True(t, ok)
 	require.Equal(t, now.UTC().Format(time.RFC3339), at)
-	require.True(t, strings.HasPrefix(reopenedAgain, "reopened 2 "), reopenedAgain)
-	// A loss found over an older reopening (a replica that lagged) by an
-	// instance that knew a later one carries the later epoch: reopening it
-	// goes past what every instance knew.
-	require.True(t, strings.HasPrefix(idempotency.ReopenedFence(now, idempotency.LostFence(now, reopened, reopenedAgain)), "reopened 3 "))
+	// A reopening goes past the loss's epoch even from a clock an hour
+	// behind; and a loss found over an older reopening (a replica that
+	// lagged) by an instance that knew a later one carries the later epoch,
+	// so reopening it goes past what every instance knew.
+	behind := now.Add(-time.Hour)
+	require.Equal(t, idempotency.FenceHolds, idempotency.Judge(reopened, idempotency.ReopenedFence(behind, lostAgain)))
+	overOlder := idempotency.LostFence(now, reopened, reopenedAgain)
+	require.Equal(t, idempotency.FenceHolds, idempotency.Judge(reopenedAgain, idempotency.ReopenedFence(behind, overOlder)))
+	// The epoch is the reopening's time: a reopening made later than the
+	// one an instance knew goes past it, whatever loss it closes (the loss
+	// found on a replica that lagged carries only the replica's epoch).
+	later := now.Add(time.Minute)
+	require.Equal(t, idempotency.FenceHolds, idempotency.Judge(reopenedAgain, idempotency.ReopenedFence(later, idempotency.LostFence(now, reopened, ""))))
+	_, lostToo := idempotency.FenceLostAt(reopened)
+	require.False(t, lostToo)
+	at, _ = idempotency.FenceLostAt("6407239aa7b2f4d825d7b529b23094bf")
+	require.Empty(t, at, "no time for a fence that records no loss")
 	require.LessOrEqual(t, len(reopenedAgain), 64, "fits the SQL token column")
 	_, err := idempotency.CheckAfterLoss("ignore")
 	require.ErrorContains(t, err, `CLOUDCALL_IDEMPOTENCY_AFTER_LOSS="ignore": expected refuse (the default) or continue`)

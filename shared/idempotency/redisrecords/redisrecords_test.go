@@ -728,53 +728,88 @@ func TestALaggedFailoverIsFoundByTheInstanceThatLostWrites(t *testing.T) {
 // A replica that lagged behind a reopening holds the one before: taking it
 // as good (any reopened fence held) forgot the counts too, and the repeats
 // of the writes the failover lost charged again (an outside tester: 10 of
-// 10). A reopening older than the one an instance knew is a loss.
+// 10). A reopening older than the one an instance knew is a loss. And the
+// reopening that closes it goes past what the instances knew, also when the
+// loss was marked over the replica's older fence (a re-tester: an epoch one
+// past the replica's fell below theirs, and they found a new loss within a
+// second of the reopening).
 func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
-	ctx := context.Background()
-	now := time.Now()
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	tick := func() { mu.Lock(); now = now.Add(2 * time.Second); mu.Unlock() } // past a refusal's second
-	pair := newLaggedPair(t)
-	logs := &syncBuffer{}
-	r := open(t, redisrecords.Options{URL: pair.url, Recheck: time.Hour, Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock})
-	operator := open(t, redisrecords.Options{URL: pair.url, Timeout: testTimeout})
-	reopen := func() {
-		_, err := idempotency.MarkLost(ctx, operator, clock())
-		require.NoError(t, err)
-		_, err = r.Reserve(ctx, fmt.Sprintf("refused-%d", clock().UnixNano()), rec("x"), time.Hour)
-		require.ErrorIs(t, err, idempotency.ErrLost)
-		was, err := idempotency.Reopen(ctx, operator, clock())
-		require.NoError(t, err)
-		require.NotEmpty(t, was)
-		tick()
-	}
-	reserve := func(key string) {
-		ok, err := r.Reserve(ctx, key, rec("t"), time.Hour)
-		require.NoError(t, err, key)
-		require.True(t, ok, key)
-	}
-	reserve("k1")
-	reopen()
-	reserve("k2") // takes the first reopening
-	pair.cut()    // the replica holds it, and lags from here
-	reopen()
-	reserve("k3") // takes the second
-	reserve("k4") // lost with the failover
-	pair.failOver()
+	for _, markedByHand := range []bool{false, true} {
+		t.Run(fmt.Sprintf("markedByHand=%v", markedByHand), func(t *testing.T) {
+			ctx := context.Background()
+			now := time.Now()
+			var mu sync.Mutex
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			tick := func() { mu.Lock(); now = now.Add(2 * time.Second); mu.Unlock() } // past a refusal's second
+			pair := newLaggedPair(t)
+			logs := &syncBuffer{}
+			r := open(t, redisrecords.Options{URL: pair.url, Recheck: time.Hour, Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock})
+			operator := open(t, redisrecords.Options{URL: pair.url, Timeout: testTimeout})
+			reopen := func() {
+				_, err := idempotency.MarkLost(ctx, operator, clock())
+				require.NoError(t, err)
+				_, err = r.Reserve(ctx, fmt.Sprintf("refused-%d", clock().UnixNano()), rec("x"), time.Hour)
+				require.ErrorIs(t, err, idempotency.ErrLost)
+				was, err := idempotency.Reopen(ctx, operator, clock())
+				require.NoError(t, err)
+				require.NotEmpty(t, was)
+				tick()
+			}
+			reserve := func(key string) {
+				ok, err := r.Reserve(ctx, key, rec("t"), time.Hour)
+				require.NoError(t, err, key)
+				require.True(t, ok, key)
+			}
+			reserve("k1")
+			reopen()
+			reserve("k2") // takes the first reopening
+			pair.cut()    // the replica holds it, and lags from here
+			reopen()
+			reserve("k3") // takes the second
+			reserve("k4") // lost with the failover
+			pair.failOver()
 
-	_, err := reserveAfterFailOver(t, r, "k4", "t2")
-	require.ErrorIs(t, err, idempotency.ErrLost)
-	require.Equal(t, 2, strings.Count(logs.String(), `"level":"WARN"`), "the two reopenings, and no third: %s", logs.String())
-	fence, ferr := admin(t, pair.replica).Get(ctx, "cloudcall:idem:fence").Result()
-	require.NoError(t, ferr)
-	_, lost := idempotency.FenceLostAt(fence)
-	require.True(t, lost, fence)
-	// Reopened once more, it goes past every reopening an instance knew.
-	_, err = idempotency.Reopen(ctx, operator, clock())
-	require.NoError(t, err)
-	tick()
-	reserve("k5")
+			if markedByHand {
+				// A failover nobody watched: the operator marks it first, over
+				// the replica's older reopening.
+				require.Eventually(t, func() bool {
+					_, err := idempotency.MarkLost(ctx, operator, clock())
+					return err == nil
+				}, 10*time.Second, 50*time.Millisecond)
+			} else {
+				_, err := reserveAfterFailOver(t, r, "k4", "t2")
+				require.ErrorIs(t, err, idempotency.ErrLost)
+			}
+			fence, ferr := admin(t, pair.replica).Get(ctx, "cloudcall:idem:fence").Result()
+			require.NoError(t, ferr)
+			_, lost := idempotency.FenceLostAt(fence)
+			require.True(t, lost, fence)
+			// Reconciled and reopened: every instance goes on, none finds a
+			// new loss.
+			_, err := idempotency.Reopen(ctx, operator, clock())
+			require.NoError(t, err)
+			tick()
+			if markedByHand {
+				_, err = reserveAfterFailOver(t, r, "k5", "t")
+				require.NoError(t, err)
+			} else {
+				reserve("k5")
+			}
+			reserve("k6")
+			fence, ferr = admin(t, pair.replica).Get(ctx, "cloudcall:idem:fence").Result()
+			require.NoError(t, ferr)
+			_, reopened := idempotency.FenceReopenedAt(fence)
+			require.True(t, reopened, fence)
+			require.Equal(t, 1-btoi(markedByHand), strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // A store emptied before any instance charged again shows no fence, as a
