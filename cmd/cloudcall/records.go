@@ -40,7 +40,7 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           When the record knows TOP charged ("known": TOP's answer came back, the record's last write
           failed), only --charged with that id is taken, now and in every correction. A settlement by hand is marked ("settled") and can be corrected
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
-  restore after the store lost its data (status "lost"), for a key the function's log shows charged in the
+  restore while the store records a loss (status "lost"; refused otherwise), for a key the function's log shows charged in the
           24 h before lostAt (its "invocation" line with a vendorId; it carries the idempotencyKey): writes the charge, so every
           retry with the key is answered with it instead of charging again. Where no record is, and while the
           store records a loss also over one not finished (reserved, in progress: the loss may have taken
@@ -93,7 +93,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		args = fs.Args()
 	}
 	if len(pos) == 0 {
-		return usagef("say what to do: show <key>, settle <key>, status or reopen; see cloudcall records --help")
+		return usagef("say what to do: show <key>, settle <key>, restore <key>, status, reopen or mark-lost; see cloudcall records --help")
 	}
 	action := pos[0]
 	var key string
@@ -183,7 +183,12 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return json.NewEncoder(stdout).Encode(out)
 	}
 	if action == "restore" {
-		if err := g.Restore(ctx, key, s, storeLost(ctx, records) != ""); err != nil {
+		lostAt := storeLost(ctx, records)
+		if lostAt == "" {
+			// A mistyped key on a healthy store made up a charge.
+			return &exitError{code: 4, err: fmt.Errorf("the %s store records no loss: restore is for the charges its lost records covered, before reopening it (for a -1304, settle; for a loss the fence cannot see, mark-lost first)", records.Name())}
+		}
+		if err := g.Restore(ctx, key, s, true); err != nil {
 			return notFound(key, err)
 		}
 		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
@@ -224,7 +229,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		return fmt.Errorf("the %s store keeps no fence", records.Name())
 	}
 	if action == "mark-lost" {
-		was, err := idempotency.MarkLost(ctx, f, time.Now())
+		was, err := idempotency.MarkLost(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -235,7 +240,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		return nil
 	}
 	if action == "reopen" {
-		was, err := idempotency.Reopen(ctx, f, time.Now())
+		was, err := idempotency.Reopen(ctx, f)
 		if err != nil {
 			return err
 		}

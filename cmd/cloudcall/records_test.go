@@ -198,7 +198,9 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.NotContains(t, out, "lost its data")
 	code, _, errOut = runCLI("records", "restore", "k8", "--charged", "ECS1", "--env-file", envFile)
 	require.Equal(t, 4, code, errOut)
-	require.Contains(t, errOut, "a record is there already, in_progress")
+	require.Contains(t, errOut, "the redis store records no loss: restore is for")
+	code, _, errOut = runCLI("records", "restore", "nothing-here", "--charged", "ECS1", "--env-file", envFile)
+	require.Equal(t, 4, code, "a mistyped key on a healthy store made up a charge")
 
 	o, err := redis.ParseURL(srv.URL())
 	require.NoError(t, err)
@@ -232,6 +234,14 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Contains(t, out, "the store lost its data (found "+st["lostAt"].(string)+"), possibly this record's later writes with it")
 	code, _, errOut = runCLI("records", "restore", "k7", "--charged", "ECS7000000079", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
+	// One still running is left to give its own answer.
+	ok, err = records.(idempotency.Rewriter).Rewrite(ctx, "idem:top:12345678:k9",
+		idempotency.Record{Token: "r9", State: idempotency.InProgress, Fingerprint: "fp-k9", Started: time.Now().UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	code, _, errOut = runCLI("records", "restore", "k9", "--charged", "ECS7000000080", "--env-file", envFile)
+	require.Equal(t, 4, code, errOut)
+	require.Contains(t, errOut, "may still be running; restore it from ")
 
 	code, _, errOut = runCLI("records", "mark-lost", "--env-file", envFile)
 	require.Equal(t, 4, code, "a loss is recorded already")

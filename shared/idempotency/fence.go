@@ -180,27 +180,40 @@ type Fencer interface {
 	// SwapFence writes fence over was ("" for none), only if was is still
 	// there.
 	SwapFence(ctx context.Context, was, fence string) error
+	// Clock is the store's time: a reopening's epoch is taken from it, not
+	// from the clock of the machine a person runs cloudcall records on (one
+	// a year ahead carried its epochs forward, and one behind fell below
+	// what instances knew: an outside tester).
+	Clock(ctx context.Context) (time.Time, error)
 }
 
-// Reopen replaces a fence that records a loss with its ReopenedFence at at,
-// and reports the one replaced; it changes nothing ("", nil) when the fence
-// records no loss.
-func Reopen(ctx context.Context, f Fencer, at time.Time) (string, error) {
+// Reopen replaces a fence that records a loss with its ReopenedFence at the
+// store's time, and reports the one replaced; it changes nothing ("", nil)
+// when the fence records no loss.
+func Reopen(ctx context.Context, f Fencer) (string, error) {
 	was, err := f.Fence(ctx)
 	if _, lost := FenceLostAt(was); err != nil || !lost {
+		return "", err
+	}
+	at, err := f.Clock(ctx)
+	if err != nil {
 		return "", err
 	}
 	return was, f.SwapFence(ctx, was, ReopenedFence(at, was))
 }
 
-// MarkLost writes a loss found at at over a fence that records none, for a
+// MarkLost writes a loss found now over a fence that records none, for a
 // person who knows the store lost records the fence cannot show (a restore
 // from a backup, rows deleted by hand); it reports the fence replaced ("none"
 // for no fence), and changes nothing ("", nil) when the fence records a loss
 // already.
-func MarkLost(ctx context.Context, f Fencer, at time.Time) (string, error) {
+func MarkLost(ctx context.Context, f Fencer) (string, error) {
 	was, err := f.Fence(ctx)
 	if _, already := FenceLostAt(was); err != nil || already {
+		return "", err
+	}
+	at, err := f.Clock(ctx)
+	if err != nil {
 		return "", err
 	}
 	if err := f.SwapFence(ctx, was, LostFence(at, was, "")); err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1200,4 +1201,38 @@ func TestJudgeFence(t *testing.T) {
 	require.LessOrEqual(t, len(reopenedAgain), 64, "fits the SQL token column")
 	_, err := idempotency.CheckAfterLoss("ignore")
 	require.ErrorContains(t, err, `CLOUDCALL_IDEMPOTENCY_AFTER_LOSS="ignore": expected refuse (the default) or continue`)
+}
+
+// fakeFencer is a fence in memory with a clock of its own.
+type fakeFencer struct {
+	fence string
+	now   time.Time
+}
+
+func (f *fakeFencer) Fence(context.Context) (string, error)    { return f.fence, nil }
+func (f *fakeFencer) Clock(context.Context) (time.Time, error) { return f.now, nil }
+func (f *fakeFencer) SwapFence(_ context.Context, was, fence string) error {
+	if f.fence != was {
+		return fmt.Errorf("changed")
+	}
+	f.fence = fence
+	return nil
+}
+
+// A reopening's epoch is the store's time, whatever the clock of the
+// machine running cloudcall records (a year ahead, it carried every later
+// epoch forward; behind, it fell below what instances knew).
+func TestAReopeningTakesTheStoresTime(t *testing.T) {
+	ctx := context.Background()
+	store := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	f := &fakeFencer{fence: "a1", now: store}
+	was, err := idempotency.MarkLost(ctx, f)
+	require.NoError(t, err)
+	require.Equal(t, "a1", was)
+	at, lost := idempotency.FenceLostAt(f.fence)
+	require.True(t, lost)
+	require.Equal(t, "2026-12-02T03:00:00Z", at)
+	_, err = idempotency.Reopen(ctx, f)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(f.fence, fmt.Sprintf("reopened %d 2026-12-02T03:00:00Z ", store.UnixMilli())), f.fence)
 }

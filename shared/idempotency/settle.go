@@ -138,6 +138,11 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 		return fmt.Errorf("%w: the keyless slot of the call with idempotency key %q: restore that key", ErrRecordExists, cur.Alias)
 	case cur.State == Done || !afterLoss:
 		return fmt.Errorf("%w, %s (cloudcall records show says what it holds; settle it if its outcome is unknown)", ErrRecordExists, cur.State)
+	case cur.State == InProgress && cur.Known == "" && g.mayRun(cur):
+		// Its own answer is still to come: a restore over it left the
+		// operator's id where TOP's belonged (an outside tester).
+		return fmt.Errorf("%w, in_progress: the call started %s ago and may still be running; restore it from %s if it has not finished by then",
+			ErrRecordExists, g.o.Now().Sub(time.UnixMilli(cur.Started)).Round(time.Second), g.runsUntil(cur).UTC().Format(time.RFC3339))
 	}
 	if cur.Fingerprint != "" {
 		rec.Fingerprint = cur.Fingerprint // its own request: exact again

@@ -195,15 +195,15 @@ func (r *Records) writesLost(ctx context.Context, fence string) error {
 	return err
 }
 
-// Durable checks that this Redis persists every acknowledged write, unless
-// the policy is Assume, and that it has not lost the records this instance
-// relied on. A verdict is reused for Recheck while the fence written with it
-// is still there; the fence is read without holding the lock, so concurrent
+// Durable checks that this Redis persists every acknowledged write (unless
+// the policy is Assume), and that it has not lost the records this instance
+// relied on (whatever the policy: a store assumed durable can still be
+// emptied, fail over or be marked lost by hand, and under Assume a
+// mark-lost was reported done while charges went on: an outside tester). A
+// verdict is reused for Recheck while the fence written with it is still
+// there; the fence is read without holding the lock, so concurrent
 // reservations do not queue behind one another.
 func (r *Records) Durable(ctx context.Context) error {
-	if r.o.Persistence == Assume {
-		return nil
-	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	r.mu.Lock()
@@ -260,7 +260,7 @@ func (r *Records) Durable(ctx context.Context) error {
 }
 
 // lossFound starts the ERROR of a loss: how it was found.
-const lossFound = "idempotency: the records store lost its data (the fence this instance verified is gone: a Redis restarted empty, or a failover to a node without the data); "
+const lossFound = "idempotency: the records store lost its data (the fence this instance verified is gone or replaced: a Redis restarted empty, a failover to a node without the data or behind a reopening); "
 
 // judge compares the fence found with the one this instance saw before it
 // went (r.lost); r.mu is held. What was lost stays lost: a key charged
@@ -296,13 +296,15 @@ func (r *Records) judge(ctx context.Context, cur string) error {
 // verify reads INFO persistence, writes the fence when there is none and
 // returns the fence there is; r.mu is held.
 func (r *Records) verify(ctx context.Context) (string, error) {
-	if err := r.durability(ctx); err != nil {
-		return "", err
-	}
-	// Managed services often refuse CONFIG; AOF on is then the best we know.
-	if kv, err := r.rdb.ConfigGet(ctx, "appendfsync").Result(); err == nil && kv["appendfsync"] == "no" {
-		return "", fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync always (or everysec)",
-			idempotency.ErrNotDurable, r.host)
+	if r.o.Persistence != Assume {
+		if err := r.durability(ctx); err != nil {
+			return "", err
+		}
+		// Managed services often refuse CONFIG; AOF on is then the best we know.
+		if kv, err := r.rdb.ConfigGet(ctx, "appendfsync").Result(); err == nil && kv["appendfsync"] == "no" {
+			return "", fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync always (or everysec)",
+				idempotency.ErrNotDurable, r.host)
+		}
 	}
 	// The fence has no TTL: it must outlive every record it vouches for.
 	if err := r.rdb.SetArgs(ctx, r.fenceKey(), idempotency.NewFence(), redis.SetArgs{Mode: "NX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
@@ -324,6 +326,14 @@ func (r *Records) Fence(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	return f, r.wrap(err)
+}
+
+// Clock is the Redis server's time (idempotency.Fencer).
+func (r *Records) Clock(ctx context.Context) (time.Time, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	t, err := r.rdb.Time(ctx).Result()
+	return t, r.wrap(err)
 }
 
 // SwapFence writes fence over was, only if was is still there
@@ -550,9 +560,9 @@ func (r *Records) reserve(ctx context.Context, key string, rec idempotency.Recor
 			return false, err
 		}
 	}
-	// Persistence assumed, the record of a call that ran on a store that
-	// lost its data, or a fence that moved again right after it was
-	// verified: reserved as it stands.
+	// The record of a call that ran on a store that lost its data, or a
+	// fence that moved again right after it was verified: reserved as it
+	// stands.
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	n, err := reserveScript().Run(ctx, r.rdb, []string{r.o.Prefix + key}, rec.Token, raw, ms(ttl)).Int()
@@ -581,9 +591,6 @@ func (r *Records) reserveCounted(ctx context.Context, key, token string, raw []b
 
 // trusted is the fence of a verdict still within Recheck, when there is one.
 func (r *Records) trusted() (string, bool) {
-	if r.o.Persistence == Assume {
-		return "", false
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.fence, r.fence != "" && r.o.Now().Sub(r.verified) < r.o.Recheck

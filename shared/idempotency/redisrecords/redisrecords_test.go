@@ -432,10 +432,10 @@ func TestALossRefusesEveryInstanceUntilReopened(t *testing.T) {
 	require.True(t, ok)
 
 	// A fence that records no loss is not reopened; a lost one is, once.
-	was, err := idempotency.Reopen(ctx, later, now)
+	was, err := idempotency.Reopen(ctx, later)
 	require.NoError(t, err)
 	require.Equal(t, fence, was)
-	was, err = idempotency.Reopen(ctx, later, now)
+	was, err = idempotency.Reopen(ctx, later)
 	require.NoError(t, err)
 	require.Empty(t, was, "nothing to reopen any more")
 
@@ -746,11 +746,11 @@ func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
 			r := open(t, redisrecords.Options{URL: pair.url, Recheck: time.Hour, Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock})
 			operator := open(t, redisrecords.Options{URL: pair.url, Timeout: testTimeout})
 			reopen := func() {
-				_, err := idempotency.MarkLost(ctx, operator, clock())
+				_, err := idempotency.MarkLost(ctx, operator)
 				require.NoError(t, err)
 				_, err = r.Reserve(ctx, fmt.Sprintf("refused-%d", clock().UnixNano()), rec("x"), time.Hour)
 				require.ErrorIs(t, err, idempotency.ErrLost)
-				was, err := idempotency.Reopen(ctx, operator, clock())
+				was, err := idempotency.Reopen(ctx, operator)
 				require.NoError(t, err)
 				require.NotEmpty(t, was)
 				tick()
@@ -773,7 +773,7 @@ func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
 				// A failover nobody watched: the operator marks it first, over
 				// the replica's older reopening.
 				require.Eventually(t, func() bool {
-					_, err := idempotency.MarkLost(ctx, operator, clock())
+					_, err := idempotency.MarkLost(ctx, operator)
 					return err == nil
 				}, 10*time.Second, 50*time.Millisecond)
 			} else {
@@ -786,7 +786,7 @@ func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
 			require.True(t, lost, fence)
 			// Reconciled and reopened: every instance goes on, none finds a
 			// new loss.
-			_, err := idempotency.Reopen(ctx, operator, clock())
+			_, err := idempotency.Reopen(ctx, operator)
 			require.NoError(t, err)
 			tick()
 			if markedByHand {
@@ -819,11 +819,32 @@ func TestAnUnfencedStoreCanBeMarkedLost(t *testing.T) {
 	srv := redisproc.Start(t, true)
 	ctx := context.Background()
 	operator := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout})
-	was, err := idempotency.MarkLost(ctx, operator, time.Now())
+	was, err := idempotency.MarkLost(ctx, operator)
 	require.NoError(t, err)
 	require.Equal(t, "none", was)
 	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout})
 	_, err = r.Reserve(ctx, "k", rec("t"), time.Hour)
 	require.ErrorIs(t, err, idempotency.ErrLost)
 	require.Empty(t, recordKeys(t, srv))
+}
+
+// A store whose persistence is assumed (Tair persistent memory, MemoryDB,
+// the emulator's embedded store) still keeps the fence: mark-lost was
+// reported done while charges went on (an outside tester: a key charged
+// twice).
+func TestAStoreAssumedDurableStillHonoursALoss(t *testing.T) {
+	srv := redisproc.Start(t, false)
+	ctx := context.Background()
+	r := open(t, redisrecords.Options{URL: srv.URL(), Persistence: redisrecords.Assume, Timeout: testTimeout})
+	ok, err := r.Reserve(ctx, "k1", rec("t1"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	operator := open(t, redisrecords.Options{URL: srv.URL(), Persistence: redisrecords.Assume, Timeout: testTimeout})
+	_, err = idempotency.MarkLost(ctx, operator)
+	require.NoError(t, err)
+	_, err = r.Reserve(ctx, "k2", rec("t2"), time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrLost)
+	clock, err := operator.Clock(ctx)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), clock, time.Minute, "the server's time")
 }

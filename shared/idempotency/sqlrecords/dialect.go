@@ -31,6 +31,7 @@ type dialect interface {
 	release() string      // k, token
 	purge() string        // limit
 	fence() string        // k: the token of a row whatever its expiry
+	clock() string        // the server's time in unix milliseconds
 	// traits describes the records table as the catalog sees it, and
 	// plain says whether that is a table the records can trust: no
 	// trigger, rule or row security acting on rows behind the statements'
@@ -100,6 +101,8 @@ func (postgres) purge() string {
 }
 
 func (postgres) fence() string { return `SELECT token FROM ` + Table + ` WHERE k = $1` }
+
+func (postgres) clock() string { return `SELECT ` + pgNow }
 
 func (postgres) traits() string {
 	return `SELECT 'relkind=' || c.relkind::text || ' rowsecurity=' || c.relrowsecurity::text ||
@@ -208,6 +211,8 @@ func (mysqlDialect) purge() string {
 }
 
 func (mysqlDialect) fence() string { return `SELECT token FROM ` + Table + ` WHERE k = ?` }
+
+func (mysqlDialect) clock() string { return `SELECT ` + myNow }
 
 func (mysqlDialect) traits() string {
 	return `SELECT CONCAT('engine=', IFNULL(t.ENGINE, t.TABLE_TYPE), ' triggers=',

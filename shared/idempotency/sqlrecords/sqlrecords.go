@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -399,7 +400,7 @@ func (r *Records) checkShape(step func(func(context.Context) error) error) error
 const fenceRec = `{"state":"fence"}`
 
 // lossFound starts the ERROR of a loss: how it was found.
-const lossFound = "idempotency: the records store lost its data (the records table was dropped or emptied: its fence row, which never expires, is gone); "
+const lossFound = "idempotency: the records store lost its data (the records table was dropped or emptied, or its fence row, which never expires, replaced: a restore from an older copy); "
 
 // judge compares the fence row found (saw) with the one this instance saw
 // before (prev), and returns the fence to remember and the refusal it
@@ -478,6 +479,21 @@ func (r *Records) Fence(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	return fence, r.wrap(err)
+}
+
+// Clock is the database's time (idempotency.Fencer).
+func (r *Records) Clock(ctx context.Context) (time.Time, error) {
+	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	text, err := r.db.queryText(c, r.d.clock())
+	if err != nil {
+		return time.Time{}, r.wrap(err)
+	}
+	ms, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s at %s: reading its time %q: %w", r.d.name(), r.host, text, err)
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // SwapFence writes fence over the fence row was, only if it is still there
