@@ -161,7 +161,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if key == "" {
-		return fence(ctx, action, records, stdout)
+		return fence(ctx, action, records, stdout, stderr)
 	}
 	if action == "show" {
 		rec, err := g.Inspect(ctx, key)
@@ -188,7 +188,11 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			// A mistyped key on a healthy store made up a charge.
 			return &exitError{code: 4, err: fmt.Errorf("the %s store records no loss: restore is for the charges its lost records covered, before reopening it (for a -1304, settle; for a loss the fence cannot see, mark-lost first)", records.Name())}
 		}
-		if err := g.Restore(ctx, key, s, true); err != nil {
+		var storeNow time.Time
+		if f, ok := records.(idempotency.Fencer); ok {
+			storeNow, _ = f.Clock(ctx) // zero when it cannot be read: this machine's clock, with its allowance
+		}
+		if err := g.Restore(ctx, key, s, true, storeNow); err != nil {
 			return notFound(key, err)
 		}
 		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
@@ -223,13 +227,13 @@ func storeLost(ctx context.Context, records idempotency.Records) string {
 }
 
 // fence says or reopens the store's fence.
-func fence(ctx context.Context, action string, records idempotency.Records, stdout io.Writer) error {
+func fence(ctx context.Context, action string, records idempotency.Records, stdout, stderr io.Writer) error {
 	f, ok := records.(idempotency.Fencer)
 	if !ok {
 		return fmt.Errorf("the %s store keeps no fence", records.Name())
 	}
 	if action == "mark-lost" {
-		was, err := idempotency.MarkLost(ctx, f)
+		was, err := idempotency.MarkLost(ctx, f, time.Now())
 		if err != nil {
 			return err
 		}
@@ -240,7 +244,9 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		return nil
 	}
 	if action == "reopen" {
-		was, err := idempotency.Reopen(ctx, f)
+		was, err := idempotency.Reopen(ctx, f, time.Now(), func(err error) {
+			fmt.Fprintf(stderr, "WARNING: the store's clock could not be read (%v): the reopening is dated by this machine's clock; if it is far off, instances may find a new loss at once (reopen again)\n", err)
+		})
 		if err != nil {
 			return err
 		}

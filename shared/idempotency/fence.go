@@ -189,31 +189,30 @@ type Fencer interface {
 
 // Reopen replaces a fence that records a loss with its ReopenedFence at the
 // store's time, and reports the one replaced; it changes nothing ("", nil)
-// when the fence records no loss.
-func Reopen(ctx context.Context, f Fencer) (string, error) {
+// when the fence records no loss. A store whose clock cannot be read (a
+// Redis user without TIME, a proxy that does not pass it on) is reopened
+// at local's time, and warn says so: the brake must not depend on a clock.
+func Reopen(ctx context.Context, f Fencer, local time.Time, warn func(error)) (string, error) {
 	was, err := f.Fence(ctx)
 	if _, lost := FenceLostAt(was); err != nil || !lost {
 		return "", err
 	}
 	at, err := f.Clock(ctx)
 	if err != nil {
-		return "", err
+		warn(err)
+		at = local
 	}
 	return was, f.SwapFence(ctx, was, ReopenedFence(at, was))
 }
 
-// MarkLost writes a loss found now over a fence that records none, for a
-// person who knows the store lost records the fence cannot show (a restore
-// from a backup, rows deleted by hand); it reports the fence replaced ("none"
-// for no fence), and changes nothing ("", nil) when the fence records a loss
-// already.
-func MarkLost(ctx context.Context, f Fencer) (string, error) {
+// MarkLost writes a loss found at at (only a label: the brake needs no
+// clock) over a fence that records none, for a person who knows the store
+// lost records the fence cannot show (a restore from a backup, rows deleted
+// by hand); it reports the fence replaced ("none" for no fence), and changes
+// nothing ("", nil) when the fence records a loss already.
+func MarkLost(ctx context.Context, f Fencer, at time.Time) (string, error) {
 	was, err := f.Fence(ctx)
 	if _, already := FenceLostAt(was); err != nil || already {
-		return "", err
-	}
-	at, err := f.Clock(ctx)
-	if err != nil {
 		return "", err
 	}
 	if err := f.SwapFence(ctx, was, LostFence(at, was, "")); err != nil {

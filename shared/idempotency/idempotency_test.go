@@ -1205,12 +1205,13 @@ func TestJudgeFence(t *testing.T) {
 
 // fakeFencer is a fence in memory with a clock of its own.
 type fakeFencer struct {
-	fence string
-	now   time.Time
+	fence    string
+	now      time.Time
+	clockErr error
 }
 
 func (f *fakeFencer) Fence(context.Context) (string, error)    { return f.fence, nil }
-func (f *fakeFencer) Clock(context.Context) (time.Time, error) { return f.now, nil }
+func (f *fakeFencer) Clock(context.Context) (time.Time, error) { return f.now, f.clockErr }
 func (f *fakeFencer) SwapFence(_ context.Context, was, fence string) error {
 	if f.fence != was {
 		return fmt.Errorf("changed")
@@ -1226,13 +1227,47 @@ func TestAReopeningTakesTheStoresTime(t *testing.T) {
 	ctx := context.Background()
 	store := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 	f := &fakeFencer{fence: "a1", now: store}
-	was, err := idempotency.MarkLost(ctx, f)
+	local := store.Add(365 * 24 * time.Hour) // a year ahead
+	was, err := idempotency.MarkLost(ctx, f, local)
 	require.NoError(t, err)
 	require.Equal(t, "a1", was)
-	at, lost := idempotency.FenceLostAt(f.fence)
+	_, lost := idempotency.FenceLostAt(f.fence)
 	require.True(t, lost)
-	require.Equal(t, "2026-12-02T03:00:00Z", at)
-	_, err = idempotency.Reopen(ctx, f)
+	_, err = idempotency.Reopen(ctx, f, local, func(err error) { t.Errorf("clock: %v", err) })
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(f.fence, fmt.Sprintf("reopened %d 2026-12-02T03:00:00Z ", store.UnixMilli())), f.fence)
+
+	// A store whose clock cannot be read (a Redis user without TIME) still
+	// gets its brake and its reopening, dated locally, with a warning.
+	f.clockErr = fmt.Errorf("NOPERM this user has no permissions to run the 'time' command")
+	_, err = idempotency.MarkLost(ctx, f, local)
+	require.NoError(t, err)
+	var warned error
+	_, err = idempotency.Reopen(ctx, f, local, func(err error) { warned = err })
+	require.NoError(t, err)
+	require.ErrorContains(t, warned, "NOPERM")
+	require.True(t, strings.HasPrefix(f.fence, fmt.Sprintf("reopened %d ", local.UnixMilli())), f.fence)
+}
+
+// Whether a call may still be running is judged, for a restore, by the
+// store's time when it is known: an operator's machine minutes ahead
+// restored over a running call, and its record kept the operator's id.
+func TestRestoreJudgesARunningCallByTheStoresTime(t *testing.T) {
+	c := newClock()
+	recs := idempotency.NewMemory(c.Now)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	started := c.Now()
+	_, err := recs.Reserve(ctx, "t:k", idempotency.Record{Token: "run", State: idempotency.InProgress, Fingerprint: "fp", Started: started.UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	s := idempotency.Settlement{VendorID: "ECS1", Answer: ok(`{"errCode":0}`)}
+
+	c.Add(4 * time.Minute) // the operator's clock
+	err = g.Restore(ctx, "k", s, true, started.Add(2*time.Second))
+	require.ErrorIs(t, err, idempotency.ErrRecordExists)
+	require.ErrorContains(t, err, "the call started 2s ago and may still be running")
+	require.NoError(t, g.Restore(ctx, "k", s, true, time.Time{}), "by the operator's clock alone it is past")
+	got, err := recs.Read(ctx, "t:k")
+	require.NoError(t, err)
+	require.Equal(t, idempotency.Done, got.State)
 }

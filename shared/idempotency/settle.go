@@ -111,12 +111,17 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 // re-tester), and it is replaced. A keyed call's request is not known when
 // its record is gone (its fingerprint was in it), so the restored record
 // answers a retry of any request with the key; a keyless call's key
-// (auto:…) is its fingerprint.
-func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss bool) error {
+// (auto:…) is its fingerprint. now is the store's time when it is known
+// (zero: the guard's clock): whether a call may still be running is judged
+// by it, not by the clock of the machine a person runs this on (one minutes
+// ahead restored over a running call: an outside tester).
+func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss bool, now time.Time) error {
 	if s.VendorID == "" {
 		return fmt.Errorf("%w: a restore records a charge found at the vendor: give its id", ErrNotSettleable)
 	}
-	now := g.o.Now()
+	if now.IsZero() {
+		now = g.o.Now()
+	}
 	fp, _ := strings.CutPrefix(key, keylessPrefix)
 	if fp == key {
 		fp = ""
@@ -138,11 +143,11 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 		return fmt.Errorf("%w: the keyless slot of the call with idempotency key %q: restore that key", ErrRecordExists, cur.Alias)
 	case cur.State == Done || !afterLoss:
 		return fmt.Errorf("%w, %s (cloudcall records show says what it holds; settle it if its outcome is unknown)", ErrRecordExists, cur.State)
-	case cur.State == InProgress && cur.Known == "" && g.mayRun(cur):
+	case cur.State == InProgress && cur.Known == "" && !now.After(g.runsUntil(cur)):
 		// Its own answer is still to come: a restore over it left the
 		// operator's id where TOP's belonged (an outside tester).
 		return fmt.Errorf("%w, in_progress: the call started %s ago and may still be running; restore it from %s if it has not finished by then",
-			ErrRecordExists, g.o.Now().Sub(time.UnixMilli(cur.Started)).Round(time.Second), g.runsUntil(cur).UTC().Format(time.RFC3339))
+			ErrRecordExists, now.Sub(time.UnixMilli(cur.Started)).Round(time.Second), g.runsUntil(cur).UTC().Format(time.RFC3339))
 	}
 	if cur.Fingerprint != "" {
 		rec.Fingerprint = cur.Fingerprint // its own request: exact again

@@ -432,10 +432,10 @@ func TestALossRefusesEveryInstanceUntilReopened(t *testing.T) {
 	require.True(t, ok)
 
 	// A fence that records no loss is not reopened; a lost one is, once.
-	was, err := idempotency.Reopen(ctx, later)
+	was, err := idempotency.Reopen(ctx, later, time.Now(), func(err error) { t.Errorf("clock: %v", err) })
 	require.NoError(t, err)
 	require.Equal(t, fence, was)
-	was, err = idempotency.Reopen(ctx, later)
+	was, err = idempotency.Reopen(ctx, later, time.Now(), func(err error) { t.Errorf("clock: %v", err) })
 	require.NoError(t, err)
 	require.Empty(t, was, "nothing to reopen any more")
 
@@ -746,11 +746,11 @@ func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
 			r := open(t, redisrecords.Options{URL: pair.url, Recheck: time.Hour, Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock})
 			operator := open(t, redisrecords.Options{URL: pair.url, Timeout: testTimeout})
 			reopen := func() {
-				_, err := idempotency.MarkLost(ctx, operator)
+				_, err := idempotency.MarkLost(ctx, operator, time.Now())
 				require.NoError(t, err)
 				_, err = r.Reserve(ctx, fmt.Sprintf("refused-%d", clock().UnixNano()), rec("x"), time.Hour)
 				require.ErrorIs(t, err, idempotency.ErrLost)
-				was, err := idempotency.Reopen(ctx, operator)
+				was, err := idempotency.Reopen(ctx, operator, time.Now(), func(err error) { t.Errorf("clock: %v", err) })
 				require.NoError(t, err)
 				require.NotEmpty(t, was)
 				tick()
@@ -773,7 +773,7 @@ func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
 				// A failover nobody watched: the operator marks it first, over
 				// the replica's older reopening.
 				require.Eventually(t, func() bool {
-					_, err := idempotency.MarkLost(ctx, operator)
+					_, err := idempotency.MarkLost(ctx, operator, time.Now())
 					return err == nil
 				}, 10*time.Second, 50*time.Millisecond)
 			} else {
@@ -786,7 +786,7 @@ func TestAReplicaBehindAReopeningIsALoss(t *testing.T) {
 			require.True(t, lost, fence)
 			// Reconciled and reopened: every instance goes on, none finds a
 			// new loss.
-			_, err := idempotency.Reopen(ctx, operator)
+			_, err := idempotency.Reopen(ctx, operator, time.Now(), func(err error) { t.Errorf("clock: %v", err) })
 			require.NoError(t, err)
 			tick()
 			if markedByHand {
@@ -819,7 +819,7 @@ func TestAnUnfencedStoreCanBeMarkedLost(t *testing.T) {
 	srv := redisproc.Start(t, true)
 	ctx := context.Background()
 	operator := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout})
-	was, err := idempotency.MarkLost(ctx, operator)
+	was, err := idempotency.MarkLost(ctx, operator, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, "none", was)
 	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout})
@@ -840,7 +840,7 @@ func TestAStoreAssumedDurableStillHonoursALoss(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	operator := open(t, redisrecords.Options{URL: srv.URL(), Persistence: redisrecords.Assume, Timeout: testTimeout})
-	_, err = idempotency.MarkLost(ctx, operator)
+	_, err = idempotency.MarkLost(ctx, operator, time.Now())
 	require.NoError(t, err)
 	_, err = r.Reserve(ctx, "k2", rec("t2"), time.Hour)
 	require.ErrorIs(t, err, idempotency.ErrLost)

@@ -292,10 +292,10 @@ func TestALostTableRefusesChargesUntilReopened(t *testing.T) {
 				require.NoError(t, err)
 				require.True(t, ok, "the record of a call that ran is written")
 
-				was, err := idempotency.Reopen(ctx, later)
+				was, err := idempotency.Reopen(ctx, later, time.Now(), func(err error) { t.Errorf("clock: %v", err) })
 				require.NoError(t, err)
 				require.Equal(t, fence, was)
-				was, err = idempotency.Reopen(ctx, later)
+				was, err = idempotency.Reopen(ctx, later, time.Now(), func(err error) { t.Errorf("clock: %v", err) })
 				require.NoError(t, err)
 				require.Empty(t, was, "nothing to reopen any more")
 				for _, inst := range []*sqlrecords.Records{r, other, later} {
@@ -311,13 +311,13 @@ func TestALostTableRefusesChargesUntilReopened(t *testing.T) {
 				require.Contains(t, logs.String(), "reopened after a loss")
 
 				// A loss the fence cannot see, marked by hand: refused at once.
-				was, err = idempotency.MarkLost(ctx, later)
+				was, err = idempotency.MarkLost(ctx, later, time.Now())
 				require.NoError(t, err)
 				_, reopened := idempotency.FenceReopenedAt(was)
 				require.True(t, reopened, was)
 				_, err = other.Reserve(ctx, "idem:marked", idempotency.Record{Token: "t6", State: idempotency.Reserved}, time.Hour)
 				require.ErrorIs(t, err, idempotency.ErrLost)
-				was, err = idempotency.MarkLost(ctx, later)
+				was, err = idempotency.MarkLost(ctx, later, time.Now())
 				require.NoError(t, err)
 				require.Empty(t, was, "marked already")
 			})
@@ -461,7 +461,7 @@ func TestAnUnfencedTableCanBeMarkedLost(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			u := b.url(t)
 			ctx := context.Background()
-			was, err := idempotency.MarkLost(ctx, open(t, u))
+			was, err := idempotency.MarkLost(ctx, open(t, u), time.Now())
 			require.NoError(t, err)
 			require.Equal(t, "none", was)
 			_, err = open(t, u).Reserve(ctx, "idem:k", idempotency.Record{Token: "t", State: idempotency.Reserved}, time.Hour)
