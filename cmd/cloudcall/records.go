@@ -53,7 +53,9 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           one. Exit status 5 when the state is "lost".
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
-          refusal, and charges go ahead again within a second. --reconciled says you did.
+          refusal, and charges go ahead again within a second. --reconciled says you did. Refused until no
+          call running when the loss was found can be running any more (lostAt + CLOUDCALL_TIMEOUT + 1 min,
+          and 2 min for this machine's clock): such a call's charge reaches the log only when it ends.
   mark-lost writes a loss the fence cannot see: after a failover to a replica that lagged (Redis replicates
           asynchronously, so the last writes can be gone while the fence is there), a restore from a backup,
           or rows deleted by hand. Every charge answers -1601 from the instances' next one, until reopen.
@@ -161,6 +163,11 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if key == "" {
+		if action == "reopen" {
+			if err := quiet(ctx, g, records); err != nil {
+				return err
+			}
+		}
 		return fence(ctx, action, records, stdout, stderr)
 	}
 	if action == "show" {
@@ -190,7 +197,11 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		var storeNow time.Time
 		if f, ok := records.(idempotency.Fencer); ok {
-			storeNow, _ = f.Clock(ctx) // zero when it cannot be read: this machine's clock, with its allowance
+			var cerr error
+			if storeNow, cerr = f.Clock(ctx); cerr != nil {
+				// This machine's clock then, with its allowance, as settle's.
+				fmt.Fprintf(stderr, "WARNING: the store's clock could not be read (%v): whether a call may still be running is judged by this machine's clock, allowing it %s ahead\n", cerr, clockSkew)
+			}
 		}
 		if err := g.Restore(ctx, key, s, true, storeNow); err != nil {
 			return notFound(key, err)
@@ -205,6 +216,27 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "settled %s: not charged; the record is gone, and a retry with the key charges again\n", key)
 	} else {
 		fmt.Fprintf(stdout, "settled %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
+	}
+	return nil
+}
+
+// quiet refuses a reopening while a call that was running when the loss was
+// found may still be: its charge is in no log yet, so nothing restored it,
+// and a repeat after the reopening charged again (an outside tester).
+func quiet(ctx context.Context, g *idempotency.Guard, records idempotency.Records) error {
+	lostAt := storeLost(ctx, records)
+	at, err := time.Parse(time.RFC3339, lostAt)
+	if err != nil {
+		return nil // no loss (reopen says so), or a time it cannot read
+	}
+	now := time.Now()
+	if f, ok := records.(idempotency.Fencer); ok {
+		if t, err := f.Clock(ctx); err == nil {
+			now = t
+		}
+	}
+	if until := g.Quiet(at); now.Before(until) {
+		return &exitError{code: 4, err: fmt.Errorf("a call running when the loss was found (%s) may still be charging until %s: its charge is in no log yet; wait until then, restore what the log shows by then, and reopen", lostAt, until.UTC().Format(time.RFC3339))}
 	}
 	return nil
 }
