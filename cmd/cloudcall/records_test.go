@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -302,4 +303,52 @@ func TestRecordsAfterALoss(t *testing.T) {
 		code, _, errOut := runCLI(append(args, "--env-file", envFile)...)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)
 	}
+}
+
+// A Redis user that may not run TIME (least privilege, or a proxy that does
+// not pass it on) still gets the brake and the reopening: mark-lost failed
+// with NOPERM while charges went on (an outside re-tester). Restore and
+// reopen say they judge by this machine's clock.
+func TestRecordsOnAStoreWithoutTime(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	o, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	admin := redis.NewClient(o)
+	defer admin.Close()
+	require.NoError(t, admin.Do(ctx, "ACL", "SETUSER", "charge", "on", ">charge-secret-0123456789", "~*",
+		"+@read", "+@write", "+@scripting", "+@connection", "+info", "-time").Err())
+	u := strings.Replace(srv.URL(), "redis://", "redis://charge:charge-secret-0123456789@", 1)
+	envFile := filepath.Join(t.TempDir(), "charge.env")
+	require.NoError(t, os.WriteFile(envFile, []byte("CLOUDCALL_IDEMPOTENCY_STORE="+u+"\nTOP_APP_KEY=12345678\n"), 0o600))
+	g, records, err := top.RecordsGuard(config.FromMap(map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": u, "TOP_APP_KEY": "12345678"}), nil, 0)
+	require.NoError(t, err)
+	defer records.Close()
+	runs := 0
+	charge := func(context.Context) idempotency.Outcome {
+		runs++
+		return idempotency.Outcome{Response: envelope.Response{Status: 200, Body: []byte(`{"errCode":0}`)}}
+	}
+	_, _, e := g.Run(ctx, idempotency.Call{Key: "k1", Fingerprint: "fp-k1"}, charge)
+	require.Nil(t, e)
+
+	code, out, errOut := runCLI("records", "mark-lost", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "marked lost")
+	_, _, e = g.Run(ctx, idempotency.Call{Key: "k2", Fingerprint: "fp-k2"}, charge)
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeConfig, e.Code)
+	code, _, errOut = runCLI("records", "restore", "k9", "--charged", "ECS9", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "WARNING: the store's clock could not be read")
+	require.NoError(t, admin.Set(ctx, "cloudcall:idem:fence", "lost "+time.Now().Add(-10*time.Minute).UTC().Format(time.RFC3339)+" 0", 0).Err())
+	code, out, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "reopened")
+	require.Contains(t, errOut, "WARNING: the store's clock could not be read")
+	require.Eventually(t, func() bool {
+		_, _, e := g.Run(ctx, idempotency.Call{Key: "k3", Fingerprint: "fp-k3"}, charge)
+		return e == nil
+	}, 5*time.Second, 100*time.Millisecond)
+	require.Equal(t, 2, runs)
 }
