@@ -41,7 +41,8 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           failed), only --charged with that id is taken, now and in every correction. A settlement by hand is marked ("settled") and can be corrected
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
   restore while the store records a loss (status "lost"; refused otherwise), for a key the function's log shows charged in the
-          24 h before lostAt (its "invocation" line with a vendorId; it carries the idempotencyKey): writes the charge, so every
+          24 h before lostAt (its "invocation" line with a vendorId; it carries the idempotencyKey, and for a
+          keyed charge its keylessKey: restore both with the vendorId): writes the charge, so every
           retry with the key is answered with it instead of charging again. Where no record is, and while the
           store records a loss also over one not finished (reserved, in progress: the loss may have taken
           its later writes); it works while charges are refused. A keyed call's request was in the lost record, so the restored record

@@ -109,6 +109,7 @@ type Response struct {
 // to reconcile a charge or to ask a vendor about a call. Never a secret.
 type Trace struct {
 	IdempotencyKey    string // the charge's key in force (auto:<fingerprint> without one)
+	KeylessKey        string // a keyed charge's keyless slot (auto:<fingerprint>): restored with it after a loss
 	VendorID          string // what the vendor made: the charge's order id
 	UpstreamRequestID string // the vendor's request id of a success (a failure's is in Upstream)
 	CallerKeyID       string // the caller key id a refused signature named

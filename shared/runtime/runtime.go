@@ -485,7 +485,7 @@ func invocationLevel(resp envelope.Response) slog.Level {
 // traceAttrs appends the call's identifiers that are set.
 func traceAttrs(attrs []slog.Attr, t envelope.Trace) []slog.Attr {
 	for _, f := range [...]struct{ k, v string }{
-		{"idempotencyKey", t.IdempotencyKey}, {"vendorId", t.VendorID}, {"upstreamRequestId", t.UpstreamRequestID}, {"callerKeyId", t.CallerKeyID},
+		{"idempotencyKey", t.IdempotencyKey}, {"keylessKey", t.KeylessKey}, {"vendorId", t.VendorID}, {"upstreamRequestId", t.UpstreamRequestID}, {"callerKeyId", t.CallerKeyID},
 	} {
 		if f.v != "" {
 			attrs = append(attrs, slog.String(f.k, f.v))

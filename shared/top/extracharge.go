@@ -214,6 +214,12 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		}
 		r := withKey(envelope.Success(APILaunchExtraCharge, out), inForce)
 		r.Trace.VendorID, r.Trace.UpstreamRequestID = out.Result.Data.ExtraChargeServiceOrderID, out.RequestID
+		if key != "" {
+			// The same request retried without its key is answered from this
+			// slot: after a loss, cloudcall records restore needs its name
+			// too, and only this line has it.
+			r.Trace.KeylessKey = "auto:" + fp
+		}
 		return idempotency.Outcome{Response: r, VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	})
 	if e == nil && replayed {

@@ -152,7 +152,8 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	vars := sbx.Env(srv.URL)
 	env := config.FromMap(vars)
 	var logs strings.Builder
-	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&logs, env), top.FactoryWith(idempotency.NewMemory(nil)))
+	recs := idempotency.NewMemory(nil)
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&logs, env), top.FactoryWith(recs))
 	require.NoError(t, err)
 	line := func(in string) map[string]any {
 		t.Helper()
@@ -170,6 +171,12 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	require.Len(t, charges, 1)
 	require.Equal(t, charges[0].ID, m["vendorId"])
 	require.NotEmpty(t, m["upstreamRequestId"])
+	// The keyless slot the same request retried without its key is answered
+	// from: after a loss, cloudcall records restore needs it too.
+	require.Regexp(t, `^auto:[0-9a-f]{64}$`, m["keylessKey"])
+	slot, err := recs.Read(context.Background(), "idem:top:"+vars["TOP_APP_KEY"]+":"+m["keylessKey"].(string))
+	require.NoError(t, err)
+	require.Equal(t, "order-log-1", slot.Alias)
 
 	m = line(charge)
 	require.Equal(t, true, m["replayed"])
@@ -177,4 +184,5 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 
 	m = line(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-2","price":100,"type":1}}`)
 	require.Regexp(t, `^auto:[0-9a-f]+$`, m["idempotencyKey"], "a keyless charge logs the key cloudcall records takes")
+	require.NotContains(t, m, "keylessKey", "its key is its slot")
 }
