@@ -40,13 +40,14 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           When the record knows TOP charged ("known": TOP's answer came back, the record's last write
           failed), only --charged with that id is taken, now and in every correction. A settlement by hand is marked ("settled") and can be corrected
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
-  restore while the store records a loss (status "lost"; refused otherwise), for a key the function's log shows charged in the
-          24 h before lostAt (its "invocation" line with a vendorId; it carries the idempotencyKey, and for a
-          keyed charge its keylessKey: restore both with the vendorId): writes the charge, so every
-          retry with the key is answered with it instead of charging again. Where no record is, and while the
-          store records a loss also over one not finished (reserved, in progress: the loss may have taken
-          its later writes); it works while charges are refused. A keyed call's request was in the lost record, so the restored record
-          answers any request with the key.
+  restore while the store records a loss (status "lost"; refused otherwise), for a key the function's log
+          shows charged in the 24 h before lostAt (its "invocation" line with a vendorId, which carries the
+          idempotencyKey and, for a keyed charge, its keylessKey: restore both with the vendorId): writes
+          the charge, so every retry with the key is answered with it instead of charging again. Where no
+          record is, and also over one not finished (reserved, or in progress once its call cannot be
+          running any more: the loss may have taken its later writes); it works while charges are refused.
+          A keyed call's request was in the lost record, so a record restored where there was none answers
+          any request with the key.
   status  prints the store's fence as JSON: its state, "unfenced" (no fence: no charge yet, or the store was
           emptied and no instance has charged since), "live", "lost" (the store lost its data, found at
           lostAt: every charge answers -1601 until it is reopened) or "reopened", and the fence itself: note

@@ -247,14 +247,14 @@ func (r *Records) migrate(ctx context.Context) error {
 		// takes this outcome (bounded by Timeout).
 		go func(ctx context.Context) {
 			saw, err := r.createTable(ctx)
-			var refusal error
+			var v verdict
 			if err == nil {
-				saw, refusal, err = r.judge(ctx, fence, saw)
+				v, err = r.judge(ctx, fence, saw)
 			}
 			r.mu.Lock()
 			if err == nil {
-				r.fence, r.migrated = saw, true
-				r.refusal, r.refusedAt = refusal, time.Now()
+				r.fence, r.migrated = v.fence, true
+				r.refusal, r.refusedAt = v.refusal, time.Now()
 			}
 			r.flight, r.flew = nil, err
 			r.mu.Unlock()
@@ -403,20 +403,25 @@ const fenceRec = `{"state":"fence"}`
 const lossFound = "idempotency: the records store lost its data (the records table was dropped or emptied, or its fence row, which never expires, replaced: a restore from an older copy); "
 
 // judge compares the fence row found (saw) with the one this instance saw
-// before (prev), and returns the fence to remember and the refusal it
-// means, if any. What was lost stays lost: a key charged before can charge
+// before (prev). What was lost stays lost: a key charged before can charge
 // again, and only a person can tell which, so by default the loss is
 // written into the fence row, and every instance refuses charges until
 // that person reopens the store.
-func (r *Records) judge(ctx context.Context, prev, saw string) (string, error, error) {
+// verdict is a judged fence: the one to remember, and the refusal it means.
+type verdict struct {
+	fence   string
+	refusal error
+}
+
+func (r *Records) judge(ctx context.Context, prev, saw string) (verdict, error) {
 	switch idempotency.Judge(prev, saw) {
 	case idempotency.FenceRecordsLoss:
-		return saw, idempotency.LostError(r.d.name(), saw), nil
+		return verdict{saw, idempotency.LostError(r.d.name(), saw)}, nil
 	case idempotency.FenceGone:
 		if r.o.AfterLoss == idempotency.AfterLossContinue {
 			r.o.Log.Error(lossFound+idempotency.LossContinued,
 				"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
-			return saw, nil, nil
+			return verdict{fence: saw}, nil
 		}
 		lost := idempotency.LostFence(time.Now(), saw, prev)
 		c, cancel := context.WithTimeout(ctx, r.o.Timeout)
@@ -424,17 +429,17 @@ func (r *Records) judge(ctx context.Context, prev, saw string) (string, error, e
 		// Only over the fence judged: a reopening in between stands (and
 		// is judged at the next reservation).
 		if _, err := r.db.exec(c, r.d.finish(), lost, "fence", fenceRec, fenceTTL.Milliseconds(), fenceKey, saw); err != nil {
-			return "", nil, r.wrap(fmt.Errorf("writing the loss into the fence row of %s: %w", Table, err))
+			return verdict{}, r.wrap(fmt.Errorf("writing the loss into the fence row of %s: %w", Table, err))
 		}
 		r.o.Log.Error(lossFound+idempotency.LossRefused,
 			"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
-		return lost, idempotency.LostError(r.d.name(), lost), nil
+		return verdict{lost, idempotency.LostError(r.d.name(), lost)}, nil
 	}
 	if at, ok := idempotency.FenceReopenedAt(saw); ok && prev != "" && prev != saw {
 		r.o.Log.Warn(idempotency.Reopened,
 			"store", r.d.name(), "host", r.host, "table", Table, "reopened", at)
 	}
-	return saw, nil, nil
+	return verdict{fence: saw}, nil
 }
 
 // admit refuses a reservation while the store records a loss. The fence is
