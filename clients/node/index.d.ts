@@ -404,7 +404,10 @@ export interface LaunchExtraChargeOutput {
       feature: string;
     };
   };
-  /** TOP's request_id. */
+  /**
+   * TOP's request_id. Empty in an answer a person wrote with cloudcall records settle --charged or
+   * restore without --request-id (TOP's id is in the charge's log line, upstreamRequestId).
+   */
   requestId: string;
   /**
    * The idempotency key in force, echoed: the caller's (idempotencyKey or the Idempotency-Key header),

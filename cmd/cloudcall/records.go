@@ -17,8 +17,8 @@ import (
 )
 
 const recordsUsage = `Usage: cloudcall records show <idempotency key> [--env-file FILE]
-       cloudcall records settle <idempotency key> (--not-charged | --charged ORDER_ID) [--env-file FILE]
-       cloudcall records restore <idempotency key> --charged ORDER_ID [--env-file FILE]
+       cloudcall records settle <idempotency key> (--not-charged | --charged ORDER_ID [--request-id ID]) [--env-file FILE]
+       cloudcall records restore <idempotency key> --charged ORDER_ID [--request-id ID] [--env-file FILE]
        cloudcall records status [--env-file FILE]
        cloudcall records reopen --reconciled [--env-file FILE]
        cloudcall records mark-lost [--env-file FILE]
@@ -74,6 +74,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	notCharged := fs.Bool("not-charged", false, "settle: TOP shows no charge for the key")
 	charged := fs.String("charged", "", "settle: TOP shows the charge, with this extra charge service `order id`")
 	reconciled := fs.Bool("reconciled", false, "reopen: you reconciled the charges the lost records covered")
+	requestID := fs.String("request-id", "", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), recordsUsage)
 		fs.PrintDefaults()
@@ -131,10 +132,14 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("--not-charged and --charged go with settle")
 	case action == "settle" && *notCharged == (*charged != ""):
 		return usagef("settle takes one of --not-charged or --charged ORDER_ID: what TOP shows for the key")
+	case *requestID != "" && *charged == "":
+		return usagef("--request-id goes with --charged (settle or restore): TOP's request_id of that charge")
+	case *requestID != "" && !orderID.MatchString(*requestID):
+		return usagef("--request-id %q: expected TOP's request_id as the log line's upstreamRequestId gives it: letters, digits, '-' and '_', 1 to 64, not starting with '-'", *requestID)
 	case *charged != "" && !orderID.MatchString(*charged):
 		return usagef("--charged %q: expected TOP's extra charge service order id: letters, digits, '-' and '_', 1 to 64, not starting with '-'", *charged)
 	case *charged != "":
-		s = idempotency.Settlement{VendorID: *charged, Answer: top.ChargedAnswer(key, *charged)}
+		s = idempotency.Settlement{VendorID: *charged, Answer: top.ChargedAnswer(key, *charged, *requestID)}
 	}
 	var file map[string]string
 	if *envFile != "" {

@@ -78,10 +78,14 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	require.JSONEq(t, mustJSON(t, answer), string(resp.Body), "a retry hears the charge as settled")
 
 	// A settlement by hand can be corrected; a call's own answer cannot.
-	code, out, errOut = runCLI("records", "settle", "--env-file", envFile, "k1", "--charged", "ECS7000000043")
+	require.Equal(t, "", answer["requestId"], "no --request-id: TOP's id is not known")
+	code, out, errOut = runCLI("records", "settle", "--env-file", envFile, "k1", "--charged", "ECS7000000043", "--request-id", "109wcmcgllsj1")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "settled k1: charged, extra charge service order ECS7000000043")
 	require.Contains(t, show("k1")["settled"], "charged, id ECS7000000043; settled by hand ")
+	resp, _, e = g.Run(ctx, idempotency.Call{Key: "k1", Fingerprint: "fp-k1"}, unknown)
+	require.Nil(t, e)
+	require.Equal(t, "109wcmcgllsj1", decoded(t, resp.Body)["requestId"], "the log line's upstreamRequestId, answered as TOP's")
 	_, _, e = g.Run(ctx, idempotency.Call{Key: "k9", Fingerprint: "fp-k9"}, func(context.Context) idempotency.Outcome {
 		return idempotency.Outcome{Response: envelope.Response{Status: 200, Body: []byte(`{"errCode":0}`)}}
 	})
@@ -127,11 +131,20 @@ func TestRecordsShowAndSettle(t *testing.T) {
 		{"records", "show", ""}, {"records", "settle", "k1", "--charged", "ECS1", ""}, {"records", "show", "k1", "-"},
 		// An id that starts like a flag was recorded as the order.
 		{"records", "settle", "k1", "--charged", "--not-charged"}, {"records", "settle", "k1", "--charged", "--env-file", envFile},
+		{"records", "settle", "k1", "--not-charged", "--request-id", "109wcmcgllsj1"}, {"records", "settle", "k1", "--charged", "ECS1", "--request-id", "a b"},
 	} {
 		code, _, errOut := runCLI(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)
 		require.Contains(t, errOut, "cloudcall records: ")
 	}
+}
+
+// decoded is body as a JSON object.
+func decoded(t *testing.T, body []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(body, &m))
+	return m
 }
 
 func mustJSON(t *testing.T, v any) string {

@@ -489,9 +489,10 @@ func RecordsGuard(env *config.Env, log *slog.Logger, skew time.Duration) (*idemp
 }
 
 // ChargedAnswer is what every retry of key is told once a person found at
-// TOP that the charge was made, with its extra charge service order id: a
+// TOP that the charge was made, with its extra charge service order id and,
+// when the person has it from the log, TOP's request id (else empty): a
 // charge's success, as the function answers it.
-func ChargedAnswer(key, orderID string) envelope.Response {
-	out := &ExtraChargeOutput{Result: ExtraChargeResult{Success: true, Data: ExtraChargeData{ExtraChargeServiceOrderID: orderID}}}
+func ChargedAnswer(key, orderID, requestID string) envelope.Response {
+	out := &ExtraChargeOutput{Result: ExtraChargeResult{Success: true, Data: ExtraChargeData{ExtraChargeServiceOrderID: orderID}}, RequestID: requestID}
 	return withKey(envelope.Success(APILaunchExtraCharge, out), key)
 }

@@ -278,7 +278,8 @@ type LaunchExtraChargeOutput struct {
 	// <api>:ok on success.
 	ErrMsg string                        `json:"errMsg"`
 	Result LaunchExtraChargeOutputResult `json:"result"`
-	// TOP's request_id.
+	// TOP's request_id. Empty in an answer a person wrote with cloudcall records settle --charged or
+	// restore without --request-id (TOP's id is in the charge's log line, upstreamRequestId).
 	RequestID string `json:"requestId"`
 	// The idempotency key in force, echoed: the caller's (idempotencyKey or the Idempotency-Key
 	// header), else auto:<fingerprint of the request>. Failures carry it too once it is known.
