@@ -456,6 +456,39 @@ func TestServerErrorsStayUnreachableAfterTheRetries(t *testing.T) {
 	}
 }
 
+// A 5xx with Retry-After, with or without a POP body, is waited out when the
+// deadline allows; a longer one is answered at once with its wait.
+func TestA503sRetryAfterIsHonoured(t *testing.T) {
+	for _, body := range []string{`{"RequestId":"r-1","Code":"ServiceUnavailable","Message":"try later"}`, `<html>busy</html>`} {
+		srv, n := vendorFake(t, func(w http.ResponseWriter, i int) {
+			if i > 1 {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"RequestId":"r-2","Code":"OK","Data":{"Id":"waba-1"}}`)
+				return
+			}
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(503)
+			fmt.Fprint(w, body)
+		})
+		start := time.Now()
+		st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 5*time.Second)
+		require.Equal(t, 200, st, m)
+		require.GreaterOrEqual(t, time.Since(start), time.Second)
+		require.Equal(t, int32(2), n.Load())
+
+		srv, n = vendorFake(t, func(w http.ResponseWriter, _ int) {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(503)
+			fmt.Fprint(w, body)
+		})
+		st, m = invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 5*time.Second)
+		require.Equal(t, 502, st, m)
+		require.Equal(t, -1302.0, m["errCode"], m)
+		require.Equal(t, 30.0, m["retryAfter"], m)
+		require.Equal(t, int32(1), n.Load(), "30 s do not fit a 5 s deadline: no retry")
+	}
+}
+
 // The gateway's throttle names how long its window has left (TimeLeft): a
 // wait the deadline allows is waited out once, then retried; one it does
 // not is answered at once with that wait, not after hammering the gateway.

@@ -224,7 +224,7 @@ func (c *Client) Call(ctx context.Context, creds Credentials, action string, que
 		}
 		var ee *envelope.Error
 		if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && !errors.Is(err, upstream.ErrRedirect) && attempt < 2 &&
-			upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, time.Second), upstream.Margin(sent, 300*time.Millisecond)) == nil {
+			upstream.Sleep(ctx, upstream.Wait(err, upstream.Backoff(attempt, 150*time.Millisecond, time.Second)), upstream.Margin(sent, 300*time.Millisecond)) == nil {
 			continue
 		}
 		if ee != nil {
@@ -286,8 +286,7 @@ func (c *Client) once(ctx context.Context, creds Credentials, action string, que
 				return upstream.Throttled(c.o.Product, resp.Header)
 			}
 			if resp.StatusCode >= 500 {
-				return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("%s answered HTTP %d", c.o.Product, resp.StatusCode),
-					Upstream: &envelope.Upstream{Vendor: c.o.Product, HTTPStatus: resp.StatusCode}}
+				return upstream.Unavailable(c.o.Product, resp.StatusCode, resp.Header)
 			}
 			return upstream.Malformed(c.o.Product, resp.StatusCode, fmt.Errorf("error body without Code"))
 		}
@@ -295,7 +294,7 @@ func (c *Client) once(ctx context.Context, creds Credentials, action string, que
 		pe.TimeLeft = timeLeft(resp.Header)
 		if resp.StatusCode >= 500 {
 			ee := pe.Envelope(c.o.Product)
-			ee.Code = envelope.CodeUpstreamUnreachable
+			ee.Code, ee.RetryAfter = envelope.CodeUpstreamUnreachable, upstream.RetryAfter(resp.Header)
 			return ee
 		}
 		return &pe

@@ -982,3 +982,22 @@ func TestAnErrorPageIsCut(t *testing.T) {
 	msg := m["upstream"].(map[string]any)["message"].(string)
 	require.Equal(t, page[:512], msg)
 }
+
+// A 503 with Retry-After is waited out when the deadline allows; a longer
+// one is answered at once with its wait (retryAfter), after one request.
+func TestA503sRetryAfterIsHonoured(t *testing.T) {
+	r := newRig(t, map[string]string{"CK1_ACCESS_TOKEN": ck1sbx.DemoFixedToken})
+	body := `{"warehouseId":"US","boxes":[` + box("1", "1", "1", "1", 1) + `]}`
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 503, Body: `{"Errors":[{"Code":"503","Message":"busy"}]}`, RetryAfter: 1, Times: 1})
+	start := time.Now()
+	_, m := r.call(t, body)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.GreaterOrEqual(t, time.Since(start), time.Second)
+	require.Equal(t, 2, r.sbx.Calls("http:/v1/pricing/inbound/box"))
+
+	r.sbx.Inject(sandbox.Fault{Path: "/v1/pricing/inbound/box", Kind: sandbox.FaultStatus, Status: 503, Body: `{"Errors":[{"Code":"503","Message":"busy"}]}`, RetryAfter: 30})
+	_, m = r.call(t, body)
+	require.Equal(t, -1302.0, m["errCode"], m)
+	require.Equal(t, 30.0, m["retryAfter"], m)
+	require.Equal(t, 3, r.sbx.Calls("http:/v1/pricing/inbound/box"), "30 s do not fit a 5 s deadline: no retry")
+}

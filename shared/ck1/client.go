@@ -72,7 +72,11 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 		retry := (err != nil && !errors.Is(err, upstream.ErrRedirect)) || status >= 500 // a redirect is configuration, not a blip
 		switch {
 		case retry && attempt < maxRetries:
-			if upstream.Sleep(ctx, upstream.Backoff(attempt, 150*time.Millisecond, 2*time.Second), upstream.Margin(sent, 300*time.Millisecond)) == nil {
+			wait := upstream.Backoff(attempt, 150*time.Millisecond, 2*time.Second)
+			if status >= 500 {
+				wait = max(wait, time.Duration(upstream.RetryAfter(hdr))*time.Second)
+			}
+			if upstream.Sleep(ctx, wait, upstream.Margin(sent, 300*time.Millisecond)) == nil {
 				continue
 			}
 		case status == http.StatusUnauthorized && !fixed && (!refreshed || fromRestored(c.tokens, tok)):
@@ -92,7 +96,11 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 			return upstream.Throttled("ck1", hdr)
 		}
 		if status != http.StatusOK && status != http.StatusCreated {
-			return errorFrom(status, b, fixed)
+			e := errorFrom(status, b, fixed)
+			if status >= 500 {
+				e.RetryAfter = upstream.RetryAfter(hdr)
+			}
+			return e
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber() // amounts keep their exact digits
@@ -135,7 +143,7 @@ func (c *Client) send(ctx context.Context, path, tok string, body []byte) (int, 
 }
 
 // errorFrom maps a CK1 error answer onto the envelope, keeping the body.
-func errorFrom(status int, b []byte, fixed bool) error {
+func errorFrom(status int, b []byte, fixed bool) *envelope.Error {
 	var eb ErrorBody
 	up := &envelope.Upstream{Vendor: "ck1", HTTPStatus: status}
 	if json.Unmarshal(b, &eb) == nil && (len(eb.Errors) > 0 || eb.TicketID != "") {

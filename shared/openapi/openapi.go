@@ -222,8 +222,11 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode) (
 			"description": strings.Join(lines, "; "),
 			"content":     obj{"application/json": obj{"schema": ref("ErrorEnvelope"), "example": example}},
 		}
-		if st == http.StatusTooManyRequests {
+		switch st {
+		case http.StatusTooManyRequests:
 			resp["headers"] = obj{"Retry-After": obj{"description": "Seconds to wait (also retryAfter in the body).", "schema": obj{"type": "integer"}}}
+		case http.StatusBadGateway, http.StatusServiceUnavailable:
+			resp["headers"] = obj{"Retry-After": obj{"description": "Seconds to wait, when the body has retryAfter (a vendor's 5xx that said how long; a store that is down).", "schema": obj{"type": "integer"}}}
 		}
 		responses[strconv.Itoa(st)] = resp
 	}

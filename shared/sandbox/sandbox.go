@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +83,9 @@ type Fault struct {
 	Body   string        `json:"body,omitempty"`
 	Delay  time.Duration `json:"delay,omitempty"`
 	Times  int           `json:"times,omitempty"`
+	// RetryAfter, with a status fault, is sent as its Retry-After header
+	// in seconds: a 503 or 429 that says how long it lasts.
+	RetryAfter int `json:"retryAfter,omitempty"`
 
 	fired int
 }
@@ -204,6 +208,9 @@ func (f Fault) Valid() error {
 			if k == FaultStatus && (f.Status < 100 || f.Status > 599) {
 				return fmt.Errorf("a status fault needs a status between 100 and 599")
 			}
+			if f.RetryAfter < 0 || f.RetryAfter > 0 && k != FaultStatus {
+				return fmt.Errorf("retryAfter is seconds (0 or more) of a status fault's Retry-After header")
+			}
 			return nil
 		}
 	}
@@ -262,6 +269,9 @@ func (s *Sandbox) Wrap(vendor http.Handler) http.Handler {
 		switch f.Kind {
 		case FaultStatus:
 			w.Header().Set("Content-Type", "application/json")
+			if f.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+			}
 			w.WriteHeader(f.Status)
 			_, _ = w.Write([]byte(f.Body))
 		case FaultMalformed:

@@ -124,6 +124,8 @@ func TestFaultKindRefused(t *testing.T) {
 		{`{"kind":"explode"}`, `unknown fault kind \"explode\"; expected one of latency, status, reset, malformed, drop-after, hang`},
 		{`{"kind":""}`, `unknown fault kind \"\"`},
 		{`{"kind":"status"}`, `a status fault needs a status between 100 and 599`},
+		{`{"kind":"latency","delay":"1s","retryAfter":5}`, `retryAfter is seconds (0 or more) of a status fault's Retry-After header`},
+		{`{"kind":"status","status":503,"retryAfter":-1}`, `retryAfter is seconds`},
 	} {
 		r, err := http.Post(srv.URL+"/__sandbox/faults", "application/json", strings.NewReader(tc.body))
 		require.NoError(t, err)

@@ -150,11 +150,36 @@ func Waited(vendor string, err error) error {
 // it as a refusal or an unreadable answer. No vendor here documents 429;
 // the CK1 note says to expect it (vendor note §3.3).
 func Throttled(vendor string, h http.Header) *envelope.Error {
-	wait := 1
-	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
-		wait = min(s, 3600)
-	}
+	wait := max(1, RetryAfter(h))
 	return &envelope.Error{Code: envelope.CodeThrottled, RetryAfter: wait,
 		Reason:   fmt.Sprintf("%s answered HTTP 429 (too many requests): wait %ds and retry", vendor, wait),
 		Upstream: &envelope.Upstream{Vendor: vendor, HTTPStatus: http.StatusTooManyRequests}}
+}
+
+// RetryAfter is the Retry-After header in seconds, capped at an hour; 0 when
+// there is none, or it is an HTTP date (no vendor here sends one).
+func RetryAfter(h http.Header) int {
+	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
+		return min(s, 3600)
+	}
+	return 0
+}
+
+// Unavailable is a vendor's HTTP 5xx: -1202. A Retry-After (RFC 9110
+// §10.2.3: how long a 503 expects to last) is kept as RetryAfter: a retry
+// waits at least that long (Wait), and a caller whose deadline leaves no
+// room hears when to come back, not an immediate retry into the outage.
+func Unavailable(vendor string, status int, h http.Header) *envelope.Error {
+	return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("%s answered HTTP %d", vendor, status),
+		RetryAfter: RetryAfter(h), Upstream: &envelope.Upstream{Vendor: vendor, HTTPStatus: status}}
+}
+
+// Wait is the pause before retrying err: backoff, or the vendor's
+// Retry-After when it asks for longer.
+func Wait(err error, backoff time.Duration) time.Duration {
+	var e *envelope.Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		return max(backoff, time.Duration(e.RetryAfter)*time.Second)
+	}
+	return backoff
 }

@@ -83,7 +83,7 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		if err != nil {
 			var ee *envelope.Error
 			if errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable && !errors.Is(err, upstream.ErrRedirect) && transport < maxTransportRetries &&
-				upstream.Sleep(ctx, upstream.Backoff(transport, 100*time.Millisecond, time.Second), upstream.Margin(sent, 200*time.Millisecond)) == nil {
+				upstream.Sleep(ctx, upstream.Wait(err, upstream.Backoff(transport, 100*time.Millisecond, time.Second)), upstream.Margin(sent, 200*time.Millisecond)) == nil {
 				transport++
 				continue
 			}
@@ -211,8 +211,7 @@ func (c *Client) send(ctx context.Context, method, path, tok string, body []byte
 		return upstream.Throttled("wechat", resp.Header)
 	}
 	if resp.StatusCode >= 500 {
-		return &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("wechat answered HTTP %d", resp.StatusCode),
-			Upstream: &envelope.Upstream{Vendor: "wechat", HTTPStatus: resp.StatusCode}}
+		return upstream.Unavailable("wechat", resp.StatusCode, resp.Header)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return upstream.Malformed("wechat", resp.StatusCode, fmt.Errorf("unexpected HTTP status"))

@@ -547,3 +547,30 @@ func TestARefreshersLeaseFitsItsMode(t *testing.T) {
 		require.Equal(t, want, r.kv.ttl("wechat:token:"+mode+":"+wechatsbx.DemoAppID+":lock"), mode)
 	}
 }
+
+// A 503 that says how long it lasts (Retry-After) is waited out when the
+// deadline allows, then retried; one longer than the deadline is answered at
+// once with that wait (-1302, retryAfter), not retried into the outage
+// after 100 ms.
+func TestA503sRetryAfterIsHonoured(t *testing.T) {
+	r := newTokenRig(t)
+	cl := wechat.NewClient(r.manager(""))
+	ctx := ctx5s(t)
+	_, err := cl.GetQuota(ctx, "YTO", "xyz")
+	require.NoError(t, err)
+	r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultStatus, Status: 503, Body: `busy`, RetryAfter: 1, Times: 1})
+	start := time.Now()
+	n, err := cl.GetQuota(ctx, "YTO", "xyz")
+	require.NoError(t, err)
+	require.Equal(t, int64(210), n)
+	require.GreaterOrEqual(t, time.Since(start), time.Second, "the retry waited the second asked for")
+	require.Equal(t, 3, r.sbx.Calls("http:"+quotaPath))
+
+	r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultStatus, Status: 503, Body: `busy`, RetryAfter: 30})
+	_, err = cl.GetQuota(ctx5s(t), "YTO", "xyz")
+	e := envelope.As(err)
+	require.Equal(t, envelope.CodeUpstreamUnreachable, e.Code, err)
+	require.Equal(t, 30, e.RetryAfter)
+	require.Equal(t, 503, e.Upstream.HTTPStatus)
+	require.Equal(t, 4, r.sbx.Calls("http:"+quotaPath), "30 s do not fit a 5 s deadline: no retry")
+}
