@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -14,15 +15,23 @@ import (
 // grows, and a 30 MB event got a 128 MB instance killed before any limit of
 // ours was looked at, a second one on a warm instance even when refused. 0
 // leaves Go's default: GOMEMLIMIT set (the runtime honours it), or no size
-// known (HTTP-server mode on a machine of its own).
-func MemoryLimit(env *config.Env) int64 {
-	if env.Get("GOMEMLIMIT", "") != "" {
-		return 0
-	}
+// known (HTTP-server mode on a machine of its own). warn is set when
+// GOMEMLIMIT=off turns that protection off on a platform that sized the
+// instance: a setting that is easy to leave behind, and says nothing when
+// it matters.
+func MemoryLimit(env *config.Env) (limit int64, warn string) {
+	size := int64(0)
 	for _, name := range []string{"FC_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"} {
 		if mb, err := strconv.ParseInt(env.Get(name, ""), 10, 64); err == nil && mb > 0 && mb <= 1<<20 {
-			return mb << 20 / 4 * 3
+			size = mb
+			break
 		}
 	}
-	return 0
+	switch v := env.Get("GOMEMLIMIT", ""); {
+	case v == "off" && size > 0:
+		return 0, fmt.Sprintf("GOMEMLIMIT=off: Go's collector has no soft memory limit, so an event near the platform's size limit can get this %d MB instance killed; unset it and the function sets %d MiB", size, size/4*3)
+	case v != "":
+		return 0, ""
+	}
+	return size << 20 / 4 * 3, ""
 }

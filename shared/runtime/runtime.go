@@ -97,10 +97,14 @@ func listenAddr(env *config.Env) string {
 // process. It is all a function's main needs to call.
 func Main(f Factory) {
 	env := config.FromOS()
-	if limit := MemoryLimit(env); limit > 0 {
+	limit, warn := MemoryLimit(env)
+	if limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
 	log := NewLogger(os.Stderr, env)
+	if warn != "" {
+		log.Warn(warn)
+	}
 	platform, err := Pick(env)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
