@@ -124,8 +124,8 @@ func (e *Env) Duration(name string, def time.Duration) (time.Duration, error) {
 }
 
 // Secret returns the secret NAME, or the contents of the file NAME_FILE names
-// (less one final line break); both set is an error. Empty means not
-// configured. Secrets are taken
+// (less one final line break); both set is an error, and so is a file that
+// holds nothing. Empty means not configured. Secrets are taken
 // verbatim: a value that begins or ends with whitespace is an error naming
 // the variable, never silently trimmed (a trimmed key signs differently). The
 // value is remembered for redaction.
@@ -144,6 +144,14 @@ func (e *Env) Secret(name string) (string, error) {
 			}
 			v = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 			from = name + "_FILE"
+			if v == "" {
+				// A file named on purpose that holds nothing is a secret
+				// mount that came up empty, not "not configured": read as
+				// unset, CLOUDCALL_CALLER_KEYS_FILE with
+				// CLOUDCALL_ALLOW_ANONYMOUS let unsigned calls through (an
+				// outside tester).
+				return "", fmt.Errorf("%s_FILE: %s is empty; write the value into it, or unset %s_FILE", name, path, name)
+			}
 		}
 	}
 	if v != "" && strings.TrimSpace(v) != v {
@@ -215,7 +223,7 @@ func (e *Env) remember(v string) {
 	// Answers and log lines are JSON: a secret holding '&', '<', '>', '"',
 	// '\' or a control character appears there escapes and all
 	// ("a\u0026b"), and was shown in clear.
-	forms := append([]string{v}, jsonForms(v)...)
+	forms := append(append([]string{v}, jsonForms(v)...), urlForms(v)...)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.secrets[v]; ok {
@@ -255,6 +263,23 @@ func jsonForms(v string) []string {
 		q := strings.TrimSuffix(b.String(), "\n")
 		if q = q[1 : len(q)-1]; q != v && !slices.Contains(out, q) {
 			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// urlForms are the ways a URL spells v when that is not v itself: query
+// (form) and path escaping, and the RFC 3986 form Alibaba Cloud's POP
+// signature uses. A vendor's error may quote the request it refused, and an
+// STS token or a base64 secret ('+', '/', '=') appeared there percent-encoded,
+// in clear (an outside tester).
+func urlForms(v string) []string {
+	var out []string
+	q := url.QueryEscape(v)
+	pop := strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(q)
+	for _, f := range []string{q, url.PathEscape(v), pop} {
+		if f != v && !slices.Contains(out, f) {
+			out = append(out, f)
 		}
 	}
 	return out

@@ -36,6 +36,9 @@ func TestSecretVerbatim(t *testing.T) {
 		{"file with a trailing space", map[string]string{"S_FILE": file("sp", "secret \n")}, "", "S_FILE: the value begins or ends with whitespace"},
 		{"file with two newlines", map[string]string{"S_FILE": file("nl2", "secret\n\n")}, "", "S_FILE: the value begins or ends with whitespace"},
 		{"file missing", map[string]string{"S_FILE": filepath.Join(dir, "nope")}, "", "S_FILE:"},
+		// A secret mount that came up empty is not "unset".
+		{"empty file", map[string]string{"S_FILE": file("empty", "")}, "", "S_FILE: " + filepath.Join(dir, "empty") + " is empty; write the value into it, or unset S_FILE"},
+		{"file with a line break only", map[string]string{"S_FILE": file("lf", "\n")}, "", "is empty"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -72,7 +72,21 @@ func TestASecretIsKnownAsJSONSpellsIt(t *testing.T) {
 	require.Contains(t, got, `SeCrEtAmp&tail<"x">`)
 	require.Contains(t, got, `SeCrEtAmp\u0026tail\u003c\"x\"\u003e`)
 	require.Contains(t, got, `SeCrEtAmp&tail<\"x\">`)
-	require.Len(t, got, 3)
+	require.Contains(t, got, `SeCrEtAmp%26tail%3C%22x%22%3E`, "as a query spells it")
+	require.Contains(t, got, `SeCrEtAmp&tail%3C%22x%22%3E`, "as a path spells it")
+	require.Len(t, got, 5)
 	e.Remember("plain-token-123")
-	require.Len(t, e.Secrets(), 4, "a secret JSON writes as it is has one form")
+	require.Len(t, e.Secrets(), 6, "a secret JSON and URLs write as it is has one form")
+}
+
+// An STS token or a base64 secret is masked as a URL spells it: a vendor's
+// error quoting the request it refused showed "SecurityToken=STS.abc%2Bdef
+// %2F123%3D" in clear (an outside tester).
+func TestASecretIsKnownAsURLsSpellIt(t *testing.T) {
+	e := FromMap(nil)
+	e.Remember("STS.abc+def/123= x*y~z")
+	got := e.Secrets()
+	require.Contains(t, got, "STS.abc%2Bdef%2F123%3D+x%2Ay~z", "form/query escaping")
+	require.Contains(t, got, "STS.abc+def%2F123=%20x%2Ay~z", "path escaping")
+	require.Contains(t, got, "STS.abc%2Bdef%2F123%3D%20x%2Ay~z", "Alibaba Cloud's POP encoding")
 }
