@@ -42,7 +42,7 @@ func startServers(t *testing.T, n int, env map[string]string) []*server {
 		port := ln.Addr().(*net.TCPAddr).Port
 		_ = ln.Close()
 		cmd := exec.Command(bins["top-launch-extra-charge"])
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "FC_CUSTOM_LISTEN_PORT=" + strconv.Itoa(port), "CLOUDCALL_HOST=127.0.0.1", "CLOUDCALL_TIMEOUT=15s"}
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "FC_CUSTOM_LISTEN_PORT=" + strconv.Itoa(port), "FC_FUNCTION_NAME=top-launch-extra-charge", "FC_REGION=cn-hangzhou", "CLOUDCALL_HOST=127.0.0.1", "CLOUDCALL_TIMEOUT=15s"}
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}

@@ -4,18 +4,19 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"github.com/alicebob/miniredis/v2"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/callerauth"
@@ -123,7 +124,7 @@ func startHTTPServer(t *testing.T, bin, mode string, env map[string]string) *htt
 	case "plain":
 		cmd.Env = append(cmd.Env, "CLOUDCALL_PORT=0")
 	case "fc-custom":
-		cmd.Env = append(cmd.Env, "FC_CUSTOM_LISTEN_PORT=0", "CLOUDCALL_HOST=127.0.0.1")
+		cmd.Env = append(cmd.Env, "FC_CUSTOM_LISTEN_PORT=0", "FC_FUNCTION_NAME="+filepath.Base(bin), "FC_REGION=cn-hangzhou", "CLOUDCALL_HOST=127.0.0.1")
 	default:
 		t.Fatalf("mode %q", mode)
 	}

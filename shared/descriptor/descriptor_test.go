@@ -447,6 +447,44 @@ func TestMakefileHasABuildTargetPerLogicalID(t *testing.T) {
 	}
 }
 
+// make deploy-fc refuses CLOUDCALL_ALLOW_ANONYMOUS left in the deployer's
+// shell (s.yaml takes it from there) unless FC checks the callers: an
+// outside tester deployed an open charge that way.
+func TestDeployFCRefusesAnonymousTriggersFCDoesNotCheck(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	bin := t.TempDir()
+	ran := filepath.Join(t.TempDir(), "ran")
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "s"), []byte("#!/bin/sh\necho \"$@\" > "+ran+"\n"), 0o755))
+	for _, tc := range []struct {
+		env    []string
+		refuse bool
+	}{
+		{[]string{"CLOUDCALL_ALLOW_ANONYMOUS=true"}, true},
+		{[]string{"CLOUDCALL_ALLOW_ANONYMOUS= TRUE"}, true},
+		{[]string{"CLOUDCALL_ALLOW_ANONYMOUS=1", "FC_HTTP_AUTH_TYPE=anonymous"}, true},
+		{[]string{"CLOUDCALL_ALLOW_ANONYMOUS=true", "FC_HTTP_AUTH_TYPE=function"}, false},
+		{[]string{"CLOUDCALL_ALLOW_ANONYMOUS=false"}, false},
+		{nil, false},
+	} {
+		_ = os.Remove(ran)
+		cmd := exec.Command("make", "-s", "deploy-fc")
+		cmd.Dir = root(t)
+		cmd.Env = append([]string{"PATH=" + bin + ":" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, tc.env...)
+		out, err := cmd.CombinedOutput()
+		_, statErr := os.Stat(ran)
+		if tc.refuse {
+			require.Error(t, err, "%v: %s", tc.env, out)
+			require.Contains(t, string(out), "the HTTP triggers would run unsigned calls", tc.env)
+			require.True(t, os.IsNotExist(statErr), "%v: s deploy ran", tc.env)
+		} else {
+			require.NoError(t, err, "%v: %s", tc.env, out)
+			require.NoError(t, statErr, "%v: s deploy did not run", tc.env)
+		}
+	}
+}
+
 func TestPackagesAreExactAndReproducible(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries")

@@ -36,6 +36,7 @@ func PlatformVars() []PlatformVar {
 	return []PlatformVar{
 		{Name: "FC_RUNTIME_API", SetBy: "Function Compute (go1 runtime API address)"},
 		{Name: "FC_FUNCTION_NAME", SetBy: "Function Compute"},
+		{Name: "FC_REGION", SetBy: "Function Compute (with FC_CUSTOM_LISTEN_PORT, it says the process runs on FC)"},
 		{Name: "FC_CUSTOM_LISTEN_PORT", SetBy: "Function Compute (custom runtime port)"},
 		{Name: "AWS_LAMBDA_RUNTIME_API", SetBy: "AWS Lambda (runtime API address)"},
 		{Name: "AWS_LAMBDA_FUNCTION_NAME", SetBy: "AWS Lambda"},
@@ -88,7 +89,7 @@ func commonVars() []Var {
 	return []Var{
 		{Name: "CLOUDCALL_STORE", Default: "memory", Description: "shared state: memory or a redis:// / rediss:// URL"},
 		{Name: "CLOUDCALL_CALLER_KEYS", Secret: true, Description: "HTTP-trigger caller keys id:secret,..."},
-		{Name: "CLOUDCALL_ALLOW_ANONYMOUS", Default: "false", Description: "true lets HTTP triggers through without caller auth (local use only)"},
+		{Name: "CLOUDCALL_ALLOW_ANONYMOUS", Default: "false", Description: "true lets HTTP triggers through without caller auth (with no CLOUDCALL_CALLER_KEYS): only under cloudcall local or behind a platform that checks callers (FC authType: function, an API Gateway authorizer); a WARN line at start says so"},
 		{Name: "CLOUDCALL_STORE_PREFIX", Default: "cloudcall:", Description: "key namespace in Redis (deployments in different accounts or regions can share one Redis; function names are fixed, so one deployment per account and region)"},
 		{Name: "CLOUDCALL_TIMEOUT", Description: "deadline when the platform gives none (HTTP-server mode); empty: 10s (15s for the charge)"},
 		{Name: "CLOUDCALL_MAX_BODY_BYTES", Default: "65536", Description: "policy: largest HTTP-trigger body, in bytes (1024 to 6291456); vendors document no limit (CK1 none on boxes): raise it for very long box lists"},

@@ -31,6 +31,11 @@ func denyAll(code int, reason string) Guard {
 	})
 }
 
+// AnonymousWarning is logged at start by a function whose HTTP triggers take
+// unsigned calls.
+const AnonymousWarning = "CLOUDCALL_ALLOW_ANONYMOUS=true and no CLOUDCALL_CALLER_KEYS: HTTP triggers run every call unsigned; " +
+	"safe only where the platform checks callers first (an FC trigger with authType: function, an API Gateway authorizer) or under cloudcall local"
+
 // NewGuard is default deny (DESIGN §5): CLOUDCALL_CALLER_KEYS turns on
 // signature checks; without keys every HTTP call is refused unless
 // CLOUDCALL_ALLOW_ANONYMOUS=true. Nonces are kept in this instance's memory
@@ -57,6 +62,10 @@ func NewGuard(env *config.Env, st store.Store, log *slog.Logger) (Guard, error) 
 		return denyAll(envelope.CodeConfig, "configuration: "+err.Error()), err
 	}
 	if env.Bool("CLOUDCALL_ALLOW_ANONYMOUS", false) {
+		// Said at every start, wherever it runs: left over in a deployer's
+		// shell, it deployed an open charge that nothing logged (an outside
+		// tester). cloudcall local sets it, and says so too.
+		log.Warn(AnonymousWarning)
 		return GuardFunc(func(context.Context, *envelope.Input) *envelope.Error { return nil }), nil
 	}
 	return denyAll(envelope.CodeUnauthenticated,

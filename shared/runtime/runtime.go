@@ -74,6 +74,15 @@ func Pick(env *config.Env) (Platform, error) {
 	case env.Get("AWS_LAMBDA_RUNTIME_API", "") != "":
 		return PlatformLambda, nil
 	case env.Get("FC_CUSTOM_LISTEN_PORT", "") != "":
+		// Only FC's proxy strips a caller's x-fc-* headers, and this mode
+		// takes x-fc-control-path: /invoke for an event: run elsewhere, an
+		// unsigned POST /invoke charged (an outside tester). FC sets these
+		// two with the port.
+		if env.Get("FC_FUNCTION_NAME", "") == "" || env.Get("FC_REGION", "") == "" {
+			return "", fmt.Errorf("FC_CUSTOM_LISTEN_PORT is set without FC_FUNCTION_NAME and FC_REGION, which Function Compute sets with it: " +
+				"outside FC nothing strips a caller's x-fc-control-path header, so an unsigned POST /invoke would run as an event; " +
+				"to serve HTTP elsewhere use CLOUDCALL_PORT (and CLOUDCALL_HOST)")
+		}
 		return PlatformFCCustom, nil
 	case env.Get("CLOUDCALL_PORT", "") != "":
 		return PlatformHTTP, nil

@@ -34,9 +34,9 @@ func TestPick(t *testing.T) {
 		{"fc", map[string]string{"FC_RUNTIME_API": "127.0.0.1:9000"}, PlatformFC},
 		{"lambda", map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}, PlatformLambda},
 		{"fc wins over lambda", map[string]string{"FC_RUNTIME_API": "a", "AWS_LAMBDA_RUNTIME_API": "b"}, PlatformFC},
-		{"fc custom runtime port", map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000"}, PlatformFCCustom},
+		{"fc custom runtime port", map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000", "FC_FUNCTION_NAME": "f", "FC_REGION": "cn-hangzhou"}, PlatformFCCustom},
 		{"local port", map[string]string{"CLOUDCALL_PORT": "8080"}, PlatformHTTP},
-		{"fc custom wins over a local port", map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000", "CLOUDCALL_PORT": "8080"}, PlatformFCCustom},
+		{"fc custom wins over a local port", map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000", "FC_FUNCTION_NAME": "f", "FC_REGION": "cn-hangzhou", "CLOUDCALL_PORT": "8080"}, PlatformFCCustom},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -48,6 +48,14 @@ func TestPick(t *testing.T) {
 	_, err := Pick(config.FromMap(nil))
 	require.ErrorContains(t, err, "FC_RUNTIME_API")
 	require.ErrorContains(t, err, "AWS_LAMBDA_RUNTIME_API")
+	// Outside FC nothing strips a caller's x-fc-control-path: this mode
+	// would run an unsigned POST /invoke as an event.
+	for _, env := range []map[string]string{{"FC_CUSTOM_LISTEN_PORT": "9000"}, {"FC_CUSTOM_LISTEN_PORT": "9000", "FC_FUNCTION_NAME": "f"},
+		{"FC_CUSTOM_LISTEN_PORT": "9000", "FC_REGION": "cn-hangzhou", "CLOUDCALL_PORT": "8080"}} {
+		_, err = Pick(config.FromMap(env))
+		require.ErrorContains(t, err, "FC_CUSTOM_LISTEN_PORT is set without FC_FUNCTION_NAME and FC_REGION", env)
+		require.ErrorContains(t, err, "use CLOUDCALL_PORT")
+	}
 
 	require.Equal(t, "0.0.0.0:9000", listenAddr(config.FromMap(map[string]string{"FC_CUSTOM_LISTEN_PORT": "9000"})), "FC custom runtimes listen on every interface")
 	require.Equal(t, "127.0.0.1:8080", listenAddr(config.FromMap(map[string]string{"CLOUDCALL_PORT": "8080"})), "local use stays on loopback")
@@ -139,6 +147,18 @@ func decodeHTTP(t *testing.T, out []byte) (HTTPResponse, map[string]any) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.Body), &m), r.Body)
 	return r, m
+}
+
+// A function whose HTTP triggers take unsigned calls says so at start, on
+// every platform: left over in a deployer's shell, it deployed an open
+// charge that nothing logged (an outside tester).
+func TestAnonymousTriggersAreSaidAtStart(t *testing.T) {
+	_, logs := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, &seen{}, nil)
+	require.Contains(t, logs.String(), `"level":"WARN","msg":"`+AnonymousWarning+`"`)
+	_, logs = newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_CALLER_KEYS": "k:0123456789abcdef0123"}, &seen{}, nil)
+	require.NotContains(t, logs.String(), "CLOUDCALL_ALLOW_ANONYMOUS", "caller keys set: every trigger call is signed")
+	_, logs = newHandler(t, nil, &seen{}, nil)
+	require.NotContains(t, logs.String(), "WARN")
 }
 
 func TestInvokeShapes(t *testing.T) {
