@@ -17,6 +17,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/suggest"
+	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
 // servedSandbox is a sandbox listening on loopback.
@@ -56,7 +57,13 @@ func serveSandboxes(base string) ([]*servedSandbox, error) {
 		srv := &http.Server{Handler: sbs[v].Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		url := "http://" + ln.Addr().String()
-		out = append(out, &servedSandbox{vendor: v, url: url, admin: sbs[v].Admin(), env: sbs[v].Env(url), srv: srv})
+		env := sbs[v].Env(url)
+		if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() && !ip.IsUnspecified() {
+			// Served on the network: the functions reach it in plain http, with
+			// the sandbox's demo credentials.
+			env[upstream.PlaintextVar] = "true"
+		}
+		out = append(out, &servedSandbox{vendor: v, url: url, admin: sbs[v].Admin(), env: env, srv: srv})
 	}
 	return out, nil
 }

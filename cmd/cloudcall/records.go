@@ -36,7 +36,8 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           --charged ORDER_ID TOP shows the charge: every retry with the key is answered with it
                              (letters, digits, '-' and '_', not starting with '-', as TOP's ids are).
           Only an unknown outcome can be settled: a recorded -1304, or a call that cannot be running any
-          more (a minute past its deadline, and 2 minutes more in case this machine's clock runs ahead).
+          more (a minute past its deadline, by the store's clock as the functions judge it; where the store's
+          clock cannot be read, by this machine's, with 2 minutes more in case it runs ahead).
           When the record knows TOP charged ("known": TOP's answer came back, the record's last write
           failed), only --charged with that id is taken, now and in every correction. A settlement by hand is marked ("settled") and can be corrected
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
@@ -56,8 +57,9 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
           refusal, and charges go ahead again within a second. --reconciled says you did. Refused until no
-          call running when the loss was found can be running any more (lostAt + CLOUDCALL_TIMEOUT + 1 min,
-          and 2 min for this machine's clock): such a call's charge reaches the log only when it ends.
+          call running when the loss was found can be running any more (lostAt + CLOUDCALL_TIMEOUT + 1 min
+          by the store's clock, or 2 min more by this machine's): such a call's charge reaches the log only
+          when it ends.
   mark-lost writes a loss the fence cannot see: after a failover to a replica that lagged (Redis replicates
           asynchronously, so the last writes can be gone while the fence is there), a restore from a backup,
           or rows deleted by hand. Every charge answers -1601 from the instances' next one, until reopen.
@@ -162,13 +164,17 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// The banner's prefix ends with ':'; without it every key misses.
 		fmt.Fprintf(stderr, "WARNING: CLOUDCALL_STORE_PREFIX=%q does not end with ':' as the prefixes cloudcall writes do; keys are looked up under it exactly\n", p)
 	}
-	g, records, err := top.RecordsGuard(config.FromMap(env), nil, clockSkew)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	g, records, err := top.RecordsGuard(ctx, config.FromMap(env), top.RecordsOptions{Skew: clockSkew, ClockWarning: func(err error) {
+		if key != "" {
+			fmt.Fprintf(stderr, "WARNING: the store's clock could not be read (%v): whether a call may still be running is judged by this machine's clock, allowing it %s ahead\n", err, clockSkew)
+		}
+	}})
 	if err != nil {
 		return err
 	}
 	defer records.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	if key == "" {
 		if action == "reopen" {
 			if err := quiet(ctx, g, records); err != nil {
@@ -202,15 +208,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			// A mistyped key on a healthy store made up a charge.
 			return &exitError{code: 4, err: fmt.Errorf("the %s store records no loss: restore is for the charges its lost records covered, before reopening it (for a -1304, settle; for a loss the fence cannot see, mark-lost first)", records.Name())}
 		}
-		var storeNow time.Time
-		if f, ok := records.(idempotency.Fencer); ok {
-			var cerr error
-			if storeNow, cerr = f.Clock(ctx); cerr != nil {
-				// This machine's clock then, with its allowance, as settle's.
-				fmt.Fprintf(stderr, "WARNING: the store's clock could not be read (%v): whether a call may still be running is judged by this machine's clock, allowing it %s ahead\n", cerr, clockSkew)
-			}
-		}
-		if err := g.Restore(ctx, key, s, true, storeNow); err != nil {
+		if err := g.Restore(ctx, key, s, true, time.Time{}); err != nil {
 			return notFound(key, err)
 		}
 		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)

@@ -14,6 +14,9 @@ import (
 	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
+// camsEndpoint is the vendor's own address (CAMS_API_BASE unset).
+const camsEndpoint = "https://cams.ap-southeast-1.aliyuncs.com"
+
 // CAMS QueryChatappBindWaba.
 const (
 	APIQueryChatappBindWaba = "cams.queryChatappBindWaba"
@@ -120,8 +123,12 @@ func (c *CAMS) Op() envelope.Op {
 // CAMSFactory builds cams-query-chatapp-bind-waba: CAMS_API_BASE, and the
 // credentials chain (FC's per-invocation credentials come first).
 func CAMSFactory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
+	endpoint, err := upstream.Base(d.Env, "CAMS_API_BASE", d.Env.Get("CAMS_API_BASE", camsEndpoint), camsEndpoint)
+	if err != nil {
+		return envelope.Op{API: APIQueryChatappBindWaba}, err
+	}
 	c, err := NewClient(Options{
-		Endpoint: d.Env.Get("CAMS_API_BASE", "https://cams.ap-southeast-1.aliyuncs.com"),
+		Endpoint: endpoint,
 		Version:  CAMSVersion, Product: "cams", HTTP: d.HTTP, Limiter: d.Store, QPS: 10, Remember: d.Env.Remember,
 	})
 	if err != nil {

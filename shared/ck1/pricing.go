@@ -17,6 +17,9 @@ import (
 	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
+// defaultBase is the vendor's own address (CK1_API_BASE unset).
+const defaultBase = "https://openapi.chukou1.cn"
+
 // APIInboundBox is the errMsg prefix of the function.
 const APIInboundBox = "ck1.pricing.inboundBox"
 
@@ -246,7 +249,10 @@ func BoxOp(c *Client) envelope.Op {
 // CK1_REFRESH_TOKEN.
 func Factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	fail := envelope.Op{API: APIInboundBox}
-	base := d.Env.Get("CK1_API_BASE", "https://openapi.chukou1.cn")
+	base, err := upstream.Base(d.Env, "CK1_API_BASE", d.Env.Get("CK1_API_BASE", defaultBase), defaultBase)
+	if err != nil {
+		return fail, err
+	}
 	fixed, err := d.Env.Secret("CK1_ACCESS_TOKEN")
 	if err != nil {
 		return fail, err

@@ -174,6 +174,9 @@ func TestFactoryConfiguration(t *testing.T) {
 		{"bad sign method", map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_SIGN_METHOD": "sha1"}, []string{"TOP_SIGN_METHOD", "md5, hmac or hmac-sha256"}},
 		{"bad cap", map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_MAX_PRICE_FEN": "ten"}, []string{"TOP_MAX_PRICE_FEN"}},
 		{"floor above the cap", map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_MIN_PRICE_FEN": "500", "TOP_MAX_PRICE_FEN": "100"}, []string{"TOP_MIN_PRICE_FEN=500 is above TOP_MAX_PRICE_FEN=100"}},
+		// The app secret and session would cross the network in clear.
+		{"plain http to TOP", map[string]string{"TOP_APP_KEY": "1", "TOP_APP_SECRET": "s", "TOP_GATEWAY_URL": "http://gw.api.taobao.com/router/rest"},
+			[]string{`TOP_GATEWAY_URL="http://gw.api.taobao.com/router/rest": plain http to another host`, "CLOUDCALL_ALLOW_PLAINTEXT_UPSTREAM=true"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

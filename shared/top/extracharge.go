@@ -23,6 +23,9 @@ import (
 	"github.com/cloudcall/cloudcall/shared/upstream"
 )
 
+// defaultGateway is the vendor's own address (TOP_GATEWAY_URL unset).
+const defaultGateway = "https://gw.api.taobao.com/router/rest"
+
 // APILaunchExtraCharge is the errMsg prefix of the function.
 const (
 	APILaunchExtraCharge = "top.ascp.launchExtraCharge"
@@ -435,9 +438,13 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 		// Every charge would be refused as the caller's fault.
 		return fail, fmt.Errorf("TOP_MIN_PRICE_FEN=%d is above TOP_MAX_PRICE_FEN=%d: no price could be charged; set the floor at or below the cap", minPrice, maxPrice)
 	}
+	gateway, err := upstream.Base(d.Env, "TOP_GATEWAY_URL", d.Env.Get("TOP_GATEWAY_URL", defaultGateway), defaultGateway)
+	if err != nil {
+		return fail, err
+	}
 	c, err := NewClient(Options{AppKey: appKey, Secret: secret, Session: session,
 		SignMethod: d.Env.Get("TOP_SIGN_METHOD", SignHMACSHA256),
-		Gateway:    d.Env.Get("TOP_GATEWAY_URL", "https://gw.api.taobao.com/router/rest"), HTTP: d.HTTP})
+		Gateway:    gateway, HTTP: d.HTTP})
 	if err != nil {
 		return fail, err
 	}
@@ -446,7 +453,7 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 		return fail, err
 	}
 	timeout := cmp.Or(d.Timeout, DefaultTimeout)
-	g := newGuard(records, appKey, timeout, d.Log, 0)
+	g := idempotency.New(guardOptions(records, appKey, timeout, d.Log))
 	ch := NewCharger(c, g, int64(minPrice), int64(maxPrice))
 	op := ch.Op()
 	op.Timeout = DefaultTimeout
@@ -459,20 +466,36 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 	return op, nil
 }
 
-// newGuard keeps the charge's records per app key. A call in progress for
-// longer than the function can run (plus a margin) died with its instance.
-func newGuard(records idempotency.Records, appKey string, timeout time.Duration, log *slog.Logger, skew time.Duration) *idempotency.Guard {
-	return idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: log, Skew: skew})
+// guardOptions keep the charge's records per app key. A call in progress
+// for longer than the function can run (plus a margin) died with its
+// instance.
+func guardOptions(records idempotency.Records, appKey string, timeout time.Duration, log *slog.Logger) idempotency.Options {
+	return idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: log}
+}
+
+// RecordsOptions are how a person's tool opens the charge's records.
+type RecordsOptions struct {
+	Log *slog.Logger
+	// Skew is how far ahead of the functions' clocks this machine's may be,
+	// used when the store's clock cannot be read: a call then counts as
+	// possibly running that much longer, so a running call is never taken
+	// for a dead one.
+	Skew time.Duration
+	// ClockWarning hears why the store's clock could not be read (nil: not
+	// said).
+	ClockWarning func(error)
 }
 
 // RecordsGuard opens the charge's records as the deployed function does
 // (the same settings: CLOUDCALL_IDEMPOTENCY_STORE or CLOUDCALL_STORE, its
 // prefix, TOP_APP_KEY, CLOUDCALL_TIMEOUT), for a person who reconciles an
-// unknown outcome with TOP. A call counts as possibly running skew longer:
-// a person's machine ahead of the functions' by up to that much cannot
-// take a running call for a dead one.
-// Close the records when done.
-func RecordsGuard(env *config.Env, log *slog.Logger, skew time.Duration) (*idempotency.Guard, idempotency.Records, error) {
+// unknown outcome with TOP. Whether a call may still be running is judged by
+// the store's clock when it answers, as the functions judge it (kept by the
+// platforms, unlike a laptop's): by this machine's, the tool said "may
+// still be running" for two minutes after the function answered -1304
+// "stopped" (an outside tester). Otherwise this machine's clock with
+// o.Skew. Close the records when done.
+func RecordsGuard(ctx context.Context, env *config.Env, o RecordsOptions) (*idempotency.Guard, idempotency.Records, error) {
 	appKey := env.Get("TOP_APP_KEY", "")
 	if appKey == "" {
 		return nil, nil, errors.New("set TOP_APP_KEY (the app key the charge runs with: records are kept per app key)")
@@ -481,11 +504,24 @@ func RecordsGuard(env *config.Env, log *slog.Logger, skew time.Duration) (*idemp
 	if err != nil {
 		return nil, nil, err
 	}
-	records, err := recordstore.FromEnv(env, log)
+	records, err := recordstore.FromEnv(env, o.Log)
 	if err != nil {
 		return nil, nil, err
 	}
-	return newGuard(records, appKey, cmp.Or(timeout, DefaultTimeout), log, skew), records, nil
+	opts := guardOptions(records, appKey, cmp.Or(timeout, DefaultTimeout), o.Log)
+	opts.Skew = o.Skew
+	if f, ok := records.(idempotency.Fencer); ok {
+		at, cerr := f.Clock(ctx)
+		switch {
+		case cerr == nil:
+			read := time.Now()
+			opts.Now = func() time.Time { return at.Add(time.Since(read)) }
+			opts.Skew = 0
+		case o.ClockWarning != nil:
+			o.ClockWarning(cerr)
+		}
+	}
+	return idempotency.New(opts), records, nil
 }
 
 // ChargedAnswer is what every retry of key is told once a person found at

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,9 @@ import (
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/upstream"
 )
+
+// defaultBase is the vendor's own address (WECHAT_API_BASE unset).
+const defaultBase = "https://api.weixin.qq.com"
 
 // APIGetQuota is the errMsg prefix of logistics.getQuota, as in cloud calls.
 const APIGetQuota = "openapi.logistics.getQuota"
@@ -235,9 +237,9 @@ func ClientFromDeps(d runtime.Deps) (*Client, error) {
 	if mode != ModeStable && mode != ModeClassic {
 		return nil, fmt.Errorf("WECHAT_TOKEN_MODE=%q: expected stable or classic", mode)
 	}
-	base := d.Env.Get("WECHAT_API_BASE", "https://api.weixin.qq.com")
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("WECHAT_API_BASE=%q: expected an origin such as https://api.weixin.qq.com", base)
+	base, err := upstream.Base(d.Env, "WECHAT_API_BASE", d.Env.Get("WECHAT_API_BASE", defaultBase), defaultBase)
+	if err != nil {
+		return nil, err
 	}
 	tm := NewTokenManager(TokenOptions{
 		AppID: appid, Secret: secrets["WECHAT_APPSECRET"],

@@ -1,0 +1,46 @@
+package upstream
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+)
+
+// PlaintextVar lets a vendor address be plain http on a host other than this
+// machine: a sandbox on another host or container. Off, such an address is
+// refused at start, since the credentials would cross the network in clear
+// (WeChat's app secret in the token request, an access token in every URL).
+const PlaintextVar = "CLOUDCALL_ALLOW_PLAINTEXT_UPSTREAM"
+
+// Base judges v, the vendor address setting name whose default is def,
+// before any call: an absolute http(s) URL with a host, no user info and no
+// query; plain http only to this machine unless PlaintextVar says
+// otherwise. An outside tester's http://api.weixin.qq.com and
+// http://user:pw@host were taken in silence.
+func Base(env *config.Env, name, v, def string) (string, error) {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "":
+		return "", fmt.Errorf("%s=%q: expected an address such as %s", name, v, def)
+	case u.User != nil:
+		// Not quoted: it may hold a password.
+		return "", fmt.Errorf("%s: the address carries user info (user:password@); the vendor's credentials have their own settings, so remove it", name)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return "", fmt.Errorf("%s=%q: expected no query or fragment, as in %s", name, v, def)
+	case u.Scheme == "http" && !local(u.Hostname()) && !env.Bool(PlaintextVar, false):
+		return "", fmt.Errorf("%s=%q: plain http to another host would send the credentials in clear: use https, or set %s=true for a sandbox on another host", name, v, PlaintextVar)
+	}
+	return v, nil
+}
+
+// local says host is this machine: localhost, a loopback or unspecified
+// address.
+func local(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
