@@ -259,7 +259,7 @@ func idempotencyKey(field string, h http.Header, platform bool) (string, *envelo
 		}
 	}
 	bad := func(reason string) *envelope.Error {
-		return &envelope.Error{Code: envelope.CodeInvalidInput, Field: "Idempotency-Key", Reason: "invalid input: Idempotency-Key header: " + reason}
+		return &envelope.Error{Code: envelope.CodeInvalidInput, Field: "idempotencyKey", Reason: "invalid input: Idempotency-Key header: " + reason}
 	}
 	switch {
 	case len(vals) > 1:

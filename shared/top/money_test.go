@@ -368,7 +368,7 @@ func TestPlatformCallerSendsTheKeyInTheBody(t *testing.T) {
 	defer cancel()
 	resp := r.op.Invoke(ctx, in)
 	require.Equal(t, 400, resp.Status, string(resp.Body))
-	require.Contains(t, string(resp.Body), `"field":"Idempotency-Key"`)
+	require.Contains(t, string(resp.Body), `"field":"idempotencyKey"`)
 	require.Contains(t, string(resp.Body), "idempotencyKey")
 	require.Empty(t, r.sbx.Charges("BFC-IAM"))
 

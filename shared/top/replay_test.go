@@ -114,15 +114,15 @@ func TestTheIdempotencyKeyHeaderFollowsTheFieldsRule(t *testing.T) {
 	for i, tc := range []struct {
 		name, field string
 		hdr         map[string][]string
-		wantField   string
+		wantField   string // the header is the field's other spelling (DESIGN §8): one key, one field
 		reason      string
 	}{
-		{"a space", "", map[string][]string{"Idempotency-Key": {"has space"}}, "Idempotency-Key", `Idempotency-Key header: expected up to 128 printable ASCII characters without spaces, got "has space"`},
-		{"129 characters", "", map[string][]string{"Idempotency-Key": {strings.Repeat("k", 129)}}, "Idempotency-Key", "expected up to 128 printable ASCII"},
-		{"not ASCII", "", map[string][]string{"Idempotency-Key": {"ключ"}}, "Idempotency-Key", "expected up to 128 printable ASCII"},
-		{"a tab", "", map[string][]string{"Idempotency-Key": {"a\tb"}}, "Idempotency-Key", "expected up to 128 printable ASCII"},
-		{"twice", "", map[string][]string{"Idempotency-Key": {"k-a"}, "idempotency-key": {"k-b"}}, "Idempotency-Key", "sent 2 times; send one key"},
-		{"twice, joined by the platform", "", map[string][]string{"Idempotency-Key": {"k-a", "k-b"}}, "Idempotency-Key", `"k-a,k-b" holds a comma, as several headers joined by the platform do`},
+		{"a space", "", map[string][]string{"Idempotency-Key": {"has space"}}, "idempotencyKey", `Idempotency-Key header: expected up to 128 printable ASCII characters without spaces, got "has space"`},
+		{"129 characters", "", map[string][]string{"Idempotency-Key": {strings.Repeat("k", 129)}}, "idempotencyKey", "expected up to 128 printable ASCII"},
+		{"not ASCII", "", map[string][]string{"Idempotency-Key": {"ключ"}}, "idempotencyKey", "expected up to 128 printable ASCII"},
+		{"a tab", "", map[string][]string{"Idempotency-Key": {"a\tb"}}, "idempotencyKey", "expected up to 128 printable ASCII"},
+		{"twice", "", map[string][]string{"Idempotency-Key": {"k-a"}, "idempotency-key": {"k-b"}}, "idempotencyKey", "sent 2 times; send one key"},
+		{"twice, joined by the platform", "", map[string][]string{"Idempotency-Key": {"k-a", "k-b"}}, "idempotencyKey", `"k-a,k-b" holds a comma, as several headers joined by the platform do`},
 		{"differs from the field", "body-key", map[string][]string{"Idempotency-Key": {"header-key"}}, "idempotencyKey", `idempotencyKey "body-key" and the Idempotency-Key header "header-key" differ`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -265,7 +265,7 @@ func TestBadInputNeverReachesTOP(t *testing.T) {
 		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":12.5,"type":1}}`:                              "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
 		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":"12","type":1}}`:                              "omsLaunchExtraChargeParameter.price: expected an integer number of fen",
 		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":-1,"type":1}}`:                                "price: -1 fen is under the floor of 0 fen (TOP_MIN_PRICE_FEN)",
-		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":9223372036854775808,"type":1}}`:               "price: expected an integer number of fen (1/100 CNY), e.g. 12345 for 123.45 CNY, got number 9223372036854775808",
+		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":9223372036854775808,"type":1}}`:               "price: expected an integer number of fen (1/100 CNY) within TOP's Long, -9223372036854775808 to 9223372036854775807, e.g. 12345 for 123.45 CNY, got number 9223372036854775808",
 		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":9}}`:                               "type: expected an integer from 1 to 8",
 		`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"B","price":100,"type":0}}`:                               "type: expected an integer from 1 to 8",
 		`{"omsLaunchExtraChargeParameter":{"price":100,"type":1}}`:                                                            "wdsCoordinationOrderId: required",

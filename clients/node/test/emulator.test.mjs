@@ -145,20 +145,25 @@ describe('@cloudcall/client against cloudcall local --caller-keys', { skip: !has
     assert.equal(r.quotaNum, 0, 'a zero balance is present');
   });
 
-  it('the README\'s first call works as written', async () => {
-    const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-    const m = readme.match(/<!-- readme:node-first-call -->\n```js\n([\s\S]*?)```/);
-    assert.ok(m, 'README.md has the marked snippet');
-    // Inside the package directory '@cloudcall/client' resolves to the package itself.
-    const file = join(pkgDir, 'test', '.readme-first-call.mjs');
-    writeFileSync(file, m[1].replace('http://127.0.0.1:9000', local.baseUrl));
-    try {
-      const { stdout } = await promisify(execFile)(process.execPath, [file], { env: { ...process.env, CLOUDCALL_KEY: SECRET } });
-      assert.equal(stdout, '210\n');
-    } finally {
-      rmSync(file, { force: true });
-    }
-  });
+  // The Quickstart's snippet ends at the call (its comment says 210); the
+  // client section's prints it. Pasted as written, the Quickstart's lacked
+  // its import (an outside tester).
+  for (const [marker, tail] of [['node-first-call', ''], ['node-quickstart', '\nconsole.log(quotaNum);\n']]) {
+    it(`the README's ${marker} snippet works as written`, async () => {
+      const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+      const m = readme.match(new RegExp(`<!-- readme:${marker} -->\n\`\`\`js\n([\\s\\S]*?)\`\`\``));
+      assert.ok(m, `README.md has the snippet marked ${marker}`);
+      // Inside the package directory '@cloudcall/client' resolves to the package itself.
+      const file = join(pkgDir, 'test', `.readme-${marker}.mjs`);
+      writeFileSync(file, m[1].replace('http://127.0.0.1:9000', local.baseUrl) + tail);
+      try {
+        const { stdout } = await promisify(execFile)(process.execPath, [file], { env: { ...process.env, CLOUDCALL_KEY: SECRET } });
+        assert.equal(stdout, '210\n');
+      } finally {
+        rmSync(file, { force: true });
+      }
+    });
+  }
 
   it('a WeChat refusal keeps WeChat\'s errcode', async () => {
     const err = await cc.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId: 'wrong-password' }).then(() => assert.fail('resolved'), (e) => e);
