@@ -20,11 +20,13 @@ import (
 // flaky is a shared store that can be cut.
 type flaky struct {
 	store.KV
-	down atomic.Bool
+	down   atomic.Bool
+	failed atomic.Int32 // writes refused while down
 }
 
 func (f *flaky) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if f.down.Load() {
+		f.failed.Add(1)
 		return false, fmt.Errorf("dial: %w", store.ErrUnavailable)
 	}
 	return f.KV.SetNX(ctx, key, value, ttl)
@@ -349,6 +351,11 @@ func TestACallDoesNotWaitForTheWriteBack(t *testing.T) {
 	for i := range 20 {
 		require.True(t, a.Spend(ctx, fmt.Sprintf("old-%d", i)))
 	}
+	// The background write-back's first try fails too; its failure, landing
+	// after the clock moves on, would put off the next probe past the call
+	// below (a flake under -race on a busy machine). Let it land first.
+	require.Eventually(t, func() bool { return g.failed.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	g.down.Store(false)      // back, and writing the old nonces hangs
 	clk.add(2 * time.Minute) // past the next probe: the call goes to the store
 	done := make(chan bool, 1)
