@@ -18,15 +18,26 @@ const { functions } = require('./api.cjs');
 const SCHEME = 'CLOUDCALL-HMAC-SHA256';
 const DEFAULTS = Object.freeze({ timeoutMs: 15000, maxRetries: 2, maxRetryWaitMs: 10000 });
 
-// The bundle's own codes that the client also produces (README, error codes).
-const CODE = Object.freeze({
-  invalidInput: -1001,
-  unauthenticated: -1101,
-  throttled: -1201,
-  timeout: -1301,
-  unreachable: -1302,
-  unreadable: -1303,
-  outcomeUnknown: -1304,
+// The bundle's error codes (docs/envelope.md, error codes), named as the Go
+// client names them: CloudCallError.errCode is one of these or the vendor's
+// own code (a WeChat errcode). The client makes InvalidInput, Unauthenticated,
+// Throttled and Timeout through OutcomeUnknown itself too, when it sees no
+// function's answer.
+const ErrCode = Object.freeze({
+  InvalidInput: -1001,
+  PayloadTooLarge: -1002,
+  Unauthenticated: -1101,
+  Forbidden: -1102,
+  Throttled: -1201,
+  Timeout: -1301,
+  Unreachable: -1302,
+  Unreadable: -1303,
+  OutcomeUnknown: -1304,
+  VendorRefused: -1305,
+  IdempotencyConflict: -1401,
+  StoreUnavailable: -1501,
+  Config: -1601,
+  Internal: -1999,
 });
 
 /** A failed cloud call: the function's envelope, or what the client saw instead. */
@@ -261,7 +272,7 @@ function envelopeError(fn, env, res, attempts) {
 // key (the reason as cause), since only a retry with it can tell.
 function abortedBy(fn, reason, attempts, payload, requestId) {
   if (!fn.idempotent) return reason;
-  return clientError(fn, CODE.outcomeUnknown, `outcome unknown — the caller aborted after the charge may have been sent; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
+  return clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the caller aborted after the charge may have been sent; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
     { attempts, cause: reason, idempotencyKey: payload.idempotencyKey, requestId });
 }
 
@@ -280,7 +291,7 @@ function clientError(fn, errCode, reason, extra) {
 function encodeInput(fn, input) {
   const paths = new WeakMap(); // object → its path, for the message
   const parents = new WeakMap(); // object → the holder it is being written in
-  const refuse = (path, what) => clientError(fn, CODE.invalidInput, `invalid input: ${path || 'the input'}: ${what}`, { field: path });
+  const refuse = (path, what) => clientError(fn, ErrCode.InvalidInput, `invalid input: ${path || 'the input'}: ${what}`, { field: path });
   function replacer(key, value) {
     const parent = paths.get(this);
     const path = parent === undefined ? '' : Array.isArray(this) ? `${parent}[${key}]` : parent ? `${parent}.${key}` : key;
@@ -311,13 +322,13 @@ function encodeInput(fn, input) {
   } catch (err) {
     if (err instanceof CloudCallError) throw err;
     // Nesting past the stack (the functions refuse more than 32 levels).
-    throw clientError(fn, CODE.invalidInput, `invalid input: it cannot be written as JSON (${err.message})`, { field: '', cause: err });
+    throw clientError(fn, ErrCode.InvalidInput, `invalid input: it cannot be written as JSON (${err.message})`, { field: '', cause: err });
   }
 }
 
 async function call(o, fn, input, callOpts = {}) {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw clientError(fn, CODE.invalidInput, 'the input must be a JSON object', { field: '' });
+    throw clientError(fn, ErrCode.InvalidInput, 'the input must be a JSON object', { field: '' });
   }
   if (callOpts === null || typeof callOpts !== 'object') throw new TypeError('cloudcall: the call options must be an object: { signal?, timeoutMs?' + (fn.idempotent ? ', idempotencyKey? }' : ' }'));
   // A misspelled key (idempotencykey, IdempotencyKey) was dropped, and the
@@ -330,7 +341,7 @@ async function call(o, fn, input, callOpts = {}) {
   let payload = input;
   if (fn.idempotent && callOpts.idempotencyKey !== undefined) {
     if (input.idempotencyKey !== undefined && input.idempotencyKey !== callOpts.idempotencyKey) {
-      throw clientError(fn, CODE.invalidInput, 'two different idempotency keys (input.idempotencyKey and options.idempotencyKey)', { field: 'idempotencyKey' });
+      throw clientError(fn, ErrCode.InvalidInput, 'two different idempotency keys (input.idempotencyKey and options.idempotencyKey)', { field: 'idempotencyKey' });
     }
     // In the body, so the key is covered by the signature.
     payload = { ...input, idempotencyKey: callOpts.idempotencyKey };
@@ -365,9 +376,9 @@ async function call(o, fn, input, callOpts = {}) {
         if (dl.signal.aborted) {
           if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, payload); // their reason, as fetch does
           if (fn.idempotent) {
-            throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
+            throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
           }
-          throw clientError(fn, CODE.timeout, 'no answer within the timeout', { attempts: attempt, cause: err });
+          throw clientError(fn, ErrCode.Timeout, 'no answer within the timeout', { attempts: attempt, cause: err });
         }
         const notSent = NOT_SENT.has(code);
         // Transport failures are retried for reads only.
@@ -377,15 +388,15 @@ async function call(o, fn, input, callOpts = {}) {
             await sleep(backoff, undefined, { signal: dl.signal }).catch(() => {});
             if (!dl.signal.aborted) continue;
             if (dl.callerAborted()) throw dl.signal.reason;
-            throw clientError(fn, CODE.timeout, `no answer within the timeout (last: ${code || err.message})`, { attempts: attempt, cause: err });
+            throw clientError(fn, ErrCode.Timeout, `no answer within the timeout (last: ${code || err.message})`, { attempts: attempt, cause: err });
           }
         }
         if (fn.idempotent && !notSent) {
-          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
+          throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
         }
         // "could not reach" only when it certainly never left: a connection
         // closed after the request was sent reached the function.
-        throw clientError(fn, CODE.unreachable, notSent ? `could not reach ${url.origin} (${code || err.message})` : `the connection to ${url.origin} failed before an answer (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
+        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code || err.message})` : `the connection to ${url.origin} failed before an answer (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
       }
       let readErr;
       const text = await res.text().catch((err) => {
@@ -399,9 +410,9 @@ async function call(o, fn, input, callOpts = {}) {
         const timedOut = dl.signal.aborted;
         const requestId = platformRequestId(res.headers);
         if (fn.idempotent) {
-          throw clientError(fn, CODE.outcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
+          throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
         }
-        throw clientError(fn, timedOut ? CODE.timeout : CODE.unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
+        throw clientError(fn, timedOut ? ErrCode.Timeout : ErrCode.Unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
       }
       let env;
       try {
@@ -434,7 +445,7 @@ async function call(o, fn, input, callOpts = {}) {
       }
       if (!isEnvelope && res.status === 429) {
         // A platform's or gateway's throttle: the function never ran.
-        throw clientError(fn, CODE.throttled, `throttled before the function (HTTP 429 from ${url.origin}${url.pathname}): ${(text ?? '').slice(0, 200)}`,
+        throw clientError(fn, ErrCode.Throttled, `throttled before the function (HTTP 429 from ${url.origin}${url.pathname}): ${(text ?? '').slice(0, 200)}`,
           { status: 429, retryAfter: retryAfterSeconds(res, undefined), requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
       }
       if (!isEnvelope) {
@@ -442,14 +453,14 @@ async function call(o, fn, input, callOpts = {}) {
         // An answer came, so a charge may have run whatever the status:
         // only the function, asked again with the key, knows.
         if (fn.idempotent) {
-          throw clientError(fn, CODE.outcomeUnknown,
+          throw clientError(fn, ErrCode.OutcomeUnknown,
             `outcome unknown — HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope (${snippet}); call again with the same input and key: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
             { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: payload.idempotencyKey });
         }
-        throw clientError(fn, CODE.unreadable, `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
+        throw clientError(fn, ErrCode.Unreadable, `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
           { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt });
       }
-      if (env.errCode === CODE.unauthenticated && /replayed nonce/.test(env.errMsg)) {
+      if (env.errCode === ErrCode.Unauthenticated && /replayed nonce/.test(env.errMsg)) {
         // This client signs every attempt with a fresh nonce, so a replay
         // means something between it and the function (a balancer retrying
         // a POST, a gateway duplicating it) delivered this request twice:
@@ -457,7 +468,7 @@ async function call(o, fn, input, callOpts = {}) {
         // signed; a charge is -1304 with its key, never "not charged".
         if (!fn.idempotent && attempt <= maxRetries) continue;
         if (fn.idempotent) {
-          throw clientError(fn, CODE.outcomeUnknown,
+          throw clientError(fn, ErrCode.OutcomeUnknown,
             `outcome unknown — the function refused this request as a replay of one it had already seen (something between this client and the function delivered it twice), and the first delivery may have charged; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
             { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: payload.idempotencyKey });
         }
@@ -488,6 +499,6 @@ function createClient(options) {
   return client;
 }
 
-module.exports = { createClient, CloudCallError, authorization, canonicalQuery, functions };
+module.exports = { createClient, CloudCallError, ErrCode, authorization, canonicalQuery, functions };
 // The types declare a default export for both entry points; make it true for require() too.
 module.exports.default = module.exports;

@@ -75,6 +75,41 @@ export interface CloudCallErrorInit {
   cause?: unknown;
 }
 
+/**
+ * The bundle's error codes (docs/envelope.md), named as the Go client names them: CloudCallError.errCode is one
+ * of these or the vendor's own code (a WeChat errcode).
+ */
+export declare const ErrCode: Readonly<{
+  /** 400: the input broke a documented rule; field names it. */
+  InvalidInput: -1001;
+  /** 413: body or headers over the limit. */
+  PayloadTooLarge: -1002;
+  /** 401: the caller's signature was refused. */
+  Unauthenticated: -1101;
+  /** 403: the caller is known but not allowed. */
+  Forbidden: -1102;
+  /** 429: wait retryAfter seconds. */
+  Throttled: -1201;
+  /** No answer before the deadline. */
+  Timeout: -1301;
+  /** The function or the vendor could not be reached. */
+  Unreachable: -1302;
+  /** An answer came that could not be read. */
+  Unreadable: -1303;
+  /** A charge may or may not have happened: call again with the same key. */
+  OutcomeUnknown: -1304;
+  /** The vendor refused; upstream says what it said. */
+  VendorRefused: -1305;
+  /** 409: the charge's key is in flight, or was used for another request. */
+  IdempotencyConflict: -1401;
+  /** 503: the functions' shared state is down; retry. */
+  StoreUnavailable: -1501;
+  /** 500: the function lacks configuration. */
+  Config: -1601;
+  /** 500: a bug; requestId finds it in the logs. */
+  Internal: -1999;
+}>;
+
 /** A failed call: the function's failure envelope, or what the client saw instead (status 0). */
 export declare class CloudCallError extends Error {
   constructor(init: CloudCallErrorInit);
@@ -130,7 +165,7 @@ export declare function canonicalQuery(rawQuery: string): string;
 /** A client whose methods follow the API names: cc.openapi.logistics.getQuota(input). */
 export declare function createClient(options: ClientOptions): Client;
 
-declare const _default: { createClient: typeof createClient; CloudCallError: typeof CloudCallError; authorization: typeof authorization; canonicalQuery: typeof canonicalQuery; functions: typeof functions };
+declare const _default: { createClient: typeof createClient; CloudCallError: typeof CloudCallError; ErrCode: typeof ErrCode; authorization: typeof authorization; canonicalQuery: typeof canonicalQuery; functions: typeof functions };
 export default _default;
 
 /**

@@ -2,5 +2,5 @@
 // is one class whichever way the package is loaded.
 import cjs from './index.cjs';
 
-export const { createClient, CloudCallError, authorization, canonicalQuery, functions } = cjs;
+export const { createClient, CloudCallError, ErrCode, authorization, canonicalQuery, functions } = cjs;
 export default cjs;

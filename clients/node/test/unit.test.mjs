@@ -6,7 +6,7 @@ import http from 'node:http';
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createClient, CloudCallError, canonicalQuery, authorization } from '../index.mjs';
+import { createClient, CloudCallError, ErrCode, canonicalQuery, authorization } from '../index.mjs';
 import { repoRoot, CI } from './helpers.mjs';
 
 const SECRET = 'unit-test-secret-000000';
@@ -41,6 +41,29 @@ const json = (res, status, body, headers = {}) => {
 const quota = { deliveryId: 'YTO', bizId: 'xyz' };
 const charge = { omsLaunchExtraChargeParameter: { wdsCoordinationOrderId: 'BFC1', price: 100, type: 2 } };
 const rejected = (p) => p.then(() => assert.fail('resolved'), (e) => e);
+
+describe('ErrCode', () => {
+  // Callers branch on names, not numbers (an outside tester found only the Go
+  // client had them): the same codes as the function's error schema, no more,
+  // no fewer, with the Go client's names.
+  it('names every code of the error schema, as the Go client does', () => {
+    const schema = JSON.parse(readFileSync(join(repoRoot, 'shared/registry/schemas/error.json'), 'utf8'));
+    const codes = schema['x-error-codes'].map((c) => c.errCode).sort();
+    assert.deepEqual(Object.values(ErrCode).sort(), codes);
+    const goSrc = readFileSync(join(repoRoot, 'clients/go/cloudcall/client.go'), 'utf8');
+    for (const [name, code] of Object.entries(ErrCode)) {
+      assert.match(goSrc, new RegExp(`\\bCode${name}\\s+= ${code}\\b`), `Go's Code${name}`);
+    }
+    assert.ok(Object.isFrozen(ErrCode));
+  });
+
+  it('is what the client itself answers with', async () => {
+    const cc = createClient({ endpoints: { 'logistics-get-quota': 'http://127.0.0.1:9' }, keyId: 'k', secret: SECRET });
+    const err = await rejected(cc.openapi.logistics.getQuota(quota));
+    assert.equal(err.errCode, ErrCode.Unreachable, 'nothing listens on port 9');
+    assert.equal(err.status, 0);
+  });
+});
 
 describe('signing', () => {
   it('matches the scheme: the function side recomputes the signature', async () => {

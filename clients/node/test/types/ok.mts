@@ -1,5 +1,5 @@
 // Type-checked by test/package.test.mjs with `tsc --strict --noEmit` against the packed package: it must pass.
-import { createClient, CloudCallError } from '@cloudcall/client';
+import { createClient, CloudCallError, ErrCode } from '@cloudcall/client';
 import type { GetQuotaOutput, InboundBoxInput, LaunchExtraChargeOutput, ClientOptions } from '@cloudcall/client';
 
 export async function main(): Promise<number> {
@@ -24,7 +24,9 @@ export async function main(): Promise<number> {
       const code: number = e.errCode;
       const wait: number | undefined = e.retryAfter;
       const status: number = e.status;
-      return code + status + (wait ?? 0) + (field?.length ?? 0);
+      if (code === ErrCode.InvalidInput) return -1; // branch on a named code, typed as its literal
+      const unknown: -1304 = ErrCode.OutcomeUnknown;
+      return code + status + unknown + (wait ?? 0) + (field?.length ?? 0);
     }
     throw e;
   }
