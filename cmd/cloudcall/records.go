@@ -36,8 +36,9 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           --charged ORDER_ID TOP shows the charge: every retry with the key is answered with it
                              (letters, digits, '-' and '_', not starting with '-', as TOP's ids are).
           Only an unknown outcome can be settled: a recorded -1304, or a call that cannot be running any
-          more (a minute past its deadline, by the store's clock as the functions judge it; where the store's
-          clock cannot be read, by this machine's, with 2 minutes more in case it runs ahead).
+          more (a minute past its deadline, by the earlier of the store's clock and this machine's, so one
+          clock running ahead cannot make a live call look dead; where the store's clock cannot be read, by
+          this machine's with 2 minutes more in case it runs ahead).
           When the record knows TOP charged ("known": TOP's answer came back, the record's last write
           failed), only --charged with that id is taken, now and in every correction. A settlement by hand is marked ("settled") and can be corrected
           by settling again; after --not-charged a retry may already have charged, so that one cannot.
@@ -58,8 +59,8 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
           refusal, and charges go ahead again within a second. --reconciled says you did. Refused until no
           call running when the loss was found can be running any more (lostAt + CLOUDCALL_TIMEOUT + 1 min
-          by the store's clock, or 2 min more by this machine's): such a call's charge reaches the log only
-          when it ends.
+          by the earlier of the store's clock and this machine's, or 2 min more by this machine's alone):
+          such a call's charge reaches the log only when it ends.
   mark-lost writes a loss the fence cannot see: after a failover to a replica that lagged (Redis replicates
           asynchronously, so the last writes can be gone while the fence is there), a restore from a backup,
           or rows deleted by hand. Every charge answers -1601 from the instances' next one, until reopen.
@@ -237,7 +238,7 @@ func quiet(ctx context.Context, g *idempotency.Guard, records idempotency.Record
 	now := time.Now()
 	if f, ok := records.(idempotency.Fencer); ok {
 		if t, err := f.Clock(ctx); err == nil {
-			now = t
+			now = top.EarlierClock(t)
 		}
 	}
 	if until := g.Quiet(at); now.Before(until) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -388,4 +389,36 @@ func TestRecordsOnAStoreWithoutTime(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, "WARNING: the store's clock could not be read")
 	require.Regexp(t, `"why":"[^"]*the call started 1m4\ds ago and may still be running; it can be settled from \S+ \(a minute past its deadline, and 2m0s more for a clock that runs ahead\)`, out)
+}
+
+// A store whose clock runs ahead of the functions' cannot make a live call
+// look dead: the tool judges by the earlier of the store's clock and this
+// machine's. Taken alone, a Redis TIME 90 s ahead settled a charge one
+// second into its run, and its retry charged again (an outside tester).
+func TestRecordsAStoreClockAheadDoesNotSettleALiveCall(t *testing.T) {
+	m := miniredis.RunT(t)
+	m.SetTime(time.Now().Add(90 * time.Second))
+	u := "redis://" + m.Addr() + "/0"
+	vars := map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": u, "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume", "TOP_APP_KEY": "12345678"}
+	envFile := filepath.Join(t.TempDir(), "charge.env")
+	var lines []byte
+	for k, v := range vars {
+		lines = append(lines, k+"="+v+"\n"...)
+	}
+	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
+	ctx := context.Background()
+	_, records, err := top.RecordsGuard(ctx, config.FromMap(vars), top.RecordsOptions{})
+	require.NoError(t, err)
+	defer records.Close()
+	// A charge the functions' clocks (this machine's) started a second ago.
+	_, err = records.Reserve(ctx, "idem:top:12345678:live", idempotency.Record{Token: "t1", State: idempotency.InProgress, Fingerprint: "fp-live",
+		Started: time.Now().Add(-time.Second).UnixMilli()}, time.Hour)
+	require.NoError(t, err)
+	code, out, errOut := runCLI("records", "show", "live", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"settleable":false`)
+	require.Regexp(t, `the call started [01]s ago and may still be running`, out)
+	code, _, errOut = runCLI("records", "settle", "live", "--not-charged", "--env-file", envFile)
+	require.Equal(t, 4, code, errOut)
+	require.Contains(t, errOut, "may still be running")
 }

@@ -489,12 +489,14 @@ type RecordsOptions struct {
 // RecordsGuard opens the charge's records as the deployed function does
 // (the same settings: CLOUDCALL_IDEMPOTENCY_STORE or CLOUDCALL_STORE, its
 // prefix, TOP_APP_KEY, CLOUDCALL_TIMEOUT), for a person who reconciles an
-// unknown outcome with TOP. Whether a call may still be running is judged by
-// the store's clock when it answers, as the functions judge it (kept by the
-// platforms, unlike a laptop's): by this machine's, the tool said "may
-// still be running" for two minutes after the function answered -1304
-// "stopped" (an outside tester). Otherwise this machine's clock with
-// o.Skew. Close the records when done.
+// unknown outcome with TOP. Whether a call may still be running is judged,
+// when the store's clock answers, by the earlier of it and this machine's:
+// one clock running ahead cannot make a live call look dead (a store clock
+// 90 s ahead, taken alone, settled a running charge and it charged twice:
+// an outside tester), and with both right the tool agrees with the
+// functions, which judge by their own (this machine's plus two minutes
+// said "may still be running" long after the function answered -1304).
+// Otherwise this machine's clock with o.Skew. Close the records when done.
 func RecordsGuard(ctx context.Context, env *config.Env, o RecordsOptions) (*idempotency.Guard, idempotency.Records, error) {
 	appKey := env.Get("TOP_APP_KEY", "")
 	if appKey == "" {
@@ -515,13 +517,23 @@ func RecordsGuard(ctx context.Context, env *config.Env, o RecordsOptions) (*idem
 		switch {
 		case cerr == nil:
 			read := time.Now()
-			opts.Now = func() time.Time { return at.Add(time.Since(read)) }
+			opts.Now = func() time.Time { return EarlierClock(at.Add(time.Since(read))) }
 			opts.Skew = 0
 		case o.ClockWarning != nil:
 			o.ClockWarning(cerr)
 		}
 	}
 	return idempotency.New(opts), records, nil
+}
+
+// EarlierClock is the earlier of store, a time the records store's clock
+// gave, and this machine's now: what the records tool judges a running call
+// by, so that neither clock alone running ahead takes it for dead.
+func EarlierClock(store time.Time) time.Time {
+	if now := time.Now(); now.Before(store) {
+		return now
+	}
+	return store
 }
 
 // ChargedAnswer is what every retry of key is told once a person found at
