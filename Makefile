@@ -1,6 +1,8 @@
 # cloudcall — `make run` is the main job, `make test` the test suite.
 SHELL     := /bin/bash
 GO        ?= go
+# The module alone decides what is built: a go.work in a parent folder swapped in other copies of dependencies.
+export GOWORK := off
 FUNCTIONS := $(notdir $(wildcard functions/*))
 BIN       := bin
 

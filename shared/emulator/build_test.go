@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,4 +31,19 @@ func TestAStoppedBuildLeavesNothing(t *testing.T) {
 	left, err := os.ReadDir(tmp)
 	require.NoError(t, err)
 	require.Empty(t, left, "nothing is left in $TMPDIR")
+}
+
+// A go.work the builds did not ask for is not used: one in a parent folder
+// (a shared /tmp) swapped in another copy of a dependency, and its code ran
+// inside the functions (an outside tester). Here one that names a module
+// that does not exist, which any build using it fails on.
+func TestABuildIgnoresAGoWork(t *testing.T) {
+	work := filepath.Join(t.TempDir(), "go.work")
+	require.NoError(t, os.WriteFile(work, []byte("go 1.26.0\n\nuse ./no-such-module\n"), 0o600))
+	t.Setenv("GOWORK", work)
+	root, err := emulator.ModuleRoot(".")
+	require.NoError(t, err)
+	bin, err := emulator.Build(context.Background(), root, "./functions/quota-alert", t.TempDir())
+	require.NoError(t, err)
+	require.FileExists(t, bin)
 }

@@ -527,7 +527,10 @@ func Build(ctx context.Context, moduleDir, pkg, dir string) (string, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Dir = moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTMPDIR="+tmp)
+	// GOWORK=off: a go.work in a parent folder (a shared /tmp, say) swapped
+	// in another copy of a dependency, and its code ran inside the
+	// functions (an outside tester). The module's go.sum decides alone.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTMPDIR="+tmp, "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("go build %s: stopped before it finished: %w", pkg, context.Cause(ctx))
