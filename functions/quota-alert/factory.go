@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/suggest"
+	"github.com/cloudcall/cloudcall/shared/upstream"
 	"github.com/cloudcall/cloudcall/shared/wechat"
 )
 
@@ -80,8 +80,8 @@ func channels(env *config.Env, o notify.Options) ([]notify.Channel, error) {
 		}
 		// Checked here, so a mistyped URL is a -1601 naming it at once,
 		// not a delivery failure every run. The value is a secret: not shown.
-		if pu, perr := url.Parse(u); perr != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
-			return nil, fmt.Errorf("%s: expected an https:// (or http://) URL with a host; the value is a secret and is not shown", s.url)
+		if err := upstream.SecretURL(env, s.url, u); err != nil {
+			return nil, err
 		}
 		sec := ""
 		if s.secret != "" {

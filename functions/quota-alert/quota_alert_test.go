@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/notify"
 	"github.com/cloudcall/cloudcall/shared/quotaalert"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/runtime"
@@ -282,4 +283,26 @@ func TestDiscoveryTakesNumbersAsWeChatSpellsThem(t *testing.T) {
 		got[acct.DeliveryID+"/"+acct.BizID] = acct.Level
 	}
 	require.Equal(t, map[string]string{"YTO/xyz": "ok", "ZTO/zero-balance": "empty"}, got, "each balance read with getQuota")
+}
+
+// A channel URL carries its token: plain http to another host sent it in
+// clear (an outside tester's Slack and WeCom webhooks). Refused at start,
+// naming the variable and never quoting it, unless
+// CLOUDCALL_ALLOW_PLAINTEXT_UPSTREAM lets a test receiver elsewhere through.
+func TestAChannelURLInClearToAnotherHostIsRefused(t *testing.T) {
+	for _, u := range []string{"http://hooks.example.com/services/T0/B0/s3cret", "https://user:s3cret@hooks.example.com/x", "HTTP://hooks.example.com/s3cret"} {
+		r := newRig(t, map[string]string{"QUOTA_ALERT_SLACK_URL": u})
+		a := r.invoke(t, `{}`)
+		require.Equal(t, -1601, a.ErrCode, u)
+		require.Contains(t, a.ErrMsg, "QUOTA_ALERT_SLACK_URL", u)
+		require.NotContains(t, a.ErrMsg, "s3cret", "a channel URL is a secret")
+		require.Equal(t, 0, r.sbx.Calls("quota"), u)
+	}
+	chs, err := channels(config.FromMap(map[string]string{"QUOTA_ALERT_WECOM_URL": "http://10.0.0.7:9100/cgi-bin/webhook/send?key=k",
+		"CLOUDCALL_ALLOW_PLAINTEXT_UPSTREAM": "true"}), notify.Options{})
+	require.NoError(t, err)
+	require.Len(t, chs, 1)
+	chs, err = channels(config.FromMap(map[string]string{"QUOTA_ALERT_WECOM_URL": "http://127.0.0.1:9100/cgi-bin/webhook/send?key=k"}), notify.Options{})
+	require.NoError(t, err, "this machine: no network between")
+	require.Len(t, chs, 1)
 }

@@ -90,7 +90,7 @@ func commonVars() []Var {
 		{Name: "CLOUDCALL_STORE", Default: "memory", Description: "shared state: memory or a redis:// / rediss:// URL"},
 		{Name: "CLOUDCALL_CALLER_KEYS", Secret: true, Description: "HTTP-trigger caller keys id:secret,..."},
 		{Name: "CLOUDCALL_ALLOW_ANONYMOUS", Default: "false", Description: "true lets HTTP triggers through without caller auth (with no CLOUDCALL_CALLER_KEYS): only under cloudcall local or behind a platform that checks callers (FC authType: function, an API Gateway authorizer); a WARN line at start says so"},
-		{Name: "CLOUDCALL_ALLOW_PLAINTEXT_UPSTREAM", Default: "false", Description: "true lets a vendor address (*_API_BASE, TOP_GATEWAY_URL) be plain http to another host (a sandbox elsewhere); off, such an address is refused at start, since the credentials would cross the network in clear"},
+		{Name: "CLOUDCALL_ALLOW_PLAINTEXT_UPSTREAM", Default: "false", Description: "true lets a vendor address (*_API_BASE, TOP_GATEWAY_URL) or a quota alert channel URL be plain http to another host (a sandbox or test receiver elsewhere); off, such an address is refused at start, since the credentials would cross the network in clear"},
 		{Name: "CLOUDCALL_STORE_PREFIX", Default: "cloudcall:", Description: "key namespace in Redis (deployments in different accounts or regions can share one Redis; function names are fixed, so one deployment per account and region)"},
 		{Name: "CLOUDCALL_TIMEOUT", Description: "deadline when the platform gives none (HTTP-server mode); empty: 10s (15s for the charge)"},
 		{Name: "CLOUDCALL_MAX_BODY_BYTES", Default: "65536", Description: "policy: largest HTTP-trigger body, in bytes (1024 to 6291456); vendors document no limit (CK1 none on boxes): raise it for very long box lists"},

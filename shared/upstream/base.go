@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 
 	"github.com/cloudcall/cloudcall/shared/config"
 )
@@ -27,7 +28,7 @@ func Base(env *config.Env, name, v, def string) (string, error) {
 	case u.User != nil:
 		// Not quoted: it may hold a password.
 		return "", fmt.Errorf("%s: the address carries user info (user:password@); the vendor's credentials have their own settings, so remove it", name)
-	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+	case u.RawQuery != "" || u.ForceQuery || strings.Contains(v, "#"): // "x#" has an empty Fragment: every path went to "/"
 		return "", fmt.Errorf("%s=%q: expected no query or fragment, as in %s", name, v, def)
 	case u.Scheme == "http" && !local(u.Hostname()) && !env.Bool(PlaintextVar, false):
 		return "", fmt.Errorf("%s=%q: plain http to another host would send the credentials in clear: use https, or set %s=true for a sandbox on another host", name, v, PlaintextVar)
@@ -35,10 +36,28 @@ func Base(env *config.Env, name, v, def string) (string, error) {
 	return v, nil
 }
 
+// SecretURL judges v, a URL that is a secret itself (a notification
+// webhook carrying its token in the path or query), as Base judges a vendor
+// address but never quoting it: an http(s) URL with a host, no user info,
+// plain http only to this machine unless PlaintextVar says otherwise (an
+// outside tester's http:// Slack and WeCom webhooks went out in clear).
+func SecretURL(env *config.Env, name, v string) error {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("%s: expected an https:// URL with a host; the value is a secret and is not shown", name)
+	case u.User != nil:
+		return fmt.Errorf("%s: the URL carries user info (user:password@), which is sent nowhere it belongs; remove it (the value is a secret and is not shown)", name)
+	case u.Scheme == "http" && !local(u.Hostname()) && !env.Bool(PlaintextVar, false):
+		return fmt.Errorf("%s: plain http to another host would send the URL's token in clear: use https, or set %s=true for a test receiver on another host (the value is a secret and is not shown)", name, PlaintextVar)
+	}
+	return nil
+}
+
 // local says host is this machine: localhost, a loopback or unspecified
 // address.
 func local(host string) bool {
-	if host == "localhost" {
+	if h := strings.TrimSuffix(host, "."); strings.EqualFold(h, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
