@@ -73,11 +73,14 @@ Flags:`
 
 func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("records", args, stdout, stderr)
-	envFile := fs.String("env-file", "", "dotenv `file` with the function's settings, over the environment")
+	// Each value flag once: given twice, the last one was recorded in
+	// silence (a money tool took ECS2 over ECS1000000001: an outside tester).
+	envFile, charged, requestID := new(string), new(string), new(string)
+	fs.Var((*onceFlag)(envFile), "env-file", "dotenv `file` with the function's settings, over the environment")
 	notCharged := fs.Bool("not-charged", false, "settle: TOP shows no charge for the key")
-	charged := fs.String("charged", "", "settle: TOP shows the charge, with this extra charge service `order id`")
+	fs.Var((*onceFlag)(charged), "charged", "settle: TOP shows the charge, with this extra charge service `order id`")
 	reconciled := fs.Bool("reconciled", false, "reopen: you reconciled the charges the lost records covered")
-	requestID := fs.String("request-id", "", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
+	fs.Var((*onceFlag)(requestID), "request-id", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), recordsUsage)
 		fs.PrintDefaults()
@@ -365,4 +368,17 @@ func shown(key string, rec idempotency.Record, settle error) shownRecord {
 		s.Answer = rec.Body
 	}
 	return s
+}
+
+// onceFlag is a string flag that may be given once.
+type onceFlag string
+
+func (f *onceFlag) String() string { return string(*f) }
+
+func (f *onceFlag) Set(v string) error {
+	if *f != "" {
+		return fmt.Errorf("given twice (%q, then %q): give it once", string(*f), v)
+	}
+	*f = onceFlag(v)
+	return nil
 }

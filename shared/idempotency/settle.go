@@ -1,6 +1,7 @@
 package idempotency
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,8 +78,11 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 	if id, ok := KnownCharge(rec); ok && id != s.VendorID {
 		return fmt.Errorf("%w: the record knows the vendor charged this key, id %s (its answer came back, the record could not be finished): settle it as charged with that id", ErrNotSettleable, id)
 	}
-	if id, ok := settledCharge(rec); ok && id == s.VendorID {
-		return fmt.Errorf("%w: already settled as charged, id %s", ErrNotSettleable, id)
+	if id, ok := settledCharge(rec); ok && id == s.VendorID && bytes.Equal(rec.Body, s.Answer.Body) {
+		// The same answer again; another (a request id put right) is a
+		// correction, which a person could otherwise make only through
+		// --not-charged, a window in which a retry charges again.
+		return fmt.Errorf("%w: already settled as charged, id %s, with the same answer", ErrNotSettleable, id)
 	}
 	var ok bool
 	if s.VendorID == "" {

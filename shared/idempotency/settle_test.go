@@ -158,7 +158,14 @@ func TestSettleAgreesWithTheRecordAndCanBeCorrected(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, idempotency.Done, rec.State)
 	require.Regexp(t, `^charged, id ECS-1; settled by hand 2023-11-14T22:13:20Z$`, rec.Settled)
-	require.ErrorContains(t, g.Settle(ctx, "q1", idempotency.Settlement{VendorID: "ECS-1", Answer: ok(`{}`)}), "already settled as charged, id ECS-1")
+	require.ErrorContains(t, g.Settle(ctx, "q1", idempotency.Settlement{VendorID: "ECS-1", Answer: ok(`{"errCode":0,"id":"ECS-1"}`)}), "already settled as charged, id ECS-1, with the same answer")
+	// The same charge with its answer put right (TOP's request id, mistyped
+	// the first time) is a correction: before, only --not-charged could
+	// undo it, a window in which a retry charged again (an outside re-tester).
+	require.NoError(t, g.Settle(ctx, "q1", idempotency.Settlement{VendorID: "ECS-1", Answer: ok(`{"errCode":0,"id":"ECS-1","requestId":"r-2"}`)}))
+	rec, err = g.Inspect(ctx, "q1")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"errCode":0,"id":"ECS-1","requestId":"r-2"}`, string(rec.Body))
 	// What the record knew still binds every correction: settled by hand,
 	// then "not charged", charged the key twice (outside re-tester).
 	require.Equal(t, "outcome known: charged, id ECS-1", rec.Known)
