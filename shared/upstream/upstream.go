@@ -156,16 +156,22 @@ func Throttled(vendor string, h http.Header) *envelope.Error {
 		Upstream: &envelope.Upstream{Vendor: vendor, HTTPStatus: http.StatusTooManyRequests}}
 }
 
-// RetryAfter is the Retry-After header in seconds, capped at an hour; 0 when
-// there is none, or it is an HTTP date (no vendor here sends one).
+// RetryAfter is the Retry-After header in seconds (RFC 9110: digits only),
+// capped at an hour, a number too large for an int included; 0 when there
+// is none, or it is an HTTP date (no vendor here sends one).
 func RetryAfter(h http.Header) int {
-	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
-		return min(s, 3600)
+	v := h.Get("Retry-After")
+	if v == "" || strings.Trim(v, "0123456789") != "" {
+		return 0 // "+3", "-5", "1.5", a date
 	}
-	return 0
+	s, err := strconv.Atoi(v)
+	if err != nil {
+		return 3600 // digits past an int: longer than the cap
+	}
+	return min(s, 3600)
 }
 
-// Unavailable is a vendor's HTTP 5xx: -1202. A Retry-After (RFC 9110
+// Unavailable is a vendor's HTTP 5xx: -1302. A Retry-After (RFC 9110
 // §10.2.3: how long a 503 expects to last) is kept as RetryAfter: a retry
 // waits at least that long (Wait), and a caller whose deadline leaves no
 // room hears when to come back, not an immediate retry into the outage.
