@@ -15,11 +15,12 @@ import (
 // grows, and a 30 MB event got a 128 MB instance killed before any limit of
 // ours was looked at, a second one on a warm instance even when refused. 0
 // leaves Go's default: GOMEMLIMIT set (the runtime honours it), or no size
-// known (HTTP-server mode on a machine of its own). warn is set when
-// GOMEMLIMIT=off turns that protection off on a platform that sized the
-// instance: a setting that is easy to leave behind, and says nothing when
-// it matters.
-func MemoryLimit(env *config.Env) (limit int64, warn string) {
+// known (HTTP-server mode on a machine of its own). current is the limit
+// Go runs with (debug.SetMemoryLimit(-1): GOMEMLIMIT as the runtime read
+// it). warn is set when GOMEMLIMIT takes that protection away on a
+// platform that sized the instance (off, or more than its memory): a
+// setting easy to leave behind, which says nothing until it matters.
+func MemoryLimit(env *config.Env, current int64) (limit int64, warn string) {
 	size := int64(0)
 	for _, name := range []string{"FC_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"} {
 		if mb, err := strconv.ParseInt(env.Get(name, ""), 10, 64); err == nil && mb > 0 && mb <= 1<<20 {
@@ -28,8 +29,12 @@ func MemoryLimit(env *config.Env) (limit int64, warn string) {
 		}
 	}
 	switch v := env.Get("GOMEMLIMIT", ""); {
-	case v == "off" && size > 0:
-		return 0, fmt.Sprintf("GOMEMLIMIT=off: Go's collector has no soft memory limit, so an event near the platform's size limit can get this %d MB instance killed; unset it and the function sets %d MiB", size, size/4*3)
+	case v != "" && size > 0 && current > size<<20:
+		what := "is above this instance's " + strconv.FormatInt(size, 10) + " MB"
+		if v == "off" {
+			what = "turns the soft memory limit off"
+		}
+		return 0, fmt.Sprintf("GOMEMLIMIT=%s %s: Go's collector is not held within the instance, so an event near the platform's size limit can get it killed; unset it and the function sets %d MiB", v, what, size/4*3)
 	case v != "":
 		return 0, ""
 	}

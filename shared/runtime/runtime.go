@@ -106,7 +106,7 @@ func listenAddr(env *config.Env) string {
 // process. It is all a function's main needs to call.
 func Main(f Factory) {
 	env := config.FromOS()
-	limit, warn := MemoryLimit(env)
+	limit, warn := MemoryLimit(env, debug.SetMemoryLimit(-1))
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
