@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Env is a view of the environment. The zero value is not usable; use FromOS
@@ -31,6 +33,9 @@ type Env struct {
 	// remembered: every log line reads it, and sorting per line cost a warm
 	// call about 1.5 µs and three allocations.
 	sorted atomic.Pointer[[]string]
+	// encoded matches each secret as URLs may spell it (urlPattern), for
+	// the secrets that hold a byte a URL escapes.
+	encoded atomic.Pointer[[]*regexp.Regexp]
 }
 
 // FromOS reads the process environment.
@@ -223,7 +228,8 @@ func (e *Env) remember(v string) {
 	// Answers and log lines are JSON: a secret holding '&', '<', '>', '"',
 	// '\' or a control character appears there escapes and all
 	// ("a\u0026b"), and was shown in clear.
-	forms := append(append([]string{v}, jsonForms(v)...), urlForms(v)...)
+	forms := append([]string{v}, jsonForms(v)...)
+	pattern := urlPattern(v)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.secrets[v]; ok {
@@ -234,6 +240,14 @@ func (e *Env) remember(v string) {
 	}
 	for _, f := range forms {
 		e.secrets[f] = struct{}{}
+	}
+	if pattern != nil {
+		var enc []*regexp.Regexp
+		if p := e.encoded.Load(); p != nil {
+			enc = append(enc, *p...)
+		}
+		enc = append(enc, pattern)
+		e.encoded.Store(&enc)
 	}
 	out := make([]string, 0, len(e.secrets))
 	for s := range e.secrets {
@@ -268,21 +282,53 @@ func jsonForms(v string) []string {
 	return out
 }
 
-// urlForms are the ways a URL spells v when that is not v itself: query
-// (form) and path escaping, and the RFC 3986 form Alibaba Cloud's POP
-// signature uses. A vendor's error may quote the request it refused, and an
-// STS token or a base64 secret ('+', '/', '=') appeared there percent-encoded,
-// in clear (an outside tester).
-func urlForms(v string) []string {
-	var out []string
-	q := url.QueryEscape(v)
-	pop := strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(q)
-	for _, f := range []string{q, url.PathEscape(v), pop} {
-		if f != v && !slices.Contains(out, f) {
-			out = append(out, f)
-		}
+// urlPattern matches v as URLs may spell it: each byte a URL escapes
+// either as it is or percent-encoded, hex in either case, once or twice (a
+// gateway quoting a URL inside a URL), a space also as '+'. A vendor's
+// error may quote the request it refused: an STS token ('+', '/', '=')
+// appeared there percent-encoded, in clear, in lower-case hex, with '/'
+// left as it is, or encoded twice (outside testers). nil when v holds no
+// such byte, or is too short to mask (logging.MinSecretLen).
+func urlPattern(v string) *regexp.Regexp {
+	if len(v) < 4 || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == "" {
+		return nil
 	}
-	return out
+	var b strings.Builder
+	for _, r := range v {
+		c := string(r)
+		if r < utf8.RuneSelf && strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~", r) {
+			b.WriteString(c)
+			continue
+		}
+		b.WriteString("(?:" + regexp.QuoteMeta(c) + "|")
+		if r == ' ' {
+			b.WriteString(`\+|`)
+		}
+		for _, x := range []byte(c) {
+			h := fmt.Sprintf("%02X", x)
+			b.WriteString("%(?:25)?" + hexClass(h[0]) + hexClass(h[1]))
+		}
+		b.WriteString(")")
+	}
+	return regexp.MustCompile(b.String())
+}
+
+// hexClass matches the hex digit d in either case.
+func hexClass(d byte) string {
+	if d >= 'A' && d <= 'F' {
+		return "[" + string(d) + string(d+'a'-'A') + "]"
+	}
+	return string(d)
+}
+
+// EncodedSecrets lists patterns that match a secret as URLs spell it, for
+// the secrets that hold a byte a URL escapes. The slice is shared and must
+// not be modified; it does not allocate.
+func (e *Env) EncodedSecrets() []*regexp.Regexp {
+	if p := e.encoded.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Secrets lists every secret value handed out so far, longest first (so a

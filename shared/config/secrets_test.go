@@ -72,21 +72,30 @@ func TestASecretIsKnownAsJSONSpellsIt(t *testing.T) {
 	require.Contains(t, got, `SeCrEtAmp&tail<"x">`)
 	require.Contains(t, got, `SeCrEtAmp\u0026tail\u003c\"x\"\u003e`)
 	require.Contains(t, got, `SeCrEtAmp&tail<\"x\">`)
-	require.Contains(t, got, `SeCrEtAmp%26tail%3C%22x%22%3E`, "as a query spells it")
-	require.Contains(t, got, `SeCrEtAmp&tail%3C%22x%22%3E`, "as a path spells it")
-	require.Len(t, got, 5)
+	require.Len(t, got, 3)
 	e.Remember("plain-token-123")
-	require.Len(t, e.Secrets(), 6, "a secret JSON and URLs write as it is has one form")
+	require.Len(t, e.Secrets(), 4, "a secret JSON writes as it is has one form")
 }
 
-// An STS token or a base64 secret is masked as a URL spells it: a vendor's
+// An STS token or a base64 secret is matched as URLs spell it: a vendor's
 // error quoting the request it refused showed "SecurityToken=STS.abc%2Bdef
-// %2F123%3D" in clear (an outside tester).
+// %2F123%3D" in clear, and then lower-case hex, '/' left as it is and a
+// double encoding (outside testers).
 func TestASecretIsKnownAsURLsSpellIt(t *testing.T) {
 	e := FromMap(nil)
-	e.Remember("STS.abc+def/123= x*y~z")
-	got := e.Secrets()
-	require.Contains(t, got, "STS.abc%2Bdef%2F123%3D+x%2Ay~z", "form/query escaping")
-	require.Contains(t, got, "STS.abc+def%2F123=%20x%2Ay~z", "path escaping")
-	require.Contains(t, got, "STS.abc%2Bdef%2F123%3D%20x%2Ay~z", "Alibaba Cloud's POP encoding")
+	e.Remember("STS.abc+def/123= x~z")
+	e.Remember("plain-token-123")
+	enc := e.EncodedSecrets()
+	require.Len(t, enc, 1, "a secret URLs write as it is needs no pattern")
+	for _, form := range []string{
+		"STS.abc%2Bdef%2F123%3D+x~z",           // a query (form) escaping
+		"STS.abc+def%2F123=%20x~z",             // a path escaping
+		"STS.abc%2Bdef%2F123%3D%20x~z",         // Alibaba Cloud's POP encoding
+		"STS.abc%2bdef%2f123%3d+x~z",           // lower-case hex (.NET)
+		"STS.abc%2Bdef/123%3D%20x~z",           // '/' kept (Python's quote)
+		"STS.abc%252Bdef%252F123%253D%2520x~z", // a URL inside a URL
+	} {
+		require.True(t, enc[0].MatchString("token="+form+"&x=1"), form)
+	}
+	require.False(t, enc[0].MatchString("STS.abc%2Bdef%2F124%3D+x~z"), "another token")
 }

@@ -116,6 +116,9 @@ type Redactor struct {
 	// grows as tokens are fetched), longest first. It is called once per
 	// line, so it should not allocate.
 	Secrets func() []string
+	// Encoded returns patterns matching secrets as URLs spell them
+	// (config.Env.EncodedSecrets), tried only on text holding a '%'.
+	Encoded func() []*regexp.Regexp
 }
 
 // MinSecretLen is the shortest value redacted: shorter ones would mask
@@ -130,6 +133,13 @@ func (r Redactor) Redact(b []byte) []byte {
 		for _, s := range r.Secrets() {
 			if len(s) >= MinSecretLen && strings.Contains(view(b), s) {
 				b = bytes.ReplaceAll(b, []byte(s), []byte(Mask))
+			}
+		}
+	}
+	if r.Encoded != nil && bytes.IndexByte(b, '%') >= 0 {
+		for _, re := range r.Encoded() {
+			if re.Match(b) {
+				b = re.ReplaceAllLiteral(b, []byte(Mask))
 			}
 		}
 	}
@@ -171,9 +181,14 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// New is a JSON logger on w that redacts. Its handler is a *Handler.
+// New is a JSON logger on w that redacts secrets. Its handler is a *Handler.
 func New(w io.Writer, secrets func() []string, level slog.Level) *slog.Logger {
-	rw := &Writer{W: w, R: Redactor{Secrets: secrets}}
+	return NewRedacting(w, Redactor{Secrets: secrets}, level)
+}
+
+// NewRedacting is New with the whole Redactor.
+func NewRedacting(w io.Writer, r Redactor, level slog.Level) *slog.Logger {
+	rw := &Writer{W: w, R: r}
 	return slog.New(&Handler{Handler: slog.NewJSONHandler(rw, &slog.HandlerOptions{Level: level}), w: rw,
 		bufs: sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}})
 }

@@ -17,7 +17,7 @@ import (
 // services index, with every secret the environment handed out redacted.
 func NewLogger(w io.Writer, env *config.Env) *slog.Logger {
 	level, _ := logLevel(env)
-	return logging.New(w, env.Secrets, level)
+	return logging.NewRedacting(w, logging.Redactor{Secrets: env.Secrets, Encoded: env.EncodedSecrets}, level)
 }
 
 // logLevel reads CLOUDCALL_LOG_LEVEL in any case; a value it does not know

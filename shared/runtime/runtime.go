@@ -285,7 +285,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte 
 func (h *Handler) serve(ctx context.Context, in *envelope.Input, meta Meta) envelope.Response {
 	resp := h.answer(ctx, in, meta)
 	if resp.Err != nil {
-		resp.Body = logging.Redactor{Secrets: h.Deps.Env.Secrets}.Redact(resp.Body)
+		resp.Body = logging.Redactor{Secrets: h.Deps.Env.Secrets, Encoded: h.Deps.Env.EncodedSecrets}.Redact(resp.Body)
 	}
 	return resp
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/logging"
 )
 
 func TestPick(t *testing.T) {
@@ -709,4 +710,31 @@ func TestAnEventTooLargeForAnyInputIsRefusedBeforeItIsDecoded(t *testing.T) {
 	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), ev, Meta{RequestID: "r3"}), &resp))
 	require.NotEqual(t, 413, resp.StatusCode, resp.Body)
 	require.Equal(t, 1, s.calls, "an input at the limit runs, however its event spells it")
+}
+
+// A vendor error that quotes a credential percent-encoded, as a gateway
+// quotes the request it refused, is masked in the answer and the log line
+// however the encoding spells it (an STS token went out in clear with
+// lower-case hex, '/' left as it is, or encoded twice: outside testers).
+func TestASecretQuotedPercentEncodedIsMasked(t *testing.T) {
+	const token = "CAIS+st5/tok=en+ABC/xyz=="
+	for _, quoted := range []string{"CAIS%2Bst5%2Ftok%3Den%2BABC%2Fxyz%3D%3D", "CAIS%2bst5%2ftok%3den%2bABC%2fxyz%3d%3d",
+		"CAIS%2Bst5/tok%3Den%2BABC/xyz%3D%3D", "CAIS%252Bst5%252Ftok%253Den%252BABC%252Fxyz%253D%253D"} {
+		e := config.FromMap(map[string]string{"TEST_TOKEN": token, "CLOUDCALL_ALLOW_ANONYMOUS": "true"})
+		logs := &bytes.Buffer{}
+		h, err := New(context.Background(), e, NewLogger(logs, e), func(_ context.Context, d Deps) (envelope.Op, error) {
+			_, err := d.Env.Secret("TEST_TOKEN")
+			return envelope.Op{API: "test.echo", Handle: func(context.Context, *envelope.Input) (any, error) {
+				return nil, &envelope.Error{Code: envelope.CodeUpstream, Reason: "vendor refused: SecurityToken=" + quoted + "&Action=x",
+					Upstream: &envelope.Upstream{Vendor: "cams", Message: "bad token " + quoted}}
+			}}, err
+		})
+		require.NoError(t, err)
+		out := h.Invoke(context.Background(), []byte(`{}`), Meta{RequestID: "r"})
+		for what, text := range map[string]string{"answer": string(out), "log": logs.String()} {
+			require.NotContains(t, text, quoted, "%s: %s", what, quoted)
+			require.NotContains(t, text, "st5", what)
+			require.Contains(t, text, logging.Mask, what)
+		}
+	}
 }
