@@ -31,12 +31,7 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	url := redistest.URL(t)
 	vars := map[string]string{"CLOUDCALL_STORE": url, "CLOUDCALL_STORE_PREFIX": redistest.Keyspace(t, url), "TOP_APP_KEY": "12345678",
 		"CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume"}
-	envFile := filepath.Join(t.TempDir(), "charge.env")
-	var lines []byte
-	for k, v := range vars {
-		lines = append(lines, k+"="+v+"\n"...)
-	}
-	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
+	envFile := writeEnvFile(t, vars)
 	ctx := context.Background()
 	g, records, err := top.RecordsGuard(ctx, config.FromMap(vars), top.RecordsOptions{})
 	require.NoError(t, err)
@@ -150,6 +145,18 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	}
 }
 
+// writeEnvFile writes vars as the dotenv file --env-file reads.
+func writeEnvFile(t *testing.T, vars map[string]string) string {
+	t.Helper()
+	envFile := filepath.Join(t.TempDir(), "charge.env")
+	var lines []byte
+	for k, v := range vars {
+		lines = append(lines, k+"="+v+"\n"...)
+	}
+	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
+	return envFile
+}
+
 // decoded is body as a JSON object.
 func decoded(t *testing.T, body []byte) map[string]any {
 	t.Helper()
@@ -173,12 +180,7 @@ func mustJSON(t *testing.T, v any) string {
 func TestRecordsAfterALoss(t *testing.T) {
 	srv := redisproc.Start(t, true)
 	vars := map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": srv.URL(), "TOP_APP_KEY": "12345678"}
-	envFile := filepath.Join(t.TempDir(), "charge.env")
-	var lines []byte
-	for k, v := range vars {
-		lines = append(lines, k+"="+v+"\n"...)
-	}
-	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
+	envFile := writeEnvFile(t, vars)
 	ctx := context.Background()
 	guardRecords := func(t *testing.T, vars map[string]string) idempotency.Records {
 		_, records, err := top.RecordsGuard(ctx, config.FromMap(vars), top.RecordsOptions{})
@@ -402,12 +404,7 @@ func TestRecordsAStoreClockAheadDoesNotSettleALiveCall(t *testing.T) {
 	m.SetTime(time.Now().Add(90 * time.Second))
 	u := "redis://" + m.Addr() + "/0"
 	vars := map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": u, "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume", "TOP_APP_KEY": "12345678"}
-	envFile := filepath.Join(t.TempDir(), "charge.env")
-	var lines []byte
-	for k, v := range vars {
-		lines = append(lines, k+"="+v+"\n"...)
-	}
-	require.NoError(t, os.WriteFile(envFile, lines, 0o600))
+	envFile := writeEnvFile(t, vars)
 	ctx := context.Background()
 	_, records, err := top.RecordsGuard(ctx, config.FromMap(vars), top.RecordsOptions{})
 	require.NoError(t, err)

@@ -448,14 +448,10 @@ func TestClientRetries(t *testing.T) {
 // A 40001 that was not about the token (WeChat hands the same live token
 // back): after the one retry, later calls use that token without fetching.
 func TestRefusedTokenReissuedIsUsedAgain(t *testing.T) {
-	r := newTokenRig(t)
-	cl := wechat.NewClient(r.manager(""))
-	ctx := ctx5s(t)
-	_, err := cl.GetQuota(ctx, "YTO", "xyz")
-	require.NoError(t, err)
+	r, cl, ctx := warmClient(t)
 	r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultStatus, Status: 200, Times: 1,
 		Body: `{"errcode":40001,"errmsg":"invalid credential rid: 15"}`})
-	_, err = cl.GetQuota(ctx, "YTO", "xyz")
+	_, err := cl.GetQuota(ctx, "YTO", "xyz")
 	require.NoError(t, err)
 	require.Equal(t, 2, r.sbx.Calls("token"))
 	for i := 0; i < 5; i++ {
@@ -520,13 +516,9 @@ func TestTokenNeverInErrors(t *testing.T) {
 // A 429 from WeChat's gateway is throttling (-1201, wait 1 s), sent once:
 // not a refusal, not an unreadable answer, and not retried at once.
 func TestHTTP429IsThrottled(t *testing.T) {
-	r := newTokenRig(t)
-	cl := wechat.NewClient(r.manager(""))
-	ctx := ctx5s(t)
-	_, err := cl.GetQuota(ctx, "YTO", "xyz")
-	require.NoError(t, err)
+	r, cl, ctx := warmClient(t)
 	r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultStatus, Status: 429, Body: `{}`, Times: 1})
-	_, err = cl.GetQuota(ctx, "YTO", "xyz")
+	_, err := cl.GetQuota(ctx, "YTO", "xyz")
 	e := envelope.As(err)
 	require.Equal(t, envelope.CodeThrottled, e.Code, err)
 	require.Equal(t, 1, e.RetryAfter)
@@ -553,11 +545,7 @@ func TestARefreshersLeaseFitsItsMode(t *testing.T) {
 // once with that wait (-1302, retryAfter), not retried into the outage
 // after 100 ms.
 func TestA503sRetryAfterIsHonoured(t *testing.T) {
-	r := newTokenRig(t)
-	cl := wechat.NewClient(r.manager(""))
-	ctx := ctx5s(t)
-	_, err := cl.GetQuota(ctx, "YTO", "xyz")
-	require.NoError(t, err)
+	r, cl, ctx := warmClient(t)
 	r.sbx.Inject(sandbox.Fault{Path: quotaPath, Kind: sandbox.FaultStatus, Status: 503, Body: `busy`, RetryAfter: 1, Times: 1})
 	start := time.Now()
 	n, err := cl.GetQuota(ctx, "YTO", "xyz")
@@ -573,4 +561,16 @@ func TestA503sRetryAfterIsHonoured(t *testing.T) {
 	require.Equal(t, 30, e.RetryAfter)
 	require.Equal(t, 503, e.Upstream.HTTPStatus)
 	require.Equal(t, 4, r.sbx.Calls("http:"+quotaPath), "30 s do not fit a 5 s deadline: no retry")
+}
+
+// warmClient is a client whose token is fetched and cached already (one
+// call made), with a 5 s context.
+func warmClient(t *testing.T) (*tokenRig, *wechat.Client, context.Context) {
+	t.Helper()
+	r := newTokenRig(t)
+	cl := wechat.NewClient(r.manager(""))
+	ctx := ctx5s(t)
+	_, err := cl.GetQuota(ctx, "YTO", "xyz")
+	require.NoError(t, err)
+	return r, cl, ctx
 }
