@@ -307,10 +307,19 @@ func (r *Records) verify(ctx context.Context) (string, error) {
 		}
 	}
 	// The fence has no TTL: it must outlive every record it vouches for.
-	if err := r.rdb.SetArgs(ctx, r.fenceKey(), idempotency.NewFence(), redis.SetArgs{Mode: "NX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	// Written if absent and read back in one round trip: a connection runs
+	// a pipeline in order, so the GET sees this SET's fence or the one it
+	// found (a first charge waited for two round trips here).
+	pipe := r.rdb.Pipeline()
+	set := pipe.SetArgs(ctx, r.fenceKey(), idempotency.NewFence(), redis.SetArgs{Mode: "NX"})
+	get := pipe.Get(ctx, r.fenceKey())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return "", r.wrap(err)
 	}
-	fence, err := r.rdb.Get(ctx, r.fenceKey()).Result()
+	if err := set.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return "", r.wrap(err)
+	}
+	fence, err := get.Result()
 	if err != nil {
 		return "", r.wrap(err)
 	}
