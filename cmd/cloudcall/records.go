@@ -35,8 +35,9 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           --not-charged      TOP shows no charge: the record goes, and a retry with the key charges again;
           --charged ORDER_ID TOP shows the charge: every retry with the key is answered with it
                              (letters, digits, '-' and '_', not starting with '-', as TOP's ids are).
-          Only an unknown outcome can be settled: a recorded -1304, or a call that cannot be running any
-          more (a minute past its deadline, by the earlier of the store's clock and this machine's, so one
+          Only an unknown outcome can be settled, once its request can no longer reach TOP: a recorded -1304
+          (the function stopped waiting; TOP may still charge what it was sent) or a call that cannot be
+          running any more, each a minute past its deadline (by the earlier of the store's clock and this machine's, so one
           clock running ahead cannot make a live call look dead; where the store's clock cannot be read, by
           this machine's with 2 minutes more in case it runs ahead).
           When the record knows TOP charged ("known": TOP's answer came back, the record's last write

@@ -41,8 +41,12 @@ func TestRecordsShowAndSettle(t *testing.T) {
 		runs++
 		return idempotency.Outcome{Response: envelope.Response{Status: http.StatusGatewayTimeout, Body: []byte(`{"errCode":-1304,"errMsg":"top.ascp.launchExtraCharge:fail outcome unknown"}`)}}
 	}
+	// Calls the functions made two minutes ago: past the time in which
+	// their requests could still reach TOP.
+	past := idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:12345678:", Stuck: 75 * time.Second,
+		Now: func() time.Time { return time.Now().Add(-2 * time.Minute) }})
 	for _, k := range []string{"k1", "k2"} {
-		_, _, e := g.Run(ctx, idempotency.Call{Key: k, Fingerprint: "fp-" + k}, unknown)
+		_, _, e := past.Run(ctx, idempotency.Call{Key: k, Fingerprint: "fp-" + k}, unknown)
 		require.Nil(t, e)
 	}
 
@@ -53,7 +57,18 @@ func TestRecordsShowAndSettle(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(out), &m), out)
 		return m
 	}
-	m := show("k1")
+	// A -1304 just answered: the function stopped waiting, not TOP, so its
+	// request may still be charged (a re-tester's TOP charged 40 s after
+	// the -1304, and a settlement as not charged let a retry charge too).
+	_, _, e := g.Run(ctx, idempotency.Call{Key: "k0", Fingerprint: "fp-k0"}, unknown)
+	require.Nil(t, e)
+	m := show("k0")
+	require.Equal(t, false, m["settleable"])
+	require.Regexp(t, `^its request was sent \ds ago and may still reach TOP; look the charge up at TOP from \S+ \(a minute past its deadline\), then settle it$`, m["why"])
+	code, _, errOut := runCLI("records", "settle", "k0", "--not-charged", "--env-file", envFile)
+	require.Equal(t, 4, code, errOut)
+
+	m = show("k1")
 	require.Equal(t, "done", m["state"])
 	require.Equal(t, true, m["settleable"])
 	require.Equal(t, -1304.0, m["answer"].(map[string]any)["errCode"])
@@ -99,7 +114,7 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	_, replayed, e = g.Run(ctx, idempotency.Call{Key: "k2", Fingerprint: "fp-k2"}, unknown)
 	require.Nil(t, e)
 	require.False(t, replayed, "the key runs again")
-	require.Equal(t, 3, runs)
+	require.Equal(t, 4, runs, "k0, k1, k2, and k2 again")
 
 	// Judged by the store's clock, as the functions judge it: a call started
 	// 60 s ago with no deadline recorded has 75 s to run, so it may still be

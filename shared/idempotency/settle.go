@@ -51,10 +51,18 @@ func (g *Guard) Settleable(rec Record) error {
 		return fmt.Errorf("%w: nothing was sent under this key (reserved only); a retry takes it over", ErrNotSettleable)
 	case rec.State == InProgress && rec.Known == "" && g.mayRun(rec):
 		return fmt.Errorf("%w: the call started %s ago and may still be running; it can be settled from %s (a minute past its deadline%s)",
-			ErrNotSettleable, g.o.Now().Sub(time.UnixMilli(rec.Started)).Round(time.Second), g.runsUntil(rec).UTC().Format(time.RFC3339), skewNote(g.o.Skew))
+			ErrNotSettleable, max(0, g.o.Now().Sub(time.UnixMilli(rec.Started))).Round(time.Second), g.runsUntil(rec).UTC().Format(time.RFC3339), skewNote(g.o.Skew))
 	case rec.State == Done && rec.Settled == "":
 		if code := codeOf(rec.Body); code != envelope.CodeOutcomeUnknown {
 			return fmt.Errorf("%w: the call finished with a definite answer (errCode %d), replayed to every retry", ErrNotSettleable, code)
+		}
+		if rec.Known == "" && g.mayRun(rec) {
+			// The function stopped waiting, not the vendor: a request sent
+			// and never answered can still be charged, and a re-tester's
+			// TOP charged 40 s after the -1304, once a settlement as not
+			// charged had let a retry charge too.
+			return fmt.Errorf("%w: its request was sent %s ago and may still reach TOP; look the charge up at TOP from %s (a minute past its deadline%s), then settle it",
+				ErrNotSettleable, max(0, g.o.Now().Sub(time.UnixMilli(rec.Started))).Round(time.Second), g.runsUntil(rec).UTC().Format(time.RFC3339), skewNote(g.o.Skew))
 		}
 	}
 	return nil

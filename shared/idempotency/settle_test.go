@@ -36,6 +36,13 @@ func TestSettleAnUnknownOutcome(t *testing.T) {
 	rec, err := g.Inspect(ctx, "k1")
 	require.NoError(t, err)
 	require.Equal(t, idempotency.Done, rec.State)
+	// The function stopped waiting, not the vendor: until the call's time
+	// is up its request may still be charged (a re-tester's TOP charged 40 s
+	// after the -1304, and a settlement as not charged let a retry charge
+	// too).
+	require.ErrorContains(t, g.Settleable(rec), "its request was sent 0s ago and may still reach TOP; look the charge up at TOP from ")
+	require.ErrorIs(t, g.Settle(ctx, "k1", idempotency.Settlement{}), idempotency.ErrNotSettleable)
+	c.Add(61 * time.Second)
 	require.NoError(t, g.Settleable(rec))
 	require.NoError(t, g.Settle(ctx, "k1", idempotency.Settlement{}))
 	_, err = g.Inspect(ctx, "k1")
@@ -49,6 +56,7 @@ func TestSettleAnUnknownOutcome(t *testing.T) {
 	// Charged: every retry replays the charge as the person recorded it.
 	_, _, e = g.Run(ctx, key("k2", "fp2"), call(unknown))
 	require.Nil(t, e)
+	c.Add(61 * time.Second)
 	charged := ok(`{"errCode":0,"id":"B"}`)
 	require.NoError(t, g.Settle(ctx, "k2", idempotency.Settlement{VendorID: "B", Answer: charged}))
 	resp, replayed, e = g.Run(ctx, key("k2", "fp2"), call(ok(`{"errCode":0,"id":"C"}`)))
@@ -177,6 +185,7 @@ func TestSettleAgreesWithTheRecordAndCanBeCorrected(t *testing.T) {
 		return idempotency.Outcome{Response: envelope.Response{Status: 504, Body: []byte(`{"errCode":-1304}`)}}
 	})
 	require.Nil(t, e)
+	c.Add(time.Hour) // its request can no longer reach the vendor
 	require.NoError(t, g.Settle(ctx, "m1", idempotency.Settlement{VendorID: "TYPO", Answer: ok(`{"errCode":0,"id":"TYPO"}`)}))
 	require.NoError(t, g.Settle(ctx, "m1", idempotency.Settlement{VendorID: "ECS-2", Answer: ok(`{"errCode":0,"id":"ECS-2"}`)}))
 	rec, err = g.Inspect(ctx, "m1")
