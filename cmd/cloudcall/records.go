@@ -242,7 +242,7 @@ func quiet(ctx context.Context, g *idempotency.Guard, records idempotency.Record
 	now := time.Now()
 	if f, ok := records.(idempotency.Fencer); ok {
 		if t, err := f.Clock(ctx); err == nil {
-			now = top.EarlierClock(t)
+			now = idempotency.EarlierClock(t)
 		}
 	}
 	if until := g.Quiet(at); now.Before(until) {
@@ -275,7 +275,11 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		return fmt.Errorf("the %s store keeps no fence", records.Name())
 	}
 	if action == "mark-lost" {
-		was, err := idempotency.MarkLost(ctx, f, time.Now())
+		at := time.Now() // a label only, where the store refuses TIME: the brake needs no clock
+		if t, err := f.Clock(ctx); err == nil {
+			at = idempotency.LaterClock(t)
+		}
+		was, err := idempotency.MarkLost(ctx, f, at)
 		if err != nil {
 			return err
 		}

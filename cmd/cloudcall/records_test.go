@@ -436,3 +436,27 @@ func TestRecordsAStoreClockAheadDoesNotSettleALiveCall(t *testing.T) {
 	require.Equal(t, 4, code, errOut)
 	require.Contains(t, errOut, "may still be running")
 }
+
+// A loss marked by hand is dated by the later of the store's clock and this
+// machine's: reopening waits for the calls running then from that date, and
+// one dated by a clock an hour behind let a reopening in at once, before a
+// call cut by the loss had charged (an outside tester).
+func TestRecordsALossIsDatedByTheLaterClock(t *testing.T) {
+	m := miniredis.RunT(t)
+	ahead := time.Now().Add(time.Hour).Truncate(time.Second)
+	m.SetTime(ahead)
+	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "redis://" + m.Addr() + "/0",
+		"CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume", "TOP_APP_KEY": "12345678"})
+	code, _, errOut := runCLI("records", "mark-lost", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 5, code, errOut)
+	var st struct{ LostAt string }
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	at, err := time.Parse(time.RFC3339, st.LostAt)
+	require.NoError(t, err)
+	require.WithinDuration(t, ahead, at, 2*time.Second, "the store's clock, an hour ahead of this one")
+	code, _, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
+	require.Equal(t, 4, code, errOut)
+	require.Contains(t, errOut, "may still be charging until "+at.Add(75*time.Second).UTC().Format(time.RFC3339))
+}

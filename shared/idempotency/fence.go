@@ -224,6 +224,28 @@ func MarkLost(ctx context.Context, f Fencer, at time.Time) (string, error) {
 	return was, nil
 }
 
+// EarlierClock is the earlier of store, a time the records store's clock
+// gave, and this machine's now: what a person's tool judges a running call
+// by (may it still be running, may its request still reach the vendor), so
+// that neither clock alone running ahead takes it for dead.
+func EarlierClock(store time.Time) time.Time {
+	if now := time.Now(); now.Before(store) {
+		return now
+	}
+	return store
+}
+
+// LaterClock is the later of store and this machine's now: what a person's
+// tool dates a loss by, since the calls running then are waited for from
+// it (a loss dated by a clock an hour behind let a reopening in at once,
+// before a call cut by the loss had charged: an outside tester).
+func LaterClock(store time.Time) time.Time {
+	if now := time.Now(); now.After(store) {
+		return now
+	}
+	return store
+}
+
 // Rewriter is a store that can write a record again after losing it even
 // while it refuses new charges: the record of a call that did run, whose
 // repeats must answer from it (Reserve, without the refusal of ErrLost).

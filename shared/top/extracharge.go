@@ -517,23 +517,13 @@ func RecordsGuard(ctx context.Context, env *config.Env, o RecordsOptions) (*idem
 		switch {
 		case cerr == nil:
 			read := time.Now()
-			opts.Now = func() time.Time { return EarlierClock(at.Add(time.Since(read))) }
+			opts.Now = func() time.Time { return idempotency.EarlierClock(at.Add(time.Since(read))) }
 			opts.Skew = 0
 		case o.ClockWarning != nil:
 			o.ClockWarning(cerr)
 		}
 	}
 	return idempotency.New(opts), records, nil
-}
-
-// EarlierClock is the earlier of store, a time the records store's clock
-// gave, and this machine's now: what the records tool judges a running call
-// by, so that neither clock alone running ahead takes it for dead.
-func EarlierClock(store time.Time) time.Time {
-	if now := time.Now(); now.Before(store) {
-		return now
-	}
-	return store
 }
 
 // ChargedAnswer is what every retry of key is told once a person found at
