@@ -110,6 +110,7 @@ func (w *watcher) Builds() map[string]console.Build {
 func (w *watcher) deps(ctx context.Context, fn string) ([]string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-e", "-deps", "-tags", "lambda.norpc", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./functions/"+fn)
 	cmd.Dir = w.root
+	cmd.Env = append(os.Environ(), "GOWORK=off") // as the builds: a parent go.work listed no folder, and nothing reloaded
 	b, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("go list -deps ./functions/%s: %w", fn, err)
@@ -119,6 +120,11 @@ func (w *watcher) deps(ctx context.Context, fn string) ([]string, error) {
 		if rel, err := filepath.Rel(w.root, d); err == nil && !strings.HasPrefix(rel, "..") {
 			out = append(out, d)
 		}
+	}
+	if len(out) == 0 {
+		// Its own folder at least: none means the listing went wrong, and
+		// watching nothing reloaded nothing without a word.
+		return nil, fmt.Errorf("go list -deps ./functions/%s listed no package folder of this module", fn)
 	}
 	return out, nil
 }

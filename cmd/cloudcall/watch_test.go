@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -201,4 +202,20 @@ func TestWatch(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(probe, "probe.go"), []byte("package watchprobe\n\nfunc Hello() string { return \"hello\" }\n"), 0o644))
 	require.Eventually(t, func() bool { return strings.Count(out.String(), "watch: rebuilt logistics-get-quota in ") > done },
 		3*time.Minute, 50*time.Millisecond, "fixing the package the compiler named rebuilds the function")
+}
+
+// A go.work in a parent folder does not change what --watch watches: with
+// one, the listing found no folder and nothing reloaded, without a word
+// (an outside tester).
+func TestWatchIgnoresAGoWork(t *testing.T) {
+	work := filepath.Join(t.TempDir(), "go.work")
+	require.NoError(t, os.WriteFile(work, []byte("go 1.26.0\n\nuse ./no-such-module\n"), 0o600))
+	t.Setenv("GOWORK", work)
+	root, err := emulator.ModuleRoot(".")
+	require.NoError(t, err)
+	w := &watcher{root: root}
+	dirs, err := w.deps(context.Background(), "quota-alert")
+	require.NoError(t, err)
+	require.Contains(t, dirs, filepath.Join(root, "functions", "quota-alert"))
+	require.Contains(t, dirs, filepath.Join(root, "shared", "quotaalert"))
 }

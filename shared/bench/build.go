@@ -90,7 +90,7 @@ func build(ctx context.Context, moduleDir, pkg, out string, tags []string) error
 	args = append(args, "-o", linkerOutput(out), pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off") // as emulator.Build
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
