@@ -284,7 +284,8 @@ func jsonForms(v string) []string {
 
 // urlPattern matches v as URLs may spell it: each byte a URL escapes
 // either as it is or percent-encoded, hex in either case, once or twice (a
-// gateway quoting a URL inside a URL), a space also as '+'. A vendor's
+// gateway quoting a URL inside a URL), a space also as '+' and a '+' as a
+// space (form-decoded). A vendor's
 // error may quote the request it refused: an STS token ('+', '/', '=')
 // appeared there percent-encoded, in clear, in lower-case hex, with '/'
 // left as it is, or encoded twice (outside testers). nil when v holds no
@@ -301,8 +302,13 @@ func urlPattern(v string) *regexp.Regexp {
 			continue
 		}
 		b.WriteString("(?:" + regexp.QuoteMeta(c) + "|")
-		if r == ' ' {
+		switch r {
+		case ' ':
 			b.WriteString(`\+|`)
+		case '+':
+			// A form decoder reads a raw '+' as a space: the token came
+			// back with spaces where its pluses were (an outside tester).
+			b.WriteString(` |%(?:25)?20|`)
 		}
 		for _, x := range []byte(c) {
 			h := fmt.Sprintf("%02X", x)

@@ -94,6 +94,8 @@ func TestASecretIsKnownAsURLsSpellIt(t *testing.T) {
 		"STS.abc%2bdef%2f123%3d+x~z",           // lower-case hex (.NET)
 		"STS.abc%2Bdef/123%3D%20x~z",           // '/' kept (Python's quote)
 		"STS.abc%252Bdef%252F123%253D%2520x~z", // a URL inside a URL
+		"STS.abc def/123= x~z",                 // form-decoded: '+' read as a space
+		"STS.abc%20def%2F123%3D%20x~z",         // and encoded again
 	} {
 		require.True(t, enc[0].MatchString("token="+form+"&x=1"), form)
 	}

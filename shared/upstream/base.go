@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/cloudcall/cloudcall/shared/config"
@@ -30,6 +31,8 @@ func Base(env *config.Env, name, v, def string) (string, error) {
 		return "", fmt.Errorf("%s: the address carries user info (user:password@); the vendor's credentials have their own settings, so remove it", name)
 	case u.RawQuery != "" || u.ForceQuery || strings.Contains(v, "#"): // "x#" has an empty Fragment: every path went to "/"
 		return "", fmt.Errorf("%s=%q: expected no query or fragment, as in %s", name, v, def)
+	case !validPort(u.Port()):
+		return "", fmt.Errorf("%s=%q: the port is not a number from 1 to 65535", name, v)
 	case u.Scheme == "http" && !local(u.Hostname()) && !env.Bool(PlaintextVar, false):
 		return "", fmt.Errorf("%s=%q: plain http to another host would send the credentials in clear: use https, or set %s=true for a sandbox on another host", name, v, PlaintextVar)
 	}
@@ -52,6 +55,12 @@ func SecretURL(env *config.Env, name, v string) error {
 		return fmt.Errorf("%s: plain http to another host would send the URL's token in clear: use https, or set %s=true for a test receiver on another host (the value is a secret and is not shown)", name, PlaintextVar)
 	}
 	return nil
+}
+
+// validPort says p is empty (the scheme's) or a port number.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return p == "" || err == nil && n >= 1 && n <= 65535
 }
 
 // local says host is this machine: localhost, a loopback or unspecified

@@ -28,6 +28,8 @@ func TestBase(t *testing.T) {
 		{"https://api.weixin.qq.com#f", "", "expected no query or fragment"},
 		{"http://127.0.0.1:9100#", "", "expected no query or fragment"},
 		{"http://LOCALHOST:9100", "", ""},
+		{"http://localhost:99999", "", `W="http://localhost:99999": the port is not a number from 1 to 65535`},
+		{"https://api.weixin.qq.com:0", "", "the port is not a number"},
 		{"http://localhost.:9100", "", ""},
 		{"api.weixin.qq.com", "", `W="api.weixin.qq.com": expected an address such as https://api.weixin.qq.com`},
 		{"ftp://api.weixin.qq.com", "", "expected an address such as"},
