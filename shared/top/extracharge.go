@@ -217,12 +217,6 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		}
 		r := withKey(envelope.Success(APILaunchExtraCharge, out), inForce)
 		r.Trace.VendorID, r.Trace.UpstreamRequestID = out.Result.Data.ExtraChargeServiceOrderID, out.RequestID
-		if key != "" {
-			// The same request retried without its key is answered from this
-			// slot: after a loss, cloudcall records restore needs its name
-			// too, and only this line has it.
-			r.Trace.KeylessKey = "auto:" + fp
-		}
 		return idempotency.Outcome{Response: r, VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	})
 	if e == nil && replayed {
@@ -239,6 +233,14 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 			inForce = by.Key
 		}
 		resp = withKey(envelope.Failure(APILaunchExtraCharge, e), inForce)
+	}
+	if key != "" {
+		// The same request retried without its key is answered from this
+		// slot: after a loss, cloudcall records restore needs its name too,
+		// and only the key's lines have it. A -1304 line lacked it, and a
+		// re-tester's keyless repeat of a keyed -1304 TOP had charged
+		// charged again after the reopening.
+		resp.Trace.KeylessKey = "auto:" + fp
 	}
 	return envelope.Prepared(resp), nil
 }

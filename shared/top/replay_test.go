@@ -15,6 +15,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/runtime"
+	"github.com/cloudcall/cloudcall/shared/sandbox"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/top"
 )
@@ -185,4 +186,16 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	m = line(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-2","price":100,"type":1}}`)
 	require.Regexp(t, `^auto:[0-9a-f]+$`, m["idempotencyKey"], "a keyless charge logs the key cloudcall records takes")
 	require.NotContains(t, m, "keylessKey", "its key is its slot")
+
+	// A keyed -1304 names its keyless slot too: TOP may have charged it, and
+	// after a loss both are restored (a re-tester's keyless repeat of a
+	// keyed -1304 that TOP had charged charged again after the reopening).
+	sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultDropAfter, Times: 1})
+	m = line(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-3","price":100,"type":1},"idempotencyKey":"order-log-3"}`)
+	require.Equal(t, -1304.0, m["errCode"], m)
+	require.Equal(t, "order-log-3", m["idempotencyKey"])
+	require.Regexp(t, `^auto:[0-9a-f]{64}$`, m["keylessKey"])
+	slot, err = recs.Read(context.Background(), "idem:top:"+vars["TOP_APP_KEY"]+":"+m["keylessKey"].(string))
+	require.NoError(t, err)
+	require.Equal(t, "order-log-3", slot.Alias)
 }
