@@ -37,7 +37,8 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
                              (letters, digits, '-' and '_', not starting with '-', as TOP's ids are).
           Only an unknown outcome can be settled, once its request can no longer reach TOP: a recorded -1304
           (the function stopped waiting; TOP may still charge what it was sent) or a call that cannot be
-          running any more, each a minute past its deadline (by the earlier of the store's clock and this machine's, so one
+          running any more, each a minute past its deadline and 10 minutes more, for TOP takes a request's
+          timestamp that long (by the earlier of the store's clock and this machine's, so one
           clock running ahead cannot make a live call look dead; where the store's clock cannot be read, by
           this machine's with 2 minutes more in case it runs ahead).
           When the record knows TOP charged ("known": TOP's answer came back, the record's last write
@@ -59,7 +60,7 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
           refusal, and charges go ahead again within a second. --reconciled says you did. Refused until no
-          call running when the loss was found can be running any more (lostAt + CLOUDCALL_TIMEOUT + 1 min
+          call running when the loss was found can be charged any more (lostAt + CLOUDCALL_TIMEOUT + 11 min
           by the earlier of the store's clock and this machine's, or 2 min more by this machine's alone):
           such a call's charge reaches the log only when it ends.
   mark-lost writes a loss the fence cannot see: after a failover to a replica that lagged (Redis replicates

@@ -41,10 +41,10 @@ func TestRecordsShowAndSettle(t *testing.T) {
 		runs++
 		return idempotency.Outcome{Response: envelope.Response{Status: http.StatusGatewayTimeout, Body: []byte(`{"errCode":-1304,"errMsg":"top.ascp.launchExtraCharge:fail outcome unknown"}`)}}
 	}
-	// Calls the functions made two minutes ago: past the time in which
-	// their requests could still reach TOP.
+	// Calls the functions made 15 minutes ago: past the time in which
+	// their requests could still reach TOP (75 s, and its 10-minute window).
 	past := idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:12345678:", Stuck: 75 * time.Second,
-		Now: func() time.Time { return time.Now().Add(-2 * time.Minute) }})
+		Now: func() time.Time { return time.Now().Add(-15 * time.Minute) }})
 	for _, k := range []string{"k1", "k2"} {
 		_, _, e := past.Run(ctx, idempotency.Call{Key: k, Fingerprint: "fp-" + k}, unknown)
 		require.Nil(t, e)
@@ -64,7 +64,7 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	require.Nil(t, e)
 	m := show("k0")
 	require.Equal(t, false, m["settleable"])
-	require.Regexp(t, `^its request was sent \ds ago and may still reach TOP; look the charge up at TOP from \S+ \(a minute past its deadline\), then settle it$`, m["why"])
+	require.Regexp(t, `^its request was sent \ds ago and may still reach the vendor; look the charge up there from \S+ \(a minute past its deadline, and 10m0s in which the vendor still takes its request\), then settle it$`, m["why"])
 	code, _, errOut := runCLI("records", "settle", "k0", "--not-charged", "--env-file", envFile)
 	require.Equal(t, 4, code, errOut)
 
@@ -116,27 +116,26 @@ func TestRecordsShowAndSettle(t *testing.T) {
 	require.False(t, replayed, "the key runs again")
 	require.Equal(t, 4, runs, "k0, k1, k2, and k2 again")
 
-	// Judged by the store's clock, as the functions judge it: a call started
-	// 60 s ago with no deadline recorded has 75 s to run, so it may still be
-	// running for 15 s; one started 100 s ago cannot be, and is settled at
-	// once (the tool said "may still be running" for two minutes more while
-	// the function already answered -1304 "stopped": an outside tester).
+	// Judged by the earlier of the store's clock and this one, with no
+	// allowance: a call started 60 s ago with no deadline recorded has 75 s
+	// to run, then TOP takes its request for 10 minutes; one started 12
+	// minutes ago is past both, and is settled at once.
 	_, err = records.Reserve(ctx, "idem:top:12345678:k5", idempotency.Record{Token: "t5", State: idempotency.InProgress, Fingerprint: "fp-k5",
 		Started: time.Now().Add(-60 * time.Second).UnixMilli()}, time.Hour)
 	require.NoError(t, err)
 	code, _, errOut = runCLI("records", "settle", "k5", "--not-charged", "--env-file", envFile)
 	require.Equal(t, 4, code)
 	require.Regexp(t, `the call started 1m0s ago and may still be running`, errOut)
-	when := regexp.MustCompile(`it can be settled from (\S+) \(a minute past its deadline\)`).FindStringSubmatch(errOut)
+	when := regexp.MustCompile(`it can be settled from (\S+) \(a minute past its deadline, and 10m0s in which the vendor still takes its request\)`).FindStringSubmatch(errOut)
 	require.NotNil(t, when, errOut)
 	from, err := time.Parse(time.RFC3339, when[1])
 	require.NoError(t, err)
-	require.WithinDuration(t, time.Now().Add(15*time.Second), from, 3*time.Second, "started 60 s ago: 75 s to run")
+	require.WithinDuration(t, time.Now().Add(15*time.Second+top.TimestampWindow), from, 3*time.Second, "started 60 s ago: 75 s to run, then TOP's 10 minutes")
 	require.Equal(t, false, show("k5")["settleable"])
 	_, err = records.Reserve(ctx, "idem:top:12345678:k6", idempotency.Record{Token: "t6", State: idempotency.InProgress, Fingerprint: "fp-k6",
-		Started: time.Now().Add(-100 * time.Second).UnixMilli()}, time.Hour)
+		Started: time.Now().Add(-12 * time.Minute).UnixMilli()}, time.Hour)
 	require.NoError(t, err)
-	require.Equal(t, true, show("k6")["settleable"], "past its 75 s by the store's clock")
+	require.Equal(t, true, show("k6")["settleable"], "past its 75 s and TOP's 10 minutes by the store's clock")
 	_, _, e = g.Run(ctx, idempotency.Call{Key: "k6", Fingerprint: "fp-k6"}, unknown)
 	require.Equal(t, envelope.CodeOutcomeUnknown, e.Code, "and the function has given up on it too")
 	code, _, errOut = runCLI("records", "settle", "k6", "--not-charged", "--env-file", envFile)
@@ -307,7 +306,7 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Equal(t, 4, code, errOut)
 	require.Regexp(t, `a call running when the loss was found \(`+st["lostAt"].(string)+`\) may still be charging until \S+Z`, errOut)
 	// Minutes later (the loss dated back, as time passing would).
-	aged := "lost " + time.Now().Add(-10*time.Minute).UTC().Format(time.RFC3339) + " 0"
+	aged := "lost " + time.Now().Add(-20*time.Minute).UTC().Format(time.RFC3339) + " 0"
 	require.NoError(t, admin.Set(ctx, "cloudcall:idem:fence", aged, 0).Err())
 	code, out, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
@@ -389,7 +388,7 @@ func TestRecordsOnAStoreWithoutTime(t *testing.T) {
 	code, _, errOut = runCLI("records", "restore", "k9", "--charged", "ECS9", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, "WARNING: the store's clock could not be read")
-	require.NoError(t, admin.Set(ctx, "cloudcall:idem:fence", "lost "+time.Now().Add(-10*time.Minute).UTC().Format(time.RFC3339)+" 0", 0).Err())
+	require.NoError(t, admin.Set(ctx, "cloudcall:idem:fence", "lost "+time.Now().Add(-20*time.Minute).UTC().Format(time.RFC3339)+" 0", 0).Err())
 	code, out, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "reopened")
@@ -407,7 +406,7 @@ func TestRecordsOnAStoreWithoutTime(t *testing.T) {
 	code, out, errOut = runCLI("records", "show", "k8", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, "WARNING: the store's clock could not be read")
-	require.Regexp(t, `"why":"[^"]*the call started 1m4\ds ago and may still be running; it can be settled from \S+ \(a minute past its deadline, and 2m0s more for a clock that runs ahead\)`, out)
+	require.Regexp(t, `"why":"[^"]*the call started 1m4\ds ago and may still be running, or its request reach the vendor; it can be settled from \S+ \(a minute past its deadline, and 10m0s in which the vendor still takes its request, and 2m0s more for a clock that runs ahead\)`, out)
 }
 
 // A store whose clock runs ahead of the functions' cannot make a live call
@@ -458,5 +457,5 @@ func TestRecordsALossIsDatedByTheLaterClock(t *testing.T) {
 	require.WithinDuration(t, ahead, at, 2*time.Second, "the store's clock, an hour ahead of this one")
 	code, _, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
 	require.Equal(t, 4, code, errOut)
-	require.Contains(t, errOut, "may still be charging until "+at.Add(75*time.Second).UTC().Format(time.RFC3339))
+	require.Contains(t, errOut, "may still be charging until "+at.Add(75*time.Second+top.TimestampWindow).UTC().Format(time.RFC3339))
 }

@@ -40,6 +40,14 @@ type Options struct {
 	// (a person's machine settling records): a call counts as possibly
 	// running that much longer.
 	Skew time.Duration
+	// Window is how long past a call's deadline the vendor may still take
+	// its request: a request is not taken back when the caller stops
+	// waiting or its instance dies, and TOP accepts a request's timestamp
+	// for 10 minutes (vendor note). A settlement, or a reopening after a
+	// loss, waits that much longer: a re-tester's TOP charged 70 s after a
+	// settlement made a minute past the deadline, and a retry had charged
+	// too. The function's own judgement of a dead call ignores it.
+	Window time.Duration
 }
 
 // Guard runs calls at most once per key.

@@ -49,20 +49,20 @@ func (g *Guard) Settleable(rec Record) error {
 		return fmt.Errorf("%w: this is the keyless slot of the call with idempotency key %q: settle that key", ErrNotSettleable, rec.Alias)
 	case rec.State == Reserved:
 		return fmt.Errorf("%w: nothing was sent under this key (reserved only); a retry takes it over", ErrNotSettleable)
-	case rec.State == InProgress && rec.Known == "" && g.mayRun(rec):
-		return fmt.Errorf("%w: the call started %s ago and may still be running; it can be settled from %s (a minute past its deadline%s)",
-			ErrNotSettleable, max(0, g.o.Now().Sub(time.UnixMilli(rec.Started))).Round(time.Second), g.runsUntil(rec).UTC().Format(time.RFC3339), skewNote(g.o.Skew))
+	case rec.State == InProgress && rec.Known == "" && g.o.Now().Before(g.settleFrom(rec)):
+		return fmt.Errorf("%w: the call started %s ago and may still be running, or its request reach the vendor; it can be settled from %s (%s)",
+			ErrNotSettleable, max(0, g.o.Now().Sub(time.UnixMilli(rec.Started))).Round(time.Second), g.settleFrom(rec).UTC().Format(time.RFC3339), g.fromNote())
 	case rec.State == Done && rec.Settled == "":
 		if code := codeOf(rec.Body); code != envelope.CodeOutcomeUnknown {
 			return fmt.Errorf("%w: the call finished with a definite answer (errCode %d), replayed to every retry", ErrNotSettleable, code)
 		}
-		if rec.Known == "" && g.mayRun(rec) {
+		if rec.Known == "" && g.o.Now().Before(g.settleFrom(rec)) {
 			// The function stopped waiting, not the vendor: a request sent
 			// and never answered can still be charged, and a re-tester's
 			// TOP charged 40 s after the -1304, once a settlement as not
 			// charged had let a retry charge too.
-			return fmt.Errorf("%w: its request was sent %s ago and may still reach TOP; look the charge up at TOP from %s (a minute past its deadline%s), then settle it",
-				ErrNotSettleable, max(0, g.o.Now().Sub(time.UnixMilli(rec.Started))).Round(time.Second), g.runsUntil(rec).UTC().Format(time.RFC3339), skewNote(g.o.Skew))
+			return fmt.Errorf("%w: its request was sent %s ago and may still reach the vendor; look the charge up there from %s (%s), then settle it",
+				ErrNotSettleable, max(0, g.o.Now().Sub(time.UnixMilli(rec.Started))).Round(time.Second), g.settleFrom(rec).UTC().Format(time.RFC3339), g.fromNote())
 		}
 	}
 	return nil
@@ -182,13 +182,22 @@ func restored(rec Record) bool {
 // Quiet is when no call that was running at t can be running any more, nor
 // write its record: a store reopened before then let a call in flight when
 // its loss was found charge once more through a repeat (an outside tester).
-func (g *Guard) Quiet(t time.Time) time.Time { return g.runsUntil(Record{Started: t.UnixMilli()}) }
+func (g *Guard) Quiet(t time.Time) time.Time { return g.settleFrom(Record{Started: t.UnixMilli()}) }
 
-func skewNote(skew time.Duration) string {
-	if skew <= 0 {
-		return ""
+// settleFrom is when rec's call can neither be running nor have its
+// request taken by the vendor any more.
+func (g *Guard) settleFrom(rec Record) time.Time { return g.runsUntil(rec).Add(g.o.Window) }
+
+// fromNote says what settleFrom allows for.
+func (g *Guard) fromNote() string {
+	note := "a minute past its deadline"
+	if g.o.Window > 0 {
+		note += ", and " + g.o.Window.String() + " in which the vendor still takes its request"
 	}
-	return ", and " + skew.String() + " more for a clock that runs ahead"
+	if g.o.Skew > 0 {
+		note += ", and " + g.o.Skew.String() + " more for a clock that runs ahead"
+	}
+	return note
 }
 
 // settledPrefix starts Settled; the vendor's id follows, then "; ".

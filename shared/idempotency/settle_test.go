@@ -40,7 +40,7 @@ func TestSettleAnUnknownOutcome(t *testing.T) {
 	// is up its request may still be charged (a re-tester's TOP charged 40 s
 	// after the -1304, and a settlement as not charged let a retry charge
 	// too).
-	require.ErrorContains(t, g.Settleable(rec), "its request was sent 0s ago and may still reach TOP; look the charge up at TOP from ")
+	require.ErrorContains(t, g.Settleable(rec), "its request was sent 0s ago and may still reach the vendor; look the charge up there from ")
 	require.ErrorIs(t, g.Settle(ctx, "k1", idempotency.Settlement{}), idempotency.ErrNotSettleable)
 	c.Add(61 * time.Second)
 	require.NoError(t, g.Settleable(rec))
@@ -194,4 +194,31 @@ func TestSettleAgreesWithTheRecordAndCanBeCorrected(t *testing.T) {
 	require.NoError(t, g.Settle(ctx, "m1", idempotency.Settlement{}))
 	_, err = g.Inspect(ctx, "m1")
 	require.ErrorIs(t, err, idempotency.ErrNotFound)
+}
+
+// A vendor that takes a request for a while after it was sent (TOP: its
+// timestamp for 10 minutes) keeps the call's outcome open that long: a
+// request is not taken back when the caller stops waiting or its instance
+// dies, and a re-tester's TOP charged 70 s after a settlement made a minute
+// past the deadline, a retry having charged too.
+func TestSettlingWaitsOutTheVendorsWindow(t *testing.T) {
+	c := newClock()
+	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(c.Now), Namespace: "t:", Stuck: time.Minute, Now: c.Now, Window: 10 * time.Minute})
+	ctx := context.Background()
+	_, _, e := g.Run(ctx, key("w1", "fpw"), func(context.Context) idempotency.Outcome {
+		return idempotency.Outcome{Response: envelope.Response{Status: 504, Body: []byte(`{"errCode":-1304}`)}}
+	})
+	require.Nil(t, e)
+	start := c.Now()
+	c.Add(61 * time.Second) // past the call's time: not past the vendor's
+	rec, err := g.Inspect(ctx, "w1")
+	require.NoError(t, err)
+	err = g.Settleable(rec)
+	require.ErrorIs(t, err, idempotency.ErrNotSettleable)
+	require.ErrorContains(t, err, "look the charge up there from "+start.Add(11*time.Minute).UTC().Format(time.RFC3339)+
+		" (a minute past its deadline, and 10m0s in which the vendor still takes its request), then settle it")
+	require.ErrorIs(t, g.Settle(ctx, "w1", idempotency.Settlement{}), idempotency.ErrNotSettleable)
+	c.Add(10 * time.Minute)
+	require.NoError(t, g.Settle(ctx, "w1", idempotency.Settlement{}))
+	require.Equal(t, start.Add(11*time.Minute), g.Quiet(start), "a reopening after a loss waits as long")
 }

@@ -472,8 +472,13 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 // for longer than the function can run (plus a margin) died with its
 // instance.
 func guardOptions(records idempotency.Records, appKey string, timeout time.Duration, log *slog.Logger) idempotency.Options {
-	return idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: log}
+	return idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: log, Window: TimestampWindow}
 }
+
+// TimestampWindow is how long TOP takes a request's timestamp: "the server
+// accepts at most 10 minutes of client clock skew" (vendor note, TOP §1.2).
+// A request sent and never answered can be charged until then.
+const TimestampWindow = 10 * time.Minute
 
 // RecordsOptions are how a person's tool opens the charge's records.
 type RecordsOptions struct {
