@@ -78,11 +78,11 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// Each value flag once: given twice, the last one was recorded in
 	// silence (a money tool took ECS2 over ECS1000000001: an outside tester).
 	envFile, charged, requestID := new(string), new(string), new(string)
-	fs.Var((*onceFlag)(envFile), "env-file", "dotenv `file` with the function's settings, over the environment")
+	fs.Var(&onceFlag{v: envFile}, "env-file", "dotenv `file` with the function's settings, over the environment")
 	notCharged := fs.Bool("not-charged", false, "settle: TOP shows no charge for the key")
-	fs.Var((*onceFlag)(charged), "charged", "settle: TOP shows the charge, with this extra charge service `order id`")
+	fs.Var(&onceFlag{v: charged}, "charged", "settle: TOP shows the charge, with this extra charge service `order id`")
 	reconciled := fs.Bool("reconciled", false, "reopen: you reconciled the charges the lost records covered")
-	fs.Var((*onceFlag)(requestID), "request-id", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
+	fs.Var(&onceFlag{v: requestID}, "request-id", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), recordsUsage)
 		fs.PrintDefaults()
@@ -376,15 +376,23 @@ func shown(key string, rec idempotency.Record, settle error) shownRecord {
 	return s
 }
 
-// onceFlag is a string flag that may be given once.
-type onceFlag string
+// onceFlag is a string flag that may be given once (an empty value too).
+type onceFlag struct {
+	v   *string
+	set bool
+}
 
-func (f *onceFlag) String() string { return string(*f) }
+func (f *onceFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return *f.v
+}
 
 func (f *onceFlag) Set(v string) error {
-	if *f != "" {
-		return fmt.Errorf("given twice (%q, then %q): give it once", string(*f), v)
+	if f.set {
+		return fmt.Errorf("given twice (%q, then %q): give it once", *f.v, v)
 	}
-	*f = onceFlag(v)
+	*f.v, f.set = v, true
 	return nil
 }

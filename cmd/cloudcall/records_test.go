@@ -151,7 +151,7 @@ func TestRecordsShowAndSettle(t *testing.T) {
 		{"records", "settle", "k1", "--charged", "--not-charged"}, {"records", "settle", "k1", "--charged", "--env-file", envFile},
 		{"records", "settle", "k1", "--not-charged", "--request-id", "109wcmcgllsj1"}, {"records", "settle", "k1", "--charged", "ECS1", "--request-id", "a b"},
 		// A value flag given twice: the last one was recorded in silence.
-		{"records", "settle", "k1", "--charged", "ECS1000000001", "--charged", "ECS2"}, {"records", "restore", "k1", "--charged", "ECS1", "--request-id", "r1", "--request-id", "r2"},
+		{"records", "settle", "k1", "--charged", "ECS1000000001", "--charged", "ECS2"}, {"records", "settle", "k1", "--charged", "", "--charged", "ECS2"}, {"records", "restore", "k1", "--charged", "ECS1", "--request-id", "r1", "--request-id", "r2"},
 	} {
 		code, _, errOut := runCLI(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)
