@@ -291,13 +291,13 @@ func jsonForms(v string) []string {
 // left as it is, or encoded twice (outside testers). nil when v holds no
 // such byte, or is too short to mask (logging.MinSecretLen).
 func urlPattern(v string) *regexp.Regexp {
-	if len(v) < 4 || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == "" {
+	if len(v) < 4 || strings.Trim(v, unreserved) == "" {
 		return nil
 	}
 	var b strings.Builder
 	for _, r := range v {
 		c := string(r)
-		if r < utf8.RuneSelf && strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~", r) {
+		if r < utf8.RuneSelf && strings.ContainsRune(unreserved, r) {
 			b.WriteString(c)
 			continue
 		}
@@ -318,6 +318,9 @@ func urlPattern(v string) *regexp.Regexp {
 	}
 	return regexp.MustCompile(b.String())
 }
+
+// unreserved are the bytes no URL escapes (RFC 3986 §2.3).
+const unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 // hexClass matches the hex digit d in either case.
 func hexClass(d byte) string {

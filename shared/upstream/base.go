@@ -23,18 +23,22 @@ const PlaintextVar = "CLOUDCALL_ALLOW_PLAINTEXT_UPSTREAM"
 // http://user:pw@host were taken in silence.
 func Base(env *config.Env, name, v, def string) (string, error) {
 	u, err := url.Parse(v)
+	shown := fmt.Sprintf("%s=%q", name, v)
+	if strings.Contains(v, "@") {
+		shown = name + " (not shown: an '@' may follow a password)"
+	}
 	switch {
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "":
-		return "", fmt.Errorf("%s=%q: expected an address such as %s", name, v, def)
+		return "", fmt.Errorf("%s: expected an address such as %s", shown, def)
 	case u.User != nil:
 		// Not quoted: it may hold a password.
 		return "", fmt.Errorf("%s: the address carries user info (user:password@); the vendor's credentials have their own settings, so remove it", name)
 	case u.RawQuery != "" || u.ForceQuery || strings.Contains(v, "#"): // "x#" has an empty Fragment: every path went to "/"
-		return "", fmt.Errorf("%s=%q: expected no query or fragment, as in %s", name, v, def)
+		return "", fmt.Errorf("%s: expected no query or fragment, as in %s", shown, def)
 	case !validPort(u.Port()):
-		return "", fmt.Errorf("%s=%q: the port is not a number from 1 to 65535", name, v)
+		return "", fmt.Errorf("%s: the port is not a number from 1 to 65535", shown)
 	case u.Scheme == "http" && !local(u.Hostname()) && !env.Bool(PlaintextVar, false):
-		return "", fmt.Errorf("%s=%q: plain http to another host would send the credentials in clear: use https, or set %s=true for a sandbox on another host", name, v, PlaintextVar)
+		return "", fmt.Errorf("%s: plain http to another host would send the credentials in clear: use https, or set %s=true for a sandbox on another host", shown, PlaintextVar)
 	}
 	return v, nil
 }

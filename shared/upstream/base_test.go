@@ -33,6 +33,8 @@ func TestBase(t *testing.T) {
 		{"http://localhost.:9100", "", ""},
 		{"api.weixin.qq.com", "", `W="api.weixin.qq.com": expected an address such as https://api.weixin.qq.com`},
 		{"ftp://api.weixin.qq.com", "", "expected an address such as"},
+		// Malformed with a password in it: never quoted.
+		{"https://user:pw word@api.weixin.qq.com", "", "W (not shown: an '@' may follow a password): expected an address such as"},
 		{"https:api.weixin.qq.com", "", "expected an address such as"},
 	} {
 		env := config.FromMap(map[string]string{"W": tc.value, PlaintextVar: tc.plaintext})
