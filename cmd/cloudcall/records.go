@@ -49,7 +49,7 @@ TOP_APP_KEY, CLOUDCALL_TIMEOUT.
           idempotencyKey and, for a keyed charge, its keylessKey: restore both with the vendorId): writes
           the charge, so every retry with the key is answered with it instead of charging again. Where no
           record is, and also over one not finished (reserved, or in progress once its call cannot be
-          running any more: the loss may have taken its later writes); it works while charges are refused.
+          running any more nor its request reach TOP, as for settle: the loss may have taken its later writes); it works while charges are refused.
           A keyed call's request was in the lost record, so a record restored where there was none answers
           any request with the key.
   status  prints the store's fence as JSON: its state, "unfenced" (no fence: no charge yet, or the store was

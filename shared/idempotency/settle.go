@@ -86,6 +86,14 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 	if id, ok := KnownCharge(rec); ok && id != s.VendorID {
 		return fmt.Errorf("%w: the record knows the vendor charged this key, id %s (its answer came back, the record could not be finished): settle it as charged with that id", ErrNotSettleable, id)
 	}
+	if s.VendorID == "" && rec.Settled != "" && g.o.Now().Before(g.settleFrom(rec)) {
+		// A correction to "not charged" lets a retry charge: not while the
+		// call's request may still reach the vendor (a restore corrected
+		// at once charged twice beside a request that landed later: an
+		// outside tester).
+		return fmt.Errorf("%w: its call's request may still reach the vendor; it can be settled as not charged from %s (%s)",
+			ErrNotSettleable, g.settleFrom(rec).UTC().Format(time.RFC3339), g.fromNote())
+	}
 	if id, ok := settledCharge(rec); ok && id == s.VendorID && bytes.Equal(rec.Body, s.Answer.Body) {
 		// The same answer again; another (a request id put right) is a
 		// correction, which a person could otherwise make only through
@@ -155,14 +163,22 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 		return fmt.Errorf("%w: the keyless slot of the call with idempotency key %q: restore that key", ErrRecordExists, cur.Alias)
 	case cur.State == Done || !afterLoss:
 		return fmt.Errorf("%w, %s (cloudcall records show says what it holds; settle it if its outcome is unknown)", ErrRecordExists, cur.State)
-	case cur.State == InProgress && cur.Known == "" && !now.After(g.runsUntil(cur)):
-		// Its own answer is still to come: a restore over it left the
-		// operator's id where TOP's belonged (an outside tester).
-		return fmt.Errorf("%w, in_progress: the call started %s ago and may still be running; restore it from %s if it has not finished by then",
-			ErrRecordExists, now.Sub(time.UnixMilli(cur.Started)).Round(time.Second), g.runsUntil(cur).UTC().Format(time.RFC3339))
+	case cur.State == InProgress && cur.Known == "" && now.Before(g.settleFrom(cur)):
+		// Its own answer is still to come, or its request may still reach
+		// the vendor: a restore over it left the operator's id where TOP's
+		// belonged, and one corrected at once to "not charged" let a
+		// retry charge beside the request that landed later (outside
+		// testers).
+		return fmt.Errorf("%w, in_progress: the call started %s ago and may still be running, or its request reach the vendor; restore it from %s (%s) if it has not finished by then",
+			ErrRecordExists, max(0, now.Sub(time.UnixMilli(cur.Started))).Round(time.Second), g.settleFrom(cur).UTC().Format(time.RFC3339), g.fromNote())
 	}
 	if cur.Fingerprint != "" {
 		rec.Fingerprint = cur.Fingerprint // its own request: exact again
+	}
+	if cur.State == InProgress || cur.State == Reserved {
+		// The call's own times: a correction of this restore waits out
+		// its request's window from them.
+		rec.Started, rec.Deadline = cur.Started, cur.Deadline
 	}
 	if ok, err = g.o.Records.Finish(ctx, k, cur.Token, rec, g.o.Retention); err != nil {
 		return err
