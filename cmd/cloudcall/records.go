@@ -214,7 +214,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			// A mistyped key on a healthy store made up a charge.
 			return &exitError{code: 4, err: fmt.Errorf("the %s store records no loss: restore is for the charges its lost records covered, before reopening it (for a -1304, settle; for a loss the fence cannot see, mark-lost first)", records.Name())}
 		}
-		if err := g.Restore(ctx, key, s, true, time.Time{}); err != nil {
+		if err := g.Restore(ctx, key, s, true); err != nil {
 			return notFound(key, err)
 		}
 		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
@@ -240,13 +240,9 @@ func quiet(ctx context.Context, g *idempotency.Guard, records idempotency.Record
 	if err != nil {
 		return nil // no loss (reopen says so), or a time it cannot read
 	}
-	now := time.Now()
-	if f, ok := records.(idempotency.Fencer); ok {
-		if t, err := f.Clock(ctx); err == nil {
-			now = idempotency.EarlierClock(t)
-		}
-	}
-	if until := g.Quiet(at); now.Before(until) {
+	// The guard's clock: the earlier of the store's and this machine's, or
+	// this machine's with its allowance in Quiet (RecordsGuard).
+	if until := g.Quiet(at); g.Now().Before(until) {
 		return &exitError{code: 4, err: fmt.Errorf("a call running when the loss was found (%s) may still be charging until %s: its charge is in no log yet; wait until then, restore what the log shows by then, and reopen", lostAt, until.UTC().Format(time.RFC3339))}
 	}
 	return nil

@@ -205,8 +205,8 @@ func Reopen(ctx context.Context, f Fencer, local time.Time, warn func(error)) (s
 	return was, f.SwapFence(ctx, was, ReopenedFence(at, was))
 }
 
-// MarkLost writes a loss found at at (only a label: the brake needs no
-// clock) over a fence that records none, for a person who knows the store
+// MarkLost writes a loss found at at (the brake needs no clock; a reopening
+// waits from it for the calls running then) over a fence that records none, for a person who knows the store
 // lost records the fence cannot show (a restore from a backup, rows deleted
 // by hand); it reports the fence replaced ("none" for no fence), and changes
 // nothing ("", nil) when the fence records a loss already.

@@ -131,17 +131,15 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 // re-tester), and it is replaced. A keyed call's request is not known when
 // its record is gone (its fingerprint was in it), so the restored record
 // answers a retry of any request with the key; a keyless call's key
-// (auto:…) is its fingerprint. now is the store's time when it is known
-// (zero: the guard's clock): whether a call may still be running is judged
-// by it, not by the clock of the machine a person runs this on (one minutes
-// ahead restored over a running call: an outside tester).
-func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss bool, now time.Time) error {
+// (auto:…) is its fingerprint. Whether a call may still be running is
+// judged by the guard's clock, which a person's tool takes from the store
+// as well as its machine (one minutes ahead restored over a running call:
+// an outside tester).
+func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss bool) error {
 	if s.VendorID == "" {
 		return fmt.Errorf("%w: a restore records a charge found at the vendor: give its id", ErrNotSettleable)
 	}
-	if now.IsZero() {
-		now = g.o.Now()
-	}
+	now := g.o.Now()
 	fp, _ := strings.CutPrefix(key, keylessPrefix)
 	if fp == key {
 		fp = ""
@@ -194,6 +192,9 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 func restored(rec Record) bool {
 	return rec.Fingerprint == "" && strings.Contains(rec.Settled, "; restored by hand")
 }
+
+// Now is the time the guard judges by.
+func (g *Guard) Now() time.Time { return g.o.Now() }
 
 // Quiet is when no call that was running at t can be running any more, nor
 // write its record: a store reopened before then let a call in flight when
