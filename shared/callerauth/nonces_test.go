@@ -238,7 +238,6 @@ func TestANonceWriteWhoseAnswerWasLostIsNoReplay(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	a := callerauth.NewNonces(callerauth.NoncesOptions{Shared: &lateWrite{KV: mem}, Now: clk.now, ProbeEvery: time.Second, Log: log})
 	require.True(t, a.Spend(ctx, "n1"), "the store timed out: memory decides")
-	require.Equal(t, 1, a.Pending())
 	clk.add(2 * time.Second)
 	require.True(t, a.Spend(ctx, "n2"))
 	require.Eventually(t, func() bool { return a.Pending() == 0 }, 10*time.Second, time.Millisecond)
