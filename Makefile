@@ -41,6 +41,8 @@ REDIS_PICK = if [ -z "$$REDIS_URL" ]; then \
 
 test: vet gen-check ## the whole test suite (uses Redis on 127.0.0.1:6379 when it answers; CI=true requires it)
 	@$(REDIS_PICK) $(GO) test -count=1 ./...
+	@# The charge as cloudcall package builds it for a Redis records store.
+	@$(REDIS_PICK) $(GO) test -count=1 -tags cloudcall_nosql ./shared/idempotency/recordstore/ ./shared/top/ ./functions/top-launch-extra-charge/
 	@$(MAKE) --no-print-directory test-node
 
 # Every package that runs goroutines: the emulator and its pool, the runtime,

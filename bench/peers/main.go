@@ -26,7 +26,7 @@ func main() {
 	memCalls := flag.Int("memory-calls", 10000, "invocations for the RSS figures")
 	tokCalls := flag.Int("token-calls", 10000, "invocations for the token economy")
 	pairs := flag.Int("cams-pairs", 120, "paced call pairs for the CAMS peer comparison")
-	only := flag.String("only", "", "comma-separated sections to run (cold,warm,rie,cams,load,memory,tokens); empty: all")
+	only := flag.String("only", "", "comma-separated sections to run ("+strings.Join(bench.Sections(), ",")+"); empty: all")
 	flag.Parse()
 	o := bench.Options{ColdStarts: *cold, Calls: *calls, MemoryCalls: *memCalls, TokenCalls: *tokCalls, CAMSPairs: *pairs}
 	if *only != "" {

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/cloudcall/cloudcall/shared/bench"
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/suggest"
 )
 
 // runBench measures the bundle (shared/bench) and writes the report.
@@ -20,6 +23,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memCalls := fs.Int("memory-calls", 10000, "invocations for the RSS figures")
 	tokCalls := fs.Int("token-calls", 10000, "invocations for the token economy")
 	pairs := fs.Int("cams-pairs", 120, "paced call pairs for the CAMS peer comparison")
+	only := fs.String("only", "", "comma-separated `sections` to run ("+strings.Join(bench.Sections(), ",")+"); empty: all")
 	redis := fs.String("redis", "", "Redis URL for the token economy (default REDIS_URL, else 127.0.0.1:6379 when it answers; \"off\" skips)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall bench [flags]\n\nMeasures binary size, cold start, warm overhead, throughput, memory and token economy of the functions against the sandboxes; progress on stderr.\n\nFlags:")
@@ -36,6 +40,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			// 0 or less meant the default: a run that was to skip a part
 			// ran all of it.
 			return usagef("%s %d: expected 1 or more", name, v)
+		}
+	}
+	var sections []string
+	if *only != "" {
+		for _, s := range strings.Split(*only, ",") {
+			if !slices.Contains(bench.Sections(), s) {
+				return usagef("--only %q: expected sections from %s%s", s, strings.Join(bench.Sections(), ","), suggest.Hint(s, bench.Sections()))
+			}
+			sections = append(sections, s)
 		}
 	}
 	root, err := emulator.ModuleRoot(".")
@@ -58,7 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		url = ""
 	}
 	r, err := bench.Run(ctx, bench.Options{ModuleDir: root, ColdStarts: *cold, Calls: *calls, MemoryCalls: *memCalls,
-		TokenCalls: *tokCalls, CAMSPairs: *pairs, RedisURL: url, Progress: stderr})
+		TokenCalls: *tokCalls, CAMSPairs: *pairs, RedisURL: url, Progress: stderr, Only: sections})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
@@ -130,6 +131,7 @@ func TestUsageErrors(t *testing.T) {
 		{"package unknown platform", []string{"package", "--platform", "gcp"}, `--platform "gcp": expected fc, aws or all`},
 		{"package unknown logical id", []string{"package", "--logical-id", "Nope"}, `unknown --logical-id "Nope"; known ids: LogisticsGetQuotaFunction,`},
 		{"package stray argument", []string{"package", "extra"}, `unexpected argument "extra"`},
+		{"package unknown records", []string{"package", "--records", "sql"}, `--records "sql": expected auto, redis or all`},
 		{"package two functions", []string{"package", "--function", "logistics-get-quota", "--logical-id", "QuotaAlertFunction"}, `name different functions; give one`},
 		{"event unknown kind", []string{"event", "fc-htp"}, `unknown kind "fc-htp" (did you mean "fc-http"?); kinds: apigw-v2,`},
 		{"invoke with an event file but no --event", []string{"invoke", "logistics-get-quota", "zto.json"}, `unexpected argument "zto.json" (one function, then flags; an event file goes with --event FILE)`},
@@ -547,4 +549,27 @@ func TestFreshConnectionsAreClosedAtShutdown(t *testing.T) {
 	resp, err = http.ReadResponse(bufio.NewReader(served), nil)
 	require.NoError(t, err, "the served connection stays open")
 	require.Equal(t, 204, resp.StatusCode)
+}
+
+// What --records builds the charge with: auto follows the environment it
+// deploys from, and says so.
+func TestRecordsTags(t *testing.T) {
+	redis := config.FromMap(map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "redis://10.0.0.1:6379/0"})
+	pg := config.FromMap(map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "postgres://u@h/db"})
+	for _, tc := range []struct {
+		records string
+		env     *config.Env
+		tags    []string
+		note    string
+	}{
+		{"auto", redis, []string{"cloudcall_nosql"}, "the charge links the Redis client only (CLOUDCALL_IDEMPOTENCY_STORE is a Redis URL)"},
+		{"auto", pg, nil, "the charge links the Redis, PostgreSQL and MySQL clients (CLOUDCALL_IDEMPOTENCY_STORE is a SQL URL)"},
+		{"auto", config.FromMap(nil), nil, "(CLOUDCALL_IDEMPOTENCY_STORE is not set here)"},
+		{"redis", pg, []string{"cloudcall_nosql"}, "the charge links the Redis client only (--records redis)"},
+		{"all", redis, nil, "the charge links the Redis, PostgreSQL and MySQL clients (--records all)"},
+	} {
+		tags, note := recordsTags(tc.records, tc.env)
+		require.Equal(t, tc.tags, tags, tc.records)
+		require.Contains(t, note, tc.note)
+	}
 }

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/descriptor"
 	"github.com/cloudcall/cloudcall/shared/emulator"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/pack"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/suggest"
@@ -24,9 +26,10 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	logicalID := fs.String("logical-id", "", "one function by its SAM logical `id` (what sam build passes)")
 	arch := fs.String("arch", "", "aws only: x86_64 or arm64 (default: both)")
 	dist := fs.String("dist", "dist", "output folder")
+	records := fs.String("records", "auto", "the charge's records clients: redis (leave the PostgreSQL and MySQL clients out), all, or auto: redis when "+recordstore.VarStore+" (else CLOUDCALL_STORE) here is a redis:// URL, else all")
 	bootstrapTo := fs.String("bootstrap-to", "", "aws only: write the bare bootstrap executable into this folder (sam build's ARTIFACTS_DIR) instead of a zip")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: cloudcall package [--platform fc|aws|all] [--function NAME] [--arch x86_64|arm64]\n\nBuilds linux binaries (CGO off, -trimpath, stripped, -tags lambda.norpc) and reproducible zips:\ndist/fc/<function>.zip (main) and dist/aws/<function>-<arch>.zip (bootstrap).\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall package [--platform fc|aws|all] [--function NAME] [--arch x86_64|arm64]\n\nBuilds linux binaries (CGO off, -trimpath, stripped, -tags lambda.norpc) and reproducible zips:\ndist/fc/<function>.zip (main) and dist/aws/<function>-<arch>.zip (bootstrap).\n\nThe charge (top-launch-extra-charge) links only the client of its records store when the environment names a\nRedis one (--records auto, the default): PostgreSQL's and MySQL's clients are a quarter of its cold start.\nThe same source and the same --records choice give the same bytes.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -47,6 +50,8 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("--arch %q: expected x86_64 or arm64 (Lambda's names)", *arch)
 	case *arch != "" && *platform == "fc":
 		return usagef("--arch is for --platform aws: FC's go1 runtime is x86_64 only")
+	case *records != "auto" && *records != "redis" && *records != "all":
+		return usagef("--records %q: expected auto, redis or all", *records)
 	case *function != "" && *logicalID != "" && descriptor.LogicalID(*function) != *logicalID:
 		return usagef("--function %q and --logical-id %q name different functions; give one", *function, *logicalID)
 	case *logicalID != "" && !slices.Contains(ids, *logicalID):
@@ -62,13 +67,14 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !filepath.IsAbs(*dist) {
 		*dist = filepath.Join(root, *dist)
 	}
+	tags, note := recordsTags(*records, config.FromOS())
 	var targets []pack.Target
 	for _, f := range registry.All() {
 		if (*function != "" && f.Name != *function) || (*logicalID != "" && descriptor.LogicalID(f.Name) != *logicalID) {
 			continue
 		}
 		if *platform == "fc" || *platform == "all" {
-			targets = append(targets, pack.Target{Function: f.Name, Platform: "fc", Arch: "amd64"})
+			targets = append(targets, pack.Target{Function: f.Name, Platform: "fc", Arch: "amd64", Tags: tags})
 		}
 		if *platform == "aws" || *platform == "all" {
 			for _, a := range []string{"x86_64", "arm64"} {
@@ -77,7 +83,7 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 					if a == "arm64" {
 						goarch = "arm64"
 					}
-					targets = append(targets, pack.Target{Function: f.Name, Platform: "aws", Arch: goarch})
+					targets = append(targets, pack.Target{Function: f.Name, Platform: "aws", Arch: goarch, Tags: tags})
 				}
 			}
 		}
@@ -87,6 +93,9 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usagef("unknown function %q%s; known functions: %s", *function, suggest.Hint(*function, registry.Names()), strings.Join(registry.Names(), ", "))
 		}
 		return usagef("nothing to package: check --platform (fc, aws or all), --function (%s) or --logical-id", strings.Join(registry.Names(), ", "))
+	}
+	if note != "" && slices.ContainsFunc(targets, func(t pack.Target) bool { f, _ := registry.Lookup(t.Function); return f.MovesMoney }) {
+		fmt.Fprintln(stdout, note)
 	}
 	if *bootstrapTo != "" {
 		if len(targets) != 1 || targets[0].Platform != "aws" {
@@ -120,4 +129,20 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			float64(zi.Size())/(1<<20), float64(size)/(1<<20), sum[:12], time.Since(start).Round(10*time.Millisecond))
 	}
 	return nil
+}
+
+// recordsTags is the build tags --records asks for, and a line saying what
+// the charge links and why.
+func recordsTags(records string, env *config.Env) ([]string, string) {
+	sql, why := true, "--records all"
+	switch records {
+	case "redis":
+		sql, why = false, "--records redis"
+	case "auto":
+		sql, why = recordstore.Packaging(env)
+	}
+	if sql {
+		return nil, "records: the charge links the Redis, PostgreSQL and MySQL clients (" + why + ")"
+	}
+	return []string{recordstore.NoSQLTag}, "records: the charge links the Redis client only (" + why + "); it refuses a postgres:// or mysql:// store until packaged again with --records all"
 }

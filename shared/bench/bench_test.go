@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 )
 
@@ -366,4 +367,8 @@ func TestRecordsOnRedisCleanUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, left)
 	require.Equal(t, int64(1), rdb.Exists(ctx, other).Val())
+}
+
+func TestNoSQLTagIsRecordstores(t *testing.T) {
+	require.Equal(t, recordstore.NoSQLTag, noSQLTag)
 }

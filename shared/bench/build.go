@@ -6,6 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+
+	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
 // Size is one function's stripped binary sizes in bytes.
@@ -33,22 +36,37 @@ const helloLambda = "hello (Lambda build)"
 // linux/amd64, no cgo): the plain build and the -tags lambda.norpc build.
 // The lambda.norpc binaries are what make build and cloudcall package ship
 // for both platforms, so they are the ones that run under the emulator.
+//
+// The charge is built as cloudcall package builds it for the benchmark's
+// Redis records store (noSQLTag: no SQL clients), and once more
+// with every records client, as packaged for a SQL store (allClients).
 func buildAll(ctx context.Context, moduleDir, dir string, fns []string) (map[string]string, []Size, error) {
 	bins := map[string]string{}
 	var sizes []Size
+	var names []string
 	for _, fn := range append([]string{floorName}, fns...) {
-		pkg := "./functions/" + fn
+		names = append(names, fn)
+		if f, ok := registry.Lookup(fn); ok && f.MovesMoney {
+			names = append(names, fn+allClients)
+		}
+	}
+	for _, fn := range names {
+		pkg := "./functions/" + strings.TrimSuffix(fn, allClients)
 		if fn == floorName {
 			pkg = helloPkg
+		}
+		var extra []string
+		if f, ok := registry.Lookup(fn); ok && f.MovesMoney {
+			extra = []string{noSQLTag}
 		}
 		s := Size{Function: fn}
 		for _, platform := range []string{"fc", "lambda"} {
 			out := binPath(dir, filepathSafe(fn), platform)
-			var tags []string
+			tags := extra
 			if platform == "lambda" {
-				tags = []string{"-tags", "lambda.norpc"}
+				tags = append([]string{"lambda.norpc"}, extra...)
 			}
-			if err := build(ctx, moduleDir, pkg, out, tags); err != nil {
+			if err := build(ctx, moduleDir, pkg, out, tagsFlag(tags)); err != nil {
 				return nil, nil, err
 			}
 			st, err := os.Stat(out)
@@ -79,7 +97,25 @@ func filepathSafe(name string) string {
 	if name == floorName {
 		return "hello"
 	}
+	if base, ok := strings.CutSuffix(name, allClients); ok {
+		return base + "-allclients"
+	}
 	return name
+}
+
+// noSQLTag is recordstore.NoSQLTag (a test holds them equal), not imported:
+// the peers module builds this package and would need the SQL clients' sums.
+const noSQLTag = "cloudcall_nosql"
+
+// allClients names the build of a money function with every records
+// client linked: what cloudcall package builds for a SQL records store.
+const allClients = " (all records clients)"
+
+func tagsFlag(tags []string) []string {
+	if len(tags) == 0 {
+		return nil
+	}
+	return []string{"-tags", strings.Join(tags, ",")}
 }
 
 func build(ctx context.Context, moduleDir, pkg, out string, tags []string) error {

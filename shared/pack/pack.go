@@ -13,14 +13,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
 // Target is one build.
 type Target struct {
-	Function string // folder under functions/
-	Platform string // fc or aws
-	Arch     string // amd64 or arm64 (FC go1 is amd64 only)
+	Function string   // folder under functions/
+	Platform string   // fc or aws
+	Arch     string   // amd64 or arm64 (FC go1 is amd64 only)
+	Tags     []string // build tags beside lambda.norpc
 }
 
 // Executable is the file name the platform runs.
@@ -53,7 +55,7 @@ func Build(ctx context.Context, moduleRoot string, t Target, out string) error {
 	case t.Platform == "fc" && t.Arch != "amd64":
 		return fmt.Errorf("FC go1 runs on linux/amd64 only")
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-tags", "lambda.norpc",
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-tags", strings.Join(append([]string{"lambda.norpc"}, t.Tags...), ","),
 		"-ldflags", "-s -w -buildid=", "-o", out, "./functions/"+t.Function)
 	cmd.Dir = moduleRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+t.Arch, "GOFLAGS=-mod=readonly", "GOWORK=off") // as emulator.Build

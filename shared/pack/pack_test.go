@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/pack"
 )
 
@@ -68,4 +70,33 @@ func TestBuildRefusesTargetsNoPlatformRuns(t *testing.T) {
 		err := pack.Build(context.Background(), t.TempDir(), tc.target, filepath.Join(t.TempDir(), "exe"))
 		require.ErrorContains(t, err, tc.want)
 	}
+}
+
+// The charge packaged for a Redis records store carries neither SQL client:
+// they were a quarter of its cold start and 1.5 MiB of its binary.
+func TestTheNoSQLTagLeavesTheSQLClientsOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the charge")
+	}
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	out := filepath.Join(t.TempDir(), "main")
+	target := pack.Target{Function: "top-launch-extra-charge", Platform: "fc", Arch: "amd64", Tags: []string{recordstore.NoSQLTag}}
+	require.NoError(t, pack.Build(context.Background(), root, target, out))
+	info, err := buildinfo.ReadFile(out)
+	require.NoError(t, err)
+	var mods []string
+	for _, d := range info.Deps {
+		mods = append(mods, d.Path)
+	}
+	require.Contains(t, mods, "github.com/redis/go-redis/v9", "its Redis client stays")
+	require.NotContains(t, mods, "github.com/jackc/pgx/v5")
+	require.NotContains(t, mods, "github.com/go-sql-driver/mysql")
+	var tags string
+	for _, s := range info.Settings {
+		if s.Key == "-tags" {
+			tags = s.Value
+		}
+	}
+	require.Equal(t, "lambda.norpc,"+recordstore.NoSQLTag, tags)
 }

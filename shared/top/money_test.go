@@ -21,6 +21,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords/redisproc"
 	"github.com/cloudcall/cloudcall/shared/runtime"
 	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
@@ -76,6 +77,24 @@ func TestMemoryStoreRefusesTheCharge(t *testing.T) {
 			require.Contains(t, m["errMsg"], "CLOUDCALL_IDEMPOTENCY_STORE")
 			require.Contains(t, m["errMsg"], "CLOUDCALL_STORE")
 		}
+		require.Empty(t, r.sbx.Charges(""), "0 charges")
+	}
+}
+
+// The charge as cloudcall package builds it for a Redis records store, then
+// given a PostgreSQL or MySQL one (changed in the console): it charges
+// nothing and says how to package it again.
+func TestASQLStoreInABuildForRedisIsRefused(t *testing.T) {
+	if recordstore.HasSQL {
+		t.Skip("this build links the SQL clients; make test runs this package again with -tags " + recordstore.NoSQLTag)
+	}
+	for _, url := range []string{"postgres://u:pw@127.0.0.1:1/db", "mysql://u:pw@127.0.0.1:1/db"} {
+		r := newChargeRig(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": url})
+		m := r.invoke(t, charge("BFC-NOSQL", 100, "nosql-1"))
+		require.Equal(t, -1601.0, m["errCode"], m)
+		require.Contains(t, m["errMsg"], "CLOUDCALL_IDEMPOTENCY_STORE: this binary was packaged for a Redis records store")
+		require.Contains(t, m["errMsg"], "--records all")
+		require.NotContains(t, m["errMsg"], "pw@")
 		require.Empty(t, r.sbx.Charges(""), "0 charges")
 	}
 }

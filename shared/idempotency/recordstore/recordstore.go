@@ -12,7 +12,6 @@ import (
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
-	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords"
 )
 
 // Settings, for messages and descriptors.
@@ -53,6 +52,16 @@ func isRedis(u string) bool {
 	return strings.HasPrefix(u, "redis://") || strings.HasPrefix(u, "rediss://")
 }
 
+// IsSQL reports whether u names a PostgreSQL or MySQL records store.
+func IsSQL(u string) bool {
+	for _, p := range []string{"postgres://", "postgresql://", "mysql://"} {
+		if strings.HasPrefix(u, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Open opens one URL; from names the setting it came from, for errors. log
 // (may be nil) hears what the store notices on its own, such as a Redis that
 // lost its data.
@@ -73,9 +82,8 @@ func Open(url, from string, env *config.Env, log *slog.Logger) (idempotency.Reco
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}
 		return r, nil
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"), strings.HasPrefix(url, "mysql://"):
-		r, err := sqlrecords.Open(sqlrecords.Options{URL: url, Log: log,
-			AfterLoss: env.Get(idempotency.VarAfterLoss, idempotency.AfterLossRefuse)})
+	case IsSQL(url):
+		r, err := openSQL(url, log, env.Get(idempotency.VarAfterLoss, idempotency.AfterLossRefuse))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
 		}

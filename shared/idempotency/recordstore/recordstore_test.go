@@ -33,6 +33,12 @@ func TestFromEnv(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := recordstore.FromEnv(config.FromMap(tc.env), nil)
+			if !recordstore.HasSQL && (tc.want == "postgres" || tc.want == "mysql") {
+				// Packaged for Redis: a SQL store is refused, saying how to fix it.
+				require.ErrorIs(t, err, recordstore.ErrNoSQLClient)
+				require.ErrorContains(t, err, "CLOUDCALL_IDEMPOTENCY_STORE: this binary was packaged for a Redis records store, without the PostgreSQL and MySQL clients")
+				return
+			}
 			if err != nil {
 				require.Contains(t, err.Error(), tc.want)
 				return
@@ -44,6 +50,9 @@ func TestFromEnv(t *testing.T) {
 }
 
 func TestSecretFile(t *testing.T) {
+	if !recordstore.HasSQL {
+		t.Skip("a SQL URL; TestFromEnv checks this build refuses one")
+	}
 	// The URL carries a password, so it may come from a file like every secret.
 	path := t.TempDir() + "/url"
 	require.NoError(t, writeFile(path, "mysql://u:p@127.0.0.1:3306/db\n"))
@@ -54,3 +63,35 @@ func TestSecretFile(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// What cloudcall package links into the charge, from the environment it
+// deploys from: only a Redis records store lets the SQL clients go.
+func TestPackaging(t *testing.T) {
+	file := t.TempDir() + "/url"
+	require.NoError(t, writeFile(file, "redis://:pw@10.0.0.1:6379/0\n"))
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		sql  bool
+		why  string
+	}{
+		{"redis records", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "redis://10.0.0.1:6379/0"}, false, "CLOUDCALL_IDEMPOTENCY_STORE is a Redis URL"},
+		{"rediss records", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "rediss://:p@10.0.0.1:6380/0"}, false, "CLOUDCALL_IDEMPOTENCY_STORE is a Redis URL"},
+		{"from a file", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE_FILE": file}, false, "CLOUDCALL_IDEMPOTENCY_STORE is a Redis URL"},
+		{"the shared Redis", map[string]string{"CLOUDCALL_STORE": "redis://10.0.0.1:6379/0"}, false, "CLOUDCALL_STORE is a Redis URL"},
+		{"postgres", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "postgres://u@h/db"}, true, "CLOUDCALL_IDEMPOTENCY_STORE is a SQL URL"},
+		{"mysql over the shared Redis", map[string]string{"CLOUDCALL_STORE": "redis://h:6379/0", "CLOUDCALL_IDEMPOTENCY_STORE": "mysql://u:p@h:3306/db"}, true, "is a SQL URL"},
+		{"unset: every client", map[string]string{}, true, "CLOUDCALL_IDEMPOTENCY_STORE is not set here"},
+		{"memory: every client", map[string]string{"CLOUDCALL_STORE": "memory"}, true, "not set here"},
+		{"unreadable file: every client", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE_FILE": "/nonexistent/url"}, true, "CLOUDCALL_IDEMPOTENCY_STORE_FILE"},
+		{"malformed: every client, never quoted", map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "u:secretpw@h/db"}, true, "is not a redis://, postgres:// or mysql:// URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sql, why := recordstore.Packaging(config.FromMap(tc.env))
+			require.Equal(t, tc.sql, sql)
+			require.Contains(t, why, tc.why)
+			require.NotContains(t, why, "secretpw")
+			require.NotContains(t, why, "pw@")
+		})
+	}
+}
