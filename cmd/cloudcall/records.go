@@ -82,7 +82,8 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	notCharged := fs.Bool("not-charged", false, "settle: TOP shows no charge for the key")
 	fs.Var(&onceFlag{v: charged}, "charged", "settle: TOP shows the charge, with this extra charge service `order id`")
 	reconciled := fs.Bool("reconciled", false, "reopen: you reconciled the charges the lost records covered")
-	fs.Var(&onceFlag{v: requestID}, "request-id", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
+	requestIDFlag := &onceFlag{v: requestID}
+	fs.Var(requestIDFlag, "request-id", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), recordsUsage)
 		fs.PrintDefaults()
@@ -116,6 +117,12 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usagef("%s takes one idempotency key (the idempotencyKey of the -1304 answer)", action)
 		}
 		key = pos[1]
+		if !top.ValidKey(key) {
+			// A space or line end copied with the key wrote a restore no
+			// request could reach, and a retry with the key charged again
+			// (an outside re-tester).
+			return usagef("%s %q: not a key the function takes: 1 to 128 printable ASCII characters, no space or line end; copy the idempotencyKey exactly as the answer or the log line gives it", action, key)
+		}
 	case "status", "reopen", "mark-lost":
 		if len(pos) != 1 {
 			return usagef("%s takes no key: it concerns the whole store", action)
@@ -140,7 +147,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("--not-charged and --charged go with settle")
 	case action == "settle" && *notCharged == (*charged != ""):
 		return usagef("settle takes one of --not-charged or --charged ORDER_ID: what TOP shows for the key")
-	case *requestID != "" && *charged == "":
+	case (*requestID != "" || requestIDFlag.set) && *charged == "":
 		return usagef("--request-id goes with --charged (settle or restore): TOP's request_id of that charge")
 	case *requestID != "" && !orderID.MatchString(*requestID):
 		return usagef("--request-id %q: expected TOP's request_id as the log line's upstreamRequestId gives it: letters, digits, '-' and '_', 1 to 64, not starting with '-'", *requestID)

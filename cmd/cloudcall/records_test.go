@@ -152,6 +152,11 @@ func TestRecordsShowAndSettle(t *testing.T) {
 		{"records", "settle", "k1", "--not-charged", "--request-id", "109wcmcgllsj1"}, {"records", "settle", "k1", "--charged", "ECS1", "--request-id", "a b"},
 		// A value flag given twice: the last one was recorded in silence.
 		{"records", "settle", "k1", "--charged", "ECS1000000001", "--charged", "ECS2"}, {"records", "settle", "k1", "--charged", "", "--charged", "ECS2"}, {"records", "restore", "k1", "--charged", "ECS1", "--request-id", "r1", "--request-id", "r2"},
+		// A key no request can carry: a restore under "k1 " (a space copied
+		// with it) left k1 to charge again (an outside re-tester).
+		{"records", "restore", "k1 ", "--charged", "ECS1"}, {"records", "restore", "k1\r", "--charged", "ECS1"}, {"records", "restore", "ключ", "--charged", "ECS1"},
+		{"records", "restore", strings.Repeat("k", 129), "--charged", "ECS1"}, {"records", "settle", "k1 ", "--not-charged"}, {"records", "show", " k1"},
+		{"records", "settle", "k1", "--not-charged", "--request-id", ""},
 	} {
 		code, _, errOut := runCLI(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)

@@ -109,6 +109,13 @@ func (g *Guard) Settle(ctx context.Context, key string, s Settlement) error {
 		// settlement by hand, then "not charged", charged twice).
 		done.State, done.Status, done.Body = Done, s.Answer.Status, s.Answer.Body
 		done.Settled = settledPrefix + s.VendorID + "; settled by hand " + g.o.Now().UTC().Format(time.RFC3339)
+		if restored(rec) {
+			// Still a restore: it answers any request with its key. Marked
+			// settled, a retry of the charged request heard "a different
+			// request, use a new key", and the new key charged again (an
+			// outside re-tester).
+			done.Settled = settledPrefix + s.VendorID + restoredMark + ", corrected by hand " + g.o.Now().UTC().Format(time.RFC3339)
+		}
 		ok, err = g.o.Records.Finish(ctx, k, rec.Token, done, g.o.Retention)
 	}
 	switch {
@@ -145,7 +152,7 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 		fp = ""
 	}
 	rec := Record{Token: newToken(), State: Done, Fingerprint: fp, Started: now.UnixMilli(), Status: s.Answer.Status, Body: s.Answer.Body,
-		Settled: settledPrefix + s.VendorID + "; restored by hand after a loss " + now.UTC().Format(time.RFC3339)}
+		Settled: settledPrefix + s.VendorID + restoredMark + " after a loss " + now.UTC().Format(time.RFC3339)}
 	k := g.o.Namespace + key
 	ok, err := g.rewrite(ctx, k, rec)
 	if err != nil || ok {
@@ -170,6 +177,14 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 		return fmt.Errorf("%w, in_progress: the call started %s ago and may still be running, or its request reach the vendor; restore it from %s (%s) if it has not finished by then",
 			ErrRecordExists, max(0, now.Sub(time.UnixMilli(cur.Started))).Round(time.Second), g.settleFrom(cur).UTC().Format(time.RFC3339), g.fromNote())
 	}
+	if id, ok := KnownCharge(cur); ok && id != s.VendorID {
+		// As Settle: the vendor's own answer came back and names the
+		// charge. A restore with another id dropped it, and a correction
+		// to "not charged" then let a retry charge again (an outside
+		// re-tester).
+		return fmt.Errorf("%w: the record knows the vendor charged this key, id %s (its answer came back, the record could not be finished): restore it with that id", ErrNotSettleable, id)
+	}
+	rec.Known = cur.Known // every later correction must agree with it too
 	if cur.Fingerprint != "" {
 		rec.Fingerprint = cur.Fingerprint // its own request: exact again
 	}
@@ -190,8 +205,11 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 // restored says rec was written by Restore for a keyed call: it answers
 // any request with its key.
 func restored(rec Record) bool {
-	return rec.Fingerprint == "" && strings.Contains(rec.Settled, "; restored by hand")
+	return rec.Fingerprint == "" && strings.Contains(rec.Settled, restoredMark)
 }
+
+// restoredMark is in Settled for as long as a record is Restore's.
+const restoredMark = "; restored by hand"
 
 // Now is the time the guard judges by.
 func (g *Guard) Now() time.Time { return g.o.Now() }

@@ -222,3 +222,52 @@ func TestSettlingWaitsOutTheVendorsWindow(t *testing.T) {
 	require.NoError(t, g.Settle(ctx, "w1", idempotency.Settlement{}))
 	require.Equal(t, start.Add(11*time.Minute), g.Quiet(start), "a reopening after a loss waits as long")
 }
+
+// A restore corrected by hand (its request id put right) is still a
+// restore: a retry of the charged request is answered with it. Marked
+// "settled", the retry heard "a different request, use a new key", and the
+// new key charged again (an outside re-tester).
+func TestACorrectedRestoreStillAnswersTheKey(t *testing.T) {
+	c := newClock()
+	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(c.Now), Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	require.NoError(t, g.Restore(ctx, "k3", idempotency.Settlement{VendorID: "ECS-3", Answer: ok(`{"errCode":0,"id":"ECS-3"}`)}, true))
+	require.NoError(t, g.Settle(ctx, "k3", idempotency.Settlement{VendorID: "ECS-3", Answer: ok(`{"errCode":0,"id":"ECS-3","requestId":"fix"}`)}))
+	runs := 0
+	resp, replayed, e := g.Run(ctx, key("k3", "fp-any"), func(context.Context) idempotency.Outcome {
+		runs++
+		return idempotency.Outcome{Response: ok(`{"errCode":0,"id":"ECS-NEW"}`), Verdict: idempotency.Keep}
+	})
+	require.Nil(t, e, "no -1401: the restore answers any request with its key")
+	require.True(t, replayed)
+	require.JSONEq(t, `{"errCode":0,"id":"ECS-3","requestId":"fix"}`, string(resp.Body))
+	require.Equal(t, 0, runs, "nothing charged again")
+	rec, err := g.Inspect(ctx, "k3")
+	require.NoError(t, err)
+	require.Regexp(t, `^charged, id ECS-3; restored by hand, corrected by hand 2023-11-14T22:13:20Z$`, rec.Settled)
+}
+
+// A restore over a record that knows the vendor's answer (the charge came
+// back, the record could not be finished) takes only that id and keeps what
+// it knows: a restore with another id dropped it, then "not charged" let a
+// retry charge twice (an outside re-tester).
+func TestARestoreAgreesWithWhatTheRecordKnows(t *testing.T) {
+	c := newClock()
+	recs := idempotency.NewMemory(c.Now)
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Window: 10 * time.Minute})
+	ctx := context.Background()
+	_, err := recs.Reserve(ctx, "t:k2", idempotency.Record{Token: "tok", State: idempotency.InProgress, Fingerprint: "fp",
+		Started: c.Now().UnixMilli(), Known: "outcome known: charged, id ECS-2"}, time.Hour)
+	require.NoError(t, err)
+	err = g.Restore(ctx, "k2", idempotency.Settlement{VendorID: "WRONG", Answer: ok(`{"errCode":0,"id":"WRONG"}`)}, true)
+	require.ErrorIs(t, err, idempotency.ErrNotSettleable)
+	require.ErrorContains(t, err, "the record knows the vendor charged this key, id ECS-2")
+	require.NoError(t, g.Restore(ctx, "k2", idempotency.Settlement{VendorID: "ECS-2", Answer: ok(`{"errCode":0,"id":"ECS-2"}`)}, true))
+	rec, err := g.Inspect(ctx, "k2")
+	require.NoError(t, err)
+	require.Equal(t, "outcome known: charged, id ECS-2", rec.Known)
+	c.Add(time.Hour) // past every window: only what the record knows stops it
+	require.ErrorContains(t, g.Settle(ctx, "k2", idempotency.Settlement{}), "the record knows the vendor charged this key, id ECS-2")
+	_, err = g.Inspect(ctx, "k2")
+	require.NoError(t, err, "still there: a retry is answered with the charge")
+}

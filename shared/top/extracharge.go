@@ -292,6 +292,10 @@ func idempotencyKey(field string, h http.Header, platform bool) (string, *envelo
 }
 
 // keyText is the idempotencyKey rule: at most 128 bytes of ! to ~.
+// ValidKey says whether s is an idempotency key the function takes (and
+// so one a record can be under): 1 to 128 printable ASCII characters.
+func ValidKey(s string) bool { return s != "" && keyText(s) }
+
 func keyText(s string) bool {
 	if len(s) > maxKeyLen {
 		return false

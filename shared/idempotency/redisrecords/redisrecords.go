@@ -178,7 +178,7 @@ func (r *Records) writesLost(ctx context.Context, fence string) error {
 		r.o.Log.Error(lossBehind+idempotency.LossContinued, "store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
 		return nil
 	}
-	lost := idempotency.LostFence(r.o.Now(), fence, fence)
+	lost := idempotency.LostFence(r.lossTime(ctx), fence, fence)
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	if err := casFenceScript().Run(ctx, r.rdb, []string{r.fenceKey()}, fence, lost).Err(); err != nil {
@@ -277,7 +277,7 @@ func (r *Records) judge(ctx context.Context, cur string) error {
 				"store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
 			return nil
 		}
-		lost := idempotency.LostFence(r.o.Now(), cur, r.lost)
+		lost := idempotency.LostFence(r.lossTime(ctx), cur, r.lost)
 		// Only over the fence judged: a reopening in between stands.
 		if err := casFenceScript().Run(ctx, r.rdb, []string{r.fenceKey()}, cur, lost).Err(); err != nil {
 			return r.wrap(err)
@@ -335,6 +335,19 @@ func (r *Records) Fence(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	return f, r.wrap(err)
+}
+
+// lossTime dates a loss this instance found: the later of its clock and
+// the store's, as mark-lost does. reopen waits from it, and an instance
+// whose clock ran slow dated the loss early, so a reopening could come while
+// requests sent around the loss still reached the vendor (an outside
+// re-tester, by reading).
+func (r *Records) lossTime(ctx context.Context) time.Time {
+	now := r.o.Now()
+	if st, err := r.Clock(ctx); err == nil && st.After(now) {
+		return st
+	}
+	return now
 }
 
 // Clock is the Redis server's time (idempotency.Fencer).

@@ -848,3 +848,24 @@ func TestAStoreAssumedDurableStillHonoursALoss(t *testing.T) {
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now(), clock, time.Minute, "the server's time")
 }
+
+// A loss an instance finds is dated by the later of its clock and the
+// store's, as mark-lost dates one: reopen waits from that time, and an
+// instance whose clock ran an hour slow dated it an hour early (an outside
+// re-tester, by reading).
+func TestALossIsDatedByTheLaterClock(t *testing.T) {
+	slow := func() time.Time { return time.Now().Add(-time.Hour) }
+	srv, warm, _ := verifiedRecord(t, "", slow)
+	ctx := context.Background()
+	a := admin(t, srv)
+	require.NoError(t, a.FlushAll(ctx).Err())
+	_, refusal := warm.Reserve(ctx, "k2", rec("t2"), time.Hour)
+	require.ErrorIs(t, refusal, idempotency.ErrLost)
+	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	at, lost := idempotency.FenceLostAt(fence)
+	require.True(t, lost, fence)
+	found, err := time.Parse(time.RFC3339, at)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), found, time.Minute, "the store's time, not the instance's hour-slow one")
+}

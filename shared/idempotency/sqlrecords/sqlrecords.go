@@ -423,7 +423,13 @@ func (r *Records) judge(ctx context.Context, prev, saw string) (verdict, error) 
 				"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
 			return verdict{fence: saw}, nil
 		}
-		lost := idempotency.LostFence(time.Now(), saw, prev)
+		at := time.Now()
+		if st, err := r.Clock(ctx); err == nil && st.After(at) {
+			// The later of the two, as mark-lost dates a loss: reopen
+			// waits from it, and a slow clock here dated it early.
+			at = st
+		}
+		lost := idempotency.LostFence(at, saw, prev)
 		c, cancel := context.WithTimeout(ctx, r.o.Timeout)
 		defer cancel()
 		// Only over the fence judged: a reopening in between stands (and
