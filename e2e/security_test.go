@@ -220,6 +220,13 @@ func onEmulators(x expect) map[string]expect {
 	return map[string]expect{"emulator-fc": x, "emulator-aws": x, "cloudcall-local": x}
 }
 
+// withPlain adds HTTP-server mode (CLOUDCALL_PORT), which answers as the
+// trigger does; FC's proxy stands in front of fc-custom and answers there.
+func withPlain(m map[string]expect) map[string]expect {
+	m["plain"] = m["emulator-fc"]
+	return m
+}
+
 func onFCEmulators(x expect) map[string]expect {
 	return map[string]expect{"emulator-fc": x, "cloudcall-local": x}
 }
@@ -263,7 +270,7 @@ func attacks() []attack {
 				w := good(t, path, body)
 				w.method = "PUT"
 				return w
-			}, on: onEmulators(expect{405, "the trigger takes POST only (its descriptors' methods)"})},
+			}, on: withPlain(onEmulators(expect{405, "the trigger takes POST only (its descriptors' methods)"}))},
 		{name: "tampered path", status: 401, errCode: -1101, reason: "signature does not match",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, path, body)

@@ -5,18 +5,22 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/net/netutil"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
 // MaxBodyBytes bounds an input's body (an HTTP trigger's, or a direct
@@ -113,7 +117,26 @@ func serveOn(ctx context.Context, ln net.Listener, handler http.Handler, log *sl
 // request, whatever its path, method or headers, is an HTTP trigger call, and
 // no x-fc-* header is believed.
 func (h *Handler) HTTPHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serveTrigger(w, r, false) })
+	var methods []string
+	if fn, ok := registry.ByAPI(h.Op.API); ok {
+		methods = fn.HTTPMethods
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(methods) > 0 && !slices.Contains(methods, r.Method) {
+			// As the deployed trigger and the emulator answer: a PUT ran
+			// the function here, a GET read as an empty body (a user).
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, int64(h.maxBody)))
+			id := newRequestID()
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			w.Header().Set("X-Request-Id", id)
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			b, _ := json.Marshal(map[string]string{"Code": "MethodNotAllowed", "Message": h.Deps.Function + " takes " + strings.Join(methods, ", "), "RequestId": id})
+			_, _ = w.Write(b)
+			return
+		}
+		h.serveTrigger(w, r, false)
+	})
 }
 
 // FCCustomRuntimeHandler is the face FC's custom-runtime proxy talks to

@@ -738,3 +738,38 @@ func TestASecretQuotedPercentEncodedIsMasked(t *testing.T) {
 		}
 	}
 }
+
+// HTTP-server mode takes the methods the function's trigger takes, as the
+// deployed trigger and the emulator do: a PUT ran the function, and a GET
+// was told its body was empty (a user).
+func TestHTTPServerModeTakesTheTriggersMethods(t *testing.T) {
+	calls := 0
+	factory := func(context.Context, Deps) (envelope.Op, error) {
+		return envelope.Op{API: "openapi.logistics.getQuota", Handle: func(context.Context, *envelope.Input) (any, error) {
+			calls++
+			return map[string]int{"quotaNum": 1}, nil
+		}}, nil
+	}
+	e := config.FromMap(map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"})
+	h, err := New(context.Background(), e, NewLogger(io.Discard, e), factory)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+	for _, method := range []string{http.MethodPut, http.MethodGet, http.MethodDelete, http.MethodPatch} {
+		req, err := http.NewRequest(method, srv.URL+"/", strings.NewReader(`{"deliveryId":"YTO","bizId":"xyz"}`))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, method)
+		require.Equal(t, "POST", resp.Header.Get("Allow"))
+		require.Contains(t, string(body), `"Message":"logistics-get-quota takes POST"`)
+	}
+	require.Equal(t, 0, calls, "nothing ran")
+	resp, err := http.Post(srv.URL+"/", "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, 1, calls)
+}
