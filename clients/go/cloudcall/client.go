@@ -164,21 +164,26 @@ func New(o Options) (*Client, error) {
 	c := &core{o: o, fns: map[string]function{}}
 	for _, f := range functions() {
 		raw := o.Endpoints[f.Name]
+		// Errors name what the caller wrote: BaseURL, or the function's
+		// entry in Endpoints (a bad BaseURL was reported as an endpoint
+		// URL the caller never wrote: a user).
+		what, shown := "endpoint of "+f.Name, raw
 		if raw == "" && o.BaseURL != "" {
 			raw = strings.TrimRight(o.BaseURL, "/") + "/" + f.Name
+			what, shown = "BaseURL", o.BaseURL
 		}
 		if raw == "" {
 			continue // calling it reports the missing endpoint
 		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("cloudcall: endpoint of %s: %q is not an http(s) URL", f.Name, raw)
+			return nil, fmt.Errorf("cloudcall: %s %q is not an http(s) URL", what, shown)
 		}
 		if u.User != nil {
-			return nil, fmt.Errorf("cloudcall: endpoint of %s: the URL must not carry credentials (user:password@); the client signs every request", f.Name)
+			return nil, fmt.Errorf("cloudcall: %s: the URL must not carry credentials (user:password@); the client signs every request", what)
 		}
 		if err := signableQuery(u.RawQuery); err != nil {
-			return nil, fmt.Errorf("cloudcall: endpoint of %s: %w", f.Name, err)
+			return nil, fmt.Errorf("cloudcall: %s: %w", what, err)
 		}
 		// Remove . and .. segments (%2e and %2E too) as fetch does (RFC
 		// 3986 5.2.4), so the path signed is the path a server routes:
@@ -187,7 +192,7 @@ func New(o Options) (*Client, error) {
 		dotSegments(u)
 		u = u.ResolveReference(u)
 		if strings.Contains(u.EscapedPath(), "//") {
-			return nil, fmt.Errorf("cloudcall: endpoint of %s: %q has an empty path segment (//): every call would be redirected, which the client does not follow", f.Name, raw)
+			return nil, fmt.Errorf("cloudcall: %s %q has an empty path segment (//): every call would be redirected, which the client does not follow", what, shown)
 		}
 		f.url = u
 		c.fns[f.Name] = f

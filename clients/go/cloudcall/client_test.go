@@ -644,6 +644,13 @@ func TestDotSegmentsAreResolvedAsNodeDoes(t *testing.T) {
 	// drew a redirect on every call.
 	_, err := cloudcall.New(cloudcall.Options{Endpoints: map[string]string{"top-launch-extra-charge": srv.URL + "//top-launch-extra-charge"}, KeyID: keyID, Secret: secret})
 	require.ErrorContains(t, err, "has an empty path segment (//)")
+	require.ErrorContains(t, err, `cloudcall: endpoint of top-launch-extra-charge "`+srv.URL+"//top-launch-extra-charge"+`"`)
+	// A bad BaseURL is named as written, not as the endpoint it was joined
+	// into (a user could not find "//x/logistics-get-quota" anywhere).
+	_, err = cloudcall.New(cloudcall.Options{BaseURL: srv.URL + "//x", KeyID: keyID, Secret: secret})
+	require.EqualError(t, err, `cloudcall: BaseURL "`+srv.URL+`//x" has an empty path segment (//): every call would be redirected, which the client does not follow`)
+	_, err = cloudcall.New(cloudcall.Options{BaseURL: "ftp://h/x", KeyID: keyID, Secret: secret})
+	require.EqualError(t, err, `cloudcall: BaseURL "ftp://h/x" is not an http(s) URL`)
 }
 
 // TestOnlyThisFunctionsEnvelopeIsAnAnswer: errCode 0 is a success only as
