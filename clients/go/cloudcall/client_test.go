@@ -650,7 +650,7 @@ func TestDotSegmentsAreResolvedAsNodeDoes(t *testing.T) {
 	_, err = cloudcall.New(cloudcall.Options{BaseURL: srv.URL + "//x", KeyID: keyID, Secret: secret})
 	require.EqualError(t, err, `cloudcall: BaseURL "`+srv.URL+`//x" has an empty path segment (//): every call would be redirected, which the client does not follow`)
 	_, err = cloudcall.New(cloudcall.Options{BaseURL: "ftp://h/x", KeyID: keyID, Secret: secret})
-	require.EqualError(t, err, `cloudcall: BaseURL "ftp://h/x" is not an http(s) URL`)
+	require.EqualError(t, err, `cloudcall: BaseURL "ftp://h/x" is not an http(s) URL (e.g. http://127.0.0.1:9000)`)
 }
 
 // TestOnlyThisFunctionsEnvelopeIsAnAnswer: errCode 0 is a success only as
