@@ -773,3 +773,39 @@ func TestHTTPServerModeTakesTheTriggersMethods(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, 1, calls)
 }
+
+// A body that says it is compressed is refused as a compressed one is,
+// whatever its bytes: one that only claimed gzip ran (a user). Identity is
+// no compression.
+func TestAContentEncodingIsRefused(t *testing.T) {
+	s := &seen{}
+	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}, s, nil)
+	srv := httptest.NewServer(h.HTTPHandler())
+	defer srv.Close()
+	post := func(enc string) (int, map[string]any) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(`{"name":"a"}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		if enc != "" {
+			req.Header.Set("Content-Encoding", enc)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return resp.StatusCode, m
+	}
+	for _, enc := range []string{"gzip", "br", "deflate, gzip"} {
+		code, m := post(enc)
+		require.Equal(t, 400, code, enc)
+		require.Equal(t, float64(envelope.CodeInvalidInput), m["errCode"])
+		require.Contains(t, m["errMsg"], `Content-Encoding "`+enc+`": compressed bodies are not accepted; send the JSON uncompressed, without Content-Encoding`)
+	}
+	require.Equal(t, 0, s.calls)
+	for _, enc := range []string{"", "identity", "Identity"} {
+		code, m := post(enc)
+		require.Equal(t, 200, code, "%q: %v", enc, m)
+	}
+	require.Equal(t, 3, s.calls)
+}
