@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,8 @@ const recordsUsage = `Usage: cloudcall records show <idempotency key> [--env-fil
 
 Reads and settles the charge's idempotency records, where the deployed function keeps them, for a person
 reconciling an answer -1304 (outcome unknown) with TOP. The key is the idempotencyKey the -1304 answer
-carries (auto:… for a call made without a key). The settings are the function's own, from the environment
+carries (auto:… for a call made without a key); one that starts with '-' goes last, after "--"
+(cloudcall records settle --not-charged -- -k1). The settings are the function's own, from the environment
 and --env-file: CLOUDCALL_IDEMPOTENCY_STORE (or CLOUDCALL_STORE when it is Redis), CLOUDCALL_STORE_PREFIX,
 TOP_APP_KEY, CLOUDCALL_TIMEOUT.
 
@@ -104,7 +106,16 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
-		args = fs.Args()
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			// The flag parser took "--" as the end of the flags: what
+			// follows is arguments, a key that starts with '-' included
+			// (the function takes "-dash", and no form of the command line
+			// could restore it: an outside re-tester).
+			pos = append(pos, rest...)
+			break
+		}
+		args = rest
 	}
 	if len(pos) == 0 {
 		return usagef("say what to do: show <key>, settle <key>, restore <key>, status, reopen or mark-lost; see cloudcall records --help")
@@ -114,7 +125,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch action {
 	case "show", "settle", "restore":
 		if len(pos) != 2 || strings.TrimSpace(pos[1]) == "" {
-			return usagef("%s takes one idempotency key (the idempotencyKey of the -1304 answer)", action)
+			return usagef("%s takes one idempotency key (the idempotencyKey of the -1304 answer; one that starts with '-' goes last, after \"--\", with the flags before it)", action)
 		}
 		key = pos[1]
 		if !top.ValidKey(key) {
@@ -200,7 +211,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		rec, err := g.Inspect(ctx, key)
 		lostAt := storeLost(ctx, records)
 		if errors.Is(err, idempotency.ErrNotFound) && lostAt != "" {
-			return &exitError{code: 3, err: fmt.Errorf("no record for %s: the store lost its data (found %s), and the record with it if there was one: if the function's log shows the key charged, cloudcall records restore %s --charged <its vendorId>", key, lostAt, key)}
+			return &exitError{code: 3, err: fmt.Errorf("no record for %s: the store lost its data (found %s), and the record with it if there was one: if the function's log shows the key charged, %s", key, lostAt, restoreCommand(key))}
 		}
 		if err != nil {
 			return notFound(key, err)
@@ -211,7 +222,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			if out.Why != "" {
 				out.Why += "; "
 			}
-			out.Why += fmt.Sprintf("the store lost its data (found %s), possibly this record's later writes with it: if the function's log shows the key charged, cloudcall records restore %s --charged <its vendorId> replaces it", lostAt, key)
+			out.Why += fmt.Sprintf("the store lost its data (found %s), possibly this record's later writes with it: if the function's log shows the key charged, %s replaces it", lostAt, restoreCommand(key))
 		}
 		return json.NewEncoder(stdout).Encode(out)
 	}
@@ -224,7 +235,11 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err := g.Restore(ctx, key, s, true); err != nil {
 			return notFound(key, err)
 		}
-		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
+		// Where it went is said: under another app key or prefix than the
+		// function's, a restore reads as done and answers nothing (an
+		// outside re-tester).
+		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key to TOP_APP_KEY %s (store prefix %q) is answered with it\n",
+			key, *charged, env["TOP_APP_KEY"], cmp.Or(env["CLOUDCALL_STORE_PREFIX"], "cloudcall:"))
 		return nil
 	}
 	if err := g.Settle(ctx, key, s); err != nil {
@@ -339,6 +354,19 @@ type fenceStatus struct {
 // clockSkew is how far ahead of the functions' clocks this machine's may be
 // without taking a call still running for a dead one.
 const clockSkew = 2 * time.Minute
+
+// restoreCommand is the command line that restores key, quoted for a
+// shell; a key that starts with '-' goes after "--".
+func restoreCommand(key string) string {
+	q := key
+	if strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") != "" {
+		q = "'" + strings.ReplaceAll(key, "'", `'\''`) + "'"
+	}
+	if strings.HasPrefix(key, "-") {
+		return "cloudcall records restore --charged <its vendorId> -- " + q
+	}
+	return "cloudcall records restore " + q + " --charged <its vendorId>"
+}
 
 // orderID is an id as TOP writes them; never one that starts like a flag
 // ("--charged --not-charged" recorded the order "--not-charged").

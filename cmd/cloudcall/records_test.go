@@ -267,6 +267,20 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Contains(t, errOut, "the store lost its data (found "+st["lostAt"].(string)+")")
 	require.Contains(t, errOut, "cloudcall records restore k1 --charged")
 
+	// A key that starts with '-' (the function takes "-dash") goes after
+	// "--": no form of the command line could restore one, and its retry
+	// after the reopening charged again (an outside re-tester).
+	code, _, errOut = runCLI("records", "show", "--env-file", envFile, "--", "-dash")
+	require.Equal(t, 3, code, errOut)
+	require.Contains(t, errOut, "no record for -dash")
+	require.Contains(t, errOut, "cloudcall records restore --charged <its vendorId> -- -dash")
+	code, out, errOut = runCLI("records", "restore", "--charged", "ECS7000000006", "--env-file", envFile, "--", "-dash")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "restored -dash: charged")
+	code, out, errOut = runCLI("records", "show", "--env-file", envFile, "--", "-dash")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"key":"-dash","state":"done"`)
+
 	// A record the loss left unfinished (a failover to a replica that lagged
 	// kept "reserved" for a key TOP charged): show says so, restore
 	// replaces it.
@@ -303,7 +317,7 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Contains(t, errOut, "--reconciled")
 	code, out, errOut = runCLI("records", "restore", "k1", "--charged", "ECS7000000077", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
-	require.Equal(t, "restored k1: charged, extra charge service order ECS7000000077; every retry with the key is answered with it\n", out)
+	require.Equal(t, "restored k1: charged, extra charge service order ECS7000000077; every retry with the key to TOP_APP_KEY 12345678 (store prefix \"cloudcall:\") is answered with it\n", out)
 	// And its keyless slot, which the charge's log line names (keylessKey).
 	code, _, errOut = runCLI("records", "restore", "auto:fp-k1", "--charged", "ECS7000000077", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
@@ -469,4 +483,11 @@ func TestRecordsALossIsDatedByTheLaterClock(t *testing.T) {
 	code, _, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
 	require.Equal(t, 4, code, errOut)
 	require.Contains(t, errOut, "may still be charging until "+at.Add(75*time.Second+top.TimestampWindow).UTC().Format(time.RFC3339))
+}
+
+func TestRestoreCommand(t *testing.T) {
+	require.Equal(t, "cloudcall records restore k1 --charged <its vendorId>", restoreCommand("k1"))
+	require.Equal(t, "cloudcall records restore auto:ab12 --charged <its vendorId>", restoreCommand("auto:ab12"))
+	require.Equal(t, "cloudcall records restore --charged <its vendorId> -- -dash", restoreCommand("-dash"))
+	require.Equal(t, `cloudcall records restore 'o$1;x'\''y' --charged <its vendorId>`, restoreCommand("o$1;x'y"), "quoted for a shell")
 }

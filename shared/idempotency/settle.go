@@ -148,7 +148,11 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 	}
 	now := g.o.Now()
 	fp, _ := strings.CutPrefix(key, keylessPrefix)
-	if fp == key {
+	if fp == key || !isFingerprint(fp) {
+		// A caller's own key may start with "auto:" too: read as a
+		// fingerprint, "auto:mx" was restored for no request, its retry
+		// heard "use a new key", and the new key charged again (an outside
+		// re-tester). Only a fingerprint makes a keyless slot.
 		fp = ""
 	}
 	rec := Record{Token: newToken(), State: Done, Fingerprint: fp, Started: now.UnixMilli(), Status: s.Answer.Status, Body: s.Answer.Body,
@@ -200,6 +204,19 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 		return fmt.Errorf("%w: the record under the key changed while it was being restored; run it again", ErrRecordExists)
 	}
 	return nil
+}
+
+// isFingerprint says whether s is what Fingerprint returns.
+func isFingerprint(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // restored says rec was written by Restore for a keyed call: it answers

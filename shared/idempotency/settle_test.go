@@ -271,3 +271,32 @@ func TestARestoreAgreesWithWhatTheRecordKnows(t *testing.T) {
 	_, err = g.Inspect(ctx, "k2")
 	require.NoError(t, err, "still there: a retry is answered with the charge")
 }
+
+// A caller's own key may start with "auto:": only "auto:" and a fingerprint
+// is a keyless slot. Read as one, "auto:mx" was restored for no request,
+// its retry heard "use a new key", and the new key charged again (an
+// outside re-tester).
+func TestARestoredKeyStartingWithAutoIsACallersKey(t *testing.T) {
+	c := newClock()
+	g := idempotency.New(idempotency.Options{Records: idempotency.NewMemory(c.Now), Namespace: "t:", Stuck: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	charged := ok(`{"errCode":0,"id":"ECS-M"}`)
+	require.NoError(t, g.Restore(ctx, "auto:mx", idempotency.Settlement{VendorID: "ECS-M", Answer: charged}, true))
+	runs := 0
+	run := func(context.Context) idempotency.Outcome {
+		runs++
+		return idempotency.Outcome{Response: ok(`{"errCode":0,"id":"ECS-NEW"}`), Verdict: idempotency.Keep}
+	}
+	resp, replayed, e := g.Run(ctx, key("auto:mx", "fp-of-the-callers-request"), run)
+	require.Nil(t, e)
+	require.True(t, replayed)
+	require.Equal(t, `{"errCode":0,"id":"ECS-M"}`, string(resp.Body))
+	require.Equal(t, 0, runs)
+
+	// A keyless slot's name is its request's fingerprint: exact.
+	fp := idempotency.Fingerprint([]byte("the request"))
+	require.NoError(t, g.Restore(ctx, "auto:"+fp, idempotency.Settlement{VendorID: "ECS-K", Answer: ok(`{"errCode":0,"id":"ECS-K"}`)}, true))
+	rec, err := g.Inspect(ctx, "auto:"+fp)
+	require.NoError(t, err)
+	require.Equal(t, fp, rec.Fingerprint)
+}
