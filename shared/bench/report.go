@@ -80,7 +80,7 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 	p("\n")
 	p("Every comparison is a ratio of two figures measured in this same run, on this machine, against the bundled vendor sandboxes on loopback. ")
-	p("Functions run as the binaries that ship (the `-tags lambda.norpc` build that `make build` and `cloudcall package` produce for both platforms) under the emulator (`shared/emulator`, FC runtime API) unless a section says in-process. ")
+	p("Functions run as the binaries that ship (the `-tags lambda.norpc` build that `cloudcall package` produces for both platforms; the charge as it packages it for this run's Redis records store, with `-tags %s` too) under the emulator (`shared/emulator`, FC runtime API) unless a section says in-process. ", noSQLTag)
 	p("No test asserts any of these times; they are for reading and for spotting regressions.\n\n")
 
 	r.targets(p)
