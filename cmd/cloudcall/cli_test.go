@@ -248,6 +248,16 @@ func TestFunctionEnv(t *testing.T) {
 		var b bytes.Buffer
 		banner(&b, "http://127.0.0.1:9000", "fc", "sandbox", nil, nil, nil, "on", localSettings{extra: fileEnv, storeURL: "redis://127.0.0.1:1/0", embedded: true})
 		require.Contains(t, b.String(), "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs")
+		// A Redis records store shares the store prefix, this run's on an
+		// external store: said "kept across runs", a key charged in one run
+		// charged again in the next (an outside tester).
+		b.Reset()
+		redisRecords := map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "redis://127.0.0.1:2/0"}
+		banner(&b, "http://127.0.0.1:9000", "fc", "sandbox", nil, nil, nil, "on", localSettings{extra: redisRecords, storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:local:run1:"})
+		require.Contains(t, b.String(), "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, under this run's key prefix cloudcall:local:run1: (a new run starts with none, as the sandboxes do)\n")
+		b.Reset()
+		banner(&b, "http://127.0.0.1:9000", "fc", "sandbox", nil, nil, nil, "on", localSettings{extra: redisRecords, storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:", embedded: true})
+		require.Contains(t, b.String(), "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs", "the embedded store's prefix is the same every run")
 		require.NoError(t, os.WriteFile(url, []byte("memory\n"), 0o600))
 		memFile := filepath.Join(dir, ".env")
 		require.NoError(t, os.WriteFile(memFile, []byte("CLOUDCALL_IDEMPOTENCY_STORE_FILE="+url+"\n"), 0o600))

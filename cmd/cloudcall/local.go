@@ -407,7 +407,14 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		}
 		fmt.Fprintf(w, "store: %s, keys under %s%s\n", redactURL(set.storeURL), set.storePfx, kept)
 	}
-	if set.ownRecords() && upstream == "real" {
+	rs, _ := config.FromMap(set.extra).Secret("CLOUDCALL_IDEMPOTENCY_STORE")
+	perRun := !set.embedded && upstream != "real" && (strings.HasPrefix(rs, "redis://") || strings.HasPrefix(rs, "rediss://"))
+	if set.ownRecords() && perRun {
+		// A Redis records store keeps them under the store prefix, which is
+		// this run's on an external store (said "kept across runs", a key
+		// charged in one run charged again in the next: an outside tester).
+		fmt.Fprintf(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, under this run's key prefix %s (a new run starts with none, as the sandboxes do)\n", set.storePfx)
+	} else if set.ownRecords() && upstream == "real" {
 		fmt.Fprintln(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs")
 	} else if set.ownRecords() {
 		fmt.Fprintln(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs (the sandboxes start empty each run: a key charged in an earlier run replays that run's answer, which the new TOP ledger does not hold)")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/top"
 )
 
@@ -184,10 +184,6 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for k, v := range file {
 		env[k] = v
 	}
-	if p := env["CLOUDCALL_STORE_PREFIX"]; p != "" && !strings.HasSuffix(p, ":") {
-		// The banner's prefix ends with ':'; without it every key misses.
-		fmt.Fprintf(stderr, "WARNING: CLOUDCALL_STORE_PREFIX=%q does not end with ':' as the prefixes cloudcall writes do; keys are looked up under it exactly\n", p)
-	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	g, records, err := top.RecordsGuard(ctx, config.FromMap(env), top.RecordsOptions{Skew: clockSkew, ClockWarning: func(err error) {
@@ -199,19 +195,29 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer records.Close()
+	where := recordstore.Where(config.FromMap(env))
+	if p := env["CLOUDCALL_STORE_PREFIX"]; records.Name() == "redis" && p != "" && !strings.HasSuffix(p, ":") {
+		// The banner's prefix ends with ':'; without it every key misses.
+		// A SQL store has no prefix.
+		fmt.Fprintf(stderr, "WARNING: CLOUDCALL_STORE_PREFIX=%q does not end with ':' as the prefixes cloudcall writes do; keys are looked up under it exactly\n", p)
+	}
 	if key == "" {
 		if action == "reopen" {
 			if err := quiet(ctx, g, records); err != nil {
 				return err
 			}
 		}
-		return fence(ctx, action, records, stdout, stderr)
+		return fence(ctx, action, records, where, stdout, stderr)
 	}
 	if action == "show" {
 		rec, err := g.Inspect(ctx, key)
 		lostAt := storeLost(ctx, records)
 		if errors.Is(err, idempotency.ErrNotFound) && lostAt != "" {
-			return &exitError{code: 3, err: fmt.Errorf("no record for %s: the store lost its data (found %s), and the record with it if there was one: if the function's log shows the key charged, %s", key, lostAt, restoreCommand(key))}
+			hint := ""
+			if !idempotency.IsKeylessKey(key) {
+				hint = keylessHint
+			}
+			return &exitError{code: 3, err: fmt.Errorf("no record for %s: the store lost its data (found %s), and the record with it if there was one: if the function's log shows the key charged, %s%s", key, lostAt, restoreCommand(key, *envFile), hint)}
 		}
 		if err != nil {
 			return notFound(key, err)
@@ -222,9 +228,19 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			if out.Why != "" {
 				out.Why += "; "
 			}
-			out.Why += fmt.Sprintf("the store lost its data (found %s), possibly this record's later writes with it: if the function's log shows the key charged, %s replaces it", lostAt, restoreCommand(key))
+			cmd := restoreCommand(key, *envFile)
+			if strings.ContainsAny(cmd, `"\`) {
+				// JSON escapes these, and the command pasted from it
+				// restored another key (an outside re-tester): it goes to
+				// stderr as it is.
+				fmt.Fprintf(stderr, "to restore it: %s\n", cmd)
+				cmd = "the command on stderr"
+			}
+			out.Why += fmt.Sprintf("the store lost its data (found %s), possibly this record's later writes with it: if the function's log shows the key charged, %s replaces it", lostAt, cmd)
 		}
-		return json.NewEncoder(stdout).Encode(out)
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false) // a key holding < > & is shown as it is
+		return enc.Encode(out)
 	}
 	if action == "restore" {
 		lostAt := storeLost(ctx, records)
@@ -238,8 +254,12 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// Where it went is said: under another app key or prefix than the
 		// function's, a restore reads as done and answers nothing (an
 		// outside re-tester).
-		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key to TOP_APP_KEY %s (store prefix %q) is answered with it\n",
-			key, *charged, env["TOP_APP_KEY"], cmp.Or(env["CLOUDCALL_STORE_PREFIX"], "cloudcall:"))
+		hint := ""
+		if !idempotency.IsKeylessKey(key) {
+			hint = keylessHint
+		}
+		fmt.Fprintf(stdout, "restored %s: charged, extra charge service order %s; every retry with the key to TOP_APP_KEY %s is answered with it, from %s%s\n",
+			key, *charged, env["TOP_APP_KEY"], where, hint)
 		return nil
 	}
 	if err := g.Settle(ctx, key, s); err != nil {
@@ -288,7 +308,7 @@ func storeLost(ctx context.Context, records idempotency.Records) string {
 }
 
 // fence says or reopens the store's fence.
-func fence(ctx context.Context, action string, records idempotency.Records, stdout, stderr io.Writer) error {
+func fence(ctx context.Context, action string, records idempotency.Records, where string, stdout, stderr io.Writer) error {
 	f, ok := records.(idempotency.Fencer)
 	if !ok {
 		return fmt.Errorf("the %s store keeps no fence", records.Name())
@@ -305,7 +325,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 		if was == "" {
 			return &exitError{code: 4, err: fmt.Errorf("the %s store records a loss already (cloudcall records status says when)", records.Name())}
 		}
-		fmt.Fprintf(stdout, "marked lost: every charge answers -1601 from each instance's next one; reconcile, then cloudcall records reopen --reconciled\n")
+		fmt.Fprintf(stdout, "marked lost: %s; every charge whose records are there answers -1601 from each instance's next one; reconcile, then cloudcall records reopen --reconciled\n", where)
 		return nil
 	}
 	if action == "reopen" {
@@ -319,14 +339,14 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 			return &exitError{code: 4, err: fmt.Errorf("the %s store records no loss: nothing to reopen (cloudcall records status says what it holds)", records.Name())}
 		}
 		at, _ := idempotency.FenceLostAt(was)
-		fmt.Fprintf(stdout, "reopened: the loss found %s is closed; charges go ahead again (each instance rereads the fence within a second)\n", at)
+		fmt.Fprintf(stdout, "reopened: the loss found %s is closed, at %s; charges go ahead again (each instance rereads the fence within a second)\n", at, where)
 		return nil
 	}
 	cur, err := f.Fence(ctx)
 	if err != nil {
 		return err
 	}
-	st := fenceStatus{Store: records.Name(), State: "live", Fence: cur}
+	st := fenceStatus{Store: records.Name(), Where: where, State: "live", Fence: cur}
 	if at, lost := idempotency.FenceLostAt(cur); lost {
 		st.State, st.LostAt = "lost", at
 	} else if at, reopened := idempotency.FenceReopenedAt(cur); reopened {
@@ -345,6 +365,7 @@ func fence(ctx context.Context, action string, records idempotency.Records, stdo
 
 type fenceStatus struct {
 	Store      string `json:"store"`
+	Where      string `json:"where"`
 	State      string `json:"state"`
 	LostAt     string `json:"lostAt,omitempty"`
 	Fence      string `json:"fence,omitempty"`
@@ -355,18 +376,35 @@ type fenceStatus struct {
 // without taking a call still running for a dead one.
 const clockSkew = 2 * time.Minute
 
-// restoreCommand is the command line that restores key, quoted for a
-// shell; a key that starts with '-' goes after "--".
-func restoreCommand(key string) string {
-	q := key
-	if strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") != "" {
-		q = "'" + strings.ReplaceAll(key, "'", `'\''`) + "'"
+// restoreCommand is the command line that restores key, with the env file
+// the tool was given, quoted for a shell: flags first, then "--" before a key
+// that starts with '-' (an --env-file pasted after it was read as a second
+// key: an outside re-tester).
+func restoreCommand(key, envFile string) string {
+	cmd := "cloudcall records restore --charged <its vendorId>"
+	if envFile != "" {
+		cmd += " --env-file " + shellQuote(envFile)
 	}
 	if strings.HasPrefix(key, "-") {
-		return "cloudcall records restore --charged <its vendorId> -- " + q
+		return cmd + " -- " + shellQuote(key)
 	}
-	return "cloudcall records restore " + q + " --charged <its vendorId>"
+	return cmd + " " + shellQuote(key)
 }
+
+// shellQuote quotes s for a POSIX shell when it holds anything but letters,
+// digits and ._:/-.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// keylessHint tells what else to restore for a keyed charge: the same
+// request sent again without its key is answered from its keyless slot,
+// which the loss took too (following the hint alone, eight keyless repeats
+// charged again: an outside re-tester).
+const keylessHint = "; for a charge made with this key, restore its keylessKey (auto:…, in the same log line) with the same vendorId too, or the request sent again without the key charges again"
 
 // orderID is an id as TOP writes them; never one that starts like a flag
 // ("--charged --not-charged" recorded the order "--not-charged").

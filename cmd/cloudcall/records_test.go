@@ -265,7 +265,7 @@ func TestRecordsAfterALoss(t *testing.T) {
 	code, _, errOut = runCLI("records", "show", "k1", "--env-file", envFile)
 	require.Equal(t, 3, code)
 	require.Contains(t, errOut, "the store lost its data (found "+st["lostAt"].(string)+")")
-	require.Contains(t, errOut, "cloudcall records restore k1 --charged")
+	require.Contains(t, errOut, "cloudcall records restore --charged <its vendorId> --env-file "+envFile+" k1; for a charge made with this key, restore its keylessKey")
 
 	// A key that starts with '-' (the function takes "-dash") goes after
 	// "--": no form of the command line could restore one, and its retry
@@ -273,7 +273,7 @@ func TestRecordsAfterALoss(t *testing.T) {
 	code, _, errOut = runCLI("records", "show", "--env-file", envFile, "--", "-dash")
 	require.Equal(t, 3, code, errOut)
 	require.Contains(t, errOut, "no record for -dash")
-	require.Contains(t, errOut, "cloudcall records restore --charged <its vendorId> -- -dash")
+	require.Contains(t, errOut, "cloudcall records restore --charged <its vendorId> --env-file "+envFile+" -- -dash")
 	code, out, errOut = runCLI("records", "restore", "--charged", "ECS7000000006", "--env-file", envFile, "--", "-dash")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "restored -dash: charged")
@@ -309,6 +309,27 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Equal(t, 4, code, errOut)
 	require.Contains(t, errOut, "may still be running, or its request reach the vendor; restore it from ")
 
+	// show's JSON holds the key and the command as they are: with < > &
+	// escaped as \u003c…, the command pasted from it restored another key,
+	// and one with a quote or a backslash, which JSON must escape, goes to
+	// stderr whole (an outside re-tester charged three orders twice).
+	for _, k := range []string{"k&1<2>", `q"1`, `q\1`} {
+		ok, err = records.(idempotency.Rewriter).Rewrite(ctx, "idem:top:12345678:"+k,
+			idempotency.Record{Token: "rq", State: idempotency.Reserved, Fingerprint: "fp-" + k, Started: time.Now().UnixMilli()}, time.Hour)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	code, out, errOut = runCLI("records", "show", "k&1<2>", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"key":"k&1<2>"`)
+	require.Contains(t, out, "cloudcall records restore --charged <its vendorId> --env-file "+envFile+" 'k&1<2>' replaces it")
+	for _, k := range []string{`q"1`, `q\1`} {
+		code, out, errOut = runCLI("records", "show", k, "--env-file", envFile)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, "the command on stderr replaces it")
+		require.Equal(t, "to restore it: cloudcall records restore --charged <its vendorId> --env-file "+envFile+" '"+k+"'\n", errOut)
+	}
+
 	code, _, errOut = runCLI("records", "mark-lost", "--env-file", envFile)
 	require.Equal(t, 4, code, "a loss is recorded already")
 	require.Contains(t, errOut, "records a loss already")
@@ -317,7 +338,8 @@ func TestRecordsAfterALoss(t *testing.T) {
 	require.Contains(t, errOut, "--reconciled")
 	code, out, errOut = runCLI("records", "restore", "k1", "--charged", "ECS7000000077", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
-	require.Equal(t, "restored k1: charged, extra charge service order ECS7000000077; every retry with the key to TOP_APP_KEY 12345678 (store prefix \"cloudcall:\") is answered with it\n", out)
+	require.Equal(t, "restored k1: charged, extra charge service order ECS7000000077; every retry with the key to TOP_APP_KEY 12345678 is answered with it, from redis "+
+		strings.TrimPrefix(srv.URL(), "redis://")+`, key prefix "cloudcall:" (CLOUDCALL_IDEMPOTENCY_STORE)`+keylessHint+"\n", out)
 	// And its keyless slot, which the charge's log line names (keylessKey).
 	code, _, errOut = runCLI("records", "restore", "auto:fp-k1", "--charged", "ECS7000000077", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
@@ -364,7 +386,9 @@ func TestRecordsAfterALoss(t *testing.T) {
 	// marked by hand: the warm instance refuses at its next charge.
 	code, out, errOut = runCLI("records", "mark-lost", "--env-file", envFile)
 	require.Equal(t, 0, code, errOut)
-	require.Contains(t, out, "marked lost")
+	// It says which store: pointed at another than the function's, it
+	// reported a brake no charge met (an outside re-tester).
+	require.Contains(t, out, "marked lost: redis "+strings.TrimPrefix(srv.URL(), "redis://")+`, key prefix "cloudcall:" (CLOUDCALL_IDEMPOTENCY_STORE); every charge`)
 	require.Equal(t, "lost", status(5)["state"])
 	_, _, e = g.Run(ctx, idempotency.Call{Key: "k3", Fingerprint: "fp-k3"}, charge)
 	require.NotNil(t, e)
@@ -486,8 +510,8 @@ func TestRecordsALossIsDatedByTheLaterClock(t *testing.T) {
 }
 
 func TestRestoreCommand(t *testing.T) {
-	require.Equal(t, "cloudcall records restore k1 --charged <its vendorId>", restoreCommand("k1"))
-	require.Equal(t, "cloudcall records restore auto:ab12 --charged <its vendorId>", restoreCommand("auto:ab12"))
-	require.Equal(t, "cloudcall records restore --charged <its vendorId> -- -dash", restoreCommand("-dash"))
-	require.Equal(t, `cloudcall records restore 'o$1;x'\''y' --charged <its vendorId>`, restoreCommand("o$1;x'y"), "quoted for a shell")
+	require.Equal(t, "cloudcall records restore --charged <its vendorId> k1", restoreCommand("k1", ""))
+	require.Equal(t, "cloudcall records restore --charged <its vendorId> --env-file charge.env auto:ab12", restoreCommand("auto:ab12", "charge.env"))
+	require.Equal(t, "cloudcall records restore --charged <its vendorId> --env-file 'my env' -- -dash", restoreCommand("-dash", "my env"), "flags before --")
+	require.Equal(t, `cloudcall records restore --charged <its vendorId> 'o$1;x'\''y'`, restoreCommand("o$1;x'y", ""), "quoted for a shell")
 }

@@ -437,6 +437,15 @@ func (g *Guard) finish(ctx context.Context, k string, done Record, vendorID stri
 					g.o.Log.Warn("idempotency record lost by the store while the call ran, written again: repeats answer from it",
 						"idempotencyKey", g.callerKey(k), "vendorId", vendorID, "store", g.o.Records.Name())
 				}
+			case rerr == nil && strings.Contains(cur.Settled, restoredMark):
+				// A person restored the key after the loss while this call
+				// ran: the record answers with what they found, which must
+				// be this charge (said as a call "may have run again", it
+				// sent an operator hunting a charge that was not there).
+				settled, _ := settledCharge(cur)
+				g.o.Log.Error("idempotency record lost by the store while the call ran, and restored by hand since: repeats answer with the restored charge; if it is not this one, settle the key with this vendorId",
+					"idempotencyKey", g.callerKey(k), "vendorId", vendorID, "restored", settled, "store", g.o.Records.Name())
+				return false, true, false
 			case rerr == nil:
 				// Another call holds the key: the store lost this one's
 				// record and a repeat reserved it anew. Retrying cannot

@@ -1275,3 +1275,24 @@ func TestRestoreJudgesARunningCallByTheStoresTime(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, idempotency.Done, got.State)
 }
+
+// A key restored by hand while its call ran (after a loss) is said as a
+// restore, naming both charges: said as "another call may have run again",
+// it sent an operator hunting a charge that was not there (an outside
+// re-tester).
+func TestARecordRestoredWhileTheCallRanIsSaidAsARestore(t *testing.T) {
+	c := newClock()
+	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
+	var logs bytes.Buffer
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := context.Background()
+	charge := func(context.Context) idempotency.Outcome {
+		recs.wipe()
+		require.NoError(t, g.Restore(ctx, "k1", idempotency.Settlement{VendorID: "ECSFAKE1", Answer: ok(`{"errCode":0,"id":"ECSFAKE1"}`)}, true))
+		return idempotency.Outcome{Response: ok(`{"errCode":0,"id":"ECS22"}`), VendorID: "ECS22"}
+	}
+	_, _, e := g.Run(ctx, key("k1", "fp1"), charge)
+	require.Nil(t, e)
+	require.Contains(t, logs.String(), `"level":"ERROR","msg":"idempotency record lost by the store while the call ran, and restored by hand since: repeats answer with the restored charge; if it is not this one, settle the key with this vendorId","idempotencyKey":"k1","vendorId":"ECS22","restored":"ECSFAKE1"`)
+	require.NotContains(t, logs.String(), "may have run again")
+}

@@ -206,6 +206,13 @@ func (g *Guard) Restore(ctx context.Context, key string, s Settlement, afterLoss
 	return nil
 }
 
+// IsKeylessKey says whether key names the keyless slot of a request:
+// "auto:" and its fingerprint.
+func IsKeylessKey(key string) bool {
+	fp, ok := strings.CutPrefix(key, keylessPrefix)
+	return ok && isFingerprint(fp)
+}
+
 // isFingerprint says whether s is what Fingerprint returns.
 func isFingerprint(s string) bool {
 	if len(s) != 64 {

@@ -187,6 +187,16 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	if e != nil {
 		return nil, e
 	}
+	if idempotency.IsKeylessKey(key) && key != "auto:"+fp {
+		// auto: and a fingerprint names one request's keyless slot, which
+		// an answer without a key echoes for the caller to repeat with.
+		// Another request under it read as that one: a restore after a
+		// loss took its fingerprint for this request's, the retry heard
+		// "use a new key", and the new key charged again (an outside
+		// re-tester). A key refused is no key in force: none is echoed.
+		return nil, &envelope.Error{Code: envelope.CodeInvalidInput, Field: "idempotencyKey",
+			Reason: "invalid input: idempotencyKey: auto: and 64 hex digits name the keyless slot of one request, and this request is another; repeat a request with the key its answer gave, or use a key of your own"}
+	}
 	if key != "" && q.IdempotencyKey == "" && in.SignedNonce != "" {
 		// The header is not signed: a capture replayed with a new key would
 		// be a new charge. Its nonce is kept with the charges' records, as

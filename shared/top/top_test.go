@@ -144,6 +144,29 @@ func TestHeaderKeyAndHashKey(t *testing.T) {
 	require.Len(t, r.sbx.Charges("BFC10"), 1)
 	require.Regexp(t, `^auto:[0-9a-f]{64}$`, a["idempotencyKey"])
 	require.Equal(t, a, b)
+	// The key an answer gave repeats its request, in the body or the header.
+	auto := a["idempotencyKey"].(string)
+	_, c := r.call(t, charge("BFC10", 500, auto), nil)
+	require.Equal(t, a, c)
+	_, c = r.call(t, charge("BFC10", 500, ""), map[string]string{"Idempotency-Key": auto})
+	require.Equal(t, a, c)
+	require.Len(t, r.sbx.Charges("BFC10"), 1)
+	// It names that request's slot: another request under it read as that
+	// one, and after a loss and a restore its retry heard "use a new key"
+	// and the new key charged again (an outside re-tester).
+	for _, other := range []string{auto, "auto:" + strings.Repeat("ab", 32)} {
+		st, m := r.call(t, charge("BFC11", 500, other), nil)
+		require.Equal(t, 400, st, m)
+		require.Equal(t, -1001.0, m["errCode"])
+		require.Equal(t, "idempotencyKey", m["field"])
+		require.Contains(t, m["errMsg"], "idempotencyKey: auto: and 64 hex digits name the keyless slot of one request, and this request is another")
+		require.NotContains(t, m, "idempotencyKey", "a key refused is no key in force")
+	}
+	require.Empty(t, r.sbx.Charges("BFC11"))
+	// A key of the caller's own that only starts with auto: is a key.
+	_, m := r.call(t, charge("BFC11", 500, "auto:mx"), nil)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Equal(t, "auto:mx", m["idempotencyKey"])
 	// The same key for another request is a conflict, not a charge; the
 	// refusal names the key too.
 	st, m := r.call(t, charge("BFC10", 600, "hdr-1"), nil)

@@ -249,7 +249,8 @@ type LaunchExtraChargeInput struct {
 	// The bundle's idempotency key (not a TOP field): a repeat with the same key within 24 h returns
 	// the first answer without calling TOP. Up to 128 printable ASCII characters without spaces,
 	// because it is part of the record's store key. Empty or absent: the Idempotency-Key header, else
-	// the request's fingerprint.
+	// the request's fingerprint. auto: followed by 64 lowercase hex digits names the keyless slot of
+	// one request (the key an answer without a key gives) and is taken only for that request.
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -46,6 +47,32 @@ func FromEnv(env *config.Env, log *slog.Logger) (idempotency.Records, error) {
 		url, from = shared, "CLOUDCALL_STORE"
 	}
 	return Open(url, from, env, log)
+}
+
+// Where names the records store env opens, for an operator's tool to say
+// where it wrote: the kind, the host and database (never the credentials),
+// the key prefix for Redis, and the setting it came from. A tool pointed at
+// another store than the function's reported "marked lost" and "restored"
+// for a store no charge reads (an outside re-tester).
+func Where(env *config.Env) string {
+	raw, err := env.Secret(VarStore)
+	from := VarStore
+	if err == nil && raw == "" {
+		raw, err = env.SecretOrWord("CLOUDCALL_STORE", "memory")
+		from = "CLOUDCALL_STORE"
+	}
+	if err != nil {
+		return "an unreadable " + from
+	}
+	u, perr := neturl.Parse(raw)
+	if perr != nil || u.Host == "" {
+		return "the store in " + from // never quoted: it may hold a password
+	}
+	where := u.Scheme + " " + u.Host + u.EscapedPath()
+	if isRedis(raw) {
+		where += fmt.Sprintf(", key prefix %q", env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"))
+	}
+	return where + " (" + from + ")"
 }
 
 func isRedis(u string) bool {
