@@ -29,7 +29,8 @@ reconciling an answer -1304 (outcome unknown) with TOP. The key is the idempoten
 carries (auto:… for a call made without a key); one that starts with '-' goes last, after "--"
 (cloudcall records settle --not-charged -- -k1). The settings are the function's own, from the environment
 and --env-file: CLOUDCALL_IDEMPOTENCY_STORE (or CLOUDCALL_STORE when it is Redis), CLOUDCALL_STORE_PREFIX,
-TOP_APP_KEY, CLOUDCALL_TIMEOUT.
+TOP_APP_KEY, CLOUDCALL_TIMEOUT. With --env-file, the first four (and their _FILE forms) come from the file
+alone, so a variable left in the shell cannot point the tool at another store than the function's.
 
   show    prints the record as JSON: its state, when the call started, the answer recorded, and whether it
           can be settled (settleable, and why not).
@@ -179,6 +180,16 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, kv := range os.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			env[k] = v
+		}
+	}
+	if *envFile != "" {
+		// The file describes the function: where its records are comes
+		// from it alone. A store variable left in the shell beat the
+		// file's CLOUDCALL_STORE, and mark-lost or restore acted on a
+		// store the function does not use (an outside re-tester).
+		for _, k := range []string{"CLOUDCALL_IDEMPOTENCY_STORE", "CLOUDCALL_STORE", "CLOUDCALL_STORE_PREFIX", "TOP_APP_KEY"} {
+			delete(env, k)
+			delete(env, k+"_FILE")
 		}
 	}
 	for k, v := range file {

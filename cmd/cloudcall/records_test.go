@@ -515,3 +515,18 @@ func TestRestoreCommand(t *testing.T) {
 	require.Equal(t, "cloudcall records restore --charged <its vendorId> --env-file 'my env' -- -dash", restoreCommand("-dash", "my env"), "flags before --")
 	require.Equal(t, `cloudcall records restore --charged <its vendorId> 'o$1;x'\''y'`, restoreCommand("o$1;x'y", ""), "quoted for a shell")
 }
+
+// With --env-file the records' store comes from the file alone: a
+// CLOUDCALL_IDEMPOTENCY_STORE left in the shell beat the file's
+// CLOUDCALL_STORE, and mark-lost or restore acted on a store the function
+// does not use (an outside re-tester).
+func TestRecordsTakeTheStoreFromTheEnvFile(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_STORE": srv.URL(), "TOP_APP_KEY": "12345678"})
+	t.Setenv("CLOUDCALL_IDEMPOTENCY_STORE", "postgres://u@127.0.0.1:1/other")
+	t.Setenv("CLOUDCALL_STORE_PREFIX", "elsewhere:")
+	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"store":"redis"`)
+	require.Contains(t, out, `key prefix \"cloudcall:\" (CLOUDCALL_STORE)`)
+}
