@@ -187,9 +187,21 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// from it alone. A store variable left in the shell beat the
 		// file's CLOUDCALL_STORE, and mark-lost or restore acted on a
 		// store the function does not use (an outside re-tester).
+		var dropped []string
 		for _, k := range []string{"CLOUDCALL_IDEMPOTENCY_STORE", "CLOUDCALL_STORE", "CLOUDCALL_STORE_PREFIX", "TOP_APP_KEY"} {
-			delete(env, k)
-			delete(env, k+"_FILE")
+			for _, name := range []string{k, k + "_FILE"} {
+				if _, set := env[name]; set {
+					if _, inFile := file[name]; !inFile {
+						dropped = append(dropped, name)
+					}
+				}
+				delete(env, name)
+			}
+		}
+		if len(dropped) > 0 {
+			// Said, or "set TOP_APP_KEY" read as wrong to a person who had
+			// (an outside re-tester).
+			fmt.Fprintf(stderr, "NOTE: %s from the shell not used: with --env-file, the store, its prefix and the app key come from %s alone\n", strings.Join(dropped, ", "), *envFile)
 		}
 	}
 	for k, v := range file {

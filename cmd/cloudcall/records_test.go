@@ -529,4 +529,5 @@ func TestRecordsTakeTheStoreFromTheEnvFile(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, `"store":"redis"`)
 	require.Contains(t, out, `key prefix \"cloudcall:\" (CLOUDCALL_STORE)`)
+	require.Equal(t, "NOTE: CLOUDCALL_IDEMPOTENCY_STORE, CLOUDCALL_STORE_PREFIX from the shell not used: with --env-file, the store, its prefix and the app key come from "+envFile+" alone\n", errOut)
 }

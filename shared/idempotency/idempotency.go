@@ -347,6 +347,15 @@ func (g *Guard) leaveAlias(ctx context.Context, k, key string, rec Record, fp st
 		case cur.Fingerprint == fp && cur.Alias == "":
 			g.release(ctx, k, rec.Token)
 			first, _, e := g.repeat(ctx, slot, fp, false)
+			if e != nil {
+				// In progress, or unknown: the record to reconcile is the
+				// keyless call's, not this key's, which holds nothing
+				// (records show found no record under the key the answer
+				// named: an outside re-tester).
+				cp := *e
+				cp.Err = &AnsweredBy{Key: keylessKey(fp), Err: e.Err}
+				e = &cp
+			}
 			return "", first.response(), e == nil, e
 		case cur.Alias != key || cur.Fingerprint != fp:
 			return "", envelope.Response{}, false, nil // another key's: another charge
@@ -662,9 +671,10 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// AnsweredBy is the cause of a keyless repeat's error that was answered
-// from a keyed call's record: Key is that call's idempotency key, the one
-// to reconcile.
+// AnsweredBy is the cause of a repeat's error that was answered from
+// another record: a keyless repeat's from its keyed call's, a keyed one's
+// from the keyless call that made the request first. Key is that record's
+// idempotency key, the one to reconcile.
 type AnsweredBy struct {
 	Key string
 	Err error

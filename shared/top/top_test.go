@@ -416,3 +416,26 @@ func TestAReplayIsMarkedAndKeepsItsError(t *testing.T) {
 	require.Contains(t, replayed.Err.Reason, "replayed: TOP refused the charge")
 	require.Equal(t, string(refused.Body), string(replayed.Body))
 }
+
+// A keyed call whose request a keyless call is still charging is answered
+// from that call, and names its key: the key it sent holds no record, and
+// records show said "no record" for it while the charge's record sat under
+// auto:… (an outside re-tester).
+func TestAKeyedRetryOfAKeylessCallInProgressNamesItsKey(t *testing.T) {
+	r := newRig(t, nil)
+	r.sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultLatency, Delay: 500 * time.Millisecond, Times: 1})
+	done := make(chan map[string]any)
+	go func() {
+		_, m := r.call(t, charge("GK2", 500, ""), nil)
+		done <- m
+	}()
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:/router/rest") > 0 }, 5*time.Second, 5*time.Millisecond)
+	st, m := r.call(t, charge("GK2", 500, "gk2-newkey"), nil)
+	first := <-done
+	require.Equal(t, 409, st, m)
+	require.Equal(t, -1401.0, m["errCode"])
+	require.Contains(t, m["errMsg"], "in progress")
+	require.Equal(t, first["idempotencyKey"], m["idempotencyKey"], "the keyless call's key, the one records show finds")
+	require.Regexp(t, `^auto:[0-9a-f]{64}$`, m["idempotencyKey"])
+	require.Len(t, r.sbx.Charges("GK2"), 1)
+}

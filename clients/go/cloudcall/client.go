@@ -487,7 +487,11 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 			// status: only the function, asked again with the key, knows.
 			e.ErrCode = CodeOutcomeUnknown
 			e.IdempotencyKey = bodyKey(f, body)
-			e.ErrMsg = fmt.Sprintf("%s:fail outcome unknown — HTTP %d from %s is not a cloudcall envelope (%s); call again with the same input and key: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)",
+			and := ""
+			if e.IdempotencyKey != "" {
+				and = " and key" // a keyless charge has none to repeat
+			}
+			e.ErrMsg = fmt.Sprintf("%s:fail outcome unknown — HTTP %d from %s is not a cloudcall envelope (%s); call again with the same input"+and+": the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)",
 				f.API, resp.StatusCode, f.url.Redacted(), snippet)
 		}
 		return e, -1

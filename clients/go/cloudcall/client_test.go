@@ -682,7 +682,13 @@ func TestOnlyThisFunctionsEnvelopeIsAnAnswer(t *testing.T) {
 		require.Equal(t, "not-ours", e.IdempotencyKey)
 		require.Equal(t, a.status, e.Status)
 		require.Contains(t, e.ErrMsg, "is not a cloudcall envelope", a.body)
+		require.Contains(t, e.ErrMsg, "call again with the same input and key:")
 		require.Equal(t, 1, n(), "never sent again")
+		// Without a key there is none to repeat with (an outside tester).
+		_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, charge)
+		e = asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, e.ErrCode, a.body)
+		require.Contains(t, e.ErrMsg, "call again with the same input:")
 		_, err = c.CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{})
 		require.Equal(t, cloudcall.CodeUnreadable, asError(t, err).ErrCode, a.body)
 	}

@@ -453,7 +453,12 @@ describe('deadlines and errors', () => {
         assert.equal(err.idempotencyKey, 'not-ours');
         assert.equal(err.status, status);
         assert.match(err.errMsg, /is not a cloudcall envelope/);
+        assert.match(err.errMsg, /call again with the same input and key:/);
         assert.equal(f.seen.length, 1, 'never sent again');
+        // Without a key there is none to repeat with (an outside tester).
+        const keyless = await rejected(f.client().top.ascp.launchExtraCharge(charge));
+        assert.equal(keyless.errCode, -1304);
+        assert.match(keyless.errMsg, /call again with the same input:/);
         const r = await rejected(f.client().cams.queryChatappBindWaba({}));
         assert.equal(r.errCode, -1303, JSON.stringify(body));
       } finally {
