@@ -999,10 +999,7 @@ func (w *wipedMidCall) wipe() { *w.Memory = *idempotency.NewMemory(w.now) }
 // charged again (outside tester: one key, two charges on Redis, PostgreSQL
 // and MariaDB). The call's record, and its keyed alias, are written again.
 func TestARecordLostWhileTheCallRanIsWrittenAgain(t *testing.T) {
-	c := newClock()
-	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
-	var logs bytes.Buffer
-	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	g, recs, logs := wipedGuard()
 	ctx := context.Background()
 	var runs atomic.Int32
 	charge := func(context.Context) idempotency.Outcome {
@@ -1039,10 +1036,7 @@ func TestARecordLostAndTakenMeanwhileIsSaid(t *testing.T) {
 		"t:auto:fp1": "the same request without its key was taken by another call since",
 	} {
 		t.Run(slot, func(t *testing.T) {
-			c := newClock()
-			recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
-			var logs bytes.Buffer
-			g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+			g, recs, logs := wipedGuard()
 			ctx := context.Background()
 			charge := func(context.Context) idempotency.Outcome {
 				recs.wipe()
@@ -1281,10 +1275,7 @@ func TestRestoreJudgesARunningCallByTheStoresTime(t *testing.T) {
 // it sent an operator hunting a charge that was not there (an outside
 // re-tester).
 func TestARecordRestoredWhileTheCallRanIsSaidAsARestore(t *testing.T) {
-	c := newClock()
-	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
-	var logs bytes.Buffer
-	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	g, recs, logs := wipedGuard()
 	ctx := context.Background()
 	charge := func(context.Context) idempotency.Outcome {
 		recs.wipe()
@@ -1295,4 +1286,14 @@ func TestARecordRestoredWhileTheCallRanIsSaidAsARestore(t *testing.T) {
 	require.Nil(t, e)
 	require.Contains(t, logs.String(), `"level":"ERROR","msg":"idempotency record lost by the store while the call ran, and restored by hand since: repeats answer with the restored charge; if it is not this one, settle the key with this vendorId","idempotencyKey":"k1","vendorId":"ECS22","restored":"ECSFAKE1"`)
 	require.NotContains(t, logs.String(), "may have run again")
+}
+
+// wipedGuard is a guard on records a test can wipe mid-call, logging to
+// the buffer returned.
+func wipedGuard() (*idempotency.Guard, *wipedMidCall, *bytes.Buffer) {
+	c := newClock()
+	recs := &wipedMidCall{Memory: idempotency.NewMemory(c.Now), now: c.Now}
+	logs := &bytes.Buffer{}
+	g := idempotency.New(idempotency.Options{Records: recs, Namespace: "t:", Stuck: time.Minute, Now: c.Now, Log: slog.New(slog.NewJSONHandler(logs, nil))})
+	return g, recs, logs
 }
