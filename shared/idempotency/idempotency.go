@@ -608,7 +608,7 @@ func (g *Guard) repeat(ctx context.Context, k, fingerprint string, direct bool) 
 	}
 	switch {
 	case rec.Fingerprint != fingerprint && !restored(rec):
-		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: this key was used for a different request; use a new key for a new charge"}
+		return rec, false, &envelope.Error{Code: envelope.CodeIdempotencyConflict, Reason: "idempotency conflict: this key was used for a different request; use a new key for a new charge, not for a retry of that one (if this is its retry and its input, or a setting the function sends it with, changed since, reconcile it with the vendor instead)"}
 	case rec.Alias != "" && direct:
 		// A keyless repeat of a keyed call: answer from the keyed record.
 		target, _, e := g.repeat(ctx, g.o.Namespace+rec.Alias, fingerprint, false)

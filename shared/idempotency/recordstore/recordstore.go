@@ -57,9 +57,6 @@ func FromEnv(env *config.Env, log *slog.Logger) (idempotency.Records, error) {
 func Where(env *config.Env) string {
 	raw, err := env.Secret(VarStore)
 	from := VarStore
-	if env.Get(VarStore+"_FILE", "") != "" {
-		from = VarStore + "_FILE"
-	}
 	if err == nil && raw == "" {
 		raw, err = env.SecretOrWord("CLOUDCALL_STORE", "memory")
 		from = "CLOUDCALL_STORE"
