@@ -28,6 +28,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/store"
@@ -174,7 +175,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--store %q: expected embedded or a redis:// / rediss:// URL", s)
 	}
 	if set.ownRecords() {
-		if rs, err := config.FromMap(set.extra).Secret("CLOUDCALL_IDEMPOTENCY_STORE"); err == nil && (strings.HasPrefix(rs, "redis://") || strings.HasPrefix(rs, "rediss://")) {
+		if rs, err := config.FromMap(set.extra).Secret("CLOUDCALL_IDEMPOTENCY_STORE"); err == nil && recordstore.IsRedis(rs) {
 			warnUndurable(ctx, stdout, "--env-file CLOUDCALL_IDEMPOTENCY_STORE", rs, set)
 		}
 	}
@@ -408,7 +409,7 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		fmt.Fprintf(w, "store: %s, keys under %s%s\n", redactURL(set.storeURL), set.storePfx, kept)
 	}
 	rs, _ := config.FromMap(set.extra).Secret("CLOUDCALL_IDEMPOTENCY_STORE")
-	perRun := !set.embedded && upstream != "real" && (strings.HasPrefix(rs, "redis://") || strings.HasPrefix(rs, "rediss://"))
+	perRun := !set.embedded && upstream != "real" && recordstore.IsRedis(rs)
 	if set.ownRecords() && perRun {
 		// A Redis records store keeps them under the store prefix, which is
 		// this run's on an external store (said "kept across runs", a key

@@ -144,10 +144,10 @@ type Outcome struct {
 	VendorID string
 }
 
-// keylessKey is where a keyless call's record lives; a keyed call leaves an
+// KeylessKey is where a keyless call's record lives; a keyed call leaves an
 // alias there, so the same request retried without its key finds the keyed
 // record instead of charging again.
-func keylessKey(fp string) string { return keylessPrefix + fp }
+func KeylessKey(fp string) string { return keylessPrefix + fp }
 
 // keylessPrefix starts the key of a call made without one.
 const keylessPrefix = "auto:"
@@ -175,7 +175,7 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 	keyed := c.Key != ""
 	key := c.Key
 	if !keyed {
-		key = keylessKey(c.Fingerprint)
+		key = KeylessKey(c.Fingerprint)
 	}
 	k := g.o.Namespace + key
 	rec := Record{Token: newToken(), State: Reserved, Fingerprint: c.Fingerprint, Started: g.o.Now().UnixMilli()}
@@ -321,7 +321,7 @@ func (g *Guard) Run(ctx context.Context, c Call, fn func(ctx context.Context) Ou
 // it) can no longer remove what this charge relies on. Every call that
 // relies on an alias holds it under its own token.
 func (g *Guard) leaveAlias(ctx context.Context, k, key string, rec Record, fp string) (alias string, resp envelope.Response, answered bool, e *envelope.Error) {
-	slot := g.o.Namespace + keylessKey(fp)
+	slot := g.o.Namespace + KeylessKey(fp)
 	a := Record{Token: rec.Token, State: Reserved, Fingerprint: fp, Alias: key, Started: rec.Started}
 	for attempt := 0; attempt < 4; attempt++ {
 		ok, err := g.o.Records.Reserve(ctx, slot, a, g.o.Retention)
@@ -353,7 +353,7 @@ func (g *Guard) leaveAlias(ctx context.Context, k, key string, rec Record, fp st
 				// (records show found no record under the key the answer
 				// named: an outside re-tester).
 				cp := *e
-				cp.Err = &AnsweredBy{Key: keylessKey(fp), Err: e.Err}
+				cp.Err = &AnsweredBy{Key: KeylessKey(fp), Err: e.Err}
 				e = &cp
 			}
 			return "", first.response(), e == nil, e

@@ -187,7 +187,8 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	if e != nil {
 		return nil, e
 	}
-	if idempotency.IsKeylessKey(key) && key != "auto:"+fp {
+	slot := idempotency.KeylessKey(fp)
+	if idempotency.IsKeylessKey(key) && key != slot {
 		// auto: and a fingerprint names one request's keyless slot, which
 		// an answer without a key echoes for the caller to repeat with.
 		// Another request under it read as that one: a restore after a
@@ -212,7 +213,7 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	}
 	inForce := key
 	if inForce == "" {
-		inForce = "auto:" + fp // the keyless slot's name (idempotency)
+		inForce = slot
 	}
 	// A keyless call is keyed by its fingerprint; a keyed one also leaves an
 	// alias there, so the same request retried without its key is answered
@@ -250,7 +251,7 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		// and only the key's lines have it. A -1304 line lacked it, and a
 		// re-tester's keyless repeat of a keyed -1304 TOP had charged
 		// charged again after the reopening.
-		resp.Trace.KeylessKey = "auto:" + fp
+		resp.Trace.KeylessKey = slot
 	}
 	return envelope.Prepared(resp), nil
 }

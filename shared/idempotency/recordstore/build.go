@@ -23,22 +23,13 @@ var ErrNoSQLClient = errors.New("this binary was packaged for a Redis records st
 // Redis records store lets them go: an unset or unreadable setting keeps
 // them, so a binary never lacks the client its store needs.
 func Packaging(env *config.Env) (sql bool, why string) {
-	url, err := env.Secret(VarStore)
-	if err != nil {
-		return true, err.Error()
-	}
-	from := VarStore
-	if url == "" {
-		if url, err = env.SecretOrWord("CLOUDCALL_STORE", "memory"); err != nil {
-			return true, err.Error()
-		}
-		if !isRedis(url) {
-			return true, VarStore + " is not set here"
-		}
-		from = "CLOUDCALL_STORE"
-	}
+	url, from, err := setting(env)
 	switch {
-	case isRedis(url):
+	case errors.Is(err, ErrMissing):
+		return true, VarStore + " is not set here"
+	case err != nil:
+		return true, err.Error()
+	case IsRedis(url):
 		return false, from + " is a Redis URL"
 	case IsSQL(url):
 		return true, from + " is a SQL URL"

@@ -31,22 +31,28 @@ var ErrMissing = errors.New("the charge keeps its idempotency records only in a 
 // FromEnv opens CLOUDCALL_IDEMPOTENCY_STORE, else CLOUDCALL_STORE when that
 // is Redis. Nothing dials until the first record.
 func FromEnv(env *config.Env, log *slog.Logger) (idempotency.Records, error) {
-	url, err := env.Secret("CLOUDCALL_IDEMPOTENCY_STORE") // URLs carry passwords
+	url, from, err := setting(env)
 	if err != nil {
 		return nil, err
 	}
-	from := VarStore
-	if url == "" {
-		shared, err := env.SecretOrWord("CLOUDCALL_STORE", "memory")
-		if err != nil {
-			return nil, err
-		}
-		if !isRedis(shared) {
-			return nil, ErrMissing
-		}
-		url, from = shared, "CLOUDCALL_STORE"
-	}
 	return Open(url, from, env, log)
+}
+
+// setting is the records store's URL and the variable it came from:
+// CLOUDCALL_IDEMPOTENCY_STORE (URLs carry passwords: a secret, or its
+// _FILE), else CLOUDCALL_STORE when that is Redis; ErrMissing when neither.
+func setting(env *config.Env) (url, from string, err error) {
+	if url, err = env.Secret(VarStore); err != nil || url != "" {
+		return url, VarStore, err
+	}
+	shared, err := env.SecretOrWord("CLOUDCALL_STORE", "memory")
+	switch {
+	case err != nil:
+		return "", "CLOUDCALL_STORE", err
+	case !IsRedis(shared):
+		return "", VarStore, ErrMissing
+	}
+	return shared, "CLOUDCALL_STORE", nil
 }
 
 // Where names the records store env opens, for an operator's tool to say
@@ -55,13 +61,11 @@ func FromEnv(env *config.Env, log *slog.Logger) (idempotency.Records, error) {
 // another store than the function's reported "marked lost" and "restored"
 // for a store no charge reads (an outside re-tester).
 func Where(env *config.Env) string {
-	raw, err := env.Secret(VarStore)
-	from := VarStore
-	if err == nil && raw == "" {
-		raw, err = env.SecretOrWord("CLOUDCALL_STORE", "memory")
-		from = "CLOUDCALL_STORE"
-	}
-	if err != nil {
+	raw, from, err := setting(env)
+	switch {
+	case errors.Is(err, ErrMissing):
+		return "no durable store (" + VarStore + " is not set)"
+	case err != nil:
 		return "an unreadable " + from
 	}
 	u, perr := neturl.Parse(raw)
@@ -69,13 +73,14 @@ func Where(env *config.Env) string {
 		return "the store in " + from // never quoted: it may hold a password
 	}
 	where := u.Scheme + " " + u.Host + u.EscapedPath()
-	if isRedis(raw) {
+	if IsRedis(raw) {
 		where += fmt.Sprintf(", key prefix %q", env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"))
 	}
 	return where + " (" + from + ")"
 }
 
-func isRedis(u string) bool {
+// IsRedis reports whether u names a Redis records store.
+func IsRedis(u string) bool {
 	return strings.HasPrefix(u, "redis://") || strings.HasPrefix(u, "rediss://")
 }
 
@@ -97,7 +102,7 @@ func Open(url, from string, env *config.Env, log *slog.Logger) (idempotency.Reco
 		return nil, err // the policy's own setting, not the URL's
 	}
 	switch {
-	case isRedis(url):
+	case IsRedis(url):
 		o := redisrecords.Options{URL: url, Prefix: env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"),
 			Persistence: env.Get("CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE", redisrecords.Verify), Log: log,
 			AfterLoss: env.Get(idempotency.VarAfterLoss, idempotency.AfterLossRefuse)}

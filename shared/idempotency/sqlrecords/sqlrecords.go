@@ -424,10 +424,10 @@ func (r *Records) judge(ctx context.Context, prev, saw string) (verdict, error) 
 			return verdict{fence: saw}, nil
 		}
 		at := time.Now()
-		if st, err := r.Clock(ctx); err == nil && st.After(at) {
+		if st, err := r.Clock(ctx); err == nil {
 			// The later of the two, as mark-lost dates a loss: reopen
 			// waits from it, and a slow clock here dated it early.
-			at = st
+			at = idempotency.LaterClock(st)
 		}
 		lost := idempotency.LostFence(at, saw, prev)
 		c, cancel := context.WithTimeout(ctx, r.o.Timeout)
