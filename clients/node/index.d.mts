@@ -408,7 +408,11 @@ export interface LaunchExtraChargeInput {
      */
     feature?: string;
   };
-  /** The seller's session (TOP system parameter session); TOP_SESSION when absent or empty. */
+  /**
+   * The seller's session (TOP system parameter session); TOP_SESSION when absent or empty. Not part of
+   * the charge's identity: a repeat sent with another session (the seller authorised again) is the same
+   * charge.
+   */
   session?: string;
   /**
    * The bundle's idempotency key (not a TOP field): a repeat with the same key within 24 h returns the

@@ -134,18 +134,25 @@ type wireResponse struct {
 type Charger struct {
 	client *Client
 	guard  *idempotency.Guard
-	policy pricePolicy
-	schema func() *envelope.Schema
+	// migration finds the records of releases whose fingerprint held the
+	// session.
+	migration *idempotency.Migration
+	policy    pricePolicy
+	schema    func() *envelope.Schema
 }
 
 // NewCharger builds the operation's engine; prices outside [minPrice,
 // maxPrice] fen are refused (TOP_MIN_PRICE_FEN, TOP_MAX_PRICE_FEN).
 func NewCharger(c *Client, g *idempotency.Guard, minPrice, maxPrice int64) *Charger {
-	return &Charger{client: c, guard: g, policy: pricePolicy{min: minPrice, max: maxPrice},
+	return &Charger{client: c, guard: g, migration: g.Migration(migrationSessionFree), policy: pricePolicy{min: minPrice, max: maxPrice},
 		schema: sync.OnceValue(func() *envelope.Schema {
 			return envelope.MustCompileSchema(registry.InputSchema("top-launch-extra-charge"))
 		})}
 }
+
+// migrationSessionFree names the release whose fingerprint dropped the
+// session.
+const migrationSessionFree = "fingerprint-without-session"
 
 // Op is the function's operation. Its warm-up compiles the input schema
 // (~0.15 ms in a fresh process) alongside the runtime's first poll.
@@ -181,14 +188,24 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	if session == "" {
 		session = ch.client.o.Session
 	}
-	canon, _ := json.Marshal([]string{MethodLaunchExtra, ch.client.o.AppKey, session, param})
+	// The request is the app and the parameter: not the session, which
+	// names the seller the order id already names, and which changes when
+	// the seller authorises again. A repeat after that is still a repeat
+	// (with the session in it, a keyed repeat heard -1401 and a new key
+	// charged again: an outside re-tester).
+	canon, _ := json.Marshal([]string{MethodLaunchExtra, ch.client.o.AppKey, param})
 	fp := idempotency.Fingerprint(canon)
+	// What releases before this one fingerprinted, the session included:
+	// their records are looked for while they may live.
+	withSession := func() string {
+		canon, _ := json.Marshal([]string{MethodLaunchExtra, ch.client.o.AppKey, session, param})
+		return idempotency.Fingerprint(canon)
+	}
 	key, e := idempotencyKey(q.IdempotencyKey, in.Header, in.PlatformCaller != "")
 	if e != nil {
 		return nil, e
 	}
-	slot := idempotency.KeylessKey(fp)
-	if idempotency.IsKeylessKey(key) && key != slot {
+	if idempotency.IsKeylessKey(key) && key != idempotency.KeylessKey(fp) && key != idempotency.KeylessKey(withSession()) {
 		// auto: and a fingerprint names one request's keyless slot, which
 		// an answer without a key echoes for the caller to repeat with.
 		// Another request under it read as that one: a restore after a
@@ -211,6 +228,10 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 			return nil, &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: replayed nonce (this signed request was already used with an Idempotency-Key header); sign every request anew", Err: callerauth.ErrReplayed}
 		}
 	}
+	if fp, e = ch.migration.Fingerprint(ctx, key, fp, withSession); e != nil {
+		return nil, e
+	}
+	slot := idempotency.KeylessKey(fp)
 	inForce := key
 	if inForce == "" {
 		inForce = slot
@@ -479,6 +500,7 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 	op.Warm = func(ctx context.Context) {
 		ch.schema()
 		g.Warm(ctx, timeout)
+		ch.migration.Warm(ctx)
 	}
 	return op, nil
 }

@@ -244,7 +244,9 @@ type LaunchExtraChargeInput struct {
 	// OmsLaunchExtraChargeParameter, the request object (请求对象); sent to TOP as one JSON string
 	// in snake_case.
 	OmsLaunchExtraChargeParameter LaunchExtraChargeInputOmsLaunchExtraChargeParameter `json:"omsLaunchExtraChargeParameter"`
-	// The seller's session (TOP system parameter session); TOP_SESSION when absent or empty.
+	// The seller's session (TOP system parameter session); TOP_SESSION when absent or empty. Not part
+	// of the charge's identity: a repeat sent with another session (the seller authorised again) is
+	// the same charge.
 	Session string `json:"session,omitempty"`
 	// The bundle's idempotency key (not a TOP field): a repeat with the same key within 24 h returns
 	// the first answer without calling TOP. Up to 128 printable ASCII characters without spaces,

@@ -1,0 +1,125 @@
+package idempotency
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
+)
+
+// A Migration is a change in how a function computes a request's
+// fingerprint. Records written before it name the request by the old one
+// for as long as they live, and a repeat that looked only for the new one
+// would read as another request: a keyed repeat would hear -1401 ("use a
+// new key", which charges again) and a keyless one would charge again. So
+// for a while after the first call that used the new fingerprint, a call
+// looks for its request's records under the old one too, and keeps to it
+// when it finds them.
+type Migration struct {
+	g      *Guard
+	marker string
+	// until is when records under the old fingerprint may last have been
+	// written or renewed (unix ms), known from the store's marker; 0 until
+	// it has been read.
+	until atomic.Int64
+}
+
+// markerTTL keeps the marker for as long as a store is likely to be used:
+// were it to expire, the next call would start another window of lookups
+// (costly, never wrong).
+const markerTTL = 10 * 365 * 24 * time.Hour
+
+// Migration names a change of fingerprint. Its marker lives in the records
+// store (the space keeps it apart from every call's key).
+func (g *Guard) Migration(name string) *Migration {
+	return &Migration{g: g, marker: g.o.Namespace + "once migration " + name}
+}
+
+// open says whether records under the old fingerprint may still be live.
+// The first instance to ask writes the time into the store; every instance
+// then counts from it. The window is two retentions: one for the records
+// the old release wrote before the first new call, one more for an old
+// release still running beside the new one (a rolling or canary update).
+// A store that cannot say keeps the window open (one more read, nothing
+// lost).
+func (m *Migration) open(ctx context.Context) (bool, error) {
+	now := m.g.o.Now()
+	if u := m.until.Load(); u != 0 {
+		return now.UnixMilli() < u, nil
+	}
+	rec := Record{Token: newToken(), State: Done, Started: now.UnixMilli()}
+	ok, err := m.g.o.Records.Reserve(ctx, m.marker, rec, markerTTL)
+	if err != nil {
+		return true, err
+	}
+	if !ok {
+		if rec, err = m.g.o.Records.Read(ctx, m.marker); err != nil {
+			return true, err
+		}
+	}
+	until := m.end(rec)
+	m.until.Store(until)
+	return now.UnixMilli() < until, nil
+}
+
+// Warm reads the marker at cold start, off the first call's time. It
+// writes nothing (a warm-up changes no record): when the marker is not
+// there yet, the first call writes it.
+func (m *Migration) Warm(ctx context.Context) {
+	rec, err := m.g.o.Records.Read(ctx, m.marker)
+	switch {
+	case err == nil:
+		m.until.Store(m.end(rec))
+	case !errors.Is(err, ErrNotFound):
+		m.g.o.Log.Debug("idempotency: fingerprint migration marker not read at cold start; the first call will retry", "error", err.Error())
+	}
+}
+
+// end is when the window that the marker rec opened closes (unix ms).
+func (m *Migration) end(rec Record) int64 {
+	return time.UnixMilli(rec.Started).Add(2 * m.g.o.Retention).UnixMilli()
+}
+
+// Fingerprint says which fingerprint the call with key (empty: keyless)
+// runs under: the old one (computed by old, only when needed) while the
+// window is open and the store holds this request under it (the key's
+// record, or the old keyless slot, which a keyless call or another key's
+// alias left), fp otherwise. A key naming the old keyless slot is this
+// request's own and keeps to the old one.
+func (m *Migration) Fingerprint(ctx context.Context, key, fp string, old func() string) (string, *envelope.Error) {
+	if IsKeylessKey(key) {
+		if o := old(); key == KeylessKey(o) {
+			return o, nil
+		}
+	}
+	if open, err := m.open(ctx); !open {
+		return fp, nil
+	} else if err != nil {
+		m.g.o.Log.Debug("idempotency: fingerprint migration marker not read; looking under the old fingerprint too", "error", err.Error())
+	}
+	o := old()
+	if o == fp {
+		return fp, nil
+	}
+	if key != "" {
+		rec, err := m.g.o.Records.Read(ctx, m.g.o.Namespace+key)
+		switch {
+		case err == nil && rec.Fingerprint == o:
+			return o, nil
+		case err == nil && rec.Fingerprint == fp:
+			return fp, nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return "", storeError(err)
+		}
+	}
+	_, err := m.g.o.Records.Read(ctx, m.g.o.Namespace+KeylessKey(o))
+	switch {
+	case err == nil:
+		return o, nil
+	case errors.Is(err, ErrNotFound):
+		return fp, nil
+	}
+	return "", storeError(err)
+}
