@@ -15,8 +15,10 @@ import (
 	"encoding/xml"
 	"fmt"
 	"hash"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,6 +94,27 @@ func (s *Server) Env(baseURL string) map[string]string {
 	return map[string]string{"TOP_GATEWAY_URL": baseURL + "/router/rest", "TOP_APP_KEY": DemoAppKey, "TOP_APP_SECRET": DemoSecret, "TOP_SESSION": DemoSession}
 }
 
+// validSession says whether TOP takes session.
+func (s *Server) validSession(session string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[session]
+}
+
+// authorise adds a session and revokes one (either may be empty) and
+// returns the sessions taken now, sorted.
+func (s *Server) authorise(add, revoke string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if revoke != "" {
+		delete(s.sessions, revoke)
+	}
+	if add != "" {
+		s.sessions[add] = true
+	}
+	return slices.Sorted(maps.Keys(s.sessions))
+}
+
 // Charges returns the ledger entries of an order (all orders when empty).
 func (s *Server) Charges(orderID string) []Charge {
 	s.mu.Lock()
@@ -114,6 +137,21 @@ func (s *Server) Handler() http.Handler {
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /__sandbox/top/charges", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"charges": s.Charges(r.URL.Query().Get("order"))})
+	})
+	// A seller authorising again: a new session, and the old one revoked
+	// (TOP answers 27 for it then), so a user can try a TOP_SESSION change.
+	outer.HandleFunc("POST /__sandbox/top/sessions", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Add    string `json:"add"`
+			Revoke string `json:"revoke"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Add == "" && req.Revoke == "" {
+			w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": `expected {"add": "<new session>", "revoke": "<old session>"} (either or both)`})
+			return
+		}
+		writeJSON(w, map[string]any{"sessions": s.authorise(req.Add, req.Revoke)})
 	})
 	outer.Handle("/", s.Wrap(vendor))
 	return sandbox.GuardAdmin(outer) // its own admin endpoints too
@@ -317,7 +355,7 @@ func (s *Server) rest(w http.ResponseWriter, r *http.Request) {
 		rp.fail(26, "Missing Session", "", "")
 		return
 	}
-	if !s.sessions[p["session"]] {
+	if !s.validSession(p["session"]) {
 		rp.fail(27, "Invalid Session", "invalid-sessionkey", "SessionKey非法")
 		return
 	}

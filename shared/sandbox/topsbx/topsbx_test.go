@@ -306,3 +306,28 @@ func TestLedgerRefusesWebPages(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
+
+// A seller authorising again, as a user tries it: the new session is taken,
+// the revoked one answers 27, and a request without add or revoke is 400.
+func TestSessionsCanBeAuthorisedAndRevoked(t *testing.T) {
+	c := newClient(t)
+	post := func(body string) (int, map[string]any) {
+		resp, err := http.Post(c.url+"/__sandbox/top/sessions", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return resp.StatusCode, m
+	}
+	status, m := post(`{"add":"renewed","revoke":"` + DemoSession + `"}`)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, []any{"renewed"}, m["sessions"])
+	out := c.post(c.params("md5", func(p map[string]string) { p["session"] = "renewed" }))
+	require.Contains(t, out, "alibaba_ascp_industry_launch_extra_charge_response")
+	out = c.post(c.params("md5", nil))
+	require.Equal(t, 27.0, out["error_response"].(map[string]any)["code"])
+	status, m = post(`{}`)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, m["error"], `"add"`)
+	require.Len(t, c.s.Charges("BFC123"), 1)
+}
