@@ -50,6 +50,9 @@ type Options struct {
 	// AfterLoss is what a fence found gone leads to:
 	// idempotency.AfterLossRefuse (default) or AfterLossContinue.
 	AfterLoss string
+	// Now is this instance's clock (default time.Now); a loss it finds is
+	// dated by the later of it and the server's.
+	Now func() time.Time
 }
 
 // Records is idempotency.Records on SQL.
@@ -86,6 +89,9 @@ func Open(o Options) (*Records, error) {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 10
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -423,11 +429,11 @@ func (r *Records) judge(ctx context.Context, prev, saw string) (verdict, error) 
 				"store", r.d.name(), "host", r.host, "table", Table, "afterLoss", r.o.AfterLoss)
 			return verdict{fence: saw}, nil
 		}
-		at := time.Now()
-		if st, err := r.Clock(ctx); err == nil {
+		at := r.o.Now()
+		if st, err := r.Clock(ctx); err == nil && st.After(at) {
 			// The later of the two, as mark-lost dates a loss: reopen
 			// waits from it, and a slow clock here dated it early.
-			at = idempotency.LaterClock(st)
+			at = st
 		}
 		lost := idempotency.LostFence(at, saw, prev)
 		c, cancel := context.WithTimeout(ctx, r.o.Timeout)

@@ -238,6 +238,35 @@ func TestADroppedOrEmptiedTableIsRecreatedAndSaid(t *testing.T) {
 	}
 }
 
+// A loss an instance finds is dated by the later of its clock and the
+// server's, as mark-lost dates one: reopen waits from that time, and an
+// instance whose clock ran an hour slow would have dated it an hour early.
+func TestALossIsDatedByTheLaterClock(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			u := b.url(t)
+			r, err := sqlrecords.Open(sqlrecords.Options{URL: u, Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = r.Close() })
+			ctx := context.Background()
+			ok, err := r.Reserve(ctx, "idem:a", idempotency.Record{Token: "t1", State: idempotency.Reserved}, time.Hour)
+			require.True(t, ok && err == nil, err)
+			admin := sqltest.Open(t, u)
+			_, err = admin.Exec(`DELETE FROM ` + sqlrecords.Table)
+			require.NoError(t, err)
+			_, err = r.Reserve(ctx, "idem:b", idempotency.Record{Token: "t2", State: idempotency.Reserved}, time.Hour)
+			require.ErrorIs(t, err, idempotency.ErrLost)
+			var fence string
+			require.NoError(t, admin.QueryRow(`SELECT token FROM `+sqlrecords.Table+` WHERE k = '~fence'`).Scan(&fence))
+			at, lost := idempotency.FenceLostAt(fence)
+			require.True(t, lost, fence)
+			found, err := time.Parse(time.RFC3339, at)
+			require.NoError(t, err)
+			require.WithinDuration(t, time.Now(), found, time.Minute, "the server's time, not the instance's hour-slow one")
+		})
+	}
+}
+
 // By default a table found dropped or emptied refuses charges: the loss is
 // written into the fence row, every instance (one started after it too)
 // answers ErrLost, the key taken by the statement that found the table
