@@ -30,14 +30,15 @@ type servedSandbox struct {
 }
 
 // serveSandboxes starts every vendor sandbox on loopback. base is
-// "host:port" for the first one (port 0: any free ports).
-func serveSandboxes(base string) ([]*servedSandbox, error) {
+// "host:port" for the first one (port 0: any free ports); topSession is
+// a session the TOP sandbox takes besides its demo one.
+func serveSandboxes(base, topSession string) ([]*servedSandbox, error) {
 	host, portStr, err := net.SplitHostPort(base)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox address %q: %w", base, err)
 	}
 	port, _ := strconv.Atoi(portStr)
-	sbs := sandboxes()
+	sbs := sandboxes(topSession)
 	vendors := make([]string, 0, len(sbs))
 	for v := range sbs {
 		vendors = append(vendors, v)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"testing"
 
@@ -8,6 +9,8 @@ import (
 
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
+	"github.com/cloudcall/cloudcall/shared/top"
 )
 
 // With --upstream real the caller's CLOUDCALL_STORE_PREFIX reaches every
@@ -23,5 +26,33 @@ func TestFunctionEnvHonoursTheStorePrefix(t *testing.T) {
 		require.NoError(t, os.Unsetenv("CLOUDCALL_STORE_PREFIX"))
 		env = functionEnv(f, runtimeapi.Lambda, nil, true, localSettings{})
 		require.Equal(t, "cloudcall:", env["CLOUDCALL_STORE_PREFIX"], name)
+	}
+}
+
+// The TOP sandbox that cloudcall local and invoke start takes the session
+// an --env-file sets as well as its demo one: a user trying a seller's new
+// session restarts with it (which restarts the sandbox too) and heard 27
+// "Invalid Session" (an outside tester).
+func TestTheTOPSandboxTakesTheEnvFilesSession(t *testing.T) {
+	sbs, err := serveSandboxes("127.0.0.1:0", envTopSession(map[string]string{"TOP_SESSION": "renewed-session"}))
+	require.NoError(t, err)
+	defer closeSandboxes(sbs)
+	var gateway string
+	for _, s := range sbs {
+		if s.vendor == "top" {
+			gateway = s.env["TOP_GATEWAY_URL"]
+		}
+	}
+	require.NotEmpty(t, gateway)
+	c, err := top.NewClient(top.Options{AppKey: topsbx.DemoAppKey, Secret: topsbx.DemoSecret, Gateway: gateway})
+	require.NoError(t, err)
+	for session, code := range map[string]int{"renewed-session": 0, topsbx.DemoSession: 0, "another": 27} {
+		r := c.Do(context.Background(), top.MethodLaunchExtra, session, map[string]string{"oms_launch_extra_charge_parameter": `{"wds_coordination_order_id":"BFC1","price":1,"type":1}`})
+		require.Equal(t, top.Answered, r.Outcome, session)
+		got := 0
+		if r.Error != nil {
+			got = r.Error.Code
+		}
+		require.Equal(t, code, got, session)
 	}
 }

@@ -91,7 +91,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	real := *upstream == "real"
 	var sbs []*servedSandbox
 	if !real {
-		if sbs, err = serveSandboxes("127.0.0.1:0"); err != nil {
+		if sbs, err = serveSandboxes("127.0.0.1:0", envTopSession(extra)); err != nil {
 			return err
 		}
 		defer closeSandboxes(sbs)

@@ -70,6 +70,12 @@ func (s localSettings) auth() (keys, anonymous bool) {
 	return false, true
 }
 
+// envTopSession is the TOP_SESSION (or its _FILE) an --env-file sets.
+func envTopSession(extra map[string]string) string {
+	v, _ := config.FromMap(extra).Secret("TOP_SESSION")
+	return v
+}
+
 // keys are the caller keys the functions take (--caller-keys wins over the
 // env file, as in their environment), for the console to sign replays.
 func (s localSettings) keys() map[string]string {
@@ -215,7 +221,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer release() // on an early return; released before the door opens
 	var sbs []*servedSandbox
 	if !real {
-		if sbs, err = serveSandboxes(*sandboxAddr); err != nil {
+		if sbs, err = serveSandboxes(*sandboxAddr, envTopSession(set.extra)); err != nil {
 			return fmt.Errorf("%w (the sandboxes take the ports from --sandbox-addr %s on, one each: pass --sandbox-addr 127.0.0.1:<free port>)", err, *sandboxAddr)
 		}
 		defer closeSandboxes(sbs)

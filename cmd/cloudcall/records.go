@@ -23,6 +23,7 @@ const recordsUsage = `Usage: cloudcall records show <idempotency key> [--env-fil
        cloudcall records status [--env-file FILE]
        cloudcall records reopen --reconciled [--env-file FILE]
        cloudcall records mark-lost [--env-file FILE]
+       cloudcall records migration [--restart] [--env-file FILE]
 
 Reads and settles the charge's idempotency records, where the deployed function keeps them, for a person
 reconciling an answer -1304 (outcome unknown) with TOP. The key is the idempotencyKey the -1304 answer
@@ -69,6 +70,11 @@ alone, so a variable left in the shell cannot point the tool at another store th
   mark-lost writes a loss the fence cannot see: after a failover to a replica that lagged (Redis replicates
           asynchronously, so the last writes can be gone while the fence is there), a restore from a backup,
           or rows deleted by hand. Every charge answers -1601 from the instances' next one, until reopen.
+  migration prints, as JSON, when the charge's fingerprint lost the session on this store (the first call of
+          a release with that change) and until when a charge also looks for the records of the release
+          before (two days). --restart opens that window again from now: after a rollback to a release
+          before the change, run it before updating again, so the records the old release wrote meanwhile
+          are found (docs/deploy.md, Upgrading and rolling back).
 
 Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key,
 4 the record cannot be settled or restored, the store records no loss to reopen, or one already
@@ -85,6 +91,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	notCharged := fs.Bool("not-charged", false, "settle: TOP shows no charge for the key")
 	fs.Var(&onceFlag{v: charged}, "charged", "settle: TOP shows the charge, with this extra charge service `order id`")
 	reconciled := fs.Bool("reconciled", false, "reopen: you reconciled the charges the lost records covered")
+	restart := fs.Bool("restart", false, "migration: open the window for the release before's records again, from now")
 	requestIDFlag := &onceFlag{v: requestID}
 	fs.Var(requestIDFlag, "request-id", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
 	fs.Usage = func() {
@@ -119,7 +126,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		args = rest
 	}
 	if len(pos) == 0 {
-		return usagef("say what to do: show <key>, settle <key>, restore <key>, status, reopen or mark-lost; see cloudcall records --help")
+		return usagef("say what to do: show <key>, settle <key>, restore <key>, status, reopen, mark-lost or migration; see cloudcall records --help")
 	}
 	action := pos[0]
 	var key string
@@ -135,18 +142,20 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			// (an outside re-tester).
 			return usagef("%s %q: not a key the function takes: 1 to 128 printable ASCII characters, no space or line end; copy the idempotencyKey exactly as the answer or the log line gives it", action, key)
 		}
-	case "status", "reopen", "mark-lost":
+	case "status", "reopen", "mark-lost", "migration":
 		if len(pos) != 1 {
 			return usagef("%s takes no key: it concerns the whole store", action)
 		}
 	default:
-		return usagef("unknown action %q: expected show, settle, restore, status, reopen or mark-lost", action)
+		return usagef("unknown action %q: expected show, settle, restore, status, reopen, mark-lost or migration", action)
 	}
 	var s idempotency.Settlement
 	var err error
 	switch {
 	case *reconciled && action != "reopen":
 		return usagef("--reconciled goes with reopen")
+	case *restart && action != "migration":
+		return usagef("--restart goes with migration")
 	case action == "reopen" && !*reconciled:
 		return usagef("reopen ends the refusal that keeps keys charged before the loss from charging again: first reconcile the last 24 h of charges before the loss against TOP, then run it with --reconciled")
 	case key == "" && (*notCharged || *charged != ""):
@@ -224,6 +233,9 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// A SQL store has no prefix.
 		fmt.Fprintf(stderr, "WARNING: CLOUDCALL_STORE_PREFIX=%q does not end with ':' as the prefixes cloudcall writes do; keys are looked up under it exactly\n", p)
 	}
+	if action == "migration" {
+		return migration(ctx, top.RecordsMigration(g), time.Now(), *restart, where, stdout)
+	}
 	if key == "" {
 		if action == "reopen" {
 			if err := quiet(ctx, g, records); err != nil {
@@ -294,6 +306,42 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "settled %s: charged, extra charge service order %s; every retry with the key is answered with it\n", key, *charged)
 	}
 	return nil
+}
+
+// migration shows (or, with restart, restarts at now) the window in which
+// a charge also looks for its request's records under the fingerprint of
+// the release before.
+func migration(ctx context.Context, m *idempotency.Migration, now time.Time, restart bool, where string, stdout io.Writer) error {
+	if restart {
+		if err := m.Restart(ctx, now); err != nil {
+			return err
+		}
+	}
+	since, ok, err := m.Since(ctx)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Store   string `json:"store"`
+		Started string `json:"started,omitempty"`
+		Until   string `json:"lookupsUntil,omitempty"`
+		Open    bool   `json:"open"`
+		Note    string `json:"note"`
+	}{Store: where}
+	switch {
+	case !ok:
+		out.Note = "no release without the session in the fingerprint has charged on this store yet: its first call opens the window"
+	default:
+		until := m.Until(since)
+		out.Started, out.Until, out.Open = since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), now.Before(until)
+		out.Note = "charges look for the records of the release before until lookupsUntil (instances started before a restart keep the time they read)"
+		if !out.Open {
+			out.Note = "the window has closed: charges no longer look for the records of the release before; after a rollback to it, run this with --restart before updating again"
+		}
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(out)
 }
 
 // quiet refuses a reopening while a call that was running when the loss was

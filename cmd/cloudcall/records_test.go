@@ -531,3 +531,59 @@ func TestRecordsTakeTheStoreFromTheEnvFile(t *testing.T) {
 	require.Contains(t, out, `key prefix \"cloudcall:\" (CLOUDCALL_STORE)`)
 	require.Equal(t, "NOTE: CLOUDCALL_IDEMPOTENCY_STORE, CLOUDCALL_STORE_PREFIX from the shell not used: with --env-file, the store, its prefix and the app key come from "+envFile+" alone\n", errOut)
 }
+
+// After a rollback to the release before the fingerprint change, longer
+// than the window, records migration --restart opens it again, so the
+// records the old release wrote meanwhile are found by instances of the
+// release updated to again (an outside re-tester: updating again after
+// three days charged the old release's charges twice).
+func TestRecordsMigrationRestart(t *testing.T) {
+	m := miniredis.RunT(t)
+	vars := map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "redis://" + m.Addr() + "/0",
+		"CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume", "TOP_APP_KEY": "12345678"}
+	envFile := writeEnvFile(t, vars)
+	show := func(args ...string) map[string]any {
+		code, out, errOut := runCLI(append([]string{"records", "migration", "--env-file", envFile}, args...)...)
+		require.Equal(t, 0, code, errOut)
+		var st map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+		return st
+	}
+	st := show()
+	require.Equal(t, false, st["open"])
+	require.Contains(t, st["note"], "its first call opens the window")
+
+	ctx := context.Background()
+	_, records, err := top.RecordsGuard(ctx, config.FromMap(vars), top.RecordsOptions{})
+	require.NoError(t, err)
+	defer records.Close()
+	instance := func(now func() time.Time) *idempotency.Migration {
+		return top.RecordsMigration(idempotency.New(idempotency.Options{Records: records, Namespace: "idem:top:12345678:", Now: now}))
+	}
+	old := func() string { return "old-fp" }
+	// The first update, three days ago; the rollback's release then wrote a
+	// keyless record under the old fingerprint.
+	fp, e := instance(func() time.Time { return time.Now().Add(-72 * time.Hour) }).Fingerprint(ctx, "", "new-fp", old)
+	require.Nil(t, e)
+	require.Equal(t, "new-fp", fp)
+	ok, err := records.Reserve(ctx, "idem:top:12345678:"+idempotency.KeylessKey("old-fp"), idempotency.Record{Token: "t", State: idempotency.Done, Fingerprint: "old-fp"}, time.Hour)
+	require.True(t, ok && err == nil, err)
+
+	st = show()
+	require.Equal(t, false, st["open"])
+	require.Contains(t, st["note"], "--restart")
+	fp, _ = instance(time.Now).Fingerprint(ctx, "", "new-fp", old)
+	require.Equal(t, "new-fp", fp, "the window has closed: the old release's record is not looked for")
+
+	st = show("--restart")
+	require.Equal(t, true, st["open"])
+	started, err := time.Parse(time.RFC3339, st["started"].(string))
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), started, 5*time.Second)
+	fp, _ = instance(time.Now).Fingerprint(ctx, "", "new-fp", old)
+	require.Equal(t, "old-fp", fp, "an instance started after the restart finds it")
+
+	code, _, errOut := runCLI("records", "status", "--restart", "--env-file", envFile)
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--restart goes with migration")
+}

@@ -20,7 +20,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
-	sbs, err := serveSandboxes(*addr)
+	sbs, err := serveSandboxes(*addr, "")
 	if err != nil {
 		return fmt.Errorf("%w (the sandboxes take the ports from --addr %s on, one each: pass --addr 127.0.0.1:<free port>)", err, *addr)
 	}

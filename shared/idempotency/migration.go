@@ -123,3 +123,49 @@ func (m *Migration) Fingerprint(ctx context.Context, key, fp string, old func() 
 	}
 	return "", storeError(err)
 }
+
+// Since is when the window opened (the marker's time) and whether a marker
+// is there at all: none means no call of the new release has reached this
+// store yet.
+func (m *Migration) Since(ctx context.Context) (time.Time, bool, error) {
+	rec, err := m.g.o.Records.Read(ctx, m.marker)
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(rec.Started), true, nil
+}
+
+// Until is when a window opened at since closes.
+func (m *Migration) Until(since time.Time) time.Time {
+	return time.UnixMilli(m.end(Record{Started: since.UnixMilli()}))
+}
+
+// Restart opens the window again from at, for a person who rolled back to
+// a release before the change and updates again: the old release wrote
+// records under the old fingerprint meanwhile, and a window counted from
+// the first update may have closed. Instances started after it count from
+// at; running ones keep what they read at their start.
+func (m *Migration) Restart(ctx context.Context, at time.Time) error {
+	rec := Record{Token: newToken(), State: Done, Started: at.UnixMilli()}
+	for attempt := 0; attempt < 3; attempt++ {
+		cur, err := m.g.o.Records.Read(ctx, m.marker)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			ok, err := m.g.o.Records.Reserve(ctx, m.marker, rec, markerTTL)
+			if err != nil || ok {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			ok, err := m.g.o.Records.Finish(ctx, m.marker, cur.Token, rec, markerTTL)
+			if err != nil || ok {
+				return err
+			}
+		}
+	}
+	return errors.New("idempotency: the migration marker kept changing; run it again")
+}

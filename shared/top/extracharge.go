@@ -570,6 +570,12 @@ func RecordsGuard(ctx context.Context, env *config.Env, o RecordsOptions) (*idem
 	return idempotency.New(opts), records, nil
 }
 
+// RecordsMigration is the charge's fingerprint migration on g's records,
+// for cloudcall records migration.
+func RecordsMigration(g *idempotency.Guard) *idempotency.Migration {
+	return g.Migration(migrationSessionFree)
+}
+
 // ChargedAnswer is what every retry of key is told once a person found at
 // TOP that the charge was made, with its extra charge service order id and,
 // when the person has it from the log, TOP's request id (else empty): a
