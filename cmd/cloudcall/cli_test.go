@@ -258,6 +258,12 @@ func TestFunctionEnv(t *testing.T) {
 		b.Reset()
 		banner(&b, "http://127.0.0.1:9000", "fc", "sandbox", nil, nil, nil, "on", localSettings{extra: redisRecords, storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:", embedded: true})
 		require.Contains(t, b.String(), "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs", "the embedded store's prefix is the same every run")
+		// With the real vendors, the prefix is this tool's, not the env
+		// file's: cloudcall records given the file found nothing (an
+		// outside re-tester), so the banner says what to give it.
+		b.Reset()
+		banner(&b, "http://127.0.0.1:9000", "fc", "real", nil, nil, nil, "on", localSettings{extra: redisRecords, storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:local:real:"})
+		require.Contains(t, b.String(), "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs under key prefix cloudcall:local:real: (for cloudcall records, CLOUDCALL_STORE_PREFIX=cloudcall:local:real: in its --env-file)\n")
 		require.NoError(t, os.WriteFile(url, []byte("memory\n"), 0o600))
 		memFile := filepath.Join(dir, ".env")
 		require.NoError(t, os.WriteFile(memFile, []byte("CLOUDCALL_IDEMPOTENCY_STORE_FILE="+url+"\n"), 0o600))

@@ -421,6 +421,11 @@ func banner(w io.Writer, base, platform, upstream string, bins map[string]string
 		// this run's on an external store (said "kept across runs", a key
 		// charged in one run charged again in the next: an outside tester).
 		fmt.Fprintf(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, under this run's key prefix %s (a new run starts with none, as the sandboxes do)\n", set.storePfx)
+	} else if set.ownRecords() && upstream == "real" && recordstore.IsRedis(rs) {
+		// The env file's CLOUDCALL_STORE_PREFIX is not this run's, and
+		// cloudcall records with that file found nothing (an outside
+		// re-tester).
+		fmt.Fprintf(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs under key prefix %s (for cloudcall records, CLOUDCALL_STORE_PREFIX=%s in its --env-file)\n", set.storePfx, set.storePfx)
 	} else if set.ownRecords() && upstream == "real" {
 		fmt.Fprintln(w, "charge records: the env file's CLOUDCALL_IDEMPOTENCY_STORE, kept across runs")
 	} else if set.ownRecords() {

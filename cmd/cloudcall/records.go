@@ -72,9 +72,10 @@ alone, so a variable left in the shell cannot point the tool at another store th
           or rows deleted by hand. Every charge answers -1601 from the instances' next one, until reopen.
   migration prints, as JSON, when the charge's fingerprint lost the session on this store (the first call of
           a release with that change) and until when a charge also looks for the records of the release
-          before (two days). --restart opens that window again from now: after a rollback to a release
-          before the change, run it before updating again, so the records the old release wrote meanwhile
-          are found (docs/deploy.md, Upgrading and rolling back).
+          before (two days). --restart forgets that time, so the next call of a release with the change
+          opens the window anew: after a rollback to a release before the change, run it right before
+          updating again, so the records the old release wrote meanwhile are found (instances already
+          running take it within a minute; docs/deploy.md, Upgrading and rolling back).
 
 Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key,
 4 the record cannot be settled or restored, the store records no loss to reopen, or one already
@@ -91,7 +92,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	notCharged := fs.Bool("not-charged", false, "settle: TOP shows no charge for the key")
 	fs.Var(&onceFlag{v: charged}, "charged", "settle: TOP shows the charge, with this extra charge service `order id`")
 	reconciled := fs.Bool("reconciled", false, "reopen: you reconciled the charges the lost records covered")
-	restart := fs.Bool("restart", false, "migration: open the window for the release before's records again, from now")
+	restart := fs.Bool("restart", false, "migration: forget when the window for the release before's records opened; the next call of a release with the change opens it anew")
 	requestIDFlag := &onceFlag{v: requestID}
 	fs.Var(requestIDFlag, "request-id", "settle --charged, restore: TOP's `request_id` of the charge (the log line's upstreamRequestId), answered as requestId; empty when not given")
 	fs.Usage = func() {
@@ -308,12 +309,12 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// migration shows (or, with restart, restarts at now) the window in which
-// a charge also looks for its request's records under the fingerprint of
-// the release before.
+// migration shows the window in which a charge also looks for its
+// request's records under the fingerprint of the release before; restart
+// forgets it, so the next call of a release with the change opens it anew.
 func migration(ctx context.Context, m *idempotency.Migration, now time.Time, restart bool, where string, stdout io.Writer) error {
 	if restart {
-		if err := m.Restart(ctx, now); err != nil {
+		if err := m.Forget(ctx); err != nil {
 			return err
 		}
 	}
@@ -329,14 +330,16 @@ func migration(ctx context.Context, m *idempotency.Migration, now time.Time, res
 		Note    string `json:"note"`
 	}{Store: where}
 	switch {
+	case !ok && restart:
+		out.Note = "forgotten: the next charge call of a release without the session in the fingerprint opens the window again, for two days from then (instances already running take it within a minute): run this right before updating again, once the release before alone takes traffic"
 	case !ok:
 		out.Note = "no release without the session in the fingerprint has charged on this store yet: its first call opens the window"
 	default:
 		until := m.Until(since)
 		out.Started, out.Until, out.Open = since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), now.Before(until)
-		out.Note = "charges look for the records of the release before until lookupsUntil (instances started before a restart keep the time they read)"
+		out.Note = "charges look for the records of the release before until lookupsUntil"
 		if !out.Open {
-			out.Note = "the window has closed: charges no longer look for the records of the release before; after a rollback to it, run this with --restart before updating again"
+			out.Note = "the window has closed: charges no longer look for the records of the release before; after a rollback to it, run this with --restart right before updating again"
 		}
 	}
 	enc := json.NewEncoder(stdout)

@@ -22,14 +22,19 @@ type Migration struct {
 	marker string
 	// until is when records under the old fingerprint may last have been
 	// written or renewed (unix ms), known from the store's marker; 0 until
-	// it has been read.
-	until atomic.Int64
+	// it has been read. checked is when it was read (unix ms).
+	until, checked atomic.Int64
 }
 
 // markerTTL keeps the marker for as long as a store is likely to be used:
 // were it to expire, the next call would start another window of lookups
 // (costly, never wrong).
 const markerTTL = 10 * 365 * 24 * time.Hour
+
+// recheck is how often an instance whose window has closed reads the
+// marker again: a person who forgot it after a rollback (cloudcall records
+// migration --restart) reaches instances already running within it.
+const recheck = time.Minute
 
 // Migration names a change of fingerprint. Its marker lives in the records
 // store (the space keeps it apart from every call's key).
@@ -38,18 +43,18 @@ func (g *Guard) Migration(name string) *Migration {
 }
 
 // open says whether records under the old fingerprint may still be live.
-// The first instance to ask writes the time into the store; every instance
+// The first call to ask writes the time into the store; every instance
 // then counts from it. The window is two retentions: one for the records
 // the old release wrote before the first new call, one more for an old
 // release still running beside the new one (a rolling or canary update).
-// A store that cannot say keeps the window open (one more read, nothing
-// lost).
+// Once it has closed, the marker is read again every recheck. A store
+// that cannot say keeps the window open (one more read, nothing lost).
 func (m *Migration) open(ctx context.Context) (bool, error) {
-	now := m.g.o.Now()
-	if u := m.until.Load(); u != 0 {
-		return now.UnixMilli() < u, nil
+	now := m.g.o.Now().UnixMilli()
+	if u := m.until.Load(); u != 0 && (now < u || now-m.checked.Load() < recheck.Milliseconds()) {
+		return now < u, nil
 	}
-	rec := Record{Token: newToken(), State: Done, Started: now.UnixMilli()}
+	rec := Record{Token: newToken(), State: Done, Started: now}
 	ok, err := m.g.o.Records.Reserve(ctx, m.marker, rec, markerTTL)
 	if err != nil {
 		return true, err
@@ -61,7 +66,8 @@ func (m *Migration) open(ctx context.Context) (bool, error) {
 	}
 	until := m.end(rec)
 	m.until.Store(until)
-	return now.UnixMilli() < until, nil
+	m.checked.Store(now)
+	return now < until, nil
 }
 
 // Warm reads the marker at cold start, off the first call's time. It
@@ -72,6 +78,7 @@ func (m *Migration) Warm(ctx context.Context) {
 	switch {
 	case err == nil:
 		m.until.Store(m.end(rec))
+		m.checked.Store(m.g.o.Now().UnixMilli())
 	case !errors.Is(err, ErrNotFound):
 		m.g.o.Log.Debug("idempotency: fingerprint migration marker not read at cold start; the first call will retry", "error", err.Error())
 	}
@@ -143,28 +150,23 @@ func (m *Migration) Until(since time.Time) time.Time {
 	return time.UnixMilli(m.end(Record{Started: since.UnixMilli()}))
 }
 
-// Restart opens the window again from at, for a person who rolled back to
-// a release before the change and updates again: the old release wrote
-// records under the old fingerprint meanwhile, and a window counted from
-// the first update may have closed. Instances started after it count from
-// at; running ones keep what they read at their start.
-func (m *Migration) Restart(ctx context.Context, at time.Time) error {
-	rec := Record{Token: newToken(), State: Done, Started: at.UnixMilli()}
+// Forget removes the marker, for a person who rolled back to a release
+// before the change and will update again: the old release writes records
+// under the old fingerprint meanwhile, and a window counted from the first
+// update may close before they expire. The next call of a release with the
+// change writes the marker anew and counts two days from then; instances
+// already running read it again within a minute of their window closing.
+func (m *Migration) Forget(ctx context.Context) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		cur, err := m.g.o.Records.Read(ctx, m.marker)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			ok, err := m.g.o.Records.Reserve(ctx, m.marker, rec, markerTTL)
-			if err != nil || ok {
-				return err
-			}
-		case err != nil:
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
 			return err
-		default:
-			ok, err := m.g.o.Records.Finish(ctx, m.marker, cur.Token, rec, markerTTL)
-			if err != nil || ok {
-				return err
-			}
+		}
+		if ok, err := m.g.o.Records.Release(ctx, m.marker, cur.Token); err != nil || ok {
+			return err
 		}
 	}
 	return errors.New("idempotency: the migration marker kept changing; run it again")

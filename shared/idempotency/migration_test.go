@@ -77,13 +77,22 @@ func TestAMigrationLooksUnderTheOldFingerprintForTwoRetentions(t *testing.T) {
 	require.Equal(t, int32(2), runs.Load())
 
 	c.Add(2 * time.Hour) // t0+49h: the window has closed
-	before := recs.reads.Load() + recs.reserves.Load()
 	for _, m := range []*idempotency.Migration{first, late} {
+		// The first call after it reads the marker once more.
 		fp, e = m.Fingerprint(ctx, "k-old", "new-fp-2", func() string { return "old-fp-2" })
 		require.Nil(t, e)
 		require.Equal(t, "new-fp-2", fp)
 	}
-	require.Equal(t, before, recs.reads.Load()+recs.reserves.Load(), "no store access after the window")
+	before := recs.reads.Load() + recs.reserves.Load()
+	for i := 0; i < 10; i++ {
+		c.Add(5 * time.Second)
+		for _, m := range []*idempotency.Migration{first, late} {
+			fp, e = m.Fingerprint(ctx, "k-old", "new-fp-2", func() string { return "old-fp-2" })
+			require.Nil(t, e)
+			require.Equal(t, "new-fp-2", fp)
+		}
+	}
+	require.Equal(t, before, recs.reads.Load()+recs.reserves.Load(), "no store access after the window, the marker's re-read once a minute aside")
 	// A key naming the old keyless slot is still that request's.
 	fp, e = first.Fingerprint(ctx, idempotency.KeylessKey(hex64('a')), "new-fp", func() string { return hex64('a') })
 	require.Nil(t, e)
@@ -112,4 +121,36 @@ func TestAMigrationWarmsWithoutWritingAndFailsClosed(t *testing.T) {
 	_, e := m.Fingerprint(ctx, "k", "new", func() string { return "old" })
 	require.NotNil(t, e)
 	require.Equal(t, envelope.CodeStoreUnavailable, e.Code)
+}
+
+// Forgetting the marker (cloudcall records migration --restart, after a
+// rollback) reaches an instance whose window had closed within a minute:
+// the next call writes it anew, and records the old release wrote
+// meanwhile are found again.
+func TestAForgottenMigrationOpensAgainOnRunningInstances(t *testing.T) {
+	c := newClock()
+	recs := idempotency.NewMemory(c.Now)
+	opts := idempotency.Options{Records: recs, Namespace: "f:", Now: c.Now}
+	m := idempotency.New(opts).Migration("v2")
+	ctx := context.Background()
+	old := func() string { return "old-fp" }
+	fp, _ := m.Fingerprint(ctx, "", "new-fp", old)
+	require.Equal(t, "new-fp", fp)
+	c.Add(72 * time.Hour) // a rollback; the old release charges
+	charge, _ := charging()
+	_, _, e := idempotency.New(opts).Run(ctx, key("", "old-fp"), charge)
+	require.Nil(t, e)
+	fp, _ = m.Fingerprint(ctx, "", "new-fp", old)
+	require.Equal(t, "new-fp", fp, "closed: not looked for")
+
+	require.NoError(t, idempotency.New(opts).Migration("v2").Forget(ctx))
+	fp, _ = m.Fingerprint(ctx, "", "new-fp", old)
+	require.Equal(t, "new-fp", fp, "within the minute, the instance keeps what it read")
+	c.Add(61 * time.Second)
+	fp, _ = m.Fingerprint(ctx, "", "new-fp", old)
+	require.Equal(t, "old-fp", fp, "a minute later it reads the marker again, and writes it anew")
+	since, ok, err := m.Since(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, c.Now().UnixMilli(), since.UnixMilli())
 }

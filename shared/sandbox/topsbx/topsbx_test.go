@@ -326,6 +326,12 @@ func TestSessionsCanBeAuthorisedAndRevoked(t *testing.T) {
 	require.Contains(t, out, "alibaba_ascp_industry_launch_extra_charge_response")
 	out = c.post(c.params("md5", nil))
 	require.Equal(t, 27.0, out["error_response"].(map[string]any)["code"])
+	resp, err := http.Get(c.url + "/__sandbox/top/sessions")
+	require.NoError(t, err)
+	var listed map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&listed))
+	resp.Body.Close()
+	require.Equal(t, []any{"renewed"}, listed["sessions"])
 	status, m = post(`{}`)
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Contains(t, m["error"], `"add"`)
