@@ -73,9 +73,10 @@ alone, so a variable left in the shell cannot point the tool at another store th
   migration prints, as JSON, when the charge's fingerprint lost the session on this store (the first call of
           a release with that change) and until when a charge also looks for the records of the release
           before (two days). --restart forgets that time, so the next call of a release with the change
-          opens the window anew: after a rollback to a release before the change, run it right before
-          updating again, so the records the old release wrote meanwhile are found (instances already
-          running take it within a minute; docs/deploy.md, Upgrading and rolling back).
+          opens the window anew: after any rollback to a release before the change, however short, run it
+          right before updating again, so the records the old release wrote meanwhile are found (instances
+          already running take it within a minute; docs/deploy.md, Upgrading and rolling back). Exit
+          status 3 when there was no marker to forget.
 
 Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key,
 4 the record cannot be settled or restored, the store records no loss to reopen, or one already
@@ -314,8 +315,15 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // forgets it, so the next call of a release with the change opens it anew.
 func migration(ctx context.Context, m *idempotency.Migration, now time.Time, restart bool, where string, stdout io.Writer) error {
 	if restart {
-		if err := m.Forget(ctx); err != nil {
+		forgot, err := m.Forget(ctx)
+		if err != nil {
 			return err
+		}
+		if !forgot {
+			// Said, not "forgotten": under another prefix or app key than
+			// the function's, a restart read as done and the function's
+			// marker stood (an outside re-tester).
+			return &exitError{code: 3, err: fmt.Errorf("nothing to forget: no migration marker in %s. Either no release without the session in the fingerprint has charged here yet (its first call opens the window: nothing to do), or this is not where the function keeps its records: check CLOUDCALL_IDEMPOTENCY_STORE (or CLOUDCALL_STORE), CLOUDCALL_STORE_PREFIX and TOP_APP_KEY against the function's (cloudcall local --upstream real prints its key prefix)", where)}
 		}
 	}
 	since, ok, err := m.Since(ctx)
@@ -337,7 +345,7 @@ func migration(ctx context.Context, m *idempotency.Migration, now time.Time, res
 	default:
 		until := m.Until(since)
 		out.Started, out.Until, out.Open = since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), now.Before(until)
-		out.Note = "charges look for the records of the release before until lookupsUntil"
+		out.Note = "charges look for the records of the release before until lookupsUntil; after any rollback to it, run this with --restart right before updating again (records it writes live a day, and the window may close first)"
 		if !out.Open {
 			out.Note = "the window has closed: charges no longer look for the records of the release before; after a rollback to it, run this with --restart right before updating again"
 		}

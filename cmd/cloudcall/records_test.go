@@ -552,6 +552,12 @@ func TestRecordsMigrationRestart(t *testing.T) {
 	st := show()
 	require.Equal(t, false, st["open"])
 	require.Contains(t, st["note"], "its first call opens the window")
+	// Nothing to forget is said, not reported done: under another prefix
+	// than the function's, the function's marker stood (an outside
+	// re-tester).
+	code, _, errOut := runCLI("records", "migration", "--restart", "--env-file", envFile)
+	require.Equal(t, 3, code)
+	require.Contains(t, errOut, "nothing to forget: no migration marker in redis ")
 
 	ctx := context.Background()
 	_, records, err := top.RecordsGuard(ctx, config.FromMap(vars), top.RecordsOptions{})
@@ -587,7 +593,7 @@ func TestRecordsMigrationRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now(), started, 5*time.Second)
 
-	code, _, errOut := runCLI("records", "status", "--restart", "--env-file", envFile)
+	code, _, errOut = runCLI("records", "status", "--restart", "--env-file", envFile)
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "--restart goes with migration")
 }

@@ -156,18 +156,19 @@ func (m *Migration) Until(since time.Time) time.Time {
 // update may close before they expire. The next call of a release with the
 // change writes the marker anew and counts two days from then; instances
 // already running read it again within a minute of their window closing.
-func (m *Migration) Forget(ctx context.Context) error {
+// It reports whether there was a marker to remove.
+func (m *Migration) Forget(ctx context.Context) (bool, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		cur, err := m.g.o.Records.Read(ctx, m.marker)
 		if errors.Is(err, ErrNotFound) {
-			return nil
+			return false, nil
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		if ok, err := m.g.o.Records.Release(ctx, m.marker, cur.Token); err != nil || ok {
-			return err
+			return ok, err
 		}
 	}
-	return errors.New("idempotency: the migration marker kept changing; run it again")
+	return false, errors.New("idempotency: the migration marker kept changing; run it again")
 }

@@ -143,7 +143,12 @@ func TestAForgottenMigrationOpensAgainOnRunningInstances(t *testing.T) {
 	fp, _ = m.Fingerprint(ctx, "", "new-fp", old)
 	require.Equal(t, "new-fp", fp, "closed: not looked for")
 
-	require.NoError(t, idempotency.New(opts).Migration("v2").Forget(ctx))
+	forgot, err := idempotency.New(opts).Migration("v2").Forget(ctx)
+	require.NoError(t, err)
+	require.True(t, forgot)
+	forgot, err = idempotency.New(opts).Migration("v2").Forget(ctx)
+	require.NoError(t, err)
+	require.False(t, forgot, "nothing left to forget")
 	fp, _ = m.Fingerprint(ctx, "", "new-fp", old)
 	require.Equal(t, "new-fp", fp, "within the minute, the instance keeps what it read")
 	c.Add(61 * time.Second)
