@@ -3,6 +3,7 @@ package idempotency_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,6 +155,35 @@ func TestAForgottenMigrationOpensAgainOnRunningInstances(t *testing.T) {
 	c.Add(61 * time.Second)
 	fp, _ = m.Fingerprint(ctx, "", "new-fp", old)
 	require.Equal(t, "old-fp", fp, "a minute later it reads the marker again, and writes it anew")
+	since, ok, err := m.Since(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, c.Now().UnixMilli(), since.UnixMilli())
+}
+
+// Many calls of one instance ask at once before the marker is known: they
+// agree, and one marker is written (run with -race).
+func TestAMigrationAskedConcurrently(t *testing.T) {
+	c := newClock()
+	recs := &readCounting{Records: idempotency.NewMemory(c.Now)}
+	m := idempotency.New(idempotency.Options{Records: recs, Namespace: "c:", Now: c.Now}).Migration("v2")
+	ctx := context.Background()
+	charge, _ := charging()
+	_, _, e := idempotency.New(idempotency.Options{Records: recs, Namespace: "c:", Now: c.Now}).Run(ctx, key("", "old-fp"), charge)
+	require.Nil(t, e)
+	var wg sync.WaitGroup
+	got := make([]string, 50)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], _ = m.Fingerprint(ctx, "", "new-fp", func() string { return "old-fp" })
+		}()
+	}
+	wg.Wait()
+	for _, fp := range got {
+		require.Equal(t, "old-fp", fp)
+	}
 	since, ok, err := m.Since(ctx)
 	require.NoError(t, err)
 	require.True(t, ok)
