@@ -280,6 +280,11 @@ func TestFunctionEnv(t *testing.T) {
 		_, err = loadEnvFile(storeFile, &errOut)
 		require.NoError(t, err)
 		require.Contains(t, errOut.String(), "CLOUDCALL_STORE is not used: every instance shares the emulator's store")
+		require.NoError(t, os.WriteFile(storeFile, []byte("CLOUDCALL_STORE_PREFIX=h3x:\n"), 0o600))
+		errOut.Reset()
+		_, err = loadEnvFile(storeFile, &errOut)
+		require.NoError(t, err)
+		require.Contains(t, errOut.String(), "CLOUDCALL_STORE_PREFIX is not used: the functions' keys go under the prefix the banner names, which is also the one to give cloudcall records")
 	})
 }
 

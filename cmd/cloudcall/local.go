@@ -578,7 +578,13 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 	// Said, not silently dropped: every instance must share one store.
 	for _, k := range []string{"CLOUDCALL_STORE", "CLOUDCALL_STORE_FILE", "CLOUDCALL_STORE_PREFIX"} {
 		if _, ok := env[k]; ok {
-			fmt.Fprintf(stderr, "--env-file %s: %s is not used: every instance shares the emulator's store (cloudcall local --store redis://... names another)\n", path, k)
+			why := "every instance shares the emulator's store (cloudcall local --store redis://... names another)"
+			if k == "CLOUDCALL_STORE_PREFIX" {
+				// cloudcall records given this file looked under it, and
+				// found nothing (an outside re-tester).
+				why = "the functions' keys go under the prefix the banner names, which is also the one to give cloudcall records"
+			}
+			fmt.Fprintf(stderr, "--env-file %s: %s is not used: %s\n", path, k, why)
 		}
 	}
 	return env, nil
