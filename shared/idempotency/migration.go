@@ -94,7 +94,8 @@ func (m *Migration) end(rec Record) int64 {
 // window is open and the store holds this request under it (the key's
 // record, or the old keyless slot, which a keyless call or another key's
 // alias left), fp otherwise. A key naming the old keyless slot is this
-// request's own and keeps to the old one.
+// request's own and keeps to the old one. On a store failure it returns fp
+// with the error.
 func (m *Migration) Fingerprint(ctx context.Context, key, fp string, old func() string) (string, *envelope.Error) {
 	if IsKeylessKey(key) {
 		if o := old(); key == KeylessKey(o) {
@@ -118,7 +119,7 @@ func (m *Migration) Fingerprint(ctx context.Context, key, fp string, old func() 
 		case err == nil && rec.Fingerprint == fp:
 			return fp, nil
 		case err != nil && !errors.Is(err, ErrNotFound):
-			return "", storeError(err)
+			return fp, storeError(err)
 		}
 	}
 	_, err := m.g.o.Records.Read(ctx, m.g.o.Namespace+KeylessKey(o))
@@ -128,7 +129,7 @@ func (m *Migration) Fingerprint(ctx context.Context, key, fp string, old func() 
 	case errors.Is(err, ErrNotFound):
 		return fp, nil
 	}
-	return "", storeError(err)
+	return fp, storeError(err)
 }
 
 // Since is when the window opened (the marker's time) and whether a marker

@@ -228,9 +228,9 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 			return nil, &envelope.Error{Code: envelope.CodeUnauthenticated, Reason: "unauthenticated: replayed nonce (this signed request was already used with an Idempotency-Key header); sign every request anew", Err: callerauth.ErrReplayed}
 		}
 	}
-	if fp, e = ch.migration.Fingerprint(ctx, key, fp, withSession); e != nil {
-		return nil, e
-	}
+	// A store that cannot be read is answered as Run answers it below:
+	// -1501, with the key in force echoed.
+	fp, e = ch.migration.Fingerprint(ctx, key, fp, withSession)
 	slot := idempotency.KeylessKey(fp)
 	inForce := key
 	if inForce == "" {
@@ -241,16 +241,11 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	// from the keyed record instead of charging again. The key is echoed
 	// inside the recorded answer, so a replay names the record that answered
 	// and stays byte-identical.
-	resp, replayed, e := ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, func(ctx context.Context) idempotency.Outcome {
-		out, err := ch.charge(ctx, session, param)
-		if err != nil {
-			ee := envelope.As(err)
-			return idempotency.Outcome{Response: withKey(envelope.Failure(APILaunchExtraCharge, ee), inForce), Verdict: verdict(ee)}
-		}
-		r := withKey(envelope.Success(APILaunchExtraCharge, out), inForce)
-		r.Trace.VendorID, r.Trace.UpstreamRequestID = out.Result.Data.ExtraChargeServiceOrderID, out.RequestID
-		return idempotency.Outcome{Response: r, VendorID: out.Result.Data.ExtraChargeServiceOrderID}
-	})
+	var resp envelope.Response
+	var replayed bool
+	if e == nil {
+		resp, replayed, e = ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, ch.chargeOnce(session, param, inForce))
+	}
 	if e == nil && replayed {
 		resp.Replayed, resp.Err = true, recordedError(resp.Body)
 		// The key the recorded answer names: a keyless repeat answered
@@ -275,6 +270,21 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		resp.Trace.KeylessKey = slot
 	}
 	return envelope.Prepared(resp), nil
+}
+
+// chargeOnce is the guarded call: one charge, its answer echoing the key
+// in force.
+func (ch *Charger) chargeOnce(session, param, inForce string) func(context.Context) idempotency.Outcome {
+	return func(ctx context.Context) idempotency.Outcome {
+		out, err := ch.charge(ctx, session, param)
+		if err != nil {
+			ee := envelope.As(err)
+			return idempotency.Outcome{Response: withKey(envelope.Failure(APILaunchExtraCharge, ee), inForce), Verdict: verdict(ee)}
+		}
+		r := withKey(envelope.Success(APILaunchExtraCharge, out), inForce)
+		r.Trace.VendorID, r.Trace.UpstreamRequestID = out.Result.Data.ExtraChargeServiceOrderID, out.RequestID
+		return idempotency.Outcome{Response: r, VendorID: out.Result.Data.ExtraChargeServiceOrderID}
+	}
 }
 
 // maxKeyLen is the idempotency key's bound (the registry schema's

@@ -3,6 +3,7 @@ package top_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -173,4 +174,31 @@ func TestRecordsOfTheReleaseBeforeAreFound(t *testing.T) {
 			require.Len(t, r.sbx.Charges(order), 1)
 		})
 	}
+}
+
+// readsFail is a records store whose reads fail: the migration's lookup
+// cannot be made.
+type readsFail struct{ idempotency.Records }
+
+func (readsFail) Read(context.Context, string) (idempotency.Record, error) {
+	return idempotency.Record{}, fmt.Errorf("%w: connection reset", idempotency.ErrUnavailable)
+}
+
+// A store that cannot be read for the old fingerprint's records refuses
+// the charge as a reservation it cannot make would (-1501, retryable),
+// echoing the key in force, and charges nothing.
+func TestTheMigrationsLookupFailingChargesNothing(t *testing.T) {
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	op, err := top.FactoryWith(readsFail{idempotency.NewMemory(nil)})(context.Background(), runtime.Deps{Env: config.FromMap(sbx.Env(srv.URL)), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
+	require.NoError(t, err)
+	keyed := invokeOp(t, op, charge("LOOKUP-FAILS", 100, "lk-1"))
+	require.Equal(t, float64(envelope.CodeStoreUnavailable), keyed["errCode"], keyed)
+	require.Equal(t, "lk-1", keyed["idempotencyKey"])
+	keyless := invokeOp(t, op, charge("LOOKUP-FAILS", 100, ""))
+	require.Equal(t, float64(envelope.CodeStoreUnavailable), keyless["errCode"], keyless)
+	now, _ := fingerprints("LOOKUP-FAILS", topsbx.DemoSession)
+	require.Equal(t, idempotency.KeylessKey(now), keyless["idempotencyKey"])
+	require.Empty(t, sbx.Charges("LOOKUP-FAILS"))
 }
