@@ -78,7 +78,8 @@ alone, so a variable left in the shell cannot point the tool at another store th
           already running take it within a minute; docs/deploy.md, Upgrading and rolling back). Exit
           status 3 when there was no marker to forget.
 
-Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key,
+Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key
+(or, for migration --restart, no marker to forget),
 4 the record cannot be settled or restored, the store records no loss to reopen, or one already
 (mark-lost) (the message says why), 5 status: the store records a loss.
 
