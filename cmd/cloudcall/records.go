@@ -324,7 +324,7 @@ func migration(ctx context.Context, m *idempotency.Migration, now time.Time, res
 			// Said, not "forgotten": under another prefix or app key than
 			// the function's, a restart read as done and the function's
 			// marker stood (an outside re-tester).
-			return &exitError{code: 3, err: fmt.Errorf("nothing to forget: no migration marker in %s. Either no release without the session in the fingerprint has charged here yet (its first call opens the window: nothing to do), or this is not where the function keeps its records: check CLOUDCALL_IDEMPOTENCY_STORE (or CLOUDCALL_STORE), CLOUDCALL_STORE_PREFIX and TOP_APP_KEY against the function's (cloudcall local --upstream real prints its key prefix)", where)}
+			return &exitError{code: 3, err: fmt.Errorf("nothing to forget: no migration marker in %s. Either no release without the session in the fingerprint has charged here since the store was new or the marker was last forgotten (its next call opens the window: nothing to do), or this is not where the function keeps its records: check CLOUDCALL_IDEMPOTENCY_STORE (or CLOUDCALL_STORE), CLOUDCALL_STORE_PREFIX and TOP_APP_KEY against the function's (cloudcall local --upstream real prints its key prefix)", where)}
 		}
 	}
 	since, ok, err := m.Since(ctx)
@@ -342,7 +342,7 @@ func migration(ctx context.Context, m *idempotency.Migration, now time.Time, res
 	case !ok && restart:
 		out.Note = "forgotten: the next charge call of a release without the session in the fingerprint opens the window again, for two days from then (instances already running take it within a minute): run this right before updating again, once the release before alone takes traffic"
 	case !ok:
-		out.Note = "no release without the session in the fingerprint has charged on this store yet: its first call opens the window"
+		out.Note = "no marker: no release without the session in the fingerprint has charged on this store yet, or the marker was forgotten (--restart) within the last minute; the next charge call of such a release opens the window"
 	default:
 		until := m.Until(since)
 		out.Started, out.Until, out.Open = since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), now.Before(until)

@@ -551,7 +551,7 @@ func TestRecordsMigrationRestart(t *testing.T) {
 	}
 	st := show()
 	require.Equal(t, false, st["open"])
-	require.Contains(t, st["note"], "its first call opens the window")
+	require.Contains(t, st["note"], "the next charge call of such a release opens the window")
 	// Nothing to forget is said, not reported done: under another prefix
 	// than the function's, the function's marker stood (an outside
 	// re-tester).

@@ -31,9 +31,12 @@ type Migration struct {
 // (costly, never wrong).
 const markerTTL = 10 * 365 * 24 * time.Hour
 
-// recheck is how often an instance whose window has closed reads the
-// marker again: a person who forgot it after a rollback (cloudcall records
-// migration --restart) reaches instances already running within it.
+// recheck is how often an instance reads the marker again: a person who
+// forgot it after a rollback (cloudcall records migration --restart)
+// reaches instances already running within it, and the next of their
+// calls writes it anew (an instance that kept its window open left the
+// store without a marker while it looked, and the tool said none had
+// charged: an outside tester).
 const recheck = time.Minute
 
 // Migration names a change of fingerprint. Its marker lives in the records
@@ -47,11 +50,11 @@ func (g *Guard) Migration(name string) *Migration {
 // then counts from it. The window is two retentions: one for the records
 // the old release wrote before the first new call, one more for an old
 // release still running beside the new one (a rolling or canary update).
-// Once it has closed, the marker is read again every recheck. A store
-// that cannot say keeps the window open (one more read, nothing lost).
+// The marker is read again every recheck. A store that cannot say keeps
+// the window open (one more read, nothing lost).
 func (m *Migration) open(ctx context.Context) (bool, error) {
 	now := m.g.o.Now().UnixMilli()
-	if u := m.until.Load(); u != 0 && (now < u || now-m.checked.Load() < recheck.Milliseconds()) {
+	if u := m.until.Load(); u != 0 && now-m.checked.Load() < recheck.Milliseconds() {
 		return now < u, nil
 	}
 	rec := Record{Token: newToken(), State: Done, Started: now}

@@ -159,6 +159,19 @@ func TestAForgottenMigrationOpensAgainOnRunningInstances(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, c.Now().UnixMilli(), since.UnixMilli())
+
+	// An instance whose window is open writes a forgotten marker anew
+	// within a minute too, so the store says what the instances do.
+	forgot, err = idempotency.New(opts).Migration("v2").Forget(ctx)
+	require.NoError(t, err)
+	require.True(t, forgot)
+	c.Add(61 * time.Second)
+	fp, _ = m.Fingerprint(ctx, "", "new-fp", old)
+	require.Equal(t, "old-fp", fp)
+	since, ok, err = m.Since(ctx)
+	require.NoError(t, err)
+	require.True(t, ok, "the marker is back")
+	require.Equal(t, c.Now().UnixMilli(), since.UnixMilli())
 }
 
 // Many calls of one instance ask at once before the marker is known: they
