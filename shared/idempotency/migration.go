@@ -89,7 +89,7 @@ func (m *Migration) Warm(ctx context.Context) {
 
 // end is when the window that the marker rec opened closes (unix ms).
 func (m *Migration) end(rec Record) int64 {
-	return time.UnixMilli(rec.Started).Add(2 * m.g.o.Retention).UnixMilli()
+	return m.Until(time.UnixMilli(rec.Started)).UnixMilli()
 }
 
 // Fingerprint says which fingerprint the call with key (empty: keyless)
@@ -151,7 +151,7 @@ func (m *Migration) Since(ctx context.Context) (time.Time, bool, error) {
 
 // Until is when a window opened at since closes.
 func (m *Migration) Until(since time.Time) time.Time {
-	return time.UnixMilli(m.end(Record{Started: since.UnixMilli()}))
+	return since.Add(2 * m.g.o.Retention)
 }
 
 // Forget removes the marker, for a person who rolled back to a release

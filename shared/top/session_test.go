@@ -46,14 +46,10 @@ func (r *sessionRig) function(t *testing.T, session string) envelope.Op {
 	return op
 }
 
+// invokeOp answers as the runtime does (chargeRig's invoke).
 func invokeOp(t *testing.T, op envelope.Op, body string) map[string]any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp := op.Invoke(ctx, &envelope.Input{Body: []byte(body), Trigger: envelope.TriggerDirect})
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(resp.Body, &m), string(resp.Body))
-	return m
+	return (&chargeRig{op: op}).invoke(t, body)
 }
 
 func orderID(t *testing.T, m map[string]any) string {
