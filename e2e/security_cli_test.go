@@ -80,22 +80,32 @@ func TestSecuritySuiteThroughCloudcallLocal(t *testing.T) {
 	}
 	require.Contains(t, logs.String(), "caller auth: on")
 	require.NotEmpty(t, admins)
-	calls := func() int {
-		n := 0
+	counters := func() []map[string]int {
+		var out []map[string]int
 		for _, a := range admins {
 			resp, err := http.Get(a)
 			require.NoError(t, err)
 			var m map[string]int
 			require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
 			resp.Body.Close()
-			for k, v := range m {
-				if strings.HasPrefix(k, "http:") {
-					n += v
-				}
-			}
+			out = append(out, m)
+		}
+		return out
+	}
+	calls := func() int {
+		n := 0
+		for _, m := range counters() {
+			n += vendorCalls(m)
 		}
 		return n
 	}
-	runSuite(t, "emulator", "cloudcall-local", func(string) string { return base }, calls)
+	stableTokens := func() int {
+		n := 0
+		for _, m := range counters() {
+			n += m[stableTokenPath]
+		}
+		return n
+	}
+	runSuite(t, "emulator", "cloudcall-local", func(string) string { return base }, calls, stableTokens)
 	require.NotContains(t, logs.String(), suiteSecret, "no caller secret in the emulator's output")
 }

@@ -28,7 +28,7 @@ func TestSecuritySuiteThroughTheEmulator(t *testing.T) {
 			defer emu.Close()
 			srv := httptest.NewServer(emu.Handler())
 			defer srv.Close()
-			runSuite(t, "emulator", "emulator-"+string(p), func(string) string { return srv.URL }, sbx.calls)
+			runSuite(t, "emulator", "emulator-"+string(p), func(string) string { return srv.URL }, sbx.calls, sbx.stableTokens)
 
 			// Repeated query names reach the function as the platform
 			// delivers them (FC joins them with commas) and still verify.

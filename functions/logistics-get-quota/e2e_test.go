@@ -231,3 +231,31 @@ func TestMissingConfiguration(t *testing.T) {
 	require.Contains(t, m["errMsg"], "WECHAT_APPSECRET")
 	require.Equal(t, 0, r.sbx.Calls("token"))
 }
+
+// A new instance gets its stable token while the platform delivers the first
+// call, and the call uses it: one fetch in all, made before any invocation.
+// In classic mode a fetch invalidates the token before it and counts against
+// about 2,000 a day, so an instance fetches only for a call that needs it.
+func TestTheStableTokenIsFetchedAtColdStart(t *testing.T) {
+	for _, p := range platforms() {
+		t.Run(string(p), func(t *testing.T) {
+			r := start(t, p, nil)
+			require.Eventually(t, func() bool { return r.sbx.Calls("token") == 1 }, 5*time.Second, 5*time.Millisecond,
+				"the warm-up fetches the token before any invocation")
+			require.Equal(t, 0, r.sbx.Calls("quota"))
+			require.Equal(t, 0.0, r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)["errCode"])
+			require.Equal(t, 1, r.sbx.Calls("token"), "the first call used the warm-up's token")
+			require.Equal(t, 1, r.sbx.Calls("quota"))
+		})
+	}
+	t.Run("classic", func(t *testing.T) {
+		r := start(t, runtimeapi.FC, map[string]string{"WECHAT_TOKEN_MODE": "classic"})
+		// The instance is ready once it polls; its warm-up (the schema) ran
+		// alongside. Half a second later it has still asked WeChat nothing.
+		require.Eventually(t, func() bool { return r.inst.API.Polls() > 0 }, 5*time.Second, 5*time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
+		require.Equal(t, 0, r.sbx.Calls("http:/cgi-bin/token"))
+		require.Equal(t, 0.0, r.invoke(t, `{"deliveryId":"YTO","bizId":"xyz"}`)["errCode"])
+		require.Equal(t, 1, r.sbx.Calls("http:/cgi-bin/token"))
+	})
+}

@@ -177,5 +177,8 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 		d.Log.Warn("quota-alert: alert state is in this instance's memory (CLOUDCALL_STORE=memory): a new instance alerts again and forgets the forecast's history; set CLOUDCALL_STORE to a Redis")
 	}
 	cfg := quotaalert.Config{Accounts: accounts, Auto: auto, DefaultThreshold: int64(threshold), Cooldown: cooldown, Horizon: horizon, Lang: lang}
-	return quotaalert.New(cfg, source{c: c}, d.Store, chs, nil).Op(), nil
+	op := quotaalert.New(cfg, source{c: c}, d.Store, chs, nil).Op()
+	// Every run needs the token first.
+	op.Warm = c.Warm(op.Warm)
+	return op, nil
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -305,4 +306,16 @@ func TestAChannelURLInClearToAnotherHostIsRefused(t *testing.T) {
 	chs, err = channels(config.FromMap(map[string]string{"QUOTA_ALERT_WECOM_URL": "http://127.0.0.1:9100/cgi-bin/webhook/send?key=k"}), notify.Options{})
 	require.NoError(t, err, "this machine: no network between")
 	require.Len(t, chs, 1)
+}
+
+// A run needs the token first: a new instance fetches it (stable mode)
+// before the timer's invocation, and the run uses it.
+func TestTheTokenIsFetchedBeforeTheFirstRun(t *testing.T) {
+	r := newRig(t, map[string]string{"QUOTA_ALERT_WATCH": "auto"})
+	require.Eventually(t, func() bool { return r.sbx.Calls("token") == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Equal(t, 0, r.sbx.Calls("account/getall"))
+	a := r.invoke(t, timerEvents(t)["fc-timer"])
+	require.Equal(t, 0, a.ErrCode, a.ErrMsg)
+	require.Equal(t, 1, r.sbx.Calls("token"))
+	require.Equal(t, 1, r.sbx.Calls("account/getall"))
 }

@@ -48,6 +48,16 @@ func NewClient(tm *TokenManager) *Client {
 // Tokens exposes the token manager (the quota poller shares it).
 func (c *Client) Tokens() *TokenManager { return c.tokens }
 
+// Warm is an operation's warm-up (first) followed by the token's
+// (TokenManager.Warm). In that order, the fetch's dial and goroutines come
+// after the runtime's first poll has gone out rather than competing with it.
+func (c *Client) Warm(first func(context.Context)) func(context.Context) {
+	return func(ctx context.Context) {
+		first(ctx)
+		c.tokens.Warm(ctx)
+	}
+}
+
 // status is the errcode/errmsg every WeChat answer may carry. An answer type
 // that embeds it is decoded once (see Call).
 type status struct {

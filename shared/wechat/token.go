@@ -134,10 +134,41 @@ func (m *TokenManager) Token(ctx context.Context) (string, error) {
 	return tok, err
 }
 
+// WarmTimeout bounds Warm's fetch.
+const WarmTimeout = 10 * time.Second
+
+// Warm gets the token at cold start, in the runtime's background warm-up,
+// so that the first call finds it instead of waiting for the token
+// endpoint's round trip (a call arriving meanwhile waits for this fetch, it
+// does not make a second one). Stable mode only: there a fetch changes
+// nothing for anyone and its quota is 500,000 a day, while in classic mode
+// each fetch invalidates the token before it within 5 minutes and counts
+// against about 2,000 a day (vendor notes §1.2, §1.3), so an instance
+// started by calls that never reach WeChat (refused, invalid) must not
+// spend one. A failure is logged at debug level and not held: the first
+// call asks again and answers with what it meets.
+func (m *TokenManager) Warm(ctx context.Context) {
+	if m.o.Mode != ModeStable {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, WarmTimeout)
+	defer cancel()
+	if _, _, err := m.tokenFor(ctx, false); err != nil {
+		m.o.Log.Debug("wechat: no token at cold start; the first call asks again", "error", err.Error())
+	}
+}
+
 // token is Token, and says whether the token was just fetched (or stored by
 // a refresh this call waited for) rather than taken from memory or the
 // store, where one WeChat has since refused may still sit.
 func (m *TokenManager) token(ctx context.Context) (string, bool, error) {
+	return m.tokenFor(ctx, true)
+}
+
+// tokenFor is token; holdFailures says whether a failure of the endpoint
+// itself is answered again for a moment without a fetch (a configuration
+// error always is).
+func (m *TokenManager) tokenFor(ctx context.Context, holdFailures bool) (string, bool, error) {
 	now := m.o.Now()
 	m.mu.Lock()
 	local := m.local
@@ -152,7 +183,7 @@ func (m *TokenManager) token(ctx context.Context) (string, bool, error) {
 	if err := m.heldError(now); err != nil {
 		return "", false, err
 	}
-	c, err := m.refresh(ctx)
+	c, err := m.refresh(ctx, holdFailures)
 	if err != nil {
 		return "", false, err
 	}
@@ -188,14 +219,14 @@ func (m *TokenManager) heldError(now time.Time) error {
 }
 
 // hold remembers a configuration error from the token endpoint, and for a
-// moment a failure of the endpoint itself.
-func (m *TokenManager) hold(err error) {
+// moment (when failures is set) a failure of the endpoint itself.
+func (m *TokenManager) hold(err error, failures bool) {
 	d := configHold
 	var ae *APIError
 	var ee *envelope.Error
 	switch {
 	case errors.As(err, &ae) && ae.Config():
-	case errors.As(err, &ee) && (ee.Code == envelope.CodeUpstreamUnreachable || ee.Code == envelope.CodeUpstreamMalformed):
+	case failures && errors.As(err, &ee) && (ee.Code == envelope.CodeUpstreamUnreachable || ee.Code == envelope.CodeUpstreamMalformed):
 		d = failureHold
 	default:
 		return
@@ -233,7 +264,7 @@ func (m *TokenManager) fromStore(ctx context.Context) *cached {
 
 // refresh gets a fresh token: once per instance at a time, and through the
 // store's lease once for all instances (the others read what it stored).
-func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
+func (m *TokenManager) refresh(ctx context.Context, holdFailures bool) (*cached, error) {
 	c, err := m.flight.Do(ctx, func(ctx context.Context) (*cached, error) {
 		c, err := store.Refresher[*cached]{
 			KV: m.o.KV, LockKey: m.lockKey, Lease: m.lease(),
@@ -251,7 +282,7 @@ func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
 		if err == nil {
 			m.keep(c)
 		} else {
-			m.hold(err)
+			m.hold(err, holdFailures)
 		}
 		return c, err
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -573,4 +574,79 @@ func warmClient(t *testing.T) (*tokenRig, *wechat.Client, context.Context) {
 	_, err := cl.GetQuota(ctx, "YTO", "xyz")
 	require.NoError(t, err)
 	return r, cl, ctx
+}
+
+// Warm fetches the stable token once for the calls to come; in classic mode
+// it fetches nothing (each fetch there invalidates the token before it).
+func TestWarmFetchesOnlyAStableToken(t *testing.T) {
+	cases := []struct {
+		mode                  string
+		afterWarm, afterToken int
+	}{
+		{wechat.ModeStable, 1, 1},
+		{wechat.ModeClassic, 0, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.mode, func(t *testing.T) {
+			r := newTokenRig(t)
+			m := r.manager(c.mode)
+			m.Warm(ctx5s(t))
+			require.Equal(t, c.afterWarm, r.sbx.Calls("token"))
+			_, err := m.Token(ctx5s(t))
+			require.NoError(t, err)
+			require.Equal(t, c.afterToken, r.sbx.Calls("token"))
+		})
+	}
+}
+
+// A warm-up that met a failing endpoint does not answer the first call with
+// it: the call asks again. A configuration error is still held, so a wrong
+// secret is asked once, not once by the warm-up and again by the call.
+func TestWarmFailureIsNotHeldButAConfigurationErrorIs(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 503, Times: 1})
+	m := r.manager("")
+	m.Warm(ctx5s(t))
+	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath))
+	tok, err := m.Token(ctx5s(t))
+	require.NoError(t, err, "the clock has not moved: a held failure would answer here")
+	require.NotEmpty(t, tok)
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
+
+	bad := newTokenRig(t)
+	wrong := wechat.NewTokenManager(wechat.TokenOptions{AppID: wechatsbx.DemoAppID, Secret: "wrong-secret", Base: bad.srv.URL,
+		HTTP: bad.srv.Client(), KV: bad.kv, Now: bad.sbx.Clock.Now})
+	wrong.Warm(ctx5s(t))
+	_, err = wrong.Token(ctx5s(t))
+	var ae *wechat.APIError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, 1, bad.sbx.Calls("http:"+stablePath))
+}
+
+// A call that arrives while the warm-up's fetch is out waits for it: one
+// fetch, one token, under -race.
+func TestACallDuringTheWarmFetchWaitsForIt(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultLatency, Delay: 300 * time.Millisecond, Times: 1})
+	m := r.manager("")
+	done := make(chan struct{})
+	go func() { defer close(done); m.Warm(context.Background()) }()
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	toks := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := m.Token(ctx5s(t))
+			assert.NoError(t, err)
+			toks[i] = tok
+		}()
+	}
+	wg.Wait()
+	<-done
+	for _, tok := range toks {
+		require.Equal(t, toks[0], tok)
+	}
+	require.Equal(t, 1, r.sbx.Calls("token"))
 }
