@@ -18,7 +18,8 @@ import (
 )
 
 // A real function behind caller authentication: refused calls never reach
-// the vendor (no token fetch, no quota call); a signed one does.
+// the vendor (no token fetch, no quota call); a signed one does. The
+// instance's one stable token is fetched at its start, before any call.
 func TestRefusedCallsNeverReachTheVendor(t *testing.T) {
 	const secret = "caller-key-for-the-e2e-test-000"
 	sbx := wechatsbx.New(wechatsbx.Options{})
@@ -29,6 +30,7 @@ func TestRefusedCallsNeverReachTheVendor(t *testing.T) {
 	e := config.FromMap(env)
 	h, err := runtime.New(context.Background(), e, runtime.NewLogger(&syncBuf{}, e), wechat.GetQuotaFactory)
 	require.NoError(t, err)
+	require.Eventually(t, func() bool { return sbx.Calls("token") == 1 }, 5*time.Second, 5*time.Millisecond, "the start's fetch")
 	body := `{"deliveryId":"YTO","bizId":"xyz"}`
 	now := time.Now().Unix()
 	event := func(path, query, b, auth string) []byte {
@@ -56,13 +58,14 @@ func TestRefusedCallsNeverReachTheVendor(t *testing.T) {
 		require.Equal(t, 401, resp.StatusCode, name)
 		require.Contains(t, resp.Body, `"errCode":-1101`, name)
 	}
-	require.Equal(t, 0, sbx.Calls("token"), "no refused call fetched a token")
+	require.Equal(t, 1, sbx.Calls("token"), "no refused call fetched a token")
 	require.Equal(t, 0, sbx.Calls("http:/cgi-bin/express/business/quota/get"), "no refused call reached WeChat")
 
 	var resp runtime.HTTPResponse
 	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), event("/logistics-get-quota", "", body, good), runtime.Meta{}), &resp))
 	require.Equal(t, 200, resp.StatusCode, resp.Body)
 	require.Equal(t, 1, sbx.Calls("quota"))
+	require.Equal(t, 1, sbx.Calls("token"), "the signed call used the start's token")
 	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), event("/logistics-get-quota", "", body, good), runtime.Meta{}), &resp))
 	require.Equal(t, 401, resp.StatusCode, "the replay is refused")
 	require.Equal(t, 1, sbx.Calls("quota"))

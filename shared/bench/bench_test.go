@@ -14,10 +14,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
+	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
+	"github.com/cloudcall/cloudcall/shared/top"
 )
 
 func TestDistNearestRank(t *testing.T) {
@@ -371,4 +374,25 @@ func TestRecordsOnRedisCleanUp(t *testing.T) {
 
 func TestNoSQLTagIsRecordstores(t *testing.T) {
 	require.Equal(t, recordstore.NoSQLTag, noSQLTag)
+}
+
+// The charge runs past its fingerprint migration window: the marker in the
+// run's records store is dated MigrationAge back, so an instance reading it
+// finds the window closed and makes no lookups under the old fingerprint.
+func TestTheChargeRunsPastTheMigrationWindow(t *testing.T) {
+	sbs, err := startSandboxes()
+	require.NoError(t, err)
+	defer sbs.close()
+	ctx := context.Background()
+	require.NoError(t, sbs.pastMigrationWindow(ctx))
+	env := config.FromMap(sbs.env["top"])
+	records, err := recordstore.FromEnv(env, nil)
+	require.NoError(t, err)
+	defer records.Close()
+	m := top.RecordsMigration(idempotency.New(idempotency.Options{Records: records, Namespace: top.RecordsNamespace(env.Get("TOP_APP_KEY", ""))}))
+	since, ok, err := m.Since(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.WithinDuration(t, time.Now().Add(-MigrationAge), since, time.Minute)
+	require.True(t, time.Now().After(m.Until(since)), "the window closed at %s", m.Until(since))
 }

@@ -98,6 +98,7 @@ func (r *Report) Markdown(w io.Writer) error {
 	p("*First response* includes the function's first vendor round trips (a token fetch first for WeChat and CK1: the memory store is empty in a fresh process; several calls for quota-alert), compared with a floor that makes the same vendor call: hello plus one bare `net/http` POST to the same endpoint with a token fetched beforehand (`shared/bench/testdata/hellocall`; CAMS and TOP sign requests instead of using a token, so their floor's unsigned POST is refused after the same round trip; quota-alert's floor makes the same WeChat calls its first run makes, counted against a fresh sandbox). ")
 	if r.RecordsStore != "" {
 		p("The charge keeps its idempotency records in %s. ", r.RecordsStore)
+		p("Its fingerprint migration marker there is dated %s back: the charge runs as it does from two days after its update from a release that fingerprinted the session on (inside those two days each charge also reads one or two records under the old fingerprint, docs/performance.md). ", fmtAge(MigrationAge))
 	}
 	p("Ratios are the median of the per-round ratios, with their p10–p90. Targets: ready ≤ %.2f× the hello floor, first response ≤ %.2f× the vendor-call floor.\n\n", TargetReadyRatio, TargetColdRatio)
 	p("| function | ready p50 | first response p50 | vendor-call floor p50 | ready ÷ hello floor | first response ÷ vendor-call floor |\n|---|---:|---:|---:|---|---|\n")
@@ -446,4 +447,12 @@ func sizeOf(sizes []Size, fn string) Size {
 		}
 	}
 	return Size{}
+}
+
+// fmtAge writes a whole number of days, else hours.
+func fmtAge(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return fmt.Sprintf("%.0f hours", d.Hours())
 }

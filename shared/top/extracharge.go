@@ -519,8 +519,12 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 // for longer than the function can run (plus a margin) died with its
 // instance.
 func guardOptions(records idempotency.Records, appKey string, timeout time.Duration, log *slog.Logger) idempotency.Options {
-	return idempotency.Options{Records: records, Namespace: "idem:top:" + appKey + ":", Stuck: timeout + time.Minute, Log: log, Window: TimestampWindow}
+	return idempotency.Options{Records: records, Namespace: RecordsNamespace(appKey), Stuck: timeout + time.Minute, Log: log, Window: TimestampWindow}
 }
+
+// RecordsNamespace is where in its store the charge keeps the records of
+// one app key.
+func RecordsNamespace(appKey string) string { return "idem:top:" + appKey + ":" }
 
 // TimestampWindow is how long TOP takes a request's timestamp: "the server
 // accepts at most 10 minutes of client clock skew" (vendor note, TOP §1.2).
