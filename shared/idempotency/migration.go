@@ -57,15 +57,19 @@ func (m *Migration) open(ctx context.Context) (bool, error) {
 	if u := m.until.Load(); u != 0 && now-m.checked.Load() < recheck.Milliseconds() {
 		return now < u, nil
 	}
-	rec := Record{Token: newToken(), State: Done, Started: now}
-	ok, err := m.g.o.Records.Reserve(ctx, m.marker, rec, markerTTL)
+	// Read first: the marker is there for all but the very first call on a
+	// store, and a cold instance whose call comes before its warm-up read
+	// it then makes one round trip, not two.
+	rec, err := m.g.o.Records.Read(ctx, m.marker)
+	if errors.Is(err, ErrNotFound) {
+		rec = Record{Token: newToken(), State: Done, Started: now}
+		var ok bool
+		if ok, err = m.g.o.Records.Reserve(ctx, m.marker, rec, markerTTL); err == nil && !ok {
+			rec, err = m.g.o.Records.Read(ctx, m.marker) // another call wrote it meanwhile
+		}
+	}
 	if err != nil {
 		return true, err
-	}
-	if !ok {
-		if rec, err = m.g.o.Records.Read(ctx, m.marker); err != nil {
-			return true, err
-		}
 	}
 	until := m.end(rec)
 	m.until.Store(until)

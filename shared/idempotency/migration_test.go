@@ -202,3 +202,25 @@ func TestAMigrationAskedConcurrently(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, c.Now().UnixMilli(), since.UnixMilli())
 }
+
+// A cold instance whose first call comes before its warm-up has read the
+// marker reads it itself: one round trip, and after the window no lookup.
+// Only the very first call on a store writes it.
+func TestAMarkerAlreadyThereIsReadOnce(t *testing.T) {
+	c := newClock()
+	recs := &readCounting{Records: idempotency.NewMemory(c.Now)}
+	opts := idempotency.Options{Records: recs, Namespace: "r:", Now: c.Now}
+	ctx := context.Background()
+	old := func() string { return "old-fp" }
+	_, e := idempotency.New(opts).Migration("v2").Fingerprint(ctx, "", "fp", old)
+	require.Nil(t, e)
+	require.Equal(t, int32(1), recs.reserves.Load(), "the first call on the store wrote the marker")
+
+	c.Add(72 * time.Hour)
+	reads, reserves := recs.reads.Load(), recs.reserves.Load()
+	fp, e := idempotency.New(opts).Migration("v2").Fingerprint(ctx, "k", "fp", old) // not warmed
+	require.Nil(t, e)
+	require.Equal(t, "fp", fp)
+	require.Equal(t, reads+1, recs.reads.Load(), "one read of the marker; the window is closed, so nothing else")
+	require.Equal(t, reserves, recs.reserves.Load())
+}
