@@ -139,7 +139,9 @@ func TestReportVerdicts(t *testing.T) {
 	r := &Report{Date: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), GoVersion: "go1.26", Machine: "test", Options: Options{ColdStarts: 20},
 		Sizes: []Size{{Function: floorName, FC: 5 << 20, Lambda: 4 << 20}, {Function: "logistics-get-quota", FC: 12 << 20, Lambda: 8 << 20}},
 		Cold: []ColdResult{{Function: floorName}, {Function: "logistics-get-quota",
-			ReadyRatio: Spread{N: 20, P10: 1.0, P50: 1.05, P90: 1.2}, FirstRatio: Spread{N: 20, P10: 1.5, P50: 2.0, P90: 2.5}}},
+			ReadyRatio: Spread{N: 20, P10: 1.0, P50: 1.05, P90: 1.2}, FirstRatio: Spread{N: 20, P10: 1.5, P50: 2.0, P90: 2.5}},
+			{Function: "top-launch-extra-charge", ReadyRatio: Spread{N: 20, P10: 1.0, P50: 1.05, P90: 1.2}, FirstRatio: Spread{N: 20, P10: 1.2, P50: 1.5, P90: 1.8},
+				RecordsFloor: Dist{N: 20, P50: 7 * time.Millisecond}, RecordsRatio: Spread{N: 20, P10: 1.0, P50: 1.12, P90: 1.3}}},
 		Warm: []WarmResult{{Function: "logistics-get-quota", NsPerOp: 60000, BareNsPerOp: 50000, Ratio: Spread{N: 7, P10: 1.05, P50: 1.1, P90: 1.2}, AllocRatio: 1.5, AllocsPerOp: 150, BareAllocsOp: 100,
 			Peer: &PowerWeChatResult{Version: "v3.3.3", NsPerOp: 70000, Allocs: 300, Ratio: Spread{N: 7, P10: 0.8, P50: 0.85, P90: 0.9}, GetQuotaErr: "json: cannot unmarshal number into Go struct field", LogLines: 10, TokenLeaks: 4}}},
 		Emu: []EmuRow{
@@ -164,7 +166,7 @@ func TestReportVerdicts(t *testing.T) {
 		"- Date: 2026-01-02T03:04:05Z\n- Machine: test\n- Go: go1.26\n",
 		"| cold start: ready ≤ 1.10× the hello floor, every function | worst 1.05× (logistics-get-quota) | **met** |",
 		"| cold start: first response ≤ 1.25× the vendor-call floor, every function | worst 2.00× (logistics-get-quota) | **missed** |",
-		"Cold start, first response over the vendor-call floor: logistics-get-quota 2.00×. The floor makes its requests",
+		"Cold start, first response over the vendor-call floor: logistics-get-quota 2.00×, top-launch-extra-charge 1.50×. The floor makes its requests",
 		"| logistics-get-quota | 0.00 ms | 0.00 ms | 0.00 ms | 1.05× (p10–p90 1.00–1.20×, 20 rounds) | 2.00× (p10–p90 1.50–2.50×, 20 rounds) |",
 		"| warm path ≤ 1.15× bare POST, allocations ≤ 1.5× (logistics-get-quota) | time 1.10× (p10–p90 1.05–1.20×, 7 rounds); allocations 1.50× (150 vs 100) | **met** |",
 		"- logistics-get-quota ÷ PowerWeChat's path: time 0.85× (p10–p90 0.80–0.90×, 7 rounds); allocations 0.50×.",
@@ -185,6 +187,8 @@ func TestReportVerdicts(t *testing.T) {
 		"CAMS runs 60 invocations",
 		"With the tokens already in a shared Redis (7 rounds,",
 		"Token fetches during these rounds: 0. For reading only: the targets above are judged on the default memory store.",
+		"top-launch-extra-charge next to a floor that also makes its store writes",
+		"the 3 writes before the vendor call and 1 after it that a first charge makes, each a `SET NX` on this run's records store): first response 1.12× (p10–p90 1.00–1.30×, 20 rounds) of the records floor's (p50 7.00 ms).",
 		"| ck1-pricing-inbound-box | 0.00 ms | 0.00 ms | 1.04× (p10–p90 1.00–1.10×, 7 rounds) | 1.20× (p10–p90 1.10–1.30×, 7 rounds) |",
 	} {
 		require.Contains(t, md, want)
@@ -395,4 +399,36 @@ func TestTheChargeRunsPastTheMigrationWindow(t *testing.T) {
 	require.True(t, ok)
 	require.WithinDuration(t, time.Now().Add(-MigrationAge), since, time.Minute)
 	require.True(t, time.Now().After(m.Until(since)), "the window closed at %s", m.Until(since))
+}
+
+// The charge starts beside its records floor each round, and the floor
+// makes the charge's store writes on the run's records store: three before
+// the vendor call and one after, per start.
+func TestTheChargeBesideItsRecordsFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	root, err := emulator.ModuleRoot(".")
+	require.NoError(t, err)
+	bins, _, err := buildAll(context.Background(), root, t.TempDir(), []string{"top-launch-extra-charge"})
+	require.NoError(t, err)
+	sbs, err := startSandboxes()
+	require.NoError(t, err)
+	defer sbs.close()
+	ctx := context.Background()
+	require.NoError(t, sbs.pastMigrationWindow(ctx))
+	res, err := coldStarts(ctx, Options{ColdStarts: 2}, bins, sbs, func(string, ...any) {}, []string{"top-launch-extra-charge"}, true)
+	require.NoError(t, err)
+	require.Len(t, res, 2)
+	require.Equal(t, 2, res[1].RecordsFloor.N)
+	require.Equal(t, 2, res[1].RecordsRatio.N)
+	require.Positive(t, res[1].RecordsRatio.P50)
+	require.Zero(t, res[0].RecordsFloor.N, "the hello floor has none")
+	opt, err := redis.ParseURL(sbs.env["top"]["CLOUDCALL_IDEMPOTENCY_STORE"])
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	keys, err := rdb.Keys(ctx, "records-floor:*").Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 2*(ChargeStoreWrites.Before+ChargeStoreWrites.After), "%v", keys)
 }

@@ -28,6 +28,13 @@ const callFloorName = "hello + one POST (floor)"
 
 const callFloorPkg = "./shared/bench/testdata/hellocall"
 
+// recordsFloorName is the charge's records floor: the vendor-call floor plus
+// the store round trips that make a charge at most once, with go-redis
+// (shared/bench/testdata/hellorecords).
+const recordsFloorName = "hello + store writes + one POST (records floor)"
+
+const recordsFloorPkg = "./shared/bench/testdata/hellorecords"
+
 // helloLambda keys the Lambda build of the hello floor in the binaries map:
 // both emulators run it in the RIE comparison.
 const helloLambda = "hello (Lambda build)"
@@ -90,6 +97,11 @@ func buildAll(ctx context.Context, moduleDir, dir string, fns []string) (map[str
 		return nil, nil, err
 	}
 	bins[callFloorName] = out
+	out = binPath(dir, "hellorecords", "lambda")
+	if err := build(ctx, moduleDir, recordsFloorPkg, out, []string{"-tags", "lambda.norpc"}); err != nil {
+		return nil, nil, err
+	}
+	bins[recordsFloorName] = out
 	return bins, sizes, nil
 }
 

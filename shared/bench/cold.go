@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +30,17 @@ type ColdResult struct {
 	// Per-round ratios: ready ÷ the adjacent hello floor's ready, first
 	// response ÷ the adjacent vendor-call floor's first response.
 	ReadyRatio, FirstRatio Spread
+	// RecordsFloor, for the charge, is the first response of the vendor-call
+	// floor plus the charge's store writes (ChargeStoreWrites), and
+	// RecordsRatio the charge's first response ÷ it, round by round.
+	RecordsFloor Dist
+	RecordsRatio Spread
 }
+
+// ChargeStoreWrites are the store round trips a first charge makes, past
+// the fingerprint migration window, on a key not seen before: reserve the
+// key, reserve the keyless alias, mark it sent; then record the answer.
+var ChargeStoreWrites = struct{ Before, After int }{3, 1}
 
 // coldStarts starts every function n times, each start between a hello
 // floor and the function's vendor-call floor, so each per-round ratio
@@ -48,6 +59,8 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 	callFirst := map[string][]time.Duration{}
 	readyRatio := map[string][]float64{}
 	firstRatio := map[string][]float64{}
+	recFirst := map[string][]time.Duration{}
+	recRatio := map[string][]float64{}
 	helloEnv := map[string]string{"FC_FUNCTION_NAME": "hello", "FC_FUNCTION_HANDLER": "main"}
 	hello := func(round int) (time.Duration, error) {
 		fr, ff, err := start(ctx, bins[floorName], helloEnv, []byte(`{}`))
@@ -76,9 +89,35 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 			} else if cf, err = callFloor(ctx, start, bins[callFloorName], floors[fn], fn, round); err != nil {
 				return nil, err
 			}
+			// The charge's records floor sits right beside it, on the side
+			// away from the vendor-call floor.
+			records := func() error {
+				if _, ok := floors[fn][recordsFloorEnv]; !ok {
+					return nil
+				}
+				_, rf, err := start(ctx, bins[recordsFloorName], floors[fn], []byte(`{}`))
+				if err != nil {
+					return fmt.Errorf("cold start %d of %s's records floor: %w", round+1, fn, err)
+				}
+				recFirst[fn] = append(recFirst[fn], rf)
+				return nil
+			}
+			if !helloFirst {
+				if err := records(); err != nil {
+					return nil, err
+				}
+			}
 			r, fi, err := coldFunction(ctx, start, bins[fn], f, sbs, round)
 			if err != nil {
 				return nil, err
+			}
+			if helloFirst {
+				if err := records(); err != nil {
+					return nil, err
+				}
+			}
+			if n := len(recFirst[fn]); n > 0 {
+				recRatio[fn] = append(recRatio[fn], float64(fi)/float64(recFirst[fn][n-1]))
 			}
 			if helloFirst {
 				if cf, err = callFloor(ctx, start, bins[callFloorName], floors[fn], fn, round); err != nil {
@@ -98,7 +137,8 @@ func coldStarts(ctx context.Context, o Options, bins map[string]string, sbs *ser
 	out := []ColdResult{{Function: floorName, Ready: distOf(ready[floorName]), First: distOf(first[floorName])}}
 	for _, fn := range fns {
 		out = append(out, ColdResult{Function: fn, Ready: distOf(ready[fn]), First: distOf(first[fn]), CallFloor: distOf(callFirst[fn]),
-			ReadyRatio: spreadOf(readyRatio[fn]), FirstRatio: spreadOf(firstRatio[fn])})
+			ReadyRatio: spreadOf(readyRatio[fn]), FirstRatio: spreadOf(firstRatio[fn]),
+			RecordsFloor: distOf(recFirst[fn]), RecordsRatio: spreadOf(recRatio[fn])})
 	}
 	return out, nil
 }
@@ -201,6 +241,12 @@ func callFloors(ctx context.Context, bins map[string]string, sbs *served, fns []
 			env["BENCH_FLOOR_CALLS"] = "POST\t" + sbs.env["alicloud"]["CAMS_API_BASE"] + "/?Action=QueryChatappBindWaba&CustSpaceId=293483949493\t"
 		case f.Vendor == "top":
 			env["BENCH_FLOOR_CALLS"] = "POST\t" + sbs.env["top"]["TOP_GATEWAY_URL"] + "\t"
+			// The records floor's store: the charge's, under a prefix of its
+			// own inside the run's (deleted with it).
+			env[recordsFloorEnv] = sbs.env["top"]["CLOUDCALL_IDEMPOTENCY_STORE"]
+			env["BENCH_FLOOR_STORE_PREFIX"] = sbs.env["top"]["CLOUDCALL_STORE_PREFIX"] + "records-floor:"
+			env["BENCH_FLOOR_STORE_BEFORE"] = strconv.Itoa(ChargeStoreWrites.Before)
+			env["BENCH_FLOOR_STORE_AFTER"] = strconv.Itoa(ChargeStoreWrites.After)
 		default:
 			return nil, fmt.Errorf("vendor-call floor: no floor for vendor %q", f.Vendor)
 		}
@@ -208,6 +254,10 @@ func callFloors(ctx context.Context, bins map[string]string, sbs *served, fns []
 	}
 	return out, nil
 }
+
+// recordsFloorEnv names the records floor's store; only the charge's floor
+// environment has it.
+const recordsFloorEnv = "BENCH_FLOOR_REDIS"
 
 // quotaAlertCalls runs quota-alert once against a fresh WeChat sandbox and
 // returns the business calls it made (token fetches aside).
