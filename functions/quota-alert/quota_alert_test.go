@@ -57,9 +57,12 @@ func (r *rig) events() []string {
 	return out
 }
 
-func newRig(t *testing.T, env map[string]string) *rig {
+func newRig(t *testing.T, env map[string]string, faults ...sandbox.Fault) *rig {
 	t.Helper()
 	r := &rig{sbx: wechatsbx.New(wechatsbx.Options{})}
+	for _, f := range faults {
+		r.sbx.Inject(f) // before the instance starts
+	}
 	wx := httptest.NewServer(r.sbx.Handler())
 	t.Cleanup(wx.Close)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -318,4 +321,20 @@ func TestTheTokenIsFetchedBeforeTheFirstRun(t *testing.T) {
 	require.Equal(t, 0, a.ErrCode, a.ErrMsg)
 	require.Equal(t, 1, r.sbx.Calls("token"))
 	require.Equal(t, 1, r.sbx.Calls("account/getall"))
+}
+
+// A token endpoint that fails once, at the instance's start, is not the
+// run's: the timer's run asks again and checks every account, instead of
+// reporting the accounts unlistable on every channel (an outside tester).
+func TestAFailedStartFetchIsNotTheRuns(t *testing.T) {
+	r := newRig(t, map[string]string{"QUOTA_ALERT_WATCH": "auto"},
+		sandbox.Fault{Path: "/cgi-bin/stable_token", Kind: sandbox.FaultLatency, Delay: 200 * time.Millisecond, Times: 1},
+		sandbox.Fault{Path: "/cgi-bin/stable_token", Kind: sandbox.FaultStatus, Status: 503, Body: "busy", Times: 1})
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:/cgi-bin/stable_token") == 1 }, 5*time.Second, time.Millisecond)
+	a := r.invoke(t, timerEvents(t)["fc-timer"]) // while the start's fetch is out
+	require.Equal(t, 0, a.ErrCode, a.ErrMsg)
+	require.Equal(t, 4, a.Checked)
+	require.Len(t, a.Failures, 1, "the sandbox's wrong-password account only")
+	require.Contains(t, a.Failures[0], "YTO wrong-password")
+	require.Equal(t, 2, r.sbx.Calls("http:/cgi-bin/stable_token"))
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -86,6 +87,9 @@ type TokenManager struct {
 	// again until heldUntil without a fetch.
 	held      error
 	heldUntil time.Time
+	// warming is closed when the cold start's fetch (Warm) ends; nil when
+	// none runs.
+	warming atomic.Pointer[chan struct{}]
 }
 
 // cached is what the store holds: the token and when to stop using it.
@@ -137,24 +141,64 @@ func (m *TokenManager) Token(ctx context.Context) (string, error) {
 // WarmTimeout bounds Warm's fetch.
 const WarmTimeout = 10 * time.Second
 
+// warmWait is the longest a call waits for the cold start's fetch before it
+// asks on its own: a refresh lease's length, so the call then finds that
+// fetch's lease run out.
+const warmWait = stableLockTTL
+
 // Warm gets the token at cold start, in the runtime's background warm-up,
 // so that the first call finds it instead of waiting for the token
-// endpoint's round trip (a call arriving meanwhile waits for this fetch, it
-// does not make a second one). Stable mode only: there a fetch changes
-// nothing for anyone and its quota is 500,000 a day, while in classic mode
-// each fetch invalidates the token before it within 5 minutes and counts
-// against about 2,000 a day (vendor notes §1.2, §1.3), so an instance
-// started by calls that never reach WeChat (refused, invalid) must not
-// spend one. A failure is logged at debug level and not held: the first
-// call asks again and answers with what it meets.
+// endpoint's round trip. Stable mode only: there a fetch changes nothing
+// for anyone and its quota is 500,000 a day, while in classic mode each
+// fetch invalidates the token before it within 5 minutes and counts against
+// about 2,000 a day (vendor notes §1.2, §1.3), so an instance started by
+// calls that never reach WeChat (refused, invalid) must not spend one.
+//
+// The fetch is the instance's, not any call's: a call that arrives while it
+// runs waits for it (at most warmWait) and then takes its token, or, when
+// it failed or still runs, asks on its own as if there had been none. A
+// configuration error (a wrong secret) is held as a call's would be; a
+// failure of the endpoint is not held. A transient 503 at start failed the
+// first call that joined the fetch, and a hung fetch failed every call for
+// 10 s (an outside tester).
 func (m *TokenManager) Warm(ctx context.Context) {
 	if m.o.Mode != ModeStable {
 		return
 	}
+	done := make(chan struct{})
+	m.warming.Store(&done)
+	defer func() {
+		m.warming.Store(nil)
+		close(done)
+	}()
 	ctx, cancel := context.WithTimeout(ctx, WarmTimeout)
 	defer cancel()
-	if _, _, err := m.tokenFor(ctx, false); err != nil {
-		m.o.Log.Debug("wechat: no token at cold start; the first call asks again", "error", err.Error())
+	if c := m.fromStore(ctx); m.good(c, m.o.Now()) {
+		m.keep(c)
+		return
+	}
+	c, err := m.refresher().Get(ctx)
+	if err != nil {
+		m.hold(err, false)
+		m.o.Log.Debug("wechat: no token at cold start; calls ask again", "error", err.Error())
+		return
+	}
+	m.keep(c)
+}
+
+// awaitWarm lets a call that arrives while the cold start's fetch runs wait
+// for it, up to warmWait or the call's end.
+func (m *TokenManager) awaitWarm(ctx context.Context) {
+	w := m.warming.Load()
+	if w == nil {
+		return
+	}
+	t := time.NewTimer(warmWait)
+	defer t.Stop()
+	select {
+	case <-*w:
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -162,17 +206,15 @@ func (m *TokenManager) Warm(ctx context.Context) {
 // a refresh this call waited for) rather than taken from memory or the
 // store, where one WeChat has since refused may still sit.
 func (m *TokenManager) token(ctx context.Context) (string, bool, error) {
-	return m.tokenFor(ctx, true)
-}
-
-// tokenFor is token; holdFailures says whether a failure of the endpoint
-// itself is answered again for a moment without a fetch (a configuration
-// error always is).
-func (m *TokenManager) tokenFor(ctx context.Context, holdFailures bool) (string, bool, error) {
 	now := m.o.Now()
-	m.mu.Lock()
-	local := m.local
-	m.mu.Unlock()
+	local := m.current()
+	if !m.good(local, now) && m.warming.Load() != nil {
+		// Only a call with no token of its own waits: a cold start's fetch
+		// that still hangs must not slow the calls after one that asked on
+		// its own.
+		m.awaitWarm(ctx)
+		now, local = m.o.Now(), m.current()
+	}
 	if m.good(local, now) {
 		return local.Token, false, nil
 	}
@@ -183,7 +225,7 @@ func (m *TokenManager) tokenFor(ctx context.Context, holdFailures bool) (string,
 	if err := m.heldError(now); err != nil {
 		return "", false, err
 	}
-	c, err := m.refresh(ctx, holdFailures)
+	c, err := m.refresh(ctx)
 	if err != nil {
 		return "", false, err
 	}
@@ -236,6 +278,13 @@ func (m *TokenManager) hold(err error, failures bool) {
 	m.mu.Unlock()
 }
 
+// current is this instance's copy of the token, if any.
+func (m *TokenManager) current() *cached {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.local
+}
+
 func (m *TokenManager) keep(c *cached) {
 	m.mu.Lock()
 	m.local = c
@@ -264,29 +313,35 @@ func (m *TokenManager) fromStore(ctx context.Context) *cached {
 
 // refresh gets a fresh token: once per instance at a time, and through the
 // store's lease once for all instances (the others read what it stored).
-func (m *TokenManager) refresh(ctx context.Context, holdFailures bool) (*cached, error) {
+func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
 	c, err := m.flight.Do(ctx, func(ctx context.Context) (*cached, error) {
-		c, err := store.Refresher[*cached]{
-			KV: m.o.KV, LockKey: m.lockKey, Lease: m.lease(),
-			Fresh: func(ctx context.Context) (*cached, bool) {
-				c := m.fromStore(ctx)
-				return c, m.good(c, m.o.Now())
-			},
-			Make: m.fetchAndStore,
-			NoLock: func(ctx context.Context, err error) (*cached, error) {
-				// No shared state: fetch for this instance alone.
-				m.o.Log.Warn("wechat: token lock unavailable, fetching for this instance only", "error", err.Error())
-				return m.fetchAndStore(ctx)
-			},
-		}.Get(ctx)
+		c, err := m.refresher().Get(ctx)
 		if err == nil {
 			m.keep(c)
 		} else {
-			m.hold(err, holdFailures)
+			m.hold(err, true)
 		}
 		return c, err
 	})
 	return c, upstream.Waited("wechat", err)
+}
+
+// refresher fetches under the store's lease, or reads what another
+// instance's fetch stored.
+func (m *TokenManager) refresher() store.Refresher[*cached] {
+	return store.Refresher[*cached]{
+		KV: m.o.KV, LockKey: m.lockKey, Lease: m.lease(),
+		Fresh: func(ctx context.Context) (*cached, bool) {
+			c := m.fromStore(ctx)
+			return c, m.good(c, m.o.Now())
+		},
+		Make: m.fetchAndStore,
+		NoLock: func(ctx context.Context, err error) (*cached, error) {
+			// No shared state: fetch for this instance alone.
+			m.o.Log.Warn("wechat: token lock unavailable, fetching for this instance only", "error", err.Error())
+			return m.fetchAndStore(ctx)
+		},
+	}
 }
 
 // lease is how long a refresher holds the others off.

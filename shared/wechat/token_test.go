@@ -650,3 +650,53 @@ func TestACallDuringTheWarmFetchWaitsForIt(t *testing.T) {
 	}
 	require.Equal(t, 1, r.sbx.Calls("token"))
 }
+
+// The cold start's fetch is not the calls': when it fails, calls waiting
+// for it ask on their own (one more fetch for all of them), and none hears
+// its failure.
+func TestCallsWaitingForAFailedWarmFetchAskAgain(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultLatency, Delay: 300 * time.Millisecond, Times: 1})
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 503, Body: `busy`, Times: 1})
+	m := r.manager("")
+	done := make(chan struct{})
+	go func() { defer close(done); m.Warm(context.Background()) }()
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := m.Token(ctx5s(t))
+			assert.NoError(t, err)
+			assert.NotEmpty(t, tok)
+		}()
+	}
+	wg.Wait()
+	<-done
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath), "the failed start's request and one for the eight calls")
+}
+
+// warmWaitForTest is the token manager's warmWait (a stable lease).
+const warmWaitForTest = 3 * time.Second
+
+// A cold start's fetch that hangs holds a call up for a lease's length at
+// most; the call then asks on its own, and the calls after it find its
+// token at once.
+func TestACallOutwaitsAHungWarmFetch(t *testing.T) {
+	r := newTokenRig(t)
+	// It hangs past the lease and past the call's own 5 s (the server
+	// closes once it ends).
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: warmWaitForTest + 3*time.Second, Times: 1})
+	m := r.manager("")
+	go m.Warm(context.Background())
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	tok, err := m.Token(ctx5s(t))
+	require.NoError(t, err)
+	require.NotEmpty(t, tok)
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
+	again, err := m.Token(ctx5s(t))
+	require.NoError(t, err)
+	require.Equal(t, tok, again)
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath), "the next call took the token, the start's fetch still hanging")
+}
