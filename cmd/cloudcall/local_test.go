@@ -726,7 +726,7 @@ func TestLocalLambdaSoak(t *testing.T) {
 	require.NoError(t, ln.Close())
 	l := startLocal(t, "--platform", "aws", "--store-addr", storeAddr)
 	require.True(t, slices.ContainsFunc(l.output(), func(line string) bool {
-		return strings.HasPrefix(line, "store: embedded Redis at redis://:") && strings.Contains(line, "@"+storeAddr+"/0")
+		return strings.HasPrefix(line, "store: embedded Redis at redis://default:") && strings.Contains(line, "@"+storeAddr+"/0")
 	}), "the banner names the store on the chosen port")
 	soak(t, l, []phase{{1, 100}, {8, 300}}, 400)
 }

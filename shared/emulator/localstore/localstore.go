@@ -97,7 +97,7 @@ func (s *Server) clock() {
 		last = start
 		took := time.Since(start)
 		if took > SlowAdvance && s.warn != nil && manyKeys(len(s.m.Keys())) {
-			s.warn(fmt.Sprintf("embedded store: expiring keys paused it for %s (it keeps each signed call's nonce 11 minutes and each charge's records a day, about 2 KB a key, and the pause grows with them); for sustained load run with --store redis://127.0.0.1:6379/<db>", took.Round(time.Millisecond)))
+			s.warn(fmt.Sprintf("embedded store: expiring keys paused it for %s (it keeps each signed call's nonce 11 minutes and each charge's records a day, about 2 KB a key, and the pause grows with them); for sustained load run with --store redis://127.0.0.1:6379/<db> (the charge keeps its records there only with appendonly yes, or with CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume in an --env-file: docs/emulator.md)", took.Round(time.Millisecond)))
 			s.warn = nil
 		}
 		t.Reset(period(took))
@@ -122,7 +122,8 @@ func period(took time.Duration) time.Duration {
 }
 
 // URL is the CLOUDCALL_STORE value for the functions, password included.
-func (s *Server) URL() string { return "redis://:" + s.pass + "@" + s.m.Addr() + "/0" }
+// The user is named: redis-cli -u sends no password with an empty one.
+func (s *Server) URL() string { return "redis://default:" + s.pass + "@" + s.m.Addr() + "/0" }
 
 // Addr is host:port.
 func (s *Server) Addr() string { return s.m.Addr() }

@@ -2,7 +2,9 @@ package localstore_test
 
 import (
 	"context"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,4 +186,12 @@ func TestTheStoreWantsItsPassword(t *testing.T) {
 	own := redis.NewClient(opts)
 	t.Cleanup(func() { _ = own.Close() })
 	require.NoError(t, own.Set(ctx, "k", "v", 0).Err())
+	// The banner's URL is for redis-cli -u too, which with an empty user
+	// sent no password (an outside tester): it names the default user.
+	require.Equal(t, "default", opts.Username)
+	if cli, err := exec.LookPath("redis-cli"); err == nil {
+		out, err := exec.Command(cli, "-u", s.URL(), "get", "k").Output() // its warning goes to stderr
+		require.NoError(t, err)
+		require.Equal(t, "v", strings.TrimSpace(string(out)))
+	}
 }
