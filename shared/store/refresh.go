@@ -18,30 +18,43 @@ type flightCall[T any] struct {
 	done chan struct{}
 	val  T
 	err  error
+	// ended: the leader's own context had ended when fn returned, so its
+	// error may be its deadline's, not the work's.
+	ended bool
 }
 
-// Do runs fn, or waits for the fn already running.
+// Do runs fn, or waits for the fn already running. A waiter whose context
+// outlives the leader's, when the leader failed with its context ended,
+// runs fn again itself: it was told the leader's deadline, with time of its
+// own left (an outside tester's call failed at 4 s with 6 s left).
 func (f *Flight[T]) Do(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	f.mu.Lock()
-	if c := f.cur; c != nil {
+	for {
+		f.mu.Lock()
+		c := f.cur
+		if c == nil {
+			c = &flightCall[T]{done: make(chan struct{})}
+			f.cur = c
+			f.mu.Unlock()
+			c.val, c.err = fn(ctx)
+			c.ended = ctx.Err() != nil
+			f.mu.Lock()
+			f.cur = nil
+			f.mu.Unlock()
+			close(c.done)
+			return c.val, c.err
+		}
 		f.mu.Unlock()
 		select {
 		case <-c.done:
+			if c.err != nil && c.ended && ctx.Err() == nil {
+				continue
+			}
 			return c.val, c.err
 		case <-ctx.Done():
 			var zero T
 			return zero, ctx.Err()
 		}
 	}
-	c := &flightCall[T]{done: make(chan struct{})}
-	f.cur = c
-	f.mu.Unlock()
-	c.val, c.err = fn(ctx)
-	f.mu.Lock()
-	f.cur = nil
-	f.mu.Unlock()
-	close(c.done)
-	return c.val, c.err
 }
 
 // Refresher makes one instance of many refresh a shared value while the

@@ -87,9 +87,8 @@ type TokenManager struct {
 	// again until heldUntil without a fetch.
 	held      error
 	heldUntil time.Time
-	// warming is closed when the cold start's fetch (Warm) ends; nil when
-	// none runs.
-	warming atomic.Pointer[chan struct{}]
+	// warming is the cold start's fetch (Warm) while it runs.
+	warming atomic.Pointer[warming]
 }
 
 // cached is what the store holds: the token and when to stop using it.
@@ -141,10 +140,15 @@ func (m *TokenManager) Token(ctx context.Context) (string, error) {
 // WarmTimeout bounds Warm's fetch.
 const WarmTimeout = 10 * time.Second
 
-// warmWait is the longest a call waits for the cold start's fetch before it
-// asks on its own: a refresh lease's length, so the call then finds that
-// fetch's lease run out.
+// warmWait is how long after the cold start's fetch began a call stops
+// waiting for it and asks on its own: a refresh lease's length.
 const warmWait = stableLockTTL
+
+// warming is the cold start's fetch while it runs.
+type warming struct {
+	done  chan struct{} // closed when it ends
+	until time.Time     // when calls stop waiting for it (its start plus warmWait)
+}
 
 // Warm gets the token at cold start, in the runtime's background warm-up,
 // so that the first call finds it instead of waiting for the token
@@ -154,22 +158,24 @@ const warmWait = stableLockTTL
 // about 2,000 a day (vendor notes §1.2, §1.3), so an instance started by
 // calls that never reach WeChat (refused, invalid) must not spend one.
 //
-// The fetch is the instance's, not any call's: a call that arrives while it
-// runs waits for it (at most warmWait) and then takes its token, or, when
-// it failed or still runs, asks on its own as if there had been none. A
-// configuration error (a wrong secret) is held as a call's would be; a
-// failure of the endpoint is not held. A transient 503 at start failed the
-// first call that joined the fetch, and a hung fetch failed every call for
-// 10 s (an outside tester).
+// The fetch is the instance's, not any call's: a call that finds no token
+// while it runs waits for it, until warmWait after it began and never for
+// more than half the time the call has left, then takes its token or, when
+// it failed or still runs, asks on its own, past the lease this fetch holds
+// (a second stable_token request changes nothing). A configuration error
+// (a wrong secret) is held as a call's would be; a failure of the endpoint
+// is not. A transient 503 at start failed the first call that joined the
+// fetch; a hung one failed every call for 10 s, and with a 2 s deadline
+// still did after a 3 s wait (outside testers).
 func (m *TokenManager) Warm(ctx context.Context) {
 	if m.o.Mode != ModeStable {
 		return
 	}
-	done := make(chan struct{})
-	m.warming.Store(&done)
+	w := &warming{done: make(chan struct{}), until: time.Now().Add(warmWait)}
+	m.warming.Store(w)
 	defer func() {
 		m.warming.Store(nil)
-		close(done)
+		close(w.done)
 	}()
 	ctx, cancel := context.WithTimeout(ctx, WarmTimeout)
 	defer cancel()
@@ -186,20 +192,30 @@ func (m *TokenManager) Warm(ctx context.Context) {
 	m.keep(c)
 }
 
-// awaitWarm lets a call that arrives while the cold start's fetch runs wait
-// for it, up to warmWait or the call's end.
-func (m *TokenManager) awaitWarm(ctx context.Context) {
-	w := m.warming.Load()
-	if w == nil {
-		return
+// awaitWarm waits for the cold start's fetch w as Warm says, and reports
+// whether it ended.
+func (m *TokenManager) awaitWarm(ctx context.Context, w *warming) bool {
+	wait := time.Until(w.until)
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)/2)
 	}
-	t := time.NewTimer(warmWait)
+	if wait <= 0 {
+		select {
+		case <-w.done:
+			return true
+		default:
+			return false
+		}
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case <-*w:
+	case <-w.done:
+		return true
 	case <-t.C:
 	case <-ctx.Done():
 	}
+	return false
 }
 
 // token is Token, and says whether the token was just fetched (or stored by
@@ -207,25 +223,28 @@ func (m *TokenManager) awaitWarm(ctx context.Context) {
 // store, where one WeChat has since refused may still sit.
 func (m *TokenManager) token(ctx context.Context) (string, bool, error) {
 	now := m.o.Now()
-	local := m.current()
-	if !m.good(local, now) && m.warming.Load() != nil {
-		// Only a call with no token of its own waits: a cold start's fetch
-		// that still hangs must not slow the calls after one that asked on
-		// its own.
-		m.awaitWarm(ctx)
-		now, local = m.o.Now(), m.current()
-	}
-	if m.good(local, now) {
+	if local := m.current(); m.good(local, now) {
 		return local.Token, false, nil
 	}
 	if c := m.fromStore(ctx); m.good(c, now) {
 		m.keep(c)
 		return c.Token, false, nil
 	}
+	// Only a call with no token waits: a start fetch that still hangs must
+	// not slow the calls after one that asked on its own.
+	past := false // asks past the start fetch's lease
+	if w := m.warming.Load(); w != nil {
+		if !m.awaitWarm(ctx, w) {
+			past = true
+		} else if local := m.current(); m.good(local, m.o.Now()) {
+			return local.Token, false, nil
+		}
+		now = m.o.Now()
+	}
 	if err := m.heldError(now); err != nil {
 		return "", false, err
 	}
-	c, err := m.refresh(ctx)
+	c, err := m.refresh(ctx, past)
 	if err != nil {
 		return "", false, err
 	}
@@ -313,9 +332,22 @@ func (m *TokenManager) fromStore(ctx context.Context) *cached {
 
 // refresh gets a fresh token: once per instance at a time, and through the
 // store's lease once for all instances (the others read what it stored).
-func (m *TokenManager) refresh(ctx context.Context) (*cached, error) {
+// past skips the store's lease, which the instance's own start fetch holds
+// while it hangs: the call fetches for this instance and stores what it gets.
+func (m *TokenManager) refresh(ctx context.Context, past bool) (*cached, error) {
 	c, err := m.flight.Do(ctx, func(ctx context.Context) (*cached, error) {
-		c, err := m.refresher().Get(ctx)
+		var c *cached
+		var err error
+		if past {
+			// Another instance may have stored one meanwhile.
+			if c = m.fromStore(ctx); m.good(c, m.o.Now()) {
+				m.keep(c)
+				return c, nil
+			}
+			c, err = m.fetchAndStore(ctx)
+		} else {
+			c, err = m.refresher().Get(ctx)
+		}
 		if err == nil {
 			m.keep(c)
 		} else {

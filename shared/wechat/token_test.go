@@ -700,3 +700,40 @@ func TestACallOutwaitsAHungWarmFetch(t *testing.T) {
 	require.Equal(t, tok, again)
 	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath), "the next call took the token, the start's fetch still hanging")
 }
+
+// A call with a short deadline does not spend it waiting for a hung start
+// fetch: it waits half its time at most, then fetches past that fetch's
+// lease (outside re-tester: 2 s deadlines failed for 10 s).
+func TestAShortCallDoesNotWaitOutAHungWarmFetch(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: warmWaitForTest + time.Second, Times: 1})
+	m := r.manager("")
+	go m.Warm(context.Background())
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	tok, err := m.Token(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, tok)
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
+}
+
+// Another instance's token in the shared store is taken at once, the start
+// fetch of this one still hanging (an outside re-tester's call waited 3 s
+// with it there).
+func TestAStoredTokenIsTakenWhileTheWarmFetchHangs(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: warmWaitForTest + time.Second, Times: 1})
+	a := r.manager("")
+	go a.Warm(context.Background())
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	// What another instance's fetch leaves in the store.
+	until := r.sbx.Clock.Now().Add(time.Hour).UnixMilli()
+	require.NoError(t, r.kv.Set(ctx5s(t), "wechat:token:stable:"+wechatsbx.DemoAppID, []byte(fmt.Sprintf(`{"t":"from-b","u":%d}`, until)), time.Hour))
+	start := time.Now()
+	tok, err := a.Token(ctx5s(t))
+	require.NoError(t, err)
+	require.Equal(t, "from-b", tok)
+	require.Less(t, time.Since(start), time.Second, "read from the store, not after waiting for the start fetch")
+	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath))
+}
