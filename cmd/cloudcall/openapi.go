@@ -15,7 +15,7 @@ func runOpenAPI(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("openapi", args, stdout, stderr)
 	write := fs.Bool("write", false, "write openapi.json at the module root instead of printing it")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: cloudcall openapi [--write]\n\nPrints the OpenAPI 3.1 document generated from the registry's schemas (the emulator serves the same at GET /openapi.json).\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: cloudcall openapi [--write]\n\nPrints the OpenAPI 3.1 document generated from the registry's schemas (the emulator serves it at GET /openapi.json, with its own address as the server URL).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {

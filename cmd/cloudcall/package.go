@@ -125,7 +125,7 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "[%d/%d] %-42s zip %5.1f MB (executable %5.1f MB)  sha256 %s…  %s\n", i+1, len(targets), rel,
+		fmt.Fprintf(stdout, "[%d/%d] %-42s zip %5.1f MiB (executable %5.1f MiB)  sha256 %s…  %s\n", i+1, len(targets), rel,
 			float64(zi.Size())/(1<<20), float64(size)/(1<<20), sum[:12], time.Since(start).Round(10*time.Millisecond))
 	}
 	return nil
