@@ -494,7 +494,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < need {
 		return "", &envelope.Error{Code: envelope.CodeUpstreamTimeout, Reason: fmt.Sprintf(
 			"the CK1 access token needs a refresh, which spends the single-use refresh token and needs at least %s left in the call (%s left); nothing was spent: retry with a longer timeout",
-			need, time.Until(dl).Round(time.Millisecond))}
+			need.Round(time.Millisecond), time.Until(dl).Round(time.Millisecond))}
 	}
 	// From here the refresh token is being spent. Neither the caller giving
 	// up (a disconnect in HTTP-server mode) nor its deadline may cut the

@@ -54,6 +54,9 @@ const (
 	// once: 3,300 requests in 11 s of a 503, past stable_token's 10,000 a
 	// minute.
 	failureHold = time.Second
+	// maxThrottleHold bounds how long a 429's Retry-After keeps an instance
+	// from asking the token endpoint again.
+	maxThrottleHold = time.Minute
 )
 
 // TokenOptions configures a TokenManager.
@@ -148,6 +151,10 @@ const warmWait = stableLockTTL
 type warming struct {
 	done  chan struct{} // closed when it ends
 	until time.Time     // when calls stop waiting for it (its start plus warmWait)
+	// got is closed when the instance keeps a token meanwhile (a call
+	// asked past the fetch): calls waiting for the fetch take that one.
+	got     chan struct{}
+	gotOnce sync.Once
 }
 
 // Warm gets the token at cold start, in the runtime's background warm-up,
@@ -171,7 +178,7 @@ func (m *TokenManager) Warm(ctx context.Context) {
 	if m.o.Mode != ModeStable {
 		return
 	}
-	w := &warming{done: make(chan struct{}), until: time.Now().Add(warmWait)}
+	w := &warming{done: make(chan struct{}), until: time.Now().Add(warmWait), got: make(chan struct{})}
 	m.warming.Store(w)
 	defer func() {
 		m.warming.Store(nil)
@@ -203,6 +210,8 @@ func (m *TokenManager) awaitWarm(ctx context.Context, w *warming) bool {
 		select {
 		case <-w.done:
 			return true
+		case <-w.got:
+			return true
 		default:
 			return false
 		}
@@ -211,6 +220,8 @@ func (m *TokenManager) awaitWarm(ctx context.Context, w *warming) bool {
 	defer t.Stop()
 	select {
 	case <-w.done:
+		return true
+	case <-w.got:
 		return true
 	case <-t.C:
 	case <-ctx.Done():
@@ -289,6 +300,11 @@ func (m *TokenManager) hold(err error, failures bool) {
 	case errors.As(err, &ae) && ae.Config():
 	case failures && errors.As(err, &ee) && (ee.Code == envelope.CodeUpstreamUnreachable || ee.Code == envelope.CodeUpstreamMalformed):
 		d = failureHold
+	case failures && errors.As(err, &ee) && ee.Code == envelope.CodeThrottled:
+		// A 429 says how long to stay away, and every call is told to wait
+		// that long: asking again meanwhile sent one request a call (an
+		// outside re-tester: 151 for 150 calls).
+		d = min(max(time.Duration(ee.RetryAfter)*time.Second, failureHold), maxThrottleHold)
 	default:
 		return
 	}
@@ -308,6 +324,9 @@ func (m *TokenManager) keep(c *cached) {
 	m.mu.Lock()
 	m.local = c
 	m.mu.Unlock()
+	if w := m.warming.Load(); w != nil {
+		w.gotOnce.Do(func() { close(w.got) })
+	}
 }
 
 // fromStore reads the shared copy; a store failure is a miss.

@@ -737,3 +737,48 @@ func TestAStoredTokenIsTakenWhileTheWarmFetchHangs(t *testing.T) {
 	require.Less(t, time.Since(start), time.Second, "read from the store, not after waiting for the start fetch")
 	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath))
 }
+
+// A 429 from the token endpoint keeps the instance away for its Retry-After,
+// as every call is told to wait: one request, not one a call.
+func TestAThrottledTokenEndpointIsHeldForItsRetryAfter(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 429, Body: "slow down", RetryAfter: 5})
+	m := r.manager("")
+	for range 20 {
+		_, err := m.Token(ctx5s(t))
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, envelope.CodeThrottled, e.Code)
+		require.Equal(t, 5, e.RetryAfter)
+	}
+	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath), "one request for 20 calls within the 5 s")
+	r.sbx.ClearFaults()
+	r.sbx.Clock.Advance(5100 * time.Millisecond)
+	_, err := m.Token(ctx5s(t))
+	require.NoError(t, err)
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
+}
+
+// Calls waiting for a hung start fetch take the token as soon as one call
+// of the instance got it past that fetch (an outside re-tester's call slept
+// on to the 3 s mark with it there).
+func TestWaitersTakeATokenAnotherCallGot(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: warmWaitForTest + time.Second, Times: 1})
+	m := r.manager("")
+	go m.Warm(context.Background())
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	long := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		_, err := m.Token(ctx5s(t)) // would wait to the 3 s mark for the start fetch
+		assert.NoError(t, err)
+		long <- time.Since(start)
+	}()
+	short, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := m.Token(short) // gives up on the start fetch at half its second and fetches
+	require.NoError(t, err)
+	require.Less(t, <-long, 2*time.Second, "woken by the short call's token, not at the start fetch's lease")
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
+}
