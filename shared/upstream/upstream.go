@@ -150,7 +150,13 @@ func Waited(vendor string, err error) error {
 // it as a refusal or an unreadable answer. No vendor here documents 429;
 // the CK1 note says to expect it (vendor note §3.3).
 func Throttled(vendor string, h http.Header) *envelope.Error {
-	wait := max(1, RetryAfter(h))
+	return ThrottledFor(vendor, RetryAfter(h))
+}
+
+// ThrottledFor is Throttled with the wait in seconds (at least 1): what is
+// left of one, for a caller answered from an earlier 429.
+func ThrottledFor(vendor string, wait int) *envelope.Error {
+	wait = max(1, wait)
 	return &envelope.Error{Code: envelope.CodeThrottled, RetryAfter: wait,
 		Reason:   fmt.Sprintf("%s answered HTTP 429 (too many requests): wait %ds and retry", vendor, wait),
 		Upstream: &envelope.Upstream{Vendor: vendor, HTTPStatus: http.StatusTooManyRequests}}

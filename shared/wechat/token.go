@@ -57,6 +57,9 @@ const (
 	// maxThrottleHold bounds how long a 429's Retry-After keeps an instance
 	// from asking the token endpoint again.
 	maxThrottleHold = time.Minute
+	// minuteQuota is errcode 45011, "api minute-quota reach limit ... retry
+	// next minute": the per-minute frequency limit (vendor notes §1.4).
+	minuteQuota = 45011
 )
 
 // TokenOptions configures a TokenManager.
@@ -284,6 +287,13 @@ func (m *TokenManager) heldError(now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.held != nil && now.Before(m.heldUntil) {
+		var ee *envelope.Error
+		if errors.As(m.held, &ee) && ee.Code == envelope.CodeThrottled {
+			// What is left of the hold, not the 429's whole wait: a caller
+			// told "wait 5s" 0.4 s before the end, or "wait 3600s" of a
+			// hold capped at a minute, came back late (outside re-tester).
+			return upstream.ThrottledFor("wechat", int((m.heldUntil.Sub(now)+time.Second-1)/time.Second))
+		}
 		return m.held
 	}
 	m.held = nil
@@ -299,6 +309,14 @@ func (m *TokenManager) hold(err error, failures bool) {
 	switch {
 	case errors.As(err, &ae) && ae.Config():
 	case failures && errors.As(err, &ee) && (ee.Code == envelope.CodeUpstreamUnreachable || ee.Code == envelope.CodeUpstreamMalformed):
+		d = failureHold
+	case failures && errors.As(err, &ae) && ae.Code == minuteQuota:
+		// "retry next minute" (errmsg): until the next minute starts.
+		now := m.o.Now()
+		d = now.Truncate(time.Minute).Add(time.Minute).Sub(now) + time.Second
+	case failures && errors.As(err, &ae) && ae.Code == -1:
+		// System busy even after its retries: asked again a second later,
+		// not by every call with its own retries (an outside re-tester).
 		d = failureHold
 	case failures && errors.As(err, &ee) && ee.Code == envelope.CodeThrottled:
 		// A 429 says how long to stay away, and every call is told to wait

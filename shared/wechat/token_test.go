@@ -782,3 +782,60 @@ func TestWaitersTakeATokenAnotherCallGot(t *testing.T) {
 	require.Less(t, <-long, 2*time.Second, "woken by the short call's token, not at the start fetch's lease")
 	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
 }
+
+// WeChat's own rate-limit answers from the token endpoint are held too:
+// 45011 until the next minute, a -1 that outlasted its retries for a
+// second; one request for many calls, not one (and its retries) a call.
+func TestWeChatRateLimitAnswersAreHeld(t *testing.T) {
+	cases := []struct {
+		name     string
+		body     string
+		code     int
+		requests int // stable_token requests for 10 calls
+	}{
+		{"45011 minute quota", `{"errcode":45011,"errmsg":"api minute-quota reach limit  mustslower  retry next minute"}`, 45011, 1},
+		{"-1 system busy", `{"errcode":-1,"errmsg":"system error"}`, -1, 4}, // the first call's request and its three retries
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newTokenRig(t)
+			r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 200, Body: c.body})
+			m := r.manager("")
+			for range 10 {
+				_, err := m.Token(ctx5s(t))
+				var ae *wechat.APIError
+				require.ErrorAs(t, err, &ae)
+				require.Equal(t, c.code, ae.Code)
+			}
+			require.Equal(t, c.requests, r.sbx.Calls("http:"+stablePath))
+			r.sbx.ClearFaults()
+			r.sbx.Clock.Advance(61 * time.Second) // past any hold
+			_, err := m.Token(ctx5s(t))
+			require.NoError(t, err)
+			require.Equal(t, c.requests+1, r.sbx.Calls("http:"+stablePath))
+		})
+	}
+}
+
+// A held 429 tells each caller what is left of the hold, which is at most a
+// minute, not the 429's own wait.
+func TestAHeld429SaysWhatIsLeft(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 429, Body: "slow down", RetryAfter: 100000})
+	m := r.manager("")
+	_, err := m.Token(ctx5s(t))
+	var e *envelope.Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, 3600, e.RetryAfter, "the first call hears the 429 itself (Retry-After is capped at an hour)")
+	for _, step := range []struct {
+		advance time.Duration
+		left    int
+	}{{0, 60}, {20 * time.Second, 40}, {39500 * time.Millisecond, 1}} {
+		r.sbx.Clock.Advance(step.advance)
+		_, err = m.Token(ctx5s(t))
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, step.left, e.RetryAfter)
+		require.Contains(t, e.Reason, fmt.Sprintf("wait %ds", step.left))
+	}
+	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath))
+}
