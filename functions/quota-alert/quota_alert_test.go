@@ -252,8 +252,8 @@ func TestMemoryStateIsAnnounced(t *testing.T) {
 		if store != "" {
 			vars["CLOUDCALL_STORE"] = store
 		}
-		var log bytes.Buffer
-		_, err := runtime.New(context.Background(), config.FromMap(vars), slog.New(slog.NewJSONHandler(&log, nil)), factory)
+		log := &lockedBuffer{} // the warm-up's token fetch logs from its goroutine
+		_, err := runtime.New(context.Background(), config.FromMap(vars), slog.New(slog.NewJSONHandler(log, nil)), factory)
 		require.NoError(t, err)
 		require.Equal(t, warned, strings.Contains(log.String(), "alert state is in this instance's memory"), "CLOUDCALL_STORE=%q: %s", store, log.String())
 	}
@@ -337,4 +337,22 @@ func TestAFailedStartFetchIsNotTheRuns(t *testing.T) {
 	require.Len(t, a.Failures, 1, "the sandbox's wrong-password account only")
 	require.Contains(t, a.Failures[0], "YTO wrong-password")
 	require.Equal(t, 2, r.sbx.Calls("http:/cgi-bin/stable_token"))
+}
+
+// lockedBuffer is a log writer the instance's goroutines share with the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -20,6 +20,12 @@ type APIError struct {
 	// Token says the token endpoint answered (so 40001 means a wrong secret,
 	// not a stale token).
 	Token bool
+	// RetryAfter, in seconds, is how long the instance answers this again
+	// without asking WeChat (a token endpoint's rate limit held): the
+	// envelope's retryAfter.
+	RetryAfter int
+	// cut: a -1 whose retries the call's deadline ended.
+	cut bool
 }
 
 func (e *APIError) Error() string {
@@ -82,7 +88,7 @@ func Envelope(err error) *envelope.Error {
 			reason += " (" + h + ")"
 		}
 		return &envelope.Error{
-			Code: ae.Code, Reason: reason, Err: err,
+			Code: ae.Code, Reason: reason, Err: err, RetryAfter: ae.RetryAfter,
 			Upstream: &envelope.Upstream{Vendor: "wechat", Code: strconv.Itoa(ae.Code), Message: ae.Msg, RequestID: ae.RID()},
 		}
 	}

@@ -195,7 +195,7 @@ func (m *TokenManager) Warm(ctx context.Context) {
 	}
 	c, err := m.refresher().Get(ctx)
 	if err != nil {
-		m.hold(err, false)
+		_ = m.hold(err, false)
 		m.o.Log.Debug("wechat: no token at cold start; calls ask again", "error", err.Error())
 		return
 	}
@@ -287,48 +287,84 @@ func (m *TokenManager) heldError(now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.held != nil && now.Before(m.heldUntil) {
-		var ee *envelope.Error
-		if errors.As(m.held, &ee) && ee.Code == envelope.CodeThrottled {
-			// What is left of the hold, not the 429's whole wait: a caller
-			// told "wait 5s" 0.4 s before the end, or "wait 3600s" of a
-			// hold capped at a minute, came back late (outside re-tester).
-			return upstream.ThrottledFor("wechat", int((m.heldUntil.Sub(now)+time.Second-1)/time.Second))
+		var ae *APIError
+		if errors.As(m.held, &ae) && ae.Config() {
+			return m.held // the settings must change first: no wait helps
 		}
-		return m.held
+		// What is left of the hold, not the failure's whole wait: a caller
+		// told "wait 5s" 0.4 s before the end, or "wait 3600s" of a hold
+		// capped at a minute, came back late (outside re-tester).
+		return waitFor(m.held, m.heldUntil.Sub(now))
 	}
 	m.held = nil
 	return nil
 }
 
 // hold remembers a configuration error from the token endpoint, and for a
-// moment (when failures is set) a failure of the endpoint itself.
-func (m *TokenManager) hold(err error, failures bool) {
+// while (when failures is set) a failure of the endpoint itself: what each
+// call is then answered without asking, and how long. It returns err as the
+// caller that met it is told it: with the wait the hold sets.
+func (m *TokenManager) hold(err error, failures bool) error {
 	d := configHold
 	var ae *APIError
 	var ee *envelope.Error
 	switch {
 	case errors.As(err, &ae) && ae.Config():
-	case failures && errors.As(err, &ee) && (ee.Code == envelope.CodeUpstreamUnreachable || ee.Code == envelope.CodeUpstreamMalformed):
+	case !failures:
+		return err
+	case errors.As(err, &ee) && ee.Code == envelope.CodeThrottled:
+		// A 429 says how long to stay away: asking again meanwhile sent one
+		// request a call (an outside re-tester: 151 for 150 calls).
+		d = between(ee.RetryAfter)
+	case errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamUnreachable:
+		d = between(ee.RetryAfter) // a 5xx's Retry-After, else a second
+	case errors.As(err, &ee) && ee.Code == envelope.CodeUpstreamMalformed:
 		d = failureHold
-	case failures && errors.As(err, &ae) && ae.Code == minuteQuota:
+	case errors.As(err, &ae) && ae.Code == minuteQuota:
 		// "retry next minute" (errmsg): until the next minute starts.
 		now := m.o.Now()
 		d = now.Truncate(time.Minute).Add(time.Minute).Sub(now) + time.Second
-	case failures && errors.As(err, &ae) && ae.Code == -1:
-		// System busy even after its retries: asked again a second later,
+	case errors.As(err, &ae) && ae.Code == -1 && !ae.cut:
+		// System busy after all its retries: asked again a second later,
 		// not by every call with its own retries (an outside re-tester).
 		d = failureHold
-	case failures && errors.As(err, &ee) && ee.Code == envelope.CodeThrottled:
-		// A 429 says how long to stay away, and every call is told to wait
-		// that long: asking again meanwhile sent one request a call (an
-		// outside re-tester: 151 for 150 calls).
-		d = min(max(time.Duration(ee.RetryAfter)*time.Second, failureHold), maxThrottleHold)
 	default:
-		return
+		return err
 	}
 	m.mu.Lock()
 	m.held, m.heldUntil = err, m.o.Now().Add(d)
 	m.mu.Unlock()
+	if ae != nil && ae.Config() {
+		return err
+	}
+	return waitFor(err, d)
+}
+
+// between is a wait in seconds held to failureHold..maxThrottleHold.
+func between(seconds int) time.Duration {
+	return min(max(time.Duration(seconds)*time.Second, failureHold), maxThrottleHold)
+}
+
+// waitFor is err telling its caller to retry after left (whole seconds, at
+// least one): the time a held failure has left, which callers were not told
+// (an outside re-tester: a 45011 held for a minute answered no retryAfter).
+func waitFor(err error, left time.Duration) error {
+	secs := int((left + time.Second - 1) / time.Second)
+	var ae *APIError
+	var ee *envelope.Error
+	switch {
+	case errors.As(err, &ee) && ee.Code == envelope.CodeThrottled:
+		return upstream.ThrottledFor("wechat", secs)
+	case errors.As(err, &ee):
+		cp := *ee
+		cp.RetryAfter = max(1, secs)
+		return &cp
+	case errors.As(err, &ae):
+		cp := *ae
+		cp.RetryAfter = max(1, secs)
+		return &cp
+	}
+	return err
 }
 
 // current is this instance's copy of the token, if any.
@@ -388,7 +424,7 @@ func (m *TokenManager) refresh(ctx context.Context, past bool) (*cached, error) 
 		if err == nil {
 			m.keep(c)
 		} else {
-			m.hold(err, true)
+			err = m.hold(err, true)
 		}
 		return c, err
 	})
@@ -464,6 +500,7 @@ func (m *TokenManager) fetch(ctx context.Context) (string, int, error) {
 			if upstream.Sleep(ctx, upstream.Backoff(attempt, 100*time.Millisecond, time.Second), upstream.Margin(sent, 200*time.Millisecond)) == nil {
 				continue
 			}
+			ae.cut = true // the deadline, not WeChat, ended the retries: not held
 		}
 		return tok, exp, err
 	}
@@ -508,7 +545,7 @@ func (m *TokenManager) fetchOnce(ctx context.Context) (string, int, error) {
 		// As for the business call: the endpoint is failing, retry (its
 		// page is readable; it is no answer).
 		return "", 0, &envelope.Error{Code: envelope.CodeUpstreamUnreachable, Reason: fmt.Sprintf("wechat's token endpoint answered HTTP %d", resp.StatusCode),
-			Upstream: &envelope.Upstream{Vendor: "wechat", HTTPStatus: resp.StatusCode}}
+			RetryAfter: upstream.RetryAfter(resp.Header), Upstream: &envelope.Upstream{Vendor: "wechat", HTTPStatus: resp.StatusCode}}
 	}
 	var r tokenReply
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil {

@@ -806,6 +806,10 @@ func TestWeChatRateLimitAnswersAreHeld(t *testing.T) {
 				var ae *wechat.APIError
 				require.ErrorAs(t, err, &ae)
 				require.Equal(t, c.code, ae.Code)
+				// Every call, the first too, is told when to come back.
+				require.GreaterOrEqual(t, ae.RetryAfter, 1)
+				require.LessOrEqual(t, ae.RetryAfter, 61)
+				require.Equal(t, ae.RetryAfter, wechat.Envelope(err).RetryAfter)
 			}
 			require.Equal(t, c.requests, r.sbx.Calls("http:"+stablePath))
 			r.sbx.ClearFaults()
@@ -826,7 +830,7 @@ func TestAHeld429SaysWhatIsLeft(t *testing.T) {
 	_, err := m.Token(ctx5s(t))
 	var e *envelope.Error
 	require.ErrorAs(t, err, &e)
-	require.Equal(t, 3600, e.RetryAfter, "the first call hears the 429 itself (Retry-After is capped at an hour)")
+	require.Equal(t, 60, e.RetryAfter, "the first call is told the hold too, not the 429's own wait")
 	for _, step := range []struct {
 		advance time.Duration
 		left    int
@@ -838,4 +842,44 @@ func TestAHeld429SaysWhatIsLeft(t *testing.T) {
 		require.Contains(t, e.Reason, fmt.Sprintf("wait %ds", step.left))
 	}
 	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath))
+}
+
+// A 5xx from the token endpoint is held for its Retry-After, as the business
+// call's is waited out, and every call is told what is left of it.
+func TestATokenEndpoint5xxIsHeldForItsRetryAfter(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 503, Body: "busy", RetryAfter: 7})
+	m := r.manager("")
+	for i := range 10 {
+		_, err := m.Token(ctx5s(t))
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, envelope.CodeUpstreamUnreachable, e.Code)
+		require.Equal(t, 7-i/2, e.RetryAfter)
+		r.sbx.Clock.Advance(500 * time.Millisecond)
+	}
+	require.Equal(t, 1, r.sbx.Calls("http:"+stablePath), "one request in the 7 s it asked for")
+	r.sbx.Clock.Advance(2100 * time.Millisecond)
+	_, _ = m.Token(ctx5s(t))
+	require.Equal(t, 2, r.sbx.Calls("http:"+stablePath))
+}
+
+// A -1 whose retries the call's deadline cut short is not held: the next
+// call retries as WeChat asks (an outside re-tester: with 400 ms deadlines
+// 11 of 20 calls failed behind such holds).
+func TestASystemBusyCutByTheDeadlineIsNotHeld(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 200, Body: `{"errcode":-1,"errmsg":"system error"}`})
+	m := r.manager("")
+	short := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		defer cancel()
+		_, err := m.Token(ctx)
+		return err
+	}
+	require.Error(t, short())
+	first := r.sbx.Calls("http:" + stablePath)
+	require.Less(t, first, 4, "the deadline cut the retries")
+	require.Error(t, short())
+	require.Greater(t, r.sbx.Calls("http:"+stablePath), first, "the next call asked again")
 }
