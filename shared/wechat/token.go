@@ -173,8 +173,8 @@ type warming struct {
 // more than half the time the call has left, then takes its token or, when
 // it failed or still runs, asks on its own, past the lease this fetch holds
 // (a second stable_token request changes nothing). A configuration error
-// (a wrong secret) is held as a call's would be; a failure of the endpoint
-// is not. A transient 503 at start failed the first call that joined the
+// (a wrong secret), and an answer that names its wait, are held as a call's
+// would be; another failure of the endpoint is not. A transient 503 at start failed the first call that joined the
 // fetch; a hung one failed every call for 10 s, and with a 2 s deadline
 // still did after a 3 s wait (outside testers).
 func (m *TokenManager) Warm(ctx context.Context) {
@@ -301,16 +301,21 @@ func (m *TokenManager) heldError(now time.Time) error {
 }
 
 // hold remembers a configuration error from the token endpoint, and for a
-// while (when failures is set) a failure of the endpoint itself: what each
-// call is then answered without asking, and how long. It returns err as the
-// caller that met it is told it: with the wait the hold sets.
+// while a failure of the endpoint itself: what each call is then answered
+// without asking, and how long. From the start fetch (failures unset) only
+// what no retry cures yet is held: a configuration error, and an answer that
+// names its wait (a 429, 45011, a 5xx with Retry-After): asking again at once
+// ignored the wait WeChat asked for (an outside re-tester). It returns err
+// as the caller that met it is told it: with the wait the hold sets.
 func (m *TokenManager) hold(err error, failures bool) error {
 	d := configHold
 	var ae *APIError
 	var ee *envelope.Error
+	named := errors.As(err, &ee) && (ee.Code == envelope.CodeThrottled || ee.Code == envelope.CodeUpstreamUnreachable && ee.RetryAfter > 0) ||
+		errors.As(err, &ae) && ae.Code == minuteQuota
 	switch {
 	case errors.As(err, &ae) && ae.Config():
-	case !failures:
+	case !failures && !named:
 		return err
 	case errors.As(err, &ee) && ee.Code == envelope.CodeThrottled:
 		// A 429 says how long to stay away: asking again meanwhile sent one

@@ -883,3 +883,38 @@ func TestASystemBusyCutByTheDeadlineIsNotHeld(t *testing.T) {
 	require.Error(t, short())
 	require.Greater(t, r.sbx.Calls("http:"+stablePath), first, "the next call asked again")
 }
+
+// A start fetch told to wait (a 429 with Retry-After, 45011) holds that wait
+// for the calls: they do not ask again at once, against what WeChat asked
+// (an outside re-tester: two requests per new instance). One told nothing
+// (a bare 503) is not held: the first call asks again.
+func TestAStartFetchToldToWaitHoldsTheWait(t *testing.T) {
+	cases := []struct {
+		name     string
+		fault    sandbox.Fault
+		requests int // stable_token requests after the warm-up and one call
+		code     int // the call's errCode, 0 for success
+	}{
+		{"429 with Retry-After", sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 429, Body: "slow", RetryAfter: 5, Times: 1}, 1, envelope.CodeThrottled},
+		{"45011", sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 200, Body: `{"errcode":45011,"errmsg":"api minute-quota reach limit"}`, Times: 1}, 1, 45011},
+		{"503 with Retry-After", sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 503, Body: "busy", RetryAfter: 5, Times: 1}, 1, envelope.CodeUpstreamUnreachable},
+		{"503 without", sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 503, Body: "busy", Times: 1}, 2, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newTokenRig(t)
+			r.sbx.Inject(c.fault)
+			m := r.manager("")
+			m.Warm(context.Background())
+			_, err := m.Token(ctx5s(t))
+			if c.code == 0 {
+				require.NoError(t, err)
+			} else {
+				e := wechat.Envelope(err)
+				require.Equal(t, c.code, e.Code)
+				require.GreaterOrEqual(t, e.RetryAfter, 1)
+			}
+			require.Equal(t, c.requests, r.sbx.Calls("http:"+stablePath))
+		})
+	}
+}
