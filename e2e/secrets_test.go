@@ -1,14 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/cloudcall/cloudcall/shared/syncbuf"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,22 +35,8 @@ func distinct(name string) string {
 	return "LEAK-" + strings.ReplaceAll(name, "_", "-") + "-7c1e5d9a0b"
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuf is a log sink the function's goroutines write while the test reads.
+type syncBuf = syncbuf.Buffer
 
 // leakRig runs one function in-process with its logs captured.
 type leakRig struct {

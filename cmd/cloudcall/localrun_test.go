@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
+	"github.com/cloudcall/cloudcall/shared/syncbuf"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,22 +14,7 @@ import (
 )
 
 // syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 var consoleBaseRe = regexp.MustCompile(`cloudcall local on (http://\S+)`)
 

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/cloudcall/cloudcall/shared/syncbuf"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -30,22 +30,7 @@ func TestMain(m *testing.M) {
 }
 
 // lockedBuffer collects a process's output from two pipes at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = syncbuf.Buffer
 
 type rig struct {
 	sbx     *wechatsbx.Server

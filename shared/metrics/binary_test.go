@@ -1,15 +1,14 @@
 package metrics_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
+	"github.com/cloudcall/cloudcall/shared/syncbuf"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,22 +32,7 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
-}
+type lockedBuffer = syncbuf.Buffer
 
 // runFunction starts the emulator on one platform with the real
 // logistics-get-quota binary against the WeChat sandbox, sends the calls
@@ -81,7 +65,7 @@ func runFunction(t *testing.T, p runtimeapi.Platform, calls []string) []string {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
 	e.Close() // flush: the instance has written everything once it is gone
-	return logs.lines()
+	return logs.Lines()
 }
 
 var calls = []string{

@@ -687,10 +687,7 @@ func TestACallOutwaitsAHungWarmFetch(t *testing.T) {
 	r := newTokenRig(t)
 	// It hangs past the lease and past the call's own 5 s (the server
 	// closes once it ends).
-	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: warmWaitForTest + 3*time.Second, Times: 1})
-	m := r.manager("")
-	go m.Warm(context.Background())
-	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	m := r.hungWarm(t, warmWaitForTest+3*time.Second)
 	tok, err := m.Token(ctx5s(t))
 	require.NoError(t, err)
 	require.NotEmpty(t, tok)
@@ -706,10 +703,7 @@ func TestACallOutwaitsAHungWarmFetch(t *testing.T) {
 // lease (outside re-tester: 2 s deadlines failed for 10 s).
 func TestAShortCallDoesNotWaitOutAHungWarmFetch(t *testing.T) {
 	r := newTokenRig(t)
-	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: warmWaitForTest + time.Second, Times: 1})
-	m := r.manager("")
-	go m.Warm(context.Background())
-	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	m := r.hungWarm(t, warmWaitForTest+time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	tok, err := m.Token(ctx)
@@ -723,10 +717,7 @@ func TestAShortCallDoesNotWaitOutAHungWarmFetch(t *testing.T) {
 // with it there).
 func TestAStoredTokenIsTakenWhileTheWarmFetchHangs(t *testing.T) {
 	r := newTokenRig(t)
-	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: warmWaitForTest + time.Second, Times: 1})
-	a := r.manager("")
-	go a.Warm(context.Background())
-	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	a := r.hungWarm(t, warmWaitForTest+time.Second)
 	// What another instance's fetch leaves in the store.
 	until := r.sbx.Clock.Now().Add(time.Hour).UnixMilli()
 	require.NoError(t, r.kv.Set(ctx5s(t), "wechat:token:stable:"+wechatsbx.DemoAppID, []byte(fmt.Sprintf(`{"t":"from-b","u":%d}`, until)), time.Hour))
@@ -764,10 +755,7 @@ func TestAThrottledTokenEndpointIsHeldForItsRetryAfter(t *testing.T) {
 // on to the 3 s mark with it there).
 func TestWaitersTakeATokenAnotherCallGot(t *testing.T) {
 	r := newTokenRig(t)
-	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: warmWaitForTest + time.Second, Times: 1})
-	m := r.manager("")
-	go m.Warm(context.Background())
-	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	m := r.hungWarm(t, warmWaitForTest+time.Second)
 	long := make(chan time.Duration, 1)
 	go func() {
 		start := time.Now()
@@ -917,4 +905,14 @@ func TestAStartFetchToldToWaitHoldsTheWait(t *testing.T) {
 			require.Equal(t, c.requests, r.sbx.Calls("http:"+stablePath))
 		})
 	}
+}
+
+// hungWarm is an instance whose start fetch hangs for d, once it is out.
+func (r *tokenRig) hungWarm(t *testing.T, d time.Duration) *wechat.TokenManager {
+	t.Helper()
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultHang, Delay: d, Times: 1})
+	m := r.manager("")
+	go m.Warm(context.Background())
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	return m
 }

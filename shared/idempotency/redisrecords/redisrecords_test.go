@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cloudcall/cloudcall/shared/syncbuf"
 	"log/slog"
 	"strings"
 	"sync"
@@ -573,22 +574,7 @@ func recordKeys(t *testing.T, srv *redisproc.Server) []string {
 }
 
 // syncBuffer is a log sink many goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // laggedPair is a primary with AOF, reached through a proxy, and a replica
 // that holds its data up to now. cut stops the replica's replication (it

@@ -2,8 +2,8 @@
 // store round trips that make a charge at most once, made as plainly as they
 // can be. BENCH_FLOOR_STORE_BEFORE writes (SET NX with an expiry, each on a
 // key of its own under BENCH_FLOOR_STORE_PREFIX) go to the Redis at
-// BENCH_FLOOR_REDIS before the vendor calls of BENCH_FLOOR_CALLS (as
-// hellocall makes them), and BENCH_FLOOR_STORE_AFTER after them. The client
+// BENCH_FLOOR_REDIS before the vendor calls (package floor, as hellocall
+// makes them), and BENCH_FLOOR_STORE_AFTER after them. The client
 // is dialled in the background at start, as the charge's warm-up does. It
 // answers {} on FC go1.
 package main
@@ -11,15 +11,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
 	"github.com/redis/go-redis/v9"
+
+	calls "github.com/cloudcall/cloudcall/shared/bench/testdata/floor"
 )
 
 type floor struct {
@@ -42,40 +41,13 @@ func (f *floor) handle(ctx context.Context, _ map[string]any) (map[string]any, e
 	if err := f.writes(ctx, f.before, "before"); err != nil {
 		return nil, err
 	}
-	for _, line := range strings.Split(strings.TrimSpace(os.Getenv("BENCH_FLOOR_CALLS")), "\n") {
-		method, rest, _ := strings.Cut(line, "\t")
-		url, body, _ := strings.Cut(rest, "\t")
-		if err := call(ctx, method, url, body); err != nil {
-			return nil, err
-		}
+	if err := calls.Calls(ctx); err != nil {
+		return nil, err
 	}
 	if err := f.writes(ctx, f.after, "after"); err != nil {
 		return nil, err
 	}
 	return map[string]any{}, nil
-}
-
-func call(ctx context.Context, method, url, body string) error {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode >= 500 {
-		return fmt.Errorf("vendor answered HTTP %d", resp.StatusCode)
-	}
-	return nil
 }
 
 func main() {
