@@ -49,7 +49,7 @@ test: vet gen-check ## the whole test suite (uses Redis on 127.0.0.1:6379 when i
 # the stores, idempotency, caller auth, the CLI, the sandboxes and the token
 # managers. CI fails on any race.
 RACE_PKGS := ./shared/emulator/... ./shared/runtime/... ./shared/store/... ./shared/idempotency/... \
-             ./shared/callerauth/... ./cmd/cloudcall/... ./shared/sandbox/... ./shared/wechat/... ./shared/ck1/... ./shared/notify/... ./shared/quotaalert/... ./functions/quota-alert/... ./shared/console/... ./clients/go/...
+             ./shared/callerauth/... ./cmd/cloudcall/... ./shared/sandbox/... ./shared/wechat/... ./shared/ck1/... ./shared/notify/... ./shared/quotaalert/... ./functions/quota-alert/... ./shared/console/... ./clients/go/... ./shared/syncbuf/...
 race: ## go test -race over every package with goroutines (uses REDIS_URL like make test)
 	@$(REDIS_PICK) $(GO) test -race -count=1 $(RACE_PKGS)
 
