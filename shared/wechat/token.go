@@ -195,7 +195,12 @@ func (m *TokenManager) Warm(ctx context.Context) {
 	}
 	c, err := m.refresher().Get(ctx)
 	if err != nil {
-		_ = m.hold(err, false)
+		if !m.good(m.current(), m.o.Now()) {
+			// A call that asked on its own meanwhile got a token: WeChat
+			// answered since, and a hold would refuse the next refresh on a
+			// failure older than that answer (an outside re-tester).
+			_ = m.hold(err, false)
+		}
 		m.o.Log.Debug("wechat: no token at cold start; calls ask again", "error", err.Error())
 		return
 	}
@@ -246,23 +251,62 @@ func (m *TokenManager) token(ctx context.Context) (string, bool, error) {
 	}
 	// Only a call with no token waits: a start fetch that still hangs must
 	// not slow the calls after one that asked on its own.
-	past := false // asks past the start fetch's lease
-	if w := m.warming.Load(); w != nil {
-		if !m.awaitWarm(ctx, w) {
-			past = true
-		} else if local := m.current(); m.good(local, m.o.Now()) {
-			return local.Token, false, nil
+	w := m.warming.Load()
+	if w != nil {
+		if m.awaitWarm(ctx, w) {
+			if local := m.current(); m.good(local, m.o.Now()) {
+				return local.Token, false, nil
+			}
+			w = nil // it ended without a token: ask as if there had been none
 		}
 		now = m.o.Now()
 	}
 	if err := m.heldError(now); err != nil {
 		return "", false, err
 	}
-	c, err := m.refresh(ctx, past)
+	if w != nil {
+		return m.race(ctx, w)
+	}
+	c, err := m.refresh(ctx, false)
 	if err != nil {
 		return "", false, err
 	}
 	return c.Token, true, nil
+}
+
+// race asks past the start fetch w, which still runs, and takes whichever
+// token the instance gets first, its own or the start fetch's: a call
+// that asked on its own at the half of its time failed at its deadline
+// behind a slow endpoint while the start fetch had brought a token (an
+// outside re-tester).
+func (m *TokenManager) race(ctx context.Context, w *warming) (string, bool, error) {
+	type result struct {
+		c   *cached
+		err error
+	}
+	own := make(chan result, 1)
+	go func() {
+		c, err := m.refresh(ctx, true)
+		own <- result{c, err}
+	}()
+	got := w.got
+	for {
+		select {
+		case r := <-own: // its own answer, or its context's end
+			if r.err != nil {
+				if local := m.current(); m.good(local, m.o.Now()) {
+					return local.Token, false, nil
+				}
+				return "", false, r.err
+			}
+			return r.c.Token, true, nil
+		case <-got:
+			if local := m.current(); m.good(local, m.o.Now()) {
+				return local.Token, false, nil
+			}
+			got = nil // refused meanwhile: its own answer decides
+		}
+	}
 }
 
 // Expire drops the token that just failed — only if it is still the cached

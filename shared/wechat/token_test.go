@@ -916,3 +916,41 @@ func (r *tokenRig) hungWarm(t *testing.T, d time.Duration) *wechat.TokenManager 
 	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
 	return m
 }
+
+// Behind a slow token endpoint, a call that asked on its own takes the start
+// fetch's token when that lands first (an outside re-tester: calls failed at
+// their deadline with the token already in the instance).
+func TestACallTakesTheStartFetchsTokenWhenItLandsFirst(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultLatency, Delay: 1500 * time.Millisecond})
+	m := r.manager("")
+	go m.Warm(context.Background())
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	tok, err := m.Token(ctx) // waits 1 s, asks on its own (1.5 s more), takes the start fetch's at 1.5 s
+	require.NoError(t, err)
+	require.NotEmpty(t, tok)
+}
+
+// A start fetch that fails after a call of the instance got a token leaves
+// no hold: the next refresh asks WeChat (an outside re-tester: a 42001 an
+// hour later was answered from the start fetch's old 503).
+func TestALateStartFailureLeavesNoHold(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultLatency, Delay: time.Second, Times: 1})
+	r.sbx.Inject(sandbox.Fault{Path: stablePath, Kind: sandbox.FaultStatus, Status: 503, Body: "busy", RetryAfter: 30, Times: 1})
+	m := r.manager("")
+	done := make(chan struct{})
+	go func() { defer close(done); m.Warm(context.Background()) }()
+	require.Eventually(t, func() bool { return r.sbx.Calls("http:"+stablePath) == 1 }, 2*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	tok, err := m.Token(ctx) // asks on its own at half its second
+	require.NoError(t, err)
+	<-done // the start fetch's 503 came after
+	m.Expire(ctx5s(t), tok)
+	_, err = m.Token(ctx5s(t))
+	require.NoError(t, err, "asked WeChat, not a hold")
+	require.Equal(t, 3, r.sbx.Calls("http:"+stablePath))
+}
