@@ -122,9 +122,7 @@ func TestFailingChannelRetriedBoundedly(t *testing.T) {
 	require.Equal(t, int32(3), n.Load())
 
 	stop := make(chan struct{})
-	var hangs atomic.Int32
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hangs.Add(1)
 		select { // answers only after the caller has given up
 		case <-r.Context().Done():
 		case <-stop:
@@ -132,17 +130,21 @@ func TestFailingChannelRetriedBoundedly(t *testing.T) {
 	}))
 	defer slow.Close()
 	defer close(stop)
-	err = notify.WeCom{URL: slow.URL, Opts: notify.Options{HTTP: &http.Client{Timeout: 50 * time.Millisecond}, Attempts: 2, Pause: time.Millisecond}}.Send(context.Background(), msg)
+	// Attempts are counted as the client sends them: under load a request
+	// the client gave up on at 50 ms may never reach the server's handler.
+	var sent atomic.Int32
+	timingOut := &http.Client{Timeout: 50 * time.Millisecond, Transport: countingTransport{&sent}}
+	err = notify.WeCom{URL: slow.URL, Opts: notify.Options{HTTP: timingOut, Attempts: 2, Pause: time.Millisecond}}.Send(context.Background(), msg)
 	require.ErrorContains(t, err, "after 2 attempts")
-	require.Equal(t, int32(2), hangs.Load())
+	require.Equal(t, int32(2), sent.Load())
 
 	// Within a deadline too short for another try, it stops early.
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	before := hangs.Load()
-	err = notify.WeCom{URL: slow.URL, Opts: notify.Options{HTTP: &http.Client{Timeout: 50 * time.Millisecond}, Attempts: 5, Pause: time.Second}}.Send(ctx, msg)
+	before := sent.Load()
+	err = notify.WeCom{URL: slow.URL, Opts: notify.Options{HTTP: timingOut, Attempts: 5, Pause: time.Second}}.Send(ctx, msg)
 	require.ErrorContains(t, err, "after 1 attempts")
-	require.Equal(t, before+1, hangs.Load())
+	require.Equal(t, before+1, sent.Load())
 
 	refuse, _, n2 := receiver(t, `{"errcode":310000,"errmsg":"sign not match"}`, 200)
 	err = notify.DingTalk{URL: refuse.URL, Opts: notify.Options{HTTP: refuse.Client()}}.Send(context.Background(), msg)
@@ -311,4 +313,12 @@ func TestARedirectIsNotADelivery(t *testing.T) {
 	}
 	require.Zero(t, landed.Load(), "the redirect is not followed")
 	require.Equal(t, n.Load(), hooks.Load(), "nor retried: one try per channel")
+}
+
+// countingTransport counts the requests a client sends.
+type countingTransport struct{ n *atomic.Int32 }
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
 }
