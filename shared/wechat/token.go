@@ -143,8 +143,8 @@ func (m *TokenManager) Token(ctx context.Context) (string, error) {
 	return tok, err
 }
 
-// WarmTimeout bounds Warm's fetch.
-const WarmTimeout = 10 * time.Second
+// warmTimeout bounds Warm's fetch.
+const warmTimeout = 10 * time.Second
 
 // warmWait is how long after the cold start's fetch began a call stops
 // waiting for it and asks on its own: a refresh lease's length.
@@ -187,7 +187,7 @@ func (m *TokenManager) Warm(ctx context.Context) {
 		m.warming.Store(nil)
 		close(w.done)
 	}()
-	ctx, cancel := context.WithTimeout(ctx, WarmTimeout)
+	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
 	defer cancel()
 	if c := m.fromStore(ctx); m.good(c, m.o.Now()) {
 		m.keep(c)
