@@ -561,3 +561,28 @@ func TestAPairReadFromTheStoreIsMasked(t *testing.T) {
 	require.NotEmpty(t, masked[1])
 	require.NotEqual(t, ck1sbx.DemoRefreshToken, masked[1], "the rotated refresh token, not the spent seed")
 }
+
+// A token exchange that left and whose answer was lost may have spent the
+// refresh token: the answer says so, and what to do if it was, instead of
+// "could not be reached", which said nothing had happened (an outside
+// tester). One that never left says it could not be reached, as before.
+func TestALostExchangeAnswerSaysTheRefreshTokenMayBeSpent(t *testing.T) {
+	r := newTokenRig(t)
+	r.sbx.Inject(sandbox.Fault{Path: "/oauth2/token", Kind: sandbox.FaultDropAfter, Times: 1})
+	_, err := r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
+	var e *envelope.Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, envelope.CodeUpstreamUnreachable, e.Code)
+	require.Contains(t, e.Reason, "after the token request was sent: CK1 may have spent the single-use refresh token")
+	require.Contains(t, e.Reason, "authorize the app again and set CK1_REFRESH_TOKEN")
+	require.Equal(t, 1, r.sbx.Calls("refresh"), "the sandbox rotated the pair: the request did arrive")
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	never := ck1.NewOAuth(ck1.OAuthOptions{Base: closed.URL, ClientID: ck1sbx.DemoClientID, ClientSecret: ck1sbx.DemoClientSecret,
+		SeedRefreshToken: ck1sbx.DemoRefreshToken, KV: store.NewMemory(store.MemoryOptions{}), Now: r.clock})
+	_, err = never.Token(context.Background())
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, envelope.CodeUpstreamUnreachable, e.Code)
+	require.Equal(t, "ck1 could not be reached", e.Reason, "nothing left: nothing can have been spent")
+}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
@@ -503,17 +504,26 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	defer cancel()
 	q := url.Values{"client_id": {a.o.ClientID}, "client_secret": {a.o.ClientSecret}, "grant_type": {"refresh_token"}, "refresh_token": {refreshTok}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.o.Base+"/oauth2/token?"+q.Encode(), strings.NewReader(q.Encode()))
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, a.o.Base+"/oauth2/token?"+q.Encode(), strings.NewReader(q.Encode()))
 	if err != nil {
 		return "", upstream.Clean(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := a.o.HTTP.Do(req)
 	if err != nil {
-		return "", upstream.TransportError("ck1", err)
+		e := upstream.TransportError("ck1", err)
+		if wrote.Load() && !errors.Is(err, upstream.ErrRedirect) {
+			e = answerLost(e)
+		}
+		return "", e
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", answerLost(upstream.TransportError("ck1", err))
+	}
 	var r tokenReply
 	_ = json.Unmarshal(b, &r)
 	if resp.StatusCode != http.StatusOK || r.AccessToken == "" || r.RefreshToken == "" {
@@ -723,4 +733,19 @@ func (a *OAuth) flushUnsaved(ctx context.Context) {
 	}
 	a.mu.Unlock()
 	a.o.Log.Info("ck1: the rotated refresh token kept in memory is now stored", "clientId", a.o.ClientID)
+}
+
+// answerLost is the reason of a token exchange that left and whose answer
+// was lost: CK1 may have rotated the pair, and then the refresh token this
+// instance still holds is spent. "Could not be reached" said nothing was
+// done (an outside tester). Nothing is recorded: the next refresh presents
+// the same token, and CK1's refusal of it, if it was spent, answers
+// "authorize again".
+func answerLost(e *envelope.Error) *envelope.Error {
+	what := "the connection to CK1 failed after the token request was sent"
+	if e.Code == envelope.CodeUpstreamTimeout {
+		what = "CK1 did not answer the token request in time"
+	}
+	e.Reason = what + ": CK1 may have spent the single-use refresh token with the answer lost; retry, and if CK1 then refuses the refresh token, authorize the app again and set CK1_REFRESH_TOKEN"
+	return e
 }
