@@ -497,11 +497,35 @@ func TestEnvFileErrorsNameTheLine(t *testing.T) {
 	f := filepath.Join(t.TempDir(), ".env")
 	require.NoError(t, os.WriteFile(f, []byte("A=1\n# a comment\nNOT A DOTENV LINE\nB=2\n"), 0o600))
 	_, err := readEnvFile(f)
-	require.ErrorContains(t, err, "line 3: ")
+	require.ErrorContains(t, err, "line 3 cannot be read: ")
 	require.ErrorContains(t, err, "(a line is NAME=value, or a # comment)")
 	code, _, errOut := runCLI("local", "--env-file", f)
 	require.Equal(t, 2, code)
-	require.True(t, strings.HasPrefix(errOut, "cloudcall local: --env-file "+f+": line 3: "), errOut)
+	require.True(t, strings.HasPrefix(errOut, "cloudcall local: --env-file "+f+": line 3 cannot be read: "), errOut)
+}
+
+// A parse error quoted the file from the bad line on, so a typo above a
+// secret printed the secret (an outside tester's caller key). Nothing of
+// the file's content is in the error now, for either of godotenv's errors.
+func TestEnvFileErrorsQuoteNothingOfTheFile(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"TOP_MAX_PRICE_FEN=50\nbad line here\nTOP_APP_SECRET=supersecret-value-123456\nCLOUDCALL_CALLER_KEYS=backend:0123456789abcdef0123\n",
+			"line 2 cannot be read: the name before = is not a variable name"},
+		{"A=1\nTOP_APP_SECRET=\"supersecret-value-123456\nB=2\n", "line 2 cannot be read: a quoted value has no closing quote"},
+	} {
+		f := filepath.Join(t.TempDir(), ".env")
+		require.NoError(t, os.WriteFile(f, []byte(tc.file), 0o600))
+		_, err := readEnvFile(f)
+		require.ErrorContains(t, err, tc.want)
+		for _, cmd := range [][]string{{"local", "--env-file", f}, {"invoke", "top-launch-extra-charge", "--env-file", f}} {
+			code, out, errOut := runCLI(cmd...)
+			require.Equal(t, 2, code, errOut)
+			require.Contains(t, errOut, tc.want)
+			for _, secret := range []string{"supersecret", "0123456789abcdef0123", "bad line here"} {
+				require.NotContains(t, out+errOut, secret, cmd)
+			}
+		}
+	}
 }
 
 // Run outside the checkout, local said "building functions … the front door

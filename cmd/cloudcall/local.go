@@ -591,37 +591,46 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 }
 
 // readEnvFile reads dotenv syntax (KEY=value, # comments, quotes, export).
+// A parse error names the line and never quotes the file: godotenv's
+// message quotes it from the bad line on ("near …", "unterminated quoted
+// value …"), and the lines after a typo are the file's secrets (an outside
+// tester's caller key went to the terminal).
 func readEnvFile(path string) (map[string]string, error) {
 	env, err := godotenv.Read(path)
-	if err != nil {
-		if line := envLineOf(path, err); line > 0 {
-			// godotenv says "near <the rest of the file>": say which line.
-			return nil, fmt.Errorf("line %d: %w (a line is NAME=value, or a # comment)", line, err)
-		}
-	}
-	return env, err
-}
-
-// envLineOf finds the line a godotenv parse error is about: its message
-// quotes the file from that point on ("near \"NOT A LINE\n...\"").
-func envLineOf(path string, err error) int {
-	_, near, ok := strings.Cut(err.Error(), ` near "`)
-	if !ok {
-		return 0
-	}
-	near = strings.TrimSuffix(near, `"`)
-	if u, uerr := strconv.Unquote(`"` + near + `"`); uerr == nil {
-		near = u
+	if err == nil {
+		return env, nil
 	}
 	b, rerr := os.ReadFile(path)
-	if rerr != nil || near == "" {
+	if rerr != nil {
+		return nil, rerr // not a parse error: the path is the news
+	}
+	what := "it is not NAME=value or a # comment"
+	switch {
+	case strings.Contains(err.Error(), "unterminated quoted value"):
+		what = "a quoted value has no closing quote"
+	case strings.Contains(err.Error(), "in variable name"):
+		what = "the name before = is not a variable name (letters, digits and _)"
+	}
+	if line := badEnvLine(b); line > 0 {
+		return nil, fmt.Errorf("line %d cannot be read: %s (a line is NAME=value, or a # comment)", line, what)
+	}
+	return nil, fmt.Errorf("the file cannot be read as dotenv: %s (a line is NAME=value, or a # comment)", what)
+}
+
+// badEnvLine is the first line whose file prefix no longer parses: the line
+// a parse error is about (a quoted value's opening line when it is never
+// closed). 0 when none is found.
+func badEnvLine(b []byte) int {
+	lines := strings.SplitAfter(string(b), "\n")
+	if len(lines) > 10000 {
 		return 0
 	}
-	i := strings.Index(string(b), near)
-	if i < 0 {
-		return 0
+	for i := range lines {
+		if _, err := godotenv.Unmarshal(strings.Join(lines[:i+1], "")); err != nil {
+			return i + 1
+		}
 	}
-	return strings.Count(string(b[:i]), "\n") + 1
+	return 0
 }
 
 // defaultStore is $CLOUDCALL_STORE when it names a Redis, else the embedded
