@@ -42,7 +42,10 @@ type Input struct {
 	QueryJoined bool
 	SourceIP    string // HTTP triggers only
 	RequestID   string // the platform's request id
-	Function    string // the function's name
+	// InvocationID is the platform invocation's own id, the log line's
+	// requestId, when RequestID is an API gateway's.
+	InvocationID string
+	Function     string // the function's name
 	// Credentials from the platform context, when it passes any (FC does).
 	Credentials *Credentials
 	// SignedNonce is the nonce of the caller signature the guard
@@ -112,6 +115,7 @@ type Trace struct {
 	KeylessKey        string // a keyed charge's keyless slot (auto:<fingerprint>): restored with it after a loss
 	VendorID          string // what the vendor made: the charge's order id
 	UpstreamRequestID string // the vendor's request id of a success (a failure's is in Upstream)
+	OrderID           string // the order a charge is on (its wdsCoordinationOrderId): what TOP is searched by
 	CallerKeyID       string // the caller key id a refused signature named
 }
 

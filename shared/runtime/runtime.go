@@ -294,6 +294,7 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 	if in.RequestID == "" {
 		in.RequestID = meta.RequestID
 	}
+	in.InvocationID = meta.RequestID
 	in.Function = h.Deps.Function
 	in.UnknownFields = h.unknown
 	in.NullFields = h.nulls
@@ -503,7 +504,7 @@ func invocationLevel(resp envelope.Response) slog.Level {
 // traceAttrs appends the call's identifiers that are set.
 func traceAttrs(attrs []slog.Attr, t envelope.Trace) []slog.Attr {
 	for _, f := range [...]struct{ k, v string }{
-		{"idempotencyKey", t.IdempotencyKey}, {"keylessKey", t.KeylessKey}, {"vendorId", t.VendorID}, {"upstreamRequestId", t.UpstreamRequestID}, {"callerKeyId", t.CallerKeyID},
+		{"idempotencyKey", t.IdempotencyKey}, {"keylessKey", t.KeylessKey}, {"vendorId", t.VendorID}, {"upstreamRequestId", t.UpstreamRequestID}, {"orderId", t.OrderID}, {"callerKeyId", t.CallerKeyID},
 	} {
 		if f.v != "" {
 			attrs = append(attrs, slog.String(f.k, f.v))

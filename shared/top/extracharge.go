@@ -139,6 +139,9 @@ type Charger struct {
 	migration *idempotency.Migration
 	policy    pricePolicy
 	schema    func() *envelope.Schema
+	// log writes the line each charge leaves before it is sent (nil:
+	// none, for embedders and tests that build a Charger by hand).
+	log *slog.Logger
 }
 
 // NewCharger builds the operation's engine; prices outside [minPrice,
@@ -243,8 +246,25 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	// and stays byte-identical.
 	var resp envelope.Response
 	var replayed bool
+	orderID := q.Param.WdsCoordinationOrderID
+	sending := func() {
+		if ch.log == nil {
+			return
+		}
+		// The invocation line's requestId, so the two lines of a call are
+		// found together, and a gateway's id as that line gives it.
+		attrs := []any{"requestId", cmp.Or(in.InvocationID, in.RequestID), "function", in.Function}
+		if in.InvocationID != "" && in.RequestID != in.InvocationID {
+			attrs = append(attrs, "gatewayRequestId", in.RequestID)
+		}
+		attrs = append(attrs, "idempotencyKey", inForce)
+		if key != "" {
+			attrs = append(attrs, "keylessKey", slot)
+		}
+		ch.log.Info("charge sending", append(attrs, "orderId", orderID, "price", *q.Param.Price)...)
+	}
 	if e == nil {
-		resp, replayed, e = ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, ch.chargeOnce(session, param, inForce))
+		resp, replayed, e = ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, ch.chargeOnce(session, param, inForce, sending))
 	}
 	if e == nil && replayed {
 		resp.Replayed, resp.Err = true, recordedError(resp.Body)
@@ -269,13 +289,19 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		// charged again after the reopening.
 		resp.Trace.KeylessKey = slot
 	}
+	resp.Trace.OrderID = orderID
 	return envelope.Prepared(resp), nil
 }
 
 // chargeOnce is the guarded call: one charge, its answer echoing the key
 // in force.
-func (ch *Charger) chargeOnce(session, param, inForce string) func(context.Context) idempotency.Outcome {
+// sending writes the line that names the charge before it leaves: a call
+// killed while TOP charges writes no invocation line, and after a records
+// loss the log was the only list of charges to restore (an outside tester
+// charged four orders twice that way).
+func (ch *Charger) chargeOnce(session, param, inForce string, sending func()) func(context.Context) idempotency.Outcome {
 	return func(ctx context.Context) idempotency.Outcome {
+		sending()
 		out, err := ch.charge(ctx, session, param)
 		if err != nil {
 			ee := envelope.As(err)
@@ -503,6 +529,7 @@ func factory(_ context.Context, d runtime.Deps, open func() (idempotency.Records
 	timeout := cmp.Or(d.Timeout, DefaultTimeout)
 	g := idempotency.New(guardOptions(records, appKey, timeout, d.Log))
 	ch := NewCharger(c, g, int64(minPrice), int64(maxPrice))
+	ch.log = d.Log
 	op := ch.Op()
 	op.Timeout = DefaultTimeout
 	// The first charge also needs the records store dialled, checked and

@@ -156,12 +156,27 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	recs := idempotency.NewMemory(nil)
 	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&logs, env), top.FactoryWith(recs))
 	require.NoError(t, err)
+	// sent holds the "charge sending" lines of the last call, which come
+	// before its invocation line.
+	var sent []map[string]any
 	line := func(in string) map[string]any {
 		t.Helper()
 		logs.Reset()
 		h.Invoke(context.Background(), []byte(in), runtime.Meta{RequestID: "req-1"})
+		sent = nil
 		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &m), logs.String())
+		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var x map[string]any
+			require.NoError(t, json.Unmarshal([]byte(l), &x), logs.String())
+			switch x["msg"] {
+			case "charge sending":
+				require.Nil(t, m, "the sending line comes first")
+				sent = append(sent, x)
+			case "invocation":
+				m = x
+			}
+		}
+		require.NotNil(t, m, logs.String())
 		return m
 	}
 	charge := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-1","price":100,"type":1},"idempotencyKey":"order-log-1"}`
@@ -178,14 +193,31 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	slot, err := recs.Read(context.Background(), "idem:top:"+vars["TOP_APP_KEY"]+":"+m["keylessKey"].(string))
 	require.NoError(t, err)
 	require.Equal(t, "order-log-1", slot.Alias)
+	require.Equal(t, "BFC-LOG-1", m["orderId"], "what TOP is searched by")
+	// A call killed while TOP charges writes no invocation line: the line
+	// written before the charge leaves names it for a restore after a
+	// records loss (an outside tester charged four orders twice).
+	require.Len(t, sent, 1)
+	require.Equal(t, "req-1", sent[0]["requestId"])
+	require.Equal(t, "order-log-1", sent[0]["idempotencyKey"])
+	require.Equal(t, m["keylessKey"], sent[0]["keylessKey"])
+	require.Equal(t, "BFC-LOG-1", sent[0]["orderId"])
+	require.Equal(t, 100.0, sent[0]["price"])
+	require.Equal(t, "INFO", sent[0]["level"])
 
 	m = line(charge)
 	require.Equal(t, true, m["replayed"])
 	require.Equal(t, "order-log-1", m["idempotencyKey"])
+	require.Empty(t, sent, "a replay sends nothing")
 
 	m = line(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-2","price":100,"type":1}}`)
 	require.Regexp(t, `^auto:[0-9a-f]+$`, m["idempotencyKey"], "a keyless charge logs the key cloudcall records takes")
 	require.NotContains(t, m, "keylessKey", "its key is its slot")
+	require.Equal(t, "BFC-LOG-2", m["orderId"], "a keyless key names no order: the line does")
+	require.Len(t, sent, 1)
+	require.Equal(t, m["idempotencyKey"], sent[0]["idempotencyKey"])
+	require.NotContains(t, sent[0], "keylessKey")
+	require.Equal(t, "BFC-LOG-2", sent[0]["orderId"])
 
 	// A keyed -1304 names its keyless slot too: TOP may have charged it, and
 	// after a loss both are restored (a re-tester's keyless repeat of a
@@ -198,4 +230,6 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	slot, err = recs.Read(context.Background(), "idem:top:"+vars["TOP_APP_KEY"]+":"+m["keylessKey"].(string))
 	require.NoError(t, err)
 	require.Equal(t, "order-log-3", slot.Alias)
+	require.Equal(t, "BFC-LOG-3", m["orderId"])
+	require.Len(t, sent, 1)
 }
