@@ -537,3 +537,39 @@ func TestARetryThatCannotFinishIsNotStarted(t *testing.T) {
 	require.Equal(t, "Throttling.User", m["upstream"].(map[string]any)["code"])
 	require.Equal(t, int32(2), n.Load())
 }
+
+// A documented Data field of another kind than CAMS documents (seed 002)
+// is an answer the function cannot read: passed through, an Id sent as a
+// number broke the published output schema, the Go client refused the
+// answer and the Node one typed a number as a string (an outside tester).
+// A null field is left out; a field CAMS adds later passes as it is.
+func TestADocumentedFieldOfAnotherKindCannotBeRead(t *testing.T) {
+	answer := func(data string) string {
+		return `{"Code":"OK","Success":true,"Message":"SUCCESS","RequestId":"R4","Data":` + data + `}`
+	}
+	for _, tc := range []struct{ data, reason string }{
+		{`{"Id":123}`, "Data.Id is a number, not a string as CAMS documents it"},
+		{`{"Id":"1","AuthInternationalRateEligibility":"x"}`, "Data.AuthInternationalRateEligibility is a string, not an object as CAMS documents it"},
+		{`{"IsOnBizApp":false}`, "Data.IsOnBizApp is a boolean, not a string"},
+		{`{"Name":["a"]}`, "Data.Name is an array, not a string"},
+	} {
+		sbx := camssbx.New(camssbx.Options{})
+		srv := httptest.NewServer(sbx.Handler())
+		sbx.Inject(sandbox.Fault{Path: "/", Kind: sandbox.FaultStatus, Status: 200, Body: answer(tc.data), Times: 1})
+		st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 2*time.Second)
+		srv.Close()
+		require.Equal(t, 502, st, tc.data)
+		require.Equal(t, -1303.0, m["errCode"], tc.data)
+		require.Contains(t, m["errMsg"], tc.reason)
+		require.Equal(t, "R4", m["upstream"].(map[string]any)["requestId"], "the request id to quote to Alibaba")
+	}
+
+	sbx := camssbx.New(camssbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	sbx.Inject(sandbox.Fault{Path: "/", Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+		Body: answer(`{"Id":"7","Name":null,"AuthInternationalRateEligibility":null,"LaterField":5}`)})
+	st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 2*time.Second)
+	require.Equal(t, 200, st, m)
+	require.Equal(t, map[string]any{"id": "7", "laterField": 5.0}, m["data"], "nulls left out, a later field passed through")
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -50,8 +51,24 @@ type BindWabaOutput struct {
 	Data      map[string]any `json:"data"`
 }
 
+// dataKinds are the documented Data fields and their JSON kinds (seed 002,
+// "Elemen respons": every one a string but the free-form object
+// AuthInternationalRateEligibility), by their lowerCamel names: the output
+// schema publishes them so, and the clients' types are generated from it.
+// A test holds the two together.
+var dataKinds = map[string]byte{
+	"id": '"', "name": '"', "businessId": '"', "businessName": '"', "currency": '"', "accountReviewStatus": '"',
+	"messageTemplateNamespace": '"', "marketingMessageLiteStatus": '"', "primaryBusinessLocation": '"', "isOnBizApp": '"',
+	"authInternationalRateEligibility": '{',
+}
+
 // camelKeys renames the top-level keys mechanically; values (including the
-// free-form AuthInternationalRateEligibility object) stay untouched.
+// free-form AuthInternationalRateEligibility object) stay untouched. A
+// documented field of another kind is refused, as WeChat's quota_num as a
+// string is: passed through, an Id sent as a number broke the published
+// schema, the Go client refused the answer and the Node one typed a
+// number as a string (an outside tester). A null one is left out, as a
+// field CAMS did not send; a field CAMS adds later passes through as is.
 func camelKeys(raw json.RawMessage) (map[string]any, error) {
 	var m map[string]json.RawMessage
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
@@ -62,9 +79,38 @@ func camelKeys(raw json.RawMessage) (map[string]any, error) {
 	}
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		out[envelope.LowerCamel(k)] = v
+		name := envelope.LowerCamel(k)
+		if want, ok := dataKinds[name]; ok {
+			v = bytes.TrimSpace(v)
+			if string(v) == "null" {
+				continue
+			}
+			if v[0] != want {
+				kind := "a string"
+				if want == '{' {
+					kind = "an object"
+				}
+				return nil, fmt.Errorf("Data.%s is %s, not %s as CAMS documents it", k, jsonKind(v), kind)
+			}
+		}
+		out[name] = v
 	}
 	return out, nil
+}
+
+// jsonKind names a JSON value's kind for a message.
+func jsonKind(v []byte) string {
+	switch v[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
 }
 
 // CAMS is the QueryChatappBindWaba operation.
@@ -114,7 +160,13 @@ func (c *CAMS) Op() envelope.Op {
 		}
 		data, err := camelKeys(r.Data)
 		if err != nil {
-			return nil, &envelope.Error{Code: envelope.CodeUpstreamMalformed, Reason: "cams answered a Data that is not an object", Err: err}
+			reason := "cams answered a Data that is not an object"
+			var kind *json.UnmarshalTypeError
+			if !errors.As(err, &kind) {
+				reason = "cams answered " + err.Error()
+			}
+			return nil, &envelope.Error{Code: envelope.CodeUpstreamMalformed, Reason: reason, Err: err,
+				Upstream: &envelope.Upstream{Vendor: "cams", HTTPStatus: http.StatusOK, RequestID: r.RequestID}}
 		}
 		return BindWabaOutput{RequestID: r.RequestID, Data: data}, nil
 	}}

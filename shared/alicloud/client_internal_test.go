@@ -1,11 +1,14 @@
 package alicloud
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
 // TimeLeft as the gateway writes it, and as it might: the larger header
@@ -37,4 +40,26 @@ func TestTimeLeft(t *testing.T) {
 		}
 		require.Equal(t, c.want, timeLeft(h), "%q %q", c.api, c.user)
 	}
+}
+
+// dataKinds is what the published output schema says of Data's fields: the
+// clients' types are generated from the schema, the check from this list.
+func TestDataKindsAreThePublishedSchemas(t *testing.T) {
+	raw, err := registry.OutputSchema("cams-query-chatapp-bind-waba")
+	require.NoError(t, err)
+	var s struct {
+		Properties struct {
+			Data struct {
+				Properties map[string]struct {
+					Type string `json:"type"`
+				} `json:"properties"`
+			} `json:"data"`
+		} `json:"properties"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &s))
+	want := map[string]byte{}
+	for name, p := range s.Properties.Data.Properties {
+		want[name] = map[string]byte{"string": '"', "object": '{'}[p.Type]
+	}
+	require.Equal(t, want, dataKinds)
 }
