@@ -536,6 +536,14 @@ func (c *Console) fireTimer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, rep, err := c.opts.Emulator.FireTimer(r.Context(), fn)
+	if errors.Is(err, emulator.ErrNoTimer) {
+		var with []string
+		for _, t := range c.opts.Emulator.Timers(time.Now()) {
+			with = append(with, t.Function)
+		}
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": fmt.Sprintf("function %q has no timer", fn), "timers": with})
+		return
+	}
 	c.answer(w, rep, err)
 }
 

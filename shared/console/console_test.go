@@ -136,6 +136,9 @@ func TestStateChangingCallsNeedTheTokenAndTheConsoleOrigin(t *testing.T) {
 		{"state under a rebound DNS name", "GET", "/__console/api/state", ``, map[string]string{"Host": "evil.example"}, 403},
 		{"not JSON, with the token", "POST", "/__console/api/invoke/hello", `{"action":`, map[string]string{tok: f.good}, 400},
 		{"unknown function", "POST", "/__console/api/invoke/nope", `{}`, map[string]string{tok: f.good}, 404},
+		// POST /__timers/hello answers 404 TimerNotFound; the console ran it
+		// with a made-up timer event (an outside tester).
+		{"a function without a timer", "POST", "/__console/api/timers/hello", ``, map[string]string{tok: f.good}, 404},
 		{"unknown sandbox", "GET", "/__console/api/sandbox/nope/calls", ``, nil, 404},
 	}
 	for _, c := range cases {

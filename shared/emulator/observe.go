@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -493,15 +494,19 @@ func (e *Emulator) Timers(now time.Time) []TimerInfo {
 	return out
 }
 
-// FireTimer runs a function's timer event now, as POST /__timers/<fn> does.
+// ErrNoTimer: the function has no timer to fire.
+var ErrNoTimer = errors.New("the function has no timer")
+
+// FireTimer runs a function's timer event now, as POST /__timers/<fn> does,
+// and refuses a function without a timer as that door does (ErrNoTimer):
+// the console ran one with a made-up timer event (an outside tester).
 func (e *Emulator) FireTimer(ctx context.Context, fn string) (runtimeapi.Result, Report, error) {
-	name, payload := fn+"-manual", "{}"
 	for _, t := range e.opts.Timers {
 		if t.Function == fn {
-			name, payload = t.Name, t.Payload
+			return e.Invoke(ctx, fn, e.TimerEvent(t.Name, t.Payload))
 		}
 	}
-	return e.Invoke(ctx, fn, e.TimerEvent(name, payload))
+	return runtimeapi.Result{}, Report{}, fmt.Errorf("%q: %w", fn, ErrNoTimer)
 }
 
 // Instances lists a function's live instances (nil for an unknown one).
