@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -617,4 +618,28 @@ func TestRecordsTags(t *testing.T) {
 		require.Equal(t, tc.tags, tags, tc.records)
 		require.Contains(t, note, tc.note)
 	}
+}
+
+// A parent that goes away ends local: go run passes no SIGTERM on, and an
+// outside tester's emulator outlived it on its ports.
+func TestLocalEndsWhenItsParentIsGone(t *testing.T) {
+	var parent atomic.Int64
+	parent.Store(4242)
+	ctx, stop := untilOrphaned(context.Background(), func() int { return int(parent.Load()) }, 5*time.Millisecond)
+	defer stop()
+	time.Sleep(30 * time.Millisecond)
+	require.NoError(t, ctx.Err(), "the same parent: running")
+	parent.Store(1) // reparented to init
+	select {
+	case <-ctx.Done():
+		require.ErrorIs(t, context.Cause(ctx), errOrphaned)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ended after the parent went")
+	}
+
+	ctx, stop = untilOrphaned(context.Background(), func() int { return 1 }, 5*time.Millisecond)
+	time.Sleep(30 * time.Millisecond)
+	require.NoError(t, ctx.Err(), "started by init: nothing to watch")
+	stop()
+	require.ErrorIs(t, context.Cause(ctx), context.Canceled)
 }

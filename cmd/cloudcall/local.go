@@ -88,6 +88,8 @@ func (s localSettings) keys() map[string]string {
 }
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	ctx, stopWatching := untilOrphaned(ctx, os.Getppid, time.Second)
+	defer stopWatching()
 	fs := newFlagSet("local", args, stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1:9000", "front door `host:port` (HTTP triggers and invoke APIs); port 0 picks a free one")
 	platform := fs.String("platform", "fc", "runtime API to emulate: fc (Function Compute go1) or aws (Lambda provided.al2023)")
@@ -339,6 +341,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer func() { <-watching }()
 	}
 	<-ctx.Done()
+	if context.Cause(ctx) == errOrphaned {
+		fmt.Fprintln(stderr, "cloudcall local: the process that started it exited (go run passes no signal on); stopping")
+	}
 	if real {
 		fmt.Fprintln(stdout, "\ncloudcall local: stopping (instances)")
 	} else {
@@ -669,4 +674,33 @@ func (f *freshConns) closeAll() {
 		_ = c.Close()
 	}
 	clear(f.m)
+}
+
+// errOrphaned ends local when the process that started it is gone.
+var errOrphaned = errors.New("the parent process exited")
+
+// untilOrphaned ends ctx when this process's parent changes: `go run`
+// does not pass SIGTERM on to the program it built, so an IDE or script
+// that stopped it left the emulator serving on its ports, with its
+// instances (golang/go#40467, an outside tester). A parent that was
+// already init at start (a container's entry point) is never watched away.
+func untilOrphaned(ctx context.Context, ppid func() int, every time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	first := ppid()
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if ppid() != first {
+					cancel(errOrphaned)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { cancel(nil) }
 }
