@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/idempotency"
@@ -57,5 +59,41 @@ func TestNoStatementSendsThisInstancesTime(t *testing.T) {
 				require.Contains(t, q, now, "the database's clock: %s", q)
 			}
 		})
+	}
+}
+
+// Only what no retry fixes is a setting: a server going away, a conflict
+// or a full server is an outage (-1501), which a retry outlives.
+func TestWhichErrorsAreSettings(t *testing.T) {
+	pg := func(code string) error { return &pgconn.PgError{Code: code} }
+	my := func(n uint16) error { return &mysql.MySQLError{Number: n, SQLState: [5]byte{'H', 'Y', '0', '0', '0'}} }
+	for _, tc := range []struct {
+		d        dialect
+		err      error
+		settings bool
+		says     string
+	}{
+		{postgres{}, pg("25006"), true, "writer endpoint"},
+		{postgres{}, pg("3F000"), true, "search_path"},
+		{postgres{}, pg("3D000"), true, "no such database"},
+		{postgres{}, pg("42501"), true, "grant it"},
+		{postgres{}, pg("28P01"), true, ""},
+		{postgres{}, pg("40001"), false, ""},
+		{postgres{}, pg("40P01"), false, ""},
+		{postgres{}, pg("57P01"), false, ""},
+		{postgres{}, pg("53300"), false, ""},
+		{postgres{}, pg("08006"), false, ""},
+		{postgres{}, pg("42P01"), false, ""},
+		{mysqlDialect{vars: []string{"ssl-mode"}}, my(1064), true, "ssl-mode is not one the driver knows"},
+		{mysqlDialect{}, my(1064), false, ""},
+		{mysqlDialect{vars: []string{"sslmode"}}, my(1193), true, "tls=true"},
+		{mysqlDialect{}, my(1290), true, "writer endpoint"},
+		{mysqlDialect{}, my(1792), true, "writer endpoint"},
+		{mysqlDialect{}, my(1213), false, ""},
+		{mysqlDialect{}, my(1040), false, ""}, // too many connections
+	} {
+		fix, ok := tc.d.settings(tc.err)
+		require.Equal(t, tc.settings, ok, "%s %v", tc.d.name(), tc.err)
+		require.Contains(t, fix, tc.says)
 	}
 }

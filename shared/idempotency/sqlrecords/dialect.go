@@ -39,15 +39,21 @@ type dialect interface {
 	// and rows that survive a restart.
 	traits() string
 	plain(traits string) bool
+	// lasting says what to do about a table whose rows the server does
+	// not keep through a crash or on its standbys ("" when it does).
+	lasting(traits string) string
 	// missingTable reports a statement that found no records table: it
 	// was dropped while this instance ran.
 	missingTable(err error) bool
 	retryable(err error) bool
 	// settings reports an error retrying cannot fix: the server refused
 	// the URL's credentials, database, privileges, parameters or TLS, or
-	// the table has another shape.
-	settings(err error) bool
+	// the table has another shape; fix, when known, says what to change.
+	settings(err error) (fix string, ok bool)
 }
+
+// urlFix is how a fix to the URL is named: SQL URLs come only from it.
+const urlFix = "fix CLOUDCALL_IDEMPOTENCY_STORE"
 
 type postgres struct{}
 
@@ -104,17 +110,44 @@ func (postgres) fence() string { return `SELECT token FROM ` + Table + ` WHERE k
 
 func (postgres) clock() string { return `SELECT ` + pgNow }
 
+// traits ends with the table's schema-qualified name, for messages. Its
+// persistence is the least durable of it and its partitions (an UNLOGGED
+// partition of a logged table holds its rows): u unlogged, t temporary,
+// p permanent.
 func (postgres) traits() string {
 	return `SELECT 'relkind=' || c.relkind::text || ' rowsecurity=' || c.relrowsecurity::text ||
 		' triggers=' || (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)::text ||
-		' rules=' || (SELECT count(*) FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')::text
-		FROM pg_class c WHERE c.oid = to_regclass('` + Table + `')`
+		' rules=' || (SELECT count(*) FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')::text ||
+		' persistence=' || (WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+			SELECT max(p.relpersistence::text) FROM tree JOIN pg_class p ON p.oid = tree.oid) ||
+		' table=' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('` + Table + `')`
 }
 
 // plain: an ordinary or partitioned table without triggers, rules or row
-// security.
+// security, whose rows are logged.
 func (postgres) plain(t string) bool {
-	return t == "relkind=r rowsecurity=false triggers=0 rules=0" || t == "relkind=p rowsecurity=false triggers=0 rules=0"
+	t, _, _ = strings.Cut(t, " table=")
+	return t == "relkind=r rowsecurity=false triggers=0 rules=0 persistence=p" || t == "relkind=p rowsecurity=false triggers=0 rules=0 persistence=p"
+}
+
+// lasting: PostgreSQL empties an UNLOGGED table after a crash and a
+// standby has none of its rows, so a restart or failover forgets committed
+// records; a temporary one is gone with its session.
+func (postgres) lasting(t string) string {
+	_, table, _ := strings.Cut(t, " table=")
+	switch {
+	case strings.Contains(t, " persistence=u "):
+		what, fix := "is UNLOGGED", "ALTER TABLE "+table+" SET LOGGED"
+		if strings.HasPrefix(t, "relkind=p ") {
+			what, fix = "has an UNLOGGED partition", "ALTER TABLE … SET LOGGED on each unlogged partition"
+		}
+		return "table " + table + " " + what + ": PostgreSQL empties it after a crash and a standby has none of its rows, " +
+			"so a restart or failover would forget committed records and let their keys charge again: " + fix + ", or drop it and let the function create it"
+	case strings.Contains(t, " persistence=t "):
+		return "table " + table + " is a temporary table, gone when its session ends: drop it and let the function create an ordinary one"
+	}
+	return ""
 }
 
 func (postgres) missingTable(err error) bool {
@@ -128,22 +161,32 @@ func (postgres) retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
-func (postgres) settings(err error) bool {
+func (postgres) settings(err error) (string, bool) {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		// The URL's sslmode asks for TLS this server refuses, or for a
 		// certificate check it fails.
-		return tlsRefused(err) || strings.Contains(err.Error(), "server refused TLS connection")
+		return "", tlsRefused(err) || strings.Contains(err.Error(), "server refused TLS connection")
 	}
-	// Class 28 invalid authorization, 3D000 no such database, 42501
-	// insufficient privilege (no CREATE on the schema); and a table of
+	switch pe.Code {
+	case "25006": // read_only_sql_transaction
+		return "the server takes no writes (a read replica, a reader endpoint or a standby, or default_transaction_read_only=on in the URL or the user's settings): " +
+			urlFix + " to name the primary (the writer endpoint), without default_transaction_read_only", true
+	case "3F000": // invalid_schema_name: no schema of search_path exists
+		return "no schema of the URL's search_path exists: create it, or " + urlFix + "'s search_path", true
+	case "3D000":
+		return "no such database: create it, or " + urlFix + "'s database", true
+	case "42501":
+		return "the user lacks a privilege the records need (CREATE on the schema; SELECT, INSERT, UPDATE and DELETE on the table): grant it, or " + urlFix + "'s user", true
+	}
+	// Class 28 invalid authorization; and a table of
 	// another shape: class 42 (42P10, no unique key for ON CONFLICT (k); an
 	// unknown column) but 42P01, a table dropped meanwhile, which is made
 	// again, and class 22 (a value out of a column's range).
 	// Class 23 (a NOT NULL column the records do not fill, a unique index
 	// besides k's: ON CONFLICT (k) handles k's own) and 55000 (a deferrable
 	// key, which ON CONFLICT cannot use) are a table of another shape too.
-	return strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000" ||
+	return "", strings.HasPrefix(pe.Code, "28") ||
 		strings.HasPrefix(pe.Code, "42") && pe.Code != "42P01" || strings.HasPrefix(pe.Code, "22") ||
 		strings.HasPrefix(pe.Code, "23") || pe.Code == "55000"
 }
@@ -158,7 +201,11 @@ func tlsRefused(err error) bool {
 	return errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
-type mysqlDialect struct{}
+type mysqlDialect struct {
+	// vars are the URL's parameters the driver does not know, which it
+	// sends to the server as system variables at each connect.
+	vars []string
+}
 
 // myNow is the server's time in unix milliseconds, from UTC_TIMESTAMP so
 // the session's time zone (and its daylight-saving hour) plays no part.
@@ -224,6 +271,9 @@ func (mysqlDialect) traits() string {
 // restart) without triggers the function's user can see.
 func (mysqlDialect) plain(t string) bool { return t == "engine=InnoDB triggers=0" }
 
+// lasting: plain's InnoDB keeps its rows.
+func (mysqlDialect) lasting(string) string { return "" }
+
 func (mysqlDialect) missingTable(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1146 // ER_NO_SUCH_TABLE
@@ -235,7 +285,7 @@ func (mysqlDialect) retryable(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }
 
-func (mysqlDialect) settings(err error) bool {
+func (d mysqlDialect) settings(err error) (string, bool) {
 	var me *mysql.MySQLError
 	// 1044 no access to the database, 1045 access denied (user or
 	// password), 1049 unknown database, 1142 a command denied on the table,
@@ -243,17 +293,34 @@ func (mysqlDialect) settings(err error) bool {
 	// unix_socket users); and SQLSTATE class 28, invalid authorization, as
 	// PostgreSQL's is read.
 	if !errors.As(err, &me) {
-		return errors.Is(err, mysql.ErrNoTLS) || tlsRefused(err)
+		return "", errors.Is(err, mysql.ErrNoTLS) || tlsRefused(err)
 	}
 	switch me.Number {
 	case 1044, 1045, 1049, 1142, 1698:
-		return true
+		return "", true
 	case 1193: // an unknown system variable: a parameter of the URL the driver sent as one
-		return true
+		return d.varsFix(), true
+	case 1064:
+		// A syntax error at connect: the driver sent a parameter it does
+		// not know as "SET ssl-mode = REQUIRED". The records' own
+		// statements are fixed; without such parameters it is not the URL.
+		return d.varsFix(), len(d.vars) > 0
+	case 1290, 1792: // --read-only (a replica, a reader endpoint), a read-only transaction
+		return "the server takes no writes (a replica or a reader endpoint, or a read-only transaction the URL asks for): " +
+			urlFix + " to name the primary (the writer endpoint)", true
 	case 1054, 1264, 1364, 1406: // a table of another shape: an unknown column, a value out of range or too long, a column without a default
-		return true
+		return "", true
 	case 1062: // a duplicate on a unique key besides k's (ON DUPLICATE KEY handles k's own)
-		return true
+		return "", true
 	}
-	return me.SQLState[0] == '2' && me.SQLState[1] == '8'
+	return "", me.SQLState[0] == '2' && me.SQLState[1] == '8'
+}
+
+// varsFix names the URL's parameters the driver sent as system variables.
+func (d mysqlDialect) varsFix() string {
+	if len(d.vars) == 0 {
+		return ""
+	}
+	return "the URL's parameter " + strings.Join(d.vars, ", ") + " is not one the driver knows, so it was sent to the server as a system variable, which refused it: " +
+		urlFix + " (TLS is ?tls=true, or tls=skip-verify, not ssl-mode or sslmode)"
 }

@@ -2,6 +2,7 @@ package sqlrecords
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -85,7 +86,11 @@ func (p *pgConns) with(ctx context.Context, f func(*pgconn.PgConn) error) error 
 			continue
 		}
 		err = f(c)
-		if c.IsClosed() {
+		// A connection that found the server read-only is not kept: after
+		// a failover the next one may reach the new primary (a writer
+		// endpoint's DNS catching up), where a kept one never would.
+		var pe *pgconn.PgError
+		if c.IsClosed() || errors.As(err, &pe) && pe.Code == "25006" {
 			res.Destroy()
 		} else {
 			res.Release()

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,8 +112,9 @@ func Open(o Options) (*Records, error) {
 		d = postgres{}
 		db, err = openPG(o.URL, o)
 	case "mysql":
-		d = mysqlDialect{}
-		db, err = openMySQL(u, o)
+		var vars []string
+		db, vars, err = openMySQL(u, o)
+		d = mysqlDialect{vars: vars}
 	default:
 		return nil, fmt.Errorf("idempotency store URL: expected postgres:// or mysql://, got %s://", u.Scheme)
 	}
@@ -138,19 +140,30 @@ var errNoRows = errors.New("no rows")
 // sqlConns is conn on database/sql.
 type sqlConns struct{ db *sql.DB }
 
-func openMySQL(u *url.URL, o Options) (*sqlConns, error) {
+// openMySQL also returns the URL's parameters the driver sends as system
+// variables, for the message when the server refuses them.
+func openMySQL(u *url.URL, o Options) (*sqlConns, []string, error) {
 	dsn, err := mysqlDSN(u, o.Timeout)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	var vars []string
+	for k := range cfg.Params {
+		vars = append(vars, k)
+	}
+	slices.Sort(vars)
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	db.SetMaxOpenConns(o.MaxConns)
 	db.SetMaxIdleConns(o.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &sqlConns{db: db}, nil
+	return &sqlConns{db: db}, vars, nil
 }
 
 func (s *sqlConns) exec(ctx context.Context, q string, args ...any) (int64, error) {
@@ -222,7 +235,10 @@ func (r *Records) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	if r.d.settings(err) {
+	if fix, ok := r.d.settings(err); ok {
+		if fix != "" {
+			return fmt.Errorf("%w: %s at %s: %v: %s", idempotency.ErrSettings, r.d.name(), r.host, err, fix)
+		}
 		return fmt.Errorf("%w: %s at %s: %v", idempotency.ErrSettings, r.d.name(), r.host, err)
 	}
 	return fmt.Errorf("%w: %s at %s: %v", idempotency.ErrUnavailable, r.d.name(), r.host, err)
@@ -395,6 +411,9 @@ func (r *Records) checkShape(step func(func(context.Context) error) error) error
 		return err
 	}); err != nil {
 		return r.wrap(fmt.Errorf("checking the shape of %s (catalog): %w", Table, err))
+	}
+	if fix := r.d.lasting(traits); fix != "" {
+		return fmt.Errorf("%w: %s at %s: %s", idempotency.ErrSettings, r.d.name(), r.host, fix)
 	}
 	if !r.d.plain(traits) {
 		return refuse("is not a plain table the records can trust (" + traits + "): a trigger, rule or row security can change or remove records behind the function's back while sparing this check's rows, and a MEMORY table loses them at a restart")

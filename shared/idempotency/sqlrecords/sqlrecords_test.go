@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/recordstest"
 	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords"
@@ -506,6 +507,92 @@ func TestClockIsTheDatabases(t *testing.T) {
 			at, err := open(t, b.url(t)).Clock(context.Background())
 			require.NoError(t, err)
 			require.WithinDuration(t, time.Now(), at, time.Minute)
+		})
+	}
+}
+
+// h5Schema creates a schema of its own in the database at u, dropped at
+// the end, and returns its name.
+func h5Schema(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	name := "h5_" + strings.ReplaceAll(fmt.Sprint(time.Now().UnixNano()), "-", "")
+	_, err := db.Exec(`CREATE SCHEMA ` + name)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = db.Exec(`DROP SCHEMA IF EXISTS ` + name + ` CASCADE`) })
+	return name
+}
+
+// withParam is u with one more query parameter.
+func withParam(t *testing.T, u, k, v string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	require.NoError(t, err)
+	q := p.Query()
+	q.Set(k, v)
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
+// Settings an outside tester found answered -1501 ("retry when the records
+// store is back") or accepted: a read replica, a search_path naming no
+// schema, a URL parameter the driver sent as a syntax error, and an
+// UNLOGGED table, which PostgreSQL empties after a crash and a standby
+// lacks. No retry fixes them: -1601, naming the setting and the fix, and
+// nothing is reserved.
+func TestSettingsAreAnsweredAsConfiguration(t *testing.T) {
+	for _, tc := range []struct {
+		name, backend string
+		// url prepares the server and returns the URL to use.
+		url  func(t *testing.T, base string, db *sql.DB) string
+		says []string
+	}{
+		{"postgres read-only (a reader endpoint)", "postgres", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "default_transaction_read_only", "on")
+		}, []string{"takes no writes", "CLOUDCALL_IDEMPOTENCY_STORE", "writer endpoint"}},
+		{"postgres search_path naming no schema", "postgres", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "search_path", "h5_absent")
+		}, []string{"search_path", "create it", "CLOUDCALL_IDEMPOTENCY_STORE"}},
+		{"postgres UNLOGGED table", "postgres", func(t *testing.T, base string, db *sql.DB) string {
+			s := h5Schema(t, db)
+			_, err := db.Exec(`CREATE UNLOGGED TABLE ` + s + `.` + sqlrecords.Table + ` (k TEXT PRIMARY KEY, token TEXT NOT NULL, state TEXT NOT NULL, rec TEXT NOT NULL, expires_ms BIGINT NOT NULL)`)
+			require.NoError(t, err)
+			return withParam(t, base, "search_path", s)
+		}, []string{"is UNLOGGED", "failover", "ALTER TABLE h5_", ".cloudcall_idempotency SET LOGGED"}},
+		{"postgres UNLOGGED partition", "postgres", func(t *testing.T, base string, db *sql.DB) string {
+			s := h5Schema(t, db)
+			_, err := db.Exec(`CREATE TABLE ` + s + `.` + sqlrecords.Table + ` (k TEXT PRIMARY KEY, token TEXT NOT NULL, state TEXT NOT NULL, rec TEXT NOT NULL, expires_ms BIGINT NOT NULL) PARTITION BY HASH (k);
+				CREATE UNLOGGED TABLE ` + s + `.part PARTITION OF ` + s + `.` + sqlrecords.Table + ` FOR VALUES WITH (MODULUS 1, REMAINDER 0)`)
+			require.NoError(t, err)
+			return withParam(t, base, "search_path", s)
+		}, []string{"has an UNLOGGED partition", "SET LOGGED"}},
+		{"mysql ssl-mode (not the driver's)", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "ssl-mode", "REQUIRED")
+		}, []string{"ssl-mode", "not one the driver knows", "tls=true", "CLOUDCALL_IDEMPOTENCY_STORE"}},
+		{"mysql sslmode (an unknown system variable)", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "sslmode", "disable")
+		}, []string{"sslmode", "not one the driver knows", "tls=true"}},
+		{"mysql read-only transactions", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "tx_read_only", "1")
+		}, []string{"takes no writes", "CLOUDCALL_IDEMPOTENCY_STORE", "writer endpoint"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := sqltest.Postgres(t)
+			if tc.backend == "mysql" {
+				base = sqltest.MySQL(t)
+			}
+			db := sqltest.Open(t, base)
+			r := open(t, tc.url(t, base, db))
+			g := idempotency.New(idempotency.Options{Records: r})
+			for i := 0; i < 2; i++ {
+				ok, e := g.Once(context.Background(), "order-1", time.Minute)
+				require.False(t, ok)
+				require.NotNil(t, e)
+				require.Equal(t, envelope.CodeConfig, e.Code, e.Error())
+				require.ErrorIs(t, e, idempotency.ErrSettings)
+				for _, w := range tc.says {
+					require.Contains(t, e.Error(), w)
+				}
+			}
 		})
 	}
 }
