@@ -73,10 +73,32 @@ func Where(env *config.Env) string {
 		return "the store in " + from // never quoted: it may hold a password
 	}
 	where := u.Scheme + " " + u.Host + u.EscapedPath()
+	if sp := searchPath(u); sp != "" {
+		// The schema is part of where the table is: a tool pointed at a URL
+		// without it would work on another table under the same name.
+		where += " (search_path " + sp + ")"
+	}
 	if IsRedis(raw) {
 		where += fmt.Sprintf(", key prefix %q", env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"))
 	}
 	return where + " (" + from + ")"
+}
+
+// searchPath is the search_path a postgres:// URL sets, as a parameter of
+// its own or in options (-c search_path=...); "" when it sets none.
+func searchPath(u *neturl.URL) string {
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return ""
+	}
+	q := u.Query()
+	if sp := q.Get("search_path"); sp != "" {
+		return sp
+	}
+	if _, after, ok := strings.Cut(q.Get("options"), "search_path="); ok {
+		sp, _, _ := strings.Cut(after, " ")
+		return sp
+	}
+	return ""
 }
 
 // IsRedis reports whether u names a Redis records store.

@@ -95,3 +95,19 @@ func TestPackaging(t *testing.T) {
 		})
 	}
 }
+
+// Where names the schema a postgres:// URL's search_path picks: a tool
+// pointed at the URL without it would restore into another table while
+// its output looked right. Never the password.
+func TestWhere(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"postgres://u:s3cret@127.0.0.1:5432/h2money?sslmode=disable", "postgres 127.0.0.1:5432/h2money (CLOUDCALL_IDEMPOTENCY_STORE)"},
+		{"postgres://u:s3cret@127.0.0.1:5432/h2money?search_path=h2x&sslmode=disable", "postgres 127.0.0.1:5432/h2money (search_path h2x) (CLOUDCALL_IDEMPOTENCY_STORE)"},
+		{"postgresql://u:s3cret@127.0.0.1:5432/h2money?options=-c%20search_path%3Dh2x", "postgresql 127.0.0.1:5432/h2money (search_path h2x) (CLOUDCALL_IDEMPOTENCY_STORE)"},
+		{"mysql://u:s3cret@127.0.0.1:3306/h2money?search_path=x", "mysql 127.0.0.1:3306/h2money (CLOUDCALL_IDEMPOTENCY_STORE)"},
+	} {
+		got := recordstore.Where(config.FromMap(map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": tc.url}))
+		require.Equal(t, tc.want, got)
+		require.NotContains(t, got, "s3cret")
+	}
+}
