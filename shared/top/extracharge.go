@@ -309,6 +309,14 @@ func (ch *Charger) chargeOnce(session, param, inForce string, sending func()) fu
 		}
 		r := withKey(envelope.Success(APILaunchExtraCharge, out), inForce)
 		r.Trace.VendorID, r.Trace.UpstreamRequestID = out.Result.Data.ExtraChargeServiceOrderID, out.RequestID
+		if out.Result.Data.ExtraChargeServiceOrderID == "" && ch.log != nil {
+			// TOP documents the id, not that it is always sent: a success
+			// without one is passed on as TOP gave it, and said here, as
+			// it leaves nothing to reconcile by but the order (an outside
+			// tester).
+			ch.log.Warn("charge made without an extra charge service order id: TOP answered success and named none; reconcile by orderId",
+				"idempotencyKey", inForce, "upstreamRequestId", out.RequestID)
+		}
 		return idempotency.Outcome{Response: r, VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	}
 }

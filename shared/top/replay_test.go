@@ -158,16 +158,17 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	require.NoError(t, err)
 	// sent holds the "charge sending" lines of the last call, which come
 	// before its invocation line.
-	var sent []map[string]any
+	var sent, others []map[string]any
 	line := func(in string) map[string]any {
 		t.Helper()
 		logs.Reset()
 		h.Invoke(context.Background(), []byte(in), runtime.Meta{RequestID: "req-1"})
-		sent = nil
+		sent, others = nil, nil
 		var m map[string]any
 		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 			var x map[string]any
 			require.NoError(t, json.Unmarshal([]byte(l), &x), logs.String())
+			others = append(others, x)
 			switch x["msg"] {
 			case "charge sending":
 				require.Nil(t, m, "the sending line comes first")
@@ -232,4 +233,19 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	require.Equal(t, "order-log-3", slot.Alias)
 	require.Equal(t, "BFC-LOG-3", m["orderId"])
 	require.Len(t, sent, 1)
+
+	// A success that names no charge id is passed on, and said: nothing
+	// but the order is left to reconcile by (an outside tester).
+	sbx.Inject(sandbox.Fault{Path: "/router/rest", Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+		Body: `{"alibaba_ascp_industry_launch_extra_charge_response":{"result":{"success":true}}}`})
+	m = line(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-4","price":100,"type":1},"idempotencyKey":"order-log-4"}`)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Equal(t, "BFC-LOG-4", m["orderId"])
+	var warned []string
+	for _, x := range others {
+		if x["level"] == "WARN" {
+			warned = append(warned, x["msg"].(string))
+		}
+	}
+	require.Equal(t, []string{"charge made without an extra charge service order id: TOP answered success and named none; reconcile by orderId"}, warned)
 }
