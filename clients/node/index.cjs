@@ -357,6 +357,16 @@ async function call(o, fn, input, callOpts = {}) {
   // Already aborted: nothing is sent (a charge neither), so the reason, as fetch does.
   if (callOpts.signal?.aborted) throw callOpts.signal.reason;
   const dl = deadline(callOpts.timeoutMs ?? o.timeoutMs ?? DEFAULTS.timeoutMs, callOpts.signal);
+  // The 429 the attempt in flight retries: a read whose retry the deadline
+  // cuts rejects with it (its status, retryAfter and fields), not a vague
+  // -1301. A charge's cut retry stays -1304: it was sent, and may have charged.
+  let retrying429;
+  const cutRetry = (attempt, cause) => {
+    const e = retrying429;
+    e.attempts = attempt;
+    Object.defineProperty(e, 'cause', { value: cause, enumerable: false, writable: true, configurable: true });
+    return e;
+  };
   try {
     for (let attempt = 1; ; attempt++) {
       const headers = {
@@ -375,11 +385,13 @@ async function call(o, fn, input, callOpts = {}) {
         const code = causeCode(err);
         if (dl.signal.aborted) {
           if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, payload); // their reason, as fetch does
+          if (retrying429 && !fn.idempotent) throw cutRetry(attempt, err);
           if (fn.idempotent) {
             throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
           }
           throw clientError(fn, ErrCode.Timeout, 'no answer within the timeout', { attempts: attempt, cause: err });
         }
+        retrying429 = undefined;
         const notSent = NOT_SENT.has(code);
         // Transport failures are retried for reads only.
         if (!fn.idempotent && attempt <= maxRetries) {
@@ -409,11 +421,13 @@ async function call(o, fn, input, callOpts = {}) {
         // a charge the outcome is unknown, as with no answer at all.
         const timedOut = dl.signal.aborted;
         const requestId = platformRequestId(res.headers);
+        if (timedOut && retrying429 && !fn.idempotent) throw cutRetry(attempt, readErr);
         if (fn.idempotent) {
           throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
         }
         throw clientError(fn, timedOut ? ErrCode.Timeout : ErrCode.Unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
       }
+      retrying429 = undefined; // an answer came: this attempt is no longer a retry in flight
       let env;
       try {
         env = text === undefined ? undefined : JSON.parse(text);
@@ -428,25 +442,33 @@ async function call(o, fn, input, callOpts = {}) {
       const isEnvelope = env && typeof env === 'object' && Number.isInteger(env.errCode) && typeof env.errMsg === 'string' &&
         env.errMsg.startsWith(fn.api + ':') && (env.errCode !== 0 || (res.status >= 200 && res.status < 300 && env.errMsg === fn.api + ':ok'));
       if (isEnvelope && env.errCode === 0) return env;
-      if (res.status === 429 && attempt <= maxRetries) {
+      if (res.status === 429) {
+        // The function's 429, or a platform's or gateway's throttle (no
+        // envelope: the function never ran).
+        let e;
+        if (isEnvelope) {
+          e = envelopeError(fn, env, res, attempt);
+          if (e.retryAfter === undefined) e.retryAfter = retryAfterSeconds(res, env);
+        } else {
+          e = clientError(fn, ErrCode.Throttled, `throttled before the function (HTTP 429 from ${url.origin}${url.pathname}): ${(text ?? '').slice(0, 200)}`,
+            { status: 429, retryAfter: retryAfterSeconds(res, undefined), requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
+        }
         const s = retryAfterSeconds(res, undefined);
         // Only with Retry-After, and only a wait the budget allows with
         // room for another attempt as long as this one took: a retry that
-        // would time out turns a clear 429 into a vague -1301.
-        if (s !== undefined && s * 1000 <= maxWait && Date.now() + s * 1000 + (Date.now() - attemptStart) < dl.end) {
+        // would time out turns a clear 429 into a vague -1301. (One that
+        // takes longer than this one did is still cut: see retrying429.)
+        if (attempt <= maxRetries && s !== undefined && s * 1000 <= maxWait && Date.now() + s * 1000 + (Date.now() - attemptStart) < dl.end) {
           try {
             await sleep(s * 1000, undefined, { signal: dl.signal });
+            retrying429 = e;
             continue;
           } catch {
-            // the deadline or the caller's abort: answer with the 429 below
+            // the deadline or the caller's abort: answer with the 429
             if (dl.callerAborted()) throw dl.signal.reason;
           }
         }
-      }
-      if (!isEnvelope && res.status === 429) {
-        // A platform's or gateway's throttle: the function never ran.
-        throw clientError(fn, ErrCode.Throttled, `throttled before the function (HTTP 429 from ${url.origin}${url.pathname}): ${(text ?? '').slice(0, 200)}`,
-          { status: 429, retryAfter: retryAfterSeconds(res, undefined), requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
+        throw e;
       }
       if (!isEnvelope) {
         const snippet = text === undefined ? 'the body could not be read' : text.slice(0, 200);
@@ -473,9 +495,7 @@ async function call(o, fn, input, callOpts = {}) {
             { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: payload.idempotencyKey });
         }
       }
-      const e = envelopeError(fn, env, res, attempt);
-      if (e.retryAfter === undefined && res.status === 429) e.retryAfter = retryAfterSeconds(res, env);
-      throw e;
+      throw envelopeError(fn, env, res, attempt);
     }
   } finally {
     dl.done();

@@ -350,12 +350,21 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
+	// The 429 the attempt in flight retries (nil when it retries something else).
+	var retrying429 *Error
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
 		e, retryIn := c.once(ctx, f, body, out, attempt)
 		if e == nil {
 			return nil
 		}
+		if retrying429 != nil && e.ErrCode == CodeTimeout && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The deadline cut a read's retry of a 429 (it took longer than
+			// the attempt before it): the answer is the 429, as Node's is.
+			// A charge's cut retry stays -1304: it was sent, and may have charged.
+			return retryCut(ctx, retrying429, e)
+		}
+		retrying429 = nil
 		if retryIn < 0 || attempt > c.o.MaxRetries {
 			return e
 		}
@@ -372,7 +381,23 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 			return waitEnded(ctx, e)
 		case <-t.C:
 		}
+		if e.Status == http.StatusTooManyRequests {
+			retrying429 = e
+		}
 	}
+}
+
+// retryCut is the 429 e429 when the deadline cut the retry that followed it
+// (cut, -1301): its code, status, RetryAfter and fields, Attempts counting
+// the retry, and errors.Is seeing the deadline.
+func retryCut(ctx context.Context, e429, cut *Error) *Error {
+	r := *e429
+	r.Attempts = cut.Attempts
+	r.Err = cut.Err
+	if !errors.Is(r.Err, ctx.Err()) {
+		r.Err = fmt.Errorf("%w; the retry: %w", ctx.Err(), cut.Err)
+	}
+	return &r
 }
 
 // waitEnded is the answer when ctx ends while waiting to retry after e:

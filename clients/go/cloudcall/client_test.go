@@ -867,6 +867,111 @@ func TestContextEndingDuringARetryWait(t *testing.T) {
 	})
 }
 
+// A read's 429 retry that the deadline cuts (it took longer than the attempt
+// before it) is answered with the 429 it retried, not -1301 (an outside
+// tester, of the Node client; Go did the same). The first attempt takes 200
+// ms and asks for 1 s, so the retry fits a 2 s budget (200 + 1000 + 200 ms);
+// the second answers only after the deadline, or stops mid-body. A charge's
+// cut retry stays -1304 with its key: it was sent, and may have charged.
+func TestARetryTheDeadlineCutsIsAnsweredWithIts429(t *testing.T) {
+	const envelope = `{"errCode":-1201,"errMsg":"openapi.logistics.getQuota:fail throttled by the vendor","retryAfter":1,"upstream":{"vendor":"wechat","code":"45009","message":"reach max api daily quota limit"}}`
+	in := cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"}
+	twoSeconds := func(o *cloudcall.Options) { o.Timeout = 2 * time.Second }
+	// hold keeps a request past the client's deadline; the body read first,
+	// so the server sees the client hang up.
+	hold := func(r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(4 * time.Second):
+		}
+	}
+	throttle := func(w http.ResponseWriter, r *http.Request, body string) {
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("X-Fc-Request-Id", "rid-429")
+		w.WriteHeader(429)
+		_, _ = w.Write([]byte(body))
+	}
+	second := map[string]func(w http.ResponseWriter, r *http.Request){
+		"slow": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-time.After(1500 * time.Millisecond):
+				throttle(w, r, envelope)
+			case <-r.Context().Done():
+			}
+		},
+		"stalled": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "200")
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte(`{"errCode":0,`))
+			w.(http.Flusher).Flush()
+			hold(r)
+		},
+	}
+	for name, answer := range second {
+		t.Run("the function's 429, the retry "+name, func(t *testing.T) {
+			srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+				if k == 1 {
+					throttle(w, r, envelope)
+				} else {
+					answer(w, r)
+				}
+			})
+			_, err := client(t, srv.URL, secret, twoSeconds).OpenAPI.Logistics.GetQuota(context.Background(), in)
+			ce := asError(t, err)
+			require.Equal(t, cloudcall.CodeThrottled, ce.ErrCode, ce.ErrMsg)
+			require.Equal(t, 429, ce.Status)
+			require.Equal(t, 1, ce.RetryAfter)
+			require.Equal(t, "openapi.logistics.getQuota:fail throttled by the vendor", ce.ErrMsg)
+			require.Equal(t, &cloudcall.Upstream{Vendor: "wechat", Code: "45009", Message: "reach max api daily quota limit"}, ce.Upstream)
+			require.Equal(t, "rid-429", ce.RequestID)
+			require.Equal(t, 2, ce.Attempts)
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			require.Equal(t, 2, n(), "the retry was sent")
+		})
+	}
+	t.Run("a platform's 429", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			if k == 1 {
+				throttle(w, r, `{"message":"Too Many Requests"}`)
+				return
+			}
+			hold(r)
+		})
+		_, err := client(t, srv.URL, secret, twoSeconds).OpenAPI.Logistics.GetQuota(context.Background(), in)
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeThrottled, ce.ErrCode, ce.ErrMsg)
+		require.Equal(t, 429, ce.Status)
+		require.Equal(t, 1, ce.RetryAfter)
+		require.Equal(t, "openapi.logistics.getQuota:fail throttled before the function (HTTP 429 from "+srv.URL+"/logistics-get-quota): {\"message\":\"Too Many Requests\"}", ce.ErrMsg)
+		require.Equal(t, 2, ce.Attempts)
+		require.Equal(t, 2, n())
+	})
+	t.Run("a charge: -1304 with its key", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			if k == 1 {
+				throttle(w, r, `{"errCode":-1201,"errMsg":"top.ascp.launchExtraCharge:fail throttled","retryAfter":1,"idempotencyKey":"k-cut-429"}`)
+				return
+			}
+			hold(r)
+		})
+		charge := cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}}
+		_, err := client(t, srv.URL, secret, twoSeconds).TOP.ASCP.LaunchExtraCharge(context.Background(), charge, cloudcall.WithIdempotencyKey("k-cut-429"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode, ce.ErrMsg)
+		require.Equal(t, 0, ce.Status)
+		require.Equal(t, "k-cut-429", ce.IdempotencyKey)
+		require.Equal(t, 2, ce.Attempts)
+		require.Equal(t, 2, n())
+	})
+}
+
 // An answer's fields that the generated types do not name reach Go callers
 // in Extra, as they reach Node's, and go back out with MarshalJSON.
 func TestFieldsTheVendorAddsLaterPassThrough(t *testing.T) {

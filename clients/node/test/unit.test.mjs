@@ -358,6 +358,76 @@ describe('deadlines and errors', () => {
     }
   });
 
+  it('a retry the deadline cuts rejects with the 429 it retried, not -1301', async () => {
+    // An outside tester: the function answered 429 retryAfter 1 after a
+    // while, the client waited 1 s and asked again, and its own deadline cut
+    // that second attempt: -1301 "no answer within the timeout". The first
+    // attempt takes 200 ms, so the retry fits (200 + 1000 + 200 < 2000 ms);
+    // the second answers only after the deadline, or stops mid-body.
+    const envelope = { errCode: -1201, errMsg: 'openapi.logistics.getQuota:fail throttled by the vendor', retryAfter: 1, upstream: { vendor: 'wechat', code: '45009', message: 'reach max api daily quota limit' } };
+    const timers = new Set();
+    const later = (ms, f) => { const t = setTimeout(() => { timers.delete(t); f(); }, ms); timers.add(t); };
+    const second = {
+      slow: (res) => later(1500, () => json(res, 429, envelope, { 'retry-after': '1' })),
+      stalled: (res) => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': '200' }); res.write('{"errCode":0,'); },
+    };
+    for (const [name, answer] of Object.entries(second)) {
+      const f = await fake((req, res, body, n) => {
+        if (n === 1) later(200, () => json(res, 429, envelope, { 'retry-after': '1', 'x-fc-request-id': 'req-429' }));
+        else answer(res);
+      });
+      try {
+        const err = await rejected(f.client({ timeoutMs: 2000 }).openapi.logistics.getQuota(quota));
+        assert.ok(err instanceof CloudCallError, `${name}: ${err}`);
+        assert.equal(err.errCode, -1201, `${name}: ${err.errMsg}`);
+        assert.equal(err.status, 429, name);
+        assert.equal(err.retryAfter, 1, name);
+        assert.equal(err.errMsg, envelope.errMsg, name);
+        assert.deepEqual(err.upstream, envelope.upstream, name);
+        assert.equal(err.requestId, 'req-429', name);
+        assert.equal(err.attempts, 2, name);
+        assert.equal(f.seen.length, 2, `${name}: the retry was sent`);
+      } finally {
+        for (const t of timers) clearTimeout(t);
+        await f.close();
+      }
+    }
+    // A platform's 429 (no envelope) is kept the same way.
+    const g = await fake((req, res, body, n) => {
+      if (n === 1) later(200, () => json(res, 429, { message: 'Too Many Requests' }, { 'retry-after': '1' }));
+    });
+    try {
+      const err = await rejected(g.client({ timeoutMs: 2000 }).openapi.logistics.getQuota(quota));
+      assert.equal(err.errCode, -1201, err.errMsg);
+      assert.equal(err.status, 429);
+      assert.equal(err.retryAfter, 1);
+      assert.match(err.errMsg, /^openapi\.logistics\.getQuota:fail throttled before the function \(HTTP 429 from http:\/\/127\.0\.0\.1:\d+\/logistics-get-quota\): \{"message":"Too Many Requests"\}$/);
+      assert.equal(err.attempts, 2);
+      assert.equal(g.seen.length, 2);
+    } finally {
+      for (const t of timers) clearTimeout(t);
+      await g.close();
+    }
+  });
+
+  it('a charge whose 429 retry the deadline cuts is -1304 with its key: the retry may have charged', async () => {
+    const timers = new Set();
+    const f = await fake((req, res, body, n) => {
+      if (n === 1) timers.add(setTimeout(() => json(res, 429, { errCode: -1201, errMsg: 'top.ascp.launchExtraCharge:fail throttled', retryAfter: 1, idempotencyKey: 'cut-1' }, { 'retry-after': '1' }), 200));
+    });
+    try {
+      const err = await rejected(f.client({ timeoutMs: 2000 }).top.ascp.launchExtraCharge(charge, { idempotencyKey: 'cut-1' }));
+      assert.equal(err.errCode, -1304, err.errMsg);
+      assert.equal(err.status, 0);
+      assert.equal(err.idempotencyKey, 'cut-1');
+      assert.equal(err.attempts, 2);
+      assert.equal(f.seen.length, 2);
+    } finally {
+      for (const t of timers) clearTimeout(t);
+      await f.close();
+    }
+  });
+
   it('the caller\'s AbortSignal rejects with its reason', async () => {
     const ac = new AbortController();
     // The caller gives up once the request has arrived (no timing involved).
