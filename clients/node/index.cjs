@@ -339,8 +339,10 @@ async function call(o, fn, input, callOpts = {}) {
   }
   checkTimeout(callOpts.timeoutMs);
   let payload = input;
-  if (fn.idempotent && callOpts.idempotencyKey !== undefined) {
-    if (input.idempotencyKey !== undefined && input.idempotencyKey !== callOpts.idempotencyKey) {
+  // An empty key is no key (docs/envelope.md, Policies), in the input as in
+  // the options: only two keys that are both there can disagree.
+  if (fn.idempotent && callOpts.idempotencyKey !== undefined && callOpts.idempotencyKey !== '') {
+    if (input.idempotencyKey !== undefined && input.idempotencyKey !== '' && input.idempotencyKey !== callOpts.idempotencyKey) {
       throw clientError(fn, ErrCode.InvalidInput, 'two different idempotency keys (input.idempotencyKey and options.idempotencyKey)', { field: 'idempotencyKey' });
     }
     // In the body, so the key is covered by the signature.

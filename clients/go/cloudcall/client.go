@@ -305,7 +305,8 @@ type callOptions struct {
 }
 
 // WithIdempotencyKey sets the charge's idempotency key (sent in the body, so
-// it is signed). It must agree with the input's IdempotencyKey when both are set.
+// it is signed). It must agree with the input's IdempotencyKey when both are set;
+// an empty key is no key (the other one is used).
 func WithIdempotencyKey(key string) CallOption {
 	return func(o *callOptions) { o.idempotencyKey = key }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -970,6 +971,43 @@ func TestARetryTheDeadlineCutsIsAnsweredWithIts429(t *testing.T) {
 		require.Equal(t, 2, ce.Attempts)
 		require.Equal(t, 2, n())
 	})
+}
+
+// An empty idempotency key is no key (docs/envelope.md, Policies): with a key
+// in WithIdempotencyKey it is no second key, and an empty WithIdempotencyKey
+// leaves the input's key alone. (The Node client refused the first.)
+func TestEmptyIdempotencyKeyIsNoKey(t *testing.T) {
+	var mu sync.Mutex
+	var sent []string
+	srv, _ := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+		var m map[string]any
+		b, _ := io.ReadAll(r.Body)
+		key := "(not JSON)"
+		if json.Unmarshal(b, &m) == nil {
+			key = fmt.Sprint(m["idempotencyKey"]) // <nil> when there is none
+		}
+		mu.Lock()
+		sent = append(sent, key)
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok","idempotencyKey":"x","result":{"success":true}}`))
+	})
+	c := client(t, srv.URL, secret)
+	in := func(key string) cloudcall.LaunchExtraChargeInput {
+		return cloudcall.LaunchExtraChargeInput{IdempotencyKey: key,
+			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}}
+	}
+	ctx := context.Background()
+	_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, in(""), cloudcall.WithIdempotencyKey("k"))
+	require.NoError(t, err)
+	_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, in("a"), cloudcall.WithIdempotencyKey(""))
+	require.NoError(t, err)
+	_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, in(""), cloudcall.WithIdempotencyKey(""))
+	require.NoError(t, err)
+	_, err = c.TOP.ASCP.LaunchExtraCharge(ctx, in("a"), cloudcall.WithIdempotencyKey("b"))
+	ce := asError(t, err)
+	require.Equal(t, cloudcall.CodeInvalidInput, ce.ErrCode)
+	require.Equal(t, "idempotencyKey", ce.Field)
+	require.Equal(t, []string{"k", "a", "<nil>"}, sent, "two keys that are both there still disagree, and nothing was sent")
 }
 
 // An answer's fields that the generated types do not name reach Go callers

@@ -704,6 +704,22 @@ describe('deadlines and errors', () => {
     assert.equal(err.field, 'idempotencyKey');
   });
 
+  it('an empty idempotency key is no key: the other one is used, and they do not disagree', async () => {
+    // docs/envelope.md, Policies: an empty key is no key. { idempotencyKey: '' }
+    // in the input with a key in the options was refused as two keys.
+    const sent = [];
+    const cc = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async (url, init) => {
+      const key = JSON.parse(init.body.toString()).idempotencyKey;
+      sent.push(key);
+      return new Response(JSON.stringify({ errCode: 0, errMsg: 'top.ascp.launchExtraCharge:ok', idempotencyKey: key }), { status: 200 });
+    } });
+    assert.equal((await cc.top.ascp.launchExtraCharge({ ...charge, idempotencyKey: '' }, { idempotencyKey: 'k' })).idempotencyKey, 'k');
+    assert.equal((await cc.top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'a' }, { idempotencyKey: '' })).idempotencyKey, 'a');
+    assert.equal((await cc.top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'k' }, { idempotencyKey: 'k' })).idempotencyKey, 'k');
+    await cc.top.ascp.launchExtraCharge(charge, { idempotencyKey: '' });
+    assert.deepEqual(sent, ['k', 'a', 'k', undefined], 'an empty option adds no key to the body');
+  });
+
   it('what JSON.stringify cannot send as given is refused before sending, naming the field', async () => {
     const cc = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async () => assert.fail('sent') });
     const param = charge.omsLaunchExtraChargeParameter;
