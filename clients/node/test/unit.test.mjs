@@ -720,6 +720,27 @@ describe('deadlines and errors', () => {
     assert.deepEqual(sent, ['k', 'a', 'k', undefined], 'an empty option adds no key to the body');
   });
 
+  it('no input at all is sent as {}, for the function to name what is missing; a non-object is refused', async () => {
+    const sent = [];
+    const cc = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async (url, init) => {
+      sent.push(init.body.toString());
+      return new Response(JSON.stringify({ errCode: -1001, errMsg: 'openapi.logistics.getQuota:fail invalid input: deliveryId: required', field: 'deliveryId' }), { status: 400 });
+    } });
+    const err = await rejected(cc.openapi.logistics.getQuota());
+    assert.equal(err.errCode, -1001);
+    assert.equal(err.field, 'deliveryId', 'the function names the field, as for {}');
+    assert.equal(err.status, 400);
+    assert.equal((await rejected(cc.openapi.logistics.getQuota(undefined, { timeoutMs: 1000 }))).field, 'deliveryId');
+    assert.deepEqual(sent, ['{}', '{}']);
+    for (const input of [null, [], 'x', 1]) {
+      const e = await rejected(cc.openapi.logistics.getQuota(input));
+      assert.equal(e.errCode, -1001, String(input));
+      assert.equal(e.field, '');
+      assert.equal(e.status, 0, 'refused before sending');
+    }
+    assert.equal(sent.length, 2);
+  });
+
   it('what JSON.stringify cannot send as given is refused before sending, naming the field', async () => {
     const cc = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async () => assert.fail('sent') });
     const param = charge.omsLaunchExtraChargeParameter;
