@@ -368,7 +368,7 @@ func quiet(ctx context.Context, g *idempotency.Guard, records idempotency.Record
 	// The guard's clock: the earlier of the store's and this machine's, or
 	// this machine's with its allowance in Quiet (RecordsGuard).
 	if until := g.Quiet(at); g.Now().Before(until) {
-		return &exitError{code: 4, err: fmt.Errorf("a call running when the loss was found (%s) may still be charging until %s: its charge is in no log yet; wait until then, restore what the log shows by then, and reopen", lostAt, until.UTC().Format(time.RFC3339))}
+		return &exitError{code: 4, err: fmt.Errorf("a call running when the loss was found (%s) may still be charging until %s: its charge may be in no log yet, and TOP may still take a request that left; wait until then, look up at TOP again every order whose call has no invocation line (a charge sending line alone) or answered -1304, restore what the log and TOP show by then, and reopen", lostAt, until.UTC().Format(time.RFC3339))}
 	}
 	return nil
 }

@@ -352,6 +352,7 @@ func TestRecordsAfterALoss(t *testing.T) {
 	code, _, errOut = runCLI("records", "reopen", "--reconciled", "--env-file", envFile)
 	require.Equal(t, 4, code, errOut)
 	require.Regexp(t, `a call running when the loss was found \(`+st["lostAt"].(string)+`\) may still be charging until \S+Z`, errOut)
+	require.Contains(t, errOut, "look up at TOP again every order whose call has no invocation line", "a lookup before then may miss a charge TOP still makes (a re-tester)")
 	// Minutes later (the loss dated back, as time passing would).
 	aged := "lost " + time.Now().Add(-20*time.Minute).UTC().Format(time.RFC3339) + " 0"
 	require.NoError(t, admin.Set(ctx, "cloudcall:idem:fence", aged, 0).Err())

@@ -305,6 +305,12 @@ func (d mysqlDialect) settings(err error) (string, bool) {
 		// not know as "SET ssl-mode = REQUIRED". The records' own
 		// statements are fixed; without such parameters it is not the URL.
 		return d.varsFix(), len(d.vars) > 0
+	case 1228, 1229, 1231, 1232, 1238:
+		// A system variable the server will not set so (session or global
+		// only, a value it refuses, the wrong type, read only): the records
+		// set none, so it is a parameter of the URL (a re-tester's
+		// innodb_flush_log_at_trx_commit, sql_mode, wait_timeout).
+		return d.varsFix(), len(d.vars) > 0
 	case 1290, 1792: // --read-only (a replica, a reader endpoint), a read-only transaction
 		return "the server takes no writes (a replica or a reader endpoint, or a read-only transaction the URL asks for): " +
 			urlFix + " to name the primary (the writer endpoint)", true

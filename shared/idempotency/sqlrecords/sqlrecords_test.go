@@ -571,6 +571,15 @@ func TestSettingsAreAnsweredAsConfiguration(t *testing.T) {
 		{"mysql sslmode (an unknown system variable)", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
 			return withParam(t, base, "sslmode", "disable")
 		}, []string{"sslmode", "not one the driver knows", "tls=true"}},
+		{"mysql a global variable in the URL", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "innodb_flush_log_at_trx_commit", "0")
+		}, []string{"innodb_flush_log_at_trx_commit", "not one the driver knows"}},
+		{"mysql a value the server refuses", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "sql_mode", "BOGUS")
+		}, []string{"sql_mode", "CLOUDCALL_IDEMPOTENCY_STORE"}},
+		{"mysql a value of the wrong type", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "wait_timeout", "abc")
+		}, []string{"wait_timeout"}},
 		{"mysql read-only transactions", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
 			return withParam(t, base, "tx_read_only", "1")
 		}, []string{"takes no writes", "CLOUDCALL_IDEMPOTENCY_STORE", "writer endpoint"}},
