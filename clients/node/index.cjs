@@ -366,6 +366,10 @@ async function call(o, fn, input, callOpts = {}) {
   // cuts rejects with it (its status, retryAfter and fields), not a vague
   // -1301. A charge's cut retry stays -1304: it was sent, and may have charged.
   let retrying429;
+  // The charge's key in force: the caller's, or the fingerprint key the
+  // function echoed on an earlier attempt (a -1304 after a cut 429 retry
+  // named none when the caller gave none: an outside re-tester).
+  let keyInForce = payload.idempotencyKey;
   const cutRetry = (attempt, cause) => {
     const e = retrying429;
     e.attempts = attempt;
@@ -389,10 +393,10 @@ async function call(o, fn, input, callOpts = {}) {
       } catch (err) {
         const code = causeCode(err);
         if (dl.signal.aborted) {
-          if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, payload); // their reason, as fetch does
+          if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, { idempotencyKey: keyInForce }); // their reason, as fetch does
           if (retrying429 && !fn.idempotent) throw cutRetry(attempt, err);
           if (fn.idempotent) {
-            throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
+            throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: keyInForce });
           }
           throw clientError(fn, ErrCode.Timeout, 'no answer within the timeout', { attempts: attempt, cause: err });
         }
@@ -409,15 +413,15 @@ async function call(o, fn, input, callOpts = {}) {
           }
         }
         if (fn.idempotent && !notSent) {
-          throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: payload.idempotencyKey });
+          throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: keyInForce });
         }
         // "could not reach" only when it certainly never left: a connection
         // closed after the request was sent reached the function.
-        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code || err.message})` : `the connection to ${url.origin} failed before an answer (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
+        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code || err.message})` : `the connection to ${url.origin} failed before an answer (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? keyInForce : undefined });
       }
       let readErr;
       const text = await res.text().catch((err) => {
-        if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, payload, platformRequestId(res.headers));
+        if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, { idempotencyKey: keyInForce }, platformRequestId(res.headers));
         readErr = err;
         return undefined;
       });
@@ -428,7 +432,7 @@ async function call(o, fn, input, callOpts = {}) {
         const requestId = platformRequestId(res.headers);
         if (timedOut && retrying429 && !fn.idempotent) throw cutRetry(attempt, readErr);
         if (fn.idempotent) {
-          throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${callOpts.idempotencyKey || input.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: payload.idempotencyKey });
+          throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: keyInForce });
         }
         throw clientError(fn, timedOut ? ErrCode.Timeout : ErrCode.Unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
       }
@@ -447,6 +451,7 @@ async function call(o, fn, input, callOpts = {}) {
       const isEnvelope = env && typeof env === 'object' && Number.isInteger(env.errCode) && typeof env.errMsg === 'string' &&
         env.errMsg.startsWith(fn.api + ':') && (env.errCode !== 0 || (res.status >= 200 && res.status < 300 && env.errMsg === fn.api + ':ok'));
       if (isEnvelope && env.errCode === 0) return env;
+      if (isEnvelope && typeof env.idempotencyKey === 'string' && env.idempotencyKey !== '') keyInForce = env.idempotencyKey;
       if (res.status === 429) {
         // The function's 429, or a platform's or gateway's throttle (no
         // envelope: the function never ran).
@@ -456,7 +461,7 @@ async function call(o, fn, input, callOpts = {}) {
           if (e.retryAfter === undefined) e.retryAfter = retryAfterSeconds(res, env);
         } else {
           e = clientError(fn, ErrCode.Throttled, `throttled before the function (HTTP 429 from ${url.origin}${url.pathname}): ${(text ?? '').slice(0, 200)}`,
-            { status: 429, retryAfter: retryAfterSeconds(res, undefined), requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: fn.idempotent ? payload.idempotencyKey : undefined });
+            { status: 429, retryAfter: retryAfterSeconds(res, undefined), requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: fn.idempotent ? keyInForce : undefined });
         }
         const s = retryAfterSeconds(res, undefined);
         // Only with Retry-After, and only a wait the budget allows with
@@ -481,8 +486,8 @@ async function call(o, fn, input, callOpts = {}) {
         // only the function, asked again with the key, knows.
         if (fn.idempotent) {
           throw clientError(fn, ErrCode.OutcomeUnknown,
-            `outcome unknown — HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope (${snippet}); call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
-            { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: payload.idempotencyKey });
+            `outcome unknown — HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope (${snippet}); call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
+            { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: keyInForce });
         }
         throw clientError(fn, ErrCode.Unreadable, `HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope: ${snippet}`,
           { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt });
@@ -496,8 +501,8 @@ async function call(o, fn, input, callOpts = {}) {
         if (!fn.idempotent && attempt <= maxRetries) continue;
         if (fn.idempotent) {
           throw clientError(fn, ErrCode.OutcomeUnknown,
-            `outcome unknown — the function refused this request as a replay of one it had already seen (something between this client and the function delivered it twice), and the first delivery may have charged; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
-            { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: payload.idempotencyKey });
+            `outcome unknown — the function refused this request as a replay of one it had already seen (something between this client and the function delivered it twice), and the first delivery may have charged; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
+            { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: keyInForce });
         }
       }
       throw envelopeError(fn, env, res, attempt);

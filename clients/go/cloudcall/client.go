@@ -353,11 +353,20 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 	defer cancel()
 	// The 429 the attempt in flight retries (nil when it retries something else).
 	var retrying429 *Error
+	// echoed is the key the function named on an earlier attempt: for a
+	// charge sent without one, its fingerprint key (auto:…), which a later
+	// -1304 of this call must carry (it named none: an outside re-tester).
+	var echoed string
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
 		e, retryIn := c.once(ctx, f, body, out, attempt)
 		if e == nil {
 			return nil
+		}
+		if e.IdempotencyKey != "" {
+			echoed = e.IdempotencyKey
+		} else if echoed != "" && f.Idempotent && e.ErrCode == CodeOutcomeUnknown {
+			withKey(e, echoed)
 		}
 		if retrying429 != nil && e.ErrCode == CodeTimeout && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			// The deadline cut a read's retry of a 429 (it took longer than
@@ -583,6 +592,13 @@ func (c *core) throttleWait(e *Error, resp *http.Response) time.Duration {
 		return d
 	}
 	return -1
+}
+
+// withKey gives a keyless charge's -1304 the key the function echoed
+// earlier in the call, and says to repeat with it.
+func withKey(e *Error, key string) {
+	e.IdempotencyKey = key
+	e.ErrMsg = strings.Replace(e.ErrMsg, "call again with the same input:", "call again with the same input and key:", 1)
 }
 
 // bodyKey is the charge's idempotency key as the body carries it ("" when

@@ -971,6 +971,25 @@ func TestARetryTheDeadlineCutsIsAnsweredWithIts429(t *testing.T) {
 		require.Equal(t, 2, ce.Attempts)
 		require.Equal(t, 2, n())
 	})
+	// Without a key of its own the charge is keyed by its fingerprint,
+	// which the 429 echoed: the -1304 named none (an outside re-tester).
+	t.Run("a keyless charge: -1304 with the key the function echoed", func(t *testing.T) {
+		key := "auto:" + strings.Repeat("ab", 32)
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			if k == 1 {
+				throttle(w, r, `{"errCode":-1201,"errMsg":"top.ascp.launchExtraCharge:fail throttled","retryAfter":1,"idempotencyKey":"`+key+`"}`)
+				return
+			}
+			hold(r)
+		})
+		charge := cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}}
+		_, err := client(t, srv.URL, secret, twoSeconds).TOP.ASCP.LaunchExtraCharge(context.Background(), charge)
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode, ce.ErrMsg)
+		require.Equal(t, key, ce.IdempotencyKey)
+		require.Contains(t, ce.ErrMsg, "call again with the same input and key:")
+		require.Equal(t, 2, n())
+	})
 }
 
 // An empty idempotency key is no key (docs/envelope.md, Policies): with a key

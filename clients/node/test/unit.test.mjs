@@ -428,6 +428,27 @@ describe('deadlines and errors', () => {
     }
   });
 
+  it('a keyless charge whose 429 retry is cut is -1304 with the key the function echoed', async () => {
+    // Without a caller key the function keys the charge by its fingerprint
+    // and echoes it on the 429: the -1304 named none (an outside re-tester).
+    const timers = new Set();
+    const key = 'auto:' + 'ab'.repeat(32);
+    const f = await fake((req, res, body, n) => {
+      if (n === 1) timers.add(setTimeout(() => json(res, 429, { errCode: -1201, errMsg: 'top.ascp.launchExtraCharge:fail throttled', retryAfter: 1, idempotencyKey: key }, { 'retry-after': '1' }), 200));
+    });
+    try {
+      const err = await rejected(f.client({ timeoutMs: 2000 }).top.ascp.launchExtraCharge(charge));
+      assert.equal(err.errCode, -1304, err.errMsg);
+      assert.equal(err.idempotencyKey, key);
+      assert.match(err.errMsg, /same input and key/);
+      assert.equal(f.seen.length, 2);
+      assert.equal(JSON.parse(f.seen[1].body).idempotencyKey, undefined, 'the retry sends the very same bytes');
+    } finally {
+      for (const t of timers) clearTimeout(t);
+      await f.close();
+    }
+  });
+
   it('the caller\'s AbortSignal rejects with its reason', async () => {
     const ac = new AbortController();
     // The caller gives up once the request has arrived (no timing involved).
