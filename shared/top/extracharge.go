@@ -247,13 +247,12 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 	var resp envelope.Response
 	var replayed bool
 	orderID := q.Param.WdsCoordinationOrderID
-	sending := func() {
-		if ch.log == nil {
-			return
-		}
-		// The invocation line's requestId, so the two lines of a call are
-		// found together, and a gateway's id as that line gives it.
-		attrs := []any{"requestId", cmp.Or(in.InvocationID, in.RequestID), "function", in.Function}
+	// What the charge's own lines say of it: the invocation line's
+	// requestId, so a call's lines are found together (and a gateway's id
+	// as that line gives it), its keys and its order.
+	var attrs []any
+	if ch.log != nil {
+		attrs = []any{"requestId", cmp.Or(in.InvocationID, in.RequestID), "function", in.Function}
 		if in.InvocationID != "" && in.RequestID != in.InvocationID {
 			attrs = append(attrs, "gatewayRequestId", in.RequestID)
 		}
@@ -261,10 +260,10 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 		if key != "" {
 			attrs = append(attrs, "keylessKey", slot)
 		}
-		ch.log.Info("charge sending", append(attrs, "orderId", orderID, "price", *q.Param.Price)...)
+		attrs = append(attrs, "orderId", orderID)
 	}
 	if e == nil {
-		resp, replayed, e = ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, ch.chargeOnce(session, param, inForce, sending))
+		resp, replayed, e = ch.guard.Run(ctx, idempotency.Call{Key: key, Fingerprint: fp}, ch.chargeOnce(session, param, inForce, attrs, *q.Param.Price))
 	}
 	if e == nil && replayed {
 		resp.Replayed, resp.Err = true, recordedError(resp.Body)
@@ -295,13 +294,15 @@ func (ch *Charger) handle(ctx context.Context, in *envelope.Input) (any, error) 
 
 // chargeOnce is the guarded call: one charge, its answer echoing the key
 // in force.
-// sending writes the line that names the charge before it leaves: a call
+// It writes the line that names the charge before it leaves: a call
 // killed while TOP charges writes no invocation line, and after a records
 // loss the log was the only list of charges to restore (an outside tester
 // charged four orders twice that way).
-func (ch *Charger) chargeOnce(session, param, inForce string, sending func()) func(context.Context) idempotency.Outcome {
+func (ch *Charger) chargeOnce(session, param, inForce string, attrs []any, price int64) func(context.Context) idempotency.Outcome {
 	return func(ctx context.Context) idempotency.Outcome {
-		sending()
+		if ch.log != nil {
+			ch.log.Info("charge sending", append(attrs[:len(attrs):len(attrs)], "price", price)...)
+		}
 		out, err := ch.charge(ctx, session, param)
 		if err != nil {
 			ee := envelope.As(err)
@@ -315,7 +316,7 @@ func (ch *Charger) chargeOnce(session, param, inForce string, sending func()) fu
 			// it leaves nothing to reconcile by but the order (an outside
 			// tester).
 			ch.log.Warn("charge made without an extra charge service order id: TOP answered success and named none; reconcile by orderId",
-				"idempotencyKey", inForce, "upstreamRequestId", out.RequestID)
+				append(attrs[:len(attrs):len(attrs)], "upstreamRequestId", out.RequestID)...)
 		}
 		return idempotency.Outcome{Response: r, VendorID: out.Result.Data.ExtraChargeServiceOrderID}
 	}

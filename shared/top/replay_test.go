@@ -245,6 +245,12 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	for _, x := range others {
 		if x["level"] == "WARN" {
 			warned = append(warned, x["msg"].(string))
+			// Every charge line names what reconciling needs (the WARN
+			// line named no order: an outside re-tester).
+			require.Equal(t, "BFC-LOG-4", x["orderId"], x)
+			require.Equal(t, "req-1", x["requestId"], x)
+			require.Equal(t, "order-log-4", x["idempotencyKey"], x)
+			require.Regexp(t, `^auto:[0-9a-f]{64}$`, x["keylessKey"], x)
 		}
 	}
 	require.Equal(t, []string{"charge made without an extra charge service order id: TOP answered success and named none; reconcile by orderId"}, warned)
