@@ -586,3 +586,19 @@ func TestALostExchangeAnswerSaysTheRefreshTokenMayBeSpent(t *testing.T) {
 	require.Equal(t, envelope.CodeUpstreamUnreachable, e.Code)
 	require.Equal(t, "ck1 could not be reached", e.Reason, "nothing left: nothing can have been spent")
 }
+
+// A 200 whose body cannot be read means CK1 took the exchange: the answer
+// says the refresh token is most likely spent, and what to do, not only
+// "could not be read" (an outside re-tester).
+func TestAnUnreadableTokenAnswerSaysTheRefreshTokenIsSpent(t *testing.T) {
+	for _, body := range []string{`not json`, `{"AccessToken":5}`, `{}`} {
+		r := newTokenRig(t)
+		r.sbx.Inject(sandbox.Fault{Path: "/oauth2/token", Kind: sandbox.FaultStatus, Status: 200, Body: body, Times: 1})
+		_, err := r.instance(ck1sbx.DemoRefreshToken, "").Token(context.Background())
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e, body)
+		require.Equal(t, envelope.CodeUpstreamMalformed, e.Code, body)
+		require.Contains(t, e.Reason, "CK1 has most likely spent the single-use refresh token", body)
+		require.Contains(t, e.Reason, "authorize the app again and set CK1_REFRESH_TOKEN", body)
+	}
+}

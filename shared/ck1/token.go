@@ -541,7 +541,14 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		case resp.StatusCode == http.StatusTooManyRequests:
 			return "", upstream.Throttled("ck1", resp.Header)
 		case resp.StatusCode == http.StatusOK:
-			return "", upstream.Malformed("ck1", resp.StatusCode, fmt.Errorf("the token answer has no access_token or refresh_token"))
+			// CK1 took the exchange: the refresh token it was given is spent,
+			// and its successor is in an answer this instance cannot read
+			// ("could not be read" alone said to retry later: an outside
+			// re-tester). Nothing is recorded: the next refresh presents the
+			// same token, and CK1's refusal then answers "authorize again".
+			e := upstream.Malformed("ck1", resp.StatusCode, fmt.Errorf("the token answer has no access_token or refresh_token"))
+			e.Reason = "CK1 answered the token request with HTTP 200 and a body that could not be read: CK1 has most likely spent the single-use refresh token, and the new one is in that answer; retry, and if CK1 then refuses the refresh token, authorize the app again and set CK1_REFRESH_TOKEN"
+			return "", e
 		case resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized || r.Message == "":
 			// Not CK1's refusal (its errors are JSON with a Message): a
 			// server error, a proxy's or firewall's page, a timeout. It
