@@ -573,3 +573,28 @@ func TestADocumentedFieldOfAnotherKindCannotBeRead(t *testing.T) {
 	require.Equal(t, 200, st, m)
 	require.Equal(t, map[string]any{"id": "7", "laterField": 5.0}, m["data"], "nulls left out, a later field passed through")
 }
+
+// Two keys that name one field: CAMS's PascalCase spelling is kept, every
+// time (the other spelling won as the map's random order fell: an outside
+// re-tester), and the one dropped is not judged.
+func TestOfTwoSpellingsCAMSsIsKept(t *testing.T) {
+	sbx := camssbx.New(camssbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	for _, tc := range []struct{ data, want string }{
+		{`{"id":"1","Id":"2"}`, `{"id":"2"}`},
+		{`{"Id":"2","id":"1"}`, `{"id":"2"}`},
+		{`{"id":5,"Id":"x"}`, `{"id":"x"}`},
+		{`{"FooBar":1,"fooBar":2}`, `{"fooBar":1}`},
+	} {
+		for range 10 {
+			sbx.Inject(sandbox.Fault{Path: "/", Kind: sandbox.FaultStatus, Status: 200, Times: 1,
+				Body: `{"Code":"OK","Success":true,"RequestId":"R5","Data":` + tc.data + `}`})
+			st, m := invoke(t, newCAMS(t, srv.URL, demo, store.NewMemory(store.MemoryOptions{})), `{}`, 2*time.Second)
+			require.Equal(t, 200, st, m)
+			got, err := json.Marshal(m["data"])
+			require.NoError(t, err)
+			require.JSONEq(t, tc.want, string(got), tc.data)
+		}
+	}
+}

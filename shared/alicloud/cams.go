@@ -77,9 +77,19 @@ func camelKeys(raw json.RawMessage) (map[string]any, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
+	// Two keys that name one field (Id and id): CAMS's own PascalCase
+	// spelling is kept, and between two alike the first in byte order, not
+	// whichever the map's random order gave last (an outside re-tester).
+	from := make(map[string]string, len(m))
+	for k := range m {
 		name := envelope.LowerCamel(k)
+		if prev, ok := from[name]; !ok || pascal(k) && !pascal(prev) || pascal(k) == pascal(prev) && k < prev {
+			from[name] = k
+		}
+	}
+	out := make(map[string]any, len(from))
+	for name, k := range from {
+		v := m[k]
 		if want, ok := dataKinds[name]; ok {
 			v = bytes.TrimSpace(v)
 			if string(v) == "null" {
@@ -97,6 +107,10 @@ func camelKeys(raw json.RawMessage) (map[string]any, error) {
 	}
 	return out, nil
 }
+
+// pascal says a key is spelled as CAMS spells its fields (an upper-case
+// first letter).
+func pascal(k string) bool { return k != "" && k[0] >= 'A' && k[0] <= 'Z' }
 
 // jsonKind names a JSON value's kind for a message.
 func jsonKind(v []byte) string {
