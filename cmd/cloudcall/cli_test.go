@@ -513,6 +513,9 @@ func TestEnvFileErrorsQuoteNothingOfTheFile(t *testing.T) {
 		{"TOP_MAX_PRICE_FEN=50\nbad line here\nTOP_APP_SECRET=supersecret-value-123456\nCLOUDCALL_CALLER_KEYS=backend:0123456789abcdef0123\n",
 			"line 2 cannot be read: the name before = is not a variable name"},
 		{"A=1\nTOP_APP_SECRET=\"supersecret-value-123456\nB=2\n", "line 2 cannot be read: a quoted value has no closing quote"},
+		// A valid value of several lines before the bad line: the bad line
+		// is named, not the value's first (a re-tester).
+		{"A=1\nB=\"multi\nline\"\nC=\nbad line here\nTOP_APP_SECRET=supersecret-value-123456\n", "line 5 cannot be read: the name before = is not a variable name"},
 	} {
 		f := filepath.Join(t.TempDir(), ".env")
 		require.NoError(t, os.WriteFile(f, []byte(tc.file), 0o600))
@@ -642,4 +645,14 @@ func TestLocalEndsWhenItsParentIsGone(t *testing.T) {
 	require.NoError(t, ctx.Err(), "started by init: nothing to watch")
 	stop()
 	require.ErrorIs(t, context.Cause(ctx), context.Canceled)
+}
+
+// A UTF-8 byte order mark, as Windows Notepad saves a file, is no part of
+// the first name (it was refused as "not a variable name": a re-tester).
+func TestEnvFileWithAByteOrderMark(t *testing.T) {
+	f := filepath.Join(t.TempDir(), ".env")
+	require.NoError(t, os.WriteFile(f, []byte("\xef\xbb\xbfA=1\r\nB=two\r\n"), 0o600))
+	env, err := readEnvFile(f)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"A": "1", "B": "two"}, env)
 }
