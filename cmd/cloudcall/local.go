@@ -88,7 +88,7 @@ func (s localSettings) keys() map[string]string {
 }
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	ctx, stopWatching := untilOrphaned(ctx, os.Getppid, time.Second)
+	ctx, stopWatching := untilOrphaned(ctx, os.Getppid, processName, time.Second)
 	defer stopWatching()
 	fs := newFlagSet("local", args, stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1:9000", "front door `host:port` (HTTP triggers and invoke APIs); port 0 picks a free one")
@@ -688,14 +688,18 @@ func (f *freshConns) closeAll() {
 // errOrphaned ends local when the process that started it is gone.
 var errOrphaned = errors.New("the parent process exited")
 
-// untilOrphaned ends ctx when this process's parent changes: `go run`
-// does not pass SIGTERM on to the program it built, so an IDE or script
-// that stopped it left the emulator serving on its ports, with its
-// instances (golang/go#40467, an outside tester). A parent that was
-// already init at start (a container's entry point) is never watched away.
-func untilOrphaned(ctx context.Context, ppid func() int, every time.Duration) (context.Context, context.CancelFunc) {
+// untilOrphaned ends ctx when the `go run` that started this process exits:
+// go run does not pass SIGTERM on to the program it built, so an IDE or
+// script that stopped it left the emulator serving on its ports, with its
+// instances (golang/go#40467, an outside tester). Only a parent named go is
+// watched: under nohup, or started by a shell that then exits, the
+// emulator is meant to outlive its parent (a re-tester's nohup stopped).
+func untilOrphaned(ctx context.Context, ppid func() int, name func(pid int) string, every time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	first := ppid()
+	if name(first) != "go" {
+		return ctx, func() { cancel(nil) }
+	}
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -712,4 +716,14 @@ func untilOrphaned(ctx context.Context, ppid func() int, every time.Duration) (c
 		}
 	}()
 	return ctx, func() { cancel(nil) }
+}
+
+// processName is a process's command name (Linux's /proc; "" elsewhere,
+// where nothing is watched).
+func processName(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
