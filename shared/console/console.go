@@ -451,9 +451,15 @@ func (c *Console) invoke(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown function", "known": c.opts.Emulator.Names()})
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, emulator.FCMaxPayload+1))
-	if err != nil || len(body) > emulator.FCMaxPayload {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "payload too large"})
+	// The platform's own cap, as its invoke door has: under aws the console
+	// ran events of 6–32 MB that Lambda's Invoke refuses (a re-tester).
+	limit, door := emulator.FCMaxPayload, "FC's InvokeFunction"
+	if c.opts.Platform == "aws" {
+		limit, door = emulator.LambdaMaxPayload, "Lambda's Invoke"
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil || len(body) > limit {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("payload too large: %s takes at most %d MB", door, limit>>20)})
 		return
 	}
 	if !json.Valid(body) {

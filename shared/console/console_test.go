@@ -65,13 +65,17 @@ func (f *fixture) events(t *testing.T) *http.Response {
 }
 
 func newFixture(t *testing.T, builds map[string]console.Build) *fixture {
+	return newPlatformFixture(t, builds, "fc")
+}
+
+func newPlatformFixture(t *testing.T, builds map[string]console.Build, platform string) *fixture {
 	t.Helper()
 	emu := emulator.New(emulator.Options{Platform: runtimeapi.FC, Functions: []emulator.FunctionConfig{
 		{Name: "hello", Binary: hello, Timeout: 5 * time.Second, MaxInstances: 1},
 	}})
 	sbx := sandbox.New("demo")
 	sbxSrv := httptest.NewServer(sbx.Wrap(http.NotFoundHandler()))
-	opts := console.Options{Emulator: emu, Platform: "fc",
+	opts := console.Options{Emulator: emu, Platform: platform,
 		Functions: []console.Function{{Name: "hello", API: "demo.hello", Example: json.RawMessage(`{"action":"log"}`)}},
 		Sandboxes: []console.Sandbox{{Vendor: "demo", URL: sbxSrv.URL}}}
 	if builds != nil {
@@ -390,4 +394,23 @@ func TestAStalledReaderDoesNotHoldShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, srv.Shutdown(ctx), "the stalled stream ended, so Shutdown did not run into its deadline")
+}
+
+// The console's invoke door takes what the platform's does: under aws it
+// ran events of 6–32 MB that Lambda's Invoke refuses (a re-tester).
+func TestTheConsoleTakesThePlatformsPayloadCap(t *testing.T) {
+	for _, tc := range []struct {
+		platform, says string
+		size           int
+	}{
+		{"aws", "payload too large: Lambda's Invoke takes at most 6 MB", 6<<20 + 10},
+		{"fc", "payload too large: FC's InvokeFunction takes at most 32 MB", 32<<20 + 10},
+	} {
+		f := newPlatformFixture(t, nil, tc.platform)
+		body := `"` + strings.Repeat("x", tc.size-2) + `"`
+		status, got := f.do(t, "POST", "/__console/api/invoke/hello", body, map[string]string{console.TokenHeader: f.good, "Origin": f.srv.URL})
+		require.Equal(t, 413, status, tc.platform)
+		require.Contains(t, got, tc.says)
+		require.Empty(t, f.emu.Bus().Recent(), "nothing ran")
+	}
 }
