@@ -586,6 +586,13 @@ func TestOfTwoSpellingsCAMSsIsKept(t *testing.T) {
 		{`{"Id":"2","id":"1"}`, `{"id":"2"}`},
 		{`{"id":5,"Id":"x"}`, `{"id":"x"}`},
 		{`{"FooBar":1,"fooBar":2}`, `{"fooBar":1}`},
+		// Keys that differ only in case are one field too: a case-blind
+		// decoder (Go's encoding/json) read businessid into businessId.
+		{`{"BusinessId":"p","businessid":"q"}`, `{"businessId":"p"}`},
+		{`{"BusinessId":"p","businessid":5}`, `{"businessId":"p"}`},
+		{`{"Id":"A","iD":"Z","ID":"Y"}`, `{"id":"A"}`},
+		// A value over a null, whatever the spelling.
+		{`{"Id":null,"id":"B"}`, `{"id":"B"}`},
 	} {
 		for range 10 {
 			sbx.Inject(sandbox.Fault{Path: "/", Kind: sandbox.FaultStatus, Status: 200, Times: 1,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -77,18 +78,22 @@ func camelKeys(raw json.RawMessage) (map[string]any, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
-	// Two keys that name one field (Id and id): CAMS's own PascalCase
-	// spelling is kept, and between two alike the first in byte order, not
-	// whichever the map's random order gave last (an outside re-tester).
+	// Keys that differ only in case (Id and id, BusinessId and businessid)
+	// are one field: a case-blind decoder, Go's encoding/json among them,
+	// read the other spelling's value into the documented field (an outside
+	// re-tester). One is kept, every time: a value over a null, then CAMS's
+	// own spelling (Id), then any PascalCase one, then the first in byte
+	// order (the map's random order chose before).
 	from := make(map[string]string, len(m))
 	for k := range m {
-		name := envelope.LowerCamel(k)
-		if prev, ok := from[name]; !ok || pascal(k) && !pascal(prev) || pascal(k) == pascal(prev) && k < prev {
-			from[name] = k
+		fold := strings.ToLower(k)
+		if prev, ok := from[fold]; !ok || better(k, prev, m) {
+			from[fold] = k
 		}
 	}
 	out := make(map[string]any, len(from))
-	for name, k := range from {
+	for _, k := range from {
+		name := envelope.LowerCamel(k)
 		v := m[k]
 		if want, ok := dataKinds[name]; ok {
 			v = bytes.TrimSpace(v)
@@ -106,6 +111,27 @@ func camelKeys(raw json.RawMessage) (map[string]any, error) {
 		out[name] = v
 	}
 	return out, nil
+}
+
+// better says key k is kept over prev, both naming one field.
+func better(k, prev string, m map[string]json.RawMessage) bool {
+	kNull, prevNull := string(bytes.TrimSpace(m[k])) == "null", string(bytes.TrimSpace(m[prev])) == "null"
+	switch {
+	case kNull != prevNull:
+		return prevNull
+	case canonical(k) != canonical(prev):
+		return canonical(k)
+	case pascal(k) != pascal(prev):
+		return pascal(k)
+	}
+	return k < prev
+}
+
+// canonical says k is spelled exactly as CAMS spells a field of its
+// lowerCamel name (Id, not ID or iD).
+func canonical(k string) bool {
+	n := envelope.LowerCamel(k)
+	return n != "" && strings.ToUpper(n[:1])+n[1:] == k
 }
 
 // pascal says a key is spelled as CAMS spells its fields (an upper-case
