@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
@@ -504,9 +503,8 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	defer cancel()
 	q := url.Values{"client_id": {a.o.ClientID}, "client_secret": {a.o.ClientSecret}, "grant_type": {"refresh_token"}, "refresh_token": {refreshTok}}
-	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, a.o.Base+"/oauth2/token?"+q.Encode(), strings.NewReader(q.Encode()))
+	tctx, sent := upstream.Sent(ctx)
+	req, err := http.NewRequestWithContext(tctx, http.MethodPost, a.o.Base+"/oauth2/token?"+q.Encode(), strings.NewReader(q.Encode()))
 	if err != nil {
 		return "", upstream.Clean(err)
 	}
@@ -514,7 +512,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 	resp, err := a.o.HTTP.Do(req)
 	if err != nil {
 		e := upstream.TransportError("ck1", err)
-		if wrote.Load() && !errors.Is(err, upstream.ErrRedirect) {
+		if sent() && !errors.Is(err, upstream.ErrRedirect) {
 			e = answerLost(e)
 		}
 		return "", e

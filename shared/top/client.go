@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -126,9 +124,8 @@ func (c *Client) Do(ctx context.Context, method, session string, api map[string]
 	for k, v := range params {
 		form.Set(k, v)
 	}
-	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, c.o.Gateway, strings.NewReader(form.Encode()))
+	tctx, sent := upstream.Sent(ctx)
+	req, err := http.NewRequestWithContext(tctx, http.MethodPost, c.o.Gateway, strings.NewReader(form.Encode()))
 	if err != nil {
 		return Reply{Outcome: NotSent, TransErr: upstream.Clean(err)}
 	}
@@ -138,7 +135,7 @@ func (c *Client) Do(ctx context.Context, method, session string, api map[string]
 		out := NotSent
 		// A redirect is an answer from where the request was sent: it was
 		// not acted on there, and it is not followed.
-		if wrote.Load() && !errors.Is(err, upstream.ErrRedirect) {
+		if sent() && !errors.Is(err, upstream.ErrRedirect) {
 			out = Unknown // the request left: TOP may have acted on it
 		}
 		return Reply{Outcome: out, TransErr: upstream.Clean(err)}

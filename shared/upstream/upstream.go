@@ -11,9 +11,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
@@ -194,4 +196,14 @@ func Wait(err error, backoff time.Duration) time.Duration {
 		return max(backoff, time.Duration(e.RetryAfter)*time.Second)
 	}
 	return backoff
+}
+
+// Sent traces whether a request made with the returned context was written
+// to the connection: after a transport error, a write that left may have
+// been acted on (a charge, a single-use token's exchange), and one that
+// never left was not.
+func Sent(ctx context.Context) (context.Context, func() bool) {
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }}
+	return httptrace.WithClientTrace(ctx, trace), wrote.Load
 }
