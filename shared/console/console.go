@@ -454,7 +454,7 @@ func (c *Console) invoke(w http.ResponseWriter, r *http.Request) {
 	// The platform's own cap, as its invoke door has: under aws the console
 	// ran events of 6–32 MB that Lambda's Invoke refuses (a re-tester).
 	limit, door := emulator.FCMaxPayload, "FC's InvokeFunction"
-	if c.opts.Platform == "aws" {
+	if c.opts.Platform == string(runtimeapi.Lambda) {
 		limit, door = emulator.LambdaMaxPayload, "Lambda's Invoke"
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
