@@ -171,7 +171,8 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if len(chs) == 0 {
 		d.Log.Warn("quota-alert: no notification channel configured; runs only report in their summary")
 	}
-	if strings.EqualFold(strings.TrimSpace(d.Env.Get("CLOUDCALL_STORE", "memory")), "memory") {
+	// Read as runtime.OpenStore reads it: a Redis URL may carry a password.
+	if st, _ := d.Env.SecretOrWord("CLOUDCALL_STORE", "memory"); st == "" || st == "memory" {
 		// A timer usually lands on a fresh instance: with memory, cooldowns,
 		// recoveries and the forecast's history start over each time.
 		d.Log.Warn("quota-alert: alert state is in this instance's memory (CLOUDCALL_STORE=memory): a new instance alerts again and forgets the forecast's history; set CLOUDCALL_STORE to a Redis")

@@ -30,6 +30,9 @@ const (
 // their first argument (RequireSecrets: by every argument).
 var envLookups = map[string]bool{"Get": true, "Secret": true, "SecretOrWord": true, "Bool": true, "Int": true, "Duration": true, "RequireSecrets": true}
 
+// secretLookups read a value that may be a credential.
+var secretLookups = map[string]bool{"Secret": true, "SecretOrWord": true, "RequireSecrets": true}
+
 var envName = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
 
 // envRead is one variable read by the configuration code.
@@ -38,6 +41,9 @@ type envRead struct {
 	Default string // the code's default when it is a constant string (Get only)
 	HasDef  bool
 	Pos     string
+	// Secret: read with Secret, SecretOrWord or RequireSecrets, so the value
+	// may be a credential (redacted in logs; NoEcho in template.yaml).
+	Secret bool
 }
 
 // codeReads loads every package of the module with types and returns, per
@@ -103,7 +109,7 @@ func codeReads(t *testing.T) (reads map[string][]envRead, imports map[string][]s
 				}
 				for _, a := range args {
 					if tv := p.TypesInfo.Types[a]; tv.Value != nil && tv.Value.Kind() == constant.String {
-						r := envRead{Name: constant.StringVal(tv.Value), Pos: where}
+						r := envRead{Name: constant.StringVal(tv.Value), Pos: where, Secret: secretLookups[fn.Name()]}
 						if fn.Name() == "Get" {
 							if dv := p.TypesInfo.Types[call.Args[1]]; dv.Value != nil && dv.Value.Kind() == constant.String {
 								r.Default, r.HasDef = constant.StringVal(dv.Value), true
@@ -117,6 +123,8 @@ func codeReads(t *testing.T) (reads map[string][]envRead, imports map[string][]s
 						problems = append(problems, fmt.Sprintf("%s: %s reads a variable whose name cannot be derived (use a constant or a literal list in the same function)", where, fn.Name()))
 					}
 					for _, nm := range names {
+						// Not marked Secret: which of the function's literals
+						// the secret lookup reads cannot be told apart here.
 						reads[p.PkgPath] = append(reads[p.PkgPath], envRead{Name: nm, Pos: where})
 					}
 				}
@@ -156,8 +164,11 @@ func functionReads(reads map[string][]envRead, imports map[string][]string, fn s
 		}
 		seen[p] = true
 		for _, r := range reads[p] {
-			if _, ok := out[r.Name]; !ok {
+			if prev, ok := out[r.Name]; !ok {
 				out[r.Name] = r
+			} else if r.Secret && !prev.Secret {
+				prev.Secret, prev.Pos = true, r.Pos // any secret read makes it a secret
+				out[r.Name] = prev
 			}
 		}
 		for _, q := range imports[p] {
@@ -268,6 +279,10 @@ func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
 			}
 			v, ok := declared[name]
 			require.True(t, ok, "%s reads %s (%s) but the registry does not list it: add it to shared/registry and run `make gen`", f.Name, name, r.Pos)
+			// A value the code reads as a possible credential (a Redis URL
+			// with a password) must be NoEcho in template.yaml and never
+			// written into s.yaml: the registry's Secret says both.
+			require.True(t, !r.Secret || v.Secret, "%s reads %s as a secret (%s) but the registry does not mark it Secret: template.yaml would echo it", f.Name, name, r.Pos)
 			if r.HasDef && r.Default != "" {
 				require.Equal(t, r.Default, v.Default, "%s: the registry's default for %s differs from the code's (%s)", f.Name, name, r.Pos)
 			}

@@ -87,7 +87,8 @@ type Function struct {
 // Common variables every function reads.
 func commonVars() []Var {
 	return []Var{
-		{Name: "CLOUDCALL_STORE", Default: "memory", Description: "shared state: memory or a redis:// / rediss:// URL"},
+		// Secret: a Redis URL may carry a password. Empty is "memory".
+		{Name: "CLOUDCALL_STORE", Secret: true, Description: "shared state: empty or memory (one instance) or a redis:// / rediss:// URL (many instances); may carry a password, so it is NoEcho"},
 		{Name: "CLOUDCALL_CALLER_KEYS", Secret: true, Description: "HTTP-trigger caller keys id:secret,..."},
 		{Name: "CLOUDCALL_ALLOW_ANONYMOUS", Default: "false", Description: "true lets HTTP triggers through without caller auth (with no CLOUDCALL_CALLER_KEYS): only under cloudcall local or behind a platform that checks callers (FC authType: function, an API Gateway authorizer); a WARN line at start says so"},
 		{Name: "CLOUDCALL_ALLOW_PLAINTEXT_UPSTREAM", Default: "false", Description: "true lets a vendor address (*_API_BASE, TOP_GATEWAY_URL) or a quota alert channel URL be plain http to another host (a sandbox or test receiver elsewhere); off, such an address is refused at start, since the credentials would cross the network in clear"},
