@@ -56,3 +56,28 @@ func TestTheTOPSandboxTakesTheEnvFilesSession(t *testing.T) {
 		require.Equal(t, code, got, session)
 	}
 }
+
+// With --upstream real on the embedded store, CK1 OAuth with
+// CK1_ALLOW_MEMORY_STORE=true (from `cloudcall sandbox`'s export lines)
+// spends the real refresh token into a store that dies with the run: the
+// banner warns; a fixed token, no waiver, or an external store do not.
+func TestLocalWarnsWhenCK1SpendsItsRefreshTokenIntoTheEmbeddedStore(t *testing.T) {
+	oauth := map[string]string{"CK1_CLIENT_ID": "id", "CK1_CLIENT_SECRET": "s", "CK1_REFRESH_TOKEN": "r", "CK1_ALLOW_MEMORY_STORE": "true"}
+	for _, k := range []string{"CK1_ACCESS_TOKEN", "CK1_CLIENT_ID", "CK1_CLIENT_SECRET", "CK1_REFRESH_TOKEN", "CK1_ALLOW_MEMORY_STORE"} {
+		t.Setenv(k, "")
+		require.NoError(t, os.Unsetenv(k))
+	}
+	warn := ck1SpendsIntoEmbedded(localSettings{extra: oauth})
+	require.Contains(t, warn, "CK1_ALLOW_MEMORY_STORE=true with --upstream real on the embedded store")
+	require.Contains(t, warn, "--store redis://")
+
+	// The shell's variables count too (real mode reads them).
+	t.Setenv("CK1_ALLOW_MEMORY_STORE", "yes")
+	t.Setenv("CK1_REFRESH_TOKEN", "r")
+	require.NotEmpty(t, ck1SpendsIntoEmbedded(localSettings{}))
+
+	fixed := map[string]string{"CK1_ACCESS_TOKEN": "t", "CK1_ALLOW_MEMORY_STORE": "true"}
+	require.Empty(t, ck1SpendsIntoEmbedded(localSettings{extra: fixed}), "a fixed token spends nothing")
+	noWaiver := map[string]string{"CK1_REFRESH_TOKEN": "r", "CK1_ALLOW_MEMORY_STORE": "false"}
+	require.Empty(t, ck1SpendsIntoEmbedded(localSettings{extra: noWaiver}), "without the waiver the function refuses (-1601) and spends nothing")
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
+	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/recordstore"
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
@@ -194,6 +195,11 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			what = "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE=assume waives that check, so the charge runs and its records go with this run"
 		}
 		fmt.Fprintf(stdout, "WARNING: --upstream real moves real money, and the embedded store forgets the charge's records when cloudcall local stops (a charge cut off at Ctrl-C would charge again in the next run): %s.\n", what)
+	}
+	if real && set.embedded {
+		if msg := ck1SpendsIntoEmbedded(set); msg != "" {
+			fmt.Fprintln(stdout, "WARNING: "+msg)
+		}
 	}
 	var launcher []string
 	if *debugFn != "" {
@@ -729,4 +735,24 @@ func processName(pid int) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// ck1SpendsIntoEmbedded says when CK1 OAuth will run against the real CK1 on
+// the embedded store: CK1_ALLOW_MEMORY_STORE=true (which `cloudcall sandbox`'s
+// export lines carry) waives the refusal, so the first refresh spends
+// CK1_REFRESH_TOKEN and keeps the rotated one only in a store that dies with
+// this run; every later run is refused by CK1 (an outside tester).
+func ck1SpendsIntoEmbedded(set localSettings) string {
+	f, ok := registry.Lookup("ck1-pricing-inbound-box")
+	if !ok {
+		return ""
+	}
+	env := config.FromMap(functionEnv(f, runtimeapi.FC, nil, true, set))
+	fixed, _ := env.Secret("CK1_ACCESS_TOKEN")
+	refresh, _ := env.Secret("CK1_REFRESH_TOKEN")
+	if fixed != "" || refresh == "" || !env.Bool("CK1_ALLOW_MEMORY_STORE", false) {
+		return ""
+	}
+	return "CK1_ALLOW_MEMORY_STORE=true with --upstream real on the embedded store: CK1's first refresh spends CK1_REFRESH_TOKEN and keeps the rotated one only in this run's store, so the next run presents a spent token and CK1 refuses it until you authorise again. " +
+		"Run with --store redis://... (a Redis that persists: the rotated token is kept under cloudcall:local:real:), or unset CK1_ALLOW_MEMORY_STORE (CK1 then answers -1601 instead of spending the token)"
 }
