@@ -299,14 +299,7 @@ func (r *rule) stream(dec *jsontext.Decoder, scratch *[]byte) (bool, error) {
 		if r.types != 0 && r.types&tString == 0 {
 			return false, nil
 		}
-		s := unquote(raw, scratch)
-		if r.minLen >= 0 || r.maxLen >= 0 {
-			n := utf8.RuneCount(s)
-			if (r.minLen >= 0 && n < r.minLen) || (r.maxLen >= 0 && n > r.maxLen) {
-				return false, nil
-			}
-		}
-		return r.pattern == nil || r.pattern.Match(s), nil
+		return r.text(unquote(raw, scratch)), nil
 	case '0':
 		raw, err := dec.ReadValue()
 		if err != nil {
@@ -322,6 +315,17 @@ func (r *rule) stream(dec *jsontext.Decoder, scratch *[]byte) (bool, error) {
 	}
 	_, err := dec.ReadToken() // the tokenizer's own error
 	return false, err
+}
+
+// text checks a string's text against its length and pattern.
+func (r *rule) text(s []byte) bool {
+	if r.minLen >= 0 || r.maxLen >= 0 {
+		n := utf8.RuneCount(s)
+		if (r.minLen >= 0 && n < r.minLen) || (r.maxLen >= 0 && n > r.maxLen) {
+			return false
+		}
+	}
+	return r.pattern == nil || r.pattern.Match(s)
 }
 
 // number checks a JSON number: plain integers without allocating, anything

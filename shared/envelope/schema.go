@@ -30,6 +30,9 @@ type Schema struct {
 	// once each and shared by every variant (With).
 	variants *sync.Map
 	base     *Schema // the schema under the default policies
+	// binders holds, on base, the binder of each Go type decoded under
+	// the schema (reflect.Type → *binder, nil when fill cannot fill it).
+	binders sync.Map
 }
 
 // Unknown-field policies (CLOUDCALL_UNKNOWN_FIELDS): the vendors' own JSON
@@ -89,6 +92,10 @@ type streamer struct {
 	dec     *jsontext.Decoder
 	rd      bytes.Reader
 	scratch []byte
+	// For fill (bind.go): the unknown-field policy, and short strings
+	// made on earlier calls.
+	ignore bool
+	strs   strCache
 }
 
 // CompileSchema compiles a JSON Schema 2020-12 document into the rules the
@@ -210,24 +217,38 @@ func (s *Schema) check(trimmed []byte) error {
 // a Validator. Every failure is an *Error with CodeInvalidInput naming the
 // field with its indices, what it takes and what came.
 func DecodeInput(body []byte, s *Schema, v any) error {
-	trimmed, err := precheck(body)
-	if err != nil {
-		return err
-	}
-	// The rules decide in one streaming pass; only a refusal walks the body
-	// again, to say which rule broke and where.
-	if !s.accepts(trimmed) {
-		if err := s.check(trimmed); err != nil {
+	if !s.decodeFast(body, v) {
+		if err := s.decodeLong(body, v); err != nil {
 			return err
 		}
-	}
-	if err := unmarshalTyped(trimmed, v, s.ignoreUnknown); err != nil {
-		return err
 	}
 	if val, ok := v.(Validator); ok {
 		return val.Validate()
 	}
 	return nil
+}
+
+// decodeFast is the warm path: one pass checks the rules and fills v
+// (bind.go). False: v is as it was, and the long way must read the body.
+func (s *Schema) decodeFast(body []byte, v any) bool {
+	trimmed := TrimSpace(body)
+	return len(trimmed) > 0 && trimmed[0] == '{' && s.decode(trimmed, v)
+}
+
+// decodeLong is the long way, which also explains a refusal: the hygiene,
+// the rules in a streaming pass, then (only when they refuse) a walk of the
+// body to say which rule broke and where, then the typed value.
+func (s *Schema) decodeLong(body []byte, v any) error {
+	trimmed, err := precheck(body)
+	if err != nil {
+		return err
+	}
+	if !s.accepts(trimmed) {
+		if err := s.check(trimmed); err != nil {
+			return err
+		}
+	}
+	return unmarshalTyped(trimmed, v, s.ignoreUnknown)
 }
 
 // scanValue reads one value through, checking what the rules would (the
