@@ -22,7 +22,18 @@ import (
 type source struct{ c *wechat.Client }
 
 func (s source) Quota(ctx context.Context, deliveryID, bizID string) (int64, error) {
-	return s.c.GetQuota(ctx, deliveryID, bizID)
+	n, err := s.c.GetQuota(ctx, deliveryID, bizID)
+	return n, hinted(err)
+}
+
+// hinted adds to a WeChat error what to fix, as the envelope's reason does:
+// a run's failures and alerts carry the error's text, and "errcode 40125"
+// alone did not say to check WECHAT_APPSECRET.
+func hinted(err error) error {
+	if h := wechat.Hint(err); h != "" {
+		return fmt.Errorf("%w (%s)", err, h)
+	}
+	return err
 }
 
 // Discover lists bound accounts whose courier has can_get_quota = 1; the
@@ -30,7 +41,7 @@ func (s source) Quota(ctx context.Context, deliveryID, bizID string) (int64, err
 func (s source) Discover(ctx context.Context) ([]quotaalert.Account, error) {
 	couriers, err := s.c.GetAllDelivery(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("getAllDelivery: %w", err)
+		return nil, fmt.Errorf("getAllDelivery: %w", hinted(err))
 	}
 	quota := map[string]bool{}
 	for _, c := range couriers {
@@ -38,7 +49,7 @@ func (s source) Discover(ctx context.Context) ([]quotaalert.Account, error) {
 	}
 	accts, err := s.c.GetAllAccount(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("getAllAccount: %w", err)
+		return nil, fmt.Errorf("getAllAccount: %w", hinted(err))
 	}
 	var out []quotaalert.Account
 	for _, a := range accts {

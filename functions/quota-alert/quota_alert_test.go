@@ -341,3 +341,23 @@ func TestAFailedStartFetchIsNotTheRuns(t *testing.T) {
 
 // lockedBuffer is a log writer the instance's goroutines share with the test.
 type lockedBuffer = syncbuf.Buffer
+
+// A token error's failure carried WeChat's errcode but not the hint the
+// envelope gives (a tester: 40125 said nothing of WECHAT_APPSECRET).
+func TestATokenErrorCarriesTheEnvelopesHint(t *testing.T) {
+	// The rid WeChat appends varies; everything else is exact.
+	const hint = ` \(WeChat refused the AppSecret: check WECHAT_APPSECRET\)$`
+	const tokenErr = `wechat token endpoint: errcode 40125: invalid appsecret rid: [0-9a-f-]+`
+	r := newRig(t, map[string]string{"WECHAT_APPSECRET": "wrong-secret",
+		"QUOTA_ALERT_WATCH": `[{"deliveryId":"YUNDA","bizId":"yunda-01","threshold":100}]`})
+	a := r.invoke(t, `{}`)
+	require.Equal(t, 0, a.ErrCode, a.ErrMsg)
+	require.Len(t, a.Failures, 1)
+	require.Regexp(t, `^YUNDA yunda-01: `+tokenErr+hint, a.Failures[0])
+	require.Regexp(t, `^`+tokenErr+hint, a.Accounts[0].Error)
+
+	r = newRig(t, map[string]string{"WECHAT_APPSECRET": "wrong-secret", "QUOTA_ALERT_WATCH": "auto"})
+	a = r.invoke(t, `{}`)
+	require.Len(t, a.Failures, 1)
+	require.Regexp(t, `^discover accounts: getAllDelivery: `+tokenErr+hint, a.Failures[0])
+}

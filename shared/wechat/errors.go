@@ -74,6 +74,21 @@ var hints = map[int]string{
 	48001: "this API is not authorized for the app: enable the capability in the console",
 }
 
+// Hint is what to fix for err, "" when no hint applies: the text Envelope
+// adds to the reason, for callers that report an error as text (quota-alert's
+// failures and alerts), so both say the same.
+func Hint(err error) string {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	// A business call's 40001 is a stale token, not a wrong secret.
+	if h, ok := hints[ae.Code]; ok && (ae.Token || ae.Code != 40001) {
+		return h
+	}
+	return ""
+}
+
 // Envelope maps an error from this package onto the cloud-call envelope: a
 // WeChat errcode stays the errCode, with WeChat's errmsg as the reason, as
 // wx-server-sdk does; a hint says what to fix when one applies.
@@ -84,7 +99,7 @@ func Envelope(err error) *envelope.Error {
 		if strings.TrimSpace(reason) == "" {
 			reason = "errcode " + strconv.Itoa(ae.Code) + " without an errmsg"
 		}
-		if h, ok := hints[ae.Code]; ok && (ae.Token || ae.Code != 40001) {
+		if h := Hint(err); h != "" {
 			reason += " (" + h + ")"
 		}
 		return &envelope.Error{
