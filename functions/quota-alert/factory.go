@@ -182,13 +182,17 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 	if len(chs) == 0 {
 		d.Log.Warn("quota-alert: no notification channel configured; runs only report in their summary")
 	}
-	// Read as runtime.OpenStore reads it: a Redis URL may carry a password.
-	if st, _ := d.Env.SecretOrWord("CLOUDCALL_STORE", "memory"); st == "" || st == "memory" {
+	// Read as runtime.OpenStore reads it: a Redis URL may carry a password,
+	// and CLOUDCALL_STORE_FILE counts.
+	st, _ := d.Env.SecretOrWord("CLOUDCALL_STORE", "memory")
+	memory := st == "" || st == "memory"
+	if memory {
 		// A timer usually lands on a fresh instance: with memory, cooldowns,
 		// recoveries and the forecast's history start over each time.
 		d.Log.Warn("quota-alert: alert state is in this instance's memory (CLOUDCALL_STORE=memory): a new instance alerts again and forgets the forecast's history; set CLOUDCALL_STORE to a Redis")
 	}
-	cfg := quotaalert.Config{Accounts: accounts, Auto: auto, DefaultThreshold: int64(threshold), Cooldown: cooldown, Horizon: horizon, Lang: lang}
+	cfg := quotaalert.Config{Accounts: accounts, Auto: auto, DefaultThreshold: int64(threshold), Cooldown: cooldown, Horizon: horizon, Lang: lang,
+		Fenced: !memory} // a shared store found empty is news; memory is empty on each instance by design
 	op := quotaalert.New(cfg, source{c: c}, d.Store, chs, nil).Op()
 	// Every run needs the token first.
 	op.Warm = c.Warm(op.Warm)

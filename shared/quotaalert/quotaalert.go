@@ -38,6 +38,9 @@ const (
 	// Resolved is announced once when an account whose failing check was
 	// announced can be checked again (and its level brings no news).
 	Resolved = "resolved"
+	// Reset is announced once when the alert state is found empty (a new
+	// store, or one that lost its data), with every account's level.
+	Reset = "reset"
 )
 
 // severity orders the balance levels for announcements: only a worse level
@@ -144,6 +147,13 @@ type Config struct {
 	// minutes, well past a run's deadline); after it, its run is taken
 	// for dead and the announcement for unheard.
 	PendingGrace time.Duration
+	// Fenced says the store is shared and outlives instances (Redis): a run
+	// that finds its marker (alert:quota:fence) gone knows the alert state
+	// is new or was lost (FLUSHDB, a restart without persistence), says so
+	// in its failures and tells the channels every account's level. Off for
+	// a per-instance memory store, which starts empty on every instance by
+	// design (the function warns of that at start).
+	Fenced bool
 	// QueryTimeout bounds one account's getQuota (default 10 s), so a
 	// courier that hangs holds its check slot no longer than that.
 	QueryTimeout time.Duration
@@ -363,6 +373,13 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 	// counted from its start: the account list's discovery spends from the
 	// checks' share, not from the alerts'.
 	stopAt := checksDeadline(ctx)
+	// Read before any check writes a state: after them, an emptied store
+	// would hold this run's states and look used.
+	var fence []byte
+	emptied := false
+	if a.cfg.Fenced {
+		fence, emptied = a.readFence(ctx)
+	}
 	accounts := append([]Account(nil), a.cfg.Accounts...)
 	var wg sync.WaitGroup
 	var discovered Summary // the discovery's own failures, kept apart from the accounts'
@@ -440,6 +457,7 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		// The store fell back to this instance's memory: the state was
 		// "saved" where no other instance, and no later one, sees it.
 		sum.Failures = append(sum.Failures, "alert state kept in this instance's memory only: the shared store is unavailable, so an alert may be said again when it is back")
+		emptied = false // the fallback's memory says nothing of the store's
 	}
 	sum.Failures = append(sum.Failures, discovered.Failures...)
 	sum.NotificationsSent += discovered.NotificationsSent
@@ -453,6 +471,9 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 	if resume != "" || resuming {
 		a.saveResume(ctx, resume, sum)
 	}
+	if emptied {
+		a.stateLost(ctx, fence, results, sum)
+	}
 	for i, r := range results {
 		sum.Accounts = append(sum.Accounts, r)
 		sum.Levels[r.Level]++
@@ -463,6 +484,116 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		sum.Failures = append(sum.Failures, parts[i].Failures...)
 	}
 	return sum, nil
+}
+
+// fenceKey marks the alert state as in use: every account's state goes with
+// it when the store loses its data, so a run that finds it gone knows that
+// the store is new or was emptied (the idea of the records' and nonces'
+// fences, for a function that usually starts on a fresh instance and so
+// cannot remember the value it saw: the key's presence is the fence).
+const fenceKey = "alert:quota:fence"
+
+// fence values: a run telling the channels of an emptied store (claimed,
+// with its unix ms), and the store in use (kept, with the unix s it was
+// first marked).
+const (
+	fenceClaimed = "claimed "
+	fenceKept    = "kept "
+)
+
+// readFence reports whether the alert state is new or was emptied, and the
+// fence read (nil: none). A claim older than the grace is a run that died
+// telling it: the next run tells it again. A fence in place gets its TTL
+// back (every write expires), as every account's state does on each check.
+func (a *Alerter) readFence(ctx context.Context) ([]byte, bool) {
+	raw, err := a.kv.Get(ctx, fenceKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, true
+	case err != nil:
+		return nil, false // unreadable: the accounts' reads report the store
+	}
+	if ms, ok := strings.CutPrefix(string(raw), fenceClaimed); ok {
+		var at int64
+		_, _ = fmt.Sscan(ms, &at)
+		return raw, a.now().Sub(time.UnixMilli(at)) > a.cfg.PendingGrace
+	}
+	_, _ = a.kv.CompareAndSwap(ctx, fenceKey, raw, raw, stateTTL)
+	return raw, false
+}
+
+// stateLost handles a store found without its fence: the alerts said before
+// are forgotten, so a low account's alert was said again (acceptable, and
+// said here), and a recovery since was not (its low state is gone). Since
+// nothing tells which accounts were alerted, the channels get every
+// checked account's level at once, which is the recovery people waited
+// for; and the run lists it in its failures. The fence is claimed first so
+// overlapping runs tell it once, and taken back when no channel took it.
+func (a *Alerter) stateLost(ctx context.Context, fence []byte, results []AccountResult, sum *Summary) {
+	claim := []byte(fmt.Sprintf("%s%d", fenceClaimed, a.now().UnixMilli()))
+	var won bool
+	var err error
+	if fence == nil {
+		won, err = a.kv.SetNX(ctx, fenceKey, claim, stateTTL)
+	} else {
+		won, err = a.kv.CompareAndSwap(ctx, fenceKey, fence, claim, stateTTL)
+	}
+	if err == nil && !won {
+		return // an overlapping run is telling it
+	}
+	msg := "alert state was empty (this store's first run, or the store lost its data: FLUSHDB, a restart without persistence): alerts said before are forgotten, so a low or empty account was announced again, and a recovery since could not be told"
+	if len(a.channels) == 0 {
+		msg += "; no channel is configured to tell"
+	} else {
+		msg += ", so every checked account's level was sent to the channels"
+	}
+	sum.Failures = append(sum.Failures, msg)
+	if err != nil {
+		sum.Failures = append(sum.Failures, "alert state fence not saved: "+err.Error())
+	}
+	heard := true
+	if len(a.channels) > 0 {
+		heard = a.deliver(ctx, a.levelsMessage(results), "alert state reset", sum)
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	if !heard {
+		// Nobody heard it: the next run finds no fence and tells it again.
+		if _, err := a.kv.CompareAndDelete(uctx, fenceKey, claim); err != nil {
+			sum.Failures = append(sum.Failures, "alert state fence not rolled back: "+err.Error())
+		}
+		return
+	}
+	kept := []byte(fmt.Sprintf("%s%d", fenceKept, a.now().Unix()))
+	if _, err := a.kv.CompareAndSwap(uctx, fenceKey, claim, kept, stateTTL); err != nil {
+		sum.Failures = append(sum.Failures, "alert state fence not confirmed: "+err.Error())
+	}
+}
+
+// levelsMessage is the reset announcement: every checked account's level.
+func (a *Alerter) levelsMessage(results []AccountResult) notify.Message {
+	var zhL, enL []string
+	for _, r := range results {
+		if r.Level == Unchecked {
+			continue
+		}
+		acct := Account{DeliveryID: r.DeliveryID, BizID: r.BizID, Name: r.Name}
+		bal := "?"
+		if r.Balance != nil {
+			bal = fmt.Sprint(*r.Balance)
+		}
+		zhL = append(zhL, fmt.Sprintf("%s：%s，余额 %s（阈值 %d）", acct.label(), r.Level, bal, r.Threshold))
+		enL = append(enL, fmt.Sprintf("%s: %s, %s waybills (threshold %d)", acct.label(), r.Level, bal, r.Threshold))
+	}
+	zhT, enT := "电子面单余额告警状态已重置", "Waybill alert state reset"
+	zh := "告警状态为空（首次运行，或存储丢失了数据），之前的告警可能会重复，期间的恢复无法得知。各账号当前状态：" + strings.Join(zhL, "；") + "。状态为 ok 的账号无需处理。"
+	en := "The alert state was empty (a first run, or the store lost its data): earlier alerts may repeat, and a recovery meanwhile could not be told. Every account now: " +
+		strings.Join(enL, "; ") + ". An account at ok needs nothing, whatever an earlier alert said."
+	// Every field an account's alert has, so a receiver reads one shape.
+	m := notify.Message{Data: map[string]any{"event": Reset, "deliveryId": "", "bizId": "", "name": "", "balance": nil,
+		"threshold": nil, "level": "", "hoursLeft": nil, "error": ""}}
+	a.localize(&m, zhT, enT, zh, en)
+	return m
 }
 
 // resumeKey holds the first account the last run had no time for.

@@ -258,3 +258,73 @@ func TestAFailingAccountListClaimedByADeadRunIsSaidAfterTheGrace(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), sent.Load(), "and once")
 }
+
+// A shared store back empty (FLUSHDB, a restart without persistence) lost
+// the alert state silently: the low account's alert went out again unsaid,
+// and its recovery in the meantime was never told. The run now says so in
+// its failures and sends every account's level once.
+func TestAnEmptiedStoreIsSaidAndItsLevelsSent(t *testing.T) {
+	rc, srv := newReceiver(t)
+	clk := start()
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 50}}
+	kv := store.NewMemory(store.MemoryOptions{})
+	cfg := quotaalert.Config{Accounts: []quotaalert.Account{yto}, Fenced: true}
+	al := quotaalert.New(cfg, src, kv, []notify.Channel{hook(srv)}, clk.now)
+	const lost = "alert state was empty (this store's first run, or the store lost its data: FLUSHDB, a restart without persistence): alerts said before are forgotten, so a low or empty account was announced again, and a recovery since could not be told, so every checked account's level was sent to the channels"
+
+	sum, err := al.Run(context.Background()) // the store's first run
+	require.NoError(t, err)
+	require.Equal(t, []string{lost}, sum.Failures)
+	require.Equal(t, 2, sum.NotificationsSent)
+	require.ElementsMatch(t, []string{"low", "reset"}, names(rc.take()))
+
+	clk.advance(time.Hour)
+	sum, err = al.Run(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, sum.Failures)
+	require.Equal(t, 0, sum.NotificationsSent)
+
+	// The store is flushed, and the account is topped up meanwhile.
+	require.NoError(t, kv.Delete(context.Background(), "alert:quota:YTO/xyz"))
+	require.NoError(t, kv.Delete(context.Background(), "alert:quota:fence"))
+	src.set("YTO/xyz", 500)
+	clk.advance(time.Hour)
+	sum, err = al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{lost}, sum.Failures)
+	require.Equal(t, 1, sum.NotificationsSent)
+	got := rc.take()
+	require.Equal(t, []string{"reset"}, names(got))
+	require.Contains(t, got[0].Text, "YTO xyz (main): ok, 500 waybills (threshold 100)")
+
+	clk.advance(time.Hour)
+	sum, err = al.Run(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, sum.Failures, "said once")
+	require.Equal(t, 0, sum.NotificationsSent)
+}
+
+// A reset no channel took is said again by the next run, not lost.
+func TestAnUnheardResetIsSaidAgain(t *testing.T) {
+	rc, srv := newReceiver(t)
+	rc.status = 500
+	clk := start()
+	src := &fakeSource{balances: map[string]int64{"YTO/xyz": 500}}
+	kv := store.NewMemory(store.MemoryOptions{})
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}, Fenced: true}, src, kv, []notify.Channel{hook(srv)}, clk.now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Len(t, sum.Failures, 2)
+	require.Equal(t, "notify webhook (alert state reset): webhook: HTTP 500 (after 2 attempts)", sum.Failures[1])
+	require.Equal(t, 0, sum.NotificationsSent)
+
+	rc.mu.Lock()
+	rc.status = 204
+	rc.mu.Unlock()
+	clk.advance(time.Hour)
+	sum, err = al.Run(context.Background())
+	require.NoError(t, err)
+	require.Len(t, sum.Failures, 1)
+	require.Equal(t, 1, sum.NotificationsSent)
+	require.Equal(t, []string{"reset"}, names(rc.take()))
+}
