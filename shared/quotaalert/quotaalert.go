@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/cloudcall/cloudcall/shared/notify"
 	"github.com/cloudcall/cloudcall/shared/store"
@@ -79,17 +80,68 @@ func (a *Account) UnmarshalJSON(b []byte) error {
 	// "DeliveryId" to deliveryId too, so {"deliveryId":"YTO",
 	// "DeliveryId":"ZTO"} watched ZTO.
 	if err := jsonv2.Unmarshal(b, &w, jsonv2.RejectUnknownMembers(true)); err != nil {
-		var se *jsonv2.SemanticError
-		if errors.As(err, &se) && errors.Is(se.Err, jsonv2.ErrUnknownName) {
-			return fmt.Errorf("unknown field %q (the fields are deliveryId, bizId, threshold and name, spelt exactly)", se.JSONPointer.LastToken())
-		}
-		return err
+		return entryFault(err)
 	}
 	*a = Account{DeliveryID: w.DeliveryID, BizID: w.BizID, Name: w.Name}
 	if w.Threshold != nil {
 		a.Threshold, a.thresholdSet = *w.Threshold, true
 	}
 	return nil
+}
+
+// entryError is a watch-list entry's fault in the user's terms, at field
+// ("" for the entry itself); ParseWatch puts the entry's index before it.
+type entryError struct{ field, msg string }
+
+func (e *entryError) Error() string {
+	if e.field == "" {
+		return e.msg
+	}
+	return e.field + ": " + e.msg
+}
+
+// entryFault says what is wrong with an entry as JSON, not as Go: the
+// decoder's own text named Go types (quotaalert.Account, int64).
+func entryFault(err error) error {
+	var se *jsonv2.SemanticError
+	var ye *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &se) && errors.Is(se.Err, jsonv2.ErrUnknownName):
+		return &entryError{"", fmt.Sprintf("unknown field %q (the fields are deliveryId, bizId, threshold and name, spelt exactly)", se.JSONPointer.LastToken())}
+	case errors.As(err, &ye) && errors.Is(ye.Err, jsontext.ErrDuplicateName):
+		return &entryError{ye.JSONPointer.LastToken(), "given twice (each field once)"}
+	case errors.As(err, &se) && se.JSONPointer == "":
+		return &entryError{"", "expected an object {deliveryId, bizId, threshold?, name?}, got " + kindName(se.JSONKind)}
+	case errors.As(err, &se):
+		field := se.JSONPointer.LastToken()
+		if field != "threshold" {
+			return &entryError{field, "expected a string, got " + kindName(se.JSONKind)}
+		}
+		if se.JSONKind == '0' { // a fraction, or past int64
+			return &entryError{field, "expected a whole number of waybills, got " + string(se.JSONValue)}
+		}
+		return &entryError{field, "expected a number, got " + kindName(se.JSONKind)}
+	}
+	return err
+}
+
+// kindName names a JSON kind as the user wrote it.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "an object"
+	case '[':
+		return "a list"
+	}
+	return "something else"
 }
 
 func (a Account) key() string { return a.DeliveryID + "/" + a.BizID }
@@ -1060,19 +1112,55 @@ func etaText(h float64) (zh, en string) {
 }
 
 // ParseWatch reads QUOTA_ALERT_WATCH: "auto", or a JSON list of accounts.
+// Its errors give positions and field paths in the value as written.
 func ParseWatch(s string) (accounts []Account, auto bool, err error) {
-	s = strings.TrimSpace(s)
-	if s == "" || strings.EqualFold(s, "auto") {
+	if t := strings.TrimSpace(s); t == "" || strings.EqualFold(t, "auto") {
 		return nil, true, nil
 	}
+	const want = `expected "auto" or a JSON list of {deliveryId, bizId, threshold?, name?}`
 	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields() // a misspelt "treshold" must not silently become 0
-	if err := dec.Decode(&accounts); err != nil {
-		return nil, false, fmt.Errorf(`QUOTA_ALERT_WATCH: expected "auto" or a JSON list of {deliveryId, bizId, threshold, name?}: %w`, err)
+	var list json.RawMessage
+	if err := dec.Decode(&list); err != nil {
+		at := len(s) // cut short: the end is where more was expected
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			at = int(se.Offset) - 1 // Offset counts the bad byte in
+		}
+		return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH: %s; invalid JSON at %s: %w", want, position(s, at), err)
 	}
-	if dec.More() {
-		// "[...] [...]" or "[...] garbage": the rest would go unwatched.
-		return nil, false, fmt.Errorf(`QUOTA_ALERT_WATCH: expected one JSON list; something follows it at byte %d`, dec.InputOffset())
+	// Decoder.More() took a closing ']' or '}' after the list for the end
+	// of input, so "[...]]" was accepted: only JSON whitespace may follow.
+	end := int(dec.InputOffset())
+	if rest := strings.TrimLeft(s[end:], " \t\r\n"); rest != "" {
+		at := len(s) - len(rest)
+		return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH: expected one JSON list; something follows it at %s: %q (remove it: what follows would go unwatched)",
+			position(s, at), firstRunes(rest, 20))
+	}
+	switch list[0] {
+	case '[':
+	case 'n':
+		list = nil
+	case '{':
+		return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH: %s, got a JSON object: a JSON list is expected, even of one account ([{...}])", want)
+	default:
+		return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH: %s, got %s", want, kindName(jsontext.Value(list).Kind()))
+	}
+	var entries []json.RawMessage
+	if list != nil {
+		if err := json.Unmarshal(list, &entries); err != nil {
+			return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH: %w", err) // a valid list: not reached
+		}
+	}
+	for i, e := range entries {
+		var a Account
+		if err := a.UnmarshalJSON(e); err != nil {
+			var ee *entryError
+			if errors.As(err, &ee) && ee.field != "" {
+				return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH[%d].%s: %s", i, ee.field, ee.msg)
+			}
+			return nil, false, fmt.Errorf("QUOTA_ALERT_WATCH[%d]: %w", i, err)
+		}
+		accounts = append(accounts, a)
 	}
 	if len(accounts) == 0 {
 		return nil, false, fmt.Errorf(`QUOTA_ALERT_WATCH: the list is empty (or null), so nothing would be watched; list accounts or set "auto"`)
@@ -1093,4 +1181,24 @@ func ParseWatch(s string) (accounts []Account, auto bool, err error) {
 	}
 	sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].before(accounts[j]) })
 	return accounts, false, nil
+}
+
+// position is byte offset at in s, with its line and column (1-based, in
+// bytes), for a value a person wrote over several lines.
+func position(s string, at int) string {
+	at = min(max(at, 0), len(s))
+	line := strings.Count(s[:at], "\n") + 1
+	col := at - strings.LastIndexByte(s[:at], '\n')
+	return fmt.Sprintf("byte %d (line %d, column %d)", at, line, col)
+}
+
+// firstRunes is s cut to n runes, marked when cut.
+func firstRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i] + "…"
+		}
+		n--
+	}
+	return s
 }

@@ -328,3 +328,36 @@ func TestAnUnheardResetIsSaidAgain(t *testing.T) {
 	require.Equal(t, 1, sum.NotificationsSent)
 	require.Equal(t, []string{"reset"}, names(rc.take()))
 }
+
+// QUOTA_ALERT_WATCH's errors say where, in the value as written: a type
+// error names the entry and field (it named quotaalert.Account and int64),
+// a syntax error its position, an object that a list is expected.
+func TestWatchListErrorsSayWhere(t *testing.T) {
+	const want = `QUOTA_ALERT_WATCH: expected "auto" or a JSON list of {deliveryId, bizId, threshold?, name?}`
+	ok := `{"deliveryId":"YTO","bizId":"a"},{"deliveryId":"ZTO","bizId":"b"},`
+	for in, msg := range map[string]string{
+		`[` + ok + `{"deliveryId":"YTO","bizId":"c","threshold":"100"}]`:                "QUOTA_ALERT_WATCH[2].threshold: expected a number, got a string",
+		`[` + ok + `{"deliveryId":"YTO","bizId":"c","threshold":1.5}]`:                  "QUOTA_ALERT_WATCH[2].threshold: expected a whole number of waybills, got 1.5",
+		`[{"deliveryId":7,"bizId":"c"}]`:                                                "QUOTA_ALERT_WATCH[0].deliveryId: expected a string, got a number",
+		`[{"deliveryId":"YTO","bizId":"c","name":["x"]}]`:                               "QUOTA_ALERT_WATCH[0].name: expected a string, got a list",
+		`[{"deliveryId":"YTO","bizId":"c"},"YTO"]`:                                      "QUOTA_ALERT_WATCH[1]: expected an object {deliveryId, bizId, threshold?, name?}, got a string",
+		`[{"deliveryId":"YTO","deliveryId":"ZTO","bizId":"x"}]`:                         "QUOTA_ALERT_WATCH[0].deliveryId: given twice (each field once)",
+		`[{"deliveryId":"YTO","bizId":"a","treshold":5}]`:                               `QUOTA_ALERT_WATCH[0]: unknown field "treshold" (the fields are deliveryId, bizId, threshold and name, spelt exactly)`,
+		`{"deliveryId":"YTO","bizId":"a"}`:                                              want + ", got a JSON object: a JSON list is expected, even of one account ([{...}])",
+		`"YTO"`:                                                                         want + ", got a string",
+		"[\n  {\"deliveryId\":\"YTO\",\"bizId\":\"a\"},\n  {\"deliveryId\" \"ZTO\"}\n]": want + "; invalid JSON at byte 54 (line 3, column 17): invalid character '\"' after object key",
+		`[{"deliveryId":"YTO","bizId":"a"}`:                                             want + "; invalid JSON at byte 33 (line 1, column 34): unexpected EOF",
+		// Decoder.More() took these for the end of the input.
+		`[{"deliveryId":"YTO","bizId":"a"}]]`:  `QUOTA_ALERT_WATCH: expected one JSON list; something follows it at byte 34 (line 1, column 35): "]" (remove it: what follows would go unwatched)`,
+		`[{"deliveryId":"YTO","bizId":"a"}]}`:  `QUOTA_ALERT_WATCH: expected one JSON list; something follows it at byte 34 (line 1, column 35): "}" (remove it: what follows would go unwatched)`,
+		`[{"deliveryId":"YTO","bizId":"a"}] ,`: `QUOTA_ALERT_WATCH: expected one JSON list; something follows it at byte 35 (line 1, column 36): "," (remove it: what follows would go unwatched)`,
+	} {
+		_, _, err := quotaalert.ParseWatch(in)
+		require.EqualError(t, err, msg, in)
+		require.NotContains(t, err.Error(), "quotaalert.", in)
+		require.NotContains(t, err.Error(), "int64", in)
+	}
+	accts, _, err := quotaalert.ParseWatch(" [{\"deliveryId\":\"YTO\",\"bizId\":\"a\"}] \n\t")
+	require.NoError(t, err, "whitespace after the list is no text")
+	require.Len(t, accts, 1)
+}
