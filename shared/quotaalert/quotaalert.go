@@ -724,7 +724,7 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 	delivering := st.Pending != nil && heard.LastError != ""
 	switch {
 	case derr == nil && st.LastError != "":
-		_, _ = a.kv.CompareAndDelete(ctx, key, raw)
+		a.discoveryResolved(ctx, key, raw, heard.LastError != "" && len(a.channels) > 0, sum)
 		return
 	case derr == nil || heard.LastError != "" || delivering || len(a.channels) == 0:
 		// Said before (or being said), or nobody to tell: a run without
@@ -767,6 +767,36 @@ func (a *Alerter) discovery(ctx context.Context, derr error, sum *Summary) {
 			sum.Failures = append(sum.Failures, "account discovery: alert state not rolled back: "+err.Error())
 		}
 		b = nil // nothing to confirm
+	}
+}
+
+// discoveryResolved clears the account list's failure once the list can be
+// had again, and, when that failure was heard, says so (resolved), as an
+// account's check working again is said: the channels' last word was the
+// failure. Taken (deleted) before it is said, so of overlapping runs one
+// says it; put back when no channel took it, so the next run says it.
+func (a *Alerter) discoveryResolved(ctx context.Context, key string, raw []byte, tell bool, sum *Summary) {
+	won, err := a.kv.CompareAndDelete(ctx, key, raw)
+	if err != nil {
+		sum.Failures = append(sum.Failures, "account discovery: alert state not cleared: "+err.Error())
+		return // the next run clears it, and says it
+	}
+	if !won || !tell {
+		return
+	}
+	zhT, enT := "电子面单账号列表已恢复获取", "Waybill accounts can be listed again"
+	zh := "QUOTA_ALERT_WATCH=auto 已能再次从微信获取已绑定的快递账号，这些账号的余额恢复检查。"
+	en := "QUOTA_ALERT_WATCH=auto lists the courier accounts bound to this mini program again: their balances are checked again."
+	m := notify.Message{Data: map[string]any{"event": Resolved, "deliveryId": "", "bizId": "", "name": "", "balance": nil,
+		"threshold": nil, "level": "", "hoursLeft": nil, "error": ""}}
+	a.localize(&m, zhT, enT, zh, en)
+	if a.deliver(ctx, m, "account discovery resolved", sum) {
+		return
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	if _, err := a.kv.SetNX(uctx, key, raw, stateTTL); err != nil {
+		sum.Failures = append(sum.Failures, "account discovery: alert state not rolled back: "+err.Error())
 	}
 }
 

@@ -567,10 +567,11 @@ func TestAFailingAccountListIsAnnouncedOnce(t *testing.T) {
 	failing.Store(nil)
 	_, err = al.Run(context.Background())
 	require.NoError(t, err)
+	require.Equal(t, int64(2), sent.Load(), "working again is said once")
 	failing.Store(&bad)
 	_, err = al.Run(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, int64(2), sent.Load(), "failing again after it worked is said again")
+	require.Equal(t, int64(3), sent.Load(), "failing again after it worked is said again")
 }
 
 // hangChannel never answers while hang is set (a robot that accepts the

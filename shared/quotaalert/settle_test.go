@@ -361,3 +361,45 @@ func TestWatchListErrorsSayWhere(t *testing.T) {
 	require.NoError(t, err, "whitespace after the list is no text")
 	require.Len(t, accts, 1)
 }
+
+// The account list failing was said, and its working again was not: the
+// channels' last word stayed the failure. It is now said once, as resolved,
+// and said by the next run when no channel took it.
+func TestAnAccountListWorkingAgainIsSaidOnce(t *testing.T) {
+	rc, srv := newReceiver(t)
+	var failing atomic.Pointer[error]
+	bad := errors.New("getAllDelivery: wechat token endpoint: errcode 40125: invalid appsecret")
+	failing.Store(&bad)
+	src := failingDiscovery{&fakeSource{balances: map[string]int64{"YTO/xyz": 500}}, &failing}
+	clk := start()
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{yto}, Auto: true, Lang: "en"}, src, store.NewMemory(store.MemoryOptions{}), []notify.Channel{hook(srv)}, clk.now)
+	run := func() *quotaalert.Summary {
+		clk.advance(time.Hour)
+		sum, err := al.Run(context.Background())
+		require.NoError(t, err)
+		return sum
+	}
+	require.Equal(t, 1, run().NotificationsSent)
+	require.Equal(t, []string{"error"}, names(rc.take()))
+
+	failing.Store(nil)
+	rc.mu.Lock()
+	rc.status = 500
+	rc.mu.Unlock()
+	sum := run()
+	require.Equal(t, 0, sum.NotificationsSent)
+	require.Equal(t, []string{"notify webhook (account discovery resolved): webhook: HTTP 500 (after 2 attempts)"}, sum.Failures)
+
+	rc.mu.Lock()
+	rc.status = 204
+	rc.mu.Unlock()
+	sum = run()
+	require.Empty(t, sum.Failures)
+	require.Equal(t, 1, sum.NotificationsSent)
+	got := rc.take()
+	require.Equal(t, []string{"resolved"}, names(got))
+	require.Equal(t, "Waybill accounts can be listed again", got[0].Title)
+
+	require.Equal(t, 0, run().NotificationsSent, "said once")
+	require.Empty(t, rc.take())
+}
