@@ -167,7 +167,7 @@ func FC(fns []registry.Function, opts ...FCOptions) ([]byte, error) {
 	resources := &yaml.Node{Kind: yaml.MappingNode}
 	for _, f := range fns {
 		env := &yaml.Node{Kind: yaml.MappingNode}
-		for _, v := range f.Env {
+		for _, v := range f.EnvOn(registry.FC) {
 			// Every variable may be unset at deploy time (a function that
 			// lacks one answers -1601 naming it), so each has a default, and a
 			// secret's is always empty: no secret is ever written into the
@@ -339,7 +339,7 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 	var names []string
 	vars := map[string]registry.Var{}
 	for _, f := range fns {
-		for _, v := range f.Env {
+		for _, v := range f.EnvOn(registry.AWS) {
 			if !seen[v.Name] {
 				seen[v.Name] = true
 				names = append(names, v.Name)
@@ -373,7 +373,7 @@ func SAM(fns []registry.Function, opts ...SAMOptions) ([]byte, error) {
 	for _, f := range fns {
 		id := LogicalID(f.Name)
 		env := &yaml.Node{Kind: yaml.MappingNode}
-		for _, v := range f.Env {
+		for _, v := range f.EnvOn(registry.AWS) {
 			env.Content = append(env.Content, scalar(v.Name), ref(paramName(v.Name)))
 		}
 		events := &yaml.Node{Kind: yaml.MappingNode}

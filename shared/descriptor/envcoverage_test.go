@@ -24,7 +24,12 @@ import (
 const (
 	modulePath = "github.com/cloudcall/cloudcall"
 	configPkg  = modulePath + "/shared/config"
+	runtimePkg = modulePath + "/shared/runtime"
 )
+
+// descriptorPlatform maps runtime.Platform values to the descriptor that
+// deploys them; a plain HTTP server (local use) is deployed by none.
+var descriptorPlatform = map[string]string{"fc": registry.FC, "fc-custom": registry.FC, "lambda": registry.AWS, "http": "local"}
 
 // envLookups are the methods of *config.Env that read a variable named by
 // their first argument (RequireSecrets: by every argument).
@@ -44,6 +49,67 @@ type envRead struct {
 	// Secret: read with Secret, SecretOrWord or RequireSecrets, so the value
 	// may be a credential (redacted in logs; NoEcho in template.yaml).
 	Secret bool
+	// On is the descriptor platforms the read happens on (platformGuard);
+	// nil: every platform.
+	On []string
+	// Unguarded: the enclosing function names a runtime.Platform constant
+	// in a way platformGuard does not read, so where it reads is unknown.
+	Unguarded bool
+}
+
+// platformConst is the value of a runtime.Platform constant an expression
+// names, if it names one.
+func platformConst(info *types.Info, e ast.Expr) (string, bool) {
+	tv, ok := info.Types[e]
+	if !ok || tv.Value == nil || tv.Value.Kind() != constant.String {
+		return "", false
+	}
+	named, ok := tv.Type.(*types.Named)
+	if !ok || named.Obj().Pkg() == nil || named.Obj().Pkg().Path() != runtimePkg || named.Obj().Name() != "Platform" {
+		return "", false
+	}
+	return constant.StringVal(tv.Value), true
+}
+
+// platformGuard reads the one form of platform gating the scan knows: a
+// statement of the function's body `if ...; p != runtime.PlatformX { return }`
+// confines the function's reads to X's descriptor platform. other says
+// whether the function names a Platform constant outside such a guard, so a
+// gate of another form is caught rather than read as "every platform".
+func platformGuard(info *types.Info, fd *ast.FuncDecl) (on []string, other bool) {
+	if fd == nil || fd.Body == nil {
+		return nil, false
+	}
+	guards := map[ast.Node]bool{}
+	for _, st := range fd.Body.List {
+		is, ok := st.(*ast.IfStmt)
+		if !ok || is.Else != nil || len(is.Body.List) != 1 {
+			continue
+		}
+		if _, ok := is.Body.List[0].(*ast.ReturnStmt); !ok {
+			continue
+		}
+		be, ok := is.Cond.(*ast.BinaryExpr)
+		if !ok || be.Op != token.NEQ {
+			continue
+		}
+		if v, ok := platformConst(info, be.Y); ok {
+			guards[be.Y] = true
+			on = append(on, descriptorPlatform[v])
+		}
+	}
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		if guards[n] {
+			return false
+		}
+		if e, ok := n.(ast.Expr); ok {
+			if _, ok := platformConst(info, e); ok {
+				other = true
+			}
+		}
+		return true
+	})
+	return on, other
 }
 
 // codeReads loads every package of the module with types and returns, per
@@ -79,9 +145,12 @@ func codeReads(t *testing.T) (reads map[string][]envRead, imports map[string][]s
 				continue
 			}
 			var enclosing *ast.FuncDecl
+			var on []string
+			var unguarded bool
 			ast.Inspect(f, func(n ast.Node) bool {
 				if fd, ok := n.(*ast.FuncDecl); ok {
 					enclosing = fd
+					on, unguarded = platformGuard(p.TypesInfo, fd)
 				}
 				call, ok := n.(*ast.CallExpr)
 				if !ok {
@@ -109,7 +178,7 @@ func codeReads(t *testing.T) (reads map[string][]envRead, imports map[string][]s
 				}
 				for _, a := range args {
 					if tv := p.TypesInfo.Types[a]; tv.Value != nil && tv.Value.Kind() == constant.String {
-						r := envRead{Name: constant.StringVal(tv.Value), Pos: where, Secret: secretLookups[fn.Name()]}
+						r := envRead{Name: constant.StringVal(tv.Value), Pos: where, Secret: secretLookups[fn.Name()], On: on, Unguarded: unguarded}
 						if fn.Name() == "Get" {
 							if dv := p.TypesInfo.Types[call.Args[1]]; dv.Value != nil && dv.Value.Kind() == constant.String {
 								r.Default, r.HasDef = constant.StringVal(dv.Value), true
@@ -125,7 +194,7 @@ func codeReads(t *testing.T) (reads map[string][]envRead, imports map[string][]s
 					for _, nm := range names {
 						// Not marked Secret: which of the function's literals
 						// the secret lookup reads cannot be told apart here.
-						reads[p.PkgPath] = append(reads[p.PkgPath], envRead{Name: nm, Pos: where})
+						reads[p.PkgPath] = append(reads[p.PkgPath], envRead{Name: nm, Pos: where, On: on, Unguarded: unguarded})
 					}
 				}
 				return true
@@ -164,12 +233,22 @@ func functionReads(reads map[string][]envRead, imports map[string][]string, fn s
 		}
 		seen[p] = true
 		for _, r := range reads[p] {
-			if prev, ok := out[r.Name]; !ok {
+			prev, ok := out[r.Name]
+			if !ok {
 				out[r.Name] = r
-			} else if r.Secret && !prev.Secret {
-				prev.Secret, prev.Pos = true, r.Pos // any secret read makes it a secret
-				out[r.Name] = prev
+				continue
 			}
+			// Read at several places: on the union of their platforms.
+			if prev.On != nil && r.On == nil {
+				prev.On = nil
+			} else if prev.On != nil {
+				prev.On = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(prev.On), r.On...))))
+			}
+			prev.Unguarded = prev.Unguarded || r.Unguarded
+			if r.Secret && !prev.Secret {
+				prev.Secret, prev.Pos = true, r.Pos // any secret read makes it a secret
+			}
+			out[r.Name] = prev
 		}
 		for _, q := range imports[p] {
 			walk(q)
@@ -182,22 +261,7 @@ func functionReads(reads map[string][]envRead, imports map[string][]string, fn s
 // descriptorEnv returns, per function, the variable names s.yaml and
 // template.yaml give it.
 func descriptorEnv(t *testing.T) (fc, sam map[string][]string) {
-	fc, sam = map[string][]string{}, map[string][]string{}
-	var s struct {
-		Resources map[string]struct {
-			Props struct {
-				Env yaml.Node `yaml:"environmentVariables"`
-			} `yaml:"props"`
-		} `yaml:"resources"`
-	}
-	raw, err := os.ReadFile(filepath.Join(root(t), "s.yaml"))
-	require.NoError(t, err)
-	require.NoError(t, yaml.Unmarshal(raw, &s))
-	for name, r := range s.Resources {
-		for i := 0; i < len(r.Props.Env.Content); i += 2 {
-			fc[name] = append(fc[name], r.Props.Env.Content[i].Value)
-		}
-	}
+	fc, sam = fcFileEnv(t, "s.yaml"), map[string][]string{}
 	var tm struct {
 		Resources map[string]struct {
 			Type       string `yaml:"Type"`
@@ -209,7 +273,7 @@ func descriptorEnv(t *testing.T) (fc, sam map[string][]string) {
 			} `yaml:"Properties"`
 		} `yaml:"Resources"`
 	}
-	raw, err = os.ReadFile(filepath.Join(root(t), "template.yaml"))
+	raw, err := os.ReadFile(filepath.Join(root(t), "template.yaml"))
 	require.NoError(t, err)
 	require.NoError(t, yaml.Unmarshal(raw, &tm))
 	for _, r := range tm.Resources {
@@ -222,6 +286,53 @@ func descriptorEnv(t *testing.T) (fc, sam map[string][]string) {
 		}
 	}
 	return fc, sam
+}
+
+// fcFileEnv returns, per function, the variable names a Serverless Devs
+// descriptor (s.yaml, s.vpc.yaml) gives it.
+func fcFileEnv(t *testing.T, file string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	var s struct {
+		Resources map[string]struct {
+			Props struct {
+				Env yaml.Node `yaml:"environmentVariables"`
+			} `yaml:"props"`
+		} `yaml:"resources"`
+	}
+	raw, err := os.ReadFile(filepath.Join(root(t), file))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(raw, &s))
+	for name, r := range s.Resources {
+		for i := 0; i < len(r.Props.Env.Content); i += 2 {
+			out[name] = append(out[name], r.Props.Env.Content[i].Value)
+		}
+	}
+	return out
+}
+
+// readOn says whether the read happens on the descriptor platform.
+func (r envRead) readOn(platform string) bool { return r.On == nil || slices.Contains(r.On, platform) }
+
+// unreadOn lists, as "function VARIABLE", the variables a descriptor of the
+// platform declares (declared: per function) that the function's code does
+// not read on that platform, nor a library named in the registry (ReadBy).
+func unreadOn(reads map[string][]envRead, imports map[string][]string, platform string, declared map[string][]string) []string {
+	var out []string
+	for _, f := range registry.All() {
+		byLib := map[string]bool{}
+		for _, v := range f.Env {
+			byLib[v.Name] = v.ReadBy != ""
+		}
+		got := functionReads(reads, imports, f.Name)
+		for _, name := range declared[f.Name] {
+			if r, ok := got[name]; !(ok && r.readOn(platform)) && !byLib[name] {
+				out = append(out, f.Name+" "+name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // missingFromRegistry lists the variables a function reads that its registry
@@ -249,9 +360,11 @@ func missingFromRegistry(reads map[string][]envRead, imports map[string][]string
 
 // TestEveryVariableTheCodeReadsIsDeployable derives, from the configuration
 // code itself, the variables each function binary reads, and requires each to
-// be in that function's registry entry and so in both descriptors, unless
-// the platform sets it (registry.PlatformVars). The other way round, every
-// variable a descriptor sets is read by the code (or by a named library).
+// be in that function's registry entry and so in the descriptors of the
+// platforms it is read on, unless the platform sets it
+// (registry.PlatformVars). The other way round, every variable a platform's
+// descriptor sets is read by the code on that platform (or by a named
+// library).
 func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("type-checks the module")
@@ -264,6 +377,7 @@ func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
 		platform[v.Name] = true
 	}
 	fcEnv, samEnv := descriptorEnv(t)
+	vpcEnv := fcFileEnv(t, "s.vpc.yaml")
 	total := 0
 	for _, f := range registry.All() {
 		got := functionReads(reads, imports, f.Name)
@@ -283,21 +397,38 @@ func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
 			// with a password) must be NoEcho in template.yaml and never
 			// written into s.yaml: the registry's Secret says both.
 			require.True(t, !r.Secret || v.Secret, "%s reads %s as a secret (%s) but the registry does not mark it Secret: template.yaml would echo it", f.Name, name, r.Pos)
+			require.False(t, r.Unguarded, "%s: %s reads %s in a function that branches on runtime.Platform in a form the scan does not read: "+
+				"gate it with `if ...; p != runtime.PlatformX { return }` so the descriptors can follow", f.Name, r.Pos, name)
 			if r.HasDef && r.Default != "" {
 				require.Equal(t, r.Default, v.Default, "%s: the registry's default for %s differs from the code's (%s)", f.Name, name, r.Pos)
 			}
-			require.Contains(t, fcEnv[f.Name], name, "s.yaml: %s lacks %s", f.Name, name)
-			require.Contains(t, samEnv[f.Name], name, "template.yaml: %s lacks %s", f.Name, name)
+			for _, p := range []string{registry.FC, registry.AWS} {
+				require.Equal(t, r.readOn(p), v.ReadOn(p), "%s: the code reads %s on %s: %v (%s), the registry says %v (OnlyOn)", f.Name, name, p, r.readOn(p), r.Pos, v.ReadOn(p))
+			}
+			if r.readOn(registry.FC) {
+				require.Contains(t, fcEnv[f.Name], name, "s.yaml: %s lacks %s", f.Name, name)
+			}
+			if r.readOn(registry.AWS) {
+				require.Contains(t, samEnv[f.Name], name, "template.yaml: %s lacks %s", f.Name, name)
+			}
 			total++
 		}
 		for _, v := range f.Env {
 			_, read := got[v.Name]
 			require.True(t, read || v.ReadBy != "", "%s: the registry lists %s but no code of the function reads it", f.Name, v.Name)
 		}
-		require.ElementsMatch(t, names(f.Env), fcEnv[f.Name], "s.yaml %s", f.Name)
-		require.ElementsMatch(t, names(f.Env), samEnv[f.Name], "template.yaml %s", f.Name)
+		require.ElementsMatch(t, names(f.EnvOn(registry.FC)), fcEnv[f.Name], "s.yaml %s", f.Name)
+		require.ElementsMatch(t, names(f.EnvOn(registry.FC)), vpcEnv[f.Name], "s.vpc.yaml %s", f.Name)
+		require.ElementsMatch(t, names(f.EnvOn(registry.AWS)), samEnv[f.Name], "template.yaml %s", f.Name)
 	}
-	t.Logf("%d (function, variable) reads derived from the code, each in both descriptors", total)
+	t.Logf("%d (function, variable) reads derived from the code, each in the descriptors of the platforms it is read on", total)
+
+	// The reverse, per platform: every variable a descriptor declares is
+	// read on that platform (an FC deployer was offered
+	// CLOUDCALL_METRICS_NAMESPACE, which only Lambda reads).
+	require.Empty(t, unreadOn(reads, imports, registry.FC, fcEnv), "s.yaml declares variables the FC code never reads")
+	require.Empty(t, unreadOn(reads, imports, registry.FC, vpcEnv), "s.vpc.yaml declares variables the FC code never reads")
+	require.Empty(t, unreadOn(reads, imports, registry.AWS, samEnv), "template.yaml declares variables the Lambda code never reads")
 
 	// Every platform-provided variable listed is read somewhere (no stale entries).
 	for _, v := range registry.PlatformVars() {
@@ -319,6 +450,19 @@ func TestEveryVariableTheCodeReadsIsDeployable(t *testing.T) {
 	require.NotContains(t, lq, "TOP_APP_SECRET", "a WeChat binary reads no TOP variable")
 	qa := functionReads(reads, imports, "quota-alert")
 	require.Contains(t, qa, "QUOTA_ALERT_SLACK_URL", "names from a literal list in the same function are derived")
+	require.Equal(t, []string{registry.AWS}, lq["CLOUDCALL_METRICS_NAMESPACE"].On, "a read behind `p != PlatformLambda { return }` is Lambda's only")
+	require.Nil(t, lq["CLOUDCALL_STORE"].On, "an ungated read is every platform's")
+
+	// A descriptor that declares a variable its platform does not read is
+	// caught, per function: the namespace on FC, as s.yaml had it.
+	withNamespace := map[string][]string{}
+	for _, f := range registry.All() {
+		withNamespace[f.Name] = append(names(f.EnvOn(registry.FC)), "CLOUDCALL_METRICS_NAMESPACE")
+	}
+	require.Equal(t, []string{"cams-query-chatapp-bind-waba CLOUDCALL_METRICS_NAMESPACE", "ck1-pricing-inbound-box CLOUDCALL_METRICS_NAMESPACE",
+		"logistics-get-quota CLOUDCALL_METRICS_NAMESPACE", "quota-alert CLOUDCALL_METRICS_NAMESPACE", "top-launch-extra-charge CLOUDCALL_METRICS_NAMESPACE"},
+		unreadOn(reads, imports, registry.FC, withNamespace))
+	require.Empty(t, unreadOn(reads, imports, registry.AWS, withNamespace))
 
 	// A registry that forgets a variable the code reads is caught, per function.
 	fns := registry.All()

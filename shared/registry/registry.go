@@ -20,6 +20,33 @@ type Var struct {
 	// ReadBy names the library that reads the variable when the bundle's
 	// own configuration code does not (the coverage test accepts it then).
 	ReadBy string
+	// OnlyOn is the one descriptor platform (FC or AWS) whose code reads
+	// the variable; empty: every platform. Only that platform's
+	// descriptors declare it, so a deployer is not offered a setting the
+	// function ignores there.
+	OnlyOn string
+}
+
+// The descriptor platforms: FC is s.yaml and s.vpc.yaml (Function Compute),
+// AWS is template.yaml (Lambda).
+const (
+	FC  = "fc"
+	AWS = "aws"
+)
+
+// ReadOn says whether the code reads the variable on the platform.
+func (v Var) ReadOn(platform string) bool { return v.OnlyOn == "" || v.OnlyOn == platform }
+
+// EnvOn is the function's variables its code reads on the platform: what
+// that platform's descriptors declare.
+func (f Function) EnvOn(platform string) []Var {
+	var out []Var
+	for _, v := range f.Env {
+		if v.ReadOn(platform) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // PlatformVar is a variable the platform (or `cloudcall local`) sets for the
@@ -98,7 +125,10 @@ func commonVars() []Var {
 		{Name: "CLOUDCALL_UNKNOWN_FIELDS", Default: "refuse", Description: "policy: refuse (-1001 naming a field the function does not take, so a misspelled optional field is said, not silently left out) or ignore (skip it, as the vendors' own JSON binders do); the fields it takes are checked either way"},
 		{Name: "CLOUDCALL_NULL_FIELDS", Default: "refuse", Description: "policy: refuse (-1001: no vendor document says null for a field) or absent (a null member the schema names is read as not sent: an optional one is left out, a required one is \"required\"; as the vendors' own JSON binders read it)"},
 		{Name: "CLOUDCALL_LOG_LEVEL", Default: "info", Description: "debug, info, warn or error; debug adds a line per vendor request"},
-		{Name: "CLOUDCALL_METRICS_NAMESPACE", Default: "cloudcall", Description: "CloudWatch namespace of the per-invocation EMF metrics (Lambda)"},
+		{Name: "CLOUDCALL_METRICS_NAMESPACE", Default: "cloudcall", Description: "CloudWatch namespace of the per-invocation EMF metrics (Lambda)",
+			// Only Lambda gets EMF (runtime.setupMetrics); FC's invocation
+			// log lines carry the same fields.
+			OnlyOn: AWS},
 	}
 }
 
