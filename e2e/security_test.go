@@ -237,9 +237,16 @@ func onEmulators(x expect) map[string]expect {
 }
 
 // withPlain adds HTTP-server mode (CLOUDCALL_PORT), which answers as the
-// trigger does; FC's proxy stands in front of fc-custom and answers there.
+// trigger does.
 func withPlain(m map[string]expect) map[string]expect {
 	m["plain"] = m["emulator-fc"]
+	return m
+}
+
+// withFCCustom adds FC's custom runtime, which refuses a method as
+// HTTP-server mode does: FC's proxy passes every method on.
+func withFCCustom(m map[string]expect) map[string]expect {
+	m["fc-custom"] = m["plain"]
 	return m
 }
 
@@ -286,7 +293,7 @@ func attacks() []attack {
 				w := good(t, path, body)
 				w.method = "PUT"
 				return w
-			}, on: withPlain(onEmulators(expect{405, "the trigger takes POST only (its descriptors' methods)"}))},
+			}, on: withFCCustom(withPlain(onEmulators(expect{405, "the trigger takes POST only (its descriptors' methods)"})))},
 		{name: "tampered path", status: 401, errCode: -1101, reason: "signature does not match",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, path, body)

@@ -154,7 +154,7 @@ func TestDescriptorFaithful(t *testing.T) {
 			if p == runtimeapi.Lambda {
 				idHeader = "Apigw-Requestid"
 			}
-			_, srv := descriptorEmu(t, p, 0)
+			emu, srv := descriptorEmu(t, p, 0)
 			cases := []struct {
 				name, method, path string
 				status             int
@@ -171,6 +171,19 @@ func TestDescriptorFaithful(t *testing.T) {
 				{"a call to the root", "POST", "/", 405, "GET", `POST / calls no function: call POST /NAME, where NAME is one of hello (GET / lists every function)`},
 				{"timer", "POST", "/__timers/ticker", 200, "", `"hello"`},
 			}
+			// A method the trigger does not take gets the function's own
+			// 405 (runtime.HTTPHandler's body) on both platforms, and no
+			// instance starts: nothing ran.
+			for _, m := range []string{"GET", "PUT", "DELETE", "PATCH"} {
+				resp, body := do(t, m, srv.URL+"/hello", `{}`, nil)
+				require.Equal(t, 405, resp.StatusCode, m)
+				require.Equal(t, "POST", resp.Header.Get("Allow"), m)
+				require.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"), m)
+				id := resp.Header.Get(idHeader)
+				require.Equal(t, id, resp.Header.Get("X-Request-Id"), m)
+				require.Equal(t, `{"Code":"MethodNotAllowed","Message":"hello takes POST","RequestId":"`+id+`"}`, string(body), m)
+			}
+			require.Empty(t, emu.Instances("hello"), "a refused method starts no instance")
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					resp, body := do(t, tc.method, srv.URL+tc.path, `{}`, nil)

@@ -837,8 +837,18 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.cfg.HTTPMethods != nil && !slices.Contains(p.cfg.HTTPMethods, r.Method) {
-		w.Header().Set("Allow", strings.Join(p.cfg.HTTPMethods, ", "))
-		e.platformError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("%s takes %s", fn, strings.Join(p.cfg.HTTPMethods, ", ")), requestID)
+		// The function's own 405, byte for byte (runtime.HTTPHandler's), on
+		// either platform: a Lambda function URL or FC's proxy passes every
+		// method on to the function, which answers so.
+		allow := strings.Join(p.cfg.HTTPMethods, ", ")
+		// The id is the one the function's event would carry: on AWS the
+		// gateway's (requestContext.requestId), on FC the request's.
+		b, _ := json.Marshal(map[string]string{"Code": "MethodNotAllowed", "Message": fn + " takes " + allow, "RequestId": gatewayID})
+		w.Header().Set("Allow", allow)
+		w.Header().Set("X-Request-Id", gatewayID)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		_, _ = w.Write(b)
 		return
 	}
 	limit := e.maxPayload()

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
-	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
 // MaxBodyBytes bounds an input's body (an HTTP trigger's, or a direct
@@ -117,26 +116,43 @@ func serveOn(ctx context.Context, ln net.Listener, handler http.Handler, log *sl
 // request, whatever its path, method or headers, is an HTTP trigger call, and
 // no x-fc-* header is believed.
 func (h *Handler) HTTPHandler() http.Handler {
-	var methods []string
-	if fn, ok := registry.ByAPI(h.Op.API); ok {
-		methods = fn.HTTPMethods
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(methods) > 0 && !slices.Contains(methods, r.Method) {
+		if !h.takesMethod(r.Method) {
 			// As the deployed trigger and the emulator answer: a PUT ran
 			// the function here, a GET read as an empty body (a user).
-			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, int64(h.maxBody)))
-			id := newRequestID()
-			w.Header().Set("Allow", strings.Join(methods, ", "))
-			w.Header().Set("X-Request-Id", id)
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			b, _ := json.Marshal(map[string]string{"Code": "MethodNotAllowed", "Message": h.Deps.Function + " takes " + strings.Join(methods, ", "), "RequestId": id})
-			_, _ = w.Write(b)
+			h.refuseMethod(w, r, newRequestID())
 			return
 		}
 		h.serveTrigger(w, r, false)
 	})
+}
+
+// takesMethod says whether the function's HTTP trigger takes the method:
+// every HTTP entry (this server, FC's custom runtime, an HTTP event) refuses
+// the others alike, before anything runs.
+func (h *Handler) takesMethod(method string) bool {
+	return len(h.methods) == 0 || slices.Contains(h.methods, method)
+}
+
+// methodNotAllowed is the 405 answer's headers and body, the same on every
+// entry and the emulator's FC front door: {Code, Message, RequestId}.
+func (h *Handler) methodNotAllowed(requestID string) (map[string]string, []byte) {
+	allow := strings.Join(h.methods, ", ")
+	b, _ := json.Marshal(map[string]string{"Code": "MethodNotAllowed", "Message": h.Deps.Function + " takes " + allow, "RequestId": requestID})
+	return map[string]string{"Allow": allow, "X-Request-Id": requestID}, b
+}
+
+// refuseMethod writes the 405 to an HTTP caller, its body read and dropped
+// (bounded) so the connection can be kept.
+func (h *Handler) refuseMethod(w http.ResponseWriter, r *http.Request, requestID string) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, int64(h.maxBody)))
+	hdr, body := h.methodNotAllowed(requestID)
+	for k, v := range hdr {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_, _ = w.Write(body)
 }
 
 // FCCustomRuntimeHandler is the face FC's custom-runtime proxy talks to
@@ -153,6 +169,12 @@ func (h *Handler) FCCustomRuntimeHandler() http.Handler {
 			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxEventBytes))
 			w.WriteHeader(http.StatusOK)
 		default: // "/http-invoke", or nothing FC said
+			if !h.takesMethod(r.Method) {
+				// FC's proxy passes any method on: a PUT ran the function
+				// (a black-box tester).
+				h.refuseMethod(w, r, cmp.Or(r.Header.Get("x-fc-request-id"), newRequestID()))
+				return
+			}
 			h.serveTrigger(w, r, true)
 		}
 	})

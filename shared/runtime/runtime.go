@@ -151,6 +151,7 @@ type Handler struct {
 	Guard   Guard
 	Timeout time.Duration // used when the platform gives no deadline
 	maxBody int           // an HTTP trigger's largest body (CLOUDCALL_MAX_BODY_BYTES)
+	methods []string      // the HTTP trigger's methods (the registry's); nil: any
 	unknown string        // the unknown-field policy (CLOUDCALL_UNKNOWN_FIELDS)
 	nulls   string        // the null policy (CLOUDCALL_NULL_FIELDS)
 	initErr error
@@ -235,6 +236,9 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 		initErr = errors.New(strings.Join(problems, "; "))
 	}
 	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, unknown: unknown, nulls: nulls, initErr: initErr}
+	if fn, ok := registry.ByAPI(op.API); ok {
+		h.methods = fn.HTTPMethods
+	}
 	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
 		log.Warn("function is not configured; every invocation will say why", "api", op.API, "error", initErr.Error())
@@ -263,15 +267,23 @@ func NewHTTPClient() *http.Client {
 func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte {
 	start := time.Now()
 	in, shape, err := detect(payload, h.maxBody)
+	httpShape := shape == ShapeFCHTTP || shape == ShapeAPIGatewayV2 || shape == ShapeHTTPOther
 	var resp envelope.Response
 	switch {
 	case err != nil:
 		resp = envelope.Failure(h.Op.API, envelope.As(err))
+	case httpShape && !h.takesMethod(in.Method):
+		// As HTTPHandler and the emulator answer: a PUT through FC's
+		// go1 HTTP event ran the function (a black-box tester). Like
+		// theirs, the refusal is no invocation of the function: no
+		// line, no metrics.
+		hdr, body := h.methodNotAllowed(cmp.Or(in.RequestID, meta.RequestID))
+		return encodeHTTP(envelope.Response{Status: http.StatusMethodNotAllowed, Body: body}, hdr)
 	default:
 		resp = h.serve(ctx, in, meta)
 	}
 	h.logInvocation(ctx, in, shape, meta, resp, time.Since(start))
-	if shape == ShapeFCHTTP || shape == ShapeAPIGatewayV2 || shape == ShapeHTTPOther {
+	if httpShape {
 		return encodeHTTP(resp, answerHeaders(resp))
 	}
 	return resp.Body

@@ -1,0 +1,143 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/envelope"
+)
+
+// upstreamHandler is logistics-get-quota (its trigger takes POST only)
+// whose operation calls an upstream that counts the calls reaching it.
+func upstreamHandler(t *testing.T) (*Handler, *atomic.Int32) {
+	t.Helper()
+	var hits atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, `{"quotaNum":1}`)
+	}))
+	t.Cleanup(up.Close)
+	factory := func(_ context.Context, d Deps) (envelope.Op, error) {
+		return envelope.Op{API: "openapi.logistics.getQuota", Handle: func(ctx context.Context, _ *envelope.Input) (any, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, up.URL, nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := d.HTTP.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			resp.Body.Close()
+			return map[string]int{"quotaNum": 1}, nil
+		}}, nil
+	}
+	e := config.FromMap(map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"})
+	h, err := New(context.Background(), e, NewLogger(io.Discard, e), factory)
+	require.NoError(t, err)
+	require.Equal(t, "logistics-get-quota", h.Deps.Function)
+	return h, &hits
+}
+
+// refusal is HTTPHandler's 405 body for a request id: every entry answers it.
+func refusal(id string) string {
+	return `{"Code":"MethodNotAllowed","Message":"logistics-get-quota takes POST","RequestId":"` + id + `"}`
+}
+
+// Every HTTP entry refuses a method the trigger does not take as
+// HTTPHandler does, before anything runs: through FC's go1 HTTP event and
+// FC's custom runtime a PUT ran the function (a black-box tester).
+func TestEveryHTTPEntryRefusesOtherMethodsAlike(t *testing.T) {
+	body := `{"deliveryId":"YTO","bizId":"xyz"}`
+	methods := []string{http.MethodPut, http.MethodGet, http.MethodDelete, http.MethodPatch}
+
+	t.Run("events", func(t *testing.T) {
+		h, hits := upstreamHandler(t)
+		event := func(shape, method string) []byte {
+			var ev map[string]any
+			switch shape {
+			case "fc-http":
+				ev = map[string]any{"version": "v1", "rawPath": "/logistics-get-quota", "body": body, "headers": map[string]string{},
+					"requestContext": map[string]any{"requestId": "gw-1", "http": map[string]string{"method": method, "sourceIp": "10.0.0.1"}}}
+			case "apigw-v2":
+				ev = map[string]any{"version": "2.0", "rawPath": "/logistics-get-quota", "body": body, "headers": map[string]string{},
+					"requestContext": map[string]any{"requestId": "gw-1", "http": map[string]string{"method": method, "sourceIp": "10.0.0.1"}}}
+			case "http-other":
+				ev = map[string]any{"httpMethod": method, "path": "/logistics-get-quota", "body": body, "headers": map[string]string{},
+					"requestContext": map[string]any{"requestId": "gw-1"}}
+			}
+			b, err := json.Marshal(ev)
+			require.NoError(t, err)
+			return b
+		}
+		for _, shape := range []string{"fc-http", "apigw-v2", "http-other"} {
+			for _, m := range methods {
+				var r HTTPResponse
+				require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), event(shape, m), Meta{RequestID: "inv-1"}), &r))
+				require.Equal(t, http.StatusMethodNotAllowed, r.StatusCode, shape+" "+m)
+				require.Equal(t, "POST", r.Headers["Allow"], shape+" "+m)
+				require.Equal(t, "gw-1", r.Headers["X-Request-Id"], shape+" "+m)
+				require.Equal(t, "application/json; charset=utf-8", r.Headers["Content-Type"], shape+" "+m)
+				require.Equal(t, refusal("gw-1"), r.Body, shape+" "+m)
+			}
+			require.Equal(t, int32(0), hits.Load(), "%s: nothing ran", shape)
+			var r HTTPResponse
+			require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), event(shape, "post"), Meta{RequestID: "inv-1"}), &r))
+			require.Equal(t, http.StatusOK, r.StatusCode, "%s: POST, in any case, runs: %s", shape, r.Body)
+			require.Equal(t, int32(1), hits.Swap(0), shape)
+		}
+	})
+
+	servers := map[string]func(*Handler) http.Handler{
+		"http server":                     (*Handler).HTTPHandler,
+		"fc custom runtime, no path":      (*Handler).FCCustomRuntimeHandler,
+		"fc custom runtime, /http-invoke": (*Handler).FCCustomRuntimeHandler,
+	}
+	for name, face := range servers {
+		t.Run(name, func(t *testing.T) {
+			h, hits := upstreamHandler(t)
+			srv := httptest.NewServer(face(h))
+			defer srv.Close()
+			send := func(method string) (*http.Response, string) {
+				req, err := http.NewRequest(method, srv.URL+"/logistics-get-quota", strings.NewReader(body))
+				require.NoError(t, err)
+				if strings.HasPrefix(name, "fc") {
+					req.Header.Set("x-fc-request-id", "fc-7")
+				}
+				if strings.HasSuffix(name, "/http-invoke") {
+					req.Header.Set(ControlPathHeader, "/http-invoke")
+				}
+				resp, err := srv.Client().Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				require.NoError(t, err)
+				return resp, string(b)
+			}
+			for _, m := range methods {
+				resp, b := send(m)
+				require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, m)
+				require.Equal(t, "POST", resp.Header.Get("Allow"), m)
+				require.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"), m)
+				id := resp.Header.Get("X-Request-Id")
+				if strings.HasPrefix(name, "fc") {
+					require.Equal(t, "fc-7", id, "FC's request id names the refusal")
+				}
+				require.NotEmpty(t, id)
+				require.Equal(t, refusal(id), b, m)
+			}
+			require.Equal(t, int32(0), hits.Load(), "nothing ran")
+			resp, b := send(http.MethodPost)
+			require.Equal(t, http.StatusOK, resp.StatusCode, b)
+			require.Equal(t, int32(1), hits.Load())
+		})
+	}
+}
