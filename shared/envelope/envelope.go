@@ -64,6 +64,14 @@ type Input struct {
 	// NullFields is the null policy (NullRefuse, the default when empty,
 	// or NullAbsent).
 	NullFields string
+	// Event says which event the platform payload was read as, and by
+	// which members ("an FC timer event (it has triggerTime and
+	// triggerName)"); empty for a direct invocation. A refusal of the input
+	// names it: a direct input that looked like an event was told
+	// "deliveryId: required" of an input it never sent.
+	Event string
+	// EventPayload is that payload as it came (nil for a direct one).
+	EventPayload []byte
 }
 
 // Op is one cloud-call operation: the errMsg prefix and the handler. The

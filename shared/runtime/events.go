@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"cmp"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -244,6 +245,7 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		if a := ev.RequestContext.Authorizer; a != nil && a.IAM != nil {
 			in.PlatformCaller = "aws-iam:" + a.IAM.UserARN
 		}
+		in.Event, in.EventPayload = `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`, trimmed
 		return in, ShapeAPIGatewayV2, nil
 	case ShapeFCHTTP:
 		var ev FCHTTPEvent
@@ -261,6 +263,7 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		}
 		in.RequestID = ev.RequestContext.RequestID
 		in.QueryJoined = true
+		in.Event, in.EventPayload = "an FC HTTP trigger event (it has rawPath and requestContext), whose input is its body", trimmed
 		return in, ShapeFCHTTP, nil
 	case ShapeHTTPOther:
 		var ev HTTPV1Event
@@ -294,21 +297,28 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 			}
 		}
 		in.RequestID = ev.RequestContext.RequestID
+		in.Event, in.EventPayload = "an HTTP event (it has httpMethod), whose input is its body", trimmed
+		if len(p.RequestContext) > 0 {
+			in.Event = "an HTTP event (it has requestContext), whose input is its body"
+		}
 		return in, ShapeHTTPOther, nil
 	case ShapeFCTimer:
 		var ev FCTimerEvent
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeFCTimer, badEvent("FC timer", err)
 		}
-		return &envelope.Input{Body: objectOrEmpty([]byte(ev.Payload)), Trigger: envelope.TriggerTimer}, ShapeFCTimer, nil
+		return &envelope.Input{Body: objectOrEmpty([]byte(ev.Payload)), Trigger: envelope.TriggerTimer,
+			Event: "an FC timer event (it has triggerTime and triggerName), whose input is its payload", EventPayload: trimmed}, ShapeFCTimer, nil
 	case ShapeEventBridge:
 		var ev EventBridgeEvent
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeEventBridge, badEvent("EventBridge", err)
 		}
-		return &envelope.Input{Body: objectOrEmpty(ev.Detail), Trigger: envelope.TriggerTimer}, ShapeEventBridge, nil
+		return &envelope.Input{Body: objectOrEmpty(ev.Detail), Trigger: envelope.TriggerTimer,
+			Event: `an EventBridge scheduled event (it has detail-type "Scheduled Event" and source), whose input is its detail`, EventPayload: trimmed}, ShapeEventBridge, nil
 	case ShapeSchedule:
-		return &envelope.Input{Body: objectOrEmpty(p.Payload), Trigger: envelope.TriggerTimer}, ShapeSchedule, nil
+		return &envelope.Input{Body: objectOrEmpty(p.Payload), Trigger: envelope.TriggerTimer,
+			Event: `a schedule event (it has source "cloudcall.schedule"), whose input is its payload`, EventPayload: trimmed}, ShapeSchedule, nil
 	}
 	return direct, ShapeDirect, nil
 }
@@ -412,4 +422,72 @@ func encodeHTTP(resp envelope.Response, extra map[string]string) []byte {
 	}
 	b, _ := json.Marshal(HTTPResponse{StatusCode: resp.Status, Headers: h, Body: string(resp.Body)})
 	return b
+}
+
+// httpEventMembers are the top-level members of the HTTP events the
+// runtime reads (FC 3.0, API Gateway v2 and REST, function URLs, ALB), in
+// lower case.
+var httpEventMembers = map[string]bool{
+	"version": true, "routekey": true, "rawpath": true, "rawquerystring": true, "cookies": true, "headers": true,
+	"queryparameters": true, "querystringparameters": true, "multivalueheaders": true, "multivaluequerystringparameters": true,
+	"pathparameters": true, "stagevariables": true, "requestcontext": true, "body": true, "isbase64encoded": true,
+	"httpmethod": true, "path": true, "resource": true,
+}
+
+// foreignMembers reports whether an HTTP event has a top-level member no
+// HTTP event has (deliveryId, traceSource): a direct input that only
+// looked like an event, since a platform's own event has none.
+func foreignMembers(event []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(event, &m) != nil {
+		return false
+	}
+	for k := range m {
+		if !httpEventMembers[strings.ToLower(k)] {
+			return true
+		}
+	}
+	return false
+}
+
+// eventNote is what a refusal of an input read out of an event adds: which
+// event the payload was read as, and what to do; ok is false when there is
+// nothing to add (a direct input, or an HTTP event as a platform sends it).
+// noTimer says the function has no timer, so a timer event cannot be what
+// its caller meant.
+func eventNote(in *envelope.Input, noTimer bool) (string, bool) {
+	switch {
+	case in.Event == "":
+		return "", false
+	case in.Trigger == envelope.TriggerTimer && noTimer:
+		return "the payload was read as " + in.Event + "; this function has no timer — send the input JSON directly", true
+	case in.Trigger == envelope.TriggerTimer, foreignMembers(in.EventPayload):
+		return "the payload was read as " + in.Event + " — to invoke directly, send the input JSON without those members", true
+	}
+	return "", false
+}
+
+// noteEvent wraps an operation's handler so that a refusal of an input read
+// out of an event names the event (eventNote) before what was wrong with
+// it: a direct input with triggerTime and triggerName was told
+// "deliveryId: required", one with requestContext "the request body is
+// empty" (a black-box tester).
+func noteEvent(handle func(context.Context, *envelope.Input) (any, error), noTimer bool) func(context.Context, *envelope.Input) (any, error) {
+	return func(ctx context.Context, in *envelope.Input) (any, error) {
+		out, err := handle(ctx, in)
+		if err == nil || in.Event == "" {
+			return out, err
+		}
+		var e *envelope.Error
+		if !errors.As(err, &e) || e.Code != envelope.CodeInvalidInput {
+			return out, err
+		}
+		note, ok := eventNote(in, noTimer)
+		if !ok {
+			return out, err
+		}
+		noted := *e // a copy: the handler's error may be shared
+		noted.Reason = "invalid input: " + note + " (read as that event: " + strings.TrimPrefix(e.Reason, "invalid input: ") + ")"
+		return out, &noted
+	}
 }

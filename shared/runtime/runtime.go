@@ -235,8 +235,12 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	if len(problems) > 0 {
 		initErr = errors.New(strings.Join(problems, "; "))
 	}
+	fn, known := registry.ByAPI(op.API)
+	if op.Handle != nil {
+		op.Handle = noteEvent(op.Handle, known && fn.Schedule == nil)
+	}
 	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, unknown: unknown, nulls: nulls, initErr: initErr}
-	if fn, ok := registry.ByAPI(op.API); ok {
+	if known {
 		h.methods = fn.HTTPMethods
 	}
 	h.setupMetrics(env, os.Stdout)
@@ -272,11 +276,13 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte 
 	switch {
 	case err != nil:
 		resp = envelope.Failure(h.Op.API, envelope.As(err))
-	case httpShape && !h.takesMethod(in.Method):
+	case httpShape && in.Method != "" && !h.takesMethod(in.Method):
 		// As HTTPHandler and the emulator answer: a PUT through FC's
 		// go1 HTTP event ran the function (a black-box tester). Like
 		// theirs, the refusal is no invocation of the function: no
-		// line, no metrics.
+		// line, no metrics. An event with no method at all is no
+		// platform's: it goes on to the guard, and a refusal of its
+		// input says what it was read as (noteEvent).
 		hdr, body := h.methodNotAllowed(cmp.Or(in.RequestID, meta.RequestID))
 		return encodeHTTP(envelope.Response{Status: http.StatusMethodNotAllowed, Body: body}, hdr)
 	default:
