@@ -219,6 +219,17 @@ func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
 	require.Equal(t, m["idempotencyKey"], sent[0]["idempotencyKey"])
 	require.NotContains(t, sent[0], "keylessKey")
 	require.Equal(t, "BFC-LOG-2", sent[0]["orderId"])
+	// Two keyless charges on one order at one price are told apart by
+	// their keys: auto: and the SHA-256 of the canonical request (a
+	// re-tester asked for a hash of the request in the line; it is there).
+	first := sent[0]["idempotencyKey"]
+	m = line(`{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LOG-2","price":100,"type":2}}`)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Len(t, sent, 1)
+	require.Regexp(t, `^auto:[0-9a-f]{64}$`, sent[0]["idempotencyKey"])
+	require.NotEqual(t, first, sent[0]["idempotencyKey"])
+	require.Equal(t, []any{"BFC-LOG-2", 100.0}, []any{sent[0]["orderId"], sent[0]["price"]})
+	require.Len(t, sbx.Charges("BFC-LOG-2"), 2)
 
 	// A keyed -1304 names its keyless slot too: TOP may have charged it, and
 	// after a loss both are restored (a re-tester's keyless repeat of a
