@@ -27,9 +27,17 @@ const (
 	runtimePkg = modulePath + "/shared/runtime"
 )
 
-// descriptorPlatform maps runtime.Platform values to the descriptor that
-// deploys them; a plain HTTP server (local use) is deployed by none.
-var descriptorPlatform = map[string]string{"fc": registry.FC, "fc-custom": registry.FC, "lambda": registry.AWS, "http": "local"}
+// descriptorPlatform maps a runtime.Platform value to the descriptor that
+// deploys it; a plain HTTP server (local use) is deployed by none.
+func descriptorPlatform(p string) string {
+	switch p {
+	case "fc", "fc-custom":
+		return registry.FC
+	case "lambda":
+		return registry.AWS
+	}
+	return "local"
+}
 
 // envLookups are the methods of *config.Env that read a variable named by
 // their first argument (RequireSecrets: by every argument).
@@ -95,7 +103,7 @@ func platformGuard(info *types.Info, fd *ast.FuncDecl) (on []string, other bool)
 		}
 		if v, ok := platformConst(info, be.Y); ok {
 			guards[be.Y] = true
-			on = append(on, descriptorPlatform[v])
+			on = append(on, descriptorPlatform(v))
 		}
 	}
 	ast.Inspect(fd.Body, func(n ast.Node) bool {

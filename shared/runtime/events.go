@@ -424,14 +424,18 @@ func encodeHTTP(resp envelope.Response, extra map[string]string) []byte {
 	return b
 }
 
-// httpEventMembers are the top-level members of the HTTP events the
-// runtime reads (FC 3.0, API Gateway v2 and REST, function URLs, ALB), in
-// lower case.
-var httpEventMembers = map[string]bool{
-	"version": true, "routekey": true, "rawpath": true, "rawquerystring": true, "cookies": true, "headers": true,
-	"queryparameters": true, "querystringparameters": true, "multivalueheaders": true, "multivaluequerystringparameters": true,
-	"pathparameters": true, "stagevariables": true, "requestcontext": true, "body": true, "isbase64encoded": true,
-	"httpmethod": true, "path": true, "resource": true,
+// isHTTPEventMember says whether k (in lower case) is a top-level member of
+// the HTTP events the runtime reads (FC 3.0, API Gateway v2 and REST,
+// function URLs, ALB).
+func isHTTPEventMember(k string) bool {
+	switch k {
+	case "version", "routekey", "rawpath", "rawquerystring", "cookies", "headers",
+		"queryparameters", "querystringparameters", "multivalueheaders", "multivaluequerystringparameters",
+		"pathparameters", "stagevariables", "requestcontext", "body", "isbase64encoded",
+		"httpmethod", "path", "resource":
+		return true
+	}
+	return false
 }
 
 // foreignMembers reports whether an HTTP event has a top-level member no
@@ -443,7 +447,7 @@ func foreignMembers(event []byte) bool {
 		return false
 	}
 	for k := range m {
-		if !httpEventMembers[strings.ToLower(k)] {
+		if !isHTTPEventMember(strings.ToLower(k)) {
 			return true
 		}
 	}
