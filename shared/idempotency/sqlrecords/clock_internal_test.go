@@ -102,3 +102,34 @@ func TestWhichErrorsAreSettings(t *testing.T) {
 		require.Contains(t, fix, tc.says)
 	}
 }
+
+// The commit settings as each server reports them (commits()): a session
+// that never commits is refused; a lossy flush is a warning.
+func TestDurableJudgesTheCommitSettings(t *testing.T) {
+	for _, tc := range []struct {
+		d              dialect
+		settings       string
+		refuses, warns string
+	}{
+		{mysqlDialect{}, "autocommit=1 innodb_flush_log_at_trx_commit=1", "", ""},
+		{mysqlDialect{}, "autocommit=0 innodb_flush_log_at_trx_commit=1", "autocommit is off", ""},
+		{mysqlDialect{}, "autocommit=1 innodb_flush_log_at_trx_commit=2", "", "innodb_flush_log_at_trx_commit=2"},
+		{mysqlDialect{}, "autocommit=1 innodb_flush_log_at_trx_commit=0", "", "innodb_flush_log_at_trx_commit=0"},
+		{postgres{}, "synchronous_commit=on fsync=on", "", ""},
+		{postgres{}, "synchronous_commit=local fsync=on", "", ""},
+		{postgres{}, "synchronous_commit=off fsync=on", "", "synchronous_commit=off"},
+		{postgres{}, "synchronous_commit=on fsync=off", "", "fsync=off"},
+	} {
+		refuse, warn := tc.d.durable(tc.settings)
+		if tc.refuses == "" {
+			require.Empty(t, refuse, tc.settings)
+		} else {
+			require.Contains(t, refuse, tc.refuses, tc.settings)
+		}
+		if tc.warns == "" {
+			require.Empty(t, warn, tc.settings)
+		} else {
+			require.Contains(t, warn, tc.warns, tc.settings)
+		}
+	}
+}

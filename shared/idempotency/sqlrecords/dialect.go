@@ -42,6 +42,12 @@ type dialect interface {
 	// lasting says what to do about a table whose rows the server does
 	// not keep through a crash or on its standbys ("" when it does).
 	lasting(traits string) string
+	// commits reads the session's commit settings, and durable judges
+	// them: refuse when a record would not be committed at all, warn when
+	// a crash of the server can lose its last moments of commits (as
+	// Redis's appendfsync everysec can: documented, not refused).
+	commits() string
+	durable(settings string) (refuse, warn string)
 	// missingTable reports a statement that found no records table: it
 	// was dropped while this instance ran.
 	missingTable(err error) bool
@@ -148,6 +154,25 @@ func (postgres) lasting(t string) string {
 		return "table " + table + " is a temporary table, gone when its session ends: drop it and let the function create an ordinary one"
 	}
 	return ""
+}
+
+func (postgres) commits() string {
+	return `SELECT 'synchronous_commit=' || current_setting('synchronous_commit') || ' fsync=' || current_setting('fsync')`
+}
+
+// durable: every PostgreSQL statement outside a transaction commits; with
+// synchronous_commit=off a server crash loses the commits of the last
+// moments (up to three times wal_writer_delay, 600 ms by default), and
+// with fsync=off an OS crash can lose or corrupt any of them.
+func (postgres) durable(s string) (string, string) {
+	var warns []string
+	if strings.Contains(s, "synchronous_commit=off") {
+		warns = append(warns, "synchronous_commit=off: a crash of the server loses the records committed in its last moments (up to 3 × wal_writer_delay)")
+	}
+	if strings.Contains(s, "fsync=off") {
+		warns = append(warns, "fsync=off: a crash of its machine can lose or corrupt committed records")
+	}
+	return "", strings.Join(warns, "; ")
 }
 
 func (postgres) missingTable(err error) bool {
@@ -273,6 +298,29 @@ func (mysqlDialect) plain(t string) bool { return t == "engine=InnoDB triggers=0
 
 // lasting: plain's InnoDB keeps its rows.
 func (mysqlDialect) lasting(string) string { return "" }
+
+func (mysqlDialect) commits() string {
+	return `SELECT CONCAT('autocommit=', @@SESSION.autocommit + 0, ' innodb_flush_log_at_trx_commit=', @@GLOBAL.innodb_flush_log_at_trx_commit)`
+}
+
+// durable: with autocommit off (autocommit=false in the URL, init_connect
+// or the server's default) each statement opens a transaction nothing
+// commits: a record is seen by no other instance and is rolled back when
+// its connection closes. innodb_flush_log_at_trx_commit 0 or 2 writes the
+// log to disk once a second, so a crash (2: of the machine) loses that
+// second's commits.
+func (mysqlDialect) durable(s string) (string, string) {
+	if strings.Contains(s, "autocommit=0") {
+		return "the session's autocommit is off (autocommit=false in the URL, init_connect, or the server's default): each record would stay in a transaction nothing commits, seen by no other instance and rolled back when its connection closes, so its key could charge again: " +
+			urlFix + " without autocommit=false, or set autocommit=1 on the server", ""
+	}
+	for _, v := range []string{"0", "2"} {
+		if strings.HasSuffix(s, " innodb_flush_log_at_trx_commit="+v) {
+			return "", "innodb_flush_log_at_trx_commit=" + v + ": the log is written to disk once a second, so a crash loses the records committed in that second"
+		}
+	}
+	return "", ""
+}
 
 func (mysqlDialect) missingTable(err error) bool {
 	var me *mysql.MySQLError

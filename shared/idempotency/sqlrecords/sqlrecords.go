@@ -307,6 +307,23 @@ func (r *Records) createTable(ctx context.Context) (string, error) {
 		defer cancel()
 		return f(c)
 	}
+	// Before anything is written: under a session that never commits,
+	// even the fence row would be this connection's alone.
+	var commits string
+	if err := step(func(c context.Context) (err error) {
+		commits, err = r.db.queryText(c, r.d.commits())
+		return err
+	}); err != nil {
+		return "", r.wrap(fmt.Errorf("reading the session's commit settings: %w", err))
+	}
+	refuse, warn := r.d.durable(commits)
+	if refuse != "" {
+		return "", fmt.Errorf("%w: %s at %s: %s", idempotency.ErrSettings, r.d.name(), r.host, refuse)
+	}
+	if warn != "" {
+		r.o.Log.Warn("idempotency: the records store can lose its last commits in a crash, so a charge made in that window could run again on a retry after it: set it for money, or accept the window knowingly: "+warn,
+			"store", r.d.name(), "host", r.host)
+	}
 	if err := step(func(c context.Context) error { return r.d.migrate(c, r.db) }); err != nil {
 		return "", r.wrap(fmt.Errorf("creating table %s: %w", Table, err))
 	}

@@ -580,6 +580,9 @@ func TestSettingsAreAnsweredAsConfiguration(t *testing.T) {
 		{"mysql a value of the wrong type", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
 			return withParam(t, base, "wait_timeout", "abc")
 		}, []string{"wait_timeout"}},
+		{"mysql autocommit off (records never committed)", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
+			return withParam(t, base, "autocommit", "false")
+		}, []string{"autocommit is off", "rolled back when its connection closes", "without autocommit=false"}},
 		{"mysql read-only transactions", "mysql", func(t *testing.T, base string, _ *sql.DB) string {
 			return withParam(t, base, "tx_read_only", "1")
 		}, []string{"takes no writes", "CLOUDCALL_IDEMPOTENCY_STORE", "writer endpoint"}},
@@ -602,6 +605,36 @@ func TestSettingsAreAnsweredAsConfiguration(t *testing.T) {
 					require.Contains(t, e.Error(), w)
 				}
 			}
+		})
+	}
+}
+
+// A server that can lose its last commits in a crash (PostgreSQL's
+// synchronous_commit=off, as Redis's appendfsync everysec) is taken, with
+// a WARN at first use naming the setting; one that commits nothing is
+// refused (TestSettingsAreAnsweredAsConfiguration).
+func TestALossyCommitSettingIsWarnedOf(t *testing.T) {
+	for _, tc := range []struct{ param, value, says string }{
+		{"synchronous_commit", "off", "synchronous_commit=off"},
+		{"synchronous_commit", "on", ""},
+	} {
+		t.Run(tc.param+"="+tc.value, func(t *testing.T) {
+			var logs bytes.Buffer
+			r, err := sqlrecords.Open(sqlrecords.Options{URL: withParam(t, sqltest.Postgres(t), tc.param, tc.value),
+				Log: slog.New(slog.NewTextHandler(&logs, nil))})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = r.Close() })
+			g := idempotency.New(idempotency.Options{Records: r})
+			ok, e := g.Once(context.Background(), "order-1", time.Minute)
+			require.Nil(t, e)
+			require.True(t, ok, "taken: the window is documented, as Redis's everysec")
+			if tc.says == "" {
+				require.NotContains(t, logs.String(), "can lose its last commits")
+				return
+			}
+			require.Equal(t, 1, strings.Count(logs.String(), "level=WARN"), logs.String())
+			require.Contains(t, logs.String(), "can lose its last commits in a crash")
+			require.Contains(t, logs.String(), tc.says)
 		})
 	}
 }
