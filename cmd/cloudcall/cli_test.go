@@ -516,6 +516,9 @@ func TestEnvFileErrorsQuoteNothingOfTheFile(t *testing.T) {
 		// A valid value of several lines before the bad line: the bad line
 		// is named, not the value's first (a re-tester).
 		{"A=1\nB=\"multi\nline\"\nC=\nbad line here\nTOP_APP_SECRET=supersecret-value-123456\n", "line 5 cannot be read: the name before = is not a variable name"},
+		// "=value" was taken as a variable with no name, silently.
+		{"A=1\n=supersecret-value-123456\nB=2\n", "line 2 cannot be read: it has no name before ="},
+		{"A=1\n  export =supersecret-value-123456\n", "line 2 cannot be read: it has no name before ="},
 	} {
 		f := filepath.Join(t.TempDir(), ".env")
 		require.NoError(t, os.WriteFile(f, []byte(tc.file), 0o600))

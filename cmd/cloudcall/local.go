@@ -615,6 +615,16 @@ func readEnvFile(path string) (map[string]string, error) {
 	}
 	text := strings.TrimPrefix(string(b), "\ufeff")
 	env, err := godotenv.Unmarshal(text)
+	if _, unnamed := env[""]; err == nil && unnamed {
+		// godotenv takes "=value" as a variable with no name, which no
+		// function reads: said, as a typo the user meant to fix.
+		for i, l := range strings.Split(text, "\n") {
+			if t := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "export ")); strings.HasPrefix(t, "=") {
+				return nil, fmt.Errorf("line %d cannot be read: it has no name before = (a line is NAME=value, or a # comment)", i+1)
+			}
+		}
+		return nil, errors.New("a line has no name before = (a line is NAME=value, or a # comment)")
+	}
 	if err == nil {
 		return env, nil
 	}
