@@ -60,7 +60,9 @@ alone, so a variable left in the shell cannot point the tool at another store th
           emptied and no instance has charged since), "live", "lost" (the store lost its data, found at
           lostAt: every charge answers -1601 until it is reopened) or "reopened", and the fence itself: note
           it down, since a store emptied shows none, and one fenced again by a new instance shows another
-          one. Exit status 5 when the state is "lost".
+          one. A fenced store is also put to the checks an instance makes at its first charge: "refused"
+          (with why) when they fail, e.g. a table made UNLOGGED, autocommit off, a Redis without AOF.
+          Exit status 5 when the state is "lost", 6 when "refused".
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
           refusal, and charges go ahead again within a second. --reconciled says you did. Refused until no
@@ -437,8 +439,22 @@ func fence(ctx context.Context, action string, records idempotency.Records, wher
 	} else if cur == "" {
 		st.State = "unfenced"
 	}
+	if w, ok := records.(idempotency.Warmer); ok && (st.State == "live" || st.State == "reopened") {
+		// The checks an instance makes at its first charge (the table's
+		// shape and persistence, the session's commits, Redis's AOF): a
+		// table made UNLOGGED under running instances read "live" here
+		// while every new instance refused it. Not on an unfenced store:
+		// the first use would fence it, and a store emptied would then
+		// look fenced.
+		if err := w.Warm(ctx); errors.Is(err, idempotency.ErrSettings) {
+			st.State, st.Refused = "refused", err.Error()
+		}
+	}
 	if err := json.NewEncoder(stdout).Encode(st); err != nil {
 		return err
+	}
+	if st.State == "refused" {
+		return &exitError{code: 6, err: fmt.Errorf("the %s store is refused by the charge's checks: every new instance answers -1601 until it is fixed", records.Name())}
 	}
 	if st.State == "lost" {
 		return &exitError{code: 5, err: fmt.Errorf("the %s store lost its data (found %s): charges are refused until it is reconciled and reopened", records.Name(), st.LostAt)}
@@ -453,6 +469,7 @@ type fenceStatus struct {
 	LostAt     string `json:"lostAt,omitempty"`
 	Fence      string `json:"fence,omitempty"`
 	ReopenedAt string `json:"reopenedAt,omitempty"`
+	Refused    string `json:"refused,omitempty"`
 }
 
 // clockSkew is how far ahead of the functions' clocks this machine's may be

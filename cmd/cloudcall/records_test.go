@@ -19,6 +19,8 @@ import (
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords/redisproc"
+	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords"
+	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords/sqltest"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 	"github.com/cloudcall/cloudcall/shared/top"
 )
@@ -597,4 +599,32 @@ func TestRecordsMigrationRestart(t *testing.T) {
 	code, _, errOut = runCLI("records", "status", "--restart", "--env-file", envFile)
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "--restart goes with migration")
+}
+
+// records status puts a fenced store to the checks an instance makes at its
+// first charge: a records table made UNLOGGED under running instances read
+// "live" while every new instance refused it (-1601).
+func TestRecordsStatusSaysARefusedStore(t *testing.T) {
+	pg := sqltest.Postgres(t)
+	r, err := sqlrecords.Open(sqlrecords.Options{URL: pg})
+	require.NoError(t, err)
+	require.NoError(t, r.Warm(context.Background())) // an instance's first use: table and fence
+	require.NoError(t, r.Close())
+	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": pg, "TOP_APP_KEY": "12345678"})
+
+	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"state":"live"`)
+
+	db := sqltest.Open(t, pg)
+	_, err = db.Exec(`ALTER TABLE ` + sqlrecords.Table + ` SET UNLOGGED`)
+	require.NoError(t, err)
+	code, out, errOut = runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 6, code, out+errOut)
+	var st struct{ State, Refused string }
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Equal(t, "refused", st.State)
+	require.Contains(t, st.Refused, "is UNLOGGED")
+	require.Contains(t, st.Refused, "SET LOGGED")
+	require.Contains(t, errOut, "every new instance answers -1601 until it is fixed")
 }
