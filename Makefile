@@ -13,7 +13,8 @@ BIN       := bin
 FUZZ_TIME    ?= 30000x
 FUZZ_TARGETS := FuzzDecode:./shared/envelope FuzzDecodeInput:./shared/envelope FuzzDetect:./shared/runtime FuzzParse:./shared/callerauth FuzzCanonicalQuery:./shared/callerauth \
                 FuzzParseReply:./shared/top FuzzErrorFrom:./shared/ck1 FuzzCAMSData:./shared/alicloud FuzzEnvelope:./shared/wechat \
-                FuzzStream:./shared/emulator/linewriter FuzzHandleFlat:./shared/logging
+                FuzzStream:./shared/emulator/linewriter FuzzHandleFlat:./shared/logging FuzzTriggersNeverMissAMatch:./shared/logging \
+                FuzzTheOnePassFillsWhatTheLongWayFills:./shared/envelope
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
