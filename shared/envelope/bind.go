@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	json "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The warm path reads an input once: the rules are checked and the Go value
@@ -155,15 +154,7 @@ func (s *Schema) decode(trimmed []byte, v any) bool {
 	if b == nil || b.kind != bindStruct {
 		return false
 	}
-	st, _ := s.pool.Get().(*streamer)
-	if st == nil {
-		st = &streamer{}
-		st.rd.Reset(trimmed)
-		st.dec = jsontext.NewDecoder(&st.rd)
-	} else {
-		st.rd.Reset(trimmed)
-		st.dec.Reset(&st.rd)
-	}
+	st := s.streamer(trimmed)
 	defer s.pool.Put(st)
 	dst := pv.Elem()
 	st.ignore = s.ignoreUnknown

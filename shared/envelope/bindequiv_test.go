@@ -170,18 +170,7 @@ func hex2(c byte) string {
 
 type label string
 
-type openIn struct {
-	A   string            `json:"a"`
-	L   label             `json:"l"`
-	N   *int64            `json:"n"`
-	Any *struct{ X bool } `json:"any"`
-	S   []struct {
-		X stdjson.Number `json:"x"`
-	} `json:"s"`
-	M   map[string]int     `json:"m,omitempty"`
-	Raw stdjson.RawMessage `json:"raw"`
-}
-
+// openNoMap is what the one pass fills; openIn adds a map, which it does not.
 type openNoMap struct {
 	A   string            `json:"a"`
 	L   label             `json:"l"`
@@ -191,6 +180,18 @@ type openNoMap struct {
 		X stdjson.Number `json:"x"`
 	} `json:"s"`
 	Raw stdjson.RawMessage `json:"raw"`
+}
+
+type openIn struct {
+	A   string            `json:"a"`
+	L   label             `json:"l"`
+	N   *int64            `json:"n"`
+	Any *struct{ X bool } `json:"any"`
+	S   []struct {
+		X stdjson.Number `json:"x"`
+	} `json:"s"`
+	Raw stdjson.RawMessage `json:"raw"`
+	M   map[string]int     `json:"m,omitempty"`
 }
 
 // Schemas that leave objects open, or say nothing of a member, and types

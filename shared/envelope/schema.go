@@ -138,19 +138,25 @@ func eachRule(r *rule, f func(*rule)) {
 	eachRule(r.items, f)
 }
 
-// accepts streams the body through the compiled rules: true when every rule
-// holds and the body is one well-formed JSON object (no duplicate key, valid
-// UTF-8, nothing after it). Anything else is explained by check.
-func (s *Schema) accepts(trimmed []byte) bool {
+// streamer is a pooled tokenizer reading trimmed; put it back when done.
+func (s *Schema) streamer(trimmed []byte) *streamer {
 	st, _ := s.pool.Get().(*streamer)
 	if st == nil {
 		st = &streamer{}
 		st.rd.Reset(trimmed)
 		st.dec = jsontext.NewDecoder(&st.rd)
-	} else {
-		st.rd.Reset(trimmed)
-		st.dec.Reset(&st.rd)
+		return st
 	}
+	st.rd.Reset(trimmed)
+	st.dec.Reset(&st.rd)
+	return st
+}
+
+// accepts streams the body through the compiled rules: true when every rule
+// holds and the body is one well-formed JSON object (no duplicate key, valid
+// UTF-8, nothing after it). Anything else is explained by check.
+func (s *Schema) accepts(trimmed []byte) bool {
+	st := s.streamer(trimmed)
 	defer s.pool.Put(st)
 	ok, err := s.rules.stream(st.dec, &st.scratch)
 	if !ok || err != nil {
