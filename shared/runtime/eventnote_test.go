@@ -87,9 +87,9 @@ func TestARefusedInputNamesTheEventItWasReadAs(t *testing.T) {
 		{"EventBridge's markers in a direct input", quota,
 			`{"detail-type":"Scheduled Event","source":"aws.events","deliveryId":"YTO"}`,
 			lq + `the payload was read as an EventBridge scheduled event (it has detail-type "Scheduled Event" and source), whose input is its detail; this function has no timer — send the input JSON directly (read as that event: deliveryId: required)`, "deliveryId", 0},
-		{"requestContext and traceSource in a direct input", quota,
-			`{"requestContext":{"requestId":"x"},"traceSource":"y","deliveryId":"YTO","bizId":"xyz"}`,
-			lq + "the payload was read as an HTTP event (it has requestContext), whose input is its body — to invoke directly, send the input JSON without those members (read as that event: the request body is empty; send a JSON object)", "", 400},
+		// requestContext and traceSource in a direct input: an HTTP event
+		// naming no method, refused with a 405 that says so
+		// (TestAnHTTPEventWithoutAPostIsRefused).
 		{"a timer event to the function with a timer", alert,
 			`{"triggerTime":"2026-12-01T00:00:00Z","triggerName":"t","deliveryId":"YTO"}`,
 			"cloudcall.quotaAlert:fail invalid input: the payload was read as an FC timer event (it has triggerTime and triggerName), whose input is its payload — to invoke directly, send the input JSON without those members (read as that event: deliveryId: required)", "deliveryId", 0},

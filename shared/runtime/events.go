@@ -44,6 +44,9 @@ type HTTPV1Event struct {
 	IsBase64Encoded                 bool                `json:"isBase64Encoded"`
 	RequestContext                  struct {
 		RequestID string `json:"requestId"`
+		// HTTPMethod is REST's copy of the method (the event's own
+		// httpMethod is the one read; the two must agree).
+		HTTPMethod string `json:"httpMethod"`
 		// Path is the path the caller called, stage included
 		// ("/prod/fn"), where the event's own path has no stage (REST).
 		Path     string `json:"path"`
@@ -284,7 +287,13 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		// The caller signed the path it called: REST API events carry it,
 		// stage included, in requestContext.path.
 		path := cmp.Or(ev.RequestContext.Path, ev.Path)
-		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, ev.HTTPMethod, path, rawQuery, ev.RequestContext.Identity.SourceIP)
+		// REST carries the method twice; one that names none, or two
+		// that differ, is no platform's event: "" is refused (405).
+		method := cmp.Or(ev.HTTPMethod, ev.RequestContext.HTTPMethod)
+		if ev.HTTPMethod != "" && ev.RequestContext.HTTPMethod != "" && ev.HTTPMethod != ev.RequestContext.HTTPMethod {
+			method = ""
+		}
+		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, method, path, rawQuery, ev.RequestContext.Identity.SourceIP)
 		if err != nil {
 			return nil, ShapeHTTPOther, err
 		}
@@ -387,7 +396,7 @@ func httpInput(body string, b64 bool, headers map[string]string, method, path, r
 		Body:     raw,
 		Trigger:  envelope.TriggerHTTP,
 		Header:   h,
-		Method:   strings.ToUpper(method),
+		Method:   method, // as sent: methods are case-sensitive (RFC 9110 9.1)
 		Path:     path,
 		RawQuery: rawQuery,
 		SourceIP: sourceIP,

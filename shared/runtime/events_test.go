@@ -20,7 +20,7 @@ func TestDetect(t *testing.T) {
 	}{
 		{"direct", `{"deliveryId":"YTO"}`, ShapeDirect, envelope.TriggerDirect, `{"deliveryId":"YTO"}`, "", "", ""},
 		{"direct non-object", `[1]`, ShapeDirect, envelope.TriggerDirect, `[1]`, "", "", ""},
-		{"fc http", `{"version":"v1","rawPath":"/f/x","body":"{\"a\":1}","isBase64Encoded":false,"headers":{"X-Key":"k"},"queryParameters":{"q":"1"},"requestContext":{"requestId":"r","http":{"method":"post","sourceIp":"1.2.3.4"}}}`,
+		{"fc http", `{"version":"v1","rawPath":"/f/x","body":"{\"a\":1}","isBase64Encoded":false,"headers":{"X-Key":"k"},"queryParameters":{"q":"1"},"requestContext":{"requestId":"r","http":{"method":"POST","sourceIp":"1.2.3.4"}}}`,
 			ShapeFCHTTP, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f/x", "q=1"},
 		{"fc http base64", `{"version":"v1","rawPath":"/f","body":"` + b64 + `","isBase64Encoded":true,"headers":{},"requestContext":{"http":{"method":"POST"}}}`,
 			ShapeFCHTTP, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f", ""},
@@ -31,7 +31,7 @@ func TestDetect(t *testing.T) {
 		{"fc timer note in braces", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{hourly check}"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
 		{"fc timer cut-off object", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{\"a\":"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
 		{"eventbridge", `{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2023-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}`, ShapeEventBridge, envelope.TriggerTimer, `{}`, "", "", ""},
-		{"apigw rest v1 (not deployed; still an HTTP call)", `{"httpMethod":"post","path":"/f","queryStringParameters":{"q":"1"},"headers":{"X-Key":"k"},"body":"{\"a\":1}","requestContext":{"requestId":"r3"}}`,
+		{"apigw rest v1 (not deployed; still an HTTP call)", `{"httpMethod":"POST","path":"/f","queryStringParameters":{"q":"1"},"headers":{"X-Key":"k"},"body":"{\"a\":1}","requestContext":{"requestId":"r3"}}`,
 			ShapeHTTPOther, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f", "q=1"},
 		{"apigw rest v1 behind a stage: the path called", `{"httpMethod":"POST","resource":"/f","path":"/f","body":"{}","requestContext":{"requestId":"r4","stage":"prod","path":"/prod/f"}}`,
 			ShapeHTTPOther, envelope.TriggerHTTP, `{}`, "POST", "/prod/f", ""},

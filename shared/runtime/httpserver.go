@@ -136,9 +136,14 @@ func (h *Handler) takesMethod(method string) bool {
 
 // methodNotAllowed is the 405 answer's headers and body, the same on every
 // entry and the emulator's FC front door: {Code, Message, RequestId}.
-func (h *Handler) methodNotAllowed(requestID string) (map[string]string, []byte) {
+// note, when not empty, follows the message (an event that names no method).
+func (h *Handler) methodNotAllowed(requestID, note string) (map[string]string, []byte) {
 	allow := strings.Join(h.methods, ", ")
-	b, _ := json.Marshal(map[string]string{"Code": "MethodNotAllowed", "Message": h.Deps.Function + " takes " + allow, "RequestId": requestID})
+	msg := h.Deps.Function + " takes " + allow
+	if note != "" {
+		msg += ": " + note
+	}
+	b, _ := json.Marshal(map[string]string{"Code": "MethodNotAllowed", "Message": msg, "RequestId": requestID})
 	return map[string]string{"Allow": allow, "X-Request-Id": requestID}, b
 }
 
@@ -146,7 +151,7 @@ func (h *Handler) methodNotAllowed(requestID string) (map[string]string, []byte)
 // (bounded) so the connection can be kept.
 func (h *Handler) refuseMethod(w http.ResponseWriter, r *http.Request, requestID string) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, int64(h.maxBody)))
-	hdr, body := h.methodNotAllowed(requestID)
+	hdr, body := h.methodNotAllowed(requestID, "")
 	for k, v := range hdr {
 		w.Header().Set(k, v)
 	}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,6 +61,9 @@ func TestEveryHTTPEntryRefusesOtherMethodsAlike(t *testing.T) {
 	methods := []string{http.MethodPut, http.MethodGet, http.MethodDelete, http.MethodPatch}
 
 	t.Run("events", func(t *testing.T) {
+		// Methods are case-sensitive (RFC 9110 9.1): "post" is not POST, as
+		// net/http's server and the emulator read it (a re-tester).
+		methods := append(methods, "post")
 		h, hits := upstreamHandler(t)
 		event := func(shape, method string) []byte {
 			var ev map[string]any
@@ -90,8 +94,8 @@ func TestEveryHTTPEntryRefusesOtherMethodsAlike(t *testing.T) {
 			}
 			require.Equal(t, int32(0), hits.Load(), "%s: nothing ran", shape)
 			var r HTTPResponse
-			require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), event(shape, "post"), Meta{RequestID: "inv-1"}), &r))
-			require.Equal(t, http.StatusOK, r.StatusCode, "%s: POST, in any case, runs: %s", shape, r.Body)
+			require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), event(shape, "POST"), Meta{RequestID: "inv-1"}), &r))
+			require.Equal(t, http.StatusOK, r.StatusCode, "%s: POST runs: %s", shape, r.Body)
 			require.Equal(t, int32(1), hits.Swap(0), shape)
 		}
 	})
@@ -140,4 +144,48 @@ func TestEveryHTTPEntryRefusesOtherMethodsAlike(t *testing.T) {
 			require.Equal(t, int32(1), hits.Load())
 		})
 	}
+}
+
+// An HTTP event whose method is missing, empty, null, only in REST's
+// requestContext copy as something else, or given twice differently, is
+// refused before anything runs: read on, a valid body moved money (a
+// re-tester charged an order through {"requestContext":{"httpMethod":"GET"},
+// "path":..., "body":...}). REST's requestContext copy alone is read.
+func TestAnHTTPEventWithoutAPostIsRefused(t *testing.T) {
+	h, hits := upstreamHandler(t)
+	body := `"{\"deliveryId\":\"YTO\",\"bizId\":\"xyz\"}"`
+	const noMethod = "the payload was read as %s, and it names no method (or two that differ); to invoke directly, send the input JSON without the event's members"
+	for _, tc := range []struct {
+		name, event, note string
+	}{
+		{"REST, requestContext.httpMethod GET only", `{"requestContext":{"httpMethod":"GET","path":"/p"},"path":"/p","body":` + body + `}`, ""},
+		{"REST, httpMethod null", `{"httpMethod":null,"requestContext":{"httpMethod":"GET"},"body":` + body + `}`, ""},
+		{"REST, httpMethod empty", `{"httpMethod":"","body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has httpMethod), whose input is its body")},
+		{"REST, two methods that differ", `{"httpMethod":"POST","requestContext":{"httpMethod":"GET"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
+		{"a direct input with requestContext and traceSource", `{"requestContext":{"requestId":"x"},"traceSource":"y","deliveryId":"YTO","bizId":"xyz"}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
+		{"REST, requestContext only", `{"requestContext":{},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
+		{"v2, no requestContext.http", `{"version":"2.0","rawPath":"/x","requestContext":{},"body":` + body + `}`, fmt.Sprintf(noMethod, `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`)},
+		{"v2, empty method", `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":""}},"body":` + body + `}`, fmt.Sprintf(noMethod, `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`)},
+		{"v2, httpMethod GET beside it", `{"version":"2.0","rawPath":"/x","httpMethod":"GET","requestContext":{},"body":` + body + `}`, fmt.Sprintf(noMethod, `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`)},
+		{"FC, no method", `{"version":"v1","rawPath":"/x","requestContext":{"requestId":"r"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an FC HTTP trigger event (it has rawPath and requestContext), whose input is its body")},
+	} {
+		var r HTTPResponse
+		require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(tc.event), Meta{RequestID: "inv-1"}), &r), tc.name)
+		require.Equal(t, http.StatusMethodNotAllowed, r.StatusCode, "%s: %s", tc.name, r.Body)
+		require.Equal(t, "POST", r.Headers["Allow"], tc.name)
+		var b struct{ Code, Message string }
+		require.NoError(t, json.Unmarshal([]byte(r.Body), &b), tc.name)
+		require.Equal(t, "MethodNotAllowed", b.Code, tc.name)
+		if tc.note == "" {
+			require.Equal(t, "logistics-get-quota takes POST", b.Message, tc.name)
+		} else {
+			require.Equal(t, "logistics-get-quota takes POST: "+tc.note, b.Message, tc.name)
+		}
+	}
+	require.Equal(t, int32(0), hits.Load(), "nothing reached the vendor")
+	// REST's requestContext copy alone, when it says POST, is a POST.
+	var r HTTPResponse
+	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(`{"requestContext":{"httpMethod":"POST"},"path":"/p","body":`+body+`}`), Meta{RequestID: "inv-1"}), &r))
+	require.Equal(t, http.StatusOK, r.StatusCode, r.Body)
+	require.Equal(t, int32(1), hits.Load())
 }

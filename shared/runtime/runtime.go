@@ -276,14 +276,18 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte, meta Meta) []byte 
 	switch {
 	case err != nil:
 		resp = envelope.Failure(h.Op.API, envelope.As(err))
-	case httpShape && in.Method != "" && !h.takesMethod(in.Method):
+	case httpShape && !h.takesMethod(in.Method):
 		// As HTTPHandler and the emulator answer: a PUT through FC's
 		// go1 HTTP event ran the function (a black-box tester). Like
 		// theirs, the refusal is no invocation of the function: no
-		// line, no metrics. An event with no method at all is no
-		// platform's: it goes on to the guard, and a refusal of its
-		// input says what it was read as (noteEvent).
-		hdr, body := h.methodNotAllowed(cmp.Or(in.RequestID, meta.RequestID))
+		// line, no metrics. An HTTP event that names no method is
+		// refused too: no platform sends one, and read on it moved
+		// money (a re-tester: requestContext.httpMethod "GET" alone).
+		note := ""
+		if in.Method == "" {
+			note = "the payload was read as " + in.Event + ", and it names no method (or two that differ); to invoke directly, send the input JSON without the event's members"
+		}
+		hdr, body := h.methodNotAllowed(cmp.Or(in.RequestID, meta.RequestID), note)
 		return encodeHTTP(envelope.Response{Status: http.StatusMethodNotAllowed, Body: body}, hdr)
 	default:
 		resp = h.serve(ctx, in, meta)
