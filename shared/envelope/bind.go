@@ -215,7 +215,7 @@ func (st *streamer) fill(r *rule, b *binder, v reflect.Value) bool {
 				if bit, req := r.required[string(name)]; req {
 					seen |= 1 << bit
 				}
-				if !known && r.closed {
+				if !known && (r.closed || r.foldsTo(string(name)) != "") {
 					return false
 				}
 			}

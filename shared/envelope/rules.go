@@ -260,7 +260,7 @@ func (r *rule) stream(dec *jsontext.Decoder, scratch *[]byte) (bool, error) {
 			if bit, req := r.required[string(name)]; req {
 				seen |= 1 << bit
 			}
-			if !known && r.closed {
+			if !known && (r.closed || r.foldsTo(string(name)) != "") {
 				return false, nil
 			}
 			ok, err := sub.stream(dec, scratch)
@@ -315,6 +315,21 @@ func (r *rule) stream(dec *jsontext.Decoder, scratch *[]byte) (bool, error) {
 	}
 	_, err := dec.ReadToken() // the tokenizer's own error
 	return false, err
+}
+
+// foldsTo is the member r names that name matches only without regard to
+// case ("" for none). Names are exact, but the vendors' own binders (Go's
+// encoding/json, .NET's) take "Price" for "price": under the ignore policy
+// such a member would be skipped here and read as the field there, so it is
+// refused rather than skipped (a re-tester's {"price":100,"Price":999999}
+// charged 100).
+func (r *rule) foldsTo(name string) string {
+	for p := range r.props {
+		if strings.EqualFold(p, name) {
+			return p
+		}
+	}
+	return ""
 }
 
 // text checks a string's text against its length and pattern.
@@ -478,6 +493,7 @@ type failKind int
 
 const (
 	failUnknown failKind = iota
+	failCase             // a member that differs from a named one only in case
 	failRequired
 	failType
 	failMinLength
@@ -543,6 +559,8 @@ func (r *rule) walk(dec *jsontext.Decoder, at *[]string, out *[]failure, scratch
 			if !known {
 				if r.closed {
 					keep(out, failure{kind: failUnknown, loc: *at, name: name})
+				} else if exact := r.foldsTo(name); exact != "" {
+					keep(out, failure{kind: failCase, loc: *at, name: name, value: exact})
 				}
 				if err := dec.SkipValue(); err != nil { // unjudged, but well-formed
 					return err

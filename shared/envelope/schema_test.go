@@ -197,6 +197,23 @@ func TestUnknownFieldPolicy(t *testing.T) {
 	require.Equal(t, "name", e.Field, "and required ones are still required")
 	// The strict schema is untouched.
 	require.ErrorAs(t, DecodeInput(body, s, &in), &e)
+
+	// A member that differs from a named one only in case is refused even
+	// here, at any depth: the vendors' binders read it as that field (a
+	// re-tester's {"price":100,"Price":999999} charged 100).
+	for body, field := range map[string]string{
+		`{"name":"a","Name":"b","boxes":[]}`:                  "Name",
+		`{"NAME":"b","name":"a","boxes":[]}`:                  "NAME",
+		`{"name":"a","boxes":[{"weight":2,"WEIGHT":9}]}`:      "boxes[0].WEIGHT",
+		`{"name":"a","boxes":[{"weight":2,"wei\u0047ht":9}]}`: "boxes[0].weiGht",
+	} {
+		in = schemaIn{}
+		require.ErrorAs(t, DecodeInput([]byte(body), open, &in), &e, body)
+		require.Equal(t, CodeInvalidInput, e.Code, body)
+		require.Equal(t, field, e.Field, body)
+		require.Contains(t, e.Reason, "names are exact: the field is ", body)
+		require.Contains(t, e.Reason, "refused even under CLOUDCALL_UNKNOWN_FIELDS=ignore", body)
+	}
 }
 
 // Under the absent null policy a null member the schema names reads as that
