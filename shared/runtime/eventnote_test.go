@@ -92,7 +92,7 @@ func TestARefusedInputNamesTheEventItWasReadAs(t *testing.T) {
 		// (TestAnHTTPEventWithoutAPostIsRefused).
 		{"a timer event to the function with a timer", alert,
 			`{"triggerTime":"2026-12-01T00:00:00Z","triggerName":"t","deliveryId":"YTO"}`,
-			"cloudcall.quotaAlert:fail invalid input: the payload was read as an FC timer event (it has triggerTime and triggerName), whose input is its payload — to invoke directly, send the input JSON without those members (read as that event: deliveryId: required)", "deliveryId", 0},
+			"cloudcall.quotaAlert:fail invalid input: the payload was read as an FC timer event (it has triggerTime and triggerName), whose input is its payload, and that input is what was refused — to invoke directly instead, send the input JSON without the members the event was recognised by (read as that event: deliveryId: required)", "deliveryId", 0},
 		// As they were: an input sent as meant.
 		{"a direct input", quota, `{"bizId":"xyz"}`, lq + "deliveryId: required", "deliveryId", 0},
 		{"an FC HTTP event as FC sends it, its body empty", quota,

@@ -475,7 +475,10 @@ func eventNote(in *envelope.Input, noTimer bool) (string, bool) {
 	case in.Trigger == envelope.TriggerTimer && noTimer:
 		return "the payload was read as " + in.Event + "; this function has no timer — send the input JSON directly", true
 	case in.Trigger == envelope.TriggerTimer, foreignMembers(in.EventPayload):
-		return "the payload was read as " + in.Event + " — to invoke directly, send the input JSON without those members", true
+		// The event's own input is what was refused: fix that, or, for
+		// a direct call, leave out the members it was recognised by (a
+		// re-tester read "those members" as the ones refused).
+		return "the payload was read as " + in.Event + ", and that input is what was refused — to invoke directly instead, send the input JSON without the members the event was recognised by", true
 	}
 	return "", false
 }
