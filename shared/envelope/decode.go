@@ -282,8 +282,14 @@ func syntaxReason(err error) string {
 // unknownField names the key and suggests the field it was meant to be.
 func unknownField(path string, fields []string) *Error {
 	parent, key := splitPath(path)
-	if s := suggest(key, fields); s != "" {
-		return Invalid(path, "unknown field; did you mean %q?", join(parent, s))
+	s := suggest(key, fields)
+	for _, f := range fields {
+		if strings.EqualFold(f, key) { // with Unicode's folding: "ſession" is "session"
+			s = f
+		}
+	}
+	if s != "" {
+		return Invalid(path, "unknown field%s; did you mean %q?", written(key), join(parent, s))
 	}
 	if len(fields) == 0 {
 		if parent == "" {
@@ -296,6 +302,18 @@ func unknownField(path string, fields []string) *Error {
 		quoted[i] = strconv.Quote(f)
 	}
 	return Invalid(path, "unknown field; expected one of %s", strings.Join(quoted, ", "))
+}
+
+// written spells a name that is not plain ASCII with escapes, so one that
+// only looks like a field ("idempotency\u212aey", a Kelvin sign) says
+// why it is not that field (a re-tester read "did you mean" its twin).
+func written(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return " (written " + strconv.QuoteToASCII(name) + ")"
+		}
+	}
+	return ""
 }
 
 func splitPath(path string) (parent, key string) {

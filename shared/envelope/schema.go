@@ -324,7 +324,7 @@ func (s *Schema) explainSchema(fails []failure) *Error {
 	case failUnknown:
 		return unknownField(join(path, f.name), propertyNames(node))
 	case failCase:
-		return Invalid(join(path, f.name), "names are exact: the field is %q; a member that differs from it only in case is refused even under CLOUDCALL_UNKNOWN_FIELDS=ignore, since the vendors' own JSON binders would read it as that field", f.value)
+		return Invalid(join(path, f.name), "names are exact%s: the field is %q; a member that differs from it only in case is refused even under CLOUDCALL_UNKNOWN_FIELDS=ignore, since the vendors' own JSON binders would read it as that field", written(f.name), f.value)
 	case failRequired:
 		field := join(path, f.name)
 		if exp := expect(s.nodeAt(append(slices.Clone(loc), f.name))); exp != "" {

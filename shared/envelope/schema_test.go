@@ -206,14 +206,20 @@ func TestUnknownFieldPolicy(t *testing.T) {
 		`{"NAME":"b","name":"a","boxes":[]}`:                  "NAME",
 		`{"name":"a","boxes":[{"weight":2,"WEIGHT":9}]}`:      "boxes[0].WEIGHT",
 		`{"name":"a","boxes":[{"weight":2,"wei\u0047ht":9}]}`: "boxes[0].weiGht",
+		`{"name":"a","boxes":[],"boxe\u017f":[]}`:             "boxe\u017f",
 	} {
 		in = schemaIn{}
 		require.ErrorAs(t, DecodeInput([]byte(body), open, &in), &e, body)
 		require.Equal(t, CodeInvalidInput, e.Code, body)
 		require.Equal(t, field, e.Field, body)
-		require.Contains(t, e.Reason, "names are exact: the field is ", body)
+		require.Contains(t, e.Reason, "names are exact", body)
 		require.Contains(t, e.Reason, "refused even under CLOUDCALL_UNKNOWN_FIELDS=ignore", body)
 	}
+	// A name that only looks like the field says how it is written.
+	require.ErrorAs(t, DecodeInput([]byte(`{"name":"a","boxes":[],"boxe\u017f":[]}`), open, &in), &e)
+	require.Contains(t, e.Reason, `names are exact (written "boxe\u017f"): the field is "boxes"`)
+	require.ErrorAs(t, DecodeInput([]byte(`{"name":"a","boxes":[],"boxe\u017f":[]}`), s, &in), &e)
+	require.Contains(t, e.Reason, `unknown field (written "boxe\u017f"); did you mean "boxes"?`)
 }
 
 // Under the absent null policy a null member the schema names reads as that

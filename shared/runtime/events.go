@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -227,12 +228,25 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 	}
 	var p probe
 	if err := json.Unmarshal(trimmed, &p); err != nil {
-		return direct, ShapeDirect, nil
+		if !json.Valid(trimmed) {
+			return direct, ShapeDirect, nil // the input's own decoder says where the syntax breaks
+		}
+		// An event's member of another type ("version":1, "source":5):
+		// read as a direct input, the ignore policy skipped its
+		// httpMethod and requestContext and a GET charged (a re-tester).
+		return nil, ShapeDirect, badEvent("platform", err)
 	}
 	shape := p.shape()
 	if maxBody > 0 && len(trimmed) > eventBound(maxBody) && shape != ShapeDirect {
 		return nil, shape, &envelope.Error{Code: envelope.CodePayloadTooLarge,
 			Reason: fmt.Sprintf("the %s event is %d bytes, more than an input within the limit arrives in; at most %d bytes of input are accepted (CLOUDCALL_MAX_BODY_BYTES)", shape, len(trimmed), maxBody)}
+	}
+	if name, ok := eventDuplicate(trimmed); ok && shape != ShapeDirect {
+		// encoding/json takes the last of "httpMethod" twice, or of
+		// "HttpMethod" beside "httpMethod": {"httpMethod":"GET",
+		// "httpMethod":"POST"} charged as a POST (a re-tester).
+		return nil, ShapeDirect, &envelope.Error{Code: envelope.CodeInvalidInput,
+			Reason: fmt.Sprintf("invalid input: malformed platform event: %s is given twice (names compared without regard to case, as the event is read)", name)}
 	}
 	switch shape {
 	case ShapeAPIGatewayV2:
@@ -240,7 +254,7 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeAPIGatewayV2, badEvent("API Gateway v2", err)
 		}
-		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, ev.RequestContext.HTTP.Method, ev.RawPath, ev.RawQueryString, ev.RequestContext.HTTP.SourceIP)
+		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, p.agree(ev.RequestContext.HTTP.Method), ev.RawPath, ev.RawQueryString, ev.RequestContext.HTTP.SourceIP)
 		if err != nil {
 			return nil, ShapeAPIGatewayV2, err
 		}
@@ -259,7 +273,7 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		for k, v := range ev.QueryParameters {
 			q.Set(k, v)
 		}
-		method := ev.RequestContext.HTTP.Method
+		method := p.agree(ev.RequestContext.HTTP.Method)
 		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, method, ev.RawPath, q.Encode(), ev.RequestContext.HTTP.SourceIP)
 		if err != nil {
 			return nil, ShapeFCHTTP, err
@@ -287,10 +301,13 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		// The caller signed the path it called: REST API events carry it,
 		// stage included, in requestContext.path.
 		path := cmp.Or(ev.RequestContext.Path, ev.Path)
-		// REST carries the method twice; one that names none, or two
-		// that differ, is no platform's event: "" is refused (405).
-		method := cmp.Or(ev.HTTPMethod, ev.RequestContext.HTTPMethod)
-		if ev.HTTPMethod != "" && ev.RequestContext.HTTPMethod != "" && ev.HTTPMethod != ev.RequestContext.HTTPMethod {
+		// REST carries the method twice: the event's own when it has one
+		// (even null or empty), else requestContext's; two that differ
+		// are no platform's event. "" is refused (405).
+		method := ev.HTTPMethod
+		if len(p.HTTPMethod) == 0 {
+			method = ev.RequestContext.HTTPMethod
+		} else if rc := ev.RequestContext.HTTPMethod; rc != "" && rc != method {
 			method = ""
 		}
 		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, method, path, rawQuery, ev.RequestContext.Identity.SourceIP)
@@ -330,6 +347,73 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 			Event: `a schedule event (it has source "cloudcall.schedule"), whose input is its payload`, EventPayload: trimmed}, ShapeSchedule, nil
 	}
 	return direct, ShapeDirect, nil
+}
+
+// agree is the method of a v2 or FC event, "" (refused) when the payload
+// also has a top-level httpMethod that says otherwise.
+func (p *probe) agree(method string) string {
+	if len(p.HTTPMethod) == 0 {
+		return method
+	}
+	var other string
+	if json.Unmarshal(p.HTTPMethod, &other) != nil || other != method {
+		return ""
+	}
+	return method
+}
+
+// eventDuplicate finds a member given twice, compared without regard to
+// case as encoding/json matches names, in the objects an event is read
+// from: the payload, its requestContext and requestContext.http.
+func eventDuplicate(payload []byte) (string, bool) {
+	for _, path := range [][]string{nil, {"requestContext"}, {"requestContext", "http"}} {
+		obj := payload
+		for _, step := range path {
+			var m map[string]json.RawMessage // case-insensitive lookups below
+			if json.Unmarshal(obj, &m) != nil {
+				obj = nil
+				break
+			}
+			obj = nil
+			for k, v := range m {
+				if strings.EqualFold(k, step) {
+					obj = v
+				}
+			}
+		}
+		if name, ok := foldDuplicate(obj); ok {
+			return strings.Join(append(path, name), "."), true
+		}
+	}
+	return "", false
+}
+
+// foldDuplicate reports a name an object gives twice without regard to case
+// (false for anything but an object).
+func foldDuplicate(obj []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	var seen []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		name, _ := t.(string)
+		for _, s := range seen {
+			if strings.EqualFold(s, name) {
+				return name, true
+			}
+		}
+		seen = append(seen, name)
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // shape names the event the probe found, ShapeDirect for none.

@@ -159,7 +159,11 @@ func TestAnHTTPEventWithoutAPostIsRefused(t *testing.T) {
 		name, event, note string
 	}{
 		{"REST, requestContext.httpMethod GET only", `{"requestContext":{"httpMethod":"GET","path":"/p"},"path":"/p","body":` + body + `}`, ""},
-		{"REST, httpMethod null", `{"httpMethod":null,"requestContext":{"httpMethod":"GET"},"body":` + body + `}`, ""},
+		{"REST, httpMethod null", `{"httpMethod":null,"requestContext":{"httpMethod":"GET"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
+		{"REST, httpMethod empty beside a POST copy", `{"httpMethod":"","requestContext":{"httpMethod":"POST"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
+		{"REST, httpMethod null beside a POST copy", `{"httpMethod":null,"requestContext":{"httpMethod":"POST"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
+		{"v2, a top-level httpMethod GET beside POST", `{"version":"2.0","rawPath":"/x","httpMethod":"GET","requestContext":{"http":{"method":"POST"}},"body":` + body + `}`, fmt.Sprintf(noMethod, `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`)},
+		{"FC, a top-level httpMethod GET beside POST", `{"version":"v1","rawPath":"/x","httpMethod":"GET","requestContext":{"http":{"method":"POST"}},"body":` + body + `}`, fmt.Sprintf(noMethod, "an FC HTTP trigger event (it has rawPath and requestContext), whose input is its body")},
 		{"REST, httpMethod empty", `{"httpMethod":"","body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has httpMethod), whose input is its body")},
 		{"REST, two methods that differ", `{"httpMethod":"POST","requestContext":{"httpMethod":"GET"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
 		{"a direct input with requestContext and traceSource", `{"requestContext":{"requestId":"x"},"traceSource":"y","deliveryId":"YTO","bizId":"xyz"}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
@@ -188,4 +192,36 @@ func TestAnHTTPEventWithoutAPostIsRefused(t *testing.T) {
 	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(`{"requestContext":{"httpMethod":"POST"},"path":"/p","body":`+body+`}`), Meta{RequestID: "inv-1"}), &r))
 	require.Equal(t, http.StatusOK, r.StatusCode, r.Body)
 	require.Equal(t, int32(1), hits.Load())
+}
+
+// An event the probe cannot read as one (a marker member of another type),
+// or one that gives a member it is read from twice (exactly or in another
+// case: encoding/json takes the last), is a malformed event (-1001), never
+// a direct input: under CLOUDCALL_UNKNOWN_FIELDS=ignore the input decoder
+// skipped its httpMethod and requestContext, and a GET charged (a
+// re-tester), as did {"httpMethod":"GET","httpMethod":"POST",...}.
+func TestAMalformedEventIsNeverADirectInput(t *testing.T) {
+	h, hits := upstreamHandler(t)
+	direct := `"deliveryId":"YTO","bizId":"xyz"`
+	for _, tc := range []struct{ name, payload, says string }{
+		{"version a number", `{"version":1,"requestContext":{"httpMethod":"GET"},"httpMethod":"GET",` + direct + `}`, "malformed platform event"},
+		{"triggerTime a number", `{"triggerTime":1,"requestContext":{"httpMethod":"GET"},` + direct + `}`, "malformed platform event"},
+		{"source a number", `{"source":5,"httpMethod":"GET",` + direct + `}`, "malformed platform event"},
+		{"rawPath a list", `{"rawPath":[],"httpMethod":"GET",` + direct + `}`, "malformed platform event"},
+		{"httpMethod twice", `{"httpMethod":"GET","httpMethod":"POST","requestContext":{},` + direct + `}`, "httpMethod is given twice"},
+		{"httpMethod twice in two cases", `{"HttpMethod":"GET","httpMethod":"POST",` + direct + `}`, "httpMethod is given twice"},
+		{"requestContext twice", `{"requestContext":{"httpMethod":"GET"},"requestContext":{"httpMethod":"POST"},` + direct + `}`, "requestContext is given twice"},
+		{"requestContext twice in two cases", `{"RequestContext":{"httpMethod":"GET"},"requestContext":{"httpMethod":"POST"},` + direct + `}`, "requestContext is given twice"},
+		{"REST's method twice inside requestContext", `{"requestContext":{"httpMethod":"GET","HTTPMethod":"POST"},` + direct + `}`, "requestContext.HTTPMethod is given twice"},
+		{"v2's method twice", `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":"GET","method":"POST"}},"body":"{}"}`, "requestContext.http.method is given twice"},
+		{"v2's method twice in two cases", `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"Method":"GET","method":"POST"}},"body":"{}"}`, "requestContext.http.method is given twice"},
+	} {
+		// The operation here reads no input, as one under the ignore
+		// policy skips every member it does not take: only the event's
+		// refusal keeps it from running.
+		msg, _, _ := errMsgOf(t, h.Invoke(context.Background(), []byte(tc.payload), Meta{RequestID: "r"}))
+		require.Contains(t, msg, "openapi.logistics.getQuota:fail invalid input: ", tc.name)
+		require.Contains(t, msg, tc.says, tc.name)
+	}
+	require.Equal(t, int32(0), hits.Load(), "nothing reached the vendor")
 }
