@@ -155,6 +155,7 @@ type probe struct {
 	RawPath        *string         `json:"rawPath"`
 	HTTPMethod     json.RawMessage `json:"httpMethod"` // present, even null, marks an HTTP event
 	RequestContext json.RawMessage `json:"requestContext"`
+	RouteKey       json.RawMessage `json:"routeKey"` // v2's "GET /x": a copy of the method
 	TriggerTime    *string         `json:"triggerTime"`
 	TriggerName    *string         `json:"triggerName"`
 	DetailType     *string         `json:"detail-type"`
@@ -310,7 +311,7 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		} else if rc := ev.RequestContext.HTTPMethod; rc != "" && rc != method {
 			method = ""
 		}
-		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, method, path, rawQuery, ev.RequestContext.Identity.SourceIP)
+		in, err := httpInput(ev.Body, ev.IsBase64Encoded, ev.Headers, p.agree(method), path, rawQuery, ev.RequestContext.Identity.SourceIP)
 		if err != nil {
 			return nil, ShapeHTTPOther, err
 		}
@@ -349,17 +350,60 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 	return direct, ShapeDirect, nil
 }
 
-// agree is the method of a v2 or FC event, "" (refused) when the payload
-// also has a top-level httpMethod that says otherwise.
-func (p *probe) agree(method string) string {
-	if len(p.HTTPMethod) == 0 {
-		return method
-	}
-	var other string
-	if json.Unmarshal(p.HTTPMethod, &other) != nil || other != method {
+// agree is the event's method, own (the one its shape reads), when every
+// copy of the method the payload carries says the same: the top-level
+// httpMethod, requestContext.httpMethod, requestContext.http.method and a
+// routeKey's ("GET /x"; not $default). Otherwise "" (refused with the
+// 405): no platform sends copies that differ, and one read while another
+// said GET charged (two re-testers).
+func (p *probe) agree(own string) string {
+	if own == "" {
 		return ""
 	}
-	return method
+	same := func(raw json.RawMessage) bool {
+		var m string
+		return json.Unmarshal(raw, &m) == nil && m == own
+	}
+	if len(p.HTTPMethod) > 0 && !same(p.HTTPMethod) {
+		return ""
+	}
+	routeOK := func(raw json.RawMessage) bool {
+		var rk string
+		if json.Unmarshal(raw, &rk) != nil {
+			return false
+		}
+		m, _, spaced := strings.Cut(rk, " ")
+		return rk == "$default" || !spaced || m == own || m == "ANY"
+	}
+	if len(p.RouteKey) > 0 && !routeOK(p.RouteKey) {
+		return ""
+	}
+	if len(p.RequestContext) == 0 || string(p.RequestContext) == "null" {
+		return own
+	}
+	var rc struct {
+		HTTPMethod json.RawMessage `json:"httpMethod"`
+		HTTP       json.RawMessage `json:"http"`
+		RouteKey   json.RawMessage `json:"routeKey"`
+	}
+	if json.Unmarshal(p.RequestContext, &rc) != nil {
+		return ""
+	}
+	if len(rc.HTTPMethod) > 0 && !same(rc.HTTPMethod) {
+		return ""
+	}
+	if len(rc.RouteKey) > 0 && !routeOK(rc.RouteKey) {
+		return ""
+	}
+	if len(rc.HTTP) > 0 {
+		var h struct {
+			Method json.RawMessage `json:"method"`
+		}
+		if json.Unmarshal(rc.HTTP, &h) != nil || string(rc.HTTP) == "null" || (len(h.Method) > 0 && !same(h.Method)) {
+			return "" // http that is no object, or a method that differs
+		}
+	}
+	return own
 }
 
 // eventDuplicate finds a member given twice, compared without regard to

@@ -163,6 +163,13 @@ func TestAnHTTPEventWithoutAPostIsRefused(t *testing.T) {
 		{"REST, httpMethod empty beside a POST copy", `{"httpMethod":"","requestContext":{"httpMethod":"POST"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
 		{"REST, httpMethod null beside a POST copy", `{"httpMethod":null,"requestContext":{"httpMethod":"POST"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
 		{"v2, a top-level httpMethod GET beside POST", `{"version":"2.0","rawPath":"/x","httpMethod":"GET","requestContext":{"http":{"method":"POST"}},"body":` + body + `}`, fmt.Sprintf(noMethod, `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`)},
+		{"FC, requestContext.httpMethod GET beside http.method POST", `{"version":"v1","rawPath":"/x","requestContext":{"httpMethod":"GET","http":{"method":"POST"}},"body":` + body + `}`, fmt.Sprintf(noMethod, "an FC HTTP trigger event (it has rawPath and requestContext), whose input is its body")},
+		{"v2, requestContext.httpMethod null beside http.method POST", `{"version":"2.0","rawPath":"/x","requestContext":{"httpMethod":null,"http":{"method":"POST"}},"body":` + body + `}`, fmt.Sprintf(noMethod, `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`)},
+		{"v2, a routeKey saying GET", `{"version":"2.0","rawPath":"/x","routeKey":"GET /x","requestContext":{"http":{"method":"POST"}},"body":` + body + `}`, fmt.Sprintf(noMethod, `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`)},
+		{"v2, requestContext.routeKey saying GET", `{"version":"2.0","rawPath":"/x","requestContext":{"routeKey":"GET /x","http":{"method":"POST"}},"body":` + body + `}`, fmt.Sprintf(noMethod, `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`)},
+		{"REST POST with requestContext.http.method GET", `{"httpMethod":"POST","requestContext":{"httpMethod":"POST","http":{"method":"GET"}},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
+		{"REST POST with requestContext.http null", `{"httpMethod":"POST","requestContext":{"http":null},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
+		{"REST POST with requestContext.http a string", `{"httpMethod":"POST","requestContext":{"http":"GET"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
 		{"FC, a top-level httpMethod GET beside POST", `{"version":"v1","rawPath":"/x","httpMethod":"GET","requestContext":{"http":{"method":"POST"}},"body":` + body + `}`, fmt.Sprintf(noMethod, "an FC HTTP trigger event (it has rawPath and requestContext), whose input is its body")},
 		{"REST, httpMethod empty", `{"httpMethod":"","body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has httpMethod), whose input is its body")},
 		{"REST, two methods that differ", `{"httpMethod":"POST","requestContext":{"httpMethod":"GET"},"body":` + body + `}`, fmt.Sprintf(noMethod, "an HTTP event (it has requestContext), whose input is its body")},
@@ -187,6 +194,18 @@ func TestAnHTTPEventWithoutAPostIsRefused(t *testing.T) {
 		}
 	}
 	require.Equal(t, int32(0), hits.Load(), "nothing reached the vendor")
+	// Real events with every copy saying POST, and v2's routeKeys, run.
+	for _, ev := range []string{
+		`{"version":"2.0","rawPath":"/x","routeKey":"POST /x","requestContext":{"routeKey":"POST /x","http":{"method":"POST"}},"body":` + body + `}`,
+		`{"version":"2.0","rawPath":"/x","routeKey":"$default","requestContext":{"routeKey":"$default","http":{"method":"POST"}},"body":` + body + `}`,
+		`{"version":"2.0","rawPath":"/x","routeKey":"ANY /x","requestContext":{"http":{"method":"POST"}},"body":` + body + `}`,
+		`{"httpMethod":"POST","requestContext":{"httpMethod":"POST"},"path":"/p","body":` + body + `}`,
+	} {
+		var r HTTPResponse
+		require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(ev), Meta{RequestID: "inv-1"}), &r))
+		require.Equal(t, http.StatusOK, r.StatusCode, "%s: %s", ev, r.Body)
+	}
+	require.Equal(t, int32(4), hits.Swap(0))
 	// REST's requestContext copy alone, when it says POST, is a POST.
 	var r HTTPResponse
 	require.NoError(t, json.Unmarshal(h.Invoke(context.Background(), []byte(`{"requestContext":{"httpMethod":"POST"},"path":"/p","body":`+body+`}`), Meta{RequestID: "inv-1"}), &r))
