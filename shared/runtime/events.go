@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/cloudcall/cloudcall/shared/envelope"
 )
 
@@ -408,55 +410,47 @@ func (p *probe) agree(own string) string {
 
 // eventDuplicate finds a member given twice, compared without regard to
 // case as encoding/json matches names, in the objects an event is read
-// from: the payload, its requestContext and requestContext.http.
+// from: the payload, its requestContext and requestContext.http. One
+// streaming pass that copies no value: every HTTP event goes through it.
 func eventDuplicate(payload []byte) (string, bool) {
-	for _, path := range [][]string{nil, {"requestContext"}, {"requestContext", "http"}} {
-		obj := payload
-		for _, step := range path {
-			var m map[string]json.RawMessage // case-insensitive lookups below
-			if json.Unmarshal(obj, &m) != nil {
-				obj = nil
-				break
-			}
-			obj = nil
-			for k, v := range m {
-				if strings.EqualFold(k, step) {
-					obj = v
-				}
-			}
-		}
-		if name, ok := foldDuplicate(obj); ok {
-			return strings.Join(append(path, name), "."), true
-		}
-	}
-	return "", false
+	dec := jsontext.NewDecoder(bytes.NewReader(payload), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	return objectDuplicate(dec, nil)
 }
 
-// foldDuplicate reports a name an object gives twice without regard to case
-// (false for anything but an object).
-func foldDuplicate(obj []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+// objectDuplicate reads one value from dec; for an object, it reports a name
+// given twice there or in the members an event is read from below it.
+func objectDuplicate(dec *jsontext.Decoder, path []string) (string, bool) {
+	if dec.PeekKind() != '{' {
+		_ = dec.SkipValue()
 		return "", false
 	}
-	var seen []string
-	for dec.More() {
-		t, err := dec.Token()
+	if _, err := dec.ReadToken(); err != nil {
+		return "", false
+	}
+	seen := make([]string, 0, 16) // on the stack: an event object has a dozen members
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
 		if err != nil {
 			return "", false
 		}
-		name, _ := t.(string)
+		name := tok.String()
 		for _, s := range seen {
 			if strings.EqualFold(s, name) {
-				return name, true
+				return strings.Join(append(path, name), "."), true
 			}
 		}
 		seen = append(seen, name)
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
+		if (len(path) == 0 && strings.EqualFold(name, "requestContext")) || (len(path) == 1 && strings.EqualFold(name, "http")) {
+			if dup, ok := objectDuplicate(dec, append(path, name)); ok {
+				return dup, true
+			}
+			continue
+		}
+		if dec.SkipValue() != nil {
 			return "", false
 		}
 	}
+	_, _ = dec.ReadToken()
 	return "", false
 }
 
