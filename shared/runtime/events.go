@@ -244,11 +244,14 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		return nil, shape, &envelope.Error{Code: envelope.CodePayloadTooLarge,
 			Reason: fmt.Sprintf("the %s event is %d bytes, more than an input within the limit arrives in; at most %d bytes of input are accepted (CLOUDCALL_MAX_BODY_BYTES)", shape, len(trimmed), maxBody)}
 	}
-	if name, ok := eventDuplicate(trimmed); ok && shape != ShapeDirect {
+	if shape == ShapeDirect {
+		return direct, ShapeDirect, nil
+	}
+	if name, ok := eventDuplicate(trimmed); ok {
 		// encoding/json takes the last of "httpMethod" twice, or of
 		// "HttpMethod" beside "httpMethod": {"httpMethod":"GET",
 		// "httpMethod":"POST"} charged as a POST (a re-tester).
-		return nil, ShapeDirect, &envelope.Error{Code: envelope.CodeInvalidInput,
+		return nil, shape, &envelope.Error{Code: envelope.CodeInvalidInput,
 			Reason: fmt.Sprintf("invalid input: malformed platform event: %s is given twice (names compared without regard to case, as the event is read)", name)}
 	}
 	switch shape {
