@@ -372,13 +372,16 @@ func (p *probe) agree(own string) string {
 	if len(p.HTTPMethod) > 0 && !same(p.HTTPMethod) {
 		return ""
 	}
+	// API Gateway's route keys: "$default", or "METHOD /path" with one
+	// space (ANY for every method). Anything else ("GET", "GET\t/x",
+	// null) is no platform's, and "GET" alone charged (a re-tester).
 	routeOK := func(raw json.RawMessage) bool {
 		var rk string
-		if json.Unmarshal(raw, &rk) != nil {
+		if string(raw) == "null" || json.Unmarshal(raw, &rk) != nil {
 			return false
 		}
-		m, _, spaced := strings.Cut(rk, " ")
-		return rk == "$default" || !spaced || m == own || m == "ANY"
+		m, path, spaced := strings.Cut(rk, " ")
+		return rk == "$default" || (spaced && strings.HasPrefix(path, "/") && (m == own || m == "ANY"))
 	}
 	if len(p.RouteKey) > 0 && !routeOK(p.RouteKey) {
 		return ""
