@@ -128,6 +128,13 @@ func unmarshalTyped(body []byte, v any, ignoreUnknown bool) error {
 }
 
 // unmarshalInt64 takes any JSON number whose value is an integer that fits.
+// ExactIntegers reads an int64 as the functions' inputs do: 1e2 and 100.0
+// are 100, 1.5 is refused. For settings that hold JSON (a watch list), so
+// they take what an input takes.
+func ExactIntegers() json.Options {
+	return json.WithUnmarshalers(json.UnmarshalFromFunc(unmarshalInt64))
+}
+
 func unmarshalInt64(dec *jsontext.Decoder, v *int64) error {
 	if dec.PeekKind() != '0' {
 		return errors.ErrUnsupported // not a number: the default decoder reports the type

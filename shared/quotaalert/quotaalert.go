@@ -21,6 +21,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/notify"
 	"github.com/cloudcall/cloudcall/shared/store"
 )
@@ -79,7 +80,7 @@ func (a *Account) UnmarshalJSON(b []byte) error {
 	// Names exactly as written and each once: encoding/json matched
 	// "DeliveryId" to deliveryId too, so {"deliveryId":"YTO",
 	// "DeliveryId":"ZTO"} watched ZTO.
-	if err := jsonv2.Unmarshal(b, &w, jsonv2.RejectUnknownMembers(true)); err != nil {
+	if err := jsonv2.Unmarshal(b, &w, jsonv2.RejectUnknownMembers(true), envelope.ExactIntegers()); err != nil {
 		return entryFault(err)
 	}
 	*a = Account{DeliveryID: w.DeliveryID, BizID: w.BizID, Name: w.Name}

@@ -370,7 +370,15 @@ func TestParseWatch(t *testing.T) {
 		require.Equal(t, []any{want.DeliveryID, want.BizID, want.Threshold, want.Name}, []any{got.DeliveryID, got.BizID, got.Threshold, got.Name})
 	}
 
+	// A threshold takes what an input's integer takes: 1e2 and 100.0 are 100.
+	for _, in := range []string{`1e2`, `100.0`, `1E2`, `10000e-2`} {
+		accts, _, err = quotaalert.ParseWatch(`[{"deliveryId":"YTO","bizId":"a","threshold":` + in + `}]`)
+		require.NoError(t, err, in)
+		require.Equal(t, int64(100), accts[0].Threshold, in)
+	}
+
 	for in, want := range map[string]string{
+		`[{"deliveryId":"YTO","bizId":"a","threshold":1.5}]`:    "QUOTA_ALERT_WATCH[0].threshold: expected a whole number of waybills, got 1.5",
 		`[{"deliveryId":"YTO"}]`:                                "QUOTA_ALERT_WATCH[0]: deliveryId and bizId are required",
 		`[{"deliveryId":"YTO","bizId":"a","threshold":-1}]`:     "QUOTA_ALERT_WATCH[0]: threshold must not be negative",
 		`{"deliveryId":"YTO"}`:                                  `QUOTA_ALERT_WATCH: expected "auto" or a JSON list`,
