@@ -210,7 +210,7 @@ export interface GetQuotaOutput {
  * number of boxes and no minimum size, so none is applied.
  */
 export interface InboundBoxInput {
-  /** Shipping service code (发货服务代码); empty or absent quotes every service. */
+  /** Shipping service code (发货服务代码). Sent as given: absent is left out, "" is sent as "". */
   serviceCode?: string;
   /**
    * Warehouse code (仓库代号). Required; CK1 documents a length of 0 to 10, so an empty code is sent

@@ -482,7 +482,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 // The request CK1 receives (PascalCase, digits as the caller wrote them,
-// empty optional codes left out) and the answer mapped from CK1's payload.
+// absent optional members left out) and the answer mapped from CK1's payload.
 func TestWirePayloadsGolden(t *testing.T) {
 	resp, err := os.ReadFile("testdata/inbound_box_response.json")
 	require.NoError(t, err)
@@ -1000,4 +1000,31 @@ func TestA503sRetryAfterIsHonoured(t *testing.T) {
 	require.Equal(t, -1302.0, m["errCode"], m)
 	require.Equal(t, 30.0, m["retryAfter"], m)
 	require.Equal(t, 3, r.sbx.Calls("http:/v1/pricing/inbound/box"), "30 s do not fit a 5 s deadline: no retry")
+}
+
+// The seed gives the optional members no default: what the caller sent is
+// what CK1 gets. An absent one is left out; "" and false are sent (a
+// reviewer: absent booleans went out as false, and "" codes were dropped).
+func TestOptionalMembersAreSentAsGiven(t *testing.T) {
+	var sent []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent, _ = io.ReadAll(r.Body)
+		_, _ = w.Write([]byte(`[]`))
+	}))
+	defer srv.Close()
+	op, err := ck1.Factory(context.Background(), runtime.Deps{Env: config.FromMap(map[string]string{
+		"CK1_API_BASE": srv.URL, "CK1_ACCESS_TOKEN": "fixed-1"}), Store: store.NewMemory(store.MemoryOptions{}), HTTP: srv.Client()})
+	require.NoError(t, err)
+	for _, tc := range []struct{ in, want string }{
+		{`{"warehouseId":"US","boxes":[]}`, `{"WarehouseId":"US","Boxes":[]}`},
+		{`{"serviceCode":"","warehouseId":"US","locationId":"","boxes":[]}`, `{"ServiceCode":"","WarehouseId":"US","LocationId":"","Boxes":[]}`},
+		{`{"warehouseId":"US","boxes":[],"includeUnsuccessful":false,"isCustomsClearance":false,"isBorrowTaxNo":false}`,
+			`{"WarehouseId":"US","Boxes":[],"IncludeUnsuccessful":false,"IsCustomsClearance":false,"IsBorrowTaxNo":false}`},
+		{`{"warehouseId":"US","boxes":[],"isCustomsClearance":true}`, `{"WarehouseId":"US","Boxes":[],"IsCustomsClearance":true}`},
+	} {
+		sent = nil
+		out := op.Invoke(context.Background(), &envelope.Input{Body: []byte(tc.in)})
+		require.Equal(t, 200, out.Status, "%s: %s", tc.in, out.Body)
+		require.Equal(t, tc.want, string(sent), tc.in)
+	}
 }

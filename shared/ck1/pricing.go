@@ -34,15 +34,17 @@ type Box struct {
 	Quantity Integer `json:"quantity"`
 }
 
-// BoxInput is the function's input.
+// BoxInput is the function's input. The optional members are pointers so
+// that what the caller sent is what CK1 gets: an absent one is left out, and
+// "" or false is sent as given (the seed states no default for any of them).
 type BoxInput struct {
-	ServiceCode         string `json:"serviceCode"`
-	WarehouseID         string `json:"warehouseId"`
-	LocationID          string `json:"locationId"`
-	Boxes               []Box  `json:"boxes"`
-	IncludeUnsuccessful bool   `json:"includeUnsuccessful"`
-	IsCustomsClearance  bool   `json:"isCustomsClearance"`
-	IsBorrowTaxNo       bool   `json:"isBorrowTaxNo"`
+	ServiceCode         *string `json:"serviceCode"`
+	WarehouseID         string  `json:"warehouseId"`
+	LocationID          *string `json:"locationId"`
+	Boxes               []Box   `json:"boxes"`
+	IncludeUnsuccessful *bool   `json:"includeUnsuccessful"`
+	IsCustomsClearance  *bool   `json:"isCustomsClearance"`
+	IsBorrowTaxNo       *bool   `json:"isBorrowTaxNo"`
 }
 
 // wire types in CK1's spelling.
@@ -55,13 +57,13 @@ type wireBox struct {
 }
 
 type wireRequest struct {
-	ServiceCode         string    `json:"ServiceCode,omitempty"`
+	ServiceCode         *string   `json:"ServiceCode,omitempty"`
 	WarehouseID         string    `json:"WarehouseId"`
-	LocationID          string    `json:"LocationId,omitempty"`
+	LocationID          *string   `json:"LocationId,omitempty"`
 	Boxes               []wireBox `json:"Boxes"`
-	IncludeUnsuccessful bool      `json:"IncludeUnsuccessful"`
-	IsCustomsClearance  bool      `json:"IsCustomsClearance"`
-	IsBorrowTaxNo       bool      `json:"IsBorrowTaxNo"`
+	IncludeUnsuccessful *bool     `json:"IncludeUnsuccessful,omitempty"`
+	IsCustomsClearance  *bool     `json:"IsCustomsClearance,omitempty"`
+	IsBorrowTaxNo       *bool     `json:"IsBorrowTaxNo,omitempty"`
 }
 
 type wireMoney struct {

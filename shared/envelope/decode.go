@@ -290,6 +290,11 @@ func syntaxReason(err error) string {
 func unknownField(path string, fields []string) *Error {
 	parent, key := splitPath(path)
 	s := suggest(key, fields)
+	if s == "" {
+		// "deliveryId\u200b", "deliveryId ", "bizI" + "d\u0301": a
+		// name that is a field once what cannot be seen is taken out.
+		s = suggest(visible(key), fields)
+	}
 	for _, f := range fields {
 		if strings.EqualFold(f, key) { // with Unicode's folding: "ſession" is "session"
 			s = f
@@ -308,15 +313,27 @@ func unknownField(path string, fields []string) *Error {
 	for i, f := range fields {
 		quoted[i] = strconv.Quote(f)
 	}
-	return Invalid(path, "unknown field; expected one of %s", strings.Join(quoted, ", "))
+	return Invalid(path, "unknown field%s; expected one of %s", written(key), strings.Join(quoted, ", "))
 }
 
-// written spells a name that is not plain ASCII with escapes, so one that
-// only looks like a field ("idempotency\u212aey", a Kelvin sign) says
-// why it is not that field (a re-tester read "did you mean" its twin).
+// visible is name without the runes that do not show: spaces, format
+// characters (zero-width, BOM) and combining marks.
+func visible(name string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Mn, unicode.Me) {
+			return -1
+		}
+		return r
+	}, name)
+}
+
+// written spells a name that is not plain printable ASCII with escapes,
+// so one that only looks like a field ("idempotency\u212aey", a Kelvin
+// sign; "deliveryId " with a space) says why it is not that field (a
+// re-tester read "did you mean" its twin).
 func written(name string) string {
 	for i := 0; i < len(name); i++ {
-		if name[i] >= 0x80 {
+		if name[i] >= 0x7f || name[i] <= ' ' {
 			return " (written " + strconv.QuoteToASCII(name) + ")"
 		}
 	}

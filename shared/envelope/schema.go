@@ -206,7 +206,16 @@ func (s *Schema) check(trimmed []byte) error {
 	}
 	var huge *hugeNumber
 	if errors.As(err, &huge) {
-		return Invalid(fieldOrBody(huge.path), "expected %s, got number %s, which no vendor type holds", orType(expect(s.nodeAt(splitLoc(huge.path)))), huge.raw)
+		node := s.nodeAt(splitLoc(huge.path))
+		if t, _ := node["type"].(string); t != "integer" && t != "number" && node != nil {
+			// A string or object field: the size is beside the point.
+			want := expect(node)
+			if want == "" {
+				want = typeWant(node, []string{t})
+			}
+			return Invalid(fieldOrBody(huge.path), "expected %s, got number %s", want, huge.raw)
+		}
+		return Invalid(fieldOrBody(huge.path), "expected %s, got number %s, which no vendor type holds", orType(expect(node)), huge.raw)
 	}
 	if err != nil {
 		return explain(trimmed, nil, err)

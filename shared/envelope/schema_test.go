@@ -63,6 +63,8 @@ func TestDecodeInputMessages(t *testing.T) {
 		{"an exponent no type holds", `{"name":"a","boxes":[{"weight":1},{"weight":1e1000001}]}`, "boxes[1].weight", "boxes[1].weight: expected grams from 1 to 2147483647, got number 1e1000001, which no vendor type holds"},
 		{"a huge exponent, negative", `{"name":"a","price":-1e401,"boxes":[]}`, "price", "got number -1e401, which no vendor type holds"},
 		{"a tiny exponent too", `{"name":"a","boxes":[{"weight":1,"side":1e-500}]}`, "boxes[0].side", "got number 1e-500, which no vendor type holds"},
+		// For a string the size is beside the point (a reviewer).
+		{"an exponent for a string", `{"name":1e999999,"boxes":[]}`, "name", "name: expected a short name, got number 1e999999"},
 		{"trailing data", `{"name":"a","boxes":[]} {}`, "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
 		{"trailing text", `{"name":"a","boxes":[]} trailing`, "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
 		{"trailing bytes", "{\"name\":\"a\",\"boxes\":[]}\n\xff", "", "the request body is not valid JSON (data after the JSON object at byte 24)"},
@@ -220,6 +222,20 @@ func TestUnknownFieldPolicy(t *testing.T) {
 	require.Contains(t, e.Reason, `names are exact (written "boxe\u017f"): the field is "boxes"`)
 	require.ErrorAs(t, DecodeInput([]byte(`{"name":"a","boxes":[],"boxe\u017f":[]}`), s, &in), &e)
 	require.Contains(t, e.Reason, `unknown field (written "boxe\u017f"); did you mean "boxes"?`)
+	// So does one with what cannot be seen in it: a space, a zero-width
+	// character, a BOM, a combining mark (a reviewer read "deliveryId\u200b:
+	// unknown field; expected one of ..., \"deliveryId\"").
+	for body, want := range map[string]string{
+		`{"name":"a","boxes":[],"boxes\u200b":[]}`: `unknown field (written "boxes\u200b"); did you mean "boxes"?`,
+		`{"name":"a","boxes":[],"boxes ":[]}`:      `unknown field (written "boxes "); did you mean "boxes"?`,
+		`{"name":"a","boxes":[],"\ufeffname":"b"}`: `unknown field (written "\ufeffname"); did you mean "name"?`,
+		`{"name":"a","boxes":[],"box\u0301es":[]}`: `unknown field (written "box\u0301es"); did you mean "boxes"?`,
+		`{"name":"a","boxes":[],"x\u00a0":1}`:      `unknown field (written "x\u00a0"); expected one of "boxes", "code", "name", "price"`,
+		`{"name":"a","boxes":[],"\u0007":1}`:       `unknown field (written "\a"); expected one of "boxes", "code", "name", "price"`,
+	} {
+		require.ErrorAs(t, DecodeInput([]byte(body), s, &in), &e, body)
+		require.Contains(t, e.Reason, ": "+want, body)
+	}
 }
 
 // Under the absent null policy a null member the schema names reads as that

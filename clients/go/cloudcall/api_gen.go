@@ -56,7 +56,7 @@ type InboundBoxInputBoxesItem struct {
 // serviceCode, ...): a first-leg freight quote for a list of boxes. Every rule below is CK1's own; CK1
 // documents no maximum number of boxes and no minimum size, so none is applied.
 type InboundBoxInput struct {
-	// Shipping service code (发货服务代码); empty or absent quotes every service.
+	// Shipping service code (发货服务代码). Sent as given: absent is left out, "" is sent as "".
 	ServiceCode string `json:"serviceCode,omitempty"`
 	// Warehouse code (仓库代号). Required; CK1 documents a length of 0 to 10, so an empty code is
 	// sent and CK1 answers for it.
@@ -68,11 +68,11 @@ type InboundBoxInput struct {
 	// The boxes (箱子列表, Collection of InboundBox). Required; CK1 states no maximum count.
 	Boxes []InboundBoxInputBoxesItem `json:"boxes"`
 	// Also return the services that could not price the boxes (是否返回计价失败的服务).
-	IncludeUnsuccessful bool `json:"includeUnsuccessful,omitempty"`
+	IncludeUnsuccessful *bool `json:"includeUnsuccessful,omitempty"`
 	// CK1 pays duties and fees on the customer's behalf (是否代付关税手续费).
-	IsCustomsClearance bool `json:"isCustomsClearance,omitempty"`
+	IsCustomsClearance *bool `json:"isCustomsClearance,omitempty"`
 	// Borrow CK1's tax number (是否借用我司税号).
-	IsBorrowTaxNo bool `json:"isBorrowTaxNo,omitempty"`
+	IsBorrowTaxNo *bool `json:"isBorrowTaxNo,omitempty"`
 }
 
 // InboundBoxOutputMoney is part of InboundBoxOutput.
