@@ -69,3 +69,66 @@ func BenchmarkBareHTTP(b *testing.B) {
 		}
 	}
 }
+
+// cannedQuota answers every request with getQuota's success, in memory.
+type cannedQuota struct{}
+
+func (cannedQuota) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+	}
+	body := `{"errcode":0,"errmsg":"ok","quota_num":210}`
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader([]byte(body))), Request: r}, nil
+}
+
+// BenchmarkWarmWork is BenchmarkWarmInvocation with the network taken out:
+// after the warm-up (token fetched from the sandbox), the client's
+// transport answers in memory. What is left is the function's own work per
+// call plus net/http's client side, which the bare POST pays too; unlike
+// the loopback round trip it does not move with the machine's load.
+func BenchmarkWarmWork(b *testing.B) {
+	sbx := wechatsbx.New(wechatsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	defer srv.Close()
+	env := config.FromMap(sbx.Env(srv.URL))
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(io.Discard, env), wechat.GetQuotaFactory)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(`{"deliveryId":"YTO","bizId":"xyz"}`)
+	ctx := context.Background()
+	if out := h.Invoke(ctx, payload, runtime.Meta{}); !bytes.Contains(out, []byte(`"quotaNum":210`)) {
+		b.Fatalf("warm-up: %s", out)
+	}
+	h.Deps.HTTP.Transport.(*http.Transport).RegisterProtocol("http", cannedQuota{})
+	if out := h.Invoke(ctx, payload, runtime.Meta{}); !bytes.Contains(out, []byte(`"quotaNum":210`)) {
+		b.Fatalf("warm-up: %s", out)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.Invoke(ctx, payload, runtime.Meta{})
+	}
+}
+
+// BenchmarkBareWork is BenchmarkBareHTTP through the same in-memory
+// transport: net/http's client side alone. BenchmarkWarmWork less this is
+// the function's own work per call.
+func BenchmarkBareWork(b *testing.B) {
+	t := &http.Transport{}
+	t.RegisterProtocol("http", cannedQuota{})
+	c := &http.Client{Transport: t}
+	url := "http://wechat.invalid/cgi-bin/express/business/quota/get?access_token=ACCESS_TOKEN"
+	body := `{"delivery_id":"YTO","biz_id":"xyz"}`
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp, err := c.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
