@@ -446,8 +446,18 @@ func fence(ctx context.Context, action string, records idempotency.Records, wher
 		// while every new instance refused it. Not on an unfenced store:
 		// the first use would fence it, and a store emptied would then
 		// look fenced.
-		if err := w.Warm(ctx); errors.Is(err, idempotency.ErrSettings) {
+		err := w.Warm(ctx)
+		switch {
+		case errors.Is(err, idempotency.ErrSettings):
 			st.State, st.Refused = "refused", err.Error()
+		case errors.Is(err, idempotency.ErrLost):
+			// The checks found a loss the fence did not show yet (a Redis
+			// that evicted keys since its baseline) and wrote it there.
+			if cur, ferr := f.Fence(ctx); ferr == nil {
+				if at, lost := idempotency.FenceLostAt(cur); lost {
+					st.State, st.LostAt, st.Fence, st.ReopenedAt = "lost", at, cur, ""
+				}
+			}
 		}
 	}
 	if err := json.NewEncoder(stdout).Encode(st); err != nil {

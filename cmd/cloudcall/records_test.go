@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/envelope"
 	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords/redisproc"
 	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords"
 	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords/sqltest"
@@ -627,4 +629,50 @@ func TestRecordsStatusSaysARefusedStore(t *testing.T) {
 	require.Contains(t, st.Refused, "is UNLOGGED")
 	require.Contains(t, st.Refused, "SET LOGGED")
 	require.Contains(t, errOut, "every new instance answers -1601 until it is fixed")
+}
+
+// records status makes the checks an instance makes, the count of
+// evictions too: a Redis that evicted keys since the fence's baseline (a
+// volatile-ttl policy set for a while, records evicted, the fence kept) is
+// reported lost, and the loss is written into the fence, not "live".
+func TestRecordsStatusSaysAnEvictionLoss(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	r, err := redisrecords.Open(redisrecords.Options{URL: srv.URL()})
+	require.NoError(t, err)
+	for i := 0; i < 20; i++ {
+		ok, err := r.Reserve(ctx, "k"+strconv.Itoa(i), idempotency.Record{Token: "t", State: idempotency.InProgress}, 24*time.Hour)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	require.NoError(t, r.Close())
+	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": srv.URL(), "TOP_APP_KEY": "12345678"})
+	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 0, code, out+errOut)
+	require.Contains(t, out, `"state":"live"`)
+
+	o, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	admin := redis.NewClient(o)
+	defer admin.Close()
+	used, err := strconv.Atoi(regexp.MustCompile(`used_memory:(\d+)`).FindStringSubmatch(admin.Info(ctx, "memory").Val())[1])
+	require.NoError(t, err)
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "volatile-ttl").Err())
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", strconv.Itoa(used+100000)).Err())
+	for i := 0; strings.Contains(admin.Info(ctx, "stats").Val(), "evicted_keys:0\r"); i++ { // until a key is evicted
+		require.Less(t, i, 100000)
+		require.NoError(t, admin.Set(ctx, "fill:"+strconv.Itoa(i), strings.Repeat("x", 200), 30*24*time.Hour).Err())
+	}
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", "0").Err())
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+
+	code, out, errOut = runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 5, code, out+errOut)
+	var st struct{ State, LostAt, Fence string }
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.Equal(t, "lost", st.State)
+	require.NotEmpty(t, st.LostAt)
+	fence, err := admin.Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	require.Equal(t, fence, st.Fence)
 }

@@ -3,10 +3,12 @@
 // reserves a record it checks INFO persistence (AOF on, appendfsync not
 // "no") and INFO memory (no maxmemory, or maxmemory-policy noeviction) and
 // refuses otherwise, because a Redis restarted empty, or one that evicted a
-// record, would let a seen key charge again. The verdict is tied to a fence
-// key it writes: a restart or failover that empties Redis drops the fence,
-// and the warm instance that finds it gone writes the loss into it, so every
-// instance refuses charges until a person reopens the store.
+// record, would let a seen key charge again (INFO stats evicted_keys tells
+// of evictions under a policy set only between two verdicts). The verdict is
+// tied to a fence key it writes: a restart or failover that empties Redis
+// drops the fence, and the warm instance that finds it gone writes the loss
+// into it, so every instance refuses charges until a person reopens the
+// store.
 package redisrecords
 
 import (
@@ -73,6 +75,9 @@ type Records struct {
 	refuseAt time.Time
 	id       string // names this instance's own count of writes
 	counts   counts
+	// Each WARN of a check that cannot be made is said once per instance:
+	// the verdict is taken again every Recheck.
+	warnedStats, warnedFsync bool
 }
 
 var _ idempotency.Records = (*Records)(nil)
@@ -236,9 +241,12 @@ func (r *Records) Durable(ctx context.Context) error {
 	if r.refused != nil && r.o.Now().Sub(r.refuseAt) < time.Second {
 		return r.refused
 	}
-	cur, err := r.verify(ctx)
+	cur, ev, err := r.verify(ctx)
 	if err == nil {
 		err = r.judge(ctx, cur)
+	}
+	if err == nil {
+		err = r.judgeEvictions(ctx, cur, ev)
 	}
 	if err != nil {
 		if errors.Is(err, idempotency.ErrNotDurable) || errors.Is(err, idempotency.ErrLost) {
@@ -294,36 +302,80 @@ func (r *Records) judge(ctx context.Context, cur string) error {
 }
 
 // verify reads INFO persistence, writes the fence when there is none and
-// returns the fence there is; r.mu is held.
-func (r *Records) verify(ctx context.Context) (string, error) {
+// returns the fence there is, with the evictions INFO told and the baseline
+// they are judged against; r.mu is held.
+func (r *Records) verify(ctx context.Context) (string, evictions, error) {
+	var ev evictions
 	if r.o.Persistence != Assume {
-		if err := r.durability(ctx); err != nil {
-			return "", err
+		var err error
+		if ev, err = r.durability(ctx); err != nil {
+			return "", ev, err
 		}
-		// Managed services often refuse CONFIG; AOF on is then the best we know.
-		if kv, err := r.rdb.ConfigGet(ctx, "appendfsync").Result(); err == nil && kv["appendfsync"] == "no" {
-			return "", fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync always (or everysec)",
-				idempotency.ErrNotDurable, r.host)
+		if err := r.appendfsync(ctx); err != nil {
+			return "", ev, err
 		}
 	}
 	// The fence has no TTL: it must outlive every record it vouches for.
 	// Written if absent and read back in one round trip: a connection runs
 	// a pipeline in order, so the GET sees this SET's fence or the one it
-	// found (a first charge waited for two round trips here).
+	// found (a first charge waited for two round trips here). The eviction
+	// baseline rides along the same way: a store used for the first time
+	// gets the right one with no round trip of its own.
+	fresh := idempotency.NewFence()
 	pipe := r.rdb.Pipeline()
-	set := pipe.SetArgs(ctx, r.fenceKey(), idempotency.NewFence(), redis.SetArgs{Mode: "NX"})
+	set := pipe.SetArgs(ctx, r.fenceKey(), fresh, redis.SetArgs{Mode: "NX"})
 	get := pipe.Get(ctx, r.fenceKey())
+	var base *redis.StringCmd
+	if ev.known() {
+		pipe.SetArgs(ctx, r.evictionsKey(), ev.baseline(fresh), redis.SetArgs{Mode: "NX"})
+		base = pipe.Get(ctx, r.evictionsKey())
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return "", r.wrap(err)
+		return "", ev, r.wrap(err)
 	}
 	if err := set.Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return "", r.wrap(err)
+		return "", ev, r.wrap(err)
 	}
 	fence, err := get.Result()
 	if err != nil {
-		return "", r.wrap(err)
+		return "", ev, r.wrap(err)
 	}
-	return fence, nil
+	if base != nil {
+		if ev.base, err = base.Result(); err != nil && !errors.Is(err, redis.Nil) {
+			return "", ev, r.wrap(err)
+		}
+	}
+	return fence, ev, nil
+}
+
+// appendfsync refuses appendfsync no. Managed services often refuse CONFIG;
+// AOF on is then the best we know, and a WARN says what was not checked
+// (a Redis with CONFIG renamed away ran on appendfsync no unsaid: an
+// outside tester).
+func (r *Records) appendfsync(ctx context.Context) error {
+	kv, err := r.rdb.ConfigGet(ctx, "appendfsync").Result()
+	var re redis.Error
+	if err != nil && !errors.As(err, &re) {
+		return r.wrap(err)
+	}
+	v, ok := kv["appendfsync"]
+	if err != nil || !ok {
+		if !r.warnedFsync {
+			r.warnedFsync = true
+			why := "no appendfsync in its answer"
+			if err != nil {
+				why = err.Error()
+			}
+			r.o.Log.Warn("idempotency: the records store's appendfsync could not be read (CONFIG GET appendfsync: "+why+"), so appendfsync no, under which a crash loses acknowledged records, cannot be refused; make sure it is always (or everysec)",
+				"store", "redis", "host", r.host)
+		}
+		return nil
+	}
+	if v == "no" {
+		return fmt.Errorf("%w: Redis at %s has appendfsync no, so a crash can lose acknowledged records; set appendfsync always (or everysec)",
+			idempotency.ErrNotDurable, r.host)
+	}
+	return nil
 }
 
 // Fence reads the fence (idempotency.Fencer).
@@ -387,16 +439,20 @@ func Persistence(ctx context.Context, url string) error {
 	defer r.Close()
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	return r.durability(ctx)
+	_, err = r.durability(ctx)
+	return err
 }
 
-// durability reads INFO persistence and INFO memory in one round trip (two
-// commands: Redis before 7 takes one section per INFO) and judges both.
-func (r *Records) durability(ctx context.Context) error {
-	var persistence, memory *redis.StringCmd
+// durability reads INFO persistence, memory, stats and server in one round
+// trip (four commands: Redis before 7 takes one section per INFO), judges
+// the first two and returns the evictions the last two tell.
+func (r *Records) durability(ctx context.Context) (evictions, error) {
+	var persistence, memory, stats, server *redis.StringCmd
 	_, perr := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		persistence = p.Info(ctx, "persistence")
 		memory = p.Info(ctx, "memory")
+		stats = p.Info(ctx, "stats")
+		server = p.Info(ctx, "server")
 		return nil
 	})
 	info, err := persistence.Result()
@@ -406,25 +462,36 @@ func (r *Records) durability(ctx context.Context) error {
 		err = perr
 	}
 	if err != nil {
-		return r.infoError(err)
+		return evictions{}, r.infoError(err)
 	}
 	if err := persistenceVerdict(r.host, info); err != nil {
-		return err
+		return evictions{}, err
 	}
+	var re redis.Error
 	mem, err := memory.Result()
-	if err != nil {
-		var re redis.Error
-		if errors.As(err, &re) {
-			return nil // persistence is reported and sound; a store that keeps its memory settings to itself is judged on that
-		}
-		return r.wrap(err)
+	if err != nil && !errors.As(err, &re) {
+		return evictions{}, r.wrap(err)
 	}
-	return evictionVerdict(r.host, mem)
+	// A store that keeps its memory settings to itself is judged on its
+	// persistence, reported and sound.
+	if err == nil {
+		if err := evictionVerdict(r.host, mem); err != nil {
+			return evictions{}, err
+		}
+	}
+	for _, c := range []*redis.StringCmd{stats, server} {
+		if err := c.Err(); err != nil && !errors.As(err, &re) {
+			return evictions{}, r.wrap(err)
+		}
+	}
+	// Refused sections read as empty: the evictions are then unknown.
+	return readEvictions(stats.Val(), server.Val()), nil
 }
 
 // evictionVerdict refuses a Redis that may evict keys when it is full: an
 // evicted record lets its key charge again, and under a volatile-* policy
-// the fence (no TTL) survives, so the loss is not even noticed. ApsaraDB for
+// the fence (no TTL) survives, so only the count of evictions can tell
+// (evictions.go) that such a policy was in force between two verdicts. ApsaraDB for
 // Redis and Tair default to volatile-lru. With no memory limit (maxmemory 0)
 // nothing is evicted whatever the policy says.
 func evictionVerdict(host, info string) error {
@@ -504,7 +571,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1`)
 })
 
-// casFenceScript writes ARGV[2] over the fence ARGV[1] (or over none).
+// casFenceScript writes ARGV[2] over the value ARGV[1] (or over none) of the
+// fence, or of the eviction baseline.
 var casFenceScript = sync.OnceValue(func() *redis.Script {
 	return redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])

@@ -23,3 +23,19 @@ func TestLoadingIsAnOutageNotASetting(t *testing.T) {
 	require.ErrorIs(t, err, idempotency.ErrNotDurable)
 	require.NoError(t, persistenceVerdict("h:6379", "# Persistence\r\nloading:0\r\naof_enabled:1\r\n"))
 }
+
+// A managed service that refuses INFO stats or INFO server (read as empty),
+// or leaves a field out, leaves the evictions unknown: not checked (a WARN
+// says so), never taken for a count of 0.
+func TestEvictionsNeedBothFields(t *testing.T) {
+	stats, server := "# Stats\r\nevicted_keys:7\r\n", "# Server\r\nrun_id:abc\r\n"
+	require.Equal(t, evictions{run: "abc", count: 7}, readEvictions(stats, server))
+	for _, c := range [][2]string{{"", server}, {stats, ""}, {"# Stats\r\nexpired_keys:3\r\n", server}, {"# Stats\r\nevicted_keys:x\r\n", server}} {
+		require.False(t, readEvictions(c[0], c[1]).known(), c)
+	}
+	f, run, n, ok := parseBaseline(evictions{run: "abc", count: 7}.baseline("fence"))
+	require.True(t, ok)
+	require.Equal(t, []any{"fence", "abc", int64(7)}, []any{f, run, n})
+	_, _, _, ok = parseBaseline("")
+	require.False(t, ok)
+}

@@ -1,0 +1,338 @@
+package redisrecords_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cloudcall/cloudcall/shared/idempotency"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords"
+	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords/redisproc"
+)
+
+// testClock is an injected clock a test moves past Recheck.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// evictBriefly does what an outside tester did to a Redis with AOF under
+// charges: maxmemory-policy volatile-ttl and a maxmemory just above what is
+// used, fillers with a 30-day TTL until some of keys are evicted (or, with
+// no keys, until anything is), then noeviction and no maxmemory again, and
+// the fillers deleted. It returns the keys evicted.
+func evictBriefly(t *testing.T, srv *redisproc.Server, keys []string) []string {
+	t.Helper()
+	ctx := context.Background()
+	a := admin(t, srv)
+	before := evictedKeys(t, a)
+	used, err := strconv.ParseInt(infoValue(t, a, "memory", "used_memory"), 10, 64)
+	require.NoError(t, err)
+	require.NoError(t, a.ConfigSet(ctx, "maxmemory-policy", "volatile-ttl").Err())
+	require.NoError(t, a.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used+100000, 10)).Err())
+	filler := strings.Repeat("x", 200)
+	var gone []string
+	for i := 0; ; i += 20 {
+		require.Less(t, i, 100000, "nothing was evicted")
+		pipe := a.Pipeline()
+		for j := i; j < i+20; j++ {
+			pipe.Set(ctx, fmt.Sprintf("fill:%d", j), filler, 30*24*time.Hour)
+		}
+		_, err := pipe.Exec(ctx)
+		require.NoError(t, err)
+		if len(keys) == 0 {
+			if evictedKeys(t, a) > before {
+				break
+			}
+			continue
+		}
+		gone = gone[:0]
+		for _, k := range keys {
+			if a.Exists(ctx, k).Val() == 0 {
+				gone = append(gone, k)
+			}
+		}
+		if len(gone) > 0 {
+			break
+		}
+	}
+	require.NoError(t, a.ConfigSet(ctx, "maxmemory", "0").Err())
+	require.NoError(t, a.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+	fills, err := a.Keys(ctx, "fill:*").Result()
+	require.NoError(t, err)
+	if len(fills) > 0 {
+		require.NoError(t, a.Del(ctx, fills...).Err())
+	}
+	require.Greater(t, evictedKeys(t, a), before)
+	return gone
+}
+
+func infoValue(t *testing.T, a *redis.Client, section, field string) string {
+	t.Helper()
+	info, err := a.Info(context.Background(), section).Result()
+	require.NoError(t, err)
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	t.Fatalf("INFO %s has no %s", section, field)
+	return ""
+}
+
+func evictedKeys(t *testing.T, a *redis.Client) int64 {
+	n, err := strconv.ParseInt(infoValue(t, a, "stats", "evicted_keys"), 10, 64)
+	require.NoError(t, err)
+	return n
+}
+
+// charged reserves and finishes n keyed records, as n charges do, and
+// returns their keys in Redis.
+func charged(t *testing.T, r *redisrecords.Records, prefix string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var keys []string
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		ok, err := r.Reserve(ctx, k, rec("t"), 24*time.Hour)
+		require.NoError(t, err, k)
+		require.True(t, ok, k)
+		done := rec("d")
+		done.State = idempotency.Done
+		ok, err = r.Finish(ctx, k, "t", done, 24*time.Hour)
+		require.NoError(t, err, k)
+		require.True(t, ok, k)
+		keys = append(keys, "cloudcall:"+k)
+	}
+	return keys
+}
+
+// The outside tester's episode: records evicted under a volatile-ttl policy
+// set for a while, the fence (no TTL) and the counts of writes (a week)
+// kept, the policy set back; 7 of 20 keys then charged twice with nothing
+// said. At its next verdict the warm instance finds the evictions, writes
+// the loss into the fence, says it once at ERROR and refuses; a new
+// instance refuses too, and no evicted key is taken again.
+func TestEvictedRecordsAreALoss(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	warm := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
+	keys := charged(t, warm, "k", 40)
+
+	gone := evictBriefly(t, srv, keys)
+	require.NotEmpty(t, gone, "some records were evicted")
+	a := admin(t, srv)
+	require.NoError(t, a.Get(ctx, "cloudcall:idem:fence").Err(), "the fence (no TTL) stayed")
+	clock.Add(2 * time.Minute) // past Recheck: the next reservation takes a verdict
+
+	key := func(k string) string { return strings.TrimPrefix(k, "cloudcall:") }
+	ok, err := warm.Reserve(ctx, key(gone[0]), rec("again"), 24*time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrLost)
+	require.False(t, ok)
+	require.Contains(t, err.Error(), "cloudcall records reopen --reconciled")
+	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	_, lost := idempotency.FenceLostAt(fence)
+	require.True(t, lost, fence)
+
+	fresh := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
+	for _, r := range []*redisrecords.Records{warm, fresh} {
+		for _, k := range gone {
+			ok, err := r.Reserve(ctx, key(k), rec("again"), 24*time.Hour)
+			require.ErrorIs(t, err, idempotency.ErrLost, k)
+			require.False(t, ok, k)
+		}
+	}
+	for _, k := range gone {
+		require.Zero(t, a.Exists(ctx, k).Val(), "%s was not taken again", k)
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+	require.Contains(t, logs.String(), "evicted")
+	require.Contains(t, logs.String(), "maxmemory-policy other than noeviction")
+	require.Contains(t, logs.String(), "cloudcall records reopen --reconciled")
+
+	// Reopened after reconciling: the baseline is taken anew for the new
+	// fence, and the evictions before it are no new loss.
+	_, err = idempotency.Reopen(ctx, fresh, time.Now(), func(err error) { t.Errorf("clock: %v", err) })
+	require.NoError(t, err)
+	clock.Add(2 * time.Second) // past a refusal's second
+	for i, r := range []*redisrecords.Records{warm, fresh} {
+		ok, err := r.Reserve(ctx, fmt.Sprintf("reopened-%d", i), rec("t"), 24*time.Hour)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	base, err := a.Get(ctx, "cloudcall:idem:evictions").Result()
+	require.NoError(t, err)
+	reopened, err := a.Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(base, reopened+"\t"), base)
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+}
+
+// With AfterLoss continue the evictions are said at ERROR, once, and the
+// charges go on: the baseline moves up.
+func TestEvictionsAreSaidWhenContinuing(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now, AfterLoss: idempotency.AfterLossContinue})
+	keys := charged(t, r, "k", 20)
+	gone := evictBriefly(t, srv, keys)
+	require.NotEmpty(t, gone)
+	clock.Add(2 * time.Minute)
+	ok, err := r.Reserve(ctx, strings.TrimPrefix(gone[0], "cloudcall:"), rec("again"), 24*time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok, "continue: the evicted key is free again")
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+	require.Contains(t, logs.String(), idempotency.LossContinued)
+	require.Contains(t, logs.String(), "evicted")
+	clock.Add(2 * time.Minute)
+	ok, err = r.Reserve(ctx, "next", rec("t"), 24*time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), "said once: the baseline moved up")
+}
+
+// A restart (with AOF, the same data) counts evictions from 0 under a new
+// run_id: no loss, a new baseline, and evictions after it are found.
+func TestARestartIsNotAnEvictionLoss(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	evictBriefly(t, srv, nil) // evictions before any charge: the baseline starts above 0
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	warm := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
+	keys := charged(t, warm, "k", 20)
+	a := admin(t, srv)
+	run := infoValue(t, a, "server", "run_id")
+	base, err := a.Get(ctx, "cloudcall:idem:evictions").Result()
+	require.NoError(t, err)
+	require.Contains(t, base, "\t"+run+"\t")
+	require.NotContains(t, base, "\t"+run+"\t0", "evictions before the first charge")
+
+	srv.Crash()
+	clock.Add(2 * time.Minute)
+	require.Eventually(t, func() bool {
+		ok, err := warm.Reserve(ctx, "after", rec("t"), 24*time.Hour)
+		return err == nil && ok
+	}, 10*time.Second, 50*time.Millisecond)
+	fresh := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
+	ok, err := fresh.Reserve(ctx, "fresh", rec("t"), 24*time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+	a = admin(t, srv)
+	restarted := infoValue(t, a, "server", "run_id")
+	require.NotEqual(t, run, restarted)
+	base, err = a.Get(ctx, "cloudcall:idem:evictions").Result()
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(base, "\t"+restarted+"\t0"), base)
+
+	gone := evictBriefly(t, srv, keys)
+	require.NotEmpty(t, gone)
+	clock.Add(2 * time.Minute)
+	_, err = warm.Reserve(ctx, strings.TrimPrefix(gone[0], "cloudcall:"), rec("again"), 24*time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrLost, "evictions after the restart are found")
+}
+
+// CONFIG RESETSTAT sets evicted_keys to 0: no loss, a new baseline, and
+// evictions after it are found.
+func TestResetStatIsNotAnEvictionLoss(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	evictBriefly(t, srv, nil)
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
+	keys := charged(t, r, "k", 20)
+	a := admin(t, srv)
+	require.NoError(t, a.ConfigResetStat(ctx).Err())
+	require.Zero(t, evictedKeys(t, a))
+	clock.Add(2 * time.Minute)
+	ok, err := r.Reserve(ctx, "after", rec("t"), 24*time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+	base, err := a.Get(ctx, "cloudcall:idem:evictions").Result()
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(base, "\t0"), base)
+
+	gone := evictBriefly(t, srv, keys)
+	require.NotEmpty(t, gone)
+	clock.Add(2 * time.Minute)
+	_, err = r.Reserve(ctx, strings.TrimPrefix(gone[0], "cloudcall:"), rec("again"), 24*time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrLost, "evictions after the reset are found")
+}
+
+// appendfsync no is refused where CONFIG GET is allowed; where it is not
+// (a managed service, CONFIG renamed away, an ACL), the charge runs and one
+// WARN per instance says it could not be read: it went unsaid (an outside
+// tester).
+func TestAppendfsyncUnreadIsSaid(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	a := admin(t, srv)
+	require.NoError(t, a.ConfigSet(ctx, "appendfsync", "no").Err())
+	_, err := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout}).Reserve(ctx, "k", rec("t"), time.Hour)
+	require.ErrorIs(t, err, idempotency.ErrNotDurable)
+	require.Contains(t, err.Error(), "appendfsync no")
+
+	require.NoError(t, a.Do(ctx, "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-config").Err())
+	url := strings.Replace(srv.URL(), "redis://", "redis://app:pw@", 1)
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	r := open(t, redisrecords.Options{URL: url, Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
+	for i := 0; i < 3; i++ {
+		ok, err := r.Reserve(ctx, fmt.Sprintf("k%d", i), rec("t"), time.Hour)
+		require.NoError(t, err)
+		require.True(t, ok)
+		clock.Add(2 * time.Minute) // a verdict each time
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"WARN"`), logs.String())
+	require.Contains(t, logs.String(), "appendfsync could not be read")
+}
+
+// A failover to a node with evictions of its own from before (another
+// run_id, a count above the baseline) is no eviction loss: its count says
+// nothing of the records since the baseline. The baseline is taken anew.
+func TestAFailoverToANodeThatEvictedBeforeIsNotAnEvictionLoss(t *testing.T) {
+	ctx := context.Background()
+	pair := newLaggedPair(t)
+	evictBriefly(t, pair.replica, nil)
+	evictBriefly(t, pair.replica, nil)
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	r := open(t, redisrecords.Options{URL: pair.url, Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
+	charged(t, r, "k", 5)
+	pair.cut() // the replica holds every write
+	pair.failOver()
+	clock.Add(2 * time.Minute)
+	ok, err := reserveAfterFailOver(t, r, "after", "t")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+	rep := admin(t, pair.replica)
+	base, err := rep.Get(ctx, "cloudcall:idem:evictions").Result()
+	require.NoError(t, err)
+	require.Contains(t, base, "\t"+infoValue(t, rep, "server", "run_id")+"\t", "a baseline for the node failed over to")
+}
