@@ -20,25 +20,37 @@ import (
 // detection, strict decoding, validation, cached token, upstream call,
 // envelope) against the sandbox.
 func BenchmarkWarmInvocation(b *testing.B) {
-	sbx := wechatsbx.New(wechatsbx.Options{})
-	srv := httptest.NewServer(sbx.Handler())
-	defer srv.Close()
-	env := config.FromMap(sbx.Env(srv.URL))
-	h, err := runtime.New(context.Background(), env, runtime.NewLogger(io.Discard, env), wechat.GetQuotaFactory)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.Deps.HTTP = srv.Client()
-	payload := []byte(`{"deliveryId":"YTO","bizId":"xyz"}`)
+	h, payload := warmGetQuota(b, false)
 	ctx := context.Background()
-	if out := h.Invoke(ctx, payload, runtime.Meta{}); !bytes.Contains(out, []byte(`"quotaNum":210`)) {
-		b.Fatalf("warm-up: %s", out)
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		h.Invoke(ctx, payload, runtime.Meta{})
 	}
+}
+
+// warmGetQuota builds logistics-get-quota against a sandbox and runs one
+// call (the token fetched); inMemory then answers its calls in memory.
+func warmGetQuota(b *testing.B, inMemory bool) (*runtime.Handler, []byte) {
+	sbx := wechatsbx.New(wechatsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	b.Cleanup(srv.Close)
+	env := config.FromMap(sbx.Env(srv.URL))
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(io.Discard, env), wechat.GetQuotaFactory)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(`{"deliveryId":"YTO","bizId":"xyz"}`)
+	if out := h.Invoke(context.Background(), payload, runtime.Meta{}); !bytes.Contains(out, []byte(`"quotaNum":210`)) {
+		b.Fatalf("warm-up: %s", out)
+	}
+	if inMemory {
+		h.Deps.HTTP.Transport.(*http.Transport).RegisterProtocol("http", cannedQuota{})
+		if out := h.Invoke(context.Background(), payload, runtime.Meta{}); !bytes.Contains(out, []byte(`"quotaNum":210`)) {
+			b.Fatalf("warm-up in memory: %s", out)
+		}
+	}
+	return h, payload
 }
 
 // BenchmarkBareHTTP is the floor: one net/http POST of the same body to the
@@ -88,23 +100,8 @@ func (cannedQuota) RoundTrip(r *http.Request) (*http.Response, error) {
 // call plus net/http's client side, which the bare POST pays too; unlike
 // the loopback round trip it does not move with the machine's load.
 func BenchmarkWarmWork(b *testing.B) {
-	sbx := wechatsbx.New(wechatsbx.Options{})
-	srv := httptest.NewServer(sbx.Handler())
-	defer srv.Close()
-	env := config.FromMap(sbx.Env(srv.URL))
-	h, err := runtime.New(context.Background(), env, runtime.NewLogger(io.Discard, env), wechat.GetQuotaFactory)
-	if err != nil {
-		b.Fatal(err)
-	}
-	payload := []byte(`{"deliveryId":"YTO","bizId":"xyz"}`)
+	h, payload := warmGetQuota(b, true)
 	ctx := context.Background()
-	if out := h.Invoke(ctx, payload, runtime.Meta{}); !bytes.Contains(out, []byte(`"quotaNum":210`)) {
-		b.Fatalf("warm-up: %s", out)
-	}
-	h.Deps.HTTP.Transport.(*http.Transport).RegisterProtocol("http", cannedQuota{})
-	if out := h.Invoke(ctx, payload, runtime.Meta{}); !bytes.Contains(out, []byte(`"quotaNum":210`)) {
-		b.Fatalf("warm-up: %s", out)
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
