@@ -519,6 +519,10 @@ func TestEnvFileErrorsQuoteNothingOfTheFile(t *testing.T) {
 		// "=value" was taken as a variable with no name, silently.
 		{"A=1\n=supersecret-value-123456\nB=2\n", "line 2 cannot be read: it has no name before ="},
 		{"A=1\n  export =supersecret-value-123456\n", "line 2 cannot be read: it has no name before ="},
+		// godotenv takes a name with a space, and YAML's "name: value": a
+		// pasted bare URL became a variable "redis", silently (a tester).
+		{"A=1\nCLOUDCALL IDEMPOTENCY_STORE=redis://u:supersecret-value-123456@127.0.0.1:6379/7\n", "line 2 cannot be read: the name before = is not a variable name"},
+		{"A=1\n\nredis://u:supersecret-value-123456@127.0.0.1:6379/7\n", "line 3 cannot be read: it is not NAME=value (NAME: value, or a bare URL, is not read)"},
 	} {
 		f := filepath.Join(t.TempDir(), ".env")
 		require.NoError(t, os.WriteFile(f, []byte(tc.file), 0o600))

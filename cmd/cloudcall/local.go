@@ -626,6 +626,21 @@ func readEnvFile(path string) (map[string]string, error) {
 		return nil, errors.New("a line has no name before = (a line is NAME=value, or a # comment)")
 	}
 	if err == nil {
+		// godotenv also takes "A B=v" (a name with a space) and YAML's
+		// "name: value", so a pasted bare URL (redis://u:pw@h) became a
+		// variable "redis": said, as for "=value" (a tester).
+		for name := range env {
+			if line, colon := envLineOf(text, name); !envName(name) || colon {
+				what := "the name before = is not a variable name (letters, digits and _)"
+				if colon {
+					what = "it is not NAME=value (NAME: value, or a bare URL, is not read)"
+				}
+				if line > 0 {
+					return nil, fmt.Errorf("line %d cannot be read: %s (a line is NAME=value, or a # comment)", line, what)
+				}
+				return nil, fmt.Errorf("a line cannot be read: %s (a line is NAME=value, or a # comment)", what)
+			}
+		}
 		return env, nil
 	}
 	what := "it is not NAME=value or a # comment"
@@ -639,6 +654,36 @@ func readEnvFile(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("line %d cannot be read: %s (a line is NAME=value, or a # comment)", line, what)
 	}
 	return nil, fmt.Errorf("the file cannot be read as dotenv: %s (a line is NAME=value, or a # comment)", what)
+}
+
+// envName says whether name is what a shell takes as a variable name.
+func envName(name string) bool {
+	for i, r := range name {
+		if r != '_' && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (i == 0 || r < '0' || r > '9') {
+			return false
+		}
+	}
+	return name != ""
+}
+
+// envLineOf is the first line that sets name, and whether it does so with
+// YAML's colon rather than =; 0 when none is found.
+func envLineOf(text, name string) (line int, colon bool) {
+	for i, l := range strings.Split(text, "\n") {
+		t := strings.TrimSpace(l)
+		t = strings.TrimSpace(strings.TrimPrefix(t, "export "))
+		rest, ok := strings.CutPrefix(t, name)
+		if !ok {
+			continue
+		}
+		switch rest = strings.TrimLeft(rest, " \t"); {
+		case strings.HasPrefix(rest, "="):
+			return i + 1, false
+		case strings.HasPrefix(rest, ":"):
+			return i + 1, true
+		}
+	}
+	return 0, false
 }
 
 // badEnvLine is the line a parse error is about: the last line L whose

@@ -119,7 +119,7 @@ func entryFault(err error) error {
 			return &entryError{field, "expected a string, got " + kindName(se.JSONKind)}
 		}
 		if se.JSONKind == '0' { // a fraction, or past int64
-			return &entryError{field, "expected a whole number of waybills, got " + string(se.JSONValue)}
+			return &entryError{field, "expected a whole number of waybills from 0 to 9223372036854775807, got " + string(se.JSONValue)}
 		}
 		return &entryError{field, "expected a number, got " + kindName(se.JSONKind)}
 	}
@@ -444,7 +444,7 @@ func (a *Alerter) Run(ctx context.Context) (*Summary, error) {
 		found, err := a.src.Discover(dctx)
 		cancel()
 		if err != nil {
-			discovered.Failures = append(discovered.Failures, "discover accounts: "+err.Error())
+			discovered.Failures = append(discovered.Failures, "discover accounts: "+oneLine(err.Error()))
 		}
 		// Announced beside the checks: a channel that hangs holds none.
 		wg.Add(1)
@@ -922,8 +922,10 @@ func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum
 		// The balance level stays what it was; the failure is announced
 		// once, not on every run, until a query succeeds again, and not
 		// again within the cooldown of the last error or resolution.
-		res.Level, res.Error = LevelError, qerr.Error()
-		sum.Failures = append(sum.Failures, acct.label()+": "+qerr.Error())
+		// On one line here too: the summary and the log line carry it
+		// (a vendor's errmsg with a line break came through: a tester).
+		res.Level, res.Error = LevelError, oneLine(qerr.Error())
+		sum.Failures = append(sum.Failures, acct.label()+": "+res.Error)
 		if base.LastError == "" && cooled(base.ErrorNotified) {
 			announce = LevelError
 		}

@@ -273,6 +273,20 @@ func TestQueryFailureReportedOnceOthersContinue(t *testing.T) {
 	require.Equal(t, 4, src.calls)
 }
 
+// A vendor's error with line breaks is on one line in the summary too (its
+// accounts and failures reach the answer and the log line: a tester).
+func TestAQueryFailureIsOneLineInTheSummary(t *testing.T) {
+	bad := quotaalert.Account{DeliveryID: "YTO", BizID: "wrong-password", Threshold: 100}
+	src := &fakeSource{balances: map[string]int64{}, errs: map[string]error{"YTO/wrong-password": errors.New("errcode -1: system error\n# head\r\tend")}}
+	al := quotaalert.New(quotaalert.Config{Accounts: []quotaalert.Account{bad}, Lang: "en"},
+		src, store.NewMemory(store.MemoryOptions{}), nil, start().now)
+	sum, err := al.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{"YTO wrong-password: errcode -1: system error # head  end"}, sum.Failures)
+	require.Len(t, sum.Accounts, 1)
+	require.Equal(t, "errcode -1: system error # head  end", sum.Accounts[0].Error)
+}
+
 func TestFailingChannelReportedOthersDelivered(t *testing.T) {
 	good, gsrv := newReceiver(t)
 	broken, bsrv := newReceiver(t)
@@ -378,12 +392,13 @@ func TestParseWatch(t *testing.T) {
 	}
 
 	for in, want := range map[string]string{
-		`[{"deliveryId":"YTO","bizId":"a","threshold":1.5}]`:    "QUOTA_ALERT_WATCH[0].threshold: expected a whole number of waybills, got 1.5",
-		`[{"deliveryId":"YTO"}]`:                                "QUOTA_ALERT_WATCH[0]: deliveryId and bizId are required",
-		`[{"deliveryId":"YTO","bizId":"a","threshold":-1}]`:     "QUOTA_ALERT_WATCH[0]: threshold must not be negative",
-		`{"deliveryId":"YTO"}`:                                  `QUOTA_ALERT_WATCH: expected "auto" or a JSON list`,
-		`[{"deliveryId":"YTO","bizId":"a","treshold":5}]`:       `unknown field "treshold"`,
-		`[{"deliveryId":"YTO","bizId":"a","threshold":"lots"}]`: "QUOTA_ALERT_WATCH",
+		`[{"deliveryId":"YTO","bizId":"a","threshold":1.5}]`:                 "QUOTA_ALERT_WATCH[0].threshold: expected a whole number of waybills from 0 to 9223372036854775807, got 1.5",
+		`[{"deliveryId":"YTO","bizId":"a","threshold":9223372036854775808}]`: "QUOTA_ALERT_WATCH[0].threshold: expected a whole number of waybills from 0 to 9223372036854775807, got 9223372036854775808",
+		`[{"deliveryId":"YTO"}]`:                                             "QUOTA_ALERT_WATCH[0]: deliveryId and bizId are required",
+		`[{"deliveryId":"YTO","bizId":"a","threshold":-1}]`:                  "QUOTA_ALERT_WATCH[0]: threshold must not be negative",
+		`{"deliveryId":"YTO"}`:                                               `QUOTA_ALERT_WATCH: expected "auto" or a JSON list`,
+		`[{"deliveryId":"YTO","bizId":"a","treshold":5}]`:                    `unknown field "treshold"`,
+		`[{"deliveryId":"YTO","bizId":"a","threshold":"lots"}]`:              "QUOTA_ALERT_WATCH",
 		// Each of these was taken and watched less than it said.
 		`null`: "the list is empty (or null)",
 		`[]`:   "the list is empty (or null)",

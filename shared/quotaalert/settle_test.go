@@ -335,7 +335,7 @@ func TestWatchListErrorsSayWhere(t *testing.T) {
 	ok := `{"deliveryId":"YTO","bizId":"a"},{"deliveryId":"ZTO","bizId":"b"},`
 	for in, msg := range map[string]string{
 		`[` + ok + `{"deliveryId":"YTO","bizId":"c","threshold":"100"}]`:                "QUOTA_ALERT_WATCH[2].threshold: expected a number, got a string",
-		`[` + ok + `{"deliveryId":"YTO","bizId":"c","threshold":1.5}]`:                  "QUOTA_ALERT_WATCH[2].threshold: expected a whole number of waybills, got 1.5",
+		`[` + ok + `{"deliveryId":"YTO","bizId":"c","threshold":1.5}]`:                  "QUOTA_ALERT_WATCH[2].threshold: expected a whole number of waybills from 0 to 9223372036854775807, got 1.5",
 		`[{"deliveryId":7,"bizId":"c"}]`:                                                "QUOTA_ALERT_WATCH[0].deliveryId: expected a string, got a number",
 		`[{"deliveryId":"YTO","bizId":"c","name":["x"]}]`:                               "QUOTA_ALERT_WATCH[0].name: expected a string, got a list",
 		`[{"deliveryId":"YTO","bizId":"c"},"YTO"]`:                                      "QUOTA_ALERT_WATCH[1]: expected an object {deliveryId, bizId, threshold?, name?}, got a string",
