@@ -153,7 +153,7 @@ func Judge(prev, cur string) FenceVerdict {
 // Callers hear it: the store's address is in the function's log only.
 func LostError(store, fence string) error {
 	at, _ := FenceLostAt(fence)
-	return fmt.Errorf("%w (%s, found %s: a restart, failover or deletion emptied it, and a key charged before could charge again); "+
+	return fmt.Errorf("%w (%s, found %s: a restart, failover, eviction or deletion lost records, and a key charged before could charge again); "+
 		"charges are refused until a person reconciles the last 24 h of charges against TOP and runs cloudcall records reopen --reconciled (docs/operate.md)",
 		ErrLost, store, at)
 }

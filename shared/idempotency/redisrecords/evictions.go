@@ -24,6 +24,9 @@ type evictions struct {
 	run   string // INFO server run_id: a restart counts from 0 again
 	count int64  // INFO stats evicted_keys
 	base  string // <fence>\t<run>\t<count>, "" when there is none
+	// missing: there was no baseline next to a fence that was there (the
+	// verification's SET NX of the baseline took, the fence's did not).
+	missing bool
 }
 
 func (r *Records) evictionsKey() string { return r.o.Prefix + "idem:evictions" }
@@ -76,14 +79,28 @@ func (r *Records) judgeEvictions(ctx context.Context, fence string, ev evictions
 	if ok && bf == fence && brun == ev.run && ev.count == bn {
 		return nil
 	}
+	if ev.missing && ev.count > 0 {
+		// A baseline missing next to an existing fence is a loss when
+		// evictions happened (the baseline, read once a verdict, is the
+		// coldest key: evicted under allkeys-lru, or deleted, it hid the
+		// evictions of records); with evicted_keys 0 it is an upgrade from a
+		// release without baselines, or nothing was evicted, and it is taken.
+		return r.evictionLoss(ctx, fence, ev, fmt.Sprintf("idempotency: the records store's eviction baseline (%s) is gone while the fence stayed, and its Redis has evicted %d keys (INFO stats evicted_keys): the baseline was evicted or deleted, and an evicted record lets its key charge again; ",
+			r.evictionsKey(), ev.count))
+	}
 	if !ok || bf != fence || brun != ev.run || ev.count < bn {
 		// None yet, another fence (a reopening), another run (a restart
 		// counts from 0) or a count reset (CONFIG RESETSTAT): nothing to
 		// compare with, so this is where counting starts.
 		return r.moveBaseline(ctx, ev, fence)
 	}
-	msg := fmt.Sprintf("idempotency: the records store's Redis evicted %d keys since this fence was written (INFO stats evicted_keys %d → %d): a maxmemory-policy other than noeviction was in force, and an evicted record lets its key charge again; ",
-		ev.count-bn, bn, ev.count)
+	return r.evictionLoss(ctx, fence, ev, fmt.Sprintf("idempotency: the records store's Redis evicted %d keys since this fence was written (INFO stats evicted_keys %d → %d): a maxmemory-policy other than noeviction was in force, and an evicted record lets its key charge again; ",
+		ev.count-bn, bn, ev.count))
+}
+
+// evictionLoss handles evictions found under fence as the other losses;
+// msg says how they were found. r.mu is held.
+func (r *Records) evictionLoss(ctx context.Context, fence string, ev evictions, msg string) error {
 	if r.o.AfterLoss == idempotency.AfterLossContinue {
 		r.o.Log.Error(msg+idempotency.LossContinued, "store", "redis", "host", r.host, "afterLoss", r.o.AfterLoss)
 		// The counts of writes (a week's TTL) may have been evicted too:

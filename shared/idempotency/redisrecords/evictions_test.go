@@ -336,3 +336,118 @@ func TestAFailoverToANodeThatEvictedBeforeIsNotAnEvictionLoss(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, base, "\t"+infoValue(t, rep, "server", "run_id")+"\t", "a baseline for the node failed over to")
 }
+
+// The outside re-tester's episode again, with the verdict still cached (the
+// clock not moved past Recheck): 9 of 20 keys charged twice, since no check
+// ran until the next verdict. Each reservation reads INFO stats in its round
+// trip: the warm instance's next reservation of an evicted key is let go,
+// the verdict taken again finds the evictions, the loss is written into the
+// fence and said once, and no evicted key is taken again.
+func TestEvictionsAreFoundAtTheNextReservation(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	warm := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
+	keys := charged(t, warm, "k", 40)
+	gone := evictBriefly(t, srv, keys)
+	require.NotEmpty(t, gone)
+	a := admin(t, srv)
+
+	for _, k := range gone {
+		ok, err := warm.Reserve(ctx, strings.TrimPrefix(k, "cloudcall:"), rec("again"), 24*time.Hour)
+		require.ErrorIs(t, err, idempotency.ErrLost, k)
+		require.False(t, ok, k)
+		require.Zero(t, a.Exists(ctx, k).Val(), "%s was not taken again", k)
+	}
+	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	_, lost := idempotency.FenceLostAt(fence)
+	require.True(t, lost, fence)
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+	require.Contains(t, logs.String(), "evicted")
+}
+
+// The baseline is read once a verdict, so under allkeys-lru it is the
+// coldest key: an outside re-tester saw it evicted with records, and the
+// next verdict took a new one with nothing said (deleting it by hand did
+// the same). A baseline missing next to the fence while evicted_keys is
+// above 0 is a loss: found by an instance that never saw the store before,
+// and by the warm one whose reservation saw the evictions.
+func TestAMissingBaselineAfterEvictionsIsALoss(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	warm := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
+	keys := charged(t, warm, "k", 40)
+	gone := evictBriefly(t, srv, keys)
+	require.NotEmpty(t, gone)
+	a := admin(t, srv)
+	require.NoError(t, a.Del(ctx, "cloudcall:idem:evictions").Err()) // as allkeys-lru, or a person, did
+
+	fresh := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
+	for _, r := range []*redisrecords.Records{fresh, warm} {
+		ok, err := r.Reserve(ctx, strings.TrimPrefix(gone[0], "cloudcall:"), rec("again"), 24*time.Hour)
+		require.ErrorIs(t, err, idempotency.ErrLost)
+		require.False(t, ok)
+	}
+	require.Zero(t, a.Exists(ctx, gone[0]).Val(), "not taken again")
+	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	_, lost := idempotency.FenceLostAt(fence)
+	require.True(t, lost, fence)
+	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
+	require.Contains(t, logs.String(), "baseline")
+}
+
+// A baseline missing next to the fence on a Redis that never evicted (an
+// upgrade from a release without baselines, or one deleted while nothing
+// was evicted) is taken anew: no loss.
+func TestAMissingBaselineWithoutEvictionsIsTaken(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
+	charged(t, r, "k", 5)
+	a := admin(t, srv)
+	require.Zero(t, evictedKeys(t, a))
+	require.NoError(t, a.Del(ctx, "cloudcall:idem:evictions").Err())
+	clock.Add(2 * time.Minute) // a verdict
+	ok, err := r.Reserve(ctx, "after", rec("t"), 24*time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	base, err := a.Get(ctx, "cloudcall:idem:evictions").Result()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(base, fence+"\t") && strings.HasSuffix(base, "\t0"), base)
+}
+
+// A count of evictions that went down under a cached verdict (CONFIG
+// RESETSTAT, or a restart) keeps the reservation that saw it and expires the
+// verdict: the next call takes the baseline anew, so evictions after the
+// reset are counted from it and not hidden under the old, higher count.
+func TestACountThatWentDownIsVerifiedAgain(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	evictBriefly(t, srv, nil)
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
+	charged(t, r, "k", 3)
+	a := admin(t, srv)
+	require.NoError(t, a.ConfigResetStat(ctx).Err())
+	for _, k := range []string{"after", "next"} {
+		ok, err := r.Reserve(ctx, k, rec("t"), 24*time.Hour)
+		require.NoError(t, err)
+		require.True(t, ok, k)
+	}
+	base, err := a.Get(ctx, "cloudcall:idem:evictions").Result()
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(base, "\t0"), "taken anew with the clock not moved: %s", base)
+	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+}

@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -75,6 +77,10 @@ type Records struct {
 	refuseAt time.Time
 	id       string // names this instance's own count of writes
 	counts   counts
+	// evicted is INFO stats evicted_keys as last seen: set at each verdict,
+	// updated by reservations, which read it in their round trip; -1 when
+	// unknown (INFO not read, refused or unparseable), and then not read.
+	evicted atomic.Int64
 	// Each WARN of a check that cannot be made is said once per instance:
 	// the verdict is taken again every Recheck.
 	warnedStats, warnedFsync bool
@@ -124,7 +130,9 @@ func Open(o Options) (*Records, error) {
 	// the caller's decision (the guard reads the record instead).
 	ro.MaxRetries = -1
 	ro.DisableIndentity = true // (sic, go-redis v9.7) CLIENT SETINFO is noise on managed Redis
-	return &Records{rdb: redis.NewClient(ro), o: o, host: ro.Addr, id: instanceID()}, nil
+	r := &Records{rdb: redis.NewClient(ro), o: o, host: ro.Addr, id: instanceID()}
+	r.evicted.Store(-1)
+	return r, nil
 }
 
 func redact(msg string) string {
@@ -264,7 +272,21 @@ func (r *Records) Durable(ctx context.Context) error {
 		r.forgetCounts()
 	}
 	r.fence, r.verified, r.lost = cur, r.o.Now(), ""
+	if ev.known() {
+		r.evicted.Store(ev.count)
+	} else {
+		r.evicted.Store(-1)
+	}
 	return nil
+}
+
+// expire lets the verdict taken with fence go, so the next call takes one.
+func (r *Records) expire(fence string) {
+	r.mu.Lock()
+	if r.fence == fence {
+		r.verified = time.Time{}
+	}
+	r.mu.Unlock()
 }
 
 // lossFound starts the ERROR of a loss: how it was found.
@@ -326,8 +348,9 @@ func (r *Records) verify(ctx context.Context) (string, evictions, error) {
 	set := pipe.SetArgs(ctx, r.fenceKey(), fresh, redis.SetArgs{Mode: "NX"})
 	get := pipe.Get(ctx, r.fenceKey())
 	var base *redis.StringCmd
+	var baseSet *redis.StatusCmd
 	if ev.known() {
-		pipe.SetArgs(ctx, r.evictionsKey(), ev.baseline(fresh), redis.SetArgs{Mode: "NX"})
+		baseSet = pipe.SetArgs(ctx, r.evictionsKey(), ev.baseline(fresh), redis.SetArgs{Mode: "NX"})
 		base = pipe.Get(ctx, r.evictionsKey())
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -344,6 +367,9 @@ func (r *Records) verify(ctx context.Context) (string, evictions, error) {
 		if ev.base, err = base.Result(); err != nil && !errors.Is(err, redis.Nil) {
 			return "", ev, r.wrap(err)
 		}
+		// The fence was there (its SET NX did not take) and the baseline
+		// was not (its SET NX did).
+		ev.missing = set.Val() != "OK" && baseSet.Val() == "OK"
 	}
 	return fence, ev, nil
 }
@@ -645,17 +671,28 @@ func (r *Records) reserve(ctx context.Context, key string, rec idempotency.Recor
 	// found only by the call's next write, after its charge had gone out
 	// (an outside tester).
 	for verified := false; ; verified = true {
+		evicted := false
 		if fence, ok := r.trusted(); ok {
-			taken, fenced, err := r.reserveCounted(ctx, key, rec.Token, raw, ttl, fence, rewrite)
+			taken, fenced, more, err := r.reserveCounted(ctx, key, rec.Token, raw, ttl, fence, rewrite)
 			if err != nil || fenced {
 				return taken, err
 			}
+			evicted = more
 		}
-		if verified {
+		if verified && !evicted {
 			break
 		}
 		if err := r.Durable(ctx); err != nil && !(rewrite && errors.Is(err, idempotency.ErrLost)) {
 			return false, err
+		}
+		if verified {
+			if rewrite {
+				break // the record of a call that ran is written regardless
+			}
+			// Evictions again right after a verdict that passed them:
+			// that verdict (just taken) judged them, and nothing is
+			// taken on its word.
+			return false, fmt.Errorf("%w: redis at %s: keys were evicted while this reservation was made; retry", idempotency.ErrUnavailable, r.host)
 		}
 	}
 	// The record of a call that ran on a store that lost its data, or a
@@ -668,9 +705,25 @@ func (r *Records) reserve(ctx context.Context, key string, rec idempotency.Recor
 }
 
 // reserveCounted runs reserveFenced and lets go of what it took when the
-// fence moved or the count went back; fenced says the answer stands.
-func (r *Records) reserveCounted(ctx context.Context, key, token string, raw []byte, ttl time.Duration, fence string, rewrite bool) (taken, fenced bool, err error) {
-	taken, fenced, back, err := r.reserveFenced(ctx, key, token, raw, ttl, fence)
+// fence moved, the count went back or keys were evicted since the last
+// verdict (evicted: the cached verdict is then expired, and the caller's
+// Durable judges the evictions against the baseline); fenced says the
+// answer stands. A count of evictions that went down (a restart, CONFIG
+// RESETSTAT) keeps the reservation and expires the verdict, so the next
+// call takes the new baseline.
+func (r *Records) reserveCounted(ctx context.Context, key, token string, raw []byte, ttl time.Duration, fence string, rewrite bool) (taken, fenced, evicted bool, err error) {
+	taken, fenced, back, ev, err := r.reserveFenced(ctx, key, token, raw, ttl, fence)
+	if err == nil && fenced && ev >= 0 {
+		switch seen := r.evicted.Load(); {
+		case seen >= 0 && ev > seen:
+			// Before the writes judged: a loss outranks them.
+			fenced, evicted = false, true
+			r.expire(fence)
+		case seen >= 0 && ev < seen:
+			r.evicted.CompareAndSwap(seen, ev)
+			r.expire(fence)
+		}
+	}
 	if err == nil && fenced && back {
 		// The store lost writes this instance saw: a reservation is let
 		// go (by default), the record of a call that ran stays.
@@ -680,11 +733,11 @@ func (r *Records) reserveCounted(ctx context.Context, key, token string, raw []b
 	}
 	if taken && (err != nil || !fenced) {
 		if _, rerr := r.Release(ctx, key, token); rerr != nil {
-			return false, false, rerr
+			return false, false, evicted, rerr
 		}
 		taken = false
 	}
-	return taken, fenced, err
+	return taken, fenced, evicted, err
 }
 
 // trusted is the fence of a verdict still within Recheck, when there is one.
@@ -697,8 +750,10 @@ func (r *Records) trusted() (string, bool) {
 // reserveFenced reads the fence, runs the reservation and counts it, in one
 // round trip. fenced reports that the fence was still the verified one, so
 // taken is the answer; otherwise taken says whether the key was taken
-// regardless. back reports that the count of writes went back.
-func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []byte, ttl time.Duration, fence string) (taken, fenced, back bool, err error) {
+// regardless. back reports that the count of writes went back. ev is INFO
+// stats evicted_keys, read after the reservation (so evictions it caused
+// count), or -1 when it is not read or not told.
+func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []byte, ttl time.Duration, fence string) (taken, fenced, back bool, ev int64, err error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	s := reserveScript()
@@ -707,9 +762,20 @@ func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []by
 	cur := pipe.Get(ctx, r.fenceKey())
 	res := s.EvalSha(ctx, pipe, keys, token, raw, ms(ttl))
 	count := r.queueCount(ctx, pipe)
+	var stats *redis.StringCmd
+	if r.evicted.Load() >= 0 {
+		stats = pipe.Info(ctx, "stats")
+	}
 	_, _ = pipe.Exec(ctx)
+	ev = -1
+	if stats != nil {
+		// Refused or unparseable: not checked here (the verdict WARNs).
+		if n, err := strconv.ParseInt(infoField(stats.Val(), "evicted_keys"), 10, 64); err == nil {
+			ev = n
+		}
+	}
 	if err := cur.Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return false, false, false, r.wrap(err)
+		return false, false, false, ev, r.wrap(err)
 	}
 	fenced = cur.Val() == fence
 	if err := res.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
@@ -717,7 +783,7 @@ func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []by
 		// keeps data, not scripts). Run it again, loading it, if the fence
 		// still holds, and count it after.
 		if !fenced {
-			return false, false, false, nil
+			return false, false, false, ev, nil
 		}
 		back, _ = r.back(count)
 		res = s.Run(ctx, r.rdb, keys, token, raw, ms(ttl))
@@ -725,13 +791,13 @@ func (r *Records) reserveFenced(ctx context.Context, key, token string, raw []by
 	}
 	n, err := res.Int()
 	if err != nil {
-		return false, false, false, r.wrap(err)
+		return false, false, false, ev, r.wrap(err)
 	}
 	went, err := r.back(count)
 	if err != nil {
-		return n == 1, fenced, back, r.wrap(err) // taken, but not counted: the caller lets it go
+		return n == 1, fenced, back, ev, r.wrap(err) // taken, but not counted: the caller lets it go
 	}
-	return n == 1, fenced, back || went, nil
+	return n == 1, fenced, back || went, ev, nil
 }
 
 func (r *Records) Finish(ctx context.Context, key, token string, rec idempotency.Record, ttl time.Duration) (bool, error) {
