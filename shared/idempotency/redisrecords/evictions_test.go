@@ -148,10 +148,7 @@ func TestEvictedRecordsAreALoss(t *testing.T) {
 	require.ErrorIs(t, err, idempotency.ErrLost)
 	require.False(t, ok)
 	require.Contains(t, err.Error(), "cloudcall records reopen --reconciled")
-	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
-	require.NoError(t, err)
-	_, lost := idempotency.FenceLostAt(fence)
-	require.True(t, lost, fence)
+	requireFenceLost(t, a)
 
 	fresh := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
 	for _, r := range []*redisrecords.Records{warm, fresh} {
@@ -360,10 +357,7 @@ func TestEvictionsAreFoundAtTheNextReservation(t *testing.T) {
 		require.False(t, ok, k)
 		require.Zero(t, a.Exists(ctx, k).Val(), "%s was not taken again", k)
 	}
-	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
-	require.NoError(t, err)
-	_, lost := idempotency.FenceLostAt(fence)
-	require.True(t, lost, fence)
+	requireFenceLost(t, a)
 	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
 	require.Contains(t, logs.String(), "evicted")
 }
@@ -394,10 +388,7 @@ func TestAMissingBaselineAfterEvictionsIsALoss(t *testing.T) {
 		require.False(t, ok)
 	}
 	require.Zero(t, a.Exists(ctx, gone[0]).Val(), "not taken again")
-	fence, err := a.Get(ctx, "cloudcall:idem:fence").Result()
-	require.NoError(t, err)
-	_, lost := idempotency.FenceLostAt(fence)
-	require.True(t, lost, fence)
+	requireFenceLost(t, a)
 	require.Equal(t, 1, strings.Count(logs.String(), `"level":"ERROR"`), logs.String())
 	require.Contains(t, logs.String(), "baseline")
 }
@@ -450,4 +441,13 @@ func TestACountThatWentDownIsVerifiedAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasSuffix(base, "\t0"), "taken anew with the clock not moved: %s", base)
 	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+}
+
+// requireFenceLost checks that the store's fence records a loss.
+func requireFenceLost(t *testing.T, a *redis.Client) {
+	t.Helper()
+	fence, err := a.Get(context.Background(), "cloudcall:idem:fence").Result()
+	require.NoError(t, err)
+	_, lost := idempotency.FenceLostAt(fence)
+	require.True(t, lost, fence)
 }
