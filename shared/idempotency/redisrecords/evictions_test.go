@@ -341,15 +341,9 @@ func TestAFailoverToANodeThatEvictedBeforeIsNotAnEvictionLoss(t *testing.T) {
 // the verdict taken again finds the evictions, the loss is written into the
 // fence and said once, and no evicted key is taken again.
 func TestEvictionsAreFoundAtTheNextReservation(t *testing.T) {
-	srv := redisproc.Start(t, true)
 	ctx := context.Background()
-	clock := &testClock{now: time.Now()}
-	logs := &syncBuffer{}
-	warm := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
-	keys := charged(t, warm, "k", 40)
-	gone := evictBriefly(t, srv, keys)
-	require.NotEmpty(t, gone)
-	a := admin(t, srv)
+	e := evictedEpisode(t)
+	warm, gone, a, logs := e.warm, e.gone, e.admin, e.logs
 
 	for _, k := range gone {
 		ok, err := warm.Reserve(ctx, strings.TrimPrefix(k, "cloudcall:"), rec("again"), 24*time.Hour)
@@ -369,19 +363,12 @@ func TestEvictionsAreFoundAtTheNextReservation(t *testing.T) {
 // above 0 is a loss: found by an instance that never saw the store before,
 // and by the warm one whose reservation saw the evictions.
 func TestAMissingBaselineAfterEvictionsIsALoss(t *testing.T) {
-	srv := redisproc.Start(t, true)
 	ctx := context.Background()
-	clock := &testClock{now: time.Now()}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	warm := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
-	keys := charged(t, warm, "k", 40)
-	gone := evictBriefly(t, srv, keys)
-	require.NotEmpty(t, gone)
-	a := admin(t, srv)
+	e := evictedEpisode(t)
+	warm, gone, a, logs := e.warm, e.gone, e.admin, e.logs
 	require.NoError(t, a.Del(ctx, "cloudcall:idem:evictions").Err()) // as allkeys-lru, or a person, did
 
-	fresh := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: log, Now: clock.Now})
+	fresh := open(t, redisrecords.Options{URL: e.srv.URL(), Timeout: testTimeout, Log: e.log, Now: e.clock.Now})
 	for _, r := range []*redisrecords.Records{fresh, warm} {
 		ok, err := r.Reserve(ctx, strings.TrimPrefix(gone[0], "cloudcall:"), rec("again"), 24*time.Hour)
 		require.ErrorIs(t, err, idempotency.ErrLost)
@@ -450,4 +437,27 @@ func requireFenceLost(t *testing.T, a *redis.Client) {
 	require.NoError(t, err)
 	_, lost := idempotency.FenceLostAt(fence)
 	require.True(t, lost, fence)
+}
+
+// episode is a warm instance that charged 40 keys on its own Redis, some of
+// whose records were then evicted (evictBriefly).
+type episode struct {
+	srv   *redisproc.Server
+	clock *testClock
+	logs  *syncBuffer
+	log   *slog.Logger
+	warm  *redisrecords.Records
+	gone  []string
+	admin *redis.Client
+}
+
+func evictedEpisode(t *testing.T) episode {
+	t.Helper()
+	e := episode{srv: redisproc.Start(t, true), clock: &testClock{now: time.Now()}, logs: &syncBuffer{}}
+	e.log = slog.New(slog.NewJSONHandler(e.logs, nil))
+	e.warm = open(t, redisrecords.Options{URL: e.srv.URL(), Timeout: testTimeout, Log: e.log, Now: e.clock.Now})
+	e.gone = evictBriefly(t, e.srv, charged(t, e.warm, "k", 40))
+	require.NotEmpty(t, e.gone)
+	e.admin = admin(t, e.srv)
+	return e
 }
