@@ -103,12 +103,16 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return pack.Build(ctx, root, targets[0], filepath.Join(*bootstrapTo, "bootstrap"))
 	}
+	gover, err := pack.GoVersion(ctx, root)
+	if err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, t := range targets {
 		if !seen[t.Arch] {
 			// It sat silent for minutes at the first arm64 build.
 			seen[t.Arch] = true
-			fmt.Fprintf(stdout, "building for linux/%s (the first build for it compiles every dependency: a few minutes)\n", t.Arch)
+			fmt.Fprintf(stdout, "building for linux/%s with %s (the first build for it compiles every dependency: a few minutes)\n", t.Arch, gover)
 		}
 		start := time.Now()
 		path, sum, size, err := pack.Package(ctx, root, *dist, t)

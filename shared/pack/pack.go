@@ -58,11 +58,36 @@ func Build(ctx context.Context, moduleRoot string, t Target, out string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-tags", strings.Join(append([]string{"lambda.norpc"}, t.Tags...), ","),
 		"-ldflags", "-s -w -buildid=", "-o", out, "./functions/"+t.Function)
 	cmd.Dir = moduleRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+t.Arch, "GOFLAGS=-mod=readonly", "GOWORK=off") // as emulator.Build
+	cmd.Env = append(os.Environ(), buildEnv(t.Arch)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build %s for %s/%s: %w\n%s", t.Function, t.Platform, t.Arch, err, b)
 	}
 	return nil
+}
+
+// buildEnv is what a build sets over the builder's environment (as
+// emulator.Build does, and more): settings that change the bytes are pinned
+// to Go's defaults, so a shell (or `go env -w`) with GOAMD64=v3 or a
+// GOEXPERIMENT neither ships a binary that needs a newer CPU than the
+// platform promises nor breaks "the same source gives the same bytes" (an
+// outside tester: both changed the checksum, and nothing said so).
+func buildEnv(arch string) []string {
+	return []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + arch, "GOFLAGS=-mod=readonly", "GOWORK=off",
+		"GOAMD64=v1", "GOARM64=v8.0", "GOEXPERIMENT=", "GOFIPS140=off"}
+}
+
+// GoVersion is the toolchain a build uses (GOTOOLCHAIN may pick another
+// than the go on PATH): the bytes are the same for the same source and
+// the same toolchain.
+func GoVersion(ctx context.Context, moduleRoot string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "env", "GOVERSION")
+	cmd.Dir = moduleRoot
+	cmd.Env = append(os.Environ(), buildEnv("amd64")...)
+	b, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOVERSION: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // fixedTime is the zip timestamp of every entry (the zip epoch).
