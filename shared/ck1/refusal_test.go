@@ -389,6 +389,59 @@ func TestAnInstanceThatLostItsCopyWaitsForTheNewestPair(t *testing.T) {
 	require.Eventually(t, func() bool { _, err := b.Token(ctx); return err == nil }, 5*time.Second, 10*time.Millisecond, "b reads a's pair")
 }
 
+// Every copy of the refresh token refused (CK1 spent them all: an answer
+// lost, a revocation) and then the store emptied: each instance answered a
+// retryable -1501 "an instance holding the newest pair stores it again" for
+// good, though none held one (outside tester: 26,801 calls in 80 s). For a
+// hold it still waits for a restore; then it says to authorize again, and
+// presents nothing meanwhile.
+func TestNoPairStoredAgainWithinAHoldAnswersAuthorizeAgain(t *testing.T) {
+	r := newTokenRig(t)
+	a, b := r.instance(ck1sbx.DemoRefreshToken, ""), r.instance(ck1sbx.DemoRefreshToken, "")
+	ctx := context.Background()
+	for _, o := range []*ck1.OAuth{a, b} {
+		_, err := o.Token(ctx)
+		require.NoError(t, err)
+	}
+	r.sbx.RevokeRefreshTokens()
+	r.sbx.ExpireAccessTokens()
+	r.advance(2 * time.Hour)
+	require.NoError(t, r.kv.Delete(ctx, "ck1:oauth:"+ck1sbx.DemoClientID))
+	for _, o := range []*ck1.OAuth{a, b} {
+		_, err := o.Token(ctx)
+		require.ErrorContains(t, err, "a copy of the refresh token an instance kept was refused", "each copy presented once")
+	}
+	spent := r.sbx.Calls("refresh")
+	code := func(o *ck1.OAuth) (int, string) {
+		_, err := o.Token(ctx)
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		return e.Code, e.Reason
+	}
+	c, why := code(a) // a's first read of an empty store with nothing to present
+	require.Equal(t, envelope.CodeStoreUnavailable, c, "a restore may still come: retry")
+	require.Contains(t, why, "stores it again within 10 s")
+	r.advance(59 * time.Second)
+	c, _ = code(a)
+	require.Equal(t, envelope.CodeStoreUnavailable, c, "within the hold")
+	r.advance(time.Second)
+	c, why = code(a)
+	require.Equal(t, envelope.CodeConfig, c)
+	require.Contains(t, why, "has held no CK1 token state for 1m0s")
+	require.Contains(t, why, "authorize the app again and set a new CK1_REFRESH_TOKEN")
+	c, _ = code(b)
+	require.Equal(t, envelope.CodeStoreUnavailable, c, "b's own hold starts at its first empty read")
+	require.Equal(t, spent, r.sbx.Calls("refresh"), "nothing presented meanwhile")
+
+	// A state stored again (here: the refusal an instance records) ends
+	// the count: a's next loss waits a hold again.
+	require.NoError(t, r.kv.Set(ctx, "ck1:oauth:"+ck1sbx.DemoClientID, []byte(`{"refreshToken":"x","refused":"x","refusedAt":1}`), time.Hour))
+	_, _ = a.Token(ctx)
+	require.NoError(t, r.kv.Delete(ctx, "ck1:oauth:"+ck1sbx.DemoClientID))
+	c, _ = code(a)
+	require.Equal(t, envelope.CodeStoreUnavailable, c)
+}
+
 // An instance that took up a pair another wrote back after a store loss
 // (stale: it had been rotated) lost its own, newest, refresh token: CK1
 // refused the stale one, and every instance answered "authorize again" for

@@ -110,6 +110,12 @@ type OAuth struct {
 	// checked (unix ms) and restoring pace restore.
 	checked   atomic.Int64
 	restoring atomic.Bool
+	// lostSince (unix ms) is when this instance first found the store
+	// empty with nothing left to present (its copy refused, the seed
+	// spent); 0 once a state is found again. Past refusalHold it answers
+	// "authorize again": any instance holding a working pair would have
+	// stored it by then, and "retry" went on for good (outside tester).
+	lostSince atomic.Int64
 }
 
 // state is what the store keeps per client id.
@@ -414,6 +420,9 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
 			Reason: "the CK1 token state cannot be read from the shared store, so the single-use refresh token is not spent; retry when it is back", Err: err}
 	}
+	if st != nil {
+		a.lostSince.Store(0)
+	}
 	if a.good(st, a.o.Now()) {
 		a.keep(st)
 		return st.AccessToken, nil
@@ -479,7 +488,14 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			// The store lost the state, and this process knows the seed
 			// was spent: an instance holding the newest pair stores it
 			// again (restore), so this is an outage to retry, not the
-			// missing setting it read as.
+			// missing setting it read as. For a hold: after that, no
+			// instance holds one.
+			a.lostSince.CompareAndSwap(0, now.UnixMilli())
+			if lost := now.Sub(time.UnixMilli(a.lostSince.Load())); lost >= refusalHold {
+				return "", &envelope.Error{Code: envelope.CodeConfig, Reason: fmt.Sprintf(
+					"configuration: the shared store has held no CK1 token state for %s, no instance has stored its pair since (one that holds a working pair does within 10 s of its next call), and CK1_REFRESH_TOKEN was spent by this deployment before: every copy of the refresh token is spent or was refused; authorize the app again and set a new CK1_REFRESH_TOKEN (if an instance stores a working pair meanwhile, calls work again by themselves)",
+					lost.Round(time.Second))}
+			}
 			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
 				Reason: "the shared store holds no CK1 token state and CK1_REFRESH_TOKEN was spent by this deployment before: an instance holding the newest pair stores it again within 10 s of its next call; retry (if none does, authorize the app again and set a new CK1_REFRESH_TOKEN)"}
 		}
