@@ -287,13 +287,16 @@ func metricStat(id, metric, fn string, period int) *yaml.Node {
 func moneyAlarms(f registry.Function, id string) []*yaml.Node {
 	actions := []*yaml.Node{ref("AlarmTopicArn")}
 	rate := mapping("Type", "AWS::CloudWatch::Alarm", "Condition", "HasAlarms", "Properties", mapping(
-		"AlarmDescription", f.Name+": more than 1% of calls failed (errCode != 0) over 5 minutes, with at least 20 calls",
+		"AlarmDescription", f.Name+": more than 1% of calls failed in a way that is ours to fix (the faults metric: a timeout, an unreachable vendor, an outcome unknown, the store, the configuration, a bug) over 5 minutes, with at least 20 calls; bad input and failed caller authentication do not count",
 		"ComparisonOperator", "GreaterThanThreshold", "Threshold", 1, "EvaluationPeriods", 1,
 		"TreatMissingData", "notBreaching", "AlarmActions", actions,
 		"Metrics", []*yaml.Node{
-			metricStat("e", "errors", f.Name, 300),
+			// faults, not errors: errors counts -1101 too, so anyone
+			// could page the owner with 20 unsigned POSTs to the open
+			// route (an outside tester).
+			metricStat("e", "faults", f.Name, 300),
 			metricStat("i", "invocations", f.Name, 300),
-			mapping("Id", "rate", "Label", "error %", "ReturnData", true, "Expression", "IF(i >= 20, 100 * e / i, 0)"),
+			mapping("Id", "rate", "Label", "fault %", "ReturnData", true, "Expression", "IF(i >= 20, 100 * e / i, 0)"),
 		}))
 	unknown := mapping("Type", "AWS::CloudWatch::Alarm", "Condition", "HasAlarms", "Properties", mapping(
 		"AlarmDescription", f.Name+": an answer was -1304 (outcome unknown): reconcile with the vendor before any retry",
