@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/config"
+	"github.com/cloudcall/cloudcall/shared/descriptor"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
@@ -665,4 +666,25 @@ func TestEnvFileWithAByteOrderMark(t *testing.T) {
 	env, err := readEnvFile(f)
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"A": "1", "B": "two"}, env)
+}
+
+// After `cloudcall gen --aws-iam`, `gen --check` told the user to run
+// `make gen` and commit, which writes the open variant over the one they
+// chose (an outside tester). It now says which variant is there and how
+// to check it.
+func TestGenCheckRecognisesTheIAMVariant(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/x\n"), 0o644))
+	iam, err := descriptor.SAM(registry.All(), descriptor.SAMOptions{IAM: true})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "template.yaml"), iam, 0o644))
+	t.Chdir(dir)
+	code, _, stderr := runCLI("gen", "--check")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "template.yaml is the AWS_IAM variant (cloudcall gen --aws-iam) and up to date as such: check it with `cloudcall gen --check --aws-iam`")
+	require.NotContains(t, stderr, "template.yaml differs from the registry")
+	code, stdout, stderr := runCLI("gen", "--check", "--aws-iam")
+	require.Equal(t, 1, code, "the other files are missing here")
+	require.Contains(t, stdout, "template.yaml is up to date")
+	require.NotContains(t, stderr, "template.yaml")
 }
