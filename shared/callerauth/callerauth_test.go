@@ -240,6 +240,25 @@ func TestTimestampIsDigitsOnly(t *testing.T) {
 	require.Equal(t, int64(1796069000), a.Timestamp)
 }
 
+// A refusal repeats at most 40 bytes of a field name the caller wrote (the
+// cut marked, the length given): the header takes up to 16 KiB, and a
+// refusal quoting it whole was as long again.
+func TestARefusalQuotesAFieldNameInPart(t *testing.T) {
+	long := strings.Repeat("F", 10000)
+	cut := `"` + long[:40] + `…" (10000 bytes in all)`
+	for _, tc := range []struct{ name, header, want string }{
+		{"unknown field", "CLOUDCALL-HMAC-SHA256 KeyId=k," + long + "=1", "malformed Authorization header: unknown field " + cut},
+		{"no value", "CLOUDCALL-HMAC-SHA256 KeyId=k," + long, "malformed Authorization header: bad or repeated field " + cut},
+		{"short names whole", "CLOUDCALL-HMAC-SHA256 KeyId=k,Extra=1", `malformed Authorization header: unknown field "Extra"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := callerauth.Parse(tc.header)
+			require.ErrorIs(t, err, callerauth.ErrMalformed)
+			require.EqualError(t, err, tc.want)
+		})
+	}
+}
+
 // The Go transport does not send what it cannot sign.
 func TestTransportRefusesUnparseableQueries(t *testing.T) {
 	srv, calls := server(t)

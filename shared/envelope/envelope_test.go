@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -225,4 +226,28 @@ func TestFailureOfReadsBackFailure(t *testing.T) {
 	require.Equal(t, e.Upstream, got.Upstream)
 	require.Nil(t, FailureOf("demo", Success("demo", map[string]int{"n": 1}).Body))
 	require.Nil(t, FailureOf("demo", []byte("not json")))
+}
+
+// A refusal repeats at most MaxQuoted bytes of a value the caller sent,
+// cut on a rune boundary and saying how long it was: a 10,000-byte
+// Idempotency-Key header came back whole, a 10,195-byte answer (an outside
+// tester).
+func TestQuoteRepeatsAShortPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"short", "has space", `"has space"`},
+		{"exactly the bound", strings.Repeat("k", MaxQuoted), `"` + strings.Repeat("k", MaxQuoted) + `"`},
+		{"one past", strings.Repeat("k", MaxQuoted+1), `"` + strings.Repeat("k", MaxQuoted) + `…" (41 bytes in all)`},
+		{"10,000 bytes", strings.Repeat("k", 10000), `"` + strings.Repeat("k", MaxQuoted) + `…" (10000 bytes in all)`},
+		{"not cut inside a rune (39 bytes kept)", "k" + strings.Repeat("ключ", 20), `"k` + strings.Repeat("ключ", 4) + `клю…" (161 bytes in all)`},
+		{"control characters escaped", "a\tb", `"a\tb"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, Quote(tc.in))
+			require.LessOrEqual(t, len(Quote(tc.in)), MaxQuoted+len(`"…" (10000 bytes in all)`)+2)
+		})
+	}
+	require.Equal(t, "number "+strings.Repeat("1", MaxQuoted-len("number "))+"… (10007 bytes in all)", Clip("number "+strings.Repeat("1", 10000)))
+	require.Equal(t, "requestContext", Clip("requestContext"))
 }

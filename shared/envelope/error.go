@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -127,6 +128,30 @@ func clip(s string, n int) string {
 	}
 	return s[:i] + fmt.Sprintf("… (%d bytes in all)", len(s))
 }
+
+// MaxQuoted is how many bytes of a value the caller sent a refusal repeats
+// (a header, a member's name, a number as written).
+const MaxQuoted = 40
+
+// Quote is s quoted as a refusal repeats a value the caller sent: at most
+// MaxQuoted bytes of it, cut on a rune boundary, the cut marked and the
+// whole length given ("kkk…" (10000 bytes in all)). A 10,000-byte
+// Idempotency-Key header came back whole, in the answer and the log line
+// (an outside tester).
+func Quote(s string) string {
+	if len(s) <= MaxQuoted {
+		return strconv.Quote(s)
+	}
+	i := MaxQuoted
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return strconv.Quote(s[:i]+"…") + fmt.Sprintf(" (%d bytes in all)", len(s))
+}
+
+// Clip is s cut as Quote cuts it, unquoted: a name or a value shown as it
+// was read ("number 1111…").
+func Clip(s string) string { return clip(s, MaxQuoted) }
 
 // ConfigError says which configuration is missing or wrong, and what to set.
 func ConfigError(format string, args ...any) *Error {

@@ -442,7 +442,9 @@ func objectDuplicate(dec *jsontext.Decoder, path []string) (string, bool) {
 		name := tok.String()
 		for _, s := range seen {
 			if strings.EqualFold(s, name) {
-				return strings.Join(append(path, name), "."), true
+				// Cut: the name is the caller's (a 10,000-byte one
+				// given twice came back whole).
+				return strings.Join(append(path, envelope.Clip(name)), "."), true
 			}
 		}
 		seen = append(seen, name)
@@ -546,7 +548,9 @@ func badEvent(kind string, err error) error {
 	// Name the member and what it should hold, as the input's own errors do
 	// ("body: expected a string, got object"), not just the event's kind.
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
-		reason += fmt.Sprintf(": %s: expected %s, got %s", te.Field, envelope.DescribeType(te.Type), te.Value)
+		// Value is "number <as written>" for one out of the field's range:
+		// cut, as the caller wrote it.
+		reason += fmt.Sprintf(": %s: expected %s, got %s", te.Field, envelope.DescribeType(te.Type), envelope.Clip(te.Value))
 	}
 	return &envelope.Error{Code: envelope.CodeInvalidInput, Reason: reason, Err: err}
 }

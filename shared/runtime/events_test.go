@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -72,12 +73,19 @@ func TestDetectHeadersAndSource(t *testing.T) {
 }
 
 func TestDetectMalformedEvents(t *testing.T) {
+	long, digits := strings.Repeat("n", 10000), strings.Repeat("1", 10000)
 	for name, c := range map[string]struct{ payload, reason string }{
 		"bad base64":   {`{"version":"v1","rawPath":"/f","body":"%%%","isBase64Encoded":true,"requestContext":{"http":{"method":"POST"}}}`, "invalid input: isBase64Encoded is true but the body is not base64"},
 		"headers type": {`{"version":"2.0","rawPath":"/f","headers":[1],"requestContext":{}}`, "invalid input: malformed API Gateway v2 event: headers: expected an object, got array"},
 		"timer type":   {`{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":5}`, "invalid input: malformed FC timer event: payload: expected a string, got number"},
 		// It said only "malformed FC HTTP trigger event", naming no member.
 		"body an object": {`{"version":"v1","rawPath":"/f","body":{"a":1},"requestContext":{"http":{"method":"POST"}}}`, "invalid input: malformed FC HTTP trigger event: body: expected a string, got object"},
+		// What the caller wrote is repeated in part (envelope.MaxQuoted
+		// bytes): both came back whole, 10,000 bytes and more.
+		"a 10,000-byte name twice": {`{"version":"2.0","rawPath":"/f","requestContext":{"` + long + `":1,"` + long + `":2}}`,
+			"invalid input: malformed platform event: requestContext." + long[:40] + "… (10000 bytes in all) is given twice (names compared without regard to case, as the event is read)"},
+		"a 10,000-digit timeEpoch": {`{"version":"2.0","rawPath":"/f","requestContext":{"timeEpoch":` + digits + `}}`,
+			"invalid input: malformed API Gateway v2 event: requestContext.timeEpoch: expected an integer, got number " + digits[:33] + "… (10007 bytes in all)"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := Detect([]byte(c.payload))

@@ -363,7 +363,7 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 		if ce := in.HeaderValue("Content-Encoding"); ce != "" && !strings.EqualFold(strings.TrimSpace(ce), "identity") {
 			// A gzipped body is refused by its bytes; one that only claimed
 			// to be ran as if the header were not there (a user).
-			return envelope.Failure(h.Op.API, envelope.Invalid("", "Content-Encoding %q: compressed bodies are not accepted; send the JSON uncompressed, without Content-Encoding", ce))
+			return envelope.Failure(h.Op.API, envelope.Invalid("", "Content-Encoding %s: compressed bodies are not accepted; send the JSON uncompressed, without Content-Encoding", envelope.Quote(ce)))
 		}
 	}
 	if h.initErr != nil {

@@ -802,6 +802,12 @@ func TestAContentEncodingIsRefused(t *testing.T) {
 		require.Equal(t, float64(envelope.CodeInvalidInput), m["errCode"])
 		require.Contains(t, m["errMsg"], `Content-Encoding "`+enc+`": compressed bodies are not accepted; send the JSON uncompressed, without Content-Encoding`)
 	}
+	// A long one is quoted in part, and the message still says what to do
+	// (cut at 512 bytes, it ended inside the caller's value).
+	long := strings.Repeat("g", 10000)
+	code, m := post(long)
+	require.Equal(t, 400, code)
+	require.Equal(t, `test.echo:fail invalid input: Content-Encoding "`+long[:40]+`…" (10000 bytes in all): compressed bodies are not accepted; send the JSON uncompressed, without Content-Encoding`, m["errMsg"])
 	require.Equal(t, 0, s.calls)
 	for _, enc := range []string{"", "identity", "Identity"} {
 		code, m := post(enc)

@@ -356,10 +356,12 @@ func idempotencyKey(field string, h http.Header, platform bool) (string, *envelo
 	if strings.Contains(hk, ",") {
 		// FC and API Gateway deliver a repeated header as its values joined
 		// with commas: one key cannot be told from two.
-		return "", bad(fmt.Sprintf("%q holds a comma, as several headers joined by the platform do; send one key without commas (a key with a comma can go in idempotencyKey)", hk))
+		return "", bad(envelope.Quote(hk) + " holds a comma, as several headers joined by the platform do; send one key without commas (a key with a comma can go in idempotencyKey)")
 	}
 	if !keyText(hk) {
-		return "", bad(fmt.Sprintf("expected up to %d printable ASCII characters without spaces, got %q", maxKeyLen, hk))
+		// Quoted in part: the header is the caller's, up to the 16 KiB
+		// header limit, and a 10,000-byte key came back whole.
+		return "", bad(fmt.Sprintf("expected up to %d printable ASCII characters without spaces, got %s", maxKeyLen, envelope.Quote(hk)))
 	}
 	if field != "" && hk != "" && hk != field {
 		return "", &envelope.Error{Code: envelope.CodeInvalidInput, Field: "idempotencyKey",

@@ -143,6 +143,62 @@ func TestTheIdempotencyKeyHeaderFollowsTheFieldsRule(t *testing.T) {
 	require.Len(t, sbx.Charges("BFC-HDR"), 1)
 }
 
+// A refused Idempotency-Key header is quoted in part: its first 40 bytes,
+// the cut marked and its length given, in the answer and in the log line. A
+// 10,000-byte key came back whole, a 10,195-byte answer (an outside tester).
+func TestARefusedIdempotencyKeyHeaderIsQuotedInPart(t *testing.T) {
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	vars := sbx.Env(srv.URL)
+	vars["CLOUDCALL_CALLER_KEYS"] = replayKeyID + ":" + replaySecret
+	env := config.FromMap(vars)
+	var logs strings.Builder
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&logs, env), top.FactoryWith(idempotency.NewMemory(nil)))
+	require.NoError(t, err)
+	body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LONG","price":7,"type":2}}`
+	forty := strings.Repeat("k", 40)
+	for i, tc := range []struct {
+		name, key, errMsg string
+	}{
+		{"10,000 bytes", strings.Repeat("k", 10000),
+			`top.ascp.launchExtraCharge:fail invalid input: Idempotency-Key header: expected up to 128 printable ASCII characters without spaces, got "` + forty + `…" (10000 bytes in all)`},
+		{"10,000 bytes with a comma", strings.Repeat("k", 5000) + "," + strings.Repeat("k", 4999),
+			`top.ascp.launchExtraCharge:fail invalid input: Idempotency-Key header: "` + forty + `…" (10000 bytes in all) holds a comma, as several headers joined by the platform do; send one key without commas (a key with a comma can go in idempotencyKey)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs.Reset()
+			out := h.Invoke(context.Background(), signedCharge(t, body, "long-key-nonce-0123456789-"+string(rune('a'+i)), map[string][]string{"Idempotency-Key": {tc.key}}), runtime.Meta{})
+			var resp struct {
+				Status int    `json:"statusCode"`
+				Body   string `json:"body"`
+			}
+			require.NoError(t, json.Unmarshal(out, &resp))
+			require.Equal(t, 400, resp.Status)
+			var m map[string]any
+			require.NoError(t, json.Unmarshal([]byte(resp.Body), &m), resp.Body)
+			require.Equal(t, -1001.0, m["errCode"])
+			require.Equal(t, "idempotencyKey", m["field"])
+			require.Equal(t, tc.errMsg, m["errMsg"])
+			require.Len(t, m, 3, "errCode, errMsg and field: no key in force to echo")
+			require.Less(t, len(resp.Body), 400, "the answer was 10,195 bytes")
+
+			var line map[string]any
+			for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				require.Less(t, len(l), 1000, "a log line repeats no 10,000-byte key")
+				var x map[string]any
+				require.NoError(t, json.Unmarshal([]byte(l), &x), l)
+				if x["msg"] == "invocation" {
+					line = x
+				}
+			}
+			require.NotNil(t, line, logs.String())
+			require.Equal(t, strings.TrimPrefix(tc.errMsg, "top.ascp.launchExtraCharge:fail "), line["reason"])
+		})
+	}
+	require.Empty(t, sbx.Charges("BFC-LONG"))
+}
+
 // The charge's invocation line carries what reconciling needs (an outside
 // tester could not reconcile a -1304 from the logs): the key in force, TOP's
 // order id and request id on a charge, the key on a replay and on a -1304.
