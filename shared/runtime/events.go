@@ -254,6 +254,17 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		return nil, shape, &envelope.Error{Code: envelope.CodeInvalidInput,
 			Reason: fmt.Sprintf("invalid input: malformed platform event: %s is given twice (names compared without regard to case, as the event is read)", name)}
 	}
+	if shape == ShapeHTTPOther && p.RawPath != nil && len(p.RequestContext) > 0 {
+		// rawPath and requestContext are FC 3.0's and API Gateway v2's,
+		// told apart by version alone: another (a v2 event with "1.0",
+		// "v2" or "") was read as a broken FC event (an outside tester).
+		got := "none"
+		if p.Version != nil {
+			got = envelope.Quote(*p.Version)
+		}
+		return nil, shape, &envelope.Error{Code: envelope.CodeInvalidInput,
+			Reason: "invalid input: malformed platform event: version: expected \"v1\" (an FC 3.0 HTTP trigger event) or \"2.0\" (an API Gateway HTTP API v2 or function URL event) beside rawPath and requestContext, got " + got + "; no platform sends another (to invoke directly, send the input JSON without rawPath and requestContext)"}
+	}
 	switch shape {
 	case ShapeAPIGatewayV2:
 		var ev APIGatewayV2Event
@@ -467,10 +478,11 @@ func (p *probe) shape() Shape {
 	switch {
 	case p.RawPath != nil && len(p.RequestContext) > 0 && p.Version != nil && *p.Version == "2.0":
 		return ShapeAPIGatewayV2
-	case p.RawPath != nil && len(p.RequestContext) > 0:
+	case p.RawPath != nil && len(p.RequestContext) > 0 && p.Version != nil && *p.Version == "v1":
 		return ShapeFCHTTP
 	case len(p.HTTPMethod) > 0 || len(p.RequestContext) > 0:
-		// Before the timers: an event with any HTTP marker is a call to be
+		// rawPath and requestContext with another version land here, and
+		// detect refuses them. Before the timers: an event with any HTTP marker is a call to be
 		// signed, whatever timer keys it also carries (it ran unsigned).
 		return ShapeHTTPOther
 	case p.TriggerTime != nil && p.TriggerName != nil:

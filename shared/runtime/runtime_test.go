@@ -218,6 +218,74 @@ func TestInvokeShapes(t *testing.T) {
 	}
 }
 
+// rawPath and requestContext are FC 3.0's and API Gateway v2's, told apart
+// by version: "v1" and "2.0". An event with another version is refused
+// naming the version, what came and what is read; such a v2-shaped event
+// was read as a broken FC one ("requestContext.timeEpoch: expected a
+// string, got number", an outside tester). What the table in
+// docs/envelope.md recognises is answered as before.
+func TestAnEventOfAnUnknownVersionIsRefused(t *testing.T) {
+	anon := map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true"}
+	v2 := func(version any) []byte {
+		ev := map[string]any{"routeKey": "$default", "rawPath": "/echo", "rawQueryString": "", "body": `{"name":"a"}`, "isBase64Encoded": false,
+			"headers":        map[string]string{"content-type": "application/json"},
+			"requestContext": map[string]any{"requestId": "req-2", "timeEpoch": 1764771200000, "http": map[string]string{"method": "POST", "path": "/echo", "sourceIp": "10.0.0.2"}}}
+		if version != "absent" {
+			ev["version"] = version
+		}
+		b, err := json.Marshal(ev)
+		require.NoError(t, err)
+		return b
+	}
+	// API Gateway HTTP API payload 1.0: version "1.0", httpMethod, no rawPath.
+	payload10 := []byte(`{"version":"1.0","resource":"/echo","path":"/echo","httpMethod":"POST","headers":{"content-type":"application/json"},` +
+		`"multiValueHeaders":{"content-type":["application/json"]},"queryStringParameters":null,"multiValueQueryStringParameters":null,` +
+		`"requestContext":{"accountId":"111122223333","apiId":"api-id","domainName":"id.execute-api.us-east-1.amazonaws.com","domainPrefix":"id",` +
+		`"extendedRequestId":"x","httpMethod":"POST","identity":{"sourceIp":"10.0.0.4","userAgent":"ua"},"path":"/echo","protocol":"HTTP/1.1",` +
+		`"requestId":"req-4","requestTime":"03/Dec/2026:14:00:00 +0000","requestTimeEpoch":1764770400000,"resourceId":"POST /echo","resourcePath":"/echo","stage":"$default"},` +
+		`"pathParameters":null,"stageVariables":null,"body":"{\"name\":\"a\"}","isBase64Encoded":false}`)
+	refused := func(got string) string {
+		return `test.echo:fail invalid input: malformed platform event: version: expected "v1" (an FC 3.0 HTTP trigger event) or "2.0" (an API Gateway HTTP API v2 or function URL event) beside rawPath and requestContext, got ` + got + "; no platform sends another (to invoke directly, send the input JSON without rawPath and requestContext)"
+	}
+	long := strings.Repeat("9", 10000)
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		status  int
+		errMsg  string
+	}{
+		{`"1.0"`, v2("1.0"), 400, refused(`"1.0"`)},
+		{`"3.0"`, v2("3.0"), 400, refused(`"3.0"`)},
+		{`"v2"`, v2("v2"), 400, refused(`"v2"`)},
+		{`""`, v2(""), 400, refused(`""`)},
+		{`"V1"`, v2("V1"), 400, refused(`"V1"`)},
+		{`"2"`, v2("2"), 400, refused(`"2"`)},
+		{"absent", v2("absent"), 400, refused("none")},
+		{"null", v2(nil), 400, refused("none")},
+		{"10,000 bytes", v2(long), 400, refused(`"` + long[:40] + `…" (10000 bytes in all)`)},
+		// What the table recognises, answered as before.
+		{`"2.0"`, v2("2.0"), 200, "test.echo:ok"},
+		{`"v1" with v2's numeric timeEpoch: a broken FC event`, v2("v1"), 400, "test.echo:fail invalid input: malformed FC HTTP trigger event: requestContext.timeEpoch: expected a string, got number"},
+		{`"v1"`, fcHTTP(`{"name":"a"}`, false), 200, "test.echo:ok"},
+		{"HTTP API payload 1.0 (httpMethod, no rawPath)", payload10, 200, "test.echo:ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &seen{}
+			h, _ := newHandler(t, anon, s, nil)
+			r, m := decodeHTTP(t, h.Invoke(context.Background(), tc.payload, Meta{RequestID: "platform-req"}))
+			require.Equal(t, tc.status, r.StatusCode, m)
+			require.Equal(t, tc.errMsg, m["errMsg"])
+			if tc.status == 200 {
+				require.Equal(t, 1, s.calls)
+				require.Equal(t, envelope.TriggerHTTP, s.in.Trigger)
+				return
+			}
+			require.Equal(t, -1001.0, m["errCode"])
+			require.Equal(t, 0, s.calls, "a refused event runs nothing")
+		})
+	}
+}
+
 func TestInvokeHTTPEventFieldsReachTheOperation(t *testing.T) {
 	s := &seen{}
 	h, _ := newHandler(t, map[string]string{"CLOUDCALL_ALLOW_ANONYMOUS": "true", "CLOUDCALL_FUNCTION": "echo"}, s, nil)
