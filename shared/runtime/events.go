@@ -114,10 +114,12 @@ type APIGatewayV2Event struct {
 		} `json:"http"`
 		TimeEpoch int64 `json:"timeEpoch"`
 		// Authorizer.IAM is there only when API Gateway or the function
-		// URL verified the caller's SigV4 signature (AWS_IAM).
+		// URL verified the caller's SigV4 signature (AWS_IAM), and then
+		// with the signer's accessKey and userArn always filled.
 		Authorizer *struct {
 			IAM *struct {
-				UserARN string `json:"userArn"`
+				AccessKey string `json:"accessKey"`
+				UserARN   string `json:"userArn"`
 			} `json:"iam"`
 		} `json:"authorizer,omitempty"`
 	} `json:"requestContext"`
@@ -277,6 +279,13 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 		}
 		in.RequestID = ev.RequestContext.RequestID
 		if a := ev.RequestContext.Authorizer; a != nil && a.IAM != nil {
+			// The event is believed only as API Gateway writes it: an
+			// "iam":{} counted as a verified caller and ran the charge
+			// unsigned (an outside tester).
+			if missing := iamMissing(a.IAM.AccessKey, a.IAM.UserARN); missing != "" {
+				return nil, ShapeAPIGatewayV2, &envelope.Error{Code: envelope.CodeUnauthenticated,
+					Reason: "unauthenticated: requestContext.authorizer.iam has no " + missing + "; API Gateway fills accessKey and userArn for every call it verified with AWS_IAM, so this is no call it verified, and nothing ran"}
+			}
 			in.PlatformCaller = "aws-iam:" + a.IAM.UserARN
 		}
 		in.Event, in.EventPayload = `an API Gateway v2 event (it has version "2.0", rawPath and requestContext), whose input is its body`, trimmed
@@ -364,6 +373,20 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 			Event: `a schedule event (it has source "cloudcall.schedule"), whose input is its payload`, EventPayload: trimmed}, ShapeSchedule, nil
 	}
 	return direct, ShapeDirect, nil
+}
+
+// iamMissing names what an AWS_IAM authorizer's description lacks of what
+// API Gateway always fills, "" when nothing.
+func iamMissing(accessKey, userARN string) string {
+	switch {
+	case accessKey == "" && userARN == "":
+		return "accessKey and no userArn"
+	case accessKey == "":
+		return "accessKey"
+	case userARN == "":
+		return "userArn"
+	}
+	return ""
 }
 
 // agree is the event's method, own (the one its shape reads), when every

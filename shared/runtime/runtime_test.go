@@ -186,6 +186,7 @@ func TestInvokeShapes(t *testing.T) {
 		{"apigw v2 refused by default", nil, apigwV2(`{"name":"a"}`), true, 401, -1101, 0, ""},
 		{"apigw v2 with AWS_IAM runs without our signature", nil, apigwV2IAM(`{"name":"a"}`), true, 200, 0, 1, envelope.TriggerHTTP},
 		{"apigw v2 with AWS_IAM and caller keys set", map[string]string{"CLOUDCALL_CALLER_KEYS": "k:0123456789abcdef0123"}, apigwV2IAM(`{"name":"a"}`), true, 200, 0, 1, envelope.TriggerHTTP},
+		{"apigw v2 with an empty AWS_IAM description is not believed", nil, []byte(strings.Replace(string(apigwV2(`{"name":"a"}`)), `"requestContext":{`, `"requestContext":{"authorizer":{"iam":{}},`, 1)), true, 401, -1101, 0, ""},
 		{"an FC event claiming an authorizer is not believed", nil, []byte(strings.Replace(string(fcHTTP(`{"name":"a"}`, false)), `"requestContext":{`, `"requestContext":{"authorizer":{"iam":{"userArn":"x"}},`, 1)), true, 401, -1101, 0, ""},
 		{"fc timer", nil, []byte(`{"triggerTime":"2024-01-01T00:00:00Z","triggerName":"t","payload":"{\"name\":\"tick\"}"}`), false, 0, 0, 1, envelope.TriggerTimer},
 		{"eventbridge", nil, []byte(`{"version":"0","detail-type":"Scheduled Event","source":"aws.events","detail":{"name":"tick"}}`), false, 0, 0, 1, envelope.TriggerTimer},

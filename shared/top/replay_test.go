@@ -143,6 +143,75 @@ func TestTheIdempotencyKeyHeaderFollowsTheFieldsRule(t *testing.T) {
 	require.Len(t, sbx.Charges("BFC-HDR"), 1)
 }
 
+// apigwV2Charge is an API Gateway v2 event of a charge with authorizer as
+// its requestContext.authorizer (left out when nil), signed by SigV4 as
+// far as the function can see: no bundle signature.
+func apigwV2Charge(t *testing.T, body string, authorizer any) []byte {
+	t.Helper()
+	path := "/top-launch-extra-charge"
+	rc := map[string]any{"requestId": "req-iam", "http": map[string]string{"method": "POST", "path": path, "sourceIp": "10.0.0.3"}}
+	if authorizer != nil {
+		rc["authorizer"] = authorizer
+	}
+	ev, err := json.Marshal(map[string]any{"version": "2.0", "routeKey": "POST " + path, "rawPath": path, "rawQueryString": "", "body": body, "isBase64Encoded": false,
+		"headers":        map[string]string{"content-type": "application/json", "authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261203/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"},
+		"requestContext": rc})
+	require.NoError(t, err)
+	return ev
+}
+
+// A call runs without a bundle signature only when its event carries what
+// API Gateway fills for every call it verified with AWS_IAM: accessKey and
+// userArn. "iam":{} ran the charge unsigned (an outside tester); "iam":
+// null and other authorizers (Lambda, JWT) were refused already.
+func TestOnlyAFullIAMAuthorizerStandsForASignature(t *testing.T) {
+	sbx, hs := twoInstances(t)
+	const arn = "arn:aws:iam::111122223333:user/backend"
+	refused := func(missing string) string {
+		return "top.ascp.launchExtraCharge:fail unauthenticated: requestContext.authorizer.iam has no " + missing +
+			"; API Gateway fills accessKey and userArn for every call it verified with AWS_IAM, so this is no call it verified, and nothing ran"
+	}
+	unsigned := "top.ascp.launchExtraCharge:fail unauthenticated: malformed Authorization header: expected the CLOUDCALL-HMAC-SHA256 scheme" // SigV4's
+	iam := func(m map[string]any) map[string]any { return map[string]any{"iam": m} }
+	for i, tc := range []struct {
+		name       string
+		authorizer any
+		errMsg     string
+	}{
+		{"iam {}", iam(map[string]any{}), refused("accessKey and no userArn")},
+		{"accessKey missing", iam(map[string]any{"accountId": "111122223333", "userArn": arn}), refused("accessKey")},
+		{"accessKey empty", iam(map[string]any{"accessKey": "", "userArn": arn}), refused("accessKey")},
+		{"accessKey null", iam(map[string]any{"accessKey": nil, "userArn": arn}), refused("accessKey")},
+		{"userArn missing", iam(map[string]any{"accessKey": "AKIDEXAMPLE", "accountId": "111122223333"}), refused("userArn")},
+		{"userArn empty", iam(map[string]any{"accessKey": "AKIDEXAMPLE", "userArn": ""}), refused("userArn")},
+		{"both empty", iam(map[string]any{"accessKey": "", "userArn": ""}), refused("accessKey and no userArn")},
+		// Refused before too: no IAM description, so the bundle's signature is asked for.
+		{"iam null", iam(nil), unsigned},
+		{"a Lambda authorizer", map[string]any{"lambda": map[string]any{"userArn": arn}}, unsigned},
+		{"a JWT authorizer", map[string]any{"jwt": map[string]any{"claims": map[string]string{"sub": "x"}, "scopes": nil}}, unsigned},
+		{"no authorizer", nil, unsigned},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			order := "BFC-IAM-" + string(rune('a'+i))
+			body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"` + order + `","price":7,"type":2},"idempotencyKey":"iam-` + order + `"}`
+			st, m := answer(t, hs[i%2], apigwV2Charge(t, body, tc.authorizer))
+			require.Equal(t, 401, st, m)
+			require.Equal(t, -1101.0, m["errCode"], m)
+			require.Equal(t, tc.errMsg, m["errMsg"])
+			require.Empty(t, sbx.Charges(order), "the charge's sandbox sees no call")
+		})
+	}
+
+	// As API Gateway writes it: accepted, as before.
+	body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-IAM-OK","price":7,"type":2},"idempotencyKey":"iam-ok"}`
+	st, m := answer(t, hs[0], apigwV2Charge(t, body, iam(map[string]any{"accessKey": "AKIDEXAMPLE", "accountId": "111122223333",
+		"callerId": "AIDAEXAMPLE", "cognitoIdentity": nil, "principalOrgId": nil, "userArn": arn, "userId": "AIDAEXAMPLE"})))
+	require.Equal(t, 200, st, m)
+	require.Equal(t, 0.0, m["errCode"], m)
+	require.Equal(t, "iam-ok", m["idempotencyKey"])
+	require.Len(t, sbx.Charges("BFC-IAM-OK"), 1)
+}
+
 // A refused Idempotency-Key header is quoted in part: its first 40 bytes,
 // the cut marked and its length given, in the answer and in the log line. A
 // 10,000-byte key came back whole, a 10,195-byte answer (an outside tester).
