@@ -248,13 +248,47 @@ function platformRequestId(headers) {
   return headers.get('x-fc-request-id') || headers.get('x-amzn-requestid') || headers.get('apigw-requestid') || undefined;
 }
 
-function retryAfterSeconds(res, env) {
-  const h = res.headers.get('retry-after');
-  if (h !== null && /^\d+$/.test(h.trim())) return Number(h.trim());
-  if (h !== null) {
-    const at = Date.parse(h);
-    if (!Number.isNaN(at)) return Math.max(0, Math.ceil((at - Date.now()) / 1000));
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const MON = MONTHS.join('|');
+const DAY = 'Mon|Tue|Wed|Thu|Fri|Sat|Sun';
+// The three HTTP-date forms of RFC 9110 §5.6.7, as Go's http.ParseTime reads
+// them: IMF-fixdate, then the obsolete RFC 850 and asctime forms. Date.parse
+// is no parser for them: V8 reads "-1" as 2001-01-01 and "2.5" as
+// 2001-02-05, so a gateway's invalid Retry-After became a wait of 0 and was
+// retried at once (an outside tester).
+const HTTP_DATES = [
+  [new RegExp(`^(?:${DAY}), (\\d{2}) (${MON}) (\\d{4}) (\\d{2}):(\\d{2}):(\\d{2}) GMT$`), (m) => [m[3], m[2], m[1], m[4], m[5], m[6]]],
+  [new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\\d{2})-(${MON})-(\\d{2}) (\\d{2}):(\\d{2}):(\\d{2}) GMT$`), (m) => [m[3], m[2], m[1], m[4], m[5], m[6]]],
+  [new RegExp(`^(?:${DAY}) (${MON}) ( \\d|\\d{2}) (\\d{2}):(\\d{2}):(\\d{2}) (\\d{4})$`), (m) => [m[6], m[1], m[2], m[3], m[4], m[5]]],
+];
+
+// httpDate is the time an HTTP-date names in ms, or undefined for anything else.
+function httpDate(h) {
+  for (const [re, parts] of HTTP_DATES) {
+    const m = re.exec(h);
+    if (!m) continue;
+    const [y, mon, d, hh, mm, ss] = parts(m);
+    let year = Number(y);
+    if (y.length === 2) year += year >= 69 ? 1900 : 2000; // as Go reads a two-digit year
+    const month = MONTHS.indexOf(mon);
+    const day = Number(d.trim());
+    if (Number(hh) > 23 || Number(mm) > 59 || Number(ss) > 59) return undefined;
+    const t = Date.UTC(year, month, day, Number(hh), Number(mm), Number(ss));
+    // 31 Feb rolls over into March: no such date.
+    if (new Date(t).getUTCDate() !== day) return undefined;
+    return t;
   }
+  return undefined;
+}
+
+// retryAfterSeconds reads Retry-After as RFC 9110 allows it (delay-seconds:
+// digits only, or an HTTP-date) and anything else as absent, as the Go client
+// does; without a usable header, the envelope's retryAfter.
+function retryAfterSeconds(res, env) {
+  const h = res.headers.get('retry-after')?.trim();
+  if (h !== undefined && /^\d+$/.test(h)) return Number(h);
+  const at = h === undefined ? undefined : httpDate(h);
+  if (at !== undefined) return Math.max(0, Math.ceil((at - Date.now()) / 1000));
   if (env && Number.isInteger(env.retryAfter) && env.retryAfter >= 0) return env.retryAfter;
   return undefined;
 }

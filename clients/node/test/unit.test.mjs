@@ -176,6 +176,49 @@ describe('retries', () => {
     }
   });
 
+  // An outside tester: "2.5" and "-1" went through Date.parse (V8 reads them
+  // as dates in 2001), so a gateway's 429 was retried at once, 6 requests in
+  // 700 ms, and the caller was told retryAfter 0. RFC 9110 allows digits or
+  // an HTTP-date; anything else is no Retry-After, as in the Go client.
+  it('a Retry-After that is neither delay-seconds nor an HTTP-date is absent: no retry, no retryAfter', async () => {
+    for (const h of ['2.5', '-1', '+1', '1e1', '0x10', 'soon', '2026-12-03T10:00:00Z', 'Mon, 30 Feb 2026 00:00:00 GMT',
+      'Mon, 01 Jan 2001 00:00:00 UTC', 'Monday, 01-Jan-01 24:00:00 GMT', 'Jan 1 2001']) {
+      const f = await fake((req, res) => json(res, 429, { message: 'Too Many Requests' }, { 'retry-after': h }));
+      try {
+        const err = await rejected(f.client({ maxRetries: 5 }).openapi.logistics.getQuota(quota));
+        assert.equal(err.errCode, -1201, h);
+        assert.equal(err.retryAfter, undefined, h);
+        assert.equal(f.seen.length, 1, h);
+      } finally {
+        await f.close();
+      }
+    }
+  });
+
+  it('a Retry-After in each HTTP-date form of RFC 9110 is waited out', async () => {
+    // All past: a wait of 0, then the retry that answers.
+    for (const h of ['Sun, 06 Nov 1994 08:49:37 GMT', 'Sunday, 06-Nov-94 08:49:37 GMT', 'Sun Nov  6 08:49:37 1994', 'Sat Nov 16 08:49:37 1994']) {
+      const f = await fake((req, res, body, n) => (n === 1 ? json(res, 429, { message: 'Too Many Requests' }, { 'retry-after': h }) : ok(res)));
+      try {
+        const out = await f.client().openapi.logistics.getQuota(quota);
+        assert.equal(out.quotaNum, 7, h);
+        assert.equal(f.seen.length, 2, h);
+      } finally {
+        await f.close();
+      }
+    }
+    // A minute ahead: past maxRetryWaitMs, so it rejects at once with the wait.
+    const at = new Date(Date.now() + 60_000).toUTCString();
+    const f = await fake((req, res) => json(res, 429, { message: 'Too Many Requests' }, { 'retry-after': at }));
+    try {
+      const err = await rejected(f.client().openapi.logistics.getQuota(quota));
+      assert.ok(err.retryAfter >= 59 && err.retryAfter <= 60, `retryAfter ${err.retryAfter}`);
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('a redirect is never followed nor retried', async () => {
     const f = await fake((req, res) => { res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' }); res.end(); });
     try {
