@@ -220,7 +220,8 @@ export interface InboundBoxInput {
   /**
    * Handling point (处理点). At most 30 characters, counted as JSON Schema counts them (Unicode code
    * points); CK1 does not say its unit, and a .NET service counting UTF-16 units would take 15
-   * characters outside the BMP (emoji), so CK1 judges those.
+   * characters outside the BMP (emoji), so CK1 judges those. Sent as given: absent is left out, "" is
+   * sent as "".
    */
   locationId?: string;
   /** The boxes (箱子列表, Collection of InboundBox). Required; CK1 states no maximum count. */

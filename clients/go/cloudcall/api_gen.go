@@ -57,14 +57,15 @@ type InboundBoxInputBoxesItem struct {
 // documents no maximum number of boxes and no minimum size, so none is applied.
 type InboundBoxInput struct {
 	// Shipping service code (发货服务代码). Sent as given: absent is left out, "" is sent as "".
-	ServiceCode string `json:"serviceCode,omitempty"`
+	ServiceCode *string `json:"serviceCode,omitempty"`
 	// Warehouse code (仓库代号). Required; CK1 documents a length of 0 to 10, so an empty code is
 	// sent and CK1 answers for it.
 	WarehouseID string `json:"warehouseId"`
 	// Handling point (处理点). At most 30 characters, counted as JSON Schema counts them (Unicode
 	// code points); CK1 does not say its unit, and a .NET service counting UTF-16 units would take 15
-	// characters outside the BMP (emoji), so CK1 judges those.
-	LocationID string `json:"locationId,omitempty"`
+	// characters outside the BMP (emoji), so CK1 judges those. Sent as given: absent is left out, ""
+	// is sent as "".
+	LocationID *string `json:"locationId,omitempty"`
 	// The boxes (箱子列表, Collection of InboundBox). Required; CK1 states no maximum count.
 	Boxes []InboundBoxInputBoxesItem `json:"boxes"`
 	// Also return the services that could not price the boxes (是否返回计价失败的服务).

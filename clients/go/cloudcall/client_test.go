@@ -1082,3 +1082,40 @@ func TestCodesAreTheEnvelopes(t *testing.T) {
 		require.Equal(t, want, got)
 	}
 }
+
+// CK1's serviceCode and locationId are sent to CK1 as given, "" included:
+// the Go client sends "" as "" and nil as nothing, as Node sends ” and no
+// field (an outside tester: both were string with omitempty, and "" was
+// dropped).
+func TestCK1EmptyStringsGoOutAsGiven(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		service, loc  *string
+		want, missing []string
+	}{
+		{"empty", new(""), new(""), []string{`"serviceCode":""`, `"locationId":""`}, nil},
+		{"absent", nil, nil, nil, []string{`serviceCode`, `locationId`}},
+		{"given", new("USSEA"), new("SZ"), []string{`"serviceCode":"USSEA"`, `"locationId":"SZ"`}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bodies := make(chan string, 1)
+			srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+				b, _ := io.ReadAll(r.Body)
+				bodies <- string(b)
+				_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"ck1.pricing.inboundBox:ok","services":[]}`))
+			})
+			_, err := client(t, srv.URL, secret).CK1.Pricing.InboundBox(context.Background(), cloudcall.InboundBoxInput{
+				ServiceCode: tc.service, WarehouseID: "US", LocationID: tc.loc,
+				Boxes: []cloudcall.InboundBoxInputBoxesItem{{Weight: 1200, Length: num("30"), Width: num("20"), Height: num("15"), Quantity: 2}}})
+			require.NoError(t, err)
+			require.Equal(t, 1, n())
+			body := <-bodies
+			for _, w := range tc.want {
+				require.Contains(t, body, w)
+			}
+			for _, m := range tc.missing {
+				require.NotContains(t, body, m)
+			}
+		})
+	}
+}
