@@ -13,7 +13,7 @@
 const getBuiltin = globalThis.process?.getBuiltinModule;
 const { createHash, createHmac, randomBytes } = getBuiltin?.('node:crypto') ?? require('node:crypto');
 const { setTimeout: sleep } = getBuiltin?.('node:timers/promises') ?? require('node:timers/promises');
-const { functions } = require('./api.cjs');
+const { functions, outputs } = require('./api.cjs');
 
 const SCHEME = 'CLOUDCALL-HMAC-SHA256';
 const DEFAULTS = Object.freeze({ timeoutMs: 15000, maxRetries: 2, maxRetryWaitMs: 10000 });
@@ -293,6 +293,52 @@ function retryAfterSeconds(res, env) {
   return undefined;
 }
 
+// shapeProblem is the first place a success answer departs from what its
+// output schema requires (api.cjs, generated): a required field missing
+// ("quotaNum: required, missing") or a field of another JSON type
+// ("quotaNum: expected an integer, got a string"); undefined when none. The
+// words and the order are the Go client's, from the same schema: an answer
+// without quotaNum resolved with quotaNum undefined, and "210" as a string
+// (an outside tester).
+function shapeProblem(v, s, path) {
+  if (!s || !s.type) return undefined;
+  const at = path === '' ? 'the answer' : path;
+  const article = (t) => (['object', 'array', 'integer'].includes(t) ? 'an ' : 'a ') + t;
+  if (v === null) return s.null ? undefined : `${at}: expected ${article(s.type)}, got null`;
+  const isObject = typeof v === 'object' && !Array.isArray(v);
+  const holds = {
+    object: isObject, array: Array.isArray(v), string: typeof v === 'string', boolean: typeof v === 'boolean',
+    number: typeof v === 'number', integer: Number.isInteger(v),
+  }[s.type] ?? true;
+  if (!holds) {
+    const kind = Array.isArray(v) ? 'an array' : isObject ? 'an object' : 'a ' + typeof v;
+    return `${at}: expected ${article(s.type)}, got ${kind}`;
+  }
+  const join = (k) => (path === '' ? k : `${path}.${k}`);
+  if (isObject) {
+    for (const r of s.required ?? []) if (!Object.hasOwn(v, r)) return `${join(r)}: required, missing`;
+    const props = s.properties ?? {};
+    for (const [k, ps] of Object.entries(props)) {
+      if (!Object.hasOwn(v, k)) continue;
+      const p = shapeProblem(v[k], ps, join(k));
+      if (p) return p;
+    }
+    if (s.values) {
+      for (const k of Object.keys(v).filter((k) => !Object.hasOwn(props, k)).sort()) {
+        const p = shapeProblem(v[k], s.values, join(k));
+        if (p) return p;
+      }
+    }
+  }
+  if (Array.isArray(v) && s.items) {
+    for (let i = 0; i < v.length; i++) {
+      const p = shapeProblem(v[i], s.items, `${path}[${i}]`);
+      if (p) return p;
+    }
+  }
+  return undefined;
+}
+
 function envelopeError(fn, env, res, attempts) {
   return new CloudCallError({
     errCode: env.errCode, errMsg: env.errMsg, field: env.field, retryAfter: env.retryAfter, upstream: env.upstream,
@@ -484,7 +530,19 @@ async function call(o, fn, input, callOpts = {}) {
       // proof that it charged.
       const isEnvelope = env && typeof env === 'object' && Number.isInteger(env.errCode) && typeof env.errMsg === 'string' &&
         env.errMsg.startsWith(fn.api + ':') && (env.errCode !== 0 || (res.status >= 200 && res.status < 300 && env.errMsg === fn.api + ':ok'));
-      if (isEnvelope && env.errCode === 0) return env;
+      if (isEnvelope && env.errCode === 0) {
+        const problem = shapeProblem(env, outputs[fn.function], '');
+        if (problem === undefined) return env;
+        const requestId = platformRequestId(res.headers);
+        if (fn.idempotent) {
+          // errCode 0: it charged, and this client cannot read how. The key
+          // lets the caller reconcile (a repeat answers the same).
+          const key = typeof env.idempotencyKey === 'string' && env.idempotencyKey !== '' ? env.idempotencyKey : keyInForce;
+          throw clientError(fn, ErrCode.OutcomeUnknown, `the function answered errCode 0 (done) in a shape this client's types do not hold (${problem}); reconcile with the idempotency key`,
+            { status: res.status, requestId, attempts: attempt, idempotencyKey: key });
+        }
+        throw clientError(fn, ErrCode.Unreadable, `the answer does not match the generated type: ${problem}`, { status: res.status, requestId, attempts: attempt });
+      }
       if (isEnvelope && typeof env.idempotencyKey === 'string' && env.idempotencyKey !== '') keyInForce = env.idempotencyKey;
       if (res.status === 429) {
         // The function's 429, or a platform's or gateway's throttle (no

@@ -33,6 +33,7 @@ type fn struct {
 	path       []string // namespace segments, then the method
 	typePrefix string   // GetQuota, InboundBox, ...
 	idempotent bool     // a write whose input takes idempotencyKey: never retried on transport failures
+	output     *shape   // what a success answer must hold (both clients check it)
 }
 
 // Generate renders every client file. The result is deterministic: the same
@@ -59,7 +60,11 @@ func Generate(fns []Function) (map[string][]byte, error) {
 		}
 		seen[prefix] = f.Name
 		_, idem := in.Properties["idempotencyKey"]
-		all = append(all, &fn{Function: f, in: in, out: out, path: path, typePrefix: prefix, idempotent: idem})
+		sh, err := shapeOf(resolver{root: out}, out, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s output schema: %w", f.Name, err)
+		}
+		all = append(all, &fn{Function: f, in: in, out: out, path: path, typePrefix: prefix, idempotent: idem, output: sh})
 	}
 	ts, err := typescript(all)
 	if err != nil {
@@ -87,6 +92,12 @@ func nodeAPI(fns []*fn) []byte {
 		fmt.Fprintf(&b, "  Object.freeze({ api: %s, function: %s, idempotent: %t }),\n", jsString(f.API), jsString(f.Name), f.idempotent)
 	}
 	b.WriteString("]);\n")
+	b.WriteString("// What each function's success answer must hold, from its output schema: the JSON\n// type of each field and the fields it requires (index.cjs checks an answer against it).\n")
+	b.WriteString("exports.outputs = Object.freeze({\n")
+	for _, f := range fns {
+		fmt.Fprintf(&b, "  %s: %s,\n", jsString(f.Name), f.output.js())
+	}
+	b.WriteString("});\n")
 	return []byte(b.String())
 }
 

@@ -28,9 +28,9 @@ func golang(fns []*fn) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.WriteString("// functions lists the callable functions in registry order.\nfunc functions() []function {\n\treturn []function{\n")
+	b.WriteString("// functions lists the callable functions in registry order, each with what its\n// success answer must hold (from the output schema's types and required).\nfunc functions() []function {\n\treturn []function{\n")
 	for _, f := range fns {
-		fmt.Fprintf(&b, "\t\t{API: %q, Name: %q, Idempotent: %t},\n", f.API, f.Name, f.idempotent)
+		fmt.Fprintf(&b, "\t\t{API: %q, Name: %q, Idempotent: %t,\n\t\t\tOutput: %s},\n", f.API, f.Name, f.idempotent, f.output.goLit())
 	}
 	b.WriteString("\t}\n}\n\n")
 	// The namespaces: Client.OpenAPI.Logistics.GetQuota(...).

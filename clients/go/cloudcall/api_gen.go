@@ -290,13 +290,18 @@ type LaunchExtraChargeOutput struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 }
 
-// functions lists the callable functions in registry order.
+// functions lists the callable functions in registry order, each with what its
+// success answer must hold (from the output schema's types and required).
 func functions() []function {
 	return []function{
-		{API: "openapi.logistics.getQuota", Name: "logistics-get-quota", Idempotent: false},
-		{API: "ck1.pricing.inboundBox", Name: "ck1-pricing-inbound-box", Idempotent: false},
-		{API: "cams.queryChatappBindWaba", Name: "cams-query-chatapp-bind-waba", Idempotent: false},
-		{API: "top.ascp.launchExtraCharge", Name: "top-launch-extra-charge", Idempotent: true},
+		{API: "openapi.logistics.getQuota", Name: "logistics-get-quota", Idempotent: false,
+			Output: &shape{Type: "object", Required: []string{"errCode", "errMsg", "quotaNum"}, Props: []prop{{"errCode", &shape{Type: "integer"}}, {"errMsg", &shape{Type: "string"}}, {"quotaNum", &shape{Type: "integer"}}}}},
+		{API: "ck1.pricing.inboundBox", Name: "ck1-pricing-inbound-box", Idempotent: false,
+			Output: &shape{Type: "object", Required: []string{"errCode", "errMsg", "services"}, Props: []prop{{"errCode", &shape{Type: "integer"}}, {"errMsg", &shape{Type: "string"}}, {"services", &shape{Type: "array", Items: &shape{Type: "object", Required: []string{"serviceCode", "serviceName", "success", "message", "chargeInfo"}, Props: []prop{{"serviceCode", &shape{Type: "string"}}, {"serviceName", &shape{Type: "string"}}, {"success", &shape{Type: "boolean"}}, {"message", &shape{Type: "string"}}, {"chargeInfo", &shape{Type: "object", Required: []string{"summary", "detail"}, Props: []prop{{"summary", &shape{Type: "array", Items: &shape{Type: "object", Required: []string{"currency", "amount"}, Props: []prop{{"currency", &shape{Type: "string"}}, {"amount", &shape{Type: "number"}}}}}}, {"detail", &shape{Type: "array", Items: &shape{Type: "object", Required: []string{"currency", "amount", "chargeName", "remark"}, Props: []prop{{"currency", &shape{Type: "string"}}, {"amount", &shape{Type: "number"}}, {"chargeName", &shape{Type: "string"}}, {"remark", &shape{Type: "string"}}}}}}}}}, {"totalCharge", &shape{Type: "object", Required: []string{"currency", "amount"}, Props: []prop{{"currency", &shape{Type: "string"}}, {"amount", &shape{Type: "number"}}}}}, {"logisticsTimes", &shape{Type: "object", Props: []prop{{"min", &shape{Type: "number"}}, {"max", &shape{Type: "number"}}}}}}}}}}}},
+		{API: "cams.queryChatappBindWaba", Name: "cams-query-chatapp-bind-waba", Idempotent: false,
+			Output: &shape{Type: "object", Required: []string{"errCode", "errMsg", "requestId", "data"}, Props: []prop{{"errCode", &shape{Type: "integer"}}, {"errMsg", &shape{Type: "string"}}, {"requestId", &shape{Type: "string"}}, {"data", &shape{Type: "object", Props: []prop{{"id", &shape{Type: "string"}}, {"name", &shape{Type: "string"}}, {"businessId", &shape{Type: "string"}}, {"businessName", &shape{Type: "string"}}, {"currency", &shape{Type: "string"}}, {"accountReviewStatus", &shape{Type: "string"}}, {"messageTemplateNamespace", &shape{Type: "string"}}, {"marketingMessageLiteStatus", &shape{Type: "string"}}, {"primaryBusinessLocation", &shape{Type: "string"}}, {"isOnBizApp", &shape{Type: "string"}}, {"authInternationalRateEligibility", &shape{Type: "object"}}}}}}}},
+		{API: "top.ascp.launchExtraCharge", Name: "top-launch-extra-charge", Idempotent: true,
+			Output: &shape{Type: "object", Required: []string{"errCode", "errMsg", "result", "requestId", "idempotencyKey"}, Props: []prop{{"errCode", &shape{Type: "integer"}}, {"errMsg", &shape{Type: "string"}}, {"result", &shape{Type: "object", Required: []string{"success", "data"}, Props: []prop{{"success", &shape{Type: "boolean"}}, {"data", &shape{Type: "object", Required: []string{"extraChargeServiceOrderId", "feature"}, Props: []prop{{"extraChargeServiceOrderId", &shape{Type: "string"}}, {"feature", &shape{Type: "string"}}}}}}}}, {"requestId", &shape{Type: "string"}}, {"idempotencyKey", &shape{Type: "string"}}}}},
 	}
 }
 

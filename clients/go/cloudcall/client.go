@@ -314,6 +314,7 @@ func WithIdempotencyKey(key string) CallOption {
 type function struct {
 	API, Name  string
 	Idempotent bool
+	Output     *shape // what a success answer must hold
 	url        *url.URL
 }
 
@@ -532,7 +533,13 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 		return e, -1
 	}
 	if *fb.ErrCode == 0 {
-		if err := decodeNumbers(raw, out); err != nil {
+		// The schema's required fields and JSON types first: a field left
+		// out would decode as its zero value, which can mean something.
+		err := checkShape(raw, f.Output)
+		if err == nil {
+			err = decodeNumbers(raw, out)
+		}
+		if err != nil {
 			e := &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt, Err: err,
 				ErrMsg: f.API + ":fail the answer does not match the generated type: " + err.Error()}
 			if f.Idempotent {

@@ -724,7 +724,7 @@ func TestOnlyThisFunctionsEnvelopeIsAnAnswer(t *testing.T) {
 // -1001 naming the field, as the function would, and sends nothing.
 func TestInputThatWouldGoOutChangedIsRefused(t *testing.T) {
 	srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
-		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"ck1.pricing.inboundBox:ok"}`))
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"ck1.pricing.inboundBox:ok","services":[]}`))
 	})
 	c := client(t, srv.URL, secret)
 	ctx := context.Background()
@@ -1008,7 +1008,7 @@ func TestEmptyIdempotencyKeyIsNoKey(t *testing.T) {
 		mu.Lock()
 		sent = append(sent, key)
 		mu.Unlock()
-		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok","idempotencyKey":"x","result":{"success":true}}`))
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok","idempotencyKey":"x","requestId":"r","result":{"success":true,"data":{"extraChargeServiceOrderId":"E1","feature":""}}}`))
 	})
 	c := client(t, srv.URL, secret)
 	in := func(key string) cloudcall.LaunchExtraChargeInput {
@@ -1118,4 +1118,65 @@ func TestCK1EmptyStringsGoOutAsGiven(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An outside tester: {"errCode":0,"errMsg":"...:ok"} with no quotaNum gave
+// QuotaNum 0, which the schema says means "no balance left". A success
+// answer missing a field its schema requires, or with a field of another
+// JSON type, is -1303 naming the field, in the Node client's words
+// (clients/node/test/unit.test.mjs: "success answers are checked against the
+// output schema"); the charge's is -1304 with its key (errCode 0: it charged).
+func TestSuccessAnswerIsCheckedAgainstTheSchema(t *testing.T) {
+	ctx := context.Background()
+	quota := func(c *cloudcall.Client) error {
+		_, err := c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		return err
+	}
+	box := func(c *cloudcall.Client) error {
+		_, err := c.CK1.Pricing.InboundBox(ctx, cloudcall.InboundBoxInput{WarehouseID: "US", Boxes: []cloudcall.InboundBoxInputBoxesItem{}})
+		return err
+	}
+	waba := func(c *cloudcall.Client) error {
+		_, err := c.CAMS.QueryChatappBindWaba(ctx, cloudcall.QueryChatappBindWabaInput{})
+		return err
+	}
+	for _, tc := range []struct {
+		api, answer, problem string
+		call                 func(*cloudcall.Client) error
+	}{
+		{"openapi.logistics.getQuota", `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok"}`, "quotaNum: required, missing", quota},
+		{"openapi.logistics.getQuota", `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":"210"}`, "quotaNum: expected an integer, got a string", quota},
+		{"openapi.logistics.getQuota", `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":null}`, "quotaNum: expected an integer, got null", quota},
+		{"openapi.logistics.getQuota", `{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":2.5}`, "quotaNum: expected an integer, got a number", quota},
+		{"ck1.pricing.inboundBox", `{"errCode":0,"errMsg":"ck1.pricing.inboundBox:ok","services":[{"serviceCode":"A","serviceName":"n","success":true,"message":"","chargeInfo":{"summary":[{"currency":"CNY"}],"detail":[]}}]}`,
+			"services[0].chargeInfo.summary[0].amount: required, missing", box},
+		{"ck1.pricing.inboundBox", `{"errCode":0,"errMsg":"ck1.pricing.inboundBox:ok","services":{}}`, "services: expected an array, got an object", box},
+		{"cams.queryChatappBindWaba", `{"errCode":0,"errMsg":"cams.queryChatappBindWaba:ok","requestId":"R1","data":{"id":"W1","name":5}}`, "data.name: expected a string, got a number", waba},
+	} {
+		t.Run(tc.problem, func(t *testing.T) {
+			srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+				w.Header().Set("X-Fc-Request-Id", "rid-shape")
+				_, _ = w.Write([]byte(tc.answer))
+			})
+			ce := asError(t, tc.call(client(t, srv.URL, secret)))
+			require.Equal(t, cloudcall.CodeUnreadable, ce.ErrCode)
+			require.Equal(t, tc.api+":fail the answer does not match the generated type: "+tc.problem, ce.ErrMsg)
+			require.Equal(t, 200, ce.Status)
+			require.Equal(t, "rid-shape", ce.RequestID)
+			require.Equal(t, 1, ce.Attempts)
+			require.Equal(t, 1, n())
+		})
+	}
+	t.Run("a charge that answered errCode 0 without its result is -1304 with the key", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok","requestId":"r","idempotencyKey":"k-shape"}`))
+		})
+		_, err := client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+			WdsCoordinationOrderID: "BFC1", Price: 100, Type: 2}}, cloudcall.WithIdempotencyKey("k-shape"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeOutcomeUnknown, ce.ErrCode)
+		require.Equal(t, "k-shape", ce.IdempotencyKey)
+		require.Equal(t, "top.ascp.launchExtraCharge:fail the function answered errCode 0 (done) in a shape this client's types do not hold (result: required, missing); reconcile with the idempotency key", ce.ErrMsg)
+		require.Equal(t, 1, n())
+	})
 }

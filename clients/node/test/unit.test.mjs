@@ -38,6 +38,9 @@ const json = (res, status, body, headers = {}) => {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
 };
+// A charge's whole success envelope, as its output schema requires it.
+const charged = (idempotencyKey) => ({ errCode: 0, errMsg: 'top.ascp.launchExtraCharge:ok',
+  result: { success: true, data: { extraChargeServiceOrderId: 'ECS1', feature: '' } }, requestId: 'top-req-1', idempotencyKey });
 const quota = { deliveryId: 'YTO', bizId: 'xyz' };
 const charge = { omsLaunchExtraChargeParameter: { wdsCoordinationOrderId: 'BFC1', price: 100, type: 2 } };
 const rejected = (p) => p.then(() => assert.fail('resolved'), (e) => e);
@@ -244,7 +247,7 @@ describe('retries', () => {
 
   it('a charge is retried after a 429 with the very same body (so the same idempotency key)', async () => {
     const f = await fake((req, res, body, n) => (n === 1 ? json(res, 429, { errCode: -1201, errMsg: 'x:fail throttled' }, { 'retry-after': '0' })
-      : json(res, 200, { errCode: 0, errMsg: 'top.ascp.launchExtraCharge:ok', idempotencyKey: JSON.parse(body).idempotencyKey })));
+      : json(res, 200, charged(JSON.parse(body).idempotencyKey))));
     try {
       const r = await f.client().top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-1' });
       assert.equal(r.idempotencyKey, 'k-1');
@@ -775,7 +778,7 @@ describe('deadlines and errors', () => {
     const cc = createClient({ baseUrl: 'http://fn.example', keyId: 'k1', secret: SECRET, fetch: async (url, init) => {
       const key = JSON.parse(init.body.toString()).idempotencyKey;
       sent.push(key);
-      return new Response(JSON.stringify({ errCode: 0, errMsg: 'top.ascp.launchExtraCharge:ok', idempotencyKey: key }), { status: 200 });
+      return new Response(JSON.stringify(charged(key ?? 'fingerprint-key')), { status: 200 });
     } });
     assert.equal((await cc.top.ascp.launchExtraCharge({ ...charge, idempotencyKey: '' }, { idempotencyKey: 'k' })).idempotencyKey, 'k');
     assert.equal((await cc.top.ascp.launchExtraCharge({ ...charge, idempotencyKey: 'a' }, { idempotencyKey: '' })).idempotencyKey, 'a');
@@ -873,5 +876,66 @@ describe('deadlines and errors', () => {
     const shared = { k: 1 };
     await ok.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId: 'b', a: shared, 'a.b': shared, 'a[0]': [shared] });
     assert.deepEqual(sent, ['{"deliveryId":"YTO","bizId":"xyz"}', '{"deliveryId":"YTO","bizId":"b","a":{"k":1},"a.b":{"k":1},"a[0]":[{"k":1}]}']);
+  });
+});
+
+// An outside tester: {"errCode":0,"errMsg":"...:ok"} with no quotaNum
+// resolved with quotaNum undefined (Go read 0, "no balance left"), and
+// "quotaNum":"210" resolved a string. A success answer missing a field its
+// schema requires, or with a field of another JSON type, is -1303 naming the
+// field, in the Go client's words (clients/go/cloudcall: TestSuccessAnswerIsCheckedAgainstTheSchema);
+// the charge's is -1304 with its key (errCode 0: it charged).
+describe('success answers are checked against the output schema', () => {
+  const cases = [
+    ['openapi.logistics.getQuota', { errCode: 0, errMsg: 'openapi.logistics.getQuota:ok' }, 'quotaNum: required, missing'],
+    ['openapi.logistics.getQuota', { errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: '210' }, 'quotaNum: expected an integer, got a string'],
+    ['openapi.logistics.getQuota', { errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: null }, 'quotaNum: expected an integer, got null'],
+    ['openapi.logistics.getQuota', { errCode: 0, errMsg: 'openapi.logistics.getQuota:ok', quotaNum: 2.5 }, 'quotaNum: expected an integer, got a number'],
+    ['ck1.pricing.inboundBox', { errCode: 0, errMsg: 'ck1.pricing.inboundBox:ok', services: [{ serviceCode: 'A', serviceName: 'n', success: true, message: '',
+      chargeInfo: { summary: [{ currency: 'CNY' }], detail: [] } }] }, 'services[0].chargeInfo.summary[0].amount: required, missing'],
+    ['ck1.pricing.inboundBox', { errCode: 0, errMsg: 'ck1.pricing.inboundBox:ok', services: {} }, 'services: expected an array, got an object'],
+    ['cams.queryChatappBindWaba', { errCode: 0, errMsg: 'cams.queryChatappBindWaba:ok', requestId: 'R1', data: { id: 'W1', name: 5 } }, 'data.name: expected a string, got a number'],
+  ];
+  for (const [api, answer, problem] of cases) {
+    it(`${api}: ${problem}`, async () => {
+      const f = await fake((req, res) => json(res, 200, answer, { 'x-fc-request-id': 'rid-shape' }));
+      try {
+        const [ns, ...rest] = api.split('.');
+        const method = rest.reduce((o, k) => o[k], f.client()[ns]);
+        const err = await rejected(method({ deliveryId: 'YTO', bizId: 'xyz', warehouseId: 'US', boxes: [] }));
+        assert.ok(err instanceof CloudCallError);
+        assert.equal(err.errCode, ErrCode.Unreadable);
+        assert.equal(err.errMsg, `${api}:fail the answer does not match the generated type: ${problem}`);
+        assert.equal(err.status, 200);
+        assert.equal(err.requestId, 'rid-shape');
+        assert.equal(err.attempts, 1);
+        assert.equal(f.seen.length, 1);
+      } finally {
+        await f.close();
+      }
+    });
+  }
+
+  it('a charge that answered errCode 0 without its result is -1304 with the key', async () => {
+    const f = await fake((req, res) => json(res, 200, { errCode: 0, errMsg: 'top.ascp.launchExtraCharge:ok', requestId: 'r', idempotencyKey: 'k-shape' }));
+    try {
+      const err = await rejected(f.client().top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-shape' }));
+      assert.equal(err.errCode, ErrCode.OutcomeUnknown);
+      assert.equal(err.idempotencyKey, 'k-shape');
+      assert.equal(err.errMsg, "top.ascp.launchExtraCharge:fail the function answered errCode 0 (done) in a shape this client's types do not hold (result: required, missing); reconcile with the idempotency key");
+      assert.equal(f.seen.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a whole answer passes, extra fields and all', async () => {
+    const f = await fake((req, res) => json(res, 200, { errCode: 0, errMsg: 'cams.queryChatappBindWaba:ok', requestId: 'R1', data: { id: 'W1', later: 1 }, more: true }));
+    try {
+      const out = await f.client().cams.queryChatappBindWaba({});
+      assert.deepEqual(out.data, { id: 'W1', later: 1 });
+    } finally {
+      await f.close();
+    }
   });
 });
