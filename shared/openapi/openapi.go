@@ -67,6 +67,9 @@ type errorCode struct {
 	HTTP    int    `json:"http"`
 	Meaning string `json:"meaning"`
 	Action  string `json:"action"`
+	// Reserved: no function answers it today; it stays in the table and
+	// on no path, so no operation documents an answer it never gives.
+	Reserved bool `json:"reserved"`
 }
 
 func build(fns []registry.Function) (obj, error) {
@@ -78,6 +81,17 @@ func build(fns []registry.Function) (obj, error) {
 	raw, _ := json.Marshal(errSchema["x-error-codes"])
 	if err := json.Unmarshal(raw, &codes); err != nil {
 		return nil, fmt.Errorf("error schema: x-error-codes: %w", err)
+	}
+	// The error schema's -1305 examples by API: a path that shows a refusal
+	// shows one its function gives, upstream included (its errMsg says
+	// "upstream.code says why").
+	refusals := map[string]obj{}
+	exs, _ := errSchema["examples"].([]any)
+	for _, e := range exs {
+		if ex, ok := e.(obj); ok && fmt.Sprint(ex["errCode"]) == "-1305" {
+			api, _, _ := strings.Cut(fmt.Sprint(ex["errMsg"]), ":fail ")
+			refusals[api] = ex
+		}
 	}
 	schemas := obj{"ErrorEnvelope": clean(errSchema, errSchema)}
 	paths := obj{}
@@ -94,7 +108,7 @@ func build(fns []registry.Function) (obj, error) {
 		}
 		item := obj{}
 		for _, m := range f.HTTPMethods {
-			op, err := operation(f, id, in, out, codes)
+			op, err := operation(f, id, in, out, codes, refusals)
 			if err != nil {
 				return nil, err
 			}
@@ -158,7 +172,7 @@ func schemasOf(name string) (in, out obj, err error) {
 	return in, out, nil
 }
 
-func operation(f registry.Function, id string, in, out obj, codes []errorCode) (obj, error) {
+func operation(f registry.Function, id string, in, out obj, codes []errorCode, refusals map[string]obj) (obj, error) {
 	reqExamples := obj{}
 	for i, ex := range examples(in) {
 		reqExamples["example"+strconv.Itoa(i+1)] = obj{"value": ex}
@@ -173,7 +187,9 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode) (
 	}}
 	byStatus := map[int][]errorCode{}
 	for _, c := range codes {
-		byStatus[c.HTTP] = append(byStatus[c.HTTP], c)
+		if !c.Reserved {
+			byStatus[c.HTTP] = append(byStatus[c.HTTP], c)
+		}
 	}
 	statuses := make([]int, 0, len(byStatus))
 	for s := range byStatus {
@@ -212,6 +228,13 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode) (
 			ex, err := invalidExample(f)
 			if err != nil {
 				return nil, err
+			}
+			example = ex
+		}
+		if shown.ErrCode == -1305 {
+			ex, ok := refusals[f.API]
+			if !ok {
+				return nil, fmt.Errorf("%s: error.json has no -1305 example for its 502 (a refusal with its upstream)", f.API)
 			}
 			example = ex
 		}
