@@ -162,7 +162,7 @@ func TestDescriptorFaithful(t *testing.T) {
 			}{
 				{"registry method", "POST", "/hello", 201, "", `"path":"/hello"`},
 				{"other method", "GET", "/hello", 405, "POST", "hello takes POST"},
-				{"PUT", "PUT", "/hello/x", 405, "POST", "hello takes POST"},
+				{"PUT", "PUT", "/hello", 405, "POST", "hello takes POST"},
 				{"no trigger in the descriptors", "POST", "/ticker", 404, "", "has no HTTP trigger"},
 				{"unknown function", "POST", "/nope", 404, "", `function \"nope\" not found; known functions: hello, ticker`},
 				{"a mistyped function", "POST", "/Hello", 404, "", `function \"Hello\" not found (did you mean \"hello\"?); known`},

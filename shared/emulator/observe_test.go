@@ -61,7 +61,7 @@ func TestBusRecordsInvocationsWithTheirLogLines(t *testing.T) {
 	require.Len(t, e.Bus().Recent(), 2)
 
 	le, lsrv := newEmu(t, runtimeapi.Lambda, 1)
-	resp, _ = post(t, lsrv.URL+"/hello/x", `{}`, nil)
+	resp, _ = post(t, lsrv.URL+"/hello", `{}`, nil)
 	lid := resp.Header.Get("x-amzn-RequestId")
 	require.NotEmpty(t, lid, "Lambda's HTTP fronts name the request x-amzn-RequestId")
 	// API Gateway's id is its own, as deployed: the event carries it and

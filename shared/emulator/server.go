@@ -328,7 +328,7 @@ func (e *Emulator) Names() []string { return append([]string(nil), e.names...) }
 //	POST /2015-03-31/functions/<fn>/invocations   Lambda Invoke (aws lambda invoke --endpoint-url); <fn> may be an ARN
 //	POST /2023-03-30/functions/<fn>/invocations   FC InvokeFunction
 //	POST /__timers/<fn>                           fire the function's timer now
-//	ANY  /<fn>[/...]                              the function's HTTP trigger (the registry's methods only)
+//	ANY  /<fn>[/...]                              the function's HTTP trigger (the registry's methods only; sub-paths under fc only)
 //	GET  /openapi.json                            the OpenAPI 3.1 document (shared/openapi)
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -834,6 +834,17 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.NoHTTPTrigger {
 		e.platformError(w, http.StatusNotFound, "TriggerNotFound",
 			fmt.Sprintf("function %q has no HTTP trigger in its descriptors; invoke it with POST /2023-03-30/functions/%s/invocations or /2015-03-31/functions/%s/invocations", fn, fn, fn), requestID)
+		return
+	}
+	if e.opts.Platform == runtimeapi.Lambda && r.URL.Path != "/"+fn {
+		// template.yaml routes the exact Path /<fn> (an HttpApi event, no
+		// {proxy+}), so API Gateway answers any other path 404 before a
+		// function runs; FC's trigger is the function's whole domain and
+		// takes every sub-path, so --platform fc passes them on.
+		e.logf("%s %s: no route under --platform aws (template.yaml routes only /%s); answered 404 as API Gateway does", r.Method, r.URL.EscapedPath(), fn)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"message":"Not Found"}`)
 		return
 	}
 	if p.cfg.HTTPMethods != nil && !slices.Contains(p.cfg.HTTPMethods, r.Method) {
