@@ -1,12 +1,42 @@
 package emulator_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 )
+
+// TestTheFCDoorTakesWhatTheInstanceTakes: under --platform aws the instance
+// polls Lambda's runtime API, which never hands a function more than 6 MB;
+// a 32 MB call through the FC door got the instance killed for memory
+// (outside tester). It is refused at the door instead, and nothing starts.
+// Under --platform fc the FC door takes its 32 MB.
+func TestTheFCDoorTakesWhatTheInstanceTakes(t *testing.T) {
+	payload := `{"pad":"` + strings.Repeat("a", emulator.LambdaMaxPayload) + `"}` // over 6 MB, an event the fixtures take
+	for _, tc := range []struct {
+		platform runtimeapi.Platform
+		status   int
+		contains string
+	}{
+		{runtimeapi.Lambda, 413, fmt.Sprintf(`"Code":"PayloadTooLarge","Message":"payload is over the %d-byte limit of a synchronous invocation here`, emulator.LambdaMaxPayload)},
+		{runtimeapi.FC, 200, `"hello":"fc"`},
+	} {
+		t.Run(string(tc.platform), func(t *testing.T) {
+			e, srv := descriptorEmu(t, tc.platform, 0)
+			resp, body := do(t, "POST", srv.URL+"/2023-03-30/functions/hello/invocations", payload, nil)
+			require.Equal(t, tc.status, resp.StatusCode, string(body))
+			require.Contains(t, string(body), tc.contains)
+			if tc.status == 413 {
+				require.Empty(t, e.Instances("hello"), "a refused call starts no instance")
+			}
+		})
+	}
+}
 
 // TestAWSRoutesOnlyTheExactPath: template.yaml routes POST /<function> and
 // nothing under it, so a deployed HTTP API answers a sub-path 404

@@ -226,8 +226,12 @@ func (e *Emulator) StopAsync(ctx context.Context) {
 	}
 }
 
-func (e *Emulator) maxPayload() int {
-	if e.opts.Platform == runtimeapi.Lambda {
+// instanceMaxPayload is the largest event the instance's runtime API takes:
+// Lambda's never hands a function more than 6 MB, whatever door the call
+// came through, and an aws-lambda-go function of 128 MB given 32 MB was
+// killed for memory where Lambda would have refused the call.
+func instanceMaxPayload(p runtimeapi.Platform) int {
+	if p == runtimeapi.Lambda {
 		return LambdaMaxPayload
 	}
 	return FCMaxPayload
@@ -498,7 +502,7 @@ func (e *Emulator) lambdaInvoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ := r.Header.Get("X-Amz-Invocation-Type")
-	limit := LambdaMaxPayload
+	limit := min(LambdaMaxPayload, instanceMaxPayload(e.pools[fn].cfg.Platform))
 	if typ == "Event" {
 		limit = LambdaMaxEventPayload
 		if e.asyncFullNow(fn) {
@@ -590,7 +594,10 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	async := strings.EqualFold(r.Header.Get("x-fc-invocation-type"), "Async")
-	limit := FCMaxPayload
+	// Under --platform aws the instance polls Lambda's runtime API, which
+	// takes 6 MB at most: past that, the door refuses the call rather than
+	// hand it on to be killed for memory.
+	limit := min(FCMaxPayload, instanceMaxPayload(e.pools[fn].cfg.Platform))
 	if async {
 		limit = FCMaxAsyncPayload
 		if e.asyncFullNow(fn) {
@@ -614,7 +621,11 @@ func (e *Emulator) fcInvoke(w http.ResponseWriter, r *http.Request) {
 		fcError(w, http.StatusBadRequest, "InvalidArgument", "could not read the request body: "+err.Error(), requestID)
 		return
 	case over:
-		fcError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("payload is over the %d-byte limit of %s invocation", limit, map[bool]string{true: "an asynchronous", false: "a synchronous"}[async]), requestID)
+		msg := fmt.Sprintf("payload is over the %d-byte limit of %s invocation", limit, map[bool]string{true: "an asynchronous", false: "a synchronous"}[async])
+		if !async && limit < FCMaxPayload {
+			msg += " here: the function runs Lambda's runtime API (--platform aws), which takes at most 6 MB"
+		}
+		fcError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", msg, requestID)
 		return
 	}
 	if async {
@@ -862,7 +873,7 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b)
 		return
 	}
-	limit := e.maxPayload()
+	limit := instanceMaxPayload(p.cfg.Platform)
 	body, over, err := e.readBody(w, r, limit)
 	switch {
 	case errors.Is(err, errShuttingDown):
