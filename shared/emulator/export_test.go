@@ -16,3 +16,6 @@ func StartReservedAfter(p *Pool, between func()) (pid int, binary string, err er
 	defer p.mu.Unlock()
 	return s.inst.Pid(), s.binary, nil
 }
+
+// BodyPeak is the most request-body bytes the doors ever held at once.
+func BodyPeak(e *Emulator) int64 { return e.bodies.Peak() }
