@@ -19,7 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/cloudcall/cloudcall/shared/envelope"
 )
 
 // Scheme is the Authorization scheme name.
@@ -67,7 +68,7 @@ func Parse(header string) (Auth, error) {
 	for _, part := range strings.Split(rest, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || seen[k] {
-			return Auth{}, fmt.Errorf("%w: bad or repeated field %s", ErrMalformed, quoteName(k))
+			return Auth{}, fmt.Errorf("%w: bad or repeated field %s", ErrMalformed, envelope.Quote(k))
 		}
 		seen[k] = true
 		switch k {
@@ -86,7 +87,7 @@ func Parse(header string) (Auth, error) {
 		case "Signature":
 			a.Signature = v
 		default:
-			return Auth{}, fmt.Errorf("%w: unknown field %s", ErrMalformed, quoteName(k))
+			return Auth{}, fmt.Errorf("%w: unknown field %s", ErrMalformed, envelope.Quote(k))
 		}
 	}
 	switch {
@@ -221,23 +222,6 @@ func NewVerifier(keys map[string]string, n *Nonces, now func() time.Time) *Verif
 		now = time.Now
 	}
 	return &Verifier{keys: keys, nonces: n, now: now}
-}
-
-// maxQuoted is how many bytes of a header's field name a refusal repeats.
-const maxQuoted = 40
-
-// quoteName is name quoted, at most maxQuoted bytes of it (the cut marked,
-// the whole length given): the header is the caller's, up to the 16 KiB
-// header limit, and a refusal repeating it whole is that long again.
-func quoteName(name string) string {
-	if len(name) <= maxQuoted {
-		return strconv.Quote(name)
-	}
-	i := maxQuoted
-	for i > 0 && !utf8.RuneStart(name[i]) {
-		i--
-	}
-	return strconv.Quote(name[:i]+"…") + fmt.Sprintf(" (%d bytes in all)", len(name))
 }
 
 // Refusal says why a call was refused; it never echoes a secret.
