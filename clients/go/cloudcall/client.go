@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -535,9 +536,9 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 	if *fb.ErrCode == 0 {
 		// The schema's required fields and JSON types first: a field left
 		// out would decode as its zero value, which can mean something.
-		err := checkShape(raw, f.Output)
+		checked, err := checkShape(raw, f.Output)
 		if err == nil {
-			err = decodeNumbers(raw, out)
+			err = decodeNumbers(checked, out)
 		}
 		if err != nil {
 			e := &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt, Err: err,
@@ -595,8 +596,10 @@ func (c *core) throttleWait(e *Error, resp *http.Response) time.Duration {
 	if e.RetryAfter == 0 {
 		e.RetryAfter = s
 	}
-	if d := time.Duration(s) * time.Second; d <= c.o.MaxRetryWait {
-		return d
+	// In seconds first: a Retry-After of 18446744074 wrapped past int64
+	// as a Duration and was waited out as 0.29 s (an outside re-tester).
+	if int64(s) <= int64(c.o.MaxRetryWait/time.Second) {
+		return time.Duration(s) * time.Second
 	}
 	return -1
 }
@@ -689,11 +692,31 @@ func retryAfter(v string, now time.Time) (int, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if digitsOnly(v) {
+		// delay-seconds is digits alone ("+1" is none, as Node reads it);
+		// past int, a wait no budget takes.
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			n = math.MaxInt
+		}
 		return n, true
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(0, int(t.Sub(now).Seconds()+0.999)), true
+	for _, layout := range []string{http.TimeFormat, time.RFC850, time.ANSIC} {
+		// Written back exactly as read, or no HTTP-date: time.Parse also
+		// takes asctime's day after one space ("Dec 3"), which RFC 9110
+		// pads to two and the Node client refuses.
+		if t, err := time.Parse(layout, v); err == nil && t.Format(layout) == v {
+			return max(0, int(t.Sub(now).Seconds()+0.999)), true
+		}
 	}
 	return 0, false
+}
+
+func digitsOnly(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return v != ""
 }

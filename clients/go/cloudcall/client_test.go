@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -1178,5 +1179,91 @@ func TestSuccessAnswerIsCheckedAgainstTheSchema(t *testing.T) {
 		require.Equal(t, "k-shape", ce.IdempotencyKey)
 		require.Equal(t, "top.ascp.launchExtraCharge:fail the function answered errCode 0 (done) in a shape this client's types do not hold (result: required, missing); reconcile with the idempotency key", ce.ErrMsg)
 		require.Equal(t, 1, n())
+	})
+}
+
+// Retry-After as RFC 9110 writes it, or none (as the Node client reads it):
+// "+1" and asctime's day after one space were taken, and 18446744074 s
+// wrapped past int64 and was waited out as 0.29 s (an outside re-tester).
+func TestRetryAfterIsReadAsRFC9110WritesIt(t *testing.T) {
+	in := cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"}
+	soon := time.Now().Add(2 * time.Second).UTC()
+	for _, tc := range []struct {
+		value      string
+		requests   int
+		retryAfter int
+	}{
+		{"+1", 1, 0},
+		{"+0", 1, 0},
+		{"-1", 1, 0},
+		{"1.5", 1, 0},
+		{"Sun Nov 6 08:49:37 1994", 1, 0}, // asctime pads a day to two: "Nov  6"
+		{"18446744074", 1, 18446744074},
+		{"99999999999999999999999", 1, math.MaxInt},
+		{"0", 3, 0},
+		{soon.Format(http.TimeFormat), 3, 2},
+		{soon.Format(time.ANSIC), 3, 2},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+				w.Header().Set("Retry-After", tc.value)
+				w.WriteHeader(429)
+				_, _ = w.Write([]byte(`throttled`))
+			})
+			_, err := client(t, srv.URL, secret, func(o *cloudcall.Options) { o.MaxRetries = 2 }).OpenAPI.Logistics.GetQuota(context.Background(), in)
+			ce := asError(t, err)
+			require.Equal(t, cloudcall.CodeThrottled, ce.ErrCode)
+			require.Equal(t, tc.requests, n())
+			if tc.requests == 1 && tc.retryAfter == 0 {
+				require.Zero(t, ce.RetryAfter, "no Retry-After")
+			} else if tc.retryAfter > 2 {
+				require.Equal(t, tc.retryAfter, ce.RetryAfter)
+			}
+		})
+	}
+}
+
+// The typed value is the checked one: beside a named field another
+// spelling of it is dropped, a repeated name keeps its last value, and an
+// integer written 210.0 or 2.1e2 is one, as in Node (an outside re-tester:
+// {"quotaNum":210,"QuotaNum":5} gave 5, and 210.0 was refused).
+func TestTheTypedAnswerIsTheCheckedOne(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		answer string
+		quota  int64
+		fail   string
+	}{
+		{`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":210,"QuotaNum":5}`, 210, ""},
+		{`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","QUOTANUM":0,"quotaNum":210}`, 210, ""},
+		{`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":"x","quotaNum":210}`, 210, ""},
+		{`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":210.0}`, 210, ""},
+		{`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":2.1e2}`, 210, ""},
+		{`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":1e20}`, 0, "quotaNum: expected an integer the Go client holds (64 bits), got 1e20"},
+		{`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":210,"QuotaNum":"x"}`, 210, ""},
+	} {
+		t.Run(tc.answer, func(t *testing.T) {
+			srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) { _, _ = w.Write([]byte(tc.answer)) })
+			out, err := client(t, srv.URL, secret).OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+			require.Equal(t, 1, n())
+			if tc.fail != "" {
+				ce := asError(t, err)
+				require.Equal(t, cloudcall.CodeUnreadable, ce.ErrCode)
+				require.Equal(t, "openapi.logistics.getQuota:fail the answer does not match the generated type: "+tc.fail, ce.ErrMsg)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.quota, out.QuotaNum)
+		})
+	}
+	t.Run("the charge's key and result are the checked ones", func(t *testing.T) {
+		srv, _ := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+			_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"top.ascp.launchExtraCharge:ok","requestId":"r","idempotencyKey":"k1","IdempotencyKey":"other","result":{"success":true,"Success":false,"data":{"extraChargeServiceOrderId":"1","feature":""}}}`))
+		})
+		out, err := client(t, srv.URL, secret).TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{
+			WdsCoordinationOrderID: "BFC1", Price: 100, Type: 2}}, cloudcall.WithIdempotencyKey("k1"))
+		require.NoError(t, err)
+		require.Equal(t, "k1", out.IdempotencyKey)
+		require.True(t, out.Result.Success)
 	})
 }

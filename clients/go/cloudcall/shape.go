@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // shape is what a function's success answer must hold, generated from its
@@ -32,19 +33,103 @@ type shapeError struct{ problem string }
 
 func (e *shapeError) Error() string { return e.problem }
 
-// checkShape decodes raw and checks it against s.
-func checkShape(raw []byte, s *shape) error {
+// checkShape decodes raw, checks it against s, and returns the answer as
+// it was checked, for the typed decode: encoding/json fills a field from a
+// name in any case and keeps the last of a repeated name, so
+// {"quotaNum":210,"QuotaNum":5} decoded as 5 after 210 was checked, and
+// {"quotaNum":"x","quotaNum":210} failed on "x" where Node reads 210 (an
+// outside re-tester). The checked answer has each name once, no other
+// spelling beside a field the schema names, and integers written as
+// integers (210.0 and 2.1e2 are JSON Schema integers, which int64 refused).
+func checkShape(raw []byte, s *shape) ([]byte, error) {
 	if s == nil {
-		return nil
+		return raw, nil
 	}
 	var v any
 	if err := decodeNumbers(raw, &v); err != nil {
-		return err
+		return nil, err
 	}
 	if p := s.problem(v, ""); p != "" {
-		return &shapeError{problem: p}
+		return nil, &shapeError{problem: p}
 	}
-	return nil
+	v, p := s.canonical(v, "")
+	if p != "" {
+		return nil, &shapeError{problem: p}
+	}
+	return json.Marshal(v)
+}
+
+// canonical is v, already checked against s, as the typed decode reads
+// it: beside a named field, its other spellings dropped (Node reads the
+// exact name too), and integers as integer literals. Maps and slices are
+// rewritten in place. It says what the Go types cannot hold.
+func (s *shape) canonical(v any, path string) (any, string) {
+	switch v := v.(type) {
+	case json.Number:
+		if s.Type != "integer" {
+			return v, ""
+		}
+		i, ok := wholeInt64(v)
+		if !ok {
+			return v, at(path) + "expected an integer the Go client holds (64 bits), got " + string(v)
+		}
+		return json.Number(strconv.FormatInt(i, 10)), ""
+	case map[string]any:
+		named := map[string]bool{}
+		for _, p := range s.Props {
+			named[p.Name] = true
+			pv, ok := v[p.Name]
+			if !ok {
+				continue
+			}
+			for k := range v {
+				if k != p.Name && strings.EqualFold(k, p.Name) {
+					delete(v, k) // the checked spelling wins, as in Node
+				}
+			}
+			cv, pr := p.Shape.canonical(pv, join(path, p.Name))
+			if pr != "" {
+				return v, pr
+			}
+			v[p.Name] = cv
+		}
+		if s.Values != nil {
+			for k, kv := range v {
+				if named[k] {
+					continue
+				}
+				cv, pr := s.Values.canonical(kv, join(path, k))
+				if pr != "" {
+					return v, pr
+				}
+				v[k] = cv
+			}
+		}
+	case []any:
+		if s.Items != nil {
+			for i, iv := range v {
+				cv, pr := s.Items.canonical(iv, path+"["+strconv.Itoa(i)+"]")
+				if pr != "" {
+					return v, pr
+				}
+				v[i] = cv
+			}
+		}
+	}
+	return v, ""
+}
+
+// wholeInt64 is n, an integer in any JSON spelling (210, 210.0, 2.1e2),
+// as an int64, when it is one.
+func wholeInt64(n json.Number) (int64, bool) {
+	if i, err := n.Int64(); err == nil {
+		return i, true
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return 0, false
+	}
+	return int64(f), true
 }
 
 func article(typ string) string {
