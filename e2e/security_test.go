@@ -250,6 +250,13 @@ func withFCCustom(m map[string]expect) map[string]expect {
 	return m
 }
 
+// apiGatewayRoutesOneExactPath: under aws the emulator routes as the
+// HttpApi of template.yaml does, /<function> alone, so another path is
+// API Gateway's 404 and never reaches the function.
+func apiGatewayRoutesOneExactPath() map[string]expect {
+	return map[string]expect{"emulator-aws": {404, "API Gateway routes only the exact /<function> (template.yaml)"}}
+}
+
 func onFCEmulators(x expect) map[string]expect {
 	return map[string]expect{"emulator-fc": x, "cloudcall-local": x}
 }
@@ -299,7 +306,7 @@ func attacks() []attack {
 				w := good(t, path, body)
 				w.path = path + "/other"
 				return w
-			}},
+			}, on: apiGatewayRoutesOneExactPath()},
 		{name: "signed for another function", status: 401, errCode: -1101, reason: "signature does not match",
 			build: func(t *testing.T, path string, body []byte) wire {
 				w := good(t, "/logistics-get-quota-x", body)
@@ -401,7 +408,7 @@ func attacks() []attack {
 				w := good(t, path+"/a/b", body)
 				w.path = path + "/a%2Fb"
 				return w
-			}},
+			}, on: apiGatewayRoutesOneExactPath()},
 	}
 }
 
