@@ -491,10 +491,11 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			// missing setting it read as. For a hold: after that, no
 			// instance holds one.
 			a.lostSince.CompareAndSwap(0, now.UnixMilli())
-			if lost := now.Sub(time.UnixMilli(a.lostSince.Load())); lost >= refusalHold {
-				return "", &envelope.Error{Code: envelope.CodeConfig, Reason: fmt.Sprintf(
-					"configuration: the shared store has held no CK1 token state for %s, no instance has stored its pair since (one that holds a working pair does within 10 s of its next call), and CK1_REFRESH_TOKEN was spent by this deployment before: every copy of the refresh token is spent or was refused; authorize the app again and set a new CK1_REFRESH_TOKEN (if an instance stores a working pair meanwhile, calls work again by themselves)",
-					lost.Round(time.Second))}
+			if now.Sub(time.UnixMilli(a.lostSince.Load())) >= refusalHold {
+				// One text for every call (no running count of seconds),
+				// so identical errors group in logs and alerts.
+				return "", &envelope.Error{Code: envelope.CodeConfig,
+					Reason: "configuration: the shared store has held no CK1 token state for over a minute, no instance has stored its pair since (one that holds a working pair does within 10 s of its next call), and CK1_REFRESH_TOKEN was spent by this deployment before: every copy of the refresh token is spent or was refused; authorize the app again and set a new CK1_REFRESH_TOKEN (if an instance stores a working pair meanwhile, calls work again by themselves)"}
 			}
 			return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
 				Reason: "the shared store holds no CK1 token state and CK1_REFRESH_TOKEN was spent by this deployment before: an instance holding the newest pair stores it again within 10 s of its next call; retry (if none does, authorize the app again and set a new CK1_REFRESH_TOKEN)"}

@@ -122,6 +122,7 @@ func build(fns []registry.Function) (obj, error) {
 		"info": obj{
 			"title":   "cloudcall",
 			"version": "1",
+			"license": obj{"name": "MIT", "identifier": "MIT"}, // LICENSE
 			"summary": "WeChat-style cloud calls for every vendor: one function per vendor operation, one envelope.",
 			"description": "Every function answers one envelope: on success the vendor's fields in lowerCamelCase plus `errCode: 0` and " +
 				"`errMsg: \"<api>:ok\"`; on failure `errCode` non-zero, `errMsg: \"<api>:fail <reason>\"` and, when they apply, `field`, " +
