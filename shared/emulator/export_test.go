@@ -19,3 +19,8 @@ func StartReservedAfter(p *Pool, between func()) (pid int, binary string, err er
 
 // BodyPeak is the most request-body bytes the doors ever held at once.
 func BodyPeak(e *Emulator) int64 { return e.bodies.Peak() }
+
+// BodyReserved is the request-body room reserved now; BodyWaiting the
+// calls waiting for room.
+func BodyReserved(e *Emulator) int64 { return e.bodies.reserved.Load() }
+func BodyWaiting(e *Emulator) int64  { return e.bodies.waiting.Load() }

@@ -1,8 +1,10 @@
 package emulator_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -143,4 +145,95 @@ func TestAWSRoutesOnlyTheExactPath(t *testing.T) {
 			require.Contains(t, string(body), `"path":"`+path+`"`)
 		}
 	})
+}
+
+// stalled opens a raw connection to srv and sends a POST to path whose body
+// (Content-Length n, or chunked when n < 0) stops after its first bytes:
+// a caller that holds its body's room and sends nothing more.
+func stalled(t *testing.T, srv *httptest.Server, path string, n int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	head := "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+	if n < 0 {
+		head += "Transfer-Encoding: chunked\r\n\r\n2\r\n{\"\r\n"
+	} else {
+		head += fmt.Sprintf("Content-Length: %d\r\n\r\n{\"pad\":\"", n)
+	}
+	_, err = c.Write([]byte(head))
+	require.NoError(t, err)
+	return c
+}
+
+func budgetEmu(t *testing.T, wait time.Duration) (*emulator.Emulator, *httptest.Server) {
+	e := emulator.New(emulator.Options{Platform: runtimeapi.Lambda, BodyBudget: emulator.LambdaMaxPayload + 1, BodyWait: wait,
+		Functions: []emulator.FunctionConfig{{Name: "hello", Binary: fixtures["hellolambda"], Timeout: 10 * time.Second, MaxInstances: 2, HTTPMethods: []string{"POST"}}}})
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(func() { srv.Close(); e.Close() })
+	return e, srv
+}
+
+// TestASmallBodyGoesAheadOfALargeOneWaiting: the budget was first in, first
+// out, so a 32-byte call waited 10 s behind 32 MB ones and some were
+// refused 429 (a re-tester). A body that fits the room left goes ahead; the
+// large one still waits for its room.
+func TestASmallBodyGoesAheadOfALargeOneWaiting(t *testing.T) {
+	e, srv := budgetEmu(t, 20*time.Second)
+	const lambda = "/2015-03-31/functions/hello/invocations"
+	stalled(t, srv, lambda, 5<<20) // holds 5 MB of the 6 MB + 1
+	require.Eventually(t, func() bool { return emulator.BodyReserved(e) == 5<<20 }, 5*time.Second, 5*time.Millisecond)
+	stalled(t, srv, lambda, 5<<20) // waits for room
+	require.Eventually(t, func() bool { return emulator.BodyWaiting(e) == 1 }, 5*time.Second, 5*time.Millisecond)
+	resp, body := do(t, "POST", srv.URL+lambda, `{"small":true}`, nil)
+	require.Equal(t, 200, resp.StatusCode, string(body))
+	require.Equal(t, int64(1), emulator.BodyWaiting(e), "the large one is still waiting for its room")
+}
+
+// TestChunkedBodiesReserveAsTheyArrive: a chunked body reserved the door's
+// whole limit before a byte arrived, so a few idle chunked connections held
+// the budget and every other call waited, then heard 429 (a re-tester). It
+// now reserves room as its bytes arrive.
+func TestChunkedBodiesReserveAsTheyArrive(t *testing.T) {
+	e, srv := budgetEmu(t, 300*time.Millisecond)
+	const lambda = "/2015-03-31/functions/hello/invocations"
+	for range 5 {
+		stalled(t, srv, lambda, -1)
+	}
+	require.Eventually(t, func() bool { return emulator.BodyReserved(e) == 5<<20 }, 5*time.Second, 5*time.Millisecond, "1 MB each")
+	payload := `{"pad":"` + strings.Repeat("a", 1_000_000) + `"}`
+	resp, body := do(t, "POST", srv.URL+lambda, payload, nil)
+	require.Equal(t, 200, resp.StatusCode, string(body))
+}
+
+// TestARefusedBodyIsNotWaitedFor: a chunked caller refused 429 for want of
+// room kept its connection open while the server drained a body it would
+// never use, for as long as the caller kept it (70 s; a re-tester). The
+// answer goes, then the connection closes.
+func TestARefusedBodyIsNotWaitedFor(t *testing.T) {
+	e, srv := budgetEmu(t, 300*time.Millisecond)
+	const lambda = "/2015-03-31/functions/hello/invocations"
+	stalled(t, srv, lambda, emulator.LambdaMaxPayload) // the whole budget, all but one byte
+	require.Eventually(t, func() bool { return emulator.BodyReserved(e) == emulator.LambdaMaxPayload }, 5*time.Second, 5*time.Millisecond)
+	c := stalled(t, srv, lambda, -1)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	_, err = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, err)
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF, "closed by the server, not left to the caller's timeout")
+}
+
+// TestAnEventOverTheRuntimeLimitIsRefused: the HTTP trigger checked the
+// body against the runtime API's limit, but the event carries it in base64
+// or as an escaped JSON string, larger: a 6 MB binary body made an 8 MB
+// event for a Lambda instance (a re-tester). The event is checked too.
+func TestAnEventOverTheRuntimeLimitIsRefused(t *testing.T) {
+	e, srv := descriptorEmu(t, runtimeapi.Lambda, 0)
+	resp, body := do(t, "POST", srv.URL+"/hello", strings.Repeat("\xff", 5<<20), map[string]string{"Content-Type": "application/octet-stream"})
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, string(body))
+	require.Contains(t, string(body), fmt.Sprintf("bytes, over the %d bytes the aws runtime API hands a function", emulator.LambdaMaxPayload))
+	require.Empty(t, e.Instances("hello"), "nothing started")
 }

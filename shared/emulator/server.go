@@ -918,7 +918,16 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, _, err := e.invoke(detached(r), fn, requestID, e.httpEvent(r, body, requestID, gatewayID))
+	ev := e.httpEvent(r, body, requestID, gatewayID)
+	if len(ev) > limit {
+		// The event is larger than its body (base64, a string's escapes):
+		// within the door's limit, it went past what the runtime API hands
+		// a function, and a 128 MB instance was killed for memory (a
+		// re-tester).
+		e.platformError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the event this body makes is %d bytes, over the %d bytes the %s runtime API hands a function (a body in base64, or with characters a JSON string escapes, is larger in the event than on the wire); send less", len(ev), limit, p.cfg.Platform), requestID)
+		return
+	}
+	res, _, err := e.invoke(detached(r), fn, requestID, ev)
 	if errors.Is(err, errShuttingDown) {
 		// Never started: said as the service's refusal, as the invoke
 		// doors say it (a 502 FunctionFailed reads as a charge that may
