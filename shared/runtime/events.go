@@ -376,8 +376,10 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 }
 
 // iamMissing names what an AWS_IAM authorizer's description lacks of what
-// API Gateway always fills, "" when nothing.
+// API Gateway always fills, "" when nothing. Blank is none: API Gateway
+// never writes one, and " " passed for a signer (an outside tester).
 func iamMissing(accessKey, userARN string) string {
+	accessKey, userARN = strings.TrimSpace(accessKey), strings.TrimSpace(userARN)
 	switch {
 	case accessKey == "" && userARN == "":
 		return "accessKey and no userArn"
@@ -448,18 +450,54 @@ func (p *probe) agree(own string) string {
 	return own
 }
 
-// eventDuplicate finds a member given twice, compared without regard to
-// case as encoding/json matches names, in the objects an event is read
-// from: the payload, its requestContext and requestContext.http. One
-// streaming pass that copies no value: every HTTP event goes through it.
+// eventDuplicate finds a member given twice in the objects an event is read
+// from (readBelow): encoding/json takes the last of two, or merges two
+// objects, so what a check saw need not be what ran ({"iam":{"accessKey":
+// ..},"IAM":{"userArn":..}} passed as a full AWS_IAM description, an outside
+// tester). One streaming pass that copies no value: every HTTP event goes
+// through it.
 func eventDuplicate(payload []byte) (string, bool) {
 	dec := jsontext.NewDecoder(bytes.NewReader(payload), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	return objectDuplicate(dec, nil)
+	return objectDuplicate(dec, nil, true)
+}
+
+// readBelow says whether the member name of the object at path is an object
+// the runtime reads an event from, and whether its names are compared
+// without regard to case (fold). Struct members are matched as encoding/json
+// matches them, without case; a header map keeps "Authorization" and
+// "authorization" apart (the guard refuses the pair), so only one spelling
+// given twice there loses a value.
+func readBelow(path []string, name string) (read, fold bool) {
+	at := func(names ...string) bool {
+		if len(path) != len(names) {
+			return false
+		}
+		for i, n := range names {
+			if !strings.EqualFold(path[i], n) {
+				return false
+			}
+		}
+		return true
+	}
+	is := func(n string) bool { return strings.EqualFold(name, n) }
+	switch {
+	case at():
+		if is("requestContext") {
+			return true, true
+		}
+		return is("headers") || is("multiValueHeaders"), false
+	case at("requestContext"):
+		return is("http") || is("authorizer") || is("identity"), true
+	case at("requestContext", "authorizer"):
+		return is("iam"), true
+	}
+	return false, false
 }
 
 // objectDuplicate reads one value from dec; for an object, it reports a name
-// given twice there or in the members an event is read from below it.
-func objectDuplicate(dec *jsontext.Decoder, path []string) (string, bool) {
+// given twice there (compared without case when fold) or in the members an
+// event is read from below it.
+func objectDuplicate(dec *jsontext.Decoder, path []string, fold bool) (string, bool) {
 	if dec.PeekKind() != '{' {
 		_ = dec.SkipValue()
 		return "", false
@@ -475,15 +513,15 @@ func objectDuplicate(dec *jsontext.Decoder, path []string) (string, bool) {
 		}
 		name := tok.String()
 		for _, s := range seen {
-			if strings.EqualFold(s, name) {
+			if s == name || (fold && strings.EqualFold(s, name)) {
 				// Cut: the name is the caller's (a 10,000-byte one
 				// given twice came back whole).
 				return strings.Join(append(path, envelope.Clip(name)), "."), true
 			}
 		}
 		seen = append(seen, name)
-		if (len(path) == 0 && strings.EqualFold(name, "requestContext")) || (len(path) == 1 && strings.EqualFold(name, "http")) {
-			if dup, ok := objectDuplicate(dec, append(path, name)); ok {
+		if read, below := readBelow(path, name); read {
+			if dup, ok := objectDuplicate(dec, append(path, name), below); ok {
 				return dup, true
 			}
 			continue

@@ -97,6 +97,29 @@ func TestDetectMalformedEvents(t *testing.T) {
 	}
 }
 
+// eventDuplicate looks only where the runtime reads: names in a header map
+// differ by case legitimately (the guard refuses two Authorization
+// spellings itself), and what it does not read (a Lambda authorizer's
+// context, JWT claims) is the platform's or the owner's to write.
+func TestEventDuplicateLooksWhereTheEventIsRead(t *testing.T) {
+	for _, tc := range []struct{ name, payload, dup string }{
+		{"authorizer.iam in two cases", `{"requestContext":{"authorizer":{"iam":{},"Iam":{}}}}`, "requestContext.authorizer.Iam"},
+		{"a member of iam in two cases", `{"requestContext":{"Authorizer":{"IAM":{"userArn":"a","USERARN":"b"}}}}`, "requestContext.Authorizer.IAM.USERARN"},
+		{"identity.sourceIp twice", `{"requestContext":{"identity":{"sourceIp":"a","sourceIp":"b"}}}`, "requestContext.identity.sourceIp"},
+		{"a header twice", `{"Headers":{"x-a":"1","x-a":"2"}}`, "Headers.x-a"},
+		{"two spellings of a header", `{"headers":{"Authorization":"a","authorization":"b"}}`, ""},
+		{"a Lambda authorizer's context", `{"requestContext":{"authorizer":{"lambda":{"id":"a","ID":"b"}}}}`, ""},
+		{"JWT claims", `{"requestContext":{"authorizer":{"jwt":{"claims":{"sub":"a","Sub":"b"}}}}}`, ""},
+		{"headers inside requestContext are no header map", `{"requestContext":{"headers":{"a":"1","A":"2"}}}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, dup := eventDuplicate([]byte(tc.payload))
+			require.Equal(t, tc.dup, got)
+			require.Equal(t, tc.dup != "", dup)
+		})
+	}
+}
+
 // The warm path skips the event probe for a plain input; every spelling
 // encoding/json would take for an event's name still reaches the probe.
 func TestMayBeEvent(t *testing.T) {

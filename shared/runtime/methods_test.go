@@ -237,6 +237,11 @@ func TestAMalformedEventIsNeverADirectInput(t *testing.T) {
 		{"REST's method twice inside requestContext", `{"requestContext":{"httpMethod":"GET","HTTPMethod":"POST"},` + direct + `}`, "requestContext.HTTPMethod is given twice"},
 		{"v2's method twice", `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":"GET","method":"POST"}},"body":"{}"}`, "requestContext.http.method is given twice"},
 		{"v2's method twice in two cases", `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"Method":"GET","method":"POST"}},"body":"{}"}`, "requestContext.http.method is given twice"},
+		// Every object read for what runs or who called (an outside re-tester: "iam" beside "IAM" ran the charge).
+		{"an IAM description twice", `{"version":"2.0","rawPath":"/x","requestContext":{"http":{"method":"POST"},"authorizer":{"iam":{},"IAM":{"accessKey":"A","userArn":"u"}}},"body":"{}"}`, "requestContext.authorizer.IAM is given twice"},
+		{"REST's source address twice", `{"httpMethod":"POST","requestContext":{"identity":{"sourceIp":"1.1.1.1","SourceIp":"2.2.2.2"}},"body":"{}"}`, "requestContext.identity.SourceIp is given twice"},
+		{"a header twice in one spelling", `{"version":"2.0","rawPath":"/x","headers":{"authorization":"a","authorization":"b"},"requestContext":{"http":{"method":"POST"}},"body":"{}"}`, "headers.authorization is given twice"},
+		{"a multi-value header twice in one spelling", `{"httpMethod":"POST","multiValueHeaders":{"Authorization":["a"],"Authorization":["b"]},"requestContext":{},"body":"{}"}`, "multiValueHeaders.Authorization is given twice"},
 	} {
 		// The operation here reads no input, as one under the ignore
 		// policy skips every member it does not take: only the event's

@@ -185,6 +185,10 @@ func TestOnlyAFullIAMAuthorizerStandsForASignature(t *testing.T) {
 		{"userArn missing", iam(map[string]any{"accessKey": "AKIDEXAMPLE", "accountId": "111122223333"}), refused("userArn")},
 		{"userArn empty", iam(map[string]any{"accessKey": "AKIDEXAMPLE", "userArn": ""}), refused("userArn")},
 		{"both empty", iam(map[string]any{"accessKey": "", "userArn": ""}), refused("accessKey and no userArn")},
+		// Blank is none: " " and "\t" passed for a signer (an outside re-tester).
+		{"accessKey blank", iam(map[string]any{"accessKey": " ", "userArn": arn}), refused("accessKey")},
+		{"userArn blank", iam(map[string]any{"accessKey": "AKIDEXAMPLE", "userArn": "\t"}), refused("userArn")},
+		{"both blank", iam(map[string]any{"accessKey": " ", "userArn": "\t"}), refused("accessKey and no userArn")},
 		// Refused before too: no IAM description, so the bundle's signature is asked for.
 		{"iam null", iam(nil), unsigned},
 		{"a Lambda authorizer", map[string]any{"lambda": map[string]any{"userArn": arn}}, unsigned},
@@ -210,6 +214,41 @@ func TestOnlyAFullIAMAuthorizerStandsForASignature(t *testing.T) {
 	require.Equal(t, 0.0, m["errCode"], m)
 	require.Equal(t, "iam-ok", m["idempotencyKey"])
 	require.Len(t, sbx.Charges("BFC-IAM-OK"), 1)
+}
+
+// An IAM description given twice, in any case, is a malformed event (400
+// -1001) and nothing runs: encoding/json merged "iam" and "IAM" (or took the
+// last), so two incomplete descriptions made one full one, and a full one
+// hid an empty one beside it; all three charged unsigned (an outside
+// re-tester).
+func TestAnIAMAuthorizerGivenTwiceIsRefused(t *testing.T) {
+	sbx, hs := twoInstances(t)
+	const full = `{"accessKey":"AKIAX","userArn":"arn:aws:iam::1:user/x"}`
+	dup := func(name string) string {
+		return "top.ascp.launchExtraCharge:fail invalid input: malformed platform event: " + name +
+			" is given twice (names compared without regard to case, as the event is read)"
+	}
+	for i, tc := range []struct{ name, authorizer, errMsg string }{
+		{"two halves", `{"iam":{"accessKey":"AKIAX"},"IAM":{"userArn":"arn:aws:iam::1:user/x"}}`, dup("requestContext.authorizer.IAM")},
+		{"empty, then full", `{"iam":{},"IAM":` + full + `}`, dup("requestContext.authorizer.IAM")},
+		{"full, then empty", `{"iam":` + full + `,"Iam":{}}`, dup("requestContext.authorizer.Iam")},
+		{"a member twice inside iam", `{"iam":{"accessKey":"AKIAX","userArn":"","UserArn":"arn:aws:iam::1:user/x"}}`, dup("requestContext.authorizer.iam.UserArn")},
+		{"authorizer twice", `{"iam":{}},"Authorizer":{"iam":` + full + `}`, dup("requestContext.Authorizer")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			order := "BFC-IAM2-" + string(rune('a'+i))
+			body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"` + order + `","price":7,"type":2},"idempotencyKey":"iam2-` + order + `"}`
+			ev := apigwV2Charge(t, body, json.RawMessage(`{}`))
+			// json.Marshal cannot write a name twice: spliced in as sent.
+			ev = []byte(strings.Replace(string(ev), `"authorizer":{}`, `"authorizer":`+tc.authorizer, 1))
+			require.Contains(t, string(ev), tc.authorizer)
+			st, m := answer(t, hs[i%2], ev)
+			require.Equal(t, 400, st, m)
+			require.Equal(t, -1001.0, m["errCode"], m)
+			require.Equal(t, tc.errMsg, m["errMsg"])
+			require.Empty(t, sbx.Charges(order), "the charge's sandbox sees no call")
+		})
+	}
 }
 
 // A refused Idempotency-Key header is quoted in part: its first 40 bytes,
