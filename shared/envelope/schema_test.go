@@ -103,7 +103,7 @@ func TestRefusalsEchoABoundedPart(t *testing.T) {
 		var in schemaIn
 		var e *Error
 		require.ErrorAs(t, DecodeInput([]byte(body), s, &in), &e)
-		require.Less(t, len(e.Reason), 1000, e.Reason[:200])
+		require.Less(t, len(e.Reason), 1000, e.Reason[:min(200, len(e.Reason))]) // short now: a huge number is quoted in part
 		require.Less(t, len(e.Field), 400)
 	}
 	var in schemaIn

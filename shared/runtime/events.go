@@ -622,8 +622,13 @@ func badEvent(kind string, err error) error {
 	// ("body: expected a string, got object"), not just the event's kind.
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
 		// Value is "number <as written>" for one out of the field's range:
-		// cut, as the caller wrote it.
-		reason += fmt.Sprintf(": %s: expected %s, got %s", te.Field, envelope.DescribeType(te.Type), envelope.Clip(te.Value))
+		// the number is cut and its own length given, not the phrase's
+		// (it said 33 digits "(10007 bytes in all)" for 10,000).
+		got := envelope.Clip(te.Value)
+		if n, ok := strings.CutPrefix(te.Value, "number "); ok {
+			got = "number " + envelope.Clip(n)
+		}
+		reason += fmt.Sprintf(": %s: expected %s, got %s", te.Field, envelope.DescribeType(te.Type), got)
 	}
 	return &envelope.Error{Code: envelope.CodeInvalidInput, Reason: reason, Err: err}
 }

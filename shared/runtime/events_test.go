@@ -85,7 +85,10 @@ func TestDetectMalformedEvents(t *testing.T) {
 		"a 10,000-byte name twice": {`{"version":"2.0","rawPath":"/f","requestContext":{"` + long + `":1,"` + long + `":2}}`,
 			"invalid input: malformed platform event: requestContext." + long[:40] + "… (10000 bytes in all) is given twice (names compared without regard to case, as the event is read)"},
 		"a 10,000-digit timeEpoch": {`{"version":"2.0","rawPath":"/f","requestContext":{"timeEpoch":` + digits + `}}`,
-			"invalid input: malformed API Gateway v2 event: requestContext.timeEpoch: expected an integer, got number " + digits[:33] + "… (10007 bytes in all)"},
+			"invalid input: malformed API Gateway v2 event: requestContext.timeEpoch: expected an integer, got number " + digits[:40] + "… (10000 bytes in all)"},
+		// The number's own length, not the phrase's: it was 33 digits "(10007 bytes in all)".
+		"a 501-byte negative timeEpoch": {`{"version":"2.0","rawPath":"/f","requestContext":{"timeEpoch":-` + digits[:500] + `}}`,
+			"invalid input: malformed API Gateway v2 event: requestContext.timeEpoch: expected an integer, got number -" + digits[:39] + "… (501 bytes in all)"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := Detect([]byte(c.payload))
