@@ -62,6 +62,25 @@ func twoInstances(t *testing.T) (*topsbx.Server, [2]*runtime.Handler) {
 	return sbx, hs
 }
 
+// loggedCharge is one instance of the charge on records against a fresh
+// TOP sandbox, its log lines in logs, and its environment; keys turns caller
+// keys on.
+func loggedCharge(t *testing.T, keys bool, records idempotency.Records) (*topsbx.Server, *runtime.Handler, *strings.Builder, map[string]string) {
+	t.Helper()
+	sbx := topsbx.New(topsbx.Options{})
+	srv := httptest.NewServer(sbx.Handler())
+	t.Cleanup(srv.Close)
+	vars := sbx.Env(srv.URL)
+	if keys {
+		vars["CLOUDCALL_CALLER_KEYS"] = replayKeyID + ":" + replaySecret
+	}
+	env := config.FromMap(vars)
+	logs := &strings.Builder{}
+	h, err := runtime.New(context.Background(), env, runtime.NewLogger(logs, env), top.FactoryWith(records))
+	require.NoError(t, err)
+	return sbx, h, logs, vars
+}
+
 func answer(t *testing.T, h *runtime.Handler, ev []byte) (int, map[string]any) {
 	t.Helper()
 	var resp struct {
@@ -255,15 +274,7 @@ func TestAnIAMAuthorizerGivenTwiceIsRefused(t *testing.T) {
 // the cut marked and its length given, in the answer and in the log line. A
 // 10,000-byte key came back whole, a 10,195-byte answer (an outside tester).
 func TestARefusedIdempotencyKeyHeaderIsQuotedInPart(t *testing.T) {
-	sbx := topsbx.New(topsbx.Options{})
-	srv := httptest.NewServer(sbx.Handler())
-	t.Cleanup(srv.Close)
-	vars := sbx.Env(srv.URL)
-	vars["CLOUDCALL_CALLER_KEYS"] = replayKeyID + ":" + replaySecret
-	env := config.FromMap(vars)
-	var logs strings.Builder
-	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&logs, env), top.FactoryWith(idempotency.NewMemory(nil)))
-	require.NoError(t, err)
+	sbx, h, logs, _ := loggedCharge(t, true, idempotency.NewMemory(nil))
 	body := `{"omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC-LONG","price":7,"type":2}}`
 	forty := strings.Repeat("k", 40)
 	for i, tc := range []struct {
@@ -311,15 +322,8 @@ func TestARefusedIdempotencyKeyHeaderIsQuotedInPart(t *testing.T) {
 // tester could not reconcile a -1304 from the logs): the key in force, TOP's
 // order id and request id on a charge, the key on a replay and on a -1304.
 func TestTheChargesLogLineNamesItsKeyAndTOPsIDs(t *testing.T) {
-	sbx := topsbx.New(topsbx.Options{})
-	srv := httptest.NewServer(sbx.Handler())
-	t.Cleanup(srv.Close)
-	vars := sbx.Env(srv.URL)
-	env := config.FromMap(vars)
-	var logs strings.Builder
 	recs := idempotency.NewMemory(nil)
-	h, err := runtime.New(context.Background(), env, runtime.NewLogger(&logs, env), top.FactoryWith(recs))
-	require.NoError(t, err)
+	sbx, h, logs, vars := loggedCharge(t, false, recs)
 	// sent holds the "charge sending" lines of the last call, which come
 	// before its invocation line.
 	var sent, others []map[string]any
