@@ -919,11 +919,12 @@ func (e *Emulator) httpTrigger(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ev := e.httpEvent(r, body, requestID, gatewayID)
-	if len(ev) > limit {
+	if p.cfg.Platform == runtimeapi.Lambda && len(ev) > limit {
 		// The event is larger than its body (base64, a string's escapes):
-		// within the door's limit, it went past what the runtime API hands
-		// a function, and a 128 MB instance was killed for memory (a
-		// re-tester).
+		// within the door's limit, it went past the 6 MB Lambda's invoke
+		// takes, which API Gateway's event must fit (a re-tester). FC's
+		// trigger takes a 32 MB body and hands the function its event,
+		// larger: the function refuses it by size (-1002).
 		e.platformError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the event this body makes is %d bytes, over the %d bytes the %s runtime API hands a function (a body in base64, or with characters a JSON string escapes, is larger in the event than on the wire); send less", len(ev), limit, p.cfg.Platform), requestID)
 		return
 	}
