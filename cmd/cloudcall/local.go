@@ -100,7 +100,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxInst := fs.Int("max-instances", emulator.DefaultMaxInstances(), "instances per function when all are busy: 2 per CPU unless set")
 	idle := fs.Duration("idle", 5*time.Minute, "stop an instance idle this long")
 	binDir := fs.String("bin", "bin", "where to build the function binaries")
-	watch := fs.Bool("watch", false, "rebuild a function when its sources (or a package of this module it imports) change, and swap its instances gracefully")
+	watch := fs.Bool("watch", false, "rebuild a function when its sources (a package of this module it imports, or a file one embeds, such as an input schema) change, and swap its instances gracefully")
 	debugFn := fs.String("debug", "", "run this function's instance under Delve headless (needs dlv); its deadline is suspended")
 	debugAddr := fs.String("debug-addr", "127.0.0.1:2345", "where Delve listens with --debug")
 	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for every function (overrides defaults and sandbox settings)")

@@ -40,16 +40,20 @@ type watcher struct {
 	emu            swapper
 	out            io.Writer
 
-	mu     sync.Mutex
-	gen    int
-	dirs   map[string]map[string]bool // package dir → functions that import it
+	mu   sync.Mutex
+	gen  int
+	dirs map[string]map[string]bool // package dir → functions that import it
+	// embeds are the files packages compile in (//go:embed: the input
+	// schemas, where the validation messages live) → functions: an edit
+	// there went live only when some Go edit rebuilt (an outside tester).
+	embeds map[string]map[string]bool
 	builds map[string]console.Build
 	bins   map[string]string // current binary per function
 }
 
 func newWatcher(root, watchDir string, emu swapper, build builder, out io.Writer, bins map[string]string) *watcher {
 	w := &watcher{root: root, watchDir: watchDir, build: build, emu: emu, out: out, dirs: map[string]map[string]bool{},
-		builds: map[string]console.Build{}, bins: map[string]string{}}
+		embeds: map[string]map[string]bool{}, builds: map[string]console.Build{}, bins: map[string]string{}}
 	for fn, b := range bins {
 		w.bins[fn] = b
 		w.builds[fn] = console.Build{OK: true, At: time.Now()}
@@ -107,31 +111,43 @@ func (w *watcher) Builds() map[string]console.Build {
 // deps lists the folders of the module's packages fn's main imports,
 // directly or not, itself included; a package that does not compile is
 // listed with what it imports (-e).
-func (w *watcher) deps(ctx context.Context, fn string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-e", "-deps", "-tags", "lambda.norpc", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./functions/"+fn)
+func (w *watcher) deps(ctx context.Context, fn string) (dirs, embeds []string, err error) {
+	// One line per package folder ("D dir") and per file it embeds
+	// ("E dir/file"): lines, not fields, as a path may hold spaces.
+	const format = `{{if not .Standard}}D {{.Dir}}{{"\n"}}{{range .EmbedFiles}}E {{$.Dir}}/{{.}}{{"\n"}}{{end}}{{end}}`
+	cmd := exec.CommandContext(ctx, "go", "list", "-e", "-deps", "-tags", "lambda.norpc", "-f", format, "./functions/"+fn)
 	cmd.Dir = w.root
 	cmd.Env = append(os.Environ(), "GOWORK=off") // as the builds: a parent go.work listed no folder, and nothing reloaded
 	b, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("go list -deps ./functions/%s: %w", fn, err)
+		return nil, nil, fmt.Errorf("go list -deps ./functions/%s: %w", fn, err)
 	}
-	var out []string
-	for _, d := range strings.Fields(string(b)) {
-		if rel, err := filepath.Rel(w.root, d); err == nil && !strings.HasPrefix(rel, "..") {
-			out = append(out, d)
+	inModule := func(p string) bool {
+		rel, err := filepath.Rel(w.root, p)
+		return err == nil && !strings.HasPrefix(rel, "..")
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		kind, p, ok := strings.Cut(line, " ")
+		if !ok || !inModule(p) {
+			continue
+		}
+		if kind == "D" {
+			dirs = append(dirs, p)
+		} else if kind == "E" {
+			embeds = append(embeds, filepath.Clean(p))
 		}
 	}
-	if len(out) == 0 {
+	if len(dirs) == 0 {
 		// Its own folder at least: none means the listing went wrong, and
 		// watching nothing reloaded nothing without a word.
-		return nil, fmt.Errorf("go list -deps ./functions/%s listed no package folder of this module", fn)
+		return nil, nil, fmt.Errorf("go list -deps ./functions/%s listed no package folder of this module", fn)
 	}
-	return out, nil
+	return dirs, embeds, nil
 }
 
 // track (re)computes fn's folders and adds the new ones to fsw.
 func (w *watcher) track(ctx context.Context, fsw *fsnotify.Watcher, fn string) error {
-	dirs, err := w.deps(ctx, fn)
+	dirs, embeds, err := w.deps(ctx, fn)
 	if err != nil {
 		return err
 	}
@@ -140,14 +156,34 @@ func (w *watcher) track(ctx context.Context, fsw *fsnotify.Watcher, fn string) e
 	for _, fns := range w.dirs {
 		delete(fns, fn)
 	}
+	for _, fns := range w.embeds {
+		delete(fns, fn)
+	}
+	watch := func(d string) error {
+		if _, ok := w.dirs[d]; ok {
+			return nil
+		}
+		w.dirs[d] = map[string]bool{}
+		if err := fsw.Add(d); err != nil {
+			return fmt.Errorf("watch %s: %w", d, err)
+		}
+		return nil
+	}
 	for _, d := range dirs {
-		if w.dirs[d] == nil {
-			w.dirs[d] = map[string]bool{}
-			if err := fsw.Add(d); err != nil {
-				return fmt.Errorf("watch %s: %w", d, err)
-			}
+		if err := watch(d); err != nil {
+			return err
 		}
 		w.dirs[d][fn] = true
+	}
+	for _, f := range embeds {
+		// The file's folder is watched for it (schemas/ is no package).
+		if err := watch(filepath.Dir(f)); err != nil {
+			return err
+		}
+		if w.embeds[f] == nil {
+			w.embeds[f] = map[string]bool{}
+		}
+		w.embeds[f][fn] = true
 	}
 	return nil
 }
@@ -158,13 +194,17 @@ func (w *watcher) affected(path string) []string {
 	if (base == "go.mod" || base == "go.sum") && filepath.Dir(path) == w.root {
 		return w.all() // a dependency changed: everything links it
 	}
-	if !strings.HasSuffix(base, ".go") || strings.HasSuffix(base, "_test.go") || strings.HasPrefix(base, ".") {
-		return nil
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	fns := w.embeds[filepath.Clean(path)]
+	if fns == nil {
+		if !strings.HasSuffix(base, ".go") || strings.HasSuffix(base, "_test.go") || strings.HasPrefix(base, ".") {
+			return nil
+		}
+		fns = w.dirs[filepath.Dir(path)]
+	}
 	var out []string
-	for fn := range w.dirs[filepath.Dir(path)] {
+	for fn := range fns {
 		out = append(out, fn)
 	}
 	sort.Strings(out)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cloudcall/cloudcall/shared/console"
@@ -214,8 +215,29 @@ func TestWatchIgnoresAGoWork(t *testing.T) {
 	root, err := emulator.ModuleRoot(".")
 	require.NoError(t, err)
 	w := &watcher{root: root}
-	dirs, err := w.deps(context.Background(), "quota-alert")
+	dirs, _, err := w.deps(context.Background(), "quota-alert")
 	require.NoError(t, err)
 	require.Contains(t, dirs, filepath.Join(root, "functions", "quota-alert"))
 	require.Contains(t, dirs, filepath.Join(root, "shared", "quotaalert"))
+}
+
+// An input schema is compiled into the functions (//go:embed), and its
+// messages are the validation messages: an edit there went live only when
+// some Go edit rebuilt, and said nothing (an outside tester). --watch
+// follows the files packages embed, and only the functions that embed them.
+func TestWatchFollowsEmbeddedFiles(t *testing.T) {
+	root, err := emulator.ModuleRoot(".")
+	require.NoError(t, err)
+	w := &watcher{root: root, dirs: map[string]map[string]bool{}, embeds: map[string]map[string]bool{}}
+	fsw, err := fsnotify.NewWatcher()
+	require.NoError(t, err)
+	defer fsw.Close()
+	for _, fn := range []string{"ck1-pricing-inbound-box", "logistics-get-quota"} {
+		require.NoError(t, w.track(context.Background(), fsw, fn))
+	}
+	schema := filepath.Join(root, "shared", "registry", "schemas", "ck1-pricing-inbound-box.input.json")
+	require.Equal(t, []string{"ck1-pricing-inbound-box", "logistics-get-quota"}, w.affected(schema), "the registry embeds every schema in every function")
+	require.Contains(t, fsw.WatchList(), filepath.Dir(schema))
+	require.Nil(t, w.affected(filepath.Join(root, "shared", "registry", "schemas", "notes.txt")), "a file nobody embeds")
+	require.Equal(t, []string{"ck1-pricing-inbound-box"}, w.affected(filepath.Join(root, "shared", "ck1", "pricing.go")))
 }
