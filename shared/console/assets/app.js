@@ -59,7 +59,40 @@ async function api(path, opts = {}) {
   return data;
 }
 
-const pretty = (v) => { try { return JSON.stringify(typeof v === 'string' ? JSON.parse(v) : v, null, 2); } catch { return String(v); } };
+// indentJSON indents JSON text as it was written, without reading its
+// values: JSON.parse showed a refused {"deliveryId":"YTO","deliveryId":"ZTO"}
+// as a valid request, 9007199254740993 as ...992 and 96.00 as 96 (an outside
+// tester). Text that is not JSON shows as it is.
+function indentJSON(s) {
+  try { JSON.parse(s); } catch { return s; }
+  let out = '', depth = 0, inStr = false, esc = false;
+  const nl = () => '\n' + '  '.repeat(depth);
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (inStr) {
+      out += c;
+      if (esc) esc = false; else if (c === '\\') esc = true; else if (c === '"') inStr = false;
+      continue;
+    }
+    if (c === '"') { inStr = true; out += c; continue; }
+    if (c === '{' || c === '[') {
+      let j = i + 1;
+      while (j < s.length && ' \t\r\n'.includes(s[j])) j++;
+      if (s[j] === (c === '{' ? '}' : ']')) { out += c + s[j]; i = j; continue; } // {} and [] stay whole
+      depth++; out += c + nl(); continue;
+    }
+    if (c === '}' || c === ']') { depth--; out += nl() + c; continue; }
+    if (c === ',') { out += ',' + nl(); continue; }
+    if (c === ':') { out += ': '; continue; }
+    if (' \t\r\n'.includes(c)) continue;
+    out += c;
+  }
+  return out;
+}
+const pretty = (v) => {
+  if (typeof v === 'string') return indentJSON(v);
+  try { return JSON.stringify(v, null, 2); } catch { return String(v); }
+};
 const fmtTime = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
 const ms = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1)) + ' ms';
 
@@ -272,6 +305,9 @@ function statusOf(inv) {
   return [inv.status ? String(inv.status) : 'ok', 'ok'];
 }
 
+// KEEP is how many invocations the console's server keeps (docs/emulator.md).
+const KEEP = 500;
+
 function upsertRow(inv) {
   const [label, cls] = statusOf(inv);
   const cells = [
@@ -289,9 +325,19 @@ function upsertRow(inv) {
     tr = h('tr', { 'data-request-id': inv.requestId, onclick: () => select(inv.requestId) });
     rows.set(inv.requestId, tr);
     document.querySelector('#inv-table tbody').prepend(tr);
+    // The page keeps what the server keeps, its last KEEP: it kept every
+    // one, 121 MB of a tab after 1,200 calls (an outside tester).
+    while (rows.size > KEEP) {
+      const [id, old] = rows.entries().next().value;
+      old.remove();
+      rows.delete(id);
+      invocations.delete(id);
+      if (selected === id) { selected = null; renderDetail(); }
+    }
   }
   tr.replaceChildren(...cells);
 }
+
 
 function select(id) {
   if (selected && rows.get(selected)) rows.get(selected).classList.remove('selected');
@@ -303,14 +349,23 @@ function select(id) {
 function renderDetail() {
   const box = document.getElementById('inv-detail');
   const inv = invocations.get(selected);
-  if (!inv) { box.hidden = true; return; }
+  if (!inv) { box.hidden = true; box.replaceChildren(); return; }
   box.hidden = false;
+  const failed = h('span', { class: 'bad', 'data-testid': 'replay-error' });
   const replay = h('button', { 'data-testid': 'replay', text: 'Replay', onclick: async () => {
     replay.disabled = true;
-    try { const again = await api('/replay/' + encodeURIComponent(inv.requestId), { method: 'POST' }); select(again.requestId); } finally { replay.disabled = false; }
+    failed.textContent = '';
+    try {
+      const again = await api('/replay/' + encodeURIComponent(inv.requestId), { method: 'POST' });
+      select(again.requestId);
+    } catch (e) {
+      // It said nothing: the server no longer kept the call (its 500 and
+      // 64 MiB), and the error went to the devtools console only.
+      failed.textContent = ' replay failed: ' + e.message + ' (send it again from the function\'s form)';
+    } finally { replay.disabled = false; }
   } });
   box.replaceChildren(h('div', { class: 'card', 'data-testid': 'detail', 'data-request-id': inv.requestId },
-    h('h3', {}, h('span', { text: inv.function }), h('code', { class: 'api', text: inv.requestId }), replay),
+    h('h3', {}, h('span', { text: inv.function }), h('code', { class: 'api', text: inv.requestId }), replay, failed),
     h('div', { class: 'kv' }, `trigger ${inv.trigger} · ${inv.running ? 'running' : ms(inv.durationMs)}` + (inv.cold ? ` · cold start (init ${ms(inv.initDurationMs || 0)})` : '') + (inv.pid ? ` · pid ${inv.pid}` : '')),
     h('div', { class: 'grid2' },
       h('div', {}, h('div', { class: 'hint', text: requestTitle(inv) }), h('pre', { 'data-testid': 'detail-request', text: requestText(inv) }),

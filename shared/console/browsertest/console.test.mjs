@@ -191,6 +191,28 @@ test("a charge's ledger entry shows in the TOP sandbox", async () => {
   assert.equal(await page.locator(`[data-sandbox=top] [data-testid=top-ledger] tr[data-order="${order}"]`).count(), 1, 'one charge, one entry');
 });
 
+// The detail shows a request as it was sent: re-parsed, a refused
+// {"deliveryId":"YTO","deliveryId":"ZTO"} read as a valid request (an
+// outside tester). And the page keeps what the server keeps, its last 500
+// invocations: it kept every one, 121 MB of a tab after 1,200 calls.
+test('a request shows as sent, and the table keeps the last 500', async () => {
+  const sent = '{"deliveryId":"YTO","deliveryId":"ZTO","bizId":"xyz"}';
+  const res = await fetch(BASE + '/logistics-get-quota', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: sent });
+  assert.equal(res.status, 400);
+  const id = res.headers.get('x-fc-request-id');
+  const row = page.locator(`#inv-table tr[data-request-id="${id}"]`);
+  await row.waitFor();
+  await row.click();
+  const shown = await page.locator(`[data-testid=detail][data-request-id="${id}"] [data-testid=detail-request]`).textContent();
+  assert.equal(shown, '{\n  "deliveryId": "YTO",\n  "deliveryId": "ZTO",\n  "bizId": "xyz"\n}');
+  for (let i = 0; i < 510; i += 10) {
+    await Promise.all(Array.from({ length: 10 }, () => fetch(BASE + '/logistics-get-quota', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"deliveryId":"YTO","bizId":"xyz"}' }).then((r) => r.arrayBuffer())));
+  }
+  await page.waitForFunction((id) => !document.querySelector(`#inv-table tr[data-request-id="${id}"]`), id);
+  assert.equal(await page.locator('#inv-table tbody tr').count(), 500);
+  assert.equal(await page.locator(`[data-testid=detail][data-request-id="${id}"]`).count(), 0, 'its detail went with it');
+});
+
 test('no page errors', async () => {
   if (SHOTS) {
     await page.locator('[data-fn="logistics-get-quota"] [data-testid=result-logs] li').first().waitFor();
