@@ -160,7 +160,7 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 		return fail, err
 	}
 	if cooldown <= 0 {
-		return fail, fmt.Errorf("QUOTA_ALERT_COOLDOWN=%s: expected a positive duration such as 6h", cooldown)
+		return fail, fmt.Errorf("QUOTA_ALERT_COOLDOWN=%q: expected a positive duration such as 6h", d.Env.Get("QUOTA_ALERT_COOLDOWN", ""))
 	}
 	var horizon time.Duration
 	if !strings.EqualFold(d.Env.Get("QUOTA_ALERT_HORIZON", ""), "off") { // the table's "off" is a value too

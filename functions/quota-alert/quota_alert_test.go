@@ -198,6 +198,14 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 	}
 }
 
+// A setting out of range is echoed as written: QUOTA_ALERT_COOLDOWN=-1h
+// came back as "-1h0m0s" (an outside tester).
+func TestANegativeCooldownIsEchoedAsWritten(t *testing.T) {
+	a := newRig(t, map[string]string{"QUOTA_ALERT_COOLDOWN": "-1h"}).invoke(t, `{}`)
+	require.Equal(t, -1601, a.ErrCode)
+	require.Contains(t, a.ErrMsg, `QUOTA_ALERT_COOLDOWN="-1h": expected a positive duration such as 6h`)
+}
+
 // A QUOTA_ALERT_ name the function does not read was ignored without a
 // word: a mistyped channel URL sent its alerts nowhere, and a _FILE of a
 // setting that is no secret was never read. Each is -1601, named, with the

@@ -110,7 +110,7 @@ func (e *Env) Int(name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s=%q: out of range (at most %d)", name, v, math.MaxInt)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%s=%q: expected an integer in plain decimal digits, such as 1000000", name, v)
+		return 0, fmt.Errorf("%s=%q: expected an integer in plain decimal digits, such as 100", name, v)
 	}
 	return n, nil
 }
