@@ -255,12 +255,8 @@ func TestARestartIsNotAnEvictionLoss(t *testing.T) {
 // CONFIG RESETSTAT sets evicted_keys to 0: no loss, a new baseline, and
 // evictions after it are found.
 func TestResetStatIsNotAnEvictionLoss(t *testing.T) {
-	srv := redisproc.Start(t, true)
+	srv, clock, logs, r := afterEvictions(t)
 	ctx := context.Background()
-	evictBriefly(t, srv, nil)
-	clock := &testClock{now: time.Now()}
-	logs := &syncBuffer{}
-	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
 	keys := charged(t, r, "k", 20)
 	a := admin(t, srv)
 	require.NoError(t, a.ConfigResetStat(ctx).Err())
@@ -410,12 +406,8 @@ func TestAMissingBaselineWithoutEvictionsIsTaken(t *testing.T) {
 // verdict: the next call takes the baseline anew, so evictions after the
 // reset are counted from it and not hidden under the old, higher count.
 func TestACountThatWentDownIsVerifiedAgain(t *testing.T) {
-	srv := redisproc.Start(t, true)
+	srv, _, logs, r := afterEvictions(t)
 	ctx := context.Background()
-	evictBriefly(t, srv, nil)
-	clock := &testClock{now: time.Now()}
-	logs := &syncBuffer{}
-	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
 	charged(t, r, "k", 3)
 	a := admin(t, srv)
 	require.NoError(t, a.ConfigResetStat(ctx).Err())
@@ -431,6 +423,18 @@ func TestACountThatWentDownIsVerifiedAgain(t *testing.T) {
 }
 
 // requireFenceLost checks that the store's fence records a loss.
+// afterEvictions is a Redis that evicted keys for a while and then stopped,
+// and records on it with a test clock, logging into logs.
+func afterEvictions(t *testing.T) (*redisproc.Server, *testClock, *syncBuffer, *redisrecords.Records) {
+	t.Helper()
+	srv := redisproc.Start(t, true)
+	evictBriefly(t, srv, nil)
+	clock := &testClock{now: time.Now()}
+	logs := &syncBuffer{}
+	r := open(t, redisrecords.Options{URL: srv.URL(), Timeout: testTimeout, Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: clock.Now})
+	return srv, clock, logs, r
+}
+
 func requireFenceLost(t *testing.T, a *redis.Client) {
 	t.Helper()
 	fence, err := a.Get(context.Background(), "cloudcall:idem:fence").Result()
