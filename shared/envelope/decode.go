@@ -91,7 +91,7 @@ func precheck(body []byte) ([]byte, error) {
 		return nil, Invalid("", "the request body must be a JSON object, got %s", jsonKind(trimmed))
 	}
 	if d := depth(trimmed); d > MaxDepth {
-		return nil, Invalid("", "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
+		return nil, Invalid(tooDeepAt(trimmed), "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
 	}
 	return trimmed, nil
 }
@@ -534,6 +534,20 @@ func depth(b []byte) int {
 		}
 	}
 	return max
+}
+
+// tooDeepAt is the path of the first value that opens a level past
+// MaxDepth, so the refusal names a field like every other (an outside
+// tester: "extra" sent 33 arrays deep was refused naming nothing). "" when
+// the JSON breaks before that point.
+func tooDeepAt(b []byte) string {
+	dec := jsontext.NewDecoder(bytes.NewReader(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	for dec.StackDepth() <= MaxDepth {
+		if _, err := dec.ReadToken(); err != nil {
+			return ""
+		}
+	}
+	return pointerPath(dec.StackPointer())
 }
 
 func jsonKind(b []byte) string {

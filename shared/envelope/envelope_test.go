@@ -95,7 +95,16 @@ func TestDecodeDepth(t *testing.T) {
 	err := Decode([]byte(body), &in)
 	var e *Error
 	require.ErrorAs(t, err, &e)
-	require.Contains(t, e.Reason, "nests")
+	require.Contains(t, e.Reason, "nests 34 levels deep; at most 32 are allowed")
+	// The field is named, as every refusal names one: the array that opens
+	// level 33 (the body's braces are level 1).
+	require.Equal(t, "extra"+strings.Repeat("[0]", MaxDepth-1), e.Field)
+	require.True(t, strings.HasPrefix(e.Reason, "invalid input: extra[0][0]"), e.Reason)
+
+	// Inside an object in an array, the path carries both.
+	body = `{"boxes":[{"a":1},{"x":` + string(repeat('[', MaxDepth)) + string(repeat(']', MaxDepth)) + `}]}`
+	require.ErrorAs(t, Decode([]byte(body), &in), &e)
+	require.Equal(t, "boxes[1].x"+strings.Repeat("[0]", MaxDepth-3), e.Field)
 }
 
 func repeat(c byte, n int) []byte {
