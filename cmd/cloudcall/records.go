@@ -61,7 +61,8 @@ alone, so a variable left in the shell cannot point the tool at another store th
           lostAt: every charge answers -1601 until it is reopened) or "reopened", and the fence itself: note
           it down, since a store emptied shows none, and one fenced again by a new instance shows another
           one. A fenced store is also put to the checks an instance makes at its first charge: "refused"
-          (with why) when they fail, e.g. a table made UNLOGGED, autocommit off, a Redis without AOF.
+          (with why) when they fail, e.g. a table made UNLOGGED, autocommit off, a Redis without AOF or one
+          that may evict keys.
           Exit status 5 when the state is "lost", 6 when "refused".
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
@@ -83,7 +84,8 @@ alone, so a variable left in the shell cannot point the tool at another store th
 Exit status: 0 done, 1 the store or the settings failed, 2 a bad command line, 3 no record under the key
 (or, for migration --restart, no marker to forget),
 4 the record cannot be settled or restored, the store records no loss to reopen, or one already
-(mark-lost) (the message says why), 5 status: the store records a loss.
+(mark-lost) (the message says why), 5 status: the store records a loss, 6 status: the charge's checks
+refuse the store (every new instance answers -1601 until it is fixed).
 
 Flags:`
 
@@ -448,7 +450,10 @@ func fence(ctx context.Context, action string, records idempotency.Records, wher
 		// look fenced.
 		err := w.Warm(ctx)
 		switch {
-		case errors.Is(err, idempotency.ErrSettings):
+		case errors.Is(err, idempotency.ErrSettings), errors.Is(err, idempotency.ErrNotDurable):
+			// ErrNotDurable too: a Redis with appendonly turned off or an
+			// evicting policy set read "live" while every charge answered
+			// -1601 (an outside tester).
 			st.State, st.Refused = "refused", err.Error()
 		case errors.Is(err, idempotency.ErrLost):
 			// The checks found a loss the fence did not show yet (a Redis

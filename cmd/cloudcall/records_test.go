@@ -676,3 +676,40 @@ func TestRecordsStatusSaysAnEvictionLoss(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, fence, st.Fence)
 }
+
+// records status refuses a Redis the charge refuses: appendonly turned off
+// or an evicting policy set under running instances read "live" (exit 0)
+// while every charge answered -1601 (an outside tester).
+func TestRecordsStatusSaysARefusedRedis(t *testing.T) {
+	srv := redisproc.Start(t, true)
+	ctx := context.Background()
+	r, err := redisrecords.Open(redisrecords.Options{URL: srv.URL()})
+	require.NoError(t, err)
+	require.NoError(t, r.Warm(ctx)) // an instance's first use: the fence
+	require.NoError(t, r.Close())
+	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": srv.URL(), "TOP_APP_KEY": "12345678"})
+	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 0, code, out+errOut)
+	require.Contains(t, out, `"state":"live"`)
+
+	o, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	admin := redis.NewClient(o)
+	defer admin.Close()
+	refused := func(want string) {
+		t.Helper()
+		code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+		require.Equal(t, 6, code, out+errOut)
+		var st struct{ State, Refused string }
+		require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+		require.Equal(t, "refused", st.State)
+		require.Contains(t, st.Refused, want)
+		require.Contains(t, errOut, "every new instance answers -1601 until it is fixed")
+	}
+	require.NoError(t, admin.ConfigSet(ctx, "appendonly", "no").Err())
+	refused("has appendonly off")
+	require.NoError(t, admin.ConfigSet(ctx, "appendonly", "yes").Err())
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", "100mb").Err())
+	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err())
+	refused("may evict keys when full")
+}
