@@ -23,6 +23,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/descriptor"
 	"github.com/cloudcall/cloudcall/shared/emulator/runtimeapi"
 	"github.com/cloudcall/cloudcall/shared/registry"
+	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 )
 
@@ -233,7 +234,7 @@ func TestFunctionEnv(t *testing.T) {
 		mem := filepath.Join(t.TempDir(), ".env")
 		require.NoError(t, os.WriteFile(mem, []byte("CLOUDCALL_IDEMPOTENCY_STORE=memory\n"), 0o600))
 		var errOut bytes.Buffer
-		_, err := loadEnvFile(mem, &errOut)
+		_, err := loadEnvFile(mem, &errOut, false)
 		require.ErrorIs(t, err, errUsage)
 		require.ErrorContains(t, err, "--env-file "+mem+": CLOUDCALL_IDEMPOTENCY_STORE=memory would give each instance its own charge records")
 
@@ -270,7 +271,7 @@ func TestFunctionEnv(t *testing.T) {
 		memFile := filepath.Join(dir, ".env")
 		require.NoError(t, os.WriteFile(memFile, []byte("CLOUDCALL_IDEMPOTENCY_STORE_FILE="+url+"\n"), 0o600))
 		errOut.Reset()
-		_, err = loadEnvFile(memFile, &errOut)
+		_, err = loadEnvFile(memFile, &errOut, false)
 		require.ErrorIs(t, err, errUsage)
 		require.ErrorContains(t, err, "each instance its own charge records")
 
@@ -279,12 +280,12 @@ func TestFunctionEnv(t *testing.T) {
 		storeFile := filepath.Join(dir, "store.env")
 		require.NoError(t, os.WriteFile(storeFile, []byte("CLOUDCALL_STORE=redis://127.0.0.1:1/0\n"), 0o600))
 		errOut.Reset()
-		_, err = loadEnvFile(storeFile, &errOut)
+		_, err = loadEnvFile(storeFile, &errOut, false)
 		require.NoError(t, err)
 		require.Contains(t, errOut.String(), "CLOUDCALL_STORE is not used: every instance shares the emulator's store")
 		require.NoError(t, os.WriteFile(storeFile, []byte("CLOUDCALL_STORE_PREFIX=h3x:\n"), 0o600))
 		errOut.Reset()
-		_, err = loadEnvFile(storeFile, &errOut)
+		_, err = loadEnvFile(storeFile, &errOut, false)
 		require.NoError(t, err)
 		require.Contains(t, errOut.String(), "CLOUDCALL_STORE_PREFIX is not used: the functions' keys go under the prefix the banner names, which is also the one to give cloudcall records")
 	})
@@ -415,6 +416,31 @@ func TestInvokeTakesAnEnvFile(t *testing.T) {
 	code, _, errOut = runCLI("invoke", "top-launch-extra-charge", "--bin", binDir, "--env-file", env+".missing")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "--env-file "+env+".missing")
+}
+
+// TestInvokeKeepsTheEnvFilesPrefix: the charge invoked with an env file that
+// names its records store and key prefix keeps its record under that
+// prefix, so cloudcall records given the same file finds it. It went under
+// "cloudcall:", and the note pointed to a banner invoke does not print (an
+// outside tester).
+func TestInvokeKeepsTheEnvFilesPrefix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function")
+	}
+	m := miniredis.RunT(t)
+	env := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": "redis://" + m.Addr() + "/0", "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume",
+		"CLOUDCALL_STORE_PREFIX": "cloudcall:inv:", "TOP_APP_KEY": topsbx.DemoAppKey})
+	event := filepath.Join(t.TempDir(), "charge.json")
+	require.NoError(t, os.WriteFile(event, []byte(`{"idempotencyKey":"inv-1","omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC1","price":100,"type":2}}`), 0o600))
+	code, out, errOut := runCLI("invoke", "top-launch-extra-charge", "--bin", binDir, "--env-file", env, "--event", event)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"errCode":0`)
+	require.NotContains(t, errOut, "CLOUDCALL_STORE_PREFIX is not used")
+	require.True(t, m.Exists("cloudcall:inv:idem:top:"+topsbx.DemoAppKey+":inv-1"), "keys: %v", m.Keys())
+
+	code, out, errOut = runCLI("records", "show", "inv-1", "--env-file", env)
+	require.Equal(t, 0, code, out+errOut)
+	require.Contains(t, out, `"state":"done"`)
 }
 
 func TestDefaultStore(t *testing.T) {

@@ -152,7 +152,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usagef("--caller-keys: %v", strings.TrimPrefix(err.Error(), "CLOUDCALL_CALLER_KEYS: "))
 		}
 	}
-	if set.extra, err = loadEnvFile(*envFile, stderr); err != nil {
+	if set.extra, err = loadEnvFile(*envFile, stderr, false); err != nil {
 		return err
 	}
 	if k, ok := set.extra["CLOUDCALL_CALLER_KEYS"]; ok && k != "" && *callerKeys != "" && k != *callerKeys {
@@ -561,7 +561,9 @@ func warnUndurable(ctx context.Context, w io.Writer, what, url string, set local
 // loadEnvFile reads --env-file (none when path is empty); a file that cannot
 // be read, or caller keys in it that are not valid, is a usage error now,
 // as --caller-keys is, rather than -1601 from every call.
-func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
+// loadEnvFile reads --env-file. usesPrefix: the caller keeps the file's
+// CLOUDCALL_STORE_PREFIX (cloudcall invoke) instead of a prefix of its own.
+func loadEnvFile(path string, stderr io.Writer, usesPrefix bool) (map[string]string, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -588,7 +590,7 @@ func loadEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 	}
 	// Said, not silently dropped: every instance must share one store.
 	for _, k := range []string{"CLOUDCALL_STORE", "CLOUDCALL_STORE_FILE", "CLOUDCALL_STORE_PREFIX"} {
-		if _, ok := env[k]; ok {
+		if _, ok := env[k]; ok && !(usesPrefix && k == "CLOUDCALL_STORE_PREFIX") {
 			why := "every instance shares the emulator's store (cloudcall local --store redis://... names another)"
 			if k == "CLOUDCALL_STORE_PREFIX" {
 				// cloudcall records given this file looked under it, and
