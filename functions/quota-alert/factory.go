@@ -168,7 +168,7 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 			return fail, err
 		}
 		if horizon < 0 {
-			return fail, fmt.Errorf("QUOTA_ALERT_HORIZON=%s: expected a positive duration such as 24h, or off", horizon)
+			return fail, fmt.Errorf("QUOTA_ALERT_HORIZON=%q: expected a positive duration such as 24h, or off", d.Env.Get("QUOTA_ALERT_HORIZON", ""))
 		}
 	}
 	lang := d.Env.Get("QUOTA_ALERT_LANG", "both")

@@ -200,10 +200,14 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 
 // A setting out of range is echoed as written: QUOTA_ALERT_COOLDOWN=-1h
 // came back as "-1h0m0s" (an outside tester).
-func TestANegativeCooldownIsEchoedAsWritten(t *testing.T) {
+func TestANegativeDurationIsEchoedAsWritten(t *testing.T) {
 	a := newRig(t, map[string]string{"QUOTA_ALERT_COOLDOWN": "-1h"}).invoke(t, `{}`)
 	require.Equal(t, -1601, a.ErrCode)
 	require.Contains(t, a.ErrMsg, `QUOTA_ALERT_COOLDOWN="-1h": expected a positive duration such as 6h`)
+	// The horizon too (a second outside tester).
+	a = newRig(t, map[string]string{"QUOTA_ALERT_HORIZON": "-1h"}).invoke(t, `{}`)
+	require.Equal(t, -1601, a.ErrCode)
+	require.Contains(t, a.ErrMsg, `QUOTA_ALERT_HORIZON="-1h": expected a positive duration such as 24h, or off`)
 }
 
 // A QUOTA_ALERT_ name the function does not read was ignored without a
