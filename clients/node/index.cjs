@@ -112,6 +112,12 @@ function authorization({ keyId, secret, method, path, query = '', body = '', tim
   return `${SCHEME} KeyId=${keyId},Timestamp=${ts},Nonce=${n},Signature=${sig}`;
 }
 
+const OMIT_KEY = 'or omit both keyId and secret for a function that allows anonymous calls (unsigned calls)';
+
+// What a -1101 to an unsigned client adds to its message (errMsg stays the
+// function's): the refusal is about the key this client does not have.
+const UNSIGNED_NOTE = " (this client sends unsigned calls: it was made without keyId and secret; give both, a key of the functions' CLOUDCALL_CALLER_KEYS)";
+
 const OPTIONS = ['baseUrl', 'endpoints', 'keyId', 'secret', 'timeoutMs', 'fetch', 'maxRetries', 'maxRetryWaitMs'];
 
 // nearest is " (did you mean "x"?)" for an option spelled another way: another
@@ -124,16 +130,23 @@ function nearest(k, names) {
 }
 
 function validateOptions(o) {
-  if (!o || typeof o !== 'object') throw new TypeError('cloudcall: createClient({ baseUrl | endpoints, keyId, secret }) needs an options object');
+  if (!o || typeof o !== 'object') throw new TypeError('cloudcall: createClient({ baseUrl | endpoints, keyId?, secret? }) needs an options object');
   // An option spelled as the Go client spells it (baseURL, keyID) was
   // ignored, and the message blamed the option it was meant to be.
   for (const k of Object.keys(o)) {
     if (OPTIONS.includes(k)) continue;
     throw new TypeError(`cloudcall: unknown option ${JSON.stringify(k)}${nearest(k, OPTIONS)}; the options are ${OPTIONS.join(', ')}`);
   }
-  if (typeof o.keyId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.keyId)) throw new TypeError('cloudcall: keyId must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS)');
-  // 16 bytes of UTF-8, as the functions and the Go client count it.
-  if (typeof o.secret !== 'string' || Buffer.byteLength(o.secret, 'utf8') < 16) throw new TypeError('cloudcall: secret must be the key\'s secret (at least 16 bytes in UTF-8)');
+  // Both omitted: unsigned calls, for a function that allows anonymous ones
+  // (make run; FC's authType: function, whose signature a custom fetch adds).
+  // One without the other is a mistake, never a quiet unsigned client.
+  if (o.keyId !== undefined || o.secret !== undefined) {
+    if (o.secret === undefined) throw new TypeError(`cloudcall: keyId is given without secret: give both (a key of the functions' CLOUDCALL_CALLER_KEYS), ${OMIT_KEY}`);
+    if (o.keyId === undefined) throw new TypeError(`cloudcall: secret is given without keyId: give both (a key of the functions' CLOUDCALL_CALLER_KEYS), ${OMIT_KEY}`);
+    if (typeof o.keyId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.keyId)) throw new TypeError(`cloudcall: keyId must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS), ${OMIT_KEY}`);
+    // 16 bytes of UTF-8, as the functions and the Go client count it.
+    if (typeof o.secret !== 'string' || Buffer.byteLength(o.secret, 'utf8') < 16) throw new TypeError(`cloudcall: secret must be the key's secret (at least 16 bytes in UTF-8), ${OMIT_KEY}`);
+  }
   if (o.baseUrl === undefined && o.endpoints === undefined) throw new TypeError('cloudcall: give baseUrl (functions at <baseUrl>/<function>) or endpoints ({ "<function>": url })');
   // A URL fetch cannot send is refused now: at call time fetch fails before
   // connecting, and a charge would read as "outcome unknown" (-1304).
@@ -198,6 +211,16 @@ function checkURL(name, raw) {
 // setTimeout turns a longer delay into 1 ms (TimeoutOverflowWarning): a
 // charge would be sent and then cut off at once as "outcome unknown".
 const MAX_TIMER_MS = 2147483647;
+
+// checkSignal takes what deadline() uses of an AbortSignal; anything else
+// failed inside it ("outer.addEventListener is not a function").
+function checkSignal(s) {
+  if (s === undefined || s === null) return;
+  if (typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function' || typeof s.removeEventListener !== 'function') {
+    const got = typeof s !== 'object' ? `a ${typeof s}` : `${Object.prototype.toString.call(s).slice(8, -1)} ${JSON.stringify(Object.keys(s))}`;
+    throw new TypeError(`cloudcall: signal must be an AbortSignal (AbortController's signal, AbortSignal.timeout(ms)), got ${got}`);
+  }
+}
 
 function checkTimeout(v) {
   if (v !== undefined && !(Number.isFinite(v) && v >= 1 && v <= MAX_TIMER_MS)) {
@@ -351,7 +374,7 @@ function envelopeError(fn, env, res, attempts) {
 // fetch does; a charge that may have been sent rejects with -1304 and its
 // key (the reason as cause), since only a retry with it can tell.
 function abortedBy(fn, reason, attempts, payload, requestId) {
-  if (!fn.idempotent) return reason;
+  if (!fn.takesIdempotencyKey) return reason;
   return clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the caller aborted after the charge may have been sent; call again with the same input${payload.idempotencyKey ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
     { attempts, cause: reason, idempotencyKey: payload.idempotencyKey, requestId });
 }
@@ -413,18 +436,19 @@ async function call(o, fn, input, callOpts = {}) {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw clientError(fn, ErrCode.InvalidInput, 'the input must be a JSON object', { field: '' });
   }
-  if (callOpts === null || typeof callOpts !== 'object') throw new TypeError('cloudcall: the call options must be an object: { signal?, timeoutMs?' + (fn.idempotent ? ', idempotencyKey? }' : ' }'));
+  if (callOpts === null || typeof callOpts !== 'object') throw new TypeError('cloudcall: the call options must be an object: { signal?, timeoutMs?' + (fn.takesIdempotencyKey ? ', idempotencyKey? }' : ' }'));
   // A misspelled key (idempotencykey, IdempotencyKey) was dropped, and the
   // charge went out keyed by its fingerprint instead.
-  const allowed = fn.idempotent ? ['signal', 'timeoutMs', 'idempotencyKey'] : ['signal', 'timeoutMs'];
+  const allowed = fn.takesIdempotencyKey ? ['signal', 'timeoutMs', 'idempotencyKey'] : ['signal', 'timeoutMs'];
   for (const k of Object.keys(callOpts)) {
     if (!allowed.includes(k)) throw new TypeError(`cloudcall: unknown call option ${JSON.stringify(k)}${nearest(k, allowed)}; ${fn.api} takes ${allowed.join(', ')}`);
   }
   checkTimeout(callOpts.timeoutMs);
+  checkSignal(callOpts.signal);
   let payload = input;
   // An empty key is no key (docs/envelope.md, Policies), in the input as in
   // the options: only two keys that are both there can disagree.
-  if (fn.idempotent && callOpts.idempotencyKey !== undefined && callOpts.idempotencyKey !== '') {
+  if (fn.takesIdempotencyKey && callOpts.idempotencyKey !== undefined && callOpts.idempotencyKey !== '') {
     if (input.idempotencyKey !== undefined && input.idempotencyKey !== '' && input.idempotencyKey !== callOpts.idempotencyKey) {
       throw clientError(fn, ErrCode.InvalidInput, 'two different idempotency keys (input.idempotencyKey and options.idempotencyKey)', { field: 'idempotencyKey' });
     }
@@ -458,13 +482,11 @@ async function call(o, fn, input, callOpts = {}) {
   };
   try {
     for (let attempt = 1; ; attempt++) {
-      const headers = {
-        'content-type': 'application/json',
-        accept: 'application/json',
-        // A new nonce per attempt: the function spends a nonce on every
-        // correctly signed call, so a repeat must be signed again.
-        authorization: authorization({ keyId: o.keyId, secret: o.secret, method: 'POST', path: url.pathname, query: url.search, body }),
-      };
+      const headers = { 'content-type': 'application/json', accept: 'application/json' };
+      // A new nonce per attempt: the function spends a nonce on every
+      // correctly signed call, so a repeat must be signed again. An
+      // unsigned client leaves the header to its fetch (a platform's).
+      if (o.keyId !== undefined) headers.authorization = authorization({ keyId: o.keyId, secret: o.secret, method: 'POST', path: url.pathname, query: url.search, body });
       let res;
       const attemptStart = Date.now();
       try {
@@ -474,8 +496,8 @@ async function call(o, fn, input, callOpts = {}) {
         const code = causeCode(err);
         if (dl.signal.aborted) {
           if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, { idempotencyKey: keyInForce }); // their reason, as fetch does
-          if (retrying429 && !fn.idempotent) throw cutRetry(attempt, err);
-          if (fn.idempotent) {
+          if (retrying429 && !fn.takesIdempotencyKey) throw cutRetry(attempt, err);
+          if (fn.takesIdempotencyKey) {
             throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — no answer within the timeout; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: keyInForce });
           }
           throw clientError(fn, ErrCode.Timeout, 'no answer within the timeout', { attempts: attempt, cause: err });
@@ -483,7 +505,7 @@ async function call(o, fn, input, callOpts = {}) {
         retrying429 = undefined;
         const notSent = NOT_SENT.has(code);
         // Transport failures are retried for reads only.
-        if (!fn.idempotent && attempt <= maxRetries) {
+        if (!fn.takesIdempotencyKey && attempt <= maxRetries) {
           const backoff = Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
           if (Date.now() + backoff < dl.end) {
             await sleep(backoff, undefined, { signal: dl.signal }).catch(() => {});
@@ -492,12 +514,12 @@ async function call(o, fn, input, callOpts = {}) {
             throw clientError(fn, ErrCode.Timeout, `no answer within the timeout (last: ${code || err.message})`, { attempts: attempt, cause: err });
           }
         }
-        if (fn.idempotent && !notSent) {
+        if (fn.takesIdempotencyKey && !notSent) {
           throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: keyInForce });
         }
         // "could not reach" only when it certainly never left: a connection
         // closed after the request was sent reached the function.
-        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code || err.message})` : `the connection to ${url.origin} failed before an answer (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.idempotent ? keyInForce : undefined });
+        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code || err.message})` : `the connection to ${url.origin} failed before an answer (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.takesIdempotencyKey ? keyInForce : undefined });
       }
       let readErr;
       const text = await res.text().catch((err) => {
@@ -510,8 +532,8 @@ async function call(o, fn, input, callOpts = {}) {
         // a charge the outcome is unknown, as with no answer at all.
         const timedOut = dl.signal.aborted;
         const requestId = platformRequestId(res.headers);
-        if (timedOut && retrying429 && !fn.idempotent) throw cutRetry(attempt, readErr);
-        if (fn.idempotent) {
+        if (timedOut && retrying429 && !fn.takesIdempotencyKey) throw cutRetry(attempt, readErr);
+        if (fn.takesIdempotencyKey) {
           throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: keyInForce });
         }
         throw clientError(fn, timedOut ? ErrCode.Timeout : ErrCode.Unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
@@ -534,7 +556,7 @@ async function call(o, fn, input, callOpts = {}) {
         const problem = shapeProblem(env, outputs[fn.function], '');
         if (problem === undefined) return env;
         const requestId = platformRequestId(res.headers);
-        if (fn.idempotent) {
+        if (fn.takesIdempotencyKey) {
           // errCode 0: it charged, and this client cannot read how. The key
           // lets the caller reconcile (a repeat answers the same).
           const key = typeof env.idempotencyKey === 'string' && env.idempotencyKey !== '' ? env.idempotencyKey : keyInForce;
@@ -553,7 +575,7 @@ async function call(o, fn, input, callOpts = {}) {
           if (e.retryAfter === undefined) e.retryAfter = retryAfterSeconds(res, env);
         } else {
           e = clientError(fn, ErrCode.Throttled, `throttled before the function (HTTP 429 from ${url.origin}${url.pathname}): ${(text ?? '').slice(0, 200)}`,
-            { status: 429, retryAfter: retryAfterSeconds(res, undefined), requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: fn.idempotent ? keyInForce : undefined });
+            { status: 429, retryAfter: retryAfterSeconds(res, undefined), requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: fn.takesIdempotencyKey ? keyInForce : undefined });
         }
         const s = retryAfterSeconds(res, undefined);
         // Only with Retry-After, and only a wait the budget allows with
@@ -576,7 +598,7 @@ async function call(o, fn, input, callOpts = {}) {
         const snippet = text === undefined ? 'the body could not be read' : text.slice(0, 200);
         // An answer came, so a charge may have run whatever the status:
         // only the function, asked again with the key, knows.
-        if (fn.idempotent) {
+        if (fn.takesIdempotencyKey) {
           throw clientError(fn, ErrCode.OutcomeUnknown,
             `outcome unknown — HTTP ${res.status} from ${url.origin}${url.pathname} is not a cloudcall envelope (${snippet}); call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
             { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: keyInForce });
@@ -590,14 +612,16 @@ async function call(o, fn, input, callOpts = {}) {
         // a POST, a gateway duplicating it) delivered this request twice:
         // the first delivery may have run. A read is asked again, newly
         // signed; a charge is -1304 with its key, never "not charged".
-        if (!fn.idempotent && attempt <= maxRetries) continue;
-        if (fn.idempotent) {
+        if (!fn.takesIdempotencyKey && attempt <= maxRetries) continue;
+        if (fn.takesIdempotencyKey) {
           throw clientError(fn, ErrCode.OutcomeUnknown,
             `outcome unknown — the function refused this request as a replay of one it had already seen (something between this client and the function delivered it twice), and the first delivery may have charged; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`,
             { status: res.status, requestId: platformRequestId(res.headers), attempts: attempt, idempotencyKey: keyInForce });
         }
       }
-      throw envelopeError(fn, env, res, attempt);
+      const e = envelopeError(fn, env, res, attempt);
+      if (env.errCode === ErrCode.Unauthenticated && o.keyId === undefined) e.message += UNSIGNED_NOTE;
+      throw e;
     }
   } finally {
     dl.done();
@@ -605,7 +629,7 @@ async function call(o, fn, input, callOpts = {}) {
 }
 
 /**
- * createClient({ baseUrl | endpoints, keyId, secret, timeoutMs?, fetch?, maxRetries?, maxRetryWaitMs? })
+ * createClient({ baseUrl | endpoints, keyId?, secret? (both, or neither for unsigned calls), timeoutMs?, fetch?, maxRetries?, maxRetryWaitMs? })
  * returns a client whose methods follow the API names: cc.openapi.logistics.getQuota(input), ...
  */
 function createClient(options) {

@@ -97,8 +97,9 @@ func TestTypeScriptMapping(t *testing.T) {
 		require.Contains(t, ts, want)
 	}
 	require.Equal(t, 1, strings.Count(ts, "export type CheckOutInputDecimal"), "a $def is declared once")
-	require.Contains(t, files[clientgen.NodeAPI], `{ api: "shop.cart.checkOut", function: "shop-checkout", idempotent: true }`,
+	require.Contains(t, files[clientgen.NodeAPI], `{ api: "shop.cart.checkOut", function: "shop-checkout", takesIdempotencyKey: true }`,
 		"a function whose input takes idempotencyKey is the kind never retried on transport failures")
+	require.NotContains(t, files[clientgen.NodeAPI], "idempotent:", "the flag is named for what it says (it read as \"safe to repeat\", backwards)")
 	require.Contains(t, files[clientgen.NodeAPI], `"shop-checkout": {"type":"object","required":["errCode","errMsg","total"],"properties":{"errCode":{"type":"integer"},"errMsg":{"type":"string"},"total":{"type":"number"},"extra":{"type":"object"},"open":{"type":"object","properties":{"a":{"type":"string"}}}}},`,
 		"the Node client checks a success answer against the same shape as the Go client")
 }
@@ -123,7 +124,7 @@ func TestGoMapping(t *testing.T) {
 		"Extra map[string]any `json:\"extra,omitempty\"`",
 		"func (a ShopCartAPI) CheckOut(ctx context.Context, in CheckOutInput, opts ...CallOption) (*CheckOutOutput, error) {",
 		// The success answer's shape, checked before decoding: required and types.
-		`{API: "shop.cart.checkOut", Name: "shop-checkout", Idempotent: true, Output: &shape{Type: "object", Required: []string{"errCode", "errMsg", "total"}, ` +
+		`{API: "shop.cart.checkOut", Name: "shop-checkout", TakesIdempotencyKey: true, Output: &shape{Type: "object", Required: []string{"errCode", "errMsg", "total"}, ` +
 			`Props: []prop{{"errCode", &shape{Type: "integer"}}, {"errMsg", &shape{Type: "string"}}, {"total", &shape{Type: "number"}}, {"extra", &shape{Type: "object"}}, {"open", &shape{Type: "object", Props: []prop{{"a", &shape{Type: "string"}}}}}}}},`,
 		"Shop: ShopAPI{c: c, Cart: ShopCartAPI{c: c}},",
 	} {

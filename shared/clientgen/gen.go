@@ -32,7 +32,7 @@ type fn struct {
 	in, out    *schema
 	path       []string // namespace segments, then the method
 	typePrefix string   // GetQuota, InboundBox, ...
-	idempotent bool     // a write whose input takes idempotencyKey: never retried on transport failures
+	takesKey   bool     // its input takes idempotencyKey (the charge): never retried on transport failures
 	output     *shape   // what a success answer must hold (both clients check it)
 }
 
@@ -64,7 +64,7 @@ func Generate(fns []Function) (map[string][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s output schema: %w", f.Name, err)
 		}
-		all = append(all, &fn{Function: f, in: in, out: out, path: path, typePrefix: prefix, idempotent: idem, output: sh})
+		all = append(all, &fn{Function: f, in: in, out: out, path: path, typePrefix: prefix, takesKey: idem, output: sh})
 	}
 	ts, err := typescript(all)
 	if err != nil {
@@ -86,10 +86,11 @@ func nodeAPI(fns []*fn) []byte {
 	var b strings.Builder
 	b.WriteString("'use strict';\n// " + Header + "\n")
 	b.WriteString("// One entry per function with an HTTP trigger: the method path (api), the trigger\n")
-	b.WriteString("// path (function), and whether it is a write keyed by idempotencyKey (never retried\n// on transport failures; retried only byte-identical).\n")
+	b.WriteString("// path (function), and whether its input takes an idempotencyKey (takesIdempotencyKey:\n")
+	b.WriteString("// the charge, which moves money, so it is never retried on transport failures and\n// is retried only byte-identical).\n")
 	b.WriteString("exports.functions = Object.freeze([\n")
 	for _, f := range fns {
-		fmt.Fprintf(&b, "  Object.freeze({ api: %s, function: %s, idempotent: %t }),\n", jsString(f.API), jsString(f.Name), f.idempotent)
+		fmt.Fprintf(&b, "  Object.freeze({ api: %s, function: %s, takesIdempotencyKey: %t }),\n", jsString(f.API), jsString(f.Name), f.takesKey)
 	}
 	b.WriteString("]);\n")
 	b.WriteString("// What each function's success answer must hold, from its output schema: the JSON\n// type of each field and the fields it requires (index.cjs checks an answer against it).\n")

@@ -30,7 +30,7 @@ func golang(fns []*fn) ([]byte, error) {
 	}
 	b.WriteString("// functions lists the callable functions in registry order, each with what its\n// success answer must hold (from the output schema's types and required).\nfunc functions() []function {\n\treturn []function{\n")
 	for _, f := range fns {
-		fmt.Fprintf(&b, "\t\t{API: %q, Name: %q, Idempotent: %t,\n\t\t\tOutput: %s},\n", f.API, f.Name, f.idempotent, f.output.goLit())
+		fmt.Fprintf(&b, "\t\t{API: %q, Name: %q, TakesIdempotencyKey: %t,\n\t\t\tOutput: %s},\n", f.API, f.Name, f.takesKey, f.output.goLit())
 	}
 	b.WriteString("\t}\n}\n\n")
 	// The namespaces: Client.OpenAPI.Logistics.GetQuota(...).
@@ -87,7 +87,7 @@ func goNamespace(t *tree, path []string, out *strings.Builder) string {
 		if c.fn != nil {
 			f := c.fn
 			opt := ""
-			if f.idempotent {
+			if f.takesKey {
 				opt = " A charge: it is never retried after it may have been sent, and a 429 retry sends the same bytes (so the same idempotency key)."
 			}
 			methods.WriteString(comment(fmt.Sprintf("%s calls %s (POST /%s). %s%s", pascal(c.name), f.API, f.Name, firstSentence(f.in.Description), opt), "// ", 100))

@@ -13,7 +13,7 @@ const tsPreamble = `/** The names of the functions the client calls (their HTTP 
 export type FunctionName = %s;
 
 /** Where the functions are: baseUrl, endpoints, or both (endpoints win); at least one. */
-export type ClientOptions = ClientSettings & (
+export type ClientWhere = (
   | {
       /** Functions live at <baseUrl>/<function> (cloudcall local, one API gateway). */
       baseUrl: string;
@@ -27,11 +27,24 @@ export type ClientOptions = ClientSettings & (
     }
 );
 
+/** createClient's options: where the functions are, the caller key (or none: unsigned calls), and the settings. */
+export type ClientOptions = ClientWhere & CallerKey & ClientSettings;
+
+/**
+ * The caller key that signs every call: keyId and secret together, or both omitted for a function that allows
+ * anonymous calls (CLOUDCALL_ALLOW_ANONYMOUS: make run; FC's authType: function, whose signature a custom fetch adds).
+ * An unsigned client sends no Authorization header; a -1101 it gets says so in its message.
+ */
+export type CallerKey =
+  | {
+      /** The caller key id (an id in the functions' CLOUDCALL_CALLER_KEYS). */
+      keyId: string;
+      /** The caller key's secret (at least 16 bytes in UTF-8). */
+      secret: string;
+    }
+  | { keyId?: undefined; secret?: undefined };
+
 export interface ClientSettings {
-  /** The caller key id (an id in the functions' CLOUDCALL_CALLER_KEYS). */
-  keyId: string;
-  /** The caller key's secret (at least 16 bytes in UTF-8). */
-  secret: string;
   /** One deadline for the whole call, retries and waits included: 1 to 2147483647 ms. Default 15000. */
   timeoutMs?: number;
   /** A WHATWG fetch to use instead of the global one. */
@@ -145,10 +158,19 @@ export declare class CloudCallError extends Error {
   readonly cause?: unknown;
 }
 
+/** One callable function, as the client lists it. */
 export interface FunctionInfo {
+  /** The method path, e.g. "openapi.logistics.getQuota". */
   readonly api: string;
+  /** The HTTP trigger path, e.g. "logistics-get-quota". */
   readonly function: FunctionName;
-  readonly idempotent: boolean;
+  /**
+   * Its input takes an idempotencyKey: true for the charge (top.ascp.launchExtraCharge), which moves money, so the
+   * client never retries it after it may have been sent and retries a 429 with the same bytes (the same key); false
+   * for the reads. It says nothing of whether repeating the call is harmless (the reads are; a charge repeats safely
+   * only with its key).
+   */
+  readonly takesIdempotencyKey: boolean;
 }
 
 export declare const functions: readonly FunctionInfo[];
@@ -225,7 +247,7 @@ func tsTree(t *tree, indent string) string {
 		if c.fn != nil {
 			f := c.fn
 			opts := "CallOptions"
-			if f.idempotent {
+			if f.takesKey {
 				opts = "ChargeOptions"
 			}
 			b.WriteString(jsdoc(fmt.Sprintf("%s (POST /%s). %s", f.API, f.Name, firstSentence(f.in.Description)), in))

@@ -14,6 +14,13 @@
 // before anything is sent (an option the API does not take, a function
 // without an endpoint) is a plain error. Example is the whole first call, as
 // the README shows it.
+//
+// KeyID and Secret sign every call. Leave both empty for a function that
+// allows anonymous calls (CLOUDCALL_ALLOW_ANONYMOUS: plain make run, or FC's
+// authType: function, whose signature an Options.HTTPClient transport adds):
+// the calls then go without an Authorization header, and a -1101 such a
+// client gets keeps the function's ErrMsg while Error() adds that the
+// client had no key. One of the two without the other is refused by New.
 package cloudcall
 
 import (
@@ -74,7 +81,12 @@ type Options struct {
 	BaseURL string
 	// Endpoints: per-function trigger URLs; they win over BaseURL.
 	Endpoints map[string]string
-	// KeyID and Secret: a caller key of the functions' CLOUDCALL_CALLER_KEYS.
+	// KeyID and Secret: a caller key of the functions' CLOUDCALL_CALLER_KEYS,
+	// which signs every call. Both empty: the calls go unsigned (no
+	// Authorization header), for a function that allows anonymous calls
+	// (CLOUDCALL_ALLOW_ANONYMOUS: make run; FC's authType: function, whose
+	// signature an HTTPClient's transport adds). One without the other is
+	// refused by New.
 	KeyID, Secret string
 	// Timeout bounds a whole call, retries and waits included (DefaultTimeout
 	// when 0). A context deadline that comes sooner wins.
@@ -123,15 +135,21 @@ func missingScheme(raw string) bool {
 
 // New checks the options and builds a client.
 func New(o Options) (*Client, error) {
+	// Both empty: unsigned calls, for a function that allows anonymous ones.
+	// One without the other is a mistake, never a quiet unsigned client.
+	const neither = "or leave both KeyID and Secret empty for a function that allows anonymous calls (unsigned calls)"
+	signed := o.KeyID != "" || o.Secret != ""
 	switch {
-	case o.KeyID == "" || o.Secret == "":
-		return nil, errors.New("cloudcall: KeyID and Secret are required (a key of the functions' CLOUDCALL_CALLER_KEYS)")
-	case !callerauth.ValidKeyID(o.KeyID):
-		return nil, fmt.Errorf("cloudcall: KeyID %q must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS)", o.KeyID)
+	case signed && o.Secret == "":
+		return nil, errors.New("cloudcall: KeyID is set without Secret: set both (a key of the functions' CLOUDCALL_CALLER_KEYS), " + neither)
+	case signed && o.KeyID == "":
+		return nil, errors.New("cloudcall: Secret is set without KeyID: set both (a key of the functions' CLOUDCALL_CALLER_KEYS), " + neither)
+	case signed && !callerauth.ValidKeyID(o.KeyID):
+		return nil, fmt.Errorf("cloudcall: KeyID %q must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS), %s", o.KeyID, neither)
 	case o.Timeout < 0:
 		return nil, fmt.Errorf("cloudcall: Timeout %s is negative (0 means the default, %s)", o.Timeout, DefaultTimeout)
-	case len(o.Secret) < callerauth.MinSecretLen:
-		return nil, fmt.Errorf("cloudcall: the secret must be at least %d bytes", callerauth.MinSecretLen)
+	case signed && len(o.Secret) < callerauth.MinSecretLen:
+		return nil, fmt.Errorf("cloudcall: Secret must be the key's secret (at least %d bytes), %s", callerauth.MinSecretLen, neither)
 	case o.BaseURL == "" && len(o.Endpoints) == 0:
 		return nil, errors.New("cloudcall: set BaseURL (functions at <BaseURL>/<function>) or Endpoints")
 	}
@@ -290,10 +308,23 @@ type Error struct {
 	Function       string    // the function called, e.g. top-launch-extra-charge
 	Attempts       int       // requests sent (retries included); 0 when none was
 	Err            error     // the cause, when there is one: a transport error, the context's error
+
+	unsigned bool // a -1101 to a client without a key: Error() says so
 }
 
-// Error gives the code and the message.
-func (e *Error) Error() string { return fmt.Sprintf("cloudcall: errCode %d: %s", e.ErrCode, e.ErrMsg) }
+// unsignedNote is what Error() adds to a -1101 that an unsigned client got
+// (ErrMsg stays the function's): the refusal is about the key it lacks.
+const unsignedNote = " (this client sends unsigned calls: it was made without KeyID and Secret; set both, a key of the functions' CLOUDCALL_CALLER_KEYS)"
+
+// Error gives the code and the message; a -1101 to an unsigned client adds
+// that it had no key.
+func (e *Error) Error() string {
+	s := fmt.Sprintf("cloudcall: errCode %d: %s", e.ErrCode, e.ErrMsg)
+	if e.unsigned && e.ErrCode == CodeUnauthenticated {
+		s += unsignedNote
+	}
+	return s
+}
 
 // Unwrap gives the cause (Err).
 func (e *Error) Unwrap() error { return e.Err }
@@ -313,10 +344,10 @@ func WithIdempotencyKey(key string) CallOption {
 }
 
 type function struct {
-	API, Name  string
-	Idempotent bool
-	Output     *shape // what a success answer must hold
-	url        *url.URL
+	API, Name           string
+	TakesIdempotencyKey bool   // its input takes idempotencyKey: the charge (never retried once it may have been sent)
+	Output              *shape // what a success answer must hold
+	url                 *url.URL
 }
 
 type core struct {
@@ -367,7 +398,7 @@ func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOp
 		}
 		if e.IdempotencyKey != "" {
 			echoed = e.IdempotencyKey
-		} else if echoed != "" && f.Idempotent && e.ErrCode == CodeOutcomeUnknown {
+		} else if echoed != "" && f.TakesIdempotencyKey && e.ErrCode == CodeOutcomeUnknown {
 			withKey(e, echoed)
 		}
 		if retrying429 != nil && e.ErrCode == CodeTimeout && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -452,7 +483,7 @@ func encodeInput(f function, in any, key string) ([]byte, error) {
 		return nil, &Error{ErrCode: CodeInvalidInput, Field: "idempotencyKey", API: f.API, Function: f.Name,
 			ErrMsg: f.API + ":fail invalid input: idempotencyKey: expected text in UTF-8; it holds bytes that are not"}
 	}
-	if !f.Idempotent {
+	if !f.TakesIdempotencyKey {
 		return nil, fmt.Errorf("cloudcall: %s takes no idempotency key", f.API)
 	}
 	var m map[string]json.RawMessage
@@ -479,8 +510,11 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 	req.Header.Set("Accept", "application/json")
 	// A new nonce per attempt: the function spends the nonce of every
 	// correctly signed call.
-	req.Header.Set("Authorization", callerauth.Header(c.o.KeyID, c.o.Secret, http.MethodPost, f.url.EscapedPath(), f.url.RawQuery,
-		c.o.Now().Unix(), callerauth.NewNonce(), body))
+	// An unsigned client leaves the header to its transport (a platform's).
+	if c.o.KeyID != "" {
+		req.Header.Set("Authorization", callerauth.Header(c.o.KeyID, c.o.Secret, http.MethodPost, f.url.EscapedPath(), f.url.RawQuery,
+			c.o.Now().Unix(), callerauth.NewNonce(), body))
+	}
 	resp, err := c.o.HTTPClient.Do(req)
 	if err != nil {
 		return c.transportError(ctx, f, err, attempt, body)
@@ -519,7 +553,7 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 			e.ErrMsg = fmt.Sprintf("%s:fail throttled before the function (HTTP 429 from %s): %s", f.API, f.url.Redacted(), snippet)
 			e.IdempotencyKey = bodyKey(f, body)
 			return e, c.throttleWait(e, resp)
-		case f.Idempotent:
+		case f.TakesIdempotencyKey:
 			// An answer came, so the charge may have run whatever the
 			// status: only the function, asked again with the key, knows.
 			e.ErrCode = CodeOutcomeUnknown
@@ -543,7 +577,7 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 		if err != nil {
 			e := &Error{ErrCode: CodeUnreadable, Status: resp.StatusCode, RequestID: requestID(resp.Header), API: f.API, Function: f.Name, Attempts: attempt, Err: err,
 				ErrMsg: f.API + ":fail the answer does not match the generated type: " + err.Error()}
-			if f.Idempotent {
+			if f.TakesIdempotencyKey {
 				// errCode 0: it charged, and this client cannot read how.
 				// The key lets the caller reconcile (a repeat answers the same).
 				e.ErrCode = CodeOutcomeUnknown
@@ -565,13 +599,14 @@ func (c *core) once(ctx context.Context, f function, body []byte, out any, attem
 	if resp.StatusCode == http.StatusTooManyRequests {
 		return e, c.throttleWait(e, resp)
 	}
+	e.unsigned = e.ErrCode == CodeUnauthenticated && c.o.KeyID == ""
 	if e.ErrCode == CodeUnauthenticated && strings.Contains(e.ErrMsg, "replayed nonce") {
 		// Every attempt is signed with a fresh nonce, so a replay means
 		// something between this client and the function (a balancer
 		// retrying a POST, a gateway duplicating it) delivered it twice:
 		// the first delivery may have run. A read is asked again, signed
 		// anew; a charge is -1304 with its key, never "not charged".
-		if !f.Idempotent {
+		if !f.TakesIdempotencyKey {
 			return e, 0
 		}
 		e.ErrCode = CodeOutcomeUnknown
@@ -614,7 +649,7 @@ func withKey(e *Error, key string) {
 // bodyKey is the charge's idempotency key as the body carries it ("" when
 // the function derives one).
 func bodyKey(f function, body []byte) string {
-	if !f.Idempotent {
+	if !f.TakesIdempotencyKey {
 		return ""
 	}
 	var m struct {
@@ -638,7 +673,7 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 	}
 	const then = ": the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)"
 	switch {
-	case ctx.Err() != nil && f.Idempotent:
+	case ctx.Err() != nil && f.TakesIdempotencyKey:
 		base.ErrCode = CodeOutcomeUnknown
 		base.ErrMsg = f.API + ":fail outcome unknown — " + ended + "; " + again + then
 		return base, -1
@@ -646,7 +681,7 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 		base.ErrCode = CodeTimeout
 		base.ErrMsg = f.API + ":fail " + ended
 		return base, -1
-	case f.Idempotent && !notSent(err):
+	case f.TakesIdempotencyKey && !notSent(err):
 		base.ErrCode = CodeOutcomeUnknown
 		base.ErrMsg = f.API + ":fail outcome unknown — the connection failed after the charge may have been sent; " + again + then
 		return base, -1
@@ -663,7 +698,7 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 		// sent): a read is still safe to send again.
 		base.ErrMsg = fmt.Sprintf("%s:fail the connection to %s failed before an answer: %v", f.API, f.url.Host, cause)
 	}
-	if f.Idempotent {
+	if f.TakesIdempotencyKey {
 		return base, -1
 	}
 	backoff := time.Duration(float64(100*time.Millisecond) * float64(int(1)<<(attempt-1)) * (0.5 + rand.Float64()/2))

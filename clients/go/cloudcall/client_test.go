@@ -1267,3 +1267,64 @@ func TestTheTypedAnswerIsTheCheckedOne(t *testing.T) {
 		require.True(t, out.Result.Success)
 	})
 }
+
+// A function that allows anonymous calls (plain `make run`, or FC's
+// authType: function with CLOUDCALL_ALLOW_ANONYMOUS=true) takes unsigned
+// calls: New refused a client without a secret (an outside tester).
+func TestUnsignedClient(t *testing.T) {
+	t.Run("calls a function that allows anonymous calls, with no Authorization header", func(t *testing.T) {
+		var mu sync.Mutex
+		var auth [][]string
+		record := func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				auth = append(auth, r.Header.Values("Authorization"))
+				mu.Unlock()
+				h.ServeHTTP(w, r)
+			})
+		}
+		r := newRigOn(t, runtimeapi.FC, record, map[string]string{"CLOUDCALL_CALLER_KEYS": "", "CLOUDCALL_ALLOW_ANONYMOUS": "true"})
+		cc, err := cloudcall.New(cloudcall.Options{BaseURL: r.url, Timeout: 20 * time.Second})
+		require.NoError(t, err)
+		out, err := cc.OpenAPI.Logistics.GetQuota(context.Background(), cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		require.NoError(t, err)
+		require.Equal(t, int64(210), out.QuotaNum)
+		mu.Lock()
+		defer mu.Unlock()
+		require.Equal(t, [][]string{nil}, auth, "one request, unsigned")
+	})
+
+	t.Run("a -1101 keeps the function's errMsg; Error() says the client had no key", func(t *testing.T) {
+		r := newRigOn(t, runtimeapi.FC, nil, nil) // caller keys on: unsigned calls are refused
+		cc, err := cloudcall.New(cloudcall.Options{BaseURL: r.url, Timeout: 20 * time.Second})
+		require.NoError(t, err)
+		_, err = cc.OpenAPI.Logistics.GetQuota(context.Background(), cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeUnauthenticated, ce.ErrCode)
+		require.Equal(t, 401, ce.Status)
+		require.Equal(t, "openapi.logistics.getQuota:fail unauthenticated: missing Authorization header: sign the request (CLOUDCALL-HMAC-SHA256)", ce.ErrMsg)
+		require.Equal(t, "cloudcall: errCode -1101: "+ce.ErrMsg+" (this client sends unsigned calls: it was made without KeyID and Secret; set both, a key of the functions' CLOUDCALL_CALLER_KEYS)", ce.Error())
+		// A signed client's -1101 is the function's errMsg alone.
+		_, err = client(t, r.url, "not-the-secret-0000000000").OpenAPI.Logistics.GetQuota(context.Background(), cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		ce = asError(t, err)
+		require.Equal(t, cloudcall.CodeUnauthenticated, ce.ErrCode)
+		require.Equal(t, "cloudcall: errCode -1101: "+ce.ErrMsg, ce.Error())
+	})
+
+	t.Run("a half-configured client fails at creation, saying what to do", func(t *testing.T) {
+		const neither = "or leave both KeyID and Secret empty for a function that allows anonymous calls (unsigned calls)"
+		for name, c := range map[string]struct {
+			o    cloudcall.Options
+			want string
+		}{
+			"KeyID without Secret (CLOUDCALL_KEY unset)": {cloudcall.Options{KeyID: keyID}, "cloudcall: KeyID is set without Secret: set both (a key of the functions' CLOUDCALL_CALLER_KEYS), " + neither},
+			"Secret without KeyID":                       {cloudcall.Options{Secret: secret}, "cloudcall: Secret is set without KeyID: set both (a key of the functions' CLOUDCALL_CALLER_KEYS), " + neither},
+			"a short secret":                             {cloudcall.Options{KeyID: keyID, Secret: "short"}, "cloudcall: Secret must be the key's secret (at least 16 bytes), " + neither},
+			"a bad KeyID":                                {cloudcall.Options{KeyID: "back end", Secret: secret}, `cloudcall: KeyID "back end" must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS), ` + neither},
+		} {
+			c.o.BaseURL = "http://127.0.0.1:9000"
+			_, err := cloudcall.New(c.o)
+			require.EqualError(t, err, c.want, name)
+		}
+	})
+}

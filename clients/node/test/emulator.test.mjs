@@ -10,6 +10,30 @@ import { createClient, CloudCallError } from '../index.mjs';
 import { startLocal, throttlingProxy, ledger, have, CI, SECRET, KEY_ID, repoRoot, pkgDir } from './helpers.mjs';
 
 const hasGo = have('go', ['version']);
+
+// The Quickstart's snippet ends at the call (its comment says 210); the
+// client section's prints it. Pasted as written, the Quickstart's lacked
+// its import (an outside tester).
+const readmeSnippets = [['node-first-call', ''], ['node-quickstart', '\nconsole.log(quotaNum);\n']];
+
+// runSnippet runs the README's snippet marked marker against baseUrl, with
+// CLOUDCALL_KEY set to key (unset when key is undefined).
+async function runSnippet(marker, tail, baseUrl, key) {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const m = readme.match(new RegExp(`<!-- readme:${marker} -->\n\`\`\`js\n([\\s\\S]*?)\`\`\``));
+  assert.ok(m, `README.md has the snippet marked ${marker}`);
+  // Inside the package directory '@cloudcall/client' resolves to the package itself.
+  const file = join(pkgDir, 'test', `.readme-${marker}.mjs`);
+  writeFileSync(file, m[1].replace('http://127.0.0.1:9000', baseUrl) + tail);
+  const env = { ...process.env, CLOUDCALL_KEY: key };
+  if (key === undefined) delete env.CLOUDCALL_KEY;
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [file], { env });
+    assert.equal(stdout, '210\n');
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
 if (!hasGo && CI) throw new Error('go is missing: CI=true needs it to build cloudcall local');
 
 // Per function: the call, a working input, and a bad one with the field the
@@ -145,24 +169,8 @@ describe('@cloudcall/client against cloudcall local --caller-keys', { skip: !has
     assert.equal(r.quotaNum, 0, 'a zero balance is present');
   });
 
-  // The Quickstart's snippet ends at the call (its comment says 210); the
-  // client section's prints it. Pasted as written, the Quickstart's lacked
-  // its import (an outside tester).
-  for (const [marker, tail] of [['node-first-call', ''], ['node-quickstart', '\nconsole.log(quotaNum);\n']]) {
-    it(`the README's ${marker} snippet works as written`, async () => {
-      const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-      const m = readme.match(new RegExp(`<!-- readme:${marker} -->\n\`\`\`js\n([\\s\\S]*?)\`\`\``));
-      assert.ok(m, `README.md has the snippet marked ${marker}`);
-      // Inside the package directory '@cloudcall/client' resolves to the package itself.
-      const file = join(pkgDir, 'test', `.readme-${marker}.mjs`);
-      writeFileSync(file, m[1].replace('http://127.0.0.1:9000', local.baseUrl) + tail);
-      try {
-        const { stdout } = await promisify(execFile)(process.execPath, [file], { env: { ...process.env, CLOUDCALL_KEY: SECRET } });
-        assert.equal(stdout, '210\n');
-      } finally {
-        rmSync(file, { force: true });
-      }
-    });
+  for (const [marker, tail] of readmeSnippets) {
+    it(`the README's ${marker} snippet works as written (CLOUDCALL_KEY set: signed)`, () => runSnippet(marker, tail, local.baseUrl, SECRET));
   }
 
   it('a WeChat refusal keeps WeChat\'s errcode', async () => {
@@ -170,4 +178,33 @@ describe('@cloudcall/client against cloudcall local --caller-keys', { skip: !has
     assert.equal(err.errCode, 9300531);
     assert.equal(err.status, 502);
   });
+});
+
+// Plain `cloudcall local` (as `make run`) allows anonymous calls: the README's
+// snippet with CLOUDCALL_KEY unset threw in createClient (secret: ''), and a
+// client could not be made without a key (an outside tester).
+describe('@cloudcall/client unsigned, against plain cloudcall local (anonymous calls allowed)', { skip: !hasGo && 'go is missing (needed to build cloudcall local)' }, () => {
+  let local;
+  before(async () => {
+    local = await startLocal({ callerKeys: false });
+  });
+  after(async () => {
+    await local?.stop();
+  });
+
+  it('an unsigned client succeeds and sends no Authorization header', async () => {
+    const proxy = await throttlingProxy(local.baseUrl, { count: 0 });
+    try {
+      const cc = createClient({ baseUrl: proxy.url, timeoutMs: 20000 });
+      const r = await cc.openapi.logistics.getQuota({ deliveryId: 'YTO', bizId: 'xyz' });
+      assert.equal(r.quotaNum, 210);
+      assert.deepEqual(proxy.seen.map((s) => [s.path, s.authorization]), [['/logistics-get-quota', undefined]]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  for (const [marker, tail] of readmeSnippets) {
+    it(`the README's ${marker} snippet works as written (CLOUDCALL_KEY unset: unsigned)`, () => runSnippet(marker, tail, local.baseUrl, undefined));
+  }
 });

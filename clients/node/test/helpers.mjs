@@ -66,9 +66,10 @@ export const KEY_ID = 'backend';
 
 /**
  * Starts `cloudcall local --caller-keys` on free ports with the real
- * function binaries and the vendor sandboxes. Returns { baseUrl, sandbox(vendor), stop }.
+ * function binaries and the vendor sandboxes (callerKeys: false, plain
+ * `cloudcall local`: anonymous calls allowed). Returns { baseUrl, sandbox(vendor), stop }.
  */
-export async function startLocal({ platform = 'fc' } = {}) {
+export async function startLocal({ platform = 'fc', callerKeys = true } = {}) {
   const work = mkdtempSync(join(tmpdir(), 'cloudcall-node-'));
   let bin = process.env.CLOUDCALL_BIN;
   if (!bin) {
@@ -76,7 +77,7 @@ export async function startLocal({ platform = 'fc' } = {}) {
     execFileSync('go', ['build', '-o', bin, './cmd/cloudcall'], { cwd: repoRoot, stdio: 'inherit' });
   }
   const child = spawn(bin, ['local', '--addr', '127.0.0.1:0', '--sandbox-addr', '127.0.0.1:0', '--timers', 'off',
-    '--platform', platform, '--bin', join(work, 'bin'), '--caller-keys', `${KEY_ID}:${SECRET}`], {
+    '--platform', platform, '--bin', join(work, 'bin'), ...(callerKeys ? ['--caller-keys', `${KEY_ID}:${SECRET}`] : [])], {
     cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -153,7 +154,7 @@ export async function throttlingProxy(target, { count = 1, retryAfter = 1 } = {}
       res.end(JSON.stringify({ errCode: -1201, errMsg: 'proxy:fail throttled', retryAfter }));
       return;
     }
-    const up = await fetch(target + req.url, { method: req.method, headers: { 'content-type': 'application/json', authorization: req.headers.authorization }, body });
+    const up = await fetch(target + req.url, { method: req.method, headers: { 'content-type': 'application/json', ...(req.headers.authorization !== undefined && { authorization: req.headers.authorization }) }, body });
     const headers = Object.fromEntries([...up.headers].filter(([k]) => !['content-length', 'transfer-encoding', 'connection'].includes(k)));
     res.writeHead(up.status, headers);
     res.end(Buffer.from(await up.arrayBuffer()));

@@ -182,6 +182,15 @@ console.log(esm.CloudCallError === cjs.CloudCallError && esm.createClient === cj
       assert.match(errors[0], /no-endpoint\.mts\(4,\d+\): error TS\d+: .*not assignable to parameter of type 'ClientOptions'/);
     });
 
+    it('fails on a keyId without its secret (both, or neither for unsigned calls)', (t) => {
+      if (!bin) return t.skip('typescript could not be installed (offline?)');
+      const r = check(['half-key.mts']);
+      assert.notEqual(r.status, 0);
+      const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
+      assert.equal(errors.length, 1, r.stdout);
+      assert.match(errors[0], /half-key\.mts\(4,\d+\): error TS\d+: .*not assignable to parameter of type 'ClientOptions'/);
+    });
+
     it('fails on a misspelled result field, naming it', (t) => {
       if (!bin) return t.skip('typescript could not be installed (offline?)');
       const r = check(['misspelled-output.mts']);

@@ -6,7 +6,7 @@ import http from 'node:http';
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createClient, CloudCallError, ErrCode, canonicalQuery, authorization } from '../index.mjs';
+import { createClient, CloudCallError, ErrCode, canonicalQuery, authorization, functions } from '../index.mjs';
 import { repoRoot, CI } from './helpers.mjs';
 
 const SECRET = 'unit-test-secret-000000';
@@ -937,5 +937,116 @@ describe('success answers are checked against the output schema', () => {
     } finally {
       await f.close();
     }
+  });
+});
+
+// A function that allows anonymous calls (plain `make run`, or FC's
+// authType: function with CLOUDCALL_ALLOW_ANONYMOUS=true) takes unsigned
+// calls: createClient threw without a secret, so the README's snippet could
+// not reach one (an outside tester).
+describe('unsigned clients (keyId and secret both omitted)', () => {
+  it('send no Authorization header, and the call succeeds', async () => {
+    const f = await fake((req, res) => ok(res));
+    try {
+      const cc = createClient({ baseUrl: f.url });
+      const r = await cc.openapi.logistics.getQuota(quota);
+      assert.equal(r.quotaNum, 7);
+      assert.equal(f.seen.length, 1);
+      assert.equal(f.seen[0].headers.authorization, undefined);
+      // Explicitly undefined is omitted too (a spread of an unset variable).
+      const again = createClient({ baseUrl: f.url, keyId: undefined, secret: undefined });
+      await again.openapi.logistics.getQuota(quota);
+      assert.equal(f.seen[1].headers.authorization, undefined);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('leave the Authorization header to a custom fetch (the platform\'s signature, FC authType: function)', async () => {
+    const f = await fake((req, res) => ok(res));
+    try {
+      const platformFetch = (url, init) => fetch(url, { ...init, headers: { ...init.headers, authorization: 'ACS3-HMAC-SHA256 Credential=x' } });
+      const r = await createClient({ baseUrl: f.url, fetch: platformFetch }).openapi.logistics.getQuota(quota);
+      assert.equal(r.quotaNum, 7);
+      assert.equal(f.seen[0].headers.authorization, 'ACS3-HMAC-SHA256 Credential=x');
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a -1101 keeps the function\'s errMsg; the message says the client had no key', async () => {
+    const errMsg = 'openapi.logistics.getQuota:fail unauthenticated: missing Authorization header: sign the request (CLOUDCALL-HMAC-SHA256)';
+    const f = await fake((req, res) => json(res, 401, { errCode: -1101, errMsg }));
+    try {
+      const err = await rejected(createClient({ baseUrl: f.url }).openapi.logistics.getQuota(quota));
+      assert.ok(err instanceof CloudCallError);
+      assert.equal(err.errCode, ErrCode.Unauthenticated);
+      assert.equal(err.status, 401);
+      assert.equal(err.errMsg, errMsg);
+      assert.equal(err.message, errMsg + ' (this client sends unsigned calls: it was made without keyId and secret; give both, a key of the functions\' CLOUDCALL_CALLER_KEYS)');
+      // A signed client's -1101 is the function's errMsg alone.
+      const signed = await rejected(f.client().openapi.logistics.getQuota(quota));
+      assert.equal(signed.message, errMsg);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a half-configured client fails at creation, saying what to do', () => {
+    const omit = 'or omit both keyId and secret for a function that allows anonymous calls (unsigned calls)';
+    for (const [name, o, want] of [
+      ['keyId without secret', { keyId: 'k1' }, `cloudcall: keyId is given without secret: give both (a key of the functions' CLOUDCALL_CALLER_KEYS), ${omit}`],
+      ['secret without keyId', { secret: SECRET }, `cloudcall: secret is given without keyId: give both (a key of the functions' CLOUDCALL_CALLER_KEYS), ${omit}`],
+      ['an empty secret (the old README, CLOUDCALL_KEY unset)', { keyId: 'backend', secret: '' }, `cloudcall: secret must be the key's secret (at least 16 bytes in UTF-8), ${omit}`],
+      ['a short secret', { keyId: 'k1', secret: 'short' }, `cloudcall: secret must be the key's secret (at least 16 bytes in UTF-8), ${omit}`],
+      ['a bad keyId', { keyId: 'bad id', secret: SECRET }, `cloudcall: keyId must be 1-64 of A-Z a-z 0-9 _ . - (the id in CLOUDCALL_CALLER_KEYS), ${omit}`],
+    ]) {
+      assert.throws(() => createClient({ baseUrl: 'http://x', ...o }), (err) => err instanceof TypeError && err.message === want, name);
+    }
+  });
+});
+
+// A wrong signal rejected with "outer.addEventListener is not a function"
+// (an outside tester): it is named as every other bad option is.
+describe('the signal call option', () => {
+  it('is refused naming it when it is no AbortSignal, before anything is sent', async () => {
+    const f = await fake((req, res) => ok(res));
+    try {
+      const cc = f.client();
+      for (const [name, signal] of [
+        ['an empty object', {}],
+        ['a string', 'abort'],
+        ['a number', 1],
+        ['a controller, not its signal', new AbortController()],
+        ['an object with aborted only', { aborted: false }],
+      ]) {
+        for (const call of [() => cc.openapi.logistics.getQuota(quota, { signal }), () => cc.top.ascp.launchExtraCharge(charge, { signal })]) {
+          const err = await rejected(call());
+          assert.ok(err instanceof TypeError, `${name}: ${err}`);
+          assert.match(err.message, /^cloudcall: signal must be an AbortSignal \(AbortController's signal, AbortSignal\.timeout\(ms\)\), got /, name);
+        }
+      }
+      assert.equal(f.seen.length, 0, 'nothing was sent');
+      // No signal is no signal.
+      await cc.openapi.logistics.getQuota(quota, { signal: undefined });
+      await cc.openapi.logistics.getQuota(quota, { signal: null });
+      assert.equal(f.seen.length, 2);
+    } finally {
+      await f.close();
+    }
+  });
+});
+
+// The flag read "idempotent": the three reads false, the charge true,
+// backwards for anyone who took it as "safe to repeat" (an outside tester).
+describe('functions', () => {
+  it('names the function whose input takes an idempotency key: the charge only', () => {
+    assert.deepEqual(functions.map((f) => [f.api, f.function, f.takesIdempotencyKey]), [
+      ['openapi.logistics.getQuota', 'logistics-get-quota', false],
+      ['ck1.pricing.inboundBox', 'ck1-pricing-inbound-box', false],
+      ['cams.queryChatappBindWaba', 'cams-query-chatapp-bind-waba', false],
+      ['top.ascp.launchExtraCharge', 'top-launch-extra-charge', true],
+    ]);
+    for (const f of functions) assert.equal(Object.hasOwn(f, 'idempotent'), false, f.function);
   });
 });
