@@ -213,6 +213,7 @@ func TestRedisOutageMidRun(t *testing.T) {
 	m := charge.invoke(0, pay("during"))
 	require.Equal(t, -1501.0, m["errCode"], m)
 	require.Contains(t, m["errMsg"], "did not run")
+	require.Equal(t, 1.0, m["retryAfter"], "a -1501 says when to retry, as docs/envelope.md promises")
 	require.Len(t, tsbx.Charges("BFC-OUT"), 1, "no charge without its idempotency record")
 
 	proxy.Restore()

@@ -208,8 +208,19 @@ type failureBody struct {
 	Upstream   *Upstream `json:"upstream,omitempty"`
 }
 
+// StoreRetryAfter is the retryAfter of a -1501 that names none: the store
+// is down or briefly inconsistent, and a retry a second later may find it
+// back (docs/envelope.md and openapi.json promise a -1501 one; an outside
+// tester found it missing on CK1's and the charge's).
+const StoreRetryAfter = 1
+
 // Failure encodes {"errCode":N,"errMsg":"<api>:fail <reason>", ...}.
 func Failure(api string, e *Error) Response {
+	if e.Code == CodeStoreUnavailable && e.RetryAfter <= 0 {
+		c := *e
+		c.RetryAfter = StoreRetryAfter
+		e = &c
+	}
 	b, err := json.Marshal(failureBody{
 		ErrCode:    e.Code,
 		ErrMsg:     api + ":fail " + e.Reason,

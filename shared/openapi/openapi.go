@@ -242,6 +242,9 @@ func operation(f registry.Function, id string, in, out obj, codes []errorCode, r
 		if shown.ErrCode == -1201 {
 			example["retryAfter"] = 2 // with the Retry-After header below
 		}
+		if shown.ErrCode == envelope.CodeStoreUnavailable {
+			example["retryAfter"] = envelope.StoreRetryAfter // every -1501 carries one
+		}
 		resp := obj{
 			"description": strings.Join(lines, "; "),
 			"content":     obj{"application/json": obj{"schema": ref("ErrorEnvelope"), "example": example}},

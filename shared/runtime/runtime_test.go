@@ -97,6 +97,9 @@ func echoFactory(s *seen, initErr error) Factory {
 			if err := envelope.Decode(in.Body, &v); err != nil {
 				return nil, err
 			}
+			if v.Name == "store-down" {
+				return nil, &envelope.Error{Code: envelope.CodeStoreUnavailable, Reason: "the store is down"}
+			}
 			return map[string]string{"hello": v.Name}, nil
 		}}, initErr
 	}
@@ -459,6 +462,15 @@ func TestHTTPHandler(t *testing.T) {
 	resp, m = post("/echo", `{"name":1}`, nil)
 	require.Equal(t, 400, resp.StatusCode)
 	require.Equal(t, -1001.0, m["errCode"])
+
+	// A -1501 says when to retry, in the body and the header, as
+	// docs/envelope.md and openapi.json promise (an outside tester found
+	// neither on CK1's and the charge's).
+	resp, m = post("/echo", `{"name":"store-down"}`, nil)
+	require.Equal(t, 503, resp.StatusCode)
+	require.Equal(t, -1501.0, m["errCode"])
+	require.Equal(t, 1.0, m["retryAfter"])
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
 
 	resp, _ = post("/echo", `{"name":"`+strings.Repeat("a", MaxBodyBytes)+`"}`, nil)
 	require.Equal(t, 413, resp.StatusCode)
