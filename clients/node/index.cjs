@@ -262,6 +262,15 @@ function deadline(timeoutMs, outer) {
 // Connection failures where the request certainly never left.
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_INVALID_URL']);
 
+// A timeout of the fetch itself, not of this call's deadline: an
+// AbortSignal.timeout inside a custom fetch, undici's headersTimeout or
+// bodyTimeout. The request may have arrived and still be running.
+const FETCH_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+function fetchTimedOut(err) {
+  for (let e = err, i = 0; e && i < 5; e = e.cause, i++) if (e.name === 'TimeoutError' || FETCH_TIMEOUT.has(e.code)) return true;
+  return false;
+}
+
 function causeCode(err) {
   for (let e = err, i = 0; e && i < 5; e = e.cause, i++) if (e.code) return e.code;
   return undefined;
@@ -504,7 +513,14 @@ async function call(o, fn, input, callOpts = {}) {
         }
         retrying429 = undefined;
         const notSent = NOT_SENT.has(code);
-        // Transport failures are retried for reads only.
+        // The fetch's own timeout cut a read that may have arrived: -1301,
+        // not sent again, as the Go client answers its http.Client.Timeout
+        // (it was -1302 and sent three times: an outside tester). A
+        // charge's is -1304 below.
+        if (!notSent && !fn.takesIdempotencyKey && fetchTimedOut(err)) {
+          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout (options.fetch); not sent again, it may have arrived (${err.name === 'TimeoutError' ? err.message : code || err.message})`, { attempts: attempt, cause: err });
+        }
+        // Other transport failures are retried for reads only.
         if (!fn.takesIdempotencyKey && attempt <= maxRetries) {
           const backoff = Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
           if (Date.now() + backoff < dl.end) {
@@ -535,6 +551,9 @@ async function call(o, fn, input, callOpts = {}) {
         if (timedOut && retrying429 && !fn.takesIdempotencyKey) throw cutRetry(attempt, readErr);
         if (fn.takesIdempotencyKey) {
           throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: keyInForce });
+        }
+        if (!timedOut && fetchTimedOut(readErr)) {
+          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout (options.fetch; the body stopped arriving) (${readErr.name === 'TimeoutError' ? readErr.message : causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
         }
         throw clientError(fn, timedOut ? ErrCode.Timeout : ErrCode.Unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
       }

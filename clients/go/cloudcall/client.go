@@ -12,8 +12,14 @@
 // The Client's fields are the API namespaces (APIs): cc.OpenAPI, cc.CK1,
 // cc.CAMS and cc.TOP. Every failure of a call is an *Error; a misuse found
 // before anything is sent (an option the API does not take, a function
-// without an endpoint) is a plain error. Example is the whole first call, as
-// the README shows it.
+// without an endpoint, a nil context.Context, a Client{} not made by New)
+// is a plain error. A nil *Client has no fields to call through: that
+// panics in the caller, as any nil pointer does. Example is the whole first
+// call, as the README shows it.
+//
+// Reads are retried after a transport failure (connection refused or reset,
+// DNS), never after a timeout, the Options.HTTPClient's own Timeout
+// included: the request may have arrived, so it is CodeTimeout, one attempt.
 //
 // KeyID and Secret sign every call. Leave both empty for a function that
 // allows anonymous calls (CLOUDCALL_ALLOW_ANONYMOUS: plain make run, or FC's
@@ -57,7 +63,7 @@ const (
 	CodeUnauthenticated     = -1101
 	CodeForbidden           = -1102 // 403: the caller is known but not allowed
 	CodeThrottled           = -1201 // 429: wait RetryAfter seconds
-	CodeTimeout             = -1301 // no answer before the deadline (or the caller's context ended)
+	CodeTimeout             = -1301 // no answer before the deadline (or the caller's context ended, or the HTTPClient's own Timeout passed)
 	CodeUnreachable         = -1302 // the function or the vendor could not be reached
 	CodeUnreadable          = -1303 // an answer came that could not be read
 	CodeOutcomeUnknown      = -1304 // a charge may or may not have happened: call again with the same key
@@ -365,6 +371,14 @@ type failure struct {
 }
 
 func (c *core) call(ctx context.Context, name string, in, out any, opts []CallOption) error {
+	// Misuse is a plain error, as the package doc says, not a nil pointer
+	// panic (an outside tester): nothing has been sent.
+	if ctx == nil {
+		return errors.New("cloudcall: nil Context") // as net/http says it
+	}
+	if c == nil {
+		return errors.New("cloudcall: the Client was not made by cloudcall.New: use cloudcall.New(cloudcall.Options{...})")
+	}
 	f, ok := c.fns[name]
 	if !ok {
 		return fmt.Errorf("cloudcall: no endpoint for %s: add it to Options.Endpoints or set BaseURL", name)
@@ -659,8 +673,9 @@ func bodyKey(f function, body []byte) string {
 	return m.IdempotencyKey
 }
 
-// transportError: no answer. Reads are retried with backoff; the charge is
-// not (it may have been sent), and says so.
+// transportError: no answer. Reads are retried with backoff, except after
+// the HTTP client's own timeout (the request may have arrived and still
+// be running); the charge is not (it may have been sent), and says so.
 func (c *core) transportError(ctx context.Context, f function, err error, attempt int, body []byte) (*Error, time.Duration) {
 	base := &Error{API: f.API, Function: f.Name, Attempts: attempt, Err: err, IdempotencyKey: bodyKey(f, body)}
 	again := "call again with the same input"
@@ -686,11 +701,19 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 		base.ErrMsg = f.API + ":fail outcome unknown — the connection failed after the charge may have been sent; " + again + then
 		return base, -1
 	}
-	base.ErrCode = CodeUnreachable
 	cause := errors.Unwrap(err) // *url.Error's prefix repeats the URL
 	if cause == nil {
 		cause = err
 	}
+	if !notSent(err) && timedOut(err) {
+		// The caller's own http.Client.Timeout (or its transport's) cut a
+		// request that may have arrived: a timeout, not sent again (it was
+		// -1302 and sent three times: an outside tester).
+		base.ErrCode = CodeTimeout
+		base.ErrMsg = fmt.Sprintf("%s:fail no answer before the HTTP client's own timeout (Options.HTTPClient); not sent again, it may have arrived: %v", f.API, cause)
+		return base, -1
+	}
+	base.ErrCode = CodeUnreachable
 	if notSent(err) {
 		base.ErrMsg = fmt.Sprintf("%s:fail could not reach %s: %v", f.API, f.url.Host, cause)
 	} else {
@@ -703,6 +726,13 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 	}
 	backoff := time.Duration(float64(100*time.Millisecond) * float64(int(1)<<(attempt-1)) * (0.5 + rand.Float64()/2))
 	return base, min(backoff, 2*time.Second)
+}
+
+// timedOut says err is a timeout of the HTTP client or its transport
+// (http.Client.Timeout, ResponseHeaderTimeout), not of the call's context.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // notSent says the request certainly never left (no connection was made).

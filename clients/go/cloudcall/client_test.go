@@ -1328,3 +1328,125 @@ func TestUnsignedClient(t *testing.T) {
 		}
 	})
 }
+
+// A request cut by the caller's own http.Client.Timeout (or a transport's
+// timeout) may have been delivered: a read is -1301 and not sent again,
+// a charge -1304 with its key. It was -1302 and the vendor was called three
+// times (an outside tester).
+func TestTheHTTPClientsOwnTimeoutIsATimeout(t *testing.T) {
+	ctx := context.Background()
+	charge := cloudcall.LaunchExtraChargeInput{
+		OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}}
+	tests := []struct {
+		name     string
+		late     func(w http.ResponseWriter) // what the function does once it is late
+		call     func(c *cloudcall.Client) error
+		code     int
+		status   int
+		key      string
+		inErrMsg string
+	}{
+		{
+			name: "a read with no headers in time",
+			call: func(c *cloudcall.Client) error {
+				_, err := c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+				return err
+			},
+			code: cloudcall.CodeTimeout, inErrMsg: "openapi.logistics.getQuota:fail no answer before the HTTP client's own timeout",
+		},
+		{
+			name: "a read whose body stops arriving",
+			late: func(w http.ResponseWriter) {
+				w.WriteHeader(200)
+				_, _ = w.Write([]byte(`{"errCode":0,`))
+				w.(http.Flusher).Flush()
+			},
+			call: func(c *cloudcall.Client) error {
+				_, err := c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+				return err
+			},
+			code: cloudcall.CodeTimeout, status: 200, inErrMsg: "openapi.logistics.getQuota:fail no answer before the HTTP client's own timeout",
+		},
+		{
+			name: "a charge",
+			call: func(c *cloudcall.Client) error {
+				_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("k-ht"))
+				return err
+			},
+			code: cloudcall.CodeOutcomeUnknown, key: "k-ht", inErrMsg: "call again with the same input and key",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+				_, _ = io.ReadAll(r.Body)
+				if tt.late != nil {
+					tt.late(w)
+				}
+				select {
+				case <-r.Context().Done():
+				case <-time.After(2 * time.Second):
+				}
+			})
+			c := client(t, srv.URL, secret, func(o *cloudcall.Options) {
+				o.HTTPClient = &http.Client{Timeout: 300 * time.Millisecond}
+			})
+			err := tt.call(c)
+			ce := asError(t, err)
+			require.Equal(t, tt.code, ce.ErrCode, ce.ErrMsg)
+			require.Equal(t, 1, ce.Attempts)
+			require.Equal(t, 1, n(), "sent once: it may have been delivered")
+			require.Equal(t, tt.status, ce.Status)
+			require.Equal(t, tt.key, ce.IdempotencyKey)
+			require.Contains(t, ce.ErrMsg, tt.inErrMsg)
+			require.ErrorIs(t, err, context.DeadlineExceeded, "the cause is wrapped")
+		})
+	}
+}
+
+// Misuse is a plain error, sent nowhere: a Client not made by New, a nil
+// context. Both panicked with a nil pointer dereference (an outside tester).
+func TestMisuseIsAPlainError(t *testing.T) {
+	srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) {
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":7}`))
+	})
+	made := client(t, srv.URL, secret)
+	var zero cloudcall.Client
+	tests := []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"a zero Client's read", func() error {
+			_, err := zero.OpenAPI.Logistics.GetQuota(context.Background(), cloudcall.GetQuotaInput{})
+			return err
+		}, "cloudcall: the Client was not made by cloudcall.New: use cloudcall.New(cloudcall.Options{...})"},
+		{"a zero Client's charge", func() error {
+			_, err := zero.TOP.ASCP.LaunchExtraCharge(context.Background(), cloudcall.LaunchExtraChargeInput{})
+			return err
+		}, "cloudcall: the Client was not made by cloudcall.New: use cloudcall.New(cloudcall.Options{...})"},
+		{"a zero API value", func() error {
+			_, err := cloudcall.CAMSAPI{}.QueryChatappBindWaba(context.Background(), cloudcall.QueryChatappBindWabaInput{})
+			return err
+		}, "cloudcall: the Client was not made by cloudcall.New: use cloudcall.New(cloudcall.Options{...})"},
+		{"a nil context", func() error {
+			//lint:ignore SA1012 the misuse under test
+			_, err := made.OpenAPI.Logistics.GetQuota(nil, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"}) //nolint:staticcheck
+			return err
+		}, "cloudcall: nil Context"},
+		{"a nil context to a zero Client", func() error {
+			_, err := zero.CK1.Pricing.InboundBox(nil, cloudcall.InboundBoxInput{}) //nolint:staticcheck
+			return err
+		}, "cloudcall: nil Context"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			require.NotPanics(t, func() { err = tt.call() })
+			require.EqualError(t, err, tt.want)
+			var ce *cloudcall.Error
+			require.False(t, errors.As(err, &ce), "a misuse is no *Error")
+			require.Equal(t, 0, n(), "nothing is sent")
+		})
+	}
+}

@@ -293,6 +293,36 @@ describe('retries', () => {
     }
   });
 
+  // A fetch that times out on its own (AbortSignal.timeout inside it,
+  // undici's headersTimeout) cut a request that may have arrived: a read is
+  // -1301, sent once, as the Go client answers its http.Client.Timeout; a
+  // charge -1304 with its key. It was -1302 and sent three times (an outside
+  // tester, of the Go client).
+  it('a fetch\'s own timeout is -1301 for a read, sent once; -1304 for a charge', async () => {
+    const ownTimeout = (url, init) => fetch(url, { ...init, signal: AbortSignal.any([init.signal, AbortSignal.timeout(1000)]) }); // room for the first fetch to load
+    const cases = [
+      { name: 'no headers in time', handler: () => {}, call: (c) => c.openapi.logistics.getQuota(quota), errCode: -1301, status: 0, key: undefined, msg: /^openapi\.logistics\.getQuota:fail no answer before the fetch's own timeout/ },
+      { name: 'the body stops arriving', handler: (req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.write('{"errCode":0,'); }, call: (c) => c.openapi.logistics.getQuota(quota), errCode: -1301, status: 200, key: undefined, msg: /^openapi\.logistics\.getQuota:fail no answer before the fetch's own timeout/ },
+      { name: 'a charge', handler: () => {}, call: (c) => c.top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-ft' }), errCode: -1304, status: 0, key: 'k-ft', msg: /call again with the same input and key/ },
+    ];
+    for (const tc of cases) {
+      const f = await fake(tc.handler);
+      try {
+        const err = await rejected(tc.call(f.client({ fetch: ownTimeout })));
+        assert.ok(err instanceof CloudCallError, `${tc.name}: got ${err}`);
+        assert.equal(err.errCode, tc.errCode, `${tc.name}: ${err.errMsg}`);
+        assert.equal(err.attempts, 1, tc.name);
+        assert.equal(f.seen.length, 1, `${tc.name}: sent once, it may have arrived`);
+        assert.equal(err.status, tc.status, tc.name);
+        assert.equal(err.idempotencyKey, tc.key, tc.name);
+        assert.match(err.errMsg, tc.msg, tc.name);
+        assert.equal(err.cause?.name, 'TimeoutError', `${tc.name}: the cause is the fetch's`);
+      } finally {
+        await f.close();
+      }
+    }
+  });
+
   it('a "replayed nonce" (something delivered the request twice): a read is asked again, a charge is -1304 with its key', async () => {
     const replayed = (api) => (req, res, body, n) => (n === 1
       ? json(res, 401, { errCode: -1101, errMsg: `${api}:fail unauthenticated: replayed nonce` })
