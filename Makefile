@@ -31,7 +31,7 @@ vet: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-gen-check: ## fail when s.yaml, s.vpc.yaml, template.yaml or the clients' generated files differ from shared/registry (make gen fixes it)
+gen-check: ## fail naming each file make gen writes (descriptors, openapi.json, docs/vendors.md's tables, clients) that differs from shared/registry
 	$(GO) run ./cmd/cloudcall gen --check
 
 # REDIS_PICK exports REDIS_URL (DB 15 on the local Redis) unless it is set.
@@ -82,7 +82,7 @@ run: cli ## every function (cloudcall local builds them) under the local emulato
 screenshots: ## regenerate the console screenshots in docs/ (browser test; needs chromium and npm ci --prefix shared/console/browsertest)
 	CONSOLE_SCREENSHOTS=docs $(GO) test -count=1 -run TestConsoleInBrowser ./cmd/cloudcall
 
-gen: ## regenerate s.yaml, s.vpc.yaml, template.yaml and the clients' generated files from shared/registry
+gen: ## regenerate everything shared/registry drives: s.yaml, s.vpc.yaml, template.yaml, openapi.json, docs/vendors.md's input tables, the clients' files
 	$(GO) run ./cmd/cloudcall gen
 
 package: ## reproducible zips: dist/fc/<fn>.zip (main) and dist/aws/<fn>-{x86_64,arm64}.zip (bootstrap)

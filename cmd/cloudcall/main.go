@@ -30,7 +30,7 @@ func commands() map[string]command {
 		"event":   {"print a sample platform event (FC HTTP, API Gateway v2, FC timer, EventBridge, ScheduleV2)", runEvent},
 		"invoke":  {"run one invocation of a function, like `sam local invoke`", runInvoke},
 		"sandbox": {"serve the vendor sandboxes on loopback", runSandbox},
-		"gen":     {"write s.yaml, s.vpc.yaml, template.yaml and the clients' generated files from the function registry", runGen},
+		"gen":     {"write everything the function registry drives: s.yaml, s.vpc.yaml, template.yaml, openapi.json, docs/vendors.md's input tables, the clients' generated files", runGen},
 		"package": {"build reproducible deployment zips for FC and Lambda", runPackage},
 		"bench":   {"measure cold start, overhead, throughput, memory and token economy", runBench},
 		"openapi": {"print the OpenAPI 3.1 document generated from the registry's schemas", runOpenAPI},

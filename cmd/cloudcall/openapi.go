@@ -13,7 +13,7 @@ import (
 
 func runOpenAPI(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("openapi", args, stdout, stderr)
-	write := fs.Bool("write", false, "write openapi.json at the module root instead of printing it")
+	write := fs.Bool("write", false, "write openapi.json at the module root instead of printing it (cloudcall gen writes it too)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: cloudcall openapi [--write]\n\nPrints the OpenAPI 3.1 document generated from the registry's schemas (the emulator serves it at GET /openapi.json, with its own address as the server URL).\n\nFlags:")
 		fs.PrintDefaults()
@@ -24,16 +24,23 @@ func runOpenAPI(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
+	var root string
+	if *write {
+		var err error
+		if root, err = emulator.ModuleRoot("."); err != nil {
+			return err
+		}
+		// The document comes from the compiled-in registry (see gen).
+		if err := registryCurrent(root); err != nil {
+			return err
+		}
+	}
 	doc, err := openapi.Document()
 	if err != nil {
 		return err
 	}
 	if !*write {
 		_, err := stdout.Write(doc)
-		return err
-	}
-	root, err := emulator.ModuleRoot(".")
-	if err != nil {
 		return err
 	}
 	path := filepath.Join(root, "openapi.json")

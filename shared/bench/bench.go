@@ -38,8 +38,15 @@ import (
 	"github.com/cloudcall/cloudcall/shared/top"
 )
 
-// Functions are the ones the report covers, in report order.
-var Functions = []string{"logistics-get-quota", "ck1-pricing-inbound-box", "cams-query-chatapp-bind-waba", "top-launch-extra-charge", "quota-alert"}
+// Functions are the ones the report covers, in report order: the
+// registry's, so a function added there is measured without a list to edit.
+func Functions() []string {
+	var names []string
+	for _, f := range registry.All() {
+		names = append(names, f.Name)
+	}
+	return names
+}
 
 // camsFunction is rate limited to 10 requests/s by CAMS (and its sandbox),
 // so its loops are bounded by time, not by the machine.
@@ -152,8 +159,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		fmt.Fprintf(o.Progress, format+"\n", a...)
 	}
 
-	logf("building %d functions (FC and Lambda, stripped) and the hello floor", len(Functions))
-	bins, sizes, err := buildAll(ctx, o.ModuleDir, o.WorkDir, Functions)
+	logf("building %d functions (FC and Lambda, stripped) and the hello floor", len(Functions()))
+	bins, sizes, err := buildAll(ctx, o.ModuleDir, o.WorkDir, Functions())
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +188,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		logf("cold starts: %d rounds; each function starts between a hello floor and its vendor-call floor", o.ColdStarts)
 		// The charge also as packaged for a SQL records store, for reading.
 		var cold []string
-		for _, fn := range Functions {
+		for _, fn := range Functions() {
 			cold = append(cold, fn)
 			if _, ok := bins[fn+allClients]; ok {
 				cold = append(cold, fn+allClients)
@@ -197,7 +204,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			linked[k] = linkerOutput(v)
 		}
 		logf("cold starts of the binaries as the linker wrote them: %d rounds", lo.ColdStarts)
-		if r.ColdLinked, err = coldStarts(ctx, lo, linked, sbs, logf, Functions, false); err != nil {
+		if r.ColdLinked, err = coldStarts(ctx, lo, linked, sbs, logf, Functions(), false); err != nil {
 			return nil, err
 		}
 		r.ColdLinkedRounds = lo.ColdStarts
@@ -215,7 +222,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}
 		logf("package init profile (GODEBUG=inittrace=1): %d starts of each binary", initStarts)
-		if r.Init, err = initProfiles(ctx, bins, sbs, Functions); err != nil {
+		if r.Init, err = initProfiles(ctx, bins, sbs, Functions()); err != nil {
 			return nil, err
 		}
 	}
@@ -256,7 +263,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	if o.want("load") {
-		for _, fn := range Functions {
+		for _, fn := range Functions() {
 			logf("through the emulator: %s", fn)
 			rows, err := throughput(ctx, o, fn, bins[fn], sbs)
 			if err != nil {
@@ -267,7 +274,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	if o.want("memory") {
-		for _, fn := range Functions {
+		for _, fn := range Functions() {
 			n := o.MemoryCalls
 			switch fn {
 			case camsFunction:

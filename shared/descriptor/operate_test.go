@@ -242,8 +242,8 @@ func TestTemplateOutputs(t *testing.T) {
 		events := functionsOf(doc)[id]["Events"].(map[string]any)
 		require.Equal(t, "/"+f.Name, events["HttpPost"].(map[string]any)["Properties"].(map[string]any)["Path"])
 	}
-	require.Equal(t, 4, urls)
-	require.Len(t, outputs, len(registry.All())+urls)
+	require.NotZero(t, urls)
+	require.Len(t, outputs, len(registry.All())+urls, "an Arn per function and a Url per HTTP trigger, nothing else")
 }
 
 // TestChargeAlarms: with an SNS topic the stack alarms on the charge's fault

@@ -23,7 +23,7 @@ func TestCommittedDocumentHasNotDrifted(t *testing.T) {
 	require.NoError(t, err)
 	got, err := os.ReadFile(filepath.Join("..", "..", "openapi.json"))
 	require.NoError(t, err)
-	require.Equal(t, string(want), string(got), "openapi.json drifted: run `go run ./cmd/cloudcall openapi --write`")
+	require.Equal(t, string(want), string(got), "openapi.json drifted: run `make gen`")
 }
 
 // kin-openapi (pinned in go.mod) loads and validates the document as
@@ -94,7 +94,8 @@ func TestDocumentContents(t *testing.T) {
 		require.Equal(t, f.Name == "top-launch-extra-charge", conflict, f.Name)
 		require.Equal(t, f.Name == "top-launch-extra-charge", hasParams, "only the charge takes Idempotency-Key")
 	}
-	require.Equal(t, 4, http)
+	require.NotZero(t, http)
+	require.Len(t, paths, http, "a path per HTTP trigger, and no other")
 	comps := doc["components"].(map[string]any)
 	errEnv := comps["schemas"].(map[string]any)["ErrorEnvelope"].(map[string]any)["properties"].(map[string]any)
 	for _, f := range []string{"errCode", "errMsg", "field", "retryAfter", "upstream"} {

@@ -3,7 +3,9 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -179,4 +181,27 @@ func rules(p map[string]any) string {
 
 func cell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// RewriteInputTables returns doc (docs/vendors.md) with each function's input
+// table, between <!-- input:NAME --> and <!-- /input:NAME -->, replaced by
+// what InputTable renders. A function without its markers is an error that
+// says which lines to add: `cloudcall gen` fills the table in once they are there.
+func RewriteInputTables(doc string) (string, error) {
+	var errs []error
+	for _, f := range All() {
+		table, err := InputTable(f.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		open, end := "<!-- input:"+f.Name+" -->", "<!-- /input:"+f.Name+" -->"
+		re := regexp.MustCompile(`(?s)` + regexp.QuoteMeta(open) + `\n.*?` + regexp.QuoteMeta(end))
+		if !re.MatchString(doc) {
+			errs = append(errs, fmt.Errorf("docs/vendors.md has no input table for %s: add the two lines %s and %s (nothing between them) to its section (## Vendor (%s)), after the sentence that introduces its input, as every other function's are; `make gen` then writes the table between them", f.Name, open, end, f.Name))
+			continue
+		}
+		doc = re.ReplaceAllLiteralString(doc, open+"\n"+table+end)
+	}
+	return doc, errors.Join(errs...)
 }

@@ -40,6 +40,15 @@ type sandboxed struct {
 
 type counter interface{ Calls(string) int }
 
+// builder is f's entry of builders; a function added to the registry without
+// one failed with a nil-func panic (an outside tester), this says what to add.
+func builder(t *testing.T, name string) sandboxed {
+	t.Helper()
+	b, ok := builders[name]
+	require.True(t, ok, "add a builder for %s in corpus_test.go: it starts the function against its vendor's sandbox (startSelf with the sandbox's handler and env, the function's factory, the vendor path the sandbox counts), as the others do", name)
+	return b(t)
+}
+
 // builders make each function against its sandbox, with the named policies
 // stricter than the vendor opened wide: the corpus is about the vendor's
 // rules (the policies have their own tests).
@@ -104,7 +113,7 @@ func TestCorpusVerdictsMatchTheSchema(t *testing.T) {
 			valid, invalid, successes := 0, 0, 0
 			for _, c := range cases {
 				want := schemacorpus.Verdict(schema, c.Body)
-				fn := builders[f.Name](t)
+				fn := builder(t, f.Name)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				resp := fn.op.Invoke(ctx, &envelope.Input{Body: c.Body})
 				cancel()
@@ -184,11 +193,11 @@ func TestEveryRuleAtAndPastItsBoundary(t *testing.T) {
 			total++
 			require.NoError(t, schemacorpus.Verdict(schema, b.At), "%s %s %s at the boundary: %s", f.Name, b.Path, b.Rule, b.At)
 			require.Error(t, schemacorpus.Verdict(schema, b.Past), "%s %s %s past the boundary: %s", f.Name, b.Path, b.Rule, b.Past)
-			fn := builders[f.Name](t)
+			fn := builder(t, f.Name)
 			m := invoke(t, fn, b.At)
 			require.NotEqual(t, -1001.0, m["errCode"], "%s %s %s at: %v", f.Name, b.Path, b.Rule, m)
 			require.Equal(t, 1, fn.calls())
-			fn = builders[f.Name](t)
+			fn = builder(t, f.Name)
 			m = invoke(t, fn, b.Past)
 			require.Equal(t, -1001.0, m["errCode"], "%s %s %s past: %v", f.Name, b.Path, b.Rule, m)
 			require.Equal(t, b.Path, m["field"], "%s %s", f.Name, b.Rule)
