@@ -636,25 +636,14 @@ func TestRecordsStatusSaysARefusedStore(t *testing.T) {
 // volatile-ttl policy set for a while, records evicted, the fence kept) is
 // reported lost, and the loss is written into the fence, not "live".
 func TestRecordsStatusSaysAnEvictionLoss(t *testing.T) {
-	srv := redisproc.Start(t, true)
 	ctx := context.Background()
-	r, err := redisrecords.Open(redisrecords.Options{URL: srv.URL()})
-	require.NoError(t, err)
-	for i := 0; i < 20; i++ {
-		ok, err := r.Reserve(ctx, "k"+strconv.Itoa(i), idempotency.Record{Token: "t", State: idempotency.InProgress}, 24*time.Hour)
-		require.NoError(t, err)
-		require.True(t, ok)
-	}
-	require.NoError(t, r.Close())
-	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": srv.URL(), "TOP_APP_KEY": "12345678"})
-	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
-	require.Equal(t, 0, code, out+errOut)
-	require.Contains(t, out, `"state":"live"`)
-
-	o, err := redis.ParseURL(srv.URL())
-	require.NoError(t, err)
-	admin := redis.NewClient(o)
-	defer admin.Close()
+	envFile, admin := liveRedisRecords(t, func(r *redisrecords.Records) {
+		for i := 0; i < 20; i++ {
+			ok, err := r.Reserve(ctx, "k"+strconv.Itoa(i), idempotency.Record{Token: "t", State: idempotency.InProgress}, 24*time.Hour)
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+	})
 	used, err := strconv.Atoi(regexp.MustCompile(`used_memory:(\d+)`).FindStringSubmatch(admin.Info(ctx, "memory").Val())[1])
 	require.NoError(t, err)
 	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "volatile-ttl").Err())
@@ -666,7 +655,7 @@ func TestRecordsStatusSaysAnEvictionLoss(t *testing.T) {
 	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", "0").Err())
 	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
 
-	code, out, errOut = runCLI("records", "status", "--env-file", envFile)
+	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
 	require.Equal(t, 5, code, out+errOut)
 	var st struct{ State, LostAt, Fence string }
 	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
@@ -681,21 +670,10 @@ func TestRecordsStatusSaysAnEvictionLoss(t *testing.T) {
 // or an evicting policy set under running instances read "live" (exit 0)
 // while every charge answered -1601 (an outside tester).
 func TestRecordsStatusSaysARefusedRedis(t *testing.T) {
-	srv := redisproc.Start(t, true)
 	ctx := context.Background()
-	r, err := redisrecords.Open(redisrecords.Options{URL: srv.URL()})
-	require.NoError(t, err)
-	require.NoError(t, r.Warm(ctx)) // an instance's first use: the fence
-	require.NoError(t, r.Close())
-	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": srv.URL(), "TOP_APP_KEY": "12345678"})
-	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
-	require.Equal(t, 0, code, out+errOut)
-	require.Contains(t, out, `"state":"live"`)
-
-	o, err := redis.ParseURL(srv.URL())
-	require.NoError(t, err)
-	admin := redis.NewClient(o)
-	defer admin.Close()
+	envFile, admin := liveRedisRecords(t, func(r *redisrecords.Records) {
+		require.NoError(t, r.Warm(ctx)) // an instance's first use: the fence
+	})
 	refused := func(want string) {
 		t.Helper()
 		code, out, errOut := runCLI("records", "status", "--env-file", envFile)
@@ -712,4 +690,25 @@ func TestRecordsStatusSaysARefusedRedis(t *testing.T) {
 	require.NoError(t, admin.ConfigSet(ctx, "maxmemory", "100mb").Err())
 	require.NoError(t, admin.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err())
 	refused("may evict keys when full")
+}
+
+// liveRedisRecords starts a Redis with AOF, lets use write records on it,
+// and checks that records status reads it "live": the env file that points
+// the CLI at it, and an admin client to change it under the CLI.
+func liveRedisRecords(t *testing.T, use func(*redisrecords.Records)) (string, *redis.Client) {
+	t.Helper()
+	srv := redisproc.Start(t, true)
+	r, err := redisrecords.Open(redisrecords.Options{URL: srv.URL()})
+	require.NoError(t, err)
+	use(r)
+	require.NoError(t, r.Close())
+	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": srv.URL(), "TOP_APP_KEY": "12345678"})
+	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 0, code, out+errOut)
+	require.Contains(t, out, `"state":"live"`)
+	o, err := redis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	admin := redis.NewClient(o)
+	t.Cleanup(func() { _ = admin.Close() })
+	return envFile, admin
 }

@@ -151,6 +151,14 @@ console.log(esm.CloudCallError === cjs.CloudCallError && esm.createClient === cj
       // "type": "module" is not set: .mts and .cts pick ESM and CommonJS resolution themselves.
       return spawnSync(process.execPath, [bin, '-p', join(dir, 'tsconfig.json')], { cwd: dir, encoding: 'utf8' });
     };
+    // failsOnce: file does not type-check, for exactly one error, which matches want.
+    const failsOnce = (file, want) => {
+      const r = check([file]);
+      assert.notEqual(r.status, 0);
+      const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
+      assert.equal(errors.length, 1, r.stdout);
+      assert.match(errors[0], want);
+    };
 
     it('passes on the typed examples (ESM and CommonJS)', (t) => {
       if (!bin) return t.skip('typescript could not be installed (offline?)');
@@ -166,38 +174,22 @@ console.log(esm.CloudCallError === cjs.CloudCallError && esm.createClient === cj
 
     it('fails on a misspelled input field, naming it', (t) => {
       if (!bin) return t.skip('typescript could not be installed (offline?)');
-      const r = check(['misspelled.mts']);
-      assert.notEqual(r.status, 0);
-      const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
-      assert.equal(errors.length, 1, r.stdout);
-      assert.match(errors[0], /misspelled\.mts\(5,\d+\): error TS\d+: .*'bizID'.*'bizId'/);
+      failsOnce('misspelled.mts', /misspelled\.mts\(5,\d+\): error TS\d+: .*'bizID'.*'bizId'/);
     });
 
     it('fails on options that say where no function is (neither baseUrl nor endpoints)', (t) => {
       if (!bin) return t.skip('typescript could not be installed (offline?)');
-      const r = check(['no-endpoint.mts']);
-      assert.notEqual(r.status, 0);
-      const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
-      assert.equal(errors.length, 1, r.stdout);
-      assert.match(errors[0], /no-endpoint\.mts\(4,\d+\): error TS\d+: .*not assignable to parameter of type 'ClientOptions'/);
+      failsOnce('no-endpoint.mts', /no-endpoint\.mts\(4,\d+\): error TS\d+: .*not assignable to parameter of type 'ClientOptions'/);
     });
 
     it('fails on a keyId without its secret (both, or neither for unsigned calls)', (t) => {
       if (!bin) return t.skip('typescript could not be installed (offline?)');
-      const r = check(['half-key.mts']);
-      assert.notEqual(r.status, 0);
-      const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
-      assert.equal(errors.length, 1, r.stdout);
-      assert.match(errors[0], /half-key\.mts\(4,\d+\): error TS\d+: .*not assignable to parameter of type 'ClientOptions'/);
+      failsOnce('half-key.mts', /half-key\.mts\(4,\d+\): error TS\d+: .*not assignable to parameter of type 'ClientOptions'/);
     });
 
     it('fails on a misspelled result field, naming it', (t) => {
       if (!bin) return t.skip('typescript could not be installed (offline?)');
-      const r = check(['misspelled-output.mts']);
-      assert.notEqual(r.status, 0);
-      const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
-      assert.equal(errors.length, 1, r.stdout);
-      assert.match(errors[0], /misspelled-output\.mts\(6,\d+\): error TS\d+: Property 'quotaNumber' does not exist.*'quotaNum'/);
+      failsOnce('misspelled-output.mts', /misspelled-output\.mts\(6,\d+\): error TS\d+: Property 'quotaNumber' does not exist.*'quotaNum'/);
     });
   });
 });
