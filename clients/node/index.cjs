@@ -266,8 +266,11 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
 // AbortSignal.timeout inside a custom fetch, undici's headersTimeout or
 // bodyTimeout. The request may have arrived and still be running.
 const FETCH_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+// An AbortError counts too: the client's own signal is judged before this
+// is asked, so it is the fetch's, given up with a plain abort() (it was
+// -1302 and sent three times: an outside re-tester).
 function fetchTimedOut(err) {
-  for (let e = err, i = 0; e && i < 5; e = e.cause, i++) if (e.name === 'TimeoutError' || FETCH_TIMEOUT.has(e.code)) return true;
+  for (let e = err, i = 0; e && i < 5; e = e.cause, i++) if (e.name === 'TimeoutError' || e.name === 'AbortError' || FETCH_TIMEOUT.has(e.code)) return true;
   return false;
 }
 
@@ -518,7 +521,7 @@ async function call(o, fn, input, callOpts = {}) {
         // (it was -1302 and sent three times: an outside tester). A
         // charge's is -1304 below.
         if (!notSent && !fn.takesIdempotencyKey && fetchTimedOut(err)) {
-          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout (options.fetch); not sent again, it may have arrived (${err.name === 'TimeoutError' ? err.message : code || err.message})`, { attempts: attempt, cause: err });
+          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout or abort (options.fetch); not sent again, it may have arrived (${err.name === 'TimeoutError' || err.name === 'AbortError' ? err.message : code || err.message})`, { attempts: attempt, cause: err });
         }
         // Other transport failures are retried for reads only.
         if (!fn.takesIdempotencyKey && attempt <= maxRetries) {
@@ -553,7 +556,7 @@ async function call(o, fn, input, callOpts = {}) {
           throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: keyInForce });
         }
         if (!timedOut && fetchTimedOut(readErr)) {
-          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout (options.fetch; the body stopped arriving) (${readErr.name === 'TimeoutError' ? readErr.message : causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
+          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout or abort (options.fetch; the body stopped arriving) (${readErr.name === 'TimeoutError' || readErr.name === 'AbortError' ? readErr.message : causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
         }
         throw clientError(fn, timedOut ? ErrCode.Timeout : ErrCode.Unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
       }

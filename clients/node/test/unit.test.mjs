@@ -298,17 +298,24 @@ describe('retries', () => {
   // -1301, sent once, as the Go client answers its http.Client.Timeout; a
   // charge -1304 with its key. It was -1302 and sent three times (an outside
   // tester, of the Go client).
-  it('a fetch\'s own timeout is -1301 for a read, sent once; -1304 for a charge', async () => {
+  // A plain abort() in the fetch too (a re-tester: -1302, sent three times).
+  it('a fetch\'s own timeout or abort is -1301 for a read, sent once; -1304 for a charge', async () => {
     const ownTimeout = (url, init) => fetch(url, { ...init, signal: AbortSignal.any([init.signal, AbortSignal.timeout(1000)]) }); // room for the first fetch to load
+    const ownAbort = (url, init) => {
+      const c = new AbortController();
+      setTimeout(() => c.abort(), 1000);
+      return fetch(url, { ...init, signal: AbortSignal.any([init.signal, c.signal]) });
+    };
     const cases = [
       { name: 'no headers in time', handler: () => {}, call: (c) => c.openapi.logistics.getQuota(quota), errCode: -1301, status: 0, key: undefined, msg: /^openapi\.logistics\.getQuota:fail no answer before the fetch's own timeout/ },
       { name: 'the body stops arriving', handler: (req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.write('{"errCode":0,'); }, call: (c) => c.openapi.logistics.getQuota(quota), errCode: -1301, status: 200, key: undefined, msg: /^openapi\.logistics\.getQuota:fail no answer before the fetch's own timeout/ },
       { name: 'a charge', handler: () => {}, call: (c) => c.top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-ft' }), errCode: -1304, status: 0, key: 'k-ft', msg: /call again with the same input and key/ },
     ];
-    for (const tc of cases) {
+    for (const [how, ownFetch, causeName] of [['AbortSignal.timeout', ownTimeout, 'TimeoutError'], ['abort()', ownAbort, 'AbortError']]) for (const tc of cases) {
       const f = await fake(tc.handler);
       try {
-        const err = await rejected(tc.call(f.client({ fetch: ownTimeout })));
+        const err = await rejected(tc.call(f.client({ fetch: ownFetch })));
+        tc.name = `${how}, ${tc.name.replace(/^.*?, /, '')}`;
         assert.ok(err instanceof CloudCallError, `${tc.name}: got ${err}`);
         assert.equal(err.errCode, tc.errCode, `${tc.name}: ${err.errMsg}`);
         assert.equal(err.attempts, 1, tc.name);
@@ -316,7 +323,7 @@ describe('retries', () => {
         assert.equal(err.status, tc.status, tc.name);
         assert.equal(err.idempotencyKey, tc.key, tc.name);
         assert.match(err.errMsg, tc.msg, tc.name);
-        assert.equal(err.cause?.name, 'TimeoutError', `${tc.name}: the cause is the fetch's`);
+        assert.equal(err.cause?.name, causeName, `${tc.name}: the cause is the fetch's`);
       } finally {
         await f.close();
       }
