@@ -91,7 +91,12 @@ func precheck(body []byte) ([]byte, error) {
 		return nil, Invalid("", "the request body must be a JSON object, got %s", jsonKind(trimmed))
 	}
 	if d := depth(trimmed); d > MaxDepth {
-		return nil, Invalid(tooDeepAt(trimmed), "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
+		// JSON that breaks before its level 33 is refused for where it
+		// breaks, by the decode (an outside re-tester: a missing comma was
+		// reported as depth, naming nothing).
+		if path, reached := tooDeepAt(trimmed); reached {
+			return nil, Invalid(path, "the request body nests %d levels deep; at most %d are allowed", d, MaxDepth)
+		}
 	}
 	return trimmed, nil
 }
@@ -538,16 +543,17 @@ func depth(b []byte) int {
 
 // tooDeepAt is the path of the first value that opens a level past
 // MaxDepth, so the refusal names a field like every other (an outside
-// tester: "extra" sent 33 arrays deep was refused naming nothing). "" when
-// the JSON breaks before that point.
-func tooDeepAt(b []byte) string {
+// tester: "extra" sent 33 arrays deep was refused naming nothing). reached
+// is false when the JSON breaks before that point. Names given twice and
+// invalid UTF-8 are let through here: the decode refuses them.
+func tooDeepAt(b []byte) (path string, reached bool) {
 	dec := jsontext.NewDecoder(bytes.NewReader(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	for dec.StackDepth() <= MaxDepth {
 		if _, err := dec.ReadToken(); err != nil {
-			return ""
+			return "", false
 		}
 	}
-	return pointerPath(dec.StackPointer())
+	return pointerPath(dec.StackPointer()), true
 }
 
 func jsonKind(b []byte) string {

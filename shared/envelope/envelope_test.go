@@ -105,6 +105,15 @@ func TestDecodeDepth(t *testing.T) {
 	body = `{"boxes":[{"a":1},{"x":` + string(repeat('[', MaxDepth)) + string(repeat(']', MaxDepth)) + `}]}`
 	require.ErrorAs(t, Decode([]byte(body), &in), &e)
 	require.Equal(t, "boxes[1].x"+strings.Repeat("[0]", MaxDepth-3), e.Field)
+
+	// JSON that breaks before its level 33 is refused for where it breaks,
+	// as the same body less deep is (an outside re-tester).
+	deep := string(repeat('[', MaxDepth+1)) + string(repeat(']', MaxDepth+1))
+	for _, body := range []string{`{"extra":1 "omsLaunchExtraChargeParameter":` + deep + `}`, `{"extra":{"b" 1, "c":` + deep + `}}`} {
+		require.ErrorAs(t, Decode([]byte(body), &in), &e)
+		require.NotContains(t, e.Reason, "levels deep", body)
+		require.Contains(t, e.Reason, "not valid JSON", body)
+	}
 }
 
 func repeat(c byte, n int) []byte {
