@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudcall/cloudcall/shared/config"
 	"github.com/cloudcall/cloudcall/shared/emulator"
 	"github.com/cloudcall/cloudcall/shared/emulator/linewriter"
 	"github.com/cloudcall/cloudcall/shared/emulator/localstore"
@@ -97,18 +98,31 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer closeSandboxes(sbs)
 	}
-	// The same embedded store as cloudcall local: the charge keeps its
-	// idempotency record in a Redis store, never in process memory.
-	st, err := localstore.Start("127.0.0.1:0")
+	// The file's store and key prefix are kept: they describe the
+	// function, and cloudcall records given the same file looks there (an
+	// outside tester found the charge's record under "cloudcall:" of a
+	// store gone with invoke, told to read a banner invoke does not print).
+	// Without a Redis one, the same embedded store as cloudcall local: the
+	// charge keeps its idempotency record in a Redis store, never in
+	// process memory.
+	set := localSettings{storePfx: cmp.Or(extra["CLOUDCALL_STORE_PREFIX"], "cloudcall:"), extra: extra}
+	fileStore, err := config.FromMap(extra).Secret("CLOUDCALL_STORE")
 	if err != nil {
-		return err
+		return usagef("--env-file %s: %v", *envFile, err)
 	}
-	defer st.Close()
-	// The file's key prefix is kept: it describes the function, and
-	// cloudcall records given the same file looks under it (an outside
-	// tester found the charge's record under "cloudcall:" instead, told to
-	// read a banner invoke does not print).
-	set := localSettings{storeURL: st.URL(), storePfx: cmp.Or(extra["CLOUDCALL_STORE_PREFIX"], "cloudcall:"), embedded: true, extra: extra}
+	switch {
+	case strings.HasPrefix(fileStore, "redis://"), strings.HasPrefix(fileStore, "rediss://"):
+		set.storeURL = fileStore
+	case fileStore == "" || strings.EqualFold(fileStore, "memory"):
+		st, err := localstore.Start("127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		set.storeURL, set.embedded = st.URL(), true
+	default:
+		return usagef("--env-file %s: CLOUDCALL_STORE %q: expected a redis:// / rediss:// URL, or leave it out for invoke's own embedded store", *envFile, fileStore)
+	}
 	// One sink for the emulator's lines and the function's: one lock over
 	// stderr, whatever writer it is.
 	sink := linewriter.New(stderr, 0)

@@ -561,9 +561,10 @@ func warnUndurable(ctx context.Context, w io.Writer, what, url string, set local
 // loadEnvFile reads --env-file (none when path is empty); a file that cannot
 // be read, or caller keys in it that are not valid, is a usage error now,
 // as --caller-keys is, rather than -1601 from every call.
-// loadEnvFile reads --env-file. usesPrefix: the caller keeps the file's
-// CLOUDCALL_STORE_PREFIX (cloudcall invoke) instead of a prefix of its own.
-func loadEnvFile(path string, stderr io.Writer, usesPrefix bool) (map[string]string, error) {
+// loadEnvFile reads --env-file. usesStore: the caller takes the file's
+// store settings (CLOUDCALL_STORE, its _FILE, CLOUDCALL_STORE_PREFIX), as
+// cloudcall invoke does, instead of a store of its own.
+func loadEnvFile(path string, stderr io.Writer, usesStore bool) (map[string]string, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -590,7 +591,7 @@ func loadEnvFile(path string, stderr io.Writer, usesPrefix bool) (map[string]str
 	}
 	// Said, not silently dropped: every instance must share one store.
 	for _, k := range []string{"CLOUDCALL_STORE", "CLOUDCALL_STORE_FILE", "CLOUDCALL_STORE_PREFIX"} {
-		if _, ok := env[k]; ok && !(usesPrefix && k == "CLOUDCALL_STORE_PREFIX") {
+		if _, ok := env[k]; ok && !usesStore {
 			why := "every instance shares the emulator's store (cloudcall local --store redis://... names another)"
 			if k == "CLOUDCALL_STORE_PREFIX" {
 				// cloudcall records given this file looked under it, and
