@@ -167,7 +167,7 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 		if horizon, err = d.Env.Duration("QUOTA_ALERT_HORIZON", 0); err != nil {
 			return fail, err
 		}
-		if horizon < 0 {
+		if horizon < 0 || horizon == 0 && d.Env.Get("QUOTA_ALERT_HORIZON", "") != "" { // 0s is no horizon: the table says positive, or off
 			return fail, fmt.Errorf("QUOTA_ALERT_HORIZON=%q: expected a positive duration such as 24h, or off", d.Env.Get("QUOTA_ALERT_HORIZON", ""))
 		}
 	}

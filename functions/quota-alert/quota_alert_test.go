@@ -205,9 +205,11 @@ func TestANegativeDurationIsEchoedAsWritten(t *testing.T) {
 	require.Equal(t, -1601, a.ErrCode)
 	require.Contains(t, a.ErrMsg, `QUOTA_ALERT_COOLDOWN="-1h": expected a positive duration such as 6h`)
 	// The horizon too (a second outside tester).
-	a = newRig(t, map[string]string{"QUOTA_ALERT_HORIZON": "-1h"}).invoke(t, `{}`)
-	require.Equal(t, -1601, a.ErrCode)
-	require.Contains(t, a.ErrMsg, `QUOTA_ALERT_HORIZON="-1h": expected a positive duration such as 24h, or off`)
+	for _, v := range []string{"-1h", "0", "0s", "-0s"} { // zero too: docs/vendors.md says positive (a re-tester)
+		a = newRig(t, map[string]string{"QUOTA_ALERT_HORIZON": v}).invoke(t, `{}`)
+		require.Equal(t, -1601, a.ErrCode, v)
+		require.Contains(t, a.ErrMsg, `QUOTA_ALERT_HORIZON="`+v+`": expected a positive duration such as 24h, or off`)
+	}
 }
 
 // A QUOTA_ALERT_ name the function does not read was ignored without a
