@@ -127,6 +127,11 @@ func TestGenRefusesARegistryNewerThanTheBinary(t *testing.T) {
 				require.NotContains(t, stdout, "up to date", args)
 				require.Contains(t, stderr, "this cloudcall binary was built from another shared/registry than the checkout's ("+tc.file+"): rebuild it (`make cli`) or run `make gen` (go run builds the current one)", args)
 			}
+			// Printed, the document still comes, with the warning.
+			code, stdout, stderr := runCLI("openapi")
+			require.Equal(t, 0, code)
+			require.Contains(t, stdout, `"openapi": "3.1`)
+			require.Contains(t, stderr, "WARNING: this cloudcall binary was built from another shared/registry than the checkout's ("+tc.file+")")
 			_, err := os.Stat(filepath.Join(dir, "openapi.json"))
 			require.ErrorIs(t, err, fs.ErrNotExist, "nothing written")
 			_, err = os.Stat(filepath.Join(dir, "s.yaml"))

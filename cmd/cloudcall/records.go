@@ -62,7 +62,8 @@ alone, so a variable left in the shell cannot point the tool at another store th
           it down, since a store emptied shows none, and one fenced again by a new instance shows another
           one. A fenced store is also put to the checks an instance makes at its first charge: "refused"
           (with why) when they fail, e.g. a table made UNLOGGED, autocommit off, a Redis without AOF or one
-          that may evict keys.
+          that may evict keys. Those checks write what an instance's would: a Redis's eviction baseline when
+          it has none, and a loss they find (keys evicted since the baseline) into the fence.
           Exit status 5 when the state is "lost", 6 when "refused".
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the

@@ -698,7 +698,11 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 		return base, -1
 	case f.TakesIdempotencyKey && !notSent(err):
 		base.ErrCode = CodeOutcomeUnknown
-		base.ErrMsg = f.API + ":fail outcome unknown — the connection failed after the charge may have been sent; " + again + then
+		what := "the connection failed"
+		if timedOut(err) {
+			what = "no answer before the HTTP client's own timeout (Options.HTTPClient)" // as a read's says
+		}
+		base.ErrMsg = f.API + ":fail outcome unknown — " + what + " after the charge may have been sent; " + again + then
 		return base, -1
 	}
 	cause := errors.Unwrap(err) // *url.Error's prefix repeats the URL

@@ -1373,7 +1373,7 @@ func TestTheHTTPClientsOwnTimeoutIsATimeout(t *testing.T) {
 				_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, charge, cloudcall.WithIdempotencyKey("k-ht"))
 				return err
 			},
-			code: cloudcall.CodeOutcomeUnknown, key: "k-ht", inErrMsg: "call again with the same input and key",
+			code: cloudcall.CodeOutcomeUnknown, key: "k-ht", inErrMsg: "outcome unknown — no answer before the HTTP client's own timeout (Options.HTTPClient) after the charge may have been sent; call again with the same input and key",
 		},
 	}
 	for _, tt := range tests {
