@@ -221,6 +221,16 @@ func TestFunctionEnv(t *testing.T) {
 		both := functionEnv(quota, runtimeapi.FC, sbs, false, localSettings{extra: map[string]string{"QUOTA_ALERT_SLACK_URL_FILE": "/f", "QUOTA_ALERT_SLACK_URL": "https://x/y"}})
 		require.Equal(t, "https://x/y", both["QUOTA_ALERT_SLACK_URL"], "both in the file: the function says so")
 	})
+	// The emulator's store, whatever form the file named one in: its
+	// CLOUDCALL_STORE_FILE beside the emulator's CLOUDCALL_STORE made every
+	// function refuse both set (a re-tester).
+	t.Run("an env file's CLOUDCALL_STORE_FILE", func(t *testing.T) {
+		extra := map[string]string{"CLOUDCALL_STORE_FILE": "/run/secrets/store", "CLOUDCALL_STORE_PREFIX_FILE": "/run/secrets/prefix"}
+		env := functionEnv(quota, runtimeapi.FC, sbs, false, localSettings{extra: extra, storeURL: "redis://127.0.0.1:1/0", storePfx: "cloudcall:", embedded: true})
+		require.Equal(t, "redis://127.0.0.1:1/0", env["CLOUDCALL_STORE"])
+		require.NotContains(t, env, "CLOUDCALL_STORE_FILE")
+		require.NotContains(t, env, "CLOUDCALL_STORE_PREFIX_FILE")
+	})
 	// A deployment's own records store can be tried locally: the env file's
 	// CLOUDCALL_IDEMPOTENCY_STORE was overwritten by --store, and with the
 	// embedded store its Redis would have skipped the durability check.
@@ -429,10 +439,15 @@ func TestInvokeKeepsTheEnvFilesPrefix(t *testing.T) {
 	}
 	// The records store named as such, or as the shared store (which
 	// records --help also reads; a re-tester found that one dropped).
-	for _, storeVar := range []string{"CLOUDCALL_IDEMPOTENCY_STORE", "CLOUDCALL_STORE"} {
+	for _, storeVar := range []string{"CLOUDCALL_IDEMPOTENCY_STORE", "CLOUDCALL_STORE", "CLOUDCALL_STORE_FILE"} {
 		t.Run(storeVar, func(t *testing.T) {
 			m := miniredis.RunT(t)
-			env := writeEnvFile(t, map[string]string{storeVar: "redis://" + m.Addr() + "/0", "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume",
+			url := "redis://" + m.Addr() + "/0"
+			if storeVar == "CLOUDCALL_STORE_FILE" { // a re-tester: every function refused both set
+				url = filepath.Join(t.TempDir(), "store")
+				require.NoError(t, os.WriteFile(url, []byte("redis://"+m.Addr()+"/0\n"), 0o600))
+			}
+			env := writeEnvFile(t, map[string]string{storeVar: url, "CLOUDCALL_IDEMPOTENCY_REDIS_PERSISTENCE": "assume",
 				"CLOUDCALL_STORE_PREFIX": "cloudcall:inv:", "TOP_APP_KEY": topsbx.DemoAppKey})
 			event := filepath.Join(t.TempDir(), "charge.json")
 			require.NoError(t, os.WriteFile(event, []byte(`{"idempotencyKey":"inv-1","omsLaunchExtraChargeParameter":{"wdsCoordinationOrderId":"BFC1","price":100,"type":2}}`), 0o600))

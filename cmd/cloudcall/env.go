@@ -132,8 +132,13 @@ func functionEnv(f registry.Function, platform runtimeapi.Platform, sbs []*serve
 		env["CLOUDCALL_ALLOW_ANONYMOUS"] = "false" // the env file's choice
 	}
 	if set.storeURL != "" {
+		// The emulator's store, whatever form the env file named one in:
+		// its CLOUDCALL_STORE_FILE beside this made every function refuse
+		// both set (-1601: a re-tester).
 		env["CLOUDCALL_STORE"] = set.storeURL
 		env["CLOUDCALL_STORE_PREFIX"] = set.storePfx
+		delete(env, "CLOUDCALL_STORE_FILE")
+		delete(env, "CLOUDCALL_STORE_PREFIX_FILE")
 		// The charge keeps its idempotency records in the same shared store,
 		// unless the env file names a records store of its own (PostgreSQL,
 		// MySQL or a Redis, to try a deployment's own; loadEnvFile refuses

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudcall/cloudcall/shared/idempotency/redisrecords/redisproc"
 	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords"
 	"github.com/cloudcall/cloudcall/shared/idempotency/sqlrecords/sqltest"
+	"github.com/cloudcall/cloudcall/shared/sandbox/topsbx"
 	"github.com/cloudcall/cloudcall/shared/store/redisstore/redistest"
 	"github.com/cloudcall/cloudcall/shared/top"
 )
@@ -711,4 +712,16 @@ func liveRedisRecords(t *testing.T, use func(*redisrecords.Records)) (string, *r
 	admin := redis.NewClient(o)
 	t.Cleanup(func() { _ = admin.Close() })
 	return envFile, admin
+}
+
+// Without TOP_APP_KEY the tool says to set it, and which one the bundled
+// sandbox uses: a charge run by cloudcall invoke or local was not found
+// without it, and its app key was written nowhere a user reads (a
+// re-tester).
+func TestRecordsNamesTheSandboxAppKey(t *testing.T) {
+	m := miniredis.RunT(t)
+	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_STORE": "redis://" + m.Addr() + "/0"})
+	code, _, errOut := runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 1, code, errOut)
+	require.Contains(t, errOut, "set TOP_APP_KEY (the app key the charge runs with: records are kept per app key; against the bundled TOP sandbox it is "+topsbx.DemoAppKey+")")
 }

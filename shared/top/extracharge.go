@@ -582,6 +582,11 @@ type RecordsOptions struct {
 	ClockWarning func(error)
 }
 
+// sandboxAppKey is the bundled TOP sandbox's app key (topsbx.DemoAppKey, which
+// this package does not import; cmd/cloudcall's records test holds the two
+// equal).
+const sandboxAppKey = "12345678"
+
 // RecordsGuard opens the charge's records as the deployed function does
 // (the same settings: CLOUDCALL_IDEMPOTENCY_STORE or CLOUDCALL_STORE, its
 // prefix, TOP_APP_KEY, CLOUDCALL_TIMEOUT), for a person who reconciles an
@@ -596,7 +601,10 @@ type RecordsOptions struct {
 func RecordsGuard(ctx context.Context, env *config.Env, o RecordsOptions) (*idempotency.Guard, idempotency.Records, error) {
 	appKey := env.Get("TOP_APP_KEY", "")
 	if appKey == "" {
-		return nil, nil, errors.New("set TOP_APP_KEY (the app key the charge runs with: records are kept per app key)")
+		// The sandbox's is said too: records of a charge run by cloudcall
+		// invoke or local were not found without it, and it is written
+		// nowhere else a user reads (a re-tester).
+		return nil, nil, errors.New("set TOP_APP_KEY (the app key the charge runs with: records are kept per app key; against the bundled TOP sandbox it is " + sandboxAppKey + ")")
 	}
 	timeout, err := env.Duration("CLOUDCALL_TIMEOUT", 0)
 	if err != nil {
