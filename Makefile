@@ -97,8 +97,11 @@ FC_TEMPLATE ?= s.yaml
 deploy-fc: ## Serverless Devs: s deploy (FC_TEMPLATE=s.vpc.yaml for the VPC variant; needs `s` and credentials; see docs/deploy.md)
 	@command -v s >/dev/null 2>&1 || { echo "deploy-fc: Serverless Devs is not installed (npm install -g @serverless-devs/s), then s config add"; exit 1; }
 	@# s.yaml takes CLOUDCALL_ALLOW_ANONYMOUS from this shell: one left over from local work deployed open triggers.
-	@case "$$(printf %s "$$CLOUDCALL_ALLOW_ANONYMOUS" | tr -d ' \t' | tr A-Z a-z)" in true|1|yes|on) \
-	  [ "$$FC_HTTP_AUTH_TYPE" = function ] || { echo "deploy-fc: CLOUDCALL_ALLOW_ANONYMOUS=$$CLOUDCALL_ALLOW_ANONYMOUS is in your environment and FC_HTTP_AUTH_TYPE is not function: the HTTP triggers would run unsigned calls, the charge's included. Unset it (and set CLOUDCALL_CALLER_KEYS), or set FC_HTTP_AUTH_TYPE=function so FC checks the callers (docs/deploy.md)"; exit 1; };; esac
+	@# Only a value the functions read as false passes: they trim all surrounding white space (a CRLF .env leaves
+	@# "true\r", which they read as true), so anything else not plainly false is refused too.
+	@case "$$(printf %s "$$CLOUDCALL_ALLOW_ANONYMOUS" | LC_ALL=C tr -d '[:space:]' | tr A-Z a-z)" in ""|false|0|no|off) ;; \
+	  true|1|yes|on) [ "$$FC_HTTP_AUTH_TYPE" = function ] || { echo "deploy-fc: CLOUDCALL_ALLOW_ANONYMOUS=$$CLOUDCALL_ALLOW_ANONYMOUS is in your environment and FC_HTTP_AUTH_TYPE is not function: the HTTP triggers would run unsigned calls, the charge's included. Unset it (and set CLOUDCALL_CALLER_KEYS), or set FC_HTTP_AUTH_TYPE=function so FC checks the callers (docs/deploy.md)"; exit 1; };; \
+	  *) [ "$$FC_HTTP_AUTH_TYPE" = function ] || { echo "deploy-fc: CLOUDCALL_ALLOW_ANONYMOUS in your environment is neither true nor false as written (the functions trim white space the check cannot see, and may read it as true, the HTTP triggers then running unsigned calls): unset it or set it to false, or set FC_HTTP_AUTH_TYPE=function so FC checks the callers (docs/deploy.md)"; exit 1; };; esac
 	s deploy -y -t $(FC_TEMPLATE)
 
 deploy-aws: ## AWS SAM: sam build && sam deploy --guided (ARCH=x86_64|arm64)
