@@ -104,7 +104,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debugFn := fs.String("debug", "", "run this function's instance under Delve headless (needs dlv); its deadline is suspended")
 	debugAddr := fs.String("debug-addr", "127.0.0.1:2345", "where Delve listens with --debug")
 	envFile := fs.String("env-file", "", "dotenv `file` of extra environment for every function (overrides defaults and sandbox settings)")
-	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ bytes); default: anonymous calls allowed")
+	callerKeys := fs.String("caller-keys", "", "turn caller authentication on: `id:secret,...` (secrets of 16+ bytes); default: anonymous calls allowed. Other local users see it in ps: an --env-file's CLOUDCALL_CALLER_KEYS does the same unseen")
 	asyncRetries := fs.String("async-retries", "platform", "times a failed asynchronous invocation (Event/Async) runs again: platform (Lambda's door 2, FC's 3, as they default) or a number; 0 turns retries off")
 	asyncDelay := fs.Duration("async-retry-delay", emulator.DefaultAsyncRetryDelay, "wait before the first retry of a failed asynchronous invocation; doubles for each retry after it")
 	storeAddr := fs.String("store-addr", "127.0.0.1:0", "`host:port` of the embedded store (port 0: any free port, printed in the banner); loopback only")
