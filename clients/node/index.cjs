@@ -261,6 +261,10 @@ function deadline(timeoutMs, outer) {
 
 // Connection failures where the request certainly never left.
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_INVALID_URL']);
+// The connection reset or closed by the peer before an answer: the request
+// may have arrived, but no answer will, so a read is safe to send again.
+// These and NOT_SENT are the only failures a read is sent again after.
+const CONN_FAILED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
 // A timeout of the fetch itself, not of this call's deadline: an
 // AbortSignal.timeout inside a custom fetch, undici's headersTimeout or
@@ -268,15 +272,45 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
 const FETCH_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 // An AbortError counts too: the client's own signal is judged before this
 // is asked, so it is the fetch's, given up with a plain abort() (it was
-// -1302 and sent three times: an outside re-tester).
+// -1302 and sent three times: an outside re-tester). An abort with a reason
+// rejects with the reason itself, which is told from no other error: it is
+// the fetch's own failure (transportFailure).
 function fetchTimedOut(err) {
   for (let e = err, i = 0; e && i < 5; e = e.cause, i++) if (e.name === 'TimeoutError' || e.name === 'AbortError' || FETCH_TIMEOUT.has(e.code)) return true;
   return false;
 }
 
+// transportFailure sorts a fetch's rejection (the call's own deadline and
+// signal are judged before): 'notSent' and 'connFailed' send a read again,
+// 'timeout' (-1301) and 'other' (-1302) do not, the request may have arrived.
+function transportFailure(err) {
+  const code = causeCode(err);
+  if (NOT_SENT.has(code)) return 'notSent';
+  if (CONN_FAILED.has(code)) return 'connFailed';
+  return fetchTimedOut(err) ? 'timeout' : 'other';
+}
+
+// The first string code in the cause chain: a DOMException's numeric code
+// (20, 23) means nothing to a reader (a charge named "the connection failed (23)").
 function causeCode(err) {
-  for (let e = err, i = 0; e && i < 5; e = e.cause, i++) if (e.code) return e.code;
+  for (let e = err, i = 0; e && i < 5; e = e.cause, i++) if (typeof e.code === 'string' && e.code !== '') return e.code;
   return undefined;
+}
+
+// describe is an error's message for errMsg: "gave up" for an Error or a
+// string reason, "TimeoutError: <message>" for a DOMException, the code for
+// fetch's own TypeError; never "undefined".
+function describe(err) {
+  if (err !== null && typeof err === 'object' && typeof err.message === 'string') {
+    const code = causeCode(err);
+    const named = err.name && err.name !== 'Error' && err.name !== 'TypeError' ? `${err.name}: ${err.message}` : err.message || String(err.name || 'an error without a message');
+    return code && !named.includes(code) ? `${named} (${code})` : named;
+  }
+  try {
+    return String(err);
+  } catch {
+    return Object.prototype.toString.call(err); // a Symbol, an object without toString
+  }
 }
 
 function platformRequestId(headers) {
@@ -515,30 +549,42 @@ async function call(o, fn, input, callOpts = {}) {
           throw clientError(fn, ErrCode.Timeout, 'no answer within the timeout', { attempts: attempt, cause: err });
         }
         retrying429 = undefined;
-        const notSent = NOT_SENT.has(code);
-        // The fetch's own timeout cut a read that may have arrived: -1301,
-        // not sent again, as the Go client answers its http.Client.Timeout
-        // (it was -1302 and sent three times: an outside tester). A
-        // charge's is -1304 below.
-        if (!notSent && !fn.takesIdempotencyKey && fetchTimedOut(err)) {
-          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout or abort (options.fetch); not sent again, it may have arrived (${err.name === 'TimeoutError' || err.name === 'AbortError' ? err.message : code || err.message})`, { attempts: attempt, cause: err });
+        const kind = transportFailure(err);
+        const notSent = kind === 'notSent';
+        const again = `call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`;
+        // The fetch's own timeout or abort cut a request that may have
+        // arrived: a read is -1301, not sent again, as the Go client answers
+        // its http.Client.Timeout (it was -1302 and sent three times: an
+        // outside tester). A charge's is -1304 below.
+        if (kind === 'timeout' && !fn.takesIdempotencyKey) {
+          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout or abort (options.fetch); not sent again, it may have arrived (${err.name === 'TimeoutError' || err.name === 'AbortError' ? err.message : describe(err)})`, { attempts: attempt, cause: err });
         }
-        // Other transport failures are retried for reads only.
+        // Any other failure of the fetch (its own error, an abort with a
+        // reason) may come after the request arrived: -1302, one attempt
+        // (re-testers found them sent three times, as "failed before an answer").
+        if (kind === 'other' && !fn.takesIdempotencyKey) {
+          throw clientError(fn, ErrCode.Unreachable, `the fetch (options.fetch) failed with: ${describe(err)}; not sent again, it may have arrived`, { attempts: attempt, cause: err });
+        }
+        // A connection failure is retried for reads only.
         if (!fn.takesIdempotencyKey && attempt <= maxRetries) {
           const backoff = Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
           if (Date.now() + backoff < dl.end) {
             await sleep(backoff, undefined, { signal: dl.signal }).catch(() => {});
             if (!dl.signal.aborted) continue;
             if (dl.callerAborted()) throw dl.signal.reason;
-            throw clientError(fn, ErrCode.Timeout, `no answer within the timeout (last: ${code || err.message})`, { attempts: attempt, cause: err });
+            throw clientError(fn, ErrCode.Timeout, `no answer within the timeout (last: ${code || describe(err)})`, { attempts: attempt, cause: err });
           }
         }
         if (fn.takesIdempotencyKey && !notSent) {
-          throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the connection failed (${code || err.message}) after the charge may have been sent; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { attempts: attempt, cause: err, idempotencyKey: keyInForce });
+          // What happened, in words (it was "the connection failed (23)" for the fetch's own timeout: a re-tester).
+          const what = kind === 'connFailed' ? `the connection failed (${code})`
+            : kind === 'timeout' ? `no answer before the fetch's own timeout or abort (options.fetch: ${describe(err)})`
+            : `the fetch (options.fetch) failed with: ${describe(err)},`;
+          throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — ${what} after the charge may have been sent; ${again}`, { attempts: attempt, cause: err, idempotencyKey: keyInForce });
         }
         // "could not reach" only when it certainly never left: a connection
         // closed after the request was sent reached the function.
-        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code || err.message})` : `the connection to ${url.origin} failed before an answer (${code || err.message})`, { attempts: attempt, cause: err, idempotencyKey: fn.takesIdempotencyKey ? keyInForce : undefined });
+        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code})` : `the connection to ${url.origin} failed before an answer (${code})`, { attempts: attempt, cause: err, idempotencyKey: fn.takesIdempotencyKey ? keyInForce : undefined });
       }
       let readErr;
       const text = await res.text().catch((err) => {
@@ -556,9 +602,9 @@ async function call(o, fn, input, callOpts = {}) {
           throw clientError(fn, ErrCode.OutcomeUnknown, `outcome unknown — the answer stopped arriving${timedOut ? ' within the timeout' : ''}; call again with the same input${keyInForce ? ' and key' : ''}: the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)`, { status: res.status, requestId, attempts: attempt, cause: readErr, idempotencyKey: keyInForce });
         }
         if (!timedOut && fetchTimedOut(readErr)) {
-          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout or abort (options.fetch; the body stopped arriving) (${readErr.name === 'TimeoutError' || readErr.name === 'AbortError' ? readErr.message : causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
+          throw clientError(fn, ErrCode.Timeout, `no answer before the fetch's own timeout or abort (options.fetch; the body stopped arriving) (${readErr.name === 'TimeoutError' || readErr.name === 'AbortError' ? readErr.message : describe(readErr)})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
         }
-        throw clientError(fn, timedOut ? ErrCode.Timeout : ErrCode.Unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${causeCode(readErr) || readErr.message})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
+        throw clientError(fn, timedOut ? ErrCode.Timeout : ErrCode.Unreadable, timedOut ? 'no answer within the timeout (the body stopped arriving)' : `the answer's body could not be read (${describe(readErr)})`, { status: res.status, requestId, attempts: attempt, cause: readErr });
       }
       retrying429 = undefined; // an answer came: this attempt is no longer a retry in flight
       let env;

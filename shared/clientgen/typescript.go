@@ -49,7 +49,7 @@ export interface ClientSettings {
   timeoutMs?: number;
   /** A WHATWG fetch to use instead of the global one. */
   fetch?: typeof globalThis.fetch;
-  /** Retries after the first attempt (429 with Retry-After; transport failures of reads). Default 2. */
+  /** Retries after the first attempt (429 with Retry-After; a read after a connection failure: refused, DNS, reset or closed). Default 2. */
   maxRetries?: number;
   /** The longest Retry-After the client waits out; a longer one rejects at once. Default 10000. */
   maxRetryWaitMs?: number;

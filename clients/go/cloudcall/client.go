@@ -17,9 +17,16 @@
 // panics in the caller, as any nil pointer does. Example is the whole first
 // call, as the README shows it.
 //
-// Reads are retried after a transport failure (connection refused or reset,
-// DNS), never after a timeout, the Options.HTTPClient's own Timeout
-// included: the request may have arrived, so it is CodeTimeout, one attempt.
+// A read is sent again only after a connection failure: nothing was sent
+// (connection refused, DNS, a dial timeout), or the connection was reset or
+// closed by the peer before an answer (syscall.ECONNRESET or EPIPE, io.EOF
+// or io.ErrUnexpectedEOF from the transport, "server closed idle
+// connection"). Anything else is one attempt, since the request may have
+// arrived: the Options.HTTPClient's own timeout or cancel
+// (context.DeadlineExceeded, context.Canceled while the caller's context is
+// not done, a net.Error timeout) is CodeTimeout, any other error of its
+// transport CodeUnreachable naming that error. A charge that may have been
+// sent is CodeOutcomeUnknown with its key, its ErrMsg saying which happened.
 //
 // KeyID and Secret sign every call. Leave both empty for a function that
 // allows anonymous calls (CLOUDCALL_ALLOW_ANONYMOUS: plain make run, or FC's
@@ -673,9 +680,11 @@ func bodyKey(f function, body []byte) string {
 	return m.IdempotencyKey
 }
 
-// transportError: no answer. Reads are retried with backoff, except after
-// the HTTP client's own timeout (the request may have arrived and still
-// be running); the charge is not (it may have been sent), and says so.
+// transportError: no answer. Only a connection failure (connFailed) sends
+// a read again; the HTTP client's own timeout or cancel is CodeTimeout and
+// any other error of its own CodeUnreachable, one attempt each: the request
+// may have arrived. The charge is never sent again once it may have been
+// sent, and says so.
 func (c *core) transportError(ctx context.Context, f function, err error, attempt int, body []byte) (*Error, time.Duration) {
 	base := &Error{API: f.API, Function: f.Name, Attempts: attempt, Err: err, IdempotencyKey: bodyKey(f, body)}
 	again := "call again with the same input"
@@ -687,6 +696,11 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 		ended = "the caller's context was canceled before an answer came"
 	}
 	const then = ": the function answers with the first call's outcome once it is recorded (409 while it runs; -1304 again if it ended unrecorded: reconcile with the vendor)"
+	cause := errors.Unwrap(err) // *url.Error's prefix repeats the URL
+	if cause == nil {
+		cause = err
+	}
+	kind := failureKind(err)
 	switch {
 	case ctx.Err() != nil && f.TakesIdempotencyKey:
 		base.ErrCode = CodeOutcomeUnknown
@@ -696,33 +710,48 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 		base.ErrCode = CodeTimeout
 		base.ErrMsg = f.API + ":fail " + ended
 		return base, -1
-	case f.TakesIdempotencyKey && !notSent(err):
-		base.ErrCode = CodeOutcomeUnknown
-		what := "the connection failed"
-		if timedOut(err) {
-			what = "no answer before the HTTP client's own timeout (Options.HTTPClient)" // as a read's says
+	case f.TakesIdempotencyKey && kind != notSent:
+		// What happened, in words (it named "the connection failed" for a
+		// timeout or the transport's own error: re-testers).
+		const sent = " after the charge may have been sent"
+		var what string
+		switch kind {
+		case connFailed:
+			what = fmt.Sprintf("the connection failed before an answer (%v)%s", cause, sent)
+		case ownTimeout:
+			what = "no answer before the HTTP client's own timeout (Options.HTTPClient)" + sent
+		case ownCancel:
+			what = fmt.Sprintf("the HTTP client (Options.HTTPClient) canceled the request on its own%s (%v)", sent, cause)
+		default:
+			what = fmt.Sprintf("the HTTP client (Options.HTTPClient) failed with: %v,%s", cause, sent)
 		}
-		base.ErrMsg = f.API + ":fail outcome unknown — " + what + " after the charge may have been sent; " + again + then
+		base.ErrCode = CodeOutcomeUnknown
+		base.ErrMsg = f.API + ":fail outcome unknown — " + what + "; " + again + then
 		return base, -1
 	}
-	cause := errors.Unwrap(err) // *url.Error's prefix repeats the URL
-	if cause == nil {
-		cause = err
-	}
-	if !notSent(err) && timedOut(err) {
+	switch kind {
+	case ownTimeout:
 		// The caller's own http.Client.Timeout (or its transport's) cut a
 		// request that may have arrived: a timeout, not sent again (it was
 		// -1302 and sent three times: an outside tester).
 		base.ErrCode = CodeTimeout
 		base.ErrMsg = fmt.Sprintf("%s:fail no answer before the HTTP client's own timeout (Options.HTTPClient); not sent again, it may have arrived: %v", f.API, cause)
 		return base, -1
+	case ownCancel:
+		base.ErrCode = CodeTimeout
+		base.ErrMsg = fmt.Sprintf("%s:fail the HTTP client (Options.HTTPClient) canceled the request on its own before an answer; not sent again, it may have arrived: %v", f.API, cause)
+		return base, -1
+	case ownError:
+		base.ErrCode = CodeUnreachable
+		base.ErrMsg = fmt.Sprintf("%s:fail the HTTP client (Options.HTTPClient) failed with: %v; not sent again, it may have arrived", f.API, cause)
+		return base, -1
 	}
 	base.ErrCode = CodeUnreachable
-	if notSent(err) {
+	if kind == notSent {
 		base.ErrMsg = fmt.Sprintf("%s:fail could not reach %s: %v", f.API, f.url.Host, cause)
 	} else {
-		// The request may have arrived (a connection closed after it was
-		// sent): a read is still safe to send again.
+		// Reset or closed by the peer: the request may have arrived, but
+		// the function gave no answer; a read is safe to send again.
 		base.ErrMsg = fmt.Sprintf("%s:fail the connection to %s failed before an answer: %v", f.API, f.url.Host, cause)
 	}
 	if f.TakesIdempotencyKey {
@@ -732,18 +761,37 @@ func (c *core) transportError(ctx context.Context, f function, err error, attemp
 	return base, min(backoff, 2*time.Second)
 }
 
-// timedOut says err is a timeout of the HTTP client or its transport
-// (http.Client.Timeout, ResponseHeaderTimeout), not of the call's context.
-func timedOut(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-}
+// transportFailure is what ended a request without an answer, as the
+// transport reports it; only notSent and connFailed send a read again.
+type transportFailure int
 
-// notSent says the request certainly never left (no connection was made).
-func notSent(err error) bool {
+const (
+	notSent    transportFailure = iota // no connection was made: refused, DNS, dial timeout
+	connFailed                         // reset or closed by the peer before an answer
+	ownTimeout                         // the HTTP client's or transport's own timeout
+	ownCancel                          // the transport canceled its own request
+	ownError                           // anything else: a custom transport's own error
+)
+
+// failureKind sorts a transport error (the caller's context is judged
+// before it is asked). A connection failure wins over a timeout: a dial
+// timeout sent nothing.
+func failureKind(err error) transportFailure {
 	var dns *net.DNSError
 	var op *net.OpError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial")
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial":
+		return notSent
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "server closed idle connection"): // net/http's errServerClosedIdle is unexported
+		return connFailed
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return ownTimeout
+	case errors.Is(err, context.Canceled):
+		return ownCancel
+	}
+	return ownError
 }
 
 func requestID(h http.Header) string {

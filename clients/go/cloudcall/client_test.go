@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -1447,6 +1448,123 @@ func TestMisuseIsAPlainError(t *testing.T) {
 			var ce *cloudcall.Error
 			require.False(t, errors.As(err, &ce), "a misuse is no *Error")
 			require.Equal(t, 0, n(), "nothing is sent")
+		})
+	}
+}
+
+// roundTrip is an http.RoundTripper from a function: a caller's own
+// transport (a platform's signer, a gateway's client).
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A read is sent again only after a connection failure (refused, DNS, reset
+// or closed by the peer). A timeout or cancel of the HTTP client's own, or
+// its transport's own error, may come after the request arrived: one
+// attempt. Re-testers found a transport that canceled its own context, and
+// one that failed with its own error after sending, sent three times, the
+// second as "failed before an answer".
+func TestOnlyAConnectionFailureSendsAReadAgain(t *testing.T) {
+	ctx := context.Background()
+	read := func(c *cloudcall.Client) error {
+		_, err := c.OpenAPI.Logistics.GetQuota(ctx, cloudcall.GetQuotaInput{DeliveryID: "YTO", BizID: "xyz"})
+		return err
+	}
+	charge := func(c *cloudcall.Client) error {
+		_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{
+			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}},
+			cloudcall.WithIdempotencyKey("k-tr"))
+		return err
+	}
+	hang := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(3 * time.Second):
+		}
+	}
+	answer := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"errCode":0,"errMsg":"openapi.logistics.getQuota:ok","quotaNum":7}`))
+	}
+	reset := func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		_ = conn.(*net.TCPConn).SetLinger(0) // close with a RST
+		_ = conn.Close()
+	}
+	// The transport cancels its own request (context.WithCancel and a timer).
+	ownCancel := func(tr http.RoundTripper) http.RoundTripper {
+		return roundTrip(func(r *http.Request) (*http.Response, error) {
+			cctx, cancel := context.WithCancel(r.Context())
+			time.AfterFunc(400*time.Millisecond, cancel)
+			return tr.RoundTrip(r.WithContext(cctx))
+		})
+	}
+	// The transport sends the request, then fails with its own error.
+	ownError := func(tr http.RoundTripper) http.RoundTripper {
+		return roundTrip(func(r *http.Request) (*http.Response, error) {
+			resp, err := tr.RoundTrip(r)
+			if err == nil {
+				_ = resp.Body.Close()
+			}
+			return nil, errors.New("gateway gave up")
+		})
+	}
+	tests := []struct {
+		name     string
+		handler  func(w http.ResponseWriter, r *http.Request)
+		refused  bool // the server is gone before the call
+		wrap     func(http.RoundTripper) http.RoundTripper
+		call     func(*cloudcall.Client) error
+		code     int
+		attempts int
+		hits     int
+		key      string
+		is       error // in the chain
+		inErrMsg string
+	}{
+		{name: "own cancel, a read", handler: hang, wrap: ownCancel, call: read, code: cloudcall.CodeTimeout, attempts: 1, hits: 1, is: context.Canceled,
+			inErrMsg: "openapi.logistics.getQuota:fail the HTTP client (Options.HTTPClient) canceled the request on its own before an answer; not sent again, it may have arrived: context canceled"},
+		{name: "own cancel, a charge", handler: hang, wrap: ownCancel, call: charge, code: cloudcall.CodeOutcomeUnknown, attempts: 1, hits: 1, key: "k-tr", is: context.Canceled,
+			inErrMsg: "top.ascp.launchExtraCharge:fail outcome unknown — the HTTP client (Options.HTTPClient) canceled the request on its own after the charge may have been sent (context canceled); call again with the same input and key:"},
+		{name: "own error after sending, a read", handler: answer, wrap: ownError, call: read, code: cloudcall.CodeUnreachable, attempts: 1, hits: 1,
+			inErrMsg: "openapi.logistics.getQuota:fail the HTTP client (Options.HTTPClient) failed with: gateway gave up; not sent again, it may have arrived"},
+		{name: "own error after sending, a charge", handler: answer, wrap: ownError, call: charge, code: cloudcall.CodeOutcomeUnknown, attempts: 1, hits: 1, key: "k-tr",
+			inErrMsg: "top.ascp.launchExtraCharge:fail outcome unknown — the HTTP client (Options.HTTPClient) failed with: gateway gave up, after the charge may have been sent; call again with the same input and key:"},
+		{name: "reset by the server every time, a read", handler: reset, call: read, code: cloudcall.CodeUnreachable, attempts: 3, hits: 3, is: syscall.ECONNRESET,
+			inErrMsg: " failed before an answer: "},
+		{name: "reset by the server, a charge", handler: reset, call: charge, code: cloudcall.CodeOutcomeUnknown, attempts: 1, hits: 1, key: "k-tr", is: syscall.ECONNRESET,
+			inErrMsg: "top.ascp.launchExtraCharge:fail outcome unknown — the connection failed before an answer ("},
+		{name: "closed by the server every time, a read", handler: func(w http.ResponseWriter, r *http.Request) { drop(w) }, call: read, code: cloudcall.CodeUnreachable, attempts: 3, hits: 3,
+			inErrMsg: " failed before an answer: "},
+		{name: "refused, a read", refused: true, call: read, code: cloudcall.CodeUnreachable, attempts: 3, hits: 0, is: syscall.ECONNREFUSED,
+			inErrMsg: "openapi.logistics.getQuota:fail could not reach "},
+		{name: "refused, a charge", refused: true, call: charge, code: cloudcall.CodeUnreachable, attempts: 1, hits: 0, key: "k-tr", is: syscall.ECONNREFUSED,
+			inErrMsg: "top.ascp.launchExtraCharge:fail could not reach "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, n := fake(t, func(w http.ResponseWriter, r *http.Request, k int) { tt.handler(w, r) })
+			if tt.refused {
+				srv.Close()
+			}
+			c := client(t, srv.URL, secret, func(o *cloudcall.Options) {
+				var tr http.RoundTripper = &http.Transport{}
+				if tt.wrap != nil {
+					tr = tt.wrap(tr)
+				}
+				o.HTTPClient = &http.Client{Transport: tr}
+			})
+			err := tt.call(c)
+			ce := asError(t, err)
+			require.Equal(t, tt.code, ce.ErrCode, ce.ErrMsg)
+			require.Equal(t, tt.attempts, ce.Attempts, ce.ErrMsg)
+			require.Equal(t, tt.hits, n(), "requests the server saw")
+			require.Equal(t, 0, ce.Status)
+			require.Equal(t, tt.key, ce.IdempotencyKey)
+			require.Contains(t, ce.ErrMsg, tt.inErrMsg)
+			if tt.is != nil {
+				require.ErrorIs(t, err, tt.is)
+			}
 		})
 	}
 }

@@ -373,6 +373,76 @@ describe('retries', () => {
     }
   });
 
+  // A read is sent again only after a connection failure (refused, DNS,
+  // reset or closed by the peer). A fetch's own timeout or abort is -1301,
+  // and any other failure of the fetch (its own error, an abort with a
+  // reason, which fetch rejects with as it is) -1302: one attempt, it may
+  // have arrived. Re-testers found aborts with a reason and a fetch's own
+  // error sent three times, and charges naming "the connection failed (23)",
+  // "(20)" or "(undefined)".
+  it('only a connection failure sends a read again; the charge names what happened', async () => {
+    const hang = () => {};
+    const answer = (req, res) => ok(res);
+    const reset = (req) => req.socket.resetAndDestroy();
+    // A fetch that aborts its own request after 400 ms, with a reason (or none).
+    const aborting = (reason) => (url, init) => {
+      const c = new AbortController();
+      setTimeout(() => (reason === undefined ? c.abort() : c.abort(reason)), 400);
+      return fetch(url, { ...init, signal: AbortSignal.any([init.signal, c.signal]) });
+    };
+    // A fetch that sends the request, then fails with its own error.
+    const ownError = async (url, init) => {
+      const res = await fetch(url, init);
+      await res.text();
+      throw new Error('gateway gave up');
+    };
+    const read = (c) => c.openapi.logistics.getQuota(quota);
+    const chargeIt = (c) => c.top.ascp.launchExtraCharge(charge, { idempotencyKey: 'k-tr' });
+    const cases = [
+      { name: 'abort with an Error reason, a read', handler: hang, fetch: aborting(new Error('gave up')), call: read, errCode: -1302, attempts: 1, hits: 1,
+        msg: /^openapi\.logistics\.getQuota:fail the fetch \(options\.fetch\) failed with: gave up; not sent again, it may have arrived$/ },
+      { name: 'abort with an Error reason, a charge', handler: hang, fetch: aborting(new Error('gave up')), call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — the fetch \(options\.fetch\) failed with: gave up, after the charge may have been sent; call again with the same input and key:/ },
+      { name: 'abort with a string reason, a read', handler: hang, fetch: aborting('gave up'), call: read, errCode: -1302, attempts: 1, hits: 1,
+        msg: /^openapi\.logistics\.getQuota:fail the fetch \(options\.fetch\) failed with: gave up; not sent again, it may have arrived$/ },
+      { name: 'abort with a string reason, a charge', handler: hang, fetch: aborting('gave up'), call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — the fetch \(options\.fetch\) failed with: gave up, after the charge may have been sent; call again with the same input and key:/ },
+      { name: 'abort() without a reason, a charge', handler: hang, fetch: aborting(undefined), call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — no answer before the fetch's own timeout or abort \(options\.fetch: AbortError: This operation was aborted\) after the charge may have been sent; call again with the same input and key:/ },
+      { name: 'AbortSignal.timeout, a charge', handler: hang, fetch: (url, init) => fetch(url, { ...init, signal: AbortSignal.any([init.signal, AbortSignal.timeout(400)]) }), call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — no answer before the fetch's own timeout or abort \(options\.fetch: TimeoutError: The operation was aborted due to timeout\) after the charge may have been sent; call again with the same input and key:/ },
+      { name: 'its own error after sending, a read', handler: answer, fetch: ownError, call: read, errCode: -1302, attempts: 1, hits: 1,
+        msg: /^openapi\.logistics\.getQuota:fail the fetch \(options\.fetch\) failed with: gateway gave up; not sent again, it may have arrived$/ },
+      { name: 'its own error after sending, a charge', handler: answer, fetch: ownError, call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — the fetch \(options\.fetch\) failed with: gateway gave up, after the charge may have been sent; call again/ },
+      { name: 'reset by the server every time, a read', handler: reset, call: read, errCode: -1302, attempts: 3, hits: 3,
+        msg: /^openapi\.logistics\.getQuota:fail the connection to http:\/\/127\.0\.0\.1:\d+ failed before an answer \(ECONNRESET\)$/ },
+      { name: 'reset by the server, a charge', handler: reset, call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — the connection failed \(ECONNRESET\) after the charge may have been sent; call again with the same input and key:/ },
+      { name: 'refused, a read', refused: true, call: read, errCode: -1302, attempts: 3, hits: 0,
+        msg: /^openapi\.logistics\.getQuota:fail could not reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/ },
+      { name: 'refused, a charge', refused: true, call: chargeIt, errCode: -1302, attempts: 1, hits: 0, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail could not reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/ },
+    ];
+    for (const tc of cases) {
+      const f = await fake(tc.handler ?? answer);
+      try {
+        if (tc.refused) await f.close();
+        const err = await rejected(tc.call(f.client(tc.fetch ? { fetch: tc.fetch } : {})));
+        assert.ok(err instanceof CloudCallError, `${tc.name}: got ${err}`);
+        assert.equal(err.errCode, tc.errCode, `${tc.name}: ${err.errMsg}`);
+        assert.equal(err.attempts, tc.attempts, `${tc.name}: ${err.errMsg}`);
+        assert.equal(f.seen.length, tc.hits, `${tc.name}: requests the server saw`);
+        assert.equal(err.status, 0, tc.name);
+        assert.equal(err.idempotencyKey, tc.key, tc.name);
+        assert.match(err.errMsg, tc.msg, tc.name);
+        assert.doesNotMatch(err.errMsg, /\(\d+\)|undefined/, `${tc.name}: no bare code, no undefined`);
+      } finally {
+        if (!tc.refused) await f.close();
+      }
+    }
+  });
+
   it('a refused connection is -1302 after the bounded retries', async () => {
     const f = await fake((req, res) => ok(res));
     const url = f.url;
