@@ -266,6 +266,29 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
 // These and NOT_SENT are the only failures a read is sent again after.
 const CONN_FAILED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
+// A TLS handshake that failed (a certificate not trusted, HTTPS to a plain
+// HTTP port) sent nothing: the request is written only after it. A charge
+// read -1304 "may have been sent" (a re-tester).
+function tlsFailed(code) {
+  return typeof code === 'string' && (/^(ERR_SSL_|ERR_TLS_|CERT_)/.test(code) || ['EPROTO', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'HOSTNAME_MISMATCH'].includes(code));
+}
+
+// rootCause is the last error of err's cause chain ("bad port" under
+// fetch's "fetch failed").
+function rootCause(err) {
+  let e = err;
+  for (let i = 0; i < 5 && e && e.cause !== undefined; i++) e = e.cause;
+  return e;
+}
+
+// fetch refuses a port browsers block (9, 25, ...) before connecting, with
+// a cause of no code.
+function badPort(err) {
+  for (let e = err, i = 0; e && i < 5; e = e.cause, i++) if (e.message === 'bad port') return true;
+  return false;
+}
+
 // A timeout of the fetch itself, not of this call's deadline: an
 // AbortSignal.timeout inside a custom fetch, undici's headersTimeout or
 // bodyTimeout. The request may have arrived and still be running.
@@ -285,7 +308,7 @@ function fetchTimedOut(err) {
 // 'timeout' (-1301) and 'other' (-1302) do not, the request may have arrived.
 function transportFailure(err) {
   const code = causeCode(err);
-  if (NOT_SENT.has(code)) return 'notSent';
+  if (NOT_SENT.has(code) || tlsFailed(code) || badPort(err)) return 'notSent';
   if (CONN_FAILED.has(code)) return 'connFailed';
   return fetchTimedOut(err) ? 'timeout' : 'other';
 }
@@ -568,7 +591,10 @@ async function call(o, fn, input, callOpts = {}) {
         // A connection failure is retried for reads only.
         if (!fn.takesIdempotencyKey && attempt <= maxRetries) {
           const backoff = Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-          if (Date.now() + backoff < dl.end) {
+          // Only with room for another attempt as long as this one took, as
+          // the Go client does: a connection closed after 3 s was sent again
+          // into the deadline, running the function twice for a -1301 (a re-tester).
+          if (Date.now() + backoff + (Date.now() - attemptStart) <= dl.end) {
             await sleep(backoff, undefined, { signal: dl.signal }).catch(() => {});
             if (!dl.signal.aborted) continue;
             if (dl.callerAborted()) throw dl.signal.reason;
@@ -584,7 +610,7 @@ async function call(o, fn, input, callOpts = {}) {
         }
         // "could not reach" only when it certainly never left: a connection
         // closed after the request was sent reached the function.
-        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code})` : `the connection to ${url.origin} failed before an answer (${code})`, { attempts: attempt, cause: err, idempotencyKey: fn.takesIdempotencyKey ? keyInForce : undefined });
+        throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code || describe(rootCause(err))})` : `the connection to ${url.origin} failed before an answer (${code})`, { attempts: attempt, cause: err, idempotencyKey: fn.takesIdempotencyKey ? keyInForce : undefined });
       }
       let readErr;
       const text = await res.text().catch((err) => {

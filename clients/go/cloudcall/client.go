@@ -39,6 +39,7 @@ package cloudcall
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -780,8 +781,17 @@ func failureKind(err error) transportFailure {
 	var dns *net.DNSError
 	var op *net.OpError
 	var ne net.Error
+	var cert *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial":
+		return notSent
+	case errors.As(err, &cert) || errors.As(err, &alert) || errors.As(err, &record) ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"): // net/http's own words, no type
+		// The TLS handshake failed: the request is written only after it
+		// succeeds, so nothing was sent (a charge read -1304 "may have been
+		// sent" for a certificate it never got past: a re-tester).
 		return notSent
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		strings.Contains(err.Error(), "server closed idle connection"): // net/http's errServerClosedIdle is unexported

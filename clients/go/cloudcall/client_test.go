@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1567,4 +1568,30 @@ func TestOnlyAConnectionFailureSendsAReadAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A TLS handshake that fails sends nothing: the request is written only
+// after it. A charge read -1304 "may have been sent" for a certificate it
+// never got past, and asked to reconcile with TOP (a re-tester).
+func TestAFailedTLSHandshakeSentNothing(t *testing.T) {
+	ctx := context.Background()
+	var hits atomic.Int32
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(tlsSrv.Close)
+	plain, _ := fake(t, func(w http.ResponseWriter, r *http.Request, k int) { hits.Add(1) })
+	for _, base := range []string{
+		tlsSrv.URL, // a certificate the client does not trust
+		"https://" + strings.TrimPrefix(plain.URL, "http://"), // HTTPS to a plain-HTTP server
+	} {
+		c := client(t, base, secret)
+		_, err := c.TOP.ASCP.LaunchExtraCharge(ctx, cloudcall.LaunchExtraChargeInput{
+			OmsLaunchExtraChargeParameter: cloudcall.LaunchExtraChargeInputOmsLaunchExtraChargeParameter{WdsCoordinationOrderID: "B", Price: 1, Type: 1}},
+			cloudcall.WithIdempotencyKey("k-tls"))
+		ce := asError(t, err)
+		require.Equal(t, cloudcall.CodeUnreachable, ce.ErrCode, ce.ErrMsg)
+		require.Contains(t, ce.ErrMsg, "top.ascp.launchExtraCharge:fail could not reach ", base)
+		require.Equal(t, 1, ce.Attempts)
+		require.Equal(t, "k-tls", ce.IdempotencyKey)
+	}
+	require.Zero(t, hits.Load(), "nothing reached a server")
 }

@@ -423,12 +423,18 @@ describe('retries', () => {
         msg: /^openapi\.logistics\.getQuota:fail could not reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/ },
       { name: 'refused, a charge', refused: true, call: chargeIt, errCode: -1302, attempts: 1, hits: 0, key: 'k-tr',
         msg: /^top\.ascp\.launchExtraCharge:fail could not reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/ },
+      // A failed TLS handshake and a port fetch blocks sent nothing: not
+      // -1304 "may have been sent" (a re-tester).
+      { name: 'HTTPS to a plain HTTP port, a charge', base: (u) => u.replace('http://', 'https://'), call: chargeIt, errCode: -1302, attempts: 1, hits: 0, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail could not reach https:\/\/127\.0\.0\.1:\d+ \(\w+\)$/ },
+      { name: 'a port fetch blocks, a charge', base: () => 'http://127.0.0.1:9', call: chargeIt, errCode: -1302, attempts: 1, hits: 0, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail could not reach http:\/\/127\.0\.0\.1:9 \(bad port\)$/ },
     ];
     for (const tc of cases) {
       const f = await fake(tc.handler ?? answer);
       try {
         if (tc.refused) await f.close();
-        const err = await rejected(tc.call(f.client(tc.fetch ? { fetch: tc.fetch } : {})));
+        const err = await rejected(tc.call(f.client({ ...(tc.fetch && { fetch: tc.fetch }), ...(tc.base && { baseUrl: tc.base(f.url) }) })));
         assert.ok(err instanceof CloudCallError, `${tc.name}: got ${err}`);
         assert.equal(err.errCode, tc.errCode, `${tc.name}: ${err.errMsg}`);
         assert.equal(err.attempts, tc.attempts, `${tc.name}: ${err.errMsg}`);
@@ -440,6 +446,23 @@ describe('retries', () => {
       } finally {
         if (!tc.refused) await f.close();
       }
+    }
+  });
+
+  // A read is sent again only with room for another attempt as long as the
+  // last, as the Go client does: a connection closed after 600 ms of a 1 s
+  // budget was sent again into the deadline, running the function twice for
+  // a -1301 (a re-tester).
+  it('a connection failure is not sent again without room for another attempt', async () => {
+    const f = await fake((req) => new Promise((r) => setTimeout(() => { req.socket.destroy(); r(); }, 600)));
+    try {
+      const err = await rejected(f.client({ timeoutMs: 1000 }).openapi.logistics.getQuota(quota));
+      assert.ok(err instanceof CloudCallError, `got ${err}`);
+      assert.equal(err.errCode, -1302, err.errMsg);
+      assert.equal(err.attempts, 1, err.errMsg);
+      assert.equal(f.seen.length, 1, 'the function ran once');
+    } finally {
+      await f.close();
     }
   });
 
