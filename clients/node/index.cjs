@@ -561,6 +561,12 @@ async function call(o, fn, input, callOpts = {}) {
       try {
         // 'manual': a redirect is answered as what it is (not an envelope), never followed or retried.
         res = await doFetch(url, { method: 'POST', headers, body, signal: dl.signal, redirect: 'manual' });
+        // A custom fetch that resolved to no Response failed like one that
+        // threw (a plain TypeError reached the caller, with no errCode or
+        // key: a re-tester).
+        if (!res || typeof res !== 'object' || typeof res.status !== 'number' || typeof res.text !== 'function' || !res.headers || typeof res.headers.get !== 'function') {
+          throw new TypeError(`the fetch resolved to ${res == null ? 'nothing' : typeof res !== 'object' ? `a ${typeof res}` : 'an object that is no Response'}`);
+        }
       } catch (err) {
         const code = causeCode(err);
         if (dl.signal.aborted) {

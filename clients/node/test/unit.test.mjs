@@ -423,6 +423,11 @@ describe('retries', () => {
         msg: /^openapi\.logistics\.getQuota:fail could not reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/ },
       { name: 'refused, a charge', refused: true, call: chargeIt, errCode: -1302, attempts: 1, hits: 0, key: 'k-tr',
         msg: /^top\.ascp\.launchExtraCharge:fail could not reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/ },
+      // A fetch that resolves to no Response failed as if it threw.
+      { name: 'a fetch resolving to undefined, a read', handler: answer, fetch: async (url, init) => { await (await fetch(url, init)).text(); return undefined; }, call: read, errCode: -1302, attempts: 1, hits: 1,
+        msg: /^openapi\.logistics\.getQuota:fail the fetch \(options\.fetch\) failed with: the fetch resolved to nothing; not sent again, it may have arrived$/ },
+      { name: 'a fetch resolving to {}, a charge', handler: answer, fetch: async (url, init) => { await (await fetch(url, init)).text(); return {}; }, call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr',
+        msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — the fetch \(options\.fetch\) failed with: the fetch resolved to an object that is no Response, after the charge/ },
       // A failed TLS handshake and a port fetch blocks sent nothing: not
       // -1304 "may have been sent" (a re-tester).
       { name: 'HTTPS to a plain HTTP port, a charge', base: (u) => u.replace('http://', 'https://'), call: chargeIt, errCode: -1302, attempts: 1, hits: 0, key: 'k-tr',
