@@ -560,10 +560,10 @@ func warnUndurable(ctx context.Context, w io.Writer, what, url string, set local
 
 // loadEnvFile reads --env-file (none when path is empty); a file that cannot
 // be read, or caller keys in it that are not valid, is a usage error now,
-// as --caller-keys is, rather than -1601 from every call.
-// loadEnvFile reads --env-file. usesStore: the caller takes the file's
-// store settings (CLOUDCALL_STORE, its _FILE, CLOUDCALL_STORE_PREFIX), as
-// cloudcall invoke does, instead of a store of its own.
+// as --caller-keys is, rather than -1601 from every call. usesStore: the
+// caller takes the file's store settings (CLOUDCALL_STORE, its _FILE,
+// CLOUDCALL_STORE_PREFIX), as cloudcall invoke does, instead of a store of
+// its own.
 func loadEnvFile(path string, stderr io.Writer, usesStore bool) (map[string]string, error) {
 	if path == "" {
 		return nil, nil
