@@ -337,7 +337,18 @@ function describe(err) {
 }
 
 function platformRequestId(headers) {
-  return headers.get('x-fc-request-id') || headers.get('x-amzn-requestid') || headers.get('apigw-requestid') || undefined;
+  return headerOf(headers, 'x-fc-request-id') || headerOf(headers, 'x-amzn-requestid') || headerOf(headers, 'apigw-requestid') || undefined;
+}
+
+// headerOf reads one header, as a string or undefined: a custom fetch's
+// Headers whose get threw reached the caller as a plain Error (a re-tester).
+function headerOf(headers, name) {
+  try {
+    const v = headers.get(name);
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -377,7 +388,7 @@ function httpDate(h) {
 // digits only, or an HTTP-date) and anything else as absent, as the Go client
 // does; without a usable header, the envelope's retryAfter.
 function retryAfterSeconds(res, env) {
-  const h = res.headers.get('retry-after')?.trim();
+  const h = headerOf(res.headers, 'retry-after')?.trim();
   if (h !== undefined && /^\d+$/.test(h)) return Number(h);
   const at = h === undefined ? undefined : httpDate(h);
   if (at !== undefined) return Math.max(0, Math.ceil((at - Date.now()) / 1000));
@@ -619,7 +630,10 @@ async function call(o, fn, input, callOpts = {}) {
         throw clientError(fn, ErrCode.Unreachable, notSent ? `could not reach ${url.origin} (${code || describe(rootCause(err))})` : `the connection to ${url.origin} failed before an answer (${code})`, { attempts: attempt, cause: err, idempotencyKey: fn.takesIdempotencyKey ? keyInForce : undefined });
       }
       let readErr;
-      const text = await res.text().catch((err) => {
+      // Through a promise, and a string or a failure to read: a custom
+      // fetch's Response-like text() that returned no promise or no string
+      // reached the caller as a plain TypeError (a re-tester).
+      const text = await Promise.resolve().then(() => res.text()).then((t) => (typeof t === 'string' ? t : Promise.reject(new TypeError(`the answer's text() gave ${t == null ? 'nothing' : `a ${typeof t}`}, not a string`)))).catch((err) => {
         if (dl.callerAborted()) throw abortedBy(fn, dl.signal.reason, attempt, { idempotencyKey: keyInForce }, platformRequestId(res.headers));
         readErr = err;
         return undefined;

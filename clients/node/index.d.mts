@@ -144,7 +144,7 @@ export declare class CloudCallError extends Error {
   readonly idempotencyKey?: string;
   readonly api: string;
   readonly function: FunctionName;
-  /** How many requests were sent. */
+  /** How many times the request was tried, retries included (a try that could not connect counts too). */
   readonly attempts?: number;
   /** What ended the call when it was not the function's answer: the transport error, or the abort reason of a charge that may have been sent. Declared here too, for a target below ES2022. */
   readonly cause?: unknown;

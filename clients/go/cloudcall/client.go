@@ -320,7 +320,7 @@ type Error struct {
 	IdempotencyKey string    // the key in force, as the function echoed it (the charge)
 	API            string    // the API called, e.g. top.ascp.launchExtraCharge
 	Function       string    // the function called, e.g. top-launch-extra-charge
-	Attempts       int       // requests sent (retries included); 0 when none was
+	Attempts       int       // tries made, retries included (one that could not connect counts too); 0 when none was
 	Err            error     // the cause, when there is one: a transport error, the context's error
 
 	unsigned bool // a -1101 to a client without a key: Error() says so

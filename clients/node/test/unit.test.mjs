@@ -428,6 +428,14 @@ describe('retries', () => {
         msg: /^openapi\.logistics\.getQuota:fail the fetch \(options\.fetch\) failed with: the fetch resolved to nothing; not sent again, it may have arrived$/ },
       { name: 'a fetch resolving to {}, a charge', handler: answer, fetch: async (url, init) => { await (await fetch(url, init)).text(); return {}; }, call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr',
         msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — the fetch \(options\.fetch\) failed with: the fetch resolved to an object that is no Response, after the charge/ },
+      // A Response-like object whose text() gives no promise or no string,
+      // or whose headers.get throws: a CloudCallError, never a plain error.
+      { name: 'a text() that returns a string, not a promise, a read', handler: answer, fetch: async (url, init) => { await (await fetch(url, init)).text(); return { status: 200, headers: new Headers(), text: () => '{}' }; }, call: read, errCode: -1303, attempts: 1, hits: 1, status: 200,
+        msg: /^openapi\.logistics\.getQuota:fail / },
+      { name: 'a text() that gives a number, a charge', handler: answer, fetch: async (url, init) => { await (await fetch(url, init)).text(); return { status: 200, headers: new Headers(), text: async () => 42 }; }, call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr', status: 200,
+        msg: /^top\.ascp\.launchExtraCharge:fail outcome unknown — the answer stopped arriving/ },
+      { name: 'a headers.get that throws, a charge', handler: answer, fetch: async (url, init) => { await (await fetch(url, init)).text(); return { status: 502, headers: { get() { throw new Error('hget'); } }, text: async () => 'no envelope' }; }, call: chargeIt, errCode: -1304, attempts: 1, hits: 1, key: 'k-tr', status: 502,
+        msg: /^top\.ascp\.launchExtraCharge:fail / },
       // A failed TLS handshake and a port fetch blocks sent nothing: not
       // -1304 "may have been sent" (a re-tester).
       { name: 'HTTPS to a plain HTTP port, a charge', base: (u) => u.replace('http://', 'https://'), call: chargeIt, errCode: -1302, attempts: 1, hits: 0, key: 'k-tr',
@@ -444,7 +452,7 @@ describe('retries', () => {
         assert.equal(err.errCode, tc.errCode, `${tc.name}: ${err.errMsg}`);
         assert.equal(err.attempts, tc.attempts, `${tc.name}: ${err.errMsg}`);
         assert.equal(f.seen.length, tc.hits, `${tc.name}: requests the server saw`);
-        assert.equal(err.status, 0, tc.name);
+        assert.equal(err.status, tc.status ?? 0, tc.name);
         assert.equal(err.idempotencyKey, tc.key, tc.name);
         assert.match(err.errMsg, tc.msg, tc.name);
         assert.doesNotMatch(err.errMsg, /\(\d+\)|undefined/, `${tc.name}: no bare code, no undefined`);
