@@ -12,6 +12,7 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -101,6 +102,9 @@ type Options struct {
 	// lets Replay sign a replayed HTTP trigger call again: its nonce is
 	// spent, so the very same request is refused as a replay.
 	CallerKeys map[string]string
+	// StallTimeout is how long an event stream's reader may take nothing
+	// before the stream ends; StallTimeout (the constant) when zero.
+	StallTimeout time.Duration
 }
 
 // Console serves the web console.
@@ -314,8 +318,60 @@ func (c *Console) state(w http.ResponseWriter, r *http.Request) {
 }
 
 // StallTimeout is how long a console event stream may go without its reader
-// taking anything before it is ended.
+// taking anything before it is ended (Options.StallTimeout's default).
 const StallTimeout = 2 * time.Second
+
+// MinStreamRate is the slowest a reader may take a burst of events (the
+// kept ones when it connects) on average: each burst has StallTimeout plus
+// its size at this rate.
+const MinStreamRate = 256 << 10 // bytes a second
+
+// pacedWriter gives each burst of writes a deadline that grows with what it
+// has written. One deadline of StallTimeout over the whole backlog (up to
+// BusMaxBytes) cut off every tab reading slower than about 30 MB/s, which
+// then reconnected and was sent it all again (an outside tester). A
+// deadline per write does not measure the reader either: the kernel's send
+// buffer (megabytes on loopback) wakes a blocked writer only when half of
+// it has drained, seconds later for a reader reading steadily at 1 MB/s.
+type pacedWriter struct {
+	w       io.Writer
+	rc      *http.ResponseController
+	timeout time.Duration
+	closing <-chan struct{}
+	start   time.Time // of the burst
+	sent    int       // in the burst
+}
+
+const pacedChunk = 32 << 10
+
+var errClosing = errors.New("console: closing")
+
+// burst starts a burst: the writes until the next burst share its deadline.
+func (s *pacedWriter) burst() { s.start, s.sent = time.Now(), 0 }
+
+func (s *pacedWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), pacedChunk)]
+		s.sent += len(chunk)
+		pace := time.Duration(float64(s.sent) / MinStreamRate * float64(time.Second))
+		_ = s.rc.SetWriteDeadline(s.start.Add(s.timeout + pace))
+		// After the deadline is set, not before: Close's short deadline
+		// set in between would be overwritten by this one.
+		select {
+		case <-s.closing:
+			return n, errClosing
+		default:
+		}
+		m, err := s.w.Write(chunk)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[m:]
+	}
+	return n, nil
+}
 
 // events streams every invocation change as server-sent events: first the
 // ones kept so far, then each start, end and batch of log lines. The stream
@@ -332,9 +388,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	// A reader that stops reading (a paused tab, a stalled curl) blocked a
 	// write for ever: the bus's cut-off never reached it, and Ctrl-C waited
-	// 5 s for five of them. A write that makes no progress for StallTimeout
-	// ends the stream (the page reconnects when it reads again); shutdown
-	// ends it at once.
+	// 5 s for five of them. A burst of writes not taken within StallTimeout
+	// plus its size at MinStreamRate ends the stream (the page reconnects
+	// when it reads again); shutdown ends it at once.
 	rc := http.NewResponseController(w)
 	written := make(chan struct{})
 	defer close(written)
@@ -347,18 +403,18 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		case <-written:
 		}
 	}()
-	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(StallTimeout)) }
-	deadline()
+	sw := &pacedWriter{w: w, rc: rc, timeout: cmp.Or(c.opts.StallTimeout, StallTimeout), closing: c.closing}
+	sw.burst()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	// Reconnect after a second (browsers wait about three by default).
-	if _, err := io.WriteString(w, "retry: 1000\n\n"); err != nil {
+	if _, err := io.WriteString(sw, "retry: 1000\n\n"); err != nil {
 		return
 	}
 	send := func(in emulator.Invocation) error {
 		b, _ := json.Marshal(in)
-		_, err := fmt.Fprintf(w, "event: invocation\ndata: %s\n\n", b)
+		_, err := fmt.Fprintf(sw, "event: invocation\ndata: %s\n\n", b)
 		return err
 	}
 	for _, in := range recent {
@@ -376,14 +432,14 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		case <-c.closing:
 			return
 		case in, ok := <-ch:
-			deadline()
+			sw.burst()
 			if !ok || send(in) != nil {
 				return
 			}
 			fl.Flush()
 		case <-ping.C:
-			deadline()
-			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+			sw.burst()
+			if _, err := io.WriteString(sw, ": ping\n\n"); err != nil {
 				return
 			}
 			fl.Flush()

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -68,7 +70,7 @@ func newFixture(t *testing.T, builds map[string]console.Build) *fixture {
 	return newPlatformFixture(t, builds, "fc")
 }
 
-func newPlatformFixture(t *testing.T, builds map[string]console.Build, platform string) *fixture {
+func newPlatformFixture(t *testing.T, builds map[string]console.Build, platform string, set ...func(*console.Options)) *fixture {
 	t.Helper()
 	emu := emulator.New(emulator.Options{Platform: runtimeapi.FC, Functions: []emulator.FunctionConfig{
 		{Name: "hello", Binary: hello, Timeout: 5 * time.Second, MaxInstances: 1},
@@ -80,6 +82,9 @@ func newPlatformFixture(t *testing.T, builds map[string]console.Build, platform 
 		Sandboxes: []console.Sandbox{{Vendor: "demo", URL: sbxSrv.URL}}}
 	if builds != nil {
 		opts.Builds = func() map[string]console.Build { return builds }
+	}
+	for _, f := range set {
+		f(&opts)
 	}
 	con, err := console.New(opts)
 	require.NoError(t, err)
@@ -394,6 +399,62 @@ func TestAStalledReaderDoesNotHoldShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, srv.Shutdown(ctx), "the stalled stream ended, so Shutdown did not run into its deadline")
+}
+
+// A reader that keeps reading, however slowly, gets the whole backlog: one
+// deadline over all of it (up to 64 MiB) cut off every reader slower than
+// about 30 MB/s, and the page, reconnecting, was sent it all again (an
+// outside tester).
+func TestASlowReaderGetsTheWholeBacklog(t *testing.T) {
+	const kept, pad = 24, 250_000
+	f := newPlatformFixture(t, nil, "fc", func(o *console.Options) { o.StallTimeout = 250 * time.Millisecond })
+	for i := range kept {
+		_, _, err := f.emu.Invoke(context.Background(), "hello", []byte(fmt.Sprintf(`{"action":"pad%d","pad":%q}`, i, strings.Repeat("p", pad))))
+		require.NoError(t, err)
+	}
+	u, err := url.Parse(f.srv.URL)
+	require.NoError(t, err)
+	conn, err := net.Dial("tcp", u.Host)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "GET /__console/api/events HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)
+	require.NoError(t, err)
+	// Under 4 MB/s (16 KiB a read, a few milliseconds apart): the 6 MB
+	// backlog takes seconds, several times the stall timeout.
+	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(slowReader{conn}), nil)
+	require.NoError(t, err)
+	// The stream never ends: conn.Close ends it (Body.Close would drain it).
+	buf := make([]byte, 16<<10)
+	var got bytes.Buffer
+	complete := func() int {
+		b := got.Bytes()
+		n := bytes.Count(b, []byte("event: invocation"))
+		if last := bytes.LastIndex(b, []byte("\ndata: ")); last < 0 || !bytes.Contains(b[last:], []byte("\n\n")) {
+			n-- // the last one is still coming
+		}
+		return n
+	}
+	for complete() < kept {
+		n, err := resp.Body.Read(buf)
+		got.Write(buf[:n])
+		require.NoError(t, err, "the stream ended after %d of %d invocations (%d bytes)", complete(), kept, got.Len())
+	}
+	for i := range kept {
+		whole := fmt.Sprintf(`"request":{"action":"pad%d","pad":"%s"}`, i, strings.Repeat("p", pad))
+		if !strings.Contains(got.String(), whole) {
+			at := strings.Index(got.String(), fmt.Sprintf(`"pad%d"`, i))
+			t.Fatalf("invocation %d did not come whole: %.200s", i, got.String()[max(at-100, 0):])
+		}
+	}
+}
+
+// slowReader reads at most 16 KiB at a time, 4 ms apart.
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(4 * time.Millisecond)
+	return s.r.Read(p[:min(len(p), 16<<10)])
 }
 
 // The console's invoke door takes what the platform's does: under aws it
