@@ -183,9 +183,10 @@ func factory(_ context.Context, d runtime.Deps) (envelope.Op, error) {
 		d.Log.Warn("quota-alert: no notification channel configured; runs only report in their summary")
 	}
 	// Read as runtime.OpenStore reads it: a Redis URL may carry a password,
-	// and CLOUDCALL_STORE_FILE counts.
-	st, _ := d.Env.SecretOrWord("CLOUDCALL_STORE", "memory")
-	memory := st == "" || st == "memory"
+	// and CLOUDCALL_STORE_FILE counts. A value it refuses (" ") is no
+	// memory store: every invocation answers -1601 and nothing runs.
+	st, err := d.Env.SecretOrWord("CLOUDCALL_STORE", "memory")
+	memory := err == nil && (st == "" || st == "memory")
 	if memory {
 		// A timer usually lands on a fresh instance: with memory, cooldowns,
 		// recoveries and the forecast's history start over each time.

@@ -274,6 +274,41 @@ func TestMemoryStateIsAnnounced(t *testing.T) {
 	}
 }
 
+// A CLOUDCALL_STORE the runtime refuses (-1601) is no memory store: the
+// start said "alert state is in this instance's memory" of a value it then
+// refused (an outside tester).
+func TestARefusedStoreIsNotAnnouncedAsMemory(t *testing.T) {
+	for _, store := range []string{" ", " memory", "memory "} {
+		vars := wechatsbx.New(wechatsbx.Options{}).Env("http://127.0.0.1:1")
+		vars["CLOUDCALL_STORE"] = store
+		log := &lockedBuffer{}
+		h, err := runtime.New(context.Background(), config.FromMap(vars), slog.New(slog.NewJSONHandler(log, nil)), factory)
+		require.NoError(t, err)
+		require.NotContains(t, log.String(), "alert state is in this instance's memory", "CLOUDCALL_STORE=%q", store)
+		out := h.Invoke(context.Background(), []byte(`{}`), runtime.Meta{RequestID: "r"})
+		require.Contains(t, string(out), `"errCode":-1601`, "CLOUDCALL_STORE=%q", store)
+	}
+}
+
+// The outside tester's three timer shapes, against the function itself:
+// its refusal says what it expected and where thresholds belong.
+func TestATimerPayloadWithAFieldIsConfiguration(t *testing.T) {
+	r := newRig(t, map[string]string{"QUOTA_ALERT_WATCH": "auto"})
+	for name, ev := range map[string]string{
+		"fc-timer":    `{"triggerTime":"2026-03-01T08:00:00Z","triggerName":"t","payload":"{\"threshold\":100}"}`,
+		"schedule-v2": `{"source":"cloudcall.schedule","schedule":"quota-alert-hourly","payload":{"threshold":100}}`,
+		"eventbridge": `{"version":"0","id":"e1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2026-03-01T08:00:00Z","region":"ap-east-1","resources":[],"detail":{"a":1}}`,
+	} {
+		a := r.invoke(t, ev)
+		require.Equal(t, -1601, a.ErrCode, "%s: %s", name, a.ErrMsg)
+		require.Contains(t, a.ErrMsg, "takes no input fields", name)
+		require.Contains(t, a.ErrMsg, "QUOTA_ALERT_THRESHOLD", name)
+		require.Contains(t, a.ErrMsg, "QUOTA_ALERT_WATCH", name)
+	}
+	require.Equal(t, 0, r.sbx.Calls("quota"))
+	require.Equal(t, -1001, r.invoke(t, `{"x":1}`).ErrCode)
+}
+
 // "off", the table's default, is a value a user may write.
 func TestHorizonOffIsAValue(t *testing.T) {
 	for _, v := range []string{"off", "OFF", "24h"} {

@@ -90,6 +90,10 @@ type Schedule struct {
 	TimeZone string
 	// Payload is the JSON object the timer delivers as the envelope input.
 	Payload string
+	// Settings says where what a deployer might put in a timer's payload
+	// belongs instead: a payload the function refuses is answered -1601
+	// with it (runtime), since a timer has no caller to fix its input.
+	Settings string
 }
 
 // Function is one deployable.
@@ -201,7 +205,8 @@ func All() []Function {
 			Name: "quota-alert", API: "cloudcall.quotaAlert", Vendor: "wechat",
 			Description: "Scheduled: checks watched courier accounts' waybill balance and warns before it runs out",
 			MemoryMB:    128, TimeoutSec: 60,
-			Schedule: &Schedule{Name: "quota-alert-hourly", Cron: "0 * * * *", TimeZone: "Asia/Shanghai", Payload: `{}`},
+			Schedule: &Schedule{Name: "quota-alert-hourly", Cron: "0 * * * *", TimeZone: "Asia/Shanghai", Payload: `{}`,
+				Settings: "the input takes no fields: thresholds and the watch list are the QUOTA_ALERT_* variables (QUOTA_ALERT_THRESHOLD, QUOTA_ALERT_WATCH)"},
 			Env: append(append(wechatVars(),
 				Var{Name: "QUOTA_ALERT_WATCH", Default: "auto", Description: `"auto" (every bound account whose courier supports quota) or a JSON list of {deliveryId, bizId, threshold, name?}`},
 				Var{Name: "QUOTA_ALERT_THRESHOLD", Default: "100", Description: "default threshold (waybills)"},

@@ -17,6 +17,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/cloudcall/cloudcall/shared/envelope"
+	"github.com/cloudcall/cloudcall/shared/registry"
 )
 
 // Shape is the kind of payload a platform delivered.
@@ -360,19 +361,58 @@ func detect(payload []byte, maxBody int) (*envelope.Input, Shape, error) {
 			return nil, ShapeFCTimer, badEvent("FC timer", err)
 		}
 		return &envelope.Input{Body: objectOrEmpty([]byte(ev.Payload)), Trigger: envelope.TriggerTimer,
-			Event: "an FC timer event (it has triggerTime and triggerName), whose input is its payload", EventPayload: trimmed}, ShapeFCTimer, nil
+			Event: eventFCTimer, EventPayload: trimmed}, ShapeFCTimer, nil
 	case ShapeEventBridge:
 		var ev EventBridgeEvent
 		if err := json.Unmarshal(trimmed, &ev); err != nil {
 			return nil, ShapeEventBridge, badEvent("EventBridge", err)
 		}
 		return &envelope.Input{Body: objectOrEmpty(ev.Detail), Trigger: envelope.TriggerTimer,
-			Event: `an EventBridge scheduled event (it has detail-type "Scheduled Event" and source), whose input is its detail`, EventPayload: trimmed}, ShapeEventBridge, nil
+			Event: eventEventBridge, EventPayload: trimmed}, ShapeEventBridge, nil
 	case ShapeSchedule:
 		return &envelope.Input{Body: objectOrEmpty(p.Payload), Trigger: envelope.TriggerTimer,
-			Event: `a schedule event (it has source "cloudcall.schedule"), whose input is its payload`, EventPayload: trimmed}, ShapeSchedule, nil
+			Event: eventSchedule, EventPayload: trimmed}, ShapeSchedule, nil
 	}
 	return direct, ShapeDirect, nil
+}
+
+// The timer events as Input.Event names them.
+const (
+	eventFCTimer     = "an FC timer event (it has triggerTime and triggerName), whose input is its payload"
+	eventEventBridge = `an EventBridge scheduled event (it has detail-type "Scheduled Event" and source), whose input is its detail`
+	eventSchedule    = `a schedule event (it has source "cloudcall.schedule"), whose input is its payload`
+)
+
+// timerSource says, for a timer event as its platform sends it, where a
+// deployer set the input it carries; ok is false for any other payload,
+// one with a member no platform's timer event has (a caller's direct
+// input that only looked like a timer) included. The members are the
+// platforms' own: FC's timer event (vendor notes §4), the CloudWatch
+// "Scheduled Event" (§5; replay-name on a replayed one), and the Input
+// the descriptors give ScheduleV2.
+func timerSource(in *envelope.Input) (string, bool) {
+	var members []string
+	var source string
+	switch in.Event {
+	case eventFCTimer:
+		members, source = []string{"triggerTime", "triggerName", "payload"}, "the FC timer trigger's payload (triggerConfig.payload)"
+	case eventEventBridge:
+		members, source = []string{"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail", "replay-name"}, "the EventBridge scheduled event's detail"
+	case eventSchedule:
+		members, source = []string{"source", "schedule", "payload"}, "the ScheduleV2 Input's payload"
+	default:
+		return "", false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(in.EventPayload, &m) != nil {
+		return "", false
+	}
+	for k := range m {
+		if !slices.Contains(members, k) {
+			return "", false
+		}
+	}
+	return source, true
 }
 
 // iamMissing names what an AWS_IAM authorizer's description lacks of what
@@ -697,8 +737,16 @@ func eventNote(in *envelope.Input, noTimer bool) (string, bool) {
 // out of an event names the event (eventNote) before what was wrong with
 // it: a direct input with triggerTime and triggerName was told
 // "deliveryId: required", one with requestContext "the request body is
-// empty" (a black-box tester).
-func noteEvent(handle func(context.Context, *envelope.Input) (any, error), noTimer bool) func(context.Context, *envelope.Input) (any, error) {
+// empty" (a black-box tester). known says the function is the registry's,
+// sched its timer (nil: none).
+//
+// A timer's own event has no caller: its input is the deployment's
+// configuration, so a refusal of it is -1601 (a WARN line, a fault), not a
+// caller's -1001: an hourly quota alert whose payload carried a field was
+// refused every hour, logged at INFO and seen by no alarm on faults (an
+// outside tester).
+func noteEvent(handle func(context.Context, *envelope.Input) (any, error), known bool, sched *registry.Schedule) func(context.Context, *envelope.Input) (any, error) {
+	noTimer := known && sched == nil
 	return func(ctx context.Context, in *envelope.Input) (any, error) {
 		out, err := handle(ctx, in)
 		if err == nil || in.Event == "" {
@@ -708,6 +756,11 @@ func noteEvent(handle func(context.Context, *envelope.Input) (any, error), noTim
 		if !errors.As(err, &e) || e.Code != envelope.CodeInvalidInput {
 			return out, err
 		}
+		if sched != nil && in.Trigger == envelope.TriggerTimer {
+			if source, ok := timerSource(in); ok {
+				return out, timerConfigError(e, source, in.Body, sched)
+			}
+		}
 		note, ok := eventNote(in, noTimer)
 		if !ok {
 			return out, err
@@ -716,4 +769,17 @@ func noteEvent(handle func(context.Context, *envelope.Input) (any, error), noTim
 		noted.Reason = "invalid input: " + note + " (read as that event: " + strings.TrimPrefix(e.Reason, "invalid input: ") + ")"
 		return out, &noted
 	}
+}
+
+// timerConfigError is the -1601 for a timer's input the function refused
+// (e): where that input is set, what it was, why it was refused, and what
+// the registry's schedule sends instead.
+func timerConfigError(e *envelope.Error, source string, input []byte, sched *registry.Schedule) *envelope.Error {
+	expected := "the registry's schedule " + sched.Name + " sends " + sched.Payload
+	if sched.Settings != "" {
+		expected += "; " + sched.Settings
+	}
+	return &envelope.Error{Code: envelope.CodeConfig, Err: e.Err,
+		Reason: fmt.Sprintf("configuration: %s is %s, and the function refused it: %s. A timer has no caller to correct it, so correct the trigger: %s",
+			source, envelope.Clip(string(input)), strings.TrimPrefix(e.Reason, "invalid input: "), expected)}
 }

@@ -31,6 +31,12 @@ func denyAll(code int, reason string) Guard {
 	})
 }
 
+// openGuard lets every HTTP call through (CLOUDCALL_ALLOW_ANONYMOUS=true,
+// no caller keys).
+type openGuard struct{}
+
+func (openGuard) Check(context.Context, *envelope.Input) *envelope.Error { return nil }
+
 // AnonymousWarning is logged at start by a function whose HTTP triggers take
 // unsigned calls.
 const AnonymousWarning = "CLOUDCALL_ALLOW_ANONYMOUS=true and no CLOUDCALL_CALLER_KEYS: HTTP triggers run every call unsigned; " +
@@ -62,11 +68,9 @@ func NewGuard(env *config.Env, st store.Store, log *slog.Logger) (Guard, error) 
 		return denyAll(envelope.CodeConfig, "configuration: "+err.Error()), err
 	}
 	if env.Bool("CLOUDCALL_ALLOW_ANONYMOUS", false) {
-		// Said at every start, wherever it runs: left over in a deployer's
-		// shell, it deployed an open charge that nothing logged (an outside
-		// tester). cloudcall local sets it, and says so too.
-		log.Warn(AnonymousWarning)
-		return GuardFunc(func(context.Context, *envelope.Input) *envelope.Error { return nil }), nil
+		// New says so at start (AnonymousWarning), once it knows the
+		// function has an HTTP trigger.
+		return openGuard{}, nil
 	}
 	return denyAll(envelope.CodeUnauthenticated,
 		"unauthenticated: this HTTP trigger refuses every call until CLOUDCALL_CALLER_KEYS is set (or CLOUDCALL_ALLOW_ANONYMOUS=true for local use)"), nil

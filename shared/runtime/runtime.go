@@ -237,11 +237,19 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	}
 	fn, known := registry.ByAPI(op.API)
 	if op.Handle != nil {
-		op.Handle = noteEvent(op.Handle, known && fn.Schedule == nil)
+		op.Handle = noteEvent(op.Handle, known, fn.Schedule)
 	}
 	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, unknown: unknown, nulls: nulls, initErr: initErr}
 	if known {
 		h.methods = fn.HTTPMethods
+	}
+	if _, open := guard.(openGuard); open && (!known || len(fn.HTTPMethods) > 0) {
+		// Said at every start, wherever it runs: left over in a deployer's
+		// shell, it deployed an open charge that nothing logged (an outside
+		// tester). Not by a function with no HTTP trigger (quota-alert),
+		// which no unsigned call reaches. cloudcall local sets it, and
+		// says so too.
+		log.Warn(AnonymousWarning)
 	}
 	h.setupMetrics(env, os.Stdout)
 	if initErr != nil {
