@@ -227,7 +227,9 @@ func (e *Env) remember(v string) {
 	}
 	// Answers and log lines are JSON: a secret holding '&', '<', '>', '"',
 	// '\' or a control character appears there escapes and all
-	// ("a\u0026b"), and was shown in clear.
+	// ("a\u0026b"), and was shown in clear. (Other writers' spellings, and
+	// escaped again, are found by logging's redactor on lines with a
+	// backslash.)
 	forms := append([]string{v}, jsonForms(v)...)
 	pattern := urlPattern(v)
 	e.mu.Lock()

@@ -37,3 +37,18 @@ func BenchmarkInvocationLineFlat(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEscapedLine is a failure's line quoting a vendor's JSON error (a
+// backslash, so escaped spellings are looked for), with five secrets and
+// none of them in it.
+func BenchmarkEscapedLine(b *testing.B) {
+	secrets := []string{"sbx_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "demo-appsecret-0123456789abcdef",
+		"ck1/demo+secret/0123456789==", `ck1\/demo+secret\/0123456789==`, "wx-session-key-0123"}
+	r := Redactor{Secrets: func() []string { return secrets }}
+	line := []byte(`{"time":"2026-01-01T00:00:00Z","level":"WARN","msg":"vendor error","function":"ck1-pricing-inbound-box",` +
+		`"body":"{\"error\":\"invalid_grant\",\"error_description\":\"the refresh token has expired or was used; ask the merchant to authorize again\",\"path\":\"\\/oauth2\\/token\"}"}` + "\n")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_ = r.Redact(line)
+	}
+}

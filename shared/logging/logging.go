@@ -114,7 +114,9 @@ var maskRepl = []byte("${1}" + Mask)
 type Redactor struct {
 	// Secrets returns the current secret values (config.Env.Secrets: it
 	// grows as tokens are fetched), longest first. It is called once per
-	// line, so it should not allocate.
+	// line, so it should not allocate. Each is masked as it is and, on a
+	// line holding a backslash, however JSON writers escape it, once or
+	// escaped again (maskEscaped).
 	Secrets func() []string
 	// Encoded returns patterns matching secrets as URLs spell them
 	// (config.Env.EncodedSecrets), tried only on text holding a '%'.
@@ -130,7 +132,15 @@ const MinSecretLen = 4
 // substring searches and no copy.
 func (r Redactor) Redact(b []byte) []byte {
 	if r.Secrets != nil {
-		for _, s := range r.Secrets() {
+		secrets := r.Secrets()
+		// A secret as a JSON writer escaped it holds a backslash; the
+		// common line has none and is not scanned (escaped.go). Escaped
+		// spellings go first: an exact form inside one ("\"x" inside
+		// "\\\"x") would leave its extra backslashes.
+		if bytes.IndexByte(b, '\\') >= 0 {
+			b = maskEscaped(b, secrets)
+		}
+		for _, s := range secrets {
 			if len(s) >= MinSecretLen && strings.Contains(view(b), s) {
 				b = bytes.ReplaceAll(b, []byte(s), []byte(Mask))
 			}
