@@ -117,6 +117,10 @@ func TestEveryCommandHelpsOnStdout(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	badKeysEnv := filepath.Join(t.TempDir(), ".env")
 	require.NoError(t, os.WriteFile(badKeysEnv, []byte("CLOUDCALL_CALLER_KEYS=a:short\n"), 0o600))
+	// The outside tester's file: the space after the colon became part of
+	// the secret, and local started.
+	spacedKeysEnv := filepath.Join(t.TempDir(), ".env")
+	require.NoError(t, os.WriteFile(spacedKeysEnv, []byte("CLOUDCALL_CALLER_KEYS=\"backend: 0123456789abcdefSECRETX\"\n"), 0o600))
 	cases := []struct {
 		name   string
 		args   []string
@@ -157,6 +161,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad store", []string{"local", "--store", "memcached://x"}, `--store "memcached://x": expected embedded or a redis:// / rediss:// URL`},
 		{"missing env file", []string{"local", "--env-file", "/nonexistent/.env"}, "--env-file /nonexistent/.env:"},
 		{"bad caller keys in the env file", []string{"local", "--env-file", badKeysEnv}, "the secret must be at least 16 bytes"},
+		{"a space after the colon in the env file's caller keys", []string{"local", "--env-file", spacedKeysEnv}, "CLOUDCALL_CALLER_KEYS: entry 1: the secret begins or ends with whitespace"},
+		{"a space after the colon in --caller-keys", []string{"local", "--caller-keys", "backend: 0123456789abcdefSECRETX"}, "--caller-keys: entry 1: the secret begins or ends with whitespace"},
 		{"stray argument", []string{"local", "extra"}, `unexpected argument "extra"`},
 		{"idle 0", []string{"local", "--idle", "0"}, "--idle 0s: expected a positive duration such as 30s"},
 		{"negative idle", []string{"local", "--idle", "-5s"}, "--idle -5s: expected a positive duration"},
@@ -166,6 +172,7 @@ func TestUsageErrors(t *testing.T) {
 			code, out, errOut := runCLI(tc.args...)
 			require.Equal(t, 2, code, out+errOut)
 			require.Contains(t, errOut, tc.stderr)
+			require.NotContains(t, errOut, "SECRETX", "a secret is never quoted")
 		})
 	}
 }

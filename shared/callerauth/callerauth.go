@@ -162,9 +162,12 @@ func Header(keyID, secret, method, path, rawQuery string, ts int64, nonce string
 }
 
 // ParseKeys reads CLOUDCALL_CALLER_KEYS: "id:secret,id2:secret2". Secrets
-// are taken verbatim: an entry that begins or ends with whitespace is an
-// error, never trimmed (a trimmed secret refuses every correctly signed
-// call). Errors name entries by position, never by content.
+// are taken verbatim: an entry, key id or secret that begins or ends with
+// whitespace (around a comma or the colon) is an error, never trimmed nor
+// kept (a trimmed secret refuses every correctly signed call; one that kept
+// the space after "backend: " refused every call signed with the secret as
+// written, an outside tester). Errors name entries by position, never by
+// content.
 func ParseKeys(s string) (map[string]string, error) {
 	keys := map[string]string{}
 	for i, part := range strings.Split(s, ",") {
@@ -177,6 +180,10 @@ func ParseKeys(s string) (map[string]string, error) {
 		}
 		id, secret, ok := strings.Cut(part, ":")
 		switch {
+		case ok && strings.TrimSpace(id) != id:
+			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: the key id begins or ends with whitespace; secrets are taken verbatim, so write id:secret,id:secret with no spaces", n)
+		case ok && strings.TrimSpace(secret) != secret:
+			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: the secret begins or ends with whitespace; secrets are taken verbatim, so write id:secret,id:secret with no spaces", n)
 		case !ok || !keyIDPattern().MatchString(id):
 			return nil, fmt.Errorf("CLOUDCALL_CALLER_KEYS: entry %d: expected id:secret with an id of 1-64 of A-Z a-z 0-9 _ . -", n)
 		case len(secret) < MinSecretLen:

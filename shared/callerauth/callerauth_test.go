@@ -192,6 +192,15 @@ func TestParseKeys(t *testing.T) {
 		{"trailing space kept, not trimmed", "a:" + secretA + " ", "entry 1 begins or ends with whitespace"},
 		{"space after a comma", "a:" + secretA + ", b:" + secretB, "entry 2 begins or ends with whitespace"},
 		{"leading tab", "\ta:" + secretA, "entry 1 begins or ends with whitespace"},
+		// White space around the colon or before a comma was kept in the
+		// key id or the secret: "backend: <secret>" started and refused
+		// every call signed with the secret (an outside tester).
+		{"space after the colon", "backend: " + secretA, "entry 1: the secret begins or ends with whitespace"},
+		{"tab after the colon", "a:" + secretA + ",b:\t" + secretB, "entry 2: the secret begins or ends with whitespace"},
+		{"space before the colon", "backend :" + secretA, "entry 1: the key id begins or ends with whitespace"},
+		{"space before a comma", "a:" + secretA + " ,b:" + secretB, "entry 1 begins or ends with whitespace"},
+		{"no-break space after the colon", "a:\u00a0" + secretA, "entry 1: the secret begins or ends with whitespace"},
+		{"space around the colon of a later entry", "a:" + secretA + ",b : " + secretB, "entry 2: the key id begins or ends with whitespace"},
 		{"repeated id", "a:" + secretA + ",a:" + secretB, "entry 2 repeats a key id"},
 		{"nothing", ",", "no keys"},
 	} {
@@ -199,6 +208,10 @@ func TestParseKeys(t *testing.T) {
 			_, err := callerauth.ParseKeys(c.in)
 			require.ErrorContains(t, err, c.err)
 			require.NotContains(t, err.Error(), "caller-secret", "an error never carries a secret")
+			if strings.Contains(c.err, "whitespace") {
+				require.ErrorContains(t, err, "CLOUDCALL_CALLER_KEYS", "the variable is named")
+				require.ErrorContains(t, err, "verbatim")
+			}
 		})
 	}
 	k, err := callerauth.ParseKeys("a:" + secretA + ",b:" + secretB + " x,")

@@ -155,6 +155,9 @@ func TestRuntimeConfigErrorsAreAnswered(t *testing.T) {
 	}{
 		{"short caller secret", map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:short"}, []string{"CLOUDCALL_CALLER_KEYS", "at least 16 bytes"}},
 		{"caller secret with a trailing space", map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:" + testCallerSecret + " "}, []string{"CLOUDCALL_CALLER_KEYS", "whitespace", "verbatim"}},
+		{"caller secret after a space after the colon", map[string]string{"CLOUDCALL_CALLER_KEYS": "backend: " + testCallerSecret}, []string{"CLOUDCALL_CALLER_KEYS", "entry 1: the secret", "whitespace", "verbatim"}},
+		{"caller key id before a space before the colon", map[string]string{"CLOUDCALL_CALLER_KEYS": "other:" + testCallerSecret + "x,backend :" + testCallerSecret}, []string{"CLOUDCALL_CALLER_KEYS", "entry 2: the key id", "whitespace", "verbatim"}},
+		{"caller secret before a space before a comma", map[string]string{"CLOUDCALL_CALLER_KEYS": "backend:" + testCallerSecret + " ,other:" + testCallerSecret + "x"}, []string{"CLOUDCALL_CALLER_KEYS", "entry 1", "whitespace", "verbatim"}},
 		{"caller keys file with a trailing space", map[string]string{"CLOUDCALL_CALLER_KEYS_FILE": keyFile}, []string{"CLOUDCALL_CALLER_KEYS_FILE", "whitespace"}},
 		{"caller keys file missing", map[string]string{"CLOUDCALL_CALLER_KEYS_FILE": filepath.Join(dir, "nope")}, []string{"CLOUDCALL_CALLER_KEYS_FILE"}},
 		{"caller keys not id:secret", map[string]string{"CLOUDCALL_CALLER_KEYS": "just-a-secret-value-here"}, []string{"CLOUDCALL_CALLER_KEYS", "expected id:secret"}},
