@@ -62,8 +62,10 @@ alone, so a variable left in the shell cannot point the tool at another store th
           it down, since a store emptied shows none, and one fenced again by a new instance shows another
           one. A fenced store is also put to the checks an instance makes at its first charge: "refused"
           (with why) when they fail, e.g. a table made UNLOGGED, autocommit off, a Redis without AOF or one
-          that may evict keys. Those checks write what an instance's would: a Redis's eviction baseline when
-          it has none, and a loss they find (keys evicted since the baseline) into the fence.
+          that may evict keys; so is any store whose URL the charge refuses (a PostgreSQL search_path naming
+          no schema, or none while the table is in another schema). "where" names the PostgreSQL schema.
+          Those checks write what an instance's would: a Redis's eviction baseline when it has none, and a
+          loss they find (keys evicted since the baseline) into the fence.
           Exit status 5 when the state is "lost", 6 when "refused".
   reopen  after a loss, once you reconciled the last 24 h of charges before lostAt against TOP (the records
           that would have answered their repeats are gone: settle or refund what charged twice): ends the
@@ -235,7 +237,15 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer records.Close()
-	where := recordstore.Where(config.FromMap(env))
+	var schema string
+	if s, ok := records.(interface {
+		Schema(context.Context) (string, error)
+	}); ok {
+		// The schema the charge resolves, named even when the URL sets
+		// none; a store that refuses it says so at its first statement.
+		schema, _ = s.Schema(ctx)
+	}
+	where := recordstore.WhereIn(config.FromMap(env), schema)
 	if p := env["CLOUDCALL_STORE_PREFIX"]; records.Name() == "redis" && p != "" && !strings.HasSuffix(p, ":") {
 		// The banner's prefix ends with ':'; without it every key misses.
 		// A SQL store has no prefix.
@@ -431,15 +441,24 @@ func fence(ctx context.Context, action string, records idempotency.Records, wher
 		return nil
 	}
 	cur, err := f.Fence(ctx)
-	if err != nil {
+	st := fenceStatus{Store: records.Name(), Where: where, State: "live", Fence: cur}
+	switch {
+	case errors.Is(err, idempotency.ErrSettings):
+		// What a charge answers (-1601): a search_path naming no schema
+		// read "unfenced", exit 0, as if no table were there yet.
+		st.State, st.Refused = "refused", err.Error()
+	case err != nil:
 		return err
 	}
-	st := fenceStatus{Store: records.Name(), Where: where, State: "live", Fence: cur}
-	if at, lost := idempotency.FenceLostAt(cur); lost {
-		st.State, st.LostAt = "lost", at
-	} else if at, reopened := idempotency.FenceReopenedAt(cur); reopened {
-		st.State, st.ReopenedAt = "reopened", at
-	} else if cur == "" {
+	lostAt, lost := idempotency.FenceLostAt(cur)
+	reopenedAt, reopened := idempotency.FenceReopenedAt(cur)
+	switch {
+	case st.State == "refused":
+	case lost:
+		st.State, st.LostAt = "lost", lostAt
+	case reopened:
+		st.State, st.ReopenedAt = "reopened", reopenedAt
+	case cur == "":
 		st.State = "unfenced"
 	}
 	if w, ok := records.(idempotency.Warmer); ok && (st.State == "live" || st.State == "reopened") {

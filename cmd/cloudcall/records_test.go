@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -724,4 +725,53 @@ func TestRecordsNamesTheSandboxAppKey(t *testing.T) {
 	code, _, errOut := runCLI("records", "status", "--env-file", envFile)
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, errOut, "set TOP_APP_KEY (the app key the charge runs with: records are kept per app key; against the bundled TOP sandbox it is "+topsbx.DemoAppKey+")")
+}
+
+// records status names the schema the charge resolves even when the URL
+// sets none, and reports what a charge would answer: an outside tester's
+// database whose default search_path moved to a schema without the table
+// read "live" at first and then "unfenced" (exit 0) while a new instance
+// charged a key again, and a search_path naming no schema read "unfenced".
+func TestRecordsStatusNamesTheSchemaAndItsRefusals(t *testing.T) {
+	pg := sqltest.Postgres(t)
+	db := sqltest.Open(t, pg)
+	_, err := db.Exec(`CREATE SCHEMA h3s`)
+	require.NoError(t, err)
+	r, err := sqlrecords.Open(sqlrecords.Options{URL: pg})
+	require.NoError(t, err)
+	require.NoError(t, r.Warm(context.Background()))
+	require.NoError(t, r.Close())
+	envFile := writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": pg, "TOP_APP_KEY": "12345678"})
+	var st struct{ Where, State, Refused string }
+
+	code, out, errOut := runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 0, code, out+errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Equal(t, "live", st.State)
+	require.Contains(t, st.Where, "(schema public)")
+
+	u, err := url.Parse(pg)
+	require.NoError(t, err)
+	_, err = db.Exec(`ALTER DATABASE ` + strings.TrimPrefix(u.Path, "/") + ` SET search_path = h3s`)
+	require.NoError(t, err)
+	code, out, errOut = runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 6, code, out+errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Equal(t, "refused", st.State)
+	require.Contains(t, st.Where, "(schema h3s)")
+	require.Contains(t, st.Refused, "public")
+	require.Contains(t, st.Refused, "?search_path=")
+	require.Contains(t, errOut, "every new instance answers -1601 until it is fixed")
+
+	q := u.Query()
+	q.Set("search_path", "h3_absent")
+	u.RawQuery = q.Encode()
+	envFile = writeEnvFile(t, map[string]string{"CLOUDCALL_IDEMPOTENCY_STORE": u.String(), "TOP_APP_KEY": "12345678"})
+	code, out, errOut = runCLI("records", "status", "--env-file", envFile)
+	require.Equal(t, 6, code, out+errOut)
+	st = struct{ Where, State, Refused string }{}
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Equal(t, "refused", st.State)
+	require.Contains(t, st.Refused, "no schema of the URL's search_path exists")
+	require.Contains(t, st.Where, "(search_path h3_absent)")
 }

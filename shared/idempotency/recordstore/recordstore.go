@@ -60,7 +60,13 @@ func setting(env *config.Env) (url, from string, err error) {
 // the key prefix for Redis, and the setting it came from. A tool pointed at
 // another store than the function's reported "marked lost" and "restored"
 // for a store no charge reads (an outside re-tester).
-func Where(env *config.Env) string {
+func Where(env *config.Env) string { return WhereIn(env, "") }
+
+// WhereIn is Where with the PostgreSQL schema the store resolved (the
+// records table's, which the URL's search_path need not name): without it,
+// a URL that sets no search_path named no schema while the database's
+// default picked one (an outside tester).
+func WhereIn(env *config.Env, schema string) string {
 	raw, from, err := setting(env)
 	switch {
 	case errors.Is(err, ErrMissing):
@@ -73,10 +79,15 @@ func Where(env *config.Env) string {
 		return "the store in " + from // never quoted: it may hold a password
 	}
 	where := u.Scheme + " " + u.Host + u.EscapedPath()
-	if sp := searchPath(u); sp != "" {
-		// The schema is part of where the table is: a tool pointed at a URL
-		// without it would work on another table under the same name.
+	// The schema is part of where the table is: a tool pointed at a URL
+	// without it would work on another table under the same name.
+	switch sp := searchPath(u); {
+	case sp != "" && (schema == "" || schema == sp):
 		where += " (search_path " + sp + ")"
+	case sp != "":
+		where += " (search_path " + sp + ": schema " + schema + ")"
+	case schema != "":
+		where += " (schema " + schema + ")"
 	}
 	if IsRedis(raw) {
 		where += fmt.Sprintf(", key prefix %q", env.Get("CLOUDCALL_STORE_PREFIX", "cloudcall:"))

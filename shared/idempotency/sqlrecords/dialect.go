@@ -187,6 +187,10 @@ func (postgres) retryable(err error) bool {
 }
 
 func (postgres) settings(err error) (string, bool) {
+	var sr *schemaRefusal
+	if errors.As(err, &sr) {
+		return sr.fix, true
+	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		// The URL's sslmode asks for TLS this server refuses, or for a

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,6 +24,19 @@ import (
 type pgConns struct {
 	pool    *puddle.Pool[*pgconn.PgConn]
 	maxIdle time.Duration
+	// explicit: the URL sets a search_path (its own parameter or options),
+	// which is used as is.
+	explicit bool
+
+	mu sync.Mutex
+	// schema is the records table's schema, pinned at the instance's first
+	// connection: every later one sets search_path to it, so a change of
+	// the database's or the role's default cannot move a running instance
+	// to another table (an outside tester's instance charged a key again
+	// in an empty table of the new default schema). "" until resolved.
+	schema string
+	// seen is the schema last resolved, refused or not, for messages.
+	seen string
 }
 
 func openPG(url string, o Options) (*pgConns, error) {
@@ -34,13 +49,14 @@ func openPG(url string, o Options) (*pgConns, error) {
 	if cfg.ConnectTimeout > 0 {
 		connectFor = cfg.ConnectTimeout
 	}
+	p := &pgConns{maxIdle: 5 * time.Minute, explicit: cfg.RuntimeParams["search_path"] != "" || strings.Contains(cfg.RuntimeParams["options"], "search_path")}
 	pool, err := puddle.NewPool(&puddle.Config[*pgconn.PgConn]{
 		// The pool does not cancel a connect when the caller gives up
 		// (another caller may take the connection), so it has its own bound.
 		Constructor: func(ctx context.Context) (*pgconn.PgConn, error) {
 			ctx, cancel := context.WithTimeout(ctx, connectFor)
 			defer cancel()
-			return pgconn.ConnectConfig(ctx, cfg)
+			return p.connect(ctx, cfg)
 		},
 		Destructor: func(c *pgconn.PgConn) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -52,7 +68,117 @@ func openPG(url string, o Options) (*pgConns, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pgConns{pool: pool, maxIdle: 5 * time.Minute}, nil
+	p.pool = pool
+	return p, nil
+}
+
+// connect opens a connection on the pinned schema; before one is pinned, it
+// resolves it on this connection (current_schema(), the URL's search_path
+// or the server's default) and pins it. A search_path parameter in the
+// startup packet is applied after the URL's options, so it wins over a
+// "-c search_path=" there.
+func (p *pgConns) connect(ctx context.Context, cfg *pgconn.Config) (*pgconn.PgConn, error) {
+	p.mu.Lock()
+	schema := p.schema
+	p.mu.Unlock()
+	if schema != "" {
+		pinned := cfg.Copy()
+		pinned.RuntimeParams["search_path"] = quoteIdent(schema)
+		return pgconn.ConnectConfig(ctx, pinned)
+	}
+	c, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.resolve(ctx, c); err != nil {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = c.Close(closeCtx)
+		return nil, err
+	}
+	return c, nil
+}
+
+// resolve pins the schema c resolves, unless it is refused: none (no
+// schema of the search_path exists), or, when the URL sets no search_path,
+// a records table in another schema of the database, which may well be
+// this deployment's own (its default search_path changed since the table
+// was made). A refusal is not remembered: once fixed, the next connection
+// resolves again. One round trip: the statement also sets c's own
+// search_path to the schema, since its default one ("$user", public) could
+// resolve another once a schema named after the user is made.
+func (p *pgConns) resolve(ctx context.Context, c *pgconn.PgConn) error {
+	// OFFSET 0 keeps q a subquery of its own, so the schema is read before
+	// set_config changes the search_path it comes from.
+	rr := c.ExecParams(ctx, `SELECT q.s, coalesce((SELECT string_agg(quote_ident(n.nspname), ', ' ORDER BY n.nspname)
+			FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
+			WHERE t.relname = $1 AND t.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname IS DISTINCT FROM q.s
+				AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'), ''),
+		CASE WHEN q.s IS NOT NULL THEN set_config('search_path', quote_ident(q.s), false) END
+		FROM (SELECT current_schema() AS s OFFSET 0) q`,
+		[][]byte{[]byte(Table)}, nil, nil, nil)
+	var schema, others string
+	found := false // current_schema() is NULL when no schema of search_path exists
+	for rr.NextRow() {
+		v := rr.Values()
+		schema, found, others = string(v[0]), v[0] != nil, string(v[1])
+	}
+	if _, err := rr.Close(); err != nil {
+		return err
+	}
+	if !found {
+		what := "no schema of the URL's search_path exists"
+		if !p.explicit {
+			what = "no schema of the session's search_path exists (the URL sets none: the database's or the user's default)"
+		}
+		return &schemaRefusal{what: what, fix: "create it, or " + urlFix + "'s search_path"}
+	}
+	p.mu.Lock()
+	p.seen = schema
+	p.mu.Unlock()
+	if !p.explicit && others != "" {
+		return &schemaRefusal{
+			what: "the URL sets no search_path, and the database holds table " + Table + " in schema " + others + " while the default search_path resolves schema " + schema +
+				": the records may be there (a default changed by ALTER DATABASE or ALTER ROLE ... SET search_path since), and a table here would take their keys for new ones and charge them again",
+			fix: "put ?search_path=<schema> in the URL, naming the schema this deployment's records are in (" + urlFix + ")",
+		}
+	}
+	p.mu.Lock()
+	if p.schema == "" {
+		p.schema = schema
+	}
+	pinned := p.schema
+	p.mu.Unlock()
+	if pinned == schema {
+		return nil
+	}
+	// Another connection pinned another schema meanwhile (the default
+	// changed between the two): this one follows.
+	_, err := c.Exec(ctx, "SET search_path TO "+quoteIdent(pinned)).ReadAll()
+	return err
+}
+
+// pinned connects and returns the schema the instance uses; when it is
+// refused, the schema resolved with the refusal.
+func (p *pgConns) pinned(ctx context.Context) (string, error) {
+	err := p.with(ctx, func(*pgconn.PgConn) error { return nil })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		return p.seen, err
+	}
+	return p.schema, nil
+}
+
+// schemaRefusal is a schema the records will not use; fix says what to do.
+type schemaRefusal struct{ what, fix string }
+
+func (e *schemaRefusal) Error() string { return e.what }
+
+// quoteIdent quotes a PostgreSQL identifier (pgx.Identifier does it, in
+// the pgx package this one leaves out: see pgConns).
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
 // with runs f on a pooled connection. A connection that broke is dropped;

@@ -101,6 +101,11 @@ func Open(o Options) (*Records, error) {
 	if o.AfterLoss, err = idempotency.CheckAfterLoss(o.AfterLoss); err != nil {
 		return nil, err
 	}
+	if strings.HasPrefix(o.URL, "mysql://") && strings.Contains(o.URL, "tcp(") {
+		// The driver's own DSN form behind the scheme, which an outside
+		// tester tried and was told only "cannot parse it".
+		return nil, fmt.Errorf("idempotency store URL: user@tcp(host:port)/db is the MySQL driver's DSN form, not a URL: write mysql://user:password@host:3306/db (driver parameters such as ?tls=true after it)")
+	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("idempotency store URL: cannot parse it (check its escaping)")
@@ -306,6 +311,12 @@ func (r *Records) createTable(ctx context.Context) (string, error) {
 		c, cancel := context.WithTimeout(ctx, r.o.Timeout)
 		defer cancel()
 		return f(c)
+	}
+	if p, ok := r.db.(*pgConns); ok {
+		// Said as what it is, not as the first statement that met it.
+		if err := step(func(c context.Context) error { _, err := p.pinned(c); return err }); err != nil {
+			return "", r.wrap(fmt.Errorf("resolving the schema of %s: %w", Table, err))
+		}
 	}
 	// Before anything is written: under a session that never commits,
 	// even the fence row would be this connection's alone.
@@ -609,6 +620,21 @@ func (r *Records) again(ctx context.Context, err error, f func() error) error {
 		return merr
 	}
 	return f()
+}
+
+// Schema is the PostgreSQL schema of the records table, which the
+// instance resolved at its first connection and keeps ("" on MySQL, whose
+// database is its schema). When it is refused, the error says why and the
+// schema is the one resolved.
+func (r *Records) Schema(ctx context.Context) (string, error) {
+	p, ok := r.db.(*pgConns)
+	if !ok {
+		return "", nil
+	}
+	c, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	s, err := p.pinned(c)
+	return s, r.wrap(err)
 }
 
 // Warm connects and creates the table (idempotency.Warmer), so the first

@@ -95,6 +95,14 @@ func TestOpenRefusesBadURLs(t *testing.T) {
 	}
 }
 
+// The driver's DSN form behind mysql:// is refused with the form to use
+// (an outside tester was told only "cannot parse it").
+func TestOpenSaysTheMySQLURLForm(t *testing.T) {
+	_, err := sqlrecords.Open(sqlrecords.Options{URL: "mysql://root:s3cret@tcp(127.0.0.1:3306)/db?parseTime=true"})
+	require.ErrorContains(t, err, "the MySQL driver's DSN form, not a URL: write mysql://user:password@host:3306/db")
+	require.NotContains(t, err.Error(), "s3cret")
+}
+
 // Warm, run in the background at cold start, connects and creates the
 // table, so the first charge does neither; it writes no record.
 func TestWarmCreatesTheTable(t *testing.T) {
@@ -637,4 +645,150 @@ func TestALossyCommitSettingIsWarnedOf(t *testing.T) {
 			require.Contains(t, logs.String(), tc.says)
 		})
 	}
+}
+
+// schemaTables lists the schemas holding a records table in the database
+// at u.
+func schemaTables(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT schemaname FROM pg_tables WHERE tablename = $1 ORDER BY schemaname`, sqlrecords.Table)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// dbOf is the database a test URL names.
+func dbOf(t *testing.T, u string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	require.NoError(t, err)
+	return strings.TrimPrefix(p.Path, "/")
+}
+
+// An outside tester charged one key twice: a URL without search_path put
+// the table in public; after ALTER DATABASE ... SET search_path, a new
+// instance with the same URL resolved another schema, took its empty table
+// for a fresh store and charged again. Without a search_path in the URL, a
+// records table in a schema other than the resolved one is refused
+// (-1601, naming the schemas and the fix), and no second table is made;
+// an explicit search_path is used as is.
+func TestADefaultSearchPathThatMovedIsRefused(t *testing.T) {
+	ctx := context.Background()
+	base := sqltest.Postgres(t)
+	db := sqltest.Open(t, base)
+	_, err := db.Exec(`CREATE SCHEMA h3s`)
+	require.NoError(t, err)
+
+	first := open(t, base)
+	ok, err := first.Reserve(ctx, "SP1", idempotency.Record{Token: "t1", State: idempotency.InProgress}, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, first.Close())
+	require.Equal(t, []string{"public"}, schemaTables(t, db))
+
+	_, err = db.Exec(`ALTER DATABASE ` + dbOf(t, base) + ` SET search_path = h3s`)
+	require.NoError(t, err)
+
+	second := open(t, base)
+	g := idempotency.New(idempotency.Options{Records: second})
+	ok, e := g.Once(ctx, "SP1", time.Minute)
+	require.False(t, ok, "a second charge of SP1")
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeConfig, e.Code, e.Error())
+	require.ErrorIs(t, e, idempotency.ErrSettings)
+	for _, w := range []string{"public", "h3s", "?search_path=", "CLOUDCALL_IDEMPOTENCY_STORE"} {
+		require.Contains(t, e.Error(), w)
+	}
+	require.ErrorIs(t, second.Warm(ctx), idempotency.ErrSettings, "Warm at cold start refuses it too (a WARN line)")
+	schema, err := second.Schema(ctx)
+	require.ErrorIs(t, err, idempotency.ErrSettings)
+	require.Equal(t, "h3s", schema, "the resolved schema is named even when refused")
+	require.Equal(t, []string{"public"}, schemaTables(t, db), "no table made in h3s")
+
+	// Naming the schema in the URL is the fix: the key is found there.
+	pinned := open(t, withParam(t, base, "search_path", "public"))
+	ok, err = pinned.Reserve(ctx, "SP1", idempotency.Record{Token: "t2", State: idempotency.InProgress}, time.Minute)
+	require.NoError(t, err)
+	require.False(t, ok, "SP1 is taken")
+	schema, err = pinned.Schema(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "public", schema)
+
+	// An explicit search_path is used as is: another deployment may share
+	// the database on purpose.
+	other := open(t, withParam(t, base, "search_path", "h3s"))
+	ok, err = other.Reserve(ctx, "SP1", idempotency.Record{Token: "t3", State: idempotency.InProgress}, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, []string{"h3s", "public"}, schemaTables(t, db))
+}
+
+// A URL whose search_path names no schema that exists is refused at every
+// statement, the fence's read too (records status read it as "unfenced").
+func TestASearchPathNamingNoSchemaRefusesTheFence(t *testing.T) {
+	r := open(t, withParam(t, sqltest.Postgres(t), "search_path", "h3_absent"))
+	_, err := r.Fence(context.Background())
+	require.ErrorIs(t, err, idempotency.ErrSettings)
+	require.Contains(t, err.Error(), "no schema of the URL's search_path exists")
+}
+
+// An instance kept running across a change of the database's default
+// search_path stays on its table: its new connections (the old ones killed)
+// use the schema it resolved at its first, not the new default.
+func TestARunningInstanceKeepsItsSchema(t *testing.T) {
+	ctx := context.Background()
+	base := sqltest.Postgres(t)
+	db := sqltest.Open(t, base)
+	_, err := db.Exec(`CREATE SCHEMA h3s`)
+	require.NoError(t, err)
+	r := open(t, base)
+	ok, err := r.Reserve(ctx, "SP1", idempotency.Record{Token: "t1", State: idempotency.InProgress}, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// A schema named after the user, first in the default search_path
+	// ("$user", public), with a table of the same name, changes nothing
+	// for the connection already open.
+	var user string
+	require.NoError(t, db.QueryRow(`SELECT current_user`).Scan(&user))
+	_, err = db.Exec(`CREATE SCHEMA "` + user + `"; CREATE TABLE "` + user + `".` + sqlrecords.Table + ` (LIKE public.` + sqlrecords.Table + ` INCLUDING ALL)`)
+	require.NoError(t, err)
+	ok, err = r.Reserve(ctx, "SP1", idempotency.Record{Token: "t2", State: idempotency.InProgress}, time.Minute)
+	require.NoError(t, err)
+	require.False(t, ok, "SP1 is taken in the instance's table")
+	_, err = db.Exec(`DROP SCHEMA "` + user + `" CASCADE`)
+	require.NoError(t, err)
+
+	_, err = db.Exec(`ALTER DATABASE ` + dbOf(t, base) + ` SET search_path = h3s`)
+	require.NoError(t, err)
+	_, err = db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	require.NoError(t, err)
+	time.Sleep(1100 * time.Millisecond) // idle long enough to be checked before use
+
+	var wg sync.WaitGroup
+	got := make([]bool, 6)
+	errs := make([]error, 6)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = r.Reserve(ctx, "SP1", idempotency.Record{Token: fmt.Sprint("n", i), State: idempotency.InProgress}, time.Minute)
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		require.NoError(t, errs[i])
+		require.False(t, got[i], "SP1 is taken in the instance's table")
+	}
+	require.Equal(t, []string{"public"}, schemaTables(t, db), "one table only")
+	schema, err := r.Schema(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "public", schema)
 }
