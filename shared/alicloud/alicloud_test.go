@@ -222,9 +222,12 @@ func TestDocumentedErrorCodes(t *testing.T) {
 		require.Contains(t, m["errMsg"], want.code)
 	}
 	st, m := invoke(t, newCAMS(t, srv.URL, alicloud.Credentials{AccessKeyID: "LTAInobody", AccessKeySecret: "x"}, store.NewMemory(store.MemoryOptions{})), `{}`, 2*time.Second)
-	require.Equal(t, 502, st)
+	// Refused credentials are configuration (TestCredentialsCAMSRefusesAreConfiguration).
+	require.Equal(t, 500, st)
+	require.Equal(t, float64(envelope.CodeConfig), m["errCode"])
 	require.Equal(t, "InvalidAccessKeyId.NotFound", m["upstream"].(map[string]any)["code"])
 	_, m = invoke(t, newCAMS(t, srv.URL, alicloud.Credentials{AccessKeyID: camssbx.DemoAccessKeyID, AccessKeySecret: "wrong"}, store.NewMemory(store.MemoryOptions{})), `{}`, 2*time.Second)
+	require.Equal(t, float64(envelope.CodeConfig), m["errCode"])
 	require.Equal(t, "SignatureDoesNotMatch", m["upstream"].(map[string]any)["code"])
 }
 

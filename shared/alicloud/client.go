@@ -25,6 +25,30 @@ import (
 // Credentials sign one call.
 type Credentials struct {
 	AccessKeyID, AccessKeySecret, SecurityToken string
+	// Source names where they came from (not signed): a refusal of them
+	// names the setting to fix.
+	Source string
+}
+
+// Credential sources named in a refusal of the credentials.
+const (
+	SourceFC  = "the FC invocation's role credentials (the function's RAM role)"
+	SourceEnv = "the env AccessKey variables ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+)
+
+// chainSource names the standard chain's provider ("default/env" for the
+// environment variables).
+func chainSource(provider, token string) string {
+	name := provider[strings.LastIndex(provider, "/")+1:]
+	switch {
+	case name == "env" && token != "":
+		return SourceEnv + " (and ALIBABA_CLOUD_SECURITY_TOKEN)"
+	case name == "env":
+		return SourceEnv
+	case name == "static":
+		return "the configured static credentials"
+	}
+	return "the credentials the standard chain's " + name + " provider found"
 }
 
 // CredentialSource resolves credentials per call: the platform's
@@ -66,7 +90,7 @@ func (staticChain) GetProviderName() string { return "static" }
 func (s *CredentialSource) Resolve(in *envelope.Input) (Credentials, error) {
 	if in != nil && in.Credentials != nil && in.Credentials.AccessKeyID != "" {
 		c := in.Credentials
-		return Credentials{AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret, SecurityToken: c.SecurityToken}, nil
+		return Credentials{AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret, SecurityToken: c.SecurityToken, Source: SourceFC}, nil
 	}
 	chain := s.chain()
 	if chain == nil {
@@ -76,7 +100,8 @@ func (s *CredentialSource) Resolve(in *envelope.Input) (Credentials, error) {
 	if err != nil || m == nil || m.AccessKeyId == "" {
 		return Credentials{}, envelope.ConfigError("no Alibaba Cloud credentials found by the standard chain: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or (on FC) give the function a RAM role")
 	}
-	return Credentials{AccessKeyID: m.AccessKeyId, AccessKeySecret: m.AccessKeySecret, SecurityToken: m.SecurityToken}, nil
+	return Credentials{AccessKeyID: m.AccessKeyId, AccessKeySecret: m.AccessKeySecret, SecurityToken: m.SecurityToken,
+		Source: chainSource(m.ProviderName, m.SecurityToken)}, nil
 }
 
 // Options configures a Client.
@@ -184,6 +209,18 @@ func (e *Error) Envelope(product string) *envelope.Error {
 	return &envelope.Error{Code: code, Reason: e.Code + ": " + e.Message, Upstream: up, Err: e}
 }
 
+// credentialsMeaning are the gateway's codes that mean the credentials are
+// wrong (vendor note alibaba-cams.md §4.2), and what each says. The
+// signature is made here from the configured secret, so a mismatch is a
+// wrong secret.
+var credentialsMeaning = map[string]string{
+	"SignatureDoesNotMatch":       "the signature made with the AccessKey secret does not match, so the secret is not that AccessKey ID's",
+	"InvalidAccessKeyId.NotFound": "the AccessKey ID is unknown",
+	"InvalidAccessKeyId.Inactive": "the AccessKey is disabled",
+}
+
+func credentialsRefused(code string) bool { _, ok := credentialsMeaning[code]; return ok }
+
 func nonce() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
@@ -231,7 +268,16 @@ func (c *Client) Call(ctx context.Context, creds Credentials, action string, que
 			return ee // already mapped: a 5xx stays -1302, not a refusal
 		}
 		if pe != nil {
-			return pe.Envelope(c.o.Product)
+			e := pe.Envelope(c.o.Product)
+			if credentialsRefused(pe.Code) {
+				// The key and the signature come from the function's
+				// configuration: "CAMS refused" (-1305) sent callers to
+				// retry or blame the vendor (an outside tester).
+				e.Code = envelope.CodeConfig
+				e.Reason = fmt.Sprintf("configuration: %s refused the Alibaba Cloud credentials from %s (%s): %s; set the right AccessKey pair, or (on FC) check the function's RAM role",
+					c.o.Product, creds.Source, pe.Code, credentialsMeaning[pe.Code])
+			}
+			return e
 		}
 		return err
 	}

@@ -370,8 +370,25 @@ func TestRevokedRefreshTokenFailsClearlyWithoutLooping(t *testing.T) {
 	r := newRig(t, nil)
 	r.sbx.RevokeRefreshTokens()
 	_, m := r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
+	// On an empty store the seed's refusal is retryable for the 10 s in
+	// which a warm instance would store its pair (a store just emptied).
+	require.Equal(t, -1501.0, m["errCode"])
+	require.Equal(t, 1.0, m["retryAfter"])
+	require.Contains(t, m["errMsg"], "CK1 refused the refresh token")
+	// 10 s later (the refusal's time in the store moved back): for good.
+	key := "ck1:oauth:" + ck1sbx.DemoClientID
+	raw, err := r.kv.Get(context.Background(), key)
+	require.NoError(t, err)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal(raw, &st))
+	st["refusedAt"] = st["refusedAt"].(float64) - 10_000
+	raw, err = json.Marshal(st)
+	require.NoError(t, err)
+	require.NoError(t, r.kv.Set(context.Background(), key, raw, time.Hour))
+	_, m = r.call(t, `{"warehouseId":"US","boxes":[`+box("1", "1", "1", "1", 1)+`]}`)
 	require.Equal(t, -1601.0, m["errCode"])
 	require.Contains(t, m["errMsg"], "CK1 refused the refresh token")
+	require.Contains(t, m["errMsg"], "authorize the app again")
 	require.Equal(t, 1, r.sbx.Calls("refresh"), "one attempt, no loop")
 	require.Equal(t, 0, r.sbx.Calls("pricing"))
 }

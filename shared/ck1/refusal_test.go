@@ -658,3 +658,49 @@ func TestAnUnreadableTokenAnswerSaysTheRefreshTokenIsSpent(t *testing.T) {
 		require.Contains(t, e.Reason, "authorize the app again and set CK1_REFRESH_TOKEN", body)
 	}
 }
+
+// The shared store came back empty and new instances presented the seed the
+// deployment spent long ago: CK1 refused it and every call answered -1601
+// "authorize again" for the seconds until a warm instance stored its pair
+// again, so clients that follow the envelope stopped retrying and alarms
+// paged (outside tester). For the window in which a warm instance stores its
+// pair (10 s from the first refusal, recorded in the shared store so that a
+// new cold instance does not restart it) the calls answer -1501 with
+// retryAfter 1; then -1601, so a genuinely bad seed still hears it soon.
+func TestASeedRefusedOnAnEmptyStoreIsRetryableForTheRestoreWindow(t *testing.T) {
+	r := newTokenRig(t)
+	ctx := context.Background()
+	warm := r.instance(ck1sbx.DemoRefreshToken, "")
+	_, err := warm.Token(ctx) // spends the seed
+	require.NoError(t, err)
+	require.NoError(t, r.kv.Delete(ctx, "ck1:oauth:"+ck1sbx.DemoClientID)) // the store came back empty
+	code := func(o *ck1.OAuth) *envelope.Error {
+		t.Helper()
+		_, err := o.Token(ctx)
+		var e *envelope.Error
+		require.ErrorAs(t, err, &e)
+		return e
+	}
+	c1 := r.instance(ck1sbx.DemoRefreshToken, "")
+	e := code(c1)
+	require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "the spent seed refused on an empty store: retry, %v", e)
+	require.Equal(t, 1, e.RetryAfter)
+	require.Contains(t, e.Reason, "CK1 refused the refresh token")
+	require.NotNil(t, e.Upstream, "CK1's refusal is kept")
+	refreshes := r.sbx.Calls("refresh")
+
+	r.advance(6 * time.Second)
+	c2 := r.instance(ck1sbx.DemoRefreshToken, "") // a new cold instance does not restart the window
+	for _, o := range []*ck1.OAuth{c1, c2} {
+		e = code(o)
+		require.Equal(t, envelope.CodeStoreUnavailable, e.Code, "within the window, on every instance: %v", e)
+		require.Equal(t, 1, e.RetryAfter)
+	}
+	r.advance(4 * time.Second) // 10 s after the first refusal: no warm instance stored its pair
+	for _, o := range []*ck1.OAuth{c1, c2, r.instance(ck1sbx.DemoRefreshToken, "")} {
+		e = code(o)
+		require.Equal(t, envelope.CodeConfig, e.Code, "after the window: authorize again, %v", e)
+		require.Contains(t, e.Reason, "authorize the app again")
+	}
+	require.Equal(t, refreshes, r.sbx.Calls("refresh"), "the refused seed is not presented again")
+}

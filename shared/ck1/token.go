@@ -140,7 +140,13 @@ type state struct {
 	// rotated it since): refused, it is treated as a stale copy, not as
 	// the deployment's refusal.
 	Restored bool `json:"restored,omitempty"`
-	raw      []byte
+	// SeedOnEmpty: the refused token is the environment's seed, presented
+	// while the store held no state. Within seedWindow of RefusedAt that
+	// refusal is retryable (-1501): the store was likely just emptied, and
+	// a warm instance stores its pair within that time. RefusedAt, being
+	// shared, starts the window once for every instance.
+	SeedOnEmpty bool `json:"seedOnEmpty,omitempty"`
+	raw         []byte
 }
 
 // seedPrint fingerprints a seed refresh token.
@@ -151,6 +157,25 @@ func seedPrint(seed string) string {
 
 // refusalHold is how long a refused refresh token is not presented again.
 const refusalHold = time.Minute
+
+// seedWindow is how long after the first refusal of the seed on an empty
+// store the calls answer "retry" (-1501) rather than "authorize again": a
+// warm instance checks the store at its calls every restoreEvery and
+// stores its pair then. Answered -1601, clients that follow the envelope
+// stopped retrying and alarms paged during an ordinary store loss (outside
+// tester).
+const seedWindow = restoreEvery
+
+// seedWindowReason is one text for every call within seedWindow, so
+// identical errors group in logs and alerts.
+const seedWindowReason = "CK1 refused the refresh token in CK1_REFRESH_TOKEN, and the shared store held no CK1 token state: if it was just emptied while instances were serving, they store their pair again within 10 s, so retry; calls answer -1601 after those 10 s if none does (then authorize the app again and set a new CK1_REFRESH_TOKEN)"
+
+// inSeedWindow says st records the seed refused on an empty store less
+// than seedWindow ago.
+func inSeedWindow(st *state, now time.Time) bool {
+	return st != nil && st.SeedOnEmpty && st.Refused != "" && st.Refused == st.RefreshToken &&
+		now.Sub(time.UnixMilli(st.RefusedAt)) < seedWindow
+}
 
 const (
 	accessMargin          = 2 * time.Minute
@@ -306,7 +331,7 @@ func (a *OAuth) restore(ctx context.Context, local *state) {
 		return // the store does not answer: nothing to restore
 	}
 	cp := *local
-	cp.Restored, cp.Refused, cp.RefusedAt, cp.raw = true, "", 0, nil
+	cp.Restored, cp.Refused, cp.RefusedAt, cp.SeedOnEmpty, cp.raw = true, "", 0, false, nil
 	switch {
 	case cur == nil:
 		b, _ := json.Marshal(&cp)
@@ -479,6 +504,10 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 		// instance holding the newest pair stores it at its next check.
 		return "", &envelope.Error{Code: envelope.CodeStoreUnavailable,
 			Reason: "the shared store lost the CK1 token state and the copy an instance wrote back was refused (stale); the instance holding the newest pair stores it at its next call: retry"}
+	case inSeedWindow(st, now):
+		// The seed refused on an empty store moments ago, by this
+		// instance or another: a warm instance may still store its pair.
+		return "", &envelope.Error{Code: envelope.CodeStoreUnavailable, RetryAfter: envelope.StoreRetryAfter, Reason: seedWindowReason}
 	case dead:
 		return "", refusedError(0, fmt.Sprintf("(refused %s ago; presented again after %s, or set a new CK1_REFRESH_TOKEN; if the shared store was just emptied, a serving instance stores its pair again within 10 s of its next call)",
 			now.Sub(time.UnixMilli(st.RefusedAt)).Round(time.Second), refusalHold))
@@ -595,7 +624,7 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			// pair (it made the last refresh before the store lost it): its
 			// refresh stores it, so this refusal is retryable.
 			if kind == "restored" {
-				a.markRefused(ctx, st, refreshTok, true)
+				a.markRefused(ctx, st, refreshTok, true, false)
 			}
 			a.mu.Lock()
 			if a.local != nil && a.local.RefreshToken == refreshTok {
@@ -620,15 +649,21 @@ func (a *OAuth) refreshLocked(ctx context.Context) (string, error) {
 			// whole hold, so it is no stale copy but the deployment's last
 			// pair, spent): "authorize again" from now on, not the -1501
 			// retry it answered for ever.
-			a.markRefused(ctx, st, refreshTok, false)
+			onEmpty := kind == "seed" && st == nil
+			a.markRefused(ctx, st, refreshTok, false, onEmpty)
+			if onEmpty {
+				// A fresh deployment's bad seed, or the seed it spent before
+				// its store was emptied: warm instances restore their pair
+				// within the window, counted from the first such refusal
+				// the store recorded (another instance's, if it was first).
+				cur, err := a.readShared(ctx)
+				if err != nil || cur == nil || !cur.SeedOnEmpty || inSeedWindow(cur, a.o.Now()) {
+					return "", &envelope.Error{Code: envelope.CodeStoreUnavailable, RetryAfter: envelope.StoreRetryAfter, Reason: seedWindowReason,
+						Upstream: &envelope.Upstream{Vendor: "ck1", HTTPStatus: resp.StatusCode, Message: msg}}
+				}
+			}
 		}
-		err := refusedError(resp.StatusCode, msg)
-		if kind == "seed" && st == nil {
-			// A fresh deployment's bad seed, or the seed it spent before its
-			// store was emptied: warm instances restore their pair then.
-			err.Reason += "; the shared store held no CK1 token state: if it was just emptied while instances were serving, they store their pair again within 10 s, so retry before authorizing again"
-		}
-		return "", err
+		return "", refusedError(resp.StatusCode, msg)
 	}
 	a.o.Remember(r.AccessToken)
 	a.o.Remember(r.RefreshToken)
@@ -691,15 +726,19 @@ func refusedError(status int, msg string) *envelope.Error {
 // markRefused records in the shared state that CK1 refused tok, so no
 // instance presents it again within the hold; stale keeps a written-back
 // pair's mark (its refusal is retryable while an instance may store a newer
-// one). Best effort: a store that
-// does not take it only costs more refusals.
-func (a *OAuth) markRefused(ctx context.Context, st *state, tok string, stale bool) {
+// one); onEmpty says tok is the seed presented while the store held no
+// state (seedWindow). Best effort: a store that does not take it only costs
+// more refusals.
+func (a *OAuth) markRefused(ctx context.Context, st *state, tok string, stale, onEmpty bool) {
 	next := state{RefreshToken: tok}
 	if st != nil {
 		next = *st
 		next.RefreshToken = tok
 	}
 	next.Restored = next.Restored && stale
+	// Only the first refusal opens the window: the seed presented again
+	// after the hold and refused is the deployment's, for good.
+	next.SeedOnEmpty = onEmpty
 	next.Refused, next.RefusedAt = tok, a.o.Now().UnixMilli()
 	b, _ := json.Marshal(&next)
 	var err error
