@@ -646,14 +646,25 @@ func httpInput(body string, b64 bool, headers map[string]string, method, path, r
 	}, nil
 }
 
-// objectOrEmpty is a timer's payload when it is a JSON object, else {}: a
-// note such as "{hourly check}" is a note, not a body to refuse every run.
+// objectOrEmpty is a timer's payload when it is a JSON object or begins as
+// one (beginsAsObject), else {}: a note such as "{hourly check}" is a note,
+// not a body to refuse every run.
 func objectOrEmpty(b []byte) []byte {
 	b = envelope.TrimSpace(b)
-	if len(b) > 0 && b[0] == '{' && json.Valid(b) {
+	if len(b) > 0 && b[0] == '{' && (json.Valid(b) || beginsAsObject(b)) {
 		return b
 	}
 	return []byte("{}")
+}
+
+// beginsAsObject reports b, a '{' and then a member's name, as a JSON object
+// however it goes on: read as {}, an FC timer payload with a typo
+// ({"threshold":100 without its brace) ran with the defaults it meant to
+// change (a re-tester); the input's decoder refuses it, naming where it
+// breaks. A note in braces ("{hourly check}") stays a note.
+func beginsAsObject(b []byte) bool {
+	rest := envelope.TrimSpace(b[1:])
+	return len(rest) > 0 && rest[0] == '"'
 }
 
 func badEvent(kind string, err error) error {

@@ -30,7 +30,9 @@ func TestDetect(t *testing.T) {
 		{"fc timer", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{\"x\":1}"}`, ShapeFCTimer, envelope.TriggerTimer, `{"x":1}`, "", "", ""},
 		{"fc timer non-json payload", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"hello"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
 		{"fc timer note in braces", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{hourly check}"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
-		{"fc timer cut-off object", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{\"a\":"}`, ShapeFCTimer, envelope.TriggerTimer, `{}`, "", "", ""},
+		// Cut off, but begun as an object (a brace and a name): the input,
+		// which the function's decoder refuses, not a note read as {}.
+		{"fc timer cut-off object", `{"triggerTime":"2023-12-26T07:49:00Z","triggerName":"t","payload":"{\"a\":"}`, ShapeFCTimer, envelope.TriggerTimer, `{"a":`, "", "", ""},
 		{"eventbridge", `{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2023-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}`, ShapeEventBridge, envelope.TriggerTimer, `{}`, "", "", ""},
 		{"apigw rest v1 (not deployed; still an HTTP call)", `{"httpMethod":"POST","path":"/f","queryStringParameters":{"q":"1"},"headers":{"X-Key":"k"},"body":"{\"a\":1}","requestContext":{"requestId":"r3"}}`,
 			ShapeHTTPOther, envelope.TriggerHTTP, `{"a":1}`, "POST", "/f", "q=1"},

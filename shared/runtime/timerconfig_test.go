@@ -73,6 +73,13 @@ func TestATimerPayloadTheFunctionRefusesIsConfiguration(t *testing.T) {
 		// Timer keys beside a member no platform's timer event has: a
 		// caller's direct input that looked like a timer (eventnote_test).
 		{"timer keys in a direct input", `{"triggerTime":"2026-12-01T00:00:00Z","triggerName":"t","x":1}`, 0, "INFO", 0, nil},
+		// A payload that begins as an object but does not parse is an
+		// object with a typo, not a note: read as {}, the run went on
+		// with the defaults the payload meant to change (a re-tester).
+		{"FC timer, broken object", `{"triggerTime":"2026-12-01T00:00:00Z","triggerName":"t","payload":"{\"threshold\":100"}`,
+			-1601, "WARN", 1, []string{"the FC timer trigger's payload", `{"threshold":100`, "QUOTA_ALERT_"}},
+		{"EventBridge, detail a string holding a broken object", `{"version":"0","id":"e1","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-12-01T00:00:00Z","region":"ap-east-1","resources":[],"detail":" {\"a\":"}`,
+			0, "INFO", 0, nil},
 		// FC's own text payloads are the timer's note, read as {}.
 		{"FC timer, text payload", `{"triggerTime":"2026-12-01T00:00:00Z","triggerName":"t","payload":"awesome-fc"}`, 0, "INFO", 0, nil},
 	}
