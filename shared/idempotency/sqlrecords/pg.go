@@ -24,9 +24,14 @@ import (
 type pgConns struct {
 	pool    *puddle.Pool[*pgconn.PgConn]
 	maxIdle time.Duration
-	// explicit: the URL sets a search_path (its own parameter or options),
-	// which is used as is.
+	// explicit: the URL sets a search_path (its own parameter or options).
 	explicit bool
+	// single: that search_path names one schema (not "$user"), which is
+	// used as is. A list resolves its first schema that exists, which moves
+	// when an earlier one is created: a re-tester's ?search_path=h8x,public
+	// took an empty h8x table after CREATE SCHEMA h8x and charged a key
+	// again. A list is checked for other schemas' tables, as no path is.
+	single bool
 
 	mu sync.Mutex
 	// schema is the records table's schema, pinned at the instance's first
@@ -49,7 +54,8 @@ func openPG(url string, o Options) (*pgConns, error) {
 	if cfg.ConnectTimeout > 0 {
 		connectFor = cfg.ConnectTimeout
 	}
-	p := &pgConns{maxIdle: 5 * time.Minute, explicit: cfg.RuntimeParams["search_path"] != "" || strings.Contains(cfg.RuntimeParams["options"], "search_path")}
+	sp, explicit := urlSearchPath(cfg.RuntimeParams)
+	p := &pgConns{maxIdle: 5 * time.Minute, explicit: explicit, single: explicit && oneSchema(sp)}
 	pool, err := puddle.NewPool(&puddle.Config[*pgconn.PgConn]{
 		// The pool does not cancel a connect when the caller gives up
 		// (another caller may take the connection), so it has its own bound.
@@ -136,11 +142,16 @@ func (p *pgConns) resolve(ctx context.Context, c *pgconn.PgConn) error {
 	p.mu.Lock()
 	p.seen = schema
 	p.mu.Unlock()
-	if !p.explicit && others != "" {
+	if !p.single && others != "" {
+		what := "the URL sets no search_path, and the database holds table " + Table + " in schema " + others + " while the default search_path resolves schema " + schema +
+			": the records may be there (a default changed by ALTER DATABASE or ALTER ROLE ... SET search_path since), and a table here would take their keys for new ones and charge them again"
+		if p.explicit {
+			what = "the URL's search_path names more than one schema (or \"$user\"), and the database holds table " + Table + " in schema " + others + " while the path resolves schema " + schema +
+				" now: the records may be there (a schema earlier in the path created since), and a table here would take their keys for new ones and charge them again"
+		}
 		return &schemaRefusal{
-			what: "the URL sets no search_path, and the database holds table " + Table + " in schema " + others + " while the default search_path resolves schema " + schema +
-				": the records may be there (a default changed by ALTER DATABASE or ALTER ROLE ... SET search_path since), and a table here would take their keys for new ones and charge them again",
-			fix: "put ?search_path=<schema> in the URL, naming the schema this deployment's records are in (" + urlFix + ")",
+			what: what,
+			fix:  "put ?search_path=<schema> in the URL, naming the one schema this deployment's records are in (" + urlFix + ")",
 		}
 	}
 	p.mu.Lock()
@@ -168,6 +179,48 @@ func (p *pgConns) pinned(ctx context.Context) (string, error) {
 		return p.seen, err
 	}
 	return p.schema, nil
+}
+
+// urlSearchPath is the search_path the URL sets, as its own parameter or in
+// options ("-c search_path=..."), and whether it sets one.
+func urlSearchPath(params map[string]string) (string, bool) {
+	if sp := params["search_path"]; sp != "" {
+		return sp, true
+	}
+	opts := params["options"]
+	if i := strings.Index(opts, "search_path="); i >= 0 {
+		sp, _, _ := strings.Cut(opts[i+len("search_path="):], " ")
+		return sp, true
+	}
+	return "", false
+}
+
+// oneSchema reports a search_path that names exactly one schema, and not
+// "$user" (which names a different one for each role).
+func oneSchema(sp string) bool {
+	n, inQuote, item := 0, false, strings.Builder{}
+	end := func() bool {
+		name := strings.TrimSpace(item.String())
+		item.Reset()
+		if name == "" {
+			return true
+		}
+		n++
+		return name != "$user" && name != `"$user"`
+	}
+	for _, r := range sp {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+		case r == ',' && !inQuote:
+			if !end() {
+				return false
+			}
+			continue
+		}
+		item.WriteRune(r)
+	}
+	return end() && n == 1
 }
 
 // schemaRefusal is a schema the records will not use; fix says what to do.

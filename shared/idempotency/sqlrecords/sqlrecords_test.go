@@ -730,6 +730,38 @@ func TestADefaultSearchPathThatMovedIsRefused(t *testing.T) {
 	require.Equal(t, []string{"h3s", "public"}, schemaTables(t, db))
 }
 
+// A search_path listing several schemas resolves the first that exists, so
+// a schema earlier in the list created later moved new instances to an
+// empty table: ?search_path=h8x,public charged a key again after CREATE
+// SCHEMA h8x (a re-tester). A list is checked like no path: a records
+// table in another schema is refused.
+func TestASearchPathListWhoseFirstSchemaAppearsIsRefused(t *testing.T) {
+	ctx := context.Background()
+	base := sqltest.Postgres(t)
+	db := sqltest.Open(t, base)
+	url := withParam(t, base, "search_path", "h8x,public")
+
+	first := open(t, url)
+	ok, err := first.Reserve(ctx, "SP2", idempotency.Record{Token: "t1", State: idempotency.InProgress}, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, first.Close())
+	require.Equal(t, []string{"public"}, schemaTables(t, db))
+
+	_, err = db.Exec(`CREATE SCHEMA h8x`)
+	require.NoError(t, err)
+	second := open(t, url)
+	g := idempotency.New(idempotency.Options{Records: second})
+	ok, e := g.Once(ctx, "SP2", time.Minute)
+	require.False(t, ok, "a second charge of SP2")
+	require.NotNil(t, e)
+	require.Equal(t, envelope.CodeConfig, e.Code, e.Error())
+	for _, w := range []string{"more than one schema", "public", "h8x", "?search_path="} {
+		require.Contains(t, e.Error(), w)
+	}
+	require.Equal(t, []string{"public"}, schemaTables(t, db), "no table made in h8x")
+}
+
 // A URL whose search_path names no schema that exists is refused at every
 // statement, the fence's read too (records status read it as "unfenced").
 func TestASearchPathNamingNoSchemaRefusesTheFence(t *testing.T) {
