@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -387,6 +388,45 @@ func TestAnInstanceThatLostItsCopyWaitsForTheNewestPair(t *testing.T) {
 	_, err = a.Token(ctx)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { _, err := b.Token(ctx); return err == nil }, 5*time.Second, 10*time.Millisecond, "b reads a's pair")
+}
+
+// A warm instance writes its pair back at its first call a second after the
+// store lost it: checking every 10 s, one reclaimed within those 10 s took
+// the deployment's only live refresh token with it (a re-tester).
+func TestAWarmInstanceRestoresItsPairWithinASecond(t *testing.T) {
+	r := newTokenRig(t)
+	kv := &readCounter{KV: r.kv}
+	a := ck1.NewOAuth(ck1.OAuthOptions{Base: r.url, ClientID: ck1sbx.DemoClientID, ClientSecret: ck1sbx.DemoClientSecret,
+		SeedRefreshToken: ck1sbx.DemoRefreshToken, KV: kv, Now: r.clock})
+	ctx := context.Background()
+	_, err := a.Token(ctx)
+	require.NoError(t, err)
+	// A call from the pair it holds checks the store, which holds it.
+	reads := kv.reads.Load()
+	_, err = a.Token(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return kv.reads.Load() > reads }, 5*time.Second, time.Millisecond, "the check read the store")
+
+	key := "ck1:oauth:" + ck1sbx.DemoClientID
+	require.NoError(t, r.kv.Delete(ctx, key))
+	r.advance(1500 * time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, err := a.Token(ctx)
+		require.NoError(t, err)
+		raw, err := r.kv.Get(ctx, key)
+		return err == nil && strings.Contains(string(raw), `"restored":true`)
+	}, 5*time.Second, 10*time.Millisecond, "a's pair is back in the store")
+}
+
+// readCounter counts the store's reads.
+type readCounter struct {
+	store.KV
+	reads atomic.Int64
+}
+
+func (c *readCounter) Get(ctx context.Context, key string) ([]byte, error) {
+	c.reads.Add(1)
+	return c.KV.Get(ctx, key)
 }
 
 // Every copy of the refresh token refused (CK1 spent them all: an answer

@@ -161,10 +161,10 @@ const refusalHold = time.Minute
 // seedWindow is how long after the first refusal of the seed on an empty
 // store the calls answer "retry" (-1501) rather than "authorize again": a
 // warm instance checks the store at its calls every restoreEvery and
-// stores its pair then. Answered -1601, clients that follow the envelope
+// stores its pair then, at its first call a second or more after the loss. Answered -1601, clients that follow the envelope
 // stopped retrying and alarms paged during an ordinary store loss (outside
 // tester).
-const seedWindow = restoreEvery
+const seedWindow = 10 * time.Second
 
 // seedWindowReason is one text for every call within seedWindow, so
 // identical errors group in logs and alerts.
@@ -310,8 +310,10 @@ func (a *OAuth) Token(ctx context.Context) (string, error) {
 }
 
 // restoreEvery is how often an instance serving from its own pair checks
-// that the shared store still holds one.
-const restoreEvery = 10 * time.Second
+// that the shared store still holds one (a read in the background of a
+// call). Every 10 s, an instance reclaimed within 10 s of the store's loss
+// took the deployment's only live refresh token with it (a re-tester).
+const restoreEvery = time.Second
 
 // restore writes this instance's pair back, marked Restored, when the shared
 // store lost the state: an instance started after the loss found nothing,
