@@ -284,6 +284,28 @@ func (st State) confirmed() Told {
 	return st.Told
 }
 
+// claimedAlert is what the unconfirmed claim announces (low, empty, error,
+// recovered, resolved), "" without one. A claim made over another's keeps
+// that one's Pending, so Told may differ from it in two announcements: the
+// later one is named.
+func (st State) claimedAlert() string {
+	if st.Pending == nil {
+		return ""
+	}
+	t, p := st.Told, *st.Pending
+	levelNews := t.LastNotified != p.LastNotified || t.Alerted != p.Alerted
+	errorNews := t.ErrorNotified != p.ErrorNotified || t.LastError != p.LastError
+	switch {
+	case levelNews && (!errorNews || t.LastNotified >= t.ErrorNotified):
+		return cmp.Or(t.Alerted, Recovered)
+	case errorNews && t.LastError != "":
+		return LevelError
+	case errorNews:
+		return Resolved
+	}
+	return ""
+}
+
 // decodeState reads a stored state. A state written before Alerted existed
 // announced on every change of Level, so its Level is what was told.
 func decodeState(raw []byte) (State, bool) {
@@ -351,6 +373,21 @@ type AccountResult struct {
 	HoursLeft  *float64 `json:"hoursLeft,omitempty"`
 	Notified   string   `json:"notified,omitempty"` // what was announced: low, empty, error, recovered
 	Error      string   `json:"error,omitempty"`
+	// Pending is an alert another run claimed and has not confirmed (it is
+	// delivering it, or died doing so): without it, a run after one killed
+	// mid-delivery showed the account low with nothing notified and no
+	// failure, and nobody knew the alert may not have been heard.
+	Pending *PendingAlert `json:"pending,omitempty"`
+}
+
+// PendingAlert is an announcement claimed by another run and not confirmed.
+type PendingAlert struct {
+	Alert     string `json:"alert"`     // low, empty, error, recovered or resolved
+	ClaimedAt string `json:"claimedAt"` // RFC 3339, UTC
+	// UnheardAt is when, still unconfirmed, it counts as unheard
+	// (ClaimedAt + Config.PendingGrace): the first run after it announces
+	// it again.
+	UnheardAt string `json:"unheardAt"`
 }
 
 // Summary is what a run returns.
@@ -372,7 +409,11 @@ func (s *Summary) PartlyFailed() bool { return len(s.Failures) > 0 }
 // EventBridge a timer's answer is thrown away, and an alarm on faults then
 // said that something failed but nowhere what. At most MaxReason bytes.
 func (s *Summary) PartialReason() string {
-	r := fmt.Sprintf("%d failure(s): %s", len(s.Failures), strings.Join(s.Failures, "; "))
+	unconfirmed := ""
+	if n := s.unconfirmed(); n > 0 {
+		unconfirmed = fmt.Sprintf(", %d alert(s) unconfirmed", n)
+	}
+	r := fmt.Sprintf("%d failure(s)%s: %s", len(s.Failures), unconfirmed, strings.Join(s.Failures, "; "))
 	if len(r) > MaxReason {
 		cut := MaxReason
 		for cut > 0 && !utf8.RuneStart(r[cut]) {
@@ -381,6 +422,18 @@ func (s *Summary) PartialReason() string {
 		r = r[:cut] + "…"
 	}
 	return r
+}
+
+// unconfirmed counts the accounts whose alert another run claimed and has
+// not confirmed.
+func (s *Summary) unconfirmed() int {
+	n := 0
+	for _, r := range s.Accounts {
+		if r.Pending != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // MaxReason bounds, in bytes, the failures a log line carries.
@@ -971,6 +1024,11 @@ func (a *Alerter) check(ctx context.Context, acct Account, stopAt time.Time, sum
 	}
 	b, _ := json.Marshal(next)
 	if !a.claim(ctx, key, raw, b, acct.label(), sum) || announce == "" {
+		if what := st.claimedAlert(); what != "" && announce == "" && base != st.confirmed() {
+			// Another run's claim, still within the grace: it may never
+			// be heard, and this run says nothing of its own.
+			a.pending(acct, what, st.Claimed, &res, sum)
+		}
 		return res, nil
 	}
 	res.Notified = announce
@@ -1040,6 +1098,17 @@ func (a *Alerter) settle(ctx context.Context, key string, claim State, heard boo
 		}
 	}
 	fail(errors.New("the state kept changing"))
+}
+
+// pending reports an alert another run claimed at claimedMs and has not
+// confirmed, in the account's result and in the failures: that run may have
+// died mid-delivery, and until the grace ends no run says it again.
+func (a *Alerter) pending(acct Account, what string, claimedMs int64, res *AccountResult, sum *Summary) {
+	at := time.UnixMilli(claimedMs).UTC()
+	p := &PendingAlert{Alert: what, ClaimedAt: at.Format(time.RFC3339), UnheardAt: at.Add(a.cfg.PendingGrace).Format(time.RFC3339)}
+	res.Pending = p
+	sum.Failures = append(sum.Failures, fmt.Sprintf("%s: its %s alert, claimed by another run at %s, is not confirmed (that run is still delivering it, or died mid-delivery); "+
+		"unless confirmed, it counts as unheard at %s and the first run after that announces it again", acct.label(), what, p.ClaimedAt, p.UnheardAt))
 }
 
 // unchecked is the result of an account the run had no time left for.
