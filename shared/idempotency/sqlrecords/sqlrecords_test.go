@@ -687,8 +687,7 @@ func TestADefaultSearchPathThatMovedIsRefused(t *testing.T) {
 	require.NoError(t, err)
 
 	first := open(t, base)
-	ok, err := first.Reserve(ctx, "SP1", idempotency.Record{Token: "t1", State: idempotency.InProgress}, time.Minute)
-	require.NoError(t, err)
+	ok := reserve(t, first, "SP1", "t1")
 	require.True(t, ok)
 	require.NoError(t, first.Close())
 	require.Equal(t, []string{"public"}, schemaTables(t, db))
@@ -714,8 +713,7 @@ func TestADefaultSearchPathThatMovedIsRefused(t *testing.T) {
 
 	// Naming the schema in the URL is the fix: the key is found there.
 	pinned := open(t, withParam(t, base, "search_path", "public"))
-	ok, err = pinned.Reserve(ctx, "SP1", idempotency.Record{Token: "t2", State: idempotency.InProgress}, time.Minute)
-	require.NoError(t, err)
+	ok = reserve(t, pinned, "SP1", "t2")
 	require.False(t, ok, "SP1 is taken")
 	schema, err = pinned.Schema(ctx)
 	require.NoError(t, err)
@@ -724,10 +722,18 @@ func TestADefaultSearchPathThatMovedIsRefused(t *testing.T) {
 	// An explicit search_path is used as is: another deployment may share
 	// the database on purpose.
 	other := open(t, withParam(t, base, "search_path", "h3s"))
-	ok, err = other.Reserve(ctx, "SP1", idempotency.Record{Token: "t3", State: idempotency.InProgress}, time.Minute)
-	require.NoError(t, err)
+	ok = reserve(t, other, "SP1", "t3")
 	require.True(t, ok)
 	require.Equal(t, []string{"h3s", "public"}, schemaTables(t, db))
+}
+
+// reserve reserves key in r as in progress, failing the test on an error,
+// and says whether it was free.
+func reserve(t *testing.T, r *sqlrecords.Records, key, token string) bool {
+	t.Helper()
+	ok, err := r.Reserve(context.Background(), key, idempotency.Record{Token: token, State: idempotency.InProgress}, time.Minute)
+	require.NoError(t, err)
+	return ok
 }
 
 // A search_path listing several schemas resolves the first that exists, so
@@ -742,13 +748,11 @@ func TestASearchPathListWhoseFirstSchemaAppearsIsRefused(t *testing.T) {
 	url := withParam(t, base, "search_path", "h8x,public")
 
 	first := open(t, url)
-	ok, err := first.Reserve(ctx, "SP2", idempotency.Record{Token: "t1", State: idempotency.InProgress}, time.Minute)
-	require.NoError(t, err)
-	require.True(t, ok)
+	require.True(t, reserve(t, first, "SP2", "t1"))
 	require.NoError(t, first.Close())
 	require.Equal(t, []string{"public"}, schemaTables(t, db))
 
-	_, err = db.Exec(`CREATE SCHEMA h8x`)
+	_, err := db.Exec(`CREATE SCHEMA h8x`)
 	require.NoError(t, err)
 	second := open(t, url)
 	g := idempotency.New(idempotency.Options{Records: second})
@@ -781,8 +785,7 @@ func TestARunningInstanceKeepsItsSchema(t *testing.T) {
 	_, err := db.Exec(`CREATE SCHEMA h3s`)
 	require.NoError(t, err)
 	r := open(t, base)
-	ok, err := r.Reserve(ctx, "SP1", idempotency.Record{Token: "t1", State: idempotency.InProgress}, time.Minute)
-	require.NoError(t, err)
+	ok := reserve(t, r, "SP1", "t1")
 	require.True(t, ok)
 
 	// A schema named after the user, first in the default search_path
@@ -792,8 +795,7 @@ func TestARunningInstanceKeepsItsSchema(t *testing.T) {
 	require.NoError(t, db.QueryRow(`SELECT current_user`).Scan(&user))
 	_, err = db.Exec(`CREATE SCHEMA "` + user + `"; CREATE TABLE "` + user + `".` + sqlrecords.Table + ` (LIKE public.` + sqlrecords.Table + ` INCLUDING ALL)`)
 	require.NoError(t, err)
-	ok, err = r.Reserve(ctx, "SP1", idempotency.Record{Token: "t2", State: idempotency.InProgress}, time.Minute)
-	require.NoError(t, err)
+	ok = reserve(t, r, "SP1", "t2")
 	require.False(t, ok, "SP1 is taken in the instance's table")
 	_, err = db.Exec(`DROP SCHEMA "` + user + `" CASCADE`)
 	require.NoError(t, err)
