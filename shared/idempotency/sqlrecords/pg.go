@@ -25,13 +25,15 @@ type pgConns struct {
 	pool    *puddle.Pool[*pgconn.PgConn]
 	maxIdle time.Duration
 	// explicit: the URL sets a search_path (its own parameter or options).
+	// Only one naming a single schema (not "$user") is used as is, read
+	// from the session the URL made (resolve), not from the URL: a list
+	// resolves its first schema that exists, which moves when an earlier
+	// one is created (a re-tester's ?search_path=h8x,public took an empty
+	// h8x table after CREATE SCHEMA h8x and charged a key again), and the
+	// server reads options its own way (the last of two -c search_path, a
+	// backslash-escaped space: a re-tester's URL read as one schema was a
+	// list). A list is checked for other schemas' tables, as no path is.
 	explicit bool
-	// single: that search_path names one schema (not "$user"), which is
-	// used as is. A list resolves its first schema that exists, which moves
-	// when an earlier one is created: a re-tester's ?search_path=h8x,public
-	// took an empty h8x table after CREATE SCHEMA h8x and charged a key
-	// again. A list is checked for other schemas' tables, as no path is.
-	single bool
 
 	mu sync.Mutex
 	// schema is the records table's schema, pinned at the instance's first
@@ -54,8 +56,7 @@ func openPG(url string, o Options) (*pgConns, error) {
 	if cfg.ConnectTimeout > 0 {
 		connectFor = cfg.ConnectTimeout
 	}
-	sp, explicit := urlSearchPath(cfg.RuntimeParams)
-	p := &pgConns{maxIdle: 5 * time.Minute, explicit: explicit, single: explicit && oneSchema(sp)}
+	p := &pgConns{maxIdle: 5 * time.Minute, explicit: urlSetsSearchPath(cfg.RuntimeParams)}
 	pool, err := puddle.NewPool(&puddle.Config[*pgconn.PgConn]{
 		// The pool does not cancel a connect when the caller gives up
 		// (another caller may take the connection), so it has its own bound.
@@ -120,14 +121,14 @@ func (p *pgConns) resolve(ctx context.Context, c *pgconn.PgConn) error {
 			FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
 			WHERE t.relname = $1 AND t.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname IS DISTINCT FROM q.s
 				AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'), ''),
-		CASE WHEN q.s IS NOT NULL THEN set_config('search_path', quote_ident(q.s), false) END
-		FROM (SELECT current_schema() AS s OFFSET 0) q`,
+		CASE WHEN q.s IS NOT NULL THEN set_config('search_path', quote_ident(q.s), false) END, q.sp
+		FROM (SELECT current_schema() AS s, current_setting('search_path') AS sp OFFSET 0) q`,
 		[][]byte{[]byte(Table)}, nil, nil, nil)
-	var schema, others string
+	var schema, others, path string
 	found := false // current_schema() is NULL when no schema of search_path exists
 	for rr.NextRow() {
 		v := rr.Values()
-		schema, found, others = string(v[0]), v[0] != nil, string(v[1])
+		schema, found, others, path = string(v[0]), v[0] != nil, string(v[1]), string(v[3])
 	}
 	if _, err := rr.Close(); err != nil {
 		return err
@@ -142,11 +143,11 @@ func (p *pgConns) resolve(ctx context.Context, c *pgconn.PgConn) error {
 	p.mu.Lock()
 	p.seen = schema
 	p.mu.Unlock()
-	if !p.single && others != "" {
+	if !(p.explicit && oneSchema(path)) && others != "" {
 		what := "the URL sets no search_path, and the database holds table " + Table + " in schema " + others + " while the default search_path resolves schema " + schema +
 			": the records may be there (a default changed by ALTER DATABASE or ALTER ROLE ... SET search_path since), and a table here would take their keys for new ones and charge them again"
 		if p.explicit {
-			what = "the URL's search_path names more than one schema (or \"$user\"), and the database holds table " + Table + " in schema " + others + " while the path resolves schema " + schema +
+			what = "the URL's search_path (" + path + ") names more than one schema (or \"$user\"), and the database holds table " + Table + " in schema " + others + " while the path resolves schema " + schema +
 				" now: the records may be there (a schema earlier in the path created since), and a table here would take their keys for new ones and charge them again"
 		}
 		return &schemaRefusal{
@@ -181,18 +182,10 @@ func (p *pgConns) pinned(ctx context.Context) (string, error) {
 	return p.schema, nil
 }
 
-// urlSearchPath is the search_path the URL sets, as its own parameter or in
-// options ("-c search_path=..."), and whether it sets one.
-func urlSearchPath(params map[string]string) (string, bool) {
-	if sp := params["search_path"]; sp != "" {
-		return sp, true
-	}
-	opts := params["options"]
-	if i := strings.Index(opts, "search_path="); i >= 0 {
-		sp, _, _ := strings.Cut(opts[i+len("search_path="):], " ")
-		return sp, true
-	}
-	return "", false
+// urlSetsSearchPath reports a URL that sets a search_path, as its own
+// parameter or in options ("-c search_path=...").
+func urlSetsSearchPath(params map[string]string) bool {
+	return params["search_path"] != "" || strings.Contains(params["options"], "search_path")
 }
 
 // oneSchema reports a search_path that names exactly one schema, and not

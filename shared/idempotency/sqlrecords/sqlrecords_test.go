@@ -742,28 +742,37 @@ func reserve(t *testing.T, r *sqlrecords.Records, key, token string) bool {
 // SCHEMA h8x (a re-tester). A list is checked like no path: a records
 // table in another schema is refused.
 func TestASearchPathListWhoseFirstSchemaAppearsIsRefused(t *testing.T) {
-	ctx := context.Background()
-	base := sqltest.Postgres(t)
-	db := sqltest.Open(t, base)
-	url := withParam(t, base, "search_path", "h8x,public")
+	for name, param := range map[string][2]string{
+		"search_path list": {"search_path", "h8x,public"},
+		// The server takes the last of two (a re-tester's URL, read as one
+		// schema from the first, charged a key again).
+		"options, twice": {"options", "-c search_path=h8x -c search_path=h8x,public"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			base := sqltest.Postgres(t)
+			db := sqltest.Open(t, base)
+			url := withParam(t, base, param[0], param[1])
 
-	first := open(t, url)
-	require.True(t, reserve(t, first, "SP2", "t1"))
-	require.NoError(t, first.Close())
-	require.Equal(t, []string{"public"}, schemaTables(t, db))
+			first := open(t, url)
+			require.True(t, reserve(t, first, "SP2", "t1"))
+			require.NoError(t, first.Close())
+			require.Equal(t, []string{"public"}, schemaTables(t, db))
 
-	_, err := db.Exec(`CREATE SCHEMA h8x`)
-	require.NoError(t, err)
-	second := open(t, url)
-	g := idempotency.New(idempotency.Options{Records: second})
-	ok, e := g.Once(ctx, "SP2", time.Minute)
-	require.False(t, ok, "a second charge of SP2")
-	require.NotNil(t, e)
-	require.Equal(t, envelope.CodeConfig, e.Code, e.Error())
-	for _, w := range []string{"more than one schema", "public", "h8x", "?search_path="} {
-		require.Contains(t, e.Error(), w)
+			_, err := db.Exec(`CREATE SCHEMA h8x`)
+			require.NoError(t, err)
+			second := open(t, url)
+			g := idempotency.New(idempotency.Options{Records: second})
+			ok, e := g.Once(ctx, "SP2", time.Minute)
+			require.False(t, ok, "a second charge of SP2")
+			require.NotNil(t, e)
+			require.Equal(t, envelope.CodeConfig, e.Code, e.Error())
+			for _, w := range []string{"more than one schema", "public", "h8x", "?search_path="} {
+				require.Contains(t, e.Error(), w)
+			}
+			require.Equal(t, []string{"public"}, schemaTables(t, db), "no table made in h8x")
+		})
 	}
-	require.Equal(t, []string{"public"}, schemaTables(t, db), "no table made in h8x")
 }
 
 // A URL whose search_path names no schema that exists is refused at every
