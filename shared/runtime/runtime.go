@@ -149,11 +149,12 @@ type Handler struct {
 	Op      envelope.Op
 	Deps    Deps
 	Guard   Guard
-	Timeout time.Duration // used when the platform gives no deadline
-	maxBody int           // an HTTP trigger's largest body (CLOUDCALL_MAX_BODY_BYTES)
-	methods []string      // the HTTP trigger's methods (the registry's); nil: any
-	unknown string        // the unknown-field policy (CLOUDCALL_UNKNOWN_FIELDS)
-	nulls   string        // the null policy (CLOUDCALL_NULL_FIELDS)
+	Timeout time.Duration      // used when the platform gives no deadline
+	maxBody int                // an HTTP trigger's largest body (CLOUDCALL_MAX_BODY_BYTES)
+	methods []string           // the HTTP trigger's methods (the registry's); nil: any
+	sched   *registry.Schedule // the function's timer (the registry's); nil: none
+	unknown string             // the unknown-field policy (CLOUDCALL_UNKNOWN_FIELDS)
+	nulls   string             // the null policy (CLOUDCALL_NULL_FIELDS)
 	initErr error
 	metrics invocationMetrics // cold start, EMF (metrics.go)
 }
@@ -241,7 +242,7 @@ func New(ctx context.Context, env *config.Env, log *slog.Logger, f Factory) (*Ha
 	}
 	h := &Handler{Op: op, Deps: deps, Guard: guard, Timeout: cmp.Or(timeout, op.Timeout, DefaultTimeout), maxBody: maxBody, unknown: unknown, nulls: nulls, initErr: initErr}
 	if known {
-		h.methods = fn.HTTPMethods
+		h.methods, h.sched = fn.HTTPMethods, fn.Schedule
 	}
 	if _, open := guard.(openGuard); open && (!known || len(fn.HTTPMethods) > 0) {
 		// Said at every start, wherever it runs: left over in a deployer's
@@ -346,8 +347,16 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 	if in.Trigger != envelope.TriggerHTTP && len(in.Body) > h.maxBody {
 		// A direct invocation is bounded by the platform only (FC takes 32
 		// MB): decoding 30 MB got a 128 MB instance killed for its memory.
-		return envelope.Failure(h.Op.API, &envelope.Error{Code: envelope.CodePayloadTooLarge,
-			Reason: fmt.Sprintf("input is %d bytes; at most %d are accepted (CLOUDCALL_MAX_BODY_BYTES)", len(in.Body), h.maxBody)})
+		e := &envelope.Error{Code: envelope.CodePayloadTooLarge,
+			Reason: fmt.Sprintf("input is %d bytes; at most %d are accepted (CLOUDCALL_MAX_BODY_BYTES)", len(in.Body), h.maxBody)}
+		if source, ok := timerSource(in); ok && h.sched != nil && in.Trigger == envelope.TriggerTimer {
+			// A timer's payload is configuration, as for one the function
+			// refuses (noteEvent): FC takes 128 KB there, and a -1002 at
+			// INFO was an hourly run that never happened, seen by no
+			// alarm on faults (a re-tester).
+			e = timerConfigError(e, source, in.Body, h.sched)
+		}
+		return envelope.Failure(h.Op.API, e)
 	}
 	if in.Trigger == envelope.TriggerHTTP {
 		if n := headerBytes(in.Header); n > MaxHeaderBytes {

@@ -68,6 +68,10 @@ func TestATimerPayloadTheFunctionRefusesIsConfiguration(t *testing.T) {
 			-1601, "WARN", 1, []string{"the ScheduleV2 Input's payload", "threshold: unknown field", "QUOTA_ALERT_"}},
 		{"EventBridge detail", `{"version":"0","id":"e1","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-12-01T00:00:00Z","region":"ap-east-1","resources":[],"detail":{"a":1}}`,
 			-1601, "WARN", 1, []string{"the EventBridge scheduled event's detail", "a: unknown field", "QUOTA_ALERT_"}},
+		// Over CLOUDCALL_MAX_BODY_BYTES (64 KiB; FC takes 128 KB in a
+		// timer's payload): configuration too, not a caller's -1002.
+		{"FC timer, payload over the limit", `{"triggerTime":"2026-12-01T00:00:00Z","triggerName":"t","payload":"{\"note\":\"` + strings.Repeat("x", 70000) + `\"}"}`,
+			-1601, "WARN", 1, []string{"the FC timer trigger's payload", "at most 65536 are accepted (CLOUDCALL_MAX_BODY_BYTES)", "quota-alert-hourly"}},
 		// A caller's input, as before.
 		{"direct", `{"x":1}`, -1001, "INFO", 0, []string{"x: unknown field"}},
 		// Timer keys beside a member no platform's timer event has: a
