@@ -349,12 +349,14 @@ func (h *Handler) answer(ctx context.Context, in *envelope.Input, meta Meta) env
 		// MB): decoding 30 MB got a 128 MB instance killed for its memory.
 		e := &envelope.Error{Code: envelope.CodePayloadTooLarge,
 			Reason: fmt.Sprintf("input is %d bytes; at most %d are accepted (CLOUDCALL_MAX_BODY_BYTES)", len(in.Body), h.maxBody)}
-		if source, ok := timerSource(in); ok && h.sched != nil && in.Trigger == envelope.TriggerTimer {
+		if h.sched != nil && in.Trigger == envelope.TriggerTimer {
 			// A timer's payload is configuration, as for one the function
 			// refuses (noteEvent): FC takes 128 KB there, and a -1002 at
 			// INFO was an hourly run that never happened, seen by no
 			// alarm on faults (a re-tester).
-			e = timerConfigError(e, source, in.Body, h.sched)
+			if source, ok := timerSource(in); ok {
+				e = timerConfigError(e, source, in.Body, h.sched)
+			}
 		}
 		return envelope.Failure(h.Op.API, e)
 	}
